@@ -1,0 +1,271 @@
+# Makefile — builds the feox engine (build/libfeox.a, build/libfeox.so), the SQLite extension
+# (build/feox.so) and every test, fuzz and benchmark program. Sources are found by wildcard, so a
+# new file only needs to follow the naming below:
+#
+#   engine/*.c                      the engine library
+#   ext/*.c                         the SQLite extension (loadable, and static with -DSQLITE_CORE)
+#   tests/unit/test_*.c             cmocka unit tests, linked with the engine
+#   tests/unit/test_ext_*.c         cmocka tests that also link the extension statically + SQLite
+#   tests/stress/stress_*.c         concurrency stress programs (also run under TSan: make tsan)
+#   tests/stress/stress_ext_*.c     stress through SQL (extension linked statically)
+#   tests/crash/crash_*.c           kill -9 / fault-injection programs (CRASH_ITERATIONS=N)
+#   tests/fuzz/fuzz_*.c             libFuzzer targets (corpus in tests/fuzz/corpus/<name>/)
+#   tests/bench/*.c                 one benchmark binary, build/bench/feox_bench
+#   tests/sql/*.sql (+ .expected)   golden SQL through the sqlite3 shell (tests/sql/run.sh)
+#   tests/python/test_*.py          /usr/bin/python3 unittest files
+#
+# Targets: all test demo tsan fuzz crash bench soak install uninstall deps clean format
+
+# B: the build directory (give each concurrent build its own: make B=build-x ...)
+B ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+CLANG ?= clang
+PYTHON ?= /usr/bin/python3
+SQLITE3 ?= sqlite3
+FUZZ_SECONDS ?= 30
+CRASH_ITERATIONS ?= 200
+QUICK ?=
+
+SOVERSION := 0
+VERSION := 0.1.0
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(WARN) -Iengine $(shell pkg-config --cflags libcjson 2>/dev/null)
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
+ENGINE_LIBS := -lck -lcjson -lxxhash -lpthread -lm
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+TSAN_FLAGS := -O1 -g -fsanitize=thread
+
+ENGINE_SRC := $(sort $(wildcard engine/*.c))
+EXT_SRC := $(sort $(wildcard ext/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+STRESS_SRC := $(sort $(wildcard tests/stress/stress_*.c))
+CRASH_SRC := $(sort $(wildcard tests/crash/crash_*.c))
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
+TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
+
+# One object tree per flavour: $(B)/<flavour>/{engine,ext,...}/x.o
+define objs
+$(patsubst %.c,$(B)/$(1)/%.o,$(2))
+endef
+
+ENGINE_OBJ := $(call objs,rel,$(ENGINE_SRC))
+EXT_OBJ := $(call objs,rel,$(EXT_SRC))
+EXT_CORE_OBJ := $(call objs,relcore,$(EXT_SRC))
+ASAN_ENGINE_OBJ := $(call objs,asan,$(ENGINE_SRC))
+ASAN_EXT_CORE_OBJ := $(call objs,asancore,$(EXT_SRC))
+TSAN_ENGINE_OBJ := $(call objs,tsan,$(ENGINE_SRC))
+TSAN_EXT_CORE_OBJ := $(call objs,tsancore,$(EXT_SRC))
+
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+STRESS_BIN := $(patsubst tests/stress/%.c,$(B)/tests/%,$(STRESS_SRC))
+CRASH_BIN := $(patsubst tests/crash/%.c,$(B)/tests/%,$(CRASH_SRC))
+ASAN_UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/asan-tests/%,$(UNIT_SRC))
+ASAN_STRESS_BIN := $(patsubst tests/stress/%.c,$(B)/asan-tests/%,$(STRESS_SRC))
+ASAN_CRASH_BIN := $(patsubst tests/crash/%.c,$(B)/asan-tests/%,$(CRASH_SRC))
+TSAN_STRESS_BIN := $(patsubst tests/stress/%.c,$(B)/tsan-tests/%,$(STRESS_SRC))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+
+BUILD_DEPS := libsqlite3-dev libcjson-dev libck-dev libxxhash-dev pkg-config sqlite3
+TEST_DEPS := libcmocka-dev python3 valgrind clang libclang-rt-14-dev
+BENCH_DEPS := liblmdb-dev librocksdb-dev
+
+.PHONY: all test demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench \
+	clean format unit-tests asan-tests sql-tests python-tests stress-tests crash-tests \
+	fuzz-smoke valgrind-tests
+
+all: $(B)/libfeox.a $(B)/libfeox.so $(B)/feox.so
+
+# ---- dependencies: install missing Debian packages (as root, or through sudo) -------------------
+define install_missing
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(BUILD_DEPS))
+deps-test: deps
+	$(call install_missing,$(TEST_DEPS))
+deps-bench: deps
+	$(call install_missing,$(BENCH_DEPS))
+
+# ---- libraries ----------------------------------------------------------------------------------
+$(B)/rel/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+$(B)/relcore/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -MMD -MP -c $< -o $@
+$(B)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -MMD -MP -c $< -o $@
+$(B)/asancore/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -DSQLITE_CORE -MMD -MP -c $< -o $@
+$(B)/tsan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(TSAN_FLAGS) -MMD -MP -c $< -o $@
+$(B)/tsancore/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(TSAN_FLAGS) -DSQLITE_CORE -MMD -MP -c $< -o $@
+
+$(B)/libfeox.a: $(ENGINE_OBJ)
+	@mkdir -p $(B)
+	rm -f $@ && ar rcs $@ $^
+$(B)/asan/libfeox.a: $(ASAN_ENGINE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(B)/tsan/libfeox.a: $(TSAN_ENGINE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libfeox.so: $(ENGINE_OBJ)
+	$(CC) -shared -Wl,-soname,libfeox.so.$(SOVERSION) -o $@ $^ $(ENGINE_LIBS)
+
+# The loadable extension: engine linked in, SQLite NOT linked (the host provides it).
+$(B)/feox.so: $(EXT_OBJ) $(ENGINE_OBJ)
+	$(CC) -shared -o $@ $^ $(ENGINE_LIBS) -Wl,-z,now -Wl,-z,relro
+
+# ---- tests ----------------------------------------------------------------------------------------
+TEST_LIBS := -lcmocka $(ENGINE_LIBS)
+is_ext = $(findstring _ext_,$(notdir $(1)))
+
+$(B)/tests/%: tests/unit/%.c $(B)/libfeox.a $(EXT_CORE_OBJ) $(TEST_SUPPORT_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/support -Iext $(if $(call is_ext,$@),-DSQLITE_CORE) $< $(TEST_SUPPORT_SRC) \
+	  $(if $(call is_ext,$@),$(EXT_CORE_OBJ) -lsqlite3) $(B)/libfeox.a $(TEST_LIBS) -o $@
+$(B)/tests/%: tests/stress/%.c $(B)/libfeox.a $(EXT_CORE_OBJ) $(TEST_SUPPORT_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/support -Iext $(if $(call is_ext,$@),-DSQLITE_CORE) $< $(TEST_SUPPORT_SRC) \
+	  $(if $(call is_ext,$@),$(EXT_CORE_OBJ) -lsqlite3) $(B)/libfeox.a $(TEST_LIBS) -o $@
+$(B)/tests/%: tests/crash/%.c $(B)/libfeox.a $(TEST_SUPPORT_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/support $< $(TEST_SUPPORT_SRC) $(B)/libfeox.a $(TEST_LIBS) -o $@
+
+$(B)/asan-tests/%: tests/unit/%.c $(B)/asan/libfeox.a $(ASAN_EXT_CORE_OBJ) $(TEST_SUPPORT_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -Itests/support -Iext $(if $(call is_ext,$@),-DSQLITE_CORE) $< $(TEST_SUPPORT_SRC) \
+	  $(if $(call is_ext,$@),$(ASAN_EXT_CORE_OBJ) -lsqlite3) $(B)/asan/libfeox.a $(TEST_LIBS) -o $@
+$(B)/asan-tests/%: tests/stress/%.c $(B)/asan/libfeox.a $(ASAN_EXT_CORE_OBJ) $(TEST_SUPPORT_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -Itests/support -Iext $(if $(call is_ext,$@),-DSQLITE_CORE) $< $(TEST_SUPPORT_SRC) \
+	  $(if $(call is_ext,$@),$(ASAN_EXT_CORE_OBJ) -lsqlite3) $(B)/asan/libfeox.a $(TEST_LIBS) -o $@
+$(B)/asan-tests/%: tests/crash/%.c $(B)/asan/libfeox.a $(TEST_SUPPORT_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -Itests/support $< $(TEST_SUPPORT_SRC) $(B)/asan/libfeox.a $(TEST_LIBS) -o $@
+
+$(B)/tsan-tests/%: tests/stress/%.c $(B)/tsan/libfeox.a $(TSAN_EXT_CORE_OBJ) $(TEST_SUPPORT_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(TSAN_FLAGS) -Itests/support -Iext $(if $(call is_ext,$@),-DSQLITE_CORE) $< $(TEST_SUPPORT_SRC) \
+	  $(if $(call is_ext,$@),$(TSAN_EXT_CORE_OBJ) -lsqlite3) $(B)/tsan/libfeox.a $(TEST_LIBS) -o $@
+
+# make test: everything, plain and under ASan+UBSan.
+test: deps-test all
+	@$(MAKE) --no-print-directory unit-tests asan-tests sql-tests python-tests stress-tests \
+	  crash-tests valgrind-tests fuzz-smoke
+	@echo "all tests passed"
+
+unit-tests: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
+
+asan-tests: $(ASAN_UNIT_BIN) $(ASAN_STRESS_BIN) $(ASAN_CRASH_BIN)
+	@for t in $(ASAN_UNIT_BIN); do echo "== $$t (asan)"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t || exit 1; done
+	@for t in $(ASAN_STRESS_BIN); do echo "== $$t --quick (asan)"; \
+	  ASAN_OPTIONS=detect_leaks=1 $$t --quick || exit 1; done
+	@for t in $(ASAN_CRASH_BIN); do echo "== $$t (asan)"; \
+	  ASAN_OPTIONS=detect_leaks=1 CRASH_ITERATIONS=10 $$t || exit 1; done
+
+stress-tests: $(STRESS_BIN)
+	@for t in $(STRESS_BIN); do echo "== $$t"; $$t || exit 1; done
+
+crash-tests: $(CRASH_BIN)
+	@for t in $(CRASH_BIN); do echo "== $$t"; CRASH_ITERATIONS=50 $$t || exit 1; done
+
+crash: deps-test $(CRASH_BIN)
+	@for t in $(CRASH_BIN); do echo "== $$t"; CRASH_ITERATIONS=$(CRASH_ITERATIONS) $$t || exit 1; done
+
+sql-tests: $(B)/feox.so
+	@bash tests/sql/run.sh
+
+python-tests: $(B)/feox.so
+	@if ls tests/python/test_*.py >/dev/null 2>&1; then \
+	  cd tests/python && FEOX_EXT=$(CURDIR)/$(B)/feox $(PYTHON) -m unittest -q $$(ls test_*.py | sed 's/\.py$$//'); fi
+
+valgrind-tests: $(B)/feox.so
+	@if [ -f tests/sql/valgrind.sh ]; then bash tests/sql/valgrind.sh; fi
+
+tsan: deps-test $(TSAN_STRESS_BIN)
+	@for t in $(TSAN_STRESS_BIN); do echo "== $$t (tsan)"; \
+	  TSAN_OPTIONS="halt_on_error=1 detect_deadlocks=0" $$t --quick || exit 1; done
+
+# ---- fuzzing (clang libFuzzer) ------------------------------------------------------------------
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iengine -Iext \
+	-Itests/support $(shell pkg-config --cflags libcjson 2>/dev/null)
+$(B)/fuzz/%: tests/fuzz/%.c $(ENGINE_SRC) $(EXT_SRC)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) -DSQLITE_CORE $< $(ENGINE_SRC) $(if $(findstring sql,$*),$(EXT_SRC) -lsqlite3) \
+	  $(ENGINE_LIBS) -o $@
+
+define run_fuzzer
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); echo "== $$n ($(1) s)"; \
+	  mkdir -p $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
+	  dict=""; [ -f tests/fuzz/$$n.dict ] && dict="-dict=tests/fuzz/$$n.dict"; \
+	  $$f -max_total_time=$(1) -rss_limit_mb=2048 -artifact_prefix=$(B)/fuzz/$$n- $$dict \
+	    $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n >$(B)/fuzz/$$n.log 2>&1 \
+	    || { tail -40 $(B)/fuzz/$$n.log; exit 1; }; done
+endef
+
+fuzz: deps-test $(FUZZ_BIN)
+	$(call run_fuzzer,$(FUZZ_SECONDS))
+
+fuzz-smoke: $(FUZZ_BIN)
+	$(call run_fuzzer,10)
+
+# ---- demo, benchmarks, soak ------------------------------------------------------------------------
+demo: deps all
+	@cd sql && $(SQLITE3) -bail -cmd '.load ../$(B)/feox' :memory: < demo.sql
+
+$(B)/bench/feox_bench: $(BENCH_SRC) $(B)/libfeox.a $(EXT_CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O2 -Iext -DSQLITE_CORE $(BENCH_SRC) $(EXT_CORE_OBJ) $(B)/libfeox.a \
+	  -llmdb -lrocksdb -lsqlite3 $(ENGINE_LIBS) -o $@
+
+bench: deps-bench $(B)/bench/feox_bench
+	$(B)/bench/feox_bench $(if $(QUICK),--quick)
+
+soak: deps-test $(STRESS_BIN)
+	@if [ -x $(B)/tests/stress_ext_soak ]; then $(B)/tests/stress_ext_soak --seconds $${SOAK_SECONDS:-600}; fi
+
+# ---- install ----------------------------------------------------------------------------------
+SQLITE_EXT_DIR ?= $(PREFIX)/lib/sqlite3
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(SQLITE_EXT_DIR)
+	install -m 644 engine/feox.h $(DESTDIR)$(PREFIX)/include/feox.h
+	install -m 644 $(B)/libfeox.a $(DESTDIR)$(PREFIX)/lib/libfeox.a
+	install -m 755 $(B)/libfeox.so $(DESTDIR)$(PREFIX)/lib/libfeox.so.$(VERSION)
+	ln -sf libfeox.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libfeox.so.$(SOVERSION)
+	ln -sf libfeox.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libfeox.so
+	install -m 755 $(B)/feox.so $(DESTDIR)$(SQLITE_EXT_DIR)/feox.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' engine/feox.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/feox.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/feox.h $(DESTDIR)$(PREFIX)/lib/libfeox.a \
+	  $(DESTDIR)$(PREFIX)/lib/libfeox.so $(DESTDIR)$(PREFIX)/lib/libfeox.so.$(SOVERSION) \
+	  $(DESTDIR)$(PREFIX)/lib/libfeox.so.$(VERSION) $(DESTDIR)$(SQLITE_EXT_DIR)/feox.so \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/feox.pc
+
+format:
+	clang-format -i engine/*.[ch] ext/*.[ch] tests/*/*.[ch]
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

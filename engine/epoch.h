@@ -1,0 +1,68 @@
+/*
+ * epoch.h — safe memory reclamation for lock-free readers, on Concurrency Kit's ck_epoch.
+ *
+ * Contract
+ *   - Readers bracket every access to shared index memory with feox_epoch_enter/exit. Sections
+ *     nest, are per thread, and must be short: no I/O, no user callbacks, no waiting.
+ *   - Writers unlink an object from every index first, then hand it to feox_epoch_retire. The
+ *     object's destroy function runs only after every section active at retire time has ended.
+ *   - feox_epoch_reclaim waits for a grace period and destroys what was retired before it started.
+ *     It must not be called inside a section (it would wait for itself); it returns at once if the
+ *     calling thread is inside one.
+ *   - One process-global epoch domain shared by every store; per-thread records are created lazily
+ *     and recycled when threads exit, so any application thread may call into the engine.
+ */
+#ifndef FEOX_EPOCH_H
+#define FEOX_EPOCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Embedded in every object that is retired (records, entries, index nodes). */
+typedef struct feox_retire_link {
+    struct feox_retire_link *next; /* the global retire stack's link */
+    void (*destroy)(struct feox_retire_link *link);
+    size_t bytes;
+} feox_retire_link;
+
+void feox_epoch_enter(void);
+void feox_epoch_exit(void);
+/* True if this thread is inside a section. */
+int feox_epoch_in_section(void);
+
+/* Retire an object that is no longer reachable from any index. */
+void feox_epoch_retire(feox_retire_link *link, void (*destroy)(feox_retire_link *), size_t bytes);
+
+/* Retire a plain allocation (freed with feox_mem_free); for memory without an embedded link,
+ * such as a ck_hs map replaced by growth. */
+void feox_epoch_retire_ptr(void *ptr, size_t bytes);
+
+/* Grace period, then destroy everything retired before the call. Returns the bytes freed. */
+size_t feox_epoch_reclaim(void);
+
+/* Bytes retired and not yet destroyed (for bounding memory under update storms). */
+uint64_t feox_epoch_pending_bytes(void);
+uint64_t feox_epoch_total_retired(void);
+uint64_t feox_epoch_total_freed(void);
+
+/* TSan cannot see Concurrency Kit's inline-asm atomics; these annotate the happens-before edges
+ * (publish → read) so ThreadSanitizer stays quiet on correct code. No-ops without TSan. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FEOX_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define FEOX_TSAN 1
+#endif
+#ifdef FEOX_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define FEOX_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define FEOX_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define FEOX_TSAN_ACQUIRE(p) ((void)0)
+#define FEOX_TSAN_RELEASE(p) ((void)0)
+#endif
+
+#endif

@@ -1,0 +1,399 @@
+/*
+ * feox.h — the public API of the feox engine: an embedded, thread-safe key-value store.
+ *
+ * This header is the manual. Every function says what it does, what its arguments mean and which
+ * errors it returns. Nothing else under engine/ is public.
+ *
+ *   feox_config cfg;
+ *   feox_config_init(&cfg);                 // defaults; cfg.path = NULL means memory only
+ *   feox_store *s;
+ *   if (feox_open(&cfg, &s) != FEOX_OK) ...
+ *   feox_insert(s, "user:1", 6, "Ada", 3, NULL, NULL);
+ *   void *v; size_t n;
+ *   feox_get(s, "user:1", 6, &v, &n, NULL); ... feox_free(v);
+ *   feox_close(s);
+ *
+ * Model
+ *   - Keys are 1..FEOX_MAX_KEY_SIZE bytes, ordered by unsigned memcmp (a shorter prefix first).
+ *     Values are 0..FEOX_MAX_VALUE_SIZE bytes. Each record also carries a 32-bit opaque tag
+ *     (like memcached's client flags), a timestamp and an optional expiry.
+ *   - Timestamps are u64 nanoseconds since the Unix epoch. A write is accepted only if its timestamp
+ *     is strictly newer than the record's; otherwise FEOX_ERR_OLDER_TIMESTAMP and nothing changes.
+ *     Timestamp 0 means "automatic": drawn under the key's lock, strictly greater than the record's
+ *     current timestamp, so concurrent automatic writes never fail with OLDER_TIMESTAMP.
+ *   - Expiry is an absolute instant; a record is expired when now > expires_at. Expired records are
+ *     absent on every path (get, size, contains, len, range, cursor, CAS, incr, patch, delete,
+ *     update_ttl). A background sweeper reclaims them.
+ *   - Every function is thread-safe. Reads never take a lock. Every error leaves the store
+ *     unchanged. A failing call may leave a human-readable detail in feox_error_detail().
+ */
+#ifndef FEOX_H
+#define FEOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FEOX_VERSION "0.1.0"
+#define FEOX_MAX_KEY_SIZE (100u * 1024u)         /* 102400 bytes */
+#define FEOX_MAX_VALUE_SIZE (4u * 1024u * 1024u) /* 4194304 bytes */
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------------------------- */
+
+/* Every engine function returns one of these. FEOX_OK is 0. */
+typedef enum feox_err {
+    FEOX_OK = 0,
+    FEOX_ERR_INVALID_ARGUMENT,  /* a NULL pointer where one is required, or a bad option value */
+    FEOX_ERR_INVALID_KEY,       /* key empty or longer than FEOX_MAX_KEY_SIZE */
+    FEOX_ERR_INVALID_VALUE,     /* value longer than FEOX_MAX_VALUE_SIZE */
+    FEOX_ERR_KEY_NOT_FOUND,     /* key absent or expired */
+    FEOX_ERR_KEY_EXISTS,        /* feox_insert with FEOX_WRITE_IF_ABSENT on a live key */
+    FEOX_ERR_OLDER_TIMESTAMP,   /* explicit timestamp not strictly newer than the record's */
+    FEOX_ERR_OUT_OF_MEMORY,     /* the write would exceed max_memory */
+    FEOX_ERR_NOMEM,             /* the system allocator failed */
+    FEOX_ERR_INVALID_OPERATION, /* counter value is not exactly 8 bytes */
+    FEOX_ERR_JSON_PATCH,        /* stored value or patch not JSON, or an operation failed */
+    FEOX_ERR_IO,                /* read, write or fsync failed (see feox_error_detail) */
+    FEOX_ERR_DISK_FULL,         /* ENOSPC / EFBIG while writing the store file */
+    FEOX_ERR_CORRUPT,           /* the store file is damaged beyond its recoverable tail */
+    FEOX_ERR_FORMAT,            /* not a feox file, or a format version this build cannot read */
+    FEOX_ERR_LOCKED,            /* another process holds the store file */
+    FEOX_ERR_DEGRADED,          /* an earlier fsync failed; the file accepts no more writes */
+    FEOX_ERR_CLOSED             /* the store is shutting down */
+} feox_err;
+
+/* A short constant description of an error code, e.g. "key not found". Never NULL. */
+const char *feox_strerror(feox_err err);
+
+/* Detail about the last error returned to this thread (e.g. which JSON Patch operation failed and
+ * why, or the path and errno of an I/O failure). Empty string if none. Valid until the next feox
+ * call on this thread. */
+const char *feox_error_detail(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Opening and closing
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct feox_store feox_store;
+
+typedef enum feox_sync_mode {
+    FEOX_SYNC_NORMAL = 0, /* background flusher writes and fsyncs every flush_interval_ms */
+    FEOX_SYNC_OFF,        /* written by the background flusher, never fsynced except by flush() */
+    FEOX_SYNC_FULL        /* a write returns only once durable; concurrent writers share fsyncs */
+} feox_sync_mode;
+
+/* A clock returning nanoseconds since the Unix epoch; used for automatic timestamps and expiry. */
+typedef uint64_t (*feox_clock_fn)(void *ctx);
+
+typedef struct feox_config {
+    /* Store file. NULL or ":memory:" = memory only (no file, flush is a no-op). Default NULL. */
+    const char *path;
+    /* Budget in bytes for keys, values, index and per-record overhead; 0 = unlimited (default).
+     * In memory mode a write that would exceed it fails with FEOX_ERR_OUT_OF_MEMORY. In persistent
+     * mode values already durable on disk are evicted from memory first (they are read back on
+     * demand); keys and index always stay resident. */
+    uint64_t max_memory;
+    feox_sync_mode sync;         /* default FEOX_SYNC_NORMAL */
+    uint32_t flush_interval_ms;  /* sync=normal durability window; 0 = default 100 ms */
+    bool disable_ttl_sweeper;    /* default false: the sweeper thread runs */
+    uint32_t ttl_sweep_interval_ms; /* 0 = default 250 ms */
+    uint64_t initial_capacity;   /* expected number of keys, sizes the hash index; 0 = 1024 */
+    uint64_t value_cache_bytes;  /* persistent mode: cache for cold values read back; 0 = 64 MiB */
+    bool disable_compaction;     /* default false: space is reclaimed in the background */
+    /* Clock for timestamps and expiry; NULL = CLOCK_REALTIME. For tests. */
+    feox_clock_fn clock;
+    void *clock_ctx;
+} feox_config;
+
+/* Fill *cfg with the defaults documented above (all zero / NULL). */
+void feox_config_init(feox_config *cfg);
+
+/* Open a store. cfg may be NULL (memory only, defaults). In persistent mode the file is created if
+ * missing, replayed if present (a torn or corrupt tail is dropped and counted in stats), and locked
+ * against other processes. Opening the same path twice in one process returns the same instance
+ * (reference counted; each open needs its own feox_close).
+ * Errors: INVALID_ARGUMENT (out NULL, bad sync mode), NOMEM, IO, FORMAT (foreign file or unknown
+ * version), CORRUPT, LOCKED (another process holds the file). */
+feox_err feox_open(const feox_config *cfg, feox_store **out);
+
+/* Close one reference to the store. The last reference stops the background threads, flushes
+ * (persistent mode), releases the file lock and frees everything. NULL is a no-op.
+ * Returns the error of the final flush, if any (the store is closed either way). */
+feox_err feox_close(feox_store *store);
+
+/* Make everything acknowledged before this call durable (write + fsync). No-op in memory mode.
+ * Errors: IO, DISK_FULL, DEGRADED (an fsync failed earlier: nothing is assumed durable). */
+feox_err feox_flush(feox_store *store);
+
+/* Rewrite the store file to hold only live records, now (normally done in the background).
+ * No-op in memory mode. Errors: IO, DISK_FULL, DEGRADED, NOMEM. */
+feox_err feox_compact(feox_store *store);
+
+/* Check the store: index consistency (hash and ordered index agree, counts match) and, in
+ * persistent mode, every record checksum in the file. Returns FEOX_OK or FEOX_ERR_CORRUPT with
+ * the problems in feox_error_detail(). */
+feox_err feox_check(feox_store *store);
+
+/* ---------------------------------------------------------------------------------------------
+ * Write options (one struct instead of _with_timestamp / _with_ttl / _bytes variants)
+ * ------------------------------------------------------------------------------------------- */
+
+enum feox_write_flags {
+    FEOX_WRITE_TTL = 1u << 0,        /* set expiry = now + ttl_secs (ttl_secs 0 = no expiry) */
+    FEOX_WRITE_EXPIRES_AT = 1u << 1, /* set expiry = expires_at_ns (absolute; 0 = no expiry) */
+    FEOX_WRITE_KEEP_TTL = 1u << 2,   /* feox_insert: keep the existing record's expiry */
+    FEOX_WRITE_TAG = 1u << 3,        /* incr/cas/patch: set the tag to opts->tag */
+    FEOX_WRITE_MATCH_TAG = 1u << 4,  /* cas: the stored tag must also equal expected_tag */
+    FEOX_WRITE_IF_ABSENT = 1u << 5   /* feox_insert: fail with KEY_EXISTS if the key is live */
+};
+
+/* NULL options mean: automatic timestamp; feox_insert clears any TTL and sets tag 0;
+ * incr / cas / patch keep the record's TTL and tag (a new counter gets tag 0, no TTL). */
+typedef struct feox_write_opts {
+    uint64_t timestamp_ns;  /* 0 = automatic */
+    uint32_t flags;         /* feox_write_flags */
+    uint32_t tag;           /* feox_insert: the record's tag; others: with FEOX_WRITE_TAG */
+    uint64_t ttl_secs;      /* with FEOX_WRITE_TTL */
+    uint64_t expires_at_ns; /* with FEOX_WRITE_EXPIRES_AT */
+    uint32_t expected_tag;  /* with FEOX_WRITE_MATCH_TAG */
+} feox_write_opts;
+
+/* ---------------------------------------------------------------------------------------------
+ * Point operations
+ * ------------------------------------------------------------------------------------------- */
+
+/* Insert or replace key → value (an upsert). *created (may be NULL) is set to true if the key was
+ * absent or expired, false if a live record was replaced. A plain insert clears the TTL unless
+ * FEOX_WRITE_TTL / EXPIRES_AT / KEEP_TTL say otherwise; the tag is opts->tag (0 if opts NULL).
+ * With FEOX_WRITE_IF_ABSENT it only creates.
+ * Errors: INVALID_ARGUMENT (key NULL, value NULL with vlen > 0), INVALID_KEY, INVALID_VALUE,
+ * KEY_EXISTS (IF_ABSENT), OLDER_TIMESTAMP, OUT_OF_MEMORY, NOMEM, IO/DISK_FULL/DEGRADED (sync=full
+ * or a failed store file). */
+feox_err feox_insert(feox_store *store, const void *key, size_t key_len, const void *value,
+                     size_t value_len, const feox_write_opts *opts, bool *created);
+
+/* Create key → value only if the key is absent or expired (the seed's insert_if_absent).
+ * *inserted is true if this call created it, false if a live record exists (not an error).
+ * Errors: as feox_insert. */
+feox_err feox_insert_if_absent(feox_store *store, const void *key, size_t key_len,
+                               const void *value, size_t value_len, const feox_write_opts *opts,
+                               bool *inserted);
+
+/* Metadata of a live record. */
+typedef struct feox_record_info {
+    size_t value_len;
+    uint32_t tag;
+    uint64_t timestamp_ns;
+    uint64_t expires_at_ns; /* 0 = no expiry */
+} feox_record_info;
+
+/* Copy the value out into a buffer allocated with the engine allocator; release with feox_free.
+ * *value is never NULL on success (a zero-length value gives a valid 1-byte allocation).
+ * info may be NULL. Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, NOMEM, IO (cold value). */
+feox_err feox_get(feox_store *store, const void *key, size_t key_len, void **value,
+                  size_t *value_len, feox_record_info *info);
+
+/* Free memory returned by feox_get / feox_json_patch. NULL is a no-op. */
+void feox_free(void *ptr);
+
+/* A zero-copy, reference-counted handle on one version of a record. The bytes stay valid and
+ * unchanged until feox_value_release, even if the key is overwritten or deleted meanwhile. */
+typedef struct feox_value feox_value;
+
+/* Get a handle on the key's current value. Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND,
+ * NOMEM, IO (cold value read back from disk). */
+feox_err feox_get_ref(feox_store *store, const void *key, size_t key_len, feox_value **out);
+const void *feox_value_data(const feox_value *v); /* never NULL, even for an empty value */
+size_t feox_value_size(const feox_value *v);
+void feox_value_info(const feox_value *v, feox_record_info *info);
+void feox_value_release(feox_value *v); /* NULL is a no-op */
+
+/* Value length without copying. Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND. */
+feox_err feox_get_size(feox_store *store, const void *key, size_t key_len, size_t *value_len);
+
+/* True if the key is live. Invalid keys (empty, too long, NULL) are simply absent. */
+bool feox_contains(feox_store *store, const void *key, size_t key_len);
+
+/* Delete a live key. opts may carry an explicit timestamp (others are ignored).
+ * Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND (absent or expired), OLDER_TIMESTAMP,
+ * IO/DISK_FULL/DEGRADED. */
+feox_err feox_delete(feox_store *store, const void *key, size_t key_len,
+                     const feox_write_opts *opts);
+
+/* ---------------------------------------------------------------------------------------------
+ * TTL
+ * ------------------------------------------------------------------------------------------- */
+
+/* Remaining whole seconds until expiry (rounded down) in *ttl_secs and *has_ttl = true, or
+ * *has_ttl = false if the record has no expiry. Errors: INVALID_ARGUMENT, INVALID_KEY,
+ * KEY_NOT_FOUND. */
+feox_err feox_get_ttl(feox_store *store, const void *key, size_t key_len, uint64_t *ttl_secs,
+                      bool *has_ttl);
+
+/* Set expiry = now + ttl_secs; ttl_secs 0 removes the TTL. Creates a new version (automatic
+ * timestamp). Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, OUT_OF_MEMORY, NOMEM, IO. */
+feox_err feox_update_ttl(feox_store *store, const void *key, size_t key_len, uint64_t ttl_secs);
+
+/* Remove the TTL: feox_update_ttl(store, key, key_len, 0). */
+feox_err feox_persist(feox_store *store, const void *key, size_t key_len);
+
+/* ---------------------------------------------------------------------------------------------
+ * Atomic operations
+ * ------------------------------------------------------------------------------------------- */
+
+/* Add delta to the little-endian i64 stored at key, saturating at INT64_MIN / INT64_MAX, and
+ * return the new value in *result (may be NULL). A missing or expired key is created with
+ * value = delta. Linearizable. Keeps TTL and tag unless opts say otherwise.
+ * Errors: INVALID_ARGUMENT, INVALID_KEY, INVALID_OPERATION (stored value not exactly 8 bytes),
+ * OLDER_TIMESTAMP, OUT_OF_MEMORY, NOMEM, IO. */
+feox_err feox_atomic_increment(feox_store *store, const void *key, size_t key_len, int64_t delta,
+                               const feox_write_opts *opts, int64_t *result);
+
+/* Replace the value with new_value only if the current value equals expected byte for byte (and
+ * the tag equals opts->expected_tag with FEOX_WRITE_MATCH_TAG). *swapped is true only if this call
+ * replaced it; missing, expired or different = false (not an error). Keeps TTL and tag unless
+ * opts say otherwise. Errors: INVALID_ARGUMENT, INVALID_KEY, INVALID_VALUE, OLDER_TIMESTAMP,
+ * OUT_OF_MEMORY, NOMEM, IO. */
+feox_err feox_compare_and_swap(feox_store *store, const void *key, size_t key_len,
+                               const void *expected, size_t expected_len, const void *new_value,
+                               size_t new_len, const feox_write_opts *opts, bool *swapped);
+
+/* Apply an RFC 6902 JSON Patch (a JSON array of operations) to the JSON document stored at key,
+ * all or nothing, retrying if another writer replaced the value meanwhile. Numbers the patch does
+ * not touch keep their exact text. If result is non-NULL, the new document is returned in
+ * *result / *result_len (release with feox_free). Keeps TTL and tag unless opts say otherwise.
+ * Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, JSON_PATCH (stored value not JSON, patch
+ * not an array, or an operation failed: feox_error_detail names the operation index and why),
+ * INVALID_VALUE (result too large), OLDER_TIMESTAMP, OUT_OF_MEMORY, NOMEM, IO. */
+feox_err feox_json_patch(feox_store *store, const void *key, size_t key_len, const char *patch,
+                         size_t patch_len, const feox_write_opts *opts, char **result,
+                         size_t *result_len);
+
+/* ---------------------------------------------------------------------------------------------
+ * Ordered access
+ * ------------------------------------------------------------------------------------------- */
+
+/* Called once per record; return non-zero to stop. The pointers are valid during the call only. */
+typedef int (*feox_range_fn)(void *ctx, const void *key, size_t key_len, const void *value,
+                             size_t value_len, const feox_record_info *info);
+
+/* Visit live records with start <= key <= end (both inclusive, memcmp order, ascending), at most
+ * limit of them (0 = none, as in FeoxDB; use SIZE_MAX for all). start > end visits nothing.
+ * *visited (may be NULL) = how many were passed to fn. Not a snapshot: each visited record was
+ * live at some instant during the call. Errors: INVALID_ARGUMENT, INVALID_KEY, NOMEM, IO. */
+feox_err feox_range_query(feox_store *store, const void *start, size_t start_len, const void *end,
+                          size_t end_len, size_t limit, feox_range_fn fn, void *ctx,
+                          size_t *visited);
+
+/* A cursor over the ordered index. It holds no lock and no epoch section between calls: it keeps
+ * a copy of its current key and a reference on the current value, and each step re-seeks past
+ * that key, so concurrent writers never block it, crash it or make it return a key twice.
+ * Expiry is judged against the clock reading taken at the last seek. One cursor is used by one
+ * thread at a time. */
+typedef struct feox_cursor feox_cursor;
+
+typedef enum feox_seek_mode {
+    FEOX_SEEK_FIRST, /* smallest key (key argument ignored) */
+    FEOX_SEEK_LAST,  /* largest key (key argument ignored) */
+    FEOX_SEEK_GE,    /* first key >= key */
+    FEOX_SEEK_GT,    /* first key > key */
+    FEOX_SEEK_LE,    /* last key <= key */
+    FEOX_SEEK_LT     /* last key < key */
+} feox_seek_mode;
+
+/* Errors: INVALID_ARGUMENT, NOMEM. */
+feox_err feox_cursor_open(feox_store *store, feox_cursor **out);
+
+/* Position the cursor. Returns FEOX_OK whether or not a record was found; check
+ * feox_cursor_valid. Errors: INVALID_ARGUMENT (bad mode, NULL key with a keyed mode),
+ * INVALID_KEY (key longer than FEOX_MAX_KEY_SIZE; an empty key is allowed as a bound), NOMEM,
+ * IO. */
+feox_err feox_cursor_seek(feox_cursor *c, feox_seek_mode mode, const void *key, size_t key_len);
+
+/* Move to the next larger / next smaller live key. On an invalid cursor they do nothing.
+ * Errors: NOMEM, IO. */
+feox_err feox_cursor_next(feox_cursor *c);
+feox_err feox_cursor_prev(feox_cursor *c);
+
+/* True if the cursor is on a record. */
+bool feox_cursor_valid(const feox_cursor *c);
+
+/* The current record (valid cursor only; pointers valid until the cursor moves or closes). */
+const void *feox_cursor_key(const feox_cursor *c, size_t *key_len);
+const void *feox_cursor_value(const feox_cursor *c, size_t *value_len);
+void feox_cursor_info(const feox_cursor *c, feox_record_info *info);
+
+void feox_cursor_close(feox_cursor *c); /* NULL is a no-op */
+
+/* ---------------------------------------------------------------------------------------------
+ * Size and statistics
+ * ------------------------------------------------------------------------------------------- */
+
+/* Exact number of live (unexpired) keys. */
+uint64_t feox_len(feox_store *store);
+bool feox_is_empty(feox_store *store);
+
+/* Bytes accounted against max_memory: keys, resident values, index and per-record overhead. */
+uint64_t feox_memory_usage(feox_store *store);
+
+/* Every counter below is maintained. Counters are totals since open. */
+typedef struct feox_stats {
+    uint64_t len;                /* live keys */
+    uint64_t memory_usage;       /* as feox_memory_usage */
+    uint64_t max_memory;         /* 0 = unlimited */
+    uint64_t keys_with_ttl;      /* records carrying an expiry (expired-unswept included) */
+
+    uint64_t gets, get_misses;   /* get, get_ref, get_size, get_ttl, contains */
+    uint64_t inserts, updates;   /* writes creating a key / replacing a live one */
+    uint64_t deletes;
+    uint64_t range_queries;      /* feox_range_query calls and cursor seeks */
+    uint64_t cas_success, cas_failure;
+    uint64_t increments;
+    uint64_t json_patches, json_patch_failures;
+    uint64_t older_timestamp_errors, out_of_memory_errors;
+
+    uint64_t ttl_expired_lazy;   /* expired records found by a read/write path */
+    uint64_t ttl_expired_active; /* expired records removed by the sweeper */
+    uint64_t ttl_sweeper_runs;
+
+    uint64_t epoch_retired, epoch_freed; /* record versions handed to / freed by reclamation */
+
+    /* persistent mode (0 in memory mode) */
+    uint64_t cache_hits, cache_misses, cache_evictions, cache_bytes;
+    uint64_t disk_reads, disk_bytes_read;
+    uint64_t disk_writes, disk_bytes_written;
+    uint64_t flushes, fsyncs;
+    uint64_t io_errors;
+    uint64_t file_size, file_live_bytes;
+    uint64_t compactions;
+    uint64_t recovered_records;    /* records applied when the file was opened */
+    uint64_t recovery_dropped_records; /* corrupt or torn records skipped on open */
+    uint64_t recovery_dropped_bytes;
+    uint64_t recovery_ns;          /* time the replay took */
+} feox_stats;
+
+/* Fill *out. Errors: INVALID_ARGUMENT. */
+feox_err feox_get_stats(feox_store *store, feox_stats *out);
+
+/* The store's clock: nanoseconds since the Unix epoch (the injected clock if configured). */
+uint64_t feox_now_ns(feox_store *store);
+
+/* ---------------------------------------------------------------------------------------------
+ * Allocation hook (tests and embedders)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Route every engine allocation (and cJSON's) through these functions. Call before opening any
+ * store; passing NULLs restores malloc/realloc/free. Not thread-safe against open stores. */
+void feox_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                        void (*free_fn)(void *));
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FEOX_H */

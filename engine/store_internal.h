@@ -1,0 +1,88 @@
+/*
+ * store_internal.h — the feox_store object and the helpers shared by the files that implement
+ * the public operations (store.c, store_read.c, store_write.c, cursor.c, ttl_sweeper.c,
+ * store_persist.c). Not public.
+ *
+ * Locking in one paragraph: a key's shard mutex (hash_index.h) serializes every write to that key
+ * and to its shard's TTL heap; the ordered index synchronizes its own writers; readers take no
+ * lock and read inside an epoch section. The hash index is the linearization point of point
+ * operations: a version is visible once entry->current points at it.
+ */
+#ifndef FEOX_STORE_INTERNAL_H
+#define FEOX_STORE_INTERNAL_H
+
+#include <ck_pr.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "feox.h"
+#include "hash_index.h"
+#include "ordered_index.h"
+#include "persist.h"
+#include "record.h"
+#include "stats.h"
+
+/* Bytes charged per key for its hash slots (8 B slots at ≤ 50% load) and ordered-index slot. */
+#define FEOX_INDEX_BYTES_PER_KEY 40
+
+struct feox_store {
+    feox_config cfg;     /* copy; cfg.path points at path below */
+    char *path;          /* canonical path (persistent mode) or NULL */
+    feox_hash_index hash;
+    feox_ordered_index *ordered;
+    feox_backend *backend; /* NULL in memory mode */
+    feox_stat_counters *stats;
+
+    uint64_t memory_used; /* atomic: bytes accounted against max_memory */
+    uint64_t key_count;   /* atomic: entries in the index, expired-unswept included */
+    uint64_t ttl_keys;    /* atomic: current versions carrying an expiry */
+
+    pthread_t maintenance_thread;
+    bool maintenance_running;
+    pthread_mutex_t maintenance_lock;
+    pthread_cond_t maintenance_wake;
+    bool stopping;
+    bool replaying; /* open: applying the file; limits are not enforced */
+
+    unsigned open_count; /* registry references (same path opened twice) */
+    struct feox_store *next_open;
+};
+
+/* Clock and expiry. */
+uint64_t feox_store_now(const feox_store *s);
+static inline bool feox_record_expired(const feox_record *r, uint64_t now_ns)
+{
+    return r->expires_at_ns != 0 && now_ns > r->expires_at_ns;
+}
+/* Argument checks shared by every entry point. */
+feox_err feox_check_key(const void *key, size_t key_len);
+
+/* The current live version of an entry read by a lock-free reader (inside an epoch section):
+ * NULL if deleted or expired at now_ns (now_ns is read lazily through *now when needed). */
+feox_record *feox_entry_live(const feox_store *s, const feox_entry *e, uint64_t *now);
+
+/* A resident copy of a version: r itself (referenced) if resident, else a fresh unindexed
+ * record read back from the backend. Called with a reference on r held by the caller. */
+feox_err feox_record_materialize(feox_store *s, feox_record *r, feox_record **out);
+
+/* Remove an entry from both indexes and retire it with its version (shard lock held).
+ * log_delete: also append a delete record to the backend (ts_ns = its timestamp). */
+feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e, bool log_delete,
+                                 uint64_t ts_ns);
+
+/* Account bytes against max_memory (enforce = false during replay). */
+bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforce);
+
+/* TTL sweeper and exact live count (ttl_sweeper.c). */
+void feox_ttl_sweep(feox_store *s, size_t max_per_shard);
+uint64_t feox_count_expired_unswept(feox_store *s, uint64_t now_ns);
+/* Queue the expiry of a new version in its shard's heap (shard lock held). */
+feox_err feox_ttl_track(feox_store *s, feox_shard *shard, const feox_entry *e,
+                        const feox_record *old_version, const feox_record *new_version);
+
+/* Persistence glue (store_persist.c). */
+feox_err feox_store_attach_backend(feox_store *s);
+
+#endif

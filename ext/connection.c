@@ -1,0 +1,250 @@
+/*
+ * connection.c — the extension's state for one SQLite connection.
+ *
+ * It holds two lists:
+ *   - the live feox_vtab objects of this connection, so the SQL functions can find a table by
+ *     name (several instances of one table may coexist briefly after a schema reset; the newest
+ *     is first);
+ *   - attachments: (schema, table) -> one reference on the table's store. The connection keeps
+ *     its stores open until it closes (or the table is dropped), so a schema reset that
+ *     disconnects a vtab before reconnecting it never loses a memory-only store, and "closing the
+ *     last connection that uses a store" is what releases it.
+ *
+ * Lifetime: the state is reference counted. The module registration, each SQL function
+ * registration and each vtab hold a reference; SQLite drops the registrations when the
+ * connection closes. A process-wide list maps sqlite3* -> state so that loading the extension
+ * twice on one connection reuses it. All other access happens under the connection's own mutex
+ * (SQLite serialises the callbacks of one connection).
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "feox_ext.h"
+
+SQLITE_EXTENSION_INIT3
+
+struct feox_attachment {
+    char *schema;
+    char *table;
+    char *share_key; /* NULL for a private memory store */
+    feox_entry_ref *entry;
+    feox_attachment *next;
+};
+
+struct feox_conn {
+    sqlite3 *db;
+    int refs;
+    feox_vtab *vtabs;
+    feox_attachment *attachments;
+    feox_conn *next;
+};
+
+static pthread_mutex_t conns_mutex = PTHREAD_MUTEX_INITIALIZER;
+static feox_conn *conns_head;
+
+feox_conn *feox_conn_get(sqlite3 *db)
+{
+    feox_conn *c;
+    pthread_mutex_lock(&conns_mutex);
+    for (c = conns_head; c != NULL; c = c->next) {
+        if (c->db == db) {
+            c->refs++;
+            goto done;
+        }
+    }
+    c = sqlite3_malloc(sizeof *c);
+    if (c != NULL) {
+        memset(c, 0, sizeof *c);
+        c->db = db;
+        c->refs = 1;
+        c->next = conns_head;
+        conns_head = c;
+    }
+done:
+    pthread_mutex_unlock(&conns_mutex);
+    return c;
+}
+
+void feox_conn_retain(feox_conn *c)
+{
+    pthread_mutex_lock(&conns_mutex);
+    c->refs++;
+    pthread_mutex_unlock(&conns_mutex);
+}
+
+static void attachment_free(feox_attachment *a)
+{
+    feox_registry_release(a->entry);
+    sqlite3_free(a->schema);
+    sqlite3_free(a->table);
+    sqlite3_free(a->share_key);
+    sqlite3_free(a);
+}
+
+void feox_conn_release(feox_conn *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&conns_mutex);
+    if (--c->refs > 0) {
+        pthread_mutex_unlock(&conns_mutex);
+        return;
+    }
+    for (feox_conn **pp = &conns_head; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&conns_mutex);
+    while (c->attachments != NULL) {
+        feox_attachment *a = c->attachments;
+        c->attachments = a->next;
+        attachment_free(a);
+    }
+    sqlite3_free(c);
+}
+
+void feox_conn_add_vtab(feox_conn *c, feox_vtab *vt)
+{
+    vt->next_in_conn = c->vtabs;
+    c->vtabs = vt;
+}
+
+void feox_conn_remove_vtab(feox_conn *c, feox_vtab *vt)
+{
+    for (feox_vtab **pp = &c->vtabs; *pp != NULL; pp = &(*pp)->next_in_conn) {
+        if (*pp == vt) {
+            *pp = vt->next_in_conn;
+            return;
+        }
+    }
+}
+
+feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table)
+{
+    /* Unqualified names resolve as SQLite does: temp first, then main, then attached. */
+    static const char *const order[] = {"temp", "main", NULL};
+    if (schema != NULL) {
+        for (feox_vtab *vt = c->vtabs; vt != NULL; vt = vt->next_in_conn) {
+            if (sqlite3_stricmp(vt->schema, schema) == 0 && sqlite3_stricmp(vt->name, table) == 0) {
+                return vt;
+            }
+        }
+        return NULL;
+    }
+    for (int i = 0; order[i] != NULL; i++) {
+        feox_vtab *vt = feox_conn_find_vtab(c, order[i], table);
+        if (vt != NULL) {
+            return vt;
+        }
+    }
+    for (feox_vtab *vt = c->vtabs; vt != NULL; vt = vt->next_in_conn) {
+        if (sqlite3_stricmp(vt->name, table) == 0) {
+            return vt;
+        }
+    }
+    return NULL;
+}
+
+static feox_attachment **find_attachment(feox_conn *c, const char *schema, const char *table)
+{
+    for (feox_attachment **pp = &c->attachments; *pp != NULL; pp = &(*pp)->next) {
+        if (sqlite3_stricmp((*pp)->schema, schema) == 0 &&
+            sqlite3_stricmp((*pp)->table, table) == 0) {
+            return pp;
+        }
+    }
+    return NULL;
+}
+
+static bool same_key(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+feox_entry_ref *feox_conn_attached(feox_conn *c, const char *schema, const char *table,
+                                   const char *share_key)
+{
+    feox_attachment **pp = find_attachment(c, schema, table);
+    if (pp == NULL) {
+        return NULL;
+    }
+    if (!same_key((*pp)->share_key, share_key)) {
+        /* The name now means another store (e.g. a different database was attached under the
+         * same schema name): let the old one go. */
+        feox_attachment *a = *pp;
+        *pp = a->next;
+        attachment_free(a);
+        return NULL;
+    }
+    return (*pp)->entry;
+}
+
+int feox_conn_attach(feox_conn *c, const char *schema, const char *table, const char *share_key,
+                     feox_entry_ref *e)
+{
+    feox_attachment *a = sqlite3_malloc(sizeof *a);
+    if (a == NULL) {
+        return SQLITE_NOMEM;
+    }
+    memset(a, 0, sizeof *a);
+    a->schema = sqlite3_mprintf("%s", schema);
+    a->table = sqlite3_mprintf("%s", table);
+    a->share_key = share_key ? sqlite3_mprintf("%s", share_key) : NULL;
+    if (a->schema == NULL || a->table == NULL || (share_key != NULL && a->share_key == NULL)) {
+        sqlite3_free(a->schema);
+        sqlite3_free(a->table);
+        sqlite3_free(a->share_key);
+        sqlite3_free(a);
+        return SQLITE_NOMEM;
+    }
+    feox_registry_retain(e);
+    a->entry = e;
+    a->next = c->attachments;
+    c->attachments = a;
+    return SQLITE_OK;
+}
+
+void feox_conn_detach(feox_conn *c, const char *schema, const char *table)
+{
+    feox_attachment **pp = find_attachment(c, schema, table);
+    if (pp != NULL) {
+        feox_attachment *a = *pp;
+        *pp = a->next;
+        attachment_free(a);
+    }
+}
+
+void feox_conn_rename(feox_conn *c, const char *schema, const char *table, const char *new_table,
+                      const char *new_share_key)
+{
+    feox_attachment **pp = find_attachment(c, schema, table);
+    if (pp == NULL) {
+        return;
+    }
+    char *t = sqlite3_mprintf("%s", new_table);
+    char *k = new_share_key ? sqlite3_mprintf("%s", new_share_key) : NULL;
+    if (t == NULL || (new_share_key != NULL && k == NULL)) {
+        sqlite3_free(t);
+        sqlite3_free(k);
+        return; /* out of memory: the old name stays; the next connect re-resolves */
+    }
+    sqlite3_free((*pp)->table);
+    sqlite3_free((*pp)->share_key);
+    (*pp)->table = t;
+    (*pp)->share_key = k;
+}
+
+int feox_conn_entry_refs(feox_conn *c, feox_entry_ref *e)
+{
+    int n = 0;
+    for (feox_vtab *vt = c->vtabs; vt != NULL; vt = vt->next_in_conn) {
+        n += vt->entry == e;
+    }
+    for (feox_attachment *a = c->attachments; a != NULL; a = a->next) {
+        n += a->entry == e;
+    }
+    return n;
+}

@@ -1,0 +1,580 @@
+/*
+ * cursor.c — reading a feox table: xOpen, xFilter (decodes the plan written in plan.c), xNext,
+ * xEof, xColumn, xClose.
+ *
+ * Cursor state is plain fields: the plan, owned copies of the tightest lower/upper bound and of
+ * every EQ/IN operand (canonicalised to the table's key type), LIMIT/OFFSET left, and the "now"
+ * taken once per xFilter for the ttl column.
+ *
+ * Point plans (EQ, IN) look keys up in the hash index with feox_get_ref and hold the reference of
+ * the current row only. Range and full scans use the engine's feox_cursor, which holds no lock or
+ * epoch between calls and re-seeks strictly past its last key, so writes by this connection (two-
+ * pass UPDATE/DELETE, functions called per row) or by other threads never crash a scan nor make
+ * it return a key twice. Expired records are never returned (the engine hides them).
+ *
+ * Any NULL operand of =, IN, <, <=, >, >= matches nothing, as in SQL.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "feox_ext.h"
+
+SQLITE_EXTENSION_INIT3
+
+typedef struct key_buf {
+    unsigned char *data;
+    size_t len;
+} key_buf;
+
+typedef struct feox_vt_cursor {
+    sqlite3_vtab_cursor base;
+    feox_plan_kind kind;
+    bool desc;
+    bool eof;
+    /* bounds (the tightest of all given) */
+    bool has_lo, lo_inclusive, has_hi, hi_inclusive;
+    key_buf lo, hi;
+    /* EQ / IN: candidate keys in the order they are visited, and other required sets */
+    key_buf *points;
+    size_t n_points, next_point;
+    key_buf *eq_checks; /* further EQ operands: the key must equal each */
+    size_t n_eq_checks;
+    key_buf **in_checks; /* further IN lists (sorted): the key must be in each */
+    size_t *in_check_lens;
+    size_t n_in_checks;
+    /* LIMIT */
+    bool has_limit;
+    sqlite3_int64 limit_left;
+    uint64_t now_ns;
+    /* current row */
+    feox_cursor *scan;
+    feox_value *point_value;
+    size_t point_index;
+} feox_vt_cursor;
+
+static feox_vtab *cursor_vtab(feox_vt_cursor *c)
+{
+    return (feox_vtab *)c->base.pVtab;
+}
+
+static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    int r = memcmp(a, b, alen < blen ? alen : blen);
+    if (r != 0) {
+        return r;
+    }
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+static int key_buf_cmp(const void *a, const void *b)
+{
+    const key_buf *x = a, *y = b;
+    return key_cmp(x->data, x->len, y->data, y->len);
+}
+
+static int key_buf_set(key_buf *k, const void *data, size_t len)
+{
+    sqlite3_free(k->data);
+    k->data = sqlite3_malloc64(len ? len : 1);
+    if (k->data == NULL) {
+        k->len = 0;
+        return SQLITE_NOMEM;
+    }
+    memcpy(k->data, data, len);
+    k->len = len;
+    return SQLITE_OK;
+}
+
+static void key_list_free(key_buf *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_free(list[i].data);
+    }
+    sqlite3_free(list);
+}
+
+static void cursor_reset(feox_vt_cursor *c)
+{
+    feox_cursor_close(c->scan);
+    c->scan = NULL;
+    feox_value_release(c->point_value);
+    c->point_value = NULL;
+    sqlite3_free(c->lo.data);
+    sqlite3_free(c->hi.data);
+    memset(&c->lo, 0, sizeof c->lo);
+    memset(&c->hi, 0, sizeof c->hi);
+    key_list_free(c->points, c->n_points);
+    key_list_free(c->eq_checks, c->n_eq_checks);
+    for (size_t i = 0; i < c->n_in_checks; i++) {
+        key_list_free(c->in_checks[i], c->in_check_lens[i]);
+    }
+    sqlite3_free(c->in_checks);
+    sqlite3_free(c->in_check_lens);
+    c->points = c->eq_checks = NULL;
+    c->in_checks = NULL;
+    c->in_check_lens = NULL;
+    c->n_points = c->next_point = c->n_eq_checks = c->n_in_checks = 0;
+    c->has_lo = c->has_hi = c->has_limit = false;
+    c->eof = true;
+}
+
+/* xOpen: a new cursor over the table. */
+int feox_vt_open(sqlite3_vtab *tab, sqlite3_vtab_cursor **out)
+{
+    feox_vt_cursor *c = sqlite3_malloc(sizeof *c);
+    (void)tab;
+    if (c == NULL) {
+        return SQLITE_NOMEM;
+    }
+    memset(c, 0, sizeof *c);
+    c->eof = true;
+    *out = &c->base;
+    return SQLITE_OK;
+}
+
+/* xClose: release the engine cursor / value reference. */
+int feox_vt_close(sqlite3_vtab_cursor *cur)
+{
+    feox_vt_cursor *c = (feox_vt_cursor *)cur;
+    cursor_reset(c);
+    sqlite3_free(c);
+    return SQLITE_OK;
+}
+
+/* Tighten the lower bound with (key, inclusive). A bound longer than any key can be is replaced
+ * by its FEOX_MAX_KEY_SIZE prefix P: for every valid key k, k > bound <=> k > P, and
+ * k < bound <=> k <= P. */
+static int tighten_lo(feox_vt_cursor *c, const void *key, size_t len, bool inclusive)
+{
+    if (len > FEOX_MAX_KEY_SIZE) {
+        len = FEOX_MAX_KEY_SIZE;
+        inclusive = false;
+    }
+    if (c->has_lo) {
+        int r = key_cmp(key, len, c->lo.data, c->lo.len);
+        if (r < 0 || (r == 0 && (inclusive || !c->lo_inclusive))) {
+            return SQLITE_OK;
+        }
+    }
+    c->has_lo = true;
+    c->lo_inclusive = inclusive;
+    return key_buf_set(&c->lo, key, len);
+}
+
+static int tighten_hi(feox_vt_cursor *c, const void *key, size_t len, bool inclusive)
+{
+    if (len > FEOX_MAX_KEY_SIZE) {
+        len = FEOX_MAX_KEY_SIZE;
+        inclusive = true;
+    }
+    if (c->has_hi) {
+        int r = key_cmp(key, len, c->hi.data, c->hi.len);
+        if (r > 0 || (r == 0 && (inclusive || !c->hi_inclusive))) {
+            return SQLITE_OK;
+        }
+    }
+    c->has_hi = true;
+    c->hi_inclusive = inclusive;
+    return key_buf_set(&c->hi, key, len);
+}
+
+static bool below_hi(const feox_vt_cursor *c, const void *key, size_t len)
+{
+    if (!c->has_hi) {
+        return true;
+    }
+    int r = key_cmp(key, len, c->hi.data, c->hi.len);
+    return r < 0 || (r == 0 && c->hi_inclusive);
+}
+
+static bool above_lo(const feox_vt_cursor *c, const void *key, size_t len)
+{
+    if (!c->has_lo) {
+        return true;
+    }
+    int r = key_cmp(key, len, c->lo.data, c->lo.len);
+    return r > 0 || (r == 0 && c->lo_inclusive);
+}
+
+static bool in_sorted(const key_buf *list, size_t n, const void *key, size_t len)
+{
+    key_buf probe = {(unsigned char *)(uintptr_t)key, len};
+    return bsearch(&probe, list, n, sizeof *list, key_buf_cmp) != NULL;
+}
+
+/* Does a looked-up key satisfy every other constraint of the plan? */
+static bool point_matches(const feox_vt_cursor *c, const key_buf *k)
+{
+    if (!above_lo(c, k->data, k->len) || !below_hi(c, k->data, k->len)) {
+        return false;
+    }
+    for (size_t i = 0; i < c->n_eq_checks; i++) {
+        if (key_buf_cmp(k, &c->eq_checks[i]) != 0) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < c->n_in_checks; i++) {
+        if (!in_sorted(c->in_checks[i], c->in_check_lens[i], k->data, k->len)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Read a whole IN list, canonicalised, sorted, de-duplicated; NULLs dropped (they match nothing).
+ */
+static int read_in_list(feox_vtab *vt, sqlite3_value *list, key_buf **out, size_t *n_out)
+{
+    key_buf *keys = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_value *v = NULL;
+    int rc;
+    for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v != NULL;
+         rc = sqlite3_vtab_in_next(list, &v)) {
+        const void *k;
+        size_t len;
+        if (!feox_key_from_value(vt->options.keytype, v, &k, &len)) {
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            key_buf *grown = sqlite3_realloc64(keys, cap * sizeof *grown);
+            if (grown == NULL) {
+                key_list_free(keys, n);
+                return SQLITE_NOMEM;
+            }
+            keys = grown;
+        }
+        keys[n].data = NULL;
+        if (key_buf_set(&keys[n], k, len) != SQLITE_OK) {
+            key_list_free(keys, n);
+            return SQLITE_NOMEM;
+        }
+        n++;
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+        key_list_free(keys, n);
+        return rc;
+    }
+    if (n > 1) {
+        qsort(keys, n, sizeof *keys, key_buf_cmp);
+        size_t w = 1;
+        for (size_t r = 1; r < n; r++) {
+            if (key_buf_cmp(&keys[r], &keys[w - 1]) == 0) {
+                sqlite3_free(keys[r].data);
+            } else {
+                keys[w++] = keys[r];
+            }
+        }
+        n = w;
+    }
+    *out = keys;
+    *n_out = n;
+    return SQLITE_OK;
+}
+
+/* Step a point plan to the next candidate that exists and matches; eof when none is left. */
+static int point_advance(feox_vt_cursor *c)
+{
+    feox_vtab *vt = cursor_vtab(c);
+    feox_value_release(c->point_value);
+    c->point_value = NULL;
+    while (c->next_point < c->n_points) {
+        size_t i = c->desc ? c->n_points - 1 - c->next_point : c->next_point;
+        c->next_point++;
+        const key_buf *k = &c->points[i];
+        if (!point_matches(c, k)) {
+            continue;
+        }
+        feox_err e = feox_get_ref(vt->entry->store, k->data, k->len, &c->point_value);
+        if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
+            c->point_value = NULL;
+            continue;
+        }
+        if (e != FEOX_OK) {
+            c->point_value = NULL;
+            c->eof = true;
+            return feox_vtab_engine_error(vt, e);
+        }
+        c->point_index = i;
+        c->eof = false;
+        return SQLITE_OK;
+    }
+    c->eof = true;
+    return SQLITE_OK;
+}
+
+/* Check the scan's current record against the far bound; eof if past it or invalid. */
+static void scan_check(feox_vt_cursor *c)
+{
+    if (!feox_cursor_valid(c->scan)) {
+        c->eof = true;
+        return;
+    }
+    size_t len;
+    const void *key = feox_cursor_key(c->scan, &len);
+    c->eof = c->desc ? !above_lo(c, key, len) : !below_hi(c, key, len);
+}
+
+/* Advance one row, ignoring LIMIT. */
+static int advance(feox_vt_cursor *c)
+{
+    if (c->kind == FEOX_PLAN_EQ || c->kind == FEOX_PLAN_IN) {
+        return point_advance(c);
+    }
+    feox_err e = c->desc ? feox_cursor_prev(c->scan) : feox_cursor_next(c->scan);
+    if (e != FEOX_OK) {
+        c->eof = true;
+        return feox_vtab_engine_error(cursor_vtab(c), e);
+    }
+    scan_check(c);
+    return SQLITE_OK;
+}
+
+static int scan_start(feox_vt_cursor *c)
+{
+    feox_vtab *vt = cursor_vtab(c);
+    feox_err e = feox_cursor_open(vt->entry->store, &c->scan);
+    if (e != FEOX_OK) {
+        c->scan = NULL;
+        return feox_vtab_engine_error(vt, e);
+    }
+    if (c->has_lo && c->has_hi) {
+        int r = key_cmp(c->lo.data, c->lo.len, c->hi.data, c->hi.len);
+        if (r > 0 || (r == 0 && !(c->lo_inclusive && c->hi_inclusive))) {
+            c->eof = true; /* empty interval */
+            return SQLITE_OK;
+        }
+    }
+    if (!c->desc) {
+        e = c->has_lo ? feox_cursor_seek(c->scan, c->lo_inclusive ? FEOX_SEEK_GE : FEOX_SEEK_GT,
+                                         c->lo.data, c->lo.len)
+                      : feox_cursor_seek(c->scan, FEOX_SEEK_FIRST, NULL, 0);
+    } else {
+        e = c->has_hi ? feox_cursor_seek(c->scan, c->hi_inclusive ? FEOX_SEEK_LE : FEOX_SEEK_LT,
+                                         c->hi.data, c->hi.len)
+                      : feox_cursor_seek(c->scan, FEOX_SEEK_LAST, NULL, 0);
+    }
+    if (e != FEOX_OK) {
+        c->eof = true;
+        return feox_vtab_engine_error(vt, e);
+    }
+    scan_check(c);
+    return SQLITE_OK;
+}
+
+/* Append a copy of key to a growing list. */
+static int key_list_push(key_buf **list, size_t *n, const void *key, size_t len)
+{
+    key_buf *grown = sqlite3_realloc64(*list, (*n + 1) * sizeof *grown);
+    if (grown == NULL) {
+        return SQLITE_NOMEM;
+    }
+    *list = grown;
+    grown[*n].data = NULL;
+    if (key_buf_set(&grown[*n], key, len) != SQLITE_OK) {
+        return SQLITE_NOMEM;
+    }
+    (*n)++;
+    return SQLITE_OK;
+}
+
+/* xFilter: decode idxNum (plan.c) and argv in the same order, then position on the first row. */
+int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc,
+                   sqlite3_value **argv)
+{
+    feox_vt_cursor *c = (feox_vt_cursor *)cur;
+    feox_vtab *vt = cursor_vtab(c);
+    sqlite3_int64 offset = 0;
+    bool empty = false;
+    int rc = SQLITE_OK;
+    (void)idx_str;
+
+    cursor_reset(c);
+    c->kind = (feox_plan_kind)(idx_num & FEOX_PLAN_KIND_MASK);
+    c->desc = (idx_num & FEOX_PLAN_DESC) != 0;
+    c->now_ns = feox_now_ns(vt->entry->store);
+
+    for (int a = 0; a < argc && a < FEOX_PLAN_MAX_ARGS; a++) {
+        feox_plan_op op =
+            (feox_plan_op)((idx_num >> (FEOX_PLAN_OP_SHIFT + FEOX_PLAN_OP_BITS * a)) & 0xf);
+        const void *key;
+        size_t len;
+        if (op == FEOX_OP_LIMIT || op == FEOX_OP_OFFSET) {
+            if (sqlite3_value_type(argv[a]) == SQLITE_NULL) {
+                continue;
+            }
+            sqlite3_int64 n = sqlite3_value_int64(argv[a]);
+            if (op == FEOX_OP_LIMIT && n >= 0) {
+                c->has_limit = true;
+                c->limit_left = n;
+            } else if (op == FEOX_OP_OFFSET && n > 0) {
+                offset = n;
+            }
+            continue;
+        }
+        if (op == FEOX_OP_IN) {
+            key_buf *list = NULL;
+            size_t n = 0;
+            rc = read_in_list(vt, argv[a], &list, &n);
+            if (rc != SQLITE_OK) {
+                goto cleanup;
+            }
+            if (c->points == NULL && c->kind == FEOX_PLAN_IN) {
+                c->points = list;
+                c->n_points = n;
+            } else {
+                key_buf **lists = sqlite3_realloc64(c->in_checks,
+                                                    (c->n_in_checks + 1) * sizeof *lists);
+                size_t *lens = sqlite3_realloc64(c->in_check_lens,
+                                                 (c->n_in_checks + 1) * sizeof *lens);
+                if (lists != NULL) {
+                    c->in_checks = lists;
+                }
+                if (lens != NULL) {
+                    c->in_check_lens = lens;
+                }
+                if (lists == NULL || lens == NULL) {
+                    key_list_free(list, n);
+                    rc = SQLITE_NOMEM;
+                    goto cleanup;
+                }
+                c->in_checks[c->n_in_checks] = list;
+                c->in_check_lens[c->n_in_checks] = n;
+                c->n_in_checks++;
+            }
+            continue;
+        }
+        if (!feox_key_from_value(vt->options.keytype, argv[a], &key, &len)) {
+            empty = true; /* NULL operand: no row can match */
+            continue;
+        }
+        switch (op) {
+        case FEOX_OP_EQ:
+            rc = c->points == NULL ? key_list_push(&c->points, &c->n_points, key, len)
+                                   : key_list_push(&c->eq_checks, &c->n_eq_checks, key, len);
+            break;
+        case FEOX_OP_GT:
+        case FEOX_OP_GE:
+            rc = tighten_lo(c, key, len, op == FEOX_OP_GE);
+            break;
+        case FEOX_OP_LT:
+        case FEOX_OP_LE:
+            rc = tighten_hi(c, key, len, op == FEOX_OP_LE);
+            break;
+        default:
+            break;
+        }
+        if (rc != SQLITE_OK) {
+            goto cleanup;
+        }
+    }
+    if (empty || (c->has_limit && c->limit_left == 0)) {
+        c->eof = true;
+        goto cleanup;
+    }
+    if (c->kind == FEOX_PLAN_EQ || c->kind == FEOX_PLAN_IN) {
+        rc = point_advance(c);
+    } else {
+        rc = scan_start(c);
+    }
+    while (rc == SQLITE_OK && offset > 0 && !c->eof) {
+        rc = advance(c);
+        offset--;
+    }
+cleanup:
+    if (rc != SQLITE_OK) {
+        c->eof = true;
+    }
+    return rc;
+}
+
+/* xNext: the next row, or eof (also once LIMIT rows were returned). */
+int feox_vt_next(sqlite3_vtab_cursor *cur)
+{
+    feox_vt_cursor *c = (feox_vt_cursor *)cur;
+    if (c->eof) {
+        return SQLITE_OK;
+    }
+    if (c->has_limit && --c->limit_left <= 0) {
+        c->eof = true;
+        return SQLITE_OK;
+    }
+    return advance(c);
+}
+
+/* xEof: no current row. */
+int feox_vt_eof(sqlite3_vtab_cursor *cur)
+{
+    return ((feox_vt_cursor *)cur)->eof;
+}
+
+/* The current row's key, value and metadata. */
+static void current_row(feox_vt_cursor *c, const void **key, size_t *key_len, const void **value,
+                        size_t *value_len, feox_record_info *info)
+{
+    if (c->scan != NULL) {
+        *key = feox_cursor_key(c->scan, key_len);
+        *value = feox_cursor_value(c->scan, value_len);
+        feox_cursor_info(c->scan, info);
+    } else {
+        *key = c->points[c->point_index].data;
+        *key_len = c->points[c->point_index].len;
+        *value = feox_value_data(c->point_value);
+        *value_len = feox_value_size(c->point_value);
+        feox_value_info(c->point_value, info);
+    }
+}
+
+/* xColumn: key, value (its original SQL type), ttl (remaining seconds or NULL), ts (ns). */
+int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
+{
+    feox_vt_cursor *c = (feox_vt_cursor *)cur;
+    feox_vtab *vt = cursor_vtab(c);
+    const void *key, *value;
+    size_t key_len, value_len;
+    feox_record_info info;
+    if (c->eof) {
+        return SQLITE_OK;
+    }
+    /* UPDATE reads unassigned columns back; say "unchanged" for all but the key, which xUpdate
+     * needs (a nochange key would arrive as NULL). */
+    if (col != FEOX_COL_KEY && sqlite3_vtab_nochange(ctx)) {
+        return SQLITE_OK;
+    }
+    current_row(c, &key, &key_len, &value, &value_len, &info);
+    switch (col) {
+    case FEOX_COL_KEY:
+        if (vt->options.keytype == FEOX_KEYTYPE_BLOB) {
+            sqlite3_result_blob64(ctx, key, key_len, SQLITE_TRANSIENT);
+        } else {
+            sqlite3_result_text64(ctx, key, key_len, SQLITE_TRANSIENT, SQLITE_UTF8);
+        }
+        break;
+    case FEOX_COL_VALUE:
+        feox_result_value(ctx, info.tag, value, value_len);
+        break;
+    case FEOX_COL_TTL:
+        if (info.expires_at_ns == 0) {
+            sqlite3_result_null(ctx);
+        } else {
+            uint64_t left = info.expires_at_ns > c->now_ns ? info.expires_at_ns - c->now_ns : 0;
+            sqlite3_result_int64(ctx, (sqlite3_int64)(left / 1000000000u));
+        }
+        break;
+    case FEOX_COL_TS:
+        sqlite3_result_int64(ctx, (sqlite3_int64)info.timestamp_ns);
+        break;
+    default:
+        break;
+    }
+    return SQLITE_OK;
+}
+
+/* xRowid: never called for a WITHOUT ROWID table. */
+int feox_vt_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid)
+{
+    (void)cur;
+    *rowid = 0;
+    return SQLITE_ERROR;
+}

@@ -1,0 +1,268 @@
+/*
+ * feox_ext.h — declarations shared by the files of the SQLite extension (ext/). Not installed.
+ *
+ * Files and their jobs:
+ *   feox_ext.c     sqlite3_feox_init: registers the module and the SQL functions
+ *   options.c      CREATE VIRTUAL TABLE options, and where a table's data lives
+ *   registry.c     process-wide store sharing (name -> open feox_store, reference counted)
+ *   connection.c   per-connection state: live vtabs (for the functions) and store attachments
+ *   value_codec.c  SQL value <-> engine bytes + record tag; key canonicalisation; error mapping
+ *   txn_journal.c  the undo journal behind transactions and savepoints
+ *   vtab.c         the module: create/connect/destroy/rename and the transaction methods
+ *   plan.c         xBestIndex and the plan encoding that xFilter decodes
+ *   cursor.c       xOpen/xFilter/xNext/xEof/xColumn/xClose
+ *   update.c       xUpdate (INSERT / UPDATE / DELETE with SQL conflict semantics)
+ *   functions.c    feox_incr, feox_cas, feox_patch, feox_stats, feox_flush, feox_check
+ *
+ * Every file includes <sqlite3ext.h> only; feox_ext.c holds SQLITE_EXTENSION_INIT1, the others
+ * SQLITE_EXTENSION_INIT3 (both are no-ops when built with -DSQLITE_CORE). The engine is reached
+ * only through feox.h.
+ */
+#ifndef FEOX_EXT_H
+#define FEOX_EXT_H
+
+#include <sqlite3ext.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "feox.h"
+
+/* ---- value tags (value_codec.c) ---------------------------------------------------------------
+ * The SQL type of a value is kept in the engine record's tag:
+ *   0 FEOX_TAG_RAW      written by a non-SQL user of the engine: shown as BLOB
+ *   1 FEOX_TAG_INTEGER  8 bytes, little-endian two's-complement i64 (the engine's counter format)
+ *   2 FEOX_TAG_REAL     8 bytes, little-endian IEEE-754 double
+ *   3 FEOX_TAG_TEXT     the UTF-8 bytes, no terminator
+ *   4 FEOX_TAG_BLOB     the bytes
+ *   5 FEOX_TAG_NULL     zero bytes
+ * A value whose tag and length disagree (INTEGER/REAL not 8 bytes) is shown as BLOB. */
+enum feox_value_tag {
+    FEOX_TAG_RAW = 0,
+    FEOX_TAG_INTEGER = 1,
+    FEOX_TAG_REAL = 2,
+    FEOX_TAG_TEXT = 3,
+    FEOX_TAG_BLOB = 4,
+    FEOX_TAG_NULL = 5
+};
+
+typedef enum feox_keytype { FEOX_KEYTYPE_TEXT = 0, FEOX_KEYTYPE_BLOB = 1 } feox_keytype;
+
+/* An SQL value encoded for the engine. data points into the sqlite3_value or into num; it is
+ * valid while the sqlite3_value is (and is never NULL, even for zero bytes). */
+typedef struct feox_encoded {
+    uint32_t tag;
+    const void *data;
+    size_t len;
+    unsigned char num[8];
+} feox_encoded;
+
+void feox_encode_value(sqlite3_value *v, feox_encoded *out);
+void feox_result_value(sqlite3_context *ctx, uint32_t tag, const void *data, size_t len);
+bool feox_decode_i64(uint32_t tag, const void *data, size_t len, int64_t *out);
+void feox_put_i64(unsigned char out[8], int64_t v);
+
+/* Canonical key of v for the table's key type (text: numbers become their text; blob: bytes).
+ * Returns false for NULL. The pointer is valid while v is unchanged; never NULL. */
+bool feox_key_from_value(feox_keytype keytype, sqlite3_value *v, const void **key, size_t *len);
+
+/* The SQLite result code for an engine error. */
+int feox_err_to_sqlite(feox_err err);
+/* "feox: <table>: <cause>[: <detail>]" (sqlite3_mprintf'd; NULL on OOM). Call right after the
+ * failing engine call (the detail is per thread and per call). */
+char *feox_err_message(const char *table, feox_err err);
+
+/* ---- options (options.c) --------------------------------------------------------------------- */
+
+typedef struct feox_options {
+    char *path;           /* as given (dequoted), NULL if absent */
+    uint64_t max_memory;  /* 0 = unlimited */
+    feox_sync_mode sync;
+    feox_keytype keytype;
+    bool ttl_sweep_set;
+    uint32_t ttl_sweep_interval_ms; /* 0 with ttl_sweep_set = sweeper off */
+    uint32_t flush_interval_ms;
+} feox_options;
+
+/* Parse argv[3..] of xCreate/xConnect. On error returns SQLITE_ERROR with *err (mprintf'd). */
+int feox_options_parse(int argc, const char *const *argv, feox_options *out, char **err);
+void feox_options_free(feox_options *o);
+
+/* Where a table's data lives. kind FILE: file_path is the absolute store file. kind SHARED_MEMORY:
+ * memory only, shared by this process's connections to one database file (share_key names it).
+ * kind PRIVATE_MEMORY: memory only, private to this connection. */
+typedef enum feox_location_kind {
+    FEOX_LOC_FILE,
+    FEOX_LOC_SHARED_MEMORY,
+    FEOX_LOC_PRIVATE_MEMORY
+} feox_location_kind;
+
+typedef struct feox_location {
+    feox_location_kind kind;
+    char *file_path; /* FILE */
+    char *share_key; /* FILE and SHARED_MEMORY: the registry key */
+    bool default_path; /* FILE chosen as <db>-<table>.feox (renamed with the table) */
+} feox_location;
+
+int feox_location_resolve(sqlite3 *db, const char *schema, const char *table,
+                          const feox_options *o, feox_location *out, char **err);
+void feox_location_free(feox_location *loc);
+/* The default store file for (db file, table): "<dbfile>-<table>.feox" (mprintf'd). */
+char *feox_default_store_path(const char *db_file, const char *table);
+
+/* ---- registry (registry.c) ------------------------------------------------------------------- */
+
+typedef struct feox_entry_ref feox_entry_ref;
+struct feox_entry_ref {
+    feox_store *store;
+    char *file_path; /* NULL for memory stores */
+};
+
+/* Open (or share) the store at loc. The returned reference is released with
+ * feox_registry_release. On error returns an SQLite code and *err. */
+int feox_registry_acquire(const feox_location *loc, const feox_options *o, const char *table,
+                          feox_entry_ref **out, char **err);
+void feox_registry_retain(feox_entry_ref *e);
+void feox_registry_release(feox_entry_ref *e);
+/* DROP TABLE: forget the name (a new CREATE gets a new store) and remove the store's files now
+ * and again when the last reference goes. */
+void feox_registry_drop(feox_entry_ref *e);
+/* ALTER TABLE RENAME: re-key a shared entry; for a default-path file store, close it, move its
+ * files and reopen it (only when the caller holds every reference: caller_refs). */
+int feox_registry_rename(feox_entry_ref *e, const feox_location *new_loc, const feox_options *o,
+                         int caller_refs, char **err);
+int feox_registry_refs(feox_entry_ref *e);
+/* Remove path and every file the store created next to it (path-*, path.*). */
+void feox_remove_store_files(const char *path);
+
+/* ---- undo journal (txn_journal.c) ------------------------------------------------------------ */
+
+typedef struct feox_journal_entry {
+    unsigned char *key;
+    size_t key_len;
+    bool existed; /* false: the key was absent; undo deletes it */
+    unsigned char *value;
+    size_t value_len;
+    uint32_t tag;
+    uint64_t expires_at_ns;
+} feox_journal_entry;
+
+typedef struct feox_journal {
+    feox_journal_entry *entries;
+    size_t n, cap;
+    size_t *marks; /* marks[i] = journal length when savepoint i began */
+    int n_marks, cap_marks;
+} feox_journal;
+
+/* Record the key's current state (read from the store) before changing it. */
+int feox_journal_capture(feox_journal *j, feox_store *store, const void *key, size_t key_len);
+/* Record a known state: existed=false (absent) or the given old value and info. */
+int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool existed,
+                     const void *value, size_t value_len, uint32_t tag, uint64_t expires_at_ns);
+/* Forget entries above n without undoing them (the change they guarded did not happen). */
+void feox_journal_truncate(feox_journal *j, size_t n);
+/* Undo entries above n, newest first. Returns the first engine error (the rest still run). */
+feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n);
+void feox_journal_savepoint(feox_journal *j, int level);
+void feox_journal_release(feox_journal *j, int level);
+feox_err feox_journal_rollback_to(feox_journal *j, feox_store *store, int level);
+void feox_journal_clear(feox_journal *j);
+
+/* ---- the virtual table object (vtab.c) ------------------------------------------------------- */
+
+typedef struct feox_conn feox_conn;
+typedef struct feox_attachment feox_attachment;
+
+typedef struct feox_vtab {
+    sqlite3_vtab base;
+    sqlite3 *db;
+    feox_conn *conn;
+    char *schema;
+    char *name;
+    feox_options options;
+    feox_entry_ref *entry; /* the store is entry->store (it changes when RENAME moves a file) */
+    bool in_txn;       /* between xBegin and xCommit/xRollback */
+    feox_journal journal;
+    struct feox_vtab *next_in_conn;
+} feox_vtab;
+
+/* Replace the vtab's error message with an mprintf'd one. */
+void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...);
+/* Set "feox: <table>: <engine error>" and return the SQLite code. */
+int feox_vtab_engine_error(feox_vtab *vt, feox_err err);
+
+extern sqlite3_module feox_module;
+
+/* Methods implemented outside vtab.c. */
+int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info);
+int feox_vt_open(sqlite3_vtab *tab, sqlite3_vtab_cursor **out);
+int feox_vt_close(sqlite3_vtab_cursor *cur);
+int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc,
+                   sqlite3_value **argv);
+int feox_vt_next(sqlite3_vtab_cursor *cur);
+int feox_vt_eof(sqlite3_vtab_cursor *cur);
+int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col);
+int feox_vt_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid);
+int feox_vt_update(sqlite3_vtab *tab, int argc, sqlite3_value **argv, sqlite3_int64 *rowid);
+
+/* Column numbers of the declared schema. */
+enum feox_column { FEOX_COL_KEY = 0, FEOX_COL_VALUE, FEOX_COL_TTL, FEOX_COL_TS };
+
+/* Plan encoding shared by plan.c (writes) and cursor.c (reads); see plan.c for the layout. */
+typedef enum feox_plan_kind {
+    FEOX_PLAN_SCAN = 0,  /* whole ordered index */
+    FEOX_PLAN_RANGE = 1, /* ordered index between the tightest bounds */
+    FEOX_PLAN_EQ = 2,    /* one hash lookup */
+    FEOX_PLAN_IN = 3     /* hash lookups over a sorted, de-duplicated IN list */
+} feox_plan_kind;
+
+typedef enum feox_plan_op {
+    FEOX_OP_END = 0,
+    FEOX_OP_EQ = 1,
+    FEOX_OP_IN = 2,
+    FEOX_OP_GT = 3,
+    FEOX_OP_GE = 4,
+    FEOX_OP_LT = 5,
+    FEOX_OP_LE = 6,
+    FEOX_OP_LIMIT = 7,
+    FEOX_OP_OFFSET = 8
+} feox_plan_op;
+
+#define FEOX_PLAN_KIND_MASK 0x3
+#define FEOX_PLAN_DESC 0x4
+#define FEOX_PLAN_OP_SHIFT 3
+#define FEOX_PLAN_OP_BITS 4
+#define FEOX_PLAN_MAX_ARGS 7
+
+/* ---- per-connection state (connection.c) ----------------------------------------------------- */
+
+/* Find or create the connection state of db (one per connection, shared by reloads). */
+feox_conn *feox_conn_get(sqlite3 *db);
+void feox_conn_retain(feox_conn *c);
+void feox_conn_release(feox_conn *c);
+void feox_conn_add_vtab(feox_conn *c, feox_vtab *vt);
+void feox_conn_remove_vtab(feox_conn *c, feox_vtab *vt);
+/* The newest vtab of this connection named (schema or any schema, table), or NULL. */
+feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table);
+/* The connection keeps one reference on every store its tables used (until close or DROP), so a
+ * schema reset that disconnects before reconnecting never loses a memory store. Returns the entry
+ * for (schema, table) if attached and its location key matches, else NULL. */
+feox_entry_ref *feox_conn_attached(feox_conn *c, const char *schema, const char *table,
+                                   const char *share_key);
+int feox_conn_attach(feox_conn *c, const char *schema, const char *table, const char *share_key,
+                     feox_entry_ref *e);
+void feox_conn_detach(feox_conn *c, const char *schema, const char *table);
+void feox_conn_rename(feox_conn *c, const char *schema, const char *table, const char *new_table,
+                      const char *new_share_key);
+/* How many references this connection holds on e (its vtabs and its attachment). */
+int feox_conn_entry_refs(feox_conn *c, feox_entry_ref *e);
+
+/* ---- entry point (feox_ext.c) ---------------------------------------------------------------- */
+
+int sqlite3_feox_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi);
+
+/* ---- functions (functions.c) ----------------------------------------------------------------- */
+
+int feox_register_functions(sqlite3 *db, feox_conn *conn);
+
+#endif /* FEOX_EXT_H */

@@ -1,0 +1,547 @@
+/*
+ * functions.c — the SQL functions of the extension.
+ *
+ *   feox_incr(tab, key, delta [, ttl])        -> the new INTEGER value
+ *   feox_cas(tab, key, expected, new [, ttl]) -> 1 if this call swapped, else 0
+ *   feox_patch(tab, key, patch [, ttl])       -> the patched JSON document (TEXT)
+ *   feox_stats(tab)                           -> JSON object: len, memory_usage, max_memory and
+ *                                                every counter of feox_stats
+ *   feox_flush(tab)                           -> 1 once everything is durable
+ *   feox_check(tab)                           -> 'ok', or the problems found
+ *
+ * tab names a feox table of this connection: 'kv' or 'schema.kv'. If the table was not used yet
+ * by this connection, or a transaction is open and the table has not joined it, a cached-free
+ * no-op "UPDATE tab SET key=key WHERE 0" makes SQLite connect it and call xBegin, so the function's
+ * changes are undo-journalled like any UPDATE and follow ROLLBACK / ROLLBACK TO. In autocommit
+ * mode the change is applied directly (it is atomic in the store).
+ *
+ * TTL: incr, cas and patch keep the record's expiry unless a ttl argument is given (NULL = keep,
+ * 0 = remove, > 0 = seconds from now). Keys follow the table's key type (value_codec.c).
+ * incr works on INTEGER values and 8-byte BLOBs (the engine's counter format) and stores an
+ * INTEGER; it saturates at the i64 limits. An INTEGER is incremented by the engine's atomic
+ * increment; an 8-byte BLOB is converted by compare-and-swap; a missing key is created with
+ * insert-if-absent (retrying if another writer wins), so concurrent calls never lose an update. cas compares SQL type (record
+ * tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5'.
+ *
+ * Registered with SQLITE_UTF8 | SQLITE_DIRECTONLY (they have side effects: not usable from
+ * views/triggers of an untrusted schema), never SQLITE_DETERMINISTIC.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "feox_ext.h"
+
+SQLITE_EXTENSION_INIT3
+
+static void fn_error(sqlite3_context *ctx, int rc, char *msg)
+{
+    sqlite3_result_error(ctx, msg ? msg : "feox: out of memory", -1);
+    sqlite3_result_error_code(ctx, msg ? rc : SQLITE_NOMEM);
+    sqlite3_free(msg);
+}
+
+static void fn_engine_error(sqlite3_context *ctx, feox_vtab *vt, feox_err e)
+{
+    fn_error(ctx, feox_err_to_sqlite(e), feox_err_message(vt->name, e));
+}
+
+/* Run the no-op write that connects the table and enlists it in the open transaction. */
+static int touch_table(sqlite3 *db, const char *schema, const char *table, char **err)
+{
+    char *sql = schema ? sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET key=key WHERE 0", schema, table)
+                       : sqlite3_mprintf("UPDATE \"%w\" SET key=key WHERE 0", table);
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+    if (sql == NULL) {
+        return SQLITE_NOMEM;
+    }
+    rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(stmt);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    if (rc != SQLITE_OK) {
+        *err = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_free(sql);
+    return rc;
+}
+
+/* The feox table named by argv[0] in this connection, or NULL after reporting an error. */
+static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg)
+{
+    feox_conn *conn = sqlite3_user_data(ctx);
+    sqlite3 *db = sqlite3_context_db_handle(ctx);
+    const char *full = (const char *)sqlite3_value_text(name_arg);
+    char *schema = NULL;
+    const char *table;
+    feox_vtab *vt = NULL;
+    char *err = NULL;
+
+    if (full == NULL) {
+        fn_error(ctx, SQLITE_MISUSE, sqlite3_mprintf("feox: the table name may not be NULL"));
+        return NULL;
+    }
+    const char *dot = strchr(full, '.');
+    if (dot != NULL) {
+        schema = sqlite3_mprintf("%.*s", (int)(dot - full), full);
+        if (schema == NULL) {
+            sqlite3_result_error_nomem(ctx);
+            return NULL;
+        }
+        table = dot + 1;
+    } else {
+        table = full;
+    }
+    vt = feox_conn_find_vtab(conn, schema, table);
+    if (vt == NULL || (!sqlite3_get_autocommit(db) && !vt->in_txn)) {
+        int rc = touch_table(db, schema, table, &err);
+        if (rc != SQLITE_OK) {
+            if (err != NULL && strncmp(err, "no such table", 13) == 0) {
+                fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s", full));
+            } else {
+                fn_error(ctx, rc, sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
+            }
+            vt = NULL;
+            goto cleanup;
+        }
+        vt = feox_conn_find_vtab(conn, schema, table);
+        if (vt == NULL) {
+            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
+        }
+    }
+cleanup:
+    sqlite3_free(err);
+    sqlite3_free(schema);
+    return vt;
+}
+
+static bool fn_key(sqlite3_context *ctx, feox_vtab *vt, sqlite3_value *v, const void **key,
+                   size_t *len)
+{
+    if (!feox_key_from_value(vt->options.keytype, v, key, len)) {
+        fn_error(ctx, SQLITE_CONSTRAINT, sqlite3_mprintf("feox: %s: key may not be NULL", vt->name));
+        return false;
+    }
+    if (*len == 0 || *len > FEOX_MAX_KEY_SIZE) {
+        fn_error(ctx, SQLITE_CONSTRAINT,
+                 sqlite3_mprintf("feox: %s: key is empty or longer than %u bytes", vt->name,
+                                 (unsigned)FEOX_MAX_KEY_SIZE));
+        return false;
+    }
+    return true;
+}
+
+static bool whole_number(sqlite3_value *v, sqlite3_int64 *out)
+{
+    int t = sqlite3_value_numeric_type(v);
+    if (t == SQLITE_INTEGER) {
+        *out = sqlite3_value_int64(v);
+        return true;
+    }
+    if (t == SQLITE_FLOAT) {
+        double d = sqlite3_value_double(v);
+        if (d == floor(d) && d >= -9.2e18 && d <= 9.2e18) {
+            *out = (sqlite3_int64)d;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Optional ttl argument -> opts flags. NULL or absent = keep the record's TTL. */
+static bool fn_ttl(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv, int idx,
+                   feox_write_opts *opts)
+{
+    sqlite3_int64 n;
+    if (argc <= idx || sqlite3_value_type(argv[idx]) == SQLITE_NULL) {
+        return true;
+    }
+    if (!whole_number(argv[idx], &n) || n < 0) {
+        fn_error(ctx, SQLITE_MISMATCH,
+                 sqlite3_mprintf("feox: %s: ttl must be a non-negative whole number of seconds",
+                                 vt->name));
+        return false;
+    }
+    if (n == 0) {
+        opts->flags |= FEOX_WRITE_EXPIRES_AT;
+        opts->expires_at_ns = 0;
+    } else {
+        opts->flags |= FEOX_WRITE_TTL;
+        opts->ttl_secs = (uint64_t)n;
+    }
+    return true;
+}
+
+static int64_t add_saturating(int64_t a, int64_t b)
+{
+    if (b > 0 && a > INT64_MAX - b) {
+        return INT64_MAX;
+    }
+    if (b < 0 && a < INT64_MIN - b) {
+        return INT64_MIN;
+    }
+    return a + b;
+}
+
+/* feox_incr(tab, key, delta [, ttl]) */
+static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    const void *key;
+    size_t len;
+    sqlite3_int64 delta;
+    feox_write_opts ttl_opts;
+    memset(&ttl_opts, 0, sizeof ttl_opts);
+    if (vt == NULL || !fn_key(ctx, vt, argv[1], &key, &len)) {
+        return;
+    }
+    if (!whole_number(argv[2], &delta)) {
+        fn_error(ctx, SQLITE_MISMATCH,
+                 sqlite3_mprintf("feox: %s: delta must be an integer", vt->name));
+        return;
+    }
+    if (!fn_ttl(ctx, vt, argc, argv, 3, &ttl_opts)) {
+        return;
+    }
+    feox_store *store = vt->entry->store;
+    for (;;) {
+        size_t mark = vt->journal.n;
+        feox_value *cur = NULL;
+        unsigned char next[8];
+        feox_write_opts opts = ttl_opts;
+        opts.flags |= FEOX_WRITE_TAG;
+        opts.tag = FEOX_TAG_INTEGER;
+        feox_err e = feox_get_ref(store, key, len, &cur);
+        if (e == FEOX_ERR_KEY_NOT_FOUND) {
+            bool inserted = false;
+            feox_put_i64(next, delta);
+            if (vt->in_txn && feox_journal_add(&vt->journal, key, len, false, NULL, 0, 0, 0)) {
+                sqlite3_result_error_nomem(ctx);
+                return;
+            }
+            e = feox_insert_if_absent(store, key, len, next, 8, &opts, &inserted);
+            if (e == FEOX_OK && inserted) {
+                sqlite3_result_int64(ctx, delta);
+                return;
+            }
+            feox_journal_truncate(&vt->journal, mark);
+            if (e != FEOX_OK) {
+                fn_engine_error(ctx, vt, e);
+                return;
+            }
+            continue; /* created by someone else meanwhile: increment theirs */
+        }
+        if (e != FEOX_OK) {
+            fn_engine_error(ctx, vt, e);
+            return;
+        }
+        feox_record_info info;
+        int64_t old_value;
+        feox_value_info(cur, &info);
+        if (!feox_decode_i64(info.tag, feox_value_data(cur), feox_value_size(cur), &old_value)) {
+            feox_value_release(cur);
+            fn_error(ctx, SQLITE_MISMATCH,
+                     sqlite3_mprintf("feox: %s: value is not a 64-bit integer", vt->name));
+            return;
+        }
+        int64_t new_value = add_saturating(old_value, delta);
+        if (vt->in_txn && feox_journal_add(&vt->journal, key, len, true, feox_value_data(cur), 8,
+                                           info.tag, info.expires_at_ns)) {
+            feox_value_release(cur);
+            sqlite3_result_error_nomem(ctx);
+            return;
+        }
+        if (info.tag == FEOX_TAG_INTEGER) {
+            /* Already an INTEGER: the engine's own linearizable increment. */
+            feox_value_release(cur);
+            int64_t result = 0;
+            e = feox_atomic_increment(store, key, len, delta, &opts, &result);
+            if (e == FEOX_OK) {
+                if (vt->in_txn && result != INT64_MAX && result != INT64_MIN) {
+                    /* What this increment replaced, even if another writer got in between. */
+                    feox_put_i64(vt->journal.entries[mark].value, result - delta);
+                }
+                sqlite3_result_int64(ctx, result);
+                return;
+            }
+            feox_journal_truncate(&vt->journal, mark);
+            if (e == FEOX_ERR_KEY_NOT_FOUND) {
+                continue;
+            }
+            fn_engine_error(ctx, vt, e);
+            return;
+        }
+        /* An 8-byte BLOB: swap in the INTEGER only if nothing changed meanwhile. */
+        bool swapped = false;
+        feox_put_i64(next, new_value);
+        opts.flags |= FEOX_WRITE_TAG | FEOX_WRITE_MATCH_TAG;
+        opts.expected_tag = info.tag;
+        e = feox_compare_and_swap(store, key, len, feox_value_data(cur), 8, next, 8, &opts,
+                                  &swapped);
+        feox_value_release(cur);
+        if (e == FEOX_OK && swapped) {
+            sqlite3_result_int64(ctx, new_value);
+            return;
+        }
+        feox_journal_truncate(&vt->journal, mark);
+        if (e != FEOX_OK) {
+            fn_engine_error(ctx, vt, e);
+            return;
+        }
+    }
+}
+
+/* feox_cas(tab, key, expected, new [, ttl]) */
+static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    const void *key;
+    size_t len;
+    feox_encoded expected, replacement;
+    feox_write_opts opts;
+    memset(&opts, 0, sizeof opts);
+    if (vt == NULL || !fn_key(ctx, vt, argv[1], &key, &len)) {
+        return;
+    }
+    if (!fn_ttl(ctx, vt, argc, argv, 4, &opts)) {
+        return;
+    }
+    feox_encode_value(argv[2], &expected);
+    feox_encode_value(argv[3], &replacement);
+    if (replacement.len > FEOX_MAX_VALUE_SIZE) {
+        fn_error(ctx, SQLITE_TOOBIG, sqlite3_mprintf("feox: %s: value is longer than %u bytes",
+                                                     vt->name, (unsigned)FEOX_MAX_VALUE_SIZE));
+        return;
+    }
+    feox_store *store = vt->entry->store;
+    feox_value *cur = NULL;
+    feox_err e = feox_get_ref(store, key, len, &cur);
+    if (e == FEOX_ERR_KEY_NOT_FOUND) {
+        sqlite3_result_int(ctx, 0);
+        return;
+    }
+    if (e != FEOX_OK) {
+        fn_engine_error(ctx, vt, e);
+        return;
+    }
+    feox_record_info info;
+    feox_value_info(cur, &info);
+    bool same = info.tag == expected.tag && feox_value_size(cur) == expected.len &&
+                memcmp(feox_value_data(cur), expected.data, expected.len) == 0;
+    size_t mark = vt->journal.n;
+    int rc = SQLITE_OK;
+    if (same && vt->in_txn) {
+        rc = feox_journal_add(&vt->journal, key, len, true, feox_value_data(cur),
+                              feox_value_size(cur), info.tag, info.expires_at_ns);
+    }
+    feox_value_release(cur);
+    if (rc != SQLITE_OK) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    if (!same) {
+        sqlite3_result_int(ctx, 0); /* it did not match when read: linearizable as a failure */
+        return;
+    }
+    bool swapped = false;
+    opts.flags |= FEOX_WRITE_TAG | FEOX_WRITE_MATCH_TAG;
+    opts.tag = replacement.tag;
+    opts.expected_tag = expected.tag;
+    e = feox_compare_and_swap(store, key, len, expected.data, expected.len, replacement.data,
+                              replacement.len, &opts, &swapped);
+    if (e != FEOX_OK || !swapped) {
+        feox_journal_truncate(&vt->journal, mark);
+    }
+    if (e != FEOX_OK) {
+        fn_engine_error(ctx, vt, e);
+        return;
+    }
+    sqlite3_result_int(ctx, swapped ? 1 : 0);
+}
+
+/* feox_patch(tab, key, patch [, ttl]) */
+static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    const void *key;
+    size_t len;
+    feox_write_opts opts;
+    memset(&opts, 0, sizeof opts);
+    if (vt == NULL || !fn_key(ctx, vt, argv[1], &key, &len)) {
+        return;
+    }
+    if (!fn_ttl(ctx, vt, argc, argv, 3, &opts)) {
+        return;
+    }
+    const char *patch = (const char *)sqlite3_value_text(argv[2]);
+    size_t patch_len = (size_t)sqlite3_value_bytes(argv[2]);
+    if (patch == NULL) {
+        fn_error(ctx, SQLITE_MISMATCH, sqlite3_mprintf("feox: %s: the patch may not be NULL",
+                                                       vt->name));
+        return;
+    }
+    feox_store *store = vt->entry->store;
+    size_t mark = vt->journal.n;
+    if (vt->in_txn) {
+        int rc = feox_journal_capture(&vt->journal, store, key, len);
+        if (rc != SQLITE_OK) {
+            fn_error(ctx, rc, sqlite3_mprintf("feox: %s: cannot journal the change", vt->name));
+            return;
+        }
+    }
+    char *doc = NULL;
+    size_t doc_len = 0;
+    feox_err e = feox_json_patch(store, key, len, patch, patch_len, opts.flags ? &opts : NULL,
+                                 &doc, &doc_len);
+    if (e != FEOX_OK) {
+        feox_journal_truncate(&vt->journal, mark);
+        fn_engine_error(ctx, vt, e);
+        return;
+    }
+    sqlite3_result_text64(ctx, doc, doc_len, SQLITE_TRANSIENT, SQLITE_UTF8);
+    feox_free(doc);
+}
+
+/* feox_stats(tab) */
+static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    feox_stats st;
+    (void)argc;
+    if (vt == NULL) {
+        return;
+    }
+    feox_err e = feox_get_stats(vt->entry->store, &st);
+    if (e != FEOX_OK) {
+        fn_engine_error(ctx, vt, e);
+        return;
+    }
+#define FIELD(name) {#name, st.name}
+    const struct {
+        const char *name;
+        uint64_t value;
+    } fields[] = {
+        FIELD(len),
+        FIELD(memory_usage),
+        FIELD(max_memory),
+        FIELD(keys_with_ttl),
+        FIELD(gets),
+        FIELD(get_misses),
+        FIELD(inserts),
+        FIELD(updates),
+        FIELD(deletes),
+        FIELD(range_queries),
+        FIELD(cas_success),
+        FIELD(cas_failure),
+        FIELD(increments),
+        FIELD(json_patches),
+        FIELD(json_patch_failures),
+        FIELD(older_timestamp_errors),
+        FIELD(out_of_memory_errors),
+        FIELD(ttl_expired_lazy),
+        FIELD(ttl_expired_active),
+        FIELD(ttl_sweeper_runs),
+        FIELD(epoch_retired),
+        FIELD(epoch_freed),
+        FIELD(cache_hits),
+        FIELD(cache_misses),
+        FIELD(cache_evictions),
+        FIELD(cache_bytes),
+        FIELD(disk_reads),
+        FIELD(disk_bytes_read),
+        FIELD(disk_writes),
+        FIELD(disk_bytes_written),
+        FIELD(flushes),
+        FIELD(fsyncs),
+        FIELD(io_errors),
+        FIELD(file_size),
+        FIELD(file_live_bytes),
+        FIELD(compactions),
+        FIELD(recovered_records),
+        FIELD(recovery_dropped_records),
+        FIELD(recovery_dropped_bytes),
+        FIELD(recovery_ns),
+    };
+#undef FIELD
+    sqlite3_str *s = sqlite3_str_new(sqlite3_context_db_handle(ctx));
+    sqlite3_str_appendchar(s, 1, '{');
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        sqlite3_str_appendf(s, "%s\"%s\":%llu", i ? "," : "", fields[i].name,
+                            (unsigned long long)fields[i].value);
+    }
+    sqlite3_str_appendf(s, ",\"persistent\":%s}", vt->entry->file_path ? "true" : "false");
+    int rc = sqlite3_str_errcode(s);
+    char *json = sqlite3_str_finish(s);
+    if (rc != SQLITE_OK || json == NULL) {
+        sqlite3_free(json);
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    sqlite3_result_text(ctx, json, -1, sqlite3_free);
+    sqlite3_result_subtype(ctx, 'J'); /* JSON, as SQLite's json functions mark it */
+}
+
+/* feox_flush(tab) */
+static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    (void)argc;
+    if (vt == NULL) {
+        return;
+    }
+    feox_err e = feox_flush(vt->entry->store);
+    if (e != FEOX_OK) {
+        fn_engine_error(ctx, vt, e);
+        return;
+    }
+    sqlite3_result_int(ctx, 1);
+}
+
+/* feox_check(tab) */
+static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    (void)argc;
+    if (vt == NULL) {
+        return;
+    }
+    feox_err e = feox_check(vt->entry->store);
+    if (e == FEOX_OK) {
+        sqlite3_result_text(ctx, "ok", 2, SQLITE_STATIC);
+    } else if (e == FEOX_ERR_CORRUPT) {
+        const char *detail = feox_error_detail();
+        sqlite3_result_text(ctx, detail[0] ? detail : "corrupt", -1, SQLITE_TRANSIENT);
+    } else {
+        fn_engine_error(ctx, vt, e);
+    }
+}
+
+static void conn_destroy(void *p)
+{
+    feox_conn_release(p);
+}
+
+int feox_register_functions(sqlite3 *db, feox_conn *conn)
+{
+    static const struct {
+        const char *name;
+        int n_arg;
+        void (*fn)(sqlite3_context *, int, sqlite3_value **);
+    } fns[] = {
+        {"feox_incr", 3, fn_incr},  {"feox_incr", 4, fn_incr},   {"feox_cas", 4, fn_cas},
+        {"feox_cas", 5, fn_cas},    {"feox_patch", 3, fn_patch}, {"feox_patch", 4, fn_patch},
+        {"feox_stats", 1, fn_stats}, {"feox_flush", 1, fn_flush}, {"feox_check", 1, fn_check},
+    };
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        feox_conn_retain(conn); /* released by conn_destroy, also when registration fails */
+        int rc = sqlite3_create_function_v2(db, fns[i].name, fns[i].n_arg,
+                                            SQLITE_UTF8 | SQLITE_DIRECTONLY, conn, fns[i].fn,
+                                            NULL, NULL, conn_destroy);
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
+    }
+    return SQLITE_OK;
+}

@@ -1,0 +1,368 @@
+/*
+ * options.c — the options of CREATE VIRTUAL TABLE ... USING feox(...), and where the data lives.
+ *
+ *   CREATE VIRTUAL TABLE kv USING feox(path='data.feox', max_memory='512MB', sync='normal',
+ *                                      keytype='text', ttl_sweep_interval=250, flush_interval=100);
+ *
+ *   path                store file; ':memory:' = memory only (default: see below)
+ *   max_memory          bytes: 1000, '512MB' (10^6), '512MiB' (2^20), also B/KB/KiB/GB/GiB/TB/TiB
+ *                       (case-insensitive); 0 = unlimited (default)
+ *   sync                off | normal (default) | full
+ *   keytype             text (default) | blob
+ *   ttl_sweep_interval  milliseconds between expiry sweeps (default 250); 0 = no sweeper
+ *   flush_interval      sync=normal: milliseconds between background flushes (default 100)
+ * Values may be quoted ('x' or "x"). An unknown option, a repeated one or a bad value fails the
+ * CREATE with a message naming the option.
+ *
+ * Where the data lives:
+ *   - path=':memory:' — memory only;
+ *   - no path, file database — the file "<db file>-<table>.feox" next to it;
+ *   - no path, in-memory or temporary database — memory only;
+ *   - relative path — relative to the database file's directory (the current directory for an
+ *     in-memory database).
+ * A memory-only table in a file database is shared by the process's connections to that database
+ * (registry key "memory:<db file>:<table>"); in an in-memory database it is private to the
+ * connection. File stores are shared by absolute path.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "feox_ext.h"
+
+SQLITE_EXTENSION_INIT3
+
+/* Copy of s without surrounding quotes ('..', "..", `..`, [..]); doubled quotes collapse. */
+static char *dequote(const char *s, size_t n)
+{
+    char *out = sqlite3_malloc64(n + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    char q = n >= 2 ? s[0] : 0;
+    char close = q == '[' ? ']' : q;
+    if ((q == '\'' || q == '"' || q == '`' || q == '[') && s[n - 1] == close) {
+        size_t j = 0;
+        for (size_t i = 1; i + 1 < n; i++) {
+            out[j++] = s[i];
+            if (s[i] == close && q != '[' && i + 2 < n && s[i + 1] == close) {
+                i++;
+            }
+        }
+        out[j] = '\0';
+    } else {
+        memcpy(out, s, n);
+        out[n] = '\0';
+    }
+    return out;
+}
+
+static void trim(const char **s, size_t *n)
+{
+    while (*n > 0 && isspace((unsigned char)(*s)[0])) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n > 0 && isspace((unsigned char)(*s)[*n - 1])) {
+        (*n)--;
+    }
+}
+
+/* Parse "<digits>[unit]" into bytes. */
+static bool parse_size(const char *v, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {
+        {"", 1},
+        {"b", 1},
+        {"kb", 1000ull},
+        {"mb", 1000ull * 1000},
+        {"gb", 1000ull * 1000 * 1000},
+        {"tb", 1000ull * 1000 * 1000 * 1000},
+        {"kib", 1ull << 10},
+        {"mib", 1ull << 20},
+        {"gib", 1ull << 30},
+        {"tib", 1ull << 40},
+    };
+    const char *p = v;
+    uint64_t n = 0;
+    if (!isdigit((unsigned char)*p)) {
+        return false;
+    }
+    while (isdigit((unsigned char)*p)) {
+        unsigned d = (unsigned)(*p - '0');
+        if (n > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        n = n * 10 + d;
+        p++;
+    }
+    while (*p == ' ') {
+        p++;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (sqlite3_stricmp(p, units[i].unit) == 0) {
+            if (n != 0 && units[i].mult > UINT64_MAX / n) {
+                return false;
+            }
+            *out = n * units[i].mult;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool parse_u32(const char *v, uint32_t *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)v[0])) {
+        return false;
+    }
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n > UINT32_MAX) {
+        return false;
+    }
+    *out = (uint32_t)n;
+    return true;
+}
+
+/* Apply one name=value pair. */
+static int apply_option(feox_options *o, const char *name, const char *value, unsigned *seen,
+                        char **err)
+{
+    static const char *const names[] = {"path",     "max_memory",         "sync",
+                                        "keytype",  "ttl_sweep_interval", "flush_interval"};
+    int idx = -1;
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
+        if (sqlite3_stricmp(name, names[i]) == 0) {
+            idx = i;
+        }
+    }
+    if (idx < 0) {
+        *err = sqlite3_mprintf("feox: unknown option '%s'", name);
+        return SQLITE_ERROR;
+    }
+    if (*seen & (1u << idx)) {
+        *err = sqlite3_mprintf("feox: option '%s' given twice", names[idx]);
+        return SQLITE_ERROR;
+    }
+    *seen |= 1u << idx;
+    bool ok = true;
+    switch (idx) {
+    case 0:
+        ok = value[0] != '\0';
+        if (ok) {
+            o->path = sqlite3_mprintf("%s", value);
+            if (o->path == NULL) {
+                return SQLITE_NOMEM;
+            }
+        }
+        break;
+    case 1:
+        ok = parse_size(value, &o->max_memory);
+        break;
+    case 2:
+        if (sqlite3_stricmp(value, "off") == 0) {
+            o->sync = FEOX_SYNC_OFF;
+        } else if (sqlite3_stricmp(value, "normal") == 0) {
+            o->sync = FEOX_SYNC_NORMAL;
+        } else if (sqlite3_stricmp(value, "full") == 0) {
+            o->sync = FEOX_SYNC_FULL;
+        } else {
+            ok = false;
+        }
+        break;
+    case 3:
+        if (sqlite3_stricmp(value, "text") == 0) {
+            o->keytype = FEOX_KEYTYPE_TEXT;
+        } else if (sqlite3_stricmp(value, "blob") == 0) {
+            o->keytype = FEOX_KEYTYPE_BLOB;
+        } else {
+            ok = false;
+        }
+        break;
+    case 4:
+        ok = parse_u32(value, &o->ttl_sweep_interval_ms);
+        o->ttl_sweep_set = true;
+        break;
+    default:
+        ok = parse_u32(value, &o->flush_interval_ms);
+        break;
+    }
+    if (!ok) {
+        static const char *const expect[] = {
+            "a file name or ':memory:'",
+            "a size such as 1048576, '512MB' or '1GiB'",
+            "off, normal or full",
+            "text or blob",
+            "a number of milliseconds",
+            "a number of milliseconds",
+        };
+        *err = sqlite3_mprintf("feox: bad value '%s' for option '%s' (expected %s)", value,
+                               names[idx], expect[idx]);
+        return SQLITE_ERROR;
+    }
+    return SQLITE_OK;
+}
+
+int feox_options_parse(int argc, const char *const *argv, feox_options *out, char **err)
+{
+    int rc = SQLITE_OK;
+    unsigned seen = 0;
+    char *name = NULL;
+    char *value = NULL;
+    memset(out, 0, sizeof *out);
+    out->sync = FEOX_SYNC_NORMAL;
+    out->keytype = FEOX_KEYTYPE_TEXT;
+    for (int i = 3; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *eq = strchr(arg, '=');
+        if (eq == NULL) {
+            const char *s = arg;
+            size_t n = strlen(arg);
+            trim(&s, &n);
+            name = dequote(s, n);
+            if (name == NULL) {
+                rc = SQLITE_NOMEM;
+                goto cleanup;
+            }
+            *err = sqlite3_mprintf("feox: option '%s' needs a value (name=value)", name);
+            rc = SQLITE_ERROR;
+            goto cleanup;
+        }
+        const char *ns = arg;
+        size_t nn = (size_t)(eq - arg);
+        const char *vs = eq + 1;
+        size_t vn = strlen(vs);
+        trim(&ns, &nn);
+        trim(&vs, &vn);
+        name = dequote(ns, nn);
+        value = dequote(vs, vn);
+        if (name == NULL || value == NULL) {
+            rc = SQLITE_NOMEM;
+            goto cleanup;
+        }
+        rc = apply_option(out, name, value, &seen, err);
+        if (rc != SQLITE_OK) {
+            goto cleanup;
+        }
+        sqlite3_free(name);
+        sqlite3_free(value);
+        name = value = NULL;
+    }
+cleanup:
+    sqlite3_free(name);
+    sqlite3_free(value);
+    if (rc != SQLITE_OK) {
+        feox_options_free(out);
+    }
+    return rc;
+}
+
+void feox_options_free(feox_options *o)
+{
+    sqlite3_free(o->path);
+    o->path = NULL;
+}
+
+char *feox_default_store_path(const char *db_file, const char *table)
+{
+    return sqlite3_mprintf("%s-%s.feox", db_file, table);
+}
+
+/* Absolute form of path: relative paths are taken relative to base_dir (or the cwd if NULL). */
+static char *absolute_path(const char *path, const char *base_dir)
+{
+    if (path[0] == '/') {
+        return sqlite3_mprintf("%s", path);
+    }
+    if (base_dir != NULL) {
+        return sqlite3_mprintf("%s/%s", base_dir, path);
+    }
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL) {
+        return NULL;
+    }
+    return sqlite3_mprintf("%s/%s", cwd, path);
+}
+
+int feox_location_resolve(sqlite3 *db, const char *schema, const char *table,
+                          const feox_options *o, feox_location *out, char **err)
+{
+    int rc = SQLITE_OK;
+    char *base_dir = NULL;
+    char *lower = sqlite3_mprintf("%s", table);
+    const char *db_file = sqlite3_db_filename(db, schema);
+    bool file_db = db_file != NULL && db_file[0] != '\0';
+    memset(out, 0, sizeof *out);
+    if (lower == NULL) {
+        return SQLITE_NOMEM;
+    }
+    for (char *p = lower; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
+    }
+    if (file_db) {
+        const char *slash = strrchr(db_file, '/');
+        base_dir = slash == NULL  ? NULL
+                   : slash == db_file ? sqlite3_mprintf("/")
+                                      : sqlite3_mprintf("%.*s", (int)(slash - db_file), db_file);
+        if (slash != NULL && base_dir == NULL) {
+            rc = SQLITE_NOMEM;
+            goto cleanup;
+        }
+    }
+    if (o->path != NULL && strcmp(o->path, ":memory:") == 0) {
+        out->kind = file_db ? FEOX_LOC_SHARED_MEMORY : FEOX_LOC_PRIVATE_MEMORY;
+    } else if (o->path == NULL && !file_db) {
+        out->kind = FEOX_LOC_PRIVATE_MEMORY;
+    } else {
+        out->kind = FEOX_LOC_FILE;
+        if (o->path == NULL) {
+            char *def = feox_default_store_path(db_file, table);
+            if (def == NULL) {
+                rc = SQLITE_NOMEM;
+                goto cleanup;
+            }
+            out->file_path = absolute_path(def, NULL);
+            sqlite3_free(def);
+            out->default_path = true;
+        } else {
+            out->file_path = absolute_path(o->path, base_dir);
+        }
+        if (out->file_path == NULL) {
+            rc = SQLITE_NOMEM;
+            goto cleanup;
+        }
+        out->share_key = sqlite3_mprintf("file:%s", out->file_path);
+    }
+    if (out->kind == FEOX_LOC_SHARED_MEMORY) {
+        out->share_key = sqlite3_mprintf("memory:%s:%s", db_file, lower);
+    }
+    if (out->kind != FEOX_LOC_PRIVATE_MEMORY && out->share_key == NULL) {
+        rc = SQLITE_NOMEM;
+    }
+cleanup:
+    if (rc != SQLITE_OK) {
+        feox_location_free(out);
+        if (rc != SQLITE_NOMEM) {
+            *err = sqlite3_mprintf("feox: %s: cannot resolve the store location", table);
+        }
+    }
+    sqlite3_free(base_dir);
+    sqlite3_free(lower);
+    return rc;
+}
+
+void feox_location_free(feox_location *loc)
+{
+    sqlite3_free(loc->file_path);
+    sqlite3_free(loc->share_key);
+    loc->file_path = NULL;
+    loc->share_key = NULL;
+}

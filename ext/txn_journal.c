@@ -1,0 +1,174 @@
+/*
+ * txn_journal.c — the undo journal that gives a feox table SQL transactions.
+ *
+ * The engine has no transactions, so each vtab (one per connection and table) records, before
+ * every change it makes, the key's previous state: absent, or its old value, tag and expiry
+ * instant. ROLLBACK undoes the entries newest first; ROLLBACK TO savepoint N undoes the entries
+ * made since savepoint N began. An undo is itself a write: a restored value gets a new automatic
+ * timestamp (so it is newer than the change it undoes), a key that was absent is deleted.
+ *
+ * Savepoints: marks[i] is the journal length when savepoint i began. xSavepoint(N) sets marks[N]
+ * (filling any skipped levels), xRelease(N) forgets levels >= N, xRollbackTo(N) undoes to
+ * marks[N] and keeps level N. SQLite calls xRollbackTo(-1) when the savepoint that opened the
+ * transaction is rolled back: that undoes everything.
+ *
+ * Isolation: other connections see changes before COMMIT (the store is shared, not versioned),
+ * and a rollback restores the old state even if another connection wrote the key meanwhile.
+ */
+#include <string.h>
+
+#include "feox_ext.h"
+
+SQLITE_EXTENSION_INIT3
+
+static void entry_free(feox_journal_entry *e)
+{
+    sqlite3_free(e->key);
+    sqlite3_free(e->value);
+}
+
+int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool existed,
+                     const void *value, size_t value_len, uint32_t tag, uint64_t expires_at_ns)
+{
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 16;
+        feox_journal_entry *grown = sqlite3_realloc64(j->entries, cap * sizeof *grown);
+        if (grown == NULL) {
+            return SQLITE_NOMEM;
+        }
+        j->entries = grown;
+        j->cap = cap;
+    }
+    feox_journal_entry *e = &j->entries[j->n];
+    memset(e, 0, sizeof *e);
+    e->key = sqlite3_malloc64(key_len ? key_len : 1);
+    if (e->key == NULL) {
+        return SQLITE_NOMEM;
+    }
+    memcpy(e->key, key, key_len);
+    e->key_len = key_len;
+    e->existed = existed;
+    if (existed) {
+        e->value = sqlite3_malloc64(value_len ? value_len : 1);
+        if (e->value == NULL) {
+            sqlite3_free(e->key);
+            return SQLITE_NOMEM;
+        }
+        if (value_len) {
+            memcpy(e->value, value, value_len);
+        }
+        e->value_len = value_len;
+        e->tag = tag;
+        e->expires_at_ns = expires_at_ns;
+    }
+    j->n++;
+    return SQLITE_OK;
+}
+
+int feox_journal_capture(feox_journal *j, feox_store *store, const void *key, size_t key_len)
+{
+    feox_value *v = NULL;
+    feox_err e = feox_get_ref(store, key, key_len, &v);
+    if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
+        return feox_journal_add(j, key, key_len, false, NULL, 0, 0, 0);
+    }
+    if (e != FEOX_OK) {
+        return feox_err_to_sqlite(e);
+    }
+    feox_record_info info;
+    feox_value_info(v, &info);
+    int rc = feox_journal_add(j, key, key_len, true, feox_value_data(v), feox_value_size(v),
+                              info.tag, info.expires_at_ns);
+    feox_value_release(v);
+    return rc;
+}
+
+void feox_journal_truncate(feox_journal *j, size_t n)
+{
+    while (j->n > n) {
+        entry_free(&j->entries[--j->n]);
+    }
+}
+
+feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n)
+{
+    feox_err first = FEOX_OK;
+    while (j->n > n) {
+        feox_journal_entry *e = &j->entries[j->n - 1];
+        feox_err r;
+        if (e->existed) {
+            feox_write_opts opts;
+            memset(&opts, 0, sizeof opts);
+            opts.tag = e->tag;
+            opts.flags = FEOX_WRITE_EXPIRES_AT;
+            opts.expires_at_ns = e->expires_at_ns;
+            r = feox_insert(store, e->key, e->key_len, e->value, e->value_len, &opts, NULL);
+        } else {
+            r = feox_delete(store, e->key, e->key_len, NULL);
+            if (r == FEOX_ERR_KEY_NOT_FOUND || r == FEOX_ERR_INVALID_KEY) {
+                r = FEOX_OK;
+            }
+        }
+        if (first == FEOX_OK) {
+            first = r;
+        }
+        entry_free(e);
+        j->n--;
+    }
+    return first;
+}
+
+void feox_journal_savepoint(feox_journal *j, int level)
+{
+    if (level < 0) {
+        return;
+    }
+    if (level >= j->cap_marks) {
+        int cap = level + 8;
+        size_t *grown = sqlite3_realloc64(j->marks, (size_t)cap * sizeof *grown);
+        if (grown == NULL) {
+            return; /* an unknown level later rolls back to the nearest known one */
+        }
+        j->marks = grown;
+        j->cap_marks = cap;
+    }
+    while (j->n_marks < level) {
+        j->marks[j->n_marks++] = j->n;
+    }
+    j->marks[level] = j->n;
+    j->n_marks = level + 1;
+}
+
+void feox_journal_release(feox_journal *j, int level)
+{
+    if (level < 0) {
+        level = 0;
+    }
+    if (level < j->n_marks) {
+        j->n_marks = level;
+    }
+}
+
+feox_err feox_journal_rollback_to(feox_journal *j, feox_store *store, int level)
+{
+    size_t target = 0;
+    if (level >= 0 && j->n_marks > 0) {
+        target = level < j->n_marks ? j->marks[level] : j->marks[j->n_marks - 1];
+        if (level < j->n_marks) {
+            j->n_marks = level + 1;
+        }
+    } else if (level >= 0) {
+        return FEOX_OK; /* no savepoint began inside this vtab's transaction: nothing to undo */
+    } else {
+        j->n_marks = 0;
+    }
+    return feox_journal_undo_to(j, store, target);
+}
+
+void feox_journal_clear(feox_journal *j)
+{
+    feox_journal_truncate(j, 0);
+    sqlite3_free(j->entries);
+    sqlite3_free(j->marks);
+    memset(j, 0, sizeof *j);
+}

@@ -1,0 +1,300 @@
+/*
+ * update.c — xUpdate: INSERT, UPDATE and DELETE on a feox table, with SQL's conflict rules.
+ *
+ * Arguments (WITHOUT ROWID, 4 columns; verified on SQLite 3.40.1):
+ *   DELETE   argc 1: argv[0] = old key
+ *   INSERT   argc 6: argv[0] = NULL, argv[1] = NULL, argv[2..5] = key, value, ttl, ts
+ *   UPDATE   argc 6: argv[0] = old key, argv[1] = new key, argv[2..5] = the new row; columns the
+ *            UPDATE does not assign arrive "nochange" (xColumn reports value/ttl/ts unchanged)
+ *
+ * Rules:
+ *   - INSERT of a live key: "UNIQUE constraint failed: <table>.key" (SQLITE_CONSTRAINT), unless
+ *     OR REPLACE (upsert) or OR IGNORE (SQLite skips the row on SQLITE_CONSTRAINT).
+ *   - key NULL or empty: SQLITE_CONSTRAINT; longer than FEOX_MAX_KEY_SIZE: SQLITE_TOOBIG.
+ *   - ttl: NULL or 0 = no expiry, > 0 = seconds from now, negative or not an integer = error.
+ *     An UPDATE that does not assign ttl keeps the exact expiry instant; INSERT OR REPLACE
+ *     without a ttl clears it.
+ *   - ts: NULL = automatic (always newer than the record's); an explicit ts must be strictly newer
+ *     than the record's, else SQLITE_CONSTRAINT (so OR IGNORE skips). An UPDATE that does not
+ *     assign ts gets an automatic timestamp.
+ *   - UPDATE may change the key: the new key is created (IF_ABSENT unless OR REPLACE), then the
+ *     old one deleted.
+ * Everything is validated before the first change, and every change is undo-journalled first
+ * (txn_journal.c), so a failing row or statement leaves nothing behind.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "feox_ext.h"
+
+SQLITE_EXTENSION_INIT3
+
+/* Validated new-row fields. */
+typedef struct row_input {
+    feox_encoded value;
+    bool value_unchanged;
+    bool ttl_unchanged;
+    uint64_t ttl_secs; /* 0 = none */
+    uint64_t ts_ns;    /* 0 = automatic */
+} row_input;
+
+static int key_arg(feox_vtab *vt, sqlite3_value *v, const void **key, size_t *len)
+{
+    if (!feox_key_from_value(vt->options.keytype, v, key, len)) {
+        feox_vtab_set_error(vt, "feox: %s: key may not be NULL", vt->name);
+        return SQLITE_CONSTRAINT;
+    }
+    if (*len == 0) {
+        feox_vtab_set_error(vt, "feox: %s: key may not be empty", vt->name);
+        return SQLITE_CONSTRAINT;
+    }
+    if (*len > FEOX_MAX_KEY_SIZE) {
+        feox_vtab_set_error(vt, "feox: %s: key is longer than %u bytes", vt->name,
+                            (unsigned)FEOX_MAX_KEY_SIZE);
+        return SQLITE_TOOBIG;
+    }
+    return SQLITE_OK;
+}
+
+/* A non-negative whole number from an INTEGER, an integral REAL or numeric TEXT. */
+static bool whole_number(sqlite3_value *v, sqlite3_int64 *out)
+{
+    int t = sqlite3_value_numeric_type(v);
+    if (t == SQLITE_INTEGER) {
+        *out = sqlite3_value_int64(v);
+        return true;
+    }
+    if (t == SQLITE_FLOAT) {
+        double d = sqlite3_value_double(v);
+        if (d == floor(d) && d >= -9.2e18 && d <= 9.2e18) {
+            *out = (sqlite3_int64)d;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int read_row(feox_vtab *vt, sqlite3_value **argv, bool is_update, row_input *in)
+{
+    sqlite3_value *value = argv[2 + FEOX_COL_VALUE];
+    sqlite3_value *ttl = argv[2 + FEOX_COL_TTL];
+    sqlite3_value *ts = argv[2 + FEOX_COL_TS];
+    sqlite3_int64 n;
+    memset(in, 0, sizeof *in);
+
+    in->value_unchanged = is_update && sqlite3_value_nochange(value);
+    if (!in->value_unchanged) {
+        feox_encode_value(value, &in->value);
+        if (in->value.len > FEOX_MAX_VALUE_SIZE) {
+            feox_vtab_set_error(vt, "feox: %s: value is longer than %u bytes", vt->name,
+                                (unsigned)FEOX_MAX_VALUE_SIZE);
+            return SQLITE_TOOBIG;
+        }
+    }
+    in->ttl_unchanged = is_update && sqlite3_value_nochange(ttl);
+    if (!in->ttl_unchanged && sqlite3_value_type(ttl) != SQLITE_NULL) {
+        if (!whole_number(ttl, &n)) {
+            feox_vtab_set_error(vt, "feox: %s: ttl must be a whole number of seconds", vt->name);
+            return SQLITE_MISMATCH;
+        }
+        if (n < 0) {
+            feox_vtab_set_error(vt, "feox: %s: ttl may not be negative", vt->name);
+            return SQLITE_ERROR;
+        }
+        in->ttl_secs = (uint64_t)n;
+    }
+    if (!(is_update && sqlite3_value_nochange(ts)) && sqlite3_value_type(ts) != SQLITE_NULL) {
+        if (!whole_number(ts, &n) || n < 0) {
+            feox_vtab_set_error(vt, "feox: %s: ts must be a non-negative integer (ns)", vt->name);
+            return SQLITE_MISMATCH;
+        }
+        in->ts_ns = (uint64_t)n;
+    }
+    return SQLITE_OK;
+}
+
+/* Write options for the new row; old is the replaced record's info (UPDATE) or NULL. */
+static void write_opts(feox_vtab *vt, const row_input *in, uint32_t tag,
+                       const feox_record_info *old, feox_write_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->timestamp_ns = in->ts_ns;
+    opts->tag = tag;
+    if (in->ttl_unchanged && old != NULL) {
+        opts->flags |= FEOX_WRITE_EXPIRES_AT;
+        opts->expires_at_ns = old->expires_at_ns;
+    } else if (in->ttl_secs > 0) {
+        uint64_t now = feox_now_ns(vt->entry->store);
+        if (in->ttl_secs > (UINT64_MAX - now) / 1000000000u) {
+            opts->flags |= FEOX_WRITE_EXPIRES_AT; /* beyond the clock's range: never */
+            opts->expires_at_ns = UINT64_MAX;
+        } else {
+            opts->flags |= FEOX_WRITE_TTL;
+            opts->ttl_secs = in->ttl_secs;
+        }
+    }
+}
+
+/* The error for a failed write of the new row. */
+static int write_error(feox_vtab *vt, feox_err e, const row_input *in)
+{
+    switch (e) {
+    case FEOX_ERR_KEY_EXISTS:
+        feox_vtab_set_error(vt, "UNIQUE constraint failed: %s.key", vt->name);
+        return SQLITE_CONSTRAINT;
+    case FEOX_ERR_OLDER_TIMESTAMP:
+        feox_vtab_set_error(vt, "feox: %s: ts %llu is not newer than the record's timestamp",
+                            vt->name, (unsigned long long)in->ts_ns);
+        return SQLITE_CONSTRAINT;
+    default:
+        return feox_vtab_engine_error(vt, e);
+    }
+}
+
+static int do_delete(feox_vtab *vt, sqlite3_value *old_key)
+{
+    const void *key;
+    size_t len;
+    if (!feox_key_from_value(vt->options.keytype, old_key, &key, &len)) {
+        return SQLITE_OK;
+    }
+    size_t mark = vt->journal.n;
+    if (vt->in_txn) {
+        int rc = feox_journal_capture(&vt->journal, vt->entry->store, key, len);
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
+    }
+    feox_err e = feox_delete(vt->entry->store, key, len, NULL);
+    if (e != FEOX_OK) {
+        feox_journal_truncate(&vt->journal, mark);
+        if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
+            return SQLITE_OK; /* already gone (expired or deleted by another connection) */
+        }
+        return feox_vtab_engine_error(vt, e);
+    }
+    return SQLITE_OK;
+}
+
+/* Write key -> new row. if_absent: fail on a live key (plain INSERT, key-changing UPDATE).
+ * old: the record being replaced (UPDATE of the same key) or NULL. */
+static int write_row(feox_vtab *vt, const void *key, size_t len, const row_input *in,
+                     const void *value, size_t value_len, uint32_t tag,
+                     const feox_record_info *ttl_source, bool if_absent)
+{
+    feox_write_opts opts;
+    size_t mark = vt->journal.n;
+    int rc;
+    write_opts(vt, in, tag, ttl_source, &opts);
+    if (if_absent) {
+        opts.flags |= FEOX_WRITE_IF_ABSENT;
+    } else if (vt->in_txn) {
+        rc = feox_journal_capture(&vt->journal, vt->entry->store, key, len);
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
+    }
+    feox_err e = feox_insert(vt->entry->store, key, len, value, value_len, &opts, NULL);
+    if (e != FEOX_OK) {
+        feox_journal_truncate(&vt->journal, mark);
+        return write_error(vt, e, in);
+    }
+    if (if_absent && vt->in_txn) {
+        rc = feox_journal_add(&vt->journal, key, len, false, NULL, 0, 0, 0);
+        if (rc != SQLITE_OK) {
+            (void)feox_delete(vt->entry->store, key, len, NULL); /* cannot undo it later */
+            return rc;
+        }
+    }
+    return SQLITE_OK;
+}
+
+static int do_insert(feox_vtab *vt, sqlite3_value **argv)
+{
+    const void *key;
+    size_t len;
+    row_input in;
+    int rc = key_arg(vt, argv[2 + FEOX_COL_KEY], &key, &len);
+    if (rc == SQLITE_OK) {
+        rc = read_row(vt, argv, false, &in);
+    }
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    bool replace = sqlite3_vtab_on_conflict(vt->db) == SQLITE_REPLACE;
+    return write_row(vt, key, len, &in, in.value.data, in.value.len, in.value.tag, NULL,
+                     !replace);
+}
+
+static int do_update(feox_vtab *vt, sqlite3_value **argv)
+{
+    const void *old_key, *new_key;
+    size_t old_len, new_len;
+    feox_value *old = NULL;
+    feox_record_info info;
+    row_input in;
+    int rc = SQLITE_OK;
+
+    if (!feox_key_from_value(vt->options.keytype, argv[0], &old_key, &old_len)) {
+        return SQLITE_OK;
+    }
+    rc = key_arg(vt, argv[2 + FEOX_COL_KEY], &new_key, &new_len);
+    if (rc == SQLITE_OK) {
+        rc = read_row(vt, argv, true, &in);
+    }
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    /* The old key's pointer may be invalidated by converting argv[2]; re-read it. */
+    (void)feox_key_from_value(vt->options.keytype, argv[0], &old_key, &old_len);
+    feox_err e = feox_get_ref(vt->entry->store, old_key, old_len, &old);
+    if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
+        return SQLITE_OK; /* the row expired or was deleted meanwhile */
+    }
+    if (e != FEOX_OK) {
+        return feox_vtab_engine_error(vt, e);
+    }
+    feox_value_info(old, &info);
+    const void *value = in.value_unchanged ? feox_value_data(old) : in.value.data;
+    size_t value_len = in.value_unchanged ? feox_value_size(old) : in.value.len;
+    uint32_t tag = in.value_unchanged ? info.tag : in.value.tag;
+    bool same_key = old_len == new_len && memcmp(old_key, new_key, old_len) == 0;
+
+    if (same_key) {
+        rc = write_row(vt, new_key, new_len, &in, value, value_len, tag, &info, false);
+        goto cleanup;
+    }
+    bool replace = sqlite3_vtab_on_conflict(vt->db) == SQLITE_REPLACE;
+    rc = write_row(vt, new_key, new_len, &in, value, value_len, tag, &info, !replace);
+    if (rc != SQLITE_OK) {
+        goto cleanup;
+    }
+    if (vt->in_txn) {
+        rc = feox_journal_add(&vt->journal, old_key, old_len, true, feox_value_data(old),
+                              feox_value_size(old), info.tag, info.expires_at_ns);
+        if (rc != SQLITE_OK) {
+            goto cleanup;
+        }
+    }
+    e = feox_delete(vt->entry->store, old_key, old_len, NULL);
+    if (e != FEOX_OK && e != FEOX_ERR_KEY_NOT_FOUND) {
+        rc = feox_vtab_engine_error(vt, e);
+    }
+cleanup:
+    feox_value_release(old);
+    return rc;
+}
+
+/* xUpdate: see the header comment for the argument layout and rules. */
+int feox_vt_update(sqlite3_vtab *tab, int argc, sqlite3_value **argv, sqlite3_int64 *rowid)
+{
+    feox_vtab *vt = (feox_vtab *)tab;
+    (void)rowid;
+    if (argc == 1) {
+        return do_delete(vt, argv[0]);
+    }
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        return do_insert(vt, argv);
+    }
+    return do_update(vt, argv);
+}

@@ -1,0 +1,175 @@
+/*
+ * value_codec.c — SQL values <-> engine bytes + record tag, key canonicalisation, and the mapping
+ * of engine errors to SQLite result codes and messages.
+ *
+ * The tag encoding (INTEGER 8-byte LE i64, REAL 8-byte LE double, TEXT, BLOB, NULL) is written
+ * down once in feox_ext.h. INTEGER uses the engine's counter format, so a value inserted through
+ * SQL as an INTEGER can be incremented by the engine directly.
+ *
+ * Keys: a table has one key type. keytype=text: TEXT as is, INTEGER/REAL as their SQL text
+ * (what TEXT affinity would produce), BLOB bytes taken as text bytes. keytype=blob: BLOB as is,
+ * anything else as its text bytes. NULL is never a key. Returned keys are always of the table's
+ * type, so memcmp order is SQLite's BINARY order and the planner may omit what it enforces.
+ */
+#include <string.h>
+
+#include "feox_ext.h"
+
+SQLITE_EXTENSION_INIT3
+
+void feox_put_i64(unsigned char out[8], int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++) {
+        out[i] = (unsigned char)(u >> (8 * i));
+    }
+}
+
+static uint64_t get_u64_le(const unsigned char *p)
+{
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; i--) {
+        u = (u << 8) | p[i];
+    }
+    return u;
+}
+
+void feox_encode_value(sqlite3_value *v, feox_encoded *out)
+{
+    out->data = "";
+    out->len = 0;
+    switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER:
+        out->tag = FEOX_TAG_INTEGER;
+        feox_put_i64(out->num, (int64_t)sqlite3_value_int64(v));
+        out->data = out->num;
+        out->len = 8;
+        break;
+    case SQLITE_FLOAT: {
+        double d = sqlite3_value_double(v);
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        feox_put_i64(out->num, (int64_t)bits);
+        out->tag = FEOX_TAG_REAL;
+        out->data = out->num;
+        out->len = 8;
+        break;
+    }
+    case SQLITE_TEXT: {
+        const unsigned char *t = sqlite3_value_text(v);
+        out->tag = FEOX_TAG_TEXT;
+        out->len = (size_t)sqlite3_value_bytes(v);
+        if (t != NULL) {
+            out->data = t;
+        }
+        break;
+    }
+    case SQLITE_BLOB: {
+        const void *b = sqlite3_value_blob(v);
+        out->tag = FEOX_TAG_BLOB;
+        out->len = (size_t)sqlite3_value_bytes(v);
+        if (b != NULL) {
+            out->data = b;
+        }
+        break;
+    }
+    default:
+        out->tag = FEOX_TAG_NULL;
+        break;
+    }
+}
+
+bool feox_decode_i64(uint32_t tag, const void *data, size_t len, int64_t *out)
+{
+    if ((tag != FEOX_TAG_INTEGER && tag != FEOX_TAG_BLOB && tag != FEOX_TAG_RAW) || len != 8) {
+        return false;
+    }
+    *out = (int64_t)get_u64_le(data);
+    return true;
+}
+
+void feox_result_value(sqlite3_context *ctx, uint32_t tag, const void *data, size_t len)
+{
+    if (tag == FEOX_TAG_INTEGER && len == 8) {
+        sqlite3_result_int64(ctx, (sqlite3_int64)get_u64_le(data));
+    } else if (tag == FEOX_TAG_REAL && len == 8) {
+        uint64_t bits = get_u64_le(data);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        sqlite3_result_double(ctx, d);
+    } else if (tag == FEOX_TAG_NULL) {
+        sqlite3_result_null(ctx);
+    } else if (tag == FEOX_TAG_TEXT) {
+        /* Never hand SQLite a NULL pointer: that would read back as SQL NULL, not ''. */
+        sqlite3_result_text64(ctx, len ? (const char *)data : "", len, SQLITE_TRANSIENT,
+                              SQLITE_UTF8);
+    } else if (len == 0) {
+        sqlite3_result_zeroblob(ctx, 0);
+    } else {
+        sqlite3_result_blob64(ctx, data, len, SQLITE_TRANSIENT);
+    }
+}
+
+bool feox_key_from_value(feox_keytype keytype, sqlite3_value *v, const void **key, size_t *len)
+{
+    int type = sqlite3_value_type(v);
+    const void *p;
+    if (type == SQLITE_NULL) {
+        return false;
+    }
+    if (type == SQLITE_BLOB && keytype == FEOX_KEYTYPE_BLOB) {
+        p = sqlite3_value_blob(v);
+    } else if (type == SQLITE_BLOB) {
+        p = sqlite3_value_blob(v); /* blob bytes taken as text bytes (no conversion needed) */
+    } else {
+        p = sqlite3_value_text(v); /* numbers become their SQL text, as TEXT affinity would */
+    }
+    *len = (size_t)sqlite3_value_bytes(v);
+    *key = p != NULL ? p : "";
+    return true;
+}
+
+int feox_err_to_sqlite(feox_err err)
+{
+    switch (err) {
+    case FEOX_OK:
+        return SQLITE_OK;
+    case FEOX_ERR_KEY_EXISTS:
+    case FEOX_ERR_OLDER_TIMESTAMP:
+    case FEOX_ERR_INVALID_KEY:
+        return SQLITE_CONSTRAINT;
+    case FEOX_ERR_INVALID_VALUE:
+        return SQLITE_TOOBIG;
+    case FEOX_ERR_OUT_OF_MEMORY:
+    case FEOX_ERR_DISK_FULL:
+        return SQLITE_FULL;
+    case FEOX_ERR_NOMEM:
+        return SQLITE_NOMEM;
+    case FEOX_ERR_IO:
+    case FEOX_ERR_DEGRADED:
+        return SQLITE_IOERR;
+    case FEOX_ERR_CORRUPT:
+        return SQLITE_CORRUPT;
+    case FEOX_ERR_FORMAT:
+        return SQLITE_NOTADB;
+    case FEOX_ERR_LOCKED:
+        return SQLITE_BUSY;
+    case FEOX_ERR_INVALID_OPERATION:
+        return SQLITE_MISMATCH;
+    case FEOX_ERR_KEY_NOT_FOUND:
+    case FEOX_ERR_JSON_PATCH:
+    case FEOX_ERR_INVALID_ARGUMENT:
+    case FEOX_ERR_CLOSED:
+    default:
+        return SQLITE_ERROR;
+    }
+}
+
+char *feox_err_message(const char *table, feox_err err)
+{
+    const char *detail = feox_error_detail();
+    if (detail != NULL && detail[0] != '\0') {
+        return sqlite3_mprintf("feox: %s: %s: %s", table, feox_strerror(err), detail);
+    }
+    return sqlite3_mprintf("feox: %s: %s", table, feox_strerror(err));
+}

@@ -1,0 +1,129 @@
+/*
+ * bench.h — shared declarations of the feox benchmark harness (tests/bench/, one binary
+ * feox_bench). The harness measures every store through the same small adapter interface
+ * (bench_adapter), runs peers interleaved in one process, and reports medians and in-run ratios.
+ *
+ *   bench_main.c       arguments, the order of runs            bench_keys.c     keys, values, Zipf
+ *   bench_workloads.c  the raw-API workloads over adapters      bench_report.c   output
+ *   bench_feox.c / bench_lmdb.c / bench_sqlite.c / bench_rocksdb.c   the adapters
+ *   bench_sql.c        SQL: feox vtab vs native table vs null vtab
+ *   bench_floor.c      memory floor (pointer chase) and hash-probe floor (ck_hs + ck_epoch)
+ *   bench_special.c    feox-only workloads: counters, JSON patch, TTL, persistence, recovery
+ */
+#ifndef FEOX_BENCH_H
+#define FEOX_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BENCH_KEY_SIZE 16
+#define BENCH_VALUE_SIZE 100
+#define BENCH_MAX_REPS 64
+#define BENCH_SCAN_LEN 100
+
+/* ---- run configuration (bench_main.c) ------------------------------------------------------ */
+
+typedef struct bench_config {
+    uint64_t n;           /* records loaded */
+    uint64_t read_ops;    /* ops per read phase */
+    uint64_t write_ops;   /* ops per write phase */
+    uint64_t scan_ops;    /* scans per scan phase */
+    double phase_seconds; /* a phase stops early after this long */
+    int reps;
+    int max_threads; /* nproc */
+    uint64_t seed;
+    const char *tmp_root; /* where persistent stores live */
+    bool quick;
+} bench_config;
+
+extern bench_config bench_cfg;
+
+/* ---- keys, values, random numbers (bench_keys.c) ------------------------------------------- */
+
+uint64_t bench_splitmix64(uint64_t x);
+/* 16-byte key of index i: big-endian splitmix(i ^ seed) || big-endian i. */
+void bench_key(uint64_t i, uint8_t out[BENCH_KEY_SIZE]);
+/* A key guaranteed absent from every store (distinct index space). */
+void bench_miss_key(uint64_t i, uint8_t out[BENCH_KEY_SIZE]);
+/* 100 deterministic bytes for (index, version). */
+void bench_value(uint64_t i, uint64_t version, uint8_t out[BENCH_VALUE_SIZE]);
+
+typedef struct bench_rng {
+    uint64_t state;
+} bench_rng;
+void bench_rng_seed(bench_rng *r, uint64_t seed);
+uint64_t bench_rng_next(bench_rng *r);
+uint64_t bench_rng_below(bench_rng *r, uint64_t bound);
+
+/* YCSB's Zipfian generator (Gray et al.), theta 0.99, ranks scrambled by hashing. */
+typedef struct bench_zipf {
+    uint64_t items;
+    double theta, zetan, alpha, eta, zeta2;
+} bench_zipf;
+void bench_zipf_init(bench_zipf *z, uint64_t items, double theta);
+uint64_t bench_zipf_next(const bench_zipf *z, bench_rng *r); /* scrambled, in [0, items) */
+
+double bench_now_sec(void); /* CLOCK_MONOTONIC */
+
+/* ---- adapters --------------------------------------------------------------------------------
+ * A store is opened once per repetition. Operations take a per-thread context (ctx_open); stores
+ * that cannot be shared by threads leave ctx_open_extra NULL and run single-threaded only.
+ * get copies the value out into buf (cap >= BENCH_VALUE_SIZE) and returns 1 on hit, 0 on miss,
+ * -1 on error. put is an upsert committed on its own (per-op commit). scan copies up to n values
+ * starting at the first key >= start and returns how many it visited. rmw reads the key and
+ * writes a new value derived from it in one atomic step (a CAS loop or a read-write txn). */
+typedef struct bench_adapter {
+    const char *name;               /* column name in the report, e.g. "lmdb" */
+    const char *describe;           /* one line: configuration and durability */
+    void *(*open)(const char *dir); /* dir: an empty private directory */
+    void (*close)(void *store);
+    int (*reopen)(void **store, const char *dir); /* close and open again; NULL if memory-only */
+    int (*load)(void *store, uint64_t first, uint64_t count); /* bulk load indexes */
+    void *(*ctx_open)(void *store);                           /* the main thread's context */
+    void *(*ctx_open_extra)(void *store); /* another thread's context; NULL = no threads */
+    void (*ctx_close)(void *ctx);
+    int (*get)(void *ctx, const uint8_t *key, uint8_t *buf, size_t cap, size_t *len);
+    int (*put)(void *ctx, const uint8_t *key, const uint8_t *value, size_t len);
+    int (*del)(void *ctx, const uint8_t *key);
+    size_t (*scan)(void *ctx, const uint8_t *start, size_t n, uint8_t *buf);
+    int (*rmw)(void *ctx, const uint8_t *key, uint64_t version);
+} bench_adapter;
+
+extern const bench_adapter bench_feox_memory_adapter;
+extern const bench_adapter bench_feox_persist_adapter;
+extern const bench_adapter bench_lmdb_adapter;
+extern const bench_adapter bench_sqlite_memory_adapter;
+extern const bench_adapter bench_sqlite_wal_adapter;
+extern const bench_adapter bench_rocksdb_adapter;
+
+/* ---- results (bench_report.c) -------------------------------------------------------------- */
+
+/* Record one sample (ns per op) of store `column` in workload `workload`. Units other than ns/op
+ * are named in the workload's note. The first column recorded for a workload is its subject
+ * (usually "feox"): ratios are subject / peer. */
+void bench_record(const char *workload, const char *column, double ns_per_op);
+void bench_note(const char *workload, const char *note);
+double bench_median(const char *workload, const char *column); /* NAN if absent */
+
+void bench_print_environment(void);
+void bench_print_table(void);
+void bench_print_machine_lines(void);
+void bench_print_targets(void);
+
+/* ---- workload groups --------------------------------------------------------------------------
+ */
+
+/* One repetition of every raw-API workload over one adapter, threaded read scaling included when
+ * the adapter allows threads (bench_workloads.c). */
+void bench_run_raw_workloads(const bench_adapter *a, int rep);
+void bench_run_sql_workloads(int rep);     /* bench_sql.c */
+void bench_run_floor_workloads(int rep);   /* bench_floor.c */
+void bench_run_special_workloads(int rep); /* bench_special.c */
+
+/* Helpers shared by adapters. */
+char *bench_make_dir(const char *name);  /* fresh directory under tmp_root; caller frees */
+void bench_remove_dir(const char *path); /* rm -rf */
+void bench_die(const char *what, const char *detail);
+
+#endif /* FEOX_BENCH_H */

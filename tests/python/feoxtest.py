@@ -1,0 +1,43 @@
+"""Shared helpers for the feox Python tests (stdlib unittest, /usr/bin/python3's sqlite3).
+
+FEOX_EXT names the extension without its ".so" suffix (make python-tests sets it to
+<build dir>/feox); the default is <repo>/build/feox.
+"""
+import os
+import shutil
+import sqlite3
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+EXT = os.path.abspath(os.environ.get("FEOX_EXT") or os.path.join(REPO, "build", "feox"))
+SQLITE3_SHELL = shutil.which("sqlite3") or "/usr/bin/sqlite3"
+
+if not hasattr(sqlite3.Connection, "enable_load_extension"):
+    raise unittest.SkipTest(
+        "this Python's sqlite3 module cannot load extensions (built without "
+        "--enable-loadable-sqlite-extensions); run the tests with /usr/bin/python3")
+if not os.path.exists(EXT + ".so"):
+    raise RuntimeError(f"extension {EXT}.so not found: build it or set FEOX_EXT")
+
+
+def connect(path=":memory:", isolation_level=None, timeout=60.0):
+    """A connection with feox loaded. Autocommit (isolation_level=None) unless asked otherwise."""
+    con = sqlite3.connect(path, isolation_level=isolation_level, timeout=timeout,
+                          check_same_thread=False)
+    con.enable_load_extension(True)
+    con.load_extension(EXT)
+    con.enable_load_extension(False)
+    return con
+
+
+class TempDirTestCase(unittest.TestCase):
+    """A test case with a fresh temporary directory in self.dir, removed afterwards."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="feox-pytest-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)

@@ -1,0 +1,336 @@
+/*
+ * stress_ordered_index.c — concurrent writers and readers on one ordered index.
+ *
+ * Writers own disjoint key sets (key = 8-byte big-endian id). In the lower half of the id space
+ * the owner is id % WRITERS, so writers share leaves and split nodes under each other; ids there
+ * divisible by STABLE_EVERY are inserted first and never removed, the rest are inserted and
+ * removed at random. The upper half is cut into blocks owned round-robin; a writer fills one of
+ * its blocks and then empties it, so leaves empty out and get unlinked while others work next to
+ * them. Removed entries are retired through the epoch. Readers scan in all six modes inside epoch
+ * sections and check: keys strictly ascending/descending, every key within the bound, and no
+ * stable key in the covered range missing. One thread reclaims the epoch all along.
+ *
+ * Usage: stress_ordered_index [--quick]   (--quick ≈ 2 s, default ≈ 10 s). Exit 0 = pass.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "epoch.h"
+#include "ordered_index.h"
+#include "record.h"
+
+#define WRITERS 3
+#define READERS 2
+#define IDS_PER_WRITER 20000
+#define TOTAL_IDS ((uint64_t)WRITERS * IDS_PER_WRITER)
+#define HALF_IDS (TOTAL_IDS / 2)
+#define STABLE_EVERY 8
+#define BLOCK_IDS 512
+#define MAX_BATCH 300
+
+static feox_ordered_index *idx;
+static atomic_bool stop;
+static atomic_bool failed;
+static atomic_ullong total_scans, total_writes;
+
+/* present[id]: the entry in the index for id, or NULL; only id's owner touches it. */
+static feox_entry **present;
+
+typedef struct writer_state {
+    int id;
+    uint64_t rng;
+    uint64_t block_start; /* the upper-half block being filled or emptied */
+    uint64_t block_pos;
+    bool emptying;
+} writer_state;
+
+static uint64_t rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void encode_id(uint64_t id, uint8_t out[8])
+{
+    for (int b = 0; b < 8; b++)
+        out[b] = (uint8_t)(id >> (56 - 8 * b));
+}
+
+static uint64_t decode_id(const feox_entry *e)
+{
+    uint64_t id = 0;
+    for (int b = 0; b < 8; b++)
+        id = (id << 8) | e->key[b];
+    return id;
+}
+
+static void fail(const char *what, uint64_t a, uint64_t b)
+{
+    if (!atomic_exchange(&failed, true))
+        fprintf(stderr, "stress_ordered_index: FAIL: %s (%llu, %llu)\n", what,
+                (unsigned long long)a, (unsigned long long)b);
+    atomic_store(&stop, true);
+}
+
+static feox_entry *new_entry(uint64_t id)
+{
+    uint8_t key[8];
+    encode_id(id, key);
+    feox_entry *e = feox_entry_new(key, 8, id);
+    if (!e)
+        fail("out of memory", id, 0);
+    return e;
+}
+
+static bool is_stable(uint64_t id)
+{
+    return id < HALF_IDS && id % STABLE_EVERY == 0;
+}
+
+/* Toggle id: remove it if present, insert it if not. */
+static bool toggle(uint64_t id)
+{
+    feox_entry *e = present[id];
+    if (e) {
+        feox_ordered_index_remove(idx, e);
+        present[id] = NULL;
+        feox_entry_retire(e);
+    } else {
+        e = new_entry(id);
+        if (!e)
+            return false;
+        if (feox_ordered_index_insert(idx, e) != FEOX_OK) {
+            fail("insert failed", id, 0);
+            return false;
+        }
+        present[id] = e;
+    }
+    atomic_fetch_add_explicit(&total_writes, 1, memory_order_relaxed);
+    return true;
+}
+
+/* The next step of the fill-then-empty sweep over this writer's upper-half blocks. */
+static uint64_t next_block_id(writer_state *w)
+{
+    if (w->block_pos == BLOCK_IDS) {
+        w->block_pos = 0;
+        w->emptying = !w->emptying;
+        if (!w->emptying) {
+            uint64_t blocks_per_writer = HALF_IDS / BLOCK_IDS / WRITERS;
+            uint64_t b = rng_next(&w->rng) % blocks_per_writer * WRITERS + (uint64_t)w->id;
+            w->block_start = HALF_IDS + b * BLOCK_IDS;
+        }
+    }
+    return w->block_start + w->block_pos++;
+}
+
+static void *writer_main(void *arg)
+{
+    writer_state *w = arg;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        uint64_t id;
+        if (rng_next(&w->rng) % 2) {
+            id = rng_next(&w->rng) % (HALF_IDS / WRITERS) * WRITERS + (uint64_t)w->id;
+            if (is_stable(id))
+                continue;
+        } else {
+            id = next_block_id(w);
+            if ((present[id] != NULL) != w->emptying)
+                continue; /* filling: already there; emptying: already gone */
+        }
+        if (!toggle(id))
+            break;
+    }
+    return NULL;
+}
+
+/* First id at or after `from` that is stable, in the given direction (TOTAL_IDS / UINT64_MAX =
+ * none). */
+static uint64_t next_stable_up(uint64_t from)
+{
+    uint64_t s = (from + STABLE_EVERY - 1) / STABLE_EVERY * STABLE_EVERY;
+    return s < HALF_IDS ? s : UINT64_MAX;
+}
+static uint64_t next_stable_down(uint64_t from)
+{
+    if (from >= HALF_IDS)
+        from = HALF_IDS - 1;
+    return from / STABLE_EVERY * STABLE_EVERY;
+}
+
+static void check_scan(feox_scan_from mode, uint64_t bound_id, bool bound_plus, feox_entry **out,
+                       size_t n, size_t max)
+{
+    bool ascending = mode == FEOX_SCAN_FIRST || mode == FEOX_SCAN_GE || mode == FEOX_SCAN_GT;
+    /* The bound in id space: the first qualifying id going up (or down). A 9-byte bound id‖0 sits
+     * strictly between id and id + 1. */
+    uint64_t expect; /* next stable id the scan must return, UINT64_MAX = none */
+    if (mode == FEOX_SCAN_FIRST)
+        expect = next_stable_up(0);
+    else if (mode == FEOX_SCAN_LAST)
+        expect = next_stable_down(TOTAL_IDS - 1);
+    else if (mode == FEOX_SCAN_GE)
+        expect = next_stable_up(bound_plus ? bound_id + 1 : bound_id);
+    else if (mode == FEOX_SCAN_GT)
+        expect = next_stable_up(bound_id + 1);
+    else if (mode == FEOX_SCAN_LE)
+        expect = next_stable_down(bound_id);
+    else /* LT */
+        expect = bound_plus      ? next_stable_down(bound_id)
+                 : bound_id == 0 ? UINT64_MAX
+                                 : next_stable_down(bound_id - 1);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (out[i]->key_len != 8)
+            fail("returned key of the wrong length", out[i]->key_len, i);
+        uint64_t id = decode_id(out[i]);
+        if (id >= TOTAL_IDS)
+            fail("returned an id never inserted", id, i);
+        if (i > 0 && (ascending ? id <= prev : id >= prev))
+            fail("scan out of order or duplicate", prev, id);
+        if (mode == FEOX_SCAN_GE && (bound_plus ? id <= bound_id : id < bound_id))
+            fail("GE returned a key below the bound", id, bound_id);
+        if (mode == FEOX_SCAN_GT && id <= bound_id)
+            fail("GT returned a key at or below the bound", id, bound_id);
+        if (mode == FEOX_SCAN_LE && id > bound_id)
+            fail("LE returned a key above the bound", id, bound_id);
+        if (mode == FEOX_SCAN_LT && (bound_plus ? id > bound_id : id >= bound_id))
+            fail("LT returned a key at or above the bound", id, bound_id);
+        if (expect != UINT64_MAX && (ascending ? id > expect : id < expect))
+            fail("a stable key was skipped", expect, id);
+        if (id == expect)
+            expect = ascending ? next_stable_up(id + 1)
+                               : (id >= STABLE_EVERY ? id - STABLE_EVERY : UINT64_MAX);
+        prev = id;
+    }
+    if (n < max && expect != UINT64_MAX)
+        fail("scan ended before a stable key", expect, n);
+}
+
+static void *reader_main(void *arg)
+{
+    uint64_t rng = (uint64_t)(uintptr_t)arg * 7919 + 1;
+    feox_entry *out[MAX_BATCH];
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        feox_scan_from mode = (feox_scan_from)(rng_next(&rng) % 6);
+        uint64_t bound_id = rng_next(&rng) % TOTAL_IDS;
+        bool bound_plus = rng_next(&rng) % 4 == 0;
+        uint8_t bound[9];
+        encode_id(bound_id, bound);
+        bound[8] = 0;
+        size_t max = 1 + rng_next(&rng) % MAX_BATCH;
+        feox_epoch_enter();
+        size_t n = feox_ordered_index_scan(idx, mode, bound, bound_plus ? 9 : 8, out, max);
+        check_scan(mode, bound_id, bound_plus, out, n, max);
+        feox_epoch_exit();
+        atomic_fetch_add_explicit(&total_scans, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void *reclaimer_main(void *arg)
+{
+    (void)arg;
+    struct timespec pause = {0, 1000000};
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        feox_epoch_reclaim();
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = 10;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            seconds = 2;
+    }
+    if (feox_ordered_index_create(&idx) != FEOX_OK)
+        return 1;
+    present = calloc(TOTAL_IDS, sizeof *present);
+    if (!present)
+        return 1;
+    writer_state writers[WRITERS];
+    for (int w = 0; w < WRITERS; w++) /* block_pos = BLOCK_IDS: pick a block on the first step */
+        writers[w] = (writer_state){w, (uint64_t)w * 104729 + 17, 0, BLOCK_IDS, true};
+    /* Stable keys first, in a scrambled order, before any reader starts. */
+    for (uint64_t i = 0; i < TOTAL_IDS; i++) {
+        uint64_t id = (i * 7919) % TOTAL_IDS;
+        if (!is_stable(id))
+            continue;
+        feox_entry *e = new_entry(id);
+        if (!e || feox_ordered_index_insert(idx, e) != FEOX_OK)
+            return 1;
+        present[id] = e;
+    }
+
+    pthread_t wt[WRITERS], rt[READERS], reclaimer;
+    for (int w = 0; w < WRITERS; w++)
+        pthread_create(&wt[w], NULL, writer_main, &writers[w]);
+    for (int r = 0; r < READERS; r++)
+        pthread_create(&rt[r], NULL, reader_main, (void *)(uintptr_t)(r + 1));
+    pthread_create(&reclaimer, NULL, reclaimer_main, NULL);
+
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        struct timespec tick = {0, 50000000};
+        nanosleep(&tick, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (!atomic_load(&stop) &&
+             (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 <
+                 seconds);
+    atomic_store(&stop, true);
+    for (int w = 0; w < WRITERS; w++)
+        pthread_join(wt[w], NULL);
+    for (int r = 0; r < READERS; r++)
+        pthread_join(rt[r], NULL);
+    pthread_join(reclaimer, NULL);
+
+    /* Quiescent: the structure verifies and holds exactly what the writers think it holds. */
+    char detail[256] = "";
+    if (feox_ordered_index_verify(idx, detail, sizeof detail))
+        fail(detail, 0, 0);
+    uint64_t live = 0;
+    for (uint64_t id = 0; id < TOTAL_IDS; id++)
+        live += present[id] != NULL;
+    if (feox_ordered_index_count(idx) != live)
+        fail("count differs from the writers' view", feox_ordered_index_count(idx), live);
+    feox_entry **all = malloc((live + 1) * sizeof *all);
+    feox_epoch_enter();
+    size_t n = feox_ordered_index_scan(idx, FEOX_SCAN_FIRST, NULL, 0, all, live + 1);
+    feox_epoch_exit();
+    if (n != live)
+        fail("full scan length differs", n, live);
+    for (size_t i = 0; i < n && i < live; i++) {
+        uint64_t id = decode_id(all[i]);
+        if (id >= TOTAL_IDS || present[id] != all[i])
+            fail("full scan returned an entry the writer does not hold", id, i);
+    }
+    free(all);
+
+    for (uint64_t id = 0; id < TOTAL_IDS; id++) {
+        if (present[id]) {
+            feox_ordered_index_remove(idx, present[id]);
+            feox_entry_retire(present[id]);
+        }
+    }
+    free(present);
+    if (feox_ordered_index_count(idx) != 0 || feox_ordered_index_verify(idx, detail, sizeof detail))
+        fail("index not empty after removing everything", feox_ordered_index_count(idx), 0);
+    feox_ordered_index_destroy(idx);
+    feox_epoch_reclaim();
+    printf("stress_ordered_index: %s: %llu scans, %llu writes in %.0f s\n",
+           atomic_load(&failed) ? "FAILED" : "ok", (unsigned long long)atomic_load(&total_scans),
+           (unsigned long long)atomic_load(&total_writes), seconds);
+    return atomic_load(&failed) ? 1 : 0;
+}

@@ -1,0 +1,53 @@
+/*
+ * feox_test_support.h — small helpers shared by the store tests (tests/unit/test_store_*.c,
+ * tests/stress/stress_store*.c): an injectable fake clock, a deterministic PRNG and little-endian
+ * i64 encoding. Compiled into every test binary, so: no main, no cmocka, names prefixed ftest_.
+ */
+#ifndef FEOX_TEST_SUPPORT_H
+#define FEOX_TEST_SUPPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "feox.h"
+
+/* A settable clock for feox_config.clock / clock_ctx. Safe to read from the sweeper thread while
+ * the test thread moves it (the reading is atomic). */
+typedef struct ftest_clock {
+    _Atomic uint64_t now_ns;
+} ftest_clock;
+
+/* A realistic starting instant (2024-01-01T00:00:00Z) so timestamps look like wall-clock ones. */
+#define FTEST_EPOCH_NS UINT64_C(1704067200000000000)
+#define FTEST_SEC UINT64_C(1000000000)
+
+void ftest_clock_init(ftest_clock *c, uint64_t now_ns);
+uint64_t ftest_clock_read(void *ctx); /* a feox_clock_fn */
+uint64_t ftest_clock_now(ftest_clock *c);
+void ftest_clock_set(ftest_clock *c, uint64_t now_ns);
+void ftest_clock_advance(ftest_clock *c, uint64_t delta_ns);
+
+/* Memory-mode config driven by clock (may be NULL = real clock); the TTL sweeper is disabled so
+ * expiry is only judged lazily, deterministically. */
+void ftest_config(feox_config *cfg, ftest_clock *clock);
+
+/* Opens a store or aborts the test program with a message (a test cannot proceed without it). */
+feox_store *ftest_open(const feox_config *cfg);
+
+/* splitmix64: tiny, fast, deterministic. */
+typedef struct ftest_rng {
+    uint64_t state;
+} ftest_rng;
+void ftest_rng_seed(ftest_rng *r, uint64_t seed);
+uint64_t ftest_rng_next(ftest_rng *r);
+uint64_t ftest_rng_below(ftest_rng *r, uint64_t bound); /* uniform-ish in [0, bound), bound > 0 */
+
+/* Little-endian i64, the counter format of feox_atomic_increment. */
+void ftest_put_i64(void *out8, int64_t v);
+int64_t ftest_get_i64(const void *in8);
+
+/* Reads the counter stored at a NUL-terminated key; aborts if absent or not 8 bytes. */
+int64_t ftest_read_counter(feox_store *s, const char *key);
+
+#endif

@@ -1,0 +1,585 @@
+/*
+ * test_ext_sql.c — the feox extension through SQL, linked statically (-DSQLITE_CORE): columns and
+ * types, keys, conflicts, ttl and ts rules, UPDATE of the key, the functions, transactions and
+ * savepoints, options, where the data lives (files, sharing, DROP, RENAME), EXPLAIN QUERY PLAN
+ * strings, and writes during scans. Error messages are checked verbatim where SPEC fixes them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "feox_ext.h"
+
+static char tmpdir[256];
+
+static sqlite3 *open_db(const char *path)
+{
+    sqlite3 *db = NULL;
+    char *err = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_feox_init(db, &err, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        fail_msg("%s\n  -> %s", sql, err ? err : "?");
+    }
+    sqlite3_free(err);
+}
+
+/* Run sql, expect failure with rc (primary code) and a message equal to msg. */
+static void exec_fails(sqlite3 *db, const char *sql, int rc, const char *msg)
+{
+    char *err = NULL;
+    int got = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (got == SQLITE_OK) {
+        fail_msg("expected failure: %s", sql);
+    }
+    if ((got & 0xff) != rc || (msg != NULL && (err == NULL || strcmp(err, msg) != 0))) {
+        fail_msg("%s\n  -> rc %d '%s', expected rc %d '%s'", sql, got, err ? err : "", rc,
+                 msg ? msg : "(any)");
+    }
+    sqlite3_free(err);
+}
+
+/* Every row's columns joined by '|', rows by ','. Caller frees with sqlite3_free. */
+static char *query(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3_str *s = sqlite3_str_new(db);
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        fail_msg("%s\n  -> %s", sql, sqlite3_errmsg(db));
+    }
+    int row = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (row++) {
+            sqlite3_str_appendchar(s, 1, ',');
+        }
+        for (int i = 0; i < sqlite3_column_count(st); i++) {
+            const char *t = (const char *)sqlite3_column_text(st, i);
+            sqlite3_str_appendf(s, "%s%s", i ? "|" : "", t ? t : "NULL");
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        fail_msg("%s\n  -> %s", sql, sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    char *out = sqlite3_str_finish(s);
+    return out ? out : sqlite3_mprintf("");
+}
+
+static void expect(sqlite3 *db, const char *sql, const char *want)
+{
+    char *got = query(db, sql);
+    if (strcmp(got, want) != 0) {
+        fail_msg("%s\n  got:  %s\n  want: %s", sql, got, want);
+    }
+    sqlite3_free(got);
+}
+
+static sqlite3_int64 query_int(sqlite3 *db, const char *sql)
+{
+    char *got = query(db, sql);
+    sqlite3_int64 v = strtoll(got, NULL, 10);
+    sqlite3_free(got);
+    return v;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static sqlite3 *mem_db_with_kv(void)
+{
+    sqlite3 *db = open_db(":memory:");
+    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox");
+    return db;
+}
+
+static void test_value_types(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('i', 42), ('r', 2.5), ('t', 'hello'), "
+                "('b', x'00ff'), ('n', NULL), ('et', ''), ('eb', x''), ('big', 9223372036854775807),"
+                "('neg', -7), ('j', '{\"a\":{\"b\":3}}')");
+    expect(db, "SELECT key, typeof(value), quote(value) FROM kv ORDER BY key",
+           "b|blob|X'00FF',big|integer|9223372036854775807,eb|blob|X'',et|text|'',"
+           "i|integer|42,j|text|'{\"a\":{\"b\":3}}',n|null|NULL,neg|integer|-7,r|real|2.5,"
+           "t|text|'hello'");
+    /* the same through the hash index */
+    expect(db, "SELECT typeof(value), length(value) FROM kv WHERE key = 'eb'", "blob|0");
+    expect(db, "SELECT typeof(value), length(value) FROM kv WHERE key = 'et'", "text|0");
+    expect(db, "SELECT json_extract(value, '$.a.b') FROM kv WHERE key = 'j'", "3");
+    expect(db, "SELECT ttl, ts > 1600000000000000000 FROM kv WHERE key = 'i'", "NULL|1");
+    sqlite3_close(db);
+}
+
+static void test_keys(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES (5, 'five'), (1.5, 'x')");
+    expect(db, "SELECT key, typeof(key) FROM kv ORDER BY key", "1.5|text,5|text");
+    expect(db, "SELECT value FROM kv WHERE key = 5", "five");
+    expect(db, "SELECT value FROM kv WHERE key IN (5, 7)", "five");
+    exec_fails(db, "INSERT INTO kv(key, value) VALUES (NULL, 1)", SQLITE_CONSTRAINT,
+               "feox: kv: key may not be NULL");
+    exec_fails(db, "INSERT INTO kv(key, value) VALUES ('', 1)", SQLITE_CONSTRAINT,
+               "feox: kv: key may not be empty");
+    exec_fails(db, "INSERT INTO kv(key, value) VALUES (zeroblob(102401), 1)", SQLITE_TOOBIG,
+               "feox: kv: key is longer than 102400 bytes");
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES (printf('%.*c', 102400, 'k'), 'max')");
+    expect(db, "SELECT value FROM kv WHERE key = printf('%.*c', 102400, 'k')", "max");
+    expect(db, "SELECT count(*) FROM kv WHERE key > printf('%.*c', 102401, 'k')", "0");
+    expect(db, "SELECT count(*) FROM kv WHERE key < printf('%.*c', 102401, 'k')", "3");
+    /* NULL operands match nothing */
+    expect(db, "SELECT count(*) FROM kv WHERE key = NULL", "0");
+    expect(db, "SELECT count(*) FROM kv WHERE key > NULL", "0");
+    expect(db, "SELECT count(*) FROM kv WHERE key IN (NULL, 5)", "1");
+    exec_ok(db, "CREATE VIRTUAL TABLE kb USING feox(keytype=blob)");
+    exec_ok(db, "INSERT INTO kb(key, value) VALUES ('abc', 1), (x'00', 2), (7, 3)");
+    expect(db, "SELECT hex(key), typeof(key) FROM kb ORDER BY key", "00|blob,37|blob,616263|blob");
+    expect(db, "SELECT value FROM kb WHERE key = x'616263'", "1");
+    sqlite3_close(db);
+}
+
+static void test_conflicts(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2)");
+    exec_fails(db, "INSERT INTO kv(key, value) VALUES ('a', 9)", SQLITE_CONSTRAINT,
+               "UNIQUE constraint failed: kv.key");
+    exec_ok(db, "INSERT OR REPLACE INTO kv VALUES ('a', 10, NULL, NULL)");
+    exec_ok(db, "REPLACE INTO kv(key, value) VALUES ('b', 20)");
+    exec_ok(db, "INSERT OR IGNORE INTO kv(key, value) VALUES ('a', 99), ('c', 3)");
+    expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "a=10,b=20,c=3");
+    /* a failing multi-row INSERT leaves nothing, in autocommit and inside BEGIN */
+    exec_fails(db, "INSERT INTO kv(key, value) VALUES ('m1', 1), ('a', 2), ('m2', 3)",
+               SQLITE_CONSTRAINT, "UNIQUE constraint failed: kv.key");
+    exec_ok(db, "BEGIN");
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('t1', 1)");
+    exec_fails(db, "INSERT INTO kv(key, value) VALUES ('m1', 1), ('a', 2), ('m2', 3)",
+               SQLITE_CONSTRAINT, "UNIQUE constraint failed: kv.key");
+    exec_ok(db, "COMMIT");
+    expect(db, "SELECT group_concat(key) FROM kv", "a,b,c,t1");
+    /* OR REPLACE over a live key inside a rolled-back transaction restores it */
+    exec_ok(db, "BEGIN; REPLACE INTO kv(key, value) VALUES ('a', 'new'); ROLLBACK");
+    expect(db, "SELECT value, typeof(value) FROM kv WHERE key = 'a'", "10|integer");
+    sqlite3_close(db);
+}
+
+static void test_ttl_rules(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('s', 'x', 60), ('p', 'y', NULL), "
+                "('z', 'z', 0), ('t', 't', '100')");
+    expect(db, "SELECT ttl BETWEEN 58 AND 60 FROM kv WHERE key = 's'", "1");
+    expect(db, "SELECT ttl FROM kv WHERE key IN ('p', 'z') ORDER BY key", "NULL,NULL");
+    expect(db, "SELECT ttl BETWEEN 98 AND 100 FROM kv WHERE key = 't'", "1");
+    exec_fails(db, "INSERT INTO kv(key, value, ttl) VALUES ('n', 1, -5)", SQLITE_ERROR,
+               "feox: kv: ttl may not be negative");
+    exec_fails(db, "INSERT INTO kv(key, value, ttl) VALUES ('n', 1, 'soon')", SQLITE_MISMATCH,
+               "feox: kv: ttl must be a whole number of seconds");
+    exec_fails(db, "UPDATE kv SET ttl = -1 WHERE key = 's'", SQLITE_ERROR,
+               "feox: kv: ttl may not be negative");
+    /* an UPDATE that does not assign ttl keeps the exact expiry instant */
+    sqlite3_int64 ts0 = query_int(db, "SELECT ts FROM kv WHERE key = 's'");
+    (void)ts0;
+    exec_ok(db, "UPDATE kv SET ttl = 3600 WHERE key = 's'");
+    expect(db, "SELECT ttl BETWEEN 3598 AND 3600 FROM kv WHERE key = 's'", "1");
+    for (int i = 0; i < 5; i++) {
+        exec_ok(db, "UPDATE kv SET value = value || '!' WHERE key = 's'");
+    }
+    expect(db, "SELECT value, ttl BETWEEN 3598 AND 3600 FROM kv WHERE key = 's'", "x!!!!!|1");
+    exec_ok(db, "UPDATE kv SET ttl = NULL WHERE key = 's'");
+    expect(db, "SELECT ttl FROM kv WHERE key = 's'", "NULL");
+    exec_ok(db, "UPDATE kv SET ttl = 50 WHERE key = 's'");
+    exec_ok(db, "INSERT OR REPLACE INTO kv(key, value) VALUES ('s', 'again')");
+    expect(db, "SELECT ttl FROM kv WHERE key = 's'", "NULL");
+    /* expired rows never appear: scans, lookups, IN, count, functions */
+    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('gone', 1, 1), ('gone2', 2, 1)");
+    expect(db, "SELECT count(*) FROM kv WHERE key LIKE 'gone%'", "2");
+    usleep(2100 * 1000);
+    expect(db, "SELECT count(*) FROM kv WHERE key LIKE 'gone%'", "0");
+    expect(db, "SELECT count(*) FROM kv WHERE key = 'gone'", "0");
+    expect(db, "SELECT count(*) FROM kv WHERE key IN ('gone', 'gone2')", "0");
+    expect(db, "SELECT count(*) FROM kv WHERE key >= 'gone' AND key < 'gonf'", "0");
+    expect(db, "SELECT feox_cas('kv', 'gone', 1, 2)", "0");
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('gone', 'back')"); /* no UNIQUE error */
+    expect(db, "SELECT value FROM kv WHERE key = 'gone'", "back");
+    sqlite3_close(db);
+}
+
+static void test_ts_rules(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('k', 1, 1000)");
+    expect(db, "SELECT ts FROM kv WHERE key = 'k'", "1000");
+    exec_fails(db, "UPDATE kv SET value = 2, ts = 999 WHERE key = 'k'", SQLITE_CONSTRAINT,
+               "feox: kv: ts 999 is not newer than the record's timestamp");
+    exec_fails(db, "UPDATE kv SET value = 2, ts = 1000 WHERE key = 'k'", SQLITE_CONSTRAINT,
+               "feox: kv: ts 1000 is not newer than the record's timestamp");
+    exec_ok(db, "UPDATE OR IGNORE kv SET value = 2, ts = 5 WHERE key = 'k'");
+    expect(db, "SELECT value, ts FROM kv WHERE key = 'k'", "1|1000");
+    exec_ok(db, "UPDATE kv SET value = 3, ts = 2000 WHERE key = 'k'");
+    expect(db, "SELECT value, ts FROM kv WHERE key = 'k'", "3|2000");
+    exec_fails(db, "INSERT OR REPLACE INTO kv VALUES ('k', 4, NULL, 1500)", SQLITE_CONSTRAINT,
+               "feox: kv: ts 1500 is not newer than the record's timestamp");
+    /* a future explicit ts, then plain writes still succeed with newer automatic ts */
+    exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('f', 1, 4000000000000000000)");
+    exec_ok(db, "UPDATE kv SET value = 2 WHERE key = 'f'");
+    expect(db, "SELECT value, ts > 4000000000000000000 FROM kv WHERE key = 'f'", "2|1");
+    exec_ok(db, "INSERT OR REPLACE INTO kv(key, value) VALUES ('f', 3)");
+    expect(db, "SELECT value FROM kv WHERE key = 'f'", "3");
+    exec_fails(db, "INSERT INTO kv(key, value, ts) VALUES ('x', 1, -1)", SQLITE_MISMATCH,
+               "feox: kv: ts must be a non-negative integer (ns)");
+    sqlite3_close(db);
+}
+
+static void test_update_and_delete(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('a', 1, 100), ('b', 2, NULL), "
+                "('c', 3, NULL), ('d', 4, NULL)");
+    exec_ok(db, "UPDATE kv SET key = 'a2' WHERE key = 'a'");
+    expect(db, "SELECT key, value, ttl BETWEEN 98 AND 100 FROM kv WHERE key LIKE 'a%'", "a2|1|1");
+    exec_fails(db, "UPDATE kv SET key = 'b' WHERE key = 'c'", SQLITE_CONSTRAINT,
+               "UNIQUE constraint failed: kv.key");
+    expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "a2=1,b=2,c=3,d=4");
+    exec_ok(db, "UPDATE OR REPLACE kv SET key = 'b' WHERE key = 'c'");
+    expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "a2=1,b=3,d=4");
+    exec_fails(db, "UPDATE kv SET key = NULL WHERE key = 'b'", SQLITE_CONSTRAINT,
+               "feox: kv: key may not be NULL");
+    /* multi-row UPDATE (two-pass) touches every row once */
+    exec_ok(db, "UPDATE kv SET value = value * 10");
+    expect(db, "SELECT group_concat(value) FROM kv", "10,30,40");
+    exec_ok(db, "UPDATE kv SET key = key || '_x' WHERE key >= 'b'");
+    expect(db, "SELECT group_concat(key) FROM kv", "a2,b_x,d_x");
+    exec_ok(db, "DELETE FROM kv WHERE key < 'c'");
+    expect(db, "SELECT group_concat(key) FROM kv", "d_x");
+    exec_ok(db, "DELETE FROM kv");
+    expect(db, "SELECT count(*) FROM kv", "0");
+    sqlite3_close(db);
+}
+
+static void test_functions(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    expect(db, "SELECT feox_incr('kv', 'visits', 1), feox_incr('kv', 'visits', 1), "
+               "feox_incr('main.kv', 'visits', 40)",
+           "1|2|42");
+    expect(db, "SELECT value, typeof(value) FROM kv WHERE key = 'visits'", "42|integer");
+    expect(db, "SELECT feox_incr('kv', 'visits', 9223372036854775807)", "9223372036854775807");
+    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('c', 10, 500), ('blob8', "
+                "x'0500000000000000', NULL), ('txt', 'abcdefgh', NULL), ('r', 1.0, NULL)");
+    expect(db, "SELECT feox_incr('kv', 'c', -3)", "7");
+    expect(db, "SELECT ttl BETWEEN 498 AND 500 FROM kv WHERE key = 'c'", "1");
+    expect(db, "SELECT feox_incr('kv', 'c', 1, 0)", "8");
+    expect(db, "SELECT ttl FROM kv WHERE key = 'c'", "NULL");
+    expect(db, "SELECT feox_incr('kv', 'blob8', 1)", "6");
+    expect(db, "SELECT value, typeof(value) FROM kv WHERE key = 'blob8'", "6|integer");
+    exec_fails(db, "SELECT feox_incr('kv', 'txt', 1)", SQLITE_MISMATCH,
+               "feox: kv: value is not a 64-bit integer");
+    exec_fails(db, "SELECT feox_incr('kv', 'r', 1)", SQLITE_MISMATCH,
+               "feox: kv: value is not a 64-bit integer");
+    exec_fails(db, "SELECT feox_incr('nope', 'x', 1)", SQLITE_ERROR, "feox: no such table: nope");
+    exec_ok(db, "CREATE TABLE plain(key, value)");
+    exec_fails(db, "SELECT feox_incr('plain', 'x', 1)", SQLITE_ERROR,
+               "feox: plain is not a feox table");
+    /* cas compares SQL type and bytes */
+    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('cfg', 5, 300)");
+    expect(db, "SELECT feox_cas('kv', 'cfg', '5', 'v2')", "0");
+    expect(db, "SELECT feox_cas('kv', 'cfg', 5.0, 'v2')", "0");
+    expect(db, "SELECT feox_cas('kv', 'cfg', 5, 'v2')", "1");
+    expect(db, "SELECT value, typeof(value), ttl BETWEEN 298 AND 300 FROM kv WHERE key = 'cfg'",
+           "v2|text|1");
+    expect(db, "SELECT feox_cas('kv', 'cfg', 'v2', NULL, 10)", "1");
+    expect(db, "SELECT typeof(value), ttl BETWEEN 8 AND 10 FROM kv WHERE key = 'cfg'", "null|1");
+    expect(db, "SELECT feox_cas('kv', 'missing', NULL, 1)", "0");
+    /* patch */
+    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('user:1', "
+                "'{\"name\":\"Ada\",\"age\":36,\"id\":9007199254740993}', 900)");
+    expect(db, "SELECT feox_patch('kv', 'user:1', "
+               "'[{\"op\":\"replace\",\"path\":\"/age\",\"value\":38}]')",
+           "{\"name\":\"Ada\",\"age\":38,\"id\":9007199254740993}");
+    expect(db, "SELECT json_extract(value, '$.age'), ttl > 890 FROM kv WHERE key = 'user:1'",
+           "38|1");
+    exec_fails(db, "SELECT feox_patch('kv', 'nobody', '[]')", SQLITE_ERROR, NULL);
+    exec_fails(db, "SELECT feox_patch('kv', 'user:1', '[{\"op\":\"test\",\"path\":\"/age\","
+                   "\"value\":1}]')",
+               SQLITE_ERROR, NULL);
+    expect(db, "SELECT json_extract(value, '$.age') FROM kv WHERE key = 'user:1'", "38");
+    /* stats, flush, check */
+    expect(db, "SELECT json_extract(feox_stats('kv'), '$.len') = (SELECT count(*) FROM kv)", "1");
+    expect(db, "SELECT json_type(feox_stats('kv'), '$.memory_usage'), "
+               "json_extract(feox_stats('kv'), '$.max_memory'), "
+               "json_extract(feox_stats('kv'), '$.increments') > 0, "
+               "json_extract(feox_stats('kv'), '$.cas_success') > 0",
+           "integer|0|1|1");
+    expect(db, "SELECT feox_flush('kv'), feox_check('kv')", "1|ok");
+    sqlite3_close(db);
+}
+
+static void test_functions_in_transactions(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('n', 1), ('j', '{\"a\":1}'), ('c', 'x')");
+    exec_ok(db, "BEGIN");
+    expect(db, "SELECT feox_incr('kv', 'n', 5), feox_incr('kv', 'new', 1), "
+               "feox_cas('kv', 'c', 'x', 'y'), "
+               "feox_patch('kv', 'j', '[{\"op\":\"add\",\"path\":\"/b\",\"value\":2}]')",
+           "6|1|1|{\"a\":1,\"b\":2}");
+    exec_ok(db, "ROLLBACK");
+    expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "c=x,j={\"a\":1},n=1");
+    /* savepoints */
+    exec_ok(db, "BEGIN");
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('s0', 0)");
+    exec_ok(db, "SAVEPOINT a");
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('s1', 1)");
+    exec_ok(db, "SELECT feox_incr('kv', 'n', 100)");
+    exec_ok(db, "SAVEPOINT b");
+    exec_ok(db, "DELETE FROM kv WHERE key = 'c'");
+    exec_ok(db, "ROLLBACK TO b");
+    expect(db, "SELECT group_concat(key) FROM kv", "c,j,n,s0,s1");
+    exec_ok(db, "ROLLBACK TO a");
+    expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "c=x,j={\"a\":1},n=1,s0=0");
+    exec_ok(db, "RELEASE a");
+    exec_ok(db, "COMMIT");
+    expect(db, "SELECT group_concat(key) FROM kv", "c,j,n,s0");
+    /* a savepoint that opened the transaction: SQLite calls xRollbackTo(-1) */
+    exec_ok(db, "SAVEPOINT outer_sp");
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('gone', 1)");
+    exec_ok(db, "UPDATE kv SET value = 'changed' WHERE key = 'c'");
+    exec_ok(db, "ROLLBACK TO outer_sp");
+    exec_ok(db, "RELEASE outer_sp");
+    expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "c=x,j={\"a\":1},n=1,s0=0");
+    /* a failing statement inside BEGIN undoes only itself */
+    exec_ok(db, "BEGIN");
+    exec_ok(db, "UPDATE kv SET value = 2 WHERE key = 'n'");
+    exec_fails(db, "UPDATE kv SET key = 'n' WHERE key = 'c'", SQLITE_CONSTRAINT,
+               "UNIQUE constraint failed: kv.key");
+    exec_ok(db, "COMMIT");
+    expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "c=x,j={\"a\":1},n=2,s0=0");
+    sqlite3_close(db);
+}
+
+static void test_options(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db(":memory:");
+    exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(colour='red')", SQLITE_ERROR,
+               "feox: unknown option 'colour'");
+    exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(max_memory='lots')", SQLITE_ERROR,
+               "feox: bad value 'lots' for option 'max_memory' (expected a size such as "
+               "1048576, '512MB' or '1GiB')");
+    exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(sync='sometimes')", SQLITE_ERROR,
+               "feox: bad value 'sometimes' for option 'sync' (expected off, normal or full)");
+    exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(keytype=integer)", SQLITE_ERROR,
+               "feox: bad value 'integer' for option 'keytype' (expected text or blob)");
+    exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(ttl_sweep_interval=-1)", SQLITE_ERROR,
+               "feox: bad value '-1' for option 'ttl_sweep_interval' (expected a number of "
+               "milliseconds)");
+    exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(sync=off, sync=full)", SQLITE_ERROR,
+               "feox: option 'sync' given twice");
+    exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(path)", SQLITE_ERROR,
+               "feox: option 'path' needs a value (name=value)");
+    exec_ok(db, "CREATE VIRTUAL TABLE m1 USING feox(max_memory='512MB')");
+    exec_ok(db, "CREATE VIRTUAL TABLE m2 USING feox(max_memory=\"512MiB\", sync=off)");
+    exec_ok(db, "CREATE VIRTUAL TABLE m3 USING feox(max_memory=4096, ttl_sweep_interval=0, "
+                "keytype='BLOB', flush_interval=10)");
+    exec_ok(db, "CREATE VIRTUAL TABLE m4 USING feox(max_memory='1GiB', sync='full', "
+                "ttl_sweep_interval=20, path=':memory:')");
+    expect(db, "SELECT json_extract(feox_stats('m1'), '$.max_memory'), "
+               "json_extract(feox_stats('m2'), '$.max_memory'), "
+               "json_extract(feox_stats('m3'), '$.max_memory'), "
+               "json_extract(feox_stats('m4'), '$.max_memory')",
+           "512000000|536870912|4096|1073741824");
+    /* max_memory is enforced: OutOfMemory is SQLITE_FULL and nothing is half-written */
+    exec_fails(db, "INSERT INTO m3(key, value) VALUES ('big', zeroblob(10000))", SQLITE_FULL,
+               NULL);
+    expect(db, "SELECT count(*) FROM m3", "0");
+    sqlite3_close(db);
+}
+
+static void test_files_and_sharing(void **state)
+{
+    (void)state;
+    char dbpath[512], store[512], rel[512], renamed[512], sql[1024];
+    snprintf(dbpath, sizeof dbpath, "%s/app.db", tmpdir);
+    snprintf(store, sizeof store, "%s/app.db-kv.feox", tmpdir);
+    snprintf(rel, sizeof rel, "%s/sub.feox", tmpdir);
+    snprintf(renamed, sizeof renamed, "%s/app.db-kv2.feox", tmpdir);
+
+    sqlite3 *a = open_db(dbpath);
+    exec_ok(a, "CREATE VIRTUAL TABLE kv USING feox");
+    exec_ok(a, "CREATE VIRTUAL TABLE mem USING feox(path=':memory:')");
+    exec_ok(a, "CREATE VIRTUAL TABLE rel USING feox(path='sub.feox', sync=full)");
+    assert_true(file_exists(store));
+    assert_true(file_exists(rel));
+    exec_ok(a, "INSERT INTO kv(key, value) VALUES ('k', 'persisted')");
+    exec_ok(a, "INSERT INTO mem(key, value) VALUES ('m', 1)");
+    exec_ok(a, "INSERT INTO rel(key, value) VALUES ('r', 1)");
+
+    /* a second connection of this process shares every store, memory ones included */
+    sqlite3 *b = open_db(dbpath);
+    expect(b, "SELECT value FROM kv WHERE key = 'k'", "persisted");
+    expect(b, "SELECT count(*) FROM mem", "1");
+    exec_ok(b, "INSERT INTO mem(key, value) VALUES ('m2', 2)");
+    expect(a, "SELECT count(*) FROM mem", "2");
+    /* functions find a table the connection has not touched yet */
+    sqlite3 *c = open_db(dbpath);
+    expect(c, "SELECT feox_incr('rel', 'n', 3)", "3");
+    expect(a, "SELECT value FROM rel WHERE key = 'n'", "3");
+    sqlite3_close(c);
+    sqlite3_close(b);
+    sqlite3_close(a);
+
+    /* reopen: the file store persisted, the memory store vanished with its last connection */
+    a = open_db(dbpath);
+    expect(a, "SELECT value FROM kv WHERE key = 'k'", "persisted");
+    expect(a, "SELECT count(*) FROM mem", "0");
+    expect(a, "SELECT group_concat(key) FROM rel", "n,r");
+    /* RENAME moves the default file with the table */
+    exec_ok(a, "ALTER TABLE kv RENAME TO kv2");
+    assert_false(file_exists(store));
+    assert_true(file_exists(renamed));
+    expect(a, "SELECT value FROM kv2 WHERE key = 'k'", "persisted");
+    exec_ok(a, "INSERT INTO kv2(key, value) VALUES ('after', 1)");
+    sqlite3_close(a);
+    a = open_db(dbpath);
+    expect(a, "SELECT group_concat(key) FROM kv2", "after,k");
+    /* DROP removes the store files */
+    exec_ok(a, "DROP TABLE kv2");
+    exec_ok(a, "DROP TABLE rel");
+    assert_false(file_exists(renamed));
+    assert_false(file_exists(rel));
+    exec_ok(a, "CREATE VIRTUAL TABLE kv2 USING feox");
+    expect(a, "SELECT count(*) FROM kv2", "0");
+    exec_ok(a, "DROP TABLE kv2");
+    exec_ok(a, "DROP TABLE mem");
+    sqlite3_close(a);
+    snprintf(sql, sizeof sql, "%s-journal", dbpath);
+    unlink(sql);
+    unlink(dbpath);
+}
+
+/* EXPLAIN QUERY PLAN of SELECT * FROM kv WHERE <where> shows "INDEX <n>:<plan>". */
+static void expect_plan(sqlite3 *db, const char *where, const char *plan)
+{
+    char sql[256], want[256];
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN SELECT * FROM kv WHERE %s", where);
+    char *got = query(db, sql);
+    snprintf(want, sizeof want, ":%s", plan);
+    const char *colon = strstr(got, ":");
+    if (colon == NULL || strncmp(colon, want, strlen(want)) != 0 ||
+        (colon[strlen(want)] != '\0' && colon[strlen(want)] != ',')) {
+        fail_msg("%s\n  got:  %s\n  want: ...%s", sql, got, want);
+    }
+    sqlite3_free(got);
+}
+
+static void test_query_plans(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    static const struct {
+        const char *where;
+        const char *plan;
+    } cases[] = {
+        {"key = ?", "hash lookup key=?"},
+        {"key IN ('a', 'b')", "hash lookup key IN(...)"},
+        {"key > ? AND key <= ?", "ordered scan key>? AND key<=?"},
+        {"key <= ? AND key > ?", "ordered scan key<=? AND key>?"},
+        {"key BETWEEN 'a' AND 'b' ORDER BY key DESC LIMIT 10",
+         "ordered scan key>=? AND key<=? DESC LIMIT"},
+        {"key GLOB 'user:*'", "ordered scan key>=? AND key<?"},
+        {"key LIKE 'user:%'", "full scan"},
+        {"key = 'A' COLLATE NOCASE", "full scan"},
+        {"1 ORDER BY key LIMIT 5 OFFSET 2", "full scan ASC LIMIT OFFSET"},
+        {"value = 1 LIMIT 5", "full scan"},
+        {"1 ORDER BY value LIMIT 5", "full scan"},
+        {"key > 'a' ORDER BY key DESC", "ordered scan key>? DESC"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        expect_plan(db, cases[i].where, cases[i].plan);
+    }
+    exec_ok(db, "PRAGMA case_sensitive_like = ON");
+    expect_plan(db, "key LIKE 'user:%'", "ordered scan key>=? AND key<?");
+    sqlite3_close(db);
+}
+
+static void test_writes_during_scans(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 500) "
+                "INSERT INTO kv(key, value) SELECT printf('k%04d', i), i FROM c");
+    /* a function writing every row of the table it scans: each row exactly once */
+    expect(db, "SELECT count(*), sum(x) FROM (SELECT feox_incr('kv', key, 1) AS x FROM kv)",
+           "500|125750");
+    /* a scan that inserts new keys ahead of itself still terminates and sees no key twice */
+    expect(db, "SELECT count(*), count(DISTINCT key) FROM (SELECT key, "
+               "feox_incr('kv', key || 'z', 1) FROM kv WHERE key < 'k0100')",
+           "99|99");
+    exec_ok(db, "UPDATE kv SET value = value + 1 WHERE key >= 'k0400'");
+    expect(db, "SELECT sum(value) FROM kv WHERE key >= 'k0400' AND key < 'k0500'", "15250");
+    sqlite3_close(db);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/feox_ext_sql_XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_value_types),
+        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_conflicts),
+        cmocka_unit_test(test_ttl_rules),
+        cmocka_unit_test(test_ts_rules),
+        cmocka_unit_test(test_update_and_delete),
+        cmocka_unit_test(test_functions),
+        cmocka_unit_test(test_functions_in_transactions),
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_files_and_sharing),
+        cmocka_unit_test(test_query_plans),
+        cmocka_unit_test(test_writes_during_scans),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

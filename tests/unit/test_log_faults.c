@@ -1,0 +1,272 @@
+/*
+ * test_log_faults.c — I/O faults injected through engine/io.h give errors, never corruption:
+ * ENOSPC and EIO on writes (reported by flush, retried once the fault clears), short writes,
+ * fsync EIO (DEGRADED for good, never retried), failures during compaction (old file intact)
+ * and read errors during recovery.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "io.h"
+#include "log_format.h"
+#include "log_test_model.h"
+
+static model m1, m2;
+
+static void write_keys(feox_backend *b, model *m, const char *prefix, int n, uint64_t ts)
+{
+    for (int i = 0; i < n; i++) {
+        char key[32], value[48];
+        snprintf(key, sizeof key, "%s-%d", prefix, i);
+        snprintf(value, sizeof value, "value-of-%s-%d", prefix, i);
+        assert_int_equal(model_write(b, m, key, value, ts + (uint64_t)i), FEOX_OK);
+    }
+}
+
+/* Reopen path and check it holds exactly the live keys of expected. */
+static void assert_reopens_as(const char *path, model *expected)
+{
+    feox_io_inject_reset();
+    feox_backend *b;
+    assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m2, &b), FEOX_OK);
+    feox_stats st = {0};
+    b->ops->get_stats(b, &st);
+    assert_int_equal(st.recovery_dropped_records, 0);
+    int live = 0;
+    for (int i = 0; i < expected->count; i++) {
+        model_key *want = &expected->keys[i];
+        model_key *got = model_get(&m2, want->key);
+        if (!want->live) {
+            assert_null(got);
+            continue;
+        }
+        live++;
+        assert_non_null(got);
+        assert_int_equal(got->value_len, want->value_len);
+        assert_memory_equal(got->value, want->value, want->value_len);
+    }
+    int got_live = 0;
+    for (int i = 0; i < m2.count; i++)
+        got_live += m2.keys[i].live;
+    assert_int_equal(got_live, live);
+    char detail[256];
+    assert_int_equal(b->ops->check(b, detail, sizeof detail), FEOX_OK);
+    assert_int_equal(b->ops->close(b), FEOX_OK);
+}
+
+static void test_enospc_on_write_is_reported_then_retried(void **state)
+{
+    (void)state;
+    char path[128];
+    model_temp_path(path, sizeof path, "enospc");
+    feox_backend *b;
+    assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m1, &b), FEOX_OK);
+    write_keys(b, &m1, "a", 10, 1);
+    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    write_keys(b, &m1, "b", 10, 100);
+    feox_io_inject(FEOX_IO_PWRITE, 1, ENOSPC, false, false);
+    assert_int_equal(b->ops->flush(b), FEOX_ERR_DISK_FULL);
+    assert_non_null(strstr(feox_error_detail(), path));
+    feox_stats st = {0};
+    b->ops->get_stats(b, &st);
+    assert_int_equal(st.io_errors, 1);
+    /* The store keeps accepting writes (they are buffered), and the fault has cleared. */
+    write_keys(b, &m1, "c", 10, 200);
+    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_reopens_as(path, &m1);
+    unlink(path);
+}
+
+static void test_persistent_eio_then_crash_leaves_flushed_data(void **state)
+{
+    (void)state;
+    char path[128];
+    model_temp_path(path, sizeof path, "eio");
+    feox_backend *b;
+    assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m1, &b), FEOX_OK);
+    write_keys(b, &m1, "a", 20, 1);
+    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    model flushed = m1; /* what must survive */
+    write_keys(b, &m1, "b", 20, 100);
+    feox_io_inject(FEOX_IO_PWRITE, 1, EIO, false, true);
+    assert_int_equal(b->ops->flush(b), FEOX_ERR_IO);
+    assert_int_equal(b->ops->flush(b), FEOX_ERR_IO);
+    /* "Crash" now: the file holds exactly the flushed records. */
+    uint64_t len;
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    len = (uint64_t)st.st_size;
+    char copy[160];
+    snprintf(copy, sizeof copy, "%s.copy", path);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "cp %s %s", path, copy);
+    assert_int_equal(system(cmd), 0);
+    assert_true(len > FEOX_LOG_HEADER_SIZE);
+    feox_io_inject_reset();
+    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_reopens_as(copy, &flushed);
+    assert_reopens_as(path, &m1);
+    unlink(copy);
+    unlink(path);
+}
+
+static void test_short_writes_are_completed(void **state)
+{
+    (void)state;
+    char path[128];
+    model_temp_path(path, sizeof path, "short");
+    feox_backend *b;
+    assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
+    write_keys(b, &m1, "a", 50, 1);
+    feox_io_inject(FEOX_IO_PWRITE, 1, 0, true, false);
+    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    write_keys(b, &m1, "b", 50, 100);
+    /* Every write transfers only half of what it was asked: the writer loops until done. */
+    feox_io_inject(FEOX_IO_PWRITE, 1, 0, true, true);
+    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    feox_io_inject_reset();
+    feox_io_inject(FEOX_IO_PWRITE, 1, EIO, false, false);
+    write_keys(b, &m1, "c", 50, 200);
+    assert_int_equal(b->ops->flush(b), FEOX_ERR_IO);
+    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_reopens_as(path, &m1);
+    unlink(path);
+}
+
+static void test_fsync_eio_degrades_for_good(void **state)
+{
+    (void)state;
+    char path[128];
+    model_temp_path(path, sizeof path, "fsync");
+    feox_backend *b;
+    assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m1, &b), FEOX_OK);
+    write_keys(b, &m1, "a", 5, 1);
+    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    write_keys(b, &m1, "b", 5, 100);
+    feox_io_inject(FEOX_IO_FSYNC, 1, EIO, false, false);
+    assert_int_equal(b->ops->flush(b), FEOX_ERR_DEGRADED);
+    assert_non_null(strstr(feox_error_detail(), "fsync"));
+    uint64_t fsyncs_after_failure = feox_io_calls(FEOX_IO_FSYNC);
+    /* The fault is gone, but the fsync is never retried and assumed good. */
+    assert_int_equal(b->ops->flush(b), FEOX_ERR_DEGRADED);
+    assert_int_equal(feox_io_calls(FEOX_IO_FSYNC), fsyncs_after_failure);
+    feox_record *r = feox_record_new("x", 1, 0, 500, 0, false);
+    uint64_t loc, seq;
+    assert_int_equal(b->ops->append_put(b, "k", 1, r, &loc, &seq), FEOX_ERR_DEGRADED);
+    feox_record_free(r);
+    assert_int_equal(b->ops->append_delete(b, "a-1", 3, 501, &seq), FEOX_ERR_DEGRADED);
+    assert_int_equal(b->ops->wait_durable(b, 1), FEOX_ERR_DEGRADED);
+    assert_int_equal(b->ops->compact(b), FEOX_ERR_DEGRADED);
+    feox_stats st = {0};
+    b->ops->get_stats(b, &st);
+    assert_int_equal(st.io_errors, 1);
+    assert_int_equal(b->ops->close(b), FEOX_ERR_DEGRADED);
+    /* Reopening gives a consistent file (whatever reached it). */
+    assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m2, &b), FEOX_OK);
+    assert_non_null(model_get(&m2, "a-4"));
+    assert_null(model_get(&m2, "k"));
+    assert_int_equal(b->ops->close(b), FEOX_OK);
+    unlink(path);
+}
+
+static void test_sync_full_fsync_failure_fails_the_write(void **state)
+{
+    (void)state;
+    char path[128];
+    model_temp_path(path, sizeof path, "fullfail");
+    feox_backend *b;
+    assert_int_equal(model_open(path, FEOX_SYNC_FULL, &m1, &b), FEOX_OK);
+    feox_record *r = feox_record_new("x", 1, 0, 5, 0, false);
+    uint64_t loc, seq;
+    assert_int_equal(b->ops->append_put(b, "k", 1, r, &loc, &seq), FEOX_OK);
+    feox_io_inject(FEOX_IO_FSYNC, 1, EIO, false, false);
+    assert_int_equal(b->ops->wait_durable(b, seq), FEOX_ERR_DEGRADED);
+    feox_record_free(r);
+    b->ops->close(b);
+    unlink(path);
+}
+
+/* A fault at each I/O step of a compaction leaves the old file complete and the store usable. */
+static void test_compaction_faults_leave_old_file(void **state)
+{
+    (void)state;
+    const struct {
+        feox_io_op op;
+        uint64_t nth;
+        int err;
+        feox_err want;
+    } faults[] = {
+        {FEOX_IO_OPEN, 1, EIO, FEOX_ERR_IO},         {FEOX_IO_PWRITE, 1, ENOSPC, FEOX_ERR_DISK_FULL},
+        {FEOX_IO_PWRITE, 2, EIO, FEOX_ERR_IO},       {FEOX_IO_PREAD, 1, EIO, FEOX_ERR_IO},
+        {FEOX_IO_FSYNC, 1, EIO, FEOX_ERR_IO},        {FEOX_IO_RENAME, 1, EXDEV, FEOX_ERR_IO},
+    };
+    for (size_t f = 0; f < sizeof faults / sizeof faults[0]; f++) {
+        char path[128], leftover[160];
+        model_temp_path(path, sizeof path, "compactfault");
+        snprintf(leftover, sizeof leftover, "%s.compact", path);
+        feox_backend *b;
+        assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
+        for (int round = 0; round < 5; round++)
+            write_keys(b, &m1, "k", 100, 1 + (uint64_t)round * 1000);
+        assert_int_equal(b->ops->flush(b), FEOX_OK);
+        /* A write appended after the rewrite began would be in the tail: make one exist. */
+        write_keys(b, &m1, "t", 3, 9000);
+        feox_io_inject(faults[f].op, faults[f].nth, faults[f].err, false, false);
+        feox_err err = b->ops->compact(b);
+        feox_io_inject_reset();
+        if (faults[f].op == FEOX_IO_PWRITE && faults[f].nth == 1) {
+            /* The first write is the tail flush to the old file, before the rewrite begins. */
+            assert_int_equal(err, faults[f].want);
+        } else if (faults[f].op != FEOX_IO_PREAD) {
+            assert_int_equal(err, faults[f].want);
+        } else {
+            assert_true(err == FEOX_ERR_IO || err == FEOX_OK); /* no pread unless a tail exists */
+        }
+        assert_int_equal(access(leftover, F_OK), -1);
+        write_keys(b, &m1, "after", 3, 20000);
+        assert_int_equal(b->ops->flush(b), FEOX_OK);
+        assert_int_equal(b->ops->close(b), FEOX_OK);
+        assert_reopens_as(path, &m1);
+        unlink(path);
+    }
+}
+
+static void test_read_error_during_recovery_fails_open_cleanly(void **state)
+{
+    (void)state;
+    char path[128];
+    model_temp_path(path, sizeof path, "readfail");
+    feox_backend *b;
+    assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
+    write_keys(b, &m1, "a", 10, 1);
+    assert_int_equal(b->ops->close(b), FEOX_OK);
+    feox_io_inject(FEOX_IO_PREAD, 2, EIO, false, false); /* 1 = header, 2 = the records */
+    assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m2, &b), FEOX_ERR_IO);
+    feox_io_inject_reset();
+    assert_reopens_as(path, &m1);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_enospc_on_write_is_reported_then_retried),
+        cmocka_unit_test(test_persistent_eio_then_crash_leaves_flushed_data),
+        cmocka_unit_test(test_short_writes_are_completed),
+        cmocka_unit_test(test_fsync_eio_degrades_for_good),
+        cmocka_unit_test(test_sync_full_fsync_failure_fails_the_write),
+        cmocka_unit_test(test_compaction_faults_leave_old_file),
+        cmocka_unit_test(test_read_error_during_recovery_fails_open_cleanly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
