@@ -13,6 +13,7 @@
 #   tests/bench/*.c                 one benchmark binary, build/bench/feox_bench
 #   tests/sql/*.sql (+ .expected)   golden SQL through the sqlite3 shell (tests/sql/run.sh)
 #   tests/python/test_*.py          /usr/bin/python3 unittest files
+#   tests/docs/run.sh               the README's C and Python examples, compiled and run
 #
 # Targets: all test demo tsan fuzz crash bench soak install uninstall deps clean format
 
@@ -74,7 +75,7 @@ BUILD_DEPS := libsqlite3-dev libcjson-dev libck-dev libxxhash-dev pkg-config sql
 TEST_DEPS := libcmocka-dev python3 valgrind clang libclang-rt-14-dev
 BENCH_DEPS := liblmdb-dev librocksdb-dev
 
-.PHONY: all test demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench \
+.PHONY: docs-tests all test demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench \
 	clean format unit-tests asan-tests sql-tests python-tests stress-tests crash-tests \
 	fuzz-smoke valgrind-tests
 
@@ -168,7 +169,7 @@ $(B)/tsan-tests/%: tests/stress/%.c $(B)/tsan/libfeox.a $(TSAN_EXT_CORE_OBJ) $(T
 # make test: everything, plain and under ASan+UBSan.
 test: deps-test all
 	@$(MAKE) --no-print-directory unit-tests asan-tests sql-tests python-tests stress-tests \
-	  crash-tests valgrind-tests fuzz-smoke
+	  crash-tests valgrind-tests docs-tests fuzz-smoke
 	@echo "all tests passed"
 
 unit-tests: $(UNIT_BIN)
@@ -197,6 +198,9 @@ sql-tests: $(B)/feox.so
 python-tests: $(B)/feox.so
 	@if ls tests/python/test_*.py >/dev/null 2>&1; then \
 	  cd tests/python && FEOX_EXT=$(CURDIR)/$(B)/feox $(PYTHON) -m unittest -q $$(ls test_*.py | sed 's/\.py$$//'); fi
+
+docs-tests: $(B)/libfeox.a $(B)/feox.so
+	@BUILD=$(B) bash tests/docs/run.sh
 
 valgrind-tests: $(B)/feox.so
 	@if [ -f tests/sql/valgrind.sh ]; then bash tests/sql/valgrind.sh; fi

@@ -57,6 +57,7 @@ typedef struct rewrite {
     relocation *moves;
     size_t moves_len, moves_cap;
     feox_log_buffer keys;
+    uint64_t live_bytes; /* header + the live records taken from the store */
     feox_err err;
 } rewrite;
 
@@ -153,6 +154,7 @@ static int copy_live(void *ctx, const feox_entry *e, const feox_record *r)
     if (!rw->err)
         rw->err = emit(rw, FEOX_LOG_PUT, e->key, e->key_len, value, r->value_len, r->tag,
                        r->ts_ns, r->expires_at_ns, location);
+    rw->live_bytes += feox_log_record_size(e->key_len, r->value_len);
     feox_mem_free(cold);
     return rw->err != FEOX_OK;
 }
@@ -206,7 +208,7 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
     if (err)
         return err;
     memcpy(rw->out.data, header, sizeof header);
-    rw->out.len = rw->out_off = FEOX_LOG_HEADER_SIZE;
+    rw->out.len = rw->out_off = rw->live_bytes = FEOX_LOG_HEADER_SIZE;
 
     feox_err visit_err = b->hooks.for_each_live(b->hooks.ctx, copy_live, rw);
     if (rw->err || visit_err)
@@ -254,8 +256,8 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
     bool dir_synced = feox_io_fsync_parent_dir(b->path) == 0;
     int dir_errno = errno;
 
+    pthread_rwlock_wrlock(&b->fd_lock); /* lock order: fd_lock before mu (see log_backend.h) */
     pthread_mutex_lock(&b->mu);
-    pthread_rwlock_wrlock(&b->fd_lock);
     b->old_fd = b->fd;
     b->old_generation = b->generation;
     b->old_file_id = b->file_id;
@@ -265,18 +267,20 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
     b->append_off = b->write_off = rw->out_off;
     b->written_seq = b->durable_seq = b->append_seq; /* the new file is fsynced and holds all */
     b->write_error = FEOX_OK;
-    b->live_bytes = rw->out_off;
+    /* Not the new size: during a storm the copied tail is mostly superseded versions, and
+     * counting it as live would hold off the next compaction. */
+    b->live_bytes = rw->live_bytes;
     b->stats.compactions++;
     b->stats.fsyncs += 2;
     if (!dir_synced) {
         b->degraded = true;
         b->stats.io_errors++;
     }
-    pthread_rwlock_unlock(&b->fd_lock);
     b->switching = false;
     b->io_busy = false;
     pthread_cond_broadcast(&b->changed);
     pthread_mutex_unlock(&b->mu);
+    pthread_rwlock_unlock(&b->fd_lock);
     *switched = true;
     rw->fd = -1; /* now owned by the backend */
     if (!dir_synced)

@@ -21,17 +21,21 @@
 
 /* Above this many retired-but-not-freed bytes a retiring writer reclaims inline. */
 #define FEOX_EPOCH_INLINE_RECLAIM_BYTES (64u << 20)
-/* Records for threads whose allocation failed (very rare); claimed by CAS. */
-#define FEOX_EPOCH_SPARE_RECORDS 64
+/* Per-thread records come from a static pool first (claimed by CAS, recycled when threads exit),
+ * then from the heap. CK forbids freeing a registered record, and the loadable extension can be
+ * unloaded (dlclose) while its records are registered: records in the library's own static
+ * memory vanish with it instead of showing up as leaks. */
+#define FEOX_EPOCH_STATIC_RECORDS 256
 
 static ck_epoch_t global_epoch;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_key_t record_key;
+static int key_created;
 static pthread_mutex_t reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(feox_retire_link *) retired_stack;
 static uint64_t pending_bytes, total_retired, total_freed;
-static ck_epoch_record_t spare_records[FEOX_EPOCH_SPARE_RECORDS];
-static unsigned spare_used[FEOX_EPOCH_SPARE_RECORDS];
+static ck_epoch_record_t static_records[FEOX_EPOCH_STATIC_RECORDS];
+static unsigned static_record_used[FEOX_EPOCH_STATIC_RECORDS];
 #ifdef FEOX_TSAN
 static int tsan_grace_token;
 #endif
@@ -45,18 +49,26 @@ static void release_thread_record(void *record) { ck_epoch_unregister(record); }
 static void init_epoch(void)
 {
     ck_epoch_init(&global_epoch);
-    (void)pthread_key_create(&record_key, release_thread_record);
+    if (pthread_key_create(&record_key, release_thread_record) == 0)
+        ck_pr_store_int(&key_created, 1);
 }
 
 static ck_epoch_record_t *new_record(void)
 {
+    for (unsigned i = 0; i < FEOX_EPOCH_STATIC_RECORDS; i++)
+        if (ck_pr_load_uint(&static_record_used[i]) == 0 &&
+            ck_pr_cas_uint(&static_record_used[i], 0, 1))
+            return &static_records[i];
     void *mem = NULL;
-    if (posix_memalign(&mem, 64, sizeof(ck_epoch_record_t)) == 0)
-        return mem;
-    for (unsigned i = 0; i < FEOX_EPOCH_SPARE_RECORDS; i++)
-        if (ck_pr_cas_uint(&spare_used[i], 0, 1))
-            return &spare_records[i];
-    return NULL;
+    return posix_memalign(&mem, 64, sizeof(ck_epoch_record_t)) == 0 ? mem : NULL;
+}
+
+/* Library unload (the extension's dlclose): a thread exiting later must not call a destructor
+ * in unmapped code. */
+__attribute__((destructor)) static void forget_thread_key(void)
+{
+    if (ck_pr_load_int(&key_created))
+        pthread_key_delete(record_key);
 }
 
 static ck_epoch_record_t *this_thread_record(void)

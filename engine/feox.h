@@ -150,7 +150,9 @@ enum feox_write_flags {
     FEOX_WRITE_KEEP_TTL = 1u << 2,   /* feox_insert: keep the existing record's expiry */
     FEOX_WRITE_TAG = 1u << 3,        /* incr/cas/patch: set the tag to opts->tag */
     FEOX_WRITE_MATCH_TAG = 1u << 4,  /* cas: the stored tag must also equal expected_tag */
-    FEOX_WRITE_IF_ABSENT = 1u << 5   /* feox_insert: fail with KEY_EXISTS if the key is live */
+    FEOX_WRITE_IF_ABSENT = 1u << 5,  /* feox_insert: fail with KEY_EXISTS if the key is live */
+    FEOX_WRITE_RESTORE = 1u << 6     /* accept timestamp_ns even if not newer: restores an earlier
+                                        version exactly (undo journals); bypasses last-writer-wins */
 };
 
 /* NULL options mean: automatic timestamp; feox_insert clears any TTL and sets tag 0;

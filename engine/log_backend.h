@@ -10,6 +10,7 @@
  *             flush()/wait_durable() caller acting as group-commit leader, or compaction) is the
  *             only one writing or fsyncing until it clears it. Waiters sleep on `changed`.
  *   fd_lock   read-held by read_value/check while they pread; write-held to swap files.
+ *             Lock order: fd_lock before mu, never the other way.
  * Locations handed to the store are (generation << 48) | offset: a compaction bumps the
  * generation, so a location from the old file can never be mistaken for one in the new file.
  */

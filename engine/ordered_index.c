@@ -702,10 +702,17 @@ void feox_ordered_index_remove(feox_ordered_index *idx, feox_entry *e)
 
 /* ---- scan ------------------------------------------------------------------------------------ */
 
+/* Where a scan stands: the leaf being read, its fence, and the leaf's parent as it was seen on the
+ * way down, so the scan can step to the next sibling leaf without a new descent while that
+ * parent is unchanged. */
 typedef struct leaf_visit {
     const node *leaf;
     uint64_t version;
     const separator *fence; /* ascending: the leaf's upper bound; descending: its lower bound */
+    const node *parent;     /* NULL when the leaf is the root */
+    uint64_t parent_version;
+    uint32_t slot;                 /* the leaf's child slot in parent */
+    const separator *parent_fence; /* the parent's own fence, inherited by its edge children */
 } leaf_visit;
 
 static bool scan_ascending(feox_scan_from from)
@@ -713,7 +720,7 @@ static bool scan_ascending(feox_scan_from from)
     return from == FEOX_SCAN_FIRST || from == FEOX_SCAN_GE || from == FEOX_SCAN_GT;
 }
 
-/* Descend to the leaf where a scan from (from, key) starts, remembering its fence. */
+/* Descend to the leaf where a scan from (from, key) starts, remembering its fence and parent. */
 static void descend_for_scan(feox_ordered_index *idx, feox_scan_from from, const uint8_t *key,
                              size_t len, leaf_visit *visit)
 {
@@ -727,6 +734,7 @@ restart:
     uint64_t version;
     if (!read_version(n, &version) || n != atomic_load_explicit(&idx->root, memory_order_acquire))
         goto restart;
+    visit->parent = NULL;
     while (!n->is_leaf) {
         uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
         if (count > FEOX_OI_NODE_CAP)
@@ -739,6 +747,7 @@ restart:
         else /* LT wants the child holding keys just below key; the others the one holding key */
             slot = node_search(n, count, key, len, from != FEOX_SCAN_LT);
         inner_node *in = AS_INNER(n);
+        const separator *inherited = fence;
         if (ascending && slot < count)
             fence = atomic_load_explicit(&in->seps[slot], memory_order_acquire);
         else if (!ascending && slot > 0)
@@ -749,12 +758,49 @@ restart:
             goto restart;
         if (!read_version(child, &child_version) || !validate(n, version))
             goto restart;
+        visit->parent = n;
+        visit->parent_version = version;
+        visit->slot = slot;
+        visit->parent_fence = inherited;
         n = child;
         version = child_version;
     }
     visit->leaf = n;
     visit->version = version;
     visit->fence = fence;
+}
+
+/* Move the visit to the next leaf under the same parent (previous one, descending). False when
+ * the parent changed since it was read or the leaf was its edge child: the caller descends again
+ * from the fence instead. Validating the parent proves its children and separators are the ones
+ * seen on the way down, so the sibling's keys all lie beyond everything returned so far. */
+static bool step_to_sibling(leaf_visit *visit, bool ascending)
+{
+    const node *p = visit->parent;
+    if (!p)
+        return false;
+    uint32_t count = atomic_load_explicit(&p->count, memory_order_acquire);
+    uint32_t slot = visit->slot;
+    if (count > FEOX_OI_NODE_CAP || (ascending ? slot >= count : slot == 0))
+        return false;
+    uint32_t next = ascending ? slot + 1 : slot - 1;
+    const inner_node *in = AS_INNER(p);
+    const separator *fence = visit->parent_fence;
+    if (ascending && next < count)
+        fence = atomic_load_explicit(&in->seps[next], memory_order_acquire);
+    else if (!ascending && next > 0)
+        fence = atomic_load_explicit(&in->seps[next - 1], memory_order_acquire);
+    node *child = atomic_load_explicit(&in->children[next], memory_order_acquire);
+    uint64_t child_version;
+    if (!child || !validate(p, visit->parent_version))
+        return false;
+    if (!read_version(child, &child_version) || !validate(p, visit->parent_version))
+        return false;
+    visit->leaf = child;
+    visit->version = child_version;
+    visit->fence = fence;
+    visit->slot = next;
+    return true;
 }
 
 /* Copy the qualifying entries of one leaf into out (at most max); false if the leaf changed. */
@@ -796,12 +842,22 @@ size_t feox_ordered_index_scan(feox_ordered_index *idx, feox_scan_from from, con
     const uint8_t *key = bound;
     size_t len = key ? bound_len : 0;
     size_t n = 0;
+    leaf_visit visit;
+    bool at_sibling = false;
     while (n < max) {
-        leaf_visit visit;
         size_t got;
-        do
-            descend_for_scan(idx, from, key, len, &visit);
-        while (!read_leaf(&visit, from, key, len, out + n, max - n, &got));
+        if (at_sibling) {
+            /* Every key of a sibling qualifies; if it changed under us, fall back to a descent
+             * from the fence already set below. */
+            at_sibling = read_leaf(&visit, ascending ? FEOX_SCAN_FIRST : FEOX_SCAN_LAST, NULL, 0,
+                                   out + n, max - n, &got);
+            if (!at_sibling)
+                continue;
+        } else {
+            do
+                descend_for_scan(idx, from, key, len, &visit);
+            while (!read_leaf(&visit, from, key, len, out + n, max - n, &got));
+        }
         n += got;
         if (n == max || !visit.fence)
             break;
@@ -810,6 +866,7 @@ size_t feox_ordered_index_scan(feox_ordered_index *idx, feox_scan_from from, con
         from = ascending ? FEOX_SCAN_GE : FEOX_SCAN_LT;
         key = visit.fence->key;
         len = visit.fence->len;
+        at_sibling = step_to_sibling(&visit, ascending);
     }
     return n;
 }

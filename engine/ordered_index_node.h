@@ -22,7 +22,7 @@
 #define FEOX_OI_PREFIX_WORDS (FEOX_OI_PREFIX_MAX / 8)
 /* Deeper than any tree this index can build (height grows only when a full root splits). */
 #define FEOX_OI_MAX_DEPTH 64
-#define FEOX_OI_COUNT_STRIPES 16
+#define FEOX_OI_COUNT_STRIPES 64
 
 #define VERSION_OBSOLETE 1u
 #define VERSION_LOCKED 2u

@@ -30,7 +30,8 @@ static feox_err choose_timestamp(feox_store *s, const feox_write_opts *opts,
 {
     uint64_t explicit_ts = opts ? opts->timestamp_ns : 0;
     if (explicit_ts) {
-        if (live && explicit_ts <= live->ts_ns) {
+        bool restoring = opts->flags & FEOX_WRITE_RESTORE;
+        if (live && explicit_ts <= live->ts_ns && !restoring) {
             feox_stat_inc(s->stats, FEOX_STAT_OLDER_TIMESTAMP);
             return feox_fail(FEOX_ERR_OLDER_TIMESTAMP,
                              "timestamp %llu is not newer than the record's %llu",
