@@ -7,6 +7,9 @@
  * never holds a lock or an epoch section between calls, concurrent writers never block it, and it
  * can never return a key twice or out of order. The batch grows from 4 to 64 rows so a point-ish
  * range does not pay for rows it will not read. Expiry is judged with the clock read at seek.
+ * Freshness: rows ahead of the cursor are the versions read when their batch was filled (each was
+ * live at that instant), except that a thread always sees its own writes: if the calling thread
+ * wrote anything since the fill, the next step re-reads the index past the current key.
  */
 #include <string.h>
 
@@ -29,6 +32,7 @@ struct feox_cursor {
     size_t count, pos;    /* rows[pos] is current while pos < count */
     size_t batch_size;
     uint64_t now_ns;
+    uint64_t writes_at_fill; /* feox_thread_write_count when the batch was read */
     cursor_row rows[CURSOR_MAX_BATCH];
     uint8_t *keys;
     size_t keys_used, keys_cap;
@@ -94,6 +98,7 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
     release_rows(c);
     c->descending = is_descending(from);
     c->exhausted = false;
+    c->writes_at_fill = feox_thread_write_count;
     feox_entry *entries[CURSOR_MAX_BATCH];
     feox_err err = FEOX_OK;
     feox_epoch_enter();
@@ -196,11 +201,12 @@ static feox_err step(feox_cursor *c, bool towards_descending)
     feox_clear_error_detail();
     if (!feox_cursor_valid(c))
         return FEOX_OK;
-    if (towards_descending == c->descending && c->pos + 1 < c->count) {
+    bool batch_fresh = c->writes_at_fill == feox_thread_write_count;
+    if (towards_descending == c->descending && c->pos + 1 < c->count && batch_fresh) {
         c->pos++;
         return FEOX_OK;
     }
-    if (towards_descending == c->descending && c->exhausted) {
+    if (towards_descending == c->descending && c->exhausted && batch_fresh) {
         release_rows(c);
         return FEOX_OK;
     }

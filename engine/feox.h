@@ -197,7 +197,7 @@ typedef struct feox_record_info {
 
 /* Copy the value out into a buffer allocated with the engine allocator; release with feox_free.
  * *value is never NULL on success (a zero-length value gives a valid 1-byte allocation).
- * info may be NULL. Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, NOMEM, IO (cold value). */
+ * value and value_len are required; info may be NULL. Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, NOMEM, IO (cold value). */
 feox_err feox_get(feox_store *store, const void *key, size_t key_len, void **value,
                   size_t *value_len, feox_record_info *info);
 
@@ -293,11 +293,13 @@ feox_err feox_range_query(feox_store *store, const void *start, size_t start_len
                           size_t end_len, size_t limit, feox_range_fn fn, void *ctx,
                           size_t *visited);
 
-/* A cursor over the ordered index. It holds no lock and no epoch section between calls: it keeps
- * a copy of its current key and a reference on the current value, and each step re-seeks past
- * that key, so concurrent writers never block it, crash it or make it return a key twice.
- * Expiry is judged against the clock reading taken at the last seek. One cursor is used by one
- * thread at a time. */
+/* A cursor over the ordered index. It holds no lock and no epoch section between calls: it reads
+ * small batches of rows (key copies and references on their versions, up to 64 rows ahead) and
+ * re-seeks past its current key when a batch runs out, so concurrent writers never block it,
+ * crash it or make it return a key twice or out of order. Each row returned was live at some
+ * instant during the scan (not a snapshot). A thread always sees its own writes: after the
+ * calling thread writes, the next step re-reads the index. Expiry is judged against the clock
+ * reading taken at the last seek. One cursor is used by one thread at a time. */
 typedef struct feox_cursor feox_cursor;
 
 typedef enum feox_seek_mode {

@@ -1,7 +1,8 @@
 /*
  * log_backend.h — the single-file log backend's state, shared by its files: log_writer.c (open,
  * append, write-behind flusher, group commit, close), recovery.c (scan, replay, check),
- * compaction.c (rewrite and switch) and file_lock.c. Nothing outside them includes it.
+ * compaction.c (rewrite and switch) and file_lock.c; read_value caches through value_cache.c.
+ * Nothing outside them (and their tests) includes it.
  *
  * Locking
  *   mu        protects every field below marked [mu]. Appenders hold it only to memcpy a record
@@ -23,6 +24,7 @@
 
 #include "log_format.h"
 #include "persist.h"
+#include "value_cache.h"
 
 #define FEOX_LOG_OFFSET_BITS 48
 #define FEOX_LOG_OFFSET_MASK ((UINT64_C(1) << FEOX_LOG_OFFSET_BITS) - 1)
@@ -46,6 +48,10 @@ typedef struct feox_log_backend {
     feox_sync_mode sync;
     uint32_t flush_interval_ms;
     bool compaction_enabled;
+    /* Replay keeps values resident up to this many bytes (max_memory / 2; 0 = all), and leaves
+     * the rest cold on disk, read back through `cache`. */
+    uint64_t resident_budget;
+    feox_value_cache *cache;
 
     pthread_mutex_t mu;
     pthread_cond_t changed;      /* [mu] io finished, buffer drained, switch ended, stopping */

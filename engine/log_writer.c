@@ -38,6 +38,7 @@
 #define BUFFER_LIMIT (32u << 20) /* appenders wait for the flusher beyond this */
 #define BUFFER_KICK (4u << 20)   /* wake the flusher early past this */
 #define DEFAULT_FLUSH_INTERVAL_MS 100u
+#define DEFAULT_VALUE_CACHE_BYTES (64u << 20)
 
 static uint64_t monotonic_ns(void)
 {
@@ -308,6 +309,8 @@ static feox_err log_read_value(feox_backend *base, uint64_t location, void *buf,
     }
     pthread_mutex_unlock(&b->mu);
 
+    if (feox_value_cache_get(b->cache, location, buf, value_len))
+        return FEOX_OK;
     pthread_rwlock_rdlock(&b->fd_lock);
     feox_err err;
     if (generation == b->generation)
@@ -318,6 +321,8 @@ static feox_err log_read_value(feox_backend *base, uint64_t location, void *buf,
         err = feox_fail(FEOX_ERR_CORRUPT, "stale location %llx in %s",
                         (unsigned long long)location, b->path);
     pthread_rwlock_unlock(&b->fd_lock);
+    if (err == FEOX_OK)
+        feox_value_cache_put(b->cache, location, buf, value_len);
     return err;
 }
 
@@ -341,6 +346,7 @@ static void log_get_stats(feox_backend *base, feox_stats *out)
     out->file_size += b->append_off;
     out->file_live_bytes += b->live_bytes;
     pthread_mutex_unlock(&b->mu);
+    feox_value_cache_stats(b->cache, out);
 }
 
 /* The background flusher: every interval it writes what is buffered (sync=normal: and fsyncs);
@@ -405,6 +411,7 @@ static void free_backend(feox_log_backend *b)
     pthread_cond_destroy(&b->flusher_wake);
     pthread_cond_destroy(&b->compactor_wake);
     pthread_rwlock_destroy(&b->fd_lock);
+    feox_value_cache_free(b->cache);
     feox_mem_free(b->active.data);
     feox_mem_free(b->pending.data);
     feox_mem_free(b->path);
@@ -529,9 +536,13 @@ feox_err feox_backend_open_file(const feox_config *cfg, const feox_store_hooks *
     b->flush_interval_ms = cfg->flush_interval_ms ? cfg->flush_interval_ms : DEFAULT_FLUSH_INTERVAL_MS;
     b->compaction_enabled = !cfg->disable_compaction;
     b->generation = 1;
+    b->resident_budget = cfg->max_memory / 2;
+    b->cache = feox_value_cache_new(cfg->value_cache_bytes ? cfg->value_cache_bytes
+                                                           : DEFAULT_VALUE_CACHE_BYTES);
     b->path = concat(cfg->path, "");
     b->compact_path = concat(cfg->path, ".compact");
-    if (!b->path || !b->compact_path || !init_sync_objects(b)) {
+    if (!b->path || !b->compact_path || !b->cache || !init_sync_objects(b)) {
+        feox_value_cache_free(b->cache);
         feox_mem_free(b->path);
         feox_mem_free(b->compact_path);
         feox_mem_free(b);

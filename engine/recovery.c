@@ -168,14 +168,25 @@ feox_err feox_log_scan_memory(const uint8_t *image, uint64_t file_id, uint64_t s
 typedef struct replay_ctx {
     const feox_replay_sink *sink;
     uint32_t generation;
+    uint64_t resident_budget; /* 0 = keep every value resident */
+    uint64_t resident_bytes;
 } replay_ctx;
 
 static feox_err replay_visit(void *ctx, const feox_log_record *rec)
 {
-    const replay_ctx *rc = ctx;
+    replay_ctx *rc = ctx;
     if (rec->op == FEOX_LOG_DELETE)
         return rc->sink->del(rc->sink->ctx, rec->key, rec->key_len, rec->ts_ns);
-    return rc->sink->put(rc->sink->ctx, rec->key, rec->key_len, rec->value, rec->value_len,
+    /* Larger than memory: once the values replayed so far pass half of max_memory, the rest
+     * stay on disk (cold) and are read back on demand. */
+    const void *value = rec->value;
+    if (rc->resident_budget && rec->value_len) {
+        if (rc->resident_bytes + rec->value_len > rc->resident_budget)
+            value = NULL;
+        else
+            rc->resident_bytes += rec->value_len;
+    }
+    return rc->sink->put(rc->sink->ctx, rec->key, rec->key_len, value, rec->value_len,
                          rec->tag, rec->ts_ns, rec->expires_at_ns,
                          feox_log_location(rc->generation, rec->offset));
 }
@@ -202,7 +213,8 @@ feox_err feox_log_replay(feox_backend *base, const feox_replay_sink *sink)
     struct stat st;
     if (fstat(b->fd, &st) != 0)
         return feox_log_io_error(b, "cannot stat", errno);
-    replay_ctx rc = {.sink = sink, .generation = b->generation};
+    replay_ctx rc = {.sink = sink, .generation = b->generation,
+                     .resident_budget = b->resident_budget};
     feox_log_scan_result result;
     feox_err err = feox_log_scan(b->fd, b->file_id, FEOX_LOG_HEADER_SIZE, (uint64_t)st.st_size,
                                  replay_visit, &rc, &result);

@@ -50,6 +50,9 @@ struct feox_store {
     struct feox_store *next_open;
 };
 
+/* Writes (publish or remove) made by the calling thread so far (store_write.c). */
+extern _Thread_local uint64_t feox_thread_write_count;
+
 /* Clock and expiry. */
 uint64_t feox_store_now(const feox_store *s);
 static inline bool feox_record_expired(const feox_record *r, uint64_t now_ns)
@@ -75,9 +78,10 @@ feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e
 /* Account bytes against max_memory (enforce = false during replay). */
 bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforce);
 
-/* TTL sweeper and exact live count (ttl_sweeper.c). */
+/* TTL sweeper (ttl_sweeper.c). */
 void feox_ttl_sweep(feox_store *s, size_t max_per_shard);
-uint64_t feox_count_expired_unswept(feox_store *s, uint64_t now_ns);
+/* Remove every key expired at now_ns (counted as lazy expiry). */
+void feox_ttl_remove_expired(feox_store *s, uint64_t now_ns);
 /* Queue the expiry of a new version in its shard's heap (shard lock held). */
 feox_err feox_ttl_track(feox_store *s, feox_shard *shard, const feox_entry *e,
                         const feox_record *old_version, const feox_record *new_version);

@@ -76,6 +76,8 @@ static feox_record *acquire_live(feox_store *s, const void *key, size_t key_len)
     feox_record *r = e ? feox_entry_live(s, e, &now) : NULL;
     if (r)
         feox_record_ref(r);
+    else if (e && now) /* a version exists but the clock had to be read: it expired */
+        feox_stat_inc(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY);
     feox_epoch_exit();
     feox_stat_inc(s->stats, FEOX_STAT_GETS);
     if (!r)
@@ -136,6 +138,8 @@ feox_err feox_get(feox_store *s, const void *key, size_t key_len, void **value, 
                   feox_record_info *info)
 {
     feox_err err = check_read_args(s, key, key_len, value);
+    if (!err && !value_len)
+        err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "value_len is NULL");
     if (err)
         return err;
     feox_value *v;
@@ -153,8 +157,7 @@ feox_err feox_get(feox_store *s, const void *key, size_t key_len, void **value, 
         feox_value_info(v, info);
     feox_value_release(v);
     *value = copy;
-    if (value_len)
-        *value_len = n;
+    *value_len = n;
     return FEOX_OK;
 }
 
@@ -208,10 +211,10 @@ uint64_t feox_len(feox_store *s)
 {
     if (!s)
         return 0;
-    uint64_t keys = ck_pr_load_64(&s->key_count);
-    uint64_t expired = ck_pr_load_64(&s->ttl_keys) ? feox_count_expired_unswept(s, feox_store_now(s))
-                                                   : 0;
-    return keys > expired ? keys - expired : 0;
+    /* Exact: expired keys the sweeper has not reached yet are removed first. */
+    if (ck_pr_load_64(&s->ttl_keys))
+        feox_ttl_remove_expired(s, feox_store_now(s));
+    return ck_pr_load_64(&s->key_count);
 }
 
 bool feox_is_empty(feox_store *s) { return feox_len(s) == 0; }

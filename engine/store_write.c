@@ -20,6 +20,10 @@
 
 #define NS_PER_SEC 1000000000ull
 
+/* Changes published by this thread; a cursor refreshes its batch when it sees this move, so a
+ * thread always reads its own writes (cursor.c). */
+_Thread_local uint64_t feox_thread_write_count;
+
 static uint64_t saturating_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 /* Pick the version timestamp: explicit ones must be strictly newer than the live version; the
@@ -154,6 +158,7 @@ static feox_err publish_version(feox_store *s, feox_shard *shard, feox_entry **e
     FEOX_TSAN_RELEASE(new_version);
     ck_pr_fence_store();
     ck_pr_store_ptr(&e->current, new_version);
+    feox_thread_write_count++;
     if (new_entry)
         ck_pr_inc_64(&s->key_count);
     if (new_version->expires_at_ns) {
@@ -193,6 +198,7 @@ feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e
     feox_hash_remove(&s->hash, e);
     feox_ordered_index_remove(s->ordered, e);
     ck_pr_store_ptr(&e->current, NULL);
+    feox_thread_write_count++;
     ck_pr_dec_64(&s->key_count);
     int64_t freed = (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
     if (old_version) {

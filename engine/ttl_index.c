@@ -104,20 +104,3 @@ void feox_ttl_heap_prune(feox_ttl_heap *h, bool (*is_current)(void *ctx, const f
     for (size_t i = h->len / 2; i-- > 0;)
         sift_down(h, i);
 }
-
-static void visit_expired_from(const feox_ttl_heap *h, size_t i, uint64_t now_ns,
-                               void (*fn)(void *, const feox_ttl_item *), void *ctx)
-{
-    /* Heap order: once a node is not expired, none of its descendants is. */
-    while (i < h->len && h->items[i].expires_at_ns < now_ns) {
-        fn(ctx, &h->items[i]);
-        visit_expired_from(h, 2 * i + 2, now_ns, fn, ctx);
-        i = 2 * i + 1;
-    }
-}
-
-void feox_ttl_heap_visit_expired(const feox_ttl_heap *h, uint64_t now_ns,
-                                 void (*fn)(void *ctx, const feox_ttl_item *), void *ctx)
-{
-    visit_expired_from(h, 0, now_ns, fn, ctx);
-}

@@ -41,8 +41,4 @@ void feox_ttl_heap_pop(feox_ttl_heap *h);
 /* Drop every item for which is_current(ctx, item) is false, then restore heap order. */
 void feox_ttl_heap_prune(feox_ttl_heap *h, bool (*is_current)(void *ctx, const feox_ttl_item *),
                          void *ctx);
-/* Call fn for every item with expires_at_ns < now_ns (in no particular order). */
-void feox_ttl_heap_visit_expired(const feox_ttl_heap *h, uint64_t now_ns,
-                                 void (*fn)(void *ctx, const feox_ttl_item *), void *ctx);
-
 #endif

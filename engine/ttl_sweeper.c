@@ -1,7 +1,9 @@
 /*
  * ttl_sweeper.c — active expiry: keeps each shard's expiry heap in step with the versions
  * (feox_ttl_track), removes expired keys in heap order (feox_ttl_sweep, run by the maintenance
- * thread), and counts expired-but-not-yet-swept keys so feox_len is exact.
+ * thread with a budget per shard; feox_ttl_remove_expired, run by feox_len so its count is exact:
+ * it pops every expired item, so its cost is the number of keys that expired since the last
+ * sweep, never the size of the table).
  *
  * A heap item names (key, expires_at, ts) of the version that carried the expiry; it is current
  * while the key's version still has that expiry and timestamp. Work per sweep is bounded per
@@ -15,8 +17,6 @@
 
 typedef struct item_check {
     feox_store *store;
-    uint64_t now_ns;
-    uint64_t count;
 } item_check;
 
 /* The entry whose current version the item describes, or NULL (shard lock held). */
@@ -51,45 +51,39 @@ feox_err feox_ttl_track(feox_store *s, feox_shard *shard, const feox_entry *e,
                               e->key_len);
 }
 
+/* Pop the shard's expired items (at most budget), removing the keys they still describe. */
+static uint64_t sweep_shard(feox_store *s, feox_shard *shard, uint64_t now, size_t budget)
+{
+    uint64_t removed = 0;
+    pthread_mutex_lock(&shard->lock);
+    for (size_t n = 0; n < budget; n++) {
+        const feox_ttl_item *top = feox_ttl_heap_top(&shard->ttl);
+        if (!top || top->expires_at_ns >= now)
+            break;
+        feox_entry *e = item_owner(s, top);
+        /* Expiry is stored in the version itself, so no delete record is needed: a replay
+         * drops the expired version on its own. */
+        if (e && feox_store_remove_entry(s, shard, e, false, 0) == FEOX_OK)
+            removed++;
+        feox_ttl_heap_pop(&shard->ttl);
+    }
+    pthread_mutex_unlock(&shard->lock);
+    return removed;
+}
+
 void feox_ttl_sweep(feox_store *s, size_t max_per_shard)
 {
     uint64_t removed = 0;
-    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
-        feox_shard *shard = &s->hash.shards[i];
-        uint64_t now = feox_store_now(s);
-        pthread_mutex_lock(&shard->lock);
-        for (size_t n = 0; n < max_per_shard; n++) {
-            const feox_ttl_item *top = feox_ttl_heap_top(&shard->ttl);
-            if (!top || top->expires_at_ns >= now)
-                break;
-            feox_entry *e = item_owner(s, top);
-            /* Expiry is stored in the version itself, so no delete record is needed: a replay
-             * drops the expired version on its own. */
-            if (e && feox_store_remove_entry(s, shard, e, false, 0) == FEOX_OK)
-                removed++;
-            feox_ttl_heap_pop(&shard->ttl);
-        }
-        pthread_mutex_unlock(&shard->lock);
-    }
+    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++)
+        removed += sweep_shard(s, &s->hash.shards[i], feox_store_now(s), max_per_shard);
     feox_stat_add(s->stats, FEOX_STAT_TTL_EXPIRED_ACTIVE, removed);
     feox_stat_inc(s->stats, FEOX_STAT_TTL_SWEEPER_RUNS);
 }
 
-static void count_if_current(void *ctx, const feox_ttl_item *item)
+void feox_ttl_remove_expired(feox_store *s, uint64_t now_ns)
 {
-    item_check *check = ctx;
-    if (item_owner(check->store, item))
-        check->count++;
-}
-
-uint64_t feox_count_expired_unswept(feox_store *s, uint64_t now_ns)
-{
-    item_check check = {.store = s, .now_ns = now_ns};
-    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
-        feox_shard *shard = &s->hash.shards[i];
-        pthread_mutex_lock(&shard->lock);
-        feox_ttl_heap_visit_expired(&shard->ttl, now_ns, count_if_current, &check);
-        pthread_mutex_unlock(&shard->lock);
-    }
-    return check.count;
+    uint64_t removed = 0;
+    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++)
+        removed += sweep_shard(s, &s->hash.shards[i], now_ns, SIZE_MAX);
+    feox_stat_add(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY, removed);
 }
