@@ -1,12 +1,14 @@
 /*
  * stress_ordered_index.c — concurrent writers and readers on one ordered index.
  *
- * Writers own disjoint key sets (key = 8-byte big-endian id). In the lower half of the id space
- * the owner is id % WRITERS, so writers share leaves and split nodes under each other; ids there
- * divisible by STABLE_EVERY are inserted first and never removed, the rest are inserted and
- * removed at random. The upper half is cut into blocks owned round-robin; a writer fills one of
- * its blocks and then empties it, so leaves empty out and get unlinked while others work next to
- * them. Removed entries are retired through the epoch. Readers scan in all six modes inside epoch
+ * Two rounds: keys are the 8-byte big-endian id, then the same behind a 24-byte shared prefix
+ * (so searches break head ties by reading entries that are being retired). Writers own disjoint
+ * key sets. In the lower half of the id space the owner is id % WRITERS, so writers share leaves
+ * and split nodes under each other; ids there divisible by STABLE_EVERY are inserted first and
+ * never removed, the rest are inserted and removed at random. The upper half is cut into blocks
+ * owned round-robin; a writer fills one of its blocks and then empties it, so leaves empty out
+ * and get unlinked while others work next to them. Removed entries are retired through the
+ * epoch. Readers scan in all six modes inside epoch
  * sections and check: keys strictly ascending/descending, every key within the bound, and no
  * stable key in the covered range missing. One thread reclaims the epoch all along.
  *
@@ -32,6 +34,7 @@
 #define HALF_IDS (TOTAL_IDS / 2)
 #define STABLE_EVERY 8
 #define BLOCK_IDS 512
+#define HOT_IDS 600
 #define MAX_BATCH 300
 
 static feox_ordered_index *idx;
@@ -58,17 +61,25 @@ static uint64_t rng_next(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-static void encode_id(uint64_t id, uint8_t out[8])
+/* Keys are key_prefix_len bytes of 'k' then the id big-endian. With a prefix longer than the
+ * node prefix, every head ties and each search step dereferences entries that writers are
+ * removing and retiring meanwhile. */
+#define LONG_KEY_PREFIX 24
+static size_t key_prefix_len;
+
+static size_t encode_id(uint64_t id, uint8_t out[LONG_KEY_PREFIX + 9])
 {
+    memset(out, 'k', key_prefix_len);
     for (int b = 0; b < 8; b++)
-        out[b] = (uint8_t)(id >> (56 - 8 * b));
+        out[key_prefix_len + (size_t)b] = (uint8_t)(id >> (56 - 8 * b));
+    return key_prefix_len + 8;
 }
 
 static uint64_t decode_id(const feox_entry *e)
 {
     uint64_t id = 0;
-    for (int b = 0; b < 8; b++)
-        id = (id << 8) | e->key[b];
+    for (size_t b = 0; b < 8; b++)
+        id = (id << 8) | e->key[key_prefix_len + b];
     return id;
 }
 
@@ -82,9 +93,8 @@ static void fail(const char *what, uint64_t a, uint64_t b)
 
 static feox_entry *new_entry(uint64_t id)
 {
-    uint8_t key[8];
-    encode_id(id, key);
-    feox_entry *e = feox_entry_new(key, 8, id);
+    uint8_t key[LONG_KEY_PREFIX + 9];
+    feox_entry *e = feox_entry_new(key, encode_id(id, key), id);
     if (!e)
         fail("out of memory", id, 0);
     return e;
@@ -137,8 +147,11 @@ static void *writer_main(void *arg)
     writer_state *w = arg;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
         uint64_t id;
-        if (rng_next(&w->rng) % 2) {
-            id = rng_next(&w->rng) % (HALF_IDS / WRITERS) * WRITERS + (uint64_t)w->id;
+        uint64_t dice = rng_next(&w->rng) % 8;
+        if (dice < 4) {
+            /* A quarter of the toggles hit a few hot leaves, so writers collide on locks. */
+            uint64_t span = dice == 0 ? HOT_IDS : HALF_IDS;
+            id = rng_next(&w->rng) % (span / WRITERS) * WRITERS + (uint64_t)w->id;
             if (is_stable(id))
                 continue;
         } else {
@@ -189,7 +202,7 @@ static void check_scan(feox_scan_from mode, uint64_t bound_id, bool bound_plus, 
                                  : next_stable_down(bound_id - 1);
     uint64_t prev = 0;
     for (size_t i = 0; i < n; i++) {
-        if (out[i]->key_len != 8)
+        if (out[i]->key_len != key_prefix_len + 8)
             fail("returned key of the wrong length", out[i]->key_len, i);
         uint64_t id = decode_id(out[i]);
         if (id >= TOTAL_IDS)
@@ -223,12 +236,12 @@ static void *reader_main(void *arg)
         feox_scan_from mode = (feox_scan_from)(rng_next(&rng) % 6);
         uint64_t bound_id = rng_next(&rng) % TOTAL_IDS;
         bool bound_plus = rng_next(&rng) % 4 == 0;
-        uint8_t bound[9];
-        encode_id(bound_id, bound);
-        bound[8] = 0;
+        uint8_t bound[LONG_KEY_PREFIX + 9];
+        size_t bound_len = encode_id(bound_id, bound);
+        bound[bound_len] = 0;
         size_t max = 1 + rng_next(&rng) % MAX_BATCH;
         feox_epoch_enter();
-        size_t n = feox_ordered_index_scan(idx, mode, bound, bound_plus ? 9 : 8, out, max);
+        size_t n = feox_ordered_index_scan(idx, mode, bound, bound_len + bound_plus, out, max);
         check_scan(mode, bound_id, bound_plus, out, n, max);
         feox_epoch_exit();
         atomic_fetch_add_explicit(&total_scans, 1, memory_order_relaxed);
@@ -247,13 +260,10 @@ static void *reclaimer_main(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
+/* One round on a fresh index: setup, threads for `seconds`, then the quiescent checks. */
+static int run_round(double seconds)
 {
-    double seconds = 10;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0)
-            seconds = 2;
-    }
+    atomic_store(&stop, false);
     if (feox_ordered_index_create(&idx) != FEOX_OK)
         return 1;
     present = calloc(TOTAL_IDS, sizeof *present);
@@ -329,6 +339,23 @@ int main(int argc, char **argv)
         fail("index not empty after removing everything", feox_ordered_index_count(idx), 0);
     feox_ordered_index_destroy(idx);
     feox_epoch_reclaim();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = 10;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            seconds = 2;
+    }
+    /* Half the time with 8-byte keys (heads decide), half with long shared prefixes (ties). */
+    key_prefix_len = 0;
+    if (run_round(seconds / 2))
+        return 1;
+    key_prefix_len = LONG_KEY_PREFIX;
+    if (!atomic_load(&failed) && run_round(seconds / 2))
+        return 1;
     printf("stress_ordered_index: %s: %llu scans, %llu writes in %.0f s\n",
            atomic_load(&failed) ? "FAILED" : "ok", (unsigned long long)atomic_load(&total_scans),
            (unsigned long long)atomic_load(&total_writes), seconds);
