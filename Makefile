@@ -169,7 +169,7 @@ $(B)/tsan-tests/%: tests/stress/%.c $(B)/tsan/libfeox.a $(TSAN_EXT_CORE_OBJ) $(T
 # make test: everything, plain and under ASan+UBSan.
 test: deps-test all
 	@$(MAKE) --no-print-directory unit-tests asan-tests sql-tests python-tests stress-tests \
-	  crash-tests valgrind-tests docs-tests fuzz-smoke
+	  crash-tests valgrind-tests docs-tests fuzz-smoke install-tests
 	@echo "all tests passed"
 
 unit-tests: $(UNIT_BIN)
@@ -248,23 +248,59 @@ soak: deps-test $(STRESS_BIN)
 	@if [ -x $(B)/tests/stress_ext_soak ]; then $(B)/tests/stress_ext_soak --seconds $${SOAK_SECONDS:-600}; fi
 
 # ---- install ----------------------------------------------------------------------------------
-SQLITE_EXT_DIR ?= $(PREFIX)/lib/sqlite3
+# make install [PREFIX=/usr/local] [DESTDIR=<staging root, for packagers>] installs
+#   $(INCLUDEDIR)/feox.h, $(LIBDIR)/libfeox.a, $(LIBDIR)/libfeox.so.$(VERSION) with the symlinks
+#   libfeox.so.$(SOVERSION) (its soname) and libfeox.so (for -lfeox), $(PKGCONFIGDIR)/feox.pc
+#   (pkg-config --static adds the private dependencies for libfeox.a), and the SQLite extension
+#   $(SQLITE_EXT_DIR)/feox.so. make uninstall (same PREFIX/DESTDIR/...) removes exactly those files.
+# Where feox.so goes: the sqlite3 shell's `.load feox` calls dlopen("feox"), then dlopen("feox.so").
+# glibc searches a bare name in LD_LIBRARY_PATH, the ld.so cache (ldconfig lists only lib*.so
+# files, never feox.so) and ld.so's trusted system dirs (Debian x86_64: /lib/x86_64-linux-gnu,
+# /usr/lib/x86_64-linux-gnu, /lib, /usr/lib) -- NOT /usr/local/lib. So for the system prefixes
+# /usr and /usr/local, SQLITE_EXT_DIR defaults to the multiarch system dir /usr/lib/<triplet> (from
+# `$(CC) -print-multiarch`; plain /usr/lib if the compiler reports none), and `.load feox` works
+# from any directory after a plain `sudo make install`. Any other PREFIX (/opt/feox, ~/.local)
+# keeps everything under it: SQLITE_EXT_DIR = $(LIBDIR), and `.load` then needs the full path or
+# LD_LIBRARY_PATH. Override with SQLITE_EXT_DIR=<dir> (give uninstall the same value).
+# A real install (DESTDIR empty, run as root) runs ldconfig so libfeox.so.$(SOVERSION) is found.
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR ?= $(PREFIX)/lib
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MULTIARCH = $(shell $(CC) -print-multiarch 2>/dev/null)
+SYSTEM_EXT_DIR = /usr/lib$(if $(MULTIARCH),/$(MULTIARCH))
+SQLITE_EXT_DIR ?= $(if $(filter /usr /usr/ /usr/local /usr/local/,$(PREFIX)),$(SYSTEM_EXT_DIR),$(LIBDIR))
+# In feox.pc, paths under PREFIX are written relative to ${prefix}.
+pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+define run_ldconfig
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then echo ldconfig; ldconfig; fi
+endef
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(SQLITE_EXT_DIR)
-	install -m 644 engine/feox.h $(DESTDIR)$(PREFIX)/include/feox.h
-	install -m 644 $(B)/libfeox.a $(DESTDIR)$(PREFIX)/lib/libfeox.a
-	install -m 755 $(B)/libfeox.so $(DESTDIR)$(PREFIX)/lib/libfeox.so.$(VERSION)
-	ln -sf libfeox.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libfeox.so.$(SOVERSION)
-	ln -sf libfeox.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libfeox.so
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(SQLITE_EXT_DIR)
+	install -m 644 engine/feox.h $(DESTDIR)$(INCLUDEDIR)/feox.h
+	install -m 644 $(B)/libfeox.a $(DESTDIR)$(LIBDIR)/libfeox.a
+	install -m 755 $(B)/libfeox.so $(DESTDIR)$(LIBDIR)/libfeox.so.$(VERSION)
+	ln -sfn libfeox.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libfeox.so.$(SOVERSION)
+	ln -sfn libfeox.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libfeox.so
 	install -m 755 $(B)/feox.so $(DESTDIR)$(SQLITE_EXT_DIR)/feox.so
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' engine/feox.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/feox.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call pc_path,$(LIBDIR))|g' \
+	  -e 's|@INCLUDEDIR@|$(call pc_path,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
+	  engine/feox.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/feox.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/feox.pc
+	$(call run_ldconfig)
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/feox.h $(DESTDIR)$(PREFIX)/lib/libfeox.a \
-	  $(DESTDIR)$(PREFIX)/lib/libfeox.so $(DESTDIR)$(PREFIX)/lib/libfeox.so.$(SOVERSION) \
-	  $(DESTDIR)$(PREFIX)/lib/libfeox.so.$(VERSION) $(DESTDIR)$(SQLITE_EXT_DIR)/feox.so \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/feox.pc
+	rm -f $(DESTDIR)$(INCLUDEDIR)/feox.h $(DESTDIR)$(LIBDIR)/libfeox.a \
+	  $(DESTDIR)$(LIBDIR)/libfeox.so $(DESTDIR)$(LIBDIR)/libfeox.so.$(SOVERSION) \
+	  $(DESTDIR)$(LIBDIR)/libfeox.so.$(VERSION) $(DESTDIR)$(SQLITE_EXT_DIR)/feox.so \
+	  $(DESTDIR)$(PKGCONFIGDIR)/feox.pc
+	$(call run_ldconfig)
+
+# Stages an install in a temporary DESTDIR, builds and runs a program against it through
+# pkg-config (shared and static), .load's the staged feox.so, then checks uninstall.
+.PHONY: install-tests
+install-tests: all
+	@B=$(B) bash tests/install/run.sh
 
 format:
 	clang-format -i engine/*.[ch] ext/*.[ch] tests/*/*.[ch]
