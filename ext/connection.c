@@ -171,9 +171,10 @@ feox_entry_ref *feox_conn_attached(feox_conn *c, const char *schema, const char 
     if (pp == NULL) {
         return NULL;
     }
-    if (!same_key((*pp)->share_key, share_key)) {
-        /* The name now means another store (e.g. a different database was attached under the
-         * same schema name): let the old one go. */
+    if (!same_key((*pp)->share_key, share_key) || feox_registry_is_dropped((*pp)->entry)) {
+        /* The name now means another store (a different database attached under the same
+         * schema name, or the table was dropped and created again by another connection): let
+         * the old one go. */
         feox_attachment *a = *pp;
         *pp = a->next;
         attachment_free(a);
@@ -247,4 +248,18 @@ int feox_conn_entry_refs(feox_conn *c, feox_entry_ref *e)
         n += a->entry == e;
     }
     return n;
+}
+
+void feox_conn_detach_entry(feox_conn *c, feox_entry_ref *e)
+{
+    feox_attachment **pp = &c->attachments;
+    while (*pp != NULL) {
+        if ((*pp)->entry == e) {
+            feox_attachment *a = *pp;
+            *pp = a->next;
+            attachment_free(a);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
 }

@@ -37,6 +37,7 @@ typedef struct feox_vt_cursor {
     /* EQ / IN: candidate keys in the order they are visited, and other required sets */
     key_buf *points;
     size_t n_points, next_point;
+    bool points_set;    /* the first EQ/IN operand chose the candidates (possibly none) */
     key_buf *eq_checks; /* further EQ operands: the key must equal each */
     size_t n_eq_checks;
     key_buf **in_checks; /* further IN lists (sorted): the key must be in each */
@@ -114,7 +115,7 @@ static void cursor_reset(feox_vt_cursor *c)
     c->in_checks = NULL;
     c->in_check_lens = NULL;
     c->n_points = c->next_point = c->n_eq_checks = c->n_in_checks = 0;
-    c->has_lo = c->has_hi = c->has_limit = false;
+    c->has_lo = c->has_hi = c->has_limit = c->points_set = false;
     c->eof = true;
 }
 
@@ -199,6 +200,9 @@ static bool above_lo(const feox_vt_cursor *c, const void *key, size_t len)
 static bool in_sorted(const key_buf *list, size_t n, const void *key, size_t len)
 {
     key_buf probe = {(unsigned char *)(uintptr_t)key, len};
+    if (n == 0) {
+        return false;
+    }
     return bsearch(&probe, list, n, sizeof *list, key_buf_cmp) != NULL;
 }
 
@@ -391,6 +395,10 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
     (void)idx_str;
 
     cursor_reset(c);
+    rc = feox_vtab_check_store(vt);
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
     c->kind = (feox_plan_kind)(idx_num & FEOX_PLAN_KIND_MASK);
     c->desc = (idx_num & FEOX_PLAN_DESC) != 0;
     c->now_ns = feox_now_ns(vt->entry->store);
@@ -400,7 +408,7 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
             (feox_plan_op)((idx_num >> (FEOX_PLAN_OP_SHIFT + FEOX_PLAN_OP_BITS * a)) & 0xf);
         const void *key;
         size_t len;
-        if (op == FEOX_OP_LIMIT || op == FEOX_OP_OFFSET) {
+        if (op >= FEOX_OP_LIMIT) { /* LIMIT, OFFSET, or a LIMIT_HINT that SQLite enforces */
             if (sqlite3_value_type(argv[a]) == SQLITE_NULL) {
                 continue;
             }
@@ -420,14 +428,15 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
             if (rc != SQLITE_OK) {
                 goto cleanup;
             }
-            if (c->points == NULL && c->kind == FEOX_PLAN_IN) {
+            if (!c->points_set && c->kind == FEOX_PLAN_IN) {
                 c->points = list;
                 c->n_points = n;
+                c->points_set = true;
             } else {
-                key_buf **lists = sqlite3_realloc64(c->in_checks,
-                                                    (c->n_in_checks + 1) * sizeof *lists);
-                size_t *lens = sqlite3_realloc64(c->in_check_lens,
-                                                 (c->n_in_checks + 1) * sizeof *lens);
+                key_buf **lists =
+                    sqlite3_realloc64(c->in_checks, (c->n_in_checks + 1) * sizeof *lists);
+                size_t *lens =
+                    sqlite3_realloc64(c->in_check_lens, (c->n_in_checks + 1) * sizeof *lens);
                 if (lists != NULL) {
                     c->in_checks = lists;
                 }
@@ -451,19 +460,15 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
         }
         switch (op) {
         case FEOX_OP_EQ:
-            rc = c->points == NULL ? key_list_push(&c->points, &c->n_points, key, len)
-                                   : key_list_push(&c->eq_checks, &c->n_eq_checks, key, len);
+            rc = !c->points_set ? key_list_push(&c->points, &c->n_points, key, len)
+                                : key_list_push(&c->eq_checks, &c->n_eq_checks, key, len);
+            c->points_set = true;
             break;
         case FEOX_OP_GT:
-        case FEOX_OP_GE:
-            rc = tighten_lo(c, key, len, op == FEOX_OP_GE);
-            break;
+        case FEOX_OP_GE: rc = tighten_lo(c, key, len, op == FEOX_OP_GE); break;
         case FEOX_OP_LT:
-        case FEOX_OP_LE:
-            rc = tighten_hi(c, key, len, op == FEOX_OP_LE);
-            break;
-        default:
-            break;
+        case FEOX_OP_LE: rc = tighten_hi(c, key, len, op == FEOX_OP_LE); break;
+        default: break;
         }
         if (rc != SQLITE_OK) {
             goto cleanup;
@@ -551,9 +556,7 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
             sqlite3_result_text64(ctx, key, key_len, SQLITE_TRANSIENT, SQLITE_UTF8);
         }
         break;
-    case FEOX_COL_VALUE:
-        feox_result_value(ctx, info.tag, value, value_len);
-        break;
+    case FEOX_COL_VALUE: feox_result_value(ctx, info.tag, value, value_len); break;
     case FEOX_COL_TTL:
         if (info.expires_at_ns == 0) {
             sqlite3_result_null(ctx);
@@ -562,11 +565,8 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
             sqlite3_result_int64(ctx, (sqlite3_int64)(left / 1000000000u));
         }
         break;
-    case FEOX_COL_TS:
-        sqlite3_result_int64(ctx, (sqlite3_int64)info.timestamp_ns);
-        break;
-    default:
-        break;
+    case FEOX_COL_TS: sqlite3_result_int64(ctx, (sqlite3_int64)info.timestamp_ns); break;
+    default: break;
     }
     return SQLITE_OK;
 }

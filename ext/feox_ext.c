@@ -21,7 +21,7 @@ static void conn_destroy(void *p)
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
-int sqlite3_feox_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi)
+    int sqlite3_feox_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi)
 {
     int rc;
     SQLITE_EXTENSION_INIT2(pApi);

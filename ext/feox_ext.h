@@ -66,6 +66,9 @@ void feox_put_i64(unsigned char out[8], int64_t v);
  * Returns false for NULL. The pointer is valid while v is unchanged; never NULL. */
 bool feox_key_from_value(feox_keytype keytype, sqlite3_value *v, const void **key, size_t *len);
 
+/* A whole number from an INTEGER, an integral REAL or numeric TEXT (ttl, ts, delta). */
+bool feox_whole_number(sqlite3_value *v, sqlite3_int64 *out);
+
 /* The SQLite result code for an engine error. */
 int feox_err_to_sqlite(feox_err err);
 /* "feox: <table>: <cause>[: <detail>]" (sqlite3_mprintf'd; NULL on OOM). Call right after the
@@ -75,8 +78,8 @@ char *feox_err_message(const char *table, feox_err err);
 /* ---- options (options.c) --------------------------------------------------------------------- */
 
 typedef struct feox_options {
-    char *path;           /* as given (dequoted), NULL if absent */
-    uint64_t max_memory;  /* 0 = unlimited */
+    char *path;          /* as given (dequoted), NULL if absent */
+    uint64_t max_memory; /* 0 = unlimited */
     feox_sync_mode sync;
     feox_keytype keytype;
     bool ttl_sweep_set;
@@ -84,7 +87,8 @@ typedef struct feox_options {
     uint32_t flush_interval_ms;
 } feox_options;
 
-/* Parse argv[3..] of xCreate/xConnect. On error returns SQLITE_ERROR with *err (mprintf'd). */
+/* Parse argv[3..] of xCreate/xConnect (argv[2] is the table, named in errors). On error returns
+ * SQLITE_ERROR with *err (mprintf'd), e.g. "feox: kv: unknown option 'colour'". */
 int feox_options_parse(int argc, const char *const *argv, feox_options *out, char **err);
 void feox_options_free(feox_options *o);
 
@@ -99,13 +103,13 @@ typedef enum feox_location_kind {
 
 typedef struct feox_location {
     feox_location_kind kind;
-    char *file_path; /* FILE */
-    char *share_key; /* FILE and SHARED_MEMORY: the registry key */
+    char *file_path;   /* FILE */
+    char *share_key;   /* FILE and SHARED_MEMORY: the registry key */
     bool default_path; /* FILE chosen as <db>-<table>.feox (renamed with the table) */
 } feox_location;
 
-int feox_location_resolve(sqlite3 *db, const char *schema, const char *table,
-                          const feox_options *o, feox_location *out, char **err);
+int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
+                          feox_location *out, char **err);
 void feox_location_free(feox_location *loc);
 /* The default store file for (db file, table): "<dbfile>-<table>.feox" (mprintf'd). */
 char *feox_default_store_path(const char *db_file, const char *table);
@@ -124,14 +128,16 @@ int feox_registry_acquire(const feox_location *loc, const feox_options *o, const
                           feox_entry_ref **out, char **err);
 void feox_registry_retain(feox_entry_ref *e);
 void feox_registry_release(feox_entry_ref *e);
-/* DROP TABLE: forget the name (a new CREATE gets a new store) and remove the store's files now
- * and again when the last reference goes. */
-void feox_registry_drop(feox_entry_ref *e);
+/* DROP TABLE: forget the name (a new CREATE gets a new memory store) and remove the store's
+ * files now, or, if others than the caller (caller_refs references) hold a file store, empty it
+ * and remove the files with the last reference. */
+void feox_registry_drop(feox_entry_ref *e, int caller_refs);
 /* ALTER TABLE RENAME: re-key a shared entry; for a default-path file store, close it, move its
  * files and reopen it (only when the caller holds every reference: caller_refs). */
-int feox_registry_rename(feox_entry_ref *e, const feox_location *new_loc, const feox_options *o,
-                         int caller_refs, char **err);
+int feox_registry_rename(feox_entry_ref *e, const char *table, const feox_location *new_loc,
+                         const feox_options *o, int caller_refs, char **err);
 int feox_registry_refs(feox_entry_ref *e);
+bool feox_registry_is_dropped(feox_entry_ref *e);
 /* Remove path and every file the store created next to it (path-*, path.*). */
 void feox_remove_store_files(const char *path);
 
@@ -144,6 +150,7 @@ typedef struct feox_journal_entry {
     unsigned char *value;
     size_t value_len;
     uint32_t tag;
+    uint64_t timestamp_ns;
     uint64_t expires_at_ns;
 } feox_journal_entry;
 
@@ -156,9 +163,9 @@ typedef struct feox_journal {
 
 /* Record the key's current state (read from the store) before changing it. */
 int feox_journal_capture(feox_journal *j, feox_store *store, const void *key, size_t key_len);
-/* Record a known state: existed=false (absent) or the given old value and info. */
+/* Record a known state: existed=false (absent; info NULL) or the old value and its info. */
 int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool existed,
-                     const void *value, size_t value_len, uint32_t tag, uint64_t expires_at_ns);
+                     const void *value, size_t value_len, const feox_record_info *info);
 /* Forget entries above n without undoing them (the change they guarded did not happen). */
 void feox_journal_truncate(feox_journal *j, size_t n);
 /* Undo entries above n, newest first. Returns the first engine error (the rest still run). */
@@ -181,13 +188,16 @@ typedef struct feox_vtab {
     char *name;
     feox_options options;
     feox_entry_ref *entry; /* the store is entry->store (it changes when RENAME moves a file) */
-    bool in_txn;       /* between xBegin and xCommit/xRollback */
+    bool in_txn;           /* between xBegin and xCommit/xRollback */
     feox_journal journal;
     struct feox_vtab *next_in_conn;
 } feox_vtab;
 
 /* Replace the vtab's error message with an mprintf'd one. */
 void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...);
+/* SQLITE_OK if the table has an open store; else sets an error (only after a RENAME that moved
+ * the store file but could not reopen it) and returns SQLITE_CANTOPEN. */
+int feox_vtab_check_store(feox_vtab *vt);
 /* Set "feox: <table>: <engine error>" and return the SQLite code. */
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err);
 
@@ -225,7 +235,8 @@ typedef enum feox_plan_op {
     FEOX_OP_LT = 5,
     FEOX_OP_LE = 6,
     FEOX_OP_LIMIT = 7,
-    FEOX_OP_OFFSET = 8
+    FEOX_OP_OFFSET = 8,
+    FEOX_OP_LIMIT_HINT = 9 /* LIMIT consumed but left to SQLite (see plan.c) */
 } feox_plan_op;
 
 #define FEOX_PLAN_KIND_MASK 0x3
@@ -252,6 +263,8 @@ feox_entry_ref *feox_conn_attached(feox_conn *c, const char *schema, const char 
 int feox_conn_attach(feox_conn *c, const char *schema, const char *table, const char *share_key,
                      feox_entry_ref *e);
 void feox_conn_detach(feox_conn *c, const char *schema, const char *table);
+/* Release every attachment of entry e (it was dropped by another connection). */
+void feox_conn_detach_entry(feox_conn *c, feox_entry_ref *e);
 void feox_conn_rename(feox_conn *c, const char *schema, const char *table, const char *new_table,
                       const char *new_share_key);
 /* How many references this connection holds on e (its vtabs and its attachment). */

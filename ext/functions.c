@@ -10,23 +10,24 @@
  *   feox_check(tab)                           -> 'ok', or the problems found
  *
  * tab names a feox table of this connection: 'kv' or 'schema.kv'. If the table was not used yet
- * by this connection, or a transaction is open and the table has not joined it, a cached-free
- * no-op "UPDATE tab SET key=key WHERE 0" makes SQLite connect it and call xBegin, so the function's
- * changes are undo-journalled like any UPDATE and follow ROLLBACK / ROLLBACK TO. In autocommit
- * mode the change is applied directly (it is atomic in the store).
+ * by this connection, a no-op "SELECT 1 FROM tab WHERE 0" makes SQLite connect it. If a
+ * transaction is open and the table has not joined it, a writing function first runs the no-op
+ * "UPDATE tab SET key=key WHERE 0", which makes SQLite call xBegin, so the function's changes are
+ * undo-journalled like any UPDATE and follow ROLLBACK / ROLLBACK TO. In autocommit mode the change
+ * is applied directly (it is atomic in the store; a later failure of the same statement does not
+ * undo it).
  *
  * TTL: incr, cas and patch keep the record's expiry unless a ttl argument is given (NULL = keep,
  * 0 = remove, > 0 = seconds from now). Keys follow the table's key type (value_codec.c).
  * incr works on INTEGER values and 8-byte BLOBs (the engine's counter format) and stores an
  * INTEGER; it saturates at the i64 limits. An INTEGER is incremented by the engine's atomic
  * increment; an 8-byte BLOB is converted by compare-and-swap; a missing key is created with
- * insert-if-absent (retrying if another writer wins), so concurrent calls never lose an update. cas compares SQL type (record
- * tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5'.
+ * insert-if-absent (retrying if another writer wins), so concurrent calls never lose an update. cas
+ * compares SQL type (record tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5'.
  *
  * Registered with SQLITE_UTF8 | SQLITE_DIRECTONLY (they have side effects: not usable from
  * views/triggers of an untrusted schema), never SQLITE_DETERMINISTIC.
  */
-#include <math.h>
 #include <string.h>
 
 #include "feox_ext.h"
@@ -45,11 +46,15 @@ static void fn_engine_error(sqlite3_context *ctx, feox_vtab *vt, feox_err e)
     fn_error(ctx, feox_err_to_sqlite(e), feox_err_message(vt->name, e));
 }
 
-/* Run the no-op write that connects the table and enlists it in the open transaction. */
-static int touch_table(sqlite3 *db, const char *schema, const char *table, char **err)
+/* Run sql (a no-op statement naming the table) to make SQLite connect the table and, for a
+ * write, call xBegin on it when a transaction is open. */
+static int touch_table(sqlite3 *db, const char *schema, const char *table, bool write, char **err)
 {
-    char *sql = schema ? sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET key=key WHERE 0", schema, table)
-                       : sqlite3_mprintf("UPDATE \"%w\" SET key=key WHERE 0", table);
+    const char *fmt_q =
+        write ? "UPDATE \"%w\".\"%w\" SET key=key WHERE 0" : "SELECT 1 FROM \"%w\".\"%w\" WHERE 0";
+    const char *fmt_u =
+        write ? "UPDATE \"%w\" SET key=key WHERE 0" : "SELECT 1 FROM \"%w\" WHERE 0";
+    char *sql = schema ? sqlite3_mprintf(fmt_q, schema, table) : sqlite3_mprintf(fmt_u, table);
     sqlite3_stmt *stmt = NULL;
     int rc;
     if (sql == NULL) {
@@ -68,8 +73,9 @@ static int touch_table(sqlite3 *db, const char *schema, const char *table, char 
     return rc;
 }
 
-/* The feox table named by argv[0] in this connection, or NULL after reporting an error. */
-static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg)
+/* The feox table named by argv[0] in this connection, or NULL after reporting an error.
+ * write: the caller changes the store, so the table must join an open transaction. */
+static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, bool write)
 {
     feox_conn *conn = sqlite3_user_data(ctx);
     sqlite3 *db = sqlite3_context_db_handle(ctx);
@@ -78,6 +84,7 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg)
     const char *table;
     feox_vtab *vt = NULL;
     char *err = NULL;
+    int rc = SQLITE_OK;
 
     if (full == NULL) {
         fn_error(ctx, SQLITE_MISUSE, sqlite3_mprintf("feox: the table name may not be NULL"));
@@ -95,23 +102,26 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg)
         table = full;
     }
     vt = feox_conn_find_vtab(conn, schema, table);
-    if (vt == NULL || (!sqlite3_get_autocommit(db) && !vt->in_txn)) {
-        int rc = touch_table(db, schema, table, &err);
-        if (rc != SQLITE_OK) {
-            if (err != NULL && strncmp(err, "no such table", 13) == 0) {
-                fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s", full));
-            } else {
-                fn_error(ctx, rc, sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
-            }
-            vt = NULL;
-            goto cleanup;
-        }
-        vt = feox_conn_find_vtab(conn, schema, table);
-        if (vt == NULL) {
-            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
-        }
+    if (vt == NULL) {
+        rc = touch_table(db, schema, table, false, &err);
+        vt = rc == SQLITE_OK ? feox_conn_find_vtab(conn, schema, table) : NULL;
     }
-cleanup:
+    if (vt != NULL && write && !sqlite3_get_autocommit(db) && !vt->in_txn) {
+        rc = touch_table(db, schema, table, true, &err);
+        vt = rc == SQLITE_OK ? feox_conn_find_vtab(conn, schema, table) : NULL;
+    }
+    if (rc != SQLITE_OK) {
+        if (err != NULL && strncmp(err, "no such table", 13) == 0) {
+            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s", full));
+        } else {
+            fn_error(ctx, rc, sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
+        }
+    } else if (vt == NULL) {
+        fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
+    } else if (vt->entry->store == NULL) {
+        fn_error(ctx, SQLITE_CANTOPEN, sqlite3_mprintf("feox: %s: the store is not open", full));
+        vt = NULL;
+    }
     sqlite3_free(err);
     sqlite3_free(schema);
     return vt;
@@ -121,7 +131,8 @@ static bool fn_key(sqlite3_context *ctx, feox_vtab *vt, sqlite3_value *v, const 
                    size_t *len)
 {
     if (!feox_key_from_value(vt->options.keytype, v, key, len)) {
-        fn_error(ctx, SQLITE_CONSTRAINT, sqlite3_mprintf("feox: %s: key may not be NULL", vt->name));
+        fn_error(ctx, SQLITE_CONSTRAINT,
+                 sqlite3_mprintf("feox: %s: key may not be NULL", vt->name));
         return false;
     }
     if (*len == 0 || *len > FEOX_MAX_KEY_SIZE) {
@@ -133,23 +144,6 @@ static bool fn_key(sqlite3_context *ctx, feox_vtab *vt, sqlite3_value *v, const 
     return true;
 }
 
-static bool whole_number(sqlite3_value *v, sqlite3_int64 *out)
-{
-    int t = sqlite3_value_numeric_type(v);
-    if (t == SQLITE_INTEGER) {
-        *out = sqlite3_value_int64(v);
-        return true;
-    }
-    if (t == SQLITE_FLOAT) {
-        double d = sqlite3_value_double(v);
-        if (d == floor(d) && d >= -9.2e18 && d <= 9.2e18) {
-            *out = (sqlite3_int64)d;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Optional ttl argument -> opts flags. NULL or absent = keep the record's TTL. */
 static bool fn_ttl(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv, int idx,
                    feox_write_opts *opts)
@@ -158,7 +152,7 @@ static bool fn_ttl(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value 
     if (argc <= idx || sqlite3_value_type(argv[idx]) == SQLITE_NULL) {
         return true;
     }
-    if (!whole_number(argv[idx], &n) || n < 0) {
+    if (!feox_whole_number(argv[idx], &n) || n < 0) {
         fn_error(ctx, SQLITE_MISMATCH,
                  sqlite3_mprintf("feox: %s: ttl must be a non-negative whole number of seconds",
                                  vt->name));
@@ -188,7 +182,7 @@ static int64_t add_saturating(int64_t a, int64_t b)
 /* feox_incr(tab, key, delta [, ttl]) */
 static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    feox_vtab *vt = resolve_table(ctx, argv[0], true);
     const void *key;
     size_t len;
     sqlite3_int64 delta;
@@ -197,7 +191,7 @@ static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (vt == NULL || !fn_key(ctx, vt, argv[1], &key, &len)) {
         return;
     }
-    if (!whole_number(argv[2], &delta)) {
+    if (!feox_whole_number(argv[2], &delta)) {
         fn_error(ctx, SQLITE_MISMATCH,
                  sqlite3_mprintf("feox: %s: delta must be an integer", vt->name));
         return;
@@ -217,7 +211,7 @@ static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         if (e == FEOX_ERR_KEY_NOT_FOUND) {
             bool inserted = false;
             feox_put_i64(next, delta);
-            if (vt->in_txn && feox_journal_add(&vt->journal, key, len, false, NULL, 0, 0, 0)) {
+            if (vt->in_txn && feox_journal_add(&vt->journal, key, len, false, NULL, 0, NULL)) {
                 sqlite3_result_error_nomem(ctx);
                 return;
             }
@@ -247,8 +241,8 @@ static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
             return;
         }
         int64_t new_value = add_saturating(old_value, delta);
-        if (vt->in_txn && feox_journal_add(&vt->journal, key, len, true, feox_value_data(cur), 8,
-                                           info.tag, info.expires_at_ns)) {
+        if (vt->in_txn &&
+            feox_journal_add(&vt->journal, key, len, true, feox_value_data(cur), 8, &info)) {
             feox_value_release(cur);
             sqlite3_result_error_nomem(ctx);
             return;
@@ -296,7 +290,7 @@ static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_cas(tab, key, expected, new [, ttl]) */
 static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    feox_vtab *vt = resolve_table(ctx, argv[0], true);
     const void *key;
     size_t len;
     feox_encoded expected, replacement;
@@ -311,8 +305,9 @@ static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     feox_encode_value(argv[2], &expected);
     feox_encode_value(argv[3], &replacement);
     if (replacement.len > FEOX_MAX_VALUE_SIZE) {
-        fn_error(ctx, SQLITE_TOOBIG, sqlite3_mprintf("feox: %s: value is longer than %u bytes",
-                                                     vt->name, (unsigned)FEOX_MAX_VALUE_SIZE));
+        fn_error(ctx, SQLITE_TOOBIG,
+                 sqlite3_mprintf("feox: %s: value is longer than %u bytes", vt->name,
+                                 (unsigned)FEOX_MAX_VALUE_SIZE));
         return;
     }
     feox_store *store = vt->entry->store;
@@ -334,7 +329,7 @@ static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     int rc = SQLITE_OK;
     if (same && vt->in_txn) {
         rc = feox_journal_add(&vt->journal, key, len, true, feox_value_data(cur),
-                              feox_value_size(cur), info.tag, info.expires_at_ns);
+                              feox_value_size(cur), &info);
     }
     feox_value_release(cur);
     if (rc != SQLITE_OK) {
@@ -364,7 +359,7 @@ static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_patch(tab, key, patch [, ttl]) */
 static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    feox_vtab *vt = resolve_table(ctx, argv[0], true);
     const void *key;
     size_t len;
     feox_write_opts opts;
@@ -378,8 +373,8 @@ static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     const char *patch = (const char *)sqlite3_value_text(argv[2]);
     size_t patch_len = (size_t)sqlite3_value_bytes(argv[2]);
     if (patch == NULL) {
-        fn_error(ctx, SQLITE_MISMATCH, sqlite3_mprintf("feox: %s: the patch may not be NULL",
-                                                       vt->name));
+        fn_error(ctx, SQLITE_MISMATCH,
+                 sqlite3_mprintf("feox: %s: the patch may not be NULL", vt->name));
         return;
     }
     feox_store *store = vt->entry->store;
@@ -393,8 +388,8 @@ static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
     char *doc = NULL;
     size_t doc_len = 0;
-    feox_err e = feox_json_patch(store, key, len, patch, patch_len, opts.flags ? &opts : NULL,
-                                 &doc, &doc_len);
+    feox_err e = feox_json_patch(store, key, len, patch, patch_len, opts.flags ? &opts : NULL, &doc,
+                                 &doc_len);
     if (e != FEOX_OK) {
         feox_journal_truncate(&vt->journal, mark);
         fn_engine_error(ctx, vt, e);
@@ -407,7 +402,7 @@ static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_stats(tab) */
 static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    feox_vtab *vt = resolve_table(ctx, argv[0], false);
     feox_stats st;
     (void)argc;
     if (vt == NULL) {
@@ -418,7 +413,10 @@ static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         fn_engine_error(ctx, vt, e);
         return;
     }
-#define FIELD(name) {#name, st.name}
+#define FIELD(name)                                                                                \
+    {                                                                                              \
+#name, st.name                                                                             \
+    }
     const struct {
         const char *name;
         uint64_t value;
@@ -486,7 +484,7 @@ static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_flush(tab) */
 static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    feox_vtab *vt = resolve_table(ctx, argv[0], false);
     (void)argc;
     if (vt == NULL) {
         return;
@@ -502,7 +500,7 @@ static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_check(tab) */
 static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0]);
+    feox_vtab *vt = resolve_table(ctx, argv[0], false);
     (void)argc;
     if (vt == NULL) {
         return;
@@ -530,15 +528,15 @@ int feox_register_functions(sqlite3 *db, feox_conn *conn)
         int n_arg;
         void (*fn)(sqlite3_context *, int, sqlite3_value **);
     } fns[] = {
-        {"feox_incr", 3, fn_incr},  {"feox_incr", 4, fn_incr},   {"feox_cas", 4, fn_cas},
-        {"feox_cas", 5, fn_cas},    {"feox_patch", 3, fn_patch}, {"feox_patch", 4, fn_patch},
+        {"feox_incr", 3, fn_incr},   {"feox_incr", 4, fn_incr},   {"feox_cas", 4, fn_cas},
+        {"feox_cas", 5, fn_cas},     {"feox_patch", 3, fn_patch}, {"feox_patch", 4, fn_patch},
         {"feox_stats", 1, fn_stats}, {"feox_flush", 1, fn_flush}, {"feox_check", 1, fn_check},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         feox_conn_retain(conn); /* released by conn_destroy, also when registration fails */
         int rc = sqlite3_create_function_v2(db, fns[i].name, fns[i].n_arg,
-                                            SQLITE_UTF8 | SQLITE_DIRECTONLY, conn, fns[i].fn,
-                                            NULL, NULL, conn_destroy);
+                                            SQLITE_UTF8 | SQLITE_DIRECTONLY, conn, fns[i].fn, NULL,
+                                            NULL, conn_destroy);
         if (rc != SQLITE_OK) {
             return rc;
         }

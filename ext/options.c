@@ -133,11 +133,11 @@ static bool parse_u32(const char *v, uint32_t *out)
 }
 
 /* Apply one name=value pair. */
-static int apply_option(feox_options *o, const char *name, const char *value, unsigned *seen,
-                        char **err)
+static int apply_option(feox_options *o, const char *table, const char *name, const char *value,
+                        unsigned *seen, char **err)
 {
-    static const char *const names[] = {"path",     "max_memory",         "sync",
-                                        "keytype",  "ttl_sweep_interval", "flush_interval"};
+    static const char *const names[] = {"path",    "max_memory",         "sync",
+                                        "keytype", "ttl_sweep_interval", "flush_interval"};
     int idx = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
         if (sqlite3_stricmp(name, names[i]) == 0) {
@@ -145,11 +145,11 @@ static int apply_option(feox_options *o, const char *name, const char *value, un
         }
     }
     if (idx < 0) {
-        *err = sqlite3_mprintf("feox: unknown option '%s'", name);
+        *err = sqlite3_mprintf("feox: %s: unknown option '%s'", table, name);
         return SQLITE_ERROR;
     }
     if (*seen & (1u << idx)) {
-        *err = sqlite3_mprintf("feox: option '%s' given twice", names[idx]);
+        *err = sqlite3_mprintf("feox: %s: option '%s' given twice", table, names[idx]);
         return SQLITE_ERROR;
     }
     *seen |= 1u << idx;
@@ -164,9 +164,7 @@ static int apply_option(feox_options *o, const char *name, const char *value, un
             }
         }
         break;
-    case 1:
-        ok = parse_size(value, &o->max_memory);
-        break;
+    case 1: ok = parse_size(value, &o->max_memory); break;
     case 2:
         if (sqlite3_stricmp(value, "off") == 0) {
             o->sync = FEOX_SYNC_OFF;
@@ -191,21 +189,16 @@ static int apply_option(feox_options *o, const char *name, const char *value, un
         ok = parse_u32(value, &o->ttl_sweep_interval_ms);
         o->ttl_sweep_set = true;
         break;
-    default:
-        ok = parse_u32(value, &o->flush_interval_ms);
-        break;
+    default: ok = parse_u32(value, &o->flush_interval_ms); break;
     }
     if (!ok) {
         static const char *const expect[] = {
-            "a file name or ':memory:'",
-            "a size such as 1048576, '512MB' or '1GiB'",
-            "off, normal or full",
-            "text or blob",
-            "a number of milliseconds",
-            "a number of milliseconds",
+            "a file name or ':memory:'", "a size such as 1048576, '512MB' or '1GiB'",
+            "off, normal or full",       "text or blob",
+            "a number of milliseconds",  "a number of milliseconds",
         };
-        *err = sqlite3_mprintf("feox: bad value '%s' for option '%s' (expected %s)", value,
-                               names[idx], expect[idx]);
+        *err = sqlite3_mprintf("feox: %s: bad value '%s' for option '%s' (expected %s)", table,
+                               value, names[idx], expect[idx]);
         return SQLITE_ERROR;
     }
     return SQLITE_OK;
@@ -232,7 +225,8 @@ int feox_options_parse(int argc, const char *const *argv, feox_options *out, cha
                 rc = SQLITE_NOMEM;
                 goto cleanup;
             }
-            *err = sqlite3_mprintf("feox: option '%s' needs a value (name=value)", name);
+            *err =
+                sqlite3_mprintf("feox: %s: option '%s' needs a value (name=value)", argv[2], name);
             rc = SQLITE_ERROR;
             goto cleanup;
         }
@@ -248,7 +242,7 @@ int feox_options_parse(int argc, const char *const *argv, feox_options *out, cha
             rc = SQLITE_NOMEM;
             goto cleanup;
         }
-        rc = apply_option(out, name, value, &seen, err);
+        rc = apply_option(out, argv[2], name, value, &seen, err);
         if (rc != SQLITE_OK) {
             goto cleanup;
         }
@@ -292,8 +286,8 @@ static char *absolute_path(const char *path, const char *base_dir)
     return sqlite3_mprintf("%s/%s", cwd, path);
 }
 
-int feox_location_resolve(sqlite3 *db, const char *schema, const char *table,
-                          const feox_options *o, feox_location *out, char **err)
+int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
+                          feox_location *out, char **err)
 {
     int rc = SQLITE_OK;
     char *base_dir = NULL;
@@ -309,7 +303,7 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table,
     }
     if (file_db) {
         const char *slash = strrchr(db_file, '/');
-        base_dir = slash == NULL  ? NULL
+        base_dir = slash == NULL      ? NULL
                    : slash == db_file ? sqlite3_mprintf("/")
                                       : sqlite3_mprintf("%.*s", (int)(slash - db_file), db_file);
         if (slash != NULL && base_dir == NULL) {

@@ -3,7 +3,7 @@
  *
  * Usable key constraints (BINARY collation only; a NOCASE LIKE range or COLLATE NOCASE term would
  * give wrong rows) are all handed to xFilter, which enforces each exactly, so all are omitted:
- *   key = ?                 hash lookup of the first; the others must be equal to it
+ *   key = ? / key IS ?      hash lookup of the first; the others must be equal to it
  *   key IN (...)            the whole list at once (sqlite3_vtab_in), sorted and de-duplicated
  *   key > ? >= ? < ? <= ?   every bound in any order; xFilter takes the tightest lower and upper
  *                           bound (BETWEEN, GLOB 'p*' and case-sensitive LIKE prefixes arrive as
@@ -13,12 +13,14 @@
  * ORDER BY key [ASC|DESC] (first term; the key is unique) is consumed by every plan.
  * LIMIT and OFFSET are consumed only when every other constraint is consumed and either there is
  * no ORDER BY or it was consumed; otherwise SQLite would apply them to rows it later filters.
+ * With a >= or <= bound (possibly half of a row-value comparison SQLite re-checks) LIMIT is only
+ * a hint and OFFSET is left to SQLite.
  *
  * Encoding (idxNum), decoded by xFilter in the same order:
  *   bits 0-1  feox_plan_kind (SCAN, RANGE, EQ, IN)
  *   bit  2    FEOX_PLAN_DESC: return keys in descending order
  *   bits 3..  one feox_plan_op per argv entry, 4 bits each, in argv order (at most 7; 0 ends):
- *             EQ, IN, GT, GE, LT, LE (key operands), LIMIT, OFFSET
+ *             EQ, IN, GT, GE, LT, LE (key operands), LIMIT, OFFSET, LIMIT_HINT (not enforced)
  * Argv order: EQ operands, IN lists, bounds (each in constraint order), then LIMIT, OFFSET.
  * idxStr is for people (EXPLAIN QUERY PLAN), e.g. "hash lookup key=?",
  * "ordered scan key>=? AND key<? DESC LIMIT OFFSET", "full scan".
@@ -29,8 +31,8 @@
 
 SQLITE_EXTENSION_INIT3
 
-static const char *const op_text[] = {"",      "key=?", "key IN(...)", "key>?", "key>=?",
-                                      "key<?", "key<=?", "LIMIT",      "OFFSET"};
+static const char *const op_text[] = {"",      "key=?",  "key IN(...)", "key>?",  "key>=?",
+                                      "key<?", "key<=?", "LIMIT",       "OFFSET", "LIMIT"};
 
 typedef struct plan_term {
     int constraint; /* index in aConstraint */
@@ -59,7 +61,7 @@ int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
     feox_vtab *vt = (feox_vtab *)tab;
     plan_term terms[FEOX_PLAN_MAX_ARGS];
     int n_terms = 0;
-    int n_eq = 0, n_in = 0, n_lo = 0, n_hi = 0;
+    int n_eq = 0, n_in = 0, n_lo = 0, n_hi = 0, n_ge_le = 0;
     int limit_idx = -1, offset_idx = -1;
     bool all_consumed = true;
     int pass;
@@ -88,20 +90,14 @@ int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
                 case SQLITE_INDEX_CONSTRAINT_EQ:
                     op = sqlite3_vtab_in(info, i, -1) ? FEOX_OP_IN : FEOX_OP_EQ;
                     break;
-                case SQLITE_INDEX_CONSTRAINT_GT:
-                    op = FEOX_OP_GT;
+                case SQLITE_INDEX_CONSTRAINT_IS:
+                    op = FEOX_OP_EQ; /* keys are never NULL: IS NULL matches nothing, as = NULL */
                     break;
-                case SQLITE_INDEX_CONSTRAINT_GE:
-                    op = FEOX_OP_GE;
-                    break;
-                case SQLITE_INDEX_CONSTRAINT_LT:
-                    op = FEOX_OP_LT;
-                    break;
-                case SQLITE_INDEX_CONSTRAINT_LE:
-                    op = FEOX_OP_LE;
-                    break;
-                default:
-                    break;
+                case SQLITE_INDEX_CONSTRAINT_GT: op = FEOX_OP_GT; break;
+                case SQLITE_INDEX_CONSTRAINT_GE: op = FEOX_OP_GE; break;
+                case SQLITE_INDEX_CONSTRAINT_LT: op = FEOX_OP_LT; break;
+                case SQLITE_INDEX_CONSTRAINT_LE: op = FEOX_OP_LE; break;
+                default: break;
                 }
             }
             int want_pass = op == FEOX_OP_EQ ? 0 : op == FEOX_OP_IN ? 1 : 2;
@@ -128,12 +124,13 @@ int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
             n_eq += op == FEOX_OP_EQ;
             n_in += op == FEOX_OP_IN;
             n_lo += op == FEOX_OP_GT || op == FEOX_OP_GE;
+            n_ge_le += op == FEOX_OP_GE || op == FEOX_OP_LE;
             n_hi += op == FEOX_OP_LT || op == FEOX_OP_LE;
         }
     }
 
-    feox_plan_kind kind = n_eq ? FEOX_PLAN_EQ
-                          : n_in ? FEOX_PLAN_IN
+    feox_plan_kind kind = n_eq             ? FEOX_PLAN_EQ
+                          : n_in           ? FEOX_PLAN_IN
                           : (n_lo || n_hi) ? FEOX_PLAN_RANGE
                                            : FEOX_PLAN_SCAN;
     bool desc = false;
@@ -143,10 +140,15 @@ int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
         desc = info->aOrderBy[0].desc != 0;
     }
     if (limit_idx >= 0 && all_consumed && (info->nOrderBy == 0 || order_consumed)) {
+        /* A row-value comparison such as (key, value) > (?, ?) reaches us as key >= ? (or <=)
+         * that SQLite re-checks in full after us, whatever omit says; stopping early or skipping
+         * an OFFSET would then lose rows. With a >= or <= bound, LIMIT is only a hint (SQLite
+         * still counts rows) and OFFSET stays with SQLite. */
+        bool exact_limit = n_ge_le == 0;
         terms[n_terms].constraint = limit_idx;
-        terms[n_terms].op = FEOX_OP_LIMIT;
+        terms[n_terms].op = exact_limit ? FEOX_OP_LIMIT : FEOX_OP_LIMIT_HINT;
         n_terms++;
-        if (offset_idx >= 0) {
+        if (offset_idx >= 0 && exact_limit) {
             terms[n_terms].constraint = offset_idx;
             terms[n_terms].op = FEOX_OP_OFFSET;
             n_terms++;
@@ -195,7 +197,7 @@ int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
     sqlite3_str_appendall(s, kind_text[kind]);
     const char *sep = " ";
     for (int t = 0; t < n_terms; t++) {
-        if (terms[t].op == FEOX_OP_LIMIT || terms[t].op == FEOX_OP_OFFSET) {
+        if (terms[t].op >= FEOX_OP_LIMIT) {
             continue;
         }
         sqlite3_str_appendf(s, "%s%s", sep, op_text[terms[t].op]);
@@ -205,7 +207,7 @@ int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
         sqlite3_str_appendall(s, desc ? " DESC" : " ASC");
     }
     for (int t = 0; t < n_terms; t++) {
-        if (terms[t].op == FEOX_OP_LIMIT || terms[t].op == FEOX_OP_OFFSET) {
+        if (terms[t].op >= FEOX_OP_LIMIT) {
             sqlite3_str_appendf(s, " %s", op_text[terms[t].op]);
         }
     }

@@ -10,7 +10,14 @@
  * DROP TABLE marks an entry dropped: its key is forgotten at once (a new CREATE gets a new store)
  * and its files are removed then and again after the last close. The store's files are the path
  * itself plus anything named "<path>-*" or "<path>.*" next to it (the engine's temporary and
- * compaction files).
+ * compaction files). If other connections still hold the store (they let go when SQLite
+ * disconnects their table, vtab.c), DROP empties it instead and the files are removed with the
+ * last reference; a CREATE of a file table on the same path meanwhile takes the (empty) dropped
+ * instance back, since the engine shares instances by path anyway.
+ *
+ * RENAME of a table stored in its default file "<db>-<table>.feox" closes the store, renames the
+ * file and its sidecars, and reopens it; it fails with SQLITE_BUSY if another connection has the
+ * store open. Other entries are only re-keyed.
  *
  * Concurrency: one pthread mutex guards the list and every reference count; stores are opened and
  * closed under it, so two connections never race to open the same file.
@@ -49,8 +56,8 @@ static void config_from_options(feox_config *cfg, const feox_options *o, const c
     }
 }
 
-static int open_store(const char *path, const feox_options *o, const char *table,
-                      feox_store **out, char **err)
+static int open_store(const char *path, const feox_options *o, const char *table, feox_store **out,
+                      char **err)
 {
     feox_config cfg;
     config_from_options(&cfg, o, path);
@@ -59,9 +66,9 @@ static int open_store(const char *path, const feox_options *o, const char *table
         return SQLITE_OK;
     }
     const char *detail = feox_error_detail();
-    *err = sqlite3_mprintf("feox: %s: cannot open store%s%s%s: %s%s%s", table,
-                           path ? " '" : "", path ? path : "", path ? "'" : "",
-                           feox_strerror(e), detail[0] ? ": " : "", detail);
+    *err = sqlite3_mprintf("feox: %s: cannot open store%s%s%s: %s%s%s", table, path ? " '" : "",
+                           path ? path : "", path ? "'" : "", feox_strerror(e),
+                           detail[0] ? ": " : "", detail);
     if (e == FEOX_ERR_LOCKED) {
         return SQLITE_CANTOPEN;
     }
@@ -74,6 +81,27 @@ int feox_registry_acquire(const feox_location *loc, const feox_options *o, const
     int rc = SQLITE_OK;
     registry_entry *e = NULL;
     pthread_mutex_lock(&registry_mutex);
+    if (loc->kind == FEOX_LOC_FILE) {
+        for (registry_entry *it = registry_head; it != NULL; it = it->next) {
+            if (it->dropped && it->ref.file_path != NULL &&
+                strcmp(it->ref.file_path, loc->file_path) == 0) {
+                /* A table dropped while another connection still had its store open, created
+                 * again: the engine would hand back that instance anyway (it shares by path), so
+                 * take it back; feox_registry_drop emptied it. */
+                char *key = sqlite3_mprintf("%s", loc->share_key);
+                if (key == NULL) {
+                    rc = SQLITE_NOMEM;
+                    goto cleanup;
+                }
+                sqlite3_free(it->share_key);
+                it->share_key = key;
+                it->dropped = false;
+                it->refs++;
+                *out = &it->ref;
+                goto cleanup;
+            }
+        }
+    }
     if (loc->share_key != NULL) {
         for (registry_entry *it = registry_head; it != NULL; it = it->next) {
             if (it->share_key != NULL && strcmp(it->share_key, loc->share_key) == 0) {
@@ -130,6 +158,15 @@ void feox_registry_retain(feox_entry_ref *ref)
     pthread_mutex_unlock(&registry_mutex);
 }
 
+bool feox_registry_is_dropped(feox_entry_ref *ref)
+{
+    registry_entry *e = (registry_entry *)ref;
+    pthread_mutex_lock(&registry_mutex);
+    bool dropped = e->dropped;
+    pthread_mutex_unlock(&registry_mutex);
+    return dropped;
+}
+
 int feox_registry_refs(feox_entry_ref *ref)
 {
     registry_entry *e = (registry_entry *)ref;
@@ -168,7 +205,24 @@ void feox_registry_release(feox_entry_ref *ref)
     sqlite3_free(e);
 }
 
-void feox_registry_drop(feox_entry_ref *ref)
+/* Delete every key of the store (a dropped table whose store other connections still hold). */
+static void clear_store(feox_store *store)
+{
+    feox_cursor *c = NULL;
+    if (store == NULL || feox_cursor_open(store, &c) != FEOX_OK) {
+        return;
+    }
+    feox_err e = feox_cursor_seek(c, FEOX_SEEK_FIRST, NULL, 0);
+    while (e == FEOX_OK && feox_cursor_valid(c)) {
+        size_t len;
+        const void *key = feox_cursor_key(c, &len);
+        (void)feox_delete(store, key, len, NULL); /* KEY_NOT_FOUND: expired or gone meanwhile */
+        e = feox_cursor_next(c);
+    }
+    feox_cursor_close(c);
+}
+
+void feox_registry_drop(feox_entry_ref *ref, int caller_refs)
 {
     registry_entry *e = (registry_entry *)ref;
     pthread_mutex_lock(&registry_mutex);
@@ -176,18 +230,26 @@ void feox_registry_drop(feox_entry_ref *ref)
     sqlite3_free(e->share_key);
     e->share_key = NULL;
     if (e->ref.file_path != NULL) {
-        feox_remove_store_files(e->ref.file_path);
+        if (e->refs > caller_refs) {
+            /* Others still write through this instance: removing the file now would let their
+             * writes (and compactions, which rename over the path) go astray. Empty it; the files
+             * go with the last reference, or the store is reused if the table is created again. */
+            clear_store(e->ref.store);
+        } else {
+            feox_remove_store_files(e->ref.file_path);
+        }
     }
     pthread_mutex_unlock(&registry_mutex);
 }
 
 /* Call fn(dir, name, suffix) for every sidecar "<base>-*" / "<base>.*" of path. */
-static void for_each_sidecar(const char *path, void (*fn)(void *ctx, const char *dir,
-                                                          const char *name, const char *suffix),
+static void for_each_sidecar(const char *path,
+                             void (*fn)(void *ctx, const char *dir, const char *name,
+                                        const char *suffix),
                              void *ctx)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash == NULL      ? sqlite3_mprintf(".")
+    char *dir = slash == NULL   ? sqlite3_mprintf(".")
                 : slash == path ? sqlite3_mprintf("/")
                                 : sqlite3_mprintf("%.*s", (int)(slash - path), path);
     const char *base = slash == NULL ? path : slash + 1;
@@ -236,7 +298,7 @@ static void rename_sidecar(void *ctx, const char *dir, const char *name, const c
     sqlite3_free(to);
 }
 
-int feox_registry_rename(feox_entry_ref *ref, const feox_location *new_loc,
+int feox_registry_rename(feox_entry_ref *ref, const char *table, const feox_location *new_loc,
                          const feox_options *o, int caller_refs, char **err)
 {
     registry_entry *e = (registry_entry *)ref;
@@ -257,13 +319,14 @@ int feox_registry_rename(feox_entry_ref *ref, const feox_location *new_loc,
     }
     if (move_file) {
         if (e->refs > caller_refs) {
-            *err = sqlite3_mprintf("feox: cannot rename: the store '%s' is in use by another "
-                                   "connection", e->ref.file_path);
+            *err = sqlite3_mprintf("feox: %s: cannot rename: the store '%s' is in use by another "
+                                   "connection",
+                                   table, e->ref.file_path);
             rc = SQLITE_BUSY;
             goto cleanup;
         }
         if (access(new_path, F_OK) == 0) {
-            *err = sqlite3_mprintf("feox: cannot rename: '%s' already exists", new_path);
+            *err = sqlite3_mprintf("feox: %s: cannot rename: '%s' already exists", table, new_path);
             rc = SQLITE_ERROR;
             goto cleanup;
         }
@@ -272,12 +335,12 @@ int feox_registry_rename(feox_entry_ref *ref, const feox_location *new_loc,
         for_each_sidecar(e->ref.file_path, rename_sidecar, new_path);
         bool moved = rename(e->ref.file_path, new_path) == 0;
         const char *open_path = moved ? new_path : e->ref.file_path;
-        rc = open_store(open_path, o, "rename", &e->ref.store, err);
+        rc = open_store(open_path, o, table, &e->ref.store, err);
         if (rc != SQLITE_OK) {
             goto cleanup; /* the entry has no store now: later calls fail with CLOSED */
         }
         if (!moved) {
-            *err = sqlite3_mprintf("feox: cannot rename '%s' to '%s'", e->ref.file_path,
+            *err = sqlite3_mprintf("feox: %s: cannot rename '%s' to '%s'", table, e->ref.file_path,
                                    new_path);
             rc = SQLITE_IOERR;
             goto cleanup;

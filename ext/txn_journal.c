@@ -3,9 +3,11 @@
  *
  * The engine has no transactions, so each vtab (one per connection and table) records, before
  * every change it makes, the key's previous state: absent, or its old value, tag and expiry
- * instant. ROLLBACK undoes the entries newest first; ROLLBACK TO savepoint N undoes the entries
- * made since savepoint N began. An undo is itself a write: a restored value gets a new automatic
- * timestamp (so it is newer than the change it undoes), a key that was absent is deleted.
+ * instant and timestamp. ROLLBACK undoes the entries newest first; ROLLBACK TO savepoint N undoes
+ * the entries made since savepoint N began. An undo is itself a write: a restored version gets
+ * back its exact value, tag, timestamp and expiry (FEOX_WRITE_RESTORE lets the engine accept the
+ * older timestamp), so after ROLLBACK the row is as it was, ts included; a key that was absent
+ * is deleted.
  *
  * Savepoints: marks[i] is the journal length when savepoint i began. xSavepoint(N) sets marks[N]
  * (filling any skipped levels), xRelease(N) forgets levels >= N, xRollbackTo(N) undoes to
@@ -28,7 +30,7 @@ static void entry_free(feox_journal_entry *e)
 }
 
 int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool existed,
-                     const void *value, size_t value_len, uint32_t tag, uint64_t expires_at_ns)
+                     const void *value, size_t value_len, const feox_record_info *info)
 {
     if (j->n == j->cap) {
         size_t cap = j->cap ? j->cap * 2 : 16;
@@ -58,8 +60,9 @@ int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool exis
             memcpy(e->value, value, value_len);
         }
         e->value_len = value_len;
-        e->tag = tag;
-        e->expires_at_ns = expires_at_ns;
+        e->tag = info->tag;
+        e->timestamp_ns = info->timestamp_ns;
+        e->expires_at_ns = info->expires_at_ns;
     }
     j->n++;
     return SQLITE_OK;
@@ -70,15 +73,14 @@ int feox_journal_capture(feox_journal *j, feox_store *store, const void *key, si
     feox_value *v = NULL;
     feox_err e = feox_get_ref(store, key, key_len, &v);
     if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
-        return feox_journal_add(j, key, key_len, false, NULL, 0, 0, 0);
+        return feox_journal_add(j, key, key_len, false, NULL, 0, NULL);
     }
     if (e != FEOX_OK) {
         return feox_err_to_sqlite(e);
     }
     feox_record_info info;
     feox_value_info(v, &info);
-    int rc = feox_journal_add(j, key, key_len, true, feox_value_data(v), feox_value_size(v),
-                              info.tag, info.expires_at_ns);
+    int rc = feox_journal_add(j, key, key_len, true, feox_value_data(v), feox_value_size(v), &info);
     feox_value_release(v);
     return rc;
 }
@@ -90,24 +92,31 @@ void feox_journal_truncate(feox_journal *j, size_t n)
     }
 }
 
+/* Put one entry's state back. */
+static feox_err undo_entry(feox_store *store, const feox_journal_entry *e)
+{
+    if (!e->existed) {
+        feox_err r = feox_delete(store, e->key, e->key_len, NULL);
+        return r == FEOX_ERR_KEY_NOT_FOUND || r == FEOX_ERR_INVALID_KEY ? FEOX_OK : r;
+    }
+    feox_write_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.tag = e->tag;
+    opts.flags = FEOX_WRITE_EXPIRES_AT | FEOX_WRITE_RESTORE;
+    opts.timestamp_ns = e->timestamp_ns;
+    opts.expires_at_ns = e->expires_at_ns;
+    return feox_insert(store, e->key, e->key_len, e->value, e->value_len, &opts, NULL);
+}
+
 feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n)
 {
     feox_err first = FEOX_OK;
     while (j->n > n) {
         feox_journal_entry *e = &j->entries[j->n - 1];
-        feox_err r;
-        if (e->existed) {
-            feox_write_opts opts;
-            memset(&opts, 0, sizeof opts);
-            opts.tag = e->tag;
-            opts.flags = FEOX_WRITE_EXPIRES_AT;
-            opts.expires_at_ns = e->expires_at_ns;
-            r = feox_insert(store, e->key, e->key_len, e->value, e->value_len, &opts, NULL);
-        } else {
-            r = feox_delete(store, e->key, e->key_len, NULL);
-            if (r == FEOX_ERR_KEY_NOT_FOUND || r == FEOX_ERR_INVALID_KEY) {
-                r = FEOX_OK;
-            }
+        feox_err r = undo_entry(store, e);
+        /* An allocation failure is usually transient; losing the old version is not. */
+        for (int attempt = 0; attempt < 3 && r == FEOX_ERR_NOMEM; attempt++) {
+            r = undo_entry(store, e);
         }
         if (first == FEOX_OK) {
             first = r;

@@ -22,7 +22,6 @@
  * Everything is validated before the first change, and every change is undo-journalled first
  * (txn_journal.c), so a failing row or statement leaves nothing behind.
  */
-#include <math.h>
 #include <string.h>
 
 #include "feox_ext.h"
@@ -56,24 +55,6 @@ static int key_arg(feox_vtab *vt, sqlite3_value *v, const void **key, size_t *le
     return SQLITE_OK;
 }
 
-/* A non-negative whole number from an INTEGER, an integral REAL or numeric TEXT. */
-static bool whole_number(sqlite3_value *v, sqlite3_int64 *out)
-{
-    int t = sqlite3_value_numeric_type(v);
-    if (t == SQLITE_INTEGER) {
-        *out = sqlite3_value_int64(v);
-        return true;
-    }
-    if (t == SQLITE_FLOAT) {
-        double d = sqlite3_value_double(v);
-        if (d == floor(d) && d >= -9.2e18 && d <= 9.2e18) {
-            *out = (sqlite3_int64)d;
-            return true;
-        }
-    }
-    return false;
-}
-
 static int read_row(feox_vtab *vt, sqlite3_value **argv, bool is_update, row_input *in)
 {
     sqlite3_value *value = argv[2 + FEOX_COL_VALUE];
@@ -93,7 +74,7 @@ static int read_row(feox_vtab *vt, sqlite3_value **argv, bool is_update, row_inp
     }
     in->ttl_unchanged = is_update && sqlite3_value_nochange(ttl);
     if (!in->ttl_unchanged && sqlite3_value_type(ttl) != SQLITE_NULL) {
-        if (!whole_number(ttl, &n)) {
+        if (!feox_whole_number(ttl, &n)) {
             feox_vtab_set_error(vt, "feox: %s: ttl must be a whole number of seconds", vt->name);
             return SQLITE_MISMATCH;
         }
@@ -104,7 +85,7 @@ static int read_row(feox_vtab *vt, sqlite3_value **argv, bool is_update, row_inp
         in->ttl_secs = (uint64_t)n;
     }
     if (!(is_update && sqlite3_value_nochange(ts)) && sqlite3_value_type(ts) != SQLITE_NULL) {
-        if (!whole_number(ts, &n) || n < 0) {
+        if (!feox_whole_number(ts, &n) || n < 0) {
             feox_vtab_set_error(vt, "feox: %s: ts must be a non-negative integer (ns)", vt->name);
             return SQLITE_MISMATCH;
         }
@@ -146,8 +127,7 @@ static int write_error(feox_vtab *vt, feox_err e, const row_input *in)
         feox_vtab_set_error(vt, "feox: %s: ts %llu is not newer than the record's timestamp",
                             vt->name, (unsigned long long)in->ts_ns);
         return SQLITE_CONSTRAINT;
-    default:
-        return feox_vtab_engine_error(vt, e);
+    default: return feox_vtab_engine_error(vt, e);
     }
 }
 
@@ -200,7 +180,7 @@ static int write_row(feox_vtab *vt, const void *key, size_t len, const row_input
         return write_error(vt, e, in);
     }
     if (if_absent && vt->in_txn) {
-        rc = feox_journal_add(&vt->journal, key, len, false, NULL, 0, 0, 0);
+        rc = feox_journal_add(&vt->journal, key, len, false, NULL, 0, NULL);
         if (rc != SQLITE_OK) {
             (void)feox_delete(vt->entry->store, key, len, NULL); /* cannot undo it later */
             return rc;
@@ -222,8 +202,7 @@ static int do_insert(feox_vtab *vt, sqlite3_value **argv)
         return rc;
     }
     bool replace = sqlite3_vtab_on_conflict(vt->db) == SQLITE_REPLACE;
-    return write_row(vt, key, len, &in, in.value.data, in.value.len, in.value.tag, NULL,
-                     !replace);
+    return write_row(vt, key, len, &in, in.value.data, in.value.len, in.value.tag, NULL, !replace);
 }
 
 static int do_update(feox_vtab *vt, sqlite3_value **argv)
@@ -271,7 +250,7 @@ static int do_update(feox_vtab *vt, sqlite3_value **argv)
     }
     if (vt->in_txn) {
         rc = feox_journal_add(&vt->journal, old_key, old_len, true, feox_value_data(old),
-                              feox_value_size(old), info.tag, info.expires_at_ns);
+                              feox_value_size(old), &info);
         if (rc != SQLITE_OK) {
             goto cleanup;
         }
@@ -290,6 +269,9 @@ int feox_vt_update(sqlite3_vtab *tab, int argc, sqlite3_value **argv, sqlite3_in
 {
     feox_vtab *vt = (feox_vtab *)tab;
     (void)rowid;
+    if (feox_vtab_check_store(vt) != SQLITE_OK) {
+        return SQLITE_CANTOPEN;
+    }
     if (argc == 1) {
         return do_delete(vt, argv[0]);
     }

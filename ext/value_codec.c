@@ -11,6 +11,7 @@
  * anything else as its text bytes. NULL is never a key. Returned keys are always of the table's
  * type, so memcmp order is SQLite's BINARY order and the planner may omit what it enforces.
  */
+#include <math.h>
 #include <string.h>
 
 #include "feox_ext.h"
@@ -73,9 +74,7 @@ void feox_encode_value(sqlite3_value *v, feox_encoded *out)
         }
         break;
     }
-    default:
-        out->tag = FEOX_TAG_NULL;
-        break;
+    default: out->tag = FEOX_TAG_NULL; break;
     }
 }
 
@@ -129,46 +128,52 @@ bool feox_key_from_value(feox_keytype keytype, sqlite3_value *v, const void **ke
     return true;
 }
 
+bool feox_whole_number(sqlite3_value *v, sqlite3_int64 *out)
+{
+    int t = sqlite3_value_numeric_type(v);
+    if (t == SQLITE_INTEGER) {
+        *out = sqlite3_value_int64(v);
+        return true;
+    }
+    if (t == SQLITE_FLOAT) {
+        double d = sqlite3_value_double(v);
+        if (d == floor(d) && d >= -9.2e18 && d <= 9.2e18) {
+            *out = (sqlite3_int64)d;
+            return true;
+        }
+    }
+    return false;
+}
+
 int feox_err_to_sqlite(feox_err err)
 {
     switch (err) {
-    case FEOX_OK:
-        return SQLITE_OK;
+    case FEOX_OK: return SQLITE_OK;
     case FEOX_ERR_KEY_EXISTS:
     case FEOX_ERR_OLDER_TIMESTAMP:
-    case FEOX_ERR_INVALID_KEY:
-        return SQLITE_CONSTRAINT;
-    case FEOX_ERR_INVALID_VALUE:
-        return SQLITE_TOOBIG;
+    case FEOX_ERR_INVALID_KEY: return SQLITE_CONSTRAINT;
+    case FEOX_ERR_INVALID_VALUE: return SQLITE_TOOBIG;
     case FEOX_ERR_OUT_OF_MEMORY:
-    case FEOX_ERR_DISK_FULL:
-        return SQLITE_FULL;
-    case FEOX_ERR_NOMEM:
-        return SQLITE_NOMEM;
+    case FEOX_ERR_DISK_FULL: return SQLITE_FULL;
+    case FEOX_ERR_NOMEM: return SQLITE_NOMEM;
     case FEOX_ERR_IO:
-    case FEOX_ERR_DEGRADED:
-        return SQLITE_IOERR;
-    case FEOX_ERR_CORRUPT:
-        return SQLITE_CORRUPT;
-    case FEOX_ERR_FORMAT:
-        return SQLITE_NOTADB;
-    case FEOX_ERR_LOCKED:
-        return SQLITE_BUSY;
-    case FEOX_ERR_INVALID_OPERATION:
-        return SQLITE_MISMATCH;
+    case FEOX_ERR_DEGRADED: return SQLITE_IOERR;
+    case FEOX_ERR_CORRUPT: return SQLITE_CORRUPT;
+    case FEOX_ERR_FORMAT: return SQLITE_NOTADB;
+    case FEOX_ERR_LOCKED: return SQLITE_BUSY;
+    case FEOX_ERR_INVALID_OPERATION: return SQLITE_MISMATCH;
     case FEOX_ERR_KEY_NOT_FOUND:
     case FEOX_ERR_JSON_PATCH:
     case FEOX_ERR_INVALID_ARGUMENT:
     case FEOX_ERR_CLOSED:
-    default:
-        return SQLITE_ERROR;
+    default: return SQLITE_ERROR;
     }
 }
 
 char *feox_err_message(const char *table, feox_err err)
 {
     const char *detail = feox_error_detail();
-    if (detail != NULL && detail[0] != '\0') {
+    if (detail != NULL && detail[0] != '\0' && strcmp(detail, feox_strerror(err)) != 0) {
         return sqlite3_mprintf("feox: %s: %s: %s", table, feox_strerror(err), detail);
     }
     return sqlite3_mprintf("feox: %s: %s", table, feox_strerror(err));

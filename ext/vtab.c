@@ -18,9 +18,12 @@
  * SQLITE_CONSTRAINT before changing anything, so OR IGNORE / FAIL / ABORT / ROLLBACK work.
  * The table is not INNOCUOUS: it reads and writes process memory and files.
  *
- * Store sharing, DROP and RENAME: see registry.c and connection.c. ALTER TABLE RENAME of a table
- * that lives in the default file "<db>-<table>.feox" renames that file (and its sidecars) to the
- * new table's name, so the file name always follows the table; an explicit path is kept as is.
+ * Store sharing, DROP and RENAME: see registry.c and connection.c. DROP TABLE removes the store's
+ * files (if another connection still has the store open: empties it, and the files go when that
+ * connection lets go). ALTER TABLE RENAME of a table that lives in the default file
+ * "<db>-<table>.feox" renames that file (and its sidecars) to the new table's name, so the file
+ * name always follows the table; it fails with SQLITE_BUSY while another connection has the store
+ * open. An explicit path is kept as is.
  *
  * Transactions: xBegin starts an undo journal (txn_journal.c); xCommit forgets it; xRollback,
  * xRollbackTo apply it. Nothing is buffered: a change is in the store as soon as xUpdate returns.
@@ -39,6 +42,18 @@ void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...)
     sqlite3_free(vt->base.zErrMsg);
     vt->base.zErrMsg = sqlite3_vmprintf(fmt, ap);
     va_end(ap);
+}
+
+int feox_vtab_check_store(feox_vtab *vt)
+{
+    if (vt->entry != NULL && vt->entry->store != NULL) {
+        return SQLITE_OK;
+    }
+    feox_vtab_set_error(vt,
+                        "feox: %s: the store is not open (it could not be reopened after "
+                        "RENAME)",
+                        vt->name);
+    return SQLITE_CANTOPEN;
 }
 
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err)
@@ -75,7 +90,6 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     feox_vtab *vt = NULL;
     int rc = SQLITE_OK;
     memset(&loc, 0, sizeof loc);
-    (void)is_create;
 
     vt = sqlite3_malloc(sizeof *vt);
     if (vt == NULL) {
@@ -117,8 +131,8 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
                                       : "CREATE TABLE x(key TEXT PRIMARY KEY NOT NULL, value, "
                                         "ttl INTEGER, ts INTEGER) WITHOUT ROWID");
     if (rc != SQLITE_OK) {
-        *err = sqlite3_mprintf("feox: %s: cannot declare the table: %s", vt->name,
-                               sqlite3_errmsg(db));
+        *err = sqlite3_mprintf("feox: %s: cannot %s the table: %s", vt->name,
+                               is_create ? "create" : "connect", sqlite3_errmsg(db));
         goto cleanup;
     }
     rc = sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
@@ -150,10 +164,15 @@ static int feox_vt_connect(sqlite3 *db, void *aux, int argc, const char *const *
     return feox_init_vtab(db, aux, argc, argv, out, err, false);
 }
 
-/* xDisconnect: this connection's vtab object goes away; the store stays attached. */
+/* xDisconnect: this connection's vtab object goes away; the store stays attached, unless another
+ * connection dropped the table (then this connection lets go of the store too). */
 static int feox_vt_disconnect(sqlite3_vtab *tab)
 {
-    vtab_free((feox_vtab *)tab);
+    feox_vtab *vt = (feox_vtab *)tab;
+    if (vt->entry != NULL && vt->conn != NULL && feox_registry_is_dropped(vt->entry)) {
+        feox_conn_detach_entry(vt->conn, vt->entry);
+    }
+    vtab_free(vt);
     return SQLITE_OK;
 }
 
@@ -161,7 +180,7 @@ static int feox_vt_disconnect(sqlite3_vtab *tab)
 static int feox_vt_destroy(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
-    feox_registry_drop(vt->entry);
+    feox_registry_drop(vt->entry, feox_conn_entry_refs(vt->conn, vt->entry));
     feox_conn_detach(vt->conn, vt->schema, vt->name);
     vtab_free(vt);
     return SQLITE_OK;
@@ -181,7 +200,7 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
     }
     if (rc == SQLITE_OK) {
         int mine = feox_conn_entry_refs(vt->conn, vt->entry);
-        rc = feox_registry_rename(vt->entry, &loc, &vt->options, mine, &err);
+        rc = feox_registry_rename(vt->entry, vt->name, &loc, &vt->options, mine, &err);
     }
     if (rc == SQLITE_OK) {
         feox_conn_rename(vt->conn, vt->schema, vt->name, new_name, loc.share_key);
@@ -226,6 +245,11 @@ static int feox_vt_commit(sqlite3_vtab *tab)
 static int feox_vt_rollback(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
+    if (feox_vtab_check_store(vt) != SQLITE_OK) {
+        feox_journal_clear(&vt->journal);
+        vt->in_txn = false;
+        return SQLITE_CANTOPEN;
+    }
     feox_err e = feox_journal_undo_to(&vt->journal, vt->entry->store, 0);
     feox_journal_clear(&vt->journal);
     vt->in_txn = false;
@@ -250,6 +274,9 @@ static int feox_vt_release(sqlite3_vtab *tab, int level)
 static int feox_vt_rollback_to(sqlite3_vtab *tab, int level)
 {
     feox_vtab *vt = (feox_vtab *)tab;
+    if (feox_vtab_check_store(vt) != SQLITE_OK) {
+        return SQLITE_CANTOPEN;
+    }
     feox_err e = feox_journal_rollback_to(&vt->journal, vt->entry->store, level);
     return e == FEOX_OK ? SQLITE_OK : feox_vtab_engine_error(vt, e);
 }

@@ -116,9 +116,10 @@ static void test_value_types(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('i', 42), ('r', 2.5), ('t', 'hello'), "
-                "('b', x'00ff'), ('n', NULL), ('et', ''), ('eb', x''), ('big', 9223372036854775807),"
-                "('neg', -7), ('j', '{\"a\":{\"b\":3}}')");
+    exec_ok(db,
+            "INSERT INTO kv(key, value) VALUES ('i', 42), ('r', 2.5), ('t', 'hello'), "
+            "('b', x'00ff'), ('n', NULL), ('et', ''), ('eb', x''), ('big', 9223372036854775807),"
+            "('neg', -7), ('j', '{\"a\":{\"b\":3}}')");
     expect(db, "SELECT key, typeof(value), quote(value) FROM kv ORDER BY key",
            "b|blob|X'00FF',big|integer|9223372036854775807,eb|blob|X'',et|text|'',"
            "i|integer|42,j|text|'{\"a\":{\"b\":3}}',n|null|NULL,neg|integer|-7,r|real|2.5,"
@@ -287,8 +288,9 @@ static void test_functions(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    expect(db, "SELECT feox_incr('kv', 'visits', 1), feox_incr('kv', 'visits', 1), "
-               "feox_incr('main.kv', 'visits', 40)",
+    expect(db,
+           "SELECT feox_incr('kv', 'visits', 1), feox_incr('kv', 'visits', 1), "
+           "feox_incr('main.kv', 'visits', 40)",
            "1|2|42");
     expect(db, "SELECT value, typeof(value) FROM kv WHERE key = 'visits'", "42|integer");
     expect(db, "SELECT feox_incr('kv', 'visits', 9223372036854775807)", "9223372036854775807");
@@ -321,22 +323,25 @@ static void test_functions(void **state)
     /* patch */
     exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('user:1', "
                 "'{\"name\":\"Ada\",\"age\":36,\"id\":9007199254740993}', 900)");
-    expect(db, "SELECT feox_patch('kv', 'user:1', "
-               "'[{\"op\":\"replace\",\"path\":\"/age\",\"value\":38}]')",
+    expect(db,
+           "SELECT feox_patch('kv', 'user:1', "
+           "'[{\"op\":\"replace\",\"path\":\"/age\",\"value\":38}]')",
            "{\"name\":\"Ada\",\"age\":38,\"id\":9007199254740993}");
     expect(db, "SELECT json_extract(value, '$.age'), ttl > 890 FROM kv WHERE key = 'user:1'",
            "38|1");
     exec_fails(db, "SELECT feox_patch('kv', 'nobody', '[]')", SQLITE_ERROR, NULL);
-    exec_fails(db, "SELECT feox_patch('kv', 'user:1', '[{\"op\":\"test\",\"path\":\"/age\","
-                   "\"value\":1}]')",
+    exec_fails(db,
+               "SELECT feox_patch('kv', 'user:1', '[{\"op\":\"test\",\"path\":\"/age\","
+               "\"value\":1}]')",
                SQLITE_ERROR, NULL);
     expect(db, "SELECT json_extract(value, '$.age') FROM kv WHERE key = 'user:1'", "38");
     /* stats, flush, check */
     expect(db, "SELECT json_extract(feox_stats('kv'), '$.len') = (SELECT count(*) FROM kv)", "1");
-    expect(db, "SELECT json_type(feox_stats('kv'), '$.memory_usage'), "
-               "json_extract(feox_stats('kv'), '$.max_memory'), "
-               "json_extract(feox_stats('kv'), '$.increments') > 0, "
-               "json_extract(feox_stats('kv'), '$.cas_success') > 0",
+    expect(db,
+           "SELECT json_type(feox_stats('kv'), '$.memory_usage'), "
+           "json_extract(feox_stats('kv'), '$.max_memory'), "
+           "json_extract(feox_stats('kv'), '$.increments') > 0, "
+           "json_extract(feox_stats('kv'), '$.cas_success') > 0",
            "integer|0|1|1");
     expect(db, "SELECT feox_flush('kv'), feox_check('kv')", "1|ok");
     sqlite3_close(db);
@@ -348,9 +353,10 @@ static void test_functions_in_transactions(void **state)
     sqlite3 *db = mem_db_with_kv();
     exec_ok(db, "INSERT INTO kv(key, value) VALUES ('n', 1), ('j', '{\"a\":1}'), ('c', 'x')");
     exec_ok(db, "BEGIN");
-    expect(db, "SELECT feox_incr('kv', 'n', 5), feox_incr('kv', 'new', 1), "
-               "feox_cas('kv', 'c', 'x', 'y'), "
-               "feox_patch('kv', 'j', '[{\"op\":\"add\",\"path\":\"/b\",\"value\":2}]')",
+    expect(db,
+           "SELECT feox_incr('kv', 'n', 5), feox_incr('kv', 'new', 1), "
+           "feox_cas('kv', 'c', 'x', 'y'), "
+           "feox_patch('kv', 'j', '[{\"op\":\"add\",\"path\":\"/b\",\"value\":2}]')",
            "6|1|1|{\"a\":1,\"b\":2}");
     exec_ok(db, "ROLLBACK");
     expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "c=x,j={\"a\":1},n=1");
@@ -383,6 +389,17 @@ static void test_functions_in_transactions(void **state)
                "UNIQUE constraint failed: kv.key");
     exec_ok(db, "COMMIT");
     expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "c=x,j={\"a\":1},n=2,s0=0");
+    /* a rollback restores the exact version: value, type, timestamp and expiry instant */
+    exec_ok(db, "INSERT INTO kv(key, value, ttl, ts) VALUES ('w', 7, 500, 1000)");
+    sqlite3_int64 ttl_before = query_int(db, "SELECT ttl FROM kv WHERE key = 'w'");
+    exec_ok(db, "BEGIN");
+    exec_ok(db, "UPDATE kv SET value = 'v2', ts = 5000, ttl = NULL WHERE key = 'w'");
+    exec_ok(db, "DELETE FROM kv WHERE key = 'w'");
+    exec_ok(db, "ROLLBACK");
+    expect(db, "SELECT value, typeof(value), ts FROM kv WHERE key = 'w'", "7|integer|1000");
+    assert_true(query_int(db, "SELECT ttl FROM kv WHERE key = 'w'") >= ttl_before - 1);
+    exec_ok(db, "UPDATE kv SET value = 8, ts = 2000 WHERE key = 'w'");
+    expect(db, "SELECT value, ts FROM kv WHERE key = 'w'", "8|2000");
     sqlite3_close(db);
 }
 
@@ -391,35 +408,35 @@ static void test_options(void **state)
     (void)state;
     sqlite3 *db = open_db(":memory:");
     exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(colour='red')", SQLITE_ERROR,
-               "feox: unknown option 'colour'");
+               "feox: t: unknown option 'colour'");
     exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(max_memory='lots')", SQLITE_ERROR,
-               "feox: bad value 'lots' for option 'max_memory' (expected a size such as "
+               "feox: t: bad value 'lots' for option 'max_memory' (expected a size such as "
                "1048576, '512MB' or '1GiB')");
     exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(sync='sometimes')", SQLITE_ERROR,
-               "feox: bad value 'sometimes' for option 'sync' (expected off, normal or full)");
+               "feox: t: bad value 'sometimes' for option 'sync' (expected off, normal or full)");
     exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(keytype=integer)", SQLITE_ERROR,
-               "feox: bad value 'integer' for option 'keytype' (expected text or blob)");
+               "feox: t: bad value 'integer' for option 'keytype' (expected text or blob)");
     exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(ttl_sweep_interval=-1)", SQLITE_ERROR,
-               "feox: bad value '-1' for option 'ttl_sweep_interval' (expected a number of "
+               "feox: t: bad value '-1' for option 'ttl_sweep_interval' (expected a number of "
                "milliseconds)");
     exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(sync=off, sync=full)", SQLITE_ERROR,
-               "feox: option 'sync' given twice");
+               "feox: t: option 'sync' given twice");
     exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(path)", SQLITE_ERROR,
-               "feox: option 'path' needs a value (name=value)");
+               "feox: t: option 'path' needs a value (name=value)");
     exec_ok(db, "CREATE VIRTUAL TABLE m1 USING feox(max_memory='512MB')");
     exec_ok(db, "CREATE VIRTUAL TABLE m2 USING feox(max_memory=\"512MiB\", sync=off)");
     exec_ok(db, "CREATE VIRTUAL TABLE m3 USING feox(max_memory=4096, ttl_sweep_interval=0, "
                 "keytype='BLOB', flush_interval=10)");
     exec_ok(db, "CREATE VIRTUAL TABLE m4 USING feox(max_memory='1GiB', sync='full', "
                 "ttl_sweep_interval=20, path=':memory:')");
-    expect(db, "SELECT json_extract(feox_stats('m1'), '$.max_memory'), "
-               "json_extract(feox_stats('m2'), '$.max_memory'), "
-               "json_extract(feox_stats('m3'), '$.max_memory'), "
-               "json_extract(feox_stats('m4'), '$.max_memory')",
+    expect(db,
+           "SELECT json_extract(feox_stats('m1'), '$.max_memory'), "
+           "json_extract(feox_stats('m2'), '$.max_memory'), "
+           "json_extract(feox_stats('m3'), '$.max_memory'), "
+           "json_extract(feox_stats('m4'), '$.max_memory')",
            "512000000|536870912|4096|1073741824");
     /* max_memory is enforced: OutOfMemory is SQLITE_FULL and nothing is half-written */
-    exec_fails(db, "INSERT INTO m3(key, value) VALUES ('big', zeroblob(10000))", SQLITE_FULL,
-               NULL);
+    exec_fails(db, "INSERT INTO m3(key, value) VALUES ('big', zeroblob(10000))", SQLITE_FULL, NULL);
     expect(db, "SELECT count(*) FROM m3", "0");
     sqlite3_close(db);
 }
@@ -471,6 +488,25 @@ static void test_files_and_sharing(void **state)
     sqlite3_close(a);
     a = open_db(dbpath);
     expect(a, "SELECT group_concat(key) FROM kv2", "after,k");
+    /* DROP while another connection still uses the table: the store is emptied, that
+     * connection's statements fail cleanly, a new table of the same name starts empty, and the
+     * file goes with the last connection */
+    sqlite3 *b2 = open_db(dbpath);
+    expect(b2, "SELECT count(*) FROM kv2", "2");
+    exec_ok(a, "DROP TABLE kv2");
+    exec_fails(b2, "SELECT count(*) FROM kv2", SQLITE_ERROR, "no such table: kv2");
+    exec_ok(a, "CREATE VIRTUAL TABLE gone USING feox");
+    expect(b2, "SELECT count(*) FROM gone", "0");
+    exec_ok(a, "DROP TABLE gone");
+    snprintf(sql, sizeof sql, "%s/app.db-gone.feox", tmpdir);
+    sqlite3_close(b2); /* b2 held the dropped store: its files go now */
+    assert_false(file_exists(sql));
+    b2 = open_db(dbpath);
+    exec_ok(a, "CREATE VIRTUAL TABLE kv2 USING feox");
+    expect(b2, "SELECT count(*) FROM kv2", "0");
+    exec_ok(b2, "INSERT INTO kv2(key, value) VALUES ('x', 1)");
+    sqlite3_close(b2);
+    expect(a, "SELECT group_concat(key) FROM kv2", "x");
     /* DROP removes the store files */
     exec_ok(a, "DROP TABLE kv2");
     exec_ok(a, "DROP TABLE rel");
@@ -486,11 +522,41 @@ static void test_files_and_sharing(void **state)
     unlink(dbpath);
 }
 
-/* EXPLAIN QUERY PLAN of SELECT * FROM kv WHERE <where> shows "INDEX <n>:<plan>". */
-static void expect_plan(sqlite3 *db, const char *where, const char *plan)
+static void test_schemas(void **state)
+{
+    (void)state;
+    char main_db[512], aux_db[512], aux_store[512], sql[1200];
+    snprintf(main_db, sizeof main_db, "%s/main.db", tmpdir);
+    snprintf(aux_db, sizeof aux_db, "%s/aux.db", tmpdir);
+    snprintf(aux_store, sizeof aux_store, "%s/aux.db-t.feox", tmpdir);
+    sqlite3 *db = open_db(main_db);
+    snprintf(sql, sizeof sql, "ATTACH '%s' AS aux", aux_db);
+    exec_ok(db, sql);
+    exec_ok(db, "CREATE VIRTUAL TABLE aux.t USING feox");
+    assert_true(file_exists(aux_store));
+    exec_ok(db, "CREATE VIRTUAL TABLE main.t USING feox(path=':memory:')");
+    exec_ok(db, "CREATE VIRTUAL TABLE temp.t USING feox");
+    /* unqualified names resolve as SQLite does: temp first */
+    expect(db,
+           "SELECT feox_incr('t', 'n', 1), feox_incr('main.t', 'n', 10), "
+           "feox_incr('aux.t', 'n', 100)",
+           "1|10|100");
+    expect(db,
+           "SELECT (SELECT value FROM temp.t), (SELECT value FROM main.t), "
+           "(SELECT value FROM aux.t)",
+           "1|10|100");
+    exec_fails(db, "SELECT feox_incr('nosuch.t', 'n', 1)", SQLITE_ERROR, NULL);
+    exec_ok(db, "DROP TABLE aux.t");
+    assert_false(file_exists(aux_store));
+    exec_ok(db, "DROP TABLE main.t");
+    sqlite3_close(db);
+}
+
+/* EXPLAIN QUERY PLAN of SELECT * FROM kv <tail> shows "INDEX <n>:<plan>". */
+static void expect_plan(sqlite3 *db, const char *tail, const char *plan)
 {
     char sql[256], want[256];
-    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN SELECT * FROM kv WHERE %s", where);
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN SELECT * FROM kv %s", tail);
     char *got = query(db, sql);
     snprintf(want, sizeof want, ":%s", plan);
     const char *colon = strstr(got, ":");
@@ -509,25 +575,38 @@ static void test_query_plans(void **state)
         const char *where;
         const char *plan;
     } cases[] = {
-        {"key = ?", "hash lookup key=?"},
-        {"key IN ('a', 'b')", "hash lookup key IN(...)"},
-        {"key > ? AND key <= ?", "ordered scan key>? AND key<=?"},
-        {"key <= ? AND key > ?", "ordered scan key<=? AND key>?"},
-        {"key BETWEEN 'a' AND 'b' ORDER BY key DESC LIMIT 10",
+        {"WHERE key = ?", "hash lookup key=?"},
+        {"WHERE key IN ('a', 'b')", "hash lookup key IN(...)"},
+        {"WHERE key > ? AND key <= ?", "ordered scan key>? AND key<=?"},
+        {"WHERE key <= ? AND key > ?", "ordered scan key<=? AND key>?"},
+        {"WHERE key BETWEEN 'a' AND 'b'", "ordered scan key>=? AND key<=?"},
+        {"WHERE key >= 'a' AND key <= 'b' ORDER BY key DESC LIMIT 10",
          "ordered scan key>=? AND key<=? DESC LIMIT"},
-        {"key GLOB 'user:*'", "ordered scan key>=? AND key<?"},
-        {"key LIKE 'user:%'", "full scan"},
-        {"key = 'A' COLLATE NOCASE", "full scan"},
-        {"1 ORDER BY key LIMIT 5 OFFSET 2", "full scan ASC LIMIT OFFSET"},
-        {"value = 1 LIMIT 5", "full scan"},
-        {"1 ORDER BY value LIMIT 5", "full scan"},
-        {"key > 'a' ORDER BY key DESC", "ordered scan key>? DESC"},
+        {"WHERE key GLOB 'user:*'", "ordered scan key>=? AND key<?"},
+        {"WHERE key LIKE 'user:%'", "full scan"},
+        {"WHERE key = 'A' COLLATE NOCASE", "full scan"},
+        {"ORDER BY key LIMIT 5 OFFSET 2", "full scan ASC LIMIT OFFSET"},
+        {"WHERE value = 1 LIMIT 5", "full scan"},
+        {"ORDER BY value LIMIT 5", "full scan"},
+        {"WHERE key > 'a' ORDER BY key DESC", "ordered scan key>? DESC"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         expect_plan(db, cases[i].where, cases[i].plan);
     }
     exec_ok(db, "PRAGMA case_sensitive_like = ON");
-    expect_plan(db, "key LIKE 'user:%'", "ordered scan key>=? AND key<?");
+    expect_plan(db, "WHERE key LIKE 'user:%'", "ordered scan key>=? AND key<?");
+    /* LIMIT/OFFSET next to a row value, which SQLite re-checks after the vtab: still exact */
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 1), ('c', 5), ('d', 5), "
+                "('e', 5)");
+    expect(db, "SELECT key FROM kv WHERE (key, value) > ('b', 2) ORDER BY key LIMIT 2", "c,d");
+    expect(db, "SELECT key FROM kv WHERE (key, value) >= ('a', 2) LIMIT 2 OFFSET 1", "c,d");
+    expect(db, "SELECT key FROM kv WHERE key >= 'b' ORDER BY key DESC LIMIT 2 OFFSET 1", "d,c");
+    expect(db, "SELECT key FROM kv WHERE key > 'a' ORDER BY key DESC LIMIT 2 OFFSET 1", "d,c");
+    expect(db, "SELECT key FROM kv ORDER BY key LIMIT 2 OFFSET 3", "d,e");
+    expect(db,
+           "SELECT key FROM kv WHERE key IN ('e', 'a', 'c') ORDER BY key DESC LIMIT 1 "
+           "OFFSET 1",
+           "c");
     sqlite3_close(db);
 }
 
@@ -541,11 +620,20 @@ static void test_writes_during_scans(void **state)
     expect(db, "SELECT count(*), sum(x) FROM (SELECT feox_incr('kv', key, 1) AS x FROM kv)",
            "500|125750");
     /* a scan that inserts new keys ahead of itself still terminates and sees no key twice */
-    expect(db, "SELECT count(*), count(DISTINCT key) FROM (SELECT key, "
-               "feox_incr('kv', key || 'z', 1) FROM kv WHERE key < 'k0100')",
-           "99|99");
+    expect(db,
+           "SELECT count(*), count(DISTINCT key), sum(x) FROM (SELECT key, "
+           "feox_incr('kv', key || 'z', 1) AS x FROM kv WHERE key < 'k0100' "
+           "AND key NOT LIKE '%z')",
+           "99|99|99");
+    expect(db, "SELECT count(*) FROM kv WHERE key GLOB '*z'", "99");
     exec_ok(db, "UPDATE kv SET value = value + 1 WHERE key >= 'k0400'");
-    expect(db, "SELECT sum(value) FROM kv WHERE key >= 'k0400' AND key < 'k0500'", "15250");
+    expect(db, "SELECT sum(value) FROM kv WHERE key >= 'k0400' AND key < 'k0500'", "45150");
+    /* the same scan descending */
+    expect(db,
+           "SELECT count(*), sum(x) FROM (SELECT key, feox_incr('kv', key || 'y', 1) AS x "
+           "FROM kv WHERE key >= 'k0200' AND key < 'k0300' AND key NOT GLOB '*[yz]' "
+           "ORDER BY key DESC)",
+           "100|100");
     sqlite3_close(db);
 }
 
@@ -578,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_functions_in_transactions),
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_files_and_sharing),
+        cmocka_unit_test(test_schemas),
         cmocka_unit_test(test_query_plans),
         cmocka_unit_test(test_writes_during_scans),
     };
