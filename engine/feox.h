@@ -24,8 +24,8 @@
  *   - Expiry is an absolute instant; a record is expired when now > expires_at. Expired records are
  *     absent on every path (get, size, contains, len, range, cursor, CAS, incr, patch, delete,
  *     update_ttl). A background sweeper reclaims them.
- *   - Every function is thread-safe. Reads never take a lock. Every error leaves the store
- *     unchanged. A failing call may leave a human-readable detail in feox_error_detail().
+ *   - Every function is thread-safe. Point reads, range queries and cursors never take a lock
+ *     (feox_len does: see there). Every error leaves the store unchanged. A failing call may leave a human-readable detail in feox_error_detail().
  */
 #ifndef FEOX_H
 #define FEOX_H
@@ -339,7 +339,9 @@ void feox_cursor_close(feox_cursor *c); /* NULL is a no-op */
  * Size and statistics
  * ------------------------------------------------------------------------------------------- */
 
-/* Exact number of live (unexpired) keys. */
+/* Exact number of live (unexpired) keys. To be exact it first removes the keys that expired since
+ * the sweeper last ran (taking each hash shard's writer lock briefly; counted as lazy expiry), so
+ * its cost is the number of newly expired keys, never the size of the table. */
 uint64_t feox_len(feox_store *store);
 bool feox_is_empty(feox_store *store);
 

@@ -1,7 +1,7 @@
 """Shared helpers for the feox Python tests (stdlib unittest, /usr/bin/python3's sqlite3).
 
 FEOX_EXT names the extension without its ".so" suffix (make python-tests sets it to
-<build dir>/feox); the default is <repo>/build/feox.
+<build dir>/feox); the default is <repo>/$B/feox with B defaulting to "build".
 """
 import os
 import shutil
@@ -11,7 +11,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-EXT = os.path.abspath(os.environ.get("FEOX_EXT") or os.path.join(REPO, "build", "feox"))
+EXT = os.path.abspath(os.environ.get("FEOX_EXT")
+                      or os.path.join(REPO, os.environ.get("B") or "build", "feox"))
 SQLITE3_SHELL = shutil.which("sqlite3") or "/usr/bin/sqlite3"
 
 if not hasattr(sqlite3.Connection, "enable_load_extension"):

@@ -247,6 +247,29 @@ class PersistenceTest(TempDirTestCase):
         # the store stays open for b
         self.assertEqual(b.execute("SELECT count(*) FROM kv").fetchone(), (2,))
         b.close()
+        # the memory table vanished with the last connection; the file table did not
+        c = connect(db)
+        self.assertEqual(c.execute("SELECT count(*) FROM mem").fetchone(), (0,))
+        self.assertEqual(c.execute("SELECT count(*) FROM kv").fetchone(), (2,))
+        c.close()
+
+    def test_other_connections_see_uncommitted_changes(self):
+        # SPEC §2: the undo journal is per connection, there is no isolation between connections
+        db = self.path("iso.db")
+        a = connect(db)
+        a.execute("CREATE VIRTUAL TABLE kv USING feox")
+        a.execute("INSERT INTO kv(key, value) VALUES ('k', 'committed')")
+        b = connect(db)
+        a.execute("BEGIN")
+        a.execute("INSERT INTO kv(key, value) VALUES ('new', 1)")
+        a.execute("UPDATE kv SET value = 'uncommitted' WHERE key = 'k'")
+        self.assertEqual(b.execute("SELECT key, value FROM kv ORDER BY key").fetchall(),
+                         [("k", "uncommitted"), ("new", 1)])
+        a.execute("ROLLBACK")
+        self.assertEqual(b.execute("SELECT key, value FROM kv ORDER BY key").fetchall(),
+                         [("k", "committed")])
+        a.close()
+        b.close()
 
     def test_other_process_cannot_open_a_held_store(self):
         db = self.path("held.db")

@@ -94,10 +94,24 @@ SELECT 'stats-after-delete', json_extract(feox_stats('small'), '$.len');
 -- feox_flush: no error, in memory mode a no-op
 SELECT 'flush' FROM (SELECT feox_flush('kv'));
 
+-- a function writing into the table that is being scanned: every scanned row exactly once
+-- (the new keys sort before the cursor), and a two-pass UPDATE calling a function
+CREATE VIRTUAL TABLE sc USING feox;
+INSERT INTO sc(key, value) VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4), ('e', 5);
+SELECT 'scan-write', group_concat(key || ':' || n, ' ') FROM (SELECT key, feox_incr('sc', 'A' || key, 10) AS n FROM sc ORDER BY key);
+SELECT 'scan-write-desc', group_concat(key, ' ') FROM (SELECT key, feox_incr('sc', 'z' || key, 1) AS n FROM sc WHERE key < 'z' ORDER BY key DESC);
+SELECT 'scan-write-after', count(*) FROM sc;
+SELECT 'scan-cas', group_concat(key || ':' || swapped, ' ') FROM (SELECT key, feox_cas('sc', 'A' || key, 10, 11) AS swapped FROM sc WHERE key GLOB '[a-e]' ORDER BY key);
+DELETE FROM sc WHERE key GLOB 'z*';
+UPDATE sc SET value = feox_incr('sc', 'ctr', 1) WHERE key GLOB '[a-e]';
+SELECT 'update-with-incr', group_concat(key || '=' || value, ' ') FROM (SELECT key, value FROM sc WHERE key GLOB '[a-e]' OR key = 'ctr' ORDER BY key);
+
 -- name resolution and argument errors
 SELECT feox_incr('nope', 'k', 1);
 CREATE TABLE plain(x);
 SELECT feox_incr('plain', 'k', 1);
+CREATE TABLE plain2(key, value);
+SELECT feox_incr('plain2', 'k', 1);
 SELECT feox_cas('temp.kv', 'k', 1, 2);
 SELECT feox_stats('nope');
 SELECT feox_incr('kv', NULL, 1);

@@ -79,6 +79,8 @@ SELECT 'in-and-range', group_concat(key, ' ') FROM (SELECT key FROM r WHERE key 
 SELECT 'not-in', group_concat(key, ' ') FROM (SELECT key FROM r WHERE key NOT IN ('a', 'b', 'c') ORDER BY key);
 SELECT 'or-eq', group_concat(key, ' ') FROM (SELECT key FROM r WHERE key = 'c' OR key = 'e' ORDER BY key);
 SELECT 'or-range', group_concat(key, ' ') FROM (SELECT key FROM r WHERE key < 'b' OR key > 'f' ORDER BY key);
+SELECT 'or-limit', group_concat(key, ' ') FROM (SELECT key FROM r WHERE key = 'e' OR key = 'c' ORDER BY key LIMIT 1);
+SELECT 'or-limit-desc', group_concat(key, ' ') FROM (SELECT key FROM r WHERE key < 'c' OR key >= 'f' ORDER BY key DESC LIMIT 3);
 SELECT 'or-mixed', group_concat(key, ' ') FROM (SELECT key FROM r WHERE key = 'd' OR value > 6 OR key <= 'a' ORDER BY key);
 
 -- prefixes: GLOB is case-sensitive, LIKE is not (unless case_sensitive_like)

@@ -16,10 +16,11 @@
 #      separate process:   sqlite3 -bail -cmd ".load $FEOX_EXT" DB < session
 #      so everything a session leaves in files must survive the process exit. Between two
 #      sessions the line "-- reopen" is written to the output, so the .expected mirrors the .sql.
+#      Shell settings such as ".bail off" do not carry over: each session sets its own.
 #    - DB is ":memory:" unless the file has a line "-- db: FILE" (e.g. "-- db: test.db"), in
 #      which case every session opens that database file in the temporary directory.
 #    - stdout and stderr are compared together with NAME.expected (diff -u). Files that test
-#      errors say ".bail off" first. Two normalisations keep outputs stable when the .sql is
+#      errors say ".bail off" first. Three normalisations keep outputs stable when the .sql is
 #      edited: "Parse error near line N:" becomes "Parse error:" (same for "Runtime error"),
 #      the temporary directory's path is written as "$TMPDIR", and the idxNum in EXPLAIN QUERY
 #      PLAN lines ("VIRTUAL TABLE INDEX 25:ordered scan key>?") becomes "N": it is an internal
@@ -45,7 +46,8 @@ command -v "$SQLITE3" >/dev/null || { echo "run.sh: $SQLITE3 not found" >&2; exi
 [ -f "$ext.so" ] || { echo "run.sh: extension $ext.so not found (set FEOX_EXT)" >&2; exit 1; }
 
 export FEOX_EXT=$ext SQLITE3
-work=$(mktemp -d "${TMPDIR:-/tmp}/feox-sqltest.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/feox-sqltest.XXXXXX") || exit 1
+work=$(cd "$work" && pwd -P) # the canonical path, as the extension reports it in messages
 trap 'rm -rf "$work"' EXIT
 
 want() { # want NAME: is NAME selected by the command line (no arguments = all)?

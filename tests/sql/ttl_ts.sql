@@ -87,6 +87,12 @@ SELECT 'ts-ignore-rows', key, value, ts FROM kv WHERE key IN ('w', 'x') ORDER BY
 -- without OR IGNORE the whole statement fails and changes nothing
 UPDATE kv SET value = 'both2', ts = 2800 WHERE key IN ('w', 'x');
 SELECT 'ts-abort-rows', key, value, ts FROM kv WHERE key IN ('w', 'x') ORDER BY key;
+-- a failing multi-row statement restores the timestamps of the rows it had already changed
+INSERT INTO kv(key, value, ts) VALUES ('sa', 'v', 1000), ('sb', 'v', 1000);
+UPDATE kv SET value = 'v2', ts = CASE key WHEN 'sa' THEN 5000 ELSE 500 END WHERE key >= 'sa' AND key <= 'sb';
+SELECT 'ts-statement-rollback', key, value, ts FROM kv WHERE key IN ('sa', 'sb') ORDER BY key;
+UPDATE kv SET value = 'v3', ts = 2000 WHERE key = 'sa';
+SELECT 'ts-after-statement-rollback', value, ts FROM kv WHERE key = 'sa';
 -- an UPDATE that does not assign ts gets an automatic one, newer than the explicit one
 UPDATE kv SET value = 'auto' WHERE key = 'w';
 SELECT 'ts-auto', value, ts > 3000, abs(ts / 1000000000 - unixepoch()) <= 10 FROM kv WHERE key = 'w';

@@ -27,7 +27,7 @@ if ! command -v valgrind >/dev/null 2>&1; then
 fi
 [ -f "$ext.so" ] || { echo "valgrind.sh: extension $ext.so not found (set FEOX_EXT)" >&2; exit 1; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/feox-valgrind.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/feox-valgrind.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 

