@@ -119,8 +119,8 @@ static feox_err emit(rewrite *rw, uint8_t op, const void *key, uint32_t key_len,
     if (err)
         return err;
     uint64_t offset = rw->out_off;
-    feox_log_record_encode(rw->out.data + rw->out.len, rw->file_id, offset, op, key, key_len,
-                           value, value_len, tag, ts_ns, expires_at_ns);
+    feox_log_record_encode(rw->out.data + rw->out.len, rw->file_id, offset, op, key, key_len, value,
+                           value_len, tag, ts_ns, expires_at_ns);
     rw->out.len += size;
     rw->out_off += size;
     if (op == FEOX_LOG_PUT && old_location) {
@@ -152,8 +152,8 @@ static int copy_live(void *ctx, const feox_entry *e, const feox_record *r)
         value = cold;
     }
     if (!rw->err)
-        rw->err = emit(rw, FEOX_LOG_PUT, e->key, e->key_len, value, r->value_len, r->tag,
-                       r->ts_ns, r->expires_at_ns, location);
+        rw->err = emit(rw, FEOX_LOG_PUT, e->key, e->key_len, value, r->value_len, r->tag, r->ts_ns,
+                       r->expires_at_ns, location);
     rw->live_bytes += feox_log_record_size(e->key_len, r->value_len);
     feox_mem_free(cold);
     return rw->err != FEOX_OK;
@@ -164,8 +164,7 @@ static feox_err copy_tail(void *ctx, const feox_log_record *rec)
 {
     rewrite *rw = ctx;
     return emit(rw, rec->op, rec->key, rec->key_len, rec->value, rec->value_len, rec->tag,
-                rec->ts_ns, rec->expires_at_ns,
-                feox_log_location(rw->old_generation, rec->offset));
+                rec->ts_ns, rec->expires_at_ns, feox_log_location(rw->old_generation, rec->offset));
 }
 
 static feox_err copy_tail_range(rewrite *rw, int old_fd, uint64_t old_file_id, uint64_t from,
@@ -203,7 +202,8 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
 {
     feox_log_backend *b = rw->b;
     uint8_t header[FEOX_LOG_HEADER_SIZE];
-    feox_log_header_encode(header, rw->file_id, b->hooks.now_ns ? b->hooks.now_ns(b->hooks.ctx) : 0);
+    feox_log_header_encode(header, rw->file_id,
+                           b->hooks.now_ns ? b->hooks.now_ns(b->hooks.ctx) : 0);
     feox_err err = reserve(&rw->out, FEOX_LOG_HEADER_SIZE);
     if (err)
         return err;
@@ -227,6 +227,9 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
     pthread_mutex_unlock(&b->mu);
     if ((err = copy_tail_range(rw, old_fd, old_file_id, rw->start, mid)))
         return err;
+    /* Sync the bulk now, so the fsync done while appenders wait covers only the last tail. */
+    if (feox_io_fsync(rw->fd) != 0)
+        return feox_log_io_error(b, "compaction: cannot fsync the rewrite of", errno);
 
     /* Phase B: stop appenders, push the last buffered records to the old file, copy them. */
     pthread_mutex_lock(&b->mu);
@@ -271,7 +274,7 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
      * counting it as live would hold off the next compaction. */
     b->live_bytes = rw->live_bytes;
     b->stats.compactions++;
-    b->stats.fsyncs += 2;
+    b->stats.fsyncs += 3;
     if (!dir_synced) {
         b->degraded = true;
         b->stats.io_errors++;
@@ -338,8 +341,8 @@ feox_err feox_log_compact(feox_backend *base)
     } else {
         for (size_t i = 0; i < rw.moves_len; i++) {
             const relocation *m = &rw.moves[i];
-            b->hooks.relocate(b->hooks.ctx, rw.keys.data + m->key_at, m->key_len,
-                              m->old_location, m->new_location);
+            b->hooks.relocate(b->hooks.ctx, rw.keys.data + m->key_at, m->key_len, m->old_location,
+                              m->new_location);
         }
         pthread_rwlock_wrlock(&b->fd_lock);
         close(b->old_fd);

@@ -11,7 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static int real_open(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
+static int real_open(const char *path, int flags, mode_t mode)
+{
+    return open(path, flags, mode);
+}
 
 static const feox_io_methods real_methods = {
     .open = real_open,
@@ -36,7 +39,10 @@ typedef struct injected_fault {
 static injected_fault faults[FEOX_IO_OP_COUNT];
 static uint64_t calls[FEOX_IO_OP_COUNT];
 
-void feox_io_set_methods(const feox_io_methods *m) { methods = m ? m : &real_methods; }
+void feox_io_set_methods(const feox_io_methods *m)
+{
+    methods = m ? m : &real_methods;
+}
 
 void feox_io_inject(feox_io_op op, uint64_t nth, int err, bool short_io, bool persistent)
 {
@@ -54,7 +60,10 @@ void feox_io_inject_reset(void)
         ck_pr_store_64(&faults[op].fail_at, 0);
 }
 
-uint64_t feox_io_calls(feox_io_op op) { return op < FEOX_IO_OP_COUNT ? ck_pr_load_64(&calls[op]) : 0; }
+uint64_t feox_io_calls(feox_io_op op)
+{
+    return op < FEOX_IO_OP_COUNT ? ck_pr_load_64(&calls[op]) : 0;
+}
 
 /* Count the call; return the fault to apply, or NULL. */
 static const injected_fault *take_fault(feox_io_op op)

@@ -87,7 +87,10 @@ typedef struct feox_log_backend {
     feox_log_counters stats; /* [mu] */
 } feox_log_backend;
 
-static inline feox_log_backend *feox_log_of(feox_backend *b) { return (feox_log_backend *)b; }
+static inline feox_log_backend *feox_log_of(feox_backend *b)
+{
+    return (feox_log_backend *)b;
+}
 
 static inline uint64_t feox_log_location(uint32_t generation, uint64_t offset)
 {
@@ -109,7 +112,7 @@ typedef struct feox_log_scan_result {
     uint64_t valid_end;       /* end of the last valid record (where appends may start) */
     uint64_t dropped_records; /* damaged records or garbage runs skipped */
     uint64_t dropped_bytes;
-    uint64_t first_damage;    /* offset of the first damage, 0 = none */
+    uint64_t first_damage; /* offset of the first damage, 0 = none */
 } feox_log_scan_result;
 typedef feox_err (*feox_log_visit_fn)(void *ctx, const feox_log_record *rec);
 /* Scan [start, end) of fd (records of file_id) in large chunks, calling visit (may be NULL) for
@@ -118,9 +121,8 @@ typedef feox_err (*feox_log_visit_fn)(void *ctx, const feox_log_record *rec);
 feox_err feox_log_scan(int fd, uint64_t file_id, uint64_t start, uint64_t end,
                        feox_log_visit_fn visit, void *ctx, feox_log_scan_result *out);
 /* The same over an image in memory (used by the fuzz target and by feox_log_scan's tests). */
-feox_err feox_log_scan_memory(const uint8_t *image, uint64_t file_id, uint64_t start,
-                              uint64_t end, feox_log_visit_fn visit, void *ctx,
-                              feox_log_scan_result *out);
+feox_err feox_log_scan_memory(const uint8_t *image, uint64_t file_id, uint64_t start, uint64_t end,
+                              feox_log_visit_fn visit, void *ctx, feox_log_scan_result *out);
 feox_err feox_log_replay(feox_backend *b, const feox_replay_sink *sink);
 feox_err feox_log_check(feox_backend *b, char *detail, size_t detail_len);
 

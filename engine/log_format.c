@@ -29,11 +29,17 @@ static uint32_t get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
 
 /* Binding the checksum to file id and offset makes a record image found anywhere else (inside a
  * value, in an older file, misplaced by the device) fail validation, which keeps resync safe. */
-static uint64_t record_seed(uint64_t file_id, uint64_t offset) { return file_id ^ offset; }
+static uint64_t record_seed(uint64_t file_id, uint64_t offset)
+{
+    return file_id ^ offset;
+}
 
 void feox_log_header_encode(uint8_t out[FEOX_LOG_HEADER_SIZE], uint64_t file_id,
                             uint64_t created_ns)
@@ -47,8 +53,7 @@ void feox_log_header_encode(uint8_t out[FEOX_LOG_HEADER_SIZE], uint64_t file_id,
     put_u64(out + 56, XXH3_64bits(out, 56));
 }
 
-feox_err feox_log_header_decode(const uint8_t *in, size_t len, const char *path,
-                                uint64_t *file_id)
+feox_err feox_log_header_decode(const uint8_t *in, size_t len, const char *path, uint64_t *file_id)
 {
     if (len < FEOX_LOG_HEADER_SIZE || memcmp(in, header_magic, sizeof header_magic) != 0)
         return feox_fail(FEOX_ERR_FORMAT, "%s: not a feox store file (bad magic)", path);
@@ -65,13 +70,15 @@ feox_err feox_log_header_decode(const uint8_t *in, size_t len, const char *path,
 
 bool feox_log_header_is_torn_prefix(const uint8_t *in, size_t len)
 {
-    if (len >= FEOX_LOG_HEADER_SIZE)
+    if (len > FEOX_LOG_HEADER_SIZE)
         return false;
     bool all_zero = true;
     for (size_t i = 0; i < len; i++)
         all_zero = all_zero && in[i] == 0;
     if (all_zero)
         return true;
+    if (len == FEOX_LOG_HEADER_SIZE)
+        return false; /* a whole header is judged by feox_log_header_decode */
     size_t n = len < sizeof header_magic ? len : sizeof header_magic;
     return memcmp(in, header_magic, n) == 0;
 }

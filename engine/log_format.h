@@ -39,10 +39,10 @@ void feox_log_header_encode(uint8_t out[FEOX_LOG_HEADER_SIZE], uint64_t file_id,
                             uint64_t created_ns);
 /* Validate a file header of len bytes. FEOX_OK with *file_id, or FORMAT / CORRUPT with a detail
  * naming path. */
-feox_err feox_log_header_decode(const uint8_t *in, size_t len, const char *path,
-                                uint64_t *file_id);
-/* True if the len bytes (len < FEOX_LOG_HEADER_SIZE) are a torn prefix of a header this build
- * writes (zeros or the magic's prefix): a crash during creation, safe to start over. */
+feox_err feox_log_header_decode(const uint8_t *in, size_t len, const char *path, uint64_t *file_id);
+/* True if a whole file of len bytes (len <= FEOX_LOG_HEADER_SIZE) is what a crash while creating
+ * it can leave: all zeros (size committed before the data), or a prefix of the magic. Such a
+ * file holds no record, so it is safe to start over. */
 bool feox_log_header_is_torn_prefix(const uint8_t *in, size_t len);
 
 /* Encode a record for file file_id at offset into out (feox_log_record_size bytes). */

@@ -49,8 +49,8 @@ static uint64_t monotonic_ns(void)
 
 feox_err feox_log_io_error(feox_log_backend *b, const char *what, int err)
 {
-    feox_err code = (err == ENOSPC || err == EFBIG || err == EDQUOT) ? FEOX_ERR_DISK_FULL
-                                                                      : FEOX_ERR_IO;
+    feox_err code =
+        (err == ENOSPC || err == EFBIG || err == EDQUOT) ? FEOX_ERR_DISK_FULL : FEOX_ERR_IO;
     return feox_fail(code, "%s %s: %s", what, b->path, strerror(err));
 }
 
@@ -205,8 +205,8 @@ static feox_err log_append_put(feox_backend *base, const void *key, uint32_t key
 {
     if (!rec || (rec->flags & FEOX_RECORD_COLD))
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "append of a record without its bytes");
-    return append_record(feox_log_of(base), FEOX_LOG_PUT, key, key_len, rec->value,
-                         rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns, location, seq);
+    return append_record(feox_log_of(base), FEOX_LOG_PUT, key, key_len, rec->value, rec->value_len,
+                         rec->tag, rec->ts_ns, rec->expires_at_ns, location, seq);
 }
 
 static feox_err log_append_delete(feox_backend *base, const void *key, uint32_t key_len,
@@ -295,8 +295,7 @@ static feox_err read_from_file(feox_log_backend *b, int fd, uint64_t file_id, ui
     return err;
 }
 
-static feox_err log_read_value(feox_backend *base, uint64_t location, void *buf,
-                               uint32_t value_len)
+static feox_err log_read_value(feox_backend *base, uint64_t location, void *buf, uint32_t value_len)
 {
     feox_log_backend *b = feox_log_of(base);
     uint32_t generation = (uint32_t)(location >> FEOX_LOG_OFFSET_BITS);
@@ -318,8 +317,8 @@ static feox_err log_read_value(feox_backend *base, uint64_t location, void *buf,
     else if (b->old_fd >= 0 && generation == b->old_generation)
         err = read_from_file(b, b->old_fd, b->old_file_id, offset, buf, value_len);
     else
-        err = feox_fail(FEOX_ERR_CORRUPT, "stale location %llx in %s",
-                        (unsigned long long)location, b->path);
+        err = feox_fail(FEOX_ERR_CORRUPT, "stale location %llx in %s", (unsigned long long)location,
+                        b->path);
     pthread_rwlock_unlock(&b->fd_lock);
     if (err == FEOX_OK)
         feox_value_cache_put(b->cache, location, buf, value_len);
@@ -356,12 +355,13 @@ static void *flusher_main(void *arg)
     feox_log_backend *b = arg;
     uint64_t interval_ns = (uint64_t)b->flush_interval_ms * 1000000u;
     uint64_t last_tick_ns = monotonic_ns();
+    bool failing = false; /* after a failed write, retry at the next tick, not in a loop */
     pthread_mutex_lock(&b->mu);
     while (!b->stopping) {
         uint64_t deadline_ns = last_tick_ns + interval_ns;
         struct timespec deadline = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
                                     .tv_nsec = (long)(deadline_ns % 1000000000u)};
-        if (b->active.len < BUFFER_KICK)
+        if (failing || b->active.len < BUFFER_KICK)
             pthread_cond_timedwait(&b->flusher_wake, &b->mu, &deadline);
         if (b->stopping)
             break;
@@ -374,11 +374,12 @@ static void *flusher_main(void *arg)
          * at the next one: window = interval + one write and fsync. */
         bool durable = b->sync == FEOX_SYNC_NORMAL && tick;
         bool work = b->active.len || b->pending.len || (durable && b->durable_seq < b->written_seq);
-        if (!work || b->degraded || !b->replayed)
+        if (!work || b->degraded || !b->replayed || (failing && !tick))
             continue;
         uint64_t seq = b->append_seq;
         pthread_mutex_unlock(&b->mu);
-        feox_log_sync_upto(b, seq, durable); /* errors are counted and reported by flush() */
+        /* Errors are counted in stats and reported by flush() and (buffer full) by appends. */
+        failing = feox_log_sync_upto(b, seq, durable) != FEOX_OK;
         feox_log_compactor_poke(b);
         pthread_mutex_lock(&b->mu);
     }
@@ -426,7 +427,8 @@ static feox_err log_close(feox_backend *base)
     feox_err err = FEOX_OK;
     pthread_mutex_lock(&b->mu);
     uint64_t seq = b->append_seq;
-    bool dirty = b->durable_seq < seq || b->durable_seq < b->written_seq;
+    /* A degraded backend reports it again here: nothing since the failed fsync is durable. */
+    bool dirty = b->durable_seq < seq || b->durable_seq < b->written_seq || b->degraded;
     pthread_mutex_unlock(&b->mu);
     if (dirty)
         err = feox_log_sync_upto(b, seq, true);
@@ -484,7 +486,9 @@ static feox_err read_header(feox_log_backend *b)
     if (have && feox_io_pread_all(b->fd, header, have, 0, &done) != 0)
         return errno ? feox_log_io_error(b, "cannot read the header of", errno)
                      : feox_fail(FEOX_ERR_IO, "%s shrank while opening", b->path);
-    if (have < sizeof header) {
+    bool whole_file_is_header = (uint64_t)st.st_size == sizeof header;
+    if (have < sizeof header ||
+        (whole_file_is_header && feox_log_header_is_torn_prefix(header, have))) {
         if (!feox_log_header_is_torn_prefix(header, have))
             return feox_fail(FEOX_ERR_FORMAT, "%s: not a feox store file (%zu bytes)", b->path,
                              have);
@@ -510,7 +514,8 @@ static bool init_sync_objects(feox_log_backend *b)
     if (pthread_condattr_init(&attr) != 0)
         return false;
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    bool ok = pthread_mutex_init(&b->mu, NULL) == 0 && pthread_mutex_init(&b->compact_mu, NULL) == 0 &&
+    bool ok = pthread_mutex_init(&b->mu, NULL) == 0 &&
+              pthread_mutex_init(&b->compact_mu, NULL) == 0 &&
               pthread_cond_init(&b->changed, &attr) == 0 &&
               pthread_cond_init(&b->flusher_wake, &attr) == 0 &&
               pthread_cond_init(&b->compactor_wake, &attr) == 0 &&
@@ -533,7 +538,8 @@ feox_err feox_backend_open_file(const feox_config *cfg, const feox_store_hooks *
     b->base.ops = &log_ops;
     b->hooks = *hooks;
     b->sync = cfg->sync;
-    b->flush_interval_ms = cfg->flush_interval_ms ? cfg->flush_interval_ms : DEFAULT_FLUSH_INTERVAL_MS;
+    b->flush_interval_ms =
+        cfg->flush_interval_ms ? cfg->flush_interval_ms : DEFAULT_FLUSH_INTERVAL_MS;
     b->compaction_enabled = !cfg->disable_compaction;
     b->generation = 1;
     b->resident_budget = cfg->max_memory / 2;

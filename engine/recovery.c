@@ -60,7 +60,12 @@ static const uint8_t *reader_get(scan_reader *r, uint64_t pos, size_t n)
     return r->buf;
 }
 
-typedef enum record_status { RECORD_VALID, RECORD_DAMAGED, RECORD_TORN, RECORD_UNPARSABLE } record_status;
+typedef enum record_status {
+    RECORD_VALID,
+    RECORD_DAMAGED,
+    RECORD_TORN,
+    RECORD_UNPARSABLE
+} record_status;
 
 /* Classify the bytes at pos: a valid record (decoded into *rec), a damaged one whose header (and
  * so length, *size) is trustworthy, one running past end, or an unparsable header. */
@@ -157,9 +162,8 @@ feox_err feox_log_scan(int fd, uint64_t file_id, uint64_t start, uint64_t end,
     return err;
 }
 
-feox_err feox_log_scan_memory(const uint8_t *image, uint64_t file_id, uint64_t start,
-                              uint64_t end, feox_log_visit_fn visit, void *ctx,
-                              feox_log_scan_result *out)
+feox_err feox_log_scan_memory(const uint8_t *image, uint64_t file_id, uint64_t start, uint64_t end,
+                              feox_log_visit_fn visit, void *ctx, feox_log_scan_result *out)
 {
     scan_reader r = {.fd = -1, .image = image, .end = end};
     return scan(&r, file_id, start, visit, ctx, out);
@@ -186,8 +190,8 @@ static feox_err replay_visit(void *ctx, const feox_log_record *rec)
         else
             rc->resident_bytes += rec->value_len;
     }
-    return rc->sink->put(rc->sink->ctx, rec->key, rec->key_len, value, rec->value_len,
-                         rec->tag, rec->ts_ns, rec->expires_at_ns,
+    return rc->sink->put(rc->sink->ctx, rec->key, rec->key_len, value, rec->value_len, rec->tag,
+                         rec->ts_ns, rec->expires_at_ns,
                          feox_log_location(rc->generation, rec->offset));
 }
 
@@ -213,8 +217,8 @@ feox_err feox_log_replay(feox_backend *base, const feox_replay_sink *sink)
     struct stat st;
     if (fstat(b->fd, &st) != 0)
         return feox_log_io_error(b, "cannot stat", errno);
-    replay_ctx rc = {.sink = sink, .generation = b->generation,
-                     .resident_budget = b->resident_budget};
+    replay_ctx rc = {
+        .sink = sink, .generation = b->generation, .resident_budget = b->resident_budget};
     feox_log_scan_result result;
     feox_err err = feox_log_scan(b->fd, b->file_id, FEOX_LOG_HEADER_SIZE, (uint64_t)st.st_size,
                                  replay_visit, &rc, &result);
@@ -258,11 +262,10 @@ feox_err feox_log_check(feox_backend *base, char *detail, size_t detail_len)
         return err;
     if (result.dropped_records || result.valid_end != end) {
         if (detail && detail_len)
-            snprintf(detail, detail_len,
-                     "%s: %llu damaged record(s), %llu bytes, first at offset %llu", b->path,
-                     (unsigned long long)result.dropped_records,
-                     (unsigned long long)result.dropped_bytes,
-                     (unsigned long long)result.first_damage);
+            snprintf(
+                detail, detail_len, "%s: %llu damaged record(s), %llu bytes, first at offset %llu",
+                b->path, (unsigned long long)result.dropped_records,
+                (unsigned long long)result.dropped_bytes, (unsigned long long)result.first_damage);
         return FEOX_ERR_CORRUPT;
     }
     return FEOX_OK;

@@ -63,7 +63,8 @@ static bool is_memory_path(const char *path)
 }
 
 /* An absolute path for the registry: realpath of the directory plus the file name (the file
- * itself may not exist yet). */
+ * itself may not exist yet). NULL with errno set if the directory cannot be resolved, NULL with
+ * errno 0 if allocation failed. */
 static char *canonical_path(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -76,12 +77,18 @@ static char *canonical_path(const char *path)
     else
         strcpy(dir, ".");
     char resolved[PATH_MAX];
-    if (!realpath(dir, resolved) || !*name)
+    if (!*name) {
+        errno = EISDIR;
+        return NULL;
+    }
+    if (!realpath(dir, resolved))
         return NULL;
     size_t len = strlen(resolved) + 1 + strlen(name) + 1;
     char *full = feox_mem_alloc(len);
     if (full)
         snprintf(full, len, "%s%s%s", resolved, strcmp(resolved, "/") ? "/" : "", name);
+    else
+        errno = 0; /* tells the caller: allocation, not resolution, failed */
     return full;
 }
 
@@ -228,6 +235,8 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
         return create_store(cfg, NULL, out);
 
     char *path = canonical_path(cfg->path);
+    if (!path && errno == 0)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     if (!path)
         return feox_fail(FEOX_ERR_IO, "cannot resolve the directory of %s: %s", cfg->path,
                          strerror(errno));

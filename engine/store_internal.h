@@ -71,9 +71,10 @@ feox_record *feox_entry_live(const feox_store *s, const feox_entry *e, uint64_t 
 feox_err feox_record_materialize(feox_store *s, feox_record *r, feox_record **out);
 
 /* Remove an entry from both indexes and retire it with its version (shard lock held).
- * log_delete: also append a delete record to the backend (ts_ns = its timestamp). */
+ * log_delete: also append a delete record to the backend (ts_ns = its timestamp; *seq receives
+ * the sequence number to wait on in sync=full mode). */
 feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e, bool log_delete,
-                                 uint64_t ts_ns);
+                                 uint64_t ts_ns, uint64_t *seq);
 
 /* Account bytes against max_memory (enforce = false during replay). */
 bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforce);

@@ -57,8 +57,13 @@ feox_err feox_record_materialize(feox_store *s, feox_record *r, feox_record **ou
     if (!copy)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     copy->location = ck_pr_load_64(&r->location);
-    feox_err err = s->backend->ops->read_value(s->backend, copy->location,
-                                               copy->value, r->value_len);
+    feox_err err =
+        s->backend->ops->read_value(s->backend, copy->location, copy->value, r->value_len);
+    if (err == FEOX_ERR_CORRUPT && ck_pr_load_64(&r->location) != copy->location) {
+        /* A compaction moved the version between our load and the read: read it again. */
+        copy->location = ck_pr_load_64(&r->location);
+        err = s->backend->ops->read_value(s->backend, copy->location, copy->value, r->value_len);
+    }
     if (err) {
         feox_record_free(copy);
         return err;

@@ -186,11 +186,10 @@ undo_memory:
 }
 
 feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e, bool log_delete,
-                                 uint64_t ts_ns)
+                                 uint64_t ts_ns, uint64_t *seq)
 {
     if (log_delete && s->backend && !s->replaying) {
-        uint64_t seq = 0;
-        feox_err err = s->backend->ops->append_delete(s->backend, e->key, e->key_len, ts_ns, &seq);
+        feox_err err = s->backend->ops->append_delete(s->backend, e->key, e->key_len, ts_ns, seq);
         if (err)
             return err;
     }
@@ -330,20 +329,20 @@ feox_err feox_delete(feox_store *s, const void *key, size_t key_len, const feox_
         return err;
     key_state k;
     lock_key(s, key, key_len, &k);
-    uint64_t ts = 0;
+    uint64_t ts = 0, seq = 0;
     if (!k.live) {
         if (k.entry) /* expired: reclaim it now; its expiry already keeps it dead on disk */
-            feox_store_remove_entry(s, k.shard, k.entry, false, 0);
+            feox_store_remove_entry(s, k.shard, k.entry, false, 0, NULL);
         err = feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
         goto out;
     }
     err = choose_timestamp(s, opts, k.current, k.live, k.now_ns, &ts);
     if (!err)
-        err = feox_store_remove_entry(s, k.shard, k.entry, true, ts);
+        err = feox_store_remove_entry(s, k.shard, k.entry, true, ts, &seq);
     if (!err)
         feox_stat_inc(s->stats, FEOX_STAT_DELETES);
 out:
-    return unlock_key(s, &k, err, 0);
+    return unlock_key(s, &k, err, seq);
 }
 
 feox_err feox_update_ttl(feox_store *s, const void *key, size_t key_len, uint64_t ttl_secs)
@@ -603,7 +602,7 @@ feox_err feox_store_replay_put(feox_store *s, const void *key, size_t key_len, f
     feox_err err = FEOX_OK;
     if (feox_record_expired(r, k.now_ns)) {
         if (k.entry)
-            feox_store_remove_entry(s, k.shard, k.entry, false, 0);
+            feox_store_remove_entry(s, k.shard, k.entry, false, 0, NULL);
         feox_record_free(r);
     } else {
         uint64_t seq = 0;
@@ -621,7 +620,7 @@ feox_err feox_store_replay_delete(feox_store *s, const void *key, size_t key_len
     key_state k;
     lock_key(s, key, key_len, &k);
     if (k.entry)
-        feox_store_remove_entry(s, k.shard, k.entry, false, 0);
+        feox_store_remove_entry(s, k.shard, k.entry, false, 0, NULL);
     pthread_mutex_unlock(&k.shard->lock);
     return FEOX_OK;
 }

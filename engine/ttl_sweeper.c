@@ -63,7 +63,7 @@ static uint64_t sweep_shard(feox_store *s, feox_shard *shard, uint64_t now, size
         feox_entry *e = item_owner(s, top);
         /* Expiry is stored in the version itself, so no delete record is needed: a replay
          * drops the expired version on its own. */
-        if (e && feox_store_remove_entry(s, shard, e, false, 0) == FEOX_OK)
+        if (e && feox_store_remove_entry(s, shard, e, false, 0, NULL) == FEOX_OK)
             removed++;
         feox_ttl_heap_pop(&shard->ttl);
     }

@@ -32,7 +32,7 @@ struct feox_value_cache {
     uint64_t budget, bytes;
     cache_entry **buckets;
     size_t bucket_count; /* power of two */
-    cache_entry **ring; /* slots the hand sweeps; NULL = a hole left by an eviction */
+    cache_entry **ring;  /* slots the hand sweeps; NULL = a hole left by an eviction */
     size_t ring_len, ring_cap, hand;
     size_t *holes; /* stack of free ring slots, reused before the ring grows */
     size_t holes_len, entries;

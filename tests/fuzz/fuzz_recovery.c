@@ -183,7 +183,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* Recovery is idempotent: the repaired file replays the same records, and no tail is
          * left to drop. */
         if (first.puts != second.puts || first.dels != second.dels ||
-            first.value_bytes != second.value_bytes || st2.recovered_records != st1.recovered_records)
+            first.value_bytes != second.value_bytes ||
+            st2.recovered_records != st1.recovered_records)
             abort();
     }
     unlink(path);

@@ -43,8 +43,8 @@ static inline model_key *model_find(model *m, const void *key, uint32_t key_len)
 }
 
 static inline feox_err model_put(void *ctx, const void *key, uint32_t key_len, const void *value,
-                                 uint32_t value_len, uint32_t tag, uint64_t ts,
-                                 uint64_t expires, uint64_t location)
+                                 uint32_t value_len, uint32_t tag, uint64_t ts, uint64_t expires,
+                                 uint64_t location)
 {
     model *m = ctx;
     model_key *k = model_find(m, key, key_len);
@@ -83,10 +83,9 @@ static inline bool model_relocate(void *ctx, const void *key, uint32_t key_len, 
     return true;
 }
 
-static inline feox_err model_for_each_live(void *ctx,
-                                           int (*fn)(void *, const feox_entry *,
-                                                     const feox_record *),
-                                           void *fn_ctx)
+static inline feox_err
+model_for_each_live(void *ctx, int (*fn)(void *, const feox_entry *, const feox_record *),
+                    void *fn_ctx)
 {
     model *m = ctx;
     for (int i = 0; i < m->count; i++) {

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "error.h"
 #include "log_format.h"
@@ -120,7 +121,8 @@ static void test_foreign_and_future_files_are_refused(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "foreign");
-    const char *text = "this is a text file that is long enough to look like a header, really it is";
+    const char *text =
+        "this is a text file that is long enough to look like a header, really it is";
     write_file(path, (const uint8_t *)text, strlen(text));
     feox_backend *b;
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_ERR_FORMAT);
@@ -140,7 +142,15 @@ static void test_foreign_and_future_files_are_refused(void **state)
     write_file(path, header, sizeof header);
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_ERR_CORRUPT);
 
-    /* A crash while creating the file leaves a prefix of the header: start over. */
+    /* A crash while creating the file can leave zeros where the header goes: start over. */
+    uint8_t zeros[FEOX_LOG_HEADER_SIZE] = {0};
+    write_file(path, zeros, sizeof zeros);
+    assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
+    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK); /* a real header now */
+    assert_int_equal(b->ops->close(b), FEOX_OK);
+
+    /* ... or a prefix of the header: start over. */
     write_file(path, (const uint8_t *)"FEOXL", 5);
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
     assert_int_equal(file_size(path), FEOX_LOG_HEADER_SIZE);
@@ -247,6 +257,17 @@ static void test_second_open_is_locked(void **state)
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m2, &b2), FEOX_ERR_LOCKED);
     assert_non_null(strstr(feox_error_detail(), "locked"));
+    /* Another process gets LOCKED too (exit code = the error it saw). */
+    pid_t pid = fork();
+    if (pid == 0) {
+        feox_backend *other;
+        feox_err err = model_open(path, FEOX_SYNC_OFF, &m2, &other);
+        _exit(err == FEOX_ERR_LOCKED && strstr(feox_error_detail(), "another process") ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
     assert_int_equal(b->ops->close(b), FEOX_OK);
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m2, &b2), FEOX_OK);
     assert_int_equal(b2->ops->close(b2), FEOX_OK);
