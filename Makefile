@@ -130,8 +130,9 @@ $(B)/libfeox.so: $(ENGINE_OBJ)
 	$(CC) -shared -Wl,-soname,libfeox.so.$(SOVERSION) -o $@ $^ $(ENGINE_LIBS)
 
 # The loadable extension: engine linked in, SQLite NOT linked (the host provides it).
-$(B)/feox.so: $(EXT_OBJ) $(ENGINE_OBJ)
-	$(CC) -shared -o $@ $^ $(ENGINE_LIBS) -Wl,-z,now -Wl,-z,relro
+$(B)/feox.so: $(EXT_OBJ) $(ENGINE_OBJ) ext/feox.map
+	$(CC) -shared -o $@ $(EXT_OBJ) $(ENGINE_OBJ) $(ENGINE_LIBS) -Wl,-z,now -Wl,-z,relro \
+	  -Wl,--version-script=ext/feox.map
 
 # ---- tests ----------------------------------------------------------------------------------------
 TEST_LIBS := -lcmocka $(ENGINE_LIBS)
