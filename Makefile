@@ -15,7 +15,7 @@
 #   tests/python/test_*.py          /usr/bin/python3 unittest files
 #   tests/docs/run.sh               the README's C and Python examples, compiled and run
 #
-# Targets: all test demo tsan fuzz crash bench soak install uninstall deps clean format
+# Targets: all test demo tsan fuzz crash bench soak lint install uninstall deps clean format
 
 # B: the build directory (give each concurrent build its own: make B=build-x ...)
 B ?= build
@@ -77,7 +77,7 @@ BENCH_DEPS := liblmdb-dev librocksdb-dev
 
 .PHONY: docs-tests all test demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench \
 	clean format unit-tests asan-tests sql-tests python-tests stress-tests crash-tests \
-	fuzz-smoke valgrind-tests
+	fuzz-smoke valgrind-tests lint
 
 all: $(B)/libfeox.a $(B)/libfeox.so $(B)/feox.so
 
@@ -245,8 +245,22 @@ $(B)/bench/feox_bench: $(BENCH_SRC) $(B)/libfeox.a $(EXT_CORE_OBJ)
 bench: deps-bench $(B)/bench/feox_bench
 	$(B)/bench/feox_bench $(if $(QUICK),--quick)
 
+# make soak SOAK_SECONDS=N (or SOAK_SECONDS in the environment); 600 s by default.
+SOAK_SECONDS ?= 600
 soak: deps-test $(STRESS_BIN)
-	@if [ -x $(B)/tests/stress_ext_soak ]; then $(B)/tests/stress_ext_soak --seconds $${SOAK_SECONDS:-600}; fi
+	@if [ -x $(B)/tests/stress_ext_soak ]; then $(B)/tests/stress_ext_soak --seconds $(SOAK_SECONDS); fi
+
+# ---- static analysis: cppcheck, then clang-tidy with the checks in .clang-tidy -------------------
+LINT_SRC := $(ENGINE_SRC) $(EXT_SRC)
+CLANG_TIDY ?= clang-tidy
+CPPCHECK ?= cppcheck
+lint:
+	$(CPPCHECK) --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
+	  --std=c11 -q -Iengine -Iext $(LINT_SRC)
+	@fail=0; for f in $(LINT_SRC); do \
+	  $(CLANG_TIDY) --quiet $$f -- -std=c11 -D_GNU_SOURCE -DSQLITE_CORE -Iengine -Iext \
+	    $(shell pkg-config --cflags libcjson 2>/dev/null) 2>/dev/null || fail=1; done; \
+	  if [ $$fail = 1 ]; then echo "lint: clang-tidy findings above"; exit 1; fi
 
 # ---- install ----------------------------------------------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=<staging root, for packagers>] installs
@@ -308,5 +322,7 @@ format:
 
 clean:
 	rm -rf $(B)
+
+.SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
