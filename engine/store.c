@@ -149,6 +149,8 @@ static void destroy_store(feox_store *s)
     feox_epoch_reclaim();
     pthread_mutex_destroy(&s->maintenance_lock);
     pthread_cond_destroy(&s->maintenance_wake);
+    pthread_mutex_destroy(&s->evict_lock);
+    feox_mem_free(s->evict_hand);
     free(s->stats);
     feox_mem_free(s->path);
     feox_mem_free(s);
@@ -181,6 +183,7 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
         s->cfg.initial_capacity = DEFAULT_CAPACITY;
     pthread_mutex_init(&s->maintenance_lock, NULL);
     pthread_cond_init(&s->maintenance_wake, NULL);
+    pthread_mutex_init(&s->evict_lock, NULL);
     s->open_count = 1;
 
     uint64_t seed;

@@ -46,6 +46,10 @@ struct feox_store {
     bool stopping;
     bool replaying; /* open: applying the file; limits are not enforced */
 
+    pthread_mutex_t evict_lock; /* value_eviction.c: one evictor at a time; guards the hand */
+    uint8_t *evict_hand;        /* key where the eviction clock hand stopped */
+    size_t evict_hand_len, evict_hand_cap;
+
     unsigned open_count; /* registry references (same path opened twice) */
     struct feox_store *next_open;
 };
@@ -78,6 +82,10 @@ feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e
 
 /* Account bytes against max_memory (enforce = false during replay). */
 bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforce);
+
+/* Persistent mode over budget: make up to `wanted` bytes of resident values cold (the caller
+ * holds `held`, its key's shard lock). Returns the bytes freed (value_eviction.c). */
+uint64_t feox_evict_values(feox_store *s, uint64_t wanted, feox_shard *held);
 
 /* TTL sweeper (ttl_sweeper.c). */
 void feox_ttl_sweep(feox_store *s, size_t max_per_shard);

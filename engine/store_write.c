@@ -117,7 +117,16 @@ static feox_err publish_version(feox_store *s, feox_shard *shard, feox_entry **e
     feox_record *old_version = e ? ck_pr_load_ptr(&e->current) : NULL;
     bool new_entry = e == NULL;
     int64_t delta = footprint_delta(new_version, old_version, new_entry, key_len);
-    if (!feox_memory_reserve(s, delta, !s->replaying)) {
+    bool reserved = feox_memory_reserve(s, delta, !s->replaying);
+    if (!reserved && s->backend) {
+        /* Persistent mode: values already in the file can leave memory to make room. */
+        uint64_t need = ck_pr_load_64(&s->memory_used) + (uint64_t)delta;
+        uint64_t over = need > s->cfg.max_memory ? need - s->cfg.max_memory : 0;
+        /* Free a little more than needed so the next writes do not evict one value each. */
+        feox_evict_values(s, over + s->cfg.max_memory / 64, shard);
+        reserved = feox_memory_reserve(s, delta, true);
+    }
+    if (!reserved) {
         feox_stat_inc(s->stats, FEOX_STAT_OUT_OF_MEMORY);
         return feox_fail(FEOX_ERR_OUT_OF_MEMORY, "max_memory of %llu bytes reached",
                          (unsigned long long)s->cfg.max_memory);
