@@ -96,8 +96,11 @@ typedef struct feox_config {
     const char *path;
     /* Budget in bytes for keys, values, index and per-record overhead; 0 = unlimited (default).
      * In memory mode a write that would exceed it fails with FEOX_ERR_OUT_OF_MEMORY. In persistent
-     * mode values already durable on disk are evicted from memory first (they are read back on
-     * demand); keys and index always stay resident. */
+     * mode the values of versions already appended to the store file leave memory first (they
+     * are read back on demand through a cache of value_cache_bytes, which is not counted);
+     * keys, index and per-record metadata always stay resident, so OUT_OF_MEMORY remains
+     * possible when they alone exceed the budget. On open, replayed values beyond half the
+     * budget stay on disk. */
     uint64_t max_memory;
     feox_sync_mode sync;         /* default FEOX_SYNC_NORMAL */
     uint32_t flush_interval_ms;  /* sync=normal durability window; 0 = default 100 ms */

@@ -1,8 +1,8 @@
 /*
  * bench_rocksdb.c — RocksDB (C API) behind the bench adapter: WAL on without sync, LRU block
  * cache larger than the data, bloom filter 10 bits/key, compacted after load so reads meet a
- * settled tree. GET uses a pinnable slice (no extra copy) + memcpy; a scan is an iterator seek + next;
- * load writes batches of 1000; RMW is get + put (RocksDB's base DB has no read-write txn).
+ * settled tree. GET uses a pinnable slice (no extra copy) + memcpy; a scan is an iterator seek +
+ * next; load writes batches of 1000; RMW is get + put (RocksDB's base DB has no read-write txn).
  */
 #include "bench.h"
 

@@ -11,7 +11,7 @@
  * call retried without the failure must succeed. Leaks are caught by LSan (make asan-tests).
  * Background threads (flusher, compaction in persistent mode) are never failed on purpose: only
  * allocations made by the test thread count, so the Nth allocation is deterministic.
- * A second memory-mode pass makes the failure persistent (allocation N and every later one in
+ * A second pass of each mode makes the failure persistent (allocation N and every later one in
  * that call fail), so an allocation retried inside the engine cannot hide a problem.
  * The persistent variant also closes, reopens and compares the reopened store with the dump.
  */
@@ -364,6 +364,7 @@ static void fill_config(feox_config *cfg, const char *path)
     ftest_config(cfg, &test_clock);
     cfg->path = path;
     cfg->disable_compaction = true;
+    cfg->sync = FEOX_SYNC_OFF; /* close still writes everything; fsyncs only slow the loop */
 }
 
 /* Problems found so far; a run that finds one stops there, the loop goes on to the next N, and
@@ -522,17 +523,28 @@ static void test_memory_mode_persistent_failure(void **state)
     failure_loop(NULL, true);
 }
 
-static void test_persistent_mode(void **state)
+static void persistent_mode_loop(bool persistent_failure_mode)
 {
-    (void)state;
     char dir[] = "/tmp/feox_alloc_failure_XXXXXX";
     assert_non_null(mkdtemp(dir));
     char path[sizeof dir + 16];
     snprintf(path, sizeof path, "%s/store.feox", dir);
-    failure_loop(path, false);
+    failure_loop(path, persistent_failure_mode);
     char cmd[sizeof dir + 16];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
+}
+
+static void test_persistent_mode(void **state)
+{
+    (void)state;
+    persistent_mode_loop(false);
+}
+
+static void test_persistent_mode_persistent_failure(void **state)
+{
+    (void)state;
+    persistent_mode_loop(true);
 }
 
 int main(void)
@@ -541,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_memory_mode),
         cmocka_unit_test(test_memory_mode_persistent_failure),
         cmocka_unit_test(test_persistent_mode),
+        cmocka_unit_test(test_persistent_mode_persistent_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
