@@ -8,6 +8,7 @@
  *                                                every counter of feox_stats
  *   feox_flush(tab)                           -> 1 once everything is durable
  *   feox_check(tab)                           -> 'ok', or the problems found
+ *   feox_compact(tab)                         -> 1 once the store file holds only live data
  *
  * tab names a feox table of this connection: 'kv' or 'schema.kv'. If the table was not used yet
  * by this connection, a no-op "SELECT 1 FROM tab WHERE 0" makes SQLite connect it. If a
@@ -497,6 +498,22 @@ static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_int(ctx, 1);
 }
 
+/* feox_compact(tab): rewrite the store file to hold only live records; 1 when done. */
+static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    feox_vtab *vt = resolve_table(ctx, argv[0], false);
+    (void)argc;
+    if (vt == NULL) {
+        return;
+    }
+    feox_err e = feox_compact(vt->entry->store);
+    if (e != FEOX_OK) {
+        fn_engine_error(ctx, vt, e);
+        return;
+    }
+    sqlite3_result_int(ctx, 1);
+}
+
 /* feox_check(tab) */
 static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -531,6 +548,7 @@ int feox_register_functions(sqlite3 *db, feox_conn *conn)
         {"feox_incr", 3, fn_incr},   {"feox_incr", 4, fn_incr},   {"feox_cas", 4, fn_cas},
         {"feox_cas", 5, fn_cas},     {"feox_patch", 3, fn_patch}, {"feox_patch", 4, fn_patch},
         {"feox_stats", 1, fn_stats}, {"feox_flush", 1, fn_flush}, {"feox_check", 1, fn_check},
+        {"feox_compact", 1, fn_compact},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         feox_conn_retain(conn); /* released by conn_destroy, also when registration fails */
