@@ -49,12 +49,3 @@ void feox_set_error_detail(const char *fmt, ...)
     set_detail(fmt, ap);
     va_end(ap);
 }
-
-feox_err feox_fail(feox_err err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    set_detail(fmt, ap);
-    va_end(ap);
-    return err;
-}

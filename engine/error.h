@@ -10,7 +10,8 @@
 void feox_set_error_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Forget the calling thread's detail (done at the start of every public call that can fail). */
 void feox_clear_error_detail(void);
-/* Return err after recording a detail (convenience for `return feox_fail(ERR, "...")`). */
-feox_err feox_fail(feox_err err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Record a detail and evaluate to err: `return feox_fail(FEOX_ERR_X, "why %d", n);`. A macro so
+ * that static analysis sees which code each path returns. */
+#define feox_fail(err, ...) (feox_set_error_detail(__VA_ARGS__), (err))
 
 #endif

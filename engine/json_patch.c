@@ -231,7 +231,7 @@ static feox_err take_value(patch_run *run, cJSON *op, cJSON **value)
 static feox_err op_add(patch_run *run, cJSON *op, const char *path)
 {
     cJSON *value = NULL;
-    location loc;
+    location loc = {0};
     feox_err err = take_value(run, op, &value);
     if (err == FEOX_OK)
         err = resolve(run, "path", path, FOR_ADD, &loc);
@@ -244,7 +244,7 @@ static feox_err op_add(patch_run *run, cJSON *op, const char *path)
 
 static feox_err op_remove(patch_run *run, const char *path)
 {
-    location loc;
+    location loc = {0};
     feox_err err = resolve(run, "path", path, MUST_EXIST, &loc);
     if (err != FEOX_OK)
         return err;
@@ -257,7 +257,7 @@ static feox_err op_remove(patch_run *run, const char *path)
 static feox_err op_replace(patch_run *run, cJSON *op, const char *path)
 {
     cJSON *value = NULL;
-    location loc;
+    location loc = {0};
     feox_err err = take_value(run, op, &value);
     if (err == FEOX_OK)
         err = resolve(run, "path", path, MUST_EXIST, &loc);
@@ -266,7 +266,7 @@ static feox_err op_replace(patch_run *run, cJSON *op, const char *path)
         return err;
     }
     /* An array element is replaced in place: place_value would insert before it. */
-    if (cJSON_IsArray(loc.parent)) {
+    if (cJSON_IsArray(loc.parent) && loc.target) { /* MUST_EXIST: target is never NULL */
         cJSON *old = loc.target;
         loc.target = old->next;
         cJSON_Delete(feox_json_tree_unlink(loc.parent, old));
@@ -283,13 +283,15 @@ static bool is_proper_prefix(const char *prefix, const char *path)
 static feox_err op_move(patch_run *run, cJSON *op, const char *path)
 {
     const char *from = NULL;
-    location source;
-    location target;
+    location source = {0};
+    location target = {0};
     feox_err err = pointer_member(run, op, "from", &from);
     if (err == FEOX_OK)
         err = resolve(run, "from", from, MUST_EXIST, &source);
     if (err != FEOX_OK)
         return err;
+    if (!from || !path) /* pointer_member succeeded, so neither is NULL */
+        return fail(run, FEOX_ERR_JSON_PATCH, "'from' or 'path' is missing");
     if (strcmp(from, path) == 0)
         return resolve(run, "path", path, FOR_ADD, &target);
     if (is_proper_prefix(from, path))
@@ -307,8 +309,8 @@ static feox_err op_move(patch_run *run, cJSON *op, const char *path)
 static feox_err op_copy(patch_run *run, cJSON *op, const char *path)
 {
     const char *from = NULL;
-    location source;
-    location target;
+    location source = {0};
+    location target = {0};
     feox_err err = pointer_member(run, op, "from", &from);
     if (err == FEOX_OK)
         err = resolve(run, "from", from, MUST_EXIST, &source);
@@ -327,7 +329,7 @@ static feox_err op_copy(patch_run *run, cJSON *op, const char *path)
 static feox_err op_test(patch_run *run, const cJSON *op, const char *path)
 {
     const cJSON *expected = cJSON_GetObjectItemCaseSensitive(op, "value");
-    location loc;
+    location loc = {0};
     if (!expected)
         return fail(run, FEOX_ERR_JSON_PATCH, "'value' is missing");
     feox_err err = resolve(run, "path", path, MUST_EXIST, &loc);
@@ -415,6 +417,8 @@ feox_err feox_json_patch_apply(const char *doc, size_t doc_len, const char *patc
     cJSON_Delete(patch_tree);
     if (err != FEOX_OK)
         return err;
+    if (!printed)
+        return set_message(errmsg, errmsg_size, FEOX_ERR_NOMEM, "out of memory printing");
     *out = printed;
     *out_len = strlen(printed);
     return FEOX_OK;

@@ -62,7 +62,7 @@ static feox_err for_each_live(void *ctx,
         size_t key_len;
         const void *key = feox_cursor_key(c, &key_len);
         /* The callback gets a private entry copy: the live one may be freed under it. */
-        if (key_len > copy_cap) {
+        if (!copy || key_len > copy_cap) {
             feox_entry_free(copy);
             copy = feox_entry_new(key, key_len, 0);
             copy_cap = copy ? key_len : 0;
@@ -74,7 +74,7 @@ static feox_err for_each_live(void *ctx,
         memcpy(copy->key, key, key_len);
         copy->key_len = (uint32_t)key_len;
         /* The cursor's current version is referenced (see cursor.c); reach it via its value. */
-        size_t value_len;
+        size_t value_len = 0;
         const void *value = feox_cursor_value(c, &value_len);
         const feox_record *r =
             (const feox_record *)((const char *)value - offsetof(feox_record, value));

@@ -114,7 +114,7 @@ feox_err feox_get_ref(feox_store *s, const void *key, size_t key_len, feox_value
     feox_record *r = acquire_live(s, key, key_len);
     if (!r)
         return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
-    feox_record *resident;
+    feox_record *resident = NULL;
     err = feox_record_materialize(s, r, &resident);
     if (resident != r || err)
         feox_record_unref(r);

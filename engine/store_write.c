@@ -372,7 +372,7 @@ feox_err feox_update_ttl(feox_store *s, const void *key, size_t key_len, uint64_
     err = choose_timestamp(s, NULL, k.current, k.live, k.now_ns, &ts);
     if (err)
         goto out;
-    feox_record *resident;
+    feox_record *resident = NULL;
     err = live_value(s, k.live, &resident);
     if (err)
         goto out;

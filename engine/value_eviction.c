@@ -41,7 +41,7 @@ static bool collect_keys(feox_store *s, evict_batch *b)
                                              EVICT_BATCH);
     for (size_t i = 0; i < n; i++) {
         uint32_t len = entries[i]->key_len;
-        if (b->used + len > b->cap) {
+        if (!b->keys || b->used + len > b->cap) {
             size_t cap = (b->cap ? b->cap : 4096);
             while (cap < b->used + len)
                 cap *= 2;
