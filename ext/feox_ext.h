@@ -168,7 +168,8 @@ int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool exis
                      const void *value, size_t value_len, const feox_record_info *info);
 /* Forget entries above n without undoing them (the change they guarded did not happen). */
 void feox_journal_truncate(feox_journal *j, size_t n);
-/* Undo entries above n, newest first. Returns the first engine error (the rest still run). */
+/* Undo entries above n, newest first. On an engine error it stops and keeps the entry that failed
+ * and every older one, so a later call can finish the undo; returns that error. */
 feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n);
 void feox_journal_savepoint(feox_journal *j, int level);
 void feox_journal_release(feox_journal *j, int level);
@@ -190,13 +191,16 @@ typedef struct feox_vtab {
     feox_entry_ref *entry; /* the store is entry->store (it changes when RENAME moves a file) */
     bool in_txn;           /* between xBegin and xCommit/xRollback */
     feox_journal journal;
+    bool undo_pending;     /* a ROLLBACK could not finish (no memory): the journal still holds
+                              what it must undo; the next use of the table finishes it first */
     struct feox_vtab *next_in_conn;
 } feox_vtab;
 
 /* Replace the vtab's error message with an mprintf'd one. */
 void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...);
-/* SQLITE_OK if the table has an open store; else sets an error (only after a RENAME that moved
- * the store file but could not reopen it) and returns SQLITE_CANTOPEN. */
+/* SQLITE_OK if the table has an open store and no unfinished rollback. Sets an error and returns
+ * SQLITE_CANTOPEN after a RENAME that moved the store file but could not reopen it; finishes a
+ * pending rollback first (returning its error if it still cannot finish). */
 int feox_vtab_check_store(feox_vtab *vt);
 /* Set "feox: <table>: <engine error>" and return the SQLite code. */
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err);

@@ -110,7 +110,6 @@ static feox_err undo_entry(feox_store *store, const feox_journal_entry *e)
 
 feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n)
 {
-    feox_err first = FEOX_OK;
     while (j->n > n) {
         feox_journal_entry *e = &j->entries[j->n - 1];
         feox_err r = undo_entry(store, e);
@@ -118,13 +117,13 @@ feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n)
         for (int attempt = 0; attempt < 3 && r == FEOX_ERR_NOMEM; attempt++) {
             r = undo_entry(store, e);
         }
-        if (first == FEOX_OK) {
-            first = r;
+        if (r != FEOX_OK) {
+            return r; /* keep this entry and the older ones: a later undo retries them */
         }
         entry_free(e);
         j->n--;
     }
-    return first;
+    return FEOX_OK;
 }
 
 void feox_journal_savepoint(feox_journal *j, int level)

@@ -27,6 +27,8 @@
  *
  * Transactions: xBegin starts an undo journal (txn_journal.c); xCommit forgets it; xRollback,
  * xRollbackTo apply it. Nothing is buffered: a change is in the store as soon as xUpdate returns.
+ * If an undo cannot finish (the engine is out of memory), what is left stays in the journal and
+ * the next use of the table through this connection finishes it first.
  */
 #include <stdarg.h>
 #include <string.h>
@@ -47,6 +49,15 @@ void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...)
 int feox_vtab_check_store(feox_vtab *vt)
 {
     if (vt->entry != NULL && vt->entry->store != NULL) {
+        if (!vt->undo_pending) {
+            return SQLITE_OK;
+        }
+        feox_err e = feox_journal_undo_to(&vt->journal, vt->entry->store, 0);
+        if (e != FEOX_OK) {
+            return feox_vtab_engine_error(vt, e);
+        }
+        feox_journal_clear(&vt->journal);
+        vt->undo_pending = false;
         return SQLITE_OK;
     }
     feox_vtab_set_error(vt,
@@ -220,6 +231,12 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
 static int feox_vt_begin(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
+    if (vt->undo_pending) {
+        int rc = feox_vtab_check_store(vt);
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
+    }
     feox_journal_clear(&vt->journal);
     vt->in_txn = true;
     return SQLITE_OK;
@@ -245,15 +262,24 @@ static int feox_vt_commit(sqlite3_vtab *tab)
 static int feox_vt_rollback(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
-    if (feox_vtab_check_store(vt) != SQLITE_OK) {
+    if (vt->entry == NULL || vt->entry->store == NULL) {
         feox_journal_clear(&vt->journal);
         vt->in_txn = false;
-        return SQLITE_CANTOPEN;
+        vt->undo_pending = false;
+        return feox_vtab_check_store(vt);
     }
+    /* The journal also holds whatever an earlier rollback left pending: undo it all. */
     feox_err e = feox_journal_undo_to(&vt->journal, vt->entry->store, 0);
-    feox_journal_clear(&vt->journal);
     vt->in_txn = false;
-    return e == FEOX_OK ? SQLITE_OK : feox_vtab_engine_error(vt, e);
+    if (e != FEOX_OK) {
+        /* SQLite ends the transaction whatever xRollback returns: keep what is left to undo and
+         * finish it before this table is used again (feox_vtab_check_store). */
+        vt->undo_pending = true;
+        return feox_vtab_engine_error(vt, e);
+    }
+    feox_journal_clear(&vt->journal);
+    vt->undo_pending = false;
+    return SQLITE_OK;
 }
 
 /* xSavepoint: savepoint level begins here. */
