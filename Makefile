@@ -74,8 +74,9 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 BUILD_DEPS := libsqlite3-dev libcjson-dev libck-dev libxxhash-dev pkg-config sqlite3
 TEST_DEPS := libcmocka-dev python3 valgrind clang libclang-rt-14-dev
 BENCH_DEPS := liblmdb-dev librocksdb-dev
+LINT_DEPS := cppcheck clang-tidy
 
-.PHONY: docs-tests all test demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench \
+.PHONY: docs-tests all test demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench deps-lint \
 	clean format unit-tests asan-tests sql-tests python-tests stress-tests crash-tests \
 	fuzz-smoke valgrind-tests lint
 
@@ -97,6 +98,8 @@ deps-test: deps
 	$(call install_missing,$(TEST_DEPS))
 deps-bench: deps
 	$(call install_missing,$(BENCH_DEPS))
+deps-lint:
+	$(call install_missing,$(LINT_DEPS))
 
 # ---- libraries ----------------------------------------------------------------------------------
 $(B)/rel/%.o: %.c
@@ -254,7 +257,7 @@ soak: deps-test $(STRESS_BIN)
 LINT_SRC := $(ENGINE_SRC) $(EXT_SRC)
 CLANG_TIDY ?= clang-tidy
 CPPCHECK ?= cppcheck
-lint:
+lint: deps-lint
 	$(CPPCHECK) --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
 	  --std=c11 -q -Iengine -Iext $(LINT_SRC)
 	@fail=0; for f in $(LINT_SRC); do \
