@@ -182,7 +182,13 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
     if (!s->cfg.initial_capacity)
         s->cfg.initial_capacity = DEFAULT_CAPACITY;
     pthread_mutex_init(&s->maintenance_lock, NULL);
-    pthread_cond_init(&s->maintenance_wake, NULL);
+    /* The maintenance thread sleeps until a CLOCK_MONOTONIC deadline: the condition variable must
+     * use that clock too (the default, CLOCK_REALTIME, would make every wait return at once). */
+    pthread_condattr_t wake_attr;
+    pthread_condattr_init(&wake_attr);
+    pthread_condattr_setclock(&wake_attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->maintenance_wake, &wake_attr);
+    pthread_condattr_destroy(&wake_attr);
     pthread_mutex_init(&s->evict_lock, NULL);
     s->open_count = 1;
 
