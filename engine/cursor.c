@@ -5,7 +5,7 @@
  * filled by one ordered-index scan inside one short epoch section. Moving inside the batch costs
  * nothing; moving past it re-seeks strictly after (or before) the last key returned. So a cursor
  * never holds a lock or an epoch section between calls, concurrent writers never block it, and it
- * can never return a key twice or out of order. The batch grows from 4 to 64 rows so a point-ish
+ * can never return a key twice or out of order. The batch grows from 8 to 64 rows so a point-ish
  * range does not pay for rows it will not read. Expiry is judged with the clock read at seek.
  * Freshness: rows ahead of the cursor are the versions read when their batch was filled (each was
  * live at that instant), except that a thread always sees its own writes: if the calling thread
@@ -16,7 +16,7 @@
 #include "alloc.h"
 #include "store_internal.h"
 
-#define CURSOR_FIRST_BATCH 4
+#define CURSOR_FIRST_BATCH 8
 #define CURSOR_MAX_BATCH 64
 
 typedef struct cursor_row {
@@ -137,8 +137,7 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
         bound_len = entries[n - 1]->key_len;
     }
     feox_epoch_exit();
-    if (c->batch_size < CURSOR_MAX_BATCH)
-        c->batch_size *= 2;
+    c->batch_size = c->batch_size * 4 < CURSOR_MAX_BATCH ? c->batch_size * 4 : CURSOR_MAX_BATCH;
     /* Cold values are read back outside the epoch section (it may do I/O). */
     for (size_t i = 0; !err && i < c->count; i++) {
         feox_record *resident;
