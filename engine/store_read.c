@@ -72,21 +72,29 @@ feox_err feox_record_materialize(feox_store *s, feox_record *r, feox_record **ou
     return FEOX_OK;
 }
 
-/* Take a reference on the live version of key, or return NULL (counted as a miss). */
-static feox_record *acquire_live(feox_store *s, const void *key, size_t key_len)
+/* The live version of key, or NULL (counted as a miss). Inside an epoch section: the version
+ * stays valid until the section ends. */
+static feox_record *find_live(feox_store *s, const void *key, size_t key_len)
 {
     uint64_t hash = feox_hash_key(&s->hash, key, key_len), now = 0;
-    feox_epoch_enter();
     feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);
     feox_record *r = e ? feox_entry_live(s, e, &now) : NULL;
-    if (r)
-        feox_record_ref(r);
-    else if (e && now) /* a version exists but the clock had to be read: it expired */
+    if (!r && e && now) /* a version exists but the clock had to be read: it expired */
         feox_stat_inc(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY);
-    feox_epoch_exit();
     feox_stat_inc(s->stats, FEOX_STAT_GETS);
     if (!r)
         feox_stat_inc(s->stats, FEOX_STAT_GET_MISSES);
+    return r;
+}
+
+/* Take a reference on the live version of key, or return NULL. */
+static feox_record *acquire_live(feox_store *s, const void *key, size_t key_len)
+{
+    feox_epoch_enter();
+    feox_record *r = find_live(s, key, key_len);
+    if (r)
+        feox_record_ref(r);
+    feox_epoch_exit();
     return r;
 }
 
@@ -147,20 +155,44 @@ feox_err feox_get(feox_store *s, const void *key, size_t key_len, void **value, 
         err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "value_len is NULL");
     if (err)
         return err;
-    feox_value *v;
-    err = feox_get_ref(s, key, key_len, &v);
-    if (err)
-        return err;
-    size_t n = feox_value_size(v);
-    void *copy = feox_mem_alloc(n ? n : 1);
-    if (!copy) {
-        feox_value_release(v);
-        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    /* A resident value is copied inside the epoch section: no reference count traffic, which
+     * matters for hot keys read from many cores. */
+    void *copy = NULL;
+    size_t n = 0;
+    feox_epoch_enter();
+    feox_record *r = find_live(s, key, key_len);
+    bool cold = r && (r->flags & FEOX_RECORD_COLD);
+    if (r && !cold) {
+        n = r->value_len;
+        copy = feox_mem_alloc(n ? n : 1);
+        if (copy) {
+            memcpy(copy, r->value, n);
+            if (info)
+                fill_info(r, info);
+        }
+    } else if (cold) {
+        feox_record_ref(r);
     }
-    memcpy(copy, feox_value_data(v), n);
-    if (info)
-        feox_value_info(v, info);
-    feox_value_release(v);
+    feox_epoch_exit();
+    if (!r)
+        return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
+    if (cold) {
+        feox_record *resident = NULL;
+        err = feox_record_materialize(s, r, &resident);
+        feox_record_unref(r);
+        if (err)
+            return err;
+        n = resident->value_len;
+        copy = feox_mem_alloc(n ? n : 1);
+        if (copy) {
+            memcpy(copy, resident->value, n);
+            if (info)
+                fill_info(resident, info);
+        }
+        feox_record_unref(resident);
+    }
+    if (!copy)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     *value = copy;
     *value_len = n;
     return FEOX_OK;
@@ -171,12 +203,12 @@ feox_err feox_get_size(feox_store *s, const void *key, size_t key_len, size_t *v
     feox_err err = check_read_args(s, key, key_len, value_len);
     if (err)
         return err;
-    feox_record *r = acquire_live(s, key, key_len);
-    if (!r)
-        return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
-    *value_len = r->value_len;
-    feox_record_unref(r);
-    return FEOX_OK;
+    feox_epoch_enter();
+    feox_record *r = find_live(s, key, key_len);
+    if (r)
+        *value_len = r->value_len;
+    feox_epoch_exit();
+    return r ? FEOX_OK : feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
 }
 
 bool feox_contains(feox_store *s, const void *key, size_t key_len)
@@ -185,10 +217,10 @@ bool feox_contains(feox_store *s, const void *key, size_t key_len)
         feox_clear_error_detail();
         return false;
     }
-    feox_record *r = acquire_live(s, key, key_len);
-    if (r)
-        feox_record_unref(r);
-    return r != NULL;
+    feox_epoch_enter();
+    bool live = find_live(s, key, key_len) != NULL;
+    feox_epoch_exit();
+    return live;
 }
 
 feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *ttl_secs,
@@ -199,16 +231,18 @@ feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *
         err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "has_ttl is NULL");
     if (err)
         return err;
-    feox_record *r = acquire_live(s, key, key_len);
+    feox_epoch_enter();
+    feox_record *r = find_live(s, key, key_len);
+    uint64_t expires_at = r ? r->expires_at_ns : 0;
+    feox_epoch_exit();
     if (!r)
         return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
-    *has_ttl = r->expires_at_ns != 0;
+    *has_ttl = expires_at != 0;
     *ttl_secs = 0;
     if (*has_ttl) {
         uint64_t now = feox_store_now(s);
-        *ttl_secs = r->expires_at_ns > now ? (r->expires_at_ns - now) / NS_PER_SEC : 0;
+        *ttl_secs = expires_at > now ? (expires_at - now) / NS_PER_SEC : 0;
     }
-    feox_record_unref(r);
     return FEOX_OK;
 }
 
