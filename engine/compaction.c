@@ -61,20 +61,6 @@ typedef struct rewrite {
     feox_err err;
 } rewrite;
 
-static feox_err reserve(feox_log_buffer *buf, size_t need)
-{
-    if (buf->cap >= need)
-        return FEOX_OK;
-    size_t cap = buf->cap ? buf->cap : 64u << 10;
-    while (cap < need)
-        cap *= 2;
-    uint8_t *data = feox_mem_realloc(buf->data, cap);
-    if (!data)
-        return feox_fail(FEOX_ERR_NOMEM, "compaction: cannot allocate %zu bytes", cap);
-    buf->data = data;
-    buf->cap = cap;
-    return FEOX_OK;
-}
 
 static feox_err flush_out(rewrite *rw)
 {
@@ -101,7 +87,7 @@ static feox_err remember_move(rewrite *rw, const void *key, uint32_t key_len, ui
         rw->moves = m;
         rw->moves_cap = cap;
     }
-    feox_err err = reserve(&rw->keys, rw->keys.len + key_len);
+    feox_err err = feox_log_buffer_reserve(&rw->keys, rw->keys.len + key_len);
     if (err)
         return err;
     memcpy(rw->keys.data + rw->keys.len, key, key_len);
@@ -115,7 +101,7 @@ static feox_err emit(rewrite *rw, uint8_t op, const void *key, uint32_t key_len,
                      uint64_t old_location)
 {
     size_t size = (size_t)feox_log_record_size(key_len, value_len);
-    feox_err err = reserve(&rw->out, rw->out.len + size);
+    feox_err err = feox_log_buffer_reserve(&rw->out, rw->out.len + size);
     if (err)
         return err;
     uint64_t offset = rw->out_off;
@@ -204,7 +190,7 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
     uint8_t header[FEOX_LOG_HEADER_SIZE];
     feox_log_header_encode(header, rw->file_id,
                            b->hooks.now_ns ? b->hooks.now_ns(b->hooks.ctx) : 0);
-    feox_err err = reserve(&rw->out, FEOX_LOG_HEADER_SIZE);
+    feox_err err = feox_log_buffer_reserve(&rw->out, FEOX_LOG_HEADER_SIZE);
     if (err)
         return err;
     memcpy(rw->out.data, header, sizeof header);

@@ -34,6 +34,9 @@ typedef struct feox_log_buffer {
     size_t len, cap;
 } feox_log_buffer;
 
+/* Grow buf so it holds at least need bytes (log_writer.c). Errors: NOMEM (buf unchanged). */
+feox_err feox_log_buffer_reserve(feox_log_buffer *buf, size_t need);
+
 typedef struct feox_log_counters {
     uint64_t disk_writes, disk_bytes_written, disk_reads, disk_bytes_read;
     uint64_t flushes, fsyncs, io_errors, compactions;

@@ -133,7 +133,7 @@ feox_err feox_log_sync_upto(feox_log_backend *b, uint64_t seq, bool durable)
     return FEOX_OK;
 }
 
-static feox_err grow_buffer(feox_log_buffer *buf, size_t need)
+feox_err feox_log_buffer_reserve(feox_log_buffer *buf, size_t need)
 {
     if (buf->cap >= need)
         return FEOX_OK;
@@ -142,7 +142,7 @@ static feox_err grow_buffer(feox_log_buffer *buf, size_t need)
         cap *= 2;
     uint8_t *data = feox_mem_realloc(buf->data, cap);
     if (!data)
-        return feox_fail(FEOX_ERR_NOMEM, "cannot grow the write buffer to %zu bytes", cap);
+        return feox_fail(FEOX_ERR_NOMEM, "cannot grow a log buffer to %zu bytes", cap);
     buf->data = data;
     buf->cap = cap;
     return FEOX_OK;
@@ -178,7 +178,7 @@ static feox_err append_record(feox_log_backend *b, uint8_t op, const void *key, 
         }
         break;
     }
-    feox_err err = grow_buffer(&b->active, b->active.len + size);
+    feox_err err = feox_log_buffer_reserve(&b->active, b->active.len + size);
     if (err) {
         pthread_mutex_unlock(&b->mu);
         return err;

@@ -246,6 +246,18 @@ static void lock_key(feox_store *s, const void *key, size_t key_len, key_state *
         feox_stat_inc(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY);
 }
 
+/* The common start of every write: argument checks, then the key's lock and its state. */
+static feox_err begin_write(feox_store *s, const void *key, size_t key_len, key_state *k)
+{
+    if (!s)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    feox_err err = feox_check_key(key, key_len);
+    if (err)
+        return err;
+    lock_key(s, key, key_len, k);
+    return FEOX_OK;
+}
+
 /* Unlock, then wait for durability in sync=full mode (never while holding the lock, so
  * concurrent writers can join the same group commit). */
 static feox_err unlock_key(feox_store *s, key_state *k, feox_err err, uint64_t seq)
@@ -284,15 +296,12 @@ feox_err feox_insert(feox_store *s, const void *key, size_t key_len, const void 
                      size_t value_len, const feox_write_opts *opts, bool *created)
 {
     feox_clear_error_detail();
-    if (!s)
-        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
-    feox_err err = feox_check_key(key, key_len);
+    key_state k;
+    feox_err err = check_value(value, value_len);
     if (!err)
-        err = check_value(value, value_len);
+        err = begin_write(s, key, key_len, &k);
     if (err)
         return err;
-    key_state k;
-    lock_key(s, key, key_len, &k);
     uint64_t seq = 0, ts = 0;
     if (opts && (opts->flags & FEOX_WRITE_IF_ABSENT) && k.live) {
         err = feox_fail(FEOX_ERR_KEY_EXISTS, "key already exists");
@@ -331,13 +340,10 @@ feox_err feox_insert_if_absent(feox_store *s, const void *key, size_t key_len, c
 feox_err feox_delete(feox_store *s, const void *key, size_t key_len, const feox_write_opts *opts)
 {
     feox_clear_error_detail();
-    if (!s)
-        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
-    feox_err err = feox_check_key(key, key_len);
+    key_state k;
+    feox_err err = begin_write(s, key, key_len, &k);
     if (err)
         return err;
-    key_state k;
-    lock_key(s, key, key_len, &k);
     uint64_t ts = 0, seq = 0;
     if (!k.live) {
         if (k.entry) /* expired: reclaim it now; its expiry already keeps it dead on disk */
@@ -357,13 +363,10 @@ out:
 feox_err feox_update_ttl(feox_store *s, const void *key, size_t key_len, uint64_t ttl_secs)
 {
     feox_clear_error_detail();
-    if (!s)
-        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
-    feox_err err = feox_check_key(key, key_len);
+    key_state k;
+    feox_err err = begin_write(s, key, key_len, &k);
     if (err)
         return err;
-    key_state k;
-    lock_key(s, key, key_len, &k);
     uint64_t ts = 0, seq = 0;
     if (!k.live) {
         err = feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
@@ -401,13 +404,10 @@ feox_err feox_atomic_increment(feox_store *s, const void *key, size_t key_len, i
                                const feox_write_opts *opts, int64_t *result)
 {
     feox_clear_error_detail();
-    if (!s)
-        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
-    feox_err err = feox_check_key(key, key_len);
+    key_state k;
+    feox_err err = begin_write(s, key, key_len, &k);
     if (err)
         return err;
-    key_state k;
-    lock_key(s, key, key_len, &k);
     uint64_t ts = 0, seq = 0;
     int64_t value = delta;
     if (k.live) {
@@ -456,18 +456,15 @@ feox_err feox_compare_and_swap(feox_store *s, const void *key, size_t key_len,
     feox_clear_error_detail();
     if (swapped)
         *swapped = false;
-    if (!s)
-        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
-    feox_err err = feox_check_key(key, key_len);
-    if (!err)
-        err = check_value(new_value, new_len);
+    key_state k;
+    feox_err err = check_value(new_value, new_len);
     if (!err && !expected && expected_len)
         err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "expected is NULL but expected_len is %zu",
                         expected_len);
+    if (!err)
+        err = begin_write(s, key, key_len, &k);
     if (err)
         return err;
-    key_state k;
-    lock_key(s, key, key_len, &k);
     uint64_t ts = 0, seq = 0;
     bool match = false;
     if (k.live && k.live->value_len == expected_len &&
