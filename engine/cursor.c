@@ -110,8 +110,13 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
          * levels for the whole batch first, so the misses of different rows overlap. */
         for (size_t i = 0; i < n; i++)
             __builtin_prefetch(entries[i]);
-        for (size_t i = 0; i < n; i++)
-            __builtin_prefetch(ck_pr_load_ptr(&entries[i]->current));
+        for (size_t i = 0; i < n; i++) {
+            /* The version's header and the first lines of its value (read by the caller next). */
+            const char *version = (const char *)ck_pr_load_ptr(&entries[i]->current);
+            __builtin_prefetch(version);
+            __builtin_prefetch(version + 64);
+            __builtin_prefetch(version + 128);
+        }
         for (size_t i = 0; i < n; i++) {
             feox_record *r = feox_entry_live(s, entries[i], &c->now_ns);
             if (!r)
