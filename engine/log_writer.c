@@ -494,7 +494,20 @@ static feox_err read_header(feox_log_backend *b)
                              have);
         return create_header(b);
     }
-    return feox_log_header_decode(header, sizeof header, b->path, &b->file_id);
+    feox_err err = feox_log_header_decode(header, sizeof header, b->path, &b->file_id);
+    if (err == FEOX_OK || !whole_file_is_header)
+        return err;
+    /* A file of exactly one header holds no record. If its bytes are a header's prefix followed
+     * by zeros, a crash tore its creation (the size reached the disk, not every byte): write a
+     * new header, as for a short file. */
+    size_t written = sizeof header;
+    while (written > 0 && header[written - 1] == 0)
+        written--;
+    if (written < sizeof header && feox_log_header_is_torn_prefix(header, written)) {
+        feox_clear_error_detail();
+        return create_header(b);
+    }
+    return err;
 }
 
 static char *concat(const char *a, const char *c)
