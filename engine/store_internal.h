@@ -95,6 +95,11 @@ void feox_ttl_remove_expired(feox_store *s, uint64_t now_ns);
 feox_err feox_ttl_track(feox_store *s, feox_shard *shard, const feox_entry *e,
                         const feox_record *old_version, const feox_record *new_version);
 
+/* Replay (store_write.c): apply a version or a delete read from the file unconditionally, in
+ * file order (the version is owned by the store afterwards, also on error). */
+feox_err feox_store_replay_put(feox_store *s, const void *key, size_t key_len, feox_record *r);
+feox_err feox_store_replay_delete(feox_store *s, const void *key, size_t key_len);
+
 /* Persistence glue (store_persist.c). */
 feox_err feox_store_attach_backend(feox_store *s);
 

@@ -8,9 +8,6 @@
 #include "alloc.h"
 #include "store_internal.h"
 
-feox_err feox_store_replay_put(feox_store *s, const void *key, size_t key_len, feox_record *r);
-feox_err feox_store_replay_delete(feox_store *s, const void *key, size_t key_len);
-
 static feox_err replay_put(void *ctx, const void *key, uint32_t key_len, const void *value,
                            uint32_t value_len, uint32_t tag, uint64_t ts_ns,
                            uint64_t expires_at_ns, uint64_t location)

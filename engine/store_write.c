@@ -599,8 +599,6 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
     }
 }
 
-/* Replay (store_persist.c): apply a version from the file unconditionally. */
-feox_err feox_store_replay_put(feox_store *s, const void *key, size_t key_len, feox_record *r);
 feox_err feox_store_replay_put(feox_store *s, const void *key, size_t key_len, feox_record *r)
 {
     key_state k;
@@ -620,7 +618,6 @@ feox_err feox_store_replay_put(feox_store *s, const void *key, size_t key_len, f
     return err;
 }
 
-feox_err feox_store_replay_delete(feox_store *s, const void *key, size_t key_len);
 feox_err feox_store_replay_delete(feox_store *s, const void *key, size_t key_len)
 {
     key_state k;
