@@ -22,7 +22,10 @@ void feox_set_allocator(void *(*m)(size_t), void *(*r)(void *, size_t), void (*f
     feox_alloc_init_cjson();
 }
 
-void *feox_mem_alloc(size_t size) { return alloc_fn(size ? size : 1); }
+void *feox_mem_alloc(size_t size)
+{
+    return alloc_fn(size ? size : 1);
+}
 
 void *feox_mem_calloc(size_t count, size_t size)
 {
@@ -35,7 +38,10 @@ void *feox_mem_calloc(size_t count, size_t size)
     return p;
 }
 
-void *feox_mem_realloc(void *ptr, size_t size) { return realloc_fn(ptr, size ? size : 1); }
+void *feox_mem_realloc(void *ptr, size_t size)
+{
+    return realloc_fn(ptr, size ? size : 1);
+}
 
 void feox_mem_free(void *ptr)
 {
@@ -53,8 +59,14 @@ char *feox_mem_strndup(const char *s, size_t len)
     return p;
 }
 
-static void *cjson_malloc(size_t size) { return alloc_fn(size ? size : 1); }
-static void cjson_free(void *ptr) { feox_mem_free(ptr); }
+static void *cjson_malloc(size_t size)
+{
+    return alloc_fn(size ? size : 1);
+}
+static void cjson_free(void *ptr)
+{
+    feox_mem_free(ptr);
+}
 
 void feox_alloc_init_cjson(void)
 {
@@ -63,4 +75,7 @@ void feox_alloc_init_cjson(void)
     cJSON_InitHooks(&hooks);
 }
 
-void feox_free(void *ptr) { feox_mem_free(ptr); }
+void feox_free(void *ptr)
+{
+    feox_mem_free(ptr);
+}

@@ -61,7 +61,6 @@ typedef struct rewrite {
     feox_err err;
 } rewrite;
 
-
 static feox_err flush_out(rewrite *rw)
 {
     if (rw->out.len == 0)

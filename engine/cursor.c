@@ -27,16 +27,16 @@ typedef struct cursor_row {
 
 struct feox_cursor {
     feox_store *store;
-    bool descending;      /* direction the batch was filled in */
-    bool exhausted;       /* the index had nothing beyond the batch when it was filled */
-    size_t count, pos;    /* rows[pos] is current while pos < count */
+    bool descending;   /* direction the batch was filled in */
+    bool exhausted;    /* the index had nothing beyond the batch when it was filled */
+    size_t count, pos; /* rows[pos] is current while pos < count */
     size_t batch_size;
     uint64_t now_ns;
     uint64_t writes_at_fill; /* feox_thread_write_count when the batch was read */
     cursor_row rows[CURSOR_MAX_BATCH];
     uint8_t *keys;
     size_t keys_used, keys_cap;
-    uint8_t *bound;       /* copy of the key to re-seek from */
+    uint8_t *bound; /* copy of the key to re-seek from */
     size_t bound_cap;
 };
 
@@ -103,8 +103,8 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
     feox_err err = FEOX_OK;
     feox_epoch_enter();
     for (;;) {
-        size_t n = feox_ordered_index_scan(s->ordered, from, bound, bound_len, entries,
-                                           c->batch_size);
+        size_t n =
+            feox_ordered_index_scan(s->ordered, from, bound, bound_len, entries, c->batch_size);
         /* Each row costs two dependent misses (entry, then its version) and the reference taken
          * below is a locked instruction that stops later loads from overlapping: prefetch both
          * levels for the whole batch first, so the misses of different rows overlap. */
@@ -204,7 +204,10 @@ feox_err feox_cursor_seek(feox_cursor *c, feox_seek_mode mode, const void *key, 
     return seek_internal(c, mode, key, key_len);
 }
 
-bool feox_cursor_valid(const feox_cursor *c) { return c && c->pos < c->count; }
+bool feox_cursor_valid(const feox_cursor *c)
+{
+    return c && c->pos < c->count;
+}
 
 /* Step one row in the given direction, refilling past the current key when needed. */
 static feox_err step(feox_cursor *c, bool towards_descending)
@@ -230,9 +233,15 @@ static feox_err step(feox_cursor *c, bool towards_descending)
     return fill(c, towards_descending ? FEOX_SCAN_LT : FEOX_SCAN_GT, c->bound, len);
 }
 
-feox_err feox_cursor_next(feox_cursor *c) { return step(c, false); }
+feox_err feox_cursor_next(feox_cursor *c)
+{
+    return step(c, false);
+}
 
-feox_err feox_cursor_prev(feox_cursor *c) { return step(c, true); }
+feox_err feox_cursor_prev(feox_cursor *c)
+{
+    return step(c, true);
+}
 
 const void *feox_cursor_key(const feox_cursor *c, size_t *key_len)
 {

@@ -44,7 +44,10 @@ static _Thread_local ck_epoch_record_t *thread_record;
 static _Thread_local unsigned section_depth;
 
 /* Thread exit: the record cannot be freed (CK forbids it), only unregistered for recycling. */
-static void release_thread_record(void *record) { ck_epoch_unregister(record); }
+static void release_thread_record(void *record)
+{
+    ck_epoch_unregister(record);
+}
 
 static void init_epoch(void)
 {
@@ -109,7 +112,10 @@ void feox_epoch_exit(void)
     }
 }
 
-int feox_epoch_in_section(void) { return section_depth != 0; }
+int feox_epoch_in_section(void)
+{
+    return section_depth != 0;
+}
 
 void feox_epoch_retire(feox_retire_link *link, void (*destroy)(feox_retire_link *), size_t bytes)
 {
@@ -178,6 +184,15 @@ size_t feox_epoch_reclaim(void)
     return freed;
 }
 
-uint64_t feox_epoch_pending_bytes(void) { return ck_pr_load_64(&pending_bytes); }
-uint64_t feox_epoch_total_retired(void) { return ck_pr_load_64(&total_retired); }
-uint64_t feox_epoch_total_freed(void) { return ck_pr_load_64(&total_freed); }
+uint64_t feox_epoch_pending_bytes(void)
+{
+    return ck_pr_load_64(&pending_bytes);
+}
+uint64_t feox_epoch_total_retired(void)
+{
+    return ck_pr_load_64(&total_retired);
+}
+uint64_t feox_epoch_total_freed(void)
+{
+    return ck_pr_load_64(&total_freed);
+}

@@ -33,9 +33,15 @@ const char *feox_strerror(feox_err err)
     return "unknown error";
 }
 
-const char *feox_error_detail(void) { return thread_detail; }
+const char *feox_error_detail(void)
+{
+    return thread_detail;
+}
 
-void feox_clear_error_detail(void) { thread_detail[0] = '\0'; }
+void feox_clear_error_detail(void)
+{
+    thread_detail[0] = '\0';
+}
 
 static void set_detail(const char *fmt, va_list ap)
 {

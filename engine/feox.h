@@ -17,15 +17,17 @@
  *   - Keys are 1..FEOX_MAX_KEY_SIZE bytes, ordered by unsigned memcmp (a shorter prefix first).
  *     Values are 0..FEOX_MAX_VALUE_SIZE bytes. Each record also carries a 32-bit opaque tag
  *     (like memcached's client flags), a timestamp and an optional expiry.
- *   - Timestamps are u64 nanoseconds since the Unix epoch. A write is accepted only if its timestamp
- *     is strictly newer than the record's; otherwise FEOX_ERR_OLDER_TIMESTAMP and nothing changes.
- *     Timestamp 0 means "automatic": drawn under the key's lock, strictly greater than the record's
- *     current timestamp, so concurrent automatic writes never fail with OLDER_TIMESTAMP.
+ *   - Timestamps are u64 nanoseconds since the Unix epoch. A write is accepted only if its
+ *     timestamp is strictly newer than the record's; otherwise FEOX_ERR_OLDER_TIMESTAMP and
+ *     nothing changes. Timestamp 0 means "automatic": drawn under the key's lock, strictly greater
+ *     than the record's current timestamp, so concurrent automatic writes never fail with
+ *     OLDER_TIMESTAMP.
  *   - Expiry is an absolute instant; a record is expired when now > expires_at. Expired records are
  *     absent on every path (get, size, contains, len, range, cursor, CAS, incr, patch, delete,
  *     update_ttl). A background sweeper reclaims them.
  *   - Every function is thread-safe. Point reads, range queries and cursors never take a lock
- *     (feox_len does: see there). Every error leaves the store unchanged. A failing call may leave a human-readable detail in feox_error_detail().
+ *     (feox_len does: see there). Every error leaves the store unchanged. A failing call may
+ *     leave a human-readable detail in feox_error_detail().
  */
 #ifndef FEOX_H
 #define FEOX_H
@@ -154,8 +156,9 @@ enum feox_write_flags {
     FEOX_WRITE_TAG = 1u << 3,        /* incr/cas/patch: set the tag to opts->tag */
     FEOX_WRITE_MATCH_TAG = 1u << 4,  /* cas: the stored tag must also equal expected_tag */
     FEOX_WRITE_IF_ABSENT = 1u << 5,  /* feox_insert: fail with KEY_EXISTS if the key is live */
-    FEOX_WRITE_RESTORE = 1u << 6     /* accept timestamp_ns even if not newer: restores an earlier
-                                        version exactly (undo journals); bypasses last-writer-wins */
+    /* accept timestamp_ns even if not newer: restores an earlier version exactly (undo
+     * journals); bypasses last-writer-wins */
+    FEOX_WRITE_RESTORE = 1u << 6
 };
 
 /* NULL options mean: automatic timestamp; feox_insert clears any TTL and sets tag 0;
@@ -200,7 +203,8 @@ typedef struct feox_record_info {
 
 /* Copy the value out into a buffer allocated with the engine allocator; release with feox_free.
  * *value is never NULL on success (a zero-length value gives a valid 1-byte allocation).
- * value and value_len are required; info may be NULL. Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, NOMEM, IO (cold value). */
+ * value and value_len are required; info may be NULL. Errors: INVALID_ARGUMENT, INVALID_KEY,
+ * KEY_NOT_FOUND, NOMEM, IO (cold value). */
 feox_err feox_get(feox_store *store, const void *key, size_t key_len, void **value,
                   size_t *value_len, feox_record_info *info);
 

@@ -22,7 +22,7 @@
 
 typedef struct hash_probe {
     uint64_t hash;
-    void *unused; /* lines up with feox_entry.current */
+    void *unused;  /* lines up with feox_entry.current */
     uint32_t mark; /* lines up with feox_entry.key_len; always PROBE_MARK */
     uint32_t key_len;
     const void *key;
@@ -54,7 +54,10 @@ static bool entry_matches(const void *stored, const void *wanted)
            memcmp(e->key, other->key, e->key_len) == 0;
 }
 
-static void *map_malloc(size_t size) { return feox_mem_alloc(size); }
+static void *map_malloc(size_t size)
+{
+    return feox_mem_alloc(size);
+}
 
 static void *map_realloc(void *ptr, size_t old_size, size_t new_size, bool defer)
 {
@@ -146,11 +149,8 @@ feox_err feox_hash_insert(feox_hash_index *idx, feox_entry *e)
 void feox_hash_remove(feox_hash_index *idx, feox_entry *e)
 {
     feox_shard *s = feox_hash_shard(idx, e->hash);
-    hash_probe probe = {.hash = e->hash,
-                        .unused = NULL,
-                        .mark = PROBE_MARK,
-                        .key_len = e->key_len,
-                        .key = e->key};
+    hash_probe probe = {
+        .hash = e->hash, .unused = NULL, .mark = PROBE_MARK, .key_len = e->key_len, .key = e->key};
     (void)ck_hs_remove(&s->set, (unsigned long)e->hash, &probe);
 }
 

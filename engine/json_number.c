@@ -25,14 +25,20 @@ typedef struct decimal_view {
     int64_t exponent;         /* E of the normal form */
 } decimal_view;
 
-static size_t digit_count(const decimal_view *v) { return v->integer_len + v->fraction_len; }
+static size_t digit_count(const decimal_view *v)
+{
+    return v->integer_len + v->fraction_len;
+}
 
 static char digit_at(const decimal_view *v, size_t index)
 {
     return index < v->integer_len ? v->integer[index] : v->fraction[index - v->integer_len];
 }
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
 
 static int64_t read_exponent(const char *s)
 {

@@ -58,11 +58,20 @@ static void skip_whitespace(json_parser *p)
     }
 }
 
-static bool at_end(const json_parser *p) { return p->pos >= p->len; }
+static bool at_end(const json_parser *p)
+{
+    return p->pos >= p->len;
+}
 
-static char peek(const json_parser *p) { return p->pos < p->len ? p->text[p->pos] : '\0'; }
+static char peek(const json_parser *p)
+{
+    return p->pos < p->len ? p->text[p->pos] : '\0';
+}
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
 
 static int hex_value(char c)
 {
@@ -153,8 +162,8 @@ static size_t decode_escape(json_parser *p, const char *src, const char *end, ch
         syntax_error(p, "lone high surrogate in string");
         return 0;
     }
-    unsigned long code_point = 0x10000 + (((unsigned long)unit - 0xD800) << 10) +
-                               ((unsigned long)low - 0xDC00);
+    unsigned long code_point =
+        0x10000 + (((unsigned long)unit - 0xD800) << 10) + ((unsigned long)low - 0xDC00);
     *written = encode_utf8(code_point, dst);
     return 12;
 }
@@ -405,18 +414,12 @@ static cJSON *parse_value(json_parser *p)
         return syntax_error(p, "unexpected end of text");
     char c = p->text[p->pos];
     switch (c) {
-    case '{':
-        return parse_object(p);
-    case '[':
-        return parse_array(p);
-    case '"':
-        return parse_string(p);
-    case 't':
-        return parse_literal(p, "true", cJSON_True);
-    case 'f':
-        return parse_literal(p, "false", cJSON_False);
-    case 'n':
-        return parse_literal(p, "null", cJSON_NULL);
+    case '{': return parse_object(p);
+    case '[': return parse_array(p);
+    case '"': return parse_string(p);
+    case 't': return parse_literal(p, "true", cJSON_True);
+    case 'f': return parse_literal(p, "false", cJSON_False);
+    case 'n': return parse_literal(p, "null", cJSON_NULL);
     default:
         if (c == '-' || is_digit(c))
             return parse_number(p);

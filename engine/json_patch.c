@@ -59,10 +59,10 @@ static feox_err fail(patch_run *run, feox_err err, const char *fmt, ...)
 {
     if (!run->errmsg || run->errmsg_size == 0)
         return err;
-    int prefix = run->op_name ? snprintf(run->errmsg, run->errmsg_size, "operation %zu (%s): ",
-                                         run->op_index, run->op_name)
-                              : snprintf(run->errmsg, run->errmsg_size, "operation %zu: ",
-                                         run->op_index);
+    int prefix = run->op_name
+                     ? snprintf(run->errmsg, run->errmsg_size,
+                                "operation %zu (%s): ", run->op_index, run->op_name)
+                     : snprintf(run->errmsg, run->errmsg_size, "operation %zu: ", run->op_index);
     if (prefix < 0 || (size_t)prefix >= run->errmsg_size)
         return err;
     va_list args;
@@ -138,8 +138,8 @@ static feox_err resolve(patch_run *run, const char *what, const char *pointer, r
                 return FEOX_OK;
             }
             if (!feox_json_pointer_token_index(token, &index))
-                return fail(run, FEOX_ERR_JSON_PATCH, "%s %s: \"%.*s\" is not an array index",
-                            what, pointer, (int)token.len, token.text);
+                return fail(run, FEOX_ERR_JSON_PATCH, "%s %s: \"%.*s\" is not an array index", what,
+                            pointer, (int)token.len, token.text);
             loc->target = array_element(current, index);
             /* Past the end, only add may name the position right after the last element. */
             size_t length = loc->target ? 0 : array_length(current);
@@ -373,8 +373,7 @@ static feox_err parse_input(const char *what, const char *text, size_t len, cJSO
 {
     feox_json_parse_error parse_error = {0, NULL};
     switch (feox_json_parse(text, len, tree, &parse_error)) {
-    case FEOX_JSON_PARSED:
-        return FEOX_OK;
+    case FEOX_JSON_PARSED: return FEOX_OK;
     case FEOX_JSON_NO_MEMORY:
         return set_message(errmsg, errmsg_size, FEOX_ERR_NOMEM, "out of memory parsing the %s",
                            what);
@@ -385,9 +384,8 @@ static feox_err parse_input(const char *what, const char *text, size_t len, cJSO
     }
 }
 
-feox_err feox_json_patch_apply(const char *doc, size_t doc_len, const char *patch,
-                               size_t patch_len, char **out, size_t *out_len, char *errmsg,
-                               size_t errmsg_size)
+feox_err feox_json_patch_apply(const char *doc, size_t doc_len, const char *patch, size_t patch_len,
+                               char **out, size_t *out_len, char *errmsg, size_t errmsg_size)
 {
     if (!out || !out_len)
         return set_message(errmsg, errmsg_size, FEOX_ERR_INVALID_ARGUMENT, "no output pointer");

@@ -96,14 +96,10 @@ bool feox_json_tree_equal(const cJSON *a, const cJSON *b)
     switch (type) {
     case cJSON_NULL:
     case cJSON_True:
-    case cJSON_False:
-        return true;
-    case cJSON_Raw:
-        return feox_json_number_equal(a->valuestring, b->valuestring);
-    case cJSON_Number:
-        return a->valuedouble == b->valuedouble;
-    case cJSON_String:
-        return strcmp(a->valuestring, b->valuestring) == 0;
+    case cJSON_False: return true;
+    case cJSON_Raw: return feox_json_number_equal(a->valuestring, b->valuestring);
+    case cJSON_Number: return a->valuedouble == b->valuedouble;
+    case cJSON_String: return strcmp(a->valuestring, b->valuestring) == 0;
     case cJSON_Array: {
         const cJSON *x = a->child;
         const cJSON *y = b->child;
@@ -117,8 +113,7 @@ bool feox_json_tree_equal(const cJSON *a, const cJSON *b)
         /* Both directions, so duplicate member names cannot make unequal objects look equal. */
         return child_count(a) == child_count(b) && members_contained(a, b) &&
                members_contained(b, a);
-    default:
-        return false;
+    default: return false;
     }
 }
 

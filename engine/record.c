@@ -9,7 +9,10 @@
 #include "alloc.h"
 
 /* glibc malloc keeps 8 bytes of header and rounds to 16: count what the allocator really uses. */
-static size_t allocation_footprint(size_t bytes) { return ((bytes + 8 + 15) & ~(size_t)15); }
+static size_t allocation_footprint(size_t bytes)
+{
+    return ((bytes + 8 + 15) & ~(size_t)15);
+}
 
 size_t feox_entry_footprint(size_t key_len)
 {
@@ -33,7 +36,10 @@ feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
     return e;
 }
 
-void feox_entry_free(feox_entry *e) { feox_mem_free(e); }
+void feox_entry_free(feox_entry *e)
+{
+    feox_mem_free(e);
+}
 
 static void destroy_entry(feox_retire_link *link)
 {
@@ -64,10 +70,16 @@ feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, 
     return r;
 }
 
-void feox_record_free(feox_record *r) { feox_mem_free(r); }
+void feox_record_free(feox_record *r)
+{
+    feox_mem_free(r);
+}
 
 /* C11-style builtins rather than ck_pr so ThreadSanitizer sees the ordering. */
-void feox_record_ref(feox_record *r) { __atomic_fetch_add(&r->refs, 1, __ATOMIC_RELAXED); }
+void feox_record_ref(feox_record *r)
+{
+    __atomic_fetch_add(&r->refs, 1, __ATOMIC_RELAXED);
+}
 
 void feox_record_unref(feox_record *r)
 {

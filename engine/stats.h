@@ -40,7 +40,10 @@ typedef struct feox_stat_counters {
 } feox_stat_counters;
 
 void feox_stat_add(feox_stat_counters *c, feox_stat_id id, uint64_t n);
-static inline void feox_stat_inc(feox_stat_counters *c, feox_stat_id id) { feox_stat_add(c, id, 1); }
+static inline void feox_stat_inc(feox_stat_counters *c, feox_stat_id id)
+{
+    feox_stat_add(c, id, 1);
+}
 uint64_t feox_stat_sum(const feox_stat_counters *c, feox_stat_id id);
 /* Fill the operation fields of *out from the counters. */
 void feox_stat_fill(const feox_stat_counters *c, feox_stats *out);

@@ -39,7 +39,10 @@ uint64_t feox_store_now(const feox_store *s)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t feox_now_ns(feox_store *s) { return s ? feox_store_now(s) : 0; }
+uint64_t feox_now_ns(feox_store *s)
+{
+    return s ? feox_store_now(s) : 0;
+}
 
 bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforce)
 {
@@ -158,8 +161,7 @@ static void destroy_store(feox_store *s)
 
 static feox_err validate_config(const feox_config *cfg)
 {
-    if (cfg->sync != FEOX_SYNC_NORMAL && cfg->sync != FEOX_SYNC_OFF &&
-        cfg->sync != FEOX_SYNC_FULL)
+    if (cfg->sync != FEOX_SYNC_NORMAL && cfg->sync != FEOX_SYNC_OFF && cfg->sync != FEOX_SYNC_FULL)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "sync mode %d is not off, normal or full",
                          (int)cfg->sync);
     return FEOX_OK;
@@ -338,10 +340,9 @@ feox_err feox_check(feox_store *s)
     uint64_t counted = ck_pr_load_64(&s->key_count);
     int bad = feox_ordered_index_verify(s->ordered, detail, sizeof detail);
     if (!bad && (in_hash != in_tree || in_hash != counted)) {
-        snprintf(detail, sizeof detail,
-                 "index counts disagree: hash %llu, ordered %llu, key count %llu",
-                 (unsigned long long)in_hash, (unsigned long long)in_tree,
-                 (unsigned long long)counted);
+        snprintf(
+            detail, sizeof detail, "index counts disagree: hash %llu, ordered %llu, key count %llu",
+            (unsigned long long)in_hash, (unsigned long long)in_tree, (unsigned long long)counted);
         bad = 1;
     }
     if (!bad) {
@@ -355,8 +356,7 @@ feox_err feox_check(feox_store *s)
             size_t n = feox_ordered_index_scan(s->ordered, from, bound, bound_len, batch, 64);
             for (size_t i = 0; i < n && !bad; i++) {
                 feox_entry *e = batch[i];
-                if (feox_hash_lookup(&s->hash, e->hash, e->key, e->key_len) != e ||
-                    !e->current) {
+                if (feox_hash_lookup(&s->hash, e->hash, e->key, e->key_len) != e || !e->current) {
                     snprintf(detail, sizeof detail,
                              "ordered index entry of %u-byte key missing from the hash index",
                              e->key_len);

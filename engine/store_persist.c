@@ -9,8 +9,8 @@
 #include "store_internal.h"
 
 static feox_err replay_put(void *ctx, const void *key, uint32_t key_len, const void *value,
-                           uint32_t value_len, uint32_t tag, uint64_t ts_ns,
-                           uint64_t expires_at_ns, uint64_t location)
+                           uint32_t value_len, uint32_t tag, uint64_t ts_ns, uint64_t expires_at_ns,
+                           uint64_t location)
 {
     if (key_len == 0 || key_len > FEOX_MAX_KEY_SIZE || value_len > FEOX_MAX_VALUE_SIZE)
         return feox_fail(FEOX_ERR_CORRUPT, "replayed record has an invalid size");
@@ -84,7 +84,10 @@ static feox_err for_each_live(void *ctx,
     return err;
 }
 
-static uint64_t hook_now(void *ctx) { return feox_store_now(ctx); }
+static uint64_t hook_now(void *ctx)
+{
+    return feox_store_now(ctx);
+}
 
 feox_err feox_store_attach_backend(feox_store *s)
 {

@@ -132,9 +132,15 @@ feox_err feox_get_ref(feox_store *s, const void *key, size_t key_len, feox_value
     return FEOX_OK;
 }
 
-const void *feox_value_data(const feox_value *v) { return ((const feox_record *)v)->value; }
+const void *feox_value_data(const feox_value *v)
+{
+    return ((const feox_record *)v)->value;
+}
 
-size_t feox_value_size(const feox_value *v) { return ((const feox_record *)v)->value_len; }
+size_t feox_value_size(const feox_value *v)
+{
+    return ((const feox_record *)v)->value_len;
+}
 
 void feox_value_info(const feox_value *v, feox_record_info *info)
 {
@@ -256,6 +262,12 @@ uint64_t feox_len(feox_store *s)
     return ck_pr_load_64(&s->key_count);
 }
 
-bool feox_is_empty(feox_store *s) { return feox_len(s) == 0; }
+bool feox_is_empty(feox_store *s)
+{
+    return feox_len(s) == 0;
+}
 
-uint64_t feox_memory_usage(feox_store *s) { return s ? ck_pr_load_64(&s->memory_used) : 0; }
+uint64_t feox_memory_usage(feox_store *s)
+{
+    return s ? ck_pr_load_64(&s->memory_used) : 0;
+}

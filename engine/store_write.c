@@ -24,7 +24,10 @@
  * thread always reads its own writes (cursor.c). */
 _Thread_local uint64_t feox_thread_write_count;
 
-static uint64_t saturating_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+static uint64_t saturating_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 /* Pick the version timestamp: explicit ones must be strictly newer than the live version; the
  * automatic one is the clock, bumped past the current version's timestamp if needed. */
@@ -58,8 +61,8 @@ static feox_err choose_timestamp(feox_store *s, const feox_write_opts *opts,
 }
 
 /* Expiry of the new version; keep_by_default: incr/cas/patch keep the TTL unless told. */
-static uint64_t choose_expiry(const feox_write_opts *opts, const feox_record *live,
-                              uint64_t now_ns, bool keep_by_default)
+static uint64_t choose_expiry(const feox_write_opts *opts, const feox_record *live, uint64_t now_ns,
+                              bool keep_by_default)
 {
     uint32_t flags = opts ? opts->flags : 0;
     if (flags & FEOX_WRITE_EXPIRES_AT)
@@ -227,9 +230,9 @@ feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e
 typedef struct key_state {
     uint64_t hash;
     feox_shard *shard;
-    feox_entry *entry;     /* NULL if absent */
-    feox_record *current;  /* entry's version, expired or not */
-    feox_record *live;     /* current if not expired, else NULL */
+    feox_entry *entry;    /* NULL if absent */
+    feox_record *current; /* entry's version, expired or not */
+    feox_record *live;    /* current if not expired, else NULL */
     uint64_t now_ns;
 } key_state;
 
@@ -270,8 +273,8 @@ static feox_err unlock_key(feox_store *s, key_state *k, feox_err err, uint64_t s
 
 /* Build and publish a version of key with the given value (the common tail of every write). */
 static feox_err write_version(feox_store *s, key_state *k, const void *key, size_t key_len,
-                              const void *value, size_t value_len, uint32_t tag,
-                              uint64_t ts_ns, uint64_t expires_at_ns, uint64_t *seq)
+                              const void *value, size_t value_len, uint32_t tag, uint64_t ts_ns,
+                              uint64_t expires_at_ns, uint64_t *seq)
 {
     feox_record *r = feox_record_new(value, value_len, tag, ts_ns, expires_at_ns, false);
     if (!r)
@@ -380,8 +383,8 @@ feox_err feox_update_ttl(feox_store *s, const void *key, size_t key_len, uint64_
     if (err)
         goto out;
     feox_write_opts ttl = {.flags = FEOX_WRITE_TTL, .ttl_secs = ttl_secs};
-    err = write_version(s, &k, key, key_len, resident->value, resident->value_len, k.live->tag,
-                        ts, choose_expiry(&ttl, k.live, k.now_ns, false), &seq);
+    err = write_version(s, &k, key, key_len, resident->value, resident->value_len, k.live->tag, ts,
+                        choose_expiry(&ttl, k.live, k.now_ns, false), &seq);
     feox_record_unref(resident);
 out:
     return unlock_key(s, &k, err, seq);
@@ -449,9 +452,9 @@ out:
     return unlock_key(s, &k, err, seq);
 }
 
-feox_err feox_compare_and_swap(feox_store *s, const void *key, size_t key_len,
-                               const void *expected, size_t expected_len, const void *new_value,
-                               size_t new_len, const feox_write_opts *opts, bool *swapped)
+feox_err feox_compare_and_swap(feox_store *s, const void *key, size_t key_len, const void *expected,
+                               size_t expected_len, const void *new_value, size_t new_len,
+                               const feox_write_opts *opts, bool *swapped)
 {
     feox_clear_error_detail();
     if (swapped)

@@ -7,7 +7,10 @@
 
 #include "alloc.h"
 
-void feox_ttl_heap_init(feox_ttl_heap *h) { memset(h, 0, sizeof *h); }
+void feox_ttl_heap_init(feox_ttl_heap *h)
+{
+    memset(h, 0, sizeof *h);
+}
 
 void feox_ttl_heap_destroy(feox_ttl_heap *h)
 {

@@ -34,11 +34,10 @@ static bool collect_keys(feox_store *s, evict_batch *b)
     b->count = 0;
     b->used = 0;
     feox_epoch_enter();
-    size_t n = s->evict_hand_len
-                   ? feox_ordered_index_scan(s->ordered, FEOX_SCAN_GT, s->evict_hand,
-                                             s->evict_hand_len, entries, EVICT_BATCH)
-                   : feox_ordered_index_scan(s->ordered, FEOX_SCAN_FIRST, NULL, 0, entries,
-                                             EVICT_BATCH);
+    size_t n = s->evict_hand_len ? feox_ordered_index_scan(s->ordered, FEOX_SCAN_GT, s->evict_hand,
+                                                           s->evict_hand_len, entries, EVICT_BATCH)
+                                 : feox_ordered_index_scan(s->ordered, FEOX_SCAN_FIRST, NULL, 0,
+                                                           entries, EVICT_BATCH);
     for (size_t i = 0; i < n; i++) {
         uint32_t len = entries[i]->key_len;
         if (!b->keys || b->used + len > b->cap) {

@@ -548,9 +548,9 @@ int feox_register_functions(sqlite3 *db, feox_conn *conn)
         int n_arg;
         void (*fn)(sqlite3_context *, int, sqlite3_value **);
     } fns[] = {
-        {"feox_incr", 3, fn_incr},   {"feox_incr", 4, fn_incr},   {"feox_cas", 4, fn_cas},
-        {"feox_cas", 5, fn_cas},     {"feox_patch", 3, fn_patch}, {"feox_patch", 4, fn_patch},
-        {"feox_stats", 1, fn_stats}, {"feox_flush", 1, fn_flush}, {"feox_check", 1, fn_check},
+        {"feox_incr", 3, fn_incr},       {"feox_incr", 4, fn_incr},   {"feox_cas", 4, fn_cas},
+        {"feox_cas", 5, fn_cas},         {"feox_patch", 3, fn_patch}, {"feox_patch", 4, fn_patch},
+        {"feox_stats", 1, fn_stats},     {"feox_flush", 1, fn_flush}, {"feox_check", 1, fn_check},
         {"feox_compact", 1, fn_compact},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
