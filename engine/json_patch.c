@@ -292,6 +292,10 @@ static feox_err op_move(patch_run *run, cJSON *op, const char *path)
         return err;
     if (!from || !path) /* pointer_member succeeded, so neither is NULL */
         return fail(run, FEOX_ERR_JSON_PATCH, "'from' or 'path' is missing");
+    /* Checked before anything moves: "" (the whole document) is a proper prefix of every valid
+     * path but the empty one, and only a valid path makes that argument hold. */
+    if (!feox_json_pointer_is_valid(path))
+        return fail(run, FEOX_ERR_JSON_PATCH, "path \"%s\" is not a valid JSON pointer", path);
     if (strcmp(from, path) == 0)
         return resolve(run, "path", path, FOR_ADD, &target);
     if (is_proper_prefix(from, path))

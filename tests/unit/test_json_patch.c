@@ -408,6 +408,11 @@ static void test_move_semantics(void **state)
                   "{\"a\":{},\"c\":[1]}");
     expect_failure("{\"a\":1}", "[{\"op\":\"move\",\"from\":\"/x\",\"path\":\"/a\"}]",
                    "operation 0 (move): from /x does not exist");
+    /* Found by fuzz_json_patch: moving the whole document to an invalid path crashed. */
+    expect_failure("{\"a\":1}", "[{\"op\":\"move\",\"from\":\"\",\"path\":\"'x\"}]",
+                   "operation 0 (move): path \"'x\" is not a valid JSON pointer");
+    expect_failure("{\"a\":1}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"b\"}]",
+                   "operation 0 (move): path \"b\" is not a valid JSON pointer");
 }
 
 static void test_error_messages_name_the_operation(void **state)
