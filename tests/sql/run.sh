@@ -25,11 +25,11 @@
 #      the temporary directory's path is written as "$TMPDIR", and the idxNum in EXPLAIN QUERY
 #      PLAN lines ("VIRTUAL TABLE INDEX 25:ordered scan key>?") becomes "N": it is an internal
 #      bitmask, the idxStr after the colon is the readable plan that the tests pin.
-# 2. Recipes: sql/NAME.sql (demo.sql included) that have sql/expected/NAME.out. Each runs the
+# 2. Recipes: sql/NAME.sql (demo.sql included) that have sql/expected/NAME.expected. Each runs the
 #    way a user runs it and the way `make demo` runs demo.sql, from a copy of sql/ in a temporary
 #    directory next to a "build/feox.so" link to $FEOX_EXT.so:
 #      cd <tmp>/sql && sqlite3 -bail -cmd '.load ../build/feox' :memory: < NAME.sql
-#    and stdout+stderr (same normalisations) must equal sql/expected/NAME.out.
+#    and stdout+stderr (same normalisations) must equal sql/expected/NAME.expected.
 #    A recipe without an expected output fails the run: every recipe is checked.
 #
 # Exit status: 0 when every file matches, 1 otherwise (each difference is printed).
@@ -108,9 +108,9 @@ for sql in "$repo"/sql/*.sql; do
     [ -e "$sql" ] || continue
     name=$(basename "$sql" .sql)
     want "$name" || continue
-    expected="$repo/sql/expected/$name.out"
+    expected="$repo/sql/expected/$name.expected"
     if [ ! -f "$expected" ]; then
-        fail=$((fail + 1)); echo "FAIL sql/$name.sql: no sql/expected/$name.out"; continue
+        fail=$((fail + 1)); echo "FAIL sql/$name.sql: no sql/expected/$name.expected"; continue
     fi
     rm -rf "$work/recipes/sql"
     mkdir -p "$work/recipes/sql"
