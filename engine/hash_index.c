@@ -161,3 +161,19 @@ uint64_t feox_hash_count(const feox_hash_index *idx)
         n += ck_hs_count(&idx->shards[i].set);
     return n;
 }
+
+uint64_t feox_hash_sum_keys(const feox_hash_index *idx)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < feox_hash_shard_count(idx); i++)
+        n += __atomic_load_n(&idx->shards[i].keys, __ATOMIC_RELAXED);
+    return n;
+}
+
+uint64_t feox_hash_sum_ttl_keys(const feox_hash_index *idx)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < feox_hash_shard_count(idx); i++)
+        n += __atomic_load_n(&idx->shards[i].ttl_keys, __ATOMIC_RELAXED);
+    return n;
+}

@@ -28,7 +28,10 @@ typedef struct feox_shard {
     pthread_mutex_t lock;
     ck_hs_t set;
     feox_ttl_heap ttl;     /* expiry queue of this shard's keys (see ttl_index.h) */
-    uint64_t ttl_keys;     /* current versions carrying an expiry (under lock) */
+    /* Counts kept per shard so writers never share a counter's cache line: changed under the
+     * lock, read by anyone with a relaxed load (feox_shard_count_*). */
+    uint64_t keys;         /* entries in the index, expired-unswept included */
+    uint64_t ttl_keys;     /* current versions carrying an expiry */
 } __attribute__((aligned(64))) feox_shard;
 
 typedef struct feox_hash_index {
@@ -52,6 +55,15 @@ static inline unsigned feox_hash_shard_count(const feox_hash_index *idx)
 {
     return 1u << idx->shard_bits;
 }
+
+/* Change a shard counter (shard lock held; the store is relaxed so lock-free readers may sum). */
+static inline void feox_shard_count_add(uint64_t *counter, int64_t delta)
+{
+    __atomic_store_n(counter, *counter + (uint64_t)delta, __ATOMIC_RELAXED);
+}
+/* Sum one counter over every shard (no lock; exact when no writer runs). */
+uint64_t feox_hash_sum_keys(const feox_hash_index *idx);
+uint64_t feox_hash_sum_ttl_keys(const feox_hash_index *idx);
 
 /* Find the entry for key (inside an epoch section, or holding the shard lock). */
 feox_entry *feox_hash_lookup(const feox_hash_index *idx, uint64_t hash, const void *key,

@@ -46,7 +46,9 @@ uint64_t feox_now_ns(feox_store *s)
 
 bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforce)
 {
-    if (delta <= 0 || !enforce || !s->cfg.max_memory) {
+    if (delta == 0) /* a same-size overwrite: no shared cache line to touch */
+        return true;
+    if (delta < 0 || !enforce || !s->cfg.max_memory) {
         ck_pr_add_64(&s->memory_used, (uint64_t)delta); /* two's complement: adds a negative */
         return true;
     }
@@ -337,7 +339,7 @@ feox_err feox_check(feox_store *s)
         pthread_mutex_lock(&s->hash.shards[i].lock);
     uint64_t in_hash = feox_hash_count(&s->hash);
     uint64_t in_tree = feox_ordered_index_count(s->ordered);
-    uint64_t counted = ck_pr_load_64(&s->key_count);
+    uint64_t counted = feox_hash_sum_keys(&s->hash);
     int bad = feox_ordered_index_verify(s->ordered, detail, sizeof detail);
     if (!bad && (in_hash != in_tree || in_hash != counted)) {
         snprintf(
@@ -393,7 +395,7 @@ feox_err feox_get_stats(feox_store *s, feox_stats *out)
     out->len = feox_len(s);
     out->memory_usage = feox_memory_usage(s);
     out->max_memory = s->cfg.max_memory;
-    out->keys_with_ttl = ck_pr_load_64(&s->ttl_keys);
+    out->keys_with_ttl = feox_hash_sum_ttl_keys(&s->hash);
     out->epoch_retired = feox_epoch_total_retired();
     out->epoch_freed = feox_epoch_total_freed();
     if (s->backend)

@@ -35,9 +35,8 @@ struct feox_store {
     feox_backend *backend; /* NULL in memory mode */
     feox_stat_counters *stats;
 
-    uint64_t memory_used; /* atomic: bytes accounted against max_memory */
-    uint64_t key_count;   /* atomic: entries in the index, expired-unswept included */
-    uint64_t ttl_keys;    /* atomic: current versions carrying an expiry */
+    uint64_t memory_used; /* atomic: bytes accounted against max_memory (key and TTL counts are
+                             kept per shard: hash_index.h) */
 
     pthread_t maintenance_thread;
     bool maintenance_running;

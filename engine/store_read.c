@@ -257,9 +257,9 @@ uint64_t feox_len(feox_store *s)
     if (!s)
         return 0;
     /* Exact: expired keys the sweeper has not reached yet are removed first. */
-    if (ck_pr_load_64(&s->ttl_keys))
+    if (feox_hash_sum_ttl_keys(&s->hash))
         feox_ttl_remove_expired(s, feox_store_now(s));
-    return ck_pr_load_64(&s->key_count);
+    return feox_hash_sum_keys(&s->hash);
 }
 
 bool feox_is_empty(feox_store *s)

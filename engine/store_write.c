@@ -172,15 +172,13 @@ static feox_err publish_version(feox_store *s, feox_shard *shard, feox_entry **e
     ck_pr_store_ptr(&e->current, new_version);
     feox_thread_write_count++;
     if (new_entry)
-        ck_pr_inc_64(&s->key_count);
+        feox_shard_count_add(&shard->keys, 1);
     if (new_version->expires_at_ns) {
-        ck_pr_inc_64(&s->ttl_keys);
-        shard->ttl_keys++;
+        feox_shard_count_add(&shard->ttl_keys, 1);
     }
     if (old_version) {
         if (old_version->expires_at_ns) {
-            ck_pr_dec_64(&s->ttl_keys);
-            shard->ttl_keys--;
+            feox_shard_count_add(&shard->ttl_keys, -1);
         }
         feox_record_retire(old_version);
     }
@@ -210,12 +208,11 @@ feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e
     feox_ordered_index_remove(s->ordered, e);
     ck_pr_store_ptr(&e->current, NULL);
     feox_thread_write_count++;
-    ck_pr_dec_64(&s->key_count);
+    feox_shard_count_add(&shard->keys, -1);
     int64_t freed = (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
     if (old_version) {
         if (old_version->expires_at_ns) {
-            ck_pr_dec_64(&s->ttl_keys);
-            shard->ttl_keys--;
+            feox_shard_count_add(&shard->ttl_keys, -1);
         }
         freed += (int64_t)feox_record_footprint(old_version->value_len,
                                                 old_version->flags & FEOX_RECORD_COLD);
