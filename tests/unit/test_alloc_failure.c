@@ -29,46 +29,7 @@
 
 #include "feox.h"
 #include "feox_test_support.h"
-
-/* ---- the failing allocator ---------------------------------------------------------------- */
-
-static pthread_t test_thread;
-static bool injecting;            /* count (and fail) allocations of the test thread */
-static unsigned long alloc_count; /* allocations counted so far in this run */
-static unsigned long fail_at;     /* the allocation number that fails; 0 = none */
-static bool failure_injected;     /* the failing allocation happened during the current call */
-
-/* persistent_failure: allocation n and every later one in the same call fail (as SQLite's
- * "persistent" OOM tests do), so code that retries an allocation cannot mask the failure. */
-static bool persistent_failure;
-
-static bool should_fail(void)
-{
-    if (!injecting || !pthread_equal(pthread_self(), test_thread))
-        return false;
-    ++alloc_count;
-    if (!fail_at || (persistent_failure ? alloc_count < fail_at : alloc_count != fail_at))
-        return false;
-    failure_injected = true;
-    return true;
-}
-
-/* Like malloc, a failure sets errno to ENOMEM. */
-static void *failing_malloc(size_t size)
-{
-    if (!should_fail())
-        return malloc(size);
-    errno = ENOMEM;
-    return NULL;
-}
-
-static void *failing_realloc(void *p, size_t size)
-{
-    if (!should_fail())
-        return realloc(p, size);
-    errno = ENOMEM;
-    return NULL;
-}
+#include "failing_alloc.h"
 
 /* ---- dumping a store ------------------------------------------------------------------------ */
 
@@ -106,13 +67,13 @@ static int dump_record(void *ctx, const void *key, size_t key_len, const void *v
 /* Every record (keys and values here are printable), then len. Never fails on purpose. */
 static char *dump_store(feox_store *s)
 {
-    bool was_injecting = injecting;
-    injecting = false;
+    bool was_injecting = ftest_fault.injecting;
+    ftest_fault.injecting = false;
     dump d = {0};
     dump_append(&d, "len %llu\n", (unsigned long long)feox_len(s));
     assert_int_equal(feox_range_query(s, "\x01", 1, "\x7f", 1, SIZE_MAX, dump_record, &d, NULL),
                      FEOX_OK);
-    injecting = was_injecting;
+    ftest_fault.injecting = was_injecting;
     return d.text;
 }
 
@@ -387,18 +348,18 @@ static void problem(const char *fmt, ...)
 static bool checked_call(feox_store *s, const step *st, int i, unsigned long n, bool *reached)
 {
     char *before = dump_store(s);
-    failure_injected = false;
-    injecting = true;
+    ftest_fault.failure_injected = false;
+    ftest_fault.injecting = true;
     feox_err err = st->run(s, i);
-    injecting = false;
-    *reached |= failure_injected;
-    if (failure_injected)
-        fail_at = 0; /* one failing call per run */
+    ftest_fault.injecting = false;
+    *reached |= ftest_fault.failure_injected;
+    if (ftest_fault.failure_injected)
+        ftest_fault.fail_at = 0; /* one failing call per run */
     bool ok = true;
     if (err != FEOX_OK) {
-        if (!failure_injected || err != FEOX_ERR_NOMEM) {
+        if (!ftest_fault.failure_injected || err != FEOX_ERR_NOMEM) {
             problem("alloc %lu, step '%s' #%d: returned %s (%s), failure injected: %d", n, st->name,
-                    i, feox_strerror(err), feox_error_detail(), failure_injected);
+                    i, feox_strerror(err), feox_error_detail(), ftest_fault.failure_injected);
             ok = false;
         }
         char *after = dump_store(s);
@@ -434,24 +395,24 @@ static bool run_with_failure_at(unsigned long n, const char *path, char **final_
         unlink(path);
     feox_config cfg;
     fill_config(&cfg, path);
-    alloc_count = 0;
-    fail_at = n;
-    failure_injected = false;
-    injecting = true;
+    ftest_fault.alloc_count = 0;
+    ftest_fault.fail_at = n;
+    ftest_fault.failure_injected = false;
+    ftest_fault.injecting = true;
     feox_store *s = NULL;
     feox_err err = feox_open(&cfg, &s);
-    injecting = false;
-    if (failure_injected)
-        fail_at = 0;
+    ftest_fault.injecting = false;
+    if (ftest_fault.failure_injected)
+        ftest_fault.fail_at = 0;
     if (err != FEOX_OK) {
-        if (!failure_injected || err != FEOX_ERR_NOMEM)
+        if (!ftest_fault.failure_injected || err != FEOX_ERR_NOMEM)
             problem("alloc %lu: feox_open returned %s (%s), failure injected: %d", n,
-                    feox_strerror(err), feox_error_detail(), failure_injected);
+                    feox_strerror(err), feox_error_detail(), ftest_fault.failure_injected);
         if (s)
             problem("alloc %lu: feox_open failed but set *out", n);
         return true;
     }
-    bool reached = failure_injected, ok = true;
+    bool reached = ftest_fault.failure_injected, ok = true;
     for (size_t i = 0; i < N_STEPS && ok; i++)
         for (int j = 0; j < workload[i].times && ok; j++)
             ok = checked_call(s, &workload[i], j, n, &reached);
@@ -469,10 +430,8 @@ static bool run_with_failure_at(unsigned long n, const char *path, char **final_
 
 static void failure_loop(const char *path, bool persistent)
 {
-    persistent_failure = persistent;
-    test_thread = pthread_self();
     problems = 0;
-    feox_set_allocator(failing_malloc, failing_realloc, free);
+    ftest_failing_alloc_install(persistent);
     char *reference = NULL;
     assert_false(run_with_failure_at(0, path, &reference)); /* a clean run */
     assert_int_equal(problems, 0);
@@ -502,7 +461,7 @@ static void failure_loop(const char *path, bool persistent)
         if (!reached)
             break;
     }
-    feox_set_allocator(NULL, NULL, NULL);
+    ftest_failing_alloc_remove();
     free(reference);
     print_message("allocation failure loop (%s, %s): %lu allocations; %d problems\n",
                   path ? "persistent mode" : "memory mode",

@@ -32,46 +32,7 @@
 #include <sqlite3.h>
 
 #include "feox_ext.h"
-
-/* ---- the failing engine allocator -------------------------------------------------------------
- */
-
-static pthread_t test_thread;
-static bool injecting;
-static unsigned long alloc_count, fail_at;
-static bool failure_injected;
-
-/* persistent_failure: allocation n and every later one in the same call fail (as SQLite's
- * "persistent" OOM tests do), so code that retries an allocation cannot mask the failure. */
-static bool persistent_failure;
-
-static bool should_fail(void)
-{
-    if (!injecting || !pthread_equal(pthread_self(), test_thread))
-        return false;
-    ++alloc_count;
-    if (!fail_at || (persistent_failure ? alloc_count < fail_at : alloc_count != fail_at))
-        return false;
-    failure_injected = true;
-    return true;
-}
-
-/* Like malloc, a failure sets errno to ENOMEM. */
-static void *failing_malloc(size_t size)
-{
-    if (!should_fail())
-        return malloc(size);
-    errno = ENOMEM;
-    return NULL;
-}
-
-static void *failing_realloc(void *p, size_t size)
-{
-    if (!should_fail())
-        return realloc(p, size);
-    errno = ENOMEM;
-    return NULL;
-}
+#include "failing_alloc.h"
 
 /* ---- the workload --------------------------------------------------------------------------- */
 
@@ -115,8 +76,8 @@ static const char *const workload[] = {
 /* key, type and value of every row, whether it has a ttl; never fails on purpose. */
 static char *dump_table(sqlite3 *db)
 {
-    bool was_injecting = injecting;
-    injecting = false;
+    bool was_injecting = ftest_fault.injecting;
+    ftest_fault.injecting = false;
     sqlite3_stmt *st = NULL;
     char *text = sqlite3_mprintf("%s", "");
     int rc = sqlite3_prepare_v2(db,
@@ -137,21 +98,21 @@ static char *dump_table(sqlite3 *db)
         assert_int_equal(rc, SQLITE_DONE);
     }
     sqlite3_finalize(st);
-    injecting = was_injecting;
+    ftest_fault.injecting = was_injecting;
     assert_non_null(text);
     return text;
 }
 
 static bool table_checks(sqlite3 *db)
 {
-    bool was_injecting = injecting;
-    injecting = false;
+    bool was_injecting = ftest_fault.injecting;
+    ftest_fault.injecting = false;
     sqlite3_stmt *st = NULL;
     bool ok = true;
     if (sqlite3_prepare_v2(db, "SELECT feox_check('kv')", -1, &st, NULL) == SQLITE_OK)
         ok = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
-    injecting = was_injecting;
+    ftest_fault.injecting = was_injecting;
     return ok;
 }
 
@@ -182,16 +143,16 @@ static bool checked_statement(sqlite3 *db, size_t i, unsigned long n, bool *reac
 {
     char *before = dump_table(db);
     char *msg = NULL;
-    failure_injected = false;
-    injecting = true;
+    ftest_fault.failure_injected = false;
+    ftest_fault.injecting = true;
     int rc = exec_quiet(db, workload[i], &msg);
-    injecting = false;
-    *reached |= failure_injected;
-    if (failure_injected)
-        fail_at = 0; /* one failing statement per run */
+    ftest_fault.injecting = false;
+    *reached |= ftest_fault.failure_injected;
+    if (ftest_fault.failure_injected)
+        ftest_fault.fail_at = 0; /* one failing statement per run */
     bool ok = true;
     if (rc != SQLITE_OK) {
-        if (!failure_injected) {
+        if (!ftest_fault.failure_injected) {
             problem("alloc %lu, statement %zu failed without an injected failure: %s", n, i, msg);
             ok = false;
         } else if (rc != SQLITE_NOMEM) {
@@ -238,8 +199,8 @@ static bool run_with_failure_at(unsigned long n, char **final)
     char *err = NULL;
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
     assert_int_equal(sqlite3_feox_init(db, &err, NULL), SQLITE_OK);
-    alloc_count = 0;
-    fail_at = n;
+    ftest_fault.alloc_count = 0;
+    ftest_fault.fail_at = n;
     bool reached = false, ok = true;
     for (size_t i = 0; i < N_STATEMENTS && ok; i++)
         ok = checked_statement(db, i, n, &reached);
@@ -251,10 +212,8 @@ static bool run_with_failure_at(unsigned long n, char **final)
 
 static void failure_loop(bool persistent)
 {
-    persistent_failure = persistent;
     problems = 0;
-    test_thread = pthread_self();
-    feox_set_allocator(failing_malloc, failing_realloc, free);
+    ftest_failing_alloc_install(persistent);
     char *reference = NULL;
     assert_false(run_with_failure_at(0, &reference));
     assert_int_equal(problems, 0);
@@ -270,7 +229,7 @@ static void failure_loop(bool persistent)
         if (!reached)
             break;
     }
-    feox_set_allocator(NULL, NULL, NULL);
+    ftest_failing_alloc_remove();
     sqlite3_free(reference);
     print_message("SQL allocation failure loop (%s): %lu engine allocations; %d problems\n",
                   persistent ? "persistent failure" : "single failure", n - 1, problems);
