@@ -29,6 +29,9 @@ const char *feox_strerror(feox_err err)
     case FEOX_ERR_LOCKED: return "store file is locked by another process";
     case FEOX_ERR_DEGRADED: return "store file failed to sync earlier; writes refused";
     case FEOX_ERR_CLOSED: return "store is closed";
+    case FEOX_ERR_NOT_FOUND: return "store file does not exist";
+    case FEOX_ERR_NOT_OWNER: return "store file belongs to another table or database";
+    case FEOX_ERR_FORKED: return "store was opened by the parent process before fork()";
     }
     return "unknown error";
 }

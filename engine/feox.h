@@ -67,7 +67,10 @@ typedef enum feox_err {
     FEOX_ERR_FORMAT,            /* not a feox file, or a format version this build cannot read */
     FEOX_ERR_LOCKED,            /* another process holds the store file */
     FEOX_ERR_DEGRADED,          /* an earlier fsync failed; the file accepts no more writes */
-    FEOX_ERR_CLOSED             /* the store is shutting down */
+    FEOX_ERR_CLOSED,            /* the store is shutting down */
+    FEOX_ERR_NOT_FOUND,         /* the store file does not exist (no_create, remove, rename) */
+    FEOX_ERR_NOT_OWNER,         /* the file is a feox store recorded as another owner's */
+    FEOX_ERR_FORKED             /* the store was opened by the parent of this fork()ed process */
 } feox_err;
 
 /* A short constant description of an error code, e.g. "key not found". Never NULL. */
@@ -114,10 +117,62 @@ typedef struct feox_config {
     /* Clock for timestamps and expiry; NULL = CLOCK_REALTIME. For tests. */
     feox_clock_fn clock;
     void *clock_ctx;
+    /* Persistent mode: who owns the store file, an opaque string (the SQLite extension passes the
+     * database file and the table). A file created by this open records feox_owner_hash(owner)
+     * in its header; feox_remove_store_file and feox_rename_store_file act only on a file whose
+     * recorded owner matches. Opening an existing file does not check it. NULL = no owner. */
+    const char *owner;
+    /* Persistent mode: do not create a missing file; fail with FEOX_ERR_NOT_FOUND. */
+    bool no_create;
 } feox_config;
 
 /* Fill *cfg with the defaults documented above (all zero / NULL). */
 void feox_config_init(feox_config *cfg);
+
+/* ---------------------------------------------------------------------------------------------
+ * Store files: the engine touches only files it created
+ *
+ * A store file is created only where nothing exists (never over an existing file, which must be a
+ * feox store to be opened: an empty file, any other content, a directory, a device or a /proc file
+ * fails with FEOX_ERR_FORMAT "... exists and is not a feox store"). The only names the engine ever
+ * creates are <path> and <path>.compact; removing or renaming a store acts on exactly those, each
+ * verified as a feox store of the given owner first, and never while an open holds the store.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The 64-bit hash a store file records for owner (never 0; NULL owner = 0). */
+uint64_t feox_owner_hash(const char *owner);
+
+/* What a store file's header says, read without opening the store. in_use: an open (in this
+ * process or another) holds the file's lock.
+ * Errors: NOT_FOUND, FORMAT (exists and is not a feox store), CORRUPT (header checksum), IO. */
+typedef struct feox_file_info {
+    uint64_t file_id;
+    uint64_t owner_hash; /* 0: no owner recorded (files written before owners existed) */
+    bool in_use;
+} feox_file_info;
+feox_err feox_store_file_info(const char *path, feox_file_info *out);
+
+enum feox_file_flags {
+    FEOX_FILE_ALLOW_UNOWNED = 1u << 0 /* also act on a file that records no owner */
+};
+
+/* Remove the store file at path and its compaction leftover <path>.compact, only if path is a feox
+ * store whose recorded owner is feox_owner_hash(owner) (or none, with FEOX_FILE_ALLOW_UNOWNED) and
+ * no open holds it (the check and the unlink happen under the file's lock). Nothing else is touched.
+ * Errors: NOT_FOUND, FORMAT, CORRUPT, NOT_OWNER, LOCKED (open here or in another process), IO. */
+feox_err feox_remove_store_file(const char *path, const char *owner, unsigned flags);
+
+/* Rename the store file from -> to (never replacing anything at to: fails with IO/EEXIST detail)
+ * and record new_owner in its header; the same checks as feox_remove_store_file. A compaction
+ * leftover <from>.compact is removed. Errors: as feox_remove_store_file. */
+feox_err feox_rename_store_file(const char *from, const char *to, const char *owner,
+                                const char *new_owner, unsigned flags);
+
+/* True if store was opened by another process: this one is a fork() child that inherited it.
+ * Every call on such a store fails with FEOX_ERR_FORKED and touches neither the file nor its lock;
+ * feox_close only forgets it. A child opens the path again (FEOX_ERR_LOCKED while the parent
+ * holds it). */
+bool feox_store_is_inherited(const feox_store *store);
 
 /* Open a store. cfg may be NULL (memory only, defaults). In persistent mode the file is created if
  * missing, replayed if present (a torn or corrupt tail is dropped and counted in stats), and locked

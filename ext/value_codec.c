@@ -161,6 +161,9 @@ int feox_err_to_sqlite(feox_err err)
     case FEOX_ERR_CORRUPT: return SQLITE_CORRUPT;
     case FEOX_ERR_FORMAT: return SQLITE_NOTADB;
     case FEOX_ERR_LOCKED: return SQLITE_BUSY;
+    case FEOX_ERR_NOT_FOUND: return SQLITE_CANTOPEN;
+    case FEOX_ERR_NOT_OWNER: return SQLITE_PERM;
+    case FEOX_ERR_FORKED: return SQLITE_MISUSE;
     case FEOX_ERR_INVALID_OPERATION: return SQLITE_MISMATCH;
     case FEOX_ERR_KEY_NOT_FOUND:
     case FEOX_ERR_JSON_PATCH:
