@@ -67,6 +67,15 @@ dynamic_needed() { # the DT_NEEDED entries of an ELF file
     readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'
 }
 
+# search TEXT GREP-ARGS...: grep the text of a finished command. Never pipe a command into
+# `grep -q` here: grep exits at its first match, the writer dies of SIGPIPE, and under pipefail
+# the pipeline then fails although it matched.
+search() {
+    local text=$1
+    shift
+    grep "$@" <<<"$text" >/dev/null
+}
+
 check_install() { # prefix expected-ext-dir
     local prefix=$1 extdir=$2
     local stage root libdir pcdir out
@@ -96,9 +105,9 @@ check_install() { # prefix expected-ext-dir
     cmp -s "$repo/$build/feox.so" "$stage$extdir/feox.so" || fail "installed feox.so differs"
     [ "$(stat -c %a "$root/include/feox.h") $(stat -c %a "$libdir/pkgconfig/feox.pc")" = "644 644" ] ||
         fail "feox.h / feox.pc are not mode 644"
-    readelf -d "$libdir/libfeox.so.$version" | grep -q "(SONAME).*\[libfeox.so.$soversion\]" ||
+    search "$(readelf -d "$libdir/libfeox.so.$version")" "(SONAME).*\[libfeox.so.$soversion\]" ||
         fail "libfeox.so.$version has no soname libfeox.so.$soversion"
-    nm -D --defined-only "$stage$extdir/feox.so" | grep -qw sqlite3_feox_init ||
+    search "$(nm -D --defined-only "$stage$extdir/feox.so")" -w sqlite3_feox_init ||
         fail "feox.so does not export sqlite3_feox_init"
 
     # 2. pkg-config: the staged file as installed, then a copy pointing into the staging dir
@@ -127,9 +136,9 @@ check_install() { # prefix expected-ext-dir
     # shellcheck disable=SC2086
     "$cc" -std=c11 -Wall -Wextra -Werror "$repo/tests/install/hello_feox.c" $cflags $libs \
         -o "$tmp/hello_shared" || fail "building hello_feox against libfeox.so"
-    dynamic_needed "$tmp/hello_shared" | grep -qx "libfeox.so.$soversion" ||
+    search "$(dynamic_needed "$tmp/hello_shared")" -x "libfeox.so.$soversion" ||
         fail "hello_shared does not need libfeox.so.$soversion"
-    LD_LIBRARY_PATH=$libdir ldd "$tmp/hello_shared" | grep -q "libfeox.so.$soversion => $libdir/libfeox.so.$soversion" ||
+    search "$(LD_LIBRARY_PATH=$libdir ldd "$tmp/hello_shared")" -F "libfeox.so.$soversion => $libdir/libfeox.so.$soversion" ||
         fail "hello_shared does not resolve libfeox.so.$soversion to the staged library"
     out=$(LD_LIBRARY_PATH=$libdir "$tmp/hello_shared") || fail "hello_shared exited $?"
     echo "   shared: $out"
@@ -139,7 +148,7 @@ check_install() { # prefix expected-ext-dir
     # shellcheck disable=SC2086
     "$cc" -std=c11 -Wall -Wextra -Werror "$repo/tests/install/hello_feox.c" $cflags $static_libs \
         -o "$tmp/hello_static" || fail "building hello_feox against libfeox.a with pkg-config --static"
-    ! dynamic_needed "$tmp/hello_static" | grep -q libfeox || fail "hello_static still needs libfeox.so"
+    ! search "$(dynamic_needed "$tmp/hello_static")" libfeox || fail "hello_static still needs libfeox.so"
     out=$(env -u LD_LIBRARY_PATH "$tmp/hello_static") || fail "hello_static exited $?"
     echo "   static: $out"
 
@@ -150,7 +159,7 @@ check_install() { # prefix expected-ext-dir
         "CREATE VIRTUAL TABLE kv USING feox; INSERT INTO kv(key, value) VALUES ('a', 'from sql');
          SELECT value FROM kv WHERE key = 'a';") || fail "sqlite3 could not .load feox"
     [ "$out" = "from sql" ] || fail ".load feox: got '$out'"
-    cat "$tmp"/lddebug.* | grep -q "calling init: $stage$extdir/feox.so" ||
+    search "$(cat "$tmp"/lddebug.*)" -F "calling init: $stage$extdir/feox.so" ||
         fail ".load feox did not load the staged $extdir/feox.so"
     rm -f "$tmp"/lddebug.*
     echo "   sqlite3 in another directory: .load feox -> $out"
