@@ -287,11 +287,14 @@ static feox_err create_rewrite(rewrite *rw)
     if (!err || !existed)
         return err;
     err = feox_store_file_remove_leftover(b->compact_path, b->owner_hash);
-    if (err)
+    if (err) {
+        char why[256]; /* the detail buffer cannot be an argument of its own rewrite */
+        snprintf(why, sizeof why, "%s", feox_error_detail());
         return feox_fail(err == FEOX_ERR_LOCKED ? err : FEOX_ERR_IO,
                          "compaction needs the name %s, which holds a file it did not create "
                          "(left as it is): %s",
-                         b->compact_path, feox_error_detail());
+                         b->compact_path, why);
+    }
     return feox_store_file_create(b->compact_path, header, &rw->fd, &existed);
 }
 
