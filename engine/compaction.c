@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@
 #include "error.h"
 #include "io.h"
 #include "log_backend.h"
+#include "store_files.h"
 
 #define MIN_COMPACT_BYTES (1u << 20) /* below this the file is never worth rewriting */
 #define OUT_CHUNK (8u << 20)
@@ -186,14 +188,9 @@ static void end_switch(feox_log_backend *b, bool holding_io)
 static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bool *switched)
 {
     feox_log_backend *b = rw->b;
-    uint8_t header[FEOX_LOG_HEADER_SIZE];
-    feox_log_header_encode(header, rw->file_id,
-                           b->hooks.now_ns ? b->hooks.now_ns(b->hooks.ctx) : 0);
-    feox_err err = feox_log_buffer_reserve(&rw->out, FEOX_LOG_HEADER_SIZE);
-    if (err)
-        return err;
-    memcpy(rw->out.data, header, sizeof header);
-    rw->out.len = rw->out_off = rw->live_bytes = FEOX_LOG_HEADER_SIZE;
+    feox_err err;
+    rw->out.len = 0; /* the header is in the file already (create_rewrite) */
+    rw->out_off = rw->live_bytes = FEOX_LOG_HEADER_SIZE;
 
     feox_err visit_err = b->hooks.for_each_live(b->hooks.ctx, copy_live, rw);
     if (rw->err || visit_err)
@@ -277,6 +274,39 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
     return FEOX_OK;
 }
 
+/* Create <path>.compact holding its header (owner kept), locked. A leftover from a crash is
+ * removed only if it is a feox store of this owner; anything else there stops compaction. */
+static feox_err create_rewrite(rewrite *rw)
+{
+    feox_log_backend *b = rw->b;
+    uint8_t header[FEOX_LOG_HEADER_SIZE];
+    feox_log_header_encode(header, rw->file_id, b->hooks.now_ns ? b->hooks.now_ns(b->hooks.ctx) : 0,
+                           b->owner_hash);
+    bool existed;
+    feox_err err = feox_store_file_create(b->compact_path, header, &rw->fd, &existed);
+    if (!err || !existed)
+        return err;
+    err = feox_store_file_remove_leftover(b->compact_path, b->owner_hash);
+    if (err) {
+        char why[256]; /* the detail buffer cannot be an argument of its own rewrite */
+        snprintf(why, sizeof why, "%s", feox_error_detail());
+        return feox_fail(err == FEOX_ERR_LOCKED ? err : FEOX_ERR_IO,
+                         "compaction needs the name %s, which holds a file it did not create "
+                         "(left as it is): %s",
+                         b->compact_path, why);
+    }
+    return feox_store_file_create(b->compact_path, header, &rw->fd, &existed);
+}
+
+/* Unlink the failed rewrite, only if its name still names it. */
+static void remove_rewrite(feox_log_backend *b, int fd)
+{
+    struct stat by_fd, by_path;
+    if (fstat(fd, &by_fd) == 0 && stat(b->compact_path, &by_path) == 0 &&
+        by_fd.st_dev == by_path.st_dev && by_fd.st_ino == by_path.st_ino)
+        feox_io_unlink(b->compact_path);
+}
+
 feox_err feox_log_compact(feox_backend *base)
 {
     feox_log_backend *b = feox_log_of(base);
@@ -307,18 +337,14 @@ feox_err feox_log_compact(feox_backend *base)
     pthread_mutex_unlock(&b->mu);
 
     bool switched = false;
-    rw.fd = feox_io_open(b->compact_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (rw.fd < 0)
-        err = feox_log_io_error(b, "compaction: cannot create the rewrite of", errno);
-    else if (flock(rw.fd, LOCK_EX | LOCK_NB) != 0) /* locked before it takes the path's name */
-        err = feox_log_io_error(b, "compaction: cannot lock the rewrite of", errno);
-    else
+    err = create_rewrite(&rw); /* locked before it takes the name */
+    if (!err)
         err = write_new_file(&rw, old_fd, old_file_id, &switched);
 
     if (!switched) {
         if (rw.fd >= 0) {
+            remove_rewrite(b, rw.fd);
             close(rw.fd);
-            unlink(b->compact_path);
         }
         pthread_mutex_lock(&b->mu);
         b->stats.io_errors += err == FEOX_ERR_IO || err == FEOX_ERR_DISK_FULL;

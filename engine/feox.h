@@ -120,7 +120,8 @@ typedef struct feox_config {
     /* Persistent mode: who owns the store file, an opaque string (the SQLite extension passes the
      * database file and the table). A file created by this open records feox_owner_hash(owner)
      * in its header; feox_remove_store_file and feox_rename_store_file act only on a file whose
-     * recorded owner matches. Opening an existing file does not check it. NULL = no owner. */
+     * recorded owner matches. Opening an existing file does not check it (and compaction keeps
+     * what the file records). Read during feox_open only. NULL = no owner. */
     const char *owner;
     /* Persistent mode: do not create a missing file; fail with FEOX_ERR_NOT_FOUND. */
     bool no_create;
@@ -132,11 +133,15 @@ void feox_config_init(feox_config *cfg);
 /* ---------------------------------------------------------------------------------------------
  * Store files: the engine touches only files it created
  *
- * A store file is created only where nothing exists (never over an existing file, which must be a
- * feox store to be opened: an empty file, any other content, a directory, a device or a /proc file
- * fails with FEOX_ERR_FORMAT "... exists and is not a feox store"). The only names the engine ever
- * creates are <path> and <path>.compact; removing or renaming a store acts on exactly those, each
- * verified as a feox store of the given owner first, and never while an open holds the store.
+ * A store file is created only where nothing exists, atomically: the name appears only once the
+ * header is durable (O_TMPFILE + link; see engine/FORMAT.md for the fallback). An existing file is
+ * never written, locked, truncated or removed unless it is a feox store: a directory, FIFO,
+ * device or socket is refused before it is opened ("'<path>' exists and is not a feox store: it
+ * is not a regular file"), and an empty file, zeros, a header prefix or any other content (a CSV,
+ * /proc/self/mem, a /sys file) fails with FEOX_ERR_FORMAT "'<path>' exists and is not a feox
+ * store", the file left byte for byte as it was. The only names the engine ever creates are
+ * <path> and <path>.compact; removing or renaming a store acts on exactly those, each verified as
+ * a feox store of the given owner first, and never while an open holds the store.
  * ------------------------------------------------------------------------------------------- */
 
 /* The 64-bit hash a store file records for owner (never 0; NULL owner = 0). */
@@ -158,13 +163,19 @@ enum feox_file_flags {
 
 /* Remove the store file at path and its compaction leftover <path>.compact, only if path is a feox
  * store whose recorded owner is feox_owner_hash(owner) (or none, with FEOX_FILE_ALLOW_UNOWNED) and
- * no open holds it (the check and the unlink happen under the file's lock). Nothing else is touched.
- * Errors: NOT_FOUND, FORMAT, CORRUPT, NOT_OWNER, LOCKED (open here or in another process), IO. */
+ * no open holds it (the check and the unlink happen under the file's lock). The leftover is
+ * removed only if it is itself a feox store recording the same owner (otherwise it stays and the
+ * removal still succeeds). Nothing else is touched. The directory is fsynced.
+ * Errors: INVALID_ARGUMENT (path NULL or empty, unknown flag), NOT_FOUND, FORMAT, CORRUPT,
+ * NOT_OWNER, LOCKED (open here or in another process), NOMEM, IO. */
 feox_err feox_remove_store_file(const char *path, const char *owner, unsigned flags);
 
-/* Rename the store file from -> to (never replacing anything at to: fails with IO/EEXIST detail)
- * and record new_owner in its header; the same checks as feox_remove_store_file. A compaction
- * leftover <from>.compact is removed. Errors: as feox_remove_store_file. */
+/* Rename the store file from -> to (never replacing anything at to: fails with IO and a detail
+ * naming to) and record new_owner in its header (NULL = no owner); the same checks as
+ * feox_remove_store_file. The header is rewritten (and fsynced) before the rename, so a crash
+ * leaves a valid header under either name; if the rename fails the old owner is written back.
+ * A compaction leftover <from>.compact is removed as by feox_remove_store_file.
+ * Errors: as feox_remove_store_file (INVALID_ARGUMENT also for to NULL or empty), DISK_FULL. */
 feox_err feox_rename_store_file(const char *from, const char *to, const char *owner,
                                 const char *new_owner, unsigned flags);
 
@@ -175,11 +186,13 @@ feox_err feox_rename_store_file(const char *from, const char *to, const char *ow
 bool feox_store_is_inherited(const feox_store *store);
 
 /* Open a store. cfg may be NULL (memory only, defaults). In persistent mode the file is created if
- * missing, replayed if present (a torn or corrupt tail is dropped and counted in stats), and locked
- * against other processes. Opening the same path twice in one process returns the same instance
- * (reference counted; each open needs its own feox_close).
- * Errors: INVALID_ARGUMENT (out NULL, bad sync mode), NOMEM, IO, FORMAT (foreign file or unknown
- * version), CORRUPT, LOCKED (another process holds the file). */
+ * nothing exists at the path (unless cfg->no_create; see "Store files" above), replayed if it is a
+ * feox store (a torn or corrupt tail is dropped and counted in stats), and locked against other
+ * processes. Opening the same path twice in one process returns the same instance (reference
+ * counted; each open needs its own feox_close).
+ * Errors: INVALID_ARGUMENT (out NULL, bad sync mode), NOMEM, IO, DISK_FULL (creating the file),
+ * NOT_FOUND (no_create and no file), FORMAT (not a feox store, or unknown version), CORRUPT
+ * (header checksum), LOCKED (another process holds the file). */
 feox_err feox_open(const feox_config *cfg, feox_store **out);
 
 /* Close one reference to the store. The last reference stops the background threads, flushes

@@ -1,5 +1,6 @@
 /*
- * file_lock.c — one owner per store file: open it and hold an exclusive flock on it.
+ * file_lock.c — one owner per store file: open it (creating it only where nothing exists) and
+ * hold an exclusive flock on it.
  *
  * flock, not fcntl: fcntl locks belong to the process and vanish when any descriptor of the file
  * is closed, and they do not conflict within one process. flock locks belong to the open file
@@ -16,34 +17,74 @@
 #include "error.h"
 #include "io.h"
 #include "log_backend.h"
+#include "store_files.h"
 
-feox_err feox_log_open_locked(const char *path, int *fd_out)
+/* Open the existing file at path for writing, verified as a feox store before the read-write
+ * descriptor exists, and locked. *retry: path was renamed or replaced meanwhile. */
+static feox_err open_existing_locked(const char *path, int *fd_out, bool *retry)
 {
+    int ro, fd;
+    feox_err err = feox_store_file_open_existing(path, O_RDONLY, &ro);
+    if (err)
+        return err;
+    feox_log_header h;
+    err = feox_store_file_read_header(ro, path, &h);
+    if (!err)
+        err = feox_store_file_open_existing(path, O_RDWR, &fd);
+    if (err) {
+        close(ro);
+        return err;
+    }
+    struct stat a, b;
+    bool same =
+        fstat(ro, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    close(ro);
+    if (!same) {
+        close(fd);
+        *retry = true;
+        return FEOX_OK;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return feox_fail(FEOX_ERR_LOCKED,
+                             "store file %s is locked by another process (or another open "
+                             "of it in this process)",
+                             path);
+        return feox_fail(FEOX_ERR_IO, "cannot lock store file %s: %s", path, strerror(e));
+    }
     /* A compaction in the owning process renames a new file over path and then closes the old
-     * one; a process that opened the old inode can win its lock afterwards. Checking that the
-     * locked inode is still the one named path, and retrying if not, closes that window. */
+     * one; a process that opened the old inode can win its lock afterwards. */
+    struct stat by_path;
+    if (fstat(fd, &b) != 0 || stat(path, &by_path) != 0 || b.st_dev != by_path.st_dev ||
+        b.st_ino != by_path.st_ino) {
+        close(fd);
+        *retry = true;
+        return FEOX_OK;
+    }
+    *fd_out = fd;
+    return FEOX_OK;
+}
+
+feox_err feox_log_open_locked(const char *path, const uint8_t *new_header, int *fd_out,
+                              bool *created)
+{
+    *created = false;
     for (int attempt = 0; attempt < 16; attempt++) {
-        int fd = feox_io_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0)
-            return feox_fail(errno == ENOSPC ? FEOX_ERR_DISK_FULL : FEOX_ERR_IO,
-                             "cannot open store file %s: %s", path, strerror(errno));
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            int err = errno;
-            close(fd);
-            if (err == EWOULDBLOCK)
-                return feox_fail(FEOX_ERR_LOCKED,
-                                 "store file %s is locked by another process (or another open "
-                                 "of it in this process)",
-                                 path);
-            return feox_fail(FEOX_ERR_IO, "cannot lock store file %s: %s", path, strerror(err));
+        bool retry = false;
+        feox_err err = open_existing_locked(path, fd_out, &retry);
+        if (err == FEOX_ERR_NOT_FOUND && new_header) {
+            bool existed;
+            err = feox_store_file_create(path, new_header, fd_out, &existed);
+            if (err == FEOX_OK)
+                *created = true;
+            else if (existed)
+                retry = true; /* something appeared meanwhile: look at what it is */
         }
-        struct stat by_fd, by_path;
-        if (fstat(fd, &by_fd) == 0 && stat(path, &by_path) == 0 && by_fd.st_dev == by_path.st_dev &&
-            by_fd.st_ino == by_path.st_ino) {
-            *fd_out = fd;
-            return FEOX_OK;
-        }
-        close(fd); /* renamed or unlinked under us: open the file path names now */
+        if (!retry)
+            return err;
+        feox_clear_error_detail();
     }
     return feox_fail(FEOX_ERR_LOCKED, "store file %s keeps being replaced while opening", path);
 }

@@ -9,11 +9,48 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int real_open(const char *path, int flags, mode_t mode)
 {
     return open(path, flags, mode);
+}
+
+/* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH on older kernels; the /proc/self/fd link
+ * is the unprivileged way to name an O_TMPFILE file. Both fail with EEXIST if path exists. */
+static int real_link_tmpfile(int fd, const char *path)
+{
+    if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+        return 0;
+    if (errno != EPERM && errno != ENOENT && errno != EINVAL && errno != EACCES)
+        return -1;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1u << 0)
+#endif
+
+/* renameat2(RENAME_NOREPLACE); where the file system lacks it, link + unlink (never replaces
+ * either: link fails with EEXIST). */
+static int real_rename_noreplace(const char *from, const char *to)
+{
+    if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (link(from, to) != 0)
+        return -1;
+    if (unlink(from) != 0) {
+        int saved = errno;
+        unlink(to);
+        errno = saved;
+        return -1;
+    }
+    return 0;
 }
 
 static const feox_io_methods real_methods = {
@@ -23,6 +60,9 @@ static const feox_io_methods real_methods = {
     .fsync = fsync,
     .ftruncate = ftruncate,
     .rename = rename,
+    .link_tmpfile = real_link_tmpfile,
+    .unlink = unlink,
+    .rename_noreplace = real_rename_noreplace,
 };
 
 static const feox_io_methods *methods = &real_methods;
@@ -139,6 +179,37 @@ int feox_io_rename(const char *from, const char *to)
         return -1;
     }
     return methods->rename(from, to);
+}
+
+int feox_io_link_tmpfile(int fd, const char *path)
+{
+    const injected_fault *f = take_fault(FEOX_IO_LINK_TMPFILE);
+    if (f) {
+        errno = f->err;
+        return -1;
+    }
+    return (methods->link_tmpfile ? methods->link_tmpfile : real_link_tmpfile)(fd, path);
+}
+
+int feox_io_unlink(const char *path)
+{
+    const injected_fault *f = take_fault(FEOX_IO_UNLINK);
+    if (f) {
+        errno = f->err;
+        return -1;
+    }
+    return (methods->unlink ? methods->unlink : unlink)(path);
+}
+
+int feox_io_rename_noreplace(const char *from, const char *to)
+{
+    const injected_fault *f = take_fault(FEOX_IO_RENAME_NOREPLACE);
+    if (f) {
+        errno = f->err;
+        return -1;
+    }
+    return (methods->rename_noreplace ? methods->rename_noreplace : real_rename_noreplace)(from,
+                                                                                           to);
 }
 
 int feox_io_fsync_parent_dir(const char *path)

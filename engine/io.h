@@ -1,6 +1,7 @@
 /*
  * io.h — the persistence layer's only door to the file system: open, pread, pwrite, fsync,
- * ftruncate, rename and a directory fsync, called through a table of function pointers.
+ * ftruncate, rename, naming an unnamed (O_TMPFILE) file, unlink, a rename that never replaces
+ * and a directory fsync, called through a table of function pointers.
  *
  * Why a table: tests replace or wrap the calls to inject faults (ENOSPC, EIO, short writes,
  * fsync EIO) deterministically, the way SQLite's VFS is used by its I/O error tests. The table
@@ -26,11 +27,15 @@ typedef enum feox_io_op {
     FEOX_IO_FSYNC, /* file and directory fsyncs */
     FEOX_IO_FTRUNCATE,
     FEOX_IO_RENAME,
+    FEOX_IO_LINK_TMPFILE,
+    FEOX_IO_UNLINK,
+    FEOX_IO_RENAME_NOREPLACE,
     FEOX_IO_OP_COUNT
 } feox_io_op;
 
 /* The system calls, as replaceable functions. Each returns what the POSIX call returns and sets
- * errno on failure. */
+ * errno on failure. A table that leaves one of the last three NULL gets the real call for it
+ * (tables written before they existed keep working). */
 typedef struct feox_io_methods {
     int (*open)(const char *path, int flags, mode_t mode);
     ssize_t (*pread)(int fd, void *buf, size_t len, off_t offset);
@@ -38,6 +43,11 @@ typedef struct feox_io_methods {
     int (*fsync)(int fd);
     int (*ftruncate)(int fd, off_t len);
     int (*rename)(const char *from, const char *to);
+    /* Give the unnamed file fd (opened with O_TMPFILE) the name path; EEXIST if path exists. */
+    int (*link_tmpfile)(int fd, const char *path);
+    int (*unlink)(const char *path);
+    /* rename that fails with EEXIST instead of replacing anything at to. */
+    int (*rename_noreplace)(const char *from, const char *to);
 } feox_io_methods;
 
 /* Replace the table (NULL restores the real system calls). Tests only. */
@@ -55,6 +65,9 @@ ssize_t feox_io_pwrite(int fd, const void *buf, size_t len, off_t offset);
 int feox_io_fsync(int fd);
 int feox_io_ftruncate(int fd, off_t len);
 int feox_io_rename(const char *from, const char *to);
+int feox_io_link_tmpfile(int fd, const char *path);
+int feox_io_unlink(const char *path);
+int feox_io_rename_noreplace(const char *from, const char *to);
 /* fsync the directory holding path, so a create or rename in it is durable. */
 int feox_io_fsync_parent_dir(const char *path);
 

@@ -63,6 +63,7 @@ typedef struct feox_log_backend {
 
     int fd;              /* [mu+fd_lock] the store file */
     uint64_t file_id;    /* [mu] id in its header, part of every record's checksum seed */
+    uint64_t owner_hash; /* owner recorded in the header; compaction's rewrite keeps it */
     uint32_t generation; /* [mu] top bits of the locations of records in fd */
     int old_fd;          /* [fd_lock] previous file, kept readable until relocation ends */
     uint32_t old_generation;
@@ -105,9 +106,12 @@ feox_err feox_log_sync_upto(feox_log_backend *b, uint64_t seq, bool durable);
 /* log_writer.c: map an errno from a failed write to DISK_FULL or IO, with a detail. */
 feox_err feox_log_io_error(feox_log_backend *b, const char *what, int err);
 
-/* file_lock.c: open path (creating it), take an exclusive flock and make sure the locked inode is
- * still the one named path (a compaction in another process may have renamed over it). */
-feox_err feox_log_open_locked(const char *path, int *fd_out);
+/* file_lock.c: open the feox store at path (verified before any write), or, if nothing is there
+ * and new_header is not NULL, create it holding new_header (*created = true); take an exclusive
+ * flock and make sure the locked inode is still the one named path (a compaction in another
+ * process may have renamed over it). Errors: NOT_FOUND, FORMAT, CORRUPT, LOCKED, IO, DISK_FULL. */
+feox_err feox_log_open_locked(const char *path, const uint8_t *new_header, int *fd_out,
+                              bool *created);
 
 /* recovery.c */
 typedef struct feox_log_scan_result {

@@ -42,7 +42,7 @@ static uint64_t record_seed(uint64_t file_id, uint64_t offset)
 }
 
 void feox_log_header_encode(uint8_t out[FEOX_LOG_HEADER_SIZE], uint64_t file_id,
-                            uint64_t created_ns)
+                            uint64_t created_ns, uint64_t owner_hash)
 {
     memset(out, 0, FEOX_LOG_HEADER_SIZE);
     memcpy(out, header_magic, sizeof header_magic);
@@ -50,13 +50,17 @@ void feox_log_header_encode(uint8_t out[FEOX_LOG_HEADER_SIZE], uint64_t file_id,
     put_u32(out + 12, FEOX_LOG_HEADER_SIZE);
     put_u64(out + 16, file_id);
     put_u64(out + 24, created_ns);
+    put_u64(out + 32, owner_hash);
     put_u64(out + 56, XXH3_64bits(out, 56));
 }
 
-feox_err feox_log_header_decode(const uint8_t *in, size_t len, const char *path, uint64_t *file_id)
+feox_err feox_log_header_decode(const uint8_t *in, size_t len, const char *path,
+                                feox_log_header *out)
 {
-    if (len < FEOX_LOG_HEADER_SIZE || memcmp(in, header_magic, sizeof header_magic) != 0)
-        return feox_fail(FEOX_ERR_FORMAT, "%s: not a feox store file (bad magic)", path);
+    /* Version 0 never existed: magic then zeros is not a header. */
+    if (len < FEOX_LOG_HEADER_SIZE || memcmp(in, header_magic, sizeof header_magic) != 0 ||
+        get_u32(in + 8) == 0)
+        return feox_fail(FEOX_ERR_FORMAT, "'%s' exists and is not a feox store", path);
     uint32_t version = get_u32(in + 8);
     if (version != FEOX_LOG_FORMAT_VERSION)
         return feox_fail(FEOX_ERR_FORMAT,
@@ -64,23 +68,18 @@ feox_err feox_log_header_decode(const uint8_t *in, size_t len, const char *path,
                          version, FEOX_LOG_FORMAT_VERSION);
     if (get_u32(in + 12) != FEOX_LOG_HEADER_SIZE || get_u64(in + 56) != XXH3_64bits(in, 56))
         return feox_fail(FEOX_ERR_CORRUPT, "%s: file header checksum mismatch", path);
-    *file_id = get_u64(in + 16);
+    out->file_id = get_u64(in + 16);
+    out->created_ns = get_u64(in + 24);
+    out->owner_hash = get_u64(in + 32);
     return FEOX_OK;
 }
 
-bool feox_log_header_is_torn_prefix(const uint8_t *in, size_t len)
+uint64_t feox_owner_hash(const char *owner)
 {
-    if (len > FEOX_LOG_HEADER_SIZE)
-        return false;
-    bool all_zero = true;
-    for (size_t i = 0; i < len; i++)
-        all_zero = all_zero && in[i] == 0;
-    if (all_zero)
-        return true;
-    if (len == FEOX_LOG_HEADER_SIZE)
-        return false; /* a whole header is judged by feox_log_header_decode */
-    size_t n = len < sizeof header_magic ? len : sizeof header_magic;
-    return memcmp(in, header_magic, n) == 0;
+    if (!owner)
+        return 0;
+    uint64_t h = XXH3_64bits(owner, strlen(owner));
+    return h ? h : 1;
 }
 
 void feox_log_record_encode(uint8_t *out, uint64_t file_id, uint64_t offset, uint8_t op,

@@ -34,16 +34,21 @@ static inline uint64_t feox_log_record_size(uint64_t key_len, uint64_t value_len
     return FEOX_LOG_RECORD_OVERHEAD + key_len + value_len;
 }
 
-/* Write the 64-byte file header for a file with this id into out. */
+/* What a file header says. */
+typedef struct feox_log_header {
+    uint64_t file_id;
+    uint64_t created_ns;
+    uint64_t owner_hash; /* feox_owner_hash of the creating open's owner; 0 = none recorded */
+} feox_log_header;
+
+/* Write the 64-byte file header for a file with this id and owner hash into out. */
 void feox_log_header_encode(uint8_t out[FEOX_LOG_HEADER_SIZE], uint64_t file_id,
-                            uint64_t created_ns);
-/* Validate a file header of len bytes. FEOX_OK with *file_id, or FORMAT / CORRUPT with a detail
- * naming path. */
-feox_err feox_log_header_decode(const uint8_t *in, size_t len, const char *path, uint64_t *file_id);
-/* True if a whole file of len bytes (len <= FEOX_LOG_HEADER_SIZE) is what a crash while creating
- * it can leave: all zeros (size committed before the data), or a prefix of the magic. Such a
- * file holds no record, so it is safe to start over. */
-bool feox_log_header_is_torn_prefix(const uint8_t *in, size_t len);
+                            uint64_t created_ns, uint64_t owner_hash);
+/* Validate a file header of len bytes (the bytes the file has, up to the header size). FEOX_OK
+ * with *out, or FORMAT ("'<path>' exists and is not a feox store", or an unknown version) /
+ * CORRUPT (header checksum) with a detail naming path. */
+feox_err feox_log_header_decode(const uint8_t *in, size_t len, const char *path,
+                                feox_log_header *out);
 
 /* Encode a record for file file_id at offset into out (feox_log_record_size bytes). */
 void feox_log_record_encode(uint8_t *out, uint64_t file_id, uint64_t offset, uint8_t op,

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +33,7 @@
 #include "error.h"
 #include "io.h"
 #include "log_backend.h"
+#include "store_files.h"
 
 #define BUFFER_LIMIT (32u << 20) /* appenders wait for the flusher beyond this */
 #define BUFFER_KICK (4u << 20)   /* wake the flusher early past this */
@@ -457,55 +457,23 @@ static uint64_t new_file_id(void)
     return id ? id : 1;
 }
 
-/* Write a fresh header (new or torn-at-creation file) and make it durable. */
-static feox_err create_header(feox_log_backend *b)
+/* The header a store file created by this open gets. */
+static void new_header(uint8_t header[FEOX_LOG_HEADER_SIZE], uint64_t owner_hash)
 {
-    uint8_t header[FEOX_LOG_HEADER_SIZE];
-    b->file_id = new_file_id();
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    feox_log_header_encode(header, b->file_id,
-                           (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
-    if (feox_io_pwrite_all(b->fd, header, sizeof header, 0) != 0)
-        return feox_log_io_error(b, "cannot write the header of", errno);
-    if (feox_io_ftruncate(b->fd, FEOX_LOG_HEADER_SIZE) != 0)
-        return feox_log_io_error(b, "cannot truncate", errno);
-    if (feox_io_fsync(b->fd) != 0 || feox_io_fsync_parent_dir(b->path) != 0)
-        return feox_log_io_error(b, "cannot fsync", errno);
-    return FEOX_OK;
+    feox_log_header_encode(header, new_file_id(),
+                           (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec, owner_hash);
 }
 
+/* Take file id and owner from the locked file's header (verified again under the lock). */
 static feox_err read_header(feox_log_backend *b)
 {
-    struct stat st;
-    if (fstat(b->fd, &st) != 0)
-        return feox_log_io_error(b, "cannot stat", errno);
-    uint8_t header[FEOX_LOG_HEADER_SIZE];
-    size_t have = st.st_size < (off_t)sizeof header ? (size_t)st.st_size : sizeof header;
-    size_t done = 0;
-    if (have && feox_io_pread_all(b->fd, header, have, 0, &done) != 0)
-        return errno ? feox_log_io_error(b, "cannot read the header of", errno)
-                     : feox_fail(FEOX_ERR_IO, "%s shrank while opening", b->path);
-    bool whole_file_is_header = (uint64_t)st.st_size == sizeof header;
-    if (have < sizeof header ||
-        (whole_file_is_header && feox_log_header_is_torn_prefix(header, have))) {
-        if (!feox_log_header_is_torn_prefix(header, have))
-            return feox_fail(FEOX_ERR_FORMAT, "%s: not a feox store file (%zu bytes)", b->path,
-                             have);
-        return create_header(b);
-    }
-    feox_err err = feox_log_header_decode(header, sizeof header, b->path, &b->file_id);
-    if (err == FEOX_OK || !whole_file_is_header)
-        return err;
-    /* A file of exactly one header holds no record. If its bytes are a header's prefix followed
-     * by zeros, a crash tore its creation (the size reached the disk, not every byte): write a
-     * new header, as for a short file. */
-    size_t written = sizeof header;
-    while (written > 0 && header[written - 1] == 0)
-        written--;
-    if (written < sizeof header && feox_log_header_is_torn_prefix(header, written)) {
-        feox_clear_error_detail();
-        return create_header(b);
+    feox_log_header h;
+    feox_err err = feox_store_file_read_header(b->fd, b->path, &h);
+    if (err == FEOX_OK) {
+        b->file_id = h.file_id;
+        b->owner_hash = h.owner_hash;
     }
     return err;
 }
@@ -567,12 +535,17 @@ feox_err feox_backend_open_file(const feox_config *cfg, const feox_store_hooks *
         feox_mem_free(b);
         return feox_fail(FEOX_ERR_NOMEM, "cannot set up the store file backend");
     }
-    feox_err err = feox_log_open_locked(b->path, &b->fd);
-    if (err == FEOX_OK) {
-        /* A leftover rewrite from a compaction that crashed before its rename: the store file
-         * itself is complete, the leftover is garbage. */
-        unlink(b->compact_path);
+    uint8_t header[FEOX_LOG_HEADER_SIZE];
+    new_header(header, feox_owner_hash(cfg->owner));
+    bool created;
+    feox_err err = feox_log_open_locked(b->path, cfg->no_create ? NULL : header, &b->fd, &created);
+    if (err == FEOX_OK)
         err = read_header(b);
+    if (err == FEOX_OK && feox_store_file_remove_leftover(b->compact_path, b->owner_hash)) {
+        /* A leftover rewrite from a compaction that crashed before its rename is garbage (the
+         * store file is complete) and removed if it is ours; anything else stays, and
+         * compaction reports it. */
+        feox_clear_error_detail();
     }
     if (err == FEOX_OK) {
         b->append_off = b->write_off = FEOX_LOG_HEADER_SIZE;

@@ -11,7 +11,8 @@
  *   - per inode: its durable image, plus the list of pending (unsynced) writes and truncates made
  *     since the last fsync of that inode. fsync(fd) applies the pending list to the durable image.
  *   - the directory: a durable name -> inode map, plus the pending directory operations made since
- *     the last directory fsync, in order: create (open with O_CREAT of a missing name), rename,
+ *     the last directory fsync, in order: create (open with O_CREAT of a missing name, or the
+ *     link naming an O_TMPFILE inode), rename,
  *     unlink (the engine unlinks with the raw system call; crashfs notices a vanished name before
  *     each open and rename and at the crash). fsync of a descriptor opened with O_DIRECTORY makes
  *     all of them durable. open(O_TRUNC) of an existing file is a pending truncate to 0.
@@ -401,6 +402,18 @@ static int cfs_open(const char *path, int flags, mode_t mode)
     if (!enter())
         return -1;
     int fd;
+    if ((flags & O_TMPFILE) == O_TMPFILE) { /* an inode without a name until link_tmpfile */
+        fd = open(path, flags, mode);
+        int saved = errno;
+        struct stat st;
+        if (fd >= 0 && (fd >= MAX_FD || fstat(fd, &st) != 0))
+            die("%s", "crashfs: descriptor out of range");
+        if (fd >= 0)
+            fs.fd_ino[fd] = inode_new(st.st_ino);
+        pthread_mutex_unlock(&fs.mu);
+        errno = saved;
+        return fd;
+    }
     if (flags & O_DIRECTORY) {
         fd = open(path, flags, mode);
         if (fd >= 0 && fd < MAX_FD)
@@ -528,6 +541,30 @@ static int cfs_rename(const char *from, const char *to)
     return rc;
 }
 
+/* Name an O_TMPFILE inode: a pending create of that name (durable with the directory fsync). */
+static int cfs_link_tmpfile(int fd, const char *path)
+{
+    if (!enter())
+        return -1;
+    if (!in_dir(path))
+        die("crashfs: link outside the test directory: %s", path);
+    int ino = ino_of_fd(fd);
+    if (ino < 0)
+        die("%s", "crashfs: link of an unknown descriptor");
+    detect_unlinks();
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    int rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+    int saved = errno;
+    if (rc == 0) {
+        map_set(&fs.cur, path, ino);
+        dop_push(DOP_CREATE, path, NULL, ino);
+    }
+    pthread_mutex_unlock(&fs.mu);
+    errno = saved;
+    return rc;
+}
+
 static const feox_io_methods crashfs_methods = {
     .open = cfs_open,
     .pread = cfs_pread,
@@ -535,6 +572,7 @@ static const feox_io_methods crashfs_methods = {
     .fsync = cfs_fsync,
     .ftruncate = cfs_ftruncate,
     .rename = cfs_rename,
+    .link_tmpfile = cfs_link_tmpfile,
 };
 
 /* A disk image: file name (full path) -> content. */

@@ -83,7 +83,7 @@ static uint8_t *build_image(const uint8_t *in, size_t len, size_t *out_len)
     size_t cap = FEOX_LOG_HEADER_SIZE + len * 4 + 1024, at = FEOX_LOG_HEADER_SIZE;
     uint8_t *img = calloc(1, cap);
     const uint64_t file_id = 0x1234567890abcdefu;
-    feox_log_header_encode(img, file_id, 0);
+    feox_log_header_encode(img, file_id, 0, 0);
     size_t i = 0;
     while (i + 3 <= len && in[i] != 0xFF) {
         uint8_t op = (in[i] & 1) ? FEOX_LOG_DELETE : FEOX_LOG_PUT;
@@ -140,6 +140,20 @@ static feox_err replay_file(const char *path, tally *t, feox_stats *st)
     return err;
 }
 
+/* True if the file at path holds exactly len bytes equal to want. */
+static bool file_equals(const char *path, const uint8_t *want, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    uint8_t *got = malloc(len + 1);
+    size_t n = fread(got, 1, len + 1, f);
+    fclose(f);
+    bool same = n == len && (len == 0 || memcmp(got, want, len) == 0);
+    free(got);
+    return same;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -154,11 +168,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         image = build_image(data + 1, size - 1, &image_len);
     }
     /* The in-memory scanner must agree with itself on the image... */
-    uint64_t file_id;
+    feox_log_header header;
     if (image_len >= FEOX_LOG_HEADER_SIZE &&
-        feox_log_header_decode(image, image_len, "fuzz", &file_id) == FEOX_OK) {
+        feox_log_header_decode(image, image_len, "fuzz", &header) == FEOX_OK) {
         feox_log_scan_result r;
-        if (feox_log_scan_memory(image, file_id, FEOX_LOG_HEADER_SIZE, image_len, NULL, NULL, &r))
+        if (feox_log_scan_memory(image, header.file_id, FEOX_LOG_HEADER_SIZE, image_len, NULL, NULL,
+                                 &r))
             abort();
         if (r.valid_end > image_len || r.valid_end < FEOX_LOG_HEADER_SIZE)
             abort();
@@ -177,6 +192,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     feox_err err = replay_file(path, &first, &st1);
     if (err != FEOX_OK && err != FEOX_ERR_FORMAT && err != FEOX_ERR_CORRUPT)
         abort();
+    if (err != FEOX_OK && !file_equals(path, image, image_len))
+        abort(); /* a file that is refused is never written */
     if (err == FEOX_OK) {
         if (replay_file(path, &second, &st2) != FEOX_OK)
             abort();

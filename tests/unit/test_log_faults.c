@@ -261,12 +261,16 @@ static void test_compaction_faults_leave_a_complete_file(void **state)
     } faults[] = {
         {FEOX_IO_OPEN, 1, EIO, FEOX_ERR_IO},             /* creating <path>.compact */
         {FEOX_IO_PWRITE, 1, ENOSPC, FEOX_ERR_DISK_FULL}, /* flushing the old file first */
-        {FEOX_IO_PWRITE, 2, EIO, FEOX_ERR_IO},           /* writing the rewrite */
+        {FEOX_IO_PWRITE, 2, EIO, FEOX_ERR_IO},           /* the rewrite's header */
+        {FEOX_IO_FSYNC, 1, EIO, FEOX_ERR_IO},            /* syncing that header */
+        {FEOX_IO_LINK_TMPFILE, 1, EIO, FEOX_ERR_IO},     /* naming the rewrite */
+        {FEOX_IO_FSYNC, 2, EIO, FEOX_ERR_IO},            /* the directory, after naming it */
+        {FEOX_IO_PWRITE, 3, EIO, FEOX_ERR_IO},           /* writing the rewrite */
         {FEOX_IO_PREAD, 1, EIO, FEOX_ERR_IO},            /* reading the tail written meanwhile */
-        {FEOX_IO_FSYNC, 1, EIO, FEOX_ERR_IO},            /* syncing the bulk of the rewrite */
-        {FEOX_IO_FSYNC, 2, EIO, FEOX_ERR_IO},            /* syncing the rest, appenders waiting */
+        {FEOX_IO_FSYNC, 3, EIO, FEOX_ERR_IO},            /* syncing the bulk of the rewrite */
+        {FEOX_IO_FSYNC, 4, EIO, FEOX_ERR_IO},            /* syncing the rest, appenders waiting */
         {FEOX_IO_RENAME, 1, EXDEV, FEOX_ERR_IO},         /* the switch itself */
-        {FEOX_IO_FSYNC, 3, EIO, FEOX_ERR_DEGRADED},      /* the directory, after the rename */
+        {FEOX_IO_FSYNC, 5, EIO, FEOX_ERR_DEGRADED},      /* the directory, after the rename */
         {FEOX_IO_OP_COUNT, 0, 0, FEOX_OK},               /* no fault */
     };
     for (size_t f = 0; f < sizeof faults / sizeof faults[0]; f++) {

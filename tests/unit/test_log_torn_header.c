@@ -1,9 +1,9 @@
 /*
- * test_log_torn_header.c — a crash while a store file is being created leaves at most a header
- * that is cut short or only partly written (the size may reach the disk before the bytes do).
- * Such a file holds no record, so opening it must write a new header and succeed, while a
- * foreign file or a damaged complete header is still refused. Regression test for the case the
- * power-loss simulation found: a 64-byte file holding a header prefix and zeros.
+ * test_log_torn_header.c — store files are created atomically (the name appears only once the
+ * header is durable), so a file that is a cut-short or partly written header cannot come from a
+ * crashed creation: it is not a feox store, and opening it is refused with FEOX_ERR_FORMAT and
+ * leaves it byte for byte as it was (it used to be "repaired": a header written over it). A
+ * foreign file or a damaged complete header is refused too, also untouched.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -60,7 +60,20 @@ static void real_header(uint8_t *header)
     close(fd);
 }
 
-static void test_torn_creation_is_repaired(void **state)
+/* The file at path holds exactly len bytes equal to want. */
+static void assert_file_is(const uint8_t *want, size_t len)
+{
+    uint8_t got[HEADER_BYTES + 1];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, got, sizeof got);
+    close(fd);
+    assert_int_equal(n, (ssize_t)len);
+    if (len)
+        assert_memory_equal(got, want, len);
+}
+
+static void test_header_prefixes_are_refused_untouched(void **state)
 {
     (void)state;
     uint8_t header[HEADER_BYTES];
@@ -68,10 +81,18 @@ static void test_torn_creation_is_repaired(void **state)
     for (size_t cut = 0; cut < HEADER_BYTES; cut++) {
         uint8_t image[HEADER_BYTES] = {0};
         memcpy(image, header, cut);
-        write_file(image, HEADER_BYTES); /* size reached the disk, bytes only up to cut */
-        assert_int_equal(open_close(), FEOX_OK);
-        write_file(image, cut); /* the size stopped at cut too */
-        assert_int_equal(open_close(), FEOX_OK);
+        write_file(image, HEADER_BYTES); /* a header prefix then zeros */
+        feox_err err = open_close();
+        if (cut < 7) { /* the magic is incomplete (its 8th byte is a zero) */
+            assert_int_equal(err, FEOX_ERR_FORMAT);
+            assert_non_null(strstr(feox_error_detail(), "exists and is not a feox store"));
+        } else { /* the magic is there: a damaged header (version 0 or a bad checksum) */
+            assert_true(err == FEOX_ERR_FORMAT || err == FEOX_ERR_CORRUPT);
+        }
+        assert_file_is(image, HEADER_BYTES);
+        write_file(image, cut); /* a header prefix alone (cut 0: an empty file) */
+        assert_int_equal(open_close(), FEOX_ERR_FORMAT);
+        assert_file_is(image, cut);
     }
 }
 
@@ -82,14 +103,17 @@ static void test_foreign_and_damaged_files_are_refused(void **state)
     memcpy(image, "hello, this is not a feox file", 30);
     write_file(image, HEADER_BYTES);
     assert_int_equal(open_close(), FEOX_ERR_FORMAT);
+    assert_file_is(image, HEADER_BYTES);
     write_file(image, 30);
     assert_int_equal(open_close(), FEOX_ERR_FORMAT);
+    assert_file_is(image, 30);
 
     uint8_t header[HEADER_BYTES];
     real_header(header);
     header[20] ^= 0x01; /* a complete header with a flipped bit: damage, not a torn creation */
     write_file(header, HEADER_BYTES);
     assert_int_equal(open_close(), FEOX_ERR_CORRUPT);
+    assert_file_is(header, HEADER_BYTES);
 }
 
 static int setup(void **state)
@@ -112,7 +136,7 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_torn_creation_is_repaired),
+        cmocka_unit_test(test_header_prefixes_are_refused_untouched),
         cmocka_unit_test(test_foreign_and_damaged_files_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
