@@ -357,8 +357,12 @@ static feox_err rename_locked(const char *from, const char *to, int rw_fd, const
     feox_err err = FEOX_OK;
     if (new_hash != h->owner_hash)
         err = rewrite_header(from, rw_fd, h, new_hash);
-    if (err)
+    if (err) {
+        rewrite_header(from, rw_fd, h, h->owner_hash); /* best effort: the write may have landed */
+        feox_set_error_detail("cannot rewrite the header of '%s' (%s); nothing was renamed", from,
+                              feox_strerror(err));
         return err;
+    }
     if (feox_io_rename_noreplace(from, to) != 0) {
         int e = errno;
         if (new_hash != h->owner_hash)
