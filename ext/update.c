@@ -33,23 +33,24 @@ typedef struct row_input {
     feox_encoded value;
     bool value_unchanged;
     bool ttl_unchanged;
+    bool ttl_given;    /* ttl was a number (not NULL, not '') */
     uint64_t ttl_secs; /* 0 = none */
     uint64_t ts_ns;    /* 0 = automatic */
+    bool passed_back;  /* UPDATE in which no column arrived "nochange" (see settle_passed_back) */
 } row_input;
 
 static int key_arg(feox_vtab *vt, sqlite3_value *v, const void **key, size_t *len)
 {
     if (!feox_key_from_value(vt->options.keytype, v, key, len)) {
-        feox_vtab_set_error(vt, "feox: %s: key may not be NULL", vt->name);
+        feox_table_error(vt, "key may not be NULL");
         return SQLITE_CONSTRAINT;
     }
     if (*len == 0) {
-        feox_vtab_set_error(vt, "feox: %s: key may not be empty", vt->name);
+        feox_table_error(vt, "key may not be empty");
         return SQLITE_CONSTRAINT;
     }
     if (*len > FEOX_MAX_KEY_SIZE) {
-        feox_vtab_set_error(vt, "feox: %s: key is longer than %u bytes", vt->name,
-                            (unsigned)FEOX_MAX_KEY_SIZE);
+        feox_table_error(vt, "key is longer than %u bytes", (unsigned)FEOX_MAX_KEY_SIZE);
         return SQLITE_TOOBIG;
     }
     return SQLITE_OK;
@@ -67,26 +68,29 @@ static int read_row(feox_vtab *vt, sqlite3_value **argv, bool is_update, row_inp
     if (!in->value_unchanged) {
         feox_encode_value(value, &in->value);
         if (in->value.len > FEOX_MAX_VALUE_SIZE) {
-            feox_vtab_set_error(vt, "feox: %s: value is longer than %u bytes", vt->name,
-                                (unsigned)FEOX_MAX_VALUE_SIZE);
+            feox_table_error(vt, "value is longer than %u bytes", (unsigned)FEOX_MAX_VALUE_SIZE);
             return SQLITE_TOOBIG;
         }
     }
     in->ttl_unchanged = is_update && sqlite3_value_nochange(ttl);
-    if (!in->ttl_unchanged && sqlite3_value_type(ttl) != SQLITE_NULL) {
+    in->ttl_given = !in->ttl_unchanged && sqlite3_value_type(ttl) != SQLITE_NULL &&
+                    !feox_is_empty_text(ttl); /* '' is what CSV import writes for NULL */
+    if (in->ttl_given) {
         if (!feox_whole_number(ttl, &n)) {
-            feox_vtab_set_error(vt, "feox: %s: ttl must be a whole number of seconds", vt->name);
+            feox_table_error(vt, "ttl must be a whole number of seconds");
             return SQLITE_MISMATCH;
         }
         if (n < 0) {
-            feox_vtab_set_error(vt, "feox: %s: ttl may not be negative", vt->name);
+            feox_table_error(vt, "ttl may not be negative");
             return SQLITE_ERROR;
         }
         in->ttl_secs = (uint64_t)n;
     }
-    if (!(is_update && sqlite3_value_nochange(ts)) && sqlite3_value_type(ts) != SQLITE_NULL) {
+    bool ts_unchanged = is_update && sqlite3_value_nochange(ts);
+    in->passed_back = is_update && !in->value_unchanged && !in->ttl_unchanged && !ts_unchanged;
+    if (!ts_unchanged && sqlite3_value_type(ts) != SQLITE_NULL && !feox_is_empty_text(ts)) {
         if (!feox_whole_number(ts, &n) || n < 0) {
-            feox_vtab_set_error(vt, "feox: %s: ts must be a non-negative integer (ns)", vt->name);
+            feox_table_error(vt, "ts must be a non-negative integer (ns)");
             return SQLITE_MISMATCH;
         }
         in->ts_ns = (uint64_t)n;
@@ -94,11 +98,36 @@ static int read_row(feox_vtab *vt, sqlite3_value **argv, bool is_update, row_inp
     return SQLITE_OK;
 }
 
+/* UPDATE ... FROM (and any UPDATE in which no column arrives "nochange") gets the columns it does
+ * not assign back as they were read: ts as the record's own timestamp, ttl as the whole seconds
+ * the row showed. So in such an UPDATE a ts equal to the record's means "not assigned" (an
+ * automatic timestamp, as when ts is left out of a plain UPDATE), and a ttl equal to the seconds
+ * the row shows now (or showed up to a second ago) keeps the exact expiry instant instead of
+ * rounding it down to whole seconds. Assigning exactly those values explicitly in such an UPDATE
+ * has the same effect (SQLite gives no way to tell them apart). */
+static void settle_passed_back(feox_vtab *vt, row_input *in, const feox_record_info *old)
+{
+    if (!in->passed_back) {
+        return;
+    }
+    if (in->ts_ns != 0 && in->ts_ns == (uint64_t)feox_ts_for_sql(old->timestamp_ns)) {
+        in->ts_ns = 0;
+    }
+    if (in->ttl_given && old->expires_at_ns != 0) {
+        uint64_t now = feox_now_ns(vt->entry->store);
+        uint64_t shown = old->expires_at_ns > now ? (old->expires_at_ns - now) / 1000000000u : 0;
+        if (in->ttl_secs == shown || in->ttl_secs == shown + 1) {
+            in->ttl_unchanged = true;
+        }
+    }
+}
+
 /* Write options for the new row; old is the replaced record's info (UPDATE) or NULL. */
 static void write_opts(feox_vtab *vt, const row_input *in, uint32_t tag,
                        const feox_record_info *old, feox_write_opts *opts)
 {
     memset(opts, 0, sizeof *opts);
+    opts->flags = FEOX_WRITE_TS_INT64; /* SQL shows ts as a signed 64-bit integer */
     opts->timestamp_ns = in->ts_ns;
     opts->tag = tag;
     if (in->ttl_unchanged && old != NULL) {
@@ -124,10 +153,16 @@ static int write_error(feox_vtab *vt, feox_err e, const row_input *in)
         feox_vtab_set_error(vt, "UNIQUE constraint failed: %s.key", vt->name);
         return SQLITE_CONSTRAINT;
     case FEOX_ERR_OLDER_TIMESTAMP:
-        feox_vtab_set_error(vt, "feox: %s: ts %llu is not newer than the record's timestamp",
-                            vt->name, (unsigned long long)in->ts_ns);
+        if (in->ts_ns == 0) {
+            /* Automatic, but the record's ts is already the largest: a hard error, not a
+             * conflict that OR IGNORE would skip silently. */
+            feox_table_engine_error(vt, e);
+            return SQLITE_ERROR;
+        }
+        feox_table_error(vt, "ts %llu is not newer than the record's timestamp",
+                         (unsigned long long)in->ts_ns);
         return SQLITE_CONSTRAINT;
-    default: return feox_vtab_engine_error(vt, e);
+    default: return feox_table_engine_error(vt, e);
     }
 }
 
@@ -151,7 +186,7 @@ static int do_delete(feox_vtab *vt, sqlite3_value *old_key)
         if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
             return SQLITE_OK; /* already gone (expired or deleted by another connection) */
         }
-        return feox_vtab_engine_error(vt, e);
+        return feox_table_engine_error(vt, e);
     }
     return SQLITE_OK;
 }
@@ -231,9 +266,10 @@ static int do_update(feox_vtab *vt, sqlite3_value **argv)
         return SQLITE_OK; /* the row expired or was deleted meanwhile */
     }
     if (e != FEOX_OK) {
-        return feox_vtab_engine_error(vt, e);
+        return feox_table_engine_error(vt, e);
     }
     feox_value_info(old, &info);
+    settle_passed_back(vt, &in, &info);
     const void *value = in.value_unchanged ? feox_value_data(old) : in.value.data;
     size_t value_len = in.value_unchanged ? feox_value_size(old) : in.value.len;
     uint32_t tag = in.value_unchanged ? info.tag : in.value.tag;
@@ -257,7 +293,7 @@ static int do_update(feox_vtab *vt, sqlite3_value **argv)
     }
     e = feox_delete(vt->entry->store, old_key, old_len, NULL);
     if (e != FEOX_OK && e != FEOX_ERR_KEY_NOT_FOUND) {
-        rc = feox_vtab_engine_error(vt, e);
+        rc = feox_table_engine_error(vt, e);
     }
 cleanup:
     feox_value_release(old);
