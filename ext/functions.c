@@ -44,7 +44,10 @@ static void fn_error(sqlite3_context *ctx, int rc, char *msg)
 
 static void fn_engine_error(sqlite3_context *ctx, feox_vtab *vt, feox_err e)
 {
-    fn_error(ctx, feox_err_to_sqlite(e), feox_table_err_message(vt->schema, vt->name, e));
+    /* The functions never give an explicit ts: OLDER_TIMESTAMP means the record's ts is already
+     * the largest an automatic one may take, an error rather than a conflict (as in xUpdate). */
+    int rc = e == FEOX_ERR_OLDER_TIMESTAMP ? SQLITE_ERROR : feox_err_to_sqlite(e);
+    fn_error(ctx, rc, feox_table_err_message(vt->schema, vt->name, e));
 }
 
 /* Run sql (a no-op statement naming the table) to make SQLite connect the table and, for a
