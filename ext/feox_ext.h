@@ -290,6 +290,9 @@ int feox_register_functions(sqlite3 *db, feox_conn *conn);
  * as is, and a REAL that holds a whole number in the i64 range as that number (some bindings send
  * every number as REAL). False for anything else, a fractional REAL included. */
 bool feox_decode_counter(uint32_t tag, const void *data, size_t len, int64_t *out);
+/* The tag of the SQL type feox_result_value shows a stored value as (RAW, and INTEGER/REAL that
+ * are not 8 bytes, are shown as BLOB). */
+uint32_t feox_shown_tag(uint32_t tag, size_t len);
 /* An empty TEXT value: what the shell's CSV import writes for an empty field (ttl/ts = NULL). */
 bool feox_is_empty_text(sqlite3_value *v);
 /* A record's timestamp as SQL shows it: a u64 above INT64_MAX (only the C API can write one)

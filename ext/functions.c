@@ -20,11 +20,21 @@
  *
  * TTL: incr, cas and patch keep the record's expiry unless a ttl argument is given (NULL = keep,
  * 0 = remove, > 0 = seconds from now). Keys follow the table's key type (value_codec.c).
- * incr works on INTEGER values and 8-byte BLOBs (the engine's counter format) and stores an
- * INTEGER; it saturates at the i64 limits. An INTEGER is incremented by the engine's atomic
- * increment; an 8-byte BLOB is converted by compare-and-swap; a missing key is created with
- * insert-if-absent (retrying if another writer wins), so concurrent calls never lose an update. cas
- * compares SQL type (record tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5'.
+ * incr works on INTEGER values, on REAL values that hold a whole number (some bindings send every
+ * number as REAL) and on 8-byte BLOBs (the engine's counter format), and stores an INTEGER; a
+ * fractional REAL is an error, for the value and for the delta alike. It saturates at the i64
+ * limits. An INTEGER is incremented by the engine's atomic increment; a REAL or an 8-byte BLOB is
+ * converted by compare-and-swap; a missing key is created with insert-if-absent (retrying if
+ * another writer wins), so concurrent calls never lose an update. cas compares SQL type (record
+ * tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5' and not REAL 5.0.
+ *
+ * Read-only: incr, cas, patch and compact change the store, so on a connection that may not
+ * write the table's database (mode=ro, a read-only file, PRAGMA query_only) they fail with
+ * SQLITE_READONLY and SQLite's own "attempt to write a readonly database", as an INSERT does,
+ * before touching anything. stats, flush and check stay allowed.
+ *
+ * Timestamps: the writes draw automatic timestamps with FEOX_WRITE_TS_INT64, so ts never passes
+ * INT64_MAX (SQL's integer range); a record already at that ts makes the write an error.
  *
  * Registered with SQLITE_UTF8 | SQLITE_DIRECTONLY (they have side effects: not usable from
  * views/triggers of an untrusted schema), never SQLITE_DETERMINISTIC.

@@ -5,18 +5,22 @@
  *   DELETE   argc 1: argv[0] = old key
  *   INSERT   argc 6: argv[0] = NULL, argv[1] = NULL, argv[2..5] = key, value, ttl, ts
  *   UPDATE   argc 6: argv[0] = old key, argv[1] = new key, argv[2..5] = the new row; columns the
- *            UPDATE does not assign arrive "nochange" (xColumn reports value/ttl/ts unchanged)
+ *            UPDATE does not assign arrive "nochange" (xColumn reports value/ttl/ts unchanged),
+ *            except in UPDATE ... FROM, where SQLite passes them back as read (see
+ *            settle_passed_back)
  *
  * Rules:
  *   - INSERT of a live key: "UNIQUE constraint failed: <table>.key" (SQLITE_CONSTRAINT), unless
  *     OR REPLACE (upsert) or OR IGNORE (SQLite skips the row on SQLITE_CONSTRAINT).
  *   - key NULL or empty: SQLITE_CONSTRAINT; longer than FEOX_MAX_KEY_SIZE: SQLITE_TOOBIG.
- *   - ttl: NULL or 0 = no expiry, > 0 = seconds from now, negative or not an integer = error.
- *     An UPDATE that does not assign ttl keeps the exact expiry instant; INSERT OR REPLACE
- *     without a ttl clears it.
- *   - ts: NULL = automatic (always newer than the record's); an explicit ts must be strictly newer
- *     than the record's, else SQLITE_CONSTRAINT (so OR IGNORE skips). An UPDATE that does not
- *     assign ts gets an automatic timestamp.
+ *   - ttl: NULL, '' (what CSV import writes for NULL) or 0 = no expiry, > 0 = seconds from now,
+ *     negative or not an integer = error. An UPDATE that does not assign ttl keeps the exact
+ *     expiry instant; INSERT OR REPLACE without a ttl clears it.
+ *   - ts: NULL or '' = automatic (always newer than the record's, and never above INT64_MAX: a
+ *     record already at INT64_MAX makes an automatic write an error, SQLITE_ERROR, not a conflict
+ *     OR IGNORE would skip); an explicit ts must be strictly newer than the record's, else
+ *     SQLITE_CONSTRAINT (so OR IGNORE skips). An UPDATE that does not assign ts gets an automatic
+ *     timestamp.
  *   - UPDATE may change the key: the new key is created (IF_ABSENT unless OR REPLACE), then the
  *     old one deleted.
  * Everything is validated before the first change, and every change is undo-journalled first
@@ -104,11 +108,19 @@ static int read_row(feox_vtab *vt, sqlite3_value **argv, bool is_update, row_inp
  * automatic timestamp, as when ts is left out of a plain UPDATE), and a ttl equal to the seconds
  * the row shows now (or showed up to a second ago) keeps the exact expiry instant instead of
  * rounding it down to whole seconds. Assigning exactly those values explicitly in such an UPDATE
- * has the same effect (SQLite gives no way to tell them apart). */
-static void settle_passed_back(feox_vtab *vt, row_input *in, const feox_record_info *old)
+ * has the same effect (SQLite gives no way to tell them apart). A value passed back as read keeps
+ * the record's tag. */
+static void settle_passed_back(feox_vtab *vt, row_input *in, feox_value *old_value,
+                               const feox_record_info *old)
 {
     if (!in->passed_back) {
         return;
+    }
+    /* The value as read: keep the record's own tag (a raw C API value is shown as a BLOB). */
+    size_t len = feox_value_size(old_value);
+    if (in->value.len == len && in->value.tag == feox_shown_tag(old->tag, len) &&
+        memcmp(in->value.data, feox_value_data(old_value), len) == 0) {
+        in->value_unchanged = true;
     }
     if (in->ts_ns != 0 && in->ts_ns == (uint64_t)feox_ts_for_sql(old->timestamp_ns)) {
         in->ts_ns = 0;
@@ -269,7 +281,7 @@ static int do_update(feox_vtab *vt, sqlite3_value **argv)
         return feox_table_engine_error(vt, e);
     }
     feox_value_info(old, &info);
-    settle_passed_back(vt, &in, &info);
+    settle_passed_back(vt, &in, old, &info);
     const void *value = in.value_unchanged ? feox_value_data(old) : in.value.data;
     size_t value_len = in.value_unchanged ? feox_value_size(old) : in.value.len;
     uint32_t tag = in.value_unchanged ? info.tag : in.value.tag;

@@ -110,6 +110,14 @@ bool feox_decode_counter(uint32_t tag, const void *data, size_t len, int64_t *ou
     return feox_decode_i64(tag, data, len, out);
 }
 
+uint32_t feox_shown_tag(uint32_t tag, size_t len)
+{
+    if ((tag == FEOX_TAG_INTEGER || tag == FEOX_TAG_REAL) && len == 8) {
+        return tag;
+    }
+    return tag == FEOX_TAG_NULL || tag == FEOX_TAG_TEXT ? tag : FEOX_TAG_BLOB;
+}
+
 void feox_result_value(sqlite3_context *ctx, uint32_t tag, const void *data, size_t len)
 {
     if (tag == FEOX_TAG_INTEGER && len == 8) {

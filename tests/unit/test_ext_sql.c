@@ -290,6 +290,32 @@ static void test_ts_limit(void **state)
     sqlite3_close(db);
 }
 
+/* UPDATE ... FROM passes the columns it does not assign back as read: ts then means automatic,
+ * and a value passed back keeps the record's own tag (a raw C API value stays raw). */
+static void test_update_from_passes_back(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('k', 1, 1000)");
+    feox_conn *conn = feox_conn_get(db);
+    feox_vtab *vt = feox_conn_find_vtab(conn, "main", "kv");
+    assert_non_null(vt);
+    feox_write_opts o = {.tag = FEOX_TAG_RAW};
+    assert_int_equal(feox_insert(vt->entry->store, "raw", 3, "bytes", 5, &o, NULL), FEOX_OK);
+    exec_ok(db, "CREATE TABLE o(k TEXT); INSERT INTO o VALUES ('k'), ('raw')");
+    exec_ok(db, "UPDATE kv SET ttl = 300 FROM o WHERE kv.key = o.k");
+    expect(db, "SELECT key, quote(value), ttl BETWEEN 298 AND 300, ts > 1000 FROM kv ORDER BY key",
+           "k|1|1|1,raw|X'6279746573'|1|1");
+    feox_value *v = NULL;
+    feox_record_info info;
+    assert_int_equal(feox_get_ref(vt->entry->store, "raw", 3, &v), FEOX_OK);
+    feox_value_info(v, &info);
+    assert_int_equal(info.tag, FEOX_TAG_RAW);
+    feox_value_release(v);
+    feox_conn_release(conn);
+    sqlite3_close(db);
+}
+
 static void test_update_and_delete(void **state)
 {
     (void)state;
@@ -701,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_ttl_rules),
         cmocka_unit_test(test_ts_rules),
         cmocka_unit_test(test_ts_limit),
+        cmocka_unit_test(test_update_from_passes_back),
         cmocka_unit_test(test_update_and_delete),
         cmocka_unit_test(test_functions),
         cmocka_unit_test(test_functions_in_transactions),
