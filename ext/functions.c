@@ -88,13 +88,15 @@ static int touch_table(sqlite3 *db, const char *schema, const char *table, bool 
 }
 
 /* Auxdata marks on the table-name argument: PRAGMA query_only as read in this run of the calling
- * statement. SQLite discards auxdata at every reset and whenever the argument is not constant,
- * and setting PRAGMA query_only expires every prepared statement of the connection, so a mark is
- * never stale. */
+ * statement. SQLite discards auxdata at every reset (and after each call when the argument is not
+ * constant), so a mark never outlives the run that read it. */
 static const char query_only_on_mark, query_only_off_mark;
 
-/* Is PRAGMA query_only on? Asked once per run of the calling statement (a prepare and a step of
- * "PRAGMA query_only", about 1.5 us; a statement calling the function once per row asks once). */
+/* Is PRAGMA query_only on? SQLite has no C API for it, so this prepares and steps
+ * "PRAGMA query_only" once per run of the calling statement: about 1 us more for a statement that
+ * calls a function once, nothing measurable per row for one that calls it on many rows. (A
+ * statement cached per connection would have to be finalized before sqlite3_close, which only a
+ * vtab's xDisconnect could do.) */
 static int query_only(sqlite3_context *ctx, sqlite3 *db, bool *on)
 {
     const void *mark = sqlite3_get_auxdata(ctx, 0);
