@@ -72,6 +72,9 @@ SELECT 'cas-int', feox_cas('kv', 'i5', 5, 6), feox_cas('kv', 's5', '5', 'five'),
 SELECT 'cas-types', key, typeof(value), quote(value) FROM kv WHERE key IN ('i5', 's5', 'bhi') ORDER BY key;
 SELECT 'cas-real', feox_cas('kv', 'config', 'v2', 3.25), (SELECT typeof(value) || ' ' || value FROM kv WHERE key = 'config');
 SELECT 'cas-real-vs-int', feox_cas('kv', 'config', 3, 'x'), feox_cas('kv', 'config', 3.25, 'v4');
+-- an integral REAL is not an INTEGER to cas (feox_incr counts it, cas compares type and bytes)
+INSERT INTO kv(key, value) VALUES ('r5', 5.0), ('i6', 6);
+SELECT 'cas-real-int', feox_cas('kv', 'r5', 5, 'x'), feox_cas('kv', 'i6', 6.0, 'x'), feox_cas('kv', 'r5', 5.0, 'five'), feox_cas('kv', 'i6', 6, 'six');
 -- keeps an existing TTL; a ttl argument sets it
 INSERT INTO kv(key, value, ttl) VALUES ('flag', 'off', 600);
 SELECT 'cas-keeps-ttl', feox_cas('kv', 'flag', 'off', 'on'), (SELECT ttl BETWEEN 595 AND 600 FROM kv WHERE key = 'flag');
