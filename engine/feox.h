@@ -226,7 +226,12 @@ enum feox_write_flags {
     FEOX_WRITE_IF_ABSENT = 1u << 5,  /* feox_insert: fail with KEY_EXISTS if the key is live */
     /* accept timestamp_ns even if not newer: restores an earlier version exactly (undo
      * journals); bypasses last-writer-wins */
-    FEOX_WRITE_RESTORE = 1u << 6
+    FEOX_WRITE_RESTORE = 1u << 6,
+    /* automatic timestamps stay <= INT64_MAX, for callers that show ts as a signed 64-bit
+     * integer (the SQL extension): when a newer one would have to exceed it (the record's
+     * timestamp is already INT64_MAX or more), the write fails with OLDER_TIMESTAMP and nothing
+     * changes. Explicit timestamps are not affected. */
+    FEOX_WRITE_TS_INT64 = 1u << 7
 };
 
 /* NULL options mean: automatic timestamp; feox_insert clears any TTL and sets tag 0;

@@ -56,6 +56,12 @@ static feox_err choose_timestamp(feox_store *s, const feox_write_opts *opts,
         }
         ts_ns = current->ts_ns + 1;
     }
+    if (opts && (opts->flags & FEOX_WRITE_TS_INT64) && ts_ns > (uint64_t)INT64_MAX) {
+        feox_stat_inc(s->stats, FEOX_STAT_OLDER_TIMESTAMP);
+        return feox_fail(FEOX_ERR_OLDER_TIMESTAMP,
+                         "ts %llu is the largest timestamp; an automatic timestamp cannot be newer",
+                         (unsigned long long)(current ? current->ts_ns : now_ns));
+    }
     *ts = ts_ns;
     return FEOX_OK;
 }

@@ -298,7 +298,7 @@ static int point_advance(feox_vt_cursor *c)
         if (e != FEOX_OK) {
             c->point_value = NULL;
             c->eof = true;
-            return feox_vtab_engine_error(vt, e);
+            return feox_table_engine_error(vt, e);
         }
         c->point_index = i;
         c->eof = false;
@@ -329,7 +329,7 @@ static int advance(feox_vt_cursor *c)
     feox_err e = c->desc ? feox_cursor_prev(c->scan) : feox_cursor_next(c->scan);
     if (e != FEOX_OK) {
         c->eof = true;
-        return feox_vtab_engine_error(cursor_vtab(c), e);
+        return feox_table_engine_error(cursor_vtab(c), e);
     }
     scan_check(c);
     return SQLITE_OK;
@@ -341,7 +341,7 @@ static int scan_start(feox_vt_cursor *c)
     feox_err e = feox_cursor_open(vt->entry->store, &c->scan);
     if (e != FEOX_OK) {
         c->scan = NULL;
-        return feox_vtab_engine_error(vt, e);
+        return feox_table_engine_error(vt, e);
     }
     if (c->has_lo && c->has_hi) {
         int r = key_cmp(c->lo.data, c->lo.len, c->hi.data, c->hi.len);
@@ -361,7 +361,7 @@ static int scan_start(feox_vt_cursor *c)
     }
     if (e != FEOX_OK) {
         c->eof = true;
-        return feox_vtab_engine_error(vt, e);
+        return feox_table_engine_error(vt, e);
     }
     scan_check(c);
     return SQLITE_OK;
@@ -565,7 +565,7 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
             sqlite3_result_int64(ctx, (sqlite3_int64)(left / 1000000000u));
         }
         break;
-    case FEOX_COL_TS: sqlite3_result_int64(ctx, (sqlite3_int64)info.timestamp_ns); break;
+    case FEOX_COL_TS: sqlite3_result_int64(ctx, feox_ts_for_sql(info.timestamp_ns)); break;
     default: break;
     }
     return SQLITE_OK;

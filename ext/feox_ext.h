@@ -22,6 +22,7 @@
 #define FEOX_EXT_H
 
 #include <sqlite3ext.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -281,5 +282,32 @@ int sqlite3_feox_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *
 /* ---- functions (functions.c) ----------------------------------------------------------------- */
 
 int feox_register_functions(sqlite3 *db, feox_conn *conn);
+
+/* ---- values, timestamps and table-named messages (value_codec.c) ----------------------------
+ * Declared after feox_vtab because the error helpers take one. */
+
+/* A counter's current value: INTEGER (or an 8-byte BLOB/raw value, the engine's counter format)
+ * as is, and a REAL that holds a whole number in the i64 range as that number (some bindings send
+ * every number as REAL). False for anything else, a fractional REAL included. */
+bool feox_decode_counter(uint32_t tag, const void *data, size_t len, int64_t *out);
+/* The tag of the SQL type feox_result_value shows a stored value as (RAW, and INTEGER/REAL that
+ * are not 8 bytes, are shown as BLOB). */
+uint32_t feox_shown_tag(uint32_t tag, size_t len);
+/* An empty TEXT value: what the shell's CSV import writes for an empty field (ttl/ts = NULL). */
+bool feox_is_empty_text(sqlite3_value *v);
+/* A record's timestamp as SQL shows it: a u64 above INT64_MAX (only the C API can write one)
+ * is shown as INT64_MAX, never as a negative number. */
+sqlite3_int64 feox_ts_for_sql(uint64_t ts_ns);
+
+/* Messages name a table as "kv" when it is in main and as "aux.kv" in any other schema:
+ * "feox: <table>: <cause>" (sqlite3_mprintf'd; NULL on OOM). */
+char *feox_table_vmessage(const char *schema, const char *table, const char *fmt, va_list ap);
+char *feox_table_message(const char *schema, const char *table, const char *fmt, ...);
+/* Replace the vtab's error message with "feox: <table>: <cause>". */
+void feox_table_error(feox_vtab *vt, const char *fmt, ...);
+/* feox_err_message naming the schema; an OLDER_TIMESTAMP says its cause once (the detail). */
+char *feox_table_err_message(const char *schema, const char *table, feox_err err);
+/* Set feox_table_err_message as the vtab's error and return the SQLite code. */
+int feox_table_engine_error(feox_vtab *vt, feox_err err);
 
 #endif /* FEOX_EXT_H */

@@ -20,11 +20,21 @@
  *
  * TTL: incr, cas and patch keep the record's expiry unless a ttl argument is given (NULL = keep,
  * 0 = remove, > 0 = seconds from now). Keys follow the table's key type (value_codec.c).
- * incr works on INTEGER values and 8-byte BLOBs (the engine's counter format) and stores an
- * INTEGER; it saturates at the i64 limits. An INTEGER is incremented by the engine's atomic
- * increment; an 8-byte BLOB is converted by compare-and-swap; a missing key is created with
- * insert-if-absent (retrying if another writer wins), so concurrent calls never lose an update. cas
- * compares SQL type (record tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5'.
+ * incr works on INTEGER values, on REAL values that hold a whole number (some bindings send every
+ * number as REAL) and on 8-byte BLOBs (the engine's counter format), and stores an INTEGER; a
+ * fractional REAL is an error, for the value and for the delta alike. It saturates at the i64
+ * limits. An INTEGER is incremented by the engine's atomic increment; a REAL or an 8-byte BLOB is
+ * converted by compare-and-swap; a missing key is created with insert-if-absent (retrying if
+ * another writer wins), so concurrent calls never lose an update. cas compares SQL type (record
+ * tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5' and not REAL 5.0.
+ *
+ * Read-only: incr, cas, patch and compact change the store, so on a connection that may not
+ * write the table's database (mode=ro, a read-only file, PRAGMA query_only) they fail with
+ * SQLITE_READONLY and SQLite's own "attempt to write a readonly database", as an INSERT does,
+ * before touching anything. stats, flush and check stay allowed.
+ *
+ * Timestamps: the writes draw automatic timestamps with FEOX_WRITE_TS_INT64, so ts never passes
+ * INT64_MAX (SQL's integer range); a record already at that ts makes the write an error.
  *
  * Registered with SQLITE_UTF8 | SQLITE_DIRECTONLY (they have side effects: not usable from
  * views/triggers of an untrusted schema), never SQLITE_DETERMINISTIC.
@@ -44,7 +54,10 @@ static void fn_error(sqlite3_context *ctx, int rc, char *msg)
 
 static void fn_engine_error(sqlite3_context *ctx, feox_vtab *vt, feox_err e)
 {
-    fn_error(ctx, feox_err_to_sqlite(e), feox_err_message(vt->name, e));
+    /* The functions never give an explicit ts: OLDER_TIMESTAMP means the record's ts is already
+     * the largest an automatic one may take, an error rather than a conflict (as in xUpdate). */
+    int rc = e == FEOX_ERR_OLDER_TIMESTAMP ? SQLITE_ERROR : feox_err_to_sqlite(e);
+    fn_error(ctx, rc, feox_table_err_message(vt->schema, vt->name, e));
 }
 
 /* Run sql (a no-op statement naming the table) to make SQLite connect the table and, for a
@@ -72,6 +85,58 @@ static int touch_table(sqlite3 *db, const char *schema, const char *table, bool 
     sqlite3_finalize(stmt);
     sqlite3_free(sql);
     return rc;
+}
+
+/* Auxdata marks on the table-name argument: PRAGMA query_only as read in this run of the calling
+ * statement. SQLite discards auxdata at every reset (and after each call when the argument is not
+ * constant), so a mark never outlives the run that read it. */
+static const char query_only_on_mark, query_only_off_mark;
+
+/* Is PRAGMA query_only on? SQLite has no C API for it, so this prepares and steps
+ * "PRAGMA query_only" once per run of the calling statement: about 1 us more for a statement that
+ * calls a function once, nothing measurable per row for one that calls it on many rows. (A
+ * statement cached per connection would have to be finalized before sqlite3_close, which only a
+ * vtab's xDisconnect could do.) */
+static int query_only(sqlite3_context *ctx, sqlite3 *db, bool *on)
+{
+    const void *mark = sqlite3_get_auxdata(ctx, 0);
+    sqlite3_stmt *stmt = NULL;
+    if (mark == &query_only_on_mark || mark == &query_only_off_mark) {
+        *on = mark == &query_only_on_mark;
+        return SQLITE_OK;
+    }
+    int rc = sqlite3_prepare_v2(db, "PRAGMA query_only", -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(stmt);
+        *on = rc == SQLITE_ROW && sqlite3_column_int(stmt, 0) != 0;
+        rc = rc == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_OK) {
+        sqlite3_set_auxdata(ctx, 0, (void *)(*on ? &query_only_on_mark : &query_only_off_mark),
+                            NULL);
+    }
+    return rc;
+}
+
+/* May this connection write vt's store? Not when its database is read-only (mode=ro, the shell's
+ * -readonly, a file it may not write) or PRAGMA query_only is on: then it reports SQLITE_READONLY
+ * with SQLite's own message, exactly as an INSERT into the table would. */
+static bool may_write(sqlite3_context *ctx, sqlite3 *db, feox_vtab *vt)
+{
+    bool on = sqlite3_db_readonly(db, vt->schema) == 1;
+    if (!on) {
+        int rc = query_only(ctx, db, &on);
+        if (rc != SQLITE_OK) {
+            fn_error(ctx, rc, sqlite3_mprintf("%s", sqlite3_errmsg(db)));
+            return false;
+        }
+    }
+    if (on) {
+        fn_error(ctx, SQLITE_READONLY, sqlite3_mprintf("attempt to write a readonly database"));
+        return false;
+    }
+    return true;
 }
 
 /* The feox table named by argv[0] in this connection, or NULL after reporting an error.
@@ -107,6 +172,10 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, b
         rc = touch_table(db, schema, table, false, &err);
         vt = rc == SQLITE_OK ? feox_conn_find_vtab(conn, schema, table) : NULL;
     }
+    if (vt != NULL && write && !may_write(ctx, db, vt)) {
+        sqlite3_free(schema);
+        return NULL;
+    }
     if (vt != NULL && write && !sqlite3_get_autocommit(db) && !vt->in_txn) {
         rc = touch_table(db, schema, table, true, &err);
         vt = rc == SQLITE_OK ? feox_conn_find_vtab(conn, schema, table) : NULL;
@@ -136,13 +205,13 @@ static bool fn_key(sqlite3_context *ctx, feox_vtab *vt, sqlite3_value *v, const 
 {
     if (!feox_key_from_value(vt->options.keytype, v, key, len)) {
         fn_error(ctx, SQLITE_CONSTRAINT,
-                 sqlite3_mprintf("feox: %s: key may not be NULL", vt->name));
+                 feox_table_message(vt->schema, vt->name, "key may not be NULL"));
         return false;
     }
     if (*len == 0 || *len > FEOX_MAX_KEY_SIZE) {
         fn_error(ctx, SQLITE_CONSTRAINT,
-                 sqlite3_mprintf("feox: %s: key is empty or longer than %u bytes", vt->name,
-                                 (unsigned)FEOX_MAX_KEY_SIZE));
+                 feox_table_message(vt->schema, vt->name, "key is empty or longer than %u bytes",
+                                    (unsigned)FEOX_MAX_KEY_SIZE));
         return false;
     }
     return true;
@@ -158,8 +227,8 @@ static bool fn_ttl(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value 
     }
     if (!feox_whole_number(argv[idx], &n) || n < 0) {
         fn_error(ctx, SQLITE_MISMATCH,
-                 sqlite3_mprintf("feox: %s: ttl must be a non-negative whole number of seconds",
-                                 vt->name));
+                 feox_table_message(vt->schema, vt->name,
+                                    "ttl must be a non-negative whole number of seconds"));
         return false;
     }
     if (n == 0) {
@@ -197,7 +266,7 @@ static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
     if (!feox_whole_number(argv[2], &delta)) {
         fn_error(ctx, SQLITE_MISMATCH,
-                 sqlite3_mprintf("feox: %s: delta must be an integer", vt->name));
+                 feox_table_message(vt->schema, vt->name, "delta must be an integer"));
         return;
     }
     if (!fn_ttl(ctx, vt, argc, argv, 3, &ttl_opts)) {
@@ -209,7 +278,7 @@ static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         feox_value *cur = NULL;
         unsigned char next[8];
         feox_write_opts opts = ttl_opts;
-        opts.flags |= FEOX_WRITE_TAG;
+        opts.flags |= FEOX_WRITE_TAG | FEOX_WRITE_TS_INT64;
         opts.tag = FEOX_TAG_INTEGER;
         feox_err e = feox_get_ref(store, key, len, &cur);
         if (e == FEOX_ERR_KEY_NOT_FOUND) {
@@ -238,10 +307,11 @@ static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         feox_record_info info;
         int64_t old_value;
         feox_value_info(cur, &info);
-        if (!feox_decode_i64(info.tag, feox_value_data(cur), feox_value_size(cur), &old_value)) {
+        if (!feox_decode_counter(info.tag, feox_value_data(cur), feox_value_size(cur),
+                                 &old_value)) {
             feox_value_release(cur);
             fn_error(ctx, SQLITE_MISMATCH,
-                     sqlite3_mprintf("feox: %s: value is not a 64-bit integer", vt->name));
+                     feox_table_message(vt->schema, vt->name, "value is not a 64-bit integer"));
             return;
         }
         int64_t new_value = add_saturating(old_value, delta);
@@ -271,7 +341,8 @@ static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
             fn_engine_error(ctx, vt, e);
             return;
         }
-        /* An 8-byte BLOB: swap in the INTEGER only if nothing changed meanwhile. */
+        /* An 8-byte BLOB or an integral REAL: swap in the INTEGER only if nothing changed
+         * meanwhile. */
         bool swapped = false;
         feox_put_i64(next, new_value);
         opts.flags |= FEOX_WRITE_TAG | FEOX_WRITE_MATCH_TAG;
@@ -310,8 +381,8 @@ static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     feox_encode_value(argv[3], &replacement);
     if (replacement.len > FEOX_MAX_VALUE_SIZE) {
         fn_error(ctx, SQLITE_TOOBIG,
-                 sqlite3_mprintf("feox: %s: value is longer than %u bytes", vt->name,
-                                 (unsigned)FEOX_MAX_VALUE_SIZE));
+                 feox_table_message(vt->schema, vt->name, "value is longer than %u bytes",
+                                    (unsigned)FEOX_MAX_VALUE_SIZE));
         return;
     }
     feox_store *store = vt->entry->store;
@@ -345,7 +416,7 @@ static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     }
     bool swapped = false;
-    opts.flags |= FEOX_WRITE_TAG | FEOX_WRITE_MATCH_TAG;
+    opts.flags |= FEOX_WRITE_TAG | FEOX_WRITE_MATCH_TAG | FEOX_WRITE_TS_INT64;
     opts.tag = replacement.tag;
     opts.expected_tag = expected.tag;
     e = feox_compare_and_swap(store, key, len, expected.data, expected.len, replacement.data,
@@ -368,6 +439,7 @@ static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     size_t len;
     feox_write_opts opts;
     memset(&opts, 0, sizeof opts);
+    opts.flags = FEOX_WRITE_TS_INT64; /* and, as with NULL options, keep the TTL and tag */
     if (vt == NULL || !fn_key(ctx, vt, argv[1], &key, &len)) {
         return;
     }
@@ -378,7 +450,7 @@ static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     size_t patch_len = (size_t)sqlite3_value_bytes(argv[2]);
     if (patch == NULL) {
         fn_error(ctx, SQLITE_MISMATCH,
-                 sqlite3_mprintf("feox: %s: the patch may not be NULL", vt->name));
+                 feox_table_message(vt->schema, vt->name, "the patch may not be NULL"));
         return;
     }
     feox_store *store = vt->entry->store;
@@ -386,14 +458,14 @@ static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (vt->in_txn) {
         int rc = feox_journal_capture(&vt->journal, store, key, len);
         if (rc != SQLITE_OK) {
-            fn_error(ctx, rc, sqlite3_mprintf("feox: %s: cannot journal the change", vt->name));
+            fn_error(ctx, rc,
+                     feox_table_message(vt->schema, vt->name, "cannot journal the change"));
             return;
         }
     }
     char *doc = NULL;
     size_t doc_len = 0;
-    feox_err e = feox_json_patch(store, key, len, patch, patch_len, opts.flags ? &opts : NULL, &doc,
-                                 &doc_len);
+    feox_err e = feox_json_patch(store, key, len, patch, patch_len, &opts, &doc, &doc_len);
     if (e != FEOX_OK) {
         feox_journal_truncate(&vt->journal, mark);
         fn_engine_error(ctx, vt, e);
@@ -501,10 +573,11 @@ static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_int(ctx, 1);
 }
 
-/* feox_compact(tab): rewrite the store file to hold only live records; 1 when done. */
+/* feox_compact(tab): rewrite the store file to hold only live records; 1 when done. It writes the
+ * file, so a read-only connection may not call it. */
 static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], false);
+    feox_vtab *vt = resolve_table(ctx, argv[0], true);
     (void)argc;
     if (vt == NULL) {
         return;

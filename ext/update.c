@@ -5,18 +5,22 @@
  *   DELETE   argc 1: argv[0] = old key
  *   INSERT   argc 6: argv[0] = NULL, argv[1] = NULL, argv[2..5] = key, value, ttl, ts
  *   UPDATE   argc 6: argv[0] = old key, argv[1] = new key, argv[2..5] = the new row; columns the
- *            UPDATE does not assign arrive "nochange" (xColumn reports value/ttl/ts unchanged)
+ *            UPDATE does not assign arrive "nochange" (xColumn reports value/ttl/ts unchanged),
+ *            except in UPDATE ... FROM, where SQLite passes them back as read (see
+ *            settle_passed_back)
  *
  * Rules:
  *   - INSERT of a live key: "UNIQUE constraint failed: <table>.key" (SQLITE_CONSTRAINT), unless
  *     OR REPLACE (upsert) or OR IGNORE (SQLite skips the row on SQLITE_CONSTRAINT).
  *   - key NULL or empty: SQLITE_CONSTRAINT; longer than FEOX_MAX_KEY_SIZE: SQLITE_TOOBIG.
- *   - ttl: NULL or 0 = no expiry, > 0 = seconds from now, negative or not an integer = error.
- *     An UPDATE that does not assign ttl keeps the exact expiry instant; INSERT OR REPLACE
- *     without a ttl clears it.
- *   - ts: NULL = automatic (always newer than the record's); an explicit ts must be strictly newer
- *     than the record's, else SQLITE_CONSTRAINT (so OR IGNORE skips). An UPDATE that does not
- *     assign ts gets an automatic timestamp.
+ *   - ttl: NULL, '' (what CSV import writes for NULL) or 0 = no expiry, > 0 = seconds from now,
+ *     negative or not an integer = error. An UPDATE that does not assign ttl keeps the exact
+ *     expiry instant; INSERT OR REPLACE without a ttl clears it.
+ *   - ts: NULL or '' = automatic (always newer than the record's, and never above INT64_MAX: a
+ *     record already at INT64_MAX makes an automatic write an error, SQLITE_ERROR, not a conflict
+ *     OR IGNORE would skip); an explicit ts must be strictly newer than the record's, else
+ *     SQLITE_CONSTRAINT (so OR IGNORE skips). An UPDATE that does not assign ts gets an automatic
+ *     timestamp.
  *   - UPDATE may change the key: the new key is created (IF_ABSENT unless OR REPLACE), then the
  *     old one deleted.
  * Everything is validated before the first change, and every change is undo-journalled first
@@ -33,23 +37,24 @@ typedef struct row_input {
     feox_encoded value;
     bool value_unchanged;
     bool ttl_unchanged;
+    bool ttl_given;    /* ttl was a number (not NULL, not '') */
     uint64_t ttl_secs; /* 0 = none */
     uint64_t ts_ns;    /* 0 = automatic */
+    bool passed_back;  /* UPDATE in which no column arrived "nochange" (see settle_passed_back) */
 } row_input;
 
 static int key_arg(feox_vtab *vt, sqlite3_value *v, const void **key, size_t *len)
 {
     if (!feox_key_from_value(vt->options.keytype, v, key, len)) {
-        feox_vtab_set_error(vt, "feox: %s: key may not be NULL", vt->name);
+        feox_table_error(vt, "key may not be NULL");
         return SQLITE_CONSTRAINT;
     }
     if (*len == 0) {
-        feox_vtab_set_error(vt, "feox: %s: key may not be empty", vt->name);
+        feox_table_error(vt, "key may not be empty");
         return SQLITE_CONSTRAINT;
     }
     if (*len > FEOX_MAX_KEY_SIZE) {
-        feox_vtab_set_error(vt, "feox: %s: key is longer than %u bytes", vt->name,
-                            (unsigned)FEOX_MAX_KEY_SIZE);
+        feox_table_error(vt, "key is longer than %u bytes", (unsigned)FEOX_MAX_KEY_SIZE);
         return SQLITE_TOOBIG;
     }
     return SQLITE_OK;
@@ -67,26 +72,29 @@ static int read_row(feox_vtab *vt, sqlite3_value **argv, bool is_update, row_inp
     if (!in->value_unchanged) {
         feox_encode_value(value, &in->value);
         if (in->value.len > FEOX_MAX_VALUE_SIZE) {
-            feox_vtab_set_error(vt, "feox: %s: value is longer than %u bytes", vt->name,
-                                (unsigned)FEOX_MAX_VALUE_SIZE);
+            feox_table_error(vt, "value is longer than %u bytes", (unsigned)FEOX_MAX_VALUE_SIZE);
             return SQLITE_TOOBIG;
         }
     }
     in->ttl_unchanged = is_update && sqlite3_value_nochange(ttl);
-    if (!in->ttl_unchanged && sqlite3_value_type(ttl) != SQLITE_NULL) {
+    in->ttl_given = !in->ttl_unchanged && sqlite3_value_type(ttl) != SQLITE_NULL &&
+                    !feox_is_empty_text(ttl); /* '' is what CSV import writes for NULL */
+    if (in->ttl_given) {
         if (!feox_whole_number(ttl, &n)) {
-            feox_vtab_set_error(vt, "feox: %s: ttl must be a whole number of seconds", vt->name);
+            feox_table_error(vt, "ttl must be a whole number of seconds");
             return SQLITE_MISMATCH;
         }
         if (n < 0) {
-            feox_vtab_set_error(vt, "feox: %s: ttl may not be negative", vt->name);
+            feox_table_error(vt, "ttl may not be negative");
             return SQLITE_ERROR;
         }
         in->ttl_secs = (uint64_t)n;
     }
-    if (!(is_update && sqlite3_value_nochange(ts)) && sqlite3_value_type(ts) != SQLITE_NULL) {
+    bool ts_unchanged = is_update && sqlite3_value_nochange(ts);
+    in->passed_back = is_update && !in->value_unchanged && !in->ttl_unchanged && !ts_unchanged;
+    if (!ts_unchanged && sqlite3_value_type(ts) != SQLITE_NULL && !feox_is_empty_text(ts)) {
         if (!feox_whole_number(ts, &n) || n < 0) {
-            feox_vtab_set_error(vt, "feox: %s: ts must be a non-negative integer (ns)", vt->name);
+            feox_table_error(vt, "ts must be a non-negative integer (ns)");
             return SQLITE_MISMATCH;
         }
         in->ts_ns = (uint64_t)n;
@@ -94,11 +102,44 @@ static int read_row(feox_vtab *vt, sqlite3_value **argv, bool is_update, row_inp
     return SQLITE_OK;
 }
 
+/* UPDATE ... FROM (and any UPDATE in which no column arrives "nochange") gets the columns it does
+ * not assign back as they were read: ts as the record's own timestamp, ttl as the whole seconds
+ * the row showed. So in such an UPDATE a ts equal to the record's means "not assigned" (an
+ * automatic timestamp, as when ts is left out of a plain UPDATE), and a ttl equal to the seconds
+ * the row shows now (or showed up to a second ago) keeps the exact expiry instant instead of
+ * rounding it down to whole seconds. Assigning exactly those values explicitly in such an UPDATE
+ * has the same effect (SQLite gives no way to tell them apart). A value passed back as read keeps
+ * the record's tag. */
+static void settle_passed_back(feox_vtab *vt, row_input *in, feox_value *old_value,
+                               const feox_record_info *old)
+{
+    if (!in->passed_back) {
+        return;
+    }
+    /* The value as read: keep the record's own tag (a raw C API value is shown as a BLOB). */
+    size_t len = feox_value_size(old_value);
+    if (in->value.len == len && in->value.tag == feox_shown_tag(old->tag, len) &&
+        memcmp(in->value.data, feox_value_data(old_value), len) == 0) {
+        in->value_unchanged = true;
+    }
+    if (in->ts_ns != 0 && in->ts_ns == (uint64_t)feox_ts_for_sql(old->timestamp_ns)) {
+        in->ts_ns = 0;
+    }
+    if (in->ttl_given && old->expires_at_ns != 0) {
+        uint64_t now = feox_now_ns(vt->entry->store);
+        uint64_t shown = old->expires_at_ns > now ? (old->expires_at_ns - now) / 1000000000u : 0;
+        if (in->ttl_secs == shown || in->ttl_secs == shown + 1) {
+            in->ttl_unchanged = true;
+        }
+    }
+}
+
 /* Write options for the new row; old is the replaced record's info (UPDATE) or NULL. */
 static void write_opts(feox_vtab *vt, const row_input *in, uint32_t tag,
                        const feox_record_info *old, feox_write_opts *opts)
 {
     memset(opts, 0, sizeof *opts);
+    opts->flags = FEOX_WRITE_TS_INT64; /* SQL shows ts as a signed 64-bit integer */
     opts->timestamp_ns = in->ts_ns;
     opts->tag = tag;
     if (in->ttl_unchanged && old != NULL) {
@@ -124,10 +165,16 @@ static int write_error(feox_vtab *vt, feox_err e, const row_input *in)
         feox_vtab_set_error(vt, "UNIQUE constraint failed: %s.key", vt->name);
         return SQLITE_CONSTRAINT;
     case FEOX_ERR_OLDER_TIMESTAMP:
-        feox_vtab_set_error(vt, "feox: %s: ts %llu is not newer than the record's timestamp",
-                            vt->name, (unsigned long long)in->ts_ns);
+        if (in->ts_ns == 0) {
+            /* Automatic, but the record's ts is already the largest: a hard error, not a
+             * conflict that OR IGNORE would skip silently. */
+            feox_table_engine_error(vt, e);
+            return SQLITE_ERROR;
+        }
+        feox_table_error(vt, "ts %llu is not newer than the record's timestamp",
+                         (unsigned long long)in->ts_ns);
         return SQLITE_CONSTRAINT;
-    default: return feox_vtab_engine_error(vt, e);
+    default: return feox_table_engine_error(vt, e);
     }
 }
 
@@ -151,7 +198,7 @@ static int do_delete(feox_vtab *vt, sqlite3_value *old_key)
         if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
             return SQLITE_OK; /* already gone (expired or deleted by another connection) */
         }
-        return feox_vtab_engine_error(vt, e);
+        return feox_table_engine_error(vt, e);
     }
     return SQLITE_OK;
 }
@@ -231,9 +278,10 @@ static int do_update(feox_vtab *vt, sqlite3_value **argv)
         return SQLITE_OK; /* the row expired or was deleted meanwhile */
     }
     if (e != FEOX_OK) {
-        return feox_vtab_engine_error(vt, e);
+        return feox_table_engine_error(vt, e);
     }
     feox_value_info(old, &info);
+    settle_passed_back(vt, &in, old, &info);
     const void *value = in.value_unchanged ? feox_value_data(old) : in.value.data;
     size_t value_len = in.value_unchanged ? feox_value_size(old) : in.value.len;
     uint32_t tag = in.value_unchanged ? info.tag : in.value.tag;
@@ -257,7 +305,7 @@ static int do_update(feox_vtab *vt, sqlite3_value **argv)
     }
     e = feox_delete(vt->entry->store, old_key, old_len, NULL);
     if (e != FEOX_OK && e != FEOX_ERR_KEY_NOT_FOUND) {
-        rc = feox_vtab_engine_error(vt, e);
+        rc = feox_table_engine_error(vt, e);
     }
 cleanup:
     feox_value_release(old);

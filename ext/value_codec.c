@@ -12,6 +12,7 @@
  * type, so memcmp order is SQLite's BINARY order and the planner may omit what it enforces.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "feox_ext.h"
@@ -87,6 +88,36 @@ bool feox_decode_i64(uint32_t tag, const void *data, size_t len, int64_t *out)
     return true;
 }
 
+/* d as an i64 if it is a whole number in range (not NaN, not infinite, no fraction). */
+static bool double_to_i64(double d, int64_t *out)
+{
+    /* -2^63 is exactly representable; 2^63 is the first double above INT64_MAX. */
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != floor(d)) {
+        return false;
+    }
+    *out = (int64_t)d;
+    return true;
+}
+
+bool feox_decode_counter(uint32_t tag, const void *data, size_t len, int64_t *out)
+{
+    if (tag == FEOX_TAG_REAL && len == 8) {
+        uint64_t bits = get_u64_le(data);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        return double_to_i64(d, out);
+    }
+    return feox_decode_i64(tag, data, len, out);
+}
+
+uint32_t feox_shown_tag(uint32_t tag, size_t len)
+{
+    if ((tag == FEOX_TAG_INTEGER || tag == FEOX_TAG_REAL) && len == 8) {
+        return tag;
+    }
+    return tag == FEOX_TAG_NULL || tag == FEOX_TAG_TEXT ? tag : FEOX_TAG_BLOB;
+}
+
 void feox_result_value(sqlite3_context *ctx, uint32_t tag, const void *data, size_t len)
 {
     if (tag == FEOX_TAG_INTEGER && len == 8) {
@@ -136,13 +167,23 @@ bool feox_whole_number(sqlite3_value *v, sqlite3_int64 *out)
         return true;
     }
     if (t == SQLITE_FLOAT) {
-        double d = sqlite3_value_double(v);
-        if (d == floor(d) && d >= -9.2e18 && d <= 9.2e18) {
-            *out = (sqlite3_int64)d;
+        int64_t n;
+        if (double_to_i64(sqlite3_value_double(v), &n)) {
+            *out = n;
             return true;
         }
     }
     return false;
+}
+
+bool feox_is_empty_text(sqlite3_value *v)
+{
+    return sqlite3_value_type(v) == SQLITE_TEXT && sqlite3_value_bytes(v) == 0;
+}
+
+sqlite3_int64 feox_ts_for_sql(uint64_t ts_ns)
+{
+    return ts_ns > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)ts_ns;
 }
 
 int feox_err_to_sqlite(feox_err err)
@@ -171,6 +212,60 @@ int feox_err_to_sqlite(feox_err err)
     case FEOX_ERR_CLOSED:
     default: return SQLITE_ERROR;
     }
+}
+
+char *feox_table_vmessage(const char *schema, const char *table, const char *fmt, va_list ap)
+{
+    char *cause = sqlite3_vmprintf(fmt, ap);
+    char *msg = NULL;
+    if (cause == NULL) {
+        return NULL;
+    }
+    if (schema != NULL && sqlite3_stricmp(schema, "main") != 0) {
+        msg = sqlite3_mprintf("feox: %s.%s: %s", schema, table, cause);
+    } else {
+        msg = sqlite3_mprintf("feox: %s: %s", table, cause);
+    }
+    sqlite3_free(cause);
+    return msg;
+}
+
+char *feox_table_message(const char *schema, const char *table, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = feox_table_vmessage(schema, table, fmt, ap);
+    va_end(ap);
+    return msg;
+}
+
+void feox_table_error(feox_vtab *vt, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = feox_table_vmessage(vt->schema, vt->name, fmt, ap);
+    va_end(ap);
+    sqlite3_free(vt->base.zErrMsg);
+    vt->base.zErrMsg = msg;
+}
+
+char *feox_table_err_message(const char *schema, const char *table, feox_err err)
+{
+    const char *detail = feox_error_detail();
+    if (err == FEOX_ERR_OLDER_TIMESTAMP && detail != NULL && detail[0] != '\0') {
+        return feox_table_message(schema, table, "%s", detail); /* says it all */
+    }
+    if (detail != NULL && detail[0] != '\0' && strcmp(detail, feox_strerror(err)) != 0) {
+        return feox_table_message(schema, table, "%s: %s", feox_strerror(err), detail);
+    }
+    return feox_table_message(schema, table, "%s", feox_strerror(err));
+}
+
+int feox_table_engine_error(feox_vtab *vt, feox_err err)
+{
+    sqlite3_free(vt->base.zErrMsg);
+    vt->base.zErrMsg = feox_table_err_message(vt->schema, vt->name, err);
+    return feox_err_to_sqlite(err);
 }
 
 char *feox_err_message(const char *table, feox_err err)

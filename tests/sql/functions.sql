@@ -23,14 +23,34 @@ SELECT 'incr-blob8-type', key, typeof(value), value FROM kv WHERE key IN ('b8', 
 -- saturating arithmetic
 INSERT INTO kv(key, value) VALUES ('max', 9223372036854775807), ('min', -9223372036854775808);
 SELECT 'incr-saturate', feox_incr('kv', 'max', 1), feox_incr('kv', 'min', -1);
--- any other value is an error and is left unchanged
-INSERT INTO kv(key, value) VALUES ('t', 'abc'), ('t5', '5'), ('r', 1.0), ('nul', NULL), ('b7', x'01020304050607');
+-- on a REAL that holds an integer (better-sqlite3 binds every JS number as REAL): counts as that
+-- integer; the result is stored as INTEGER
+INSERT INTO kv(key, value) VALUES ('hits', 0.0), ('rneg', -3.0), ('rbig', 4.0e18);
+SELECT 'incr-real', feox_incr('kv', 'hits', 1), feox_incr('kv', 'hits', 1), feox_incr('kv', 'rneg', 1), feox_incr('kv', 'rbig', 1);
+SELECT 'incr-real-type', key, typeof(value), value FROM kv WHERE key IN ('hits', 'rneg', 'rbig') ORDER BY key;
+-- in a transaction, ROLLBACK gives the REAL back
+INSERT INTO kv(key, value) VALUES ('r2', 7.0);
+BEGIN;
+SELECT 'incr-real-txn', feox_incr('kv', 'r2', 1);
+ROLLBACK;
+SELECT 'incr-real-rollback', typeof(value), value FROM kv WHERE key = 'r2';
+-- the delta: an integral REAL (or integer text) counts, a fractional one is an error
+SELECT 'incr-real-delta', feox_incr('kv', 'hits', 2.0), feox_incr('kv', 'hits', '3');
+SELECT feox_incr('kv', 'hits', 0.5);
+SELECT feox_incr('kv', 'hits', '1.5');
+SELECT feox_incr('kv', 'nokey', 0.5);
+SELECT 'incr-real-delta-unchanged', value, (SELECT count(*) FROM kv WHERE key = 'nokey') FROM kv WHERE key = 'hits';
+-- any other value is an error and is left unchanged (a fractional REAL, one beyond the i64 range
+-- or infinite included)
+INSERT INTO kv(key, value) VALUES ('t', 'abc'), ('t5', '5'), ('r', 1.5), ('rhuge', 1.0e19), ('rinf', 1e999), ('nul', NULL), ('b7', x'01020304050607');
 SELECT feox_incr('kv', 't', 1);
 SELECT feox_incr('kv', 't5', 1);
 SELECT feox_incr('kv', 'r', 1);
+SELECT feox_incr('kv', 'rhuge', 1);
+SELECT feox_incr('kv', 'rinf', 1);
 SELECT feox_incr('kv', 'nul', 1);
 SELECT feox_incr('kv', 'b7', 1);
-SELECT 'incr-unchanged', key, typeof(value), quote(value) FROM kv WHERE key IN ('t', 't5', 'r', 'nul', 'b7') ORDER BY key;
+SELECT 'incr-unchanged', key, typeof(value), quote(value) FROM kv WHERE key IN ('t', 't5', 'r', 'rhuge', 'rinf', 'nul', 'b7') ORDER BY key;
 -- keeps an existing TTL; a ttl argument sets it
 INSERT INTO kv(key, value, ttl) VALUES ('c', 10, 600);
 SELECT 'incr-keeps-ttl', feox_incr('kv', 'c', 1), (SELECT ttl BETWEEN 595 AND 600 FROM kv WHERE key = 'c');
@@ -52,6 +72,9 @@ SELECT 'cas-int', feox_cas('kv', 'i5', 5, 6), feox_cas('kv', 's5', '5', 'five'),
 SELECT 'cas-types', key, typeof(value), quote(value) FROM kv WHERE key IN ('i5', 's5', 'bhi') ORDER BY key;
 SELECT 'cas-real', feox_cas('kv', 'config', 'v2', 3.25), (SELECT typeof(value) || ' ' || value FROM kv WHERE key = 'config');
 SELECT 'cas-real-vs-int', feox_cas('kv', 'config', 3, 'x'), feox_cas('kv', 'config', 3.25, 'v4');
+-- an integral REAL is not an INTEGER to cas (feox_incr counts it, cas compares type and bytes)
+INSERT INTO kv(key, value) VALUES ('r5', 5.0), ('i6', 6);
+SELECT 'cas-real-int', feox_cas('kv', 'r5', 5, 'x'), feox_cas('kv', 'i6', 6.0, 'x'), feox_cas('kv', 'r5', 5.0, 'five'), feox_cas('kv', 'i6', 6, 'six');
 -- keeps an existing TTL; a ttl argument sets it
 INSERT INTO kv(key, value, ttl) VALUES ('flag', 'off', 600);
 SELECT 'cas-keeps-ttl', feox_cas('kv', 'flag', 'off', 'on'), (SELECT ttl BETWEEN 595 AND 600 FROM kv WHERE key = 'flag');

@@ -257,6 +257,65 @@ static void test_ts_rules(void **state)
     sqlite3_close(db);
 }
 
+/* ts never wraps: automatic timestamps stop at INT64_MAX (SQL's integer range), and a u64 ts
+ * above it, which only the C API can write, is shown as INT64_MAX, never as a negative number. */
+static void test_ts_limit(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('max', 1, 9223372036854775807)");
+    exec_fails(db, "UPDATE kv SET value = 2 WHERE key = 'max'", SQLITE_ERROR,
+               "feox: kv: ts 9223372036854775807 is the largest timestamp; an automatic "
+               "timestamp cannot be newer");
+    exec_fails(db, "SELECT feox_incr('kv', 'max', 1)", SQLITE_ERROR,
+               "feox: kv: ts 9223372036854775807 is the largest timestamp; an automatic "
+               "timestamp cannot be newer");
+    expect(db, "SELECT value, ts FROM kv WHERE key = 'max'", "1|9223372036854775807");
+
+    feox_conn *conn = feox_conn_get(db);
+    feox_vtab *vt = feox_conn_find_vtab(conn, "main", "kv");
+    assert_non_null(vt);
+    unsigned char seven[8];
+    feox_put_i64(seven, 7);
+    feox_write_opts o = {.timestamp_ns = (uint64_t)INT64_MAX + 5, .tag = FEOX_TAG_INTEGER};
+    assert_int_equal(feox_insert(vt->entry->store, "big", 3, seven, 8, &o, NULL), FEOX_OK);
+    feox_conn_release(conn);
+    expect(db, "SELECT value, ts FROM kv WHERE key = 'big'", "7|9223372036854775807");
+    exec_fails(db, "UPDATE kv SET value = 8 WHERE key = 'big'", SQLITE_ERROR,
+               "feox: kv: ts 9223372036854775812 is the largest timestamp; an automatic "
+               "timestamp cannot be newer");
+    exec_ok(db, "CREATE VIRTUAL TABLE kv2 USING feox; INSERT INTO kv2 SELECT * FROM kv");
+    expect(db, "SELECT key, value, ts FROM kv2 ORDER BY key",
+           "big|7|9223372036854775807,max|1|9223372036854775807");
+    sqlite3_close(db);
+}
+
+/* UPDATE ... FROM passes the columns it does not assign back as read: ts then means automatic,
+ * and a value passed back keeps the record's own tag (a raw C API value stays raw). */
+static void test_update_from_passes_back(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('k', 1, 1000)");
+    feox_conn *conn = feox_conn_get(db);
+    feox_vtab *vt = feox_conn_find_vtab(conn, "main", "kv");
+    assert_non_null(vt);
+    feox_write_opts o = {.tag = FEOX_TAG_RAW};
+    assert_int_equal(feox_insert(vt->entry->store, "raw", 3, "bytes", 5, &o, NULL), FEOX_OK);
+    exec_ok(db, "CREATE TABLE o(k TEXT); INSERT INTO o VALUES ('k'), ('raw')");
+    exec_ok(db, "UPDATE kv SET ttl = 300 FROM o WHERE kv.key = o.k");
+    expect(db, "SELECT key, quote(value), ttl BETWEEN 298 AND 300, ts > 1000 FROM kv ORDER BY key",
+           "k|1|1|1,raw|X'6279746573'|1|1");
+    feox_value *v = NULL;
+    feox_record_info info;
+    assert_int_equal(feox_get_ref(vt->entry->store, "raw", 3, &v), FEOX_OK);
+    feox_value_info(v, &info);
+    assert_int_equal(info.tag, FEOX_TAG_RAW);
+    feox_value_release(v);
+    feox_conn_release(conn);
+    sqlite3_close(db);
+}
+
 static void test_update_and_delete(void **state)
 {
     (void)state;
@@ -295,7 +354,8 @@ static void test_functions(void **state)
     expect(db, "SELECT value, typeof(value) FROM kv WHERE key = 'visits'", "42|integer");
     expect(db, "SELECT feox_incr('kv', 'visits', 9223372036854775807)", "9223372036854775807");
     exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('c', 10, 500), ('blob8', "
-                "x'0500000000000000', NULL), ('txt', 'abcdefgh', NULL), ('r', 1.0, NULL)");
+                "x'0500000000000000', NULL), ('txt', 'abcdefgh', NULL), ('r', 1.0, NULL), "
+                "('rf', 1.5, NULL)");
     expect(db, "SELECT feox_incr('kv', 'c', -3)", "7");
     expect(db, "SELECT ttl BETWEEN 498 AND 500 FROM kv WHERE key = 'c'", "1");
     expect(db, "SELECT feox_incr('kv', 'c', 1, 0)", "8");
@@ -304,8 +364,13 @@ static void test_functions(void **state)
     expect(db, "SELECT value, typeof(value) FROM kv WHERE key = 'blob8'", "6|integer");
     exec_fails(db, "SELECT feox_incr('kv', 'txt', 1)", SQLITE_MISMATCH,
                "feox: kv: value is not a 64-bit integer");
-    exec_fails(db, "SELECT feox_incr('kv', 'r', 1)", SQLITE_MISMATCH,
+    /* a REAL that holds an integer counts as that integer (stored as INTEGER); a fraction not */
+    expect(db, "SELECT feox_incr('kv', 'r', 1)", "2");
+    expect(db, "SELECT value, typeof(value) FROM kv WHERE key = 'r'", "2|integer");
+    exec_fails(db, "SELECT feox_incr('kv', 'rf', 1)", SQLITE_MISMATCH,
                "feox: kv: value is not a 64-bit integer");
+    exec_fails(db, "SELECT feox_incr('kv', 'r', 0.5)", SQLITE_MISMATCH,
+               "feox: kv: delta must be an integer");
     exec_fails(db, "SELECT feox_incr('nope', 'x', 1)", SQLITE_ERROR, "feox: no such table: nope");
     exec_ok(db, "CREATE TABLE plain(key, value)");
     exec_fails(db, "SELECT feox_incr('plain', 'x', 1)", SQLITE_ERROR,
@@ -661,6 +726,8 @@ int main(void)
         cmocka_unit_test(test_conflicts),
         cmocka_unit_test(test_ttl_rules),
         cmocka_unit_test(test_ts_rules),
+        cmocka_unit_test(test_ts_limit),
+        cmocka_unit_test(test_update_from_passes_back),
         cmocka_unit_test(test_update_and_delete),
         cmocka_unit_test(test_functions),
         cmocka_unit_test(test_functions_in_transactions),
