@@ -266,6 +266,8 @@ uint64_t feox_len(feox_store *s)
 
 bool feox_is_empty(feox_store *s)
 {
+    if (s && feox_store_inherited(s))
+        return false; /* unknown here: the store belongs to the parent of a fork() */
     return feox_len(s) == 0;
 }
 
