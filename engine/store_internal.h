@@ -31,6 +31,9 @@
 struct feox_store {
     feox_config cfg; /* copy; cfg.path points at path below */
     char *path;      /* canonical path (persistent mode) or NULL */
+    /* feox_fork_generation when opened (store_registry.c); next to the hash index, which every
+     * call reads anyway, so the fork check touches no extra cache line. */
+    unsigned fork_generation;
     feox_hash_index hash;
     feox_ordered_index *ordered;
     feox_backend *backend; /* NULL in memory mode */
@@ -53,13 +56,12 @@ struct feox_store {
     unsigned open_count; /* registry references (same path opened twice) */
     struct feox_store *next_open;
 
-    unsigned fork_generation; /* feox_fork_generation when opened (store_registry.c) */
-    pid_t opener_pid;         /* for the FEOX_ERR_FORKED detail */
+    pid_t opener_pid; /* for the FEOX_ERR_FORKED detail */
 };
 
 /* Process lifecycle (store_registry.c). feox_fork_generation is bumped by the atfork child
  * handler only, while the child has a single thread: a plain load is enough. */
-extern unsigned feox_fork_generation;
+extern unsigned feox_fork_generation __attribute__((visibility("hidden"))); /* no GOT load */
 /* True if s was opened before a fork() of this process (it belongs to the parent). */
 static inline bool feox_store_inherited(const feox_store *s)
 {
