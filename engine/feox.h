@@ -177,7 +177,7 @@ bool feox_store_is_inherited(const feox_store *store);
 /* Open a store. cfg may be NULL (memory only, defaults). In persistent mode the file is created if
  * missing, replayed if present (a torn or corrupt tail is dropped and counted in stats), and locked
  * against other processes. Opening the same path twice in one process returns the same instance
- * (reference counted; each open needs its own feox_close).
+ * (reference counted; each open needs its own feox_close), never one inherited through fork().
  * Errors: INVALID_ARGUMENT (out NULL, bad sync mode), NOMEM, IO, FORMAT (foreign file or unknown
  * version), CORRUPT, LOCKED (another process holds the file). */
 feox_err feox_open(const feox_config *cfg, feox_store **out);
@@ -200,7 +200,7 @@ feox_err feox_close(feox_store *store);
  *               (dlclose) flush every store this process opened and did not close: write + fsync
  *               of everything acknowledged, in every sync mode. A write acknowledged while the
  *               exit handlers run may miss it. exit() must not be called from inside a feox call
- *               (a clock or allocator hook) nor from a signal handler.
+ *               (a clock or allocator hook) nor from a signal handler; nor may fork().
  *   _exit(), quick_exit(), kill -9, a crash of the process: no handler runs. Lost: sync=off,
  *               everything the flusher has not yet written (up to flush_interval_ms plus a 4 MiB
  *               buffer); sync=normal, the last flush interval; sync=full, nothing acknowledged.

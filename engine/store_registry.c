@@ -24,9 +24,9 @@
  *              meanwhile (a write acknowledged after the flush started may miss it, as it would
  *              miss any flush). Assumption: exit() is not called by a thread that is inside a
  *              feox call (from a clock or allocator hook called under the registry lock, which
- *              would deadlock) nor from a signal handler (exit() is not async-signal-safe).
- * Lock order: registry lock, then epoch reclamation (destroy_store under a last close), then
- * a backend's own locks.
+ *              would deadlock) nor from a signal handler (exit() is not async-signal-safe); the
+ * same holds for fork(), whose prepare handler takes the registry lock. Lock order: registry lock,
+ * then epoch reclamation (destroy_store under a last close), then a backend's own locks.
  */
 #include <pthread.h>
 #include <stdlib.h>
