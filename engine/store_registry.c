@@ -125,7 +125,7 @@ static void after_fork_child(void)
     feox_fork_generation++;
     feox_epoch_fork_child();
     for (feox_store *s = open_stores; s; s = s->next_open)
-        if (s->backend)
+        if (s->backend && s->backend->ops->forget_after_fork)
             s->backend->ops->forget_after_fork(s->backend);
     open_stores = NULL;
     pthread_mutex_unlock(&registry_lock);
