@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -471,6 +472,70 @@ static void test_exit_without_close_sync_off(void **state)
     exit_without_close(FEOX_SYNC_OFF, "exitoff");
 }
 
+typedef struct churn {
+    char path[128];
+    _Atomic bool started;
+} churn;
+
+/* Opens, writes and closes a store in a loop until the process exits under it. */
+static void *open_close_forever(void *arg)
+{
+    churn *c = arg;
+    for (;;) {
+        feox_config cfg;
+        feox_config_init(&cfg);
+        cfg.path = c->path;
+        cfg.flush_interval_ms = 600000;
+        feox_store *s = NULL;
+        if (feox_open(&cfg, &s) == FEOX_OK) {
+            (void)feox_insert(s, KS("churn"), KS("x"), NULL, NULL);
+            (void)feox_close(s);
+        }
+        c->started = true;
+    }
+    return NULL;
+}
+
+/* exit() while another thread keeps opening and closing a store: the exit flush neither meets a
+ * store half closed nor misses the stores that stay open. */
+static void test_exit_while_another_store_closes(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 10; round++) {
+        char path[128];
+        temp_path(path, sizeof path, "exitchurn");
+        static churn c;
+        temp_path(c.path, sizeof c.path, "churn");
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            alarm(60);
+            feox_config cfg;
+            feox_config_init(&cfg);
+            cfg.path = path;
+            cfg.flush_interval_ms = 600000;
+            feox_store *mine = NULL;
+            CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_OK);
+            pthread_t thread;
+            CHILD_CHECK(pthread_create(&thread, NULL, open_close_forever, &c) == 0);
+            for (int i = 0; i < 200; i++) {
+                char key[32];
+                snprintf(key, sizeof key, "key-%d", i);
+                CHILD_CHECK(feox_insert(mine, KS(key), &i, sizeof i, NULL, NULL) == FEOX_OK);
+            }
+            while (!c.started)
+                sched_yield();
+            exit(0);
+        }
+        expect_child_ok(pid);
+        feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
+        assert_int_equal(feox_len(s), 200);
+        assert_int_equal(feox_close(s), FEOX_OK);
+        unlink(path);
+        unlink(c.path);
+    }
+}
+
 static uint64_t io_errors_of(feox_store *s)
 {
     feox_stats st;
@@ -550,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_fork_while_threads_are_busy),
         cmocka_unit_test(test_exit_without_close_sync_normal),
         cmocka_unit_test(test_exit_without_close_sync_off),
+        cmocka_unit_test(test_exit_while_another_store_closes),
         cmocka_unit_test(test_disk_full_sync_normal),
         cmocka_unit_test(test_disk_full_sync_off),
     };
