@@ -67,8 +67,10 @@ static inline bool feox_store_inherited(const feox_store *s)
 {
     return __builtin_expect(s->fork_generation != feox_fork_generation, 0);
 }
-/* FEOX_ERR_FORKED with the detail naming the store and its process. */
-feox_err feox_store_forked_error(const feox_store *s);
+/* FEOX_ERR_FORKED with the detail naming the store and its process (a macro, as feox_fail, so
+ * that static analysis sees the code returned). */
+void feox_store_set_forked_detail(const feox_store *s);
+#define feox_store_forked_error(s) (feox_store_set_forked_detail(s), FEOX_ERR_FORKED)
 /* Register the fork and exit handlers (once per process; called by feox_open). */
 void feox_registry_install_hooks(void);
 /* The registry of persistent stores: find (skips inherited ones), add and remove are called with

@@ -42,12 +42,12 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static feox_store *open_stores; /* [registry_lock] persistent stores, linked by next_open */
 static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 
-feox_err feox_store_forked_error(const feox_store *s)
+void feox_store_set_forked_detail(const feox_store *s)
 {
-    return feox_fail(FEOX_ERR_FORKED,
-                     "store '%s' was opened by process %ld before fork(); open it again in this "
-                     "process",
-                     s->path ? s->path : ":memory:", (long)s->opener_pid);
+    feox_set_error_detail(
+        "store '%s' was opened by process %ld before fork(); open it again in this "
+        "process",
+        s->path ? s->path : ":memory:", (long)s->opener_pid);
 }
 
 bool feox_store_is_inherited(const feox_store *store)
