@@ -202,8 +202,9 @@ feox_err feox_close(feox_store *store);
  *               exit handlers run may miss it. exit() must not be called from inside a feox call
  *               (a clock or allocator hook) nor from a signal handler; nor may fork().
  *   _exit(), quick_exit(), kill -9, a crash of the process: no handler runs. Lost: sync=off,
- *               everything the flusher has not yet written (up to flush_interval_ms plus a 4 MiB
- *               buffer); sync=normal, the last flush interval; sync=full, nothing acknowledged.
+ *               everything the flusher has not yet written (about the last flush_interval_ms;
+ *               at most the 32 MiB buffer); sync=normal, the same; sync=full, nothing
+ *               acknowledged.
  *               What reached the file (the page cache) survives the process.
  *   power cut   lost: sync=off, everything since the last feox_flush (or close, or exit flush);
  *               sync=normal, the last flush interval plus one write and fsync; sync=full,
