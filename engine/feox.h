@@ -177,7 +177,7 @@ bool feox_store_is_inherited(const feox_store *store);
 /* Open a store. cfg may be NULL (memory only, defaults). In persistent mode the file is created if
  * missing, replayed if present (a torn or corrupt tail is dropped and counted in stats), and locked
  * against other processes. Opening the same path twice in one process returns the same instance
- * (reference counted; each open needs its own feox_close), never one inherited through fork().
+ * (reference counted; each open needs its own feox_close).
  * Errors: INVALID_ARGUMENT (out NULL, bad sync mode), NOMEM, IO, FORMAT (foreign file or unknown
  * version), CORRUPT, LOCKED (another process holds the file). */
 feox_err feox_open(const feox_config *cfg, feox_store **out);
@@ -194,7 +194,8 @@ feox_err feox_close(feox_store *store);
  *   fork()      a child never uses a store opened before the fork (see feox_store_is_inherited):
  *               it opens the path again. The child's copies of the store's descriptors are
  *               closed at the fork, so the parent alone holds the file lock: once the parent
- *               closes the store, the child's (or anyone's) open succeeds.
+ *               closes the store, the child's (or anyone's) open succeeds. feox_open never
+ *               returns an inherited instance (a path open in the parent opens anew).
  *   exit        a normal exit (return from main, exit(), a language runtime's exit, an uncaught
  *               exception that ends the process through exit()) and unloading the library
  *               (dlclose) flush every store this process opened and did not close: write + fsync
