@@ -68,6 +68,8 @@ feox_err feox_cursor_open(feox_store *s, feox_cursor **out)
     feox_clear_error_detail();
     if (!s || !out)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or output pointer is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
     feox_cursor *c = feox_mem_calloc(1, sizeof *c);
     if (!c)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
@@ -191,6 +193,8 @@ feox_err feox_cursor_seek(feox_cursor *c, feox_seek_mode mode, const void *key, 
     feox_clear_error_detail();
     if (!c || (unsigned)mode > FEOX_SEEK_LT)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "cursor is NULL or mode is invalid");
+    if (feox_store_inherited(c->store))
+        return feox_store_forked_error(c->store);
     if (mode != FEOX_SEEK_FIRST && mode != FEOX_SEEK_LAST) {
         if (!key && key_len)
             return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "key is NULL");
@@ -215,6 +219,8 @@ static feox_err step(feox_cursor *c, bool towards_descending)
     feox_clear_error_detail();
     if (!feox_cursor_valid(c))
         return FEOX_OK;
+    if (feox_store_inherited(c->store))
+        return feox_store_forked_error(c->store);
     bool batch_fresh = c->writes_at_fill == feox_thread_write_count;
     if (towards_descending == c->descending && c->pos + 1 < c->count && batch_fresh) {
         c->pos++;
@@ -292,6 +298,8 @@ feox_err feox_range_query(feox_store *s, const void *start, size_t start_len, co
         *visited = 0;
     if (!s || !fn || (!start && start_len) || (!end && end_len))
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store, callback or bound is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
     if (start_len > FEOX_MAX_KEY_SIZE || end_len > FEOX_MAX_KEY_SIZE)
         return feox_fail(FEOX_ERR_INVALID_KEY, "range bound exceeds %u bytes", FEOX_MAX_KEY_SIZE);
     if (!start)

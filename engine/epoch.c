@@ -184,6 +184,33 @@ size_t feox_epoch_reclaim(void)
     return freed;
 }
 
+/* ck_epoch.c's value of a record's state once ck_epoch_unregister has run (not in the header). */
+#define CK_RECORD_STATE_FREE 1u
+
+void feox_epoch_fork_prepare(void)
+{
+    pthread_mutex_lock(&reclaim_lock);
+}
+
+void feox_epoch_fork_parent(void)
+{
+    pthread_mutex_unlock(&reclaim_lock);
+}
+
+void feox_epoch_fork_child(void)
+{
+    /* Only the forking thread runs here: nothing else touches the records list. */
+    ck_stack_entry_t *cursor;
+    CK_STACK_FOREACH(&global_epoch.records, cursor)
+    {
+        /* record_next is the record's first member. */
+        ck_epoch_record_t *r = (ck_epoch_record_t *)cursor;
+        if (r != thread_record && !(ck_pr_load_uint(&r->state) & CK_RECORD_STATE_FREE))
+            ck_epoch_unregister(r);
+    }
+    pthread_mutex_unlock(&reclaim_lock);
+}
+
 uint64_t feox_epoch_pending_bytes(void)
 {
     return ck_pr_load_64(&pending_bytes);

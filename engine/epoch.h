@@ -45,6 +45,14 @@ uint64_t feox_epoch_pending_bytes(void);
 uint64_t feox_epoch_total_retired(void);
 uint64_t feox_epoch_total_freed(void);
 
+/* fork(): prepare holds reclamation off while the process is copied; parent resumes it; child
+ * also frees the records of the threads that do not exist in the child, so that one frozen inside
+ * a read section cannot block every later grace period there. Called by the atfork handlers
+ * (store_registry.c). */
+void feox_epoch_fork_prepare(void);
+void feox_epoch_fork_parent(void);
+void feox_epoch_fork_child(void);
+
 /* TSan cannot see Concurrency Kit's inline-asm atomics; these annotate the happens-before edges
  * (publish → read) so ThreadSanitizer stays quiet on correct code. No-ops without TSan. */
 #if defined(__has_feature)

@@ -197,8 +197,37 @@ feox_err feox_open(const feox_config *cfg, feox_store **out);
 
 /* Close one reference to the store. The last reference stops the background threads, flushes
  * (persistent mode), releases the file lock and frees everything. NULL is a no-op.
- * Returns the error of the final flush, if any (the store is closed either way). */
+ * Returns the error of the final flush, if any (the store is closed either way). On a store
+ * inherited through fork() it only forgets the store and returns FEOX_OK: no flush, no write, no
+ * unlock (the parent still owns all of it); its memory is not freed (its mutexes may be held by
+ * threads that do not exist in the child). */
 feox_err feox_close(feox_store *store);
+
+/* Process lifecycle
+ *   fork()      a child never uses a store opened before the fork (see feox_store_is_inherited):
+ *               it opens the path again. The child's copies of the store's descriptors are
+ *               closed at the fork, so the parent alone holds the file lock: once the parent
+ *               closes the store, the child's (or anyone's) open succeeds. feox_open never
+ *               returns an inherited instance (a path open in the parent opens anew).
+ *   exit        a normal exit (return from main, exit(), a language runtime's exit, an uncaught
+ *               exception that ends the process through exit()) and unloading the library
+ *               (dlclose) flush every store this process opened and did not close: write + fsync
+ *               of everything acknowledged, in every sync mode. A write acknowledged while the
+ *               exit handlers run may miss it. exit() must not be called from inside a feox call
+ *               (a clock or allocator hook) nor from a signal handler; nor may fork().
+ *   _exit(), quick_exit(), kill -9, a crash of the process: no handler runs. Lost: sync=off,
+ *               everything the flusher has not yet written (about the last flush_interval_ms;
+ *               at most the 32 MiB buffer); sync=normal, the same; sync=full, nothing
+ *               acknowledged.
+ *               What reached the file (the page cache) survives the process.
+ *   power cut   lost: sync=off, everything since the last feox_flush (or close, or exit flush);
+ *               sync=normal, the last flush interval plus one write and fsync; sync=full,
+ *               nothing acknowledged.
+ *   disk full   under sync=off and sync=normal, once a background write of the store file has
+ *               failed (ENOSPC, EFBIG, EDQUOT: FEOX_ERR_DISK_FULL; others: FEOX_ERR_IO), every
+ *               later write first retries it and fails with its error, changing nothing, until
+ *               a write succeeds; so what is acknowledged and not in the file never exceeds what
+ *               was buffered when the disk filled. A failed fsync is FEOX_ERR_DEGRADED for good. */
 
 /* Make everything acknowledged before this call durable (write + fsync). No-op in memory mode.
  * Errors: IO, DISK_FULL, DEGRADED (an fsync failed earlier: nothing is assumed durable). */

@@ -16,7 +16,10 @@
  *                it writes and fsyncs everything appended so far, so the writers that appended
  *                while the previous leader was busy share the next fsync.
  * A failed write keeps `pending` and is retried at the same offset by the next writer (a partial
- * write is overwritten, and a crash leaves it as a torn tail). A failed fsync is never retried:
+ * write is overwritten, and a crash leaves it as a torn tail). Until a write succeeds again, every
+ * append first retries it and fails with its error (DISK_FULL for ENOSPC/EFBIG/EDQUOT) if it
+ * still fails: a disk that filled up under write-behind does not go on acknowledging writes that
+ * only the buffer holds. A failed fsync is never retried:
  * the kernel may have dropped the dirty pages, so the backend becomes DEGRADED for good and every
  * later append, flush and wait_durable fails.
  */
@@ -165,11 +168,20 @@ static feox_err append_record(feox_log_backend *b, uint8_t op, const void *key, 
             err = feox_fail(FEOX_ERR_CLOSED, "store file %s is closing", b->path);
         else if (!b->replayed)
             err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "append before replay of %s", b->path);
-        else if (b->write_error && b->active.len + size > BUFFER_LIMIT)
-            err = b->write_error; /* writes are failing and the buffer is full: refuse */
         if (err) {
             pthread_mutex_unlock(&b->mu);
             return err;
+        }
+        if (b->write_error) {
+            /* A write to the file failed (disk full, I/O error): retry it now, and acknowledge
+             * nothing more until one succeeds, so what is acknowledged and not yet in the file
+             * stays what a single flush interval holds. */
+            pthread_mutex_unlock(&b->mu);
+            err = feox_log_sync_upto(b, UINT64_MAX, false);
+            if (err)
+                return err;
+            pthread_mutex_lock(&b->mu);
+            continue;
         }
         if (b->switching || (b->active.len > 0 && b->active.len + size > BUFFER_LIMIT)) {
             pthread_cond_signal(&b->flusher_wake);
@@ -436,6 +448,17 @@ static feox_err log_close(feox_backend *base)
     return err;
 }
 
+/* The fork() child's side (persist.h): plain loads are safe, only this thread exists. */
+static void log_forget_after_fork(feox_backend *base)
+{
+    feox_log_backend *b = feox_log_of(base);
+    if (b->fd >= 0)
+        close(b->fd);
+    if (b->old_fd >= 0)
+        close(b->old_fd);
+    b->fd = b->old_fd = -1;
+}
+
 static const feox_backend_ops log_ops = {
     .replay = feox_log_replay,
     .append_put = log_append_put,
@@ -447,6 +470,7 @@ static const feox_backend_ops log_ops = {
     .check = feox_log_check,
     .get_stats = log_get_stats,
     .close = log_close,
+    .forget_after_fork = log_forget_after_fork,
 };
 
 static uint64_t new_file_id(void)

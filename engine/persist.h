@@ -79,6 +79,11 @@ typedef struct feox_backend_ops {
     void (*get_stats)(feox_backend *b, feox_stats *out);
     /* Final flush, release the file lock, free. Returns the final flush's error. */
     feox_err (*close)(feox_backend *b);
+    /* In the child of a fork(): close this process's copies of the backend's descriptors and
+     * nothing else — no write, no unlock (the lock stays with the parent's descriptor), no free,
+     * no lock taken (the backend's mutexes may be held by threads that do not exist here). The
+     * backend is never used again in this process. */
+    void (*forget_after_fork)(feox_backend *b);
 } feox_backend_ops;
 
 struct feox_backend {

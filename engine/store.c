@@ -1,7 +1,8 @@
 /*
- * store.c — opening and closing a store: configuration defaults, the process-wide registry that
- * makes two opens of one path share an instance, the maintenance thread (epoch reclamation and the
- * TTL sweeper), the clock, memory accounting, and flush / compact / check / stats.
+ * store.c — opening and closing a store: configuration defaults, sharing one instance between two
+ * opens of a path (through the registry, store_registry.c), the maintenance thread (epoch
+ * reclamation and the TTL sweeper), the clock, memory accounting, and flush / compact / check /
+ * stats.
  */
 #include <errno.h>
 #include <limits.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "store_internal.h"
@@ -19,10 +21,6 @@
 #define DEFAULT_CAPACITY 1024
 #define RECLAIM_INTERVAL_MS 10
 #define SWEEP_BUDGET_PER_SHARD 4096
-
-/* Stores opened with a path, so a second open of the same file shares the instance. */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static feox_store *open_stores;
 
 void feox_config_init(feox_config *cfg)
 {
@@ -195,6 +193,8 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
     pthread_condattr_destroy(&wake_attr);
     pthread_mutex_init(&s->evict_lock, NULL);
     s->open_count = 1;
+    s->fork_generation = feox_fork_generation;
+    s->opener_pid = getpid();
 
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
@@ -244,6 +244,7 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
     feox_err err = validate_config(cfg);
     if (err)
         return err;
+    feox_registry_install_hooks();
     if (is_memory_path(cfg->path))
         return create_store(cfg, NULL, out);
 
@@ -253,43 +254,25 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
     if (!path)
         return feox_fail(FEOX_ERR_IO, "cannot resolve the directory of %s: %s", cfg->path,
                          strerror(errno));
-    pthread_mutex_lock(&registry_lock);
-    for (feox_store *s = open_stores; s; s = s->next_open) {
-        if (strcmp(s->path, path) == 0) {
-            s->open_count++;
-            pthread_mutex_unlock(&registry_lock);
-            feox_mem_free(path);
-            *out = s;
-            return FEOX_OK;
-        }
+    feox_registry_lock();
+    feox_store *open = feox_registry_find(path);
+    if (open) {
+        open->open_count++;
+        feox_registry_unlock();
+        feox_mem_free(path);
+        *out = open;
+        return FEOX_OK;
     }
     err = create_store(cfg, path, out);
-    if (!err) {
-        (*out)->next_open = open_stores;
-        open_stores = *out;
-    }
-    pthread_mutex_unlock(&registry_lock);
+    if (!err)
+        feox_registry_add(*out);
+    feox_registry_unlock();
     return err;
 }
 
-feox_err feox_close(feox_store *s)
+/* Stop the maintenance thread, close the backend (final flush) and free everything. */
+static feox_err shut_down(feox_store *s)
 {
-    if (!s)
-        return FEOX_OK;
-    if (s->path) {
-        pthread_mutex_lock(&registry_lock);
-        if (--s->open_count > 0) {
-            pthread_mutex_unlock(&registry_lock);
-            return FEOX_OK;
-        }
-        for (feox_store **p = &open_stores; *p; p = &(*p)->next_open) {
-            if (*p == s) {
-                *p = s->next_open;
-                break;
-            }
-        }
-        pthread_mutex_unlock(&registry_lock);
-    }
     if (s->maintenance_running) {
         pthread_mutex_lock(&s->maintenance_lock);
         s->stopping = true;
@@ -304,11 +287,35 @@ feox_err feox_close(feox_store *s)
     return err;
 }
 
+feox_err feox_close(feox_store *s)
+{
+    if (!s)
+        return FEOX_OK;
+    /* Inherited from the parent of a fork(): forget it, touch nothing (store_registry.c). */
+    if (feox_store_inherited(s))
+        return FEOX_OK;
+    if (!s->path)
+        return shut_down(s);
+    /* The registry lock is held until the store is closed: a fork() or an exit flush in between
+     * would otherwise meet a backend half freed. */
+    feox_registry_lock();
+    if (--s->open_count > 0) {
+        feox_registry_unlock();
+        return FEOX_OK;
+    }
+    feox_registry_remove(s);
+    feox_err err = shut_down(s);
+    feox_registry_unlock();
+    return err;
+}
+
 feox_err feox_flush(feox_store *s)
 {
     feox_clear_error_detail();
     if (!s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
     return s->backend ? s->backend->ops->flush(s->backend) : FEOX_OK;
 }
 
@@ -317,6 +324,8 @@ feox_err feox_compact(feox_store *s)
     feox_clear_error_detail();
     if (!s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
     return s->backend ? s->backend->ops->compact(s->backend) : FEOX_OK;
 }
 
@@ -332,6 +341,8 @@ feox_err feox_check(feox_store *s)
     feox_clear_error_detail();
     if (!s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
     char detail[400] = "";
     /* Lock every shard: writers stop, so the two indexes must agree exactly. */
     unsigned shards = feox_hash_shard_count(&s->hash);
@@ -390,6 +401,8 @@ feox_err feox_get_stats(feox_store *s, feox_stats *out)
     feox_clear_error_detail();
     if (!s || !out)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or output pointer is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
     memset(out, 0, sizeof *out);
     feox_stat_fill(s->stats, out);
     out->len = feox_len(s);

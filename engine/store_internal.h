@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "feox.h"
@@ -28,8 +29,11 @@
 #define FEOX_INDEX_BYTES_PER_KEY 40
 
 struct feox_store {
-    feox_config cfg;     /* copy; cfg.path points at path below */
-    char *path;          /* canonical path (persistent mode) or NULL */
+    feox_config cfg; /* copy; cfg.path points at path below */
+    char *path;      /* canonical path (persistent mode) or NULL */
+    /* feox_fork_generation when opened (store_registry.c); next to the hash index, which every
+     * call reads anyway, so the fork check touches no extra cache line. */
+    unsigned fork_generation;
     feox_hash_index hash;
     feox_ordered_index *ordered;
     feox_backend *backend; /* NULL in memory mode */
@@ -51,7 +55,31 @@ struct feox_store {
 
     unsigned open_count; /* registry references (same path opened twice) */
     struct feox_store *next_open;
+
+    pid_t opener_pid; /* for the FEOX_ERR_FORKED detail */
 };
+
+/* Process lifecycle (store_registry.c). feox_fork_generation is bumped by the atfork child
+ * handler only, while the child has a single thread: a plain load is enough. */
+extern unsigned feox_fork_generation __attribute__((visibility("hidden"))); /* no GOT load */
+/* True if s was opened before a fork() of this process (it belongs to the parent). */
+static inline bool feox_store_inherited(const feox_store *s)
+{
+    return __builtin_expect(s->fork_generation != feox_fork_generation, 0);
+}
+/* FEOX_ERR_FORKED with the detail naming the store and its process (a macro, as feox_fail, so
+ * that static analysis sees the code returned). */
+void feox_store_set_forked_detail(const feox_store *s);
+#define feox_store_forked_error(s) (feox_store_set_forked_detail(s), FEOX_ERR_FORKED)
+/* Register the fork and exit handlers (once per process; called by feox_open). */
+void feox_registry_install_hooks(void);
+/* The registry of persistent stores: find (skips inherited ones), add and remove are called with
+ * the registry lock held. */
+void feox_registry_lock(void);
+void feox_registry_unlock(void);
+feox_store *feox_registry_find(const char *path);
+void feox_registry_add(feox_store *s);
+void feox_registry_remove(feox_store *s);
 
 /* Writes (publish or remove) made by the calling thread so far (store_write.c). */
 extern _Thread_local uint64_t feox_thread_write_count;

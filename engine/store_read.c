@@ -103,6 +103,8 @@ static feox_err check_read_args(feox_store *s, const void *key, size_t key_len, 
     feox_clear_error_detail();
     if (!s || !out)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or output pointer is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
     return feox_check_key(key, key_len);
 }
 
@@ -219,7 +221,7 @@ feox_err feox_get_size(feox_store *s, const void *key, size_t key_len, size_t *v
 
 bool feox_contains(feox_store *s, const void *key, size_t key_len)
 {
-    if (!s || feox_check_key(key, key_len) != FEOX_OK) {
+    if (!s || feox_store_inherited(s) || feox_check_key(key, key_len) != FEOX_OK) {
         feox_clear_error_detail();
         return false;
     }
@@ -254,7 +256,7 @@ feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *
 
 uint64_t feox_len(feox_store *s)
 {
-    if (!s)
+    if (!s || feox_store_inherited(s))
         return 0;
     /* Exact: expired keys the sweeper has not reached yet are removed first. */
     if (feox_hash_sum_ttl_keys(&s->hash))
@@ -264,10 +266,12 @@ uint64_t feox_len(feox_store *s)
 
 bool feox_is_empty(feox_store *s)
 {
+    if (s && feox_store_inherited(s))
+        return false; /* unknown here: the store belongs to the parent of a fork() */
     return feox_len(s) == 0;
 }
 
 uint64_t feox_memory_usage(feox_store *s)
 {
-    return s ? ck_pr_load_64(&s->memory_used) : 0;
+    return s && !feox_store_inherited(s) ? ck_pr_load_64(&s->memory_used) : 0;
 }

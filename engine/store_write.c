@@ -257,6 +257,8 @@ static feox_err begin_write(feox_store *s, const void *key, size_t key_len, key_
 {
     if (!s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
     feox_err err = feox_check_key(key, key_len);
     if (err)
         return err;
@@ -551,6 +553,8 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
     feox_clear_error_detail();
     if (!s || !patch)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or patch is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
     feox_err err = feox_check_key(key, key_len);
     if (err)
         return err;
