@@ -13,9 +13,11 @@
  *   4. fsync the new file, rename it over path, fsync the directory. Until the rename the old file
  *      is the store; after it, the new one, which holds everything: appends resume into it.
  *   5. tell the store the new locations (relocate), then close the old file.
- * Why this is correct: a version visited in step 2 was current at a moment after `start`, so every
- * later version of that key (or its delete) is in the tail, which is replayed after it. A key
- * deleted before `start` has no version in the new file at all, so no tombstone is needed.
+ * Why this is correct: a version visited in step 2 was current at a moment after `start`, and is
+ * at least as new as every version of its key appended before `start` (for_each_live first waits
+ * for the writes that have appended to publish, see persist.h), so every later version of that
+ * key (or its delete) is in the tail, which is replayed after it. A key deleted before `start`
+ * has no version in the new file at all, so no tombstone is needed.
  * If the directory fsync fails after the rename, the backend goes DEGRADED: which file a crash
  * would leave is unknown, so nothing written later can be promised durable.
  */
@@ -195,6 +197,17 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
     memcpy(rw->out.data, header, sizeof header);
     rw->out.len = rw->out_off = rw->live_bytes = FEOX_LOG_HEADER_SIZE;
 
+    /* The race this order closes (issue 11 item 12): a writer appends version V of key K under
+     * K's lock, is preempted before it publishes V, and the sync_upto in feox_log_compact writes
+     * V to the old file, so V lies before `start`. If the scan passed K now, it would copy K's
+     * previous version (or nothing, for a new key), and the tail starts after V: the rewrite
+     * would lack V although V was acknowledged and a feox_flush() had fsynced it in the old
+     * file. Once the rename made the rewrite the store, a crash lost V; and since no copy of V
+     * existed, relocate could not move it: V kept a location in the closed old file, the next
+     * compaction skipped it as "not in this file" (lost from every later file, even without a
+     * crash) and a cold read of it failed. for_each_live therefore first waits until every
+     * write that has appended has published (it takes each shard lock once), so the version it
+     * visits is never older than one appended before `start`. */
     feox_err visit_err = b->hooks.for_each_live(b->hooks.ctx, copy_live, rw);
     if (rw->err || visit_err)
         return rw->err ? rw->err : visit_err;
