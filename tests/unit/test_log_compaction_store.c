@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +19,8 @@
 #include "feox.h"
 
 enum { WRITERS = 4, KEYS_PER_WRITER = 500, ROUNDS = 40 };
+
+static atomic_int writers_done;
 
 typedef struct writer {
     feox_store *s;
@@ -45,6 +48,7 @@ static void *write_loop(void *arg)
             w->last_round[i] = round;
         }
     }
+    atomic_fetch_add(&writers_done, 1);
     return NULL;
 }
 
@@ -84,17 +88,20 @@ static void test_compaction_during_writes_loses_nothing(void **state)
     assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
     static writer w[WRITERS];
     pthread_t threads[WRITERS];
+    atomic_store(&writers_done, 0);
     for (int t = 0; t < WRITERS; t++) {
         w[t].s = s;
         w[t].id = t;
         pthread_create(&threads[t], NULL, write_loop, &w[t]);
     }
+    /* Compact back to back for as long as the writers run (at least 20 times): a write that
+     * lands while a rewrite starts must be in the rewrite (issue 11 item 12). */
     int compactions = 0;
-    for (int i = 0; i < 20; i++) {
+    while (compactions < 20 || atomic_load(&writers_done) < WRITERS) {
         feox_err err = feox_compact(s);
         assert_int_equal(err, FEOX_OK);
         compactions++;
-        usleep(2000);
+        usleep(500);
     }
     for (int t = 0; t < WRITERS; t++)
         pthread_join(threads[t], NULL);
