@@ -3,9 +3,9 @@
  * location. A location names one immutable record (compaction moves records to new locations in
  * a new generation, never rewrites one in place), so entries never go stale and need no
  * invalidation: they only age out. The exception: generation numbers are reused after 65535
- * compactions (compaction.c), so a compaction first drops every entry of another generation
- * (feox_value_cache_keep_only). Thread-safe (one mutex; reads of cold values are the slow path
- * anyway).
+ * compactions (compaction.c), so each compaction, once done, drops every entry of another
+ * generation (feox_value_cache_keep_only). Thread-safe (one mutex; reads of cold values are the
+ * slow path anyway).
  */
 #ifndef FEOX_VALUE_CACHE_H
 #define FEOX_VALUE_CACHE_H
