@@ -1,8 +1,9 @@
 /*
  * test_log_compaction_store.c — compaction through the public API while writers run: nothing
- * appended during a rewrite is lost, every key keeps its newest value across a reopen, and
- * after an overwrite storm the file is at most twice the live data once compaction has run, and
- * compactions keep working when the file generation runs past what a location can hold.
+ * appended during a rewrite is lost, every key keeps its newest value across a reopen, the scan
+ * of live records waits for writes caught between their append and their publish (issue 11 item
+ * 12), after an overwrite storm the file is at most twice the live data once compaction has run,
+ * and compactions keep working when the file generation runs past what a location can hold.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -302,10 +303,83 @@ static void test_value_cache_keeps_one_generation(void **state)
     feox_value_cache_free(c);
 }
 
+typedef struct in_flight_writer {
+    feox_store *s;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool locked;
+    atomic_bool published;
+} in_flight_writer;
+
+/* Hold a shard lock as a writer between its append and its publish does, for a while. */
+static void *hold_shard_lock(void *arg)
+{
+    in_flight_writer *w = arg;
+    pthread_mutex_t *shard_lock = &w->s->hash.shards[0].lock;
+    pthread_mutex_lock(shard_lock);
+    pthread_mutex_lock(&w->mu);
+    w->locked = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    usleep(100 * 1000);
+    atomic_store(&w->published, true);
+    pthread_mutex_unlock(shard_lock);
+    return NULL;
+}
+
+static int visit_checks_published(void *ctx, const feox_entry *e, const feox_record *r)
+{
+    (void)e;
+    (void)r;
+    in_flight_writer *w = ctx;
+    assert_true(atomic_load(&w->published));
+    return 1; /* the first visit is enough */
+}
+
+/* The race of issue 11 item 12, made deterministic: compaction takes `start`, then scans the
+ * index (for_each_live). A write between its append (before `start`) and its publish, holding
+ * its key's shard lock, must have published before the scan visits anything; otherwise the scan
+ * copies the key's previous version and the rewrite lacks the new one. Here a thread holds a
+ * shard lock for 100 ms as such a writer would; the first visit must come after it let go. */
+static void test_scan_waits_for_writes_in_flight(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/feox-test-compact-inflight-%d.feox", (int)getpid());
+    unlink(path);
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.disable_compaction = true;
+    feox_store *s;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    assert_int_equal(feox_insert(s, "k", 1, "v", 1, NULL, NULL), FEOX_OK);
+    static in_flight_writer w;
+    w.s = s;
+    w.locked = false;
+    atomic_store(&w.published, false);
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, hold_shard_lock, &w), 0);
+    pthread_mutex_lock(&w.mu);
+    while (!w.locked)
+        pthread_cond_wait(&w.cond, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    feox_log_backend *b = feox_log_of(s->backend);
+    assert_int_equal(b->hooks.for_each_live(b->hooks.ctx, visit_checks_published, &w), FEOX_OK);
+    pthread_join(thread, NULL);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cond);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compaction_during_writes_loses_nothing),
+        cmocka_unit_test(test_scan_waits_for_writes_in_flight),
         cmocka_unit_test(test_background_compaction_bounds_the_file),
         cmocka_unit_test(test_generation_wraps),
         cmocka_unit_test(test_value_cache_keeps_one_generation),
