@@ -18,7 +18,7 @@
  *   - feox_check passes and feox_len counts exactly the keys found (no phantom keys).
  * The recovered state becomes the next floor and the file is kept, so every child starts from a
  * file an earlier compaction rewrote.
- * Iterations: 8 x env CRASH_ITERATIONS (default 50): `make test` runs 400 kills (about 40 s),
+ * Iterations: 8 x env CRASH_ITERATIONS (default 50): `make test` runs 400 kills (about 30 s),
  * `make crash` 1600, enough to catch a 1-in-300 event with probability > 99 %.
  */
 #include <errno.h>
