@@ -3,15 +3,16 @@
  * (issue 11 item 12): nothing acknowledged and covered by a completed feox_flush() may be missing
  * from whichever file is at the store's path after the kill.
  *
- * Each iteration forks a child that opens the store (sync=off, compaction left to the test) and
- * runs 4 writer threads plus one thread calling feox_compact() in a loop. Writer t owns the keys
- * "t<t>-k<k>" and cycles through them writing versions 1, 2, 3, ... of each (every version that
- * is a multiple of 8 is a delete, the others are puts whose value encodes the version). Before an
- * op the writer records the version as attempted; every FLUSH_EVERY ops it calls feox_flush() and
- * then raises each key's floor to the version it acknowledged before that flush. Both tables live
- * in a MAP_SHARED mapping, so the parent reads them after killing the child at a random moment
- * (5..100 ms after the fork, so some kills land in recovery). The parent then reopens the file and
- * checks, for every key, that it holds the floor's state or a later attempted one:
+ * Each iteration forks a child that opens the store (sync=off; one in four sync=full, where every
+ * acknowledged op counts as flushed; compaction left to the test) and runs 4 writer threads plus
+ * one thread calling feox_compact() in a loop. Writer t owns the keys "t<t>-k<k>" and cycles
+ * through them writing versions 1, 2, 3, ... of each (every version that is a multiple of 8 is a
+ * delete, the others are puts whose value encodes the version). Before an op the writer records
+ * the version as attempted; every FLUSH_EVERY ops it calls feox_flush() and then raises each
+ * key's floor to the version it acknowledged before that flush. Both tables live in a MAP_SHARED
+ * mapping, so the parent reads them after killing the child at a random moment (5..100 ms after
+ * the fork, so some kills land in recovery). The parent then reopens the file and checks, for
+ * every key, that it holds the floor's state or a later attempted one:
  *   - present: the value is exactly the one written for a version v, floor <= v <= attempted, and
  *     v is a put;
  *   - absent: the floor is a delete (or 0), or a delete was attempted after the floor;
@@ -83,6 +84,7 @@ static void child_fail(const char *what, feox_err err)
 typedef struct writer_arg {
     feox_store *s;
     int t;
+    bool full; /* sync=full: every acknowledged op is durable, no flush needed */
 } writer_arg;
 
 static void *writer_main(void *arg)
@@ -108,6 +110,8 @@ static void *writer_main(void *arg)
             }
             if (err != FEOX_OK)
                 child_fail("write", err);
+            if (w->full)
+                __atomic_store_n(&sh->floor[t][k], v, __ATOMIC_SEQ_CST);
             done_keys[done] = k;
             done_versions[done++] = v;
             if (done < FLUSH_EVERY)
@@ -127,7 +131,8 @@ static void child_main(const char *path, uint64_t seed)
     feox_config cfg;
     feox_config_init(&cfg);
     cfg.path = path;
-    cfg.sync = FEOX_SYNC_OFF;
+    bool full = seed % 4 == 3; /* mostly sync=off, the reported case */
+    cfg.sync = full ? FEOX_SYNC_FULL : FEOX_SYNC_OFF;
     cfg.flush_interval_ms = 2 + (uint32_t)(seed % 20);
     cfg.disable_compaction = true; /* the loop below compacts, back to back */
     feox_store *s;
@@ -137,7 +142,7 @@ static void child_main(const char *path, uint64_t seed)
     pthread_t threads[WRITERS];
     writer_arg args[WRITERS];
     for (int t = 0; t < WRITERS; t++) {
-        args[t] = (writer_arg){s, t};
+        args[t] = (writer_arg){s, t, full};
         if (pthread_create(&threads[t], NULL, writer_main, &args[t]) != 0)
             child_fail("pthread_create", FEOX_ERR_NOMEM);
     }
