@@ -12,10 +12,13 @@
  *      (`switching`), write the last buffered records to the old file and copy the rest (phase B).
  *   4. fsync the new file, rename it over path, fsync the directory. Until the rename the old file
  *      is the store; after it, the new one, which holds everything: appends resume into it.
- *   5. tell the store the new locations (relocate), then close the old file.
- * Why this is correct: a version visited in step 2 was current at a moment after `start`, so every
- * later version of that key (or its delete) is in the tail, which is replayed after it. A key
- * deleted before `start` has no version in the new file at all, so no tombstone is needed.
+ *   5. tell the store the new locations (relocate), then close the old file and drop the value
+ *      cache's entries of older generations (generation numbers are reused: next_generation).
+ * Why this is correct: a version visited in step 2 was current at a moment after `start`, and is
+ * at least as new as every version of its key appended before `start` (for_each_live first waits
+ * for the writes that have appended to publish, see persist.h), so every later version of that
+ * key (or its delete) is in the tail, which is replayed after it. A key deleted before `start`
+ * has no version in the new file at all, so no tombstone is needed.
  * If the directory fsync fails after the rename, the backend goes DEGRADED: which file a crash
  * would leave is unknown, so nothing written later can be promised durable.
  */
@@ -167,6 +170,19 @@ static feox_err copy_tail_range(rewrite *rw, int old_fd, uint64_t old_file_id, u
     return err ? err : flush_out(rw);
 }
 
+/* The generation after g. A location keeps only the low 16 bits of its file's generation
+ * (log_backend.h), so the numbers cycle through 1..65535: counting on past 65535 made the 65536th
+ * generation 0 in every location, so cold reads failed ("stale location") and the next
+ * compaction skipped every live record as "not in this file". Reuse is safe: when a compaction
+ * ends, every live version has been relocated into the new generation, the old file is closed
+ * and the value cache keeps only the new generation's entries, so no location of a generation
+ * survives until its number comes round again (and the file id in every record's checksum seed
+ * rejects one that somehow did). */
+static uint32_t next_generation(uint32_t g)
+{
+    return g >= FEOX_LOG_MAX_GENERATION ? 1 : g + 1;
+}
+
 static uint64_t new_file_id(uint64_t old)
 {
     uint64_t id = 0;
@@ -192,6 +208,17 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
     rw->out.len = 0; /* the header is in the file already (create_rewrite) */
     rw->out_off = rw->live_bytes = FEOX_LOG_HEADER_SIZE;
 
+    /* The race this order closes (issue 11 item 12): a writer appends version V of key K under
+     * K's lock, is preempted before it publishes V, and the sync_upto in feox_log_compact writes
+     * V to the old file, so V lies before `start`. If the scan passed K now, it would copy K's
+     * previous version (or nothing, for a new key), and the tail starts after V: the rewrite
+     * would lack V although V was acknowledged and a feox_flush() had fsynced it in the old
+     * file. Once the rename made the rewrite the store, a crash lost V; and since no copy of V
+     * existed, relocate could not move it: V kept a location in the closed old file, the next
+     * compaction skipped it as "not in this file" (lost from every later file, even without a
+     * crash) and a cold read of it failed. for_each_live therefore first waits until every
+     * write that has appended has published (it takes each shard lock once), so the version it
+     * visits is never older than one appended before `start`. */
     feox_err visit_err = b->hooks.for_each_live(b->hooks.ctx, copy_live, rw);
     if (rw->err || visit_err)
         return rw->err ? rw->err : visit_err;
@@ -330,7 +357,7 @@ feox_err feox_log_compact(feox_backend *base)
     pthread_mutex_lock(&b->mu);
     rw.start = b->write_off;
     rw.old_generation = b->generation;
-    rw.generation = b->generation + 1;
+    rw.generation = next_generation(b->generation);
     rw.file_id = new_file_id(b->file_id);
     int old_fd = b->fd; /* only compaction replaces it, and compact_mu is held */
     uint64_t old_file_id = b->file_id;
@@ -359,6 +386,10 @@ feox_err feox_log_compact(feox_backend *base)
         close(b->old_fd);
         b->old_fd = -1;
         pthread_rwlock_unlock(&b->fd_lock);
+        /* Every live version is in the new generation now; readers cache a value only while
+         * they hold fd_lock, so no entry of an older generation can arrive after this. */
+        feox_value_cache_keep_only(b->cache, ~FEOX_LOG_OFFSET_MASK,
+                                   feox_log_location(rw.generation, 0));
     }
     feox_mem_free(rw.out.data);
     feox_mem_free(rw.keys.data);

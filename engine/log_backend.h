@@ -13,7 +13,8 @@
  *   fd_lock   read-held by read_value/check while they pread; write-held to swap files.
  *             Lock order: fd_lock before mu, never the other way.
  * Locations handed to the store are (generation << 48) | offset: a compaction bumps the
- * generation, so a location from the old file can never be mistaken for one in the new file.
+ * generation, so a location from the old file can never be mistaken for one in the new file
+ * (the numbers cycle through 1..65535; compaction.c says why reuse is safe).
  */
 #ifndef FEOX_LOG_BACKEND_H
 #define FEOX_LOG_BACKEND_H
@@ -28,6 +29,8 @@
 
 #define FEOX_LOG_OFFSET_BITS 48
 #define FEOX_LOG_OFFSET_MASK ((UINT64_C(1) << FEOX_LOG_OFFSET_BITS) - 1)
+/* Generations cycle through 1..FEOX_LOG_MAX_GENERATION (compaction.c: next_generation). */
+#define FEOX_LOG_MAX_GENERATION ((UINT32_C(1) << (64 - FEOX_LOG_OFFSET_BITS)) - 1)
 
 typedef struct feox_log_buffer {
     uint8_t *data;

@@ -331,9 +331,11 @@ static feox_err log_read_value(feox_backend *base, uint64_t location, void *buf,
     else
         err = feox_fail(FEOX_ERR_CORRUPT, "stale location %llx in %s", (unsigned long long)location,
                         b->path);
-    pthread_rwlock_unlock(&b->fd_lock);
+    /* Cached before fd_lock is released: once a compaction has closed the old file (under
+     * fd_lock) and dropped the old generation's entries, none can come back (compaction.c). */
     if (err == FEOX_OK)
         feox_value_cache_put(b->cache, location, buf, value_len);
+    pthread_rwlock_unlock(&b->fd_lock);
     return err;
 }
 

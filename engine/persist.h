@@ -52,7 +52,10 @@ typedef struct feox_store_hooks {
     bool (*relocate)(void *ctx, const void *key, uint32_t key_len, uint64_t old_location,
                      uint64_t new_location);
     /* Visit every live record in key order (no lock held across calls; a snapshot is not
-     * guaranteed). Return non-zero from fn to stop. The record is referenced during the call. */
+     * guaranteed). Return non-zero from fn to stop. The record is referenced during the call.
+     * Every write that had appended before the call has published its version before the first
+     * visit, so each version visited is at least as new as every version of its key appended
+     * before the call (compaction.c depends on this). */
     feox_err (*for_each_live)(void *ctx,
                               int (*fn)(void *fn_ctx, const feox_entry *e, const feox_record *r),
                               void *fn_ctx);

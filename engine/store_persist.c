@@ -43,11 +43,26 @@ static bool relocate(void *ctx, const void *key, uint32_t key_len, uint64_t old_
     return moved;
 }
 
+/* Return once every write that had appended to the backend before the call has published its
+ * version. A write appends and publishes under its key's shard lock (store_write.c), so taking
+ * and releasing each shard lock once is enough: a write still between its append and its publish
+ * holds that lock until it has published. */
+static void wait_for_appended_writes(feox_store *s)
+{
+    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
+        pthread_mutex_lock(&s->hash.shards[i].lock);
+        pthread_mutex_unlock(&s->hash.shards[i].lock);
+    }
+}
+
 static feox_err for_each_live(void *ctx,
                               int (*fn)(void *fn_ctx, const feox_entry *e, const feox_record *r),
                               void *fn_ctx)
 {
     feox_store *s = ctx;
+    /* Compaction relies on this: without it, a version appended before its rewrite began but
+     * published after the scan passed the key would be in neither part of the rewrite. */
+    wait_for_appended_writes(s);
     feox_cursor *c;
     feox_err err = feox_cursor_open(s, &c);
     if (err)

@@ -98,7 +98,8 @@ bool feox_value_cache_get(feox_value_cache *c, uint64_t location, void *buf, uin
     return hit;
 }
 
-static void evict(feox_value_cache *c, cache_entry *victim)
+/* Take victim out of its hash chain and the ring, and free it. */
+static void unlink_entry(feox_value_cache *c, cache_entry *victim)
 {
     cache_entry **link = &c->buckets[bucket_of(c, victim->location)];
     while (*link != victim)
@@ -108,8 +109,23 @@ static void evict(feox_value_cache *c, cache_entry *victim)
     c->holes[c->holes_len++] = victim->ring_at; /* holes has ring_cap slots */
     c->bytes -= victim->value_len + ENTRY_OVERHEAD;
     c->entries--;
-    c->evictions++;
     feox_mem_free(victim);
+}
+
+/* Drop victim to make room (counted). */
+static void evict(feox_value_cache *c, cache_entry *victim)
+{
+    unlink_entry(c, victim);
+    c->evictions++;
+}
+
+void feox_value_cache_keep_only(feox_value_cache *c, uint64_t mask, uint64_t keep)
+{
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->ring_len; i++)
+        if (c->ring[i] && (c->ring[i]->location & mask) != keep)
+            unlink_entry(c, c->ring[i]);
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* Second-chance sweep until need more bytes fit. */

@@ -1,7 +1,9 @@
 /*
  * test_log_compaction_store.c — compaction through the public API while writers run: nothing
- * appended during a rewrite is lost, every key keeps its newest value across a reopen, and
- * after an overwrite storm the file is at most twice the live data once compaction has run.
+ * appended during a rewrite is lost, every key keeps its newest value across a reopen, the scan
+ * of live records waits for writes caught between their append and their publish (issue 11 item
+ * 12), after an overwrite storm the file is at most twice the live data once compaction has run,
+ * and compactions keep working when the file generation runs past what a location can hold.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,14 +12,20 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "feox.h"
+#include "log_backend.h"    /* test_generation_wraps starts the backend near the last generation */
+#include "store_internal.h" /* ... reached through the store's backend pointer */
+#include "value_cache.h"
 
 enum { WRITERS = 4, KEYS_PER_WRITER = 500, ROUNDS = 40 };
+
+static atomic_int writers_done;
 
 typedef struct writer {
     feox_store *s;
@@ -45,6 +53,7 @@ static void *write_loop(void *arg)
             w->last_round[i] = round;
         }
     }
+    atomic_fetch_add(&writers_done, 1);
     return NULL;
 }
 
@@ -84,17 +93,20 @@ static void test_compaction_during_writes_loses_nothing(void **state)
     assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
     static writer w[WRITERS];
     pthread_t threads[WRITERS];
+    atomic_store(&writers_done, 0);
     for (int t = 0; t < WRITERS; t++) {
         w[t].s = s;
         w[t].id = t;
         pthread_create(&threads[t], NULL, write_loop, &w[t]);
     }
+    /* Compact back to back for as long as the writers run (at least 20 times): a write that
+     * lands while a rewrite starts must be in the rewrite (issue 11 item 12). */
     int compactions = 0;
-    for (int i = 0; i < 20; i++) {
+    while (compactions < 20 || atomic_load(&writers_done) < WRITERS) {
         feox_err err = feox_compact(s);
         assert_int_equal(err, FEOX_OK);
         compactions++;
-        usleep(2000);
+        usleep(500);
     }
     for (int t = 0; t < WRITERS; t++)
         pthread_join(threads[t], NULL);
@@ -178,11 +190,199 @@ static void test_background_compaction_bounds_the_file(void **state)
     unlink(path);
 }
 
+enum { WRAP_KEYS = 300, WRAP_VALUE = 600 };
+
+static size_t wrap_value(int round, int i, char *out)
+{
+    int n = snprintf(out, WRAP_VALUE, "round %d key %d ", round, i);
+    memset(out + n, 'a' + (round + i) % 26, WRAP_VALUE - (size_t)n);
+    return WRAP_VALUE;
+}
+
+/* Every key holds the value of the round it was last written in. */
+static void verify_wrap(feox_store *s, const int *last_round)
+{
+    char key[32], value[WRAP_VALUE];
+    for (int i = 0; i < WRAP_KEYS; i++) {
+        snprintf(key, sizeof key, "wrap-%03d", i);
+        void *v;
+        size_t len;
+        feox_err err = feox_get(s, key, strlen(key), &v, &len, NULL);
+        if (err != FEOX_OK)
+            print_message("key %d: %s (%s)\n", i, feox_strerror(err), feox_error_detail());
+        assert_int_equal(err, FEOX_OK);
+        size_t want = wrap_value(last_round[i], i, value);
+        assert_int_equal(len, want);
+        assert_memory_equal(v, value, len);
+        feox_free(v);
+    }
+}
+
+/* A location keeps only the low 16 bits of its file's generation (engine/log_backend.h) and each
+ * compaction starts a new generation, so after 65535 compactions in one open the numbers must
+ * wrap; on the old code the 65536th generation truncated to 0, cold reads failed with "stale
+ * location" and the next compaction skipped every live record as "not in this file". Compacting
+ * 65535 times takes minutes, so the test sets the generation of a fresh, empty store near the
+ * limit and compacts across it; max_memory keeps most values cold, so reads go to the file and
+ * the value cache. */
+static void test_generation_wraps(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/feox-test-compact-wrap-%d.feox", (int)getpid());
+    unlink(path);
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.disable_compaction = true;
+    cfg.max_memory = 96u << 10;
+    feox_store *s;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    feox_log_backend *b = feox_log_of(s->backend);
+    pthread_mutex_lock(&b->mu);
+    assert_int_equal(b->append_off, FEOX_LOG_HEADER_SIZE); /* no location uses the old number */
+    b->generation = (1u << (64 - FEOX_LOG_OFFSET_BITS)) - 3;
+    pthread_mutex_unlock(&b->mu);
+    char key[32], value[WRAP_VALUE];
+    int last_round[WRAP_KEYS];
+    for (int round = 1; round <= 6; round++) {
+        /* Round 1 writes every key, later rounds every other one (the rest stay cold). */
+        for (int i = round == 1 ? 0 : round % 2; i < WRAP_KEYS; i += round == 1 ? 1 : 2) {
+            snprintf(key, sizeof key, "wrap-%03d", i);
+            assert_int_equal(
+                feox_insert(s, key, strlen(key), value, wrap_value(round, i, value), NULL, NULL),
+                FEOX_OK);
+            last_round[i] = round;
+        }
+        verify_wrap(s, last_round);
+        assert_int_equal(feox_compact(s), FEOX_OK);
+        verify_wrap(s, last_round);
+    }
+    feox_stats st;
+    assert_int_equal(feox_get_stats(s, &st), FEOX_OK);
+    assert_true(st.disk_reads > 0); /* values really were read back cold */
+    pthread_mutex_lock(&b->mu);
+    assert_int_equal(b->generation, 4); /* 65534, 65535, then 1, 2, 3, 4 */
+    pthread_mutex_unlock(&b->mu);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    verify_wrap(s, last_round);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    unlink(path);
+}
+
+/* A compaction keeps only its new generation's entries in the value cache (a generation number
+ * comes round again after 65535 compactions, and a stale entry would then answer for a record of
+ * the new file): feox_value_cache_keep_only drops the rest, and the cache stays usable. */
+static void test_value_cache_keeps_one_generation(void **state)
+{
+    (void)state;
+    feox_value_cache *c = feox_value_cache_new(1u << 20);
+    assert_non_null(c);
+    char value[100], out[100];
+    memset(value, 'v', sizeof value);
+    for (uint64_t gen = 1; gen <= 3; gen++)
+        for (uint64_t off = 64; off < 64 + 10 * 148; off += 148)
+            feox_value_cache_put(c, feox_log_location((uint32_t)gen, off), value, sizeof value);
+    feox_stats before = {0}, after = {0};
+    feox_value_cache_stats(c, &before);
+    feox_value_cache_keep_only(c, ~FEOX_LOG_OFFSET_MASK, feox_log_location(2, 0));
+    feox_value_cache_stats(c, &after);
+    assert_int_equal(after.cache_bytes, before.cache_bytes / 3);
+    assert_int_equal(after.cache_evictions, before.cache_evictions);
+    for (uint64_t gen = 1; gen <= 3; gen++)
+        for (uint64_t off = 64; off < 64 + 10 * 148; off += 148)
+            assert_int_equal(
+                feox_value_cache_get(c, feox_log_location((uint32_t)gen, off), out, sizeof out),
+                gen == 2);
+    /* The freed slots are reused. */
+    feox_value_cache_put(c, feox_log_location(1, 64), value, sizeof value);
+    assert_true(feox_value_cache_get(c, feox_log_location(1, 64), out, sizeof out));
+    assert_memory_equal(out, value, sizeof out);
+    feox_value_cache_free(c);
+}
+
+typedef struct in_flight_writer {
+    feox_store *s;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool locked;
+    atomic_bool published;
+} in_flight_writer;
+
+/* Hold a shard lock as a writer between its append and its publish does, for a while. */
+static void *hold_shard_lock(void *arg)
+{
+    in_flight_writer *w = arg;
+    pthread_mutex_t *shard_lock = &w->s->hash.shards[0].lock;
+    pthread_mutex_lock(shard_lock);
+    pthread_mutex_lock(&w->mu);
+    w->locked = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    usleep(100 * 1000);
+    atomic_store(&w->published, true);
+    pthread_mutex_unlock(shard_lock);
+    return NULL;
+}
+
+static int visit_checks_published(void *ctx, const feox_entry *e, const feox_record *r)
+{
+    (void)e;
+    (void)r;
+    in_flight_writer *w = ctx;
+    assert_true(atomic_load(&w->published));
+    return 1; /* the first visit is enough */
+}
+
+/* The race of issue 11 item 12, made deterministic: compaction takes `start`, then scans the
+ * index (for_each_live). A write between its append (before `start`) and its publish, holding
+ * its key's shard lock, must have published before the scan visits anything; otherwise the scan
+ * copies the key's previous version and the rewrite lacks the new one. Here a thread holds a
+ * shard lock for 100 ms as such a writer would; the first visit must come after it let go. */
+static void test_scan_waits_for_writes_in_flight(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/feox-test-compact-inflight-%d.feox", (int)getpid());
+    unlink(path);
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.disable_compaction = true;
+    feox_store *s;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    assert_int_equal(feox_insert(s, "k", 1, "v", 1, NULL, NULL), FEOX_OK);
+    static in_flight_writer w;
+    w.s = s;
+    w.locked = false;
+    atomic_store(&w.published, false);
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, hold_shard_lock, &w), 0);
+    pthread_mutex_lock(&w.mu);
+    while (!w.locked)
+        pthread_cond_wait(&w.cond, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    feox_log_backend *b = feox_log_of(s->backend);
+    assert_int_equal(b->hooks.for_each_live(b->hooks.ctx, visit_checks_published, &w), FEOX_OK);
+    pthread_join(thread, NULL);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cond);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compaction_during_writes_loses_nothing),
+        cmocka_unit_test(test_scan_waits_for_writes_in_flight),
         cmocka_unit_test(test_background_compaction_bounds_the_file),
+        cmocka_unit_test(test_generation_wraps),
+        cmocka_unit_test(test_value_cache_keeps_one_generation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
