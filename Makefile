@@ -101,6 +101,21 @@ deps-bench: deps
 deps-lint:
 	$(call install_missing,$(LINT_DEPS))
 
+# A plain `make` on a fresh machine: every object waits for `deps`, which costs one dpkg-query per
+# package (no network) when everything is installed and installs what is missing otherwise (as
+# root, or through sudo). Without root or sudo it stops before compiling, with one line naming
+# `make deps` and the packages. Skipped where there is no dpkg-query (not Debian).
+HAVE_DPKG_QUERY := $(shell command -v dpkg-query 2>/dev/null)
+.PHONY: build-deps deps-preflight
+build-deps: $(if $(HAVE_DPKG_QUERY),deps)
+$(ENGINE_OBJ) $(EXT_OBJ) $(EXT_CORE_OBJ) $(ASAN_ENGINE_OBJ) $(ASAN_EXT_CORE_OBJ) $(TSAN_ENGINE_OBJ) \
+	$(TSAN_EXT_CORE_OBJ): | build-deps
+deps: deps-preflight
+deps-preflight:
+	@missing=""; for p in $(BUILD_DEPS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then \
+	  echo "feox: missing Debian packages:$$missing; run 'make deps' as root to install them" >&2; exit 1; fi
+
 # ---- libraries ----------------------------------------------------------------------------------
 $(B)/rel/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -319,6 +334,48 @@ uninstall:
 .PHONY: install-tests
 install-tests: all
 	@B=$(B) bash tests/install/run.sh
+
+# ---- packages: the extension as a Python wheel and an npm tarball --------------------------------
+# make python-package  $(B)/python/dist/feox-$(VERSION)-py3-none-<platform>.whl, feox.so inside,
+#                      built offline from a copy of bindings/python with Debian's python3-build
+# make node-package    $(B)/node/feox-$(VERSION).tgz (npm pack of a copy of bindings/node + feox.so)
+# make package-tests   installs each into a fresh venv / scratch npm project and runs a small app
+#                      (tests/packages/; the npm project's better-sqlite3 is kept in $(B)/node-deps)
+# docs-tests runs the README's Python and Node install examples against the same packages.
+PYTHON_PACKAGE_DEPS := python3-build python3-setuptools python3-venv python3-wheel python3-pip
+NODE_TEST_DEPS := g++ make python3
+.PHONY: python-package node-package package-tests python-package-test node-package-test \
+	deps-python deps-node deps-node-debian
+deps-python:
+	$(call install_missing,$(PYTHON_PACKAGE_DEPS))
+# Node.js itself may come from elsewhere than Debian (its own npm): install Debian's only if absent.
+deps-node:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then $(MAKE) --no-print-directory \
+	  deps-node-debian; fi
+	$(call install_missing,$(NODE_TEST_DEPS))
+deps-node-debian:
+	$(call install_missing,nodejs npm)
+
+python-package: deps-python $(B)/feox.so
+	@rm -rf $(B)/python && mkdir -p $(B)/python
+	@cp -r bindings/python $(B)/python/src && strip --strip-debug -o $(B)/python/src/feox/feox.so $(B)/feox.so
+	@cd $(B)/python/src && $(PYTHON) -m build --no-isolation --wheel --outdir ../dist \
+	  >../build.log 2>&1 || { tail -30 ../build.log; exit 1; }
+	@ls $(B)/python/dist/*.whl
+
+node-package: deps-node $(B)/feox.so
+	@rm -rf $(B)/node && mkdir -p $(B)/node
+	@cp -r bindings/node $(B)/node/pkg && strip --strip-debug -o $(B)/node/pkg/feox.so $(B)/feox.so
+	@cd $(B)/node/pkg && npm pack --silent --pack-destination .. >/dev/null
+	@ls $(B)/node/*.tgz
+
+python-package-test: python-package
+	@B=$(B) bash tests/packages/python_package.sh
+node-package-test: node-package
+	@B=$(B) bash tests/packages/node_package.sh
+package-tests: python-package-test node-package-test
+	@B=$(B) bash tests/packages/first_make.sh
+docs-tests: python-package node-package
 
 format:
 	clang-format -i engine/*.[ch] ext/*.[ch] tests/*/*.[ch]
