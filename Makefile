@@ -342,28 +342,27 @@ install-tests: all
 # make package-tests   installs each into a fresh venv / scratch npm project and runs a small app
 #                      (tests/packages/; the npm project's better-sqlite3 is kept in $(B)/node-deps)
 # docs-tests runs the README's Python and Node install examples against the same packages.
-PYTHON_PACKAGE_DEPS := python3-build python3-setuptools python3-venv python3-wheel python3-pip
-NODE_TEST_DEPS := g++ make python3
+# Debian packages for building the wheel and for the npm test (node-gyp may compile better-sqlite3).
+PACKAGE_DEPS := python3-build python3-setuptools python3-venv python3-wheel python3-pip g++ make python3
 .PHONY: python-package node-package package-tests python-package-test node-package-test \
-	deps-python deps-node deps-node-debian
-deps-python:
-	$(call install_missing,$(PYTHON_PACKAGE_DEPS))
-# Node.js itself may come from elsewhere than Debian (its own npm): install Debian's only if absent.
-deps-node:
+	deps-packages deps-node-debian
+# One target installs for both packages (after deps), so `make -j` never runs two apt-gets at once.
+# Node.js itself may come from elsewhere than Debian (with its own npm): Debian's only if absent.
+deps-packages: deps
+	$(call install_missing,$(PACKAGE_DEPS))
 	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then $(MAKE) --no-print-directory \
 	  deps-node-debian; fi
-	$(call install_missing,$(NODE_TEST_DEPS))
 deps-node-debian:
 	$(call install_missing,nodejs npm)
 
-python-package: deps-python $(B)/feox.so
+python-package: deps-packages $(B)/feox.so
 	@rm -rf $(B)/python && mkdir -p $(B)/python
 	@cp -r bindings/python $(B)/python/src && strip --strip-debug -o $(B)/python/src/feox/feox.so $(B)/feox.so
 	@cd $(B)/python/src && $(PYTHON) -m build --no-isolation --wheel --outdir ../dist \
 	  >../build.log 2>&1 || { tail -30 ../build.log; exit 1; }
 	@ls $(B)/python/dist/*.whl
 
-node-package: deps-node $(B)/feox.so
+node-package: deps-packages $(B)/feox.so
 	@rm -rf $(B)/node && mkdir -p $(B)/node
 	@cp -r bindings/node $(B)/node/pkg && strip --strip-debug -o $(B)/node/pkg/feox.so $(B)/feox.so
 	@cd $(B)/node/pkg && npm pack --silent --pack-destination .. >/dev/null

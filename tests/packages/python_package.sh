@@ -24,3 +24,24 @@ trap 'rm -rf "$tmp"' EXIT
 make_feox_venv "$tmp/venv" "$wheel"
 echo "== python package: app in a fresh venv"
 (cd "$tmp" && "$tmp/venv/bin/python" "$repo/tests/packages/python_app.py")
+
+# Where the machine has a Python whose sqlite3 cannot load extensions (a pyenv build, say), the
+# real thing: the wheel installs there too and feox.load() raises the error naming the fix.
+other=$(command -v python3 || true)
+if [ -n "$other" ] && [ "$other" != /usr/bin/python3 ] &&
+    "$other" -c 'import sqlite3, sys; sys.exit(hasattr(sqlite3.Connection, "enable_load_extension"))' \
+        2>/dev/null; then
+    echo "== python package: $("$other" --version) without extension loading gets the error"
+    "$other" -m venv "$tmp/venv-noext"
+    "$tmp/venv-noext/bin/pip" install --quiet --no-index --disable-pip-version-check "$wheel"
+    (cd "$tmp" && "$tmp/venv-noext/bin/python" -c '
+import sqlite3, feox
+try:
+    feox.load(sqlite3.connect(":memory:"))
+except feox.ExtensionLoadingUnavailable as e:
+    assert "--enable-loadable-sqlite-extensions" in str(e), e
+else:
+    raise SystemExit("feox.load succeeded without enable_load_extension")
+') || fail "the error for a Python without extension loading"
+fi
+echo "python package: ok"
