@@ -338,7 +338,8 @@ install-tests: all
 # ---- packages: the extension as a Python wheel and an npm tarball --------------------------------
 # make python-package  $(B)/python/dist/feox-$(VERSION)-py3-none-<platform>.whl, feox.so inside,
 #                      built offline from a copy of bindings/python with Debian's python3-build
-# make node-package    $(B)/node/feox-$(VERSION).tgz (npm pack of a copy of bindings/node + feox.so)
+# make node-package    $(B)/node/feox-$(VERSION).tgz (npm pack of a copy of bindings/node + feox.so;
+#                      package.json's cpu set to this machine's)
 # make package-tests   installs each into a fresh venv / scratch npm project and runs a small app
 #                      (tests/packages/; the npm project's better-sqlite3 is kept in $(B)/node-deps)
 # docs-tests runs the README's Python and Node install examples against the same packages.
@@ -365,7 +366,8 @@ python-package: deps-packages $(B)/feox.so
 node-package: deps-packages $(B)/feox.so
 	@rm -rf $(B)/node && mkdir -p $(B)/node
 	@cp -r bindings/node $(B)/node/pkg && strip --strip-debug -o $(B)/node/pkg/feox.so $(B)/feox.so
-	@cd $(B)/node/pkg && npm pack --silent --pack-destination .. >/dev/null
+	@cd $(B)/node/pkg && npm pkg set "cpu[0]=$$(node -p process.arch)" && \
+	  npm pack --silent --pack-destination .. >/dev/null
 	@ls $(B)/node/*.tgz
 
 python-package-test: python-package

@@ -17,7 +17,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 source "$repo/tests/packages/lib.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL
+unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL CC
 
 # A bin directory with links to the real tools make and the build need, plus the fakes.
 tools() {

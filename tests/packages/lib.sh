@@ -34,16 +34,19 @@ make_feox_node_project() {
     [ "$major" -ge 20 ] || fail "better-sqlite3 12 needs Node.js 20 or newer; this is $(node --version)"
     abi=$(node -p 'process.versions.modules')
     cache="$build/node-deps/node-$abi"
-    if [ ! -f "$cache/node_modules/better-sqlite3/build/Release/better_sqlite3.node" ]; then
+    mkdir -p "$cache"
+    # One filler at a time (two test runs may share the build directory).
+    (
+        flock 9
+        [ -f "$cache/node_modules/better-sqlite3/build/Release/better_sqlite3.node" ] && exit 0
         echo "== npm install better-sqlite3@^12 (once per build dir; may compile for ~2 minutes)"
-        rm -rf "$cache" && mkdir -p "$cache"
+        rm -rf "$cache/node_modules" "$cache/package-lock.json"
         printf '{ "name": "feox-package-test", "version": "1.0.0", "private": true }\n' \
             >"$cache/package.json"
-        (cd "$cache" && npm install --no-audit --no-fund --loglevel=error 'better-sqlite3@^12') ||
-            fail "npm install better-sqlite3@^12"
-    fi
+        cd "$cache" && npm install --no-audit --no-fund --loglevel=error 'better-sqlite3@^12'
+    ) 9>"$build/node-deps/.lock-$abi" || fail "npm install better-sqlite3@^12"
     mkdir -p "$dir"
-    cp -a "$cache/." "$dir/"
+    cp -a "$cache/package.json" "$cache/package-lock.json" "$cache/node_modules" "$dir/"
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "$tgz") ||
         fail "npm install $tgz"
 }
