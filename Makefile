@@ -83,8 +83,12 @@ LINT_DEPS := cppcheck clang-tidy
 all: $(B)/libfeox.a $(B)/libfeox.so $(B)/feox.so
 
 # ---- dependencies: install missing Debian packages (as root, or through sudo) -------------------
+# Sets the shell variable missing to those of the packages $(1) not installed (one dpkg-query).
+define find_missing
+missing=""; installed=" $$(dpkg-query -W -f='$${Status} $${Package}\n' $(1) 2>/dev/null | sed -n 's/^install ok installed //p' | tr '\n' ' ')"; for p in $(1); do case "$$installed" in *" $$p "*) ;; *) missing="$$missing $$p" ;; esac; done
+endef
 define install_missing
-	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	@$(call find_missing,$(1)); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -101,8 +105,8 @@ deps-bench: deps
 deps-lint:
 	$(call install_missing,$(LINT_DEPS))
 
-# A plain `make` on a fresh machine: every object waits for `deps`, which costs one dpkg-query per
-# package (no network) when everything is installed and installs what is missing otherwise (as
+# A plain `make` on a fresh machine: every object waits for `deps`, which costs two dpkg-query calls
+# (no network) when everything is installed and installs what is missing otherwise (as
 # root, or through sudo). Without root or sudo it stops before compiling, with one line naming
 # `make deps` and the packages. Skipped where there is no dpkg-query (not Debian).
 HAVE_DPKG_QUERY := $(shell command -v dpkg-query 2>/dev/null)
@@ -112,7 +116,7 @@ $(ENGINE_OBJ) $(EXT_OBJ) $(EXT_CORE_OBJ) $(ASAN_ENGINE_OBJ) $(ASAN_EXT_CORE_OBJ)
 	$(TSAN_EXT_CORE_OBJ): | build-deps
 deps: deps-preflight
 deps-preflight:
-	@missing=""; for p in $(BUILD_DEPS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	@$(call find_missing,$(BUILD_DEPS)); \
 	if [ -n "$$missing" ] && [ "$$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then \
 	  echo "feox: missing Debian packages:$$missing; run 'make deps' as root to install them" >&2; exit 1; fi
 

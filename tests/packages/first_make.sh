@@ -23,7 +23,7 @@ unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL CC
 tools() {
     local dir=$1 t
     mkdir -p "$dir"
-    for t in make sh bash cc gcc grep sed find rm mkdir cat dirname pkg-config as ld ar strip; do
+    for t in make sh bash cc gcc grep sed tr find rm mkdir cat dirname pkg-config as ld ar strip; do
         if command -v "$t" >/dev/null; then ln -sf "$(command -v "$t")" "$dir/$t"; fi
     done
     # gcc finds its own helpers (cc1, collect2) by absolute path; as and ld are linked above.
@@ -31,9 +31,14 @@ tools() {
 fake_dpkg_missing_cjson() {
     cat >"$1/dpkg-query" <<'SH'
 #!/bin/sh
-for p; do :; done
-if [ "$p" = libcjson-dev ]; then echo "dpkg-query: no packages found matching $p" >&2; exit 1; fi
-printf 'install ok installed'
+# dpkg-query -W -f='${Status} ${Package}\n' PACKAGE...: every package but libcjson-dev installed
+shift 2
+status=0
+for p; do
+    if [ "$p" = libcjson-dev ]; then echo "dpkg-query: no packages found matching $p" >&2; status=1
+    else echo "install ok installed $p"; fi
+done
+exit $status
 SH
     chmod +x "$1/dpkg-query"
 }
