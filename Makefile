@@ -13,7 +13,9 @@
 #   tests/bench/*.c                 one benchmark binary, build/bench/feox_bench
 #   tests/sql/*.sql (+ .expected)   golden SQL through the sqlite3 shell (tests/sql/run.sh)
 #   tests/python/test_*.py          /usr/bin/python3 unittest files
-#   tests/docs/run.sh               the README's C and Python examples, compiled and run
+#   tests/docs/run.sh               the README's C, Python and Node examples, compiled and run
+#   tests/packages/*                the Python wheel and npm package (bindings/python, bindings/node)
+#                                   installed and used by small apps; make package-tests
 #
 # Targets: all test demo tsan fuzz crash bench soak lint install uninstall deps clean format
 

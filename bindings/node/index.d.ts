@@ -4,4 +4,6 @@
 export declare function getLoadablePath(): string;
 
 /** Loads feox into a better-sqlite3 Database (calls db.loadExtension(getLoadablePath())). */
-export declare function load(db: { loadExtension(file: string, entryPoint?: string): unknown }): void;
+export declare function load(db: {
+  loadExtension(file: string, entryPoint?: string): unknown;
+}): void;

@@ -6,9 +6,8 @@
 //   feox.load(db);                 // every connection that uses a feox table loads it
 //   db.exec('CREATE VIRTUAL TABLE kv USING feox');
 //
-// The package bundles feox.so (linked against Debian's libck, libcjson and libxxhash shared
-// libraries). Any database object with loadExtension(path) works (node:sqlite's DatabaseSync too,
-// once opened with allowExtension: true).
+// The package bundles feox.so (it needs the shared libraries it was linked with, today Debian's
+// libck0 and libxxhash0). load() takes any database object with a loadExtension(path) method.
 'use strict';
 
 const fs = require('fs');
@@ -22,7 +21,7 @@ function getLoadablePath() {
 // Loads feox into db (a better-sqlite3 Database): db.loadExtension(getLoadablePath()).
 function load(db) {
   if (!db || typeof db.loadExtension !== 'function') {
-    throw new TypeError('feox.load(db): db must be a better-sqlite3 Database (it has no loadExtension)');
+    throw new TypeError('feox.load(db): db must be a better-sqlite3 Database (no loadExtension)');
   }
   const file = getLoadablePath();
   if (!fs.existsSync(file)) {

@@ -44,7 +44,7 @@ function runWorker(db, id) {
     let result;
     w.on('message', (m) => { result = m; });
     w.on('error', reject);
-    w.on('exit', (code) => (code === 0 ? resolve(result) : reject(new Error(`worker exit ${code}`))));
+    w.on('exit', (code) => (code === 0 ? resolve(result) : reject(new Error(`exit ${code}`))));
   });
 }
 
@@ -71,10 +71,13 @@ function singleConnection(db) {
   });
   assert.deepStrictEqual(committed(), [1, 2, 3]);
 
-  db.prepare('INSERT INTO kv(key, value, ttl) VALUES (?, ?, ?)').run('session:a', Buffer.from([0, 255]), 3600);
+  db.prepare('INSERT INTO kv(key, value, ttl) VALUES (?, ?, ?)')
+    .run('session:a', Buffer.from([0, 255]), 3600);
   const ttl = db.prepare("SELECT ttl FROM kv WHERE key = 'session:a'").pluck().get();
   assert.ok(ttl >= 3500 && ttl <= 3600, `ttl ${ttl}`);
-  const rows = db.prepare("SELECT key, value FROM kv WHERE key BETWEEN 'user:' AND 'user:~' ORDER BY key DESC").all();
+  const rows = db
+    .prepare("SELECT key, value FROM kv WHERE key BETWEEN 'user:' AND 'user:~' ORDER BY key DESC")
+    .all();
   assert.deepStrictEqual(rows.map((r) => r.key), ['user:3', 'user:2', 'user:1']);
 
   put.run('n:real', 5);
@@ -83,7 +86,8 @@ function singleConnection(db) {
   assert.strictEqual(type.get('n:real'), 'real', 'JS numbers bind as REAL');
   assert.strictEqual(type.get('n:int'), 'integer', 'BigInt binds as INTEGER');
   assert.strictEqual(db.prepare("SELECT feox_incr('kv', 'n:int', ?)").pluck().get(2), 7);
-  assert.throws(() => db.prepare("SELECT feox_incr('kv', 'n:real', 1)").get(), /not a 64-bit integer/);
+  assert.throws(() => db.prepare("SELECT feox_incr('kv', 'n:real', 1)").get(),
+    /not a 64-bit integer/);
 }
 
 async function main() {
@@ -98,7 +102,8 @@ async function main() {
   feox.load(db);
   singleConnection(db);
 
-  const results = await Promise.all(Array.from({ length: WORKERS }, (_, id) => runWorker(file, id)));
+  const ids = Array.from({ length: WORKERS }, (_, id) => id);
+  const results = await Promise.all(ids.map((id) => runWorker(file, id)));
   const all = results.flat().sort((a, b) => a - b);
   assert.strictEqual(all.length, WORKERS * ROUNDS);
   all.forEach((v, i) => assert.strictEqual(v, i + 1, 'feox_incr values are not 1..N exactly once'));

@@ -5,8 +5,9 @@
     feox.load(con)                       # every connection that uses a feox table loads it
     con.execute("CREATE VIRTUAL TABLE kv USING feox")
 
-The wheel bundles feox.so (linked against Debian's libck, libcjson and libxxhash shared
-libraries). loadable_path() gives its path for other hosts, such as the sqlite3 shell's .load.
+The wheel bundles feox.so (it needs the shared libraries it was linked with, today Debian's
+libck0 and libxxhash0). loadable_path() gives its path for other hosts, such as the sqlite3
+shell's .load.
 """
 
 import os
