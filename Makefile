@@ -13,7 +13,9 @@
 #   tests/bench/*.c                 one benchmark binary, build/bench/feox_bench
 #   tests/sql/*.sql (+ .expected)   golden SQL through the sqlite3 shell (tests/sql/run.sh)
 #   tests/python/test_*.py          /usr/bin/python3 unittest files
-#   tests/docs/run.sh               the README's C and Python examples, compiled and run
+#   tests/docs/run.sh               the README's C, Python and Node examples, compiled and run
+#   tests/packages/*                the Python wheel and npm package (bindings/python, bindings/node)
+#                                   installed and used by small apps; make package-tests
 #
 # Targets: all test demo tsan fuzz crash bench soak lint install uninstall deps clean format
 
@@ -83,8 +85,12 @@ LINT_DEPS := cppcheck clang-tidy
 all: $(B)/libfeox.a $(B)/libfeox.so $(B)/feox.so
 
 # ---- dependencies: install missing Debian packages (as root, or through sudo) -------------------
+# Sets the shell variable missing to those of the packages $(1) not installed (one dpkg-query).
+define find_missing
+missing=""; installed=" $$(dpkg-query -W -f='$${Status} $${Package}\n' $(1) 2>/dev/null | sed -n 's/^install ok installed //p' | tr '\n' ' ')"; for p in $(1); do case "$$installed" in *" $$p "*) ;; *) missing="$$missing $$p" ;; esac; done
+endef
 define install_missing
-	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	@$(call find_missing,$(1)); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -100,6 +106,21 @@ deps-bench: deps
 	$(call install_missing,$(BENCH_DEPS))
 deps-lint:
 	$(call install_missing,$(LINT_DEPS))
+
+# A plain `make` on a fresh machine: every object waits for `deps`, which costs two dpkg-query calls
+# (no network) when everything is installed and installs what is missing otherwise (as
+# root, or through sudo). Without root or sudo it stops before compiling, with one line naming
+# `make deps` and the packages. Skipped where there is no dpkg-query (not Debian).
+HAVE_DPKG_QUERY := $(shell command -v dpkg-query 2>/dev/null)
+.PHONY: build-deps deps-preflight
+build-deps: $(if $(HAVE_DPKG_QUERY),deps)
+$(ENGINE_OBJ) $(EXT_OBJ) $(EXT_CORE_OBJ) $(ASAN_ENGINE_OBJ) $(ASAN_EXT_CORE_OBJ) $(TSAN_ENGINE_OBJ) \
+	$(TSAN_EXT_CORE_OBJ): | build-deps
+deps: deps-preflight
+deps-preflight:
+	@$(call find_missing,$(BUILD_DEPS)); \
+	if [ -n "$$missing" ] && [ "$$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then \
+	  echo "feox: missing Debian packages:$$missing; run 'make deps' as root to install them" >&2; exit 1; fi
 
 # ---- libraries ----------------------------------------------------------------------------------
 $(B)/rel/%.o: %.c
@@ -319,6 +340,49 @@ uninstall:
 .PHONY: install-tests
 install-tests: all
 	@B=$(B) bash tests/install/run.sh
+
+# ---- packages: the extension as a Python wheel and an npm tarball --------------------------------
+# make python-package  $(B)/python/dist/feox-$(VERSION)-py3-none-<platform>.whl, feox.so inside,
+#                      built offline from a copy of bindings/python with Debian's python3-build
+# make node-package    $(B)/node/feox-$(VERSION).tgz (npm pack of a copy of bindings/node + feox.so;
+#                      package.json's cpu set to this machine's)
+# make package-tests   installs each into a fresh venv / scratch npm project and runs a small app
+#                      (tests/packages/; the npm project's better-sqlite3 is kept in $(B)/node-deps)
+# docs-tests runs the README's Python and Node install examples against the same packages.
+# Debian packages for building the wheel and for the npm test (node-gyp may compile better-sqlite3).
+PACKAGE_DEPS := python3-build python3-setuptools python3-venv python3-wheel python3-pip g++ make python3
+.PHONY: python-package node-package package-tests python-package-test node-package-test \
+	deps-packages deps-node-debian
+# One target installs for both packages (after deps), so `make -j` never runs two apt-gets at once.
+# Node.js itself may come from elsewhere than Debian (with its own npm): Debian's only if absent.
+deps-packages: deps
+	$(call install_missing,$(PACKAGE_DEPS))
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then $(MAKE) --no-print-directory \
+	  deps-node-debian; fi
+deps-node-debian:
+	$(call install_missing,nodejs npm)
+
+python-package: deps-packages $(B)/feox.so
+	@rm -rf $(B)/python && mkdir -p $(B)/python
+	@cp -r bindings/python $(B)/python/src && strip --strip-debug -o $(B)/python/src/feox/feox.so $(B)/feox.so
+	@cd $(B)/python/src && $(PYTHON) -m build --no-isolation --wheel --outdir ../dist \
+	  >../build.log 2>&1 || { tail -30 ../build.log; exit 1; }
+	@ls $(B)/python/dist/*.whl
+
+node-package: deps-packages $(B)/feox.so
+	@rm -rf $(B)/node && mkdir -p $(B)/node
+	@cp -r bindings/node $(B)/node/pkg && strip --strip-debug -o $(B)/node/pkg/feox.so $(B)/feox.so
+	@cd $(B)/node/pkg && npm pkg set "cpu[0]=$$(node -p process.arch)" && \
+	  npm pack --silent --pack-destination .. >/dev/null
+	@ls $(B)/node/*.tgz
+
+python-package-test: python-package
+	@B=$(B) bash tests/packages/python_package.sh
+node-package-test: node-package
+	@B=$(B) bash tests/packages/node_package.sh
+package-tests: python-package-test node-package-test
+	@B=$(B) bash tests/packages/first_make.sh
+docs-tests: python-package node-package
 
 format:
 	clang-format -i engine/*.[ch] ext/*.[ch] tests/*/*.[ch]

@@ -1,0 +1,124 @@
+// tests/packages/node_app.js — a small app against the installed feox npm package.
+//
+// node_package.sh copies it into a scratch npm project holding the feox tarball and better-sqlite3
+// and runs `node node_app.js <dir>`. Every step asserts its result:
+//   1. require('feox') comes from the project's node_modules; getLoadablePath() names its feox.so;
+//   2. on a file database <dir>/app.db: a feox table, a transaction that throws (rolled back) and
+//      one that commits, feox_incr inside a transaction, TTL, a range query, and how JS numbers
+//      bind (REAL; BigInt gives INTEGER);
+//   3. WORKERS worker_threads each open their own connection to app.db, load feox and call
+//      feox_incr('kv', 'hits', 1) ROUNDS times: all connections share the one store, so the
+//      returned values are exactly 1..WORKERS*ROUNDS, each once, and every per-worker key equals
+//      ROUNDS;
+//   4. feox.load() refuses an object without loadExtension with a TypeError.
+'use strict';
+
+const assert = require('assert');
+const path = require('path');
+const { Worker, isMainThread, parentPort, workerData } = require('worker_threads');
+const Database = require('better-sqlite3');
+const feox = require('feox');
+
+const WORKERS = 4;
+const ROUNDS = 500;
+
+// A worker: its own connection, ROUNDS shared increments; posts the values it got back.
+function workerMain() {
+  const db = new Database(workerData.db);
+  feox.load(db);
+  const hit = db.prepare("SELECT feox_incr('kv', 'hits', 1) AS n");
+  const mine = db.prepare("SELECT feox_incr('kv', ?, 1) AS n");
+  const got = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    got.push(hit.get().n);
+    mine.get(`worker:${workerData.id}`);
+  }
+  db.close();
+  parentPort.postMessage(got);
+}
+
+// Runs one worker to completion; resolves with the values it posted.
+function runWorker(db, id) {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(__filename, { workerData: { db, id } });
+    let result;
+    w.on('message', (m) => { result = m; });
+    w.on('error', reject);
+    w.on('exit', (code) => (code === 0 ? resolve(result) : reject(new Error(`exit ${code}`))));
+  });
+}
+
+// Single-connection checks: transactions, TTL, a range query, number binding.
+function singleConnection(db) {
+  db.exec('CREATE VIRTUAL TABLE kv USING feox');
+  const put = db.prepare('INSERT INTO kv(key, value) VALUES (?, ?)');
+  const count = db.prepare('SELECT count(*) AS n FROM kv').pluck();
+  put.run('user:1', 'Ada');
+  put.run('user:2', 'Bob');
+
+  const failing = db.transaction(() => {
+    put.run('user:3', 'Cy');
+    db.prepare("SELECT feox_incr('kv', 'visits', 5)").get();
+    throw new Error('abort');
+  });
+  assert.throws(failing, /abort/);
+  assert.strictEqual(count.get(), 2, 'a thrown transaction left rows behind');
+
+  const incr = db.prepare("SELECT feox_incr('kv', 'visits', 1) AS n").pluck();
+  const committed = db.transaction(() => {
+    put.run('user:3', 'Cy');
+    return [incr.get(), incr.get(), incr.get()];
+  });
+  assert.deepStrictEqual(committed(), [1, 2, 3]);
+
+  db.prepare('INSERT INTO kv(key, value, ttl) VALUES (?, ?, ?)')
+    .run('session:a', Buffer.from([0, 255]), 3600);
+  const ttl = db.prepare("SELECT ttl FROM kv WHERE key = 'session:a'").pluck().get();
+  assert.ok(ttl >= 3500 && ttl <= 3600, `ttl ${ttl}`);
+  const rows = db
+    .prepare("SELECT key, value FROM kv WHERE key BETWEEN 'user:' AND 'user:~' ORDER BY key DESC")
+    .all();
+  assert.deepStrictEqual(rows.map((r) => r.key), ['user:3', 'user:2', 'user:1']);
+
+  put.run('n:real', 5);
+  put.run('n:int', 5n);
+  const type = db.prepare('SELECT typeof(value) FROM kv WHERE key = ?').pluck();
+  assert.strictEqual(type.get('n:real'), 'real', 'JS numbers bind as REAL');
+  assert.strictEqual(type.get('n:int'), 'integer', 'BigInt binds as INTEGER');
+  assert.strictEqual(db.prepare("SELECT feox_incr('kv', 'n:int', ?)").pluck().get(2), 7);
+  assert.throws(() => db.prepare("SELECT feox_incr('kv', 'n:real', 1)").get(),
+    /not a 64-bit integer/);
+}
+
+async function main() {
+  const dir = process.argv[2];
+  assert.ok(require.resolve('feox').startsWith(path.join(process.cwd(), 'node_modules')),
+    `feox resolved to ${require.resolve('feox')}`);
+  assert.ok(feox.getLoadablePath().endsWith(path.join('node_modules', 'feox', 'feox.so')));
+  assert.throws(() => feox.load({}), TypeError);
+
+  const file = path.join(dir, 'app.db');
+  const db = new Database(file);
+  feox.load(db);
+  singleConnection(db);
+
+  const ids = Array.from({ length: WORKERS }, (_, id) => id);
+  const results = await Promise.all(ids.map((id) => runWorker(file, id)));
+  const all = results.flat().sort((a, b) => a - b);
+  assert.strictEqual(all.length, WORKERS * ROUNDS);
+  all.forEach((v, i) => assert.strictEqual(v, i + 1, 'feox_incr values are not 1..N exactly once'));
+  const value = db.prepare('SELECT value FROM kv WHERE key = ?').pluck();
+  assert.strictEqual(value.get('hits'), WORKERS * ROUNDS);
+  for (let id = 0; id < WORKERS; id++) assert.strictEqual(value.get(`worker:${id}`), ROUNDS);
+  db.close();
+  console.log(`node package app: ok (${WORKERS} workers x ${ROUNDS} feox_incr)`);
+}
+
+if (isMainThread) {
+  main().catch((e) => {
+    console.error('node package app FAILED:', e);
+    process.exit(1);
+  });
+} else {
+  workerMain();
+}
