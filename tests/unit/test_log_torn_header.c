@@ -83,7 +83,12 @@ static void test_header_prefixes_are_refused_untouched(void **state)
         memcpy(image, header, cut);
         write_file(image, HEADER_BYTES); /* a header prefix then zeros */
         feox_err err = open_close();
-        if (cut < 7) { /* the magic is incomplete (its 8th byte is a zero) */
+        if (memcmp(image, header, HEADER_BYTES) == 0) {
+            /* The bytes cut off were zeros anyway (e.g. a checksum ending in 0x00, 1 run in 256):
+             * this image is the whole valid header, which opens. */
+            assert_int_equal(err, FEOX_OK);
+            write_file(image, HEADER_BYTES);
+        } else if (cut < 7) { /* the magic is incomplete (its 8th byte is a zero) */
             assert_int_equal(err, FEOX_ERR_FORMAT);
             assert_non_null(strstr(feox_error_detail(), "exists and is not a feox store"));
         } else { /* the magic is there: a damaged header (version 0 or a bad checksum) */
