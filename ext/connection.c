@@ -10,6 +10,9 @@
  *     disconnects a vtab before reconnecting it never loses a memory-only store, and "closing the
  *     last connection that uses a store" is what releases it.
  *
+ * Pending file actions (file_actions.c) of the connection are settled when a function looks a
+ * table up here and, for good, when the connection closes (feox_conn_release).
+ *
  * Lifetime: the state is reference counted. The module registration, each SQL function
  * registration and each vtab hold a reference; SQLite drops the registrations when the
  * connection closes. A process-wide list maps sqlite3* -> state so that loading the extension
@@ -98,12 +101,21 @@ void feox_conn_release(feox_conn *c)
         }
     }
     pthread_mutex_unlock(&conns_mutex);
+    c->db = NULL; /* the connection is closing: its handle may not be used any more */
     while (c->attachments != NULL) {
         feox_attachment *a = c->attachments;
         c->attachments = a->next;
         attachment_free(a);
     }
+    /* SQLite has rolled back by now and every store of this connection is released: what its
+     * DROP / RENAME / CREATE left pending is decided from the committed schema. */
+    feox_actions_connection_closed(c);
     sqlite3_free(c);
+}
+
+sqlite3 *feox_conn_db(feox_conn *c)
+{
+    return c != NULL ? c->db : NULL;
 }
 
 void feox_conn_add_vtab(feox_conn *c, feox_vtab *vt)
@@ -122,7 +134,8 @@ void feox_conn_remove_vtab(feox_conn *c, feox_vtab *vt)
     }
 }
 
-feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table)
+/* The lookup behind feox_conn_find_vtab. */
+static feox_vtab *find_vtab(feox_conn *c, const char *schema, const char *table)
 {
     /* Unqualified names resolve as SQLite does: temp first, then main, then attached. */
     static const char *const order[] = {"temp", "main", NULL};
@@ -135,7 +148,7 @@ feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *tab
         return NULL;
     }
     for (int i = 0; order[i] != NULL; i++) {
-        feox_vtab *vt = feox_conn_find_vtab(c, order[i], table);
+        feox_vtab *vt = find_vtab(c, order[i], table);
         if (vt != NULL) {
             return vt;
         }
@@ -146,6 +159,12 @@ feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *tab
         }
     }
     return NULL;
+}
+
+feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table)
+{
+    feox_actions_settle(c); /* the SQL functions start here: a good moment to settle */
+    return find_vtab(c, schema, table);
 }
 
 static feox_attachment **find_attachment(feox_conn *c, const char *schema, const char *table)
@@ -206,6 +225,12 @@ int feox_conn_attach(feox_conn *c, const char *schema, const char *table, const 
     a->next = c->attachments;
     c->attachments = a;
     return SQLITE_OK;
+}
+
+feox_entry_ref *feox_conn_attachment_entry(feox_conn *c, const char *schema, const char *table)
+{
+    feox_attachment **pp = find_attachment(c, schema, table);
+    return pp != NULL ? (*pp)->entry : NULL;
 }
 
 void feox_conn_detach(feox_conn *c, const char *schema, const char *table)
