@@ -54,6 +54,16 @@ typedef struct registry_entry {
     struct registry_entry *next;
 } registry_entry;
 
+/* feox_store_is_inherited comes with the engine's fork support; until a build has it, the weak
+ * reference is NULL and no store counts as inherited. */
+#pragma weak feox_store_is_inherited
+
+/* True if store was opened by the parent of this fork()ed process. */
+static bool store_inherited(const feox_store *store)
+{
+    return feox_store_is_inherited != NULL && store != NULL && feox_store_is_inherited(store);
+}
+
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static registry_entry *registry_head;
 
@@ -70,8 +80,9 @@ static void config_from_options(feox_config *cfg, const feox_options *o, const c
     }
 }
 
-/* "feox: <table>: cannot open store '<path>': <cause>", the cause said once: the engine's detail
- * without the path it repeats, or the error's description when the detail adds nothing. */
+/* "feox: <table>: cannot open store '<path>': <cause>", the cause said once: the error's
+ * description, followed by what the engine's detail adds after the path it repeats (for a file
+ * that is not a store: "the file exists and is not a feox store ..."). */
 static char *open_error(const char *table, const char *path, feox_err e)
 {
     if (e == FEOX_ERR_NOT_FOUND) {
@@ -79,7 +90,7 @@ static char *open_error(const char *table, const char *path, feox_err e)
     }
     const char *cause = feox_strerror(e);
     const char *detail = feox_error_detail();
-    char *extra = NULL;
+    char *text = NULL;
     if (e != FEOX_ERR_LOCKED && e != FEOX_ERR_NOMEM && detail[0] != '\0' &&
         strcmp(detail, cause) != 0) {
         const char *at = path != NULL ? strstr(detail, path) : NULL;
@@ -87,13 +98,15 @@ static char *open_error(const char *table, const char *path, feox_err e)
         while (*rest == ':' || *rest == ' ' || *rest == '\'') {
             rest++;
         }
-        if (*rest != '\0') {
-            extra = sqlite3_mprintf("%s", rest);
+        if (strncmp(rest, "exists", 6) == 0) {
+            text = sqlite3_mprintf("the file %s", rest);
+        } else if (*rest != '\0') {
+            text = sqlite3_mprintf("%s: %s", cause, rest);
         }
     }
     char *msg = sqlite3_mprintf("feox: %s: cannot open store%s%s%s: %s", table, path ? " '" : "",
-                                path ? path : "", path ? "'" : "", extra ? extra : cause);
-    sqlite3_free(extra);
+                                path ? path : "", path ? "'" : "", text ? text : cause);
+    sqlite3_free(text);
     return msg;
 }
 
@@ -171,7 +184,7 @@ static registry_entry *find_by_key(const char *key)
 {
     for (registry_entry *it = registry_head; it != NULL; it = it->next) {
         if (it->share_key != NULL && strcmp(it->share_key, key) == 0) {
-            if (it->ref.store != NULL && feox_store_is_inherited(it->ref.store)) {
+            if (store_inherited(it->ref.store)) {
                 unlist(it); /* its holders find out on their next use (feox_vtab_check_store) */
                 return NULL;
             }
@@ -290,7 +303,7 @@ bool feox_registry_is_inherited(feox_entry_ref *ref)
 {
     registry_entry *e = (registry_entry *)ref;
     pthread_mutex_lock(&registry_mutex);
-    bool inherited = e->ref.store != NULL && feox_store_is_inherited(e->ref.store);
+    bool inherited = store_inherited(e->ref.store);
     if (inherited && e->listed) {
         unlist(e);
     }
