@@ -138,6 +138,9 @@ struct feox_entry_ref {
  * and *err. */
 int feox_registry_acquire(const feox_location *loc, const feox_options *o, const char *table,
                           bool create, bool *created, feox_entry_ref **out, char **err);
+/* An entry with no store (store NULL), not shared: a table whose store file is missing can
+ * still be connected, so that DROP TABLE works; every other use reports the missing file. */
+feox_entry_ref *feox_registry_placeholder(void);
 void feox_registry_retain(feox_entry_ref *e);
 void feox_registry_release(feox_entry_ref *e);
 int feox_registry_refs(feox_entry_ref *e);
@@ -247,6 +250,7 @@ typedef struct feox_vtab {
     feox_journal journal;
     bool undo_pending; /* a ROLLBACK could not finish (no memory): the journal still holds
                           what it must undo; the next use of the table finishes it first */
+    char *open_error;  /* the store could not be opened (its file is missing): why */
     struct feox_vtab *next_in_conn;
 } feox_vtab;
 

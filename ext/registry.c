@@ -282,6 +282,17 @@ cleanup:
     return rc;
 }
 
+feox_entry_ref *feox_registry_placeholder(void)
+{
+    registry_entry *e = sqlite3_malloc(sizeof *e);
+    if (e == NULL) {
+        return NULL;
+    }
+    memset(e, 0, sizeof *e);
+    e->refs = 1;
+    return &e->ref;
+}
+
 void feox_registry_retain(feox_entry_ref *ref)
 {
     registry_entry *e = (registry_entry *)ref;

@@ -99,10 +99,14 @@ int feox_vtab_check_store(feox_vtab *vt)
         vt->undo_pending = false;
         return SQLITE_OK;
     }
-    feox_vtab_set_error(vt,
-                        "feox: %s: the store is not open (it could not be reopened after "
-                        "RENAME)",
-                        vt->name);
+    if (vt->open_error != NULL) {
+        feox_vtab_set_error(vt, "%s", vt->open_error);
+    } else {
+        feox_vtab_set_error(vt,
+                            "feox: %s: the store is not open (it could not be reopened after "
+                            "RENAME)",
+                            vt->name);
+    }
     return SQLITE_CANTOPEN;
 }
 
@@ -125,6 +129,7 @@ static void vtab_free(feox_vtab *vt)
     }
     feox_registry_release(vt->entry);
     feox_options_free(&vt->options);
+    sqlite3_free(vt->open_error);
     sqlite3_free(vt->schema);
     sqlite3_free(vt->name);
     sqlite3_free(vt->base.zErrMsg);
@@ -154,6 +159,16 @@ static int attach_store(feox_vtab *vt, feox_conn *conn, const feox_location *loc
     }
     int rc =
         feox_registry_acquire(loc, &vt->options, vt->name, is_create, created, &vt->entry, err);
+    feox_file_info info;
+    if (rc == SQLITE_CANTOPEN && !is_create && loc->kind == FEOX_LOC_FILE &&
+        feox_store_file_info(loc->file_path, &info) == FEOX_ERR_NOT_FOUND) {
+        /* Connect without a store, so that DROP TABLE still works; every use says why. Never
+         * attached: the next connect looks for the file again. */
+        vt->entry = feox_registry_placeholder();
+        vt->open_error = *err;
+        *err = NULL;
+        return vt->entry != NULL ? SQLITE_OK : SQLITE_NOMEM;
+    }
     if (rc == SQLITE_OK) {
         rc = feox_conn_attach(conn, vt->schema, vt->name, loc->share_key, vt->entry);
     }
@@ -231,7 +246,7 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     *out = &vt->base;
     vt = NULL;
 cleanup:
-    if (vt != NULL && vt->entry != NULL) {
+    if (vt != NULL && vt->entry != NULL && vt->open_error == NULL) {
         feox_conn_detach(conn, vt->schema, vt->name);
     }
     vtab_free(vt);
