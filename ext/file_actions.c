@@ -286,22 +286,30 @@ static verdict judge(const action *a, sqlite3 *view, const char *schema, bool ma
     return UNDECIDED;
 }
 
-/* Decide a, as seen from connection c (c may be NULL; a->conn NULL: its connection closed). */
+/* Decide a, as seen from connection c (c may be NULL; a->conn NULL: its connection closed).
+ * Its own connection's view decides a rollback at any time; a commit only outside a transaction
+ * and while no write is under way (the schema it shows is then the committed one: a statement
+ * that changes the schema writes). A closed connection's actions are decided by the committed
+ * schema, read through a separate read-only connection. */
 static verdict decide(const action *a, feox_conn *c)
 {
-    bool memory_db = a->db_file[0] == '\0';
-    if (a->conn != NULL && a->conn == c) {
-        sqlite3 *db = feox_conn_db(c);
-        bool autocommit = db != NULL && sqlite3_get_autocommit(db);
-        verdict v = db ? judge(a, db, a->schema, memory_db && autocommit, true) : UNDECIDED;
-        if (v != UNDECIDED || memory_db || !autocommit ||
-            sqlite3_txn_state(db, NULL) == SQLITE_TXN_WRITE) {
-            return v;
+    if (a->conn != NULL) {
+        sqlite3 *db = a->conn == c ? feox_conn_db(c) : NULL;
+        if (db == NULL) {
+            return UNDECIDED; /* only its own connection sees its open transaction */
         }
-    } else if (a->conn != NULL) {
-        return UNDECIDED; /* only its own connection sees its open transaction */
-    }
-    if (memory_db) {
+        bool settled =
+            sqlite3_get_autocommit(db) && sqlite3_txn_state(db, NULL) != SQLITE_TXN_WRITE;
+        const char *file = sqlite3_db_filename(db, a->schema);
+        bool attached = file != NULL && strcmp(file, a->db_file) == 0;
+        if (attached || a->db_file[0] == '\0') {
+            return judge(a, db, a->schema, settled, true);
+        }
+        if (!settled) {
+            return UNDECIDED;
+        }
+        /* its database was detached (no transaction can be open on it): read the file */
+    } else if (a->db_file[0] == '\0') {
         /* closed in-memory database: an autocommit change was committed when its statement
          * ended; one inside a transaction cannot be known any more */
         return a->autocommit ? COMMITTED : UNDECIDED;
@@ -310,9 +318,32 @@ static verdict decide(const action *a, feox_conn *c)
     if (committed == NULL) {
         return UNDECIDED;
     }
-    verdict v = judge(a, committed, "main", true, a->conn == NULL);
+    verdict v = judge(a, committed, "main", true, true);
     sqlite3_close(committed);
     return v;
+}
+
+/* 1 if another table could use path: this process has it open for a table other than owner's,
+ * or another table of the schema names it. c: the connection whose view to read (NULL: the
+ * committed schema). */
+static int file_still_named(const action *a, feox_conn *c)
+{
+    sqlite3 *view = NULL;
+    const char *schema = "main";
+    sqlite3 *db = c != NULL && a->conn == c ? feox_conn_db(c) : NULL;
+    const char *file = db ? sqlite3_db_filename(db, a->schema) : NULL;
+    bool own = file != NULL && strcmp(file, a->db_file) == 0;
+    if (own) {
+        view = feox_conn_db(c);
+        schema = a->schema;
+    } else if (a->db_file[0] != '\0') {
+        view = open_committed(a->db_file);
+    }
+    int named = view ? other_table_names(view, schema, a->table, a->path) : 0;
+    if (view != NULL && !own) {
+        sqlite3_close(view);
+    }
+    return named;
 }
 
 /* A committed DROP: remove the file (unless another table could use it) or forget the memory
@@ -323,24 +354,7 @@ static void drop_committed(action *a, feox_conn *c)
         feox_registry_forget(a->held, 1);
         return; /* action_free releases the held reference */
     }
-    if (a->path == NULL) {
-        return;
-    }
-    sqlite3 *view = NULL;
-    const char *schema = "main";
-    bool own = false;
-    if (a->db_file[0] != '\0') {
-        view = open_committed(a->db_file);
-    } else if (a->conn != NULL && a->conn == c) {
-        view = feox_conn_db(c);
-        schema = a->schema;
-        own = true;
-    }
-    int named = view ? other_table_names(view, schema, a->table, a->path) : 0;
-    if (view != NULL && !own) {
-        sqlite3_close(view);
-    }
-    if (named == 0) {
+    if (a->path != NULL && file_still_named(a, c) == 0) {
         feox_registry_drop_file(a->path, a->owner, a->default_path ? FEOX_FILE_ALLOW_UNOWNED : 0);
     }
 }
@@ -353,9 +367,9 @@ static void drop_rolled_back(action *a)
     }
 }
 
-/* A rolled-back CREATE: remove the file it created, once nothing holds it. Returns false if it
- * must wait (the connection still has the table's store open). */
-static bool create_rolled_back(action *a)
+/* A rolled-back CREATE: remove the file it created, once nothing holds it and no other table
+ * names it. Returns false if it must wait (the connection still has the store open). */
+static bool create_rolled_back(action *a, feox_conn *c)
 {
     if (a->path == NULL) {
         return true;
@@ -366,7 +380,9 @@ static bool create_rolled_back(action *a)
     if (feox_registry_find_file(a->path) != NULL) {
         return a->conn == NULL; /* still open (a vtab not yet disconnected): try again later */
     }
-    (void)feox_remove_store_file(a->path, a->owner, 0);
+    if (file_still_named(a, c) == 0) {
+        (void)feox_remove_store_file(a->path, a->owner, 0);
+    }
     return true;
 }
 
@@ -413,7 +429,7 @@ static bool carry_out(action *a, feox_conn *c, verdict v)
             drop_rolled_back(a);
             return true;
         }
-        return a->kind == ACTION_CREATE ? create_rolled_back(a) : rename_rolled_back(a);
+        return a->kind == ACTION_CREATE ? create_rolled_back(a, c) : rename_rolled_back(a);
     default: return false;
     }
 }
@@ -488,25 +504,57 @@ typedef struct name_ctx {
     const char *path;
 } name_ctx;
 
-/* Actions a new table (schema, table) at path depends on: its name or its file. */
+/* Actions a new table (schema, table) at path depends on: any about its name on this
+ * connection, and DROPs and RENAMEs of its file. */
 static bool about_name(const action *a, const void *ctx)
 {
     const name_ctx *n = ctx;
     bool same_db = a->conn == n->c && sqlite3_stricmp(a->schema, n->schema) == 0;
     bool names = same_db && (sqlite3_stricmp(a->table, n->table) == 0 ||
                              (a->new_table && sqlite3_stricmp(a->new_table, n->table) == 0));
-    bool file = n->path != NULL && ((a->path && strcmp(a->path, n->path) == 0) ||
-                                    (a->new_path && strcmp(a->new_path, n->path) == 0));
+    bool file = a->kind != ACTION_CREATE && n->path != NULL &&
+                ((a->path && strcmp(a->path, n->path) == 0) ||
+                 (a->new_path && strcmp(a->new_path, n->path) == 0));
     return names || file;
 }
 
-int feox_actions_before_create(feox_conn *c, const char *schema, const char *table,
-                               const char *file_path, char **err)
+/* Decide a for a statement that is about to give (schema, table) to a new table on c. */
+static verdict decide_for_name(const action *a, feox_conn *c, const char *schema, const char *table)
+{
+    sqlite3 *db = feox_conn_db(c);
+    bool autocommit = db != NULL && sqlite3_get_autocommit(db);
+    bool same_db = a->conn == c && sqlite3_stricmp(a->schema, schema) == 0;
+    bool was_name = same_db && sqlite3_stricmp(a->table, table) == 0;
+    bool became_name = same_db && a->new_table && sqlite3_stricmp(a->new_table, table) == 0;
+    if (a->conn == c && autocommit) {
+        /* Outside a transaction every earlier statement is over, and this one changes nothing
+         * but this name; had an earlier change of the name been rolled back, this statement
+         * would have failed ("already exists") before reaching feox: a DROP of the name (or a
+         * RENAME away from it) committed, a CREATE of it (or a RENAME to it) did not. */
+        if (was_name || became_name) {
+            bool freed = was_name && a->kind != ACTION_CREATE;
+            return freed ? COMMITTED : ROLLED_BACK;
+        }
+        return judge(a, db, a->schema, true, true);
+    }
+    verdict v = decide(a, c);
+    if (v == UNDECIDED && a->conn != c && a->db_file[0] != '\0') {
+        /* another connection's action on this file: the committed schema may say */
+        sqlite3 *committed = open_committed(a->db_file);
+        if (committed != NULL) {
+            v = judge(a, committed, "main", true, false);
+            sqlite3_close(committed);
+        }
+    }
+    return v;
+}
+
+int feox_actions_before_name(feox_conn *c, const char *schema, const char *table,
+                             const char *file_path, char **err)
 {
     if (atomic_load(&actions_count) == 0) {
         return SQLITE_OK;
     }
-    sqlite3 *db = feox_conn_db(c);
     name_ctx n = {c, schema, table, file_path};
     action *list = take(about_name, &n);
     int rc = SQLITE_OK;
@@ -514,29 +562,7 @@ int feox_actions_before_create(feox_conn *c, const char *schema, const char *tab
         action *a = list;
         list = a->next;
         a->next = NULL;
-        verdict v = UNDECIDED;
-        bool same_db = a->conn == c && sqlite3_stricmp(a->schema, schema) == 0;
-        bool was_name = same_db && sqlite3_stricmp(a->table, table) == 0;
-        bool became_name = same_db && a->new_table && sqlite3_stricmp(a->new_table, table) == 0;
-        if ((was_name || became_name) && db != NULL && sqlite3_get_autocommit(db)) {
-            /* Outside a transaction the earlier statement is over, and had it been rolled back
-             * this CREATE would have failed ("table already exists") before reaching xCreate:
-             * a DROP of this name (or a RENAME away from it) committed; a CREATE of it (or a
-             * RENAME to it) did not. */
-            bool freed_name = was_name && (a->kind == ACTION_DROP || a->kind == ACTION_RENAME);
-            v = freed_name ? COMMITTED : ROLLED_BACK;
-        } else {
-            v = decide(a, c);
-            if (v == UNDECIDED && a->conn != c && a->db_file[0] != '\0') {
-                /* another connection's action on this file: its committed schema may say */
-                sqlite3 *committed = open_committed(a->db_file);
-                if (committed != NULL) {
-                    v = judge(a, committed, "main", true, false);
-                    sqlite3_close(committed);
-                }
-            }
-        }
-        if (carry_out(a, c, v)) {
+        if (carry_out(a, c, decide_for_name(a, c, schema, table))) {
             action_free(a);
             continue;
         }
