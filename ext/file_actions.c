@@ -537,6 +537,14 @@ static verdict decide_for_name(const action *a, feox_conn *c, const char *schema
         }
         return judge(a, db, a->schema, true, true);
     }
+    if (was_name || became_name) {
+        /* Inside a transaction this connection's view already shows the new table: only the
+         * committed schema can say that the earlier change of the name committed. */
+        sqlite3 *committed = open_committed(a->db_file);
+        verdict v = committed ? judge(a, committed, "main", true, false) : UNDECIDED;
+        sqlite3_close(committed);
+        return v;
+    }
     verdict v = decide(a, c);
     if (v == UNDECIDED && a->conn != c && a->db_file[0] != '\0') {
         /* another connection's action on this file: the committed schema may say */
