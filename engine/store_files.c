@@ -53,6 +53,9 @@ feox_err feox_store_file_open_existing(const char *path, int access, int *fd_out
         return feox_fail(FEOX_ERR_FORMAT,
                          "'%s' exists and is not a feox store: it is not a regular file", path);
     }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK); /* a regular file: back to ordinary I/O */
     *fd_out = fd;
     return FEOX_OK;
 }
@@ -90,6 +93,7 @@ static int write_header(int fd, const uint8_t *header)
     return feox_io_fsync(fd);
 }
 
+/* DISK_FULL or IO for a failed creation step, naming the file and the step. */
 static feox_err create_error(const char *path, const char *what, int err)
 {
     return feox_fail(err == ENOSPC || err == EDQUOT || err == EFBIG ? FEOX_ERR_DISK_FULL
@@ -124,6 +128,8 @@ feox_err feox_store_file_create(const char *path, const uint8_t header[FEOX_LOG_
                                 int *fd_out, bool *existed)
 {
     *existed = false;
+    if (strlen(path) >= PATH_MAX)
+        return create_error(path, "path", ENAMETOOLONG);
     char dir[PATH_MAX];
     parent_dir(path, dir, sizeof dir);
     int fd = feox_io_open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
@@ -197,6 +203,7 @@ feox_err feox_store_file_remove_leftover(const char *compact_path, uint64_t owne
     return err;
 }
 
+/* path followed by suffix, allocated (NULL if allocation fails). */
 static char *with_suffix(const char *path, const char *suffix)
 {
     size_t a = strlen(path), b = strlen(suffix);
@@ -247,6 +254,7 @@ static feox_err open_verified(const char *path, const char *owner, unsigned flag
     return FEOX_OK;
 }
 
+/* True if path is missing or empty, or flags holds an unknown bit. */
 static bool bad_args(const char *path, unsigned flags)
 {
     return !path || !*path || (flags & ~(unsigned)FEOX_FILE_ALLOW_UNOWNED);
@@ -349,8 +357,12 @@ static feox_err rename_locked(const char *from, const char *to, int rw_fd, const
     feox_err err = FEOX_OK;
     if (new_hash != h->owner_hash)
         err = rewrite_header(from, rw_fd, h, new_hash);
-    if (err)
+    if (err) {
+        rewrite_header(from, rw_fd, h, h->owner_hash); /* best effort: the write may have landed */
+        feox_set_error_detail("cannot rewrite the header of '%s' (%s); nothing was renamed", from,
+                              feox_strerror(err));
         return err;
+    }
     if (feox_io_rename_noreplace(from, to) != 0) {
         int e = errno;
         if (new_hash != h->owner_hash)

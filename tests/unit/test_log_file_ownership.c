@@ -435,6 +435,48 @@ static void test_rename_never_overwrites_and_updates_owner(void **state)
     unlink(taken);
 }
 
+/* A failure at any step of a rename or removal leaves both names as they were. */
+static void test_failed_rename_or_remove_changes_nothing(void **state)
+{
+    (void)state;
+    char from[256], to[256];
+    at(from, sizeof from, "f-from.feox");
+    at(to, sizeof to, "f-to.feox");
+    make_store(from, "A", "kept");
+    snapshot before;
+    take(from, &before);
+    const struct {
+        feox_io_op op;
+        int err;
+    } faults[] = {{FEOX_IO_OPEN, EIO},
+                  {FEOX_IO_PREAD, EIO},
+                  {FEOX_IO_PWRITE, ENOSPC},
+                  {FEOX_IO_FSYNC, EIO},
+                  {FEOX_IO_RENAME_NOREPLACE, EXDEV}};
+    for (size_t f = 0; f < sizeof faults / sizeof faults[0]; f++) {
+        feox_io_inject(faults[f].op, 1, faults[f].err, false, false);
+        feox_err err = feox_rename_store_file(from, to, "A", "B", 0);
+        feox_io_inject_reset();
+        assert_true(err == FEOX_ERR_IO || err == FEOX_ERR_DISK_FULL);
+        assert_false(exists(to));
+        feox_file_info info;
+        assert_int_equal(feox_store_file_info(from, &info), FEOX_OK);
+        assert_int_equal(info.owner_hash, feox_owner_hash("A")); /* the owner written back */
+        snapshot now;
+        take(from, &now); /* the same bytes (the mtime may differ: the header was rewritten) */
+        assert_int_equal(now.len, before.len);
+        assert_memory_equal(now.bytes, before.bytes, (size_t)now.len);
+        assert_store_holds(from, "kept");
+        take(from, &before); /* the next round compares with the file as it is now */
+    }
+    feox_io_inject(FEOX_IO_UNLINK, 1, EIO, false, false);
+    assert_int_equal(feox_remove_store_file(from, "A", 0), FEOX_ERR_IO);
+    feox_io_inject_reset();
+    assert_true(exists(from));
+    assert_store_holds(from, "kept");
+    assert_int_equal(feox_remove_store_file(from, "A", 0), FEOX_OK);
+}
+
 static void test_unowned_files_need_allow_unowned(void **state)
 {
     (void)state;
@@ -520,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_remove_acts_only_on_its_own_file),
         cmocka_unit_test(test_remove_takes_only_its_own_compaction_leftover),
         cmocka_unit_test(test_rename_never_overwrites_and_updates_owner),
+        cmocka_unit_test(test_failed_rename_or_remove_changes_nothing),
         cmocka_unit_test(test_unowned_files_need_allow_unowned),
         cmocka_unit_test(test_compaction_never_takes_a_foreign_compact_file),
     };
