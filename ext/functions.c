@@ -115,7 +115,10 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, b
         if (err != NULL && strncmp(err, "no such table", 13) == 0) {
             fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s", full));
         } else {
-            fn_error(ctx, rc, sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
+            bool named = err != NULL && strncmp(err, "feox: ", 6) == 0; /* said once */
+            fn_error(ctx, rc,
+                     named ? sqlite3_mprintf("%s", err)
+                           : sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
         }
     } else if (vt == NULL) {
         fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
