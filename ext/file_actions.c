@@ -32,14 +32,17 @@
  * by then, so the committed schema is final). An action that still cannot be decided at close
  * is dropped and its files stay where they are: a leftover file is harmless, a lost one is not.
  *
- * Crash safety: a crash before the decision leaves every file in place (DROP, CREATE) or at the
- * name the committed schema will find after a rollback only for RENAME inside a transaction:
- * after a crash between ALTER TABLE ... RENAME and its COMMIT, the data is in the new name's file
- * while the schema keeps the old name; the file is never removed (xConnect of the old name reports
- * "store file ... does not exist" and the data is recovered by renaming the file back). Renaming
- * only after the commit would move that window after the commit instead, where it is longer (until
- * the next use of the connection), so the rename happens at once.
- *
+ * Crash safety (a crash means no settlement at all):
+ *   - DROP: nothing was removed before the decision, so a crash before or after the COMMIT leaves
+ *     the file: the table, if the DROP did not commit, finds all its data; if it did, the file is
+ *     a harmless leftover (a later CREATE of the same name opens it again, as before).
+ *   - CREATE: a crash leaves the file it created; harmless, as above.
+ *   - RENAME (default file): the file is renamed before the COMMIT, so after a crash between the
+ *     two (in autocommit mode a single statement; inside BEGIN ... COMMIT the whole transaction)
+ *     the data sits in "<db>-<new name>.feox" while the schema keeps the old name, whose xConnect
+ *     then reports "store file ... does not exist". Nothing is removed: renaming the file back
+ *     recovers it. Renaming only after the COMMIT would move this window behind the COMMIT, where
+ *     it lasts until the connection's next use of feox (unbounded), so the rename happens at once.
  * xCreate of a name whose DROP or RENAME is still undecided in the same transaction is refused
  * ("... COMMIT first"): the new table would otherwise open the old table's file.
  *

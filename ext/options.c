@@ -267,7 +267,7 @@ void feox_options_free(feox_options *o)
 }
 
 /* Default store file name: "<db file>-<table>.feox", the table name as SQLite stores it with
- * '/', '\\', '%' and control characters (bytes < 0x20 and 0x7f) written as %XX (upper-case
+ * '/', backslash, '%' and control characters (bytes < 0x20 and 0x7f) written as %XX (upper-case
  * hex), so a name can never reach another directory and two names never share a file. A name
  * without those characters keeps its plain file name (what earlier versions used). */
 char *feox_default_store_path(const char *db_file, const char *table)

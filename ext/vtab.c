@@ -18,12 +18,19 @@
  * SQLITE_CONSTRAINT before changing anything, so OR IGNORE / FAIL / ABORT / ROLLBACK work.
  * The table is not INNOCUOUS: it reads and writes process memory and files.
  *
- * Store sharing, DROP and RENAME: see registry.c and connection.c. DROP TABLE removes the store's
- * files (if another connection still has the store open: empties it, and the files go when that
- * connection lets go). ALTER TABLE RENAME of a table that lives in the default file
- * "<db>-<table>.feox" renames that file (and its sidecars) to the new table's name, so the file
- * name always follows the table; it fails with SQLITE_BUSY while another connection has the store
- * open. An explicit path is kept as is.
+ * Store sharing, DROP and RENAME: see registry.c and file_actions.c. xCreate creates a missing
+ * store file (a CREATE that rolls back removes it again); xConnect never creates one: a table
+ * whose file is missing connects without a store, every use reports "store file '...' does not
+ * exist", and DROP TABLE still works. DROP TABLE only releases the store; the file is removed once
+ * the DROP is known to be committed, only through the engine (exactly the files it created,
+ * verified as this table's), and never while another table shows the data. ALTER TABLE RENAME of
+ * a table in its default file "<db>-<table>.feox" renames that file at once (renamed back if the
+ * transaction rolls back), so the file name always follows the table; it fails with SQLITE_BUSY
+ * while another connection has the store open. An explicit path is kept as is.
+ *
+ * A table with a file is SQLITE_VTAB_DIRECTONLY: triggers and views (which may come from a schema
+ * someone else wrote) cannot use it. A store inherited through fork() is never used: the first
+ * use in the child opens the file again, or fails saying that the parent process holds it.
  *
  * Transactions: xBegin starts an undo journal (txn_journal.c); xCommit forgets it; xRollback,
  * xRollbackTo apply it. Nothing is buffered: a change is in the store as soon as xUpdate returns.
