@@ -313,6 +313,9 @@ bool feox_registry_is_dropped(feox_entry_ref *ref)
 bool feox_registry_is_inherited(feox_entry_ref *ref)
 {
     registry_entry *e = (registry_entry *)ref;
+    if (!store_inherited(e->ref.store)) {
+        return false; /* the common case, on every scan: no lock */
+    }
     pthread_mutex_lock(&registry_mutex);
     bool inherited = store_inherited(e->ref.store);
     if (inherited && e->listed) {
