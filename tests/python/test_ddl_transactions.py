@@ -38,6 +38,27 @@ class LockedDropTest(TempDirTestCase):
         self.assertEqual(rows(con, "kv"), [("a", 1), ("b", 2)])
         con.close()
 
+    def test_rename_that_fails_with_database_is_locked_moves_the_file_back(self):
+        db = self.path("app.db")
+        con = connect(db, timeout=0.1)
+        con.execute("CREATE TABLE native(x)")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        reader = connect(db)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM native").fetchall()
+        with self.assertRaisesRegex(Exception, "database is locked"):
+            con.execute("ALTER TABLE kv RENAME TO kv2")
+        reader.execute("COMMIT")
+        self.assertEqual(rows(con, "kv"), [("a", 1)])
+        self.assertTrue(os.path.exists(db + "-kv.feox"))
+        self.assertFalse(os.path.exists(db + "-kv2.feox"))
+        reader.close()
+        con.close()
+        con = connect(db)
+        self.assertEqual(rows(con, "kv"), [("a", 1)])
+        con.close()
+
     def test_drop_while_another_connection_has_the_table_open(self):
         db = self.path("app.db")
         a = connect(db)
