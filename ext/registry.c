@@ -430,8 +430,17 @@ void feox_registry_drop_file(const char *path, const char *owner, unsigned flags
             open->share_key = NULL;
             clear_store(open->ref.store);
         }
+    } else {
+        /* another table of this process shows this data: the file stays, and the dropped table
+         * no longer counts as one of its users */
+        for (int i = 0; i < open->n_owners; i++) {
+            if (strcmp(open->owners[i], owner) == 0) {
+                sqlite3_free(open->owners[i]);
+                open->owners[i] = open->owners[--open->n_owners];
+                break;
+            }
+        }
     }
-    /* else another table of this process shows this data: the file stays */
     pthread_mutex_unlock(&registry_mutex);
 }
 
