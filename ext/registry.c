@@ -25,8 +25,9 @@
  *     every reference, else SQLITE_BUSY.
  *
  * fork(): a child never uses a store its parent opened. An entry whose store is inherited is
- * taken out of the list (its references stay valid; the last one only forgets it) and the file is
- * opened again, which fails with LOCKED while the parent holds it.
+ * marked and skipped from then on (its references stay valid; the last one only forgets it) and
+ * the file is opened again, which fails while the parent holds it ("the parent process holds
+ * it").
  *
  * Concurrency: one pthread mutex guards the list and every reference count; stores are opened and
  * closed under it, so two connections never race to open the same file.
@@ -45,7 +46,8 @@ typedef struct registry_entry {
     char *share_key;    /* NULL: private or dropped */
     int refs;
     bool dropped;
-    bool listed; /* in registry_head (false: inherited through fork, or never listed) */
+    bool listed;    /* in registry_head */
+    bool inherited; /* its store was opened by the parent of this fork()ed process: skipped */
     feox_options options;
     char **owners; /* distinct owners of the tables that acquired it */
     int n_owners;
@@ -179,19 +181,37 @@ static void entry_free(registry_entry *e)
     sqlite3_free(e);
 }
 
-/* The listed entry with this key, after taking out any whose store was inherited (fork). */
+/* True (and marked) if e's store was inherited through fork(): never handed out again; its
+ * holders find out on their next use (feox_vtab_check_store). */
+static bool skip_inherited(registry_entry *e)
+{
+    if (!e->inherited && store_inherited(e->ref.store)) {
+        e->inherited = true;
+    }
+    return e->inherited;
+}
+
+/* The usable entry with this key. */
 static registry_entry *find_by_key(const char *key)
 {
     for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-        if (it->share_key != NULL && strcmp(it->share_key, key) == 0) {
-            if (store_inherited(it->ref.store)) {
-                unlist(it); /* its holders find out on their next use (feox_vtab_check_store) */
-                return NULL;
-            }
+        if (it->share_key != NULL && strcmp(it->share_key, key) == 0 && !skip_inherited(it)) {
             return it;
         }
     }
     return NULL;
+}
+
+/* True if this process inherited an open store of path from its parent (fork). */
+static bool inherited_path(const char *path)
+{
+    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
+        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
+            skip_inherited(it)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Share an open entry: the same options, and this table becomes one of its owners. */
@@ -262,6 +282,13 @@ int feox_registry_acquire(const feox_location *loc, const feox_options *o, const
         existed = feox_store_file_info(e->ref.file_path, &info) != FEOX_ERR_NOT_FOUND;
     }
     rc = open_store(e->ref.file_path, o, table, loc->owner, create, &e->ref.store, err);
+    if (rc == SQLITE_CANTOPEN && e->ref.file_path != NULL && inherited_path(e->ref.file_path)) {
+        sqlite3_free(*err);
+        *err = sqlite3_mprintf("feox: %s: cannot open store '%s': the parent process holds it "
+                               "(this process was forked after opening it; it can open the "
+                               "store once the parent has closed it)",
+                               table, e->ref.file_path);
+    }
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
@@ -317,10 +344,7 @@ bool feox_registry_is_inherited(feox_entry_ref *ref)
         return false; /* the common case, on every scan: no lock */
     }
     pthread_mutex_lock(&registry_mutex);
-    bool inherited = store_inherited(e->ref.store);
-    if (inherited && e->listed) {
-        unlist(e);
-    }
+    bool inherited = skip_inherited(e);
     pthread_mutex_unlock(&registry_mutex);
     return inherited;
 }
@@ -365,7 +389,8 @@ feox_entry_ref *feox_registry_find_file(const char *path)
     feox_entry_ref *found = NULL;
     pthread_mutex_lock(&registry_mutex);
     for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0) {
+        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
+            !skip_inherited(it)) {
             found = &it->ref;
             break;
         }
@@ -409,7 +434,8 @@ void feox_registry_drop_file(const char *path, const char *owner, unsigned flags
     pthread_mutex_lock(&registry_mutex);
     registry_entry *open = NULL;
     for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0) {
+        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
+            !skip_inherited(it)) {
             open = it;
             break;
         }

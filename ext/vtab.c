@@ -65,11 +65,7 @@ static int reopen_inherited(feox_vtab *vt)
         rc = feox_registry_acquire(&loc, &vt->options, vt->name, false, NULL, &fresh, &err);
     }
     if (rc != SQLITE_OK) {
-        feox_vtab_set_error(vt,
-                            "feox: %s: the store '%s' was opened before this process was forked "
-                            "and cannot be opened again here (%s); the parent process holds it",
-                            vt->name, loc.file_path ? loc.file_path : "(memory)",
-                            err ? err : sqlite3_errstr(rc));
+        feox_vtab_set_error(vt, "%s", err ? err : sqlite3_errstr(rc));
         sqlite3_free(err);
         feox_location_free(&loc);
         return rc == SQLITE_NOMEM ? rc : SQLITE_CANTOPEN;
