@@ -77,6 +77,27 @@ class LockedDropTest(TempDirTestCase):
         a.close()
         self.assertFalse(os.path.exists(db + "-kv.feox"))
 
+    def test_recreated_table_survives_the_old_holder_letting_go(self):
+        # b still holds the dropped table's store when a creates the table again and closes:
+        # b letting go last must not remove the file that now holds the new table's data.
+        db = self.path("app.db")
+        a = connect(db)
+        b = connect(db)
+        a.execute("CREATE VIRTUAL TABLE kv USING feox")
+        a.execute("CREATE VIRTUAL TABLE other USING feox(path=':memory:')")
+        a.execute("INSERT INTO kv(key, value) VALUES ('old', 1)")
+        self.assertEqual(rows(b, "kv"), [("old", 1)])
+        a.execute("DROP TABLE kv")
+        a.execute("SELECT count(*) FROM other").fetchall()  # settles the DROP
+        a.execute("CREATE VIRTUAL TABLE kv USING feox")
+        self.assertEqual(rows(a, "kv"), [])
+        a.execute("INSERT INTO kv(key, value) VALUES ('new', 2)")
+        a.close()
+        b.close()
+        c = connect(db)
+        self.assertEqual(rows(c, "kv"), [("new", 2)])
+        c.close()
+
     def test_rename_while_another_connection_has_the_store_open_is_busy(self):
         db = self.path("app.db")
         a = connect(db)
