@@ -35,6 +35,7 @@ struct feox_attachment {
 };
 
 struct feox_conn {
+    uint64_t id; /* unique in the process, never reused (file_actions.c compares by it) */
     sqlite3 *db;
     int refs;
     feox_vtab *vtabs;
@@ -44,6 +45,7 @@ struct feox_conn {
 
 static pthread_mutex_t conns_mutex = PTHREAD_MUTEX_INITIALIZER;
 static feox_conn *conns_head;
+static uint64_t conns_next_id = 1; /* guarded by conns_mutex */
 
 feox_conn *feox_conn_get(sqlite3 *db)
 {
@@ -58,6 +60,7 @@ feox_conn *feox_conn_get(sqlite3 *db)
     c = sqlite3_malloc(sizeof *c);
     if (c != NULL) {
         memset(c, 0, sizeof *c);
+        c->id = conns_next_id++;
         c->db = db;
         c->refs = 1;
         c->next = conns_head;
@@ -111,6 +114,11 @@ void feox_conn_release(feox_conn *c)
      * DROP / RENAME / CREATE left pending is decided from the committed schema. */
     feox_actions_connection_closed(c);
     sqlite3_free(c);
+}
+
+uint64_t feox_conn_id(feox_conn *c)
+{
+    return c != NULL ? c->id : 0;
 }
 
 sqlite3 *feox_conn_db(feox_conn *c)

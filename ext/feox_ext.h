@@ -332,6 +332,8 @@ void feox_conn_rename(feox_conn *c, const char *schema, const char *table, const
                       const char *new_share_key);
 /* How many references this connection holds on e (its vtabs and its attachment). */
 int feox_conn_entry_refs(feox_conn *c, feox_entry_ref *e);
+/* A number naming the connection state, unique in the process and never reused (0 for NULL). */
+uint64_t feox_conn_id(feox_conn *c);
 /* The connection's database handle (NULL once it is closing). */
 sqlite3 *feox_conn_db(feox_conn *c);
 /* The store attached for (schema, table), or NULL (no side effects). */

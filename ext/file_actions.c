@@ -62,9 +62,9 @@ typedef enum verdict { UNDECIDED, COMMITTED, ROLLED_BACK } verdict;
 
 typedef struct action {
     action_kind kind;
-    feox_conn *conn; /* the connection that made the change; NULL once it closed */
-    bool autocommit; /* it was outside an explicit transaction then */
-    char *db_file;   /* "" for an in-memory or temporary database */
+    uint64_t conn_id; /* feox_conn_id of the connection that made the change; 0 once it closed */
+    bool autocommit;  /* it was outside an explicit transaction then */
+    char *db_file;    /* "" for an in-memory or temporary database */
     char *schema;
     char *table;          /* DROP, CREATE: the table; RENAME: the old name */
     char *new_table;      /* RENAME */
@@ -82,6 +82,13 @@ typedef struct action {
 static pthread_mutex_t actions_mutex = PTHREAD_MUTEX_INITIALIZER;
 static action *actions_head;
 static atomic_int actions_count; /* lets the common case (nothing pending) skip the mutex */
+
+/* True if c made action a. Connections are compared by id, never by pointer: a closed
+ * connection's memory may be reused by a new one. */
+static bool is_own(const action *a, feox_conn *c)
+{
+    return c != NULL && a->conn_id != 0 && a->conn_id == feox_conn_id(c);
+}
 
 static char *dup_or_null(const char *s, bool *nomem)
 {
@@ -134,7 +141,7 @@ static action *action_new(action_kind kind, feox_conn *c, const char *schema, co
     memset(a, 0, sizeof *a);
     bool nomem = false;
     a->kind = kind;
-    a->conn = c;
+    a->conn_id = feox_conn_id(c);
     a->autocommit = sqlite3_get_autocommit(feox_conn_db(c)) != 0;
     a->db_file = dup_or_null(loc->db_file ? loc->db_file : "", &nomem);
     a->schema = dup_or_null(schema, &nomem);
@@ -289,15 +296,15 @@ static verdict judge(const action *a, sqlite3 *view, const char *schema, bool ma
     return UNDECIDED;
 }
 
-/* Decide a, as seen from connection c (c may be NULL; a->conn NULL: its connection closed).
+/* Decide a, as seen from connection c (c may be NULL; conn_id 0: its connection closed).
  * Its own connection's view decides a rollback at any time; a commit only outside a transaction
  * and while no write is under way (the schema it shows is then the committed one: a statement
  * that changes the schema writes). A closed connection's actions are decided by the committed
  * schema, read through a separate read-only connection. */
 static verdict decide(const action *a, feox_conn *c)
 {
-    if (a->conn != NULL) {
-        sqlite3 *db = a->conn == c ? feox_conn_db(c) : NULL;
+    if (a->conn_id != 0) {
+        sqlite3 *db = is_own(a, c) ? feox_conn_db(c) : NULL;
         if (db == NULL) {
             return UNDECIDED; /* only its own connection sees its open transaction */
         }
@@ -333,7 +340,7 @@ static int file_still_named(const action *a, feox_conn *c)
 {
     sqlite3 *view = NULL;
     const char *schema = "main";
-    sqlite3 *db = c != NULL && a->conn == c ? feox_conn_db(c) : NULL;
+    sqlite3 *db = is_own(a, c) ? feox_conn_db(c) : NULL;
     const char *file = db ? sqlite3_db_filename(db, a->schema) : NULL;
     bool own = file != NULL && strcmp(file, a->db_file) == 0;
     if (own) {
@@ -363,10 +370,10 @@ static void drop_committed(action *a, feox_conn *c)
 }
 
 /* A rolled-back DROP: a held memory store goes back to its connection. */
-static void drop_rolled_back(action *a)
+static void drop_rolled_back(action *a, feox_conn *c)
 {
-    if (a->held != NULL && a->conn != NULL) {
-        (void)feox_conn_attach(a->conn, a->schema, a->table, a->share_key, a->held);
+    if (a->held != NULL && is_own(a, c)) {
+        (void)feox_conn_attach(c, a->schema, a->table, a->share_key, a->held);
     }
 }
 
@@ -377,11 +384,11 @@ static bool create_rolled_back(action *a, feox_conn *c)
     if (a->path == NULL) {
         return true;
     }
-    if (a->conn != NULL) {
-        feox_conn_detach(a->conn, a->schema, a->table);
+    if (is_own(a, c)) {
+        feox_conn_detach(c, a->schema, a->table);
     }
     if (feox_registry_find_file(a->path) != NULL) {
-        return a->conn == NULL; /* still open (a vtab not yet disconnected): try again later */
+        return a->conn_id == 0; /* still open (a vtab not yet disconnected): try again later */
     }
     if (file_still_named(a, c) == 0) {
         (void)feox_remove_store_file(a->path, a->owner, 0);
@@ -390,14 +397,14 @@ static bool create_rolled_back(action *a, feox_conn *c)
 }
 
 /* A rolled-back RENAME: the file and the names go back. Returns false if it must wait. */
-static bool rename_rolled_back(action *a)
+static bool rename_rolled_back(action *a, feox_conn *c)
 {
-    feox_entry_ref *e =
-        a->conn ? feox_conn_attachment_entry(a->conn, a->schema, a->new_table) : NULL;
+    feox_conn *own = is_own(a, c) ? c : NULL;
+    feox_entry_ref *e = own ? feox_conn_attachment_entry(own, a->schema, a->new_table) : NULL;
     if (a->new_path != NULL) {
         feox_entry_ref *open = feox_registry_find_file(a->new_path);
         if (open != NULL) {
-            int mine = a->conn ? feox_conn_entry_refs(a->conn, open) : 0;
+            int mine = own ? feox_conn_entry_refs(own, open) : 0;
             char *err = NULL;
             int rc = feox_registry_move(open, a->new_table, a->path, a->share_key, a->new_owner,
                                         a->owner, mine, &err);
@@ -412,8 +419,8 @@ static bool rename_rolled_back(action *a)
     } else if (e != NULL && a->share_key != NULL) {
         (void)feox_registry_rekey(e, a->share_key);
     }
-    if (a->conn != NULL) {
-        feox_conn_rename(a->conn, a->schema, a->new_table, a->table, a->share_key);
+    if (own != NULL) {
+        feox_conn_rename(own, a->schema, a->new_table, a->table, a->share_key);
     }
     return true;
 }
@@ -429,10 +436,10 @@ static bool carry_out(action *a, feox_conn *c, verdict v)
         return true;
     case ROLLED_BACK:
         if (a->kind == ACTION_DROP) {
-            drop_rolled_back(a);
+            drop_rolled_back(a, c);
             return true;
         }
-        return a->kind == ACTION_CREATE ? create_rolled_back(a, c) : rename_rolled_back(a);
+        return a->kind == ACTION_CREATE ? create_rolled_back(a, c) : rename_rolled_back(a, c);
     default: return false;
     }
 }
@@ -477,7 +484,7 @@ static void settle_list(action *list, feox_conn *c, bool keep_undecided)
 
 static bool of_conn(const action *a, const void *ctx)
 {
-    return a->conn == ctx;
+    return is_own(a, (feox_conn *)ctx);
 }
 
 void feox_actions_settle(feox_conn *c)
@@ -495,7 +502,7 @@ void feox_actions_connection_closed(feox_conn *c)
     }
     action *list = take(of_conn, c);
     for (action *a = list; a != NULL; a = a->next) {
-        a->conn = NULL; /* a rolled-back memory store has no connection to go back to */
+        a->conn_id = 0; /* a rolled-back memory store has no connection to go back to */
     }
     settle_list(list, NULL, false);
 }
@@ -512,7 +519,7 @@ typedef struct name_ctx {
 static bool about_name(const action *a, const void *ctx)
 {
     const name_ctx *n = ctx;
-    bool same_db = a->conn == n->c && sqlite3_stricmp(a->schema, n->schema) == 0;
+    bool same_db = is_own(a, n->c) && sqlite3_stricmp(a->schema, n->schema) == 0;
     bool names = same_db && (sqlite3_stricmp(a->table, n->table) == 0 ||
                              (a->new_table && sqlite3_stricmp(a->new_table, n->table) == 0));
     bool file = a->kind != ACTION_CREATE && n->path != NULL &&
@@ -526,10 +533,10 @@ static verdict decide_for_name(const action *a, feox_conn *c, const char *schema
 {
     sqlite3 *db = feox_conn_db(c);
     bool autocommit = db != NULL && sqlite3_get_autocommit(db);
-    bool same_db = a->conn == c && sqlite3_stricmp(a->schema, schema) == 0;
+    bool same_db = is_own(a, c) && sqlite3_stricmp(a->schema, schema) == 0;
     bool was_name = same_db && sqlite3_stricmp(a->table, table) == 0;
     bool became_name = same_db && a->new_table && sqlite3_stricmp(a->new_table, table) == 0;
-    if (a->conn == c && autocommit) {
+    if (is_own(a, c) && autocommit) {
         /* Outside a transaction every earlier statement is over, and this one changes nothing
          * but this name; had an earlier change of the name been rolled back, this statement
          * would have failed ("already exists") before reaching feox: a DROP of the name (or a
@@ -549,7 +556,7 @@ static verdict decide_for_name(const action *a, feox_conn *c, const char *schema
         return v;
     }
     verdict v = decide(a, c);
-    if (v == UNDECIDED && a->conn != c && a->db_file[0] != '\0') {
+    if (v == UNDECIDED && !is_own(a, c) && a->db_file[0] != '\0') {
         /* another connection's action on this file: the committed schema may say */
         sqlite3 *committed = open_committed(a->db_file);
         if (committed != NULL) {
@@ -616,7 +623,7 @@ typedef struct table_ctx {
 static bool creates_table(const action *a, const void *ctx)
 {
     const table_ctx *t = ctx;
-    return a->kind == ACTION_CREATE && a->conn == t->c && !sqlite3_stricmp(a->schema, t->schema) &&
+    return a->kind == ACTION_CREATE && is_own(a, t->c) && !sqlite3_stricmp(a->schema, t->schema) &&
            !sqlite3_stricmp(a->table, t->table);
 }
 
