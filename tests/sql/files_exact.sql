@@ -15,6 +15,9 @@ INSERT INTO d(key, value) VALUES ('k', 'v');
 DROP TABLE kv;
 DROP TABLE d;
 SELECT 'native', x FROM native;
+-- an existing file that is not a feox store is refused untouched, and its name is said once
+CREATE VIRTUAL TABLE t USING feox(path='data.txt');
+SELECT 'no-t', count(*) FROM sqlite_schema WHERE name = 't';
 -- reopen
 .bail off
 -- the database, data.csv, data-backup.sql and data.txt are untouched; the stores are gone
