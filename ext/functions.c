@@ -122,10 +122,9 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, b
         }
     } else if (vt == NULL) {
         fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
-    } else if (vt->entry->store == NULL) {
-        fn_error(ctx, SQLITE_CANTOPEN, sqlite3_mprintf("feox: %s: the store is not open", full));
-        vt = NULL;
-    } else if (vt->undo_pending && (rc = feox_vtab_check_store(vt)) != SQLITE_OK) {
+    } else if ((rc = feox_vtab_check_store(vt)) != SQLITE_OK) {
+        /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot
+         * be opened again, or a rollback that still cannot finish */
         fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));
         vt = NULL;
     }
