@@ -553,9 +553,19 @@ int feox_registry_move(feox_entry_ref *ref, const char *table, const char *to_pa
     }
     const char *open_path = fe == FEOX_OK ? new_path : e->ref.file_path;
     rc = open_store(open_path, &e->options, table, NULL, false, &e->ref.store, err);
+    if (rc != SQLITE_OK && fe == FEOX_OK &&
+        feox_rename_store_file(new_path, e->ref.file_path, to_owner, from_owner,
+                               FEOX_FILE_ALLOW_UNOWNED) == FEOX_OK) {
+        /* moved but not reopened: move it back, so the failed RENAME leaves the file where the
+         * (unchanged) schema looks for it */
+        char *ignored = NULL;
+        (void)open_store(e->ref.file_path, &e->options, table, NULL, false, &e->ref.store,
+                         &ignored);
+        sqlite3_free(ignored);
+    }
     if (rc != SQLITE_OK) {
         sqlite3_free(rename_err);
-        goto cleanup; /* the entry has no store now: later uses fail with a clear error */
+        goto cleanup; /* without a store, later uses fail with a clear error */
     }
     if (fe != FEOX_OK) {
         *err = sqlite3_mprintf("feox: %s: cannot rename '%s' to '%s': %s", table, e->ref.file_path,
