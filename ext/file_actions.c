@@ -23,14 +23,21 @@
  *   - rolled back: the connection that made the change sees the old schema again (DROP: the table
  *     is back; CREATE: it is gone; RENAME: the old name is back and the new one gone). This is
  *     checked at any time, also inside a transaction (ROLLBACK TO).
- *   - committed: a separate read-only connection to the database file (which sees only committed
- *     data) sees the new schema. For an in-memory or temporary database, which no other
- *     connection can read, the connection's own view outside any transaction decides (its
- *     commit cannot fail for a lock).
- * Actions are settled when the connection is next used by feox (xCreate, xConnect, xBegin,
- * xDestroy, every scan and write, the SQL functions) and when it closes (SQLite has rolled back
- * by then, so the committed schema is final). An action that still cannot be decided at close
- * is dropped and its files stay where they are: a leftover file is harmless, a lost one is not.
+ *   - committed: the connection sees the new schema while it is outside any transaction and no
+ *     write is under way (so every schema change it shows has committed: changing the schema is
+ *     a write). Once the connection has closed, or its database was detached, a separate
+ *     read-only connection to the database file (which sees only committed data) decides; for a
+ *     closed in-memory database, which nobody else can read, a change made outside BEGIN counts
+ *     as committed (its commit cannot fail for a lock) and one inside BEGIN stays undecided.
+ *   - xCreate (and xRename to a name) are special: the connection's view already shows the new
+ *     table. Outside BEGIN, an earlier DROP of that name must have committed (had it been rolled
+ *     back the statement would have failed with "already exists"); inside BEGIN only the
+ *     committed schema can say so, and if it cannot, the statement is refused ("... COMMIT
+ *     first"): the new table would otherwise open the old table's file.
+ * Actions are settled when the connection is next used by feox (xCreate, xConnect, xBegin, every
+ * scan and write, the SQL functions) and when it closes (SQLite has rolled back by then, so the
+ * committed schema is final). An action that still cannot be decided at close is dropped and its
+ * files stay where they are: a leftover file is harmless, a lost one is not.
  *
  * Crash safety (a crash means no settlement at all):
  *   - DROP: nothing was removed before the decision, so a crash before or after the COMMIT leaves
@@ -43,8 +50,6 @@
  *     then reports "store file ... does not exist". Nothing is removed: renaming the file back
  *     recovers it. Renaming only after the COMMIT would move this window behind the COMMIT, where
  *     it lasts until the connection's next use of feox (unbounded), so the rename happens at once.
- * xCreate of a name whose DROP or RENAME is still undecided in the same transaction is refused
- * ("... COMMIT first"): the new table would otherwise open the old table's file.
  *
  * Concurrency: one mutex guards the list; an action is taken off the list while it is being
  * settled, so two threads never settle the same action, and no SQL runs under the mutex.
