@@ -53,9 +53,10 @@ void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The vtab's store was inherited through fork(): open the file again for this process (the
- * registry already forgot the inherited instance). */
-static int reopen_inherited(feox_vtab *vt)
+/* Open the vtab's store again: it was inherited through fork() (the registry already skips the
+ * inherited instance), or the table was connected without one (its file was missing, or another
+ * table had it open with other options) and the cause may be gone now. */
+static int reopen_store(feox_vtab *vt)
 {
     feox_location loc;
     feox_entry_ref *fresh = NULL;
@@ -75,8 +76,10 @@ static int reopen_inherited(feox_vtab *vt)
     (void)feox_conn_attach(vt->conn, vt->schema, vt->name, loc.share_key, fresh);
     vt->entry = fresh;
     feox_registry_release(old);
-    feox_journal_clear(&vt->journal); /* its undo entries belonged to the parent's transaction */
+    feox_journal_clear(&vt->journal); /* undo entries of an inherited store were the parent's */
     vt->undo_pending = false;
+    sqlite3_free(vt->open_error);
+    vt->open_error = NULL;
     feox_location_free(&loc);
     return SQLITE_OK;
 }
@@ -84,9 +87,15 @@ static int reopen_inherited(feox_vtab *vt)
 int feox_vtab_check_store(feox_vtab *vt)
 {
     feox_actions_settle(vt->conn);
+    if (vt->entry != NULL && vt->entry->store == NULL && vt->open_error != NULL) {
+        int rc = reopen_store(vt); /* connected without a store: try again */
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
+    }
     if (vt->entry != NULL && vt->entry->store != NULL) {
         if (feox_registry_is_inherited(vt->entry)) {
-            int rc = reopen_inherited(vt);
+            int rc = reopen_store(vt);
             if (rc != SQLITE_OK) {
                 return rc;
             }
@@ -163,10 +172,13 @@ static int attach_store(feox_vtab *vt, feox_conn *conn, const feox_location *loc
     int rc =
         feox_registry_acquire(loc, &vt->options, vt->name, is_create, created, &vt->entry, err);
     feox_file_info info;
-    if (rc == SQLITE_CANTOPEN && !is_create && loc->kind == FEOX_LOC_FILE &&
-        feox_store_file_info(loc->file_path, &info) == FEOX_ERR_NOT_FOUND) {
-        /* Connect without a store, so that DROP TABLE still works; every use says why. Never
-         * attached: the next connect looks for the file again. */
+    bool file = !is_create && rc != SQLITE_OK && loc->kind == FEOX_LOC_FILE;
+    bool missing = file && rc == SQLITE_CANTOPEN &&
+                   feox_store_file_info(loc->file_path, &info) == FEOX_ERR_NOT_FOUND;
+    bool conflict = file && rc == SQLITE_ERROR && feox_registry_find_file(loc->file_path) != NULL;
+    if (missing || conflict) {
+        /* Connect without a store, so that DROP TABLE still works; every use says why, and
+         * tries again (the file may be back, the other table gone). Never attached. */
         vt->entry = feox_registry_placeholder();
         vt->open_error = *err;
         *err = NULL;

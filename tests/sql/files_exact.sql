@@ -67,11 +67,14 @@ CREATE VIRTUAL TABLE gone USING feox;
 INSERT INTO gone VALUES ('k', 1, NULL, NULL);
 -- reopen
 .bail off
-.shell rm app.db-gone.feox
+.shell mv app.db-gone.feox gone.bak
 SELECT * FROM gone;
 INSERT INTO gone VALUES ('k2', 2, NULL, NULL);
 SELECT feox_incr('gone', 'n', 1);
 .shell ls app.db-gone.feox 2>/dev/null || echo 'not re-created'
+-- the file is back: the table finds it without reconnecting
+.shell mv gone.bak app.db-gone.feox
+SELECT 'gone-is-back', key, value FROM gone;
 DROP TABLE gone;
 SELECT 'gone-dropped', count(*) FROM sqlite_schema WHERE name = 'gone';
 -- triggers and views cannot use a table that has a file; a memory table stays usable

@@ -36,3 +36,17 @@ SELECT 'b-after-reopen', group_concat(key, ' ') FROM b;
 DROP TABLE b;
 -- reopen
 .shell ls | LC_ALL=C sort
+-- two tables of the schema already disagree (created while the other was not open): the second
+-- to be used reports the option, and can still be dropped
+.bail off
+.shell rm -f x.feox
+CREATE VIRTUAL TABLE p USING feox(path='y.feox', sync='full');
+-- reopen
+.bail off
+CREATE VIRTUAL TABLE q USING feox(path='y.feox', sync='off');
+-- reopen
+.bail off
+SELECT 'p', count(*) FROM p;
+SELECT 'q', count(*) FROM q;
+DROP TABLE q;
+SELECT 'p-after-drop-q', count(*) FROM p;
