@@ -184,11 +184,11 @@ int feox_actions_add_rename(feox_conn *c, const char *schema, const char *table,
                             const feox_location *to, bool moved);
 /* Settle what can be decided now, as seen from connection c (NULL: none). */
 void feox_actions_settle(feox_conn *c);
-/* xCreate, or xRename to, (schema, table) on c with its file at file_path (NULL: none): settle
- * what this name and file depend on first; SQLITE_ERROR with *err if that cannot be decided yet
- * (dropped or renamed in the still open transaction). */
+/* xCreate, or xRename of renaming to, (schema, table) on c with its file at file_path (NULL:
+ * none; renaming NULL for xCreate): settle what this name and file depend on first; SQLITE_ERROR
+ * with *err if that cannot be decided yet (dropped or renamed in the still open transaction). */
 int feox_actions_before_name(feox_conn *c, const char *schema, const char *table,
-                             const char *file_path, char **err);
+                             const char *file_path, const char *renaming, char **err);
 /* c is closing (SQLite rolled back its open transaction): settle its actions for good. */
 void feox_actions_connection_closed(feox_conn *c);
 /* DROP of (schema, table) on c: a CREATE of it still pending is superseded (the DROP decides). */

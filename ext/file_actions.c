@@ -81,6 +81,7 @@ typedef struct action {
     char *new_key;        /* RENAME: the new registry key */
     bool default_path;    /* the file is the table's default file (may record no owner) */
     feox_entry_ref *held; /* DROP of a memory store: keeps its data until decided */
+    bool dropped;         /* RENAME: the renamed table was then dropped in the same transaction */
     struct action *next;
 } action;
 
@@ -162,9 +163,39 @@ static action *action_new(action_kind kind, feox_conn *c, const char *schema, co
     return a;
 }
 
+typedef struct table_ctx {
+    feox_conn *c;
+    const char *schema;
+    const char *table;
+} table_ctx;
+
+/* A RENAME of c that gave (schema, table) its name (not dropped since). */
+static bool renamed_to(const action *a, const void *ctx)
+{
+    const table_ctx *t = ctx;
+    return a->kind == ACTION_RENAME && !a->dropped && is_own(a, t->c) &&
+           !sqlite3_stricmp(a->schema, t->schema) && !sqlite3_stricmp(a->new_table, t->table);
+}
+
+/* Take c's pending RENAME to (schema, table) off the list, or NULL. */
+static action *take_rename_to(feox_conn *c, const char *schema, const char *table);
+
 int feox_actions_add_drop(feox_conn *c, const char *schema, const char *table,
                           const feox_location *loc, feox_entry_ref *held)
 {
+    action *renamed = take_rename_to(c, schema, table);
+    if (renamed != NULL) {
+        /* Dropped after a RENAME that is still pending: one action decides both. Committed:
+         * neither name exists and the file (where the RENAME put it) goes; rolled back: the
+         * old name is back and the file moves back (a memory store goes back to it). */
+        renamed->dropped = true;
+        if (held != NULL) {
+            feox_registry_retain(held);
+            renamed->held = held;
+        }
+        push(renamed);
+        return SQLITE_OK;
+    }
     action *a = action_new(ACTION_DROP, c, schema, table, loc);
     if (a == NULL) {
         return SQLITE_NOMEM;
@@ -192,6 +223,40 @@ int feox_actions_add_rename(feox_conn *c, const char *schema, const char *table,
                             const char *new_table, const feox_location *from,
                             const feox_location *to, bool moved)
 {
+    action *prev = take_rename_to(c, schema, table);
+    if (prev != NULL) {
+        /* a second RENAME of the same table in one transaction: one action from the first name
+         * to the last (none if the table got its first name back) */
+        if (sqlite3_stricmp(prev->table, new_table) == 0 && (prev->new_path == NULL) == !moved) {
+            action_free(prev);
+            return SQLITE_OK;
+        }
+        bool nomem = false;
+        char *n = dup_or_null(new_table, &nomem);
+        char *p = moved ? dup_or_null(to->file_path, &nomem) : NULL;
+        char *o = dup_or_null(to->owner, &nomem);
+        char *k = dup_or_null(to->share_key, &nomem);
+        if (nomem) {
+            sqlite3_free(n);
+            sqlite3_free(p);
+            sqlite3_free(o);
+            sqlite3_free(k);
+            push(prev);
+            return SQLITE_NOMEM;
+        }
+        sqlite3_free(prev->new_table);
+        prev->new_table = n;
+        if (moved) {
+            sqlite3_free(prev->new_path);
+            prev->new_path = p;
+        }
+        sqlite3_free(prev->new_owner);
+        prev->new_owner = o;
+        sqlite3_free(prev->new_key);
+        prev->new_key = k;
+        push(prev);
+        return SQLITE_OK;
+    }
     action *a = action_new(ACTION_RENAME, c, schema, table, from);
     if (a == NULL) {
         return SQLITE_NOMEM;
@@ -288,8 +353,8 @@ static verdict judge(const action *a, sqlite3 *view, const char *schema, bool ma
         unchanged = !t;
         break;
     default:
-        changed = n && !t;
-        unchanged = t && !n;
+        changed = a->dropped ? !t && !n : n && !t;
+        unchanged = a->dropped ? t : t && !n;
         break;
     }
     if (changed && may_commit) {
@@ -427,6 +492,13 @@ static bool rename_rolled_back(action *a, feox_conn *c)
     if (own != NULL) {
         feox_conn_rename(own, a->schema, a->new_table, a->table, a->share_key);
     }
+    if (a->held != NULL && own != NULL) {
+        /* renamed, then dropped: the memory store goes back under its first name */
+        if (a->share_key != NULL) {
+            (void)feox_registry_rekey(a->held, a->share_key);
+        }
+        (void)feox_conn_attach(own, a->schema, a->table, a->share_key, a->held);
+    }
     return true;
 }
 
@@ -435,6 +507,17 @@ static bool carry_out(action *a, feox_conn *c, verdict v)
 {
     switch (v) {
     case COMMITTED:
+        if (a->kind == ACTION_RENAME && a->dropped) {
+            /* renamed, then dropped: the file is where the RENAME put it */
+            a->kind = ACTION_DROP;
+            if (a->new_path != NULL) {
+                char *p = a->path, *o = a->owner;
+                a->path = a->new_path;
+                a->owner = a->new_owner;
+                a->new_path = p;
+                a->new_owner = o;
+            }
+        }
         if (a->kind == ACTION_DROP) {
             drop_committed(a, c);
         }
@@ -517,6 +600,7 @@ typedef struct name_ctx {
     const char *schema;
     const char *table;
     const char *path;
+    const char *renaming; /* xRename: the table's current name (its pending RENAME is merged) */
 } name_ctx;
 
 /* Actions a new table (schema, table) at path depends on: any about its name on this
@@ -525,6 +609,10 @@ static bool about_name(const action *a, const void *ctx)
 {
     const name_ctx *n = ctx;
     bool same_db = is_own(a, n->c) && sqlite3_stricmp(a->schema, n->schema) == 0;
+    if (same_db && n->renaming != NULL && a->kind == ACTION_RENAME && !a->dropped &&
+        sqlite3_stricmp(a->new_table, n->renaming) == 0) {
+        return false; /* the RENAME this one continues: merged by feox_actions_add_rename */
+    }
     bool names = same_db && (sqlite3_stricmp(a->table, n->table) == 0 ||
                              (a->new_table && sqlite3_stricmp(a->new_table, n->table) == 0));
     bool file = a->kind != ACTION_CREATE && n->path != NULL &&
@@ -573,12 +661,12 @@ static verdict decide_for_name(const action *a, feox_conn *c, const char *schema
 }
 
 int feox_actions_before_name(feox_conn *c, const char *schema, const char *table,
-                             const char *file_path, char **err)
+                             const char *file_path, const char *renaming, char **err)
 {
     if (atomic_load(&actions_count) == 0) {
         return SQLITE_OK;
     }
-    name_ctx n = {c, schema, table, file_path};
+    name_ctx n = {c, schema, table, file_path, renaming};
     action *list = take(about_name, &n);
     int rc = SQLITE_OK;
     while (list != NULL) {
@@ -619,11 +707,20 @@ bool feox_actions_path_moving(const char *path)
     return moving;
 }
 
-typedef struct table_ctx {
-    feox_conn *c;
-    const char *schema;
-    const char *table;
-} table_ctx;
+static action *take_rename_to(feox_conn *c, const char *schema, const char *table)
+{
+    if (atomic_load(&actions_count) == 0) {
+        return NULL;
+    }
+    table_ctx t = {c, schema, table};
+    action *list = take(renamed_to, &t);
+    while (list != NULL && list->next != NULL) {
+        action *extra = list->next; /* cannot happen (one pending RENAME per name): keep it */
+        list->next = extra->next;
+        push(extra);
+    }
+    return list;
+}
 
 static bool creates_table(const action *a, const void *ctx)
 {

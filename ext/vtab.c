@@ -222,7 +222,7 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
         goto cleanup;
     }
     if (is_create) {
-        rc = feox_actions_before_name(conn, vt->schema, vt->name, loc.file_path, err);
+        rc = feox_actions_before_name(conn, vt->schema, vt->name, loc.file_path, NULL, err);
         if (rc != SQLITE_OK) {
             goto cleanup;
         }
@@ -343,7 +343,8 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
     }
     if (rc == SQLITE_OK) {
         rc = feox_actions_before_name(vt->conn, vt->schema, new_name,
-                                      to.kind == FEOX_LOC_FILE ? to.file_path : NULL, &err);
+                                      to.kind == FEOX_LOC_FILE ? to.file_path : NULL, vt->name,
+                                      &err);
     }
     if (rc == SQLITE_OK && from.kind == FEOX_LOC_FILE && from.default_path &&
         strcmp(from.file_path, to.file_path) != 0) {

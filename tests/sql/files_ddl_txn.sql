@@ -64,3 +64,46 @@ SELECT 'renamed', group_concat(key, ' ') FROM kv2;
 SELECT 'kv2-after-reopen', group_concat(key, ' ') FROM kv2;
 SELECT 'mem-after-reopen', count(*) FROM mem;
 .shell ls | LC_ALL=C sort
+-- several changes of one table in one transaction
+CREATE VIRTUAL TABLE t USING feox;
+CREATE VIRTUAL TABLE m USING feox(path=':memory:');
+INSERT INTO t(key, value) VALUES ('a', 1);
+INSERT INTO m(key, value) VALUES ('a', 1);
+BEGIN;
+ALTER TABLE t RENAME TO t2;
+DROP TABLE t2;
+ALTER TABLE m RENAME TO m2;
+DROP TABLE m2;
+ROLLBACK;
+SELECT 'rename-drop-rolled-back', (SELECT count(*) FROM t), (SELECT count(*) FROM m);
+BEGIN;
+ALTER TABLE t RENAME TO t2;
+ALTER TABLE t2 RENAME TO t3;
+ROLLBACK;
+SELECT 'rename-rename-rolled-back', count(*) FROM t;
+BEGIN;
+ALTER TABLE t RENAME TO t2;
+ALTER TABLE t2 RENAME TO t;
+COMMIT;
+SELECT 'rename-and-back', count(*) FROM t;
+BEGIN;
+ALTER TABLE t RENAME TO t2;
+SAVEPOINT s;
+DROP TABLE t2;
+ROLLBACK TO s;
+COMMIT;
+SELECT 'drop-rolled-back-to-rename-kept', count(*) FROM t2;
+BEGIN;
+ALTER TABLE t2 RENAME TO t3;
+ALTER TABLE t3 RENAME TO t4;
+COMMIT;
+SELECT 'rename-rename-committed', count(*) FROM t4;
+.shell ls | LC_ALL=C sort
+BEGIN;
+ALTER TABLE t4 RENAME TO t5;
+DROP TABLE t5;
+COMMIT;
+SELECT 'rename-drop-committed', count(*) FROM sqlite_schema WHERE name GLOB 't*';
+-- reopen
+.bail off
+.shell ls | LC_ALL=C sort
