@@ -18,6 +18,10 @@
  *           statement). So the file is renamed immediately (feox_rename_store_file, which also
  *           records the new owner); on rollback it is renamed back. Other tables are re-keyed
  *           (and re-keyed back on rollback).
+ * Changes of one table within one transaction make one action: a second RENAME extends the first
+ * (or cancels it, back at the first name), a DROP after a pending RENAME joins it (rolled back:
+ * the file moves back; committed: the file goes from where the RENAME put it), a DROP after a
+ * pending CREATE replaces it, and a RENAME after a pending CREATE carries it to the new name.
  *
  * Deciding. An action is settled by reading the schema, never by guessing from callbacks:
  *   - rolled back: the connection that made the change sees the old schema again (DROP: the table
