@@ -214,32 +214,37 @@ static bool inherited_path(const char *path)
     return false;
 }
 
-/* A dropped table's store that other connections still hold, at path: a new table there gets
- * that (emptied) instance back, since the engine would share it anyway, and the removal planned
- * for its last reference is cancelled: the file now holds the new table's data. */
-static registry_entry *take_back_dropped(const char *path, const char *key, int *rc)
+/* A dropped table's store that other connections still hold, at path, or NULL. */
+static registry_entry *find_dropped(const char *path)
 {
     for (registry_entry *it = registry_head; it != NULL; it = it->next) {
         if (it->dropped && it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
             !skip_inherited(it)) {
-            char *k = sqlite3_mprintf("%s", key);
-            if (k == NULL) {
-                *rc = SQLITE_NOMEM;
-                return NULL;
-            }
-            sqlite3_free(it->share_key);
-            it->share_key = k;
-            it->dropped = false;
-            sqlite3_free(it->remove_owner);
-            it->remove_owner = NULL;
-            for (int i = 0; i < it->n_owners; i++) {
-                sqlite3_free(it->owners[i]);
-            }
-            it->n_owners = 0; /* the dropped table no longer uses it */
             return it;
         }
     }
     return NULL;
+}
+
+/* A new table at the path of a dropped table's store gets that (emptied) instance back, since
+ * the engine would share it anyway, and the removal planned for its last reference is
+ * cancelled: the file now holds the new table's data. */
+static int take_back_dropped(registry_entry *it, const char *key)
+{
+    char *k = sqlite3_mprintf("%s", key);
+    if (k == NULL) {
+        return SQLITE_NOMEM;
+    }
+    sqlite3_free(it->share_key);
+    it->share_key = k;
+    it->dropped = false;
+    sqlite3_free(it->remove_owner);
+    it->remove_owner = NULL;
+    for (int i = 0; i < it->n_owners; i++) {
+        sqlite3_free(it->owners[i]);
+    }
+    it->n_owners = 0; /* the dropped table no longer uses it */
+    return SQLITE_OK;
 }
 
 /* Share an open entry: the same options, and this table becomes one of its owners. */
@@ -273,10 +278,15 @@ int feox_registry_acquire(const feox_location *loc, const feox_options *o, const
     pthread_mutex_lock(&registry_mutex);
     if (loc->share_key != NULL) {
         registry_entry *it = find_by_key(loc->share_key);
-        if (it == NULL && loc->kind == FEOX_LOC_FILE) {
-            it = take_back_dropped(loc->file_path, loc->share_key, &rc);
+        registry_entry *dropped =
+            it == NULL && loc->kind == FEOX_LOC_FILE ? find_dropped(loc->file_path) : NULL;
+        if (dropped != NULL) {
+            char *conflict = feox_options_conflict(&dropped->options, o);
+            rc = conflict == NULL ? take_back_dropped(dropped, loc->share_key) : SQLITE_OK;
+            sqlite3_free(conflict);
+            it = dropped; /* with a conflict, share_entry reports it and changes nothing */
         }
-        if (it != NULL) {
+        if (it != NULL && rc == SQLITE_OK) {
             rc = share_entry(it, loc, o, table, out, err);
         }
         if (it != NULL || rc != SQLITE_OK) {
