@@ -62,6 +62,14 @@ SELECT '100%', value FROM "100%";
 -- another process cannot open a store this one holds; the message says its cause once (item 17)
 .shell "$SQLITE3" -cmd ".load $FEOX_EXT" app.db "SELECT * FROM [a-b]" 2>&1 || true
 .shell "$SQLITE3" -cmd ".load $FEOX_EXT" app.db "SELECT feox_incr('a-b', 'n', 1)" 2>&1 || true
+-- RENAME moves exactly the store file, not files that merely start with its name
+CREATE VIRTUAL TABLE r USING feox;
+INSERT INTO r VALUES ('k', 'r', NULL, NULL);
+.shell echo bak > app.db-r.feox.bak; echo notes > app.db-r.feox-notes
+ALTER TABLE r RENAME TO r2;
+SELECT 'r2', value FROM r2;
+.shell ls app.db-r* | LC_ALL=C sort
+DROP TABLE r2;
 -- a table whose store file is missing reports it and does not create an empty store; DROP works
 CREATE VIRTUAL TABLE gone USING feox;
 INSERT INTO gone VALUES ('k', 1, NULL, NULL);
