@@ -10,6 +10,9 @@
  *     disconnects a vtab before reconnecting it never loses a memory-only store, and "closing the
  *     last connection that uses a store" is what releases it.
  *
+ * Pending file actions (file_actions.c) of the connection are settled when a function looks a
+ * table up here and, for good, when the connection closes (feox_conn_release).
+ *
  * Lifetime: the state is reference counted. The module registration, each SQL function
  * registration and each vtab hold a reference; SQLite drops the registrations when the
  * connection closes. A process-wide list maps sqlite3* -> state so that loading the extension
@@ -32,6 +35,7 @@ struct feox_attachment {
 };
 
 struct feox_conn {
+    uint64_t id; /* unique in the process, never reused (file_actions.c compares by it) */
     sqlite3 *db;
     int refs;
     feox_vtab *vtabs;
@@ -41,6 +45,7 @@ struct feox_conn {
 
 static pthread_mutex_t conns_mutex = PTHREAD_MUTEX_INITIALIZER;
 static feox_conn *conns_head;
+static uint64_t conns_next_id = 1; /* guarded by conns_mutex */
 
 feox_conn *feox_conn_get(sqlite3 *db)
 {
@@ -55,6 +60,7 @@ feox_conn *feox_conn_get(sqlite3 *db)
     c = sqlite3_malloc(sizeof *c);
     if (c != NULL) {
         memset(c, 0, sizeof *c);
+        c->id = conns_next_id++;
         c->db = db;
         c->refs = 1;
         c->next = conns_head;
@@ -98,12 +104,26 @@ void feox_conn_release(feox_conn *c)
         }
     }
     pthread_mutex_unlock(&conns_mutex);
+    c->db = NULL; /* the connection is closing: its handle may not be used any more */
     while (c->attachments != NULL) {
         feox_attachment *a = c->attachments;
         c->attachments = a->next;
         attachment_free(a);
     }
+    /* SQLite has rolled back by now and every store of this connection is released: what its
+     * DROP / RENAME / CREATE left pending is decided from the committed schema. */
+    feox_actions_connection_closed(c);
     sqlite3_free(c);
+}
+
+uint64_t feox_conn_id(feox_conn *c)
+{
+    return c != NULL ? c->id : 0;
+}
+
+sqlite3 *feox_conn_db(feox_conn *c)
+{
+    return c != NULL ? c->db : NULL;
 }
 
 void feox_conn_add_vtab(feox_conn *c, feox_vtab *vt)
@@ -122,7 +142,8 @@ void feox_conn_remove_vtab(feox_conn *c, feox_vtab *vt)
     }
 }
 
-feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table)
+/* The lookup behind feox_conn_find_vtab. */
+static feox_vtab *find_vtab(feox_conn *c, const char *schema, const char *table)
 {
     /* Unqualified names resolve as SQLite does: temp first, then main, then attached. */
     static const char *const order[] = {"temp", "main", NULL};
@@ -135,7 +156,7 @@ feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *tab
         return NULL;
     }
     for (int i = 0; order[i] != NULL; i++) {
-        feox_vtab *vt = feox_conn_find_vtab(c, order[i], table);
+        feox_vtab *vt = find_vtab(c, order[i], table);
         if (vt != NULL) {
             return vt;
         }
@@ -146,6 +167,12 @@ feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *tab
         }
     }
     return NULL;
+}
+
+feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table)
+{
+    feox_actions_settle(c); /* the SQL functions start here: a good moment to settle */
+    return find_vtab(c, schema, table);
 }
 
 static feox_attachment **find_attachment(feox_conn *c, const char *schema, const char *table)
@@ -206,6 +233,12 @@ int feox_conn_attach(feox_conn *c, const char *schema, const char *table, const 
     a->next = c->attachments;
     c->attachments = a;
     return SQLITE_OK;
+}
+
+feox_entry_ref *feox_conn_attachment_entry(feox_conn *c, const char *schema, const char *table)
+{
+    feox_attachment **pp = find_attachment(c, schema, table);
+    return pp != NULL ? (*pp)->entry : NULL;
 }
 
 void feox_conn_detach(feox_conn *c, const char *schema, const char *table)

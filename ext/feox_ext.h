@@ -5,6 +5,7 @@
  *   feox_ext.c     sqlite3_feox_init: registers the module and the SQL functions
  *   options.c      CREATE VIRTUAL TABLE options, and where a table's data lives
  *   registry.c     process-wide store sharing (name -> open feox_store, reference counted)
+ *   file_actions.c DROP/RENAME/CREATE file changes held until SQLite's transaction is decided
  *   connection.c   per-connection state: live vtabs (for the functions) and store attachments
  *   value_codec.c  SQL value <-> engine bytes + record tag; key canonicalisation; error mapping
  *   txn_journal.c  the undo journal behind transactions and savepoints
@@ -107,13 +108,20 @@ typedef struct feox_location {
     char *file_path;   /* FILE */
     char *share_key;   /* FILE and SHARED_MEMORY: the registry key */
     bool default_path; /* FILE chosen as <db>-<table>.feox (renamed with the table) */
+    char *owner;       /* feox_store_owner(db_file, table): recorded in a file this table creates */
+    char *db_file;     /* the database file ("" for an in-memory or temporary database) */
 } feox_location;
 
 int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
                           feox_location *out, char **err);
 void feox_location_free(feox_location *loc);
-/* The default store file for (db file, table): "<dbfile>-<table>.feox" (mprintf'd). */
+/* The default store file for (db file, table): "<dbfile>-<encoded table>.feox" (mprintf'd). */
 char *feox_default_store_path(const char *db_file, const char *table);
+/* The owner string of (db file, table); the format is written next to its code (options.c). */
+char *feox_store_owner(const char *db_file, const char *table);
+/* NULL if the two tables' options agree on everything a shared store depends on, else the first
+ * difference, e.g. "sync='full' (this table says sync='off')" (mprintf'd). */
+char *feox_options_conflict(const feox_options *open, const feox_options *wanted);
 
 /* ---- registry (registry.c) ------------------------------------------------------------------- */
 
@@ -123,24 +131,75 @@ struct feox_entry_ref {
     char *file_path; /* NULL for memory stores */
 };
 
-/* Open (or share) the store at loc. The returned reference is released with
- * feox_registry_release. On error returns an SQLite code and *err. */
+/* Open (or share) the store at loc for table. create: xCreate (a missing file is created and
+ * *created says so); otherwise a missing file is an error ("store file '...' does not exist").
+ * A shared store opened with different options fails, naming the option. A store this process
+ * inherited through fork() is never handed out: it is forgotten and the file opened again.
+ * The returned reference is released with feox_registry_release. On error returns an SQLite code
+ * and *err. */
 int feox_registry_acquire(const feox_location *loc, const feox_options *o, const char *table,
-                          feox_entry_ref **out, char **err);
+                          bool create, bool *created, feox_entry_ref **out, char **err);
+/* An entry with no store (store NULL), not shared: a table whose store file is missing can
+ * still be connected, so that DROP TABLE works; every other use reports the missing file. */
+feox_entry_ref *feox_registry_placeholder(void);
 void feox_registry_retain(feox_entry_ref *e);
 void feox_registry_release(feox_entry_ref *e);
-/* DROP TABLE: forget the name (a new CREATE gets a new memory store) and remove the store's
- * files now, or, if others than the caller (caller_refs references) hold a file store, empty it
- * and remove the files with the last reference. */
-void feox_registry_drop(feox_entry_ref *e, int caller_refs);
-/* ALTER TABLE RENAME: re-key a shared entry; for a default-path file store, close it, move its
- * files and reopen it (only when the caller holds every reference: caller_refs). */
-int feox_registry_rename(feox_entry_ref *e, const char *table, const feox_location *new_loc,
-                         const feox_options *o, int caller_refs, char **err);
 int feox_registry_refs(feox_entry_ref *e);
 bool feox_registry_is_dropped(feox_entry_ref *e);
-/* Remove path and every file the store created next to it (path-*, path.*). */
-void feox_remove_store_files(const char *path);
+/* The open entry of a store file (not retained; compare only), or NULL. */
+feox_entry_ref *feox_registry_find_file(const char *path);
+/* A committed DROP of a memory store: forget its name (a new CREATE gets a new store); if others
+ * than the caller (caller_refs references) still hold it, empty it. */
+void feox_registry_forget(feox_entry_ref *e, int caller_refs);
+/* A committed DROP of owner's table stored in path: remove the file (feox_remove_store_file with
+ * flags) unless another table of this process has it open; if only other connections of the same
+ * table hold it, empty it, forget its name and remove the file with the last reference. */
+void feox_registry_drop_file(const char *path, const char *owner, unsigned flags);
+/* Re-key entry e to new_key (RENAME of a memory store or of a table with an explicit path). */
+int feox_registry_rekey(feox_entry_ref *e, const char *new_key);
+/* Move the file store of e from its path to to_path (RENAME of a default-path table, or its
+ * reversal): close the store, feox_rename_store_file(from, to, from_owner, to_owner), reopen it
+ * at the new path and re-key the entry to to_key. Only when the caller holds every reference
+ * (caller_refs), else SQLITE_BUSY. On failure the store is reopened where it was. */
+int feox_registry_move(feox_entry_ref *e, const char *table, const char *to_path,
+                       const char *to_key, const char *from_owner, const char *to_owner,
+                       int caller_refs, char **err);
+/* Move a store file nobody in this process has open (the reversal of a rolled-back RENAME). */
+feox_err feox_registry_move_closed(const char *from, const char *to, const char *from_owner,
+                                   const char *to_owner);
+/* True if e's store was inherited through fork() (this process may not use it). */
+bool feox_registry_is_inherited(feox_entry_ref *e);
+
+/* ---- pending file actions (file_actions.c) --------------------------------------------------- */
+
+typedef struct feox_conn feox_conn;
+
+/* DROP, RENAME and CREATE change files only once SQLite's transaction is decided. Each records
+ * an action here; feox_actions_settle decides them from the schema (see file_actions.c). */
+int feox_actions_add_drop(feox_conn *c, const char *schema, const char *table,
+                          const feox_location *loc, feox_entry_ref *held);
+int feox_actions_add_create(feox_conn *c, const char *schema, const char *table,
+                            const feox_location *loc);
+int feox_actions_add_rename(feox_conn *c, const char *schema, const char *table,
+                            const char *new_table, const feox_location *from,
+                            const feox_location *to, bool moved);
+/* Settle what can be decided now, as seen from connection c (NULL: none). */
+void feox_actions_settle(feox_conn *c);
+/* xCreate, or xRename of renaming to, (schema, table) on c with its file at file_path (NULL:
+ * none; renaming NULL for xCreate): settle what this name and file depend on first; SQLITE_ERROR
+ * with *err if that cannot be decided yet (dropped or renamed in the still open transaction). */
+int feox_actions_before_name(feox_conn *c, const char *schema, const char *table,
+                             const char *file_path, const char *renaming, char **err);
+/* c is closing (SQLite rolled back its open transaction): settle its actions for good. */
+void feox_actions_connection_closed(feox_conn *c);
+/* DROP of (schema, table) on c: a CREATE of it still pending is superseded (the DROP decides). */
+void feox_actions_forget_create(feox_conn *c, const char *schema, const char *table);
+/* RENAME of (schema, table) on c: a CREATE of it still pending now concerns the new name (and the
+ * moved file). */
+int feox_actions_retarget_create(feox_conn *c, const char *schema, const char *table,
+                                 const char *new_table, const feox_location *to, bool moved);
+/* True if a pending RENAME of another connection moved path away (a reader must wait). */
+bool feox_actions_path_moving(const char *path);
 
 /* ---- undo journal (txn_journal.c) ------------------------------------------------------------ */
 
@@ -179,7 +238,6 @@ void feox_journal_clear(feox_journal *j);
 
 /* ---- the virtual table object (vtab.c) ------------------------------------------------------- */
 
-typedef struct feox_conn feox_conn;
 typedef struct feox_attachment feox_attachment;
 
 typedef struct feox_vtab {
@@ -192,8 +250,9 @@ typedef struct feox_vtab {
     feox_entry_ref *entry; /* the store is entry->store (it changes when RENAME moves a file) */
     bool in_txn;           /* between xBegin and xCommit/xRollback */
     feox_journal journal;
-    bool undo_pending;     /* a ROLLBACK could not finish (no memory): the journal still holds
-                              what it must undo; the next use of the table finishes it first */
+    bool undo_pending; /* a ROLLBACK could not finish (no memory): the journal still holds
+                          what it must undo; the next use of the table finishes it first */
+    char *open_error;  /* the store could not be opened (its file is missing): why */
     struct feox_vtab *next_in_conn;
 } feox_vtab;
 
@@ -274,6 +333,12 @@ void feox_conn_rename(feox_conn *c, const char *schema, const char *table, const
                       const char *new_share_key);
 /* How many references this connection holds on e (its vtabs and its attachment). */
 int feox_conn_entry_refs(feox_conn *c, feox_entry_ref *e);
+/* A number naming the connection state, unique in the process and never reused (0 for NULL). */
+uint64_t feox_conn_id(feox_conn *c);
+/* The connection's database handle (NULL once it is closing). */
+sqlite3 *feox_conn_db(feox_conn *c);
+/* The store attached for (schema, table), or NULL (no side effects). */
+feox_entry_ref *feox_conn_attachment_entry(feox_conn *c, const char *schema, const char *table);
 
 /* ---- entry point (feox_ext.c) ---------------------------------------------------------------- */
 

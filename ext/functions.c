@@ -184,14 +184,16 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, b
         if (err != NULL && strncmp(err, "no such table", 13) == 0) {
             fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s", full));
         } else {
-            fn_error(ctx, rc, sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
+            bool named = err != NULL && strncmp(err, "feox: ", 6) == 0; /* said once */
+            fn_error(ctx, rc,
+                     named ? sqlite3_mprintf("%s", err)
+                           : sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
         }
     } else if (vt == NULL) {
         fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
-    } else if (vt->entry->store == NULL) {
-        fn_error(ctx, SQLITE_CANTOPEN, sqlite3_mprintf("feox: %s: the store is not open", full));
-        vt = NULL;
-    } else if (vt->undo_pending && (rc = feox_vtab_check_store(vt)) != SQLITE_OK) {
+    } else if ((rc = feox_vtab_check_store(vt)) != SQLITE_OK) {
+        /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot
+         * be opened again, or a rollback that still cannot finish */
         fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));
         vt = NULL;
     }

@@ -16,7 +16,8 @@
  *
  * Where the data lives:
  *   - path=':memory:' — memory only;
- *   - no path, file database — the file "<db file>-<table>.feox" next to it;
+ *   - no path, file database — the file "<db file>-<table>.feox" next to it (the table name
+ *     encoded: see feox_default_store_path);
  *   - no path, in-memory or temporary database — memory only;
  *   - relative path — relative to the database file's directory (the current directory for an
  *     in-memory database).
@@ -265,9 +266,43 @@ void feox_options_free(feox_options *o)
     o->path = NULL;
 }
 
+/* Default store file name: "<db file>-<table>.feox", the table name as SQLite stores it with
+ * '/', backslash, '%' and control characters (bytes < 0x20 and 0x7f) written as %XX (upper-case
+ * hex), so a name can never reach another directory and two names never share a file. A name
+ * without those characters keeps its plain file name (what earlier versions used). */
 char *feox_default_store_path(const char *db_file, const char *table)
 {
-    return sqlite3_mprintf("%s-%s.feox", db_file, table);
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(table);
+    char *enc = sqlite3_malloc64(3 * n + 1);
+    if (enc == NULL) {
+        return NULL;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)table[i];
+        if (ch == '/' || ch == '\\' || ch == '%' || ch < 0x20 || ch == 0x7f) {
+            enc[j++] = '%';
+            enc[j++] = hex[ch >> 4];
+            enc[j++] = hex[ch & 0xf];
+        } else {
+            enc[j++] = (char)ch;
+        }
+    }
+    enc[j] = '\0';
+    char *path = sqlite3_mprintf("%s-%s.feox", db_file, enc);
+    sqlite3_free(enc);
+    return path;
+}
+
+/* The owner string recorded in a store file this table creates (feox_config.owner):
+ *   "<absolute database file>" 0x1F "<table name as SQLite stores it>"
+ * The database file is "" for an in-memory or temporary database. 0x1F (unit separator) cannot
+ * appear in a file name SQLite produced from a URI-less open of a normal path, so two different
+ * (database, table) pairs never give the same string. */
+char *feox_store_owner(const char *db_file, const char *table)
+{
+    return sqlite3_mprintf("%s\x1f%s", db_file != NULL ? db_file : "", table);
 }
 
 /* Absolute form of path: relative paths are taken relative to base_dir (or the cwd if NULL). */
@@ -297,6 +332,12 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
     memset(out, 0, sizeof *out);
     if (lower == NULL) {
         return SQLITE_NOMEM;
+    }
+    out->db_file = sqlite3_mprintf("%s", file_db ? db_file : "");
+    out->owner = feox_store_owner(file_db ? db_file : "", table);
+    if (out->db_file == NULL || out->owner == NULL) {
+        rc = SQLITE_NOMEM;
+        goto cleanup;
     }
     for (char *p = lower; *p; p++) {
         *p = (char)tolower((unsigned char)*p);
@@ -357,6 +398,47 @@ void feox_location_free(feox_location *loc)
 {
     sqlite3_free(loc->file_path);
     sqlite3_free(loc->share_key);
+    sqlite3_free(loc->owner);
+    sqlite3_free(loc->db_file);
     loc->file_path = NULL;
     loc->share_key = NULL;
+    loc->owner = NULL;
+    loc->db_file = NULL;
+}
+
+/* One option as a user writes it: name='value' with the effective value (defaults filled in). */
+static char *option_text(const feox_options *o, int which)
+{
+    static const char *const sync_names[] = {"normal", "off", "full"};
+    switch (which) {
+    case 0: return sqlite3_mprintf("sync='%s'", sync_names[o->sync]);
+    case 1: return sqlite3_mprintf("max_memory=%llu", (unsigned long long)o->max_memory);
+    case 2:
+        return sqlite3_mprintf("keytype='%s'", o->keytype == FEOX_KEYTYPE_BLOB ? "blob" : "text");
+    case 3:
+        return sqlite3_mprintf("ttl_sweep_interval=%u",
+                               o->ttl_sweep_set ? o->ttl_sweep_interval_ms : 250u);
+    default:
+        return sqlite3_mprintf("flush_interval=%u",
+                               o->flush_interval_ms != 0 ? o->flush_interval_ms : 100u);
+    }
+}
+
+char *feox_options_conflict(const feox_options *open, const feox_options *wanted)
+{
+    for (int which = 0; which < 5; which++) {
+        char *a = option_text(open, which);
+        char *b = option_text(wanted, which);
+        char *msg = NULL;
+        if (a != NULL && b != NULL && strcmp(a, b) != 0) {
+            msg = sqlite3_mprintf("%s (this table says %s)", a, b);
+        }
+        bool nomem = a == NULL || b == NULL;
+        sqlite3_free(a);
+        sqlite3_free(b);
+        if (msg != NULL || nomem) {
+            return msg != NULL ? msg : sqlite3_mprintf("(out of memory)");
+        }
+    }
+    return NULL;
 }

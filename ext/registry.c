@@ -7,22 +7,31 @@
  * databases) have no key and belong to one connection. The last release closes the store, which
  * flushes it and releases its file lock.
  *
- * DROP TABLE marks an entry dropped: its key is forgotten at once (a new CREATE gets a new store)
- * and its files are removed then and again after the last close. The store's files are the path
- * itself plus anything named "<path>-*" or "<path>.*" next to it (the engine's temporary and
- * compaction files). If other connections still hold the store (they let go when SQLite
- * disconnects their table, vtab.c), DROP empties it instead and the files are removed with the
- * last reference; a CREATE of a file table on the same path meanwhile takes the (empty) dropped
- * instance back, since the engine shares instances by path anyway.
+ * Two tables naming one file share the entry only if their options agree (sync, max_memory,
+ * keytype, ttl_sweep_interval, flush_interval); otherwise the second one fails and the message
+ * names the option. An entry remembers the owners (feox_store_owner: database file and table) of
+ * every table that acquired it, so a DROP can tell "another table shows this data" from "the
+ * same table, seen by another connection".
  *
- * RENAME of a table stored in its default file "<db>-<table>.feox" closes the store, renames the
- * file and its sidecars, and reopens it; it fails with SQLITE_BUSY if another connection has the
- * store open. Other entries are only re-keyed.
+ * Files are never touched here except through the engine: a store file is created by feox_open
+ * only in xCreate (no_create otherwise), removed only by feox_remove_store_file and renamed only
+ * by feox_rename_store_file, both of which verify that the file is a feox store of the given owner
+ * and that no open holds it. When they happen is decided by file_actions.c (after SQLite's
+ * transaction is decided); this file only carries them out:
+ *   - a committed DROP of a file store removes the file, unless another table of this process
+ *     has it open; if only other connections of the same table hold it, the store is emptied, its
+ *     name forgotten, and the file removed with the last reference;
+ *   - RENAME of a default-path table moves the file (feox_registry_move) while the caller holds
+ *     every reference, else SQLITE_BUSY.
+ *
+ * fork(): a child never uses a store its parent opened. An entry whose store is inherited is
+ * marked and skipped from then on (its references stay valid; the last one only forgets it) and
+ * the file is opened again, which fails while the parent holds it ("the parent process holds
+ * it").
  *
  * Concurrency: one pthread mutex guards the list and every reference count; stores are opened and
  * closed under it, so two connections never race to open the same file.
  */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,8 +46,25 @@ typedef struct registry_entry {
     char *share_key;    /* NULL: private or dropped */
     int refs;
     bool dropped;
+    bool listed;    /* in registry_head */
+    bool inherited; /* its store was opened by the parent of this fork()ed process: skipped */
+    feox_options options;
+    char **owners; /* distinct owners of the tables that acquired it */
+    int n_owners;
+    char *remove_owner; /* non-NULL: remove the file with this owner when the store closes */
+    unsigned remove_flags;
     struct registry_entry *next;
 } registry_entry;
+
+/* feox_store_is_inherited comes with the engine's fork support; until a build has it, the weak
+ * reference is NULL and no store counts as inherited. */
+#pragma weak feox_store_is_inherited
+
+/* True if store was opened by the parent of this fork()ed process. */
+static bool store_inherited(const feox_store *store)
+{
+    return feox_store_is_inherited != NULL && store != NULL && feox_store_is_inherited(store);
+}
 
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static registry_entry *registry_head;
@@ -56,59 +82,215 @@ static void config_from_options(feox_config *cfg, const feox_options *o, const c
     }
 }
 
-static int open_store(const char *path, const feox_options *o, const char *table, feox_store **out,
-                      char **err)
+/* "feox: <table>: cannot open store '<path>': <cause>", the cause said once: the error's
+ * description, followed by what the engine's detail adds after the path it repeats (for a file
+ * that is not a store: "the file exists and is not a feox store ..."). */
+static char *open_error(const char *table, const char *path, feox_err e)
+{
+    if (e == FEOX_ERR_NOT_FOUND) {
+        return sqlite3_mprintf("feox: %s: store file '%s' does not exist", table, path);
+    }
+    const char *cause = feox_strerror(e);
+    const char *detail = feox_error_detail();
+    char *text = NULL;
+    if (e != FEOX_ERR_LOCKED && e != FEOX_ERR_NOMEM && detail[0] != '\0' &&
+        strcmp(detail, cause) != 0) {
+        const char *at = path != NULL ? strstr(detail, path) : NULL;
+        const char *rest = at != NULL ? at + strlen(path) : detail;
+        while (*rest == ':' || *rest == ' ' || *rest == '\'') {
+            rest++;
+        }
+        if (strncmp(rest, "exists", 6) == 0) {
+            text = sqlite3_mprintf("the file %s", rest);
+        } else if (*rest != '\0') {
+            text = sqlite3_mprintf("%s: %s", cause, rest);
+        }
+    }
+    char *msg = sqlite3_mprintf("feox: %s: cannot open store%s%s%s: %s", table, path ? " '" : "",
+                                path ? path : "", path ? "'" : "", text ? text : cause);
+    sqlite3_free(text);
+    return msg;
+}
+
+static int open_store(const char *path, const feox_options *o, const char *table, const char *owner,
+                      bool create, feox_store **out, char **err)
 {
     feox_config cfg;
     config_from_options(&cfg, o, path);
+    cfg.owner = owner;
+    cfg.no_create = !create;
     feox_err e = feox_open(&cfg, out);
     if (e == FEOX_OK) {
         return SQLITE_OK;
     }
-    const char *detail = feox_error_detail();
-    *err = sqlite3_mprintf("feox: %s: cannot open store%s%s%s: %s%s%s", table, path ? " '" : "",
-                           path ? path : "", path ? "'" : "", feox_strerror(e),
-                           detail[0] ? ": " : "", detail);
-    if (e == FEOX_ERR_LOCKED) {
+    *err = open_error(table, path, e);
+    if (e == FEOX_ERR_LOCKED || e == FEOX_ERR_IO || e == FEOX_ERR_NOT_FOUND) {
         return SQLITE_CANTOPEN;
     }
-    return e == FEOX_ERR_IO ? SQLITE_CANTOPEN : feox_err_to_sqlite(e);
+    return feox_err_to_sqlite(e);
+}
+
+static bool has_owner(const registry_entry *e, const char *owner)
+{
+    for (int i = 0; i < e->n_owners; i++) {
+        if (strcmp(e->owners[i], owner) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int add_owner(registry_entry *e, const char *owner)
+{
+    if (owner == NULL || has_owner(e, owner)) {
+        return SQLITE_OK;
+    }
+    char **grown = sqlite3_realloc64(e->owners, sizeof *grown * (size_t)(e->n_owners + 1));
+    if (grown == NULL) {
+        return SQLITE_NOMEM;
+    }
+    e->owners = grown;
+    e->owners[e->n_owners] = sqlite3_mprintf("%s", owner);
+    if (e->owners[e->n_owners] == NULL) {
+        return SQLITE_NOMEM;
+    }
+    e->n_owners++;
+    return SQLITE_OK;
+}
+
+static void unlist(registry_entry *e)
+{
+    for (registry_entry **pp = &registry_head; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    }
+    e->listed = false;
+}
+
+static void entry_free(registry_entry *e)
+{
+    for (int i = 0; i < e->n_owners; i++) {
+        sqlite3_free(e->owners[i]);
+    }
+    sqlite3_free(e->owners);
+    sqlite3_free(e->remove_owner);
+    sqlite3_free(e->share_key);
+    sqlite3_free(e->ref.file_path);
+    sqlite3_free(e);
+}
+
+/* True (and marked) if e's store was inherited through fork(): never handed out again; its
+ * holders find out on their next use (feox_vtab_check_store). */
+static bool skip_inherited(registry_entry *e)
+{
+    if (!e->inherited && store_inherited(e->ref.store)) {
+        e->inherited = true;
+    }
+    return e->inherited;
+}
+
+/* The usable entry with this key. */
+static registry_entry *find_by_key(const char *key)
+{
+    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
+        if (it->share_key != NULL && strcmp(it->share_key, key) == 0 && !skip_inherited(it)) {
+            return it;
+        }
+    }
+    return NULL;
+}
+
+/* True if this process inherited an open store of path from its parent (fork). */
+static bool inherited_path(const char *path)
+{
+    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
+        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
+            skip_inherited(it)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A dropped table's store that other connections still hold, at path, or NULL. */
+static registry_entry *find_dropped(const char *path)
+{
+    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
+        if (it->dropped && it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
+            !skip_inherited(it)) {
+            return it;
+        }
+    }
+    return NULL;
+}
+
+/* A new table at the path of a dropped table's store gets that (emptied) instance back, since
+ * the engine would share it anyway, and the removal planned for its last reference is
+ * cancelled: the file now holds the new table's data. */
+static int take_back_dropped(registry_entry *it, const char *key)
+{
+    char *k = sqlite3_mprintf("%s", key);
+    if (k == NULL) {
+        return SQLITE_NOMEM;
+    }
+    sqlite3_free(it->share_key);
+    it->share_key = k;
+    it->dropped = false;
+    sqlite3_free(it->remove_owner);
+    it->remove_owner = NULL;
+    for (int i = 0; i < it->n_owners; i++) {
+        sqlite3_free(it->owners[i]);
+    }
+    it->n_owners = 0; /* the dropped table no longer uses it */
+    return SQLITE_OK;
+}
+
+/* Share an open entry: the same options, and this table becomes one of its owners. */
+static int share_entry(registry_entry *it, const feox_location *loc, const feox_options *o,
+                       const char *table, feox_entry_ref **out, char **err)
+{
+    char *conflict = feox_options_conflict(&it->options, o);
+    if (conflict != NULL) {
+        *err = sqlite3_mprintf("feox: %s: store '%s' is already open with %s", table,
+                               it->ref.file_path ? it->ref.file_path : loc->share_key, conflict);
+        sqlite3_free(conflict);
+        return SQLITE_ERROR;
+    }
+    int rc = add_owner(it, loc->owner);
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    it->refs++;
+    *out = &it->ref;
+    return SQLITE_OK;
 }
 
 int feox_registry_acquire(const feox_location *loc, const feox_options *o, const char *table,
-                          feox_entry_ref **out, char **err)
+                          bool create, bool *created, feox_entry_ref **out, char **err)
 {
     int rc = SQLITE_OK;
     registry_entry *e = NULL;
-    pthread_mutex_lock(&registry_mutex);
-    if (loc->kind == FEOX_LOC_FILE) {
-        for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-            if (it->dropped && it->ref.file_path != NULL &&
-                strcmp(it->ref.file_path, loc->file_path) == 0) {
-                /* A table dropped while another connection still had its store open, created
-                 * again: the engine would hand back that instance anyway (it shares by path), so
-                 * take it back; feox_registry_drop emptied it. */
-                char *key = sqlite3_mprintf("%s", loc->share_key);
-                if (key == NULL) {
-                    rc = SQLITE_NOMEM;
-                    goto cleanup;
-                }
-                sqlite3_free(it->share_key);
-                it->share_key = key;
-                it->dropped = false;
-                it->refs++;
-                *out = &it->ref;
-                goto cleanup;
-            }
-        }
+    if (created != NULL) {
+        *created = false;
     }
+    pthread_mutex_lock(&registry_mutex);
     if (loc->share_key != NULL) {
-        for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-            if (it->share_key != NULL && strcmp(it->share_key, loc->share_key) == 0) {
-                it->refs++;
-                *out = &it->ref;
-                goto cleanup;
-            }
+        registry_entry *it = find_by_key(loc->share_key);
+        registry_entry *dropped =
+            it == NULL && loc->kind == FEOX_LOC_FILE ? find_dropped(loc->file_path) : NULL;
+        if (dropped != NULL) {
+            char *conflict = feox_options_conflict(&dropped->options, o);
+            rc = conflict == NULL ? take_back_dropped(dropped, loc->share_key) : SQLITE_OK;
+            sqlite3_free(conflict);
+            it = dropped; /* with a conflict, share_entry reports it and changes nothing */
+        }
+        if (it != NULL && rc == SQLITE_OK) {
+            rc = share_entry(it, loc, o, table, out, err);
+        }
+        if (it != NULL || rc != SQLITE_OK) {
+            goto cleanup;
         }
     }
     e = sqlite3_malloc(sizeof *e);
@@ -117,6 +299,8 @@ int feox_registry_acquire(const feox_location *loc, const feox_options *o, const
         goto cleanup;
     }
     memset(e, 0, sizeof *e);
+    e->options = *o;
+    e->options.path = NULL; /* not owned; the location says where the store is */
     if (loc->share_key != NULL) {
         e->share_key = sqlite3_mprintf("%s", loc->share_key);
         if (e->share_key == NULL) {
@@ -131,11 +315,31 @@ int feox_registry_acquire(const feox_location *loc, const feox_options *o, const
             goto cleanup;
         }
     }
-    rc = open_store(e->ref.file_path, o, table, &e->ref.store, err);
+    rc = add_owner(e, loc->owner);
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
+    bool existed = false;
+    if (create && e->ref.file_path != NULL) {
+        feox_file_info info;
+        existed = feox_store_file_info(e->ref.file_path, &info) != FEOX_ERR_NOT_FOUND;
+    }
+    rc = open_store(e->ref.file_path, o, table, loc->owner, create, &e->ref.store, err);
+    if (rc == SQLITE_CANTOPEN && e->ref.file_path != NULL && inherited_path(e->ref.file_path)) {
+        sqlite3_free(*err);
+        *err = sqlite3_mprintf("feox: %s: cannot open store '%s': the parent process holds it "
+                               "(this process was forked after opening it; it can open the "
+                               "store once the parent has closed it)",
+                               table, e->ref.file_path);
+    }
+    if (rc != SQLITE_OK) {
+        goto cleanup;
+    }
+    if (created != NULL) {
+        *created = create && e->ref.file_path != NULL && !existed;
+    }
     e->refs = 1;
+    e->listed = true;
     e->next = registry_head;
     registry_head = e;
     *out = &e->ref;
@@ -143,11 +347,20 @@ int feox_registry_acquire(const feox_location *loc, const feox_options *o, const
 cleanup:
     pthread_mutex_unlock(&registry_mutex);
     if (e != NULL) {
-        sqlite3_free(e->share_key);
-        sqlite3_free(e->ref.file_path);
-        sqlite3_free(e);
+        entry_free(e);
     }
     return rc;
+}
+
+feox_entry_ref *feox_registry_placeholder(void)
+{
+    registry_entry *e = sqlite3_malloc(sizeof *e);
+    if (e == NULL) {
+        return NULL;
+    }
+    memset(e, 0, sizeof *e);
+    e->refs = 1;
+    return &e->ref;
 }
 
 void feox_registry_retain(feox_entry_ref *ref)
@@ -165,6 +378,18 @@ bool feox_registry_is_dropped(feox_entry_ref *ref)
     bool dropped = e->dropped;
     pthread_mutex_unlock(&registry_mutex);
     return dropped;
+}
+
+bool feox_registry_is_inherited(feox_entry_ref *ref)
+{
+    registry_entry *e = (registry_entry *)ref;
+    if (!store_inherited(e->ref.store)) {
+        return false; /* the common case, on every scan: no lock */
+    }
+    pthread_mutex_lock(&registry_mutex);
+    bool inherited = skip_inherited(e);
+    pthread_mutex_unlock(&registry_mutex);
+    return inherited;
 }
 
 int feox_registry_refs(feox_entry_ref *ref)
@@ -187,22 +412,34 @@ void feox_registry_release(feox_entry_ref *ref)
         pthread_mutex_unlock(&registry_mutex);
         return;
     }
-    for (registry_entry **pp = &registry_head; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == e) {
-            *pp = e->next;
+    if (e->listed) {
+        unlist(e);
+    }
+    /* The final close flushes and unlocks (an inherited store is only forgotten); a close error
+     * has nowhere to go (xDisconnect cannot fail), and every acknowledged write was already
+     * handed to the engine. */
+    (void)feox_close(e->ref.store);
+    if (e->remove_owner != NULL && e->ref.file_path != NULL) {
+        /* NOT_OWNER, LOCKED (another process), NOT_FOUND: the file stays, which is safe */
+        (void)feox_remove_store_file(e->ref.file_path, e->remove_owner, e->remove_flags);
+    }
+    pthread_mutex_unlock(&registry_mutex);
+    entry_free(e);
+}
+
+feox_entry_ref *feox_registry_find_file(const char *path)
+{
+    feox_entry_ref *found = NULL;
+    pthread_mutex_lock(&registry_mutex);
+    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
+        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
+            !skip_inherited(it)) {
+            found = &it->ref;
             break;
         }
     }
-    /* The final close flushes and unlocks; a close error has nowhere to go (xDisconnect cannot
-     * fail), and every acknowledged write was already handed to the engine. */
-    (void)feox_close(e->ref.store);
-    if (e->dropped && e->ref.file_path != NULL) {
-        feox_remove_store_files(e->ref.file_path);
-    }
     pthread_mutex_unlock(&registry_mutex);
-    sqlite3_free(e->share_key);
-    sqlite3_free(e->ref.file_path);
-    sqlite3_free(e);
+    return found;
 }
 
 /* Delete every key of the store (a dropped table whose store other connections still hold). */
@@ -222,139 +459,163 @@ static void clear_store(feox_store *store)
     feox_cursor_close(c);
 }
 
-void feox_registry_drop(feox_entry_ref *ref, int caller_refs)
+void feox_registry_forget(feox_entry_ref *ref, int caller_refs)
 {
     registry_entry *e = (registry_entry *)ref;
     pthread_mutex_lock(&registry_mutex);
     e->dropped = true;
     sqlite3_free(e->share_key);
     e->share_key = NULL;
-    if (e->ref.file_path != NULL) {
-        if (e->refs > caller_refs) {
-            /* Others still write through this instance: removing the file now would let their
-             * writes (and compactions, which rename over the path) go astray. Empty it; the files
-             * go with the last reference, or the store is reused if the table is created again. */
-            clear_store(e->ref.store);
-        } else {
-            feox_remove_store_files(e->ref.file_path);
+    if (e->refs > caller_refs) {
+        clear_store(e->ref.store); /* others still see the dropped table until they reconnect */
+    }
+    pthread_mutex_unlock(&registry_mutex);
+}
+
+void feox_registry_drop_file(const char *path, const char *owner, unsigned flags)
+{
+    pthread_mutex_lock(&registry_mutex);
+    registry_entry *open = NULL;
+    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
+        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
+            !skip_inherited(it)) {
+            open = it;
+            break;
+        }
+    }
+    if (open == NULL) {
+        /* NOT_OWNER, LOCKED (another process has it), NOT_FOUND, FORMAT: the file stays */
+        (void)feox_remove_store_file(path, owner, flags);
+    } else if (open->n_owners == 1 && strcmp(open->owners[0], owner) == 0) {
+        /* Only the dropped table (through other connections) holds it: they see it empty until
+         * their schema is reloaded; the file goes with the last reference. */
+        char *o = sqlite3_mprintf("%s", owner);
+        if (o != NULL) {
+            sqlite3_free(open->remove_owner);
+            open->remove_owner = o;
+            open->remove_flags = flags;
+            open->dropped = true;
+            sqlite3_free(open->share_key);
+            open->share_key = NULL;
+            clear_store(open->ref.store);
+        }
+    } else {
+        /* another table of this process shows this data: the file stays, and the dropped table
+         * no longer counts as one of its users */
+        for (int i = 0; i < open->n_owners; i++) {
+            if (strcmp(open->owners[i], owner) == 0) {
+                sqlite3_free(open->owners[i]);
+                open->owners[i] = open->owners[--open->n_owners];
+                break;
+            }
         }
     }
     pthread_mutex_unlock(&registry_mutex);
 }
 
-/* Call fn(dir, name, suffix) for every sidecar "<base>-*" / "<base>.*" of path. */
-static void for_each_sidecar(const char *path,
-                             void (*fn)(void *ctx, const char *dir, const char *name,
-                                        const char *suffix),
-                             void *ctx)
+int feox_registry_rekey(feox_entry_ref *ref, const char *new_key)
 {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash == NULL   ? sqlite3_mprintf(".")
-                : slash == path ? sqlite3_mprintf("/")
-                                : sqlite3_mprintf("%.*s", (int)(slash - path), path);
-    const char *base = slash == NULL ? path : slash + 1;
-    size_t base_len = strlen(base);
-    DIR *d = dir != NULL ? opendir(dir) : NULL;
-    if (d != NULL) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (strncmp(de->d_name, base, base_len) == 0 &&
-                (de->d_name[base_len] == '-' || de->d_name[base_len] == '.') &&
-                de->d_name[base_len + 1] != '\0') {
-                fn(ctx, dir, de->d_name, de->d_name + base_len);
-            }
-        }
-        closedir(d);
+    registry_entry *e = (registry_entry *)ref;
+    char *key = new_key != NULL ? sqlite3_mprintf("%s", new_key) : NULL;
+    if (new_key != NULL && key == NULL) {
+        return SQLITE_NOMEM;
     }
-    sqlite3_free(dir);
-}
-
-static void unlink_sidecar(void *ctx, const char *dir, const char *name, const char *suffix)
-{
-    (void)ctx;
-    (void)suffix;
-    char *p = sqlite3_mprintf("%s/%s", dir, name);
-    if (p != NULL) {
-        unlink(p);
-        sqlite3_free(p);
+    pthread_mutex_lock(&registry_mutex);
+    if (e->dropped || e->share_key == NULL) {
+        sqlite3_free(key); /* private memory store: nothing is keyed by name */
+    } else {
+        sqlite3_free(e->share_key);
+        e->share_key = key;
     }
+    pthread_mutex_unlock(&registry_mutex);
+    return SQLITE_OK;
 }
 
-void feox_remove_store_files(const char *path)
-{
-    unlink(path);
-    for_each_sidecar(path, unlink_sidecar, NULL);
-}
-
-static void rename_sidecar(void *ctx, const char *dir, const char *name, const char *suffix)
-{
-    const char *new_path = ctx;
-    char *from = sqlite3_mprintf("%s/%s", dir, name);
-    char *to = sqlite3_mprintf("%s%s", new_path, suffix);
-    if (from != NULL && to != NULL) {
-        rename(from, to);
-    }
-    sqlite3_free(from);
-    sqlite3_free(to);
-}
-
-int feox_registry_rename(feox_entry_ref *ref, const char *table, const feox_location *new_loc,
-                         const feox_options *o, int caller_refs, char **err)
+int feox_registry_move(feox_entry_ref *ref, const char *table, const char *to_path,
+                       const char *to_key, const char *from_owner, const char *to_owner,
+                       int caller_refs, char **err)
 {
     registry_entry *e = (registry_entry *)ref;
     int rc = SQLITE_OK;
-    char *new_key = NULL;
-    char *new_path = NULL;
+    char *new_key = sqlite3_mprintf("%s", to_key);
+    char *new_path = sqlite3_mprintf("%s", to_path);
+    char *new_owner = sqlite3_mprintf("%s", to_owner);
     pthread_mutex_lock(&registry_mutex);
-    if (e->dropped || e->share_key == NULL || new_loc->share_key == NULL) {
-        goto cleanup; /* private memory store: nothing is keyed by name */
-    }
-    bool move_file = e->ref.file_path != NULL && new_loc->default_path &&
-                     new_loc->file_path != NULL && strcmp(e->ref.file_path, new_loc->file_path);
-    new_key = sqlite3_mprintf("%s", new_loc->share_key);
-    new_path = move_file ? sqlite3_mprintf("%s", new_loc->file_path) : NULL;
-    if (new_key == NULL || (move_file && new_path == NULL)) {
+    if (new_key == NULL || new_path == NULL || new_owner == NULL) {
         rc = SQLITE_NOMEM;
         goto cleanup;
     }
-    if (move_file) {
-        if (e->refs > caller_refs) {
-            *err = sqlite3_mprintf("feox: %s: cannot rename: the store '%s' is in use by another "
-                                   "connection",
-                                   table, e->ref.file_path);
-            rc = SQLITE_BUSY;
-            goto cleanup;
-        }
-        if (access(new_path, F_OK) == 0) {
-            *err = sqlite3_mprintf("feox: %s: cannot rename: '%s' already exists", table, new_path);
-            rc = SQLITE_ERROR;
-            goto cleanup;
-        }
-        (void)feox_close(e->ref.store);
-        e->ref.store = NULL;
-        for_each_sidecar(e->ref.file_path, rename_sidecar, new_path);
-        bool moved = rename(e->ref.file_path, new_path) == 0;
-        const char *open_path = moved ? new_path : e->ref.file_path;
-        rc = open_store(open_path, o, table, &e->ref.store, err);
-        if (rc != SQLITE_OK) {
-            goto cleanup; /* the entry has no store now: later calls fail with CLOSED */
-        }
-        if (!moved) {
-            *err = sqlite3_mprintf("feox: %s: cannot rename '%s' to '%s'", table, e->ref.file_path,
-                                   new_path);
-            rc = SQLITE_IOERR;
-            goto cleanup;
-        }
-        sqlite3_free(e->ref.file_path);
-        e->ref.file_path = new_path;
-        new_path = NULL;
+    if (e->refs > caller_refs) {
+        *err = sqlite3_mprintf("feox: %s: cannot rename: the store '%s' is in use by another "
+                               "connection",
+                               table, e->ref.file_path);
+        rc = SQLITE_BUSY;
+        goto cleanup;
     }
-    sqlite3_free(e->share_key);
-    e->share_key = new_key;
-    new_key = NULL;
+    (void)feox_close(e->ref.store);
+    e->ref.store = NULL;
+    feox_err fe = feox_rename_store_file(e->ref.file_path, new_path, from_owner, to_owner,
+                                         FEOX_FILE_ALLOW_UNOWNED);
+    char *rename_err = NULL;
+    if (fe != FEOX_OK) {
+        const char *detail = feox_error_detail();
+        rename_err = sqlite3_mprintf("%s", detail[0] ? detail : feox_strerror(fe));
+    }
+    const char *open_path = fe == FEOX_OK ? new_path : e->ref.file_path;
+    rc = open_store(open_path, &e->options, table, NULL, false, &e->ref.store, err);
+    if (rc != SQLITE_OK && fe == FEOX_OK &&
+        feox_rename_store_file(new_path, e->ref.file_path, to_owner, from_owner,
+                               FEOX_FILE_ALLOW_UNOWNED) == FEOX_OK) {
+        /* moved but not reopened: move it back, so the failed RENAME leaves the file where the
+         * (unchanged) schema looks for it */
+        char *ignored = NULL;
+        (void)open_store(e->ref.file_path, &e->options, table, NULL, false, &e->ref.store,
+                         &ignored);
+        sqlite3_free(ignored);
+    }
+    if (rc != SQLITE_OK) {
+        sqlite3_free(rename_err);
+        goto cleanup; /* without a store, later uses fail with a clear error */
+    }
+    if (fe != FEOX_OK) {
+        *err = sqlite3_mprintf("feox: %s: cannot rename '%s' to '%s': %s", table, e->ref.file_path,
+                               new_path, rename_err ? rename_err : feox_strerror(fe));
+        sqlite3_free(rename_err);
+        rc = feox_err_to_sqlite(fe);
+        if (rc == SQLITE_OK || rc == SQLITE_INTERNAL) {
+            rc = SQLITE_IOERR;
+        }
+        goto cleanup;
+    }
+    sqlite3_free(e->ref.file_path);
+    e->ref.file_path = new_path;
+    new_path = NULL;
+    if (e->share_key != NULL) {
+        sqlite3_free(e->share_key);
+        e->share_key = new_key;
+        new_key = NULL;
+    }
+    for (int i = 0; i < e->n_owners; i++) {
+        if (strcmp(e->owners[i], from_owner) == 0) {
+            sqlite3_free(e->owners[i]);
+            e->owners[i] = new_owner;
+            new_owner = NULL;
+            break;
+        }
+    }
 cleanup:
     pthread_mutex_unlock(&registry_mutex);
     sqlite3_free(new_key);
     sqlite3_free(new_path);
+    sqlite3_free(new_owner);
     return rc;
+}
+
+feox_err feox_registry_move_closed(const char *from, const char *to, const char *from_owner,
+                                   const char *to_owner)
+{
+    pthread_mutex_lock(&registry_mutex);
+    feox_err e = feox_rename_store_file(from, to, from_owner, to_owner, FEOX_FILE_ALLOW_UNOWNED);
+    pthread_mutex_unlock(&registry_mutex);
+    return e;
 }

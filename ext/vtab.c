@@ -18,12 +18,19 @@
  * SQLITE_CONSTRAINT before changing anything, so OR IGNORE / FAIL / ABORT / ROLLBACK work.
  * The table is not INNOCUOUS: it reads and writes process memory and files.
  *
- * Store sharing, DROP and RENAME: see registry.c and connection.c. DROP TABLE removes the store's
- * files (if another connection still has the store open: empties it, and the files go when that
- * connection lets go). ALTER TABLE RENAME of a table that lives in the default file
- * "<db>-<table>.feox" renames that file (and its sidecars) to the new table's name, so the file
- * name always follows the table; it fails with SQLITE_BUSY while another connection has the store
- * open. An explicit path is kept as is.
+ * Store sharing, DROP and RENAME: see registry.c and file_actions.c. xCreate creates a missing
+ * store file (a CREATE that rolls back removes it again); xConnect never creates one: a table
+ * whose file is missing connects without a store, every use reports "store file '...' does not
+ * exist", and DROP TABLE still works. DROP TABLE only releases the store; the file is removed once
+ * the DROP is known to be committed, only through the engine (exactly the files it created,
+ * verified as this table's), and never while another table shows the data. ALTER TABLE RENAME of
+ * a table in its default file "<db>-<table>.feox" renames that file at once (renamed back if the
+ * transaction rolls back), so the file name always follows the table; it fails with SQLITE_BUSY
+ * while another connection has the store open. An explicit path is kept as is.
+ *
+ * A table with a file is SQLITE_VTAB_DIRECTONLY: triggers and views (which may come from a schema
+ * someone else wrote) cannot use it. A store inherited through fork() is never used: the first
+ * use in the child opens the file again, or fails saying that the parent process holds it.
  *
  * Transactions: xBegin starts an undo journal (txn_journal.c); xCommit forgets it; xRollback,
  * xRollbackTo apply it. Nothing is buffered: a change is in the store as soon as xUpdate returns.
@@ -46,9 +53,53 @@ void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Open the vtab's store again: it was inherited through fork() (the registry already skips the
+ * inherited instance), or the table was connected without one (its file was missing, or another
+ * table had it open with other options) and the cause may be gone now. */
+static int reopen_store(feox_vtab *vt)
+{
+    feox_location loc;
+    feox_entry_ref *fresh = NULL;
+    char *err = NULL;
+    int rc = feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &loc, &err);
+    if (rc == SQLITE_OK) {
+        rc = feox_registry_acquire(&loc, &vt->options, vt->name, false, NULL, &fresh, &err);
+    }
+    if (rc != SQLITE_OK) {
+        feox_vtab_set_error(vt, "%s", err ? err : sqlite3_errstr(rc));
+        sqlite3_free(err);
+        feox_location_free(&loc);
+        return rc == SQLITE_NOMEM ? rc : SQLITE_CANTOPEN;
+    }
+    feox_entry_ref *old = vt->entry;
+    feox_conn_detach_entry(vt->conn, old);
+    (void)feox_conn_attach(vt->conn, vt->schema, vt->name, loc.share_key, fresh);
+    vt->entry = fresh;
+    feox_registry_release(old);
+    feox_journal_clear(&vt->journal); /* undo entries of an inherited store were the parent's */
+    vt->undo_pending = false;
+    sqlite3_free(vt->open_error);
+    vt->open_error = NULL;
+    feox_location_free(&loc);
+    return SQLITE_OK;
+}
+
 int feox_vtab_check_store(feox_vtab *vt)
 {
+    feox_actions_settle(vt->conn);
+    if (vt->entry != NULL && vt->entry->store == NULL && vt->open_error != NULL) {
+        int rc = reopen_store(vt); /* connected without a store: try again */
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
+    }
     if (vt->entry != NULL && vt->entry->store != NULL) {
+        if (feox_registry_is_inherited(vt->entry)) {
+            int rc = reopen_store(vt);
+            if (rc != SQLITE_OK) {
+                return rc;
+            }
+        }
         if (!vt->undo_pending) {
             return SQLITE_OK;
         }
@@ -60,10 +111,14 @@ int feox_vtab_check_store(feox_vtab *vt)
         vt->undo_pending = false;
         return SQLITE_OK;
     }
-    feox_vtab_set_error(vt,
-                        "feox: %s: the store is not open (it could not be reopened after "
-                        "RENAME)",
-                        vt->name);
+    if (vt->open_error != NULL) {
+        feox_vtab_set_error(vt, "%s", vt->open_error);
+    } else {
+        feox_vtab_set_error(vt,
+                            "feox: %s: the store is not open (it could not be reopened after "
+                            "RENAME)",
+                            vt->name);
+    }
     return SQLITE_CANTOPEN;
 }
 
@@ -86,10 +141,53 @@ static void vtab_free(feox_vtab *vt)
     }
     feox_registry_release(vt->entry);
     feox_options_free(&vt->options);
+    sqlite3_free(vt->open_error);
     sqlite3_free(vt->schema);
     sqlite3_free(vt->name);
     sqlite3_free(vt->base.zErrMsg);
     sqlite3_free(vt);
+}
+
+/* Find or open the store of vt at loc for this connection (xCreate: *created says whether this
+ * call created the file). */
+static int attach_store(feox_vtab *vt, feox_conn *conn, const feox_location *loc, bool is_create,
+                        bool *created, char **err)
+{
+    feox_entry_ref *attached = feox_conn_attached(conn, vt->schema, vt->name, loc->share_key);
+    if (attached != NULL && feox_registry_is_inherited(attached)) {
+        feox_conn_detach_entry(conn, attached); /* fork(): this process opens its own */
+        attached = NULL;
+    }
+    if (attached != NULL) {
+        feox_registry_retain(attached);
+        vt->entry = attached;
+        return SQLITE_OK;
+    }
+    if (!is_create && loc->kind == FEOX_LOC_FILE && feox_actions_path_moving(loc->file_path)) {
+        *err = sqlite3_mprintf("feox: %s: the store file '%s' is being renamed by a transaction "
+                               "of another connection; try again",
+                               vt->name, loc->file_path);
+        return SQLITE_BUSY;
+    }
+    int rc =
+        feox_registry_acquire(loc, &vt->options, vt->name, is_create, created, &vt->entry, err);
+    feox_file_info info;
+    bool file = !is_create && rc != SQLITE_OK && loc->kind == FEOX_LOC_FILE;
+    bool missing = file && rc == SQLITE_CANTOPEN &&
+                   feox_store_file_info(loc->file_path, &info) == FEOX_ERR_NOT_FOUND;
+    bool conflict = file && rc == SQLITE_ERROR && feox_registry_find_file(loc->file_path) != NULL;
+    if (missing || conflict) {
+        /* Connect without a store, so that DROP TABLE still works; every use says why, and
+         * tries again (the file may be back, the other table gone). Never attached. */
+        vt->entry = feox_registry_placeholder();
+        vt->open_error = *err;
+        *err = NULL;
+        return vt->entry != NULL ? SQLITE_OK : SQLITE_NOMEM;
+    }
+    if (rc == SQLITE_OK) {
+        rc = feox_conn_attach(conn, vt->schema, vt->name, loc->share_key, vt->entry);
+    }
+    return rc;
 }
 
 /* xCreate and xConnect: parse the options, find or open the store, declare the schema. */
@@ -99,6 +197,7 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     feox_conn *conn = aux;
     feox_location loc;
     feox_vtab *vt = NULL;
+    bool created = false;
     int rc = SQLITE_OK;
     memset(&loc, 0, sizeof loc);
 
@@ -122,19 +221,16 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
-    feox_entry_ref *attached = feox_conn_attached(conn, vt->schema, vt->name, loc.share_key);
-    if (attached != NULL) {
-        feox_registry_retain(attached);
-        vt->entry = attached;
-    } else {
-        rc = feox_registry_acquire(&loc, &vt->options, vt->name, &vt->entry, err);
+    if (is_create) {
+        rc = feox_actions_before_name(conn, vt->schema, vt->name, loc.file_path, NULL, err);
         if (rc != SQLITE_OK) {
             goto cleanup;
         }
-        rc = feox_conn_attach(conn, vt->schema, vt->name, loc.share_key, vt->entry);
-        if (rc != SQLITE_OK) {
-            goto cleanup;
-        }
+    }
+    feox_actions_settle(conn);
+    rc = attach_store(vt, conn, &loc, is_create, &created, err);
+    if (rc != SQLITE_OK) {
+        goto cleanup;
     }
     rc = sqlite3_declare_vtab(db, vt->options.keytype == FEOX_KEYTYPE_BLOB
                                       ? "CREATE TABLE x(key BLOB PRIMARY KEY NOT NULL, value, "
@@ -147,8 +243,17 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
         goto cleanup;
     }
     rc = sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
+    if (rc == SQLITE_OK && loc.kind == FEOX_LOC_FILE) {
+        /* A table with a file may not be used from triggers and views: a schema someone else
+         * wrote could otherwise make this process write or create files (trusted_schema). */
+        rc = sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+    }
     if (rc != SQLITE_OK) {
         goto cleanup;
+    }
+    if (created) {
+        /* a rolled-back CREATE removes the file it made (NOMEM: the file stays, harmless) */
+        (void)feox_actions_add_create(conn, vt->schema, vt->name, &loc);
     }
     feox_conn_retain(conn);
     vt->conn = conn;
@@ -156,8 +261,14 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     *out = &vt->base;
     vt = NULL;
 cleanup:
-    feox_location_free(&loc);
+    if (vt != NULL && vt->entry != NULL && vt->open_error == NULL) {
+        feox_conn_detach(conn, vt->schema, vt->name);
+    }
     vtab_free(vt);
+    if (rc != SQLITE_OK && created) {
+        (void)feox_remove_store_file(loc.file_path, loc.owner, 0); /* the file this call made */
+    }
+    feox_location_free(&loc);
     return rc;
 }
 
@@ -168,15 +279,15 @@ static int feox_vt_create(sqlite3 *db, void *aux, int argc, const char *const *a
     return feox_init_vtab(db, aux, argc, argv, out, err, true);
 }
 
-/* xConnect: an existing table is used by this connection. */
+/* xConnect: an existing table is used by this connection (its store file must exist). */
 static int feox_vt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                            sqlite3_vtab **out, char **err)
 {
     return feox_init_vtab(db, aux, argc, argv, out, err, false);
 }
 
-/* xDisconnect: this connection's vtab object goes away; the store stays attached, unless another
- * connection dropped the table (then this connection lets go of the store too). */
+/* xDisconnect: this connection's vtab object goes away; the store stays attached, unless the
+ * table was dropped (then this connection lets go of the store too). */
 static int feox_vt_disconnect(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
@@ -187,34 +298,77 @@ static int feox_vt_disconnect(sqlite3_vtab *tab)
     return SQLITE_OK;
 }
 
-/* xDestroy: DROP TABLE. Forget the store's name, remove its files, release it. */
+/* xDestroy: DROP TABLE, inside SQLite's transaction. The store is only released here (a memory
+ * store is kept by the pending action); its file goes once the DROP is known to be committed
+ * (file_actions.c). */
 static int feox_vt_destroy(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
-    feox_registry_drop(vt->entry, feox_conn_entry_refs(vt->conn, vt->entry));
+    feox_location loc;
+    char *err = NULL;
+    int rc = feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &loc, &err);
+    sqlite3_free(err);
+    if (rc == SQLITE_OK) {
+        feox_entry_ref *held = loc.kind == FEOX_LOC_FILE ? NULL : vt->entry;
+        feox_actions_forget_create(vt->conn, vt->schema, vt->name);
+        rc = feox_actions_add_drop(vt->conn, vt->schema, vt->name, &loc, held);
+        feox_location_free(&loc);
+    }
+    if (rc != SQLITE_OK) {
+        return rc; /* out of memory: the DROP fails and nothing changed */
+    }
     feox_conn_detach(vt->conn, vt->schema, vt->name);
     vtab_free(vt);
     return SQLITE_OK;
 }
 
-/* xRename: ALTER TABLE ... RENAME TO new_name. */
+/* xRename: ALTER TABLE ... RENAME TO new_name, inside SQLite's transaction. A table in its
+ * default file moves the file at once (the new name must find it in this very statement); the
+ * pending action moves it back if the transaction rolls back (file_actions.c). */
 static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
 {
     feox_vtab *vt = (feox_vtab *)tab;
-    feox_location loc;
+    feox_location from, to;
     char *err = NULL;
+    bool moved = false;
     char *name = sqlite3_mprintf("%s", new_name);
     int rc = name ? SQLITE_OK : SQLITE_NOMEM;
-    memset(&loc, 0, sizeof loc);
+    memset(&from, 0, sizeof from);
+    memset(&to, 0, sizeof to);
     if (rc == SQLITE_OK) {
-        rc = feox_location_resolve(vt->db, vt->schema, new_name, &vt->options, &loc, &err);
+        rc = feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &from, &err);
     }
     if (rc == SQLITE_OK) {
+        rc = feox_location_resolve(vt->db, vt->schema, new_name, &vt->options, &to, &err);
+    }
+    if (rc == SQLITE_OK) {
+        rc = feox_actions_before_name(vt->conn, vt->schema, new_name,
+                                      to.kind == FEOX_LOC_FILE ? to.file_path : NULL, vt->name,
+                                      &err);
+    }
+    if (rc == SQLITE_OK && from.kind == FEOX_LOC_FILE && from.default_path &&
+        strcmp(from.file_path, to.file_path) != 0) {
         int mine = feox_conn_entry_refs(vt->conn, vt->entry);
-        rc = feox_registry_rename(vt->entry, vt->name, &loc, &vt->options, mine, &err);
+        rc = feox_registry_move(vt->entry, vt->name, to.file_path, to.share_key, from.owner,
+                                to.owner, mine, &err);
+        moved = rc == SQLITE_OK;
+    } else if (rc == SQLITE_OK && to.share_key != NULL) {
+        rc = feox_registry_rekey(vt->entry, to.share_key);
     }
     if (rc == SQLITE_OK) {
-        feox_conn_rename(vt->conn, vt->schema, vt->name, new_name, loc.share_key);
+        (void)feox_actions_retarget_create(vt->conn, vt->schema, vt->name, new_name, &to, moved);
+        rc = feox_actions_add_rename(vt->conn, vt->schema, vt->name, new_name, &from, &to, moved);
+        if (rc != SQLITE_OK && moved) {
+            /* cannot record how to undo it: undo it now */
+            char *undo_err = NULL;
+            (void)feox_registry_move(vt->entry, new_name, from.file_path, from.share_key, to.owner,
+                                     from.owner, feox_conn_entry_refs(vt->conn, vt->entry),
+                                     &undo_err);
+            sqlite3_free(undo_err);
+        }
+    }
+    if (rc == SQLITE_OK) {
+        feox_conn_rename(vt->conn, vt->schema, vt->name, new_name, to.share_key);
         sqlite3_free(vt->name);
         vt->name = name;
         name = NULL;
@@ -223,7 +377,8 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
     }
     sqlite3_free(err);
     sqlite3_free(name);
-    feox_location_free(&loc);
+    feox_location_free(&from);
+    feox_location_free(&to);
     return rc;
 }
 
@@ -231,6 +386,7 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
 static int feox_vt_begin(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
+    feox_actions_settle(vt->conn);
     if (vt->undo_pending) {
         int rc = feox_vtab_check_store(vt);
         if (rc != SQLITE_OK) {

@@ -81,8 +81,9 @@ DETACH disk;
 .shell ls demo-notes.db*
 ATTACH 'demo-notes.db' AS disk;
 SELECT key, value, typeof(value) AS type FROM disk.notes ORDER BY key;
-.print 'DROP TABLE removes the store file too:'
+.print 'DROP TABLE removes the store file too, once the DROP has committed:'
 DROP TABLE disk.notes;
 DETACH disk;
+SELECT count(*) AS kv_rows FROM kv; -- the connection's next use of feox removes the file
 .shell ls demo-notes.db*
 .shell rm -f demo-notes.db

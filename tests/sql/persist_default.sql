@@ -47,4 +47,6 @@ DROP TABLE mem;
 DROP TABLE o.def;
 DROP TABLE o.rel;
 DETACH o;
+-- reopen
+-- the last DROP's file goes when the connection closes (its DROP has committed by then)
 .shell ls . sub

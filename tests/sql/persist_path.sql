@@ -53,7 +53,8 @@ SELECT 'rows', count(*) FROM kv WHERE key GLOB 'row:*';
 SELECT 'replaced', value FROM kv WHERE key = 'text';
 SELECT 'renamed', (SELECT count(*) FROM kv WHERE key = 'int'), (SELECT value FROM kv WHERE key = 'renamed');
 SELECT 'persisted-ttl', ttl IS NULL FROM kv WHERE key = 'ttl';
--- DROP TABLE removes the store file
+-- DROP TABLE removes the store file once the DROP is known to be committed: at the
+-- connection's next use of feox, or (here) when the connection closes (file_actions.c)
 CREATE VIRTUAL TABLE s_off USING feox(path='off.feox', sync='off');
 CREATE VIRTUAL TABLE s_normal USING feox(path='normal.feox', sync='normal');
 CREATE VIRTUAL TABLE s_full USING feox(path='full.feox', sync='full');
@@ -63,3 +64,6 @@ DROP TABLE s_normal;
 DROP TABLE s_full;
 .shell ls
 SELECT 'dropped';
+-- reopen
+.shell ls
+SELECT 'all-removed';

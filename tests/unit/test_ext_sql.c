@@ -565,6 +565,8 @@ static void test_files_and_sharing(void **state)
     exec_ok(a, "DROP TABLE gone");
     snprintf(sql, sizeof sql, "%s/app.db-gone.feox", tmpdir);
     sqlite3_close(b2); /* b2 held the dropped store: its files go now */
+    /* a DROP's file goes once it is known committed: at the connection's next use of feox */
+    expect(a, "SELECT group_concat(key) FROM rel", "n,r");
     assert_false(file_exists(sql));
     b2 = open_db(dbpath);
     exec_ok(a, "CREATE VIRTUAL TABLE kv2 USING feox");
@@ -575,6 +577,7 @@ static void test_files_and_sharing(void **state)
     /* DROP removes the store files */
     exec_ok(a, "DROP TABLE kv2");
     exec_ok(a, "DROP TABLE rel");
+    expect(a, "SELECT count(*) FROM mem", "0"); /* the next use of feox settles the DROPs */
     assert_false(file_exists(renamed));
     assert_false(file_exists(rel));
     exec_ok(a, "CREATE VIRTUAL TABLE kv2 USING feox");
@@ -612,6 +615,7 @@ static void test_schemas(void **state)
            "1|10|100");
     exec_fails(db, "SELECT feox_incr('nosuch.t', 'n', 1)", SQLITE_ERROR, NULL);
     exec_ok(db, "DROP TABLE aux.t");
+    expect(db, "SELECT count(*) FROM main.t", "1"); /* the next use of feox settles the DROP */
     assert_false(file_exists(aux_store));
     exec_ok(db, "DROP TABLE main.t");
     sqlite3_close(db);

@@ -1,0 +1,191 @@
+"""DROP, RENAME and CREATE follow SQLite's transaction (issue 11 item 6), seen from Python: a DROP
+whose COMMIT fails with "database is locked", other connections of the process, and crashes
+(os._exit) between the schema change and its settlement."""
+import os
+import subprocess
+import sys
+import textwrap
+
+from feoxtest import EXT, TempDirTestCase, connect
+
+
+def rows(con, table):
+    return sorted(con.execute(f'SELECT key, value FROM "{table}"').fetchall())
+
+
+class LockedDropTest(TempDirTestCase):
+    def test_drop_that_fails_with_database_is_locked_keeps_the_data(self):
+        db = self.path("app.db")
+        con = connect(db)
+        con.execute("CREATE TABLE native(x)")
+        con.execute("INSERT INTO native VALUES (1)")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2)")
+        reader = connect(db)
+        reader.execute("BEGIN")
+        self.assertEqual(reader.execute("SELECT count(*) FROM native").fetchone(), (1,))
+        dropper = connect(db, timeout=0.1)
+        with self.assertRaisesRegex(Exception, "database is locked"):
+            dropper.execute("DROP TABLE kv")
+        reader.execute("COMMIT")
+        self.assertEqual(rows(dropper, "kv"), [("a", 1), ("b", 2)])
+        self.assertEqual(rows(con, "kv"), [("a", 1), ("b", 2)])
+        dropper.close()
+        reader.close()
+        con.close()
+        self.assertTrue(os.path.exists(db + "-kv.feox"))
+        con = connect(db)
+        self.assertEqual(rows(con, "kv"), [("a", 1), ("b", 2)])
+        con.close()
+
+    def test_rename_that_fails_with_database_is_locked_moves_the_file_back(self):
+        db = self.path("app.db")
+        con = connect(db, timeout=0.1)
+        con.execute("CREATE TABLE native(x)")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        reader = connect(db)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM native").fetchall()
+        with self.assertRaisesRegex(Exception, "database is locked"):
+            con.execute("ALTER TABLE kv RENAME TO kv2")
+        reader.execute("COMMIT")
+        self.assertEqual(rows(con, "kv"), [("a", 1)])
+        self.assertTrue(os.path.exists(db + "-kv.feox"))
+        self.assertFalse(os.path.exists(db + "-kv2.feox"))
+        reader.close()
+        con.close()
+        con = connect(db)
+        self.assertEqual(rows(con, "kv"), [("a", 1)])
+        con.close()
+
+    def test_drop_while_another_connection_has_the_table_open(self):
+        db = self.path("app.db")
+        a = connect(db)
+        b = connect(db)
+        a.execute("CREATE VIRTUAL TABLE kv USING feox")
+        a.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        self.assertEqual(rows(b, "kv"), [("a", 1)])
+        a.execute("BEGIN")
+        a.execute("DROP TABLE kv")
+        a.execute("ROLLBACK")
+        self.assertEqual(rows(b, "kv"), [("a", 1)])
+        self.assertEqual(rows(a, "kv"), [("a", 1)])
+        a.execute("DROP TABLE kv")
+        a.execute("SELECT 1").fetchall()
+        b.close()
+        a.close()
+        self.assertFalse(os.path.exists(db + "-kv.feox"))
+
+    def test_recreated_table_survives_the_old_holder_letting_go(self):
+        # b still holds the dropped table's store when a creates the table again and closes:
+        # b letting go last must not remove the file that now holds the new table's data.
+        db = self.path("app.db")
+        a = connect(db)
+        b = connect(db)
+        a.execute("CREATE VIRTUAL TABLE kv USING feox")
+        a.execute("CREATE VIRTUAL TABLE other USING feox(path=':memory:')")
+        a.execute("INSERT INTO kv(key, value) VALUES ('old', 1)")
+        self.assertEqual(rows(b, "kv"), [("old", 1)])
+        a.execute("DROP TABLE kv")
+        a.execute("SELECT count(*) FROM other").fetchall()  # settles the DROP
+        a.execute("CREATE VIRTUAL TABLE kv USING feox")
+        self.assertEqual(rows(a, "kv"), [])
+        a.execute("INSERT INTO kv(key, value) VALUES ('new', 2)")
+        a.close()
+        b.close()
+        c = connect(db)
+        self.assertEqual(rows(c, "kv"), [("new", 2)])
+        c.close()
+
+    def test_rename_while_another_connection_has_the_store_open_is_busy(self):
+        db = self.path("app.db")
+        a = connect(db)
+        b = connect(db)
+        a.execute("CREATE VIRTUAL TABLE kv USING feox")
+        a.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        self.assertEqual(rows(b, "kv"), [("a", 1)])
+        with self.assertRaisesRegex(Exception, "in use by another connection"):
+            a.execute("ALTER TABLE kv RENAME TO kv2")
+        self.assertEqual(rows(a, "kv"), [("a", 1)])
+        b.close()
+        a.execute("ALTER TABLE kv RENAME TO kv2")
+        self.assertEqual(rows(a, "kv2"), [("a", 1)])
+        a.close()
+        self.assertTrue(os.path.exists(db + "-kv2.feox"))
+        self.assertFalse(os.path.exists(db + "-kv.feox"))
+
+
+class CrashTest(TempDirTestCase):
+    """A child process makes a schema change and dies with os._exit (no close, no settlement)."""
+
+    def run_child(self, db, body):
+        script = textwrap.dedent(f"""
+            import os, sqlite3
+            con = sqlite3.connect({db!r}, isolation_level=None)
+            con.enable_load_extension(True)
+            con.load_extension({EXT!r})
+        """) + textwrap.dedent(body) + "\nos._exit(0)\n"
+        subprocess.run([sys.executable, "-c", script], check=True)
+
+    def setUp(self):
+        super().setUp()
+        self.db = self.path("app.db")
+        con = connect(self.db)
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2)")
+        con.close()
+
+    def test_crash_inside_a_drop_transaction_keeps_the_data(self):
+        self.run_child(self.db, """
+            con.execute("BEGIN")
+            con.execute("DROP TABLE kv")
+        """)
+        con = connect(self.db)
+        self.assertEqual(rows(con, "kv"), [("a", 1), ("b", 2)])
+        con.close()
+
+    def test_crash_after_a_committed_drop_leaves_a_harmless_file(self):
+        self.run_child(self.db, """
+            con.execute("DROP TABLE kv")
+        """)
+        con = connect(self.db)
+        self.assertEqual(con.execute("SELECT count(*) FROM sqlite_schema").fetchone(), (0,))
+        con.close()
+
+    def test_crash_inside_a_create_transaction(self):
+        self.run_child(self.db, """
+            con.execute("BEGIN")
+            con.execute("CREATE VIRTUAL TABLE t2 USING feox")
+            con.execute("INSERT INTO t2(key, value) VALUES ('x', 1)")
+        """)
+        con = connect(self.db)
+        self.assertEqual(rows(con, "kv"), [("a", 1), ("b", 2)])
+        con.execute("CREATE VIRTUAL TABLE t2 USING feox")  # the leftover file is harmless
+        con.close()
+
+    def test_crash_after_a_committed_rename_finds_the_data(self):
+        self.run_child(self.db, """
+            con.execute("ALTER TABLE kv RENAME TO kv2")
+        """)
+        con = connect(self.db)
+        self.assertEqual(rows(con, "kv2"), [("a", 1), ("b", 2)])
+        con.close()
+
+    def test_crash_inside_a_rename_transaction_keeps_the_file(self):
+        # The documented window (file_actions.c): the file has the new name, the schema the
+        # old one. The data is never removed.
+        self.run_child(self.db, """
+            con.execute("BEGIN")
+            con.execute("ALTER TABLE kv RENAME TO kv2")
+        """)
+        self.assertTrue(os.path.exists(self.db + "-kv2.feox"))
+        con = connect(self.db)
+        with self.assertRaisesRegex(Exception, "does not exist"):
+            rows(con, "kv")
+        con.close()
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
