@@ -56,14 +56,10 @@ typedef struct registry_entry {
     struct registry_entry *next;
 } registry_entry;
 
-/* feox_store_is_inherited comes with the engine's fork support; until a build has it, the weak
- * reference is NULL and no store counts as inherited. */
-#pragma weak feox_store_is_inherited
-
 /* True if store was opened by the parent of this fork()ed process. */
 static bool store_inherited(const feox_store *store)
 {
-    return feox_store_is_inherited != NULL && store != NULL && feox_store_is_inherited(store);
+    return store != NULL && feox_store_is_inherited(store);
 }
 
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;

@@ -2,7 +2,6 @@
 a copy of a database, and fork(): a child never uses the store its parent opened."""
 import json
 import os
-import subprocess
 import unittest
 
 from feoxtest import EXT, TempDirTestCase, connect
@@ -10,11 +9,6 @@ from feoxtest import EXT, TempDirTestCase, connect
 
 def rows(con, table):
     return sorted(con.execute(f'SELECT key, value FROM "{table}"').fetchall())
-
-
-def engine_has_fork_support():
-    out = subprocess.run(["nm", "-D", EXT + ".so"], capture_output=True, text=True).stdout
-    return " w feox_store_is_inherited" not in out and " U feox_store_is_inherited" not in out
 
 
 class SharedFileTest(TempDirTestCase):
@@ -58,11 +52,6 @@ class SharedFileTest(TempDirTestCase):
 
 @unittest.skipUnless(hasattr(os, "fork"), "no fork()")
 class ForkTest(TempDirTestCase):
-    def setUp(self):
-        super().setUp()
-        if not engine_has_fork_support():
-            self.skipTest("this build's engine has no feox_store_is_inherited yet")
-
     def in_child(self, fn):
         """Run fn() in a fork()ed child; return what it returned (JSON)."""
         r, w = os.pipe()
