@@ -404,8 +404,10 @@ feox_err feox_get_stats(feox_store *s, feox_stats *out)
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
     memset(out, 0, sizeof *out);
-    feox_stat_fill(s->stats, out);
+    /* feox_len first: while keys have a TTL it takes every shard lock, so the expiries counted
+     * under those locks (ttl_sweeper.c) before it are all in the counters read next. */
     out->len = feox_len(s);
+    feox_stat_fill(s->stats, out);
     out->memory_usage = feox_memory_usage(s);
     out->max_memory = s->cfg.max_memory;
     out->keys_with_ttl = feox_hash_sum_ttl_keys(&s->hash);

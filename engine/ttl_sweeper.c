@@ -51,8 +51,11 @@ feox_err feox_ttl_track(feox_store *s, feox_shard *shard, const feox_entry *e,
                               e->key_len);
 }
 
-/* Pop the shard's expired items (at most budget), removing the keys they still describe. */
-static uint64_t sweep_shard(feox_store *s, feox_shard *shard, uint64_t now, size_t budget)
+/* Pop the shard's expired items (at most budget), removing the keys they still describe, and
+ * count them in stat. The count is added before the shard lock is released, so anyone who takes
+ * that lock afterwards (feox_len, and so feox_get_stats) sees every removal counted. */
+static uint64_t sweep_shard(feox_store *s, feox_shard *shard, uint64_t now, size_t budget,
+                            feox_stat_id stat)
 {
     uint64_t removed = 0;
     pthread_mutex_lock(&shard->lock);
@@ -67,23 +70,21 @@ static uint64_t sweep_shard(feox_store *s, feox_shard *shard, uint64_t now, size
             removed++;
         feox_ttl_heap_pop(&shard->ttl);
     }
+    feox_stat_add(s->stats, stat, removed);
     pthread_mutex_unlock(&shard->lock);
     return removed;
 }
 
 void feox_ttl_sweep(feox_store *s, size_t max_per_shard)
 {
-    uint64_t removed = 0;
     for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++)
-        removed += sweep_shard(s, &s->hash.shards[i], feox_store_now(s), max_per_shard);
-    feox_stat_add(s->stats, FEOX_STAT_TTL_EXPIRED_ACTIVE, removed);
+        sweep_shard(s, &s->hash.shards[i], feox_store_now(s), max_per_shard,
+                    FEOX_STAT_TTL_EXPIRED_ACTIVE);
     feox_stat_inc(s->stats, FEOX_STAT_TTL_SWEEPER_RUNS);
 }
 
 void feox_ttl_remove_expired(feox_store *s, uint64_t now_ns)
 {
-    uint64_t removed = 0;
     for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++)
-        removed += sweep_shard(s, &s->hash.shards[i], now_ns, SIZE_MAX);
-    feox_stat_add(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY, removed);
+        sweep_shard(s, &s->hash.shards[i], now_ns, SIZE_MAX, FEOX_STAT_TTL_EXPIRED_LAZY);
 }
