@@ -15,9 +15,11 @@
  *           its header records the table as owner); on commit nothing.
  *   RENAME  of a table in its default file "<db>-<table>.feox": the file name follows the table,
  *           and the new name must find its data at once (SQLite reconnects it in the same
- *           statement). So the file is renamed immediately (feox_rename_store_file, which also
- *           records the new owner); on rollback it is renamed back. Other tables are re-keyed
- *           (and re-keyed back on rollback).
+ *           statement). So the file is renamed immediately (feox_rename_store_file), but it keeps
+ *           recording the owner it had before the transaction; on rollback it is renamed back.
+ *           On commit the file records the new name as its owner (feox_set_owner, also for an
+ *           explicit path whose file recorded the old name). Other tables are re-keyed (and
+ *           re-keyed back on rollback).
  * Changes of one table within one transaction make one action: a second RENAME extends the first
  * (or cancels it, back at the first name), a DROP after a pending RENAME joins it (rolled back:
  * the file moves back; committed: the file goes from where the RENAME put it), a DROP after a
@@ -48,12 +50,21 @@
  *     the file: the table, if the DROP did not commit, finds all its data; if it did, the file is
  *     a harmless leftover (a later CREATE of the same name opens it again, as before).
  *   - CREATE: a crash leaves the file it created; harmless, as above.
- *   - RENAME (default file): the file is renamed before the COMMIT, so after a crash between the
- *     two (in autocommit mode a single statement; inside BEGIN ... COMMIT the whole transaction)
- *     the data sits in "<db>-<new name>.feox" while the schema keeps the old name, whose xConnect
- *     then reports "store file ... does not exist". Nothing is removed: renaming the file back
- *     recovers it. Renaming only after the COMMIT would move this window behind the COMMIT, where
- *     it lasts until the connection's next use of feox (unbounded), so the rename happens at once.
+ *   - RENAME (default file): the file is renamed before the COMMIT, still recording the old
+ *     name as owner. A crash before the COMMIT (in autocommit mode a single statement; inside
+ *     BEGIN ... COMMIT the whole transaction) leaves the data in "<db>-<new name>.feox" while the
+ *     schema keeps the old name: the old name's xConnect finds its file missing, looks in the
+ *     database's directory for the one "<db>-*.feox" that verifies as a feox store recording it
+ *     as owner, that no open holds, no pending action concerns and no table of the committed
+ *     schema uses, and renames it back (feox_actions_recover_missing). A crash after the COMMIT
+ *     and before the settlement leaves "<db>-<new name>.feox" recording the old name: the new
+ *     name's xConnect sees that no table of the committed schema is that owner and adopts the
+ *     file (feox_actions_adopt: feox_set_owner), so its DROP removes it. The hash recorded
+ *     cannot say which database the old name belonged to: a default file named after this
+ *     table of this database whose owner is no table of its committed schema is taken as this
+ *     table's. Nothing else is ever touched; nothing is removed.
+ *   - RENAME (explicit path): nothing moves. A crash before the settlement leaves the file
+ *     recording the old name, and its DROP then leaves the file (harmless).
  *
  * Concurrency: one mutex guards the list; an action is taken off the list while it is being
  * settled, so two threads never settle the same action, and no SQL runs under the mutex.

@@ -26,7 +26,9 @@
  * verified as this table's), and never while another table shows the data. ALTER TABLE RENAME of
  * a table in its default file "<db>-<table>.feox" renames that file at once (renamed back if the
  * transaction rolls back), so the file name always follows the table; it fails with SQLITE_BUSY
- * while another connection has the store open. An explicit path is kept as is.
+ * while another connection has the store open. An explicit path is kept as is. The file's
+ * recorded owner follows the table once the RENAME has committed. xConnect of a default-file
+ * table recovers what a crash during a RENAME left (file_actions.c, "Crash safety").
  *
  * A table with a file is SQLITE_VTAB_DIRECTONLY: triggers and views (which may come from a schema
  * someone else wrote) cannot use it. A store inherited through fork() is never used: the first
