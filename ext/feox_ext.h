@@ -277,6 +277,10 @@ typedef struct feox_vtab {
     bool undo_pending; /* a ROLLBACK could not finish (no memory): the journal still holds
                           what it must undo; the next use of the table finishes it first */
     char *open_error;  /* the store could not be opened (its file is missing): why */
+    /* "PRAGMA query_only", prepared on first use by a function that writes, and its answer
+     * (valid until the statement is expired: functions.c); finalized in vtab_free */
+    sqlite3_stmt *query_only_stmt;
+    bool query_only_known, query_only_on;
     struct feox_vtab *next_in_conn;
 } feox_vtab;
 

@@ -137,6 +137,7 @@ static void vtab_free(feox_vtab *vt)
         return;
     }
     feox_journal_clear(&vt->journal);
+    sqlite3_finalize(vt->query_only_stmt);
     if (vt->conn != NULL) {
         feox_conn_remove_vtab(vt->conn, vt);
         feox_conn_release(vt->conn);
