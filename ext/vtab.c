@@ -64,6 +64,12 @@ static int reopen_store(feox_vtab *vt)
     feox_entry_ref *fresh = NULL;
     char *err = NULL;
     int rc = feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &loc, &err);
+    feox_file_info info;
+    if (rc == SQLITE_OK && loc.kind == FEOX_LOC_FILE && loc.default_path &&
+        loc.db_file[0] != '\0' &&
+        feox_store_file_info(loc.file_path, &info) == FEOX_ERR_NOT_FOUND) {
+        feox_actions_recover_missing(vt->name, &loc); /* as in xConnect (file_actions.c) */
+    }
     if (rc == SQLITE_OK) {
         rc = feox_registry_acquire(&loc, &vt->options, vt->name, false, NULL, &fresh, &err);
     }

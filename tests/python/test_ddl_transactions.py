@@ -228,6 +228,24 @@ class CrashTest(TempDirTestCase):
         con.close()
         self.assertEqual(self.files(), ["app.db", "app.db-kv2.feox", "app.db-t3.feox"])
 
+    def test_recovery_waits_while_the_file_is_held(self):
+        # While something holds the renamed file, kv connects without its store; its next use
+        # after that lets go takes the file back.
+        self.run_child(self.db, """
+            con.execute("BEGIN")
+            con.execute("ALTER TABLE kv RENAME TO kv2")
+        """)
+        holder = connect(self.path("other.db"))
+        holder.execute(f"CREATE VIRTUAL TABLE h USING feox(path='{self.db}-kv2.feox')")
+        self.assertEqual(rows(holder, "h"), [("a", 1), ("b", 2)])
+        con = connect(self.db)
+        with self.assertRaisesRegex(Exception, "does not exist"):
+            rows(con, "kv")
+        holder.close()
+        self.assertEqual(rows(con, "kv"), [("a", 1), ("b", 2)])
+        con.close()
+        self.assertEqual(self.files(), ["app.db", "app.db-kv.feox"])
+
     def test_crash_after_a_committed_rename_drop_removes_the_file(self):
         # COMMIT happened, the owner change did not: the new name adopts its file, so its DROP
         # removes it.
