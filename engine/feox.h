@@ -179,6 +179,15 @@ feox_err feox_remove_store_file(const char *path, const char *owner, unsigned fl
 feox_err feox_rename_store_file(const char *from, const char *to, const char *owner,
                                 const char *new_owner, unsigned flags);
 
+/* Record owner (NULL = no owner) as the owner of the open store's file: its 64-byte header is
+ * rewritten in place (same file id, checksum recomputed) and fsynced, never interleaved with the
+ * store's own writes or a compaction; every later compaction keeps the new owner, and
+ * feox_remove_store_file / feox_rename_store_file then act for owner only. A crash leaves the
+ * old or the new owner. No-op in memory mode.
+ * Errors: INVALID_ARGUMENT (store NULL), FORKED, IO, DISK_FULL (the old header is written back),
+ * DEGRADED (the fsync failed, or failed earlier), CORRUPT (the header no longer verifies). */
+feox_err feox_set_owner(feox_store *store, const char *owner);
+
 /* True if store was opened by another process: this one is a fork() child that inherited it.
  * Every call on such a store fails with FEOX_ERR_FORKED and touches neither the file nor its lock;
  * feox_close only forgets it. A child opens the path again (FEOX_ERR_LOCKED while the parent

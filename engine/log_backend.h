@@ -143,4 +143,7 @@ void feox_log_compactor_stop(feox_log_backend *b);
 /* The flusher tells the compactor the file grew (it decides whether to measure). */
 void feox_log_compactor_poke(feox_log_backend *b);
 
+/* log_owner.c: rewrite the file header with owner_hash (feox_set_owner). */
+feox_err feox_log_set_owner(feox_backend *b, uint64_t owner_hash);
+
 #endif

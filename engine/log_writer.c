@@ -473,6 +473,7 @@ static const feox_backend_ops log_ops = {
     .get_stats = log_get_stats,
     .close = log_close,
     .forget_after_fork = log_forget_after_fork,
+    .set_owner = feox_log_set_owner,
 };
 
 static uint64_t new_file_id(void)

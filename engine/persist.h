@@ -87,6 +87,9 @@ typedef struct feox_backend_ops {
      * no lock taken (the backend's mutexes may be held by threads that do not exist here). The
      * backend is never used again in this process. */
     void (*forget_after_fork)(feox_backend *b);
+    /* Record owner_hash as the store file's owner (header rewritten and fsynced; compactions
+     * after it keep the new owner). Never interleaves with a write, fsync or compaction. */
+    feox_err (*set_owner)(feox_backend *b, uint64_t owner_hash);
 } feox_backend_ops;
 
 struct feox_backend {

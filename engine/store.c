@@ -329,6 +329,16 @@ feox_err feox_compact(feox_store *s)
     return s->backend ? s->backend->ops->compact(s->backend) : FEOX_OK;
 }
 
+feox_err feox_set_owner(feox_store *s, const char *owner)
+{
+    feox_clear_error_detail();
+    if (!s)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
+    return s->backend ? s->backend->ops->set_owner(s->backend, feox_owner_hash(owner)) : FEOX_OK;
+}
+
 typedef struct consistency_check {
     feox_store *store;
     uint64_t seen;

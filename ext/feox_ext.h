@@ -158,15 +158,25 @@ void feox_registry_drop_file(const char *path, const char *owner, unsigned flags
 /* Re-key entry e to new_key (RENAME of a memory store or of a table with an explicit path). */
 int feox_registry_rekey(feox_entry_ref *e, const char *new_key);
 /* Move the file store of e from its path to to_path (RENAME of a default-path table, or its
- * reversal): close the store, feox_rename_store_file(from, to, from_owner, to_owner), reopen it
- * at the new path and re-key the entry to to_key. Only when the caller holds every reference
- * (caller_refs), else SQLITE_BUSY. On failure the store is reopened where it was. */
+ * reversal): close the store, rename the file (feox_rename_store_file; the file must record
+ * file_owner, or none, and keeps recording file_owner: the owner changes only once the RENAME
+ * has committed, feox_registry_set_file_owner), reopen it at the new path, re-key the entry to
+ * to_key and list to_owner instead of from_owner among its tables. Only when the caller holds
+ * every reference (caller_refs), else SQLITE_BUSY. On failure the store is reopened where it
+ * was. */
 int feox_registry_move(feox_entry_ref *e, const char *table, const char *to_path,
                        const char *to_key, const char *from_owner, const char *to_owner,
-                       int caller_refs, char **err);
-/* Move a store file nobody in this process has open (the reversal of a rolled-back RENAME). */
-feox_err feox_registry_move_closed(const char *from, const char *to, const char *from_owner,
-                                   const char *to_owner);
+                       const char *file_owner, int caller_refs, char **err);
+/* Move a store file nobody in this process has open, recording file_owner (or none, with
+ * FEOX_FILE_ALLOW_UNOWNED in flags), to `to` (which must not exist); it keeps its owner. */
+feox_err feox_registry_move_closed(const char *from, const char *to, const char *file_owner,
+                                   unsigned flags);
+/* Record to_owner as the owner of the store file at path (feox_set_owner), only if it records
+ * expect_hash (or none, with FEOX_FILE_ALLOW_UNOWNED); the open store is used, else the file is
+ * opened for it (LOCKED if another process holds it). The entry lists to_owner instead of
+ * from_owner (NULL: no change). FEOX_OK if it records to_owner already. */
+feox_err feox_registry_set_file_owner(const char *path, uint64_t expect_hash,
+                                      const char *from_owner, const char *to_owner, unsigned flags);
 /* True if e's store was inherited through fork() (this process may not use it). */
 bool feox_registry_is_inherited(feox_entry_ref *e);
 
@@ -180,9 +190,10 @@ int feox_actions_add_drop(feox_conn *c, const char *schema, const char *table,
                           const feox_location *loc, feox_entry_ref *held);
 int feox_actions_add_create(feox_conn *c, const char *schema, const char *table,
                             const feox_location *loc);
+/* file_owner: the owner the table's file records (it keeps it until the RENAME is decided). */
 int feox_actions_add_rename(feox_conn *c, const char *schema, const char *table,
                             const char *new_table, const feox_location *from,
-                            const feox_location *to, bool moved);
+                            const feox_location *to, const char *file_owner, bool moved);
 /* Settle what can be decided now, as seen from connection c (NULL: none). */
 void feox_actions_settle(feox_conn *c);
 /* xCreate, or xRename of renaming to, (schema, table) on c with its file at file_path (NULL:
@@ -200,6 +211,19 @@ int feox_actions_retarget_create(feox_conn *c, const char *schema, const char *t
                                  const char *new_table, const feox_location *to, bool moved);
 /* True if a pending RENAME of another connection moved path away (a reader must wait). */
 bool feox_actions_path_moving(const char *path);
+/* The owner the file of (schema, table) records while a RENAME to that name is pending on c (the
+ * owner of the table's name before the transaction), mprintf'd, or NULL if none is pending. */
+char *feox_actions_pending_owner(feox_conn *c, const char *schema, const char *table);
+/* xConnect of a table in its default file (loc), whose database is a file: crash recovery.
+ *   file missing: a feox store "<db>-*.feox" in the database's directory that records this table
+ *     as owner, that no open holds, no pending action concerns and no table of the committed
+ *     schema uses is renamed back to loc's path (a crash between a RENAME and its COMMIT);
+ *   file present (call after it is open): if it records as owner no table of the committed
+ *     schema (a crash after a RENAME's COMMIT, before the owner was changed), this table adopts
+ *     it (feox_set_owner), so that its DROP removes it.
+ * Never touches a file that does not verify as a feox store with the expected owner. */
+void feox_actions_recover_missing(const char *table, const feox_location *loc);
+void feox_actions_adopt(const char *table, const feox_location *loc);
 
 /* ---- undo journal (txn_journal.c) ------------------------------------------------------------ */
 
@@ -253,6 +277,10 @@ typedef struct feox_vtab {
     bool undo_pending; /* a ROLLBACK could not finish (no memory): the journal still holds
                           what it must undo; the next use of the table finishes it first */
     char *open_error;  /* the store could not be opened (its file is missing): why */
+    /* "PRAGMA query_only", prepared on first use by a function that writes, and its answer
+     * (valid until the statement is expired: functions.c); finalized in vtab_free */
+    sqlite3_stmt *query_only_stmt;
+    bool query_only_known, query_only_on;
     struct feox_vtab *next_in_conn;
 } feox_vtab;
 

@@ -15,9 +15,11 @@
  *           its header records the table as owner); on commit nothing.
  *   RENAME  of a table in its default file "<db>-<table>.feox": the file name follows the table,
  *           and the new name must find its data at once (SQLite reconnects it in the same
- *           statement). So the file is renamed immediately (feox_rename_store_file, which also
- *           records the new owner); on rollback it is renamed back. Other tables are re-keyed
- *           (and re-keyed back on rollback).
+ *           statement). So the file is renamed immediately (feox_rename_store_file), but it keeps
+ *           recording the owner it had before the transaction; on rollback it is renamed back.
+ *           On commit the file records the new name as its owner (feox_set_owner, also for an
+ *           explicit path whose file recorded the old name). Other tables are re-keyed (and
+ *           re-keyed back on rollback).
  * Changes of one table within one transaction make one action: a second RENAME extends the first
  * (or cancels it, back at the first name), a DROP after a pending RENAME joins it (rolled back:
  * the file moves back; committed: the file goes from where the RENAME put it), a DROP after a
@@ -48,16 +50,26 @@
  *     the file: the table, if the DROP did not commit, finds all its data; if it did, the file is
  *     a harmless leftover (a later CREATE of the same name opens it again, as before).
  *   - CREATE: a crash leaves the file it created; harmless, as above.
- *   - RENAME (default file): the file is renamed before the COMMIT, so after a crash between the
- *     two (in autocommit mode a single statement; inside BEGIN ... COMMIT the whole transaction)
- *     the data sits in "<db>-<new name>.feox" while the schema keeps the old name, whose xConnect
- *     then reports "store file ... does not exist". Nothing is removed: renaming the file back
- *     recovers it. Renaming only after the COMMIT would move this window behind the COMMIT, where
- *     it lasts until the connection's next use of feox (unbounded), so the rename happens at once.
+ *   - RENAME (default file): the file is renamed before the COMMIT, still recording the old
+ *     name as owner. A crash before the COMMIT (in autocommit mode a single statement; inside
+ *     BEGIN ... COMMIT the whole transaction) leaves the data in "<db>-<new name>.feox" while the
+ *     schema keeps the old name: the old name's xConnect finds its file missing, looks in the
+ *     database's directory for the one "<db>-*.feox" that verifies as a feox store recording it
+ *     as owner, that no open holds, no pending action concerns and no table of the committed
+ *     schema uses, and renames it back (feox_actions_recover_missing). A crash after the COMMIT
+ *     and before the settlement leaves "<db>-<new name>.feox" recording the old name: the new
+ *     name's xConnect sees that no table of the committed schema is that owner and adopts the
+ *     file (feox_actions_adopt: feox_set_owner), so its DROP removes it. The hash recorded
+ *     cannot say which database the old name belonged to: a default file named after this
+ *     table of this database whose owner is no table of its committed schema is taken as this
+ *     table's. Nothing else is ever touched; nothing is removed.
+ *   - RENAME (explicit path): nothing moves. A crash before the settlement leaves the file
+ *     recording the old name, and its DROP then leaves the file (harmless).
  *
  * Concurrency: one mutex guards the list; an action is taken off the list while it is being
  * settled, so two threads never settle the same action, and no SQL runs under the mutex.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -79,7 +91,8 @@ typedef struct action {
     char *new_table;      /* RENAME */
     char *path;           /* the file (RENAME: where it was), NULL for memory stores */
     char *new_path;       /* RENAME that moved the file: where it is now */
-    char *owner;          /* owner of path */
+    char *owner;          /* owner of path (the table's owner string) */
+    char *file_owner;     /* RENAME: the owner the file records until the RENAME is decided */
     char *new_owner;      /* RENAME: owner of new_path */
     char *share_key;      /* registry key (RENAME: the old one) */
     char *new_key;        /* RENAME: the new registry key */
@@ -125,6 +138,7 @@ static void action_free(action *a)
     sqlite3_free(a->path);
     sqlite3_free(a->new_path);
     sqlite3_free(a->owner);
+    sqlite3_free(a->file_owner);
     sqlite3_free(a->new_owner);
     sqlite3_free(a->share_key);
     sqlite3_free(a->new_key);
@@ -225,7 +239,7 @@ int feox_actions_add_create(feox_conn *c, const char *schema, const char *table,
 
 int feox_actions_add_rename(feox_conn *c, const char *schema, const char *table,
                             const char *new_table, const feox_location *from,
-                            const feox_location *to, bool moved)
+                            const feox_location *to, const char *file_owner, bool moved)
 {
     action *prev = take_rename_to(c, schema, table);
     if (prev != NULL) {
@@ -270,6 +284,7 @@ int feox_actions_add_rename(feox_conn *c, const char *schema, const char *table,
     a->new_path = dup_or_null(moved ? to->file_path : NULL, &nomem);
     a->new_owner = dup_or_null(to->owner, &nomem);
     a->new_key = dup_or_null(to->share_key, &nomem);
+    a->file_owner = dup_or_null(file_owner, &nomem);
     if (nomem) {
         action_free(a);
         return SQLITE_NOMEM;
@@ -481,13 +496,13 @@ static bool rename_rolled_back(action *a, feox_conn *c)
             int mine = own ? feox_conn_entry_refs(own, open) : 0;
             char *err = NULL;
             int rc = feox_registry_move(open, a->new_table, a->path, a->share_key, a->new_owner,
-                                        a->owner, mine, &err);
+                                        a->owner, a->file_owner, mine, &err);
             sqlite3_free(err);
             if (rc != SQLITE_OK) {
                 return false;
             }
-        } else if (feox_registry_move_closed(a->new_path, a->path, a->new_owner, a->owner) !=
-                   FEOX_OK) {
+        } else if (feox_registry_move_closed(a->new_path, a->path, a->file_owner,
+                                             FEOX_FILE_ALLOW_UNOWNED) != FEOX_OK) {
             return true; /* nothing to move back (or not ours): leave the files alone */
         }
     } else if (e != NULL && a->share_key != NULL) {
@@ -506,21 +521,41 @@ static bool rename_rolled_back(action *a, feox_conn *c)
     return true;
 }
 
+/* A committed RENAME of a table with a file: the file, which kept the old name's owner until
+ * now, records the new name's (only if it still records the old one). If this fails (another
+ * process holds the file, no memory) the default file is adopted by the next xConnect of the new
+ * name (feox_actions_adopt); an explicit path keeps the old owner (its DROP then leaves it). */
+static void rename_committed(action *a)
+{
+    const char *path = a->new_path != NULL ? a->new_path : a->path;
+    if (path != NULL) {
+        (void)feox_registry_set_file_owner(path, feox_owner_hash(a->file_owner), a->owner,
+                                           a->new_owner,
+                                           a->default_path ? FEOX_FILE_ALLOW_UNOWNED : 0);
+    }
+}
+
 /* Carry out a's verdict. Returns false if a stays pending. */
 static bool carry_out(action *a, feox_conn *c, verdict v)
 {
     switch (v) {
     case COMMITTED:
         if (a->kind == ACTION_RENAME && a->dropped) {
-            /* renamed, then dropped: the file is where the RENAME put it */
+            /* renamed, then dropped: the file is where the RENAME put it, and still records the
+             * owner it had before the RENAME */
             a->kind = ACTION_DROP;
             if (a->new_path != NULL) {
-                char *p = a->path, *o = a->owner;
+                char *p = a->path;
                 a->path = a->new_path;
-                a->owner = a->new_owner;
                 a->new_path = p;
-                a->new_owner = o;
             }
+            if (a->file_owner != NULL) {
+                char *o = a->owner;
+                a->owner = a->file_owner;
+                a->file_owner = o;
+            }
+        } else if (a->kind == ACTION_RENAME) {
+            rename_committed(a);
         }
         if (a->kind == ACTION_DROP) {
             drop_committed(a, c);
@@ -558,6 +593,23 @@ static action *take(bool (*want)(const action *a, const void *ctx), const void *
     return taken;
 }
 
+/* A DROP that joined a pending RENAME and was then rolled back to a savepoint (c's view shows
+ * the renamed table again, and not the old name): the action is a plain RENAME again. (A new
+ * table of that name cannot be the cause: its CREATE is refused while the DROP is pending.) */
+static void undrop(action *a, feox_conn *c)
+{
+    if (a->kind != ACTION_RENAME || !a->dropped || a->held != NULL || !is_own(a, c)) {
+        return;
+    }
+    sqlite3 *db = feox_conn_db(c);
+    const char *file = db ? sqlite3_db_filename(db, a->schema) : NULL;
+    if (file != NULL && strcmp(file, a->db_file) == 0 &&
+        table_exists(db, a->schema, a->new_table) == 1 &&
+        table_exists(db, a->schema, a->table) == 0) {
+        a->dropped = false;
+    }
+}
+
 /* Settle a list of taken actions from c; put the undecided ones back (keep_undecided) or drop
  * them (their files stay as they are). */
 static void settle_list(action *list, feox_conn *c, bool keep_undecided)
@@ -566,6 +618,7 @@ static void settle_list(action *list, feox_conn *c, bool keep_undecided)
         action *a = list;
         list = a->next;
         a->next = NULL;
+        undrop(a, c);
         if (carry_out(a, c, decide(a, c)) || !keep_undecided) {
             action_free(a);
         } else {
@@ -677,6 +730,7 @@ int feox_actions_before_name(feox_conn *c, const char *schema, const char *table
         action *a = list;
         list = a->next;
         a->next = NULL;
+        undrop(a, c);
         if (carry_out(a, c, decide_for_name(a, c, schema, table))) {
             action_free(a);
             continue;
@@ -761,20 +815,17 @@ int feox_actions_retarget_create(feox_conn *c, const char *schema, const char *t
         list = a->next;
         bool nomem = false;
         char *name = dup_or_null(new_table, &nomem);
-        char *owner = dup_or_null(to->owner, &nomem);
         char *path = moved ? dup_or_null(to->file_path, &nomem) : NULL;
         if (nomem) {
             sqlite3_free(name);
-            sqlite3_free(owner);
             sqlite3_free(path);
             action_free(a); /* the file stays if that CREATE is rolled back: harmless */
             rc = SQLITE_NOMEM;
             continue;
         }
+        /* the owner stays: the file records its creator until the RENAME has committed */
         sqlite3_free(a->table);
         a->table = name;
-        sqlite3_free(a->owner);
-        a->owner = owner;
         if (moved) {
             sqlite3_free(a->path);
             a->path = path;
@@ -782,4 +833,173 @@ int feox_actions_retarget_create(feox_conn *c, const char *schema, const char *t
         push(a);
     }
     return rc;
+}
+
+/* A RENAME of c that gave (schema, table) its name, dropped since or not (the DROP may have been
+ * rolled back to a savepoint). */
+static bool renamed_to_any(const action *a, const void *ctx)
+{
+    const table_ctx *t = ctx;
+    return a->kind == ACTION_RENAME && is_own(a, t->c) && !sqlite3_stricmp(a->schema, t->schema) &&
+           !sqlite3_stricmp(a->new_table, t->table);
+}
+
+char *feox_actions_pending_owner(feox_conn *c, const char *schema, const char *table)
+{
+    if (atomic_load(&actions_count) == 0) {
+        return NULL;
+    }
+    table_ctx t = {c, schema, table};
+    char *owner = NULL;
+    pthread_mutex_lock(&actions_mutex);
+    for (action *a = actions_head; a != NULL; a = a->next) {
+        if (renamed_to_any(a, &t)) {
+            owner = a->file_owner != NULL ? sqlite3_mprintf("%s", a->file_owner) : NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&actions_mutex);
+    return owner;
+}
+
+/* True if a pending action of any connection concerns the file at path. */
+static bool path_pending(const char *path)
+{
+    if (atomic_load(&actions_count) == 0) {
+        return false;
+    }
+    bool pending = false;
+    pthread_mutex_lock(&actions_mutex);
+    for (action *a = actions_head; a != NULL && !pending; a = a->next) {
+        pending = (a->path != NULL && strcmp(a->path, path) == 0) ||
+                  (a->new_path != NULL && strcmp(a->new_path, path) == 0);
+    }
+    pthread_mutex_unlock(&actions_mutex);
+    return pending;
+}
+
+/* The committed schema of db_file, as seen for recovery: 1 if table is a table of it and no other
+ * table of it uses path (as its default file, or by naming it in its CREATE statement) or, with
+ * owner_hash != 0, records owner_hash as its owner; 0 if not; -1 if it cannot be read. */
+static int committed_allows(const char *db_file, const char *table, const char *path,
+                            uint64_t owner_hash)
+{
+    sqlite3 *db = open_committed(db_file);
+    if (db == NULL) {
+        return -1;
+    }
+    int ok = table_exists(db, "main", table);
+    if (ok == 1 && path != NULL) {
+        int named = other_table_names(db, "main", table, path);
+        ok = named < 0 ? -1 : !named;
+    }
+    sqlite3_stmt *st = NULL;
+    if (ok == 1 && sqlite3_prepare_v2(db,
+                                      "SELECT name FROM main.sqlite_schema WHERE type = 'table' "
+                                      "AND name <> ?1 COLLATE NOCASE",
+                                      -1, &st, NULL) != SQLITE_OK) {
+        ok = -1;
+    }
+    if (st != NULL) {
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    }
+    int rc = SQLITE_DONE;
+    while (ok == 1 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        char *owner = name ? feox_store_owner(db_file, name) : NULL;
+        char *def = name ? feox_default_store_path(db_file, name) : NULL;
+        if (owner == NULL || def == NULL) {
+            ok = -1;
+        } else if ((owner_hash != 0 && feox_owner_hash(owner) == owner_hash) ||
+                   (path != NULL && strcmp(def, path) == 0)) {
+            ok = 0;
+        }
+        sqlite3_free(owner);
+        sqlite3_free(def);
+    }
+    if (ok == 1 && rc != SQLITE_DONE) {
+        ok = -1;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ok;
+}
+
+/* The one store file in the directory of loc's database named "<db>-*.feox" that records
+ * owner_hash and that nobody holds (mprintf'd), or NULL if there is none or more than one. */
+static char *find_own_file(const feox_location *loc, uint64_t owner_hash)
+{
+    const char *slash = strrchr(loc->db_file, '/');
+    if (slash == NULL) {
+        return NULL; /* SQLite gives database files as absolute paths */
+    }
+    char *dir = slash == loc->db_file
+                    ? sqlite3_mprintf("/")
+                    : sqlite3_mprintf("%.*s", (int)(slash - loc->db_file), loc->db_file);
+    char *prefix = sqlite3_mprintf("%s-", slash + 1);
+    DIR *d = dir && prefix ? opendir(dir) : NULL;
+    char *found = NULL;
+    int matches = 0;
+    size_t plen = prefix ? strlen(prefix) : 0;
+    for (struct dirent *ent; d != NULL && matches < 2 && (ent = readdir(d)) != NULL;) {
+        size_t len = strlen(ent->d_name);
+        if (len <= plen + 5 || strncmp(ent->d_name, prefix, plen) != 0 ||
+            strcmp(ent->d_name + len - 5, ".feox") != 0) {
+            continue;
+        }
+        char *cand = sqlite3_mprintf("%s/%s", slash == loc->db_file ? "" : dir, ent->d_name);
+        feox_file_info info;
+        if (cand != NULL && strcmp(cand, loc->file_path) != 0 &&
+            feox_store_file_info(cand, &info) == FEOX_OK && info.owner_hash == owner_hash &&
+            !info.in_use) {
+            matches++;
+            sqlite3_free(found);
+            found = cand;
+            cand = NULL;
+        }
+        sqlite3_free(cand);
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    sqlite3_free(dir);
+    sqlite3_free(prefix);
+    if (matches != 1) {
+        sqlite3_free(found);
+        return NULL;
+    }
+    return found;
+}
+
+void feox_actions_recover_missing(const char *table, const feox_location *loc)
+{
+    uint64_t owner_hash = feox_owner_hash(loc->owner);
+    char *from = find_own_file(loc, owner_hash);
+    if (from == NULL) {
+        return;
+    }
+    /* Its own name must be free for it and nobody here may be using or moving the file; the
+     * committed schema must show this table and no other table using that file. */
+    if (feox_registry_find_file(from) == NULL && feox_registry_find_file(loc->file_path) == NULL &&
+        !path_pending(from) && !path_pending(loc->file_path) &&
+        committed_allows(loc->db_file, table, from, 0) == 1) {
+        /* rename back, exactly this owner's feox store (checked again under its lock); never
+         * over an existing file */
+        (void)feox_registry_move_closed(from, loc->file_path, loc->owner, 0);
+    }
+    sqlite3_free(from);
+}
+
+void feox_actions_adopt(const char *table, const feox_location *loc)
+{
+    feox_file_info info;
+    if (feox_store_file_info(loc->file_path, &info) != FEOX_OK || info.owner_hash == 0 ||
+        info.owner_hash == feox_owner_hash(loc->owner) || path_pending(loc->file_path)) {
+        return; /* the common case: the file records this table (or nobody) */
+    }
+    /* The owner must be no table of the committed schema (the table renamed away), and this
+     * table one of it. */
+    if (committed_allows(loc->db_file, table, NULL, info.owner_hash) == 1) {
+        (void)feox_registry_set_file_owner(loc->file_path, info.owner_hash, NULL, loc->owner, 0);
+    }
 }

@@ -87,24 +87,10 @@ static int touch_table(sqlite3 *db, const char *schema, const char *table, bool 
     return rc;
 }
 
-/* Auxdata marks on the table-name argument: PRAGMA query_only as read in this run of the calling
- * statement. SQLite discards auxdata at every reset (and after each call when the argument is not
- * constant), so a mark never outlives the run that read it. */
-static const char query_only_on_mark, query_only_off_mark;
-
-/* Is PRAGMA query_only on? SQLite has no C API for it, so this prepares and steps
- * "PRAGMA query_only" once per run of the calling statement: about 1 us more for a statement that
- * calls a function once, nothing measurable per row for one that calls it on many rows. (A
- * statement cached per connection would have to be finalized before sqlite3_close, which only a
- * vtab's xDisconnect could do.) */
-static int query_only(sqlite3_context *ctx, sqlite3 *db, bool *on)
+/* "PRAGMA query_only" run once, for when the cached statement below cannot be prepared. */
+static int query_only_uncached(sqlite3 *db, bool *on)
 {
-    const void *mark = sqlite3_get_auxdata(ctx, 0);
     sqlite3_stmt *stmt = NULL;
-    if (mark == &query_only_on_mark || mark == &query_only_off_mark) {
-        *on = mark == &query_only_on_mark;
-        return SQLITE_OK;
-    }
     int rc = sqlite3_prepare_v2(db, "PRAGMA query_only", -1, &stmt, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(stmt);
@@ -112,10 +98,42 @@ static int query_only(sqlite3_context *ctx, sqlite3 *db, bool *on)
         rc = rc == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(db);
     }
     sqlite3_finalize(stmt);
-    if (rc == SQLITE_OK) {
-        sqlite3_set_auxdata(ctx, 0, (void *)(*on ? &query_only_on_mark : &query_only_off_mark),
-                            NULL);
+    return rc;
+}
+
+/* Is PRAGMA query_only on? SQLite has no C API for it. A flag pragma sets its flag when it is
+ * prepared, and when it runs it expires every prepared statement of the connection (OP_Expire;
+ * SQLite 3.40.1, checked by tests/python/test_readonly.py). So each vtab keeps one statement
+ * reading the flag, prepared on first use, and its answer, which holds until sqlite3_expired()
+ * says the statement was expired: then stepping it prepares it again and reads the flag anew.
+ * The statement is "SELECT * FROM pragma_query_only", not "PRAGMA query_only": a PRAGMA
+ * statement bakes the value in when prepared and expires itself after every run, so it would
+ * never stay valid. Cost: about 0.03 us per call instead of 1-2 us for a prepare and step per
+ * statement run. The statement is finalized in xDisconnect, which SQLite runs before
+ * sqlite3_close checks for unfinalized statements. (A "PRAGMA query_only = 1" prepared and never
+ * run sets the flag without expiring anything: feox sees it once something expires the
+ * statements; an INSERT is refused at once.) */
+static int query_only(feox_vtab *vt, sqlite3 *db, bool *on)
+{
+    if (vt->query_only_stmt != NULL && vt->query_only_known &&
+        !sqlite3_expired(vt->query_only_stmt)) {
+        *on = vt->query_only_on;
+        return SQLITE_OK;
     }
+    vt->query_only_known = false;
+    if (vt->query_only_stmt == NULL &&
+        sqlite3_prepare_v3(db, "SELECT * FROM pragma_query_only", -1, SQLITE_PREPARE_PERSISTENT,
+                           &vt->query_only_stmt, NULL) != SQLITE_OK) {
+        sqlite3_finalize(vt->query_only_stmt);
+        vt->query_only_stmt = NULL;
+        return query_only_uncached(db, on);
+    }
+    int rc = sqlite3_step(vt->query_only_stmt); /* prepares an expired statement again */
+    *on = rc == SQLITE_ROW && sqlite3_column_int(vt->query_only_stmt, 0) != 0;
+    rc = rc == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(db);
+    sqlite3_reset(vt->query_only_stmt);
+    vt->query_only_known = rc == SQLITE_OK;
+    vt->query_only_on = *on;
     return rc;
 }
 
@@ -126,7 +144,7 @@ static bool may_write(sqlite3_context *ctx, sqlite3 *db, feox_vtab *vt)
 {
     bool on = sqlite3_db_readonly(db, vt->schema) == 1;
     if (!on) {
-        int rc = query_only(ctx, db, &on);
+        int rc = query_only(vt, db, &on);
         if (rc != SQLITE_OK) {
             fn_error(ctx, rc, sqlite3_mprintf("%s", sqlite3_errmsg(db)));
             return false;

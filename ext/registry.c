@@ -529,7 +529,7 @@ int feox_registry_rekey(feox_entry_ref *ref, const char *new_key)
 
 int feox_registry_move(feox_entry_ref *ref, const char *table, const char *to_path,
                        const char *to_key, const char *from_owner, const char *to_owner,
-                       int caller_refs, char **err)
+                       const char *file_owner, int caller_refs, char **err)
 {
     registry_entry *e = (registry_entry *)ref;
     int rc = SQLITE_OK;
@@ -550,7 +550,7 @@ int feox_registry_move(feox_entry_ref *ref, const char *table, const char *to_pa
     }
     (void)feox_close(e->ref.store);
     e->ref.store = NULL;
-    feox_err fe = feox_rename_store_file(e->ref.file_path, new_path, from_owner, to_owner,
+    feox_err fe = feox_rename_store_file(e->ref.file_path, new_path, file_owner, file_owner,
                                          FEOX_FILE_ALLOW_UNOWNED);
     char *rename_err = NULL;
     if (fe != FEOX_OK) {
@@ -560,7 +560,7 @@ int feox_registry_move(feox_entry_ref *ref, const char *table, const char *to_pa
     const char *open_path = fe == FEOX_OK ? new_path : e->ref.file_path;
     rc = open_store(open_path, &e->options, table, NULL, false, &e->ref.store, err);
     if (rc != SQLITE_OK && fe == FEOX_OK &&
-        feox_rename_store_file(new_path, e->ref.file_path, to_owner, from_owner,
+        feox_rename_store_file(new_path, e->ref.file_path, file_owner, file_owner,
                                FEOX_FILE_ALLOW_UNOWNED) == FEOX_OK) {
         /* moved but not reopened: move it back, so the failed RENAME leaves the file where the
          * (unchanged) schema looks for it */
@@ -607,11 +607,74 @@ cleanup:
     return rc;
 }
 
-feox_err feox_registry_move_closed(const char *from, const char *to, const char *from_owner,
-                                   const char *to_owner)
+feox_err feox_registry_move_closed(const char *from, const char *to, const char *file_owner,
+                                   unsigned flags)
 {
     pthread_mutex_lock(&registry_mutex);
-    feox_err e = feox_rename_store_file(from, to, from_owner, to_owner, FEOX_FILE_ALLOW_UNOWNED);
+    feox_err e = feox_rename_store_file(from, to, file_owner, file_owner, flags);
+    pthread_mutex_unlock(&registry_mutex);
+    return e;
+}
+
+/* Record to_owner in the header of the store open in e, if it records expect_hash (or no owner,
+ * with FEOX_FILE_ALLOW_UNOWNED). Caller holds registry_mutex and the store is open. */
+static feox_err set_owner_of_open(feox_store *store, const char *path, uint64_t expect_hash,
+                                  const char *to_owner, unsigned flags)
+{
+    feox_file_info info;
+    feox_err e = feox_store_file_info(path, &info); /* stable: this process holds the lock */
+    if (e != FEOX_OK || info.owner_hash == feox_owner_hash(to_owner)) {
+        return e;
+    }
+    if (info.owner_hash != expect_hash &&
+        !(info.owner_hash == 0 && (flags & FEOX_FILE_ALLOW_UNOWNED))) {
+        return FEOX_ERR_NOT_OWNER;
+    }
+    return feox_set_owner(store, to_owner);
+}
+
+feox_err feox_registry_set_file_owner(const char *path, uint64_t expect_hash,
+                                      const char *from_owner, const char *to_owner, unsigned flags)
+{
+    pthread_mutex_lock(&registry_mutex);
+    registry_entry *open = NULL;
+    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
+        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
+            it->ref.store != NULL && !skip_inherited(it)) {
+            open = it;
+            break;
+        }
+    }
+    feox_err e;
+    if (open != NULL) {
+        e = set_owner_of_open(open->ref.store, path, expect_hash, to_owner, flags);
+        for (int i = 0; e == FEOX_OK && from_owner != NULL && i < open->n_owners; i++) {
+            if (strcmp(open->owners[i], from_owner) == 0 && !has_owner(open, to_owner)) {
+                char *o = sqlite3_mprintf("%s", to_owner); /* NOMEM: the old name stays listed */
+                if (o != NULL) {
+                    sqlite3_free(open->owners[i]);
+                    open->owners[i] = o;
+                }
+                break;
+            }
+        }
+    } else {
+        /* Nobody here has it open: open it for the rewrite (LOCKED if another process holds
+         * it: the owner stays, which is safe). Under the mutex, so no table opens it meanwhile. */
+        feox_config cfg;
+        feox_config_init(&cfg);
+        cfg.path = path;
+        cfg.no_create = true;
+        cfg.disable_compaction = true;
+        cfg.disable_ttl_sweeper = true;
+        feox_store *store = NULL;
+        e = feox_open(&cfg, &store);
+        if (e == FEOX_OK) {
+            e = set_owner_of_open(store, path, expect_hash, to_owner, flags);
+            feox_err closed = feox_close(store);
+            e = e != FEOX_OK ? e : closed;
+        }
+    }
     pthread_mutex_unlock(&registry_mutex);
     return e;
 }

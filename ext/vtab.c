@@ -26,7 +26,9 @@
  * verified as this table's), and never while another table shows the data. ALTER TABLE RENAME of
  * a table in its default file "<db>-<table>.feox" renames that file at once (renamed back if the
  * transaction rolls back), so the file name always follows the table; it fails with SQLITE_BUSY
- * while another connection has the store open. An explicit path is kept as is.
+ * while another connection has the store open. An explicit path is kept as is. The file's
+ * recorded owner follows the table once the RENAME has committed. xConnect of a default-file
+ * table recovers what a crash during a RENAME left (file_actions.c, "Crash safety").
  *
  * A table with a file is SQLITE_VTAB_DIRECTONLY: triggers and views (which may come from a schema
  * someone else wrote) cannot use it. A store inherited through fork() is never used: the first
@@ -62,6 +64,12 @@ static int reopen_store(feox_vtab *vt)
     feox_entry_ref *fresh = NULL;
     char *err = NULL;
     int rc = feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &loc, &err);
+    feox_file_info info;
+    if (rc == SQLITE_OK && loc.kind == FEOX_LOC_FILE && loc.default_path &&
+        loc.db_file[0] != '\0' &&
+        feox_store_file_info(loc.file_path, &info) == FEOX_ERR_NOT_FOUND) {
+        feox_actions_recover_missing(vt->name, &loc); /* as in xConnect (file_actions.c) */
+    }
     if (rc == SQLITE_OK) {
         rc = feox_registry_acquire(&loc, &vt->options, vt->name, false, NULL, &fresh, &err);
     }
@@ -135,6 +143,7 @@ static void vtab_free(feox_vtab *vt)
         return;
     }
     feox_journal_clear(&vt->journal);
+    sqlite3_finalize(vt->query_only_stmt);
     if (vt->conn != NULL) {
         feox_conn_remove_vtab(vt->conn, vt);
         feox_conn_release(vt->conn);
@@ -169,9 +178,17 @@ static int attach_store(feox_vtab *vt, feox_conn *conn, const feox_location *loc
                                vt->name, loc->file_path);
         return SQLITE_BUSY;
     }
+    bool recoverable = !is_create && loc->kind == FEOX_LOC_FILE && loc->default_path &&
+                       loc->db_file != NULL && loc->db_file[0] != '\0';
+    feox_file_info info;
+    if (recoverable && feox_store_file_info(loc->file_path, &info) == FEOX_ERR_NOT_FOUND) {
+        feox_actions_recover_missing(vt->name, loc); /* a crash inside a RENAME's transaction */
+    }
     int rc =
         feox_registry_acquire(loc, &vt->options, vt->name, is_create, created, &vt->entry, err);
-    feox_file_info info;
+    if (recoverable && rc == SQLITE_OK) {
+        feox_actions_adopt(vt->name, loc); /* a crash after a RENAME's COMMIT */
+    }
     bool file = !is_create && rc != SQLITE_OK && loc->kind == FEOX_LOC_FILE;
     bool missing = file && rc == SQLITE_CANTOPEN &&
                    feox_store_file_info(loc->file_path, &info) == FEOX_ERR_NOT_FOUND;
@@ -346,24 +363,31 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
                                       to.kind == FEOX_LOC_FILE ? to.file_path : NULL, vt->name,
                                       &err);
     }
+    /* The file keeps the owner it had before the transaction until the RENAME has committed
+     * (then file_actions.c records the new one): a crash in between leaves a file that the old
+     * name's xConnect recognises as its own and takes back. */
+    char *pending_owner =
+        rc == SQLITE_OK ? feox_actions_pending_owner(vt->conn, vt->schema, vt->name) : NULL;
+    const char *file_owner = pending_owner != NULL ? pending_owner : from.owner;
     if (rc == SQLITE_OK && from.kind == FEOX_LOC_FILE && from.default_path &&
         strcmp(from.file_path, to.file_path) != 0) {
         int mine = feox_conn_entry_refs(vt->conn, vt->entry);
         rc = feox_registry_move(vt->entry, vt->name, to.file_path, to.share_key, from.owner,
-                                to.owner, mine, &err);
+                                to.owner, file_owner, mine, &err);
         moved = rc == SQLITE_OK;
     } else if (rc == SQLITE_OK && to.share_key != NULL) {
         rc = feox_registry_rekey(vt->entry, to.share_key);
     }
     if (rc == SQLITE_OK) {
         (void)feox_actions_retarget_create(vt->conn, vt->schema, vt->name, new_name, &to, moved);
-        rc = feox_actions_add_rename(vt->conn, vt->schema, vt->name, new_name, &from, &to, moved);
+        rc = feox_actions_add_rename(vt->conn, vt->schema, vt->name, new_name, &from, &to,
+                                     file_owner, moved);
         if (rc != SQLITE_OK && moved) {
             /* cannot record how to undo it: undo it now */
             char *undo_err = NULL;
             (void)feox_registry_move(vt->entry, new_name, from.file_path, from.share_key, to.owner,
-                                     from.owner, feox_conn_entry_refs(vt->conn, vt->entry),
-                                     &undo_err);
+                                     from.owner, file_owner,
+                                     feox_conn_entry_refs(vt->conn, vt->entry), &undo_err);
             sqlite3_free(undo_err);
         }
     }
@@ -377,6 +401,7 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
     }
     sqlite3_free(err);
     sqlite3_free(name);
+    sqlite3_free(pending_owner);
     feox_location_free(&from);
     feox_location_free(&to);
     return rc;

@@ -172,19 +172,145 @@ class CrashTest(TempDirTestCase):
         self.assertEqual(rows(con, "kv2"), [("a", 1), ("b", 2)])
         con.close()
 
-    def test_crash_inside_a_rename_transaction_keeps_the_file(self):
-        # The documented window (file_actions.c): the file has the new name, the schema the
-        # old one. The data is never removed.
+    def files(self):
+        d = os.path.dirname(self.db)
+        return sorted(f for f in os.listdir(d) if f == "app.db" or f.endswith(".feox"))
+
+    def test_crash_inside_a_rename_transaction_recovers_the_data(self):
+        # The file was renamed at once but kept the old name's owner: the old name's xConnect
+        # finds it by that owner and renames it back. Files that are not this table's feox
+        # store stay exactly as they are.
+        con = connect(self.db)
+        con.execute("CREATE VIRTUAL TABLE other USING feox")
+        con.execute("INSERT INTO other(key, value) VALUES ('o', 1)")
+        con.close()
+        with open(self.db + "-junk.feox", "wb") as f:
+            f.write(b"not a feox store" * 8)
+        self.run_child(self.db, """
+            con.execute("BEGIN")
+            con.execute("ALTER TABLE kv RENAME TO kv2")
+            con.execute("ALTER TABLE kv2 RENAME TO kv3")
+        """)
+        self.assertTrue(os.path.exists(self.db + "-kv3.feox"))
+        con = connect(self.db)
+        self.assertEqual(rows(con, "kv"), [("a", 1), ("b", 2)])
+        self.assertEqual(self.files(), ["app.db", "app.db-junk.feox", "app.db-kv.feox",
+                                        "app.db-other.feox"])
+        con.execute("INSERT INTO kv(key, value) VALUES ('c', 3)")
+        con.close()
+        con = connect(self.db)
+        self.assertEqual(rows(con, "kv"), [("a", 1), ("b", 2), ("c", 3)])
+        self.assertEqual(rows(con, "other"), [("o", 1)])
+        con.execute("DROP TABLE kv")  # still this table's file: the DROP removes it
+        con.execute("SELECT 1").fetchall()
+        con.close()
+        self.assertEqual(self.files(), ["app.db", "app.db-junk.feox", "app.db-other.feox"])
+        with open(self.db + "-junk.feox", "rb") as f:
+            self.assertEqual(f.read(), b"not a feox store" * 8)
+
+    def test_recovery_leaves_files_of_other_owners_and_tables_alone(self):
+        # kv's file is missing. A feox store of another owner is never taken, even one whose
+        # name looks right; nor is kv's own file while another table names it.
         self.run_child(self.db, """
             con.execute("BEGIN")
             con.execute("ALTER TABLE kv RENAME TO kv2")
         """)
-        self.assertTrue(os.path.exists(self.db + "-kv2.feox"))
+        con = connect(self.db)
+        con.execute("CREATE VIRTUAL TABLE x USING feox(path='app.db-kv2.feox')")
+        con.execute("CREATE VIRTUAL TABLE t3 USING feox")
+        con.execute("INSERT INTO t3(key, value) VALUES ('t', 1)")
+        con.close()
         con = connect(self.db)
         with self.assertRaisesRegex(Exception, "does not exist"):
             rows(con, "kv")
+        self.assertEqual(rows(con, "x"), [("a", 1), ("b", 2)])
+        self.assertEqual(rows(con, "t3"), [("t", 1)])
         con.close()
+        self.assertEqual(self.files(), ["app.db", "app.db-kv2.feox", "app.db-t3.feox"])
 
+    def test_recovery_waits_while_the_file_is_held(self):
+        # While something holds the renamed file, kv connects without its store; its next use
+        # after that lets go takes the file back.
+        self.run_child(self.db, """
+            con.execute("BEGIN")
+            con.execute("ALTER TABLE kv RENAME TO kv2")
+        """)
+        holder = connect(self.path("other.db"))
+        holder.execute(f"CREATE VIRTUAL TABLE h USING feox(path='{self.db}-kv2.feox')")
+        self.assertEqual(rows(holder, "h"), [("a", 1), ("b", 2)])
+        con = connect(self.db)
+        with self.assertRaisesRegex(Exception, "does not exist"):
+            rows(con, "kv")
+        holder.close()
+        self.assertEqual(rows(con, "kv"), [("a", 1), ("b", 2)])
+        con.close()
+        self.assertEqual(self.files(), ["app.db", "app.db-kv.feox"])
+
+    def test_crash_after_a_committed_rename_drop_removes_the_file(self):
+        # COMMIT happened, the owner change did not: the new name adopts its file, so its DROP
+        # removes it.
+        self.run_child(self.db, """
+            con.execute("BEGIN")
+            con.execute("ALTER TABLE kv RENAME TO kv2")
+            con.execute("COMMIT")
+        """)
+        con = connect(self.db)
+        self.assertEqual(rows(con, "kv2"), [("a", 1), ("b", 2)])
+        con.close()
+        con = connect(self.db)
+        con.execute("DROP TABLE kv2")
+        con.execute("SELECT 1").fetchall()
+        con.close()
+        self.assertEqual(self.files(), ["app.db"])
+
+
+class RenamedOwnerTest(TempDirTestCase):
+    """Once a RENAME has committed, the file records the new name: its DROP removes it."""
+
+    def check(self, options, settle_in_session):
+        db = self.path("app.db")
+        con = connect(db)
+        con.execute(f"CREATE VIRTUAL TABLE kv USING feox{options}")
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        con.execute("ALTER TABLE kv RENAME TO kv2")
+        if settle_in_session:
+            self.assertEqual(rows(con, "kv2"), [("a", 1)])
+        else:
+            con.close()
+            con = connect(db)
+        con.execute("DROP TABLE kv2")
+        con.execute("SELECT 1").fetchall()
+        con.close()
+        self.assertEqual(sorted(os.listdir(os.path.dirname(db))), ["app.db"])
+
+    def test_explicit_path_dropped_after_reopen(self):
+        self.check("(path='data.feox')", False)
+
+    def test_explicit_path_dropped_in_the_same_session(self):
+        self.check("(path='data.feox')", True)
+
+    def test_default_path_dropped_after_reopen(self):
+        self.check("", False)
+
+    def test_default_path_dropped_in_the_same_session(self):
+        self.check("", True)
+
+    def test_explicit_path_renamed_in_a_transaction(self):
+        db = self.path("app.db")
+        con = connect(db)
+        con.execute("CREATE VIRTUAL TABLE kv USING feox(path='data.feox')")
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        con.execute("BEGIN")
+        con.execute("ALTER TABLE kv RENAME TO kv2")
+        con.execute("ALTER TABLE kv2 RENAME TO kv3")
+        con.execute("COMMIT")
+        con.close()
+        con = connect(db)
+        self.assertEqual(rows(con, "kv3"), [("a", 1)])
+        con.execute("DROP TABLE kv3")
+        con.execute("SELECT 1").fetchall()
+        con.close()
+        self.assertEqual(sorted(os.listdir(os.path.dirname(db))), ["app.db"])
 
 if __name__ == "__main__":
     import unittest

@@ -172,6 +172,55 @@ class ReadOnlyTest(TempDirTestCase):
         con.close()
         self.assertEqual(connect(self.db).execute(SNAPSHOT.format(t="kv")).fetchall(), self.rows)
 
+    def test_query_only_toggled_around_one_prepared_statement(self):
+        # feox caches its query_only answer until SQLite expires the statements of the
+        # connection, which running a flag pragma does: the answer follows every toggle, made by
+        # another statement between runs of one prepared statement (Python reuses it for the
+        # same SQL text) and even between two rows of one run.
+        con = connect(self.db)
+        incr = "SELECT feox_incr('kv', 'tmp', 1)"
+        for i in range(3):
+            self.assertEqual(con.execute(incr).fetchone(), (2 * i + 1,))
+            self.assertEqual(con.execute(incr).fetchone(), (2 * i + 2,))
+            con.execute("PRAGMA query_only = 1")
+            for _ in range(2):
+                with self.assertRaisesRegex(sqlite3.OperationalError,
+                                            "^attempt to write a readonly"):
+                    con.execute(incr).fetchone()
+            con.execute("PRAGMA query_only = 0")
+        # (Python may have stepped to the second row already: the third one is after the pragma.)
+        rows = con.execute("SELECT feox_incr('kv', 'tmp', 1) FROM (SELECT 1 UNION ALL SELECT 2 "
+                           "UNION ALL SELECT 3)")
+        self.assertEqual(rows.fetchone(), (7,))
+        con.execute("PRAGMA query_only = 1")
+        with self.assertRaisesRegex(sqlite3.OperationalError, "^attempt to write a readonly"):
+            rows.fetchall()
+        con.execute("PRAGMA query_only = 0")
+        self.assertIn(con.execute(incr).fetchone(), [(8,), (9,)])
+        con.execute("DELETE FROM kv WHERE key = 'tmp'")
+        con.close()
+        self.assertEqual(connect(self.db).execute(SNAPSHOT.format(t="kv")).fetchall(), self.rows)
+
+    def test_query_only_answer_survives_reconnect_and_close(self):
+        # The cached statement belongs to the table's vtab: a schema change disconnects it and
+        # sqlite3_close (the shell's, which refuses to close with unfinalized statements) works.
+        script = ("SELECT feox_incr('kv', 'tmp', 1);\n"
+                  "CREATE TABLE native(x);\n"
+                  "PRAGMA query_only = 1;\n"
+                  "SELECT feox_incr('kv', 'tmp', 1);\n"
+                  "PRAGMA query_only = 0;\n"
+                  "SELECT feox_incr('kv', 'tmp', 1);\n"
+                  "DELETE FROM kv WHERE key = 'tmp';\n")
+        shell = shutil.which("sqlite3")
+        if shell is None:
+            self.skipTest("the sqlite3 shell is missing")
+        out = subprocess.run([shell, "-cmd", ".load %s" % EXT, self.db], input=script,
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.stdout, "1\n2\n")
+        self.assertIn("attempt to write a readonly database", out.stderr)
+        self.assertNotIn("unable to close", out.stderr)
+        self.assertEqual(out.returncode, 1)
+
     def test_query_only_set_inside_a_transaction(self):
         con = connect(self.db)
         con.execute("BEGIN")
