@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -251,6 +252,15 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
     char *path = canonical_path(cfg->path);
     if (!path && errno == 0)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    if (!path && errno == EISDIR) {
+        struct stat st;
+        if (stat(cfg->path, &st) == 0)
+            return feox_fail(FEOX_ERR_FORMAT,
+                             "'%s' exists and is not a feox store: it names a directory",
+                             cfg->path);
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT,
+                         "store path '%s' ends in '/': it needs a file name", cfg->path);
+    }
     if (!path)
         return feox_fail(FEOX_ERR_IO, "cannot resolve the directory of %s: %s", cfg->path,
                          strerror(errno));

@@ -96,8 +96,11 @@ static char *open_error(const char *table, const char *path, feox_err e)
         while (*rest == ':' || *rest == ' ' || *rest == '\'') {
             rest++;
         }
-        if (strncmp(rest, "exists", 6) == 0) {
-            text = sqlite3_mprintf("the file %s", rest);
+        /* The engine may name the file by its resolved path (/proc/self -> /proc/<pid>): its
+         * verdict is what follows the quoted name either way. */
+        const char *verdict = strstr(detail, "' exists and is not a feox store");
+        if (verdict != NULL) {
+            text = sqlite3_mprintf("the file %s", verdict + 2);
         } else if (*rest != '\0') {
             text = sqlite3_mprintf("%s: %s", cause, rest);
         }

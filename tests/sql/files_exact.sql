@@ -18,6 +18,9 @@ SELECT 'native', x FROM native;
 -- an existing file that is not a feox store is refused untouched, and its name is said once
 CREATE VIRTUAL TABLE t USING feox(path='data.txt');
 SELECT 'no-t', count(*) FROM sqlite_schema WHERE name = 't';
+-- a /proc file (the engine names it by its resolved /proc/<pid> path) and a directory
+CREATE VIRTUAL TABLE t USING feox(path='/proc/self/mem');
+CREATE VIRTUAL TABLE t USING feox(path='/');
 -- reopen
 .bail off
 -- the database, data.csv, data-backup.sql and data.txt are untouched; the stores are gone
