@@ -18,6 +18,12 @@
  *              opens anew, FEOX_ERR_LOCKED while the parent holds the file). Inherited stores
  *              are never freed: that would take mutexes that may stay locked forever and join
  *              threads that do not exist; their memory is leaked on purpose.
+ *              Descriptors that exist outside any registered store are closed too: a thread of
+ *              the parent may be inside a compaction (whose rewrite becomes the store file, lock
+ *              and all), feox_store_file_info, feox_remove_store_file or
+ *              feox_rename_store_file at the fork. Every store-file descriptor is in
+ *              store_files.c's table, whose lock the prepare handler takes (so none is half
+ *              opened or half closed) and whose child handler closes them all.
  *   exit       an atexit handler and a library destructor (dlclose of feox.so) flush (write +
  *              fsync) every persistent store this process opened and has not closed, so a normal
  *              exit without feox_close loses nothing acknowledged. Background threads still run
@@ -34,6 +40,7 @@
 #include <unistd.h>
 
 #include "epoch.h"
+#include "store_files.h"
 #include "store_internal.h"
 
 unsigned feox_fork_generation;
@@ -111,10 +118,12 @@ static void before_fork(void)
 {
     pthread_mutex_lock(&registry_lock);
     feox_epoch_fork_prepare();
+    feox_store_files_fork_prepare(); /* last: held only around an open() or close() */
 }
 
 static void after_fork_parent(void)
 {
+    feox_store_files_fork_parent();
     feox_epoch_fork_parent();
     pthread_mutex_unlock(&registry_lock);
 }
@@ -123,6 +132,7 @@ static void after_fork_parent(void)
 static void after_fork_child(void)
 {
     feox_fork_generation++;
+    feox_store_files_fork_child();
     feox_epoch_fork_child();
     for (feox_store *s = open_stores; s; s = s->next_open)
         if (s->backend && s->backend->ops->forget_after_fork)
