@@ -120,11 +120,9 @@ void feox_store_files_fork_parent(void)
 void feox_store_files_fork_child(void)
 {
     for (size_t w = 0; w < held_words; w++) {
-        for (int i = 0; held[w] && i < 64; i++) {
-            if (held[w] & UINT64_C(1) << i)
-                close(
-                    (int)(w * 64 + (size_t)i)); /* never flock(LOCK_UN): that unlocks the parent */
-        }
+        for (int i = 0; i < 64; i++)
+            if (held[w] >> i & 1)
+                close((int)(w * 64) + i); /* never flock(LOCK_UN): it would unlock the parent */
         held[w] = 0;
     }
     held_count = 0;
