@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -749,11 +750,10 @@ static feox_err call_compact(void *arg)
 
 /* A fork during a compaction, just before its rewrite is renamed over the store file: the
  * rewrite's descriptor (whose lock becomes the store's) is not kept by the child. */
-static void test_fork_during_compaction(void **state)
+static void fork_during_compaction(const char *name)
 {
-    (void)state;
     char path[128];
-    temp_path(path, sizeof path, "forkcompact");
+    temp_path(path, sizeof path, name);
     feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
     for (int i = 0; i < 100; i++) {
         char key[16];
@@ -767,6 +767,38 @@ static void test_fork_during_compaction(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
     expect_open_while_child_lives(path, "k3", pid, to_child);
     unlink(path);
+}
+
+static void test_fork_during_compaction(void **state)
+{
+    (void)state;
+    fork_during_compaction("forkcompact");
+}
+
+/* The same with the store's descriptors numbered above 1024, where the descriptor table grows. */
+static void test_fork_during_compaction_high_descriptors(void **state)
+{
+    (void)state;
+    enum { FILLERS = 1100 };
+    struct rlimit lim;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &lim), 0);
+    struct rlimit old = lim;
+    if (lim.rlim_cur < FILLERS + 64) {
+        if (lim.rlim_max < FILLERS + 64)
+            skip(); /* cannot have that many descriptors here */
+        lim.rlim_cur = FILLERS + 64;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    }
+    static int fillers[FILLERS + 1];
+    int n = 0;
+    do { /* every number below FILLERS taken: the store's descriptors come above it */
+        fillers[n] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(fillers[n] >= 0);
+    } while (fillers[n++] < FILLERS);
+    fork_during_compaction("forkcompacthigh");
+    for (int i = 0; i < n; i++)
+        close(fillers[i]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
 static feox_err call_info(void *arg)
@@ -834,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_fork_memory_store),
         cmocka_unit_test(test_fork_while_threads_are_busy),
         cmocka_unit_test(test_fork_during_compaction),
+        cmocka_unit_test(test_fork_during_compaction_high_descriptors),
         cmocka_unit_test(test_fork_during_file_info),
         cmocka_unit_test(test_fork_during_rename),
         cmocka_unit_test(test_exit_without_close_sync_normal),
