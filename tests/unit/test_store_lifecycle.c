@@ -656,7 +656,13 @@ static int gated_rename(const char *from, const char *to)
 static int gated_rename_noreplace(const char *from, const char *to)
 {
     gate_pass(FEOX_IO_RENAME_NOREPLACE);
-    return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (link(from, to) != 0) /* a file system without RENAME_NOREPLACE, as io.c does */
+        return -1;
+    return unlink(from);
 }
 
 static const feox_io_methods gated_methods = {
