@@ -107,9 +107,10 @@ size_t feox_store_file_descriptors(void)
     return n;
 }
 
-void feox_store_files_fork_prepare(void)
+bool feox_store_files_fork_prepare(void)
 {
     pthread_mutex_lock(&held_mu);
+    return held_count > 0;
 }
 
 void feox_store_files_fork_parent(void)

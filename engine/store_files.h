@@ -28,9 +28,10 @@ void feox_store_file_close(int fd);
 /* How many store-file descriptors this process holds (tests: 0 once every store is closed). */
 size_t feox_store_file_descriptors(void);
 
-/* fork(): prepare (no open or close of a store file is half done), parent, child (closes every
- * descriptor in the table, never flock(LOCK_UN); empties it). */
-void feox_store_files_fork_prepare(void);
+/* fork(): prepare (no open or close of a store file is half done; returns true if the table
+ * holds a descriptor), parent, child (closes every descriptor in the table, never
+ * flock(LOCK_UN); empties it). */
+bool feox_store_files_fork_prepare(void);
 void feox_store_files_fork_parent(void);
 void feox_store_files_fork_child(void);
 
