@@ -34,7 +34,8 @@
  *              feox call (from a clock or allocator hook called under the registry lock, which
  *              would deadlock) nor from a signal handler (exit() is not async-signal-safe); the
  * same holds for fork(), whose prepare handler takes the registry lock. Lock order: registry lock,
- * then epoch reclamation (destroy_store under a last close), then a backend's own locks.
+ * then epoch reclamation (destroy_store under a last close), then a backend's own locks; the
+ * descriptor table's lock (store_files.c) is a leaf, held only around one open() or close().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -139,6 +140,7 @@ static void before_fork(void)
  * end of file at once). */
 static void after_fork_parent(void)
 {
+    int saved = errno; /* a failed fork's EAGAIN or ENOMEM, for the caller */
     if (handshake[0] >= 0) {
         close(handshake[1]);
         char byte;
@@ -150,6 +152,7 @@ static void after_fork_parent(void)
     feox_store_files_fork_parent();
     feox_epoch_fork_parent();
     pthread_mutex_unlock(&registry_lock);
+    errno = saved;
 }
 
 /* The child: only this thread exists. Every store is now inherited (see the top of the file). */
