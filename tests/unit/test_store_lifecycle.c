@@ -9,7 +9,9 @@
  *              A fork that lands while a thread is inside a compaction, feox_store_file_info or
  *              feox_rename_store_file (held at one I/O call by a gate in the I/O table) leaves
  *              the child no descriptor that carries the store's lock: once the call returned and
- *              the parent closed the store, the parent opens it again while the child lives.
+ *              the parent closed the store, the parent opens it again while the child lives
+ *              (fork() returns only once the child has closed its copies: no waiting needed),
+ *              also with the store's descriptors numbered above 1024.
  *   exit       a process that writes and calls exit() without feox_close loses nothing.
  *   disk full  under write-behind, once a write to the file failed with ENOSPC, writes fail with
  *              FEOX_ERR_DISK_FULL (nothing changes) until a write succeeds again.
