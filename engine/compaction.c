@@ -302,7 +302,10 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
 }
 
 /* Create <path>.compact holding its header (owner kept), locked. A leftover from a crash is
- * removed only if it is a feox store of this owner; anything else there stops compaction. */
+ * removed only if it is a feox store of this owner; anything else there stops compaction. The
+ * descriptor lives in rw->fd only, but it is in store_files.c's table from its open on, so the
+ * child of a fork() during the compaction closes it (its lock becomes the store's at the rename,
+ * and a child keeping it would keep the store locked while it lives). */
 static feox_err create_rewrite(rewrite *rw)
 {
     feox_log_backend *b = rw->b;
@@ -371,7 +374,7 @@ feox_err feox_log_compact(feox_backend *base)
     if (!switched) {
         if (rw.fd >= 0) {
             remove_rewrite(b, rw.fd);
-            close(rw.fd);
+            feox_store_file_close(rw.fd);
         }
         pthread_mutex_lock(&b->mu);
         b->stats.io_errors += err == FEOX_ERR_IO || err == FEOX_ERR_DISK_FULL;
@@ -383,7 +386,7 @@ feox_err feox_log_compact(feox_backend *base)
                               m->new_location);
         }
         pthread_rwlock_wrlock(&b->fd_lock);
-        close(b->old_fd);
+        feox_store_file_close(b->old_fd);
         b->old_fd = -1;
         pthread_rwlock_unlock(&b->fd_lock);
         /* Every live version is in the new generation now; readers cache a value only while

@@ -32,21 +32,21 @@ static feox_err open_existing_locked(const char *path, int *fd_out, bool *retry)
     if (!err)
         err = feox_store_file_open_existing(path, O_RDWR, &fd);
     if (err) {
-        close(ro);
+        feox_store_file_close(ro);
         return err;
     }
     struct stat a, b;
     bool same =
         fstat(ro, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-    close(ro);
+    feox_store_file_close(ro);
     if (!same) {
-        close(fd);
+        feox_store_file_close(fd);
         *retry = true;
         return FEOX_OK;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
-        close(fd);
+        feox_store_file_close(fd);
         if (e == EWOULDBLOCK)
             return feox_fail(FEOX_ERR_LOCKED,
                              "store file %s is locked by another process (or another open "
@@ -59,7 +59,7 @@ static feox_err open_existing_locked(const char *path, int *fd_out, bool *retry)
     struct stat by_path;
     if (fstat(fd, &b) != 0 || stat(path, &by_path) != 0 || b.st_dev != by_path.st_dev ||
         b.st_ino != by_path.st_ino) {
-        close(fd);
+        feox_store_file_close(fd);
         *retry = true;
         return FEOX_OK;
     }

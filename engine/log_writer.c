@@ -416,10 +416,8 @@ static void stop_threads(feox_log_backend *b)
 
 static void free_backend(feox_log_backend *b)
 {
-    if (b->fd >= 0)
-        close(b->fd); /* also releases the flock */
-    if (b->old_fd >= 0)
-        close(b->old_fd);
+    feox_store_file_close(b->fd); /* also releases the flock */
+    feox_store_file_close(b->old_fd);
     pthread_mutex_destroy(&b->mu);
     pthread_mutex_destroy(&b->compact_mu);
     pthread_cond_destroy(&b->changed);
@@ -450,14 +448,12 @@ static feox_err log_close(feox_backend *base)
     return err;
 }
 
-/* The fork() child's side (persist.h): plain loads are safe, only this thread exists. */
+/* The fork() child's side (persist.h). Every descriptor of this backend (fd, old_fd and a
+ * compaction's rewrite, which lives only in compaction.c's locals) is a store-file descriptor,
+ * which store_files.c's fork handler closes in the child; here they are only forgotten. */
 static void log_forget_after_fork(feox_backend *base)
 {
     feox_log_backend *b = feox_log_of(base);
-    if (b->fd >= 0)
-        close(b->fd);
-    if (b->old_fd >= 0)
-        close(b->old_fd);
     b->fd = b->old_fd = -1;
 }
 

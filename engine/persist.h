@@ -85,7 +85,9 @@ typedef struct feox_backend_ops {
     /* In the child of a fork(): close this process's copies of the backend's descriptors and
      * nothing else — no write, no unlock (the lock stays with the parent's descriptor), no free,
      * no lock taken (the backend's mutexes may be held by threads that do not exist here). The
-     * backend is never used again in this process. */
+     * backend is never used again in this process. Descriptors opened through store_files.h
+     * (all of the log backend's) are closed by the child already (store_files.h, "Descriptors
+     * and fork()"): a backend only forgets those. */
     void (*forget_after_fork)(feox_backend *b);
     /* Record owner_hash as the store file's owner (header rewritten and fsynced; compactions
      * after it keep the new owner). Never interleaves with a write, fsync or compaction. */

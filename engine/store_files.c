@@ -3,7 +3,8 @@
  * header verification, and the public feox_owner_hash / feox_store_file_info /
  * feox_remove_store_file / feox_rename_store_file. Every step that could touch a file first
  * proves the file is a feox store (magic, version, header checksum) and, for removal and
- * renaming, that its recorded owner matches and that no open holds its lock.
+ * renaming, that its recorded owner matches and that no open holds its lock. And the table of
+ * every store-file descriptor this process holds, which a fork() child closes.
  */
 #include "store_files.h"
 
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -20,8 +22,113 @@
 #include "alloc.h"
 #include "error.h"
 #include "io.h"
+#include "store_internal.h"
 
 #define COMPACT_SUFFIX ".compact"
+
+/* The descriptor table (store_files.h, "Descriptors and fork()").
+ *
+ * Why open and close run under held_mu, which fork()'s prepare handler takes: a flock belongs to
+ * the open file description, which a fork shares with the child, so even a descriptor the child
+ * copies before the parent's flock (or before a compaction's rename makes its file the store)
+ * carries that lock afterwards. The child must therefore know every store-file descriptor that
+ * exists at the fork, including one a thread has just opened and not yet put anywhere; keeping
+ * "open + record" and "unrecord + close" atomic with respect to fork() makes the table exactly
+ * the set of descriptors the child copied. Only open() and close() run under held_mu, never a
+ * read, write, fsync or flock (an open of an existing file is O_NONBLOCK: no FIFO, lease or
+ * device can make it wait), so a fork waits for one open or close at most; nothing is locked
+ * while held_mu is held, so it cannot deadlock with the registry lock (taken before it, by
+ * feox_open and by the prepare handler alike). Descriptors that never take a lock (a read-only
+ * header check) are kept too: one rule for all, and a child has no use for any of them. */
+#define HELD_INLINE_WORDS 16 /* descriptors 0..1023 need no allocation */
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t held_inline[HELD_INLINE_WORDS];
+static uint64_t *held = held_inline; /* [held_mu] bit fd set: fd is a store-file descriptor */
+static size_t held_words = HELD_INLINE_WORDS;
+static size_t held_count; /* [held_mu] bits set */
+
+/* Record fd (held_mu held). False if the table cannot grow. */
+static bool held_add(int fd)
+{
+    size_t word = (size_t)fd / 64;
+    if (word >= held_words) {
+        size_t words = held_words * 2 > word + 1 ? held_words * 2 : word + 1;
+        uint64_t *grown = feox_mem_calloc(words, sizeof *grown);
+        if (!grown)
+            return false;
+        memcpy(grown, held, held_words * sizeof *held);
+        if (held != held_inline)
+            feox_mem_free(held);
+        held = grown;
+        held_words = words;
+    }
+    held[word] |= UINT64_C(1) << (fd % 64);
+    held_count++;
+    return true;
+}
+
+/* feox_io_open, recording the descriptor; -1 with errno ENOMEM if it cannot be recorded. */
+static int open_held(const char *path, int flags, mode_t mode)
+{
+    feox_registry_install_hooks(); /* the fork handlers, also where no store was ever opened */
+    pthread_mutex_lock(&held_mu);
+    int fd = feox_io_open(path, flags, mode);
+    if (fd >= 0 && !held_add(fd)) {
+        close(fd);
+        fd = -1;
+        errno = ENOMEM;
+    }
+    pthread_mutex_unlock(&held_mu);
+    return fd;
+}
+
+void feox_store_file_close(int fd)
+{
+    if (fd < 0)
+        return;
+    int saved = errno;
+    pthread_mutex_lock(&held_mu);
+    size_t word = (size_t)fd / 64;
+    uint64_t bit = UINT64_C(1) << (fd % 64);
+    if (word < held_words && (held[word] & bit)) {
+        held[word] &= ~bit;
+        held_count--;
+    }
+    close(fd);
+    pthread_mutex_unlock(&held_mu);
+    errno = saved; /* callers report the error of the step that failed, not of this close */
+}
+
+size_t feox_store_file_descriptors(void)
+{
+    pthread_mutex_lock(&held_mu);
+    size_t n = held_count;
+    pthread_mutex_unlock(&held_mu);
+    return n;
+}
+
+bool feox_store_files_fork_prepare(void)
+{
+    pthread_mutex_lock(&held_mu);
+    return held_count > 0;
+}
+
+void feox_store_files_fork_parent(void)
+{
+    pthread_mutex_unlock(&held_mu);
+}
+
+void feox_store_files_fork_child(void)
+{
+    for (size_t w = 0; w < held_words; w++) {
+        for (int i = 0; i < 64; i++)
+            if (held[w] >> i & 1)
+                close((int)(w * 64) + i); /* never flock(LOCK_UN): it would unlock the parent */
+        held[w] = 0;
+    }
+    held_count = 0;
+    pthread_mutex_unlock(&held_mu);
+}
 
 feox_err feox_store_file_open_existing(const char *path, int access, int *fd_out)
 {
@@ -41,15 +148,16 @@ feox_err feox_store_file_open_existing(const char *path, int access, int *fd_out
         return feox_fail(FEOX_ERR_FORMAT,
                          "'%s' exists and is not a feox store: it is not a regular file", path);
     /* O_NONBLOCK: if a FIFO replaced the file since the stat, the open still returns. */
-    int fd = feox_io_open(path, access | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0);
+    int fd = open_held(path, access | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0);
     if (fd < 0) {
         int err = errno;
         if (err == ENOENT)
             return feox_fail(FEOX_ERR_NOT_FOUND, "store file '%s' does not exist", path);
-        return feox_fail(FEOX_ERR_IO, "cannot open store file '%s': %s", path, strerror(err));
+        return feox_fail(err == ENOMEM ? FEOX_ERR_NOMEM : FEOX_ERR_IO,
+                         "cannot open store file '%s': %s", path, strerror(err));
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+        feox_store_file_close(fd);
         return feox_fail(FEOX_ERR_FORMAT,
                          "'%s' exists and is not a feox store: it is not a regular file", path);
     }
@@ -97,6 +205,7 @@ static int write_header(int fd, const uint8_t *header)
 static feox_err create_error(const char *path, const char *what, int err)
 {
     return feox_fail(err == ENOSPC || err == EDQUOT || err == EFBIG ? FEOX_ERR_DISK_FULL
+                     : err == ENOMEM                                ? FEOX_ERR_NOMEM
                                                                     : FEOX_ERR_IO,
                      "cannot create store file '%s' (%s): %s", path, what, strerror(err));
 }
@@ -105,7 +214,7 @@ static feox_err create_error(const char *path, const char *what, int err)
  * can leave a short file at path, which every later open refuses (FORMAT.md). */
 static feox_err create_excl(const char *path, const uint8_t *header, int *fd_out, bool *existed)
 {
-    int fd = feox_io_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
+    int fd = open_held(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
     if (fd < 0) {
         int err = errno;
         *existed = err == EEXIST;
@@ -116,7 +225,7 @@ static feox_err create_excl(const char *path, const uint8_t *header, int *fd_out
         feox_io_fsync_parent_dir(path) != 0)
         err = errno ? errno : EIO;
     if (err) {
-        close(fd);
+        feox_store_file_close(fd);
         feox_io_unlink(path); /* ours: created by this call, and never handed out */
         return create_error(path, "header", err);
     }
@@ -132,7 +241,7 @@ feox_err feox_store_file_create(const char *path, const uint8_t header[FEOX_LOG_
         return create_error(path, "path", ENAMETOOLONG);
     char dir[PATH_MAX];
     parent_dir(path, dir, sizeof dir);
-    int fd = feox_io_open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+    int fd = open_held(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
     if (fd < 0) {
         int err = errno;
         if (err == EOPNOTSUPP || err == EISDIR || err == EINVAL)
@@ -154,7 +263,7 @@ feox_err feox_store_file_create(const char *path, const uint8_t header[FEOX_LOG_
         feox_io_unlink(path); /* the name this call just gave our file */
     }
     if (err) {
-        close(fd); /* an unnamed file vanishes with its last descriptor */
+        feox_store_file_close(fd); /* an unnamed file vanishes with its last descriptor */
         return create_error(path, step, err);
     }
     *fd_out = fd;
@@ -199,7 +308,7 @@ feox_err feox_store_file_remove_leftover(const char *compact_path, uint64_t owne
         err = feox_fail(FEOX_ERR_IO, "'%s' was replaced while being removed", compact_path);
     if (!err && feox_io_unlink(compact_path) != 0)
         err = feox_fail(FEOX_ERR_IO, "cannot remove '%s': %s", compact_path, strerror(errno));
-    close(fd);
+    feox_store_file_close(fd);
     return err;
 }
 
@@ -247,7 +356,7 @@ static feox_err open_verified(const char *path, const char *owner, unsigned flag
     if (!err && !still_named(fd, path))
         err = feox_fail(FEOX_ERR_LOCKED, "'%s' was replaced meanwhile; try again", path);
     if (err) {
-        close(fd);
+        feox_store_file_close(fd);
         return err;
     }
     *fd_out = fd;
@@ -276,7 +385,7 @@ feox_err feox_store_file_info(const char *path, feox_file_info *out)
         bool in_use = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
         *out = (feox_file_info){.file_id = h.file_id, .owner_hash = h.owner_hash, .in_use = in_use};
     }
-    close(fd);
+    feox_store_file_close(fd);
     return err;
 }
 
@@ -304,7 +413,7 @@ feox_err feox_remove_store_file(const char *path, const char *owner, unsigned fl
     else if (feox_io_fsync_parent_dir(path) != 0)
         err = feox_fail(FEOX_ERR_IO, "removed '%s' but cannot fsync its directory: %s", path,
                         strerror(errno));
-    close(fd);
+    feox_store_file_close(fd);
     feox_mem_free(compact);
     return err;
 }
@@ -330,7 +439,7 @@ static feox_err reopen_for_write(const char *path, int fd, int *rw_fd)
     struct stat a, b;
     if (fstat(fd, &a) != 0 || fstat(*rw_fd, &b) != 0 || a.st_dev != b.st_dev ||
         a.st_ino != b.st_ino) {
-        close(*rw_fd);
+        feox_store_file_close(*rw_fd);
         return feox_fail(FEOX_ERR_LOCKED, "'%s' was replaced meanwhile; try again", path);
     }
     return FEOX_OK;
@@ -399,8 +508,8 @@ feox_err feox_rename_store_file(const char *from, const char *to, const char *ow
     if (!err && feox_store_file_remove_leftover(compact, h.owner_hash) != FEOX_OK)
         feox_clear_error_detail(); /* not ours: it stays */
     if (rw_fd >= 0)
-        close(rw_fd);
-    close(fd);
+        feox_store_file_close(rw_fd);
+    feox_store_file_close(fd);
     feox_mem_free(compact);
     return err;
 }

@@ -18,6 +18,14 @@
  *              opens anew, FEOX_ERR_LOCKED while the parent holds the file). Inherited stores
  *              are never freed: that would take mutexes that may stay locked forever and join
  *              threads that do not exist; their memory is leaked on purpose.
+ *              Descriptors that exist outside any registered store are closed too: a thread of
+ *              the parent may be inside a compaction (whose rewrite becomes the store file, lock
+ *              and all), feox_store_file_info, feox_remove_store_file or
+ *              feox_rename_store_file at the fork. Every store-file descriptor is in
+ *              store_files.c's table, whose lock the prepare handler takes (so none is half
+ *              opened or half closed) and whose child handler closes them all. fork() returns
+ *              in the parent only once the child has closed them (`handshake` below), so a
+ *              close and reopen right after the fork never meets the child's copies.
  *   exit       an atexit handler and a library destructor (dlclose of feox.so) flush (write +
  *              fsync) every persistent store this process opened and has not closed, so a normal
  *              exit without feox_close loses nothing acknowledged. Background threads still run
@@ -26,14 +34,18 @@
  *              feox call (from a clock or allocator hook called under the registry lock, which
  *              would deadlock) nor from a signal handler (exit() is not async-signal-safe); the
  * same holds for fork(), whose prepare handler takes the registry lock. Lock order: registry lock,
- * then epoch reclamation (destroy_store under a last close), then a backend's own locks.
+ * then epoch reclamation (destroy_store under a last close), then a backend's own locks; the
+ * descriptor table's lock (store_files.c) is a leaf, held only around one open() or close().
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "epoch.h"
+#include "store_files.h"
 #include "store_internal.h"
 
 unsigned feox_fork_generation;
@@ -106,28 +118,61 @@ __attribute__((destructor)) static void flush_at_unload(void)
     flush_open_stores();
 }
 
+/* The handshake of one fork() [registry_lock]: the child writes a byte to [1] once it has closed
+ * its copies of the store-file descriptors, and the parent's fork() returns only after reading
+ * it (or end of file: the child died). Without it the parent could close a store and reopen it
+ * (or a sibling could open it) before the child was scheduled at all, and find the file still
+ * locked by the child's copy of a descriptor the child was about to close. fork() waits only
+ * for the child's first instructions (no I/O), and only in a process that holds a store file. */
+static int handshake[2] = {-1, -1};
+
 /* fork(): no open, last close or reclamation is half done while the process is copied. */
 static void before_fork(void)
 {
     pthread_mutex_lock(&registry_lock);
     feox_epoch_fork_prepare();
+    /* last: held only around an open() or close() */
+    if (!feox_store_files_fork_prepare() || pipe2(handshake, O_CLOEXEC) != 0)
+        handshake[0] = handshake[1] = -1; /* nothing to wait for, or no way to: fork as before */
 }
 
+/* The parent (also after a failed fork: then nobody else holds the write end, and read sees
+ * end of file at once). */
 static void after_fork_parent(void)
 {
+    int saved = errno; /* a failed fork's EAGAIN or ENOMEM, for the caller */
+    if (handshake[0] >= 0) {
+        close(handshake[1]);
+        char byte;
+        while (read(handshake[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        close(handshake[0]);
+        handshake[0] = handshake[1] = -1;
+    }
+    feox_store_files_fork_parent();
     feox_epoch_fork_parent();
     pthread_mutex_unlock(&registry_lock);
+    errno = saved;
 }
 
 /* The child: only this thread exists. Every store is now inherited (see the top of the file). */
 static void after_fork_child(void)
 {
     feox_fork_generation++;
+    feox_store_files_fork_child();
     feox_epoch_fork_child();
     for (feox_store *s = open_stores; s; s = s->next_open)
         if (s->backend && s->backend->ops->forget_after_fork)
             s->backend->ops->forget_after_fork(s->backend);
     open_stores = NULL;
+    if (handshake[0] >= 0) {
+        close(handshake[0]);
+        char byte = 1;
+        while (write(handshake[1], &byte, 1) < 0 && errno == EINTR) {
+        }
+        close(handshake[1]);
+        handshake[0] = handshake[1] = -1;
+    }
     pthread_mutex_unlock(&registry_lock);
 }
 

@@ -6,6 +6,12 @@
  *              the child opens the path anew once the parent closed it; the parent can reopen
  *              while a child lives; memory stores too; a child can still open, use and close
  *              stores of its own even when the parent's threads were busy at the fork.
+ *              A fork that lands while a thread is inside a compaction, feox_store_file_info or
+ *              feox_rename_store_file (held at one I/O call by a gate in the I/O table) leaves
+ *              the child no descriptor that carries the store's lock: once the call returned and
+ *              the parent closed the store, the parent opens it again while the child lives
+ *              (fork() returns only once the child has closed its copies: no waiting needed),
+ *              also with the store's descriptors numbered above 1024.
  *   exit       a process that writes and calls exit() without feox_close loses nothing.
  *   disk full  under write-behind, once a write to the file failed with ENOSPC, writes fail with
  *              FEOX_ERR_DISK_FULL (nothing changes) until a write succeeds again.
@@ -19,6 +25,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -26,12 +33,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "feox.h"
 #include "io.h"
+#include "store_files.h"
 
 #define KS(str) (str), strlen(str)
 
@@ -605,6 +614,257 @@ static void test_disk_full_sync_off(void **state)
     disk_full_under_write_behind(FEOX_SYNC_OFF, "fulloff");
 }
 
+/* ---- A fork while a thread is inside a file operation (issue 11 item 9, edge cases) ---- */
+
+/* Holds the first call of one I/O op after gate_arm until gate_release (one-shot). */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    feox_io_op op;
+    bool armed, entered, released;
+} gate = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, FEOX_IO_OP_COUNT, false, false, false};
+
+static void gate_pass(feox_io_op op)
+{
+    pthread_mutex_lock(&gate.mu);
+    if (gate.armed && gate.op == op) {
+        gate.armed = false;
+        gate.entered = true;
+        pthread_cond_broadcast(&gate.cv);
+        while (!gate.released)
+            pthread_cond_wait(&gate.cv, &gate.mu);
+    }
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static int gated_open(const char *path, int flags, mode_t mode)
+{
+    return open(path, flags, mode);
+}
+
+static ssize_t gated_pread(int fd, void *buf, size_t len, off_t offset)
+{
+    gate_pass(FEOX_IO_PREAD);
+    return pread(fd, buf, len, offset);
+}
+
+static int gated_rename(const char *from, const char *to)
+{
+    gate_pass(FEOX_IO_RENAME);
+    return rename(from, to);
+}
+
+static int gated_rename_noreplace(const char *from, const char *to)
+{
+    gate_pass(FEOX_IO_RENAME_NOREPLACE);
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (link(from, to) != 0) /* a file system without RENAME_NOREPLACE, as io.c does */
+        return -1;
+    return unlink(from);
+}
+
+static const feox_io_methods gated_methods = {
+    .open = gated_open,
+    .pread = gated_pread,
+    .pwrite = pwrite,
+    .fsync = fsync,
+    .ftruncate = ftruncate,
+    .rename = gated_rename,
+    .rename_noreplace = gated_rename_noreplace,
+};
+
+typedef struct blocked_call {
+    feox_err (*fn)(void *arg);
+    void *arg;
+    feox_err result;
+} blocked_call;
+
+static void *run_blocked_call(void *arg)
+{
+    blocked_call *c = arg;
+    c->result = c->fn(c->arg);
+    return NULL;
+}
+
+/* Run call on a thread, held at its first `op`; fork meanwhile; let the call finish. The child
+ * only waits (never closing anything itself) until its pipe's write end, returned through
+ * *to_child, is written or closed. Returns the child's pid. */
+static pid_t fork_during(feox_io_op op, blocked_call *call, int *to_child)
+{
+    int pipe_fds[2];
+    assert_int_equal(pipe(pipe_fds), 0);
+    pthread_mutex_lock(&gate.mu);
+    gate.op = op;
+    gate.armed = true;
+    gate.entered = gate.released = false;
+    pthread_mutex_unlock(&gate.mu);
+    feox_io_set_methods(&gated_methods);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, run_blocked_call, call), 0);
+    pthread_mutex_lock(&gate.mu);
+    while (!gate.entered)
+        pthread_cond_wait(&gate.cv, &gate.mu);
+    pthread_mutex_unlock(&gate.mu);
+    pid_t pid = fork(); /* the other thread is inside the call, held at op */
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(60);
+        close(pipe_fds[1]);
+        read_byte(pipe_fds[0]);
+        _exit(0);
+    }
+    close(pipe_fds[0]);
+    pthread_mutex_lock(&gate.mu);
+    gate.released = true;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    feox_io_set_methods(NULL);
+    *to_child = pipe_fds[1];
+    return pid;
+}
+
+/* While the child of fork_during lives, the store at path can be opened (nobody else holds its
+ * lock) and holds key; then the child is let go. */
+static void expect_open_while_child_lives(const char *path, const char *key, pid_t pid,
+                                          int to_child)
+{
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.disable_compaction = true;
+    feox_store *s = NULL;
+    feox_err err = feox_open(&cfg, &s);
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", feox_error_detail());
+    write_byte(to_child);
+    close(to_child);
+    expect_child_ok(pid);
+    if (err)
+        fail_msg("open %s while the child lives: %s (%s)", path, feox_strerror(err), detail);
+    assert_true(feox_contains(s, KS(key)));
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_int_equal(feox_store_file_descriptors(), 0);
+}
+
+static feox_err call_compact(void *arg)
+{
+    return feox_compact(arg);
+}
+
+/* A fork during a compaction, just before its rewrite is renamed over the store file: the
+ * rewrite's descriptor (whose lock becomes the store's) is not kept by the child. */
+static void fork_during_compaction(const char *name)
+{
+    char path[128];
+    temp_path(path, sizeof path, name);
+    feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i % 10);
+        assert_int_equal(feox_insert(s, KS(key), KS("value"), NULL, NULL), FEOX_OK);
+    }
+    blocked_call call = {call_compact, s, FEOX_OK};
+    int to_child;
+    pid_t pid = fork_during(FEOX_IO_RENAME, &call, &to_child);
+    assert_int_equal(call.result, FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    expect_open_while_child_lives(path, "k3", pid, to_child);
+    unlink(path);
+}
+
+static void test_fork_during_compaction(void **state)
+{
+    (void)state;
+    fork_during_compaction("forkcompact");
+}
+
+/* The same with the store's descriptors numbered above 1024, where the descriptor table grows. */
+static void test_fork_during_compaction_high_descriptors(void **state)
+{
+    (void)state;
+    enum { FILLERS = 1100 };
+    struct rlimit lim;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &lim), 0);
+    struct rlimit old = lim;
+    if (lim.rlim_cur < FILLERS + 64) {
+        if (lim.rlim_max < FILLERS + 64)
+            skip(); /* cannot have that many descriptors here */
+        lim.rlim_cur = FILLERS + 64;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    }
+    static int fillers[FILLERS + 1];
+    int n = 0;
+    do { /* every number below FILLERS taken: the store's descriptors come above it */
+        fillers[n] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(fillers[n] >= 0);
+    } while (fillers[n++] < FILLERS);
+    fork_during_compaction("forkcompacthigh");
+    for (int i = 0; i < n; i++)
+        close(fillers[i]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
+static feox_err call_info(void *arg)
+{
+    feox_file_info info;
+    feox_err err = feox_store_file_info(arg, &info);
+    return err ? err : info.in_use ? FEOX_ERR_LOCKED : FEOX_OK;
+}
+
+/* A fork during feox_store_file_info (which takes a shared lock to see whether an open holds
+ * the file): the child does not keep that shared lock. */
+static void test_fork_during_file_info(void **state)
+{
+    (void)state;
+    char path[128];
+    temp_path(path, sizeof path, "forkinfo");
+    feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
+    assert_int_equal(feox_insert(s, KS("k"), KS("v"), NULL, NULL), FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    blocked_call call = {call_info, path, FEOX_OK};
+    int to_child;
+    pid_t pid = fork_during(FEOX_IO_PREAD, &call, &to_child);
+    assert_int_equal(call.result, FEOX_OK);
+    expect_open_while_child_lives(path, "k", pid, to_child);
+    unlink(path);
+}
+
+typedef struct rename_args {
+    const char *from, *to;
+} rename_args;
+
+static feox_err call_rename(void *arg)
+{
+    rename_args *a = arg;
+    return feox_rename_store_file(a->from, a->to, NULL, NULL, FEOX_FILE_ALLOW_UNOWNED);
+}
+
+/* A fork during feox_rename_store_file: the child does not keep the lock the rename holds on
+ * the file, which is the store at the new name afterwards. */
+static void test_fork_during_rename(void **state)
+{
+    (void)state;
+    char from[128], to[128];
+    temp_path(from, sizeof from, "forkrename-a");
+    temp_path(to, sizeof to, "forkrename-b");
+    feox_store *s = open_path(from, FEOX_SYNC_NORMAL, 0);
+    assert_int_equal(feox_insert(s, KS("k"), KS("v"), NULL, NULL), FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    rename_args args = {from, to};
+    blocked_call call = {call_rename, &args, FEOX_OK};
+    int to_child;
+    pid_t pid = fork_during(FEOX_IO_RENAME_NOREPLACE, &call, &to_child);
+    if (call.result)
+        fail_msg("rename: %s (%s)", feox_strerror(call.result), feox_error_detail());
+    expect_open_while_child_lives(to, "k", pid, to_child);
+    unlink(to);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -613,6 +873,10 @@ int main(void)
         cmocka_unit_test(test_parent_reopens_while_child_lives),
         cmocka_unit_test(test_fork_memory_store),
         cmocka_unit_test(test_fork_while_threads_are_busy),
+        cmocka_unit_test(test_fork_during_compaction),
+        cmocka_unit_test(test_fork_during_compaction_high_descriptors),
+        cmocka_unit_test(test_fork_during_file_info),
+        cmocka_unit_test(test_fork_during_rename),
         cmocka_unit_test(test_exit_without_close_sync_normal),
         cmocka_unit_test(test_exit_without_close_sync_off),
         cmocka_unit_test(test_exit_while_another_store_closes),
