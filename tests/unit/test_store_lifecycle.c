@@ -54,6 +54,25 @@
         }                                                                                          \
     } while (0)
 
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* Fork tests run in the plain and clang builds, not under ASan: gcc 12's ASan allocator has no
+ * fork handler, so a child can hang on an allocator lock that one of the parent's threads (the
+ * store's own background threads included) held at the fork, whatever the engine does (seen
+ * about once in 100 runs). */
+#ifdef UNDER_ASAN
+#define SKIP_FORK_UNDER_ASAN() skip()
+#else
+#define SKIP_FORK_UNDER_ASAN() ((void)0)
+#endif
+
 static void temp_path(char *out, size_t cap, const char *name)
 {
     snprintf(out, cap, "/tmp/feox-lifecycle-%ld-%s.feox", (long)getpid(), name);
@@ -162,6 +181,7 @@ static void child_check_every_call_refused(feox_store *s, const char *path)
 static void test_fork_child_is_refused_parent_unaffected(void **state)
 {
     (void)state;
+    SKIP_FORK_UNDER_ASAN();
     char path[128];
     temp_path(path, sizeof path, "fork");
     feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
@@ -235,6 +255,7 @@ static void write_byte(int fd)
 static void test_fork_child_opens_after_parent_closes(void **state)
 {
     (void)state;
+    SKIP_FORK_UNDER_ASAN();
     char path[128];
     temp_path(path, sizeof path, "handover");
     feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
@@ -284,6 +305,7 @@ static void test_fork_child_opens_after_parent_closes(void **state)
 static void test_parent_reopens_while_child_lives(void **state)
 {
     (void)state;
+    SKIP_FORK_UNDER_ASAN();
     char path[128];
     temp_path(path, sizeof path, "pin");
     feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
@@ -316,6 +338,7 @@ static void test_parent_reopens_while_child_lives(void **state)
 static void test_fork_memory_store(void **state)
 {
     (void)state;
+    SKIP_FORK_UNDER_ASAN();
     feox_store *s = NULL;
     assert_int_equal(feox_open(NULL, &s), FEOX_OK);
     assert_int_equal(feox_atomic_increment(s, KS("hits"), 3, NULL, NULL), FEOX_OK);
@@ -373,14 +396,6 @@ static void *keep_busy(void *arg)
     return NULL;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 /* Forks taken while other threads are inside read sections, writing and reclaiming: each child
  * still opens, uses and closes stores of its own (closing waits for a grace period, which a
  * parent thread frozen inside a read section would block forever without the atfork handler).
@@ -389,9 +404,7 @@ static void *keep_busy(void *arg)
 static void test_fork_while_threads_are_busy(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
-    skip();
-#endif
+    SKIP_FORK_UNDER_ASAN();
     feox_store *s = NULL;
     assert_int_equal(feox_open(NULL, &s), FEOX_OK);
     busy_store busy[2];
@@ -780,6 +793,7 @@ static void fork_during_compaction(const char *name)
 static void test_fork_during_compaction(void **state)
 {
     (void)state;
+    SKIP_FORK_UNDER_ASAN();
     fork_during_compaction("forkcompact");
 }
 
@@ -787,6 +801,7 @@ static void test_fork_during_compaction(void **state)
 static void test_fork_during_compaction_high_descriptors(void **state)
 {
     (void)state;
+    SKIP_FORK_UNDER_ASAN();
     enum { FILLERS = 1100 };
     struct rlimit lim;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &lim), 0);
@@ -821,6 +836,7 @@ static feox_err call_info(void *arg)
 static void test_fork_during_file_info(void **state)
 {
     (void)state;
+    SKIP_FORK_UNDER_ASAN();
     char path[128];
     temp_path(path, sizeof path, "forkinfo");
     feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
@@ -849,6 +865,7 @@ static feox_err call_rename(void *arg)
 static void test_fork_during_rename(void **state)
 {
     (void)state;
+    SKIP_FORK_UNDER_ASAN();
     char from[128], to[128];
     temp_path(from, sizeof from, "forkrename-a");
     temp_path(to, sizeof to, "forkrename-b");
