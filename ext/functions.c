@@ -113,9 +113,21 @@ static int query_only_uncached(sqlite3 *db, bool *on)
  * sqlite3_close checks for unfinalized statements. (A "PRAGMA query_only = 1" prepared and never
  * run sets the flag without expiring anything: feox sees it once something expires the
  * statements; an INSERT is refused at once.) */
+/* Can this host say whether a statement was expired? sqlite3_expired() is deprecated: a host built
+ * with SQLITE_OMIT_DEPRECATED (better-sqlite3 is) leaves it out of the extension API table, and
+ * calling it there jumps to NULL. Without it the flag is read again on every call (~1 us). */
+static bool can_tell_expired(void)
+{
+#ifdef SQLITE_CORE
+    return true;
+#else
+    return sqlite3_api->expired != NULL;
+#endif
+}
+
 static int query_only(feox_vtab *vt, sqlite3 *db, bool *on)
 {
-    if (vt->query_only_stmt != NULL && vt->query_only_known &&
+    if (vt->query_only_stmt != NULL && vt->query_only_known && can_tell_expired() &&
         !sqlite3_expired(vt->query_only_stmt)) {
         *on = vt->query_only_on;
         return SQLITE_OK;
