@@ -26,8 +26,8 @@
  *     absent on every path (get, size, contains, len, range, cursor, CAS, incr, patch, delete,
  *     update_ttl). A background sweeper reclaims them.
  *   - Every function is thread-safe. Point reads, range queries and cursors never take a lock
- *     (feox_len does: see there). Every error leaves the store unchanged. A failing call may
- *     leave a human-readable detail in feox_error_detail().
+ *     (an exact feox_len does: see there). Every error leaves the store unchanged. A failing call
+ *     may leave a human-readable detail in feox_error_detail().
  */
 #ifndef FEOX_H
 #define FEOX_H
@@ -457,10 +457,18 @@ void feox_cursor_close(feox_cursor *c); /* NULL is a no-op */
  * Size and statistics
  * ------------------------------------------------------------------------------------------- */
 
-/* Exact number of live (unexpired) keys. To be exact it first removes the keys that expired since
+enum feox_len_flags {
+    /* Count without changing anything: no lock, no removal, no counter touched. Keys that have
+     * expired but are not yet swept are still counted, so the result may be high (by at most the
+     * keys expired since the sweeper last ran). For estimates such as query planning. */
+    FEOX_LEN_ESTIMATE = 1u << 0
+};
+
+/* Number of live (unexpired) keys. flags 0: exact; it first removes the keys that expired since
  * the sweeper last ran (taking each hash shard's writer lock briefly; counted as lazy expiry), so
- * its cost is the number of newly expired keys, never the size of the table. */
-uint64_t feox_len(feox_store *store);
+ * its cost is the number of newly expired keys, never the size of the table. FEOX_LEN_ESTIMATE:
+ * see there. An unknown flag counts as 0 keys. */
+uint64_t feox_len(feox_store *store, unsigned flags);
 bool feox_is_empty(feox_store *store);
 
 /* Bytes accounted against max_memory: keys, resident values, index and per-record overhead. */

@@ -1230,7 +1230,7 @@ static void check_state(feox_store *s, const oracle *o, feox_sync_mode sync, che
     }
     if (sync == FEOX_SYNC_FULL && res->lost_acked)
         failf("sync=full lost %" PRIu64 " acknowledged writes", res->lost_acked);
-    uint64_t len = feox_len(s);
+    uint64_t len = feox_len(s, 0);
     if (len != present_keys)
         failf("feox_len %" PRIu64 " but %" PRIu64 " keys found (phantom keys?)", len, present_keys);
 }
@@ -1323,8 +1323,8 @@ static void crash_point(int point, feox_sync_mode sync, uint64_t seed, uint64_t 
             t->max_lost = cr.lost_acked;
         if (dump_store(s, &d1, &rows) != FEOX_OK)
             failf("dump after recovery failed: %s", feox_error_detail());
-        if (rows != feox_len(s))
-            failf("cursor saw %" PRIu64 " rows, feox_len says %" PRIu64, rows, feox_len(s));
+        if (rows != feox_len(s, 0))
+            failf("cursor saw %" PRIu64 " rows, feox_len says %" PRIu64, rows, feox_len(s, 0));
         feox_stats st;
         feox_get_stats(s, &st);
         t->dropped_records += st.recovery_dropped_records;

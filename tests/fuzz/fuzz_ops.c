@@ -299,7 +299,7 @@ static void check_key(feox_store *s, const key_buf *k)
 
 static void check_len(feox_store *s)
 {
-    uint64_t got = feox_len(s), want = model_len();
+    uint64_t got = feox_len(s, 0), want = model_len();
     if (got != want)
         fail("feox_len %llu, model %llu", (unsigned long long)got, (unsigned long long)want);
     if (feox_is_empty(s) != (want == 0))

@@ -70,7 +70,7 @@ static char *dump_store(feox_store *s)
     bool was_injecting = ftest_fault.injecting;
     ftest_fault.injecting = false;
     dump d = {0};
-    dump_append(&d, "len %llu\n", (unsigned long long)feox_len(s));
+    dump_append(&d, "len %llu\n", (unsigned long long)feox_len(s, 0));
     assert_int_equal(feox_range_query(s, "\x01", 1, "\x7f", 1, SIZE_MAX, dump_record, &d, NULL),
                      FEOX_OK);
     ftest_fault.injecting = was_injecting;
@@ -261,7 +261,7 @@ static feox_err step_delete(feox_store *s, int i)
 static feox_err step_len(feox_store *s, int i)
 {
     (void)i;
-    assert_int_equal(feox_len(s), 9);
+    assert_int_equal(feox_len(s, 0), 9);
     return FEOX_OK;
 }
 

@@ -213,7 +213,7 @@ static void test_null_pointers(void **state)
     assert_int_equal(feox_get_stats(NULL, &st), FEOX_ERR_INVALID_ARGUMENT);
 
     /* The store is untouched by all of the above. */
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     expect_str(s, "k", "v");
     feox_value_release(NULL);
     feox_cursor_close(NULL);
@@ -279,7 +279,7 @@ static void test_key_size_limits(void **state)
     }
     /* An empty value with an empty key is still an invalid key. */
     assert_int_equal(feox_insert(s, "", 0, "", 0, NULL, NULL), FEOX_ERR_INVALID_KEY);
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     check_value(s, big, max, "max", 3);
     assert_int_equal(feox_delete(s, big, max, NULL), FEOX_OK);
     assert_true(feox_is_empty(s));
@@ -350,7 +350,7 @@ static void test_value_size_limits(void **state)
     assert_int_equal(feox_compare_and_swap(s, KS("big"), big, max, big, max + 1, NULL, &b),
                      FEOX_ERR_INVALID_VALUE);
     check_value(s, KS("big"), big, max);
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     assert_int_equal(feox_memory_usage(s), mem);
 
     /* CAS to exactly the maximum works. */
@@ -377,7 +377,7 @@ static void test_value_size_limits(void **state)
     assert_int_equal(feox_get_size(s, KS("empty"), &n), FEOX_OK);
     assert_int_equal(n, 0);
     assert_true(feox_contains(s, KS("empty")));
-    assert_int_equal(feox_len(s), 3);
+    assert_int_equal(feox_len(s, 0), 3);
     free(big);
     feox_close(s);
 }
@@ -408,7 +408,7 @@ static void test_insert_created_flag(void **state)
     assert_true(created);
     check_value(s, k1, 3, val, 4);
     check_value(s, k2, 2, val, 1);
-    assert_int_equal(feox_len(s), 3);
+    assert_int_equal(feox_len(s, 0), 3);
     feox_close(s);
 }
 
@@ -523,7 +523,7 @@ static void test_delete(void **state)
     assert_int_equal(feox_delete(s, KS("a"), NULL), FEOX_OK);
     expect_absent(s, KS("a"));
     expect_str(s, "b", "2");
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     assert_int_equal(feox_delete(s, KS("a"), NULL), FEOX_ERR_KEY_NOT_FOUND); /* not idempotent */
     /* Other opts fields are ignored by delete. */
     feox_write_opts o = {0};
@@ -576,7 +576,7 @@ static void test_insert_if_absent(void **state)
     assert_true(inserted);
     info = check_value(s, KS("tagged"), "x", 1);
     assert_int_equal(info.tag, 77);
-    assert_int_equal(feox_len(s), 3);
+    assert_int_equal(feox_len(s, 0), 3);
     feox_close(s);
 }
 
@@ -698,7 +698,7 @@ static void test_explicit_timestamps(void **state)
     info = check_value(s, KS("k"), "a", 1);
     assert_int_equal(info.timestamp_ns, 1000);
     assert_int_equal(feox_memory_usage(s), mem);
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     feox_stats st = stats_of(s);
     assert_int_equal(st.older_timestamp_errors, 3);
 
@@ -827,7 +827,7 @@ static void test_delete_with_timestamp(void **state)
     assert_int_equal(feox_delete(s, KS("k"), &o), FEOX_ERR_OLDER_TIMESTAMP);
     feox_record_info info = check_value(s, KS("k"), "v", 1);
     assert_int_equal(info.timestamp_ns, 500);
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     feox_stats st = stats_of(s);
     assert_int_equal(st.deletes, 0);
     assert_int_equal(st.older_timestamp_errors, 2);
@@ -972,7 +972,7 @@ static void test_compare_and_swap(void **state)
     feox_stats st = stats_of(s);
     assert_int_equal(st.cas_success, 5);
     assert_int_equal(st.cas_failure, 9);
-    assert_int_equal(feox_len(s), 3);
+    assert_int_equal(feox_len(s, 0), 3);
     feox_close(s);
 }
 
@@ -1035,7 +1035,7 @@ static void insert_ordered_keys(feox_store *s)
             feox_insert(s, ordered_keys[i].k, ordered_keys[i].len, v, strlen(v), NULL, NULL),
             FEOX_OK);
     }
-    assert_int_equal(feox_len(s), N_ORDERED);
+    assert_int_equal(feox_len(s, 0), N_ORDERED);
 }
 
 static void expect_run(const collected *c, size_t first, size_t count)
@@ -1371,7 +1371,7 @@ static void test_len_and_memory_usage(void **state)
 {
     (void)state;
     feox_store *s = open_store();
-    assert_int_equal(feox_len(s), 0);
+    assert_int_equal(feox_len(s, 0), 0);
     assert_true(feox_is_empty(s));
     uint64_t m0 = feox_memory_usage(s);
     char key[32], value[1024];
@@ -1381,7 +1381,7 @@ static void test_len_and_memory_usage(void **state)
         assert_int_equal(feox_insert(s, key, strlen(key), value, sizeof(value), NULL, NULL),
                          FEOX_OK);
     }
-    assert_int_equal(feox_len(s), 100);
+    assert_int_equal(feox_len(s, 0), 100);
     assert_false(feox_is_empty(s));
     uint64_t m1 = feox_memory_usage(s);
     /* At least keys + values are accounted. */
@@ -1396,7 +1396,7 @@ static void test_len_and_memory_usage(void **state)
     for (int i = 0; i < 100; i++) {
         snprintf(key, sizeof(key), "key-%03d", i);
         assert_int_equal(feox_delete(s, key, strlen(key), NULL), FEOX_OK);
-        assert_int_equal(feox_len(s), (uint64_t)(99 - i));
+        assert_int_equal(feox_len(s, 0), (uint64_t)(99 - i));
     }
     assert_true(feox_is_empty(s));
     assert_int_equal(feox_memory_usage(s), m0);
@@ -1437,7 +1437,7 @@ static void test_max_memory(void **state)
     assert_int_equal(feox_insert(s, KS("huge"), huge, 128 * 1024, NULL, NULL),
                      FEOX_ERR_OUT_OF_MEMORY);
     assert_false(feox_contains(s, KS("huge")));
-    assert_int_equal(feox_len(s), 0);
+    assert_int_equal(feox_len(s, 0), 0);
     assert_int_equal(feox_memory_usage(s), mem);
 
     /* Fill with 1 KiB values until the budget refuses one. */
@@ -1452,7 +1452,7 @@ static void test_max_memory(void **state)
     }
     assert_int_equal(err, FEOX_ERR_OUT_OF_MEMORY);
     assert_true(n > 30 && n < 64); /* 64 KiB of room, more than 1 KiB each */
-    assert_int_equal(feox_len(s), (uint64_t)n);
+    assert_int_equal(feox_len(s, 0), (uint64_t)n);
     mem = feox_memory_usage(s);
     assert_true(mem <= budget);
     snprintf(key, sizeof(key), "fill-%04d", n);
@@ -1463,7 +1463,7 @@ static void test_max_memory(void **state)
                      FEOX_ERR_OUT_OF_MEMORY);
     check_value(s, KS("fill-0000"), value, sizeof(value));
     assert_int_equal(feox_memory_usage(s), mem);
-    assert_int_equal(feox_len(s), (uint64_t)n);
+    assert_int_equal(feox_len(s, 0), (uint64_t)n);
     bool swapped = true;
     assert_int_equal(feox_compare_and_swap(s, KS("fill-0000"), value, sizeof(value), huge,
                                            32 * 1024, NULL, &swapped),
@@ -1478,7 +1478,7 @@ static void test_max_memory(void **state)
     /* A new counter may or may not fit; if refused, nothing is created. Shrinking always works. */
     assert_int_equal(feox_insert(s, KS("fill-0001"), "s", 1, NULL, NULL), FEOX_OK);
     assert_true(feox_memory_usage(s) < mem);
-    assert_int_equal(feox_len(s), (uint64_t)n);
+    assert_int_equal(feox_len(s, 0), (uint64_t)n);
     st = stats_of(s);
     assert_int_equal(st.out_of_memory_errors, 5);
 
@@ -1605,7 +1605,7 @@ static void test_flush_compact_check_memory_mode(void **state)
     assert_int_equal(feox_flush(s), FEOX_OK);
     assert_int_equal(feox_compact(s), FEOX_OK);
     assert_int_equal(feox_check(s), FEOX_OK);
-    assert_int_equal(feox_len(s), 333);
+    assert_int_equal(feox_len(s, 0), 333);
     feox_stats st = stats_of(s);
     assert_int_equal(st.fsyncs, 0);
     assert_int_equal(st.disk_writes, 0);
@@ -1858,7 +1858,7 @@ static void test_seed_examples(void **state)
     assert_int_equal(feox_get_ttl(s, KS("session"), &ttl, &has), FEOX_OK);
     assert_false(has);
     /* len / is_empty / memory_usage / stats. */
-    assert_int_equal(feox_len(s), 12);
+    assert_int_equal(feox_len(s, 0), 12);
     assert_false(feox_is_empty(s));
     assert_true(feox_memory_usage(s) > 1000000);
     assert_int_equal(feox_flush(s), FEOX_OK);

@@ -134,7 +134,7 @@ static void child_check_every_call_refused(feox_store *s, const char *path)
     bool has_ttl = false;
     CHILD_CHECK(feox_get_ttl(s, KS("hits"), &ttl, &has_ttl) == FEOX_ERR_FORKED);
     CHILD_CHECK(!feox_contains(s, KS("hits")));
-    CHILD_CHECK(feox_len(s) == 0);
+    CHILD_CHECK(feox_len(s, 0) == 0);
     CHILD_CHECK(!feox_is_empty(s));
     CHILD_CHECK(feox_memory_usage(s) == 0);
     feox_stats st;
@@ -202,7 +202,7 @@ static void test_fork_child_is_refused_parent_unaffected(void **state)
 
     s = open_path(path, FEOX_SYNC_NORMAL, 0);
     assert_int_equal(counter_of(s, "hits"), 6);
-    assert_int_equal(feox_len(s), 2);
+    assert_int_equal(feox_len(s, 0), 2);
     assert_int_equal(feox_check(s), FEOX_OK);
     assert_int_equal(feox_close(s), FEOX_OK);
     unlink(path);
@@ -445,7 +445,7 @@ static void exit_without_close(feox_sync_mode sync, const char *name)
     }
     expect_child_ok(pid);
     feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
-    assert_int_equal(feox_len(s), N);
+    assert_int_equal(feox_len(s, 0), N);
     for (int i = 0; i < N; i++) {
         char key[32];
         snprintf(key, sizeof key, "key-%d", i);
@@ -529,7 +529,7 @@ static void test_exit_while_another_store_closes(void **state)
         }
         expect_child_ok(pid);
         feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
-        assert_int_equal(feox_len(s), 200);
+        assert_int_equal(feox_len(s, 0), 200);
         assert_int_equal(feox_close(s), FEOX_OK);
         unlink(path);
         unlink(c.path);
@@ -584,7 +584,7 @@ static void disk_full_under_write_behind(feox_sync_mode sync, const char *name)
     assert_int_equal(feox_close(s), FEOX_OK);
 
     s = open_path(path, sync, 10);
-    assert_int_equal(feox_len(s), 4);
+    assert_int_equal(feox_len(s, 0), 4);
     assert_true(feox_contains(s, KS("before")));
     assert_true(feox_contains(s, KS("buffered")));
     assert_true(feox_contains(s, KS("after")));

@@ -119,14 +119,14 @@ static void test_expiry_boundary(void **state)
     ftest_clock_set(&test_clock, T0 + 10 * SEC); /* now == expires_at: still live */
     expect_str(s, "k", "v");
     assert_true(feox_contains(s, KS("k")));
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     bool has = false;
     assert_int_equal(ttl_of(s, "k", &has), 0);
     assert_true(has);
 
     ftest_clock_set(&test_clock, T0 + 10 * SEC + 1); /* now > expires_at: gone */
     assert_false(feox_contains(s, KS("k")));
-    assert_int_equal(feox_len(s), 0);
+    assert_int_equal(feox_len(s, 0), 0);
     assert_true(feox_is_empty(s));
     feox_close(s);
 }
@@ -181,7 +181,7 @@ static void test_expired_absent_everywhere(void **state)
     assert_int_equal(feox_insert(s, KS("e:ifabs"), KS("x"), &o, NULL), FEOX_OK);
     assert_int_equal(feox_insert(s, KS("e:flag"), KS("x"), &o, NULL), FEOX_OK);
     assert_int_equal(feox_insert(s, KS("live"), KS("L"), NULL, NULL), FEOX_OK);
-    assert_int_equal(feox_len(s), 10);
+    assert_int_equal(feox_len(s, 0), 10);
     assert_int_equal(count_range(s, "a", "z"), 10);
 
     ftest_clock_advance(&test_clock, 5 * SEC + 1);
@@ -197,7 +197,7 @@ static void test_expired_absent_everywhere(void **state)
     uint64_t secs = 0;
     bool has = false;
     assert_int_equal(feox_get_ttl(s, KS("e:val"), &secs, &has), FEOX_ERR_KEY_NOT_FOUND);
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     assert_false(feox_is_empty(s));
     assert_int_equal(count_range(s, "a", "z"), 1);
     assert_int_equal(count_range(s, "e:", "e:~"), 0);
@@ -244,7 +244,7 @@ static void test_expired_absent_everywhere(void **state)
     assert_false(feox_contains(s, KS("e:doc")));
     assert_false(feox_contains(s, KS("e:ttl")));
     assert_false(feox_contains(s, KS("e:persist")));
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
 
     /* Increment creates a fresh counter = delta, no TTL, tag 0. */
     int64_t r = 0;
@@ -269,7 +269,7 @@ static void test_expired_absent_everywhere(void **state)
     created = false;
     assert_int_equal(feox_insert(s, KS("e:flag"), "new", 3, &ia, &created), FEOX_OK);
     assert_true(created);
-    assert_int_equal(feox_len(s), 5);
+    assert_int_equal(feox_len(s, 0), 5);
     assert_int_equal(count_range(s, "a", "z"), 5);
 
     /* An expired record sets no timestamp floor: an explicit old timestamp is accepted. */
@@ -485,7 +485,7 @@ static void test_ttl_stats(void **state)
     ftest_clock_advance(&test_clock, 2 * SEC);
     st = stats_of(s);
     assert_int_equal(st.len, 6);
-    assert_int_equal(feox_len(s), 6);
+    assert_int_equal(feox_len(s, 0), 6);
     void *v = NULL;
     size_t n = 0;
     assert_int_equal(feox_get(s, KS("t0"), &v, &n, NULL), FEOX_ERR_KEY_NOT_FOUND);
@@ -535,7 +535,7 @@ static void test_sweeper_reclaims(void **state)
     sleep_ms(100);
     feox_stats st = stats_of(s);
     assert_int_equal(st.ttl_expired_active, 0);
-    assert_int_equal(feox_len(s), 2000);
+    assert_int_equal(feox_len(s, 0), 2000);
     assert_true(st.ttl_sweeper_runs > 0);
 
     ftest_clock_advance(&test_clock, 2 * SEC);
