@@ -290,19 +290,13 @@ typedef struct feox_write_opts {
 /* Insert or replace key → value (an upsert). *created (may be NULL) is set to true if the key was
  * absent or expired, false if a live record was replaced. A plain insert clears the TTL unless
  * FEOX_WRITE_TTL / EXPIRES_AT / KEEP_TTL say otherwise; the tag is opts->tag (0 if opts NULL).
- * With FEOX_WRITE_IF_ABSENT it only creates.
+ * With FEOX_WRITE_IF_ABSENT it only creates (the seed's insert_if_absent): a live key fails with
+ * KEY_EXISTS and nothing changes.
  * Errors: INVALID_ARGUMENT (key NULL, value NULL with vlen > 0), INVALID_KEY, INVALID_VALUE,
  * KEY_EXISTS (IF_ABSENT), OLDER_TIMESTAMP, OUT_OF_MEMORY, NOMEM, IO/DISK_FULL/DEGRADED (sync=full
  * or a failed store file). */
 feox_err feox_insert(feox_store *store, const void *key, size_t key_len, const void *value,
                      size_t value_len, const feox_write_opts *opts, bool *created);
-
-/* Create key → value only if the key is absent or expired (the seed's insert_if_absent).
- * *inserted is true if this call created it, false if a live record exists (not an error).
- * Errors: as feox_insert. */
-feox_err feox_insert_if_absent(feox_store *store, const void *key, size_t key_len,
-                               const void *value, size_t value_len, const feox_write_opts *opts,
-                               bool *inserted);
 
 /* Metadata of a live record. */
 typedef struct feox_record_info {
@@ -356,12 +350,10 @@ feox_err feox_delete(feox_store *store, const void *key, size_t key_len,
 feox_err feox_get_ttl(feox_store *store, const void *key, size_t key_len, uint64_t *ttl_secs,
                       bool *has_ttl);
 
-/* Set expiry = now + ttl_secs; ttl_secs 0 removes the TTL. Creates a new version (automatic
- * timestamp). Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, OUT_OF_MEMORY, NOMEM, IO. */
+/* Set expiry = now + ttl_secs; ttl_secs 0 removes the TTL (the seed's persist). Creates a new
+ * version (automatic timestamp). Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND,
+ * OUT_OF_MEMORY, NOMEM, IO. */
 feox_err feox_update_ttl(feox_store *store, const void *key, size_t key_len, uint64_t ttl_secs);
-
-/* Remove the TTL: feox_update_ttl(store, key, key_len, 0). */
-feox_err feox_persist(feox_store *store, const void *key, size_t key_len);
 
 /* ---------------------------------------------------------------------------------------------
  * Atomic operations

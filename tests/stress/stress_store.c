@@ -783,7 +783,7 @@ static void *sweep_worker(void *arg)
             break;
         case 1: REQUIRE_OK(feox_insert(s, key, kl, val, vl, NULL, NULL)); break;
         case 2: {
-            feox_err err = feox_persist(s, key, kl);
+            feox_err err = feox_update_ttl(s, key, kl, 0);
             REQUIRE(err == FEOX_OK || err == FEOX_ERR_KEY_NOT_FOUND, "persist: %s",
                     feox_strerror(err));
             break;

@@ -120,8 +120,9 @@ static feox_err step_update_keep_ttl(feox_store *s, int i)
 static feox_err step_insert_if_absent(feox_store *s, int i)
 {
     (void)i;
-    bool inserted;
-    return feox_insert_if_absent(s, "once", 4, "1", 1, NULL, &inserted);
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
+    feox_err err = feox_insert(s, "once", 4, "1", 1, &ia, NULL);
+    return err == FEOX_ERR_KEY_EXISTS ? FEOX_OK : err; /* a live key: nothing to insert */
 }
 
 static feox_err step_incr_new(feox_store *s, int i)
@@ -241,7 +242,7 @@ static feox_err step_update_ttl(feox_store *s, int i)
 static feox_err step_persist(feox_store *s, int i)
 {
     (void)i;
-    return feox_persist(s, "session:1", 9);
+    return feox_update_ttl(s, "session:1", 9, 0);
 }
 
 static feox_err step_advance_clock(feox_store *s, int i)

@@ -174,10 +174,9 @@ static void test_null_pointers(void **state)
     assert_int_equal(feox_insert(NULL, KS("k"), "x", 1, NULL, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_insert(s, NULL, 1, "x", 1, NULL, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_insert(s, KS("k"), NULL, 1, NULL, NULL), FEOX_ERR_INVALID_ARGUMENT);
-    assert_int_equal(feox_insert_if_absent(s, NULL, 1, "x", 1, NULL, &b),
-                     FEOX_ERR_INVALID_ARGUMENT);
-    assert_int_equal(feox_insert_if_absent(s, KS("n"), NULL, 3, NULL, &b),
-                     FEOX_ERR_INVALID_ARGUMENT);
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
+    assert_int_equal(feox_insert(s, NULL, 1, "x", 1, &ia, &b), FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_insert(s, KS("n"), NULL, 3, &ia, &b), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_get(NULL, KS("k"), &v, &n, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_get(s, NULL, 1, &v, &n, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_get_ref(s, KS("k"), NULL), FEOX_ERR_INVALID_ARGUMENT);
@@ -192,7 +191,7 @@ static void test_null_pointers(void **state)
     assert_int_equal(feox_get_ttl(s, KS("k"), &u, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_get_ttl(s, NULL, 1, &u, &b), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_update_ttl(s, NULL, 1, 5), FEOX_ERR_INVALID_ARGUMENT);
-    assert_int_equal(feox_persist(s, NULL, 1), FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_update_ttl(s, NULL, 1, 0), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_atomic_increment(s, NULL, 1, 1, NULL, &i), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_atomic_increment(NULL, KS("c"), 1, NULL, &i), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_compare_and_swap(s, NULL, 1, "v", 1, "w", 1, NULL, &b),
@@ -257,12 +256,12 @@ static void test_key_size_limits(void **state)
     uint64_t u = 0;
     int64_t i64 = 0;
     feox_value *ref = NULL;
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
     const size_t bad_lens[2] = {max + 1, 0};
     for (int k = 0; k < 2; k++) {
         size_t len = bad_lens[k];
         assert_int_equal(feox_insert(s, big, len, "x", 1, NULL, NULL), FEOX_ERR_INVALID_KEY);
-        assert_int_equal(feox_insert_if_absent(s, big, len, "x", 1, NULL, &b),
-                         FEOX_ERR_INVALID_KEY);
+        assert_int_equal(feox_insert(s, big, len, "x", 1, &ia, &b), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_get(s, big, len, &v, &n, NULL), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_get_ref(s, big, len, &ref), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_get_size(s, big, len, &n), FEOX_ERR_INVALID_KEY);
@@ -270,7 +269,7 @@ static void test_key_size_limits(void **state)
         assert_int_equal(feox_delete(s, big, len, NULL), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_get_ttl(s, big, len, &u, &b), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_update_ttl(s, big, len, 10), FEOX_ERR_INVALID_KEY);
-        assert_int_equal(feox_persist(s, big, len), FEOX_ERR_INVALID_KEY);
+        assert_int_equal(feox_update_ttl(s, big, len, 0), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_atomic_increment(s, big, len, 1, NULL, &i64), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_compare_and_swap(s, big, len, "max", 3, "y", 1, NULL, &b),
                          FEOX_ERR_INVALID_KEY);
@@ -345,8 +344,8 @@ static void test_value_size_limits(void **state)
     assert_int_equal(feox_insert(s, KS("big"), big + 1, max + 1, NULL, NULL),
                      FEOX_ERR_INVALID_VALUE);
     bool b = true;
-    assert_int_equal(feox_insert_if_absent(s, KS("big3"), big, max + 1, NULL, &b),
-                     FEOX_ERR_INVALID_VALUE);
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
+    assert_int_equal(feox_insert(s, KS("big3"), big, max + 1, &ia, &b), FEOX_ERR_INVALID_VALUE);
     assert_int_equal(feox_compare_and_swap(s, KS("big"), big, max, big, max + 1, NULL, &b),
                      FEOX_ERR_INVALID_VALUE);
     check_value(s, KS("big"), big, max);
@@ -539,12 +538,13 @@ static void test_insert_if_absent(void **state)
 {
     (void)state;
     feox_store *s = open_store();
+    feox_write_opts ia = {0};
+    ia.flags = FEOX_WRITE_IF_ABSENT;
     bool inserted = false;
-    assert_int_equal(feox_insert_if_absent(s, KS("k"), "one", 3, NULL, &inserted), FEOX_OK);
+    assert_int_equal(feox_insert(s, KS("k"), "one", 3, &ia, &inserted), FEOX_OK);
     assert_true(inserted);
-    inserted = true;
-    assert_int_equal(feox_insert_if_absent(s, KS("k"), "two", 3, NULL, &inserted), FEOX_OK);
-    assert_false(inserted);
+    /* A live key: KEY_EXISTS, nothing changes. */
+    assert_int_equal(feox_insert(s, KS("k"), "two", 3, &ia, &inserted), FEOX_ERR_KEY_EXISTS);
     expect_str(s, "k", "one");
     feox_stats st = stats_of(s);
     assert_int_equal(st.inserts, 1);
@@ -566,13 +566,16 @@ static void test_insert_if_absent(void **state)
 
     /* After a delete the key is absent again. */
     assert_int_equal(feox_delete(s, KS("k"), NULL), FEOX_OK);
-    assert_int_equal(feox_insert_if_absent(s, KS("k"), "five", 4, NULL, &inserted), FEOX_OK);
+    inserted = false;
+    assert_int_equal(feox_insert(s, KS("k"), "five", 4, &ia, &inserted), FEOX_OK);
     assert_true(inserted);
     expect_str(s, "k", "five");
     /* With a tag in opts. */
     feox_write_opts t = {0};
+    t.flags = FEOX_WRITE_IF_ABSENT;
     t.tag = 77;
-    assert_int_equal(feox_insert_if_absent(s, KS("tagged"), "x", 1, &t, &inserted), FEOX_OK);
+    inserted = false;
+    assert_int_equal(feox_insert(s, KS("tagged"), "x", 1, &t, &inserted), FEOX_OK);
     assert_true(inserted);
     info = check_value(s, KS("tagged"), "x", 1);
     assert_int_equal(info.tag, 77);
@@ -805,7 +808,7 @@ static void test_auto_timestamp_after_future_explicit(void **state)
     assert_int_equal(feox_update_ttl(s, KS("t"), 100), FEOX_OK);
     info = check_value(s, KS("t"), "x", 1);
     assert_true(info.timestamp_ns > future);
-    assert_int_equal(feox_persist(s, KS("t")), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("t"), 0), FEOX_OK);
 
     assert_int_equal(feox_insert(s, KS("d"), "x", 1, &o, NULL), FEOX_OK);
     assert_int_equal(feox_delete(s, KS("d"), NULL), FEOX_OK);
@@ -1469,10 +1472,9 @@ static void test_max_memory(void **state)
                                            32 * 1024, NULL, &swapped),
                      FEOX_ERR_OUT_OF_MEMORY);
     check_value(s, KS("fill-0000"), value, sizeof(value));
-    bool inserted = true;
-    assert_int_equal(
-        feox_insert_if_absent(s, KS("fill-new"), value, sizeof(value), NULL, &inserted),
-        FEOX_ERR_OUT_OF_MEMORY);
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
+    assert_int_equal(feox_insert(s, KS("fill-new"), value, sizeof(value), &ia, NULL),
+                     FEOX_ERR_OUT_OF_MEMORY);
     assert_false(feox_contains(s, KS("fill-new")));
     assert_int_equal(feox_memory_usage(s), mem);
     /* A new counter may or may not fit; if refused, nothing is created. Shrinking always works. */
@@ -1854,7 +1856,7 @@ static void test_seed_examples(void **state)
     assert_int_equal(feox_update_ttl(s, KS("session"), 7200), FEOX_OK);
     assert_int_equal(feox_get_ttl(s, KS("session"), &ttl, &has), FEOX_OK);
     assert_int_equal(ttl, 7200);
-    assert_int_equal(feox_persist(s, KS("session")), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("session"), 0), FEOX_OK);
     assert_int_equal(feox_get_ttl(s, KS("session"), &ttl, &has), FEOX_OK);
     assert_false(has);
     /* len / is_empty / memory_usage / stats. */

@@ -115,7 +115,8 @@ static void child_check_every_call_refused(feox_store *s, const char *path)
     CHILD_CHECK(feox_insert(s, KS("child"), KS("x"), NULL, NULL) == FEOX_ERR_FORKED);
     CHILD_CHECK(detail_says_forked(path));
     bool done = true;
-    CHILD_CHECK(feox_insert_if_absent(s, KS("child"), KS("x"), NULL, &done) == FEOX_ERR_FORKED);
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
+    CHILD_CHECK(feox_insert(s, KS("child"), KS("x"), &ia, &done) == FEOX_ERR_FORKED);
     CHILD_CHECK(feox_atomic_increment(s, KS("hits"), 1, NULL, NULL) == FEOX_ERR_FORKED);
     CHILD_CHECK(detail_says_forked(path));
     CHILD_CHECK(feox_compare_and_swap(s, KS("hits"), NULL, 0, KS("y"), NULL, &done) ==
@@ -123,7 +124,7 @@ static void child_check_every_call_refused(feox_store *s, const char *path)
     CHILD_CHECK(feox_json_patch(s, KS("doc"), KS("[]"), NULL, NULL, NULL) == FEOX_ERR_FORKED);
     CHILD_CHECK(feox_delete(s, KS("hits"), NULL) == FEOX_ERR_FORKED);
     CHILD_CHECK(feox_update_ttl(s, KS("hits"), 10) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_persist(s, KS("hits")) == FEOX_ERR_FORKED);
+    CHILD_CHECK(feox_update_ttl(s, KS("hits"), 0) == FEOX_ERR_FORKED);
     void *v = NULL;
     size_t n = 0;
     CHILD_CHECK(feox_get(s, KS("hits"), &v, &n, NULL) == FEOX_ERR_FORKED && v == NULL);

@@ -335,9 +335,11 @@ static void op_insert_if_absent(feox_store *s)
     feox_write_opts o = {0};
     o.tag = (uint32_t)ftest_rng_below(&rng, 3);
     random_expiry_flags(&o);
+    o.flags |= FEOX_WRITE_IF_ABSENT;
     bool inserted = r != NULL;
-    CHECK_ERR(feox_insert_if_absent(s, k->b, k->len, val, vlen, &o, &inserted), FEOX_OK);
-    CHECK(inserted == !r, "inserted %d, model %d", inserted, !r);
+    CHECK_ERR(feox_insert(s, k->b, k->len, val, vlen, &o, &inserted),
+              r ? FEOX_ERR_KEY_EXISTS : FEOX_OK);
+    CHECK(r || inserted, "inserted %d, model %d", inserted, !r);
     if (r)
         return;
     mrec *w = model_put(k);
@@ -721,7 +723,7 @@ static void op_ttl(feox_store *s)
     }
     default:
         describe_key("persist", k);
-        CHECK_ERR(feox_persist(s, k->b, k->len), r ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
+        CHECK_ERR(feox_update_ttl(s, k->b, k->len, 0), r ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
         if (r) {
             r->ts = auto_ts(r);
             r->expires = 0;

@@ -239,7 +239,7 @@ static void test_expired_absent_everywhere(void **state)
                      FEOX_ERR_KEY_NOT_FOUND);
     assert_int_equal(feox_delete(s, KS("e:del"), NULL), FEOX_ERR_KEY_NOT_FOUND);
     assert_int_equal(feox_update_ttl(s, KS("e:ttl"), 100), FEOX_ERR_KEY_NOT_FOUND);
-    assert_int_equal(feox_persist(s, KS("e:persist")), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(feox_update_ttl(s, KS("e:persist"), 0), FEOX_ERR_KEY_NOT_FOUND);
     /* ... none of them resurrected anything. */
     assert_false(feox_contains(s, KS("e:doc")));
     assert_false(feox_contains(s, KS("e:ttl")));
@@ -255,17 +255,17 @@ static void test_expired_absent_everywhere(void **state)
     assert_int_equal(info.tag, 0);
     assert_int_equal(ftest_read_counter(s, "e:counter"), 1);
 
-    /* Insert reports created = true; insert_if_absent inserts; IF_ABSENT does not fail. */
+    /* Insert reports created = true; IF_ABSENT inserts and does not fail. */
     bool created = false;
     assert_int_equal(feox_insert(s, KS("e:ins"), "new", 3, NULL, &created), FEOX_OK);
     assert_true(created);
     expect_str(s, "e:ins", "new");
-    bool inserted = false;
-    assert_int_equal(feox_insert_if_absent(s, KS("e:ifabs"), "new", 3, NULL, &inserted), FEOX_OK);
-    assert_true(inserted);
-    expect_str(s, "e:ifabs", "new");
     feox_write_opts ia = {0};
     ia.flags = FEOX_WRITE_IF_ABSENT;
+    bool inserted = false;
+    assert_int_equal(feox_insert(s, KS("e:ifabs"), "new", 3, &ia, &inserted), FEOX_OK);
+    assert_true(inserted);
+    expect_str(s, "e:ifabs", "new");
     created = false;
     assert_int_equal(feox_insert(s, KS("e:flag"), "new", 3, &ia, &created), FEOX_OK);
     assert_true(created);
@@ -293,7 +293,7 @@ static void test_update_ttl_and_persist(void **state)
     feox_store *s = open_store();
     bool has = false;
     assert_int_equal(feox_update_ttl(s, KS("missing"), 5), FEOX_ERR_KEY_NOT_FOUND);
-    assert_int_equal(feox_persist(s, KS("missing")), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(feox_update_ttl(s, KS("missing"), 0), FEOX_ERR_KEY_NOT_FOUND);
     assert_false(feox_contains(s, KS("missing")));
 
     /* update_ttl on a key without TTL adds one: now + secs. */
@@ -314,15 +314,15 @@ static void test_update_ttl_and_persist(void **state)
     ftest_clock_advance(&test_clock, 100 * SEC);
     expect_str(s, "k", "v");
 
-    /* persist removes it too. */
+    /* update_ttl(0) removes a TTL set by an insert too (the seed's persist). */
     assert_int_equal(put_ttl(s, "p", "v", 5, NULL), FEOX_OK);
-    assert_int_equal(feox_persist(s, KS("p")), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("p"), 0), FEOX_OK);
     ttl_of(s, "p", &has);
     assert_false(has);
     ftest_clock_advance(&test_clock, 100 * SEC);
     expect_str(s, "p", "v");
-    /* persist on a key without TTL is fine. */
-    assert_int_equal(feox_persist(s, KS("p")), FEOX_OK);
+    /* update_ttl(0) on a key without TTL is fine. */
+    assert_int_equal(feox_update_ttl(s, KS("p"), 0), FEOX_OK);
 
     /* Shortening and lengthening. */
     assert_int_equal(put_ttl(s, "x", "v", 100, NULL), FEOX_OK);
