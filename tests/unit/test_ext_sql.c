@@ -714,6 +714,37 @@ static void test_planning_changes_nothing(void **state)
     sqlite3_close(db);
 }
 
+/* Error codes say what happened: a table whose store file is missing fails with SQLITE_CANTOPEN
+ * (its open failed); once a damaged store file is in its place, every use (a scan, a write) fails
+ * with SQLITE_CORRUPT. */
+static void test_store_error_codes(void **state)
+{
+    (void)state;
+    char dbpath[512], store[512];
+    snprintf(dbpath, sizeof dbpath, "%s/codes.db", tmpdir);
+    snprintf(store, sizeof store, "%s/codes.db-kv.feox", tmpdir);
+    sqlite3 *db = open_db(dbpath);
+    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox; INSERT INTO kv(key, value) VALUES ('k', 1)");
+    sqlite3_close(db);
+    unsigned char head[64];
+    FILE *f = fopen(store, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(head, 1, sizeof head, f), sizeof head);
+    fclose(f);
+    assert_int_equal(unlink(store), 0);
+    db = open_db(dbpath);
+    exec_fails(db, "SELECT * FROM kv", SQLITE_CANTOPEN, NULL);
+    exec_fails(db, "INSERT INTO kv(key, value) VALUES ('n', 1)", SQLITE_CANTOPEN, NULL);
+    head[24] ^= 0xff; /* creation time: the header checksum no longer matches */
+    f = fopen(store, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(head, 1, sizeof head, f), sizeof head);
+    fclose(f);
+    exec_fails(db, "SELECT * FROM kv", SQLITE_CORRUPT, NULL);
+    exec_fails(db, "INSERT INTO kv(key, value) VALUES ('n', 1)", SQLITE_CORRUPT, NULL);
+    sqlite3_close(db);
+}
+
 static void test_writes_during_scans(void **state)
 {
     (void)state;
@@ -776,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_query_plans),
         cmocka_unit_test(test_writes_during_scans),
         cmocka_unit_test(test_planning_changes_nothing),
+        cmocka_unit_test(test_store_error_codes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
