@@ -197,7 +197,12 @@ static void test_expired_absent_everywhere(void **state)
     uint64_t secs = 0;
     bool has = false;
     assert_int_equal(feox_get_ttl(s, KS("e:val"), &secs, &has), FEOX_ERR_KEY_NOT_FOUND);
+    /* FEOX_LEN_ESTIMATE removes nothing: the expired keys still count (reads remove nothing
+     * either); an unknown flag counts nothing; the exact count removes them. */
+    assert_int_equal(feox_len(s, FEOX_LEN_ESTIMATE), 10);
+    assert_int_equal(feox_len(s, 1u << 7), 0);
     assert_int_equal(feox_len(s, 0), 1);
+    assert_int_equal(feox_len(s, FEOX_LEN_ESTIMATE), 1);
     assert_false(feox_is_empty(s));
     assert_int_equal(count_range(s, "a", "z"), 1);
     assert_int_equal(count_range(s, "e:", "e:~"), 0);
