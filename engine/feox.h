@@ -26,8 +26,8 @@
  *     absent on every path (get, size, contains, len, range, cursor, CAS, incr, patch, delete,
  *     update_ttl). A background sweeper reclaims them.
  *   - Every function is thread-safe. Point reads, range queries and cursors never take a lock
- *     (feox_len does: see there). Every error leaves the store unchanged. A failing call may
- *     leave a human-readable detail in feox_error_detail().
+ *     (an exact feox_len does: see there). Every error leaves the store unchanged. A failing call
+ *     may leave a human-readable detail in feox_error_detail().
  */
 #ifndef FEOX_H
 #define FEOX_H
@@ -290,19 +290,13 @@ typedef struct feox_write_opts {
 /* Insert or replace key → value (an upsert). *created (may be NULL) is set to true if the key was
  * absent or expired, false if a live record was replaced. A plain insert clears the TTL unless
  * FEOX_WRITE_TTL / EXPIRES_AT / KEEP_TTL say otherwise; the tag is opts->tag (0 if opts NULL).
- * With FEOX_WRITE_IF_ABSENT it only creates.
+ * With FEOX_WRITE_IF_ABSENT it only creates (the seed's insert_if_absent): a live key fails with
+ * KEY_EXISTS and nothing changes.
  * Errors: INVALID_ARGUMENT (key NULL, value NULL with vlen > 0), INVALID_KEY, INVALID_VALUE,
  * KEY_EXISTS (IF_ABSENT), OLDER_TIMESTAMP, OUT_OF_MEMORY, NOMEM, IO/DISK_FULL/DEGRADED (sync=full
  * or a failed store file). */
 feox_err feox_insert(feox_store *store, const void *key, size_t key_len, const void *value,
                      size_t value_len, const feox_write_opts *opts, bool *created);
-
-/* Create key → value only if the key is absent or expired (the seed's insert_if_absent).
- * *inserted is true if this call created it, false if a live record exists (not an error).
- * Errors: as feox_insert. */
-feox_err feox_insert_if_absent(feox_store *store, const void *key, size_t key_len,
-                               const void *value, size_t value_len, const feox_write_opts *opts,
-                               bool *inserted);
 
 /* Metadata of a live record. */
 typedef struct feox_record_info {
@@ -356,12 +350,10 @@ feox_err feox_delete(feox_store *store, const void *key, size_t key_len,
 feox_err feox_get_ttl(feox_store *store, const void *key, size_t key_len, uint64_t *ttl_secs,
                       bool *has_ttl);
 
-/* Set expiry = now + ttl_secs; ttl_secs 0 removes the TTL. Creates a new version (automatic
- * timestamp). Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, OUT_OF_MEMORY, NOMEM, IO. */
+/* Set expiry = now + ttl_secs; ttl_secs 0 removes the TTL (the seed's persist). Creates a new
+ * version (automatic timestamp). Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND,
+ * OUT_OF_MEMORY, NOMEM, IO. */
 feox_err feox_update_ttl(feox_store *store, const void *key, size_t key_len, uint64_t ttl_secs);
-
-/* Remove the TTL: feox_update_ttl(store, key, key_len, 0). */
-feox_err feox_persist(feox_store *store, const void *key, size_t key_len);
 
 /* ---------------------------------------------------------------------------------------------
  * Atomic operations
@@ -457,10 +449,18 @@ void feox_cursor_close(feox_cursor *c); /* NULL is a no-op */
  * Size and statistics
  * ------------------------------------------------------------------------------------------- */
 
-/* Exact number of live (unexpired) keys. To be exact it first removes the keys that expired since
+enum feox_len_flags {
+    /* Count without changing anything: no lock, no removal, no counter touched. Keys that have
+     * expired but are not yet swept are still counted, so the result may be high (by at most the
+     * keys expired since the sweeper last ran). For estimates such as query planning. */
+    FEOX_LEN_ESTIMATE = 1u << 0
+};
+
+/* Number of live (unexpired) keys. flags 0: exact; it first removes the keys that expired since
  * the sweeper last ran (taking each hash shard's writer lock briefly; counted as lazy expiry), so
- * its cost is the number of newly expired keys, never the size of the table. */
-uint64_t feox_len(feox_store *store);
+ * its cost is the number of newly expired keys, never the size of the table. FEOX_LEN_ESTIMATE:
+ * see there. An unknown flag counts as 0 keys. */
+uint64_t feox_len(feox_store *store, unsigned flags);
 bool feox_is_empty(feox_store *store);
 
 /* Bytes accounted against max_memory: keys, resident values, index and per-record overhead. */

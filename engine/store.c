@@ -426,7 +426,7 @@ feox_err feox_get_stats(feox_store *s, feox_stats *out)
     memset(out, 0, sizeof *out);
     /* feox_len first: while keys have a TTL it takes every shard lock, so the expiries counted
      * under those locks (ttl_sweeper.c) before it are all in the counters read next. */
-    out->len = feox_len(s);
+    out->len = feox_len(s, 0);
     feox_stat_fill(s->stats, out);
     out->memory_usage = feox_memory_usage(s);
     out->max_memory = s->cfg.max_memory;

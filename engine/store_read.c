@@ -254,10 +254,12 @@ feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *
     return FEOX_OK;
 }
 
-uint64_t feox_len(feox_store *s)
+uint64_t feox_len(feox_store *s, unsigned flags)
 {
-    if (!s || feox_store_inherited(s))
+    if (!s || feox_store_inherited(s) || (flags & ~(unsigned)FEOX_LEN_ESTIMATE))
         return 0;
+    if (flags & FEOX_LEN_ESTIMATE)
+        return feox_hash_sum_keys(&s->hash);
     /* Exact: expired keys the sweeper has not reached yet are removed first. */
     if (feox_hash_sum_ttl_keys(&s->hash))
         feox_ttl_remove_expired(s, feox_store_now(s));
@@ -268,7 +270,7 @@ bool feox_is_empty(feox_store *s)
 {
     if (s && feox_store_inherited(s))
         return false; /* unknown here: the store belongs to the parent of a fork() */
-    return feox_len(s) == 0;
+    return feox_len(s, 0) == 0;
 }
 
 uint64_t feox_memory_usage(feox_store *s)

@@ -1,6 +1,6 @@
 /*
- * store_write.c — every operation that changes a key: insert, insert_if_absent, delete,
- * update_ttl/persist, atomic_increment, compare_and_swap, json_patch.
+ * store_write.c — every operation that changes a key: insert (FEOX_WRITE_IF_ABSENT too), delete,
+ * update_ttl (0 removes the TTL), atomic_increment, compare_and_swap, json_patch.
  *
  * Each write runs under the key's shard lock and follows the same steps (publish_version):
  *   1. validate everything and decide timestamp, expiry and tag (nothing changed yet);
@@ -330,21 +330,6 @@ out:
     return unlock_key(s, &k, err, seq);
 }
 
-feox_err feox_insert_if_absent(feox_store *s, const void *key, size_t key_len, const void *value,
-                               size_t value_len, const feox_write_opts *opts, bool *inserted)
-{
-    feox_write_opts o = opts ? *opts : (feox_write_opts){0};
-    o.flags |= FEOX_WRITE_IF_ABSENT;
-    feox_err err = feox_insert(s, key, key_len, value, value_len, &o, NULL);
-    if (inserted)
-        *inserted = err == FEOX_OK;
-    if (err == FEOX_ERR_KEY_EXISTS) {
-        feox_clear_error_detail();
-        return FEOX_OK;
-    }
-    return err;
-}
-
 feox_err feox_delete(feox_store *s, const void *key, size_t key_len, const feox_write_opts *opts)
 {
     feox_clear_error_detail();
@@ -393,11 +378,6 @@ feox_err feox_update_ttl(feox_store *s, const void *key, size_t key_len, uint64_
     feox_record_unref(resident);
 out:
     return unlock_key(s, &k, err, seq);
-}
-
-feox_err feox_persist(feox_store *s, const void *key, size_t key_len)
-{
-    return feox_update_ttl(s, key, key_len, 0);
 }
 
 static int64_t saturating_add_i64(int64_t a, int64_t b)

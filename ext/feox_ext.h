@@ -286,9 +286,11 @@ typedef struct feox_vtab {
 
 /* Replace the vtab's error message with an mprintf'd one. */
 void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...);
-/* SQLITE_OK if the table has an open store and no unfinished rollback. Sets an error and returns
- * SQLITE_CANTOPEN after a RENAME that moved the store file but could not reopen it; finishes a
- * pending rollback first (returning its error if it still cannot finish). */
+/* SQLITE_OK if the table has an open store and no unfinished rollback. Otherwise sets an error
+ * and returns the code of what happened: SQLITE_CANTOPEN after a RENAME that moved the store file
+ * but could not reopen it; a store that could not be opened again (missing file, fork()) gives the
+ * open's code (CANTOPEN for a missing or locked file, CORRUPT, NOTADB, NOMEM); a pending rollback
+ * is finished first, and if it still cannot, its engine error's code (NOMEM, IOERR, ...). */
 int feox_vtab_check_store(feox_vtab *vt);
 /* Set "feox: <table>: <engine error>" and return the SQLite code. */
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err);

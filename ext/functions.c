@@ -314,19 +314,20 @@ static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         opts.tag = FEOX_TAG_INTEGER;
         feox_err e = feox_get_ref(store, key, len, &cur);
         if (e == FEOX_ERR_KEY_NOT_FOUND) {
-            bool inserted = false;
+            feox_write_opts create = opts;
+            create.flags |= FEOX_WRITE_IF_ABSENT;
             feox_put_i64(next, delta);
             if (vt->in_txn && feox_journal_add(&vt->journal, key, len, false, NULL, 0, NULL)) {
                 sqlite3_result_error_nomem(ctx);
                 return;
             }
-            e = feox_insert_if_absent(store, key, len, next, 8, &opts, &inserted);
-            if (e == FEOX_OK && inserted) {
+            e = feox_insert(store, key, len, next, 8, &create, NULL);
+            if (e == FEOX_OK) {
                 sqlite3_result_int64(ctx, delta);
                 return;
             }
             feox_journal_truncate(&vt->journal, mark);
-            if (e != FEOX_OK) {
+            if (e != FEOX_ERR_KEY_EXISTS) {
                 fn_engine_error(ctx, vt, e);
                 return;
             }

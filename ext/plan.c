@@ -39,10 +39,11 @@ typedef struct plan_term {
     feox_plan_op op;
 } plan_term;
 
-/* Estimated live rows, for costs: never tiny, so a scan always looks worse than a lookup. */
+/* Estimated live rows, for costs: never tiny, so a scan always looks worse than a lookup.
+ * FEOX_LEN_ESTIMATE: planning never changes the store (no sweep of expired keys, no lock). */
 static double table_rows(feox_vtab *vt)
 {
-    double n = vt->entry->store ? (double)feox_len(vt->entry->store) : 0.0;
+    double n = vt->entry->store ? (double)feox_len(vt->entry->store, FEOX_LEN_ESTIMATE) : 0.0;
     return n < 1000.0 ? 1000.0 : n;
 }
 

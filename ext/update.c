@@ -317,8 +317,9 @@ int feox_vt_update(sqlite3_vtab *tab, int argc, sqlite3_value **argv, sqlite3_in
 {
     feox_vtab *vt = (feox_vtab *)tab;
     (void)rowid;
-    if (feox_vtab_check_store(vt) != SQLITE_OK) {
-        return SQLITE_CANTOPEN;
+    int rc = feox_vtab_check_store(vt); /* its own code: CANTOPEN, NOMEM, IOERR, CORRUPT... */
+    if (rc != SQLITE_OK) {
+        return rc;
     }
     if (argc == 1) {
         return do_delete(vt, argv[0]);

@@ -77,7 +77,9 @@ static int reopen_store(feox_vtab *vt)
         feox_vtab_set_error(vt, "%s", err ? err : sqlite3_errstr(rc));
         sqlite3_free(err);
         feox_location_free(&loc);
-        return rc == SQLITE_NOMEM ? rc : SQLITE_CANTOPEN;
+        /* What the open said (CANTOPEN: missing or locked; CORRUPT, NOTADB, NOMEM...); a plain
+         * refusal (another table has the store open with other options) is an open that failed. */
+        return rc == SQLITE_ERROR ? SQLITE_CANTOPEN : rc;
     }
     feox_entry_ref *old = vt->entry;
     feox_conn_detach_entry(vt->conn, old);
@@ -481,8 +483,9 @@ static int feox_vt_release(sqlite3_vtab *tab, int level)
 static int feox_vt_rollback_to(sqlite3_vtab *tab, int level)
 {
     feox_vtab *vt = (feox_vtab *)tab;
-    if (feox_vtab_check_store(vt) != SQLITE_OK) {
-        return SQLITE_CANTOPEN;
+    int rc = feox_vtab_check_store(vt);
+    if (rc != SQLITE_OK) {
+        return rc;
     }
     feox_err e = feox_journal_rollback_to(&vt->journal, vt->entry->store, level);
     return e == FEOX_OK ? SQLITE_OK : feox_vtab_engine_error(vt, e);

@@ -231,8 +231,8 @@ static void verify(const char *path, int iteration)
             else if (last_delete > floor)
                 sh->floor[t][k] = last_delete;
         }
-    if (feox_len(s) != present)
-        fail(iteration, "feox_len %zu but %zu keys found: phantom keys", feox_len(s), present);
+    if (feox_len(s, 0) != present)
+        fail(iteration, "feox_len %zu but %zu keys found: phantom keys", feox_len(s, 0), present);
     if ((err = feox_close(s)) != FEOX_OK)
         fail(iteration, "close: %s (%s)", feox_strerror(err), feox_error_detail());
 }

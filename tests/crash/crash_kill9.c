@@ -269,7 +269,7 @@ static void verify(const char *path, crash_facts *facts, int iteration, uint64_t
                  iteration);
         }
     }
-    if (feox_len(s) != present)
+    if (feox_len(s, 0) != present)
         fail("phantom keys after recovery", iteration);
     if (feox_close(s) != FEOX_OK)
         fail("close after recovery failed", iteration);

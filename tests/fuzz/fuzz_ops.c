@@ -3,10 +3,10 @@
  *
  * The input bytes are decoded into a sequence of operations on a fresh memory-mode store (TTL
  * sweeper off, an injected fake clock): insert (plain, explicit timestamp, TTL, absolute expiry,
- * KEEP_TTL, IF_ABSENT), insert_if_absent, get / get_ref, get_size, contains, get_ttl, delete,
- * atomic_increment, compare_and_swap, json_patch with canned patches, range_query, cursor walks
- * (ascending and descending from every seek mode), update_ttl, persist, clock advances, len.
- * A naive reference model (a sorted array of key / value / tag / timestamp / expiry) predicts
+ * KEEP_TTL, IF_ABSENT, with and without the created out), get / get_ref, get_size, contains,
+ * get_ttl, delete, atomic_increment, compare_and_swap, json_patch with canned patches, range_query,
+ * cursor walks (ascending and descending from every seek mode), update_ttl (0 too), clock advances,
+ * len. A naive reference model (a sorted array of key / value / tag / timestamp / expiry) predicts
  * every return code and every result; after each operation the touched key and feox_len are
  * compared with it, and every few operations the whole store is (range scan + feox_check).
  * Any divergence prints what differed and aborts, which is how libFuzzer reports a finding.
@@ -299,7 +299,7 @@ static void check_key(feox_store *s, const key_buf *k)
 
 static void check_len(feox_store *s)
 {
-    uint64_t got = feox_len(s), want = model_len();
+    uint64_t got = feox_len(s, 0), want = model_len();
     if (got != want)
         fail("feox_len %llu, model %llu", (unsigned long long)got, (unsigned long long)want);
     if (feox_is_empty(s) != (want == 0))
@@ -518,30 +518,24 @@ static uint64_t written_ts(feox_store *s, const key_buf *k, const write_plan *p,
 
 /* ---- operations ------------------------------------------------------------------------------ */
 
-static void op_insert(feox_store *s, input *in, bool if_absent_flag, bool if_absent_call)
+/* feox_insert, with FEOX_WRITE_IF_ABSENT if if_absent; *created checked if want_created (else
+ * NULL is passed). */
+static void op_insert(feox_store *s, input *in, bool if_absent, bool want_created)
 {
     key_buf k = next_key(in);
     value_buf v = next_value(in);
     model_rec *live = model_live(&k);
     write_plan p = next_write_plan(in, live, true);
-    if (if_absent_flag) {
+    if (if_absent) {
         p.opts.flags |= FEOX_WRITE_IF_ABSENT;
         p.use_opts = true;
     }
     const feox_write_opts *opts = p.use_opts ? &p.opts : NULL;
     bool flag = false;
-    feox_err err = if_absent_call
-                       ? feox_insert_if_absent(s, k.bytes, k.len, v.bytes, v.len, opts, &flag)
-                       : feox_insert(s, k.bytes, k.len, v.bytes, v.len, opts, &flag);
-    if (live && (if_absent_flag || if_absent_call)) {
-        /* insert_if_absent on a live key: OK with inserted=false; the flag: KEY_EXISTS. */
-        if (if_absent_call && !if_absent_flag) {
-            expect_err(err, FEOX_OK, "insert_if_absent on a live key");
-            if (flag)
-                fail("insert_if_absent reports inserted on a live key");
-        } else {
-            expect_err(err, FEOX_ERR_KEY_EXISTS, "insert IF_ABSENT on a live key");
-        }
+    feox_err err =
+        feox_insert(s, k.bytes, k.len, v.bytes, v.len, opts, want_created ? &flag : NULL);
+    if (live && if_absent) {
+        expect_err(err, FEOX_ERR_KEY_EXISTS, "insert IF_ABSENT on a live key");
         return;
     }
     if (planned_too_old(&p, live)) {
@@ -549,7 +543,7 @@ static void op_insert(feox_store *s, input *in, bool if_absent_flag, bool if_abs
         return;
     }
     expect_err(err, FEOX_OK, "insert");
-    if (flag != (live == NULL))
+    if (want_created && flag != (live == NULL))
         fail("insert created=%d, model says %d", flag, live == NULL);
     uint64_t old_ts = live ? live->ts_ns : 0;
     uint64_t expiry = planned_expiry(&p, live, false);
@@ -691,8 +685,7 @@ static void op_update_ttl(feox_store *s, input *in, bool persist)
     key_buf k = next_key(in);
     uint64_t ttl = persist ? 0 : next_byte(in) % 6;
     model_rec *live = model_live(&k);
-    feox_err err =
-        persist ? feox_persist(s, k.bytes, k.len) : feox_update_ttl(s, k.bytes, k.len, ttl);
+    feox_err err = feox_update_ttl(s, k.bytes, k.len, ttl); /* ttl 0 = persist */
     if (!live) {
         expect_err(err, FEOX_ERR_KEY_NOT_FOUND, "update_ttl of an absent key");
         return;
@@ -919,13 +912,13 @@ static void trace_op(int op, const input *in)
     static const char *const names[18] = {"insert",
                                           "insert",
                                           "insert IF_ABSENT",
-                                          "insert_if_absent",
+                                          "insert IF_ABSENT (created NULL)",
                                           "delete",
                                           "increment",
                                           "cas",
                                           "json_patch",
                                           "update_ttl",
-                                          "persist",
+                                          "update_ttl 0",
                                           "get_ttl",
                                           "get_ref",
                                           "range",
@@ -966,9 +959,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             trace_op(op % 18, &in);
         switch (op % 18) {
         case 0:
-        case 1: op_insert(s, &in, false, false); break;
-        case 2: op_insert(s, &in, true, false); break;
-        case 3: op_insert(s, &in, false, true); break;
+        case 1: op_insert(s, &in, false, true); break;
+        case 2: op_insert(s, &in, true, true); break;
+        case 3: op_insert(s, &in, true, false); break;
         case 4: op_delete(s, &in); break;
         case 5: op_increment(s, &in); break;
         case 6: op_cas(s, &in); break;

@@ -49,7 +49,7 @@ int main(void)
     if (err != FEOX_OK || result != 3)
         return fail("feox_atomic_increment(-2)", err);
 
-    if (feox_len(s) != 2 || feox_get(s, "missing", 7, &v, &n, NULL) != FEOX_ERR_KEY_NOT_FOUND) {
+    if (feox_len(s, 0) != 2 || feox_get(s, "missing", 7, &v, &n, NULL) != FEOX_ERR_KEY_NOT_FOUND) {
         fprintf(stderr, "hello_feox: wrong len or a missing key was found\n");
         return 1;
     }

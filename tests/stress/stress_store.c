@@ -320,7 +320,7 @@ static void scenario_mixed(int nthreads)
     for (; feox_cursor_valid(c); by_cursor++)
         REQUIRE_OK(feox_cursor_next(c));
     feox_cursor_close(c);
-    uint64_t len = feox_len(s);
+    uint64_t len = feox_len(s, 0);
     REQUIRE(len == st.count && len == by_get && len == by_cursor,
             "mixed/%d: len %llu, range %zu, gets %zu, cursor %zu", nthreads,
             (unsigned long long)len, st.count, by_get, by_cursor);
@@ -617,8 +617,8 @@ static void scenario_growth(int nthreads)
     REQUIRE(atomic_load(&sh.misses) == 0, "growth/%d: %lld misses", nthreads,
             (long long)atomic_load(&sh.misses));
     REQUIRE(atomic_load(&sh.reads) > 0, "growth/%d: readers never ran", nthreads);
-    REQUIRE(feox_len(s) == sh.total, "growth/%d: len %llu, inserted %u", nthreads,
-            (unsigned long long)feox_len(s), sh.total);
+    REQUIRE(feox_len(s, 0) == sh.total, "growth/%d: len %llu, inserted %u", nthreads,
+            (unsigned long long)feox_len(s, 0), sh.total);
     char key[32];
     for (uint32_t i = 0; i < sh.total; i += 97) {
         size_t kl = growth_key(key, i);
@@ -751,8 +751,8 @@ static void scenario_budget(int nthreads)
             size_t kl = (size_t)sprintf(key, "b%d-%d", t, k);
             feox_delete(s, key, kl, NULL);
         }
-    REQUIRE(feox_len(s) == 0, "budget/%d: %llu keys left", nthreads,
-            (unsigned long long)feox_len(s));
+    REQUIRE(feox_len(s, 0) == 0, "budget/%d: %llu keys left", nthreads,
+            (unsigned long long)feox_len(s, 0));
     REQUIRE(feox_memory_usage(s) == empty, "budget/%d: usage %llu after deleting all, empty %llu",
             nthreads, (unsigned long long)feox_memory_usage(s), (unsigned long long)empty);
     REQUIRE_OK(feox_check(s));
@@ -783,7 +783,7 @@ static void *sweep_worker(void *arg)
             break;
         case 1: REQUIRE_OK(feox_insert(s, key, kl, val, vl, NULL, NULL)); break;
         case 2: {
-            feox_err err = feox_persist(s, key, kl);
+            feox_err err = feox_update_ttl(s, key, kl, 0);
             REQUIRE(err == FEOX_OK || err == FEOX_ERR_KEY_NOT_FOUND, "persist: %s",
                     feox_strerror(err));
             break;

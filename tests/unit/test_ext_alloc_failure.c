@@ -249,11 +249,50 @@ static void test_sql_persistent_allocation_failures(void **state)
     failure_loop(true);
 }
 
+/* An undo that cannot finish says what happened: each later use of the table first tries to
+ * finish it and, while it still cannot, fails with the engine's code (SQLITE_NOMEM here), never
+ * SQLITE_CANTOPEN (the store is open); once memory is back it finishes, and the table is as it
+ * was before BEGIN. */
+static void test_unfinished_undo_keeps_its_code(void **state)
+{
+    (void)state;
+    ftest_failing_alloc_install(true);
+    sqlite3 *db = NULL;
+    char *err = NULL;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    assert_int_equal(sqlite3_feox_init(db, &err, NULL), SQLITE_OK);
+    assert_int_equal(exec_quiet(db,
+                                "CREATE VIRTUAL TABLE kv USING feox; INSERT INTO kv(key, value) "
+                                "VALUES ('a', 'one'); BEGIN; UPDATE kv SET value = 'two' WHERE "
+                                "key = 'a'",
+                                NULL),
+                     SQLITE_OK);
+    ftest_fault.alloc_count = 0;
+    ftest_fault.fail_at = 1; /* every engine allocation of this thread fails from now on */
+    ftest_fault.injecting = true;
+    (void)exec_quiet(db, "ROLLBACK", NULL); /* SQLite ends the transaction whatever undo says */
+    assert_true(ftest_fault.failure_injected);
+    assert_int_equal(exec_quiet(db, "INSERT INTO kv(key, value) VALUES ('b', 1)", NULL),
+                     SQLITE_NOMEM); /* xUpdate: was SQLITE_CANTOPEN */
+    assert_int_equal(exec_quiet(db, "SELECT * FROM kv", NULL), SQLITE_NOMEM); /* xFilter */
+    assert_int_equal(exec_quiet(db, "BEGIN; INSERT INTO kv(key, value) VALUES ('c', 1)", NULL),
+                     SQLITE_NOMEM); /* xBegin */
+    if (!sqlite3_get_autocommit(db))
+        assert_int_equal(exec_quiet(db, "ROLLBACK", NULL), SQLITE_OK);
+    ftest_fault.injecting = false;
+    char *rows = dump_table(db); /* finishes the undo */
+    assert_string_equal(rows, "a text 'one' ttl=0\n");
+    sqlite3_free(rows);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    ftest_failing_alloc_remove();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sql_allocation_failures),
         cmocka_unit_test(test_sql_persistent_allocation_failures),
+        cmocka_unit_test(test_unfinished_undo_keeps_its_code),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -679,6 +679,72 @@ static void test_query_plans(void **state)
     sqlite3_close(db);
 }
 
+/* Planning never changes a store: preparing statements (xBestIndex) over a table whose keys have
+ * expired, with no sweeper, leaves those keys in place (an exact count would remove them). */
+static void test_planning_changes_nothing(void **state)
+{
+    (void)state;
+    char dbpath[512], store[512];
+    snprintf(dbpath, sizeof dbpath, "%s/plan.db", tmpdir);
+    snprintf(store, sizeof store, "%s/plan.feox", tmpdir);
+    sqlite3 *db = open_db(dbpath);
+    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox(path='plan.feox', ttl_sweep_interval=0)");
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = store;
+    cfg.disable_ttl_sweeper = true;
+    feox_store *s = NULL;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK); /* the table's own instance */
+    feox_write_opts o = {.flags = FEOX_WRITE_EXPIRES_AT, .expires_at_ns = 1};
+    assert_int_equal(feox_insert(s, "e1", 2, "x", 1, &o, NULL), FEOX_OK);
+    assert_int_equal(feox_insert(s, "e2", 2, "x", 1, &o, NULL), FEOX_OK);
+    assert_int_equal(feox_len(s, FEOX_LEN_ESTIMATE), 2);
+    expect_plan(db, "WHERE key > 'a'", "ordered scan key>?");
+    expect_plan(db, "", "full scan");
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT * FROM kv WHERE key = 'e1'", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_finalize(st);
+    assert_int_equal(feox_len(s, FEOX_LEN_ESTIMATE), 2); /* nothing swept */
+    feox_stats stats;
+    assert_int_equal(feox_get_stats(s, &stats), FEOX_OK); /* exact: sweeps them now */
+    assert_int_equal(stats.ttl_expired_lazy, 2);
+    assert_int_equal(stats.len, 0);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    sqlite3_close(db);
+}
+
+/* Error codes say what happened: a table whose store file is missing fails with SQLITE_CANTOPEN
+ * (its open failed); once a damaged store file is in its place, every use (a scan, a write) fails
+ * with SQLITE_CORRUPT. */
+static void test_store_error_codes(void **state)
+{
+    (void)state;
+    char dbpath[512], store[512];
+    snprintf(dbpath, sizeof dbpath, "%s/codes.db", tmpdir);
+    snprintf(store, sizeof store, "%s/codes.db-kv.feox", tmpdir);
+    sqlite3 *db = open_db(dbpath);
+    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox; INSERT INTO kv(key, value) VALUES ('k', 1)");
+    sqlite3_close(db);
+    unsigned char head[64];
+    FILE *f = fopen(store, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(head, 1, sizeof head, f), sizeof head);
+    fclose(f);
+    assert_int_equal(unlink(store), 0);
+    db = open_db(dbpath);
+    exec_fails(db, "SELECT * FROM kv", SQLITE_CANTOPEN, NULL);
+    exec_fails(db, "INSERT INTO kv(key, value) VALUES ('n', 1)", SQLITE_CANTOPEN, NULL);
+    head[24] ^= 0xff; /* creation time: the header checksum no longer matches */
+    f = fopen(store, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(head, 1, sizeof head, f), sizeof head);
+    fclose(f);
+    exec_fails(db, "SELECT * FROM kv", SQLITE_CORRUPT, NULL);
+    exec_fails(db, "INSERT INTO kv(key, value) VALUES ('n', 1)", SQLITE_CORRUPT, NULL);
+    sqlite3_close(db);
+}
+
 static void test_writes_during_scans(void **state)
 {
     (void)state;
@@ -740,6 +806,8 @@ int main(void)
         cmocka_unit_test(test_schemas),
         cmocka_unit_test(test_query_plans),
         cmocka_unit_test(test_writes_during_scans),
+        cmocka_unit_test(test_planning_changes_nothing),
+        cmocka_unit_test(test_store_error_codes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

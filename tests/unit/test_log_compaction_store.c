@@ -179,7 +179,7 @@ static void test_background_compaction_bounds_the_file(void **state)
     assert_true(st.file_size < 2u << 20); /* vs ~8.7 MB written */
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
-    assert_int_equal(feox_len(s), 100);
+    assert_int_equal(feox_len(s, 0), 100);
     void *v;
     size_t len;
     assert_int_equal(feox_get(s, "key-042", 7, &v, &len, NULL), FEOX_OK);

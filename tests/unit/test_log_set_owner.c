@@ -228,7 +228,7 @@ static void test_races_with_writes_and_compaction(void **state)
     assert_int_equal(owner_of(path), feox_owner_hash("owner 200"));
     assert_int_equal(open_store(path, NULL, false, &s), FEOX_OK);
     assert_int_equal(feox_check(s), FEOX_OK);
-    assert_int_equal(feox_len(s), 1000);
+    assert_int_equal(feox_len(s, 0), 1000);
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_int_equal(feox_remove_store_file(path, "owner 200", 0), FEOX_OK);
 }

@@ -174,10 +174,9 @@ static void test_null_pointers(void **state)
     assert_int_equal(feox_insert(NULL, KS("k"), "x", 1, NULL, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_insert(s, NULL, 1, "x", 1, NULL, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_insert(s, KS("k"), NULL, 1, NULL, NULL), FEOX_ERR_INVALID_ARGUMENT);
-    assert_int_equal(feox_insert_if_absent(s, NULL, 1, "x", 1, NULL, &b),
-                     FEOX_ERR_INVALID_ARGUMENT);
-    assert_int_equal(feox_insert_if_absent(s, KS("n"), NULL, 3, NULL, &b),
-                     FEOX_ERR_INVALID_ARGUMENT);
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
+    assert_int_equal(feox_insert(s, NULL, 1, "x", 1, &ia, &b), FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_insert(s, KS("n"), NULL, 3, &ia, &b), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_get(NULL, KS("k"), &v, &n, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_get(s, NULL, 1, &v, &n, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_get_ref(s, KS("k"), NULL), FEOX_ERR_INVALID_ARGUMENT);
@@ -192,7 +191,7 @@ static void test_null_pointers(void **state)
     assert_int_equal(feox_get_ttl(s, KS("k"), &u, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_get_ttl(s, NULL, 1, &u, &b), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_update_ttl(s, NULL, 1, 5), FEOX_ERR_INVALID_ARGUMENT);
-    assert_int_equal(feox_persist(s, NULL, 1), FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_update_ttl(s, NULL, 1, 0), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_atomic_increment(s, NULL, 1, 1, NULL, &i), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_atomic_increment(NULL, KS("c"), 1, NULL, &i), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_compare_and_swap(s, NULL, 1, "v", 1, "w", 1, NULL, &b),
@@ -213,7 +212,7 @@ static void test_null_pointers(void **state)
     assert_int_equal(feox_get_stats(NULL, &st), FEOX_ERR_INVALID_ARGUMENT);
 
     /* The store is untouched by all of the above. */
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     expect_str(s, "k", "v");
     feox_value_release(NULL);
     feox_cursor_close(NULL);
@@ -257,12 +256,12 @@ static void test_key_size_limits(void **state)
     uint64_t u = 0;
     int64_t i64 = 0;
     feox_value *ref = NULL;
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
     const size_t bad_lens[2] = {max + 1, 0};
     for (int k = 0; k < 2; k++) {
         size_t len = bad_lens[k];
         assert_int_equal(feox_insert(s, big, len, "x", 1, NULL, NULL), FEOX_ERR_INVALID_KEY);
-        assert_int_equal(feox_insert_if_absent(s, big, len, "x", 1, NULL, &b),
-                         FEOX_ERR_INVALID_KEY);
+        assert_int_equal(feox_insert(s, big, len, "x", 1, &ia, &b), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_get(s, big, len, &v, &n, NULL), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_get_ref(s, big, len, &ref), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_get_size(s, big, len, &n), FEOX_ERR_INVALID_KEY);
@@ -270,7 +269,7 @@ static void test_key_size_limits(void **state)
         assert_int_equal(feox_delete(s, big, len, NULL), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_get_ttl(s, big, len, &u, &b), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_update_ttl(s, big, len, 10), FEOX_ERR_INVALID_KEY);
-        assert_int_equal(feox_persist(s, big, len), FEOX_ERR_INVALID_KEY);
+        assert_int_equal(feox_update_ttl(s, big, len, 0), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_atomic_increment(s, big, len, 1, NULL, &i64), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_compare_and_swap(s, big, len, "max", 3, "y", 1, NULL, &b),
                          FEOX_ERR_INVALID_KEY);
@@ -279,7 +278,7 @@ static void test_key_size_limits(void **state)
     }
     /* An empty value with an empty key is still an invalid key. */
     assert_int_equal(feox_insert(s, "", 0, "", 0, NULL, NULL), FEOX_ERR_INVALID_KEY);
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     check_value(s, big, max, "max", 3);
     assert_int_equal(feox_delete(s, big, max, NULL), FEOX_OK);
     assert_true(feox_is_empty(s));
@@ -345,12 +344,12 @@ static void test_value_size_limits(void **state)
     assert_int_equal(feox_insert(s, KS("big"), big + 1, max + 1, NULL, NULL),
                      FEOX_ERR_INVALID_VALUE);
     bool b = true;
-    assert_int_equal(feox_insert_if_absent(s, KS("big3"), big, max + 1, NULL, &b),
-                     FEOX_ERR_INVALID_VALUE);
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
+    assert_int_equal(feox_insert(s, KS("big3"), big, max + 1, &ia, &b), FEOX_ERR_INVALID_VALUE);
     assert_int_equal(feox_compare_and_swap(s, KS("big"), big, max, big, max + 1, NULL, &b),
                      FEOX_ERR_INVALID_VALUE);
     check_value(s, KS("big"), big, max);
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     assert_int_equal(feox_memory_usage(s), mem);
 
     /* CAS to exactly the maximum works. */
@@ -377,7 +376,7 @@ static void test_value_size_limits(void **state)
     assert_int_equal(feox_get_size(s, KS("empty"), &n), FEOX_OK);
     assert_int_equal(n, 0);
     assert_true(feox_contains(s, KS("empty")));
-    assert_int_equal(feox_len(s), 3);
+    assert_int_equal(feox_len(s, 0), 3);
     free(big);
     feox_close(s);
 }
@@ -408,7 +407,7 @@ static void test_insert_created_flag(void **state)
     assert_true(created);
     check_value(s, k1, 3, val, 4);
     check_value(s, k2, 2, val, 1);
-    assert_int_equal(feox_len(s), 3);
+    assert_int_equal(feox_len(s, 0), 3);
     feox_close(s);
 }
 
@@ -523,7 +522,7 @@ static void test_delete(void **state)
     assert_int_equal(feox_delete(s, KS("a"), NULL), FEOX_OK);
     expect_absent(s, KS("a"));
     expect_str(s, "b", "2");
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     assert_int_equal(feox_delete(s, KS("a"), NULL), FEOX_ERR_KEY_NOT_FOUND); /* not idempotent */
     /* Other opts fields are ignored by delete. */
     feox_write_opts o = {0};
@@ -539,12 +538,13 @@ static void test_insert_if_absent(void **state)
 {
     (void)state;
     feox_store *s = open_store();
+    feox_write_opts ia = {0};
+    ia.flags = FEOX_WRITE_IF_ABSENT;
     bool inserted = false;
-    assert_int_equal(feox_insert_if_absent(s, KS("k"), "one", 3, NULL, &inserted), FEOX_OK);
+    assert_int_equal(feox_insert(s, KS("k"), "one", 3, &ia, &inserted), FEOX_OK);
     assert_true(inserted);
-    inserted = true;
-    assert_int_equal(feox_insert_if_absent(s, KS("k"), "two", 3, NULL, &inserted), FEOX_OK);
-    assert_false(inserted);
+    /* A live key: KEY_EXISTS, nothing changes. */
+    assert_int_equal(feox_insert(s, KS("k"), "two", 3, &ia, &inserted), FEOX_ERR_KEY_EXISTS);
     expect_str(s, "k", "one");
     feox_stats st = stats_of(s);
     assert_int_equal(st.inserts, 1);
@@ -566,17 +566,20 @@ static void test_insert_if_absent(void **state)
 
     /* After a delete the key is absent again. */
     assert_int_equal(feox_delete(s, KS("k"), NULL), FEOX_OK);
-    assert_int_equal(feox_insert_if_absent(s, KS("k"), "five", 4, NULL, &inserted), FEOX_OK);
+    inserted = false;
+    assert_int_equal(feox_insert(s, KS("k"), "five", 4, &ia, &inserted), FEOX_OK);
     assert_true(inserted);
     expect_str(s, "k", "five");
     /* With a tag in opts. */
     feox_write_opts t = {0};
+    t.flags = FEOX_WRITE_IF_ABSENT;
     t.tag = 77;
-    assert_int_equal(feox_insert_if_absent(s, KS("tagged"), "x", 1, &t, &inserted), FEOX_OK);
+    inserted = false;
+    assert_int_equal(feox_insert(s, KS("tagged"), "x", 1, &t, &inserted), FEOX_OK);
     assert_true(inserted);
     info = check_value(s, KS("tagged"), "x", 1);
     assert_int_equal(info.tag, 77);
-    assert_int_equal(feox_len(s), 3);
+    assert_int_equal(feox_len(s, 0), 3);
     feox_close(s);
 }
 
@@ -698,7 +701,7 @@ static void test_explicit_timestamps(void **state)
     info = check_value(s, KS("k"), "a", 1);
     assert_int_equal(info.timestamp_ns, 1000);
     assert_int_equal(feox_memory_usage(s), mem);
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     feox_stats st = stats_of(s);
     assert_int_equal(st.older_timestamp_errors, 3);
 
@@ -805,7 +808,7 @@ static void test_auto_timestamp_after_future_explicit(void **state)
     assert_int_equal(feox_update_ttl(s, KS("t"), 100), FEOX_OK);
     info = check_value(s, KS("t"), "x", 1);
     assert_true(info.timestamp_ns > future);
-    assert_int_equal(feox_persist(s, KS("t")), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("t"), 0), FEOX_OK);
 
     assert_int_equal(feox_insert(s, KS("d"), "x", 1, &o, NULL), FEOX_OK);
     assert_int_equal(feox_delete(s, KS("d"), NULL), FEOX_OK);
@@ -827,7 +830,7 @@ static void test_delete_with_timestamp(void **state)
     assert_int_equal(feox_delete(s, KS("k"), &o), FEOX_ERR_OLDER_TIMESTAMP);
     feox_record_info info = check_value(s, KS("k"), "v", 1);
     assert_int_equal(info.timestamp_ns, 500);
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     feox_stats st = stats_of(s);
     assert_int_equal(st.deletes, 0);
     assert_int_equal(st.older_timestamp_errors, 2);
@@ -972,7 +975,7 @@ static void test_compare_and_swap(void **state)
     feox_stats st = stats_of(s);
     assert_int_equal(st.cas_success, 5);
     assert_int_equal(st.cas_failure, 9);
-    assert_int_equal(feox_len(s), 3);
+    assert_int_equal(feox_len(s, 0), 3);
     feox_close(s);
 }
 
@@ -1035,7 +1038,7 @@ static void insert_ordered_keys(feox_store *s)
             feox_insert(s, ordered_keys[i].k, ordered_keys[i].len, v, strlen(v), NULL, NULL),
             FEOX_OK);
     }
-    assert_int_equal(feox_len(s), N_ORDERED);
+    assert_int_equal(feox_len(s, 0), N_ORDERED);
 }
 
 static void expect_run(const collected *c, size_t first, size_t count)
@@ -1371,7 +1374,7 @@ static void test_len_and_memory_usage(void **state)
 {
     (void)state;
     feox_store *s = open_store();
-    assert_int_equal(feox_len(s), 0);
+    assert_int_equal(feox_len(s, 0), 0);
     assert_true(feox_is_empty(s));
     uint64_t m0 = feox_memory_usage(s);
     char key[32], value[1024];
@@ -1381,7 +1384,7 @@ static void test_len_and_memory_usage(void **state)
         assert_int_equal(feox_insert(s, key, strlen(key), value, sizeof(value), NULL, NULL),
                          FEOX_OK);
     }
-    assert_int_equal(feox_len(s), 100);
+    assert_int_equal(feox_len(s, 0), 100);
     assert_false(feox_is_empty(s));
     uint64_t m1 = feox_memory_usage(s);
     /* At least keys + values are accounted. */
@@ -1396,7 +1399,7 @@ static void test_len_and_memory_usage(void **state)
     for (int i = 0; i < 100; i++) {
         snprintf(key, sizeof(key), "key-%03d", i);
         assert_int_equal(feox_delete(s, key, strlen(key), NULL), FEOX_OK);
-        assert_int_equal(feox_len(s), (uint64_t)(99 - i));
+        assert_int_equal(feox_len(s, 0), (uint64_t)(99 - i));
     }
     assert_true(feox_is_empty(s));
     assert_int_equal(feox_memory_usage(s), m0);
@@ -1437,7 +1440,7 @@ static void test_max_memory(void **state)
     assert_int_equal(feox_insert(s, KS("huge"), huge, 128 * 1024, NULL, NULL),
                      FEOX_ERR_OUT_OF_MEMORY);
     assert_false(feox_contains(s, KS("huge")));
-    assert_int_equal(feox_len(s), 0);
+    assert_int_equal(feox_len(s, 0), 0);
     assert_int_equal(feox_memory_usage(s), mem);
 
     /* Fill with 1 KiB values until the budget refuses one. */
@@ -1452,7 +1455,7 @@ static void test_max_memory(void **state)
     }
     assert_int_equal(err, FEOX_ERR_OUT_OF_MEMORY);
     assert_true(n > 30 && n < 64); /* 64 KiB of room, more than 1 KiB each */
-    assert_int_equal(feox_len(s), (uint64_t)n);
+    assert_int_equal(feox_len(s, 0), (uint64_t)n);
     mem = feox_memory_usage(s);
     assert_true(mem <= budget);
     snprintf(key, sizeof(key), "fill-%04d", n);
@@ -1463,22 +1466,21 @@ static void test_max_memory(void **state)
                      FEOX_ERR_OUT_OF_MEMORY);
     check_value(s, KS("fill-0000"), value, sizeof(value));
     assert_int_equal(feox_memory_usage(s), mem);
-    assert_int_equal(feox_len(s), (uint64_t)n);
+    assert_int_equal(feox_len(s, 0), (uint64_t)n);
     bool swapped = true;
     assert_int_equal(feox_compare_and_swap(s, KS("fill-0000"), value, sizeof(value), huge,
                                            32 * 1024, NULL, &swapped),
                      FEOX_ERR_OUT_OF_MEMORY);
     check_value(s, KS("fill-0000"), value, sizeof(value));
-    bool inserted = true;
-    assert_int_equal(
-        feox_insert_if_absent(s, KS("fill-new"), value, sizeof(value), NULL, &inserted),
-        FEOX_ERR_OUT_OF_MEMORY);
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
+    assert_int_equal(feox_insert(s, KS("fill-new"), value, sizeof(value), &ia, NULL),
+                     FEOX_ERR_OUT_OF_MEMORY);
     assert_false(feox_contains(s, KS("fill-new")));
     assert_int_equal(feox_memory_usage(s), mem);
     /* A new counter may or may not fit; if refused, nothing is created. Shrinking always works. */
     assert_int_equal(feox_insert(s, KS("fill-0001"), "s", 1, NULL, NULL), FEOX_OK);
     assert_true(feox_memory_usage(s) < mem);
-    assert_int_equal(feox_len(s), (uint64_t)n);
+    assert_int_equal(feox_len(s, 0), (uint64_t)n);
     st = stats_of(s);
     assert_int_equal(st.out_of_memory_errors, 5);
 
@@ -1605,7 +1607,7 @@ static void test_flush_compact_check_memory_mode(void **state)
     assert_int_equal(feox_flush(s), FEOX_OK);
     assert_int_equal(feox_compact(s), FEOX_OK);
     assert_int_equal(feox_check(s), FEOX_OK);
-    assert_int_equal(feox_len(s), 333);
+    assert_int_equal(feox_len(s, 0), 333);
     feox_stats st = stats_of(s);
     assert_int_equal(st.fsyncs, 0);
     assert_int_equal(st.disk_writes, 0);
@@ -1854,11 +1856,11 @@ static void test_seed_examples(void **state)
     assert_int_equal(feox_update_ttl(s, KS("session"), 7200), FEOX_OK);
     assert_int_equal(feox_get_ttl(s, KS("session"), &ttl, &has), FEOX_OK);
     assert_int_equal(ttl, 7200);
-    assert_int_equal(feox_persist(s, KS("session")), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("session"), 0), FEOX_OK);
     assert_int_equal(feox_get_ttl(s, KS("session"), &ttl, &has), FEOX_OK);
     assert_false(has);
     /* len / is_empty / memory_usage / stats. */
-    assert_int_equal(feox_len(s), 12);
+    assert_int_equal(feox_len(s, 0), 12);
     assert_false(feox_is_empty(s));
     assert_true(feox_memory_usage(s) > 1000000);
     assert_int_equal(feox_flush(s), FEOX_OK);

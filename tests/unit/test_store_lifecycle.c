@@ -143,7 +143,8 @@ static void child_check_every_call_refused(feox_store *s, const char *path)
     CHILD_CHECK(feox_insert(s, KS("child"), KS("x"), NULL, NULL) == FEOX_ERR_FORKED);
     CHILD_CHECK(detail_says_forked(path));
     bool done = true;
-    CHILD_CHECK(feox_insert_if_absent(s, KS("child"), KS("x"), NULL, &done) == FEOX_ERR_FORKED);
+    const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
+    CHILD_CHECK(feox_insert(s, KS("child"), KS("x"), &ia, &done) == FEOX_ERR_FORKED);
     CHILD_CHECK(feox_atomic_increment(s, KS("hits"), 1, NULL, NULL) == FEOX_ERR_FORKED);
     CHILD_CHECK(detail_says_forked(path));
     CHILD_CHECK(feox_compare_and_swap(s, KS("hits"), NULL, 0, KS("y"), NULL, &done) ==
@@ -151,7 +152,7 @@ static void child_check_every_call_refused(feox_store *s, const char *path)
     CHILD_CHECK(feox_json_patch(s, KS("doc"), KS("[]"), NULL, NULL, NULL) == FEOX_ERR_FORKED);
     CHILD_CHECK(feox_delete(s, KS("hits"), NULL) == FEOX_ERR_FORKED);
     CHILD_CHECK(feox_update_ttl(s, KS("hits"), 10) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_persist(s, KS("hits")) == FEOX_ERR_FORKED);
+    CHILD_CHECK(feox_update_ttl(s, KS("hits"), 0) == FEOX_ERR_FORKED);
     void *v = NULL;
     size_t n = 0;
     CHILD_CHECK(feox_get(s, KS("hits"), &v, &n, NULL) == FEOX_ERR_FORKED && v == NULL);
@@ -162,7 +163,7 @@ static void child_check_every_call_refused(feox_store *s, const char *path)
     bool has_ttl = false;
     CHILD_CHECK(feox_get_ttl(s, KS("hits"), &ttl, &has_ttl) == FEOX_ERR_FORKED);
     CHILD_CHECK(!feox_contains(s, KS("hits")));
-    CHILD_CHECK(feox_len(s) == 0);
+    CHILD_CHECK(feox_len(s, 0) == 0);
     CHILD_CHECK(!feox_is_empty(s));
     CHILD_CHECK(feox_memory_usage(s) == 0);
     feox_stats st;
@@ -231,7 +232,7 @@ static void test_fork_child_is_refused_parent_unaffected(void **state)
 
     s = open_path(path, FEOX_SYNC_NORMAL, 0);
     assert_int_equal(counter_of(s, "hits"), 6);
-    assert_int_equal(feox_len(s), 2);
+    assert_int_equal(feox_len(s, 0), 2);
     assert_int_equal(feox_check(s), FEOX_OK);
     assert_int_equal(feox_close(s), FEOX_OK);
     unlink(path);
@@ -467,7 +468,7 @@ static void exit_without_close(feox_sync_mode sync, const char *name)
     }
     expect_child_ok(pid);
     feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
-    assert_int_equal(feox_len(s), N);
+    assert_int_equal(feox_len(s, 0), N);
     for (int i = 0; i < N; i++) {
         char key[32];
         snprintf(key, sizeof key, "key-%d", i);
@@ -551,7 +552,7 @@ static void test_exit_while_another_store_closes(void **state)
         }
         expect_child_ok(pid);
         feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
-        assert_int_equal(feox_len(s), 200);
+        assert_int_equal(feox_len(s, 0), 200);
         assert_int_equal(feox_close(s), FEOX_OK);
         unlink(path);
         unlink(c.path);
@@ -606,7 +607,7 @@ static void disk_full_under_write_behind(feox_sync_mode sync, const char *name)
     assert_int_equal(feox_close(s), FEOX_OK);
 
     s = open_path(path, sync, 10);
-    assert_int_equal(feox_len(s), 4);
+    assert_int_equal(feox_len(s, 0), 4);
     assert_true(feox_contains(s, KS("before")));
     assert_true(feox_contains(s, KS("buffered")));
     assert_true(feox_contains(s, KS("after")));

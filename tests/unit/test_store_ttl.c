@@ -119,14 +119,14 @@ static void test_expiry_boundary(void **state)
     ftest_clock_set(&test_clock, T0 + 10 * SEC); /* now == expires_at: still live */
     expect_str(s, "k", "v");
     assert_true(feox_contains(s, KS("k")));
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
     bool has = false;
     assert_int_equal(ttl_of(s, "k", &has), 0);
     assert_true(has);
 
     ftest_clock_set(&test_clock, T0 + 10 * SEC + 1); /* now > expires_at: gone */
     assert_false(feox_contains(s, KS("k")));
-    assert_int_equal(feox_len(s), 0);
+    assert_int_equal(feox_len(s, 0), 0);
     assert_true(feox_is_empty(s));
     feox_close(s);
 }
@@ -181,7 +181,7 @@ static void test_expired_absent_everywhere(void **state)
     assert_int_equal(feox_insert(s, KS("e:ifabs"), KS("x"), &o, NULL), FEOX_OK);
     assert_int_equal(feox_insert(s, KS("e:flag"), KS("x"), &o, NULL), FEOX_OK);
     assert_int_equal(feox_insert(s, KS("live"), KS("L"), NULL, NULL), FEOX_OK);
-    assert_int_equal(feox_len(s), 10);
+    assert_int_equal(feox_len(s, 0), 10);
     assert_int_equal(count_range(s, "a", "z"), 10);
 
     ftest_clock_advance(&test_clock, 5 * SEC + 1);
@@ -197,7 +197,12 @@ static void test_expired_absent_everywhere(void **state)
     uint64_t secs = 0;
     bool has = false;
     assert_int_equal(feox_get_ttl(s, KS("e:val"), &secs, &has), FEOX_ERR_KEY_NOT_FOUND);
-    assert_int_equal(feox_len(s), 1);
+    /* FEOX_LEN_ESTIMATE removes nothing: the expired keys still count (reads remove nothing
+     * either); an unknown flag counts nothing; the exact count removes them. */
+    assert_int_equal(feox_len(s, FEOX_LEN_ESTIMATE), 10);
+    assert_int_equal(feox_len(s, 1u << 7), 0);
+    assert_int_equal(feox_len(s, 0), 1);
+    assert_int_equal(feox_len(s, FEOX_LEN_ESTIMATE), 1);
     assert_false(feox_is_empty(s));
     assert_int_equal(count_range(s, "a", "z"), 1);
     assert_int_equal(count_range(s, "e:", "e:~"), 0);
@@ -239,12 +244,12 @@ static void test_expired_absent_everywhere(void **state)
                      FEOX_ERR_KEY_NOT_FOUND);
     assert_int_equal(feox_delete(s, KS("e:del"), NULL), FEOX_ERR_KEY_NOT_FOUND);
     assert_int_equal(feox_update_ttl(s, KS("e:ttl"), 100), FEOX_ERR_KEY_NOT_FOUND);
-    assert_int_equal(feox_persist(s, KS("e:persist")), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(feox_update_ttl(s, KS("e:persist"), 0), FEOX_ERR_KEY_NOT_FOUND);
     /* ... none of them resurrected anything. */
     assert_false(feox_contains(s, KS("e:doc")));
     assert_false(feox_contains(s, KS("e:ttl")));
     assert_false(feox_contains(s, KS("e:persist")));
-    assert_int_equal(feox_len(s), 1);
+    assert_int_equal(feox_len(s, 0), 1);
 
     /* Increment creates a fresh counter = delta, no TTL, tag 0. */
     int64_t r = 0;
@@ -255,21 +260,21 @@ static void test_expired_absent_everywhere(void **state)
     assert_int_equal(info.tag, 0);
     assert_int_equal(ftest_read_counter(s, "e:counter"), 1);
 
-    /* Insert reports created = true; insert_if_absent inserts; IF_ABSENT does not fail. */
+    /* Insert reports created = true; IF_ABSENT inserts and does not fail. */
     bool created = false;
     assert_int_equal(feox_insert(s, KS("e:ins"), "new", 3, NULL, &created), FEOX_OK);
     assert_true(created);
     expect_str(s, "e:ins", "new");
-    bool inserted = false;
-    assert_int_equal(feox_insert_if_absent(s, KS("e:ifabs"), "new", 3, NULL, &inserted), FEOX_OK);
-    assert_true(inserted);
-    expect_str(s, "e:ifabs", "new");
     feox_write_opts ia = {0};
     ia.flags = FEOX_WRITE_IF_ABSENT;
+    bool inserted = false;
+    assert_int_equal(feox_insert(s, KS("e:ifabs"), "new", 3, &ia, &inserted), FEOX_OK);
+    assert_true(inserted);
+    expect_str(s, "e:ifabs", "new");
     created = false;
     assert_int_equal(feox_insert(s, KS("e:flag"), "new", 3, &ia, &created), FEOX_OK);
     assert_true(created);
-    assert_int_equal(feox_len(s), 5);
+    assert_int_equal(feox_len(s, 0), 5);
     assert_int_equal(count_range(s, "a", "z"), 5);
 
     /* An expired record sets no timestamp floor: an explicit old timestamp is accepted. */
@@ -293,7 +298,7 @@ static void test_update_ttl_and_persist(void **state)
     feox_store *s = open_store();
     bool has = false;
     assert_int_equal(feox_update_ttl(s, KS("missing"), 5), FEOX_ERR_KEY_NOT_FOUND);
-    assert_int_equal(feox_persist(s, KS("missing")), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(feox_update_ttl(s, KS("missing"), 0), FEOX_ERR_KEY_NOT_FOUND);
     assert_false(feox_contains(s, KS("missing")));
 
     /* update_ttl on a key without TTL adds one: now + secs. */
@@ -314,15 +319,15 @@ static void test_update_ttl_and_persist(void **state)
     ftest_clock_advance(&test_clock, 100 * SEC);
     expect_str(s, "k", "v");
 
-    /* persist removes it too. */
+    /* update_ttl(0) removes a TTL set by an insert too (the seed's persist). */
     assert_int_equal(put_ttl(s, "p", "v", 5, NULL), FEOX_OK);
-    assert_int_equal(feox_persist(s, KS("p")), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("p"), 0), FEOX_OK);
     ttl_of(s, "p", &has);
     assert_false(has);
     ftest_clock_advance(&test_clock, 100 * SEC);
     expect_str(s, "p", "v");
-    /* persist on a key without TTL is fine. */
-    assert_int_equal(feox_persist(s, KS("p")), FEOX_OK);
+    /* update_ttl(0) on a key without TTL is fine. */
+    assert_int_equal(feox_update_ttl(s, KS("p"), 0), FEOX_OK);
 
     /* Shortening and lengthening. */
     assert_int_equal(put_ttl(s, "x", "v", 100, NULL), FEOX_OK);
@@ -485,7 +490,7 @@ static void test_ttl_stats(void **state)
     ftest_clock_advance(&test_clock, 2 * SEC);
     st = stats_of(s);
     assert_int_equal(st.len, 6);
-    assert_int_equal(feox_len(s), 6);
+    assert_int_equal(feox_len(s, 0), 6);
     void *v = NULL;
     size_t n = 0;
     assert_int_equal(feox_get(s, KS("t0"), &v, &n, NULL), FEOX_ERR_KEY_NOT_FOUND);
@@ -535,7 +540,7 @@ static void test_sweeper_reclaims(void **state)
     sleep_ms(100);
     feox_stats st = stats_of(s);
     assert_int_equal(st.ttl_expired_active, 0);
-    assert_int_equal(feox_len(s), 2000);
+    assert_int_equal(feox_len(s, 0), 2000);
     assert_true(st.ttl_sweeper_runs > 0);
 
     ftest_clock_advance(&test_clock, 2 * SEC);
