@@ -486,17 +486,6 @@ static feox_err read_header(feox_log_backend *b)
     return err;
 }
 
-static char *concat(const char *a, const char *c)
-{
-    size_t la = strlen(a), lc = strlen(c);
-    char *s = feox_mem_alloc(la + lc + 1);
-    if (s) {
-        memcpy(s, a, la);
-        memcpy(s + la, c, lc + 1);
-    }
-    return s;
-}
-
 static bool init_sync_objects(feox_log_backend *b)
 {
     pthread_condattr_t attr;
@@ -534,8 +523,8 @@ feox_err feox_backend_open_file(const feox_config *cfg, const feox_store_hooks *
     b->resident_budget = cfg->max_memory / 2;
     b->cache = feox_value_cache_new(cfg->value_cache_bytes ? cfg->value_cache_bytes
                                                            : DEFAULT_VALUE_CACHE_BYTES);
-    b->path = concat(cfg->path, "");
-    b->compact_path = concat(cfg->path, ".compact");
+    b->path = feox_mem_concat(cfg->path, "");
+    b->compact_path = feox_mem_concat(cfg->path, ".compact");
     if (!b->path || !b->compact_path || !b->cache || !init_sync_objects(b)) {
         feox_value_cache_free(b->cache);
         feox_mem_free(b->path);

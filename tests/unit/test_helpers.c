@@ -2,7 +2,8 @@
  * test_helpers.c — the shared engine helpers of engine/helpers.h and the file-id generator of
  * engine/log_format.c: the little-endian codec matches the byte order FORMAT.md fixes (the record
  * magic "FXR1"), saturating addition clamps at both ends, clock deadlines are normalised, and a
- * new file id is never 0 and never the id it replaces.
+ * new file id is never 0 and never the id it replaces; feox_mem_concat (engine/alloc.c) joins two
+ * strings, the store file's path and its ".compact" suffix.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include <string.h>
 
+#include "alloc.h"
 #include "helpers.h"
 #include "log_format.h"
 
@@ -73,13 +75,26 @@ static void test_new_file_id(void **state)
     }
 }
 
+/* Two strings joined into a new one. */
+static void test_concat(void **state)
+{
+    (void)state;
+    char *p = feox_mem_concat("/tmp/a.feox", ".compact");
+    assert_non_null(p);
+    assert_string_equal(p, "/tmp/a.feox.compact");
+    feox_mem_free(p);
+    p = feox_mem_concat("x", "");
+    assert_non_null(p);
+    assert_string_equal(p, "x");
+    feox_mem_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_little_endian),
-        cmocka_unit_test(test_saturating_add),
-        cmocka_unit_test(test_clock),
-        cmocka_unit_test(test_new_file_id),
+        cmocka_unit_test(test_little_endian), cmocka_unit_test(test_saturating_add),
+        cmocka_unit_test(test_clock),         cmocka_unit_test(test_new_file_id),
+        cmocka_unit_test(test_concat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
