@@ -522,6 +522,8 @@ uint64_t feox_memory_usage(feox_store *store);
 typedef struct feox_stats {
     FEOX_STATS_FIELDS(FEOX_STATS_COUNTER_MEMBER_, FEOX_STATS_VALUE_MEMBER_)
 } feox_stats;
+#undef FEOX_STATS_COUNTER_MEMBER_
+#undef FEOX_STATS_VALUE_MEMBER_
 
 /* Fill *out. Errors: INVALID_ARGUMENT. */
 feox_err feox_get_stats(feox_store *store, feox_stats *out);
