@@ -59,6 +59,17 @@ char *feox_mem_strndup(const char *s, size_t len)
     return p;
 }
 
+char *feox_mem_concat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = alloc_fn(la + lb + 1);
+    if (p) {
+        memcpy(p, a, la);
+        memcpy(p + la, b, lb + 1);
+    }
+    return p;
+}
+
 static void *cjson_malloc(size_t size)
 {
     return alloc_fn(size ? size : 1);

@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +35,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "helpers.h"
 #include "io.h"
 #include "log_backend.h"
 #include "store_files.h"
@@ -181,14 +181,6 @@ static feox_err copy_tail_range(rewrite *rw, int old_fd, uint64_t old_file_id, u
 static uint32_t next_generation(uint32_t g)
 {
     return g >= FEOX_LOG_MAX_GENERATION ? 1 : g + 1;
-}
-
-static uint64_t new_file_id(uint64_t old)
-{
-    uint64_t id = 0;
-    if (getrandom(&id, sizeof id, GRND_NONBLOCK) != (ssize_t)sizeof id)
-        id = old * 0x9E3779B97F4A7C15u + 1;
-    return id && id != old ? id : old + 1;
 }
 
 static void end_switch(feox_log_backend *b, bool holding_io)
@@ -361,7 +353,7 @@ feox_err feox_log_compact(feox_backend *base)
     rw.start = b->write_off;
     rw.old_generation = b->generation;
     rw.generation = next_generation(b->generation);
-    rw.file_id = new_file_id(b->file_id);
+    rw.file_id = feox_log_new_file_id(b->file_id);
     int old_fd = b->fd; /* only compaction replaces it, and compact_mu is held */
     uint64_t old_file_id = b->file_id;
     pthread_mutex_unlock(&b->mu);
@@ -439,9 +431,7 @@ static void *compactor_main(void *arg)
     feox_log_backend *b = arg;
     pthread_mutex_lock(&b->mu);
     while (!b->stopping) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += CHECK_INTERVAL_MS / 1000;
+        struct timespec deadline = feox_deadline_after_ms(CHECK_INTERVAL_MS);
         pthread_cond_timedwait(&b->compactor_wake, &b->mu, &deadline);
         if (b->stopping)
             break;

@@ -466,41 +466,64 @@ bool feox_is_empty(feox_store *store);
 /* Bytes accounted against max_memory: keys, resident values, index and per-record overhead. */
 uint64_t feox_memory_usage(feox_store *store);
 
-/* Every counter below is maintained. Counters are totals since open. */
+/*
+ * The statistics fields, listed once. Each entry is one uint64_t field of feox_stats, in order,
+ * and one key of the JSON object feox_stats(tab) returns in SQL. COUNTER(name, ID) is an operation
+ * counter the store keeps itself (its internal id is FEOX_STAT_##ID); VALUE(name) is read when
+ * the statistics are taken (sizes, the clock, other modules' counters). Counters are totals since
+ * open; every field is maintained; the persistent-mode fields are 0 in memory mode.
+ */
+#define FEOX_STATS_FIELDS(COUNTER, VALUE)                                                          \
+    VALUE(len)                            /* live keys */                                          \
+    VALUE(memory_usage)                   /* as feox_memory_usage */                               \
+    VALUE(max_memory)                     /* 0 = unlimited */                                      \
+    VALUE(keys_with_ttl)                  /* with an expiry (expired-unswept too) */               \
+    COUNTER(gets, GETS)                   /* get, get_ref, get_size, get_ttl, contains */          \
+    COUNTER(get_misses, GET_MISSES)       /* of those, key absent */                               \
+    COUNTER(inserts, INSERTS)             /* writes creating a key */                              \
+    COUNTER(updates, UPDATES)             /* writes replacing a live key */                        \
+    COUNTER(deletes, DELETES)             /* deletes done */                                       \
+    COUNTER(range_queries, RANGE_QUERIES) /* feox_range_query calls, cursor seeks */               \
+    COUNTER(cas_success, CAS_SUCCESS)     /* compare-and-swaps that swapped */                     \
+    COUNTER(cas_failure, CAS_FAILURE)     /* compare-and-swaps that found another value */         \
+    COUNTER(increments, INCREMENTS)       /* atomic increments */                                  \
+    COUNTER(json_patches, JSON_PATCHES)   /* JSON patches applied */                               \
+    COUNTER(json_patch_failures, JSON_PATCH_FAILURES) /* JSON patches that failed */               \
+    COUNTER(older_timestamp_errors, OLDER_TIMESTAMP)  /* writes refused: older timestamp */        \
+    COUNTER(out_of_memory_errors, OUT_OF_MEMORY)      /* writes refused: over max_memory */        \
+    COUNTER(ttl_expired_lazy, TTL_EXPIRED_LAZY)       /* expired, found by a read/write path */    \
+    COUNTER(ttl_expired_active, TTL_EXPIRED_ACTIVE)   /* expired, removed by the sweeper */        \
+    COUNTER(ttl_sweeper_runs, TTL_SWEEPER_RUNS)       /* sweeper passes */                         \
+    VALUE(epoch_retired)                              /* versions handed to reclamation */         \
+    VALUE(epoch_freed)                                /* versions freed by reclamation */          \
+    VALUE(cache_hits)               /* persistent mode from here on: cold values found cached */   \
+    VALUE(cache_misses)             /* cold values read back from the file */                      \
+    VALUE(cache_evictions)          /* values dropped from the value cache */                      \
+    VALUE(cache_bytes)              /* bytes held by the value cache */                            \
+    VALUE(disk_reads)               /* value reads from the file */                                \
+    VALUE(disk_bytes_read)          /* bytes of those reads */                                     \
+    VALUE(disk_writes)              /* writes to the file */                                       \
+    VALUE(disk_bytes_written)       /* bytes of those writes */                                    \
+    VALUE(flushes)                  /* buffer flushes */                                           \
+    VALUE(fsyncs)                   /* fsync calls */                                              \
+    VALUE(io_errors)                /* failed reads, writes and syncs */                           \
+    VALUE(file_size)                /* size of the store file in bytes */                          \
+    VALUE(file_live_bytes)          /* bytes of the file that still hold live records */           \
+    VALUE(compactions)              /* completed compactions */                                    \
+    VALUE(recovered_records)        /* records applied when the file was opened */                 \
+    VALUE(recovery_dropped_records) /* corrupt or torn records skipped on open */                  \
+    VALUE(recovery_dropped_bytes)   /* bytes of those records */                                   \
+    VALUE(recovery_ns)              /* time the replay took */
+
+/* Expand a FEOX_STATS_FIELDS entry to its struct member. */
+#define FEOX_STATS_COUNTER_MEMBER_(name, ID) uint64_t name;
+#define FEOX_STATS_VALUE_MEMBER_(name) uint64_t name;
+
 typedef struct feox_stats {
-    uint64_t len;                /* live keys */
-    uint64_t memory_usage;       /* as feox_memory_usage */
-    uint64_t max_memory;         /* 0 = unlimited */
-    uint64_t keys_with_ttl;      /* records carrying an expiry (expired-unswept included) */
-
-    uint64_t gets, get_misses;   /* get, get_ref, get_size, get_ttl, contains */
-    uint64_t inserts, updates;   /* writes creating a key / replacing a live one */
-    uint64_t deletes;
-    uint64_t range_queries;      /* feox_range_query calls and cursor seeks */
-    uint64_t cas_success, cas_failure;
-    uint64_t increments;
-    uint64_t json_patches, json_patch_failures;
-    uint64_t older_timestamp_errors, out_of_memory_errors;
-
-    uint64_t ttl_expired_lazy;   /* expired records found by a read/write path */
-    uint64_t ttl_expired_active; /* expired records removed by the sweeper */
-    uint64_t ttl_sweeper_runs;
-
-    uint64_t epoch_retired, epoch_freed; /* record versions handed to / freed by reclamation */
-
-    /* persistent mode (0 in memory mode) */
-    uint64_t cache_hits, cache_misses, cache_evictions, cache_bytes;
-    uint64_t disk_reads, disk_bytes_read;
-    uint64_t disk_writes, disk_bytes_written;
-    uint64_t flushes, fsyncs;
-    uint64_t io_errors;
-    uint64_t file_size, file_live_bytes;
-    uint64_t compactions;
-    uint64_t recovered_records;    /* records applied when the file was opened */
-    uint64_t recovery_dropped_records; /* corrupt or torn records skipped on open */
-    uint64_t recovery_dropped_bytes;
-    uint64_t recovery_ns;          /* time the replay took */
+    FEOX_STATS_FIELDS(FEOX_STATS_COUNTER_MEMBER_, FEOX_STATS_VALUE_MEMBER_)
 } feox_stats;
+#undef FEOX_STATS_COUNTER_MEMBER_
+#undef FEOX_STATS_VALUE_MEMBER_
 
 /* Fill *out. Errors: INVALID_ARGUMENT. */
 feox_err feox_get_stats(feox_store *store, feox_stats *out);

@@ -64,4 +64,8 @@ bool feox_log_record_header_valid(const uint8_t *in, uint64_t file_id, uint64_t 
 bool feox_log_record_decode(const uint8_t *in, uint64_t size, uint64_t file_id, uint64_t offset,
                             feox_log_record *out);
 
+/* A new id for a store file (the header's file_id, which binds records to their file): random,
+ * never 0 and never old (pass 0 for a first file). */
+uint64_t feox_log_new_file_id(uint64_t old);
+
 #endif

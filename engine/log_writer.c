@@ -28,12 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
+#include "helpers.h"
 #include "io.h"
 #include "log_backend.h"
 #include "store_files.h"
@@ -42,13 +42,6 @@
 #define BUFFER_KICK (4u << 20)   /* wake the flusher early past this */
 #define DEFAULT_FLUSH_INTERVAL_MS 100u
 #define DEFAULT_VALUE_CACHE_BYTES (64u << 20)
-
-static uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 feox_err feox_log_io_error(feox_log_backend *b, const char *what, int err)
 {
@@ -368,18 +361,17 @@ static void *flusher_main(void *arg)
 {
     feox_log_backend *b = arg;
     uint64_t interval_ns = (uint64_t)b->flush_interval_ms * 1000000u;
-    uint64_t last_tick_ns = monotonic_ns();
+    uint64_t last_tick_ns = feox_monotonic_ns();
     bool failing = false; /* after a failed write, retry at the next tick, not in a loop */
     pthread_mutex_lock(&b->mu);
     while (!b->stopping) {
         uint64_t deadline_ns = last_tick_ns + interval_ns;
-        struct timespec deadline = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
-                                    .tv_nsec = (long)(deadline_ns % 1000000000u)};
+        struct timespec deadline = feox_timespec_of_ns(deadline_ns);
         if (failing || b->active.len < BUFFER_KICK)
             pthread_cond_timedwait(&b->flusher_wake, &b->mu, &deadline);
         if (b->stopping)
             break;
-        uint64_t now = monotonic_ns();
+        uint64_t now = feox_monotonic_ns();
         bool tick = now >= deadline_ns;
         if (tick)
             last_tick_ns = now;
@@ -472,21 +464,10 @@ static const feox_backend_ops log_ops = {
     .set_owner = feox_log_set_owner,
 };
 
-static uint64_t new_file_id(void)
-{
-    uint64_t id = 0;
-    if (getrandom(&id, sizeof id, GRND_NONBLOCK) != (ssize_t)sizeof id)
-        id = monotonic_ns() ^ ((uint64_t)getpid() << 32);
-    return id ? id : 1;
-}
-
 /* The header a store file created by this open gets. */
 static void new_header(uint8_t header[FEOX_LOG_HEADER_SIZE], uint64_t owner_hash)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    feox_log_header_encode(header, new_file_id(),
-                           (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec, owner_hash);
+    feox_log_header_encode(header, feox_log_new_file_id(0), feox_realtime_ns(), owner_hash);
 }
 
 /* Take file id and owner from the locked file's header (verified again under the lock). */
@@ -499,17 +480,6 @@ static feox_err read_header(feox_log_backend *b)
         b->owner_hash = h.owner_hash;
     }
     return err;
-}
-
-static char *concat(const char *a, const char *c)
-{
-    size_t la = strlen(a), lc = strlen(c);
-    char *s = feox_mem_alloc(la + lc + 1);
-    if (s) {
-        memcpy(s, a, la);
-        memcpy(s + la, c, lc + 1);
-    }
-    return s;
 }
 
 static bool init_sync_objects(feox_log_backend *b)
@@ -549,8 +519,8 @@ feox_err feox_backend_open_file(const feox_config *cfg, const feox_store_hooks *
     b->resident_budget = cfg->max_memory / 2;
     b->cache = feox_value_cache_new(cfg->value_cache_bytes ? cfg->value_cache_bytes
                                                            : DEFAULT_VALUE_CACHE_BYTES);
-    b->path = concat(cfg->path, "");
-    b->compact_path = concat(cfg->path, ".compact");
+    b->path = feox_mem_concat(cfg->path, "");
+    b->compact_path = feox_mem_concat(cfg->path, ".compact");
     if (!b->path || !b->compact_path || !b->cache || !init_sync_objects(b)) {
         feox_value_cache_free(b->cache);
         feox_mem_free(b->path);

@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "helpers.h"
 #include "io.h"
 #include "log_backend.h"
 
@@ -94,7 +95,7 @@ static uint64_t resynchronise(scan_reader *r, uint64_t file_id, uint64_t pos)
         const uint8_t *p = reader_get(r, q, 4);
         if (!p)
             return r->end;
-        if (p[0] != 'F' || p[1] != 'X' || p[2] != 'R' || p[3] != '1')
+        if (feox_get_le32(p) != FEOX_LOG_RECORD_MAGIC)
             continue;
         uint64_t size;
         feox_log_record rec;
@@ -195,13 +196,6 @@ static feox_err replay_visit(void *ctx, const feox_log_record *rec)
                          feox_log_location(rc->generation, rec->offset));
 }
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 feox_err feox_log_replay(feox_backend *base, const feox_replay_sink *sink)
 {
     feox_log_backend *b = feox_log_of(base);
@@ -213,7 +207,7 @@ feox_err feox_log_replay(feox_backend *base, const feox_replay_sink *sink)
     if (already)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "%s was already replayed", b->path);
 
-    uint64_t started = monotonic_ns();
+    uint64_t started = feox_monotonic_ns();
     struct stat st;
     if (fstat(b->fd, &st) != 0)
         return feox_log_io_error(b, "cannot stat", errno);
@@ -235,7 +229,7 @@ feox_err feox_log_replay(feox_backend *base, const feox_replay_sink *sink)
     b->stats.recovered_records += result.records;
     b->stats.recovery_dropped_records += result.dropped_records;
     b->stats.recovery_dropped_bytes += result.dropped_bytes;
-    b->stats.recovery_ns += monotonic_ns() - started;
+    b->stats.recovery_ns += feox_monotonic_ns() - started;
     b->replayed = true;
     pthread_mutex_unlock(&b->mu);
     return FEOX_OK;

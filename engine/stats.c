@@ -31,20 +31,7 @@ uint64_t feox_stat_sum(const feox_stat_counters *c, feox_stat_id id)
 
 void feox_stat_fill(const feox_stat_counters *c, feox_stats *out)
 {
-    out->gets = feox_stat_sum(c, FEOX_STAT_GETS);
-    out->get_misses = feox_stat_sum(c, FEOX_STAT_GET_MISSES);
-    out->inserts = feox_stat_sum(c, FEOX_STAT_INSERTS);
-    out->updates = feox_stat_sum(c, FEOX_STAT_UPDATES);
-    out->deletes = feox_stat_sum(c, FEOX_STAT_DELETES);
-    out->range_queries = feox_stat_sum(c, FEOX_STAT_RANGE_QUERIES);
-    out->cas_success = feox_stat_sum(c, FEOX_STAT_CAS_SUCCESS);
-    out->cas_failure = feox_stat_sum(c, FEOX_STAT_CAS_FAILURE);
-    out->increments = feox_stat_sum(c, FEOX_STAT_INCREMENTS);
-    out->json_patches = feox_stat_sum(c, FEOX_STAT_JSON_PATCHES);
-    out->json_patch_failures = feox_stat_sum(c, FEOX_STAT_JSON_PATCH_FAILURES);
-    out->older_timestamp_errors = feox_stat_sum(c, FEOX_STAT_OLDER_TIMESTAMP);
-    out->out_of_memory_errors = feox_stat_sum(c, FEOX_STAT_OUT_OF_MEMORY);
-    out->ttl_expired_lazy = feox_stat_sum(c, FEOX_STAT_TTL_EXPIRED_LAZY);
-    out->ttl_expired_active = feox_stat_sum(c, FEOX_STAT_TTL_EXPIRED_ACTIVE);
-    out->ttl_sweeper_runs = feox_stat_sum(c, FEOX_STAT_TTL_SWEEPER_RUNS);
+#define FILL_COUNTER(name, ID) out->name = feox_stat_sum(c, FEOX_STAT_##ID);
+    FEOX_STATS_FIELDS(FILL_COUNTER, FEOX_STAT_NO_ID_)
+#undef FILL_COUNTER
 }

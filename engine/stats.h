@@ -9,24 +9,13 @@
 
 #include "feox.h"
 
+/* Expand a FEOX_STATS_FIELDS entry (feox.h) to its counter id (VALUE entries have none). */
+#define FEOX_STAT_ID_(name, ID) FEOX_STAT_##ID,
+#define FEOX_STAT_NO_ID_(name)
+
+/* One id per COUNTER entry of FEOX_STATS_FIELDS, in list order. */
 typedef enum feox_stat_id {
-    FEOX_STAT_GETS,
-    FEOX_STAT_GET_MISSES,
-    FEOX_STAT_INSERTS,
-    FEOX_STAT_UPDATES,
-    FEOX_STAT_DELETES,
-    FEOX_STAT_RANGE_QUERIES,
-    FEOX_STAT_CAS_SUCCESS,
-    FEOX_STAT_CAS_FAILURE,
-    FEOX_STAT_INCREMENTS,
-    FEOX_STAT_JSON_PATCHES,
-    FEOX_STAT_JSON_PATCH_FAILURES,
-    FEOX_STAT_OLDER_TIMESTAMP,
-    FEOX_STAT_OUT_OF_MEMORY,
-    FEOX_STAT_TTL_EXPIRED_LAZY,
-    FEOX_STAT_TTL_EXPIRED_ACTIVE,
-    FEOX_STAT_TTL_SWEEPER_RUNS,
-    FEOX_STAT_COUNT
+    FEOX_STATS_FIELDS(FEOX_STAT_ID_, FEOX_STAT_NO_ID_) FEOX_STAT_COUNT
 } feox_stat_id;
 
 #define FEOX_STAT_STRIPES 16
@@ -45,7 +34,7 @@ static inline void feox_stat_inc(feox_stat_counters *c, feox_stat_id id)
     feox_stat_add(c, id, 1);
 }
 uint64_t feox_stat_sum(const feox_stat_counters *c, feox_stat_id id);
-/* Fill the operation fields of *out from the counters. */
+/* Fill the COUNTER fields of *out from the counters. */
 void feox_stat_fill(const feox_stat_counters *c, feox_stats *out);
 
 #endif

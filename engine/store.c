@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "helpers.h"
 #include "store_internal.h"
 
 #define DEFAULT_FLUSH_INTERVAL_MS 100
@@ -33,9 +33,7 @@ uint64_t feox_store_now(const feox_store *s)
 {
     if (s->cfg.clock)
         return s->cfg.clock(s->cfg.clock_ctx);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return feox_realtime_ns();
 }
 
 uint64_t feox_now_ns(feox_store *s)
@@ -103,13 +101,7 @@ static void *maintenance_main(void *arg)
     uint64_t since_sweep_ms = 0;
     pthread_mutex_lock(&s->maintenance_lock);
     while (!s->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += RECLAIM_INTERVAL_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = feox_deadline_after_ms(RECLAIM_INTERVAL_MS);
         pthread_cond_timedwait(&s->maintenance_wake, &s->maintenance_lock, &until);
         if (s->stopping)
             break;
@@ -198,7 +190,7 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
     s->opener_pid = getpid();
 
     uint64_t seed;
-    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+    if (!feox_random_u64(&seed))
         seed = (uint64_t)(uintptr_t)s ^ feox_store_now(s); /* no entropy yet: still per store */
     feox_err err = FEOX_ERR_NOMEM;
     if (posix_memalign((void **)&s->stats, 64, sizeof *s->stats) != 0) {

@@ -312,18 +312,6 @@ feox_err feox_store_file_remove_leftover(const char *compact_path, uint64_t owne
     return err;
 }
 
-/* path followed by suffix, allocated (NULL if allocation fails). */
-static char *with_suffix(const char *path, const char *suffix)
-{
-    size_t a = strlen(path), b = strlen(suffix);
-    char *s = feox_mem_alloc(a + b + 1);
-    if (s) {
-        memcpy(s, path, a);
-        memcpy(s + a, suffix, b + 1);
-    }
-    return s;
-}
-
 /* Is the recorded owner one this call may act on? */
 static feox_err check_owner(const char *path, const feox_log_header *h, const char *owner,
                             unsigned flags)
@@ -394,7 +382,7 @@ feox_err feox_remove_store_file(const char *path, const char *owner, unsigned fl
     feox_clear_error_detail();
     if (bad_args(path, flags))
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "a path and known flags are required");
-    char *compact = with_suffix(path, COMPACT_SUFFIX);
+    char *compact = feox_mem_concat(path, COMPACT_SUFFIX);
     if (!compact)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     int fd;
@@ -492,7 +480,7 @@ feox_err feox_rename_store_file(const char *from, const char *to, const char *ow
     feox_clear_error_detail();
     if (bad_args(from, flags) || !to || !*to)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "from, to and known flags are required");
-    char *compact = with_suffix(from, COMPACT_SUFFIX);
+    char *compact = feox_mem_concat(from, COMPACT_SUFFIX);
     if (!compact)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     int fd, rw_fd = -1;

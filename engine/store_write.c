@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "helpers.h"
 #include "json_patch.h"
 #include "store_internal.h"
 
@@ -23,11 +24,6 @@
 /* Changes published by this thread; a cursor refreshes its batch when it sees this move, so a
  * thread always reads its own writes (cursor.c). */
 _Thread_local uint64_t feox_thread_write_count;
-
-static uint64_t saturating_add(uint64_t a, uint64_t b)
-{
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
 
 /* Pick the version timestamp: explicit ones must be strictly newer than the live version; the
  * automatic one is the clock, bumped past the current version's timestamp if needed. */
@@ -74,9 +70,9 @@ static uint64_t choose_expiry(const feox_write_opts *opts, const feox_record *li
     if (flags & FEOX_WRITE_EXPIRES_AT)
         return opts->expires_at_ns;
     if (flags & FEOX_WRITE_TTL)
-        return opts->ttl_secs ? saturating_add(now_ns, opts->ttl_secs > UINT64_MAX / NS_PER_SEC
-                                                           ? UINT64_MAX
-                                                           : opts->ttl_secs * NS_PER_SEC)
+        return opts->ttl_secs ? feox_sat_add_u64(now_ns, opts->ttl_secs > UINT64_MAX / NS_PER_SEC
+                                                             ? UINT64_MAX
+                                                             : opts->ttl_secs * NS_PER_SEC)
                               : 0;
     if ((flags & FEOX_WRITE_KEEP_TTL) || keep_by_default)
         return live ? live->expires_at_ns : 0;
@@ -380,14 +376,6 @@ out:
     return unlock_key(s, &k, err, seq);
 }
 
-static int64_t saturating_add_i64(int64_t a, int64_t b)
-{
-    int64_t sum;
-    if (__builtin_add_overflow(a, b, &sum))
-        return b > 0 ? INT64_MAX : INT64_MIN;
-    return sum;
-}
-
 feox_err feox_atomic_increment(feox_store *s, const void *key, size_t key_len, int64_t delta,
                                const feox_write_opts *opts, int64_t *result)
 {
@@ -408,21 +396,15 @@ feox_err feox_atomic_increment(feox_store *s, const void *key, size_t key_len, i
         err = live_value(s, k.live, &resident);
         if (err)
             goto out;
-        uint8_t le[8];
-        memcpy(le, resident->value, 8);
+        uint64_t u = feox_get_le64(resident->value);
         feox_record_unref(resident);
-        uint64_t u = 0;
-        for (int i = 7; i >= 0; i--)
-            u = (u << 8) | le[i];
-        value = saturating_add_i64((int64_t)u, delta);
+        value = feox_sat_add_i64((int64_t)u, delta);
     }
     err = choose_timestamp(s, opts, k.current, k.live, k.now_ns, &ts);
     if (err)
         goto out;
     uint8_t le[8];
-    uint64_t u = (uint64_t)value;
-    for (int i = 0; i < 8; i++)
-        le[i] = (uint8_t)(u >> (8 * i));
+    feox_put_le64(le, (uint64_t)value);
     uint32_t tag = opts && (opts->flags & FEOX_WRITE_TAG) ? opts->tag : k.live ? k.live->tag : 0;
     bool was_live = k.live != NULL;
     err = write_version(s, &k, key, key_len, le, 8, tag, ts,

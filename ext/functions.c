@@ -522,56 +522,15 @@ static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         fn_engine_error(ctx, vt, e);
         return;
     }
-#define FIELD(name)                                                                                \
-    {                                                                                              \
-#name, st.name                                                                             \
-    }
+    /* One JSON key per field of feox_stats, in the order feox.h lists them. */
+#define COUNTER_FIELD(name, ID) {#name, st.name},
+#define VALUE_FIELD(name) {#name, st.name},
     const struct {
         const char *name;
         uint64_t value;
-    } fields[] = {
-        FIELD(len),
-        FIELD(memory_usage),
-        FIELD(max_memory),
-        FIELD(keys_with_ttl),
-        FIELD(gets),
-        FIELD(get_misses),
-        FIELD(inserts),
-        FIELD(updates),
-        FIELD(deletes),
-        FIELD(range_queries),
-        FIELD(cas_success),
-        FIELD(cas_failure),
-        FIELD(increments),
-        FIELD(json_patches),
-        FIELD(json_patch_failures),
-        FIELD(older_timestamp_errors),
-        FIELD(out_of_memory_errors),
-        FIELD(ttl_expired_lazy),
-        FIELD(ttl_expired_active),
-        FIELD(ttl_sweeper_runs),
-        FIELD(epoch_retired),
-        FIELD(epoch_freed),
-        FIELD(cache_hits),
-        FIELD(cache_misses),
-        FIELD(cache_evictions),
-        FIELD(cache_bytes),
-        FIELD(disk_reads),
-        FIELD(disk_bytes_read),
-        FIELD(disk_writes),
-        FIELD(disk_bytes_written),
-        FIELD(flushes),
-        FIELD(fsyncs),
-        FIELD(io_errors),
-        FIELD(file_size),
-        FIELD(file_live_bytes),
-        FIELD(compactions),
-        FIELD(recovered_records),
-        FIELD(recovery_dropped_records),
-        FIELD(recovery_dropped_bytes),
-        FIELD(recovery_ns),
-    };
-#undef FIELD
+    } fields[] = {FEOX_STATS_FIELDS(COUNTER_FIELD, VALUE_FIELD)};
+#undef COUNTER_FIELD
+#undef VALUE_FIELD
     sqlite3_str *s = sqlite3_str_new(sqlite3_context_db_handle(ctx));
     sqlite3_str_appendchar(s, 1, '{');
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
