@@ -270,6 +270,7 @@ typedef struct feox_vtab {
     feox_conn *conn;
     char *schema;
     char *name;
+    char *label; /* how messages name the table: "kv", or "aux.kv" outside the main schema */
     feox_options options;
     feox_entry_ref *entry; /* the store is entry->store (it changes when RENAME moves a file) */
     bool in_txn;           /* between xBegin and xCommit/xRollback */

@@ -71,7 +71,7 @@ static int reopen_store(feox_vtab *vt)
         feox_actions_recover_missing(vt->name, &loc); /* as in xConnect (file_actions.c) */
     }
     if (rc == SQLITE_OK) {
-        rc = feox_registry_acquire(&loc, &vt->options, vt->name, false, NULL, &fresh, &err);
+        rc = feox_registry_acquire(&loc, &vt->options, vt->label, false, NULL, &fresh, &err);
     }
     if (rc != SQLITE_OK) {
         feox_vtab_set_error(vt, "%s", err ? err : sqlite3_errstr(rc));
@@ -127,7 +127,7 @@ int feox_vtab_check_store(feox_vtab *vt)
         feox_vtab_set_error(vt,
                             "feox: %s: the store is not open (it could not be reopened after "
                             "RENAME)",
-                            vt->name);
+                            vt->label);
     }
     return SQLITE_CANTOPEN;
 }
@@ -135,7 +135,7 @@ int feox_vtab_check_store(feox_vtab *vt)
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err)
 {
     sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = feox_err_message(vt->name, err);
+    vt->base.zErrMsg = feox_table_err_message(vt->schema, vt->name, err);
     return feox_err_to_sqlite(err);
 }
 
@@ -155,8 +155,16 @@ static void vtab_free(feox_vtab *vt)
     sqlite3_free(vt->open_error);
     sqlite3_free(vt->schema);
     sqlite3_free(vt->name);
+    sqlite3_free(vt->label);
     sqlite3_free(vt->base.zErrMsg);
     sqlite3_free(vt);
+}
+
+/* "kv" for a table of the main schema, "aux.kv" for one of another schema (messages). */
+static char *table_label(const char *schema, const char *name)
+{
+    return sqlite3_stricmp(schema, "main") == 0 ? sqlite3_mprintf("%s", name)
+                                                : sqlite3_mprintf("%s.%s", schema, name);
 }
 
 /* Find or open the store of vt at loc for this connection (xCreate: *created says whether this
@@ -187,7 +195,7 @@ static int attach_store(feox_vtab *vt, feox_conn *conn, const feox_location *loc
         feox_actions_recover_missing(vt->name, loc); /* a crash inside a RENAME's transaction */
     }
     int rc =
-        feox_registry_acquire(loc, &vt->options, vt->name, is_create, created, &vt->entry, err);
+        feox_registry_acquire(loc, &vt->options, vt->label, is_create, created, &vt->entry, err);
     if (recoverable && rc == SQLITE_OK) {
         feox_actions_adopt(vt->name, loc); /* a crash after a RENAME's COMMIT */
     }
@@ -228,7 +236,8 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     vt->db = db;
     vt->schema = sqlite3_mprintf("%s", argv[1]);
     vt->name = sqlite3_mprintf("%s", argv[2]);
-    if (vt->schema == NULL || vt->name == NULL) {
+    vt->label = table_label(argv[1], argv[2]);
+    if (vt->schema == NULL || vt->name == NULL || vt->label == NULL) {
         rc = SQLITE_NOMEM;
         goto cleanup;
     }
@@ -257,7 +266,7 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
                                       : "CREATE TABLE x(key TEXT PRIMARY KEY NOT NULL, value, "
                                         "ttl INTEGER, ts INTEGER) WITHOUT ROWID");
     if (rc != SQLITE_OK) {
-        *err = sqlite3_mprintf("feox: %s: cannot %s the table: %s", vt->name,
+        *err = sqlite3_mprintf("feox: %s: cannot %s the table: %s", vt->label,
                                is_create ? "create" : "connect", sqlite3_errmsg(db));
         goto cleanup;
     }
@@ -374,7 +383,7 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
     if (rc == SQLITE_OK && from.kind == FEOX_LOC_FILE && from.default_path &&
         strcmp(from.file_path, to.file_path) != 0) {
         int mine = feox_conn_entry_refs(vt->conn, vt->entry);
-        rc = feox_registry_move(vt->entry, vt->name, to.file_path, to.share_key, from.owner,
+        rc = feox_registry_move(vt->entry, vt->label, to.file_path, to.share_key, from.owner,
                                 to.owner, file_owner, mine, &err);
         moved = rc == SQLITE_OK;
     } else if (rc == SQLITE_OK && to.share_key != NULL) {
@@ -395,6 +404,11 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
     }
     if (rc == SQLITE_OK) {
         feox_conn_rename(vt->conn, vt->schema, vt->name, new_name, to.share_key);
+        char *label = table_label(vt->schema, new_name);
+        if (label != NULL) { /* out of memory: messages keep the old name */
+            sqlite3_free(vt->label);
+            vt->label = label;
+        }
         sqlite3_free(vt->name);
         vt->name = name;
         name = NULL;

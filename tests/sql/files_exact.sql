@@ -21,6 +21,11 @@ SELECT 'no-t', count(*) FROM sqlite_schema WHERE name = 't';
 -- a /proc file (the engine names it by its resolved /proc/<pid> path) and a directory
 CREATE VIRTUAL TABLE t USING feox(path='/proc/self/mem');
 CREATE VIRTUAL TABLE t USING feox(path='/');
+-- a table of an attached database is named with its schema
+ATTACH 'aux.db' AS aux;
+CREATE VIRTUAL TABLE aux.t USING feox(path='data.txt');
+DETACH aux;
+.shell rm aux.db
 -- reopen
 .bail off
 -- the database, data.csv, data-backup.sql and data.txt are untouched; the stores are gone
