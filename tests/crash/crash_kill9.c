@@ -185,8 +185,13 @@ static uint64_t read_key(feox_store *s, uint32_t key, int iteration)
         return 0;
     if (err != FEOX_OK)
         fail("get failed after recovery", iteration);
+    /* The value is len bytes with no terminator: parse a terminated copy (sscanf reads to a NUL). */
+    char text[32];
+    size_t text_len = len < sizeof text - 1 ? len : sizeof text - 1;
+    memcpy(text, v, text_len);
+    text[text_len] = '\0';
     unsigned long long seq = 0;
-    if (sscanf(v, "v%llu:", &seq) != 1 || seq == 0)
+    if (sscanf(text, "v%llu:", &seq) != 1 || seq == 0)
         fail("recovered value is not one the child wrote", iteration);
     size_t want = value_for(seq, expected);
     if (want != len || memcmp(v, expected, len) != 0)
