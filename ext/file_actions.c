@@ -188,11 +188,17 @@ typedef struct table_ctx {
 } table_ctx;
 
 /* A RENAME of c that gave (schema, table) its name (not dropped since). */
+/* a is t's connection's action of this kind, in t's schema, whose name (a->table, or a->new_table
+ * for what a RENAME gave the name) is t's table. */
+static bool names_table(const action *a, const table_ctx *t, action_kind kind, const char *name)
+{
+    return a->kind == kind && is_own(a, t->c) && !sqlite3_stricmp(a->schema, t->schema) &&
+           !sqlite3_stricmp(name, t->table);
+}
+
 static bool renamed_to(const action *a, const void *ctx)
 {
-    const table_ctx *t = ctx;
-    return a->kind == ACTION_RENAME && !a->dropped && is_own(a, t->c) &&
-           !sqlite3_stricmp(a->schema, t->schema) && !sqlite3_stricmp(a->new_table, t->table);
+    return !a->dropped && names_table(a, ctx, ACTION_RENAME, a->new_table);
 }
 
 /* Take c's pending RENAME to (schema, table) off the list, or NULL. */
@@ -782,9 +788,7 @@ static action *take_rename_to(feox_conn *c, const char *schema, const char *tabl
 
 static bool creates_table(const action *a, const void *ctx)
 {
-    const table_ctx *t = ctx;
-    return a->kind == ACTION_CREATE && is_own(a, t->c) && !sqlite3_stricmp(a->schema, t->schema) &&
-           !sqlite3_stricmp(a->table, t->table);
+    return names_table(a, ctx, ACTION_CREATE, a->table);
 }
 
 void feox_actions_forget_create(feox_conn *c, const char *schema, const char *table)
@@ -839,9 +843,7 @@ int feox_actions_retarget_create(feox_conn *c, const char *schema, const char *t
  * rolled back to a savepoint). */
 static bool renamed_to_any(const action *a, const void *ctx)
 {
-    const table_ctx *t = ctx;
-    return a->kind == ACTION_RENAME && is_own(a, t->c) && !sqlite3_stricmp(a->schema, t->schema) &&
-           !sqlite3_stricmp(a->new_table, t->table);
+    return names_table(a, ctx, ACTION_RENAME, a->new_table);
 }
 
 char *feox_actions_pending_owner(feox_conn *c, const char *schema, const char *table)
