@@ -2,7 +2,7 @@
 # (build/feox.so) and every test, fuzz and benchmark program. Sources are found by wildcard, so a
 # new file only needs to follow the naming below:
 #
-#   engine/*.c                      the engine library
+#   engine/*.c, engine/<layer>/**.c  the engine library (engine/README.md: the layers)
 #   ext/*.c                         the SQLite extension (loadable, and static with -DSQLITE_CORE)
 #   tests/unit/test_*.c             cmocka unit tests, linked with the engine
 #   tests/unit/test_ext_*.c         cmocka tests that also link the extension statically + SQLite
@@ -42,7 +42,7 @@ ENGINE_LIBS := -lck -lcjson -lxxhash -lpthread -lm
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 TSAN_FLAGS := -O1 -g -fsanitize=thread
 
-ENGINE_SRC := $(sort $(wildcard engine/*.c))
+ENGINE_SRC := $(sort $(wildcard engine/*.c engine/*/*.c engine/*/*/*.c))
 EXT_SRC := $(sort $(wildcard ext/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 STRESS_SRC := $(sort $(wildcard tests/stress/stress_*.c))
@@ -385,7 +385,7 @@ package-tests: python-package-test node-package-test
 docs-tests: python-package node-package
 
 format:
-	clang-format -i engine/*.[ch] ext/*.[ch] tests/*/*.[ch]
+	clang-format -i engine/*.[ch] engine/*/*.[ch] engine/*/*/*.[ch] ext/*.[ch] tests/*/*.[ch]
 
 clean:
 	rm -rf $(B)

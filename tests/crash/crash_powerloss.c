@@ -88,7 +88,7 @@
 
 #include "feox.h"
 #include "feox_test_support.h"
-#include "io.h"
+#include "base/io.h"
 
 #define DEFAULT_SEED UINT64_C(0x5eedf00dc0ffee07)
 #define NOPS 10000

@@ -1,5 +1,5 @@
 /*
- * fuzz_json_patch.c — libFuzzer target for feox_json_patch_apply (engine/json_patch.h).
+ * fuzz_json_patch.c — libFuzzer target for feox_json_patch_apply (engine/json/json_patch.h).
  *
  * Input: document bytes, a 0x00 byte, patch bytes (no 0x00: the whole input is the document and
  * the patch is "[]"). Checks, beyond "never crashes" (ASan/UBSan):
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "feox.h"
-#include "json_patch.h"
+#include "json/json_patch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log_backend.h"
-#include "log_format.h"
-#include "persist.h"
+#include "storage/log/log_backend.h"
+#include "storage/log/log_format.h"
+#include "storage/persist.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

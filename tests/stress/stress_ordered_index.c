@@ -23,9 +23,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "epoch.h"
-#include "ordered_index.h"
-#include "record.h"
+#include "base/epoch.h"
+#include "index/ordered_index.h"
+#include "index/record.h"
 
 #define WRITERS 3
 #define READERS 2

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "persist.h"
+#include "storage/persist.h"
 
 #define MODEL_MAX 4096
 

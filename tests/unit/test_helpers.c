@@ -1,8 +1,8 @@
 /*
- * test_helpers.c — the shared engine helpers of engine/helpers.h and the file-id generator of
- * engine/log_format.c: the little-endian codec matches the byte order FORMAT.md fixes (the record
+ * test_helpers.c — the shared engine helpers of engine/base/helpers.h and the file-id generator of
+ * engine/storage/log/log_format.c: the little-endian codec matches the byte order FORMAT.md fixes (the record
  * magic "FXR1"), saturating addition clamps at both ends, clock deadlines are normalised, and a
- * new file id is never 0 and never the id it replaces; feox_mem_concat (engine/alloc.c) joins two
+ * new file id is never 0 and never the id it replaces; feox_mem_concat (engine/base/alloc.c) joins two
  * strings, the store file's path and its ".compact" suffix.
  */
 #include <setjmp.h>
@@ -14,9 +14,9 @@
 
 #include <string.h>
 
-#include "alloc.h"
-#include "helpers.h"
-#include "log_format.h"
+#include "base/alloc.h"
+#include "base/helpers.h"
+#include "storage/log/log_format.h"
 
 /* Byte order and round trips of the little-endian codec. */
 static void test_little_endian(void **state)

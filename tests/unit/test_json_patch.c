@@ -1,5 +1,5 @@
 /*
- * test_json_patch.c — unit tests of feox_json_patch_apply (engine/json_patch.h): the public RFC
+ * test_json_patch.c — unit tests of feox_json_patch_apply (engine/json/json_patch.h): the public RFC
  * 6902 conformance suite read from ../shared at test time, exact number preservation, pointer
  * edge cases, error messages, strict parsing, nesting limits and allocation failure.
  *
@@ -22,8 +22,8 @@
 #include <cmocka.h>
 
 #include "feox.h"
-#include "json_number.h"
-#include "json_patch.h"
+#include "json/json_number.h"
+#include "json/json_patch.h"
 
 /* A pointer value no allocation can return: failed calls must leave *out equal to it. */
 static char untouched_marker;

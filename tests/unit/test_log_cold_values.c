@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "feox.h"
-#include "value_cache.h"
+#include "storage/log/value_cache.h"
 
 static void test_clock_cache_gives_a_second_chance(void **state)
 {

@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "feox.h"
-#include "log_backend.h"    /* test_generation_wraps starts the backend near the last generation */
-#include "store_internal.h" /* ... reached through the store's backend pointer */
-#include "value_cache.h"
+#include "storage/log/log_backend.h"    /* test_generation_wraps starts the backend near the last generation */
+#include "store/store_internal.h" /* ... reached through the store's backend pointer */
+#include "storage/log/value_cache.h"
 
 enum { WRITERS = 4, KEYS_PER_WRITER = 500, ROUNDS = 40 };
 
@@ -119,7 +119,7 @@ static void test_compaction_during_writes_loses_nothing(void **state)
     struct stat fs;
     assert_int_equal(stat(path, &fs), 0);
     /* After the storm and a compaction the file holds about the live data: count it ourselves
-     * (48 bytes of record framing per key, see engine/FORMAT.md). */
+     * (48 bytes of record framing per key, see engine/storage/log/FORMAT.md). */
     uint64_t live = 0;
     char key[32], value[160];
     for (int t = 0; t < WRITERS; t++)
@@ -218,7 +218,7 @@ static void verify_wrap(feox_store *s, const int *last_round)
     }
 }
 
-/* A location keeps only the low 16 bits of its file's generation (engine/log_backend.h) and each
+/* A location keeps only the low 16 bits of its file's generation (engine/storage/log/log_backend.h) and each
  * compaction starts a new generation, so after 65535 compactions in one open the numbers must
  * wrap; on the old code the 65536th generation truncated to 0, cold reads failed with "stale
  * location" and the next compaction skipped every live record as "not in this file". Compacting

@@ -1,5 +1,5 @@
 /*
- * test_log_faults.c — I/O faults injected through engine/io.h give errors, never corruption:
+ * test_log_faults.c — I/O faults injected through engine/base/io.h give errors, never corruption:
  * ENOSPC and EIO on writes (reported by flush, retried once the fault clears), short writes,
  * fsync EIO (DEGRADED for good, never retried), failures during compaction (old file intact)
  * and read errors during recovery.
@@ -13,9 +13,9 @@
 #include <errno.h>
 #include <sys/stat.h>
 
-#include "error.h"
-#include "io.h"
-#include "log_format.h"
+#include "base/error.h"
+#include "base/io.h"
+#include "storage/log/log_format.h"
 #include "log_test_model.h"
 
 static model m1, m2;

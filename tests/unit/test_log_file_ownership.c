@@ -22,7 +22,7 @@
 #include <cmocka.h>
 
 #include "feox.h"
-#include "io.h"
+#include "base/io.h"
 
 static char dir[] = "/tmp/feox-owner-XXXXXX";
 

@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "error.h"
-#include "log_format.h"
+#include "base/error.h"
+#include "storage/log/log_format.h"
 #include "log_test_model.h"
 
 static model m1, m2;

@@ -1,5 +1,5 @@
 /*
- * test_ordered_index.c — the ordered index (engine/ordered_index.c) against a sorted-array model:
+ * test_ordered_index.c — the ordered index (engine/index/ordered_index.c) against a sorted-array model:
  * random inserts/removes with scans in all six modes, long shared prefixes, keys from 1 byte to
  * 100 KiB, the empty index, queue-like workloads (memory must stay bounded), and allocation
  * failure (the index must be unchanged and still verify).
@@ -14,10 +14,10 @@
 
 #include <cmocka.h>
 
-#include "epoch.h"
+#include "base/epoch.h"
 #include "feox.h"
-#include "ordered_index.h"
-#include "record.h"
+#include "index/ordered_index.h"
+#include "index/record.h"
 
 /* ---- a deterministic generator --------------------------------------------------------------- */
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "feox.h"
-#include "stats.h"
+#include "base/stats.h"
 
 /* Each entry of the list sits at the next uint64_t slot of the struct, and nothing else does. */
 static void test_struct_follows_list(void **state)

@@ -39,8 +39,8 @@
 #include <unistd.h>
 
 #include "feox.h"
-#include "io.h"
-#include "store_files.h"
+#include "base/io.h"
+#include "storage/log/store_files.h"
 
 #define KS(str) (str), strlen(str)
 

@@ -1,0 +1,92 @@
+/*
+ * alloc.c — the engine allocator indirection (see alloc.h) and the public feox_set_allocator.
+ */
+#include "base/alloc.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "feox.h"
+
+static void *(*alloc_fn)(size_t) = malloc;
+static void *(*realloc_fn)(void *, size_t) = realloc;
+static void (*free_fn)(void *) = free;
+
+void feox_set_allocator(void *(*m)(size_t), void *(*r)(void *, size_t), void (*f)(void *))
+{
+    alloc_fn = m ? m : malloc;
+    realloc_fn = r ? r : realloc;
+    free_fn = f ? f : free;
+    feox_alloc_init_cjson();
+}
+
+void *feox_mem_alloc(size_t size)
+{
+    return alloc_fn(size ? size : 1);
+}
+
+void *feox_mem_calloc(size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size)
+        return NULL;
+    size_t bytes = count * size;
+    void *p = alloc_fn(bytes ? bytes : 1);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void *feox_mem_realloc(void *ptr, size_t size)
+{
+    return realloc_fn(ptr, size ? size : 1);
+}
+
+void feox_mem_free(void *ptr)
+{
+    if (ptr)
+        free_fn(ptr);
+}
+
+char *feox_mem_strndup(const char *s, size_t len)
+{
+    char *p = alloc_fn(len + 1);
+    if (p) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+char *feox_mem_concat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = alloc_fn(la + lb + 1);
+    if (p) {
+        memcpy(p, a, la);
+        memcpy(p + la, b, lb + 1);
+    }
+    return p;
+}
+
+static void *cjson_malloc(size_t size)
+{
+    return alloc_fn(size ? size : 1);
+}
+static void cjson_free(void *ptr)
+{
+    feox_mem_free(ptr);
+}
+
+void feox_alloc_init_cjson(void)
+{
+    /* cJSON_InitHooks falls back to realloc-less mode when malloc/free are not the libc ones. */
+    cJSON_Hooks hooks = {cjson_malloc, cjson_free};
+    cJSON_InitHooks(&hooks);
+}
+
+void feox_free(void *ptr)
+{
+    feox_mem_free(ptr);
+}

@@ -1,0 +1,179 @@
+/*
+ * hash_index.c — sharded ck_hs over feox_entry objects (contract in hash_index.h).
+ *
+ * ck_hs in Debian's build keeps no hash bits in its slots (pointer packing is disabled), so every
+ * probed slot costs a dereference of the stored object; the compare callback therefore checks the
+ * 64-bit hash stored first in the entry before the length and the key bytes.
+ * Lookups pass a probe object instead of an entry: it starts like an entry (hash, a pointer slot,
+ * a 32-bit length) but its length field holds PROBE_MARK, which no entry can have (keys are at
+ * most 100 KiB), and the real key follows.
+ */
+#include "index/hash_index.h"
+
+#include <ck_pr.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "base/alloc.h"
+
+#define PROBE_MARK UINT32_MAX
+#define FEOX_DEFAULT_SHARD_BITS 6 /* 64 shards: enough writers in parallel for 64 cores */
+
+typedef struct hash_probe {
+    uint64_t hash;
+    void *unused;  /* lines up with feox_entry.current */
+    uint32_t mark; /* lines up with feox_entry.key_len; always PROBE_MARK */
+    uint32_t key_len;
+    const void *key;
+} hash_probe;
+
+_Static_assert(offsetof(hash_probe, hash) == offsetof(feox_entry, hash), "probe layout");
+_Static_assert(offsetof(hash_probe, mark) == offsetof(feox_entry, key_len), "probe layout");
+
+static unsigned long entry_hash(const void *object, unsigned long seed)
+{
+    (void)seed;
+    FEOX_TSAN_ACQUIRE(object);
+    return (unsigned long)((const feox_entry *)object)->hash;
+}
+
+static bool entry_matches(const void *stored, const void *wanted)
+{
+    FEOX_TSAN_ACQUIRE(stored);
+    const feox_entry *e = stored;
+    uint32_t mark;
+    memcpy(&mark, (const char *)wanted + offsetof(feox_entry, key_len), sizeof mark);
+    if (mark == PROBE_MARK) {
+        const hash_probe *p = wanted;
+        return e->hash == p->hash && e->key_len == p->key_len &&
+               memcmp(e->key, p->key, p->key_len) == 0;
+    }
+    const feox_entry *other = wanted;
+    return e->hash == other->hash && e->key_len == other->key_len &&
+           memcmp(e->key, other->key, e->key_len) == 0;
+}
+
+static void *map_malloc(size_t size)
+{
+    return feox_mem_alloc(size);
+}
+
+static void *map_realloc(void *ptr, size_t old_size, size_t new_size, bool defer)
+{
+    (void)old_size;
+    (void)defer; /* ck_hs only reallocates maps it has not published */
+    return feox_mem_realloc(ptr, new_size);
+}
+
+static void map_free(void *ptr, size_t size, bool defer)
+{
+    if (defer)
+        feox_epoch_retire_ptr(ptr, size); /* readers may still probe the old map */
+    else
+        feox_mem_free(ptr);
+}
+
+static struct ck_malloc map_allocator = {
+    .malloc = map_malloc, .realloc = map_realloc, .free = map_free};
+
+feox_err feox_hash_index_init(feox_hash_index *idx, uint64_t capacity_hint, uint64_t seed)
+{
+    idx->shard_bits = FEOX_DEFAULT_SHARD_BITS;
+    idx->seed = seed;
+    unsigned count = feox_hash_shard_count(idx);
+    idx->shards = NULL;
+    if (posix_memalign((void **)&idx->shards, 64, sizeof(feox_shard) * count) != 0)
+        return FEOX_ERR_NOMEM;
+    memset(idx->shards, 0, sizeof(feox_shard) * count);
+    uint64_t per_shard = capacity_hint / count + 1;
+    if (per_shard < 16)
+        per_shard = 16;
+    for (unsigned i = 0; i < count; i++) {
+        feox_shard *s = &idx->shards[i];
+        /* ck_hs keeps the load at or below 50%: ask for twice the expected keys. */
+        if (!ck_hs_init(&s->set, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC | CK_HS_MODE_DELETE,
+                        entry_hash, entry_matches, &map_allocator, per_shard * 2, seed)) {
+            for (unsigned j = 0; j < i; j++) {
+                ck_hs_destroy(&idx->shards[j].set);
+                pthread_mutex_destroy(&idx->shards[j].lock);
+            }
+            free(idx->shards);
+            idx->shards = NULL;
+            return FEOX_ERR_NOMEM;
+        }
+        pthread_mutex_init(&s->lock, NULL);
+        feox_ttl_heap_init(&s->ttl);
+    }
+    return FEOX_OK;
+}
+
+void feox_hash_index_destroy(feox_hash_index *idx)
+{
+    if (!idx->shards)
+        return;
+    for (unsigned i = 0; i < feox_hash_shard_count(idx); i++) {
+        ck_hs_destroy(&idx->shards[i].set);
+        pthread_mutex_destroy(&idx->shards[i].lock);
+        feox_ttl_heap_destroy(&idx->shards[i].ttl);
+    }
+    free(idx->shards);
+    idx->shards = NULL;
+}
+
+uint64_t feox_hash_key(const feox_hash_index *idx, const void *key, size_t key_len)
+{
+    return XXH3_64bits_withSeed(key, key_len, idx->seed);
+}
+
+feox_entry *feox_hash_lookup(const feox_hash_index *idx, uint64_t hash, const void *key,
+                             size_t key_len)
+{
+    hash_probe probe = {
+        .hash = hash, .unused = NULL, .mark = PROBE_MARK, .key_len = (uint32_t)key_len, .key = key};
+    feox_shard *s = feox_hash_shard(idx, hash);
+    feox_entry *e = ck_hs_get(&s->set, (unsigned long)hash, &probe);
+    if (e)
+        FEOX_TSAN_ACQUIRE(e);
+    return e;
+}
+
+feox_err feox_hash_insert(feox_hash_index *idx, feox_entry *e)
+{
+    feox_shard *s = feox_hash_shard(idx, e->hash);
+    /* The entry is fully initialized before ck_hs publishes it (its store is a release). */
+    FEOX_TSAN_RELEASE(e);
+    return ck_hs_put_unique(&s->set, (unsigned long)e->hash, e) ? FEOX_OK : FEOX_ERR_NOMEM;
+}
+
+void feox_hash_remove(feox_hash_index *idx, feox_entry *e)
+{
+    feox_shard *s = feox_hash_shard(idx, e->hash);
+    hash_probe probe = {
+        .hash = e->hash, .unused = NULL, .mark = PROBE_MARK, .key_len = e->key_len, .key = e->key};
+    (void)ck_hs_remove(&s->set, (unsigned long)e->hash, &probe);
+}
+
+uint64_t feox_hash_count(const feox_hash_index *idx)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < feox_hash_shard_count(idx); i++)
+        n += ck_hs_count(&idx->shards[i].set);
+    return n;
+}
+
+uint64_t feox_hash_sum_keys(const feox_hash_index *idx)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < feox_hash_shard_count(idx); i++)
+        n += __atomic_load_n(&idx->shards[i].keys, __ATOMIC_RELAXED);
+    return n;
+}
+
+uint64_t feox_hash_sum_ttl_keys(const feox_hash_index *idx)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < feox_hash_shard_count(idx); i++)
+        n += __atomic_load_n(&idx->shards[i].ttl_keys, __ATOMIC_RELAXED);
+    return n;
+}

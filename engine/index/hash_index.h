@@ -1,0 +1,78 @@
+/*
+ * hash_index.h — the hash index: live feox_entry objects in S shards, each a Concurrency Kit
+ * ck_hs (SPMC) guarded by its own writer mutex.
+ *
+ * Contract
+ *   - Readers (feox_hash_lookup) take no lock: they run inside an epoch section, and the entry
+ *     they get stays valid until the section ends.
+ *   - Writers hold the shard's mutex (feox_shard_lock) for every change to that shard; writers to
+ *     keys in different shards never contend. The same mutex serializes every change to the
+ *     entries of that shard (entry->current), so it is "the key's lock" of the whole engine.
+ *   - Maps replaced by growth are retired through the epoch (the ck_malloc free callback with
+ *     defer=true), so a reader probing an old map during growth stays safe and still finds keys:
+ *     ck_hs publishes the new map only after every object was moved into it.
+ */
+#ifndef FEOX_HASH_INDEX_H
+#define FEOX_HASH_INDEX_H
+
+#include <ck_hs.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "feox.h"
+#include "index/record.h"
+#include "index/ttl_index.h"
+
+typedef struct feox_shard {
+    pthread_mutex_t lock;
+    ck_hs_t set;
+    feox_ttl_heap ttl;     /* expiry queue of this shard's keys (see ttl_index.h) */
+    /* Counts kept per shard so writers never share a counter's cache line: changed under the
+     * lock, read by anyone with a relaxed load (feox_shard_count_*). */
+    uint64_t keys;         /* entries in the index, expired-unswept included */
+    uint64_t ttl_keys;     /* current versions carrying an expiry */
+} __attribute__((aligned(64))) feox_shard;
+
+typedef struct feox_hash_index {
+    feox_shard *shards;
+    unsigned shard_bits;
+    uint64_t seed;
+} feox_hash_index;
+
+feox_err feox_hash_index_init(feox_hash_index *idx, uint64_t capacity_hint, uint64_t seed);
+/* Free the maps (no concurrent users; entries are not freed). */
+void feox_hash_index_destroy(feox_hash_index *idx);
+
+uint64_t feox_hash_key(const feox_hash_index *idx, const void *key, size_t key_len);
+
+static inline feox_shard *feox_hash_shard(const feox_hash_index *idx, uint64_t hash)
+{
+    /* The top bits pick the shard; ck_hs probes with the low bits, so the two stay independent. */
+    return &idx->shards[idx->shard_bits ? hash >> (64 - idx->shard_bits) : 0];
+}
+static inline unsigned feox_hash_shard_count(const feox_hash_index *idx)
+{
+    return 1u << idx->shard_bits;
+}
+
+/* Change a shard counter (shard lock held; the store is relaxed so lock-free readers may sum). */
+static inline void feox_shard_count_add(uint64_t *counter, int64_t delta)
+{
+    __atomic_store_n(counter, *counter + (uint64_t)delta, __ATOMIC_RELAXED);
+}
+/* Sum one counter over every shard (no lock; exact when no writer runs). */
+uint64_t feox_hash_sum_keys(const feox_hash_index *idx);
+uint64_t feox_hash_sum_ttl_keys(const feox_hash_index *idx);
+
+/* Find the entry for key (inside an epoch section, or holding the shard lock). */
+feox_entry *feox_hash_lookup(const feox_hash_index *idx, uint64_t hash, const void *key,
+                             size_t key_len);
+/* Add an entry whose key is absent (shard lock held). Errors: NOMEM (index unchanged). */
+feox_err feox_hash_insert(feox_hash_index *idx, feox_entry *e);
+/* Remove an entry that is present (shard lock held). */
+void feox_hash_remove(feox_hash_index *idx, feox_entry *e);
+/* Number of entries in all shards (exact when no writer runs). */
+uint64_t feox_hash_count(const feox_hash_index *idx);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * log_backend.h — the single-file log backend's state, shared by its files: log_writer.c (open,
+ * append, write-behind flusher, group commit, close), recovery.c (scan, replay, check),
+ * compaction.c (rewrite and switch) and file_lock.c; read_value caches through value_cache.c.
+ * Nothing outside them (and their tests) includes it.
+ *
+ * Locking
+ *   mu        protects every field below marked [mu]. Appenders hold it only to memcpy a record
+ *             into the active buffer; I/O is never done while holding it.
+ *   io_busy   [mu] ownership of the file for writing: the thread that sets it (the flusher, a
+ *             flush()/wait_durable() caller acting as group-commit leader, or compaction) is the
+ *             only one writing or fsyncing until it clears it. Waiters sleep on `changed`.
+ *   fd_lock   read-held by read_value/check while they pread; write-held to swap files.
+ *             Lock order: fd_lock before mu, never the other way.
+ * Locations handed to the store are (generation << 48) | offset: a compaction bumps the
+ * generation, so a location from the old file can never be mistaken for one in the new file
+ * (the numbers cycle through 1..65535; compaction.c says why reuse is safe).
+ */
+#ifndef FEOX_LOG_BACKEND_H
+#define FEOX_LOG_BACKEND_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "storage/log/log_format.h"
+#include "storage/persist.h"
+#include "storage/log/value_cache.h"
+
+#define FEOX_LOG_OFFSET_BITS 48
+#define FEOX_LOG_OFFSET_MASK ((UINT64_C(1) << FEOX_LOG_OFFSET_BITS) - 1)
+/* Generations cycle through 1..FEOX_LOG_MAX_GENERATION (compaction.c: next_generation). */
+#define FEOX_LOG_MAX_GENERATION ((UINT32_C(1) << (64 - FEOX_LOG_OFFSET_BITS)) - 1)
+
+typedef struct feox_log_buffer {
+    uint8_t *data;
+    size_t len, cap;
+} feox_log_buffer;
+
+/* Grow buf so it holds at least need bytes (log_writer.c). Errors: NOMEM (buf unchanged). */
+feox_err feox_log_buffer_reserve(feox_log_buffer *buf, size_t need);
+
+typedef struct feox_log_counters {
+    uint64_t disk_writes, disk_bytes_written, disk_reads, disk_bytes_read;
+    uint64_t flushes, fsyncs, io_errors, compactions;
+    uint64_t recovered_records, recovery_dropped_records, recovery_dropped_bytes, recovery_ns;
+} feox_log_counters;
+
+typedef struct feox_log_backend {
+    feox_backend base; /* first, so a feox_backend * is a feox_log_backend * */
+    feox_store_hooks hooks;
+    char *path;
+    char *compact_path; /* <path>.compact, the rewrite in progress */
+    feox_sync_mode sync;
+    uint32_t flush_interval_ms;
+    bool compaction_enabled;
+    /* Replay keeps values resident up to this many bytes (max_memory / 2; 0 = all), and leaves
+     * the rest cold on disk, read back through `cache`. */
+    uint64_t resident_budget;
+    feox_value_cache *cache;
+
+    pthread_mutex_t mu;
+    pthread_cond_t changed;      /* [mu] io finished, buffer drained, switch ended, stopping */
+    pthread_cond_t flusher_wake; /* [mu] buffer grew past the kick threshold, or stopping */
+    pthread_rwlock_t fd_lock;
+
+    int fd;              /* [mu+fd_lock] the store file */
+    uint64_t file_id;    /* [mu] id in its header, part of every record's checksum seed */
+    uint64_t owner_hash; /* owner recorded in the header; compaction's rewrite keeps it */
+    uint32_t generation; /* [mu] top bits of the locations of records in fd */
+    int old_fd;          /* [fd_lock] previous file, kept readable until relocation ends */
+    uint32_t old_generation;
+    uint64_t old_file_id;
+
+    feox_log_buffer active;  /* [mu] records appended, not yet handed to a writer */
+    feox_log_buffer pending; /* [mu+io_busy] records being written (kept if the write fails) */
+    uint64_t append_off;     /* [mu] file offset of the next appended record */
+    uint64_t write_off;      /* [mu] file offset where pending goes: end of written data */
+    uint64_t append_seq;     /* [mu] sequence number of the last appended record */
+    uint64_t pending_seq;    /* [mu] last sequence number in pending */
+    uint64_t written_seq;    /* [mu] everything up to it is in the file (page cache) */
+    uint64_t durable_seq;    /* [mu] everything up to it is fsynced */
+    bool io_busy, degraded, switching, replayed, stopping;
+    feox_err write_error; /* [mu] error of the last failed write (cleared by a good one) */
+
+    pthread_t flusher;
+    bool flusher_started;
+    pthread_t compactor;
+    bool compactor_started;
+    pthread_cond_t compactor_wake; /* [mu] */
+    pthread_mutex_t compact_mu;    /* one compaction at a time */
+    uint64_t live_bytes;           /* [mu] live bytes measured by the last compaction check */
+
+    feox_log_counters stats; /* [mu] */
+} feox_log_backend;
+
+static inline feox_log_backend *feox_log_of(feox_backend *b)
+{
+    return (feox_log_backend *)b;
+}
+
+static inline uint64_t feox_log_location(uint32_t generation, uint64_t offset)
+{
+    return (uint64_t)generation << FEOX_LOG_OFFSET_BITS | offset;
+}
+
+/* log_writer.c: write (and with durable, fsync) everything appended up to seq. */
+feox_err feox_log_sync_upto(feox_log_backend *b, uint64_t seq, bool durable);
+/* log_writer.c: map an errno from a failed write to DISK_FULL or IO, with a detail. */
+feox_err feox_log_io_error(feox_log_backend *b, const char *what, int err);
+
+/* file_lock.c: open the feox store at path (verified before any write), or, if nothing is there
+ * and new_header is not NULL, create it holding new_header (*created = true); take an exclusive
+ * flock and make sure the locked inode is still the one named path (a compaction in another
+ * process may have renamed over it). Errors: NOT_FOUND, FORMAT, CORRUPT, LOCKED, IO, DISK_FULL. */
+feox_err feox_log_open_locked(const char *path, const uint8_t *new_header, int *fd_out,
+                              bool *created);
+
+/* recovery.c */
+typedef struct feox_log_scan_result {
+    uint64_t records;         /* valid records visited */
+    uint64_t valid_end;       /* end of the last valid record (where appends may start) */
+    uint64_t dropped_records; /* damaged records or garbage runs skipped */
+    uint64_t dropped_bytes;
+    uint64_t first_damage; /* offset of the first damage, 0 = none */
+} feox_log_scan_result;
+typedef feox_err (*feox_log_visit_fn)(void *ctx, const feox_log_record *rec);
+/* Scan [start, end) of fd (records of file_id) in large chunks, calling visit (may be NULL) for
+ * every valid record in file order; damage is skipped by the rule in FORMAT.md and counted. A
+ * visit error or a read error stops the scan and is returned. */
+feox_err feox_log_scan(int fd, uint64_t file_id, uint64_t start, uint64_t end,
+                       feox_log_visit_fn visit, void *ctx, feox_log_scan_result *out);
+/* The same over an image in memory (used by the fuzz target and by feox_log_scan's tests). */
+feox_err feox_log_scan_memory(const uint8_t *image, uint64_t file_id, uint64_t start, uint64_t end,
+                              feox_log_visit_fn visit, void *ctx, feox_log_scan_result *out);
+feox_err feox_log_replay(feox_backend *b, const feox_replay_sink *sink);
+feox_err feox_log_check(feox_backend *b, char *detail, size_t detail_len);
+
+/* compaction.c */
+feox_err feox_log_compact(feox_backend *b);
+feox_err feox_log_compactor_start(feox_log_backend *b);
+void feox_log_compactor_stop(feox_log_backend *b);
+/* The flusher tells the compactor the file grew (it decides whether to measure). */
+void feox_log_compactor_poke(feox_log_backend *b);
+
+/* log_owner.c: rewrite the file header with owner_hash (feox_set_owner). */
+feox_err feox_log_set_owner(feox_backend *b, uint64_t owner_hash);
+
+#endif

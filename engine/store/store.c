@@ -1,0 +1,431 @@
+/*
+ * store.c — opening and closing a store: configuration defaults, sharing one instance between two
+ * opens of a path (through the registry, store_registry.c), the maintenance thread (epoch
+ * reclamation and the TTL sweeper), the clock, memory accounting, and flush / compact / check /
+ * stats.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/helpers.h"
+#include "store/store_internal.h"
+
+#define DEFAULT_FLUSH_INTERVAL_MS 100
+#define DEFAULT_SWEEP_INTERVAL_MS 250
+#define DEFAULT_CAPACITY 1024
+#define RECLAIM_INTERVAL_MS 10
+#define SWEEP_BUDGET_PER_SHARD 4096
+
+void feox_config_init(feox_config *cfg)
+{
+    if (cfg)
+        memset(cfg, 0, sizeof *cfg);
+}
+
+uint64_t feox_store_now(const feox_store *s)
+{
+    if (s->cfg.clock)
+        return s->cfg.clock(s->cfg.clock_ctx);
+    return feox_realtime_ns();
+}
+
+uint64_t feox_now_ns(feox_store *s)
+{
+    return s ? feox_store_now(s) : 0;
+}
+
+bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforce)
+{
+    if (delta == 0) /* a same-size overwrite: no shared cache line to touch */
+        return true;
+    if (delta < 0 || !enforce || !s->cfg.max_memory) {
+        ck_pr_add_64(&s->memory_used, (uint64_t)delta); /* two's complement: adds a negative */
+        return true;
+    }
+    /* CAS loop: concurrent writers cannot overshoot the budget together. */
+    uint64_t used = ck_pr_load_64(&s->memory_used);
+    for (;;) {
+        if (used + (uint64_t)delta > s->cfg.max_memory)
+            return false;
+        if (ck_pr_cas_64_value(&s->memory_used, used, used + (uint64_t)delta, &used))
+            return true;
+    }
+}
+
+static bool is_memory_path(const char *path)
+{
+    return path == NULL || path[0] == '\0' || strcmp(path, ":memory:") == 0;
+}
+
+/* An absolute path for the registry: realpath of the directory plus the file name (the file
+ * itself may not exist yet). NULL with errno set if the directory cannot be resolved, NULL with
+ * errno 0 if allocation failed. */
+static char *canonical_path(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    const char *name = slash ? slash + 1 : path;
+    if (slash == path)
+        strcpy(dir, "/");
+    else if (slash)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        strcpy(dir, ".");
+    char resolved[PATH_MAX];
+    if (!*name) {
+        errno = EISDIR;
+        return NULL;
+    }
+    if (!realpath(dir, resolved))
+        return NULL;
+    size_t len = strlen(resolved) + 1 + strlen(name) + 1;
+    char *full = feox_mem_alloc(len);
+    if (full)
+        snprintf(full, len, "%s%s%s", resolved, strcmp(resolved, "/") ? "/" : "", name);
+    else
+        errno = 0; /* tells the caller: allocation, not resolution, failed */
+    return full;
+}
+
+static void *maintenance_main(void *arg)
+{
+    feox_store *s = arg;
+    uint32_t sweep_ms = s->cfg.ttl_sweep_interval_ms;
+    uint64_t since_sweep_ms = 0;
+    pthread_mutex_lock(&s->maintenance_lock);
+    while (!s->stopping) {
+        struct timespec until = feox_deadline_after_ms(RECLAIM_INTERVAL_MS);
+        pthread_cond_timedwait(&s->maintenance_wake, &s->maintenance_lock, &until);
+        if (s->stopping)
+            break;
+        pthread_mutex_unlock(&s->maintenance_lock);
+        since_sweep_ms += RECLAIM_INTERVAL_MS;
+        if (!s->cfg.disable_ttl_sweeper && since_sweep_ms >= sweep_ms) {
+            since_sweep_ms = 0;
+            feox_ttl_sweep(s, SWEEP_BUDGET_PER_SHARD);
+        }
+        feox_epoch_reclaim();
+        pthread_mutex_lock(&s->maintenance_lock);
+    }
+    pthread_mutex_unlock(&s->maintenance_lock);
+    return NULL;
+}
+
+static void free_all_entries(feox_store *s)
+{
+    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
+        ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+        void *obj;
+        while (ck_hs_next(&s->hash.shards[i].set, &it, &obj)) {
+            feox_entry *e = obj;
+            if (e->current)
+                feox_record_unref(e->current);
+            feox_entry_free(e);
+        }
+    }
+}
+
+static void destroy_store(feox_store *s)
+{
+    if (s->ordered)
+        feox_ordered_index_destroy(s->ordered);
+    if (s->hash.shards) {
+        free_all_entries(s);
+        feox_hash_index_destroy(&s->hash);
+    }
+    /* Everything this store retired is self-contained; free it now rather than at the next
+     * reclamation of some other store. */
+    feox_epoch_reclaim();
+    pthread_mutex_destroy(&s->maintenance_lock);
+    pthread_cond_destroy(&s->maintenance_wake);
+    pthread_mutex_destroy(&s->evict_lock);
+    feox_mem_free(s->evict_hand);
+    free(s->stats);
+    feox_mem_free(s->path);
+    feox_mem_free(s);
+}
+
+static feox_err validate_config(const feox_config *cfg)
+{
+    if (cfg->sync != FEOX_SYNC_NORMAL && cfg->sync != FEOX_SYNC_OFF && cfg->sync != FEOX_SYNC_FULL)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "sync mode %d is not off, normal or full",
+                         (int)cfg->sync);
+    return FEOX_OK;
+}
+
+static feox_err create_store(const feox_config *cfg, char *path, feox_store **out)
+{
+    feox_store *s = feox_mem_calloc(1, sizeof *s);
+    if (!s) {
+        feox_mem_free(path);
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    }
+    s->cfg = *cfg;
+    s->path = path;
+    s->cfg.path = path;
+    if (!s->cfg.flush_interval_ms)
+        s->cfg.flush_interval_ms = DEFAULT_FLUSH_INTERVAL_MS;
+    if (!s->cfg.ttl_sweep_interval_ms)
+        s->cfg.ttl_sweep_interval_ms = DEFAULT_SWEEP_INTERVAL_MS;
+    if (!s->cfg.initial_capacity)
+        s->cfg.initial_capacity = DEFAULT_CAPACITY;
+    pthread_mutex_init(&s->maintenance_lock, NULL);
+    /* The maintenance thread sleeps until a CLOCK_MONOTONIC deadline: the condition variable must
+     * use that clock too (the default, CLOCK_REALTIME, would make every wait return at once). */
+    pthread_condattr_t wake_attr;
+    pthread_condattr_init(&wake_attr);
+    pthread_condattr_setclock(&wake_attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->maintenance_wake, &wake_attr);
+    pthread_condattr_destroy(&wake_attr);
+    pthread_mutex_init(&s->evict_lock, NULL);
+    s->open_count = 1;
+    s->fork_generation = feox_fork_generation;
+    s->opener_pid = getpid();
+
+    uint64_t seed;
+    if (!feox_random_u64(&seed))
+        seed = (uint64_t)(uintptr_t)s ^ feox_store_now(s); /* no entropy yet: still per store */
+    feox_err err = FEOX_ERR_NOMEM;
+    if (posix_memalign((void **)&s->stats, 64, sizeof *s->stats) != 0) {
+        s->stats = NULL;
+        goto fail;
+    }
+    memset(s->stats, 0, sizeof *s->stats);
+    err = feox_hash_index_init(&s->hash, s->cfg.initial_capacity, seed);
+    if (!err)
+        err = feox_ordered_index_create(&s->ordered);
+    if (err) {
+        feox_set_error_detail("allocation failed");
+        goto fail;
+    }
+    if (path) {
+        err = feox_store_attach_backend(s);
+        if (err)
+            goto fail;
+    }
+    if (pthread_create(&s->maintenance_thread, NULL, maintenance_main, s) != 0) {
+        err = feox_fail(FEOX_ERR_NOMEM, "cannot start the maintenance thread");
+        goto fail;
+    }
+    s->maintenance_running = true;
+    *out = s;
+    return FEOX_OK;
+fail:
+    if (s->backend)
+        s->backend->ops->close(s->backend);
+    destroy_store(s);
+    return err;
+}
+
+feox_err feox_open(const feox_config *cfg, feox_store **out)
+{
+    feox_clear_error_detail();
+    if (!out)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "output pointer is NULL");
+    *out = NULL;
+    feox_config defaults;
+    feox_config_init(&defaults);
+    if (!cfg)
+        cfg = &defaults;
+    feox_err err = validate_config(cfg);
+    if (err)
+        return err;
+    feox_registry_install_hooks();
+    if (is_memory_path(cfg->path))
+        return create_store(cfg, NULL, out);
+
+    char *path = canonical_path(cfg->path);
+    if (!path && errno == 0)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    if (!path && errno == EISDIR) {
+        struct stat st;
+        if (stat(cfg->path, &st) == 0)
+            return feox_fail(FEOX_ERR_FORMAT,
+                             "'%s' exists and is not a feox store: it names a directory",
+                             cfg->path);
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT,
+                         "store path '%s' ends in '/': it needs a file name", cfg->path);
+    }
+    if (!path)
+        return feox_fail(FEOX_ERR_IO, "cannot resolve the directory of %s: %s", cfg->path,
+                         strerror(errno));
+    feox_registry_lock();
+    feox_store *open = feox_registry_find(path);
+    if (open) {
+        open->open_count++;
+        feox_registry_unlock();
+        feox_mem_free(path);
+        *out = open;
+        return FEOX_OK;
+    }
+    err = create_store(cfg, path, out);
+    if (!err)
+        feox_registry_add(*out);
+    feox_registry_unlock();
+    return err;
+}
+
+/* Stop the maintenance thread, close the backend (final flush) and free everything. */
+static feox_err shut_down(feox_store *s)
+{
+    if (s->maintenance_running) {
+        pthread_mutex_lock(&s->maintenance_lock);
+        s->stopping = true;
+        pthread_cond_signal(&s->maintenance_wake);
+        pthread_mutex_unlock(&s->maintenance_lock);
+        pthread_join(s->maintenance_thread, NULL);
+    }
+    feox_err err = FEOX_OK;
+    if (s->backend)
+        err = s->backend->ops->close(s->backend);
+    destroy_store(s);
+    return err;
+}
+
+feox_err feox_close(feox_store *s)
+{
+    if (!s)
+        return FEOX_OK;
+    /* Inherited from the parent of a fork(): forget it, touch nothing (store_registry.c). */
+    if (feox_store_inherited(s))
+        return FEOX_OK;
+    if (!s->path)
+        return shut_down(s);
+    /* The registry lock is held until the store is closed: a fork() or an exit flush in between
+     * would otherwise meet a backend half freed. */
+    feox_registry_lock();
+    if (--s->open_count > 0) {
+        feox_registry_unlock();
+        return FEOX_OK;
+    }
+    feox_registry_remove(s);
+    feox_err err = shut_down(s);
+    feox_registry_unlock();
+    return err;
+}
+
+feox_err feox_flush(feox_store *s)
+{
+    feox_clear_error_detail();
+    if (!s)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
+    return s->backend ? s->backend->ops->flush(s->backend) : FEOX_OK;
+}
+
+feox_err feox_compact(feox_store *s)
+{
+    feox_clear_error_detail();
+    if (!s)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
+    return s->backend ? s->backend->ops->compact(s->backend) : FEOX_OK;
+}
+
+feox_err feox_set_owner(feox_store *s, const char *owner)
+{
+    feox_clear_error_detail();
+    if (!s)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
+    return s->backend ? s->backend->ops->set_owner(s->backend, feox_owner_hash(owner)) : FEOX_OK;
+}
+
+typedef struct consistency_check {
+    feox_store *store;
+    uint64_t seen;
+    char *problem;
+    size_t problem_len;
+} consistency_check;
+
+feox_err feox_check(feox_store *s)
+{
+    feox_clear_error_detail();
+    if (!s)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
+    char detail[400] = "";
+    /* Lock every shard: writers stop, so the two indexes must agree exactly. */
+    unsigned shards = feox_hash_shard_count(&s->hash);
+    for (unsigned i = 0; i < shards; i++)
+        pthread_mutex_lock(&s->hash.shards[i].lock);
+    uint64_t in_hash = feox_hash_count(&s->hash);
+    uint64_t in_tree = feox_ordered_index_count(s->ordered);
+    uint64_t counted = feox_hash_sum_keys(&s->hash);
+    int bad = feox_ordered_index_verify(s->ordered, detail, sizeof detail);
+    if (!bad && (in_hash != in_tree || in_hash != counted)) {
+        snprintf(
+            detail, sizeof detail, "index counts disagree: hash %llu, ordered %llu, key count %llu",
+            (unsigned long long)in_hash, (unsigned long long)in_tree, (unsigned long long)counted);
+        bad = 1;
+    }
+    if (!bad) {
+        /* Every ordered entry must be the hash index's entry for its key, with a version. */
+        feox_entry *batch[64];
+        feox_scan_from from = FEOX_SCAN_FIRST;
+        const void *bound = NULL;
+        size_t bound_len = 0;
+        feox_epoch_enter();
+        for (;;) {
+            size_t n = feox_ordered_index_scan(s->ordered, from, bound, bound_len, batch, 64);
+            for (size_t i = 0; i < n && !bad; i++) {
+                feox_entry *e = batch[i];
+                if (feox_hash_lookup(&s->hash, e->hash, e->key, e->key_len) != e || !e->current) {
+                    snprintf(detail, sizeof detail,
+                             "ordered index entry of %u-byte key missing from the hash index",
+                             e->key_len);
+                    bad = 1;
+                }
+            }
+            if (bad || n < 64)
+                break;
+            from = FEOX_SCAN_GT;
+            bound = batch[n - 1]->key;
+            bound_len = batch[n - 1]->key_len;
+        }
+        feox_epoch_exit();
+    }
+    for (unsigned i = shards; i-- > 0;)
+        pthread_mutex_unlock(&s->hash.shards[i].lock);
+    if (bad)
+        return feox_fail(FEOX_ERR_CORRUPT, "%s", detail);
+    if (s->backend) {
+        feox_err err = s->backend->ops->check(s->backend, detail, sizeof detail);
+        if (err)
+            return feox_fail(err, "%s", detail);
+    }
+    return FEOX_OK;
+}
+
+feox_err feox_get_stats(feox_store *s, feox_stats *out)
+{
+    feox_clear_error_detail();
+    if (!s || !out)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or output pointer is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
+    memset(out, 0, sizeof *out);
+    /* feox_len first: while keys have a TTL it takes every shard lock, so the expiries counted
+     * under those locks (ttl_sweeper.c) before it are all in the counters read next. */
+    out->len = feox_len(s, 0);
+    feox_stat_fill(s->stats, out);
+    out->memory_usage = feox_memory_usage(s);
+    out->max_memory = s->cfg.max_memory;
+    out->keys_with_ttl = feox_hash_sum_ttl_keys(&s->hash);
+    out->epoch_retired = feox_epoch_total_retired();
+    out->epoch_freed = feox_epoch_total_freed();
+    if (s->backend)
+        s->backend->ops->get_stats(s->backend, out);
+    return FEOX_OK;
+}

@@ -1,0 +1,279 @@
+/*
+ * store_read.c — the lock-free point reads: get, get_ref (zero-copy handles), get_size, contains,
+ * get_ttl; plus len / is_empty / memory_usage.
+ *
+ * A read hashes the key, enters an epoch section, probes the hash index, loads entry->current
+ * with acquire semantics, checks expiry, and either copies what it needs or takes a reference on
+ * the version before leaving the section. It never takes a lock and never blocks a writer.
+ * A zero-copy handle (feox_value) is the version itself with one reference held.
+ */
+#include <string.h>
+
+#include "base/alloc.h"
+#include "store/store_internal.h"
+
+#define NS_PER_SEC 1000000000ull
+
+feox_err feox_check_key(const void *key, size_t key_len)
+{
+    if (!key)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "key is NULL");
+    if (key_len == 0)
+        return feox_fail(FEOX_ERR_INVALID_KEY, "key is empty");
+    if (key_len > FEOX_MAX_KEY_SIZE)
+        return feox_fail(FEOX_ERR_INVALID_KEY, "key of %zu bytes exceeds %u", key_len,
+                         FEOX_MAX_KEY_SIZE);
+    return FEOX_OK;
+}
+
+feox_record *feox_entry_live(const feox_store *s, const feox_entry *e, uint64_t *now)
+{
+    /* Acquire: pairs with the writer's release store in publish_version. */
+    feox_record *r = ck_pr_load_ptr(&e->current);
+    ck_pr_fence_load();
+    if (!r)
+        return NULL;
+    FEOX_TSAN_ACQUIRE(r);
+    if (r->expires_at_ns) {
+        if (!*now)
+            *now = feox_store_now(s);
+        if (*now > r->expires_at_ns)
+            return NULL;
+    }
+    return r;
+}
+
+feox_err feox_record_materialize(feox_store *s, feox_record *r, feox_record **out)
+{
+    if (!(r->flags & FEOX_RECORD_COLD)) {
+        *out = r;
+        return FEOX_OK;
+    }
+    if (!s->backend)
+        return feox_fail(FEOX_ERR_CORRUPT, "cold value in a memory-only store");
+    /* A resident, unindexed copy; value NULL leaves the bytes for read_value to fill. */
+    feox_record *copy =
+        feox_record_new(NULL, r->value_len, r->tag, r->ts_ns, r->expires_at_ns, false);
+    if (!copy)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    copy->location = ck_pr_load_64(&r->location);
+    feox_err err =
+        s->backend->ops->read_value(s->backend, copy->location, copy->value, r->value_len);
+    if (err == FEOX_ERR_CORRUPT && ck_pr_load_64(&r->location) != copy->location) {
+        /* A compaction moved the version between our load and the read: read it again. */
+        copy->location = ck_pr_load_64(&r->location);
+        err = s->backend->ops->read_value(s->backend, copy->location, copy->value, r->value_len);
+    }
+    if (err) {
+        feox_record_free(copy);
+        return err;
+    }
+    *out = copy;
+    return FEOX_OK;
+}
+
+/* The live version of key, or NULL (counted as a miss). Inside an epoch section: the version
+ * stays valid until the section ends. */
+static feox_record *find_live(feox_store *s, const void *key, size_t key_len)
+{
+    uint64_t hash = feox_hash_key(&s->hash, key, key_len), now = 0;
+    feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);
+    feox_record *r = e ? feox_entry_live(s, e, &now) : NULL;
+    if (!r && e && now) /* a version exists but the clock had to be read: it expired */
+        feox_stat_inc(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY);
+    feox_stat_inc(s->stats, FEOX_STAT_GETS);
+    if (!r)
+        feox_stat_inc(s->stats, FEOX_STAT_GET_MISSES);
+    return r;
+}
+
+/* Take a reference on the live version of key, or return NULL. */
+static feox_record *acquire_live(feox_store *s, const void *key, size_t key_len)
+{
+    feox_epoch_enter();
+    feox_record *r = find_live(s, key, key_len);
+    if (r)
+        feox_record_ref(r);
+    feox_epoch_exit();
+    return r;
+}
+
+static feox_err check_read_args(feox_store *s, const void *key, size_t key_len, const void *out)
+{
+    feox_clear_error_detail();
+    if (!s || !out)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or output pointer is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
+    return feox_check_key(key, key_len);
+}
+
+static void fill_info(const feox_record *r, feox_record_info *info)
+{
+    info->value_len = r->value_len;
+    info->tag = r->tag;
+    info->timestamp_ns = r->ts_ns;
+    info->expires_at_ns = r->expires_at_ns;
+}
+
+feox_err feox_get_ref(feox_store *s, const void *key, size_t key_len, feox_value **out)
+{
+    feox_err err = check_read_args(s, key, key_len, out);
+    if (err)
+        return err;
+    feox_record *r = acquire_live(s, key, key_len);
+    if (!r)
+        return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
+    feox_record *resident = NULL;
+    err = feox_record_materialize(s, r, &resident);
+    if (resident != r || err)
+        feox_record_unref(r);
+    if (err)
+        return err;
+    *out = (feox_value *)resident;
+    return FEOX_OK;
+}
+
+const void *feox_value_data(const feox_value *v)
+{
+    return ((const feox_record *)v)->value;
+}
+
+size_t feox_value_size(const feox_value *v)
+{
+    return ((const feox_record *)v)->value_len;
+}
+
+void feox_value_info(const feox_value *v, feox_record_info *info)
+{
+    fill_info((const feox_record *)v, info);
+}
+
+void feox_value_release(feox_value *v)
+{
+    if (v)
+        feox_record_unref((feox_record *)v);
+}
+
+feox_err feox_get(feox_store *s, const void *key, size_t key_len, void **value, size_t *value_len,
+                  feox_record_info *info)
+{
+    feox_err err = check_read_args(s, key, key_len, value);
+    if (!err && !value_len)
+        err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "value_len is NULL");
+    if (err)
+        return err;
+    /* A resident value is copied inside the epoch section: no reference count traffic, which
+     * matters for hot keys read from many cores. */
+    void *copy = NULL;
+    size_t n = 0;
+    feox_epoch_enter();
+    feox_record *r = find_live(s, key, key_len);
+    bool cold = r && (r->flags & FEOX_RECORD_COLD);
+    if (r && !cold) {
+        n = r->value_len;
+        copy = feox_mem_alloc(n ? n : 1);
+        if (copy) {
+            memcpy(copy, r->value, n);
+            if (info)
+                fill_info(r, info);
+        }
+    } else if (cold) {
+        feox_record_ref(r);
+    }
+    feox_epoch_exit();
+    if (!r)
+        return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
+    if (cold) {
+        feox_record *resident = NULL;
+        err = feox_record_materialize(s, r, &resident);
+        feox_record_unref(r);
+        if (err)
+            return err;
+        n = resident->value_len;
+        copy = feox_mem_alloc(n ? n : 1);
+        if (copy) {
+            memcpy(copy, resident->value, n);
+            if (info)
+                fill_info(resident, info);
+        }
+        feox_record_unref(resident);
+    }
+    if (!copy)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    *value = copy;
+    *value_len = n;
+    return FEOX_OK;
+}
+
+feox_err feox_get_size(feox_store *s, const void *key, size_t key_len, size_t *value_len)
+{
+    feox_err err = check_read_args(s, key, key_len, value_len);
+    if (err)
+        return err;
+    feox_epoch_enter();
+    feox_record *r = find_live(s, key, key_len);
+    if (r)
+        *value_len = r->value_len;
+    feox_epoch_exit();
+    return r ? FEOX_OK : feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
+}
+
+bool feox_contains(feox_store *s, const void *key, size_t key_len)
+{
+    if (!s || feox_store_inherited(s) || feox_check_key(key, key_len) != FEOX_OK) {
+        feox_clear_error_detail();
+        return false;
+    }
+    feox_epoch_enter();
+    bool live = find_live(s, key, key_len) != NULL;
+    feox_epoch_exit();
+    return live;
+}
+
+feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *ttl_secs,
+                      bool *has_ttl)
+{
+    feox_err err = check_read_args(s, key, key_len, ttl_secs);
+    if (!err && !has_ttl)
+        err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "has_ttl is NULL");
+    if (err)
+        return err;
+    feox_epoch_enter();
+    feox_record *r = find_live(s, key, key_len);
+    uint64_t expires_at = r ? r->expires_at_ns : 0;
+    feox_epoch_exit();
+    if (!r)
+        return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
+    *has_ttl = expires_at != 0;
+    *ttl_secs = 0;
+    if (*has_ttl) {
+        uint64_t now = feox_store_now(s);
+        *ttl_secs = expires_at > now ? (expires_at - now) / NS_PER_SEC : 0;
+    }
+    return FEOX_OK;
+}
+
+uint64_t feox_len(feox_store *s, unsigned flags)
+{
+    if (!s || feox_store_inherited(s) || (flags & ~(unsigned)FEOX_LEN_ESTIMATE))
+        return 0;
+    if (flags & FEOX_LEN_ESTIMATE)
+        return feox_hash_sum_keys(&s->hash);
+    /* Exact: expired keys the sweeper has not reached yet are removed first. */
+    if (feox_hash_sum_ttl_keys(&s->hash))
+        feox_ttl_remove_expired(s, feox_store_now(s));
+    return feox_hash_sum_keys(&s->hash);
+}
+
+bool feox_is_empty(feox_store *s)
+{
+    if (s && feox_store_inherited(s))
+        return false; /* unknown here: the store belongs to the parent of a fork() */
+    return feox_len(s, 0) == 0;
+}
+
+uint64_t feox_memory_usage(feox_store *s)
+{
+    return s && !feox_store_inherited(s) ? ck_pr_load_64(&s->memory_used) : 0;
+}
