@@ -70,7 +70,8 @@ typedef enum feox_err {
     FEOX_ERR_CLOSED,            /* the store is shutting down */
     FEOX_ERR_NOT_FOUND,         /* the store file does not exist (no_create, remove, rename) */
     FEOX_ERR_NOT_OWNER,         /* the file is a feox store recorded as another owner's */
-    FEOX_ERR_FORKED             /* the store was opened by the parent of this fork()ed process */
+    FEOX_ERR_FORKED,            /* the store was opened by the parent of this fork()ed process */
+    FEOX_ERR_STALE              /* storage: the change feed no longer reaches the store's state */
 } feox_err;
 
 /* A short constant description of an error code, e.g. "key not found". Never NULL. */
@@ -125,6 +126,11 @@ typedef struct feox_config {
     const char *owner;
     /* Persistent mode: do not create a missing file; fail with FEOX_ERR_NOT_FOUND. */
     bool no_create;
+    /* Where the records are kept (feox_storage.h): NULL = the "log" backend when path is set,
+     * memory only otherwise. storage_arg is the backend's own argument (e.g. the SQLite
+     * connection and table for "sqlite"). */
+    const struct feox_storage_methods *storage;
+    void *storage_arg;
 } feox_config;
 
 /* Fill *cfg with the defaults documented above (all zero / NULL). */
@@ -269,7 +275,10 @@ enum feox_write_flags {
      * integer (the SQL extension): when a newer one would have to exceed it (the record's
      * timestamp is already INT64_MAX or more), the write fails with OLDER_TIMESTAMP and nothing
      * changes. Explicit timestamps are not affected. */
-    FEOX_WRITE_TS_INT64 = 1u << 7
+    FEOX_WRITE_TS_INT64 = 1u << 7,
+    /* change the in-memory indexes only, not the storage backend: a host that restored its
+     * storage itself (rollback with FEOX_STORAGE_HOST_TXN) restores the indexes to match */
+    FEOX_WRITE_INDEX_ONLY = 1u << 8
 };
 
 /* NULL options mean: automatic timestamp; feox_insert clears any TTL and sets tag 0;
@@ -281,6 +290,11 @@ typedef struct feox_write_opts {
     uint64_t ttl_secs;      /* with FEOX_WRITE_TTL */
     uint64_t expires_at_ns; /* with FEOX_WRITE_EXPIRES_AT */
     uint32_t expected_tag;  /* with FEOX_WRITE_MATCH_TAG */
+    void *txn;              /* the host's transaction context, passed to the storage backend */
+    /* If not NULL: on success *replaced receives a reference on the live version this write
+     * replaced or removed (NULL if the key was absent or expired); release it with
+     * feox_value_release. Lets an undo journal keep the old version without reading first. */
+    struct feox_value **replaced;
 } feox_write_opts;
 
 /* ---------------------------------------------------------------------------------------------

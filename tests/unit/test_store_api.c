@@ -1639,9 +1639,10 @@ static void test_strerror(void **state)
         FEOX_ERR_NOT_FOUND,
         FEOX_ERR_NOT_OWNER,
         FEOX_ERR_FORKED,
+        FEOX_ERR_STALE,
     };
     const size_t n = sizeof(codes) / sizeof(codes[0]);
-    assert_int_equal(n, FEOX_ERR_FORKED + 1);
+    assert_int_equal(n, FEOX_ERR_STALE + 1);
     for (size_t i = 0; i < n; i++) {
         const char *a = feox_strerror(codes[i]);
         assert_non_null(a);
