@@ -30,12 +30,12 @@
 static ck_epoch_t global_epoch;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_key_t record_key;
-static int key_created;
+static atomic_int key_created;
 static pthread_mutex_t reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(feox_retire_link *) retired_stack;
-static uint64_t pending_bytes, total_retired, total_freed;
+static _Atomic uint64_t pending_bytes, total_retired, total_freed;
 static ck_epoch_record_t static_records[FEOX_EPOCH_STATIC_RECORDS];
-static unsigned static_record_used[FEOX_EPOCH_STATIC_RECORDS];
+static atomic_uint static_record_used[FEOX_EPOCH_STATIC_RECORDS];
 #ifdef FEOX_TSAN
 static int tsan_grace_token;
 #endif
@@ -53,15 +53,17 @@ static void init_epoch(void)
 {
     ck_epoch_init(&global_epoch);
     if (pthread_key_create(&record_key, release_thread_record) == 0)
-        ck_pr_store_int(&key_created, 1);
+        atomic_store_explicit(&key_created, 1, memory_order_release);
 }
 
 static ck_epoch_record_t *new_record(void)
 {
-    for (unsigned i = 0; i < FEOX_EPOCH_STATIC_RECORDS; i++)
-        if (ck_pr_load_uint(&static_record_used[i]) == 0 &&
-            ck_pr_cas_uint(&static_record_used[i], 0, 1))
+    for (unsigned i = 0; i < FEOX_EPOCH_STATIC_RECORDS; i++) {
+        unsigned unused = 0;
+        if (atomic_load_explicit(&static_record_used[i], memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong(&static_record_used[i], &unused, 1))
             return &static_records[i];
+    }
     void *mem = NULL;
     return posix_memalign(&mem, 64, sizeof(ck_epoch_record_t)) == 0 ? mem : NULL;
 }
@@ -70,7 +72,7 @@ static ck_epoch_record_t *new_record(void)
  * in unmapped code. */
 __attribute__((destructor)) static void forget_thread_key(void)
 {
-    if (ck_pr_load_int(&key_created))
+    if (atomic_load_explicit(&key_created, memory_order_acquire))
         pthread_key_delete(record_key);
 }
 
@@ -121,15 +123,16 @@ void feox_epoch_retire(feox_retire_link *link, void (*destroy)(feox_retire_link 
 {
     link->destroy = destroy;
     link->bytes = bytes;
-    ck_pr_add_64(&pending_bytes, bytes);
-    ck_pr_inc_64(&total_retired);
+    atomic_fetch_add_explicit(&pending_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&total_retired, 1, memory_order_relaxed);
     /* Release CAS: the reclaimer that takes the stack (acquire) sees next/destroy/bytes. */
     feox_retire_link *head = atomic_load_explicit(&retired_stack, memory_order_relaxed);
     do {
         link->next = head;
     } while (!atomic_compare_exchange_weak_explicit(&retired_stack, &head, link,
                                                     memory_order_release, memory_order_relaxed));
-    if (ck_pr_load_64(&pending_bytes) > FEOX_EPOCH_INLINE_RECLAIM_BYTES && !section_depth)
+    if (atomic_load_explicit(&pending_bytes, memory_order_relaxed) > FEOX_EPOCH_INLINE_RECLAIM_BYTES &&
+        !section_depth)
         feox_epoch_reclaim();
 }
 
@@ -175,10 +178,10 @@ size_t feox_epoch_reclaim(void)
             size_t bytes = link->bytes;
             link->destroy(link);
             freed += bytes;
-            ck_pr_inc_64(&total_freed);
+            atomic_fetch_add_explicit(&total_freed, 1, memory_order_relaxed);
             batch = next;
         }
-        ck_pr_sub_64(&pending_bytes, freed);
+        atomic_fetch_sub_explicit(&pending_bytes, freed, memory_order_relaxed);
     }
     pthread_mutex_unlock(&reclaim_lock);
     return freed;
@@ -213,13 +216,13 @@ void feox_epoch_fork_child(void)
 
 uint64_t feox_epoch_pending_bytes(void)
 {
-    return ck_pr_load_64(&pending_bytes);
+    return atomic_load_explicit(&pending_bytes, memory_order_relaxed);
 }
 uint64_t feox_epoch_total_retired(void)
 {
-    return ck_pr_load_64(&total_retired);
+    return atomic_load_explicit(&total_retired, memory_order_relaxed);
 }
 uint64_t feox_epoch_total_freed(void)
 {
-    return ck_pr_load_64(&total_freed);
+    return atomic_load_explicit(&total_freed, memory_order_relaxed);
 }

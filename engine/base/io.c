@@ -3,7 +3,7 @@
  */
 #include "base/io.h"
 
-#include <ck_pr.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -70,14 +70,14 @@ static const feox_io_methods *methods = &real_methods;
 /* One armed fault per op. fail_at is the absolute call number (calls[op] after increment) at which
  * the fault fires; 0 = disarmed. */
 typedef struct injected_fault {
-    uint64_t fail_at;
+    _Atomic uint64_t fail_at;
     int err;
     bool short_io;
     bool persistent;
 } injected_fault;
 
 static injected_fault faults[FEOX_IO_OP_COUNT];
-static uint64_t calls[FEOX_IO_OP_COUNT];
+static _Atomic uint64_t calls[FEOX_IO_OP_COUNT];
 
 void feox_io_set_methods(const feox_io_methods *m)
 {
@@ -91,25 +91,25 @@ void feox_io_inject(feox_io_op op, uint64_t nth, int err, bool short_io, bool pe
     faults[op].err = err;
     faults[op].short_io = short_io;
     faults[op].persistent = persistent;
-    ck_pr_store_64(&faults[op].fail_at, ck_pr_load_64(&calls[op]) + nth);
+    atomic_store(&faults[op].fail_at, atomic_load(&calls[op]) + nth);
 }
 
 void feox_io_inject_reset(void)
 {
     for (int op = 0; op < FEOX_IO_OP_COUNT; op++)
-        ck_pr_store_64(&faults[op].fail_at, 0);
+        atomic_store(&faults[op].fail_at, 0);
 }
 
 uint64_t feox_io_calls(feox_io_op op)
 {
-    return op < FEOX_IO_OP_COUNT ? ck_pr_load_64(&calls[op]) : 0;
+    return op < FEOX_IO_OP_COUNT ? atomic_load(&calls[op]) : 0;
 }
 
 /* Count the call; return the fault to apply, or NULL. */
 static const injected_fault *take_fault(feox_io_op op)
 {
-    uint64_t n = ck_pr_faa_64(&calls[op], 1) + 1;
-    uint64_t at = ck_pr_load_64(&faults[op].fail_at);
+    uint64_t n = atomic_fetch_add(&calls[op], 1) + 1;
+    uint64_t at = atomic_load(&faults[op].fail_at);
     if (at == 0 || n < at)
         return NULL;
     if (n > at && !faults[op].persistent)

@@ -3,29 +3,29 @@
  */
 #include "base/stats.h"
 
-#include <ck_pr.h>
+#include <stdatomic.h>
 
-static unsigned next_stripe;
+static atomic_uint next_stripe;
 static _Thread_local unsigned thread_stripe = UINT32_MAX;
 
 static unsigned my_stripe(void)
 {
     if (thread_stripe == UINT32_MAX)
-        thread_stripe = ck_pr_faa_uint(&next_stripe, 1) % FEOX_STAT_STRIPES;
+        thread_stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % FEOX_STAT_STRIPES;
     return thread_stripe;
 }
 
 void feox_stat_add(feox_stat_counters *c, feox_stat_id id, uint64_t n)
 {
     /* Atomic because two threads may share a stripe; uncontended it stays in one core's cache. */
-    __atomic_fetch_add(&c->stripes[my_stripe()].value[id], n, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&c->stripes[my_stripe()].value[id], n, memory_order_relaxed);
 }
 
 uint64_t feox_stat_sum(const feox_stat_counters *c, feox_stat_id id)
 {
     uint64_t sum = 0;
     for (unsigned i = 0; i < FEOX_STAT_STRIPES; i++)
-        sum += __atomic_load_n(&c->stripes[i].value[id], __ATOMIC_RELAXED);
+        sum += atomic_load_explicit(&c->stripes[i].value[id], memory_order_relaxed);
     return sum;
 }
 

@@ -5,6 +5,7 @@
 #ifndef FEOX_STATS_H
 #define FEOX_STATS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "feox.h"
@@ -21,7 +22,7 @@ typedef enum feox_stat_id {
 #define FEOX_STAT_STRIPES 16
 
 typedef struct feox_stat_stripe {
-    uint64_t value[FEOX_STAT_COUNT];
+    _Atomic uint64_t value[FEOX_STAT_COUNT];
 } __attribute__((aligned(64))) feox_stat_stripe;
 
 typedef struct feox_stat_counters {

@@ -166,7 +166,7 @@ uint64_t feox_hash_sum_keys(const feox_hash_index *idx)
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < feox_hash_shard_count(idx); i++)
-        n += __atomic_load_n(&idx->shards[i].keys, __ATOMIC_RELAXED);
+        n += atomic_load_explicit(&idx->shards[i].keys, memory_order_relaxed);
     return n;
 }
 
@@ -174,6 +174,6 @@ uint64_t feox_hash_sum_ttl_keys(const feox_hash_index *idx)
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < feox_hash_shard_count(idx); i++)
-        n += __atomic_load_n(&idx->shards[i].ttl_keys, __ATOMIC_RELAXED);
+        n += atomic_load_explicit(&idx->shards[i].ttl_keys, memory_order_relaxed);
     return n;
 }

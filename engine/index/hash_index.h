@@ -17,6 +17,7 @@
 
 #include <ck_hs.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,8 +31,8 @@ typedef struct feox_shard {
     feox_ttl_heap ttl;     /* expiry queue of this shard's keys (see ttl_index.h) */
     /* Counts kept per shard so writers never share a counter's cache line: changed under the
      * lock, read by anyone with a relaxed load (feox_shard_count_*). */
-    uint64_t keys;         /* entries in the index, expired-unswept included */
-    uint64_t ttl_keys;     /* current versions carrying an expiry */
+    _Atomic uint64_t keys;     /* entries in the index, expired-unswept included */
+    _Atomic uint64_t ttl_keys; /* current versions carrying an expiry */
 } __attribute__((aligned(64))) feox_shard;
 
 typedef struct feox_hash_index {
@@ -57,9 +58,11 @@ static inline unsigned feox_hash_shard_count(const feox_hash_index *idx)
 }
 
 /* Change a shard counter (shard lock held; the store is relaxed so lock-free readers may sum). */
-static inline void feox_shard_count_add(uint64_t *counter, int64_t delta)
+static inline void feox_shard_count_add(_Atomic uint64_t *counter, int64_t delta)
 {
-    __atomic_store_n(counter, *counter + (uint64_t)delta, __ATOMIC_RELAXED);
+    atomic_store_explicit(counter,
+                          atomic_load_explicit(counter, memory_order_relaxed) + (uint64_t)delta,
+                          memory_order_relaxed);
 }
 /* Sum one counter over every shard (no lock; exact when no writer runs). */
 uint64_t feox_hash_sum_keys(const feox_hash_index *idx);

@@ -58,7 +58,7 @@ feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, 
     feox_record *r = feox_mem_alloc(sizeof *r + (cold ? 0 : value_len));
     if (!r)
         return NULL;
-    r->refs = 1;
+    atomic_init(&r->refs, 1);
     r->tag = tag;
     r->ts_ns = ts_ns;
     r->expires_at_ns = expires_at_ns;
@@ -75,16 +75,15 @@ void feox_record_free(feox_record *r)
     feox_mem_free(r);
 }
 
-/* C11-style builtins rather than ck_pr so ThreadSanitizer sees the ordering. */
 void feox_record_ref(feox_record *r)
 {
-    __atomic_fetch_add(&r->refs, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
 }
 
 void feox_record_unref(feox_record *r)
 {
     /* Release our accesses; the thread that drops the last reference acquires them all. */
-    if (__atomic_fetch_sub(&r->refs, 1, __ATOMIC_ACQ_REL) == 1)
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
         feox_mem_free(r);
 }
 

@@ -20,6 +20,7 @@
 #ifndef FEOX_RECORD_H
 #define FEOX_RECORD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,7 +32,7 @@ enum feox_record_flags {
 };
 
 typedef struct feox_record {
-    uint32_t refs;          /* atomic; index reference + one per feox_value handle */
+    _Atomic uint32_t refs;  /* index reference + one per feox_value handle */
     uint32_t tag;
     uint64_t ts_ns;
     uint64_t expires_at_ns; /* 0 = no expiry */
