@@ -11,7 +11,7 @@
  */
 #include "feox_ext.h"
 
-SQLITE_EXTENSION_INIT1
+SQLITE_EXTENSION_INIT3 /* sqlite3_api is defined in ext_api.c; SQLITE_EXTENSION_INIT2 sets it */
 
 static void conn_destroy(void *p)
 {

@@ -15,7 +15,7 @@
  *   update.c       xUpdate (INSERT / UPDATE / DELETE with SQL conflict semantics)
  *   functions.c    feox_incr, feox_cas, feox_patch, feox_stats, feox_flush, feox_check
  *
- * Every file includes <sqlite3ext.h> only; feox_ext.c holds SQLITE_EXTENSION_INIT1, the others
+ * Every file includes <sqlite3ext.h> only; ext_api.c holds SQLITE_EXTENSION_INIT1, the others
  * SQLITE_EXTENSION_INIT3 (both are no-ops when built with -DSQLITE_CORE). The engine is reached
  * only through feox.h.
  */
