@@ -285,6 +285,8 @@ typedef struct feox_vtab {
     struct feox_vtab *next_in_conn;
 } feox_vtab;
 
+/* The store check and the error messages of a table (vtab_store.c). */
+
 /* Replace the vtab's error message with an mprintf'd one. */
 void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...);
 /* SQLITE_OK if the table has an open store and no unfinished rollback. Otherwise sets an error
