@@ -347,11 +347,16 @@ typedef enum feox_plan_op {
 /* Find or create the connection state of db (one per connection, shared by reloads). */
 feox_conn *feox_conn_get(sqlite3 *db);
 void feox_conn_retain(feox_conn *c);
-void feox_conn_release(feox_conn *c);
+/* Drop one reference (feox_conn_release does, in connection_actions.c). If it was the last, the
+ * state leaves the process's list, forgets its handle and releases its attachments, and this
+ * returns true: the caller settles the connection's pending actions, then calls feox_conn_free. */
+bool feox_conn_unref(feox_conn *c);
+void feox_conn_free(feox_conn *c);
 void feox_conn_add_vtab(feox_conn *c, feox_vtab *vt);
 void feox_conn_remove_vtab(feox_conn *c, feox_vtab *vt);
-/* The newest vtab of this connection named (schema or any schema, table), or NULL. */
-feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table);
+/* The newest vtab of this connection named (schema or any schema, table), or NULL (no side
+ * effects; feox_conn_find_vtab settles pending actions first). */
+feox_vtab *feox_conn_lookup_vtab(feox_conn *c, const char *schema, const char *table);
 /* The connection keeps one reference on every store its tables used (until close or DROP), so a
  * schema reset that disconnects before reconnecting never loses a memory store. Returns the entry
  * for (schema, table) if attached and its location key matches, else NULL. */
@@ -372,6 +377,15 @@ uint64_t feox_conn_id(feox_conn *c);
 sqlite3 *feox_conn_db(feox_conn *c);
 /* The store attached for (schema, table), or NULL (no side effects). */
 feox_entry_ref *feox_conn_attachment_entry(feox_conn *c, const char *schema, const char *table);
+
+/* ---- a connection's pending file actions (connection_actions.c) ------------------------------ */
+
+/* Drop one reference; the last one settles the connection's pending file actions for good
+ * (feox_actions_connection_closed) and frees the state. NULL: nothing. */
+void feox_conn_release(feox_conn *c);
+/* The newest vtab of this connection named (schema or any schema, table), or NULL; settles the
+ * connection's pending file actions first. */
+feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table);
 
 /* ---- entry point (feox_ext.c) ---------------------------------------------------------------- */
 
