@@ -1,19 +1,23 @@
 /*
  * feox_ext.h — declarations shared by the files of the SQLite extension (ext/). Not installed.
  *
- * Files and their jobs:
- *   feox_ext.c     sqlite3_feox_init: registers the module and the SQL functions
- *   options.c      CREATE VIRTUAL TABLE options, and where a table's data lives
- *   registry.c     process-wide store sharing (name -> open feox_store, reference counted)
- *   file_actions.c DROP/RENAME/CREATE file changes held until SQLite's transaction is decided
- *   connection.c   per-connection state: live vtabs (for the functions) and store attachments
+ * Files and their jobs, low to high: a file uses only files above it in this list, so no two
+ * files depend on each other (make layers checks it):
+ *   ext_api.c      the one definition of sqlite3_api (SQLITE_EXTENSION_INIT1)
  *   value_codec.c  SQL value <-> engine bytes + record tag; key canonicalisation; error mapping
- *   txn_journal.c  the undo journal behind transactions and savepoints
- *   vtab.c         the module: create/connect/destroy/rename and the transaction methods
+ *   options.c      CREATE VIRTUAL TABLE options, and where a table's data lives
  *   plan.c         xBestIndex and the plan encoding that xFilter decodes
+ *   registry.c     process-wide store sharing (name -> open feox_store, reference counted)
+ *   txn_journal.c  the undo journal behind transactions and savepoints
+ *   connection.c   per-connection state: live vtabs (for the functions) and store attachments
+ *   file_actions.c DROP/RENAME/CREATE file changes held until SQLite's transaction is decided
+ *   connection_actions.c  a connection settles its pending file actions (lookup, last release)
+ *   vtab_store.c   the store check every use of a table starts with; the table's error messages
  *   cursor.c       xOpen/xFilter/xNext/xEof/xColumn/xClose
  *   update.c       xUpdate (INSERT / UPDATE / DELETE with SQL conflict semantics)
  *   functions.c    feox_incr, feox_cas, feox_patch, feox_stats, feox_flush, feox_check
+ *   vtab.c         the module: create/connect/destroy/rename and the transaction methods
+ *   feox_ext.c     sqlite3_feox_init: registers the module and the SQL functions
  *
  * Every file includes <sqlite3ext.h> only; ext_api.c holds SQLITE_EXTENSION_INIT1, the others
  * SQLITE_EXTENSION_INIT3 (both are no-ops when built with -DSQLITE_CORE). The engine is reached
