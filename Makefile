@@ -16,8 +16,9 @@
 #   tests/docs/run.sh               the README's C, Python and Node examples, compiled and run
 #   tests/packages/*                the Python wheel and npm package (bindings/python, bindings/node)
 #                                   installed and used by small apps; make package-tests
+#   tests/layers/                   make layers: the layer table (check_layers.py) and its self-test
 #
-# Targets: all test demo tsan fuzz crash bench soak lint install uninstall deps clean format
+# Targets: all test layers demo tsan fuzz crash bench soak lint install uninstall deps clean format
 
 # B: the build directory (give each concurrent build its own: make B=build-x ...)
 B ?= build
@@ -78,7 +79,7 @@ TEST_DEPS := libcmocka-dev python3 valgrind clang libclang-rt-14-dev
 BENCH_DEPS := liblmdb-dev librocksdb-dev
 LINT_DEPS := cppcheck clang-tidy
 
-.PHONY: docs-tests all test demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench deps-lint \
+.PHONY: docs-tests all test layers demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench deps-lint \
 	clean format unit-tests asan-tests sql-tests python-tests stress-tests crash-tests \
 	fuzz-smoke valgrind-tests lint
 
@@ -193,9 +194,16 @@ $(B)/tsan-tests/%: tests/stress/%.c $(B)/tsan/libfeox.a $(TSAN_EXT_CORE_OBJ) $(T
 
 # make test: everything, plain and under ASan+UBSan.
 test: deps-test all
-	@$(MAKE) --no-print-directory unit-tests asan-tests sql-tests python-tests stress-tests \
+	@$(MAKE) --no-print-directory layers unit-tests asan-tests sql-tests python-tests stress-tests \
 	  crash-tests valgrind-tests docs-tests fuzz-smoke install-tests
 	@echo "all tests passed"
+
+# make layers: engine/ includes follow the layers (engine/README.md; the table is in
+# tests/layers/check_layers.py) and no two files of engine/ or ext/ depend on each other, read from
+# the symbols of the built objects. The self-test first proves the check fails where it should.
+layers: $(ENGINE_OBJ) $(EXT_OBJ)
+	@CC="$(CC)" PYTHON="$(PYTHON)" bash tests/layers/selftest.sh
+	@$(PYTHON) tests/layers/check_layers.py --build $(B)/rel
 
 unit-tests: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done

@@ -11,7 +11,8 @@
  *     last connection that uses a store" is what releases it.
  *
  * Pending file actions (file_actions.c) of the connection are settled when a function looks a
- * table up here and, for good, when the connection closes (feox_conn_release).
+ * table up and, for good, when the connection closes: connection_actions.c, above file_actions.c,
+ * which itself uses the attachments kept here.
  *
  * Lifetime: the state is reference counted. The module registration, each SQL function
  * registration and each vtab hold a reference; SQLite drops the registrations when the
@@ -87,15 +88,12 @@ static void attachment_free(feox_attachment *a)
     sqlite3_free(a);
 }
 
-void feox_conn_release(feox_conn *c)
+bool feox_conn_unref(feox_conn *c)
 {
-    if (c == NULL) {
-        return;
-    }
     pthread_mutex_lock(&conns_mutex);
     if (--c->refs > 0) {
         pthread_mutex_unlock(&conns_mutex);
-        return;
+        return false;
     }
     for (feox_conn **pp = &conns_head; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == c) {
@@ -110,9 +108,11 @@ void feox_conn_release(feox_conn *c)
         c->attachments = a->next;
         attachment_free(a);
     }
-    /* SQLite has rolled back by now and every store of this connection is released: what its
-     * DROP / RENAME / CREATE left pending is decided from the committed schema. */
-    feox_actions_connection_closed(c);
+    return true;
+}
+
+void feox_conn_free(feox_conn *c)
+{
     sqlite3_free(c);
 }
 
@@ -142,8 +142,7 @@ void feox_conn_remove_vtab(feox_conn *c, feox_vtab *vt)
     }
 }
 
-/* The lookup behind feox_conn_find_vtab. */
-static feox_vtab *find_vtab(feox_conn *c, const char *schema, const char *table)
+feox_vtab *feox_conn_lookup_vtab(feox_conn *c, const char *schema, const char *table)
 {
     /* Unqualified names resolve as SQLite does: temp first, then main, then attached. */
     static const char *const order[] = {"temp", "main", NULL};
@@ -156,7 +155,7 @@ static feox_vtab *find_vtab(feox_conn *c, const char *schema, const char *table)
         return NULL;
     }
     for (int i = 0; order[i] != NULL; i++) {
-        feox_vtab *vt = find_vtab(c, order[i], table);
+        feox_vtab *vt = feox_conn_lookup_vtab(c, order[i], table);
         if (vt != NULL) {
             return vt;
         }
@@ -167,12 +166,6 @@ static feox_vtab *find_vtab(feox_conn *c, const char *schema, const char *table)
         }
     }
     return NULL;
-}
-
-feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table)
-{
-    feox_actions_settle(c); /* the SQL functions start here: a good moment to settle */
-    return find_vtab(c, schema, table);
 }
 
 static feox_attachment **find_attachment(feox_conn *c, const char *schema, const char *table)

@@ -11,7 +11,8 @@
  */
 #include "feox_ext.h"
 
-SQLITE_EXTENSION_INIT1
+/* sqlite3_api is defined in ext_api.c (the lowest file of ext/); SQLITE_EXTENSION_INIT2 sets it. */
+SQLITE_EXTENSION_INIT3
 
 static void conn_destroy(void *p)
 {

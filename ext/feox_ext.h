@@ -1,21 +1,25 @@
 /*
  * feox_ext.h — declarations shared by the files of the SQLite extension (ext/). Not installed.
  *
- * Files and their jobs:
- *   feox_ext.c     sqlite3_feox_init: registers the module and the SQL functions
- *   options.c      CREATE VIRTUAL TABLE options, and where a table's data lives
- *   registry.c     process-wide store sharing (name -> open feox_store, reference counted)
- *   file_actions.c DROP/RENAME/CREATE file changes held until SQLite's transaction is decided
- *   connection.c   per-connection state: live vtabs (for the functions) and store attachments
+ * Files and their jobs, low to high: a file uses only files above it in this list, so no two
+ * files depend on each other (make layers checks it):
+ *   ext_api.c      the one definition of sqlite3_api (SQLITE_EXTENSION_INIT1)
  *   value_codec.c  SQL value <-> engine bytes + record tag; key canonicalisation; error mapping
- *   txn_journal.c  the undo journal behind transactions and savepoints
- *   vtab.c         the module: create/connect/destroy/rename and the transaction methods
+ *   options.c      CREATE VIRTUAL TABLE options, and where a table's data lives
  *   plan.c         xBestIndex and the plan encoding that xFilter decodes
+ *   registry.c     process-wide store sharing (name -> open feox_store, reference counted)
+ *   txn_journal.c  the undo journal behind transactions and savepoints
+ *   connection.c   per-connection state: live vtabs (for the functions) and store attachments
+ *   file_actions.c DROP/RENAME/CREATE file changes held until SQLite's transaction is decided
+ *   connection_actions.c  a connection settles its pending file actions (lookup, last release)
+ *   vtab_store.c   the store check every use of a table starts with; the table's error messages
  *   cursor.c       xOpen/xFilter/xNext/xEof/xColumn/xClose
  *   update.c       xUpdate (INSERT / UPDATE / DELETE with SQL conflict semantics)
  *   functions.c    feox_incr, feox_cas, feox_patch, feox_stats, feox_flush, feox_check
+ *   vtab.c         the module: create/connect/destroy/rename and the transaction methods
+ *   feox_ext.c     sqlite3_feox_init: registers the module and the SQL functions
  *
- * Every file includes <sqlite3ext.h> only; feox_ext.c holds SQLITE_EXTENSION_INIT1, the others
+ * Every file includes <sqlite3ext.h> only; ext_api.c holds SQLITE_EXTENSION_INIT1, the others
  * SQLITE_EXTENSION_INIT3 (both are no-ops when built with -DSQLITE_CORE). The engine is reached
  * only through feox.h.
  */
@@ -285,6 +289,8 @@ typedef struct feox_vtab {
     struct feox_vtab *next_in_conn;
 } feox_vtab;
 
+/* The store check and the error messages of a table (vtab_store.c). */
+
 /* Replace the vtab's error message with an mprintf'd one. */
 void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...);
 /* SQLITE_OK if the table has an open store and no unfinished rollback. Otherwise sets an error
@@ -345,11 +351,16 @@ typedef enum feox_plan_op {
 /* Find or create the connection state of db (one per connection, shared by reloads). */
 feox_conn *feox_conn_get(sqlite3 *db);
 void feox_conn_retain(feox_conn *c);
-void feox_conn_release(feox_conn *c);
+/* Drop one reference (feox_conn_release does, in connection_actions.c). If it was the last, the
+ * state leaves the process's list, forgets its handle and releases its attachments, and this
+ * returns true: the caller settles the connection's pending actions, then calls feox_conn_free. */
+bool feox_conn_unref(feox_conn *c);
+void feox_conn_free(feox_conn *c);
 void feox_conn_add_vtab(feox_conn *c, feox_vtab *vt);
 void feox_conn_remove_vtab(feox_conn *c, feox_vtab *vt);
-/* The newest vtab of this connection named (schema or any schema, table), or NULL. */
-feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table);
+/* The newest vtab of this connection named (schema or any schema, table), or NULL (no side
+ * effects; feox_conn_find_vtab settles pending actions first). */
+feox_vtab *feox_conn_lookup_vtab(feox_conn *c, const char *schema, const char *table);
 /* The connection keeps one reference on every store its tables used (until close or DROP), so a
  * schema reset that disconnects before reconnecting never loses a memory store. Returns the entry
  * for (schema, table) if attached and its location key matches, else NULL. */
@@ -370,6 +381,15 @@ uint64_t feox_conn_id(feox_conn *c);
 sqlite3 *feox_conn_db(feox_conn *c);
 /* The store attached for (schema, table), or NULL (no side effects). */
 feox_entry_ref *feox_conn_attachment_entry(feox_conn *c, const char *schema, const char *table);
+
+/* ---- a connection's pending file actions (connection_actions.c) ------------------------------ */
+
+/* Drop one reference; the last one settles the connection's pending file actions for good
+ * (feox_actions_connection_closed) and frees the state. NULL: nothing. */
+void feox_conn_release(feox_conn *c);
+/* The newest vtab of this connection named (schema or any schema, table), or NULL; settles the
+ * connection's pending file actions first. */
+feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table);
 
 /* ---- entry point (feox_ext.c) ---------------------------------------------------------------- */
 

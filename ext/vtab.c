@@ -1,6 +1,7 @@
 /*
  * vtab.c — the feox virtual-table module: lifecycle (create, connect, drop, rename) and the
- * transaction methods. Planning is in plan.c, scanning in cursor.c, writing in update.c.
+ * transaction methods. Planning is in plan.c, scanning in cursor.c, writing in update.c, the
+ * store check every use of a table starts with in vtab_store.c.
  *
  * What a user types:
  *   CREATE VIRTUAL TABLE kv USING feox;                            -- options: see options.c
@@ -39,105 +40,11 @@
  * If an undo cannot finish (the engine is out of memory), what is left stays in the journal and
  * the next use of the table through this connection finishes it first.
  */
-#include <stdarg.h>
 #include <string.h>
 
 #include "feox_ext.h"
 
 SQLITE_EXTENSION_INIT3
-
-void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = sqlite3_vmprintf(fmt, ap);
-    va_end(ap);
-}
-
-/* Open the vtab's store again: it was inherited through fork() (the registry already skips the
- * inherited instance), or the table was connected without one (its file was missing, or another
- * table had it open with other options) and the cause may be gone now. */
-static int reopen_store(feox_vtab *vt)
-{
-    feox_location loc;
-    feox_entry_ref *fresh = NULL;
-    char *err = NULL;
-    int rc = feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &loc, &err);
-    feox_file_info info;
-    if (rc == SQLITE_OK && loc.kind == FEOX_LOC_FILE && loc.default_path &&
-        loc.db_file[0] != '\0' &&
-        feox_store_file_info(loc.file_path, &info) == FEOX_ERR_NOT_FOUND) {
-        feox_actions_recover_missing(vt->name, &loc); /* as in xConnect (file_actions.c) */
-    }
-    if (rc == SQLITE_OK) {
-        rc = feox_registry_acquire(&loc, &vt->options, vt->label, false, NULL, &fresh, &err);
-    }
-    if (rc != SQLITE_OK) {
-        feox_vtab_set_error(vt, "%s", err ? err : sqlite3_errstr(rc));
-        sqlite3_free(err);
-        feox_location_free(&loc);
-        /* What the open said (CANTOPEN: missing or locked; CORRUPT, NOTADB, NOMEM...); a plain
-         * refusal (another table has the store open with other options) is an open that failed. */
-        return rc == SQLITE_ERROR ? SQLITE_CANTOPEN : rc;
-    }
-    feox_entry_ref *old = vt->entry;
-    feox_conn_detach_entry(vt->conn, old);
-    (void)feox_conn_attach(vt->conn, vt->schema, vt->name, loc.share_key, fresh);
-    vt->entry = fresh;
-    feox_registry_release(old);
-    feox_journal_clear(&vt->journal); /* undo entries of an inherited store were the parent's */
-    vt->undo_pending = false;
-    sqlite3_free(vt->open_error);
-    vt->open_error = NULL;
-    feox_location_free(&loc);
-    return SQLITE_OK;
-}
-
-int feox_vtab_check_store(feox_vtab *vt)
-{
-    feox_actions_settle(vt->conn);
-    if (vt->entry != NULL && vt->entry->store == NULL && vt->open_error != NULL) {
-        int rc = reopen_store(vt); /* connected without a store: try again */
-        if (rc != SQLITE_OK) {
-            return rc;
-        }
-    }
-    if (vt->entry != NULL && vt->entry->store != NULL) {
-        if (feox_registry_is_inherited(vt->entry)) {
-            int rc = reopen_store(vt);
-            if (rc != SQLITE_OK) {
-                return rc;
-            }
-        }
-        if (!vt->undo_pending) {
-            return SQLITE_OK;
-        }
-        feox_err e = feox_journal_undo_to(&vt->journal, vt->entry->store, 0);
-        if (e != FEOX_OK) {
-            return feox_vtab_engine_error(vt, e);
-        }
-        feox_journal_clear(&vt->journal);
-        vt->undo_pending = false;
-        return SQLITE_OK;
-    }
-    if (vt->open_error != NULL) {
-        feox_vtab_set_error(vt, "%s", vt->open_error);
-    } else {
-        feox_vtab_set_error(vt,
-                            "feox: %s: the store is not open (it could not be reopened after "
-                            "RENAME)",
-                            vt->label);
-    }
-    return SQLITE_CANTOPEN;
-}
-
-int feox_vtab_engine_error(feox_vtab *vt, feox_err err)
-{
-    sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = feox_table_err_message(vt->schema, vt->name, err);
-    return feox_err_to_sqlite(err);
-}
 
 static void vtab_free(feox_vtab *vt)
 {
