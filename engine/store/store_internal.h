@@ -53,8 +53,14 @@ struct feox_store {
     uint8_t *evict_hand;        /* key where the eviction clock hand stopped */
     size_t evict_hand_len, evict_hand_cap;
 
-    unsigned open_count; /* registry references (same path opened twice) */
+    /* The registry (store_registry.c), all [registry lock]: a persistent store, and a memory
+     * store opened with a share key, is listed under its name (path, or share_key: NULL once
+     * unnamed) and counts its opens. */
+    char *share_key;
+    bool listed;
+    unsigned open_count;
     struct feox_store *next_open;
+    void *app_slot; /* feox_store_slot: the application's, never read here */
 
     pid_t opener_pid; /* for the FEOX_ERR_FORKED detail */
 };
@@ -73,11 +79,13 @@ void feox_store_set_forked_detail(const feox_store *s);
 #define feox_store_forked_error(s) (feox_store_set_forked_detail(s), FEOX_ERR_FORKED)
 /* Register the fork and exit handlers (once per process; called by feox_open). */
 void feox_registry_install_hooks(void);
-/* The registry of persistent stores: find (skips inherited ones), add and remove are called with
- * the registry lock held. */
+/* The registry of open stores: find, add and remove are called with the registry lock held.
+ * find: the instance listed under path (persistent) or share_key (memory, path NULL) that was
+ * not inherited through fork(); *inherited (may be NULL) says whether an inherited one is listed
+ * under that name. add: list s (open_count 1), under s->path or s->share_key. remove: unlist. */
 void feox_registry_lock(void);
 void feox_registry_unlock(void);
-feox_store *feox_registry_find(const char *path);
+feox_store *feox_registry_find(const char *path, const char *share_key, bool *inherited);
 void feox_registry_add(feox_store *s);
 void feox_registry_remove(feox_store *s);
 
