@@ -220,7 +220,7 @@ void **feox_store_slot(feox_store *store);
 /* Rename the memory store's share key (see feox_config.share_key): later opens of share_key
  * return this instance; NULL = no name, later opens of the old name create a new store (the
  * references already held stay valid, each still closed once). A store opened without a share
- * key becomes shared.
+ * key becomes shared (NULL leaves it private).
  * Errors: INVALID_ARGUMENT (store NULL, or persistent: its path is its name), FORKED, NOMEM. */
 feox_err feox_set_share_key(feox_store *store, const char *share_key);
 

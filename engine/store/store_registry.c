@@ -143,7 +143,7 @@ feox_err feox_set_share_key(feox_store *s, const char *share_key)
     pthread_mutex_lock(&registry_lock);
     feox_mem_free(s->share_key);
     s->share_key = key;
-    if (!s->listed)
+    if (!s->listed && key)
         feox_registry_add(s); /* its one open, counted from now on */
     pthread_mutex_unlock(&registry_lock);
     return FEOX_OK;
