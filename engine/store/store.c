@@ -1,8 +1,8 @@
 /*
  * store.c — opening and closing a store: configuration defaults, sharing one instance between two
- * opens of a path (through the registry, store_registry.c), the maintenance thread (epoch
- * reclamation and the TTL sweeper), the clock, memory accounting, and flush / compact / check /
- * stats.
+ * opens of a path or share key (through the registry, store_registry.c), the maintenance thread
+ * (epoch reclamation and the TTL sweeper), the clock, memory accounting, and flush / compact /
+ * check / stats.
  */
 #include <errno.h>
 #include <limits.h>
@@ -225,29 +225,6 @@ fail:
     return err;
 }
 
-/* The registry's part of an open [registry lock]: true if it is decided without creating a store:
- * the open instance named path (persistent) or share_key (memory) is returned, counted, or
- * cfg->open_existing fails (NOT_FOUND, or FORKED if only an inherited one is listed). */
-static bool share_open(const feox_config *cfg, const char *path, const char *share_key,
-                       feox_store **out, feox_err *err)
-{
-    bool inherited;
-    feox_store *open = feox_registry_find(path, share_key, &inherited);
-    *err = FEOX_OK;
-    if (open) {
-        open->open_count++;
-        *out = open;
-    } else if (cfg->open_existing) {
-        const char *name = path ? path : share_key ? share_key : ":memory:";
-        *err = inherited ? feox_fail(FEOX_ERR_FORKED,
-                                     "'%s' is open only in the parent process of this fork()ed "
-                                     "process, which holds it",
-                                     name)
-                         : feox_fail(FEOX_ERR_NOT_FOUND, "'%s' is not open in this process", name);
-    }
-    return open || cfg->open_existing;
-}
-
 /* Memory mode: private, or shared under cfg->share_key (registry). */
 static feox_err open_memory(const feox_config *cfg, feox_store **out)
 {
@@ -256,7 +233,7 @@ static feox_err open_memory(const feox_config *cfg, feox_store **out)
     feox_err err;
     char *key = NULL;
     feox_registry_lock();
-    if (!share_open(cfg, NULL, cfg->share_key, out, &err)) {
+    if (!feox_registry_open_shared(cfg, NULL, cfg->share_key, out, &err)) {
         key = feox_mem_strndup(cfg->share_key, strlen(cfg->share_key));
         err = key ? create_store(cfg, NULL, out) : feox_fail(FEOX_ERR_NOMEM, "allocation failed");
         if (!err) {
@@ -303,7 +280,7 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
         return feox_fail(FEOX_ERR_IO, "cannot resolve the directory of %s: %s", cfg->path,
                          strerror(errno));
     feox_registry_lock();
-    if (!share_open(cfg, path, NULL, out, &err)) {
+    if (!feox_registry_open_shared(cfg, path, NULL, out, &err)) {
         err = create_store(cfg, path, out);
         path = NULL; /* the store's now, or freed */
         if (!err)

@@ -18,12 +18,12 @@
 #include <sys/types.h>
 
 #include "base/error.h"
+#include "base/stats.h"
 #include "feox.h"
 #include "index/hash_index.h"
 #include "index/ordered_index.h"
-#include "storage/persist.h"
 #include "index/record.h"
-#include "base/stats.h"
+#include "storage/persist.h"
 
 /* Bytes charged per key for its hash slots (8 B slots at ≤ 50% load) and ordered-index slot. */
 #define FEOX_INDEX_BYTES_PER_KEY 40
@@ -79,13 +79,15 @@ void feox_store_set_forked_detail(const feox_store *s);
 #define feox_store_forked_error(s) (feox_store_set_forked_detail(s), FEOX_ERR_FORKED)
 /* Register the fork and exit handlers (once per process; called by feox_open). */
 void feox_registry_install_hooks(void);
-/* The registry of open stores: find, add and remove are called with the registry lock held.
- * find: the instance listed under path (persistent) or share_key (memory, path NULL) that was
- * not inherited through fork(); *inherited (may be NULL) says whether an inherited one is listed
- * under that name. add: list s (open_count 1), under s->path or s->share_key. remove: unlist. */
+/* The registry of open stores: open_shared, add and remove are called with the registry lock
+ * held. open_shared: true if the open is decided without creating a store: the instance listed
+ * under path (persistent) or share_key (memory, path NULL) and not inherited through fork() is
+ * returned, counted, or cfg->open_existing fails (*err NOT_FOUND, or FORKED if only an inherited
+ * one is listed). add: list s (open_count 1), under s->path or s->share_key. remove: unlist. */
 void feox_registry_lock(void);
 void feox_registry_unlock(void);
-feox_store *feox_registry_find(const char *path, const char *share_key, bool *inherited);
+bool feox_registry_open_shared(const feox_config *cfg, const char *path, const char *share_key,
+                               feox_store **out, feox_err *err);
 void feox_registry_add(feox_store *s);
 void feox_registry_remove(feox_store *s);
 

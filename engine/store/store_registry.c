@@ -90,7 +90,7 @@ static bool named(const feox_store *s, const char *path, const char *share_key)
     return !s->path && s->share_key && share_key && strcmp(s->share_key, share_key) == 0;
 }
 
-feox_store *feox_registry_find(const char *path, const char *share_key, bool *inherited)
+static feox_store *registry_find(const char *path, const char *share_key, bool *inherited)
 {
     if (inherited)
         *inherited = false;
@@ -103,6 +103,26 @@ feox_store *feox_registry_find(const char *path, const char *share_key, bool *in
             *inherited = true;
     }
     return NULL;
+}
+
+bool feox_registry_open_shared(const feox_config *cfg, const char *path, const char *share_key,
+                               feox_store **out, feox_err *err)
+{
+    bool inherited;
+    feox_store *open = registry_find(path, share_key, &inherited);
+    *err = FEOX_OK;
+    if (open) {
+        open->open_count++;
+        *out = open;
+    } else if (cfg->open_existing) {
+        const char *name = path ? path : share_key ? share_key : ":memory:";
+        *err = inherited ? feox_fail(FEOX_ERR_FORKED,
+                                     "'%s' is open only in the parent process of this fork()ed "
+                                     "process, which holds it",
+                                     name)
+                         : feox_fail(FEOX_ERR_NOT_FOUND, "'%s' is not open in this process", name);
+    }
+    return open || cfg->open_existing;
 }
 
 void feox_registry_add(feox_store *s)
