@@ -140,7 +140,7 @@ void feox_config_init(feox_config *cfg);
  * Store files: the engine touches only files it created
  *
  * A store file is created only where nothing exists, atomically: the name appears only once the
- * header is durable (O_TMPFILE + link; see engine/FORMAT.md for the fallback). An existing file is
+ * header is durable (O_TMPFILE + link; engine/storage/log/FORMAT.md has the fallback). An existing file is
  * never written, locked, truncated or removed unless it is a feox store: a directory, FIFO,
  * device or socket is refused before it is opened ("'<path>' exists and is not a feox store: it
  * is not a regular file"), and an empty file, zeros, a header prefix or any other content (a CSV,
