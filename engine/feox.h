@@ -150,14 +150,15 @@ void feox_config_init(feox_config *cfg);
  * Store files: the engine touches only files it created
  *
  * A store file is created only where nothing exists, atomically: the name appears only once the
- * header is durable (O_TMPFILE + link; see engine/FORMAT.md for the fallback). An existing file is
- * never written, locked, truncated or removed unless it is a feox store: a directory, FIFO,
- * device or socket is refused before it is opened ("'<path>' exists and is not a feox store: it
- * is not a regular file"), and an empty file, zeros, a header prefix or any other content (a CSV,
- * /proc/self/mem, a /sys file) fails with FEOX_ERR_FORMAT "'<path>' exists and is not a feox
- * store", the file left byte for byte as it was. The only names the engine ever creates are
- * <path> and <path>.compact; removing or renaming a store acts on exactly those, each verified as
- * a feox store of the given owner first, and never while an open holds the store.
+ * header is durable (O_TMPFILE + link; engine/storage/log/FORMAT.md has the fallback). An
+ * existing file is never written, locked, truncated or removed unless it is a feox store: a
+ * directory, FIFO, device or socket is refused before it is opened ("'<path>' exists and is not
+ * a feox store: it is not a regular file"), and an empty file, zeros, a header prefix or any
+ * other content (a CSV, /proc/self/mem, a /sys file) fails with FEOX_ERR_FORMAT "'<path>' exists
+ * and is not a feox store", the file left byte for byte as it was. The only names the engine
+ * ever creates are <path> and <path>.compact; removing or renaming a store acts on exactly those,
+ * each verified as a feox store of the given owner first, and never while an open holds the
+ * store.
  * ------------------------------------------------------------------------------------------- */
 
 /* The 64-bit hash a store file records for owner (never 0; NULL owner = 0). */
@@ -283,6 +284,14 @@ feox_err feox_compact(feox_store *store);
  * the problems in feox_error_detail(). */
 feox_err feox_check(feox_store *store);
 
+/* Bring the indexes up to date with a storage backend that others change too (one with a
+ * refresh method, feox_storage.h): the backend reports what changed since the store loaded or
+ * last refreshed, and the store applies it to its indexes only; if the backend no longer knows
+ * (FEOX_ERR_STALE), the store empties its indexes and loads everything again. txn is the host's
+ * transaction context, passed to the backend. A no-op (FEOX_OK) for memory stores and for
+ * backends without refresh, such as "log". Errors: INVALID_ARGUMENT, FORKED, and the backend's. */
+feox_err feox_refresh(feox_store *store, void *txn);
+
 /* ---------------------------------------------------------------------------------------------
  * Write options (one struct instead of _with_timestamp / _with_ttl / _bytes variants)
  * ------------------------------------------------------------------------------------------- */
@@ -308,7 +317,11 @@ enum feox_write_flags {
 };
 
 /* NULL options mean: automatic timestamp; feox_insert clears any TTL and sets tag 0;
- * incr / cas / patch keep the record's TTL and tag (a new counter gets tag 0, no TTL). */
+ * incr / cas / patch keep the record's TTL and tag (a new counter gets tag 0, no TTL).
+ * Every write (insert, delete, update_ttl, incr, cas, patch) takes them, and uses txn, replaced
+ * and FEOX_WRITE_INDEX_ONLY alike. With a storage backend whose index is a cache
+ * (FEOX_STORAGE_INDEX_CACHE) a write, and a point read (get, get_ref, get_size, contains,
+ * get_ttl), first asks the backend for a key the index does not hold. */
 typedef struct feox_write_opts {
     uint64_t timestamp_ns;  /* 0 = automatic */
     uint32_t flags;         /* feox_write_flags */
@@ -390,10 +403,11 @@ feox_err feox_delete(feox_store *store, const void *key, size_t key_len,
 feox_err feox_get_ttl(feox_store *store, const void *key, size_t key_len, uint64_t *ttl_secs,
                       bool *has_ttl);
 
-/* Set expiry = now + ttl_secs; ttl_secs 0 removes the TTL (the seed's persist). Creates a new
- * version (automatic timestamp). Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND,
- * OUT_OF_MEMORY, NOMEM, IO. */
-feox_err feox_update_ttl(feox_store *store, const void *key, size_t key_len, uint64_t ttl_secs);
+/* Set expiry = now + ttl_secs; ttl_secs 0 removes the TTL. Creates a new version (automatic
+ * timestamp). opts (may be NULL) is used for txn, replaced and FEOX_WRITE_INDEX_ONLY only.
+ * Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, OUT_OF_MEMORY, NOMEM, IO. */
+feox_err feox_update_ttl(feox_store *store, const void *key, size_t key_len, uint64_t ttl_secs,
+                         const feox_write_opts *opts);
 
 /* ---------------------------------------------------------------------------------------------
  * Atomic operations

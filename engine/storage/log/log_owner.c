@@ -1,7 +1,7 @@
 /*
  * log_owner.c — the log backend's set_owner: record a new owner in the open store file's header.
  *
- * The header (64 bytes at offset 0, engine/storage/log/FORMAT.md) is rewritten in place with the same file id
+ * The header (64 bytes at offset 0, FORMAT.md) is rewritten in place with the same file id
  * and creation time and the new owner hash (its checksum recomputed), then fsynced. A 64-byte
  * write at offset 0 lies within one sector, so a crash leaves either the old or the new header.
  * Serialisation: compact_mu keeps compaction out (it replaces fd and writes owner_hash into its
@@ -42,9 +42,8 @@ static feox_err write_owner(feox_log_backend *b, int fd, uint64_t owner_hash, bo
     return FEOX_OK;
 }
 
-feox_err feox_log_set_owner(feox_backend *base, uint64_t owner_hash)
+feox_err feox_log_set_owner(feox_log_backend *b, uint64_t owner_hash)
 {
-    feox_log_backend *b = feox_log_of(base);
     pthread_mutex_lock(&b->compact_mu);
     pthread_mutex_lock(&b->mu);
     while (b->io_busy)
