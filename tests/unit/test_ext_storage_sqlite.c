@@ -653,7 +653,7 @@ static void test_stale_when_feed_is_gone(void **state)
 
     /* A transaction of more changes than the feed keeps writes no feed rows: B must reload. */
     txn_begin(&a);
-    char key[8];
+    char key[16];
     for (int i = 0; i < 10; i++) {
         snprintf(key, sizeof key, "k%d", i);
         assert_int_equal(put_text(&a, key, "v"), FEOX_OK);
