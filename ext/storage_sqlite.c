@@ -129,7 +129,8 @@ static void put_u64_le(unsigned char *p, uint64_t u)
     }
 }
 
-static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, uint32_t len)
+static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, uint32_t len,
+                      bool text_ok)
 {
     if (tag == FEOX_TAG_INTEGER && len == 8) {
         return sqlite3_bind_int64(s, i, (sqlite3_int64)get_u64_le(value));
@@ -141,7 +142,7 @@ static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, u
         if (isfinite(d) && !(d == 0.0 && signbit(d))) { /* NaN would become NULL, -0.0 0.0 */
             return sqlite3_bind_double(s, i, d);
         }
-    } else if (tag == FEOX_TAG_TEXT && (len == 0 || memchr(value, 0, len) == NULL)) {
+    } else if (tag == FEOX_TAG_TEXT && text_ok && (len == 0 || memchr(value, 0, len) == NULL)) {
         return sqlite3_bind_text64(s, i, len ? value : "", len, SQLITE_STATIC, SQLITE_UTF8);
     } else if (tag == FEOX_TAG_NULL && len == 0) {
         return sqlite3_bind_null(s, i);
@@ -235,17 +236,44 @@ feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_s
 
 /* ---- writing a change to the tables ---------------------------------------------------------- */
 
+/* TEXT keeps its bytes only in a UTF-8 database (SQLite would convert it to UTF-16 otherwise):
+ * elsewhere a TEXT value is stored as a BLOB. */
+feox_err feox_sq_learn_encoding(feox_sqlite_backend *b)
+{
+    if (b->encoding_known) {
+        return FEOX_OK;
+    }
+    char *sql = sqlite3_mprintf("PRAGMA \"%w\".encoding", b->schema);
+    if (sql == NULL) {
+        return feox_sq_sql_error(b, SQLITE_NOMEM, "reading the encoding");
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(b->db, sql, -1, &s, NULL);
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *enc = (const char *)sqlite3_column_text(s, 0);
+        b->text_as_text = enc != NULL && sqlite3_stricmp(enc, "UTF-8") == 0;
+        b->encoding_known = true;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "reading the encoding");
+}
+
 static feox_err write_row(feox_sqlite_backend *b, const void *key, uint32_t key_len,
                           const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
                           uint64_t expires_at_ns, uint64_t seq)
 {
     sqlite3_stmt *s;
-    feox_err err = feox_sq_stmt(b, FEOX_SQ_PUT, &s);
+    feox_err err = feox_sq_learn_encoding(b);
+    if (err == FEOX_OK) {
+        err = feox_sq_stmt(b, FEOX_SQ_PUT, &s);
+    }
     if (err != FEOX_OK) {
         return err;
     }
     sqlite3_bind_blob64(s, 1, key, key_len, SQLITE_STATIC);
-    bind_value(s, 2, tag, value, value_len);
+    bind_value(s, 2, tag, value, value_len, b->text_as_text);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)tag);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)ts_ns);
     if (expires_at_ns != 0) {
@@ -715,6 +743,7 @@ static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *
         return FEOX_OK;
     }
     b->slow_refreshes++;
+    feox_sq_clear_error(b);
     uint64_t cur, min_seq;
     feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
     if (err != FEOX_OK) {

@@ -11,7 +11,8 @@
  *       value    the value in its own SQL type, so `.dump`, the shell and other tools show it:
  *                  tag 1 INTEGER, 8 bytes     -> INTEGER
  *                  tag 2 REAL, 8 bytes        -> REAL if finite and not -0.0 (else BLOB, 8 bytes)
- *                  tag 3 TEXT without a NUL   -> TEXT (the bytes as given; else BLOB)
+ *                  tag 3 TEXT without a NUL   -> TEXT (the bytes as given; else BLOB; always
+ *                                                BLOB in a UTF-16 database, which would convert)
  *                  tag 5 NULL, 0 bytes        -> NULL
  *                  anything else              -> BLOB (x'' for zero bytes)
  *                The column has no declared type (BLOB affinity: SQLite never converts it), and

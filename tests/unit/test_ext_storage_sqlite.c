@@ -638,15 +638,14 @@ static void test_feed_write_through(void **state)
     feed_between_connections(FEOX_SQLITE_WRITE_THROUGH, "feed_through.db");
 }
 
-static void test_stale_when_feed_is_gone(void **state)
+static void stale_case(feox_sqlite_write_mode mode, const char *name)
 {
-    (void)state;
-    sqlite3 *dba = open_db("stale.db");
-    sqlite3 *dbb = open_db("stale.db");
+    sqlite3 *dba = open_db(name);
+    sqlite3 *dbb = open_db(name);
     create_table(dba, "kv");
     backend a, b;
     test_sink ts;
-    open_backend_limits(&a, dba, "kv", FEOX_SQLITE_WRITE_THROUGH, 0, 4);
+    open_backend_limits(&a, dba, "kv", mode, 0, 4);
     open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
     load(&a, &ts);
     load(&b, &ts);
@@ -686,6 +685,47 @@ static void test_stale_when_feed_is_gone(void **state)
     close_backend(&b);
     sqlite3_close(dba);
     sqlite3_close(dbb);
+}
+
+static void test_stale_buffered(void **state)
+{
+    (void)state;
+    stale_case(FEOX_SQLITE_WRITE_BUFFERED, "stale_buffered.db");
+}
+
+static void test_stale_write_through(void **state)
+{
+    (void)state;
+    stale_case(FEOX_SQLITE_WRITE_THROUGH, "stale_through.db");
+}
+
+/* In a UTF-16 database SQLite would convert TEXT: values are kept as BLOBs there. */
+static void test_utf16_database(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/utf16.db", tmpdir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    exec_ok(db, "PRAGMA encoding = 'UTF-16le'");
+    create_table(db, "kv");
+    backend bk;
+    test_sink ts;
+    open_backend(&bk, db, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&bk, &ts);
+    txn_begin(&bk);
+    write_typed_values(&bk);
+    txn_commit(&bk);
+    expect(db, "SELECT typeof(value) FROM kv_data WHERE key = x'74657874'", "blob"); /* 'text' */
+    char detail[256];
+    assert_int_equal(bk.st->methods->check(bk.st, detail, sizeof detail), FEOX_OK);
+    backend again;
+    open_backend(&again, db, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&again, &ts);
+    expect_typed_values(&ts);
+    close_backend(&again);
+    close_backend(&bk);
+    sqlite3_close(db);
 }
 
 static int count_statements(unsigned type, void *ctx, void *p, void *x)
@@ -943,7 +983,9 @@ int main(void)
         cmocka_unit_test(test_savepoints_write_through),
         cmocka_unit_test(test_feed_buffered),
         cmocka_unit_test(test_feed_write_through),
-        cmocka_unit_test(test_stale_when_feed_is_gone),
+        cmocka_unit_test(test_stale_buffered),
+        cmocka_unit_test(test_stale_write_through),
+        cmocka_unit_test(test_utf16_database),
         cmocka_unit_test(test_fast_path_runs_no_sql),
         cmocka_unit_test(test_find_and_read_value),
         cmocka_unit_test(test_check_finds_damage),
