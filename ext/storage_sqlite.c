@@ -51,8 +51,8 @@ static void set_message(feox_sqlite_backend *b, const char *what, const char *ca
         sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s.%s: %s%s%s", b->schema,
                          b->table, what, cause ? ": " : "", cause ? cause : "");
     } else {
-        sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s: %s%s%s", b->table,
-                         what, cause ? ": " : "", cause ? cause : "");
+        sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s: %s%s%s", b->table, what,
+                         cause ? ": " : "", cause ? cause : "");
     }
 }
 
@@ -324,9 +324,9 @@ static feox_err emit_change(feox_sqlite_backend *b, const void *key, uint32_t ke
                             uint64_t expires_at_ns, bool is_delete)
 {
     uint64_t seq = b->txn_last + 1;
-    feox_err err = is_delete ? delete_row(b, key, key_len)
-                             : write_row(b, key, key_len, value, value_len, tag, ts_ns,
-                                         expires_at_ns, seq);
+    feox_err err =
+        is_delete ? delete_row(b, key, key_len)
+                  : write_row(b, key, key_len, value, value_len, tag, ts_ns, expires_at_ns, seq);
     if (err == FEOX_OK && b->txn_logging) {
         sqlite3_stmt *s;
         err = feox_sq_stmt(b, FEOX_SQ_LOG, &s);
@@ -446,8 +446,8 @@ static feox_err send_pending(feox_sqlite_backend *b, const feox_storage_sink *si
         if (e->is_delete) {
             err = sink->del(sink->ctx, e->bytes, e->key_len, e->ts_ns);
         } else {
-            feox_storage_record rec = {e->bytes,     e->key_len, e->bytes + e->key_len,
-                                       e->value_len, e->tag,     e->ts_ns,
+            feox_storage_record rec = {e->bytes,         e->key_len,     e->bytes + e->key_len,
+                                       e->value_len,     e->tag,         e->ts_ns,
                                        e->expires_at_ns, b->txn_base + 1};
             err = sink->put(sink->ctx, &rec);
         }
@@ -523,9 +523,9 @@ static feox_err sq_load(feox_storage *st, void *txn, const feox_storage_sink *si
 }
 
 /* A write or delete: into the pending map (buffered) or the tables (write-through). */
-static feox_err change(feox_sqlite_backend *b, const void *key, uint32_t key_len,
-                       const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
-                       uint64_t expires_at_ns, bool is_delete, uint64_t *location)
+static feox_err change(feox_sqlite_backend *b, const void *key, uint32_t key_len, const void *value,
+                       uint32_t value_len, uint32_t tag, uint64_t ts_ns, uint64_t expires_at_ns,
+                       bool is_delete, uint64_t *location)
 {
     if (!b->in_txn) {
         return feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT,
@@ -533,15 +533,14 @@ static feox_err change(feox_sqlite_backend *b, const void *key, uint32_t key_len
     }
     feox_err err;
     if (b->mode == FEOX_SQLITE_WRITE_THROUGH) {
-        err = emit_change(b, key, key_len, value, value_len, tag, ts_ns, expires_at_ns,
-                          is_delete);
+        err = emit_change(b, key, key_len, value, value_len, tag, ts_ns, expires_at_ns, is_delete);
         if (location != NULL) {
             *location = b->txn_last;
         }
         return err;
     }
-    if (!feox_pending_put(&b->pending, key, key_len, value, value_len, tag, ts_ns,
-                          expires_at_ns, is_delete)) {
+    if (!feox_pending_put(&b->pending, key, key_len, value, value_len, tag, ts_ns, expires_at_ns,
+                          is_delete)) {
         return feox_sq_sql_error(b, SQLITE_NOMEM, "keeping a pending record");
     }
     if (location != NULL) {
@@ -602,8 +601,8 @@ static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len
     const feox_pending_entry *e = feox_pending_get(&b->pending, key, key_len);
     if (e != NULL) {
         *found = !e->is_delete;
-        feox_storage_record r = {e->bytes,     e->key_len, e->bytes + e->key_len, e->value_len,
-                                 e->tag,       e->ts_ns,   e->expires_at_ns,      b->txn_base + 1};
+        feox_storage_record r = {e->bytes, e->key_len, e->bytes + e->key_len, e->value_len,
+                                 e->tag,   e->ts_ns,   e->expires_at_ns,      b->txn_base + 1};
         *rec = r;
         return FEOX_OK;
     }

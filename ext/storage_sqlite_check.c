@@ -35,8 +35,8 @@ static void report(check_report *r, const char *fmt, ...)
     char *msg = sqlite3_vmprintf(fmt, ap);
     va_end(ap);
     if (msg != NULL) {
-        sqlite3_snprintf((int)(r->cap - r->used), r->out + r->used, "%s%s",
-                         r->used ? "; " : "", msg);
+        sqlite3_snprintf((int)(r->cap - r->used), r->out + r->used, "%s%s", r->used ? "; " : "",
+                         msg);
         r->used += strlen(r->out + r->used);
         sqlite3_free(msg);
     }
@@ -115,8 +115,8 @@ static void check_data_row(sqlite3_stmt *s, check_report *r, const char *table)
         key_hex(sqlite3_column_blob(s, 0), key_len, hex);
     }
     if (key_type != SQLITE_BLOB || key_len < 1 || (uint64_t)key_len > FEOX_MAX_KEY_SIZE) {
-        report(r, "%s_data: a key is not a BLOB of 1 to %u bytes (x'%s')", table,
-               FEOX_MAX_KEY_SIZE, hex);
+        report(r, "%s_data: a key is not a BLOB of 1 to %u bytes (x'%s')", table, FEOX_MAX_KEY_SIZE,
+               hex);
         return;
     }
     sqlite3_int64 tag = sqlite3_column_int64(s, 2);
@@ -176,7 +176,7 @@ static feox_err check_sql(feox_sqlite_backend *b, check_report *r, char *sql,
 }
 
 #define CUR_SEQ                                                                                    \
-    "max(coalesce((SELECT max(seq) FROM \"%w\".\"%w_log\"), 0),"                                 \
+    "max(coalesce((SELECT max(seq) FROM \"%w\".\"%w_log\"), 0),"                                   \
     " coalesce((SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'min_seq'), 0))"
 #define MIN_SEQ "coalesce((SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'min_seq'), 0)"
 
@@ -200,10 +200,9 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
     for (int i = 0; i < 3 && err == FEOX_OK; i++) {
         char what[64];
         sqlite3_snprintf((int)sizeof what, what, "%s_%s", t, suffixes[i]);
-        err = check_sql(b, &r,
-                        sqlite3_mprintf("PRAGMA \"%w\".integrity_check(\"%w_%s\")", s, t,
-                                        suffixes[i]),
-                        NULL, what);
+        err = check_sql(
+            b, &r, sqlite3_mprintf("PRAGMA \"%w\".integrity_check(\"%w_%s\")", s, t, suffixes[i]),
+            NULL, what);
     }
     if (err == FEOX_OK) {
         err = check_sql(b, &r,
@@ -229,12 +228,13 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
     }
     if (err == FEOX_OK && !b->in_txn) {
         /* Inside a transaction that outgrew the feed, its rows have none until sync. */
-        err = check_sql(b, &r,
-                        sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w_data\" d WHERE d.seq > "
-                                        MIN_SEQ " AND NOT EXISTS (SELECT 1 FROM \"%w\".\"%w_log\""
-                                        " l WHERE l.seq = d.seq AND l.key = d.key)",
-                                        s, t, s, t, s, t),
-                        NULL, "records written since min_seq without their feed row");
+        err = check_sql(
+            b, &r,
+            sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w_data\" d WHERE d.seq > " MIN_SEQ
+                            " AND NOT EXISTS (SELECT 1 FROM \"%w\".\"%w_log\""
+                            " l WHERE l.seq = d.seq AND l.key = d.key)",
+                            s, t, s, t, s, t),
+            NULL, "records written since min_seq without their feed row");
     }
     if (err == FEOX_OK && r.problems != 0) {
         if (r.problems > MAX_REPORTED && r.out != NULL && r.used + 1 < r.cap) {

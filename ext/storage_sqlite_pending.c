@@ -99,8 +99,7 @@ bool feox_pending_put(feox_pending *p, const void *key, uint32_t key_len, const 
     return true;
 }
 
-const feox_pending_entry *feox_pending_get(const feox_pending *p, const void *key,
-                                           uint32_t key_len)
+const feox_pending_entry *feox_pending_get(const feox_pending *p, const void *key, uint32_t key_len)
 {
     if (p->n == 0) {
         return NULL;

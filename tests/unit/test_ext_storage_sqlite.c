@@ -336,10 +336,10 @@ typedef struct typed_value {
 
 static const typed_value typed_values[] = {
     {"int", FEOX_TAG_INTEGER, {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 8, "integer"},
-    {"real", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0xf8, 0x3f}, 8, "real"},            /* 1.5 */
-    {"nan", FEOX_TAG_REAL, {1, 0, 0, 0, 0, 0, 0xf8, 0x7f}, 8, "blob"},             /* NaN */
-    {"negzero", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0, 0x80}, 8, "blob"},            /* -0.0 */
-    {"inf", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0xf0, 0x7f}, 8, "blob"},             /* +Inf */
+    {"real", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0xf8, 0x3f}, 8, "real"}, /* 1.5 */
+    {"nan", FEOX_TAG_REAL, {1, 0, 0, 0, 0, 0, 0xf8, 0x7f}, 8, "blob"},  /* NaN */
+    {"negzero", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0, 0x80}, 8, "blob"}, /* -0.0 */
+    {"inf", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0xf0, 0x7f}, 8, "blob"},  /* +Inf */
     {"text", FEOX_TAG_TEXT, "h\xc3\xa9llo\n'x", 9, "text"},
     {"textnul", FEOX_TAG_TEXT, {'a', 0, 'b'}, 3, "blob"},
     {"textempty", FEOX_TAG_TEXT, {0}, 0, "text"},
@@ -402,8 +402,8 @@ static void round_trip(feox_sqlite_write_mode mode, const char *name)
     txn_commit(&bk);
 
     for (size_t i = 0; i < N_TYPED; i++) {
-        char *sql = sqlite3_mprintf("SELECT typeof(value) FROM kv_data WHERE key = CAST(%Q AS BLOB)",
-                                    typed_values[i].key);
+        char *sql = sqlite3_mprintf(
+            "SELECT typeof(value) FROM kv_data WHERE key = CAST(%Q AS BLOB)", typed_values[i].key);
         expect(db, sql, typed_values[i].sql_type);
         sqlite3_free(sql);
     }
@@ -812,8 +812,7 @@ static void test_find_and_read_value(void **state)
     assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 5), FEOX_OK);
     assert_memory_equal(buf, "alpha", 5);
     assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 4), FEOX_ERR_CORRUPT);
-    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "zz", 2, 1, buf, 4),
-                     FEOX_ERR_CORRUPT);
+    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "zz", 2, 1, buf, 4), FEOX_ERR_CORRUPT);
 
     /* Inside a transaction its own pending changes are what find and read_value see. */
     txn_begin(&bk);
@@ -836,7 +835,8 @@ static void test_find_and_read_value(void **state)
     sqlite3_close(db);
 }
 
-/* ---- check ------------------------------------------------------------------------------------ */
+/* ---- check ------------------------------------------------------------------------------------
+ */
 
 static void expect_damage(sqlite3 *db, backend *bk, const char *damage, const char *undo,
                           const char *want)
@@ -876,10 +876,11 @@ static void test_check_finds_damage(void **state)
     expect_damage(db, &bk, "UPDATE kv_data SET value = CAST('hi' AS BLOB) WHERE key = x'74657874'",
                   "UPDATE kv_data SET value = 'h\xc3\xa9llo\n''x' WHERE key = x'74657874'",
                   "TEXT without NUL stored as a BLOB");
-    expect_damage(db, &bk, "UPDATE kv_data SET seq = 999 WHERE key = CAST('raw' AS BLOB)",
-                  "UPDATE kv_data SET seq = (SELECT seq FROM kv_log WHERE key = CAST('raw' AS BLOB))"
-                  " WHERE key = CAST('raw' AS BLOB)",
-                  "kv_data: key x'726177': seq 999 is after the table's seq");
+    expect_damage(
+        db, &bk, "UPDATE kv_data SET seq = 999 WHERE key = CAST('raw' AS BLOB)",
+        "UPDATE kv_data SET seq = (SELECT seq FROM kv_log WHERE key = CAST('raw' AS BLOB))"
+        " WHERE key = CAST('raw' AS BLOB)",
+        "kv_data: key x'726177': seq 999 is after the table's seq");
     expect_damage(db, &bk, "UPDATE kv_data SET tag = -1 WHERE key = CAST('raw' AS BLOB)",
                   "UPDATE kv_data SET tag = 0 WHERE key = CAST('raw' AS BLOB)",
                   "tag is not a 32-bit unsigned integer");
@@ -905,7 +906,8 @@ static void test_check_finds_damage(void **state)
     sqlite3_close(db);
 }
 
-/* ---- errors ----------------------------------------------------------------------------------- */
+/* ---- errors -----------------------------------------------------------------------------------
+ */
 
 static void busy_case(feox_sqlite_write_mode mode, const char *name)
 {
@@ -1134,8 +1136,14 @@ static int sqvt_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3
     }
     const char *key = (const char *)sqlite3_value_text(argv[2]);
     const char *value = (const char *)sqlite3_value_text(argv[3]);
-    feox_storage_record rec = {key,         (uint32_t)strlen(key), value ? value : "",
-                               value ? (uint32_t)strlen(value) : 0, FEOX_TAG_TEXT, 1, 0, 0};
+    feox_storage_record rec = {key,
+                               (uint32_t)strlen(key),
+                               value ? value : "",
+                               value ? (uint32_t)strlen(value) : 0,
+                               FEOX_TAG_TEXT,
+                               1,
+                               0,
+                               0};
     uint64_t location, seq;
     return sqvt_engine_rc(v, v->bk.st->methods->write(v->bk.st, NULL, &rec, NULL, &location, &seq));
 }
@@ -1180,8 +1188,8 @@ static int sqvt_rename(sqlite3_vtab *vt, const char *to)
         feox_config cfg;
         feox_config_init(&cfg);
         cfg.storage_arg = &v->bk.t;
-        assert_int_equal(
-            feox_sqlite_storage()->open(feox_sqlite_storage(), &cfg, NULL, &v->bk.st), FEOX_OK);
+        assert_int_equal(feox_sqlite_storage()->open(feox_sqlite_storage(), &cfg, NULL, &v->bk.st),
+                         FEOX_OK);
     }
     return rc;
 }
@@ -1210,11 +1218,30 @@ static int sqvt_shadow_name(const char *suffix)
 }
 
 static const sqlite3_module sqvt_module = {
-    3,           sqvt_create,   sqvt_connect,  sqvt_best_index, sqvt_disconnect,
-    sqvt_destroy, sqvt_open_cursor, sqvt_close_cursor, sqvt_filter, sqvt_next,
-    sqvt_eof,     sqvt_column,   sqvt_rowid,    sqvt_update,     sqvt_begin,
-    sqvt_sync,    sqvt_commit,   sqvt_rollback, NULL,            sqvt_rename,
-    sqvt_savepoint, sqvt_release, sqvt_rollback_to, sqvt_shadow_name,
+    3,
+    sqvt_create,
+    sqvt_connect,
+    sqvt_best_index,
+    sqvt_disconnect,
+    sqvt_destroy,
+    sqvt_open_cursor,
+    sqvt_close_cursor,
+    sqvt_filter,
+    sqvt_next,
+    sqvt_eof,
+    sqvt_column,
+    sqvt_rowid,
+    sqvt_update,
+    sqvt_begin,
+    sqvt_sync,
+    sqvt_commit,
+    sqvt_rollback,
+    NULL,
+    sqvt_rename,
+    sqvt_savepoint,
+    sqvt_release,
+    sqvt_rollback_to,
+    sqvt_shadow_name,
 };
 
 static void exec_fails(sqlite3 *db, const char *sql, const char *want)
@@ -1244,8 +1271,9 @@ static void through_sqlite_hooks(const char *mode, const char *name)
     exec_ok(db, "INSERT INTO t VALUES('a', '1')");
     expect(db, KEYS, "a");
     /* BEGIN; b; SAVEPOINT s; c; ROLLBACK TO s; d; COMMIT */
-    exec_ok(db, "BEGIN; INSERT INTO t VALUES('b', '2'); SAVEPOINT s; INSERT INTO t VALUES('c', '3');"
-                " ROLLBACK TO s; INSERT INTO t VALUES('d', '4'); COMMIT");
+    exec_ok(db,
+            "BEGIN; INSERT INTO t VALUES('b', '2'); SAVEPOINT s; INSERT INTO t VALUES('c', '3');"
+            " ROLLBACK TO s; INSERT INTO t VALUES('d', '4'); COMMIT");
     expect(db, KEYS, "abd");
     /* nested savepoints, the inner one released */
     exec_ok(db, "BEGIN; SAVEPOINT s1; INSERT INTO t VALUES('e', '5'); SAVEPOINT s2;"

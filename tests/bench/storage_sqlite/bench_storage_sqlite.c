@@ -4,7 +4,8 @@
  * 256 MiB page cache), 16-byte keys in random order and 100-byte values as in feox_bench.
  * Prints numbers, asserts nothing. Not part of `make bench`:
  *
- *   make B=build build/bench/bench_storage_sqlite && build/bench/bench_storage_sqlite [N [reps [dir]]]
+ *   make B=build build/bench/bench_storage_sqlite && build/bench/bench_storage_sqlite [N [reps
+ * [dir]]]
  *
  * Rows, all in one transaction of N inserts (BEGIN .. COMMIT timed):
  *   native            CREATE TABLE (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID: the target's base
@@ -82,7 +83,8 @@ static void make_key(uint64_t i, unsigned char key[16])
 
 static unsigned char value[100];
 
-/* ---- native variants -------------------------------------------------------------------------- */
+/* ---- native variants --------------------------------------------------------------------------
+ */
 
 typedef enum { NATIVE, NATIVE6, NATIVE6_SEQIDX, NATIVE6_LOG } native_kind;
 
@@ -106,9 +108,8 @@ static double run_native(sqlite3 *db, native_kind kind, uint64_t n)
     if (sqlite3_prepare_v2(db, sql, -1, &ins, NULL) != SQLITE_OK) {
         die("prepare", db);
     }
-    if (kind == NATIVE6_LOG &&
-        sqlite3_prepare_v2(db, "INSERT INTO nat_log VALUES(?1, ?2, NULL)", -1, &log, NULL) !=
-            SQLITE_OK) {
+    if (kind == NATIVE6_LOG && sqlite3_prepare_v2(db, "INSERT INTO nat_log VALUES(?1, ?2, NULL)",
+                                                  -1, &log, NULL) != SQLITE_OK) {
         die("prepare", db);
     }
     unsigned char key[16];
@@ -143,7 +144,8 @@ static double run_native(sqlite3 *db, native_kind kind, uint64_t n)
     return t;
 }
 
-/* ---- the backend ------------------------------------------------------------------------------ */
+/* ---- the backend ------------------------------------------------------------------------------
+ */
 
 static feox_err null_put(void *ctx, const feox_storage_record *rec)
 {
@@ -166,8 +168,7 @@ typedef struct backend {
     feox_storage *st;
 } backend;
 
-static void open_backend(backend *bk, sqlite3 *db, feox_sqlite_write_mode mode,
-                         uint64_t feed_limit)
+static void open_backend(backend *bk, sqlite3 *db, feox_sqlite_write_mode mode, uint64_t feed_limit)
 {
     memset(bk, 0, sizeof *bk);
     bk->t.db = db;
@@ -230,8 +231,7 @@ static double backend_txn(backend *bk, uint64_t from, uint64_t n)
     return now_sec() - t0;
 }
 
-static double run_backend(sqlite3 *db, feox_sqlite_write_mode mode, uint64_t feed_limit,
-                          uint64_t n)
+static double run_backend(sqlite3 *db, feox_sqlite_write_mode mode, uint64_t feed_limit, uint64_t n)
 {
     fresh_tables(db);
     backend bk;
@@ -248,7 +248,8 @@ static void report(const char *name, double sec, uint64_t n, double base, double
     fflush(stdout);
 }
 
-/* ---- autocommit, refresh, load ---------------------------------------------------------------- */
+/* ---- autocommit, refresh, load ----------------------------------------------------------------
+ */
 
 /* Autocommit single-row writes, in alternating blocks so that all three see the same machine:
  * native INSERT OR REPLACE; the backend buffered; the backend write-through (BEGIN IMMEDIATE,
@@ -256,7 +257,8 @@ static void report(const char *name, double sec, uint64_t n, double base, double
 static void run_autocommit(sqlite3 *db, uint64_t preload)
 {
     const uint64_t block = 200, blocks = 10;
-    exec(db, "DROP TABLE IF EXISTS nat; CREATE TABLE nat(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID");
+    exec(db,
+         "DROP TABLE IF EXISTS nat; CREATE TABLE nat(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID");
     sqlite3_stmt *ins;
     sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO nat VALUES(?1, ?2)", -1, &ins, NULL);
     unsigned char key[16];
@@ -323,9 +325,9 @@ static void run_autocommit(sqlite3 *db, uint64_t preload)
     printf("autocommit single-row writes (%llu rows preloaded, %llu each, alternating blocks):\n"
            "  native INSERT OR REPLACE %.1f us; backend buffered %.1f us = %.2fx;"
            " write-through %.1f us = %.2fx\n",
-           (unsigned long long)preload, (unsigned long long)(block * blocks),
-           t_native * 1e6 / ops, t_buffered * 1e6 / ops, t_buffered / t_native,
-           t_through * 1e6 / ops, t_through / t_native);
+           (unsigned long long)preload, (unsigned long long)(block * blocks), t_native * 1e6 / ops,
+           t_buffered * 1e6 / ops, t_buffered / t_native, t_through * 1e6 / ops,
+           t_through / t_native);
     sqlite3_finalize(ins);
     exec(db, "DROP TABLE nat");
     buffered.st->methods->close(buffered.st);
@@ -354,8 +356,7 @@ static void run_refresh(sqlite3 *db, uint64_t n)
     for (int i = 0; i < calls; i++) {
         check(&b, b.st->methods->refresh(b.st, NULL, &sink));
     }
-    printf("  refresh, nothing changed (read txn open): %.1f ns\n",
-           (now_sec() - t0) * 1e9 / calls);
+    printf("  refresh, nothing changed (read txn open): %.1f ns\n", (now_sec() - t0) * 1e9 / calls);
     exec(db2, "COMMIT");
 
     uint64_t ks[] = {0, 1, 100, 10000};
@@ -409,14 +410,28 @@ int main(int argc, char **argv)
     printf("bench_storage_sqlite: SQLite %s, N=%llu, WAL, synchronous=NORMAL, cache 256 MiB, %s\n",
            sqlite3_libversion(), (unsigned long long)n, db_path);
     printf("one transaction of N inserts (keys 16 B random order, values 100 B), median of %d"
-           " interleaved runs after one warm-up:\n", reps);
+           " interleaved runs after one warm-up:\n",
+           reps);
     uint64_t log_all = n + 1, bulk = n / 2 > 0 ? n / 2 : 1;
-    enum { V_NATIVE, V_NATIVE6, V_SEQIDX, V_LOG, V_THROUGH, V_BUFFERED, V_THROUGH_BULK,
-           V_BUFFERED_BULK, V_COUNT };
-    static const char *const names[V_COUNT] = {
-        "native (k, v) WITHOUT ROWID", "native6 (6 columns)",   "native6 + index(seq)",
-        "native6 + log table",         "backend write-through, feed", "backend buffered, feed",
-        "backend write-through, bulk (no feed)", "backend buffered, bulk (no feed)"};
+    enum {
+        V_NATIVE,
+        V_NATIVE6,
+        V_SEQIDX,
+        V_LOG,
+        V_THROUGH,
+        V_BUFFERED,
+        V_THROUGH_BULK,
+        V_BUFFERED_BULK,
+        V_COUNT
+    };
+    static const char *const names[V_COUNT] = {"native (k, v) WITHOUT ROWID",
+                                               "native6 (6 columns)",
+                                               "native6 + index(seq)",
+                                               "native6 + log table",
+                                               "backend write-through, feed",
+                                               "backend buffered, feed",
+                                               "backend write-through, bulk (no feed)",
+                                               "backend buffered, bulk (no feed)"};
     double runs[V_COUNT][16];
     run_native(db, NATIVE, n); /* warm-up: grows the file once */
     for (int r = 0; r < reps; r++) {
