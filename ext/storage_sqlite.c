@@ -621,12 +621,10 @@ static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len
         *held = s;
         return FEOX_OK;
     }
+    err = rc == SQLITE_DONE ? FEOX_OK : feox_sq_sql_error(b, rc, "reading a record");
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        return feox_sq_sql_error(b, rc, "reading a record");
-    }
     *found = false;
-    return FEOX_OK;
+    return err;
 }
 
 static void release_held(sqlite3_stmt *held)
