@@ -75,7 +75,7 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 
 BUILD_DEPS := libsqlite3-dev libcjson-dev libck-dev libxxhash-dev pkg-config sqlite3
 TEST_DEPS := libcmocka-dev python3 valgrind clang libclang-rt-14-dev
-BENCH_DEPS := liblmdb-dev librocksdb-dev
+BENCH_DEPS := liblmdb-dev librocksdb-dev gnuplot-nox
 LINT_DEPS := cppcheck clang-tidy
 
 .PHONY: docs-tests all test demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench deps-lint \
