@@ -266,8 +266,13 @@ $(B)/bench/feox_bench: $(BENCH_SRC) $(B)/libfeox.a $(EXT_CORE_OBJ)
 	$(CC) $(ALL_CFLAGS) -O2 -Iext -DSQLITE_CORE $(BENCH_SRC) $(EXT_CORE_OBJ) $(B)/libfeox.a \
 	  -llmdb -lrocksdb -lsqlite3 $(ENGINE_LIBS) -o $@
 
+# make bench [QUICK=1] [SIZE=10K|1M|10M]: the report on stdout (tests/bench/README.md); the ratios
+# as data ($(B)/bench/ratios.tsv) and as a chart ($(B)/bench/ratios.svg, tests/bench/ratios.gp).
+SIZE ?=
 bench: deps-bench $(B)/bench/feox_bench
-	$(B)/bench/feox_bench $(if $(QUICK),--quick)
+	$(B)/bench/feox_bench $(if $(QUICK),--quick) $(if $(SIZE),--n $(SIZE)) --ratios $(B)/bench/ratios.tsv
+	gnuplot -e "data='$(B)/bench/ratios.tsv'; out='$(B)/bench/ratios.svg'" tests/bench/ratios.gp
+	@echo "chart: $(B)/bench/ratios.svg (open it in a web browser)"
 
 # make soak SOAK_SECONDS=N (or SOAK_SECONDS in the environment); 600 s by default.
 SOAK_SECONDS ?= 600
