@@ -67,7 +67,7 @@ typedef struct bench_zipf {
 void bench_zipf_init(bench_zipf *z, uint64_t items, double theta);
 uint64_t bench_zipf_next(const bench_zipf *z, bench_rng *r); /* scrambled, in [0, items) */
 
-double bench_now_sec(void); /* CLOCK_MONOTONIC */
+double bench_now_sec(void);  /* CLOCK_MONOTONIC */
 uint64_t bench_now_ns(void); /* CLOCK_MONOTONIC */
 
 /* ---- adapters --------------------------------------------------------------------------------
@@ -148,8 +148,8 @@ void bench_write_ratios(const char *path); /* the chart's data (tests/bench/rati
 void bench_run_raw_workloads(const bench_adapter *a, int rep);
 /* Overwrite, insert and delete with an fsync per commit, on durable_keys preloaded keys. */
 void bench_run_durable_workloads(const bench_adapter *a, int rep);
-void bench_label_write_pairs(void); /* the comparisons of write workloads (bench_workloads.c) */
-void bench_run_sql_workloads(int rep);     /* bench_sql.c */
+void bench_label_write_pairs(void);    /* the comparisons of write workloads (bench_workloads.c) */
+void bench_run_sql_workloads(int rep); /* bench_sql.c */
 void bench_run_floor_workloads(int rep);   /* bench_floor.c */
 void bench_run_special_workloads(int rep); /* bench_special.c */
 

@@ -314,15 +314,14 @@ static ratio_summary summarize_ratios(const column_samples *a, const column_samp
     int n = a->count < b->count ? a->count : b->count;
     for (int i = 0; i < n; i++)
         if (a->samples[i] > 0 && b->samples[i] > 0)
-            ratios[r.reps++] = inverse ? b->samples[i] / a->samples[i]
-                                       : a->samples[i] / b->samples[i];
+            ratios[r.reps++] =
+                inverse ? b->samples[i] / a->samples[i] : a->samples[i] / b->samples[i];
     if (r.reps == 0)
         return r;
     qsort(ratios, (size_t)r.reps, sizeof(double), compare_doubles);
     r.min = ratios[0];
     r.max = ratios[r.reps - 1];
-    r.median = r.reps % 2 ? ratios[r.reps / 2]
-                          : (ratios[r.reps / 2 - 1] + ratios[r.reps / 2]) / 2;
+    r.median = r.reps % 2 ? ratios[r.reps / 2] : (ratios[r.reps / 2 - 1] + ratios[r.reps / 2]) / 2;
     return r;
 }
 
@@ -423,8 +422,8 @@ void bench_print_machine_lines(void)
             if (!a || !b)
                 continue;
             ratio_summary r = summarize_ratios(a, b, false);
-            printf(" ratio_%s=%.3f ratio_%s_min=%.3f ratio_%s_max=%.3f", b->name, r.median,
-                   b->name, r.min, b->name, r.max);
+            printf(" ratio_%s=%.3f ratio_%s_min=%.3f ratio_%s_max=%.3f", b->name, r.median, b->name,
+                   r.min, b->name, r.max);
         }
         for (int c = 0; c < w->column_count; c++)
             if (w->columns[c].hist)
@@ -463,8 +462,8 @@ void bench_write_ratios(const char *path)
                     family = k + 1;
             if (r.reps == 0 || family == 0)
                 continue;
-            fprintf(f, "%d\t%.4f\t%.4f\t%.4f\t%d\t\"%s: %s vs %s%s%s\"\n", row++, r.median,
-                    r.min, r.max, family, w->name, a->name, b->name, pairs[p].label[0] ? ", " : "",
+            fprintf(f, "%d\t%.4f\t%.4f\t%.4f\t%d\t\"%s: %s vs %s%s%s\"\n", row++, r.median, r.min,
+                    r.max, family, w->name, a->name, b->name, pairs[p].label[0] ? ", " : "",
                     pairs[p].label);
         }
     }

@@ -229,9 +229,9 @@ static void prepare_statements(sql_table *t, bool is_feox, bool is_native)
 }
 
 typedef struct sql_setting {
-    const char *suffix; /* of the workload names: "", ".mem", ".full" */
-    bool file;          /* a WAL database file; else :memory: */
-    bool full;          /* synchronous=FULL and feox sync='full'; write statements only */
+    const char *suffix;      /* of the workload names: "", ".mem", ".full" */
+    bool file;               /* a WAL database file; else :memory: */
+    bool full;               /* synchronous=FULL and feox sync='full'; write statements only */
     const char *write_label; /* how feox's writes compare with native's in this setting */
 } sql_setting;
 
@@ -541,15 +541,14 @@ static void run_setting(const sql_setting *s, int rep)
                  &inserted[t], named(name, sizeof name, "sql_insert", s));
     if (!s->full)
         for (int t = 0; t < count; t++)
-            time_sql(&tables[t], tables[t].insert, op_insert_batched, writes,
-                     fresh + (1ull << 30), seed, false, false, NULL,
-                     named(name, sizeof name, "sql_insert_txn", s));
+            time_sql(&tables[t], tables[t].insert, op_insert_batched, writes, fresh + (1ull << 30),
+                     seed, false, false, NULL, named(name, sizeof name, "sql_insert_txn", s));
     for (int t = 0; t < count; t++)
         time_sql(&tables[t], tables[t].upsert, op_upsert, writes, 0, seed, false, true, NULL,
                  named(name, sizeof name, "sql_upsert", s));
     for (int t = 0; t < count; t++)
-        time_sql(&tables[t], tables[t].del, op_delete, inserted[t], fresh, seed, false, false,
-                 NULL, named(name, sizeof name, "sql_delete", s));
+        time_sql(&tables[t], tables[t].del, op_delete, inserted[t], fresh, seed, false, false, NULL,
+                 named(name, sizeof name, "sql_delete", s));
     if (!s->full) {
         for (int t = 0; t < count; t++)
             time_sql(&tables[t], tables[t].incr, op_incr, writes, 0, seed, false, true, NULL,
@@ -568,7 +567,7 @@ static void run_setting(const sql_setting *s, int rep)
     free(dir);
 
     static const char *const writes_named[] = {"sql_insert", "sql_insert_txn", "sql_upsert",
-                                               "sql_delete", "sql_incr", "sql_load"};
+                                               "sql_delete", "sql_incr",       "sql_load"};
     for (size_t w = 0; w < sizeof writes_named / sizeof writes_named[0]; w++)
         label_write(writes_named[w], s);
     bench_note(named(name, sizeof name, "sql_in16", s), "ns per statement of 16 keys");

@@ -288,11 +288,19 @@ static void run_thread_scaling(const bench_adapter *a, void *store, int rep)
 /* ---- one repetition over one store ------------------------------------------------------------
  */
 
+static bench_hist *new_hist(void)
+{
+    bench_hist *hist = calloc(1, sizeof *hist);
+    if (!hist)
+        bench_die("histogram", "out of memory");
+    return hist;
+}
+
 /* A timed phase with a latency histogram, recorded under the adapter's column. */
 static void latency_phase(const char *workload, phase_state *st, op_fn op, uint64_t ops,
                           uint64_t *done, bool expect_hits)
 {
-    bench_hist *hist = calloc(1, sizeof *hist);
+    bench_hist *hist = new_hist();
     double ns = run_phase(st, op, ops, done, hist);
     report_phase(workload, st->adapter, ns, st, expect_hits);
     bench_record_hist(workload, st->adapter->name, hist);
@@ -310,7 +318,7 @@ static void insert_then_delete(phase_state *st, const char *insert_name, const c
     st->first_index = insert_base;
     latency_phase(insert_name, st, op_insert_new, writes, &inserted, false);
     st->first_index = insert_base + warm;
-    bench_hist *hist = calloc(1, sizeof *hist);
+    bench_hist *hist = new_hist();
     double t_delete = bench_now_sec();
     uint64_t deleted = run_loop(st, op_delete, inserted, bench_cfg.phase_seconds, hist);
     t_delete = bench_now_sec() - t_delete;
