@@ -149,8 +149,8 @@ static inline bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforc
 {
     if (delta == 0) /* a same-size overwrite: no shared cache line to touch */
         return true;
-    /* The read-modify-writes are acq_rel, as the full-barrier ck_pr_add / ck_pr_cas they
-     * replace (the same lock-prefixed instruction on x86); nothing is published through this
+    /* The read-modify-writes are acq_rel, as the full-barrier Concurrency Kit add and CAS they
+     * replaced (the same lock-prefixed instructions on x86); nothing is published through this
      * counter, its correctness needs only the atomicity of each change. */
     if (delta < 0 || !enforce || !s->cfg.max_memory) {
         /* two's complement: adds a negative */

@@ -169,7 +169,8 @@ static bool relocate(void *ctx, const void *key, uint32_t key_len, uint64_t old_
     pthread_mutex_lock(&shard->lock);
     feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);
     /* Relaxed load: every writer of current holds this lock. The CAS is acq_rel like the
-     * full-barrier ck_pr_cas it replaces; the lock already orders it with every other writer. */
+     * full-barrier Concurrency Kit CAS it replaced; the lock already orders it with every other
+     * writer, and cold reads need nothing from it (feox_record_materialize). */
     feox_record *r = e ? atomic_load_explicit(&e->current, memory_order_relaxed) : NULL;
     bool moved =
         r && atomic_compare_exchange_strong_explicit(&r->location, &old_location, new_location,
