@@ -455,7 +455,7 @@ static void test_refresh_and_stale_reload(void **state)
     /* Stale: the store reloads what the backend holds now ("a" and "c"; "b" and the keys only
      * the index held are gone). */
     feox_write_opts index_only = {.flags = FEOX_WRITE_INDEX_ONLY};
-    char key[16];
+    char key[32];
     for (int i = 0; i < 200; i++) {
         snprintf(key, sizeof key, "only-%03d", i);
         assert_int_equal(feox_insert(s, KS(key), KS("x"), &index_only, NULL), FEOX_OK);
