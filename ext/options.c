@@ -16,11 +16,19 @@
  *
  * Where the data lives:
  *   - path=':memory:' — memory only;
- *   - no path, file database — the file "<db file>-<table>.feox" next to it (the table name
- *     encoded: see feox_default_store_path);
- *   - no path, in-memory or temporary database — memory only;
- *   - relative path — relative to the database file's directory (the current directory for an
- *     in-memory database).
+ *   - path='file' — that store file (write-behind, one process: the opt-in fast mode); a relative
+ *     path is relative to the database file's directory (the current directory for an
+ *     in-memory database);
+ *   - no path, file database (main or attached) — in the database (kind DATABASE, db_mode.c):
+ *     shadow tables "<table>_data", ... of that database, a cache per connection;
+ *   - no path, file database, previous release: a table whose shadow tables do not exist and
+ *     whose default store file "<db file>-<table>.feox" (the table name encoded: see
+ *     feox_default_store_path) exists and is this table's (its recorded owner is this table's,
+ *     or none) goes on using that file, so it never shows as empty with its data beside it;
+ *   - no path, in-memory or temporary database — memory only.
+ * Once a table has been resolved, its vtab pins the kind (feox_options.pinned): a file appearing
+ * later never moves a database-mode table, nor the other way round. Built with FEOX_DB_MODE=0,
+ * every table without path in a file database uses its default store file (the old default).
  * A memory-only table in a file database is shared by the process's connections to that database
  * (registry key "memory:<db file>:<table>"); in an in-memory database it is private to the
  * connection. File stores are shared by absolute path.
@@ -321,6 +329,50 @@ static char *absolute_path(const char *path, const char *base_dir)
     return sqlite3_mprintf("%s/%s", cwd, path);
 }
 
+/* Do the shadow tables of (schema, table) exist? ("<table>_data", the records; the backend's
+ * layout, storage_sqlite.h.) Asked without a statement: sqlite3_table_column_metadata. */
+static bool shadow_tables_exist(sqlite3 *db, const char *schema, const char *table)
+{
+    char *name = sqlite3_mprintf("%s_data", table);
+    if (name == NULL) {
+        return false;
+    }
+    int rc = sqlite3_table_column_metadata(db, schema, name, NULL, NULL, NULL, NULL, NULL, NULL);
+    sqlite3_free(name);
+    return rc == SQLITE_OK;
+}
+
+/* Is the default store file at def this table's records from a previous release? Yes if it is
+ * a feox store recording this table as owner (or none), and also if it exists but cannot be
+ * verified (damaged, unreadable: the file mode then reports why, instead of an empty table);
+ * no if it is missing, not a feox store, or another table's. */
+static bool previous_release_file(const char *def, const char *owner)
+{
+    feox_file_info info;
+    feox_err e = feox_store_file_info(def, &info);
+    if (e == FEOX_OK) {
+        return info.owner_hash == 0 || info.owner_hash == feox_owner_hash(owner);
+    }
+    return e != FEOX_ERR_NOT_FOUND && e != FEOX_ERR_FORMAT;
+}
+
+/* A table without path in a file database: in the database, or (previous release) in its
+ * default file def? */
+static bool in_database(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
+                        const char *def, const char *owner)
+{
+    if (!FEOX_DB_MODE) {
+        return false;
+    }
+    if (o->pinned) {
+        return o->pinned_kind == FEOX_LOC_DATABASE;
+    }
+    if (shadow_tables_exist(db, schema, table)) {
+        return true;
+    }
+    return !previous_release_file(def, owner);
+}
+
 int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
                           feox_location *out, char **err)
 {
@@ -367,6 +419,15 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
             out->file_path = absolute_path(def, NULL);
             sqlite3_free(def);
             out->default_path = true;
+            if (out->file_path != NULL &&
+                in_database(db, schema, table, o, out->file_path, out->owner)) {
+                out->kind = FEOX_LOC_DATABASE;
+                out->default_path = false;
+                sqlite3_free(out->file_path);
+                out->file_path = NULL;
+                goto cleanup; /* no share key: every connection has its own cache */
+            }
+            out->previous_release = FEOX_DB_MODE;
         } else {
             out->file_path = absolute_path(o->path, base_dir);
         }
