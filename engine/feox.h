@@ -257,6 +257,14 @@ feox_err feox_compact(feox_store *store);
  * the problems in feox_error_detail(). */
 feox_err feox_check(feox_store *store);
 
+/* Bring the indexes up to date with a storage backend that others change too (one with a
+ * refresh method, feox_storage.h): the backend reports what changed since the store loaded or
+ * last refreshed, and the store applies it to its indexes only; if the backend no longer knows
+ * (FEOX_ERR_STALE), the store empties its indexes and loads everything again. txn is the host's
+ * transaction context, passed to the backend. A no-op (FEOX_OK) for memory stores and for
+ * backends without refresh, such as "log". Errors: INVALID_ARGUMENT, FORKED, and the backend's. */
+feox_err feox_refresh(feox_store *store, void *txn);
+
 /* ---------------------------------------------------------------------------------------------
  * Write options (one struct instead of _with_timestamp / _with_ttl / _bytes variants)
  * ------------------------------------------------------------------------------------------- */
@@ -282,7 +290,11 @@ enum feox_write_flags {
 };
 
 /* NULL options mean: automatic timestamp; feox_insert clears any TTL and sets tag 0;
- * incr / cas / patch keep the record's TTL and tag (a new counter gets tag 0, no TTL). */
+ * incr / cas / patch keep the record's TTL and tag (a new counter gets tag 0, no TTL).
+ * Every write (insert, delete, update_ttl, incr, cas, patch) takes them, and uses txn, replaced
+ * and FEOX_WRITE_INDEX_ONLY alike. With a storage backend whose index is a cache
+ * (FEOX_STORAGE_INDEX_CACHE) a write, and a point read (get, get_ref, get_size, contains,
+ * get_ttl), first asks the backend for a key the index does not hold. */
 typedef struct feox_write_opts {
     uint64_t timestamp_ns;  /* 0 = automatic */
     uint32_t flags;         /* feox_write_flags */
@@ -364,10 +376,11 @@ feox_err feox_delete(feox_store *store, const void *key, size_t key_len,
 feox_err feox_get_ttl(feox_store *store, const void *key, size_t key_len, uint64_t *ttl_secs,
                       bool *has_ttl);
 
-/* Set expiry = now + ttl_secs; ttl_secs 0 removes the TTL (the seed's persist). Creates a new
- * version (automatic timestamp). Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND,
- * OUT_OF_MEMORY, NOMEM, IO. */
-feox_err feox_update_ttl(feox_store *store, const void *key, size_t key_len, uint64_t ttl_secs);
+/* Set expiry = now + ttl_secs; ttl_secs 0 removes the TTL. Creates a new version (automatic
+ * timestamp). opts (may be NULL) is used for txn, replaced and FEOX_WRITE_INDEX_ONLY only.
+ * Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, OUT_OF_MEMORY, NOMEM, IO. */
+feox_err feox_update_ttl(feox_store *store, const void *key, size_t key_len, uint64_t ttl_secs,
+                         const feox_write_opts *opts);
 
 /* ---------------------------------------------------------------------------------------------
  * Atomic operations

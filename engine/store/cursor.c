@@ -148,7 +148,8 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
     /* Cold values are read back outside the epoch section (it may do I/O). */
     for (size_t i = 0; !err && i < c->count; i++) {
         feox_record *resident;
-        err = feox_record_materialize(s, c->rows[i].version, &resident);
+        err = feox_record_materialize(s, c->keys + c->rows[i].key_offset, c->rows[i].key_len,
+                                      c->rows[i].version, &resident);
         if (!err && resident != c->rows[i].version) {
             feox_record_unref(c->rows[i].version);
             c->rows[i].version = resident;

@@ -1,8 +1,8 @@
 /*
  * store.c — opening and closing a store: configuration defaults, sharing one instance between two
- * opens of a path (through the registry, store_registry.c), the maintenance thread (epoch
- * reclamation and the TTL sweeper), the clock, memory accounting, and flush / compact / check /
- * stats.
+ * opens of a path (through the registry, store_registry.c), the storage backend (attached by
+ * store_storage.c), the maintenance thread (epoch reclamation and the TTL sweeper, started once
+ * the backend is loaded), and flush / compact / check / stats / len.
  */
 #include <errno.h>
 #include <limits.h>
@@ -29,34 +29,9 @@ void feox_config_init(feox_config *cfg)
         memset(cfg, 0, sizeof *cfg);
 }
 
-uint64_t feox_store_now(const feox_store *s)
-{
-    if (s->cfg.clock)
-        return s->cfg.clock(s->cfg.clock_ctx);
-    return feox_realtime_ns();
-}
-
 uint64_t feox_now_ns(feox_store *s)
 {
     return s ? feox_store_now(s) : 0;
-}
-
-bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforce)
-{
-    if (delta == 0) /* a same-size overwrite: no shared cache line to touch */
-        return true;
-    if (delta < 0 || !enforce || !s->cfg.max_memory) {
-        ck_pr_add_64(&s->memory_used, (uint64_t)delta); /* two's complement: adds a negative */
-        return true;
-    }
-    /* CAS loop: concurrent writers cannot overshoot the budget together. */
-    uint64_t used = ck_pr_load_64(&s->memory_used);
-    for (;;) {
-        if (used + (uint64_t)delta > s->cfg.max_memory)
-            return false;
-        if (ck_pr_cas_64_value(&s->memory_used, used, used + (uint64_t)delta, &used))
-            return true;
-    }
 }
 
 static bool is_memory_path(const char *path)
@@ -205,8 +180,8 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
         feox_set_error_detail("allocation failed");
         goto fail;
     }
-    if (path) {
-        err = feox_store_attach_backend(s);
+    if (path || cfg->storage) {
+        err = feox_store_attach_storage(s);
         if (err)
             goto fail;
     }
@@ -218,8 +193,8 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
     *out = s;
     return FEOX_OK;
 fail:
-    if (s->backend)
-        s->backend->ops->close(s->backend);
+    if (s->storage)
+        s->storage->methods->close(s->storage);
     destroy_store(s);
     return err;
 }
@@ -239,7 +214,7 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
         return err;
     feox_registry_install_hooks();
     if (is_memory_path(cfg->path))
-        return create_store(cfg, NULL, out);
+        return create_store(cfg, NULL, out); /* memory only, or cfg->storage without a path */
 
     char *path = canonical_path(cfg->path);
     if (!path && errno == 0)
@@ -283,8 +258,8 @@ static feox_err shut_down(feox_store *s)
         pthread_join(s->maintenance_thread, NULL);
     }
     feox_err err = FEOX_OK;
-    if (s->backend)
-        err = s->backend->ops->close(s->backend);
+    if (s->storage)
+        err = s->storage->methods->close(s->storage);
     destroy_store(s);
     return err;
 }
@@ -318,7 +293,8 @@ feox_err feox_flush(feox_store *s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
-    return s->backend ? s->backend->ops->flush(s->backend) : FEOX_OK;
+    return s->storage && s->storage->methods->flush ? s->storage->methods->flush(s->storage)
+                                                   : FEOX_OK;
 }
 
 feox_err feox_compact(feox_store *s)
@@ -328,7 +304,10 @@ feox_err feox_compact(feox_store *s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
-    return s->backend ? s->backend->ops->compact(s->backend) : FEOX_OK;
+    if (!s->storage || !s->storage->methods->compact ||
+        (s->storage_caps & FEOX_STORAGE_SELF_COMPACT))
+        return FEOX_OK;
+    return s->storage->methods->compact(s->storage);
 }
 
 feox_err feox_set_owner(feox_store *s, const char *owner)
@@ -338,7 +317,9 @@ feox_err feox_set_owner(feox_store *s, const char *owner)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
-    return s->backend ? s->backend->ops->set_owner(s->backend, feox_owner_hash(owner)) : FEOX_OK;
+    if (!s->storage || !s->storage->methods->set_owner)
+        return FEOX_OK;
+    return s->storage->methods->set_owner(s->storage, owner);
 }
 
 typedef struct consistency_check {
@@ -400,8 +381,8 @@ feox_err feox_check(feox_store *s)
         pthread_mutex_unlock(&s->hash.shards[i].lock);
     if (bad)
         return feox_fail(FEOX_ERR_CORRUPT, "%s", detail);
-    if (s->backend) {
-        feox_err err = s->backend->ops->check(s->backend, detail, sizeof detail);
+    if (s->storage) {
+        feox_err err = s->storage->methods->check(s->storage, detail, sizeof detail);
         if (err)
             return feox_fail(err, "%s", detail);
     }
@@ -425,7 +406,31 @@ feox_err feox_get_stats(feox_store *s, feox_stats *out)
     out->keys_with_ttl = feox_hash_sum_ttl_keys(&s->hash);
     out->epoch_retired = feox_epoch_total_retired();
     out->epoch_freed = feox_epoch_total_freed();
-    if (s->backend)
-        s->backend->ops->get_stats(s->backend, out);
+    if (s->storage)
+        s->storage->methods->get_stats(s->storage, out);
     return FEOX_OK;
+}
+
+uint64_t feox_len(feox_store *s, unsigned flags)
+{
+    if (!s || feox_store_inherited(s) || (flags & ~(unsigned)FEOX_LEN_ESTIMATE))
+        return 0;
+    if (flags & FEOX_LEN_ESTIMATE)
+        return feox_hash_sum_keys(&s->hash);
+    /* Exact: expired keys the sweeper has not reached yet are removed first. */
+    if (feox_hash_sum_ttl_keys(&s->hash))
+        feox_ttl_remove_expired(s, feox_store_now(s));
+    return feox_hash_sum_keys(&s->hash);
+}
+
+bool feox_is_empty(feox_store *s)
+{
+    if (s && feox_store_inherited(s))
+        return false; /* unknown here: the store belongs to the parent of a fork() */
+    return feox_len(s, 0) == 0;
+}
+
+uint64_t feox_memory_usage(feox_store *s)
+{
+    return s && !feox_store_inherited(s) ? ck_pr_load_64(&s->memory_used) : 0;
 }

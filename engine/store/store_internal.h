@@ -1,7 +1,14 @@
 /*
  * store_internal.h — the feox_store object and the helpers shared by the files that implement
- * the public operations (store.c, store_read.c, store_write.c, cursor.c, ttl_sweeper.c,
- * store_persist.c). Not public.
+ * the public operations. Not public. The files call each other only downwards:
+ *   store.c (open/close, flush, compact, check, stats, len)
+ *     -> store_read.c, store_write.c, cursor.c (the public reads, writes and cursors)
+ *     -> ttl_sweeper.c (active expiry; called by store.c)
+ *     -> store_storage.c (the store's side of feox_storage.h: open + load, find on a miss,
+ *        refresh, reading cold values, the host calls), storage_registry.c (backends by name)
+ *     -> store_apply.c (publishing a version, removing an entry, TTL bookkeeping)
+ *     -> value_eviction.c, store_registry.c (open stores, fork, exit)
+ * and the inline helpers below (clock, key check, live version, memory accounting).
  *
  * Locking in one paragraph: a key's shard mutex (hash_index.h) serializes every write to that key
  * and to its shard's TTL heap; the ordered index synchronizes its own writers; readers take no
@@ -18,10 +25,11 @@
 #include <sys/types.h>
 
 #include "base/error.h"
+#include "base/helpers.h"
 #include "feox.h"
 #include "index/hash_index.h"
 #include "index/ordered_index.h"
-#include "storage/persist.h"
+#include "feox_storage.h"
 #include "index/record.h"
 #include "base/stats.h"
 
@@ -36,7 +44,8 @@ struct feox_store {
     unsigned fork_generation;
     feox_hash_index hash;
     feox_ordered_index *ordered;
-    feox_backend *backend; /* NULL in memory mode */
+    feox_storage *storage; /* the backend (feox_storage.h); NULL in memory mode */
+    unsigned storage_caps; /* its methods->caps */
     feox_stat_counters *stats;
 
     uint64_t memory_used; /* atomic: bytes accounted against max_memory (key and TTL counts are
@@ -47,7 +56,6 @@ struct feox_store {
     pthread_mutex_t maintenance_lock;
     pthread_cond_t maintenance_wake;
     bool stopping;
-    bool replaying; /* open: applying the file; limits are not enforced */
 
     pthread_mutex_t evict_lock; /* value_eviction.c: one evictor at a time; guards the hand */
     uint8_t *evict_hand;        /* key where the eviction clock hand stopped */
@@ -85,49 +93,124 @@ void feox_registry_remove(feox_store *s);
 extern _Thread_local uint64_t feox_thread_write_count;
 
 /* Clock and expiry. */
-uint64_t feox_store_now(const feox_store *s);
+static inline uint64_t feox_store_now(const feox_store *s)
+{
+    return s->cfg.clock ? s->cfg.clock(s->cfg.clock_ctx) : feox_realtime_ns();
+}
 static inline bool feox_record_expired(const feox_record *r, uint64_t now_ns)
 {
     return r->expires_at_ns != 0 && now_ns > r->expires_at_ns;
 }
+
 /* Argument checks shared by every entry point. */
-feox_err feox_check_key(const void *key, size_t key_len);
+static inline feox_err feox_check_key(const void *key, size_t key_len)
+{
+    if (!key)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "key is NULL");
+    if (key_len == 0)
+        return feox_fail(FEOX_ERR_INVALID_KEY, "key is empty");
+    if (key_len > FEOX_MAX_KEY_SIZE)
+        return feox_fail(FEOX_ERR_INVALID_KEY, "key of %zu bytes exceeds %u", key_len,
+                         FEOX_MAX_KEY_SIZE);
+    return FEOX_OK;
+}
 
 /* The current live version of an entry read by a lock-free reader (inside an epoch section):
  * NULL if deleted or expired at now_ns (now_ns is read lazily through *now when needed). */
-feox_record *feox_entry_live(const feox_store *s, const feox_entry *e, uint64_t *now);
+static inline feox_record *feox_entry_live(const feox_store *s, const feox_entry *e,
+                                           uint64_t *now)
+{
+    /* Acquire: pairs with the writer's release store in feox_publish_version. */
+    feox_record *r = ck_pr_load_ptr(&e->current);
+    ck_pr_fence_load();
+    if (!r)
+        return NULL;
+    FEOX_TSAN_ACQUIRE(r);
+    if (r->expires_at_ns) {
+        if (!*now)
+            *now = feox_store_now(s);
+        if (*now > r->expires_at_ns)
+            return NULL;
+    }
+    return r;
+}
 
-/* A resident copy of a version: r itself (referenced) if resident, else a fresh unindexed
- * record read back from the backend. Called with a reference on r held by the caller. */
-feox_err feox_record_materialize(feox_store *s, feox_record *r, feox_record **out);
-
-/* Remove an entry from both indexes and retire it with its version (shard lock held).
- * log_delete: also append a delete record to the backend (ts_ns = its timestamp; *seq receives
- * the sequence number to wait on in sync=full mode). */
-feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e, bool log_delete,
-                                 uint64_t ts_ns, uint64_t *seq);
-
-/* Account bytes against max_memory (enforce = false during replay). */
-bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforce);
+/* Account bytes against max_memory (enforce = false: loading, and releases). */
+static inline bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforce)
+{
+    if (delta == 0) /* a same-size overwrite: no shared cache line to touch */
+        return true;
+    if (delta < 0 || !enforce || !s->cfg.max_memory) {
+        ck_pr_add_64(&s->memory_used, (uint64_t)delta); /* two's complement: adds a negative */
+        return true;
+    }
+    /* CAS loop: concurrent writers cannot overshoot the budget together. */
+    uint64_t used = ck_pr_load_64(&s->memory_used);
+    for (;;) {
+        if (used + (uint64_t)delta > s->cfg.max_memory)
+            return false;
+        if (ck_pr_cas_64_value(&s->memory_used, used, used + (uint64_t)delta, &used))
+            return true;
+    }
+}
 
 /* Persistent mode over budget: make up to `wanted` bytes of resident values cold (the caller
  * holds `held`, its key's shard lock). Returns the bytes freed (value_eviction.c). */
 uint64_t feox_evict_values(feox_store *s, uint64_t wanted, feox_shard *held);
 
-/* TTL sweeper (ttl_sweeper.c). */
+/* ---- store_apply.c: changing the indexes (every call with the key's shard lock held) ---- */
+
+/* Writes (publish or remove) made by the calling thread so far. */
+extern _Thread_local uint64_t feox_thread_write_count;
+
+/* How a change reaches the backend. */
+typedef struct feox_apply {
+    bool to_storage; /* call the backend's write()/erase() (false: the indexes only) */
+    bool enforce;    /* enforce max_memory (false while loading) */
+    void *txn;       /* the caller's transaction context, for the backend */
+    /* The version being replaced as the backend knows it: the live one, NULL if none. */
+    const feox_record *replaced;
+} feox_apply;
+
+/* Publish new_version for key (steps 2-5 of store_write.c). *entry is the key's entry or NULL
+ * (then one is created and returned). On success the version belongs to the index; on failure
+ * the caller still owns it. *seq: what to pass to wait_durable. */
+feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **entry,
+                              const void *key, size_t key_len, uint64_t hash,
+                              feox_record *new_version, const feox_apply *how, uint64_t *seq);
+/* Remove an entry from both indexes and retire it with its version. how NULL: the indexes
+ * only; otherwise with how->to_storage the backend erases the key at ts_ns first. */
+feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e,
+                                 const feox_apply *how, uint64_t ts_ns, uint64_t *seq);
+/* Apply a version or a delete from the backend to the indexes, unconditionally (load, refresh,
+ * find). The version is owned by the store afterwards, also on error; an expired one is
+ * dropped (and removes the key). */
+feox_err feox_apply_put(feox_store *s, feox_shard *shard, uint64_t hash, const void *key,
+                        size_t key_len, feox_record *r);
+void feox_apply_delete(feox_store *s, feox_shard *shard, uint64_t hash, const void *key,
+                       size_t key_len);
+/* The entry whose current version a TTL heap item describes, or NULL. */
+feox_entry *feox_ttl_item_owner(feox_store *s, const feox_ttl_item *item);
+
+/* ---- store_storage.c: the store's side of feox_storage.h ---- */
+
+/* Open the backend cfg asks for (or "log" for a path) and load it into the indexes. */
+feox_err feox_store_attach_storage(feox_store *s);
+/* A resident copy of version r of key: r itself (referenced) if resident, else a fresh
+ * unindexed record read back from the backend. Called with a reference on r held. */
+feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len, feox_record *r,
+                                 feox_record **out);
+/* FEOX_STORAGE_INDEX_CACHE: ask the backend for a key the indexes do not hold (find()) and
+ * insert what it has (the key's shard lock is held by the caller; nothing if the backend has
+ * nothing or the store has no INDEX_CACHE backend). */
+feox_err feox_store_find_locked(feox_store *s, void *txn, feox_shard *shard, uint64_t hash,
+                                const void *key, size_t key_len);
+/* The same from a lock-free reader: takes the key's shard lock around it. */
+feox_err feox_store_find(feox_store *s, void *txn, const void *key, size_t key_len);
+
+/* ---- ttl_sweeper.c ---- */
 void feox_ttl_sweep(feox_store *s, size_t max_per_shard);
 /* Remove every key expired at now_ns (counted as lazy expiry). */
 void feox_ttl_remove_expired(feox_store *s, uint64_t now_ns);
-/* Queue the expiry of a new version in its shard's heap (shard lock held). */
-feox_err feox_ttl_track(feox_store *s, feox_shard *shard, const feox_entry *e,
-                        const feox_record *old_version, const feox_record *new_version);
-
-/* Replay (store_write.c): apply a version or a delete read from the file unconditionally, in
- * file order (the version is owned by the store afterwards, also on error). */
-feox_err feox_store_replay_put(feox_store *s, const void *key, size_t key_len, feox_record *r);
-feox_err feox_store_replay_delete(feox_store *s, const void *key, size_t key_len);
-
-/* Persistence glue (store_persist.c). */
-feox_err feox_store_attach_backend(feox_store *s);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * store_read.c — the lock-free point reads: get, get_ref (zero-copy handles), get_size, contains,
- * get_ttl; plus len / is_empty / memory_usage.
+ * get_ttl. With an INDEX_CACHE backend a key the index does not hold is first looked up in the
+ * backend (feox_store_find, store_storage.c).
  *
  * A read hashes the key, enters an epoch section, probes the hash index, loads entry->current
  * with acquire semantics, checks expiry, and either copies what it needs or takes a reference on
@@ -13,64 +14,6 @@
 #include "store/store_internal.h"
 
 #define NS_PER_SEC 1000000000ull
-
-feox_err feox_check_key(const void *key, size_t key_len)
-{
-    if (!key)
-        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "key is NULL");
-    if (key_len == 0)
-        return feox_fail(FEOX_ERR_INVALID_KEY, "key is empty");
-    if (key_len > FEOX_MAX_KEY_SIZE)
-        return feox_fail(FEOX_ERR_INVALID_KEY, "key of %zu bytes exceeds %u", key_len,
-                         FEOX_MAX_KEY_SIZE);
-    return FEOX_OK;
-}
-
-feox_record *feox_entry_live(const feox_store *s, const feox_entry *e, uint64_t *now)
-{
-    /* Acquire: pairs with the writer's release store in publish_version. */
-    feox_record *r = ck_pr_load_ptr(&e->current);
-    ck_pr_fence_load();
-    if (!r)
-        return NULL;
-    FEOX_TSAN_ACQUIRE(r);
-    if (r->expires_at_ns) {
-        if (!*now)
-            *now = feox_store_now(s);
-        if (*now > r->expires_at_ns)
-            return NULL;
-    }
-    return r;
-}
-
-feox_err feox_record_materialize(feox_store *s, feox_record *r, feox_record **out)
-{
-    if (!(r->flags & FEOX_RECORD_COLD)) {
-        *out = r;
-        return FEOX_OK;
-    }
-    if (!s->backend)
-        return feox_fail(FEOX_ERR_CORRUPT, "cold value in a memory-only store");
-    /* A resident, unindexed copy; value NULL leaves the bytes for read_value to fill. */
-    feox_record *copy =
-        feox_record_new(NULL, r->value_len, r->tag, r->ts_ns, r->expires_at_ns, false);
-    if (!copy)
-        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    copy->location = ck_pr_load_64(&r->location);
-    feox_err err =
-        s->backend->ops->read_value(s->backend, copy->location, copy->value, r->value_len);
-    if (err == FEOX_ERR_CORRUPT && ck_pr_load_64(&r->location) != copy->location) {
-        /* A compaction moved the version between our load and the read: read it again. */
-        copy->location = ck_pr_load_64(&r->location);
-        err = s->backend->ops->read_value(s->backend, copy->location, copy->value, r->value_len);
-    }
-    if (err) {
-        feox_record_free(copy);
-        return err;
-    }
-    *out = copy;
-    return FEOX_OK;
-}
 
 /* The live version of key, or NULL (counted as a miss). Inside an epoch section: the version
  * stays valid until the section ends. */
@@ -98,6 +41,19 @@ static feox_record *acquire_live(feox_store *s, const void *key, size_t key_len)
     return r;
 }
 
+/* With an INDEX_CACHE backend, a key the index does not hold may be in the backend: ask it
+ * (find(), which inserts what it has) before the read answers "not found". */
+static feox_err find_on_miss(feox_store *s, const void *key, size_t key_len)
+{
+    if (__builtin_expect(!(s->storage_caps & FEOX_STORAGE_INDEX_CACHE), 1))
+        return FEOX_OK;
+    uint64_t hash = feox_hash_key(&s->hash, key, key_len);
+    feox_epoch_enter();
+    bool held = feox_hash_lookup(&s->hash, hash, key, key_len) != NULL;
+    feox_epoch_exit();
+    return held ? FEOX_OK : feox_store_find(s, NULL, key, key_len);
+}
+
 static feox_err check_read_args(feox_store *s, const void *key, size_t key_len, const void *out)
 {
     feox_clear_error_detail();
@@ -105,7 +61,8 @@ static feox_err check_read_args(feox_store *s, const void *key, size_t key_len, 
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or output pointer is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
-    return feox_check_key(key, key_len);
+    feox_err err = feox_check_key(key, key_len);
+    return err ? err : find_on_miss(s, key, key_len);
 }
 
 static void fill_info(const feox_record *r, feox_record_info *info)
@@ -125,7 +82,7 @@ feox_err feox_get_ref(feox_store *s, const void *key, size_t key_len, feox_value
     if (!r)
         return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
     feox_record *resident = NULL;
-    err = feox_record_materialize(s, r, &resident);
+    err = feox_record_materialize(s, key, key_len, r, &resident);
     if (resident != r || err)
         feox_record_unref(r);
     if (err)
@@ -186,7 +143,7 @@ feox_err feox_get(feox_store *s, const void *key, size_t key_len, void **value, 
         return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
     if (cold) {
         feox_record *resident = NULL;
-        err = feox_record_materialize(s, r, &resident);
+        err = feox_record_materialize(s, key, key_len, r, &resident);
         feox_record_unref(r);
         if (err)
             return err;
@@ -221,7 +178,8 @@ feox_err feox_get_size(feox_store *s, const void *key, size_t key_len, size_t *v
 
 bool feox_contains(feox_store *s, const void *key, size_t key_len)
 {
-    if (!s || feox_store_inherited(s) || feox_check_key(key, key_len) != FEOX_OK) {
+    if (!s || feox_store_inherited(s) || feox_check_key(key, key_len) != FEOX_OK ||
+        find_on_miss(s, key, key_len) != FEOX_OK) {
         feox_clear_error_detail();
         return false;
     }
@@ -252,28 +210,4 @@ feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *
         *ttl_secs = expires_at > now ? (expires_at - now) / NS_PER_SEC : 0;
     }
     return FEOX_OK;
-}
-
-uint64_t feox_len(feox_store *s, unsigned flags)
-{
-    if (!s || feox_store_inherited(s) || (flags & ~(unsigned)FEOX_LEN_ESTIMATE))
-        return 0;
-    if (flags & FEOX_LEN_ESTIMATE)
-        return feox_hash_sum_keys(&s->hash);
-    /* Exact: expired keys the sweeper has not reached yet are removed first. */
-    if (feox_hash_sum_ttl_keys(&s->hash))
-        feox_ttl_remove_expired(s, feox_store_now(s));
-    return feox_hash_sum_keys(&s->hash);
-}
-
-bool feox_is_empty(feox_store *s)
-{
-    if (s && feox_store_inherited(s))
-        return false; /* unknown here: the store belongs to the parent of a fork() */
-    return feox_len(s, 0) == 0;
-}
-
-uint64_t feox_memory_usage(feox_store *s)
-{
-    return s && !feox_store_inherited(s) ? ck_pr_load_64(&s->memory_used) : 0;
 }

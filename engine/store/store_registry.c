@@ -107,8 +107,8 @@ static void flush_open_stores(void)
 {
     pthread_mutex_lock(&registry_lock);
     for (feox_store *s = open_stores; s; s = s->next_open)
-        if (s->backend && !feox_store_inherited(s))
-            (void)s->backend->ops->flush(s->backend);
+        if (s->storage && s->storage->methods->flush && !feox_store_inherited(s))
+            (void)s->storage->methods->flush(s->storage);
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -162,8 +162,8 @@ static void after_fork_child(void)
     feox_store_files_fork_child();
     feox_epoch_fork_child();
     for (feox_store *s = open_stores; s; s = s->next_open)
-        if (s->backend && s->backend->ops->forget_after_fork)
-            s->backend->ops->forget_after_fork(s->backend);
+        if (s->storage && s->storage->methods->forget_after_fork)
+            s->storage->methods->forget_after_fork(s->storage);
     open_stores = NULL;
     if (handshake[0] >= 0) {
         close(handshake[0]);

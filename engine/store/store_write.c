@@ -2,14 +2,12 @@
  * store_write.c — every operation that changes a key: insert (FEOX_WRITE_IF_ABSENT too), delete,
  * update_ttl (0 removes the TTL), atomic_increment, compare_and_swap, json_patch.
  *
- * Each write runs under the key's shard lock and follows the same steps (publish_version):
- *   1. validate everything and decide timestamp, expiry and tag (nothing changed yet);
- *   2. reserve memory (max_memory), create the entry if the key is new, queue the expiry;
- *   3. link a new entry into both indexes with current = NULL (readers treat it as absent);
- *   4. append the version to the backend (persistent mode) — an error here undoes steps 2-3;
- *   5. publish: store-release entry->current = new version, retire the old version.
- * So a failure at any step leaves the store as it was, and a reader sees either the old version
- * or the new one, never a half-built one.
+ * Each write runs under the key's shard lock: step 1, validate everything and decide timestamp,
+ * expiry and tag (nothing changed yet), is here; steps 2-5 (memory, indexes, the backend's
+ * write, publish) are feox_publish_version in store_apply.c. With an INDEX_CACHE backend a key
+ * the index does not hold is first looked up in the backend (find), under the same lock.
+ * opts->txn goes to the backend; opts->replaced receives the live version the write replaced;
+ * FEOX_WRITE_INDEX_ONLY changes the indexes without calling the backend.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +18,6 @@
 #include "store/store_internal.h"
 
 #define NS_PER_SEC 1000000000ull
-
-/* Changes published by this thread; a cursor refreshes its batch when it sees this move, so a
- * thread always reads its own writes (cursor.c). */
-_Thread_local uint64_t feox_thread_write_count;
 
 /* Pick the version timestamp: explicit ones must be strictly newer than the live version; the
  * automatic one is the clock, bumped past the current version's timestamp if needed. */
@@ -90,141 +84,6 @@ static feox_err check_value(const void *value, size_t value_len)
     return FEOX_OK;
 }
 
-static int64_t footprint_delta(const feox_record *new_version, const feox_record *old_version,
-                               bool new_entry, size_t key_len)
-{
-    int64_t delta = (int64_t)feox_record_footprint(new_version->value_len,
-                                                   new_version->flags & FEOX_RECORD_COLD);
-    if (old_version)
-        delta -= (int64_t)feox_record_footprint(old_version->value_len,
-                                                old_version->flags & FEOX_RECORD_COLD);
-    if (new_entry)
-        delta += (int64_t)(feox_entry_footprint(key_len) + FEOX_INDEX_BYTES_PER_KEY);
-    return delta;
-}
-
-static void unlink_unpublished_entry(feox_store *s, feox_entry *e, bool in_ordered)
-{
-    feox_hash_remove(&s->hash, e);
-    if (in_ordered)
-        feox_ordered_index_remove(s->ordered, e);
-    /* Readers may have seen it (with current == NULL): free it only after a grace period. */
-    feox_entry_retire(e);
-}
-
-/* Steps 2-5 above. *entry is the key's entry or NULL (then one is created and returned).
- * On success the new version belongs to the index; on failure the caller still owns it. */
-static feox_err publish_version(feox_store *s, feox_shard *shard, feox_entry **entry,
-                                const void *key, size_t key_len, uint64_t hash,
-                                feox_record *new_version, uint64_t *seq)
-{
-    feox_entry *e = *entry;
-    feox_record *old_version = e ? ck_pr_load_ptr(&e->current) : NULL;
-    bool new_entry = e == NULL;
-    int64_t delta = footprint_delta(new_version, old_version, new_entry, key_len);
-    bool reserved = feox_memory_reserve(s, delta, !s->replaying);
-    if (!reserved && s->backend) {
-        /* Persistent mode: values already in the file can leave memory to make room. */
-        uint64_t need = ck_pr_load_64(&s->memory_used) + (uint64_t)delta;
-        uint64_t over = need > s->cfg.max_memory ? need - s->cfg.max_memory : 0;
-        /* Free a little more than needed so the next writes do not evict one value each. */
-        feox_evict_values(s, over + s->cfg.max_memory / 64, shard);
-        reserved = feox_memory_reserve(s, delta, true);
-    }
-    if (!reserved) {
-        feox_stat_inc(s->stats, FEOX_STAT_OUT_OF_MEMORY);
-        return feox_fail(FEOX_ERR_OUT_OF_MEMORY, "max_memory of %llu bytes reached",
-                         (unsigned long long)s->cfg.max_memory);
-    }
-    feox_err err = FEOX_OK;
-    if (new_entry) {
-        e = feox_entry_new(key, key_len, hash);
-        if (!e) {
-            err = FEOX_ERR_NOMEM;
-            goto undo_memory;
-        }
-    }
-    err = feox_ttl_track(s, shard, e, old_version, new_version);
-    if (err)
-        goto undo_entry;
-    if (new_entry) {
-        err = feox_hash_insert(&s->hash, e);
-        if (err)
-            goto undo_entry;
-        err = feox_ordered_index_insert(s->ordered, e);
-        if (err) {
-            feox_hash_remove(&s->hash, e);
-            feox_entry_retire(e);
-            e = NULL;
-            goto undo_memory;
-        }
-    }
-    if (s->backend && !s->replaying) {
-        err = s->backend->ops->append_put(s->backend, key, (uint32_t)key_len, new_version,
-                                          &new_version->location, seq);
-        if (err) {
-            if (new_entry)
-                unlink_unpublished_entry(s, e, true);
-            goto undo_memory;
-        }
-    }
-    /* Release: a reader that loads this pointer sees the fully built version. */
-    FEOX_TSAN_RELEASE(new_version);
-    ck_pr_fence_store();
-    ck_pr_store_ptr(&e->current, new_version);
-    feox_thread_write_count++;
-    if (new_entry)
-        feox_shard_count_add(&shard->keys, 1);
-    if (new_version->expires_at_ns) {
-        feox_shard_count_add(&shard->ttl_keys, 1);
-    }
-    if (old_version) {
-        if (old_version->expires_at_ns) {
-            feox_shard_count_add(&shard->ttl_keys, -1);
-        }
-        feox_record_retire(old_version);
-    }
-    *entry = e;
-    return FEOX_OK;
-
-undo_entry:
-    if (new_entry && e)
-        feox_entry_free(e);
-undo_memory:
-    feox_memory_reserve(s, -delta, false);
-    if (err == FEOX_ERR_NOMEM)
-        feox_set_error_detail("allocation failed");
-    return err;
-}
-
-feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e, bool log_delete,
-                                 uint64_t ts_ns, uint64_t *seq)
-{
-    if (log_delete && s->backend && !s->replaying) {
-        feox_err err = s->backend->ops->append_delete(s->backend, e->key, e->key_len, ts_ns, seq);
-        if (err)
-            return err;
-    }
-    feox_record *old_version = ck_pr_load_ptr(&e->current);
-    feox_hash_remove(&s->hash, e);
-    feox_ordered_index_remove(s->ordered, e);
-    ck_pr_store_ptr(&e->current, NULL);
-    feox_thread_write_count++;
-    feox_shard_count_add(&shard->keys, -1);
-    int64_t freed = (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
-    if (old_version) {
-        if (old_version->expires_at_ns) {
-            feox_shard_count_add(&shard->ttl_keys, -1);
-        }
-        freed += (int64_t)feox_record_footprint(old_version->value_len,
-                                                old_version->flags & FEOX_RECORD_COLD);
-        feox_record_retire(old_version);
-    }
-    feox_entry_retire(e);
-    feox_memory_reserve(s, -freed, false);
-    return FEOX_OK;
-}
-
 /* State of a key seen under its shard lock. */
 typedef struct key_state {
     uint64_t hash;
@@ -233,23 +92,71 @@ typedef struct key_state {
     feox_record *current; /* entry's version, expired or not */
     feox_record *live;    /* current if not expired, else NULL */
     uint64_t now_ns;
+    feox_apply how;       /* how the change reaches the backend */
+    feox_value **replaced; /* opts->replaced */
 } key_state;
 
-static void lock_key(feox_store *s, const void *key, size_t key_len, key_state *k)
+/* Lock key and read its state (asking an INDEX_CACHE backend first if the index lacks it). On
+ * error the lock is released. */
+static feox_err lock_key(feox_store *s, const void *key, size_t key_len,
+                         const feox_write_opts *opts, key_state *k)
 {
+    uint32_t flags = opts ? opts->flags : 0;
+    k->how = (feox_apply){.to_storage = !(flags & FEOX_WRITE_INDEX_ONLY),
+                          .enforce = true,
+                          .txn = opts ? opts->txn : NULL};
+    k->replaced = opts ? opts->replaced : NULL;
+    if (k->replaced)
+        *k->replaced = NULL;
     k->hash = feox_hash_key(&s->hash, key, key_len);
     k->shard = feox_hash_shard(&s->hash, k->hash);
     pthread_mutex_lock(&k->shard->lock);
+    if (k->how.to_storage && (s->storage_caps & FEOX_STORAGE_INDEX_CACHE)) {
+        feox_err err = feox_store_find_locked(s, k->how.txn, k->shard, k->hash, key, key_len);
+        if (err) {
+            pthread_mutex_unlock(&k->shard->lock);
+            return err;
+        }
+    }
     k->entry = feox_hash_lookup(&s->hash, k->hash, key, key_len);
     k->current = k->entry ? ck_pr_load_ptr(&k->entry->current) : NULL;
     k->now_ns = feox_store_now(s);
     k->live = k->current && !feox_record_expired(k->current, k->now_ns) ? k->current : NULL;
     if (k->current && !k->live)
         feox_stat_inc(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY);
+    k->how.replaced = k->live;
+    return FEOX_OK;
+}
+
+/* opts->replaced: a resident, referenced copy of the live version about to be replaced (read
+ * back from the backend if cold), kept until the write succeeds (keep_replaced). */
+static feox_err hold_replaced(feox_store *s, const void *key, size_t key_len, key_state *k,
+                              feox_record **held)
+{
+    *held = NULL;
+    if (!k->replaced || !k->live)
+        return FEOX_OK;
+    feox_record_ref(k->live);
+    feox_err err = feox_record_materialize(s, key, key_len, k->live, held);
+    if (err || *held != k->live)
+        feox_record_unref(k->live);
+    return err;
+}
+
+/* Hand the held version to the caller if the write succeeded, else drop it. */
+static void keep_replaced(key_state *k, feox_err err, feox_record *held)
+{
+    if (!held)
+        return;
+    if (err == FEOX_OK && k->replaced)
+        *k->replaced = (feox_value *)held;
+    else
+        feox_record_unref(held);
 }
 
 /* The common start of every write: argument checks, then the key's lock and its state. */
-static feox_err begin_write(feox_store *s, const void *key, size_t key_len, key_state *k)
+static feox_err begin_write(feox_store *s, const void *key, size_t key_len,
+                            const feox_write_opts *opts, key_state *k)
 {
     if (!s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
@@ -258,8 +165,7 @@ static feox_err begin_write(feox_store *s, const void *key, size_t key_len, key_
     feox_err err = feox_check_key(key, key_len);
     if (err)
         return err;
-    lock_key(s, key, key_len, k);
-    return FEOX_OK;
+    return lock_key(s, key, key_len, opts, k);
 }
 
 /* Unlock, then wait for durability in sync=full mode (never while holding the lock, so
@@ -267,8 +173,9 @@ static feox_err begin_write(feox_store *s, const void *key, size_t key_len, key_
 static feox_err unlock_key(feox_store *s, key_state *k, feox_err err, uint64_t seq)
 {
     pthread_mutex_unlock(&k->shard->lock);
-    if (!err && seq && s->backend && s->cfg.sync == FEOX_SYNC_FULL)
-        err = s->backend->ops->wait_durable(s->backend, seq);
+    if (!err && seq && s->storage && s->storage->methods->wait_durable &&
+        s->cfg.sync == FEOX_SYNC_FULL)
+        err = s->storage->methods->wait_durable(s->storage, seq);
     return err;
 }
 
@@ -280,17 +187,19 @@ static feox_err write_version(feox_store *s, key_state *k, const void *key, size
     feox_record *r = feox_record_new(value, value_len, tag, ts_ns, expires_at_ns, false);
     if (!r)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    feox_err err = publish_version(s, k->shard, &k->entry, key, key_len, k->hash, r, seq);
+    feox_err err =
+        feox_publish_version(s, k->shard, &k->entry, key, key_len, k->hash, r, &k->how, seq);
     if (err)
         feox_record_free(r);
     return err;
 }
 
 /* Resident bytes of the live version (reads a cold value back from the backend). */
-static feox_err live_value(feox_store *s, feox_record *live, feox_record **resident)
+static feox_err live_value(feox_store *s, const void *key, size_t key_len, feox_record *live,
+                           feox_record **resident)
 {
     feox_record_ref(live);
-    feox_err err = feox_record_materialize(s, live, resident);
+    feox_err err = feox_record_materialize(s, key, key_len, live, resident);
     if (err || *resident != live)
         feox_record_unref(live);
     return err;
@@ -303,15 +212,18 @@ feox_err feox_insert(feox_store *s, const void *key, size_t key_len, const void 
     key_state k;
     feox_err err = check_value(value, value_len);
     if (!err)
-        err = begin_write(s, key, key_len, &k);
+        err = begin_write(s, key, key_len, opts, &k);
     if (err)
         return err;
     uint64_t seq = 0, ts = 0;
+    feox_record *held = NULL;
     if (opts && (opts->flags & FEOX_WRITE_IF_ABSENT) && k.live) {
         err = feox_fail(FEOX_ERR_KEY_EXISTS, "key already exists");
         goto out;
     }
     err = choose_timestamp(s, opts, k.current, k.live, k.now_ns, &ts);
+    if (!err)
+        err = hold_replaced(s, key, key_len, &k, &held);
     if (err)
         goto out;
     bool was_live = k.live != NULL;
@@ -323,40 +235,49 @@ feox_err feox_insert(feox_store *s, const void *key, size_t key_len, const void 
             *created = !was_live;
     }
 out:
-    return unlock_key(s, &k, err, seq);
+    err = unlock_key(s, &k, err, seq);
+    keep_replaced(&k, err, held);
+    return err;
 }
 
 feox_err feox_delete(feox_store *s, const void *key, size_t key_len, const feox_write_opts *opts)
 {
     feox_clear_error_detail();
     key_state k;
-    feox_err err = begin_write(s, key, key_len, &k);
+    feox_err err = begin_write(s, key, key_len, opts, &k);
     if (err)
         return err;
     uint64_t ts = 0, seq = 0;
+    feox_record *held = NULL;
     if (!k.live) {
         if (k.entry) /* expired: reclaim it now; its expiry already keeps it dead on disk */
-            feox_store_remove_entry(s, k.shard, k.entry, false, 0, NULL);
+            feox_store_remove_entry(s, k.shard, k.entry, NULL, 0, NULL);
         err = feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
         goto out;
     }
     err = choose_timestamp(s, opts, k.current, k.live, k.now_ns, &ts);
     if (!err)
-        err = feox_store_remove_entry(s, k.shard, k.entry, true, ts, &seq);
+        err = hold_replaced(s, key, key_len, &k, &held);
+    if (!err)
+        err = feox_store_remove_entry(s, k.shard, k.entry, &k.how, ts, &seq);
     if (!err)
         feox_stat_inc(s->stats, FEOX_STAT_DELETES);
 out:
-    return unlock_key(s, &k, err, seq);
+    err = unlock_key(s, &k, err, seq);
+    keep_replaced(&k, err, held);
+    return err;
 }
 
-feox_err feox_update_ttl(feox_store *s, const void *key, size_t key_len, uint64_t ttl_secs)
+feox_err feox_update_ttl(feox_store *s, const void *key, size_t key_len, uint64_t ttl_secs,
+                         const feox_write_opts *opts)
 {
     feox_clear_error_detail();
     key_state k;
-    feox_err err = begin_write(s, key, key_len, &k);
+    feox_err err = begin_write(s, key, key_len, opts, &k);
     if (err)
         return err;
     uint64_t ts = 0, seq = 0;
+    feox_record *held = NULL;
     if (!k.live) {
         err = feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
         goto out;
@@ -365,15 +286,21 @@ feox_err feox_update_ttl(feox_store *s, const void *key, size_t key_len, uint64_
     if (err)
         goto out;
     feox_record *resident = NULL;
-    err = live_value(s, k.live, &resident);
+    err = live_value(s, key, key_len, k.live, &resident);
     if (err)
         goto out;
+    if (k.replaced) {
+        feox_record_ref(resident); /* the live version's bytes: what the caller gets back */
+        held = resident;
+    }
     feox_write_opts ttl = {.flags = FEOX_WRITE_TTL, .ttl_secs = ttl_secs};
     err = write_version(s, &k, key, key_len, resident->value, resident->value_len, k.live->tag, ts,
                         choose_expiry(&ttl, k.live, k.now_ns, false), &seq);
     feox_record_unref(resident);
 out:
-    return unlock_key(s, &k, err, seq);
+    err = unlock_key(s, &k, err, seq);
+    keep_replaced(&k, err, held);
+    return err;
 }
 
 feox_err feox_atomic_increment(feox_store *s, const void *key, size_t key_len, int64_t delta,
@@ -381,10 +308,11 @@ feox_err feox_atomic_increment(feox_store *s, const void *key, size_t key_len, i
 {
     feox_clear_error_detail();
     key_state k;
-    feox_err err = begin_write(s, key, key_len, &k);
+    feox_err err = begin_write(s, key, key_len, opts, &k);
     if (err)
         return err;
     uint64_t ts = 0, seq = 0;
+    feox_record *held = NULL;
     int64_t value = delta;
     if (k.live) {
         if (k.live->value_len != 8) {
@@ -393,11 +321,14 @@ feox_err feox_atomic_increment(feox_store *s, const void *key, size_t key_len, i
             goto out;
         }
         feox_record *resident;
-        err = live_value(s, k.live, &resident);
+        err = live_value(s, key, key_len, k.live, &resident);
         if (err)
             goto out;
         uint64_t u = feox_get_le64(resident->value);
-        feox_record_unref(resident);
+        if (k.replaced)
+            held = resident; /* the caller's reference on the replaced version */
+        else
+            feox_record_unref(resident);
         value = feox_sat_add_i64((int64_t)u, delta);
     }
     err = choose_timestamp(s, opts, k.current, k.live, k.now_ns, &ts);
@@ -416,7 +347,9 @@ feox_err feox_atomic_increment(feox_store *s, const void *key, size_t key_len, i
             *result = value;
     }
 out:
-    return unlock_key(s, &k, err, seq);
+    err = unlock_key(s, &k, err, seq);
+    keep_replaced(&k, err, held);
+    return err;
 }
 
 feox_err feox_compare_and_swap(feox_store *s, const void *key, size_t key_len, const void *expected,
@@ -432,19 +365,23 @@ feox_err feox_compare_and_swap(feox_store *s, const void *key, size_t key_len, c
         err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "expected is NULL but expected_len is %zu",
                         expected_len);
     if (!err)
-        err = begin_write(s, key, key_len, &k);
+        err = begin_write(s, key, key_len, opts, &k);
     if (err)
         return err;
     uint64_t ts = 0, seq = 0;
+    feox_record *held = NULL;
     bool match = false;
     if (k.live && k.live->value_len == expected_len &&
         (!(opts && (opts->flags & FEOX_WRITE_MATCH_TAG)) || k.live->tag == opts->expected_tag)) {
         feox_record *resident;
-        err = live_value(s, k.live, &resident);
+        err = live_value(s, key, key_len, k.live, &resident);
         if (err)
             goto out;
         match = expected_len == 0 || memcmp(resident->value, expected, expected_len) == 0;
-        feox_record_unref(resident);
+        if (match && k.replaced)
+            held = resident; /* the caller's reference on the replaced version */
+        else
+            feox_record_unref(resident);
     }
     if (!match) {
         feox_stat_inc(s->stats, FEOX_STAT_CAS_FAILURE);
@@ -463,7 +400,9 @@ feox_err feox_compare_and_swap(feox_store *s, const void *key, size_t key_len, c
             *swapped = true;
     }
 out:
-    return unlock_key(s, &k, err, seq);
+    err = unlock_key(s, &k, err, seq);
+    keep_replaced(&k, err, held);
+    return err;
 }
 
 /* Read the live version of key with a reference (lock-free). */
@@ -479,15 +418,17 @@ static feox_record *read_live(feox_store *s, const void *key, size_t key_len)
     return r;
 }
 
-/* Publish a patched document if the key still holds `base`; *raced = true if it changed. */
+/* Publish a patched document if the key still holds `base` (whose bytes are `resident`);
+ * *raced = true if it changed. */
 static feox_err publish_patched(feox_store *s, const void *key, size_t key_len,
-                                const feox_record *base, const char *doc, size_t doc_len,
-                                const feox_write_opts *opts, bool *raced)
+                                const feox_record *base, feox_record *resident, const char *doc,
+                                size_t doc_len, const feox_write_opts *opts, bool *raced)
 {
     key_state k;
-    lock_key(s, key, key_len, &k);
+    feox_err err = lock_key(s, key, key_len, opts, &k);
+    if (err)
+        return err;
     uint64_t ts = 0, seq = 0;
-    feox_err err = FEOX_OK;
     *raced = k.live != base;
     if (*raced) {
         if (!k.live)
@@ -505,7 +446,12 @@ static feox_err publish_patched(feox_store *s, const void *key, size_t key_len,
 out:
     if (*raced && !k.live)
         *raced = false; /* deleted meanwhile: report KEY_NOT_FOUND, do not retry */
-    return unlock_key(s, &k, err, seq);
+    err = unlock_key(s, &k, err, seq);
+    if (!err && !*raced && k.replaced) {
+        feox_record_ref(resident);
+        *k.replaced = (feox_value *)resident;
+    }
+    return err;
 }
 
 feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const char *patch,
@@ -520,6 +466,11 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
     feox_err err = feox_check_key(key, key_len);
     if (err)
         return err;
+    if (s->storage_caps & FEOX_STORAGE_INDEX_CACHE) {
+        err = feox_store_find(s, opts ? opts->txn : NULL, key, key_len);
+        if (err)
+            return err;
+    }
     /* Optimistic: patch outside any lock, publish only if the value is still the one patched
      * (pointer identity is safe: the reference we hold keeps that version from being reused). */
     for (;;) {
@@ -529,7 +480,7 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
             return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
         }
         feox_record *resident;
-        err = feox_record_materialize(s, base, &resident);
+        err = feox_record_materialize(s, key, key_len, base, &resident);
         if (err) {
             feox_record_unref(base);
             return err;
@@ -539,8 +490,6 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
         char message[256] = "";
         err = feox_json_patch_apply((const char *)resident->value, resident->value_len, patch,
                                     patch_len, &doc, &doc_len, message, sizeof message);
-        if (resident != base)
-            feox_record_unref(resident);
         if (err == FEOX_OK && doc_len > FEOX_MAX_VALUE_SIZE)
             err = feox_fail(FEOX_ERR_INVALID_VALUE, "patched document of %zu bytes exceeds %u",
                             doc_len, FEOX_MAX_VALUE_SIZE);
@@ -548,7 +497,9 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
             feox_set_error_detail("%s", message[0] ? message : feox_strerror(err));
         bool raced = false;
         if (!err)
-            err = publish_patched(s, key, key_len, base, doc, doc_len, opts, &raced);
+            err = publish_patched(s, key, key_len, base, resident, doc, doc_len, opts, &raced);
+        if (resident != base)
+            feox_record_unref(resident);
         feox_record_unref(base);
         if (raced) {
             feox_mem_free(doc);
@@ -569,33 +520,4 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
         }
         return FEOX_OK;
     }
-}
-
-feox_err feox_store_replay_put(feox_store *s, const void *key, size_t key_len, feox_record *r)
-{
-    key_state k;
-    lock_key(s, key, key_len, &k);
-    feox_err err = FEOX_OK;
-    if (feox_record_expired(r, k.now_ns)) {
-        if (k.entry)
-            feox_store_remove_entry(s, k.shard, k.entry, false, 0, NULL);
-        feox_record_free(r);
-    } else {
-        uint64_t seq = 0;
-        err = publish_version(s, k.shard, &k.entry, key, key_len, k.hash, r, &seq);
-        if (err)
-            feox_record_free(r);
-    }
-    pthread_mutex_unlock(&k.shard->lock);
-    return err;
-}
-
-feox_err feox_store_replay_delete(feox_store *s, const void *key, size_t key_len)
-{
-    key_state k;
-    lock_key(s, key, key_len, &k);
-    if (k.entry)
-        feox_store_remove_entry(s, k.shard, k.entry, false, 0, NULL);
-    pthread_mutex_unlock(&k.shard->lock);
-    return FEOX_OK;
 }

@@ -92,7 +92,7 @@ static uint64_t evict_one(feox_store *s, const void *key, uint32_t key_len, feox
 
 uint64_t feox_evict_values(feox_store *s, uint64_t wanted, feox_shard *held)
 {
-    if (!s->backend || !wanted)
+    if (!s->storage || !wanted)
         return 0;
     pthread_mutex_lock(&s->evict_lock);
     evict_batch batch = {0};

@@ -1028,7 +1028,7 @@ static void run_workload(feox_sync_mode sync, uint64_t seed, uint64_t die_at, or
                 writes = true;
             }
             expect = cur ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND;
-            rc = r < 82 ? feox_update_ttl(s, key, kl, ttl) : feox_update_ttl(s, key, kl, 0);
+            rc = r < 82 ? feox_update_ttl(s, key, kl, ttl, NULL) : feox_update_ttl(s, key, kl, 0, NULL);
         } else if (r < 94) {
             char key[16];
             size_t kl;

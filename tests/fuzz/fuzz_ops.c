@@ -685,7 +685,7 @@ static void op_update_ttl(feox_store *s, input *in, bool persist)
     key_buf k = next_key(in);
     uint64_t ttl = persist ? 0 : next_byte(in) % 6;
     model_rec *live = model_live(&k);
-    feox_err err = feox_update_ttl(s, k.bytes, k.len, ttl); /* ttl 0 = persist */
+    feox_err err = feox_update_ttl(s, k.bytes, k.len, ttl, NULL); /* ttl 0 = persist */
     if (!live) {
         expect_err(err, FEOX_ERR_KEY_NOT_FOUND, "update_ttl of an absent key");
         return;

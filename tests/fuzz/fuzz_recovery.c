@@ -18,7 +18,7 @@
 
 #include "storage/log/log_backend.h"
 #include "storage/log/log_format.h"
-#include "storage/persist.h"
+#include "storage/log/log_storage.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,11 +26,11 @@ typedef struct tally {
     uint64_t puts, dels, key_bytes, value_bytes;
 } tally;
 
-static feox_err count_put(void *ctx, const void *key, uint32_t key_len, const void *value,
-                          uint32_t value_len, uint32_t tag, uint64_t ts, uint64_t expires,
-                          uint64_t location)
+static feox_err count_put(void *ctx, const feox_storage_record *rec)
 {
-    (void)tag, (void)ts, (void)expires;
+    const void *key = rec->key, *value = rec->value;
+    uint32_t key_len = rec->key_len, value_len = rec->value_len;
+    uint64_t location = rec->location;
     tally *t = ctx;
     if (!key || key_len == 0 || key_len > FEOX_MAX_KEY_SIZE || value_len > FEOX_MAX_VALUE_SIZE ||
         !value || (location & FEOX_LOG_OFFSET_MASK) < FEOX_LOG_HEADER_SIZE)
@@ -64,8 +64,7 @@ static bool no_relocate(void *ctx, const void *k, uint32_t kl, uint64_t o, uint6
     return false;
 }
 
-static feox_err no_live(void *ctx, int (*fn)(void *, const feox_entry *, const feox_record *),
-                        void *fn_ctx)
+static feox_err no_live(void *ctx, int (*fn)(void *, const feox_storage_record *), void *fn_ctx)
 {
     (void)ctx, (void)fn, (void)fn_ctx;
     return FEOX_OK;
@@ -119,22 +118,23 @@ static feox_err replay_file(const char *path, tally *t, feox_stats *st)
     cfg.sync = FEOX_SYNC_OFF;
     cfg.disable_compaction = true;
     cfg.flush_interval_ms = 3600000;
-    feox_store_hooks hooks = {NULL, no_relocate, no_live, zero_clock};
-    feox_backend *b;
-    feox_err err = feox_backend_open_file(&cfg, &hooks, &b);
+    feox_storage_host hooks = {NULL, no_relocate, no_live, zero_clock};
+    feox_storage *b;
+    const feox_storage_methods *log = &feox_log_storage_methods;
+    feox_err err = log->open(log, &cfg, &hooks, &b);
     if (err)
         return err;
-    feox_replay_sink sink = {t, count_put, count_del};
-    err = b->ops->replay(b, &sink);
+    feox_storage_sink sink = {t, count_put, count_del};
+    err = b->methods->load(b, NULL, &sink);
     if (!err) {
         char detail[256];
         memset(st, 0, sizeof *st);
-        b->ops->get_stats(b, st);
-        feox_err check = b->ops->check(b, detail, sizeof detail);
+        b->methods->get_stats(b, st);
+        feox_err check = b->methods->check(b, detail, sizeof detail);
         if (check != FEOX_OK && check != FEOX_ERR_CORRUPT)
             abort();
     }
-    feox_err close_err = b->ops->close(b);
+    feox_err close_err = b->methods->close(b);
     if (!err && close_err)
         abort();
     return err;

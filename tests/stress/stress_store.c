@@ -659,7 +659,7 @@ static void *autots_worker(void *arg)
                 REQUIRE(err == FEOX_OK, "autots: cas -> %s", feox_strerror(err));
                 feox_free(v);
             }
-            err = feox_update_ttl(s, "same", 4, 3600);
+            err = feox_update_ttl(s, "same", 4, 3600, NULL);
             REQUIRE(err == FEOX_OK, "autots: update_ttl -> %s", feox_strerror(err));
         }
     }
@@ -783,7 +783,7 @@ static void *sweep_worker(void *arg)
             break;
         case 1: REQUIRE_OK(feox_insert(s, key, kl, val, vl, NULL, NULL)); break;
         case 2: {
-            feox_err err = feox_update_ttl(s, key, kl, 0);
+            feox_err err = feox_update_ttl(s, key, kl, 0, NULL);
             REQUIRE(err == FEOX_OK || err == FEOX_ERR_KEY_NOT_FOUND, "persist: %s",
                     feox_strerror(err));
             break;

@@ -236,13 +236,13 @@ static feox_err step_get(feox_store *s, int i)
 static feox_err step_update_ttl(feox_store *s, int i)
 {
     (void)i;
-    return feox_update_ttl(s, "user:4", 6, 60);
+    return feox_update_ttl(s, "user:4", 6, 60, NULL);
 }
 
 static feox_err step_persist(feox_store *s, int i)
 {
     (void)i;
-    return feox_update_ttl(s, "session:1", 9, 0);
+    return feox_update_ttl(s, "session:1", 9, 0, NULL);
 }
 
 static feox_err step_advance_clock(feox_store *s, int i)

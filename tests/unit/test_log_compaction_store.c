@@ -238,7 +238,7 @@ static void test_generation_wraps(void **state)
     cfg.max_memory = 96u << 10;
     feox_store *s;
     assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
-    feox_log_backend *b = feox_log_of(s->backend);
+    feox_log_backend *b = feox_log_of(s->storage);
     pthread_mutex_lock(&b->mu);
     assert_int_equal(b->append_off, FEOX_LOG_HEADER_SIZE); /* no location uses the old number */
     b->generation = (1u << (64 - FEOX_LOG_OFFSET_BITS)) - 3;
@@ -327,9 +327,8 @@ static void *hold_shard_lock(void *arg)
     return NULL;
 }
 
-static int visit_checks_published(void *ctx, const feox_entry *e, const feox_record *r)
+static int visit_checks_published(void *ctx, const feox_storage_record *r)
 {
-    (void)e;
     (void)r;
     in_flight_writer *w = ctx;
     assert_true(atomic_load(&w->published));
@@ -366,8 +365,8 @@ static void test_scan_waits_for_writes_in_flight(void **state)
     while (!w.locked)
         pthread_cond_wait(&w.cond, &w.mu);
     pthread_mutex_unlock(&w.mu);
-    feox_log_backend *b = feox_log_of(s->backend);
-    assert_int_equal(b->hooks.for_each_live(b->hooks.ctx, visit_checks_published, &w), FEOX_OK);
+    feox_log_backend *b = feox_log_of(s->storage);
+    assert_int_equal(b->host.for_each_live(b->host.ctx, visit_checks_published, &w), FEOX_OK);
     pthread_join(thread, NULL);
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cond);

@@ -20,7 +20,7 @@
 
 static model m1, m2;
 
-static void write_keys(feox_backend *b, model *m, const char *prefix, int n, uint64_t ts)
+static void write_keys(feox_storage *b, model *m, const char *prefix, int n, uint64_t ts)
 {
     for (int i = 0; i < n; i++) {
         char key[32], value[48];
@@ -34,10 +34,10 @@ static void write_keys(feox_backend *b, model *m, const char *prefix, int n, uin
 static void assert_reopens_as(const char *path, model *expected)
 {
     feox_io_inject_reset();
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m2, &b), FEOX_OK);
     feox_stats st = {0};
-    b->ops->get_stats(b, &st);
+    b->methods->get_stats(b, &st);
     assert_int_equal(st.recovery_dropped_records, 0);
     int live = 0;
     for (int i = 0; i < expected->count; i++) {
@@ -57,8 +57,8 @@ static void assert_reopens_as(const char *path, model *expected)
         got_live += m2.keys[i].live;
     assert_int_equal(got_live, live);
     char detail[256];
-    assert_int_equal(b->ops->check(b, detail, sizeof detail), FEOX_OK);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->check(b, detail, sizeof detail), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
 }
 
 static void test_enospc_on_write_is_reported_then_retried(void **state)
@@ -66,21 +66,21 @@ static void test_enospc_on_write_is_reported_then_retried(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "enospc");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m1, &b), FEOX_OK);
     write_keys(b, &m1, "a", 10, 1);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
     write_keys(b, &m1, "b", 10, 100);
     feox_io_inject(FEOX_IO_PWRITE, 1, ENOSPC, false, false);
-    assert_int_equal(b->ops->flush(b), FEOX_ERR_DISK_FULL);
+    assert_int_equal(b->methods->flush(b), FEOX_ERR_DISK_FULL);
     assert_non_null(strstr(feox_error_detail(), path));
     feox_stats st = {0};
-    b->ops->get_stats(b, &st);
+    b->methods->get_stats(b, &st);
     assert_int_equal(st.io_errors, 1);
     /* The store keeps accepting writes (they are buffered), and the fault has cleared. */
     write_keys(b, &m1, "c", 10, 200);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     assert_reopens_as(path, &m1);
     unlink(path);
 }
@@ -94,11 +94,11 @@ static void test_failing_disk_refuses_appends_until_a_write_succeeds(void **stat
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "fullbuffer");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m1, &b), FEOX_OK);
     feox_io_inject(FEOX_IO_PWRITE, 1, ENOSPC, false, true);
     assert_int_equal(model_write(b, &m1, "first", "x", 1), FEOX_OK);
-    assert_int_equal(b->ops->flush(b), FEOX_ERR_DISK_FULL);
+    assert_int_equal(b->methods->flush(b), FEOX_ERR_DISK_FULL);
     uint64_t writes_before = feox_io_calls(FEOX_IO_PWRITE);
     for (int i = 0; i < 100; i++) {
         char key[32];
@@ -109,11 +109,11 @@ static void test_failing_disk_refuses_appends_until_a_write_succeeds(void **stat
     assert_true(feox_io_calls(FEOX_IO_PWRITE) >= writes_before + 100); /* each one retried */
     feox_io_inject_reset();
     assert_int_equal(model_write(b, &m1, "second", "y", 500), FEOX_OK);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m2, &b), FEOX_OK);
     assert_int_equal(m2.puts, 2);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     unlink(path);
 }
 
@@ -122,15 +122,15 @@ static void test_persistent_eio_then_crash_leaves_flushed_data(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "eio");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m1, &b), FEOX_OK);
     write_keys(b, &m1, "a", 20, 1);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
     model flushed = m1; /* what must survive */
     write_keys(b, &m1, "b", 20, 100);
     feox_io_inject(FEOX_IO_PWRITE, 1, EIO, false, true);
-    assert_int_equal(b->ops->flush(b), FEOX_ERR_IO);
-    assert_int_equal(b->ops->flush(b), FEOX_ERR_IO);
+    assert_int_equal(b->methods->flush(b), FEOX_ERR_IO);
+    assert_int_equal(b->methods->flush(b), FEOX_ERR_IO);
     /* "Crash" now: the file holds exactly the flushed records. */
     uint64_t len;
     struct stat st;
@@ -143,8 +143,8 @@ static void test_persistent_eio_then_crash_leaves_flushed_data(void **state)
     assert_int_equal(system(cmd), 0);
     assert_true(len > FEOX_LOG_HEADER_SIZE);
     feox_io_inject_reset();
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     assert_reopens_as(copy, &flushed);
     assert_reopens_as(path, &m1);
     unlink(copy);
@@ -156,21 +156,21 @@ static void test_short_writes_are_completed(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "short");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
     write_keys(b, &m1, "a", 50, 1);
     feox_io_inject(FEOX_IO_PWRITE, 1, 0, true, false);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
     write_keys(b, &m1, "b", 50, 100);
     /* Every write transfers only half of what it was asked: the writer loops until done. */
     feox_io_inject(FEOX_IO_PWRITE, 1, 0, true, true);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
     feox_io_inject_reset();
     feox_io_inject(FEOX_IO_PWRITE, 1, EIO, false, false);
     write_keys(b, &m1, "c", 50, 200);
-    assert_int_equal(b->ops->flush(b), FEOX_ERR_IO);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_ERR_IO);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     assert_reopens_as(path, &m1);
     unlink(path);
 }
@@ -180,34 +180,34 @@ static void test_fsync_eio_degrades_for_good(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "fsync");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m1, &b), FEOX_OK);
     write_keys(b, &m1, "a", 5, 1);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
     write_keys(b, &m1, "b", 5, 100);
     feox_io_inject(FEOX_IO_FSYNC, 1, EIO, false, false);
-    assert_int_equal(b->ops->flush(b), FEOX_ERR_DEGRADED);
+    assert_int_equal(b->methods->flush(b), FEOX_ERR_DEGRADED);
     assert_non_null(strstr(feox_error_detail(), "fsync"));
     uint64_t fsyncs_after_failure = feox_io_calls(FEOX_IO_FSYNC);
     /* The fault is gone, but the fsync is never retried and assumed good. */
-    assert_int_equal(b->ops->flush(b), FEOX_ERR_DEGRADED);
+    assert_int_equal(b->methods->flush(b), FEOX_ERR_DEGRADED);
     assert_int_equal(feox_io_calls(FEOX_IO_FSYNC), fsyncs_after_failure);
     feox_record *r = feox_record_new("x", 1, 0, 500, 0, false);
     uint64_t loc, seq;
-    assert_int_equal(b->ops->append_put(b, "k", 1, r, &loc, &seq), FEOX_ERR_DEGRADED);
+    assert_int_equal(model_append_put(b, "k", 1, r, &loc, &seq), FEOX_ERR_DEGRADED);
     feox_record_free(r);
-    assert_int_equal(b->ops->append_delete(b, "a-1", 3, 501, &seq), FEOX_ERR_DEGRADED);
-    assert_int_equal(b->ops->wait_durable(b, 1), FEOX_ERR_DEGRADED);
-    assert_int_equal(b->ops->compact(b), FEOX_ERR_DEGRADED);
+    assert_int_equal(model_append_delete(b, "a-1", 3, 501, &seq), FEOX_ERR_DEGRADED);
+    assert_int_equal(b->methods->wait_durable(b, 1), FEOX_ERR_DEGRADED);
+    assert_int_equal(b->methods->compact(b), FEOX_ERR_DEGRADED);
     feox_stats st = {0};
-    b->ops->get_stats(b, &st);
+    b->methods->get_stats(b, &st);
     assert_int_equal(st.io_errors, 1);
-    assert_int_equal(b->ops->close(b), FEOX_ERR_DEGRADED);
+    assert_int_equal(b->methods->close(b), FEOX_ERR_DEGRADED);
     /* Reopening gives a consistent file (whatever reached it). */
     assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m2, &b), FEOX_OK);
     assert_non_null(model_get(&m2, "a-4"));
     assert_null(model_get(&m2, "k"));
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     unlink(path);
 }
 
@@ -216,25 +216,25 @@ static void test_sync_full_fsync_failure_fails_the_write(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "fullfail");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_FULL, &m1, &b), FEOX_OK);
     feox_record *r = feox_record_new("x", 1, 0, 5, 0, false);
     uint64_t loc, seq;
-    assert_int_equal(b->ops->append_put(b, "k", 1, r, &loc, &seq), FEOX_OK);
+    assert_int_equal(model_append_put(b, "k", 1, r, &loc, &seq), FEOX_OK);
     feox_io_inject(FEOX_IO_FSYNC, 1, EIO, false, false);
-    assert_int_equal(b->ops->wait_durable(b, seq), FEOX_ERR_DEGRADED);
+    assert_int_equal(b->methods->wait_durable(b, seq), FEOX_ERR_DEGRADED);
     feox_record_free(r);
-    b->ops->close(b);
+    b->methods->close(b);
     unlink(path);
 }
 
 /* The store's for_each_live, with one write appended while the rewrite is under way: the
  * compaction must carry it over from the old file's tail. */
-static feox_backend *append_during_rewrite;
+static feox_storage *append_during_rewrite;
 
-static feox_err
-live_with_concurrent_append(void *ctx, int (*fn)(void *, const feox_entry *, const feox_record *),
-                            void *fn_ctx)
+static feox_err live_with_concurrent_append(void *ctx,
+                                           int (*fn)(void *, const feox_storage_record *),
+                                           void *fn_ctx)
 {
     model *m = ctx;
     if (append_during_rewrite) {
@@ -276,30 +276,30 @@ static void test_compaction_faults_leave_a_complete_file(void **state)
         snprintf(leftover, sizeof leftover, "%s.compact", path);
         memset(&m1, 0, sizeof m1);
         feox_config cfg = model_config(path, FEOX_SYNC_OFF);
-        feox_store_hooks hooks = model_hooks(&m1);
+        feox_storage_host hooks = model_hooks(&m1);
         hooks.for_each_live = live_with_concurrent_append;
-        feox_backend *b;
-        assert_int_equal(feox_backend_open_file(&cfg, &hooks, &b), FEOX_OK);
-        feox_replay_sink sink = model_sink(&m1);
-        assert_int_equal(b->ops->replay(b, &sink), FEOX_OK);
+        feox_storage *b;
+        assert_int_equal(model_backend_open(&cfg, &hooks, &b), FEOX_OK);
+        feox_storage_sink sink = model_sink(&m1);
+        assert_int_equal(b->methods->load(b, NULL, &sink), FEOX_OK);
         for (int round = 0; round < 5; round++)
             write_keys(b, &m1, "k", 100, 1 + (uint64_t)round * 1000);
-        assert_int_equal(b->ops->flush(b), FEOX_OK);
+        assert_int_equal(b->methods->flush(b), FEOX_OK);
         write_keys(b, &m1, "t", 3, 9000); /* buffered: flushed by the compaction first */
         append_during_rewrite = b;
         feox_io_inject(faults[f].op, faults[f].nth, faults[f].err, false, false);
-        assert_int_equal(b->ops->compact(b), faults[f].want);
+        assert_int_equal(b->methods->compact(b), faults[f].want);
         feox_io_inject_reset();
         append_during_rewrite = NULL;
         assert_int_equal(access(leftover, F_OK), -1);
         if (faults[f].want == FEOX_ERR_DEGRADED) {
             /* The new file is in place but its name may not be durable: no more promises. */
-            assert_int_equal(b->ops->flush(b), FEOX_ERR_DEGRADED);
-            assert_int_equal(b->ops->close(b), FEOX_ERR_DEGRADED);
+            assert_int_equal(b->methods->flush(b), FEOX_ERR_DEGRADED);
+            assert_int_equal(b->methods->close(b), FEOX_ERR_DEGRADED);
         } else {
             write_keys(b, &m1, "after", 3, 20000);
-            assert_int_equal(b->ops->flush(b), FEOX_OK);
-            assert_int_equal(b->ops->close(b), FEOX_OK);
+            assert_int_equal(b->methods->flush(b), FEOX_OK);
+            assert_int_equal(b->methods->close(b), FEOX_OK);
         }
         assert_reopens_as(path, &m1);
         unlink(path);
@@ -311,10 +311,10 @@ static void test_read_error_during_recovery_fails_open_cleanly(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "readfail");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
     write_keys(b, &m1, "a", 10, 1);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     feox_io_inject(FEOX_IO_PREAD, 2, EIO, false, false); /* 1 = header, 2 = the records */
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m2, &b), FEOX_ERR_IO);
     feox_io_inject_reset();

@@ -1,6 +1,6 @@
 /*
- * test_log_recovery.c — the log backend through its seam (persist.h) with an in-test model store:
- * round trips, foreign and future files, torn tails cut at every byte of the last records,
+ * test_log_recovery.c — the log backend through its seam (feox_storage.h) with an in-test model
+ * store: round trips, foreign and future files, torn tails cut at every byte of the last records,
  * single-bit flips (only the damaged record lost), the file lock, durable deletes, compaction,
  * read_value, group commit and check().
  */
@@ -50,7 +50,7 @@ static void write_file(const char *path, const uint8_t *data, uint64_t len)
 /* Write n keys "key-%03d" = "value-%03d-<padding>" and close; returns record end offsets. */
 static void write_sequence(const char *path, int n, uint64_t *ends)
 {
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
     uint64_t off = FEOX_LOG_HEADER_SIZE;
     for (int i = 0; i < n; i++) {
@@ -62,7 +62,7 @@ static void write_sequence(const char *path, int n, uint64_t *ends)
         if (ends)
             ends[i] = off;
     }
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
 }
 
 static void assert_key(model *m, int i, bool present)
@@ -87,15 +87,15 @@ static void test_round_trip_with_overwrites_and_deletes(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "roundtrip");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m1, &b), FEOX_OK);
     assert_int_equal(model_write(b, &m1, "a", "1", 10), FEOX_OK);
     assert_int_equal(model_write(b, &m1, "b", "2", 11), FEOX_OK);
     assert_int_equal(model_write(b, &m1, "a", "3", 12), FEOX_OK);
     assert_int_equal(model_delete(b, &m1, "b", 13), FEOX_OK);
     assert_int_equal(model_write(b, &m1, "c", "", 14), FEOX_OK); /* empty value */
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
 
     assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m2, &b), FEOX_OK);
     assert_int_equal(m2.puts, 4);
@@ -108,11 +108,11 @@ static void test_round_trip_with_overwrites_and_deletes(void **state)
     assert_non_null(model_get(&m2, "c"));
     assert_int_equal(model_get(&m2, "c")->value_len, 0);
     feox_stats st = {0};
-    b->ops->get_stats(b, &st);
+    b->methods->get_stats(b, &st);
     assert_int_equal(st.recovered_records, 5);
     assert_int_equal(st.recovery_dropped_records, 0);
     assert_int_equal(st.file_size, file_size(path));
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     unlink(path);
 }
 
@@ -124,7 +124,7 @@ static void test_foreign_and_future_files_are_refused(void **state)
     const char *text =
         "this is a text file that is long enough to look like a header, really it is";
     write_file(path, (const uint8_t *)text, strlen(text));
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_ERR_FORMAT);
     assert_non_null(strstr(feox_error_detail(), "exists and is not a feox store"));
     /* The foreign file is left untouched. */
@@ -172,7 +172,7 @@ static void test_torn_tail_at_every_byte_of_last_records(void **state)
     assert_int_equal(len, ends[N - 1]);
     for (uint64_t cut = ends[N - 3]; cut <= len; cut++) {
         write_file(cut_path, image, cut);
-        feox_backend *b;
+        feox_storage *b;
         assert_int_equal(model_open(cut_path, FEOX_SYNC_OFF, &m2, &b), FEOX_OK);
         for (int i = 0; i < N; i++)
             assert_key(&m2, i, ends[i] <= cut);
@@ -181,19 +181,19 @@ static void test_torn_tail_at_every_byte_of_last_records(void **state)
             whole++;
         uint64_t valid_end = whole ? ends[whole - 1] : FEOX_LOG_HEADER_SIZE;
         feox_stats st = {0};
-        b->ops->get_stats(b, &st);
+        b->methods->get_stats(b, &st);
         assert_int_equal(st.recovered_records, whole);
         assert_int_equal(st.recovery_dropped_bytes, cut - valid_end);
         assert_int_equal(st.recovery_dropped_records, cut == valid_end ? 0 : 1);
         /* The torn tail was cut off, and new records follow the last valid one. */
         assert_int_equal(file_size(cut_path), valid_end);
         assert_int_equal(model_write(b, &m2, "after", "crash", 1000), FEOX_OK);
-        assert_int_equal(b->ops->close(b), FEOX_OK);
+        assert_int_equal(b->methods->close(b), FEOX_OK);
         assert_int_equal(model_open(cut_path, FEOX_SYNC_OFF, &m2, &b), FEOX_OK);
         assert_non_null(model_get(&m2, "after"));
         for (int i = 0; i < N; i++)
             assert_key(&m2, i, ends[i] <= cut);
-        assert_int_equal(b->ops->close(b), FEOX_OK);
+        assert_int_equal(b->methods->close(b), FEOX_OK);
     }
     free(image);
     unlink(cut_path);
@@ -217,22 +217,22 @@ static void flip_every_bit_of(int victim)
             image[byte] ^= (uint8_t)(1u << bit);
             write_file(flip_path, image, len);
             image[byte] ^= (uint8_t)(1u << bit);
-            feox_backend *b;
+            feox_storage *b;
             assert_int_equal(model_open(flip_path, FEOX_SYNC_OFF, &m2, &b), FEOX_OK);
             for (int i = 0; i < N; i++)
                 assert_key(&m2, i, i != victim);
             feox_stats st = {0};
-            b->ops->get_stats(b, &st);
+            b->methods->get_stats(b, &st);
             assert_int_equal(st.recovery_dropped_records, 1);
             assert_int_equal(st.recovered_records, N - 1);
             char detail[256] = "";
             if (victim != N - 1) { /* a damaged record in the middle stays until compaction */
-                assert_int_equal(b->ops->check(b, detail, sizeof detail), FEOX_ERR_CORRUPT);
+                assert_int_equal(b->methods->check(b, detail, sizeof detail), FEOX_ERR_CORRUPT);
                 assert_non_null(strstr(detail, "damaged record"));
             } else {
-                assert_int_equal(b->ops->check(b, detail, sizeof detail), FEOX_OK);
+                assert_int_equal(b->methods->check(b, detail, sizeof detail), FEOX_OK);
             }
-            assert_int_equal(b->ops->close(b), FEOX_OK);
+            assert_int_equal(b->methods->close(b), FEOX_OK);
         }
     }
     free(image);
@@ -253,14 +253,14 @@ static void test_second_open_is_locked(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "lock");
-    feox_backend *b, *b2;
+    feox_storage *b, *b2;
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m2, &b2), FEOX_ERR_LOCKED);
     assert_non_null(strstr(feox_error_detail(), "locked"));
     /* Another process gets LOCKED too (exit code = the error it saw). */
     pid_t pid = fork();
     if (pid == 0) {
-        feox_backend *other;
+        feox_storage *other;
         feox_err err = model_open(path, FEOX_SYNC_OFF, &m2, &other);
         _exit(err == FEOX_ERR_LOCKED && strstr(feox_error_detail(), "another process") ? 0 : 1);
     }
@@ -268,9 +268,9 @@ static void test_second_open_is_locked(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m2, &b2), FEOX_OK);
-    assert_int_equal(b2->ops->close(b2), FEOX_OK);
+    assert_int_equal(b2->methods->close(b2), FEOX_OK);
     unlink(path);
 }
 
@@ -279,23 +279,23 @@ static void test_flushed_delete_stays_deleted(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "delete");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_NORMAL, &m1, &b), FEOX_OK);
     assert_int_equal(model_write(b, &m1, "k", "v", 1), FEOX_OK);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
     assert_int_equal(model_delete(b, &m1, "k", 2), FEOX_OK);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
     /* Simulate kill -9 after the flush: copy the file as it is now, before close. */
     uint64_t len;
     uint8_t *image = read_file(path, &len);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     char copy[160];
     snprintf(copy, sizeof copy, "%s.copy", path);
     write_file(copy, image, len);
     free(image);
     assert_int_equal(model_open(copy, FEOX_SYNC_NORMAL, &m2, &b), FEOX_OK);
     assert_null(model_get(&m2, "k"));
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     unlink(copy);
     unlink(path);
 }
@@ -305,24 +305,24 @@ static void test_read_value_from_buffer_and_file(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "read");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
     assert_int_equal(model_write(b, &m1, "x", "hello", 1), FEOX_OK);
     char buf[16] = "";
     uint64_t loc = model_get(&m1, "x")->location;
     assert_true(loc != 0);
-    assert_int_equal(b->ops->read_value(b, loc, buf, 5), FEOX_OK); /* still buffered */
+    assert_int_equal(model_read_value(b, loc, buf, 5), FEOX_OK); /* still buffered */
     assert_memory_equal(buf, "hello", 5);
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
     memset(buf, 0, sizeof buf);
-    assert_int_equal(b->ops->read_value(b, loc, buf, 5), FEOX_OK); /* from the file */
+    assert_int_equal(model_read_value(b, loc, buf, 5), FEOX_OK); /* from the file */
     assert_memory_equal(buf, "hello", 5);
-    assert_int_equal(b->ops->read_value(b, loc + 1, buf, 5), FEOX_ERR_CORRUPT);
-    assert_int_equal(b->ops->read_value(b, loc, buf, 4), FEOX_ERR_CORRUPT); /* wrong length */
+    assert_int_equal(model_read_value(b, loc + 1, buf, 5), FEOX_ERR_CORRUPT);
+    assert_int_equal(model_read_value(b, loc, buf, 4), FEOX_ERR_CORRUPT); /* wrong length */
     feox_stats st = {0};
-    b->ops->get_stats(b, &st);
+    b->methods->get_stats(b, &st);
     assert_true(st.disk_reads >= 1);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     unlink(path);
 }
 
@@ -331,7 +331,7 @@ static void test_compaction_after_overwrite_storm(void **state)
     (void)state;
     char path[128];
     model_temp_path(path, sizeof path, "compact");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_OFF, &m1, &b), FEOX_OK);
     char key[32], value[128];
     uint64_t ts = 1;
@@ -345,9 +345,9 @@ static void test_compaction_after_overwrite_storm(void **state)
         snprintf(key, sizeof key, "key-%04d", i);
         assert_int_equal(model_delete(b, &m1, key, ts++), FEOX_OK);
     }
-    assert_int_equal(b->ops->flush(b), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
     uint64_t before = file_size(path);
-    assert_int_equal(b->ops->compact(b), FEOX_OK);
+    assert_int_equal(b->methods->compact(b), FEOX_OK);
     uint64_t after = file_size(path);
     uint64_t live = FEOX_LOG_HEADER_SIZE;
     for (int i = 0; i < m1.count; i++)
@@ -356,7 +356,7 @@ static void test_compaction_after_overwrite_storm(void **state)
     assert_true(after <= 2 * live);
     assert_true(after < before / 10);
     feox_stats st = {0};
-    b->ops->get_stats(b, &st);
+    b->methods->get_stats(b, &st);
     assert_int_equal(st.compactions, 1);
     assert_int_equal(st.file_size, after);
     /* Locations were moved to the new file: read_value finds every live value. */
@@ -364,7 +364,7 @@ static void test_compaction_after_overwrite_storm(void **state)
         if (!m1.keys[i].live)
             continue;
         char buf[256];
-        assert_int_equal(b->ops->read_value(b, m1.keys[i].location, buf, m1.keys[i].value_len),
+        assert_int_equal(model_read_value(b, m1.keys[i].location, buf, m1.keys[i].value_len),
                          FEOX_OK);
         assert_memory_equal(buf, m1.keys[i].value, m1.keys[i].value_len);
     }
@@ -372,8 +372,8 @@ static void test_compaction_after_overwrite_storm(void **state)
     assert_int_equal(model_write(b, &m1, "late", "write", ts++), FEOX_OK);
     assert_int_equal(model_delete(b, &m1, "key-0001", ts++), FEOX_OK);
     char detail[256];
-    assert_int_equal(b->ops->check(b, detail, sizeof detail), FEOX_OK);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->check(b, detail, sizeof detail), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     char leftover[160];
     snprintf(leftover, sizeof leftover, "%s.compact", path);
     assert_int_equal(access(leftover, F_OK), -1);
@@ -390,12 +390,12 @@ static void test_compaction_after_overwrite_storm(void **state)
         assert_memory_equal(k->value, m1.keys[i].value, k->value_len);
         assert_int_equal(k->ts, m1.keys[i].ts);
     }
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     unlink(path);
 }
 
 typedef struct committer {
-    feox_backend *b;
+    feox_storage *b;
     int id;
 } committer;
 
@@ -407,10 +407,10 @@ static void *commit_loop(void *arg)
         snprintf(key, sizeof key, "t%d-%d", c->id, i);
         feox_record *r = feox_record_new("v", 1, 0, 1, 0, false);
         uint64_t loc, seq;
-        assert_int_equal(c->b->ops->append_put(c->b, key, (uint32_t)strlen(key), r, &loc, &seq),
+        assert_int_equal(model_append_put(c->b, key, (uint32_t)strlen(key), r, &loc, &seq),
                          FEOX_OK);
         feox_record_free(r);
-        assert_int_equal(c->b->ops->wait_durable(c->b, seq), FEOX_OK);
+        assert_int_equal(c->b->methods->wait_durable(c->b, seq), FEOX_OK);
     }
     return NULL;
 }
@@ -421,7 +421,7 @@ static void test_sync_full_group_commit(void **state)
     enum { THREADS = 8 };
     char path[128];
     model_temp_path(path, sizeof path, "group");
-    feox_backend *b;
+    feox_storage *b;
     assert_int_equal(model_open(path, FEOX_SYNC_FULL, &m1, &b), FEOX_OK);
     pthread_t threads[THREADS];
     committer c[THREADS];
@@ -432,16 +432,16 @@ static void test_sync_full_group_commit(void **state)
     for (int i = 0; i < THREADS; i++)
         pthread_join(threads[i], NULL);
     feox_stats st = {0};
-    b->ops->get_stats(b, &st);
+    b->methods->get_stats(b, &st);
     /* Every commit was durable when it returned; concurrent ones shared fsyncs. */
     assert_true(st.fsyncs >= 1);
     assert_true(st.fsyncs <= THREADS * 200);
     print_message("group commit: %d commits, %llu fsyncs\n", THREADS * 200,
                   (unsigned long long)st.fsyncs);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     assert_int_equal(model_open(path, FEOX_SYNC_FULL, &m2, &b), FEOX_OK);
     assert_int_equal(m2.puts, THREADS * 200);
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     unlink(path);
 }
 
@@ -453,23 +453,23 @@ static void test_normal_mode_flusher_makes_writes_durable(void **state)
     memset(&m1, 0, sizeof m1);
     feox_config cfg = model_config(path, FEOX_SYNC_NORMAL);
     cfg.flush_interval_ms = 10;
-    feox_store_hooks hooks = model_hooks(&m1);
-    feox_backend *b;
-    assert_int_equal(feox_backend_open_file(&cfg, &hooks, &b), FEOX_OK);
-    feox_replay_sink sink = model_sink(&m1);
-    assert_int_equal(b->ops->replay(b, &sink), FEOX_OK);
+    feox_storage_host hooks = model_hooks(&m1);
+    feox_storage *b;
+    assert_int_equal(model_backend_open(&cfg, &hooks, &b), FEOX_OK);
+    feox_storage_sink sink = model_sink(&m1);
+    assert_int_equal(b->methods->load(b, NULL, &sink), FEOX_OK);
     assert_int_equal(model_write(b, &m1, "k", "v", 1), FEOX_OK);
     /* No flush() call: the background flusher writes and fsyncs on its own. */
     feox_stats st = {0};
     for (int i = 0; i < 500 && st.fsyncs == 0; i++) {
         usleep(10000);
         memset(&st, 0, sizeof st);
-        b->ops->get_stats(b, &st);
+        b->methods->get_stats(b, &st);
     }
     assert_true(st.fsyncs >= 1);
     assert_int_equal(st.disk_writes, 1);
     assert_int_equal(file_size(path), FEOX_LOG_HEADER_SIZE + feox_log_record_size(1, 1));
-    assert_int_equal(b->ops->close(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
     unlink(path);
 }
 

@@ -190,8 +190,8 @@ static void test_null_pointers(void **state)
     assert_int_equal(feox_get_ttl(s, KS("k"), NULL, &b), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_get_ttl(s, KS("k"), &u, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_get_ttl(s, NULL, 1, &u, &b), FEOX_ERR_INVALID_ARGUMENT);
-    assert_int_equal(feox_update_ttl(s, NULL, 1, 5), FEOX_ERR_INVALID_ARGUMENT);
-    assert_int_equal(feox_update_ttl(s, NULL, 1, 0), FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_update_ttl(s, NULL, 1, 5, NULL), FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_update_ttl(s, NULL, 1, 0, NULL), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_atomic_increment(s, NULL, 1, 1, NULL, &i), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_atomic_increment(NULL, KS("c"), 1, NULL, &i), FEOX_ERR_INVALID_ARGUMENT);
     assert_int_equal(feox_compare_and_swap(s, NULL, 1, "v", 1, "w", 1, NULL, &b),
@@ -268,8 +268,8 @@ static void test_key_size_limits(void **state)
         assert_false(feox_contains(s, big, len));
         assert_int_equal(feox_delete(s, big, len, NULL), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_get_ttl(s, big, len, &u, &b), FEOX_ERR_INVALID_KEY);
-        assert_int_equal(feox_update_ttl(s, big, len, 10), FEOX_ERR_INVALID_KEY);
-        assert_int_equal(feox_update_ttl(s, big, len, 0), FEOX_ERR_INVALID_KEY);
+        assert_int_equal(feox_update_ttl(s, big, len, 10, NULL), FEOX_ERR_INVALID_KEY);
+        assert_int_equal(feox_update_ttl(s, big, len, 0, NULL), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_atomic_increment(s, big, len, 1, NULL, &i64), FEOX_ERR_INVALID_KEY);
         assert_int_equal(feox_compare_and_swap(s, big, len, "max", 3, "y", 1, NULL, &b),
                          FEOX_ERR_INVALID_KEY);
@@ -805,10 +805,10 @@ static void test_auto_timestamp_after_future_explicit(void **state)
     assert_true(info.timestamp_ns > future);
 
     assert_int_equal(feox_insert(s, KS("t"), "x", 1, &o, NULL), FEOX_OK);
-    assert_int_equal(feox_update_ttl(s, KS("t"), 100), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("t"), 100, NULL), FEOX_OK);
     info = check_value(s, KS("t"), "x", 1);
     assert_true(info.timestamp_ns > future);
-    assert_int_equal(feox_update_ttl(s, KS("t"), 0), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("t"), 0, NULL), FEOX_OK);
 
     assert_int_equal(feox_insert(s, KS("d"), "x", 1, &o, NULL), FEOX_OK);
     assert_int_equal(feox_delete(s, KS("d"), NULL), FEOX_OK);
@@ -1854,10 +1854,10 @@ static void test_seed_examples(void **state)
     ftest_clock_advance(&test_clock, 1);
     assert_int_equal(feox_get_ttl(s, KS("session"), &ttl, &has), FEOX_OK);
     assert_int_equal(ttl, 3599);
-    assert_int_equal(feox_update_ttl(s, KS("session"), 7200), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("session"), 7200, NULL), FEOX_OK);
     assert_int_equal(feox_get_ttl(s, KS("session"), &ttl, &has), FEOX_OK);
     assert_int_equal(ttl, 7200);
-    assert_int_equal(feox_update_ttl(s, KS("session"), 0), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("session"), 0, NULL), FEOX_OK);
     assert_int_equal(feox_get_ttl(s, KS("session"), &ttl, &has), FEOX_OK);
     assert_false(has);
     /* len / is_empty / memory_usage / stats. */

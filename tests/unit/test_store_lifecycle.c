@@ -151,8 +151,8 @@ static void child_check_every_call_refused(feox_store *s, const char *path)
                 FEOX_ERR_FORKED);
     CHILD_CHECK(feox_json_patch(s, KS("doc"), KS("[]"), NULL, NULL, NULL) == FEOX_ERR_FORKED);
     CHILD_CHECK(feox_delete(s, KS("hits"), NULL) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_update_ttl(s, KS("hits"), 10) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_update_ttl(s, KS("hits"), 0) == FEOX_ERR_FORKED);
+    CHILD_CHECK(feox_update_ttl(s, KS("hits"), 10, NULL) == FEOX_ERR_FORKED);
+    CHILD_CHECK(feox_update_ttl(s, KS("hits"), 0, NULL) == FEOX_ERR_FORKED);
     void *v = NULL;
     size_t n = 0;
     CHILD_CHECK(feox_get(s, KS("hits"), &v, &n, NULL) == FEOX_ERR_FORKED && v == NULL);

@@ -714,7 +714,7 @@ static void op_ttl(feox_store *s)
     case 1: {
         describe_key("update_ttl", k);
         uint64_t secs = ftest_rng_below(&rng, 4);
-        CHECK_ERR(feox_update_ttl(s, k->b, k->len, secs), r ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
+        CHECK_ERR(feox_update_ttl(s, k->b, k->len, secs, NULL), r ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
         if (r) {
             r->ts = auto_ts(r);
             r->expires = secs ? now_ns() + secs * SEC : 0;
@@ -723,7 +723,7 @@ static void op_ttl(feox_store *s)
     }
     default:
         describe_key("persist", k);
-        CHECK_ERR(feox_update_ttl(s, k->b, k->len, 0), r ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
+        CHECK_ERR(feox_update_ttl(s, k->b, k->len, 0, NULL), r ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
         if (r) {
             r->ts = auto_ts(r);
             r->expires = 0;

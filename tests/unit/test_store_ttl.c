@@ -243,8 +243,8 @@ static void test_expired_absent_everywhere(void **state)
                                      NULL, NULL, NULL),
                      FEOX_ERR_KEY_NOT_FOUND);
     assert_int_equal(feox_delete(s, KS("e:del"), NULL), FEOX_ERR_KEY_NOT_FOUND);
-    assert_int_equal(feox_update_ttl(s, KS("e:ttl"), 100), FEOX_ERR_KEY_NOT_FOUND);
-    assert_int_equal(feox_update_ttl(s, KS("e:persist"), 0), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(feox_update_ttl(s, KS("e:ttl"), 100, NULL), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(feox_update_ttl(s, KS("e:persist"), 0, NULL), FEOX_ERR_KEY_NOT_FOUND);
     /* ... none of them resurrected anything. */
     assert_false(feox_contains(s, KS("e:doc")));
     assert_false(feox_contains(s, KS("e:ttl")));
@@ -297,14 +297,14 @@ static void test_update_ttl_and_persist(void **state)
     (void)state;
     feox_store *s = open_store();
     bool has = false;
-    assert_int_equal(feox_update_ttl(s, KS("missing"), 5), FEOX_ERR_KEY_NOT_FOUND);
-    assert_int_equal(feox_update_ttl(s, KS("missing"), 0), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(feox_update_ttl(s, KS("missing"), 5, NULL), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(feox_update_ttl(s, KS("missing"), 0, NULL), FEOX_ERR_KEY_NOT_FOUND);
     assert_false(feox_contains(s, KS("missing")));
 
     /* update_ttl on a key without TTL adds one: now + secs. */
     assert_int_equal(feox_insert(s, KS("k"), "v", 1, NULL, NULL), FEOX_OK);
     ftest_clock_advance(&test_clock, 3 * SEC);
-    assert_int_equal(feox_update_ttl(s, KS("k"), 10), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("k"), 10, NULL), FEOX_OK);
     feox_record_info info = info_of(s, "k");
     assert_int_equal(info.expires_at_ns, T0 + 13 * SEC);
     assert_int_equal(ttl_of(s, "k", &has), 10);
@@ -312,7 +312,7 @@ static void test_update_ttl_and_persist(void **state)
     expect_str(s, "k", "v"); /* value untouched */
 
     /* update_ttl(0) removes it: the key then outlives the old expiry. */
-    assert_int_equal(feox_update_ttl(s, KS("k"), 0), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("k"), 0, NULL), FEOX_OK);
     ttl_of(s, "k", &has);
     assert_false(has);
     assert_int_equal(info_of(s, "k").expires_at_ns, 0);
@@ -321,18 +321,18 @@ static void test_update_ttl_and_persist(void **state)
 
     /* update_ttl(0) removes a TTL set by an insert too (the seed's persist). */
     assert_int_equal(put_ttl(s, "p", "v", 5, NULL), FEOX_OK);
-    assert_int_equal(feox_update_ttl(s, KS("p"), 0), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("p"), 0, NULL), FEOX_OK);
     ttl_of(s, "p", &has);
     assert_false(has);
     ftest_clock_advance(&test_clock, 100 * SEC);
     expect_str(s, "p", "v");
     /* update_ttl(0) on a key without TTL is fine. */
-    assert_int_equal(feox_update_ttl(s, KS("p"), 0), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("p"), 0, NULL), FEOX_OK);
 
     /* Shortening and lengthening. */
     assert_int_equal(put_ttl(s, "x", "v", 100, NULL), FEOX_OK);
     uint64_t now = ftest_clock_now(&test_clock);
-    assert_int_equal(feox_update_ttl(s, KS("x"), 1), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("x"), 1, NULL), FEOX_OK);
     assert_int_equal(info_of(s, "x").expires_at_ns, now + SEC);
     assert_int_equal(stats_of(s).keys_with_ttl, 1); /* only x: k and p lost theirs */
     ftest_clock_advance(&test_clock, SEC + 1);

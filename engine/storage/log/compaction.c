@@ -16,7 +16,7 @@
  *      cache's entries of older generations (generation numbers are reused: next_generation).
  * Why this is correct: a version visited in step 2 was current at a moment after `start`, and is
  * at least as new as every version of its key appended before `start` (for_each_live first waits
- * for the writes that have appended to publish, see persist.h), so every later version of that
+ * for the writes that have appended to publish, see feox_storage.h), so every later version of that
  * key (or its delete) is in the tail, which is replayed after it. A key deleted before `start`
  * has no version in the new file at all, so no tombstone is needed.
  * If the directory fsync fails after the rename, the backend goes DEGRADED: which file a crash
@@ -30,8 +30,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <ck_pr.h>
 
 #include "base/alloc.h"
 #include "base/error.h"
@@ -122,29 +120,30 @@ static feox_err emit(rewrite *rw, uint8_t op, const void *key, uint32_t key_len,
     return rw->out.len >= OUT_CHUNK ? flush_out(rw) : FEOX_OK;
 }
 
-/* for_each_live callback: copy a live version that lies before the tail. */
-static int copy_live(void *ctx, const feox_entry *e, const feox_record *r)
+/* for_each_live callback: copy a live version that lies before the tail (a cold one's value is
+ * read back from this backend). */
+static int copy_live(void *ctx, const feox_storage_record *r)
 {
     rewrite *rw = ctx;
-    uint64_t location = ck_pr_load_64((uint64_t *)&r->location);
+    uint64_t location = r->location;
     uint64_t offset = location & FEOX_LOG_OFFSET_MASK;
     if ((uint32_t)(location >> FEOX_LOG_OFFSET_BITS) != rw->old_generation || offset >= rw->start)
         return 0; /* in the tail (copied later) or not in this file */
     const void *value = r->value;
     uint8_t *cold = NULL;
-    if (r->flags & FEOX_RECORD_COLD) {
+    if (!value && r->value_len) {
         cold = feox_mem_alloc(r->value_len);
         if (!cold) {
             rw->err = feox_fail(FEOX_ERR_NOMEM, "compaction: cannot read a cold value");
             return 1;
         }
-        rw->err = rw->b->base.ops->read_value(&rw->b->base, location, cold, r->value_len);
+        rw->err = feox_log_read_value(rw->b, location, cold, r->value_len);
         value = cold;
     }
     if (!rw->err)
-        rw->err = emit(rw, FEOX_LOG_PUT, e->key, e->key_len, value, r->value_len, r->tag, r->ts_ns,
+        rw->err = emit(rw, FEOX_LOG_PUT, r->key, r->key_len, value, r->value_len, r->tag, r->ts_ns,
                        r->expires_at_ns, location);
-    rw->live_bytes += feox_log_record_size(e->key_len, r->value_len);
+    rw->live_bytes += feox_log_record_size(r->key_len, r->value_len);
     feox_mem_free(cold);
     return rw->err != FEOX_OK;
 }
@@ -211,7 +210,7 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
      * crash) and a cold read of it failed. for_each_live therefore first waits until every
      * write that has appended has published (it takes each shard lock once), so the version it
      * visits is never older than one appended before `start`. */
-    feox_err visit_err = b->hooks.for_each_live(b->hooks.ctx, copy_live, rw);
+    feox_err visit_err = b->host.for_each_live(b->host.ctx, copy_live, rw);
     if (rw->err || visit_err)
         return rw->err ? rw->err : visit_err;
     if ((err = flush_out(rw)))
@@ -302,7 +301,7 @@ static feox_err create_rewrite(rewrite *rw)
 {
     feox_log_backend *b = rw->b;
     uint8_t header[FEOX_LOG_HEADER_SIZE];
-    feox_log_header_encode(header, rw->file_id, b->hooks.now_ns ? b->hooks.now_ns(b->hooks.ctx) : 0,
+    feox_log_header_encode(header, rw->file_id, b->host.now_ns ? b->host.now_ns(b->host.ctx) : 0,
                            b->owner_hash);
     bool existed;
     feox_err err = feox_store_file_create(b->compact_path, header, &rw->fd, &existed);
@@ -329,16 +328,15 @@ static void remove_rewrite(feox_log_backend *b, int fd)
         feox_io_unlink(b->compact_path);
 }
 
-feox_err feox_log_compact(feox_backend *base)
+feox_err feox_log_compact(feox_log_backend *b)
 {
-    feox_log_backend *b = feox_log_of(base);
     pthread_mutex_lock(&b->compact_mu);
     pthread_mutex_lock(&b->mu);
     feox_err err = FEOX_OK;
     if (b->degraded)
         err = feox_fail(FEOX_ERR_DEGRADED, "an earlier fsync of %s failed", b->path);
-    else if (!b->replayed)
-        err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "compaction before replay of %s", b->path);
+    else if (!b->loaded)
+        err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "compaction before the load of %s", b->path);
     uint64_t seq = b->append_seq;
     pthread_mutex_unlock(&b->mu);
     if (!err)
@@ -374,7 +372,7 @@ feox_err feox_log_compact(feox_backend *base)
     } else {
         for (size_t i = 0; i < rw.moves_len; i++) {
             const relocation *m = &rw.moves[i];
-            b->hooks.relocate(b->hooks.ctx, rw.keys.data + m->key_at, m->key_len, m->old_location,
+            b->host.relocate(b->host.ctx, rw.keys.data + m->key_at, m->key_len, m->old_location,
                               m->new_location);
         }
         pthread_rwlock_wrlock(&b->fd_lock);
@@ -397,10 +395,10 @@ typedef struct live_sum {
     uint64_t bytes;
 } live_sum;
 
-static int add_live(void *ctx, const feox_entry *e, const feox_record *r)
+static int add_live(void *ctx, const feox_storage_record *r)
 {
     live_sum *sum = ctx;
-    sum->bytes += feox_log_record_size(e->key_len, r->value_len);
+    sum->bytes += feox_log_record_size(r->key_len, r->value_len);
     return 0;
 }
 
@@ -410,20 +408,20 @@ static int add_live(void *ctx, const feox_entry *e, const feox_record *r)
 static void maybe_compact(feox_log_backend *b)
 {
     pthread_mutex_lock(&b->mu);
-    bool candidate = b->replayed && !b->degraded && !b->stopping &&
+    bool candidate = !b->degraded && !b->stopping &&
                      b->append_off >= MIN_COMPACT_BYTES && b->append_off > 2 * b->live_bytes;
     pthread_mutex_unlock(&b->mu);
     if (!candidate)
         return;
     live_sum sum = {FEOX_LOG_HEADER_SIZE};
-    if (b->hooks.for_each_live(b->hooks.ctx, add_live, &sum) != FEOX_OK)
+    if (b->host.for_each_live(b->host.ctx, add_live, &sum) != FEOX_OK)
         return;
     pthread_mutex_lock(&b->mu);
     b->live_bytes = sum.bytes;
     bool worth = b->append_off > 2 * sum.bytes;
     pthread_mutex_unlock(&b->mu);
     if (worth)
-        feox_log_compact(&b->base); /* errors are counted in stats; the next check retries */
+        feox_log_compact(b); /* errors are counted in stats; the next check retries */
 }
 
 static void *compactor_main(void *arg)

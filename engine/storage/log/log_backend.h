@@ -1,8 +1,13 @@
 /*
- * log_backend.h — the single-file log backend's state, shared by its files: log_writer.c (open,
- * append, write-behind flusher, group commit, close), recovery.c (scan, replay, check),
- * compaction.c (rewrite and switch) and file_lock.c; read_value caches through value_cache.c.
- * Nothing outside them (and their tests) includes it.
+ * log_backend.h — the single-file log backend's state, shared by its files. The backend's top,
+ * log_backend.c (the "log" feox_storage_methods: open, load, append, flusher, flush, close),
+ * uses the helpers below it and nothing uses it back:
+ *   compaction.c (rewrite and switch, the compactor thread)
+ *   recovery.c   (scan, replay, check)      log_owner.c (set_owner)
+ *   log_read.c   (read a value back)        log_sync.c  (write/fsync the buffers: group commit)
+ *   log_buffer.c (growable buffers)         file_lock.c, store_files.c, value_cache.c, log_format.c
+ * Nothing outside them (and their tests) includes it; the store reaches the backend only through
+ * feox_storage.h (feox_log_storage_methods, in log_storage.h).
  *
  * Locking
  *   mu        protects every field below marked [mu]. Appenders hold it only to memcpy a record
@@ -24,7 +29,7 @@
 #include <stdint.h>
 
 #include "storage/log/log_format.h"
-#include "storage/persist.h"
+#include "feox_storage.h"
 #include "storage/log/value_cache.h"
 
 #define FEOX_LOG_OFFSET_BITS 48
@@ -37,7 +42,7 @@ typedef struct feox_log_buffer {
     size_t len, cap;
 } feox_log_buffer;
 
-/* Grow buf so it holds at least need bytes (log_writer.c). Errors: NOMEM (buf unchanged). */
+/* Grow buf so it holds at least need bytes (log_buffer.c). Errors: NOMEM (buf unchanged). */
 feox_err feox_log_buffer_reserve(feox_log_buffer *buf, size_t need);
 
 typedef struct feox_log_counters {
@@ -47,8 +52,8 @@ typedef struct feox_log_counters {
 } feox_log_counters;
 
 typedef struct feox_log_backend {
-    feox_backend base; /* first, so a feox_backend * is a feox_log_backend * */
-    feox_store_hooks hooks;
+    feox_storage base; /* first, so a feox_storage * is a feox_log_backend * */
+    feox_storage_host host;
     char *path;
     char *compact_path; /* <path>.compact, the rewrite in progress */
     feox_sync_mode sync;
@@ -80,7 +85,7 @@ typedef struct feox_log_backend {
     uint64_t pending_seq;    /* [mu] last sequence number in pending */
     uint64_t written_seq;    /* [mu] everything up to it is in the file (page cache) */
     uint64_t durable_seq;    /* [mu] everything up to it is fsynced */
-    bool io_busy, degraded, switching, replayed, stopping;
+    bool io_busy, degraded, switching, loaded, stopping;
     feox_err write_error; /* [mu] error of the last failed write (cleared by a good one) */
 
     pthread_t flusher;
@@ -94,7 +99,7 @@ typedef struct feox_log_backend {
     feox_log_counters stats; /* [mu] */
 } feox_log_backend;
 
-static inline feox_log_backend *feox_log_of(feox_backend *b)
+static inline feox_log_backend *feox_log_of(feox_storage *b)
 {
     return (feox_log_backend *)b;
 }
@@ -104,10 +109,14 @@ static inline uint64_t feox_log_location(uint32_t generation, uint64_t offset)
     return (uint64_t)generation << FEOX_LOG_OFFSET_BITS | offset;
 }
 
-/* log_writer.c: write (and with durable, fsync) everything appended up to seq. */
+/* log_sync.c: write (and with durable, fsync) everything appended up to seq. */
 feox_err feox_log_sync_upto(feox_log_backend *b, uint64_t seq, bool durable);
-/* log_writer.c: map an errno from a failed write to DISK_FULL or IO, with a detail. */
+/* log_sync.c: map an errno from a failed write to DISK_FULL or IO, with a detail. */
 feox_err feox_log_io_error(feox_log_backend *b, const char *what, int err);
+
+/* log_read.c: read value_len bytes of the version at location into buf (buffers, cache, file). */
+feox_err feox_log_read_value(feox_log_backend *b, uint64_t location, void *buf,
+                             uint32_t value_len);
 
 /* file_lock.c: open the feox store at path (verified before any write), or, if nothing is there
  * and new_header is not NULL, create it holding new_header (*created = true); take an exclusive
@@ -133,17 +142,18 @@ feox_err feox_log_scan(int fd, uint64_t file_id, uint64_t start, uint64_t end,
 /* The same over an image in memory (used by the fuzz target and by feox_log_scan's tests). */
 feox_err feox_log_scan_memory(const uint8_t *image, uint64_t file_id, uint64_t start, uint64_t end,
                               feox_log_visit_fn visit, void *ctx, feox_log_scan_result *out);
-feox_err feox_log_replay(feox_backend *b, const feox_replay_sink *sink);
-feox_err feox_log_check(feox_backend *b, char *detail, size_t detail_len);
+/* Send every record of the file to sink (once, at open); cuts a torn tail. */
+feox_err feox_log_replay(feox_log_backend *b, const feox_storage_sink *sink);
+feox_err feox_log_check(feox_log_backend *b, char *detail, size_t detail_len);
 
 /* compaction.c */
-feox_err feox_log_compact(feox_backend *b);
+feox_err feox_log_compact(feox_log_backend *b);
 feox_err feox_log_compactor_start(feox_log_backend *b);
 void feox_log_compactor_stop(feox_log_backend *b);
 /* The flusher tells the compactor the file grew (it decides whether to measure). */
 void feox_log_compactor_poke(feox_log_backend *b);
 
 /* log_owner.c: rewrite the file header with owner_hash (feox_set_owner). */
-feox_err feox_log_set_owner(feox_backend *b, uint64_t owner_hash);
+feox_err feox_log_set_owner(feox_log_backend *b, uint64_t owner_hash);
 
 #endif

@@ -42,9 +42,8 @@ static feox_err write_owner(feox_log_backend *b, int fd, uint64_t owner_hash, bo
     return FEOX_OK;
 }
 
-feox_err feox_log_set_owner(feox_backend *base, uint64_t owner_hash)
+feox_err feox_log_set_owner(feox_log_backend *b, uint64_t owner_hash)
 {
-    feox_log_backend *b = feox_log_of(base);
     pthread_mutex_lock(&b->compact_mu);
     pthread_mutex_lock(&b->mu);
     while (b->io_busy)

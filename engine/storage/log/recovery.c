@@ -171,7 +171,7 @@ feox_err feox_log_scan_memory(const uint8_t *image, uint64_t file_id, uint64_t s
 }
 
 typedef struct replay_ctx {
-    const feox_replay_sink *sink;
+    const feox_storage_sink *sink;
     uint32_t generation;
     uint64_t resident_budget; /* 0 = keep every value resident */
     uint64_t resident_bytes;
@@ -191,21 +191,26 @@ static feox_err replay_visit(void *ctx, const feox_log_record *rec)
         else
             rc->resident_bytes += rec->value_len;
     }
-    return rc->sink->put(rc->sink->ctx, rec->key, rec->key_len, value, rec->value_len, rec->tag,
-                         rec->ts_ns, rec->expires_at_ns,
-                         feox_log_location(rc->generation, rec->offset));
+    feox_storage_record out = {.key = rec->key,
+                               .key_len = rec->key_len,
+                               .value = value,
+                               .value_len = rec->value_len,
+                               .tag = rec->tag,
+                               .ts_ns = rec->ts_ns,
+                               .expires_at_ns = rec->expires_at_ns,
+                               .location = feox_log_location(rc->generation, rec->offset)};
+    return rc->sink->put(rc->sink->ctx, &out);
 }
 
-feox_err feox_log_replay(feox_backend *base, const feox_replay_sink *sink)
+feox_err feox_log_replay(feox_log_backend *b, const feox_storage_sink *sink)
 {
-    feox_log_backend *b = feox_log_of(base);
     if (!sink || !sink->put || !sink->del)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "replay needs a sink");
     pthread_mutex_lock(&b->mu);
-    bool already = b->replayed;
+    bool already = b->loaded;
     pthread_mutex_unlock(&b->mu);
     if (already)
-        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "%s was already replayed", b->path);
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "%s was already loaded", b->path);
 
     uint64_t started = feox_monotonic_ns();
     struct stat st;
@@ -230,14 +235,13 @@ feox_err feox_log_replay(feox_backend *base, const feox_replay_sink *sink)
     b->stats.recovery_dropped_records += result.dropped_records;
     b->stats.recovery_dropped_bytes += result.dropped_bytes;
     b->stats.recovery_ns += feox_monotonic_ns() - started;
-    b->replayed = true;
+    b->loaded = true;
     pthread_mutex_unlock(&b->mu);
     return FEOX_OK;
 }
 
-feox_err feox_log_check(feox_backend *base, char *detail, size_t detail_len)
+feox_err feox_log_check(feox_log_backend *b, char *detail, size_t detail_len)
 {
-    feox_log_backend *b = feox_log_of(base);
     pthread_mutex_lock(&b->mu);
     uint64_t seq = b->append_seq;
     pthread_mutex_unlock(&b->mu);

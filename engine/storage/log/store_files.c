@@ -1,10 +1,11 @@
 /*
  * store_files.c — store files as files: atomic creation, opening only what is a regular file,
- * header verification, and the public feox_owner_hash / feox_store_file_info /
- * feox_remove_store_file / feox_rename_store_file. Every step that could touch a file first
- * proves the file is a feox store (magic, version, header checksum) and, for removal and
- * renaming, that its recorded owner matches and that no open holds its lock. And the table of
- * every store-file descriptor this process holds, which a fork() child closes.
+ * header verification, and the log backend's file_info / remove_files / rename_files (behind
+ * the public feox_store_file_info / feox_remove_store_file / feox_rename_store_file). Every step
+ * that could touch a file first proves the file is a feox store (magic, version, header
+ * checksum) and, for removal and renaming, that its recorded owner matches and that no open
+ * holds its lock. And the table of every store-file descriptor this process holds, which a
+ * fork() child closes.
  */
 #include "storage/log/store_files.h"
 
@@ -22,7 +23,6 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "base/io.h"
-#include "store/store_internal.h"
 
 #define COMPACT_SUFFIX ".compact"
 
@@ -70,7 +70,6 @@ static bool held_add(int fd)
 /* feox_io_open, recording the descriptor; -1 with errno ENOMEM if it cannot be recorded. */
 static int open_held(const char *path, int flags, mode_t mode)
 {
-    feox_registry_install_hooks(); /* the fork handlers, also where no store was ever opened */
     pthread_mutex_lock(&held_mu);
     int fd = feox_io_open(path, flags, mode);
     if (fd >= 0 && !held_add(fd)) {
@@ -357,7 +356,7 @@ static bool bad_args(const char *path, unsigned flags)
     return !path || !*path || (flags & ~(unsigned)FEOX_FILE_ALLOW_UNOWNED);
 }
 
-feox_err feox_store_file_info(const char *path, feox_file_info *out)
+feox_err feox_log_file_info(const char *path, feox_file_info *out)
 {
     feox_clear_error_detail();
     if (!path || !*path || !out)
@@ -377,7 +376,7 @@ feox_err feox_store_file_info(const char *path, feox_file_info *out)
     return err;
 }
 
-feox_err feox_remove_store_file(const char *path, const char *owner, unsigned flags)
+feox_err feox_log_remove_file(const char *path, const char *owner, unsigned flags)
 {
     feox_clear_error_detail();
     if (bad_args(path, flags))
@@ -474,8 +473,8 @@ static feox_err rename_locked(const char *from, const char *to, int rw_fd, const
     return FEOX_OK;
 }
 
-feox_err feox_rename_store_file(const char *from, const char *to, const char *owner,
-                                const char *new_owner, unsigned flags)
+feox_err feox_log_rename_file(const char *from, const char *to, const char *owner,
+                              const char *new_owner, unsigned flags)
 {
     feox_clear_error_detail();
     if (bad_args(from, flags) || !to || !*to)

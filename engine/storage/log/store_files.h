@@ -2,7 +2,7 @@
  * store_files.h — the engine's only ways to create, open, inspect and remove store files, so that
  * it never touches a file it did not create (the rules are in feox.h, "Store files", and in
  * engine/storage/log/FORMAT.md, "Files"), and the table of every store-file descriptor, which a fork() child
- * closes. Used by file_lock.c, log_writer.c, compaction.c and store_registry.c.
+ * closes. Used by file_lock.c, log_backend.c, compaction.c and store_registry.c (fork handlers).
  */
 #ifndef FEOX_STORE_FILES_H
 #define FEOX_STORE_FILES_H
@@ -56,5 +56,12 @@ feox_err feox_store_file_create(const char *path, const uint8_t header[FEOX_LOG_
  * and nobody holds its lock. FEOX_OK if it was removed or nothing is there; otherwise the error
  * that kept it (FORMAT, CORRUPT, NOT_OWNER, LOCKED, IO) and the file is left as it is. */
 feox_err feox_store_file_remove_leftover(const char *compact_path, uint64_t owner_hash);
+
+/* The log backend's file_info, remove_files and rename_files: the contracts of
+ * feox_store_file_info, feox_remove_store_file and feox_rename_store_file (feox.h). */
+feox_err feox_log_file_info(const char *path, feox_file_info *out);
+feox_err feox_log_remove_file(const char *path, const char *owner, unsigned flags);
+feox_err feox_log_rename_file(const char *from, const char *to, const char *owner,
+                              const char *new_owner, unsigned flags);
 
 #endif

@@ -1,6 +1,9 @@
 /*
- * log_writer.c — the single-file log backend: open, appends into the write-behind buffer, the
- * background flusher, group commit for sync=full, flush, read_value, stats and close.
+ * log_backend.c — the single-file log backend's top: the "log" feox_storage_methods (open, load,
+ * write/erase as appends into the write-behind buffer, the background flusher, flush, stats,
+ * close, and the file actions), built on the helpers of log_backend.h (log_sync.c writes and
+ * fsyncs, log_read.c reads back, recovery.c loads, compaction.c rewrites). The flusher and the
+ * compactor start once load has replayed the file.
  *
  * Write path. An append takes `mu`, encodes the record straight into the active buffer (its file
  * offset is known: append_off) and returns; it never does I/O. Records for one key arrive under
@@ -36,113 +39,13 @@
 #include "base/helpers.h"
 #include "base/io.h"
 #include "storage/log/log_backend.h"
+#include "storage/log/log_storage.h"
 #include "storage/log/store_files.h"
 
 #define BUFFER_LIMIT (32u << 20) /* appenders wait for the flusher beyond this */
 #define BUFFER_KICK (4u << 20)   /* wake the flusher early past this */
 #define DEFAULT_FLUSH_INTERVAL_MS 100u
 #define DEFAULT_VALUE_CACHE_BYTES (64u << 20)
-
-feox_err feox_log_io_error(feox_log_backend *b, const char *what, int err)
-{
-    feox_err code =
-        (err == ENOSPC || err == EFBIG || err == EDQUOT) ? FEOX_ERR_DISK_FULL : FEOX_ERR_IO;
-    return feox_fail(code, "%s %s: %s", what, b->path, strerror(err));
-}
-
-static void swap_buffers(feox_log_buffer *a, feox_log_buffer *c)
-{
-    feox_log_buffer t = *a;
-    *a = *c;
-    *c = t;
-}
-
-feox_err feox_log_sync_upto(feox_log_backend *b, uint64_t seq, bool durable)
-{
-    pthread_mutex_lock(&b->mu);
-    if (seq > b->append_seq)
-        seq = b->append_seq;
-    for (;;) {
-        if (b->degraded) {
-            pthread_mutex_unlock(&b->mu);
-            return feox_fail(FEOX_ERR_DEGRADED,
-                             "an earlier fsync of %s failed; nothing later is assumed durable",
-                             b->path);
-        }
-        if ((durable ? b->durable_seq : b->written_seq) >= seq)
-            break;
-        if (b->io_busy) {
-            pthread_cond_wait(&b->changed, &b->mu);
-            continue;
-        }
-        b->io_busy = true;
-        if (b->pending.len == 0) {
-            swap_buffers(&b->active, &b->pending);
-            b->pending_seq = b->append_seq;
-            pthread_cond_broadcast(&b->changed); /* room for backpressured appenders */
-        }
-        int fd = b->fd;
-        const uint8_t *data = b->pending.data;
-        size_t len = b->pending.len;
-        uint64_t offset = b->write_off;
-        uint64_t batch_seq = b->pending_seq;
-        pthread_mutex_unlock(&b->mu);
-
-        int write_errno = 0, sync_errno = 0;
-        if (len && feox_io_pwrite_all(fd, data, len, offset) != 0)
-            write_errno = errno ? errno : EIO;
-        if (!write_errno && durable && feox_io_fsync(fd) != 0)
-            sync_errno = errno ? errno : EIO;
-
-        pthread_mutex_lock(&b->mu);
-        b->io_busy = false;
-        pthread_cond_broadcast(&b->changed);
-        if (write_errno) {
-            b->stats.io_errors++;
-            b->write_error = feox_log_io_error(b, "cannot write store file", write_errno);
-            feox_err err = b->write_error;
-            pthread_mutex_unlock(&b->mu);
-            return err;
-        }
-        if (len) {
-            b->stats.disk_writes++;
-            b->stats.disk_bytes_written += len;
-            b->write_off += len;
-            b->pending.len = 0;
-            b->written_seq = batch_seq;
-        }
-        b->write_error = FEOX_OK;
-        if (durable) {
-            b->stats.fsyncs++;
-            if (sync_errno) {
-                b->stats.io_errors++;
-                b->degraded = true;
-                pthread_mutex_unlock(&b->mu);
-                return feox_fail(FEOX_ERR_DEGRADED,
-                                 "fsync of %s failed (%s); the store accepts no more writes",
-                                 b->path, strerror(sync_errno));
-            }
-            b->durable_seq = b->written_seq;
-        }
-    }
-    pthread_mutex_unlock(&b->mu);
-    return FEOX_OK;
-}
-
-feox_err feox_log_buffer_reserve(feox_log_buffer *buf, size_t need)
-{
-    if (buf->cap >= need)
-        return FEOX_OK;
-    size_t cap = buf->cap ? buf->cap : 64u << 10;
-    while (cap < need)
-        cap *= 2;
-    uint8_t *data = feox_mem_realloc(buf->data, cap);
-    if (!data)
-        return feox_fail(FEOX_ERR_NOMEM, "cannot grow a log buffer to %zu bytes", cap);
-    buf->data = data;
-    buf->cap = cap;
-    return FEOX_OK;
-}
 
 static feox_err append_record(feox_log_backend *b, uint8_t op, const void *key, uint32_t key_len,
                               const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
@@ -159,8 +62,8 @@ static feox_err append_record(feox_log_backend *b, uint8_t op, const void *key, 
             err = feox_fail(FEOX_ERR_DEGRADED, "an earlier fsync of %s failed", b->path);
         else if (b->stopping)
             err = feox_fail(FEOX_ERR_CLOSED, "store file %s is closing", b->path);
-        else if (!b->replayed)
-            err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "append before replay of %s", b->path);
+        else if (!b->loaded)
+            err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "append before the load of %s", b->path);
         if (err) {
             pthread_mutex_unlock(&b->mu);
             return err;
@@ -205,30 +108,34 @@ static feox_err append_record(feox_log_backend *b, uint8_t op, const void *key, 
     return FEOX_OK;
 }
 
-static feox_err log_append_put(feox_backend *base, const void *key, uint32_t key_len,
-                               const feox_record *rec, uint64_t *location, uint64_t *seq)
+static feox_err log_write(feox_storage *st, void *txn, const feox_storage_record *rec,
+                          const feox_storage_record *replaced, uint64_t *location, uint64_t *seq)
 {
-    if (!rec || (rec->flags & FEOX_RECORD_COLD))
+    (void)txn;
+    (void)replaced;
+    if (!rec || (!rec->value && rec->value_len))
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "append of a record without its bytes");
-    return append_record(feox_log_of(base), FEOX_LOG_PUT, key, key_len, rec->value, rec->value_len,
-                         rec->tag, rec->ts_ns, rec->expires_at_ns, location, seq);
+    return append_record(feox_log_of(st), FEOX_LOG_PUT, rec->key, rec->key_len, rec->value,
+                         rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns, location, seq);
 }
 
-static feox_err log_append_delete(feox_backend *base, const void *key, uint32_t key_len,
-                                  uint64_t ts_ns, uint64_t *seq)
+static feox_err log_erase(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                          uint64_t ts_ns, const feox_storage_record *replaced, uint64_t *seq)
 {
-    return append_record(feox_log_of(base), FEOX_LOG_DELETE, key, key_len, NULL, 0, 0, ts_ns, 0,
+    (void)txn;
+    (void)replaced;
+    return append_record(feox_log_of(st), FEOX_LOG_DELETE, key, key_len, NULL, 0, 0, ts_ns, 0,
                          NULL, seq);
 }
 
-static feox_err log_wait_durable(feox_backend *base, uint64_t seq)
+static feox_err log_wait_durable(feox_storage *st, uint64_t seq)
 {
-    return feox_log_sync_upto(feox_log_of(base), seq, true);
+    return feox_log_sync_upto(feox_log_of(st), seq, true);
 }
 
-static feox_err log_flush(feox_backend *base)
+static feox_err log_flush(feox_storage *st)
 {
-    feox_log_backend *b = feox_log_of(base);
+    feox_log_backend *b = feox_log_of(st);
     pthread_mutex_lock(&b->mu);
     b->stats.flushes++;
     uint64_t seq = b->append_seq;
@@ -236,105 +143,33 @@ static feox_err log_flush(feox_backend *base)
     return feox_log_sync_upto(b, seq, true);
 }
 
-/* Copy the value of the record at offset out of the unwritten buffers. Caller holds mu and has
- * checked offset >= write_off. */
-static feox_err read_from_buffers(feox_log_backend *b, uint64_t offset, void *buf,
-                                  uint32_t value_len)
+static feox_err log_read_value(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                               uint64_t location, void *buf, uint32_t value_len)
 {
-    const feox_log_buffer *src = &b->pending;
-    uint64_t start = b->write_off;
-    if (offset >= start + b->pending.len) {
-        src = &b->active;
-        start += b->pending.len;
-    }
-    uint64_t size;
-    size_t at = (size_t)(offset - start);
-    if (at + FEOX_LOG_RECORD_FIXED > src->len ||
-        !feox_log_record_header_valid(src->data + at, b->file_id, offset, &size))
-        return feox_fail(FEOX_ERR_CORRUPT, "no record at location %llu of %s",
-                         (unsigned long long)offset, b->path);
-    feox_log_record rec;
-    if (!feox_log_record_decode(src->data + at, size, b->file_id, offset, &rec) ||
-        rec.value_len != value_len)
-        return feox_fail(FEOX_ERR_CORRUPT, "record at %llu of %s does not match",
-                         (unsigned long long)offset, b->path);
-    memcpy(buf, rec.value, value_len);
-    return FEOX_OK;
+    (void)txn;
+    (void)key;
+    (void)key_len;
+    return feox_log_read_value(feox_log_of(st), location, buf, value_len);
 }
 
-static feox_err read_from_file(feox_log_backend *b, int fd, uint64_t file_id, uint64_t offset,
-                               void *buf, uint32_t value_len)
+static feox_err log_compact(feox_storage *st)
 {
-    uint8_t head[FEOX_LOG_RECORD_FIXED];
-    size_t done;
-    uint64_t size;
-    if (feox_io_pread_all(fd, head, sizeof head, offset, &done) != 0)
-        return errno ? feox_log_io_error(b, "cannot read", errno)
-                     : feox_fail(FEOX_ERR_CORRUPT, "location %llu past the end of %s",
-                                 (unsigned long long)offset, b->path);
-    if (!feox_log_record_header_valid(head, file_id, offset, &size))
-        return feox_fail(FEOX_ERR_CORRUPT, "no valid record at %llu of %s",
-                         (unsigned long long)offset, b->path);
-    uint8_t *whole = feox_mem_alloc((size_t)size);
-    if (!whole)
-        return feox_fail(FEOX_ERR_NOMEM, "cannot allocate %llu bytes", (unsigned long long)size);
-    feox_err err = FEOX_OK;
-    feox_log_record rec;
-    if (feox_io_pread_all(fd, whole, (size_t)size, offset, &done) != 0)
-        err = errno ? feox_log_io_error(b, "cannot read", errno)
-                    : feox_fail(FEOX_ERR_CORRUPT, "record at %llu of %s is truncated",
-                                (unsigned long long)offset, b->path);
-    else if (!feox_log_record_decode(whole, size, file_id, offset, &rec) ||
-             rec.value_len != value_len)
-        err = feox_fail(FEOX_ERR_CORRUPT, "checksum mismatch in the record at %llu of %s",
-                        (unsigned long long)offset, b->path);
-    else
-        memcpy(buf, rec.value, value_len);
-    feox_mem_free(whole);
-    if (err == FEOX_OK) {
-        pthread_mutex_lock(&b->mu);
-        b->stats.disk_reads++;
-        b->stats.disk_bytes_read += size;
-        pthread_mutex_unlock(&b->mu);
-    }
-    return err;
+    return feox_log_compact(feox_log_of(st));
 }
 
-static feox_err log_read_value(feox_backend *base, uint64_t location, void *buf, uint32_t value_len)
+static feox_err log_check(feox_storage *st, char *detail, size_t detail_len)
 {
-    feox_log_backend *b = feox_log_of(base);
-    uint32_t generation = (uint32_t)(location >> FEOX_LOG_OFFSET_BITS);
-    uint64_t offset = location & FEOX_LOG_OFFSET_MASK;
-    pthread_mutex_lock(&b->mu);
-    if (generation == b->generation && offset >= b->write_off) {
-        feox_err err = read_from_buffers(b, offset, buf, value_len);
-        pthread_mutex_unlock(&b->mu);
-        return err;
-    }
-    pthread_mutex_unlock(&b->mu);
-
-    if (feox_value_cache_get(b->cache, location, buf, value_len))
-        return FEOX_OK;
-    pthread_rwlock_rdlock(&b->fd_lock);
-    feox_err err;
-    if (generation == b->generation)
-        err = read_from_file(b, b->fd, b->file_id, offset, buf, value_len);
-    else if (b->old_fd >= 0 && generation == b->old_generation)
-        err = read_from_file(b, b->old_fd, b->old_file_id, offset, buf, value_len);
-    else
-        err = feox_fail(FEOX_ERR_CORRUPT, "stale location %llx in %s", (unsigned long long)location,
-                        b->path);
-    /* Cached before fd_lock is released: once a compaction has closed the old file (under
-     * fd_lock) and dropped the old generation's entries, none can come back (compaction.c). */
-    if (err == FEOX_OK)
-        feox_value_cache_put(b->cache, location, buf, value_len);
-    pthread_rwlock_unlock(&b->fd_lock);
-    return err;
+    return feox_log_check(feox_log_of(st), detail, detail_len);
 }
 
-static void log_get_stats(feox_backend *base, feox_stats *out)
+static feox_err log_set_owner(feox_storage *st, const char *owner)
 {
-    feox_log_backend *b = feox_log_of(base);
+    return feox_log_set_owner(feox_log_of(st), feox_owner_hash(owner));
+}
+
+static void log_get_stats(feox_storage *st, feox_stats *out)
+{
+    feox_log_backend *b = feox_log_of(st);
     pthread_mutex_lock(&b->mu);
     const feox_log_counters *c = &b->stats;
     out->disk_writes += c->disk_writes;
@@ -380,7 +215,7 @@ static void *flusher_main(void *arg)
          * at the next one: window = interval + one write and fsync. */
         bool durable = b->sync == FEOX_SYNC_NORMAL && tick;
         bool work = b->active.len || b->pending.len || (durable && b->durable_seq < b->written_seq);
-        if (!work || b->degraded || !b->replayed || (failing && !tick))
+        if (!work || b->degraded || (failing && !tick))
             continue;
         uint64_t seq = b->append_seq;
         pthread_mutex_unlock(&b->mu);
@@ -424,9 +259,9 @@ static void free_backend(feox_log_backend *b)
     feox_mem_free(b);
 }
 
-static feox_err log_close(feox_backend *base)
+static feox_err log_close(feox_storage *st)
 {
-    feox_log_backend *b = feox_log_of(base);
+    feox_log_backend *b = feox_log_of(st);
     stop_threads(b);
     feox_err err = FEOX_OK;
     pthread_mutex_lock(&b->mu);
@@ -440,29 +275,14 @@ static feox_err log_close(feox_backend *base)
     return err;
 }
 
-/* The fork() child's side (persist.h). Every descriptor of this backend (fd, old_fd and a
+/* The fork() child's side (feox_storage.h). Every descriptor of this backend (fd, old_fd and a
  * compaction's rewrite, which lives only in compaction.c's locals) is a store-file descriptor,
  * which store_files.c's fork handler closes in the child; here they are only forgotten. */
-static void log_forget_after_fork(feox_backend *base)
+static void log_forget_after_fork(feox_storage *st)
 {
-    feox_log_backend *b = feox_log_of(base);
+    feox_log_backend *b = feox_log_of(st);
     b->fd = b->old_fd = -1;
 }
-
-static const feox_backend_ops log_ops = {
-    .replay = feox_log_replay,
-    .append_put = log_append_put,
-    .append_delete = log_append_delete,
-    .wait_durable = log_wait_durable,
-    .flush = log_flush,
-    .compact = feox_log_compact,
-    .read_value = log_read_value,
-    .check = feox_log_check,
-    .get_stats = log_get_stats,
-    .close = log_close,
-    .forget_after_fork = log_forget_after_fork,
-    .set_owner = feox_log_set_owner,
-};
 
 /* The header a store file created by this open gets. */
 static void new_header(uint8_t header[FEOX_LOG_HEADER_SIZE], uint64_t owner_hash)
@@ -498,19 +318,19 @@ static bool init_sync_objects(feox_log_backend *b)
     return ok;
 }
 
-feox_err feox_backend_open_file(const feox_config *cfg, const feox_store_hooks *hooks,
-                                feox_backend **out)
+static feox_err log_open(const feox_storage_methods *methods, const feox_config *cfg,
+                         const feox_storage_host *host, feox_storage **out)
 {
-    if (!cfg || !cfg->path || !*cfg->path || !hooks || !out)
-        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store file backend needs a path and hooks");
+    if (!cfg || !cfg->path || !*cfg->path || !host || !out)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store file backend needs a path and a host");
     if (cfg->sync != FEOX_SYNC_NORMAL && cfg->sync != FEOX_SYNC_OFF && cfg->sync != FEOX_SYNC_FULL)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "bad sync mode %d", (int)cfg->sync);
     feox_log_backend *b = feox_mem_calloc(1, sizeof *b);
     if (!b)
         return feox_fail(FEOX_ERR_NOMEM, "cannot allocate the store file backend");
     b->fd = b->old_fd = -1;
-    b->base.ops = &log_ops;
-    b->hooks = *hooks;
+    b->base.methods = methods;
+    b->host = *host;
     b->sync = cfg->sync;
     b->flush_interval_ms =
         cfg->flush_interval_ms ? cfg->flush_interval_ms : DEFAULT_FLUSH_INTERVAL_MS;
@@ -540,8 +360,23 @@ feox_err feox_backend_open_file(const feox_config *cfg, const feox_store_hooks *
          * compaction reports it. */
         feox_clear_error_detail();
     }
+    if (err != FEOX_OK) {
+        free_backend(b);
+        return err;
+    }
+    b->append_off = b->write_off = FEOX_LOG_HEADER_SIZE;
+    *out = &b->base;
+    return FEOX_OK;
+}
+
+/* Replay the file into sink, then start the background threads (before, they would have nothing
+ * to do: no append is accepted until the file is loaded). */
+static feox_err log_load(feox_storage *st, void *txn, const feox_storage_sink *sink)
+{
+    (void)txn;
+    feox_log_backend *b = feox_log_of(st);
+    feox_err err = feox_log_replay(b, sink);
     if (err == FEOX_OK) {
-        b->append_off = b->write_off = FEOX_LOG_HEADER_SIZE;
         if (pthread_create(&b->flusher, NULL, flusher_main, b) != 0)
             err = feox_fail(FEOX_ERR_NOMEM, "cannot start the flusher thread");
         else
@@ -549,11 +384,51 @@ feox_err feox_backend_open_file(const feox_config *cfg, const feox_store_hooks *
     }
     if (err == FEOX_OK && b->compaction_enabled)
         err = feox_log_compactor_start(b);
-    if (err != FEOX_OK) {
-        stop_threads(b);
-        free_backend(b);
-        return err;
-    }
-    *out = &b->base;
-    return FEOX_OK;
+    if (err != FEOX_OK)
+        stop_threads(b); /* the caller closes the backend next */
+    return err;
 }
+
+static feox_err log_file_info(const feox_storage_methods *methods, const char *path,
+                              feox_file_info *out)
+{
+    (void)methods;
+    return feox_log_file_info(path, out);
+}
+
+static feox_err log_remove_files(const feox_storage_methods *methods, const char *path,
+                                 const char *owner, unsigned flags)
+{
+    (void)methods;
+    return feox_log_remove_file(path, owner, flags);
+}
+
+static feox_err log_rename_files(const feox_storage_methods *methods, const char *from,
+                                 const char *to, const char *owner, const char *new_owner,
+                                 unsigned flags)
+{
+    (void)methods;
+    return feox_log_rename_file(from, to, owner, new_owner, flags);
+}
+
+const feox_storage_methods feox_log_storage_methods = {
+    .version = FEOX_STORAGE_VERSION,
+    .name = "log",
+    .caps = 0,
+    .open = log_open,
+    .load = log_load,
+    .write = log_write,
+    .erase = log_erase,
+    .read_value = log_read_value,
+    .wait_durable = log_wait_durable,
+    .flush = log_flush,
+    .compact = log_compact,
+    .check = log_check,
+    .get_stats = log_get_stats,
+    .set_owner = log_set_owner,
+    .forget_after_fork = log_forget_after_fork,
+    .close = log_close,
+    .file_info = log_file_info,
+    .remove_files = log_remove_files,
+    .rename_files = log_rename_files,
+};

@@ -1,0 +1,376 @@
+/*
+ * store_storage.c — the store's side of the storage seam (feox_storage.h): choosing, opening and
+ * loading the backend; the sinks that apply what a backend sends (load, refresh, find on a
+ * miss); reading cold values back; feox_refresh; and the host calls a backend makes (relocate
+ * a version, visit the live records, read the clock).
+ */
+#include <string.h>
+
+#include "base/alloc.h"
+#include "store/store_internal.h"
+
+#define LIVE_BATCH 64
+
+/* ---- applying what the backend sends ---- */
+
+static feox_record *record_of(const feox_storage_record *rec)
+{
+    feox_record *r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
+                                     rec->expires_at_ns, rec->value == NULL);
+    if (r)
+        r->location = rec->location;
+    return r;
+}
+
+static feox_err check_record(const feox_storage_record *rec)
+{
+    if (!rec || !rec->key || rec->key_len == 0 || rec->key_len > FEOX_MAX_KEY_SIZE ||
+        rec->value_len > FEOX_MAX_VALUE_SIZE)
+        return feox_fail(FEOX_ERR_CORRUPT, "the backend sent a record with an invalid size");
+    return FEOX_OK;
+}
+
+/* load and refresh: the record replaces what the store holds for its key. */
+static feox_err sink_put(void *ctx, const feox_storage_record *rec)
+{
+    feox_store *s = ctx;
+    feox_err err = check_record(rec);
+    if (err)
+        return err;
+    feox_record *r = record_of(rec);
+    if (!r)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    uint64_t hash = feox_hash_key(&s->hash, rec->key, rec->key_len);
+    feox_shard *shard = feox_hash_shard(&s->hash, hash);
+    pthread_mutex_lock(&shard->lock);
+    err = feox_apply_put(s, shard, hash, rec->key, rec->key_len, r);
+    pthread_mutex_unlock(&shard->lock);
+    return err;
+}
+
+static feox_err sink_del(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns)
+{
+    feox_store *s = ctx;
+    (void)ts_ns;
+    if (!key || key_len == 0 || key_len > FEOX_MAX_KEY_SIZE)
+        return feox_fail(FEOX_ERR_CORRUPT, "the backend sent a delete with an invalid key size");
+    uint64_t hash = feox_hash_key(&s->hash, key, key_len);
+    feox_shard *shard = feox_hash_shard(&s->hash, hash);
+    pthread_mutex_lock(&shard->lock);
+    feox_apply_delete(s, shard, hash, key, key_len);
+    pthread_mutex_unlock(&shard->lock);
+    return FEOX_OK;
+}
+
+/* find: the key's shard lock is held by the caller; a version fills the index only where it
+ * holds nothing for the key (the index is authoritative for what it holds). */
+typedef struct find_ctx {
+    feox_store *store;
+    feox_shard *shard;
+    uint64_t hash;
+    const void *key;
+    size_t key_len;
+} find_ctx;
+
+static feox_err find_put(void *ctx, const feox_storage_record *rec)
+{
+    find_ctx *f = ctx;
+    feox_err err = check_record(rec);
+    if (err)
+        return err;
+    if (rec->key_len != f->key_len || memcmp(rec->key, f->key, f->key_len) != 0)
+        return feox_fail(FEOX_ERR_CORRUPT, "find() sent a record of another key");
+    if (feox_hash_lookup(&f->store->hash, f->hash, f->key, f->key_len))
+        return FEOX_OK;
+    feox_record *r = record_of(rec);
+    if (!r)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    return feox_apply_put(f->store, f->shard, f->hash, f->key, f->key_len, r);
+}
+
+static feox_err find_del(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns)
+{
+    (void)ctx;
+    (void)key;
+    (void)key_len;
+    (void)ts_ns;
+    return FEOX_OK; /* not in the backend either */
+}
+
+feox_err feox_store_find_locked(feox_store *s, void *txn, feox_shard *shard, uint64_t hash,
+                                const void *key, size_t key_len)
+{
+    if (!(s->storage_caps & FEOX_STORAGE_INDEX_CACHE) || !s->storage->methods->find ||
+        feox_hash_lookup(&s->hash, hash, key, key_len))
+        return FEOX_OK;
+    find_ctx f = {s, shard, hash, key, key_len};
+    feox_storage_sink sink = {.ctx = &f, .put = find_put, .del = find_del};
+    return s->storage->methods->find(s->storage, txn, key, (uint32_t)key_len, &sink);
+}
+
+feox_err feox_store_find(feox_store *s, void *txn, const void *key, size_t key_len)
+{
+    uint64_t hash = feox_hash_key(&s->hash, key, key_len);
+    feox_shard *shard = feox_hash_shard(&s->hash, hash);
+    pthread_mutex_lock(&shard->lock);
+    feox_err err = feox_store_find_locked(s, txn, shard, hash, key, key_len);
+    pthread_mutex_unlock(&shard->lock);
+    return err;
+}
+
+/* ---- cold values ---- */
+
+feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len, feox_record *r,
+                                 feox_record **out)
+{
+    if (!(r->flags & FEOX_RECORD_COLD)) {
+        *out = r;
+        return FEOX_OK;
+    }
+    if (!s->storage)
+        return feox_fail(FEOX_ERR_CORRUPT, "cold value in a memory-only store");
+    /* A resident, unindexed copy; value NULL leaves the bytes for read_value to fill. */
+    feox_record *copy =
+        feox_record_new(NULL, r->value_len, r->tag, r->ts_ns, r->expires_at_ns, false);
+    if (!copy)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    const feox_storage_methods *m = s->storage->methods;
+    copy->location = ck_pr_load_64(&r->location);
+    feox_err err = m->read_value(s->storage, NULL, key, (uint32_t)key_len, copy->location,
+                                 copy->value, r->value_len);
+    if (err == FEOX_ERR_CORRUPT && ck_pr_load_64(&r->location) != copy->location) {
+        /* A compaction moved the version between our load and the read: read it again. */
+        copy->location = ck_pr_load_64(&r->location);
+        err = m->read_value(s->storage, NULL, key, (uint32_t)key_len, copy->location,
+                            copy->value, r->value_len);
+    }
+    if (err) {
+        feox_record_free(copy);
+        return err;
+    }
+    *out = copy;
+    return FEOX_OK;
+}
+
+/* ---- the host calls ---- */
+
+static bool relocate(void *ctx, const void *key, uint32_t key_len, uint64_t old_location,
+                     uint64_t new_location)
+{
+    feox_store *s = ctx;
+    uint64_t hash = feox_hash_key(&s->hash, key, key_len);
+    feox_shard *shard = feox_hash_shard(&s->hash, hash);
+    pthread_mutex_lock(&shard->lock);
+    feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);
+    feox_record *r = e ? ck_pr_load_ptr(&e->current) : NULL;
+    bool moved = r && ck_pr_cas_64(&r->location, old_location, new_location);
+    pthread_mutex_unlock(&shard->lock);
+    return moved;
+}
+
+/* Return once every write that had called the backend before the call has published its
+ * version. A write calls the backend and publishes under its key's shard lock
+ * (store_apply.c), so taking and releasing each shard lock once is enough: a write still
+ * between the two holds that lock until it has published. */
+static void wait_for_stored_writes(feox_store *s)
+{
+    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
+        pthread_mutex_lock(&s->hash.shards[i].lock);
+        pthread_mutex_unlock(&s->hash.shards[i].lock);
+    }
+}
+
+/* A growable byte buffer for the live walk's key copies. */
+typedef struct key_buffer {
+    uint8_t *data;
+    size_t len, cap;
+} key_buffer;
+
+static bool key_buffer_add(key_buffer *b, const void *key, size_t len)
+{
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + len)
+            cap *= 2;
+        uint8_t *data = feox_mem_realloc(b->data, cap);
+        if (!data)
+            return false;
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, key, len);
+    b->len += len;
+    return true;
+}
+
+/* One batch of the live walk: up to LIVE_BATCH live versions after `bound`, each referenced,
+ * with a copy of its key; `bound` becomes the last key scanned. Inside one epoch section. */
+typedef struct live_batch {
+    feox_record *versions[LIVE_BATCH];
+    size_t key_at[LIVE_BATCH];
+    uint32_t key_len[LIVE_BATCH];
+    size_t count;
+    key_buffer keys;
+    key_buffer bound;
+    bool first, more;
+} live_batch;
+
+static feox_err fill_live_batch(feox_store *s, live_batch *b)
+{
+    feox_entry *entries[LIVE_BATCH];
+    feox_err err = FEOX_OK;
+    uint64_t now = 0;
+    b->count = 0;
+    b->keys.len = 0;
+    feox_epoch_enter();
+    size_t n = feox_ordered_index_scan(s->ordered, b->first ? FEOX_SCAN_FIRST : FEOX_SCAN_GT,
+                                       b->bound.data, b->bound.len, entries, LIVE_BATCH);
+    for (size_t i = 0; i < n && !err; i++) {
+        feox_record *r = feox_entry_live(s, entries[i], &now);
+        if (!r)
+            continue;
+        b->key_at[b->count] = b->keys.len;
+        b->key_len[b->count] = entries[i]->key_len;
+        if (!key_buffer_add(&b->keys, entries[i]->key, entries[i]->key_len)) {
+            err = feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+            break;
+        }
+        feox_record_ref(r);
+        b->versions[b->count++] = r;
+    }
+    if (!err && n) {
+        b->bound.len = 0;
+        if (!key_buffer_add(&b->bound, entries[n - 1]->key, entries[n - 1]->key_len))
+            err = feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    }
+    feox_epoch_exit();
+    b->first = false;
+    b->more = n == LIVE_BATCH;
+    return err;
+}
+
+/* Walks the ordered index itself (not the public cursor), and never reads a cold value back:
+ * the backend gets value NULL for it. */
+static feox_err for_each_live(void *ctx, int (*fn)(void *fn_ctx, const feox_storage_record *rec),
+                              void *fn_ctx)
+{
+    feox_store *s = ctx;
+    /* Log compaction relies on this: without it, a version written before its rewrite began but
+     * published after the walk passed the key would be in neither part of the rewrite. */
+    wait_for_stored_writes(s);
+    live_batch b;
+    memset(&b, 0, sizeof b);
+    b.first = true;
+    feox_err err = FEOX_OK;
+    bool stop = false;
+    do {
+        err = fill_live_batch(s, &b);
+        for (size_t i = 0; i < b.count; i++) {
+            if (!err && !stop) {
+                const feox_record *r = b.versions[i];
+                feox_storage_record rec = {
+                    .key = b.keys.data + b.key_at[i],
+                    .key_len = b.key_len[i],
+                    .value = (r->flags & FEOX_RECORD_COLD) ? NULL : r->value,
+                    .value_len = r->value_len,
+                    .tag = r->tag,
+                    .ts_ns = r->ts_ns,
+                    .expires_at_ns = r->expires_at_ns,
+                    .location = ck_pr_load_64((uint64_t *)&r->location)};
+                stop = fn(fn_ctx, &rec) != 0;
+            }
+            feox_record_unref(b.versions[i]);
+        }
+    } while (!err && !stop && b.more);
+    feox_mem_free(b.keys.data);
+    feox_mem_free(b.bound.data);
+    return err;
+}
+
+static uint64_t host_now(void *ctx)
+{
+    return feox_store_now(ctx);
+}
+
+/* ---- open and load ---- */
+
+feox_err feox_store_attach_storage(feox_store *s)
+{
+    const feox_storage_methods *m = s->cfg.storage;
+    if (!m)
+        m = feox_storage_find("log");
+    if (!m || m->version < 1 || m->version > FEOX_STORAGE_VERSION || !m->open || !m->load)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "the storage backend '%s' cannot be used",
+                         m && m->name ? m->name : "?");
+    feox_storage_host host = {
+        .ctx = s, .relocate = relocate, .for_each_live = for_each_live, .now_ns = host_now};
+    feox_storage *st = NULL;
+    feox_err err = m->open(m, &s->cfg, &host, &st);
+    if (err)
+        return err;
+    s->storage = st;
+    s->storage_caps = m->caps;
+    feox_storage_sink sink = {.ctx = s, .put = sink_put, .del = sink_del};
+    err = m->load(st, NULL, &sink);
+    if (err) {
+        m->close(st);
+        s->storage = NULL;
+        /* The indexes may hold part of what was loaded: the caller destroys the whole store. */
+    }
+    return err;
+}
+
+/* ---- feox_refresh ---- */
+
+/* Remove every key from the indexes (a full reload follows). */
+static feox_err clear_indexes(feox_store *s)
+{
+    for (;;) {
+        feox_entry *entries[LIVE_BATCH];
+        key_buffer keys = {0};
+        size_t at[LIVE_BATCH];
+        uint32_t len[LIVE_BATCH];
+        feox_epoch_enter();
+        size_t n = feox_ordered_index_scan(s->ordered, FEOX_SCAN_FIRST, NULL, 0, entries,
+                                           LIVE_BATCH);
+        size_t copied = 0;
+        for (; copied < n; copied++) {
+            at[copied] = keys.len;
+            len[copied] = entries[copied]->key_len;
+            if (!key_buffer_add(&keys, entries[copied]->key, entries[copied]->key_len))
+                break;
+        }
+        feox_epoch_exit();
+        for (size_t i = 0; i < copied; i++) {
+            const void *key = keys.data + at[i];
+            uint64_t hash = feox_hash_key(&s->hash, key, len[i]);
+            feox_shard *shard = feox_hash_shard(&s->hash, hash);
+            pthread_mutex_lock(&shard->lock);
+            feox_apply_delete(s, shard, hash, key, len[i]);
+            pthread_mutex_unlock(&shard->lock);
+        }
+        feox_mem_free(keys.data);
+        if (copied < n)
+            return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+        if (n == 0)
+            return FEOX_OK;
+    }
+}
+
+feox_err feox_refresh(feox_store *s, void *txn)
+{
+    feox_clear_error_detail();
+    if (!s)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
+    if (!s->storage || !s->storage->methods->refresh)
+        return FEOX_OK;
+    feox_storage_sink sink = {.ctx = s, .put = sink_put, .del = sink_del};
+    feox_err err = s->storage->methods->refresh(s->storage, txn, &sink);
+    if (err != FEOX_ERR_STALE)
+        return err;
+    feox_clear_error_detail();
+    err = clear_indexes(s);
+    return err ? err : s->storage->methods->load(s->storage, txn, &sink);
+}

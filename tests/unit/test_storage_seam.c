@@ -1,0 +1,564 @@
+/*
+ * test_storage_seam.c — the public storage seam (feox_storage.h) driven from outside the engine:
+ * a toy backend registered by the test keeps records in a small table and records every call
+ * the store makes (method, txn, the replaced version, calling thread). Checks that writes carry
+ * the caller's txn and the version they replace (and hand it back through opts->replaced),
+ * that FEOX_WRITE_INDEX_ONLY makes no backend call, that an INDEX_CACHE store asks find() on a
+ * miss, that feox_refresh applies a change feed and reloads on FEOX_ERR_STALE, the register
+ * errors, and that a HOST_TXN store never calls its backend from a thread of its own.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "feox.h"
+#include "feox_storage.h"
+#include "feox_test_support.h"
+
+#define KS(str) (str), strlen(str)
+#define TOY_KEYS 32
+#define TOY_CALLS 256
+
+typedef struct toy_record {
+    char key[32];
+    uint32_t key_len;
+    uint8_t value[64];
+    uint32_t value_len, tag;
+    uint64_t ts_ns, expires_at_ns;
+    bool live;
+} toy_record;
+
+typedef struct toy_call {
+    char method[16];
+    void *txn;
+    bool has_replaced;
+    char replaced[64]; /* the replaced version's value (NUL-terminated copy) */
+    pthread_t thread;
+} toy_call;
+
+/* The backend's state (feox_config.storage_arg). */
+typedef struct toy_state {
+    pthread_mutex_t mu;
+    toy_record records[TOY_KEYS];
+    toy_call calls[TOY_CALLS];
+    int ncalls;
+    /* refresh: what the feed reports next (puts of these records), or STALE */
+    toy_record feed[4];
+    int nfeed;
+    bool stale;
+} toy_state;
+
+typedef struct toy_storage {
+    feox_storage base;
+    toy_state *t;
+} toy_storage;
+
+static toy_state toy;
+
+static void toy_reset(void)
+{
+    memset(&toy, 0, sizeof toy);
+    pthread_mutex_init(&toy.mu, NULL);
+}
+
+static toy_state *state_of(feox_storage *st)
+{
+    return ((toy_storage *)st)->t;
+}
+
+static void record_call(toy_state *t, const char *method, void *txn,
+                        const feox_storage_record *replaced)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->ncalls < TOY_CALLS) {
+        toy_call *c = &t->calls[t->ncalls++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->method, sizeof c->method, "%s", method);
+        c->txn = txn;
+        c->thread = pthread_self();
+        if (replaced) {
+            c->has_replaced = true;
+            if (replaced->value)
+                snprintf(c->replaced, sizeof c->replaced, "%.*s", (int)replaced->value_len,
+                         (const char *)replaced->value);
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+static int count_calls(const char *method)
+{
+    int n = 0;
+    pthread_mutex_lock(&toy.mu);
+    for (int i = 0; i < toy.ncalls; i++)
+        n += strcmp(toy.calls[i].method, method) == 0;
+    pthread_mutex_unlock(&toy.mu);
+    return n;
+}
+
+static const toy_call *last_call(void)
+{
+    return toy.ncalls ? &toy.calls[toy.ncalls - 1] : NULL;
+}
+
+static toy_record *toy_find(toy_state *t, const void *key, uint32_t key_len, bool create)
+{
+    for (int i = 0; i < TOY_KEYS; i++)
+        if (t->records[i].live && t->records[i].key_len == key_len &&
+            memcmp(t->records[i].key, key, key_len) == 0)
+            return &t->records[i];
+    if (!create)
+        return NULL;
+    for (int i = 0; i < TOY_KEYS; i++)
+        if (!t->records[i].live)
+            return &t->records[i];
+    return NULL;
+}
+
+static void toy_set(toy_record *r, const char *key, const char *value)
+{
+    memset(r, 0, sizeof *r);
+    r->key_len = (uint32_t)strlen(key);
+    memcpy(r->key, key, r->key_len);
+    r->value_len = (uint32_t)strlen(value);
+    memcpy(r->value, value, r->value_len);
+    r->ts_ns = FTEST_EPOCH_NS;
+    r->live = true;
+}
+
+static feox_storage_record rec_of(const toy_record *r, int slot)
+{
+    feox_storage_record rec = {.key = r->key,
+                               .key_len = r->key_len,
+                               .value = r->value,
+                               .value_len = r->value_len,
+                               .tag = r->tag,
+                               .ts_ns = r->ts_ns,
+                               .expires_at_ns = r->expires_at_ns,
+                               .location = (uint64_t)slot + 1};
+    return rec;
+}
+
+static feox_err toy_open(const feox_storage_methods *methods, const feox_config *cfg,
+                         const feox_storage_host *host, feox_storage **out)
+{
+    (void)host;
+    toy_storage *st = calloc(1, sizeof *st);
+    if (!st)
+        return FEOX_ERR_NOMEM;
+    st->base.methods = methods;
+    st->t = cfg->storage_arg;
+    record_call(st->t, "open", NULL, NULL);
+    *out = &st->base;
+    return FEOX_OK;
+}
+
+/* A cache backend (INDEX_CACHE) loads nothing: the store asks find() for what it lacks. */
+static feox_err toy_load(feox_storage *st, void *txn, const feox_storage_sink *sink)
+{
+    toy_state *t = state_of(st);
+    record_call(t, "load", txn, NULL);
+    if (st->methods->caps & FEOX_STORAGE_INDEX_CACHE)
+        return FEOX_OK;
+    for (int i = 0; i < TOY_KEYS; i++) {
+        if (!t->records[i].live)
+            continue;
+        feox_storage_record rec = rec_of(&t->records[i], i);
+        feox_err err = sink->put(sink->ctx, &rec);
+        if (err)
+            return err;
+    }
+    return FEOX_OK;
+}
+
+static feox_err toy_write(feox_storage *st, void *txn, const feox_storage_record *rec,
+                          const feox_storage_record *replaced, uint64_t *location, uint64_t *seq)
+{
+    toy_state *t = state_of(st);
+    record_call(t, "write", txn, replaced);
+    toy_record *r = toy_find(t, rec->key, rec->key_len, true);
+    if (!r || rec->key_len > sizeof r->key || rec->value_len > sizeof r->value)
+        return FEOX_ERR_NOMEM;
+    memset(r, 0, sizeof *r);
+    memcpy(r->key, rec->key, rec->key_len);
+    r->key_len = rec->key_len;
+    memcpy(r->value, rec->value, rec->value_len);
+    r->value_len = rec->value_len;
+    r->tag = rec->tag;
+    r->ts_ns = rec->ts_ns;
+    r->expires_at_ns = rec->expires_at_ns;
+    r->live = true;
+    *location = (uint64_t)(r - t->records) + 1;
+    *seq = 0;
+    return FEOX_OK;
+}
+
+static feox_err toy_erase(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                          uint64_t ts_ns, const feox_storage_record *replaced, uint64_t *seq)
+{
+    (void)ts_ns;
+    toy_state *t = state_of(st);
+    record_call(t, "erase", txn, replaced);
+    toy_record *r = toy_find(t, key, key_len, false);
+    if (r)
+        r->live = false;
+    *seq = 0;
+    return FEOX_OK;
+}
+
+static feox_err toy_find_key(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                             const feox_storage_sink *sink)
+{
+    toy_state *t = state_of(st);
+    record_call(t, "find", txn, NULL);
+    toy_record *r = toy_find(t, key, key_len, false);
+    if (!r)
+        return sink->del(sink->ctx, key, key_len, 0);
+    feox_storage_record rec = rec_of(r, (int)(r - t->records));
+    return sink->put(sink->ctx, &rec);
+}
+
+static feox_err toy_read_value(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                               uint64_t location, void *buf, uint32_t value_len)
+{
+    (void)location;
+    toy_state *t = state_of(st);
+    record_call(t, "read_value", txn, NULL);
+    toy_record *r = toy_find(t, key, key_len, false);
+    if (!r || r->value_len != value_len)
+        return FEOX_ERR_CORRUPT;
+    memcpy(buf, r->value, value_len);
+    return FEOX_OK;
+}
+
+static feox_err toy_refresh(feox_storage *st, void *txn, const feox_storage_sink *sink)
+{
+    toy_state *t = state_of(st);
+    record_call(t, "refresh", txn, NULL);
+    if (t->stale)
+        return FEOX_ERR_STALE;
+    for (int i = 0; i < t->nfeed; i++) {
+        feox_storage_record rec = rec_of(&t->feed[i], i);
+        feox_err err = sink->put(sink->ctx, &rec);
+        if (err)
+            return err;
+    }
+    t->nfeed = 0;
+    return FEOX_OK;
+}
+
+static feox_err toy_check(feox_storage *st, char *detail, size_t detail_len)
+{
+    (void)detail;
+    (void)detail_len;
+    record_call(state_of(st), "check", NULL, NULL);
+    return FEOX_OK;
+}
+
+static void toy_get_stats(feox_storage *st, feox_stats *out)
+{
+    (void)out;
+    record_call(state_of(st), "get_stats", NULL, NULL);
+}
+
+static feox_err toy_close(feox_storage *st)
+{
+    record_call(state_of(st), "close", NULL, NULL);
+    free(st);
+    return FEOX_OK;
+}
+
+#define TOY_METHODS(NAME, CAPS)                                                                   \
+    {                                                                                             \
+        .version = FEOX_STORAGE_VERSION, .name = NAME, .caps = CAPS, .open = toy_open,            \
+        .load = toy_load, .write = toy_write, .erase = toy_erase, .find = toy_find_key,           \
+        .read_value = toy_read_value, .refresh = toy_refresh, .check = toy_check,                 \
+        .get_stats = toy_get_stats, .close = toy_close                                            \
+    }
+
+static const feox_storage_methods toy_plain = TOY_METHODS("toy", 0);
+static const feox_storage_methods toy_cache =
+    TOY_METHODS("toy-cache", FEOX_STORAGE_INDEX_CACHE | FEOX_STORAGE_HOST_TXN);
+static const feox_storage_methods toy_host = TOY_METHODS("toy-host", FEOX_STORAGE_HOST_TXN);
+
+static feox_store *open_toy(const feox_storage_methods *m, ftest_clock *clock)
+{
+    assert_int_equal(feox_storage_register(m), FEOX_OK);
+    feox_config cfg;
+    ftest_config(&cfg, clock);
+    cfg.storage = feox_storage_find(m->name);
+    assert_ptr_equal(cfg.storage, m);
+    cfg.storage_arg = &toy;
+    return ftest_open(&cfg);
+}
+
+static void assert_value(feox_value *v, const char *want)
+{
+    assert_non_null(v);
+    assert_int_equal(feox_value_size(v), strlen(want));
+    assert_memory_equal(feox_value_data(v), want, strlen(want));
+    feox_value_release(v);
+}
+
+/* Every write reaches the backend with the caller's txn and the version it replaces, and hands
+ * that version back through opts->replaced. */
+static void test_write_carries_txn_and_replaced(void **state)
+{
+    (void)state;
+    toy_reset();
+    feox_store *s = open_toy(&toy_plain, NULL);
+    int txn_token;
+    feox_value *old = (feox_value *)&txn_token; /* must be overwritten */
+    feox_write_opts o = {.txn = &txn_token, .replaced = &old};
+
+    assert_int_equal(feox_insert(s, KS("k"), KS("v1"), &o, NULL), FEOX_OK);
+    assert_null(old);
+    assert_string_equal(last_call()->method, "write");
+    assert_ptr_equal(last_call()->txn, &txn_token);
+    assert_false(last_call()->has_replaced);
+
+    assert_int_equal(feox_insert(s, KS("k"), KS("v2"), &o, NULL), FEOX_OK);
+    assert_true(last_call()->has_replaced);
+    assert_string_equal(last_call()->replaced, "v1");
+    assert_value(old, "v1");
+
+    assert_int_equal(feox_update_ttl(s, KS("k"), 100, &o), FEOX_OK);
+    assert_ptr_equal(last_call()->txn, &txn_token);
+    assert_string_equal(last_call()->replaced, "v2");
+    assert_value(old, "v2");
+
+    bool swapped = false;
+    assert_int_equal(feox_compare_and_swap(s, KS("k"), KS("v2"), KS("{}"), &o, &swapped),
+                     FEOX_OK);
+    assert_true(swapped);
+    assert_string_equal(last_call()->replaced, "v2");
+    assert_value(old, "v2");
+
+    const char *patch = "[{\"op\":\"add\",\"path\":\"/a\",\"value\":1}]";
+    assert_int_equal(feox_json_patch(s, KS("k"), KS(patch), &o, NULL, NULL), FEOX_OK);
+    assert_string_equal(last_call()->replaced, "{}");
+    assert_value(old, "{}");
+
+    assert_int_equal(feox_delete(s, KS("k"), &o), FEOX_OK);
+    assert_string_equal(last_call()->method, "erase");
+    assert_ptr_equal(last_call()->txn, &txn_token);
+    assert_string_equal(last_call()->replaced, "{\"a\":1}");
+    assert_value(old, "{\"a\":1}");
+
+    int64_t n = 0;
+    assert_int_equal(feox_atomic_increment(s, KS("c"), 5, &o, &n), FEOX_OK);
+    assert_null(old);
+    assert_int_equal(feox_atomic_increment(s, KS("c"), 2, &o, &n), FEOX_OK);
+    assert_int_equal(n, 7);
+    assert_non_null(old);
+    assert_int_equal(ftest_get_i64(feox_value_data(old)), 5); /* the counter before this call */
+    feox_value_release(old);
+
+    /* A failed write replaces nothing. */
+    o.flags = FEOX_WRITE_IF_ABSENT;
+    assert_int_equal(feox_insert(s, KS("c"), KS("x"), &o, NULL), FEOX_ERR_KEY_EXISTS);
+    assert_null(old);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* FEOX_WRITE_INDEX_ONLY changes the indexes and calls nothing. */
+static void test_index_only_makes_no_call(void **state)
+{
+    (void)state;
+    toy_reset();
+    feox_store *s = open_toy(&toy_plain, NULL);
+    int before = toy.ncalls;
+    feox_write_opts o = {.flags = FEOX_WRITE_INDEX_ONLY};
+    assert_int_equal(feox_insert(s, KS("k"), KS("v"), &o, NULL), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, KS("k"), 10, &o), FEOX_OK);
+    int64_t n;
+    assert_int_equal(feox_atomic_increment(s, KS("n"), 1, &o, &n), FEOX_OK);
+    assert_true(feox_contains(s, KS("k")));
+    assert_int_equal(feox_delete(s, KS("k"), &o), FEOX_OK);
+    assert_false(feox_contains(s, KS("k")));
+    assert_int_equal(toy.ncalls, before);
+    assert_null(toy_find(&toy, KS("n"), false));
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* INDEX_CACHE: a key the index lacks is looked up with find() before "not found", once. */
+static void test_find_on_miss(void **state)
+{
+    (void)state;
+    toy_reset();
+    toy_set(&toy.records[0], "cold", "from the backend");
+    uint8_t eight[8];
+    ftest_put_i64(eight, 40);
+    toy_set(&toy.records[1], "counter", "");
+    memcpy(toy.records[1].value, eight, 8);
+    toy.records[1].value_len = 8;
+    feox_store *s = open_toy(&toy_cache, NULL);
+    assert_int_equal(feox_len(s, 0), 0); /* loaded nothing */
+
+    void *value;
+    size_t len;
+    assert_int_equal(feox_get(s, KS("cold"), &value, &len, NULL), FEOX_OK);
+    assert_int_equal(len, strlen("from the backend"));
+    assert_memory_equal(value, "from the backend", len);
+    feox_free(value);
+    assert_int_equal(count_calls("find"), 1);
+    assert_true(feox_contains(s, KS("cold"))); /* now in the index: no second find */
+    assert_int_equal(count_calls("find"), 1);
+
+    assert_int_equal(feox_get(s, KS("absent"), &value, &len, NULL), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(count_calls("find"), 2);
+    assert_false(feox_contains(s, KS("absent")));
+    size_t size;
+    assert_int_equal(feox_get_size(s, KS("absent"), &size), FEOX_ERR_KEY_NOT_FOUND);
+    uint64_t ttl;
+    bool has_ttl;
+    assert_int_equal(feox_get_ttl(s, KS("absent"), &ttl, &has_ttl), FEOX_ERR_KEY_NOT_FOUND);
+    feox_value *v;
+    assert_int_equal(feox_get_ref(s, KS("absent"), &v), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(count_calls("find"), 6);
+
+    /* A write that needs the current version finds it in the backend too. */
+    int64_t n = 0;
+    assert_int_equal(feox_atomic_increment(s, KS("counter"), 2, NULL, &n), FEOX_OK);
+    assert_int_equal(n, 42);
+    assert_int_equal(count_calls("find"), 7);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* feox_refresh applies the change feed to the indexes only; STALE empties them and reloads. */
+static void test_refresh_and_stale_reload(void **state)
+{
+    (void)state;
+    toy_reset();
+    toy_set(&toy.records[0], "a", "1");
+    feox_store *s = open_toy(&toy_host, NULL);
+    assert_true(feox_contains(s, KS("a")));
+    int writes = count_calls("write");
+
+    toy_set(&toy.feed[0], "b", "2");
+    toy.nfeed = 1;
+    assert_int_equal(feox_refresh(s, &toy), FEOX_OK);
+    assert_ptr_equal(last_call()->txn, &toy);
+    assert_true(feox_contains(s, KS("b")));
+    assert_int_equal(count_calls("write"), writes); /* applied to the indexes only */
+
+    /* Stale: the store reloads what the backend holds now ("a" and "c"; "b" is gone). */
+    toy_set(&toy.records[1], "c", "3");
+    toy.stale = true;
+    assert_int_equal(feox_refresh(s, NULL), FEOX_OK);
+    assert_int_equal(count_calls("load"), 2);
+    assert_true(feox_contains(s, KS("a")));
+    assert_false(feox_contains(s, KS("b")));
+    assert_true(feox_contains(s, KS("c")));
+    assert_int_equal(feox_len(s, 0), 2);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
+
+    /* A store without a backend, or one whose backend has no refresh, has nothing to do. */
+    feox_config cfg;
+    ftest_config(&cfg, NULL);
+    s = ftest_open(&cfg);
+    assert_int_equal(feox_refresh(s, NULL), FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_int_equal(feox_refresh(NULL, NULL), FEOX_ERR_INVALID_ARGUMENT);
+}
+
+static void test_register_errors(void **state)
+{
+    (void)state;
+    assert_non_null(feox_storage_find("log"));
+    assert_string_equal(feox_storage_find("log")->name, "log");
+    assert_null(feox_storage_find("no-such-backend"));
+    assert_null(feox_storage_find(NULL));
+    assert_int_equal(feox_storage_register(NULL), FEOX_ERR_INVALID_ARGUMENT);
+
+    feox_storage_methods m = toy_plain;
+    m.name = NULL;
+    assert_int_equal(feox_storage_register(&m), FEOX_ERR_INVALID_ARGUMENT);
+    m.name = "";
+    assert_int_equal(feox_storage_register(&m), FEOX_ERR_INVALID_ARGUMENT);
+    m.name = "toy-bad";
+    m.version = 0;
+    assert_int_equal(feox_storage_register(&m), FEOX_ERR_INVALID_ARGUMENT);
+    m.version = FEOX_STORAGE_VERSION + 1;
+    assert_int_equal(feox_storage_register(&m), FEOX_ERR_INVALID_ARGUMENT);
+    m.version = FEOX_STORAGE_VERSION;
+    m.erase = NULL;
+    assert_int_equal(feox_storage_register(&m), FEOX_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(feox_error_detail(), "erase"));
+    assert_null(feox_storage_find("toy-bad"));
+
+    /* The same methods again: a no-op; other methods under a taken name: KEY_EXISTS. */
+    static const feox_storage_methods twice = TOY_METHODS("toy-twice", 0);
+    assert_int_equal(feox_storage_register(&twice), FEOX_OK);
+    assert_int_equal(feox_storage_register(&twice), FEOX_OK);
+    static feox_storage_methods other;
+    other = twice;
+    assert_int_equal(feox_storage_register(&other), FEOX_ERR_KEY_EXISTS);
+    other.name = "log";
+    assert_int_equal(feox_storage_register(&other), FEOX_ERR_KEY_EXISTS);
+    assert_ptr_equal(feox_storage_find("toy-twice"), &twice);
+}
+
+/* HOST_TXN: the store calls its backend only from the caller's threads, even while its TTL
+ * sweeper removes expired keys. */
+static void test_host_txn_store_has_no_background_writer(void **state)
+{
+    (void)state;
+    toy_reset();
+    ftest_clock clock;
+    ftest_clock_init(&clock, FTEST_EPOCH_NS);
+    assert_int_equal(feox_storage_register(&toy_host), FEOX_OK);
+    feox_config cfg;
+    ftest_config(&cfg, &clock);
+    cfg.disable_ttl_sweeper = false;
+    cfg.ttl_sweep_interval_ms = 1;
+    cfg.storage = &toy_host;
+    cfg.storage_arg = &toy;
+    feox_store *s = ftest_open(&cfg);
+    feox_write_opts ttl = {.flags = FEOX_WRITE_TTL, .ttl_secs = 1};
+    char key[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(feox_insert(s, KS(key), KS("v"), &ttl, NULL), FEOX_OK);
+    }
+    feox_stats st;
+    assert_int_equal(feox_get_stats(s, &st), FEOX_OK);
+    uint64_t runs = st.ttl_sweeper_runs;
+    ftest_clock_advance(&clock, 5 * FTEST_SEC);
+    /* Wait for two more sweeper passes (no deadline: they must happen); the second began after
+     * the clock moved, so every key was expired for it. */
+    while (st.ttl_sweeper_runs < runs + 2) {
+        usleep(1000);
+        assert_int_equal(feox_get_stats(s, &st), FEOX_OK);
+    }
+    assert_int_equal(feox_len(s, 0), 0);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    pthread_t me = pthread_self();
+    for (int i = 0; i < toy.ncalls; i++)
+        assert_true(pthread_equal(toy.calls[i].thread, me));
+    assert_int_equal(count_calls("erase"), 0); /* expiry is the store's business */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_carries_txn_and_replaced),
+        cmocka_unit_test(test_index_only_makes_no_call),
+        cmocka_unit_test(test_find_on_miss),
+        cmocka_unit_test(test_refresh_and_stale_reload),
+        cmocka_unit_test(test_register_errors),
+        cmocka_unit_test(test_host_txn_store_has_no_background_writer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
