@@ -1,0 +1,981 @@
+/*
+ * storage_sqlite.c — the "sqlite" storage backend: the feox_storage_methods that keep a table's
+ * records in its shadow tables (layout, transactions and coherence: storage_sqlite.h), and the
+ * transaction calls the virtual table makes. Statements are prepared on first use and run nested
+ * on the table's own connection. check() is in storage_sqlite_check.c.
+ */
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "feox_ext.h"
+#include "storage_sqlite_internal.h"
+
+SQLITE_EXTENSION_INIT3
+
+#define DEFAULT_PENDING_LIMIT (32u * 1024u * 1024u)
+#define DEFAULT_FEED_LIMIT 65536u
+#define TRIM_MIN_BATCH 4096u
+
+/* Statement templates: every %w pair is (schema, table). */
+static const char *const stmt_sql[FEOX_SQ_COUNT] = {
+    [FEOX_SQ_SEQ] = "SELECT max(coalesce((SELECT max(seq) FROM \"%w\".\"%w_log\"), 0),"
+                    " coalesce(m.value, 0)), coalesce(m.value, 0),"
+                    " (SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'format')"
+                    " FROM (SELECT NULL) LEFT JOIN \"%w\".\"%w_meta\" m ON m.name = 'min_seq'",
+    [FEOX_SQ_LOAD] = "SELECT key, value, tag, ts, expires, seq FROM \"%w\".\"%w_data\"",
+    [FEOX_SQ_FIND] = "SELECT value, tag, ts, expires, seq FROM \"%w\".\"%w_data\" WHERE key = ?1",
+    [FEOX_SQ_PUT] = "INSERT OR REPLACE INTO \"%w\".\"%w_data\"(key, value, tag, ts, expires, seq)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [FEOX_SQ_DEL] = "DELETE FROM \"%w\".\"%w_data\" WHERE key = ?1",
+    [FEOX_SQ_LOG] = "INSERT INTO \"%w\".\"%w_log\"(seq, key, ts) VALUES(?1, ?2, ?3)",
+    [FEOX_SQ_FEED] = "SELECT l.seq, l.key, l.ts, d.value, d.tag, d.ts, d.expires, d.seq"
+                     " FROM \"%w\".\"%w_log\" l LEFT JOIN \"%w\".\"%w_data\" d ON d.key = l.key"
+                     " WHERE l.seq > ?1 ORDER BY l.seq",
+    [FEOX_SQ_LOG_DROP_AFTER] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq > ?1",
+    [FEOX_SQ_LOG_TRIM] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq <= ?1",
+    [FEOX_SQ_SET_MIN] = "UPDATE \"%w\".\"%w_meta\" SET value = ?1 WHERE name = 'min_seq'",
+};
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+void feox_sq_clear_error(feox_sqlite_backend *b)
+{
+    b->t->errcode = SQLITE_OK;
+    b->t->errmsg[0] = '\0';
+}
+
+static void set_message(feox_sqlite_backend *b, const char *what, const char *cause)
+{
+    if (sqlite3_stricmp(b->schema, "main") != 0) {
+        sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s.%s: %s%s%s", b->schema,
+                         b->table, what, cause ? ": " : "", cause ? cause : "");
+    } else {
+        sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s: %s%s%s", b->table,
+                         what, cause ? ": " : "", cause ? cause : "");
+    }
+}
+
+feox_err feox_sq_fail(feox_sqlite_backend *b, feox_err err, const char *what)
+{
+    set_message(b, what, NULL);
+    return err;
+}
+
+feox_err feox_sq_sql_error(feox_sqlite_backend *b, int rc, const char *what)
+{
+    int ext = sqlite3_extended_errcode(b->db);
+    if ((ext & 0xff) != (rc & 0xff)) {
+        ext = rc; /* the connection's code belongs to another call */
+    }
+    b->t->errcode = ext;
+    set_message(b, what, rc == SQLITE_NOMEM ? sqlite3_errstr(rc) : sqlite3_errmsg(b->db));
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return FEOX_ERR_LOCKED;
+    case SQLITE_NOMEM: return FEOX_ERR_NOMEM;
+    case SQLITE_FULL: return FEOX_ERR_DISK_FULL;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return FEOX_ERR_CORRUPT;
+    default: return FEOX_ERR_IO;
+    }
+}
+
+/* ---- statements ---------------------------------------------------------------------------- */
+
+feox_err feox_sq_stmt(feox_sqlite_backend *b, feox_sq_id id, sqlite3_stmt **out)
+{
+    if (b->stmts[id] == NULL) {
+        const char *s = b->schema, *t = b->table;
+        char *sql = sqlite3_mprintf(stmt_sql[id], s, t, s, t, s, t);
+        if (sql == NULL) {
+            return feox_sq_sql_error(b, SQLITE_NOMEM, "preparing a statement");
+        }
+        int rc = sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &b->stmts[id], NULL);
+        sqlite3_free(sql);
+        if (rc != SQLITE_OK) {
+            return feox_sq_sql_error(b, rc, "preparing a statement");
+        }
+    }
+    *out = b->stmts[id];
+    return FEOX_OK;
+}
+
+/* Step a statement that returns no row, then reset it. */
+static feox_err run(feox_sqlite_backend *b, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    feox_err err = rc == SQLITE_DONE ? FEOX_OK : feox_sq_sql_error(b, rc, what);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return err;
+}
+
+/* ---- values: record bytes <-> the value column (the rules are in storage_sqlite.h) ---------- */
+
+static uint64_t get_u64_le(const unsigned char *p)
+{
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; i--) {
+        u = (u << 8) | p[i];
+    }
+    return u;
+}
+
+static void put_u64_le(unsigned char *p, uint64_t u)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (unsigned char)(u >> (8 * i));
+    }
+}
+
+static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, uint32_t len)
+{
+    if (tag == FEOX_TAG_INTEGER && len == 8) {
+        return sqlite3_bind_int64(s, i, (sqlite3_int64)get_u64_le(value));
+    }
+    if (tag == FEOX_TAG_REAL && len == 8) {
+        uint64_t bits = get_u64_le(value);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        if (isfinite(d) && !(d == 0.0 && signbit(d))) { /* NaN would become NULL, -0.0 0.0 */
+            return sqlite3_bind_double(s, i, d);
+        }
+    } else if (tag == FEOX_TAG_TEXT && (len == 0 || memchr(value, 0, len) == NULL)) {
+        return sqlite3_bind_text64(s, i, len ? value : "", len, SQLITE_STATIC, SQLITE_UTF8);
+    } else if (tag == FEOX_TAG_NULL && len == 0) {
+        return sqlite3_bind_null(s, i);
+    }
+    if (len == 0) {
+        return sqlite3_bind_zeroblob(s, i, 0);
+    }
+    return sqlite3_bind_blob64(s, i, value, len, SQLITE_STATIC);
+}
+
+void feox_sq_column_value(sqlite3_stmt *s, int col, unsigned char num[8], const void **data,
+                          uint32_t *len)
+{
+    switch (sqlite3_column_type(s, col)) {
+    case SQLITE_INTEGER:
+        put_u64_le(num, (uint64_t)sqlite3_column_int64(s, col));
+        *data = num;
+        *len = 8;
+        return;
+    case SQLITE_FLOAT: {
+        double d = sqlite3_column_double(s, col);
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        put_u64_le(num, bits);
+        *data = num;
+        *len = 8;
+        return;
+    }
+    case SQLITE_NULL:
+        *data = "";
+        *len = 0;
+        return;
+    default: {
+        const void *p = sqlite3_column_blob(s, col); /* TEXT too: its bytes, no conversion */
+        *len = (uint32_t)sqlite3_column_bytes(s, col);
+        *data = p != NULL ? p : "";
+        return;
+    }
+    }
+}
+
+/* rec from the columns value, tag, ts, expires, seq starting at col (key given). */
+static void column_record(sqlite3_stmt *s, int col, const void *key, uint32_t key_len,
+                          unsigned char num[8], feox_storage_record *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->key = key;
+    rec->key_len = key_len;
+    feox_sq_column_value(s, col, num, &rec->value, &rec->value_len);
+    rec->tag = (uint32_t)sqlite3_column_int64(s, col + 1);
+    rec->ts_ns = (uint64_t)sqlite3_column_int64(s, col + 2);
+    rec->expires_at_ns = (uint64_t)sqlite3_column_int64(s, col + 3);
+    rec->location = (uint64_t)sqlite3_column_int64(s, col + 4);
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the table's seq and data version -------------------------------------------------------- */
+
+static unsigned data_version(feox_sqlite_backend *b)
+{
+    unsigned v = 0;
+    sqlite3_file_control(b->db, b->schema, SQLITE_FCNTL_DATA_VERSION, &v);
+    return v;
+}
+
+feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_seq)
+{
+    sqlite3_stmt *s;
+    feox_err err = feox_sq_stmt(b, FEOX_SQ_SEQ, &s);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        err = feox_sq_sql_error(b, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the seq");
+    } else if (sqlite3_column_int64(s, 2) != FEOX_SQLITE_FORMAT) {
+        err = feox_sq_fail(b, FEOX_ERR_FORMAT, "the shadow tables are not format 1");
+    } else {
+        *cur = (uint64_t)sqlite3_column_int64(s, 0);
+        *min_seq = (uint64_t)sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return err;
+}
+
+/* ---- writing a change to the tables ---------------------------------------------------------- */
+
+static feox_err write_row(feox_sqlite_backend *b, const void *key, uint32_t key_len,
+                          const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
+                          uint64_t expires_at_ns, uint64_t seq)
+{
+    sqlite3_stmt *s;
+    feox_err err = feox_sq_stmt(b, FEOX_SQ_PUT, &s);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    sqlite3_bind_blob64(s, 1, key, key_len, SQLITE_STATIC);
+    bind_value(s, 2, tag, value, value_len);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)tag);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)ts_ns);
+    if (expires_at_ns != 0) {
+        sqlite3_bind_int64(s, 5, (sqlite3_int64)expires_at_ns);
+    }
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)seq);
+    b->rows_written++;
+    b->bytes_written += key_len + value_len;
+    return run(b, s, "writing a record");
+}
+
+static feox_err delete_row(feox_sqlite_backend *b, const void *key, uint32_t key_len)
+{
+    sqlite3_stmt *s;
+    feox_err err = feox_sq_stmt(b, FEOX_SQ_DEL, &s);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    sqlite3_bind_blob64(s, 1, key, key_len, SQLITE_STATIC);
+    b->rows_written++;
+    return run(b, s, "deleting a record");
+}
+
+static feox_err run_seq(feox_sqlite_backend *b, feox_sq_id id, uint64_t seq, const char *what)
+{
+    sqlite3_stmt *s;
+    feox_err err = feox_sq_stmt(b, id, &s);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+    return run(b, s, what);
+}
+
+/* A transaction with more changes than the feed keeps writes no feed rows: drop its own. */
+static feox_err stop_logging(feox_sqlite_backend *b)
+{
+    feox_err err = run_seq(b, FEOX_SQ_LOG_DROP_AFTER, b->txn_base, "dropping feed rows");
+    if (err == FEOX_OK) {
+        b->txn_logging = false;
+    }
+    return err;
+}
+
+/* One change (a write, or a delete with value NULL) at the transaction's next seq. */
+static feox_err emit_change(feox_sqlite_backend *b, const void *key, uint32_t key_len,
+                            const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
+                            uint64_t expires_at_ns, bool is_delete)
+{
+    uint64_t seq = b->txn_last + 1;
+    feox_err err = is_delete ? delete_row(b, key, key_len)
+                             : write_row(b, key, key_len, value, value_len, tag, ts_ns,
+                                         expires_at_ns, seq);
+    if (err == FEOX_OK && b->txn_logging) {
+        sqlite3_stmt *s;
+        err = feox_sq_stmt(b, FEOX_SQ_LOG, &s);
+        if (err == FEOX_OK) {
+            sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+            sqlite3_bind_blob64(s, 2, key, key_len, SQLITE_STATIC);
+            if (is_delete) {
+                sqlite3_bind_int64(s, 3, (sqlite3_int64)ts_ns);
+            }
+            err = run(b, s, "writing the change feed");
+        }
+    }
+    if (err != FEOX_OK) {
+        return err;
+    }
+    b->txn_last = seq;
+    b->txn_changes++;
+    if (b->txn_logging && b->txn_changes > b->feed_limit) {
+        return stop_logging(b);
+    }
+    return FEOX_OK;
+}
+
+/* Write the pending map to the tables in key order and empty it. On failure the map is kept
+ * (the caller's transaction fails and SQLite rolls the tables back). */
+static feox_err flush_pending(feox_sqlite_backend *b)
+{
+    feox_pending *p = &b->pending;
+    if (p->n == 0) {
+        return FEOX_OK;
+    }
+    const feox_pending_entry **order = feox_pending_sorted(p);
+    if (order == NULL) {
+        return feox_sq_sql_error(b, SQLITE_NOMEM, "writing pending records");
+    }
+    feox_err err = FEOX_OK;
+    if (b->txn_logging && b->txn_changes + p->n > b->feed_limit) {
+        err = stop_logging(b); /* known in advance: write no feed rows at all */
+    }
+    for (size_t i = 0; i < p->n && err == FEOX_OK; i++) {
+        const feox_pending_entry *e = order[i];
+        err = emit_change(b, e->bytes, e->key_len, e->bytes + e->key_len, e->value_len, e->tag,
+                          e->ts_ns, e->expires_at_ns, e->is_delete);
+    }
+    sqlite3_free(order);
+    if (err == FEOX_OK) {
+        feox_pending_clear(p);
+        b->flushes++;
+    }
+    return err;
+}
+
+/* ---- the methods ----------------------------------------------------------------------------- */
+
+static feox_sqlite_backend *backend_of(feox_storage *st)
+{
+    return (feox_sqlite_backend *)st;
+}
+
+static void lock(feox_sqlite_backend *b)
+{
+    sqlite3_mutex_enter(sqlite3_db_mutex(b->db));
+}
+
+static void unlock(feox_sqlite_backend *b)
+{
+    sqlite3_mutex_leave(sqlite3_db_mutex(b->db));
+}
+
+static feox_err sq_open(const feox_storage_methods *methods, const feox_config *cfg,
+                        const feox_storage_host *host, feox_storage **out)
+{
+    feox_sqlite_table *t = cfg != NULL ? cfg->storage_arg : NULL;
+    if (out == NULL || t == NULL || t->db == NULL || t->schema == NULL || t->table == NULL ||
+        (t->write_mode != FEOX_SQLITE_WRITE_BUFFERED &&
+         t->write_mode != FEOX_SQLITE_WRITE_THROUGH)) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    if (t->backend != NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT; /* one open backend per argument */
+    }
+    feox_sqlite_backend *b = sqlite3_malloc64(sizeof *b);
+    if (b == NULL) {
+        return FEOX_ERR_NOMEM;
+    }
+    memset(b, 0, sizeof *b);
+    b->base.methods = methods;
+    b->t = t;
+    b->db = t->db;
+    b->schema = sqlite3_mprintf("%s", t->schema);
+    b->table = sqlite3_mprintf("%s", t->table);
+    if (b->schema == NULL || b->table == NULL) {
+        sqlite3_free(b->schema);
+        sqlite3_free(b->table);
+        sqlite3_free(b);
+        return FEOX_ERR_NOMEM;
+    }
+    if (host != NULL) {
+        b->host = *host;
+    }
+    b->mode = t->write_mode;
+    b->pending_limit = t->pending_limit ? t->pending_limit : DEFAULT_PENDING_LIMIT;
+    b->feed_limit = t->feed_limit ? t->feed_limit : DEFAULT_FEED_LIMIT;
+    t->errcode = SQLITE_OK;
+    t->errmsg[0] = '\0';
+    t->backend = b;
+    *out = &b->base;
+    return FEOX_OK;
+}
+
+/* Send the pending map's entries to sink (own uncommitted changes over the tables). */
+static feox_err send_pending(feox_sqlite_backend *b, const feox_storage_sink *sink)
+{
+    for (size_t i = 0; i < b->pending.n; i++) {
+        const feox_pending_entry *e = &b->pending.entries[i];
+        feox_err err;
+        if (e->is_delete) {
+            err = sink->del(sink->ctx, e->bytes, e->key_len, e->ts_ns);
+        } else {
+            feox_storage_record rec = {e->bytes,     e->key_len, e->bytes + e->key_len,
+                                       e->value_len, e->tag,     e->ts_ns,
+                                       e->expires_at_ns, b->txn_base + 1};
+            err = sink->put(sink->ctx, &rec);
+        }
+        if (err != FEOX_OK) {
+            return err;
+        }
+    }
+    return FEOX_OK;
+}
+
+static feox_err load_locked(feox_sqlite_backend *b, const feox_storage_sink *sink)
+{
+    uint64_t started = monotonic_ns(), cur, min_seq;
+    /* The version first, the seq next: a commit between them only costs a slow refresh later.
+     * The scan may see a newer state than cur (outside a transaction): replaying the feed from
+     * cur onto it is harmless, since the feed sends each key's current row. */
+    unsigned dv = data_version(b);
+    sqlite3_stmt *s;
+    feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
+    if (err == FEOX_OK) {
+        err = feox_sq_stmt(b, FEOX_SQ_LOAD, &s);
+    }
+    if (err != FEOX_OK) {
+        return err;
+    }
+    b->loaded = false;
+    int rc;
+    uint64_t rows = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        unsigned char num[8];
+        feox_storage_record rec;
+        column_record(s, 1, sqlite3_column_blob(s, 0), (uint32_t)sqlite3_column_bytes(s, 0), num,
+                      &rec);
+        if (rec.key == NULL) {
+            rec.key = "";
+        }
+        err = sink->put(sink->ctx, &rec);
+        if (err != FEOX_OK) {
+            break;
+        }
+        rows++;
+    }
+    if (err == FEOX_OK && rc != SQLITE_DONE) {
+        err = feox_sq_sql_error(b, rc, "loading the records");
+    }
+    sqlite3_reset(s);
+    if (err == FEOX_OK && b->in_txn) {
+        err = send_pending(b, sink);
+    }
+    if (err != FEOX_OK) {
+        return err;
+    }
+    b->loaded = true;
+    b->cache_seq = b->in_txn ? b->txn_base : cur;
+    b->last_dv = dv;
+    b->loaded_rows += rows;
+    b->load_ns += monotonic_ns() - started;
+    return FEOX_OK;
+}
+
+static feox_err sq_load(feox_storage *st, void *txn, const feox_storage_sink *sink)
+{
+    (void)txn;
+    feox_sqlite_backend *b = backend_of(st);
+    if (sink == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    lock(b);
+    feox_sq_clear_error(b);
+    feox_err err = load_locked(b, sink);
+    unlock(b);
+    return err;
+}
+
+/* A write or delete: into the pending map (buffered) or the tables (write-through). */
+static feox_err change(feox_sqlite_backend *b, const void *key, uint32_t key_len,
+                       const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
+                       uint64_t expires_at_ns, bool is_delete, uint64_t *location)
+{
+    if (!b->in_txn) {
+        return feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT,
+                            "write outside a transaction (feox_sqlite_storage_begin)");
+    }
+    feox_err err;
+    if (b->mode == FEOX_SQLITE_WRITE_THROUGH) {
+        err = emit_change(b, key, key_len, value, value_len, tag, ts_ns, expires_at_ns,
+                          is_delete);
+        if (location != NULL) {
+            *location = b->txn_last;
+        }
+        return err;
+    }
+    if (!feox_pending_put(&b->pending, key, key_len, value, value_len, tag, ts_ns,
+                          expires_at_ns, is_delete)) {
+        return feox_sq_sql_error(b, SQLITE_NOMEM, "keeping a pending record");
+    }
+    if (location != NULL) {
+        *location = b->txn_base + 1;
+    }
+    if (b->pending.bytes > b->pending_limit) {
+        return flush_pending(b);
+    }
+    return FEOX_OK;
+}
+
+static feox_err sq_write(feox_storage *st, void *txn, const feox_storage_record *rec,
+                         const feox_storage_record *replaced, uint64_t *location, uint64_t *seq)
+{
+    (void)txn;
+    (void)replaced;
+    feox_sqlite_backend *b = backend_of(st);
+    if (rec == NULL || rec->key == NULL || rec->value == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    lock(b);
+    feox_sq_clear_error(b);
+    feox_err err = change(b, rec->key, rec->key_len, rec->value, rec->value_len, rec->tag,
+                          rec->ts_ns, rec->expires_at_ns, false, location);
+    unlock(b);
+    if (seq != NULL) {
+        *seq = 0; /* durability is the host's commit */
+    }
+    return err;
+}
+
+static feox_err sq_erase(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                         uint64_t ts_ns, const feox_storage_record *replaced, uint64_t *seq)
+{
+    (void)txn;
+    (void)replaced;
+    feox_sqlite_backend *b = backend_of(st);
+    if (key == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    lock(b);
+    feox_sq_clear_error(b);
+    feox_err err = change(b, key, key_len, NULL, 0, 0, ts_ns, 0, true, NULL);
+    unlock(b);
+    if (seq != NULL) {
+        *seq = 0;
+    }
+    return err;
+}
+
+/* Look key up: the pending map first, then the data table. *found false: no current version.
+ * On success with found, rec points into the pending entry or the statement (reset it after). */
+static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len,
+                       unsigned char num[8], feox_storage_record *rec, bool *found,
+                       sqlite3_stmt **held)
+{
+    *held = NULL;
+    const feox_pending_entry *e = feox_pending_get(&b->pending, key, key_len);
+    if (e != NULL) {
+        *found = !e->is_delete;
+        feox_storage_record r = {e->bytes,     e->key_len, e->bytes + e->key_len, e->value_len,
+                                 e->tag,       e->ts_ns,   e->expires_at_ns,      b->txn_base + 1};
+        *rec = r;
+        return FEOX_OK;
+    }
+    sqlite3_stmt *s;
+    feox_err err = feox_sq_stmt(b, FEOX_SQ_FIND, &s);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    sqlite3_bind_blob64(s, 1, key, key_len, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    b->rows_read++;
+    if (rc == SQLITE_ROW) {
+        column_record(s, 0, key, key_len, num, rec);
+        b->bytes_read += rec->value_len;
+        *found = true;
+        *held = s;
+        return FEOX_OK;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        return feox_sq_sql_error(b, rc, "reading a record");
+    }
+    *found = false;
+    return FEOX_OK;
+}
+
+static void release_held(sqlite3_stmt *held)
+{
+    if (held != NULL) {
+        sqlite3_reset(held);
+        sqlite3_clear_bindings(held);
+    }
+}
+
+static feox_err sq_find(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                        const feox_storage_sink *sink)
+{
+    (void)txn;
+    feox_sqlite_backend *b = backend_of(st);
+    if (key == NULL || sink == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    lock(b);
+    feox_sq_clear_error(b);
+    unsigned char num[8];
+    feox_storage_record rec;
+    bool found = false;
+    sqlite3_stmt *held;
+    feox_err err = lookup(b, key, key_len, num, &rec, &found, &held);
+    if (err == FEOX_OK) {
+        err = found ? sink->put(sink->ctx, &rec) : sink->del(sink->ctx, key, key_len, 0);
+    }
+    release_held(held);
+    unlock(b);
+    return err;
+}
+
+static feox_err sq_read_value(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                              uint64_t location, void *buf, uint32_t value_len)
+{
+    (void)txn;
+    (void)location; /* rows are found by key */
+    feox_sqlite_backend *b = backend_of(st);
+    if (key == NULL || (buf == NULL && value_len != 0)) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    lock(b);
+    feox_sq_clear_error(b);
+    unsigned char num[8];
+    feox_storage_record rec;
+    bool found = false;
+    sqlite3_stmt *held;
+    feox_err err = lookup(b, key, key_len, num, &rec, &found, &held);
+    if (err == FEOX_OK && (!found || rec.value_len != value_len)) {
+        err = feox_sq_fail(b, FEOX_ERR_CORRUPT,
+                           found ? "a value's length differs from the cached record's"
+                                 : "a cached record has no row");
+    } else if (err == FEOX_OK && value_len != 0) {
+        memcpy(buf, rec.value, value_len);
+    }
+    release_held(held);
+    unlock(b);
+    return err;
+}
+
+/* Apply the feed rows after b->cache_seq to sink. */
+static feox_err apply_feed(feox_sqlite_backend *b, const feox_storage_sink *sink)
+{
+    sqlite3_stmt *s;
+    feox_err err = feox_sq_stmt(b, FEOX_SQ_FEED, &s);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)b->cache_seq);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sqlite3_int64 log_seq = sqlite3_column_int64(s, 0);
+        const void *key = sqlite3_column_blob(s, 1);
+        uint32_t key_len = (uint32_t)sqlite3_column_bytes(s, 1);
+        if (key == NULL) {
+            key = "";
+        }
+        b->feed_rows++;
+        if (sqlite3_column_type(s, 7) == SQLITE_NULL) {
+            err = sink->del(sink->ctx, key, key_len, (uint64_t)sqlite3_column_int64(s, 2));
+        } else if (sqlite3_column_int64(s, 7) > log_seq) {
+            continue; /* a later feed row of this key sends its current version */
+        } else {
+            unsigned char num[8];
+            feox_storage_record rec;
+            column_record(s, 3, key, key_len, num, &rec);
+            err = sink->put(sink->ctx, &rec);
+        }
+        if (err != FEOX_OK) {
+            break;
+        }
+    }
+    if (err == FEOX_OK && rc != SQLITE_DONE) {
+        err = feox_sq_sql_error(b, rc, "reading the change feed");
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return err;
+}
+
+static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *sink)
+{
+    if (b->in_txn) {
+        return FEOX_OK; /* current since begin; only this connection writes until commit */
+    }
+    if (!b->loaded) {
+        return FEOX_ERR_STALE;
+    }
+    unsigned dv = data_version(b);
+    /* The version is current only while a transaction is open on the schema. */
+    if (dv == b->last_dv && sqlite3_txn_state(b->db, b->schema) != SQLITE_TXN_NONE) {
+        return FEOX_OK;
+    }
+    b->slow_refreshes++;
+    uint64_t cur, min_seq;
+    feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    if (cur != b->cache_seq) {
+        if (b->cache_seq < min_seq || cur < b->cache_seq) {
+            b->loaded = false;
+            return FEOX_ERR_STALE;
+        }
+        err = apply_feed(b, sink);
+        if (err != FEOX_OK) {
+            /* The store holds part of the feed: only a reload is sound now. */
+            b->loaded = false;
+            return err;
+        }
+        b->cache_seq = cur;
+    }
+    b->last_dv = dv;
+    return FEOX_OK;
+}
+
+static feox_err sq_refresh(feox_storage *st, void *txn, const feox_storage_sink *sink)
+{
+    (void)txn;
+    feox_sqlite_backend *b = backend_of(st);
+    if (sink == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    lock(b);
+    feox_err err = refresh_locked(b, sink);
+    unlock(b);
+    return err;
+}
+
+static void sq_get_stats(feox_storage *st, feox_stats *out)
+{
+    feox_sqlite_backend *b = backend_of(st);
+    if (out == NULL) {
+        return;
+    }
+    lock(b);
+    out->disk_reads += b->rows_read;
+    out->disk_bytes_read += b->bytes_read;
+    out->disk_writes += b->rows_written;
+    out->disk_bytes_written += b->bytes_written;
+    out->flushes += b->flushes;
+    out->recovered_records += b->loaded_rows;
+    out->recovery_ns += b->load_ns;
+    unlock(b);
+}
+
+static feox_err sq_close(feox_storage *st)
+{
+    feox_sqlite_backend *b = backend_of(st);
+    if (b == NULL) {
+        return FEOX_OK;
+    }
+    lock(b);
+    for (int i = 0; i < FEOX_SQ_COUNT; i++) {
+        sqlite3_finalize(b->stmts[i]);
+    }
+    feox_pending_free(&b->pending);
+    if (b->t->backend == b) {
+        b->t->backend = NULL;
+    }
+    unlock(b);
+    sqlite3_free(b->schema);
+    sqlite3_free(b->table);
+    sqlite3_free(b);
+    return FEOX_OK;
+}
+
+static const feox_storage_methods sqlite_methods = {
+    .version = FEOX_STORAGE_VERSION,
+    .name = "sqlite",
+    .caps = FEOX_STORAGE_HOST_TXN | FEOX_STORAGE_SELF_COMPACT | FEOX_STORAGE_INDEX_CACHE,
+    .open = sq_open,
+    .load = sq_load,
+    .write = sq_write,
+    .erase = sq_erase,
+    .find = sq_find,
+    .read_value = sq_read_value,
+    .refresh = sq_refresh,
+    .check = feox_sq_check,
+    .get_stats = sq_get_stats,
+    .close = sq_close,
+};
+
+const feox_storage_methods *feox_sqlite_storage(void)
+{
+    return &sqlite_methods;
+}
+
+/* ---- transactions ---------------------------------------------------------------------------- */
+
+/* The open backend of t, locked; NULL if none. */
+static feox_sqlite_backend *enter(feox_sqlite_table *t)
+{
+    feox_sqlite_backend *b = t != NULL ? t->backend : NULL;
+    if (b != NULL) {
+        lock(b);
+        feox_sq_clear_error(b);
+    }
+    return b;
+}
+
+static void reset_txn(feox_sqlite_backend *b)
+{
+    feox_pending_clear(&b->pending);
+    b->in_txn = false;
+    b->nmarks = 0;
+}
+
+feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
+{
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    feox_err err = FEOX_OK;
+    uint64_t cur = 0, min_seq = 0;
+    if (b->in_txn) {
+        err = feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT, "a transaction is already open");
+    } else if (!b->loaded) {
+        err = feox_sq_fail(b, FEOX_ERR_STALE, "the cache is not loaded");
+    } else {
+        err = feox_sq_read_seq(b, &cur, &min_seq);
+        if (err == FEOX_OK && cur != b->cache_seq) {
+            err = feox_sq_fail(b, FEOX_ERR_STALE, "the cache is behind the table (refresh first)");
+        }
+    }
+    if (err == FEOX_OK) {
+        b->in_txn = true;
+        b->txn_base = b->txn_last = cur;
+        b->txn_min_seq = min_seq;
+        b->txn_changes = 0;
+        b->txn_logging = true;
+        b->nmarks = 0;
+    }
+    unlock(b);
+    return err;
+}
+
+/* After the transaction's last change: make the feed say what it did, and keep it bounded. */
+static feox_err finish_feed(feox_sqlite_backend *b)
+{
+    if (b->txn_changes == 0) {
+        return FEOX_OK;
+    }
+    if (!b->txn_logging) {
+        /* Too many changes for the feed: every older cache reloads. */
+        feox_err err = run_seq(b, FEOX_SQ_LOG_TRIM, b->txn_last, "trimming the change feed");
+        return err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, b->txn_last, "setting min_seq") : err;
+    }
+    uint64_t held = b->txn_last - b->txn_min_seq;
+    if (held <= b->feed_limit) {
+        return FEOX_OK;
+    }
+    uint64_t batch = b->txn_changes * 4 > TRIM_MIN_BATCH ? b->txn_changes * 4 : TRIM_MIN_BATCH;
+    uint64_t new_min = b->txn_last - b->feed_limit * 3 / 4;
+    if (new_min > b->txn_min_seq + batch) {
+        new_min = b->txn_min_seq + batch;
+    }
+    feox_err err = run_seq(b, FEOX_SQ_LOG_TRIM, new_min, "trimming the change feed");
+    return err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, new_min, "setting min_seq") : err;
+}
+
+feox_err feox_sqlite_storage_sync(feox_sqlite_table *t)
+{
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    feox_err err = FEOX_OK;
+    if (b->in_txn) {
+        err = flush_pending(b);
+        if (err == FEOX_OK) {
+            err = finish_feed(b);
+        }
+        b->syncs++;
+    }
+    unlock(b);
+    return err;
+}
+
+void feox_sqlite_storage_commit(feox_sqlite_table *t)
+{
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return;
+    }
+    if (b->in_txn && b->txn_changes != 0) {
+        b->cache_seq = b->txn_last;
+        /* Our own commit moves the version; if it has not moved yet, the next refresh reads
+         * the seq once and finds it equal. */
+        b->last_dv = data_version(b);
+    }
+    reset_txn(b);
+    unlock(b);
+}
+
+void feox_sqlite_storage_rollback(feox_sqlite_table *t)
+{
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return;
+    }
+    reset_txn(b); /* SQLite has restored the tables; cache_seq never moved */
+    unlock(b);
+}
+
+feox_err feox_sqlite_storage_savepoint(feox_sqlite_table *t, int level)
+{
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL || level < 0) {
+        if (b != NULL) {
+            unlock(b);
+        }
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    feox_err err = FEOX_OK;
+    if (b->in_txn) {
+        /* Written now, before SQLite opens savepoint level, so it is outside of it. */
+        err = flush_pending(b);
+        if (err == FEOX_OK && (size_t)level >= FEOX_SQ_MAX_MARKS) {
+            err = feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT, "too many nested savepoints");
+        }
+        if (err == FEOX_OK) {
+            feox_sq_mark mark = {b->txn_last, b->txn_changes, b->txn_logging};
+            for (size_t i = b->nmarks; i <= (size_t)level; i++) {
+                b->marks[i] = mark; /* levels skipped get the same state */
+            }
+            b->marks[level] = mark;
+            b->nmarks = (size_t)level + 1;
+        }
+    }
+    unlock(b);
+    return err;
+}
+
+void feox_sqlite_storage_rollback_to(feox_sqlite_table *t, int level)
+{
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return;
+    }
+    if (b->in_txn) {
+        /* Everything before savepoint level reached the tables when it began, and SQLite has
+         * rolled those back to it: what is pending came later. */
+        feox_pending_clear(&b->pending);
+        if (level >= 0 && (size_t)level < b->nmarks) {
+            b->txn_last = b->marks[level].txn_last;
+            b->txn_changes = b->marks[level].txn_changes;
+            b->txn_logging = b->marks[level].txn_logging;
+        } else if (level < 0) {
+            b->txn_last = b->txn_base;
+            b->txn_changes = 0;
+            b->txn_logging = true;
+            b->nmarks = 0;
+        }
+    }
+    unlock(b);
+}

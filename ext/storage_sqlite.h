@@ -1,0 +1,148 @@
+/*
+ * storage_sqlite.h — the "sqlite" storage backend: a feox table's records kept in shadow tables of
+ * the SQLite database the table lives in (engine/feox_storage.h is the seam it plugs into).
+ *
+ * Layout (format 1). For a virtual table T in schema S, created by feox_sqlite_storage_create():
+ *
+ *   "S"."T_data"(key BLOB PRIMARY KEY, value, tag INTEGER NOT NULL, ts INTEGER NOT NULL,
+ *                expires INTEGER, seq INTEGER NOT NULL) WITHOUT ROWID
+ *       One row per live record (a delete removes the row: no tombstones here).
+ *       key      the engine key bytes, always a BLOB.
+ *       value    the value in its own SQL type, so `.dump`, the shell and other tools show it:
+ *                  tag 1 INTEGER, 8 bytes     -> INTEGER
+ *                  tag 2 REAL, 8 bytes        -> REAL if finite and not -0.0 (else BLOB, 8 bytes)
+ *                  tag 3 TEXT without a NUL   -> TEXT (the bytes as given; else BLOB)
+ *                  tag 5 NULL, 0 bytes        -> NULL
+ *                  anything else              -> BLOB (x'' for zero bytes)
+ *                The column has no declared type (BLOB affinity: SQLite never converts it), and
+ *                every choice above reads back to the same bytes: INTEGER and REAL as 8 bytes
+ *                little-endian, TEXT and BLOB as their bytes, NULL as zero bytes. So a `.dump`
+ *                reloaded into a fresh database brings back every record exactly.
+ *       tag      the engine tag (u32; value_codec.c: 0 raw, 1 integer, 2 real, 3 text, 4 blob,
+ *                5 null).
+ *       ts       the record's timestamp in ns (u64 stored as its two's-complement i64).
+ *       expires  absolute expiry in ns, NULL = none.
+ *       seq      the feed position of the write that made this version.
+ *
+ *   "S"."T_log"(seq INTEGER PRIMARY KEY, key BLOB NOT NULL, ts INTEGER)
+ *       The change feed, append only: one row per write (ts NULL) or delete (ts = its time).
+ *       Every write and delete takes the next seq (seq is per change, not per transaction:
+ *       the log's rowid must be unique, and appending at the end of a rowid B-tree is the
+ *       cheapest insert SQLite has). A transaction's changes are seq txn_base+1 .. txn_base+k
+ *       where txn_base is the current seq when it began.
+ *
+ *   "S"."T_meta"(name TEXT PRIMARY KEY, value) WITHOUT ROWID
+ *       ('format', 1)      this layout
+ *       ('min_seq', n)     the feed no longer holds changes <= n: a cache older than n reloads.
+ *
+ *   The current seq of the table = max(max(T_log.seq), min_seq). No row is written per commit
+ *   besides the feed rows; T_meta is written only when the feed is trimmed.
+ *
+ *   Feed size (SELF_COMPACT: nobody else reclaims it). A transaction with more than feed_limit
+ *   changes writes no feed rows at all (it removes those it wrote and sets min_seq to its last
+ *   seq): every other cache then reloads, which is cheaper than replaying that many changes.
+ *   Otherwise, once the feed holds more than feed_limit rows, a commit removes the oldest ones
+ *   (at most max(4 * its own changes, 4096) per commit) down to 3/4 of the limit.
+ *
+ * Why a log table and not an index on T_data(seq): measured in tests/bench/storage_sqlite/ (see
+ * its header for the numbers); the index costs a random B-tree insert per write, the log an
+ * append.
+ *
+ * Transactions (the host's: FEOX_STORAGE_HOST_TXN). The virtual table calls, on the connection
+ * the backend was opened with:
+ *   xBegin       feox_refresh(store, ...) first (brings the cache to the table's current seq),
+ *                then feox_sqlite_storage_begin(t). Writes (write/erase) are refused outside
+ *                begin..commit/rollback.
+ *   xSync        feox_sqlite_storage_sync(t): writes what is still pending, trims the feed.
+ *   xCommit      feox_sqlite_storage_commit(t): the cache is now at the transaction's last seq.
+ *   xRollback    feox_sqlite_storage_rollback(t): pending changes dropped (SQLite restores the
+ *                tables; the vtab restores the indexes with FEOX_WRITE_INDEX_ONLY writes).
+ *   xSavepoint(N)   feox_sqlite_storage_savepoint(t, N): writes what is pending, so that
+ *                   SQLite's savepoint N (opened after xSavepoint returns) covers only what
+ *                   comes later.
+ *   xRollbackTo(N)  feox_sqlite_storage_rollback_to(t, N): drops what is pending; everything
+ *                   written before savepoint N is already in the tables and SQLite has rolled
+ *                   those back to N itself.
+ *   xRelease(N)  nothing.
+ * Buffered mode (the default, as FTS5 does): write() and erase() keep the change in a per-
+ * transaction pending map (a later change of the same key replaces it); sync, savepoint and a
+ * pending map larger than pending_limit write the map to the tables in key order. Write-through
+ * mode runs the INSERT/DELETE at once. Both keep the same tables.
+ *
+ * Coherence (refresh): SQLITE_FCNTL_DATA_VERSION compared with the value seen at the last load,
+ * refresh or commit (no SQL when it is unchanged and a read or write transaction is open); else
+ * the current seq is read: unchanged -> remember the version; the cache older than min_seq ->
+ * FEOX_ERR_STALE; else every feed row after the cache's seq goes to the sink (put with the data
+ * row if it is that row's latest write, del if the key has no row). Inside begin..commit
+ * refresh does nothing (the cache is current and only this connection can write).
+ *
+ * Errors. SQL failures become feox_err: SQLITE_BUSY and SQLITE_LOCKED -> FEOX_ERR_LOCKED,
+ * SQLITE_NOMEM -> FEOX_ERR_NOMEM, SQLITE_FULL -> FEOX_ERR_DISK_FULL, SQLITE_CORRUPT and
+ * SQLITE_NOTADB -> FEOX_ERR_CORRUPT, anything else -> FEOX_ERR_IO. The SQLite extended code and
+ * a message naming the table are left in t->errcode / t->errmsg (the engine's
+ * feox_error_detail() is engine-internal), so the vtab can return SQLite's own code and message;
+ * both are cleared at the start of every backend call that runs SQL.
+ *
+ * Threads: every method takes the connection's mutex (sqlite3_db_mutex), as SQLite's own calls
+ * do, so the backend is as thread-safe as its connection.
+ */
+#ifndef FEOX_STORAGE_SQLITE_H
+#define FEOX_STORAGE_SQLITE_H
+
+#include <sqlite3ext.h>
+#include <stdint.h>
+
+#include "feox_storage.h"
+
+/* How write() and erase() reach the tables. */
+typedef enum feox_sqlite_write_mode {
+    FEOX_SQLITE_WRITE_BUFFERED = 0, /* pending map, written in key order at sync (default) */
+    FEOX_SQLITE_WRITE_THROUGH = 1   /* a nested INSERT OR REPLACE / DELETE per call */
+} feox_sqlite_write_mode;
+
+/* The backend's argument (feox_config.storage_arg), owned by the virtual table; it must stay
+ * valid and in place while the store is open. */
+typedef struct feox_sqlite_table {
+    /* Set by the caller before feox_open. */
+    sqlite3 *db;          /* the connection: every statement runs on it */
+    const char *schema;   /* "main", "temp" or an attached database's name */
+    const char *table;    /* the virtual table's name; the shadow tables are <table>_data, ... */
+    feox_sqlite_write_mode write_mode;
+    uint64_t pending_limit; /* buffered: bytes held before an early write; 0 = 32 MiB */
+    uint64_t feed_limit;    /* changes the feed keeps; 0 = 65536 */
+
+    /* Set by the backend. */
+    struct feox_sqlite_backend *backend; /* the open backend (NULL when none is open) */
+    int errcode;      /* extended SQLite code of the last failed statement, SQLITE_OK if none */
+    char errmsg[256]; /* "feox: <table>: <what>: <sqlite3_errmsg>" for it, "" if none */
+} feox_sqlite_table;
+
+/* The backend: name "sqlite", caps HOST_TXN | SELF_COMPACT | INDEX_CACHE (find and read_value
+ * read one row by key; values need not be held in memory). open() does not touch the database:
+ * statements are prepared on first use. */
+const feox_storage_methods *feox_sqlite_storage(void);
+
+/* ---- transactions: called from the vtab's transaction methods (see the top of this file) ----
+ * Each returns FEOX_OK or the error of the SQL that failed (t->errcode says which). */
+feox_err feox_sqlite_storage_begin(feox_sqlite_table *t);
+feox_err feox_sqlite_storage_sync(feox_sqlite_table *t);
+void feox_sqlite_storage_commit(feox_sqlite_table *t);
+void feox_sqlite_storage_rollback(feox_sqlite_table *t);
+feox_err feox_sqlite_storage_savepoint(feox_sqlite_table *t, int level);
+void feox_sqlite_storage_rollback_to(feox_sqlite_table *t, int level);
+
+/* ---- shadow-table DDL (storage_sqlite_schema.c): called from xCreate / xDestroy / xRename,
+ * inside the user's transaction, so a ROLLBACK undoes them. Each runs ONE sqlite3_exec (dqlite
+ * misbehaved with several). Return an SQLite code; on failure *errmsg (may be NULL) receives a
+ * sqlite3_malloc'd message naming the table. ---- */
+int feox_sqlite_storage_create(sqlite3 *db, const char *schema, const char *table, char **errmsg);
+int feox_sqlite_storage_drop(sqlite3 *db, const char *schema, const char *table, char **errmsg);
+int feox_sqlite_storage_rename(sqlite3 *db, const char *schema, const char *from, const char *to,
+                               char **errmsg);
+/* xShadowName: 1 if suffix (the part after "<table>_") names one of the shadow tables. */
+int feox_sqlite_storage_shadow_name(const char *suffix);
+
+/* The layout version recorded in <table>_meta ('format'). */
+#define FEOX_SQLITE_FORMAT 1
+
+#endif

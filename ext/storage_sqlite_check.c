@@ -1,0 +1,239 @@
+/*
+ * storage_sqlite_check.c — check() of the "sqlite" backend: verifies that the shadow tables hold
+ * what storage_sqlite.h says they hold. SQLite's own integrity_check of each shadow table, the
+ * meta rows, every _data row (key a BLOB of 1..FEOX_MAX_KEY_SIZE bytes, tag a u32, value stored
+ * in the SQL type its tag and bytes call for, ts an integer, expires NULL or a non-zero integer,
+ * 1 <= seq <= the table's seq) and the feed (each row written since min_seq has its feed row).
+ * Each statement reads the table's seq itself, so every comparison is within one snapshot.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "feox_ext.h"
+#include "storage_sqlite_internal.h"
+
+SQLITE_EXTENSION_INIT3
+
+#define MAX_REPORTED 5
+
+typedef struct check_report {
+    char *out;
+    size_t cap, used;
+    unsigned problems;
+} check_report;
+
+static void report(check_report *r, const char *fmt, ...)
+{
+    r->problems++;
+    if (r->problems > MAX_REPORTED || r->out == NULL || r->used + 1 >= r->cap) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = sqlite3_vmprintf(fmt, ap);
+    va_end(ap);
+    if (msg != NULL) {
+        sqlite3_snprintf((int)(r->cap - r->used), r->out + r->used, "%s%s",
+                         r->used ? "; " : "", msg);
+        r->used += strlen(r->out + r->used);
+        sqlite3_free(msg);
+    }
+}
+
+/* Up to 16 key bytes as hex, for messages. */
+static void key_hex(const unsigned char *key, int len, char out[40])
+{
+    static const char digits[] = "0123456789abcdef";
+    int n = len < 16 ? len : 16, k = 0;
+    for (int i = 0; i < n; i++) {
+        out[k++] = digits[key[i] >> 4];
+        out[k++] = digits[key[i] & 15];
+    }
+    if (len > n) {
+        out[k++] = '.';
+        out[k++] = '.';
+    }
+    out[k] = '\0';
+}
+
+/* Whether the value column's SQL type is the one the layout gives (tag, bytes). */
+static const char *value_format_problem(sqlite3_stmt *s, int col, sqlite3_int64 tag)
+{
+    int type = sqlite3_column_type(s, col);
+    if (type == SQLITE_INTEGER) {
+        return tag == FEOX_TAG_INTEGER ? NULL : "INTEGER value with another tag";
+    }
+    if (type == SQLITE_FLOAT) {
+        double d = sqlite3_column_double(s, col);
+        if (tag != FEOX_TAG_REAL) {
+            return "REAL value with another tag";
+        }
+        return isfinite(d) && !(d == 0.0 && signbit(d)) ? NULL : "REAL value not finite";
+    }
+    if (type == SQLITE_TEXT) {
+        return tag == FEOX_TAG_TEXT ? NULL : "TEXT value with another tag";
+    }
+    if (type == SQLITE_NULL) {
+        return tag == FEOX_TAG_NULL ? NULL : "NULL value with another tag";
+    }
+    const unsigned char *p = sqlite3_column_blob(s, col);
+    int len = sqlite3_column_bytes(s, col);
+    if (tag == FEOX_TAG_INTEGER && len == 8) {
+        return "8-byte INTEGER stored as a BLOB";
+    }
+    if (tag == FEOX_TAG_REAL && len == 8) {
+        double d;
+        uint64_t bits = 0;
+        for (int i = 7; i >= 0; i--) {
+            bits = (bits << 8) | p[i];
+        }
+        memcpy(&d, &bits, sizeof d);
+        return isfinite(d) && !(d == 0.0 && signbit(d)) ? "finite REAL stored as a BLOB" : NULL;
+    }
+    if (tag == FEOX_TAG_TEXT && (len == 0 || memchr(p, 0, (size_t)len) == NULL)) {
+        return "TEXT without NUL stored as a BLOB";
+    }
+    if (tag == FEOX_TAG_NULL && len == 0) {
+        return "NULL stored as a BLOB";
+    }
+    return NULL;
+}
+
+static void check_data_row(sqlite3_stmt *s, check_report *r, const char *table)
+{
+    /* columns: key value tag ts expires seq cur */
+    char hex[40] = "";
+    int key_type = sqlite3_column_type(s, 0);
+    int key_len = sqlite3_column_bytes(s, 0);
+    if (key_type == SQLITE_BLOB) {
+        key_hex(sqlite3_column_blob(s, 0), key_len, hex);
+    }
+    if (key_type != SQLITE_BLOB || key_len < 1 || (uint64_t)key_len > FEOX_MAX_KEY_SIZE) {
+        report(r, "%s_data: a key is not a BLOB of 1 to %u bytes (x'%s')", table,
+               FEOX_MAX_KEY_SIZE, hex);
+        return;
+    }
+    sqlite3_int64 tag = sqlite3_column_int64(s, 2);
+    const char *problem = NULL;
+    if (sqlite3_column_type(s, 2) != SQLITE_INTEGER || tag < 0 || tag > (sqlite3_int64)UINT32_MAX) {
+        problem = "tag is not a 32-bit unsigned integer";
+    } else if ((problem = value_format_problem(s, 1, tag)) != NULL) {
+    } else if ((uint64_t)sqlite3_column_bytes(s, 1) > FEOX_MAX_VALUE_SIZE) {
+        problem = "value longer than the largest feox value";
+    } else if (sqlite3_column_type(s, 3) != SQLITE_INTEGER) {
+        problem = "ts is not an integer";
+    } else if (sqlite3_column_type(s, 4) != SQLITE_NULL &&
+               (sqlite3_column_type(s, 4) != SQLITE_INTEGER || sqlite3_column_int64(s, 4) == 0)) {
+        problem = "expires is neither NULL nor a non-zero integer";
+    } else if (sqlite3_column_type(s, 5) != SQLITE_INTEGER || sqlite3_column_int64(s, 5) < 1) {
+        problem = "seq is not a positive integer";
+    } else if (sqlite3_column_int64(s, 5) > sqlite3_column_int64(s, 6)) {
+        report(r, "%s_data: key x'%s': seq %lld is after the table's seq %lld", table, hex,
+               sqlite3_column_int64(s, 5), sqlite3_column_int64(s, 6));
+        return;
+    }
+    if (problem != NULL) {
+        report(r, "%s_data: key x'%s': %s", table, hex, problem);
+    }
+}
+
+/* Run one statement of the check; rows go to on_row, or the first column of a single row is a
+ * count of problems described by what. */
+static feox_err check_sql(feox_sqlite_backend *b, check_report *r, char *sql,
+                          void (*on_row)(sqlite3_stmt *, check_report *, const char *),
+                          const char *what)
+{
+    if (sql == NULL) {
+        return feox_sq_sql_error(b, SQLITE_NOMEM, "checking");
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(b->db, sql, -1, &s, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+        return feox_sq_sql_error(b, rc, "checking");
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (on_row != NULL) {
+            on_row(s, r, b->table);
+        } else if (sqlite3_column_type(s, 0) == SQLITE_TEXT) {
+            const char *text = (const char *)sqlite3_column_text(s, 0);
+            if (strcmp(text, "ok") != 0) {
+                report(r, "%s: %s", what, text);
+            }
+        } else if (sqlite3_column_int64(s, 0) != 0) {
+            report(r, "%s: %lld", what, sqlite3_column_int64(s, 0));
+        }
+    }
+    feox_err err = rc == SQLITE_DONE ? FEOX_OK : feox_sq_sql_error(b, rc, "checking");
+    sqlite3_finalize(s);
+    return err;
+}
+
+#define CUR_SEQ                                                                                    \
+    "max(coalesce((SELECT max(seq) FROM \"%w\".\"%w_log\"), 0),"                                 \
+    " coalesce((SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'min_seq'), 0))"
+#define MIN_SEQ "coalesce((SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'min_seq'), 0)"
+
+feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
+{
+    feox_sqlite_backend *b = (feox_sqlite_backend *)st;
+    const char *s = b->schema, *t = b->table;
+    check_report r = {detail, detail_len, 0, 0};
+    if (detail != NULL && detail_len != 0) {
+        detail[0] = '\0';
+    }
+    sqlite3_mutex_enter(sqlite3_db_mutex(b->db));
+    feox_sq_clear_error(b);
+    uint64_t cur = 0, min_seq = 0;
+    feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
+    static const char *const suffixes[] = {"data", "log", "meta"};
+    for (int i = 0; i < 3 && err == FEOX_OK; i++) {
+        char what[64];
+        sqlite3_snprintf((int)sizeof what, what, "%s_%s", t, suffixes[i]);
+        err = check_sql(b, &r,
+                        sqlite3_mprintf("PRAGMA \"%w\".integrity_check(\"%w_%s\")", s, t,
+                                        suffixes[i]),
+                        NULL, what);
+    }
+    if (err == FEOX_OK) {
+        err = check_sql(b, &r,
+                        sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w_meta\" WHERE name ="
+                                        " 'min_seq' AND (typeof(value) <> 'integer' OR value < 0)",
+                                        s, t),
+                        NULL, "min_seq is not a non-negative integer");
+    }
+    if (err == FEOX_OK) {
+        err = check_sql(b, &r,
+                        sqlite3_mprintf("SELECT key, value, tag, ts, expires, seq, " CUR_SEQ
+                                        " FROM \"%w\".\"%w_data\"",
+                                        s, t, s, t, s, t),
+                        check_data_row, NULL);
+    }
+    if (err == FEOX_OK) {
+        err = check_sql(b, &r,
+                        sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w_log\" WHERE"
+                                        " typeof(key) <> 'blob' OR seq < 1 OR"
+                                        " (ts IS NOT NULL AND typeof(ts) <> 'integer')",
+                                        s, t),
+                        NULL, "feed rows not in the feed's format");
+    }
+    if (err == FEOX_OK && !b->in_txn) {
+        /* Inside a transaction that outgrew the feed, its rows have none until sync. */
+        err = check_sql(b, &r,
+                        sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w_data\" d WHERE d.seq > "
+                                        MIN_SEQ " AND NOT EXISTS (SELECT 1 FROM \"%w\".\"%w_log\""
+                                        " l WHERE l.seq = d.seq AND l.key = d.key)",
+                                        s, t, s, t, s, t),
+                        NULL, "records written since min_seq without their feed row");
+    }
+    if (err == FEOX_OK && r.problems != 0) {
+        if (r.problems > MAX_REPORTED && r.out != NULL && r.used + 1 < r.cap) {
+            sqlite3_snprintf((int)(r.cap - r.used), r.out + r.used, "; and %u more",
+                             r.problems - MAX_REPORTED);
+        }
+        err = FEOX_ERR_CORRUPT;
+    }
+    sqlite3_mutex_leave(sqlite3_db_mutex(b->db));
+    return err;
+}

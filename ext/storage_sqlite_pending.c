@@ -1,0 +1,165 @@
+/*
+ * storage_sqlite_pending.c — the pending map of the "sqlite" backend (buffered mode): an array of
+ * entries in first-change order, a hash of key -> entry for replacing and finding, and a sort by
+ * key for writing them out. Allocations go through sqlite3_malloc, like the rest of ext/.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include <sqlite3ext.h>
+
+#include "storage_sqlite_pending.h"
+
+SQLITE_EXTENSION_INIT3
+
+static size_t slot_of(const feox_pending *p, const void *key, uint32_t key_len)
+{
+    return (size_t)XXH3_64bits(key, key_len) & (p->nslots - 1);
+}
+
+static bool key_equal(const feox_pending_entry *e, const void *key, uint32_t key_len)
+{
+    return e->key_len == key_len && memcmp(e->bytes, key, key_len) == 0;
+}
+
+/* The slot holding key, or the empty slot where it would go. */
+static size_t find_slot(const feox_pending *p, const void *key, uint32_t key_len)
+{
+    size_t i = slot_of(p, key, key_len);
+    while (p->slots[i] != 0 && !key_equal(&p->entries[p->slots[i] - 1], key, key_len)) {
+        i = (i + 1) & (p->nslots - 1);
+    }
+    return i;
+}
+
+/* Keep the hash at most half full. */
+static bool grow_slots(feox_pending *p)
+{
+    if (p->nslots != 0 && (p->n + 1) * 2 <= p->nslots) {
+        return true;
+    }
+    size_t nslots = p->nslots ? p->nslots * 2 : 1024;
+    uint32_t *slots = sqlite3_malloc64(nslots * sizeof *slots);
+    if (slots == NULL) {
+        return false;
+    }
+    memset(slots, 0, nslots * sizeof *slots);
+    sqlite3_free(p->slots);
+    p->slots = slots;
+    p->nslots = nslots;
+    for (size_t k = 0; k < p->n; k++) {
+        size_t i = slot_of(p, p->entries[k].bytes, p->entries[k].key_len);
+        while (p->slots[i] != 0) {
+            i = (i + 1) & (p->nslots - 1);
+        }
+        p->slots[i] = (uint32_t)(k + 1);
+    }
+    return true;
+}
+
+bool feox_pending_put(feox_pending *p, const void *key, uint32_t key_len, const void *value,
+                      uint32_t value_len, uint32_t tag, uint64_t ts_ns, uint64_t expires_at_ns,
+                      bool is_delete)
+{
+    if (is_delete) {
+        value_len = 0;
+    }
+    unsigned char *bytes = sqlite3_malloc64((uint64_t)key_len + value_len + 1);
+    if (bytes == NULL || !grow_slots(p)) {
+        sqlite3_free(bytes);
+        return false;
+    }
+    memcpy(bytes, key, key_len);
+    if (value_len != 0) {
+        memcpy(bytes + key_len, value, value_len);
+    }
+    feox_pending_entry fresh = {bytes, key_len, value_len, tag, is_delete, ts_ns, expires_at_ns};
+    size_t i = find_slot(p, key, key_len);
+    if (p->slots[i] != 0) {
+        feox_pending_entry *old = &p->entries[p->slots[i] - 1];
+        p->bytes -= (uint64_t)old->key_len + old->value_len;
+        sqlite3_free(old->bytes);
+        *old = fresh;
+    } else {
+        if (p->n == p->cap) {
+            size_t cap = p->cap ? p->cap * 2 : 1024;
+            feox_pending_entry *grown = sqlite3_realloc64(p->entries, cap * sizeof *grown);
+            if (grown == NULL) {
+                sqlite3_free(bytes);
+                return false;
+            }
+            p->entries = grown;
+            p->cap = cap;
+        }
+        p->entries[p->n] = fresh;
+        p->slots[i] = (uint32_t)(++p->n);
+    }
+    p->bytes += (uint64_t)key_len + value_len;
+    return true;
+}
+
+const feox_pending_entry *feox_pending_get(const feox_pending *p, const void *key,
+                                           uint32_t key_len)
+{
+    if (p->n == 0) {
+        return NULL;
+    }
+    size_t i = find_slot(p, key, key_len);
+    return p->slots[i] != 0 ? &p->entries[p->slots[i] - 1] : NULL;
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+    const feox_pending_entry *x = *(const feox_pending_entry *const *)a;
+    const feox_pending_entry *y = *(const feox_pending_entry *const *)b;
+    uint32_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->bytes, y->bytes, n);
+    if (c != 0) {
+        return c;
+    }
+    return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+}
+
+const feox_pending_entry **feox_pending_sorted(const feox_pending *p)
+{
+    if (p->n == 0) {
+        return NULL;
+    }
+    const feox_pending_entry **order = sqlite3_malloc64(p->n * sizeof *order);
+    if (order == NULL) {
+        return NULL;
+    }
+    for (size_t k = 0; k < p->n; k++) {
+        order[k] = &p->entries[k];
+    }
+    qsort(order, p->n, sizeof *order, compare_keys);
+    return order;
+}
+
+void feox_pending_clear(feox_pending *p)
+{
+    for (size_t k = 0; k < p->n; k++) {
+        sqlite3_free(p->entries[k].bytes);
+    }
+    p->n = 0;
+    p->bytes = 0;
+    if (p->nslots > 65536) { /* a large transaction's map is not kept for the next one */
+        sqlite3_free(p->entries);
+        sqlite3_free(p->slots);
+        p->entries = NULL;
+        p->slots = NULL;
+        p->cap = 0;
+        p->nslots = 0;
+    } else if (p->nslots != 0) {
+        memset(p->slots, 0, p->nslots * sizeof *p->slots);
+    }
+}
+
+void feox_pending_free(feox_pending *p)
+{
+    feox_pending_clear(p);
+    sqlite3_free(p->entries);
+    sqlite3_free(p->slots);
+    memset(p, 0, sizeof *p);
+}

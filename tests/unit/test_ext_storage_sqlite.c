@@ -1,0 +1,955 @@
+/*
+ * test_ext_storage_sqlite.c — the "sqlite" storage backend (ext/storage_sqlite*.c) driven
+ * directly through its methods on real SQLite databases, as the virtual table will drive it:
+ * shadow-table DDL inside transactions that roll back, write/erase/load round trips of every
+ * value type (and through `.dump`), the change feed between two connections, STALE, the
+ * no-SQL fast path, savepoints, check() on damaged rows and BUSY.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "feox_ext.h"
+#include "storage_sqlite.h"
+
+static char tmpdir[256];
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        fail_msg("%s\n  -> %s", sql, err ? err : "?");
+    }
+    sqlite3_free(err);
+}
+
+static char *query(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3_str *s = sqlite3_str_new(db);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fail_msg("%s\n  -> %s", sql, sqlite3_errmsg(db));
+    }
+    int rc, row = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (row++) {
+            sqlite3_str_appendchar(s, 1, ',');
+        }
+        for (int i = 0; i < sqlite3_column_count(st); i++) {
+            const char *t = (const char *)sqlite3_column_text(st, i);
+            sqlite3_str_appendf(s, "%s%s", i ? "|" : "", t ? t : "NULL");
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        fail_msg("%s\n  -> %s", sql, sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    char *out = sqlite3_str_finish(s);
+    return out ? out : sqlite3_mprintf("");
+}
+
+static void expect(sqlite3 *db, const char *sql, const char *want)
+{
+    char *got = query(db, sql);
+    if (strcmp(got, want) != 0) {
+        fail_msg("%s\n  got:  %s\n  want: %s", sql, got, want);
+    }
+    sqlite3_free(got);
+}
+
+static sqlite3 *open_db(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
+    return db;
+}
+
+/* What a sink received: the latest version of each key, and the events in order
+ * ("+key" put, "-key" del, keys printed as text). */
+typedef struct copy {
+    char key[32];
+    unsigned char value[64];
+    uint32_t value_len, tag;
+    uint64_t ts, expires;
+    bool live;
+} copy;
+
+typedef struct test_sink {
+    copy recs[64];
+    int n;
+    char events[1024];
+} test_sink;
+
+static copy *slot(test_sink *ts, const void *key, uint32_t key_len)
+{
+    assert_true(key_len < sizeof ts->recs[0].key);
+    for (int i = 0; i < ts->n; i++) {
+        if (strlen(ts->recs[i].key) == key_len && memcmp(ts->recs[i].key, key, key_len) == 0) {
+            return &ts->recs[i];
+        }
+    }
+    assert_true(ts->n < 64);
+    copy *c = &ts->recs[ts->n++];
+    memset(c, 0, sizeof *c);
+    memcpy(c->key, key, key_len);
+    return c;
+}
+
+static void event(test_sink *ts, char what, const void *key, uint32_t key_len)
+{
+    size_t used = strlen(ts->events);
+    snprintf(ts->events + used, sizeof ts->events - used, "%c%.*s", what, (int)key_len,
+             (const char *)key);
+}
+
+static feox_err sink_put(void *ctx, const feox_storage_record *rec)
+{
+    test_sink *ts = ctx;
+    copy *c = slot(ts, rec->key, rec->key_len);
+    assert_true(rec->value_len <= sizeof c->value);
+    memcpy(c->value, rec->value, rec->value_len);
+    c->value_len = rec->value_len;
+    c->tag = rec->tag;
+    c->ts = rec->ts_ns;
+    c->expires = rec->expires_at_ns;
+    c->live = true;
+    assert_true(rec->location != 0);
+    event(ts, '+', rec->key, rec->key_len);
+    return FEOX_OK;
+}
+
+static feox_err sink_del(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns)
+{
+    (void)ts_ns;
+    test_sink *ts = ctx;
+    slot(ts, key, key_len)->live = false;
+    event(ts, '-', key, key_len);
+    return FEOX_OK;
+}
+
+static feox_storage_sink sink_of(test_sink *ts)
+{
+    memset(ts, 0, sizeof *ts);
+    feox_storage_sink s = {ts, sink_put, sink_del};
+    return s;
+}
+
+static int live_count(const test_sink *ts)
+{
+    int n = 0;
+    for (int i = 0; i < ts->n; i++) {
+        n += ts->recs[i].live;
+    }
+    return n;
+}
+
+/* One table's backend on one connection. */
+typedef struct backend {
+    feox_sqlite_table t;
+    feox_storage *st;
+} backend;
+
+static void open_backend_limits(backend *bk, sqlite3 *db, const char *table,
+                                feox_sqlite_write_mode mode, uint64_t pending_limit,
+                                uint64_t feed_limit)
+{
+    memset(bk, 0, sizeof *bk);
+    bk->t.db = db;
+    bk->t.schema = "main";
+    bk->t.table = table;
+    bk->t.write_mode = mode;
+    bk->t.pending_limit = pending_limit;
+    bk->t.feed_limit = feed_limit;
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.storage = feox_sqlite_storage();
+    cfg.storage_arg = &bk->t;
+    assert_int_equal(cfg.storage->open(cfg.storage, &cfg, NULL, &bk->st), FEOX_OK);
+    assert_ptr_equal(bk->t.backend, (void *)bk->st);
+}
+
+static void open_backend(backend *bk, sqlite3 *db, const char *table, feox_sqlite_write_mode mode)
+{
+    open_backend_limits(bk, db, table, mode, 0, 0);
+}
+
+static void close_backend(backend *bk)
+{
+    assert_int_equal(bk->st->methods->close(bk->st), FEOX_OK);
+    assert_null(bk->t.backend);
+}
+
+static void load(backend *bk, test_sink *ts)
+{
+    feox_storage_sink s = sink_of(ts);
+    assert_int_equal(bk->st->methods->load(bk->st, NULL, &s), FEOX_OK);
+}
+
+static feox_err refresh(backend *bk, test_sink *ts)
+{
+    feox_storage_sink s = sink_of(ts);
+    return bk->st->methods->refresh(bk->st, NULL, &s);
+}
+
+static feox_err put_tagged(backend *bk, const char *key, const void *value, uint32_t len,
+                           uint32_t tag, uint64_t ts, uint64_t expires)
+{
+    feox_storage_record rec = {key, (uint32_t)strlen(key), value, len, tag, ts, expires, 0};
+    uint64_t location = 0, seq = 1;
+    feox_err err = bk->st->methods->write(bk->st, NULL, &rec, NULL, &location, &seq);
+    if (err == FEOX_OK) {
+        assert_true(location != 0);
+        assert_int_equal(seq, 0);
+    }
+    return err;
+}
+
+static feox_err put_text(backend *bk, const char *key, const char *text)
+{
+    return put_tagged(bk, key, text, (uint32_t)strlen(text), FEOX_TAG_TEXT, 1000, 0);
+}
+
+static feox_err erase(backend *bk, const char *key)
+{
+    return bk->st->methods->erase(bk->st, NULL, key, (uint32_t)strlen(key), 2000, NULL, NULL);
+}
+
+/* A write transaction as the vtab runs one: BEGIN IMMEDIATE (xBegin sees a write txn) .. */
+static void txn_begin(backend *bk)
+{
+    exec_ok(bk->t.db, "BEGIN IMMEDIATE");
+    assert_int_equal(feox_sqlite_storage_begin(&bk->t), FEOX_OK);
+}
+
+/* .. xSync, COMMIT, xCommit. */
+static void txn_commit(backend *bk)
+{
+    assert_int_equal(feox_sqlite_storage_sync(&bk->t), FEOX_OK);
+    exec_ok(bk->t.db, "COMMIT");
+    feox_sqlite_storage_commit(&bk->t);
+}
+
+static void create_table(sqlite3 *db, const char *table)
+{
+    char *err = NULL;
+    int rc = feox_sqlite_storage_create(db, "main", table, &err);
+    if (rc != SQLITE_OK) {
+        fail_msg("create %s: %s", table, err ? err : "?");
+    }
+}
+
+static int count_tables(sqlite3 *db, const char *glob)
+{
+    char *sql = sqlite3_mprintf("SELECT count(*) FROM sqlite_schema WHERE name GLOB %Q", glob);
+    char *got = query(db, sql);
+    int n = atoi(got);
+    sqlite3_free(sql);
+    sqlite3_free(got);
+    return n;
+}
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/feox-storage-sqlite-XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- DDL ----------------------------------------------------------------------------------- */
+
+static void test_ddl_inside_transactions(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("ddl.db");
+    exec_ok(db, "BEGIN");
+    create_table(db, "kv");
+    assert_int_equal(count_tables(db, "kv_*"), 3);
+    exec_ok(db, "ROLLBACK");
+    assert_int_equal(count_tables(db, "kv_*"), 0);
+
+    create_table(db, "kv");
+    expect(db, "SELECT name, value FROM kv_meta ORDER BY name", "format|1,min_seq|0");
+    exec_ok(db, "INSERT INTO kv_data VALUES(x'01', 'v', 3, 1, NULL, 1)");
+    char *err = NULL;
+    exec_ok(db, "BEGIN");
+    assert_int_equal(feox_sqlite_storage_drop(db, "main", "kv", &err), SQLITE_OK);
+    assert_int_equal(count_tables(db, "kv_*"), 0);
+    exec_ok(db, "ROLLBACK");
+    expect(db, "SELECT hex(key), value FROM kv_data", "01|v");
+
+    exec_ok(db, "BEGIN");
+    assert_int_equal(feox_sqlite_storage_rename(db, "main", "kv", "kv2", &err), SQLITE_OK);
+    assert_int_equal(count_tables(db, "kv2_*"), 3);
+    assert_int_equal(count_tables(db, "kv_*"), 0);
+    exec_ok(db, "ROLLBACK");
+    assert_int_equal(count_tables(db, "kv2_*"), 0);
+    expect(db, "SELECT hex(key), value FROM kv_data", "01|v");
+
+    assert_int_equal(feox_sqlite_storage_rename(db, "main", "kv", "kv2", &err), SQLITE_OK);
+    expect(db, "SELECT hex(key), value FROM kv2_data", "01|v");
+    /* Creating over existing tables fails with a message naming the table. */
+    assert_int_equal(feox_sqlite_storage_create(db, "main", "kv2", &err), SQLITE_ERROR);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "feox: kv2: creating the shadow tables: table \"kv2_data\""));
+    sqlite3_free(err);
+    assert_int_equal(feox_sqlite_storage_drop(db, "main", "kv2", &err), SQLITE_OK);
+    assert_int_equal(count_tables(db, "kv2_*"), 0);
+
+    assert_true(feox_sqlite_storage_shadow_name("data"));
+    assert_true(feox_sqlite_storage_shadow_name("log"));
+    assert_true(feox_sqlite_storage_shadow_name("meta"));
+    assert_false(feox_sqlite_storage_shadow_name("config"));
+    assert_false(feox_sqlite_storage_shadow_name(NULL));
+    sqlite3_close(db);
+}
+
+/* ---- round trips ----------------------------------------------------------------------------- */
+
+typedef struct typed_value {
+    const char *key;
+    uint32_t tag;
+    unsigned char bytes[16];
+    uint32_t len;
+    const char *sql_type; /* typeof(value) in _data */
+} typed_value;
+
+static const typed_value typed_values[] = {
+    {"int", FEOX_TAG_INTEGER, {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 8, "integer"},
+    {"real", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0xf8, 0x3f}, 8, "real"},            /* 1.5 */
+    {"nan", FEOX_TAG_REAL, {1, 0, 0, 0, 0, 0, 0xf8, 0x7f}, 8, "blob"},             /* NaN */
+    {"negzero", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0, 0x80}, 8, "blob"},            /* -0.0 */
+    {"inf", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0xf0, 0x7f}, 8, "blob"},             /* +Inf */
+    {"text", FEOX_TAG_TEXT, "h\xc3\xa9llo\n'x", 9, "text"},
+    {"textnul", FEOX_TAG_TEXT, {'a', 0, 'b'}, 3, "blob"},
+    {"textempty", FEOX_TAG_TEXT, {0}, 0, "text"},
+    {"blob", FEOX_TAG_BLOB, {0, 1, 2, 0xff}, 4, "blob"},
+    {"blobempty", FEOX_TAG_BLOB, {0}, 0, "blob"},
+    {"null", FEOX_TAG_NULL, {0}, 0, "null"},
+    {"raw", FEOX_TAG_RAW, {'r', 'a', 'w'}, 3, "blob"},
+    {"rawint", FEOX_TAG_RAW, {1, 2, 3, 4, 5, 6, 7, 8}, 8, "blob"},
+    {"shortint", FEOX_TAG_INTEGER, {1, 2}, 2, "blob"},
+    {"usertag", 0xfffffff0u, {'u'}, 1, "blob"},
+};
+#define N_TYPED (sizeof typed_values / sizeof typed_values[0])
+
+static void write_typed_values(backend *bk)
+{
+    for (size_t i = 0; i < N_TYPED; i++) {
+        const typed_value *v = &typed_values[i];
+        uint64_t expires = i % 3 == 0 ? UINT64_C(1800000000000000000) + i : 0;
+        assert_int_equal(put_tagged(bk, v->key, v->bytes, v->len, v->tag,
+                                    UINT64_MAX - i /* > INT64_MAX */, expires),
+                         FEOX_OK);
+    }
+}
+
+static void expect_typed_values(const test_sink *ts)
+{
+    assert_int_equal(live_count(ts), N_TYPED);
+    for (size_t i = 0; i < N_TYPED; i++) {
+        const typed_value *v = &typed_values[i];
+        const copy *c = NULL;
+        for (int k = 0; k < ts->n; k++) {
+            if (strcmp(ts->recs[k].key, v->key) == 0) {
+                c = &ts->recs[k];
+            }
+        }
+        assert_non_null(c);
+        assert_true(c->live);
+        assert_int_equal(c->tag, v->tag);
+        assert_int_equal(c->value_len, v->len);
+        assert_memory_equal(c->value, v->bytes, v->len);
+        assert_true(c->ts == UINT64_MAX - i);
+        assert_true(c->expires == (i % 3 == 0 ? UINT64_C(1800000000000000000) + i : 0));
+    }
+}
+
+static void round_trip(feox_sqlite_write_mode mode, const char *name)
+{
+    sqlite3 *db = open_db(name);
+    create_table(db, "kv");
+    backend bk;
+    test_sink ts;
+    open_backend(&bk, db, "kv", mode);
+    load(&bk, &ts);
+    assert_int_equal(ts.n, 0);
+
+    txn_begin(&bk);
+    write_typed_values(&bk);
+    assert_int_equal(put_text(&bk, "gone", "soon deleted"), FEOX_OK);
+    assert_int_equal(erase(&bk, "gone"), FEOX_OK);
+    txn_commit(&bk);
+
+    for (size_t i = 0; i < N_TYPED; i++) {
+        char *sql = sqlite3_mprintf("SELECT typeof(value) FROM kv_data WHERE key = CAST(%Q AS BLOB)",
+                                    typed_values[i].key);
+        expect(db, sql, typed_values[i].sql_type);
+        sqlite3_free(sql);
+    }
+    expect(db, "SELECT value FROM kv_data WHERE key = CAST('text' AS BLOB)", "h\xc3\xa9llo\n'x");
+    expect(db, "SELECT value FROM kv_data WHERE key = CAST('int' AS BLOB)", "-2");
+    expect(db, "SELECT count(*) FROM kv_data WHERE key = CAST('gone' AS BLOB)", "0");
+
+    /* A second backend on the same table loads exactly what was written. */
+    backend again;
+    open_backend(&again, db, "kv", mode);
+    load(&again, &ts);
+    expect_typed_values(&ts);
+    char detail[512];
+    assert_int_equal(again.st->methods->check(again.st, detail, sizeof detail), FEOX_OK);
+    assert_string_equal(detail, "");
+    close_backend(&again);
+    close_backend(&bk);
+
+    /* .dump reloaded into a fresh database brings back every record exactly. */
+    if (access("/usr/bin/sqlite3", X_OK) == 0) {
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "/usr/bin/sqlite3 '%s/%s' .dump | /usr/bin/sqlite3 '%s/%s.copy'",
+                 tmpdir, name, tmpdir, name);
+        assert_int_equal(system(cmd), 0);
+        char copy_name[64];
+        snprintf(copy_name, sizeof copy_name, "%s.copy", name);
+        sqlite3 *db2 = open_db(copy_name);
+        open_backend(&again, db2, "kv", mode);
+        load(&again, &ts);
+        expect_typed_values(&ts);
+        assert_int_equal(again.st->methods->check(again.st, detail, sizeof detail), FEOX_OK);
+        close_backend(&again);
+        sqlite3_close(db2);
+    }
+    sqlite3_close(db);
+}
+
+static void test_round_trip_buffered(void **state)
+{
+    (void)state;
+    round_trip(FEOX_SQLITE_WRITE_BUFFERED, "rt_buffered.db");
+}
+
+static void test_round_trip_write_through(void **state)
+{
+    (void)state;
+    round_trip(FEOX_SQLITE_WRITE_THROUGH, "rt_through.db");
+}
+
+/* ---- transactions -------------------------------------------------------------------------- */
+
+static void test_writes_need_a_transaction(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("notxn.db");
+    create_table(db, "kv");
+    backend bk;
+    test_sink ts;
+    open_backend(&bk, db, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&bk, &ts);
+    assert_int_equal(put_text(&bk, "a", "1"), FEOX_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(bk.t.errmsg, "feox: kv: write outside a transaction"));
+    assert_int_equal(erase(&bk, "a"), FEOX_ERR_INVALID_ARGUMENT);
+    /* A second open on the same argument is refused. */
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.storage_arg = &bk.t;
+    feox_storage *other = NULL;
+    assert_int_equal(feox_sqlite_storage()->open(feox_sqlite_storage(), &cfg, NULL, &other),
+                     FEOX_ERR_INVALID_ARGUMENT);
+    close_backend(&bk);
+    sqlite3_close(db);
+}
+
+static void test_rollback_and_savepoints(feox_sqlite_write_mode mode, uint64_t pending_limit,
+                                         const char *name)
+{
+    sqlite3 *db = open_db(name);
+    create_table(db, "kv");
+    backend bk;
+    test_sink ts;
+    open_backend_limits(&bk, db, "kv", mode, pending_limit, 0);
+    load(&bk, &ts);
+
+    /* ROLLBACK: nothing stays, and the next transaction begins (the seq did not move). */
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "x", "1"), FEOX_OK);
+    assert_int_equal(feox_sqlite_storage_sync(&bk.t), FEOX_OK);
+    exec_ok(db, "ROLLBACK");
+    feox_sqlite_storage_rollback(&bk.t);
+    expect(db, "SELECT count(*) FROM kv_data", "0");
+
+    /* a; SAVEPOINT s0 (xSavepoint first, then SQLite's); b, c; ROLLBACK TO s0; d; COMMIT. */
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "a", "1"), FEOX_OK);
+    assert_int_equal(feox_sqlite_storage_savepoint(&bk.t, 0), FEOX_OK);
+    exec_ok(db, "SAVEPOINT s0");
+    assert_int_equal(put_text(&bk, "b", "2"), FEOX_OK);
+    assert_int_equal(feox_sqlite_storage_savepoint(&bk.t, 1), FEOX_OK);
+    exec_ok(db, "SAVEPOINT s1");
+    assert_int_equal(put_text(&bk, "c", "3"), FEOX_OK);
+    assert_int_equal(put_text(&bk, "a", "overwritten after s0"), FEOX_OK);
+    exec_ok(db, "ROLLBACK TO s0"); /* SQLite restores first, then calls xRollbackTo */
+    feox_sqlite_storage_rollback_to(&bk.t, 0);
+    assert_int_equal(put_text(&bk, "d", "4"), FEOX_OK);
+    txn_commit(&bk);
+    expect(db, "SELECT CAST(key AS TEXT), value FROM kv_data ORDER BY key", "a|1,d|4");
+
+    /* The seq bookkeeping survived: another transaction begins, and a second connection's
+     * refresh hears exactly a and d. */
+    sqlite3 *db2 = open_db(name);
+    backend other;
+    open_backend(&other, db2, "kv", mode);
+    load(&other, &ts);
+    assert_int_equal(live_count(&ts), 2);
+    txn_begin(&bk);
+    assert_int_equal(erase(&bk, "a"), FEOX_OK);
+    txn_commit(&bk);
+    assert_int_equal(refresh(&other, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "-a");
+    char detail[256];
+    assert_int_equal(bk.st->methods->check(bk.st, detail, sizeof detail), FEOX_OK);
+
+    /* xRollbackTo(-1): back to the transaction's start. */
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "e", "5"), FEOX_OK);
+    assert_int_equal(feox_sqlite_storage_savepoint(&bk.t, 0), FEOX_OK);
+    exec_ok(db, "ROLLBACK");
+    feox_sqlite_storage_rollback_to(&bk.t, -1);
+    feox_sqlite_storage_rollback(&bk.t);
+    txn_begin(&bk);
+    txn_commit(&bk);
+    expect(db, "SELECT CAST(key AS TEXT) FROM kv_data ORDER BY key", "d");
+
+    close_backend(&other);
+    sqlite3_close(db2);
+    close_backend(&bk);
+    sqlite3_close(db);
+}
+
+static void test_savepoints_buffered(void **state)
+{
+    (void)state;
+    test_rollback_and_savepoints(FEOX_SQLITE_WRITE_BUFFERED, 0, "sp_buffered.db");
+}
+
+static void test_savepoints_buffered_early_flush(void **state)
+{
+    (void)state;
+    test_rollback_and_savepoints(FEOX_SQLITE_WRITE_BUFFERED, 1, "sp_flush.db");
+}
+
+static void test_savepoints_write_through(void **state)
+{
+    (void)state;
+    test_rollback_and_savepoints(FEOX_SQLITE_WRITE_THROUGH, 0, "sp_through.db");
+}
+
+/* ---- two connections: the change feed -------------------------------------------------------- */
+
+static void feed_between_connections(feox_sqlite_write_mode mode, const char *name)
+{
+    sqlite3 *dba = open_db(name);
+    sqlite3 *dbb = open_db(name);
+    create_table(dba, "kv");
+    backend a, b;
+    test_sink ts;
+    open_backend(&a, dba, "kv", mode);
+    open_backend(&b, dbb, "kv", mode);
+    load(&a, &ts);
+    txn_begin(&a);
+    assert_int_equal(put_text(&a, "k3", "old"), FEOX_OK);
+    assert_int_equal(put_text(&a, "k4", "stays"), FEOX_OK);
+    txn_commit(&a);
+    load(&b, &ts);
+    assert_int_equal(live_count(&ts), 2);
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "");
+
+    txn_begin(&a);
+    assert_int_equal(put_text(&a, "k1", "first"), FEOX_OK);
+    assert_int_equal(put_text(&a, "k2", "two"), FEOX_OK);
+    assert_int_equal(erase(&a, "k3"), FEOX_OK);
+    assert_int_equal(put_text(&a, "k1", "second"), FEOX_OK);
+    /* Not committed: B sees nothing (its refresh runs in its own read transaction). */
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "");
+    txn_commit(&a);
+
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    /* Exactly the changed keys, each once: in the order they reached the tables (buffered: key
+     * order at sync; write-through: the order of their last change). */
+    assert_string_equal(ts.events, mode == FEOX_SQLITE_WRITE_BUFFERED ? "+k1+k2-k3" : "+k2-k3+k1");
+    const copy *k1 = slot(&ts, "k1", 2);
+    assert_int_equal(k1->value_len, 6);
+    assert_memory_equal(k1->value, "second", 6);
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "");
+
+    /* B writes next (its cache is current, so it may begin), and A hears it. */
+    txn_begin(&b);
+    assert_int_equal(put_text(&b, "k5", "from b"), FEOX_OK);
+    txn_commit(&b);
+    assert_int_equal(refresh(&a, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "+k5");
+    /* A begins only once its cache is current. */
+    txn_begin(&b);
+    assert_int_equal(put_text(&b, "k6", "from b"), FEOX_OK);
+    txn_commit(&b);
+    exec_ok(dba, "BEGIN IMMEDIATE");
+    assert_int_equal(feox_sqlite_storage_begin(&a.t), FEOX_ERR_STALE);
+    assert_int_equal(refresh(&a, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "+k6");
+    assert_int_equal(feox_sqlite_storage_begin(&a.t), FEOX_OK);
+    txn_commit(&a);
+
+    close_backend(&a);
+    close_backend(&b);
+    sqlite3_close(dba);
+    sqlite3_close(dbb);
+}
+
+static void test_feed_buffered(void **state)
+{
+    (void)state;
+    feed_between_connections(FEOX_SQLITE_WRITE_BUFFERED, "feed_buffered.db");
+}
+
+static void test_feed_write_through(void **state)
+{
+    (void)state;
+    feed_between_connections(FEOX_SQLITE_WRITE_THROUGH, "feed_through.db");
+}
+
+static void test_stale_when_feed_is_gone(void **state)
+{
+    (void)state;
+    sqlite3 *dba = open_db("stale.db");
+    sqlite3 *dbb = open_db("stale.db");
+    create_table(dba, "kv");
+    backend a, b;
+    test_sink ts;
+    open_backend_limits(&a, dba, "kv", FEOX_SQLITE_WRITE_THROUGH, 0, 4);
+    open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&a, &ts);
+    load(&b, &ts);
+
+    /* A transaction of more changes than the feed keeps writes no feed rows: B must reload. */
+    txn_begin(&a);
+    char key[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(put_text(&a, key, "v"), FEOX_OK);
+    }
+    txn_commit(&a);
+    expect(dba, "SELECT count(*), (SELECT value FROM kv_meta WHERE name = 'min_seq') FROM kv_log",
+           "0|10");
+    assert_int_equal(refresh(&b, &ts), FEOX_ERR_STALE);
+    assert_int_equal(refresh(&b, &ts), FEOX_ERR_STALE); /* until it reloads */
+    load(&b, &ts);
+    assert_int_equal(live_count(&ts), 10);
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "");
+
+    /* Small transactions: the feed is trimmed once it holds more than the limit. */
+    for (int i = 0; i < 8; i++) {
+        txn_begin(&a);
+        snprintf(key, sizeof key, "s%d", i);
+        assert_int_equal(put_text(&a, key, "v"), FEOX_OK);
+        txn_commit(&a);
+    }
+    expect(dba, "SELECT (SELECT value FROM kv_meta WHERE name = 'min_seq') > 10", "1");
+    assert_int_equal(refresh(&b, &ts), FEOX_ERR_STALE);
+    load(&b, &ts);
+    assert_int_equal(live_count(&ts), 18);
+    char detail[256];
+    assert_int_equal(a.st->methods->check(a.st, detail, sizeof detail), FEOX_OK);
+
+    close_backend(&a);
+    close_backend(&b);
+    sqlite3_close(dba);
+    sqlite3_close(dbb);
+}
+
+static int count_statements(unsigned type, void *ctx, void *p, void *x)
+{
+    (void)type;
+    (void)p;
+    (void)x;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_fast_path_runs_no_sql(void **state)
+{
+    (void)state;
+    sqlite3 *dba = open_db("fast.db");
+    sqlite3 *dbb = open_db("fast.db");
+    create_table(dba, "kv");
+    backend a, b;
+    test_sink ts;
+    open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&a, &ts);
+    load(&b, &ts);
+    int statements = 0;
+    sqlite3_trace_v2(dbb, SQLITE_TRACE_STMT, count_statements, &statements);
+
+    /* A read transaction open (as in xOpen/xFilter): the first refresh may read the seq once;
+     * from then on, nothing changed means no SQL at all. */
+    exec_ok(dbb, "BEGIN; SELECT count(*) FROM sqlite_schema");
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    statements = 0;
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    }
+    assert_int_equal(statements, 0);
+    exec_ok(dbb, "COMMIT");
+
+    /* After A commits, B's next read transaction sees the new version and reads the feed. */
+    txn_begin(&a);
+    assert_int_equal(put_text(&a, "k", "v"), FEOX_OK);
+    txn_commit(&a);
+    exec_ok(dbb, "BEGIN; SELECT count(*) FROM sqlite_schema");
+    statements = 0;
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_true(statements > 0);
+    assert_string_equal(ts.events, "+k");
+    statements = 0;
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_int_equal(statements, 0);
+    exec_ok(dbb, "COMMIT");
+
+    /* With no transaction open the version may be old: the seq is read every time. */
+    statements = 0;
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_true(statements > 0);
+    sqlite3_trace_v2(dbb, 0, NULL, NULL);
+
+    close_backend(&a);
+    close_backend(&b);
+    sqlite3_close(dba);
+    sqlite3_close(dbb);
+}
+
+/* ---- find, read_value ------------------------------------------------------------------------ */
+
+static void test_find_and_read_value(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("find.db");
+    create_table(db, "kv");
+    backend bk;
+    test_sink ts;
+    open_backend(&bk, db, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&bk, &ts);
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "a", "alpha"), FEOX_OK);
+    txn_commit(&bk);
+
+    feox_storage_sink s = sink_of(&ts);
+    assert_int_equal(bk.st->methods->find(bk.st, NULL, "a", 1, &s), FEOX_OK);
+    assert_int_equal(bk.st->methods->find(bk.st, NULL, "zz", 2, &s), FEOX_OK);
+    assert_string_equal(ts.events, "+a-zz");
+    char buf[16];
+    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 5), FEOX_OK);
+    assert_memory_equal(buf, "alpha", 5);
+    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 4), FEOX_ERR_CORRUPT);
+    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "zz", 2, 1, buf, 4),
+                     FEOX_ERR_CORRUPT);
+
+    /* Inside a transaction its own pending changes are what find and read_value see. */
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "a", "beta"), FEOX_OK);
+    assert_int_equal(put_text(&bk, "b", "new"), FEOX_OK);
+    assert_int_equal(erase(&bk, "b"), FEOX_OK);
+    s = sink_of(&ts);
+    assert_int_equal(bk.st->methods->find(bk.st, NULL, "a", 1, &s), FEOX_OK);
+    assert_int_equal(bk.st->methods->find(bk.st, NULL, "b", 1, &s), FEOX_OK);
+    assert_string_equal(ts.events, "+a-b");
+    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 4), FEOX_OK);
+    assert_memory_equal(buf, "beta", 4);
+    txn_commit(&bk);
+    feox_stats stats;
+    memset(&stats, 0, sizeof stats);
+    bk.st->methods->get_stats(bk.st, &stats);
+    assert_true(stats.disk_reads >= 3);
+    assert_true(stats.disk_writes >= 3);
+    close_backend(&bk);
+    sqlite3_close(db);
+}
+
+/* ---- check ------------------------------------------------------------------------------------ */
+
+static void expect_damage(sqlite3 *db, backend *bk, const char *damage, const char *undo,
+                          const char *want)
+{
+    char detail[512];
+    exec_ok(db, damage);
+    assert_int_equal(bk->st->methods->check(bk->st, detail, sizeof detail), FEOX_ERR_CORRUPT);
+    if (strstr(detail, want) == NULL) {
+        fail_msg("after %s\n  detail: %s\n  want:   %s", damage, detail, want);
+    }
+    exec_ok(db, undo);
+    if (bk->st->methods->check(bk->st, detail, sizeof detail) != FEOX_OK) {
+        fail_msg("after %s\n  still: %s", undo, detail);
+    }
+}
+
+static void test_check_finds_damage(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("check.db");
+    create_table(db, "kv");
+    backend bk;
+    test_sink ts;
+    open_backend(&bk, db, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&bk, &ts);
+    txn_begin(&bk);
+    write_typed_values(&bk);
+    txn_commit(&bk);
+    char detail[512];
+    if (bk.st->methods->check(bk.st, detail, sizeof detail) != FEOX_OK) {
+        fail_msg("check: %s", detail);
+    }
+
+    expect_damage(db, &bk, "UPDATE kv_data SET value = 'x' WHERE key = CAST('int' AS BLOB)",
+                  "UPDATE kv_data SET value = -2 WHERE key = CAST('int' AS BLOB)",
+                  "kv_data: key x'696e74': TEXT value with another tag");
+    expect_damage(db, &bk, "UPDATE kv_data SET value = CAST('hi' AS BLOB) WHERE key = x'74657874'",
+                  "UPDATE kv_data SET value = 'h\xc3\xa9llo\n''x' WHERE key = x'74657874'",
+                  "TEXT without NUL stored as a BLOB");
+    expect_damage(db, &bk, "UPDATE kv_data SET seq = 999 WHERE key = CAST('raw' AS BLOB)",
+                  "UPDATE kv_data SET seq = (SELECT seq FROM kv_log WHERE key = CAST('raw' AS BLOB))"
+                  " WHERE key = CAST('raw' AS BLOB)",
+                  "kv_data: key x'726177': seq 999 is after the table's seq");
+    expect_damage(db, &bk, "UPDATE kv_data SET tag = -1 WHERE key = CAST('raw' AS BLOB)",
+                  "UPDATE kv_data SET tag = 0 WHERE key = CAST('raw' AS BLOB)",
+                  "tag is not a 32-bit unsigned integer");
+    expect_damage(db, &bk, "UPDATE kv_data SET expires = 0 WHERE key = CAST('raw' AS BLOB)",
+                  "UPDATE kv_data SET expires = NULL WHERE key = CAST('raw' AS BLOB)",
+                  "expires is neither NULL nor a non-zero integer");
+    expect_damage(db, &bk, "INSERT INTO kv_data VALUES('textkey', 1, 1, 1, NULL, 1)",
+                  "DELETE FROM kv_data WHERE key = 'textkey'", "a key is not a BLOB");
+    expect_damage(db, &bk, "DELETE FROM kv_log WHERE key = CAST('blob' AS BLOB)",
+                  "INSERT INTO kv_log SELECT seq, key, NULL FROM kv_data"
+                  " WHERE key = CAST('blob' AS BLOB)",
+                  "records written since min_seq without their feed row: 1");
+    expect_damage(db, &bk, "UPDATE kv_meta SET value = 'x' WHERE name = 'min_seq'",
+                  "UPDATE kv_meta SET value = 0 WHERE name = 'min_seq'",
+                  "min_seq is not a non-negative integer");
+    /* Another format is refused by every reader. */
+    exec_ok(db, "UPDATE kv_meta SET value = 2 WHERE name = 'format'");
+    assert_int_equal(bk.st->methods->check(bk.st, detail, sizeof detail), FEOX_ERR_FORMAT);
+    assert_non_null(strstr(bk.t.errmsg, "feox: kv: the shadow tables are not format 1"));
+    feox_storage_sink s = sink_of(&ts);
+    assert_int_equal(bk.st->methods->load(bk.st, NULL, &s), FEOX_ERR_FORMAT);
+    close_backend(&bk);
+    sqlite3_close(db);
+}
+
+/* ---- errors ----------------------------------------------------------------------------------- */
+
+static void busy_case(feox_sqlite_write_mode mode, const char *name)
+{
+    sqlite3 *dba = open_db(name);
+    sqlite3 *dbb = open_db(name);
+    create_table(dba, "kv");
+    backend b;
+    test_sink ts;
+    open_backend(&b, dbb, "kv", mode);
+    load(&b, &ts);
+    sqlite3_busy_timeout(dbb, 0);
+
+    exec_ok(dba, "BEGIN IMMEDIATE"); /* A holds the write lock */
+    exec_ok(dbb, "BEGIN");           /* B reads (WAL: not blocked) .. */
+    assert_int_equal(feox_sqlite_storage_begin(&b.t), FEOX_OK);
+    feox_err err = put_text(&b, "k", "v"); /* .. and writes: now, or at sync */
+    if (mode == FEOX_SQLITE_WRITE_BUFFERED) {
+        assert_int_equal(err, FEOX_OK);
+        err = feox_sqlite_storage_sync(&b.t);
+    }
+    assert_int_equal(err, FEOX_ERR_LOCKED);
+    assert_int_equal(b.t.errcode & 0xff, SQLITE_BUSY);
+    assert_non_null(strstr(b.t.errmsg, "feox: kv: writing a record: database is locked"));
+    exec_ok(dbb, "ROLLBACK");
+    feox_sqlite_storage_rollback(&b.t);
+    exec_ok(dba, "ROLLBACK");
+
+    /* Once A is gone, B writes. */
+    txn_begin(&b);
+    assert_int_equal(b.t.errcode, SQLITE_OK);
+    assert_string_equal(b.t.errmsg, "");
+    assert_int_equal(put_text(&b, "k", "v"), FEOX_OK);
+    txn_commit(&b);
+    close_backend(&b);
+    sqlite3_close(dba);
+    sqlite3_close(dbb);
+}
+
+static void test_busy_buffered(void **state)
+{
+    (void)state;
+    busy_case(FEOX_SQLITE_WRITE_BUFFERED, "busy_buffered.db");
+}
+
+static void test_busy_write_through(void **state)
+{
+    (void)state;
+    busy_case(FEOX_SQLITE_WRITE_THROUGH, "busy_through.db");
+}
+
+static void test_missing_tables(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("missing.db");
+    backend bk;
+    open_backend(&bk, db, "nope", FEOX_SQLITE_WRITE_BUFFERED); /* open runs no SQL */
+    test_sink ts;
+    feox_storage_sink s = sink_of(&ts);
+    assert_int_equal(bk.st->methods->load(bk.st, NULL, &s), FEOX_ERR_IO);
+    assert_int_equal(bk.t.errcode, SQLITE_ERROR);
+    assert_non_null(strstr(bk.t.errmsg, "feox: nope: preparing a statement: no such table"));
+    close_backend(&bk);
+    sqlite3_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ddl_inside_transactions),
+        cmocka_unit_test(test_round_trip_buffered),
+        cmocka_unit_test(test_round_trip_write_through),
+        cmocka_unit_test(test_writes_need_a_transaction),
+        cmocka_unit_test(test_savepoints_buffered),
+        cmocka_unit_test(test_savepoints_buffered_early_flush),
+        cmocka_unit_test(test_savepoints_write_through),
+        cmocka_unit_test(test_feed_buffered),
+        cmocka_unit_test(test_feed_write_through),
+        cmocka_unit_test(test_stale_when_feed_is_gone),
+        cmocka_unit_test(test_fast_path_runs_no_sql),
+        cmocka_unit_test(test_find_and_read_value),
+        cmocka_unit_test(test_check_finds_damage),
+        cmocka_unit_test(test_busy_buffered),
+        cmocka_unit_test(test_busy_write_through),
+        cmocka_unit_test(test_missing_tables),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
