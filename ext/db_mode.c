@@ -51,13 +51,16 @@
  *   xCreate      the shadow tables are created by one nested exec (inside the user's
  *                transaction: a ROLLBACK removes them). xDestroy drops them, xRename renames
  *                them, the same way. No file is ever touched in this mode.
- *   functions    feox_incr/cas/patch: "SAVEPOINT feox_fn" and a cached
- *                "UPDATE "schema"."table" SET key=key WHERE 0", which makes SQLite call xBegin
- *                (and the check) inside a write transaction; the function's writes then join
- *                the user's transaction (BEGIN ... ROLLBACK undoes them), and "RELEASE feox_fn"
- *                (or "ROLLBACK TO feox_fn" when the function fails) ends the savepoint. In
- *                autocommit the savepoint is the call's own transaction: the call commits
- *                atomically with the shadow tables when the function returns.
+ *   functions    feox_incr/cas/patch/sweep: "SAVEPOINT feox_fn" and, unless the table is in
+ *                the transaction already, "UPDATE "schema"."table" SET key=key WHERE 0", which
+ *                makes SQLite call xBegin (and the check) inside a write transaction; the
+ *                function's writes then join the user's transaction (BEGIN ... ROLLBACK undoes
+ *                them), and "RELEASE feox_fn" ends the savepoint (a failing call changed
+ *                nothing; a failing RELEASE is rolled back to the savepoint). In autocommit
+ *                the savepoint is the call's own transaction: the call commits atomically with
+ *                the shadow tables when the function returns (a later failure of the same
+ *                statement does not undo it). The UPDATE is prepared each time: a cached
+ *                statement naming the table would keep SQLite from ever disconnecting it.
  *
  * TTL: no thread writes to the database (the store's sweeper is off; a HOST_TXN backend starts
  * none). Reads hide expired records; feox_sweep(tab) removes them inside a write transaction.
@@ -83,7 +86,7 @@ struct feox_db_state {
     feox_sqlite_table t; /* the backend's argument: stays in place while the store is open */
     char *table;         /* t.table: the name the store was opened under */
     /* the functions' statements (feox_db_fn_begin), prepared on first use */
-    sqlite3_stmt *sp_open, *sp_release, *sp_undo, *enlist;
+    sqlite3_stmt *sp_open, *sp_release, *sp_undo;
 };
 
 /* Set the vtab's error from the backend (SQLite's own code and message) if it has one, else from
@@ -191,7 +194,6 @@ void feox_db_close(feox_vtab *vt)
     sqlite3_finalize(s->sp_open);
     sqlite3_finalize(s->sp_release);
     sqlite3_finalize(s->sp_undo);
-    sqlite3_finalize(s->enlist);
     close_store(vt); /* the backend finalizes its own statements */
     sqlite3_free(s);
     vt->dbs = NULL;
@@ -344,21 +346,25 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
         return SQLITE_OK;
     }
     int rc = run_cached(vt->db, &s->sp_open, "SAVEPOINT feox_fn");
-    if (rc == SQLITE_OK) {
+    if (rc == SQLITE_OK && !vt->in_txn) {
+        /* Not cached: a prepared statement that names the table holds its vtab, and SQLite then
+         * never disconnects it (sqlite3_close fails with unfinalized statements). Once the
+         * table is in the transaction, later calls need no enlistment (SQLite calls xSavepoint
+         * for the savepoint itself). */
         char *sql = sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET key=key WHERE 0", vt->schema,
                                     vt->name);
-        if (sql == NULL) {
-            rc = SQLITE_NOMEM;
-        } else {
-            if (s->enlist != NULL && strcmp(sqlite3_sql(s->enlist), sql) != 0) {
-                sqlite3_finalize(s->enlist); /* the table was renamed */
-                s->enlist = NULL;
-            }
-            rc = run_cached(vt->db, &s->enlist, sql);
-            sqlite3_free(sql);
+        sqlite3_stmt *enlist = NULL;
+        rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &enlist, NULL);
+        sqlite3_free(sql);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(enlist);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->db);
         }
         if (rc != SQLITE_OK) {
             *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
+        }
+        sqlite3_finalize(enlist);
+        if (rc != SQLITE_OK) {
             (void)run_cached(vt->db, &s->sp_undo, "ROLLBACK TO feox_fn");
             (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
         }

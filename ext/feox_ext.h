@@ -109,7 +109,7 @@ void feox_options_free(feox_options *o);
  * engine (feox_refresh, feox_config.storage) and the "sqlite" backend (storage_sqlite.h). With 0,
  * a table without path in a file database keeps its default store file, as before. */
 #ifndef FEOX_DB_MODE
-#define FEOX_DB_MODE 0
+#define FEOX_DB_MODE 1
 #endif
 
 /* Where a table's data lives. kind FILE: file_path is the absolute store file. kind SHARED_MEMORY:

@@ -21,10 +21,11 @@
  *     in-memory database);
  *   - no path, file database (main or attached) — in the database (kind DATABASE, db_mode.c):
  *     shadow tables "<table>_data", ... of that database, a cache per connection;
- *   - no path, file database, previous release: a table whose shadow tables do not exist and
- *     whose default store file "<db file>-<table>.feox" (the table name encoded: see
- *     feox_default_store_path) exists and is this table's (its recorded owner is this table's,
- *     or none) goes on using that file, so it never shows as empty with its data beside it;
+ *   - no path, file database, previous release: an existing table whose shadow tables do not
+ *     exist (every table this release creates has them) was created by the previous release
+ *     and goes on using its default store file "<db file>-<table>.feox" (the table name
+ *     encoded: see feox_default_store_path), so it never shows as empty with its data beside
+ *     it; its file keeps the file-mode rules (owner check, RENAME moves it, DROP removes it);
  *   - no path, in-memory or temporary database — memory only.
  * Once a table has been resolved, its vtab pins the kind (feox_options.pinned): a file appearing
  * later never moves a database-mode table, nor the other way round. Built with FEOX_DB_MODE=0,
@@ -342,24 +343,14 @@ static bool shadow_tables_exist(sqlite3 *db, const char *schema, const char *tab
     return rc == SQLITE_OK;
 }
 
-/* Is the default store file at def this table's records from a previous release? Yes if it is
- * a feox store recording this table as owner (or none), and also if it exists but cannot be
- * verified (damaged, unreadable: the file mode then reports why, instead of an empty table);
- * no if it is missing, not a feox store, or another table's. */
-static bool previous_release_file(const char *def, const char *owner)
-{
-    feox_file_info info;
-    feox_err e = feox_store_file_info(def, &info);
-    if (e == FEOX_OK) {
-        return info.owner_hash == 0 || info.owner_hash == feox_owner_hash(owner);
-    }
-    return e != FEOX_ERR_NOT_FOUND && e != FEOX_ERR_FORMAT;
-}
-
 /* A table without path in a file database: in the database, or (previous release) in its
- * default file def? */
-static bool in_database(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
-                        const char *def, const char *owner)
+ * default file? xCreate pins DATABASE before it resolves (a new table always goes into the
+ * database); an existing table is in the database exactly when its shadow tables exist, since
+ * they are created in the CREATE's own transaction. Without them it is a previous-release
+ * table: it keeps its default file, and file mode does the rest as before (a missing file
+ * connects without a store and is recovered after a crash inside a RENAME; a file of another
+ * owner is reported; DROP removes it). */
+static bool in_database(sqlite3 *db, const char *schema, const char *table, const feox_options *o)
 {
     if (!FEOX_DB_MODE) {
         return false;
@@ -367,10 +358,7 @@ static bool in_database(sqlite3 *db, const char *schema, const char *table, cons
     if (o->pinned) {
         return o->pinned_kind == FEOX_LOC_DATABASE;
     }
-    if (shadow_tables_exist(db, schema, table)) {
-        return true;
-    }
-    return !previous_release_file(def, owner);
+    return shadow_tables_exist(db, schema, table);
 }
 
 int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
@@ -419,8 +407,7 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
             out->file_path = absolute_path(def, NULL);
             sqlite3_free(def);
             out->default_path = true;
-            if (out->file_path != NULL &&
-                in_database(db, schema, table, o, out->file_path, out->owner)) {
+            if (out->file_path != NULL && in_database(db, schema, table, o)) {
                 out->kind = FEOX_LOC_DATABASE;
                 out->default_path = false;
                 sqlite3_free(out->file_path);

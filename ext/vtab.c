@@ -158,6 +158,11 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
+    if (is_create) {
+        /* a new table without path in a file database goes into the database (options.c) */
+        vt->options.pinned = true;
+        vt->options.pinned_kind = (int)FEOX_LOC_DATABASE;
+    }
     rc = feox_location_resolve(db, vt->schema, vt->name, &vt->options, &loc, err);
     if (rc != SQLITE_OK) {
         goto cleanup;
@@ -174,6 +179,15 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     if (loc.kind == FEOX_LOC_DATABASE) {
         vt->conn = conn; /* not retained yet: vtab_free must not release it on failure */
         rc = feox_db_open(vt, is_create, err); /* db_mode.c: shadow tables + private cache */
+        if (rc == SQLITE_OK && is_create) {
+            /* SQLite counts a table it has just created as part of the transaction: no xBegin
+             * comes before the next xUpdate, xSync or xCommit. Begin here. */
+            rc = feox_db_begin(vt);
+            vt->in_txn = rc == SQLITE_OK;
+            if (rc != SQLITE_OK && vt->base.zErrMsg != NULL) {
+                *err = sqlite3_mprintf("%s", vt->base.zErrMsg);
+            }
+        }
         vt->conn = NULL;
     } else {
         rc = attach_store(vt, conn, &loc, is_create, &created, err);
