@@ -63,7 +63,9 @@
  *                statement naming the table would keep SQLite from ever disconnecting it.
  *
  * TTL: no thread writes to the database (the store's sweeper is off; a HOST_TXN backend starts
- * none). Reads hide expired records; feox_sweep(tab) removes them inside a write transaction.
+ * none). Reads hide expired records; feox_sweep(tab) removes them from the shadow tables inside
+ * a write transaction (the user's, or the call's own); the pages they held are reused by later
+ * writes, and given back to the file system by VACUUM (or auto_vacuum), as for any table.
  *
  * Errors: the backend leaves SQLite's own extended code and a message naming the table in
  * t.errcode / t.errmsg (BUSY and LOCKED as SQLite reported them, after busy_timeout); they are
@@ -392,6 +394,12 @@ int feox_db_fn_end(feox_vtab *vt, char **err)
     return rc;
 }
 
+/* Expired records leave the database here only (no thread writes to it). Until the backend
+ * offers a sweep of its own (reported to sqlstore), this deletes the expired rows of <t>_data
+ * directly, inside the caller's write transaction, after the backend has written what is
+ * pending. No feed row is written: other caches keep such a record until they reload, and it
+ * stays hidden there (it has expired). The scan reads the whole table (no index on expires),
+ * so it runs only when asked (feox_sweep), never per commit. */
 int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
 {
     feox_store *store = db_store(vt);
@@ -399,11 +407,33 @@ int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
     if (store == NULL) {
         return SQLITE_OK;
     }
-    (void)limit; /* the engine removes every newly expired key at once (feox_len) */
-    uint64_t before = feox_len(store, FEOX_LEN_ESTIMATE);
-    uint64_t after = feox_len(store, 0);
-    *removed = before > after ? before - after : 0;
-    return SQLITE_OK;
+    feox_err e = feox_sqlite_storage_sync(&vt->dbs->t);
+    if (e != FEOX_OK) {
+        return db_error(vt, e);
+    }
+    char *sql = sqlite3_mprintf(
+        "DELETE FROM \"%w\".\"%w_data\" WHERE key IN (SELECT key FROM \"%w\".\"%w_data\" "
+        "WHERE expires IS NOT NULL AND expires <= ?1 LIMIT ?2)",
+        vt->schema, vt->name, vt->schema, vt->name);
+    sqlite3_stmt *stmt = NULL;
+    int rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &stmt, NULL);
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)feox_now_ns(store));
+        sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (sqlite3_int64)limit);
+        rc = sqlite3_step(stmt);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->db);
+    }
+    if (rc == SQLITE_OK) {
+        *removed = (uint64_t)sqlite3_changes(vt->db);
+        (void)feox_len(store, 0); /* the cache lets go of its expired records too */
+    } else {
+        sqlite3_free(vt->base.zErrMsg);
+        vt->base.zErrMsg = feox_table_message(vt->schema, vt->name, "cannot sweep: %s",
+                                              sqlite3_errmsg(vt->db));
+    }
+    sqlite3_finalize(stmt);
+    return rc;
 }
 
 int feox_db_shadow_name(const char *suffix)
