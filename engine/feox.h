@@ -140,14 +140,15 @@ void feox_config_init(feox_config *cfg);
  * Store files: the engine touches only files it created
  *
  * A store file is created only where nothing exists, atomically: the name appears only once the
- * header is durable (O_TMPFILE + link; see engine/FORMAT.md for the fallback). An existing file is
- * never written, locked, truncated or removed unless it is a feox store: a directory, FIFO,
- * device or socket is refused before it is opened ("'<path>' exists and is not a feox store: it
- * is not a regular file"), and an empty file, zeros, a header prefix or any other content (a CSV,
- * /proc/self/mem, a /sys file) fails with FEOX_ERR_FORMAT "'<path>' exists and is not a feox
- * store", the file left byte for byte as it was. The only names the engine ever creates are
- * <path> and <path>.compact; removing or renaming a store acts on exactly those, each verified as
- * a feox store of the given owner first, and never while an open holds the store.
+ * header is durable (O_TMPFILE + link; engine/storage/log/FORMAT.md has the fallback). An
+ * existing file is never written, locked, truncated or removed unless it is a feox store: a
+ * directory, FIFO, device or socket is refused before it is opened ("'<path>' exists and is not
+ * a feox store: it is not a regular file"), and an empty file, zeros, a header prefix or any
+ * other content (a CSV, /proc/self/mem, a /sys file) fails with FEOX_ERR_FORMAT "'<path>' exists
+ * and is not a feox store", the file left byte for byte as it was. The only names the engine
+ * ever creates are <path> and <path>.compact; removing or renaming a store acts on exactly those,
+ * each verified as a feox store of the given owner first, and never while an open holds the
+ * store.
  * ------------------------------------------------------------------------------------------- */
 
 /* The 64-bit hash a store file records for owner (never 0; NULL owner = 0). */

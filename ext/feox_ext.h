@@ -270,8 +270,11 @@ typedef struct feox_journal {
     unsigned undo_flags;
 } feox_journal;
 
-/* Record the key's current state (read from the store) before changing it. */
-int feox_journal_capture(feox_journal *j, feox_store *store, const void *key, size_t key_len);
+/* Record the state a write has just replaced: old, the reference it returned through
+ * feox_write_opts.replaced (NULL: the key was absent), which this releases. If the journal
+ * cannot grow, the write is undone at once and SQLITE_NOMEM returned. */
+int feox_journal_replaced(feox_journal *j, feox_store *store, const void *key, size_t key_len,
+                          feox_value *old);
 /* Record a known state: existed=false (absent; info NULL) or the old value and its info. */
 int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool existed,
                      const void *value, size_t value_len, const feox_record_info *info);

@@ -315,6 +315,22 @@ static int64_t add_saturating(int64_t a, int64_t b)
     return a + b;
 }
 
+/* After a write in a transaction: journal the version it replaced (old, from
+ * feox_write_opts.replaced; released here). False, with the error reported, if the journal could
+ * not take it (the write was undone). Outside a transaction there is nothing to do. */
+static bool journal_write(sqlite3_context *ctx, feox_vtab *vt, const void *key, size_t len,
+                          feox_value *old)
+{
+    if (!vt->in_txn) {
+        return true;
+    }
+    if (feox_journal_replaced(&vt->journal, vt->entry->store, key, len, old) != SQLITE_OK) {
+        sqlite3_result_error_nomem(ctx);
+        return false;
+    }
+    return true;
+}
+
 /* feox_incr(tab, key, delta [, ttl]) */
 static void incr_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv)
 {
@@ -336,27 +352,24 @@ static void incr_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_val
     }
     feox_store *store = vt->entry->store;
     for (;;) {
-        size_t mark = vt->journal.n;
-        feox_value *cur = NULL;
+        feox_value *cur = NULL, *old = NULL;
         unsigned char next[8];
         feox_write_opts opts = ttl_opts;
         opts.flags |= FEOX_WRITE_TAG | FEOX_WRITE_TS_INT64;
         opts.tag = FEOX_TAG_INTEGER;
+        opts.replaced = vt->in_txn ? &old : NULL; /* what the write replaced, for the journal */
         feox_err e = feox_get_ref(store, key, len, &cur);
         if (e == FEOX_ERR_KEY_NOT_FOUND) {
             feox_write_opts create = opts;
             create.flags |= FEOX_WRITE_IF_ABSENT;
             feox_put_i64(next, delta);
-            if (vt->in_txn && feox_journal_add(&vt->journal, key, len, false, NULL, 0, NULL)) {
-                sqlite3_result_error_nomem(ctx);
-                return;
-            }
             e = feox_insert(store, key, len, next, 8, &create, NULL);
             if (e == FEOX_OK) {
-                sqlite3_result_int64(ctx, delta);
+                if (journal_write(ctx, vt, key, len, old)) {
+                    sqlite3_result_int64(ctx, delta);
+                }
                 return;
             }
-            feox_journal_truncate(&vt->journal, mark);
             if (e != FEOX_ERR_KEY_EXISTS) {
                 fn_engine_error(ctx, vt, e);
                 return;
@@ -378,26 +391,17 @@ static void incr_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_val
             return;
         }
         int64_t new_value = add_saturating(old_value, delta);
-        if (vt->in_txn &&
-            feox_journal_add(&vt->journal, key, len, true, feox_value_data(cur), 8, &info)) {
-            feox_value_release(cur);
-            sqlite3_result_error_nomem(ctx);
-            return;
-        }
         if (info.tag == FEOX_TAG_INTEGER) {
             /* Already an INTEGER: the engine's own linearizable increment. */
             feox_value_release(cur);
             int64_t result = 0;
             e = feox_atomic_increment(store, key, len, delta, &opts, &result);
             if (e == FEOX_OK) {
-                if (vt->in_txn && result != INT64_MAX && result != INT64_MIN) {
-                    /* What this increment replaced, even if another writer got in between. */
-                    feox_put_i64(vt->journal.entries[mark].value, result - delta);
+                if (journal_write(ctx, vt, key, len, old)) {
+                    sqlite3_result_int64(ctx, result);
                 }
-                sqlite3_result_int64(ctx, result);
                 return;
             }
-            feox_journal_truncate(&vt->journal, mark);
             if (e == FEOX_ERR_KEY_NOT_FOUND) {
                 continue;
             }
@@ -414,10 +418,11 @@ static void incr_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_val
                                   &swapped);
         feox_value_release(cur);
         if (e == FEOX_OK && swapped) {
-            sqlite3_result_int64(ctx, new_value);
+            if (journal_write(ctx, vt, key, len, old)) {
+                sqlite3_result_int64(ctx, new_value);
+            }
             return;
         }
-        feox_journal_truncate(&vt->journal, mark);
         if (e != FEOX_OK) {
             fn_engine_error(ctx, vt, e);
             return;
@@ -467,32 +472,24 @@ static void cas_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_valu
     feox_value_info(cur, &info);
     bool same = info.tag == expected.tag && feox_value_size(cur) == expected.len &&
                 memcmp(feox_value_data(cur), expected.data, expected.len) == 0;
-    size_t mark = vt->journal.n;
-    int rc = SQLITE_OK;
-    if (same && vt->in_txn) {
-        rc = feox_journal_add(&vt->journal, key, len, true, feox_value_data(cur),
-                              feox_value_size(cur), &info);
-    }
     feox_value_release(cur);
-    if (rc != SQLITE_OK) {
-        sqlite3_result_error_nomem(ctx);
-        return;
-    }
     if (!same) {
         sqlite3_result_int(ctx, 0); /* it did not match when read: linearizable as a failure */
         return;
     }
     bool swapped = false;
+    feox_value *old = NULL;
     opts.flags |= FEOX_WRITE_TAG | FEOX_WRITE_MATCH_TAG | FEOX_WRITE_TS_INT64;
     opts.tag = replacement.tag;
     opts.expected_tag = expected.tag;
+    opts.replaced = vt->in_txn ? &old : NULL;
     e = feox_compare_and_swap(store, key, len, expected.data, expected.len, replacement.data,
                               replacement.len, &opts, &swapped);
-    if (e != FEOX_OK || !swapped) {
-        feox_journal_truncate(&vt->journal, mark);
-    }
     if (e != FEOX_OK) {
         fn_engine_error(ctx, vt, e);
+        return;
+    }
+    if (swapped && !journal_write(ctx, vt, key, len, old)) {
         return;
     }
     sqlite3_result_int(ctx, swapped ? 1 : 0);
@@ -525,21 +522,17 @@ static void patch_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_va
         return;
     }
     feox_store *store = vt->entry->store;
-    size_t mark = vt->journal.n;
-    if (vt->in_txn) {
-        int rc = feox_journal_capture(&vt->journal, store, key, len);
-        if (rc != SQLITE_OK) {
-            fn_error(ctx, rc,
-                     feox_table_message(vt->schema, vt->name, "cannot journal the change"));
-            return;
-        }
-    }
+    feox_value *old = NULL;
+    opts.replaced = vt->in_txn ? &old : NULL;
     char *doc = NULL;
     size_t doc_len = 0;
     feox_err e = feox_json_patch(store, key, len, patch, patch_len, &opts, &doc, &doc_len);
     if (e != FEOX_OK) {
-        feox_journal_truncate(&vt->journal, mark);
         fn_engine_error(ctx, vt, e);
+        return;
+    }
+    if (!journal_write(ctx, vt, key, len, old)) {
+        feox_free(doc);
         return;
     }
     sqlite3_result_text64(ctx, doc, doc_len, SQLITE_TRANSIENT, SQLITE_UTF8);

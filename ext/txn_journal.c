@@ -1,9 +1,10 @@
 /*
  * txn_journal.c — the undo journal that gives a feox table SQL transactions.
  *
- * The engine has no transactions, so each vtab (one per connection and table) records, before
+ * The engine has no transactions, so each vtab (one per connection and table) records, with
  * every change it makes, the key's previous state: absent, or its old value, tag and expiry
- * instant and timestamp. ROLLBACK undoes the entries newest first; ROLLBACK TO savepoint N undoes
+ * instant and timestamp. The write itself returns that state (feox_write_opts.replaced: the
+ * version it replaced, atomically with the change), so nothing is read before a write. ROLLBACK undoes the entries newest first; ROLLBACK TO savepoint N undoes
  * the entries made since savepoint N began. An undo is itself a write: a restored version gets
  * back its exact value, tag, timestamp and expiry (FEOX_WRITE_RESTORE lets the engine accept the
  * older timestamp), so after ROLLBACK the row is as it was, ts included; a key that was absent
@@ -72,23 +73,6 @@ int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool exis
     return SQLITE_OK;
 }
 
-int feox_journal_capture(feox_journal *j, feox_store *store, const void *key, size_t key_len)
-{
-    feox_value *v = NULL;
-    feox_err e = feox_get_ref(store, key, key_len, &v);
-    if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
-        return feox_journal_add(j, key, key_len, false, NULL, 0, NULL);
-    }
-    if (e != FEOX_OK) {
-        return feox_err_to_sqlite(e);
-    }
-    feox_record_info info;
-    feox_value_info(v, &info);
-    int rc = feox_journal_add(j, key, key_len, true, feox_value_data(v), feox_value_size(v), &info);
-    feox_value_release(v);
-    return rc;
-}
-
 void feox_journal_truncate(feox_journal *j, size_t n)
 {
     while (j->n > n) {
@@ -111,6 +95,29 @@ static feox_err undo_entry(feox_store *store, const feox_journal_entry *e, unsig
     opts.timestamp_ns = e->timestamp_ns;
     opts.expires_at_ns = e->expires_at_ns;
     return feox_insert(store, e->key, e->key_len, e->value, e->value_len, &opts, NULL);
+}
+
+int feox_journal_replaced(feox_journal *j, feox_store *store, const void *key, size_t key_len,
+                          feox_value *old)
+{
+    feox_record_info info;
+    feox_journal_entry undo = {.key = (unsigned char *)key, .key_len = key_len};
+    if (old != NULL) {
+        feox_value_info(old, &info);
+        undo.existed = true;
+        undo.value = (unsigned char *)feox_value_data(old);
+        undo.value_len = feox_value_size(old);
+        undo.tag = info.tag;
+        undo.timestamp_ns = info.timestamp_ns;
+        undo.expires_at_ns = info.expires_at_ns;
+    }
+    int rc = feox_journal_add(j, key, key_len, undo.existed, undo.value, undo.value_len,
+                              old != NULL ? &info : NULL);
+    if (rc != SQLITE_OK) {
+        (void)undo_entry(store, &undo); /* cannot be undone later: undo it now */
+    }
+    feox_value_release(old);
+    return rc;
 }
 
 feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n)

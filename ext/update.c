@@ -23,8 +23,8 @@
  *     timestamp.
  *   - UPDATE may change the key: the new key is created (IF_ABSENT unless OR REPLACE), then the
  *     old one deleted.
- * Everything is validated before the first change, and every change is undo-journalled first
- * (txn_journal.c), so a failing row or statement leaves nothing behind.
+ * Everything is validated before the first change, and every change is undo-journalled with the
+ * version it replaced (txn_journal.c), so a failing row or statement leaves nothing behind.
  */
 #include <string.h>
 
@@ -185,22 +185,19 @@ static int do_delete(feox_vtab *vt, sqlite3_value *old_key)
     if (!feox_key_from_value(vt->options.keytype, old_key, &key, &len)) {
         return SQLITE_OK;
     }
-    size_t mark = vt->journal.n;
-    if (vt->in_txn) {
-        int rc = feox_journal_capture(&vt->journal, vt->entry->store, key, len);
-        if (rc != SQLITE_OK) {
-            return rc;
-        }
-    }
-    feox_err e = feox_delete(vt->entry->store, key, len, NULL);
+    feox_value *old = NULL;
+    feox_write_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.replaced = vt->in_txn ? &old : NULL;
+    feox_err e = feox_delete(vt->entry->store, key, len, &opts);
     if (e != FEOX_OK) {
-        feox_journal_truncate(&vt->journal, mark);
         if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
             return SQLITE_OK; /* already gone (expired or deleted by another connection) */
         }
         return feox_table_engine_error(vt, e);
     }
-    return SQLITE_OK;
+    return vt->in_txn ? feox_journal_replaced(&vt->journal, vt->entry->store, key, len, old)
+                      : SQLITE_OK;
 }
 
 /* Write key -> new row. if_absent: fail on a live key (plain INSERT, key-changing UPDATE).
@@ -210,30 +207,18 @@ static int write_row(feox_vtab *vt, const void *key, size_t len, const row_input
                      const feox_record_info *ttl_source, bool if_absent)
 {
     feox_write_opts opts;
-    size_t mark = vt->journal.n;
-    int rc;
+    feox_value *old = NULL;
     write_opts(vt, in, tag, ttl_source, &opts);
     if (if_absent) {
         opts.flags |= FEOX_WRITE_IF_ABSENT;
-    } else if (vt->in_txn) {
-        rc = feox_journal_capture(&vt->journal, vt->entry->store, key, len);
-        if (rc != SQLITE_OK) {
-            return rc;
-        }
     }
+    opts.replaced = vt->in_txn ? &old : NULL;
     feox_err e = feox_insert(vt->entry->store, key, len, value, value_len, &opts, NULL);
     if (e != FEOX_OK) {
-        feox_journal_truncate(&vt->journal, mark);
         return write_error(vt, e, in);
     }
-    if (if_absent && vt->in_txn) {
-        rc = feox_journal_add(&vt->journal, key, len, false, NULL, 0, NULL);
-        if (rc != SQLITE_OK) {
-            (void)feox_delete(vt->entry->store, key, len, NULL); /* cannot undo it later */
-            return rc;
-        }
-    }
-    return SQLITE_OK;
+    return vt->in_txn ? feox_journal_replaced(&vt->journal, vt->entry->store, key, len, old)
+                      : SQLITE_OK;
 }
 
 static int do_insert(feox_vtab *vt, sqlite3_value **argv)
@@ -296,16 +281,15 @@ static int do_update(feox_vtab *vt, sqlite3_value **argv)
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
-    if (vt->in_txn) {
-        rc = feox_journal_add(&vt->journal, old_key, old_len, true, feox_value_data(old),
-                              feox_value_size(old), &info);
-        if (rc != SQLITE_OK) {
-            goto cleanup;
-        }
-    }
-    e = feox_delete(vt->entry->store, old_key, old_len, NULL);
+    feox_value *removed = NULL;
+    feox_write_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.replaced = vt->in_txn ? &removed : NULL;
+    e = feox_delete(vt->entry->store, old_key, old_len, &opts);
     if (e != FEOX_OK && e != FEOX_ERR_KEY_NOT_FOUND) {
         rc = feox_table_engine_error(vt, e);
+    } else if (e == FEOX_OK && vt->in_txn) {
+        rc = feox_journal_replaced(&vt->journal, vt->entry->store, old_key, old_len, removed);
     }
 cleanup:
     feox_value_release(old);

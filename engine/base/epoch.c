@@ -5,9 +5,9 @@
  * rather than ck_stack so ThreadSanitizer sees the ordering). A reclaimer
  * (the stores' maintenance threads, a writer that finds too much pending, or close) pops the whole
  * stack, waits out a grace period with ck_epoch_synchronize — which starts with a full fence, so
- * this is correct on weakly ordered CPUs too (ck_epoch_poll in CK 0.7.1 is not, see
- * perf-reliability.md §A.3) — and then destroys the batch: everything in it was unlinked before
- * the pop, so no reader that can still see it survives the grace period.
+ * this is correct on weakly ordered CPUs too (ck_epoch_poll in CK 0.7.1 is not: upstream commit
+ * d1b348c says it held only thanks to x86 ordering) — and then destroys the batch: everything in
+ * it was unlinked before the pop, so no reader that can still see it survives the grace period.
  */
 #include "base/epoch.h"
 

@@ -2,7 +2,7 @@
  * json_tree.h — edits and comparisons on cJSON trees built by json_parse.h (numbers as raw text).
  *
  * The list edits are ours because Debian's cJSON 1.7.15 cannot insert into an array at an index
- * above 0 (cJSON_InsertItemInArray returns 0; see reference/pitfalls.md). They keep cJSON's
+ * above 0 (cJSON_InsertItemInArray returns 0 there). They keep cJSON's
  * invariant that a container's first child's ->prev points at its last child.
  */
 #ifndef FEOX_JSON_TREE_H

@@ -322,26 +322,30 @@ feox_err feox_store_attach_storage(feox_store *s)
 
 /* ---- feox_refresh ---- */
 
-/* Remove every key from the indexes (a full reload follows). */
+/* Remove every key from the indexes (a full reload follows): one pass in key order. */
 static feox_err clear_indexes(feox_store *s)
 {
-    for (;;) {
+    key_buffer keys = {0}, bound = {0};
+    feox_err err = FEOX_OK;
+    bool first = true;
+    size_t n;
+    do {
         feox_entry *entries[LIVE_BATCH];
-        key_buffer keys = {0};
         size_t at[LIVE_BATCH];
         uint32_t len[LIVE_BATCH];
+        keys.len = 0;
         feox_epoch_enter();
-        size_t n = feox_ordered_index_scan(s->ordered, FEOX_SCAN_FIRST, NULL, 0, entries,
-                                           LIVE_BATCH);
-        size_t copied = 0;
-        for (; copied < n; copied++) {
-            at[copied] = keys.len;
-            len[copied] = entries[copied]->key_len;
-            if (!key_buffer_add(&keys, entries[copied]->key, entries[copied]->key_len))
-                break;
+        n = feox_ordered_index_scan(s->ordered, first ? FEOX_SCAN_FIRST : FEOX_SCAN_GT,
+                                    bound.data, bound.len, entries, LIVE_BATCH);
+        for (size_t i = 0; i < n && !err; i++) {
+            at[i] = keys.len;
+            len[i] = entries[i]->key_len;
+            if (!key_buffer_add(&keys, entries[i]->key, entries[i]->key_len))
+                err = feox_fail(FEOX_ERR_NOMEM, "allocation failed");
         }
         feox_epoch_exit();
-        for (size_t i = 0; i < copied; i++) {
+        first = false;
+        for (size_t i = 0; i < n && !err; i++) {
             const void *key = keys.data + at[i];
             uint64_t hash = feox_hash_key(&s->hash, key, len[i]);
             feox_shard *shard = feox_hash_shard(&s->hash, hash);
@@ -349,12 +353,15 @@ static feox_err clear_indexes(feox_store *s)
             feox_apply_delete(s, shard, hash, key, len[i]);
             pthread_mutex_unlock(&shard->lock);
         }
-        feox_mem_free(keys.data);
-        if (copied < n)
-            return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-        if (n == 0)
-            return FEOX_OK;
-    }
+        if (!err && n) {
+            bound.len = 0;
+            if (!key_buffer_add(&bound, keys.data + at[n - 1], len[n - 1]))
+                err = feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+        }
+    } while (!err && n == LIVE_BATCH);
+    feox_mem_free(keys.data);
+    feox_mem_free(bound.data);
+    return err;
 }
 
 feox_err feox_refresh(feox_store *s, void *txn)

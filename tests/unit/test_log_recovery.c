@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -473,6 +474,46 @@ static void test_normal_mode_flusher_makes_writes_durable(void **state)
     unlink(path);
 }
 
+/* Threads of this process (entries of /proc/self/task). */
+static int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* The flusher and the compactor start once load has replayed the file, not at open. */
+static void test_threads_start_after_load(void **state)
+{
+    (void)state;
+    char path[128];
+    model_temp_path(path, sizeof path, "threads");
+    static model m;
+    memset(&m, 0, sizeof m);
+    feox_config cfg = model_config(path, FEOX_SYNC_NORMAL);
+    cfg.disable_compaction = false;
+    feox_storage_host host = model_hooks(&m);
+    int before = thread_count();
+    feox_storage *b;
+    assert_int_equal(model_backend_open(&cfg, &host, &b), FEOX_OK);
+    assert_int_equal(thread_count(), before);
+    uint64_t loc, seq;
+    feox_record *r = feox_record_new("v", 1, 0, 1, 0, false);
+    assert_int_equal(model_append_put(b, "k", 1, r, &loc, &seq), FEOX_ERR_INVALID_ARGUMENT);
+    feox_storage_sink sink = model_sink(&m);
+    assert_int_equal(b->methods->load(b, NULL, &sink), FEOX_OK);
+    assert_int_equal(thread_count(), before + 2);
+    assert_int_equal(model_append_put(b, "k", 1, r, &loc, &seq), FEOX_OK);
+    feox_record_free(r);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
+    assert_int_equal(thread_count(), before);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_second_open_is_locked),
         cmocka_unit_test(test_flushed_delete_stays_deleted),
         cmocka_unit_test(test_read_value_from_buffer_and_file),
+        cmocka_unit_test(test_threads_start_after_load),
         cmocka_unit_test(test_compaction_after_overwrite_storm),
         cmocka_unit_test(test_sync_full_group_commit),
         cmocka_unit_test(test_normal_mode_flusher_makes_writes_durable),

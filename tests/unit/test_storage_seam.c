@@ -452,7 +452,14 @@ static void test_refresh_and_stale_reload(void **state)
     assert_true(feox_contains(s, KS("b")));
     assert_int_equal(count_calls("write"), writes); /* applied to the indexes only */
 
-    /* Stale: the store reloads what the backend holds now ("a" and "c"; "b" is gone). */
+    /* Stale: the store reloads what the backend holds now ("a" and "c"; "b" and the keys only
+     * the index held are gone). */
+    feox_write_opts index_only = {.flags = FEOX_WRITE_INDEX_ONLY};
+    char key[16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "only-%03d", i);
+        assert_int_equal(feox_insert(s, KS(key), KS("x"), &index_only, NULL), FEOX_OK);
+    }
     toy_set(&toy.records[1], "c", "3");
     toy.stale = true;
     assert_int_equal(feox_refresh(s, NULL), FEOX_OK);

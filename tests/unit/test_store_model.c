@@ -1,5 +1,5 @@
 /*
- * test_store_model.c — model-based random test of the store (perf-reliability.md §D.6 R1).
+ * test_store_model.c — model-based random test of the store.
  *
  * Random operations (insert with every option, insert_if_absent, get, get_ref, get_size,
  * contains, delete, atomic_increment, compare_and_swap, range_query, cursor walks, get_ttl,

@@ -1,6 +1,6 @@
 /*
  * log_format.h — encoding and validation of the store file's header and log records. The layout
- * itself is written down once, in engine/storage/log/FORMAT.md; the constants below are its numbers.
+ * itself is written down once, in FORMAT.md; the constants below are its numbers.
  */
 #ifndef FEOX_LOG_FORMAT_H
 #define FEOX_LOG_FORMAT_H

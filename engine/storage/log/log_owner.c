@@ -1,7 +1,7 @@
 /*
  * log_owner.c — the log backend's set_owner: record a new owner in the open store file's header.
  *
- * The header (64 bytes at offset 0, engine/storage/log/FORMAT.md) is rewritten in place with the same file id
+ * The header (64 bytes at offset 0, FORMAT.md) is rewritten in place with the same file id
  * and creation time and the new owner hash (its checksum recomputed), then fsynced. A 64-byte
  * write at offset 0 lies within one sector, so a crash leaves either the old or the new header.
  * Serialisation: compact_mu keeps compaction out (it replaces fd and writes owner_hash into its

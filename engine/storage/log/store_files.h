@@ -1,7 +1,7 @@
 /*
  * store_files.h — the engine's only ways to create, open, inspect and remove store files, so that
  * it never touches a file it did not create (the rules are in feox.h, "Store files", and in
- * engine/storage/log/FORMAT.md, "Files"), and the table of every store-file descriptor, which a fork() child
+ * FORMAT.md, "Files"), and the table of every store-file descriptor, which a fork() child
  * closes. Used by file_lock.c, log_backend.c, compaction.c and store_registry.c (fork handlers).
  */
 #ifndef FEOX_STORE_FILES_H
