@@ -51,8 +51,8 @@ static void set_message(feox_sqlite_backend *b, const char *what, const char *ca
         sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s.%s: %s%s%s", b->schema,
                          b->table, what, cause ? ": " : "", cause ? cause : "");
     } else {
-        sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s: %s%s%s", b->table,
-                         what, cause ? ": " : "", cause ? cause : "");
+        sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s: %s%s%s", b->table, what,
+                         cause ? ": " : "", cause ? cause : "");
     }
 }
 
@@ -129,7 +129,8 @@ static void put_u64_le(unsigned char *p, uint64_t u)
     }
 }
 
-static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, uint32_t len)
+static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, uint32_t len,
+                      bool text_ok)
 {
     if (tag == FEOX_TAG_INTEGER && len == 8) {
         return sqlite3_bind_int64(s, i, (sqlite3_int64)get_u64_le(value));
@@ -141,7 +142,7 @@ static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, u
         if (isfinite(d) && !(d == 0.0 && signbit(d))) { /* NaN would become NULL, -0.0 0.0 */
             return sqlite3_bind_double(s, i, d);
         }
-    } else if (tag == FEOX_TAG_TEXT && (len == 0 || memchr(value, 0, len) == NULL)) {
+    } else if (tag == FEOX_TAG_TEXT && text_ok && (len == 0 || memchr(value, 0, len) == NULL)) {
         return sqlite3_bind_text64(s, i, len ? value : "", len, SQLITE_STATIC, SQLITE_UTF8);
     } else if (tag == FEOX_TAG_NULL && len == 0) {
         return sqlite3_bind_null(s, i);
@@ -235,17 +236,44 @@ feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_s
 
 /* ---- writing a change to the tables ---------------------------------------------------------- */
 
+/* TEXT keeps its bytes only in a UTF-8 database (SQLite would convert it to UTF-16 otherwise):
+ * elsewhere a TEXT value is stored as a BLOB. */
+feox_err feox_sq_learn_encoding(feox_sqlite_backend *b)
+{
+    if (b->encoding_known) {
+        return FEOX_OK;
+    }
+    char *sql = sqlite3_mprintf("PRAGMA \"%w\".encoding", b->schema);
+    if (sql == NULL) {
+        return feox_sq_sql_error(b, SQLITE_NOMEM, "reading the encoding");
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(b->db, sql, -1, &s, NULL);
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *enc = (const char *)sqlite3_column_text(s, 0);
+        b->text_as_text = enc != NULL && sqlite3_stricmp(enc, "UTF-8") == 0;
+        b->encoding_known = true;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "reading the encoding");
+}
+
 static feox_err write_row(feox_sqlite_backend *b, const void *key, uint32_t key_len,
                           const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
                           uint64_t expires_at_ns, uint64_t seq)
 {
     sqlite3_stmt *s;
-    feox_err err = feox_sq_stmt(b, FEOX_SQ_PUT, &s);
+    feox_err err = feox_sq_learn_encoding(b);
+    if (err == FEOX_OK) {
+        err = feox_sq_stmt(b, FEOX_SQ_PUT, &s);
+    }
     if (err != FEOX_OK) {
         return err;
     }
     sqlite3_bind_blob64(s, 1, key, key_len, SQLITE_STATIC);
-    bind_value(s, 2, tag, value, value_len);
+    bind_value(s, 2, tag, value, value_len, b->text_as_text);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)tag);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)ts_ns);
     if (expires_at_ns != 0) {
@@ -296,9 +324,9 @@ static feox_err emit_change(feox_sqlite_backend *b, const void *key, uint32_t ke
                             uint64_t expires_at_ns, bool is_delete)
 {
     uint64_t seq = b->txn_last + 1;
-    feox_err err = is_delete ? delete_row(b, key, key_len)
-                             : write_row(b, key, key_len, value, value_len, tag, ts_ns,
-                                         expires_at_ns, seq);
+    feox_err err =
+        is_delete ? delete_row(b, key, key_len)
+                  : write_row(b, key, key_len, value, value_len, tag, ts_ns, expires_at_ns, seq);
     if (err == FEOX_OK && b->txn_logging) {
         sqlite3_stmt *s;
         err = feox_sq_stmt(b, FEOX_SQ_LOG, &s);
@@ -418,8 +446,8 @@ static feox_err send_pending(feox_sqlite_backend *b, const feox_storage_sink *si
         if (e->is_delete) {
             err = sink->del(sink->ctx, e->bytes, e->key_len, e->ts_ns);
         } else {
-            feox_storage_record rec = {e->bytes,     e->key_len, e->bytes + e->key_len,
-                                       e->value_len, e->tag,     e->ts_ns,
+            feox_storage_record rec = {e->bytes,         e->key_len,     e->bytes + e->key_len,
+                                       e->value_len,     e->tag,         e->ts_ns,
                                        e->expires_at_ns, b->txn_base + 1};
             err = sink->put(sink->ctx, &rec);
         }
@@ -495,9 +523,9 @@ static feox_err sq_load(feox_storage *st, void *txn, const feox_storage_sink *si
 }
 
 /* A write or delete: into the pending map (buffered) or the tables (write-through). */
-static feox_err change(feox_sqlite_backend *b, const void *key, uint32_t key_len,
-                       const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
-                       uint64_t expires_at_ns, bool is_delete, uint64_t *location)
+static feox_err change(feox_sqlite_backend *b, const void *key, uint32_t key_len, const void *value,
+                       uint32_t value_len, uint32_t tag, uint64_t ts_ns, uint64_t expires_at_ns,
+                       bool is_delete, uint64_t *location)
 {
     if (!b->in_txn) {
         return feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT,
@@ -505,15 +533,14 @@ static feox_err change(feox_sqlite_backend *b, const void *key, uint32_t key_len
     }
     feox_err err;
     if (b->mode == FEOX_SQLITE_WRITE_THROUGH) {
-        err = emit_change(b, key, key_len, value, value_len, tag, ts_ns, expires_at_ns,
-                          is_delete);
+        err = emit_change(b, key, key_len, value, value_len, tag, ts_ns, expires_at_ns, is_delete);
         if (location != NULL) {
             *location = b->txn_last;
         }
         return err;
     }
-    if (!feox_pending_put(&b->pending, key, key_len, value, value_len, tag, ts_ns,
-                          expires_at_ns, is_delete)) {
+    if (!feox_pending_put(&b->pending, key, key_len, value, value_len, tag, ts_ns, expires_at_ns,
+                          is_delete)) {
         return feox_sq_sql_error(b, SQLITE_NOMEM, "keeping a pending record");
     }
     if (location != NULL) {
@@ -574,8 +601,8 @@ static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len
     const feox_pending_entry *e = feox_pending_get(&b->pending, key, key_len);
     if (e != NULL) {
         *found = !e->is_delete;
-        feox_storage_record r = {e->bytes,     e->key_len, e->bytes + e->key_len, e->value_len,
-                                 e->tag,       e->ts_ns,   e->expires_at_ns,      b->txn_base + 1};
+        feox_storage_record r = {e->bytes, e->key_len, e->bytes + e->key_len, e->value_len,
+                                 e->tag,   e->ts_ns,   e->expires_at_ns,      b->txn_base + 1};
         *rec = r;
         return FEOX_OK;
     }
@@ -594,12 +621,10 @@ static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len
         *held = s;
         return FEOX_OK;
     }
+    err = rc == SQLITE_DONE ? FEOX_OK : feox_sq_sql_error(b, rc, "reading a record");
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        return feox_sq_sql_error(b, rc, "reading a record");
-    }
     *found = false;
-    return FEOX_OK;
+    return err;
 }
 
 static void release_held(sqlite3_stmt *held)
@@ -715,6 +740,7 @@ static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *
         return FEOX_OK;
     }
     b->slow_refreshes++;
+    feox_sq_clear_error(b);
     uint64_t cur, min_seq;
     feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
     if (err != FEOX_OK) {

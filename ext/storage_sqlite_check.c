@@ -21,6 +21,7 @@ typedef struct check_report {
     char *out;
     size_t cap, used;
     unsigned problems;
+    bool text_as_text; /* a UTF-8 database: TEXT values are stored as TEXT */
 } check_report;
 
 static void report(check_report *r, const char *fmt, ...)
@@ -34,8 +35,8 @@ static void report(check_report *r, const char *fmt, ...)
     char *msg = sqlite3_vmprintf(fmt, ap);
     va_end(ap);
     if (msg != NULL) {
-        sqlite3_snprintf((int)(r->cap - r->used), r->out + r->used, "%s%s",
-                         r->used ? "; " : "", msg);
+        sqlite3_snprintf((int)(r->cap - r->used), r->out + r->used, "%s%s", r->used ? "; " : "",
+                         msg);
         r->used += strlen(r->out + r->used);
         sqlite3_free(msg);
     }
@@ -58,7 +59,8 @@ static void key_hex(const unsigned char *key, int len, char out[40])
 }
 
 /* Whether the value column's SQL type is the one the layout gives (tag, bytes). */
-static const char *value_format_problem(sqlite3_stmt *s, int col, sqlite3_int64 tag)
+static const char *value_format_problem(sqlite3_stmt *s, int col, sqlite3_int64 tag,
+                                        bool text_as_text)
 {
     int type = sqlite3_column_type(s, col);
     if (type == SQLITE_INTEGER) {
@@ -72,6 +74,9 @@ static const char *value_format_problem(sqlite3_stmt *s, int col, sqlite3_int64 
         return isfinite(d) && !(d == 0.0 && signbit(d)) ? NULL : "REAL value not finite";
     }
     if (type == SQLITE_TEXT) {
+        if (!text_as_text) {
+            return "TEXT value in a database that is not UTF-8";
+        }
         return tag == FEOX_TAG_TEXT ? NULL : "TEXT value with another tag";
     }
     if (type == SQLITE_NULL) {
@@ -91,7 +96,7 @@ static const char *value_format_problem(sqlite3_stmt *s, int col, sqlite3_int64 
         memcpy(&d, &bits, sizeof d);
         return isfinite(d) && !(d == 0.0 && signbit(d)) ? "finite REAL stored as a BLOB" : NULL;
     }
-    if (tag == FEOX_TAG_TEXT && (len == 0 || memchr(p, 0, (size_t)len) == NULL)) {
+    if (tag == FEOX_TAG_TEXT && text_as_text && (len == 0 || memchr(p, 0, (size_t)len) == NULL)) {
         return "TEXT without NUL stored as a BLOB";
     }
     if (tag == FEOX_TAG_NULL && len == 0) {
@@ -110,15 +115,15 @@ static void check_data_row(sqlite3_stmt *s, check_report *r, const char *table)
         key_hex(sqlite3_column_blob(s, 0), key_len, hex);
     }
     if (key_type != SQLITE_BLOB || key_len < 1 || (uint64_t)key_len > FEOX_MAX_KEY_SIZE) {
-        report(r, "%s_data: a key is not a BLOB of 1 to %u bytes (x'%s')", table,
-               FEOX_MAX_KEY_SIZE, hex);
+        report(r, "%s_data: a key is not a BLOB of 1 to %u bytes (x'%s')", table, FEOX_MAX_KEY_SIZE,
+               hex);
         return;
     }
     sqlite3_int64 tag = sqlite3_column_int64(s, 2);
     const char *problem = NULL;
     if (sqlite3_column_type(s, 2) != SQLITE_INTEGER || tag < 0 || tag > (sqlite3_int64)UINT32_MAX) {
         problem = "tag is not a 32-bit unsigned integer";
-    } else if ((problem = value_format_problem(s, 1, tag)) != NULL) {
+    } else if ((problem = value_format_problem(s, 1, tag, r->text_as_text)) != NULL) {
     } else if ((uint64_t)sqlite3_column_bytes(s, 1) > FEOX_MAX_VALUE_SIZE) {
         problem = "value longer than the largest feox value";
     } else if (sqlite3_column_type(s, 3) != SQLITE_INTEGER) {
@@ -171,7 +176,7 @@ static feox_err check_sql(feox_sqlite_backend *b, check_report *r, char *sql,
 }
 
 #define CUR_SEQ                                                                                    \
-    "max(coalesce((SELECT max(seq) FROM \"%w\".\"%w_log\"), 0),"                                 \
+    "max(coalesce((SELECT max(seq) FROM \"%w\".\"%w_log\"), 0),"                                   \
     " coalesce((SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'min_seq'), 0))"
 #define MIN_SEQ "coalesce((SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'min_seq'), 0)"
 
@@ -179,7 +184,7 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
 {
     feox_sqlite_backend *b = (feox_sqlite_backend *)st;
     const char *s = b->schema, *t = b->table;
-    check_report r = {detail, detail_len, 0, 0};
+    check_report r = {detail, detail_len, 0, 0, true};
     if (detail != NULL && detail_len != 0) {
         detail[0] = '\0';
     }
@@ -187,14 +192,17 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
     feox_sq_clear_error(b);
     uint64_t cur = 0, min_seq = 0;
     feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
+    if (err == FEOX_OK) {
+        err = feox_sq_learn_encoding(b);
+        r.text_as_text = b->text_as_text;
+    }
     static const char *const suffixes[] = {"data", "log", "meta"};
     for (int i = 0; i < 3 && err == FEOX_OK; i++) {
         char what[64];
         sqlite3_snprintf((int)sizeof what, what, "%s_%s", t, suffixes[i]);
-        err = check_sql(b, &r,
-                        sqlite3_mprintf("PRAGMA \"%w\".integrity_check(\"%w_%s\")", s, t,
-                                        suffixes[i]),
-                        NULL, what);
+        err = check_sql(
+            b, &r, sqlite3_mprintf("PRAGMA \"%w\".integrity_check(\"%w_%s\")", s, t, suffixes[i]),
+            NULL, what);
     }
     if (err == FEOX_OK) {
         err = check_sql(b, &r,
@@ -220,12 +228,13 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
     }
     if (err == FEOX_OK && !b->in_txn) {
         /* Inside a transaction that outgrew the feed, its rows have none until sync. */
-        err = check_sql(b, &r,
-                        sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w_data\" d WHERE d.seq > "
-                                        MIN_SEQ " AND NOT EXISTS (SELECT 1 FROM \"%w\".\"%w_log\""
-                                        " l WHERE l.seq = d.seq AND l.key = d.key)",
-                                        s, t, s, t, s, t),
-                        NULL, "records written since min_seq without their feed row");
+        err = check_sql(
+            b, &r,
+            sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w_data\" d WHERE d.seq > " MIN_SEQ
+                            " AND NOT EXISTS (SELECT 1 FROM \"%w\".\"%w_log\""
+                            " l WHERE l.seq = d.seq AND l.key = d.key)",
+                            s, t, s, t, s, t),
+            NULL, "records written since min_seq without their feed row");
     }
     if (err == FEOX_OK && r.problems != 0) {
         if (r.problems > MAX_REPORTED && r.out != NULL && r.used + 1 < r.cap) {

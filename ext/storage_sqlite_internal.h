@@ -44,6 +44,7 @@ typedef struct feox_sqlite_backend {
     feox_storage_host host;
     feox_sqlite_write_mode mode;
     uint64_t pending_limit, feed_limit;
+    bool encoding_known, text_as_text; /* TEXT values stored as TEXT: a UTF-8 database */
 
     /* Coherence: what the store's indexes hold. */
     bool loaded;        /* false: only a load brings them up to date */
@@ -77,6 +78,8 @@ feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_s
 /* The bytes a value column reads back as (num holds INTEGER/REAL); data never NULL. */
 void feox_sq_column_value(sqlite3_stmt *s, int col, unsigned char num[8], const void **data,
                           uint32_t *len);
+/* Learn once whether the database is UTF-8 (text_as_text). */
+feox_err feox_sq_learn_encoding(feox_sqlite_backend *b);
 /* feox_storage_methods.check (storage_sqlite_check.c). */
 feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len);
 

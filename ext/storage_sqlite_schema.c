@@ -69,10 +69,9 @@ int feox_sqlite_storage_drop(sqlite3 *db, const char *schema, const char *table,
 int feox_sqlite_storage_rename(sqlite3 *db, const char *schema, const char *from, const char *to,
                                char **errmsg)
 {
-    char *sql = sqlite3_mprintf(
-        "ALTER TABLE \"%w\".\"%w_data\" RENAME TO \"%w_data\";"
-        "ALTER TABLE \"%w\".\"%w_log\" RENAME TO \"%w_log\";"
-        "ALTER TABLE \"%w\".\"%w_meta\" RENAME TO \"%w_meta\";",
-        schema, from, to, schema, from, to, schema, from, to);
+    char *sql = sqlite3_mprintf("ALTER TABLE \"%w\".\"%w_data\" RENAME TO \"%w_data\";"
+                                "ALTER TABLE \"%w\".\"%w_log\" RENAME TO \"%w_log\";"
+                                "ALTER TABLE \"%w\".\"%w_meta\" RENAME TO \"%w_meta\";",
+                                schema, from, to, schema, from, to, schema, from, to);
     return exec_owned(db, sql, from, "renaming the shadow tables", errmsg);
 }

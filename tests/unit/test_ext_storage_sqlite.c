@@ -336,10 +336,10 @@ typedef struct typed_value {
 
 static const typed_value typed_values[] = {
     {"int", FEOX_TAG_INTEGER, {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 8, "integer"},
-    {"real", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0xf8, 0x3f}, 8, "real"},            /* 1.5 */
-    {"nan", FEOX_TAG_REAL, {1, 0, 0, 0, 0, 0, 0xf8, 0x7f}, 8, "blob"},             /* NaN */
-    {"negzero", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0, 0x80}, 8, "blob"},            /* -0.0 */
-    {"inf", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0xf0, 0x7f}, 8, "blob"},             /* +Inf */
+    {"real", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0xf8, 0x3f}, 8, "real"}, /* 1.5 */
+    {"nan", FEOX_TAG_REAL, {1, 0, 0, 0, 0, 0, 0xf8, 0x7f}, 8, "blob"},  /* NaN */
+    {"negzero", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0, 0x80}, 8, "blob"}, /* -0.0 */
+    {"inf", FEOX_TAG_REAL, {0, 0, 0, 0, 0, 0, 0xf0, 0x7f}, 8, "blob"},  /* +Inf */
     {"text", FEOX_TAG_TEXT, "h\xc3\xa9llo\n'x", 9, "text"},
     {"textnul", FEOX_TAG_TEXT, {'a', 0, 'b'}, 3, "blob"},
     {"textempty", FEOX_TAG_TEXT, {0}, 0, "text"},
@@ -402,8 +402,8 @@ static void round_trip(feox_sqlite_write_mode mode, const char *name)
     txn_commit(&bk);
 
     for (size_t i = 0; i < N_TYPED; i++) {
-        char *sql = sqlite3_mprintf("SELECT typeof(value) FROM kv_data WHERE key = CAST(%Q AS BLOB)",
-                                    typed_values[i].key);
+        char *sql = sqlite3_mprintf(
+            "SELECT typeof(value) FROM kv_data WHERE key = CAST(%Q AS BLOB)", typed_values[i].key);
         expect(db, sql, typed_values[i].sql_type);
         sqlite3_free(sql);
     }
@@ -638,15 +638,14 @@ static void test_feed_write_through(void **state)
     feed_between_connections(FEOX_SQLITE_WRITE_THROUGH, "feed_through.db");
 }
 
-static void test_stale_when_feed_is_gone(void **state)
+static void stale_case(feox_sqlite_write_mode mode, const char *name)
 {
-    (void)state;
-    sqlite3 *dba = open_db("stale.db");
-    sqlite3 *dbb = open_db("stale.db");
+    sqlite3 *dba = open_db(name);
+    sqlite3 *dbb = open_db(name);
     create_table(dba, "kv");
     backend a, b;
     test_sink ts;
-    open_backend_limits(&a, dba, "kv", FEOX_SQLITE_WRITE_THROUGH, 0, 4);
+    open_backend_limits(&a, dba, "kv", mode, 0, 4);
     open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
     load(&a, &ts);
     load(&b, &ts);
@@ -686,6 +685,47 @@ static void test_stale_when_feed_is_gone(void **state)
     close_backend(&b);
     sqlite3_close(dba);
     sqlite3_close(dbb);
+}
+
+static void test_stale_buffered(void **state)
+{
+    (void)state;
+    stale_case(FEOX_SQLITE_WRITE_BUFFERED, "stale_buffered.db");
+}
+
+static void test_stale_write_through(void **state)
+{
+    (void)state;
+    stale_case(FEOX_SQLITE_WRITE_THROUGH, "stale_through.db");
+}
+
+/* In a UTF-16 database SQLite would convert TEXT: values are kept as BLOBs there. */
+static void test_utf16_database(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/utf16.db", tmpdir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    exec_ok(db, "PRAGMA encoding = 'UTF-16le'");
+    create_table(db, "kv");
+    backend bk;
+    test_sink ts;
+    open_backend(&bk, db, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&bk, &ts);
+    txn_begin(&bk);
+    write_typed_values(&bk);
+    txn_commit(&bk);
+    expect(db, "SELECT typeof(value) FROM kv_data WHERE key = x'74657874'", "blob"); /* 'text' */
+    char detail[256];
+    assert_int_equal(bk.st->methods->check(bk.st, detail, sizeof detail), FEOX_OK);
+    backend again;
+    open_backend(&again, db, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&again, &ts);
+    expect_typed_values(&ts);
+    close_backend(&again);
+    close_backend(&bk);
+    sqlite3_close(db);
 }
 
 static int count_statements(unsigned type, void *ctx, void *p, void *x)
@@ -772,8 +812,7 @@ static void test_find_and_read_value(void **state)
     assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 5), FEOX_OK);
     assert_memory_equal(buf, "alpha", 5);
     assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 4), FEOX_ERR_CORRUPT);
-    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "zz", 2, 1, buf, 4),
-                     FEOX_ERR_CORRUPT);
+    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "zz", 2, 1, buf, 4), FEOX_ERR_CORRUPT);
 
     /* Inside a transaction its own pending changes are what find and read_value see. */
     txn_begin(&bk);
@@ -796,7 +835,8 @@ static void test_find_and_read_value(void **state)
     sqlite3_close(db);
 }
 
-/* ---- check ------------------------------------------------------------------------------------ */
+/* ---- check ------------------------------------------------------------------------------------
+ */
 
 static void expect_damage(sqlite3 *db, backend *bk, const char *damage, const char *undo,
                           const char *want)
@@ -836,10 +876,11 @@ static void test_check_finds_damage(void **state)
     expect_damage(db, &bk, "UPDATE kv_data SET value = CAST('hi' AS BLOB) WHERE key = x'74657874'",
                   "UPDATE kv_data SET value = 'h\xc3\xa9llo\n''x' WHERE key = x'74657874'",
                   "TEXT without NUL stored as a BLOB");
-    expect_damage(db, &bk, "UPDATE kv_data SET seq = 999 WHERE key = CAST('raw' AS BLOB)",
-                  "UPDATE kv_data SET seq = (SELECT seq FROM kv_log WHERE key = CAST('raw' AS BLOB))"
-                  " WHERE key = CAST('raw' AS BLOB)",
-                  "kv_data: key x'726177': seq 999 is after the table's seq");
+    expect_damage(
+        db, &bk, "UPDATE kv_data SET seq = 999 WHERE key = CAST('raw' AS BLOB)",
+        "UPDATE kv_data SET seq = (SELECT seq FROM kv_log WHERE key = CAST('raw' AS BLOB))"
+        " WHERE key = CAST('raw' AS BLOB)",
+        "kv_data: key x'726177': seq 999 is after the table's seq");
     expect_damage(db, &bk, "UPDATE kv_data SET tag = -1 WHERE key = CAST('raw' AS BLOB)",
                   "UPDATE kv_data SET tag = 0 WHERE key = CAST('raw' AS BLOB)",
                   "tag is not a 32-bit unsigned integer");
@@ -865,7 +906,8 @@ static void test_check_finds_damage(void **state)
     sqlite3_close(db);
 }
 
-/* ---- errors ----------------------------------------------------------------------------------- */
+/* ---- errors -----------------------------------------------------------------------------------
+ */
 
 static void busy_case(feox_sqlite_write_mode mode, const char *name)
 {
@@ -931,6 +973,367 @@ static void test_missing_tables(void **state)
     sqlite3_close(db);
 }
 
+/* ---- through SQLite's own hooks: a minimal virtual table -------------------------------------
+ * "sqvt" drives the backend exactly as storage_sqlite.h tells the feox vtab to (INSERT only,
+ * reads go to the shadow table), so the hook order of the SQLite in use is what is tested: the
+ * buffered design relies on xSavepoint running before SQLite opens the savepoint, and on
+ * ROLLBACK TO restoring the tables before xRollbackTo. DEFENSIVE is on. */
+
+typedef struct sqvt {
+    sqlite3_vtab base;
+    backend bk;
+    char *name;
+} sqvt;
+
+static feox_err sqvt_refresh(sqvt *v)
+{
+    test_sink ts;
+    feox_storage_sink s = sink_of(&ts);
+    feox_err err = v->bk.st->methods->refresh(v->bk.st, NULL, &s);
+    if (err == FEOX_ERR_STALE) {
+        err = v->bk.st->methods->load(v->bk.st, NULL, &s);
+    }
+    return err;
+}
+
+static int sqvt_open_backend(sqlite3 *db, int argc, const char *const *argv, sqlite3_vtab **out,
+                             bool create)
+{
+    sqvt *v = sqlite3_malloc(sizeof *v);
+    memset(v, 0, sizeof *v);
+    v->name = sqlite3_mprintf("%s", argv[2]);
+    int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(key, value)");
+    if (rc == SQLITE_OK && create) {
+        rc = feox_sqlite_storage_create(db, argv[1], argv[2], NULL);
+    }
+    if (rc != SQLITE_OK) {
+        sqlite3_free(v->name);
+        sqlite3_free(v);
+        return rc;
+    }
+    feox_sqlite_write_mode mode = argc > 3 && strcmp(argv[3], "through") == 0
+                                      ? FEOX_SQLITE_WRITE_THROUGH
+                                      : FEOX_SQLITE_WRITE_BUFFERED;
+    memset(&v->bk, 0, sizeof v->bk);
+    v->bk.t.db = db;
+    v->bk.t.schema = "main";
+    v->bk.t.table = v->name;
+    v->bk.t.write_mode = mode;
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.storage_arg = &v->bk.t;
+    assert_int_equal(feox_sqlite_storage()->open(feox_sqlite_storage(), &cfg, NULL, &v->bk.st),
+                     FEOX_OK);
+    *out = &v->base;
+    return SQLITE_OK;
+}
+
+static int sqvt_create(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                       sqlite3_vtab **out, char **err)
+{
+    (void)aux;
+    (void)err;
+    return sqvt_open_backend(db, argc, argv, out, true);
+}
+
+static int sqvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                        sqlite3_vtab **out, char **err)
+{
+    (void)aux;
+    (void)err;
+    return sqvt_open_backend(db, argc, argv, out, false);
+}
+
+static int sqvt_disconnect(sqlite3_vtab *vt)
+{
+    sqvt *v = (sqvt *)vt;
+    v->bk.st->methods->close(v->bk.st);
+    sqlite3_free(v->name);
+    sqlite3_free(v);
+    return SQLITE_OK;
+}
+
+static int sqvt_destroy(sqlite3_vtab *vt)
+{
+    sqvt *v = (sqvt *)vt;
+    int rc = feox_sqlite_storage_drop(v->bk.t.db, "main", v->name, NULL);
+    sqvt_disconnect(vt);
+    return rc;
+}
+
+static int sqvt_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
+{
+    (void)vt;
+    info->estimatedCost = 1e6;
+    return SQLITE_OK;
+}
+
+static int sqvt_open_cursor(sqlite3_vtab *vt, sqlite3_vtab_cursor **out)
+{
+    (void)vt;
+    *out = sqlite3_malloc(sizeof **out);
+    return *out ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+static int sqvt_close_cursor(sqlite3_vtab_cursor *c)
+{
+    sqlite3_free(c);
+    return SQLITE_OK;
+}
+
+static int sqvt_filter(sqlite3_vtab_cursor *c, int n, const char *s, int argc, sqlite3_value **v)
+{
+    (void)c, (void)n, (void)s, (void)argc, (void)v;
+    return SQLITE_OK;
+}
+
+static int sqvt_next(sqlite3_vtab_cursor *c)
+{
+    (void)c;
+    return SQLITE_OK;
+}
+
+static int sqvt_eof(sqlite3_vtab_cursor *c)
+{
+    (void)c;
+    return 1;
+}
+
+static int sqvt_column(sqlite3_vtab_cursor *c, sqlite3_context *ctx, int i)
+{
+    (void)c, (void)ctx, (void)i;
+    return SQLITE_OK;
+}
+
+static int sqvt_rowid(sqlite3_vtab_cursor *c, sqlite3_int64 *rowid)
+{
+    (void)c;
+    *rowid = 0;
+    return SQLITE_OK;
+}
+
+static int sqvt_engine_rc(sqvt *v, feox_err err)
+{
+    if (err == FEOX_OK) {
+        return SQLITE_OK;
+    }
+    sqlite3_free(v->base.zErrMsg);
+    v->base.zErrMsg = sqlite3_mprintf("%s", v->bk.t.errmsg);
+    return v->bk.t.errcode != SQLITE_OK ? v->bk.t.errcode : SQLITE_ERROR;
+}
+
+static int sqvt_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_int64 *rowid)
+{
+    sqvt *v = (sqvt *)vt;
+    (void)rowid;
+    if (argc < 4 || sqlite3_value_type(argv[0]) != SQLITE_NULL) {
+        return SQLITE_READONLY; /* INSERT only */
+    }
+    if (sqlite3_value_type(argv[2]) == SQLITE_NULL) {
+        sqlite3_free(vt->zErrMsg);
+        vt->zErrMsg = sqlite3_mprintf("NULL key");
+        return SQLITE_CONSTRAINT;
+    }
+    const char *key = (const char *)sqlite3_value_text(argv[2]);
+    const char *value = (const char *)sqlite3_value_text(argv[3]);
+    feox_storage_record rec = {key,
+                               (uint32_t)strlen(key),
+                               value ? value : "",
+                               value ? (uint32_t)strlen(value) : 0,
+                               FEOX_TAG_TEXT,
+                               1,
+                               0,
+                               0};
+    uint64_t location, seq;
+    return sqvt_engine_rc(v, v->bk.st->methods->write(v->bk.st, NULL, &rec, NULL, &location, &seq));
+}
+
+static int sqvt_begin(sqlite3_vtab *vt)
+{
+    sqvt *v = (sqvt *)vt;
+    feox_err err = sqvt_refresh(v);
+    return sqvt_engine_rc(v, err != FEOX_OK ? err : feox_sqlite_storage_begin(&v->bk.t));
+}
+
+static int sqvt_sync(sqlite3_vtab *vt)
+{
+    sqvt *v = (sqvt *)vt;
+    return sqvt_engine_rc(v, feox_sqlite_storage_sync(&v->bk.t));
+}
+
+static int sqvt_commit(sqlite3_vtab *vt)
+{
+    feox_sqlite_storage_commit(&((sqvt *)vt)->bk.t);
+    return SQLITE_OK;
+}
+
+static int sqvt_rollback(sqlite3_vtab *vt)
+{
+    feox_sqlite_storage_rollback(&((sqvt *)vt)->bk.t);
+    return SQLITE_OK;
+}
+
+static int sqvt_rename(sqlite3_vtab *vt, const char *to)
+{
+    sqvt *v = (sqvt *)vt;
+    int rc = feox_sqlite_storage_rename(v->bk.t.db, "main", v->name, to, NULL);
+    if (rc == SQLITE_OK) {
+        /* the backend's statements name the old tables: reopen it on the new name */
+        feox_sqlite_write_mode mode = v->bk.t.write_mode;
+        v->bk.st->methods->close(v->bk.st);
+        sqlite3_free(v->name);
+        v->name = sqlite3_mprintf("%s", to);
+        v->bk.t.table = v->name;
+        v->bk.t.write_mode = mode;
+        feox_config cfg;
+        feox_config_init(&cfg);
+        cfg.storage_arg = &v->bk.t;
+        assert_int_equal(feox_sqlite_storage()->open(feox_sqlite_storage(), &cfg, NULL, &v->bk.st),
+                         FEOX_OK);
+    }
+    return rc;
+}
+
+static int sqvt_savepoint(sqlite3_vtab *vt, int level)
+{
+    sqvt *v = (sqvt *)vt;
+    return sqvt_engine_rc(v, feox_sqlite_storage_savepoint(&v->bk.t, level));
+}
+
+static int sqvt_release(sqlite3_vtab *vt, int level)
+{
+    (void)vt, (void)level;
+    return SQLITE_OK;
+}
+
+static int sqvt_rollback_to(sqlite3_vtab *vt, int level)
+{
+    feox_sqlite_storage_rollback_to(&((sqvt *)vt)->bk.t, level);
+    return SQLITE_OK;
+}
+
+static int sqvt_shadow_name(const char *suffix)
+{
+    return feox_sqlite_storage_shadow_name(suffix);
+}
+
+static const sqlite3_module sqvt_module = {
+    3,
+    sqvt_create,
+    sqvt_connect,
+    sqvt_best_index,
+    sqvt_disconnect,
+    sqvt_destroy,
+    sqvt_open_cursor,
+    sqvt_close_cursor,
+    sqvt_filter,
+    sqvt_next,
+    sqvt_eof,
+    sqvt_column,
+    sqvt_rowid,
+    sqvt_update,
+    sqvt_begin,
+    sqvt_sync,
+    sqvt_commit,
+    sqvt_rollback,
+    NULL,
+    sqvt_rename,
+    sqvt_savepoint,
+    sqvt_release,
+    sqvt_rollback_to,
+    sqvt_shadow_name,
+};
+
+static void exec_fails(sqlite3 *db, const char *sql, const char *want)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK) {
+        fail_msg("expected failure: %s", sql);
+    }
+    if (err == NULL || strstr(err, want) == NULL) {
+        fail_msg("%s\n  -> %s\n  want: %s", sql, err ? err : "?", want);
+    }
+    sqlite3_free(err);
+}
+
+static void through_sqlite_hooks(const char *mode, const char *name)
+{
+    sqlite3 *db = open_db(name);
+    assert_int_equal(sqlite3_create_module(db, "sqvt", &sqvt_module, NULL), SQLITE_OK);
+    int on = 1;
+    assert_int_equal(sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on), SQLITE_OK);
+    char *sql = sqlite3_mprintf("CREATE VIRTUAL TABLE t USING sqvt(%s)", mode);
+    exec_ok(db, sql);
+    sqlite3_free(sql);
+    assert_int_equal(count_tables(db, "t_*"), 3);
+#define KEYS "SELECT group_concat(CAST(key AS TEXT), '') FROM (SELECT key FROM t_data ORDER BY key)"
+
+    exec_ok(db, "INSERT INTO t VALUES('a', '1')");
+    expect(db, KEYS, "a");
+    /* BEGIN; b; SAVEPOINT s; c; ROLLBACK TO s; d; COMMIT */
+    exec_ok(db,
+            "BEGIN; INSERT INTO t VALUES('b', '2'); SAVEPOINT s; INSERT INTO t VALUES('c', '3');"
+            " ROLLBACK TO s; INSERT INTO t VALUES('d', '4'); COMMIT");
+    expect(db, KEYS, "abd");
+    /* nested savepoints, the inner one released */
+    exec_ok(db, "BEGIN; SAVEPOINT s1; INSERT INTO t VALUES('e', '5'); SAVEPOINT s2;"
+                " INSERT INTO t VALUES('f', '6'); RELEASE s2; ROLLBACK TO s1;"
+                " INSERT INTO t VALUES('g', '7'); COMMIT");
+    expect(db, KEYS, "abdg");
+    /* a failing multi-row statement inside BEGIN: its statement savepoint drops 'h' only */
+    exec_ok(db, "BEGIN; INSERT INTO t VALUES('i', '9')");
+    exec_fails(db, "INSERT INTO t VALUES('h', '8'), (NULL, 'x')", "NULL key");
+    exec_ok(db, "INSERT INTO t VALUES('j', '10'); COMMIT");
+    expect(db, KEYS, "abdgij");
+    /* ... and in autocommit, and a ROLLBACK */
+    exec_fails(db, "INSERT INTO t VALUES('k', '11'), (NULL, 'x')", "NULL key");
+    exec_ok(db, "BEGIN; INSERT INTO t VALUES('l', '12'); ROLLBACK");
+    expect(db, KEYS, "abdgij");
+    /* DEFENSIVE: the shadow tables are read-only to SQL */
+    exec_fails(db, "DELETE FROM t_data", "may not be modified");
+
+    /* Another connection's backend loads the same rows, and the tables check clean. */
+    sqlite3 *db2 = open_db(name);
+    backend other;
+    test_sink ts;
+    open_backend(&other, db2, "t", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&other, &ts);
+    assert_int_equal(live_count(&ts), 6);
+    char detail[256];
+    assert_int_equal(other.st->methods->check(other.st, detail, sizeof detail), FEOX_OK);
+    /* and hears the next commit through the feed */
+    exec_ok(db, "INSERT INTO t VALUES('m', '13')");
+    assert_int_equal(refresh(&other, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "+m");
+    close_backend(&other);
+    sqlite3_close(db2);
+
+    exec_ok(db, "BEGIN; ALTER TABLE t RENAME TO u; ROLLBACK");
+    assert_int_equal(count_tables(db, "u_*"), 0);
+    exec_ok(db, "ALTER TABLE t RENAME TO u");
+    assert_int_equal(count_tables(db, "t_*"), 0);
+    exec_ok(db, "INSERT INTO u VALUES('n', '14')");
+    expect(db, "SELECT count(*) FROM u_data", "8");
+    exec_ok(db, "BEGIN; DROP TABLE u; ROLLBACK");
+    assert_int_equal(count_tables(db, "u_*"), 3);
+    exec_ok(db, "DROP TABLE u");
+    assert_int_equal(count_tables(db, "u_*"), 0);
+#undef KEYS
+    sqlite3_close(db);
+}
+
+static void test_sqlite_hooks_buffered(void **state)
+{
+    (void)state;
+    through_sqlite_hooks("buffered", "hooks_buffered.db");
+}
+
+static void test_sqlite_hooks_write_through(void **state)
+{
+    (void)state;
+    through_sqlite_hooks("through", "hooks_through.db");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -943,13 +1346,17 @@ int main(void)
         cmocka_unit_test(test_savepoints_write_through),
         cmocka_unit_test(test_feed_buffered),
         cmocka_unit_test(test_feed_write_through),
-        cmocka_unit_test(test_stale_when_feed_is_gone),
+        cmocka_unit_test(test_stale_buffered),
+        cmocka_unit_test(test_stale_write_through),
+        cmocka_unit_test(test_utf16_database),
         cmocka_unit_test(test_fast_path_runs_no_sql),
         cmocka_unit_test(test_find_and_read_value),
         cmocka_unit_test(test_check_finds_damage),
         cmocka_unit_test(test_busy_buffered),
         cmocka_unit_test(test_busy_write_through),
         cmocka_unit_test(test_missing_tables),
+        cmocka_unit_test(test_sqlite_hooks_buffered),
+        cmocka_unit_test(test_sqlite_hooks_write_through),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
