@@ -114,7 +114,7 @@ int feox_journal_replaced(feox_journal *j, feox_store *store, const void *key, s
     int rc = feox_journal_add(j, key, key_len, undo.existed, undo.value, undo.value_len,
                               old != NULL ? &info : NULL);
     if (rc != SQLITE_OK) {
-        (void)undo_entry(store, &undo); /* cannot be undone later: undo it now */
+        (void)undo_entry(store, &undo, 0); /* cannot be undone later: undo it now */
     }
     feox_value_release(old);
     return rc;
