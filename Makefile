@@ -329,7 +329,7 @@ endef
 
 install: all
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(SQLITE_EXT_DIR)
-	install -m 644 engine/feox.h $(DESTDIR)$(INCLUDEDIR)/feox.h
+	install -m 644 engine/feox.h engine/feox_storage.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/libfeox.a $(DESTDIR)$(LIBDIR)/libfeox.a
 	install -m 755 $(B)/libfeox.so $(DESTDIR)$(LIBDIR)/libfeox.so.$(VERSION)
 	ln -sfn libfeox.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libfeox.so.$(SOVERSION)
@@ -342,7 +342,7 @@ install: all
 	$(call run_ldconfig)
 
 uninstall:
-	rm -f $(DESTDIR)$(INCLUDEDIR)/feox.h $(DESTDIR)$(LIBDIR)/libfeox.a \
+	rm -f $(DESTDIR)$(INCLUDEDIR)/feox.h $(DESTDIR)$(INCLUDEDIR)/feox_storage.h $(DESTDIR)$(LIBDIR)/libfeox.a \
 	  $(DESTDIR)$(LIBDIR)/libfeox.so $(DESTDIR)$(LIBDIR)/libfeox.so.$(SOVERSION) \
 	  $(DESTDIR)$(LIBDIR)/libfeox.so.$(VERSION) $(DESTDIR)$(SQLITE_EXT_DIR)/feox.so \
 	  $(DESTDIR)$(PKGCONFIGDIR)/feox.pc

@@ -126,6 +126,16 @@ typedef struct feox_config {
     const char *owner;
     /* Persistent mode: do not create a missing file; fail with FEOX_ERR_NOT_FOUND. */
     bool no_create;
+    /* Memory mode: the name this process shares the store under. A feox_open with the same
+     * share_key returns the open instance (reference counted, its first opener's configuration),
+     * as a second open of one path does in persistent mode; feox_set_share_key renames it.
+     * NULL = private to this open (default). Ignored in persistent mode (the path is the name).
+     * Copied during feox_open. */
+    const char *share_key;
+    /* Only return the instance this process already has open under path (or share_key), as a
+     * second open does: nothing is opened, created or locked. Errors: NOT_FOUND if there is none,
+     * FORKED if the only one was inherited through fork() (the parent holds it). */
+    bool open_existing;
     /* Where the records are kept (feox_storage.h): NULL = the "log" backend when path is set,
      * memory only otherwise. storage_arg is the backend's own argument (e.g. the SQLite
      * connection and table for "sqlite"). */
@@ -201,14 +211,30 @@ feox_err feox_set_owner(feox_store *store, const char *owner);
  * holds it). */
 bool feox_store_is_inherited(const feox_store *store);
 
+/* The application's slot of an open instance: one pointer, NULL when the instance is created,
+ * shared by every feox_open that returns the instance (same path or share_key) and gone with its
+ * last feox_close. The engine never reads or frees it, nor synchronizes access to it: an
+ * application that shares instances between threads guards it with its own lock (the SQLite
+ * extension keeps each store's options and tables there). NULL if store is NULL. */
+void **feox_store_slot(feox_store *store);
+
+/* Rename the memory store's share key (see feox_config.share_key): later opens of share_key
+ * return this instance; NULL = no name, later opens of the old name create a new store (the
+ * references already held stay valid, each still closed once). A store opened without a share
+ * key becomes shared (NULL leaves it private).
+ * Errors: INVALID_ARGUMENT (store NULL, or persistent: its path is its name), FORKED, NOMEM. */
+feox_err feox_set_share_key(feox_store *store, const char *share_key);
+
 /* Open a store. cfg may be NULL (memory only, defaults). In persistent mode the file is created if
  * nothing exists at the path (unless cfg->no_create; see "Store files" above), replayed if it is a
  * feox store (a torn or corrupt tail is dropped and counted in stats), and locked against other
- * processes. Opening the same path twice in one process returns the same instance (reference
- * counted; each open needs its own feox_close).
+ * processes. Opening the same path (or, in memory mode, share_key) twice in one process returns
+ * the same instance (reference counted; each open needs its own feox_close): the registry of open
+ * stores, one per process.
  * Errors: INVALID_ARGUMENT (out NULL, bad sync mode), NOMEM, IO, DISK_FULL (creating the file),
- * NOT_FOUND (no_create and no file), FORMAT (not a feox store, or unknown version), CORRUPT
- * (header checksum), LOCKED (another process holds the file). */
+ * NOT_FOUND (no_create and no file; open_existing and no open instance), FORMAT (not a feox
+ * store, or unknown version), CORRUPT (header checksum), LOCKED (another process holds the file),
+ * FORKED (open_existing, and the only instance was inherited through fork()). */
 feox_err feox_open(const feox_config *cfg, feox_store **out);
 
 /* Close one reference to the store. The last reference stops the background threads, flushes

@@ -7,7 +7,7 @@
  *   value_codec.c  SQL value <-> engine bytes + record tag; key canonicalisation; error mapping
  *   options.c      CREATE VIRTUAL TABLE options, and where a table's data lives
  *   plan.c         xBestIndex and the plan encoding that xFilter decodes
- *   registry.c     process-wide store sharing (name -> open feox_store, reference counted)
+ *   registry.c     what the extension keeps with each open store (in the engine's registry)
  *   txn_journal.c  the undo journal behind transactions and savepoints
  *   connection.c   per-connection state: live vtabs (for the functions) and store attachments
  *   file_actions.c DROP/RENAME/CREATE file changes held until SQLite's transaction is decided
@@ -126,7 +126,8 @@ typedef enum feox_location_kind {
 typedef struct feox_location {
     feox_location_kind kind;
     char *file_path;   /* FILE */
-    char *share_key;   /* FILE and SHARED_MEMORY: the registry key */
+    char *share_key;   /* FILE and SHARED_MEMORY: names the store (attachments; memory: the
+                        * engine's share key) */
     bool default_path; /* FILE chosen as <db>-<table>.feox (renamed with the table) */
     char *owner;       /* feox_store_owner(db_file, table): recorded in a file this table creates */
     char *db_file;     /* the database file ("" for an in-memory or temporary database) */
@@ -153,10 +154,11 @@ struct feox_entry_ref {
     char *file_path; /* NULL for memory stores */
 };
 
-/* Open (or share) the store at loc for table. create: xCreate (a missing file is created and
- * *created says so); otherwise a missing file is an error ("store file '...' does not exist").
- * A shared store opened with different options fails, naming the option. A store this process
- * inherited through fork() is never handed out: it is forgotten and the file opened again.
+/* Open (or share: the engine returns the instance open at the path or share key, and its entry
+ * is in the instance's slot) the store at loc for table. create: xCreate (a missing file is
+ * created and *created says so); otherwise a missing file is an error ("store file '...' does not
+ * exist"). A shared store opened with different options fails, naming the option. A store this
+ * process inherited through fork() is never handed out: the file is opened again.
  * The returned reference is released with feox_registry_release. On error returns an SQLite code
  * and *err. */
 int feox_registry_acquire(const feox_location *loc, const feox_options *o, const char *table,
@@ -170,25 +172,25 @@ int feox_registry_refs(feox_entry_ref *e);
 bool feox_registry_is_dropped(feox_entry_ref *e);
 /* The open entry of a store file (not retained; compare only), or NULL. */
 feox_entry_ref *feox_registry_find_file(const char *path);
-/* A committed DROP of a memory store: forget its name (a new CREATE gets a new store); if others
- * than the caller (caller_refs references) still hold it, empty it. */
+/* A committed DROP of a memory store: remove its share key (a new CREATE gets a new store); if
+ * others than the caller (caller_refs references) still hold it, empty it. */
 void feox_registry_forget(feox_entry_ref *e, int caller_refs);
 /* A committed DROP of owner's table stored in path: remove the file (feox_remove_store_file with
  * flags) unless another table of this process has it open; if only other connections of the same
  * table hold it, empty it, forget its name and remove the file with the last reference. */
 void feox_registry_drop_file(const char *path, const char *owner, unsigned flags);
-/* Re-key entry e to new_key (RENAME of a memory store or of a table with an explicit path). */
+/* Re-key entry e to new_key (RENAME of a shared memory store: feox_set_share_key; a file store
+ * keeps its path, a private store has no key). */
 int feox_registry_rekey(feox_entry_ref *e, const char *new_key);
 /* Move the file store of e from its path to to_path (RENAME of a default-path table, or its
  * reversal): close the store, rename the file (feox_rename_store_file; the file must record
  * file_owner, or none, and keeps recording file_owner: the owner changes only once the RENAME
- * has committed, feox_registry_set_file_owner), reopen it at the new path, re-key the entry to
- * to_key and list to_owner instead of from_owner among its tables. Only when the caller holds
- * every reference (caller_refs), else SQLITE_BUSY. On failure the store is reopened where it
- * was. */
+ * has committed, feox_registry_set_file_owner), reopen it at the new path (its new name) and
+ * list to_owner instead of from_owner among its tables. Only when the caller holds every
+ * reference (caller_refs), else SQLITE_BUSY. On failure the store is reopened where it was. */
 int feox_registry_move(feox_entry_ref *e, const char *table, const char *to_path,
-                       const char *to_key, const char *from_owner, const char *to_owner,
-                       const char *file_owner, int caller_refs, char **err);
+                       const char *from_owner, const char *to_owner, const char *file_owner,
+                       int caller_refs, char **err);
 /* Move a store file nobody in this process has open, recording file_owner (or none, with
  * FEOX_FILE_ALLOW_UNOWNED in flags), to `to` (which must not exist); it keeps its owner. */
 feox_err feox_registry_move_closed(const char *from, const char *to, const char *file_owner,

@@ -501,8 +501,8 @@ static bool rename_rolled_back(action *a, feox_conn *c)
         if (open != NULL) {
             int mine = own ? feox_conn_entry_refs(own, open) : 0;
             char *err = NULL;
-            int rc = feox_registry_move(open, a->new_table, a->path, a->share_key, a->new_owner,
-                                        a->owner, a->file_owner, mine, &err);
+            int rc = feox_registry_move(open, a->new_table, a->path, a->new_owner, a->owner,
+                                        a->file_owner, mine, &err);
             sqlite3_free(err);
             if (rc != SQLITE_OK) {
                 return false;

@@ -1,17 +1,19 @@
 /*
- * registry.c — process-wide sharing of open stores between connections.
+ * registry.c — what the extension keeps with each open store, and the table operations on it.
  *
- * An entry is one open feox_store with a reference count. Entries with a share key (file stores:
- * "file:<absolute path>"; memory stores of a file database: "memory:<db file>:<table>") are found
- * by every connection of the process that resolves the same key; private memory stores (in-memory
- * databases) have no key and belong to one connection. The last release closes the store, which
- * flushes it and releases its file lock.
+ * The process's one registry of open stores is the engine's (feox_open returns the open instance
+ * of a path, or of a share key for the memory stores of a file database: "memory:<db
+ * file>:<table>"); this file keeps none. What the extension needs with an instance is an entry,
+ * kept in the instance's slot (feox_store_slot): the table options it was opened with, the
+ * owners (feox_store_owner: database file and table) of every table that acquired it, the
+ * references of this process's connections (the entry holds one engine reference), and the
+ * dropped state. Private memory stores (in-memory databases) have no share key and belong to one
+ * connection. The last release closes the store, which flushes it and releases its file lock.
  *
- * Two tables naming one file share the entry only if their options agree (sync, max_memory,
- * keytype, ttl_sweep_interval, flush_interval); otherwise the second one fails and the message
- * names the option. An entry remembers the owners (feox_store_owner: database file and table) of
- * every table that acquired it, so a DROP can tell "another table shows this data" from "the
- * same table, seen by another connection".
+ * Two tables naming one store share it only if their options agree (sync, max_memory, keytype,
+ * ttl_sweep_interval, flush_interval); otherwise the second one fails and the message names the
+ * option. The owners let a DROP tell "another table shows this data" from "the same table, seen
+ * by another connection".
  *
  * Files are never touched here except through the engine: a store file is created by feox_open
  * only in xCreate (no_create otherwise), removed only by feox_remove_store_file and renamed only
@@ -19,18 +21,22 @@
  * and that no open holds it. When they happen is decided by file_actions.c (after SQLite's
  * transaction is decided); this file only carries them out:
  *   - a committed DROP of a file store removes the file, unless another table of this process
- *     has it open; if only other connections of the same table hold it, the store is emptied, its
- *     name forgotten, and the file removed with the last reference;
+ *     has it open; if only other connections of the same table hold it, the store is emptied,
+ *     marked dropped (a new table at that path takes it back) and the file removed with the last
+ *     reference;
+ *   - a committed DROP of a shared memory store removes its share key: a new CREATE gets a new
+ *     store;
  *   - RENAME of a default-path table moves the file (feox_registry_move) while the caller holds
  *     every reference, else SQLITE_BUSY.
  *
- * fork(): a child never uses a store its parent opened. An entry whose store is inherited is
- * marked and skipped from then on (its references stay valid; the last one only forgets it) and
- * the file is opened again, which fails while the parent holds it ("the parent process holds
- * it").
+ * fork(): a child never uses a store its parent opened. The engine never returns an inherited
+ * instance, so the file is opened again, which fails while the parent holds it ("the parent
+ * process holds it"); the entries of inherited stores stay valid for their holders (the last
+ * release only forgets the store).
  *
- * Concurrency: one pthread mutex guards the list and every reference count; stores are opened and
- * closed under it, so two connections never race to open the same file.
+ * Concurrency: one pthread mutex guards every entry (references, owners, flags) and the slots;
+ * stores are opened and closed under it, so two connections never race to open the same file.
+ * Lock order: this mutex, then the engine's registry lock.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -43,27 +49,71 @@ SQLITE_EXTENSION_INIT3
 
 typedef struct registry_entry {
     feox_entry_ref ref; /* first: feox_entry_ref* and registry_entry* are interchangeable */
-    char *share_key;    /* NULL: private or dropped */
     int refs;
     bool dropped;
-    bool listed;    /* in registry_head */
-    bool inherited; /* its store was opened by the parent of this fork()ed process: skipped */
+    bool shared_memory; /* named in the engine by a share key (feox_set_share_key renames it) */
     feox_options options;
     char **owners; /* distinct owners of the tables that acquired it */
     int n_owners;
     char *remove_owner; /* non-NULL: remove the file with this owner when the store closes */
     unsigned remove_flags;
-    struct registry_entry *next;
 } registry_entry;
 
-/* True if store was opened by the parent of this fork()ed process. */
-static bool store_inherited(const feox_store *store)
+static pthread_mutex_t entries_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+/* The entry kept with an open instance, or NULL (none yet, or opened outside the extension). */
+static registry_entry *entry_of(feox_store *store)
 {
-    return store != NULL && feox_store_is_inherited(store);
+    return store != NULL ? *feox_store_slot(store) : NULL;
 }
 
-static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
-static registry_entry *registry_head;
+/* Give up e's engine reference (the instance forgets e first). */
+static feox_err detach_store(registry_entry *e)
+{
+    feox_store *store = e->ref.store;
+    if (store == NULL) {
+        return FEOX_OK;
+    }
+    if (entry_of(store) == e) {
+        *feox_store_slot(store) = NULL;
+    }
+    e->ref.store = NULL;
+    return feox_close(store);
+}
+
+/* The instance this process has open at path (a counted reference: close it), or NOT_FOUND, or
+ * FORKED (only the parent of this fork()ed process has it open). Nothing is opened. */
+static feox_err open_existing(const char *path, feox_store **out)
+{
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.open_existing = true;
+    return feox_open(&cfg, out);
+}
+
+/* The entry of the store open at path (not retained; compare only), or NULL. */
+static registry_entry *entry_at(const char *path)
+{
+    feox_store *store = NULL;
+    if (open_existing(path, &store) != FEOX_OK) {
+        return NULL;
+    }
+    registry_entry *e = entry_of(store);
+    (void)feox_close(store); /* e (if any) holds its own reference */
+    return e;
+}
+
+/* True if this process inherited an open store of path from its parent (fork). */
+static bool inherited_path(const char *path)
+{
+    feox_store *store = NULL;
+    feox_err e = open_existing(path, &store);
+    if (e == FEOX_OK) {
+        (void)feox_close(store);
+    }
+    return e == FEOX_ERR_FORKED;
+}
 
 static void config_from_options(feox_config *cfg, const feox_options *o, const char *path)
 {
@@ -111,11 +161,13 @@ static char *open_error(const char *table, const char *path, feox_err e)
     return msg;
 }
 
-static int open_store(const char *path, const feox_options *o, const char *table, const char *owner,
-                      bool create, feox_store **out, char **err)
+static int open_store(const char *path, const char *share_key, const feox_options *o,
+                      const char *table, const char *owner, bool create, feox_store **out,
+                      char **err)
 {
     feox_config cfg;
     config_from_options(&cfg, o, path);
+    cfg.share_key = share_key;
     cfg.owner = owner;
     cfg.no_create = !create;
     feox_err e = feox_open(&cfg, out);
@@ -157,17 +209,6 @@ static int add_owner(registry_entry *e, const char *owner)
     return SQLITE_OK;
 }
 
-static void unlist(registry_entry *e)
-{
-    for (registry_entry **pp = &registry_head; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == e) {
-            *pp = e->next;
-            break;
-        }
-    }
-    e->listed = false;
-}
-
 static void entry_free(registry_entry *e)
 {
     for (int i = 0; i < e->n_owners; i++) {
@@ -175,67 +216,39 @@ static void entry_free(registry_entry *e)
     }
     sqlite3_free(e->owners);
     sqlite3_free(e->remove_owner);
-    sqlite3_free(e->share_key);
     sqlite3_free(e->ref.file_path);
     sqlite3_free(e);
 }
 
-/* True (and marked) if e's store was inherited through fork(): never handed out again; its
- * holders find out on their next use (feox_vtab_check_store). */
-static bool skip_inherited(registry_entry *e)
+/* A new entry for loc (no store yet), or NULL (out of memory). */
+static registry_entry *entry_new(const feox_location *loc, const feox_options *o)
 {
-    if (!e->inherited && store_inherited(e->ref.store)) {
-        e->inherited = true;
+    registry_entry *e = sqlite3_malloc(sizeof *e);
+    if (e == NULL) {
+        return NULL;
     }
-    return e->inherited;
-}
-
-/* The usable entry with this key. */
-static registry_entry *find_by_key(const char *key)
-{
-    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-        if (it->share_key != NULL && strcmp(it->share_key, key) == 0 && !skip_inherited(it)) {
-            return it;
-        }
+    memset(e, 0, sizeof *e);
+    e->options = *o;
+    e->options.path = NULL; /* not owned; the location says where the store is */
+    e->shared_memory = loc->kind == FEOX_LOC_SHARED_MEMORY;
+    e->refs = 1;
+    bool ok = add_owner(e, loc->owner) == SQLITE_OK;
+    if (ok && loc->kind == FEOX_LOC_FILE) {
+        e->ref.file_path = sqlite3_mprintf("%s", loc->file_path);
+        ok = e->ref.file_path != NULL;
     }
-    return NULL;
-}
-
-/* True if this process inherited an open store of path from its parent (fork). */
-static bool inherited_path(const char *path)
-{
-    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
-            skip_inherited(it)) {
-            return true;
-        }
+    if (!ok) {
+        entry_free(e);
+        return NULL;
     }
-    return false;
-}
-
-/* A dropped table's store that other connections still hold, at path, or NULL. */
-static registry_entry *find_dropped(const char *path)
-{
-    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-        if (it->dropped && it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
-            !skip_inherited(it)) {
-            return it;
-        }
-    }
-    return NULL;
+    return e;
 }
 
 /* A new table at the path of a dropped table's store gets that (emptied) instance back, since
- * the engine would share it anyway, and the removal planned for its last reference is
- * cancelled: the file now holds the new table's data. */
-static int take_back_dropped(registry_entry *it, const char *key)
+ * the engine shares it anyway, and the removal planned for its last reference is cancelled: the
+ * file now holds the new table's data. */
+static void take_back_dropped(registry_entry *it)
 {
-    char *k = sqlite3_mprintf("%s", key);
-    if (k == NULL) {
-        return SQLITE_NOMEM;
-    }
-    sqlite3_free(it->share_key);
-    it->share_key = k;
     it->dropped = false;
     sqlite3_free(it->remove_owner);
     it->remove_owner = NULL;
@@ -243,7 +256,6 @@ static int take_back_dropped(registry_entry *it, const char *key)
         sqlite3_free(it->owners[i]);
     }
     it->n_owners = 0; /* the dropped table no longer uses it */
-    return SQLITE_OK;
 }
 
 /* Share an open entry: the same options, and this table becomes one of its owners. */
@@ -257,6 +269,9 @@ static int share_entry(registry_entry *it, const feox_location *loc, const feox_
         sqlite3_free(conflict);
         return SQLITE_ERROR;
     }
+    if (it->dropped) {
+        take_back_dropped(it);
+    }
     int rc = add_owner(it, loc->owner);
     if (rc != SQLITE_OK) {
         return rc;
@@ -269,82 +284,44 @@ static int share_entry(registry_entry *it, const feox_location *loc, const feox_
 int feox_registry_acquire(const feox_location *loc, const feox_options *o, const char *table,
                           bool create, bool *created, feox_entry_ref **out, char **err)
 {
-    int rc = SQLITE_OK;
-    registry_entry *e = NULL;
     if (created != NULL) {
         *created = false;
     }
-    pthread_mutex_lock(&registry_mutex);
-    if (loc->share_key != NULL) {
-        registry_entry *it = find_by_key(loc->share_key);
-        registry_entry *dropped =
-            it == NULL && loc->kind == FEOX_LOC_FILE ? find_dropped(loc->file_path) : NULL;
-        if (dropped != NULL) {
-            char *conflict = feox_options_conflict(&dropped->options, o);
-            rc = conflict == NULL ? take_back_dropped(dropped, loc->share_key) : SQLITE_OK;
-            sqlite3_free(conflict);
-            it = dropped; /* with a conflict, share_entry reports it and changes nothing */
-        }
-        if (it != NULL && rc == SQLITE_OK) {
-            rc = share_entry(it, loc, o, table, out, err);
-        }
-        if (it != NULL || rc != SQLITE_OK) {
-            goto cleanup;
-        }
-    }
-    e = sqlite3_malloc(sizeof *e);
+    registry_entry *e = entry_new(loc, o); /* before the open, which may create the file */
     if (e == NULL) {
-        rc = SQLITE_NOMEM;
-        goto cleanup;
+        return SQLITE_NOMEM;
     }
-    memset(e, 0, sizeof *e);
-    e->options = *o;
-    e->options.path = NULL; /* not owned; the location says where the store is */
-    if (loc->share_key != NULL) {
-        e->share_key = sqlite3_mprintf("%s", loc->share_key);
-        if (e->share_key == NULL) {
-            rc = SQLITE_NOMEM;
-            goto cleanup;
-        }
-    }
-    if (loc->kind == FEOX_LOC_FILE) {
-        e->ref.file_path = sqlite3_mprintf("%s", loc->file_path);
-        if (e->ref.file_path == NULL) {
-            rc = SQLITE_NOMEM;
-            goto cleanup;
-        }
-    }
-    rc = add_owner(e, loc->owner);
-    if (rc != SQLITE_OK) {
-        goto cleanup;
-    }
+    const char *path = e->ref.file_path;
+    pthread_mutex_lock(&entries_mutex);
     bool existed = false;
-    if (create && e->ref.file_path != NULL) {
+    if (create && path != NULL) {
         feox_file_info info;
-        existed = feox_store_file_info(e->ref.file_path, &info) != FEOX_ERR_NOT_FOUND;
+        existed = feox_store_file_info(path, &info) != FEOX_ERR_NOT_FOUND;
     }
-    rc = open_store(e->ref.file_path, o, table, loc->owner, create, &e->ref.store, err);
-    if (rc == SQLITE_CANTOPEN && e->ref.file_path != NULL && inherited_path(e->ref.file_path)) {
+    feox_store *store = NULL;
+    int rc = open_store(path, e->shared_memory ? loc->share_key : NULL, o, table, loc->owner,
+                        create, &store, err);
+    if (rc == SQLITE_CANTOPEN && path != NULL && inherited_path(path)) {
         sqlite3_free(*err);
         *err = sqlite3_mprintf("feox: %s: cannot open store '%s': the parent process holds it "
                                "(this process was forked after opening it; it can open the "
                                "store once the parent has closed it)",
-                               table, e->ref.file_path);
+                               table, path);
     }
-    if (rc != SQLITE_OK) {
-        goto cleanup;
+    registry_entry *open = rc == SQLITE_OK ? entry_of(store) : NULL;
+    if (open != NULL) {
+        rc = share_entry(open, loc, o, table, out, err);
+        (void)feox_close(store); /* the entry holds its own reference */
+    } else if (rc == SQLITE_OK) {
+        e->ref.store = store;
+        *feox_store_slot(store) = e;
+        *out = &e->ref;
+        if (created != NULL) {
+            *created = create && path != NULL && !existed;
+        }
+        e = NULL;
     }
-    if (created != NULL) {
-        *created = create && e->ref.file_path != NULL && !existed;
-    }
-    e->refs = 1;
-    e->listed = true;
-    e->next = registry_head;
-    registry_head = e;
-    *out = &e->ref;
-    e = NULL;
-cleanup:
-    pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&entries_mutex);
     if (e != NULL) {
         entry_free(e);
     }
@@ -365,38 +342,31 @@ feox_entry_ref *feox_registry_placeholder(void)
 void feox_registry_retain(feox_entry_ref *ref)
 {
     registry_entry *e = (registry_entry *)ref;
-    pthread_mutex_lock(&registry_mutex);
+    pthread_mutex_lock(&entries_mutex);
     e->refs++;
-    pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&entries_mutex);
 }
 
 bool feox_registry_is_dropped(feox_entry_ref *ref)
 {
     registry_entry *e = (registry_entry *)ref;
-    pthread_mutex_lock(&registry_mutex);
+    pthread_mutex_lock(&entries_mutex);
     bool dropped = e->dropped;
-    pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&entries_mutex);
     return dropped;
 }
 
 bool feox_registry_is_inherited(feox_entry_ref *ref)
 {
-    registry_entry *e = (registry_entry *)ref;
-    if (!store_inherited(e->ref.store)) {
-        return false; /* the common case, on every scan: no lock */
-    }
-    pthread_mutex_lock(&registry_mutex);
-    bool inherited = skip_inherited(e);
-    pthread_mutex_unlock(&registry_mutex);
-    return inherited;
+    return ref->store != NULL && feox_store_is_inherited(ref->store);
 }
 
 int feox_registry_refs(feox_entry_ref *ref)
 {
     registry_entry *e = (registry_entry *)ref;
-    pthread_mutex_lock(&registry_mutex);
+    pthread_mutex_lock(&entries_mutex);
     int n = e->refs;
-    pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&entries_mutex);
     return n;
 }
 
@@ -406,39 +376,29 @@ void feox_registry_release(feox_entry_ref *ref)
     if (e == NULL) {
         return;
     }
-    pthread_mutex_lock(&registry_mutex);
+    pthread_mutex_lock(&entries_mutex);
     if (--e->refs > 0) {
-        pthread_mutex_unlock(&registry_mutex);
+        pthread_mutex_unlock(&entries_mutex);
         return;
-    }
-    if (e->listed) {
-        unlist(e);
     }
     /* The final close flushes and unlocks (an inherited store is only forgotten); a close error
      * has nowhere to go (xDisconnect cannot fail), and every acknowledged write was already
      * handed to the engine. */
-    (void)feox_close(e->ref.store);
+    (void)detach_store(e);
     if (e->remove_owner != NULL && e->ref.file_path != NULL) {
         /* NOT_OWNER, LOCKED (another process), NOT_FOUND: the file stays, which is safe */
         (void)feox_remove_store_file(e->ref.file_path, e->remove_owner, e->remove_flags);
     }
-    pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&entries_mutex);
     entry_free(e);
 }
 
 feox_entry_ref *feox_registry_find_file(const char *path)
 {
-    feox_entry_ref *found = NULL;
-    pthread_mutex_lock(&registry_mutex);
-    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
-            !skip_inherited(it)) {
-            found = &it->ref;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&registry_mutex);
-    return found;
+    pthread_mutex_lock(&entries_mutex);
+    registry_entry *found = entry_at(path);
+    pthread_mutex_unlock(&entries_mutex);
+    return found != NULL ? &found->ref : NULL;
 }
 
 /* Delete every key of the store (a dropped table whose store other connections still hold). */
@@ -461,27 +421,22 @@ static void clear_store(feox_store *store)
 void feox_registry_forget(feox_entry_ref *ref, int caller_refs)
 {
     registry_entry *e = (registry_entry *)ref;
-    pthread_mutex_lock(&registry_mutex);
+    pthread_mutex_lock(&entries_mutex);
     e->dropped = true;
-    sqlite3_free(e->share_key);
-    e->share_key = NULL;
+    if (e->shared_memory && e->ref.store != NULL) {
+        /* no allocation; FORKED (inherited): never found again anyway */
+        (void)feox_set_share_key(e->ref.store, NULL);
+    }
     if (e->refs > caller_refs) {
         clear_store(e->ref.store); /* others still see the dropped table until they reconnect */
     }
-    pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&entries_mutex);
 }
 
 void feox_registry_drop_file(const char *path, const char *owner, unsigned flags)
 {
-    pthread_mutex_lock(&registry_mutex);
-    registry_entry *open = NULL;
-    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
-            !skip_inherited(it)) {
-            open = it;
-            break;
-        }
-    }
+    pthread_mutex_lock(&entries_mutex);
+    registry_entry *open = entry_at(path);
     if (open == NULL) {
         /* NOT_OWNER, LOCKED (another process has it), NOT_FOUND, FORMAT: the file stays */
         (void)feox_remove_store_file(path, owner, flags);
@@ -494,8 +449,6 @@ void feox_registry_drop_file(const char *path, const char *owner, unsigned flags
             open->remove_owner = o;
             open->remove_flags = flags;
             open->dropped = true;
-            sqlite3_free(open->share_key);
-            open->share_key = NULL;
             clear_store(open->ref.store);
         }
     } else {
@@ -509,38 +462,43 @@ void feox_registry_drop_file(const char *path, const char *owner, unsigned flags
             }
         }
     }
-    pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&entries_mutex);
 }
 
 int feox_registry_rekey(feox_entry_ref *ref, const char *new_key)
 {
     registry_entry *e = (registry_entry *)ref;
-    char *key = new_key != NULL ? sqlite3_mprintf("%s", new_key) : NULL;
-    if (new_key != NULL && key == NULL) {
-        return SQLITE_NOMEM;
+    int rc = SQLITE_OK;
+    pthread_mutex_lock(&entries_mutex);
+    /* A file store is named by its path (a move renames it), a private one by nothing. */
+    if (!e->dropped && e->shared_memory && e->ref.store != NULL && new_key != NULL) {
+        feox_err fe = feox_set_share_key(e->ref.store, new_key);
+        rc = fe == FEOX_ERR_NOMEM ? SQLITE_NOMEM : SQLITE_OK; /* FORKED: it is reopened anyway */
     }
-    pthread_mutex_lock(&registry_mutex);
-    if (e->dropped || e->share_key == NULL) {
-        sqlite3_free(key); /* private memory store: nothing is keyed by name */
-    } else {
-        sqlite3_free(e->share_key);
-        e->share_key = key;
+    pthread_mutex_unlock(&entries_mutex);
+    return rc;
+}
+
+/* Open e's store at path (RENAME: after the move, or back where it was) and keep e with it. */
+static int reopen_at(registry_entry *e, const char *path, const char *table, char **err)
+{
+    int rc = open_store(path, NULL, &e->options, table, NULL, false, &e->ref.store, err);
+    if (rc == SQLITE_OK) {
+        *feox_store_slot(e->ref.store) = e;
     }
-    pthread_mutex_unlock(&registry_mutex);
-    return SQLITE_OK;
+    return rc;
 }
 
 int feox_registry_move(feox_entry_ref *ref, const char *table, const char *to_path,
-                       const char *to_key, const char *from_owner, const char *to_owner,
-                       const char *file_owner, int caller_refs, char **err)
+                       const char *from_owner, const char *to_owner, const char *file_owner,
+                       int caller_refs, char **err)
 {
     registry_entry *e = (registry_entry *)ref;
     int rc = SQLITE_OK;
-    char *new_key = sqlite3_mprintf("%s", to_key);
     char *new_path = sqlite3_mprintf("%s", to_path);
     char *new_owner = sqlite3_mprintf("%s", to_owner);
-    pthread_mutex_lock(&registry_mutex);
-    if (new_key == NULL || new_path == NULL || new_owner == NULL) {
+    pthread_mutex_lock(&entries_mutex);
+    if (new_path == NULL || new_owner == NULL) {
         rc = SQLITE_NOMEM;
         goto cleanup;
     }
@@ -551,8 +509,7 @@ int feox_registry_move(feox_entry_ref *ref, const char *table, const char *to_pa
         rc = SQLITE_BUSY;
         goto cleanup;
     }
-    (void)feox_close(e->ref.store);
-    e->ref.store = NULL;
+    (void)detach_store(e);
     feox_err fe = feox_rename_store_file(e->ref.file_path, new_path, file_owner, file_owner,
                                          FEOX_FILE_ALLOW_UNOWNED);
     char *rename_err = NULL;
@@ -560,16 +517,14 @@ int feox_registry_move(feox_entry_ref *ref, const char *table, const char *to_pa
         const char *detail = feox_error_detail();
         rename_err = sqlite3_mprintf("%s", detail[0] ? detail : feox_strerror(fe));
     }
-    const char *open_path = fe == FEOX_OK ? new_path : e->ref.file_path;
-    rc = open_store(open_path, &e->options, table, NULL, false, &e->ref.store, err);
+    rc = reopen_at(e, fe == FEOX_OK ? new_path : e->ref.file_path, table, err);
     if (rc != SQLITE_OK && fe == FEOX_OK &&
         feox_rename_store_file(new_path, e->ref.file_path, file_owner, file_owner,
                                FEOX_FILE_ALLOW_UNOWNED) == FEOX_OK) {
         /* moved but not reopened: move it back, so the failed RENAME leaves the file where the
          * (unchanged) schema looks for it */
         char *ignored = NULL;
-        (void)open_store(e->ref.file_path, &e->options, table, NULL, false, &e->ref.store,
-                         &ignored);
+        (void)reopen_at(e, e->ref.file_path, table, &ignored);
         sqlite3_free(ignored);
     }
     if (rc != SQLITE_OK) {
@@ -589,11 +544,6 @@ int feox_registry_move(feox_entry_ref *ref, const char *table, const char *to_pa
     sqlite3_free(e->ref.file_path);
     e->ref.file_path = new_path;
     new_path = NULL;
-    if (e->share_key != NULL) {
-        sqlite3_free(e->share_key);
-        e->share_key = new_key;
-        new_key = NULL;
-    }
     for (int i = 0; i < e->n_owners; i++) {
         if (strcmp(e->owners[i], from_owner) == 0) {
             sqlite3_free(e->owners[i]);
@@ -603,8 +553,7 @@ int feox_registry_move(feox_entry_ref *ref, const char *table, const char *to_pa
         }
     }
 cleanup:
-    pthread_mutex_unlock(&registry_mutex);
-    sqlite3_free(new_key);
+    pthread_mutex_unlock(&entries_mutex);
     sqlite3_free(new_path);
     sqlite3_free(new_owner);
     return rc;
@@ -613,14 +562,14 @@ cleanup:
 feox_err feox_registry_move_closed(const char *from, const char *to, const char *file_owner,
                                    unsigned flags)
 {
-    pthread_mutex_lock(&registry_mutex);
+    pthread_mutex_lock(&entries_mutex);
     feox_err e = feox_rename_store_file(from, to, file_owner, file_owner, flags);
-    pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&entries_mutex);
     return e;
 }
 
 /* Record to_owner in the header of the store open in e, if it records expect_hash (or no owner,
- * with FEOX_FILE_ALLOW_UNOWNED). Caller holds registry_mutex and the store is open. */
+ * with FEOX_FILE_ALLOW_UNOWNED). Caller holds entries_mutex and the store is open. */
 static feox_err set_owner_of_open(feox_store *store, const char *path, uint64_t expect_hash,
                                   const char *to_owner, unsigned flags)
 {
@@ -639,19 +588,26 @@ static feox_err set_owner_of_open(feox_store *store, const char *path, uint64_t 
 feox_err feox_registry_set_file_owner(const char *path, uint64_t expect_hash,
                                       const char *from_owner, const char *to_owner, unsigned flags)
 {
-    pthread_mutex_lock(&registry_mutex);
-    registry_entry *open = NULL;
-    for (registry_entry *it = registry_head; it != NULL; it = it->next) {
-        if (it->ref.file_path != NULL && strcmp(it->ref.file_path, path) == 0 &&
-            it->ref.store != NULL && !skip_inherited(it)) {
-            open = it;
-            break;
-        }
+    pthread_mutex_lock(&entries_mutex);
+    /* The open instance, or (nobody here has it open) the file opened for the rewrite: LOCKED if
+     * another process holds it (the owner stays, which is safe). Under the mutex, so no table
+     * opens it meanwhile. */
+    feox_store *store = NULL;
+    feox_err e = open_existing(path, &store);
+    if (e != FEOX_OK) {
+        feox_config cfg;
+        feox_config_init(&cfg);
+        cfg.path = path;
+        cfg.no_create = true;
+        cfg.disable_compaction = true;
+        cfg.disable_ttl_sweeper = true;
+        e = feox_open(&cfg, &store);
     }
-    feox_err e;
-    if (open != NULL) {
-        e = set_owner_of_open(open->ref.store, path, expect_hash, to_owner, flags);
-        for (int i = 0; e == FEOX_OK && from_owner != NULL && i < open->n_owners; i++) {
+    if (e == FEOX_OK) {
+        e = set_owner_of_open(store, path, expect_hash, to_owner, flags);
+        registry_entry *open = entry_of(store);
+        for (int i = 0; open != NULL && e == FEOX_OK && from_owner != NULL && i < open->n_owners;
+             i++) {
             if (strcmp(open->owners[i], from_owner) == 0 && !has_owner(open, to_owner)) {
                 char *o = sqlite3_mprintf("%s", to_owner); /* NOMEM: the old name stays listed */
                 if (o != NULL) {
@@ -661,23 +617,9 @@ feox_err feox_registry_set_file_owner(const char *path, uint64_t expect_hash,
                 break;
             }
         }
-    } else {
-        /* Nobody here has it open: open it for the rewrite (LOCKED if another process holds
-         * it: the owner stays, which is safe). Under the mutex, so no table opens it meanwhile. */
-        feox_config cfg;
-        feox_config_init(&cfg);
-        cfg.path = path;
-        cfg.no_create = true;
-        cfg.disable_compaction = true;
-        cfg.disable_ttl_sweeper = true;
-        feox_store *store = NULL;
-        e = feox_open(&cfg, &store);
-        if (e == FEOX_OK) {
-            e = set_owner_of_open(store, path, expect_hash, to_owner, flags);
-            feox_err closed = feox_close(store);
-            e = e != FEOX_OK ? e : closed;
-        }
+        feox_err closed = feox_close(store);
+        e = e != FEOX_OK ? e : closed;
     }
-    pthread_mutex_unlock(&registry_mutex);
+    pthread_mutex_unlock(&entries_mutex);
     return e;
 }

@@ -331,8 +331,8 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
     if (rc == SQLITE_OK && from.kind == FEOX_LOC_FILE && from.default_path &&
         strcmp(from.file_path, to.file_path) != 0) {
         int mine = feox_conn_entry_refs(vt->conn, vt->entry);
-        rc = feox_registry_move(vt->entry, vt->label, to.file_path, to.share_key, from.owner,
-                                to.owner, file_owner, mine, &err);
+        rc = feox_registry_move(vt->entry, vt->label, to.file_path, from.owner, to.owner,
+                                file_owner, mine, &err);
         moved = rc == SQLITE_OK;
     } else if (rc == SQLITE_OK && to.share_key != NULL) {
         rc = feox_registry_rekey(vt->entry, to.share_key);
@@ -344,9 +344,9 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
         if (rc != SQLITE_OK && moved) {
             /* cannot record how to undo it: undo it now */
             char *undo_err = NULL;
-            (void)feox_registry_move(vt->entry, new_name, from.file_path, from.share_key, to.owner,
-                                     from.owner, file_owner,
-                                     feox_conn_entry_refs(vt->conn, vt->entry), &undo_err);
+            (void)feox_registry_move(vt->entry, new_name, from.file_path, to.owner, from.owner,
+                                     file_owner, feox_conn_entry_refs(vt->conn, vt->entry),
+                                     &undo_err);
             sqlite3_free(undo_err);
         }
     }

@@ -1,8 +1,8 @@
 /*
  * store.c — opening and closing a store: configuration defaults, sharing one instance between two
- * opens of a path (through the registry, store_registry.c), the storage backend (attached by
- * store_storage.c), the maintenance thread (epoch reclamation and the TTL sweeper, started once
- * the backend is loaded), and flush / compact / check / stats / len.
+ * opens of a path or share key (through the registry, store_registry.c), the storage backend
+ * (attached by store_storage.c), the maintenance thread (epoch reclamation and the TTL sweeper,
+ * started once the backend is loaded), and flush / compact / check / stats / len.
  */
 #include <errno.h>
 #include <limits.h>
@@ -123,6 +123,7 @@ static void destroy_store(feox_store *s)
     pthread_mutex_destroy(&s->evict_lock);
     feox_mem_free(s->evict_hand);
     free(s->stats);
+    feox_mem_free(s->share_key);
     feox_mem_free(s->path);
     feox_mem_free(s);
 }
@@ -199,6 +200,28 @@ fail:
     return err;
 }
 
+/* Memory mode: private, or shared under cfg->share_key (registry). */
+static feox_err open_memory(const feox_config *cfg, feox_store **out)
+{
+    if (!cfg->share_key && !cfg->open_existing)
+        return create_store(cfg, NULL, out);
+    feox_err err;
+    char *key = NULL;
+    feox_registry_lock();
+    if (!feox_registry_open_shared(cfg, NULL, cfg->share_key, out, &err)) {
+        key = feox_mem_strndup(cfg->share_key, strlen(cfg->share_key));
+        err = key ? create_store(cfg, NULL, out) : feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+        if (!err) {
+            (*out)->share_key = key;
+            key = NULL;
+            feox_registry_add(*out);
+        }
+    }
+    feox_registry_unlock();
+    feox_mem_free(key);
+    return err;
+}
+
 feox_err feox_open(const feox_config *cfg, feox_store **out)
 {
     feox_clear_error_detail();
@@ -214,7 +237,7 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
         return err;
     feox_registry_install_hooks();
     if (is_memory_path(cfg->path))
-        return create_store(cfg, NULL, out); /* memory only, or cfg->storage without a path */
+        return open_memory(cfg, out); /* memory only, or cfg->storage without a path */
 
     char *path = canonical_path(cfg->path);
     if (!path && errno == 0)
@@ -232,18 +255,14 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
         return feox_fail(FEOX_ERR_IO, "cannot resolve the directory of %s: %s", cfg->path,
                          strerror(errno));
     feox_registry_lock();
-    feox_store *open = feox_registry_find(path);
-    if (open) {
-        open->open_count++;
-        feox_registry_unlock();
-        feox_mem_free(path);
-        *out = open;
-        return FEOX_OK;
+    if (!feox_registry_open_shared(cfg, path, NULL, out, &err)) {
+        err = create_store(cfg, path, out);
+        path = NULL; /* the store's now, or freed */
+        if (!err)
+            feox_registry_add(*out);
     }
-    err = create_store(cfg, path, out);
-    if (!err)
-        feox_registry_add(*out);
     feox_registry_unlock();
+    feox_mem_free(path);
     return err;
 }
 
@@ -268,20 +287,17 @@ feox_err feox_close(feox_store *s)
 {
     if (!s)
         return FEOX_OK;
-    /* Inherited from the parent of a fork(): forget it, touch nothing (store_registry.c). */
-    if (feox_store_inherited(s))
-        return FEOX_OK;
-    if (!s->path)
+    bool inherited = feox_store_inherited(s);
+    if (!s->listed && !inherited) /* [owner] listed changes only in a call on its one open */
         return shut_down(s);
     /* The registry lock is held until the store is closed: a fork() or an exit flush in between
      * would otherwise meet a backend half freed. */
     feox_registry_lock();
-    if (--s->open_count > 0) {
-        feox_registry_unlock();
-        return FEOX_OK;
-    }
-    feox_registry_remove(s);
-    feox_err err = shut_down(s);
+    bool last = s->listed && --s->open_count == 0;
+    if (last)
+        feox_registry_remove(s);
+    /* Inherited from the parent of a fork(): forget it, touch nothing (store_registry.c). */
+    feox_err err = last && !inherited ? shut_down(s) : FEOX_OK;
     feox_registry_unlock();
     return err;
 }

@@ -26,12 +26,12 @@
 
 #include "base/error.h"
 #include "base/helpers.h"
+#include "base/stats.h"
 #include "feox.h"
+#include "feox_storage.h"
 #include "index/hash_index.h"
 #include "index/ordered_index.h"
-#include "feox_storage.h"
 #include "index/record.h"
-#include "base/stats.h"
 
 /* Bytes charged per key for its hash slots (8 B slots at ≤ 50% load) and ordered-index slot. */
 #define FEOX_INDEX_BYTES_PER_KEY 40
@@ -61,8 +61,14 @@ struct feox_store {
     uint8_t *evict_hand;        /* key where the eviction clock hand stopped */
     size_t evict_hand_len, evict_hand_cap;
 
-    unsigned open_count; /* registry references (same path opened twice) */
+    /* The registry (store_registry.c), all [registry lock]: a persistent store, and a memory
+     * store opened with a share key, is listed under its name (path, or share_key: NULL once
+     * unnamed) and counts its opens. */
+    char *share_key;
+    bool listed;
+    unsigned open_count;
     struct feox_store *next_open;
+    void *app_slot; /* feox_store_slot: the application's, never read here */
 
     pid_t opener_pid; /* for the FEOX_ERR_FORKED detail */
 };
@@ -81,11 +87,15 @@ void feox_store_set_forked_detail(const feox_store *s);
 #define feox_store_forked_error(s) (feox_store_set_forked_detail(s), FEOX_ERR_FORKED)
 /* Register the fork and exit handlers (once per process; called by feox_open). */
 void feox_registry_install_hooks(void);
-/* The registry of persistent stores: find (skips inherited ones), add and remove are called with
- * the registry lock held. */
+/* The registry of open stores: open_shared, add and remove are called with the registry lock
+ * held. open_shared: true if the open is decided without creating a store: the instance listed
+ * under path (persistent) or share_key (memory, path NULL) and not inherited through fork() is
+ * returned, counted, or cfg->open_existing fails (*err NOT_FOUND, or FORKED if only an inherited
+ * one is listed). add: list s (open_count 1), under s->path or s->share_key. remove: unlist. */
 void feox_registry_lock(void);
 void feox_registry_unlock(void);
-feox_store *feox_registry_find(const char *path);
+bool feox_registry_open_shared(const feox_config *cfg, const char *path, const char *share_key,
+                               feox_store **out, feox_err *err);
 void feox_registry_add(feox_store *s);
 void feox_registry_remove(feox_store *s);
 

@@ -1,10 +1,12 @@
 /*
- * store_registry.c — the process-wide registry of open store files, and what happens to the
- * stores at the two process events the engine does not call for: fork() and exit.
+ * store_registry.c — the process-wide registry of open stores (the only one: the SQLite
+ * extension keeps what it needs per store in feox_store_slot), and what happens to the stores at
+ * the two process events the engine does not call for: fork() and exit.
  *
- *   same path  feox_open of a path already open in this process returns that instance
- *              (store.c looks it up here, under the registry lock, which a last feox_close also
- *              holds until the store is closed).
+ *   same name  feox_open of a path (or, in memory mode, a share_key) already open in this
+ *              process returns that instance (store.c looks it up here, under the registry lock,
+ *              which a last feox_close also holds until the store is closed). A memory store's
+ *              name can change or go (feox_set_share_key); its opens are still counted.
  *   fork()     the child inherits every store's memory, descriptors and flock, but not its
  *              threads, and its mutexes may be held by threads that do not exist in the child.
  *              So the child never uses them. The atfork child handler bumps feox_fork_generation:
@@ -14,10 +16,12 @@
  *              description shared with the parent, which keeps it while the parent keeps its
  *              own descriptor; flock(LOCK_UN) is never called, it would unlock the parent — so
  *              the parent alone decides when the file is free and the child can open the path
- *              anew afterwards. It empties the child's registry (a child's feox_open of the path
- *              opens anew, FEOX_ERR_LOCKED while the parent holds the file). Inherited stores
- *              are never freed: that would take mutexes that may stay locked forever and join
- *              threads that do not exist; their memory is leaked on purpose.
+ *              anew afterwards. Inherited stores stay listed, but are never found (a child's
+ *              feox_open of the path opens anew, FEOX_ERR_LOCKED while the parent holds the
+ *              file) except to say so (open_existing: FEOX_ERR_FORKED); the child's closes
+ *              count down and the last one unlists it. Inherited stores are never freed: that
+ *              would take mutexes that may stay locked forever and join threads that do not
+ *              exist; their memory is leaked on purpose.
  *              Descriptors that exist outside any registered store are closed too: a thread of
  *              the parent may be inside a compaction (whose rewrite becomes the store file, lock
  *              and all), feox_store_file_info, feox_remove_store_file or
@@ -44,6 +48,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
 #include "base/epoch.h"
 #include "storage/log/store_files.h"
 #include "store/store_internal.h"
@@ -77,16 +82,53 @@ void feox_registry_unlock(void)
     pthread_mutex_unlock(&registry_lock);
 }
 
-feox_store *feox_registry_find(const char *path)
+/* True if s is listed under this name: its path (persistent), else its share key. */
+static bool named(const feox_store *s, const char *path, const char *share_key)
 {
-    for (feox_store *s = open_stores; s; s = s->next_open)
-        if (!feox_store_inherited(s) && strcmp(s->path, path) == 0)
+    if (path)
+        return s->path && strcmp(s->path, path) == 0;
+    return !s->path && s->share_key && share_key && strcmp(s->share_key, share_key) == 0;
+}
+
+static feox_store *registry_find(const char *path, const char *share_key, bool *inherited)
+{
+    if (inherited)
+        *inherited = false;
+    for (feox_store *s = open_stores; s; s = s->next_open) {
+        if (!named(s, path, share_key))
+            continue;
+        if (!feox_store_inherited(s))
             return s;
+        if (inherited)
+            *inherited = true;
+    }
     return NULL;
+}
+
+bool feox_registry_open_shared(const feox_config *cfg, const char *path, const char *share_key,
+                               feox_store **out, feox_err *err)
+{
+    bool inherited;
+    feox_store *open = registry_find(path, share_key, &inherited);
+    *err = FEOX_OK;
+    if (open) {
+        open->open_count++;
+        *out = open;
+    } else if (cfg->open_existing) {
+        const char *name = path ? path : share_key ? share_key : ":memory:";
+        *err = inherited ? feox_fail(FEOX_ERR_FORKED,
+                                     "'%s' is open only in the parent process of this fork()ed "
+                                     "process, which holds it",
+                                     name)
+                         : feox_fail(FEOX_ERR_NOT_FOUND, "'%s' is not open in this process", name);
+    }
+    return open || cfg->open_existing;
 }
 
 void feox_registry_add(feox_store *s)
 {
+    s->open_count = 1;
+    s->listed = true;
     s->next_open = open_stores;
     open_stores = s;
 }
@@ -96,9 +138,35 @@ void feox_registry_remove(feox_store *s)
     for (feox_store **p = &open_stores; *p; p = &(*p)->next_open) {
         if (*p == s) {
             *p = s->next_open;
-            return;
+            break;
         }
     }
+    s->listed = false;
+}
+
+void **feox_store_slot(feox_store *store)
+{
+    return store ? &store->app_slot : NULL;
+}
+
+feox_err feox_set_share_key(feox_store *s, const char *share_key)
+{
+    feox_clear_error_detail();
+    if (!s || s->path)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "%s",
+                         s ? "a persistent store is named by its path" : "store is NULL");
+    if (feox_store_inherited(s))
+        return feox_store_forked_error(s);
+    char *key = NULL;
+    if (share_key && !(key = feox_mem_strndup(share_key, strlen(share_key))))
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    pthread_mutex_lock(&registry_lock);
+    feox_mem_free(s->share_key);
+    s->share_key = key;
+    if (!s->listed && key)
+        feox_registry_add(s); /* its one open, counted from now on */
+    pthread_mutex_unlock(&registry_lock);
+    return FEOX_OK;
 }
 
 /* Flush every store still open (exit handler and library destructor). Errors are dropped:
@@ -163,8 +231,7 @@ static void after_fork_child(void)
     feox_epoch_fork_child();
     for (feox_store *s = open_stores; s; s = s->next_open)
         if (s->storage && s->storage->methods->forget_after_fork)
-            s->storage->methods->forget_after_fork(s->storage);
-    open_stores = NULL;
+            s->storage->methods->forget_after_fork(s->storage); /* again for older ones: harmless */
     if (handshake[0] >= 0) {
         close(handshake[0]);
         char byte = 1;

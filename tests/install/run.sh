@@ -8,8 +8,8 @@
 #
 # For PREFIX=/usr/local (the default, whose feox.so goes to the multiarch system dir) and for
 # PREFIX=/opt/feox (everything under the prefix), each in a fresh mktemp -d DESTDIR:
-#   1. make install; exactly the expected files exist: feox.h, libfeox.a, libfeox.so.X.Y.Z (soname
-#      libfeox.so.X), the symlinks libfeox.so.X -> libfeox.so.X.Y.Z and libfeox.so -> libfeox.so.X,
+#   1. make install; exactly the expected files exist: feox.h, feox_storage.h, libfeox.a,
+#      libfeox.so.X.Y.Z (soname libfeox.so.X), the symlinks libfeox.so.X -> libfeox.so.X.Y.Z and libfeox.so -> libfeox.so.X,
 #      feox.pc and feox.so (exporting sqlite3_feox_init); nothing else.
 #   2. The staged feox.pc, found with PKG_CONFIG_PATH=<stage><prefix>/lib/pkgconfig, names the real
 #      prefix; a copy with prefix=<stage><prefix> builds tests/install/hello_feox.c with
@@ -86,12 +86,12 @@ check_install() { # prefix expected-ext-dir
     run_make DESTDIR="$stage" PREFIX="$prefix" install
 
     # 1. exactly the expected files, with the right types, targets and contents
-    printf '%s\n' "$prefix/include/feox.h" "$prefix/lib/libfeox.a" "$prefix/lib/libfeox.so" \
+    printf '%s\n' "$prefix/include/feox.h" "$prefix/include/feox_storage.h" "$prefix/lib/libfeox.a" "$prefix/lib/libfeox.so" \
         "$prefix/lib/libfeox.so.$soversion" "$prefix/lib/libfeox.so.$version" \
         "$prefix/lib/pkgconfig/feox.pc" "$extdir/feox.so" | sort -u >"$tmp/expected"
     (cd "$stage" && find . ! -type d | sed 's|^\.||' | sort) >"$tmp/actual"
     diff -u "$tmp/expected" "$tmp/actual" >&2 || fail "installed files differ from the expected list"
-    for f in "$root/include/feox.h" "$libdir/libfeox.a" "$libdir/libfeox.so.$version" \
+    for f in "$root/include/feox.h" "$root/include/feox_storage.h" "$libdir/libfeox.a" "$libdir/libfeox.so.$version" \
         "$libdir/pkgconfig/feox.pc" "$stage$extdir/feox.so"; do
         [ -f "$f" ] && [ ! -L "$f" ] || fail "${f#"$stage"} is not a regular file"
     done
@@ -100,6 +100,8 @@ check_install() { # prefix expected-ext-dir
     [ "$(readlink "$libdir/libfeox.so")" = "libfeox.so.$soversion" ] ||
         fail "libfeox.so does not point to libfeox.so.$soversion"
     cmp -s "$repo/engine/feox.h" "$root/include/feox.h" || fail "installed feox.h differs"
+    cmp -s "$repo/engine/feox_storage.h" "$root/include/feox_storage.h" ||
+        fail "installed feox_storage.h differs"
     cmp -s "$repo/$build/libfeox.a" "$libdir/libfeox.a" || fail "installed libfeox.a differs"
     cmp -s "$repo/$build/libfeox.so" "$libdir/libfeox.so.$version" || fail "installed libfeox.so differs"
     cmp -s "$repo/$build/feox.so" "$stage$extdir/feox.so" || fail "installed feox.so differs"

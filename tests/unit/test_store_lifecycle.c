@@ -12,6 +12,9 @@
  *              the parent closed the store, the parent opens it again while the child lives
  *              (fork() returns only once the child has closed its copies: no waiting needed),
  *              also with the store's descriptors numbered above 1024.
+ *   registry   the one registry of open stores: memory stores shared by share_key (renamed or
+ *              unnamed by feox_set_share_key), the application's slot, the open_existing lookup
+ *              (NOT_FOUND; FORKED in a child until it closed what it inherited).
  *   exit       a process that writes and calls exit() without feox_close loses nothing.
  *   disk full  under write-behind, once a write to the file failed with ENOSPC, writes fail with
  *              FEOX_ERR_DISK_FULL (nothing changes) until a write succeeds again.
@@ -372,6 +375,127 @@ static void test_fork_memory_store(void **state)
     feox_store *child_store = open_path(path, FEOX_SYNC_NORMAL, 0);
     assert_true(feox_contains(child_store, KS("k")));
     assert_int_equal(feox_close(child_store), FEOX_OK);
+    unlink(path);
+}
+
+/* One registry of open stores: memory stores shared by share_key, the application's slot, the
+ * open_existing lookup and renaming a share key. */
+static void test_registry_share_key_slot_lookup(void **state)
+{
+    (void)state;
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.share_key = "memory:db:t";
+    feox_store *a = NULL, *b = NULL, *c = NULL, *found = NULL;
+    assert_int_equal(feox_open(&cfg, &a), FEOX_OK);
+    assert_null(*feox_store_slot(a));
+    *feox_store_slot(a) = &cfg;
+    assert_int_equal(feox_open(&cfg, &b), FEOX_OK);
+    assert_ptr_equal(a, b); /* same name, same instance, same slot */
+    assert_ptr_equal(*feox_store_slot(b), &cfg);
+    assert_int_equal(feox_open(NULL, &c), FEOX_OK); /* no share key: private */
+    assert_ptr_not_equal(a, c);
+    assert_null(*feox_store_slot(c));
+    assert_int_equal(feox_close(c), FEOX_OK);
+    assert_null(feox_store_slot(NULL));
+
+    feox_config look;
+    feox_config_init(&look);
+    look.share_key = "memory:db:t";
+    look.open_existing = true;
+    assert_int_equal(feox_open(&look, &found), FEOX_OK);
+    assert_ptr_equal(found, a);
+    assert_int_equal(feox_close(found), FEOX_OK);
+
+    /* Renamed: the new name finds it, the old one creates nothing and finds nothing. */
+    assert_int_equal(feox_set_share_key(a, "memory:db:u"), FEOX_OK);
+    assert_int_equal(feox_open(&look, &found), FEOX_ERR_NOT_FOUND);
+    assert_null(found);
+    look.share_key = "memory:db:u";
+    assert_int_equal(feox_open(&look, &found), FEOX_OK);
+    assert_ptr_equal(found, a);
+    assert_int_equal(feox_close(found), FEOX_OK);
+    /* Unnamed: a new open of the name gets a new store; both references of a stay counted. */
+    assert_int_equal(feox_insert(a, KS("k"), KS("v"), NULL, NULL), FEOX_OK);
+    assert_int_equal(feox_set_share_key(a, NULL), FEOX_OK);
+    cfg.share_key = "memory:db:u";
+    assert_int_equal(feox_open(&cfg, &c), FEOX_OK);
+    assert_ptr_not_equal(c, a);
+    assert_false(feox_contains(c, KS("k")));
+    assert_int_equal(feox_close(c), FEOX_OK);
+    assert_int_equal(feox_close(a), FEOX_OK);
+    assert_true(feox_contains(b, KS("k"))); /* one reference left */
+    assert_int_equal(feox_close(b), FEOX_OK);
+
+    /* A private store becomes shared; a persistent one is named by its path only. */
+    assert_int_equal(feox_open(NULL, &c), FEOX_OK);
+    assert_int_equal(feox_set_share_key(c, "memory:db:v"), FEOX_OK);
+    look.share_key = "memory:db:v";
+    assert_int_equal(feox_open(&look, &found), FEOX_OK);
+    assert_ptr_equal(found, c);
+    assert_int_equal(feox_close(found), FEOX_OK);
+    assert_int_equal(feox_close(c), FEOX_OK);
+    assert_int_equal(feox_open(&look, &found), FEOX_ERR_NOT_FOUND);
+    assert_int_equal(feox_set_share_key(NULL, "x"), FEOX_ERR_INVALID_ARGUMENT);
+
+    char path[128];
+    temp_path(path, sizeof path, "lookup");
+    look.share_key = NULL;
+    look.path = path;
+    assert_int_equal(feox_open(&look, &found), FEOX_ERR_NOT_FOUND);
+    assert_int_equal(access(path, F_OK), -1); /* nothing created */
+    feox_store *p = open_path(path, FEOX_SYNC_NORMAL, 0);
+    assert_int_equal(feox_set_share_key(p, "memory:x"), FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_open(&look, &found), FEOX_OK);
+    assert_ptr_equal(found, p);
+    assert_int_equal(feox_close(found), FEOX_OK);
+    assert_int_equal(feox_close(p), FEOX_OK);
+    assert_int_equal(feox_open(&look, &found), FEOX_ERR_NOT_FOUND);
+    unlink(path);
+}
+
+/* A fork child's lookup of what only its parent has open says FORKED, until the child has closed
+ * every reference it inherited; a share key the parent opened is new in the child. */
+static void test_fork_lookup_says_forked(void **state)
+{
+    (void)state;
+    SKIP_FORK_UNDER_ASAN();
+    char path[128];
+    temp_path(path, sizeof path, "forkedlookup");
+    feox_store *s = open_path(path, FEOX_SYNC_NORMAL, 0);
+    feox_store *again = open_path(path, FEOX_SYNC_NORMAL, 0);
+    feox_config mem;
+    feox_config_init(&mem);
+    mem.share_key = "memory:forked";
+    feox_store *m = NULL;
+    assert_int_equal(feox_open(&mem, &m), FEOX_OK);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(60);
+        feox_config look;
+        feox_config_init(&look);
+        look.path = path;
+        look.open_existing = true;
+        feox_store *found = NULL;
+        CHILD_CHECK(feox_open(&look, &found) == FEOX_ERR_FORKED);
+        CHILD_CHECK(strstr(feox_error_detail(), "parent") != NULL);
+        CHILD_CHECK(feox_close(s) == FEOX_OK);
+        CHILD_CHECK(feox_open(&look, &found) == FEOX_ERR_FORKED); /* `again` still held */
+        CHILD_CHECK(feox_close(again) == FEOX_OK);
+        CHILD_CHECK(feox_close(again) == FEOX_OK); /* only forgets, as often as called */
+        CHILD_CHECK(feox_open(&look, &found) == FEOX_ERR_NOT_FOUND);
+        feox_store *mine = NULL;
+        CHILD_CHECK(feox_open(&mem, &mine) == FEOX_OK && mine != m);
+        CHILD_CHECK(!feox_store_is_inherited(mine) && !feox_contains(mine, KS("p")));
+        CHILD_CHECK(feox_close(mine) == FEOX_OK);
+        _exit(0);
+    }
+    assert_int_equal(feox_insert(m, KS("p"), KS("v"), NULL, NULL), FEOX_OK);
+    expect_child_ok(pid);
+    assert_int_equal(feox_close(m), FEOX_OK);
+    assert_int_equal(feox_close(again), FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
     unlink(path);
 }
 
@@ -890,6 +1014,8 @@ int main(void)
         cmocka_unit_test(test_fork_child_opens_after_parent_closes),
         cmocka_unit_test(test_parent_reopens_while_child_lives),
         cmocka_unit_test(test_fork_memory_store),
+        cmocka_unit_test(test_registry_share_key_slot_lookup),
+        cmocka_unit_test(test_fork_lookup_says_forked),
         cmocka_unit_test(test_fork_while_threads_are_busy),
         cmocka_unit_test(test_fork_during_compaction),
         cmocka_unit_test(test_fork_during_compaction_high_descriptors),
