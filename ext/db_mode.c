@@ -436,6 +436,167 @@ int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
     return rc;
 }
 
+/* The bytes the engine holds for a value the backend stored as column col of stmt (its layout:
+ * INTEGER and REAL as 8 bytes little-endian, TEXT and BLOB as their bytes, NULL as none). */
+static const void *stored_value(sqlite3_stmt *stmt, int col, unsigned char num[8], size_t *len)
+{
+    switch (sqlite3_column_type(stmt, col)) {
+    case SQLITE_INTEGER: feox_put_i64(num, sqlite3_column_int64(stmt, col)); break;
+    case SQLITE_FLOAT: {
+        double d = sqlite3_column_double(stmt, col);
+        int64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        feox_put_i64(num, bits);
+        break;
+    }
+    case SQLITE_NULL: *len = 0; return "";
+    default: {
+        const void *p = sqlite3_column_blob(stmt, col);
+        *len = (size_t)sqlite3_column_bytes(stmt, col);
+        return p != NULL ? p : "";
+    }
+    }
+    *len = 8;
+    return num;
+}
+
+/* Compare one cache record with one row; append a line to out if they differ. */
+static void compare_record(sqlite3_str *out, feox_cursor *cur, sqlite3_stmt *stmt, int *problems)
+{
+    size_t klen, vlen, slen;
+    unsigned char num[8];
+    const void *key = feox_cursor_key(cur, &klen);
+    const void *value = feox_cursor_value(cur, &vlen);
+    const void *stored = stored_value(stmt, 1, num, &slen);
+    feox_record_info info;
+    feox_cursor_info(cur, &info);
+    uint64_t ts = (uint64_t)sqlite3_column_int64(stmt, 3);
+    uint64_t expires = sqlite3_column_type(stmt, 4) == SQLITE_NULL
+                           ? 0
+                           : (uint64_t)sqlite3_column_int64(stmt, 4);
+    if (vlen != slen || memcmp(value, stored, vlen) != 0 ||
+        info.tag != (uint32_t)sqlite3_column_int64(stmt, 2) || info.timestamp_ns != ts ||
+        info.expires_at_ns != expires) {
+        sqlite3_str_appendf(out, "%scache and shadow table differ at key x'", *problems ? "\n" : "");
+        for (size_t i = 0; i < klen && i < 64; i++) {
+            sqlite3_str_appendf(out, "%02x", ((const unsigned char *)key)[i]);
+        }
+        sqlite3_str_appendf(out, "' (value, tag, ts or expiry)");
+        (*problems)++;
+    }
+}
+
+/* A record near its expiry may be hidden by one side and not yet by the other: skip it. */
+static bool near_expiry(uint64_t expires, uint64_t now)
+{
+    return expires != 0 && expires <= now + 1000000000ull;
+}
+
+int feox_db_check(feox_vtab *vt, char **report)
+{
+    feox_store *store = db_store(vt);
+    *report = NULL;
+    if (store == NULL) {
+        return SQLITE_OK;
+    }
+    feox_db_state *s = vt->dbs;
+    int rc = run_cached(vt->db, &s->sp_open, "SAVEPOINT feox_fn");
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    if (vt->in_txn) {
+        feox_err e = feox_sqlite_storage_sync(&s->t); /* the tables catch up with the cache */
+        rc = e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+    }
+    char *sql = sqlite3_mprintf("SELECT key, value, tag, ts, expires FROM \"%w\".\"%w_data\" "
+                                "ORDER BY key",
+                                vt->schema, vt->name);
+    sqlite3_stmt *stmt = NULL;
+    feox_cursor *cur = NULL;
+    sqlite3_str *out = sqlite3_str_new(vt->db);
+    int problems = 0;
+    if (rc == SQLITE_OK) {
+        rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &stmt, NULL);
+    }
+    int step = rc == SQLITE_OK ? sqlite3_step(stmt) : SQLITE_ERROR;
+    if (rc == SQLITE_OK && step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = sqlite3_errcode(vt->db);
+    }
+    if (rc == SQLITE_OK) {
+        /* the read transaction is open now: the check below sees what this snapshot holds */
+        feox_err e = feox_refresh(store, &s->t);
+        if (e == FEOX_OK) {
+            e = feox_cursor_open(store, &cur);
+        }
+        uint64_t now = feox_now_ns(store);
+        if (e == FEOX_OK) {
+            e = feox_cursor_seek(cur, FEOX_SEEK_FIRST, NULL, 0);
+        }
+        while (e == FEOX_OK && problems < 10) {
+            bool have_row = step == SQLITE_ROW;
+            bool have_rec = feox_cursor_valid(cur);
+            if (!have_row && !have_rec) {
+                break;
+            }
+            int cmp = 0;
+            if (have_row && have_rec) {
+                size_t klen;
+                const void *key = feox_cursor_key(cur, &klen);
+                size_t rlen = (size_t)sqlite3_column_bytes(stmt, 0);
+                const void *rkey = sqlite3_column_blob(stmt, 0);
+                int c = memcmp(key, rkey != NULL ? rkey : "", klen < rlen ? klen : rlen);
+                cmp = c != 0 ? c : (klen < rlen ? -1 : klen > rlen ? 1 : 0);
+            } else {
+                cmp = have_rec ? -1 : 1;
+            }
+            if (cmp == 0) {
+                compare_record(out, cur, stmt, &problems);
+            } else if (cmp < 0) {
+                feox_record_info info;
+                feox_cursor_info(cur, &info);
+                if (!near_expiry(info.expires_at_ns, now)) {
+                    sqlite3_str_appendf(out, "%sa key of the cache is not in %s_data",
+                                        problems ? "\n" : "", vt->name);
+                    problems++;
+                }
+            } else {
+                uint64_t exp = sqlite3_column_type(stmt, 4) == SQLITE_NULL
+                                   ? 0
+                                   : (uint64_t)sqlite3_column_int64(stmt, 4);
+                if ((exp == 0 || exp > now) && !near_expiry(exp, now)) {
+                    sqlite3_str_appendf(out, "%sa live row of %s_data is not in the cache",
+                                        problems ? "\n" : "", vt->name);
+                    problems++;
+                }
+            }
+            if (cmp <= 0) {
+                e = feox_cursor_next(cur);
+            }
+            if (cmp >= 0) {
+                step = sqlite3_step(stmt);
+                if (step != SQLITE_ROW && step != SQLITE_DONE) {
+                    rc = sqlite3_errcode(vt->db);
+                    break;
+                }
+            }
+        }
+        if (rc == SQLITE_OK && e != FEOX_OK) {
+            rc = db_error(vt, e);
+        }
+    }
+    feox_cursor_close(cur);
+    sqlite3_finalize(stmt);
+    sqlite3_free(sql);
+    (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
+    char *text = sqlite3_str_finish(out);
+    if (rc == SQLITE_OK && problems > 0) {
+        *report = text;
+    } else {
+        sqlite3_free(text);
+    }
+    return rc;
+}
+
 int feox_db_shadow_name(const char *suffix)
 {
     return feox_sqlite_storage_shadow_name(suffix);
@@ -517,6 +678,12 @@ int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
     (void)vt;
     (void)limit;
     *removed = 0;
+    return SQLITE_OK;
+}
+int feox_db_check(feox_vtab *vt, char **report)
+{
+    (void)vt;
+    *report = NULL;
     return SQLITE_OK;
 }
 int feox_db_shadow_name(const char *suffix)

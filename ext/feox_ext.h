@@ -137,6 +137,9 @@ typedef struct feox_location {
 
 int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
                           feox_location *out, char **err);
+/* Is schema of db a database file (not :memory:, a temporary database, or one deserialized into
+ * memory)? */
+bool feox_is_file_database(sqlite3 *db, const char *schema);
 void feox_location_free(feox_location *loc);
 /* The default store file for (db file, table): "<dbfile>-<encoded table>.feox" (mprintf'd). */
 char *feox_default_store_path(const char *db_file, const char *table);
@@ -454,6 +457,10 @@ int feox_db_fn_end(feox_vtab *vt, char **err);
 /* feox_sweep(tab): remove expired records inside the current write transaction (at most limit;
  * 0 = all); *removed says how many. */
 int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed);
+/* feox_check's part for a database-mode table: the cache holds exactly the live rows of
+ * <t>_data (compared in one read transaction, after the coherence check). *report: NULL when
+ * they agree, else the differences (mprintf'd, at most 10). */
+int feox_db_check(feox_vtab *vt, char **report);
 /* xShadowName. */
 int feox_db_shadow_name(const char *suffix);
 

@@ -7,7 +7,8 @@
  *   feox_stats(tab)                           -> JSON object: len, memory_usage, max_memory and
  *                                                every counter of feox_stats
  *   feox_flush(tab)                           -> 1 once everything is durable
- *   feox_check(tab)                           -> 'ok', or the problems found
+ *   feox_check(tab)                           -> 'ok', or the problems found (database mode:
+ *                                                also where the cache and <t>_data differ)
  *   feox_compact(tab)                         -> 1 once the store file holds only live data
  *   feox_sweep(tab)                           -> how many expired records were removed
  *
@@ -659,7 +660,14 @@ static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     }
     feox_err e = feox_check(vt->entry->store);
-    if (e == FEOX_OK) {
+    char *report = NULL;
+    int rc = e == FEOX_OK ? feox_db_check(vt, &report) : SQLITE_OK; /* database mode */
+    if (rc != SQLITE_OK) {
+        fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg
+                                                                 : sqlite3_errstr(rc)));
+    } else if (report != NULL) {
+        sqlite3_result_text(ctx, report, -1, sqlite3_free);
+    } else if (e == FEOX_OK) {
         sqlite3_result_text(ctx, "ok", 2, SQLITE_STATIC);
     } else if (e == FEOX_ERR_CORRUPT) {
         const char *detail = feox_error_detail();

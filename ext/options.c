@@ -26,7 +26,8 @@
  *     and goes on using its default store file "<db file>-<table>.feox" (the table name
  *     encoded: see feox_default_store_path), so it never shows as empty with its data beside
  *     it; its file keeps the file-mode rules (owner check, RENAME moves it, DROP removes it);
- *   - no path, in-memory or temporary database — memory only.
+ *   - no path, in-memory or temporary database — memory only (unless the database holds the
+ *     table's shadow tables: a database file deserialized or restored into memory).
  * Once a table has been resolved, its vtab pins the kind (feox_options.pinned): a file appearing
  * later never moves a database-mode table, nor the other way round. Built with FEOX_DB_MODE=0,
  * every table without path in a file database uses its default store file (the old default).
@@ -330,6 +331,21 @@ static char *absolute_path(const char *path, const char *base_dir)
     return sqlite3_mprintf("%s/%s", cwd, path);
 }
 
+bool feox_is_file_database(sqlite3 *db, const char *schema)
+{
+    const char *file = sqlite3_db_filename(db, schema);
+    if (file == NULL || file[0] == '\0') {
+        return false;
+    }
+    /* A database deserialized into memory (sqlite3_deserialize) has the file name "x" and lives
+     * in the "memdb" VFS: it is memory, not a file. */
+    char *vfs = NULL;
+    bool memdb = sqlite3_file_control(db, schema, SQLITE_FCNTL_VFSNAME, &vfs) == SQLITE_OK &&
+                 vfs != NULL && strstr(vfs, "memdb") != NULL;
+    sqlite3_free(vfs);
+    return !memdb;
+}
+
 /* Do the shadow tables of (schema, table) exist? ("<table>_data", the records; the backend's
  * layout, storage_sqlite.h.) Asked without a statement: sqlite3_table_column_metadata. */
 static bool shadow_tables_exist(sqlite3 *db, const char *schema, const char *table)
@@ -343,13 +359,13 @@ static bool shadow_tables_exist(sqlite3 *db, const char *schema, const char *tab
     return rc == SQLITE_OK;
 }
 
-/* A table without path in a file database: in the database, or (previous release) in its
- * default file? xCreate pins DATABASE before it resolves (a new table always goes into the
- * database); an existing table is in the database exactly when its shadow tables exist, since
- * they are created in the CREATE's own transaction. Without them it is a previous-release
- * table: it keeps its default file, and file mode does the rest as before (a missing file
- * connects without a store and is recovered after a crash inside a RENAME; a file of another
- * owner is reported; DROP removes it). */
+/* A table without path: in the database? xCreate pins DATABASE before it resolves when the
+ * database is a file (a new table goes into it); an existing table is in the database exactly
+ * when its shadow tables exist, since they are created in the CREATE's own transaction (this
+ * also holds for a database file copied into memory: sqlite3_deserialize, .restore). Without
+ * them, in a file database, it is a previous-release table: it keeps its default file, and file
+ * mode does the rest as before (a missing file connects without a store and is recovered after
+ * a crash inside a RENAME; a file of another owner is reported; DROP removes it). */
 static bool in_database(sqlite3 *db, const char *schema, const char *table, const feox_options *o)
 {
     if (!FEOX_DB_MODE) {
@@ -368,7 +384,7 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
     char *base_dir = NULL;
     char *lower = sqlite3_mprintf("%s", table);
     const char *db_file = sqlite3_db_filename(db, schema);
-    bool file_db = db_file != NULL && db_file[0] != '\0';
+    bool file_db = feox_is_file_database(db, schema);
     memset(out, 0, sizeof *out);
     if (lower == NULL) {
         return SQLITE_NOMEM;
@@ -394,6 +410,8 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
     }
     if (o->path != NULL && strcmp(o->path, ":memory:") == 0) {
         out->kind = file_db ? FEOX_LOC_SHARED_MEMORY : FEOX_LOC_PRIVATE_MEMORY;
+    } else if (o->path == NULL && in_database(db, schema, table, o)) {
+        out->kind = FEOX_LOC_DATABASE; /* no share key: every connection has its own cache */
     } else if (o->path == NULL && !file_db) {
         out->kind = FEOX_LOC_PRIVATE_MEMORY;
     } else {
@@ -407,13 +425,6 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
             out->file_path = absolute_path(def, NULL);
             sqlite3_free(def);
             out->default_path = true;
-            if (out->file_path != NULL && in_database(db, schema, table, o)) {
-                out->kind = FEOX_LOC_DATABASE;
-                out->default_path = false;
-                sqlite3_free(out->file_path);
-                out->file_path = NULL;
-                goto cleanup; /* no share key: every connection has its own cache */
-            }
             out->previous_release = FEOX_DB_MODE;
         } else {
             out->file_path = absolute_path(o->path, base_dir);
@@ -427,7 +438,8 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
     if (out->kind == FEOX_LOC_SHARED_MEMORY) {
         out->share_key = sqlite3_mprintf("memory:%s:%s", db_file, lower);
     }
-    if (out->kind != FEOX_LOC_PRIVATE_MEMORY && out->share_key == NULL) {
+    if ((out->kind == FEOX_LOC_FILE || out->kind == FEOX_LOC_SHARED_MEMORY) &&
+        out->share_key == NULL) {
         rc = SQLITE_NOMEM;
     }
 cleanup:

@@ -158,7 +158,7 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
-    if (is_create) {
+    if (is_create && feox_is_file_database(db, vt->schema)) {
         /* a new table without path in a file database goes into the database (options.c) */
         vt->options.pinned = true;
         vt->options.pinned_kind = (int)FEOX_LOC_DATABASE;

@@ -10,8 +10,9 @@ subprocess and fork:
   - two connections and two processes writing the same table: exact totals, and zero stale reads
     (a native counter and a feox counter written in one transaction always read equal);
   - kill -9 at random moments of a native INSERT + feox_incr transaction: both or neither;
-  - .backup, VACUUM INTO and .dump reloaded into a fresh database bring back every row with its
-    type, ttl and ts;
+  - .backup, VACUUM INTO, .dump reloaded into a fresh database and sqlite3_serialize /
+    deserialize bring back every row with its type, ttl and ts; feox_check compares the cache
+    with the shadow table;
   - read-only connections read and never write; BUSY comes back as SQLite's own error;
   - a table of the previous release keeps its records in its store file;
   - expired rows are hidden, and feox_sweep removes them from the shadow tables.
@@ -446,6 +447,42 @@ class ToolsTest(InDatabaseTestCase):
                                  .fetchone(), (10,))
                 self.assertEqual(copy.execute("PRAGMA integrity_check").fetchone(), ("ok",))
                 copy.close()
+
+
+    def test_serialize_into_memory_keeps_the_table_in_the_database(self):
+        con = connect(self.db)
+        con.execute("PRAGMA journal_mode = DELETE")  # a WAL image does not open in memory
+        self.fill(con)
+        want = self.rows(con)
+        data = con.serialize()
+        con.close()
+        mem = connect(":memory:")
+        mem.deserialize(data)
+        self.assertEqual(self.rows(mem), want)
+        self.assertEqual(mem.execute("SELECT feox_incr('kv', 'ctr', 1)").fetchone(), (10,))
+        self.assertEqual(mem.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+        # a new table of an in-memory database stays memory only
+        mem.execute("CREATE VIRTUAL TABLE fresh USING feox")
+        self.assertEqual(mem.execute("SELECT count(*) FROM sqlite_schema WHERE name LIKE "
+                                     "'fresh_%'").fetchone(), (0,))
+        mem.close()
+
+    def test_check_compares_the_cache_with_the_shadow_table(self):
+        con = connect(self.db)
+        self.fill(con)
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+        self.assertEqual(con.execute("PRAGMA integrity_check").fetchone(), ("ok",))
+        # change the shadow table behind the cache's back (no feed row: the cache cannot know)
+        con.execute("UPDATE kv_data SET value = 7 WHERE key = CAST('i' AS BLOB)")
+        self.assertIn("cache and shadow table differ at key x'69'",
+                      con.execute("SELECT feox_check('kv')").fetchone()[0])
+        con.execute("DELETE FROM kv_data WHERE key = CAST('t' AS BLOB)")
+        self.assertIn("a key of the cache is not in kv_data",
+                      con.execute("SELECT feox_check('kv')").fetchone()[0])
+        con.close()
+        con = connect(self.db)  # a new cache loads what the table holds
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+        con.close()
 
 
 class ReadOnlyAndBusyTest(InDatabaseTestCase):
