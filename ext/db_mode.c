@@ -59,8 +59,11 @@
  *                nothing; a failing RELEASE is rolled back to the savepoint). In autocommit
  *                the savepoint is the call's own transaction: the call commits atomically with
  *                the shadow tables when the function returns (a later failure of the same
- *                statement does not undo it). The UPDATE is prepared each time: a cached
- *                statement naming the table would keep SQLite from ever disconnecting it.
+ *                statement does not undo it). Called by a running INSERT/UPDATE/DELETE, where
+ *                SQLite refuses a savepoint, the call just enlists: its changes belong to that
+ *                statement's transaction and are undone if the statement fails. The UPDATE is
+ *                prepared each time: a cached statement naming the table would keep SQLite
+ *                from ever disconnecting it.
  *
  * TTL: no thread writes to the database (the store's sweeper is off; a HOST_TXN backend starts
  * none). Reads hide expired records; feox_sweep(tab) removes them from the shadow tables inside
@@ -89,6 +92,7 @@ struct feox_db_state {
     char *table;         /* t.table: the name the store was opened under */
     /* the functions' statements (feox_db_fn_begin), prepared on first use */
     sqlite3_stmt *sp_open, *sp_release, *sp_undo;
+    bool fn_savepoint; /* feox_db_fn_begin opened "SAVEPOINT feox_fn" (fn_end releases it) */
 };
 
 /* Set the vtab's error from the backend (SQLite's own code and message) if it has one, else from
@@ -341,18 +345,30 @@ static int run_cached(sqlite3 *db, sqlite3_stmt **stmt, const char *sql)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(db);
 }
 
+/* Open "SAVEPOINT feox_fn". SQLite refuses a savepoint while a write statement is running
+ * (SQLITE_BUSY, "cannot open savepoint - SQL statements in progress"): a function called by
+ * an INSERT, UPDATE or DELETE. That statement has its write transaction open already, and the
+ * function's changes belong to it: then no savepoint is opened (*opened false) and SQLITE_OK. */
+static int open_savepoint(feox_vtab *vt, bool *opened)
+{
+    int rc = run_cached(vt->db, &vt->dbs->sp_open, "SAVEPOINT feox_fn");
+    *opened = rc == SQLITE_OK;
+    return rc == SQLITE_BUSY ? SQLITE_OK : rc;
+}
+
 int feox_db_fn_begin(feox_vtab *vt, char **err)
 {
     feox_db_state *s = vt->dbs;
     if (s == NULL) {
         return SQLITE_OK;
     }
-    int rc = run_cached(vt->db, &s->sp_open, "SAVEPOINT feox_fn");
+    int rc = open_savepoint(vt, &s->fn_savepoint);
     if (rc == SQLITE_OK && !vt->in_txn) {
         /* Not cached: a prepared statement that names the table holds its vtab, and SQLite then
          * never disconnects it (sqlite3_close fails with unfinalized statements). Once the
          * table is in the transaction, later calls need no enlistment (SQLite calls xSavepoint
-         * for the savepoint itself). */
+         * for the savepoint itself). Nested in a running write statement, this joins that
+         * statement's transaction (SQLite commits it when the outer statement ends). */
         char *sql = sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET key=key WHERE 0", vt->schema,
                                     vt->name);
         sqlite3_stmt *enlist = NULL;
@@ -366,11 +382,12 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
             *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
         }
         sqlite3_finalize(enlist);
-        if (rc != SQLITE_OK) {
+        if (rc != SQLITE_OK && s->fn_savepoint) {
             (void)run_cached(vt->db, &s->sp_undo, "ROLLBACK TO feox_fn");
             (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
+            s->fn_savepoint = false;
         }
-    } else {
+    } else if (rc != SQLITE_OK) {
         *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
     }
     return rc;
@@ -379,9 +396,10 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
 int feox_db_fn_end(feox_vtab *vt, char **err)
 {
     feox_db_state *s = vt->dbs;
-    if (s == NULL) {
-        return SQLITE_OK;
+    if (s == NULL || !s->fn_savepoint) {
+        return SQLITE_OK; /* no savepoint: the running write statement decides */
     }
+    s->fn_savepoint = false;
     /* In autocommit this commits: xSync, xCommit. */
     int rc = run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
     if (rc != SQLITE_OK) {
@@ -394,12 +412,6 @@ int feox_db_fn_end(feox_vtab *vt, char **err)
     return rc;
 }
 
-/* Expired records leave the database here only (no thread writes to it). Until the backend
- * offers a sweep of its own (reported to sqlstore), this deletes the expired rows of <t>_data
- * directly, inside the caller's write transaction, after the backend has written what is
- * pending. No feed row is written: other caches keep such a record until they reload, and it
- * stays hidden there (it has expired). The scan reads the whole table (no index on expires),
- * so it runs only when asked (feox_sweep), never per commit. */
 int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
 {
     feox_store *store = db_store(vt);
@@ -500,7 +512,8 @@ int feox_db_check(feox_vtab *vt, char **report)
         return SQLITE_OK;
     }
     feox_db_state *s = vt->dbs;
-    int rc = run_cached(vt->db, &s->sp_open, "SAVEPOINT feox_fn");
+    bool opened = false;
+    int rc = open_savepoint(vt, &opened); /* keeps one read transaction open for the check */
     if (rc != SQLITE_OK) {
         return rc;
     }
@@ -587,7 +600,9 @@ int feox_db_check(feox_vtab *vt, char **report)
     feox_cursor_close(cur);
     sqlite3_finalize(stmt);
     sqlite3_free(sql);
-    (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
+    if (opened) {
+        (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
+    }
     char *text = sqlite3_str_finish(out);
     if (rc == SQLITE_OK && problems > 0) {
         *report = text;

@@ -271,6 +271,27 @@ class RollbackTest(InDatabaseTestCase):
         self.assertCoherent(con, "failing function")
         con.close()
 
+    def test_functions_called_by_a_write_statement_belong_to_it(self):
+        # SQLite opens no savepoint while a write statement runs: the call joins the
+        # statement's own transaction, so a failure later in the statement undoes it
+        con = connect(self.db)
+        con.execute("CREATE TABLE log(x)")
+        con.execute("INSERT INTO log SELECT feox_incr('kv', 'a', 1)")
+        con.execute("UPDATE log SET x = feox_incr('kv', 'a', 1)")
+        self.assertEqual(con.execute("SELECT x FROM log").fetchall(), [(2,)])
+        with self.assertRaises(sqlite3.Error):
+            con.execute("INSERT INTO log SELECT feox_incr('kv', 'b', 1) UNION ALL "
+                        "SELECT feox_incr('kv', 'a', 'x')")
+        self.assertEqual(con.execute("SELECT key, value FROM kv").fetchall(), [("a", 2)])
+        self.assertEqual(con.execute("SELECT count(*) FROM log").fetchone(), (1,))
+        self.assertCoherent(con, "failing write statement")
+        con.execute("BEGIN")
+        con.execute("INSERT INTO log SELECT feox_incr('kv', 'a', 10)")
+        con.execute("ROLLBACK")
+        self.assertEqual(con.execute("SELECT key, value FROM kv").fetchall(), [("a", 2)])
+        self.assertCoherent(con, "rolled back write statement")
+        con.close()
+
 
 WRITER = CHILD_PRELUDE + textwrap.dedent("""
     db, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
