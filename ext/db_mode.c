@@ -65,6 +65,9 @@
  *                prepared each time: a cached statement naming the table would keep SQLite
  *                from ever disconnecting it.
  *
+ * feox_check: besides the engine's and the backend's own checks, the cache is compared with
+ * <t>_data row by row in one read transaction (feox_db_check).
+ *
  * TTL: no thread writes to the database (the store's sweeper is off; a HOST_TXN backend starts
  * none). Reads hide expired records; feox_sweep(tab) removes them from the shadow tables inside
  * a write transaction (the user's, or the call's own); the pages they held are reused by later

@@ -367,6 +367,33 @@ class ProcessesTest(InDatabaseTestCase):
         a.close()
         b.close()
 
+    def test_reader_process_is_never_blocked_by_a_long_write_transaction(self):
+        con = connect(self.db)
+        con.execute("INSERT INTO kv(key, value) VALUES ('k', 'before')")
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany("INSERT INTO kv(key, value) VALUES (?, ?)",
+                        ((f"n{i:05d}", i) for i in range(5000)))
+        con.execute("SAVEPOINT s")  # what was pending is now in the shadow tables, uncommitted
+        con.execute("UPDATE kv SET value = 'during' WHERE key = 'k'")
+        reader = CHILD_PRELUDE + textwrap.dedent("""
+            con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+            con.enable_load_extension(True)
+            con.load_extension(sys.argv[2])
+            print(con.execute("SELECT value FROM kv WHERE key = 'k'").fetchone()[0],
+                  con.execute("SELECT count(*) FROM kv").fetchone()[0],
+                  con.execute("SELECT feox_check('kv')").fetchone()[0])
+        """)
+        out = subprocess.run([PY, "-c", reader, self.db, EXT], capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual((out.returncode, out.stdout.split()), (0, ["before", "1", "ok"]),
+                         out.stderr)
+        con.execute("RELEASE s")
+        con.execute("COMMIT")
+        out = subprocess.run([PY, "-c", reader, self.db, EXT], capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(out.stdout.split(), ["during", "5001", "ok"], out.stderr)
+        con.close()
+
     def test_forked_children_and_exit_without_close(self):
         con = connect(self.db)
         con.execute("INSERT INTO kv(key, value) VALUES ('parent', 1)")
