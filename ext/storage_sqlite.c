@@ -736,7 +736,7 @@ static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *
     }
     unsigned dv = data_version(b);
     /* The version is current only while a transaction is open on the schema. */
-    if (dv == b->last_dv && sqlite3_txn_state(b->db, b->schema) != SQLITE_TXN_NONE) {
+    if (dv == b->last_dv && sqlite3_txn_state(b->db, b->schema) > SQLITE_TXN_NONE) {
         return FEOX_OK;
     }
     b->slow_refreshes++;
@@ -833,6 +833,29 @@ static const feox_storage_methods sqlite_methods = {
 const feox_storage_methods *feox_sqlite_storage(void)
 {
     return &sqlite_methods;
+}
+
+feox_err feox_sqlite_storage_renamed(feox_sqlite_table *t, const char *new_table)
+{
+    feox_sqlite_backend *b = t != NULL ? t->backend : NULL;
+    if (b == NULL || new_table == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    lock(b);
+    feox_sq_clear_error(b);
+    char *copy = sqlite3_mprintf("%s", new_table);
+    feox_err err = FEOX_ERR_NOMEM;
+    if (copy != NULL) {
+        for (int i = 0; i < FEOX_SQ_COUNT; i++) {
+            sqlite3_finalize(b->stmts[i]); /* they name the old tables */
+            b->stmts[i] = NULL;
+        }
+        sqlite3_free(b->table);
+        b->table = copy;
+        err = FEOX_OK;
+    }
+    unlock(b);
+    return err;
 }
 
 /* ---- transactions ---------------------------------------------------------------------------- */

@@ -478,6 +478,32 @@ static void test_writes_need_a_transaction(void **state)
     sqlite3_close(db);
 }
 
+/* After a rename the open backend follows the tables to their new name. */
+static void test_renamed_backend(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("renamed.db");
+    create_table(db, "kv");
+    backend bk;
+    test_sink ts;
+    open_backend(&bk, db, "kv", FEOX_SQLITE_WRITE_THROUGH);
+    load(&bk, &ts);
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "a", "1"), FEOX_OK);
+    txn_commit(&bk);
+    assert_int_equal(feox_sqlite_storage_rename(db, "main", "kv", "kv2", NULL), SQLITE_OK);
+    assert_int_equal(feox_sqlite_storage_renamed(&bk.t, "kv2"), FEOX_OK);
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "b", "2"), FEOX_OK);
+    txn_commit(&bk);
+    expect(db, "SELECT group_concat(CAST(key AS TEXT), '') FROM kv2_data", "ab");
+    load(&bk, &ts);
+    assert_int_equal(live_count(&ts), 2);
+    assert_int_equal(feox_sqlite_storage_renamed(NULL, "x"), FEOX_ERR_INVALID_ARGUMENT);
+    close_backend(&bk);
+    sqlite3_close(db);
+}
+
 static void test_rollback_and_savepoints(feox_sqlite_write_mode mode, uint64_t pending_limit,
                                          const char *name)
 {
@@ -1178,18 +1204,10 @@ static int sqvt_rename(sqlite3_vtab *vt, const char *to)
     sqvt *v = (sqvt *)vt;
     int rc = feox_sqlite_storage_rename(v->bk.t.db, "main", v->name, to, NULL);
     if (rc == SQLITE_OK) {
-        /* the backend's statements name the old tables: reopen it on the new name */
-        feox_sqlite_write_mode mode = v->bk.t.write_mode;
-        v->bk.st->methods->close(v->bk.st);
         sqlite3_free(v->name);
         v->name = sqlite3_mprintf("%s", to);
         v->bk.t.table = v->name;
-        v->bk.t.write_mode = mode;
-        feox_config cfg;
-        feox_config_init(&cfg);
-        cfg.storage_arg = &v->bk.t;
-        assert_int_equal(feox_sqlite_storage()->open(feox_sqlite_storage(), &cfg, NULL, &v->bk.st),
-                         FEOX_OK);
+        assert_int_equal(feox_sqlite_storage_renamed(&v->bk.t, to), FEOX_OK);
     }
     return rc;
 }
@@ -1341,6 +1359,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_buffered),
         cmocka_unit_test(test_round_trip_write_through),
         cmocka_unit_test(test_writes_need_a_transaction),
+        cmocka_unit_test(test_renamed_backend),
         cmocka_unit_test(test_savepoints_buffered),
         cmocka_unit_test(test_savepoints_buffered_early_flush),
         cmocka_unit_test(test_savepoints_write_through),
