@@ -253,8 +253,17 @@ int feox_db_rename(feox_vtab *vt, const char *new_name)
         sqlite3_free(msg);
         return rc;
     }
-    /* The backend's statements name the old tables: open the cache again under the new name
-     * (it loads what this transaction wrote, too). */
+    /* The open backend follows the new name (its cache, pending changes and transaction stay);
+     * a ROLLBACK makes SQLite reconnect the table under its old name. */
+    char *copy = sqlite3_mprintf("%s", new_name);
+    if (copy != NULL && feox_sqlite_storage_renamed(&s->t, new_name) == FEOX_OK) {
+        sqlite3_free(s->table);
+        s->table = copy;
+        s->t.table = copy;
+        return SQLITE_OK;
+    }
+    sqlite3_free(copy);
+    /* Else open the cache again under the new name (it loads what this transaction wrote). */
     close_store(vt);
     rc = open_store(vt, s, new_name, &err);
     if (rc == SQLITE_OK && vt->in_txn) {
@@ -372,8 +381,8 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
          * table is in the transaction, later calls need no enlistment (SQLite calls xSavepoint
          * for the savepoint itself). Nested in a running write statement, this joins that
          * statement's transaction (SQLite commits it when the outer statement ends). */
-        char *sql = sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET key=key WHERE 0", vt->schema,
-                                    vt->name);
+        char *sql =
+            sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET key=key WHERE 0", vt->schema, vt->name);
         sqlite3_stmt *enlist = NULL;
         rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &enlist, NULL);
         sqlite3_free(sql);
@@ -444,8 +453,8 @@ int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
         (void)feox_len(store, 0); /* the cache lets go of its expired records too */
     } else {
         sqlite3_free(vt->base.zErrMsg);
-        vt->base.zErrMsg = feox_table_message(vt->schema, vt->name, "cannot sweep: %s",
-                                              sqlite3_errmsg(vt->db));
+        vt->base.zErrMsg =
+            feox_table_message(vt->schema, vt->name, "cannot sweep: %s", sqlite3_errmsg(vt->db));
     }
     sqlite3_finalize(stmt);
     return rc;
@@ -486,13 +495,13 @@ static void compare_record(sqlite3_str *out, feox_cursor *cur, sqlite3_stmt *stm
     feox_record_info info;
     feox_cursor_info(cur, &info);
     uint64_t ts = (uint64_t)sqlite3_column_int64(stmt, 3);
-    uint64_t expires = sqlite3_column_type(stmt, 4) == SQLITE_NULL
-                           ? 0
-                           : (uint64_t)sqlite3_column_int64(stmt, 4);
+    uint64_t expires =
+        sqlite3_column_type(stmt, 4) == SQLITE_NULL ? 0 : (uint64_t)sqlite3_column_int64(stmt, 4);
     if (vlen != slen || memcmp(value, stored, vlen) != 0 ||
         info.tag != (uint32_t)sqlite3_column_int64(stmt, 2) || info.timestamp_ns != ts ||
         info.expires_at_ns != expires) {
-        sqlite3_str_appendf(out, "%scache and shadow table differ at key x'", *problems ? "\n" : "");
+        sqlite3_str_appendf(out, "%scache and shadow table differ at key x'",
+                            *problems ? "\n" : "");
         for (size_t i = 0; i < klen && i < 64; i++) {
             sqlite3_str_appendf(out, "%02x", ((const unsigned char *)key)[i]);
         }

@@ -663,8 +663,8 @@ static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     char *report = NULL;
     int rc = e == FEOX_OK ? feox_db_check(vt, &report) : SQLITE_OK; /* database mode */
     if (rc != SQLITE_OK) {
-        fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg
-                                                                 : sqlite3_errstr(rc)));
+        fn_error(ctx, rc,
+                 sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : sqlite3_errstr(rc)));
     } else if (report != NULL) {
         sqlite3_result_text(ctx, report, -1, sqlite3_free);
     } else if (e == FEOX_OK) {

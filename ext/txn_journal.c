@@ -4,11 +4,11 @@
  * The engine has no transactions, so each vtab (one per connection and table) records, with
  * every change it makes, the key's previous state: absent, or its old value, tag and expiry
  * instant and timestamp. The write itself returns that state (feox_write_opts.replaced: the
- * version it replaced, atomically with the change), so nothing is read before a write. ROLLBACK undoes the entries newest first; ROLLBACK TO savepoint N undoes
- * the entries made since savepoint N began. An undo is itself a write: a restored version gets
- * back its exact value, tag, timestamp and expiry (FEOX_WRITE_RESTORE lets the engine accept the
- * older timestamp), so after ROLLBACK the row is as it was, ts included; a key that was absent
- * is deleted.
+ * version it replaced, atomically with the change), so nothing is read before a write. ROLLBACK
+ * undoes the entries newest first; ROLLBACK TO savepoint N undoes the entries made since savepoint
+ * N began. An undo is itself a write: a restored version gets back its exact value, tag, timestamp
+ * and expiry (FEOX_WRITE_RESTORE lets the engine accept the older timestamp), so after ROLLBACK the
+ * row is as it was, ts included; a key that was absent is deleted.
  *
  * Savepoints: marks[i] is the journal length when savepoint i began. xSavepoint(N) sets marks[N]
  * (filling any skipped levels), xRelease(N) forgets levels >= N, xRollbackTo(N) undoes to
@@ -19,8 +19,9 @@
  * xRollbackTo, so the undo writes carry undo_flags = FEOX_WRITE_INDEX_ONLY: they put the cache
  * back to match, and write nothing to the backend.
  *
- * Isolation (file and shared memory tables): other connections see changes before COMMIT (the store is shared, not versioned),
- * and a rollback restores the old state even if another connection wrote the key meanwhile.
+ * Isolation (file and shared memory tables): other connections see changes before COMMIT (the store
+ * is shared, not versioned), and a rollback restores the old state even if another connection wrote
+ * the key meanwhile.
  */
 #include <string.h>
 

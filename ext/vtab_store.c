@@ -1,9 +1,10 @@
 /*
  * vtab_store.c — what every use of a table starts with, and how it reports an error:
  * feox_vtab_check_store (open again a store that was missing or inherited through fork(), finish
- * a rollback that could not finish, and in database mode bring the cache up to date) and the table's error messages (feox_vtab_set_error,
- * feox_vtab_engine_error). Below vtab.c (the module) and the files of its methods (cursor.c,
- * update.c) and of the SQL functions (functions.c), which all call it.
+ * a rollback that could not finish, and in database mode bring the cache up to date) and the
+ * table's error messages (feox_vtab_set_error, feox_vtab_engine_error). Below vtab.c (the module)
+ * and the files of its methods (cursor.c, update.c) and of the SQL functions (functions.c), which
+ * all call it.
  */
 #include <stdarg.h>
 
