@@ -76,7 +76,7 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 
 BUILD_DEPS := libsqlite3-dev libcjson-dev libck-dev libxxhash-dev pkg-config sqlite3
 TEST_DEPS := libcmocka-dev python3 valgrind clang libclang-rt-14-dev
-BENCH_DEPS := liblmdb-dev librocksdb-dev
+BENCH_DEPS := liblmdb-dev librocksdb-dev gnuplot-nox
 LINT_DEPS := cppcheck clang-tidy
 
 .PHONY: docs-tests all test layers demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench deps-lint \
@@ -279,8 +279,13 @@ $(B)/bench/bench_storage_sqlite: tests/bench/storage_sqlite/bench_storage_sqlite
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O2 -Iext -DSQLITE_CORE $< $(EXT_CORE_OBJ) $(B)/libfeox.a -lsqlite3 $(ENGINE_LIBS) -o $@
 
+# make bench [QUICK=1] [SIZE=10K|1M|10M]: the report on stdout (tests/bench/README.md); the ratios
+# as data ($(B)/bench/ratios.tsv) and as a chart ($(B)/bench/ratios.svg, tests/bench/ratios.gp).
+SIZE ?=
 bench: deps-bench $(B)/bench/feox_bench
-	$(B)/bench/feox_bench $(if $(QUICK),--quick)
+	$(B)/bench/feox_bench $(if $(QUICK),--quick) $(if $(SIZE),--n $(SIZE)) --ratios $(B)/bench/ratios.tsv
+	gnuplot -e "data='$(B)/bench/ratios.tsv'; out='$(B)/bench/ratios.svg'" tests/bench/ratios.gp
+	@echo "chart: $(B)/bench/ratios.svg (open it in a web browser)"
 
 # make soak SOAK_SECONDS=N (or SOAK_SECONDS in the environment); 600 s by default.
 SOAK_SECONDS ?= 600

@@ -6,6 +6,7 @@
  *   ext_api.c      the one definition of sqlite3_api (SQLITE_EXTENSION_INIT1)
  *   value_codec.c  SQL value <-> engine bytes + record tag; key canonicalisation; error mapping
  *   options.c      CREATE VIRTUAL TABLE options, and where a table's data lives
+ *   storage_sqlite*.c  the "sqlite" storage backend: records in shadow tables (storage_sqlite.h)
  *   plan.c         xBestIndex and the plan encoding that xFilter decodes
  *   registry.c     what the extension keeps with each open store (in the engine's registry)
  *   txn_journal.c  the undo journal behind transactions and savepoints

@@ -2,7 +2,7 @@
  * storage_sqlite.c — the "sqlite" storage backend: the feox_storage_methods that keep a table's
  * records in its shadow tables (layout, transactions and coherence: storage_sqlite.h), and the
  * transaction calls the virtual table makes. Statements are prepared on first use and run nested
- * on the table's own connection. check() is in storage_sqlite_check.c.
+ * on the table's own connection (storage_sqlite_sql.c). check() is in storage_sqlite_check.c.
  */
 #include <math.h>
 #include <string.h>
@@ -17,90 +17,6 @@ SQLITE_EXTENSION_INIT3
 #define DEFAULT_FEED_LIMIT 65536u
 #define TRIM_MIN_BATCH 4096u
 
-/* Statement templates: every %w pair is (schema, table). */
-static const char *const stmt_sql[FEOX_SQ_COUNT] = {
-    [FEOX_SQ_SEQ] = "SELECT max(coalesce((SELECT max(seq) FROM \"%w\".\"%w_log\"), 0),"
-                    " coalesce(m.value, 0)), coalesce(m.value, 0),"
-                    " (SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'format')"
-                    " FROM (SELECT NULL) LEFT JOIN \"%w\".\"%w_meta\" m ON m.name = 'min_seq'",
-    [FEOX_SQ_LOAD] = "SELECT key, value, tag, ts, expires, seq FROM \"%w\".\"%w_data\"",
-    [FEOX_SQ_FIND] = "SELECT value, tag, ts, expires, seq FROM \"%w\".\"%w_data\" WHERE key = ?1",
-    [FEOX_SQ_PUT] = "INSERT OR REPLACE INTO \"%w\".\"%w_data\"(key, value, tag, ts, expires, seq)"
-                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [FEOX_SQ_DEL] = "DELETE FROM \"%w\".\"%w_data\" WHERE key = ?1",
-    [FEOX_SQ_LOG] = "INSERT INTO \"%w\".\"%w_log\"(seq, key, ts) VALUES(?1, ?2, ?3)",
-    [FEOX_SQ_FEED] = "SELECT l.seq, l.key, l.ts, d.value, d.tag, d.ts, d.expires, d.seq"
-                     " FROM \"%w\".\"%w_log\" l LEFT JOIN \"%w\".\"%w_data\" d ON d.key = l.key"
-                     " WHERE l.seq > ?1 ORDER BY l.seq",
-    [FEOX_SQ_LOG_DROP_AFTER] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq > ?1",
-    [FEOX_SQ_LOG_TRIM] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq <= ?1",
-    [FEOX_SQ_SET_MIN] = "UPDATE \"%w\".\"%w_meta\" SET value = ?1 WHERE name = 'min_seq'",
-};
-
-/* ---- errors -------------------------------------------------------------------------------- */
-
-void feox_sq_clear_error(feox_sqlite_backend *b)
-{
-    b->t->errcode = SQLITE_OK;
-    b->t->errmsg[0] = '\0';
-}
-
-static void set_message(feox_sqlite_backend *b, const char *what, const char *cause)
-{
-    if (sqlite3_stricmp(b->schema, "main") != 0) {
-        sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s.%s: %s%s%s", b->schema,
-                         b->table, what, cause ? ": " : "", cause ? cause : "");
-    } else {
-        sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s: %s%s%s", b->table, what,
-                         cause ? ": " : "", cause ? cause : "");
-    }
-}
-
-feox_err feox_sq_fail(feox_sqlite_backend *b, feox_err err, const char *what)
-{
-    set_message(b, what, NULL);
-    return err;
-}
-
-feox_err feox_sq_sql_error(feox_sqlite_backend *b, int rc, const char *what)
-{
-    int ext = sqlite3_extended_errcode(b->db);
-    if ((ext & 0xff) != (rc & 0xff)) {
-        ext = rc; /* the connection's code belongs to another call */
-    }
-    b->t->errcode = ext;
-    set_message(b, what, rc == SQLITE_NOMEM ? sqlite3_errstr(rc) : sqlite3_errmsg(b->db));
-    switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return FEOX_ERR_LOCKED;
-    case SQLITE_NOMEM: return FEOX_ERR_NOMEM;
-    case SQLITE_FULL: return FEOX_ERR_DISK_FULL;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return FEOX_ERR_CORRUPT;
-    default: return FEOX_ERR_IO;
-    }
-}
-
-/* ---- statements ---------------------------------------------------------------------------- */
-
-feox_err feox_sq_stmt(feox_sqlite_backend *b, feox_sq_id id, sqlite3_stmt **out)
-{
-    if (b->stmts[id] == NULL) {
-        const char *s = b->schema, *t = b->table;
-        char *sql = sqlite3_mprintf(stmt_sql[id], s, t, s, t, s, t);
-        if (sql == NULL) {
-            return feox_sq_sql_error(b, SQLITE_NOMEM, "preparing a statement");
-        }
-        int rc = sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &b->stmts[id], NULL);
-        sqlite3_free(sql);
-        if (rc != SQLITE_OK) {
-            return feox_sq_sql_error(b, rc, "preparing a statement");
-        }
-    }
-    *out = b->stmts[id];
-    return FEOX_OK;
-}
-
 /* Step a statement that returns no row, then reset it. */
 static feox_err run(feox_sqlite_backend *b, sqlite3_stmt *s, const char *what)
 {
@@ -113,30 +29,14 @@ static feox_err run(feox_sqlite_backend *b, sqlite3_stmt *s, const char *what)
 
 /* ---- values: record bytes <-> the value column (the rules are in storage_sqlite.h) ---------- */
 
-static uint64_t get_u64_le(const unsigned char *p)
-{
-    uint64_t u = 0;
-    for (int i = 7; i >= 0; i--) {
-        u = (u << 8) | p[i];
-    }
-    return u;
-}
-
-static void put_u64_le(unsigned char *p, uint64_t u)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (unsigned char)(u >> (8 * i));
-    }
-}
-
 static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, uint32_t len,
                       bool text_ok)
 {
     if (tag == FEOX_TAG_INTEGER && len == 8) {
-        return sqlite3_bind_int64(s, i, (sqlite3_int64)get_u64_le(value));
+        return sqlite3_bind_int64(s, i, (sqlite3_int64)feox_sq_get_u64(value));
     }
     if (tag == FEOX_TAG_REAL && len == 8) {
-        uint64_t bits = get_u64_le(value);
+        uint64_t bits = feox_sq_get_u64(value);
         double d;
         memcpy(&d, &bits, sizeof d);
         if (isfinite(d) && !(d == 0.0 && signbit(d))) { /* NaN would become NULL, -0.0 0.0 */
@@ -151,37 +51,6 @@ static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, u
         return sqlite3_bind_zeroblob(s, i, 0);
     }
     return sqlite3_bind_blob64(s, i, value, len, SQLITE_STATIC);
-}
-
-void feox_sq_column_value(sqlite3_stmt *s, int col, unsigned char num[8], const void **data,
-                          uint32_t *len)
-{
-    switch (sqlite3_column_type(s, col)) {
-    case SQLITE_INTEGER:
-        put_u64_le(num, (uint64_t)sqlite3_column_int64(s, col));
-        *data = num;
-        *len = 8;
-        return;
-    case SQLITE_FLOAT: {
-        double d = sqlite3_column_double(s, col);
-        uint64_t bits;
-        memcpy(&bits, &d, sizeof bits);
-        put_u64_le(num, bits);
-        *data = num;
-        *len = 8;
-        return;
-    }
-    case SQLITE_NULL:
-        *data = "";
-        *len = 0;
-        return;
-    default: {
-        const void *p = sqlite3_column_blob(s, col); /* TEXT too: its bytes, no conversion */
-        *len = (uint32_t)sqlite3_column_bytes(s, col);
-        *data = p != NULL ? p : "";
-        return;
-    }
-    }
 }
 
 /* rec from the columns value, tag, ts, expires, seq starting at col (key given). */
@@ -212,52 +81,6 @@ static unsigned data_version(feox_sqlite_backend *b)
     unsigned v = 0;
     sqlite3_file_control(b->db, b->schema, SQLITE_FCNTL_DATA_VERSION, &v);
     return v;
-}
-
-feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_seq)
-{
-    sqlite3_stmt *s;
-    feox_err err = feox_sq_stmt(b, FEOX_SQ_SEQ, &s);
-    if (err != FEOX_OK) {
-        return err;
-    }
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        err = feox_sq_sql_error(b, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the seq");
-    } else if (sqlite3_column_int64(s, 2) != FEOX_SQLITE_FORMAT) {
-        err = feox_sq_fail(b, FEOX_ERR_FORMAT, "the shadow tables are not format 1");
-    } else {
-        *cur = (uint64_t)sqlite3_column_int64(s, 0);
-        *min_seq = (uint64_t)sqlite3_column_int64(s, 1);
-    }
-    sqlite3_reset(s);
-    return err;
-}
-
-/* ---- writing a change to the tables ---------------------------------------------------------- */
-
-/* TEXT keeps its bytes only in a UTF-8 database (SQLite would convert it to UTF-16 otherwise):
- * elsewhere a TEXT value is stored as a BLOB. */
-feox_err feox_sq_learn_encoding(feox_sqlite_backend *b)
-{
-    if (b->encoding_known) {
-        return FEOX_OK;
-    }
-    char *sql = sqlite3_mprintf("PRAGMA \"%w\".encoding", b->schema);
-    if (sql == NULL) {
-        return feox_sq_sql_error(b, SQLITE_NOMEM, "reading the encoding");
-    }
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(b->db, sql, -1, &s, NULL);
-    sqlite3_free(sql);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *enc = (const char *)sqlite3_column_text(s, 0);
-        b->text_as_text = enc != NULL && sqlite3_stricmp(enc, "UTF-8") == 0;
-        b->encoding_known = true;
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "reading the encoding");
 }
 
 static feox_err write_row(feox_sqlite_backend *b, const void *key, uint32_t key_len,

@@ -1,6 +1,7 @@
 /*
  * storage_sqlite_internal.h — the "sqlite" backend's state and the helpers its files share
- * (storage_sqlite.c: the methods and transactions; storage_sqlite_check.c: check()).
+ * (storage_sqlite_sql.c: statements, errors, values; storage_sqlite.c: the methods and
+ * transactions; storage_sqlite_check.c: check()).
  */
 #ifndef FEOX_STORAGE_SQLITE_INTERNAL_H
 #define FEOX_STORAGE_SQLITE_INTERNAL_H
@@ -78,6 +79,8 @@ feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_s
 /* The bytes a value column reads back as (num holds INTEGER/REAL); data never NULL. */
 void feox_sq_column_value(sqlite3_stmt *s, int col, unsigned char num[8], const void **data,
                           uint32_t *len);
+/* The little-endian u64 at p (8 bytes: an INTEGER or REAL record value). */
+uint64_t feox_sq_get_u64(const void *p);
 /* Learn once whether the database is UTF-8 (text_as_text). */
 feox_err feox_sq_learn_encoding(feox_sqlite_backend *b);
 /* feox_storage_methods.check (storage_sqlite_check.c). */

@@ -9,6 +9,7 @@
  *   bench_sql.c        SQL: feox vtab vs native table vs null vtab
  *   bench_floor.c      memory floor (pointer chase) and hash-probe floor (ck_hs + ck_epoch)
  *   bench_special.c    feox-only workloads: counters, JSON patch, TTL, persistence, recovery
+ *   ratios.gp          gnuplot script: the ratios as an SVG chart (make bench)
  */
 #ifndef FEOX_BENCH_H
 #define FEOX_BENCH_H
@@ -33,7 +34,9 @@ typedef struct bench_config {
     int reps;
     int max_threads; /* nproc */
     uint64_t seed;
-    const char *tmp_root; /* where persistent stores live */
+    const char *tmp_root;    /* where persistent stores live */
+    const char *ratios_path; /* the chart's data file, or NULL */
+    uint64_t durable_keys;   /* keys preloaded for the fsync-per-commit write phases */
     bool quick;
 } bench_config;
 
@@ -64,7 +67,8 @@ typedef struct bench_zipf {
 void bench_zipf_init(bench_zipf *z, uint64_t items, double theta);
 uint64_t bench_zipf_next(const bench_zipf *z, bench_rng *r); /* scrambled, in [0, items) */
 
-double bench_now_sec(void); /* CLOCK_MONOTONIC */
+double bench_now_sec(void);  /* CLOCK_MONOTONIC */
+uint64_t bench_now_ns(void); /* CLOCK_MONOTONIC */
 
 /* ---- adapters --------------------------------------------------------------------------------
  * A store is opened once per repetition. Operations take a per-thread context (ctx_open); stores
@@ -78,7 +82,10 @@ typedef struct bench_adapter {
     const char *describe;           /* one line: configuration and durability */
     void *(*open)(const char *dir); /* dir: an empty private directory */
     void (*close)(void *store);
-    int (*reopen)(void **store, const char *dir); /* close and open again; NULL if memory-only */
+    bool persistent; /* open(dir) of a closed store's dir opens its data again */
+    /* Durable adapters: the same store without per-commit fsync, which preloads the data (bulk
+     * or write-behind) before this adapter opens it again; NULL for the others. */
+    const struct bench_adapter *preload_with;
     int (*load)(void *store, uint64_t first, uint64_t count); /* bulk load indexes */
     void *(*ctx_open)(void *store);                           /* the main thread's context */
     void *(*ctx_open_extra)(void *store); /* another thread's context; NULL = no threads */
@@ -96,6 +103,11 @@ extern const bench_adapter bench_lmdb_adapter;
 extern const bench_adapter bench_sqlite_memory_adapter;
 extern const bench_adapter bench_sqlite_wal_adapter;
 extern const bench_adapter bench_rocksdb_adapter;
+/* The same stores with an fsync before every commit returns (the durable write phases). */
+extern const bench_adapter bench_feox_full_adapter;
+extern const bench_adapter bench_lmdb_sync_adapter;
+extern const bench_adapter bench_sqlite_wal_full_adapter;
+extern const bench_adapter bench_rocksdb_sync_adapter;
 
 /* ---- results (bench_report.c) -------------------------------------------------------------- */
 
@@ -105,11 +117,28 @@ extern const bench_adapter bench_rocksdb_adapter;
 void bench_record(const char *workload, const char *column, double ns_per_op);
 void bench_note(const char *workload, const char *note);
 double bench_median(const char *workload, const char *column); /* NAN if absent */
+/* Name a comparison of `workload`: subject/peer per repetition, with a label saying what the
+ * pair is (e.g. "feox weaker"). A workload with named comparisons shows only those; without,
+ * its subject is compared with every other column, unlabelled. */
+void bench_compare(const char *workload, const char *subject, const char *peer, const char *label);
+
+/* Latency histogram of individually timed operations: log buckets (below 16 ns exact, then 8 per
+ * power of two, 12.5% wide), HdrHistogram-style; p50/p99 report a bucket's upper bound. */
+#define BENCH_HIST_BUCKETS 496
+typedef struct bench_hist {
+    uint64_t counts[BENCH_HIST_BUCKETS];
+    uint64_t total;
+} bench_hist;
+void bench_hist_add(bench_hist *h, uint64_t ns);
+void bench_record_hist(const char *workload, const char *column, const bench_hist *h); /* merges */
+/* One operation in BENCH_LATENCY_EVERY is timed on its own (two clock reads around it). */
+#define BENCH_LATENCY_EVERY 8
 
 void bench_print_environment(void);
 void bench_print_table(void);
 void bench_print_machine_lines(void);
 void bench_print_targets(void);
+void bench_write_ratios(const char *path); /* the chart's data (tests/bench/ratios.gp) */
 
 /* ---- workload groups --------------------------------------------------------------------------
  */
@@ -117,7 +146,10 @@ void bench_print_targets(void);
 /* One repetition of every raw-API workload over one adapter, threaded read scaling included when
  * the adapter allows threads (bench_workloads.c). */
 void bench_run_raw_workloads(const bench_adapter *a, int rep);
-void bench_run_sql_workloads(int rep);     /* bench_sql.c */
+/* Overwrite, insert and delete with an fsync per commit, on durable_keys preloaded keys. */
+void bench_run_durable_workloads(const bench_adapter *a, int rep);
+void bench_label_write_pairs(void);    /* the comparisons of write workloads (bench_workloads.c) */
+void bench_run_sql_workloads(int rep); /* bench_sql.c */
 void bench_run_floor_workloads(int rep);   /* bench_floor.c */
 void bench_run_special_workloads(int rep); /* bench_special.c */
 

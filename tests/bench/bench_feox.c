@@ -1,7 +1,9 @@
 /*
- * bench_feox.c — the feox engine behind the bench adapter, in two modes:
- *   feox          memory mode (no file), TTL sweeper on (the default), hash index presized to N;
- *   feox_persist  a store file in a temp dir, sync=normal (background flusher, fsync every 100 ms).
+ * bench_feox.c — the feox engine behind the bench adapter, with its defaults (no presizing of the
+ * hash index: initial_capacity stays 0), in three modes:
+ *   feox          memory mode (no file), TTL sweeper on (the default);
+ *   feox_persist  a store file in a temp dir, sync=normal (background flusher, fsync every 100 ms);
+ *   feox_full     the same file, sync=full: a write returns once it is fsynced (durable group).
  * GET takes a zero-copy handle and memcpy's the value out (what a caller of LMDB does too); a scan
  * is cursor seek + next; RMW is a get + compare-and-swap loop.
  */
@@ -21,13 +23,12 @@ static char *store_file_path(const char *dir)
     return path;
 }
 
-static feox_store *open_store(const char *path)
+static feox_store *open_store(const char *path, feox_sync_mode sync)
 {
     feox_config cfg;
     feox_config_init(&cfg);
     cfg.path = path;
-    cfg.sync = FEOX_SYNC_NORMAL;
-    cfg.initial_capacity = bench_cfg.n + bench_cfg.write_ops * 2;
+    cfg.sync = sync;
     feox_store *store = NULL;
     feox_err err = feox_open(&cfg, &store);
     if (err != FEOX_OK)
@@ -38,13 +39,21 @@ static feox_store *open_store(const char *path)
 static void *feox_memory_open(const char *dir)
 {
     (void)dir;
-    return open_store(NULL);
+    return open_store(NULL, FEOX_SYNC_NORMAL);
 }
 
 static void *feox_persist_open(const char *dir)
 {
     char *path = store_file_path(dir);
-    feox_store *store = open_store(path);
+    feox_store *store = open_store(path, FEOX_SYNC_NORMAL);
+    free(path);
+    return store;
+}
+
+static void *feox_full_open(const char *dir)
+{
+    char *path = store_file_path(dir);
+    feox_store *store = open_store(path, FEOX_SYNC_FULL);
     free(path);
     return store;
 }
@@ -52,13 +61,6 @@ static void *feox_persist_open(const char *dir)
 static void feox_bench_close(void *store)
 {
     feox_close(store);
-}
-
-static int feox_persist_reopen(void **store, const char *dir)
-{
-    feox_close(*store);
-    *store = feox_persist_open(dir);
-    return 0;
 }
 
 static int feox_bench_load(void *store, uint64_t first, uint64_t count)
@@ -164,10 +166,11 @@ static int feox_bench_rmw(void *ctx, const uint8_t *key, uint64_t version)
 
 const bench_adapter bench_feox_memory_adapter = {
     .name = "feox",
-    .describe = "feox memory mode, TTL sweeper on, get = zero-copy handle + memcpy",
+    .describe = "feox memory mode, defaults (TTL sweeper on, no presizing), get = zero-copy "
+                "handle + memcpy",
     .open = feox_memory_open,
     .close = feox_bench_close,
-    .reopen = NULL,
+    .persistent = false,
     .load = feox_bench_load,
     .ctx_open = feox_ctx_open,
     .ctx_open_extra = feox_ctx_open,
@@ -181,10 +184,29 @@ const bench_adapter bench_feox_memory_adapter = {
 
 const bench_adapter bench_feox_persist_adapter = {
     .name = "feox_persist",
-    .describe = "feox persistent, sync=normal (write-behind, fsync every 100 ms)",
+    .describe = "feox store file, defaults: sync=normal (write-behind, fsync every 100 ms; a "
+                "crash loses up to that)",
     .open = feox_persist_open,
     .close = feox_bench_close,
-    .reopen = feox_persist_reopen,
+    .persistent = true,
+    .load = feox_bench_load,
+    .ctx_open = feox_ctx_open,
+    .ctx_open_extra = feox_ctx_open,
+    .ctx_close = feox_ctx_close,
+    .get = feox_bench_get,
+    .put = feox_bench_put,
+    .del = feox_bench_del,
+    .scan = feox_bench_scan,
+    .rmw = feox_bench_rmw,
+};
+
+const bench_adapter bench_feox_full_adapter = {
+    .name = "feox_full",
+    .describe = "feox store file, sync=full: every write fsynced before it returns",
+    .open = feox_full_open,
+    .close = feox_bench_close,
+    .persistent = true,
+    .preload_with = &bench_feox_persist_adapter,
     .load = feox_bench_load,
     .ctx_open = feox_ctx_open,
     .ctx_open_extra = feox_ctx_open,

@@ -3,6 +3,7 @@
  * fsync, like feox's write-behind), MDB_NOTLS so each context owns its read transaction, map
  * size preset. A GET renews and resets one read txn per op; every put/del/rmw is its own write
  * txn (per-op commit); load commits every 100K records (bulk).
+ * lmdb_sync (durable group): default durability, MDB_NOTLS only: every commit is fsynced.
  */
 #include "bench.h"
 
@@ -28,7 +29,7 @@ static void check(int rc, const char *what)
         bench_die(what, mdb_strerror(rc));
 }
 
-static void *lmdb_open(const char *dir)
+static void *open_env(const char *dir, unsigned flags)
 {
     lmdb_store *s = calloc(1, sizeof *s);
     check(mdb_env_create(&s->env), "mdb_env_create");
@@ -38,8 +39,7 @@ static void *lmdb_open(const char *dir)
         mapsize = 1ull << 30;
     check(mdb_env_set_mapsize(s->env, mapsize), "mdb_env_set_mapsize");
     check(mdb_env_set_maxreaders(s->env, 256), "mdb_env_set_maxreaders");
-    check(mdb_env_open(s->env, dir, MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP | MDB_NOTLS, 0644),
-          "mdb_env_open");
+    check(mdb_env_open(s->env, dir, flags, 0644), "mdb_env_open");
     MDB_txn *txn;
     check(mdb_txn_begin(s->env, NULL, 0, &txn), "mdb_txn_begin");
     check(mdb_dbi_open(txn, NULL, 0, &s->dbi), "mdb_dbi_open");
@@ -47,18 +47,21 @@ static void *lmdb_open(const char *dir)
     return s;
 }
 
+static void *lmdb_open(const char *dir)
+{
+    return open_env(dir, MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP | MDB_NOTLS);
+}
+
+static void *lmdb_sync_open(const char *dir)
+{
+    return open_env(dir, MDB_NOTLS);
+}
+
 static void lmdb_close(void *store)
 {
     lmdb_store *s = store;
     mdb_env_close(s->env);
     free(s);
-}
-
-static int lmdb_reopen(void **store, const char *dir)
-{
-    lmdb_close(*store);
-    *store = lmdb_open(dir);
-    return 0;
 }
 
 static int lmdb_load(void *store, uint64_t first, uint64_t count)
@@ -194,7 +197,25 @@ const bench_adapter bench_lmdb_adapter = {
     .describe = "LMDB NOSYNC|NOMETASYNC|WRITEMAP, read txn renewed per op, write txn per op",
     .open = lmdb_open,
     .close = lmdb_close,
-    .reopen = lmdb_reopen,
+    .persistent = true,
+    .load = lmdb_load,
+    .ctx_open = lmdb_ctx_open,
+    .ctx_open_extra = lmdb_ctx_open,
+    .ctx_close = lmdb_ctx_close,
+    .get = lmdb_get,
+    .put = lmdb_put,
+    .del = lmdb_del,
+    .scan = lmdb_scan,
+    .rmw = lmdb_rmw,
+};
+
+const bench_adapter bench_lmdb_sync_adapter = {
+    .name = "lmdb_sync",
+    .describe = "LMDB default durability (fsync per commit), write txn per op",
+    .open = lmdb_sync_open,
+    .close = lmdb_close,
+    .persistent = true,
+    .preload_with = &bench_lmdb_adapter,
     .load = lmdb_load,
     .ctx_open = lmdb_ctx_open,
     .ctx_open_extra = lmdb_ctx_open,

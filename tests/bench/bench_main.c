@@ -2,15 +2,16 @@
  * bench_main.c — feox_bench: feox against LMDB, SQLite and RocksDB in one process, as ratios.
  *
  *   feox_bench             N = 1M, 3 repetitions           (make bench)
- *   feox_bench --quick     N = 100K, 1 repetition, < 60 s  (make bench QUICK=1; CI smoke)
- *   feox_bench --full      N = 10M, 3 repetitions          (manual; ~2-3 GiB per store)
- *   options: --n N  --reps R  --seed S  --phase-seconds X  --tmp DIR
+ *   feox_bench --quick     N = 100K, 1 repetition          (make bench QUICK=1; CI smoke)
+ *   feox_bench --full      N = 10M, 3 repetitions          (make bench SIZE=10M is --n 10M)
+ *   options: --n N (suffix K or M)  --reps R  --seed S  --phase-seconds X  --tmp DIR
  *            --stores feox,feox_persist,lmdb,sqlite_mem,sqlite_wal,rocksdb
- *            --no-sql  --no-special  --no-floor
+ *            --no-sql  --no-special  --no-floor  --no-durable  --ratios FILE
  *
- * Each repetition runs every group in the same order (floors, each store's raw workloads, SQL,
- * feox-only workloads), so peers are interleaved A B C A B C and see the same machine state.
- * Output: environment, table, machine-readable lines, targets. Never fails on a slow result.
+ * Each repetition runs every group in the same order (floors, each store's raw workloads, the
+ * durable write group, SQL, feox-only workloads), so peers are interleaved A B C A B C and see
+ * the same machine state. Output: environment, table, machine-readable lines, targets, and with
+ * --ratios the chart's data. Never fails on a slow result.
  */
 #include "bench.h"
 
@@ -28,6 +29,28 @@ static const bench_adapter *const all_adapters[] = {
     &bench_sqlite_memory_adapter, &bench_sqlite_wal_adapter,   &bench_rocksdb_adapter,
 };
 #define ADAPTER_COUNT (sizeof all_adapters / sizeof all_adapters[0])
+
+static const bench_adapter *const durable_adapters[] = {
+    &bench_feox_full_adapter,
+    &bench_lmdb_sync_adapter,
+    &bench_sqlite_wal_full_adapter,
+    &bench_rocksdb_sync_adapter,
+};
+#define DURABLE_COUNT (sizeof durable_adapters / sizeof durable_adapters[0])
+
+/* "10K", "1M", "250000": a count, or -1. */
+static long long parse_count(const char *text)
+{
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (end == text || v <= 0)
+        return -1;
+    if (*end == 'k' || *end == 'K')
+        v *= 1e3, end++;
+    else if (*end == 'm' || *end == 'M')
+        v *= 1e6, end++;
+    return *end ? -1 : (long long)v;
+}
 
 void bench_die(const char *what, const char *detail)
 {
@@ -65,7 +88,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: feox_bench [--quick | --full] [--n N] [--reps R] [--seed S]\n"
                     "                  [--phase-seconds X] [--tmp DIR] [--stores a,b,...]\n"
-                    "                  [--no-sql] [--no-special] [--no-floor]\n");
+                    "                  [--no-sql] [--no-special] [--no-floor] [--no-durable]\n"
+                    "                  [--ratios FILE]\n");
     exit(2);
 }
 
@@ -95,7 +119,7 @@ int main(int argc, char **argv)
     long nproc = sysconf(_SC_NPROCESSORS_ONLN);
     bench_cfg.max_threads = nproc > 0 ? (int)nproc : 1;
     const char *stores = NULL, *tmp = getenv("TMPDIR");
-    bool sql = true, special = true, floors = true, full = false;
+    bool sql = true, special = true, floors = true, durable = true, full = false;
     long long n_override = -1, reps_override = -1;
     double phase_override = -1;
 
@@ -112,8 +136,12 @@ int main(int argc, char **argv)
             special = false;
         else if (strcmp(arg, "--no-floor") == 0)
             floors = false;
-        else if (next && strcmp(arg, "--n") == 0)
-            n_override = atoll(argv[++i]);
+        else if (strcmp(arg, "--no-durable") == 0)
+            durable = false;
+        else if (next && strcmp(arg, "--ratios") == 0)
+            bench_cfg.ratios_path = argv[++i];
+        else if (next && strcmp(arg, "--n") == 0 && (n_override = parse_count(next)) > 0)
+            i++;
         else if (next && strcmp(arg, "--reps") == 0)
             reps_override = atoll(argv[++i]);
         else if (next && strcmp(arg, "--seed") == 0)
@@ -145,6 +173,7 @@ int main(int argc, char **argv)
     bench_cfg.read_ops = ops;
     bench_cfg.write_ops = ops / 5;
     bench_cfg.scan_ops = ops / 10;
+    bench_cfg.durable_keys = bench_cfg.n < 100000 ? bench_cfg.n : 100000;
 
     char root[4096];
     snprintf(root, sizeof root, "%s/feox_bench.XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -155,7 +184,10 @@ int main(int argc, char **argv)
     bench_print_environment();
     for (size_t a = 0; a < ADAPTER_COUNT; a++)
         if (store_selected(stores, all_adapters[a]->name))
-            printf("# store %-12s %s\n", all_adapters[a]->name, all_adapters[a]->describe);
+            printf("# store %-15s %s\n", all_adapters[a]->name, all_adapters[a]->describe);
+    if (durable)
+        for (size_t a = 0; a < DURABLE_COUNT; a++)
+            printf("# store %-15s %s\n", durable_adapters[a]->name, durable_adapters[a]->describe);
     fflush(stdout);
 
     double started = bench_now_sec();
@@ -171,8 +203,16 @@ int main(int argc, char **argv)
                     bench_now_sec() - started);
             bench_run_raw_workloads(all_adapters[a], rep);
         }
+        for (size_t a = 0; durable && a < DURABLE_COUNT; a++) {
+            const char *base = durable_adapters[a]->preload_with->name;
+            if (!store_selected(stores, base))
+                continue;
+            fprintf(stderr, "[rep %d] %s (%.0f s)\n", rep + 1, durable_adapters[a]->name,
+                    bench_now_sec() - started);
+            bench_run_durable_workloads(durable_adapters[a], rep);
+        }
         if (sql) {
-            fprintf(stderr, "[rep %d] sql\n", rep + 1);
+            fprintf(stderr, "[rep %d] sql (%.0f s)\n", rep + 1, bench_now_sec() - started);
             bench_run_sql_workloads(rep);
         }
         if (special) {
@@ -180,17 +220,32 @@ int main(int argc, char **argv)
             bench_run_special_workloads(rep);
         }
     }
-    bench_note("insert", "new keys, one commit per op (no fsync for any store)");
+    bench_label_write_pairs();
+    bench_note("insert", "new keys, one commit per op, no fsync; feox weaker = sync=normal may "
+                         "lose the last 100 ms on a process crash, the peers lose nothing");
     bench_note("delete", "the keys just inserted, one commit per op");
     bench_note("scan100", "seek to a random key + 99 next, values copied out");
     bench_note("ycsb_e", "95% scans of 1..100 keys from a Zipf start, 5% inserts");
     bench_note("ycsb_f", "50% reads, 50% read-modify-write (feox: get + CAS loop; rocksdb: get + "
                          "put, not atomic)");
-    bench_note("reopen", "close + open with the data: ns per loaded record (1e9/ns = records/s)");
+    char note[200];
+    snprintf(note, sizeof note, "ns to close a store holding N = %llu records",
+             (unsigned long long)bench_cfg.n);
+    bench_note("close", note);
+    snprintf(note, sizeof note,
+             "ns from open to the first answered GET, N = %llu records (page cache warm)",
+             (unsigned long long)bench_cfg.n);
+    bench_note("open_first_read", note);
+    snprintf(note, sizeof note,
+             "fsync per commit, on %llu preloaded keys; headline write comparison",
+             (unsigned long long)bench_cfg.durable_keys);
+    bench_note("overwrite.full", note);
     bench_note("load", "bulk: lmdb 100K/txn, sqlite 10K/txn, rocksdb 1000/batch; feox per op");
     bench_print_table();
     bench_print_machine_lines();
     bench_print_targets();
+    if (bench_cfg.ratios_path)
+        bench_write_ratios(bench_cfg.ratios_path);
     printf("\n# total %.1f s\n", bench_now_sec() - started);
     bench_remove_dir(root);
     return 0;

@@ -3,6 +3,7 @@
  * cache larger than the data, bloom filter 10 bits/key, compacted after load so reads meet a
  * settled tree. GET uses a pinnable slice (no extra copy) + memcpy; a scan is an iterator seek +
  * next; load writes batches of 1000; RMW is get + put (RocksDB's base DB has no read-write txn).
+ * rocksdb_sync (durable group): the same with WriteOptions.sync: the WAL is fsynced per write.
  */
 #include "bench.h"
 
@@ -26,7 +27,7 @@ static void check(char *err, const char *what)
         bench_die(what, err);
 }
 
-static void *rocks_open(const char *dir)
+static void *open_db(const char *dir, bool sync)
 {
     rocks_store *s = calloc(1, sizeof *s);
     s->options = rocksdb_options_create();
@@ -41,11 +42,21 @@ static void *rocks_open(const char *dir)
     rocksdb_options_set_block_based_table_factory(s->options, s->table_options);
     s->read_options = rocksdb_readoptions_create();
     s->write_options = rocksdb_writeoptions_create();
-    rocksdb_writeoptions_set_sync(s->write_options, 0);
+    rocksdb_writeoptions_set_sync(s->write_options, sync);
     char *err = NULL;
     s->db = rocksdb_open(s->options, dir, &err);
     check(err, "rocksdb_open");
     return s;
+}
+
+static void *rocks_open(const char *dir)
+{
+    return open_db(dir, false);
+}
+
+static void *rocks_sync_open(const char *dir)
+{
+    return open_db(dir, true);
 }
 
 static void rocks_close(void *store)
@@ -58,13 +69,6 @@ static void rocks_close(void *store)
     rocksdb_cache_destroy(s->cache);
     rocksdb_options_destroy(s->options);
     free(s);
-}
-
-static int rocks_reopen(void **store, const char *dir)
-{
-    rocks_close(*store);
-    *store = rocks_open(dir);
-    return 0;
 }
 
 static int rocks_load(void *store, uint64_t first, uint64_t count)
@@ -177,7 +181,25 @@ const bench_adapter bench_rocksdb_adapter = {
     .describe = "RocksDB C API, WAL without sync, LRU cache >= data, bloom 10, compacted",
     .open = rocks_open,
     .close = rocks_close,
-    .reopen = rocks_reopen,
+    .persistent = true,
+    .load = rocks_load,
+    .ctx_open = rocks_ctx_open,
+    .ctx_open_extra = rocks_ctx_open,
+    .ctx_close = rocks_ctx_close,
+    .get = rocks_get,
+    .put = rocks_put,
+    .del = rocks_del,
+    .scan = rocks_scan,
+    .rmw = rocks_rmw,
+};
+
+const bench_adapter bench_rocksdb_sync_adapter = {
+    .name = "rocksdb_sync",
+    .describe = "RocksDB C API, WAL fsynced per write (sync=true)",
+    .open = rocks_sync_open,
+    .close = rocks_close,
+    .persistent = true,
+    .preload_with = &bench_rocksdb_adapter,
     .load = rocks_load,
     .ctx_open = rocks_ctx_open,
     .ctx_open_extra = rocks_ctx_open,

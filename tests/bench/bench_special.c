@@ -26,8 +26,7 @@ static feox_store *open_feox(const char *path, bool sweeper)
     feox_config cfg;
     feox_config_init(&cfg);
     cfg.path = path;
-    cfg.disable_ttl_sweeper = !sweeper;
-    cfg.initial_capacity = bench_cfg.n;
+    cfg.disable_ttl_sweeper = !sweeper; /* otherwise feox's defaults (no presizing) */
     feox_store *s = NULL;
     feox_err err = feox_open(&cfg, &s);
     if (err != FEOX_OK)

@@ -1,9 +1,17 @@
 /*
- * bench_sql.c — the same SQL statements, prepared once, on three tables named kv:
- *   feox      the feox virtual table (extension linked statically, memory mode, keytype=blob);
- *   native    CREATE TABLE kv(key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID in :memory:;
+ * bench_sql.c — the same SQL statements, prepared once, on three tables named kv, each in its
+ * own connection:
+ *   feox      the feox virtual table (extension linked statically, keytype=blob, defaults);
+ *   native    CREATE TABLE kv(key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID;
  *   null_vtab an empty virtual table defined here: one constant row per key lookup, constant rows
  *             for scans, writes accepted and dropped; it prints the floor of SQLite's vtab path.
+ * in three settings (the workload's name carries the setting):
+ *   sql_*       headline: a database file in WAL mode, synchronous=NORMAL, page cache warm (cache
+ *               larger than the data, just loaded); the feox table's store file sits next to it
+ *               with its default sync=normal (a crash loses up to 100 ms: writes "feox weaker");
+ *   sql_*.mem   a :memory: database; feox in memory mode (writes: memory vs memory);
+ *   sql_*.full  writes only, on min(N, 10K) preloaded rows: synchronous=FULL and feox sync='full'
+ *               (both fsync every commit: the same guarantee).
  * Statements: point SELECT, IN of 16 keys, scan `key >= ? ORDER BY key LIMIT 100`, INSERT of new
  * keys (autocommit, and in BEGIN with 1000 per txn), INSERT OR REPLACE, DELETE, count(*) (ns per
  * row) and a counter increment (feox_incr vs a native UPSERT ... RETURNING).
@@ -30,6 +38,7 @@ typedef struct null_cursor {
     sqlite3_int64 row, rows;
 } null_cursor;
 
+static uint64_t sql_keys; /* rows loaded in the current setting: keys 0..sql_keys-1 */
 static const uint8_t null_key[BENCH_KEY_SIZE];
 static const uint8_t null_value[BENCH_VALUE_SIZE];
 
@@ -115,7 +124,7 @@ static int null_filter(sqlite3_vtab_cursor *cursor, int idx_num, const char *idx
     (void)argv;
     null_cursor *c = (null_cursor *)cursor;
     c->row = 0;
-    c->rows = idx_num == 1 ? 1 : (sqlite3_int64)bench_cfg.n;
+    c->rows = idx_num == 1 ? 1 : (sqlite3_int64)sql_keys;
     return SQLITE_OK;
 }
 
@@ -219,12 +228,41 @@ static void prepare_statements(sql_table *t, bool is_feox, bool is_native)
     t->commit = prepare(t->db, "COMMIT");
 }
 
-static bool open_feox_table(sql_table *t)
+typedef struct sql_setting {
+    const char *suffix;      /* of the workload names: "", ".mem", ".full" */
+    bool file;               /* a WAL database file; else :memory: */
+    bool full;               /* synchronous=FULL and feox sync='full'; write statements only */
+    const char *write_label; /* how feox's writes compare with native's in this setting */
+} sql_setting;
+
+static const sql_setting settings[] = {
+    {"", true, false, "feox weaker (sync=normal vs WAL NORMAL)"},
+    {".mem", false, false, "memory vs memory"},
+    {".full", true, true, "same guarantee (fsync per commit)"},
+};
+
+/* A connection on a fresh database of the setting (dir: where files go). */
+static sqlite3 *open_db(const sql_setting *s, const char *dir, const char *name)
+{
+    sqlite3 *db = NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.db", dir, name);
+    if (sqlite3_open(s->file ? path : ":memory:", &db) != SQLITE_OK)
+        bench_die("sqlite3_open", sqlite3_errmsg(db));
+    exec_or_die(db, "PRAGMA cache_size=-2000000"); /* KiB: larger than the data */
+    if (s->file) {
+        exec_or_die(db, "PRAGMA journal_mode=WAL");
+        exec_or_die(db, s->full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    }
+    return db;
+}
+
+static bool open_feox_table(sql_table *t, const sql_setting *s, const char *dir)
 {
     if (!sqlite3_feox_init)
         return false;
     t->name = "feox";
-    sqlite3_open(":memory:", &t->db);
+    t->db = open_db(s, dir, "feox");
     char *err = NULL;
     if (sqlite3_feox_init(t->db, &err, NULL) != SQLITE_OK) {
         fprintf(stderr, "warning: sqlite3_feox_init: %s\n", err ? err : "?");
@@ -232,35 +270,29 @@ static bool open_feox_table(sql_table *t)
         sqlite3_close(t->db);
         return false;
     }
-    static const char *creates[] = {
-        "CREATE VIRTUAL TABLE kv USING feox(keytype=blob)",
-        "CREATE VIRTUAL TABLE kv USING feox(keytype='blob')",
-        "CREATE VIRTUAL TABLE kv USING feox",
-    };
-    for (size_t i = 0; i < sizeof creates / sizeof creates[0]; i++) {
-        if (sqlite3_exec(t->db, creates[i], NULL, NULL, NULL) == SQLITE_OK) {
-            prepare_statements(t, true, false);
-            return true;
-        }
+    const char *create = s->full ? "CREATE VIRTUAL TABLE kv USING feox(keytype=blob, sync='full')"
+                                 : "CREATE VIRTUAL TABLE kv USING feox(keytype=blob)";
+    if (sqlite3_exec(t->db, create, NULL, NULL, NULL) != SQLITE_OK) {
+        fprintf(stderr, "warning: feox vtab: %s\n", sqlite3_errmsg(t->db));
+        sqlite3_close(t->db);
+        return false;
     }
-    fprintf(stderr, "warning: feox vtab: %s\n", sqlite3_errmsg(t->db));
-    sqlite3_close(t->db);
-    return false;
+    prepare_statements(t, true, false);
+    return true;
 }
 
-static void open_native_table(sql_table *t)
+static void open_native_table(sql_table *t, const sql_setting *s, const char *dir)
 {
     t->name = "native";
-    sqlite3_open(":memory:", &t->db);
-    exec_or_die(t->db, "PRAGMA cache_size=-2000000");
+    t->db = open_db(s, dir, "native");
     exec_or_die(t->db, "CREATE TABLE kv(key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID");
     prepare_statements(t, false, true);
 }
 
-static void open_null_table(sql_table *t)
+static void open_null_table(sql_table *t, const sql_setting *s, const char *dir)
 {
     t->name = "null_vtab";
-    sqlite3_open(":memory:", &t->db);
+    t->db = open_db(s, dir, "null");
     sqlite3_create_module(t->db, "nullkv", &null_module, NULL);
     exec_or_die(t->db, "CREATE VIRTUAL TABLE kv USING nullkv");
     prepare_statements(t, false, false);
@@ -312,7 +344,7 @@ static void drain(sql_op_state *st, sqlite3_stmt *stmt)
 static void op_point(sql_op_state *st, uint64_t i)
 {
     (void)i;
-    bench_key(bench_rng_below(&st->rng, bench_cfg.n), st->key);
+    bench_key(bench_rng_below(&st->rng, sql_keys), st->key);
     sqlite3_bind_blob(st->table->point, 1, st->key, BENCH_KEY_SIZE, SQLITE_STATIC);
     drain(st, st->table->point);
 }
@@ -321,7 +353,7 @@ static void op_in16(sql_op_state *st, uint64_t i)
 {
     (void)i;
     for (int k = 0; k < 16; k++) {
-        bench_key(bench_rng_below(&st->rng, bench_cfg.n), st->keys16[k]);
+        bench_key(bench_rng_below(&st->rng, sql_keys), st->keys16[k]);
         sqlite3_bind_blob(st->table->in16, k + 1, st->keys16[k], BENCH_KEY_SIZE, SQLITE_STATIC);
     }
     drain(st, st->table->in16);
@@ -330,7 +362,7 @@ static void op_in16(sql_op_state *st, uint64_t i)
 static void op_scan(sql_op_state *st, uint64_t i)
 {
     (void)i;
-    bench_key(bench_rng_below(&st->rng, bench_cfg.n), st->key);
+    bench_key(bench_rng_below(&st->rng, sql_keys), st->key);
     sqlite3_bind_blob(st->table->scan, 1, st->key, BENCH_KEY_SIZE, SQLITE_STATIC);
     drain(st, st->table->scan);
 }
@@ -363,7 +395,7 @@ static void op_insert_batched(sql_op_state *st, uint64_t i)
 static void op_upsert(sql_op_state *st, uint64_t i)
 {
     (void)i;
-    bind_key_value(st->table->upsert, st, bench_rng_below(&st->rng, bench_cfg.n));
+    bind_key_value(st->table->upsert, st, bench_rng_below(&st->rng, sql_keys));
     drain(st, st->table->upsert);
 }
 
@@ -392,13 +424,16 @@ static void op_incr(sql_op_state *st, uint64_t i)
     drain(st, st->table->incr);
 }
 
-/* Time `ops` ops (after a 1/20 warm-up) or until the phase budget ends; ns per op, or per row
- * when per_row. Returns -1 if the table lacks the statement. */
-static double time_sql(sql_table *t, sqlite3_stmt *needed, sql_op_fn op, uint64_t ops,
-                       uint64_t first_index, uint64_t seed, bool per_row, bool warm, uint64_t *done)
+/* Time `ops` ops (after a 1/20 warm-up) or until the phase budget ends and record ns per op (per
+ * row when per_row) under `workload`, with a latency histogram of one op in BENCH_LATENCY_EVERY
+ * for single statements. Nothing is recorded if the table lacks the statement. */
+static void time_sql(sql_table *t, sqlite3_stmt *needed, sql_op_fn op, uint64_t ops,
+                     uint64_t first_index, uint64_t seed, bool per_row, bool warm, uint64_t *done,
+                     const char *workload)
 {
     if (!needed)
-        return -1;
+        return;
+    bench_hist *hist = per_row || op == op_insert_batched ? NULL : calloc(1, sizeof *hist);
     sql_op_state st;
     memset(&st, 0, sizeof st);
     st.table = t;
@@ -411,7 +446,13 @@ static double time_sql(sql_table *t, sqlite3_stmt *needed, sql_op_fn op, uint64_
     double t0 = bench_now_sec(), deadline = t0 + bench_cfg.phase_seconds;
     uint64_t i = 0;
     while (i < ops) {
-        op(&st, i);
+        if (hist && i % BENCH_LATENCY_EVERY == 0) {
+            uint64_t start = bench_now_ns();
+            op(&st, i);
+            bench_hist_add(hist, bench_now_ns() - start);
+        } else {
+            op(&st, i);
+        }
         i++;
         if ((i & 63) == 0 && bench_now_sec() > deadline)
             break;
@@ -422,13 +463,10 @@ static double time_sql(sql_table *t, sqlite3_stmt *needed, sql_op_fn op, uint64_
     if (done)
         *done = i;
     double units = per_row ? (double)(st.rows ? st.rows : 1) : (double)i;
-    return elapsed * 1e9 / units;
-}
-
-static void record(const char *workload, sql_table *t, double ns)
-{
-    if (ns >= 0)
-        bench_record(workload, t->name, ns);
+    bench_record(workload, t->name, elapsed * 1e9 / units);
+    if (hist)
+        bench_record_hist(workload, t->name, hist);
+    free(hist);
 }
 
 static void load_table(sql_table *t)
@@ -436,9 +474,9 @@ static void load_table(sql_table *t)
     sql_op_state st;
     memset(&st, 0, sizeof st);
     st.table = t;
-    for (uint64_t i = 0; i < bench_cfg.n; i++)
+    for (uint64_t i = 0; i < sql_keys; i++)
         op_insert_batched(&st, i);
-    if (bench_cfg.n % 1000 != 0)
+    if (sql_keys % 1000 != 0)
         drain(&st, t->commit);
     if (t->errors)
         fprintf(stderr, "warning: sql load %s: %llu errors\n", t->name,
@@ -446,71 +484,106 @@ static void load_table(sql_table *t)
     t->errors = 0;
 }
 
-void bench_run_sql_workloads(int rep)
+static const char *named(char *buf, size_t cap, const char *workload, const sql_setting *s)
 {
+    snprintf(buf, cap, "%s%s", workload, s->suffix);
+    return buf;
+}
+
+/* Write statements compare feox with native under the setting's label, null_vtab as the floor. */
+static void label_write(const char *workload, const sql_setting *s)
+{
+    char name[64];
+    bench_compare(named(name, sizeof name, workload, s), "feox", "native", s->write_label);
+    bench_compare(named(name, sizeof name, workload, s), "feox", "null_vtab", "SQL floor");
+}
+
+static void run_setting(const sql_setting *s, int rep)
+{
+    char *dir = bench_make_dir("sql");
     sql_table tables[3];
     int count = 0;
     memset(tables, 0, sizeof tables);
-    if (open_feox_table(&tables[count]))
+    if (open_feox_table(&tables[count], s, dir))
         count++;
-    open_native_table(&tables[count++]);
-    open_null_table(&tables[count++]);
+    open_native_table(&tables[count++], s, dir);
+    open_null_table(&tables[count++], s, dir);
+    sql_keys = s->full ? (bench_cfg.n < 10000 ? bench_cfg.n : 10000) : bench_cfg.n;
 
+    char name[64];
     for (int t = 0; t < count; t++) {
         if (strcmp(tables[t].name, "null_vtab") == 0)
             continue;
         double t0 = bench_now_sec();
         load_table(&tables[t]);
-        bench_record("sql_load", tables[t].name,
-                     (bench_now_sec() - t0) * 1e9 / (double)bench_cfg.n);
+        if (!s->full)
+            bench_record(named(name, sizeof name, "sql_load", s), tables[t].name,
+                         (bench_now_sec() - t0) * 1e9 / (double)sql_keys);
     }
 
     const uint64_t reads = bench_cfg.read_ops, writes = bench_cfg.write_ops;
     uint64_t seed = bench_cfg.seed * 31 + (uint64_t)rep;
     const uint64_t fresh = bench_cfg.n + (1ull << 40); /* indexes of keys inserted by SQL */
+    if (!s->full) {
+        for (int t = 0; t < count; t++)
+            time_sql(&tables[t], tables[t].point, op_point, reads, 0, seed, false, true, NULL,
+                     named(name, sizeof name, "sql_point_select", s));
+        for (int t = 0; t < count; t++)
+            time_sql(&tables[t], tables[t].in16, op_in16, reads / 16, 0, seed, false, true, NULL,
+                     named(name, sizeof name, "sql_in16", s));
+        for (int t = 0; t < count; t++)
+            time_sql(&tables[t], tables[t].scan, op_scan, bench_cfg.scan_ops, 0, seed, false, true,
+                     NULL, named(name, sizeof name, "sql_scan100", s));
+    }
+    uint64_t inserted[3] = {0, 0, 0};
     for (int t = 0; t < count; t++)
-        record("sql_point_select", &tables[t],
-               time_sql(&tables[t], tables[t].point, op_point, reads, 0, seed, false, true, NULL));
+        time_sql(&tables[t], tables[t].insert, op_insert, writes, fresh, seed, false, false,
+                 &inserted[t], named(name, sizeof name, "sql_insert", s));
+    if (!s->full)
+        for (int t = 0; t < count; t++)
+            time_sql(&tables[t], tables[t].insert, op_insert_batched, writes, fresh + (1ull << 30),
+                     seed, false, false, NULL, named(name, sizeof name, "sql_insert_txn", s));
     for (int t = 0; t < count; t++)
-        record(
-            "sql_in16", &tables[t],
-            time_sql(&tables[t], tables[t].in16, op_in16, reads / 16, 0, seed, false, true, NULL));
+        time_sql(&tables[t], tables[t].upsert, op_upsert, writes, 0, seed, false, true, NULL,
+                 named(name, sizeof name, "sql_upsert", s));
     for (int t = 0; t < count; t++)
-        record("sql_scan100", &tables[t],
-               time_sql(&tables[t], tables[t].scan, op_scan, bench_cfg.scan_ops, 0, seed, false,
-                        true, NULL));
-    uint64_t inserted[3] = {0, 0, 0}, batched[3] = {0, 0, 0};
-    for (int t = 0; t < count; t++)
-        record("sql_insert", &tables[t],
-               time_sql(&tables[t], tables[t].insert, op_insert, writes, fresh, seed, false, false,
-                        &inserted[t]));
-    for (int t = 0; t < count; t++)
-        record("sql_insert_txn", &tables[t],
-               time_sql(&tables[t], tables[t].insert, op_insert_batched, writes,
-                        fresh + (1ull << 30), seed, false, false, &batched[t]));
-    for (int t = 0; t < count; t++)
-        record(
-            "sql_upsert", &tables[t],
-            time_sql(&tables[t], tables[t].upsert, op_upsert, writes, 0, seed, false, true, NULL));
-    for (int t = 0; t < count; t++)
-        record("sql_delete", &tables[t],
-               time_sql(&tables[t], tables[t].del, op_delete, inserted[t], fresh, seed, false,
-                        false, NULL));
-    for (int t = 0; t < count; t++)
-        record("sql_incr", &tables[t],
-               time_sql(&tables[t], tables[t].incr, op_incr, writes, 0, seed, false, true, NULL));
-    for (int t = 0; t < count; t++)
-        record("sql_count_row", &tables[t],
-               time_sql(&tables[t], tables[t].count, op_count, 3, 0, seed, true, false, NULL));
+        time_sql(&tables[t], tables[t].del, op_delete, inserted[t], fresh, seed, false, false, NULL,
+                 named(name, sizeof name, "sql_delete", s));
+    if (!s->full) {
+        for (int t = 0; t < count; t++)
+            time_sql(&tables[t], tables[t].incr, op_incr, writes, 0, seed, false, true, NULL,
+                     named(name, sizeof name, "sql_incr", s));
+        for (int t = 0; t < count; t++)
+            time_sql(&tables[t], tables[t].count, op_count, 3, 0, seed, true, false, NULL,
+                     named(name, sizeof name, "sql_count_row", s));
+    }
     for (int t = 0; t < count; t++) {
         if (tables[t].errors)
             fprintf(stderr, "warning: sql %s: %llu statement errors\n", tables[t].name,
                     (unsigned long long)tables[t].errors);
         close_table(&tables[t]);
     }
-    bench_note("sql_in16", "ns per statement of 16 keys");
-    bench_note("sql_count_row", "ns per row of SELECT count(*)");
-    bench_note("sql_insert", "autocommit per statement; null_vtab = SQL floor");
-    bench_note("sql_insert_txn", "1000 inserts per BEGIN..COMMIT");
-    bench_note("sql_incr", "feox_incr vs native INSERT..ON CONFLICT DO UPDATE..RETURNING");
+    bench_remove_dir(dir);
+    free(dir);
+
+    static const char *const writes_named[] = {"sql_insert", "sql_insert_txn", "sql_upsert",
+                                               "sql_delete", "sql_incr",       "sql_load"};
+    for (size_t w = 0; w < sizeof writes_named / sizeof writes_named[0]; w++)
+        label_write(writes_named[w], s);
+    bench_note(named(name, sizeof name, "sql_in16", s), "ns per statement of 16 keys");
+    bench_note(named(name, sizeof name, "sql_count_row", s), "ns per row of SELECT count(*)");
+    bench_note(named(name, sizeof name, "sql_insert", s),
+               "autocommit per statement; null_vtab = SQL floor");
+    bench_note(named(name, sizeof name, "sql_insert_txn", s), "1000 inserts per BEGIN..COMMIT");
+    bench_note(named(name, sizeof name, "sql_incr", s),
+               "feox_incr vs native INSERT..ON CONFLICT DO UPDATE..RETURNING");
+}
+
+void bench_run_sql_workloads(int rep)
+{
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        run_setting(&settings[i], rep);
+    bench_note("sql_point_select", "WAL file database, synchronous=NORMAL, warm cache (headline)");
+    bench_note("sql_point_select.mem", ":memory: database, feox memory mode");
+    bench_note("sql_insert.full", "synchronous=FULL vs feox sync='full', 10K preloaded rows");
 }

@@ -1,7 +1,12 @@
 /*
  * bench_workloads.c — the raw-API workloads, run over any bench_adapter. One call runs one
  * repetition for one store: open, load N (timed), then every phase in a fixed order (read-only
- * phases first, then phases that write but keep N constant), threaded read scaling, reopen.
+ * phases first, then phases that write but keep N constant), threaded read scaling, then close
+ * and open again timed up to the first answered GET. The durable group runs only the write
+ * phases, with an fsync per commit, on a smaller preloaded store (fsync dominates).
+ *
+ * Point reads and writes also fill a latency histogram: one op in BENCH_LATENCY_EVERY is timed
+ * on its own (its two clock reads are in its latency and add ~1/8 of a clock pair to ns/op).
  *
  * A phase is: a warm-up pass (1/20 of its ops, untimed), then the timed loop, which stops after
  * its op count or after bench_cfg.phase_seconds, whichever comes first. Time is wall-clock
@@ -24,6 +29,7 @@ typedef struct phase_state {
     uint64_t version;        /* distinguishes written values */
     uint64_t errors, misses;
     uint64_t first_index; /* insert/delete phases: where this pass starts */
+    uint64_t keys;        /* keys 0..keys-1 are loaded */
     uint8_t key[BENCH_KEY_SIZE];
     uint8_t value[BENCH_VALUE_SIZE];
     uint8_t out[BENCH_VALUE_SIZE];
@@ -56,7 +62,7 @@ static void do_put(phase_state *st, uint64_t index)
 static void op_get_hit(phase_state *st, uint64_t i)
 {
     (void)i;
-    do_get(st, bench_rng_below(&st->rng, bench_cfg.n));
+    do_get(st, bench_rng_below(&st->rng, st->keys));
 }
 
 static void op_get_miss(phase_state *st, uint64_t i)
@@ -71,7 +77,7 @@ static void op_get_miss(phase_state *st, uint64_t i)
 static void op_overwrite(phase_state *st, uint64_t i)
 {
     (void)i;
-    do_put(st, bench_rng_below(&st->rng, bench_cfg.n));
+    do_put(st, bench_rng_below(&st->rng, st->keys));
 }
 
 static void op_insert_new(phase_state *st, uint64_t i)
@@ -89,7 +95,7 @@ static void op_delete(phase_state *st, uint64_t i)
 static void op_scan100(phase_state *st, uint64_t i)
 {
     (void)i;
-    bench_key(bench_rng_below(&st->rng, bench_cfg.n), st->key);
+    bench_key(bench_rng_below(&st->rng, st->keys), st->key);
     if (st->adapter->scan(st->ctx, st->key, BENCH_SCAN_LEN, st->out) == 0)
         st->misses++;
 }
@@ -147,13 +153,21 @@ static void op_ycsb_f(phase_state *st, uint64_t i)
     }
 }
 
-/* Run `ops` operations or until the time budget ends; returns how many ran. */
-static uint64_t run_loop(phase_state *st, op_fn op, uint64_t ops, double budget_sec)
+/* Run `ops` operations or until the time budget ends; returns how many ran. With a histogram,
+ * one op in BENCH_LATENCY_EVERY is timed on its own into it. */
+static uint64_t run_loop(phase_state *st, op_fn op, uint64_t ops, double budget_sec,
+                         bench_hist *hist)
 {
     double deadline = bench_now_sec() + budget_sec;
     uint64_t i = 0;
     while (i < ops) {
-        op(st, i);
+        if (hist && i % BENCH_LATENCY_EVERY == 0) {
+            uint64_t t0 = bench_now_ns();
+            op(st, i);
+            bench_hist_add(hist, bench_now_ns() - t0);
+        } else {
+            op(st, i);
+        }
         i++;
         if ((i & 255) == 0 && bench_now_sec() > deadline)
             break;
@@ -161,15 +175,16 @@ static uint64_t run_loop(phase_state *st, op_fn op, uint64_t ops, double budget_
     return i;
 }
 
-/* Warm up, then time. Returns ns/op; *done (may be NULL) = timed ops that ran. */
-static double run_phase(phase_state *st, op_fn op, uint64_t ops, uint64_t *done)
+/* Warm up, then time. Returns ns/op; *done (may be NULL) = timed ops that ran; hist (may be
+ * NULL) gets the latencies of the timed loop's sampled ops. */
+static double run_phase(phase_state *st, op_fn op, uint64_t ops, uint64_t *done, bench_hist *hist)
 {
     uint64_t warm = ops / 20 ? ops / 20 : 1;
     uint64_t base = st->first_index;
-    run_loop(st, op, warm, bench_cfg.phase_seconds / 10);
+    run_loop(st, op, warm, bench_cfg.phase_seconds / 10, NULL);
     st->first_index = base + warm;
     double t0 = bench_now_sec();
-    uint64_t ran = run_loop(st, op, ops, bench_cfg.phase_seconds);
+    uint64_t ran = run_loop(st, op, ops, bench_cfg.phase_seconds, hist);
     double elapsed = bench_now_sec() - t0;
     if (done)
         *done = ran;
@@ -203,10 +218,10 @@ typedef struct thread_job {
 static void *thread_main(void *arg)
 {
     thread_job *job = arg;
-    run_loop(&job->state, job->op, job->ops / 20 + 1, bench_cfg.phase_seconds / 10);
+    run_loop(&job->state, job->op, job->ops / 20 + 1, bench_cfg.phase_seconds / 10, NULL);
     pthread_barrier_wait(job->start);
     job->started = bench_now_sec();
-    job->ran = run_loop(&job->state, job->op, job->ops, bench_cfg.phase_seconds);
+    job->ran = run_loop(&job->state, job->op, job->ops, bench_cfg.phase_seconds, NULL);
     job->finished = bench_now_sec();
     return NULL;
 }
@@ -223,6 +238,7 @@ static double run_threaded(const bench_adapter *a, void *store, op_fn op, int th
         jobs[t].state.adapter = a;
         jobs[t].state.ctx = a->ctx_open_extra(store);
         jobs[t].state.zipf = &zipf_for_n;
+        jobs[t].state.keys = bench_cfg.n;
         bench_rng_seed(&jobs[t].state.rng, seed * 1000 + (uint64_t)t);
         jobs[t].op = op;
         jobs[t].ops = ops;
@@ -272,6 +288,67 @@ static void run_thread_scaling(const bench_adapter *a, void *store, int rep)
 /* ---- one repetition over one store ------------------------------------------------------------
  */
 
+static bench_hist *new_hist(void)
+{
+    bench_hist *hist = calloc(1, sizeof *hist);
+    if (!hist)
+        bench_die("histogram", "out of memory");
+    return hist;
+}
+
+/* A timed phase with a latency histogram, recorded under the adapter's column. */
+static void latency_phase(const char *workload, phase_state *st, op_fn op, uint64_t ops,
+                          uint64_t *done, bool expect_hits)
+{
+    bench_hist *hist = new_hist();
+    double ns = run_phase(st, op, ops, done, hist);
+    report_phase(workload, st->adapter, ns, st, expect_hits);
+    bench_record_hist(workload, st->adapter->name, hist);
+    free(hist);
+}
+
+/* Insert new keys (warm-up ones first), then delete exactly the timed ones (their cache lines
+ * are as warm as the inserts left them). Returns where the timed inserts started and how many. */
+static void insert_then_delete(phase_state *st, const char *insert_name, const char *delete_name,
+                               uint64_t *base_out, uint64_t *warm_out, uint64_t *inserted_out)
+{
+    const uint64_t writes = bench_cfg.write_ops;
+    uint64_t inserted = 0, insert_base = st->next_new_index;
+    uint64_t warm = writes / 20 ? writes / 20 : 1;
+    st->first_index = insert_base;
+    latency_phase(insert_name, st, op_insert_new, writes, &inserted, false);
+    st->first_index = insert_base + warm;
+    bench_hist *hist = new_hist();
+    double t_delete = bench_now_sec();
+    uint64_t deleted = run_loop(st, op_delete, inserted, bench_cfg.phase_seconds, hist);
+    t_delete = bench_now_sec() - t_delete;
+    report_phase(delete_name, st->adapter, t_delete * 1e9 / (double)deleted, st, false);
+    bench_record_hist(delete_name, st->adapter->name, hist);
+    free(hist);
+    *base_out = insert_base;
+    *warm_out = warm;
+    *inserted_out = inserted;
+}
+
+/* Close, then open again and answer one GET: the time a user waits for the first answer. */
+static void close_and_reopen(const bench_adapter *a, void **store, const char *dir, int rep)
+{
+    double t0 = bench_now_sec();
+    a->close(*store);
+    double t1 = bench_now_sec();
+    *store = a->open(dir);
+    void *ctx = a->ctx_open(*store);
+    uint8_t key[BENCH_KEY_SIZE], out[BENCH_VALUE_SIZE];
+    size_t len = 0;
+    bench_key(bench_splitmix64(bench_cfg.seed + 31 + (uint64_t)rep) % bench_cfg.n, key);
+    if (a->get(ctx, key, out, sizeof out, &len) != 1)
+        fprintf(stderr, "warning: %s: first GET after reopen did not find its key\n", a->name);
+    double t2 = bench_now_sec();
+    a->ctx_close(ctx);
+    bench_record("close", a->name, (t1 - t0) * 1e9);
+    bench_record("open_first_read", a->name, (t2 - t1) * 1e9);
+}
+
 void bench_run_raw_workloads(const bench_adapter *a, int rep)
 {
     if (zipf_for_n.items != bench_cfg.n)
@@ -289,49 +366,94 @@ void bench_run_raw_workloads(const bench_adapter *a, int rep)
     st.adapter = a;
     st.ctx = a->ctx_open(store);
     st.zipf = &zipf_for_n;
+    st.keys = bench_cfg.n;
     st.next_new_index = bench_cfg.n;
     bench_rng_seed(&st.rng, bench_cfg.seed + (uint64_t)rep);
 
     const uint64_t reads = bench_cfg.read_ops, writes = bench_cfg.write_ops;
-    report_phase("get_hit", a, run_phase(&st, op_get_hit, reads, NULL), &st, true);
-    report_phase("get_miss", a, run_phase(&st, op_get_miss, reads, NULL), &st, false);
-    report_phase("scan100", a, run_phase(&st, op_scan100, bench_cfg.scan_ops, NULL), &st, true);
-    report_phase("ycsb_c", a, run_phase(&st, op_ycsb_c, reads, NULL), &st, true);
+    latency_phase("get_hit", &st, op_get_hit, reads, NULL, true);
+    latency_phase("get_miss", &st, op_get_miss, reads, NULL, false);
+    report_phase("scan100", a, run_phase(&st, op_scan100, bench_cfg.scan_ops, NULL, NULL), &st,
+                 true);
+    latency_phase("ycsb_c", &st, op_ycsb_c, reads, NULL, true);
     if (a->ctx_open_extra)
         run_thread_scaling(a, store, rep);
 
-    report_phase("overwrite", a, run_phase(&st, op_overwrite, writes, NULL), &st, false);
+    latency_phase("overwrite", &st, op_overwrite, writes, NULL, false);
 
-    /* Insert new keys (warm-up ones first), then delete exactly the timed ones (their cache lines
-     * are as warm as the inserts left them), then the warm-up ones untimed: N stays constant. */
-    uint64_t inserted = 0, insert_base = st.next_new_index;
-    uint64_t warm = writes / 20 ? writes / 20 : 1;
+    /* N stays constant: the warm-up inserts are deleted untimed afterwards. */
+    uint64_t insert_base, warm, inserted;
+    insert_then_delete(&st, "insert", "delete", &insert_base, &warm, &inserted);
     st.first_index = insert_base;
-    report_phase("insert", a, run_phase(&st, op_insert_new, writes, &inserted), &st, false);
-    st.first_index = insert_base + warm;
-    double t_delete = bench_now_sec();
-    uint64_t deleted = run_loop(&st, op_delete, inserted, bench_cfg.phase_seconds);
-    t_delete = bench_now_sec() - t_delete;
-    report_phase("delete", a, t_delete * 1e9 / (double)deleted, &st, false);
-    st.first_index = insert_base;
-    run_loop(&st, op_delete, warm, 1e9);
+    run_loop(&st, op_delete, warm, 1e9, NULL);
     st.next_new_index = insert_base + warm + inserted;
     st.errors = 0;
 
-    report_phase("ycsb_a", a, run_phase(&st, op_ycsb_a, writes, NULL), &st, true);
-    report_phase("ycsb_b", a, run_phase(&st, op_ycsb_b, reads, NULL), &st, true);
-    report_phase("ycsb_f", a, run_phase(&st, op_ycsb_f, writes, NULL), &st, true);
-    report_phase("ycsb_e", a, run_phase(&st, op_ycsb_e, bench_cfg.scan_ops, NULL), &st, false);
+    report_phase("ycsb_a", a, run_phase(&st, op_ycsb_a, writes, NULL, NULL), &st, true);
+    report_phase("ycsb_b", a, run_phase(&st, op_ycsb_b, reads, NULL, NULL), &st, true);
+    report_phase("ycsb_f", a, run_phase(&st, op_ycsb_f, writes, NULL, NULL), &st, true);
+    report_phase("ycsb_e", a, run_phase(&st, op_ycsb_e, bench_cfg.scan_ops, NULL, NULL), &st,
+                 false);
     a->ctx_close(st.ctx);
 
-    if (a->reopen) {
-        /* Records held now: N plus the YCSB-E inserts. */
-        t0 = bench_now_sec();
-        a->reopen(&store, dir);
-        double ns = (bench_now_sec() - t0) * 1e9 / (double)bench_cfg.n;
-        bench_record("reopen", a->name, ns);
-    }
+    if (a->persistent)
+        close_and_reopen(a, &store, dir, rep);
     a->close(store);
     bench_remove_dir(dir);
     free(dir);
+}
+
+void bench_run_durable_workloads(const bench_adapter *a, int rep)
+{
+    char *dir = bench_make_dir(a->name);
+    const bench_adapter *loader = a->preload_with ? a->preload_with : a;
+    void *store = loader->open(dir);
+    if (loader->load(store, 0, bench_cfg.durable_keys) != 0)
+        bench_die("load", loader->name);
+    if (loader != a) {
+        loader->close(store);
+        store = a->open(dir);
+    }
+
+    phase_state st;
+    memset(&st, 0, sizeof st);
+    st.adapter = a;
+    st.ctx = a->ctx_open(store);
+    st.keys = bench_cfg.durable_keys;
+    st.next_new_index = bench_cfg.durable_keys;
+    bench_rng_seed(&st.rng, bench_cfg.seed + 1000 + (uint64_t)rep);
+    latency_phase("overwrite.full", &st, op_overwrite, bench_cfg.write_ops, NULL, false);
+    uint64_t base, warm, inserted;
+    insert_then_delete(&st, "insert.full", "delete.full", &base, &warm, &inserted);
+    a->ctx_close(st.ctx);
+    a->close(store);
+    bench_remove_dir(dir);
+    free(dir);
+}
+
+/* The pairs each write workload is judged by (bench_compare). Reads compare feox (memory mode,
+ * defaults) with every peer; writes never compare memory mode with a peer's durable commit. */
+void bench_label_write_pairs(void)
+{
+    static const char *const writes[] = {"load",   "overwrite", "insert", "delete",
+                                         "ycsb_a", "ycsb_b",    "ycsb_e", "ycsb_f"};
+    static const char *const weaker = "feox weaker (sync=normal)";
+    for (size_t w = 0; w < sizeof writes / sizeof writes[0]; w++) {
+        bench_compare(writes[w], "feox_persist", "sqlite_wal", weaker);
+        bench_compare(writes[w], "feox_persist", "lmdb", weaker);
+        bench_compare(writes[w], "feox_persist", "rocksdb", weaker);
+        bench_compare(writes[w], "feox", "sqlite_mem", "memory vs memory");
+    }
+    static const char *const durable[] = {"overwrite.full", "insert.full", "delete.full"};
+    for (size_t w = 0; w < sizeof durable / sizeof durable[0]; w++) {
+        bench_compare(durable[w], "feox_full", "sqlite_wal_full", "same guarantee");
+        bench_compare(durable[w], "feox_full", "lmdb_sync", "same guarantee");
+        bench_compare(durable[w], "feox_full", "rocksdb_sync", "same guarantee");
+    }
+    static const char *const reopen[] = {"close", "open_first_read"};
+    for (size_t w = 0; w < 2; w++) {
+        bench_compare(reopen[w], "feox_persist", "sqlite_wal", NULL);
+        bench_compare(reopen[w], "feox_persist", "lmdb", NULL);
+        bench_compare(reopen[w], "feox_persist", "rocksdb", NULL);
+    }
 }

@@ -1,0 +1,180 @@
+/*
+ * storage_sqlite_sql.c — the "sqlite" backend's SQL plumbing, shared by its methods
+ * (storage_sqlite.c) and check() (storage_sqlite_check.c): the statement texts and their cache,
+ * errors (t->errcode / t->errmsg), reading a value column back as record bytes, the table's seq
+ * and the database's text encoding.
+ */
+#include <string.h>
+
+#include "feox_ext.h"
+#include "storage_sqlite_internal.h"
+
+SQLITE_EXTENSION_INIT3
+
+/* Statement templates: every %w pair is (schema, table). */
+static const char *const stmt_sql[FEOX_SQ_COUNT] = {
+    [FEOX_SQ_SEQ] = "SELECT max(coalesce((SELECT max(seq) FROM \"%w\".\"%w_log\"), 0),"
+                    " coalesce(m.value, 0)), coalesce(m.value, 0),"
+                    " (SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'format')"
+                    " FROM (SELECT NULL) LEFT JOIN \"%w\".\"%w_meta\" m ON m.name = 'min_seq'",
+    [FEOX_SQ_LOAD] = "SELECT key, value, tag, ts, expires, seq FROM \"%w\".\"%w_data\"",
+    [FEOX_SQ_FIND] = "SELECT value, tag, ts, expires, seq FROM \"%w\".\"%w_data\" WHERE key = ?1",
+    [FEOX_SQ_PUT] = "INSERT OR REPLACE INTO \"%w\".\"%w_data\"(key, value, tag, ts, expires, seq)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [FEOX_SQ_DEL] = "DELETE FROM \"%w\".\"%w_data\" WHERE key = ?1",
+    [FEOX_SQ_LOG] = "INSERT INTO \"%w\".\"%w_log\"(seq, key, ts) VALUES(?1, ?2, ?3)",
+    [FEOX_SQ_FEED] = "SELECT l.seq, l.key, l.ts, d.value, d.tag, d.ts, d.expires, d.seq"
+                     " FROM \"%w\".\"%w_log\" l LEFT JOIN \"%w\".\"%w_data\" d ON d.key = l.key"
+                     " WHERE l.seq > ?1 ORDER BY l.seq",
+    [FEOX_SQ_LOG_DROP_AFTER] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq > ?1",
+    [FEOX_SQ_LOG_TRIM] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq <= ?1",
+    [FEOX_SQ_SET_MIN] = "UPDATE \"%w\".\"%w_meta\" SET value = ?1 WHERE name = 'min_seq'",
+};
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+void feox_sq_clear_error(feox_sqlite_backend *b)
+{
+    b->t->errcode = SQLITE_OK;
+    b->t->errmsg[0] = '\0';
+}
+
+static void set_message(feox_sqlite_backend *b, const char *what, const char *cause)
+{
+    if (sqlite3_stricmp(b->schema, "main") != 0) {
+        sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s.%s: %s%s%s", b->schema,
+                         b->table, what, cause ? ": " : "", cause ? cause : "");
+    } else {
+        sqlite3_snprintf((int)sizeof b->t->errmsg, b->t->errmsg, "feox: %s: %s%s%s", b->table, what,
+                         cause ? ": " : "", cause ? cause : "");
+    }
+}
+
+feox_err feox_sq_fail(feox_sqlite_backend *b, feox_err err, const char *what)
+{
+    set_message(b, what, NULL);
+    return err;
+}
+
+feox_err feox_sq_sql_error(feox_sqlite_backend *b, int rc, const char *what)
+{
+    int ext = sqlite3_extended_errcode(b->db);
+    if ((ext & 0xff) != (rc & 0xff)) {
+        ext = rc; /* the connection's code belongs to another call */
+    }
+    b->t->errcode = ext;
+    set_message(b, what, rc == SQLITE_NOMEM ? sqlite3_errstr(rc) : sqlite3_errmsg(b->db));
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return FEOX_ERR_LOCKED;
+    case SQLITE_NOMEM: return FEOX_ERR_NOMEM;
+    case SQLITE_FULL: return FEOX_ERR_DISK_FULL;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return FEOX_ERR_CORRUPT;
+    default: return FEOX_ERR_IO;
+    }
+}
+
+/* ---- statements ---------------------------------------------------------------------------- */
+
+feox_err feox_sq_stmt(feox_sqlite_backend *b, feox_sq_id id, sqlite3_stmt **out)
+{
+    if (b->stmts[id] == NULL) {
+        const char *s = b->schema, *t = b->table;
+        char *sql = sqlite3_mprintf(stmt_sql[id], s, t, s, t, s, t);
+        if (sql == NULL) {
+            return feox_sq_sql_error(b, SQLITE_NOMEM, "preparing a statement");
+        }
+        int rc = sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &b->stmts[id], NULL);
+        sqlite3_free(sql);
+        if (rc != SQLITE_OK) {
+            return feox_sq_sql_error(b, rc, "preparing a statement");
+        }
+    }
+    *out = b->stmts[id];
+    return FEOX_OK;
+}
+
+void feox_sq_column_value(sqlite3_stmt *s, int col, unsigned char num[8], const void **data,
+                          uint32_t *len)
+{
+    switch (sqlite3_column_type(s, col)) {
+    case SQLITE_INTEGER:
+        feox_put_i64(num, sqlite3_column_int64(s, col));
+        *data = num;
+        *len = 8;
+        return;
+    case SQLITE_FLOAT: {
+        double d = sqlite3_column_double(s, col);
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        feox_put_i64(num, (int64_t)bits);
+        *data = num;
+        *len = 8;
+        return;
+    }
+    case SQLITE_NULL:
+        *data = "";
+        *len = 0;
+        return;
+    default: {
+        const void *p = sqlite3_column_blob(s, col); /* TEXT too: its bytes, no conversion */
+        *len = (uint32_t)sqlite3_column_bytes(s, col);
+        *data = p != NULL ? p : "";
+        return;
+    }
+    }
+}
+
+feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_seq)
+{
+    sqlite3_stmt *s;
+    feox_err err = feox_sq_stmt(b, FEOX_SQ_SEQ, &s);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        err = feox_sq_sql_error(b, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the seq");
+    } else if (sqlite3_column_int64(s, 2) != FEOX_SQLITE_FORMAT) {
+        err = feox_sq_fail(b, FEOX_ERR_FORMAT, "the shadow tables are not format 1");
+    } else {
+        *cur = (uint64_t)sqlite3_column_int64(s, 0);
+        *min_seq = (uint64_t)sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return err;
+}
+
+/* ---- writing a change to the tables ---------------------------------------------------------- */
+
+/* TEXT keeps its bytes only in a UTF-8 database (SQLite would convert it to UTF-16 otherwise):
+ * elsewhere a TEXT value is stored as a BLOB. */
+feox_err feox_sq_learn_encoding(feox_sqlite_backend *b)
+{
+    if (b->encoding_known) {
+        return FEOX_OK;
+    }
+    char *sql = sqlite3_mprintf("PRAGMA \"%w\".encoding", b->schema);
+    if (sql == NULL) {
+        return feox_sq_sql_error(b, SQLITE_NOMEM, "reading the encoding");
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(b->db, sql, -1, &s, NULL);
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *enc = (const char *)sqlite3_column_text(s, 0);
+        b->text_as_text = enc != NULL && sqlite3_stricmp(enc, "UTF-8") == 0;
+        b->encoding_known = true;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "reading the encoding");
+}
+
+uint64_t feox_sq_get_u64(const void *p)
+{
+    int64_t v = 0;
+    (void)feox_decode_i64(FEOX_TAG_INTEGER, p, 8, &v);
+    return (uint64_t)v;
+}
