@@ -106,9 +106,9 @@ typedef struct feox_options {
 int feox_options_parse(int argc, const char *const *argv, feox_options *out, char **err);
 void feox_options_free(feox_options *o);
 
-/* Database mode (db_mode.c) is built only with FEOX_DB_MODE=1: it needs the storage seam in the
- * engine (feox_refresh, feox_config.storage) and the "sqlite" backend (storage_sqlite.h). With 0,
- * a table without path in a file database keeps its default store file, as before. */
+/* Database mode (db_mode.c, the "sqlite" backend): on by default. Built with -DFEOX_DB_MODE=0 it
+ * is left out, and a table without path in a file database keeps its default store file, as the
+ * previous release did. */
 #ifndef FEOX_DB_MODE
 #define FEOX_DB_MODE 1
 #endif
