@@ -214,16 +214,27 @@ int feox_db_destroy(feox_vtab *vt)
         return SQLITE_OK;
     }
     char *msg = NULL;
+    if (vt->in_txn) {
+        /* what is pending goes to the tables first: if the DROP fails (or is rolled back),
+         * the table keeps this transaction's changes */
+        feox_err e = feox_sqlite_storage_sync(&vt->dbs->t);
+        if (e != FEOX_OK) {
+            return db_error(vt, e);
+        }
+    }
     feox_db_close(vt); /* no statement of ours may hold the tables while they are dropped */
     int rc = feox_sqlite_storage_drop(vt->db, vt->schema, vt->name, &msg);
     if (rc != SQLITE_OK) {
         sqlite3_free(vt->base.zErrMsg);
         vt->base.zErrMsg = msg != NULL ? sqlite3_mprintf("%s", msg) : NULL;
         sqlite3_free(msg);
-        /* The DROP fails and the table stays: open its cache again for its next use. */
+        /* The DROP fails and the table stays: open its cache again (it loads what this
+         * transaction wrote) and rejoin the transaction. */
         char *err = NULL;
         if (feox_db_open(vt, false, &err) != SQLITE_OK) {
             vt->open_error = err; /* every use reports it (vtab_store.c) */
+        } else if (vt->in_txn) {
+            (void)feox_sqlite_storage_begin(&vt->dbs->t);
         }
         return rc;
     }
