@@ -14,11 +14,12 @@
  *   file_actions.c DROP/RENAME/CREATE file changes held until SQLite's transaction is decided
  *   connection_actions.c  a connection settles its pending file actions (lookup, last release)
  *   db_mode.c      database mode: a table's records in shadow tables, its per-connection cache
- *                  and the transaction wiring (built with FEOX_DB_MODE; see its header)
+ *                  and the transaction wiring (FEOX_DB_MODE=0 leaves it out; see its header)
  *   vtab_store.c   the store check every use of a table starts with; the table's error messages
  *   cursor.c       xOpen/xFilter/xNext/xEof/xColumn/xClose
  *   update.c       xUpdate (INSERT / UPDATE / DELETE with SQL conflict semantics)
- *   functions.c    feox_incr, feox_cas, feox_patch, feox_stats, feox_flush, feox_check
+ *   functions.c    feox_incr, feox_cas, feox_patch, feox_stats, feox_flush, feox_check,
+ *                  feox_compact, feox_sweep
  *   vtab.c         the module: create/connect/destroy/rename and the transaction methods
  *   feox_ext.c     sqlite3_feox_init: registers the module and the SQL functions
  *
