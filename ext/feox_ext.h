@@ -13,10 +13,13 @@
  *   connection.c   per-connection state: live vtabs (for the functions) and store attachments
  *   file_actions.c DROP/RENAME/CREATE file changes held until SQLite's transaction is decided
  *   connection_actions.c  a connection settles its pending file actions (lookup, last release)
+ *   db_mode.c      database mode: a table's records in shadow tables, its per-connection cache
+ *                  and the transaction wiring (FEOX_DB_MODE=0 leaves it out; see its header)
  *   vtab_store.c   the store check every use of a table starts with; the table's error messages
  *   cursor.c       xOpen/xFilter/xNext/xEof/xColumn/xClose
  *   update.c       xUpdate (INSERT / UPDATE / DELETE with SQL conflict semantics)
- *   functions.c    feox_incr, feox_cas, feox_patch, feox_stats, feox_flush, feox_check
+ *   functions.c    feox_incr, feox_cas, feox_patch, feox_stats, feox_flush, feox_check,
+ *                  feox_compact, feox_sweep
  *   vtab.c         the module: create/connect/destroy/rename and the transaction methods
  *   feox_ext.c     sqlite3_feox_init: registers the module and the SQL functions
  *
@@ -92,6 +95,11 @@ typedef struct feox_options {
     bool ttl_sweep_set;
     uint32_t ttl_sweep_interval_ms; /* 0 with ttl_sweep_set = sweeper off */
     uint32_t flush_interval_ms;
+    /* Not an option: where the table's data lives once its first resolve has decided it (a
+     * previous-release table stays in its file; a database-mode table stays in the database,
+     * whatever files appear later). Set by xCreate/xConnect; pinned = false: decide. */
+    bool pinned;
+    int pinned_kind; /* feox_location_kind */
 } feox_options;
 
 /* Parse argv[3..] of xCreate/xConnect (argv[2] is the table, named in errors). On error returns
@@ -99,13 +107,22 @@ typedef struct feox_options {
 int feox_options_parse(int argc, const char *const *argv, feox_options *out, char **err);
 void feox_options_free(feox_options *o);
 
+/* Database mode (db_mode.c, the "sqlite" backend): on by default. Built with -DFEOX_DB_MODE=0 it
+ * is left out, and a table without path in a file database keeps its default store file, as the
+ * previous release did. */
+#ifndef FEOX_DB_MODE
+#define FEOX_DB_MODE 1
+#endif
+
 /* Where a table's data lives. kind FILE: file_path is the absolute store file. kind SHARED_MEMORY:
  * memory only, shared by this process's connections to one database file (share_key names it).
- * kind PRIVATE_MEMORY: memory only, private to this connection. */
+ * kind PRIVATE_MEMORY: memory only, private to this connection. kind DATABASE: records in shadow
+ * tables of the table's own database, cached per connection (db_mode.c); no share key. */
 typedef enum feox_location_kind {
     FEOX_LOC_FILE,
     FEOX_LOC_SHARED_MEMORY,
-    FEOX_LOC_PRIVATE_MEMORY
+    FEOX_LOC_PRIVATE_MEMORY,
+    FEOX_LOC_DATABASE
 } feox_location_kind;
 
 typedef struct feox_location {
@@ -116,10 +133,15 @@ typedef struct feox_location {
     bool default_path; /* FILE chosen as <db>-<table>.feox (renamed with the table) */
     char *owner;       /* feox_store_owner(db_file, table): recorded in a file this table creates */
     char *db_file;     /* the database file ("" for an in-memory or temporary database) */
+    bool previous_release; /* FILE: a table without path whose records are in its default file
+                              (created before database mode; it keeps using the file) */
 } feox_location;
 
 int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
                           feox_location *out, char **err);
+/* Is schema of db a database file (not :memory:, a temporary database, or one deserialized into
+ * memory)? */
+bool feox_is_file_database(sqlite3 *db, const char *schema);
 void feox_location_free(feox_location *loc);
 /* The default store file for (db file, table): "<dbfile>-<encoded table>.feox" (mprintf'd). */
 char *feox_default_store_path(const char *db_file, const char *table);
@@ -250,6 +272,9 @@ typedef struct feox_journal {
     size_t n, cap;
     size_t *marks; /* marks[i] = journal length when savepoint i began */
     int n_marks, cap_marks;
+    /* Added to the flags of every undo write: FEOX_WRITE_INDEX_ONLY in database mode, where
+     * SQLite has already restored the records and only the cache is put back. */
+    unsigned undo_flags;
 } feox_journal;
 
 /* Record the state a write has just replaced: old, the reference it returned through
@@ -273,6 +298,7 @@ void feox_journal_clear(feox_journal *j);
 /* ---- the virtual table object (vtab.c) ------------------------------------------------------- */
 
 typedef struct feox_attachment feox_attachment;
+typedef struct feox_db_state feox_db_state;
 
 typedef struct feox_vtab {
     sqlite3_vtab base;
@@ -292,6 +318,8 @@ typedef struct feox_vtab {
      * (valid until the statement is expired: functions.c); finalized in vtab_free */
     sqlite3_stmt *query_only_stmt;
     bool query_only_known, query_only_on;
+    /* Database mode: the private store's backend state (db_mode.c); NULL in the other modes. */
+    feox_db_state *dbs;
     struct feox_vtab *next_in_conn;
 } feox_vtab;
 
@@ -396,6 +424,47 @@ void feox_conn_release(feox_conn *c);
 /* The newest vtab of this connection named (schema or any schema, table), or NULL; settles the
  * connection's pending file actions first. */
 feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table);
+
+/* ---- database mode (db_mode.c) --------------------------------------------------------------
+ * Every function is a no-op returning SQLITE_OK for a vtab that is not in database mode (dbs NULL),
+ * so the module calls them unconditionally. Errors set vt->base.zErrMsg and return SQLite's own
+ * code (BUSY, LOCKED, READONLY, ... as the nested SQL reported it). */
+
+/* xCreate/xConnect of a table at loc (kind DATABASE): xCreate creates the shadow tables (one nested
+ * exec, inside the user's transaction); then a private store over them is opened for this vtab
+ * (vt->entry, not shared, not attached) and vt->dbs set. On error *err (mprintf'd). */
+int feox_db_open(feox_vtab *vt, bool is_create, char **err);
+/* Close the private store (xDisconnect; the shadow tables stay). */
+void feox_db_close(feox_vtab *vt);
+/* xDestroy: drop the shadow tables (inside the user's transaction) and close the store. */
+int feox_db_destroy(feox_vtab *vt);
+/* xRename: rename the shadow tables to new_name's and reopen the store under that name. */
+int feox_db_rename(feox_vtab *vt, const char *new_name);
+/* The coherence check (xFilter, functions): bring the cache up to what the database holds. */
+int feox_db_refresh(feox_vtab *vt);
+/* The transaction methods' database-mode part (vtab.c calls them around the journal). */
+int feox_db_begin(feox_vtab *vt);
+int feox_db_sync(feox_vtab *vt);
+void feox_db_commit(feox_vtab *vt);
+void feox_db_rollback(feox_vtab *vt);
+int feox_db_savepoint(feox_vtab *vt, int level);
+void feox_db_rollback_to(feox_vtab *vt, int level);
+/* A writing SQL function on a database-mode table: open "SAVEPOINT feox_fn" and enlist the table
+ * in it (a cached "UPDATE ... SET key=key WHERE 0": xBegin, the check, the backend's begin), so
+ * the function's writes join the user's transaction (or form their own, in autocommit).
+ * feox_db_fn_end releases it (in autocommit: commits); if that fails, it rolls the savepoint back
+ * and returns SQLite's code with *err (mprintf'd). On error neither leaves the savepoint open. */
+int feox_db_fn_begin(feox_vtab *vt, char **err);
+int feox_db_fn_end(feox_vtab *vt, char **err);
+/* feox_sweep(tab): remove expired records inside the current write transaction (at most limit;
+ * 0 = all); *removed says how many. */
+int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed);
+/* feox_check's part for a database-mode table: the cache holds exactly the live rows of
+ * <t>_data (compared in one read transaction, after the coherence check). *report: NULL when
+ * they agree, else the differences (mprintf'd, at most 10). */
+int feox_db_check(feox_vtab *vt, char **report);
+/* xShadowName. */
+int feox_db_shadow_name(const char *suffix);
 
 /* ---- entry point (feox_ext.c) ---------------------------------------------------------------- */
 

@@ -7,8 +7,10 @@
  *   feox_stats(tab)                           -> JSON object: len, memory_usage, max_memory and
  *                                                every counter of feox_stats
  *   feox_flush(tab)                           -> 1 once everything is durable
- *   feox_check(tab)                           -> 'ok', or the problems found
+ *   feox_check(tab)                           -> 'ok', or the problems found (database mode:
+ *                                                also where the cache and <t>_data differ)
  *   feox_compact(tab)                         -> 1 once the store file holds only live data
+ *   feox_sweep(tab)                           -> how many expired records were removed
  *
  * tab names a feox table of this connection: 'kv' or 'schema.kv'. If the table was not used yet
  * by this connection, a no-op "SELECT 1 FROM tab WHERE 0" makes SQLite connect it. If a
@@ -16,7 +18,10 @@
  * "UPDATE tab SET key=key WHERE 0", which makes SQLite call xBegin, so the function's changes are
  * undo-journalled like any UPDATE and follow ROLLBACK / ROLLBACK TO. In autocommit mode the change
  * is applied directly (it is atomic in the store; a later failure of the same statement does not
- * undo it).
+ * undo it). A table in database mode (db_mode.c) instead runs every writing call inside
+ * "SAVEPOINT feox_fn" with the table enlisted in it (feox_db_fn_begin / feox_db_fn_end, around
+ * the call: run_write): its changes are written to the shadow tables in the user's transaction,
+ * or, in autocommit, committed together when the call returns.
  *
  * TTL: incr, cas and patch keep the record's expiry unless a ttl argument is given (NULL = keep,
  * 0 = remove, > 0 = seconds from now). Keys follow the table's key type (value_codec.c).
@@ -206,7 +211,7 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, b
         sqlite3_free(schema);
         return NULL;
     }
-    if (vt != NULL && write && !sqlite3_get_autocommit(db) && !vt->in_txn) {
+    if (vt != NULL && write && vt->dbs == NULL && !sqlite3_get_autocommit(db) && !vt->in_txn) {
         rc = touch_table(db, schema, table, true, &err);
         vt = rc == SQLITE_OK ? feox_conn_find_vtab(conn, schema, table) : NULL;
     }
@@ -226,10 +231,37 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, b
          * be opened again, or a rollback that still cannot finish */
         fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));
         vt = NULL;
+    } else if (write && vt->dbs != NULL && (rc = feox_db_fn_begin(vt, &err)) != SQLITE_OK) {
+        fn_error(ctx, rc, sqlite3_mprintf("%s", err ? err : sqlite3_errstr(rc)));
+        vt = NULL; /* database mode: could not enlist (BUSY, LOCKED, READONLY...) */
     }
     sqlite3_free(err);
     sqlite3_free(schema);
     return vt;
+}
+
+typedef void (*write_body)(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv);
+
+/* A function that changes the table: resolve it (which, in database mode, opens the savepoint the
+ * call runs in), run body, and in database mode end the savepoint: RELEASE, which in autocommit
+ * commits; if that fails the call fails with SQLite's error (its changes are rolled back). A
+ * failing body leaves the store unchanged, so the savepoint is released either way. */
+static void run_write(sqlite3_context *ctx, int argc, sqlite3_value **argv, write_body body)
+{
+    feox_vtab *vt = resolve_table(ctx, argv[0], true);
+    if (vt == NULL) {
+        return;
+    }
+    body(ctx, vt, argc, argv);
+    if (vt->dbs != NULL) {
+        char *err = NULL;
+        int rc = feox_db_fn_end(vt, &err);
+        if (rc != SQLITE_OK) {
+            fn_error(ctx, rc, err);
+        } else {
+            sqlite3_free(err);
+        }
+    }
 }
 
 static bool fn_key(sqlite3_context *ctx, feox_vtab *vt, sqlite3_value *v, const void **key,
@@ -301,15 +333,14 @@ static bool journal_write(sqlite3_context *ctx, feox_vtab *vt, const void *key, 
 }
 
 /* feox_incr(tab, key, delta [, ttl]) */
-static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+static void incr_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], true);
     const void *key;
     size_t len;
     sqlite3_int64 delta;
     feox_write_opts ttl_opts;
     memset(&ttl_opts, 0, sizeof ttl_opts);
-    if (vt == NULL || !fn_key(ctx, vt, argv[1], &key, &len)) {
+    if (!fn_key(ctx, vt, argv[1], &key, &len)) {
         return;
     }
     if (!feox_whole_number(argv[2], &delta)) {
@@ -400,16 +431,20 @@ static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
 }
 
-/* feox_cas(tab, key, expected, new [, ttl]) */
-static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+static void fn_incr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], true);
+    run_write(ctx, argc, argv, incr_body);
+}
+
+/* feox_cas(tab, key, expected, new [, ttl]) */
+static void cas_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv)
+{
     const void *key;
     size_t len;
     feox_encoded expected, replacement;
     feox_write_opts opts;
     memset(&opts, 0, sizeof opts);
-    if (vt == NULL || !fn_key(ctx, vt, argv[1], &key, &len)) {
+    if (!fn_key(ctx, vt, argv[1], &key, &len)) {
         return;
     }
     if (!fn_ttl(ctx, vt, argc, argv, 4, &opts)) {
@@ -461,16 +496,20 @@ static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_int(ctx, swapped ? 1 : 0);
 }
 
-/* feox_patch(tab, key, patch [, ttl]) */
-static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], true);
+    run_write(ctx, argc, argv, cas_body);
+}
+
+/* feox_patch(tab, key, patch [, ttl]) */
+static void patch_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv)
+{
     const void *key;
     size_t len;
     feox_write_opts opts;
     memset(&opts, 0, sizeof opts);
     opts.flags = FEOX_WRITE_TS_INT64; /* and, as with NULL options, keep the TTL and tag */
-    if (vt == NULL || !fn_key(ctx, vt, argv[1], &key, &len)) {
+    if (!fn_key(ctx, vt, argv[1], &key, &len)) {
         return;
     }
     if (!fn_ttl(ctx, vt, argc, argv, 3, &opts)) {
@@ -499,6 +538,11 @@ static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
     sqlite3_result_text64(ctx, doc, doc_len, SQLITE_TRANSIENT, SQLITE_UTF8);
     feox_free(doc);
+}
+
+static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    run_write(ctx, argc, argv, patch_body);
 }
 
 /* feox_stats(tab) */
@@ -530,7 +574,8 @@ static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_str_appendf(s, "%s\"%s\":%llu", i ? "," : "", fields[i].name,
                             (unsigned long long)fields[i].value);
     }
-    sqlite3_str_appendf(s, ",\"persistent\":%s}", vt->entry->file_path ? "true" : "false");
+    sqlite3_str_appendf(s, ",\"persistent\":%s}",
+                        vt->entry->file_path != NULL || vt->dbs != NULL ? "true" : "false");
     int rc = sqlite3_str_errcode(s);
     char *json = sqlite3_str_finish(s);
     if (rc != SQLITE_OK || json == NULL) {
@@ -560,11 +605,12 @@ static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 /* feox_compact(tab): rewrite the store file to hold only live records; 1 when done. It writes the
  * file, so a read-only connection may not call it. */
-static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+static void compact_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], true);
     (void)argc;
-    if (vt == NULL) {
+    (void)argv;
+    if (vt->dbs != NULL) {
+        sqlite3_result_int(ctx, 1); /* database mode: SQLite reclaims the shadow tables' pages */
         return;
     }
     feox_err e = feox_compact(vt->entry->store);
@@ -573,6 +619,36 @@ static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     }
     sqlite3_result_int(ctx, 1);
+}
+
+static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    run_write(ctx, argc, argv, compact_body);
+}
+
+/* feox_sweep(tab): remove the expired records now (database mode: inside the call's savepoint,
+ * so in the user's transaction); returns how many. Other modes: the sweeper thread does it. */
+static void sweep_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    (void)argv;
+    uint64_t removed = 0;
+    int rc = feox_db_sweep(vt, 0, &removed);
+    if (rc != SQLITE_OK) {
+        fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));
+        return;
+    }
+    if (vt->dbs == NULL) {
+        uint64_t before = feox_len(vt->entry->store, FEOX_LEN_ESTIMATE);
+        uint64_t after = feox_len(vt->entry->store, 0);
+        removed = before > after ? before - after : 0;
+    }
+    sqlite3_result_int64(ctx, (sqlite3_int64)removed);
+}
+
+static void fn_sweep(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    run_write(ctx, argc, argv, sweep_body);
 }
 
 /* feox_check(tab) */
@@ -584,7 +660,14 @@ static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     }
     feox_err e = feox_check(vt->entry->store);
-    if (e == FEOX_OK) {
+    char *report = NULL;
+    int rc = e == FEOX_OK ? feox_db_check(vt, &report) : SQLITE_OK; /* database mode */
+    if (rc != SQLITE_OK) {
+        fn_error(ctx, rc,
+                 sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : sqlite3_errstr(rc)));
+    } else if (report != NULL) {
+        sqlite3_result_text(ctx, report, -1, sqlite3_free);
+    } else if (e == FEOX_OK) {
         sqlite3_result_text(ctx, "ok", 2, SQLITE_STATIC);
     } else if (e == FEOX_ERR_CORRUPT) {
         const char *detail = feox_error_detail();
@@ -609,7 +692,7 @@ int feox_register_functions(sqlite3 *db, feox_conn *conn)
         {"feox_incr", 3, fn_incr},       {"feox_incr", 4, fn_incr},   {"feox_cas", 4, fn_cas},
         {"feox_cas", 5, fn_cas},         {"feox_patch", 3, fn_patch}, {"feox_patch", 4, fn_patch},
         {"feox_stats", 1, fn_stats},     {"feox_flush", 1, fn_flush}, {"feox_check", 1, fn_check},
-        {"feox_compact", 1, fn_compact},
+        {"feox_compact", 1, fn_compact}, {"feox_sweep", 1, fn_sweep},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         feox_conn_retain(conn); /* released by conn_destroy, also when registration fails */

@@ -16,11 +16,21 @@
  *
  * Where the data lives:
  *   - path=':memory:' — memory only;
- *   - no path, file database — the file "<db file>-<table>.feox" next to it (the table name
- *     encoded: see feox_default_store_path);
- *   - no path, in-memory or temporary database — memory only;
- *   - relative path — relative to the database file's directory (the current directory for an
- *     in-memory database).
+ *   - path='file' — that store file (write-behind, one process: the opt-in fast mode); a relative
+ *     path is relative to the database file's directory (the current directory for an
+ *     in-memory database);
+ *   - no path, file database (main or attached) — in the database (kind DATABASE, db_mode.c):
+ *     shadow tables "<table>_data", ... of that database, a cache per connection;
+ *   - no path, file database, previous release: an existing table whose shadow tables do not
+ *     exist (every table this release creates has them) was created by the previous release
+ *     and goes on using its default store file "<db file>-<table>.feox" (the table name
+ *     encoded: see feox_default_store_path), so it never shows as empty with its data beside
+ *     it; its file keeps the file-mode rules (owner check, RENAME moves it, DROP removes it);
+ *   - no path, in-memory or temporary database — memory only (unless the database holds the
+ *     table's shadow tables: a database file deserialized or restored into memory).
+ * Once a table has been resolved, its vtab pins the kind (feox_options.pinned): a file appearing
+ * later never moves a database-mode table, nor the other way round. Built with FEOX_DB_MODE=0,
+ * every table without path in a file database uses its default store file (the old default).
  * A memory-only table in a file database is shared by the process's connections to that database
  * (registry key "memory:<db file>:<table>"); in an in-memory database it is private to the
  * connection. File stores are shared by absolute path.
@@ -321,6 +331,52 @@ static char *absolute_path(const char *path, const char *base_dir)
     return sqlite3_mprintf("%s/%s", cwd, path);
 }
 
+bool feox_is_file_database(sqlite3 *db, const char *schema)
+{
+    const char *file = sqlite3_db_filename(db, schema);
+    if (file == NULL || file[0] == '\0') {
+        return false;
+    }
+    /* A database deserialized into memory (sqlite3_deserialize) has the file name "x" and lives
+     * in the "memdb" VFS: it is memory, not a file. */
+    char *vfs = NULL;
+    bool memdb = sqlite3_file_control(db, schema, SQLITE_FCNTL_VFSNAME, &vfs) == SQLITE_OK &&
+                 vfs != NULL && strstr(vfs, "memdb") != NULL;
+    sqlite3_free(vfs);
+    return !memdb;
+}
+
+/* Do the shadow tables of (schema, table) exist? ("<table>_data", the records; the backend's
+ * layout, storage_sqlite.h.) Asked without a statement: sqlite3_table_column_metadata. */
+static bool shadow_tables_exist(sqlite3 *db, const char *schema, const char *table)
+{
+    char *name = sqlite3_mprintf("%s_data", table);
+    if (name == NULL) {
+        return false;
+    }
+    int rc = sqlite3_table_column_metadata(db, schema, name, NULL, NULL, NULL, NULL, NULL, NULL);
+    sqlite3_free(name);
+    return rc == SQLITE_OK;
+}
+
+/* A table without path: in the database? xCreate pins DATABASE before it resolves when the
+ * database is a file (a new table goes into it); an existing table is in the database exactly
+ * when its shadow tables exist, since they are created in the CREATE's own transaction (this
+ * also holds for a database file copied into memory: sqlite3_deserialize, .restore). Without
+ * them, in a file database, it is a previous-release table: it keeps its default file, and file
+ * mode does the rest as before (a missing file connects without a store and is recovered after
+ * a crash inside a RENAME; a file of another owner is reported; DROP removes it). */
+static bool in_database(sqlite3 *db, const char *schema, const char *table, const feox_options *o)
+{
+    if (!FEOX_DB_MODE) {
+        return false;
+    }
+    if (o->pinned) {
+        return o->pinned_kind == FEOX_LOC_DATABASE;
+    }
+    return shadow_tables_exist(db, schema, table);
+}
+
 int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
                           feox_location *out, char **err)
 {
@@ -328,7 +384,7 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
     char *base_dir = NULL;
     char *lower = sqlite3_mprintf("%s", table);
     const char *db_file = sqlite3_db_filename(db, schema);
-    bool file_db = db_file != NULL && db_file[0] != '\0';
+    bool file_db = feox_is_file_database(db, schema);
     memset(out, 0, sizeof *out);
     if (lower == NULL) {
         return SQLITE_NOMEM;
@@ -354,6 +410,8 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
     }
     if (o->path != NULL && strcmp(o->path, ":memory:") == 0) {
         out->kind = file_db ? FEOX_LOC_SHARED_MEMORY : FEOX_LOC_PRIVATE_MEMORY;
+    } else if (o->path == NULL && in_database(db, schema, table, o)) {
+        out->kind = FEOX_LOC_DATABASE; /* no share key: every connection has its own cache */
     } else if (o->path == NULL && !file_db) {
         out->kind = FEOX_LOC_PRIVATE_MEMORY;
     } else {
@@ -367,6 +425,7 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
             out->file_path = absolute_path(def, NULL);
             sqlite3_free(def);
             out->default_path = true;
+            out->previous_release = FEOX_DB_MODE;
         } else {
             out->file_path = absolute_path(o->path, base_dir);
         }
@@ -379,7 +438,8 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
     if (out->kind == FEOX_LOC_SHARED_MEMORY) {
         out->share_key = sqlite3_mprintf("memory:%s:%s", db_file, lower);
     }
-    if (out->kind != FEOX_LOC_PRIVATE_MEMORY && out->share_key == NULL) {
+    if ((out->kind == FEOX_LOC_FILE || out->kind == FEOX_LOC_SHARED_MEMORY) &&
+        out->share_key == NULL) {
         rc = SQLITE_NOMEM;
     }
 cleanup:

@@ -4,19 +4,24 @@
  * The engine has no transactions, so each vtab (one per connection and table) records, with
  * every change it makes, the key's previous state: absent, or its old value, tag and expiry
  * instant and timestamp. The write itself returns that state (feox_write_opts.replaced: the
- * version it replaced, atomically with the change), so nothing is read before a write. ROLLBACK undoes the entries newest first; ROLLBACK TO savepoint N undoes
- * the entries made since savepoint N began. An undo is itself a write: a restored version gets
- * back its exact value, tag, timestamp and expiry (FEOX_WRITE_RESTORE lets the engine accept the
- * older timestamp), so after ROLLBACK the row is as it was, ts included; a key that was absent
- * is deleted.
+ * version it replaced, atomically with the change), so nothing is read before a write. ROLLBACK
+ * undoes the entries newest first; ROLLBACK TO savepoint N undoes the entries made since savepoint
+ * N began. An undo is itself a write: a restored version gets back its exact value, tag, timestamp
+ * and expiry (FEOX_WRITE_RESTORE lets the engine accept the older timestamp), so after ROLLBACK the
+ * row is as it was, ts included; a key that was absent is deleted.
  *
  * Savepoints: marks[i] is the journal length when savepoint i began. xSavepoint(N) sets marks[N]
  * (filling any skipped levels), xRelease(N) forgets levels >= N, xRollbackTo(N) undoes to
  * marks[N] and keeps level N. SQLite calls xRollbackTo(-1) when the savepoint that opened the
  * transaction is rolled back: that undoes everything.
  *
- * Isolation: other connections see changes before COMMIT (the store is shared, not versioned),
- * and a rollback restores the old state even if another connection wrote the key meanwhile.
+ * Database mode (db_mode.c): SQLite restores the shadow tables itself before it calls xRollback /
+ * xRollbackTo, so the undo writes carry undo_flags = FEOX_WRITE_INDEX_ONLY: they put the cache
+ * back to match, and write nothing to the backend.
+ *
+ * Isolation (file and shared memory tables): other connections see changes before COMMIT (the store
+ * is shared, not versioned), and a rollback restores the old state even if another connection wrote
+ * the key meanwhile.
  */
 #include <string.h>
 
@@ -76,17 +81,18 @@ void feox_journal_truncate(feox_journal *j, size_t n)
     }
 }
 
-/* Put one entry's state back. */
-static feox_err undo_entry(feox_store *store, const feox_journal_entry *e)
+/* Put one entry's state back (flags: the journal's undo_flags, e.g. FEOX_WRITE_INDEX_ONLY). */
+static feox_err undo_entry(feox_store *store, const feox_journal_entry *e, unsigned flags)
 {
-    if (!e->existed) {
-        feox_err r = feox_delete(store, e->key, e->key_len, NULL);
-        return r == FEOX_ERR_KEY_NOT_FOUND || r == FEOX_ERR_INVALID_KEY ? FEOX_OK : r;
-    }
     feox_write_opts opts;
     memset(&opts, 0, sizeof opts);
+    if (!e->existed) {
+        opts.flags = flags;
+        feox_err r = feox_delete(store, e->key, e->key_len, flags != 0 ? &opts : NULL);
+        return r == FEOX_ERR_KEY_NOT_FOUND || r == FEOX_ERR_INVALID_KEY ? FEOX_OK : r;
+    }
     opts.tag = e->tag;
-    opts.flags = FEOX_WRITE_EXPIRES_AT | FEOX_WRITE_RESTORE;
+    opts.flags = FEOX_WRITE_EXPIRES_AT | FEOX_WRITE_RESTORE | flags;
     opts.timestamp_ns = e->timestamp_ns;
     opts.expires_at_ns = e->expires_at_ns;
     return feox_insert(store, e->key, e->key_len, e->value, e->value_len, &opts, NULL);
@@ -109,7 +115,7 @@ int feox_journal_replaced(feox_journal *j, feox_store *store, const void *key, s
     int rc = feox_journal_add(j, key, key_len, undo.existed, undo.value, undo.value_len,
                               old != NULL ? &info : NULL);
     if (rc != SQLITE_OK) {
-        (void)undo_entry(store, &undo); /* cannot be undone later: undo it now */
+        (void)undo_entry(store, &undo, 0); /* cannot be undone later: undo it now */
     }
     feox_value_release(old);
     return rc;
@@ -119,10 +125,10 @@ feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n)
 {
     while (j->n > n) {
         feox_journal_entry *e = &j->entries[j->n - 1];
-        feox_err r = undo_entry(store, e);
+        feox_err r = undo_entry(store, e, j->undo_flags);
         /* An allocation failure is usually transient; losing the old version is not. */
         for (int attempt = 0; attempt < 3 && r == FEOX_ERR_NOMEM; attempt++) {
-            r = undo_entry(store, e);
+            r = undo_entry(store, e, j->undo_flags);
         }
         if (r != FEOX_OK) {
             return r; /* keep this entry and the older ones: a later undo retries them */
@@ -182,8 +188,10 @@ feox_err feox_journal_rollback_to(feox_journal *j, feox_store *store, int level)
 
 void feox_journal_clear(feox_journal *j)
 {
+    unsigned undo_flags = j->undo_flags; /* a property of the table, not of the transaction */
     feox_journal_truncate(j, 0);
     sqlite3_free(j->entries);
     sqlite3_free(j->marks);
     memset(j, 0, sizeof *j);
+    j->undo_flags = undo_flags;
 }

@@ -35,6 +35,11 @@
  * someone else wrote) cannot use it. A store inherited through fork() is never used: the first
  * use in the child opens the file again, or fails saying that the parent process holds it.
  *
+ * Database mode (a table without path in a file database, db_mode.c): the records are in shadow
+ * tables, created, dropped and renamed inside the user's transaction; no file and no pending file
+ * action is involved. The transaction methods call db_mode.c around the journal (see its header
+ * for the hook order and the cache/feed/rollback rules).
+ *
  * Transactions: xBegin starts an undo journal (txn_journal.c); xCommit forgets it; xRollback,
  * xRollbackTo apply it. Nothing is buffered: a change is in the store as soon as xUpdate returns.
  * If an undo cannot finish (the engine is out of memory), what is left stays in the journal and
@@ -53,6 +58,7 @@ static void vtab_free(feox_vtab *vt)
     }
     feox_journal_clear(&vt->journal);
     sqlite3_finalize(vt->query_only_stmt);
+    feox_db_close(vt); /* database mode: closes the private store (vt->entry) */
     if (vt->conn != NULL) {
         feox_conn_remove_vtab(vt->conn, vt);
         feox_conn_release(vt->conn);
@@ -152,10 +158,17 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
+    if (is_create && feox_is_file_database(db, vt->schema)) {
+        /* a new table without path in a file database goes into the database (options.c) */
+        vt->options.pinned = true;
+        vt->options.pinned_kind = (int)FEOX_LOC_DATABASE;
+    }
     rc = feox_location_resolve(db, vt->schema, vt->name, &vt->options, &loc, err);
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
+    vt->options.pinned = true; /* a file appearing later never moves the table (options.c) */
+    vt->options.pinned_kind = (int)loc.kind;
     if (is_create) {
         rc = feox_actions_before_name(conn, vt->schema, vt->name, loc.file_path, NULL, err);
         if (rc != SQLITE_OK) {
@@ -163,7 +176,22 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
         }
     }
     feox_actions_settle(conn);
-    rc = attach_store(vt, conn, &loc, is_create, &created, err);
+    if (loc.kind == FEOX_LOC_DATABASE) {
+        vt->conn = conn; /* not retained yet: vtab_free must not release it on failure */
+        rc = feox_db_open(vt, is_create, err); /* db_mode.c: shadow tables + private cache */
+        if (rc == SQLITE_OK && is_create) {
+            /* SQLite counts a table it has just created as part of the transaction: no xBegin
+             * comes before the next xUpdate, xSync or xCommit. Begin here. */
+            rc = feox_db_begin(vt);
+            vt->in_txn = rc == SQLITE_OK;
+            if (rc != SQLITE_OK && vt->base.zErrMsg != NULL) {
+                *err = sqlite3_mprintf("%s", vt->base.zErrMsg);
+            }
+        }
+        vt->conn = NULL;
+    } else {
+        rc = attach_store(vt, conn, &loc, is_create, &created, err);
+    }
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
@@ -196,7 +224,7 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     *out = &vt->base;
     vt = NULL;
 cleanup:
-    if (vt != NULL && vt->entry != NULL && vt->open_error == NULL) {
+    if (vt != NULL && vt->entry != NULL && vt->open_error == NULL && vt->dbs == NULL) {
         feox_conn_detach(conn, vt->schema, vt->name);
     }
     vtab_free(vt);
@@ -241,6 +269,13 @@ static int feox_vt_destroy(sqlite3_vtab *tab)
     feox_vtab *vt = (feox_vtab *)tab;
     feox_location loc;
     char *err = NULL;
+    if (vt->dbs != NULL) {
+        int rc = feox_db_destroy(vt); /* drops the shadow tables in the user's transaction */
+        if (rc == SQLITE_OK) {
+            vtab_free(vt);
+        }
+        return rc;
+    }
     int rc = feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &loc, &err);
     sqlite3_free(err);
     if (rc == SQLITE_OK) {
@@ -266,10 +301,16 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
     feox_location from, to;
     char *err = NULL;
     bool moved = false;
+    char *pending_owner = NULL;
+    const char *file_owner = NULL;
     char *name = sqlite3_mprintf("%s", new_name);
     int rc = name ? SQLITE_OK : SQLITE_NOMEM;
     memset(&from, 0, sizeof from);
     memset(&to, 0, sizeof to);
+    if (rc == SQLITE_OK && vt->dbs != NULL) {
+        rc = feox_db_rename(vt, new_name); /* the shadow tables, in the user's transaction */
+        goto renamed;
+    }
     if (rc == SQLITE_OK) {
         rc = feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &from, &err);
     }
@@ -284,9 +325,9 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
     /* The file keeps the owner it had before the transaction until the RENAME has committed
      * (then file_actions.c records the new one): a crash in between leaves a file that the old
      * name's xConnect recognises as its own and takes back. */
-    char *pending_owner =
+    pending_owner =
         rc == SQLITE_OK ? feox_actions_pending_owner(vt->conn, vt->schema, vt->name) : NULL;
-    const char *file_owner = pending_owner != NULL ? pending_owner : from.owner;
+    file_owner = pending_owner != NULL ? pending_owner : from.owner;
     if (rc == SQLITE_OK && from.kind == FEOX_LOC_FILE && from.default_path &&
         strcmp(from.file_path, to.file_path) != 0) {
         int mine = feox_conn_entry_refs(vt->conn, vt->entry);
@@ -309,6 +350,7 @@ static int feox_vt_rename(sqlite3_vtab *tab, const char *new_name)
             sqlite3_free(undo_err);
         }
     }
+renamed:
     if (rc == SQLITE_OK) {
         feox_conn_rename(vt->conn, vt->schema, vt->name, new_name, to.share_key);
         char *label = table_label(vt->schema, new_name);
@@ -341,31 +383,39 @@ static int feox_vt_begin(sqlite3_vtab *tab)
             return rc;
         }
     }
+    int rc = feox_db_begin(vt); /* database mode: the coherence check, the backend's begin */
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
     feox_journal_clear(&vt->journal);
     vt->in_txn = true;
     return SQLITE_OK;
 }
 
-/* xSync: nothing to prepare; durability follows the table's sync option. */
+/* xSync: database mode writes what is pending; otherwise nothing to prepare (durability follows
+ * the table's sync option). */
 static int feox_vt_sync(sqlite3_vtab *tab)
 {
-    (void)tab;
-    return SQLITE_OK;
+    return feox_db_sync((feox_vtab *)tab);
 }
 
 /* xCommit: the changes stay; forget the journal. */
 static int feox_vt_commit(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
+    feox_db_commit(vt);
     feox_journal_clear(&vt->journal);
     vt->in_txn = false;
     return SQLITE_OK;
 }
 
-/* xRollback: undo every change of the transaction, newest first. */
+/* xRollback: undo every change of the transaction, newest first (database mode: SQLite has
+ * restored the shadow tables; the backend drops what is pending and the journal puts the cache
+ * back with FEOX_WRITE_INDEX_ONLY writes). */
 static int feox_vt_rollback(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
+    feox_db_rollback(vt);
     if (vt->entry == NULL || vt->entry->store == NULL) {
         feox_journal_clear(&vt->journal);
         vt->in_txn = false;
@@ -389,8 +439,9 @@ static int feox_vt_rollback(sqlite3_vtab *tab)
 /* xSavepoint: savepoint level begins here. */
 static int feox_vt_savepoint(sqlite3_vtab *tab, int level)
 {
+    int rc = feox_db_savepoint((feox_vtab *)tab, level); /* database mode: pending writes first */
     feox_journal_savepoint(&((feox_vtab *)tab)->journal, level);
-    return SQLITE_OK;
+    return rc;
 }
 
 /* xRelease: savepoint levels >= level end (their changes stay). */
@@ -404,6 +455,7 @@ static int feox_vt_release(sqlite3_vtab *tab, int level)
 static int feox_vt_rollback_to(sqlite3_vtab *tab, int level)
 {
     feox_vtab *vt = (feox_vtab *)tab;
+    feox_db_rollback_to(vt, level); /* database mode: the backend drops what is pending */
     int rc = feox_vtab_check_store(vt);
     if (rc != SQLITE_OK) {
         return rc;
@@ -412,8 +464,14 @@ static int feox_vt_rollback_to(sqlite3_vtab *tab, int level)
     return e == FEOX_OK ? SQLITE_OK : feox_vtab_engine_error(vt, e);
 }
 
+/* xShadowName (database mode): the shadow tables "<table>_<suffix>" the backend keeps. */
+static int feox_vt_shadow_name(const char *suffix)
+{
+    return feox_db_shadow_name(suffix);
+}
+
 sqlite3_module feox_module = {
-    /* iVersion    */ 2,
+    /* iVersion    */ FEOX_DB_MODE ? 3 : 2,
     /* xCreate     */ feox_vt_create,
     /* xConnect    */ feox_vt_connect,
     /* xBestIndex  */ feox_vt_best_index,
@@ -436,5 +494,5 @@ sqlite3_module feox_module = {
     /* xSavepoint  */ feox_vt_savepoint,
     /* xRelease    */ feox_vt_release,
     /* xRollbackTo */ feox_vt_rollback_to,
-    /* xShadowName */ NULL,
+    /* xShadowName */ FEOX_DB_MODE ? feox_vt_shadow_name : NULL,
 };

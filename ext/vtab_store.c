@@ -1,9 +1,10 @@
 /*
  * vtab_store.c — what every use of a table starts with, and how it reports an error:
  * feox_vtab_check_store (open again a store that was missing or inherited through fork(), finish
- * a rollback that could not finish) and the table's error messages (feox_vtab_set_error,
- * feox_vtab_engine_error). Below vtab.c (the module) and the files of its methods (cursor.c,
- * update.c) and of the SQL functions (functions.c), which all call it.
+ * a rollback that could not finish, and in database mode bring the cache up to date) and the
+ * table's error messages (feox_vtab_set_error, feox_vtab_engine_error). Below vtab.c (the module)
+ * and the files of its methods (cursor.c, update.c) and of the SQL functions (functions.c), which
+ * all call it.
  */
 #include <stdarg.h>
 
@@ -69,22 +70,23 @@ int feox_vtab_check_store(feox_vtab *vt)
         }
     }
     if (vt->entry != NULL && vt->entry->store != NULL) {
-        if (feox_registry_is_inherited(vt->entry)) {
+        if (vt->dbs == NULL && feox_registry_is_inherited(vt->entry)) {
             int rc = reopen_store(vt);
             if (rc != SQLITE_OK) {
                 return rc;
             }
         }
-        if (!vt->undo_pending) {
-            return SQLITE_OK;
+        if (vt->undo_pending) {
+            feox_err e = feox_journal_undo_to(&vt->journal, vt->entry->store, 0);
+            if (e != FEOX_OK) {
+                return feox_vtab_engine_error(vt, e);
+            }
+            feox_journal_clear(&vt->journal);
+            vt->undo_pending = false;
         }
-        feox_err e = feox_journal_undo_to(&vt->journal, vt->entry->store, 0);
-        if (e != FEOX_OK) {
-            return feox_vtab_engine_error(vt, e);
-        }
-        feox_journal_clear(&vt->journal);
-        vt->undo_pending = false;
-        return SQLITE_OK;
+        /* Database mode: the coherence check (db_mode.c; a no-op in the other modes, and inside
+         * this connection's own write transaction). */
+        return feox_db_refresh(vt);
     }
     if (vt->open_error != NULL) {
         feox_vtab_set_error(vt, "%s", vt->open_error);

@@ -71,19 +71,19 @@ ROLLBACK;
 SELECT (SELECT value FROM kv WHERE key = 'visits:home') AS visits,
        (SELECT count(*) FROM kv WHERE key GLOB 'order:*') AS orders;
 
-.print '== 9. Persistence: a table in a database file keeps its data in <db>-<table>.feox'
+.print '== 9. Persistence: a table in a database file keeps its data in that database'
 .shell rm -f demo-notes.db demo-notes.db-notes.feox
 ATTACH 'demo-notes.db' AS disk;
 CREATE VIRTUAL TABLE disk.notes USING feox;
 INSERT INTO disk.notes(key, value) VALUES ('note:1', 'written before closing'), ('note:2', 42);
 DETACH disk;
-.print 'Closed. Files on disk:'
+.print 'Closed. Files on disk (the records are in shadow tables of demo-notes.db):'
 .shell ls demo-notes.db*
 ATTACH 'demo-notes.db' AS disk;
 SELECT key, value, typeof(value) AS type FROM disk.notes ORDER BY key;
-.print 'DROP TABLE removes the store file too, once the DROP has committed:'
+.print 'DROP TABLE removes its shadow tables too:'
 DROP TABLE disk.notes;
 DETACH disk;
-SELECT count(*) AS kv_rows FROM kv; -- the connection's next use of feox removes the file
+SELECT count(*) AS kv_rows FROM kv;
 .shell ls demo-notes.db*
 .shell rm -f demo-notes.db

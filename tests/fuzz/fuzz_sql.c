@@ -14,6 +14,9 @@
  * and expiry legitimately differ from a plain table). Keys are non-empty text over {a, b, A, z}
  * (an empty key is invalid in feox but fine in SQLite); values cover every SQL type.
  * A mismatch prints the statement and aborts. Seeds: tests/fuzz/corpus/fuzz_sql/.
+ * FUZZ_SQL_DB=<file> runs each input on that database file (removed first) instead of memory:
+ * kv is then a table in the database (shadow tables, the per-connection cache, SQLite's own
+ * transactions: ext/db_mode.c).
  */
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "feox_ext.h"
 
@@ -338,9 +342,18 @@ static bool trace;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     trace = getenv("FUZZ_SQL_TRACE") != NULL;
+    const char *file = getenv("FUZZ_SQL_DB");
+    if (file != NULL) {
+        char wal[4096];
+        unlink(file);
+        snprintf(wal, sizeof wal, "%s-wal", file);
+        unlink(wal);
+        snprintf(wal, sizeof wal, "%s-journal", file);
+        unlink(wal);
+    }
     sqlite3 *db = NULL;
     char *err = NULL;
-    if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
+    if (sqlite3_open(file != NULL ? file : ":memory:", &db) != SQLITE_OK ||
         sqlite3_feox_init(db, &err, NULL) != SQLITE_OK)
         die("setup: %s", err ? err : sqlite3_errmsg(db));
     if (sqlite3_exec(db,

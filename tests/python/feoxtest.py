@@ -42,3 +42,24 @@ class TempDirTestCase(unittest.TestCase):
 
     def path(self, name):
         return os.path.join(self.dir, name)
+
+
+def previous_release_table(con, table="kv", schema="main", options=""):
+    """Create, on con, a table as the previous release made it: no path in its CREATE text and
+    its records in the default store file "<db file>-<table>.feox" (this release puts a new table
+    without path in the database instead, and keeps such a table in its file). It is created with
+    that file as an explicit path, and the path is then taken out of the schema text (writable
+    schema; the schema version is bumped so that every connection reads the schema again)."""
+    db_file = con.execute("SELECT file FROM pragma_database_list WHERE name = ?",
+                          (schema,)).fetchone()[0]
+    store = f"{db_file}-{table}.feox"
+    extra = f", {options}" if options else ""
+    con.execute(f"CREATE VIRTUAL TABLE \"{schema}\".\"{table}\" USING feox(path='{store}'{extra})")
+    version = con.execute(f"PRAGMA \"{schema}\".schema_version").fetchone()[0]
+    con.execute("PRAGMA writable_schema = ON")
+    con.execute(f"UPDATE \"{schema}\".sqlite_schema SET sql = ? WHERE name = ?",
+                (f"CREATE VIRTUAL TABLE \"{table}\" USING feox{'(' + options + ')' if options else ''}",
+                 table))
+    con.execute("PRAGMA writable_schema = OFF")
+    con.execute(f"PRAGMA \"{schema}\".schema_version = {version + 1}")
+    return store

@@ -204,7 +204,12 @@ class PersistenceTest(TempDirTestCase):
         con.executemany("INSERT INTO kv(key, value) VALUES (?, ?)", VALUES)
         con.execute("INSERT INTO kv(key, value, ttl) VALUES ('ttl', 1, 3600)")
         con.close()
-        self.assertTrue(os.path.exists(db + "-kv.feox"))
+        # the default in a file database: the records are in the database (shadow tables)
+        self.assertFalse(os.path.exists(db + "-kv.feox"))
+        plain = sqlite3.connect(db)
+        self.assertEqual(plain.execute("SELECT count(*) FROM kv_data").fetchone(),
+                         (len(VALUES) + 1,))
+        plain.close()
         con = connect(db)
         got = dict(con.execute("SELECT key, value FROM kv"))
         for key, value in VALUES:
@@ -254,10 +259,11 @@ class PersistenceTest(TempDirTestCase):
         c.close()
 
     def test_other_connections_see_uncommitted_changes(self):
-        # SPEC §2: the undo journal is per connection, there is no isolation between connections
+        # file mode (SPEC §2): the undo journal is per connection, there is no isolation between
+        # connections (database mode isolates: test_in_database.py)
         db = self.path("iso.db")
         a = connect(db)
-        a.execute("CREATE VIRTUAL TABLE kv USING feox")
+        a.execute("CREATE VIRTUAL TABLE kv USING feox(path='iso.feox')")  # file mode
         a.execute("INSERT INTO kv(key, value) VALUES ('k', 'committed')")
         b = connect(db)
         a.execute("BEGIN")
@@ -274,7 +280,7 @@ class PersistenceTest(TempDirTestCase):
     def test_other_process_cannot_open_a_held_store(self):
         db = self.path("held.db")
         con = connect(db)
-        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox(path='held.feox')")  # file mode
         con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
         proc = subprocess.run([SQLITE3_SHELL, "-bail", "-cmd", ".load " + EXT, db,
                                "SELECT count(*) FROM kv"], capture_output=True, text=True, timeout=60)

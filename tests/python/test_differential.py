@@ -1,7 +1,10 @@
 """Random data and random queries against a feox table and a native WITHOUT ROWID table holding
 the same rows: results must agree exactly (SPEC §2 "Results are always correct whatever the
 plan"; issue 5 item 5). Seeded, so a failure is reproducible; the failing SQL is printed."""
+import os
 import random
+import shutil
+import tempfile
 import unittest
 
 from feoxtest import connect
@@ -101,17 +104,21 @@ class DifferentialTest(unittest.TestCase):
             got, want = sorted(got, key=repr), sorted(want, key=repr)
         self.assertEqual(got, want, f"\n  {sql}\n  params={params!r}")
 
-    def test_random_queries(self):
-        for seed in SEEDS:
+    def random_queries(self, path=":memory:", seeds=SEEDS, queries=QUERIES_PER_SEED):
+        """With path a file database, the table is in the database (shadow tables) and a second
+        connection makes the changes, so every query also checks that the querying
+        connection's cache caught up with them."""
+        for seed in seeds:
             rng = random.Random(seed)
-            con = connect()
+            con = connect(path)
             con.execute("CREATE VIRTUAL TABLE kv USING feox")
             con.execute("CREATE TABLE nat(key TEXT PRIMARY KEY, value, ttl, ts) WITHOUT ROWID")
+            writer = connect(path) if path != ":memory:" else con
             for _ in range(300):
                 k, v = random_key(rng), random_value(rng)
                 for t in ("kv", "nat"):
-                    con.execute(f"INSERT OR REPLACE INTO {t}(key, value) VALUES (?, ?)", (k, v))
-            for i in range(QUERIES_PER_SEED):
+                    writer.execute(f"INSERT OR REPLACE INTO {t}(key, value) VALUES (?, ?)", (k, v))
+            for i in range(queries):
                 with self.subTest(seed=seed, query=i):
                     self.compare(con, rng)
                 if i % 50 == 49:  # mutate both tables the same way
@@ -119,15 +126,30 @@ class DifferentialTest(unittest.TestCase):
                     op = rng.randrange(3)
                     for t in ("kv", "nat"):
                         if op == 0:
-                            con.execute(f"INSERT OR REPLACE INTO {t}(key, value) VALUES (?, ?)", (k, v))
+                            writer.execute(f"INSERT OR REPLACE INTO {t}(key, value) VALUES (?, ?)",
+                                           (k, v))
                         elif op == 1:
-                            con.execute(f"DELETE FROM {t} WHERE key >= ? AND key < ?", (k, k + "b"))
+                            writer.execute(f"DELETE FROM {t} WHERE key >= ? AND key < ?",
+                                           (k, k + "b"))
                         else:
-                            con.execute(f"UPDATE {t} SET value = ? WHERE key <= ?", (v, k))
+                            writer.execute(f"UPDATE {t} SET value = ? WHERE key <= ?", (v, k))
             full = "SELECT key, value, typeof(value) FROM {} ORDER BY key"
             self.assertEqual(con.execute(full.format("kv")).fetchall(),
                              con.execute(full.format("nat")).fetchall())
+            if writer is not con:
+                writer.close()
+            con.execute("DROP TABLE kv")
+            con.execute("DROP TABLE nat")
             con.close()
+
+    def test_random_queries(self):
+        self.random_queries()
+
+    def test_random_queries_in_database(self):
+        d = tempfile.mkdtemp(prefix="feox-pytest-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "diff.db")
+        self.random_queries(path, seeds=SEEDS[:2], queries=QUERIES_PER_SEED // 2)
 
     def test_blob_keys_against_native(self):
         rng = random.Random(7)

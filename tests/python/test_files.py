@@ -72,7 +72,7 @@ class ForkTest(TempDirTestCase):
     def test_child_never_uses_the_parents_store(self):
         db = self.path("app.db")
         con = connect(db)
-        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox(path='app.db-kv.feox')")  # file mode
         con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
 
         def child():

@@ -1,12 +1,22 @@
 -- files_ddl_txn.sql: DROP, RENAME and CREATE follow SQLite's transaction (issue 11 item 6). A
 -- rolled-back DROP (ROLLBACK, ROLLBACK TO) or RENAME leaves the table with all its data; a
 -- rolled-back CREATE leaves no file; files change only once the schema change has committed.
+-- kv and t are tables of the previous release, whose records are in their default files
+-- "<db>-<table>.feox" (the only tables this release still names a file after): each is created
+-- with that file as path, and the path is taken out of the schema text before the next session.
+-- (db_ddl_txn.sql does the same steps in database mode, the default for new tables.)
 -- Sessions: see run.sh.
 -- db: test.db
 .bail off
-CREATE VIRTUAL TABLE kv USING feox;
+CREATE VIRTUAL TABLE kv USING feox(path='test.db-kv.feox');
 CREATE VIRTUAL TABLE mem USING feox(path=':memory:');
 INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2);
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET sql = substr(sql, 1, instr(sql, '(path=') - 1)
+ WHERE sql LIKE '%USING feox(path=''test.db-%';
+PRAGMA writable_schema = OFF;
+-- reopen
+.bail off
 INSERT INTO mem(key, value) VALUES ('m', 1);
 BEGIN;
 DROP TABLE kv;
@@ -44,14 +54,20 @@ SELECT 'after-create-rollback', count(*) FROM kv;
 -- a name dropped in the open transaction cannot be created again before COMMIT
 BEGIN;
 DROP TABLE kv;
-CREATE VIRTUAL TABLE kv USING feox;
+CREATE VIRTUAL TABLE kv USING feox(path='test.db-kv.feox');
 COMMIT;
 SELECT 'dropped-committed', count(*) FROM sqlite_schema WHERE name = 'kv';
 .shell ls | LC_ALL=C sort
 -- DROP then CREATE of the same name, each committed: a new, empty store
-CREATE VIRTUAL TABLE kv USING feox;
+CREATE VIRTUAL TABLE kv USING feox(path='test.db-kv.feox');
 SELECT 'recreated', count(*) FROM kv;
 INSERT INTO kv(key, value) VALUES ('new', 1);
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET sql = substr(sql, 1, instr(sql, '(path=') - 1)
+ WHERE sql LIKE '%USING feox(path=''test.db-%';
+PRAGMA writable_schema = OFF;
+-- reopen
+.bail off
 -- a committed RENAME moves the file with the table
 BEGIN;
 ALTER TABLE kv RENAME TO kv2;
@@ -65,9 +81,15 @@ SELECT 'kv2-after-reopen', group_concat(key, ' ') FROM kv2;
 SELECT 'mem-after-reopen', count(*) FROM mem;
 .shell ls | LC_ALL=C sort
 -- several changes of one table in one transaction
-CREATE VIRTUAL TABLE t USING feox;
-CREATE VIRTUAL TABLE m USING feox(path=':memory:');
+CREATE VIRTUAL TABLE t USING feox(path='test.db-t.feox');
 INSERT INTO t(key, value) VALUES ('a', 1);
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET sql = substr(sql, 1, instr(sql, '(path=') - 1)
+ WHERE sql LIKE '%USING feox(path=''test.db-%';
+PRAGMA writable_schema = OFF;
+-- reopen
+.bail off
+CREATE VIRTUAL TABLE m USING feox(path=':memory:');
 INSERT INTO m(key, value) VALUES ('a', 1);
 BEGIN;
 ALTER TABLE t RENAME TO t2;

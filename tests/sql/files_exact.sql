@@ -2,7 +2,10 @@
 -- (issue 11 items 1, 3, 8): a path that is a prefix of other files (the database itself, the
 -- user's data.csv), default file names of tables whose names hold '.', '-', '/', quotes, spaces,
 -- '%' and non-ASCII, a table whose store file went missing, and tables with files are not usable
--- from triggers and views (SQLITE_VTAB_DIRECTONLY). Sessions: see run.sh.
+-- from triggers and views (SQLITE_VTAB_DIRECTONLY). The default file names are those of tables
+-- of the previous release (a new table without path lives in the database): they are made by
+-- creating the table with its default file as path and taking the path out of the schema text
+-- before the next session. Sessions: see run.sh.
 -- db: app.db
 .bail off
 CREATE TABLE native(x);
@@ -35,15 +38,15 @@ SELECT 'native-after-reopen', x FROM native;
 INSERT INTO native VALUES ('still writable');
 SELECT 'native-count', count(*) FROM native;
 -- default file names: one file per table, whatever its name
-CREATE VIRTUAL TABLE a USING feox;
-CREATE VIRTUAL TABLE "a.feox" USING feox;
-CREATE VIRTUAL TABLE "a-b" USING feox;
-CREATE VIRTUAL TABLE "x/y" USING feox;
-CREATE VIRTUAL TABLE "../up" USING feox;
-CREATE VIRTUAL TABLE "it's ""q""" USING feox;
-CREATE VIRTUAL TABLE "sp ace" USING feox;
-CREATE VIRTUAL TABLE "héllo" USING feox;
-CREATE VIRTUAL TABLE "100%" USING feox;
+CREATE VIRTUAL TABLE a USING feox(path='app.db-a.feox');
+CREATE VIRTUAL TABLE "a.feox" USING feox(path='app.db-a.feox.feox');
+CREATE VIRTUAL TABLE "a-b" USING feox(path='app.db-a-b.feox');
+CREATE VIRTUAL TABLE "x/y" USING feox(path='app.db-x%2Fy.feox');
+CREATE VIRTUAL TABLE "../up" USING feox(path='app.db-..%2Fup.feox');
+CREATE VIRTUAL TABLE "it's ""q""" USING feox(path='app.db-it''s "q".feox');
+CREATE VIRTUAL TABLE "sp ace" USING feox(path='app.db-sp ace.feox');
+CREATE VIRTUAL TABLE "héllo" USING feox(path='app.db-héllo.feox');
+CREATE VIRTUAL TABLE "100%" USING feox(path='app.db-100%25.feox');
 INSERT INTO a VALUES ('name', 'a', NULL, NULL);
 INSERT INTO "a.feox" VALUES ('name', 'a.feox', NULL, NULL);
 INSERT INTO "a-b" VALUES ('name', 'a-b', NULL, NULL);
@@ -57,6 +60,12 @@ INSERT INTO "100%" VALUES ('name', '100%', NULL, NULL);
 .shell ls .. | grep -c 'up\.feox' || true
 DROP TABLE a;
 DROP TABLE "x/y";
+-- make the tables above previous-release tables (no path in their CREATE text, records in their
+-- default file "<db>-<table>.feox"): the only tables this release still names a file after
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET sql = substr(sql, 1, instr(sql, '(path=') - 1)
+ WHERE sql LIKE '%USING feox(path=''app.db-%';
+PRAGMA writable_schema = OFF;
 -- reopen
 .bail off
 .shell ls | LC_ALL=C sort
@@ -71,16 +80,30 @@ SELECT '100%', value FROM "100%";
 .shell "$SQLITE3" -cmd ".load $FEOX_EXT" app.db "SELECT * FROM [a-b]" 2>&1 || true
 .shell "$SQLITE3" -cmd ".load $FEOX_EXT" app.db "SELECT feox_incr('a-b', 'n', 1)" 2>&1 || true
 -- RENAME moves exactly the store file, not files that merely start with its name
-CREATE VIRTUAL TABLE r USING feox;
+CREATE VIRTUAL TABLE r USING feox(path='app.db-r.feox');
 INSERT INTO r VALUES ('k', 'r', NULL, NULL);
+-- make the tables above previous-release tables (no path in their CREATE text, records in their
+-- default file "<db>-<table>.feox"): the only tables this release still names a file after
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET sql = substr(sql, 1, instr(sql, '(path=') - 1)
+ WHERE sql LIKE '%USING feox(path=''app.db-%';
+PRAGMA writable_schema = OFF;
+-- reopen
+.bail off
 .shell echo bak > app.db-r.feox.bak; echo notes > app.db-r.feox-notes
 ALTER TABLE r RENAME TO r2;
 SELECT 'r2', value FROM r2;
 .shell ls app.db-r* | LC_ALL=C sort
 DROP TABLE r2;
 -- a table whose store file is missing reports it and does not create an empty store; DROP works
-CREATE VIRTUAL TABLE gone USING feox;
+CREATE VIRTUAL TABLE gone USING feox(path='app.db-gone.feox');
 INSERT INTO gone VALUES ('k', 1, NULL, NULL);
+-- make the tables above previous-release tables (no path in their CREATE text, records in their
+-- default file "<db>-<table>.feox"): the only tables this release still names a file after
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET sql = substr(sql, 1, instr(sql, '(path=') - 1)
+ WHERE sql LIKE '%USING feox(path=''app.db-%';
+PRAGMA writable_schema = OFF;
 -- reopen
 .bail off
 .shell mv app.db-gone.feox gone.bak

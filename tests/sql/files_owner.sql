@@ -1,13 +1,19 @@
 -- files_owner.sql: a store file records the database file and table that created it, and DROP
 -- removes it only from that table (issue 11 item 5). A copy of the database (cp app.db app2.db)
 -- shares explicit paths with the original; dropping the copy's table must not destroy the
--- original's data. Sessions: see run.sh.
+-- original's data. def is a previous-release table (no path, records in its default file
+-- app.db-def.feox: made by creating it with that path and taking the path out of the schema
+-- text); a new table without path lives in the database, and a copy carries its records.
+-- Sessions: see run.sh.
 -- db: app.db
 .bail off
 CREATE VIRTUAL TABLE kv USING feox(path='shared.feox');
-CREATE VIRTUAL TABLE def USING feox;
+CREATE VIRTUAL TABLE def USING feox(path='app.db-def.feox');
 INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2);
 INSERT INTO def(key, value) VALUES ('d', 'default');
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET sql = 'CREATE VIRTUAL TABLE def USING feox' WHERE name = 'def';
+PRAGMA writable_schema = OFF;
 -- reopen
 .bail off
 .shell cp app.db app2.db

@@ -1,8 +1,10 @@
--- persist_default.sql: with no path, a table in a file database persists next to it as
--- <db>-<table>.feox; a relative path is relative to the database file's directory;
--- path=':memory:' is memory only; functions find a table no statement has touched yet;
--- ALTER TABLE ... RENAME keeps the data (also across reopen); DROP TABLE removes every file;
--- a second process cannot open a store this one holds. Sessions: see run.sh.
+-- persist_default.sql: with no path, a table in a file database (main or attached) persists in
+-- that database, in shadow tables <table>_data, _log, _meta (no file is made); a relative path
+-- is relative to the database file's directory; path=':memory:' is memory only; functions find
+-- a table no statement has touched yet; ALTER TABLE ... RENAME keeps the data (also across
+-- reopen); DROP TABLE removes the shadow tables and every file; a second process reads the same
+-- table while this one has it open (a store file, by contrast, is held by one process:
+-- files_exact.sql). Sessions: see run.sh.
 -- db: test.db
 .bail off
 CREATE VIRTUAL TABLE kv USING feox;
@@ -15,7 +17,9 @@ CREATE VIRTUAL TABLE o.def USING feox;
 CREATE VIRTUAL TABLE o.rel USING feox(path='rel.feox');
 INSERT INTO o.def(key, value) VALUES ('d', 'in other.db');
 INSERT INTO o.rel(key, value) VALUES ('r', 'relative');
-.shell ls test.db-kv.feox sub/other.db-def.feox sub/rel.feox
+.shell ls sub/rel.feox; ls test.db-kv.feox sub/other.db-def.feox 2>/dev/null || echo 'no default store files'
+SELECT 'shadow', group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema WHERE name LIKE 'kv%' ORDER BY name);
+SELECT 'shadow-other', group_concat(name, ' ') FROM (SELECT name FROM o.sqlite_schema WHERE name LIKE 'def%' ORDER BY name);
 -- reopen
 .bail off
 -- a function is the first thing to touch the table in this process
@@ -25,7 +29,7 @@ SELECT 'mem-empty', count(*) FROM mem;
 ATTACH 'sub/other.db' AS o;
 SELECT 'other', (SELECT value FROM o.def WHERE key = 'd'), (SELECT value FROM o.rel WHERE key = 'r');
 SELECT 'other-incr', feox_incr('o.def', 'n', 2);
--- another process cannot open the store while this one holds it
+-- another process reads the same table while this one has it open
 .shell "$SQLITE3" -cmd ".load $FEOX_EXT" test.db "SELECT count(*) FROM kv" 2>&1 || true
 ALTER TABLE kv RENAME TO kv2;
 SELECT 'renamed', group_concat(key || '=' || value, ' ') FROM (SELECT key, value FROM kv2 ORDER BY key);

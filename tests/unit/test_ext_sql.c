@@ -506,6 +506,28 @@ static void test_options(void **state)
     sqlite3_close(db);
 }
 
+/* Create schema.table as the previous release did: no path in its CREATE text, its records in
+ * its default store file "<db file>-<table>.feox" (this release puts a new table without path
+ * in the database and keeps such a table in its file). Created with that file as its path; the
+ * path is then taken out of the schema text, and the schema version bumped so that every
+ * connection reads the schema again. */
+static void create_previous_release(sqlite3 *db, const char *schema, const char *table)
+{
+    char sql[1400];
+    snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE \"%s\".\"%s\" USING feox(path='%s-%s.feox')",
+             schema, table, sqlite3_db_filename(db, schema), table);
+    exec_ok(db, sql);
+    snprintf(sql, sizeof sql, "PRAGMA \"%s\".schema_version", schema);
+    char *version = query(db, sql);
+    snprintf(sql, sizeof sql,
+             "PRAGMA writable_schema = ON; UPDATE \"%s\".sqlite_schema SET sql = "
+             "'CREATE VIRTUAL TABLE \"%s\" USING feox' WHERE name = '%s'; "
+             "PRAGMA writable_schema = OFF; PRAGMA \"%s\".schema_version = %lld",
+             schema, table, table, schema, atoll(version) + 1);
+    sqlite3_free(version);
+    exec_ok(db, sql);
+}
+
 static void test_files_and_sharing(void **state)
 {
     (void)state;
@@ -516,7 +538,7 @@ static void test_files_and_sharing(void **state)
     snprintf(renamed, sizeof renamed, "%s/app.db-kv2.feox", tmpdir);
 
     sqlite3 *a = open_db(dbpath);
-    exec_ok(a, "CREATE VIRTUAL TABLE kv USING feox");
+    create_previous_release(a, "main", "kv"); /* a table in its default file */
     exec_ok(a, "CREATE VIRTUAL TABLE mem USING feox(path=':memory:')");
     exec_ok(a, "CREATE VIRTUAL TABLE rel USING feox(path='sub.feox', sync=full)");
     assert_true(file_exists(store));
@@ -600,7 +622,7 @@ static void test_schemas(void **state)
     sqlite3 *db = open_db(main_db);
     snprintf(sql, sizeof sql, "ATTACH '%s' AS aux", aux_db);
     exec_ok(db, sql);
-    exec_ok(db, "CREATE VIRTUAL TABLE aux.t USING feox");
+    create_previous_release(db, "aux", "t"); /* a table in its default file */
     assert_true(file_exists(aux_store));
     exec_ok(db, "CREATE VIRTUAL TABLE main.t USING feox(path=':memory:')");
     exec_ok(db, "CREATE VIRTUAL TABLE temp.t USING feox");
@@ -724,7 +746,8 @@ static void test_store_error_codes(void **state)
     snprintf(dbpath, sizeof dbpath, "%s/codes.db", tmpdir);
     snprintf(store, sizeof store, "%s/codes.db-kv.feox", tmpdir);
     sqlite3 *db = open_db(dbpath);
-    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox; INSERT INTO kv(key, value) VALUES ('k', 1)");
+    create_previous_release(db, "main", "kv"); /* a table in its default file */
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('k', 1)");
     sqlite3_close(db);
     unsigned char head[64];
     FILE *f = fopen(store, "rb");

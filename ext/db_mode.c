@@ -1,0 +1,733 @@
+/*
+ * db_mode.c — database mode: a feox table's records live in shadow tables of the database the
+ * table is in, and each connection keeps its own cache of them (the engine's hash and ordered
+ * indexes), kept coherent by the "sqlite" storage backend (storage_sqlite.h).
+ *
+ * When: a table without path in a file database, main or attached (options.c, kind DATABASE),
+ * unless it is a previous-release table that keeps its store file. path='file' is the store-file
+ * mode, path=':memory:' and in-memory/temporary databases are memory only: none of those come
+ * here. Built only with FEOX_DB_MODE=1 (feox_ext.h); otherwise every function below is a no-op
+ * and feox_db_open fails.
+ *
+ * The cache. Every vtab (one connection x one table) opens its own private feox_store with
+ * storage = the sqlite backend and storage_arg = {db, schema, table} (vt->dbs->t): memory indexes
+ * over the shadow tables, never shared through the registry, never attached to the connection.
+ * So a connection sees its own uncommitted writes (they are in its cache, and in its pending map
+ * or its write transaction), and another connection sees them only once they are committed and
+ * its next statement has refreshed (isolation: read committed across connections; within one
+ * statement a WAL reader keeps the snapshot its read transaction saw, and a connection inside
+ * BEGIN keeps its snapshot, since the check below only moves when SQLite's data version does).
+ *
+ * Hook order (SQLite 3.40.1, verified by the prototype, in-database-prototype.md Q5):
+ *   autocommit write        xBegin -> xUpdate... -> xSync -> xCommit   (or xRollback on error)
+ *   in BEGIN, multi-row     xSavepoint(n) -> xUpdate... -> [xRollbackTo(n)] -> xRelease(n)
+ *   SAVEPOINT / ROLLBACK TO / RELEASE   xSavepoint / xRollbackTo / xRelease
+ *   ROLLBACK                xRollback (SQLite has already restored the shadow tables; a nested
+ *                           read there runs in a new read transaction)
+ *   a read                  xOpen -> xFilter -> xNext... (a read transaction is open)
+ *   a function in SELECT f()  no transaction at all: it enlists (below)
+ *
+ * What each hook does here (vtab.c calls these around the undo journal):
+ *   xBegin       feox_refresh (the coherence check: the backend compares
+ *                SQLITE_FCNTL_DATA_VERSION with what it saw last, ~30-60 ns when nothing
+ *                changed; else it applies the change feed, or asks for a full reload with
+ *                FEOX_ERR_STALE), then the backend's begin. The undo journal starts empty.
+ *   xUpdate      the engine writes the cache and calls the backend's write/erase, which keeps
+ *                the change pending (buffered) or writes it through; the journal records the
+ *                old state first (update.c).
+ *   xSync        the backend writes what is pending (in key order) and trims its feed.
+ *   xCommit      the backend notes the new seq; the journal is forgotten.
+ *   xRollback    the backend drops what is pending; the journal restores the cache, newest
+ *                first, with FEOX_WRITE_INDEX_ONLY | FEOX_WRITE_RESTORE writes (the records are
+ *                already restored by SQLite: the cache is put back to match, the backend is not
+ *                written). Never "mark stale and refresh": the feed lists what others committed,
+ *                not what SQLite undid here.
+ *   xSavepoint   the backend writes what is pending first (so SQLite's savepoint, opened after
+ *                xSavepoint returns, covers only what comes later); the journal marks the level.
+ *   xRollbackTo  the backend drops what is pending; the journal undoes to the level's mark
+ *                (INDEX_ONLY, as for xRollback).
+ *   xRelease     the journal forgets the levels.
+ *   xFilter      feox_refresh (read transaction open: the check is current).
+ *   xCreate      the shadow tables are created by one nested exec (inside the user's
+ *                transaction: a ROLLBACK removes them). xDestroy drops them, xRename renames
+ *                them, the same way. No file is ever touched in this mode.
+ *   functions    feox_incr/cas/patch/sweep: "SAVEPOINT feox_fn" and, unless the table is in
+ *                the transaction already, "UPDATE "schema"."table" SET key=key WHERE 0", which
+ *                makes SQLite call xBegin (and the check) inside a write transaction; the
+ *                function's writes then join the user's transaction (BEGIN ... ROLLBACK undoes
+ *                them), and "RELEASE feox_fn" ends the savepoint (a failing call changed
+ *                nothing; a failing RELEASE is rolled back to the savepoint). In autocommit
+ *                the savepoint is the call's own transaction: the call commits atomically with
+ *                the shadow tables when the function returns (a later failure of the same
+ *                statement does not undo it). Called by a running INSERT/UPDATE/DELETE, where
+ *                SQLite refuses a savepoint, the call just enlists: its changes belong to that
+ *                statement's transaction and are undone if the statement fails. The UPDATE is
+ *                prepared each time: a cached statement naming the table would keep SQLite
+ *                from ever disconnecting it.
+ *
+ * feox_check: besides the engine's and the backend's own checks, the cache is compared with
+ * <t>_data row by row in one read transaction (feox_db_check).
+ *
+ * TTL: no thread writes to the database (the store's sweeper is off; a HOST_TXN backend starts
+ * none). Reads hide expired records; feox_sweep(tab) removes them from the shadow tables inside
+ * a write transaction (the user's, or the call's own); the pages they held are reused by later
+ * writes, and given back to the file system by VACUUM (or auto_vacuum), as for any table.
+ *
+ * Errors: the backend leaves SQLite's own extended code and a message naming the table in
+ * t.errcode / t.errmsg (BUSY and LOCKED as SQLite reported them, after busy_timeout); they are
+ * returned as they are. A read-only connection never reaches a write: SQLite refuses INSERT /
+ * UPDATE / DELETE itself, and the functions' enlistment fails with SQLITE_READONLY.
+ */
+#include <string.h>
+
+#include "feox_ext.h"
+
+#if FEOX_DB_MODE
+#include "storage_sqlite.h"
+#endif
+
+SQLITE_EXTENSION_INIT3
+
+#if FEOX_DB_MODE
+
+struct feox_db_state {
+    feox_sqlite_table t; /* the backend's argument: stays in place while the store is open */
+    char *table;         /* t.table: the name the store was opened under */
+    /* the functions' statements (feox_db_fn_begin), prepared on first use */
+    sqlite3_stmt *sp_open, *sp_release, *sp_undo;
+    bool fn_savepoint; /* feox_db_fn_begin opened "SAVEPOINT feox_fn" (fn_end releases it) */
+};
+
+/* Set the vtab's error from the backend (SQLite's own code and message) if it has one, else from
+ * the engine error e; return the SQLite code. */
+static int db_error(feox_vtab *vt, feox_err e)
+{
+    feox_sqlite_table *t = &vt->dbs->t;
+    sqlite3_free(vt->base.zErrMsg);
+    if (t->errcode != SQLITE_OK) {
+        vt->base.zErrMsg = sqlite3_mprintf("%s", t->errmsg);
+        return t->errcode;
+    }
+    vt->base.zErrMsg = feox_table_err_message(vt->schema, vt->name, e);
+    return feox_err_to_sqlite(e);
+}
+
+static feox_store *db_store(feox_vtab *vt)
+{
+    return vt->dbs != NULL && vt->entry != NULL ? vt->entry->store : NULL;
+}
+
+/* Open the private store over the shadow tables of vt->schema.table_name (load included). */
+static int open_store(feox_vtab *vt, feox_db_state *s, const char *table_name, char **err)
+{
+    feox_config cfg;
+    feox_store *store = NULL;
+    s->table = sqlite3_mprintf("%s", table_name);
+    if (s->table == NULL) {
+        return SQLITE_NOMEM;
+    }
+    s->t.db = vt->db;
+    s->t.schema = vt->schema;
+    s->t.table = s->table;
+    feox_config_init(&cfg);
+    cfg.max_memory = vt->options.max_memory;
+    cfg.disable_ttl_sweeper = true; /* no thread writes to the database */
+    cfg.disable_compaction = true;
+    cfg.storage = feox_sqlite_storage();
+    cfg.storage_arg = &s->t;
+    feox_err e = feox_open(&cfg, &store);
+    if (e != FEOX_OK) {
+        *err = s->t.errcode != SQLITE_OK ? sqlite3_mprintf("%s", s->t.errmsg)
+                                         : feox_table_err_message(vt->schema, table_name, e);
+        int rc = s->t.errcode != SQLITE_OK ? s->t.errcode : feox_err_to_sqlite(e);
+        sqlite3_free(s->table);
+        s->table = NULL;
+        return rc;
+    }
+    vt->entry = feox_registry_placeholder(); /* private: not listed, not attached */
+    if (vt->entry == NULL) {
+        (void)feox_close(store);
+        sqlite3_free(s->table);
+        s->table = NULL;
+        return SQLITE_NOMEM;
+    }
+    vt->entry->store = store; /* its last release closes it */
+    return SQLITE_OK;
+}
+
+/* Close the private store (the shadow tables stay). */
+static void close_store(feox_vtab *vt)
+{
+    feox_registry_release(vt->entry);
+    vt->entry = NULL;
+    sqlite3_free(vt->dbs->table);
+    vt->dbs->table = NULL;
+}
+
+int feox_db_open(feox_vtab *vt, bool is_create, char **err)
+{
+    feox_db_state *s = sqlite3_malloc(sizeof *s);
+    if (s == NULL) {
+        return SQLITE_NOMEM;
+    }
+    memset(s, 0, sizeof *s);
+    if (is_create) {
+        char *msg = NULL;
+        int rc = feox_sqlite_storage_create(vt->db, vt->schema, vt->name, &msg);
+        if (rc != SQLITE_OK) {
+            *err = msg != NULL ? sqlite3_mprintf("%s", msg)
+                               : sqlite3_mprintf("feox: %s: cannot create the shadow tables: %s",
+                                                 vt->label, sqlite3_errstr(rc));
+            sqlite3_free(msg);
+            sqlite3_free(s);
+            return rc;
+        }
+    }
+    vt->dbs = s;
+    int rc = open_store(vt, s, vt->name, err);
+    if (rc != SQLITE_OK) {
+        vt->dbs = NULL;
+        sqlite3_free(s);
+        return rc;
+    }
+    vt->journal.undo_flags = FEOX_WRITE_INDEX_ONLY;
+    return SQLITE_OK;
+}
+
+void feox_db_close(feox_vtab *vt)
+{
+    feox_db_state *s = vt->dbs;
+    if (s == NULL) {
+        return;
+    }
+    sqlite3_finalize(s->sp_open);
+    sqlite3_finalize(s->sp_release);
+    sqlite3_finalize(s->sp_undo);
+    close_store(vt); /* the backend finalizes its own statements */
+    sqlite3_free(s);
+    vt->dbs = NULL;
+}
+
+int feox_db_destroy(feox_vtab *vt)
+{
+    if (vt->dbs == NULL) {
+        return SQLITE_OK;
+    }
+    char *msg = NULL;
+    if (vt->in_txn) {
+        /* what is pending goes to the tables first: if the DROP fails (or is rolled back),
+         * the table keeps this transaction's changes */
+        feox_err e = feox_sqlite_storage_sync(&vt->dbs->t);
+        if (e != FEOX_OK) {
+            return db_error(vt, e);
+        }
+    }
+    feox_db_close(vt); /* no statement of ours may hold the tables while they are dropped */
+    int rc = feox_sqlite_storage_drop(vt->db, vt->schema, vt->name, &msg);
+    if (rc != SQLITE_OK) {
+        sqlite3_free(vt->base.zErrMsg);
+        vt->base.zErrMsg = msg != NULL ? sqlite3_mprintf("%s", msg) : NULL;
+        sqlite3_free(msg);
+        /* The DROP fails and the table stays: open its cache again (it loads what this
+         * transaction wrote) and rejoin the transaction. */
+        char *err = NULL;
+        if (feox_db_open(vt, false, &err) != SQLITE_OK) {
+            vt->open_error = err; /* every use reports it (vtab_store.c) */
+        } else if (vt->in_txn) {
+            (void)feox_sqlite_storage_begin(&vt->dbs->t);
+        }
+        return rc;
+    }
+    return SQLITE_OK;
+}
+
+int feox_db_rename(feox_vtab *vt, const char *new_name)
+{
+    feox_db_state *s = vt->dbs;
+    if (s == NULL) {
+        return SQLITE_OK;
+    }
+    char *msg = NULL;
+    char *err = NULL;
+    int rc = SQLITE_OK;
+    if (vt->in_txn) {
+        /* what is pending goes to the tables under their old names first */
+        feox_err e = feox_sqlite_storage_sync(&s->t);
+        if (e != FEOX_OK) {
+            return db_error(vt, e);
+        }
+    }
+    rc = feox_sqlite_storage_rename(vt->db, vt->schema, vt->name, new_name, &msg);
+    if (rc != SQLITE_OK) {
+        sqlite3_free(vt->base.zErrMsg);
+        vt->base.zErrMsg = msg != NULL ? sqlite3_mprintf("%s", msg) : NULL;
+        sqlite3_free(msg);
+        return rc;
+    }
+    /* The open backend follows the new name (its cache, pending changes and transaction stay);
+     * a ROLLBACK makes SQLite reconnect the table under its old name. */
+    char *copy = sqlite3_mprintf("%s", new_name);
+    if (copy != NULL && feox_sqlite_storage_renamed(&s->t, new_name) == FEOX_OK) {
+        sqlite3_free(s->table);
+        s->table = copy;
+        s->t.table = copy;
+        return SQLITE_OK;
+    }
+    sqlite3_free(copy);
+    /* Else open the cache again under the new name (it loads what this transaction wrote). */
+    close_store(vt);
+    rc = open_store(vt, s, new_name, &err);
+    if (rc == SQLITE_OK && vt->in_txn) {
+        feox_err e = feox_sqlite_storage_begin(&s->t);
+        rc = e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+    } else if (rc != SQLITE_OK) {
+        sqlite3_free(vt->base.zErrMsg);
+        vt->base.zErrMsg = err;
+        /* SQLite rolls the statement back (the old names return): the old cache comes back */
+        char *err2 = NULL;
+        if (open_store(vt, s, vt->name, &err2) != SQLITE_OK) {
+            vt->open_error = err2;
+        }
+    }
+    return rc;
+}
+
+int feox_db_refresh(feox_vtab *vt)
+{
+    feox_store *store = db_store(vt);
+    if (store == NULL) {
+        return SQLITE_OK;
+    }
+    feox_err e = feox_refresh(store, &vt->dbs->t);
+    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+}
+
+int feox_db_begin(feox_vtab *vt)
+{
+    if (db_store(vt) == NULL) {
+        return SQLITE_OK;
+    }
+    int rc = feox_db_refresh(vt);
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    feox_err e = feox_sqlite_storage_begin(&vt->dbs->t);
+    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+}
+
+int feox_db_sync(feox_vtab *vt)
+{
+    if (db_store(vt) == NULL) {
+        return SQLITE_OK;
+    }
+    feox_err e = feox_sqlite_storage_sync(&vt->dbs->t);
+    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+}
+
+void feox_db_commit(feox_vtab *vt)
+{
+    if (db_store(vt) != NULL) {
+        feox_sqlite_storage_commit(&vt->dbs->t);
+    }
+}
+
+void feox_db_rollback(feox_vtab *vt)
+{
+    if (db_store(vt) != NULL) {
+        feox_sqlite_storage_rollback(&vt->dbs->t);
+    }
+}
+
+int feox_db_savepoint(feox_vtab *vt, int level)
+{
+    if (db_store(vt) == NULL) {
+        return SQLITE_OK;
+    }
+    feox_err e = feox_sqlite_storage_savepoint(&vt->dbs->t, level);
+    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+}
+
+void feox_db_rollback_to(feox_vtab *vt, int level)
+{
+    if (db_store(vt) != NULL) {
+        feox_sqlite_storage_rollback_to(&vt->dbs->t, level);
+    }
+}
+
+/* Step a cached statement (prepared on first use) to its end. */
+static int run_cached(sqlite3 *db, sqlite3_stmt **stmt, const char *sql)
+{
+    if (*stmt == NULL) {
+        int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL);
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
+    }
+    int rc = sqlite3_step(*stmt);
+    sqlite3_reset(*stmt);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(db);
+}
+
+/* Open "SAVEPOINT feox_fn". SQLite refuses a savepoint while a write statement is running
+ * (SQLITE_BUSY, "cannot open savepoint - SQL statements in progress"): a function called by
+ * an INSERT, UPDATE or DELETE. That statement has its write transaction open already, and the
+ * function's changes belong to it: then no savepoint is opened (*opened false) and SQLITE_OK. */
+static int open_savepoint(feox_vtab *vt, bool *opened)
+{
+    int rc = run_cached(vt->db, &vt->dbs->sp_open, "SAVEPOINT feox_fn");
+    *opened = rc == SQLITE_OK;
+    return rc == SQLITE_BUSY ? SQLITE_OK : rc;
+}
+
+int feox_db_fn_begin(feox_vtab *vt, char **err)
+{
+    feox_db_state *s = vt->dbs;
+    if (s == NULL) {
+        return SQLITE_OK;
+    }
+    int rc = open_savepoint(vt, &s->fn_savepoint);
+    if (rc == SQLITE_OK && !vt->in_txn) {
+        /* Not cached: a prepared statement that names the table holds its vtab, and SQLite then
+         * never disconnects it (sqlite3_close fails with unfinalized statements). Once the
+         * table is in the transaction, later calls need no enlistment (SQLite calls xSavepoint
+         * for the savepoint itself). Nested in a running write statement, this joins that
+         * statement's transaction (SQLite commits it when the outer statement ends). */
+        char *sql =
+            sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET key=key WHERE 0", vt->schema, vt->name);
+        sqlite3_stmt *enlist = NULL;
+        rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &enlist, NULL);
+        sqlite3_free(sql);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(enlist);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->db);
+        }
+        if (rc != SQLITE_OK) {
+            *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
+        }
+        sqlite3_finalize(enlist);
+        if (rc != SQLITE_OK && s->fn_savepoint) {
+            (void)run_cached(vt->db, &s->sp_undo, "ROLLBACK TO feox_fn");
+            (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
+            s->fn_savepoint = false;
+        }
+    } else if (rc != SQLITE_OK) {
+        *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
+    }
+    return rc;
+}
+
+int feox_db_fn_end(feox_vtab *vt, char **err)
+{
+    feox_db_state *s = vt->dbs;
+    if (s == NULL || !s->fn_savepoint) {
+        return SQLITE_OK; /* no savepoint: the running write statement decides */
+    }
+    s->fn_savepoint = false;
+    /* In autocommit this commits: xSync, xCommit. */
+    int rc = run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
+    if (rc != SQLITE_OK) {
+        /* e.g. BUSY taking the lock to commit in rollback-journal mode: the transaction stays
+         * open; undo the call's changes (xRollbackTo puts the cache back) and end it */
+        *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
+        (void)run_cached(vt->db, &s->sp_undo, "ROLLBACK TO feox_fn");
+        (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
+    }
+    return rc;
+}
+
+int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
+{
+    feox_store *store = db_store(vt);
+    *removed = 0;
+    if (store == NULL) {
+        return SQLITE_OK;
+    }
+    feox_err e = feox_sqlite_storage_sync(&vt->dbs->t);
+    if (e != FEOX_OK) {
+        return db_error(vt, e);
+    }
+    char *sql = sqlite3_mprintf(
+        "DELETE FROM \"%w\".\"%w_data\" WHERE key IN (SELECT key FROM \"%w\".\"%w_data\" "
+        "WHERE expires IS NOT NULL AND expires <= ?1 LIMIT ?2)",
+        vt->schema, vt->name, vt->schema, vt->name);
+    sqlite3_stmt *stmt = NULL;
+    int rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &stmt, NULL);
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)feox_now_ns(store));
+        sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (sqlite3_int64)limit);
+        rc = sqlite3_step(stmt);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->db);
+    }
+    if (rc == SQLITE_OK) {
+        *removed = (uint64_t)sqlite3_changes(vt->db);
+        (void)feox_len(store, 0); /* the cache lets go of its expired records too */
+    } else {
+        sqlite3_free(vt->base.zErrMsg);
+        vt->base.zErrMsg =
+            feox_table_message(vt->schema, vt->name, "cannot sweep: %s", sqlite3_errmsg(vt->db));
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* The bytes the engine holds for a value the backend stored as column col of stmt (its layout:
+ * INTEGER and REAL as 8 bytes little-endian, TEXT and BLOB as their bytes, NULL as none). */
+static const void *stored_value(sqlite3_stmt *stmt, int col, unsigned char num[8], size_t *len)
+{
+    switch (sqlite3_column_type(stmt, col)) {
+    case SQLITE_INTEGER: feox_put_i64(num, sqlite3_column_int64(stmt, col)); break;
+    case SQLITE_FLOAT: {
+        double d = sqlite3_column_double(stmt, col);
+        int64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        feox_put_i64(num, bits);
+        break;
+    }
+    case SQLITE_NULL: *len = 0; return "";
+    default: {
+        const void *p = sqlite3_column_blob(stmt, col);
+        *len = (size_t)sqlite3_column_bytes(stmt, col);
+        return p != NULL ? p : "";
+    }
+    }
+    *len = 8;
+    return num;
+}
+
+/* Compare one cache record with one row; append a line to out if they differ. */
+static void compare_record(sqlite3_str *out, feox_cursor *cur, sqlite3_stmt *stmt, int *problems)
+{
+    size_t klen, vlen, slen;
+    unsigned char num[8];
+    const void *key = feox_cursor_key(cur, &klen);
+    const void *value = feox_cursor_value(cur, &vlen);
+    const void *stored = stored_value(stmt, 1, num, &slen);
+    feox_record_info info;
+    feox_cursor_info(cur, &info);
+    uint64_t ts = (uint64_t)sqlite3_column_int64(stmt, 3);
+    uint64_t expires =
+        sqlite3_column_type(stmt, 4) == SQLITE_NULL ? 0 : (uint64_t)sqlite3_column_int64(stmt, 4);
+    if (vlen != slen || memcmp(value, stored, vlen) != 0 ||
+        info.tag != (uint32_t)sqlite3_column_int64(stmt, 2) || info.timestamp_ns != ts ||
+        info.expires_at_ns != expires) {
+        sqlite3_str_appendf(out, "%scache and shadow table differ at key x'",
+                            *problems ? "\n" : "");
+        for (size_t i = 0; i < klen && i < 64; i++) {
+            sqlite3_str_appendf(out, "%02x", ((const unsigned char *)key)[i]);
+        }
+        sqlite3_str_appendf(out, "' (value, tag, ts or expiry)");
+        (*problems)++;
+    }
+}
+
+/* A record near its expiry may be hidden by one side and not yet by the other: skip it. */
+static bool near_expiry(uint64_t expires, uint64_t now)
+{
+    return expires != 0 && expires <= now + 1000000000ull;
+}
+
+int feox_db_check(feox_vtab *vt, char **report)
+{
+    feox_store *store = db_store(vt);
+    *report = NULL;
+    if (store == NULL) {
+        return SQLITE_OK;
+    }
+    feox_db_state *s = vt->dbs;
+    bool opened = false;
+    int rc = open_savepoint(vt, &opened); /* keeps one read transaction open for the check */
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    if (vt->in_txn) {
+        feox_err e = feox_sqlite_storage_sync(&s->t); /* the tables catch up with the cache */
+        rc = e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+    }
+    char *sql = sqlite3_mprintf("SELECT key, value, tag, ts, expires FROM \"%w\".\"%w_data\" "
+                                "ORDER BY key",
+                                vt->schema, vt->name);
+    sqlite3_stmt *stmt = NULL;
+    feox_cursor *cur = NULL;
+    sqlite3_str *out = sqlite3_str_new(vt->db);
+    int problems = 0;
+    if (rc == SQLITE_OK) {
+        rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &stmt, NULL);
+    }
+    int step = rc == SQLITE_OK ? sqlite3_step(stmt) : SQLITE_ERROR;
+    if (rc == SQLITE_OK && step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = sqlite3_errcode(vt->db);
+    }
+    if (rc == SQLITE_OK) {
+        /* the read transaction is open now: the check below sees what this snapshot holds */
+        feox_err e = feox_refresh(store, &s->t);
+        if (e == FEOX_OK) {
+            e = feox_cursor_open(store, &cur);
+        }
+        uint64_t now = feox_now_ns(store);
+        if (e == FEOX_OK) {
+            e = feox_cursor_seek(cur, FEOX_SEEK_FIRST, NULL, 0);
+        }
+        while (e == FEOX_OK && problems < 10) {
+            bool have_row = step == SQLITE_ROW;
+            bool have_rec = feox_cursor_valid(cur);
+            if (!have_row && !have_rec) {
+                break;
+            }
+            int cmp = 0;
+            if (have_row && have_rec) {
+                size_t klen;
+                const void *key = feox_cursor_key(cur, &klen);
+                size_t rlen = (size_t)sqlite3_column_bytes(stmt, 0);
+                const void *rkey = sqlite3_column_blob(stmt, 0);
+                int c = memcmp(key, rkey != NULL ? rkey : "", klen < rlen ? klen : rlen);
+                cmp = c != 0 ? c : (klen < rlen ? -1 : klen > rlen ? 1 : 0);
+            } else {
+                cmp = have_rec ? -1 : 1;
+            }
+            if (cmp == 0) {
+                compare_record(out, cur, stmt, &problems);
+            } else if (cmp < 0) {
+                feox_record_info info;
+                feox_cursor_info(cur, &info);
+                if (!near_expiry(info.expires_at_ns, now)) {
+                    sqlite3_str_appendf(out, "%sa key of the cache is not in %s_data",
+                                        problems ? "\n" : "", vt->name);
+                    problems++;
+                }
+            } else {
+                uint64_t exp = sqlite3_column_type(stmt, 4) == SQLITE_NULL
+                                   ? 0
+                                   : (uint64_t)sqlite3_column_int64(stmt, 4);
+                if ((exp == 0 || exp > now) && !near_expiry(exp, now)) {
+                    sqlite3_str_appendf(out, "%sa live row of %s_data is not in the cache",
+                                        problems ? "\n" : "", vt->name);
+                    problems++;
+                }
+            }
+            if (cmp <= 0) {
+                e = feox_cursor_next(cur);
+            }
+            if (cmp >= 0) {
+                step = sqlite3_step(stmt);
+                if (step != SQLITE_ROW && step != SQLITE_DONE) {
+                    rc = sqlite3_errcode(vt->db);
+                    break;
+                }
+            }
+        }
+        if (rc == SQLITE_OK && e != FEOX_OK) {
+            rc = db_error(vt, e);
+        }
+    }
+    feox_cursor_close(cur);
+    sqlite3_finalize(stmt);
+    sqlite3_free(sql);
+    if (opened) {
+        (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
+    }
+    char *text = sqlite3_str_finish(out);
+    if (rc == SQLITE_OK && problems > 0) {
+        *report = text;
+    } else {
+        sqlite3_free(text);
+    }
+    return rc;
+}
+
+int feox_db_shadow_name(const char *suffix)
+{
+    return feox_sqlite_storage_shadow_name(suffix);
+}
+
+#else /* !FEOX_DB_MODE: no table is ever in database mode */
+
+int feox_db_open(feox_vtab *vt, bool is_create, char **err)
+{
+    (void)is_create;
+    *err = sqlite3_mprintf("feox: %s: this build keeps no records in the database "
+                           "(FEOX_DB_MODE=0)",
+                           vt->label);
+    return SQLITE_ERROR;
+}
+void feox_db_close(feox_vtab *vt)
+{
+    (void)vt;
+}
+int feox_db_destroy(feox_vtab *vt)
+{
+    (void)vt;
+    return SQLITE_OK;
+}
+int feox_db_rename(feox_vtab *vt, const char *new_name)
+{
+    (void)vt;
+    (void)new_name;
+    return SQLITE_OK;
+}
+int feox_db_refresh(feox_vtab *vt)
+{
+    (void)vt;
+    return SQLITE_OK;
+}
+int feox_db_begin(feox_vtab *vt)
+{
+    (void)vt;
+    return SQLITE_OK;
+}
+int feox_db_sync(feox_vtab *vt)
+{
+    (void)vt;
+    return SQLITE_OK;
+}
+void feox_db_commit(feox_vtab *vt)
+{
+    (void)vt;
+}
+void feox_db_rollback(feox_vtab *vt)
+{
+    (void)vt;
+}
+int feox_db_savepoint(feox_vtab *vt, int level)
+{
+    (void)vt;
+    (void)level;
+    return SQLITE_OK;
+}
+void feox_db_rollback_to(feox_vtab *vt, int level)
+{
+    (void)vt;
+    (void)level;
+}
+int feox_db_fn_begin(feox_vtab *vt, char **err)
+{
+    (void)vt;
+    (void)err;
+    return SQLITE_OK;
+}
+int feox_db_fn_end(feox_vtab *vt, char **err)
+{
+    (void)vt;
+    (void)err;
+    return SQLITE_OK;
+}
+int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
+{
+    (void)vt;
+    (void)limit;
+    *removed = 0;
+    return SQLITE_OK;
+}
+int feox_db_check(feox_vtab *vt, char **report)
+{
+    (void)vt;
+    *report = NULL;
+    return SQLITE_OK;
+}
+int feox_db_shadow_name(const char *suffix)
+{
+    (void)suffix;
+    return 0;
+}
+
+#endif
