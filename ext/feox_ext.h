@@ -87,6 +87,16 @@ char *feox_err_message(const char *table, feox_err err);
 
 /* ---- options (options.c) --------------------------------------------------------------------- */
 
+/* Bits of feox_options.given, in the order options.c lists the names. */
+enum feox_option_bit {
+    FEOX_OPTION_PATH = 1u << 0,
+    FEOX_OPTION_MAX_MEMORY = 1u << 1,
+    FEOX_OPTION_SYNC = 1u << 2,
+    FEOX_OPTION_KEYTYPE = 1u << 3,
+    FEOX_OPTION_TTL_SWEEP_INTERVAL = 1u << 4,
+    FEOX_OPTION_FLUSH_INTERVAL = 1u << 5
+};
+
 typedef struct feox_options {
     char *path;          /* as given (dequoted), NULL if absent */
     uint64_t max_memory; /* 0 = unlimited */
@@ -95,6 +105,7 @@ typedef struct feox_options {
     bool ttl_sweep_set;
     uint32_t ttl_sweep_interval_ms; /* 0 with ttl_sweep_set = sweeper off */
     uint32_t flush_interval_ms;
+    unsigned given; /* FEOX_OPTION_* bits: the options the statement named */
     /* Not an option: where the table's data lives once its first resolve has decided it (a
      * previous-release table stays in its file; a database-mode table stays in the database,
      * whatever files appear later). Set by xCreate/xConnect; pinned = false: decide. */

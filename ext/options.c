@@ -254,6 +254,7 @@ int feox_options_parse(int argc, const char *const *argv, feox_options *out, cha
             goto cleanup;
         }
         rc = apply_option(out, argv[2], name, value, &seen, err);
+        out->given = seen;
         if (rc != SQLITE_OK) {
             goto cleanup;
         }
@@ -377,6 +378,28 @@ static bool in_database(sqlite3 *db, const char *schema, const char *table, cons
     return shadow_tables_exist(db, schema, table);
 }
 
+/* A table in the database is as durable as the database and has no background thread: the
+ * store-file options would do nothing, so they are refused rather than ignored. */
+static int check_database_options(const char *table, const feox_options *o, char **err)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } file_only[] = {{FEOX_OPTION_SYNC, "sync"},
+                     {FEOX_OPTION_FLUSH_INTERVAL, "flush_interval"},
+                     {FEOX_OPTION_TTL_SWEEP_INTERVAL, "ttl_sweep_interval"}};
+    for (size_t i = 0; i < sizeof file_only / sizeof file_only[0]; i++) {
+        if (o->given & file_only[i].bit) {
+            *err = sqlite3_mprintf("feox: %s: option '%s' applies to a store file (path=...); a "
+                                   "table in the database is as durable as the database "
+                                   "(PRAGMA synchronous) and has no background thread",
+                                   table, file_only[i].name);
+            return SQLITE_ERROR;
+        }
+    }
+    return SQLITE_OK;
+}
+
 int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, const feox_options *o,
                           feox_location *out, char **err)
 {
@@ -412,6 +435,13 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
         out->kind = file_db ? FEOX_LOC_SHARED_MEMORY : FEOX_LOC_PRIVATE_MEMORY;
     } else if (o->path == NULL && in_database(db, schema, table, o)) {
         out->kind = FEOX_LOC_DATABASE; /* no share key: every connection has its own cache */
+        rc = check_database_options(table, o, err);
+        if (rc != SQLITE_OK) { /* *err says which option */
+            feox_location_free(out);
+            sqlite3_free(base_dir);
+            sqlite3_free(lower);
+            return rc;
+        }
     } else if (o->path == NULL && !file_db) {
         out->kind = FEOX_LOC_PRIVATE_MEMORY;
     } else {

@@ -5,13 +5,17 @@
  *   native    CREATE TABLE kv(key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID;
  *   null_vtab an empty virtual table defined here: one constant row per key lookup, constant rows
  *             for scans, writes accepted and dropped; it prints the floor of SQLite's vtab path.
- * in three settings (the workload's name carries the setting):
- *   sql_*       headline: a database file in WAL mode, synchronous=NORMAL, page cache warm (cache
- *               larger than the data, just loaded); the feox table's store file sits next to it
- *               with its default sync=normal (a crash loses up to 100 ms: writes "feox weaker");
- *   sql_*.mem   a :memory: database; feox in memory mode (writes: memory vs memory);
- *   sql_*.full  writes only, on min(N, 10K) preloaded rows: synchronous=FULL and feox sync='full'
- *               (both fsync every commit: the same guarantee).
+ * in five settings (the workload's name carries the setting):
+ *   sql_*        headline: a database file in WAL mode, synchronous=NORMAL, page cache warm (cache
+ *                larger than the data, just loaded); the feox table with its defaults, i.e. in
+ *                the database (shadow tables, SQLite's transactions: the same guarantee);
+ *   sql_*.file   the same database, the feox table in a store file beside it (path=, the opt-in
+ *                fast mode for one process) with its default sync=normal (a crash loses up to
+ *                100 ms: writes "feox weaker");
+ *   sql_*.mem    a :memory: database; feox in memory mode (writes: memory vs memory);
+ *   sql_*.full   writes only, on min(N, 10K) preloaded rows, synchronous=FULL: feox in the
+ *                database (the same guarantee);
+ *   sql_*.file.full  the same with the store file and sync='full' (both fsync every commit).
  * Statements: point SELECT, IN of 16 keys, scan `key >= ? ORDER BY key LIMIT 100`, INSERT of new
  * keys (autocommit, and in BEGIN with 1000 per txn), INSERT OR REPLACE, DELETE, count(*) (ns per
  * row) and a counter increment (feox_incr vs a native UPSERT ... RETURNING).
@@ -231,14 +235,17 @@ static void prepare_statements(sql_table *t, bool is_feox, bool is_native)
 typedef struct sql_setting {
     const char *suffix;      /* of the workload names: "", ".mem", ".full" */
     bool file;               /* a WAL database file; else :memory: */
-    bool full;               /* synchronous=FULL and feox sync='full'; write statements only */
+    bool store_file;         /* feox in a store file beside the database (path=) */
+    bool full;               /* synchronous=FULL (and sync='full' for a store file); writes only */
     const char *write_label; /* how feox's writes compare with native's in this setting */
 } sql_setting;
 
 static const sql_setting settings[] = {
-    {"", true, false, "feox weaker (sync=normal vs WAL NORMAL)"},
-    {".mem", false, false, "memory vs memory"},
-    {".full", true, true, "same guarantee (fsync per commit)"},
+    {"", true, false, false, "same guarantee (in the database)"},
+    {".file", true, true, false, "feox weaker (store file sync=normal vs WAL NORMAL)"},
+    {".mem", false, false, false, "memory vs memory"},
+    {".full", true, false, true, "same guarantee (in the database, synchronous=FULL)"},
+    {".file.full", true, true, true, "same guarantee (fsync per commit)"},
 };
 
 /* A connection on a fresh database of the setting (dir: where files go). */
@@ -270,8 +277,10 @@ static bool open_feox_table(sql_table *t, const sql_setting *s, const char *dir)
         sqlite3_close(t->db);
         return false;
     }
-    const char *create = s->full ? "CREATE VIRTUAL TABLE kv USING feox(keytype=blob, sync='full')"
-                                 : "CREATE VIRTUAL TABLE kv USING feox(keytype=blob)";
+    const char *create =
+        !s->store_file ? "CREATE VIRTUAL TABLE kv USING feox(keytype=blob)"
+        : s->full      ? "CREATE VIRTUAL TABLE kv USING feox(keytype=blob, path='kv.feox', sync='full')"
+                       : "CREATE VIRTUAL TABLE kv USING feox(keytype=blob, path='kv.feox')";
     if (sqlite3_exec(t->db, create, NULL, NULL, NULL) != SQLITE_OK) {
         fprintf(stderr, "warning: feox vtab: %s\n", sqlite3_errmsg(t->db));
         sqlite3_close(t->db);
@@ -583,7 +592,10 @@ void bench_run_sql_workloads(int rep)
 {
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         run_setting(&settings[i], rep);
-    bench_note("sql_point_select", "WAL file database, synchronous=NORMAL, warm cache (headline)");
+    bench_note("sql_point_select",
+               "WAL file database, synchronous=NORMAL, warm cache, feox in the database (headline)");
+    bench_note("sql_point_select.file", "the same, feox in a store file (path=)");
     bench_note("sql_point_select.mem", ":memory: database, feox memory mode");
-    bench_note("sql_insert.full", "synchronous=FULL vs feox sync='full', 10K preloaded rows");
+    bench_note("sql_insert.full", "synchronous=FULL, feox in the database, 10K preloaded rows");
+    bench_note("sql_insert.file.full", "synchronous=FULL vs feox sync='full', 10K preloaded rows");
 }
