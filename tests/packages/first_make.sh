@@ -50,7 +50,7 @@ fake_apt() {
     printf '#!/bin/sh\necho "apt-get $*" >>"%s"\n%s\n' "$2" "$3" >"$1/apt-get"
     chmod +x "$1/apt-get"
 }
-object=rel/engine/alloc.o
+object=rel/engine/base/alloc.o
 
 echo "== first make: not root and no sudo -> one line naming make deps"
 bin="$tmp/bin1"
