@@ -10,6 +10,7 @@
  * sqlite3_auto_extension((void (*)(void))sqlite3_feox_init) once per process.
  */
 #include "feox_ext.h"
+#include "storage_sqlite.h"
 
 /* sqlite3_api is defined in ext_api.c (the lowest file of ext/); SQLITE_EXTENSION_INIT2 sets it. */
 SQLITE_EXTENSION_INIT3
@@ -30,6 +31,10 @@ __declspec(dllexport)
     if (conn == NULL) {
         return SQLITE_NOMEM;
     }
+    /* The "sqlite" backend (tables in the database) is known to the engine by name, as any
+     * backend registered through feox_storage.h; a name already taken by another backend of the
+     * host only means the engine's lookup by name finds that one (db_mode.c uses ours directly). */
+    (void)feox_storage_register(feox_sqlite_storage());
     feox_conn_retain(conn); /* the module's reference: released by conn_destroy, even on error */
     rc = sqlite3_create_module_v2(db, "feox", &feox_module, conn, conn_destroy);
     if (rc == SQLITE_OK) {

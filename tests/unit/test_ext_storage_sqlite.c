@@ -66,6 +66,8 @@ static void expect(sqlite3 *db, const char *sql, const char *want)
     sqlite3_free(got);
 }
 
+int sqlite3_feox_init(sqlite3 *db, char **err, const sqlite3_api_routines *api);
+
 static sqlite3 *open_db(const char *name)
 {
     char path[512];
@@ -1352,9 +1354,26 @@ static void test_sqlite_hooks_write_through(void **state)
     through_sqlite_hooks("through", "hooks_through.db");
 }
 
+/* Loading the extension registers the backend with the engine under its name (feox_storage.h);
+ * registering it again is a no-op, and no other backend may take the name. */
+static void test_registered_by_the_extension(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("registered.db");
+    char *err = NULL;
+    assert_int_equal(sqlite3_feox_init(db, &err, NULL), SQLITE_OK);
+    assert_ptr_equal(feox_storage_find("sqlite"), feox_sqlite_storage());
+    assert_int_equal(feox_storage_register(feox_sqlite_storage()), FEOX_OK);
+    feox_storage_methods other = *feox_sqlite_storage();
+    assert_int_equal(feox_storage_register(&other), FEOX_ERR_KEY_EXISTS);
+    assert_ptr_equal(feox_storage_find("sqlite"), feox_sqlite_storage());
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registered_by_the_extension),
         cmocka_unit_test(test_ddl_inside_transactions),
         cmocka_unit_test(test_round_trip_buffered),
         cmocka_unit_test(test_round_trip_write_through),
