@@ -279,6 +279,11 @@ $(B)/bench/bench_storage_sqlite: tests/bench/storage_sqlite/bench_storage_sqlite
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O2 -Iext -DSQLITE_CORE $< $(EXT_CORE_OBJ) $(B)/libfeox.a -lsqlite3 $(ENGINE_LIBS) -o $@
 
+# Open and close of a store file (issue 15): not part of make bench (see the file's header).
+$(B)/bench/bench_reopen: tests/bench/reopen/bench_reopen.c $(B)/libfeox.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O2 $< $(B)/libfeox.a $(ENGINE_LIBS) -o $@
+
 bench: deps-bench $(B)/bench/feox_bench
 	$(B)/bench/feox_bench $(if $(QUICK),--quick)
 

@@ -1,0 +1,109 @@
+/*
+ * bench_reopen.c — open and close of a store file (issue 15's "Open and close of a store file"):
+ * writes N records (16-byte keys in random order, 100-byte values) to a store file once, then
+ * times, per repetition: feox_open → the first answered point read, recovery (the backend's
+ * recovery_ns and records/s), the first range read (one cursor row), and feox_close.
+ * Prints numbers, asserts nothing. Not part of `make bench`:
+ *
+ *   make B=build build/bench/bench_reopen && build/bench/bench_reopen [N [reps [dir]]]
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "feox.h"
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void make_key(uint64_t i, uint8_t key[16])
+{
+    /* splitmix64 of i: keys in random order, unique per i */
+    uint64_t z = i + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    memcpy(key, &z, 8);
+    memcpy(key + 8, &i, 8);
+}
+
+static feox_store *open_at(const char *path)
+{
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    feox_store *s = NULL;
+    feox_err err = feox_open(&cfg, &s);
+    if (err) {
+        fprintf(stderr, "open %s: %s (%s)\n", path, feox_strerror(err), feox_error_detail());
+        exit(1);
+    }
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
+    int reps = argc > 2 ? atoi(argv[2]) : 3;
+    const char *dir = argc > 3 ? argv[3] : "/tmp";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/bench_reopen_%d.feox", dir, (int)getpid());
+    uint8_t key[16], value[100];
+    memset(value, 'v', sizeof value);
+
+    feox_store *s = open_at(path);
+    for (uint64_t i = 0; i < n; i++) {
+        make_key(i, key);
+        if (feox_insert(s, key, sizeof key, value, sizeof value, NULL, NULL) != FEOX_OK) {
+            fprintf(stderr, "put failed: %s\n", feox_error_detail());
+            return 1;
+        }
+    }
+    uint64_t t0 = now_ns();
+    feox_close(s);
+    printf("records %llu, first close %.1f ms\n", (unsigned long long)n, (now_ns() - t0) / 1e6);
+
+    for (int rep = 0; rep < reps; rep++) {
+        uint64_t start = now_ns();
+        s = open_at(path);
+        uint64_t opened = now_ns();
+        make_key(n / 2, key);
+        feox_value *v = NULL;
+        if (feox_get_ref(s, key, sizeof key, &v) != FEOX_OK) {
+            fprintf(stderr, "first get failed: %s\n", feox_error_detail());
+            return 1;
+        }
+        feox_value_release(v);
+        uint64_t first_get = now_ns();
+        feox_cursor *c = NULL;
+        if (feox_cursor_open(s, &c) != FEOX_OK) {
+            fprintf(stderr, "cursor failed: %s\n", feox_error_detail());
+            return 1;
+        }
+        feox_cursor_seek(c, FEOX_SEEK_FIRST, NULL, 0);
+        int valid = feox_cursor_valid(c);
+        feox_cursor_close(c);
+        uint64_t first_range = now_ns();
+        feox_stats st;
+        feox_get_stats(s, &st);
+        uint64_t closing = now_ns();
+        feox_close(s);
+        uint64_t closed = now_ns();
+        double rec_s = st.recovery_ns ? (double)st.recovered_records * 1e9 / (double)st.recovery_ns
+                                      : 0;
+        printf("rep %d: open %.1f ms, open→first get %.1f ms, open→first range %.1f ms%s, "
+               "recovery %.1f ms (%.2fM records/s), close %.1f ms\n",
+               rep, (opened - start) / 1e6, (first_get - start) / 1e6,
+               (first_range - start) / 1e6, valid ? "" : " (EMPTY)", st.recovery_ns / 1e6,
+               rec_s / 1e6, (closed - closing) / 1e6);
+    }
+    unlink(path);
+    return 0;
+}
