@@ -3,12 +3,17 @@
  *
  * The store is not yet handed out while it loads (create_store returns it only afterwards; no
  * maintenance thread runs yet), so this thread is its only user. The load therefore:
- *   - takes no shard lock and retires nothing through the epoch: a version a later record
- *     replaces, and the entry of a key a later record deletes, are freed at once;
- *   - puts new keys into the hash index only, and remembers them in creation order; when the
- *     backend is done, the live ones are sorted (a radix sort on the first 8 key bytes, then
- *     runs of equal heads by comparison) and the ordered index is built from them in one pass
- *     (feox_ordered_index_build), instead of a million random inserts;
+ *   - finds a key's earlier record with a private table of (64-bit hash, item) pairs, which
+ *     compares stored hashes and reads an entry only when they are equal, instead of probing
+ *     the hash index (every probe of ck_hs reads an entry); the table grows from its own hashes;
+ *   - frees a version a later record replaces at once (nobody can hold it), keeps the entry of
+ *     a key a later record deletes (or whose put has expired) as a tombstone with current NULL,
+ *     which a later put of the key reuses, and frees the tombstones at the end;
+ *   - when the backend is done, knows the live key count: sizes the hash index for it once
+ *     (no growth) and fills it without comparisons (every key is unique), sorts the live keys
+ *     (radix sort on their first 8 bytes, runs of equal heads by comparison) and builds the
+ *     ordered index from them in one pass (feox_ordered_index_build), instead of a million
+ *     random inserts;
  *   - adds the accounted memory once at the end, reads the clock only for records with an
  *     expiry, and pushes a TTL heap item only for those.
  * A refresh that asks for a full reload (feox_refresh) runs on a live store and goes through
@@ -20,10 +25,19 @@
 #include "base/alloc.h"
 #include "store/store_internal.h"
 
+#define SLOT_EMPTY UINT32_MAX
+
+typedef struct load_slot {
+    uint64_t hash;
+    uint32_t item; /* index into load_state.entries, SLOT_EMPTY if free */
+} load_slot;
+
 typedef struct load_state {
     feox_store *store;
-    feox_entry **entries; /* every entry created by the load, in creation order */
+    feox_entry **entries; /* every key seen, in first-seen order (current NULL: not live) */
     size_t count, cap;
+    load_slot *slots; /* open addressing, linear probing, at most half full */
+    size_t slot_mask;
     int64_t memory; /* accounted bytes, added to the store at the end */
 } load_state;
 
@@ -40,34 +54,92 @@ static int64_t version_bytes(const feox_record *r)
     return (int64_t)feox_record_footprint(r->value_len, r->flags & FEOX_RECORD_COLD);
 }
 
-/* Remove the key's entry from the hash index (it stays in ls->entries, dead, until the end). */
-static void load_remove(load_state *ls, feox_shard *shard, feox_entry *e)
+/* ---- the key table ---- */
+
+static bool slots_resize(load_state *ls, size_t size)
 {
-    feox_record *old = e->current;
-    feox_hash_remove(&ls->store->hash, e);
-    e->current = NULL;
-    feox_shard_count_add(&shard->keys, -1);
-    ls->memory -= (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
-    if (old) {
-        if (old->expires_at_ns)
-            feox_shard_count_add(&shard->ttl_keys, -1);
-        ls->memory -= version_bytes(old);
-        feox_record_unref(old);
+    load_slot *slots = feox_mem_alloc(size * sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < size; i++)
+        slots[i].item = SLOT_EMPTY;
+    size_t mask = size - 1;
+    if (ls->slots) {
+        for (size_t i = 0; i <= ls->slot_mask; i++) {
+            if (ls->slots[i].item == SLOT_EMPTY)
+                continue;
+            size_t at = ls->slots[i].hash & mask;
+            while (slots[at].item != SLOT_EMPTY)
+                at = (at + 1) & mask;
+            slots[at] = ls->slots[i];
+        }
+        feox_mem_free(ls->slots);
+    }
+    ls->slots = slots;
+    ls->slot_mask = mask;
+    return true;
+}
+
+/* The slot of key: its item, or the free slot where it goes. */
+static load_slot *slot_of(load_state *ls, uint64_t hash, const void *key, uint32_t key_len)
+{
+    size_t at = hash & ls->slot_mask;
+    for (;;) {
+        load_slot *slot = &ls->slots[at];
+        if (slot->item == SLOT_EMPTY)
+            return slot;
+        if (slot->hash == hash) {
+            const feox_entry *e = ls->entries[slot->item];
+            if (e->key_len == key_len && memcmp(e->key, key, key_len) == 0)
+                return slot;
+        }
+        at = (at + 1) & ls->slot_mask;
     }
 }
 
-static feox_err remember(load_state *ls, feox_entry *e)
+/* The key's entry (a tombstone if it is not live), or a new tombstone for it. */
+static feox_entry *entry_for(load_state *ls, uint64_t hash, const void *key, uint32_t key_len)
 {
+    if (ls->count + 1 > (ls->slot_mask + 1) / 2) {
+        if (ls->count >= SLOT_EMPTY - 1 || !slots_resize(ls, (ls->slot_mask + 1) * 2))
+            return NULL;
+    }
+    load_slot *slot = slot_of(ls, hash, key, key_len);
+    if (slot->item != SLOT_EMPTY)
+        return ls->entries[slot->item];
     if (ls->count == ls->cap) {
-        size_t cap = ls->cap ? ls->cap * 2 : 4096;
+        size_t cap = ls->cap * 2;
         feox_entry **grown = feox_mem_realloc(ls->entries, cap * sizeof *grown);
         if (!grown)
-            return FEOX_ERR_NOMEM;
+            return NULL;
         ls->entries = grown;
         ls->cap = cap;
     }
+    feox_entry *e = feox_entry_new(key, key_len, hash);
+    if (!e)
+        return NULL;
+    ls->memory += (int64_t)(feox_entry_footprint(key_len) + FEOX_INDEX_BYTES_PER_KEY);
+    slot->hash = hash;
+    slot->item = (uint32_t)ls->count;
     ls->entries[ls->count++] = e;
-    return FEOX_OK;
+    return e;
+}
+
+/* ---- the sink ---- */
+
+/* The key has no live version any more (its entry stays, a tombstone). */
+static void end_version(load_state *ls, feox_entry *e)
+{
+    feox_record *old = e->current;
+    if (!old)
+        return;
+    if (old->expires_at_ns) {
+        feox_shard *shard = feox_hash_shard(&ls->store->hash, e->hash);
+        feox_shard_count_add(&shard->ttl_keys, -1);
+    }
+    ls->memory -= version_bytes(old);
+    e->current = NULL;
+    feox_record_unref(old);
 }
 
 static feox_err load_put(void *ctx, const feox_storage_record *rec)
@@ -78,11 +150,11 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
     if (err)
         return err;
     uint64_t hash = feox_hash_key(&s->hash, rec->key, rec->key_len);
-    feox_shard *shard = feox_hash_shard(&s->hash, hash);
-    feox_entry *e = feox_hash_lookup(&s->hash, hash, rec->key, rec->key_len);
+    feox_entry *e = entry_for(ls, hash, rec->key, rec->key_len);
+    if (!e)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     if (rec->expires_at_ns && feox_store_now(s) > rec->expires_at_ns) {
-        if (e)
-            load_remove(ls, shard, e); /* an expired put ends the key */
+        end_version(ls, e); /* an expired put ends the key */
         return FEOX_OK;
     }
     feox_record *r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
@@ -91,39 +163,17 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     r->location = rec->location;
     if (rec->expires_at_ns) {
+        feox_shard *shard = feox_hash_shard(&s->hash, hash);
         err = feox_ttl_heap_push(&shard->ttl, rec->expires_at_ns, rec->ts_ns, rec->key,
                                  rec->key_len);
         if (err) {
             feox_record_free(r);
             return feox_fail(err, "allocation failed");
         }
-    }
-    if (e) {
-        /* A later record of a key: the earlier version goes at once (nobody can hold it). */
-        feox_record *old = e->current;
-        if (old->expires_at_ns)
-            feox_shard_count_add(&shard->ttl_keys, -1);
-        ls->memory += version_bytes(r) - version_bytes(old);
-        feox_record_unref(old);
-    } else {
-        e = feox_entry_new(rec->key, rec->key_len, hash);
-        if (!e || remember(ls, e) != FEOX_OK) {
-            feox_entry_free(e);
-            feox_record_free(r);
-            return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-        }
-        if (feox_hash_insert(&s->hash, e) != FEOX_OK) {
-            ls->count--;
-            feox_entry_free(e);
-            feox_record_free(r);
-            return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-        }
-        feox_shard_count_add(&shard->keys, 1);
-        ls->memory += (int64_t)(feox_entry_footprint(rec->key_len) + FEOX_INDEX_BYTES_PER_KEY) +
-                      version_bytes(r);
-    }
-    if (rec->expires_at_ns)
         feox_shard_count_add(&shard->ttl_keys, 1);
+    }
+    end_version(ls, e); /* a later record of a key replaces the earlier version */
+    ls->memory += version_bytes(r);
     e->current = r;
     return FEOX_OK;
 }
@@ -135,9 +185,10 @@ static feox_err load_del(void *ctx, const void *key, uint32_t key_len, uint64_t 
     if (!key || key_len == 0 || key_len > FEOX_MAX_KEY_SIZE)
         return feox_fail(FEOX_ERR_CORRUPT, "the backend sent a delete with an invalid key size");
     uint64_t hash = feox_hash_key(&ls->store->hash, key, key_len);
-    feox_entry *e = feox_hash_lookup(&ls->store->hash, hash, key, key_len);
-    if (e)
-        load_remove(ls, feox_hash_shard(&ls->store->hash, hash), e);
+    feox_entry *e = entry_for(ls, hash, key, key_len);
+    if (!e)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    end_version(ls, e);
     return FEOX_OK;
 }
 
@@ -207,23 +258,42 @@ static feox_err sort_items(sort_item *items, size_t n)
     return FEOX_OK;
 }
 
-/* Free the dead entries, sort the live ones and build the ordered index from them. */
+/* ---- the end of the load ---- */
+
+/* Free every entry of the load, live or not (a failed load: the indexes hold none of them). */
+static void drop_entries(load_state *ls)
+{
+    for (size_t i = 0; i < ls->count; i++) {
+        if (ls->entries[i]->current)
+            feox_record_unref(ls->entries[i]->current);
+        feox_entry_free(ls->entries[i]);
+    }
+    ls->count = 0;
+}
+
+/* Keep the live entries (tombstones freed), fill the hash index, build the ordered index. */
 static feox_err finish_load(load_state *ls)
 {
     feox_store *s = ls->store;
+    feox_mem_free(ls->slots);
+    ls->slots = NULL;
     size_t live = 0;
     for (size_t i = 0; i < ls->count; i++) {
-        if (ls->entries[i]->current)
-            ls->entries[live++] = ls->entries[i];
-        else
-            feox_entry_free(ls->entries[i]);
+        feox_entry *e = ls->entries[i];
+        if (e->current) {
+            ls->entries[live++] = e;
+        } else {
+            ls->memory -= (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
+            feox_entry_free(e);
+        }
     }
     ls->count = live;
     if (live == 0)
         return FEOX_OK;
+    uint64_t want = live > s->cfg.initial_capacity ? live : s->cfg.initial_capacity;
     sort_item *items = feox_mem_alloc(live * sizeof *items);
-    feox_err err = FEOX_ERR_NOMEM;
-    if (items) {
+    feox_err err = items ? feox_hash_index_reserve(&s->hash, want) : FEOX_ERR_NOMEM;
+    if (!err) {
         for (size_t i = 0; i < live; i++)
             items[i] = (sort_item){head_of(ls->entries[i]), ls->entries[i]};
         err = sort_items(items, live);
@@ -234,20 +304,43 @@ static feox_err finish_load(load_state *ls)
         err = feox_ordered_index_build(s->ordered, ls->entries, live);
     }
     feox_mem_free(items);
+    size_t inserted = 0;
+    while (!err && inserted < live) {
+        feox_entry *e = ls->entries[inserted];
+        err = feox_hash_insert(&s->hash, e);
+        if (!err) {
+            feox_shard_count_add(&feox_hash_shard(&s->hash, e->hash)->keys, 1);
+            inserted++;
+        }
+    }
+    if (err && inserted) {
+        /* The entries now in the hash index go with the store; the rest are freed here. */
+        memmove(ls->entries, ls->entries + inserted, (live - inserted) * sizeof *ls->entries);
+        ls->count = live - inserted;
+        drop_entries(ls);
+    }
+    if (err && !inserted) {
+        /* The ordered index (if built) holds entries freed below: empty it first. */
+        drop_entries(ls);
+    }
     return err ? feox_fail(err, "allocation failed") : FEOX_OK;
 }
 
 feox_err feox_store_first_load(feox_store *s, feox_storage *st)
 {
-    load_state ls = {.store = s};
+    load_state ls = {.store = s, .cap = 4096};
+    ls.entries = feox_mem_alloc(ls.cap * sizeof *ls.entries);
+    if (!ls.entries || !slots_resize(&ls, 8192)) {
+        feox_mem_free(ls.entries);
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    }
     feox_storage_sink sink = {.ctx = &ls, .put = load_put, .del = load_del};
     feox_err err = st->methods->load(st, NULL, &sink);
     if (!err)
         err = finish_load(&ls);
     else
-        for (size_t i = 0; i < ls.count; i++) /* dead ones; live ones go with the hash index */
-            if (!ls.entries[i]->current)
-                feox_entry_free(ls.entries[i]);
+        drop_entries(&ls);
+    feox_mem_free(ls.slots);
     feox_memory_reserve(s, ls.memory, false);
     feox_mem_free(ls.entries);
     return err;

@@ -7,6 +7,7 @@
  *
  *   make B=build build/bench/bench_reopen && build/bench/bench_reopen [N [reps [dir]]]
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ static feox_store *open_at(const char *path)
     feox_config cfg;
     feox_config_init(&cfg);
     cfg.path = path;
+    if (getenv("CAP"))
+        cfg.initial_capacity = strtoull(getenv("CAP"), NULL, 10);
     feox_store *s = NULL;
     feox_err err = feox_open(&cfg, &s);
     if (err) {
@@ -58,8 +61,12 @@ int main(int argc, char **argv)
     uint8_t key[16], value[100];
     memset(value, 'v', sizeof value);
 
+    /* FEOX_BENCH_KEEP=1: reuse a file left by an earlier run of the same N and keep it. */
+    bool keep = getenv("FEOX_BENCH_KEEP") != NULL;
+    if (keep)
+        snprintf(path, sizeof path, "%s/bench_reopen_%llu.feox", dir, (unsigned long long)n);
     feox_store *s = open_at(path);
-    for (uint64_t i = 0; i < n; i++) {
+    for (uint64_t i = feox_len(s, 0); i < n; i++) {
         make_key(i, key);
         if (feox_insert(s, key, sizeof key, value, sizeof value, NULL, NULL) != FEOX_OK) {
             fprintf(stderr, "put failed: %s\n", feox_error_detail());
@@ -104,6 +111,7 @@ int main(int argc, char **argv)
                (first_range - start) / 1e6, valid ? "" : " (EMPTY)", st.recovery_ns / 1e6,
                rec_s / 1e6, (closed - closing) / 1e6);
     }
-    unlink(path);
+    if (!keep)
+        unlink(path);
     return 0;
 }
