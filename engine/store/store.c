@@ -93,18 +93,96 @@ static void *maintenance_main(void *arg)
     return NULL;
 }
 
+/* Pointers to free, gathered so they can be freed in address order: glibc then merges each
+ * chunk with the one freed just before it (still in cache) instead of with a cold neighbour. */
+typedef struct free_list {
+    void **ptrs;
+    size_t count, cap;
+} free_list;
+
+static void free_list_add(free_list *f, void *p)
+{
+    if (f->count == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 4096;
+        void **grown = feox_mem_realloc(f->ptrs, cap * sizeof *grown);
+        if (!grown) {
+            feox_mem_free(p); /* no room to gather: free it now */
+            return;
+        }
+        f->ptrs = grown;
+        f->cap = cap;
+    }
+    f->ptrs[f->count++] = p;
+}
+
+/* LSD radix sort of addresses, 16 bits a pass over the 48 bits a user-space address has. */
+static void sort_addresses(void **ptrs, size_t n)
+{
+    void **tmp = feox_mem_alloc(n * sizeof *tmp);
+    size_t *count = feox_mem_alloc(65536 * sizeof *count);
+    if (!tmp || !count) {
+        feox_mem_free(tmp);
+        feox_mem_free(count);
+        return; /* unsorted still frees everything, only slower */
+    }
+    void **from = ptrs, **to = tmp;
+    for (int shift = 0; shift < 48; shift += 16) {
+        memset(count, 0, 65536 * sizeof *count);
+        for (size_t i = 0; i < n; i++)
+            count[((uintptr_t)from[i] >> shift) & 0xffff]++;
+        size_t sum = 0;
+        for (size_t v = 0; v < 65536; v++) {
+            size_t c = count[v];
+            count[v] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            to[count[((uintptr_t)from[i] >> shift) & 0xffff]++] = from[i];
+        void **swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != ptrs)
+        memcpy(ptrs, from, n * sizeof *ptrs);
+    feox_mem_free(tmp);
+    feox_mem_free(count);
+}
+
+#define FREE_BATCH 16
+
+/* Every entry and the version it holds (a version still referenced by a feox_value handle only
+ * loses the index's reference). Entries are read in batches, each prefetched first, so the
+ * cache misses of one batch overlap. */
 static void free_all_entries(feox_store *s)
 {
+    free_list f = {0};
     for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
         ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
         void *obj;
-        while (ck_hs_next(&s->hash.shards[i].set, &it, &obj)) {
-            feox_entry *e = obj;
-            if (e->current)
-                feox_record_unref(e->current);
-            feox_entry_free(e);
+        bool more = true;
+        while (more) {
+            feox_entry *batch[FREE_BATCH];
+            size_t n = 0;
+            while (n < FREE_BATCH && (more = ck_hs_next(&s->hash.shards[i].set, &it, &obj)))
+                batch[n++] = obj;
+            for (size_t k = 0; k < n; k++)
+                __builtin_prefetch(batch[k]);
+            for (size_t k = 0; k < n; k++) {
+                feox_record *r = batch[k]->current;
+                if (r && !feox_record_unref_last(r))
+                    r = NULL;
+                if (r)
+                    free_list_add(&f, r);
+                void *block = feox_entry_release(batch[k]);
+                if (block)
+                    free_list_add(&f, block);
+            }
         }
     }
+    sort_addresses(f.ptrs, f.count);
+    for (size_t i = 0; i < f.count; i++)
+        feox_mem_free(f.ptrs[i]);
+    feox_mem_free(f.ptrs);
 }
 
 static void destroy_store(feox_store *s)

@@ -6,6 +6,8 @@
  *   - finds a key's earlier record with a private table of (64-bit hash, item) pairs, which
  *     compares stored hashes and reads an entry only when they are equal, instead of probing
  *     the hash index (every probe of ck_hs reads an entry); the table grows from its own hashes;
+ *   - allocates a new key's entry and its first version together (one allocation per key;
+ *     not for values over EMBED_MAX_VALUE bytes or with max_memory set, see below);
  *   - frees a version a later record replaces at once (nobody can hold it), keeps the entry of
  *     a key a later record deletes (or whose put has expired) as a tombstone with current NULL,
  *     which a later put of the key reuses, and frees the tombstones at the end;
@@ -97,16 +99,13 @@ static load_slot *slot_of(load_state *ls, uint64_t hash, const void *key, uint32
     }
 }
 
-/* The key's entry (a tombstone if it is not live), or a new tombstone for it. */
-static feox_entry *entry_for(load_state *ls, uint64_t hash, const void *key, uint32_t key_len)
+/* The slot of key, with room for one more key (NULL: no memory for the table). */
+static load_slot *claim_slot(load_state *ls, uint64_t hash, const void *key, uint32_t key_len)
 {
     if (ls->count + 1 > (ls->slot_mask + 1) / 2) {
         if (ls->count >= SLOT_EMPTY - 1 || !slots_resize(ls, (ls->slot_mask + 1) * 2))
             return NULL;
     }
-    load_slot *slot = slot_of(ls, hash, key, key_len);
-    if (slot->item != SLOT_EMPTY)
-        return ls->entries[slot->item];
     if (ls->count == ls->cap) {
         size_t cap = ls->cap * 2;
         feox_entry **grown = feox_mem_realloc(ls->entries, cap * sizeof *grown);
@@ -115,14 +114,16 @@ static feox_entry *entry_for(load_state *ls, uint64_t hash, const void *key, uin
         ls->entries = grown;
         ls->cap = cap;
     }
-    feox_entry *e = feox_entry_new(key, key_len, hash);
-    if (!e)
-        return NULL;
-    ls->memory += (int64_t)(feox_entry_footprint(key_len) + FEOX_INDEX_BYTES_PER_KEY);
-    slot->hash = hash;
+    return slot_of(ls, hash, key, key_len);
+}
+
+/* Remember a new key's entry in its (free) slot. */
+static void add_entry(load_state *ls, load_slot *slot, feox_entry *e)
+{
+    ls->memory += (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
+    slot->hash = e->hash;
     slot->item = (uint32_t)ls->count;
     ls->entries[ls->count++] = e;
-    return e;
 }
 
 /* ---- the sink ---- */
@@ -142,6 +143,11 @@ static void end_version(load_state *ls, feox_entry *e)
     feox_record_unref(old);
 }
 
+/* A new key's first version shares one allocation with its entry, unless it is large (a later
+ * version would leave its bytes behind until the key goes) or max_memory is set (evicting a
+ * value must free its bytes). */
+#define EMBED_MAX_VALUE 256
+
 static feox_err load_put(void *ctx, const feox_storage_record *rec)
 {
     load_state *ls = ctx;
@@ -150,24 +156,43 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
     if (err)
         return err;
     uint64_t hash = feox_hash_key(&s->hash, rec->key, rec->key_len);
-    feox_entry *e = entry_for(ls, hash, rec->key, rec->key_len);
-    if (!e)
+    load_slot *slot = claim_slot(ls, hash, rec->key, rec->key_len);
+    if (!slot)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    if (rec->expires_at_ns && feox_store_now(s) > rec->expires_at_ns) {
-        end_version(ls, e); /* an expired put ends the key */
+    feox_entry *e = slot->item == SLOT_EMPTY ? NULL : ls->entries[slot->item];
+    bool expired = rec->expires_at_ns && feox_store_now(s) > rec->expires_at_ns;
+    if (expired) {
+        if (e)
+            end_version(ls, e); /* an expired put ends the key */
         return FEOX_OK;
     }
-    feox_record *r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
-                                     rec->expires_at_ns, rec->value == NULL);
-    if (!r)
-        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    bool cold = rec->value == NULL;
+    feox_record *r;
+    if (!e && !s->cfg.max_memory && rec->value_len <= EMBED_MAX_VALUE) {
+        e = feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value, rec->value_len,
+                                       rec->tag, rec->ts_ns, rec->expires_at_ns, cold, &r);
+        if (!e)
+            return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+        add_entry(ls, slot, e);
+    } else {
+        if (!e) {
+            e = feox_entry_new(rec->key, rec->key_len, hash);
+            if (!e)
+                return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+            add_entry(ls, slot, e);
+        }
+        r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
+                            rec->expires_at_ns, cold);
+        if (!r)
+            return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    }
     r->location = rec->location;
     if (rec->expires_at_ns) {
         feox_shard *shard = feox_hash_shard(&s->hash, hash);
         err = feox_ttl_heap_push(&shard->ttl, rec->expires_at_ns, rec->ts_ns, rec->key,
                                  rec->key_len);
         if (err) {
-            feox_record_free(r);
+            feox_record_unref(r); /* an embedded one stays with its entry (a tombstone) */
             return feox_fail(err, "allocation failed");
         }
         feox_shard_count_add(&shard->ttl_keys, 1);
@@ -185,11 +210,17 @@ static feox_err load_del(void *ctx, const void *key, uint32_t key_len, uint64_t 
     if (!key || key_len == 0 || key_len > FEOX_MAX_KEY_SIZE)
         return feox_fail(FEOX_ERR_CORRUPT, "the backend sent a delete with an invalid key size");
     uint64_t hash = feox_hash_key(&ls->store->hash, key, key_len);
-    feox_entry *e = entry_for(ls, hash, key, key_len);
-    if (!e)
-        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    end_version(ls, e);
-    return FEOX_OK;
+    size_t at = hash & ls->slot_mask;
+    for (;; at = (at + 1) & ls->slot_mask) { /* only a key seen before has a version to end */
+        load_slot *slot = &ls->slots[at];
+        if (slot->item == SLOT_EMPTY)
+            return FEOX_OK;
+        feox_entry *e = ls->entries[slot->item];
+        if (slot->hash == hash && e->key_len == key_len && memcmp(e->key, key, key_len) == 0) {
+            end_version(ls, e);
+            return FEOX_OK;
+        }
+    }
 }
 
 /* ---- sorting the loaded keys ---- */
@@ -271,7 +302,27 @@ static void drop_entries(load_state *ls)
     ls->count = 0;
 }
 
-/* Keep the live entries (tombstones freed), fill the hash index, build the ordered index. */
+#define PREFETCH_AHEAD 8
+
+/* Fill the hash index in the order of its slots (shard, then the low hash bits a probe starts
+ * from): the entries a probe compares against are the ones just inserted, still in cache.
+ * The next entries are prefetched (their addresses are random in that order). */
+static feox_err fill_hash(feox_store *s, sort_item *by_slot, size_t live, size_t *inserted)
+{
+    for (size_t i = 0; i < live; i++) {
+        if (i + PREFETCH_AHEAD < live)
+            __builtin_prefetch(by_slot[i + PREFETCH_AHEAD].e);
+        feox_entry *e = by_slot[i].e;
+        if (feox_hash_insert(&s->hash, e) != FEOX_OK)
+            return FEOX_ERR_NOMEM;
+        feox_shard_count_add(&feox_hash_shard(&s->hash, e->hash)->keys, 1);
+        (*inserted)++;
+    }
+    return FEOX_OK;
+}
+
+/* Keep the live entries (tombstones freed), fill the hash index, build the ordered index. Both
+ * sort orders are taken from the entries in creation order, which is their address order. */
 static feox_err finish_load(load_state *ls)
 {
     feox_store *s = ls->store;
@@ -291,38 +342,40 @@ static feox_err finish_load(load_state *ls)
     if (live == 0)
         return FEOX_OK;
     uint64_t want = live > s->cfg.initial_capacity ? live : s->cfg.initial_capacity;
-    sort_item *items = feox_mem_alloc(live * sizeof *items);
-    feox_err err = items ? feox_hash_index_reserve(&s->hash, want) : FEOX_ERR_NOMEM;
+    sort_item *by_key = feox_mem_alloc(live * sizeof *by_key);
+    sort_item *by_slot = feox_mem_alloc(live * sizeof *by_slot);
+    feox_err err = by_key && by_slot ? feox_hash_index_reserve(&s->hash, want) : FEOX_ERR_NOMEM;
     if (!err) {
-        for (size_t i = 0; i < live; i++)
-            items[i] = (sort_item){head_of(ls->entries[i]), ls->entries[i]};
-        err = sort_items(items, live);
+        for (size_t i = 0; i < live; i++) {
+            feox_entry *e = ls->entries[i];
+            by_key[i] = (sort_item){head_of(e), e};
+            by_slot[i] = (sort_item){(e->hash >> 58) << 32 | (e->hash & 0xffffffffu), e};
+        }
+        err = sort_items(by_key, live);
     }
+    if (!err)
+        err = sort_items(by_slot, live);
     if (!err) {
         for (size_t i = 0; i < live; i++)
-            ls->entries[i] = items[i].e;
+            ls->entries[i] = by_key[i].e;
         err = feox_ordered_index_build(s->ordered, ls->entries, live);
     }
-    feox_mem_free(items);
     size_t inserted = 0;
-    while (!err && inserted < live) {
-        feox_entry *e = ls->entries[inserted];
-        err = feox_hash_insert(&s->hash, e);
-        if (!err) {
-            feox_shard_count_add(&feox_hash_shard(&s->hash, e->hash)->keys, 1);
-            inserted++;
-        }
-    }
+    if (!err)
+        err = fill_hash(s, by_slot, live, &inserted);
     if (err && inserted) {
-        /* The entries now in the hash index go with the store; the rest are freed here. */
-        memmove(ls->entries, ls->entries + inserted, (live - inserted) * sizeof *ls->entries);
-        ls->count = live - inserted;
+        /* The entries now in the hash index go with the store (the ordered index holds them
+         * too, and is destroyed without reading them); the rest are freed here. */
+        size_t left = 0;
+        for (size_t i = inserted; i < live; i++)
+            ls->entries[left++] = by_slot[i].e;
+        ls->count = left;
+        drop_entries(ls);
+    } else if (err) {
         drop_entries(ls);
     }
-    if (err && !inserted) {
-        /* The ordered index (if built) holds entries freed below: empty it first. */
-        drop_entries(ls);
-    }
+    feox_mem_free(by_key);
+    feox_mem_free(by_slot);
     return err ? feox_fail(err, "allocation failed") : FEOX_OK;
 }
 
