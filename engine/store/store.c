@@ -118,6 +118,8 @@ static void free_list_add(free_list *f, void *p)
 /* LSD radix sort of addresses, 16 bits a pass over the 48 bits a user-space address has. */
 static void sort_addresses(void **ptrs, size_t n)
 {
+    if (n < 1024)
+        return; /* a small store: not worth the passes */
     void **tmp = feox_mem_alloc(n * sizeof *tmp);
     size_t *count = feox_mem_alloc(65536 * sizeof *count);
     if (!tmp || !count) {
