@@ -15,12 +15,15 @@
  *     (no growth) and fills it without comparisons (every key is unique), sorts the live keys
  *     (radix sort on their first 8 bytes, runs of equal heads by comparison) and builds the
  *     ordered index from them in one pass (feox_ordered_index_build), instead of a million
- *     random inserts;
+ *     random inserts; with PARALLEL_MIN_KEYS keys or more, a helper thread sorts and builds the
+ *     ordered index while this one fills the hash index (both only read the entries, which
+ *     are complete before the helper starts; the helper is joined before the store is used);
  *   - adds the accounted memory once at the end, reads the clock only for records with an
  *     expiry, and pushes a TTL heap item only for those.
  * A refresh that asks for a full reload (feox_refresh) runs on a live store and goes through
  * store_storage.c's locked sink instead.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -321,8 +324,34 @@ static feox_err fill_hash(feox_store *s, sort_item *by_slot, size_t live, size_t
     return FEOX_OK;
 }
 
+/* Loads of at least this many keys build the ordered index on a second thread while this one
+ * fills the hash index (the two only read the entries). */
+#define PARALLEL_MIN_KEYS 8192
+
+typedef struct ordered_job {
+    feox_store *store;
+    sort_item *by_key;
+    feox_entry **sorted; /* out: the entries in key order */
+    size_t live;
+    feox_err err;
+} ordered_job;
+
+static void *build_ordered(void *arg)
+{
+    ordered_job *job = arg;
+    job->err = sort_items(job->by_key, job->live);
+    if (job->err)
+        return NULL;
+    for (size_t i = 0; i < job->live; i++)
+        job->sorted[i] = job->by_key[i].e;
+    job->err = feox_ordered_index_build(job->store->ordered, job->sorted, job->live);
+    return NULL;
+}
+
 /* Keep the live entries (tombstones freed), fill the hash index, build the ordered index. Both
- * sort orders are taken from the entries in creation order, which is their address order. */
+ * sort orders are taken from the entries in creation order, which is their address order. On
+ * failure, the entries the hash index holds stay with the store (which is then destroyed: the
+ * ordered index is freed without reading its entries) and the others are freed here. */
 static feox_err finish_load(load_state *ls)
 {
     feox_store *s = ls->store;
@@ -345,33 +374,36 @@ static feox_err finish_load(load_state *ls)
     sort_item *by_key = feox_mem_alloc(live * sizeof *by_key);
     sort_item *by_slot = feox_mem_alloc(live * sizeof *by_slot);
     feox_err err = by_key && by_slot ? feox_hash_index_reserve(&s->hash, want) : FEOX_ERR_NOMEM;
-    if (!err) {
-        for (size_t i = 0; i < live; i++) {
-            feox_entry *e = ls->entries[i];
-            by_key[i] = (sort_item){head_of(e), e};
-            by_slot[i] = (sort_item){(e->hash >> 58) << 32 | (e->hash & 0xffffffffu), e};
-        }
-        err = sort_items(by_key, live);
+    if (err) {
+        drop_entries(ls);
+        feox_mem_free(by_key);
+        feox_mem_free(by_slot);
+        return feox_fail(err, "allocation failed");
     }
-    if (!err)
-        err = sort_items(by_slot, live);
-    if (!err) {
-        for (size_t i = 0; i < live; i++)
-            ls->entries[i] = by_key[i].e;
-        err = feox_ordered_index_build(s->ordered, ls->entries, live);
+    for (size_t i = 0; i < live; i++) {
+        feox_entry *e = ls->entries[i];
+        by_key[i] = (sort_item){head_of(e), e};
+        by_slot[i] = (sort_item){(e->hash >> 58) << 32 | (e->hash & 0xffffffffu), e};
     }
+    ordered_job job = {.store = s, .by_key = by_key, .sorted = ls->entries, .live = live};
+    pthread_t helper;
+    bool parallel = live >= PARALLEL_MIN_KEYS &&
+                    pthread_create(&helper, NULL, build_ordered, &job) == 0;
+    if (!parallel)
+        build_ordered(&job);
     size_t inserted = 0;
+    err = sort_items(by_slot, live);
     if (!err)
         err = fill_hash(s, by_slot, live, &inserted);
-    if (err && inserted) {
-        /* The entries now in the hash index go with the store (the ordered index holds them
-         * too, and is destroyed without reading them); the rest are freed here. */
+    if (parallel)
+        pthread_join(helper, NULL);
+    if (!err)
+        err = job.err; /* every entry is in the hash index: they go with the store */
+    else {
         size_t left = 0;
         for (size_t i = inserted; i < live; i++)
             ls->entries[left++] = by_slot[i].e;
         ls->count = left;
-        drop_entries(ls);
-    } else if (err) {
         drop_entries(ls);
     }
     feox_mem_free(by_key);

@@ -8,6 +8,7 @@
  *              loaded keys (overwrite, delete, TTL) and a second reopen agree again.
  *   handles    a value handle on a loaded version (which shares its allocation with the key's
  *              entry) keeps its bytes while the key is overwritten and deleted.
+ *   large      20000 keys: the ordered index built on the load's helper thread.
  *   nomem      the reopen with allocation N failing, for every N: FEOX_ERR_NOMEM, no store, nothing
  *              leaked (ASan), and the next open loads everything.
  */
@@ -305,12 +306,70 @@ static void test_reopen_with_each_allocation_failing(void **state)
     }
 }
 
+/* A load large enough for the helper thread that builds the ordered index (PARALLEL_MIN_KEYS
+ * in store_load.c): the same checks on 20000 keys, a seventh of them deleted before the close. */
+static void test_large_reopen_builds_both_indexes(void **state)
+{
+    (void)state;
+    unlink(path);
+    enum { N = 20000 };
+    feox_store *s = open_store();
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t z = (i * 0x9e3779b97f4a7c15ull) % 1000003;
+        char key[24], value[24];
+        int klen = snprintf(key, sizeof key, "k%08llu-%llu", (unsigned long long)z,
+                            (unsigned long long)i);
+        int vlen = snprintf(value, sizeof value, "v%llu", (unsigned long long)i);
+        assert_int_equal(feox_insert(s, key, (size_t)klen, value, (size_t)vlen, NULL, NULL),
+                         FEOX_OK);
+        if (i % 7 == 3)
+            assert_int_equal(feox_delete(s, key, (size_t)klen, NULL), FEOX_OK);
+    }
+    uint64_t want = feox_len(s, 0);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    s = open_store();
+    assert_int_equal(feox_len(s, 0), want);
+    if (feox_check(s) != FEOX_OK)
+        fail_msg("feox_check: %s", feox_error_detail());
+    feox_cursor *c = NULL;
+    assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
+    assert_int_equal(feox_cursor_seek(c, FEOX_SEEK_FIRST, NULL, 0), FEOX_OK);
+    uint64_t seen = 0;
+    char last[32] = "";
+    size_t last_len = 0;
+    for (; feox_cursor_valid(c); assert_int_equal(feox_cursor_next(c), FEOX_OK)) {
+        size_t key_len;
+        const char *key = feox_cursor_key(c, &key_len);
+        if (seen) {
+            size_t n = key_len < last_len ? key_len : last_len;
+            int cmp = memcmp(last, key, n);
+            assert_true(cmp < 0 || (cmp == 0 && last_len < key_len));
+        }
+        memcpy(last, key, key_len);
+        last_len = key_len;
+        /* The value still belongs to the key. */
+        void *value = NULL;
+        size_t value_len = 0;
+        assert_int_equal(feox_get(s, key, key_len, &value, &value_len, NULL), FEOX_OK);
+        const char *dash = memchr(key, '-', key_len);
+        assert_non_null(dash);
+        assert_int_equal(value_len, key_len - (size_t)(dash + 1 - key) + 1);
+        assert_memory_equal((char *)value + 1, dash + 1, value_len - 1);
+        feox_free(value);
+        seen++;
+    }
+    feox_cursor_close(c);
+    assert_int_equal(seen, want);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reopen_matches_model),
         cmocka_unit_test(test_handle_on_loaded_version_outlives_the_key),
         cmocka_unit_test(test_reopen_with_each_allocation_failing),
+        cmocka_unit_test(test_large_reopen_builds_both_indexes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
