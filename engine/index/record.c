@@ -36,7 +36,7 @@ feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
     if (!e)
         return NULL;
     e->hash = hash;
-    e->current = NULL;
+    atomic_init(&e->current, NULL);
     e->key_len = (uint32_t)key_len;
     e->embed_offset = 0;
     memcpy(e->key, key, key_len);
@@ -50,7 +50,7 @@ static void init_record(feox_record *r, const void *value, size_t value_len, uin
     r->tag = tag;
     r->ts_ns = ts_ns;
     r->expires_at_ns = expires_at_ns;
-    r->location = 0;
+    atomic_init(&r->location, 0);
     r->value_len = (uint32_t)value_len;
     r->flags = cold ? FEOX_RECORD_COLD : 0;
     if (!cold && value_len && value)
@@ -70,7 +70,7 @@ feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t
     init_record(r, value, value_len, tag, ts_ns, expires_at_ns, cold, 2);
     feox_entry *e = (feox_entry *)(block + offset);
     e->hash = hash;
-    e->current = NULL;
+    atomic_init(&e->current, NULL);
     e->key_len = (uint32_t)key_len;
     e->embed_offset = (uint32_t)offset;
     memcpy(e->key, key, key_len);

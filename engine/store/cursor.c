@@ -114,7 +114,9 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
             __builtin_prefetch(entries[i]);
         for (size_t i = 0; i < n; i++) {
             /* The version's header and the first lines of its value (read by the caller next). */
-            const char *version = (const char *)ck_pr_load_ptr(&entries[i]->current);
+            /* Relaxed: only prefetched here; feox_entry_live below reads it with acquire. */
+            const char *version =
+                (const char *)atomic_load_explicit(&entries[i]->current, memory_order_relaxed);
             __builtin_prefetch(version);
             __builtin_prefetch(version + 64);
             __builtin_prefetch(version + 128);

@@ -170,7 +170,8 @@ static void free_all_entries(feox_store *s)
             for (size_t k = 0; k < n; k++)
                 __builtin_prefetch(batch[k]);
             for (size_t k = 0; k < n; k++) {
-                feox_record *r = batch[k]->current;
+                /* no other user is left */
+                feox_record *r = atomic_load_explicit(&batch[k]->current, memory_order_relaxed);
                 if (r && !feox_record_unref_last(r))
                     r = NULL;
                 if (r)
@@ -458,7 +459,9 @@ feox_err feox_check(feox_store *s)
             size_t n = feox_ordered_index_scan(s->ordered, from, bound, bound_len, batch, 64);
             for (size_t i = 0; i < n && !bad; i++) {
                 feox_entry *e = batch[i];
-                if (feox_hash_lookup(&s->hash, e->hash, e->key, e->key_len) != e || !e->current) {
+                /* Relaxed: only compared with NULL, never followed. */
+                if (feox_hash_lookup(&s->hash, e->hash, e->key, e->key_len) != e ||
+                    !atomic_load_explicit(&e->current, memory_order_relaxed)) {
                     snprintf(detail, sizeof detail,
                              "ordered index entry of %u-byte key missing from the hash index",
                              e->key_len);
@@ -528,5 +531,7 @@ bool feox_is_empty(feox_store *s)
 
 uint64_t feox_memory_usage(feox_store *s)
 {
-    return s && !feox_store_inherited(s) ? ck_pr_load_64(&s->memory_used) : 0;
+    return s && !feox_store_inherited(s)
+               ? atomic_load_explicit(&s->memory_used, memory_order_relaxed)
+               : 0;
 }

@@ -54,6 +54,19 @@ static feox_err check_record(const feox_storage_record *rec)
     return FEOX_OK;
 }
 
+/* entry->current during the load: relaxed, as this thread is the only user (the store reaches
+ * other threads later through pthread_create or the caller's own synchronisation, both of which
+ * order these stores before any reader's loads). */
+static feox_record *current_of(const feox_entry *e)
+{
+    return atomic_load_explicit(&e->current, memory_order_relaxed);
+}
+
+static void set_current(feox_entry *e, feox_record *r)
+{
+    atomic_store_explicit(&e->current, r, memory_order_relaxed);
+}
+
 static int64_t version_bytes(const feox_record *r)
 {
     return (int64_t)feox_record_footprint(r->value_len, r->flags & FEOX_RECORD_COLD);
@@ -134,7 +147,7 @@ static void add_entry(load_state *ls, load_slot *slot, feox_entry *e)
 /* The key has no live version any more (its entry stays, a tombstone). */
 static void end_version(load_state *ls, feox_entry *e)
 {
-    feox_record *old = e->current;
+    feox_record *old = current_of(e);
     if (!old)
         return;
     if (old->expires_at_ns) {
@@ -142,7 +155,7 @@ static void end_version(load_state *ls, feox_entry *e)
         feox_shard_count_add(&shard->ttl_keys, -1);
     }
     ls->memory -= version_bytes(old);
-    e->current = NULL;
+    set_current(e, NULL);
     feox_record_unref(old);
 }
 
@@ -189,7 +202,7 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
         if (!r)
             return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     }
-    r->location = rec->location;
+    atomic_store_explicit(&r->location, rec->location, memory_order_relaxed);
     if (rec->expires_at_ns) {
         feox_shard *shard = feox_hash_shard(&s->hash, hash);
         err = feox_ttl_heap_push(&shard->ttl, rec->expires_at_ns, rec->ts_ns, rec->key,
@@ -202,7 +215,7 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
     }
     end_version(ls, e); /* a later record of a key replaces the earlier version */
     ls->memory += version_bytes(r);
-    e->current = r;
+    set_current(e, r);
     return FEOX_OK;
 }
 
@@ -298,8 +311,9 @@ static feox_err sort_items(sort_item *items, size_t n)
 static void drop_entries(load_state *ls)
 {
     for (size_t i = 0; i < ls->count; i++) {
-        if (ls->entries[i]->current)
-            feox_record_unref(ls->entries[i]->current);
+        feox_record *r = current_of(ls->entries[i]);
+        if (r)
+            feox_record_unref(r);
         feox_entry_free(ls->entries[i]);
     }
     ls->count = 0;
@@ -360,7 +374,7 @@ static feox_err finish_load(load_state *ls)
     size_t live = 0;
     for (size_t i = 0; i < ls->count; i++) {
         feox_entry *e = ls->entries[i];
-        if (e->current) {
+        if (current_of(e)) {
             ls->entries[live++] = e;
         } else {
             ls->memory -= (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
