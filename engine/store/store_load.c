@@ -3,9 +3,10 @@
  *
  * The store is not yet handed out while it loads (create_store returns it only afterwards; no
  * maintenance thread runs yet), so this thread is its only user. The load therefore:
- *   - finds a key's earlier record with a private table of (64-bit hash, item) pairs, which
- *     compares stored hashes and reads an entry only when they are equal, instead of probing
- *     the hash index (every probe of ck_hs reads an entry); the table grows from its own hashes;
+ *   - finds a key's earlier record with a private table of (32 hash bits, item) pairs, which
+ *     compares stored hash bits and reads an entry only when they are equal, instead of probing
+ *     the hash index (every probe of ck_hs reads an entry); the table is sized from the file's
+ *     size and grows from its own hash bits;
  *   - allocates a new key's entry and its first version together (one allocation per key;
  *     not for values over EMBED_MAX_VALUE bytes or with max_memory set, see below);
  *   - frees a version a later record replaces at once (nobody can hold it), keeps the entry of
@@ -26,6 +27,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "store/store_internal.h"
@@ -33,7 +35,7 @@
 #define SLOT_EMPTY UINT32_MAX
 
 typedef struct load_slot {
-    uint64_t hash;
+    uint32_t hash; /* the key hash's top 32 bits: the slot position and the first comparison */
     uint32_t item; /* index into load_state.entries, SLOT_EMPTY if free */
 } load_slot;
 
@@ -101,12 +103,13 @@ static bool slots_resize(load_state *ls, size_t size)
 /* The slot of key: its item, or the free slot where it goes. */
 static load_slot *slot_of(load_state *ls, uint64_t hash, const void *key, uint32_t key_len)
 {
-    size_t at = hash & ls->slot_mask;
+    uint32_t top = (uint32_t)(hash >> 32);
+    size_t at = top & ls->slot_mask;
     for (;;) {
         load_slot *slot = &ls->slots[at];
         if (slot->item == SLOT_EMPTY)
             return slot;
-        if (slot->hash == hash) {
+        if (slot->hash == top) {
             const feox_entry *e = ls->entries[slot->item];
             if (e->key_len == key_len && memcmp(e->key, key, key_len) == 0)
                 return slot;
@@ -137,7 +140,7 @@ static load_slot *claim_slot(load_state *ls, uint64_t hash, const void *key, uin
 static void add_entry(load_state *ls, load_slot *slot, feox_entry *e)
 {
     ls->memory += (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
-    slot->hash = e->hash;
+    slot->hash = (uint32_t)(e->hash >> 32);
     slot->item = (uint32_t)ls->count;
     ls->entries[ls->count++] = e;
 }
@@ -226,17 +229,10 @@ static feox_err load_del(void *ctx, const void *key, uint32_t key_len, uint64_t 
     if (!key || key_len == 0 || key_len > FEOX_MAX_KEY_SIZE)
         return feox_fail(FEOX_ERR_CORRUPT, "the backend sent a delete with an invalid key size");
     uint64_t hash = feox_hash_key(&ls->store->hash, key, key_len);
-    size_t at = hash & ls->slot_mask;
-    for (;; at = (at + 1) & ls->slot_mask) { /* only a key seen before has a version to end */
-        load_slot *slot = &ls->slots[at];
-        if (slot->item == SLOT_EMPTY)
-            return FEOX_OK;
-        feox_entry *e = ls->entries[slot->item];
-        if (slot->hash == hash && e->key_len == key_len && memcmp(e->key, key, key_len) == 0) {
-            end_version(ls, e);
-            return FEOX_OK;
-        }
-    }
+    load_slot *slot = slot_of(ls, hash, key, key_len); /* the table always has a free slot */
+    if (slot->item != SLOT_EMPTY) /* only a key seen before has a version to end */
+        end_version(ls, ls->entries[slot->item]);
+    return FEOX_OK;
 }
 
 /* ---- sorting the loaded keys ---- */
@@ -425,11 +421,26 @@ static feox_err finish_load(load_state *ls)
     return err ? feox_fail(err, "allocation failed") : FEOX_OK;
 }
 
+/* Slots for the key table at the start: the store file's size over 128 bytes a record (a guess
+ * that errs low for small records; the table doubles when it is half full), twice that, within
+ * [8192, 2^22] (at most 32 MiB, freed at the end of the load). Only for the log backend, whose file is s->path. */
+static size_t initial_slots(const feox_store *s)
+{
+    size_t slots = 8192;
+    struct stat st;
+    if (s->cfg.storage || !s->path || stat(s->path, &st) != 0 || st.st_size <= 0)
+        return slots;
+    uint64_t guess = (uint64_t)st.st_size / 128;
+    while (slots < ((size_t)1 << 22) && slots < 2 * guess)
+        slots *= 2;
+    return slots;
+}
+
 feox_err feox_store_first_load(feox_store *s, feox_storage *st)
 {
     load_state ls = {.store = s, .cap = 4096};
     ls.entries = feox_mem_alloc(ls.cap * sizeof *ls.entries);
-    if (!ls.entries || !slots_resize(&ls, 8192)) {
+    if (!ls.entries || !slots_resize(&ls, initial_slots(s))) {
         feox_mem_free(ls.entries);
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     }
