@@ -306,7 +306,7 @@ void feox_ordered_index_destroy(feox_ordered_index *idx)
     feox_mem_free(idx);
 }
 
-/* ---- bulk build -------------------------------------------------------------------------------- */
+/* ---- bulk build ------------------------------------------------------------------------------ */
 
 #define BUILD_FILL (FEOX_OI_NODE_CAP - 4) /* room for a few inserts before the first splits */
 
@@ -339,8 +339,7 @@ static size_t build_leaves(feox_entry *const *sorted, size_t n, built *out)
         if (!leaf)
             return i;
         for (size_t j = 0; j < take; j++)
-            atomic_store_explicit(&AS_LEAF(leaf)->entries[j], sorted[at + j],
-                                  memory_order_relaxed);
+            atomic_store_explicit(&AS_LEAF(leaf)->entries[j], sorted[at + j], memory_order_relaxed);
         atomic_store_explicit(&leaf->count, (uint32_t)take, memory_order_relaxed);
         refresh_prefix_and_heads(leaf);
         out[i] = (built){leaf, sorted[at], sorted[at + take - 1]};

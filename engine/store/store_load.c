@@ -200,16 +200,16 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
                 return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
             add_entry(ls, slot, e);
         }
-        r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
-                            rec->expires_at_ns, cold);
+        r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns,
+                            cold);
         if (!r)
             return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     }
     atomic_store_explicit(&r->location, rec->location, memory_order_relaxed);
     if (rec->expires_at_ns) {
         feox_shard *shard = feox_hash_shard(&s->hash, hash);
-        err = feox_ttl_heap_push(&shard->ttl, rec->expires_at_ns, rec->ts_ns, rec->key,
-                                 rec->key_len);
+        err =
+            feox_ttl_heap_push(&shard->ttl, rec->expires_at_ns, rec->ts_ns, rec->key, rec->key_len);
         if (err) {
             feox_record_unref(r); /* an embedded one stays with its entry (a tombstone) */
             return feox_fail(err, "allocation failed");
@@ -397,8 +397,8 @@ static feox_err finish_load(load_state *ls)
     }
     ordered_job job = {.store = s, .by_key = by_key, .sorted = ls->entries, .live = live};
     pthread_t helper;
-    bool parallel = live >= PARALLEL_MIN_KEYS &&
-                    pthread_create(&helper, NULL, build_ordered, &job) == 0;
+    bool parallel =
+        live >= PARALLEL_MIN_KEYS && pthread_create(&helper, NULL, build_ordered, &job) == 0;
     if (!parallel)
         build_ordered(&job);
     size_t inserted = 0;
@@ -423,7 +423,8 @@ static feox_err finish_load(load_state *ls)
 
 /* Slots for the key table at the start: the store file's size over 128 bytes a record (a guess
  * that errs low for small records; the table doubles when it is half full), twice that, within
- * [8192, 2^22] (at most 32 MiB, freed at the end of the load). Only for the log backend, whose file is s->path. */
+ * [8192, 2^22] (at most 32 MiB, freed at the end of the load). Only for the log backend, whose file
+ * is s->path. */
 static size_t initial_slots(const feox_store *s)
 {
     size_t slots = 8192;

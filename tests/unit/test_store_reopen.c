@@ -317,8 +317,8 @@ static void test_large_reopen_builds_both_indexes(void **state)
     for (uint64_t i = 0; i < N; i++) {
         uint64_t z = (i * 0x9e3779b97f4a7c15ull) % 1000003;
         char key[24], value[24];
-        int klen = snprintf(key, sizeof key, "k%08llu-%llu", (unsigned long long)z,
-                            (unsigned long long)i);
+        int klen =
+            snprintf(key, sizeof key, "k%08llu-%llu", (unsigned long long)z, (unsigned long long)i);
         int vlen = snprintf(value, sizeof value, "v%llu", (unsigned long long)i);
         assert_int_equal(feox_insert(s, key, (size_t)klen, value, (size_t)vlen, NULL, NULL),
                          FEOX_OK);

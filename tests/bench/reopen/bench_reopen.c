@@ -108,11 +108,12 @@ int main(int argc, char **argv)
         uint64_t closing = now_ns();
         feox_close(s);
         uint64_t closed = now_ns();
-        double rec_s = st.recovery_ns ? (double)st.recovered_records * 1e9 / (double)st.recovery_ns
-                                      : 0;
+        double rec_s =
+            st.recovery_ns ? (double)st.recovered_records * 1e9 / (double)st.recovery_ns : 0;
         printf("rep %d: open %.1f ms (whole index %.2fM records/s), open→first get %.1f ms, "
                "open→first range %.1f ms%s, log replay %.1f ms (%.2fM records/s), close %.1f ms\n",
-               rep, (opened - start) / 1e6, (double)st.recovered_records * 1e3 / (double)(opened - start),
+               rep, (opened - start) / 1e6,
+               (double)st.recovered_records * 1e3 / (double)(opened - start),
                (first_get - start) / 1e6, (first_range - start) / 1e6, valid ? "" : " (EMPTY)",
                st.recovery_ns / 1e6, rec_s / 1e6, (closed - closing) / 1e6);
     }
