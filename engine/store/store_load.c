@@ -8,7 +8,9 @@
  *     the hash index (every probe of ck_hs reads an entry); the table is sized from the file's
  *     size and grows from its own hash bits;
  *   - allocates a new key's entry and its first version together (one allocation per key;
- *     not for values over EMBED_MAX_VALUE bytes or with max_memory set, see below);
+ *     not for values over EMBED_MAX_VALUE bytes or with max_memory set, see below), and applies
+ *     such a put LOOKAHEAD records later, its table slot prefetched meanwhile (a later put,
+ *     delete or expired put of any key first applies what is queued, so file order holds);
  *   - frees a version a later record replaces at once (nobody can hold it), keeps the entry of
  *     a key a later record deletes (or whose put has expired) as a tombstone with current NULL,
  *     which a later put of the key reuses, and frees the tombstones at the end;
@@ -46,7 +48,16 @@ typedef struct load_state {
     load_slot *slots; /* open addressing, linear probing, at most half full */
     size_t slot_mask;
     int64_t memory; /* accounted bytes, added to the store at the end */
+    /* Puts of new-looking keys wait here for LOOKAHEAD more records, their table slot
+     * prefetched, and are applied in file order (load_queue). */
+    struct queued_put {
+        feox_entry *e; /* with its version embedded: e's first version is v */
+        feox_record *v;
+    } queue[16];
+    unsigned queue_head, queued;
 } load_state;
+
+#define LOOKAHEAD 16
 
 static feox_err check_record(const feox_storage_record *rec)
 {
@@ -167,6 +178,97 @@ static void end_version(load_state *ls, feox_entry *e)
  * value must free its bytes). */
 #define EMBED_MAX_VALUE 256
 
+/* Apply a queued put: its entry becomes the key's, or, if the key has one already, its version
+ * becomes that entry's current one and its own entry part goes unused (the allocation is freed
+ * with the version). On failure the put is freed. */
+static feox_err apply_queued(load_state *ls, feox_entry *e, feox_record *v)
+{
+    load_slot *slot = claim_slot(ls, e->hash, e->key, e->key_len);
+    if (!slot) {
+        feox_record_unref(v);
+        feox_entry_free(e);
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    }
+    if (slot->item == SLOT_EMPTY) {
+        add_entry(ls, slot, e);
+    } else {
+        feox_entry *owner = ls->entries[slot->item];
+        end_version(ls, owner);
+        (void)feox_entry_release(e); /* the version still holds the allocation: never NULL */
+        e = owner;
+    }
+    ls->memory += version_bytes(v);
+    set_current(e, v);
+    return FEOX_OK;
+}
+
+/* Apply every queued put, oldest first. */
+static feox_err drain_queue(load_state *ls)
+{
+    feox_err err = FEOX_OK;
+    while (ls->queued) {
+        struct queued_put q = ls->queue[ls->queue_head];
+        ls->queue_head = (ls->queue_head + 1) % LOOKAHEAD;
+        ls->queued--;
+        if (err) { /* after a failure the rest is only freed */
+            feox_record_unref(q.v);
+            feox_entry_free(q.e);
+        } else {
+            err = apply_queued(ls, q.e, q.v);
+        }
+    }
+    return err;
+}
+
+/* The put's TTL heap item and count (the heap holds items, not entries: any order is fine). */
+static feox_err track_expiry(load_state *ls, uint64_t hash, const feox_storage_record *rec)
+{
+    if (!rec->expires_at_ns)
+        return FEOX_OK;
+    feox_shard *shard = feox_hash_shard(&ls->store->hash, hash);
+    feox_err err =
+        feox_ttl_heap_push(&shard->ttl, rec->expires_at_ns, rec->ts_ns, rec->key, rec->key_len);
+    if (err)
+        return feox_fail(err, "allocation failed");
+    feox_shard_count_add(&shard->ttl_keys, 1);
+    return FEOX_OK;
+}
+
+/* A put whose value is small enough to share its entry's allocation: made now (the record's
+ * bytes are valid during this call only), its table slot prefetched, applied LOOKAHEAD records
+ * later, when that slot is in cache. */
+static feox_err queue_put(load_state *ls, uint64_t hash, const feox_storage_record *rec)
+{
+    feox_record *v;
+    feox_entry *e = feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value,
+                                               rec->value_len, rec->tag, rec->ts_ns,
+                                               rec->expires_at_ns, rec->value == NULL, &v);
+    if (!e)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    atomic_store_explicit(&v->location, rec->location, memory_order_relaxed);
+    feox_err err = track_expiry(ls, hash, rec);
+    if (err) {
+        feox_record_unref(v);
+        feox_entry_free(e);
+        return err;
+    }
+    __builtin_prefetch(&ls->slots[(uint32_t)(hash >> 32) & ls->slot_mask]);
+    if (ls->queued == LOOKAHEAD) {
+        struct queued_put q = ls->queue[ls->queue_head];
+        ls->queue_head = (ls->queue_head + 1) % LOOKAHEAD;
+        ls->queued--;
+        err = apply_queued(ls, q.e, q.v);
+        if (err) {
+            feox_record_unref(v);
+            feox_entry_free(e);
+            return err;
+        }
+    }
+    ls->queue[(ls->queue_head + ls->queued) % LOOKAHEAD] = (struct queued_put){e, v};
+    ls->queued++;
+    return FEOX_OK;
+}
+
 static feox_err load_put(void *ctx, const feox_storage_record *rec)
 {
     load_state *ls = ctx;
@@ -175,46 +277,37 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
     if (err)
         return err;
     uint64_t hash = feox_hash_key(&s->hash, rec->key, rec->key_len);
+    bool expired = rec->expires_at_ns && feox_store_now(s) > rec->expires_at_ns;
+    if (!expired && !s->cfg.max_memory && rec->value_len <= EMBED_MAX_VALUE)
+        return queue_put(ls, hash, rec);
+    /* Everything else in file order with what is queued: apply that first. */
+    err = drain_queue(ls);
+    if (err)
+        return err;
     load_slot *slot = claim_slot(ls, hash, rec->key, rec->key_len);
     if (!slot)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     feox_entry *e = slot->item == SLOT_EMPTY ? NULL : ls->entries[slot->item];
-    bool expired = rec->expires_at_ns && feox_store_now(s) > rec->expires_at_ns;
     if (expired) {
         if (e)
             end_version(ls, e); /* an expired put ends the key */
         return FEOX_OK;
     }
-    bool cold = rec->value == NULL;
-    feox_record *r;
-    if (!e && !s->cfg.max_memory && rec->value_len <= EMBED_MAX_VALUE) {
-        e = feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value, rec->value_len,
-                                       rec->tag, rec->ts_ns, rec->expires_at_ns, cold, &r);
+    if (!e) {
+        e = feox_entry_new(rec->key, rec->key_len, hash);
         if (!e)
             return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
         add_entry(ls, slot, e);
-    } else {
-        if (!e) {
-            e = feox_entry_new(rec->key, rec->key_len, hash);
-            if (!e)
-                return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-            add_entry(ls, slot, e);
-        }
-        r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns,
-                            cold);
-        if (!r)
-            return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     }
+    feox_record *r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
+                                     rec->expires_at_ns, rec->value == NULL);
+    if (!r)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     atomic_store_explicit(&r->location, rec->location, memory_order_relaxed);
-    if (rec->expires_at_ns) {
-        feox_shard *shard = feox_hash_shard(&s->hash, hash);
-        err =
-            feox_ttl_heap_push(&shard->ttl, rec->expires_at_ns, rec->ts_ns, rec->key, rec->key_len);
-        if (err) {
-            feox_record_unref(r); /* an embedded one stays with its entry (a tombstone) */
-            return feox_fail(err, "allocation failed");
-        }
-        feox_shard_count_add(&shard->ttl_keys, 1);
+    err = track_expiry(ls, hash, rec);
+    if (err) {
+        feox_record_unref(r);
+        return err;
     }
     end_version(ls, e); /* a later record of a key replaces the earlier version */
     ls->memory += version_bytes(r);
@@ -228,6 +321,9 @@ static feox_err load_del(void *ctx, const void *key, uint32_t key_len, uint64_t 
     (void)ts_ns;
     if (!key || key_len == 0 || key_len > FEOX_MAX_KEY_SIZE)
         return feox_fail(FEOX_ERR_CORRUPT, "the backend sent a delete with an invalid key size");
+    feox_err err = drain_queue(ls);
+    if (err)
+        return err;
     uint64_t hash = feox_hash_key(&ls->store->hash, key, key_len);
     load_slot *slot = slot_of(ls, hash, key, key_len); /* the table always has a free slot */
     if (slot->item != SLOT_EMPTY) /* only a key seen before has a version to end */
@@ -447,6 +543,10 @@ feox_err feox_store_first_load(feox_store *s, feox_storage *st)
     }
     feox_storage_sink sink = {.ctx = &ls, .put = load_put, .del = load_del};
     feox_err err = st->methods->load(st, NULL, &sink);
+    if (!err)
+        err = drain_queue(&ls);
+    else
+        (void)drain_queue(&ls); /* applied, so the cleanup below finds them */
     if (!err)
         err = finish_load(&ls);
     else
