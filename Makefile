@@ -279,6 +279,11 @@ $(B)/bench/bench_storage_sqlite: tests/bench/storage_sqlite/bench_storage_sqlite
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O2 -Iext -DSQLITE_CORE $< $(EXT_CORE_OBJ) $(B)/libfeox.a -lsqlite3 $(ENGINE_LIBS) -o $@
 
+# Open and close of a store file (issue 15): not part of make bench (see the file's header).
+$(B)/bench/bench_reopen: tests/bench/reopen/bench_reopen.c $(B)/libfeox.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O2 $< $(B)/libfeox.a $(ENGINE_LIBS) -o $@
+
 # make bench [QUICK=1] [SIZE=10K|1M|10M]: the report on stdout (tests/bench/README.md); the ratios
 # as data ($(B)/bench/ratios.tsv) and as a chart ($(B)/bench/ratios.svg, tests/bench/ratios.gp).
 SIZE ?=

@@ -111,6 +111,20 @@ feox_err feox_hash_index_init(feox_hash_index *idx, uint64_t capacity_hint, uint
     return FEOX_OK;
 }
 
+feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count)
+{
+    unsigned shards = feox_hash_shard_count(idx);
+    uint64_t per_shard = count / shards + 1;
+    if (per_shard < 16)
+        per_shard = 16;
+    for (unsigned i = 0; i < shards; i++) {
+        /* At most 50% load, as in init; an empty map is replaced rather than grown. */
+        if (!ck_hs_reset_size(&idx->shards[i].set, per_shard * 2))
+            return FEOX_ERR_NOMEM;
+    }
+    return FEOX_OK;
+}
+
 void feox_hash_index_destroy(feox_hash_index *idx)
 {
     if (!idx->shards)

@@ -42,6 +42,10 @@ typedef struct feox_hash_index {
 } feox_hash_index;
 
 feox_err feox_hash_index_init(feox_hash_index *idx, uint64_t capacity_hint, uint64_t seed);
+/* Size every shard's map for `count` keys in all (an empty index with no concurrent user: a
+ * store's first load, which knows its key count before it fills the index). Errors: NOMEM (the
+ * index keeps its maps). */
+feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count);
 /* Free the maps (no concurrent users; entries are not freed). */
 void feox_hash_index_destroy(feox_hash_index *idx);
 

@@ -306,6 +306,141 @@ void feox_ordered_index_destroy(feox_ordered_index *idx)
     feox_mem_free(idx);
 }
 
+/* ---- bulk build ------------------------------------------------------------------------------ */
+
+#define BUILD_FILL (FEOX_OI_NODE_CAP - 4) /* room for a few inserts before the first splits */
+
+/* One node of the level being built, with the smallest and largest key below it. */
+typedef struct built {
+    node *n;
+    const feox_entry *min, *max;
+} built;
+
+/* Parts of `total` items cut into ceil(total / fill) nodes as even as possible: node i gets
+ * base + (i < extra). */
+static size_t build_parts(size_t total, size_t fill)
+{
+    return (total + fill - 1) / fill;
+}
+
+static void free_built(built *level, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (level[i].n)
+            free_subtree(level[i].n);
+}
+
+static size_t build_leaves(feox_entry *const *sorted, size_t n, built *out)
+{
+    size_t parts = build_parts(n, BUILD_FILL), at = 0;
+    for (size_t i = 0; i < parts; i++) {
+        size_t take = n / parts + (i < n % parts);
+        node *leaf = node_new(true);
+        if (!leaf)
+            return i;
+        for (size_t j = 0; j < take; j++)
+            atomic_store_explicit(&AS_LEAF(leaf)->entries[j], sorted[at + j], memory_order_relaxed);
+        atomic_store_explicit(&leaf->count, (uint32_t)take, memory_order_relaxed);
+        refresh_prefix_and_heads(leaf);
+        out[i] = (built){leaf, sorted[at], sorted[at + take - 1]};
+        at += take;
+    }
+    return parts;
+}
+
+/* One inner level over `count` nodes of the level below (moved into the new nodes). Returns the
+ * number of new nodes, or 0 on allocation failure (then `below` still owns every node). */
+static size_t build_inner(built *below, size_t count, built *out)
+{
+    size_t parts = count <= FEOX_OI_NODE_CAP + 1 ? 1 : build_parts(count, BUILD_FILL + 1);
+    size_t at = 0;
+    for (size_t i = 0; i < parts; i++) {
+        size_t take = count / parts + (i < count % parts);
+        node *inner = node_new(false);
+        if (!inner)
+            goto fail;
+        out[i] = (built){inner, below[at].min, below[at + take - 1].max};
+        for (size_t j = 0; j < take; j++) {
+            if (j > 0) {
+                const feox_entry *l = below[at + j - 1].max, *r = below[at + j].min;
+                separator *sep = separator_between(l->key, l->key_len, r->key, r->key_len);
+                if (!sep) {
+                    atomic_store_explicit(&inner->count, (uint32_t)(j - 1), memory_order_relaxed);
+                    for (size_t k = 0; k < j; k++) /* the children stay with `below` */
+                        atomic_store_explicit(&AS_INNER(inner)->children[k], NULL,
+                                              memory_order_relaxed);
+                    goto fail_with_current;
+                }
+                atomic_store_explicit(&AS_INNER(inner)->seps[j - 1], sep, memory_order_relaxed);
+            }
+            atomic_store_explicit(&AS_INNER(inner)->children[j], below[at + j].n,
+                                  memory_order_relaxed);
+        }
+        atomic_store_explicit(&inner->count, (uint32_t)(take - 1), memory_order_relaxed);
+        refresh_prefix_and_heads(inner);
+        at += take;
+        continue;
+    fail_with_current:
+        for (uint32_t k = 0; k < atomic_load_explicit(&inner->count, memory_order_relaxed); k++)
+            feox_mem_free(atomic_load_explicit(&AS_INNER(inner)->seps[k], memory_order_relaxed));
+        feox_mem_free(inner);
+        out[i].n = NULL;
+    fail:
+        /* Take the nodes of the finished parents back apart: separators freed, children stay. */
+        for (size_t k = 0; k < i; k++) {
+            node *p = out[k].n;
+            uint32_t seps = atomic_load_explicit(&p->count, memory_order_relaxed);
+            for (uint32_t m = 0; m < seps; m++)
+                feox_mem_free(atomic_load_explicit(&AS_INNER(p)->seps[m], memory_order_relaxed));
+            feox_mem_free(p);
+        }
+        return 0;
+    }
+    return parts;
+}
+
+feox_err feox_ordered_index_build(feox_ordered_index *idx, feox_entry *const *sorted, size_t n)
+{
+    if (n == 0)
+        return FEOX_OK;
+    size_t leaves = build_parts(n, BUILD_FILL);
+    built *level = feox_mem_calloc(leaves, sizeof *level);
+    built *next = feox_mem_calloc(leaves, sizeof *next);
+    if (!level || !next) {
+        feox_mem_free(level);
+        feox_mem_free(next);
+        return FEOX_ERR_NOMEM;
+    }
+    size_t count = build_leaves(sorted, n, level);
+    feox_err err = FEOX_OK;
+    if (count < leaves) {
+        err = FEOX_ERR_NOMEM;
+    } else {
+        while (count > 1) {
+            size_t parents = build_inner(level, count, next);
+            if (!parents) {
+                err = FEOX_ERR_NOMEM;
+                break;
+            }
+            built *swap = level;
+            level = next;
+            next = swap;
+            count = parents;
+        }
+    }
+    if (err) {
+        free_built(level, count);
+    } else {
+        /* Nobody else uses the index yet: the empty root leaf goes at once. */
+        feox_mem_free(atomic_load_explicit(&idx->root, memory_order_relaxed));
+        atomic_store_explicit(&idx->root, level[0].n, memory_order_release);
+        count_add(idx, (int64_t)n);
+    }
+    feox_mem_free(level);
+    feox_mem_free(next);
+    return err;
+}
+
 /* ---- writer-side node edits (node locked) ---------------------------------------------------- */
 
 /* Publish count last with release: a reader that loads the new count (acquire) sees the slots. */

@@ -34,6 +34,12 @@ feox_err feox_ordered_index_create(feox_ordered_index **out);
 /* Free every node (no concurrent users allowed; entries are not freed). */
 void feox_ordered_index_destroy(feox_ordered_index *idx);
 
+/* Build the index from n entries in strictly ascending key order, in one pass (leaves filled to
+ * FEOX_OI_NODE_CAP - 4, then each inner level). The index must be empty and have no concurrent
+ * user (a store's first load, before the store is handed out). Errors: NOMEM (index unchanged,
+ * still empty). */
+feox_err feox_ordered_index_build(feox_ordered_index *idx, feox_entry *const *sorted, size_t n);
+
 /* Add an entry whose key is not in the index. Errors: NOMEM (index unchanged). */
 feox_err feox_ordered_index_insert(feox_ordered_index *idx, feox_entry *e);
 /* Remove an entry that is in the index. */

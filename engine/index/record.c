@@ -24,6 +24,12 @@ size_t feox_record_footprint(size_t value_len, bool cold)
     return allocation_footprint(sizeof(feox_record) + (cold ? 0 : value_len));
 }
 
+bool feox_record_unref_last(feox_record *r)
+{
+    /* Release our accesses; the thread that drops the last reference acquires them all. */
+    return atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1;
+}
+
 feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
 {
     feox_entry *e = feox_mem_alloc(sizeof *e + key_len);
@@ -32,19 +38,62 @@ feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
     e->hash = hash;
     atomic_init(&e->current, NULL);
     e->key_len = (uint32_t)key_len;
+    e->embed_offset = 0;
     memcpy(e->key, key, key_len);
     return e;
 }
 
+static void init_record(feox_record *r, const void *value, size_t value_len, uint32_t tag,
+                        uint64_t ts_ns, uint64_t expires_at_ns, bool cold, uint32_t refs)
+{
+    atomic_init(&r->refs, refs);
+    r->tag = tag;
+    r->ts_ns = ts_ns;
+    r->expires_at_ns = expires_at_ns;
+    atomic_init(&r->location, 0);
+    r->value_len = (uint32_t)value_len;
+    r->flags = cold ? FEOX_RECORD_COLD : 0;
+    if (!cold && value_len && value)
+        memcpy(r->value, value, value_len);
+}
+
+feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t hash,
+                                       const void *value, size_t value_len, uint32_t tag,
+                                       uint64_t ts_ns, uint64_t expires_at_ns, bool cold,
+                                       feox_record **version)
+{
+    size_t offset = (sizeof(feox_record) + (cold ? 0 : value_len) + 7) & ~(size_t)7;
+    char *block = feox_mem_alloc(offset + sizeof(feox_entry) + key_len);
+    if (!block)
+        return NULL;
+    feox_record *r = (feox_record *)block;
+    init_record(r, value, value_len, tag, ts_ns, expires_at_ns, cold, 2);
+    feox_entry *e = (feox_entry *)(block + offset);
+    e->hash = hash;
+    atomic_init(&e->current, NULL);
+    e->key_len = (uint32_t)key_len;
+    e->embed_offset = (uint32_t)offset;
+    memcpy(e->key, key, key_len);
+    *version = r;
+    return e;
+}
+
+void *feox_entry_release(feox_entry *e)
+{
+    if (!e->embed_offset)
+        return e;
+    feox_record *r = (feox_record *)((char *)e - e->embed_offset);
+    return feox_record_unref_last(r) ? r : NULL;
+}
+
 void feox_entry_free(feox_entry *e)
 {
-    feox_mem_free(e);
+    feox_mem_free(feox_entry_release(e));
 }
 
 static void destroy_entry(feox_retire_link *link)
 {
-    feox_entry *e = (feox_entry *)((char *)link - offsetof(feox_entry, retire));
-    feox_mem_free(e);
+    feox_entry_free((feox_entry *)((char *)link - offsetof(feox_entry, retire)));
 }
 
 void feox_entry_retire(feox_entry *e)
@@ -58,15 +107,7 @@ feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, 
     feox_record *r = feox_mem_alloc(sizeof *r + (cold ? 0 : value_len));
     if (!r)
         return NULL;
-    atomic_init(&r->refs, 1);
-    r->tag = tag;
-    r->ts_ns = ts_ns;
-    r->expires_at_ns = expires_at_ns;
-    atomic_init(&r->location, 0);
-    r->value_len = (uint32_t)value_len;
-    r->flags = cold ? FEOX_RECORD_COLD : 0;
-    if (!cold && value_len && value)
-        memcpy(r->value, value, value_len);
+    init_record(r, value, value_len, tag, ts_ns, expires_at_ns, cold, 1);
     return r;
 }
 

@@ -6,6 +6,10 @@
  *               hash, and an atomic pointer to the current version. Created when a key is created,
  *               unlinked from both indexes and retired through the epoch when it is deleted; after
  *               that `current` is NULL, which is how a scan that still holds it sees the deletion.
+ *               An entry made with its first version (feox_entry_new_with_record: one allocation
+ *               per key when a store loads) holds a reference on that version, which sits at the
+ *               start of their common allocation; the allocation is freed by whichever of the two
+ *               goes last (the version's reference count covers both).
  *   feox_record one immutable version of a value: bytes, tag, timestamp, expiry. Copy-on-write: a
  *               write builds a new record and publishes it with a release store into
  *               entry->current; the old one is retired. Reference counted so a zero-copy value
@@ -51,6 +55,9 @@ typedef struct feox_entry {
      * publishes a version); lock-free readers load it with acquire. */
     _Atomic(feox_record *) current;
     uint32_t key_len;
+    /* 0, or the entry shares one allocation with its key's first version, which starts this
+     * many bytes before it (feox_entry_new_with_record). */
+    uint32_t embed_offset;
     feox_retire_link retire;
     uint8_t key[];
 } feox_entry;
@@ -62,6 +69,17 @@ size_t feox_record_footprint(size_t value_len, bool cold);
 
 /* Allocate an entry holding a copy of the key (current = NULL). NULL on allocation failure. */
 feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash);
+/* One allocation holding the key's first version (as feox_record_new: refs = 1 for the index,
+ * plus one held by the entry) followed by the entry (current = NULL; the caller publishes the
+ * version). *version gets the version. NULL on allocation failure. */
+feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t hash,
+                                       const void *value, size_t value_len, uint32_t tag,
+                                       uint64_t ts_ns, uint64_t expires_at_ns, bool cold,
+                                       feox_record **version);
+/* The entry is going: free it, or drop its hold on the version it shares its allocation with
+ * (whichever of the two goes last frees the allocation). Returns the pointer to free now, or
+ * NULL if nothing is to be freed yet; for a batch of frees at close. */
+void *feox_entry_release(feox_entry *e);
 /* Free an entry that was never published. */
 void feox_entry_free(feox_entry *e);
 /* Retire a published, now unlinked entry (freed after a grace period). */
@@ -79,6 +97,9 @@ void feox_record_retire(feox_record *r);
  * was reachable, or on one the caller already references). */
 void feox_record_ref(feox_record *r);
 void feox_record_unref(feox_record *r);
+/* Drop a reference without freeing: true if it was the last one (the caller then frees r with
+ * feox_record_free, e.g. in a batch at close). */
+bool feox_record_unref_last(feox_record *r);
 
 /* Memcmp order of two keys, shorter prefix first. */
 static inline int feox_key_compare(const void *a, size_t alen, const void *b, size_t blen);

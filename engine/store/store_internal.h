@@ -6,6 +6,7 @@
  *     -> ttl_sweeper.c (active expiry; called by store.c)
  *     -> store_storage.c (the store's side of feox_storage.h: open + load, find on a miss,
  *        refresh, reading cold values, the host calls), storage_registry.c (backends by name)
+ *     -> store_load.c (the first load on open, in bulk: no locks, ordered index built at the end)
  *     -> store_apply.c (publishing a version, removing an entry, TTL bookkeeping)
  *     -> value_eviction.c, store_registry.c (open stores, fork, exit)
  * and the inline helpers below (clock, key check, live version, memory accounting).
@@ -210,6 +211,9 @@ feox_entry *feox_ttl_item_owner(feox_store *s, const feox_ttl_item *item);
 
 /* Open the backend cfg asks for (or "log" for a path) and load it into the indexes. */
 feox_err feox_store_attach_storage(feox_store *s);
+/* store_load.c: the store's first load from st, before the store is handed out (no other user:
+ * no locks, the ordered index built in one pass at the end). */
+feox_err feox_store_first_load(feox_store *s, feox_storage *st);
 /* A resident copy of version r of key: r itself (referenced) if resident, else a fresh
  * unindexed record read back from the backend. Called with a reference on r held. */
 feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len, feox_record *r,

@@ -321,8 +321,7 @@ feox_err feox_store_attach_storage(feox_store *s)
         return err;
     s->storage = st;
     s->storage_caps = m->caps;
-    feox_storage_sink sink = {.ctx = s, .put = sink_put, .del = sink_del};
-    err = m->load(st, NULL, &sink);
+    err = feox_store_first_load(s, st); /* store_load.c: nobody else uses the store yet */
     if (err) {
         m->close(st);
         s->storage = NULL;

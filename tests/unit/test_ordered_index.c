@@ -511,6 +511,94 @@ static void test_nomem_leaves_index_unchanged(void **state)
     feox_epoch_reclaim();
 }
 
+/* A sorted array of n unique keys of one shape (entries from feox_entry_new) in m. */
+static void make_sorted(model *m, key_shape shape, size_t n)
+{
+    uint8_t key[512];
+    for (int tries = 0; m->count < n && tries < 1000000; tries++) {
+        size_t len = make_key(shape, key), at;
+        if (model_contains(m, key, len, &at))
+            continue;
+        feox_entry *e = feox_entry_new(key, len, 0);
+        assert_non_null(e);
+        model_insert_at(m, at, e);
+    }
+}
+
+/* feox_ordered_index_build gives the index a million inserts would: same scans in every mode,
+ * a valid structure at every size around the node fill, and writers work on it afterwards. */
+static void test_build_from_sorted(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 1, 2, 27, 28, 29, 56, 57, 812, 813, 5000, 30000};
+    static const key_shape shapes[] = {KEYS_RANDOM16, KEYS_SHARED_PREFIX, KEYS_MIXED_LENGTH};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        for (size_t hi = 0; hi < 3; hi++) {
+            rng_state = 100 + si * 7 + hi;
+            model m = {0};
+            make_sorted(&m, shapes[hi], sizes[si]);
+            feox_ordered_index *idx = NULL;
+            assert_int_equal(feox_ordered_index_create(&idx), FEOX_OK);
+            assert_int_equal(feox_ordered_index_build(idx, m.items, m.count), FEOX_OK);
+            assert_full_match(idx, &m);
+            uint8_t bound[512];
+            for (int k = 0; k < 40; k++) {
+                size_t blen = make_key(shapes[hi], bound);
+                assert_scan_matches(idx, &m, random_mode(), bound, blen, 1 + rng_below(100));
+            }
+            /* Writers on the built tree: inserts split its nearly full nodes, removes empty
+             * its leaves. */
+            uint8_t key[512];
+            for (int op = 0; op < 3000; op++) {
+                size_t len = make_key(shapes[hi], key), at;
+                if (model_contains(&m, key, len, &at)) {
+                    feox_entry *e = model_remove_at(&m, at);
+                    feox_ordered_index_remove(idx, e);
+                    feox_entry_free(e);
+                } else {
+                    feox_entry *e = feox_entry_new(key, len, 0);
+                    assert_int_equal(feox_ordered_index_insert(idx, e), FEOX_OK);
+                    model_insert_at(&m, at, e);
+                }
+            }
+            assert_full_match(idx, &m);
+            feox_ordered_index_destroy(idx);
+            model_free_all(&m);
+            feox_epoch_reclaim();
+        }
+    }
+}
+
+/* A build that runs out of memory at any allocation leaves the index empty and usable. */
+static void test_build_nomem(void **state)
+{
+    (void)state;
+    rng_state = 77;
+    model m = {0};
+    make_sorted(&m, KEYS_SHARED_PREFIX, 3000);
+    feox_ordered_index *idx = NULL;
+    assert_int_equal(feox_ordered_index_create(&idx), FEOX_OK);
+    model empty = {0};
+    feox_set_allocator(counting_malloc, counting_realloc, counting_free);
+    long n;
+    for (n = 0;; n++) {
+        long before = live_allocations;
+        fail_after = n;
+        feox_err err = feox_ordered_index_build(idx, m.items, m.count);
+        fail_after = -1;
+        if (err == FEOX_OK)
+            break;
+        assert_int_equal(err, FEOX_ERR_NOMEM);
+        assert_int_equal(live_allocations, before); /* nothing leaked */
+        assert_full_match(idx, &empty);
+    }
+    feox_set_allocator(NULL, NULL, NULL);
+    assert_true(n > 100); /* the failures reached leaves, separators and inner nodes */
+    assert_full_match(idx, &m);
+    feox_ordered_index_destroy(idx);
+    model_free_all(&m);
+}
+
 /* create itself fails cleanly when memory does. */
 static void test_create_nomem(void **state)
 {
@@ -537,6 +625,8 @@ int main(void)
         cmocka_unit_test(test_queue_workload_bounded),
         cmocka_unit_test(test_nomem_leaves_index_unchanged),
         cmocka_unit_test(test_create_nomem),
+        cmocka_unit_test(test_build_from_sorted),
+        cmocka_unit_test(test_build_nomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,561 @@
+/*
+ * store_load.c — a store's first load from its backend (feox_open), as one bulk pass.
+ *
+ * The store is not yet handed out while it loads (create_store returns it only afterwards; no
+ * maintenance thread runs yet), so this thread is its only user. The load therefore:
+ *   - finds a key's earlier record with a private table of (32 hash bits, item) pairs, which
+ *     compares stored hash bits and reads an entry only when they are equal, instead of probing
+ *     the hash index (every probe of ck_hs reads an entry); the table is sized from the file's
+ *     size and grows from its own hash bits;
+ *   - can allocate a new key's entry and its first version together (one allocation per key;
+ *     only for values up to EMBED_MAX_VALUE bytes, today 0, and not with max_memory), and applies
+ *     such a put LOOKAHEAD records later, its table slot prefetched meanwhile (a later put,
+ *     delete or expired put of any key first applies what is queued, so file order holds);
+ *   - frees a version a later record replaces at once (nobody can hold it), keeps the entry of
+ *     a key a later record deletes (or whose put has expired) as a tombstone with current NULL,
+ *     which a later put of the key reuses, and frees the tombstones at the end;
+ *   - when the backend is done, knows the live key count: sizes the hash index for it once
+ *     (no growth) and fills it without comparisons (every key is unique), sorts the live keys
+ *     (radix sort on their first 8 bytes, runs of equal heads by comparison) and builds the
+ *     ordered index from them in one pass (feox_ordered_index_build), instead of a million
+ *     random inserts; with PARALLEL_MIN_KEYS keys or more, a helper thread sorts and builds the
+ *     ordered index while this one fills the hash index (both only read the entries, which
+ *     are complete before the helper starts; the helper is joined before the store is used);
+ *   - adds the accounted memory once at the end, reads the clock only for records with an
+ *     expiry, and pushes a TTL heap item only for those.
+ * A refresh that asks for a full reload (feox_refresh) runs on a live store and goes through
+ * store_storage.c's locked sink instead.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/alloc.h"
+#include "store/store_internal.h"
+
+#define SLOT_EMPTY UINT32_MAX
+
+typedef struct load_slot {
+    uint32_t hash; /* the key hash's top 32 bits: the slot position and the first comparison */
+    uint32_t item; /* index into load_state.entries, SLOT_EMPTY if free */
+} load_slot;
+
+typedef struct load_state {
+    feox_store *store;
+    feox_entry **entries; /* every key seen, in first-seen order (current NULL: not live) */
+    size_t count, cap;
+    load_slot *slots; /* open addressing, linear probing, at most half full */
+    size_t slot_mask;
+    int64_t memory; /* accounted bytes, added to the store at the end */
+    /* Puts of new-looking keys wait here for LOOKAHEAD more records, their table slot
+     * prefetched, and are applied in file order (load_queue). */
+    struct queued_put {
+        feox_entry *e; /* with its version embedded: e's first version is v */
+        feox_record *v;
+    } queue[16];
+    unsigned queue_head, queued;
+} load_state;
+
+#define LOOKAHEAD 16
+
+static feox_err check_record(const feox_storage_record *rec)
+{
+    if (!rec || !rec->key || rec->key_len == 0 || rec->key_len > FEOX_MAX_KEY_SIZE ||
+        rec->value_len > FEOX_MAX_VALUE_SIZE)
+        return feox_fail(FEOX_ERR_CORRUPT, "the backend sent a record with an invalid size");
+    return FEOX_OK;
+}
+
+/* entry->current during the load: relaxed, as this thread is the only user (the store reaches
+ * other threads later through pthread_create or the caller's own synchronisation, both of which
+ * order these stores before any reader's loads). */
+static feox_record *current_of(const feox_entry *e)
+{
+    return atomic_load_explicit(&e->current, memory_order_relaxed);
+}
+
+static void set_current(feox_entry *e, feox_record *r)
+{
+    atomic_store_explicit(&e->current, r, memory_order_relaxed);
+}
+
+static int64_t version_bytes(const feox_record *r)
+{
+    return (int64_t)feox_record_footprint(r->value_len, r->flags & FEOX_RECORD_COLD);
+}
+
+/* ---- the key table ---- */
+
+static bool slots_resize(load_state *ls, size_t size)
+{
+    load_slot *slots = feox_mem_alloc(size * sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < size; i++)
+        slots[i].item = SLOT_EMPTY;
+    size_t mask = size - 1;
+    if (ls->slots) {
+        for (size_t i = 0; i <= ls->slot_mask; i++) {
+            if (ls->slots[i].item == SLOT_EMPTY)
+                continue;
+            size_t at = ls->slots[i].hash & mask;
+            while (slots[at].item != SLOT_EMPTY)
+                at = (at + 1) & mask;
+            slots[at] = ls->slots[i];
+        }
+        feox_mem_free(ls->slots);
+    }
+    ls->slots = slots;
+    ls->slot_mask = mask;
+    return true;
+}
+
+/* The slot of key: its item, or the free slot where it goes. */
+static load_slot *slot_of(load_state *ls, uint64_t hash, const void *key, uint32_t key_len)
+{
+    uint32_t top = (uint32_t)(hash >> 32);
+    size_t at = top & ls->slot_mask;
+    for (;;) {
+        load_slot *slot = &ls->slots[at];
+        if (slot->item == SLOT_EMPTY)
+            return slot;
+        if (slot->hash == top) {
+            const feox_entry *e = ls->entries[slot->item];
+            if (e->key_len == key_len && memcmp(e->key, key, key_len) == 0)
+                return slot;
+        }
+        at = (at + 1) & ls->slot_mask;
+    }
+}
+
+/* The slot of key, with room for one more key (NULL: no memory for the table). */
+static load_slot *claim_slot(load_state *ls, uint64_t hash, const void *key, uint32_t key_len)
+{
+    if (ls->count + 1 > (ls->slot_mask + 1) / 2) {
+        if (ls->count >= SLOT_EMPTY - 1 || !slots_resize(ls, (ls->slot_mask + 1) * 2))
+            return NULL;
+    }
+    if (ls->count == ls->cap) {
+        size_t cap = ls->cap * 2;
+        feox_entry **grown = feox_mem_realloc(ls->entries, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        ls->entries = grown;
+        ls->cap = cap;
+    }
+    return slot_of(ls, hash, key, key_len);
+}
+
+/* Remember a new key's entry in its (free) slot. */
+static void add_entry(load_state *ls, load_slot *slot, feox_entry *e)
+{
+    ls->memory += (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
+    slot->hash = (uint32_t)(e->hash >> 32);
+    slot->item = (uint32_t)ls->count;
+    ls->entries[ls->count++] = e;
+}
+
+/* ---- the sink ---- */
+
+/* The key has no live version any more (its entry stays, a tombstone). */
+static void end_version(load_state *ls, feox_entry *e)
+{
+    feox_record *old = current_of(e);
+    if (!old)
+        return;
+    if (old->expires_at_ns) {
+        feox_shard *shard = feox_hash_shard(&ls->store->hash, e->hash);
+        feox_shard_count_add(&shard->ttl_keys, -1);
+    }
+    ls->memory -= version_bytes(old);
+    set_current(e, NULL);
+    feox_record_unref(old);
+}
+
+/* A new key's first version may share one allocation with its entry only up to this many value
+ * bytes. The shared block cannot be freed while the key lives, so a later version would leave the
+ * first one's header and bytes behind, uncounted by max_memory and feox_memory_usage. Measured at
+ * 500K records: sharing up to 256 bytes made open 10-15% and close 35% faster; not worth memory
+ * that no counter shows. Off (0: only empty values share), until replacing a shared first
+ * version can free or count its part. */
+#define EMBED_MAX_VALUE 0
+
+/* Apply a queued put: its entry becomes the key's, or, if the key has one already, its version
+ * becomes that entry's current one and its own entry part goes unused (the allocation is freed
+ * with the version). On failure the put is freed. */
+static feox_err apply_queued(load_state *ls, feox_entry *e, feox_record *v)
+{
+    load_slot *slot = claim_slot(ls, e->hash, e->key, e->key_len);
+    if (!slot) {
+        feox_record_unref(v);
+        feox_entry_free(e);
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    }
+    if (slot->item == SLOT_EMPTY) {
+        add_entry(ls, slot, e);
+    } else {
+        feox_entry *owner = ls->entries[slot->item];
+        end_version(ls, owner);
+        (void)feox_entry_release(e); /* the version still holds the allocation: never NULL */
+        e = owner;
+    }
+    ls->memory += version_bytes(v);
+    set_current(e, v);
+    return FEOX_OK;
+}
+
+/* Apply every queued put, oldest first. */
+static feox_err drain_queue(load_state *ls)
+{
+    feox_err err = FEOX_OK;
+    while (ls->queued) {
+        struct queued_put q = ls->queue[ls->queue_head];
+        ls->queue_head = (ls->queue_head + 1) % LOOKAHEAD;
+        ls->queued--;
+        if (err) { /* after a failure the rest is only freed */
+            feox_record_unref(q.v);
+            feox_entry_free(q.e);
+        } else {
+            err = apply_queued(ls, q.e, q.v);
+        }
+    }
+    return err;
+}
+
+/* The put's TTL heap item and count (the heap holds items, not entries: any order is fine). */
+static feox_err track_expiry(load_state *ls, uint64_t hash, const feox_storage_record *rec)
+{
+    if (!rec->expires_at_ns)
+        return FEOX_OK;
+    feox_shard *shard = feox_hash_shard(&ls->store->hash, hash);
+    feox_err err =
+        feox_ttl_heap_push(&shard->ttl, rec->expires_at_ns, rec->ts_ns, rec->key, rec->key_len);
+    if (err)
+        return feox_fail(err, "allocation failed");
+    feox_shard_count_add(&shard->ttl_keys, 1);
+    return FEOX_OK;
+}
+
+/* A put whose value is small enough to share its entry's allocation: made now (the record's
+ * bytes are valid during this call only), its table slot prefetched, applied LOOKAHEAD records
+ * later, when that slot is in cache. */
+static feox_err queue_put(load_state *ls, uint64_t hash, const feox_storage_record *rec)
+{
+    feox_record *v;
+    feox_entry *e = feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value,
+                                               rec->value_len, rec->tag, rec->ts_ns,
+                                               rec->expires_at_ns, rec->value == NULL, &v);
+    if (!e)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    atomic_store_explicit(&v->location, rec->location, memory_order_relaxed);
+    feox_err err = track_expiry(ls, hash, rec);
+    if (err) {
+        feox_record_unref(v);
+        feox_entry_free(e);
+        return err;
+    }
+    __builtin_prefetch(&ls->slots[(uint32_t)(hash >> 32) & ls->slot_mask]);
+    if (ls->queued == LOOKAHEAD) {
+        struct queued_put q = ls->queue[ls->queue_head];
+        ls->queue_head = (ls->queue_head + 1) % LOOKAHEAD;
+        ls->queued--;
+        err = apply_queued(ls, q.e, q.v);
+        if (err) {
+            feox_record_unref(v);
+            feox_entry_free(e);
+            return err;
+        }
+    }
+    ls->queue[(ls->queue_head + ls->queued) % LOOKAHEAD] = (struct queued_put){e, v};
+    ls->queued++;
+    return FEOX_OK;
+}
+
+static feox_err load_put(void *ctx, const feox_storage_record *rec)
+{
+    load_state *ls = ctx;
+    feox_store *s = ls->store;
+    feox_err err = check_record(rec);
+    if (err)
+        return err;
+    uint64_t hash = feox_hash_key(&s->hash, rec->key, rec->key_len);
+    bool expired = rec->expires_at_ns && feox_store_now(s) > rec->expires_at_ns;
+    if (!expired && !s->cfg.max_memory && rec->value_len <= EMBED_MAX_VALUE)
+        return queue_put(ls, hash, rec);
+    /* Everything else in file order with what is queued: apply that first. */
+    err = drain_queue(ls);
+    if (err)
+        return err;
+    load_slot *slot = claim_slot(ls, hash, rec->key, rec->key_len);
+    if (!slot)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    feox_entry *e = slot->item == SLOT_EMPTY ? NULL : ls->entries[slot->item];
+    if (expired) {
+        if (e)
+            end_version(ls, e); /* an expired put ends the key */
+        return FEOX_OK;
+    }
+    if (!e) {
+        e = feox_entry_new(rec->key, rec->key_len, hash);
+        if (!e)
+            return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+        add_entry(ls, slot, e);
+    }
+    feox_record *r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
+                                     rec->expires_at_ns, rec->value == NULL);
+    if (!r)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    atomic_store_explicit(&r->location, rec->location, memory_order_relaxed);
+    err = track_expiry(ls, hash, rec);
+    if (err) {
+        feox_record_unref(r);
+        return err;
+    }
+    end_version(ls, e); /* a later record of a key replaces the earlier version */
+    ls->memory += version_bytes(r);
+    set_current(e, r);
+    return FEOX_OK;
+}
+
+static feox_err load_del(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns)
+{
+    load_state *ls = ctx;
+    (void)ts_ns;
+    if (!key || key_len == 0 || key_len > FEOX_MAX_KEY_SIZE)
+        return feox_fail(FEOX_ERR_CORRUPT, "the backend sent a delete with an invalid key size");
+    feox_err err = drain_queue(ls);
+    if (err)
+        return err;
+    uint64_t hash = feox_hash_key(&ls->store->hash, key, key_len);
+    load_slot *slot = slot_of(ls, hash, key, key_len); /* the table always has a free slot */
+    if (slot->item != SLOT_EMPTY) /* only a key seen before has a version to end */
+        end_version(ls, ls->entries[slot->item]);
+    return FEOX_OK;
+}
+
+/* ---- sorting the loaded keys ---- */
+
+typedef struct sort_item {
+    uint64_t head; /* the first 8 key bytes, big-endian, zero-padded: integer order = memcmp */
+    feox_entry *e;
+} sort_item;
+
+static uint64_t head_of(const feox_entry *e)
+{
+    uint8_t bytes[8] = {0};
+    memcpy(bytes, e->key, e->key_len < 8 ? e->key_len : 8);
+    uint64_t w;
+    memcpy(&w, bytes, 8);
+    return __builtin_bswap64(w);
+}
+
+static int compare_items(const void *a, const void *b)
+{
+    const feox_entry *x = ((const sort_item *)a)->e, *y = ((const sort_item *)b)->e;
+    return feox_key_compare(x->key, x->key_len, y->key, y->key_len);
+}
+
+/* LSD radix sort on head, 8 bits a pass (passes where every item has the same byte skipped),
+ * then each run of equal heads sorted by the whole key. */
+static feox_err sort_items(sort_item *items, size_t n)
+{
+    sort_item *tmp = feox_mem_alloc(n * sizeof *tmp);
+    size_t(*counts)[256] = feox_mem_calloc(8, sizeof *counts);
+    if (!tmp || !counts) {
+        feox_mem_free(tmp);
+        feox_mem_free(counts);
+        return FEOX_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int d = 0; d < 8; d++)
+            counts[d][(items[i].head >> (8 * d)) & 0xff]++;
+    sort_item *from = items, *to = tmp;
+    for (int d = 0; d < 8; d++) {
+        if (counts[d][(items[0].head >> (8 * d)) & 0xff] == n)
+            continue; /* one byte value for all: order unchanged */
+        size_t at[256], sum = 0;
+        for (int v = 0; v < 256; v++) {
+            at[v] = sum;
+            sum += counts[d][v];
+        }
+        for (size_t i = 0; i < n; i++)
+            to[at[(from[i].head >> (8 * d)) & 0xff]++] = from[i];
+        sort_item *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != items)
+        memcpy(items, from, n * sizeof *items);
+    feox_mem_free(tmp);
+    feox_mem_free(counts);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && items[j].head == items[i].head)
+            j++;
+        if (j - i > 1)
+            qsort(items + i, j - i, sizeof *items, compare_items);
+        i = j;
+    }
+    return FEOX_OK;
+}
+
+/* ---- the end of the load ---- */
+
+/* Free every entry of the load, live or not (a failed load: the indexes hold none of them). */
+static void drop_entries(load_state *ls)
+{
+    for (size_t i = 0; i < ls->count; i++) {
+        feox_record *r = current_of(ls->entries[i]);
+        if (r)
+            feox_record_unref(r);
+        feox_entry_free(ls->entries[i]);
+    }
+    ls->count = 0;
+}
+
+#define PREFETCH_AHEAD 8
+
+/* Fill the hash index in the order of its slots (shard, then the low hash bits a probe starts
+ * from): the entries a probe compares against are the ones just inserted, still in cache.
+ * The next entries are prefetched (their addresses are random in that order). */
+static feox_err fill_hash(feox_store *s, sort_item *by_slot, size_t live, size_t *inserted)
+{
+    for (size_t i = 0; i < live; i++) {
+        if (i + PREFETCH_AHEAD < live)
+            __builtin_prefetch(by_slot[i + PREFETCH_AHEAD].e);
+        feox_entry *e = by_slot[i].e;
+        if (feox_hash_insert(&s->hash, e) != FEOX_OK)
+            return FEOX_ERR_NOMEM;
+        feox_shard_count_add(&feox_hash_shard(&s->hash, e->hash)->keys, 1);
+        (*inserted)++;
+    }
+    return FEOX_OK;
+}
+
+/* Loads of at least this many keys build the ordered index on a second thread while this one
+ * fills the hash index (the two only read the entries). */
+#define PARALLEL_MIN_KEYS 8192
+
+typedef struct ordered_job {
+    feox_store *store;
+    sort_item *by_key;
+    feox_entry **sorted; /* out: the entries in key order */
+    size_t live;
+    feox_err err;
+} ordered_job;
+
+static void *build_ordered(void *arg)
+{
+    ordered_job *job = arg;
+    job->err = sort_items(job->by_key, job->live);
+    if (job->err)
+        return NULL;
+    for (size_t i = 0; i < job->live; i++)
+        job->sorted[i] = job->by_key[i].e;
+    job->err = feox_ordered_index_build(job->store->ordered, job->sorted, job->live);
+    return NULL;
+}
+
+/* Keep the live entries (tombstones freed), fill the hash index, build the ordered index. Both
+ * sort orders are taken from the entries in creation order, which is their address order. On
+ * failure, the entries the hash index holds stay with the store (which is then destroyed: the
+ * ordered index is freed without reading its entries) and the others are freed here. */
+static feox_err finish_load(load_state *ls)
+{
+    feox_store *s = ls->store;
+    feox_mem_free(ls->slots);
+    ls->slots = NULL;
+    size_t live = 0;
+    for (size_t i = 0; i < ls->count; i++) {
+        feox_entry *e = ls->entries[i];
+        if (current_of(e)) {
+            ls->entries[live++] = e;
+        } else {
+            ls->memory -= (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
+            feox_entry_free(e);
+        }
+    }
+    ls->count = live;
+    if (live == 0)
+        return FEOX_OK;
+    uint64_t want = live > s->cfg.initial_capacity ? live : s->cfg.initial_capacity;
+    sort_item *by_key = feox_mem_alloc(live * sizeof *by_key);
+    sort_item *by_slot = feox_mem_alloc(live * sizeof *by_slot);
+    feox_err err = by_key && by_slot ? feox_hash_index_reserve(&s->hash, want) : FEOX_ERR_NOMEM;
+    if (err) {
+        drop_entries(ls);
+        feox_mem_free(by_key);
+        feox_mem_free(by_slot);
+        return feox_fail(err, "allocation failed");
+    }
+    for (size_t i = 0; i < live; i++) {
+        feox_entry *e = ls->entries[i];
+        by_key[i] = (sort_item){head_of(e), e};
+        by_slot[i] = (sort_item){(e->hash >> 58) << 32 | (e->hash & 0xffffffffu), e};
+    }
+    ordered_job job = {.store = s, .by_key = by_key, .sorted = ls->entries, .live = live};
+    pthread_t helper;
+    bool parallel =
+        live >= PARALLEL_MIN_KEYS && pthread_create(&helper, NULL, build_ordered, &job) == 0;
+    if (!parallel)
+        build_ordered(&job);
+    size_t inserted = 0;
+    err = sort_items(by_slot, live);
+    if (!err)
+        err = fill_hash(s, by_slot, live, &inserted);
+    if (parallel)
+        pthread_join(helper, NULL);
+    if (!err)
+        err = job.err; /* every entry is in the hash index: they go with the store */
+    else {
+        size_t left = 0;
+        for (size_t i = inserted; i < live; i++)
+            ls->entries[left++] = by_slot[i].e;
+        ls->count = left;
+        drop_entries(ls);
+    }
+    feox_mem_free(by_key);
+    feox_mem_free(by_slot);
+    return err ? feox_fail(err, "allocation failed") : FEOX_OK;
+}
+
+/* Slots for the key table at the start: the store file's size over 128 bytes a record (a guess
+ * that errs low for small records; the table doubles when it is half full), twice that, within
+ * [8192, 2^22] (at most 32 MiB, freed at the end of the load). Only for the log backend, whose file
+ * is s->path. */
+static size_t initial_slots(const feox_store *s)
+{
+    size_t slots = 8192;
+    struct stat st;
+    if (s->cfg.storage || !s->path || stat(s->path, &st) != 0 || st.st_size <= 0)
+        return slots;
+    uint64_t guess = (uint64_t)st.st_size / 128;
+    while (slots < ((size_t)1 << 22) && slots < 2 * guess)
+        slots *= 2;
+    return slots;
+}
+
+feox_err feox_store_first_load(feox_store *s, feox_storage *st)
+{
+    load_state ls = {.store = s, .cap = 4096};
+    ls.entries = feox_mem_alloc(ls.cap * sizeof *ls.entries);
+    if (!ls.entries || !slots_resize(&ls, initial_slots(s))) {
+        feox_mem_free(ls.entries);
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    }
+    feox_storage_sink sink = {.ctx = &ls, .put = load_put, .del = load_del};
+    feox_err err = st->methods->load(st, NULL, &sink);
+    if (!err)
+        err = drain_queue(&ls);
+    else
+        (void)drain_queue(&ls); /* applied, so the cleanup below finds them */
+    if (!err)
+        err = finish_load(&ls);
+    else
+        drop_entries(&ls);
+    feox_mem_free(ls.slots);
+    feox_memory_reserve(s, ls.memory, false);
+    feox_mem_free(ls.entries);
+    return err;
+}
