@@ -54,6 +54,7 @@ typedef struct feox_vt_cursor {
     /* LIMIT */
     bool has_limit;
     sqlite3_int64 limit_left;
+    sqlite3_int64 limit_hint; /* a LIMIT that SQLite enforces itself: rows likely read, 0 none */
     uint64_t now_ns;
     bool now_known; /* now_ns was read during this xFilter */
     /* current row */
@@ -131,6 +132,7 @@ static void cursor_reset(feox_vt_cursor *c)
     c->in_check_lens = NULL;
     c->n_points = c->next_point = c->n_eq_checks = c->n_in_checks = 0;
     c->has_lo = c->has_hi = c->has_limit = c->points_set = c->now_known = false;
+    c->limit_hint = 0;
     c->eof = true;
 }
 
@@ -401,8 +403,10 @@ static int scan_start(feox_vt_cursor *c, sqlite3_int64 offset)
         }
         c->scan_store = vt->entry->store;
     }
-    /* Rows this xFilter will read at most, when LIMIT says (0: unknown). */
-    sqlite3_int64 rows = c->has_limit ? c->limit_left + offset : 0;
+    /* Rows this xFilter will likely read, when a LIMIT says (0: unknown). */
+    sqlite3_int64 rows = c->has_limit    ? c->limit_left + offset
+                         : c->limit_hint ? c->limit_hint + offset
+                                         : 0;
     feox_cursor_expect(c->scan, rows > 0 && rows < 1000000 ? (size_t)rows : 0);
     if (c->has_lo && c->has_hi) {
         int r = key_cmp(c->lo.data, c->lo.len, c->hi.data, c->hi.len);
@@ -476,6 +480,8 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
             if (op == FEOX_OP_LIMIT && n >= 0) {
                 c->has_limit = true;
                 c->limit_left = n;
+            } else if (op == FEOX_OP_LIMIT_HINT && n > 0) {
+                c->limit_hint = n;
             } else if (op == FEOX_OP_OFFSET && n > 0) {
                 offset = n;
             }

@@ -71,7 +71,7 @@ static size_t arena_take(feox_cursor *c, size_t more)
 {
     size_t at = (c->arena_used + 7) & ~(size_t)7;
     if (at + more > c->arena_cap) {
-        size_t cap = c->arena_cap ? c->arena_cap : 4096;
+        size_t cap = c->arena_cap ? c->arena_cap : 16384; /* 100 rows of 16 + 100 bytes */
         while (cap < at + more)
             cap *= 2;
         uint8_t *arena = feox_mem_realloc(c->arena, cap);
