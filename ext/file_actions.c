@@ -104,7 +104,11 @@ typedef struct action {
 
 static pthread_mutex_t actions_mutex = PTHREAD_MUTEX_INITIALIZER;
 static action *actions_head;
-static atomic_int actions_count; /* lets the common case (nothing pending) skip the mutex */
+/* Lets the common case (nothing pending) skip the mutex. Changed under the mutex and read
+ * without it as a hint: relaxed, since nothing is read on the strength of it (a non-zero count
+ * leads to the mutex, which orders the list) and a connection's own pushes happen before its
+ * own later reads (same thread, or ordered by SQLite's connection mutex). */
+static _Atomic int actions_count;
 
 /* True if c made action a. Connections are compared by id, never by pointer: a closed
  * connection's memory may be reused by a new one. */
@@ -150,7 +154,7 @@ static void push(action *a)
     pthread_mutex_lock(&actions_mutex);
     a->next = actions_head;
     actions_head = a;
-    atomic_fetch_add(&actions_count, 1);
+    atomic_fetch_add_explicit(&actions_count, 1, memory_order_relaxed);
     pthread_mutex_unlock(&actions_mutex);
 }
 
@@ -590,7 +594,7 @@ static action *take(bool (*want)(const action *a, const void *ctx), const void *
             *pp = a->next;
             a->next = taken;
             taken = a;
-            atomic_fetch_sub(&actions_count, 1);
+            atomic_fetch_sub_explicit(&actions_count, 1, memory_order_relaxed);
         } else {
             pp = &a->next;
         }
@@ -640,7 +644,7 @@ static bool of_conn(const action *a, const void *ctx)
 
 void feox_actions_settle(feox_conn *c)
 {
-    if (atomic_load(&actions_count) == 0 || c == NULL) {
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0 || c == NULL) {
         return;
     }
     settle_list(take(of_conn, c), c, true);
@@ -648,7 +652,7 @@ void feox_actions_settle(feox_conn *c)
 
 void feox_actions_connection_closed(feox_conn *c)
 {
-    if (atomic_load(&actions_count) == 0) {
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {
         return;
     }
     action *list = take(of_conn, c);
@@ -726,7 +730,7 @@ static verdict decide_for_name(const action *a, feox_conn *c, const char *schema
 int feox_actions_before_name(feox_conn *c, const char *schema, const char *table,
                              const char *file_path, const char *renaming, char **err)
 {
-    if (atomic_load(&actions_count) == 0) {
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {
         return SQLITE_OK;
     }
     name_ctx n = {c, schema, table, file_path, renaming};
@@ -759,7 +763,7 @@ static bool moved_from(const action *a, const void *ctx)
 
 bool feox_actions_path_moving(const char *path)
 {
-    if (atomic_load(&actions_count) == 0) {
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {
         return false;
     }
     pthread_mutex_lock(&actions_mutex);
@@ -773,7 +777,7 @@ bool feox_actions_path_moving(const char *path)
 
 static action *take_rename_to(feox_conn *c, const char *schema, const char *table)
 {
-    if (atomic_load(&actions_count) == 0) {
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {
         return NULL;
     }
     table_ctx t = {c, schema, table};
@@ -793,7 +797,7 @@ static bool creates_table(const action *a, const void *ctx)
 
 void feox_actions_forget_create(feox_conn *c, const char *schema, const char *table)
 {
-    if (atomic_load(&actions_count) == 0) {
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {
         return;
     }
     table_ctx t = {c, schema, table};
@@ -808,7 +812,7 @@ void feox_actions_forget_create(feox_conn *c, const char *schema, const char *ta
 int feox_actions_retarget_create(feox_conn *c, const char *schema, const char *table,
                                  const char *new_table, const feox_location *to, bool moved)
 {
-    if (atomic_load(&actions_count) == 0) {
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {
         return SQLITE_OK;
     }
     table_ctx t = {c, schema, table};
@@ -848,7 +852,7 @@ static bool renamed_to_any(const action *a, const void *ctx)
 
 char *feox_actions_pending_owner(feox_conn *c, const char *schema, const char *table)
 {
-    if (atomic_load(&actions_count) == 0) {
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {
         return NULL;
     }
     table_ctx t = {c, schema, table};
@@ -867,7 +871,7 @@ char *feox_actions_pending_owner(feox_conn *c, const char *schema, const char *t
 /* True if a pending action of any connection concerns the file at path. */
 static bool path_pending(const char *path)
 {
-    if (atomic_load(&actions_count) == 0) {
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {
         return false;
     }
     bool pending = false;

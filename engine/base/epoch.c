@@ -61,7 +61,8 @@ static ck_epoch_record_t *new_record(void)
     for (unsigned i = 0; i < FEOX_EPOCH_STATIC_RECORDS; i++) {
         unsigned unused = 0;
         if (atomic_load_explicit(&static_record_used[i], memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_strong(&static_record_used[i], &unused, 1))
+            atomic_compare_exchange_strong_explicit(&static_record_used[i], &unused, 1,
+                                                    memory_order_seq_cst, memory_order_relaxed))
             return &static_records[i];
     }
     void *mem = NULL;

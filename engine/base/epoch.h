@@ -54,7 +54,9 @@ void feox_epoch_fork_parent(void);
 void feox_epoch_fork_child(void);
 
 /* TSan cannot see Concurrency Kit's inline-asm atomics; these annotate the happens-before edges
- * (publish → read) so ThreadSanitizer stays quiet on correct code. No-ops without TSan. */
+ * that only Concurrency Kit's own structures provide, so ThreadSanitizer stays quiet on correct
+ * code: ck_hs publishing an entry to a lock-free lookup (hash_index.c) and ck_epoch's grace period
+ * (epoch.c). The engine's own atomics are C11 and need none. No-ops without TSan. */
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define FEOX_TSAN 1

@@ -68,7 +68,9 @@ static const feox_io_methods real_methods = {
 static const feox_io_methods *methods = &real_methods;
 
 /* One armed fault per op. fail_at is the absolute call number (calls[op] after increment) at which
- * the fault fires; 0 = disarmed. */
+ * the fault fires; 0 = disarmed. Every access is seq_cst (as before the orders were spelled out):
+ * the store of fail_at publishes the plain fields, and arming and counting are two variables whose
+ * one total order keeps "the nth call from now" exact; the cost is one locked add per I/O call. */
 typedef struct injected_fault {
     _Atomic uint64_t fail_at;
     int err;
@@ -91,25 +93,27 @@ void feox_io_inject(feox_io_op op, uint64_t nth, int err, bool short_io, bool pe
     faults[op].err = err;
     faults[op].short_io = short_io;
     faults[op].persistent = persistent;
-    atomic_store(&faults[op].fail_at, atomic_load(&calls[op]) + nth);
+    atomic_store_explicit(&faults[op].fail_at,
+                          atomic_load_explicit(&calls[op], memory_order_seq_cst) + nth,
+                          memory_order_seq_cst);
 }
 
 void feox_io_inject_reset(void)
 {
     for (int op = 0; op < FEOX_IO_OP_COUNT; op++)
-        atomic_store(&faults[op].fail_at, 0);
+        atomic_store_explicit(&faults[op].fail_at, 0, memory_order_seq_cst);
 }
 
 uint64_t feox_io_calls(feox_io_op op)
 {
-    return op < FEOX_IO_OP_COUNT ? atomic_load(&calls[op]) : 0;
+    return op < FEOX_IO_OP_COUNT ? atomic_load_explicit(&calls[op], memory_order_seq_cst) : 0;
 }
 
 /* Count the call; return the fault to apply, or NULL. */
 static const injected_fault *take_fault(feox_io_op op)
 {
-    uint64_t n = atomic_fetch_add(&calls[op], 1) + 1;
-    uint64_t at = atomic_load(&faults[op].fail_at);
+    uint64_t n = atomic_fetch_add_explicit(&calls[op], 1, memory_order_seq_cst) + 1;
+    uint64_t at = atomic_load_explicit(&faults[op].fail_at, memory_order_seq_cst);
     if (at == 0 || n < at)
         return NULL;
     if (n > at && !faults[op].persistent)

@@ -31,6 +31,9 @@ typedef struct hash_probe {
 _Static_assert(offsetof(hash_probe, hash) == offsetof(feox_entry, hash), "probe layout");
 _Static_assert(offsetof(hash_probe, mark) == offsetof(feox_entry, key_len), "probe layout");
 
+/* The FEOX_TSAN_* annotations in this file stand for ck_hs's own publication of an entry (its
+ * inline-asm store and loads, which TSan cannot see): the entry's fields, written before
+ * feox_hash_insert, are read by lock-free probes. */
 static unsigned long entry_hash(const void *object, unsigned long seed)
 {
     (void)seed;

@@ -30,7 +30,7 @@ feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
     if (!e)
         return NULL;
     e->hash = hash;
-    e->current = NULL;
+    atomic_init(&e->current, NULL);
     e->key_len = (uint32_t)key_len;
     memcpy(e->key, key, key_len);
     return e;
@@ -62,7 +62,7 @@ feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, 
     r->tag = tag;
     r->ts_ns = ts_ns;
     r->expires_at_ns = expires_at_ns;
-    r->location = 0;
+    atomic_init(&r->location, 0);
     r->value_len = (uint32_t)value_len;
     r->flags = cold ? FEOX_RECORD_COLD : 0;
     if (!cold && value_len && value)

@@ -36,7 +36,9 @@ typedef struct feox_record {
     uint32_t tag;
     uint64_t ts_ns;
     uint64_t expires_at_ns; /* 0 = no expiry */
-    uint64_t location;      /* atomic; backend location of this version, 0 = none */
+    /* Backend location of this version, 0 = none. Moved (relocate) under the key's shard
+     * lock; read relaxed: it publishes nothing. */
+    _Atomic uint64_t location;
     uint32_t value_len;
     uint32_t flags;         /* feox_record_flags */
     feox_retire_link retire;
@@ -45,7 +47,9 @@ typedef struct feox_record {
 
 typedef struct feox_entry {
     uint64_t hash;               /* XXH3 of the key with the store's seed */
-    feox_record *current;        /* atomic; NULL once the key is deleted */
+    /* NULL once the key is deleted. Written under the key's shard lock (a release store
+     * publishes a version); lock-free readers load it with acquire. */
+    _Atomic(feox_record *) current;
     uint32_t key_len;
     feox_retire_link retire;
     uint8_t key[];

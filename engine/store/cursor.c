@@ -159,7 +159,8 @@ static bool add_row(feox_cursor *c, const feox_entry *e, feox_record *r)
 /* Ask for the version's header and the first lines of its value (copied next). */
 static inline void prefetch_version(const feox_entry *e)
 {
-    const char *version = (const char *)ck_pr_load_ptr(&e->current);
+    /* Relaxed: only prefetched here; feox_entry_live reads it with acquire. */
+    const char *version = (const char *)atomic_load_explicit(&e->current, memory_order_relaxed);
     __builtin_prefetch(version);
     __builtin_prefetch(version + 64);
     __builtin_prefetch(version + 128);

@@ -100,8 +100,9 @@ static void free_all_entries(feox_store *s)
         void *obj;
         while (ck_hs_next(&s->hash.shards[i].set, &it, &obj)) {
             feox_entry *e = obj;
-            if (e->current)
-                feox_record_unref(e->current);
+            feox_record *r = atomic_load_explicit(&e->current, memory_order_relaxed);
+            if (r) /* no other user is left */
+                feox_record_unref(r);
             feox_entry_free(e);
         }
     }
@@ -378,7 +379,9 @@ feox_err feox_check(feox_store *s)
             size_t n = feox_ordered_index_scan(s->ordered, from, bound, bound_len, batch, 64);
             for (size_t i = 0; i < n && !bad; i++) {
                 feox_entry *e = batch[i];
-                if (feox_hash_lookup(&s->hash, e->hash, e->key, e->key_len) != e || !e->current) {
+                /* Relaxed: only compared with NULL, never followed. */
+                if (feox_hash_lookup(&s->hash, e->hash, e->key, e->key_len) != e ||
+                    !atomic_load_explicit(&e->current, memory_order_relaxed)) {
                     snprintf(detail, sizeof detail,
                              "ordered index entry of %u-byte key missing from the hash index",
                              e->key_len);
@@ -448,5 +451,7 @@ bool feox_is_empty(feox_store *s)
 
 uint64_t feox_memory_usage(feox_store *s)
 {
-    return s && !feox_store_inherited(s) ? ck_pr_load_64(&s->memory_used) : 0;
+    return s && !feox_store_inherited(s)
+               ? atomic_load_explicit(&s->memory_used, memory_order_relaxed)
+               : 0;
 }

@@ -13,6 +13,9 @@
  *   5. publish: store-release entry->current = new version, retire the old version.
  * So a failure at any step leaves the store as it was, and a reader sees either the old version
  * or the new one, never a half-built one.
+ * Orders: entry->current and record->location are read relaxed here, since every writer of
+ * them holds the key's shard lock, as the caller does; the lock orders those accesses. Only the
+ * publish is a release store (lock-free readers pair with it: feox_entry_live).
  */
 #include <string.h>
 
@@ -34,7 +37,7 @@ feox_entry *feox_ttl_item_owner(feox_store *s, const feox_ttl_item *item)
     feox_entry *e = feox_hash_lookup(&s->hash, hash, item->key, item->key_len);
     if (!e)
         return NULL;
-    const feox_record *r = ck_pr_load_ptr(&e->current);
+    const feox_record *r = atomic_load_explicit(&e->current, memory_order_relaxed);
     if (!r || r->expires_at_ns != item->expires_at_ns || r->ts_ns != item->ts_ns)
         return NULL;
     return e;
@@ -83,6 +86,7 @@ static void unlink_unpublished_entry(feox_store *s, feox_entry *e, bool in_order
 static void storage_record_of(const void *key, size_t key_len, const feox_record *r,
                               feox_storage_record *out)
 {
+    uint64_t location = atomic_load_explicit(&r->location, memory_order_relaxed);
     *out = (feox_storage_record){.key = key,
                                  .key_len = (uint32_t)key_len,
                                  .value = (r->flags & FEOX_RECORD_COLD) ? NULL : r->value,
@@ -90,7 +94,7 @@ static void storage_record_of(const void *key, size_t key_len, const feox_record
                                  .tag = r->tag,
                                  .ts_ns = r->ts_ns,
                                  .expires_at_ns = r->expires_at_ns,
-                                 .location = ck_pr_load_64((uint64_t *)&r->location)};
+                                 .location = location};
 }
 
 static feox_err storage_write(feox_store *s, const void *key, size_t key_len,
@@ -100,8 +104,12 @@ static feox_err storage_write(feox_store *s, const void *key, size_t key_len,
     storage_record_of(key, key_len, new_version, &rec);
     if (how->replaced)
         storage_record_of(key, key_len, how->replaced, &old);
-    return s->storage->methods->write(s->storage, how->txn, &rec, how->replaced ? &old : NULL,
-                                      &new_version->location, seq);
+    uint64_t location = rec.location;
+    feox_err err = s->storage->methods->write(s->storage, how->txn, &rec,
+                                              how->replaced ? &old : NULL, &location, seq);
+    /* Not published yet: the release store of the publish carries it to readers. */
+    atomic_store_explicit(&new_version->location, location, memory_order_relaxed);
+    return err;
 }
 
 feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **entry,
@@ -109,13 +117,14 @@ feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **ent
                               feox_record *new_version, const feox_apply *how, uint64_t *seq)
 {
     feox_entry *e = *entry;
-    feox_record *old_version = e ? ck_pr_load_ptr(&e->current) : NULL;
+    feox_record *old_version = e ? atomic_load_explicit(&e->current, memory_order_relaxed) : NULL;
     bool new_entry = e == NULL;
     int64_t delta = footprint_delta(new_version, old_version, new_entry, key_len);
     bool reserved = feox_memory_reserve(s, delta, how->enforce);
     if (!reserved && s->storage) {
         /* With a backend: values already stored there can leave memory to make room. */
-        uint64_t need = ck_pr_load_64(&s->memory_used) + (uint64_t)delta;
+        uint64_t need =
+            atomic_load_explicit(&s->memory_used, memory_order_relaxed) + (uint64_t)delta;
         uint64_t over = need > s->cfg.max_memory ? need - s->cfg.max_memory : 0;
         /* Free a little more than needed so the next writes do not evict one value each. */
         feox_evict_values(s, over + s->cfg.max_memory / 64, shard);
@@ -157,10 +166,8 @@ feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **ent
             goto undo_memory;
         }
     }
-    /* Release: a reader that loads this pointer sees the fully built version. */
-    FEOX_TSAN_RELEASE(new_version);
-    ck_pr_fence_store();
-    ck_pr_store_ptr(&e->current, new_version);
+    /* Release: a reader that loads this pointer (acquire) sees the fully built version. */
+    atomic_store_explicit(&e->current, new_version, memory_order_release);
     feox_thread_write_count++;
     if (new_entry)
         feox_shard_count_add(&shard->keys, 1);
@@ -189,7 +196,7 @@ undo_memory:
 feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e,
                                  const feox_apply *how, uint64_t ts_ns, uint64_t *seq)
 {
-    feox_record *old_version = ck_pr_load_ptr(&e->current);
+    feox_record *old_version = atomic_load_explicit(&e->current, memory_order_relaxed);
     if (how && how->to_storage && s->storage) {
         feox_storage_record old;
         storage_record_of(e->key, e->key_len, how->replaced ? how->replaced : old_version, &old);
@@ -200,7 +207,9 @@ feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e
     }
     feox_hash_remove(&s->hash, e);
     feox_ordered_index_remove(s->ordered, e);
-    ck_pr_store_ptr(&e->current, NULL);
+    /* Relaxed: NULL publishes nothing to read; the old version stays valid for a reader that
+     * still sees it until the epoch frees it. */
+    atomic_store_explicit(&e->current, NULL, memory_order_relaxed);
     feox_thread_write_count++;
     feox_shard_count_add(&shard->keys, -1);
     int64_t freed = (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);

@@ -18,8 +18,8 @@
 #ifndef FEOX_STORE_INTERNAL_H
 #define FEOX_STORE_INTERNAL_H
 
-#include <ck_pr.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -48,8 +48,8 @@ struct feox_store {
     unsigned storage_caps; /* its methods->caps */
     feox_stat_counters *stats;
 
-    uint64_t memory_used; /* atomic: bytes accounted against max_memory (key and TTL counts are
-                             kept per shard: hash_index.h) */
+    _Atomic uint64_t memory_used; /* bytes accounted against max_memory (key and TTL counts
+                                     are kept per shard: hash_index.h) */
 
     pthread_t maintenance_thread;
     bool maintenance_running;
@@ -130,12 +130,11 @@ static inline feox_err feox_check_key(const void *key, size_t key_len)
 static inline feox_record *feox_entry_live(const feox_store *s, const feox_entry *e,
                                            uint64_t *now)
 {
-    /* Acquire: pairs with the writer's release store in feox_publish_version. */
-    feox_record *r = ck_pr_load_ptr(&e->current);
-    ck_pr_fence_load();
+    /* Acquire: pairs with the writer's release store in feox_publish_version (and in value
+     * eviction), so the version's fields are seen fully built. */
+    feox_record *r = atomic_load_explicit(&e->current, memory_order_acquire);
     if (!r)
         return NULL;
-    FEOX_TSAN_ACQUIRE(r);
     if (r->expires_at_ns) {
         if (!*now)
             *now = feox_store_now(s);
@@ -150,16 +149,21 @@ static inline bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforc
 {
     if (delta == 0) /* a same-size overwrite: no shared cache line to touch */
         return true;
+    /* The read-modify-writes are acq_rel, as the full-barrier Concurrency Kit add and CAS they
+     * replaced (the same lock-prefixed instructions on x86); nothing is published through this
+     * counter, its correctness needs only the atomicity of each change. */
     if (delta < 0 || !enforce || !s->cfg.max_memory) {
-        ck_pr_add_64(&s->memory_used, (uint64_t)delta); /* two's complement: adds a negative */
+        /* two's complement: adds a negative */
+        atomic_fetch_add_explicit(&s->memory_used, (uint64_t)delta, memory_order_acq_rel);
         return true;
     }
     /* CAS loop: concurrent writers cannot overshoot the budget together. */
-    uint64_t used = ck_pr_load_64(&s->memory_used);
+    uint64_t used = atomic_load_explicit(&s->memory_used, memory_order_relaxed);
     for (;;) {
         if (used + (uint64_t)delta > s->cfg.max_memory)
             return false;
-        if (ck_pr_cas_64_value(&s->memory_used, used, used + (uint64_t)delta, &used))
+        if (atomic_compare_exchange_weak_explicit(&s->memory_used, &used, used + (uint64_t)delta,
+                                                  memory_order_acq_rel, memory_order_relaxed))
             return true;
     }
 }

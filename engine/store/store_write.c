@@ -119,7 +119,8 @@ static feox_err lock_key(feox_store *s, const void *key, size_t key_len,
         }
     }
     k->entry = feox_hash_lookup(&s->hash, k->hash, key, key_len);
-    k->current = k->entry ? ck_pr_load_ptr(&k->entry->current) : NULL;
+    /* Relaxed: every writer of current holds the shard lock taken above. */
+    k->current = k->entry ? atomic_load_explicit(&k->entry->current, memory_order_relaxed) : NULL;
     k->now_ns = feox_store_now(s);
     k->live = k->current && !feox_record_expired(k->current, k->now_ns) ? k->current : NULL;
     if (k->current && !k->live)

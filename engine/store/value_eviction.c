@@ -68,19 +68,19 @@ static uint64_t evict_one(feox_store *s, const void *key, uint32_t key_len, feox
         return 0;
     uint64_t freed = 0;
     feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);
-    feox_record *r = e ? ck_pr_load_ptr(&e->current) : NULL;
-    if (r && !(r->flags & FEOX_RECORD_COLD) && r->location != 0 &&
+    /* Relaxed loads: every writer of current and location holds this shard's lock. */
+    feox_record *r = e ? atomic_load_explicit(&e->current, memory_order_relaxed) : NULL;
+    uint64_t location = r ? atomic_load_explicit(&r->location, memory_order_relaxed) : 0;
+    if (r && !(r->flags & FEOX_RECORD_COLD) && location != 0 &&
         r->value_len >= EVICT_MIN_VALUE_BYTES) {
         feox_record *cold =
             feox_record_new(NULL, r->value_len, r->tag, r->ts_ns, r->expires_at_ns, true);
         if (cold) {
-            cold->location = ck_pr_load_64(&r->location);
+            atomic_store_explicit(&cold->location, location, memory_order_relaxed);
             freed = feox_record_footprint(r->value_len, false) -
                     feox_record_footprint(r->value_len, true);
             /* Same version, fewer bytes: readers see either copy (release publish). */
-            FEOX_TSAN_RELEASE(cold);
-            ck_pr_fence_store();
-            ck_pr_store_ptr(&e->current, cold);
+            atomic_store_explicit(&e->current, cold, memory_order_release);
             feox_record_retire(r);
             feox_memory_reserve(s, -(int64_t)freed, false);
         }
