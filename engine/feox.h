@@ -458,12 +458,13 @@ feox_err feox_range_query(feox_store *store, const void *start, size_t start_len
                           size_t *visited);
 
 /* A cursor over the ordered index. It holds no lock and no epoch section between calls: it reads
- * small batches of rows (key copies and references on their versions, up to 64 rows ahead) and
- * re-seeks past its current key when a batch runs out, so concurrent writers never block it,
- * crash it or make it return a key twice or out of order. Each row returned was live at some
- * instant during the scan (not a snapshot). A thread always sees its own writes: after the
- * calling thread writes, the next step re-reads the index. Expiry is judged against the clock
- * reading taken at the last seek. One cursor is used by one thread at a time. */
+ * batches of rows (copies of keys and of small values, references on large ones; up to 128 rows
+ * ahead) and re-seeks past its current key when a batch runs out, so concurrent writers never
+ * block it, crash it or make it return a key twice or out of order. Each row returned was live at
+ * some instant during the scan (not a snapshot). A thread always sees its own writes: after the
+ * calling thread writes, the next step re-reads the index. Expiry is judged against one clock
+ * reading per seek (taken at the first row that carries an expiry, so a store without TTLs never
+ * reads the clock). One cursor is used by one thread at a time. */
 typedef struct feox_cursor feox_cursor;
 
 typedef enum feox_seek_mode {
@@ -477,6 +478,11 @@ typedef enum feox_seek_mode {
 
 /* Errors: INVALID_ARGUMENT, NOMEM. */
 feox_err feox_cursor_open(feox_store *store, feox_cursor **out);
+
+/* Optional hint: the caller means to read about `rows` rows after each seek (0, the default:
+ * unknown). The first batch is sized to fit them (up to 128), so a scan of known length reads the
+ * index once instead of in growing batches. Changes no result. NULL is a no-op. */
+void feox_cursor_expect(feox_cursor *c, size_t rows);
 
 /* Position the cursor. Returns FEOX_OK whether or not a record was found; check
  * feox_cursor_valid. Errors: INVALID_ARGUMENT (bad mode, NULL key with a keyed mode),

@@ -4,7 +4,12 @@
  *
  * Cursor state is plain fields: the plan, owned copies of the tightest lower/upper bound and of
  * every EQ/IN operand (canonicalised to the table's key type), LIMIT/OFFSET left, and the "now"
- * taken once per xFilter for the ttl column.
+ * of the ttl column (read once per xFilter, at the first row that has an expiry).
+ *
+ * A point SELECT allocates nothing: the key buffers keep their capacity from one xFilter to the
+ * next, a single EQ key is held in the cursor itself, and a closed cursor is kept by its table
+ * for the next xOpen (one per table, freed with it). A range scan tells the engine cursor how
+ * many rows LIMIT + OFFSET will read, so it descends the index once.
  *
  * Point plans (EQ, IN) look keys up in the hash index with feox_get_ref and hold the reference of
  * the current row only. Range and full scans use the engine's feox_cursor, which holds no lock or
@@ -24,6 +29,7 @@ SQLITE_EXTENSION_INIT3
 typedef struct key_buf {
     unsigned char *data;
     size_t len;
+    size_t cap; /* bytes allocated at data (meaningful only when data is not NULL) */
 } key_buf;
 
 typedef struct feox_vt_cursor {
@@ -35,8 +41,10 @@ typedef struct feox_vt_cursor {
     bool has_lo, lo_inclusive, has_hi, hi_inclusive;
     key_buf lo, hi;
     /* EQ / IN: candidate keys in the order they are visited, and other required sets */
-    key_buf *points;
+    key_buf *points; /* &eq_point, or an owned list (points_owned) */
     size_t n_points, next_point;
+    bool points_owned;
+    key_buf eq_point; /* the candidate of a single EQ: its buffer is kept across xFilter calls */
     bool points_set;    /* the first EQ/IN operand chose the candidates (possibly none) */
     key_buf *eq_checks; /* further EQ operands: the key must equal each */
     size_t n_eq_checks;
@@ -46,9 +54,12 @@ typedef struct feox_vt_cursor {
     /* LIMIT */
     bool has_limit;
     sqlite3_int64 limit_left;
+    sqlite3_int64 limit_hint; /* a LIMIT that SQLite enforces itself: rows likely read, 0 none */
     uint64_t now_ns;
+    bool now_known; /* now_ns was read during this xFilter */
     /* current row */
     feox_cursor *scan;
+    feox_store *scan_store; /* the store scan was opened on (kept across xFilter calls) */
     feox_value *point_value;
     size_t point_index;
 } feox_vt_cursor;
@@ -73,13 +84,18 @@ static int key_buf_cmp(const void *a, const void *b)
     return key_cmp(x->data, x->len, y->data, y->len);
 }
 
+/* Copy a key into k, reusing its buffer when it is large enough. On NOMEM k is left empty. */
 static int key_buf_set(key_buf *k, const void *data, size_t len)
 {
-    sqlite3_free(k->data);
-    k->data = sqlite3_malloc64(len ? len : 1);
-    if (k->data == NULL) {
-        k->len = 0;
-        return SQLITE_NOMEM;
+    if (k->data == NULL || k->cap < len) {
+        size_t cap = len < 64 ? 64 : len;
+        sqlite3_free(k->data);
+        k->data = sqlite3_malloc64(cap);
+        if (k->data == NULL) {
+            k->len = k->cap = 0;
+            return SQLITE_NOMEM;
+        }
+        k->cap = cap;
     }
     memcpy(k->data, data, len);
     k->len = len;
@@ -94,17 +110,17 @@ static void key_list_free(key_buf *list, size_t n)
     sqlite3_free(list);
 }
 
+/* Forget the previous xFilter's plan and row; buffers (bounds, the EQ key, the engine cursor)
+ * are kept for the next one. */
 static void cursor_reset(feox_vt_cursor *c)
 {
-    feox_cursor_close(c->scan);
-    c->scan = NULL;
     feox_value_release(c->point_value);
     c->point_value = NULL;
-    sqlite3_free(c->lo.data);
-    sqlite3_free(c->hi.data);
-    memset(&c->lo, 0, sizeof c->lo);
-    memset(&c->hi, 0, sizeof c->hi);
-    key_list_free(c->points, c->n_points);
+    c->lo.len = c->hi.len = 0;
+    if (c->points_owned) {
+        key_list_free(c->points, c->n_points);
+    }
+    c->points_owned = false;
     key_list_free(c->eq_checks, c->n_eq_checks);
     for (size_t i = 0; i < c->n_in_checks; i++) {
         key_list_free(c->in_checks[i], c->in_check_lens[i]);
@@ -115,30 +131,66 @@ static void cursor_reset(feox_vt_cursor *c)
     c->in_checks = NULL;
     c->in_check_lens = NULL;
     c->n_points = c->next_point = c->n_eq_checks = c->n_in_checks = 0;
-    c->has_lo = c->has_hi = c->has_limit = c->points_set = false;
+    c->has_lo = c->has_hi = c->has_limit = c->points_set = c->now_known = false;
+    c->limit_hint = 0;
     c->eof = true;
+}
+
+/* Free everything a cursor owns, and the cursor. */
+static void cursor_free(feox_vt_cursor *c)
+{
+    cursor_reset(c);
+    feox_cursor_close(c->scan);
+    sqlite3_free(c->lo.data);
+    sqlite3_free(c->hi.data);
+    sqlite3_free(c->eq_point.data);
+    sqlite3_free(c);
+}
+
+void feox_vt_free_spare_cursor(feox_vtab *vt)
+{
+    if (vt->spare_cursor != NULL) {
+        cursor_free(vt->spare_cursor);
+        vt->spare_cursor = NULL;
+    }
 }
 
 /* xOpen: a new cursor over the table. */
 int feox_vt_open(sqlite3_vtab *tab, sqlite3_vtab_cursor **out)
 {
-    feox_vt_cursor *c = sqlite3_malloc(sizeof *c);
-    (void)tab;
-    if (c == NULL) {
-        return SQLITE_NOMEM;
+    feox_vtab *vt = (feox_vtab *)tab;
+    feox_vt_cursor *c = vt->spare_cursor;
+    if (c != NULL) {
+        vt->spare_cursor = NULL; /* already reset by xClose */
+    } else {
+        c = sqlite3_malloc(sizeof *c);
+        if (c == NULL) {
+            return SQLITE_NOMEM;
+        }
+        memset(c, 0, sizeof *c);
     }
-    memset(c, 0, sizeof *c);
     c->eof = true;
     *out = &c->base;
     return SQLITE_OK;
 }
 
-/* xClose: release the engine cursor / value reference. */
+/* xClose: release the engine cursor and value reference; keep the cursor's memory for the
+ * table's next xOpen if it has none kept yet. */
 int feox_vt_close(sqlite3_vtab_cursor *cur)
 {
     feox_vt_cursor *c = (feox_vt_cursor *)cur;
+    feox_vtab *vt = cursor_vtab(c);
     cursor_reset(c);
-    sqlite3_free(c);
+    /* The engine cursor is tied to a store that may be closed before the next xOpen. */
+    feox_cursor_close(c->scan);
+    c->scan = NULL;
+    c->scan_store = NULL;
+    if (vt->spare_cursor == NULL) {
+        memset(&c->base, 0, sizeof c->base);
+        vt->spare_cursor = c;
+        return SQLITE_OK;
+    }
+    cursor_free(c);
     return SQLITE_OK;
 }
 
@@ -199,7 +251,7 @@ static bool above_lo(const feox_vt_cursor *c, const void *key, size_t len)
 
 static bool in_sorted(const key_buf *list, size_t n, const void *key, size_t len)
 {
-    key_buf probe = {(unsigned char *)(uintptr_t)key, len};
+    key_buf probe = {(unsigned char *)(uintptr_t)key, len, len};
     if (n == 0) {
         return false;
     }
@@ -335,14 +387,27 @@ static int advance(feox_vt_cursor *c)
     return SQLITE_OK;
 }
 
-static int scan_start(feox_vt_cursor *c)
+static int scan_start(feox_vt_cursor *c, sqlite3_int64 offset)
 {
     feox_vtab *vt = cursor_vtab(c);
-    feox_err e = feox_cursor_open(vt->entry->store, &c->scan);
-    if (e != FEOX_OK) {
+    feox_err e = FEOX_OK;
+    if (c->scan != NULL && c->scan_store != vt->entry->store) {
+        feox_cursor_close(c->scan);
         c->scan = NULL;
-        return feox_table_engine_error(vt, e);
     }
+    if (c->scan == NULL) {
+        e = feox_cursor_open(vt->entry->store, &c->scan);
+        if (e != FEOX_OK) {
+            c->scan = NULL;
+            return feox_table_engine_error(vt, e);
+        }
+        c->scan_store = vt->entry->store;
+    }
+    /* Rows this xFilter will likely read, when a LIMIT says (0: unknown). */
+    sqlite3_int64 rows = c->has_limit    ? c->limit_left + offset
+                         : c->limit_hint ? c->limit_hint + offset
+                                         : 0;
+    feox_cursor_expect(c->scan, rows > 0 && rows < 1000000 ? (size_t)rows : 0);
     if (c->has_lo && c->has_hi) {
         int r = key_cmp(c->lo.data, c->lo.len, c->hi.data, c->hi.len);
         if (r > 0 || (r == 0 && !(c->lo_inclusive && c->hi_inclusive))) {
@@ -401,7 +466,6 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
     }
     c->kind = (feox_plan_kind)(idx_num & FEOX_PLAN_KIND_MASK);
     c->desc = (idx_num & FEOX_PLAN_DESC) != 0;
-    c->now_ns = feox_now_ns(vt->entry->store);
 
     for (int a = 0; a < argc && a < FEOX_PLAN_MAX_ARGS; a++) {
         feox_plan_op op =
@@ -416,6 +480,8 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
             if (op == FEOX_OP_LIMIT && n >= 0) {
                 c->has_limit = true;
                 c->limit_left = n;
+            } else if (op == FEOX_OP_LIMIT_HINT && n > 0) {
+                c->limit_hint = n;
             } else if (op == FEOX_OP_OFFSET && n > 0) {
                 offset = n;
             }
@@ -431,6 +497,7 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
             if (!c->points_set && c->kind == FEOX_PLAN_IN) {
                 c->points = list;
                 c->n_points = n;
+                c->points_owned = true;
                 c->points_set = true;
             } else {
                 key_buf **lists =
@@ -460,8 +527,13 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
         }
         switch (op) {
         case FEOX_OP_EQ:
-            rc = !c->points_set ? key_list_push(&c->points, &c->n_points, key, len)
-                                : key_list_push(&c->eq_checks, &c->n_eq_checks, key, len);
+            if (!c->points_set) {
+                rc = key_buf_set(&c->eq_point, key, len);
+                c->points = &c->eq_point;
+                c->n_points = rc == SQLITE_OK ? 1 : 0;
+            } else {
+                rc = key_list_push(&c->eq_checks, &c->n_eq_checks, key, len);
+            }
             c->points_set = true;
             break;
         case FEOX_OP_GT:
@@ -481,7 +553,7 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
     if (c->kind == FEOX_PLAN_EQ || c->kind == FEOX_PLAN_IN) {
         rc = point_advance(c);
     } else {
-        rc = scan_start(c);
+        rc = scan_start(c, offset);
     }
     while (rc == SQLITE_OK && offset > 0 && !c->eof) {
         rc = advance(c);
@@ -518,7 +590,7 @@ int feox_vt_eof(sqlite3_vtab_cursor *cur)
 static void current_row(feox_vt_cursor *c, const void **key, size_t *key_len, const void **value,
                         size_t *value_len, feox_record_info *info)
 {
-    if (c->scan != NULL) {
+    if (c->kind != FEOX_PLAN_EQ && c->kind != FEOX_PLAN_IN) {
         *key = feox_cursor_key(c->scan, key_len);
         *value = feox_cursor_value(c->scan, value_len);
         feox_cursor_info(c->scan, info);
@@ -561,6 +633,10 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
         if (info.expires_at_ns == 0) {
             sqlite3_result_null(ctx);
         } else {
+            if (!c->now_known) {
+                c->now_ns = feox_now_ns(vt->entry->store);
+                c->now_known = true;
+            }
             uint64_t left = info.expires_at_ns > c->now_ns ? info.expires_at_ns - c->now_ns : 0;
             sqlite3_result_int64(ctx, (sqlite3_int64)(left / 1000000000u));
         }

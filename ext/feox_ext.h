@@ -332,6 +332,9 @@ typedef struct feox_vtab {
     /* Database mode: the private store's backend state (db_mode.c); NULL in the other modes. */
     feox_db_state *dbs;
     struct feox_vtab *next_in_conn;
+    /* a closed cursor kept for the next xOpen (cursor.c), so a point SELECT allocates none;
+     * freed with the table (feox_vt_free_spare_cursor) */
+    struct feox_vt_cursor *spare_cursor;
 } feox_vtab;
 
 /* The store check and the error messages of a table (vtab_store.c). */
@@ -353,6 +356,8 @@ extern sqlite3_module feox_module;
 int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info);
 int feox_vt_open(sqlite3_vtab *tab, sqlite3_vtab_cursor **out);
 int feox_vt_close(sqlite3_vtab_cursor *cur);
+/* Free the cursor a table keeps for its next xOpen (vtab_free). */
+void feox_vt_free_spare_cursor(feox_vtab *vt);
 int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc,
                    sqlite3_value **argv);
 int feox_vt_next(sqlite3_vtab_cursor *cur);

@@ -56,6 +56,7 @@ static void vtab_free(feox_vtab *vt)
     if (vt == NULL) {
         return;
     }
+    feox_vt_free_spare_cursor(vt);
     feox_journal_clear(&vt->journal);
     sqlite3_finalize(vt->query_only_stmt);
     feox_db_close(vt); /* database mode: closes the private store (vt->entry) */

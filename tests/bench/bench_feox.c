@@ -130,6 +130,7 @@ static size_t feox_bench_scan(void *ctx, const uint8_t *start, size_t n, uint8_t
 {
     feox_cursor *cursor = ((feox_ctx *)ctx)->cursor;
     size_t visited = 0;
+    feox_cursor_expect(cursor, n); /* the caller knows its length, as with a LIMIT */
     if (feox_cursor_seek(cursor, FEOX_SEEK_GE, start, BENCH_KEY_SIZE) != FEOX_OK)
         return 0;
     while (visited < n && feox_cursor_valid(cursor)) {

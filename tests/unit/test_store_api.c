@@ -1234,6 +1234,129 @@ static void test_cursor(void **state)
     feox_close(s);
 }
 
+/* A fake clock that counts its readings. */
+typedef struct counting_clock {
+    ftest_clock clock;
+    unsigned reads;
+} counting_clock;
+
+static uint64_t counting_clock_read(void *ctx)
+{
+    counting_clock *c = ctx;
+    c->reads++;
+    return ftest_clock_read(&c->clock);
+}
+
+/* Key i of the batch test ("b" + 4 digits, ascending); values alternate between small ones
+ * (copied into the cursor's batch) and ones of 700..1300 bytes (referenced by it). */
+static size_t batch_key(size_t i, char *out)
+{
+    return (size_t)snprintf(out, 16, "b%04zu", i);
+}
+
+static size_t batch_value(size_t i, uint8_t *out)
+{
+    size_t len = i % 3 == 0 ? 700 + i * 2 % 600 : i % 50;
+    for (size_t j = 0; j < len; j++)
+        out[j] = (uint8_t)(i * 31 + j);
+    return len;
+}
+
+static void expect_batch_row(feox_cursor *c, size_t i)
+{
+    char key[16];
+    uint8_t value[2048];
+    size_t kl = batch_key(i, key), vl = batch_value(i, value), got_kl = 0, got_vl = 0;
+    assert_true(feox_cursor_valid(c));
+    const void *k = feox_cursor_key(c, &got_kl);
+    const void *v = feox_cursor_value(c, &got_vl);
+    assert_int_equal(got_kl, kl);
+    assert_memory_equal(k, key, kl);
+    assert_int_equal(got_vl, vl);
+    if (vl)
+        assert_memory_equal(v, value, vl);
+    feox_record_info info;
+    feox_cursor_info(c, &info);
+    assert_int_equal(info.value_len, vl);
+    assert_int_equal(info.tag, (uint32_t)i);
+    assert_int_equal(info.timestamp_ns, FTEST_EPOCH_NS + i);
+    assert_int_equal(info.expires_at_ns, i % 7 == 0 ? FTEST_EPOCH_NS + 1000 * FTEST_SEC : 0);
+}
+
+/* Batches of every size (the feox_cursor_expect hint, growth past it) return every row once, in
+ * order, with its own value and metadata, whether the value was copied or referenced; without a
+ * key carrying an expiry a scan never reads the clock. */
+static void test_cursor_batches(void **state)
+{
+    (void)state;
+    enum { ROWS = 300 };
+    counting_clock clock = {.reads = 0};
+    ftest_clock_init(&clock.clock, FTEST_EPOCH_NS);
+    feox_config cfg;
+    ftest_config(&cfg, &clock.clock);
+    cfg.clock = counting_clock_read;
+    cfg.clock_ctx = &clock;
+    feox_store *s = ftest_open(&cfg);
+    char key[16];
+    uint8_t value[2048];
+    for (size_t i = 0; i < ROWS; i++) {
+        feox_write_opts o = {.timestamp_ns = FTEST_EPOCH_NS + i, .tag = (uint32_t)i};
+        if (i % 7 == 0) {
+            o.flags = FEOX_WRITE_EXPIRES_AT;
+            o.expires_at_ns = FTEST_EPOCH_NS + 1000 * FTEST_SEC;
+        }
+        size_t kl = batch_key(i, key), vl = batch_value(i, value);
+        assert_int_equal(feox_insert(s, key, kl, value, vl, &o, NULL), FEOX_OK);
+    }
+    feox_cursor *c = NULL;
+    assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
+    feox_cursor_expect(NULL, 5); /* a no-op */
+    const size_t hints[] = {0, 1, 3, 8, 100, 128, 129, 100000};
+    for (size_t h = 0; h < sizeof hints / sizeof hints[0]; h++) {
+        feox_cursor_expect(c, hints[h]);
+        seek(c, FEOX_SEEK_FIRST, NULL, 0);
+        for (size_t i = 0; i < ROWS; i++) {
+            expect_batch_row(c, i);
+            assert_int_equal(feox_cursor_next(c), FEOX_OK);
+        }
+        assert_false(feox_cursor_valid(c));
+        seek(c, FEOX_SEEK_LE, "b0250", 5);
+        for (size_t i = 251; i-- > 0;) {
+            expect_batch_row(c, i);
+            assert_int_equal(feox_cursor_prev(c), FEOX_OK);
+        }
+        assert_false(feox_cursor_valid(c));
+        /* Turning around inside a batch. */
+        seek(c, FEOX_SEEK_GE, "b0100", 5);
+        expect_batch_row(c, 100);
+        assert_int_equal(feox_cursor_next(c), FEOX_OK);
+        expect_batch_row(c, 101);
+        assert_int_equal(feox_cursor_prev(c), FEOX_OK);
+        expect_batch_row(c, 100);
+        assert_int_equal(feox_cursor_prev(c), FEOX_OK);
+        expect_batch_row(c, 99);
+    }
+    /* Rows with an expiry need one clock reading per seek; a range without one needs none. */
+    clock.reads = 0;
+    seek(c, FEOX_SEEK_GE, "b0000", 5);
+    assert_int_equal(clock.reads, 1);
+    for (size_t i = 0; i < ROWS; i++)
+        assert_int_equal(feox_cursor_next(c), FEOX_OK);
+    assert_int_equal(clock.reads, 1);
+    for (size_t i = 0; i < ROWS; i += 7) {
+        size_t kl = batch_key(i, key);
+        assert_int_equal(feox_delete(s, key, kl, NULL), FEOX_OK);
+    }
+    clock.reads = 0;
+    feox_cursor_expect(c, 0);
+    seek(c, FEOX_SEEK_FIRST, NULL, 0);
+    while (feox_cursor_valid(c))
+        assert_int_equal(feox_cursor_next(c), FEOX_OK);
+    assert_int_equal(clock.reads, 0);
+    feox_cursor_close(c);
+    feox_close(s);
+}
+
 static void test_cursor_survives_delete_and_overwrite(void **state)
 {
     (void)state;
@@ -1893,6 +2016,7 @@ int main(void)
         cmocka_unit_test(test_range_query),
         cmocka_unit_test(test_cursor),
         cmocka_unit_test(test_cursor_survives_delete_and_overwrite),
+        cmocka_unit_test(test_cursor_batches),
         cmocka_unit_test(test_cursor_sees_other_threads_writes),
         cmocka_unit_test(test_len_and_memory_usage),
         cmocka_unit_test(test_max_memory),
