@@ -176,9 +176,10 @@ struct feox_storage_methods {
 };
 
 /* Register a backend under methods->name (methods must stay valid while the process runs).
- * Registering the same methods again is a no-op. Errors: INVALID_ARGUMENT (NULL, no name, a
- * version this engine does not know, a required method missing: open, load, write, erase,
- * read_value, check, get_stats, close), KEY_EXISTS (another backend has that name). */
+ * Registering the same methods again is a no-op. At most 32 backends besides "log"; registering
+ * allocates nothing. Errors: INVALID_ARGUMENT (NULL, no name, a version this engine does not
+ * know, a required method missing: open, load, write, erase, read_value, check, get_stats,
+ * close), KEY_EXISTS (another backend has that name), NOMEM (32 registered already). */
 feox_err feox_storage_register(const feox_storage_methods *methods);
 /* The registered backend named name, or NULL. "log" is always registered. */
 const feox_storage_methods *feox_storage_find(const char *name);

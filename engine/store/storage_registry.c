@@ -11,25 +11,24 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "base/alloc.h"
 #include "storage/log/log_storage.h"
 #include "store/store_internal.h"
 
-typedef struct registered {
-    const feox_storage_methods *methods;
-    struct registered *next;
-} registered;
+/* A fixed table, not a heap list: the SQLite extension registers its backend from every load,
+ * and a library unloaded with dlclose must leave no allocation behind. */
+#define MAX_BACKENDS 32
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static registered *backends; /* [registry_mu] the registered ones, "log" not among them */
+static const feox_storage_methods *backends[MAX_BACKENDS]; /* [registry_mu] "log" not among them */
+static unsigned n_backends;                                /* [registry_mu] */
 
 static const feox_storage_methods *find_locked(const char *name)
 {
     if (strcmp(name, feox_log_storage_methods.name) == 0)
         return &feox_log_storage_methods;
-    for (registered *r = backends; r; r = r->next)
-        if (strcmp(r->methods->name, name) == 0)
-            return r->methods;
+    for (unsigned i = 0; i < n_backends; i++)
+        if (strcmp(backends[i]->name, name) == 0)
+            return backends[i];
     return NULL;
 }
 
@@ -73,15 +72,12 @@ feox_err feox_storage_register(const feox_storage_methods *methods)
     if (known && known != methods) {
         err = feox_fail(FEOX_ERR_KEY_EXISTS, "a storage backend named '%s' is registered",
                         methods->name);
+    } else if (!known && n_backends == MAX_BACKENDS) {
+        err = feox_fail(FEOX_ERR_NOMEM,
+                        "%d storage backends are registered already: no room for '%s'",
+                        MAX_BACKENDS, methods->name);
     } else if (!known) {
-        registered *r = feox_mem_alloc(sizeof *r);
-        if (!r) {
-            err = feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-        } else {
-            r->methods = methods;
-            r->next = backends;
-            backends = r;
-        }
+        backends[n_backends++] = methods;
     }
     pthread_mutex_unlock(&registry_mu);
     return err;
