@@ -70,7 +70,7 @@ static void release_rows(feox_cursor *c)
 static size_t arena_take(feox_cursor *c, size_t more)
 {
     size_t at = (c->arena_used + 7) & ~(size_t)7;
-    if (at + more > c->arena_cap) {
+    if (at + more > c->arena_cap || !c->arena) { /* never NULL once taken, even for 0 bytes */
         size_t cap = c->arena_cap ? c->arena_cap : 16384; /* 100 rows of 16 + 100 bytes */
         while (cap < at + more)
             cap *= 2;
@@ -239,7 +239,7 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
 static feox_err save_current_key(feox_cursor *c, size_t *len)
 {
     const cursor_row *row = &c->rows[c->pos];
-    if (row->key_len > c->bound_cap) {
+    if (row->key_len > c->bound_cap || !c->bound) { /* keys are never empty: never 0 bytes */
         uint8_t *b = feox_mem_realloc(c->bound, row->key_len);
         if (!b)
             return feox_fail(FEOX_ERR_NOMEM, "allocation failed");

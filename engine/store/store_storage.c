@@ -141,13 +141,14 @@ feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len,
     uint64_t location = atomic_load_explicit(&r->location, memory_order_relaxed);
     feox_err err = m->read_value(s->storage, NULL, key, (uint32_t)key_len, location, copy->value,
                                  r->value_len);
-    uint64_t moved_to = location;
-    if (err == FEOX_ERR_CORRUPT &&
-        (moved_to = atomic_load_explicit(&r->location, memory_order_relaxed)) != location) {
-        /* A compaction moved the version between our load and the read: read it again. */
-        location = moved_to;
-        err = m->read_value(s->storage, NULL, key, (uint32_t)key_len, location, copy->value,
-                            r->value_len);
+    if (err == FEOX_ERR_CORRUPT) {
+        uint64_t moved_to = atomic_load_explicit(&r->location, memory_order_relaxed);
+        if (moved_to != location) {
+            /* A compaction moved the version between our load and the read: read it again. */
+            location = moved_to;
+            err = m->read_value(s->storage, NULL, key, (uint32_t)key_len, location, copy->value,
+                                r->value_len);
+        }
     }
     atomic_store_explicit(&copy->location, location, memory_order_relaxed); /* unpublished */
     if (err) {
@@ -199,7 +200,7 @@ typedef struct key_buffer {
 
 static bool key_buffer_add(key_buffer *b, const void *key, size_t len)
 {
-    if (b->len + len > b->cap) {
+    if (b->len + len > b->cap || !b->data) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + len)
             cap *= 2;
