@@ -284,6 +284,11 @@ $(B)/bench/bench_reopen: tests/bench/reopen/bench_reopen.c $(B)/libfeox.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O2 $< $(B)/libfeox.a $(ENGINE_LIBS) -o $@
 
+# Opening a database-mode table (issue 13): not part of make bench (see the file's header).
+$(B)/bench/bench_db_open: tests/bench/db_open/bench_db_open.c $(B)/libfeox.a $(EXT_CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O2 -Iext -DSQLITE_CORE $< $(EXT_CORE_OBJ) $(B)/libfeox.a -lsqlite3 $(ENGINE_LIBS) -o $@
+
 # make bench [QUICK=1] [SIZE=10K|1M|10M]: the report on stdout (tests/bench/README.md); the ratios
 # as data ($(B)/bench/ratios.tsv) and as a chart ($(B)/bench/ratios.svg, tests/bench/ratios.gp).
 SIZE ?=

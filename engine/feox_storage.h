@@ -135,7 +135,9 @@ struct feox_storage_methods {
     feox_err (*erase)(feox_storage *st, void *txn, const void *key, uint32_t key_len,
                       uint64_t ts_ns, const feox_storage_record *replaced, uint64_t *seq);
     /* FEOX_STORAGE_INDEX_CACHE: look key up in the backend and send it to sink (put if it has a
-     * current version, del otherwise). May be NULL for backends whose index holds every key. */
+     * current version, del otherwise). May be NULL for backends whose index holds every key.
+     * The store asks only for a key its indexes do not hold: a backend that knows they hold
+     * every record of the key's range (it loaded them) may answer del without looking. */
     feox_err (*find)(feox_storage *st, void *txn, const void *key, uint32_t key_len,
                      const feox_storage_sink *sink);
     /* Read the value_len bytes of key's version stored at location into buf. */

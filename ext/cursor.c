@@ -415,6 +415,13 @@ static int scan_start(feox_vt_cursor *c, sqlite3_int64 offset)
             return SQLITE_OK;
         }
     }
+    /* Database mode: a cache still loading loads this range first (db_mode.c). */
+    int rc = feox_db_need_range(vt, c->has_lo ? c->lo.data : NULL, c->lo.len,
+                                c->has_hi ? c->hi.data : NULL, c->hi.len);
+    if (rc != SQLITE_OK) {
+        c->eof = true;
+        return rc;
+    }
     if (!c->desc) {
         e = c->has_lo ? feox_cursor_seek(c->scan, c->lo_inclusive ? FEOX_SEEK_GE : FEOX_SEEK_GT,
                                          c->lo.data, c->lo.len)

@@ -47,7 +47,12 @@
  *   xRollbackTo  the backend drops what is pending; the journal undoes to the level's mark
  *                (INDEX_ONLY, as for xRollback).
  *   xRelease     the journal forgets the levels.
- *   xFilter      feox_refresh (read transaction open: the check is current).
+ *   xFilter      feox_refresh (read transaction open: the check is current). The cache loads
+ *                lazily (storage_sqlite_load.c): each refresh of a partial cache loads one more
+ *                chunk of <t>_data in key order, a point read of a key it does not hold yet
+ *                reads that row by key, and a range or full scan first loads every row of its
+ *                range (feox_db_need_range, from cursor.c). So the first statement of a new
+ *                connection answers at once, whatever the table's size.
  *   xCreate      the shadow tables are created by one nested exec (inside the user's
  *                transaction: a ROLLBACK removes them). xDestroy drops them, xRename renames
  *                them, the same way. No file is ever touched in this mode.
@@ -300,6 +305,38 @@ int feox_db_refresh(feox_vtab *vt)
     }
     feox_err e = feox_refresh(store, &vt->dbs->t);
     return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+}
+
+int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi,
+                       size_t hi_len)
+{
+    feox_store *store = db_store(vt);
+    if (store == NULL) {
+        return SQLITE_OK;
+    }
+    feox_err e = feox_sqlite_storage_want(&vt->dbs->t, lo, (uint32_t)lo_len, hi, (uint32_t)hi_len);
+    if (e == FEOX_OK) {
+        e = feox_refresh(store, &vt->dbs->t); /* loads it (storage_sqlite_load.c) */
+    }
+    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+}
+
+void feox_db_stats(feox_vtab *vt, sqlite3_str *out)
+{
+    if (db_store(vt) == NULL) {
+        return;
+    }
+    feox_sqlite_load_info info;
+    feox_sqlite_storage_load_info(&vt->dbs->t, &info);
+    sqlite3_str_appendf(out,
+                        ",\"cache_complete\":%s,\"cache_loaded_rows\":%llu,"
+                        "\"cache_load_chunks\":%llu,\"cache_load_ranges\":%llu,"
+                        "\"cache_reloads\":%llu,\"cache_finds\":%llu,"
+                        "\"cache_finds_local\":%llu",
+                        info.complete ? "true" : "false", (unsigned long long)info.rows,
+                        (unsigned long long)info.chunks, (unsigned long long)info.ranges,
+                        (unsigned long long)info.reloads, (unsigned long long)info.finds_sql,
+                        (unsigned long long)info.finds_local);
 }
 
 int feox_db_begin(feox_vtab *vt)
@@ -559,8 +596,12 @@ int feox_db_check(feox_vtab *vt, char **report)
         rc = sqlite3_errcode(vt->db);
     }
     if (rc == SQLITE_OK) {
-        /* the read transaction is open now: the check below sees what this snapshot holds */
-        feox_err e = feox_refresh(store, &s->t);
+        /* the read transaction is open now: the check below sees what this snapshot holds
+         * (the whole table: the lazy load finishes first) */
+        feox_err e = feox_sqlite_storage_want(&s->t, NULL, 0, NULL, 0);
+        if (e == FEOX_OK) {
+            e = feox_refresh(store, &s->t);
+        }
         if (e == FEOX_OK) {
             e = feox_cursor_open(store, &cur);
         }
@@ -669,6 +710,21 @@ int feox_db_refresh(feox_vtab *vt)
 {
     (void)vt;
     return SQLITE_OK;
+}
+int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi,
+                       size_t hi_len)
+{
+    (void)vt;
+    (void)lo;
+    (void)lo_len;
+    (void)hi;
+    (void)hi_len;
+    return SQLITE_OK;
+}
+void feox_db_stats(feox_vtab *vt, sqlite3_str *out)
+{
+    (void)vt;
+    (void)out;
 }
 int feox_db_begin(feox_vtab *vt)
 {

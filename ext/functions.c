@@ -574,6 +574,7 @@ static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_str_appendf(s, "%s\"%s\":%llu", i ? "," : "", fields[i].name,
                             (unsigned long long)fields[i].value);
     }
+    feox_db_stats(vt, s); /* database mode: how much of the table the cache holds */
     sqlite3_str_appendf(s, ",\"persistent\":%s}",
                         vt->entry->file_path != NULL || vt->dbs != NULL ? "true" : "false");
     int rc = sqlite3_str_errcode(s);

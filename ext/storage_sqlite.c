@@ -6,7 +6,6 @@
  */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "feox_ext.h"
 #include "storage_sqlite_internal.h"
@@ -53,9 +52,8 @@ static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, u
     return sqlite3_bind_blob64(s, i, value, len, SQLITE_STATIC);
 }
 
-/* rec from the columns value, tag, ts, expires, seq starting at col (key given). */
-static void column_record(sqlite3_stmt *s, int col, const void *key, uint32_t key_len,
-                          unsigned char num[8], feox_storage_record *rec)
+void feox_sq_column_record(sqlite3_stmt *s, int col, const void *key, uint32_t key_len,
+                           unsigned char num[8], feox_storage_record *rec)
 {
     memset(rec, 0, sizeof *rec);
     rec->key = key;
@@ -67,16 +65,9 @@ static void column_record(sqlite3_stmt *s, int col, const void *key, uint32_t ke
     rec->location = (uint64_t)sqlite3_column_int64(s, col + 4);
 }
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- the table's seq and data version -------------------------------------------------------- */
 
-static unsigned data_version(feox_sqlite_backend *b)
+unsigned feox_sq_data_version(feox_sqlite_backend *b)
 {
     unsigned v = 0;
     sqlite3_file_control(b->db, b->schema, SQLITE_FCNTL_DATA_VERSION, &v);
@@ -260,8 +251,7 @@ static feox_err sq_open(const feox_storage_methods *methods, const feox_config *
     return FEOX_OK;
 }
 
-/* Send the pending map's entries to sink (own uncommitted changes over the tables). */
-static feox_err send_pending(feox_sqlite_backend *b, const feox_storage_sink *sink)
+feox_err feox_sq_send_pending(feox_sqlite_backend *b, const feox_storage_sink *sink)
 {
     for (size_t i = 0; i < b->pending.n; i++) {
         const feox_pending_entry *e = &b->pending.entries[i];
@@ -281,56 +271,6 @@ static feox_err send_pending(feox_sqlite_backend *b, const feox_storage_sink *si
     return FEOX_OK;
 }
 
-static feox_err load_locked(feox_sqlite_backend *b, const feox_storage_sink *sink)
-{
-    uint64_t started = monotonic_ns(), cur, min_seq;
-    /* The version first, the seq next: a commit between them only costs a slow refresh later.
-     * The scan may see a newer state than cur (outside a transaction): replaying the feed from
-     * cur onto it is harmless, since the feed sends each key's current row. */
-    unsigned dv = data_version(b);
-    sqlite3_stmt *s;
-    feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
-    if (err == FEOX_OK) {
-        err = feox_sq_stmt(b, FEOX_SQ_LOAD, &s);
-    }
-    if (err != FEOX_OK) {
-        return err;
-    }
-    b->loaded = false;
-    int rc;
-    uint64_t rows = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        unsigned char num[8];
-        feox_storage_record rec;
-        column_record(s, 1, sqlite3_column_blob(s, 0), (uint32_t)sqlite3_column_bytes(s, 0), num,
-                      &rec);
-        if (rec.key == NULL) {
-            rec.key = "";
-        }
-        err = sink->put(sink->ctx, &rec);
-        if (err != FEOX_OK) {
-            break;
-        }
-        rows++;
-    }
-    if (err == FEOX_OK && rc != SQLITE_DONE) {
-        err = feox_sq_sql_error(b, rc, "loading the records");
-    }
-    sqlite3_reset(s);
-    if (err == FEOX_OK && b->in_txn) {
-        err = send_pending(b, sink);
-    }
-    if (err != FEOX_OK) {
-        return err;
-    }
-    b->loaded = true;
-    b->cache_seq = b->in_txn ? b->txn_base : cur;
-    b->last_dv = dv;
-    b->loaded_rows += rows;
-    b->load_ns += monotonic_ns() - started;
-    return FEOX_OK;
-}
-
 static feox_err sq_load(feox_storage *st, void *txn, const feox_storage_sink *sink)
 {
     (void)txn;
@@ -340,7 +280,7 @@ static feox_err sq_load(feox_storage *st, void *txn, const feox_storage_sink *si
     }
     lock(b);
     feox_sq_clear_error(b);
-    feox_err err = load_locked(b, sink);
+    feox_err err = feox_sq_lazy_load(b, sink);
     unlock(b);
     return err;
 }
@@ -438,7 +378,7 @@ static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len
     int rc = sqlite3_step(s);
     b->rows_read++;
     if (rc == SQLITE_ROW) {
-        column_record(s, 0, key, key_len, num, rec);
+        feox_sq_column_record(s, 0, key, key_len, num, rec);
         b->bytes_read += rec->value_len;
         *found = true;
         *held = s;
@@ -468,6 +408,14 @@ static feox_err sq_find(feox_storage *st, void *txn, const void *key, uint32_t k
     }
     lock(b);
     feox_sq_clear_error(b);
+    if (feox_pending_get(&b->pending, key, key_len) == NULL &&
+        feox_sq_lazy_covers(b, key, key_len)) {
+        /* The store asks only for keys its cache does not hold, and the cache holds every row
+         * of this key's range (storage_sqlite_load.c): not found, without SQL. */
+        feox_err err = sink->del(sink->ctx, key, key_len, 0);
+        unlock(b);
+        return err;
+    }
     unsigned char num[8];
     feox_storage_record rec;
     bool found = false;
@@ -534,7 +482,7 @@ static feox_err apply_feed(feox_sqlite_backend *b, const feox_storage_sink *sink
         } else {
             unsigned char num[8];
             feox_storage_record rec;
-            column_record(s, 3, key, key_len, num, &rec);
+            feox_sq_column_record(s, 3, key, key_len, num, &rec);
             err = sink->put(sink->ctx, &rec);
         }
         if (err != FEOX_OK) {
@@ -549,15 +497,13 @@ static feox_err apply_feed(feox_sqlite_backend *b, const feox_storage_sink *sink
     return err;
 }
 
-static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *sink)
+/* The change feed part of refresh (outside a transaction). */
+static feox_err refresh_feed(feox_sqlite_backend *b, const feox_storage_sink *sink)
 {
-    if (b->in_txn) {
-        return FEOX_OK; /* current since begin; only this connection writes until commit */
-    }
     if (!b->loaded) {
         return FEOX_ERR_STALE;
     }
-    unsigned dv = data_version(b);
+    unsigned dv = feox_sq_data_version(b);
     /* The version is current only while a transaction is open on the schema. */
     if (dv == b->last_dv && sqlite3_txn_state(b->db, b->schema) > SQLITE_TXN_NONE) {
         return FEOX_OK;
@@ -584,6 +530,14 @@ static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *
     }
     b->last_dv = dv;
     return FEOX_OK;
+}
+
+static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *sink)
+{
+    /* In a transaction the cache is current since begin (only this connection writes until
+     * commit); the lazy load may still have a range to load (storage_sqlite_load.c). */
+    feox_err err = b->in_txn ? FEOX_OK : refresh_feed(b, sink);
+    return err == FEOX_OK ? feox_sq_lazy_step(b, sink) : err;
 }
 
 static feox_err sq_refresh(feox_storage *st, void *txn, const feox_storage_sink *sink)
@@ -627,6 +581,7 @@ static feox_err sq_close(feox_storage *st)
         sqlite3_finalize(b->stmts[i]);
     }
     feox_pending_free(&b->pending);
+    feox_sq_lazy_forget(b, true);
     if (b->t->backend == b) {
         b->t->backend = NULL;
     }
@@ -673,6 +628,7 @@ feox_err feox_sqlite_storage_renamed(feox_sqlite_table *t, const char *new_table
             sqlite3_finalize(b->stmts[i]); /* they name the old tables */
             b->stmts[i] = NULL;
         }
+        feox_sq_lazy_forget(b, false);
         sqlite3_free(b->table);
         b->table = copy;
         err = FEOX_OK;
@@ -783,7 +739,7 @@ void feox_sqlite_storage_commit(feox_sqlite_table *t)
         b->cache_seq = b->txn_last;
         /* Our own commit moves the version; if it has not moved yet, the next refresh reads
          * the seq once and finds it equal. */
-        b->last_dv = data_version(b);
+        b->last_dv = feox_sq_data_version(b);
     }
     reset_txn(b);
     unlock(b);

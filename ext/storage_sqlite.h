@@ -134,6 +134,7 @@ typedef struct feox_sqlite_table {
     feox_sqlite_write_mode write_mode;
     uint64_t pending_limit; /* buffered: bytes held before an early write; 0 = 32 MiB */
     uint64_t feed_limit;    /* changes the feed keeps; 0 = 65536 */
+    uint64_t load_chunk_rows; /* lazy load: rows per chunk; 0 = 8192 (storage_sqlite_load.c) */
 
     /* Set by the backend. */
     struct feox_sqlite_backend *backend; /* the open backend (NULL when none is open) */
@@ -154,6 +155,29 @@ void feox_sqlite_storage_commit(feox_sqlite_table *t);
 void feox_sqlite_storage_rollback(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_savepoint(feox_sqlite_table *t, int level);
 void feox_sqlite_storage_rollback_to(feox_sqlite_table *t, int level);
+
+/* ---- the lazy load (storage_sqlite_load.c, where the design and its argument are) ----
+ * The cache starts partial: load() loads one chunk of <t>_data in key order, and each refresh
+ * outside a transaction one more, until it is complete. A key the cache does not hold is looked
+ * up with find() meanwhile (point reads and writes work at once); a miss is answered without
+ * SQL where the cache is known to hold every row (below the loaded frontier, or everywhere once
+ * complete). A scan must ask for its range first: feox_sqlite_storage_want(t, lo, hi) (NULL:
+ * unbounded; both inclusive) makes the next feox_refresh() load every row of it. */
+feox_err feox_sqlite_storage_want(feox_sqlite_table *t, const void *lo, uint32_t lo_len,
+                                  const void *hi, uint32_t hi_len);
+
+typedef struct feox_sqlite_load_info {
+    bool complete;       /* every row is in the cache */
+    uint64_t rows;       /* rows loaded (chunks and ranges, since open) */
+    uint64_t chunks;     /* chunks loaded (refreshes that advanced the frontier) */
+    uint64_t ranges;     /* ranges loaded for scans */
+    uint64_t reloads;    /* full reloads (load() after the first) */
+    uint64_t finds_sql;  /* misses looked up in <t>_data */
+    uint64_t finds_local; /* misses answered "not found" without SQL */
+} feox_sqlite_load_info;
+
+/* The lazy load's state and counters (all zero when no backend is open). */
+void feox_sqlite_storage_load_info(feox_sqlite_table *t, feox_sqlite_load_info *out);
 
 /* ---- shadow-table DDL (storage_sqlite_schema.c): called from xCreate / xDestroy / xRename,
  * inside the user's transaction, so a ROLLBACK undoes them. Each runs ONE sqlite3_exec (dqlite

@@ -1,7 +1,7 @@
 /*
  * storage_sqlite_internal.h — the "sqlite" backend's state and the helpers its files share
  * (storage_sqlite_sql.c: statements, errors, values; storage_sqlite.c: the methods and
- * transactions; storage_sqlite_check.c: check()).
+ * transactions; storage_sqlite_check.c: check(); storage_sqlite_load.c: the lazy load).
  */
 #ifndef FEOX_STORAGE_SQLITE_INTERNAL_H
 #define FEOX_STORAGE_SQLITE_INTERNAL_H
@@ -36,6 +36,28 @@ typedef struct feox_sq_mark {
     bool txn_logging;
 } feox_sq_mark;
 
+/* A key copy that keeps its capacity (storage_sqlite_load.c). One byte more than len is always
+ * allocated, so that key||0x00, the smallest key after it, can be bound without a copy. */
+typedef struct feox_sq_key {
+    unsigned char *data;
+    uint32_t len, cap;
+} feox_sq_key;
+
+/* The lazy load (storage_sqlite_load.c): which rows of <t>_data the cache holds for sure. */
+typedef struct feox_sq_lazy {
+    bool complete;        /* every row: a miss is "not found" without SQL */
+    bool started;         /* frontier is set (false: no row loaded yet) */
+    feox_sq_key frontier; /* every row with key <= frontier is in the cache */
+    /* what the next refresh must load in full (feox_sqlite_storage_want) */
+    bool want, want_has_lo, want_has_hi;
+    feox_sq_key want_lo, want_hi;
+    feox_sq_key scratch;             /* the last key of a chunk */
+    sqlite3_stmt *from_stmt, *range_stmt; /* rows from a key on / in an interval, in key order */
+    uint64_t chunk_rows;             /* rows per chunk (t->load_chunk_rows or the default) */
+    /* counters (feox_sqlite_storage_load_info) */
+    uint64_t rows, chunks, ranges, reloads, loads, finds_sql, finds_local;
+} feox_sq_lazy;
+
 typedef struct feox_sqlite_backend {
     feox_storage base; /* first: a feox_storage * is a feox_sqlite_backend * */
     feox_sqlite_table *t;
@@ -63,6 +85,8 @@ typedef struct feox_sqlite_backend {
     feox_sq_mark marks[FEOX_SQ_MAX_MARKS];
     size_t nmarks;
 
+    feox_sq_lazy lazy;
+
     /* Counters (get_stats). */
     uint64_t rows_read, bytes_read, rows_written, bytes_written, flushes, syncs;
     uint64_t loaded_rows, load_ns, slow_refreshes, feed_rows;
@@ -83,7 +107,25 @@ void feox_sq_column_value(sqlite3_stmt *s, int col, unsigned char num[8], const 
 uint64_t feox_sq_get_u64(const void *p);
 /* Learn once whether the database is UTF-8 (text_as_text). */
 feox_err feox_sq_learn_encoding(feox_sqlite_backend *b);
+/* rec from the columns value, tag, ts, expires, seq starting at col (key given). */
+void feox_sq_column_record(sqlite3_stmt *s, int col, const void *key, uint32_t key_len,
+                           unsigned char num[8], feox_storage_record *rec);
+/* Send the pending map's entries to sink (own uncommitted changes over the tables). */
+feox_err feox_sq_send_pending(feox_sqlite_backend *b, const feox_storage_sink *sink);
+/* SQLITE_FCNTL_DATA_VERSION of the backend's schema. */
+unsigned feox_sq_data_version(feox_sqlite_backend *b);
 /* feox_storage_methods.check (storage_sqlite_check.c). */
 feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len);
+
+/* ---- the lazy load (storage_sqlite_load.c) ----
+ * load(): the cache restarts empty at the table's current seq and loads its first chunk. */
+feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink);
+/* The end of refresh(), after the feed: a wanted range in full, else (outside a transaction) one
+ * more chunk while the cache is partial. */
+feox_err feox_sq_lazy_step(feox_sqlite_backend *b, const feox_storage_sink *sink);
+/* find(): true if the cache is known to hold every row of key (a miss means "not found"). */
+bool feox_sq_lazy_covers(feox_sqlite_backend *b, const void *key, uint32_t key_len);
+/* Finalize the lazy load's statements (rename, close); free its buffers too with free_all. */
+void feox_sq_lazy_forget(feox_sqlite_backend *b, bool free_all);
 
 #endif

@@ -832,10 +832,16 @@ static void test_find_and_read_value(void **state)
     assert_int_equal(put_text(&bk, "a", "alpha"), FEOX_OK);
     txn_commit(&bk);
 
+    /* A backend that has loaded nothing (the store asks find() only for keys it does not hold;
+     * a loaded backend answers "not found" for the keys it loaded the range of: the lazy-load
+     * test below) reads the row. */
+    backend fresh;
+    open_backend(&fresh, db, "kv", FEOX_SQLITE_WRITE_BUFFERED);
     feox_storage_sink s = sink_of(&ts);
-    assert_int_equal(bk.st->methods->find(bk.st, NULL, "a", 1, &s), FEOX_OK);
-    assert_int_equal(bk.st->methods->find(bk.st, NULL, "zz", 2, &s), FEOX_OK);
+    assert_int_equal(fresh.st->methods->find(fresh.st, NULL, "a", 1, &s), FEOX_OK);
+    assert_int_equal(fresh.st->methods->find(fresh.st, NULL, "zz", 2, &s), FEOX_OK);
     assert_string_equal(ts.events, "+a-zz");
+    close_backend(&fresh);
     char buf[16];
     assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 5), FEOX_OK);
     assert_memory_equal(buf, "alpha", 5);

@@ -1,0 +1,398 @@
+/*
+ * storage_sqlite_load.c — the "sqlite" backend's lazy load: a connection's cache of <t>_data is
+ * filled a chunk at a time, in key order, instead of all at once when the table is opened (about
+ * 1 s per million rows), so the first statement is answered at once.
+ *
+ * State (feox_sq_lazy). The cache is "complete" (it holds every row: a key it does not hold does
+ * not exist), or "partial" with a frontier F (it holds every row whose key is <= F; nothing is
+ * known of the others, no frontier: nothing is known at all).
+ *   load()     (open, and a full reload after FEOX_ERR_STALE: the store has emptied the cache)
+ *              the cache starts partial with no frontier, at the table's current seq, and loads
+ *              its first chunk: a table of at most one chunk is complete at once.
+ *   refresh()  after the change feed is applied, outside a transaction, one more chunk: the rows
+ *              after F, in key order, at most chunk_rows of them and for at most CHUNK_NS; F
+ *              becomes the last key read, or the cache complete when the table has no more.
+ *   find()     a miss below or at F (or anywhere once complete) is "not found" without SQL;
+ *              otherwise the row is read by key (storage_sqlite.c), and the store keeps it.
+ *   want()     a scan of [lo, hi] needs every row of it: the next refresh loads them all, in a
+ *              transaction too (the rows of keys with a pending change are skipped: the cache
+ *              holds this connection's newer version). If lo <= F (or lo is unbounded), F
+ *              moves to hi (the cache is complete when hi is unbounded); else the range is
+ *              loaded without moving F (nothing records it: a later scan loads it again).
+ *
+ * Why this is sound. Write C for the table's seq the cache reflects (cache_seq). The invariant:
+ *   (I) for every key the cache holds, it holds the key's version at C (or this connection's
+ *       own uncommitted one); every row with a key <= F at C is held (all rows when complete).
+ * The cache may hold keys above F (found by find(), or sent by the feed): (I) says nothing of
+ * the keys above F that it does not hold, and find() asks the table for them.
+ *   - The feed (C -> C') sends each changed key's row at C' (put) or its absence (del), whether
+ *     or not the key was loaded: a put of a key above F adds a row that is current (harmless),
+ *     a del of a key never loaded removes nothing. Unchanged keys keep their version: (I) holds
+ *     at C'. This is the "feed entry for a key not yet loaded" case.
+ *   - A chunk is read at a snapshot S. Inside a read or write transaction (xFilter, xBegin,
+ *     a function's enlistment: the usual case) S is the snapshot the feed was just read at, so
+ *     S = C and each row put is the key's version at C. Without one (a function called with no
+ *     transaction open) the chunk's own statement may see a later snapshot S > C, never an
+ *     earlier one (a connection's snapshots only move forward): a row put is then a key's
+ *     version at S, newer than C, and a key deleted in (C, S] is not loaded. Every such key has
+ *     a feed row in (C, S], which the next refresh replays from C, and the feed sends each key's
+ *     row as it is then (or its absence): the cache is back to (I) at the new seq. Reading
+ *     ahead of C therefore only shows some rows early, never loses or resurrects one. A chunk
+ *     read at a snapshot older than C would be wrong (a key deleted in between would come
+ *     back), and cannot happen.
+ *   - A key inserted (by anyone) with a key <= F after the chunk that moved F comes through the
+ *     feed (a put adds it) or this connection's own write: (I) keeps "every row <= F is held".
+ *   - In a transaction, a chunk of a wanted range reads the transaction's own view, where its
+ *     flushed changes are already in the table (and in the cache: the same versions) and its
+ *     pending ones are skipped. On ROLLBACK SQLite restores the tables and the undo journal
+ *     restores every key this connection wrote (with the version it had before, which the write
+ *     looked up first: find() before a write); the rows loaded for keys it did not write are
+ *     their committed versions at C. So F stays true after a rollback.
+ *   - A full reload (FEOX_ERR_STALE: the feed no longer reaches back to C) empties the cache and
+ *     calls load(): partial again with no frontier, at the current seq.
+ * A miss answered without SQL is therefore right at C, as a complete cache's would be.
+ *
+ * Cost. A chunk goes through the store's locked sink (per row: a shard lock, a hash insert, an
+ * ordered-index insert at its right edge); the first one goes through the store's bulk first
+ * load. Chunks are bounded by rows (chunk_rows, 8192 by default) and by time (CHUNK_NS, checked
+ * every 256 rows), so no statement of a warming connection waits long; a scan that needs the
+ * whole table loads what is left in one go.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "feox_ext.h"
+#include "storage_sqlite_internal.h"
+
+SQLITE_EXTENSION_INIT3
+
+#define DEFAULT_CHUNK_ROWS 8192u
+#define CHUNK_NS 3000000u /* 3 ms */
+#define CLOCK_EVERY 256u
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- keys ------------------------------------------------------------------------------------ */
+
+static bool key_set(feox_sq_key *k, const void *data, uint32_t len)
+{
+    if (k->data == NULL || k->cap < len + 1) {
+        uint32_t cap = len + 1 < 64 ? 64 : len + 1;
+        unsigned char *grown = sqlite3_realloc64(k->data, cap);
+        if (grown == NULL) {
+            return false;
+        }
+        k->data = grown;
+        k->cap = cap;
+    }
+    if (len != 0) {
+        memcpy(k->data, data, len);
+    }
+    k->data[len] = 0; /* key||0x00 is ready to bind (successor) */
+    k->len = len;
+    return true;
+}
+
+static void key_free(feox_sq_key *k)
+{
+    sqlite3_free(k->data);
+    memset(k, 0, sizeof *k);
+}
+
+/* memcmp order, a shorter prefix first: the engine's order and SQLite's for BLOBs. */
+static int key_cmp(const void *a, uint32_t alen, const void *b, uint32_t blen)
+{
+    int r = memcmp(a, b, alen < blen ? alen : blen);
+    return r != 0 ? r : alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+/* ---- reading rows ---------------------------------------------------------------------------- */
+
+static const char *const FROM_SQL = "SELECT key, value, tag, ts, expires, seq FROM \"%w\".\"%w_data\""
+                                    " WHERE key >= ?1 ORDER BY key LIMIT ?2";
+static const char *const RANGE_SQL = "SELECT key, value, tag, ts, expires, seq"
+                                     " FROM \"%w\".\"%w_data\""
+                                     " WHERE key >= ?1 AND key <= ?2 ORDER BY key LIMIT ?3";
+
+static feox_err prepare(feox_sqlite_backend *b, sqlite3_stmt **stmt, const char *text)
+{
+    if (*stmt != NULL) {
+        return FEOX_OK;
+    }
+    char *sql = sqlite3_mprintf(text, b->schema, b->table);
+    if (sql == NULL) {
+        return feox_sq_sql_error(b, SQLITE_NOMEM, "preparing a statement");
+    }
+    int rc = sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL);
+    sqlite3_free(sql);
+    return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "preparing a statement");
+}
+
+/* A chunk: the rows with lo <= key (<= hi if hi), in key order, at most max_rows of them (0: no
+ * limit) and, with a deadline, until it passes; each to sink->put, but for keys with a pending
+ * change. lo_after: lo is exclusive (key > lo). *last: the last key read (len 0: none);
+ * *exhausted: every row of the range was read. */
+static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
+                          const feox_sq_key *lo, bool lo_after, const feox_sq_key *hi,
+                          uint64_t max_rows, uint64_t deadline, feox_sq_key *last,
+                          bool *exhausted)
+{
+    feox_sq_lazy *z = &b->lazy;
+    sqlite3_stmt *s;
+    feox_err err = hi != NULL ? prepare(b, &z->range_stmt, RANGE_SQL)
+                              : prepare(b, &z->from_stmt, FROM_SQL);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    s = hi != NULL ? z->range_stmt : z->from_stmt;
+    if (lo != NULL) {
+        /* key > lo is key >= lo||0x00, the smallest key after lo (key_set keeps that byte) */
+        sqlite3_bind_blob64(s, 1, lo->data, lo->len + (lo_after ? 1 : 0), SQLITE_STATIC);
+    } else {
+        sqlite3_bind_zeroblob(s, 1, 0); /* x'': before every key */
+    }
+    if (hi != NULL) {
+        sqlite3_bind_blob64(s, 2, hi->data, hi->len, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(s, hi != NULL ? 3 : 2, max_rows != 0 ? (sqlite3_int64)max_rows : -1);
+    uint64_t rows = 0, started = monotonic_ns();
+    bool pending = b->in_txn && b->pending.n != 0;
+    int rc;
+    last->len = 0;
+    *exhausted = false;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const void *key = sqlite3_column_blob(s, 0);
+        uint32_t key_len = (uint32_t)sqlite3_column_bytes(s, 0);
+        if (key == NULL) {
+            key = "";
+        }
+        rows++;
+        if (!pending || feox_pending_get(&b->pending, key, key_len) == NULL) {
+            unsigned char num[8];
+            feox_storage_record rec;
+            feox_sq_column_record(s, 1, key, key_len, num, &rec);
+            err = sink->put(sink->ctx, &rec);
+            if (err != FEOX_OK) {
+                break;
+            }
+        }
+        if (deadline != 0 && rows % CLOCK_EVERY == 0 && monotonic_ns() > deadline) {
+            if (!key_set(last, key, key_len)) {
+                err = feox_sq_sql_error(b, SQLITE_NOMEM, "loading the records");
+            }
+            break; /* not exhausted: the next chunk goes on after last */
+        }
+        if (max_rows != 0 && rows == max_rows && !key_set(last, key, key_len)) {
+            err = feox_sq_sql_error(b, SQLITE_NOMEM, "loading the records");
+            break;
+        }
+    }
+    if (err == FEOX_OK && rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE) {
+            *exhausted = max_rows == 0 || rows < max_rows;
+        } else {
+            err = feox_sq_sql_error(b, rc, "loading the records");
+        }
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    z->rows += rows;
+    b->loaded_rows += rows;
+    b->load_ns += monotonic_ns() - started;
+    return err;
+}
+
+/* ---- the frontier ---------------------------------------------------------------------------- */
+
+/* Load up to max_rows rows after the frontier (0: all, through hi if given); move it. */
+static feox_err advance(feox_sqlite_backend *b, const feox_storage_sink *sink, const feox_sq_key *hi,
+                        uint64_t max_rows, uint64_t deadline)
+{
+    feox_sq_lazy *z = &b->lazy;
+    bool exhausted = false;
+    feox_err err = load_rows(b, sink, z->started ? &z->frontier : NULL, true, hi, max_rows,
+                             deadline, &z->scratch, &exhausted);
+    if (err != FEOX_OK) {
+        return err; /* the frontier stays: what was loaded is current, only not recorded */
+    }
+    z->chunks++;
+    if (exhausted && hi == NULL) {
+        z->complete = true;
+        key_free(&z->frontier);
+        z->started = false;
+    } else if (exhausted) {
+        if (!key_set(&z->frontier, hi->data, hi->len)) {
+            return feox_sq_sql_error(b, SQLITE_NOMEM, "loading the records");
+        }
+        z->started = true;
+    } else if (z->scratch.len != 0) {
+        feox_sq_key swap = z->frontier;
+        z->frontier = z->scratch;
+        z->scratch = swap;
+        z->started = true;
+    }
+    return FEOX_OK;
+}
+
+/* Is key <= the frontier? */
+static bool below_frontier(const feox_sq_lazy *z, const void *key, uint32_t key_len)
+{
+    return z->started && key_cmp(key, key_len, z->frontier.data, z->frontier.len) <= 0;
+}
+
+/* Load every row of the wanted range. */
+static feox_err load_wanted(feox_sqlite_backend *b, const feox_storage_sink *sink)
+{
+    feox_sq_lazy *z = &b->lazy;
+    const feox_sq_key *lo = z->want_has_lo ? &z->want_lo : NULL;
+    const feox_sq_key *hi = z->want_has_hi ? &z->want_hi : NULL;
+    z->want = false;
+    if (hi != NULL && below_frontier(z, hi->data, hi->len)) {
+        return FEOX_OK; /* loaded already */
+    }
+    z->ranges++;
+    if (lo == NULL || below_frontier(z, lo->data, lo->len) || hi == NULL) {
+        /* next to the frontier (or to the end of the table: as costly as the rest): move it */
+        return advance(b, sink, hi, 0, 0);
+    }
+    bool exhausted;
+    return load_rows(b, sink, lo, false, hi, 0, 0, &z->scratch, &exhausted);
+}
+
+/* ---- the backend's calls --------------------------------------------------------------------- */
+
+static uint64_t chunk_rows(feox_sqlite_backend *b)
+{
+    return b->t->load_chunk_rows != 0 ? b->t->load_chunk_rows : DEFAULT_CHUNK_ROWS;
+}
+
+feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink)
+{
+    feox_sq_lazy *z = &b->lazy;
+    uint64_t cur, min_seq;
+    /* The version first, the seq next: a commit between them only costs a slow refresh later. */
+    unsigned dv = feox_sq_data_version(b);
+    feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    if (z->loads++ != 0) {
+        z->reloads++;
+    }
+    b->loaded = false;
+    z->complete = false;
+    z->started = false;
+    b->cache_seq = b->in_txn ? b->txn_base : cur;
+    b->last_dv = dv;
+    /* The first chunk: the load at open goes through the store's bulk path. */
+    err = advance(b, sink, NULL, chunk_rows(b), monotonic_ns() + CHUNK_NS);
+    if (err == FEOX_OK && z->want) {
+        err = load_wanted(b, sink);
+    }
+    if (err == FEOX_OK && b->in_txn) {
+        err = feox_sq_send_pending(b, sink);
+    }
+    if (err != FEOX_OK) {
+        return err;
+    }
+    b->loaded = true;
+    return FEOX_OK;
+}
+
+feox_err feox_sq_lazy_step(feox_sqlite_backend *b, const feox_storage_sink *sink)
+{
+    feox_sq_lazy *z = &b->lazy;
+    if (!b->loaded || z->complete) {
+        z->want = false;
+        return FEOX_OK;
+    }
+    feox_err err = FEOX_OK;
+    if (z->want) {
+        err = load_wanted(b, sink);
+    } else if (!b->in_txn) {
+        err = advance(b, sink, NULL, chunk_rows(b), monotonic_ns() + CHUNK_NS);
+    }
+    if (err != FEOX_OK) {
+        /* rows of the chunk may be in the cache beyond what the seq says: only a reload is
+         * sound now (the next refresh asks for it) */
+        b->loaded = false;
+    }
+    return err;
+}
+
+bool feox_sq_lazy_covers(feox_sqlite_backend *b, const void *key, uint32_t key_len)
+{
+    feox_sq_lazy *z = &b->lazy;
+    bool covered = b->loaded && (z->complete || below_frontier(z, key, key_len));
+    if (covered) {
+        z->finds_local++;
+    } else {
+        z->finds_sql++;
+    }
+    return covered;
+}
+
+void feox_sq_lazy_forget(feox_sqlite_backend *b, bool free_all)
+{
+    feox_sq_lazy *z = &b->lazy;
+    sqlite3_finalize(z->from_stmt);
+    sqlite3_finalize(z->range_stmt);
+    z->from_stmt = z->range_stmt = NULL;
+    if (free_all) {
+        key_free(&z->frontier);
+        key_free(&z->want_lo);
+        key_free(&z->want_hi);
+        key_free(&z->scratch);
+        z->started = false;
+    }
+}
+
+/* ---- public ---------------------------------------------------------------------------------- */
+
+feox_err feox_sqlite_storage_want(feox_sqlite_table *t, const void *lo, uint32_t lo_len,
+                                  const void *hi, uint32_t hi_len)
+{
+    feox_sqlite_backend *b = t != NULL ? t->backend : NULL;
+    if (b == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    sqlite3_mutex_enter(sqlite3_db_mutex(b->db));
+    feox_sq_lazy *z = &b->lazy;
+    feox_err err = FEOX_OK;
+    if (b->loaded && !z->complete) {
+        z->want_has_lo = lo != NULL;
+        z->want_has_hi = hi != NULL;
+        if ((lo != NULL && !key_set(&z->want_lo, lo, lo_len)) ||
+            (hi != NULL && !key_set(&z->want_hi, hi, hi_len))) {
+            err = FEOX_ERR_NOMEM;
+        } else {
+            z->want = true;
+        }
+    }
+    sqlite3_mutex_leave(sqlite3_db_mutex(b->db));
+    return err;
+}
+
+void feox_sqlite_storage_load_info(feox_sqlite_table *t, feox_sqlite_load_info *out)
+{
+    memset(out, 0, sizeof *out);
+    feox_sqlite_backend *b = t != NULL ? t->backend : NULL;
+    if (b == NULL) {
+        return;
+    }
+    sqlite3_mutex_enter(sqlite3_db_mutex(b->db));
+    const feox_sq_lazy *z = &b->lazy;
+    out->complete = b->loaded && z->complete;
+    out->rows = z->rows;
+    out->chunks = z->chunks;
+    out->ranges = z->ranges;
+    out->reloads = z->reloads;
+    out->finds_sql = z->finds_sql;
+    out->finds_local = z->finds_local;
+    sqlite3_mutex_leave(sqlite3_db_mutex(b->db));
+}
