@@ -52,27 +52,7 @@ static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, u
     return sqlite3_bind_blob64(s, i, value, len, SQLITE_STATIC);
 }
 
-void feox_sq_column_record(sqlite3_stmt *s, int col, const void *key, uint32_t key_len,
-                           unsigned char num[8], feox_storage_record *rec)
-{
-    memset(rec, 0, sizeof *rec);
-    rec->key = key;
-    rec->key_len = key_len;
-    feox_sq_column_value(s, col, num, &rec->value, &rec->value_len);
-    rec->tag = (uint32_t)sqlite3_column_int64(s, col + 1);
-    rec->ts_ns = (uint64_t)sqlite3_column_int64(s, col + 2);
-    rec->expires_at_ns = (uint64_t)sqlite3_column_int64(s, col + 3);
-    rec->location = (uint64_t)sqlite3_column_int64(s, col + 4);
-}
-
 /* ---- the table's seq and data version -------------------------------------------------------- */
-
-unsigned feox_sq_data_version(feox_sqlite_backend *b)
-{
-    unsigned v = 0;
-    sqlite3_file_control(b->db, b->schema, SQLITE_FCNTL_DATA_VERSION, &v);
-    return v;
-}
 
 static feox_err write_row(feox_sqlite_backend *b, const void *key, uint32_t key_len,
                           const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
@@ -248,26 +228,6 @@ static feox_err sq_open(const feox_storage_methods *methods, const feox_config *
     t->errmsg[0] = '\0';
     t->backend = b;
     *out = &b->base;
-    return FEOX_OK;
-}
-
-feox_err feox_sq_send_pending(feox_sqlite_backend *b, const feox_storage_sink *sink)
-{
-    for (size_t i = 0; i < b->pending.n; i++) {
-        const feox_pending_entry *e = &b->pending.entries[i];
-        feox_err err;
-        if (e->is_delete) {
-            err = sink->del(sink->ctx, e->bytes, e->key_len, e->ts_ns);
-        } else {
-            feox_storage_record rec = {e->bytes,         e->key_len,     e->bytes + e->key_len,
-                                       e->value_len,     e->tag,         e->ts_ns,
-                                       e->expires_at_ns, b->txn_base + 1};
-            err = sink->put(sink->ctx, &rec);
-        }
-        if (err != FEOX_OK) {
-            return err;
-        }
-    }
     return FEOX_OK;
 }
 

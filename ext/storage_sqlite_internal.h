@@ -110,8 +110,6 @@ feox_err feox_sq_learn_encoding(feox_sqlite_backend *b);
 /* rec from the columns value, tag, ts, expires, seq starting at col (key given). */
 void feox_sq_column_record(sqlite3_stmt *s, int col, const void *key, uint32_t key_len,
                            unsigned char num[8], feox_storage_record *rec);
-/* Send the pending map's entries to sink (own uncommitted changes over the tables). */
-feox_err feox_sq_send_pending(feox_sqlite_backend *b, const feox_storage_sink *sink);
 /* SQLITE_FCNTL_DATA_VERSION of the backend's schema. */
 unsigned feox_sq_data_version(feox_sqlite_backend *b);
 /* feox_storage_methods.check (storage_sqlite_check.c). */

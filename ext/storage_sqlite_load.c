@@ -271,6 +271,27 @@ static uint64_t chunk_rows(feox_sqlite_backend *b)
     return b->t->load_chunk_rows != 0 ? b->t->load_chunk_rows : DEFAULT_CHUNK_ROWS;
 }
 
+/* Send the pending map's entries to sink (own uncommitted changes over the tables). */
+static feox_err send_pending(feox_sqlite_backend *b, const feox_storage_sink *sink)
+{
+    for (size_t i = 0; i < b->pending.n; i++) {
+        const feox_pending_entry *e = &b->pending.entries[i];
+        feox_err err;
+        if (e->is_delete) {
+            err = sink->del(sink->ctx, e->bytes, e->key_len, e->ts_ns);
+        } else {
+            feox_storage_record rec = {e->bytes,         e->key_len,     e->bytes + e->key_len,
+                                       e->value_len,     e->tag,         e->ts_ns,
+                                       e->expires_at_ns, b->txn_base + 1};
+            err = sink->put(sink->ctx, &rec);
+        }
+        if (err != FEOX_OK) {
+            return err;
+        }
+    }
+    return FEOX_OK;
+}
+
 feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink)
 {
     feox_sq_lazy *z = &b->lazy;
@@ -295,7 +316,7 @@ feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink
         err = load_wanted(b, sink);
     }
     if (err == FEOX_OK && b->in_txn) {
-        err = feox_sq_send_pending(b, sink);
+        err = send_pending(b, sink);
     }
     if (err != FEOX_OK) {
         return err;

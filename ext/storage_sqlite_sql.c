@@ -1,8 +1,9 @@
 /*
  * storage_sqlite_sql.c — the "sqlite" backend's SQL plumbing, shared by its methods
- * (storage_sqlite.c) and check() (storage_sqlite_check.c): the statement texts and their cache,
- * errors (t->errcode / t->errmsg), reading a value column back as record bytes, the table's seq
- * and the database's text encoding.
+ * (storage_sqlite.c), check() (storage_sqlite_check.c) and the lazy load (storage_sqlite_load.c):
+ * the statement texts and their cache, errors (t->errcode / t->errmsg), reading a value column
+ * (and a whole row) back as record bytes, the data version, the table's seq and the database's
+ * text encoding.
  */
 #include <string.h>
 
@@ -170,6 +171,26 @@ feox_err feox_sq_learn_encoding(feox_sqlite_backend *b)
     }
     sqlite3_finalize(s);
     return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "reading the encoding");
+}
+
+void feox_sq_column_record(sqlite3_stmt *s, int col, const void *key, uint32_t key_len,
+                           unsigned char num[8], feox_storage_record *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->key = key;
+    rec->key_len = key_len;
+    feox_sq_column_value(s, col, num, &rec->value, &rec->value_len);
+    rec->tag = (uint32_t)sqlite3_column_int64(s, col + 1);
+    rec->ts_ns = (uint64_t)sqlite3_column_int64(s, col + 2);
+    rec->expires_at_ns = (uint64_t)sqlite3_column_int64(s, col + 3);
+    rec->location = (uint64_t)sqlite3_column_int64(s, col + 4);
+}
+
+unsigned feox_sq_data_version(feox_sqlite_backend *b)
+{
+    unsigned v = 0;
+    sqlite3_file_control(b->db, b->schema, SQLITE_FCNTL_DATA_VERSION, &v);
+    return v;
 }
 
 uint64_t feox_sq_get_u64(const void *p)
