@@ -869,6 +869,111 @@ static void test_find_and_read_value(void **state)
     sqlite3_close(db);
 }
 
+/* ---- the lazy load (storage_sqlite_load.c) ------------------------------------------------- */
+
+static void load_info(backend *bk, feox_sqlite_load_info *info)
+{
+    feox_sqlite_storage_load_info(&bk->t, info);
+}
+
+static void test_lazy_load(void **state)
+{
+    (void)state;
+    sqlite3 *dba = open_db("lazy.db");
+    sqlite3 *dbb = open_db("lazy.db");
+    create_table(dba, "kv");
+    backend a, b;
+    test_sink ts;
+    open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&a, &ts);
+    txn_begin(&a);
+    char key[8];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(put_text(&a, key, "v"), FEOX_OK);
+    }
+    txn_commit(&a);
+
+    /* Chunks of 3 rows: the load sends the first 3, in key order. */
+    memset(&b, 0, sizeof b);
+    open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    b.t.load_chunk_rows = 3;
+    load(&b, &ts);
+    assert_string_equal(ts.events, "+k0+k1+k2");
+    feox_sqlite_load_info info;
+    load_info(&b, &info);
+    assert_false(info.complete);
+
+    /* A miss at or below the frontier (k2) runs no SQL; one beyond it reads the row. */
+    int statements = 0;
+    sqlite3_trace_v2(dbb, SQLITE_TRACE_STMT, count_statements, &statements);
+    feox_storage_sink s = sink_of(&ts);
+    assert_int_equal(b.st->methods->find(b.st, NULL, "k1x", 3, &s), FEOX_OK);
+    assert_int_equal(b.st->methods->find(b.st, NULL, "k", 1, &s), FEOX_OK);
+    assert_int_equal(statements, 0);
+    assert_int_equal(b.st->methods->find(b.st, NULL, "k8", 2, &s), FEOX_OK);
+    assert_int_equal(b.st->methods->find(b.st, NULL, "k8x", 3, &s), FEOX_OK);
+    assert_true(statements > 0);
+    assert_string_equal(ts.events, "-k1x-k+k8-k8x");
+    load_info(&b, &info);
+    assert_int_equal(info.finds_local, 2);
+    assert_int_equal(info.finds_sql, 2);
+
+    /* Another connection changes a loaded key, a key not loaded yet and deletes one of each:
+     * the feed sends them all (puts of keys above the frontier included), then one chunk. */
+    txn_begin(&a);
+    assert_int_equal(put_text(&a, "k1", "w"), FEOX_OK);
+    assert_int_equal(put_text(&a, "k7", "w"), FEOX_OK);
+    assert_int_equal(erase(&a, "k0"), FEOX_OK);
+    assert_int_equal(erase(&a, "k4"), FEOX_OK);
+    txn_commit(&a);
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "-k0+k1-k4+k7+k3+k5+k6");
+    load_info(&b, &info);
+    assert_false(info.complete);
+
+    /* A wanted range beyond the frontier (k6) is loaded in full, without moving it. */
+    assert_int_equal(feox_sqlite_storage_want(&b.t, "k8", 2, "k9", 2), FEOX_OK);
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "+k8+k9");
+    statements = 0;
+    s = sink_of(&ts);
+    assert_int_equal(b.st->methods->find(b.st, NULL, "k8x", 3, &s), FEOX_OK);
+    assert_true(statements > 0);
+    /* One wanted next to the frontier moves it; an unbounded one completes the load. */
+    assert_int_equal(feox_sqlite_storage_want(&b.t, NULL, 0, "k7", 2), FEOX_OK);
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "+k7");
+    statements = 0;
+    s = sink_of(&ts);
+    assert_int_equal(b.st->methods->find(b.st, NULL, "k6x", 3, &s), FEOX_OK);
+    assert_int_equal(statements, 0);
+    assert_int_equal(feox_sqlite_storage_want(&b.t, "k3", 2, NULL, 0), FEOX_OK);
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "+k8+k9");
+    load_info(&b, &info);
+    assert_true(info.complete);
+    assert_int_equal(info.ranges, 3);
+    statements = 0;
+    s = sink_of(&ts);
+    assert_int_equal(b.st->methods->find(b.st, NULL, "zz", 2, &s), FEOX_OK);
+    assert_int_equal(statements, 0);
+    assert_string_equal(ts.events, "-zz");
+    sqlite3_trace_v2(dbb, 0, NULL, NULL);
+
+    /* A full reload starts over: partial, first chunk. */
+    assert_int_equal(b.st->methods->load(b.st, NULL, &s), FEOX_OK);
+    assert_string_equal(ts.events, "-zz+k1+k2+k3");
+    load_info(&b, &info);
+    assert_false(info.complete);
+    assert_int_equal(info.reloads, 1);
+
+    close_backend(&a);
+    close_backend(&b);
+    sqlite3_close(dba);
+    sqlite3_close(dbb);
+}
+
 /* ---- check ------------------------------------------------------------------------------------
  */
 
@@ -1395,6 +1500,7 @@ int main(void)
         cmocka_unit_test(test_utf16_database),
         cmocka_unit_test(test_fast_path_runs_no_sql),
         cmocka_unit_test(test_find_and_read_value),
+        cmocka_unit_test(test_lazy_load),
         cmocka_unit_test(test_check_finds_damage),
         cmocka_unit_test(test_busy_buffered),
         cmocka_unit_test(test_busy_write_through),
