@@ -331,11 +331,13 @@ void feox_db_stats(feox_vtab *vt, sqlite3_str *out)
     sqlite3_str_appendf(out,
                         ",\"cache_complete\":%s,\"cache_loaded_rows\":%llu,"
                         "\"cache_load_chunks\":%llu,\"cache_load_ranges\":%llu,"
-                        "\"cache_reloads\":%llu,\"cache_finds\":%llu,"
+                        "\"cache_reloads\":%llu,\"cache_resyncs\":%llu,"
+                        "\"cache_resync_rows\":%llu,\"cache_finds\":%llu,"
                         "\"cache_finds_local\":%llu",
                         info.complete ? "true" : "false", (unsigned long long)info.rows,
                         (unsigned long long)info.chunks, (unsigned long long)info.ranges,
-                        (unsigned long long)info.reloads, (unsigned long long)info.finds_sql,
+                        (unsigned long long)info.reloads, (unsigned long long)info.resyncs,
+                        (unsigned long long)info.resync_rows, (unsigned long long)info.finds_sql,
                         (unsigned long long)info.finds_local);
 }
 

@@ -476,11 +476,13 @@ static feox_err refresh_feed(feox_sqlite_backend *b, const feox_storage_sink *si
         return err;
     }
     if (cur != b->cache_seq) {
-        if (b->cache_seq < min_seq || cur < b->cache_seq) {
-            b->loaded = false;
+        if (cur < b->cache_seq) {
+            b->loaded = false; /* the table went back (restored?): only a reload is sound */
             return FEOX_ERR_STALE;
         }
-        err = apply_feed(b, sink);
+        /* The feed no longer reaches back to the cache: compare what the cache holds with the
+         * table instead of reloading it all (storage_sqlite_load.c); else apply the feed. */
+        err = b->cache_seq < min_seq ? feox_sq_lazy_resync(b, sink) : apply_feed(b, sink);
         if (err != FEOX_OK) {
             /* The store holds part of the feed: only a reload is sound now. */
             b->loaded = false;

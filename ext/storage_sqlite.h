@@ -172,6 +172,8 @@ typedef struct feox_sqlite_load_info {
     uint64_t chunks;     /* chunks loaded (refreshes that advanced the frontier) */
     uint64_t ranges;     /* ranges loaded for scans */
     uint64_t reloads;    /* full reloads (load() after the first) */
+    uint64_t resyncs;    /* feed overflows resolved by comparing the cache with the table */
+    uint64_t resync_rows; /* rows (and deletes) those sent: what differed */
     uint64_t finds_sql;  /* misses looked up in <t>_data */
     uint64_t finds_local; /* misses answered "not found" without SQL */
 } feox_sqlite_load_info;

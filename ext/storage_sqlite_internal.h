@@ -56,6 +56,7 @@ typedef struct feox_sq_lazy {
     sqlite3_stmt *count_stmt;             /* rows from a key on */
     /* counters (feox_sqlite_storage_load_info) */
     uint64_t rows, chunks, ranges, reloads, loads, finds_sql, finds_local;
+    uint64_t resyncs, resync_rows; /* feed overflows resolved by comparing; rows sent by them */
 } feox_sq_lazy;
 
 typedef struct feox_sqlite_backend {
@@ -121,6 +122,10 @@ feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink
 /* The end of refresh(), after the feed: a wanted range in full, else (outside a transaction) one
  * more chunk while the cache is partial. */
 feox_err feox_sq_lazy_step(feox_sqlite_backend *b, const feox_storage_sink *sink);
+/* refresh() when the feed no longer reaches back to cache_seq (it is older than min_seq): bring
+ * the cache to the table by comparing them in key order (only what differs is sent; FEOX_ERR_STALE
+ * when the store offers no live walk: then the store reloads). */
+feox_err feox_sq_lazy_resync(feox_sqlite_backend *b, const feox_storage_sink *sink);
 /* find(): true if the cache is known to hold every row of key (a miss means "not found"). */
 bool feox_sq_lazy_covers(feox_sqlite_backend *b, const void *key, uint32_t key_len);
 /* Finalize the lazy load's statements (rename, close); free its buffers too with free_all. */

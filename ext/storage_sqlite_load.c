@@ -305,6 +305,137 @@ static feox_err load_wanted(feox_sqlite_backend *b, const feox_storage_sink *sin
     return load_rows(b, sink, lo, false, hi, 0, 0, &z->scratch, &exhausted);
 }
 
+/* ---- the feed overflowed: compare instead of reloading --------------------------------------
+ * When the cache is older than what the feed keeps (another connection committed more changes
+ * than feed_limit in one transaction, or so many that the oldest were trimmed), the store would
+ * empty the cache and load the table again. Instead the cache's records (host.for_each_live, in
+ * key order) are compared with the rows of the range the cache holds for sure (all of them once
+ * complete, those <= F while partial), at the snapshot just read: a row whose seq differs from the
+ * cached version's location (the seq of the row it was loaded from) is sent, a cached key with no
+ * row is deleted, a row the cache lacks is sent, and a cached key above F (found or fed earlier,
+ * unverified now) is dropped (find() reads it again when asked). Every change has its own seq,
+ * never reused within the table's history (a table that went back, cur < cache_seq, still
+ * reloads), so an equal seq is the same version; a version this connection wrote carries
+ * txn_base + 1 or its own seq as location, which no other version of the key can have, and a
+ * version restored by a rollback carries 0, never a seq: at worst a row is sent again. Only what
+ * differs is allocated: at 1M rows this is a scan of the table and of the cache. The snapshot
+ * argument of the top of this file holds as for a chunk. */
+
+typedef struct resync_state {
+    feox_sqlite_backend *b;
+    const feox_storage_sink *sink;
+    sqlite3_stmt *s; /* the rows of the range the cache holds, in key order (NULL: none) */
+    bool row;        /* s is on a row */
+    feox_err err;
+} resync_state;
+
+static void resync_step(resync_state *r)
+{
+    int rc = sqlite3_step(r->s);
+    r->row = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        r->err = feox_sq_sql_error(r->b, rc, "comparing the cache with the records");
+    }
+}
+
+static const void *row_key(sqlite3_stmt *s, uint32_t *len)
+{
+    const void *key = sqlite3_column_blob(s, 0);
+    *len = (uint32_t)sqlite3_column_bytes(s, 0);
+    return key != NULL ? key : "";
+}
+
+/* Send the current row, and step. */
+static void resync_send_row(resync_state *r)
+{
+    uint32_t key_len;
+    const void *key = row_key(r->s, &key_len);
+    unsigned char num[8];
+    feox_storage_record rec;
+    feox_sq_column_record(r->s, 1, key, key_len, num, &rec);
+    r->err = r->sink->put(r->sink->ctx, &rec);
+    r->b->lazy.resync_rows++;
+    if (r->err == FEOX_OK) {
+        resync_step(r);
+    }
+}
+
+static int resync_visit(void *ctx, const feox_storage_record *rec)
+{
+    resync_state *r = ctx;
+    feox_sq_lazy *z = &r->b->lazy;
+    uint32_t key_len = 0;
+    int c = 1;
+    while (r->err == FEOX_OK && r->row) { /* rows before this key: the cache lacks them */
+        const void *key = row_key(r->s, &key_len);
+        c = key_cmp(key, key_len, rec->key, rec->key_len);
+        if (c >= 0) {
+            break;
+        }
+        resync_send_row(r);
+    }
+    if (r->err != FEOX_OK) {
+        return 1;
+    }
+    bool held_for_sure = z->complete || below_frontier(z, rec->key, rec->key_len);
+    if (held_for_sure && r->row && c == 0) {
+        if ((uint64_t)sqlite3_column_int64(r->s, 5) != rec->location) {
+            resync_send_row(r); /* changed */
+        } else {
+            resync_step(r); /* the same version */
+        }
+    } else {
+        /* no row (deleted), or above the frontier (dropped: find() asks again) */
+        r->err = r->sink->del(r->sink->ctx, rec->key, rec->key_len, 0);
+        z->resync_rows++;
+    }
+    return r->err != FEOX_OK;
+}
+
+feox_err feox_sq_lazy_resync(feox_sqlite_backend *b, const feox_storage_sink *sink)
+{
+    feox_sq_lazy *z = &b->lazy;
+    if (b->host.for_each_live == NULL) {
+        return FEOX_ERR_STALE; /* a host without the walk: reload */
+    }
+    resync_state r = {b, sink, NULL, false, FEOX_OK};
+    uint64_t started = monotonic_ns();
+    if (z->complete || z->started) {
+        r.err = z->complete ? prepare(b, &z->from_stmt, FROM_SQL)
+                            : prepare(b, &z->range_stmt, RANGE_SQL);
+        if (r.err != FEOX_OK) {
+            return r.err;
+        }
+        r.s = z->complete ? z->from_stmt : z->range_stmt;
+        sqlite3_bind_zeroblob(r.s, 1, 0);
+        if (z->complete) {
+            sqlite3_bind_int64(r.s, 2, -1);
+        } else {
+            sqlite3_bind_blob64(r.s, 2, z->frontier.data, z->frontier.len, SQLITE_STATIC);
+            sqlite3_bind_int64(r.s, 3, -1);
+        }
+        resync_step(&r);
+    }
+    feox_err err = r.err;
+    if (err == FEOX_OK) {
+        err = b->host.for_each_live(b->host.ctx, resync_visit, &r);
+    }
+    if (err == FEOX_OK) {
+        err = r.err;
+    }
+    while (err == FEOX_OK && r.row) { /* rows after the cache's last key */
+        resync_send_row(&r);
+        err = r.err;
+    }
+    if (r.s != NULL) {
+        sqlite3_reset(r.s);
+        sqlite3_clear_bindings(r.s);
+    }
+    z->resyncs++;
+    b->load_ns += monotonic_ns() - started;
+    return err;
+}
+
 /* ---- the backend's calls --------------------------------------------------------------------- */
 
 /* Send the pending map's entries to sink (own uncommitted changes over the tables). */
@@ -450,6 +581,8 @@ void feox_sqlite_storage_load_info(feox_sqlite_table *t, feox_sqlite_load_info *
     out->chunks = z->chunks;
     out->ranges = z->ranges;
     out->reloads = z->reloads;
+    out->resyncs = z->resyncs;
+    out->resync_rows = z->resync_rows;
     out->finds_sql = z->finds_sql;
     out->finds_local = z->finds_local;
     sqlite3_mutex_leave(sqlite3_db_mutex(b->db));
