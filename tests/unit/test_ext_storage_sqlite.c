@@ -887,7 +887,7 @@ static void test_lazy_load(void **state)
     open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
     load(&a, &ts);
     txn_begin(&a);
-    char key[8];
+    char key[16];
     for (int i = 0; i < 10; i++) {
         snprintf(key, sizeof key, "k%d", i);
         assert_int_equal(put_text(&a, key, "v"), FEOX_OK);
@@ -1465,6 +1465,87 @@ static void test_sqlite_hooks_write_through(void **state)
     through_sqlite_hooks("through", "hooks_through.db");
 }
 
+/* ---- the lazy load through the extension ---------------------------------------------------
+ * An 80000-row table (more than 9 chunks of 8192 rows): a new connection answers while its cache
+ * is partial, and every answer equals a native WITHOUT ROWID table's (also under ASan). */
+
+static void expect_same(sqlite3 *db, const char *sql_fmt)
+{
+    char *kv_sql = sqlite3_mprintf(sql_fmt, "kv"), *nat_sql = sqlite3_mprintf(sql_fmt, "nat");
+    char *got = query(db, kv_sql), *want = query(db, nat_sql);
+    if (strcmp(got, want) != 0) {
+        fail_msg("%s\n  got:  %.200s\n  want: %.200s", kv_sql, got, want);
+    }
+    sqlite3_free(got);
+    sqlite3_free(want);
+    sqlite3_free(kv_sql);
+    sqlite3_free(nat_sql);
+}
+
+static bool cache_complete(sqlite3 *db)
+{
+    char *stats = query(db, "SELECT feox_stats('kv')");
+    bool complete = strstr(stats, "\"cache_complete\":true") != NULL;
+    assert_true(complete || strstr(stats, "\"cache_complete\":false") != NULL);
+    sqlite3_free(stats);
+    return complete;
+}
+
+static void test_lazy_load_through_sql(void **state)
+{
+    (void)state;
+    sqlite3 *a = open_db("lazy_sql.db");
+    sqlite3 *b = open_db("lazy_sql.db");
+    char *err = NULL;
+    assert_int_equal(sqlite3_feox_init(a, &err, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_feox_init(b, &err, NULL), SQLITE_OK);
+    exec_ok(a, "CREATE VIRTUAL TABLE kv USING feox;"
+               "CREATE TABLE nat(key TEXT PRIMARY KEY, value) WITHOUT ROWID; BEGIN;"
+               "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 79999)"
+               " INSERT INTO kv(key, value) SELECT printf('k%06d', 2 * i), i FROM c;"
+               "INSERT INTO nat SELECT key, value FROM kv; COMMIT");
+
+    /* b's first statement: a key at the end, then misses below and beyond what is loaded */
+    expect(b, "SELECT value FROM kv WHERE key = 'k159998'", "79999");
+    assert_false(cache_complete(b));
+    expect_same(b, "SELECT key, value FROM %s WHERE key IN ('k000001', 'k159997', 'k130000')");
+    expect_same(b, "SELECT key, value FROM %s WHERE key BETWEEN 'k040000' AND 'k040100'");
+    expect_same(b, "SELECT key FROM %s WHERE key < 'k001000' ORDER BY key DESC LIMIT 5");
+    assert_false(cache_complete(b));
+
+    /* a scan inside a transaction with pending changes, then ROLLBACK */
+    exec_ok(b, "BEGIN; INSERT INTO kv VALUES('k000003', 'x', NULL, NULL);"
+               "INSERT INTO nat VALUES('k000003', 'x'); DELETE FROM kv WHERE key = 'k050000';"
+               "DELETE FROM nat WHERE key = 'k050000'");
+    expect_same(b, "SELECT count(*), min(key), max(key) FROM %s WHERE key > 'k045000'");
+    expect_same(b, "SELECT count(*) FROM %s");
+    exec_ok(b, "ROLLBACK");
+    expect_same(b, "SELECT count(*), sum(value) FROM %s");
+    assert_true(cache_complete(b));
+
+    /* a's transaction outgrows the feed (65536 changes): b compares instead of reloading */
+    exec_ok(a, "BEGIN;"
+               "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 69999)"
+               " INSERT INTO kv(key, value) SELECT printf('k%06d', 2 * i + 1), -i FROM c;"
+               "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 69999)"
+               " INSERT INTO nat SELECT printf('k%06d', 2 * i + 1), -i FROM c;"
+               "UPDATE kv SET value = 'u' WHERE key = 'k000100';"
+               "UPDATE nat SET value = 'u' WHERE key = 'k000100';"
+               "DELETE FROM kv WHERE key = 'k000200'; DELETE FROM nat WHERE key = 'k000200';"
+               "COMMIT");
+    expect_same(b, "SELECT key, value FROM %s WHERE key IN ('k000100', 'k000200', 'k000201')");
+    char *stats = query(b, "SELECT feox_stats('kv')");
+    assert_non_null(strstr(stats, "\"cache_resyncs\":1,"));
+    assert_non_null(strstr(stats, "\"cache_reloads\":0,"));
+    sqlite3_free(stats);
+    assert_true(cache_complete(b));
+    expect_same(b, "SELECT count(*), sum(typeof(value) = 'integer'), min(key), max(key) FROM %s");
+    expect_same(b, "SELECT key, value FROM %s ORDER BY key");
+    expect(b, "SELECT feox_check('kv')", "ok");
+    sqlite3_close(a);
+    sqlite3_close(b);
+}
+
 /* Loading the extension registers the backend with the engine under its name (feox_storage.h);
  * registering it again is a no-op, and no other backend may take the name. */
 static void test_registered_by_the_extension(void **state)
@@ -1501,6 +1582,7 @@ int main(void)
         cmocka_unit_test(test_fast_path_runs_no_sql),
         cmocka_unit_test(test_find_and_read_value),
         cmocka_unit_test(test_lazy_load),
+        cmocka_unit_test(test_lazy_load_through_sql),
         cmocka_unit_test(test_check_finds_damage),
         cmocka_unit_test(test_busy_buffered),
         cmocka_unit_test(test_busy_write_through),
