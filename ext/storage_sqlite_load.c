@@ -553,7 +553,8 @@ feox_err feox_sqlite_storage_want(feox_sqlite_table *t, const void *lo, uint32_t
     sqlite3_mutex_enter(sqlite3_db_mutex(b->db));
     feox_sq_lazy *z = &b->lazy;
     feox_err err = FEOX_OK;
-    if (b->loaded && !z->complete) {
+    /* Not loaded (after a failure): the next refresh reloads, and load() loads the range too. */
+    if (!(b->loaded && z->complete)) {
         z->want_has_lo = lo != NULL;
         z->want_has_hi = hi != NULL;
         if ((lo != NULL && !key_set(&z->want_lo, lo, lo_len)) ||
