@@ -30,8 +30,10 @@
  * What each hook does here (vtab.c calls these around the undo journal):
  *   xBegin       feox_refresh (the coherence check: the backend compares
  *                SQLITE_FCNTL_DATA_VERSION with what it saw last, ~30-60 ns when nothing
- *                changed; else it applies the change feed, or asks for a full reload with
- *                FEOX_ERR_STALE), then the backend's begin. The undo journal starts empty.
+ *                changed; else it applies the change feed, compares the cache with the table
+ *                when the feed no longer reaches back far enough, or asks for a full reload
+ *                with FEOX_ERR_STALE when the table's seq went back), then the backend's begin.
+ *                The undo journal starts empty.
  *   xUpdate      the engine writes the cache and calls the backend's write/erase, which keeps
  *                the change pending (buffered) or writes it through; the journal records the
  *                old state first (update.c).

@@ -88,10 +88,13 @@
  *
  * Coherence (refresh): SQLITE_FCNTL_DATA_VERSION compared with the value seen at the last load,
  * refresh or commit (no SQL when it is unchanged and a read or write transaction is open); else
- * the current seq is read: unchanged -> remember the version; the cache older than min_seq ->
- * FEOX_ERR_STALE; else every feed row after the cache's seq goes to the sink (put with the data
- * row if it is that row's latest write, del if the key has no row). Inside begin..commit
- * refresh does nothing (the cache is current and only this connection can write).
+ * the current seq is read: unchanged -> remember the version; the table's seq went back ->
+ * FEOX_ERR_STALE (the store reloads); the cache older than min_seq -> the cache is compared with
+ * the table in key order and what differs goes to the sink (storage_sqlite_load.c); else every
+ * feed row after the cache's seq goes to the sink (put with the data row if it is that row's
+ * latest write, del if the key has no row). Then, while the cache is partial, one more chunk
+ * of the lazy load (below). Inside begin..commit the feed is not read (the cache is current and
+ * only this connection can write); a range a scan asked for is still loaded.
  *
  * Errors. SQL failures become feox_err: SQLITE_BUSY and SQLITE_LOCKED -> FEOX_ERR_LOCKED,
  * SQLITE_NOMEM -> FEOX_ERR_NOMEM, SQLITE_FULL -> FEOX_ERR_DISK_FULL, SQLITE_CORRUPT and
