@@ -309,8 +309,7 @@ int feox_db_refresh(feox_vtab *vt)
     return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
 }
 
-int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi,
-                       size_t hi_len)
+int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi, size_t hi_len)
 {
     feox_store *store = db_store(vt);
     if (store == NULL) {
@@ -715,8 +714,7 @@ int feox_db_refresh(feox_vtab *vt)
     (void)vt;
     return SQLITE_OK;
 }
-int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi,
-                       size_t hi_len)
+int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi, size_t hi_len)
 {
     (void)vt;
     (void)lo;

@@ -460,8 +460,7 @@ int feox_db_rename(feox_vtab *vt, const char *new_name);
 int feox_db_refresh(feox_vtab *vt);
 /* A range or full scan (cursor.c) is about to read [lo, hi] (NULL: unbounded; inclusive): the
  * cache loads every row of it first, if it has not yet (the lazy load, db_mode.c). */
-int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi,
-                       size_t hi_len);
+int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi, size_t hi_len);
 /* feox_stats: append the cache's load state as JSON members (",\"cache_complete\":..."). */
 void feox_db_stats(feox_vtab *vt, sqlite3_str *out);
 /* The transaction methods' database-mode part (vtab.c calls them around the journal). */

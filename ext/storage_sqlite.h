@@ -135,8 +135,8 @@ typedef struct feox_sqlite_table {
     const char *schema; /* "main", "temp" or an attached database's name */
     const char *table;  /* the virtual table's name; the shadow tables are <table>_data, ... */
     feox_sqlite_write_mode write_mode;
-    uint64_t pending_limit; /* buffered: bytes held before an early write; 0 = 32 MiB */
-    uint64_t feed_limit;    /* changes the feed keeps; 0 = 65536 */
+    uint64_t pending_limit;   /* buffered: bytes held before an early write; 0 = 32 MiB */
+    uint64_t feed_limit;      /* changes the feed keeps; 0 = 65536 */
     uint64_t load_chunk_rows; /* lazy load: rows per chunk; 0 = 8192 (storage_sqlite_load.c) */
 
     /* Set by the backend. */
@@ -170,14 +170,14 @@ feox_err feox_sqlite_storage_want(feox_sqlite_table *t, const void *lo, uint32_t
                                   const void *hi, uint32_t hi_len);
 
 typedef struct feox_sqlite_load_info {
-    bool complete;       /* every row is in the cache */
-    uint64_t rows;       /* rows loaded (chunks and ranges, since open) */
-    uint64_t chunks;     /* chunks loaded (refreshes that advanced the frontier) */
-    uint64_t ranges;     /* ranges loaded for scans */
-    uint64_t reloads;    /* full reloads (load() after the first) */
-    uint64_t resyncs;    /* feed overflows resolved by comparing the cache with the table */
+    bool complete;        /* every row is in the cache */
+    uint64_t rows;        /* rows loaded (chunks and ranges, since open) */
+    uint64_t chunks;      /* chunks loaded (refreshes that advanced the frontier) */
+    uint64_t ranges;      /* ranges loaded for scans */
+    uint64_t reloads;     /* full reloads (load() after the first) */
+    uint64_t resyncs;     /* feed overflows resolved by comparing the cache with the table */
     uint64_t resync_rows; /* rows (and deletes) those sent: what differed */
-    uint64_t finds_sql;  /* misses looked up in <t>_data */
+    uint64_t finds_sql;   /* misses looked up in <t>_data */
     uint64_t finds_local; /* misses answered "not found" without SQL */
 } feox_sqlite_load_info;
 

@@ -51,7 +51,7 @@ typedef struct feox_sq_lazy {
     /* what the next refresh must load in full (feox_sqlite_storage_want) */
     bool want, want_has_lo, want_has_hi;
     feox_sq_key want_lo, want_hi;
-    feox_sq_key scratch;             /* the last key of a chunk */
+    feox_sq_key scratch;                  /* the last key of a chunk */
     sqlite3_stmt *from_stmt, *range_stmt; /* rows from a key on / in an interval, in key order */
     sqlite3_stmt *count_stmt;             /* rows from a key on */
     /* counters (feox_sqlite_storage_load_info) */

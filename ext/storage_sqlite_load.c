@@ -118,8 +118,9 @@ static int key_cmp(const void *a, uint32_t alen, const void *b, uint32_t blen)
 
 /* ---- reading rows ---------------------------------------------------------------------------- */
 
-static const char *const FROM_SQL = "SELECT key, value, tag, ts, expires, seq FROM \"%w\".\"%w_data\""
-                                    " WHERE key >= ?1 ORDER BY key LIMIT ?2";
+static const char *const FROM_SQL =
+    "SELECT key, value, tag, ts, expires, seq FROM \"%w\".\"%w_data\""
+    " WHERE key >= ?1 ORDER BY key LIMIT ?2";
 static const char *const RANGE_SQL = "SELECT key, value, tag, ts, expires, seq"
                                      " FROM \"%w\".\"%w_data\""
                                      " WHERE key >= ?1 AND key <= ?2 ORDER BY key LIMIT ?3";
@@ -146,13 +147,12 @@ static feox_err prepare(feox_sqlite_backend *b, sqlite3_stmt **stmt, const char 
  * *exhausted: every row of the range was read. */
 static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
                           const feox_sq_key *lo, bool lo_after, const feox_sq_key *hi,
-                          uint64_t max_rows, uint64_t deadline, feox_sq_key *last,
-                          bool *exhausted)
+                          uint64_t max_rows, uint64_t deadline, feox_sq_key *last, bool *exhausted)
 {
     feox_sq_lazy *z = &b->lazy;
     sqlite3_stmt *s;
-    feox_err err = hi != NULL ? prepare(b, &z->range_stmt, RANGE_SQL)
-                              : prepare(b, &z->from_stmt, FROM_SQL);
+    feox_err err =
+        hi != NULL ? prepare(b, &z->range_stmt, RANGE_SQL) : prepare(b, &z->from_stmt, FROM_SQL);
     if (err != FEOX_OK) {
         return err;
     }
@@ -247,8 +247,8 @@ static feox_err reserve_rest(feox_sqlite_backend *b)
 }
 
 /* Load up to max_rows rows after the frontier (0: all, through hi if given); move it. */
-static feox_err advance(feox_sqlite_backend *b, const feox_storage_sink *sink, const feox_sq_key *hi,
-                        uint64_t max_rows, uint64_t deadline)
+static feox_err advance(feox_sqlite_backend *b, const feox_storage_sink *sink,
+                        const feox_sq_key *hi, uint64_t max_rows, uint64_t deadline)
 {
     feox_sq_lazy *z = &b->lazy;
     bool exhausted = false;
@@ -256,8 +256,8 @@ static feox_err advance(feox_sqlite_backend *b, const feox_storage_sink *sink, c
     if (err != FEOX_OK) {
         return err;
     }
-    err = load_rows(b, sink, z->started ? &z->frontier : NULL, true, hi, max_rows,
-                             deadline, &z->scratch, &exhausted);
+    err = load_rows(b, sink, z->started ? &z->frontier : NULL, true, hi, max_rows, deadline,
+                    &z->scratch, &exhausted);
     if (err != FEOX_OK) {
         return err; /* the frontier stays: what was loaded is current, only not recorded */
     }

@@ -331,12 +331,11 @@ feox_err feox_store_attach_storage(feox_store *s)
     if (!m || m->version < 1 || m->version > FEOX_STORAGE_VERSION || !m->open || !m->load)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "the storage backend '%s' cannot be used",
                          m && m->name ? m->name : "?");
-    feox_storage_host host = {
-        .ctx = s,
-        .relocate = relocate,
-        .for_each_live = for_each_live,
-        .now_ns = host_now,
-        .reserve = host_reserve};
+    feox_storage_host host = {.ctx = s,
+                              .relocate = relocate,
+                              .for_each_live = for_each_live,
+                              .now_ns = host_now,
+                              .reserve = host_reserve};
     feox_storage *st = NULL;
     feox_err err = m->open(m, &s->cfg, &host, &st);
     if (err)
