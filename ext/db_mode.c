@@ -124,6 +124,16 @@ static feox_store *db_store(feox_vtab *vt)
     return vt->dbs != NULL && vt->entry != NULL ? vt->entry->store : NULL;
 }
 
+/* While the cache loads, plans are costed for the whole table (vt->rows_hint, plan.c): its seq
+ * counts every change ever made, so it is at least its row count (more after updates and
+ * deletes, which only makes a scan look dearer than a lookup). */
+static void update_rows_hint(feox_vtab *vt)
+{
+    feox_sqlite_load_info info;
+    feox_sqlite_storage_load_info(&vt->dbs->t, &info);
+    vt->rows_hint = info.complete ? 0 : info.table_seq;
+}
+
 /* Open the private store over the shadow tables of vt->schema.table_name (load included). */
 static int open_store(feox_vtab *vt, feox_db_state *s, const char *table_name, char **err)
 {
@@ -159,6 +169,7 @@ static int open_store(feox_vtab *vt, feox_db_state *s, const char *table_name, c
         return SQLITE_NOMEM;
     }
     vt->entry->store = store; /* its last release closes it */
+    update_rows_hint(vt);
     return SQLITE_OK;
 }
 
@@ -306,6 +317,9 @@ int feox_db_refresh(feox_vtab *vt)
         return SQLITE_OK;
     }
     feox_err e = feox_refresh(store, &vt->dbs->t);
+    if (vt->rows_hint != 0) {
+        update_rows_hint(vt); /* 0 once complete: the cache's count is the table's */
+    }
     return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
 }
 
@@ -318,6 +332,9 @@ int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void 
     feox_err e = feox_sqlite_storage_want(&vt->dbs->t, lo, (uint32_t)lo_len, hi, (uint32_t)hi_len);
     if (e == FEOX_OK) {
         e = feox_refresh(store, &vt->dbs->t); /* loads it (storage_sqlite_load.c) */
+    }
+    if (vt->rows_hint != 0) {
+        update_rows_hint(vt);
     }
     return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
 }

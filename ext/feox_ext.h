@@ -335,6 +335,10 @@ typedef struct feox_vtab {
     /* a closed cursor kept for the next xOpen (cursor.c), so a point SELECT allocates none;
      * freed with the table (feox_vt_free_spare_cursor) */
     struct feox_vt_cursor *spare_cursor;
+    /* Database mode while the cache is still loading: rows the table may hold (the cache's count
+     * is lower), so that plans are costed for the table, not for the part loaded yet (plan.c);
+     * 0 once the cache is complete (db_mode.c). */
+    uint64_t rows_hint;
 } feox_vtab;
 
 /* The store check and the error messages of a table (vtab_store.c). */

@@ -44,6 +44,9 @@ typedef struct plan_term {
 static double table_rows(feox_vtab *vt)
 {
     double n = vt->entry->store ? (double)feox_len(vt->entry->store, FEOX_LEN_ESTIMATE) : 0.0;
+    if (n < (double)vt->rows_hint) {
+        n = (double)vt->rows_hint; /* database mode: a cache still loading (db_mode.c) */
+    }
     return n < 1000.0 ? 1000.0 : n;
 }
 

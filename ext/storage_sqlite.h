@@ -171,6 +171,8 @@ feox_err feox_sqlite_storage_want(feox_sqlite_table *t, const void *lo, uint32_t
 
 typedef struct feox_sqlite_load_info {
     bool complete;        /* every row is in the cache */
+    uint64_t table_seq;   /* the table's seq the cache reflects: changes ever made, an upper
+                           * bound of its rows for costing plans while partial */
     uint64_t rows;        /* rows loaded (chunks and ranges, since open) */
     uint64_t chunks;      /* chunks loaded (refreshes that advanced the frontier) */
     uint64_t ranges;      /* ranges loaded for scans */

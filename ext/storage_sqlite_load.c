@@ -578,6 +578,7 @@ void feox_sqlite_storage_load_info(feox_sqlite_table *t, feox_sqlite_load_info *
     sqlite3_mutex_enter(sqlite3_db_mutex(b->db));
     const feox_sq_lazy *z = &b->lazy;
     out->complete = b->loaded && z->complete;
+    out->table_seq = b->cache_seq;
     out->rows = z->rows;
     out->chunks = z->chunks;
     out->ranges = z->ranges;
