@@ -105,11 +105,6 @@ typedef struct feox_storage_host {
                               void *fn_ctx);
     /* The store's clock (ns since the Unix epoch; feox_config.clock). */
     uint64_t (*now_ns)(void *ctx);
-    /* A hint before a backend sends about `keys` records of keys the store does not hold
-     * (refresh, a load of many rows): the store sizes its hash index for them at once instead of
-     * growing it step by step. NOMEM only if it could not (nothing changed; the records may
-     * still be sent). NULL in a host that takes no hint. */
-    feox_err (*reserve)(void *ctx, uint64_t keys);
 } feox_storage_host;
 
 typedef struct feox_storage feox_storage;

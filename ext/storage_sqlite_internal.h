@@ -53,7 +53,6 @@ typedef struct feox_sq_lazy {
     feox_sq_key want_lo, want_hi;
     feox_sq_key scratch;                  /* the last key of a chunk */
     sqlite3_stmt *from_stmt, *range_stmt; /* rows from a key on / in an interval, in key order */
-    sqlite3_stmt *count_stmt;             /* rows from a key on */
     /* counters (feox_sqlite_storage_load_info) */
     uint64_t rows, chunks, ranges, reloads, loads, finds_sql, finds_local;
     uint64_t resyncs, resync_rows; /* feed overflows resolved by comparing; rows sent by them */

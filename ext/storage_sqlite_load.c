@@ -125,8 +125,6 @@ static const char *const RANGE_SQL = "SELECT key, value, tag, ts, expires, seq"
                                      " FROM \"%w\".\"%w_data\""
                                      " WHERE key >= ?1 AND key <= ?2 ORDER BY key LIMIT ?3";
 
-static const char *const COUNT_SQL = "SELECT count(*) FROM \"%w\".\"%w_data\" WHERE key >= ?1";
-
 static feox_err prepare(feox_sqlite_backend *b, sqlite3_stmt **stmt, const char *text)
 {
     if (*stmt != NULL) {
@@ -216,48 +214,14 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
 
 /* ---- the frontier ---------------------------------------------------------------------------- */
 
-/* Before every row after the frontier is loaded at once: tell the store how many come, so that
- * it sizes its hash index once (host.reserve) instead of doubling it step by step; counting
- * reads the pages the load reads next (about 3% of the load's time at 1M rows). */
-static feox_err reserve_rest(feox_sqlite_backend *b)
-{
-    feox_sq_lazy *z = &b->lazy;
-    if (b->host.reserve == NULL) {
-        return FEOX_OK;
-    }
-    feox_err err = prepare(b, &z->count_stmt, COUNT_SQL);
-    if (err != FEOX_OK) {
-        return err;
-    }
-    sqlite3_stmt *s = z->count_stmt;
-    if (z->started) {
-        sqlite3_bind_blob64(s, 1, z->frontier.data, z->frontier.len + 1, SQLITE_STATIC);
-    } else {
-        sqlite3_bind_zeroblob(s, 1, 0);
-    }
-    int rc = sqlite3_step(s);
-    uint64_t rows = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
-    err = rc == SQLITE_ROW ? FEOX_OK : feox_sq_sql_error(b, rc, "counting the records");
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (err == FEOX_OK && rows > chunk_rows_of(b)) {
-        (void)b->host.reserve(b->host.ctx, rows); /* a hint: without it the index grows */
-    }
-    return err;
-}
-
 /* Load up to max_rows rows after the frontier (0: all, through hi if given); move it. */
 static feox_err advance(feox_sqlite_backend *b, const feox_storage_sink *sink,
                         const feox_sq_key *hi, uint64_t max_rows, uint64_t deadline)
 {
     feox_sq_lazy *z = &b->lazy;
     bool exhausted = false;
-    feox_err err = hi == NULL && max_rows == 0 ? reserve_rest(b) : FEOX_OK;
-    if (err != FEOX_OK) {
-        return err;
-    }
-    err = load_rows(b, sink, z->started ? &z->frontier : NULL, true, hi, max_rows, deadline,
-                    &z->scratch, &exhausted);
+    feox_err err = load_rows(b, sink, z->started ? &z->frontier : NULL, true, hi, max_rows,
+                             deadline, &z->scratch, &exhausted);
     if (err != FEOX_OK) {
         return err; /* the frontier stays: what was loaded is current, only not recorded */
     }
@@ -530,8 +494,7 @@ void feox_sq_lazy_forget(feox_sqlite_backend *b, bool free_all)
     feox_sq_lazy *z = &b->lazy;
     sqlite3_finalize(z->from_stmt);
     sqlite3_finalize(z->range_stmt);
-    sqlite3_finalize(z->count_stmt);
-    z->from_stmt = z->range_stmt = z->count_stmt = NULL;
+    z->from_stmt = z->range_stmt = NULL;
     if (free_all) {
         key_free(&z->frontier);
         key_free(&z->want_lo);

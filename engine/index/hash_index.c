@@ -125,12 +125,6 @@ feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count)
     return FEOX_OK;
 }
 
-feox_err feox_hash_shard_grow(feox_shard *s, uint64_t keys)
-{
-    /* ck_hs_grow returns at once when the map has that capacity already */
-    return ck_hs_grow(&s->set, (unsigned long)(keys * 2)) ? FEOX_OK : FEOX_ERR_NOMEM;
-}
-
 void feox_hash_index_destroy(feox_hash_index *idx)
 {
     if (!idx->shards)

@@ -46,10 +46,6 @@ feox_err feox_hash_index_init(feox_hash_index *idx, uint64_t capacity_hint, uint
  * store's first load, which knows its key count before it fills the index). Errors: NOMEM (the
  * index keeps its maps). */
 feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count);
-/* Grow shard s's map, keeping its keys, to hold `keys` keys at most half full (a map that large
- * already is left alone). The caller holds the shard's lock; readers may run (ck_hs publishes
- * the new map and retires the old one through the epoch). Errors: NOMEM (the map is unchanged). */
-feox_err feox_hash_shard_grow(feox_shard *s, uint64_t keys);
 /* Free the maps (no concurrent users; entries are not freed). */
 void feox_hash_index_destroy(feox_hash_index *idx);
 

@@ -304,23 +304,6 @@ static uint64_t host_now(void *ctx)
     return feox_store_now(ctx);
 }
 
-/* Size each shard's map for its share of the keys held plus `keys` more (one rehash now instead
- * of a doubling every time a shard fills up while the records arrive). */
-static feox_err host_reserve(void *ctx, uint64_t keys)
-{
-    feox_store *s = ctx;
-    unsigned shards = feox_hash_shard_count(&s->hash);
-    uint64_t per_shard = (feox_hash_count(&s->hash) + keys) / shards + 1;
-    feox_err err = FEOX_OK;
-    for (unsigned i = 0; i < shards && !err; i++) {
-        feox_shard *shard = &s->hash.shards[i];
-        pthread_mutex_lock(&shard->lock);
-        err = feox_hash_shard_grow(shard, per_shard);
-        pthread_mutex_unlock(&shard->lock);
-    }
-    return err ? feox_fail(err, "allocation failed") : FEOX_OK;
-}
-
 /* ---- open and load ---- */
 
 feox_err feox_store_attach_storage(feox_store *s)
@@ -331,11 +314,8 @@ feox_err feox_store_attach_storage(feox_store *s)
     if (!m || m->version < 1 || m->version > FEOX_STORAGE_VERSION || !m->open || !m->load)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "the storage backend '%s' cannot be used",
                          m && m->name ? m->name : "?");
-    feox_storage_host host = {.ctx = s,
-                              .relocate = relocate,
-                              .for_each_live = for_each_live,
-                              .now_ns = host_now,
-                              .reserve = host_reserve};
+    feox_storage_host host = {
+        .ctx = s, .relocate = relocate, .for_each_live = for_each_live, .now_ns = host_now};
     feox_storage *st = NULL;
     feox_err err = m->open(m, &s->cfg, &host, &st);
     if (err)
