@@ -257,6 +257,11 @@ define run_fuzzer
 	  $$f -max_total_time=$(1) -rss_limit_mb=2048 -artifact_prefix=$(B)/fuzz/$$n- $$dict \
 	    $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n >$(B)/fuzz/$$n.log 2>&1 \
 	    || { tail -40 $(B)/fuzz/$$n.log; exit 1; }; done
+	@echo "== fuzz_sql on a database file ($(1) s)"; \
+	  FUZZ_SQL_DB=$(B)/fuzz/fuzz_sql.db $(B)/fuzz/fuzz_sql -max_total_time=$(1) -rss_limit_mb=2048 \
+	    -artifact_prefix=$(B)/fuzz/fuzz_sql_db- $(B)/fuzz/corpus-fuzz_sql \
+	    tests/fuzz/corpus/fuzz_sql >$(B)/fuzz/fuzz_sql_db.log 2>&1 \
+	    || { tail -40 $(B)/fuzz/fuzz_sql_db.log; exit 1; }
 endef
 
 fuzz: deps-test $(FUZZ_BIN)
