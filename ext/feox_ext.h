@@ -347,6 +347,10 @@ void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...);
  * open's code (CANTOPEN for a missing or locked file, CORRUPT, NOTADB, NOMEM); a pending rollback
  * is finished first, and if it still cannot, its engine error's code (NOMEM, IOERR, ...). */
 int feox_vtab_check_store(feox_vtab *vt);
+/* The same, for a caller that enlists the table in a write transaction next (a writing function
+ * in database mode: feox_db_fn_begin), whose xBegin makes the coherence check with the
+ * transaction open; the check here would cost a read of its own. */
+int feox_vtab_check_store_to_enlist(feox_vtab *vt);
 /* Set "feox: <table>: <engine error>" and return the SQLite code. */
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err);
 

@@ -226,7 +226,8 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, b
         }
     } else if (vt == NULL) {
         fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
-    } else if ((rc = feox_vtab_check_store(vt)) != SQLITE_OK) {
+    } else if ((rc = write && vt->dbs != NULL ? feox_vtab_check_store_to_enlist(vt)
+                                              : feox_vtab_check_store(vt)) != SQLITE_OK) {
         /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot
          * be opened again, or a rollback that still cannot finish */
         fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));

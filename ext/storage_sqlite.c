@@ -326,6 +326,7 @@ static feox_err load_locked(feox_sqlite_backend *b, const feox_storage_sink *sin
     b->loaded = true;
     b->cache_seq = b->in_txn ? b->txn_base : cur;
     b->last_dv = dv;
+    b->last_min_seq = min_seq;
     b->loaded_rows += rows;
     b->load_ns += monotonic_ns() - started;
     return FEOX_OK;
@@ -583,6 +584,7 @@ static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *
         b->cache_seq = cur;
     }
     b->last_dv = dv;
+    b->last_min_seq = min_seq;
     return FEOX_OK;
 }
 
@@ -713,6 +715,12 @@ feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
         err = feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT, "a transaction is already open");
     } else if (!b->loaded) {
         err = feox_sq_fail(b, FEOX_ERR_STALE, "the cache is not loaded");
+    } else if (sqlite3_txn_state(b->db, b->schema) > SQLITE_TXN_NONE &&
+               data_version(b) == b->last_dv) {
+        /* Nothing was committed since cache_seq was known current (the version is current:
+         * a transaction is open), so the seq and min_seq are still what was seen then. */
+        cur = b->cache_seq;
+        min_seq = b->last_min_seq;
     } else {
         err = feox_sq_read_seq(b, &cur, &min_seq);
         if (err == FEOX_OK && cur != b->cache_seq) {
@@ -740,7 +748,11 @@ static feox_err finish_feed(feox_sqlite_backend *b)
     if (!b->txn_logging) {
         /* Too many changes for the feed: every older cache reloads. */
         feox_err err = run_seq(b, FEOX_SQ_LOG_TRIM, b->txn_last, "trimming the change feed");
-        return err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, b->txn_last, "setting min_seq") : err;
+        err = err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, b->txn_last, "setting min_seq") : err;
+        if (err == FEOX_OK) {
+            b->txn_min_seq = b->txn_last;
+        }
+        return err;
     }
     uint64_t held = b->txn_last - b->txn_min_seq;
     if (held <= b->feed_limit) {
@@ -752,7 +764,11 @@ static feox_err finish_feed(feox_sqlite_backend *b)
         new_min = b->txn_min_seq + batch;
     }
     feox_err err = run_seq(b, FEOX_SQ_LOG_TRIM, new_min, "trimming the change feed");
-    return err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, new_min, "setting min_seq") : err;
+    err = err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, new_min, "setting min_seq") : err;
+    if (err == FEOX_OK) {
+        b->txn_min_seq = new_min;
+    }
+    return err;
 }
 
 feox_err feox_sqlite_storage_sync(feox_sqlite_table *t)
@@ -781,8 +797,10 @@ void feox_sqlite_storage_commit(feox_sqlite_table *t)
     }
     if (b->in_txn && b->txn_changes != 0) {
         b->cache_seq = b->txn_last;
-        /* Our own commit moves the version; if it has not moved yet, the next refresh reads
-         * the seq once and finds it equal. */
+        b->last_min_seq = b->txn_min_seq;
+        /* Our own commit moves the version (the pager counts it before xCommit); had it not
+         * moved yet, the next refresh would read the seq once and find it equal. No other
+         * commit can be folded in: the pager learns of those only when a transaction starts. */
         b->last_dv = data_version(b);
     }
     reset_txn(b);

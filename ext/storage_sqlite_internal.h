@@ -51,6 +51,7 @@ typedef struct feox_sqlite_backend {
     bool loaded;        /* false: only a load brings them up to date */
     uint64_t cache_seq; /* the table's seq the indexes reflect */
     unsigned last_dv;   /* SQLITE_FCNTL_DATA_VERSION when cache_seq was known current */
+    uint64_t last_min_seq; /* the feed's min_seq then (valid with last_dv) */
 
     /* The open transaction (begin .. commit/rollback). */
     bool in_txn;
