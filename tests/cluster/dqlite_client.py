@@ -12,7 +12,7 @@ type codes (padded to 8 bytes) and the values; a word 0xff..ff ends the result, 
 batch (the server sends the next one by itself).
 
 As a library: Node(address) connects; leader(), cluster(), add(), assign(), transfer(), open(),
-exec_sql(), query_sql(). find_leader(addresses) asks each address until one names a leader that
+exec_sql(), query_sql(), prepare() / query() / finalize(). find_leader(addresses) asks each address until one names a leader that
 answers as leader. As a command (the README's recipe uses these):
 
   dqlite_client.py join LEADER ID ADDRESS         add node ID at ADDRESS and make it a voter
@@ -29,11 +29,12 @@ import time
 
 PROTOCOL_VERSION = 1
 # request types
-REQ_LEADER, REQ_OPEN, REQ_EXEC_SQL, REQ_QUERY_SQL = 0, 3, 8, 9
+REQ_LEADER, REQ_OPEN, REQ_PREPARE, REQ_QUERY, REQ_FINALIZE = 0, 3, 4, 6, 7
+REQ_EXEC_SQL, REQ_QUERY_SQL = 8, 9
 REQ_ADD, REQ_ASSIGN, REQ_CLUSTER, REQ_TRANSFER = 12, 13, 16, 17
 # response types
-RESP_FAILURE, RESP_SERVER, RESP_SERVERS, RESP_DB, RESP_RESULT, RESP_ROWS, RESP_EMPTY = \
-    0, 1, 3, 4, 6, 7, 8
+RESP_FAILURE, RESP_SERVER, RESP_SERVERS, RESP_DB, RESP_STMT, RESP_RESULT, RESP_ROWS, \
+    RESP_EMPTY = 0, 1, 3, 4, 5, 6, 7, 8
 # value types (SQLite's, and dqlite's own)
 T_INTEGER, T_FLOAT, T_TEXT, T_BLOB, T_NULL = 1, 2, 3, 4, 5
 T_UNIXTIME, T_ISO8601, T_BOOLEAN = 9, 10, 11
@@ -233,9 +234,29 @@ class Node:
         r = self._response(RESP_RESULT)
         return r.u64(), r.u64()
 
+    def prepare(self, sql):
+        """A statement id. dqlite 1.11 prepares on any node (only running it needs the leader):
+        a statement prepared on a follower keeps its connection when the node becomes leader."""
+        self._send(REQ_PREPARE, _u64(self._db()) + _text(sql))
+        r = self._response(RESP_STMT)
+        r.u64()  # db id (uint32) and statement id (uint32)
+        return struct.unpack_from("<I", r.b, 4)[0]
+
+    def query(self, stmt_id, params=()):
+        """Rows of a prepared statement."""
+        self._send(REQ_QUERY, struct.pack("<II", self._db(), stmt_id) + _params(list(params)))
+        return self._rows()
+
+    def finalize(self, stmt_id):
+        self._send(REQ_FINALIZE, struct.pack("<II", self._db(), stmt_id))
+        self._response(RESP_EMPTY)
+
     def query_sql(self, sql, params=()):
         """Rows of one statement, as lists of Python values."""
         self._send(REQ_QUERY_SQL, _u64(self._db()) + _text(sql) + _params(list(params)))
+        return self._rows()
+
+    def _rows(self):
         rows = []
         while True:
             r = self._response(RESP_ROWS)
