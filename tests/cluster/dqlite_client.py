@@ -11,9 +11,9 @@ then the values. Rows come as a column count, the column names, then per row a h
 type codes (padded to 8 bytes) and the values; a word 0xff..ff ends the result, 0xee..ee ends a
 batch (the server sends the next one by itself).
 
-As a library: Node(address) connects; leader(), cluster(), add(), assign(), transfer(), open(),
-exec_sql(), query_sql(), prepare() / query() / finalize(). find_leader(addresses) asks each address until one names a leader that
-answers as leader. As a command (the README's recipe uses these):
+As a library: Node(address) connects; leader(), cluster(), add(), assign(), transfer(),
+open(), exec_sql(), query_sql(), prepare() / query() / finalize(). find_leader(addresses) asks
+each address until one names a leader that answers as leader. As a command (the README's recipe uses these):
 
   dqlite_client.py join LEADER ID ADDRESS         add node ID at ADDRESS and make it a voter
   dqlite_client.py leader ADDRESS...              print the leader's id and address

@@ -194,6 +194,7 @@ def write_everything(leader, model):
         n.exec_sql("COMMIT")
         check(r1 == [[model["c0"][0] + 100]], "feox_incr returned %r" % r1)
         check(r2 == [[1]], "feox_cas returned %r" % r2)
+        check(r3 == [['{"n":5,"tags":["x"]}']], "feox_patch returned %r" % r3)
         model["c0"] = (model["c0"][0] + 100, False)
         model["c1"] = (7, False)
         # the DML form of a JSON change
@@ -284,8 +285,8 @@ def failover(cluster, model):
         model["c0"] = (model["c0"][0] + 1, False)
         compare(read_all(n), model, "new leader after writing")
     print("failover: %d acknowledged writes before kill -9 of node %d; node %d leads after "
-          "%.2f s, first write committed after %.2f s" % (len(w.acked) * 2, old_id, new_id,
-                                                          t_leader, t_write))
+          "%.2f s, first write committed after %.2f s"
+          % (len(w.acked) + w.incr_acked, old_id, new_id, t_leader, t_write))
     return new_id, t_leader, t_write
 
 
