@@ -13,7 +13,8 @@ batch (the server sends the next one by itself).
 
 As a library: Node(address) connects; leader(), cluster(), add(), assign(), transfer(),
 open(), exec_sql(), query_sql(), prepare() / query() / finalize(). find_leader(addresses) asks
-each address until one names a leader that answers as leader. As a command (the README's recipe uses these):
+each address until one names a leader that answers as leader. As a command (the README's
+recipe uses these):
 
   dqlite_client.py join LEADER ID ADDRESS         add node ID at ADDRESS and make it a voter
   dqlite_client.py leader ADDRESS...              print the leader's id and address
