@@ -63,7 +63,10 @@
  *                SQLite refuses a savepoint, the call just enlists: its changes belong to that
  *                statement's transaction and are undone if the statement fails. The UPDATE is
  *                prepared each time: a cached statement naming the table would keep SQLite
- *                from ever disconnecting it.
+ *                from ever disconnecting it. On dqlite's VFS a call that would be its own
+ *                transaction is refused (refuse_own_commit_on_dqlite: dqlite does not
+ *                replicate a commit made inside a SELECT, and 1.11 aborts the node on the next
+ *                write); inside BEGIN ... COMMIT or a write statement it works as above.
  *
  * feox_check: besides the engine's and the backend's own checks, the cache is compared with
  * <t>_data row by row in one read transaction (feox_db_check).
