@@ -63,7 +63,10 @@
  *                SQLite refuses a savepoint, the call just enlists: its changes belong to that
  *                statement's transaction and are undone if the statement fails. The UPDATE is
  *                prepared each time: a cached statement naming the table would keep SQLite
- *                from ever disconnecting it.
+ *                from ever disconnecting it. On dqlite's VFS a call that would be its own
+ *                transaction is refused (refuse_own_commit_on_dqlite: dqlite does not
+ *                replicate a commit made inside a SELECT, and 1.11 aborts the node on the next
+ *                write); inside BEGIN ... COMMIT or a write statement it works as above.
  *
  * feox_check: besides the engine's and the backend's own checks, the cache is compared with
  * <t>_data row by row in one read transaction (feox_db_check).
@@ -379,13 +382,48 @@ static int open_savepoint(feox_vtab *vt, bool *opened)
     return rc == SQLITE_BUSY ? SQLITE_OK : rc;
 }
 
+/* True if the table's database is served by dqlite's VFS. dqlite (the C library, and go-dqlite
+ * which uses it) registers one VFS per node named "dqlite-<n>" (src/config.c, 1.11 to 1.18). */
+static bool on_dqlite(feox_vtab *vt)
+{
+    sqlite3_vfs *vfs = NULL;
+    return sqlite3_file_control(vt->db, vt->schema, SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
+           vfs != NULL && vfs->zName != NULL && strncmp(vfs->zName, "dqlite", 6) == 0;
+}
+
+/* dqlite replicates a write only when its leader stepped the statement that committed it
+ * (EXEC); a statement it treats as a read (QUERY: any SELECT) is stepped outside that, and
+ * a function committing its own transaction there leaves frames dqlite never replicates: the
+ * next write aborts the node (1.11.1: vfsFileShmLock: Assertion 'wal->n_tx == 0'). So, on
+ * dqlite, a call that would be its own transaction (autocommit, and the savepoint opened: no
+ * write statement is running) is refused before it changes anything. Inside BEGIN ... COMMIT
+ * it joins the user's transaction, which dqlite commits and replicates; called by a running
+ * INSERT/UPDATE/DELETE it joins that statement's. Plain SQLite never comes here. */
+static int refuse_own_commit_on_dqlite(feox_vtab *vt, char **err)
+{
+    feox_db_state *s = vt->dbs;
+    (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn"); /* nothing done: no write */
+    s->fn_savepoint = false;
+    *err = feox_table_message(
+        vt->schema, vt->name,
+        "a writing function needs an explicit transaction under dqlite (BEGIN; SELECT ...; "
+        "COMMIT): committing inside a bare SELECT is not replicated; or use the DML form, e.g. "
+        "UPDATE %s SET value = value + ? WHERE key = ?",
+        vt->name);
+    return SQLITE_ERROR;
+}
+
 int feox_db_fn_begin(feox_vtab *vt, char **err)
 {
     feox_db_state *s = vt->dbs;
     if (s == NULL) {
         return SQLITE_OK;
     }
+    bool autocommit = sqlite3_get_autocommit(vt->db) != 0;
     int rc = open_savepoint(vt, &s->fn_savepoint);
+    if (rc == SQLITE_OK && s->fn_savepoint && autocommit && on_dqlite(vt)) {
+        return refuse_own_commit_on_dqlite(vt, err);
+    }
     if (rc == SQLITE_OK && !vt->in_txn) {
         /* Not cached: a prepared statement that names the table holds its vtab, and SQLite then
          * never disconnects it (sqlite3_close fails with unfinalized statements). Once the
