@@ -21,6 +21,7 @@
  *   update.c       xUpdate (INSERT / UPDATE / DELETE with SQL conflict semantics)
  *   functions.c    feox_incr, feox_cas, feox_patch, feox_stats, feox_flush, feox_check,
  *                  feox_compact, feox_sweep
+ *   json_function.c  feox_json_patch(doc, patch): the pure JSON Patch SQL function
  *   vtab.c         the module: create/connect/destroy/rename and the transaction methods
  *   feox_ext.c     sqlite3_feox_init: registers the module and the SQL functions
  *
@@ -523,6 +524,10 @@ int sqlite3_feox_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *
 /* ---- functions (functions.c) ----------------------------------------------------------------- */
 
 int feox_register_functions(sqlite3 *db, feox_conn *conn);
+
+/* ---- feox_json_patch(doc, patch) (json_function.c) -------------------------------------------- */
+
+int feox_register_json_function(sqlite3 *db);
 
 /* ---- values, timestamps and table-named messages (value_codec.c) ----------------------------
  * Declared after feox_vtab because the error helpers take one. */
