@@ -525,7 +525,7 @@ int sqlite3_feox_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *
 
 int feox_register_functions(sqlite3 *db, feox_conn *conn);
 
-/* ---- feox_json_patch(doc, patch) (json_function.c) -------------------------------------------- */
+/* ---- feox_json_patch(doc, patch) (json_function.c) ------------------------------------------ */
 
 int feox_register_json_function(sqlite3 *db);
 

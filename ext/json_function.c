@@ -43,17 +43,16 @@ static void fn_json_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     size_t result_len = 0;
     feox_err e = feox_json_patch_document(doc, doc_len, patch, patch_len, &result, &result_len);
     if (e != FEOX_OK) {
-        char *msg = sqlite3_mprintf("feox_json_patch: %s", feox_error_detail()[0]
-                                                               ? feox_error_detail()
-                                                               : feox_strerror(e));
+        char *msg = sqlite3_mprintf(
+            "feox_json_patch: %s", feox_error_detail()[0] ? feox_error_detail() : feox_strerror(e));
         if (msg == NULL || e == FEOX_ERR_NOMEM) {
             sqlite3_free(msg);
             sqlite3_result_error_nomem(ctx);
             return;
         }
         sqlite3_result_error(ctx, msg, -1);
-        sqlite3_result_error_code(ctx, e == FEOX_ERR_JSON_PATCH ? SQLITE_ERROR
-                                                                : feox_err_to_sqlite(e));
+        sqlite3_result_error_code(ctx,
+                                  e == FEOX_ERR_JSON_PATCH ? SQLITE_ERROR : feox_err_to_sqlite(e));
         sqlite3_free(msg);
         return;
     }

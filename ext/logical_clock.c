@@ -80,7 +80,10 @@ int feox_lclock_open(feox_vtab *vt, int location_kind, char **err)
             "a table without path in a database file (%s)",
             vt->label,
             vt->options.path != NULL ? "a path= store file is not in the database"
-                                     : "this database is in memory");
+            : location_kind == (int)FEOX_LOC_FILE
+                ? "this table's records are in its store file: a table of the previous release, "
+                  "or a build without database mode"
+                : "this database is in memory");
         return SQLITE_ERROR;
     }
     static const char *const columns[] = {"key", "value", "ttl", "ts"};
@@ -231,10 +234,10 @@ static int advance(feox_vtab *vt, sqlite3_value *ts)
 static int sweep(feox_vtab *vt)
 {
     int rc = run_sql(vt,
-                 sqlite3_mprintf("DELETE FROM \"%w\".\"%w_data\" WHERE expires IS NOT NULL AND "
-                                 "expires < ?1",
-                                 vt->schema, vt->name),
-                 true, (sqlite3_int64)logical_now(vt->lclock), NULL, "cannot sweep");
+                     sqlite3_mprintf("DELETE FROM \"%w\".\"%w_data\" WHERE expires IS NOT NULL AND "
+                                     "expires < ?1",
+                                     vt->schema, vt->name),
+                     true, (sqlite3_int64)logical_now(vt->lclock), NULL, "cannot sweep");
     if (rc == SQLITE_OK) {
         vt->lclock->swept = true;
     }
@@ -271,8 +274,9 @@ int feox_lclock_command(feox_vtab *vt, sqlite3_value **argv)
 int feox_lclock_need_now(feox_vtab *vt)
 {
     if (vt->lclock != NULL && logical_now(vt->lclock) == 0) {
-        feox_table_error(vt, "clock='log': a ttl needs the logical clock; set it first: "
-                             "INSERT INTO %s(%s, ts) VALUES('clock', <ns since the Unix epoch>)",
+        feox_table_error(vt,
+                         "clock='log': a ttl needs the logical clock; set it first: "
+                         "INSERT INTO %s(%s, ts) VALUES('clock', <ns since the Unix epoch>)",
                          vt->name, vt->name);
         return SQLITE_ERROR;
     }
@@ -297,8 +301,9 @@ int feox_lclock_auto_ts(feox_vtab *vt, const void *key, size_t len, uint64_t *ts
         feox_value_release(live);
         if (info.timestamp_ns >= next) {
             if (info.timestamp_ns >= (uint64_t)INT64_MAX) {
-                feox_table_error(vt, "ts %lld is the largest timestamp; an automatic timestamp "
-                                     "cannot be newer",
+                feox_table_error(vt,
+                                 "ts %lld is the largest timestamp; an automatic timestamp "
+                                 "cannot be newer",
                                  (long long)feox_ts_for_sql(info.timestamp_ns));
                 return SQLITE_ERROR;
             }

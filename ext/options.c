@@ -152,9 +152,8 @@ static bool parse_u32(const char *v, uint32_t *out)
 static int apply_option(feox_options *o, const char *table, const char *name, const char *value,
                         unsigned *seen, char **err)
 {
-    static const char *const names[] = {"path",    "max_memory",         "sync",
-                                        "keytype", "ttl_sweep_interval", "flush_interval",
-                                        "clock"};
+    static const char *const names[] = {
+        "path", "max_memory", "sync", "keytype", "ttl_sweep_interval", "flush_interval", "clock"};
     int idx = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
         if (sqlite3_stricmp(name, names[i]) == 0) {
@@ -219,9 +218,12 @@ static int apply_option(feox_options *o, const char *table, const char *name, co
     }
     if (!ok) {
         static const char *const expect[] = {
-            "a file name or ':memory:'", "a size such as 1048576, '512MB' or '1GiB'",
-            "off, normal or full",       "text or blob",
-            "a number of milliseconds",  "a number of milliseconds",
+            "a file name or ':memory:'",
+            "a size such as 1048576, '512MB' or '1GiB'",
+            "off, normal or full",
+            "text or blob",
+            "a number of milliseconds",
+            "a number of milliseconds",
             "wall or log",
         };
         *err = sqlite3_mprintf("feox: %s: bad value '%s' for option '%s' (expected %s)", table,
