@@ -180,11 +180,25 @@ class DmlFormsTestCase(TempDirTestCase):
         self.assertEqual(con.execute("SELECT ts FROM kv WHERE key = 'm'").fetchone()[0], t0)
         self.assertEqual(con.execute("SELECT key FROM kv ORDER BY key").fetchall(),
                          [("m",), ("n",), ("s",)])
+        # a multi-row INSERT that fails after its clock row, in BEGIN (statement rollback,
+        # xRollbackTo) and in autocommit (xRollback): the clock stays where it was
+        for in_txn in (True, False):
+            if in_txn:
+                con.execute("BEGIN")
+            with self.assertRaisesRegex(sqlite3.OperationalError, "unknown command 'bogus'"):
+                con.execute("INSERT INTO kv(kv, ts) VALUES('clock', ?), ('bogus', NULL)",
+                            (t0 + 90 * 10**9,))
+            con.execute("INSERT OR REPLACE INTO kv(key, value) VALUES('p', 1)")
+            if in_txn:
+                con.execute("COMMIT")
+            self.assertEqual(con.execute("SELECT ts FROM kv WHERE key = 'p'").fetchone()[0],
+                             t0 if in_txn else t0 + 1)  # the second: previous ts + 1
+        self.assertEqual(con.execute("SELECT value FROM kv_meta WHERE name = 'clock'").fetchone()[0], t0)
         # another connection sees the clock once it is committed
         other = connect(self.path("app.db"))
         con.execute("INSERT INTO kv(kv, ts) VALUES('clock', ?)", (t0 + 60 * 10**9,))
         self.assertEqual(other.execute("SELECT key FROM kv ORDER BY key").fetchall(),
-                         [("m",), ("n",)])
+                         [("m",), ("n",), ("p",)])  # 's' expired by the committed clock
         other.execute("INSERT INTO kv(key, value) VALUES('o', 1)")
         self.assertEqual(other.execute("SELECT ts FROM kv WHERE key = 'o'").fetchone()[0],
                          t0 + 60 * 10**9)
