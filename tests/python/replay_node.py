@@ -16,7 +16,8 @@ parameter is written {"blob": "<hex>"}. The outcome of every run, "ok <changes>"
 Printed (one JSON object on stdout): per table the sha256 of what the virtual table shows (key,
 value, typeof(value), ts, ttl: ttl counts by the table's clock) and of its shadow tables (every
 column of <t>_data, absolute expiry included, then <t>_log and <t>_meta), feox_check, row counts,
-the outcomes, and probe_ts: an automatic ts drawn in a memory table, i.e. this process's wall
+the outcomes, reads (every 50th entry, a read-only connection's view of kv before it), and
+probe_ts: an automatic ts drawn in a memory table, i.e. this process's wall
 clock as feox sees it.
 """
 import hashlib
@@ -68,8 +69,18 @@ def main():
     if args.get("create"):
         con.execute("CREATE VIRTUAL TABLE kv USING feox(clock='log')")
         con.execute("CREATE VIRTUAL TABLE ctl USING feox")
+    # a second connection reads as the log goes (rqlite serves reads from a pool of read-only
+    # connections while its writer applies the log): it must see the same rows on every node
+    reader = sqlite3.connect(f"file:{args['db']}?mode=ro", uri=True, isolation_level=None,
+                             timeout=60)
+    reader.enable_load_extension(True)
+    reader.load_extension(os.environ["FEOX_EXT"])
+    reads = {}
     outcomes = {"kv": {}, "ctl": {}}
     for i in range(args["start"], args["end"]):
+        if i % 50 == 0:
+            reads[i] = digest(reader.execute(
+                "SELECT key, value, typeof(value), ts, ttl FROM kv ORDER BY key").fetchall())
         if i == args.get("snapshot_at"):
             con.execute("VACUUM INTO ?", (args["snapshot"],))
         entry = log[i]
@@ -89,6 +100,8 @@ def main():
     probe_ts = con.execute("SELECT ts FROM temp.probe").fetchone()[0]
     result = {t: table_result(con, t) for t in ("kv", "ctl")}
     result["outcomes"] = outcomes
+    result["reads"] = reads
+    reader.close()
     result["probe_ts"] = probe_ts
     con.close()
     json.dump(result, sys.stdout)

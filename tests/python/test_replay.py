@@ -17,7 +17,9 @@ feox itself has no test hook). One node takes a VACUUM INTO snapshot midway; ano
 from a copy of that snapshot and replays the tail. Every node must end with the same content
 (sha256 of key, value, typeof(value), ts and ttl as the table shows them, and of every column of
 the shadow tables, the absolute expiry included) and every statement must have had the same
-outcome (changes() or error) everywhere.
+outcome (changes() or error) everywhere. A read-only connection of each node reads the table
+every 50 statements (rqlite serves reads from such connections): it too sees the same rows at the
+same log positions on every node.
 
 The same log is applied to a control table in the default mode (clock = the wall clock) in the
 same databases: its copies must differ, which shows that the comparison would catch a
@@ -231,6 +233,11 @@ class ReplayTestCase(TempDirTestCase):
             self.assertEqual(a["outcomes"]["kv"], other["outcomes"]["kv"])
         tail = {i: o for i, o in a["outcomes"]["kv"].items() if int(i) >= mid}
         self.assertEqual(tail, d["outcomes"]["kv"])
+        # a read-only connection reading along sees the same rows at the same log positions
+        self.assertGreater(len(set(a["reads"].values())), 50)  # the table kept changing
+        self.assertEqual(a["reads"], b["reads"])
+        self.assertEqual(a["reads"], c["reads"])
+        self.assertEqual({i: r for i, r in a["reads"].items() if int(i) >= mid}, d["reads"])
 
         # the log exercised what it should: rows with and without ttl, every value type, CAS
         # that swapped and that did not, counters, patches that failed, rows that expired
