@@ -138,6 +138,7 @@ static int open_store(feox_vtab *vt, feox_db_state *s, const char *table_name, c
     cfg.disable_compaction = true;
     cfg.storage = feox_sqlite_storage();
     cfg.storage_arg = &s->t;
+    feox_lclock_configure(vt, &cfg); /* clock='log': "now" is the logical clock */
     feox_err e = feox_open(&cfg, &store);
     if (e != FEOX_OK) {
         *err = s->t.errcode != SQLITE_OK ? sqlite3_mprintf("%s", s->t.errmsg)
@@ -302,7 +303,8 @@ int feox_db_refresh(feox_vtab *vt)
         return SQLITE_OK;
     }
     feox_err e = feox_refresh(store, &vt->dbs->t);
-    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+    /* clock='log': the logical clock of what the cache now shows (logical_clock.c) */
+    return e == FEOX_OK ? feox_lclock_sync(vt) : db_error(vt, e);
 }
 
 int feox_db_begin(feox_vtab *vt)
