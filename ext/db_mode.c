@@ -69,8 +69,11 @@
  * <t>_data row by row in one read transaction (feox_db_check).
  *
  * TTL: no thread writes to the database (the store's sweeper is off; a HOST_TXN backend starts
- * none). Reads hide expired records; feox_sweep(tab) removes them from the shadow tables inside
- * a write transaction (the user's, or the call's own); the pages they held are reused by later
+ * none). Reads hide expired records. Every committing write transaction on the table removes up
+ * to 64 expired rows at xSync (storage_sqlite_expiry.c: one index seek when none has expired),
+ * and feox_sweep(tab) removes every one, inside a write transaction (the user's, or the call's
+ * own); each removal has its feed row, so other caches drop the record too, and the cache here
+ * lets go of its expired records at once (feox_len). The pages they held are reused by later
  * writes, and given back to the file system by VACUUM (or auto_vacuum), as for any table.
  *
  * Errors: the backend leaves SQLite's own extended code and a message naming the table in
@@ -317,11 +320,21 @@ int feox_db_begin(feox_vtab *vt)
 
 int feox_db_sync(feox_vtab *vt)
 {
-    if (db_store(vt) == NULL) {
+    feox_store *store = db_store(vt);
+    if (store == NULL) {
         return SQLITE_OK;
     }
-    feox_err e = feox_sqlite_storage_sync(&vt->dbs->t);
-    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+    uint64_t swept = 0;
+    feox_err e = feox_sqlite_storage_sync_commit(&vt->dbs->t, &swept);
+    if (e != FEOX_OK) {
+        return db_error(vt, e);
+    }
+    if (swept != 0) {
+        /* the cache lets go of its expired records too (they read as absent already; a
+         * rollback after this needs nothing back) */
+        (void)feox_len(store, 0);
+    }
+    return SQLITE_OK;
 }
 
 void feox_db_commit(feox_vtab *vt)
@@ -442,33 +455,13 @@ int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
     if (store == NULL) {
         return SQLITE_OK;
     }
-    feox_err e = feox_sqlite_storage_sync(&vt->dbs->t);
+    /* Through the backend: each row goes with a feed row, so other caches drop it too. */
+    feox_err e = feox_sqlite_storage_sweep(&vt->dbs->t, limit, removed);
     if (e != FEOX_OK) {
         return db_error(vt, e);
     }
-    char *sql = sqlite3_mprintf(
-        "DELETE FROM \"%w\".\"%w_data\" WHERE key IN (SELECT key FROM \"%w\".\"%w_data\" "
-        "WHERE expires IS NOT NULL AND expires <= ?1 LIMIT ?2)",
-        vt->schema, vt->name, vt->schema, vt->name);
-    sqlite3_stmt *stmt = NULL;
-    int rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &stmt, NULL);
-    sqlite3_free(sql);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)feox_now_ns(store));
-        sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (sqlite3_int64)limit);
-        rc = sqlite3_step(stmt);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->db);
-    }
-    if (rc == SQLITE_OK) {
-        *removed = (uint64_t)sqlite3_changes(vt->db);
-        (void)feox_len(store, 0); /* the cache lets go of its expired records too */
-    } else {
-        sqlite3_free(vt->base.zErrMsg);
-        vt->base.zErrMsg =
-            feox_table_message(vt->schema, vt->name, "cannot sweep: %s", sqlite3_errmsg(vt->db));
-    }
-    sqlite3_finalize(stmt);
-    return rc;
+    (void)feox_len(store, 0); /* the cache lets go of its expired records too */
+    return SQLITE_OK;
 }
 
 /* The bytes the engine holds for a value the backend stored as column col of stmt (its layout:

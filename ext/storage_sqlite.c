@@ -16,6 +16,7 @@ SQLITE_EXTENSION_INIT3
 #define DEFAULT_PENDING_LIMIT (32u * 1024u * 1024u)
 #define DEFAULT_FEED_LIMIT 65536u
 #define TRIM_MIN_BATCH 4096u
+#define DEFAULT_SWEEP_LIMIT 64u
 
 /* Step a statement that returns no row, then reset it. */
 static feox_err run(feox_sqlite_backend *b, sqlite3_stmt *s, const char *what)
@@ -253,6 +254,7 @@ static feox_err sq_open(const feox_storage_methods *methods, const feox_config *
     b->mode = t->write_mode;
     b->pending_limit = t->pending_limit ? t->pending_limit : DEFAULT_PENDING_LIMIT;
     b->feed_limit = t->feed_limit ? t->feed_limit : DEFAULT_FEED_LIMIT;
+    b->sweep_limit = t->sweep_limit ? t->sweep_limit : DEFAULT_SWEEP_LIMIT;
     t->errcode = SQLITE_OK;
     t->errmsg[0] = '\0';
     t->backend = b;
@@ -613,6 +615,7 @@ static void sq_get_stats(feox_storage *st, feox_stats *out)
     out->flushes += b->flushes;
     out->recovered_records += b->loaded_rows;
     out->recovery_ns += b->load_ns;
+    out->ttl_expired_active += b->swept_rows;
     unlock(b);
 }
 
@@ -726,6 +729,7 @@ feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
         b->txn_changes = 0;
         b->txn_logging = true;
         b->nmarks = 0;
+        b->txn_swept = false;
     }
     unlock(b);
     return err;
@@ -755,19 +759,97 @@ static feox_err finish_feed(feox_sqlite_backend *b)
     return err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, new_min, "setting min_seq") : err;
 }
 
+/* Remove up to limit (0 = every) rows expired now, each a delete of the transaction with its
+ * feed row, so every other cache drops it too (storage_sqlite_expiry.c says when and why). */
+static feox_err sweep(feox_sqlite_backend *b, uint64_t limit, uint64_t *removed)
+{
+    uint64_t now = feox_sq_now(b);
+    feox_sq_keys k;
+    memset(&k, 0, sizeof k);
+    feox_err err = FEOX_OK;
+    *removed = 0;
+    while (err == FEOX_OK && (limit == 0 || *removed < limit)) {
+        uint64_t left = limit == 0 ? FEOX_SQ_SWEEP_BATCH : limit - *removed;
+        uint32_t want = left < FEOX_SQ_SWEEP_BATCH ? (uint32_t)left : FEOX_SQ_SWEEP_BATCH;
+        /* listed first, deleted after: never while the statement reads the table */
+        err = feox_sq_expired_keys(b, now, want, &k);
+        for (size_t i = 0; i < k.n && err == FEOX_OK; i++) {
+            err = emit_change(b, k.bytes + k.at[i], k.len[i], NULL, 0, 0, now, 0, true);
+            if (err == FEOX_OK) {
+                (*removed)++;
+                b->swept_rows++;
+            }
+        }
+        if (k.n < want) {
+            break; /* nothing more has expired */
+        }
+    }
+    sqlite3_free(k.bytes);
+    return err;
+}
+
+/* What is pending to the tables, then (commit) the bounded expiry sweep, then the feed's end
+ * (after the sweep: its deletes are changes of the transaction like any other). */
+static feox_err sync_locked(feox_sqlite_backend *b, bool commit, uint64_t *swept)
+{
+    feox_err err = FEOX_OK;
+    if (b->in_txn) {
+        err = flush_pending(b);
+        /* Only a transaction that changed the table pays for the sweep, once (a COMMIT retried
+         * after BUSY calls xSync again). */
+        if (err == FEOX_OK && commit && !b->txn_swept && b->txn_changes != 0) {
+            b->txn_swept = true;
+            err = sweep(b, b->sweep_limit, swept);
+        }
+        if (err == FEOX_OK) {
+            err = finish_feed(b);
+        }
+        b->syncs++;
+    }
+    return err;
+}
+
 feox_err feox_sqlite_storage_sync(feox_sqlite_table *t)
 {
     feox_sqlite_backend *b = enter(t);
     if (b == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;
     }
+    feox_err err = sync_locked(b, false, NULL);
+    unlock(b);
+    return err;
+}
+
+feox_err feox_sqlite_storage_sync_commit(feox_sqlite_table *t, uint64_t *swept)
+{
+    uint64_t none = 0;
+    swept = swept != NULL ? swept : &none;
+    *swept = 0;
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    feox_err err = sync_locked(b, true, swept);
+    unlock(b);
+    return err;
+}
+
+feox_err feox_sqlite_storage_sweep(feox_sqlite_table *t, uint64_t limit, uint64_t *removed)
+{
+    *removed = 0;
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
     feox_err err = FEOX_OK;
-    if (b->in_txn) {
+    if (!b->in_txn) {
+        err = feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT,
+                           "sweep outside a transaction (feox_sqlite_storage_begin)");
+    } else {
         err = flush_pending(b);
-        if (err == FEOX_OK) {
-            err = finish_feed(b);
-        }
-        b->syncs++;
+    }
+    if (err == FEOX_OK) {
+        err = sweep(b, limit, removed);
     }
     unlock(b);
     return err;

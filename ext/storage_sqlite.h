@@ -25,6 +25,14 @@
  *       expires  absolute expiry in ns, NULL = none.
  *       seq      the feed position of the write that made this version.
  *
+ *   "S"."T_data_expires" ON T_data(expires) WHERE expires IS NOT NULL
+ *       The rows with an expiry, by expiry: a commit finds the expired ones with one index seek,
+ *       and rows without a TTL cost nothing in it. Found by its table and definition, not by
+ *       its name: a renamed table keeps its index's first name (SQLite has no ALTER INDEX, and
+ *       xRename may not drop one), and a new table whose name is taken gets "_2", "_3"...
+ *       after it. Tables made before it existed (same format) get it from their first
+ *       committing write transaction (storage_sqlite_expiry.c).
+ *
  *   "S"."T_log"(seq INTEGER PRIMARY KEY, key BLOB NOT NULL, ts INTEGER)
  *       The change feed, append only: one row per write (ts NULL) or delete (ts = its time).
  *       Every write and delete takes the next seq (seq is per change, not per transaction:
@@ -70,7 +78,8 @@
  *   xBegin       feox_refresh(store, ...) first (brings the cache to the table's current seq),
  *                then feox_sqlite_storage_begin(t). Writes (write/erase) are refused outside
  *                begin..commit/rollback.
- *   xSync        feox_sqlite_storage_sync(t): writes what is still pending, trims the feed.
+ *   xSync        feox_sqlite_storage_sync_commit(t): writes what is still pending, removes up to
+ *                sweep_limit expired rows (storage_sqlite_expiry.c), trims the feed.
  *   xCommit      feox_sqlite_storage_commit(t): the cache is now at the transaction's last seq.
  *   xRollback    feox_sqlite_storage_rollback(t): pending changes dropped (SQLite restores the
  *                tables; the vtab restores the indexes with FEOX_WRITE_INDEX_ONLY writes).
@@ -114,6 +123,7 @@
 #define FEOX_STORAGE_SQLITE_H
 
 #include <sqlite3ext.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "feox_storage.h"
@@ -134,6 +144,7 @@ typedef struct feox_sqlite_table {
     feox_sqlite_write_mode write_mode;
     uint64_t pending_limit; /* buffered: bytes held before an early write; 0 = 32 MiB */
     uint64_t feed_limit;    /* changes the feed keeps; 0 = 65536 */
+    uint64_t sweep_limit;   /* expired rows a commit removes at most; 0 = 64 */
 
     /* Set by the backend. */
     struct feox_sqlite_backend *backend; /* the open backend (NULL when none is open) */
@@ -150,6 +161,12 @@ const feox_storage_methods *feox_sqlite_storage(void);
  * Each returns FEOX_OK or the error of the SQL that failed (t->errcode says which). */
 feox_err feox_sqlite_storage_begin(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_sync(feox_sqlite_table *t);
+/* xSync of a committing transaction: feox_sqlite_storage_sync, plus, once per transaction and
+ * only if it changed the table, the removal of up to sweep_limit expired rows (*swept: how
+ * many; the caller's cache should let go of its expired records too). */
+feox_err feox_sqlite_storage_sync_commit(feox_sqlite_table *t, uint64_t *swept);
+/* Inside begin..commit: remove up to limit (0 = every) expired rows, with their feed rows. */
+feox_err feox_sqlite_storage_sweep(feox_sqlite_table *t, uint64_t limit, uint64_t *removed);
 void feox_sqlite_storage_commit(feox_sqlite_table *t);
 void feox_sqlite_storage_rollback(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_savepoint(feox_sqlite_table *t, int level);
@@ -167,6 +184,11 @@ int feox_sqlite_storage_rename(sqlite3 *db, const char *schema, const char *from
  * tables from now on (its prepared statements are dropped; the name is copied). If the user's
  * transaction rolls back, SQLite reconnects the virtual table under its old name. */
 feox_err feox_sqlite_storage_renamed(feox_sqlite_table *t, const char *new_table);
+/* The name of <table>_data's expiry index in *name (sqlite3_free it; NULL if there is none and
+ * create is false). With create, a table made without it (the first layout) gets it, under a
+ * free name: only inside a write transaction. */
+int feox_sqlite_storage_expiry_index(sqlite3 *db, const char *schema, const char *table,
+                                     bool create, char **name, char **errmsg);
 /* xShadowName: 1 if suffix (the part after "<table>_") names one of the shadow tables. */
 int feox_sqlite_storage_shadow_name(const char *suffix);
 
