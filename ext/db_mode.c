@@ -34,7 +34,8 @@
  *                FEOX_ERR_STALE), then the backend's begin. The undo journal starts empty.
  *   xUpdate      the engine writes the cache and calls the backend's write/erase, which keeps
  *                the change pending (buffered) or writes it through; the journal records the
- *                old state first (update.c).
+ *                old state first (update.c). Then feox_db_settle: a pending map grown past its
+ *                limit is written out (with max_memory, only there: see below).
  *   xSync        the backend writes what is pending (in key order) and trims its feed.
  *   xCommit      the backend notes the new seq; the journal is forgotten.
  *   xRollback    the backend drops what is pending; the journal restores the cache, newest
@@ -75,6 +76,18 @@
  * own); each removal has its feed row, so other caches drop the record too, and the cache here
  * lets go of its expired records at once (feox_len). The pages they held are reused by later
  * writes, and given back to the file system by VACUUM (or auto_vacuum), as for any table.
+ *
+ * Larger than memory (max_memory): keys and metadata stay in the cache, values may stay only in
+ * <t>_data and are read back by key (the backend's read_value, in the caller's transaction).
+ * The engine's value eviction drops the bytes of versions that have a location; the backend
+ * gives one only to versions that are in the table: rows it loads (those past half the budget
+ * are loaded cold), written-out pending changes (relocated to their seq when the pending map is
+ * written: at xSync, xSavepoint, or feox_db_settle after an xUpdate, never inside the engine's
+ * write, which holds a key lock), and versions the journal puts back after a rollback
+ * (FEOX_STORAGE_LOCATION_BY_KEY: SQLite restored them in the table). A change still pending has
+ * location 0 and keeps its bytes; with max_memory the pending map holds at most a quarter of
+ * the budget. What the feed brings and what a rollback restores makes room the same way
+ * (evicting), and is never refused for memory.
  *
  * Errors: the backend leaves SQLite's own extended code and a message naming the table in
  * t.errcode / t.errmsg (BUSY and LOCKED as SQLite reported them, after busy_timeout); they are
@@ -365,6 +378,15 @@ void feox_db_rollback_to(feox_vtab *vt, int level)
     if (db_store(vt) != NULL) {
         feox_sqlite_storage_rollback_to(&vt->dbs->t, level);
     }
+}
+
+int feox_db_settle(feox_vtab *vt)
+{
+    if (db_store(vt) == NULL) {
+        return SQLITE_OK;
+    }
+    feox_err e = feox_sqlite_storage_settle(&vt->dbs->t);
+    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
 }
 
 /* Step a cached statement (prepared on first use) to its end. */
@@ -691,6 +713,11 @@ void feox_db_rollback_to(feox_vtab *vt, int level)
 {
     (void)vt;
     (void)level;
+}
+int feox_db_settle(feox_vtab *vt)
+{
+    (void)vt;
+    return SQLITE_OK;
 }
 int feox_db_fn_begin(feox_vtab *vt, char **err)
 {

@@ -161,6 +161,10 @@ const feox_storage_methods *feox_sqlite_storage(void);
  * Each returns FEOX_OK or the error of the SQL that failed (t->errcode says which). */
 feox_err feox_sqlite_storage_begin(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_sync(feox_sqlite_table *t);
+/* After a write through the store returned (no engine lock held): write the pending map out if it
+ * holds more than pending_limit. With max_memory, write() leaves that to this call, since
+ * writing it out lets the store drop those values (host relocate, under the keys' locks). */
+feox_err feox_sqlite_storage_settle(feox_sqlite_table *t);
 /* xSync of a committing transaction: feox_sqlite_storage_sync, plus, once per transaction and
  * only if it changed the table, the removal of up to sweep_limit expired rows (*swept: how
  * many; the caller's cache should let go of its expired records too). */

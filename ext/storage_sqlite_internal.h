@@ -65,6 +65,12 @@ typedef struct feox_sqlite_backend {
     size_t nmarks;
     bool txn_swept; /* the commit's bounded expiry sweep has run (once per transaction) */
 
+    /* Larger than memory (max_memory): the store may drop the bytes of a version with a
+     * location and read them back by key (read_value). A pending version has location 0 (its
+     * bytes are only in memory) and gets its seq once written (host.relocate, flush_pending). */
+    bool relocate;            /* max_memory is set (and the host can relocate) */
+    uint64_t resident_budget; /* load: value bytes kept in memory, the rest sent cold; 0 = all */
+
     /* Expiry (storage_sqlite_expiry.c). */
     uint64_t sweep_limit;  /* rows a commit removes at most */
 

@@ -306,10 +306,12 @@ int feox_vt_update(sqlite3_vtab *tab, int argc, sqlite3_value **argv, sqlite3_in
         return rc;
     }
     if (argc == 1) {
-        return do_delete(vt, argv[0]);
+        rc = do_delete(vt, argv[0]);
+    } else if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        rc = do_insert(vt, argv);
+    } else {
+        rc = do_update(vt, argv);
     }
-    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-        return do_insert(vt, argv);
-    }
-    return do_update(vt, argv);
+    /* database mode: a full pending map is written out here, outside the engine's locks */
+    return rc == SQLITE_OK ? feox_db_settle(vt) : rc;
 }

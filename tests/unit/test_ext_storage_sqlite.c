@@ -1407,6 +1407,123 @@ static void test_commit_sweeps_expired_rows(void **state)
     sqlite3_close(db);
 }
 
+/* ---- larger than memory: cold loads, pending versions relocated once written ---------------- */
+
+typedef struct relocations {
+    char log[256]; /* "key:old>new " per call */
+} relocations;
+
+static bool record_relocate(void *ctx, const void *key, uint32_t key_len, uint64_t old_location,
+                            uint64_t new_location)
+{
+    relocations *r = ctx;
+    size_t used = strlen(r->log);
+    snprintf(r->log + used, sizeof r->log - used, "%.*s:%llu>%llu ", (int)key_len,
+             (const char *)key, (unsigned long long)old_location,
+             (unsigned long long)new_location);
+    return true;
+}
+
+typedef struct cold_count {
+    int resident, cold;
+} cold_count;
+
+static feox_err count_put(void *ctx, const feox_storage_record *rec)
+{
+    cold_count *c = ctx;
+    assert_true(rec->location != 0);
+    if (rec->value == NULL) {
+        c->cold++;
+    } else {
+        c->resident++;
+    }
+    return FEOX_OK;
+}
+
+static feox_err count_del(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns)
+{
+    (void)ctx;
+    (void)key;
+    (void)key_len;
+    (void)ts_ns;
+    return FEOX_OK;
+}
+
+static void open_with_budget(backend *bk, sqlite3 *db, uint64_t max_memory, relocations *r)
+{
+    memset(bk, 0, sizeof *bk);
+    bk->t.db = db;
+    bk->t.schema = "main";
+    bk->t.table = "kv";
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.max_memory = max_memory;
+    cfg.storage = feox_sqlite_storage();
+    cfg.storage_arg = &bk->t;
+    feox_storage_host host = {.ctx = r, .relocate = record_relocate};
+    assert_int_equal(cfg.storage->open(cfg.storage, &cfg, &host, &bk->st), FEOX_OK);
+}
+
+static feox_err write_bytes(backend *bk, const char *key, char fill, uint32_t len,
+                            uint64_t *location)
+{
+    unsigned char value[500];
+    memset(value, fill, sizeof value);
+    feox_storage_record rec = {key, (uint32_t)strlen(key), value, len, FEOX_TAG_BLOB, 1000, 0, 0};
+    uint64_t seq;
+    return bk->st->methods->write(bk->st, NULL, &rec, NULL, location, &seq);
+}
+
+static void test_larger_than_memory(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("cold.db");
+    create_table(db, "kv");
+    relocations r = {{0}};
+    backend bk;
+    open_with_budget(&bk, db, 4000, &r);
+    test_sink ts;
+    load(&bk, &ts);
+
+    /* A pending version has no location (only in memory); written out, it gets its seq. */
+    txn_begin(&bk);
+    static const char *const keys[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
+    for (int i = 0; i < 10; i++) {
+        uint64_t location = 99;
+        assert_int_equal(write_bytes(&bk, keys[i], (char)('a' + i), 500, &location), FEOX_OK);
+        assert_int_equal(location, 0);
+    }
+    assert_int_equal(feox_sqlite_storage_settle(&bk.t), FEOX_OK); /* under the limit: stays */
+    assert_string_equal(r.log, "");
+    txn_commit(&bk);
+    assert_string_equal(r.log, "a:0>1 b:0>2 c:0>3 d:0>4 e:0>5 f:0>6 g:0>7 h:0>8 i:0>9 j:0>10 ");
+
+    /* read_value reads the table's row: a cold version is never the pending one, even when the
+     * key has a newer pending change. */
+    txn_begin(&bk);
+    uint64_t location;
+    assert_int_equal(write_bytes(&bk, "a", 'z', 300, &location), FEOX_OK);
+    unsigned char buf[500];
+    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 500), FEOX_OK);
+    assert_int_equal(buf[0], 'a');
+    assert_int_equal(buf[499], 'a');
+    exec_ok(db, "ROLLBACK");
+    feox_sqlite_storage_rollback(&bk.t);
+    close_backend(&bk);
+
+    /* A load keeps values in memory up to half of max_memory and sends the rest cold. */
+    open_with_budget(&bk, db, 4000, &r);
+    cold_count c = {0, 0};
+    feox_storage_sink counting = {&c, count_put, count_del};
+    assert_int_equal(bk.st->methods->load(bk.st, NULL, &counting), FEOX_OK);
+    assert_int_equal(c.resident, 4);
+    assert_int_equal(c.cold, 6);
+    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "j", 1, 10, buf, 500), FEOX_OK);
+    assert_int_equal(buf[0], 'j');
+    close_backend(&bk);
+    sqlite3_close(db);
+}
+
 static void through_sqlite_hooks(const char *mode, const char *name)
 {
     sqlite3 *db = open_db(name);
@@ -1525,6 +1642,7 @@ int main(void)
         cmocka_unit_test(test_busy_write_through),
         cmocka_unit_test(test_missing_tables),
         cmocka_unit_test(test_commit_sweeps_expired_rows),
+        cmocka_unit_test(test_larger_than_memory),
         cmocka_unit_test(test_sqlite_hooks_buffered),
         cmocka_unit_test(test_sqlite_hooks_write_through),
     };
