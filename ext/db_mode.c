@@ -454,8 +454,17 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
 int feox_db_fn_end(feox_vtab *vt, char **err)
 {
     feox_db_state *s = vt->dbs;
-    if (s == NULL || !s->fn_savepoint) {
-        return SQLITE_OK; /* no savepoint: the running write statement decides */
+    if (s != NULL && !s->fn_savepoint) {
+        /* no savepoint: the running write statement decides; a full pending map is written
+         * out, as after an xUpdate (no xSavepoint comes between such calls) */
+        int rc = feox_db_settle(vt);
+        if (rc != SQLITE_OK) {
+            *err = sqlite3_mprintf("%s", vt->base.zErrMsg != NULL ? vt->base.zErrMsg : "");
+        }
+        return rc;
+    }
+    if (s == NULL) {
+        return SQLITE_OK;
     }
     s->fn_savepoint = false;
     /* In autocommit this commits: xSync, xCommit. */

@@ -111,6 +111,19 @@ class LargerThanMemoryTest(TempDirTestCase):
         for i in range(0, N, 50):
             got = con.execute("SELECT value FROM kv WHERE key = ?", (f"d{i:05d}",)).fetchone()[0]
             self.assertEqual(json.loads(got)["n"], -i)
+        # called by a running write statement (no savepoint per call): 20 MB rewritten in one
+        # statement still fits, and the values read back
+        con.execute("CREATE TABLE ks(k)")
+        con.executemany("INSERT INTO ks VALUES (?)", [(k,) for k in docs])
+        con.execute("CREATE TABLE results(r)")
+        con.execute("INSERT INTO results SELECT feox_patch('kv', k, "
+                    "'[{\"op\":\"add\",\"path\":\"/m\",\"value\":1}]') IS NOT NULL FROM ks")
+        self.assertEqual(con.execute("SELECT count(*), sum(r) FROM results").fetchone(), (N, N))
+        self.assertWithinBudget(con, "after a statement of patches")
+        for k in list(docs)[::97]:
+            self.assertEqual(json.loads(
+                con.execute("SELECT value FROM kv WHERE key = ?", (k,)).fetchone()[0])["m"], 1)
+            docs[k] = json.dumps(dict(json.loads(docs[k]), m=1))
         # an UPDATE that reads every value (most of them from the table) and rewrites it
         con.execute("UPDATE kv SET value = value || '!' WHERE key GLOB 'd*'")
         self.assertWithinBudget(con, "after UPDATE")
