@@ -95,6 +95,15 @@
  * pending map larger than pending_limit write the map to the tables in key order. Write-through
  * mode runs the INSERT/DELETE at once. Both keep the same tables.
  *
+ * Larger than memory (the store's max_memory set). The store may drop the bytes of a version
+ * that has a location and read them back with read_value(), which reads the table's row by key
+ * (never the pending map: a version still pending has location 0, so the store keeps its bytes;
+ * when the map is written out each version is moved to its seq with host->relocate). Since
+ * relocate takes the key's lock in the store, write() then never writes the map out itself (it
+ * runs under such a lock): the vtab calls feox_sqlite_storage_settle() after each write
+ * instead. load() sends values in full up to max_memory / 2 and the rest cold (value NULL, by
+ * key), and pending_limit defaults to max_memory / 4 (at least 64 KiB, at most 32 MiB).
+ *
  * Coherence (refresh): SQLITE_FCNTL_DATA_VERSION compared with the value seen at the last load,
  * refresh or commit (no SQL when it is unchanged and a read or write transaction is open); else
  * the current seq is read: unchanged -> remember the version; the cache older than min_seq ->
@@ -153,7 +162,7 @@ typedef struct feox_sqlite_table {
 } feox_sqlite_table;
 
 /* The backend: name "sqlite", caps HOST_TXN | SELF_COMPACT | INDEX_CACHE (find and read_value
- * read one row by key; values need not be held in memory). open() does not touch the database:
+ * read one row by key; values need not be held in memory: see "Larger than memory" above). open() does not touch the database:
  * statements are prepared on first use. */
 const feox_storage_methods *feox_sqlite_storage(void);
 
