@@ -847,6 +847,12 @@ static feox_err sync_locked(feox_sqlite_backend *b, bool commit, uint64_t *swept
         if (err == FEOX_OK && commit && !b->txn_swept && b->txn_changes != 0) {
             b->txn_swept = true;
             err = sweep(b, b->sweep_limit, swept);
+            if (err != FEOX_OK && *swept == 0) {
+                /* Nothing removed yet (e.g. the expiry index could not be made): the user's
+                 * transaction commits without it; the next one tries again. */
+                feox_sq_clear_error(b);
+                err = FEOX_OK;
+            }
         }
         if (err == FEOX_OK) {
             err = finish_feed(b);
