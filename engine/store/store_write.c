@@ -103,10 +103,12 @@ static feox_err lock_key(feox_store *s, const void *key, size_t key_len,
 {
     uint32_t flags = opts ? opts->flags : 0;
     bool index_only = flags & FEOX_WRITE_INDEX_ONLY;
-    /* An INDEX_ONLY write puts back what the host already restored: never refused for memory. */
+    /* With a backend, an INDEX_ONLY write puts back what the host already restored there: it
+     * makes room like any write but is never refused for memory. */
+    bool restoring = index_only && s->storage;
     k->how = (feox_apply){.to_storage = !index_only,
-                          .enforce = !index_only,
-                          .make_room = index_only,
+                          .enforce = !restoring,
+                          .make_room = restoring,
                           .txn = opts ? opts->txn : NULL};
     k->replaced = opts ? opts->replaced : NULL;
     if (k->replaced)
