@@ -457,8 +457,9 @@ static feox_err sq_erase(feox_storage *st, void *txn, const void *key, uint32_t 
     return err;
 }
 
-/* Look key up: the pending map first (if pending_too), then the data table. *found false: no current version.
- * On success with found, rec points into the pending entry or the statement (reset it after). */
+/* Look key up: the pending map first (if pending_too), then the data table. *found false: no
+ * current version. On success with found, rec points into the pending entry or the statement
+ * (reset it after). */
 static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len,
                        bool pending_too, unsigned char num[8], feox_storage_record *rec,
                        bool *found, sqlite3_stmt **held)

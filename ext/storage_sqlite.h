@@ -162,8 +162,8 @@ typedef struct feox_sqlite_table {
 } feox_sqlite_table;
 
 /* The backend: name "sqlite", caps HOST_TXN | SELF_COMPACT | INDEX_CACHE (find and read_value
- * read one row by key; values need not be held in memory: see "Larger than memory" above). open() does not touch the database:
- * statements are prepared on first use. */
+ * read one row by key; values need not be held in memory: see "Larger than memory" above).
+ * open() does not touch the database: statements are prepared on first use. */
 const feox_storage_methods *feox_sqlite_storage(void);
 
 /* ---- transactions: called from the vtab's transaction methods (see the top of this file) ----

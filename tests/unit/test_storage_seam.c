@@ -5,8 +5,9 @@
  * the caller's txn and the version they replace (and hand it back through opts->replaced),
  * that FEOX_WRITE_INDEX_ONLY makes no backend call (and, with max_memory and INDEX_CACHE, is
  * never refused for memory and may leave memory, read back by key), that an INDEX_CACHE store
- * asks find() on a miss, that feox_refresh applies a change feed and reloads on FEOX_ERR_STALE, the register
- * errors, and that a HOST_TXN store never calls its backend from a thread of its own.
+ * asks find() on a miss, that feox_refresh applies a change feed and reloads on
+ * FEOX_ERR_STALE, the register errors, and that a HOST_TXN store never calls its backend from a
+ * thread of its own.
  */
 #include <setjmp.h>
 #include <stdarg.h>
