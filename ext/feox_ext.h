@@ -504,6 +504,8 @@ void feox_db_commit(feox_vtab *vt);
 void feox_db_rollback(feox_vtab *vt);
 int feox_db_savepoint(feox_vtab *vt, int level);
 void feox_db_rollback_to(feox_vtab *vt, int level);
+/* After xUpdate's write (no engine lock held): let the backend write out a full pending map. */
+int feox_db_settle(feox_vtab *vt);
 /* A writing SQL function on a database-mode table: open "SAVEPOINT feox_fn" and enlist the table
  * in it (a cached "UPDATE ... SET key=key WHERE 0": xBegin, the check, the backend's begin), so
  * the function's writes join the user's transaction (or form their own, in autocommit).

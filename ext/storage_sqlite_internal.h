@@ -24,6 +24,7 @@ typedef enum feox_sq_id {
     FEOX_SQ_LOG_DROP_AFTER, /* delete feed rows after a seq */
     FEOX_SQ_LOG_TRIM,       /* delete feed rows up to a seq */
     FEOX_SQ_SET_MIN,        /* set min_seq */
+    FEOX_SQ_EXPIRED,        /* keys of expired rows, through the expiry index */
     FEOX_SQ_COUNT
 } feox_sq_id;
 
@@ -63,10 +64,20 @@ typedef struct feox_sqlite_backend {
     feox_pending pending; /* buffered changes not yet written */
     feox_sq_mark marks[FEOX_SQ_MAX_MARKS];
     size_t nmarks;
+    bool txn_swept; /* the commit's bounded expiry sweep has run (once per transaction) */
+
+    /* Larger than memory (max_memory): the store may drop the bytes of a version with a
+     * location and read them back by key (read_value). A pending version has location 0 (its
+     * bytes are only in memory) and gets its seq once written (host.relocate, flush_pending). */
+    bool relocate;            /* max_memory is set (and the host can relocate) */
+    uint64_t resident_budget; /* load: value bytes kept in memory, the rest sent cold; 0 = all */
+
+    /* Expiry (storage_sqlite_expiry.c). */
+    uint64_t sweep_limit;  /* rows a commit removes at most (0: none) */
 
     /* Counters (get_stats). */
     uint64_t rows_read, bytes_read, rows_written, bytes_written, flushes, syncs;
-    uint64_t loaded_rows, load_ns, slow_refreshes, feed_rows;
+    uint64_t loaded_rows, load_ns, slow_refreshes, feed_rows, swept_rows;
 } feox_sqlite_backend;
 
 feox_err feox_sq_stmt(feox_sqlite_backend *b, feox_sq_id id, sqlite3_stmt **out);
@@ -84,6 +95,25 @@ void feox_sq_column_value(sqlite3_stmt *s, int col, unsigned char num[8], const 
 uint64_t feox_sq_get_u64(const void *p);
 /* Learn once whether the database is UTF-8 (text_as_text). */
 feox_err feox_sq_learn_encoding(feox_sqlite_backend *b);
+/* ---- expiry (storage_sqlite_expiry.c) ---- */
+
+#define FEOX_SQ_SWEEP_BATCH 256u
+
+/* Keys copied out of a statement (up to FEOX_SQ_SWEEP_BATCH). */
+typedef struct feox_sq_keys {
+    unsigned char *bytes; /* sqlite3_malloc'd; sqlite3_free it when done */
+    size_t used, cap;
+    size_t at[FEOX_SQ_SWEEP_BATCH];
+    uint32_t len[FEOX_SQ_SWEEP_BATCH];
+    size_t n;
+} feox_sq_keys;
+
+/* The store's clock (the host's now_ns), or the real time without a host. */
+uint64_t feox_sq_now(feox_sqlite_backend *b);
+/* The keys of up to want (at most FEOX_SQ_SWEEP_BATCH) rows expired at now (expires < now), in
+ * expiry order, through the expiry index (made first if the table has none). */
+feox_err feox_sq_expired_keys(feox_sqlite_backend *b, uint64_t now, uint32_t want,
+                              feox_sq_keys *out);
 /* feox_storage_methods.check (storage_sqlite_check.c). */
 feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len);
 

@@ -320,9 +320,6 @@ int feox_vt_update(sqlite3_vtab *tab, int argc, sqlite3_value **argv, sqlite3_in
     if (rc != SQLITE_OK) {
         return rc;
     }
-    if (argc == 1) {
-        return do_delete(vt, argv[0]);
-    }
     if (argc > 2 + FEOX_COL_TS + 1) { /* clock='log': the command column */
         sqlite3_value *command = argv[2 + FEOX_COL_TS + 1];
         bool set = sqlite3_value_type(command) != SQLITE_NULL && !sqlite3_value_nochange(command);
@@ -336,8 +333,13 @@ int feox_vt_update(sqlite3_vtab *tab, int argc, sqlite3_value **argv, sqlite3_in
             return rc == SQLITE_OK ? feox_lclock_command(vt, argv) : rc;
         }
     }
-    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-        return do_insert(vt, argv);
+    if (argc == 1) {
+        rc = do_delete(vt, argv[0]);
+    } else if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        rc = do_insert(vt, argv);
+    } else {
+        rc = do_update(vt, argv);
     }
-    return do_update(vt, argv);
+    /* database mode: a full pending map is written out here, outside the engine's locks */
+    return rc == SQLITE_OK ? feox_db_settle(vt) : rc;
 }

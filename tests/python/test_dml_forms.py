@@ -145,7 +145,12 @@ class DmlFormsTestCase(TempDirTestCase):
         self.assertEqual(con.execute(cas, (2, "s", 1)).rowcount, 0)  # expired by the clock
         self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone()[0], 0)
         self.assertEqual(con.execute("SELECT count(*) FROM kv_data").fetchone()[0], 1)  # not deleted
+        # a committing write does not sweep in this mode either: only the 'sweep' command does
+        con.execute("INSERT INTO kv(key, value) VALUES('w', 1)")
+        self.assertEqual(con.execute("SELECT count(*) FROM kv_data").fetchone()[0], 2)
         con.execute("INSERT INTO kv(kv) VALUES('sweep')")
+        self.assertEqual(con.execute("SELECT count(*) FROM kv_data").fetchone()[0], 1)
+        con.execute("DELETE FROM kv WHERE key = 'w'")
         self.assertEqual(con.execute("SELECT count(*) FROM kv_data").fetchone()[0], 0)
         # an older clock changes nothing; an automatic ts is max(clock, previous + 1)
         con.execute("INSERT INTO kv(kv, ts) VALUES('clock', 5)")
