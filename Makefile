@@ -17,8 +17,11 @@
 #   tests/packages/*                the Python wheel and npm package (bindings/python, bindings/node)
 #                                   installed and used by small apps; make package-tests
 #   tests/layers/                   make layers: the layer table (check_layers.py) and its self-test
+#   tests/cluster/                  make cluster: a dqlite node host (feox_dqlite_node.c), a 3-node
+#                                   failover test and a Litestream backup/restore round trip
 #
 # Targets: all test layers demo tsan fuzz crash bench soak lint install uninstall deps clean format
+#          cluster
 
 # B: the build directory (give each concurrent build its own: make B=build-x ...)
 B ?= build
@@ -257,6 +260,11 @@ define run_fuzzer
 	  $$f -max_total_time=$(1) -rss_limit_mb=2048 -artifact_prefix=$(B)/fuzz/$$n- $$dict \
 	    $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n >$(B)/fuzz/$$n.log 2>&1 \
 	    || { tail -40 $(B)/fuzz/$$n.log; exit 1; }; done
+	@echo "== fuzz_sql on a database file ($(1) s)"; \
+	  FUZZ_SQL_DB=$(B)/fuzz/fuzz_sql.db $(B)/fuzz/fuzz_sql -max_total_time=$(1) -rss_limit_mb=2048 \
+	    -artifact_prefix=$(B)/fuzz/fuzz_sql_db- $(B)/fuzz/corpus-fuzz_sql \
+	    tests/fuzz/corpus/fuzz_sql >$(B)/fuzz/fuzz_sql_db.log 2>&1 \
+	    || { tail -40 $(B)/fuzz/fuzz_sql_db.log; exit 1; }
 endef
 
 fuzz: deps-test $(FUZZ_BIN)
@@ -411,6 +419,31 @@ node-package-test: node-package
 package-tests: python-package-test node-package-test
 	@B=$(B) bash tests/packages/first_make.sh
 docs-tests: python-package node-package
+
+# ---- cluster: feox replicated by dqlite, and backed up by Litestream ----------------------------
+# make cluster  builds $(B)/cluster/feox_dqlite_node (one dqlite node; feox.so registered through
+#               sqlite3_auto_extension), installs Litestream's static binary (npm package, under
+#               $(B)/litestream, x86-64 only) and runs, each on 127.0.0.1 and bounded in time:
+#               test_dqlite_failover.py (3 nodes, kill -9 of the leader, leadership changes) and
+#               test_litestream.py (replicate while writing, restore, every committed row back).
+CLUSTER_DEPS := libdqlite-dev pkg-config python3
+LITESTREAM_NPM := @flydotio/litestream-linux-x64@1.0.1
+LITESTREAM := $(B)/litestream/node_modules/@flydotio/litestream-linux-x64/litestream
+.PHONY: cluster deps-cluster
+deps-cluster: deps
+	$(call install_missing,$(CLUSTER_DEPS))
+	@if ! command -v npm >/dev/null; then $(MAKE) --no-print-directory deps-node-debian; fi
+$(B)/cluster/feox_dqlite_node: tests/cluster/feox_dqlite_node.c | deps-cluster
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $$(pkg-config --cflags --libs dqlite) -lsqlite3 -ldl -lpthread
+$(LITESTREAM): | deps-cluster
+	@mkdir -p $(B)/litestream
+	@cd $(B)/litestream && npm install --no-save --no-package-lock --no-audit --no-fund \
+	  --loglevel=error $(LITESTREAM_NPM) >/dev/null
+	@$@ version
+cluster: deps-cluster $(B)/feox.so $(B)/cluster/feox_dqlite_node $(LITESTREAM)
+	$(PYTHON) tests/cluster/test_dqlite_failover.py $(B)/cluster/feox_dqlite_node $(B)/feox.so
+	$(PYTHON) tests/cluster/test_litestream.py $(LITESTREAM) $(B)/feox.so
 
 format:
 	clang-format -i engine/*.[ch] engine/*/*.[ch] engine/*/*/*.[ch] ext/*.[ch] tests/*/*.[ch]

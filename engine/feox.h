@@ -366,7 +366,8 @@ typedef struct feox_record_info {
 feox_err feox_get(feox_store *store, const void *key, size_t key_len, void **value,
                   size_t *value_len, feox_record_info *info);
 
-/* Free memory returned by feox_get / feox_json_patch. NULL is a no-op. */
+/* Free memory returned by feox_get / feox_json_patch / feox_json_patch_document. NULL is a
+ * no-op. */
 void feox_free(void *ptr);
 
 /* A zero-copy, reference-counted handle on one version of a record. The bytes stay valid and
@@ -440,6 +441,16 @@ feox_err feox_compare_and_swap(feox_store *store, const void *key, size_t key_le
 feox_err feox_json_patch(feox_store *store, const void *key, size_t key_len, const char *patch,
                          size_t patch_len, const feox_write_opts *opts, char **result,
                          size_t *result_len);
+
+/* The same RFC 6902 JSON Patch applied to a document given as text, without any store: a pure
+ * function of its inputs (what SQL's feox_json_patch(doc, patch) calls). On success the new
+ * document is in *result / *result_len (NUL-terminated, release with feox_free); numbers the
+ * patch does not touch keep their exact text. On failure *result is untouched.
+ * Errors: INVALID_ARGUMENT (result or result_len NULL, doc or patch NULL with a length),
+ * JSON_PATCH (doc or patch not valid JSON, patch not an array, or an operation failed, a "test"
+ * included: feox_error_detail names the operation index and why), NOMEM. */
+feox_err feox_json_patch_document(const char *doc, size_t doc_len, const char *patch,
+                                  size_t patch_len, char **result, size_t *result_len);
 
 /* ---------------------------------------------------------------------------------------------
  * Ordered access

@@ -60,11 +60,18 @@ enum feox_storage_caps {
      * with FEOX_WRITE_INDEX_ONLY writes. The store starts no background thread that writes. */
     FEOX_STORAGE_HOST_TXN = 1u << 0,
     /* The indexes are a cache over the backend: a key they do not hold may exist in it (find()
-     * is asked before "not found"), and values may live only in the backend (read_value()). */
+     * is asked before "not found"), and values may live only in the backend (read_value()).
+     * read_value() finds a value by its key: a version the host restored in the backend and the
+     * store put back with FEOX_WRITE_INDEX_ONLY has location FEOX_STORAGE_LOCATION_BY_KEY. */
     FEOX_STORAGE_INDEX_CACHE = 1u << 1,
     /* The backend reclaims its own space (or its host does): the store never asks compact(). */
     FEOX_STORAGE_SELF_COMPACT = 1u << 2
 };
+
+/* The location of a version the store did not get from the backend but knows it holds
+ * (FEOX_WRITE_INDEX_ONLY with FEOX_STORAGE_INDEX_CACHE). A location of 0 means "only in memory":
+ * value eviction (max_memory) drops the bytes only of versions with a location. */
+#define FEOX_STORAGE_LOCATION_BY_KEY 1u
 
 /* One version of a record as the store hands it to a backend, or a backend to the store. */
 typedef struct feox_storage_record {

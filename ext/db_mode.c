@@ -36,7 +36,8 @@
  *                The undo journal starts empty.
  *   xUpdate      the engine writes the cache and calls the backend's write/erase, which keeps
  *                the change pending (buffered) or writes it through; the journal records the
- *                old state first (update.c).
+ *                old state first (update.c). Then feox_db_settle: a pending map grown past its
+ *                limit is written out (with max_memory, only there: see below).
  *   xSync        the backend writes what is pending (in key order) and trims its feed.
  *   xCommit      the backend notes the new seq; the journal is forgotten.
  *   xRollback    the backend drops what is pending; the journal restores the cache, newest
@@ -70,15 +71,33 @@
  *                SQLite refuses a savepoint, the call just enlists: its changes belong to that
  *                statement's transaction and are undone if the statement fails. The UPDATE is
  *                prepared each time: a cached statement naming the table would keep SQLite
- *                from ever disconnecting it.
+ *                from ever disconnecting it. On dqlite's VFS a call that would be its own
+ *                transaction is refused (refuse_own_commit_on_dqlite: dqlite does not
+ *                replicate a commit made inside a SELECT, and 1.11 aborts the node on the next
+ *                write); inside BEGIN ... COMMIT or a write statement it works as above.
  *
  * feox_check: besides the engine's and the backend's own checks, the cache is compared with
  * <t>_data row by row in one read transaction (feox_db_check).
  *
  * TTL: no thread writes to the database (the store's sweeper is off; a HOST_TXN backend starts
- * none). Reads hide expired records; feox_sweep(tab) removes them from the shadow tables inside
- * a write transaction (the user's, or the call's own); the pages they held are reused by later
+ * none). Reads hide expired records. Every committing write transaction on the table removes up
+ * to 64 expired rows at xSync (storage_sqlite_expiry.c: one index seek when none has expired),
+ * and feox_sweep(tab) removes every one, inside a write transaction (the user's, or the call's
+ * own); each removal has its feed row, so other caches drop the record too, and the cache here
+ * lets go of its expired records at once (feox_len). The pages they held are reused by later
  * writes, and given back to the file system by VACUUM (or auto_vacuum), as for any table.
+ *
+ * Larger than memory (max_memory): keys and metadata stay in the cache, values may stay only in
+ * <t>_data and are read back by key (the backend's read_value, in the caller's transaction).
+ * The engine's value eviction drops the bytes of versions that have a location; the backend
+ * gives one only to versions that are in the table: rows it loads (those past half the budget
+ * are loaded cold), written-out pending changes (relocated to their seq when the pending map is
+ * written: at xSync, xSavepoint, or feox_db_settle after an xUpdate, never inside the engine's
+ * write, which holds a key lock), and versions the journal puts back after a rollback
+ * (FEOX_STORAGE_LOCATION_BY_KEY: SQLite restored them in the table). A change still pending has
+ * location 0 and keeps its bytes; with max_memory the pending map holds at most a quarter of
+ * the budget. What the feed brings and what a rollback restores makes room the same way
+ * (evicting), and is never refused for memory.
  *
  * Errors: the backend leaves SQLite's own extended code and a message naming the table in
  * t.errcode / t.errmsg (BUSY and LOCKED as SQLite reported them, after busy_timeout); they are
@@ -152,6 +171,8 @@ static int open_store(feox_vtab *vt, feox_db_state *s, const char *table_name, c
     cfg.disable_compaction = true;
     cfg.storage = feox_sqlite_storage();
     cfg.storage_arg = &s->t;
+    feox_lclock_configure(vt, &cfg); /* clock='log': "now" is the logical clock */
+    s->t.no_commit_sweep = vt->lclock != NULL; /* and expired rows leave only by 'sweep' */
     feox_err e = feox_open(&cfg, &store);
     if (e != FEOX_OK) {
         *err = s->t.errcode != SQLITE_OK ? sqlite3_mprintf("%s", s->t.errmsg)
@@ -320,7 +341,8 @@ int feox_db_refresh(feox_vtab *vt)
     if (vt->rows_hint != 0) {
         update_rows_hint(vt); /* 0 once complete: the cache's count is the table's */
     }
-    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+    /* clock='log': the logical clock of what the cache now shows (logical_clock.c) */
+    return e == FEOX_OK ? feox_lclock_sync(vt) : db_error(vt, e);
 }
 
 int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi, size_t hi_len)
@@ -336,7 +358,7 @@ int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void 
     if (vt->rows_hint != 0) {
         update_rows_hint(vt);
     }
-    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+    return e == FEOX_OK ? feox_lclock_sync(vt) : db_error(vt, e);
 }
 
 void feox_db_stats(feox_vtab *vt, sqlite3_str *out)
@@ -374,11 +396,21 @@ int feox_db_begin(feox_vtab *vt)
 
 int feox_db_sync(feox_vtab *vt)
 {
-    if (db_store(vt) == NULL) {
+    feox_store *store = db_store(vt);
+    if (store == NULL) {
         return SQLITE_OK;
     }
-    feox_err e = feox_sqlite_storage_sync(&vt->dbs->t);
-    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+    uint64_t swept = 0;
+    feox_err e = feox_sqlite_storage_sync_commit(&vt->dbs->t, &swept);
+    if (e != FEOX_OK) {
+        return db_error(vt, e);
+    }
+    if (swept != 0) {
+        /* the cache lets go of its expired records too (they read as absent already; a
+         * rollback after this needs nothing back) */
+        (void)feox_len(store, 0);
+    }
+    return SQLITE_OK;
 }
 
 void feox_db_commit(feox_vtab *vt)
@@ -411,6 +443,15 @@ void feox_db_rollback_to(feox_vtab *vt, int level)
     }
 }
 
+int feox_db_settle(feox_vtab *vt)
+{
+    if (db_store(vt) == NULL) {
+        return SQLITE_OK;
+    }
+    feox_err e = feox_sqlite_storage_settle(&vt->dbs->t);
+    return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
+}
+
 /* Step a cached statement (prepared on first use) to its end. */
 static int run_cached(sqlite3 *db, sqlite3_stmt **stmt, const char *sql)
 {
@@ -436,13 +477,48 @@ static int open_savepoint(feox_vtab *vt, bool *opened)
     return rc == SQLITE_BUSY ? SQLITE_OK : rc;
 }
 
+/* True if the table's database is served by dqlite's VFS. dqlite (the C library, and go-dqlite
+ * which uses it) registers one VFS per node named "dqlite-<n>" (src/config.c, 1.11 to 1.18). */
+static bool on_dqlite(feox_vtab *vt)
+{
+    sqlite3_vfs *vfs = NULL;
+    return sqlite3_file_control(vt->db, vt->schema, SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
+           vfs != NULL && vfs->zName != NULL && strncmp(vfs->zName, "dqlite", 6) == 0;
+}
+
+/* dqlite replicates a write only when its leader stepped the statement that committed it
+ * (EXEC); a statement it treats as a read (QUERY: any SELECT) is stepped outside that, and
+ * a function committing its own transaction there leaves frames dqlite never replicates: the
+ * next write aborts the node (1.11.1: vfsFileShmLock: Assertion 'wal->n_tx == 0'). So, on
+ * dqlite, a call that would be its own transaction (autocommit, and the savepoint opened: no
+ * write statement is running) is refused before it changes anything. Inside BEGIN ... COMMIT
+ * it joins the user's transaction, which dqlite commits and replicates; called by a running
+ * INSERT/UPDATE/DELETE it joins that statement's. Plain SQLite never comes here. */
+static int refuse_own_commit_on_dqlite(feox_vtab *vt, char **err)
+{
+    feox_db_state *s = vt->dbs;
+    (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn"); /* nothing done: no write */
+    s->fn_savepoint = false;
+    *err = feox_table_message(
+        vt->schema, vt->name,
+        "a writing function needs an explicit transaction under dqlite (BEGIN; SELECT ...; "
+        "COMMIT): committing inside a bare SELECT is not replicated; or use the DML form, e.g. "
+        "UPDATE %s SET value = value + ? WHERE key = ?",
+        vt->name);
+    return SQLITE_ERROR;
+}
+
 int feox_db_fn_begin(feox_vtab *vt, char **err)
 {
     feox_db_state *s = vt->dbs;
     if (s == NULL) {
         return SQLITE_OK;
     }
+    bool autocommit = sqlite3_get_autocommit(vt->db) != 0;
     int rc = open_savepoint(vt, &s->fn_savepoint);
+    if (rc == SQLITE_OK && s->fn_savepoint && autocommit && on_dqlite(vt)) {
+        return refuse_own_commit_on_dqlite(vt, err);
+    }
     if (rc == SQLITE_OK && !vt->in_txn) {
         /* Not cached: a prepared statement that names the table holds its vtab, and SQLite then
          * never disconnects it (sqlite3_close fails with unfinalized statements). Once the
@@ -476,8 +552,17 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
 int feox_db_fn_end(feox_vtab *vt, char **err)
 {
     feox_db_state *s = vt->dbs;
-    if (s == NULL || !s->fn_savepoint) {
-        return SQLITE_OK; /* no savepoint: the running write statement decides */
+    if (s != NULL && !s->fn_savepoint) {
+        /* no savepoint: the running write statement decides; a full pending map is written
+         * out, as after an xUpdate (no xSavepoint comes between such calls) */
+        int rc = feox_db_settle(vt);
+        if (rc != SQLITE_OK) {
+            *err = sqlite3_mprintf("%s", vt->base.zErrMsg != NULL ? vt->base.zErrMsg : "");
+        }
+        return rc;
+    }
+    if (s == NULL) {
+        return SQLITE_OK;
     }
     s->fn_savepoint = false;
     /* In autocommit this commits: xSync, xCommit. */
@@ -499,33 +584,13 @@ int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
     if (store == NULL) {
         return SQLITE_OK;
     }
-    feox_err e = feox_sqlite_storage_sync(&vt->dbs->t);
+    /* Through the backend: each row goes with a feed row, so other caches drop it too. */
+    feox_err e = feox_sqlite_storage_sweep(&vt->dbs->t, limit, removed);
     if (e != FEOX_OK) {
         return db_error(vt, e);
     }
-    char *sql = sqlite3_mprintf(
-        "DELETE FROM \"%w\".\"%w_data\" WHERE key IN (SELECT key FROM \"%w\".\"%w_data\" "
-        "WHERE expires IS NOT NULL AND expires <= ?1 LIMIT ?2)",
-        vt->schema, vt->name, vt->schema, vt->name);
-    sqlite3_stmt *stmt = NULL;
-    int rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &stmt, NULL);
-    sqlite3_free(sql);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)feox_now_ns(store));
-        sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (sqlite3_int64)limit);
-        rc = sqlite3_step(stmt);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->db);
-    }
-    if (rc == SQLITE_OK) {
-        *removed = (uint64_t)sqlite3_changes(vt->db);
-        (void)feox_len(store, 0); /* the cache lets go of its expired records too */
-    } else {
-        sqlite3_free(vt->base.zErrMsg);
-        vt->base.zErrMsg =
-            feox_table_message(vt->schema, vt->name, "cannot sweep: %s", sqlite3_errmsg(vt->db));
-    }
-    sqlite3_finalize(stmt);
-    return rc;
+    (void)feox_len(store, 0); /* the cache lets go of its expired records too */
+    return SQLITE_OK;
 }
 
 /* The bytes the engine holds for a value the backend stored as column col of stmt (its layout:
@@ -773,6 +838,11 @@ void feox_db_rollback_to(feox_vtab *vt, int level)
 {
     (void)vt;
     (void)level;
+}
+int feox_db_settle(feox_vtab *vt)
+{
+    (void)vt;
+    return SQLITE_OK;
 }
 int feox_db_fn_begin(feox_vtab *vt, char **err)
 {

@@ -1,6 +1,6 @@
 /*
  * feox_ext.c — the extension's entry point: sqlite3_feox_init registers the "feox" virtual-table
- * module and the feox_* SQL functions on one connection.
+ * module and the feox_* SQL functions on one connection (feox_json_patch included).
  *
  *   sqlite3> .load ./feox
  *   sqlite3> CREATE VIRTUAL TABLE kv USING feox;
@@ -39,6 +39,9 @@ __declspec(dllexport)
     rc = sqlite3_create_module_v2(db, "feox", &feox_module, conn, conn_destroy);
     if (rc == SQLITE_OK) {
         rc = feox_register_functions(db, conn);
+    }
+    if (rc == SQLITE_OK) {
+        rc = feox_register_json_function(db);
     }
     if (rc != SQLITE_OK && pzErrMsg != NULL) {
         *pzErrMsg = sqlite3_mprintf("feox: cannot register: %s", sqlite3_errstr(rc));

@@ -13,6 +13,7 @@
  *   connection.c   per-connection state: live vtabs (for the functions) and store attachments
  *   file_actions.c DROP/RENAME/CREATE file changes held until SQLite's transaction is decided
  *   connection_actions.c  a connection settles its pending file actions (lookup, last release)
+ *   logical_clock.c clock='log': the logical clock in <t>_meta, its command rows, automatic ts
  *   db_mode.c      database mode: a table's records in shadow tables, its per-connection cache
  *                  and the transaction wiring (FEOX_DB_MODE=0 leaves it out; see its header)
  *   vtab_store.c   the store check every use of a table starts with; the table's error messages
@@ -20,6 +21,7 @@
  *   update.c       xUpdate (INSERT / UPDATE / DELETE with SQL conflict semantics)
  *   functions.c    feox_incr, feox_cas, feox_patch, feox_stats, feox_flush, feox_check,
  *                  feox_compact, feox_sweep
+ *   json_function.c  feox_json_patch(doc, patch): the pure JSON Patch SQL function
  *   vtab.c         the module: create/connect/destroy/rename and the transaction methods
  *   feox_ext.c     sqlite3_feox_init: registers the module and the SQL functions
  *
@@ -94,7 +96,8 @@ enum feox_option_bit {
     FEOX_OPTION_SYNC = 1u << 2,
     FEOX_OPTION_KEYTYPE = 1u << 3,
     FEOX_OPTION_TTL_SWEEP_INTERVAL = 1u << 4,
-    FEOX_OPTION_FLUSH_INTERVAL = 1u << 5
+    FEOX_OPTION_FLUSH_INTERVAL = 1u << 5,
+    FEOX_OPTION_CLOCK = 1u << 6
 };
 
 typedef struct feox_options {
@@ -105,6 +108,7 @@ typedef struct feox_options {
     bool ttl_sweep_set;
     uint32_t ttl_sweep_interval_ms; /* 0 with ttl_sweep_set = sweeper off */
     uint32_t flush_interval_ms;
+    bool clock_log; /* clock='log': the deterministic mode (logical_clock.c) */
     unsigned given; /* FEOX_OPTION_* bits: the options the statement named */
     /* Not an option: where the table's data lives once its first resolve has decided it (a
      * previous-release table stays in its file; a database-mode table stays in the database,
@@ -331,6 +335,8 @@ typedef struct feox_vtab {
     bool query_only_known, query_only_on;
     /* Database mode: the private store's backend state (db_mode.c); NULL in the other modes. */
     feox_db_state *dbs;
+    /* clock='log': the logical clock (logical_clock.c); NULL in the default mode */
+    struct feox_lclock *lclock;
     struct feox_vtab *next_in_conn;
     /* a closed cursor kept for the next xOpen (cursor.c), so a point SELECT allocates none;
      * freed with the table (feox_vt_free_spare_cursor) */
@@ -351,6 +357,10 @@ void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...);
  * open's code (CANTOPEN for a missing or locked file, CORRUPT, NOTADB, NOMEM); a pending rollback
  * is finished first, and if it still cannot, its engine error's code (NOMEM, IOERR, ...). */
 int feox_vtab_check_store(feox_vtab *vt);
+/* The same, for a caller that enlists the table in a write transaction next (a writing function
+ * in database mode: feox_db_fn_begin), whose xBegin makes the coherence check with the
+ * transaction open; the check here would cost a read of its own. */
+int feox_vtab_check_store_to_enlist(feox_vtab *vt);
 /* Set "feox: <table>: <engine error>" and return the SQLite code. */
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err);
 
@@ -445,6 +455,35 @@ void feox_conn_release(feox_conn *c);
  * connection's pending file actions first. */
 feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table);
 
+/* ---- clock='log' (logical_clock.c; the mode is described there) ----------------------------- */
+
+typedef struct feox_lclock feox_lclock;
+
+/* xCreate/xConnect, once the table's location kind is known: for clock='log', refuse a table
+ * that is not in database mode (path=, memory) or whose name is a column's, and set vt->lclock.
+ * SQLITE_OK and nothing set in the default mode. On error *err (mprintf'd). */
+int feox_lclock_open(feox_vtab *vt, int location_kind, char **err);
+void feox_lclock_close(feox_vtab *vt);
+/* The store's clock (db_mode.c's open): cfg->clock reads vt's logical clock (clock='log'). */
+void feox_lclock_configure(feox_vtab *vt, feox_config *cfg);
+/* The schema to declare (mprintf'd): clock='log' adds the HIDDEN command column named like the
+ * table. */
+char *feox_lclock_schema(feox_vtab *vt);
+/* The coherence check (after db_mode.c's): the cached clock is what <t>_meta holds. */
+int feox_lclock_sync(feox_vtab *vt);
+/* xRollback / xRollbackTo: SQLite restored <t>_meta; the next use reads it again. */
+void feox_lclock_forget(feox_vtab *vt);
+/* xCommit: after a 'sweep', the cache lets go of the records expired at the clock. */
+void feox_lclock_committed(feox_vtab *vt);
+/* xUpdate of an INSERT whose command column (argv[6]) is not NULL: 'clock' or 'sweep' (call
+ * feox_db_sync first: a sweep works on the shadow table). Sets the vtab's error. */
+int feox_lclock_command(feox_vtab *vt, sqlite3_value **argv);
+/* clock='log': SQLITE_ERROR (and the vtab's error) if a ttl is given before the clock was set. */
+int feox_lclock_need_now(feox_vtab *vt);
+/* clock='log': the automatic ts of a write to key, max(clock, live record's ts + 1) (>= 1);
+ * *ts = 0 in the default mode (the engine draws it). */
+int feox_lclock_auto_ts(feox_vtab *vt, const void *key, size_t len, uint64_t *ts);
+
 /* ---- database mode (db_mode.c) --------------------------------------------------------------
  * Every function is a no-op returning SQLITE_OK for a vtab that is not in database mode (dbs NULL),
  * so the module calls them unconditionally. Errors set vt->base.zErrMsg and return SQLite's own
@@ -474,6 +513,8 @@ void feox_db_commit(feox_vtab *vt);
 void feox_db_rollback(feox_vtab *vt);
 int feox_db_savepoint(feox_vtab *vt, int level);
 void feox_db_rollback_to(feox_vtab *vt, int level);
+/* After xUpdate's write (no engine lock held): let the backend write out a full pending map. */
+int feox_db_settle(feox_vtab *vt);
 /* A writing SQL function on a database-mode table: open "SAVEPOINT feox_fn" and enlist the table
  * in it (a cached "UPDATE ... SET key=key WHERE 0": xBegin, the check, the backend's begin), so
  * the function's writes join the user's transaction (or form their own, in autocommit).
@@ -498,6 +539,10 @@ int sqlite3_feox_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *
 /* ---- functions (functions.c) ----------------------------------------------------------------- */
 
 int feox_register_functions(sqlite3 *db, feox_conn *conn);
+
+/* ---- feox_json_patch(doc, patch) (json_function.c) ------------------------------------------ */
+
+int feox_register_json_function(sqlite3 *db);
 
 /* ---- values, timestamps and table-named messages (value_codec.c) ----------------------------
  * Declared after feox_vtab because the error helpers take one. */

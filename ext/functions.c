@@ -38,6 +38,9 @@
  * SQLITE_READONLY and SQLite's own "attempt to write a readonly database", as an INSERT does,
  * before touching anything. stats, flush and check stay allowed.
  *
+ * clock='log' (logical_clock.c): incr, cas, patch and sweep are refused with a message naming the
+ * DML forms; in a SELECT, a statement replicator would not replicate them.
+ *
  * Timestamps: the writes draw automatic timestamps with FEOX_WRITE_TS_INT64, so ts never passes
  * INT64_MAX (SQL's integer range); a record already at that ts makes the write an error.
  *
@@ -226,7 +229,8 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, b
         }
     } else if (vt == NULL) {
         fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
-    } else if ((rc = feox_vtab_check_store(vt)) != SQLITE_OK) {
+    } else if ((rc = write && vt->dbs != NULL ? feox_vtab_check_store_to_enlist(vt)
+                                              : feox_vtab_check_store(vt)) != SQLITE_OK) {
         /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot
          * be opened again, or a rollback that still cannot finish */
         fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));
@@ -242,6 +246,20 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, b
 
 typedef void (*write_body)(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv);
 
+static void incr_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv);
+static void cas_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv);
+static void patch_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv);
+static void compact_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv);
+
+/* The SQL name of a writing function, for messages. */
+static const char *fn_name(write_body body)
+{
+    return body == incr_body    ? "feox_incr"
+           : body == cas_body   ? "feox_cas"
+           : body == patch_body ? "feox_patch"
+                                : "feox_sweep";
+}
+
 /* A function that changes the table: resolve it (which, in database mode, opens the savepoint the
  * call runs in), run body, and in database mode end the savepoint: RELEASE, which in autocommit
  * commits; if that fails the call fails with SQLite's error (its changes are rolled back). A
@@ -252,7 +270,16 @@ static void run_write(sqlite3_context *ctx, int argc, sqlite3_value **argv, writ
     if (vt == NULL) {
         return;
     }
-    body(ctx, vt, argc, argv);
+    if (vt->lclock != NULL && body != compact_body) {
+        /* clock='log' (logical_clock.c): a function in a SELECT is not replicated */
+        fn_error(ctx, SQLITE_ERROR,
+                 feox_table_message(vt->schema, vt->name,
+                                    "%s is not available with clock='log' (a SELECT is not "
+                                    "replicated): use the DML forms (README: rqlite)",
+                                    fn_name(body)));
+    } else {
+        body(ctx, vt, argc, argv);
+    }
     if (vt->dbs != NULL) {
         char *err = NULL;
         int rc = feox_db_fn_end(vt, &err);

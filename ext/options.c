@@ -11,6 +11,11 @@
  *   keytype             text (default) | blob
  *   ttl_sweep_interval  milliseconds between expiry sweeps (default 250); 0 = no sweeper
  *   flush_interval      sync=normal: milliseconds between background flushes (default 100)
+ *   clock               wall (default) | log: where "now" comes from inside a write. 'log' is the
+ *                       deterministic mode for statement replication (rqlite): a logical clock
+ *                       kept in the database, advanced only by a replicated statement
+ *                       (logical_clock.c says what it changes); only for a table whose records
+ *                       are in the database (no path, a file database)
  * Values may be quoted ('x' or "x"). An unknown option, a repeated one or a bad value fails the
  * CREATE with a message naming the option.
  *
@@ -147,8 +152,8 @@ static bool parse_u32(const char *v, uint32_t *out)
 static int apply_option(feox_options *o, const char *table, const char *name, const char *value,
                         unsigned *seen, char **err)
 {
-    static const char *const names[] = {"path",    "max_memory",         "sync",
-                                        "keytype", "ttl_sweep_interval", "flush_interval"};
+    static const char *const names[] = {
+        "path", "max_memory", "sync", "keytype", "ttl_sweep_interval", "flush_interval", "clock"};
     int idx = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
         if (sqlite3_stricmp(name, names[i]) == 0) {
@@ -200,13 +205,26 @@ static int apply_option(feox_options *o, const char *table, const char *name, co
         ok = parse_u32(value, &o->ttl_sweep_interval_ms);
         o->ttl_sweep_set = true;
         break;
-    default: ok = parse_u32(value, &o->flush_interval_ms); break;
+    case 5: ok = parse_u32(value, &o->flush_interval_ms); break;
+    default:
+        if (sqlite3_stricmp(value, "wall") == 0) {
+            o->clock_log = false;
+        } else if (sqlite3_stricmp(value, "log") == 0) {
+            o->clock_log = true;
+        } else {
+            ok = false;
+        }
+        break;
     }
     if (!ok) {
         static const char *const expect[] = {
-            "a file name or ':memory:'", "a size such as 1048576, '512MB' or '1GiB'",
-            "off, normal or full",       "text or blob",
-            "a number of milliseconds",  "a number of milliseconds",
+            "a file name or ':memory:'",
+            "a size such as 1048576, '512MB' or '1GiB'",
+            "off, normal or full",
+            "text or blob",
+            "a number of milliseconds",
+            "a number of milliseconds",
+            "wall or log",
         };
         *err = sqlite3_mprintf("feox: %s: bad value '%s' for option '%s' (expected %s)", table,
                                value, names[idx], expect[idx]);

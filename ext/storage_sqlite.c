@@ -15,6 +15,8 @@ SQLITE_EXTENSION_INIT3
 #define DEFAULT_PENDING_LIMIT (32u * 1024u * 1024u)
 #define DEFAULT_FEED_LIMIT 65536u
 #define TRIM_MIN_BATCH 4096u
+#define DEFAULT_SWEEP_LIMIT 64u
+#define MIN_PENDING_LIMIT (64u * 1024u)
 
 /* Step a statement that returns no row, then reset it. */
 static feox_err run(feox_sqlite_backend *b, sqlite3_stmt *s, const char *what)
@@ -164,6 +166,11 @@ static feox_err flush_pending(feox_sqlite_backend *b)
         const feox_pending_entry *e = order[i];
         err = emit_change(b, e->bytes, e->key_len, e->bytes + e->key_len, e->value_len, e->tag,
                           e->ts_ns, e->expires_at_ns, e->is_delete);
+        if (err == FEOX_OK && b->relocate && !e->is_delete) {
+            /* In the table now: the store may drop its bytes (no engine lock is held here:
+             * change() leaves the flush to feox_sqlite_storage_settle when relocating). */
+            (void)b->host.relocate(b->host.ctx, e->bytes, e->key_len, 0, b->txn_last);
+        }
     }
     sqlite3_free(order);
     if (err == FEOX_OK) {
@@ -224,6 +231,19 @@ static feox_err sq_open(const feox_storage_methods *methods, const feox_config *
     b->mode = t->write_mode;
     b->pending_limit = t->pending_limit ? t->pending_limit : DEFAULT_PENDING_LIMIT;
     b->feed_limit = t->feed_limit ? t->feed_limit : DEFAULT_FEED_LIMIT;
+    b->sweep_limit = t->no_commit_sweep ? 0 : t->sweep_limit ? t->sweep_limit : DEFAULT_SWEEP_LIMIT;
+    if (cfg->max_memory != 0) {
+        /* Larger than memory: half of the budget for values at load (as the log backend), and
+         * a pending map that holds at most a quarter of it. */
+        b->relocate = b->host.relocate != NULL;
+        b->resident_budget = cfg->max_memory / 2;
+        if (t->pending_limit == 0) {
+            uint64_t quarter = cfg->max_memory / 4;
+            b->pending_limit = quarter < MIN_PENDING_LIMIT     ? MIN_PENDING_LIMIT
+                               : quarter > b->pending_limit ? b->pending_limit
+                                                            : quarter;
+        }
+    }
     t->errcode = SQLITE_OK;
     t->errmsg[0] = '\0';
     t->backend = b;
@@ -267,10 +287,10 @@ static feox_err change(feox_sqlite_backend *b, const void *key, uint32_t key_len
         return feox_sq_sql_error(b, SQLITE_NOMEM, "keeping a pending record");
     }
     if (location != NULL) {
-        *location = b->txn_base + 1;
+        *location = feox_sq_pending_location(b);
     }
-    if (b->pending.bytes > b->pending_limit) {
-        return flush_pending(b);
+    if (b->pending.bytes > b->pending_limit && !b->relocate) {
+        return flush_pending(b); /* relocating: feox_sqlite_storage_settle, outside the lock */
     }
     return FEOX_OK;
 }
@@ -314,18 +334,20 @@ static feox_err sq_erase(feox_storage *st, void *txn, const void *key, uint32_t 
     return err;
 }
 
-/* Look key up: the pending map first, then the data table. *found false: no current version.
- * On success with found, rec points into the pending entry or the statement (reset it after). */
+/* Look key up: the pending map first (if pending_too), then the data table. *found false: no
+ * current version. On success with found, rec points into the pending entry or the statement
+ * (reset it after). */
 static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len,
-                       unsigned char num[8], feox_storage_record *rec, bool *found,
-                       sqlite3_stmt **held)
+                       bool pending_too, unsigned char num[8], feox_storage_record *rec,
+                       bool *found, sqlite3_stmt **held)
 {
     *held = NULL;
-    const feox_pending_entry *e = feox_pending_get(&b->pending, key, key_len);
+    const feox_pending_entry *e =
+        pending_too ? feox_pending_get(&b->pending, key, key_len) : NULL;
     if (e != NULL) {
         *found = !e->is_delete;
         feox_storage_record r = {e->bytes, e->key_len, e->bytes + e->key_len, e->value_len,
-                                 e->tag,   e->ts_ns,   e->expires_at_ns,      b->txn_base + 1};
+                                 e->tag,   e->ts_ns,   e->expires_at_ns,      feox_sq_pending_location(b)};
         *rec = r;
         return FEOX_OK;
     }
@@ -380,7 +402,7 @@ static feox_err sq_find(feox_storage *st, void *txn, const void *key, uint32_t k
     feox_storage_record rec;
     bool found = false;
     sqlite3_stmt *held;
-    feox_err err = lookup(b, key, key_len, num, &rec, &found, &held);
+    feox_err err = lookup(b, key, key_len, true, num, &rec, &found, &held);
     if (err == FEOX_OK) {
         err = found ? sink->put(sink->ctx, &rec) : sink->del(sink->ctx, key, key_len, 0);
     }
@@ -404,7 +426,12 @@ static feox_err sq_read_value(feox_storage *st, void *txn, const void *key, uint
     feox_storage_record rec;
     bool found = false;
     sqlite3_stmt *held;
-    feox_err err = lookup(b, key, key_len, num, &rec, &found, &held);
+    /* A cold version is never a pending one (pending versions have location 0 and are never
+     * evicted while max_memory relocates them): its bytes are the table's row, also when the
+     * key has a newer pending change (a reader still holding the older version). Read inside
+     * the caller's transaction: from xColumn the statement's read transaction is open and the
+     * cache was brought to its snapshot at xFilter. */
+    feox_err err = lookup(b, key, key_len, !b->relocate, num, &rec, &found, &held);
     if (err == FEOX_OK && (!found || rec.value_len != value_len)) {
         err = feox_sq_fail(b, FEOX_ERR_CORRUPT,
                            found ? "a value's length differs from the cached record's"
@@ -491,6 +518,7 @@ static feox_err refresh_feed(feox_sqlite_backend *b, const feox_storage_sink *si
         b->cache_seq = cur;
     }
     b->last_dv = dv;
+    b->last_min_seq = min_seq;
     return FEOX_OK;
 }
 
@@ -529,6 +557,7 @@ static void sq_get_stats(feox_storage *st, feox_stats *out)
     out->flushes += b->flushes;
     out->recovered_records += b->loaded_rows;
     out->recovery_ns += b->load_ns;
+    out->ttl_expired_active += b->swept_rows;
     unlock(b);
 }
 
@@ -631,6 +660,12 @@ feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
         err = feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT, "a transaction is already open");
     } else if (!b->loaded) {
         err = feox_sq_fail(b, FEOX_ERR_STALE, "the cache is not loaded");
+    } else if (sqlite3_txn_state(b->db, b->schema) > SQLITE_TXN_NONE &&
+               feox_sq_data_version(b) == b->last_dv) {
+        /* Nothing was committed since cache_seq was known current (the version is current:
+         * a transaction is open), so the seq and min_seq are still what was seen then. */
+        cur = b->cache_seq;
+        min_seq = b->last_min_seq;
     } else {
         err = feox_sq_read_seq(b, &cur, &min_seq);
         if (err == FEOX_OK && cur != b->cache_seq) {
@@ -644,6 +679,7 @@ feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
         b->txn_changes = 0;
         b->txn_logging = true;
         b->nmarks = 0;
+        b->txn_swept = false;
     }
     unlock(b);
     return err;
@@ -658,7 +694,11 @@ static feox_err finish_feed(feox_sqlite_backend *b)
     if (!b->txn_logging) {
         /* Too many changes for the feed: every older cache reloads. */
         feox_err err = run_seq(b, FEOX_SQ_LOG_TRIM, b->txn_last, "trimming the change feed");
-        return err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, b->txn_last, "setting min_seq") : err;
+        err = err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, b->txn_last, "setting min_seq") : err;
+        if (err == FEOX_OK) {
+            b->txn_min_seq = b->txn_last;
+        }
+        return err;
     }
     uint64_t held = b->txn_last - b->txn_min_seq;
     if (held <= b->feed_limit) {
@@ -670,7 +710,82 @@ static feox_err finish_feed(feox_sqlite_backend *b)
         new_min = b->txn_min_seq + batch;
     }
     feox_err err = run_seq(b, FEOX_SQ_LOG_TRIM, new_min, "trimming the change feed");
-    return err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, new_min, "setting min_seq") : err;
+    err = err == FEOX_OK ? run_seq(b, FEOX_SQ_SET_MIN, new_min, "setting min_seq") : err;
+    if (err == FEOX_OK) {
+        b->txn_min_seq = new_min;
+    }
+    return err;
+}
+
+/* Remove up to limit (0 = every) rows expired now, each a delete of the transaction with its
+ * feed row, so every other cache drops it too (storage_sqlite_expiry.c says when and why). */
+static feox_err sweep(feox_sqlite_backend *b, uint64_t limit, uint64_t *removed)
+{
+    uint64_t now = feox_sq_now(b);
+    feox_sq_keys k;
+    memset(&k, 0, sizeof k);
+    feox_err err = FEOX_OK;
+    *removed = 0;
+    while (err == FEOX_OK && (limit == 0 || *removed < limit)) {
+        uint64_t left = limit == 0 ? FEOX_SQ_SWEEP_BATCH : limit - *removed;
+        uint32_t want = left < FEOX_SQ_SWEEP_BATCH ? (uint32_t)left : FEOX_SQ_SWEEP_BATCH;
+        /* listed first, deleted after: never while the statement reads the table */
+        err = feox_sq_expired_keys(b, now, want, &k);
+        for (size_t i = 0; i < k.n && err == FEOX_OK; i++) {
+            err = emit_change(b, k.bytes + k.at[i], k.len[i], NULL, 0, 0, now, 0, true);
+            if (err == FEOX_OK) {
+                (*removed)++;
+                b->swept_rows++;
+            }
+        }
+        if (k.n < want) {
+            break; /* nothing more has expired */
+        }
+    }
+    sqlite3_free(k.bytes);
+    return err;
+}
+
+/* What is pending to the tables, then (commit) the bounded expiry sweep, then the feed's end
+ * (after the sweep: its deletes are changes of the transaction like any other). */
+static feox_err sync_locked(feox_sqlite_backend *b, bool commit, uint64_t *swept)
+{
+    feox_err err = FEOX_OK;
+    if (b->in_txn) {
+        err = flush_pending(b);
+        /* Only a transaction that changed the table pays for the sweep, once (a COMMIT retried
+         * after BUSY calls xSync again). */
+        if (err == FEOX_OK && commit && !b->txn_swept && b->txn_changes != 0 &&
+            b->sweep_limit != 0) {
+            b->txn_swept = true;
+            err = sweep(b, b->sweep_limit, swept);
+            if (err != FEOX_OK && *swept == 0) {
+                /* Nothing removed yet (e.g. the expiry index could not be made): the user's
+                 * transaction commits without it; the next one tries again. */
+                feox_sq_clear_error(b);
+                err = FEOX_OK;
+            }
+        }
+        if (err == FEOX_OK) {
+            err = finish_feed(b);
+        }
+        b->syncs++;
+    }
+    return err;
+}
+
+feox_err feox_sqlite_storage_settle(feox_sqlite_table *t)
+{
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    feox_err err = FEOX_OK;
+    if (b->in_txn && b->pending.bytes > b->pending_limit) {
+        err = flush_pending(b);
+    }
+    unlock(b);
+    return err;
 }
 
 feox_err feox_sqlite_storage_sync(feox_sqlite_table *t)
@@ -679,13 +794,41 @@ feox_err feox_sqlite_storage_sync(feox_sqlite_table *t)
     if (b == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;
     }
+    feox_err err = sync_locked(b, false, NULL);
+    unlock(b);
+    return err;
+}
+
+feox_err feox_sqlite_storage_sync_commit(feox_sqlite_table *t, uint64_t *swept)
+{
+    uint64_t none = 0;
+    swept = swept != NULL ? swept : &none;
+    *swept = 0;
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    feox_err err = sync_locked(b, true, swept);
+    unlock(b);
+    return err;
+}
+
+feox_err feox_sqlite_storage_sweep(feox_sqlite_table *t, uint64_t limit, uint64_t *removed)
+{
+    *removed = 0;
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
     feox_err err = FEOX_OK;
-    if (b->in_txn) {
+    if (!b->in_txn) {
+        err = feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT,
+                           "sweep outside a transaction (feox_sqlite_storage_begin)");
+    } else {
         err = flush_pending(b);
-        if (err == FEOX_OK) {
-            err = finish_feed(b);
-        }
-        b->syncs++;
+    }
+    if (err == FEOX_OK) {
+        err = sweep(b, limit, removed);
     }
     unlock(b);
     return err;
@@ -699,8 +842,10 @@ void feox_sqlite_storage_commit(feox_sqlite_table *t)
     }
     if (b->in_txn && b->txn_changes != 0) {
         b->cache_seq = b->txn_last;
-        /* Our own commit moves the version; if it has not moved yet, the next refresh reads
-         * the seq once and finds it equal. */
+        b->last_min_seq = b->txn_min_seq;
+        /* Our own commit moves the version (the pager counts it before xCommit); had it not
+         * moved yet, the next refresh would read the seq once and find it equal. No other
+         * commit can be folded in: the pager learns of those only when a transaction starts. */
         b->last_dv = feox_sq_data_version(b);
     }
     reset_txn(b);

@@ -25,6 +25,14 @@
  *       expires  absolute expiry in ns, NULL = none.
  *       seq      the feed position of the write that made this version.
  *
+ *   "S"."T_data_expires" ON T_data(expires) WHERE expires IS NOT NULL
+ *       The rows with an expiry, by expiry: a commit finds the expired ones with one index seek,
+ *       and rows without a TTL cost nothing in it. Found by its table and definition, not by
+ *       its name: a renamed table keeps its index's first name (SQLite has no ALTER INDEX, and
+ *       xRename may not drop one), and a new table whose name is taken gets "_2", "_3"...
+ *       after it. Tables made before it existed (same format) get it from their first
+ *       committing write transaction (storage_sqlite_expiry.c).
+ *
  *   "S"."T_log"(seq INTEGER PRIMARY KEY, key BLOB NOT NULL, ts INTEGER)
  *       The change feed, append only: one row per write (ts NULL) or delete (ts = its time).
  *       Every write and delete takes the next seq (seq is per change, not per transaction:
@@ -70,7 +78,8 @@
  *   xBegin       feox_refresh(store, ...) first (brings the cache to the table's current seq),
  *                then feox_sqlite_storage_begin(t). Writes (write/erase) are refused outside
  *                begin..commit/rollback.
- *   xSync        feox_sqlite_storage_sync(t): writes what is still pending, trims the feed.
+ *   xSync        feox_sqlite_storage_sync_commit(t): writes what is still pending, removes up to
+ *                sweep_limit expired rows (storage_sqlite_expiry.c), trims the feed.
  *   xCommit      feox_sqlite_storage_commit(t): the cache is now at the transaction's last seq.
  *   xRollback    feox_sqlite_storage_rollback(t): pending changes dropped (SQLite restores the
  *                tables; the vtab restores the indexes with FEOX_WRITE_INDEX_ONLY writes).
@@ -85,6 +94,15 @@
  * transaction pending map (a later change of the same key replaces it); sync, savepoint and a
  * pending map larger than pending_limit write the map to the tables in key order. Write-through
  * mode runs the INSERT/DELETE at once. Both keep the same tables.
+ *
+ * Larger than memory (the store's max_memory set). The store may drop the bytes of a version
+ * that has a location and read them back with read_value(), which reads the table's row by key
+ * (never the pending map: a version still pending has location 0, so the store keeps its bytes;
+ * when the map is written out each version is moved to its seq with host->relocate). Since
+ * relocate takes the key's lock in the store, write() then never writes the map out itself (it
+ * runs under such a lock): the vtab calls feox_sqlite_storage_settle() after each write
+ * instead. load() sends values in full up to max_memory / 2 and the rest cold (value NULL, by
+ * key), and pending_limit defaults to max_memory / 4 (at least 64 KiB, at most 32 MiB).
  *
  * Coherence (refresh): SQLITE_FCNTL_DATA_VERSION compared with the value seen at the last load,
  * refresh or commit (no SQL when it is unchanged and a read or write transaction is open); else
@@ -117,6 +135,7 @@
 #define FEOX_STORAGE_SQLITE_H
 
 #include <sqlite3ext.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "feox_storage.h"
@@ -137,6 +156,8 @@ typedef struct feox_sqlite_table {
     feox_sqlite_write_mode write_mode;
     uint64_t pending_limit;   /* buffered: bytes held before an early write; 0 = 32 MiB */
     uint64_t feed_limit;      /* changes the feed keeps; 0 = 65536 */
+    uint64_t sweep_limit;     /* expired rows a commit removes at most; 0 = 64 */
+    bool no_commit_sweep;     /* commits remove none (clock='log': only an explicit sweep does) */
     uint64_t load_chunk_rows; /* lazy load: rows per chunk; 0 = 8192 (storage_sqlite_load.c) */
 
     /* Set by the backend. */
@@ -146,14 +167,24 @@ typedef struct feox_sqlite_table {
 } feox_sqlite_table;
 
 /* The backend: name "sqlite", caps HOST_TXN | SELF_COMPACT | INDEX_CACHE (find and read_value
- * read one row by key; values need not be held in memory). open() does not touch the database:
- * statements are prepared on first use. */
+ * read one row by key; values need not be held in memory: see "Larger than memory" above).
+ * open() does not touch the database: statements are prepared on first use. */
 const feox_storage_methods *feox_sqlite_storage(void);
 
 /* ---- transactions: called from the vtab's transaction methods (see the top of this file) ----
  * Each returns FEOX_OK or the error of the SQL that failed (t->errcode says which). */
 feox_err feox_sqlite_storage_begin(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_sync(feox_sqlite_table *t);
+/* After a write through the store returned (no engine lock held): write the pending map out if it
+ * holds more than pending_limit. With max_memory, write() leaves that to this call, since
+ * writing it out lets the store drop those values (host relocate, under the keys' locks). */
+feox_err feox_sqlite_storage_settle(feox_sqlite_table *t);
+/* xSync of a committing transaction: feox_sqlite_storage_sync, plus, once per transaction and
+ * only if it changed the table, the removal of up to sweep_limit expired rows (*swept: how
+ * many; the caller's cache should let go of its expired records too). */
+feox_err feox_sqlite_storage_sync_commit(feox_sqlite_table *t, uint64_t *swept);
+/* Inside begin..commit: remove up to limit (0 = every) expired rows, with their feed rows. */
+feox_err feox_sqlite_storage_sweep(feox_sqlite_table *t, uint64_t limit, uint64_t *removed);
 void feox_sqlite_storage_commit(feox_sqlite_table *t);
 void feox_sqlite_storage_rollback(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_savepoint(feox_sqlite_table *t, int level);
@@ -198,6 +229,11 @@ int feox_sqlite_storage_rename(sqlite3 *db, const char *schema, const char *from
  * tables from now on (its prepared statements are dropped; the name is copied). If the user's
  * transaction rolls back, SQLite reconnects the virtual table under its old name. */
 feox_err feox_sqlite_storage_renamed(feox_sqlite_table *t, const char *new_table);
+/* The name of <table>_data's expiry index in *name (sqlite3_free it; NULL if there is none and
+ * create is false). With create, a table made without it (the first layout) gets it, under a
+ * free name: only inside a write transaction. */
+int feox_sqlite_storage_expiry_index(sqlite3 *db, const char *schema, const char *table,
+                                     bool create, char **name, char **errmsg);
 /* xShadowName: 1 if suffix (the part after "<table>_") names one of the shadow tables. */
 int feox_sqlite_storage_shadow_name(const char *suffix);
 

@@ -15,7 +15,6 @@
 /* The cached statements (texts in storage_sqlite.c). */
 typedef enum feox_sq_id {
     FEOX_SQ_SEQ,            /* current seq, min_seq, format */
-    FEOX_SQ_LOAD,           /* every row of _data */
     FEOX_SQ_FIND,           /* one row of _data by key */
     FEOX_SQ_PUT,            /* INSERT OR REPLACE into _data */
     FEOX_SQ_DEL,            /* DELETE from _data by key */
@@ -24,6 +23,7 @@ typedef enum feox_sq_id {
     FEOX_SQ_LOG_DROP_AFTER, /* delete feed rows after a seq */
     FEOX_SQ_LOG_TRIM,       /* delete feed rows up to a seq */
     FEOX_SQ_SET_MIN,        /* set min_seq */
+    FEOX_SQ_EXPIRED,        /* keys of expired rows, through the expiry index */
     FEOX_SQ_COUNT
 } feox_sq_id;
 
@@ -51,7 +51,8 @@ typedef struct feox_sq_lazy {
     /* what the next refresh must load in full (feox_sqlite_storage_want) */
     bool want, want_has_lo, want_has_hi;
     feox_sq_key want_lo, want_hi;
-    feox_sq_key scratch;                  /* the last key of a chunk */
+    feox_sq_key scratch; /* the last key of a chunk */
+    uint64_t resident;   /* value bytes sent in full since the load began (resident_budget) */
     sqlite3_stmt *from_stmt, *range_stmt; /* rows from a key on / in an interval, in key order */
     /* counters (feox_sqlite_storage_load_info) */
     uint64_t rows, chunks, ranges, reloads, loads, finds_sql, finds_local;
@@ -70,9 +71,10 @@ typedef struct feox_sqlite_backend {
     bool encoding_known, text_as_text; /* TEXT values stored as TEXT: a UTF-8 database */
 
     /* Coherence: what the store's indexes hold. */
-    bool loaded;        /* false: only a load brings them up to date */
-    uint64_t cache_seq; /* the table's seq the indexes reflect */
-    unsigned last_dv;   /* SQLITE_FCNTL_DATA_VERSION when cache_seq was known current */
+    bool loaded;           /* false: only a load brings them up to date */
+    uint64_t cache_seq;    /* the table's seq the indexes reflect */
+    unsigned last_dv;      /* SQLITE_FCNTL_DATA_VERSION when cache_seq was known current */
+    uint64_t last_min_seq; /* the feed's min_seq then (valid with last_dv) */
 
     /* The open transaction (begin .. commit/rollback). */
     bool in_txn;
@@ -84,13 +86,30 @@ typedef struct feox_sqlite_backend {
     feox_pending pending; /* buffered changes not yet written */
     feox_sq_mark marks[FEOX_SQ_MAX_MARKS];
     size_t nmarks;
+    bool txn_swept; /* the commit's bounded expiry sweep has run (once per transaction) */
+
+    /* Larger than memory (max_memory): the store may drop the bytes of a version with a
+     * location and read them back by key (read_value). A pending version has location 0 (its
+     * bytes are only in memory) and gets its seq once written (host.relocate, flush_pending). */
+    bool relocate;            /* max_memory is set (and the host can relocate) */
+    uint64_t resident_budget; /* load: value bytes kept in memory, the rest sent cold; 0 = all */
+
+    /* Expiry (storage_sqlite_expiry.c). */
+    uint64_t sweep_limit; /* rows a commit removes at most (0: none) */
 
     feox_sq_lazy lazy;
 
     /* Counters (get_stats). */
     uint64_t rows_read, bytes_read, rows_written, bytes_written, flushes, syncs;
-    uint64_t loaded_rows, load_ns, slow_refreshes, feed_rows;
+    uint64_t loaded_rows, load_ns, slow_refreshes, feed_rows, swept_rows;
 } feox_sqlite_backend;
+
+/* The location of a version still in the pending map: 0 (only in memory: never evicted) when the
+ * store may drop values (relocated to its seq once written), else any non-zero value. */
+static inline uint64_t feox_sq_pending_location(const feox_sqlite_backend *b)
+{
+    return b->relocate ? 0 : b->txn_base + 1;
+}
 
 feox_err feox_sq_stmt(feox_sqlite_backend *b, feox_sq_id id, sqlite3_stmt **out);
 /* Record a failed SQL call (rc) in t->errcode / t->errmsg and map it to a feox_err. */
@@ -112,6 +131,25 @@ void feox_sq_column_record(sqlite3_stmt *s, int col, const void *key, uint32_t k
                            unsigned char num[8], feox_storage_record *rec);
 /* SQLITE_FCNTL_DATA_VERSION of the backend's schema. */
 unsigned feox_sq_data_version(feox_sqlite_backend *b);
+/* ---- expiry (storage_sqlite_expiry.c) ---- */
+
+#define FEOX_SQ_SWEEP_BATCH 256u
+
+/* Keys copied out of a statement (up to FEOX_SQ_SWEEP_BATCH). */
+typedef struct feox_sq_keys {
+    unsigned char *bytes; /* sqlite3_malloc'd; sqlite3_free it when done */
+    size_t used, cap;
+    size_t at[FEOX_SQ_SWEEP_BATCH];
+    uint32_t len[FEOX_SQ_SWEEP_BATCH];
+    size_t n;
+} feox_sq_keys;
+
+/* The store's clock (the host's now_ns), or the real time without a host. */
+uint64_t feox_sq_now(feox_sqlite_backend *b);
+/* The keys of up to want (at most FEOX_SQ_SWEEP_BATCH) rows expired at now (expires < now), in
+ * expiry order, through the expiry index (made first if the table has none). */
+feox_err feox_sq_expired_keys(feox_sqlite_backend *b, uint64_t now, uint32_t want,
+                              feox_sq_keys *out);
 /* feox_storage_methods.check (storage_sqlite_check.c). */
 feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len);
 

@@ -139,6 +139,21 @@ static feox_err prepare(feox_sqlite_backend *b, sqlite3_stmt **stmt, const char 
     return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "preparing a statement");
 }
 
+/* Larger than memory: once the values loaded pass resident_budget (max_memory / 2), the rest are
+ * sent without their bytes (cold: the store reads them back by key when asked). Counted from
+ * the start of each load, over its chunks, ranges and comparisons. */
+static void keep_or_leave_cold(feox_sqlite_backend *b, feox_storage_record *rec)
+{
+    if (b->resident_budget == 0 || rec->value_len == 0 || rec->location == 0) {
+        return;
+    }
+    if (b->lazy.resident + rec->value_len > b->resident_budget) {
+        rec->value = NULL;
+    } else {
+        b->lazy.resident += rec->value_len;
+    }
+}
+
 /* A chunk: the rows with lo <= key (<= hi if hi), in key order, at most max_rows of them (0: no
  * limit) and, with a deadline, until it passes; each to sink->put, but for keys with a pending
  * change. lo_after: lo is exclusive (key > lo). *last: the last key read (len 0: none);
@@ -181,6 +196,7 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
             unsigned char num[8];
             feox_storage_record rec;
             feox_sq_column_record(s, 1, key, key_len, num, &rec);
+            keep_or_leave_cold(b, &rec);
             err = sink->put(sink->ctx, &rec);
             if (err != FEOX_OK) {
                 break;
@@ -317,6 +333,7 @@ static void resync_send_row(resync_state *r)
     unsigned char num[8];
     feox_storage_record rec;
     feox_sq_column_record(r->s, 1, key, key_len, num, &rec);
+    keep_or_leave_cold(r->b, &rec);
     r->err = r->sink->put(r->sink->ctx, &rec);
     r->b->lazy.resync_rows++;
     if (r->err == FEOX_OK) {
@@ -411,9 +428,9 @@ static feox_err send_pending(feox_sqlite_backend *b, const feox_storage_sink *si
         if (e->is_delete) {
             err = sink->del(sink->ctx, e->bytes, e->key_len, e->ts_ns);
         } else {
-            feox_storage_record rec = {e->bytes,         e->key_len,     e->bytes + e->key_len,
-                                       e->value_len,     e->tag,         e->ts_ns,
-                                       e->expires_at_ns, b->txn_base + 1};
+            feox_storage_record rec = {
+                e->bytes, e->key_len, e->bytes + e->key_len, e->value_len,
+                e->tag,   e->ts_ns,   e->expires_at_ns,      feox_sq_pending_location(b)};
             err = sink->put(sink->ctx, &rec);
         }
         if (err != FEOX_OK) {
@@ -439,8 +456,10 @@ feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink
     b->loaded = false;
     z->complete = false;
     z->started = false;
+    z->resident = 0;
     b->cache_seq = b->in_txn ? b->txn_base : cur;
     b->last_dv = dv;
+    b->last_min_seq = min_seq;
     /* The first chunk: the load at open goes through the store's bulk path. */
     err = advance(b, sink, NULL, chunk_rows_of(b), monotonic_ns() + CHUNK_NS);
     if (err == FEOX_OK && z->want) {

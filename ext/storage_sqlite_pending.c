@@ -164,23 +164,48 @@ const feox_pending_entry **feox_pending_sorted(const feox_pending *p)
     return order;
 }
 
+/* Empty the hash: all of it when the transaction filled a good part of it, else only the slots
+ * its entries hold (a small transaction after a large one must not pay for the large map). */
+static void clear_slots(feox_pending *p)
+{
+    if (p->n * 8 >= p->nslots) {
+        memset(p->slots, 0, p->nslots * sizeof *p->slots);
+        return;
+    }
+    for (size_t k = 0; k < p->n; k++) {
+        /* Entry k sits on its probe chain from its home slot; slots cleared before it may leave
+         * holes there, so look for its number rather than stopping at an empty slot. */
+        size_t i = slot_of(p, p->entries[k].bytes, p->entries[k].key_len);
+        while (p->slots[i] != (uint32_t)(k + 1)) {
+            i = (i + 1) & (p->nslots - 1);
+        }
+        p->slots[i] = 0;
+    }
+}
+
 void feox_pending_clear(feox_pending *p)
 {
-    for (size_t k = 0; k < p->n; k++) {
-        sqlite3_free(p->entries[k].bytes);
+    if (p->n == 0) {
+        return;
     }
-    p->n = 0;
-    p->bytes = 0;
     if (p->nslots > 65536) { /* a large transaction's map is not kept for the next one */
+        for (size_t k = 0; k < p->n; k++) {
+            sqlite3_free(p->entries[k].bytes);
+        }
         sqlite3_free(p->entries);
         sqlite3_free(p->slots);
         p->entries = NULL;
         p->slots = NULL;
         p->cap = 0;
         p->nslots = 0;
-    } else if (p->nslots != 0) {
-        memset(p->slots, 0, p->nslots * sizeof *p->slots);
+    } else {
+        clear_slots(p);
+        for (size_t k = 0; k < p->n; k++) {
+            sqlite3_free(p->entries[k].bytes);
+        }
     }
+    p->n = 0;
+    p->bytes = 0;
 }
 
 void feox_pending_free(feox_pending *p)

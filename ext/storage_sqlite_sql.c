@@ -18,7 +18,6 @@ static const char *const stmt_sql[FEOX_SQ_COUNT] = {
                     " coalesce(m.value, 0)), coalesce(m.value, 0),"
                     " (SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'format')"
                     " FROM (SELECT NULL) LEFT JOIN \"%w\".\"%w_meta\" m ON m.name = 'min_seq'",
-    [FEOX_SQ_LOAD] = "SELECT key, value, tag, ts, expires, seq FROM \"%w\".\"%w_data\"",
     [FEOX_SQ_FIND] = "SELECT value, tag, ts, expires, seq FROM \"%w\".\"%w_data\" WHERE key = ?1",
     [FEOX_SQ_PUT] = "INSERT OR REPLACE INTO \"%w\".\"%w_data\"(key, value, tag, ts, expires, seq)"
                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -30,6 +29,7 @@ static const char *const stmt_sql[FEOX_SQ_COUNT] = {
     [FEOX_SQ_LOG_DROP_AFTER] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq > ?1",
     [FEOX_SQ_LOG_TRIM] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq <= ?1",
     [FEOX_SQ_SET_MIN] = "UPDATE \"%w\".\"%w_meta\" SET value = ?1 WHERE name = 'min_seq'",
+    /* FEOX_SQ_EXPIRED names the expiry index: prepared by storage_sqlite_expiry.c */
 };
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -80,6 +80,9 @@ feox_err feox_sq_sql_error(feox_sqlite_backend *b, int rc, const char *what)
 
 feox_err feox_sq_stmt(feox_sqlite_backend *b, feox_sq_id id, sqlite3_stmt **out)
 {
+    if (b->stmts[id] == NULL && stmt_sql[id] == NULL) {
+        return feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT, "a statement is not prepared");
+    }
     if (b->stmts[id] == NULL) {
         const char *s = b->schema, *t = b->table;
         char *sql = sqlite3_mprintf(stmt_sql[id], s, t, s, t, s, t);

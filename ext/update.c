@@ -4,6 +4,7 @@
  * Arguments (WITHOUT ROWID, 4 columns; verified on SQLite 3.40.1):
  *   DELETE   argc 1: argv[0] = old key
  *   INSERT   argc 6: argv[0] = NULL, argv[1] = NULL, argv[2..5] = key, value, ttl, ts
+ *            (argc 7 with clock='log': argv[6] = the HIDDEN command column, NULL for a row)
  *   UPDATE   argc 6: argv[0] = old key, argv[1] = new key, argv[2..5] = the new row; columns the
  *            UPDATE does not assign arrive "nochange" (xColumn reports value/ttl/ts unchanged),
  *            except in UPDATE ... FROM, where SQLite passes them back as read (see
@@ -23,6 +24,9 @@
  *     timestamp.
  *   - UPDATE may change the key: the new key is created (IF_ABSENT unless OR REPLACE), then the
  *     old one deleted.
+ *   - clock='log' (logical_clock.c): an INSERT that sets the HIDDEN command column (argv[6]) is
+ *     a command ('clock', 'sweep'), not a row; an automatic ts is max(logical clock, the live
+ *     record's ts + 1), given to the engine as an explicit one.
  * Everything is validated before the first change, and every change is undo-journalled with the
  * version it replaced (txn_journal.c), so a failing row or statement leaves nothing behind.
  */
@@ -89,6 +93,9 @@ static int read_row(feox_vtab *vt, sqlite3_value **argv, bool is_update, row_inp
             return SQLITE_ERROR;
         }
         in->ttl_secs = (uint64_t)n;
+        if (n > 0 && feox_lclock_need_now(vt) != SQLITE_OK) {
+            return SQLITE_ERROR; /* clock='log' before its first clock statement */
+        }
     }
     bool ts_unchanged = is_update && sqlite3_value_nochange(ts);
     in->passed_back = is_update && !in->value_unchanged && !in->ttl_unchanged && !ts_unchanged;
@@ -134,13 +141,14 @@ static void settle_passed_back(feox_vtab *vt, row_input *in, feox_value *old_val
     }
 }
 
-/* Write options for the new row; old is the replaced record's info (UPDATE) or NULL. */
+/* Write options for the new row; old is the replaced record's info (UPDATE) or NULL. auto_ts:
+ * the automatic ts clock='log' chose (0: the engine draws it). */
 static void write_opts(feox_vtab *vt, const row_input *in, uint32_t tag,
-                       const feox_record_info *old, feox_write_opts *opts)
+                       const feox_record_info *old, uint64_t auto_ts, feox_write_opts *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->flags = FEOX_WRITE_TS_INT64; /* SQL shows ts as a signed 64-bit integer */
-    opts->timestamp_ns = in->ts_ns;
+    opts->timestamp_ns = in->ts_ns != 0 ? in->ts_ns : auto_ts;
     opts->tag = tag;
     if (in->ttl_unchanged && old != NULL) {
         opts->flags |= FEOX_WRITE_EXPIRES_AT;
@@ -208,7 +216,14 @@ static int write_row(feox_vtab *vt, const void *key, size_t len, const row_input
 {
     feox_write_opts opts;
     feox_value *old = NULL;
-    write_opts(vt, in, tag, ttl_source, &opts);
+    uint64_t auto_ts = 0;
+    if (in->ts_ns == 0) {
+        int rc = feox_lclock_auto_ts(vt, key, len, &auto_ts); /* clock='log' only */
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
+    }
+    write_opts(vt, in, tag, ttl_source, auto_ts, &opts);
     if (if_absent) {
         opts.flags |= FEOX_WRITE_IF_ABSENT;
     }
@@ -305,11 +320,26 @@ int feox_vt_update(sqlite3_vtab *tab, int argc, sqlite3_value **argv, sqlite3_in
     if (rc != SQLITE_OK) {
         return rc;
     }
+    if (argc > 2 + FEOX_COL_TS + 1) { /* clock='log': the command column */
+        sqlite3_value *command = argv[2 + FEOX_COL_TS + 1];
+        bool set = sqlite3_value_type(command) != SQLITE_NULL && !sqlite3_value_nochange(command);
+        if (set && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
+            feox_table_error(vt, "a command is an INSERT: INSERT INTO %s(%s, ts) VALUES(...)",
+                             vt->name, vt->name);
+            return SQLITE_ERROR;
+        }
+        if (set) {
+            rc = feox_db_sync(vt); /* a 'sweep' works on the shadow table: pending rows first */
+            return rc == SQLITE_OK ? feox_lclock_command(vt, argv) : rc;
+        }
+    }
     if (argc == 1) {
-        return do_delete(vt, argv[0]);
+        rc = do_delete(vt, argv[0]);
+    } else if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        rc = do_insert(vt, argv);
+    } else {
+        rc = do_update(vt, argv);
     }
-    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-        return do_insert(vt, argv);
-    }
-    return do_update(vt, argv);
+    /* database mode: a full pending map is written out here, outside the engine's locks */
+    return rc == SQLITE_OK ? feox_db_settle(vt) : rc;
 }

@@ -9,7 +9,8 @@
  *
  * The schema SQLite sees:
  *   CREATE TABLE x(key TEXT PRIMARY KEY, value, ttl INTEGER, ts INTEGER) WITHOUT ROWID
- *   (key BLOB with keytype=blob)
+ *   (key BLOB with keytype=blob; clock='log' adds a HIDDEN command column named like the
+ *   table: logical_clock.c)
  *     key    the record's key, TEXT or BLOB per keytype; other types are converted; NULL = error
  *     value  any SQL type; comes back with the type it went in with (record tag, feox_ext.h)
  *     ttl    remaining whole seconds until expiry, or NULL; writable (NULL/0 = none)
@@ -60,6 +61,7 @@ static void vtab_free(feox_vtab *vt)
     feox_journal_clear(&vt->journal);
     sqlite3_finalize(vt->query_only_stmt);
     feox_db_close(vt); /* database mode: closes the private store (vt->entry) */
+    feox_lclock_close(vt);
     if (vt->conn != NULL) {
         feox_conn_remove_vtab(vt->conn, vt);
         feox_conn_release(vt->conn);
@@ -177,6 +179,10 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
         }
     }
     feox_actions_settle(conn);
+    rc = feox_lclock_open(vt, (int)loc.kind, err); /* clock='log' (logical_clock.c) */
+    if (rc != SQLITE_OK) {
+        goto cleanup;
+    }
     if (loc.kind == FEOX_LOC_DATABASE) {
         vt->conn = conn; /* not retained yet: vtab_free must not release it on failure */
         rc = feox_db_open(vt, is_create, err); /* db_mode.c: shadow tables + private cache */
@@ -196,11 +202,9 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
-    rc = sqlite3_declare_vtab(db, vt->options.keytype == FEOX_KEYTYPE_BLOB
-                                      ? "CREATE TABLE x(key BLOB PRIMARY KEY NOT NULL, value, "
-                                        "ttl INTEGER, ts INTEGER) WITHOUT ROWID"
-                                      : "CREATE TABLE x(key TEXT PRIMARY KEY NOT NULL, value, "
-                                        "ttl INTEGER, ts INTEGER) WITHOUT ROWID");
+    char *schema = feox_lclock_schema(vt); /* clock='log' adds its HIDDEN command column */
+    rc = schema == NULL ? SQLITE_NOMEM : sqlite3_declare_vtab(db, schema);
+    sqlite3_free(schema);
     if (rc != SQLITE_OK) {
         *err = sqlite3_mprintf("feox: %s: cannot %s the table: %s", vt->label,
                                is_create ? "create" : "connect", sqlite3_errmsg(db));
@@ -405,6 +409,7 @@ static int feox_vt_commit(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
     feox_db_commit(vt);
+    feox_lclock_committed(vt); /* clock='log': what a 'sweep' removed leaves the cache */
     feox_journal_clear(&vt->journal);
     vt->in_txn = false;
     return SQLITE_OK;
@@ -417,6 +422,7 @@ static int feox_vt_rollback(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
     feox_db_rollback(vt);
+    feox_lclock_forget(vt); /* clock='log': read the restored clock again */
     if (vt->entry == NULL || vt->entry->store == NULL) {
         feox_journal_clear(&vt->journal);
         vt->in_txn = false;
@@ -457,6 +463,7 @@ static int feox_vt_rollback_to(sqlite3_vtab *tab, int level)
 {
     feox_vtab *vt = (feox_vtab *)tab;
     feox_db_rollback_to(vt, level); /* database mode: the backend drops what is pending */
+    feox_lclock_forget(vt);         /* clock='log': read the restored clock again */
     int rc = feox_vtab_check_store(vt);
     if (rc != SQLITE_OK) {
         return rc;

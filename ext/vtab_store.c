@@ -60,7 +60,19 @@ static int reopen_store(feox_vtab *vt)
     return SQLITE_OK;
 }
 
+static int check_store(feox_vtab *vt, bool refresh);
+
 int feox_vtab_check_store(feox_vtab *vt)
+{
+    return check_store(vt, true);
+}
+
+int feox_vtab_check_store_to_enlist(feox_vtab *vt)
+{
+    return check_store(vt, false);
+}
+
+static int check_store(feox_vtab *vt, bool refresh)
 {
     feox_actions_settle(vt->conn);
     if (vt->entry != NULL && vt->entry->store == NULL && vt->open_error != NULL) {
@@ -86,7 +98,7 @@ int feox_vtab_check_store(feox_vtab *vt)
         }
         /* Database mode: the coherence check (db_mode.c; a no-op in the other modes, and inside
          * this connection's own write transaction). */
-        return feox_db_refresh(vt);
+        return refresh ? feox_db_refresh(vt) : SQLITE_OK;
     }
     if (vt->open_error != NULL) {
         feox_vtab_set_error(vt, "%s", vt->open_error);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/error.h"
 #include "json/json_parse.h"
 #include "json/json_pointer.h"
 #include "json/json_tree.h"
@@ -424,4 +425,20 @@ feox_err feox_json_patch_apply(const char *doc, size_t doc_len, const char *patc
     *out = printed;
     *out_len = strlen(printed);
     return FEOX_OK;
+}
+
+/* The public, store-less form (feox.h): the same function, its message through
+ * feox_error_detail(). */
+feox_err feox_json_patch_document(const char *doc, size_t doc_len, const char *patch,
+                                  size_t patch_len, char **result, size_t *result_len)
+{
+    feox_clear_error_detail();
+    if ((!doc && doc_len) || (!patch && patch_len) || !result || !result_len)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "a NULL pointer where one is required");
+    char message[256] = "";
+    feox_err err = feox_json_patch_apply(doc ? doc : "", doc_len, patch ? patch : "", patch_len,
+                                         result, result_len, message, sizeof message);
+    if (err != FEOX_OK)
+        feox_set_error_detail("%s", message[0] ? message : feox_strerror(err));
+    return err;
 }

@@ -120,7 +120,7 @@ feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **ent
     feox_record *old_version = e ? atomic_load_explicit(&e->current, memory_order_relaxed) : NULL;
     bool new_entry = e == NULL;
     int64_t delta = footprint_delta(new_version, old_version, new_entry, key_len);
-    bool reserved = feox_memory_reserve(s, delta, how->enforce);
+    bool reserved = feox_memory_reserve(s, delta, how->enforce || how->make_room);
     if (!reserved && s->storage) {
         /* With a backend: values already stored there can leave memory to make room. */
         uint64_t need =
@@ -130,6 +130,8 @@ feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **ent
         feox_evict_values(s, over + s->cfg.max_memory / 64, shard);
         reserved = feox_memory_reserve(s, delta, true);
     }
+    if (!reserved && how->make_room)
+        reserved = feox_memory_reserve(s, delta, false); /* over the budget rather than lost */
     if (!reserved) {
         feox_stat_inc(s->stats, FEOX_STAT_OUT_OF_MEMORY);
         return feox_fail(FEOX_ERR_OUT_OF_MEMORY, "max_memory of %llu bytes reached",
@@ -236,7 +238,7 @@ feox_err feox_apply_put(feox_store *s, feox_shard *shard, uint64_t hash, const v
         feox_record_free(r);
         return FEOX_OK;
     }
-    static const feox_apply index_only = {.to_storage = false, .enforce = false};
+    static const feox_apply index_only = {.to_storage = false, .enforce = false, .make_room = true};
     uint64_t seq = 0;
     feox_err err = feox_publish_version(s, shard, &e, key, key_len, hash, r, &index_only, &seq);
     if (err)

@@ -182,6 +182,10 @@ extern _Thread_local uint64_t feox_thread_write_count;
 typedef struct feox_apply {
     bool to_storage; /* call the backend's write()/erase() (false: the indexes only) */
     bool enforce;    /* enforce max_memory (false while loading) */
+    /* Over max_memory, first make room by evicting values (as an enforced write does), but
+     * never fail: what the backend sends (refresh, find) and what the host restored
+     * (FEOX_WRITE_INDEX_ONLY) must reach the indexes. */
+    bool make_room;
     void *txn;       /* the caller's transaction context, for the backend */
     /* The version being replaced as the backend knows it: the live one, NULL if none. */
     const feox_record *replaced;

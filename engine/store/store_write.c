@@ -102,8 +102,13 @@ static feox_err lock_key(feox_store *s, const void *key, size_t key_len,
                          const feox_write_opts *opts, key_state *k)
 {
     uint32_t flags = opts ? opts->flags : 0;
-    k->how = (feox_apply){.to_storage = !(flags & FEOX_WRITE_INDEX_ONLY),
-                          .enforce = true,
+    bool index_only = flags & FEOX_WRITE_INDEX_ONLY;
+    /* With a backend, an INDEX_ONLY write puts back what the host already restored there: it
+     * makes room like any write but is never refused for memory. */
+    bool restoring = index_only && s->storage;
+    k->how = (feox_apply){.to_storage = !index_only,
+                          .enforce = !restoring,
+                          .make_room = restoring,
                           .txn = opts ? opts->txn : NULL};
     k->replaced = opts ? opts->replaced : NULL;
     if (k->replaced)
@@ -188,6 +193,11 @@ static feox_err write_version(feox_store *s, key_state *k, const void *key, size
     feox_record *r = feox_record_new(value, value_len, tag, ts_ns, expires_at_ns, false);
     if (!r)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    /* INDEX_ONLY with an INDEX_CACHE backend: the host restored this version in the backend,
+     * which finds values by key; FEOX_STORAGE_LOCATION_BY_KEY lets it leave memory like any
+     * stored version (unpublished: the publish's release store carries it). */
+    if (!k->how.to_storage && (s->storage_caps & FEOX_STORAGE_INDEX_CACHE))
+        atomic_store_explicit(&r->location, FEOX_STORAGE_LOCATION_BY_KEY, memory_order_relaxed);
     feox_err err =
         feox_publish_version(s, k->shard, &k->entry, key, key_len, k->hash, r, &k->how, seq);
     if (err)

@@ -152,6 +152,7 @@ void bench_label_write_pairs(void);    /* the comparisons of write workloads (be
 void bench_run_sql_workloads(int rep); /* bench_sql.c */
 void bench_run_floor_workloads(int rep);   /* bench_floor.c */
 void bench_run_special_workloads(int rep); /* bench_special.c */
+void bench_run_memory_workloads(int rep);  /* bench_memory.c */
 
 /* Helpers shared by adapters. */
 char *bench_make_dir(const char *name);  /* fresh directory under tmp_root; caller frees */

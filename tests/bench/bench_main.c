@@ -218,6 +218,8 @@ int main(int argc, char **argv)
         if (special) {
             fprintf(stderr, "[rep %d] feox-only workloads\n", rep + 1);
             bench_run_special_workloads(rep);
+            fprintf(stderr, "[rep %d] memory per key\n", rep + 1);
+            bench_run_memory_workloads(rep);
         }
     }
     bench_label_write_pairs();
@@ -240,6 +242,10 @@ int main(int argc, char **argv)
              "fsync per commit, on %llu preloaded keys; headline write comparison",
              (unsigned long long)bench_cfg.durable_keys);
     bench_note("overwrite.full", note);
+    bench_note("memory_per_key", "BYTES per key (not ns): heap in use after loading N records "
+                                 "(glibc mallinfo2, both sides)");
+    bench_note("memory_per_key.db", "BYTES per key: a connection's cache of an in-database table, "
+                                    "built by its first statement");
     bench_note("load", "bulk: lmdb 100K/txn, sqlite 10K/txn, rocksdb 1000/batch; feox per op");
     bench_print_table();
     bench_print_machine_lines();

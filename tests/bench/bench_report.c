@@ -506,6 +506,10 @@ static const target targets[] = {
     {"open to first read <= 50 ms (at N = 1M)", "open_first_read", "feox_persist", NULL, NULL,
      false, false, 50},
     {"close <= 50 ms (at N = 1M)", "close", "feox_persist", NULL, NULL, false, false, 50},
+    {"memory per key <= 1.0x native :memory: table", "memory_per_key", "feox", "memory_per_key",
+     "sqlite_mem", false, false, 1.0},
+    {"in-database cache memory <= 1.2x native :memory:", "memory_per_key.db", "feox",
+     "memory_per_key.db", "sqlite_mem", false, false, 1.2},
     {"JSON patch <= 1.5x cJSON parse+print (issue 3)", "json_patch", "feox", "json_patch",
      "cjson_parse_print", false, false, 1.5},
 };

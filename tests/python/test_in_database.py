@@ -15,8 +15,11 @@ subprocess and fork:
     with the shadow table;
   - read-only connections read and never write; BUSY comes back as SQLite's own error;
   - a table of the previous release keeps its records in its store file;
-  - expired rows are hidden, and feox_sweep removes them from the shadow tables.
+  - expired rows are hidden; every committing write transaction removes up to 64 of them from
+    the shadow tables (with feed rows: other caches drop them too; a rollback puts them back), and
+    feox_sweep removes them all.
 """
+import json
 import os
 import random
 import signal
@@ -82,7 +85,7 @@ class WhereTheDataLivesTest(InDatabaseTestCase):
         con.execute("INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 'two'), ('c', x'00ff')")
         names = [r[0] for r in con.execute(
             "SELECT name FROM sqlite_schema WHERE name LIKE 'kv%' ORDER BY name")]
-        self.assertEqual(names, ["kv", "kv_data", "kv_log", "kv_meta"])
+        self.assertEqual(names, ["kv", "kv_data", "kv_data_expires", "kv_log", "kv_meta"])
         self.assertEqual(sorted(os.listdir(self.dir)), ["app.db", "app.db-shm", "app.db-wal"])
         self.assertCoherent(con)
         con.close()
@@ -153,7 +156,7 @@ class WhereTheDataLivesTest(InDatabaseTestCase):
         con.execute("ROLLBACK")
         self.assertEqual([r[0] for r in con.execute(
             "SELECT name FROM sqlite_schema WHERE name LIKE 'kv%' ORDER BY name")],
-            ["kv", "kv_data", "kv_log", "kv_meta"])
+            ["kv", "kv_data", "kv_data_expires", "kv_log", "kv_meta"])
         self.assertCoherent(con)
         con.execute("ALTER TABLE kv RENAME TO kv9")
         self.assertEqual(con.execute("SELECT key, value FROM kv9").fetchall(), [("a", 1)])
@@ -599,6 +602,120 @@ class ExpiryTest(InDatabaseTestCase):
         self.assertEqual(con.execute("SELECT count(*) FROM kv_data").fetchone(), (2,))
         self.assertEqual(con.execute("SELECT feox_sweep('kv')").fetchone(), (1,))
         self.assertEqual(con.execute("SELECT key FROM kv_data").fetchall(), [(b"long",)])
+        con.close()
+
+
+class CommitSweepTest(InDatabaseTestCase):
+    """The bounded sweep at commit (ext/storage_sqlite_expiry.c). Rows are made expired without
+    waiting: their expiry in kv_data is set to 1 ns by hand (DEFENSIVE is off here), which no
+    feed row announces. A connection that loaded them before still holds them as live, so what
+    it shows tells whether the sweep's feed rows reached it; a connection opened after loads them
+    as expired and hides them."""
+
+    LIMIT = 64
+
+    def expire_by_hand(self, n):
+        con = connect(self.db)
+        con.execute("BEGIN")
+        con.executemany("INSERT INTO kv(key, value, ttl) VALUES (?, ?, 3600)",
+                        [(f"e{i:03d}", i) for i in range(n)])
+        con.execute("INSERT INTO kv(key, value) VALUES ('keep', 1)")
+        con.execute("COMMIT")
+        before = connect(self.db)  # loads the rows while they are live
+        self.assertEqual(before.execute("SELECT count(*) FROM kv").fetchone(), (n + 1,))
+        con.execute("UPDATE kv_data SET expires = 1 WHERE expires IS NOT NULL")
+        con.close()
+        return before
+
+    def expired_rows(self, con):
+        return con.execute("SELECT count(*) FROM kv_data WHERE expires IS NOT NULL").fetchone()[0]
+
+    def test_each_commit_removes_at_most_64_and_other_caches_drop_them(self):
+        before = self.expire_by_hand(150)
+        writer = connect(self.db)
+        self.assertEqual(writer.execute("SELECT key FROM kv").fetchall(), [("keep",)])
+        # reads never sweep
+        self.assertEqual(self.expired_rows(writer), 150)
+        left, removed = 150, []
+        for i in range(5):
+            writer.execute("INSERT OR REPLACE INTO kv(key, value) VALUES ('w', ?)", (i,))
+            now = self.expired_rows(writer)
+            removed.append(left - now)
+            left = now
+            # the other connection still held them as live: it shows exactly those not swept
+            self.assertEqual(before.execute("SELECT count(*) FROM kv").fetchone(), (2 + left,))
+        self.assertEqual(removed, [64, 64, 22, 0, 0])
+        self.assertTrue(all(r <= self.LIMIT for r in removed))
+        self.assertEqual(before.execute("SELECT key FROM kv ORDER BY key").fetchall(),
+                         [("keep",), ("w",)])
+        stats = json.loads(writer.execute("SELECT feox_stats('kv')").fetchone()[0])
+        self.assertEqual(stats["ttl_expired_active"], 150)
+        for con in (writer, before):
+            self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+        self.assertCoherent(writer)
+        before.close()
+        writer.close()
+
+    def test_a_transaction_that_writes_nothing_to_the_table_sweeps_nothing(self):
+        self.expire_by_hand(10).close()
+        con = connect(self.db)
+        con.execute("INSERT INTO orders(note) VALUES ('native only')")
+        con.execute("BEGIN")
+        con.execute("SELECT * FROM kv").fetchall()
+        con.execute("COMMIT")
+        self.assertEqual(self.expired_rows(con), 10)
+        ro = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, isolation_level=None)
+        ro.enable_load_extension(True)
+        ro.load_extension(EXT)
+        self.assertEqual(ro.execute("SELECT key FROM kv").fetchall(), [("keep",)])
+        ro.close()
+        self.assertEqual(self.expired_rows(con), 10)
+        con.execute("DELETE FROM kv WHERE key = 'keep'")
+        self.assertEqual(self.expired_rows(con), 0)
+        con.close()
+
+    def test_rollback_after_the_sweep_puts_the_rows_back(self):
+        con = connect(self.db)
+        con.execute("PRAGMA journal_mode = DELETE")  # a reader can make COMMIT fail with BUSY
+        con.close()
+        self.expire_by_hand(10).close()
+        reader = connect(self.db)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM orders").fetchone()  # holds a SHARED lock
+        writer = connect(self.db, timeout=0)
+        writer.execute("BEGIN")
+        writer.execute("INSERT INTO kv(key, value) VALUES ('w', 1)")
+        with self.assertRaises(sqlite3.OperationalError) as cm:
+            writer.execute("COMMIT")  # xSync has swept; the commit then cannot lock the file
+        self.assertEqual(cm.exception.sqlite_errorcode & 0xff, sqlite3.SQLITE_BUSY)
+        self.assertTrue(writer.in_transaction)
+        self.assertEqual(self.expired_rows(writer), 0)
+        writer.execute("ROLLBACK")
+        reader.execute("COMMIT")
+        self.assertEqual(self.expired_rows(writer), 10)
+        self.assertEqual(writer.execute("SELECT key FROM kv").fetchall(), [("keep",)])
+        self.assertEqual(writer.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+        self.assertCoherent(writer)
+        # and the next commit that gets through removes them
+        writer.execute("INSERT INTO kv(key, value) VALUES ('w', 1)")
+        self.assertEqual(self.expired_rows(writer), 0)
+        self.assertCoherent(writer)
+        reader.close()
+        writer.close()
+
+    def test_a_table_without_the_expiry_index_gets_it_at_its_first_write(self):
+        con = connect(self.db)
+        con.execute("DROP INDEX kv_data_expires")  # as the first layout made it
+        con.close()
+        self.expire_by_hand(5).close()
+        con = connect(self.db)
+        self.assertEqual(self.expired_rows(con), 5)
+        con.execute("INSERT INTO kv(key, value) VALUES ('w', 1)")
+        self.assertEqual(self.expired_rows(con), 0)
+        self.assertEqual(con.execute("SELECT name FROM sqlite_schema WHERE type = 'index' "
+                                     "AND tbl_name = 'kv_data'").fetchall(),
+                         [("kv_data_expires",)])
+        self.assertCoherent(con)
         con.close()
 
 

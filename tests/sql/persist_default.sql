@@ -1,7 +1,8 @@
 -- persist_default.sql: with no path, a table in a file database (main or attached) persists in
--- that database, in shadow tables <table>_data, _log, _meta (no file is made); a relative path
--- is relative to the database file's directory; path=':memory:' is memory only; functions find
--- a table no statement has touched yet; ALTER TABLE ... RENAME keeps the data (also across
+-- that database, in shadow tables <table>_data, _log, _meta and the index <table>_data_expires
+-- (no file is made); a relative path is relative to the database file's directory;
+-- path=':memory:' is memory only; functions find a table no statement has touched yet;
+-- ALTER TABLE ... RENAME keeps the data (also across
 -- reopen); DROP TABLE removes the shadow tables and every file; a second process reads the same
 -- table while this one has it open (a store file, by contrast, is held by one process:
 -- files_exact.sql). Sessions: see run.sh.

@@ -254,7 +254,8 @@ static void create_table(sqlite3 *db, const char *table)
 
 static int count_tables(sqlite3 *db, const char *glob)
 {
-    char *sql = sqlite3_mprintf("SELECT count(*) FROM sqlite_schema WHERE name GLOB %Q", glob);
+    char *sql = sqlite3_mprintf(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name GLOB %Q", glob);
     char *got = query(db, sql);
     int n = atoi(got);
     sqlite3_free(sql);
@@ -310,6 +311,29 @@ static void test_ddl_inside_transactions(void **state)
 
     assert_int_equal(feox_sqlite_storage_rename(db, "main", "kv", "kv2", &err), SQLITE_OK);
     expect(db, "SELECT hex(key), value FROM kv2_data", "01|v");
+    /* The expiry index follows its table (under its first name); a new kv gets another name,
+     * and each is found by its table. */
+    expect(db, "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index'",
+           "kv_data_expires|kv2_data");
+    create_table(db, "kv");
+    expect(db, "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'kv_data'",
+           "kv_data_expires_2");
+    char *index = NULL;
+    assert_int_equal(feox_sqlite_storage_expiry_index(db, "main", "kv2", false, &index, &err),
+                     SQLITE_OK);
+    assert_string_equal(index, "kv_data_expires");
+    sqlite3_free(index);
+    /* A table of the first layout has none; asked to, it gets one. */
+    exec_ok(db, "DROP INDEX kv_data_expires_2");
+    assert_int_equal(feox_sqlite_storage_expiry_index(db, "main", "kv", false, &index, &err),
+                     SQLITE_OK);
+    assert_null(index);
+    assert_int_equal(feox_sqlite_storage_expiry_index(db, "main", "kv", true, &index, &err),
+                     SQLITE_OK);
+    assert_string_equal(index, "kv_data_expires_2");
+    sqlite3_free(index);
+    assert_int_equal(feox_sqlite_storage_drop(db, "main", "kv", &err), SQLITE_OK);
+    expect(db, "SELECT count(*) FROM sqlite_schema WHERE tbl_name GLOB 'kv_*'", "0");
     /* Creating over existing tables fails with a message naming the table. */
     assert_int_equal(feox_sqlite_storage_create(db, "main", "kv2", &err), SQLITE_ERROR);
     assert_non_null(err);
@@ -1387,6 +1411,230 @@ static void exec_fails(sqlite3 *db, const char *sql, const char *want)
     sqlite3_free(err);
 }
 
+/* ---- expiry: the commit's bounded sweep, feox_sweep's full one ------------------------------ */
+
+static uint64_t sync_commit(backend *bk)
+{
+    uint64_t swept = 99;
+    assert_int_equal(feox_sqlite_storage_sync_commit(&bk->t, &swept), FEOX_OK);
+    return swept;
+}
+
+#define EXPIRED_KEYS                                                                              \
+    "SELECT group_concat(CAST(key AS TEXT), ' ') FROM (SELECT key FROM kv_data"                  \
+    " WHERE CAST(key AS TEXT) GLOB 'e*' ORDER BY key)"
+
+static void test_commit_sweeps_expired_rows(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("sweep.db");
+    create_table(db, "kv");
+    /* e1..e9 expired long ago (expires = 1 ns), one row that expires far away, one without a
+     * TTL; seqs 1..11, so the transactions below go on from 11. */
+    exec_ok(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9)"
+                " INSERT INTO kv_data SELECT CAST('e' || i AS BLOB), i, 1, 1, 1, i FROM n;"
+                "INSERT INTO kv_data VALUES(CAST('future' AS BLOB), 1, 1, 1, 9000000000000000000,"
+                " 10), (CAST('plain' AS BLOB), 2, 1, 1, NULL, 11);"
+                "UPDATE kv_meta SET value = 11 WHERE name = 'min_seq'");
+    backend bk, other;
+    test_sink ts, heard;
+    memset(&bk, 0, sizeof bk);
+    bk.t.db = db;
+    bk.t.schema = "main";
+    bk.t.table = "kv";
+    bk.t.sweep_limit = 4;
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.storage = feox_sqlite_storage();
+    cfg.storage_arg = &bk.t;
+    assert_int_equal(cfg.storage->open(cfg.storage, &cfg, NULL, &bk.st), FEOX_OK);
+    load(&bk, &ts);
+    sqlite3 *db2 = open_db("sweep.db");
+    open_backend(&other, db2, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&other, &heard);
+
+    /* A transaction that changed nothing sweeps nothing. */
+    txn_begin(&bk);
+    assert_int_equal(sync_commit(&bk), 0);
+    exec_ok(db, "COMMIT");
+    feox_sqlite_storage_commit(&bk.t);
+    expect(db, "SELECT count(*) FROM kv_data", "11");
+
+    /* One that did removes sweep_limit of them, in expiry order, each with its feed row. */
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "w", "1"), FEOX_OK);
+    assert_int_equal(sync_commit(&bk), 4);
+    assert_int_equal(sync_commit(&bk), 0); /* once per transaction (a retried COMMIT) */
+    exec_ok(db, "COMMIT");
+    feox_sqlite_storage_commit(&bk.t);
+    expect(db, EXPIRED_KEYS, "e5 e6 e7 e8 e9");
+    expect(db, "SELECT count(*) FROM kv_log WHERE ts IS NOT NULL", "4");
+    assert_int_equal(refresh(&other, &heard), FEOX_OK);
+    assert_string_equal(heard.events, "+w-e1-e2-e3-e4");
+
+    /* The commit fails after xSync and the transaction rolls back: the rows are back. */
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "x", "1"), FEOX_OK);
+    assert_int_equal(sync_commit(&bk), 4);
+    expect(db, EXPIRED_KEYS, "e9");
+    exec_ok(db, "ROLLBACK");
+    feox_sqlite_storage_rollback(&bk.t);
+    expect(db, EXPIRED_KEYS, "e5 e6 e7 e8 e9");
+    assert_int_equal(refresh(&other, &heard), FEOX_OK);
+    assert_string_equal(heard.events, "");
+
+    /* feox_sweep: every expired row; the others stay. */
+    txn_begin(&bk);
+    uint64_t removed = 0;
+    assert_int_equal(feox_sqlite_storage_sweep(&bk.t, 0, &removed), FEOX_OK);
+    assert_int_equal(removed, 5);
+    txn_commit(&bk);
+    expect(db, "SELECT group_concat(CAST(key AS TEXT), ' ') FROM (SELECT key FROM kv_data"
+               " ORDER BY key)",
+           "future plain w");
+    assert_int_equal(refresh(&other, &heard), FEOX_OK);
+    assert_string_equal(heard.events, "-e5-e6-e7-e8-e9");
+    feox_stats stats;
+    memset(&stats, 0, sizeof stats);
+    bk.st->methods->get_stats(bk.st, &stats);
+    assert_int_equal(stats.ttl_expired_active, 4 + 4 + 5); /* the rolled back ones counted */
+    char detail[256];
+    assert_int_equal(bk.st->methods->check(bk.st, detail, sizeof detail), FEOX_OK);
+
+    /* A table of the first layout (no expiry index) gets it from its first sweep. */
+    exec_ok(db, "DROP INDEX kv_data_expires");
+    close_backend(&bk);
+    open_backend(&bk, db, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&bk, &ts);
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "y", "1"), FEOX_OK);
+    assert_int_equal(sync_commit(&bk), 0);
+    exec_ok(db, "COMMIT");
+    feox_sqlite_storage_commit(&bk.t);
+    expect(db, "SELECT name FROM sqlite_schema WHERE type = 'index'", "kv_data_expires");
+    close_backend(&bk);
+    close_backend(&other);
+    sqlite3_close(db2);
+    sqlite3_close(db);
+}
+
+/* ---- larger than memory: cold loads, pending versions relocated once written ---------------- */
+
+typedef struct relocations {
+    char log[256]; /* "key:old>new " per call */
+} relocations;
+
+static bool record_relocate(void *ctx, const void *key, uint32_t key_len, uint64_t old_location,
+                            uint64_t new_location)
+{
+    relocations *r = ctx;
+    size_t used = strlen(r->log);
+    snprintf(r->log + used, sizeof r->log - used, "%.*s:%llu>%llu ", (int)key_len,
+             (const char *)key, (unsigned long long)old_location,
+             (unsigned long long)new_location);
+    return true;
+}
+
+typedef struct cold_count {
+    int resident, cold;
+} cold_count;
+
+static feox_err count_put(void *ctx, const feox_storage_record *rec)
+{
+    cold_count *c = ctx;
+    assert_true(rec->location != 0);
+    if (rec->value == NULL) {
+        c->cold++;
+    } else {
+        c->resident++;
+    }
+    return FEOX_OK;
+}
+
+static feox_err count_del(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns)
+{
+    (void)ctx;
+    (void)key;
+    (void)key_len;
+    (void)ts_ns;
+    return FEOX_OK;
+}
+
+static void open_with_budget(backend *bk, sqlite3 *db, uint64_t max_memory, relocations *r)
+{
+    memset(bk, 0, sizeof *bk);
+    bk->t.db = db;
+    bk->t.schema = "main";
+    bk->t.table = "kv";
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.max_memory = max_memory;
+    cfg.storage = feox_sqlite_storage();
+    cfg.storage_arg = &bk->t;
+    feox_storage_host host = {.ctx = r, .relocate = record_relocate};
+    assert_int_equal(cfg.storage->open(cfg.storage, &cfg, &host, &bk->st), FEOX_OK);
+}
+
+static feox_err write_bytes(backend *bk, const char *key, char fill, uint32_t len,
+                            uint64_t *location)
+{
+    unsigned char value[500];
+    memset(value, fill, sizeof value);
+    feox_storage_record rec = {key, (uint32_t)strlen(key), value, len, FEOX_TAG_BLOB, 1000, 0, 0};
+    uint64_t seq;
+    return bk->st->methods->write(bk->st, NULL, &rec, NULL, location, &seq);
+}
+
+static void test_larger_than_memory(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("cold.db");
+    create_table(db, "kv");
+    relocations r = {{0}};
+    backend bk;
+    open_with_budget(&bk, db, 4000, &r);
+    test_sink ts;
+    load(&bk, &ts);
+
+    /* A pending version has no location (only in memory); written out, it gets its seq. */
+    txn_begin(&bk);
+    static const char *const keys[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
+    for (int i = 0; i < 10; i++) {
+        uint64_t location = 99;
+        assert_int_equal(write_bytes(&bk, keys[i], (char)('a' + i), 500, &location), FEOX_OK);
+        assert_int_equal(location, 0);
+    }
+    assert_int_equal(feox_sqlite_storage_settle(&bk.t), FEOX_OK); /* under the limit: stays */
+    assert_string_equal(r.log, "");
+    txn_commit(&bk);
+    assert_string_equal(r.log, "a:0>1 b:0>2 c:0>3 d:0>4 e:0>5 f:0>6 g:0>7 h:0>8 i:0>9 j:0>10 ");
+
+    /* read_value reads the table's row: a cold version is never the pending one, even when the
+     * key has a newer pending change. */
+    txn_begin(&bk);
+    uint64_t location;
+    assert_int_equal(write_bytes(&bk, "a", 'z', 300, &location), FEOX_OK);
+    unsigned char buf[500];
+    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 500), FEOX_OK);
+    assert_int_equal(buf[0], 'a');
+    assert_int_equal(buf[499], 'a');
+    exec_ok(db, "ROLLBACK");
+    feox_sqlite_storage_rollback(&bk.t);
+    close_backend(&bk);
+
+    /* A load keeps values in memory up to half of max_memory and sends the rest cold. */
+    open_with_budget(&bk, db, 4000, &r);
+    cold_count c = {0, 0};
+    feox_storage_sink counting = {&c, count_put, count_del};
+    assert_int_equal(bk.st->methods->load(bk.st, NULL, &counting), FEOX_OK);
+    assert_int_equal(c.resident, 4);
+    assert_int_equal(c.cold, 6);
+    assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "j", 1, 10, buf, 500), FEOX_OK);
+    assert_int_equal(buf[0], 'j');
+    close_backend(&bk);
+    sqlite3_close(db);
+}
+
 static void through_sqlite_hooks(const char *mode, const char *name)
 {
     sqlite3 *db = open_db(name);
@@ -1587,6 +1835,8 @@ int main(void)
         cmocka_unit_test(test_busy_buffered),
         cmocka_unit_test(test_busy_write_through),
         cmocka_unit_test(test_missing_tables),
+        cmocka_unit_test(test_commit_sweeps_expired_rows),
+        cmocka_unit_test(test_larger_than_memory),
         cmocka_unit_test(test_sqlite_hooks_buffered),
         cmocka_unit_test(test_sqlite_hooks_write_through),
     };

@@ -630,6 +630,38 @@ static void test_allocation_failure_is_clean(void **state)
                                 "[{\"op\":\"add\",\"path\":\"/-\",\"value\":\"\\ud83d\\ude00\"}]");
 }
 
+/* feox_json_patch_document (feox.h): the same patch without a store; the reason of a failure in
+ * feox_error_detail(), *result untouched, and its arguments checked. */
+static void test_public_document_function(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    size_t len = 0;
+    const char *doc = "{\"a\":1,\"big\":9007199254740993}";
+    const char *patch = "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":2}]";
+    assert_int_equal(feox_json_patch_document(doc, strlen(doc), patch, strlen(patch), &out, &len),
+                     FEOX_OK);
+    assert_string_equal(out, "{\"a\":2,\"big\":9007199254740993}");
+    assert_int_equal(len, strlen(out));
+    feox_free(out);
+    assert_string_equal(feox_error_detail(), "");
+
+    out = UNTOUCHED;
+    const char *test_op = "[{\"op\":\"test\",\"path\":\"/a\",\"value\":5}]";
+    assert_int_equal(
+        feox_json_patch_document(doc, strlen(doc), test_op, strlen(test_op), &out, &len),
+        FEOX_ERR_JSON_PATCH);
+    assert_ptr_equal(out, UNTOUCHED);
+    assert_string_equal(feox_error_detail(), "operation 0 (test): value at /a differs");
+    assert_int_equal(feox_json_patch_document("{", 1, "[]", 2, &out, &len), FEOX_ERR_JSON_PATCH);
+    assert_non_null(strstr(feox_error_detail(), "document is not valid JSON"));
+    assert_ptr_equal(out, UNTOUCHED);
+    assert_int_equal(feox_json_patch_document(NULL, 1, "[]", 2, &out, &len),
+                     FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_json_patch_document("{}", 2, "[]", 2, NULL, &len),
+                     FEOX_ERR_INVALID_ARGUMENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_strict_json),
         cmocka_unit_test(test_nesting_limit),
         cmocka_unit_test(test_allocation_failure_is_clean),
+        cmocka_unit_test(test_public_document_function),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,9 +3,11 @@
  * a toy backend registered by the test keeps records in a small table and records every call
  * the store makes (method, txn, the replaced version, calling thread). Checks that writes carry
  * the caller's txn and the version they replace (and hand it back through opts->replaced),
- * that FEOX_WRITE_INDEX_ONLY makes no backend call, that an INDEX_CACHE store asks find() on a
- * miss, that feox_refresh applies a change feed and reloads on FEOX_ERR_STALE, the register
- * errors, and that a HOST_TXN store never calls its backend from a thread of its own.
+ * that FEOX_WRITE_INDEX_ONLY makes no backend call (and, with max_memory and INDEX_CACHE, is
+ * never refused for memory and may leave memory, read back by key), that an INDEX_CACHE store
+ * asks find() on a miss, that feox_refresh applies a change feed and reloads on
+ * FEOX_ERR_STALE, the register errors, and that a HOST_TXN store never calls its backend from a
+ * thread of its own.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -391,6 +393,54 @@ static void test_index_only_makes_no_call(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* max_memory with an INDEX_CACHE backend: versions the host restored (INDEX_ONLY) are never
+ * refused for memory, may leave memory like stored ones (location FEOX_STORAGE_LOCATION_BY_KEY)
+ * and are read back by key. */
+static uint64_t restore_keys(feox_store *s, int n)
+{
+    char key[8], value[64];
+    feox_write_opts restore = {.flags = FEOX_WRITE_INDEX_ONLY};
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "k%02d", i);
+        snprintf(value, sizeof value, "%02d-%058d", i, i);
+        toy_set(&toy.records[i], key, value); /* what the host restored in the backend */
+        assert_int_equal(feox_insert(s, KS(key), KS(value), &restore, NULL), FEOX_OK);
+    }
+    return feox_memory_usage(s);
+}
+
+static void test_index_only_restores_within_max_memory(void **state)
+{
+    (void)state;
+    toy_reset();
+    assert_int_equal(feox_storage_register(&toy_cache), FEOX_OK);
+    feox_config cfg;
+    ftest_config(&cfg, NULL);
+    cfg.storage = &toy_cache;
+    cfg.storage_arg = &toy;
+    feox_store *s = ftest_open(&cfg);
+    uint64_t all_resident = restore_keys(s, 24);
+    assert_int_equal(feox_close(s), FEOX_OK);
+
+    toy_reset();
+    cfg.max_memory = all_resident / 2; /* less than the keys need with their values */
+    s = ftest_open(&cfg);
+    uint64_t used = restore_keys(s, 24); /* never OUT_OF_MEMORY */
+    assert_int_equal(count_calls("write"), 0);
+    assert_true(used < all_resident); /* values left memory to make room */
+    assert_int_equal(count_calls("read_value"), 0);
+    for (int i = 0; i < 24; i++) {
+        char key[8], value[64];
+        snprintf(key, sizeof key, "k%02d", i);
+        snprintf(value, sizeof value, "%02d-%058d", i, i);
+        feox_value *v = NULL;
+        assert_int_equal(feox_get_ref(s, KS(key), &v), FEOX_OK);
+        assert_value(v, value);
+    }
+    assert_true(count_calls("read_value") > 0); /* read back by key */
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
 /* INDEX_CACHE: a key the index lacks is looked up with find() before "not found", once. */
 static void test_find_on_miss(void **state)
 {
@@ -562,6 +612,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_carries_txn_and_replaced),
         cmocka_unit_test(test_index_only_makes_no_call),
+        cmocka_unit_test(test_index_only_restores_within_max_memory),
         cmocka_unit_test(test_find_on_miss),
         cmocka_unit_test(test_refresh_and_stale_reload),
         cmocka_unit_test(test_register_errors),
