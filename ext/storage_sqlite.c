@@ -346,8 +346,9 @@ static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len
         pending_too ? feox_pending_get(&b->pending, key, key_len) : NULL;
     if (e != NULL) {
         *found = !e->is_delete;
-        feox_storage_record r = {e->bytes, e->key_len, e->bytes + e->key_len, e->value_len,
-                                 e->tag,   e->ts_ns,   e->expires_at_ns,      feox_sq_pending_location(b)};
+        feox_storage_record r = {
+            e->bytes, e->key_len, e->bytes + e->key_len, e->value_len,
+            e->tag,   e->ts_ns,   e->expires_at_ns,      feox_sq_pending_location(b)};
         *rec = r;
         return FEOX_OK;
     }
