@@ -494,6 +494,8 @@ static const target targets[] = {
      "sql_point_select.mem", "native", false, false, 0.5},
     {"in-database point SELECT <= 0.7x native (WAL file)", "sql_point_select", "feox",
      "sql_point_select", "native", false, false, 0.7},
+    {"in-database point SELECT in a read txn <= 0.5x native", "sql_point_select_txn", "feox",
+     "sql_point_select_txn", "native", false, false, 0.5},
     {"in-database INSERTs in one txn <= 1.3x native (WAL)", "sql_insert_txn", "feox",
      "sql_insert_txn", "native", false, false, 1.3},
     {"in-database autocommit upsert <= 1.2x native (WAL)", "sql_upsert", "feox", "sql_upsert",

@@ -358,6 +358,16 @@ static void op_point(sql_op_state *st, uint64_t i)
     drain(st, st->table->point);
 }
 
+/* The same point SELECT, 1000 per BEGIN..COMMIT: inside an open read transaction. */
+static void op_point_in_txn(sql_op_state *st, uint64_t i)
+{
+    if (i % 1000 == 0)
+        drain(st, st->table->begin);
+    op_point(st, i);
+    if (i % 1000 == 999)
+        drain(st, st->table->commit);
+}
+
 static void op_in16(sql_op_state *st, uint64_t i)
 {
     (void)i;
@@ -442,15 +452,19 @@ static void time_sql(sql_table *t, sqlite3_stmt *needed, sql_op_fn op, uint64_t 
 {
     if (!needed)
         return;
-    bench_hist *hist = per_row || op == op_insert_batched ? NULL : calloc(1, sizeof *hist);
+    bool batched = op == op_insert_batched || op == op_point_in_txn; /* 1000 per transaction */
+    bench_hist *hist = per_row || batched ? NULL : calloc(1, sizeof *hist);
     sql_op_state st;
     memset(&st, 0, sizeof st);
     st.table = t;
     st.first_index = first_index;
     bench_rng_seed(&st.rng, seed);
-    if (warm)
+    if (warm) {
         for (uint64_t i = 0; i < ops / 20 + 1; i++)
             op(&st, i);
+        if (batched && (ops / 20 + 1) % 1000 != 0)
+            drain(&st, t->commit);
+    }
     st.rows = 0;
     double t0 = bench_now_sec(), deadline = t0 + bench_cfg.phase_seconds;
     uint64_t i = 0;
@@ -466,7 +480,7 @@ static void time_sql(sql_table *t, sqlite3_stmt *needed, sql_op_fn op, uint64_t 
         if ((i & 63) == 0 && bench_now_sec() > deadline)
             break;
     }
-    if (op == op_insert_batched && i % 1000 != 0)
+    if (batched && i % 1000 != 0)
         drain(&st, t->commit);
     double elapsed = bench_now_sec() - t0;
     if (done)
@@ -538,6 +552,9 @@ static void run_setting(const sql_setting *s, int rep)
             time_sql(&tables[t], tables[t].point, op_point, reads, 0, seed, false, true, NULL,
                      named(name, sizeof name, "sql_point_select", s));
         for (int t = 0; t < count; t++)
+            time_sql(&tables[t], tables[t].point, op_point_in_txn, reads, 0, seed, false, true,
+                     NULL, named(name, sizeof name, "sql_point_select_txn", s));
+        for (int t = 0; t < count; t++)
             time_sql(&tables[t], tables[t].in16, op_in16, reads / 16, 0, seed, false, true, NULL,
                      named(name, sizeof name, "sql_in16", s));
         for (int t = 0; t < count; t++)
@@ -595,6 +612,7 @@ void bench_run_sql_workloads(int rep)
     bench_note("sql_point_select",
                "WAL file database, synchronous=NORMAL, warm cache, feox in the database (headline)");
     bench_note("sql_point_select.file", "the same, feox in a store file (path=)");
+    bench_note("sql_point_select_txn", "the same, 1000 per BEGIN..COMMIT (a read transaction open)");
     bench_note("sql_point_select.mem", ":memory: database, feox memory mode");
     bench_note("sql_insert.full", "synchronous=FULL, feox in the database, 10K preloaded rows");
     bench_note("sql_insert.file.full", "synchronous=FULL vs feox sync='full', 10K preloaded rows");
