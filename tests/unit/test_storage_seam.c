@@ -398,7 +398,7 @@ static void test_index_only_makes_no_call(void **state)
  * and are read back by key. */
 static uint64_t restore_keys(feox_store *s, int n)
 {
-    char key[8], value[64];
+    char key[16], value[80];
     feox_write_opts restore = {.flags = FEOX_WRITE_INDEX_ONLY};
     for (int i = 0; i < n; i++) {
         snprintf(key, sizeof key, "k%02d", i);
@@ -430,7 +430,7 @@ static void test_index_only_restores_within_max_memory(void **state)
     assert_true(used < all_resident); /* values left memory to make room */
     assert_int_equal(count_calls("read_value"), 0);
     for (int i = 0; i < 24; i++) {
-        char key[8], value[64];
+        char key[16], value[80];
         snprintf(key, sizeof key, "k%02d", i);
         snprintf(value, sizeof value, "%02d-%058d", i, i);
         feox_value *v = NULL;
