@@ -748,10 +748,12 @@ static feox_err sweep(feox_sqlite_backend *b, uint64_t limit, uint64_t *removed)
 }
 
 /* What is pending to the tables, then (commit) the bounded expiry sweep, then the feed's end
- * (after the sweep: its deletes are changes of the transaction like any other). */
+ * (after the sweep: its deletes are changes of the transaction like any other). *swept (if not
+ * NULL): the rows the sweep removed. */
 static feox_err sync_locked(feox_sqlite_backend *b, bool commit, uint64_t *swept)
 {
     feox_err err = FEOX_OK;
+    uint64_t removed = 0;
     if (b->in_txn) {
         err = flush_pending(b);
         /* Only a transaction that changed the table pays for the sweep, once (a COMMIT retried
@@ -759,8 +761,8 @@ static feox_err sync_locked(feox_sqlite_backend *b, bool commit, uint64_t *swept
         if (err == FEOX_OK && commit && !b->txn_swept && b->txn_changes != 0 &&
             b->sweep_limit != 0) {
             b->txn_swept = true;
-            err = sweep(b, b->sweep_limit, swept);
-            if (err != FEOX_OK && *swept == 0) {
+            err = sweep(b, b->sweep_limit, &removed);
+            if (err != FEOX_OK && removed == 0) {
                 /* Nothing removed yet (e.g. the expiry index could not be made): the user's
                  * transaction commits without it; the next one tries again. */
                 feox_sq_clear_error(b);
@@ -771,6 +773,9 @@ static feox_err sync_locked(feox_sqlite_backend *b, bool commit, uint64_t *swept
             err = finish_feed(b);
         }
         b->syncs++;
+    }
+    if (swept != NULL) {
+        *swept = removed;
     }
     return err;
 }
