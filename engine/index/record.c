@@ -91,14 +91,24 @@ void feox_entry_free(feox_entry *e)
     feox_mem_free(feox_entry_release(e));
 }
 
+#define ENTRY_OF(link) ((feox_entry *)((char *)(link)-offsetof(feox_entry, retire)))
+#define RECORD_OF(link) ((feox_record *)((char *)(link)-offsetof(feox_record, retire)))
+
 static void destroy_entry(feox_retire_link *link)
 {
-    feox_entry_free((feox_entry *)((char *)link - offsetof(feox_entry, retire)));
+    feox_entry_free(ENTRY_OF(link));
 }
+
+static size_t entry_bytes(const feox_retire_link *link)
+{
+    return feox_entry_footprint(ENTRY_OF(link)->key_len);
+}
+
+static const feox_retire_kind entry_kind = {FEOX_RETIRE_ENTRY, destroy_entry, entry_bytes};
 
 void feox_entry_retire(feox_entry *e)
 {
-    feox_epoch_retire(&e->retire, destroy_entry, feox_entry_footprint(e->key_len));
+    feox_epoch_retire(&e->retire, &entry_kind, feox_entry_footprint(e->key_len));
 }
 
 feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, uint64_t ts_ns,
@@ -130,11 +140,19 @@ void feox_record_unref(feox_record *r)
 
 static void destroy_record(feox_retire_link *link)
 {
-    feox_record_unref((feox_record *)((char *)link - offsetof(feox_record, retire)));
+    feox_record_unref(RECORD_OF(link));
 }
+
+static size_t record_bytes(const feox_retire_link *link)
+{
+    const feox_record *r = RECORD_OF(link);
+    return feox_record_footprint(r->value_len, r->flags & FEOX_RECORD_COLD);
+}
+
+static const feox_retire_kind record_kind = {FEOX_RETIRE_RECORD, destroy_record, record_bytes};
 
 void feox_record_retire(feox_record *r)
 {
-    feox_epoch_retire(&r->retire, destroy_record,
+    feox_epoch_retire(&r->retire, &record_kind,
                       feox_record_footprint(r->value_len, r->flags & FEOX_RECORD_COLD));
 }
