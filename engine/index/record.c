@@ -19,9 +19,17 @@ size_t feox_entry_footprint(size_t key_len)
     return allocation_footprint(sizeof(feox_entry) + key_len);
 }
 
-size_t feox_record_footprint(size_t value_len, bool cold)
+/* Bytes of a record's allocation. */
+static size_t record_size(size_t value_len, unsigned flags)
 {
-    return allocation_footprint(sizeof(feox_record) + (cold ? 0 : value_len));
+    if (flags & FEOX_RECORD_LOCATED)
+        return feox_record_location_offset(value_len, flags) + sizeof(uint64_t);
+    return FEOX_RECORD_HEADER + ((flags & FEOX_RECORD_COLD) ? 0 : value_len);
+}
+
+size_t feox_record_footprint(size_t value_len, unsigned flags)
+{
+    return allocation_footprint(record_size(value_len, flags));
 }
 
 bool feox_record_unref_last(feox_record *r)
@@ -44,30 +52,34 @@ feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
 }
 
 static void init_record(feox_record *r, const void *value, size_t value_len, uint32_t tag,
-                        uint64_t ts_ns, uint64_t expires_at_ns, bool cold, uint32_t refs)
+                        uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags, uint32_t refs)
 {
     atomic_init(&r->refs, refs);
     r->tag = tag;
     r->ts_ns = ts_ns;
     r->expires_at_ns = expires_at_ns;
-    atomic_init(&r->location, 0);
-    r->value_len = (uint32_t)value_len;
-    r->flags = cold ? FEOX_RECORD_COLD : 0;
-    if (!cold && value_len && value)
+    r->value_len = (uint32_t)value_len & FEOX_RECORD_MAX_VALUE;
+    r->flags = flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED);
+    if (!(flags & FEOX_RECORD_COLD) && value_len && value)
         memcpy(r->value, value, value_len);
+    _Atomic uint64_t *location = feox_record_location_word(r);
+    if (location)
+        atomic_init(location, 0);
 }
 
 feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t hash,
                                        const void *value, size_t value_len, uint32_t tag,
-                                       uint64_t ts_ns, uint64_t expires_at_ns, bool cold,
+                                       uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags,
                                        feox_record **version)
 {
-    size_t offset = (sizeof(feox_record) + (cold ? 0 : value_len) + 7) & ~(size_t)7;
+    if (value_len > FEOX_RECORD_MAX_VALUE)
+        return NULL;
+    size_t offset = (record_size(value_len, flags) + 7) & ~(size_t)7;
     char *block = feox_mem_alloc(offset + sizeof(feox_entry) + key_len);
     if (!block)
         return NULL;
     feox_record *r = (feox_record *)block;
-    init_record(r, value, value_len, tag, ts_ns, expires_at_ns, cold, 2);
+    init_record(r, value, value_len, tag, ts_ns, expires_at_ns, flags, 2);
     feox_entry *e = (feox_entry *)(block + offset);
     e->hash = hash;
     atomic_init(&e->current, NULL);
@@ -112,12 +124,14 @@ void feox_entry_retire(feox_entry *e)
 }
 
 feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, uint64_t ts_ns,
-                             uint64_t expires_at_ns, bool cold)
+                             uint64_t expires_at_ns, unsigned flags)
 {
-    feox_record *r = feox_mem_alloc(sizeof *r + (cold ? 0 : value_len));
+    if (value_len > FEOX_RECORD_MAX_VALUE)
+        return NULL;
+    feox_record *r = feox_mem_alloc(record_size(value_len, flags));
     if (!r)
         return NULL;
-    init_record(r, value, value_len, tag, ts_ns, expires_at_ns, cold, 1);
+    init_record(r, value, value_len, tag, ts_ns, expires_at_ns, flags, 1);
     return r;
 }
 
@@ -146,13 +160,12 @@ static void destroy_record(feox_retire_link *link)
 static size_t record_bytes(const feox_retire_link *link)
 {
     const feox_record *r = RECORD_OF(link);
-    return feox_record_footprint(r->value_len, r->flags & FEOX_RECORD_COLD);
+    return feox_record_footprint(r->value_len, r->flags);
 }
 
 static const feox_retire_kind record_kind = {FEOX_RETIRE_RECORD, destroy_record, record_bytes};
 
 void feox_record_retire(feox_record *r)
 {
-    feox_epoch_retire(&r->retire, &record_kind,
-                      feox_record_footprint(r->value_len, r->flags & FEOX_RECORD_COLD));
+    feox_epoch_retire(&r->retire, &record_kind, feox_record_footprint(r->value_len, r->flags));
 }

@@ -80,9 +80,15 @@ static void set_current(feox_entry *e, feox_record *r)
     atomic_store_explicit(&e->current, r, memory_order_relaxed);
 }
 
+/* A loaded version has a location word (it comes from the backend); cold if no bytes came. */
+static unsigned record_flags(const feox_storage_record *rec)
+{
+    return FEOX_RECORD_LOCATED | (rec->value == NULL ? FEOX_RECORD_COLD : 0);
+}
+
 static int64_t version_bytes(const feox_record *r)
 {
-    return (int64_t)feox_record_footprint(r->value_len, r->flags & FEOX_RECORD_COLD);
+    return (int64_t)feox_record_footprint(r->value_len, r->flags);
 }
 
 /* ---- the key table ---- */
@@ -243,12 +249,12 @@ static feox_err track_expiry(load_state *ls, uint64_t hash, const feox_storage_r
 static feox_err queue_put(load_state *ls, uint64_t hash, const feox_storage_record *rec)
 {
     feox_record *v;
-    feox_entry *e = feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value,
-                                               rec->value_len, rec->tag, rec->ts_ns,
-                                               rec->expires_at_ns, rec->value == NULL, &v);
+    feox_entry *e =
+        feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value, rec->value_len,
+                                   rec->tag, rec->ts_ns, rec->expires_at_ns, record_flags(rec), &v);
     if (!e)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    atomic_store_explicit(&v->location, rec->location, memory_order_relaxed);
+    feox_record_set_location(v, rec->location);
     feox_err err = track_expiry(ls, hash, rec);
     if (err) {
         feox_record_unref(v);
@@ -303,10 +309,10 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
         add_entry(ls, slot, e);
     }
     feox_record *r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
-                                     rec->expires_at_ns, rec->value == NULL);
+                                     rec->expires_at_ns, record_flags(rec));
     if (!r)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    atomic_store_explicit(&r->location, rec->location, memory_order_relaxed);
+    feox_record_set_location(r, rec->location);
     err = track_expiry(ls, hash, rec);
     if (err) {
         feox_record_unref(r);
