@@ -8,28 +8,9 @@
 
 #include "base/alloc.h"
 
-/* glibc malloc keeps 8 bytes of header and rounds to 16: count what the allocator really uses. */
-static size_t allocation_footprint(size_t bytes)
-{
-    return ((bytes + 8 + 15) & ~(size_t)15);
-}
-
 size_t feox_entry_footprint(size_t key_len)
 {
-    return allocation_footprint(sizeof(feox_entry) + key_len);
-}
-
-/* Bytes of a record's allocation. */
-static size_t record_size(size_t value_len, unsigned flags)
-{
-    if (flags & FEOX_RECORD_LOCATED)
-        return feox_record_location_offset(value_len, flags) + sizeof(uint64_t);
-    return FEOX_RECORD_HEADER + ((flags & FEOX_RECORD_COLD) ? 0 : value_len);
-}
-
-size_t feox_record_footprint(size_t value_len, unsigned flags)
-{
-    return allocation_footprint(record_size(value_len, flags));
+    return feox_allocation_footprint(sizeof(feox_entry) + key_len);
 }
 
 bool feox_record_unref_last(feox_record *r)
@@ -51,8 +32,9 @@ feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
     return e;
 }
 
-static void init_record(feox_record *r, const void *value, size_t value_len, uint32_t tag,
-                        uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags, uint32_t refs)
+static inline void init_record(feox_record *r, const void *value, size_t value_len, uint32_t tag,
+                               uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags,
+                               uint32_t refs)
 {
     atomic_init(&r->refs, refs);
     r->tag = tag;
@@ -60,11 +42,12 @@ static void init_record(feox_record *r, const void *value, size_t value_len, uin
     r->expires_at_ns = expires_at_ns;
     r->value_len = (uint32_t)value_len & FEOX_RECORD_MAX_VALUE;
     r->flags = flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED);
+    /* From the arguments, not the fields: the memcpy would make the compiler read them back. */
+    if (flags & FEOX_RECORD_LOCATED)
+        atomic_init((_Atomic uint64_t *)((char *)r + feox_record_location_offset(value_len, flags)),
+                    0);
     if (!(flags & FEOX_RECORD_COLD) && value_len && value)
         memcpy(r->value, value, value_len);
-    _Atomic uint64_t *location = feox_record_location_word(r);
-    if (location)
-        atomic_init(location, 0);
 }
 
 feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t hash,
@@ -74,7 +57,7 @@ feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t
 {
     if (value_len > FEOX_RECORD_MAX_VALUE)
         return NULL;
-    size_t offset = (record_size(value_len, flags) + 7) & ~(size_t)7;
+    size_t offset = (feox_record_size(value_len, flags) + 7) & ~(size_t)7;
     char *block = feox_mem_alloc(offset + sizeof(feox_entry) + key_len);
     if (!block)
         return NULL;
@@ -128,7 +111,7 @@ feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, 
 {
     if (value_len > FEOX_RECORD_MAX_VALUE)
         return NULL;
-    feox_record *r = feox_mem_alloc(record_size(value_len, flags));
+    feox_record *r = feox_mem_alloc(feox_record_size(value_len, flags));
     if (!r)
         return NULL;
     init_record(r, value, value_len, tag, ts_ns, expires_at_ns, flags, 1);

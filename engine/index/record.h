@@ -98,10 +98,28 @@ typedef struct feox_entry {
     uint8_t key[];
 } feox_entry;
 
+/* glibc malloc keeps 8 bytes of header and rounds to 16: count what the allocator really uses. */
+static inline size_t feox_allocation_footprint(size_t bytes)
+{
+    return ((bytes + 8 + 15) & ~(size_t)15);
+}
+
+/* Bytes of a record's allocation (flags: feox_record_flags). */
+static inline size_t feox_record_size(size_t value_len, unsigned flags)
+{
+    size_t size = FEOX_RECORD_HEADER + ((flags & FEOX_RECORD_COLD) ? 0 : value_len);
+    if (flags & FEOX_RECORD_LOCATED)
+        size = ((size + 7) & ~(size_t)7) + sizeof(uint64_t);
+    return size;
+}
+
 /* Accounted bytes of an entry / record (what max_memory counts): the allocation plus allocator
  * overhead. */
 size_t feox_entry_footprint(size_t key_len);
-size_t feox_record_footprint(size_t value_len, unsigned flags); /* flags: feox_record_flags */
+static inline size_t feox_record_footprint(size_t value_len, unsigned flags)
+{
+    return feox_allocation_footprint(feox_record_size(value_len, flags));
+}
 
 /* Allocate an entry holding a copy of the key (current = NULL). NULL on allocation failure. */
 feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash);
