@@ -24,10 +24,10 @@ feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
     feox_entry *e = feox_mem_alloc(sizeof *e + key_len);
     if (!e)
         return NULL;
-    e->hash = hash;
+    e->hash = (uint32_t)hash;
     atomic_init(&e->current, NULL);
-    e->key_len = (uint32_t)key_len;
-    e->embed_offset = 0;
+    e->len_word = 0;
+    e->key_len = (uint32_t)key_len & FEOX_ENTRY_MAX_KEY;
     memcpy(e->key, key, key_len);
     return e;
 }
@@ -58,16 +58,19 @@ feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t
     if (value_len > FEOX_RECORD_MAX_VALUE)
         return NULL;
     size_t offset = (feox_record_size(value_len, flags) + 7) & ~(size_t)7;
+    if (offset / 8 > FEOX_ENTRY_MAX_EMBED_UNITS)
+        return NULL;
     char *block = feox_mem_alloc(offset + sizeof(feox_entry) + key_len);
     if (!block)
         return NULL;
     feox_record *r = (feox_record *)block;
     init_record(r, value, value_len, tag, ts_ns, expires_at_ns, flags, 2);
     feox_entry *e = (feox_entry *)(block + offset);
-    e->hash = hash;
+    e->hash = (uint32_t)hash;
     atomic_init(&e->current, NULL);
-    e->key_len = (uint32_t)key_len;
-    e->embed_offset = (uint32_t)offset;
+    e->len_word = 0;
+    e->key_len = (uint32_t)key_len & FEOX_ENTRY_MAX_KEY;
+    e->embed_units = (uint32_t)(offset / 8);
     memcpy(e->key, key, key_len);
     *version = r;
     return e;
@@ -75,9 +78,9 @@ feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t
 
 void *feox_entry_release(feox_entry *e)
 {
-    if (!e->embed_offset)
+    if (!e->embed_units)
         return e;
-    feox_record *r = (feox_record *)((char *)e - e->embed_offset);
+    feox_record *r = (feox_record *)((char *)e - (size_t)e->embed_units * 8);
     return feox_record_unref_last(r) ? r : NULL;
 }
 

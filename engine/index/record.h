@@ -85,18 +85,37 @@ static inline void feox_record_set_location(feox_record *r, uint64_t location)
         atomic_store_explicit(w, location, memory_order_relaxed);
 }
 
+/* Longest key an entry holds (FEOX_MAX_KEY_SIZE is below it), and the largest distance, in
+ * 8-byte units, from an entry back to a first version it shares its allocation with. */
+#define FEOX_ENTRY_MAX_KEY ((1u << 17) - 1)
+#define FEOX_ENTRY_MAX_EMBED_UNITS ((1u << 15) - 1)
+
+/* 24 bytes of header, then the key. */
 typedef struct feox_entry {
-    uint64_t hash; /* XXH3 of the key with the store's seed */
+    feox_retire_link retire;
     /* NULL once the key is deleted. Written under the key's shard lock (a release store
      * publishes a version); lock-free readers load it with acquire. */
     _Atomic(feox_record *) current;
-    uint32_t key_len;
-    /* 0, or the entry shares one allocation with its key's first version, which starts this
-     * many bytes before it (feox_entry_new_with_record). */
-    uint32_t embed_offset;
-    feox_retire_link retire;
+    /* The key's hash as the hash index uses it (feox_hash_key: 32 bits, repeated in both
+     * halves of its 64-bit form); feox_entry_hash gives that form back. */
+    uint32_t hash;
+    union {
+        struct {
+            uint32_t key_len : 17;
+            /* 0, or the entry shares one allocation with its key's first version, which starts
+             * this many 8-byte units before it (feox_entry_new_with_record). */
+            uint32_t embed_units : 15;
+        };
+        uint32_t len_word; /* both, as one word (hash_index.c's probe mark lines up with it) */
+    };
     uint8_t key[];
 } feox_entry;
+
+/* The entry's 64-bit hash (what feox_hash_key returned for its key). */
+static inline uint64_t feox_entry_hash(const feox_entry *e)
+{
+    return (uint64_t)e->hash << 32 | e->hash;
+}
 
 /* glibc malloc keeps 8 bytes of header and rounds to 16: count what the allocator really uses. */
 static inline size_t feox_allocation_footprint(size_t bytes)
@@ -125,7 +144,8 @@ static inline size_t feox_record_footprint(size_t value_len, unsigned flags)
 feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash);
 /* One allocation holding the key's first version (as feox_record_new: refs = 1 for the index,
  * plus one held by the entry) followed by the entry (current = NULL; the caller publishes the
- * version). *version gets the version. NULL on allocation failure. */
+ * version). *version gets the version. NULL on allocation failure, or if the version takes more
+ * than FEOX_ENTRY_MAX_EMBED_UNITS * 8 bytes (for small values only). */
 feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t hash,
                                        const void *value, size_t value_len, uint32_t tag,
                                        uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags,

@@ -38,6 +38,7 @@
 #define FEOX_INDEX_BYTES_PER_KEY 40
 
 _Static_assert(FEOX_MAX_VALUE_SIZE <= FEOX_RECORD_MAX_VALUE, "a record holds every value length");
+_Static_assert(FEOX_MAX_KEY_SIZE <= FEOX_ENTRY_MAX_KEY, "an entry holds every key length");
 
 struct feox_store {
     feox_config cfg; /* copy; cfg.path points at path below */

@@ -157,7 +157,7 @@ static load_slot *claim_slot(load_state *ls, uint64_t hash, const void *key, uin
 static void add_entry(load_state *ls, load_slot *slot, feox_entry *e)
 {
     ls->memory += (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
-    slot->hash = (uint32_t)(e->hash >> 32);
+    slot->hash = (uint32_t)(feox_entry_hash(e) >> 32);
     slot->item = (uint32_t)ls->count;
     ls->entries[ls->count++] = e;
 }
@@ -171,7 +171,7 @@ static void end_version(load_state *ls, feox_entry *e)
     if (!old)
         return;
     if (old->expires_at_ns) {
-        feox_shard *shard = feox_hash_shard(&ls->store->hash, e->hash);
+        feox_shard *shard = feox_hash_shard(&ls->store->hash, feox_entry_hash(e));
         feox_shard_count_add(&shard->ttl_keys, -1);
     }
     ls->memory -= version_bytes(old);
@@ -186,13 +186,15 @@ static void end_version(load_state *ls, feox_entry *e)
  * that no counter shows. Off (0: only empty values share), until replacing a shared first
  * version can free or count its part. */
 #define EMBED_MAX_VALUE 0
+_Static_assert((FEOX_RECORD_HEADER + EMBED_MAX_VALUE + 8 + 7) / 8 <= FEOX_ENTRY_MAX_EMBED_UNITS,
+               "an entry reaches back to a shared first version");
 
 /* Apply a queued put: its entry becomes the key's, or, if the key has one already, its version
  * becomes that entry's current one and its own entry part goes unused (the allocation is freed
  * with the version). On failure the put is freed. */
 static feox_err apply_queued(load_state *ls, feox_entry *e, feox_record *v)
 {
-    load_slot *slot = claim_slot(ls, e->hash, e->key, e->key_len);
+    load_slot *slot = claim_slot(ls, feox_entry_hash(e), e->key, e->key_len);
     if (!slot) {
         feox_record_unref(v);
         feox_entry_free(e);
@@ -433,7 +435,7 @@ static feox_err fill_hash(feox_store *s, sort_item *by_slot, size_t live, size_t
         feox_entry *e = by_slot[i].e;
         if (feox_hash_insert(&s->hash, e) != FEOX_OK)
             return FEOX_ERR_NOMEM;
-        feox_shard_count_add(&feox_hash_shard(&s->hash, e->hash)->keys, 1);
+        feox_shard_count_add(&feox_hash_shard(&s->hash, feox_entry_hash(e))->keys, 1);
         (*inserted)++;
     }
     return FEOX_OK;
@@ -498,7 +500,7 @@ static feox_err finish_load(load_state *ls)
     for (size_t i = 0; i < live; i++) {
         feox_entry *e = ls->entries[i];
         by_key[i] = (sort_item){head_of(e), e};
-        by_slot[i] = (sort_item){(e->hash >> 58) << 32 | (e->hash & 0xffffffffu), e};
+        by_slot[i] = (sort_item){(feox_entry_hash(e) >> 58) << 32 | e->hash, e};
     }
     ordered_job job = {.store = s, .by_key = by_key, .sorted = ls->entries, .live = live};
     pthread_t helper;
