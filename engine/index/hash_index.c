@@ -7,8 +7,8 @@
  * Lookups pass a probe object instead of an entry: it starts like an entry (two pointer slots,
  * the 32-bit hash, the length word) but its length word holds PROBE_MARK, which no entry can
  * have (its key_len would be 2^17 - 1; keys are at most 100 KiB), and the real key follows.
- * An entry keeps 32 bits of hash: feox_hash_key folds XXH3 to 32 bits and repeats them in both
- * halves, so the shard (top bits) and ck_hs's slot (low bits) come from the same 32 bits.
+ * An entry keeps 32 bits of hash: feox_hash_key keeps XXH3's low 32 bits and repeats them in
+ * both halves, so the shard (top bits) and ck_hs's slot (low bits) come from the same 32 bits.
  */
 #include "index/hash_index.h"
 
@@ -142,9 +142,8 @@ void feox_hash_index_destroy(feox_hash_index *idx)
 
 uint64_t feox_hash_key(const feox_hash_index *idx, const void *key, size_t key_len)
 {
-    uint64_t h = XXH3_64bits_withSeed(key, key_len, idx->seed);
-    uint32_t folded = (uint32_t)(h ^ (h >> 32));
-    return (uint64_t)folded << 32 | folded;
+    uint64_t low = (uint32_t)XXH3_64bits_withSeed(key, key_len, idx->seed);
+    return low << 32 | low;
 }
 
 feox_entry *feox_hash_lookup(const feox_hash_index *idx, uint64_t hash, const void *key,
