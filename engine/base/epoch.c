@@ -8,6 +8,8 @@
  * this is correct on weakly ordered CPUs too (ck_epoch_poll in CK 0.7.1 is not: upstream commit
  * d1b348c says it held only thanks to x86 ordering) — and then destroys the batch: everything in
  * it was unlinked before the pop, so no reader that can still see it survives the grace period.
+ * A retired object's link is one word: the next link with the object's kind id in its low bits;
+ * the kind (destroy function, byte count) is looked up in a table of at most 8 kinds.
  */
 #include "base/epoch.h"
 
@@ -33,6 +35,8 @@ static pthread_key_t record_key;
 static atomic_int key_created;
 static pthread_mutex_t reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(feox_retire_link *) retired_stack;
+/* Each kind of retired object by id (set by the first retire of the kind). */
+static _Atomic(const feox_retire_kind *) kinds[FEOX_RETIRE_KINDS];
 static _Atomic uint64_t pending_bytes, total_retired, total_freed;
 static ck_epoch_record_t static_records[FEOX_EPOCH_STATIC_RECORDS];
 static atomic_uint static_record_used[FEOX_EPOCH_STATIC_RECORDS];
@@ -120,25 +124,32 @@ int feox_epoch_in_section(void)
     return section_depth != 0;
 }
 
-void feox_epoch_retire(feox_retire_link *link, void (*destroy)(feox_retire_link *), size_t bytes)
+_Static_assert(FEOX_RETIRE_KINDS <= 8, "a kind id must fit a link's low 3 bits");
+#define KIND_MASK ((uintptr_t)7)
+
+void feox_epoch_retire(feox_retire_link *link, const feox_retire_kind *kind, size_t bytes)
 {
-    link->destroy = destroy;
-    link->bytes = bytes;
+    /* The kind's table slot is written once per kind (later retires only read it); the release
+     * CAS below publishes it to the reclaimer with the link. */
+    if (atomic_load_explicit(&kinds[kind->id], memory_order_relaxed) != kind)
+        atomic_store_explicit(&kinds[kind->id], kind, memory_order_relaxed);
     atomic_fetch_add_explicit(&pending_bytes, bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&total_retired, 1, memory_order_relaxed);
-    /* Release CAS: the reclaimer that takes the stack (acquire) sees next/destroy/bytes. */
+    /* Release CAS: the reclaimer that takes the stack (acquire) sees the link and the kind. */
     feox_retire_link *head = atomic_load_explicit(&retired_stack, memory_order_relaxed);
     do {
-        link->next = head;
+        link->next_kind = (uintptr_t)head | (uintptr_t)kind->id;
     } while (!atomic_compare_exchange_weak_explicit(&retired_stack, &head, link,
                                                     memory_order_release, memory_order_relaxed));
-    if (atomic_load_explicit(&pending_bytes, memory_order_relaxed) > FEOX_EPOCH_INLINE_RECLAIM_BYTES &&
+    if (atomic_load_explicit(&pending_bytes, memory_order_relaxed) >
+            FEOX_EPOCH_INLINE_RECLAIM_BYTES &&
         !section_depth)
         feox_epoch_reclaim();
 }
 
 typedef struct retired_ptr {
     feox_retire_link link;
+    size_t bytes;
     void *ptr;
 } retired_ptr;
 
@@ -148,6 +159,14 @@ static void destroy_retired_ptr(feox_retire_link *link)
     feox_mem_free(rp->ptr);
     feox_mem_free(rp);
 }
+
+static size_t retired_ptr_bytes(const feox_retire_link *link)
+{
+    return ((const retired_ptr *)link)->bytes;
+}
+
+static const feox_retire_kind retired_ptr_kind = {FEOX_RETIRE_PTR, destroy_retired_ptr,
+                                                  retired_ptr_bytes};
 
 void feox_epoch_retire_ptr(void *ptr, size_t bytes)
 {
@@ -160,7 +179,8 @@ void feox_epoch_retire_ptr(void *ptr, size_t bytes)
         return;
     }
     rp->ptr = ptr;
-    feox_epoch_retire(&rp->link, destroy_retired_ptr, bytes);
+    rp->bytes = bytes;
+    feox_epoch_retire(&rp->link, &retired_ptr_kind, bytes);
 }
 
 size_t feox_epoch_reclaim(void)
@@ -175,12 +195,14 @@ size_t feox_epoch_reclaim(void)
         ck_epoch_synchronize(r);
         FEOX_TSAN_ACQUIRE(&tsan_grace_token);
         while (batch) {
-            feox_retire_link *next = batch->next, *link = batch;
-            size_t bytes = link->bytes;
-            link->destroy(link);
+            feox_retire_link *link = batch;
+            batch = (feox_retire_link *)(link->next_kind & ~KIND_MASK);
+            const feox_retire_kind *kind =
+                atomic_load_explicit(&kinds[link->next_kind & KIND_MASK], memory_order_relaxed);
+            size_t bytes = kind->bytes(link);
+            kind->destroy(link);
             freed += bytes;
             atomic_fetch_add_explicit(&total_freed, 1, memory_order_relaxed);
-            batch = next;
         }
         atomic_fetch_sub_explicit(&pending_bytes, freed, memory_order_relaxed);
     }

@@ -18,20 +18,42 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Embedded in every object that is retired (records, entries, index nodes). */
+/* Embedded in every object that is retired (records, entries, index nodes): one word, the
+ * global retire stack's link to the next object with the object's kind in its low 3 bits (links
+ * are 8-byte aligned). The kind says how to destroy the object and how many bytes it counts, so
+ * an object spends 8 bytes on its retirement instead of a link, a function and a size. */
 typedef struct feox_retire_link {
-    struct feox_retire_link *next; /* the global retire stack's link */
-    void (*destroy)(struct feox_retire_link *link);
-    size_t bytes;
+    _Alignas(8) uintptr_t next_kind;
 } feox_retire_link;
+
+/* One kind per type of retired object; the id is what a link's low bits hold. */
+enum feox_retire_kind_id {
+    FEOX_RETIRE_PTR, /* feox_epoch_retire_ptr's own nodes */
+    FEOX_RETIRE_ENTRY,
+    FEOX_RETIRE_RECORD,
+    FEOX_RETIRE_NODE,
+    FEOX_RETIRE_SEPARATOR,
+    FEOX_RETIRE_KINDS /* at most 8 */
+};
+
+typedef struct feox_retire_kind {
+    enum feox_retire_kind_id id;
+    /* Free the object whose link this is (after its grace period). */
+    void (*destroy)(feox_retire_link *link);
+    /* The bytes the object counts while retired: computed from fields that never change, so the
+     * same at retire and at destroy. */
+    size_t (*bytes)(const feox_retire_link *link);
+} feox_retire_kind;
 
 void feox_epoch_enter(void);
 void feox_epoch_exit(void);
 /* True if this thread is inside a section. */
 int feox_epoch_in_section(void);
 
-/* Retire an object that is no longer reachable from any index. */
-void feox_epoch_retire(feox_retire_link *link, void (*destroy)(feox_retire_link *), size_t bytes);
+/* Retire an object that is no longer reachable from any index. kind must stay valid for the life
+ * of the process (a static const), and be the only kind with its id; bytes is what
+ * kind->bytes(link) returns (passed so the write path makes no indirect call). */
+void feox_epoch_retire(feox_retire_link *link, const feox_retire_kind *kind, size_t bytes);
 
 /* Retire a plain allocation (freed with feox_mem_free); for memory without an embedded link,
  * such as a ck_hs map replaced by growth. */

@@ -4,9 +4,11 @@
  * ck_hs in Debian's build keeps no hash bits in its slots (pointer packing is disabled), so every
  * probed slot costs a dereference of the stored object; the compare callback therefore checks the
  * 64-bit hash stored first in the entry before the length and the key bytes.
- * Lookups pass a probe object instead of an entry: it starts like an entry (hash, a pointer slot,
- * a 32-bit length) but its length field holds PROBE_MARK, which no entry can have (keys are at
- * most 100 KiB), and the real key follows.
+ * Lookups pass a probe object instead of an entry: it starts like an entry (two pointer slots,
+ * the 32-bit hash, the length word) but its length word holds PROBE_MARK, which no entry can
+ * have (its key_len would be 2^17 - 1; keys are at most 100 KiB), and the real key follows.
+ * An entry keeps 32 bits of hash: feox_hash_key keeps XXH3's low 32 bits and repeats them in
+ * both halves, so the shard (top bits) and ck_hs's slot (low bits) come from the same 32 bits.
  */
 #include "index/hash_index.h"
 
@@ -21,15 +23,15 @@
 #define FEOX_DEFAULT_SHARD_BITS 6 /* 64 shards: enough writers in parallel for 64 cores */
 
 typedef struct hash_probe {
-    uint64_t hash;
-    void *unused;  /* lines up with feox_entry.current */
-    uint32_t mark; /* lines up with feox_entry.key_len; always PROBE_MARK */
+    void *unused[2]; /* line up with feox_entry.retire and .current */
+    uint32_t hash;
+    uint32_t mark; /* lines up with feox_entry.len_word; always PROBE_MARK */
     uint32_t key_len;
     const void *key;
 } hash_probe;
 
 _Static_assert(offsetof(hash_probe, hash) == offsetof(feox_entry, hash), "probe layout");
-_Static_assert(offsetof(hash_probe, mark) == offsetof(feox_entry, key_len), "probe layout");
+_Static_assert(offsetof(hash_probe, mark) == offsetof(feox_entry, len_word), "probe layout");
 
 /* The FEOX_TSAN_* annotations in this file stand for ck_hs's own publication of an entry (its
  * inline-asm store and loads, which TSan cannot see): the entry's fields, written before
@@ -38,7 +40,7 @@ static unsigned long entry_hash(const void *object, unsigned long seed)
 {
     (void)seed;
     FEOX_TSAN_ACQUIRE(object);
-    return (unsigned long)((const feox_entry *)object)->hash;
+    return (unsigned long)feox_entry_hash(object);
 }
 
 static bool entry_matches(const void *stored, const void *wanted)
@@ -46,7 +48,7 @@ static bool entry_matches(const void *stored, const void *wanted)
     FEOX_TSAN_ACQUIRE(stored);
     const feox_entry *e = stored;
     uint32_t mark;
-    memcpy(&mark, (const char *)wanted + offsetof(feox_entry, key_len), sizeof mark);
+    memcpy(&mark, (const char *)wanted + offsetof(feox_entry, len_word), sizeof mark);
     if (mark == PROBE_MARK) {
         const hash_probe *p = wanted;
         return e->hash == p->hash && e->key_len == p->key_len &&
@@ -140,14 +142,18 @@ void feox_hash_index_destroy(feox_hash_index *idx)
 
 uint64_t feox_hash_key(const feox_hash_index *idx, const void *key, size_t key_len)
 {
-    return XXH3_64bits_withSeed(key, key_len, idx->seed);
+    uint64_t low = (uint32_t)XXH3_64bits_withSeed(key, key_len, idx->seed);
+    return low << 32 | low;
 }
 
 feox_entry *feox_hash_lookup(const feox_hash_index *idx, uint64_t hash, const void *key,
                              size_t key_len)
 {
-    hash_probe probe = {
-        .hash = hash, .unused = NULL, .mark = PROBE_MARK, .key_len = (uint32_t)key_len, .key = key};
+    hash_probe probe = {.unused = {NULL, NULL},
+                        .hash = (uint32_t)hash,
+                        .mark = PROBE_MARK,
+                        .key_len = (uint32_t)key_len,
+                        .key = key};
     feox_shard *s = feox_hash_shard(idx, hash);
     feox_entry *e = ck_hs_get(&s->set, (unsigned long)hash, &probe);
     if (e)
@@ -157,18 +163,23 @@ feox_entry *feox_hash_lookup(const feox_hash_index *idx, uint64_t hash, const vo
 
 feox_err feox_hash_insert(feox_hash_index *idx, feox_entry *e)
 {
-    feox_shard *s = feox_hash_shard(idx, e->hash);
+    uint64_t hash = feox_entry_hash(e);
+    feox_shard *s = feox_hash_shard(idx, hash);
     /* The entry is fully initialized before ck_hs publishes it (its store is a release). */
     FEOX_TSAN_RELEASE(e);
-    return ck_hs_put_unique(&s->set, (unsigned long)e->hash, e) ? FEOX_OK : FEOX_ERR_NOMEM;
+    return ck_hs_put_unique(&s->set, (unsigned long)hash, e) ? FEOX_OK : FEOX_ERR_NOMEM;
 }
 
 void feox_hash_remove(feox_hash_index *idx, feox_entry *e)
 {
-    feox_shard *s = feox_hash_shard(idx, e->hash);
-    hash_probe probe = {
-        .hash = e->hash, .unused = NULL, .mark = PROBE_MARK, .key_len = e->key_len, .key = e->key};
-    (void)ck_hs_remove(&s->set, (unsigned long)e->hash, &probe);
+    uint64_t hash = feox_entry_hash(e);
+    feox_shard *s = feox_hash_shard(idx, hash);
+    hash_probe probe = {.unused = {NULL, NULL},
+                        .hash = e->hash,
+                        .mark = PROBE_MARK,
+                        .key_len = e->key_len,
+                        .key = e->key};
+    (void)ck_hs_remove(&s->set, (unsigned long)hash, &probe);
 }
 
 uint64_t feox_hash_count(const feox_hash_index *idx)

@@ -49,6 +49,8 @@ feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count);
 /* Free the maps (no concurrent users; entries are not freed). */
 void feox_hash_index_destroy(feox_hash_index *idx);
 
+/* The key's hash: the low 32 bits of XXH3 with the index's seed, repeated in both halves (an
+ * entry stores the 32 bits; feox_entry_hash gives this value back). */
 uint64_t feox_hash_key(const feox_hash_index *idx, const void *key, size_t key_len);
 
 static inline feox_shard *feox_hash_shard(const feox_hash_index *idx, uint64_t hash)

@@ -214,9 +214,16 @@ static void destroy_node(feox_retire_link *link)
     feox_mem_free((char *)link - offsetof(node, retire));
 }
 
+static size_t node_bytes(const feox_retire_link *link)
+{
+    return ((const node *)((const char *)link - offsetof(node, retire)))->bytes;
+}
+
+static const feox_retire_kind node_kind = {FEOX_RETIRE_NODE, destroy_node, node_bytes};
+
 static void retire_node(node *n)
 {
-    feox_epoch_retire(&n->retire, destroy_node, n->bytes);
+    feox_epoch_retire(&n->retire, &node_kind, n->bytes);
 }
 
 /* The shortest key s with left < s <= right (left < right): right cut one byte past their
@@ -240,9 +247,18 @@ static void destroy_separator(feox_retire_link *link)
     feox_mem_free((char *)link - offsetof(separator, retire));
 }
 
+static size_t separator_bytes(const feox_retire_link *link)
+{
+    const separator *s = (const separator *)((const char *)link - offsetof(separator, retire));
+    return sizeof *s + s->len;
+}
+
+static const feox_retire_kind separator_kind = {FEOX_RETIRE_SEPARATOR, destroy_separator,
+                                                separator_bytes};
+
 static void retire_separator(separator *s)
 {
-    feox_epoch_retire(&s->retire, destroy_separator, sizeof *s + s->len);
+    feox_epoch_retire(&s->retire, &separator_kind, sizeof *s + s->len);
 }
 
 /* ---- counting -------------------------------------------------------------------------------- */

@@ -8,20 +8,9 @@
 
 #include "base/alloc.h"
 
-/* glibc malloc keeps 8 bytes of header and rounds to 16: count what the allocator really uses. */
-static size_t allocation_footprint(size_t bytes)
-{
-    return ((bytes + 8 + 15) & ~(size_t)15);
-}
-
 size_t feox_entry_footprint(size_t key_len)
 {
-    return allocation_footprint(sizeof(feox_entry) + key_len);
-}
-
-size_t feox_record_footprint(size_t value_len, bool cold)
-{
-    return allocation_footprint(sizeof(feox_record) + (cold ? 0 : value_len));
+    return feox_allocation_footprint(sizeof(feox_entry) + key_len);
 }
 
 bool feox_record_unref_last(feox_record *r)
@@ -35,44 +24,53 @@ feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
     feox_entry *e = feox_mem_alloc(sizeof *e + key_len);
     if (!e)
         return NULL;
-    e->hash = hash;
+    e->hash = (uint32_t)hash;
     atomic_init(&e->current, NULL);
-    e->key_len = (uint32_t)key_len;
-    e->embed_offset = 0;
+    e->len_word = 0;
+    e->key_len = (uint32_t)key_len & FEOX_ENTRY_MAX_KEY;
     memcpy(e->key, key, key_len);
     return e;
 }
 
-static void init_record(feox_record *r, const void *value, size_t value_len, uint32_t tag,
-                        uint64_t ts_ns, uint64_t expires_at_ns, bool cold, uint32_t refs)
+static inline void init_record(feox_record *r, const void *value, size_t value_len, uint32_t tag,
+                               uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags,
+                               uint32_t refs)
 {
     atomic_init(&r->refs, refs);
     r->tag = tag;
     r->ts_ns = ts_ns;
     r->expires_at_ns = expires_at_ns;
-    atomic_init(&r->location, 0);
-    r->value_len = (uint32_t)value_len;
-    r->flags = cold ? FEOX_RECORD_COLD : 0;
-    if (!cold && value_len && value)
+    r->value_len = (uint32_t)value_len & FEOX_RECORD_MAX_VALUE;
+    r->flags = flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED);
+    /* From the arguments, not the fields: the memcpy would make the compiler read them back. */
+    if (flags & FEOX_RECORD_LOCATED)
+        atomic_init((_Atomic uint64_t *)((char *)r + feox_record_location_offset(value_len, flags)),
+                    0);
+    if (!(flags & FEOX_RECORD_COLD) && value_len && value)
         memcpy(r->value, value, value_len);
 }
 
 feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t hash,
                                        const void *value, size_t value_len, uint32_t tag,
-                                       uint64_t ts_ns, uint64_t expires_at_ns, bool cold,
+                                       uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags,
                                        feox_record **version)
 {
-    size_t offset = (sizeof(feox_record) + (cold ? 0 : value_len) + 7) & ~(size_t)7;
+    if (value_len > FEOX_RECORD_MAX_VALUE)
+        return NULL;
+    size_t offset = (feox_record_size(value_len, flags) + 7) & ~(size_t)7;
+    if (offset / 8 > FEOX_ENTRY_MAX_EMBED_UNITS)
+        return NULL;
     char *block = feox_mem_alloc(offset + sizeof(feox_entry) + key_len);
     if (!block)
         return NULL;
     feox_record *r = (feox_record *)block;
-    init_record(r, value, value_len, tag, ts_ns, expires_at_ns, cold, 2);
+    init_record(r, value, value_len, tag, ts_ns, expires_at_ns, flags, 2);
     feox_entry *e = (feox_entry *)(block + offset);
-    e->hash = hash;
+    e->hash = (uint32_t)hash;
     atomic_init(&e->current, NULL);
-    e->key_len = (uint32_t)key_len;
-    e->embed_offset = (uint32_t)offset;
+    e->len_word = 0;
+    e->key_len = (uint32_t)key_len & FEOX_ENTRY_MAX_KEY;
+    e->embed_units = (uint32_t)(offset / 8);
     memcpy(e->key, key, key_len);
     *version = r;
     return e;
@@ -80,9 +78,9 @@ feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t
 
 void *feox_entry_release(feox_entry *e)
 {
-    if (!e->embed_offset)
+    if (!e->embed_units)
         return e;
-    feox_record *r = (feox_record *)((char *)e - e->embed_offset);
+    feox_record *r = (feox_record *)((char *)e - (size_t)e->embed_units * 8);
     return feox_record_unref_last(r) ? r : NULL;
 }
 
@@ -91,23 +89,35 @@ void feox_entry_free(feox_entry *e)
     feox_mem_free(feox_entry_release(e));
 }
 
+#define ENTRY_OF(link) ((feox_entry *)((char *)(link)-offsetof(feox_entry, retire)))
+#define RECORD_OF(link) ((feox_record *)((char *)(link)-offsetof(feox_record, retire)))
+
 static void destroy_entry(feox_retire_link *link)
 {
-    feox_entry_free((feox_entry *)((char *)link - offsetof(feox_entry, retire)));
+    feox_entry_free(ENTRY_OF(link));
 }
+
+static size_t entry_bytes(const feox_retire_link *link)
+{
+    return feox_entry_footprint(ENTRY_OF(link)->key_len);
+}
+
+static const feox_retire_kind entry_kind = {FEOX_RETIRE_ENTRY, destroy_entry, entry_bytes};
 
 void feox_entry_retire(feox_entry *e)
 {
-    feox_epoch_retire(&e->retire, destroy_entry, feox_entry_footprint(e->key_len));
+    feox_epoch_retire(&e->retire, &entry_kind, feox_entry_footprint(e->key_len));
 }
 
 feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, uint64_t ts_ns,
-                             uint64_t expires_at_ns, bool cold)
+                             uint64_t expires_at_ns, unsigned flags)
 {
-    feox_record *r = feox_mem_alloc(sizeof *r + (cold ? 0 : value_len));
+    if (value_len > FEOX_RECORD_MAX_VALUE)
+        return NULL;
+    feox_record *r = feox_mem_alloc(feox_record_size(value_len, flags));
     if (!r)
         return NULL;
-    init_record(r, value, value_len, tag, ts_ns, expires_at_ns, cold, 1);
+    init_record(r, value, value_len, tag, ts_ns, expires_at_ns, flags, 1);
     return r;
 }
 
@@ -130,11 +140,18 @@ void feox_record_unref(feox_record *r)
 
 static void destroy_record(feox_retire_link *link)
 {
-    feox_record_unref((feox_record *)((char *)link - offsetof(feox_record, retire)));
+    feox_record_unref(RECORD_OF(link));
 }
+
+static size_t record_bytes(const feox_retire_link *link)
+{
+    const feox_record *r = RECORD_OF(link);
+    return feox_record_footprint(r->value_len, r->flags);
+}
+
+static const feox_retire_kind record_kind = {FEOX_RETIRE_RECORD, destroy_record, record_bytes};
 
 void feox_record_retire(feox_record *r)
 {
-    feox_epoch_retire(&r->retire, destroy_record,
-                      feox_record_footprint(r->value_len, r->flags & FEOX_RECORD_COLD));
+    feox_epoch_retire(&r->retire, &record_kind, feox_record_footprint(r->value_len, r->flags));
 }

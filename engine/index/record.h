@@ -10,7 +10,8 @@
  *               per key when a store loads) holds a reference on that version, which sits at the
  *               start of their common allocation; the allocation is freed by whichever of the two
  *               goes last (the version's reference count covers both).
- *   feox_record one immutable version of a value: bytes, tag, timestamp, expiry. Copy-on-write: a
+ *   feox_record one immutable version of a value: bytes, tag, timestamp, expiry, and in a store
+ *               with a backend its location there (a word after the value). Copy-on-write: a
  *               write builds a new record and publishes it with a release store into
  *               entry->current; the old one is retired. Reference counted so a zero-copy value
  *               handle (feox_value) can outlive its retirement: the index holds one reference,
@@ -32,49 +33,122 @@
 #include "base/epoch.h"
 
 enum feox_record_flags {
-    FEOX_RECORD_COLD = 1u << 0 /* value bytes not resident: read them from the backend */
+    FEOX_RECORD_COLD = 1u << 0,   /* value bytes not resident: read them from the backend */
+    FEOX_RECORD_LOCATED = 1u << 1 /* has a backend location word (a store with a backend) */
 };
 
+/* The largest value_len a record holds (FEOX_MAX_VALUE_SIZE is below it). */
+#define FEOX_RECORD_MAX_VALUE ((1u << 24) - 1)
+
+/* 36 bytes of header, then the value, then (FEOX_RECORD_LOCATED) the backend location word at
+ * the next multiple of 8: a memory-only store's versions carry no location at all. */
 typedef struct feox_record {
-    _Atomic uint32_t refs;  /* index reference + one per feox_value handle */
-    uint32_t tag;
+    feox_retire_link retire;
     uint64_t ts_ns;
     uint64_t expires_at_ns; /* 0 = no expiry */
-    /* Backend location of this version, 0 = none. Moved (relocate) under the key's shard
-     * lock; read relaxed: it publishes nothing. */
-    _Atomic uint64_t location;
-    uint32_t value_len;
-    uint32_t flags;         /* feox_record_flags */
-    feox_retire_link retire;
-    uint8_t value[];        /* value_len bytes unless FEOX_RECORD_COLD */
+    _Atomic uint32_t refs;  /* index reference + one per feox_value handle */
+    uint32_t tag;
+    uint32_t value_len : 24; /* value_len bytes follow unless FEOX_RECORD_COLD */
+    uint32_t flags : 8;      /* feox_record_flags */
+    uint8_t value[];
 } feox_record;
 
+#define FEOX_RECORD_HEADER offsetof(feox_record, value)
+
+/* Offset of the location word in a located record (from the start of the record). */
+static inline size_t feox_record_location_offset(size_t value_len, unsigned flags)
+{
+    return (FEOX_RECORD_HEADER + ((flags & FEOX_RECORD_COLD) ? 0 : value_len) + 7) & ~(size_t)7;
+}
+
+/* The backend location word, or NULL for a record of a memory-only store. Moved (relocate)
+ * under the key's shard lock; read relaxed: it publishes nothing. */
+static inline _Atomic uint64_t *feox_record_location_word(feox_record *r)
+{
+    if (!(r->flags & FEOX_RECORD_LOCATED))
+        return NULL;
+    return (_Atomic uint64_t *)((char *)r + feox_record_location_offset(r->value_len, r->flags));
+}
+
+/* Backend location of this version, 0 = none (always 0 without a location word). */
+static inline uint64_t feox_record_location(const feox_record *r)
+{
+    _Atomic uint64_t *w = feox_record_location_word((feox_record *)r);
+    return w ? atomic_load_explicit(w, memory_order_relaxed) : 0;
+}
+
+/* Set the location of a located record (no-op on one without a location word). */
+static inline void feox_record_set_location(feox_record *r, uint64_t location)
+{
+    _Atomic uint64_t *w = feox_record_location_word(r);
+    if (w)
+        atomic_store_explicit(w, location, memory_order_relaxed);
+}
+
+/* Longest key an entry holds (FEOX_MAX_KEY_SIZE is below it), and the largest distance, in
+ * 8-byte units, from an entry back to a first version it shares its allocation with. */
+#define FEOX_ENTRY_MAX_KEY ((1u << 17) - 1)
+#define FEOX_ENTRY_MAX_EMBED_UNITS ((1u << 15) - 1)
+
+/* 24 bytes of header, then the key. */
 typedef struct feox_entry {
-    uint64_t hash;               /* XXH3 of the key with the store's seed */
+    feox_retire_link retire;
     /* NULL once the key is deleted. Written under the key's shard lock (a release store
      * publishes a version); lock-free readers load it with acquire. */
     _Atomic(feox_record *) current;
-    uint32_t key_len;
-    /* 0, or the entry shares one allocation with its key's first version, which starts this
-     * many bytes before it (feox_entry_new_with_record). */
-    uint32_t embed_offset;
-    feox_retire_link retire;
+    /* The key's hash as the hash index uses it (feox_hash_key: 32 bits, repeated in both
+     * halves of its 64-bit form); feox_entry_hash gives that form back. */
+    uint32_t hash;
+    union {
+        struct {
+            uint32_t key_len : 17;
+            /* 0, or the entry shares one allocation with its key's first version, which starts
+             * this many 8-byte units before it (feox_entry_new_with_record). */
+            uint32_t embed_units : 15;
+        };
+        uint32_t len_word; /* both, as one word (hash_index.c's probe mark lines up with it) */
+    };
     uint8_t key[];
 } feox_entry;
+
+/* The entry's 64-bit hash (what feox_hash_key returned for its key). */
+static inline uint64_t feox_entry_hash(const feox_entry *e)
+{
+    return (uint64_t)e->hash << 32 | e->hash;
+}
+
+/* glibc malloc keeps 8 bytes of header and rounds to 16: count what the allocator really uses. */
+static inline size_t feox_allocation_footprint(size_t bytes)
+{
+    return ((bytes + 8 + 15) & ~(size_t)15);
+}
+
+/* Bytes of a record's allocation (flags: feox_record_flags). */
+static inline size_t feox_record_size(size_t value_len, unsigned flags)
+{
+    size_t size = FEOX_RECORD_HEADER + ((flags & FEOX_RECORD_COLD) ? 0 : value_len);
+    if (flags & FEOX_RECORD_LOCATED)
+        size = ((size + 7) & ~(size_t)7) + sizeof(uint64_t);
+    return size;
+}
 
 /* Accounted bytes of an entry / record (what max_memory counts): the allocation plus allocator
  * overhead. */
 size_t feox_entry_footprint(size_t key_len);
-size_t feox_record_footprint(size_t value_len, bool cold);
+static inline size_t feox_record_footprint(size_t value_len, unsigned flags)
+{
+    return feox_allocation_footprint(feox_record_size(value_len, flags));
+}
 
 /* Allocate an entry holding a copy of the key (current = NULL). NULL on allocation failure. */
 feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash);
 /* One allocation holding the key's first version (as feox_record_new: refs = 1 for the index,
  * plus one held by the entry) followed by the entry (current = NULL; the caller publishes the
- * version). *version gets the version. NULL on allocation failure. */
+ * version). *version gets the version. NULL on allocation failure, or if the version takes more
+ * than FEOX_ENTRY_MAX_EMBED_UNITS * 8 bytes (for small values only). */
 feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t hash,
                                        const void *value, size_t value_len, uint32_t tag,
-                                       uint64_t ts_ns, uint64_t expires_at_ns, bool cold,
+                                       uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags,
                                        feox_record **version);
 /* The entry is going: free it, or drop its hold on the version it shares its allocation with
  * (whichever of the two goes last frees the allocation). Returns the pointer to free now, or
@@ -85,10 +159,12 @@ void feox_entry_free(feox_entry *e);
 /* Retire a published, now unlinked entry (freed after a grace period). */
 void feox_entry_retire(feox_entry *e);
 
-/* Allocate a record with refs = 1 copying value. cold: no room for the bytes. value NULL and not
- * cold: room for value_len bytes, left for the caller to fill. */
+/* Allocate a record with refs = 1 copying value (value_len at most FEOX_RECORD_MAX_VALUE).
+ * flags: FEOX_RECORD_COLD for no room for the bytes, FEOX_RECORD_LOCATED for a location word
+ * (initially 0). value NULL and not cold: room for value_len bytes, left for the caller to
+ * fill. */
 feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, uint64_t ts_ns,
-                             uint64_t expires_at_ns, bool cold);
+                             uint64_t expires_at_ns, unsigned flags);
 /* Free a record that was never published. */
 void feox_record_free(feox_record *r);
 /* Drop the index reference of an unpublished-now record after a grace period. */

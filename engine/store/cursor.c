@@ -129,13 +129,14 @@ static bool is_descending(feox_scan_from from)
 static bool add_row(feox_cursor *c, const feox_entry *e, feox_record *r)
 {
     bool copy = !(r->flags & FEOX_RECORD_COLD) && r->value_len <= CURSOR_COPY_MAX;
-    size_t key_at = arena_take(c, e->key_len);
+    uint32_t key_len = e->key_len; /* a bitfield: read once, the memcpys would reload it */
+    size_t key_at = arena_take(c, key_len);
     if (key_at == SIZE_MAX)
         return false;
     cursor_row *row = &c->rows[c->count];
     row->key_offset = key_at;
-    row->key_len = e->key_len;
-    memcpy(c->arena + key_at, e->key, e->key_len);
+    row->key_len = key_len;
+    memcpy(c->arena + key_at, e->key, key_len);
     if (copy) {
         size_t value_at = arena_take(c, r->value_len);
         if (value_at == SIZE_MAX)

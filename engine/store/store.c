@@ -473,7 +473,7 @@ feox_err feox_check(feox_store *s)
             for (size_t i = 0; i < n && !bad; i++) {
                 feox_entry *e = batch[i];
                 /* Relaxed: only compared with NULL, never followed. */
-                if (feox_hash_lookup(&s->hash, e->hash, e->key, e->key_len) != e ||
+                if (feox_hash_lookup(&s->hash, feox_entry_hash(e), e->key, e->key_len) != e ||
                     !atomic_load_explicit(&e->current, memory_order_relaxed)) {
                     snprintf(detail, sizeof detail,
                              "ordered index entry of %u-byte key missing from the hash index",

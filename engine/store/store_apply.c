@@ -63,11 +63,9 @@ static feox_err ttl_track(feox_store *s, feox_shard *shard, const feox_entry *e,
 static int64_t footprint_delta(const feox_record *new_version, const feox_record *old_version,
                                bool new_entry, size_t key_len)
 {
-    int64_t delta = (int64_t)feox_record_footprint(new_version->value_len,
-                                                   new_version->flags & FEOX_RECORD_COLD);
+    int64_t delta = (int64_t)feox_record_footprint(new_version->value_len, new_version->flags);
     if (old_version)
-        delta -= (int64_t)feox_record_footprint(old_version->value_len,
-                                                old_version->flags & FEOX_RECORD_COLD);
+        delta -= (int64_t)feox_record_footprint(old_version->value_len, old_version->flags);
     if (new_entry)
         delta += (int64_t)(feox_entry_footprint(key_len) + FEOX_INDEX_BYTES_PER_KEY);
     return delta;
@@ -86,7 +84,7 @@ static void unlink_unpublished_entry(feox_store *s, feox_entry *e, bool in_order
 static void storage_record_of(const void *key, size_t key_len, const feox_record *r,
                               feox_storage_record *out)
 {
-    uint64_t location = atomic_load_explicit(&r->location, memory_order_relaxed);
+    uint64_t location = feox_record_location(r);
     *out = (feox_storage_record){.key = key,
                                  .key_len = (uint32_t)key_len,
                                  .value = (r->flags & FEOX_RECORD_COLD) ? NULL : r->value,
@@ -108,7 +106,7 @@ static feox_err storage_write(feox_store *s, const void *key, size_t key_len,
     feox_err err = s->storage->methods->write(s->storage, how->txn, &rec,
                                               how->replaced ? &old : NULL, &location, seq);
     /* Not published yet: the release store of the publish carries it to readers. */
-    atomic_store_explicit(&new_version->location, location, memory_order_relaxed);
+    feox_record_set_location(new_version, location);
     return err;
 }
 
@@ -219,8 +217,7 @@ feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e
         if (old_version->expires_at_ns) {
             feox_shard_count_add(&shard->ttl_keys, -1);
         }
-        freed += (int64_t)feox_record_footprint(old_version->value_len,
-                                                old_version->flags & FEOX_RECORD_COLD);
+        freed += (int64_t)feox_record_footprint(old_version->value_len, old_version->flags);
         feox_record_retire(old_version);
     }
     feox_entry_retire(e);

@@ -37,6 +37,9 @@
 /* Bytes charged per key for its hash slots (8 B slots at ≤ 50% load) and ordered-index slot. */
 #define FEOX_INDEX_BYTES_PER_KEY 40
 
+_Static_assert(FEOX_MAX_VALUE_SIZE <= FEOX_RECORD_MAX_VALUE, "a record holds every value length");
+_Static_assert(FEOX_MAX_KEY_SIZE <= FEOX_ENTRY_MAX_KEY, "an entry holds every key length");
+
 struct feox_store {
     feox_config cfg; /* copy; cfg.path points at path below */
     char *path;      /* canonical path (persistent mode) or NULL */

@@ -80,9 +80,15 @@ static void set_current(feox_entry *e, feox_record *r)
     atomic_store_explicit(&e->current, r, memory_order_relaxed);
 }
 
+/* A loaded version has a location word (it comes from the backend); cold if no bytes came. */
+static unsigned record_flags(const feox_storage_record *rec)
+{
+    return FEOX_RECORD_LOCATED | (rec->value == NULL ? FEOX_RECORD_COLD : 0);
+}
+
 static int64_t version_bytes(const feox_record *r)
 {
-    return (int64_t)feox_record_footprint(r->value_len, r->flags & FEOX_RECORD_COLD);
+    return (int64_t)feox_record_footprint(r->value_len, r->flags);
 }
 
 /* ---- the key table ---- */
@@ -151,7 +157,7 @@ static load_slot *claim_slot(load_state *ls, uint64_t hash, const void *key, uin
 static void add_entry(load_state *ls, load_slot *slot, feox_entry *e)
 {
     ls->memory += (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
-    slot->hash = (uint32_t)(e->hash >> 32);
+    slot->hash = (uint32_t)(feox_entry_hash(e) >> 32);
     slot->item = (uint32_t)ls->count;
     ls->entries[ls->count++] = e;
 }
@@ -165,7 +171,7 @@ static void end_version(load_state *ls, feox_entry *e)
     if (!old)
         return;
     if (old->expires_at_ns) {
-        feox_shard *shard = feox_hash_shard(&ls->store->hash, e->hash);
+        feox_shard *shard = feox_hash_shard(&ls->store->hash, feox_entry_hash(e));
         feox_shard_count_add(&shard->ttl_keys, -1);
     }
     ls->memory -= version_bytes(old);
@@ -180,13 +186,15 @@ static void end_version(load_state *ls, feox_entry *e)
  * that no counter shows. Off (0: only empty values share), until replacing a shared first
  * version can free or count its part. */
 #define EMBED_MAX_VALUE 0
+_Static_assert((FEOX_RECORD_HEADER + EMBED_MAX_VALUE + 8 + 7) / 8 <= FEOX_ENTRY_MAX_EMBED_UNITS,
+               "an entry reaches back to a shared first version");
 
 /* Apply a queued put: its entry becomes the key's, or, if the key has one already, its version
  * becomes that entry's current one and its own entry part goes unused (the allocation is freed
  * with the version). On failure the put is freed. */
 static feox_err apply_queued(load_state *ls, feox_entry *e, feox_record *v)
 {
-    load_slot *slot = claim_slot(ls, e->hash, e->key, e->key_len);
+    load_slot *slot = claim_slot(ls, feox_entry_hash(e), e->key, e->key_len);
     if (!slot) {
         feox_record_unref(v);
         feox_entry_free(e);
@@ -243,12 +251,12 @@ static feox_err track_expiry(load_state *ls, uint64_t hash, const feox_storage_r
 static feox_err queue_put(load_state *ls, uint64_t hash, const feox_storage_record *rec)
 {
     feox_record *v;
-    feox_entry *e = feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value,
-                                               rec->value_len, rec->tag, rec->ts_ns,
-                                               rec->expires_at_ns, rec->value == NULL, &v);
+    feox_entry *e =
+        feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value, rec->value_len,
+                                   rec->tag, rec->ts_ns, rec->expires_at_ns, record_flags(rec), &v);
     if (!e)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    atomic_store_explicit(&v->location, rec->location, memory_order_relaxed);
+    feox_record_set_location(v, rec->location);
     feox_err err = track_expiry(ls, hash, rec);
     if (err) {
         feox_record_unref(v);
@@ -303,10 +311,10 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
         add_entry(ls, slot, e);
     }
     feox_record *r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
-                                     rec->expires_at_ns, rec->value == NULL);
+                                     rec->expires_at_ns, record_flags(rec));
     if (!r)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    atomic_store_explicit(&r->location, rec->location, memory_order_relaxed);
+    feox_record_set_location(r, rec->location);
     err = track_expiry(ls, hash, rec);
     if (err) {
         feox_record_unref(r);
@@ -427,7 +435,7 @@ static feox_err fill_hash(feox_store *s, sort_item *by_slot, size_t live, size_t
         feox_entry *e = by_slot[i].e;
         if (feox_hash_insert(&s->hash, e) != FEOX_OK)
             return FEOX_ERR_NOMEM;
-        feox_shard_count_add(&feox_hash_shard(&s->hash, e->hash)->keys, 1);
+        feox_shard_count_add(&feox_hash_shard(&s->hash, feox_entry_hash(e))->keys, 1);
         (*inserted)++;
     }
     return FEOX_OK;
@@ -492,7 +500,7 @@ static feox_err finish_load(load_state *ls)
     for (size_t i = 0; i < live; i++) {
         feox_entry *e = ls->entries[i];
         by_key[i] = (sort_item){head_of(e), e};
-        by_slot[i] = (sort_item){(e->hash >> 58) << 32 | (e->hash & 0xffffffffu), e};
+        by_slot[i] = (sort_item){(feox_entry_hash(e) >> 58) << 32 | e->hash, e};
     }
     ordered_job job = {.store = s, .by_key = by_key, .sorted = ls->entries, .live = live};
     pthread_t helper;

@@ -15,10 +15,11 @@
 
 static feox_record *record_of(const feox_storage_record *rec)
 {
-    feox_record *r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
-                                     rec->expires_at_ns, rec->value == NULL);
+    feox_record *r =
+        feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns,
+                        FEOX_RECORD_LOCATED | (rec->value == NULL ? FEOX_RECORD_COLD : 0));
     if (r) /* not published yet: the publish's release store carries it */
-        atomic_store_explicit(&r->location, rec->location, memory_order_relaxed);
+        feox_record_set_location(r, rec->location);
     return r;
 }
 
@@ -130,19 +131,19 @@ feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len,
     if (!s->storage)
         return feox_fail(FEOX_ERR_CORRUPT, "cold value in a memory-only store");
     /* A resident, unindexed copy; value NULL leaves the bytes for read_value to fill. */
-    feox_record *copy =
-        feox_record_new(NULL, r->value_len, r->tag, r->ts_ns, r->expires_at_ns, false);
+    feox_record *copy = feox_record_new(NULL, r->value_len, r->tag, r->ts_ns, r->expires_at_ns,
+                                        FEOX_RECORD_LOCATED);
     if (!copy)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     const feox_storage_methods *m = s->storage->methods;
     /* Relaxed: a location publishes nothing; the backend orders its own files (for the log,
      * compaction relocates before it closes the old file under fd_lock, so a read that failed
      * on the closed file then loads the new location). */
-    uint64_t location = atomic_load_explicit(&r->location, memory_order_relaxed);
+    uint64_t location = feox_record_location(r);
     feox_err err = m->read_value(s->storage, NULL, key, (uint32_t)key_len, location, copy->value,
                                  r->value_len);
     if (err == FEOX_ERR_CORRUPT) {
-        uint64_t moved_to = atomic_load_explicit(&r->location, memory_order_relaxed);
+        uint64_t moved_to = feox_record_location(r);
         if (moved_to != location) {
             /* A compaction moved the version between our load and the read: read it again. */
             location = moved_to;
@@ -150,7 +151,7 @@ feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len,
                                 r->value_len);
         }
     }
-    atomic_store_explicit(&copy->location, location, memory_order_relaxed); /* unpublished */
+    feox_record_set_location(copy, location); /* unpublished */
     if (err) {
         feox_record_free(copy);
         return err;
@@ -173,9 +174,10 @@ static bool relocate(void *ctx, const void *key, uint32_t key_len, uint64_t old_
      * full-barrier Concurrency Kit CAS it replaced; the lock already orders it with every other
      * writer, and cold reads need nothing from it (feox_record_materialize). */
     feox_record *r = e ? atomic_load_explicit(&e->current, memory_order_relaxed) : NULL;
-    bool moved =
-        r && atomic_compare_exchange_strong_explicit(&r->location, &old_location, new_location,
-                                                     memory_order_acq_rel, memory_order_relaxed);
+    _Atomic uint64_t *location = r ? feox_record_location_word(r) : NULL;
+    bool moved = location && atomic_compare_exchange_strong_explicit(
+                                 location, &old_location, new_location, memory_order_acq_rel,
+                                 memory_order_relaxed);
     pthread_mutex_unlock(&shard->lock);
     return moved;
 }
@@ -280,15 +282,14 @@ static feox_err for_each_live(void *ctx, int (*fn)(void *fn_ctx, const feox_stor
         for (size_t i = 0; i < b.count; i++) {
             if (!err && !stop) {
                 const feox_record *r = b.versions[i];
-                feox_storage_record rec = {
-                    .key = b.keys.data + b.key_at[i],
-                    .key_len = b.key_len[i],
-                    .value = (r->flags & FEOX_RECORD_COLD) ? NULL : r->value,
-                    .value_len = r->value_len,
-                    .tag = r->tag,
-                    .ts_ns = r->ts_ns,
-                    .expires_at_ns = r->expires_at_ns,
-                    .location = atomic_load_explicit(&r->location, memory_order_relaxed)};
+                feox_storage_record rec = {.key = b.keys.data + b.key_at[i],
+                                           .key_len = b.key_len[i],
+                                           .value = (r->flags & FEOX_RECORD_COLD) ? NULL : r->value,
+                                           .value_len = r->value_len,
+                                           .tag = r->tag,
+                                           .ts_ns = r->ts_ns,
+                                           .expires_at_ns = r->expires_at_ns,
+                                           .location = feox_record_location(r)};
                 stop = fn(fn_ctx, &rec) != 0;
             }
             feox_record_unref(b.versions[i]);

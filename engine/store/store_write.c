@@ -190,14 +190,15 @@ static feox_err write_version(feox_store *s, key_state *k, const void *key, size
                               const void *value, size_t value_len, uint32_t tag, uint64_t ts_ns,
                               uint64_t expires_at_ns, uint64_t *seq)
 {
-    feox_record *r = feox_record_new(value, value_len, tag, ts_ns, expires_at_ns, false);
+    feox_record *r = feox_record_new(value, value_len, tag, ts_ns, expires_at_ns,
+                                     s->storage ? FEOX_RECORD_LOCATED : 0);
     if (!r)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     /* INDEX_ONLY with an INDEX_CACHE backend: the host restored this version in the backend,
      * which finds values by key; FEOX_STORAGE_LOCATION_BY_KEY lets it leave memory like any
      * stored version (unpublished: the publish's release store carries it). */
     if (!k->how.to_storage && (s->storage_caps & FEOX_STORAGE_INDEX_CACHE))
-        atomic_store_explicit(&r->location, FEOX_STORAGE_LOCATION_BY_KEY, memory_order_relaxed);
+        feox_record_set_location(r, FEOX_STORAGE_LOCATION_BY_KEY);
     feox_err err =
         feox_publish_version(s, k->shard, &k->entry, key, key_len, k->hash, r, &k->how, seq);
     if (err)

@@ -70,15 +70,15 @@ static uint64_t evict_one(feox_store *s, const void *key, uint32_t key_len, feox
     feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);
     /* Relaxed loads: every writer of current and location holds this shard's lock. */
     feox_record *r = e ? atomic_load_explicit(&e->current, memory_order_relaxed) : NULL;
-    uint64_t location = r ? atomic_load_explicit(&r->location, memory_order_relaxed) : 0;
+    uint64_t location = r ? feox_record_location(r) : 0;
     if (r && !(r->flags & FEOX_RECORD_COLD) && location != 0 &&
         r->value_len >= EVICT_MIN_VALUE_BYTES) {
-        feox_record *cold =
-            feox_record_new(NULL, r->value_len, r->tag, r->ts_ns, r->expires_at_ns, true);
+        feox_record *cold = feox_record_new(NULL, r->value_len, r->tag, r->ts_ns, r->expires_at_ns,
+                                            FEOX_RECORD_COLD | FEOX_RECORD_LOCATED);
         if (cold) {
-            atomic_store_explicit(&cold->location, location, memory_order_relaxed);
-            freed = feox_record_footprint(r->value_len, false) -
-                    feox_record_footprint(r->value_len, true);
+            feox_record_set_location(cold, location);
+            freed = feox_record_footprint(r->value_len, r->flags) -
+                    feox_record_footprint(r->value_len, cold->flags);
             /* Same version, fewer bytes: readers see either copy (release publish). */
             atomic_store_explicit(&e->current, cold, memory_order_release);
             feox_record_retire(r);
