@@ -794,29 +794,28 @@ feox_err feox_sqlite_storage_settle(feox_sqlite_table *t)
     return err;
 }
 
-feox_err feox_sqlite_storage_sync(feox_sqlite_table *t)
+static feox_err sync_table(feox_sqlite_table *t, bool commit, uint64_t *swept)
 {
+    if (swept != NULL) {
+        *swept = 0;
+    }
     feox_sqlite_backend *b = enter(t);
     if (b == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;
     }
-    feox_err err = sync_locked(b, false, NULL);
+    feox_err err = sync_locked(b, commit, swept);
     unlock(b);
     return err;
 }
 
+feox_err feox_sqlite_storage_sync(feox_sqlite_table *t)
+{
+    return sync_table(t, false, NULL);
+}
+
 feox_err feox_sqlite_storage_sync_commit(feox_sqlite_table *t, uint64_t *swept)
 {
-    uint64_t none = 0;
-    swept = swept != NULL ? swept : &none;
-    *swept = 0;
-    feox_sqlite_backend *b = enter(t);
-    if (b == NULL) {
-        return FEOX_ERR_INVALID_ARGUMENT;
-    }
-    feox_err err = sync_locked(b, true, swept);
-    unlock(b);
-    return err;
+    return sync_table(t, true, swept);
 }
 
 feox_err feox_sqlite_storage_sweep(feox_sqlite_table *t, uint64_t limit, uint64_t *removed)
