@@ -381,6 +381,11 @@ const void *feox_value_data(const feox_value *v); /* never NULL, even for an emp
 size_t feox_value_size(const feox_value *v);
 void feox_value_info(const feox_value *v, feox_record_info *info);
 void feox_value_release(feox_value *v); /* NULL is a no-op */
+/* Another handle on the same version (each is released with feox_value_release). */
+feox_value *feox_value_retain(feox_value *v);
+/* Release the handle whose feox_value_data returned data: for a destructor that is given only the
+ * bytes (SQLite's sqlite3_result_blob). data must be feox_value_data of a handle still held. */
+void feox_value_release_data(const void *data);
 
 /* Value length without copying. Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND. */
 feox_err feox_get_size(feox_store *store, const void *key, size_t key_len, size_t *value_len);

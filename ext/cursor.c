@@ -8,8 +8,9 @@
  *
  * A point SELECT allocates nothing: the key buffers keep their capacity from one xFilter to the
  * next, a single EQ key is held in the cursor itself, and a closed cursor is kept by its table
- * for the next xOpen (one per table, freed with it). A range scan tells the engine cursor how
- * many rows LIMIT + OFFSET will read, so it descends the index once.
+ * for the next xOpen (one per table, freed with it). Nor does it copy the value: SQLite gets the
+ * version's own TEXT/BLOB bytes with a handle that it releases when done with them. A range scan
+ * tells the engine cursor how many rows LIMIT + OFFSET will read, so it descends the index once.
  *
  * Point plans (EQ, IN) look keys up in the hash index with feox_get_ref and hold the reference of
  * the current row only. Range and full scans use the engine's feox_cursor, which holds no lock or
@@ -44,7 +45,7 @@ typedef struct feox_vt_cursor {
     key_buf *points; /* &eq_point, or an owned list (points_owned) */
     size_t n_points, next_point;
     bool points_owned;
-    key_buf eq_point; /* the candidate of a single EQ: its buffer is kept across xFilter calls */
+    key_buf eq_point;   /* the candidate of a single EQ: its buffer is kept across xFilter calls */
     bool points_set;    /* the first EQ/IN operand chose the candidates (possibly none) */
     key_buf *eq_checks; /* further EQ operands: the key must equal each */
     size_t n_eq_checks;
@@ -635,7 +636,13 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
             sqlite3_result_text64(ctx, key, key_len, SQLITE_TRANSIENT, SQLITE_UTF8);
         }
         break;
-    case FEOX_COL_VALUE: feox_result_value(ctx, info.tag, value, value_len); break;
+    case FEOX_COL_VALUE:
+        if (c->kind == FEOX_PLAN_EQ || c->kind == FEOX_PLAN_IN) {
+            feox_result_value_handle(ctx, c->point_value); /* no copy: see value_codec.c */
+        } else {
+            feox_result_value(ctx, info.tag, value, value_len);
+        }
+        break;
     case FEOX_COL_TTL:
         if (info.expires_at_ns == 0) {
             sqlite3_result_null(ctx);

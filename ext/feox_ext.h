@@ -71,6 +71,9 @@ typedef struct feox_encoded {
 
 void feox_encode_value(sqlite3_value *v, feox_encoded *out);
 void feox_result_value(sqlite3_context *ctx, uint32_t tag, const void *data, size_t len);
+/* The same for a version held by a handle, without copying TEXT and BLOB bytes: SQLite gets
+ * another handle on the version and releases it when it is done with the value. */
+void feox_result_value_handle(sqlite3_context *ctx, feox_value *v);
 bool feox_decode_i64(uint32_t tag, const void *data, size_t len, int64_t *out);
 void feox_put_i64(unsigned char out[8], int64_t v);
 

@@ -140,6 +140,34 @@ void feox_result_value(sqlite3_context *ctx, uint32_t tag, const void *data, siz
     }
 }
 
+/* SQLite's destructor for the bytes feox_result_value_handle lends it. */
+static void release_value_bytes(void *data)
+{
+    feox_value_release_data(data);
+}
+
+void feox_result_value_handle(sqlite3_context *ctx, feox_value *v)
+{
+    feox_record_info info;
+    feox_value_info(v, &info);
+    const void *data = feox_value_data(v);
+    size_t len = feox_value_size(v);
+    uint32_t shown = feox_shown_tag(info.tag, len);
+    if (len == 0 || (shown != FEOX_TAG_TEXT && shown != FEOX_TAG_BLOB)) {
+        feox_result_value(ctx, info.tag, data, len);
+        return;
+    }
+    /* SQLite keeps the bytes as they are and calls the destructor when it lets go of them (at
+     * once on an error such as SQLITE_TOOBIG): the extra handle keeps the version alive until
+     * then, however the cursor moves. */
+    (void)feox_value_retain(v);
+    if (shown == FEOX_TAG_TEXT) {
+        sqlite3_result_text64(ctx, data, len, release_value_bytes, SQLITE_UTF8);
+    } else {
+        sqlite3_result_blob64(ctx, data, len, release_value_bytes);
+    }
+}
+
 bool feox_key_from_value(feox_keytype keytype, sqlite3_value *v, const void **key, size_t *len)
 {
     int type = sqlite3_value_type(v);

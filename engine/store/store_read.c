@@ -112,6 +112,18 @@ void feox_value_release(feox_value *v)
         feox_record_unref((feox_record *)v);
 }
 
+feox_value *feox_value_retain(feox_value *v)
+{
+    feox_record_ref((feox_record *)v);
+    return v;
+}
+
+void feox_value_release_data(const void *data)
+{
+    /* feox_value_data is the record's value member. */
+    feox_record_unref((feox_record *)((uintptr_t)data - FEOX_RECORD_HEADER));
+}
+
 feox_err feox_get(feox_store *s, const void *key, size_t key_len, void **value, size_t *value_len,
                   feox_record_info *info)
 {

@@ -900,6 +900,67 @@ static void test_cursor_reuse(void **state)
     sqlite3_close(db);
 }
 
+/* A point SELECT hands SQLite the version's own TEXT and BLOB bytes, with a handle that SQLite
+ * releases when done: two statements on one key see the same bytes (one copy each before), and
+ * those bytes stay as they were while the key is overwritten and deleted, until the statement
+ * lets go of them. A value SQLite refuses (too big) and one it converts (a UTF-16 database) are
+ * released too (ASan's leak check). */
+static void test_point_values_not_copied(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('b', zeroblob(100) || x'01'), "
+                "('t', printf('%.100c', 'x')), ('i', 7)");
+    sqlite3_stmt *first = NULL, *second = NULL;
+    const char *sql = "SELECT value FROM kv WHERE key = ?1";
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &first, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &second, NULL), SQLITE_OK);
+    const char *keys[] = {"b", "t"};
+    for (int k = 0; k < 2; k++) {
+        sqlite3_bind_text(first, 1, keys[k], -1, SQLITE_STATIC);
+        sqlite3_bind_text(second, 1, keys[k], -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(first), SQLITE_ROW);
+        assert_int_equal(sqlite3_step(second), SQLITE_ROW);
+        const void *a = sqlite3_column_blob(first, 0), *b = sqlite3_column_blob(second, 0);
+        assert_int_equal(sqlite3_column_bytes(first, 0), 101 - k);
+        assert_ptr_equal(a, b);
+        unsigned char before[101];
+        memcpy(before, a, (size_t)(101 - k));
+        sqlite3_reset(second);
+        char *update = sqlite3_mprintf("UPDATE kv SET value = 'new' WHERE key = '%s'", keys[k]);
+        exec_ok(db, update);
+        sqlite3_free(update);
+        expect(db,
+               k == 0 ? "SELECT value FROM kv WHERE key = 'b'"
+                      : "SELECT value FROM kv WHERE key = 't'",
+               "new");
+        char *del = sqlite3_mprintf("DELETE FROM kv WHERE key = '%s'", keys[k]);
+        exec_ok(db, del);
+        sqlite3_free(del);
+        assert_ptr_equal(sqlite3_column_blob(first, 0), a);
+        assert_memory_equal(a, before, (size_t)(101 - k));
+        assert_int_equal(sqlite3_step(first), SQLITE_DONE);
+        sqlite3_reset(first);
+    }
+    sqlite3_finalize(first);
+    sqlite3_finalize(second);
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('b', zeroblob(100)), ('t', printf('%.100c', "
+                "'x'))");
+    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, 50);
+    exec_fails(db, "SELECT value FROM kv WHERE key = 'b'", SQLITE_TOOBIG, "string or blob too big");
+    exec_fails(db, "SELECT value FROM kv WHERE key = 't'", SQLITE_TOOBIG, "string or blob too big");
+    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, 1000000);
+    expect(db, "SELECT length(value), value FROM kv WHERE key = 'i'", "1|7");
+    sqlite3_close(db);
+
+    db = open_db(":memory:");
+    exec_ok(db, "PRAGMA encoding = 'UTF-16le'");
+    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox");
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('t', 'h\xc3\xa9llo')");
+    expect(db, "SELECT value, length(value) FROM kv WHERE key = 't'", "h\xc3\xa9llo|5");
+    sqlite3_close(db);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -937,6 +998,7 @@ int main(void)
         cmocka_unit_test(test_planning_changes_nothing),
         cmocka_unit_test(test_store_error_codes),
         cmocka_unit_test(test_cursor_reuse),
+        cmocka_unit_test(test_point_values_not_copied),
     };
     install_counting_allocator(); /* before SQLite initializes */
     return cmocka_run_group_tests(tests, setup, teardown);
