@@ -3,8 +3,9 @@
  * get_ttl. With an INDEX_CACHE backend a key the index does not hold is first looked up in the
  * backend (feox_store_find, store_storage.c).
  *
- * A read hashes the key, enters an epoch section, probes the hash index, loads entry->current
- * with acquire semantics, checks expiry, and either copies what it needs or takes a reference on
+ * A read hashes the key, enters an epoch section, probes the hash index (once, unless an
+ * INDEX_CACHE backend must be asked for a key it does not hold), loads entry->current with
+ * acquire semantics, checks expiry, and either copies what it needs or takes a reference on
  * the version before leaving the section. It never takes a lock and never blocks a writer.
  * A zero-copy handle (feox_value) is the version itself with one reference held.
  */
@@ -15,43 +16,32 @@
 
 #define NS_PER_SEC 1000000000ull
 
-/* The live version of key, or NULL (counted as a miss). Inside an epoch section: the version
- * stays valid until the section ends. */
-static feox_record *find_live(feox_store *s, const void *key, size_t key_len)
+/* Enter an epoch section and find the live version of key (*out NULL if none, counted as a
+ * miss); the version stays valid until the section ends. With an INDEX_CACHE backend a key the
+ * index does not hold may be in the backend: it is asked (find(), which inserts what it has)
+ * outside the section, then the index again; the common case probes the index once. On error
+ * no section is open. */
+static feox_err enter_find_live(feox_store *s, const void *key, size_t key_len, feox_record **out)
 {
     uint64_t hash = feox_hash_key(&s->hash, key, key_len), now = 0;
+    feox_epoch_enter();
     feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);
+    if (__builtin_expect(!e && (s->storage_caps & FEOX_STORAGE_INDEX_CACHE), 0)) {
+        feox_epoch_exit();
+        feox_err err = feox_store_find(s, NULL, key, key_len);
+        if (err)
+            return err;
+        feox_epoch_enter();
+        e = feox_hash_lookup(&s->hash, hash, key, key_len);
+    }
     feox_record *r = e ? feox_entry_live(s, e, &now) : NULL;
     if (!r && e && now) /* a version exists but the clock had to be read: it expired */
         feox_stat_inc(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY);
     feox_stat_inc(s->stats, FEOX_STAT_GETS);
     if (!r)
         feox_stat_inc(s->stats, FEOX_STAT_GET_MISSES);
-    return r;
-}
-
-/* Take a reference on the live version of key, or return NULL. */
-static feox_record *acquire_live(feox_store *s, const void *key, size_t key_len)
-{
-    feox_epoch_enter();
-    feox_record *r = find_live(s, key, key_len);
-    if (r)
-        feox_record_ref(r);
-    feox_epoch_exit();
-    return r;
-}
-
-/* With an INDEX_CACHE backend, a key the index does not hold may be in the backend: ask it
- * (find(), which inserts what it has) before the read answers "not found". */
-static feox_err find_on_miss(feox_store *s, const void *key, size_t key_len)
-{
-    if (__builtin_expect(!(s->storage_caps & FEOX_STORAGE_INDEX_CACHE), 1))
-        return FEOX_OK;
-    uint64_t hash = feox_hash_key(&s->hash, key, key_len);
-    feox_epoch_enter();
-    bool held = feox_hash_lookup(&s->hash, hash, key, key_len) != NULL;
-    feox_epoch_exit();
-    return held ? FEOX_OK : feox_store_find(s, NULL, key, key_len);
+    *out = r;
+    return FEOX_OK;
 }
 
 static feox_err check_read_args(feox_store *s, const void *key, size_t key_len, const void *out)
@@ -61,8 +51,7 @@ static feox_err check_read_args(feox_store *s, const void *key, size_t key_len, 
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or output pointer is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
-    feox_err err = feox_check_key(key, key_len);
-    return err ? err : find_on_miss(s, key, key_len);
+    return feox_check_key(key, key_len);
 }
 
 static void fill_info(const feox_record *r, feox_record_info *info)
@@ -78,7 +67,13 @@ feox_err feox_get_ref(feox_store *s, const void *key, size_t key_len, feox_value
     feox_err err = check_read_args(s, key, key_len, out);
     if (err)
         return err;
-    feox_record *r = acquire_live(s, key, key_len);
+    feox_record *r;
+    err = enter_find_live(s, key, key_len, &r);
+    if (err)
+        return err;
+    if (r)
+        feox_record_ref(r);
+    feox_epoch_exit();
     if (!r)
         return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
     feox_record *resident = NULL;
@@ -136,8 +131,10 @@ feox_err feox_get(feox_store *s, const void *key, size_t key_len, void **value, 
      * matters for hot keys read from many cores. */
     void *copy = NULL;
     size_t n = 0;
-    feox_epoch_enter();
-    feox_record *r = find_live(s, key, key_len);
+    feox_record *r;
+    err = enter_find_live(s, key, key_len, &r);
+    if (err)
+        return err;
     bool cold = r && (r->flags & FEOX_RECORD_COLD);
     if (r && !cold) {
         n = r->value_len;
@@ -180,8 +177,10 @@ feox_err feox_get_size(feox_store *s, const void *key, size_t key_len, size_t *v
     feox_err err = check_read_args(s, key, key_len, value_len);
     if (err)
         return err;
-    feox_epoch_enter();
-    feox_record *r = find_live(s, key, key_len);
+    feox_record *r;
+    err = enter_find_live(s, key, key_len, &r);
+    if (err)
+        return err;
     if (r)
         *value_len = r->value_len;
     feox_epoch_exit();
@@ -190,15 +189,14 @@ feox_err feox_get_size(feox_store *s, const void *key, size_t key_len, size_t *v
 
 bool feox_contains(feox_store *s, const void *key, size_t key_len)
 {
+    feox_record *r;
     if (!s || feox_store_inherited(s) || feox_check_key(key, key_len) != FEOX_OK ||
-        find_on_miss(s, key, key_len) != FEOX_OK) {
+        enter_find_live(s, key, key_len, &r) != FEOX_OK) {
         feox_clear_error_detail();
         return false;
     }
-    feox_epoch_enter();
-    bool live = find_live(s, key, key_len) != NULL;
     feox_epoch_exit();
-    return live;
+    return r != NULL;
 }
 
 feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *ttl_secs,
@@ -209,8 +207,10 @@ feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *
         err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "has_ttl is NULL");
     if (err)
         return err;
-    feox_epoch_enter();
-    feox_record *r = find_live(s, key, key_len);
+    feox_record *r;
+    err = enter_find_live(s, key, key_len, &r);
+    if (err)
+        return err;
     uint64_t expires_at = r ? r->expires_at_ns : 0;
     feox_epoch_exit();
     if (!r)
