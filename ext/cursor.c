@@ -115,19 +115,30 @@ static void key_list_free(key_buf *list, size_t n)
  * are kept for the next one. */
 static void cursor_reset(feox_vt_cursor *c)
 {
-    feox_value_release(c->point_value);
-    c->point_value = NULL;
+    if (c->point_value != NULL) {
+        feox_value_release(c->point_value);
+        c->point_value = NULL;
+    }
     c->lo.len = c->hi.len = 0;
     if (c->points_owned) {
         key_list_free(c->points, c->n_points);
     }
     c->points_owned = false;
-    key_list_free(c->eq_checks, c->n_eq_checks);
-    for (size_t i = 0; i < c->n_in_checks; i++) {
-        key_list_free(c->in_checks[i], c->in_check_lens[i]);
+    /* Lists only a plan with several EQ/IN operands has: a plain point SELECT skips the frees. */
+    if (c->eq_checks != NULL) {
+        key_list_free(c->eq_checks, c->n_eq_checks);
     }
-    sqlite3_free(c->in_checks);
-    sqlite3_free(c->in_check_lens);
+    if (c->in_checks != NULL && c->in_check_lens != NULL) {
+        for (size_t i = 0; i < c->n_in_checks; i++) {
+            key_list_free(c->in_checks[i], c->in_check_lens[i]);
+        }
+    }
+    if (c->in_checks != NULL) {
+        sqlite3_free(c->in_checks);
+    }
+    if (c->in_check_lens != NULL) {
+        sqlite3_free(c->in_check_lens);
+    }
     c->points = c->eq_checks = NULL;
     c->in_checks = NULL;
     c->in_check_lens = NULL;
@@ -627,6 +638,10 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
     if (col != FEOX_COL_KEY && sqlite3_vtab_nochange(ctx)) {
         return SQLITE_OK;
     }
+    if (col == FEOX_COL_VALUE && (c->kind == FEOX_PLAN_EQ || c->kind == FEOX_PLAN_IN)) {
+        feox_result_value_handle(ctx, c->point_value); /* no copy: see value_codec.c */
+        return SQLITE_OK;
+    }
     current_row(c, &key, &key_len, &value, &value_len, &info);
     switch (col) {
     case FEOX_COL_KEY:
@@ -636,13 +651,7 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
             sqlite3_result_text64(ctx, key, key_len, SQLITE_TRANSIENT, SQLITE_UTF8);
         }
         break;
-    case FEOX_COL_VALUE:
-        if (c->kind == FEOX_PLAN_EQ || c->kind == FEOX_PLAN_IN) {
-            feox_result_value_handle(ctx, c->point_value); /* no copy: see value_codec.c */
-        } else {
-            feox_result_value(ctx, info.tag, value, value_len);
-        }
-        break;
+    case FEOX_COL_VALUE: feox_result_value(ctx, info.tag, value, value_len); break;
     case FEOX_COL_TTL:
         if (info.expires_at_ns == 0) {
             sqlite3_result_null(ctx);

@@ -76,10 +76,13 @@ feox_err feox_get_ref(feox_store *s, const void *key, size_t key_len, feox_value
     feox_epoch_exit();
     if (!r)
         return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
+    if (__builtin_expect(!(r->flags & FEOX_RECORD_COLD), 1)) {
+        *out = (feox_value *)r; /* resident: the handle is the version itself */
+        return FEOX_OK;
+    }
     feox_record *resident = NULL;
     err = feox_record_materialize(s, key, key_len, r, &resident);
-    if (resident != r || err)
-        feox_record_unref(r);
+    feox_record_unref(r); /* a cold version's handle is its resident copy */
     if (err)
         return err;
     *out = (feox_value *)resident;
