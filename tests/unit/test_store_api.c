@@ -490,6 +490,47 @@ static void test_get_ref_survives_overwrite_and_delete(void **state)
     feox_close(s);
 }
 
+/* feox_value_retain gives another handle on the same version; feox_value_release_data releases
+ * a handle from its bytes alone (what SQLite's destructor gets). Each keeps the version alive on
+ * its own, through an overwrite, a delete and the store's close; ASan sees a premature free or a
+ * leak. */
+static void test_value_retain_and_release_by_data(void **state)
+{
+    (void)state;
+    feox_store *s = open_store();
+    assert_int_equal(put(s, "k", "first"), FEOX_OK);
+    feox_value *v = NULL;
+    assert_int_equal(feox_get_ref(s, KS("k"), &v), FEOX_OK);
+    assert_ptr_equal(feox_value_retain(v), v);
+    const void *bytes = feox_value_data(v);
+    feox_value_release(v); /* the retained handle still holds the version */
+    assert_int_equal(put(s, "k", "second"), FEOX_OK);
+    assert_int_equal(feox_delete(s, KS("k"), NULL), FEOX_OK);
+    for (int i = 0; i < 200; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "churn%d", i);
+        assert_int_equal(put(s, key, "0123456789abcdef"), FEOX_OK);
+    }
+    assert_memory_equal(bytes, "first", 5);
+    feox_value_release_data(bytes);
+
+    /* Handles outlive the store; an empty value has bytes to release by too. */
+    assert_int_equal(put(s, "a", "kept"), FEOX_OK);
+    assert_int_equal(feox_insert(s, KS("e"), "", 0, NULL, NULL), FEOX_OK);
+    feox_value *a = NULL, *e = NULL;
+    assert_int_equal(feox_get_ref(s, KS("a"), &a), FEOX_OK);
+    assert_int_equal(feox_get_ref(s, KS("e"), &e), FEOX_OK);
+    const void *kept = feox_value_data(feox_value_retain(a));
+    const void *empty = feox_value_data(feox_value_retain(e));
+    assert_non_null(empty);
+    feox_value_release(a);
+    feox_value_release(e);
+    feox_close(s);
+    assert_memory_equal(kept, "kept", 4);
+    feox_value_release_data(kept);
+    feox_value_release_data(empty);
+}
+
 static void test_get_size_and_contains(void **state)
 {
     (void)state;
@@ -2004,6 +2045,7 @@ int main(void)
         cmocka_unit_test(test_insert_created_flag),
         cmocka_unit_test(test_get_copy_and_info),
         cmocka_unit_test(test_get_ref_survives_overwrite_and_delete),
+        cmocka_unit_test(test_value_retain_and_release_by_data),
         cmocka_unit_test(test_get_size_and_contains),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_insert_if_absent),
