@@ -946,6 +946,13 @@ static void test_point_values_not_copied(void **state)
     sqlite3_finalize(second);
     exec_ok(db, "INSERT INTO kv(key, value) VALUES ('b', zeroblob(100)), ('t', printf('%.100c', "
                 "'x'))");
+    /* No allocation for the value either: SQLite's own cursor record is the only one. */
+    sqlite3_stmt *point = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &point, NULL), SQLITE_OK);
+    (void)point_select_allocs(point, "b"); /* the first run may size buffers */
+    assert_true(point_select_allocs(point, "b") <= 1);
+    assert_true(point_select_allocs(point, "t") <= 1);
+    sqlite3_finalize(point);
     sqlite3_limit(db, SQLITE_LIMIT_LENGTH, 50);
     exec_fails(db, "SELECT value FROM kv WHERE key = 'b'", SQLITE_TOOBIG, "string or blob too big");
     exec_fails(db, "SELECT value FROM kv WHERE key = 't'", SQLITE_TOOBIG, "string or blob too big");
