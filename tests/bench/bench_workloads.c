@@ -268,8 +268,13 @@ static double run_threaded(const bench_adapter *a, void *store, op_fn op, int th
     return elapsed * 1e9 / (double)total;
 }
 
+/* ycsb_c_1t is the speed-up's baseline: the same loop on one thread started the same way (its
+ * own context, warm-up, no latency sampling), so 1T/2T compares like with like; the ycsb_c row
+ * samples latencies, whose clock reads would make one thread look slower than it is. */
 static void run_thread_scaling(const bench_adapter *a, void *store, int rep)
 {
+    bench_record("ycsb_c_1t", a->name,
+                 run_threaded(a, store, op_ycsb_c, 1, bench_cfg.read_ops, 77 + rep));
     int counts[2] = {2, bench_cfg.max_threads};
     for (int c = 0; c < 2; c++) {
         int threads = counts[c];
