@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef struct phase_state {
     const bench_adapter *adapter;
@@ -226,9 +228,35 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-/* Aggregate ns/op with `threads` threads each running the op: wall time / total ops. */
-static double run_threaded(const bench_adapter *a, void *store, op_fn op, int threads, uint64_t ops,
-                           uint64_t seed)
+/* CPU seconds the machine spent on anything (all CPUs, the hypervisor's steal included), from
+ * /proc/stat; -1 where there is none. */
+static double machine_busy_sec(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle,
+                   &iowait, &irq, &softirq, &steal);
+    fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (n != 8 || hz <= 0)
+        return -1;
+    return (double)(user + nice + sys + irq + softirq + steal) / (double)hz;
+}
+
+static double process_cpu_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Aggregate ns/op with `threads` threads each running the op: wall time / total ops. Says on
+ * stderr when other processes kept busy more CPUs than the threads left free: the threads did not
+ * have the cores to themselves, and the speed-up 1T/2T means little. */
+static double run_threaded(const char *name, const bench_adapter *a, void *store, op_fn op,
+                           int threads, uint64_t ops, uint64_t seed)
 {
     thread_job *jobs = calloc((size_t)threads, sizeof *jobs);
     pthread_t *tids = calloc((size_t)threads, sizeof *tids);
@@ -246,6 +274,7 @@ static double run_threaded(const bench_adapter *a, void *store, op_fn op, int th
         pthread_create(&tids[t], NULL, thread_main, &jobs[t]);
     }
     pthread_barrier_wait(&start);
+    double busy0 = machine_busy_sec(), own0 = process_cpu_sec(), wall0 = bench_now_sec();
     uint64_t total = 0;
     double first_start = 0, last_finish = 0;
     for (int t = 0; t < threads; t++) {
@@ -262,6 +291,14 @@ static double run_threaded(const bench_adapter *a, void *store, op_fn op, int th
         a->ctx_close(jobs[t].state.ctx);
     }
     double elapsed = last_finish - first_start;
+    double busy1 = machine_busy_sec(), own1 = process_cpu_sec(), wall1 = bench_now_sec();
+    double others =
+        busy0 < 0 || busy1 < 0 ? 0 : ((busy1 - busy0) - (own1 - own0)) / (wall1 - wall0);
+    if (others > 0.1 + bench_cfg.max_threads - threads)
+        fprintf(stderr,
+                "note: %s %s: other processes kept %.1f of %d CPUs busy meanwhile: the threads "
+                "did not have the cores to themselves\n",
+                name, a->name, others, bench_cfg.max_threads);
     pthread_barrier_destroy(&start);
     free(jobs);
     free(tids);
@@ -274,7 +311,7 @@ static double run_threaded(const bench_adapter *a, void *store, op_fn op, int th
 static void run_thread_scaling(const bench_adapter *a, void *store, int rep)
 {
     bench_record("ycsb_c_1t", a->name,
-                 run_threaded(a, store, op_ycsb_c, 1, bench_cfg.read_ops, 77 + rep));
+                 run_threaded("ycsb_c_1t", a, store, op_ycsb_c, 1, bench_cfg.read_ops, 77 + rep));
     int counts[2] = {2, bench_cfg.max_threads};
     for (int c = 0; c < 2; c++) {
         int threads = counts[c];
@@ -282,11 +319,13 @@ static void run_thread_scaling(const bench_adapter *a, void *store, int rep)
             continue;
         char name[64];
         snprintf(name, sizeof name, "ycsb_c_%dt", threads);
-        bench_record(name, a->name,
-                     run_threaded(a, store, op_ycsb_c, threads, bench_cfg.read_ops, 77 + rep));
+        bench_record(
+            name, a->name,
+            run_threaded(name, a, store, op_ycsb_c, threads, bench_cfg.read_ops, 77 + rep));
         snprintf(name, sizeof name, "get_hit_%dt", threads);
-        bench_record(name, a->name,
-                     run_threaded(a, store, op_get_hit, threads, bench_cfg.read_ops, 78 + rep));
+        bench_record(
+            name, a->name,
+            run_threaded(name, a, store, op_get_hit, threads, bench_cfg.read_ops, 78 + rep));
     }
 }
 
