@@ -390,17 +390,32 @@ static bool undisturbed(const free_batch *b)
     return b->cpu >= 0.97 * (b->t1 - b->t0);
 }
 
-/* True if other ran undisturbed batches, back to back, from before t0 to after t1. */
-static bool ran_throughout(const free_job *other, double t0, double t1)
+/* The first of other's batches that ends after t. */
+static size_t first_ending_after(const free_job *other, double t)
 {
     size_t lo = 0, hi = other->count;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (other->batches[mid].t1 <= t0)
+        if (other->batches[mid].t1 <= t)
             lo = mid + 1;
         else
             hi = mid;
     }
+    return lo;
+}
+
+/* True if other ran no batch between t0 and t1 (its last batch of a two-thread slot may end a
+ * little into the next slot). */
+static bool ran_none(const free_job *other, double t0, double t1)
+{
+    size_t k = first_ending_after(other, t0);
+    return k >= other->count || other->batches[k].t0 >= t1;
+}
+
+/* True if other ran undisturbed batches, back to back, from before t0 to after t1. */
+static bool ran_throughout(const free_job *other, double t0, double t1)
+{
+    size_t lo = first_ending_after(other, t0);
     if (lo >= other->count || other->batches[lo].t0 > t0)
         return false;
     for (size_t k = lo; k < other->count; k++) {
@@ -459,10 +474,10 @@ static void run_free_scaling(const char *workload, const bench_adapter *a, void 
             if (!b->valid || !undisturbed(b))
                 continue;
             double ns = (b->t1 - b->t0) * 1e9 / FREE_BATCH;
-            if (!b->together)
-                alone[alone_n++] = ns;
-            else if (ran_throughout(&jobs[1 - t], b->t0, b->t1))
+            if (b->together && ran_throughout(&jobs[1 - t], b->t0, b->t1))
                 together[together_n++] = ns;
+            else if (!b->together && ran_none(&jobs[1 - t], b->t0, b->t1))
+                alone[alone_n++] = ns;
         }
     }
     for (int t = 0; t < 2; t++) {
