@@ -366,6 +366,16 @@ typedef struct feox_record_info {
 feox_err feox_get(feox_store *store, const void *key, size_t key_len, void **value,
                   size_t *value_len, feox_record_info *info);
 
+/* Copy the value into the caller's buffer: no allocation, and for a resident value no write to
+ * memory other threads read (no reference is taken: the bytes are copied while the version is
+ * protected), so threads reading the same hot key do not slow each other down as they do with
+ * feox_get_ref. *value_len = the value's full length; min(*value_len, cap) bytes are copied, so
+ * *value_len > cap says the value was cut (call again with a larger buffer). buf may be NULL only
+ * when cap is 0. value_len is required; info may be NULL. Errors: INVALID_ARGUMENT, INVALID_KEY,
+ * KEY_NOT_FOUND, NOMEM, IO (cold value). */
+feox_err feox_get_into(feox_store *store, const void *key, size_t key_len, void *buf, size_t cap,
+                       size_t *value_len, feox_record_info *info);
+
 /* Free memory returned by feox_get / feox_json_patch / feox_json_patch_document. NULL is a
  * no-op. */
 void feox_free(void *ptr);
@@ -554,7 +564,7 @@ uint64_t feox_memory_usage(feox_store *store);
     VALUE(memory_usage)                   /* as feox_memory_usage */                               \
     VALUE(max_memory)                     /* 0 = unlimited */                                      \
     VALUE(keys_with_ttl)                  /* with an expiry (expired-unswept too) */               \
-    COUNTER(gets, GETS)                   /* get, get_ref, get_size, get_ttl, contains */          \
+    COUNTER(gets, GETS)                   /* get(_into, _ref, _size, _ttl), contains */            \
     COUNTER(get_misses, GET_MISSES)       /* of those, key absent */                               \
     COUNTER(inserts, INSERTS)             /* writes creating a key */                              \
     COUNTER(updates, UPDATES)             /* writes replacing a live key */                        \

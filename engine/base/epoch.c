@@ -29,15 +29,23 @@
  * memory vanish with it instead of showing up as leaks. */
 #define FEOX_EPOCH_STATIC_RECORDS 256
 
-static ck_epoch_t global_epoch;
+/* The global epoch is read by every read section (ck_epoch_begin) and written only by a grace
+ * period; the retire stack and its counters are written by every retire. Each group has cache
+ * lines of its own, whatever order the linker gives the statics: a storm of writes must not
+ * invalidate the line every reader loads, nor share one with anything else. */
+static struct {
+    _Alignas(64) ck_epoch_t epoch;
+} global;
+static struct {
+    _Alignas(64) _Atomic(feox_retire_link *) stack;
+    _Atomic uint64_t pending_bytes, total_retired, total_freed;
+} retired;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_key_t record_key;
 static atomic_int key_created;
 static pthread_mutex_t reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic(feox_retire_link *) retired_stack;
 /* Each kind of retired object by id (set by the first retire of the kind). */
 static _Atomic(const feox_retire_kind *) kinds[FEOX_RETIRE_KINDS];
-static _Atomic uint64_t pending_bytes, total_retired, total_freed;
 static ck_epoch_record_t static_records[FEOX_EPOCH_STATIC_RECORDS];
 static atomic_uint static_record_used[FEOX_EPOCH_STATIC_RECORDS];
 #ifdef FEOX_TSAN
@@ -55,7 +63,7 @@ static void release_thread_record(void *record)
 
 static void init_epoch(void)
 {
-    ck_epoch_init(&global_epoch);
+    ck_epoch_init(&global.epoch);
     if (pthread_key_create(&record_key, release_thread_record) == 0)
         atomic_store_explicit(&key_created, 1, memory_order_release);
 }
@@ -86,17 +94,17 @@ static ck_epoch_record_t *this_thread_record(void)
     if (thread_record)
         return thread_record;
     pthread_once(&init_once, init_epoch);
-    ck_epoch_record_t *r = ck_epoch_recycle(&global_epoch, NULL);
+    ck_epoch_record_t *r = ck_epoch_recycle(&global.epoch, NULL);
     if (!r) {
         r = new_record();
         while (!r) {
             /* No memory at all: wait for a record of an exiting thread to be recycled. */
             sched_yield();
-            r = ck_epoch_recycle(&global_epoch, NULL);
+            r = ck_epoch_recycle(&global.epoch, NULL);
             if (!r)
                 r = new_record();
         }
-        ck_epoch_register(&global_epoch, r, NULL);
+        ck_epoch_register(&global.epoch, r, NULL);
     }
     thread_record = r;
     (void)pthread_setspecific(record_key, r);
@@ -133,15 +141,15 @@ void feox_epoch_retire(feox_retire_link *link, const feox_retire_kind *kind, siz
      * CAS below publishes it to the reclaimer with the link. */
     if (atomic_load_explicit(&kinds[kind->id], memory_order_relaxed) != kind)
         atomic_store_explicit(&kinds[kind->id], kind, memory_order_relaxed);
-    atomic_fetch_add_explicit(&pending_bytes, bytes, memory_order_relaxed);
-    atomic_fetch_add_explicit(&total_retired, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&retired.pending_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&retired.total_retired, 1, memory_order_relaxed);
     /* Release CAS: the reclaimer that takes the stack (acquire) sees the link and the kind. */
-    feox_retire_link *head = atomic_load_explicit(&retired_stack, memory_order_relaxed);
+    feox_retire_link *head = atomic_load_explicit(&retired.stack, memory_order_relaxed);
     do {
         link->next_kind = (uintptr_t)head | (uintptr_t)kind->id;
-    } while (!atomic_compare_exchange_weak_explicit(&retired_stack, &head, link,
+    } while (!atomic_compare_exchange_weak_explicit(&retired.stack, &head, link,
                                                     memory_order_release, memory_order_relaxed));
-    if (atomic_load_explicit(&pending_bytes, memory_order_relaxed) >
+    if (atomic_load_explicit(&retired.pending_bytes, memory_order_relaxed) >
             FEOX_EPOCH_INLINE_RECLAIM_BYTES &&
         !section_depth)
         feox_epoch_reclaim();
@@ -189,7 +197,7 @@ size_t feox_epoch_reclaim(void)
         return 0;
     ck_epoch_record_t *r = this_thread_record();
     pthread_mutex_lock(&reclaim_lock);
-    feox_retire_link *batch = atomic_exchange_explicit(&retired_stack, NULL, memory_order_acquire);
+    feox_retire_link *batch = atomic_exchange_explicit(&retired.stack, NULL, memory_order_acquire);
     size_t freed = 0;
     if (batch) {
         ck_epoch_synchronize(r);
@@ -202,9 +210,9 @@ size_t feox_epoch_reclaim(void)
             size_t bytes = kind->bytes(link);
             kind->destroy(link);
             freed += bytes;
-            atomic_fetch_add_explicit(&total_freed, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&retired.total_freed, 1, memory_order_relaxed);
         }
-        atomic_fetch_sub_explicit(&pending_bytes, freed, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&retired.pending_bytes, freed, memory_order_relaxed);
     }
     pthread_mutex_unlock(&reclaim_lock);
     return freed;
@@ -227,7 +235,7 @@ void feox_epoch_fork_child(void)
 {
     /* Only the forking thread runs here: nothing else touches the records list. */
     ck_stack_entry_t *cursor;
-    CK_STACK_FOREACH(&global_epoch.records, cursor)
+    CK_STACK_FOREACH(&global.epoch.records, cursor)
     {
         /* record_next is the record's first member. */
         ck_epoch_record_t *r = (ck_epoch_record_t *)cursor;
@@ -239,13 +247,13 @@ void feox_epoch_fork_child(void)
 
 uint64_t feox_epoch_pending_bytes(void)
 {
-    return atomic_load_explicit(&pending_bytes, memory_order_relaxed);
+    return atomic_load_explicit(&retired.pending_bytes, memory_order_relaxed);
 }
 uint64_t feox_epoch_total_retired(void)
 {
-    return atomic_load_explicit(&total_retired, memory_order_relaxed);
+    return atomic_load_explicit(&retired.total_retired, memory_order_relaxed);
 }
 uint64_t feox_epoch_total_freed(void)
 {
-    return atomic_load_explicit(&total_freed, memory_order_relaxed);
+    return atomic_load_explicit(&retired.total_freed, memory_order_relaxed);
 }

@@ -51,9 +51,9 @@ struct feox_store {
     feox_storage *storage; /* the backend (feox_storage.h); NULL in memory mode */
     unsigned storage_caps; /* its methods->caps */
     feox_stat_counters *stats;
-
-    _Atomic uint64_t memory_used; /* bytes accounted against max_memory (key and TTL counts
-                                     are kept per shard: hash_index.h) */
+    /* The fields above are set by open and then only read (by every operation). What writers
+     * and the maintenance thread change comes below, memory_used last: 64+ bytes away from the
+     * fields above, it never shares their cache line whatever the allocation's alignment. */
 
     pthread_t maintenance_thread;
     bool maintenance_running;
@@ -75,6 +75,10 @@ struct feox_store {
     void *app_slot; /* feox_store_slot: the application's, never read here */
 
     pid_t opener_pid; /* for the FEOX_ERR_FORKED detail */
+
+    _Atomic uint64_t memory_used; /* bytes accounted against max_memory (written by inserts and
+                                     deletes; key and TTL counts are kept per shard:
+                                     hash_index.h) */
 };
 
 /* Process lifecycle (store_registry.c). feox_fork_generation is bumped by the atfork child

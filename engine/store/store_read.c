@@ -1,7 +1,7 @@
 /*
- * store_read.c — the lock-free point reads: get, get_ref (zero-copy handles), get_size, contains,
- * get_ttl. With an INDEX_CACHE backend a key the index does not hold is first looked up in the
- * backend (feox_store_find, store_storage.c).
+ * store_read.c — the lock-free point reads: get, get_into (copy into the caller's buffer), get_ref
+ * (zero-copy handles), get_size, contains, get_ttl. With an INDEX_CACHE backend a key the index
+ * does not hold is first looked up in the backend (feox_store_find, store_storage.c).
  *
  * A read hashes the key, enters an epoch section, probes the hash index (once, unless an
  * INDEX_CACHE backend must be asked for a key it does not hold), loads entry->current with
@@ -223,6 +223,51 @@ feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *
     if (*has_ttl) {
         uint64_t now = feox_store_now(s);
         *ttl_secs = expires_at > now ? (expires_at - now) / NS_PER_SEC : 0;
+    }
+    return FEOX_OK;
+}
+
+/* Copy what the caller's buffer holds of r, and r's full length. */
+static void copy_into(const feox_record *r, void *buf, size_t cap, size_t *value_len,
+                      feox_record_info *info)
+{
+    size_t n = r->value_len;
+    if (n && cap)
+        memcpy(buf, r->value, n < cap ? n : cap);
+    *value_len = n;
+    if (info)
+        fill_info(r, info);
+}
+
+feox_err feox_get_into(feox_store *s, const void *key, size_t key_len, void *buf, size_t cap,
+                       size_t *value_len, feox_record_info *info)
+{
+    feox_err err = check_read_args(s, key, key_len, value_len);
+    if (!err && !buf && cap)
+        err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "buffer is NULL and its capacity is not 0");
+    if (err)
+        return err;
+    /* A resident value is copied inside the epoch section and the version is only read: its
+     * cache line stays shared between the cores reading it (a reference count would move it
+     * from core to core on every read of a hot key). */
+    feox_epoch_enter();
+    feox_record *r = find_live(s, key, key_len);
+    bool cold = r && (r->flags & FEOX_RECORD_COLD);
+    if (r && !cold)
+        copy_into(r, buf, cap, value_len, info);
+    else if (cold)
+        feox_record_ref(r);
+    feox_epoch_exit();
+    if (!r)
+        return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
+    if (cold) {
+        feox_record *resident = NULL;
+        err = feox_record_materialize(s, key, key_len, r, &resident);
+        feox_record_unref(r);
+        if (err)
+            return err;
+        copy_into(resident, buf, cap, value_len, info);
+        feox_record_unref(resident);
     }
     return FEOX_OK;
 }

@@ -157,6 +157,6 @@ void bench_run_memory_workloads(int rep);  /* bench_memory.c */
 /* Helpers shared by adapters. */
 char *bench_make_dir(const char *name);  /* fresh directory under tmp_root; caller frees */
 void bench_remove_dir(const char *path); /* rm -rf */
-void bench_die(const char *what, const char *detail);
+_Noreturn void bench_die(const char *what, const char *detail);
 
 #endif /* FEOX_BENCH_H */

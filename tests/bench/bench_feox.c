@@ -99,17 +99,11 @@ static void feox_ctx_close(void *ctx)
 
 static int feox_bench_get(void *ctx, const uint8_t *key, uint8_t *buf, size_t cap, size_t *len)
 {
-    feox_value *v;
-    feox_err err = feox_get_ref(((feox_ctx *)ctx)->store, key, BENCH_KEY_SIZE, &v);
+    feox_err err =
+        feox_get_into(((feox_ctx *)ctx)->store, key, BENCH_KEY_SIZE, buf, cap, len, NULL);
     if (err == FEOX_ERR_KEY_NOT_FOUND)
         return 0;
-    if (err != FEOX_OK)
-        return -1;
-    size_t n = feox_value_size(v);
-    memcpy(buf, feox_value_data(v), n < cap ? n : cap);
-    *len = n;
-    feox_value_release(v);
-    return 1;
+    return err == FEOX_OK ? 1 : -1;
 }
 
 static int feox_bench_put(void *ctx, const uint8_t *key, const uint8_t *value, size_t len)
@@ -167,8 +161,8 @@ static int feox_bench_rmw(void *ctx, const uint8_t *key, uint64_t version)
 
 const bench_adapter bench_feox_memory_adapter = {
     .name = "feox",
-    .describe = "feox memory mode, defaults (TTL sweeper on, no presizing), get = zero-copy "
-                "handle + memcpy",
+    .describe = "feox memory mode, defaults (TTL sweeper on, no presizing), get = copy into "
+                "the caller's buffer (feox_get_into)",
     .open = feox_memory_open,
     .close = feox_bench_close,
     .persistent = false,

@@ -52,7 +52,7 @@ static long long parse_count(const char *text)
     return *end ? -1 : (long long)v;
 }
 
-void bench_die(const char *what, const char *detail)
+_Noreturn void bench_die(const char *what, const char *detail)
 {
     fprintf(stderr, "feox_bench: %s: %s\n", what, detail ? detail : "failed");
     exit(1);

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef struct phase_state {
     const bench_adapter *adapter;
@@ -226,9 +228,35 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-/* Aggregate ns/op with `threads` threads each running the op: wall time / total ops. */
-static double run_threaded(const bench_adapter *a, void *store, op_fn op, int threads, uint64_t ops,
-                           uint64_t seed)
+/* CPU seconds the machine spent on anything (all CPUs, the hypervisor's steal included), from
+ * /proc/stat; -1 where there is none. */
+static double machine_busy_sec(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle,
+                   &iowait, &irq, &softirq, &steal);
+    fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (n != 8 || hz <= 0)
+        return -1;
+    return (double)(user + nice + sys + irq + softirq + steal) / (double)hz;
+}
+
+static double process_cpu_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Aggregate ns/op with `threads` threads each running the op: wall time / total ops. Says on
+ * stderr when other processes kept busy more CPUs than the threads left free: the threads did not
+ * have the cores to themselves, and the speed-up 1T/2T means little. */
+static double run_threaded(const char *name, const bench_adapter *a, void *store, op_fn op,
+                           int threads, uint64_t ops, uint64_t seed)
 {
     thread_job *jobs = calloc((size_t)threads, sizeof *jobs);
     pthread_t *tids = calloc((size_t)threads, sizeof *tids);
@@ -246,6 +274,7 @@ static double run_threaded(const bench_adapter *a, void *store, op_fn op, int th
         pthread_create(&tids[t], NULL, thread_main, &jobs[t]);
     }
     pthread_barrier_wait(&start);
+    double busy0 = machine_busy_sec(), own0 = process_cpu_sec(), wall0 = bench_now_sec();
     uint64_t total = 0;
     double first_start = 0, last_finish = 0;
     for (int t = 0; t < threads; t++) {
@@ -262,14 +291,220 @@ static double run_threaded(const bench_adapter *a, void *store, op_fn op, int th
         a->ctx_close(jobs[t].state.ctx);
     }
     double elapsed = last_finish - first_start;
+    double busy1 = machine_busy_sec(), own1 = process_cpu_sec(), wall1 = bench_now_sec();
+    double others =
+        busy0 < 0 || busy1 < 0 ? 0 : ((busy1 - busy0) - (own1 - own0)) / (wall1 - wall0);
+    if (others > 0.1 + bench_cfg.max_threads - threads)
+        fprintf(stderr,
+                "note: %s %s: other processes kept %.1f of %d CPUs busy meanwhile: the threads "
+                "did not have the cores to themselves\n",
+                name, a->name, others, bench_cfg.max_threads);
     pthread_barrier_destroy(&start);
     free(jobs);
     free(tids);
     return elapsed * 1e9 / (double)total;
 }
 
+/* ---- speed-up with the cores free ------------------------------------------------------------
+ * On a machine shared with other work the wall-clock rows measure the machine as much as the
+ * store. This measures what the second thread adds when each thread has a core: two threads run
+ * the op in batches of FREE_BATCH on a shared clock of FREE_SLOT slots; in every other slot the
+ * second thread only spins (keeps its core, reads no memory), so the first runs alone a few ms
+ * before or after the two run together. A batch counts if it ran undisturbed (thread CPU time >=
+ * 97% of its wall time) within one slot and, in a two-thread slot, while the other thread ran
+ * undisturbed batches from its start to its end. <workload>_1t.free is the median ns/op alone,
+ * <workload>_2t.free the median ns/op of the two together divided by two (aggregate, as the
+ * other threaded rows), so their ratio is the speed-up two free cores give. */
+
+#define FREE_BATCH 256
+#define FREE_SLOT 0.002
+
+typedef struct free_batch {
+    double t0, t1, cpu;
+    bool together, valid;
+} free_batch;
+
+typedef struct free_job {
+    phase_state state;
+    op_fn op;
+    int id;
+    double seconds;
+    free_batch *batches;
+    size_t count, cap;
+    pthread_barrier_t *start;
+} free_job;
+
+static double thread_cpu_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wait politely in a spin loop (x86 PAUSE; elsewhere a compiler barrier). */
+static void spin_hint(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static void *free_thread_main(void *arg)
+{
+    free_job *job = arg;
+    run_loop(&job->state, job->op, 20000, bench_cfg.phase_seconds / 10, NULL);
+    pthread_barrier_wait(job->start);
+    double end = bench_now_sec() + job->seconds;
+    for (uint64_t i = 0;;) {
+        double t0 = bench_now_sec();
+        if (t0 > end)
+            break;
+        long slot = (long)(t0 / FREE_SLOT);
+        bool together = slot & 1;
+        if (job->id == 1 && !together) {
+            while ((long)(bench_now_sec() / FREE_SLOT) == slot)
+                for (int k = 0; k < 64; k++)
+                    spin_hint();
+            continue;
+        }
+        double c0 = thread_cpu_sec();
+        for (int k = 0; k < FREE_BATCH; k++)
+            job->op(&job->state, i++);
+        double cpu = thread_cpu_sec() - c0, t1 = bench_now_sec();
+        if (job->count == job->cap) {
+            job->cap = job->cap ? 2 * job->cap : 4096;
+            job->batches = realloc(job->batches, job->cap * sizeof *job->batches);
+            if (!job->batches)
+                bench_die("threads", "out of memory");
+        }
+        job->batches[job->count++] =
+            (free_batch){t0, t1, cpu, together, (long)(t1 / FREE_SLOT) == slot};
+    }
+    return NULL;
+}
+
+static bool undisturbed(const free_batch *b)
+{
+    return b->cpu >= 0.97 * (b->t1 - b->t0);
+}
+
+/* The first of other's batches that ends after t. */
+static size_t first_ending_after(const free_job *other, double t)
+{
+    size_t lo = 0, hi = other->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (other->batches[mid].t1 <= t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* True if other ran no batch between t0 and t1 (its last batch of a two-thread slot may end a
+ * little into the next slot). */
+static bool ran_none(const free_job *other, double t0, double t1)
+{
+    size_t k = first_ending_after(other, t0);
+    return k >= other->count || other->batches[k].t0 >= t1;
+}
+
+/* True if other ran undisturbed batches, back to back, from before t0 to after t1. */
+static bool ran_throughout(const free_job *other, double t0, double t1)
+{
+    size_t lo = first_ending_after(other, t0);
+    if (lo >= other->count || other->batches[lo].t0 > t0)
+        return false;
+    for (size_t k = lo; k < other->count; k++) {
+        const free_batch *b = &other->batches[k];
+        if (!undisturbed(b) || (k > lo && b->t0 - other->batches[k - 1].t1 > 2e-6))
+            return false;
+        if (b->t1 >= t1)
+            return true;
+    }
+    return false;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median_of(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, compare_doubles);
+    return n ? v[n / 2] : 0;
+}
+
+static void run_free_scaling(const char *workload, const bench_adapter *a, void *store, op_fn op,
+                             uint64_t seed)
+{
+    free_job jobs[2];
+    pthread_t tids[2];
+    pthread_barrier_t start;
+    memset(jobs, 0, sizeof jobs);
+    pthread_barrier_init(&start, NULL, 2);
+    for (int t = 0; t < 2; t++) {
+        jobs[t].state.adapter = a;
+        jobs[t].state.ctx = a->ctx_open_extra(store);
+        jobs[t].state.zipf = &zipf_for_n;
+        jobs[t].state.keys = bench_cfg.n;
+        bench_rng_seed(&jobs[t].state.rng, seed * 1000 + (uint64_t)t);
+        jobs[t].op = op;
+        jobs[t].id = t;
+        jobs[t].seconds = 2 * bench_cfg.phase_seconds;
+        jobs[t].start = &start;
+        pthread_create(&tids[t], NULL, free_thread_main, &jobs[t]);
+    }
+    for (int t = 0; t < 2; t++)
+        pthread_join(tids[t], NULL);
+    pthread_barrier_destroy(&start);
+    size_t total = jobs[0].count + jobs[1].count, alone_n = 0, together_n = 0;
+    double *alone = calloc(total + 1, sizeof *alone);
+    double *together = calloc(total + 1, sizeof *together);
+    if (!alone || !together)
+        bench_die("threads", "out of memory");
+    for (int t = 0; t < 2; t++) {
+        for (size_t k = 0; k < jobs[t].count; k++) {
+            const free_batch *b = &jobs[t].batches[k];
+            if (!b->valid || !undisturbed(b))
+                continue;
+            double ns = (b->t1 - b->t0) * 1e9 / FREE_BATCH;
+            if (b->together && ran_throughout(&jobs[1 - t], b->t0, b->t1))
+                together[together_n++] = ns;
+            else if (!b->together && ran_none(&jobs[1 - t], b->t0, b->t1))
+                alone[alone_n++] = ns;
+        }
+    }
+    for (int t = 0; t < 2; t++) {
+        a->ctx_close(jobs[t].state.ctx);
+        free(jobs[t].batches);
+    }
+    char name[64];
+    if (alone_n >= 20 && together_n >= 20) {
+        snprintf(name, sizeof name, "%s_1t.free", workload);
+        bench_record(name, a->name, median_of(alone, alone_n));
+        snprintf(name, sizeof name, "%s_2t.free", workload);
+        bench_record(name, a->name, median_of(together, together_n) / 2);
+    } else {
+        fprintf(stderr, "note: %s %s: too few undisturbed batches (%zu alone, %zu together)\n",
+                workload, a->name, alone_n, together_n);
+    }
+    free(alone);
+    free(together);
+}
+
+/* ycsb_c_1t is the speed-up's baseline: the same loop on one thread started the same way (its
+ * own context, warm-up, no latency sampling), so 1T/2T compares like with like; the ycsb_c row
+ * samples latencies, whose clock reads would make one thread look slower than it is. */
 static void run_thread_scaling(const bench_adapter *a, void *store, int rep)
 {
+    bench_record("ycsb_c_1t", a->name,
+                 run_threaded("ycsb_c_1t", a, store, op_ycsb_c, 1, bench_cfg.read_ops, 77 + rep));
     int counts[2] = {2, bench_cfg.max_threads};
     for (int c = 0; c < 2; c++) {
         int threads = counts[c];
@@ -277,12 +512,16 @@ static void run_thread_scaling(const bench_adapter *a, void *store, int rep)
             continue;
         char name[64];
         snprintf(name, sizeof name, "ycsb_c_%dt", threads);
-        bench_record(name, a->name,
-                     run_threaded(a, store, op_ycsb_c, threads, bench_cfg.read_ops, 77 + rep));
+        bench_record(
+            name, a->name,
+            run_threaded(name, a, store, op_ycsb_c, threads, bench_cfg.read_ops, 77 + rep));
         snprintf(name, sizeof name, "get_hit_%dt", threads);
-        bench_record(name, a->name,
-                     run_threaded(a, store, op_get_hit, threads, bench_cfg.read_ops, 78 + rep));
+        bench_record(
+            name, a->name,
+            run_threaded(name, a, store, op_get_hit, threads, bench_cfg.read_ops, 78 + rep));
     }
+    if (bench_cfg.max_threads >= 2)
+        run_free_scaling("ycsb_c", a, store, op_ycsb_c, 79 + rep);
 }
 
 /* ---- one repetition over one store ------------------------------------------------------------

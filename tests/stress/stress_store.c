@@ -18,6 +18,9 @@
  *             refusal (and counted), accounting back to the empty store's after deleting all.
  *   sweeper   writers give keys expiries 0-2 ms ahead while the sweeper runs every 1 ms, then
  *             write permanent values: the sweeper never removes a newer, permanent version.
+ *   hot       one writer overwrites, deletes and re-inserts 8 keys while readers copy them with
+ *             feox_get_into (full and short buffers) and feox_get_ref: one whole version of the
+ *             right key every time.
  *
  * Usage: stress_store [--quick]. --quick (~2-5 s; used under ASan and TSan) runs fewer ops.
  * Exit status 0 = every check held; failures are printed (the first few) and counted.
@@ -628,6 +631,102 @@ static void scenario_growth(int nthreads)
     feox_close(s);
 }
 
+/* ---- hot keys ------------------------------------------------------------------------------ */
+
+#define HOT_KEYS 8
+
+typedef struct hot_shared {
+    atomic_bool done;
+    atomic_llong reads, found;
+} hot_shared;
+
+/* Thread 0 overwrites, deletes and re-inserts a few keys (so versions are retired and reclaimed
+ * under the readers); the others read them with feox_get_into (which copies without taking a
+ * reference) into a full and a short buffer, and with feox_get_ref: every copy is one whole
+ * version of the right key, never torn. */
+static void *hot_worker(void *arg)
+{
+    worker *w = arg;
+    hot_shared *sh = w->shared;
+    feox_store *s = w->store;
+    char key[32];
+    uint8_t value[64];
+    if (w->id == 0) {
+        int rounds = quick ? 20000 : 400000;
+        for (int i = 0; i < rounds; i++) {
+            uint32_t id = (uint32_t)ftest_rng_below(&w->rng, HOT_KEYS);
+            size_t kl = mixed_key(key, id);
+            if (i % 16 == 15) {
+                feox_err err = feox_delete(s, key, kl, NULL);
+                REQUIRE(err == FEOX_OK || err == FEOX_ERR_KEY_NOT_FOUND, "hot: delete -> %s",
+                        feox_strerror(err));
+            } else {
+                size_t vl = mixed_value(value, id, ftest_rng_next(&w->rng));
+                REQUIRE_OK(feox_insert(s, key, kl, value, vl, NULL, NULL));
+            }
+        }
+        atomic_store(&sh->done, true);
+        return NULL;
+    }
+    long long reads = 0, found = 0;
+    while (!atomic_load(&sh->done)) {
+        uint32_t id = (uint32_t)ftest_rng_below(&w->rng, HOT_KEYS);
+        size_t kl = mixed_key(key, id), len = 0;
+        feox_err err;
+        switch (reads++ % 3) {
+        case 0:
+            memset(value, 0xee, sizeof value);
+            err = feox_get_into(s, key, kl, value, sizeof value, &len, NULL);
+            if (err == FEOX_OK) {
+                found++;
+                REQUIRE(mixed_value_ok(value, len, id) && value[len] == 0xee,
+                        "hot: get_into of %s gave a torn or wrong value (%zu bytes)", key, len);
+            }
+            break;
+        case 1: /* a short buffer: the first 5 bytes of one whole version, and its length */
+            memset(value, 0xee, sizeof value);
+            err = feox_get_into(s, key, kl, value, 5, &len, NULL);
+            if (err == FEOX_OK) {
+                found++;
+                uint32_t got;
+                memcpy(&got, value, 4);
+                REQUIRE(got == id && len == 9 + (size_t)value[4] % 32 && value[5] == 0xee,
+                        "hot: short get_into of %s: id %u, %zu bytes", key, got, len);
+            }
+            break;
+        default: {
+            feox_value *v = NULL;
+            err = feox_get_ref(s, key, kl, &v);
+            if (err == FEOX_OK) {
+                found++;
+                REQUIRE(mixed_value_ok(feox_value_data(v), feox_value_size(v), id),
+                        "hot: get_ref of %s gave a wrong value", key);
+                feox_value_release(v);
+            }
+        }
+        }
+        REQUIRE(err == FEOX_OK || err == FEOX_ERR_KEY_NOT_FOUND, "hot: read %s -> %s", key,
+                feox_strerror(err));
+    }
+    atomic_fetch_add(&sh->reads, reads);
+    atomic_fetch_add(&sh->found, found);
+    return NULL;
+}
+
+static void scenario_hot(int nthreads)
+{
+    feox_store *s = open_store(0);
+    hot_shared sh;
+    atomic_init(&sh.done, false);
+    atomic_init(&sh.reads, 0);
+    atomic_init(&sh.found, 0);
+    run_threads(nthreads, s, &sh, hot_worker);
+    REQUIRE(atomic_load(&sh.found) > 0, "hot/%d: readers found nothing in %lld reads", nthreads,
+            (long long)atomic_load(&sh.reads));
+    REQUIRE_OK(feox_check(s));
+    feox_close(s);
+}
+
 /* ---- automatic timestamps ------------------------------------------------------------------ */
 
 typedef struct autots_shared {
@@ -873,7 +972,7 @@ int main(int argc, char **argv)
     } scenarios[] = {
         {"mixed", scenario_mixed},     {"counters", scenario_counters}, {"scans", scenario_scans},
         {"growth", scenario_growth},   {"autots", scenario_autots},     {"budget", scenario_budget},
-        {"sweeper", scenario_sweeper},
+        {"sweeper", scenario_sweeper}, {"hot", scenario_hot},
     };
     const int thread_counts[] = {2, 8};
     double start = now_s();

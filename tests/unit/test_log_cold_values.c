@@ -105,6 +105,11 @@ static void check_all(feox_store *s)
         assert_int_equal(len, VALUE_LEN);
         assert_memory_equal(v, want, VALUE_LEN);
         feox_free(v);
+        /* The same bytes copied into a buffer (a cold value is read back first). */
+        char got[VALUE_LEN];
+        assert_int_equal(feox_get_into(s, key, strlen(key), got, sizeof got, &len, NULL), FEOX_OK);
+        assert_int_equal(len, VALUE_LEN);
+        assert_memory_equal(got, want, VALUE_LEN);
     }
 }
 

@@ -1,9 +1,10 @@
 /*
  * test_store_api.c — every public store operation of engine/feox.h and every documented error
- * path, through the public API only: argument checks, size limits, insert/get/get_ref/get_size/
- * contains/delete, tags, last-writer-wins timestamps, counters, CAS, range queries, cursors,
- * len/memory accounting, max_memory, statistics, strerror/error_detail, the store entry point of
- * JSON Patch, feox_check, and the examples of seed/FeoxStore.txt. TTL lives in test_store_ttl.c.
+ * path, through the public API only: argument checks, size limits, insert/get/get_into/get_ref/
+ * get_size/contains/delete, tags, last-writer-wins timestamps, counters, CAS, range queries,
+ * cursors, len/memory accounting, max_memory, statistics, strerror/error_detail, the store entry
+ * point of JSON Patch, feox_check, and the examples of seed/FeoxStore.txt. TTL lives in
+ * test_store_ttl.c.
  *
  * Most tests drive the store with the fake clock of tests/support so timestamps are exact.
  */
@@ -440,6 +441,59 @@ static void test_get_copy_and_info(void **state)
     assert_int_equal(feox_now_ns(s), FTEST_EPOCH_NS);
     ftest_clock_advance(&test_clock, 5);
     assert_int_equal(feox_now_ns(s), FTEST_EPOCH_NS + 5);
+    feox_close(s);
+}
+
+/* feox_get_into copies into the caller's buffer: the full length always, at most cap bytes. */
+static void test_get_into(void **state)
+{
+    (void)state;
+    feox_store *s = open_store();
+    feox_write_opts o = {0};
+    o.tag = 7;
+    assert_int_equal(feox_insert(s, KS("k"), "hello", 5, &o, NULL), FEOX_OK);
+    char buf[8];
+    size_t n = 0;
+    feox_record_info info;
+    memset(buf, '#', sizeof buf);
+    assert_int_equal(feox_get_into(s, KS("k"), buf, sizeof buf, &n, &info), FEOX_OK);
+    assert_int_equal(n, 5);
+    assert_memory_equal(buf, "hello###", 8); /* nothing written past the value */
+    assert_int_equal(info.value_len, 5);
+    assert_int_equal(info.tag, 7);
+    assert_int_equal(info.timestamp_ns, FTEST_EPOCH_NS);
+    assert_int_equal(info.expires_at_ns, 0);
+    /* A short buffer gets the first cap bytes; *value_len says how long the value is. */
+    memset(buf, '#', sizeof buf);
+    assert_int_equal(feox_get_into(s, KS("k"), buf, 3, &n, NULL), FEOX_OK);
+    assert_int_equal(n, 5);
+    assert_memory_equal(buf, "hel#####", 8);
+    /* cap 0 asks for the length only; buf may then be NULL. */
+    assert_int_equal(feox_get_into(s, KS("k"), NULL, 0, &n, NULL), FEOX_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(feox_get_into(s, KS("k"), NULL, 4, &n, NULL), FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_get_into(s, KS("k"), buf, sizeof buf, NULL, NULL),
+                     FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_get_into(NULL, KS("k"), buf, sizeof buf, &n, NULL),
+                     FEOX_ERR_INVALID_ARGUMENT);
+    assert_int_equal(feox_get_into(s, "", 0, buf, sizeof buf, &n, NULL), FEOX_ERR_INVALID_KEY);
+    /* An empty value. */
+    assert_int_equal(feox_insert(s, KS("empty"), "", 0, NULL, NULL), FEOX_OK);
+    assert_int_equal(feox_get_into(s, KS("empty"), buf, sizeof buf, &n, NULL), FEOX_OK);
+    assert_int_equal(n, 0);
+    /* The latest version after an overwrite; a deleted key is not found. */
+    assert_int_equal(feox_insert(s, KS("k"), "bye", 3, NULL, NULL), FEOX_OK);
+    assert_int_equal(feox_get_into(s, KS("k"), buf, sizeof buf, &n, NULL), FEOX_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(buf, "bye", 3);
+    assert_int_equal(feox_delete(s, KS("k"), NULL), FEOX_OK);
+    assert_int_equal(feox_get_into(s, KS("k"), buf, sizeof buf, &n, NULL), FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(feox_get_into(s, KS("nope"), buf, sizeof buf, &n, NULL),
+                     FEOX_ERR_KEY_NOT_FOUND);
+    /* Counted as gets, misses as misses. */
+    feox_stats st = stats_of(s);
+    assert_int_equal(st.gets, 7); /* the calls refused before the lookup are not counted */
+    assert_int_equal(st.get_misses, 2);
     feox_close(s);
 }
 
@@ -2044,6 +2098,7 @@ int main(void)
         cmocka_unit_test(test_value_size_limits),
         cmocka_unit_test(test_insert_created_flag),
         cmocka_unit_test(test_get_copy_and_info),
+        cmocka_unit_test(test_get_into),
         cmocka_unit_test(test_get_ref_survives_overwrite_and_delete),
         cmocka_unit_test(test_value_retain_and_release_by_data),
         cmocka_unit_test(test_get_size_and_contains),
