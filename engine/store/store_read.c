@@ -250,8 +250,10 @@ feox_err feox_get_into(feox_store *s, const void *key, size_t key_len, void *buf
     /* A resident value is copied inside the epoch section and the version is only read: its
      * cache line stays shared between the cores reading it (a reference count would move it
      * from core to core on every read of a hot key). */
-    feox_epoch_enter();
-    feox_record *r = find_live(s, key, key_len);
+    feox_record *r;
+    err = enter_find_live(s, key, key_len, &r);
+    if (err)
+        return err;
     bool cold = r && (r->flags & FEOX_RECORD_COLD);
     if (r && !cold)
         copy_into(r, buf, cap, value_len, info);
