@@ -7,10 +7,12 @@
  *     compares stored hash bits and reads an entry only when they are equal, instead of probing
  *     the hash index (every probe of ck_hs reads an entry); the table is sized from the file's
  *     size and grows from its own hash bits;
- *   - can allocate a new key's entry and its first version together (one allocation per key;
- *     only for values up to EMBED_MAX_VALUE bytes, today 0, and not with max_memory), and applies
- *     such a put LOOKAHEAD records later, its table slot prefetched meanwhile (a later put,
- *     delete or expired put of any key first applies what is queued, so file order holds);
+ *   - makes each put's version and an entry for its key when the record comes (together, one
+ *     allocation, for values up to EMBED_MAX_VALUE bytes, today 0, and not with max_memory) and
+ *     applies the put LOOKAHEAD records later, its table slot prefetched meanwhile: the table is
+ *     larger than the cache, so a slot read on the spot is a miss per record (a delete or an
+ *     expired put first applies what is queued, so file order holds; the entry of a key seen
+ *     before goes unused);
  *   - frees a version a later record replaces at once (nobody can hold it), keeps the entry of
  *     a key a later record deletes (or whose put has expired) as a tombstone with current NULL,
  *     which a later put of the key reuses, and frees the tombstones at the end;
@@ -48,10 +50,10 @@ typedef struct load_state {
     load_slot *slots; /* open addressing, linear probing, at most half full */
     size_t slot_mask;
     int64_t memory; /* accounted bytes, added to the store at the end */
-    /* Puts of new-looking keys wait here for LOOKAHEAD more records, their table slot
-     * prefetched, and are applied in file order (load_queue). */
+    /* Puts wait here for LOOKAHEAD more records, their table slot prefetched, and are applied
+     * in file order (drain_queue). */
     struct queued_put {
-        feox_entry *e; /* with its version embedded: e's first version is v */
+        feox_entry *e; /* the key's entry if it is new (it may share v's allocation) */
         feox_record *v;
     } queue[16];
     unsigned queue_head, queued;
@@ -205,7 +207,7 @@ static feox_err apply_queued(load_state *ls, feox_entry *e, feox_record *v)
     } else {
         feox_entry *owner = ls->entries[slot->item];
         end_version(ls, owner);
-        (void)feox_entry_release(e); /* the version still holds the allocation: never NULL */
+        feox_entry_free(e); /* a shared allocation stays with the version */
         e = owner;
     }
     ls->memory += version_bytes(v);
@@ -245,15 +247,33 @@ static feox_err track_expiry(load_state *ls, uint64_t hash, const feox_storage_r
     return FEOX_OK;
 }
 
-/* A put whose value is small enough to share its entry's allocation: made now (the record's
- * bytes are valid during this call only), its table slot prefetched, applied LOOKAHEAD records
- * later, when that slot is in cache. */
+/* A new version and an entry for its key, made now (the record's bytes are valid during this
+ * call only): one allocation if the value is small enough to share it (and max_memory, which
+ * evicts values, is off), else two. NULL if there is no memory. */
+static feox_entry *new_put(const feox_store *s, uint64_t hash, const feox_storage_record *rec,
+                           feox_record **v)
+{
+    if (!s->cfg.max_memory && rec->value_len <= EMBED_MAX_VALUE)
+        return feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value, rec->value_len,
+                                          rec->tag, rec->ts_ns, rec->expires_at_ns,
+                                          record_flags(rec), v);
+    feox_entry *e = feox_entry_new(rec->key, rec->key_len, hash);
+    *v = e ? feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns,
+                             record_flags(rec))
+           : NULL;
+    if (!*v && e) {
+        feox_entry_free(e);
+        e = NULL;
+    }
+    return e;
+}
+
+/* A put: its version and entry made now, its table slot prefetched, applied LOOKAHEAD records
+ * later, when that slot is in cache (the entry goes unused if the key has one already). */
 static feox_err queue_put(load_state *ls, uint64_t hash, const feox_storage_record *rec)
 {
     feox_record *v;
-    feox_entry *e =
-        feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value, rec->value_len,
-                                   rec->tag, rec->ts_ns, rec->expires_at_ns, record_flags(rec), &v);
+    feox_entry *e = new_put(ls->store, hash, rec, &v);
     if (!e)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     feox_record_set_location(v, rec->location);
@@ -289,40 +309,15 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
         return err;
     uint64_t hash = feox_hash_key(&s->hash, rec->key, rec->key_len);
     bool expired = rec->expires_at_ns && feox_store_now(s) > rec->expires_at_ns;
-    if (!expired && !s->cfg.max_memory && rec->value_len <= EMBED_MAX_VALUE)
+    if (!expired)
         return queue_put(ls, hash, rec);
-    /* Everything else in file order with what is queued: apply that first. */
+    /* An expired put ends the key, in file order with what is queued: apply that first. */
     err = drain_queue(ls);
     if (err)
         return err;
-    load_slot *slot = claim_slot(ls, hash, rec->key, rec->key_len);
-    if (!slot)
-        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    feox_entry *e = slot->item == SLOT_EMPTY ? NULL : ls->entries[slot->item];
-    if (expired) {
-        if (e)
-            end_version(ls, e); /* an expired put ends the key */
-        return FEOX_OK;
-    }
-    if (!e) {
-        e = feox_entry_new(rec->key, rec->key_len, hash);
-        if (!e)
-            return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-        add_entry(ls, slot, e);
-    }
-    feox_record *r = feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns,
-                                     rec->expires_at_ns, record_flags(rec));
-    if (!r)
-        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    feox_record_set_location(r, rec->location);
-    err = track_expiry(ls, hash, rec);
-    if (err) {
-        feox_record_unref(r);
-        return err;
-    }
-    end_version(ls, e); /* a later record of a key replaces the earlier version */
-    ls->memory += version_bytes(r);
-    set_current(e, r);
+    load_slot *slot = slot_of(ls, hash, rec->key, rec->key_len); /* always a free slot */
+    if (slot->item != SLOT_EMPTY)
+        end_version(ls, ls->entries[slot->item]);
     return FEOX_OK;
 }
 
