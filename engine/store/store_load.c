@@ -17,7 +17,9 @@
  *     a key a later record deletes (or whose put has expired) as a tombstone with current NULL,
  *     which a later put of the key reuses, and frees the tombstones at the end;
  *   - when the backend is done, knows the live key count: sizes the hash index for it once
- *     (no growth) and fills it without comparisons (every key is unique), sorts the live keys
+ *     (no growth) and fills it a shard at a time (the entries grouped by shard in the key
+ *     table's memory, which is already touched), without comparisons (every key is unique),
+ *     sorts the live keys
  *     (radix sort on their first 8 bytes, runs of equal heads by comparison) and builds the
  *     ordered index from them in one pass (feox_ordered_index_build), instead of a million
  *     random inserts; with PARALLEL_MIN_KEYS keys or more, a helper thread sorts and builds the
@@ -47,7 +49,7 @@ typedef struct load_state {
     feox_store *store;
     feox_entry **entries; /* every key seen, in first-seen order (current NULL: not live) */
     size_t count, cap;
-    load_slot *slots; /* open addressing, linear probing, at most half full */
+    load_slot *slots; /* open addressing, linear probing, at most 3/4 full */
     size_t slot_mask;
     int64_t memory; /* accounted bytes, added to the store at the end */
     /* Puts wait here for LOOKAHEAD more records, their table slot prefetched, and are applied
@@ -140,7 +142,7 @@ static load_slot *slot_of(load_state *ls, uint64_t hash, const void *key, uint32
 /* The slot of key, with room for one more key (NULL: no memory for the table). */
 static load_slot *claim_slot(load_state *ls, uint64_t hash, const void *key, uint32_t key_len)
 {
-    if (ls->count + 1 > (ls->slot_mask + 1) / 2) {
+    if (ls->count + 1 > (ls->slot_mask + 1) / 4 * 3) {
         if (ls->count >= SLOT_EMPTY - 1 || !slots_resize(ls, (ls->slot_mask + 1) * 2))
             return NULL;
     }
@@ -419,15 +421,39 @@ static void drop_entries(load_state *ls)
 
 #define PREFETCH_AHEAD 8
 
-/* Fill the hash index in the order of its slots (shard, then the low hash bits a probe starts
- * from): the entries a probe compares against are the ones just inserted, still in cache.
- * The next entries are prefetched (their addresses are random in that order). */
-static feox_err fill_hash(feox_store *s, sort_item *by_slot, size_t live, size_t *inserted)
+/* The entries grouped by hash shard (a counting sort: one pass to count, one to place, no
+ * scratch array), into by_shard, which has room for live pointers. */
+static feox_err group_by_shard(const feox_store *s, feox_entry **entries, size_t live,
+                               feox_entry **by_shard)
+{
+    unsigned shards = feox_hash_shard_count(&s->hash);
+    size_t *at = feox_mem_calloc(shards, sizeof *at);
+    if (!at)
+        return FEOX_ERR_NOMEM;
+    for (size_t i = 0; i < live; i++)
+        at[feox_hash_shard(&s->hash, feox_entry_hash(entries[i])) - s->hash.shards]++;
+    size_t sum = 0;
+    for (unsigned i = 0; i < shards; i++) {
+        size_t n = at[i];
+        at[i] = sum;
+        sum += n;
+    }
+    for (size_t i = 0; i < live; i++)
+        by_shard[at[feox_hash_shard(&s->hash, feox_entry_hash(entries[i])) - s->hash.shards]++] =
+            entries[i];
+    feox_mem_free(at);
+    return FEOX_OK;
+}
+
+/* Fill the hash index a shard at a time: each shard's map (1/64 of the index, a few hundred KiB
+ * at 1M keys) stays in cache while it fills. The next entries are prefetched (their addresses
+ * are random in that order). */
+static feox_err fill_hash(feox_store *s, feox_entry **by_shard, size_t live, size_t *inserted)
 {
     for (size_t i = 0; i < live; i++) {
         if (i + PREFETCH_AHEAD < live)
-            __builtin_prefetch(by_slot[i + PREFETCH_AHEAD].e);
-        feox_entry *e = by_slot[i].e;
+            __builtin_prefetch(by_shard[i + PREFETCH_AHEAD]);
+        feox_entry *e = by_shard[i];
         if (feox_hash_insert(&s->hash, e) != FEOX_OK)
             return FEOX_ERR_NOMEM;
         feox_shard_count_add(&feox_hash_shard(&s->hash, feox_entry_hash(e))->keys, 1);
@@ -467,8 +493,6 @@ static void *build_ordered(void *arg)
 static feox_err finish_load(load_state *ls)
 {
     feox_store *s = ls->store;
-    feox_mem_free(ls->slots);
-    ls->slots = NULL;
     size_t live = 0;
     for (size_t i = 0; i < ls->count; i++) {
         feox_entry *e = ls->entries[i];
@@ -484,18 +508,21 @@ static feox_err finish_load(load_state *ls)
         return FEOX_OK;
     uint64_t want = live > s->cfg.initial_capacity ? live : s->cfg.initial_capacity;
     sort_item *by_key = feox_mem_alloc(live * sizeof *by_key);
-    sort_item *by_slot = feox_mem_alloc(live * sizeof *by_slot);
-    feox_err err = by_key && by_slot ? feox_hash_index_reserve(&s->hash, want) : FEOX_ERR_NOMEM;
+    /* The key table is done with, and already in memory: its slots (at least 4/3 as many as
+     * keys, 8 bytes each) hold the entries grouped by shard. */
+    _Static_assert(sizeof(load_slot) == sizeof(feox_entry *), "a slot holds an entry pointer");
+    feox_entry **by_shard = (feox_entry **)ls->slots;
+    feox_err err = by_key ? feox_hash_index_reserve(&s->hash, want) : FEOX_ERR_NOMEM;
+    if (!err)
+        err = group_by_shard(s, ls->entries, live, by_shard);
     if (err) {
         drop_entries(ls);
         feox_mem_free(by_key);
-        feox_mem_free(by_slot);
         return feox_fail(err, "allocation failed");
     }
     for (size_t i = 0; i < live; i++) {
         feox_entry *e = ls->entries[i];
         by_key[i] = (sort_item){head_of(e), e};
-        by_slot[i] = (sort_item){(feox_entry_hash(e) >> 58) << 32 | e->hash, e};
     }
     ordered_job job = {.store = s, .by_key = by_key, .sorted = ls->entries, .live = live};
     pthread_t helper;
@@ -504,9 +531,7 @@ static feox_err finish_load(load_state *ls)
     if (!parallel)
         build_ordered(&job);
     size_t inserted = 0;
-    err = sort_items(by_slot, live);
-    if (!err)
-        err = fill_hash(s, by_slot, live, &inserted);
+    err = fill_hash(s, by_shard, live, &inserted);
     if (parallel)
         pthread_join(helper, NULL);
     if (!err)
@@ -514,19 +539,19 @@ static feox_err finish_load(load_state *ls)
     else {
         size_t left = 0;
         for (size_t i = inserted; i < live; i++)
-            ls->entries[left++] = by_slot[i].e;
+            ls->entries[left++] = by_shard[i];
         ls->count = left;
         drop_entries(ls);
     }
     feox_mem_free(by_key);
-    feox_mem_free(by_slot);
     return err ? feox_fail(err, "allocation failed") : FEOX_OK;
 }
 
-/* Slots for the key table at the start: the store file's size over 128 bytes a record (a guess
- * that errs low for small records; the table doubles when it is half full), twice that, within
- * [8192, 2^22] (at most 32 MiB, freed at the end of the load). Only for the log backend, whose file
- * is s->path. */
+/* Slots for the key table at the start: room, at 3/4 full, for the store file's size over 128
+ * bytes a record (a guess that errs low for small records; the table doubles when it is 3/4
+ * full), within [8192, 2^22] (at most 32 MiB, freed at the end of the load). Each slot is a page
+ * fault's worth of memory to touch (~10 us per 4 KiB page on a VM): a table twice this size cost
+ * 4096 more faults at 1M records. Only for the log backend, whose file is s->path. */
 static size_t initial_slots(const feox_store *s)
 {
     size_t slots = 8192;
@@ -534,7 +559,7 @@ static size_t initial_slots(const feox_store *s)
     if (s->cfg.storage || !s->path || stat(s->path, &st) != 0 || st.st_size <= 0)
         return slots;
     uint64_t guess = (uint64_t)st.st_size / 128;
-    while (slots < ((size_t)1 << 22) && slots < 2 * guess)
+    while (slots < ((size_t)1 << 22) && slots / 4 * 3 < guess)
         slots *= 2;
     return slots;
 }
