@@ -98,10 +98,10 @@ static void sort_addresses(void **ptrs, size_t n)
 {
     if (n < 1024)
         return; /* a small store: not worth the passes */
-    void **tmp = feox_mem_alloc(n * sizeof *tmp);
+    void **tmp = feox_mem_alloc_large(n * sizeof *tmp);
     size_t *count = feox_mem_alloc(65536 * sizeof *count);
     if (!tmp || !count) {
-        feox_mem_free(tmp);
+        feox_mem_free_large(tmp);
         feox_mem_free(count);
         return; /* unsorted still frees everything, only slower */
     }
@@ -124,7 +124,7 @@ static void sort_addresses(void **ptrs, size_t n)
     }
     if (from != ptrs)
         memcpy(ptrs, from, n * sizeof *ptrs);
-    feox_mem_free(tmp);
+    feox_mem_free_large(tmp);
     feox_mem_free(count);
 }
 
@@ -151,7 +151,7 @@ static void release_entry(feox_entry *e)
 static void free_all_entries(feox_store *s)
 {
     uint64_t count = feox_hash_count(&s->hash);
-    feox_entry **list = count ? feox_mem_alloc(count * sizeof *list) : NULL;
+    feox_entry **list = count ? feox_mem_alloc_large(count * sizeof *list) : NULL;
     size_t n = 0;
     for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
         ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
@@ -172,7 +172,7 @@ static void free_all_entries(feox_store *s)
                 atomic_load_explicit(&list[i + PREFETCH_VERSION]->current, memory_order_relaxed));
         release_entry(list[i]);
     }
-    feox_mem_free(list);
+    feox_mem_free_large(list);
 }
 
 static void destroy_store(feox_store *s)

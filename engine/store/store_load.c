@@ -99,7 +99,7 @@ static int64_t version_bytes(const feox_record *r)
 
 static bool slots_resize(load_state *ls, size_t size)
 {
-    load_slot *slots = feox_mem_alloc(size * sizeof *slots);
+    load_slot *slots = feox_mem_alloc_large(size * sizeof *slots);
     if (!slots)
         return false;
     for (size_t i = 0; i < size; i++)
@@ -114,7 +114,7 @@ static bool slots_resize(load_state *ls, size_t size)
                 at = (at + 1) & mask;
             slots[at] = ls->slots[i];
         }
-        feox_mem_free(ls->slots);
+        feox_mem_free_large(ls->slots);
     }
     ls->slots = slots;
     ls->slot_mask = mask;
@@ -365,10 +365,10 @@ static int compare_items(const void *a, const void *b)
  * then each run of equal heads sorted by the whole key. */
 static feox_err sort_items(sort_item *items, size_t n)
 {
-    sort_item *tmp = feox_mem_alloc(n * sizeof *tmp);
+    sort_item *tmp = feox_mem_alloc_large(n * sizeof *tmp);
     size_t(*counts)[256] = feox_mem_calloc(8, sizeof *counts);
     if (!tmp || !counts) {
-        feox_mem_free(tmp);
+        feox_mem_free_large(tmp);
         feox_mem_free(counts);
         return FEOX_ERR_NOMEM;
     }
@@ -392,7 +392,7 @@ static feox_err sort_items(sort_item *items, size_t n)
     }
     if (from != items)
         memcpy(items, from, n * sizeof *items);
-    feox_mem_free(tmp);
+    feox_mem_free_large(tmp);
     feox_mem_free(counts);
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
@@ -507,7 +507,7 @@ static feox_err finish_load(load_state *ls)
     if (live == 0)
         return FEOX_OK;
     uint64_t want = live > s->cfg.initial_capacity ? live : s->cfg.initial_capacity;
-    sort_item *by_key = feox_mem_alloc(live * sizeof *by_key);
+    sort_item *by_key = feox_mem_alloc_large(live * sizeof *by_key);
     /* The key table is done with, and already in memory: its slots (at least 4/3 as many as
      * keys, 8 bytes each) hold the entries grouped by shard. */
     _Static_assert(sizeof(load_slot) == sizeof(feox_entry *), "a slot holds an entry pointer");
@@ -517,7 +517,7 @@ static feox_err finish_load(load_state *ls)
         err = group_by_shard(s, ls->entries, live, by_shard);
     if (err) {
         drop_entries(ls);
-        feox_mem_free(by_key);
+        feox_mem_free_large(by_key);
         return feox_fail(err, "allocation failed");
     }
     for (size_t i = 0; i < live; i++) {
@@ -543,7 +543,7 @@ static feox_err finish_load(load_state *ls)
         ls->count = left;
         drop_entries(ls);
     }
-    feox_mem_free(by_key);
+    feox_mem_free_large(by_key);
     return err ? feox_fail(err, "allocation failed") : FEOX_OK;
 }
 
@@ -582,7 +582,7 @@ feox_err feox_store_first_load(feox_store *s, feox_storage *st)
         err = finish_load(&ls);
     else
         drop_entries(&ls);
-    feox_mem_free(ls.slots);
+    feox_mem_free_large(ls.slots);
     feox_memory_reserve(s, ls.memory, false);
     feox_mem_free(ls.entries);
     return err;
