@@ -8,7 +8,7 @@
  *     the hash index (every probe of ck_hs reads an entry); the table is sized from the file's
  *     size and grows from its own hash bits;
  *   - makes each put's version and an entry for its key when the record comes (together, one
- *     allocation, for values up to EMBED_MAX_VALUE bytes, today 0, and not with max_memory) and
+ *     allocation, for values up to EMBED_MAX_VALUE bytes, and not with max_memory) and
  *     applies the put LOOKAHEAD records later, its table slot prefetched meanwhile: the table is
  *     larger than the cache, so a slot read on the spot is a miss per record (a delete or an
  *     expired put first applies what is queued, so file order holds; the entry of a key seen
@@ -178,24 +178,38 @@ static void end_version(load_state *ls, feox_entry *e)
         feox_shard *shard = feox_hash_shard(&ls->store->hash, feox_entry_hash(e));
         feox_shard_count_add(&shard->ttl_keys, -1);
     }
-    ls->memory -= version_bytes(old);
+    if (old != feox_entry_shared_version(e)) /* else allocated, and counted, until e goes */
+        ls->memory -= version_bytes(old);
     set_current(e, NULL);
     feox_record_unref(old);
 }
 
-/* A new key's first version may share one allocation with its entry only up to this many value
- * bytes. The shared block cannot be freed while the key lives, so a later version would leave the
- * first one's header and bytes behind, uncounted by max_memory and feox_memory_usage. Measured at
- * 500K records: sharing up to 256 bytes made open 10-15% and close 35% faster; not worth memory
- * that no counter shows. Off (0: only empty values share), until replacing a shared first
- * version can free or count its part. */
-#define EMBED_MAX_VALUE 0
+/* A new key's first version shares one allocation with its entry up to this many value bytes.
+ * The shared block is freed only when the key goes, so a later version leaves the first one's
+ * bytes allocated until then: feox_entry_shared_version finds them, and the accounting counts
+ * them until the entry goes (store_apply.c, end_version and finish_load here). Larger values
+ * would keep too much memory behind an overwritten key. Measured at 500K records: sharing up
+ * to 256 bytes made open 10-15% and close 35% faster (one allocation and one free per key
+ * instead of two). Not with max_memory, whose eviction must free a value's bytes. */
+#define EMBED_MAX_VALUE 256
 _Static_assert((FEOX_RECORD_HEADER + EMBED_MAX_VALUE + 8 + 7) / 8 <= FEOX_ENTRY_MAX_EMBED_UNITS,
                "an entry reaches back to a shared first version");
 
-/* Apply a queued put: its entry becomes the key's, or, if the key has one already, its version
- * becomes that entry's current one and its own entry part goes unused (the allocation is freed
- * with the version). On failure the put is freed. */
+/* Free an entry the load replaces, with its version and the first version it shares its
+ * allocation with (counted until now). */
+static void drop_owner(load_state *ls, feox_entry *e)
+{
+    const feox_record *shared = feox_entry_shared_version(e);
+    if (shared)
+        ls->memory -= version_bytes(shared);
+    end_version(ls, e); /* subtracts the current version unless it is the shared one */
+    feox_entry_free(e);
+}
+
+/* Apply a queued put: its entry becomes the key's. If the key has one already, the new entry
+ * takes its place and the old one goes with its versions: a first version it shares its
+ * allocation with would otherwise stay allocated for as long as the key lives. On failure the put
+ * is freed. */
 static feox_err apply_queued(load_state *ls, feox_entry *e, feox_record *v)
 {
     load_slot *slot = claim_slot(ls, feox_entry_hash(e), e->key, e->key_len);
@@ -206,11 +220,9 @@ static feox_err apply_queued(load_state *ls, feox_entry *e, feox_record *v)
     }
     if (slot->item == SLOT_EMPTY) {
         add_entry(ls, slot, e);
-    } else {
-        feox_entry *owner = ls->entries[slot->item];
-        end_version(ls, owner);
-        feox_entry_free(e); /* a shared allocation stays with the version */
-        e = owner;
+    } else { /* same key, same entry footprint: the count of entries stays */
+        drop_owner(ls, ls->entries[slot->item]);
+        ls->entries[slot->item] = e;
     }
     ls->memory += version_bytes(v);
     set_current(e, v);
@@ -500,7 +512,7 @@ static feox_err finish_load(load_state *ls)
             ls->entries[live++] = e;
         } else {
             ls->memory -= (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
-            feox_entry_free(e);
+            drop_owner(ls, e);
         }
     }
     ls->count = live;
