@@ -107,7 +107,9 @@ typedef struct feox_storage_host {
      * for them). Return non-zero from fn to stop. rec is valid during the call only. Every write
      * that had called write()/erase() before this call has published its version before the first
      * visit, so each version visited is at least as new as every version of its key written
-     * before the call (log compaction depends on this). */
+     * before the call (log compaction depends on this). Fails with FEOX_ERR_STALE until the
+     * store's first load has finished (load() has returned and the store has built its indexes):
+     * a thread the backend starts during load() must retry later. */
     feox_err (*for_each_live)(void *ctx, int (*fn)(void *fn_ctx, const feox_storage_record *rec),
                               void *fn_ctx);
     /* The store's clock (ns since the Unix epoch; feox_config.clock). */

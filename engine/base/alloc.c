@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "feox.h"
 
@@ -68,6 +69,45 @@ char *feox_mem_concat(const char *a, const char *b)
         memcpy(p + la, b, lb + 1);
     }
     return p;
+}
+
+/* Before the bytes of a large allocation: the length of its own mapping, 0 if it came from
+ * alloc_fn. 64 bytes: an array in a mapping starts on a cache line; one from alloc_fn keeps
+ * alloc_fn's alignment. */
+#define LARGE_HEADER 64
+
+void *feox_mem_alloc_large(size_t size)
+{
+    if (size > SIZE_MAX - LARGE_HEADER - FEOX_LARGE_MIN)
+        return NULL;
+    char *p;
+    size_t mapped = 0;
+    if (alloc_fn == malloc && size >= FEOX_LARGE_MIN) {
+        mapped = (size + LARGE_HEADER + 4095) & ~(size_t)4095;
+        p = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        (void)madvise(p, mapped, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
+    } else {
+        p = alloc_fn(size + LARGE_HEADER);
+        if (!p)
+            return NULL;
+    }
+    memcpy(p, &mapped, sizeof mapped);
+    return p + LARGE_HEADER;
+}
+
+void feox_mem_free_large(void *ptr)
+{
+    if (!ptr)
+        return;
+    char *p = (char *)ptr - LARGE_HEADER;
+    size_t mapped;
+    memcpy(&mapped, p, sizeof mapped);
+    if (mapped)
+        munmap(p, mapped);
+    else
+        free_fn(p);
 }
 
 static void *cjson_malloc(size_t size)

@@ -140,6 +140,14 @@ static inline size_t feox_record_footprint(size_t value_len, unsigned flags)
     return feox_allocation_footprint(feox_record_size(value_len, flags));
 }
 
+/* The version e shares its allocation with (its key's first version, when the key was loaded),
+ * or NULL. Its bytes stay allocated until the entry goes, also once a later version replaced it:
+ * memory accounting counts them until then. */
+static inline feox_record *feox_entry_shared_version(const feox_entry *e)
+{
+    return e->embed_units ? (feox_record *)((char *)e - (size_t)e->embed_units * 8) : NULL;
+}
+
 /* Allocate an entry holding a copy of the key (current = NULL). NULL on allocation failure. */
 feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash);
 /* One allocation holding the key's first version (as feox_record_new: refs = 1 for the index,

@@ -93,43 +93,15 @@ static void *maintenance_main(void *arg)
     return NULL;
 }
 
-/* Pointers to free, gathered so they can be freed in address order: glibc then merges each
- * chunk with the one freed just before it (still in cache) instead of with a cold neighbour. */
-typedef struct free_list {
-    void **ptrs;
-    size_t count, cap;
-} free_list;
-
-/* Append p; false if there is no memory for it (the list is unchanged). */
-static bool free_list_push(free_list *f, void *p)
-{
-    if (f->count == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 4096;
-        void **grown = feox_mem_realloc(f->ptrs, cap * sizeof *grown);
-        if (!grown)
-            return false;
-        f->ptrs = grown;
-        f->cap = cap;
-    }
-    f->ptrs[f->count++] = p;
-    return true;
-}
-
-static void free_list_add(free_list *f, void *p)
-{
-    if (!free_list_push(f, p))
-        feox_mem_free(p); /* no room to gather: free it now */
-}
-
 /* LSD radix sort of addresses, 16 bits a pass over the 48 bits a user-space address has. */
 static void sort_addresses(void **ptrs, size_t n)
 {
     if (n < 1024)
         return; /* a small store: not worth the passes */
-    void **tmp = feox_mem_alloc(n * sizeof *tmp);
+    void **tmp = feox_mem_alloc_large(n * sizeof *tmp);
     size_t *count = feox_mem_alloc(65536 * sizeof *count);
     if (!tmp || !count) {
-        feox_mem_free(tmp);
+        feox_mem_free_large(tmp);
         feox_mem_free(count);
         return; /* unsorted still frees everything, only slower */
     }
@@ -152,53 +124,55 @@ static void sort_addresses(void **ptrs, size_t n)
     }
     if (from != ptrs)
         memcpy(ptrs, from, n * sizeof *ptrs);
-    feox_mem_free(tmp);
+    feox_mem_free_large(tmp);
     feox_mem_free(count);
 }
 
 #define PREFETCH_ENTRY 16  /* entries are prefetched this far ahead of the one freed */
 #define PREFETCH_VERSION 8 /* and their versions this far ahead (reading the entry) */
 
-/* Release an entry and the version it holds into f (a version still referenced by a feox_value
- * handle only loses the index's reference). No other user is left. */
-static void release_entry(free_list *f, feox_entry *e)
+/* Free an entry and the version it holds (a version still referenced by a feox_value handle
+ * only loses the index's reference). No other user is left. The entry goes first: a key's
+ * version loaded with it was allocated right after it. */
+static void release_entry(feox_entry *e)
 {
     feox_record *r = atomic_load_explicit(&e->current, memory_order_relaxed);
+    feox_mem_free(feox_entry_release(e));
     if (r && feox_record_unref_last(r))
-        free_list_add(f, r);
-    void *block = feox_entry_release(e);
-    if (block)
-        free_list_add(f, block);
+        feox_mem_free(r);
 }
 
-/* Every entry and the version it holds. The entries are listed first (reading only the hash
- * maps), then released in a pipeline: entry i + 16 is prefetched, then the version of entry
- * i + 8, so the cache misses of many entries overlap. */
+/* Every entry and the version it holds, freed in the entries' address order: glibc then merges
+ * each chunk with the one freed just before it (still in cache) instead of with a cold
+ * neighbour, and a version loaded with its entry sits right after it. Only the entries are
+ * listed and sorted (8 bytes a key: fresh memory costs a page fault per 4 KiB), then released
+ * in a pipeline: entry i + 16 is prefetched, then the version of entry i + 8, so the cache misses
+ * of many entries overlap. */
 static void free_all_entries(feox_store *s)
 {
-    free_list entries = {0}, f = {0};
+    uint64_t count = feox_hash_count(&s->hash);
+    feox_entry **list = count ? feox_mem_alloc_large(count * sizeof *list) : NULL;
+    size_t n = 0;
     for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
         ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
         void *obj;
-        while (ck_hs_next(&s->hash.shards[i].set, &it, &obj))
-            if (!free_list_push(&entries, obj)) /* no room to list it: released at once */
-                release_entry(&f, obj);
+        while (ck_hs_next(&s->hash.shards[i].set, &it, &obj)) {
+            if (list && n < count)
+                list[n++] = obj;
+            else
+                release_entry(obj); /* no room to list it: released at once */
+        }
     }
-    feox_entry **list = (feox_entry **)entries.ptrs;
-    size_t n = entries.count;
+    sort_addresses((void **)list, n);
     for (size_t i = 0; i < n; i++) {
         if (i + PREFETCH_ENTRY < n)
             __builtin_prefetch(list[i + PREFETCH_ENTRY]);
         if (i + PREFETCH_VERSION < n)
             __builtin_prefetch(
                 atomic_load_explicit(&list[i + PREFETCH_VERSION]->current, memory_order_relaxed));
-        release_entry(&f, list[i]);
+        release_entry(list[i]);
     }
-    feox_mem_free(entries.ptrs);
-    sort_addresses(f.ptrs, f.count);
-    for (size_t i = 0; i < f.count; i++)
-        feox_mem_free(f.ptrs[i]);
-    feox_mem_free(f.ptrs);
+    feox_mem_free_large(list);
 }
 
 static void destroy_store(feox_store *s)

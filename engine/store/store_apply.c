@@ -60,12 +60,15 @@ static feox_err ttl_track(feox_store *s, feox_shard *shard, const feox_entry *e,
                               e->key_len);
 }
 
+/* A replaced version's bytes are freed, except those of the version its entry shares its
+ * allocation with: they stay, and stay counted, until the entry goes (feox_store_remove_entry). */
 static int64_t footprint_delta(const feox_record *new_version, const feox_record *old_version,
-                               bool new_entry, size_t key_len)
+                               const feox_entry *e, size_t key_len)
 {
     int64_t delta = (int64_t)feox_record_footprint(new_version->value_len, new_version->flags);
-    if (old_version)
+    if (old_version && old_version != feox_entry_shared_version(e))
         delta -= (int64_t)feox_record_footprint(old_version->value_len, old_version->flags);
+    bool new_entry = e == NULL;
     if (new_entry)
         delta += (int64_t)(feox_entry_footprint(key_len) + FEOX_INDEX_BYTES_PER_KEY);
     return delta;
@@ -117,7 +120,7 @@ feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **ent
     feox_entry *e = *entry;
     feox_record *old_version = e ? atomic_load_explicit(&e->current, memory_order_relaxed) : NULL;
     bool new_entry = e == NULL;
-    int64_t delta = footprint_delta(new_version, old_version, new_entry, key_len);
+    int64_t delta = footprint_delta(new_version, old_version, e, key_len);
     bool reserved = feox_memory_reserve(s, delta, how->enforce || how->make_room);
     if (!reserved && s->storage) {
         /* With a backend: values already stored there can leave memory to make room. */
@@ -213,6 +216,9 @@ feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e
     feox_thread_write_count++;
     feox_shard_count_add(&shard->keys, -1);
     int64_t freed = (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
+    const feox_record *shared = feox_entry_shared_version(e);
+    if (shared && shared != old_version) /* replaced, but allocated with the entry until now */
+        freed += (int64_t)feox_record_footprint(shared->value_len, shared->flags);
     if (old_version) {
         if (old_version->expires_at_ns) {
             feox_shard_count_add(&shard->ttl_keys, -1);

@@ -50,6 +50,10 @@ struct feox_store {
     feox_ordered_index *ordered;
     feox_storage *storage; /* the backend (feox_storage.h); NULL in memory mode */
     unsigned storage_caps; /* its methods->caps */
+    /* Set (release) once the first load has built both indexes: until then the backend's
+     * threads get no walk of them (for_each_live fails; an empty or half-built index would
+     * otherwise pass for the store's content, and a compaction would rewrite the file empty). */
+    _Atomic bool indexes_complete;
     feox_stat_counters *stats;
     /* The fields above are set by open and then only read (by every operation). What writers
      * and the maintenance thread change comes below, memory_used last: 64+ bytes away from the

@@ -269,6 +269,11 @@ static feox_err for_each_live(void *ctx, int (*fn)(void *fn_ctx, const feox_stor
                               void *fn_ctx)
 {
     feox_store *s = ctx;
+    /* The log backend starts its compactor as soon as its replay ends, while the store still
+     * builds its indexes (store_load.c): a walk then would see none or part of the keys. */
+    if (!atomic_load_explicit(&s->indexes_complete, memory_order_acquire))
+        return feox_fail(FEOX_ERR_STALE,
+                         "the store is still loading: its indexes are not complete");
     /* Log compaction relies on this: without it, a version written before its rewrite began but
      * published after the walk passed the key would be in neither part of the rewrite. */
     wait_for_stored_writes(s);
@@ -324,6 +329,8 @@ feox_err feox_store_attach_storage(feox_store *s)
     s->storage = st;
     s->storage_caps = m->caps;
     err = feox_store_first_load(s, st); /* store_load.c: nobody else uses the store yet */
+    if (!err)
+        atomic_store_explicit(&s->indexes_complete, true, memory_order_release);
     if (err) {
         m->close(st);
         s->storage = NULL;
