@@ -18,13 +18,13 @@ SQLITE_EXTENSION_INIT3
 #define DEFAULT_SWEEP_LIMIT 64u
 #define MIN_PENDING_LIMIT (64u * 1024u)
 
-/* Step a statement that returns no row, then reset it. */
+/* Step a statement that returns no row, then reset it. Its callers bind every parameter each
+ * time, so the bindings are left as they are (clearing them costs a call per statement). */
 static feox_err run(feox_sqlite_backend *b, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
     feox_err err = rc == SQLITE_DONE ? FEOX_OK : feox_sq_sql_error(b, rc, what);
     sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
     return err;
 }
 
@@ -74,6 +74,8 @@ static feox_err write_row(feox_sqlite_backend *b, const void *key, uint32_t key_
     sqlite3_bind_int64(s, 4, (sqlite3_int64)ts_ns);
     if (expires_at_ns != 0) {
         sqlite3_bind_int64(s, 5, (sqlite3_int64)expires_at_ns);
+    } else {
+        sqlite3_bind_null(s, 5);
     }
     sqlite3_bind_int64(s, 6, (sqlite3_int64)seq);
     feox_sq_expiry_lower(b, expires_at_ns);
@@ -132,6 +134,8 @@ static feox_err emit_change(feox_sqlite_backend *b, const void *key, uint32_t ke
             sqlite3_bind_blob64(s, 2, key, key_len, SQLITE_STATIC);
             if (is_delete) {
                 sqlite3_bind_int64(s, 3, (sqlite3_int64)ts_ns);
+            } else {
+                sqlite3_bind_null(s, 3);
             }
             err = run(b, s, "writing the change feed");
         }
@@ -155,7 +159,9 @@ static feox_err flush_pending(feox_sqlite_backend *b)
     if (p->n == 0) {
         return FEOX_OK;
     }
-    const feox_pending_entry **order = feox_pending_sorted(p);
+    /* One change (an autocommit write): nothing to sort */
+    const feox_pending_entry *only = &p->entries[0];
+    const feox_pending_entry **order = p->n == 1 ? &only : feox_pending_sorted(p);
     if (order == NULL) {
         return feox_sq_sql_error(b, SQLITE_NOMEM, "writing pending records");
     }
@@ -173,7 +179,9 @@ static feox_err flush_pending(feox_sqlite_backend *b)
             (void)b->host.relocate(b->host.ctx, e->bytes, e->key_len, 0, b->txn_last);
         }
     }
-    sqlite3_free(order);
+    if (order != &only) {
+        sqlite3_free(order);
+    }
     if (err == FEOX_OK) {
         feox_pending_clear(p);
         b->flushes++;
