@@ -26,8 +26,9 @@
  *       seq      the feed position of the write that made this version.
  *
  *   "S"."T_data_expires" ON T_data(expires) WHERE expires IS NOT NULL
- *       The rows with an expiry, by expiry: a commit finds the expired ones with one index seek,
- *       and rows without a TTL cost nothing in it. Found by its table and definition, not by
+ *       The rows with an expiry, by expiry: a commit finds the expired ones with one index seek
+ *       (none while nothing in it can have expired: storage_sqlite_expiry.c), and rows without
+ *       a TTL cost nothing in it. Found by its table and definition, not by
  *       its name: a renamed table keeps its index's first name (SQLite has no ALTER INDEX, and
  *       xRename may not drop one), and a new table whose name is taken gets "_2", "_3"...
  *       after it. Tables made before it existed (same format) get it from their first
