@@ -524,9 +524,12 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
          * never disconnects it (sqlite3_close fails with unfinalized statements). Once the
          * table is in the transaction, later calls need no enlistment (SQLite calls xSavepoint
          * for the savepoint itself). Nested in a running write statement, this joins that
-         * statement's transaction (SQLite commits it when the outer statement ends). */
-        char *sql =
-            sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET key=key WHERE 0", vt->schema, vt->name);
+         * statement's transaction (SQLite commits it when the outer statement ends). An INSERT
+         * that inserts nothing, not an UPDATE: both make SQLite call xBegin, but a virtual
+         * table's UPDATE also plans a scan (xBestIndex) and opens an ephemeral table, and costs
+         * a third more per autocommit feox_incr (callgrind: 91.8K -> 73.9K Ir per call). */
+        char *sql = sqlite3_mprintf("INSERT INTO \"%w\".\"%w\"(key) SELECT 0 WHERE 0", vt->schema,
+                                    vt->name);
         sqlite3_stmt *enlist = NULL;
         rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &enlist, NULL);
         sqlite3_free(sql);

@@ -18,13 +18,13 @@ SQLITE_EXTENSION_INIT3
 #define DEFAULT_SWEEP_LIMIT 64u
 #define MIN_PENDING_LIMIT (64u * 1024u)
 
-/* Step a statement that returns no row, then reset it. */
+/* Step a statement that returns no row, then reset it. Its callers bind every parameter each
+ * time, so the bindings are left as they are (clearing them costs a call per statement). */
 static feox_err run(feox_sqlite_backend *b, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
     feox_err err = rc == SQLITE_DONE ? FEOX_OK : feox_sq_sql_error(b, rc, what);
     sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
     return err;
 }
 
@@ -74,8 +74,11 @@ static feox_err write_row(feox_sqlite_backend *b, const void *key, uint32_t key_
     sqlite3_bind_int64(s, 4, (sqlite3_int64)ts_ns);
     if (expires_at_ns != 0) {
         sqlite3_bind_int64(s, 5, (sqlite3_int64)expires_at_ns);
+    } else {
+        sqlite3_bind_null(s, 5);
     }
     sqlite3_bind_int64(s, 6, (sqlite3_int64)seq);
+    feox_sq_expiry_lower(b, expires_at_ns);
     b->rows_written++;
     b->bytes_written += key_len + value_len;
     return run(b, s, "writing a record");
@@ -131,6 +134,8 @@ static feox_err emit_change(feox_sqlite_backend *b, const void *key, uint32_t ke
             sqlite3_bind_blob64(s, 2, key, key_len, SQLITE_STATIC);
             if (is_delete) {
                 sqlite3_bind_int64(s, 3, (sqlite3_int64)ts_ns);
+            } else {
+                sqlite3_bind_null(s, 3);
             }
             err = run(b, s, "writing the change feed");
         }
@@ -154,7 +159,9 @@ static feox_err flush_pending(feox_sqlite_backend *b)
     if (p->n == 0) {
         return FEOX_OK;
     }
-    const feox_pending_entry **order = feox_pending_sorted(p);
+    /* One change (an autocommit write): nothing to sort */
+    const feox_pending_entry *only = &p->entries[0];
+    const feox_pending_entry **order = p->n == 1 ? &only : feox_pending_sorted(p);
     if (order == NULL) {
         return feox_sq_sql_error(b, SQLITE_NOMEM, "writing pending records");
     }
@@ -172,7 +179,9 @@ static feox_err flush_pending(feox_sqlite_backend *b)
             (void)b->host.relocate(b->host.ctx, e->bytes, e->key_len, 0, b->txn_last);
         }
     }
-    sqlite3_free(order);
+    if (order != &only) {
+        sqlite3_free(order);
+    }
     if (err == FEOX_OK) {
         feox_pending_clear(p);
         b->flushes++;
@@ -239,7 +248,7 @@ static feox_err sq_open(const feox_storage_methods *methods, const feox_config *
         b->resident_budget = cfg->max_memory / 2;
         if (t->pending_limit == 0) {
             uint64_t quarter = cfg->max_memory / 4;
-            b->pending_limit = quarter < MIN_PENDING_LIMIT     ? MIN_PENDING_LIMIT
+            b->pending_limit = quarter < MIN_PENDING_LIMIT  ? MIN_PENDING_LIMIT
                                : quarter > b->pending_limit ? b->pending_limit
                                                             : quarter;
         }
@@ -260,6 +269,7 @@ static feox_err sq_load(feox_storage *st, void *txn, const feox_storage_sink *si
     }
     lock(b);
     feox_sq_clear_error(b);
+    feox_sq_expiry_unknown(b);
     feox_err err = feox_sq_lazy_load(b, sink);
     unlock(b);
     return err;
@@ -337,13 +347,12 @@ static feox_err sq_erase(feox_storage *st, void *txn, const void *key, uint32_t 
 /* Look key up: the pending map first (if pending_too), then the data table. *found false: no
  * current version. On success with found, rec points into the pending entry or the statement
  * (reset it after). */
-static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len,
-                       bool pending_too, unsigned char num[8], feox_storage_record *rec,
-                       bool *found, sqlite3_stmt **held)
+static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len, bool pending_too,
+                       unsigned char num[8], feox_storage_record *rec, bool *found,
+                       sqlite3_stmt **held)
 {
     *held = NULL;
-    const feox_pending_entry *e =
-        pending_too ? feox_pending_get(&b->pending, key, key_len) : NULL;
+    const feox_pending_entry *e = pending_too ? feox_pending_get(&b->pending, key, key_len) : NULL;
     if (e != NULL) {
         *found = !e->is_delete;
         feox_storage_record r = {
@@ -471,6 +480,7 @@ static feox_err apply_feed(feox_sqlite_backend *b, const feox_storage_sink *sink
             unsigned char num[8];
             feox_storage_record rec;
             feox_sq_column_record(s, 3, key, key_len, num, &rec);
+            feox_sq_expiry_lower(b, rec.expires_at_ns); /* another's row in the index */
             err = sink->put(sink->ctx, &rec);
         }
         if (err != FEOX_OK) {
@@ -505,12 +515,18 @@ static feox_err refresh_feed(feox_sqlite_backend *b, const feox_storage_sink *si
     }
     if (cur != b->cache_seq) {
         if (cur < b->cache_seq) {
+            feox_sq_expiry_unknown(b);
             b->loaded = false; /* the table went back (restored?): only a reload is sound */
             return FEOX_ERR_STALE;
         }
         /* The feed no longer reaches back to the cache: compare what the cache holds with the
          * table instead of reloading it all (storage_sqlite_load.c); else apply the feed. */
-        err = b->cache_seq < min_seq ? feox_sq_lazy_resync(b, sink) : apply_feed(b, sink);
+        if (b->cache_seq < min_seq) {
+            feox_sq_expiry_unknown(b); /* rows are compared, not listed change by change */
+            err = feox_sq_lazy_resync(b, sink);
+        } else {
+            err = apply_feed(b, sink);
+        }
         if (err != FEOX_OK) {
             /* The store holds part of the feed: only a reload is sound now. */
             b->loaded = false;
@@ -621,6 +637,7 @@ feox_err feox_sqlite_storage_renamed(feox_sqlite_table *t, const char *new_table
             b->stmts[i] = NULL;
         }
         feox_sq_lazy_forget(b, false);
+        feox_sq_expiry_unknown(b);
         sqlite3_free(b->table);
         b->table = copy;
         err = FEOX_OK;
@@ -726,12 +743,13 @@ static feox_err sweep(feox_sqlite_backend *b, uint64_t limit, uint64_t *removed)
     feox_sq_keys k;
     memset(&k, 0, sizeof k);
     feox_err err = FEOX_OK;
+    int64_t next = INT64_MAX;
     *removed = 0;
     while (err == FEOX_OK && (limit == 0 || *removed < limit)) {
         uint64_t left = limit == 0 ? FEOX_SQ_SWEEP_BATCH : limit - *removed;
         uint32_t want = left < FEOX_SQ_SWEEP_BATCH ? (uint32_t)left : FEOX_SQ_SWEEP_BATCH;
         /* listed first, deleted after: never while the statement reads the table */
-        err = feox_sq_expired_keys(b, now, want, &k);
+        err = feox_sq_expired_keys(b, now, want, &k, &next);
         for (size_t i = 0; i < k.n && err == FEOX_OK; i++) {
             err = emit_change(b, k.bytes + k.at[i], k.len[i], NULL, 0, 0, now, 0, true);
             if (err == FEOX_OK) {
@@ -744,6 +762,11 @@ static feox_err sweep(feox_sqlite_backend *b, uint64_t limit, uint64_t *removed)
         }
     }
     sqlite3_free(k.bytes);
+    if (err == FEOX_OK) {
+        /* What is left in the index expires at next at the earliest (expiry.c) */
+        b->expiry_known = true;
+        b->next_expiry = next;
+    }
     return err;
 }
 
@@ -761,7 +784,12 @@ static feox_err sync_locked(feox_sqlite_backend *b, bool commit, uint64_t *swept
         if (err == FEOX_OK && commit && !b->txn_swept && b->txn_changes != 0 &&
             b->sweep_limit != 0) {
             b->txn_swept = true;
-            err = sweep(b, b->sweep_limit, &removed);
+            if (feox_sq_expiry_due(b)) {
+                b->sweep_seeks++;
+                err = sweep(b, b->sweep_limit, &removed);
+            } else {
+                b->sweep_skips++; /* nothing in the index has expired yet */
+            }
             if (err != FEOX_OK && removed == 0) {
                 /* Nothing removed yet (e.g. the expiry index could not be made): the user's
                  * transaction commits without it; the next one tries again. */
@@ -863,7 +891,8 @@ void feox_sqlite_storage_rollback(feox_sqlite_table *t)
     if (b == NULL) {
         return;
     }
-    reset_txn(b); /* SQLite has restored the tables; cache_seq never moved */
+    reset_txn(b);              /* SQLite has restored the tables; cache_seq never moved */
+    feox_sq_expiry_unknown(b); /* rows a sweep removed may be back */
     unlock(b);
 }
 
@@ -906,6 +935,7 @@ void feox_sqlite_storage_rollback_to(feox_sqlite_table *t, int level)
         /* Everything before savepoint level reached the tables when it began, and SQLite has
          * rolled those back to it: what is pending came later. */
         feox_pending_clear(&b->pending);
+        feox_sq_expiry_unknown(b); /* rows a sweep removed may be back */
         if (level >= 0 && (size_t)level < b->nmarks) {
             b->txn_last = b->marks[level].txn_last;
             b->txn_changes = b->marks[level].txn_changes;

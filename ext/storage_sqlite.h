@@ -26,12 +26,13 @@
  *       seq      the feed position of the write that made this version.
  *
  *   "S"."T_data_expires" ON T_data(expires) WHERE expires IS NOT NULL
- *       The rows with an expiry, by expiry: a commit finds the expired ones with one index seek,
- *       and rows without a TTL cost nothing in it. Found by its table and definition, not by
- *       its name: a renamed table keeps its index's first name (SQLite has no ALTER INDEX, and
- *       xRename may not drop one), and a new table whose name is taken gets "_2", "_3"...
- *       after it. Tables made before it existed (same format) get it from their first
- *       committing write transaction (storage_sqlite_expiry.c).
+ *       The rows with an expiry, by expiry: a commit finds the expired ones with one index seek
+ *       (none while nothing in it can have expired: storage_sqlite_expiry.c), and rows without
+ *       a TTL cost nothing in it. Found by its table and definition, not by its name: a renamed
+ *       table keeps its index's first name (SQLite has no ALTER INDEX, and xRename may not drop
+ *       one), and a new table whose name is taken gets "_2", "_3"... after it. Tables made
+ *       before it existed (same format) get it from their first committing write transaction
+ *       (storage_sqlite_expiry.c).
  *
  *   "S"."T_log"(seq INTEGER PRIMARY KEY, key BLOB NOT NULL, ts INTEGER)
  *       The change feed, append only: one row per write (ts NULL) or delete (ts = its time).
@@ -79,7 +80,8 @@
  *                then feox_sqlite_storage_begin(t). Writes (write/erase) are refused outside
  *                begin..commit/rollback.
  *   xSync        feox_sqlite_storage_sync_commit(t): writes what is still pending, removes up to
- *                sweep_limit expired rows (storage_sqlite_expiry.c), trims the feed.
+ *                sweep_limit expired rows (storage_sqlite_expiry.c; skipped while nothing can
+ *                have expired), trims the feed.
  *   xCommit      feox_sqlite_storage_commit(t): the cache is now at the transaction's last seq.
  *   xRollback    feox_sqlite_storage_rollback(t): pending changes dropped (SQLite restores the
  *                tables; the vtab restores the indexes with FEOX_WRITE_INDEX_ONLY writes).
@@ -185,6 +187,9 @@ feox_err feox_sqlite_storage_settle(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_sync_commit(feox_sqlite_table *t, uint64_t *swept);
 /* Inside begin..commit: remove up to limit (0 = every) expired rows, with their feed rows. */
 feox_err feox_sqlite_storage_sweep(feox_sqlite_table *t, uint64_t limit, uint64_t *removed);
+/* Commits' sweeps since open: how many sought the expiry index, how many skipped it because
+ * nothing in it could have expired yet (storage_sqlite_expiry.c); zeros when none is open. */
+void feox_sqlite_storage_sweep_counts(feox_sqlite_table *t, uint64_t *seeks, uint64_t *skips);
 void feox_sqlite_storage_commit(feox_sqlite_table *t);
 void feox_sqlite_storage_rollback(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_savepoint(feox_sqlite_table *t, int level);

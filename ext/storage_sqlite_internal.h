@@ -96,6 +96,11 @@ typedef struct feox_sqlite_backend {
 
     /* Expiry (storage_sqlite_expiry.c). */
     uint64_t sweep_limit; /* rows a commit removes at most (0: none) */
+    /* The earliest expires the expiry index can hold, when expiry_known (INT64_MAX: no row of
+     * it can ever expire): a commit's sweep seeks the index only once now passes it. */
+    bool expiry_known;
+    int64_t next_expiry;
+    uint64_t sweep_seeks, sweep_skips; /* commit sweeps that sought the index / skipped it */
 
     feox_sq_lazy lazy;
 
@@ -146,10 +151,29 @@ typedef struct feox_sq_keys {
 
 /* The store's clock (the host's now_ns), or the real time without a host. */
 uint64_t feox_sq_now(feox_sqlite_backend *b);
+/* now as the expires column compares it (an i64, clamped). */
+int64_t feox_sq_expiry_time(uint64_t now);
 /* The keys of up to want (at most FEOX_SQ_SWEEP_BATCH) rows expired at now (expires < now), in
- * expiry order, through the expiry index (made first if the table has none). */
+ * expiry order, through the expiry index (made first if the table has none); *next: the
+ * earliest expires of the index's rows after them (INT64_MAX if none). */
 feox_err feox_sq_expired_keys(feox_sqlite_backend *b, uint64_t now, uint32_t want,
-                              feox_sq_keys *out);
+                              feox_sq_keys *out, int64_t *next);
+/* A row with this expiry (0: none) may now be in the index: a later sweep must not skip it. */
+static inline void feox_sq_expiry_lower(feox_sqlite_backend *b, uint64_t expires_at_ns)
+{
+    int64_t e = (int64_t)expires_at_ns; /* as the column holds it */
+    if (expires_at_ns != 0 && e < b->next_expiry) {
+        b->next_expiry = e;
+    }
+}
+/* Anything may be in the index now (a reload, a resync, a rollback): the next sweep seeks. */
+static inline void feox_sq_expiry_unknown(feox_sqlite_backend *b)
+{
+    b->expiry_known = false;
+}
+/* true when a commit's sweep must seek the index (false: nothing in it can have expired yet;
+ * the clock is read only when a row of it has an expiry). */
+bool feox_sq_expiry_due(feox_sqlite_backend *b);
 /* feox_storage_methods.check (storage_sqlite_check.c). */
 feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len);
 

@@ -29,10 +29,10 @@
 
 SQLITE_EXTENSION_INIT3
 
+/* An entry's key and old value share one allocation (the value right after the key). */
 static void entry_free(feox_journal_entry *e)
 {
     sqlite3_free(e->key);
-    sqlite3_free(e->value);
 }
 
 int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool existed,
@@ -49,7 +49,8 @@ int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool exis
     }
     feox_journal_entry *e = &j->entries[j->n];
     memset(e, 0, sizeof *e);
-    e->key = sqlite3_malloc64(key_len ? key_len : 1);
+    size_t held = key_len + (existed ? value_len : 0);
+    e->key = sqlite3_malloc64(held ? held : 1);
     if (e->key == NULL) {
         return SQLITE_NOMEM;
     }
@@ -57,11 +58,7 @@ int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool exis
     e->key_len = key_len;
     e->existed = existed;
     if (existed) {
-        e->value = sqlite3_malloc64(value_len ? value_len : 1);
-        if (e->value == NULL) {
-            sqlite3_free(e->key);
-            return SQLITE_NOMEM;
-        }
+        e->value = e->key + key_len;
         if (value_len) {
             memcpy(e->value, value, value_len);
         }

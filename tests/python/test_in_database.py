@@ -605,6 +605,39 @@ class ExpiryTest(InDatabaseTestCase):
         con.close()
 
 
+TTL_WRITER = CHILD_PRELUDE + textwrap.dedent("""
+    db, n = sys.argv[1], int(sys.argv[2])
+    con = connect(db)
+    con.executemany("INSERT INTO kv(key, value, ttl) VALUES (?, ?, 1)",
+                    [(f"t{i}", i) for i in range(n)])
+    con.close()
+""")
+
+
+class CommitSweepSkipTest(InDatabaseTestCase):
+    """A commit seeks the expiry index only once something in it can have expired
+    (storage_sqlite_expiry.c): rows another process commits with a TTL reach this connection
+    through the feed before it writes, so its commits remove them once they expire, as before."""
+
+    def test_rows_another_process_writes_with_a_ttl_are_swept_by_this_connections_commits(self):
+        con = connect(self.db)
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")  # seeks: nothing has a TTL
+        con.execute("INSERT INTO kv(key, value) VALUES ('b', 1)")  # skips
+        child = subprocess.run([PY, "-c", TTL_WRITER, self.db, "5"])
+        self.assertEqual(child.returncode, 0)
+        ttl_rows = "SELECT count(*) FROM kv_data WHERE expires IS NOT NULL"
+        con.execute("INSERT OR REPLACE INTO kv(key, value) VALUES ('c', 1)")
+        self.assertEqual(con.execute(ttl_rows).fetchone(), (5,))  # not expired yet
+        time.sleep(2.2)  # they expire 1 s after the child's insert
+        con.execute("INSERT OR REPLACE INTO kv(key, value) VALUES ('d', 1)")
+        self.assertEqual(con.execute(ttl_rows).fetchone(), (0,))
+        self.assertEqual(con.execute("SELECT key FROM kv ORDER BY key").fetchall(),
+                         [("a",), ("b",), ("c",), ("d",)])
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+        self.assertCoherent(con)
+        con.close()
+
+
 class CommitSweepTest(InDatabaseTestCase):
     """The bounded sweep at commit (ext/storage_sqlite_expiry.c). Rows are made expired without
     waiting: their expiry in kv_data is set to 1 ns by hand (DEFENSIVE is off here), which no

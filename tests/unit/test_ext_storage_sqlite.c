@@ -1420,8 +1420,8 @@ static uint64_t sync_commit(backend *bk)
     return swept;
 }
 
-#define EXPIRED_KEYS                                                                              \
-    "SELECT group_concat(CAST(key AS TEXT), ' ') FROM (SELECT key FROM kv_data"                  \
+#define EXPIRED_KEYS                                                                               \
+    "SELECT group_concat(CAST(key AS TEXT), ' ') FROM (SELECT key FROM kv_data"                    \
     " WHERE CAST(key AS TEXT) GLOB 'e*' ORDER BY key)"
 
 static void test_commit_sweeps_expired_rows(void **state)
@@ -1489,8 +1489,9 @@ static void test_commit_sweeps_expired_rows(void **state)
     assert_int_equal(feox_sqlite_storage_sweep(&bk.t, 0, &removed), FEOX_OK);
     assert_int_equal(removed, 5);
     txn_commit(&bk);
-    expect(db, "SELECT group_concat(CAST(key AS TEXT), ' ') FROM (SELECT key FROM kv_data"
-               " ORDER BY key)",
+    expect(db,
+           "SELECT group_concat(CAST(key AS TEXT), ' ') FROM (SELECT key FROM kv_data"
+           " ORDER BY key)",
            "future plain w");
     assert_int_equal(refresh(&other, &heard), FEOX_OK);
     assert_string_equal(heard.events, "-e5-e6-e7-e8-e9");
@@ -1518,6 +1519,135 @@ static void test_commit_sweeps_expired_rows(void **state)
     sqlite3_close(db);
 }
 
+/* The commit's sweep seeks the expiry index only once something in it can have expired: it learns
+ * the earliest expiry left there, which this connection's writes, the rows other connections
+ * commit (through the feed) and a rollback bring back down. */
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now;
+}
+
+static void open_clocked(backend *bk, sqlite3 *db, uint64_t sweep_limit, bool no_commit_sweep)
+{
+    memset(bk, 0, sizeof *bk);
+    bk->t.db = db;
+    bk->t.schema = "main";
+    bk->t.table = "kv";
+    bk->t.sweep_limit = sweep_limit;
+    bk->t.no_commit_sweep = no_commit_sweep;
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.storage = feox_sqlite_storage();
+    cfg.storage_arg = &bk->t;
+    feox_storage_host host;
+    memset(&host, 0, sizeof host);
+    host.now_ns = fake_clock;
+    assert_int_equal(cfg.storage->open(cfg.storage, &cfg, &host, &bk->st), FEOX_OK);
+}
+
+/* One committing write transaction as the vtab runs it (refresh, begin, write, xSync with the
+ * sweep, COMMIT, xCommit); the rows the sweep removed. */
+static uint64_t commit_one(backend *bk, const char *key, uint64_t expires)
+{
+    test_sink ts;
+    assert_int_equal(refresh(bk, &ts), FEOX_OK);
+    txn_begin(bk);
+    assert_int_equal(put_tagged(bk, key, "v", 1, FEOX_TAG_TEXT, 1000, expires), FEOX_OK);
+    uint64_t swept = sync_commit(bk);
+    exec_ok(bk->t.db, "COMMIT");
+    feox_sqlite_storage_commit(&bk->t);
+    return swept;
+}
+
+static void expect_sweeps(backend *bk, uint64_t seeks, uint64_t skips)
+{
+    uint64_t got_seeks = 99, got_skips = 99;
+    feox_sqlite_storage_sweep_counts(&bk->t, &got_seeks, &got_skips);
+    assert_int_equal(got_seeks, seeks);
+    assert_int_equal(got_skips, skips);
+}
+
+static void test_commit_sweep_skips_until_due(void **state)
+{
+    (void)state;
+    sqlite3 *db = open_db("sweep_skip.db");
+    create_table(db, "kv");
+    sqlite3 *db2 = open_db("sweep_skip.db");
+    backend bk, other;
+    test_sink ts;
+    fake_now = 1000;
+    open_clocked(&bk, db, 1, false);
+    open_clocked(&other, db2, 0, true); /* its commits never sweep: only bk's do */
+    load(&bk, &ts);
+    load(&other, &ts);
+
+    /* Fresh open: the index is unknown, the first commit seeks; it holds nothing with an
+     * expiry, so the next ones skip. */
+    assert_int_equal(commit_one(&bk, "a", 0), 0);
+    expect_sweeps(&bk, 1, 0);
+    assert_int_equal(commit_one(&bk, "b", 0), 0);
+    expect_sweeps(&bk, 1, 1);
+
+    /* Another connection commits a row expiring at 2000: bk hears it through the feed and
+     * skips only until its clock passes 2000, then removes it. */
+    assert_int_equal(commit_one(&other, "t", 2000), 0);
+    assert_int_equal(commit_one(&bk, "c", 0), 0);
+    expect_sweeps(&bk, 1, 2);
+    fake_now = 2001;
+    assert_int_equal(commit_one(&bk, "d", 0), 1);
+    expect_sweeps(&bk, 2, 2);
+    expect(db, "SELECT count(*) FROM kv_data WHERE key = CAST('t' AS BLOB)", "0");
+    assert_int_equal(commit_one(&bk, "e", 0), 0);
+    expect_sweeps(&bk, 2, 3);
+
+    /* Its own row with a TTL: skipped while alive, removed once expired. */
+    assert_int_equal(commit_one(&bk, "f", 2500), 0);
+    expect_sweeps(&bk, 2, 4);
+    fake_now = 3000;
+    assert_int_equal(commit_one(&bk, "g", 0), 1);
+    expect_sweeps(&bk, 3, 4);
+    expect(db, "SELECT count(*) FROM kv_data WHERE expires IS NOT NULL", "0");
+
+    /* A sweep that is rolled back: the row is back, so the next commit seeks again. */
+    assert_int_equal(commit_one(&other, "u", 3500), 0);
+    fake_now = 4000;
+    assert_int_equal(refresh(&bk, &ts), FEOX_OK);
+    txn_begin(&bk);
+    assert_int_equal(put_text(&bk, "h", "1"), FEOX_OK);
+    assert_int_equal(sync_commit(&bk), 1);
+    exec_ok(db, "ROLLBACK");
+    feox_sqlite_storage_rollback(&bk.t);
+    expect(db, "SELECT count(*) FROM kv_data WHERE key = CAST('u' AS BLOB)", "1");
+    assert_int_equal(commit_one(&bk, "i", 0), 1);
+    expect_sweeps(&bk, 5, 4);
+
+    /* More expired than one commit removes (sweep_limit 1): the next commit seeks too, the one
+     * after it has nothing left to remove and skips. */
+    assert_int_equal(commit_one(&other, "v1", 4100), 0);
+    assert_int_equal(commit_one(&other, "v2", 4200), 0);
+    fake_now = 5000;
+    assert_int_equal(commit_one(&bk, "j", 0), 1);
+    assert_int_equal(commit_one(&bk, "k", 0), 1);
+    assert_int_equal(commit_one(&bk, "l", 0), 0);
+    expect_sweeps(&bk, 7, 5);
+    expect(db, "SELECT count(*) FROM kv_data WHERE expires IS NOT NULL", "0");
+
+    /* A reload forgets what it knew: the next commit seeks. */
+    load(&bk, &ts);
+    assert_int_equal(commit_one(&bk, "m", 0), 0);
+    expect_sweeps(&bk, 8, 5);
+
+    char detail[256];
+    assert_int_equal(bk.st->methods->check(bk.st, detail, sizeof detail), FEOX_OK);
+    close_backend(&bk);
+    close_backend(&other);
+    sqlite3_close(db2);
+    sqlite3_close(db);
+}
+
 /* ---- larger than memory: cold loads, pending versions relocated once written ---------------- */
 
 typedef struct relocations {
@@ -1530,8 +1660,7 @@ static bool record_relocate(void *ctx, const void *key, uint32_t key_len, uint64
     relocations *r = ctx;
     size_t used = strlen(r->log);
     snprintf(r->log + used, sizeof r->log - used, "%.*s:%llu>%llu ", (int)key_len,
-             (const char *)key, (unsigned long long)old_location,
-             (unsigned long long)new_location);
+             (const char *)key, (unsigned long long)old_location, (unsigned long long)new_location);
     return true;
 }
 
@@ -1836,6 +1965,7 @@ int main(void)
         cmocka_unit_test(test_busy_write_through),
         cmocka_unit_test(test_missing_tables),
         cmocka_unit_test(test_commit_sweeps_expired_rows),
+        cmocka_unit_test(test_commit_sweep_skips_until_due),
         cmocka_unit_test(test_larger_than_memory),
         cmocka_unit_test(test_sqlite_hooks_buffered),
         cmocka_unit_test(test_sqlite_hooks_write_through),
