@@ -122,34 +122,20 @@ void feox_value_release_data(const void *data)
     feox_record_unref((feox_record *)((uintptr_t)data - FEOX_RECORD_HEADER));
 }
 
-feox_err feox_get(feox_store *s, const void *key, size_t key_len, void **value, size_t *value_len,
-                  feox_record_info *info)
+/* Hand the live version of key to copy(): a resident one inside the epoch section, with no
+ * reference taken (its cache line stays shared between the cores reading a hot key), a cold one
+ * after reading it back from the backend. copy() returns false on allocation failure. */
+static inline feox_err copy_live(feox_store *s, const void *key, size_t key_len,
+                                 bool (*copy)(const feox_record *r, void *ctx), void *ctx)
 {
-    feox_err err = check_read_args(s, key, key_len, value);
-    if (!err && !value_len)
-        err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "value_len is NULL");
-    if (err)
-        return err;
-    /* A resident value is copied inside the epoch section: no reference count traffic, which
-     * matters for hot keys read from many cores. */
-    void *copy = NULL;
-    size_t n = 0;
     feox_record *r;
-    err = enter_find_live(s, key, key_len, &r);
+    feox_err err = enter_find_live(s, key, key_len, &r);
     if (err)
         return err;
     bool cold = r && (r->flags & FEOX_RECORD_COLD);
-    if (r && !cold) {
-        n = r->value_len;
-        copy = feox_mem_alloc(n ? n : 1);
-        if (copy) {
-            memcpy(copy, r->value, n);
-            if (info)
-                fill_info(r, info);
-        }
-    } else if (cold) {
+    bool copied = r && !cold ? copy(r, ctx) : true;
+    if (cold)
         feox_record_ref(r);
-    }
     feox_epoch_exit();
     if (!r)
         return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
@@ -159,18 +145,58 @@ feox_err feox_get(feox_store *s, const void *key, size_t key_len, void **value, 
         feox_record_unref(r);
         if (err)
             return err;
-        n = resident->value_len;
-        copy = feox_mem_alloc(n ? n : 1);
-        if (copy) {
-            memcpy(copy, resident->value, n);
-            if (info)
-                fill_info(resident, info);
-        }
+        copied = copy(resident, ctx);
         feox_record_unref(resident);
     }
-    if (!copy)
-        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
-    *value = copy;
+    return copied ? FEOX_OK : feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+}
+
+typedef struct copy_target {
+    void *buf; /* feox_get: allocated by copy_to_new; feox_get_into: the caller's */
+    size_t cap;
+    size_t *value_len;
+    feox_record_info *info;
+} copy_target;
+
+/* feox_get_into: what the caller's buffer holds of r, and r's full length. */
+static bool copy_to_buffer(const feox_record *r, void *ctx)
+{
+    copy_target *t = ctx;
+    size_t n = r->value_len;
+    if (n && t->cap)
+        memcpy(t->buf, r->value, n < t->cap ? n : t->cap);
+    *t->value_len = n;
+    if (t->info)
+        fill_info(r, t->info);
+    return true;
+}
+
+/* feox_get: a new allocation holding r's value. */
+static bool copy_to_new(const feox_record *r, void *ctx)
+{
+    copy_target *t = ctx;
+    size_t n = r->value_len;
+    t->buf = feox_mem_alloc(n ? n : 1);
+    if (!t->buf)
+        return false;
+    t->cap = n;
+    return copy_to_buffer(r, t);
+}
+
+feox_err feox_get(feox_store *s, const void *key, size_t key_len, void **value, size_t *value_len,
+                  feox_record_info *info)
+{
+    feox_err err = check_read_args(s, key, key_len, value);
+    if (!err && !value_len)
+        err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "value_len is NULL");
+    if (err)
+        return err;
+    size_t n = 0;
+    copy_target t = {NULL, 0, &n, info};
+    err = copy_live(s, key, key_len, copy_to_new, &t);
+    if (err)
+        return err; /* nothing was allocated */
+    *value = t.buf;
     *value_len = n;
     return FEOX_OK;
 }
@@ -227,18 +253,6 @@ feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *
     return FEOX_OK;
 }
 
-/* Copy what the caller's buffer holds of r, and r's full length. */
-static void copy_into(const feox_record *r, void *buf, size_t cap, size_t *value_len,
-                      feox_record_info *info)
-{
-    size_t n = r->value_len;
-    if (n && cap)
-        memcpy(buf, r->value, n < cap ? n : cap);
-    *value_len = n;
-    if (info)
-        fill_info(r, info);
-}
-
 feox_err feox_get_into(feox_store *s, const void *key, size_t key_len, void *buf, size_t cap,
                        size_t *value_len, feox_record_info *info)
 {
@@ -247,29 +261,6 @@ feox_err feox_get_into(feox_store *s, const void *key, size_t key_len, void *buf
         err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "buffer is NULL and its capacity is not 0");
     if (err)
         return err;
-    /* A resident value is copied inside the epoch section and the version is only read: its
-     * cache line stays shared between the cores reading it (a reference count would move it
-     * from core to core on every read of a hot key). */
-    feox_record *r;
-    err = enter_find_live(s, key, key_len, &r);
-    if (err)
-        return err;
-    bool cold = r && (r->flags & FEOX_RECORD_COLD);
-    if (r && !cold)
-        copy_into(r, buf, cap, value_len, info);
-    else if (cold)
-        feox_record_ref(r);
-    feox_epoch_exit();
-    if (!r)
-        return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
-    if (cold) {
-        feox_record *resident = NULL;
-        err = feox_record_materialize(s, key, key_len, r, &resident);
-        feox_record_unref(r);
-        if (err)
-            return err;
-        copy_into(resident, buf, cap, value_len, info);
-        feox_record_unref(resident);
-    }
-    return FEOX_OK;
+    copy_target t = {buf, cap, value_len, info};
+    return copy_live(s, key, key_len, copy_to_buffer, &t);
 }
