@@ -128,7 +128,7 @@ feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **ent
             atomic_load_explicit(&s->memory_used, memory_order_relaxed) + (uint64_t)delta;
         uint64_t over = need > s->cfg.max_memory ? need - s->cfg.max_memory : 0;
         /* Free a little more than needed so the next writes do not evict one value each. */
-        feox_evict_values(s, over + s->cfg.max_memory / 64, shard);
+        feox_evict_values(s, over + s->cfg.max_memory / 64, shard, e);
         reserved = feox_memory_reserve(s, delta, true);
     }
     if (!reserved && how->make_room)

@@ -181,8 +181,11 @@ static inline bool feox_memory_reserve(feox_store *s, int64_t delta, bool enforc
 }
 
 /* Persistent mode over budget: make up to `wanted` bytes of resident values cold (the caller
- * holds `held`, its key's shard lock). Returns the bytes freed (value_eviction.c). */
-uint64_t feox_evict_values(feox_store *s, uint64_t wanted, feox_shard *held);
+ * holds `held`, its key's shard lock, and is writing the entry `writing`, NULL for a new key,
+ * which is never evicted: the writer replaces and retires its version itself). Returns the bytes
+ * freed (value_eviction.c). */
+uint64_t feox_evict_values(feox_store *s, uint64_t wanted, feox_shard *held,
+                           const feox_entry *writing);
 
 /* ---- store_apply.c: changing the indexes (every call with the key's shard lock held) ---- */
 

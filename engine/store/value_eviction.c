@@ -59,8 +59,11 @@ static bool collect_keys(feox_store *s, evict_batch *b)
     return n == EVICT_BATCH;
 }
 
-/* Make key's current version cold if it is resident and in the file; returns bytes freed. */
-static uint64_t evict_one(feox_store *s, const void *key, uint32_t key_len, feox_shard *held)
+/* Make key's current version cold if it is resident and in the file; returns bytes freed. The
+ * entry the caller is writing is left alone: its version is about to be replaced (and retired by
+ * the writer), and the room it frees is already counted in the writer's reservation. */
+static uint64_t evict_one(feox_store *s, const void *key, uint32_t key_len, feox_shard *held,
+                          const feox_entry *writing)
 {
     uint64_t hash = feox_hash_key(&s->hash, key, key_len);
     feox_shard *shard = feox_hash_shard(&s->hash, hash);
@@ -68,6 +71,8 @@ static uint64_t evict_one(feox_store *s, const void *key, uint32_t key_len, feox
         return 0;
     uint64_t freed = 0;
     feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);
+    if (e == writing)
+        e = NULL;
     /* Relaxed loads: every writer of current and location holds this shard's lock. */
     feox_record *r = e ? atomic_load_explicit(&e->current, memory_order_relaxed) : NULL;
     uint64_t location = r ? feox_record_location(r) : 0;
@@ -90,7 +95,8 @@ static uint64_t evict_one(feox_store *s, const void *key, uint32_t key_len, feox
     return freed;
 }
 
-uint64_t feox_evict_values(feox_store *s, uint64_t wanted, feox_shard *held)
+uint64_t feox_evict_values(feox_store *s, uint64_t wanted, feox_shard *held,
+                           const feox_entry *writing)
 {
     if (!s->storage || !wanted)
         return 0;
@@ -101,7 +107,7 @@ uint64_t feox_evict_values(feox_store *s, uint64_t wanted, feox_shard *held)
     while (freed < wanted) {
         bool more = collect_keys(s, &batch);
         for (size_t i = 0; i < batch.count && freed < wanted; i++) {
-            freed += evict_one(s, batch.keys + batch.offsets[i], batch.lens[i], held);
+            freed += evict_one(s, batch.keys + batch.offsets[i], batch.lens[i], held, writing);
             /* Advance the hand past this key. */
             if (batch.lens[i] > s->evict_hand_cap) {
                 uint8_t *hand = feox_mem_realloc(s->evict_hand, batch.lens[i]);

@@ -2,7 +2,10 @@
  * test_store_eviction.c — larger than memory: a persistent store whose max_memory is far smaller
  * than its data keeps accepting writes by moving values already in the file out of memory, reads
  * every value back exactly (from memory or disk), stays within its budget, and keeps everything
- * across a reopen. A memory-only store with the same budget refuses the writes instead.
+ * across a reopen. A memory-only store with the same budget refuses the writes instead. A key that
+ * grows past the budget takes its room from other values, never from its own version being
+ * replaced (that version was once evicted and retired by the evictor, then retired again by the
+ * writer: a use-after-free).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -134,11 +137,53 @@ static void test_memory_mode_refuses_instead(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* 'a' and 'b' fill most of a 100 KB budget; 'a' then grows past it, so the write must evict. */
+static void test_a_growing_key_never_evicts_its_own_version(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/feox-evict-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/store.feox", dir);
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.max_memory = 100000;
+    cfg.value_cache_bytes = 1u << 16;
+    feox_store *s = NULL;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    enum { SMALL = 45000, LARGE = 60000 };
+    static char a[LARGE], b[SMALL];
+    for (int round = 0; round < 300; round++) {
+        memset(a, 'a' + round % 26, SMALL);
+        memset(b, 'A' + round % 26, SMALL);
+        assert_int_equal(feox_insert(s, "a", 1, a, SMALL, NULL, NULL), FEOX_OK);
+        assert_int_equal(feox_insert(s, "b", 1, b, SMALL, NULL, NULL), FEOX_OK);
+        memset(a, 'z' - round % 26, LARGE);
+        assert_int_equal(feox_insert(s, "a", 1, a, LARGE, NULL, NULL), FEOX_OK);
+        assert_true(feox_memory_usage(s) <= cfg.max_memory);
+        void *v = NULL;
+        size_t n = 0;
+        assert_int_equal(feox_get(s, "a", 1, &v, &n, NULL), FEOX_OK);
+        assert_int_equal(n, LARGE);
+        assert_memory_equal(v, a, LARGE);
+        feox_free(v);
+        assert_int_equal(feox_get(s, "b", 1, &v, &n, NULL), FEOX_OK);
+        assert_int_equal(n, SMALL);
+        assert_memory_equal(v, b, SMALL);
+        feox_free(v);
+    }
+    assert_int_equal(feox_check(s), FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values_leave_memory_and_come_back),
         cmocka_unit_test(test_memory_mode_refuses_instead),
+        cmocka_unit_test(test_a_growing_key_never_evicts_its_own_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
