@@ -370,7 +370,11 @@ static feox_err lookup(feox_sqlite_backend *b, const void *key, uint32_t key_len
     int rc = sqlite3_step(s);
     b->rows_read++;
     if (rc == SQLITE_ROW) {
-        feox_sq_column_record(s, 0, key, key_len, num, rec);
+        err = feox_sq_column_record(b, s, 0, key, key_len, num, rec);
+        if (err != FEOX_OK) {
+            sqlite3_reset(s);
+            return err;
+        }
         b->bytes_read += rec->value_len;
         *found = true;
         *held = s;
@@ -479,7 +483,10 @@ static feox_err apply_feed(feox_sqlite_backend *b, const feox_storage_sink *sink
         } else {
             unsigned char num[8];
             feox_storage_record rec;
-            feox_sq_column_record(s, 3, key, key_len, num, &rec);
+            err = feox_sq_column_record(b, s, 3, key, key_len, num, &rec);
+            if (err != FEOX_OK) {
+                break;
+            }
             feox_sq_expiry_lower(b, rec.expires_at_ns); /* another's row in the index */
             err = sink->put(sink->ctx, &rec);
         }

@@ -119,7 +119,9 @@ static inline uint64_t feox_sq_pending_location(const feox_sqlite_backend *b)
 feox_err feox_sq_stmt(feox_sqlite_backend *b, feox_sq_id id, sqlite3_stmt **out);
 /* Record a failed SQL call (rc) in t->errcode / t->errmsg and map it to a feox_err. */
 feox_err feox_sq_sql_error(feox_sqlite_backend *b, int rc, const char *what);
-/* Record a failure that is not SQLite's (errcode stays SQLITE_OK) and return err. */
+/* Record a failure that is not SQLite's and return err. Damaged shadow tables (CORRUPT, FORMAT)
+ * also set errcode (SQLITE_CORRUPT, SQLITE_NOTADB), so the user sees this message naming the
+ * damage; other failures leave it SQLITE_OK (STALE, for one, is handled inside feox). */
 feox_err feox_sq_fail(feox_sqlite_backend *b, feox_err err, const char *what);
 void feox_sq_clear_error(feox_sqlite_backend *b);
 /* The table's current seq and min_seq (FORMAT if the meta table says another format). */
@@ -131,9 +133,11 @@ void feox_sq_column_value(sqlite3_stmt *s, int col, unsigned char num[8], const 
 uint64_t feox_sq_get_u64(const void *p);
 /* Learn once whether the database is UTF-8 (text_as_text). */
 feox_err feox_sq_learn_encoding(feox_sqlite_backend *b);
-/* rec from the columns value, tag, ts, expires, seq starting at col (key given). */
-void feox_sq_column_record(sqlite3_stmt *s, int col, const void *key, uint32_t key_len,
-                           unsigned char num[8], feox_storage_record *rec);
+/* rec from the columns value, tag, ts, expires, seq starting at col (key given).
+ * FEOX_ERR_CORRUPT, naming <table>_data, for a row no write makes (a hand edit): an empty or
+ * too long key, a too long value, a negative ts or expires. */
+feox_err feox_sq_column_record(feox_sqlite_backend *b, sqlite3_stmt *s, int col, const void *key,
+                               uint32_t key_len, unsigned char num[8], feox_storage_record *rec);
 /* SQLITE_FCNTL_DATA_VERSION of the backend's schema. */
 unsigned feox_sq_data_version(feox_sqlite_backend *b);
 /* ---- expiry (storage_sqlite_expiry.c) ---- */

@@ -195,7 +195,10 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
         if (!pending || feox_pending_get(&b->pending, key, key_len) == NULL) {
             unsigned char num[8];
             feox_storage_record rec;
-            feox_sq_column_record(s, 1, key, key_len, num, &rec);
+            err = feox_sq_column_record(b, s, 1, key, key_len, num, &rec);
+            if (err != FEOX_OK) {
+                break;
+            }
             keep_or_leave_cold(b, &rec);
             err = sink->put(sink->ctx, &rec);
             if (err != FEOX_OK) {
@@ -332,7 +335,10 @@ static void resync_send_row(resync_state *r)
     const void *key = row_key(r->s, &key_len);
     unsigned char num[8];
     feox_storage_record rec;
-    feox_sq_column_record(r->s, 1, key, key_len, num, &rec);
+    r->err = feox_sq_column_record(r->b, r->s, 1, key, key_len, num, &rec);
+    if (r->err != FEOX_OK) {
+        return;
+    }
     keep_or_leave_cold(r->b, &rec);
     r->err = r->sink->put(r->sink->ctx, &rec);
     r->b->lazy.resync_rows++;

@@ -5,6 +5,7 @@
  * (and a whole row) back as record bytes, the data version, the table's seq and the database's
  * text encoding.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "feox_ext.h"
@@ -54,6 +55,9 @@ static void set_message(feox_sqlite_backend *b, const char *what, const char *ca
 feox_err feox_sq_fail(feox_sqlite_backend *b, feox_err err, const char *what)
 {
     set_message(b, what, NULL);
+    if (err == FEOX_ERR_CORRUPT || err == FEOX_ERR_FORMAT) {
+        b->t->errcode = feox_err_to_sqlite(err);
+    }
     return err;
 }
 
@@ -142,6 +146,15 @@ feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_s
         err = feox_sq_sql_error(b, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the seq");
     } else if (sqlite3_column_int64(s, 2) != FEOX_SQLITE_FORMAT) {
         err = feox_sq_fail(b, FEOX_ERR_FORMAT, "the shadow tables are not format 1");
+    } else if (sqlite3_column_int64(s, 0) < 0 || sqlite3_column_int64(s, 1) < 0 ||
+               sqlite3_column_int64(s, 0) > INT64_MAX / 2) {
+        /* Only a hand edit makes these (at a billion commits a second the seq needs a century to
+         * pass INT64_MAX / 2): refuse rather than let the next seq overflow. */
+        char what[128];
+        sqlite3_snprintf((int)sizeof what, what,
+                         "the seq in %s_log or %s_meta is damaged (out of range)", b->table,
+                         b->table);
+        err = feox_sq_fail(b, FEOX_ERR_CORRUPT, what);
     } else {
         *cur = (uint64_t)sqlite3_column_int64(s, 0);
         *min_seq = (uint64_t)sqlite3_column_int64(s, 1);
@@ -176,17 +189,34 @@ feox_err feox_sq_learn_encoding(feox_sqlite_backend *b)
     return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "reading the encoding");
 }
 
-void feox_sq_column_record(sqlite3_stmt *s, int col, const void *key, uint32_t key_len,
-                           unsigned char num[8], feox_storage_record *rec)
+feox_err feox_sq_column_record(feox_sqlite_backend *b, sqlite3_stmt *s, int col, const void *key,
+                               uint32_t key_len, unsigned char num[8], feox_storage_record *rec)
 {
     memset(rec, 0, sizeof *rec);
     rec->key = key;
     rec->key_len = key_len;
     feox_sq_column_value(s, col, num, &rec->value, &rec->value_len);
     rec->tag = (uint32_t)sqlite3_column_int64(s, col + 1);
-    rec->ts_ns = (uint64_t)sqlite3_column_int64(s, col + 2);
-    rec->expires_at_ns = (uint64_t)sqlite3_column_int64(s, col + 3);
+    int64_t ts = sqlite3_column_int64(s, col + 2), expires = sqlite3_column_int64(s, col + 3);
+    rec->ts_ns = (uint64_t)ts;
+    rec->expires_at_ns = (uint64_t)expires;
     rec->location = (uint64_t)sqlite3_column_int64(s, col + 4);
+    /* Only a hand edit of the shadow table makes these: say which row is damaged, and how. */
+    char why[96];
+    if (key_len == 0 || key_len > FEOX_MAX_KEY_SIZE) {
+        sqlite3_snprintf((int)sizeof why, why, "a key of %u bytes (1 to %u allowed)", key_len,
+                         FEOX_MAX_KEY_SIZE);
+    } else if (rec->value_len > FEOX_MAX_VALUE_SIZE) {
+        sqlite3_snprintf((int)sizeof why, why, "a value of %u bytes (at most %u allowed)",
+                         rec->value_len, FEOX_MAX_VALUE_SIZE);
+    } else if (ts < 0 || expires < 0) {
+        sqlite3_snprintf((int)sizeof why, why, "a negative %s", ts < 0 ? "ts" : "expires");
+    } else {
+        return FEOX_OK;
+    }
+    char what[160];
+    sqlite3_snprintf((int)sizeof what, what, "a row of %s_data is damaged: %s", b->table, why);
+    return feox_sq_fail(b, FEOX_ERR_CORRUPT, what);
 }
 
 unsigned feox_sq_data_version(feox_sqlite_backend *b)

@@ -10,6 +10,10 @@ files), each kept because it once caught a bug:
     every step (read committed both ways), and feox_check must pass. Run with and without a small
     max_memory (values up to 70 KB; with 100 KB this crashed on the eviction bug above, seed 201).
     The seed is printed on failure.
+  - shadow tables edited by hand (defensive mode off) into rows no write makes: an empty key, a
+    value over 4 MiB, a negative ts, a seq at the end of its range (the next write overflowed it):
+    every statement, feox_check included, fails with SQLITE_CORRUPT and a message naming the
+    damaged shadow table, and the table works again once the row is repaired.
 
 Crashing scenarios run in a child process, so a crash is reported as a failed test.
 """
@@ -276,6 +280,55 @@ class DifferentialTest(TempDirTestCase):
         # values up to 70 KB in 100 KB: writes evict all the time, some fail (the whole
         # transaction is rolled back, as SQLite does for SQLITE_FULL)
         self.run_seeds("(max_memory=100000)", range(200, 206))
+
+
+class DamagedShadowTableTest(TempDirTestCase):
+    # (edit, what the message says, repair)
+    EDITS = [
+        ("UPDATE kv_data SET key = X'' WHERE key = CAST('k1' AS BLOB)",
+         "a row of kv_data is damaged: a key of 0 bytes",
+         "UPDATE kv_data SET key = CAST('k1' AS BLOB) WHERE key = X''"),
+        ("UPDATE kv_data SET value = zeroblob(4194305) WHERE key = CAST('k1' AS BLOB)",
+         "a row of kv_data is damaged: a value of 4194305 bytes",
+         "UPDATE kv_data SET value = 1 WHERE key = CAST('k1' AS BLOB)"),
+        ("UPDATE kv_data SET ts = -5 WHERE key = CAST('k1' AS BLOB)",
+         "a row of kv_data is damaged: a negative ts",
+         "UPDATE kv_data SET ts = 5 WHERE key = CAST('k1' AS BLOB)"),
+        ("UPDATE kv_log SET seq = 9223372036854775807 WHERE seq = (SELECT max(seq) FROM kv_log)",
+         "the seq in kv_log or kv_meta is damaged",
+         "UPDATE kv_log SET seq = (SELECT max(seq) FROM kv_data) WHERE seq = 9223372036854775807"),
+    ]
+    STATEMENTS = ["SELECT count(*) FROM kv", "SELECT value FROM kv WHERE key = 'k2'",
+                  "SELECT feox_check('kv')", "INSERT INTO kv(key, value) VALUES ('new', 1)"]
+
+    def test_rows_no_write_makes_are_named_and_refused(self):
+        for edit, said, repair in self.EDITS:
+            with self.subTest(edit=edit):
+                path = self.path(f"d{self.EDITS.index((edit, said, repair))}.db")
+                con = connect(path)
+                con.execute("PRAGMA journal_mode = WAL")
+                con.execute("CREATE VIRTUAL TABLE kv USING feox")
+                con.executemany("INSERT INTO kv(key, value) VALUES (?, ?)",
+                                [(f"k{i}", i) for i in range(5)])
+                con.execute(edit)  # python's sqlite3 leaves SQLITE_DBCONFIG_DEFENSIVE off
+                con.close()
+                con = connect(path)
+                for sql in self.STATEMENTS:
+                    with self.assertRaises(sqlite3.DatabaseError) as cm:
+                        con.execute(sql).fetchall()
+                    self.assertIn(f"feox: kv: {said}", str(cm.exception), sql)
+                    self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_CORRUPT", sql)
+                con.close()
+                con = connect(path)
+                con.execute(repair)
+                con.close()
+                con = connect(path)
+                self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0], "ok")
+                self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'k2'").fetchone(),
+                                 (2,))
+                con.execute("INSERT INTO kv(key, value) VALUES ('new', 1)")
+                self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone()[0], 6)
+                con.close()
 
 
 if __name__ == "__main__":
