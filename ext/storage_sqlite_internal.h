@@ -135,7 +135,7 @@ uint64_t feox_sq_get_u64(const void *p);
 feox_err feox_sq_learn_encoding(feox_sqlite_backend *b);
 /* rec from the columns value, tag, ts, expires, seq starting at col (key given).
  * FEOX_ERR_CORRUPT, naming <table>_data, for a row no write makes (a hand edit): an empty or
- * too long key, a too long value, a negative ts or expires. */
+ * too long key, a too long value. */
 feox_err feox_sq_column_record(feox_sqlite_backend *b, sqlite3_stmt *s, int col, const void *key,
                                uint32_t key_len, unsigned char num[8], feox_storage_record *rec);
 /* SQLITE_FCNTL_DATA_VERSION of the backend's schema. */

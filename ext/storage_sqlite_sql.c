@@ -197,9 +197,8 @@ feox_err feox_sq_column_record(feox_sqlite_backend *b, sqlite3_stmt *s, int col,
     rec->key_len = key_len;
     feox_sq_column_value(s, col, num, &rec->value, &rec->value_len);
     rec->tag = (uint32_t)sqlite3_column_int64(s, col + 1);
-    int64_t ts = sqlite3_column_int64(s, col + 2), expires = sqlite3_column_int64(s, col + 3);
-    rec->ts_ns = (uint64_t)ts;
-    rec->expires_at_ns = (uint64_t)expires;
+    rec->ts_ns = (uint64_t)sqlite3_column_int64(s, col + 2); /* as written: u64 bits in an i64 */
+    rec->expires_at_ns = (uint64_t)sqlite3_column_int64(s, col + 3);
     rec->location = (uint64_t)sqlite3_column_int64(s, col + 4);
     /* Only a hand edit of the shadow table makes these: say which row is damaged, and how. */
     char why[96];
@@ -209,8 +208,6 @@ feox_err feox_sq_column_record(feox_sqlite_backend *b, sqlite3_stmt *s, int col,
     } else if (rec->value_len > FEOX_MAX_VALUE_SIZE) {
         sqlite3_snprintf((int)sizeof why, why, "a value of %u bytes (at most %u allowed)",
                          rec->value_len, FEOX_MAX_VALUE_SIZE);
-    } else if (ts < 0 || expires < 0) {
-        sqlite3_snprintf((int)sizeof why, why, "a negative %s", ts < 0 ? "ts" : "expires");
     } else {
         return FEOX_OK;
     }

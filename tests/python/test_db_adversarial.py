@@ -11,7 +11,7 @@ files), each kept because it once caught a bug:
     max_memory (values up to 70 KB; with 100 KB this crashed on the eviction bug above, seed 201).
     The seed is printed on failure.
   - shadow tables edited by hand (defensive mode off) into rows no write makes: an empty key, a
-    value over 4 MiB, a negative ts, a seq at the end of its range (the next write overflowed it):
+    value over 4 MiB, a seq at the end of its range (the next write overflowed it):
     every statement, feox_check included, fails with SQLITE_CORRUPT and a message naming the
     damaged shadow table, and the table works again once the row is repaired.
 
@@ -291,9 +291,6 @@ class DamagedShadowTableTest(TempDirTestCase):
         ("UPDATE kv_data SET value = zeroblob(4194305) WHERE key = CAST('k1' AS BLOB)",
          "a row of kv_data is damaged: a value of 4194305 bytes",
          "UPDATE kv_data SET value = 1 WHERE key = CAST('k1' AS BLOB)"),
-        ("UPDATE kv_data SET ts = -5 WHERE key = CAST('k1' AS BLOB)",
-         "a row of kv_data is damaged: a negative ts",
-         "UPDATE kv_data SET ts = 5 WHERE key = CAST('k1' AS BLOB)"),
         ("UPDATE kv_log SET seq = 9223372036854775807 WHERE seq = (SELECT max(seq) FROM kv_log)",
          "the seq in kv_log or kv_meta is damaged",
          "UPDATE kv_log SET seq = (SELECT max(seq) FROM kv_data) WHERE seq = 9223372036854775807"),
