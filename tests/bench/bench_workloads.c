@@ -252,6 +252,17 @@ static double process_cpu_sec(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Thread t's own workload state: its own connection (ctx) and key stream over the loaded keys. */
+static void thread_state_init(phase_state *st, const bench_adapter *a, void *store, uint64_t seed,
+                              int t)
+{
+    st->adapter = a;
+    st->ctx = a->ctx_open_extra(store);
+    st->zipf = &zipf_for_n;
+    st->keys = bench_cfg.n;
+    bench_rng_seed(&st->rng, seed * 1000 + (uint64_t)t);
+}
+
 /* Aggregate ns/op with `threads` threads each running the op: wall time / total ops. Says on
  * stderr when other processes kept busy more CPUs than the threads left free: the threads did not
  * have the cores to themselves, and the speed-up 1T/2T means little. */
@@ -263,11 +274,7 @@ static double run_threaded(const char *name, const bench_adapter *a, void *store
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
     for (int t = 0; t < threads; t++) {
-        jobs[t].state.adapter = a;
-        jobs[t].state.ctx = a->ctx_open_extra(store);
-        jobs[t].state.zipf = &zipf_for_n;
-        jobs[t].state.keys = bench_cfg.n;
-        bench_rng_seed(&jobs[t].state.rng, seed * 1000 + (uint64_t)t);
+        thread_state_init(&jobs[t].state, a, store, seed, t);
         jobs[t].op = op;
         jobs[t].ops = ops;
         jobs[t].start = &start;
@@ -449,11 +456,7 @@ static void run_free_scaling(const char *workload, const bench_adapter *a, void 
     memset(jobs, 0, sizeof jobs);
     pthread_barrier_init(&start, NULL, 2);
     for (int t = 0; t < 2; t++) {
-        jobs[t].state.adapter = a;
-        jobs[t].state.ctx = a->ctx_open_extra(store);
-        jobs[t].state.zipf = &zipf_for_n;
-        jobs[t].state.keys = bench_cfg.n;
-        bench_rng_seed(&jobs[t].state.rng, seed * 1000 + (uint64_t)t);
+        thread_state_init(&jobs[t].state, a, store, seed, t);
         jobs[t].op = op;
         jobs[t].id = t;
         jobs[t].seconds = 2 * bench_cfg.phase_seconds;
