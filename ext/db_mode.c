@@ -153,6 +153,14 @@ static void update_rows_hint(feox_vtab *vt)
     vt->rows_hint = info.complete ? 0 : info.table_seq;
 }
 
+/* An open that failed because of what the shadow tables hold (a damaged row, a layout this
+ * release does not know, a damaged database page), not because of the moment (BUSY, NOMEM). */
+static bool damaged(int rc)
+{
+    int primary = rc & 0xff;
+    return primary == SQLITE_CORRUPT || primary == SQLITE_FORMAT || primary == SQLITE_NOTADB;
+}
+
 /* Open the private store over the shadow tables of vt->schema.table_name (load included). */
 static int open_store(feox_vtab *vt, feox_db_state *s, const char *table_name, char **err)
 {
@@ -223,13 +231,51 @@ int feox_db_open(feox_vtab *vt, bool is_create, char **err)
         }
     }
     vt->dbs = s;
+    vt->journal.undo_flags = FEOX_WRITE_INDEX_ONLY;
     int rc = open_store(vt, s, vt->name, err);
+    if (rc != SQLITE_OK && !is_create && damaged(rc)) {
+        /* Connect without a cache, so that DROP TABLE and feox_check still work; every other
+         * use says why, and tries again (the damage may have been repaired). */
+        vt->entry = feox_registry_placeholder();
+        if (vt->entry == NULL) {
+            rc = SQLITE_NOMEM;
+        } else {
+            vt->open_error = *err;
+            *err = NULL;
+            return SQLITE_OK;
+        }
+    }
     if (rc != SQLITE_OK) {
         vt->dbs = NULL;
         sqlite3_free(s);
         return rc;
     }
-    vt->journal.undo_flags = FEOX_WRITE_INDEX_ONLY;
+    return SQLITE_OK;
+}
+
+int feox_db_reopen(feox_vtab *vt)
+{
+    feox_db_state *s = vt->dbs;
+    feox_entry_ref *placeholder = vt->entry;
+    char *err = NULL;
+    vt->entry = NULL;
+    int rc = open_store(vt, s, vt->name, &err);
+    if (rc != SQLITE_OK) {
+        vt->entry = placeholder;
+        feox_vtab_set_error(vt, "%s", err != NULL ? err : sqlite3_errstr(rc));
+        sqlite3_free(err);
+        return rc;
+    }
+    feox_registry_release(placeholder);
+    sqlite3_free(vt->open_error);
+    vt->open_error = NULL;
+    if (vt->in_txn) {
+        /* repaired inside a write transaction: the backend joins it */
+        feox_err e = feox_sqlite_storage_begin(&s->t);
+        if (e != FEOX_OK) {
+            return db_error(vt, e);
+        }
+    }
     return SQLITE_OK;
 }
 
@@ -764,6 +810,32 @@ int feox_db_check(feox_vtab *vt, char **report)
     return rc;
 }
 
+int feox_db_check_tables(feox_vtab *vt, char **report)
+{
+    char detail[1024];
+    feox_sqlite_table t;
+    memset(&t, 0, sizeof t);
+    t.db = vt->db;
+    t.schema = vt->schema;
+    t.table = vt->name;
+    *report = NULL;
+    feox_err e = feox_sqlite_storage_check_tables(&t, detail, sizeof detail);
+    if (e == FEOX_ERR_CORRUPT) {
+        *report = sqlite3_mprintf("%s", detail);
+        return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
+    }
+    if (e != FEOX_OK) {
+        sqlite3_free(vt->base.zErrMsg);
+        vt->base.zErrMsg = t.errcode != SQLITE_OK
+                               ? sqlite3_mprintf("%s", t.errmsg)
+                               : feox_table_err_message(vt->schema, vt->name, e);
+        return t.errcode != SQLITE_OK ? t.errcode : feox_err_to_sqlite(e);
+    }
+    /* the tables pass their own check: what stopped the cache is the problem to report */
+    *report = sqlite3_mprintf("%s", vt->open_error != NULL ? vt->open_error : "not open");
+    return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
+}
+
 int feox_db_shadow_name(const char *suffix)
 {
     return feox_sqlite_storage_shadow_name(suffix);
@@ -867,6 +939,17 @@ int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed)
     return SQLITE_OK;
 }
 int feox_db_check(feox_vtab *vt, char **report)
+{
+    (void)vt;
+    *report = NULL;
+    return SQLITE_OK;
+}
+int feox_db_reopen(feox_vtab *vt)
+{
+    (void)vt;
+    return SQLITE_OK;
+}
+int feox_db_check_tables(feox_vtab *vt, char **report)
 {
     (void)vt;
     *report = NULL;

@@ -360,9 +360,10 @@ void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...);
  * open's code (CANTOPEN for a missing or locked file, CORRUPT, NOTADB, NOMEM); a pending rollback
  * is finished first, and if it still cannot, its engine error's code (NOMEM, IOERR, ...). */
 int feox_vtab_check_store(feox_vtab *vt);
-/* The same, for a caller that enlists the table in a write transaction next (a writing function
- * in database mode: feox_db_fn_begin), whose xBegin makes the coherence check with the
- * transaction open; the check here would cost a read of its own. */
+/* The same without the coherence check, for a caller that enlists the table in a write
+ * transaction next (a writing function in database mode: feox_db_fn_begin), whose xBegin makes
+ * the check with the transaction open (the check here would cost a read of its own), or that
+ * reads the shadow tables itself (feox_check). */
 int feox_vtab_check_store_to_enlist(feox_vtab *vt);
 /* Set "feox: <table>: <engine error>" and return the SQLite code. */
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err);
@@ -496,6 +497,10 @@ int feox_lclock_auto_ts(feox_vtab *vt, const void *key, size_t len, uint64_t *ts
  * exec, inside the user's transaction); then a private store over them is opened for this vtab
  * (vt->entry, not shared, not attached) and vt->dbs set. On error *err (mprintf'd). */
 int feox_db_open(feox_vtab *vt, bool is_create, char **err);
+/* xConnect of a table whose shadow tables are damaged (SQLITE_CORRUPT, FORMAT, NOTADB) does not
+ * fail: the table connects without a cache (vt->open_error says why), so that DROP TABLE and
+ * feox_check work; feox_db_reopen (every other use, vtab_store.c) tries to open it again. */
+int feox_db_reopen(feox_vtab *vt);
 /* Close the private store (xDisconnect; the shadow tables stay). */
 void feox_db_close(feox_vtab *vt);
 /* xDestroy: drop the shadow tables (inside the user's transaction) and close the store. */
@@ -532,6 +537,9 @@ int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed);
  * <t>_data (compared in one read transaction, after the coherence check). *report: NULL when
  * they agree, else the differences (mprintf'd, at most 10). */
 int feox_db_check(feox_vtab *vt, char **report);
+/* feox_check of a table connected without a cache: the shadow tables' own check. *report: what
+ * it found, or else why the cache could not be opened (mprintf'd). */
+int feox_db_check_tables(feox_vtab *vt, char **report);
 /* xShadowName. */
 int feox_db_shadow_name(const char *suffix);
 

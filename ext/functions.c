@@ -177,10 +177,18 @@ static bool may_write(sqlite3_context *ctx, sqlite3 *db, feox_vtab *vt)
     return true;
 }
 
-/* The feox table named by argv[0] in this connection, or NULL after reporting an error.
- * write: the caller changes the store, so the table must join an open transaction. */
-static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, bool write)
+/* What a function does with the table it names (resolve_table). */
+typedef enum resolve_use {
+    USE_READ,  /* reads the cache: brought up to date first (database mode) */
+    USE_WRITE, /* changes the store: the table joins an open transaction */
+    USE_CHECK  /* feox_check: reads the shadow tables itself, so the cache is not brought up to
+                * date first (a damaged row would make that fail before the check can name it) */
+} resolve_use;
+
+/* The feox table named by argv[0] in this connection, or NULL after reporting an error. */
+static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, resolve_use use)
 {
+    bool write = use == USE_WRITE;
     feox_conn *conn = sqlite3_user_data(ctx);
     sqlite3 *db = sqlite3_context_db_handle(ctx);
     const char *full = (const char *)sqlite3_value_text(name_arg);
@@ -229,8 +237,10 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, b
         }
     } else if (vt == NULL) {
         fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
-    } else if ((rc = write && vt->dbs != NULL ? feox_vtab_check_store_to_enlist(vt)
-                                              : feox_vtab_check_store(vt)) != SQLITE_OK) {
+    } else if ((rc = (write || use == USE_CHECK) && vt->dbs != NULL
+                          ? feox_vtab_check_store_to_enlist(vt)
+                          : feox_vtab_check_store(vt)) != SQLITE_OK &&
+               !(use == USE_CHECK && vt->dbs != NULL && vt->entry->store == NULL)) {
         /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot
          * be opened again, or a rollback that still cannot finish */
         fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));
@@ -266,7 +276,7 @@ static const char *fn_name(write_body body)
  * failing body leaves the store unchanged, so the savepoint is released either way. */
 static void run_write(sqlite3_context *ctx, int argc, sqlite3_value **argv, write_body body)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], true);
+    feox_vtab *vt = resolve_table(ctx, argv[0], USE_WRITE);
     if (vt == NULL) {
         return;
     }
@@ -575,7 +585,7 @@ static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_stats(tab) */
 static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], false);
+    feox_vtab *vt = resolve_table(ctx, argv[0], USE_READ);
     feox_stats st;
     (void)argc;
     if (vt == NULL) {
@@ -618,7 +628,7 @@ static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_flush(tab) */
 static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], false);
+    feox_vtab *vt = resolve_table(ctx, argv[0], USE_READ);
     (void)argc;
     if (vt == NULL) {
         return;
@@ -682,9 +692,19 @@ static void fn_sweep(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_check(tab) */
 static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], false);
+    feox_vtab *vt = resolve_table(ctx, argv[0], USE_CHECK);
     (void)argc;
     if (vt == NULL) {
+        return;
+    }
+    if (vt->dbs != NULL && vt->entry->store == NULL) {
+        /* database mode, the cache could not be opened (damaged shadow tables): say what */
+        char *found = NULL;
+        if (feox_db_check_tables(vt, &found) != SQLITE_OK) {
+            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("%s", vt->base.zErrMsg));
+        } else {
+            sqlite3_result_text(ctx, found, -1, sqlite3_free);
+        }
         return;
     }
     feox_err e = feox_check(vt->entry->store);

@@ -628,6 +628,20 @@ const feox_storage_methods *feox_sqlite_storage(void)
     return &sqlite_methods;
 }
 
+feox_err feox_sqlite_storage_check_tables(feox_sqlite_table *t, char *detail, size_t detail_len)
+{
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.storage_arg = t;
+    feox_storage *st = NULL;
+    feox_err err = sq_open(&sqlite_methods, &cfg, NULL, &st);
+    if (err == FEOX_OK) {
+        err = feox_sq_check(st, detail, detail_len);
+        (void)sq_close(st);
+    }
+    return err;
+}
+
 feox_err feox_sqlite_storage_renamed(feox_sqlite_table *t, const char *new_table)
 {
     feox_sqlite_backend *b = t != NULL ? t->backend : NULL;

@@ -173,6 +173,11 @@ typedef struct feox_sqlite_table {
  * open() does not touch the database: statements are prepared on first use. */
 const feox_storage_methods *feox_sqlite_storage(void);
 
+/* The backend's check() of t's shadow tables without a store (t as for feox_open, no backend
+ * open on it): for a table whose cache could not be loaded. FEOX_ERR_CORRUPT with the problems in
+ * detail, or the error of the SQL that failed (t->errcode). */
+feox_err feox_sqlite_storage_check_tables(feox_sqlite_table *t, char *detail, size_t detail_len);
+
 /* ---- transactions: called from the vtab's transaction methods (see the top of this file) ----
  * Each returns FEOX_OK or the error of the SQL that failed (t->errcode says which). */
 feox_err feox_sqlite_storage_begin(feox_sqlite_table *t);

@@ -58,6 +58,17 @@ static void key_hex(const unsigned char *key, int len, char out[40])
     out[k] = '\0';
 }
 
+/* The backend's last message without its "feox: <table>: " prefix (the report names tables). */
+static const char *message_of(const feox_sqlite_backend *b)
+{
+    const char *m = b->t->errmsg;
+    size_t prefix = strlen("feox: ") + strlen(b->table) + 2;
+    if (sqlite3_stricmp(b->schema, "main") != 0) {
+        prefix += strlen(b->schema) + 1;
+    }
+    return strlen(m) > prefix ? m + prefix : m;
+}
+
 /* Whether the value column's SQL type is the one the layout gives (tag, bytes). */
 static const char *value_format_problem(sqlite3_stmt *s, int col, sqlite3_int64 tag,
                                         bool text_as_text)
@@ -192,6 +203,12 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
     feox_sq_clear_error(b);
     uint64_t cur = 0, min_seq = 0;
     feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
+    if (err == FEOX_ERR_CORRUPT || err == FEOX_ERR_FORMAT) {
+        /* a damaged seq or a layout this release does not know: a finding, not a failure; the
+         * rows are still checked after a damaged seq (the checks below read it themselves) */
+        report(&r, "%s", message_of(b));
+        err = err == FEOX_ERR_CORRUPT ? FEOX_OK : FEOX_ERR_FORMAT;
+    }
     if (err == FEOX_OK) {
         err = feox_sq_learn_encoding(b);
         r.text_as_text = b->text_as_text;
@@ -236,7 +253,7 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
                             s, t, s, t, s, t),
             NULL, "records written since min_seq without their feed row");
     }
-    if (err == FEOX_OK && r.problems != 0) {
+    if ((err == FEOX_OK || err == FEOX_ERR_FORMAT) && r.problems != 0) {
         if (r.problems > MAX_REPORTED && r.out != NULL && r.used + 1 < r.cap) {
             sqlite3_snprintf((int)(r.cap - r.used), r.out + r.used, "; and %u more",
                              r.problems - MAX_REPORTED);

@@ -76,7 +76,8 @@ static int check_store(feox_vtab *vt, bool refresh)
 {
     feox_actions_settle(vt->conn);
     if (vt->entry != NULL && vt->entry->store == NULL && vt->open_error != NULL) {
-        int rc = reopen_store(vt); /* connected without a store: try again */
+        /* connected without a store: try again */
+        int rc = vt->dbs != NULL ? feox_db_reopen(vt) : reopen_store(vt);
         if (rc != SQLITE_OK) {
             return rc;
         }

@@ -283,48 +283,75 @@ class DifferentialTest(TempDirTestCase):
 
 
 class DamagedShadowTableTest(TempDirTestCase):
-    # (edit, what the message says, repair)
+    # (edit, what a statement says, what feox_check reports, repair)
     EDITS = [
         ("UPDATE kv_data SET key = X'' WHERE key = CAST('k1' AS BLOB)",
          "a row of kv_data is damaged: a key of 0 bytes",
+         "kv_data: a key is not a BLOB of 1 to 102400 bytes (x'')",
          "UPDATE kv_data SET key = CAST('k1' AS BLOB) WHERE key = X''"),
         ("UPDATE kv_data SET value = zeroblob(4194305) WHERE key = CAST('k1' AS BLOB)",
          "a row of kv_data is damaged: a value of 4194305 bytes",
+         "kv_data: key x'6b31': value longer than the largest feox value",
          "UPDATE kv_data SET value = 1 WHERE key = CAST('k1' AS BLOB)"),
         ("UPDATE kv_log SET seq = 9223372036854775807 WHERE seq = (SELECT max(seq) FROM kv_log)",
          "the seq in kv_log or kv_meta is damaged",
+         "the seq in kv_log or kv_meta is damaged (out of range)",
          "UPDATE kv_log SET seq = (SELECT max(seq) FROM kv_data) WHERE seq = 9223372036854775807"),
+        ("UPDATE kv_meta SET value = 7 WHERE name = 'format'",
+         "the shadow tables are not format 1",
+         "the shadow tables are not format 1",
+         "UPDATE kv_meta SET value = 1 WHERE name = 'format'"),
     ]
     STATEMENTS = ["SELECT count(*) FROM kv", "SELECT value FROM kv WHERE key = 'k2'",
-                  "SELECT feox_check('kv')", "INSERT INTO kv(key, value) VALUES ('new', 1)"]
+                  "INSERT INTO kv(key, value) VALUES ('new', 1)", "SELECT feox_incr('kv', 'c', 1)"]
+
+    def make(self, name, edit):
+        path = self.path(name)
+        con = connect(path)
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.executemany("INSERT INTO kv(key, value) VALUES (?, ?)", [(f"k{i}", i) for i in range(5)])
+        con.execute(edit)  # python's sqlite3 leaves SQLITE_DBCONFIG_DEFENSIVE off
+        con.close()
+        return path
 
     def test_rows_no_write_makes_are_named_and_refused(self):
-        for edit, said, repair in self.EDITS:
+        for n, (edit, said, found, repair) in enumerate(self.EDITS):
             with self.subTest(edit=edit):
-                path = self.path(f"d{self.EDITS.index((edit, said, repair))}.db")
-                con = connect(path)
-                con.execute("PRAGMA journal_mode = WAL")
-                con.execute("CREATE VIRTUAL TABLE kv USING feox")
-                con.executemany("INSERT INTO kv(key, value) VALUES (?, ?)",
-                                [(f"k{i}", i) for i in range(5)])
-                con.execute(edit)  # python's sqlite3 leaves SQLITE_DBCONFIG_DEFENSIVE off
-                con.close()
-                con = connect(path)
+                path = self.make(f"d{n}.db", edit)
+                con = connect(path)  # the first use connects the table: damage must not stop that
+                self.assertIn(found, con.execute("SELECT feox_check('kv')").fetchone()[0])
                 for sql in self.STATEMENTS:
                     with self.assertRaises(sqlite3.DatabaseError) as cm:
                         con.execute(sql).fetchall()
                     self.assertIn(f"feox: kv: {said}", str(cm.exception), sql)
-                    self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_CORRUPT", sql)
-                con.close()
-                con = connect(path)
+                    self.assertIn(cm.exception.sqlite_errorname,
+                                  ("SQLITE_CORRUPT", "SQLITE_NOTADB"), sql)
+                # repaired under the same connection: the table works again at once
                 con.execute(repair)
-                con.close()
-                con = connect(path)
                 self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0], "ok")
                 self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'k2'").fetchone(),
                                  (2,))
                 con.execute("INSERT INTO kv(key, value) VALUES ('new', 1)")
                 self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone()[0], 6)
+                con.close()
+                con = connect(path)
+                self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0], "ok")
+                self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone()[0], 6)
+                con.close()
+
+    def test_a_damaged_table_can_be_dropped(self):
+        for n, (edit, said, found, repair) in enumerate(self.EDITS):
+            with self.subTest(edit=edit):
+                path = self.make(f"drop{n}.db", edit)
+                con = connect(path)
+                con.isolation_level = None
+                con.execute("BEGIN")
+                con.execute("DROP TABLE kv")
+                con.execute("ROLLBACK")  # the table and its damage are back
+                self.assertIn(found, con.execute("SELECT feox_check('kv')").fetchone()[0])
+                con.execute("DROP TABLE kv")
+                self.assertEqual(con.execute("SELECT name FROM sqlite_master").fetchall(), [])
                 con.close()
 
 
