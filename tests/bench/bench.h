@@ -7,6 +7,7 @@
  *   bench_workloads.c  the raw-API workloads over adapters      bench_report.c   output
  *   bench_feox.c / bench_lmdb.c / bench_sqlite.c / bench_rocksdb.c   the adapters
  *   bench_sql.c        SQL: feox vtab vs native table vs null vtab
+ *   bench_sql_reopen.c SQL: a new connection's first answer, full load, change feed
  *   bench_floor.c      memory floor (pointer chase) and hash-probe floor (ck_hs + ck_epoch)
  *   bench_special.c    feox-only workloads: counters, JSON patch, TTL, persistence, recovery
  *   ratios.gp          gnuplot script: the ratios as an SVG chart (make bench)
@@ -150,6 +151,13 @@ void bench_run_raw_workloads(const bench_adapter *a, int rep);
 void bench_run_durable_workloads(const bench_adapter *a, int rep);
 void bench_label_write_pairs(void);    /* the comparisons of write workloads (bench_workloads.c) */
 void bench_run_sql_workloads(int rep); /* bench_sql.c */
+/* A new connection to the headline SQL files (bench_sql_reopen.c): open to first answer, the
+ * full cache load, the change feed after k commits by the writers. Rows sql_open_first_select,
+ * sql_full_load, sql_feed_k1, sql_feed_k1000. feox_writer NULL: native only. */
+struct sqlite3;
+void bench_sql_reopen(const char *dir, struct sqlite3 *feox_writer, struct sqlite3 *native_writer,
+                      uint64_t keys, int rep);
+void bench_sql_reopen_notes(void);
 void bench_run_floor_workloads(int rep);   /* bench_floor.c */
 void bench_run_special_workloads(int rep); /* bench_special.c */
 void bench_run_memory_workloads(int rep);  /* bench_memory.c */

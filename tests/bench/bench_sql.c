@@ -279,8 +279,8 @@ static bool open_feox_table(sql_table *t, const sql_setting *s, const char *dir)
     }
     const char *create =
         !s->store_file ? "CREATE VIRTUAL TABLE kv USING feox(keytype=blob)"
-        : s->full      ? "CREATE VIRTUAL TABLE kv USING feox(keytype=blob, path='kv.feox', sync='full')"
-                       : "CREATE VIRTUAL TABLE kv USING feox(keytype=blob, path='kv.feox')";
+        : s->full ? "CREATE VIRTUAL TABLE kv USING feox(keytype=blob, path='kv.feox', sync='full')"
+                  : "CREATE VIRTUAL TABLE kv USING feox(keytype=blob, path='kv.feox')";
     if (sqlite3_exec(t->db, create, NULL, NULL, NULL) != SQLITE_OK) {
         fprintf(stderr, "warning: feox vtab: %s\n", sqlite3_errmsg(t->db));
         sqlite3_close(t->db);
@@ -561,6 +561,11 @@ static void run_setting(const sql_setting *s, int rep)
             time_sql(&tables[t], tables[t].scan, op_scan, bench_cfg.scan_ops, 0, seed, false, true,
                      NULL, named(name, sizeof name, "sql_scan100", s));
     }
+    if (s->file && !s->store_file && !s->full) {
+        /* a new connection to these files, while the loading ones stay open (bench_sql_reopen.c) */
+        sqlite3 *feox_db = strcmp(tables[0].name, "feox") == 0 ? tables[0].db : NULL;
+        bench_sql_reopen(dir, feox_db, tables[count - 2].db, sql_keys, rep);
+    }
     uint64_t inserted[3] = {0, 0, 0};
     for (int t = 0; t < count; t++)
         time_sql(&tables[t], tables[t].insert, op_insert, writes, fresh, seed, false, false,
@@ -609,11 +614,14 @@ void bench_run_sql_workloads(int rep)
 {
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         run_setting(&settings[i], rep);
-    bench_note("sql_point_select",
-               "WAL file database, synchronous=NORMAL, warm cache, feox in the database (headline)");
+    bench_note(
+        "sql_point_select",
+        "WAL file database, synchronous=NORMAL, warm cache, feox in the database (headline)");
     bench_note("sql_point_select.file", "the same, feox in a store file (path=)");
-    bench_note("sql_point_select_txn", "the same, 1000 per BEGIN..COMMIT (a read transaction open)");
+    bench_note("sql_point_select_txn",
+               "the same, 1000 per BEGIN..COMMIT (a read transaction open)");
     bench_note("sql_point_select.mem", ":memory: database, feox memory mode");
+    bench_sql_reopen_notes();
     bench_note("sql_insert.full", "synchronous=FULL, feox in the database, 10K preloaded rows");
     bench_note("sql_insert.file.full", "synchronous=FULL vs feox sync='full', 10K preloaded rows");
 }
