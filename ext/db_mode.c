@@ -122,6 +122,11 @@ struct feox_db_state {
     /* the functions' statements (feox_db_fn_begin), prepared on first use */
     sqlite3_stmt *sp_open, *sp_release, *sp_undo;
     bool fn_savepoint; /* feox_db_fn_begin opened "SAVEPOINT feox_fn" (fn_end releases it) */
+    /* The cache was loaded inside a transaction (BEGIN): the shadow tables may hold what the
+     * transaction wrote to them by hand (a repair of damage, with writable_schema or defensive
+     * off), which a rollback takes back, so a rollback drops the cache and the next use loads
+     * it again. (The table's own writes need no reload: the journal undoes them.) */
+    bool loaded_in_txn;
 };
 
 /* Set the vtab's error from the backend (SQLite's own code and message) if it has one, else from
@@ -179,7 +184,7 @@ static int open_store(feox_vtab *vt, feox_db_state *s, const char *table_name, c
     cfg.disable_compaction = true;
     cfg.storage = feox_sqlite_storage();
     cfg.storage_arg = &s->t;
-    feox_lclock_configure(vt, &cfg); /* clock='log': "now" is the logical clock */
+    feox_lclock_configure(vt, &cfg);           /* clock='log': "now" is the logical clock */
     s->t.no_commit_sweep = vt->lclock != NULL; /* and expired rows leave only by 'sweep' */
     feox_err e = feox_open(&cfg, &store);
     if (e != FEOX_OK) {
@@ -198,6 +203,7 @@ static int open_store(feox_vtab *vt, feox_db_state *s, const char *table_name, c
         return SQLITE_NOMEM;
     }
     vt->entry->store = store; /* its last release closes it */
+    s->loaded_in_txn = !sqlite3_get_autocommit(vt->db);
     update_rows_hint(vt);
     return SQLITE_OK;
 }
@@ -463,13 +469,38 @@ void feox_db_commit(feox_vtab *vt)
 {
     if (db_store(vt) != NULL) {
         feox_sqlite_storage_commit(&vt->dbs->t);
+        vt->dbs->loaded_in_txn = false;
     }
+}
+
+/* After a rollback: a cache loaded inside the transaction goes; the table stays connected
+ * without one until its next use opens it again (the journal's entries were for it). */
+static void drop_cache_loaded_in_txn(feox_vtab *vt)
+{
+    feox_db_state *s = vt->dbs;
+    if (!s->loaded_in_txn) {
+        return;
+    }
+    feox_entry_ref *placeholder = feox_registry_placeholder();
+    char *why = sqlite3_mprintf("feox: %s: the cache is loaded again after a rollback", vt->label);
+    if (placeholder == NULL || why == NULL) {
+        feox_registry_release(placeholder);
+        sqlite3_free(why);
+        return; /* out of memory: keep the cache (its keys' own writes are still undone) */
+    }
+    close_store(vt);
+    vt->entry = placeholder;
+    sqlite3_free(vt->open_error);
+    vt->open_error = why;
+    feox_journal_clear(&vt->journal);
+    s->loaded_in_txn = false;
 }
 
 void feox_db_rollback(feox_vtab *vt)
 {
     if (db_store(vt) != NULL) {
         feox_sqlite_storage_rollback(&vt->dbs->t);
+        drop_cache_loaded_in_txn(vt);
     }
 }
 
@@ -486,6 +517,7 @@ void feox_db_rollback_to(feox_vtab *vt, int level)
 {
     if (db_store(vt) != NULL) {
         feox_sqlite_storage_rollback_to(&vt->dbs->t, level);
+        drop_cache_loaded_in_txn(vt);
     }
 }
 
@@ -826,9 +858,8 @@ int feox_db_check_tables(feox_vtab *vt, char **report)
     }
     if (e != FEOX_OK) {
         sqlite3_free(vt->base.zErrMsg);
-        vt->base.zErrMsg = t.errcode != SQLITE_OK
-                               ? sqlite3_mprintf("%s", t.errmsg)
-                               : feox_table_err_message(vt->schema, vt->name, e);
+        vt->base.zErrMsg = t.errcode != SQLITE_OK ? sqlite3_mprintf("%s", t.errmsg)
+                                                  : feox_table_err_message(vt->schema, vt->name, e);
         return t.errcode != SQLITE_OK ? t.errcode : feox_err_to_sqlite(e);
     }
     /* the tables pass their own check: what stopped the cache is the problem to report */

@@ -464,6 +464,9 @@ static int feox_vt_rollback_to(sqlite3_vtab *tab, int level)
     feox_vtab *vt = (feox_vtab *)tab;
     feox_db_rollback_to(vt, level); /* database mode: the backend drops what is pending */
     feox_lclock_forget(vt);         /* clock='log': read the restored clock again */
+    if (vt->dbs != NULL && vt->entry != NULL && vt->entry->store == NULL) {
+        return SQLITE_OK; /* database mode without a cache: the next use loads it */
+    }
     int rc = feox_vtab_check_store(vt);
     if (rc != SQLITE_OK) {
         return rc;

@@ -340,6 +340,45 @@ class DamagedShadowTableTest(TempDirTestCase):
                 self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone()[0], 6)
                 con.close()
 
+    def test_a_repair_rolled_back_brings_the_damage_back(self):
+        # the cache is loaded inside the transaction that repairs the table; when that
+        # transaction (or its savepoint) rolls back, the damage is back and so is the refusal
+        edit, said, found, repair = self.EDITS[0]
+        for n, (first_use_before, end) in enumerate([(True, "ROLLBACK"), (False, "ROLLBACK"),
+                                                      (True, "ROLLBACK TO s"),
+                                                      (False, "ROLLBACK TO s"),
+                                                      (True, "COMMIT")]):
+            with self.subTest(first_use_before=first_use_before, end=end):
+                path = self.make(f"txn{n}.db", edit)
+                con = connect(path)
+                con.isolation_level = None
+                if first_use_before:
+                    with self.assertRaises(sqlite3.DatabaseError):
+                        con.execute("SELECT count(*) FROM kv").fetchall()
+                con.execute("BEGIN")
+                con.execute("SAVEPOINT s")
+                con.execute(repair)
+                con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+                self.assertEqual(con.execute("SELECT feox_incr('kv', 'k2', 10)").fetchone(), (12,))
+                self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone(), (6,))
+                con.execute(end)
+                if end == "COMMIT":
+                    self.assertEqual(con.execute("SELECT key, value FROM kv ORDER BY key").fetchall(),
+                                     [("a", 1), ("k0", 0), ("k1", 1), ("k2", 12), ("k3", 3), ("k4", 4)])
+                    self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+                else:
+                    with self.assertRaises(sqlite3.DatabaseError) as cm:
+                        con.execute("SELECT count(*) FROM kv").fetchall()
+                    self.assertIn(f"feox: kv: {said}", str(cm.exception))
+                    self.assertIn(found, con.execute("SELECT feox_check('kv')").fetchone()[0])
+                    if end == "ROLLBACK TO s":
+                        con.execute("ROLLBACK")
+                    con.execute(repair)
+                    self.assertEqual(con.execute("SELECT key, value FROM kv ORDER BY key").fetchall(),
+                                     [("k0", 0), ("k1", 1), ("k2", 2), ("k3", 3), ("k4", 4)])
+                    self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+                con.close()
+
     def test_a_damaged_table_can_be_dropped(self):
         for n, (edit, said, found, repair) in enumerate(self.EDITS):
             with self.subTest(edit=edit):
