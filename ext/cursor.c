@@ -479,7 +479,7 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
     (void)idx_str;
 
     cursor_reset(c);
-    rc = feox_vtab_check_store(vt);
+    rc = feox_vtab_check_store_to_read(vt);
     if (rc != SQLITE_OK) {
         return rc;
     }

@@ -64,6 +64,8 @@ typedef struct feox_sqlite_backend {
     feox_sqlite_table *t;
     sqlite3 *db;
     char *schema, *table; /* copies */
+    /* schema as sqlite3_file_control wants it: NULL for "main" (index 0, no lookup by name) */
+    const char *dv_schema;
     sqlite3_stmt *stmts[FEOX_SQ_COUNT];
     feox_storage_host host;
     feox_sqlite_write_mode mode;
