@@ -63,6 +63,7 @@ typedef struct feox_vt_cursor {
     feox_store *scan_store; /* the store scan was opened on (kept across xFilter calls) */
     feox_value *point_value;
     size_t point_index;
+    bool is_reset; /* cursor_reset has nothing to undo (set by it, cleared by xFilter) */
 } feox_vt_cursor;
 
 static feox_vtab *cursor_vtab(feox_vt_cursor *c)
@@ -115,6 +116,9 @@ static void key_list_free(key_buf *list, size_t n)
  * are kept for the next one. */
 static void cursor_reset(feox_vt_cursor *c)
 {
+    if (c->is_reset) {
+        return; /* xClose reset it, or an xFilter that failed before setting anything */
+    }
     if (c->point_value != NULL) {
         feox_value_release(c->point_value);
         c->point_value = NULL;
@@ -146,6 +150,7 @@ static void cursor_reset(feox_vt_cursor *c)
     c->has_lo = c->has_hi = c->has_limit = c->points_set = c->now_known = false;
     c->limit_hint = 0;
     c->eof = true;
+    c->is_reset = true;
 }
 
 /* Free everything a cursor owns, and the cursor. */
@@ -467,6 +472,32 @@ static int key_list_push(key_buf **list, size_t *n, const void *key, size_t len)
     return SQLITE_OK;
 }
 
+/* The plan of a point SELECT, `key = ?` and nothing else (plan.c's encoding). */
+#define PLAN_ONE_KEY (FEOX_PLAN_EQ | (FEOX_OP_EQ << FEOX_PLAN_OP_SHIFT))
+
+/* xFilter of PLAN_ONE_KEY: what the general decoding below does for it, without the loop. */
+static int filter_one_key(feox_vt_cursor *c, feox_vtab *vt, sqlite3_value *operand)
+{
+    const void *key;
+    size_t len;
+    c->kind = FEOX_PLAN_EQ;
+    c->desc = false;
+    if (!feox_key_from_value(vt->options.keytype, operand, &key, &len)) {
+        return SQLITE_OK; /* NULL operand: no row (eof since the reset) */
+    }
+    int rc = key_buf_set(&c->eq_point, key, len);
+    if (rc == SQLITE_OK) {
+        c->points = &c->eq_point;
+        c->n_points = 1;
+        c->points_set = true;
+        rc = point_advance(c);
+    }
+    if (rc != SQLITE_OK) {
+        c->eof = true;
+    }
+    return rc;
+}
+
 /* xFilter: decode idxNum (plan.c) and argv in the same order, then position on the first row. */
 int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc,
                    sqlite3_value **argv)
@@ -479,9 +510,13 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
     (void)idx_str;
 
     cursor_reset(c);
-    rc = feox_vtab_check_store(vt);
+    rc = feox_vtab_check_store_to_read(vt);
     if (rc != SQLITE_OK) {
         return rc;
+    }
+    c->is_reset = false;
+    if (idx_num == PLAN_ONE_KEY && argc == 1) {
+        return filter_one_key(c, vt, argv[0]);
     }
     c->kind = (feox_plan_kind)(idx_num & FEOX_PLAN_KIND_MASK);
     c->desc = (idx_num & FEOX_PLAN_DESC) != 0;

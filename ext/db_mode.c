@@ -50,7 +50,10 @@
  *   xRollbackTo  the backend drops what is pending; the journal undoes to the level's mark
  *                (INDEX_ONLY, as for xRollback).
  *   xRelease     the journal forgets the levels.
- *   xFilter      feox_refresh (read transaction open: the check is current). The cache loads
+ *   xFilter      feox_db_refresh_read: SQLite holds a transaction on the schema, so one
+ *                SQLITE_FCNTL_DATA_VERSION call equal to what the backend saw last (and a complete
+ *                cache) says nothing changed, without the lock, the engine or sqlite3_txn_state
+ *                (feox_sqlite_storage_current); else feox_refresh. The cache loads
  *                lazily (storage_sqlite_load.c): each refresh of a partial cache loads one more
  *                chunk of <t>_data in key order, a point read of a key it does not hold yet
  *                reads that row by key, and a range or full scan first loads every row of its
@@ -397,11 +400,25 @@ int feox_db_refresh(feox_vtab *vt)
     return e == FEOX_OK ? feox_lclock_sync(vt) : db_error(vt, e);
 }
 
+int feox_db_refresh_read(feox_vtab *vt)
+{
+    /* The statement's transaction makes the one-call check enough (storage_sqlite.h); the
+     * logical clock and a cache still loading take the whole refresh. */
+    if (vt->dbs != NULL && vt->lclock == NULL && vt->rows_hint == 0 &&
+        feox_sqlite_storage_current(&vt->dbs->t)) {
+        return SQLITE_OK;
+    }
+    return feox_db_refresh(vt);
+}
+
 int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi, size_t hi_len)
 {
     feox_store *store = db_store(vt);
     if (store == NULL) {
         return SQLITE_OK;
+    }
+    if (vt->lclock == NULL && vt->rows_hint == 0 && feox_sqlite_storage_current(&vt->dbs->t)) {
+        return SQLITE_OK; /* complete and current: xFilter's check just said so */
     }
     feox_err e = feox_sqlite_storage_want(&vt->dbs->t, lo, (uint32_t)lo_len, hi, (uint32_t)hi_len);
     if (e == FEOX_OK) {
@@ -898,6 +915,11 @@ int feox_db_rename(feox_vtab *vt, const char *new_name)
     return SQLITE_OK;
 }
 int feox_db_refresh(feox_vtab *vt)
+{
+    (void)vt;
+    return SQLITE_OK;
+}
+int feox_db_refresh_read(feox_vtab *vt)
 {
     (void)vt;
     return SQLITE_OK;

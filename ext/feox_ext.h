@@ -360,6 +360,9 @@ void feox_vtab_set_error(feox_vtab *vt, const char *fmt, ...);
  * open's code (CANTOPEN for a missing or locked file, CORRUPT, NOTADB, NOMEM); a pending rollback
  * is finished first, and if it still cannot, its engine error's code (NOMEM, IOERR, ...). */
 int feox_vtab_check_store(feox_vtab *vt);
+/* The same from xFilter (a statement's transaction is open on the table's schema: the coherence
+ * check is feox_db_refresh_read). */
+int feox_vtab_check_store_to_read(feox_vtab *vt);
 /* The same without the coherence check, for a caller that enlists the table in a write
  * transaction next (a writing function in database mode: feox_db_fn_begin), whose xBegin makes
  * the check with the transaction open (the check here would cost a read of its own), or that
@@ -509,6 +512,9 @@ int feox_db_destroy(feox_vtab *vt);
 int feox_db_rename(feox_vtab *vt, const char *new_name);
 /* The coherence check (xFilter, functions): bring the cache up to what the database holds. */
 int feox_db_refresh(feox_vtab *vt);
+/* The same from xFilter, where SQLite holds a transaction on the table's schema: when nothing
+ * changed, one sqlite3_file_control and no more (feox_sqlite_storage_current). */
+int feox_db_refresh_read(feox_vtab *vt);
 /* A range or full scan (cursor.c) is about to read [lo, hi] (NULL: unbounded; inclusive): the
  * cache loads every row of it first, if it has not yet (the lazy load, db_mode.c). */
 int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi, size_t hi_len);

@@ -234,6 +234,7 @@ static feox_err sq_open(const feox_storage_methods *methods, const feox_config *
         sqlite3_free(b);
         return FEOX_ERR_NOMEM;
     }
+    b->dv_schema = sqlite3_stricmp(b->schema, "main") == 0 ? NULL : b->schema;
     if (host != NULL) {
         b->host = *host;
     }
@@ -544,6 +545,19 @@ static feox_err refresh_feed(feox_sqlite_backend *b, const feox_storage_sink *si
     b->last_dv = dv;
     b->last_min_seq = min_seq;
     return FEOX_OK;
+}
+
+bool feox_sqlite_storage_current(feox_sqlite_table *t)
+{
+    /* No lock(): the caller runs inside a call of SQLite's, under the connection's mutex, which
+     * is the lock (and sqlite3_file_control takes it again). */
+    feox_sqlite_backend *b = t->backend;
+    if (b == NULL || !b->loaded || !b->lazy.complete || b->lazy.want) {
+        return false; /* a reload, or rows still to load: refresh() does that */
+    }
+    /* In a write transaction the cache is current since begin; else the caller's transaction
+     * on the schema makes the version current (refresh_feed says why that is enough). */
+    return b->in_txn || feox_sq_data_version(b) == b->last_dv;
 }
 
 static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *sink)

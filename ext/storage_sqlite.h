@@ -178,6 +178,13 @@ const feox_storage_methods *feox_sqlite_storage(void);
  * detail, or the error of the SQL that failed (t->errcode). */
 feox_err feox_sqlite_storage_check_tables(feox_sqlite_table *t, char *detail, size_t detail_len);
 
+/* The coherence check of a statement that reads the table (xFilter), where SQLite holds a
+ * transaction on t->schema (so SQLITE_FCNTL_DATA_VERSION is current) and the connection's mutex:
+ * true if feox_refresh() would change nothing, i.e. the cache is complete and, outside a write
+ * transaction, the data version is the one it was last brought up to date at. One
+ * sqlite3_file_control, no SQL. False: call feox_refresh(). */
+bool feox_sqlite_storage_current(feox_sqlite_table *t);
+
 /* ---- transactions: called from the vtab's transaction methods (see the top of this file) ----
  * Each returns FEOX_OK or the error of the SQL that failed (t->errcode says which). */
 feox_err feox_sqlite_storage_begin(feox_sqlite_table *t);

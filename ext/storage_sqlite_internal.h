@@ -64,6 +64,8 @@ typedef struct feox_sqlite_backend {
     feox_sqlite_table *t;
     sqlite3 *db;
     char *schema, *table; /* copies */
+    /* schema as sqlite3_file_control wants it: NULL for "main" (index 0, no lookup by name) */
+    const char *dv_schema;
     sqlite3_stmt *stmts[FEOX_SQ_COUNT];
     feox_storage_host host;
     feox_sqlite_write_mode mode;
@@ -84,9 +86,8 @@ typedef struct feox_sqlite_backend {
     uint64_t txn_changes; /* changes written to the tables */
     bool txn_logging;     /* false once the transaction outgrew the feed */
     feox_pending pending; /* buffered changes not yet written */
-    feox_sq_mark marks[FEOX_SQ_MAX_MARKS];
-    size_t nmarks;
-    bool txn_swept; /* the commit's bounded expiry sweep has run (once per transaction) */
+    size_t nmarks;        /* of marks (at the end of the struct) */
+    bool txn_swept;       /* the commit's bounded expiry sweep has run (once per transaction) */
 
     /* Larger than memory (max_memory): the store may drop the bytes of a version with a
      * location and read them back by key (read_value). A pending version has location 0 (its
@@ -107,6 +108,10 @@ typedef struct feox_sqlite_backend {
     /* Counters (get_stats). */
     uint64_t rows_read, bytes_read, rows_written, bytes_written, flushes, syncs;
     uint64_t loaded_rows, load_ns, slow_refreshes, feed_rows, swept_rows;
+
+    /* Last: 1.5 KiB that only savepoints touch, kept apart from the fields every statement's
+     * check reads (loaded, last_dv, in_txn, lazy: feox_sqlite_storage_current). */
+    feox_sq_mark marks[FEOX_SQ_MAX_MARKS];
 } feox_sqlite_backend;
 
 /* The location of a version still in the pending map: 0 (only in memory: never evicted) when the

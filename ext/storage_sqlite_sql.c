@@ -219,7 +219,7 @@ feox_err feox_sq_column_record(feox_sqlite_backend *b, sqlite3_stmt *s, int col,
 unsigned feox_sq_data_version(feox_sqlite_backend *b)
 {
     unsigned v = 0;
-    sqlite3_file_control(b->db, b->schema, SQLITE_FCNTL_DATA_VERSION, &v);
+    sqlite3_file_control(b->db, b->dv_schema, SQLITE_FCNTL_DATA_VERSION, &v);
     return v;
 }
 

@@ -60,19 +60,31 @@ static int reopen_store(feox_vtab *vt)
     return SQLITE_OK;
 }
 
-static int check_store(feox_vtab *vt, bool refresh);
+/* What check_store does in database mode once the store is there. */
+typedef enum check_refresh {
+    REFRESH,      /* feox_db_refresh */
+    REFRESH_READ, /* feox_db_refresh_read (xFilter) */
+    NO_REFRESH    /* none: the caller's xBegin makes it */
+} check_refresh;
+
+static int check_store(feox_vtab *vt, check_refresh refresh);
 
 int feox_vtab_check_store(feox_vtab *vt)
 {
-    return check_store(vt, true);
+    return check_store(vt, REFRESH);
+}
+
+int feox_vtab_check_store_to_read(feox_vtab *vt)
+{
+    return check_store(vt, REFRESH_READ);
 }
 
 int feox_vtab_check_store_to_enlist(feox_vtab *vt)
 {
-    return check_store(vt, false);
+    return check_store(vt, NO_REFRESH);
 }
 
-static int check_store(feox_vtab *vt, bool refresh)
+static int check_store(feox_vtab *vt, check_refresh refresh)
 {
     feox_actions_settle(vt->conn);
     if (vt->entry != NULL && vt->entry->store == NULL && vt->open_error != NULL) {
@@ -99,7 +111,9 @@ static int check_store(feox_vtab *vt, bool refresh)
         }
         /* Database mode: the coherence check (db_mode.c; a no-op in the other modes, and inside
          * this connection's own write transaction). */
-        return refresh ? feox_db_refresh(vt) : SQLITE_OK;
+        return refresh == REFRESH_READ ? feox_db_refresh_read(vt)
+               : refresh == REFRESH    ? feox_db_refresh(vt)
+                                       : SQLITE_OK;
     }
     if (vt->open_error != NULL) {
         feox_vtab_set_error(vt, "%s", vt->open_error);

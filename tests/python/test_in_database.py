@@ -370,6 +370,55 @@ class ProcessesTest(InDatabaseTestCase):
         a.close()
         b.close()
 
+    def test_reads_see_another_process_commit_at_the_next_statement(self):
+        """A statement that reads the table checks the data version once (xFilter, where SQLite
+        holds a transaction on the schema): with a complete cache, a point read, a range scan and
+        the same reads inside BEGIN .. COMMIT follow another process's commits, in main and in
+        an attached database, and a read transaction keeps its snapshot until it ends."""
+        aux = self.path("aux.db")
+        con = connect(aux)
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("CREATE TABLE pub(v)")
+        con.execute("INSERT INTO pub VALUES (0)")
+        con.execute("CREATE VIRTUAL TABLE kv2 USING feox")
+        con.execute("INSERT INTO kv2(key, value) VALUES ('k', 0)")
+        con.close()
+        con = connect(self.db)
+        con.execute("INSERT INTO kv(key, value) VALUES ('k', 0)")
+        con.execute("ATTACH ? AS aux", (aux,))
+        writer = CHILD_PRELUDE + textwrap.dedent("""
+            con = connect(sys.argv[1])
+            con.execute("BEGIN IMMEDIATE")
+            con.execute(f"UPDATE {sys.argv[2]} SET value = ? WHERE key = 'k'", (int(sys.argv[3]),))
+            con.execute(f"INSERT INTO {sys.argv[2]}(key, value) VALUES (?, 1)",
+                        ("n" + sys.argv[3],))
+            con.execute("UPDATE pub SET v = ?", (int(sys.argv[3]),))
+            con.execute("COMMIT")
+        """)
+
+        def commit_elsewhere(db, table, v):
+            subprocess.run([PY, "-c", writer, db, table, str(v)], check=True, timeout=120)
+
+        def read(table, pub):
+            return con.execute(f"SELECT (SELECT value FROM {table} WHERE key = 'k'), "
+                               f"(SELECT count(*) FROM {table} WHERE key >= 'n'), "
+                               f"(SELECT v FROM {pub})").fetchone()
+
+        for db, table, pub in ((self.db, "kv", "pub"), (aux, "aux.kv2", "aux.pub")):
+            self.assertEqual(read(table, pub)[:2], (0, 0))
+            self.assertEqual(con.execute(f"SELECT count(*) FROM {table}").fetchone(), (1,))
+            for v in range(1, 4):
+                commit_elsewhere(db, table.split(".")[-1], 2 * v)
+                self.assertEqual(read(table, pub), (2 * v, 2 * v - 1, 2 * v), (table, v))
+                con.execute("BEGIN")
+                self.assertEqual(read(table, pub), (2 * v, 2 * v - 1, 2 * v), (table, v))
+                commit_elsewhere(db, table.split(".")[-1], 2 * v + 1)
+                self.assertEqual(read(table, pub), (2 * v, 2 * v - 1, 2 * v), (table, v))
+                con.execute("COMMIT")
+                self.assertEqual(read(table, pub), (2 * v + 1, 2 * v, 2 * v + 1), (table, v))
+        self.assertCoherent(con)
+        con.close()
+
     def test_reader_process_is_never_blocked_by_a_long_write_transaction(self):
         con = connect(self.db)
         con.execute("INSERT INTO kv(key, value) VALUES ('k', 'before')")
