@@ -348,6 +348,12 @@ typedef struct feox_vtab {
      * is lower), so that plans are costed for the table, not for the part loaded yet (plan.c);
      * 0 once the cache is complete (db_mode.c). */
     uint64_t rows_hint;
+    /* SQL functions running on the table (functions.c). SQL a function runs (a savepoint, the
+     * enlisting INSERT, a refresh) may find the schema changed by another connection and reload
+     * it, which disconnects the table: while pinned, xDisconnect only marks it disconnected and
+     * takes it off the connection's list, and the function's unpin frees it. */
+    int fn_pins;
+    bool disconnected;
 } feox_vtab;
 
 /* The store check and the error messages of a table (vtab_store.c). */

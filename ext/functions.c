@@ -177,6 +177,29 @@ static bool may_write(sqlite3_context *ctx, sqlite3 *db, feox_vtab *vt)
     return true;
 }
 
+/* The table found by name, pinned (feox_vtab.fn_pins): SQL the call runs may reload the schema
+ * and disconnect it, and it must stay allocated until the call lets go of it (unpin). */
+static feox_vtab *find_pinned(feox_conn *conn, const char *schema, const char *table)
+{
+    feox_vtab *vt = feox_conn_find_vtab(conn, schema, table);
+    if (vt != NULL) {
+        vt->fn_pins++;
+    }
+    return vt;
+}
+
+/* The call is done with vt: if the schema was reloaded meanwhile, SQLite has disconnected it,
+ * and xDisconnect (vtab.c) left the freeing to this last unpin. */
+static void unpin(feox_vtab *vt)
+{
+    if (vt != NULL && --vt->fn_pins == 0 && vt->disconnected) {
+        (void)vt->base.pModule->xDisconnect(&vt->base);
+    }
+}
+
+/* Attempts at resolving a table whose schema keeps being reloaded under the call. */
+#define RESOLVE_ATTEMPTS 3
+
 /* What a function does with the table it names (resolve_table). */
 typedef enum resolve_use {
     USE_READ,  /* reads the cache: brought up to date first (database mode) */
@@ -185,7 +208,8 @@ typedef enum resolve_use {
                 * date first (a damaged row would make that fail before the check can name it) */
 } resolve_use;
 
-/* The feox table named by argv[0] in this connection, or NULL after reporting an error. */
+/* The feox table named by argv[0] in this connection, pinned (unpin it when done), or NULL after
+ * reporting an error. */
 static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, resolve_use use)
 {
     bool write = use == USE_WRITE;
@@ -213,47 +237,88 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
     } else {
         table = full;
     }
-    vt = feox_conn_find_vtab(conn, schema, table);
-    if (vt == NULL) {
-        rc = touch_table(db, schema, table, false, &err);
-        vt = rc == SQLITE_OK ? feox_conn_find_vtab(conn, schema, table) : NULL;
-    }
-    if (vt != NULL && write && !may_write(ctx, db, vt)) {
-        sqlite3_free(schema);
-        return NULL;
-    }
-    if (vt != NULL && write && vt->dbs == NULL && !sqlite3_get_autocommit(db) && !vt->in_txn) {
-        rc = touch_table(db, schema, table, true, &err);
-        vt = rc == SQLITE_OK ? feox_conn_find_vtab(conn, schema, table) : NULL;
-    }
-    if (rc != SQLITE_OK) {
-        if (err != NULL && strncmp(err, "no such table", 13) == 0) {
-            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s", full));
-        } else {
-            bool named = err != NULL && strncmp(err, "feox: ", 6) == 0; /* said once */
-            fn_error(ctx, rc,
-                     named ? sqlite3_mprintf("%s", err)
-                           : sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
+    for (int attempt = 1;; attempt++) {
+        vt = find_pinned(conn, schema, table);
+        if (vt == NULL) {
+            rc = touch_table(db, schema, table, false, &err);
+            vt = rc == SQLITE_OK ? find_pinned(conn, schema, table) : NULL;
         }
-    } else if (vt == NULL) {
-        fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
-    } else if ((rc = (write || use == USE_CHECK) && vt->dbs != NULL
-                         ? feox_vtab_check_store_to_enlist(vt)
-                         : feox_vtab_check_store(vt)) != SQLITE_OK &&
-               !(use == USE_CHECK && vt->dbs != NULL && vt->entry->store == NULL)) {
-        /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot
-         * be opened again, or a rollback that still cannot finish */
-        fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));
+        if (vt != NULL && write && !may_write(ctx, db, vt)) {
+            unpin(vt);
+            sqlite3_free(schema);
+            return NULL;
+        }
+        if (vt != NULL && write && vt->dbs == NULL && !sqlite3_get_autocommit(db) && !vt->in_txn) {
+            unpin(vt);
+            rc = touch_table(db, schema, table, true, &err);
+            vt = rc == SQLITE_OK ? find_pinned(conn, schema, table) : NULL;
+        }
+        if (rc != SQLITE_OK) {
+            if (err != NULL && strncmp(err, "no such table", 13) == 0) {
+                fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s", full));
+            } else {
+                bool named = err != NULL && strncmp(err, "feox: ", 6) == 0; /* said once */
+                fn_error(ctx, rc,
+                         named ? sqlite3_mprintf("%s", err)
+                               : sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
+            }
+        } else if (vt == NULL) {
+            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
+        } else if ((rc = (write || use == USE_CHECK) && vt->dbs != NULL
+                             ? feox_vtab_check_store_to_enlist(vt)
+                             : feox_vtab_check_store(vt)) != SQLITE_OK &&
+                   !(use == USE_CHECK && vt->dbs != NULL && vt->entry->store == NULL)) {
+            /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot
+             * be opened again, or a rollback that still cannot finish */
+            fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));
+            unpin(vt);
+            vt = NULL;
+        } else if (write && vt->dbs != NULL && (rc = feox_db_fn_begin(vt, &err)) != SQLITE_OK) {
+            fn_error(ctx, rc, sqlite3_mprintf("%s", err ? err : sqlite3_errstr(rc)));
+            unpin(vt);
+            vt = NULL; /* database mode: could not enlist (BUSY, LOCKED, READONLY...) */
+        }
+        /* Another connection changed the schema and SQL run above reloaded it: vt is no longer the
+         * table (SQLite disconnects it at once or at its next prepare; in database mode the
+         * enlisting statement enlisted its successor, not vt). Undo and start again. */
+        if (vt == NULL || (!vt->disconnected && !(write && vt->dbs != NULL && !vt->in_txn))) {
+            break;
+        }
+        if (write && vt->dbs != NULL) {
+            char *end_err = NULL;
+            (void)feox_db_fn_end(vt, &end_err);
+            sqlite3_free(end_err);
+        }
+        unpin(vt);
         vt = NULL;
-    } else if (write && vt->dbs != NULL && (rc = feox_db_fn_begin(vt, &err)) != SQLITE_OK) {
-        fn_error(ctx, rc, sqlite3_mprintf("%s", err ? err : sqlite3_errstr(rc)));
-        vt = NULL; /* database mode: could not enlist (BUSY, LOCKED, READONLY...) */
+        sqlite3_free(err);
+        err = NULL;
+        if (attempt == RESOLVE_ATTEMPTS) {
+            fn_error(ctx, SQLITE_SCHEMA,
+                     feox_table_message(schema ? schema : "main", table,
+                                        "the database schema kept changing during the call"));
+            break;
+        }
     }
     sqlite3_free(err);
     sqlite3_free(schema);
     return vt;
 }
 
+/* A function that only reads the table: resolve it, run body, let go of it. */
+static void run_read(sqlite3_context *ctx, sqlite3_value **argv, resolve_use use,
+                     void (*body)(sqlite3_context *ctx, feox_vtab *vt))
+{
+    feox_vtab *vt = resolve_table(ctx, argv[0], use);
+    if (vt != NULL) {
+        body(ctx, vt);
+        unpin(vt);
+    }
+}
+
+static void stats_body(sqlite3_context *ctx, feox_vtab *vt);
+static void flush_body(sqlite3_context *ctx, feox_vtab *vt);
+static void check_body(sqlite3_context *ctx, feox_vtab *vt);
 typedef void (*write_body)(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv);
 
 static void incr_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv);
@@ -299,6 +364,7 @@ static void run_write(sqlite3_context *ctx, int argc, sqlite3_value **argv, writ
             sqlite3_free(err);
         }
     }
+    unpin(vt);
 }
 
 static bool fn_key(sqlite3_context *ctx, feox_vtab *vt, sqlite3_value *v, const void **key,
@@ -585,12 +651,13 @@ static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_stats(tab) */
 static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], USE_READ);
-    feox_stats st;
     (void)argc;
-    if (vt == NULL) {
-        return;
-    }
+    run_read(ctx, argv, USE_READ, stats_body);
+}
+
+static void stats_body(sqlite3_context *ctx, feox_vtab *vt)
+{
+    feox_stats st;
     feox_err e = feox_get_stats(vt->entry->store, &st);
     if (e != FEOX_OK) {
         fn_engine_error(ctx, vt, e);
@@ -628,11 +695,12 @@ static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_flush(tab) */
 static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], USE_READ);
     (void)argc;
-    if (vt == NULL) {
-        return;
-    }
+    run_read(ctx, argv, USE_READ, flush_body);
+}
+
+static void flush_body(sqlite3_context *ctx, feox_vtab *vt)
+{
     feox_err e = feox_flush(vt->entry->store);
     if (e != FEOX_OK) {
         fn_engine_error(ctx, vt, e);
@@ -692,11 +760,12 @@ static void fn_sweep(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* feox_check(tab) */
 static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    feox_vtab *vt = resolve_table(ctx, argv[0], USE_CHECK);
     (void)argc;
-    if (vt == NULL) {
-        return;
-    }
+    run_read(ctx, argv, USE_CHECK, check_body);
+}
+
+static void check_body(sqlite3_context *ctx, feox_vtab *vt)
+{
     if (vt->dbs != NULL && vt->entry->store == NULL) {
         /* database mode, the cache could not be opened (damaged shadow tables): say what */
         char *found = NULL;

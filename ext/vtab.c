@@ -259,6 +259,14 @@ static int feox_vt_connect(sqlite3 *db, void *aux, int argc, const char *const *
 static int feox_vt_disconnect(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
+    if (vt->fn_pins > 0) {
+        /* a SQL function is using it (functions.c calls xDisconnect again when it lets go) */
+        if (vt->conn != NULL) {
+            feox_conn_remove_vtab(vt->conn, vt);
+        }
+        vt->disconnected = true;
+        return SQLITE_OK;
+    }
     if (vt->entry != NULL && vt->conn != NULL && feox_registry_is_dropped(vt->entry)) {
         feox_conn_detach_entry(vt->conn, vt->entry);
     }

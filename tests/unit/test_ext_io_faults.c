@@ -1,0 +1,687 @@
+/*
+ * test_ext_io_faults.c — injected I/O faults under the in-database mode (records in shadow
+ * tables). A wrapper VFS ("faulty", over the default one) fails the Nth file operation of one
+ * class (xWrite, xSync, xTruncate, xRead, xFileSize, shm map/lock, xDelete, xOpen) with SQLite's
+ * own error code, for N swept over a seeded workload, in rollback-journal and WAL mode.
+ *
+ * The oracle is a native twin: every change to the feox table `kv` is made in the same statement
+ * or transaction as the same change to the native table `m` (through triggers on `m`, or paired
+ * statements with the triggers switched off), so whatever SQLite decides after a fault, `kv` must
+ * equal `m`. After each step that meets the fault: the step fails with an I/O code (IOERR_*, FULL,
+ * CANTOPEN) or succeeds; an open transaction is committed (statement-atomic steps) or rolled back;
+ * then on the faulty connection and on a second connection (plain VFS) `kv` equals `m` and
+ * feox_check('kv') is 'ok'; later steps work; and a reopen shows `kv` equal to `m`.
+ * Some steps run on the second connection, so the faulty connection's next statement refreshes
+ * its cache from the change feed under the fault; the first step loads the cache lazily.
+ * FEOX_IOFAULT_SEED=<n> replays a seed (printed).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "feox_ext.h"
+
+/* ---- the faulty VFS ----------------------------------------------------------------------------
+ */
+
+enum fault_class {
+    FAULT_WRITE,
+    FAULT_SYNC,
+    FAULT_TRUNCATE,
+    FAULT_READ,
+    FAULT_FILESIZE,
+    FAULT_SHM,
+    FAULT_DELETE,
+    FAULT_OPEN,
+    FAULT_CLASSES
+};
+static const char *const fault_names[FAULT_CLASSES] = {"write",    "sync", "truncate", "read",
+                                                       "filesize", "shm",  "delete",   "open"};
+
+typedef struct fault_state {
+    bool armed;            /* count and fail operations now */
+    enum fault_class kind; /* the class counted */
+    unsigned long count;   /* operations of that class so far */
+    unsigned long fail_at; /* fail this one (0: none) */
+    bool full;             /* a write fails with SQLITE_FULL instead of SQLITE_IOERR_WRITE */
+    bool persistent;       /* every later operation of the class in this step fails too */
+    bool injected;
+} fault_state;
+static fault_state fault;
+
+/* Whether this operation of class k fails. */
+static bool fault_now(enum fault_class k)
+{
+    if (!fault.armed || fault.kind != k)
+        return false;
+    ++fault.count;
+    if (fault.count != fault.fail_at &&
+        !(fault.persistent && fault.fail_at && fault.count > fault.fail_at))
+        return false;
+    fault.injected = true;
+    return true;
+}
+
+typedef struct faulty_file {
+    sqlite3_file base;
+    sqlite3_file *real; /* follows this struct */
+} faulty_file;
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs faulty_vfs;
+#define REAL(f) (((faulty_file *)(f))->real)
+
+static int ff_close(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xClose(REAL(f));
+}
+static int ff_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
+{
+    if (fault_now(FAULT_READ))
+        return SQLITE_IOERR_READ;
+    return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
+}
+static int ff_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
+{
+    if (fault_now(FAULT_WRITE))
+        return fault.full ? SQLITE_FULL : SQLITE_IOERR_WRITE;
+    return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
+}
+static int ff_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    if (fault_now(FAULT_TRUNCATE))
+        return SQLITE_IOERR_TRUNCATE;
+    return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+static int ff_sync(sqlite3_file *f, int flags)
+{
+    if (fault_now(FAULT_SYNC))
+        return SQLITE_IOERR_FSYNC;
+    (void)f;
+    (void)flags; /* no power loss here: skipping the real fsync keeps the sweep fast */
+    return SQLITE_OK;
+}
+static int ff_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    if (fault_now(FAULT_FILESIZE))
+        return SQLITE_IOERR_FSTAT;
+    return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+static int ff_lock(sqlite3_file *f, int level)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), level);
+}
+static int ff_unlock(sqlite3_file *f, int level)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), level);
+}
+static int ff_check_reserved_lock(sqlite3_file *f, int *out)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int ff_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int ff_sector_size(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int ff_device_characteristics(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int ff_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **out)
+{
+    if (fault_now(FAULT_SHM))
+        return SQLITE_IOERR_SHMMAP;
+    return REAL(f)->pMethods->xShmMap(REAL(f), region, size, extend, out);
+}
+static int ff_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    /* Only taking a lock fails: an unlock that fails would leave the lock held. */
+    if ((flags & SQLITE_SHM_LOCK) && fault_now(FAULT_SHM))
+        return SQLITE_IOERR_SHMLOCK;
+    return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+static void ff_shm_barrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int ff_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
+}
+
+static const sqlite3_io_methods faulty_io = {
+    .iVersion = 2,
+    .xClose = ff_close,
+    .xRead = ff_read,
+    .xWrite = ff_write,
+    .xTruncate = ff_truncate,
+    .xSync = ff_sync,
+    .xFileSize = ff_file_size,
+    .xLock = ff_lock,
+    .xUnlock = ff_unlock,
+    .xCheckReservedLock = ff_check_reserved_lock,
+    .xFileControl = ff_file_control,
+    .xSectorSize = ff_sector_size,
+    .xDeviceCharacteristics = ff_device_characteristics,
+    .xShmMap = ff_shm_map,
+    .xShmLock = ff_shm_lock,
+    .xShmBarrier = ff_shm_barrier,
+    .xShmUnmap = ff_shm_unmap,
+};
+
+static int fv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out)
+{
+    (void)vfs;
+    faulty_file *f = (faulty_file *)file;
+    f->base.pMethods = NULL;
+    if (fault_now(FAULT_OPEN))
+        return SQLITE_CANTOPEN;
+    f->real = (sqlite3_file *)(f + 1);
+    int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out);
+    if (f->real->pMethods)
+        f->base.pMethods = &faulty_io;
+    return rc;
+}
+static int fv_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
+{
+    (void)vfs;
+    if (fault_now(FAULT_DELETE))
+        return SQLITE_IOERR_DELETE;
+    return real_vfs->xDelete(real_vfs, name, sync_dir);
+}
+static int fv_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
+{
+    (void)vfs;
+    return real_vfs->xAccess(real_vfs, name, flags, out);
+}
+static int fv_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
+{
+    (void)vfs;
+    return real_vfs->xFullPathname(real_vfs, name, n, out);
+}
+static int fv_randomness(sqlite3_vfs *vfs, int n, char *out)
+{
+    (void)vfs;
+    return real_vfs->xRandomness(real_vfs, n, out);
+}
+static int fv_sleep(sqlite3_vfs *vfs, int us)
+{
+    (void)vfs;
+    return real_vfs->xSleep(real_vfs, us);
+}
+static int fv_current_time(sqlite3_vfs *vfs, double *out)
+{
+    (void)vfs;
+    return real_vfs->xCurrentTime(real_vfs, out);
+}
+static int fv_get_last_error(sqlite3_vfs *vfs, int n, char *out)
+{
+    (void)vfs;
+    return real_vfs->xGetLastError(real_vfs, n, out);
+}
+static int fv_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out)
+{
+    (void)vfs;
+    return real_vfs->xCurrentTimeInt64(real_vfs, out);
+}
+
+static void faulty_vfs_register(void)
+{
+    if (real_vfs)
+        return;
+    real_vfs = sqlite3_vfs_find(NULL);
+    assert_non_null(real_vfs);
+    faulty_vfs = (sqlite3_vfs){
+        .iVersion = 2,
+        .szOsFile = (int)sizeof(faulty_file) + real_vfs->szOsFile,
+        .mxPathname = real_vfs->mxPathname,
+        .zName = "faulty",
+        .xOpen = fv_open,
+        .xDelete = fv_delete,
+        .xAccess = fv_access,
+        .xFullPathname = fv_full_pathname,
+        .xRandomness = fv_randomness,
+        .xSleep = fv_sleep,
+        .xCurrentTime = fv_current_time,
+        .xGetLastError = fv_get_last_error,
+        .xCurrentTimeInt64 = fv_current_time_int64,
+    };
+    assert_int_equal(sqlite3_vfs_register(&faulty_vfs, 0), SQLITE_OK);
+}
+
+/* ---- the workload ------------------------------------------------------------------------------
+ */
+
+/* A step runs on the faulty connection, or ("@2 ...") on the second one without faults. Steps
+ * marked atomic are statement-atomic across kv and m: after a failure inside BEGIN the rest is
+ * committed; other steps are rolled back. */
+typedef struct step {
+    const char *sql;
+    bool atomic;
+} step;
+
+#define OFF "UPDATE ctl SET on_ = 0; "
+#define ON "UPDATE ctl SET on_ = 1; "
+
+static const step workload[] = {
+    /* with table_rows past one lazy-load chunk, these meet keys the cache has not loaded yet */
+    {"SELECT value FROM kv WHERE key = 'k9000'", true},
+    {"UPDATE m SET v = 'lazy' WHERE k IN ('k8000', 'k0001')", true},
+    {"BEGIN; DELETE FROM m WHERE k = 'k9100'; INSERT INTO m VALUES ('k9100', 'again', 1);"
+     " INSERT INTO m VALUES ('k9100x', 'new', 0); COMMIT",
+     true},
+    {"SELECT count(*) FROM kv WHERE key > 'k7000' AND key < 'k7100'", true},
+    {"SELECT count(*) FROM kv WHERE key >= 'k0100'", true},
+    {"INSERT INTO m VALUES ('a', 'alpha', 0)", true},
+    {"BEGIN; INSERT INTO m VALUES ('b', 2, 0); INSERT INTO m VALUES ('c', 3.5, 1);"
+     " INSERT INTO m VALUES ('d', x'00ff', 0); COMMIT",
+     true},
+    {"@2 INSERT INTO m VALUES ('x2', 'from two', 0)", true},
+    {"SELECT * FROM kv WHERE key = 'x2'", true},
+    {"UPDATE m SET v = v || '!' WHERE k IN ('a', 'b')", true},
+    {"DELETE FROM m WHERE k BETWEEN 'k0010' AND 'k0020'", true},
+    {"BEGIN; " OFF "SELECT feox_incr('kv', 'cnt', 5);"
+     " INSERT INTO m VALUES ('cnt', 5, 0) ON CONFLICT(k) DO UPDATE SET v = v + 5; " ON "COMMIT",
+     false},
+    {"BEGIN; SAVEPOINT s; INSERT INTO m VALUES ('s1', 1, 0); ROLLBACK TO s;"
+     " INSERT INTO m VALUES ('s2', 2, 1); RELEASE s; COMMIT",
+     true},
+    {"BEGIN; " OFF "REPLACE INTO kv(key, value) VALUES ('a', 'A2');"
+     " REPLACE INTO m VALUES ('a', 'A2', 0); DELETE FROM kv WHERE key = 'b'; DELETE FROM m WHERE k "
+     "= 'b'; " ON "COMMIT",
+     false},
+    {"@2 DELETE FROM m WHERE k >= 'k0040' AND k < 'k0050'", true},
+    {"SELECT count(*), sum(length(key)) FROM kv", true},
+    {"BEGIN; " OFF "INSERT INTO kv(key, value) VALUES ('doc', '{\"n\":1}');"
+     " SELECT feox_patch('kv', 'doc', '[{\"op\":\"replace\",\"path\":\"/n\",\"value\":2}]');"
+     " SELECT feox_cas('kv', 'a', 'A2', 'A3'); INSERT INTO m VALUES ('doc', '{\"n\":2}', 0);"
+     " UPDATE m SET v = 'A3' WHERE k = 'a' AND v = 'A2'; " ON "COMMIT",
+     false},
+    {"WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300)"
+     " INSERT INTO m SELECT printf('bulk%04d', i), i, i % 2 FROM c",
+     true},
+    {"UPDATE m SET v = v * 2 WHERE k GLOB 'bulk01*'", true},
+    {"BEGIN; DELETE FROM m WHERE k GLOB 'bulk*' AND v % 3 = 0; UPDATE m SET e = 1 - e"
+     " WHERE k GLOB 'bulk02*'; COMMIT",
+     true},
+    {"@2 UPDATE m SET v = 'two' WHERE k GLOB 'k00[0-3]*'", true},
+    {"SELECT key FROM kv ORDER BY key DESC LIMIT 5", true},
+    {"INSERT INTO m SELECT 'copy' || substr(key, 2), value, 0 FROM kv WHERE key GLOB 'k000*'",
+     true},
+    {"BEGIN; " OFF "SELECT feox_incr('kv', 'cnt', 7); "
+     " INSERT INTO m VALUES ('cnt', 7, 0) ON CONFLICT(k) DO UPDATE SET v = v + 7;"
+     " DELETE FROM kv WHERE key GLOB 'copy*'; DELETE FROM m WHERE k GLOB 'copy*'; " ON "COMMIT",
+     false},
+    {"DELETE FROM m WHERE k GLOB 'bulk*'", true},
+};
+#define N_STEPS (sizeof workload / sizeof workload[0])
+
+static const char *const schema =
+    "CREATE TABLE m(k TEXT PRIMARY KEY, v, e INTEGER NOT NULL);"
+    "CREATE TABLE ctl(on_ INTEGER NOT NULL); INSERT INTO ctl VALUES (1);"
+    "CREATE VIRTUAL TABLE kv USING feox;"
+    "CREATE TRIGGER m_ins AFTER INSERT ON m WHEN (SELECT on_ FROM ctl) BEGIN"
+    " INSERT OR REPLACE INTO kv(key, value, ttl) VALUES (new.k, new.v,"
+    " CASE WHEN new.e THEN 100000 END); END;"
+    "CREATE TRIGGER m_upd AFTER UPDATE ON m WHEN (SELECT on_ FROM ctl) BEGIN"
+    " UPDATE kv SET value = new.v, ttl = CASE WHEN new.e THEN 100000 END WHERE key = old.k; END;"
+    "CREATE TRIGGER m_del AFTER DELETE ON m WHEN (SELECT on_ FROM ctl) BEGIN"
+    " DELETE FROM kv WHERE key = old.k; END;"
+    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %d)"
+    " INSERT INTO m SELECT printf('k%%04d', i), CASE i %% 4 WHEN 0 THEN i WHEN 1 THEN 'v' || i"
+    " WHEN 2 THEN i * 0.5 ELSE randomblob(i %% 50) END, (i %% 5 = 0) FROM c;";
+
+/* ---- helpers -----------------------------------------------------------------------------------
+ */
+
+static int table_rows = 400; /* rows m and kv start with (at most 9999) */
+static char dir[256];
+static char db_path[300];
+static int problems;
+
+static void problem(const char *fmt, ...)
+{
+    problems++;
+    if (problems > 30)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static sqlite3 *open_db(const char *vfs)
+{
+    sqlite3 *db = NULL;
+    char *err = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs),
+                     SQLITE_OK);
+    sqlite3_extended_result_codes(db, 1);
+    assert_int_equal(sqlite3_feox_init(db, &err, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+    return db;
+}
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s\n  -> %s", sql, err ? err : "?");
+    sqlite3_free(err);
+}
+
+/* The rows of a query as text, or NULL (with *err) if it failed. Never meets a fault. */
+static char *rows(sqlite3 *db, const char *sql, char **err)
+{
+    bool was = fault.armed;
+    fault.armed = false;
+    sqlite3_stmt *st = NULL;
+    sqlite3_str *s = sqlite3_str_new(NULL);
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+            break;
+        for (int i = 0; i < sqlite3_column_count(st); i++) {
+            const char *t = (const char *)sqlite3_column_text(st, i);
+            sqlite3_str_appendf(s, "%s%s", i ? "|" : "", t ? t : "NULL");
+        }
+        sqlite3_str_appendchar(s, 1, '\n');
+    }
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    if (rc != SQLITE_OK)
+        *err = sqlite3_mprintf("%s (%s)", sqlite3_errmsg(db), sqlite3_errstr(rc));
+    sqlite3_finalize(st);
+    fault.armed = was;
+    char *out = sqlite3_str_finish(s);
+    if (rc != SQLITE_OK) {
+        sqlite3_free(out);
+        return NULL;
+    }
+    return out ? out : sqlite3_mprintf("");
+}
+
+/* kv equals m and feox_check passes on db; false (with a problem said) if not. */
+static bool consistent(sqlite3 *db, const char *who, const char *where)
+{
+    char *err = NULL;
+    char *feox = rows(
+        db, "SELECT key, typeof(value), quote(value), ttl IS NOT NULL FROM kv ORDER BY key", &err);
+    if (!feox) {
+        problem("%s, %s: reading kv failed: %s", where, who, err);
+        sqlite3_free(err);
+        return false;
+    }
+    char *native = rows(db, "SELECT k, typeof(v), quote(v), e FROM m ORDER BY k", &err);
+    assert_non_null(native);
+    bool ok = true;
+    if (strcmp(feox, native)) {
+        size_t i = 0;
+        while (feox[i] && feox[i] == native[i])
+            i++;
+        while (i && feox[i - 1] != '\n')
+            i--;
+        problem("%s, %s: kv differs from its native twin m from here:\n  kv: %.160s\n  m:  %.160s",
+                where, who, feox + i, native + i);
+        ok = false;
+    }
+    char *check = rows(db, "SELECT feox_check('kv')", &err);
+    if (!check || strcmp(check, "ok\n")) {
+        problem("%s, %s: feox_check: %s", where, who, check ? check : err);
+        ok = false;
+    }
+    sqlite3_free(err);
+    sqlite3_free(check);
+    sqlite3_free(feox);
+    sqlite3_free(native);
+    return ok;
+}
+
+static void remove_db(void)
+{
+    static const char *const suffixes[] = {"", "-journal", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char p[320];
+        snprintf(p, sizeof p, "%s%s", db_path, suffixes[i]);
+        unlink(p);
+    }
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    assert_int_equal(fclose(in), 0);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* A fresh database with the schema and its rows, in journal mode `mode`: made once per mode and
+ * size, then copied (closed cleanly, so the database file alone holds everything). */
+static void make_db(const char *mode)
+{
+    char template_path[340];
+    snprintf(template_path, sizeof template_path, "%s/template-%s-%d.db", dir, mode, table_rows);
+    remove_db();
+    if (access(template_path, F_OK) != 0) {
+        sqlite3 *db = open_db(NULL);
+        exec_ok(db, "PRAGMA synchronous = OFF");
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
+        exec_ok(db, sql);
+        char *sql_rows = sqlite3_mprintf(schema, table_rows);
+        exec_ok(db, sql_rows);
+        sqlite3_free(sql_rows);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+        copy_file(db_path, template_path);
+    }
+    copy_file(template_path, db_path);
+}
+
+static bool io_code(int rc)
+{
+    int primary = rc & 0xff;
+    return primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN;
+}
+
+/* One run of the workload with operation n of class k failing (n = 0: none). Returns whether the
+ * fault was reached; *total is the number of operations of class k counted. */
+static bool run(const char *mode, enum fault_class k, unsigned long n, bool full, bool persistent,
+                unsigned long *total)
+{
+    make_db(mode);
+    sqlite3 *one = open_db("faulty");
+    exec_ok(one, "PRAGMA cache_size = 4"); /* pages are read again, so reads can fail */
+    sqlite3 *two = open_db(NULL);
+    exec_ok(two, "PRAGMA synchronous = OFF"); /* its fsyncs would only slow the sweep */
+    char where[160];
+    fault = (fault_state){.kind = k, .fail_at = n, .full = full, .persistent = persistent};
+    char how[32];
+    snprintf(how, sizeof how, "%s%s", full ? " FULL" : "", persistent ? " persistent" : "");
+    bool ok = true;
+    for (size_t i = 0; i < N_STEPS && ok; i++) {
+        const char *sql = workload[i].sql;
+        bool on_two = !strncmp(sql, "@2 ", 3);
+        sqlite3 *db = on_two ? two : one;
+        snprintf(where, sizeof where, "%s, %s fault %lu%s, step %zu", mode, fault_names[k], n, how,
+                 i);
+        bool injected_before = fault.injected;
+        char *err = NULL;
+        fault.armed = !on_two;
+        int rc = sqlite3_exec(db, on_two ? sql + 3 : sql, NULL, NULL, &err);
+        fault.armed = false;
+        bool hit = fault.injected && !injected_before;
+        if (hit)
+            fault.fail_at = 0; /* one failing step per run */
+        if (rc != SQLITE_OK && !hit) {
+            problem("%s failed without a fault: %s (%s)\n  %s", where, err, sqlite3_errstr(rc),
+                    sql);
+            ok = false;
+        } else if (rc != SQLITE_OK && !io_code(rc)) {
+            problem("%s: an I/O fault surfaced as %s (%s), not an I/O code\n  %s", where,
+                    sqlite3_errstr(rc), err, sql);
+            ok = false;
+        }
+        sqlite3_free(err);
+        if (rc != SQLITE_OK && !sqlite3_get_autocommit(db)) {
+            err = NULL;
+            const char *end = workload[i].atomic ? "COMMIT" : "ROLLBACK";
+            int erc = sqlite3_exec(db, end, NULL, NULL, &err);
+            if (erc != SQLITE_OK) {
+                problem("%s: %s after the fault failed: %s", where, end, err);
+                ok = false;
+                if (!sqlite3_get_autocommit(db))
+                    (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            }
+            sqlite3_free(err);
+        }
+        if (hit || rc != SQLITE_OK) {
+            ok = consistent(one, "faulty connection", where) && ok;
+            ok = consistent(two, "second connection", where) && ok;
+        }
+    }
+    bool reached = fault.injected;
+    if (total)
+        *total = fault.count;
+    snprintf(where, sizeof where, "%s, %s fault %lu%s, end", mode, fault_names[k], n, how);
+    if (ok) {
+        ok = consistent(one, "faulty connection", where);
+        ok = consistent(two, "second connection", where) && ok;
+    }
+    assert_int_equal(sqlite3_close(one), SQLITE_OK);
+    assert_int_equal(sqlite3_close(two), SQLITE_OK);
+    if (ok) {
+        snprintf(where, sizeof where, "%s, %s fault %lu%s, reopened", mode, fault_names[k], n, how);
+        sqlite3 *again = open_db(NULL);
+        (void)consistent(again, "new connection", where);
+        assert_int_equal(sqlite3_close(again), SQLITE_OK);
+    }
+    return reached;
+}
+
+/* splitmix64 */
+static uint64_t rng_state;
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+#define ALL_CLASSES ((1u << FAULT_CLASSES) - 1)
+static unsigned long runs_per_class = 60; /* FEOX_IOFAULT_RUNS=<n> explores more */
+#define RUNS_PER_CLASS runs_per_class
+
+/* Sweeps the fault over operation numbers of each class: every one up to RUNS_PER_CLASS, else a
+ * seeded sample of RUNS_PER_CLASS of them. */
+static void sweep(const char *mode, unsigned classes)
+{
+    problems = 0;
+    unsigned long runs = 0;
+    for (int k = 0; k < FAULT_CLASSES; k++) {
+        if (!(classes & (1u << k)))
+            continue;
+        unsigned long total = 0;
+        assert_false(run(mode, (enum fault_class)k, 0, false, false, &total));
+        assert_int_equal(problems, 0); /* the clean run holds */
+        for (unsigned long i = 0; i < RUNS_PER_CLASS && i < total; i++) {
+            unsigned long n = total <= RUNS_PER_CLASS ? i + 1 : 1 + rng_next() % total;
+            bool full = k == FAULT_WRITE && (rng_next() & 1);
+            bool persistent = rng_next() & 1;
+            if (!run(mode, (enum fault_class)k, n, full, persistent, NULL))
+                problem("%s, %s fault %lu: not reached (the workload is not deterministic?)", mode,
+                        fault_names[k], n);
+            runs++;
+        }
+        print_message("%s: %s: %lu operations\n", mode, fault_names[k], total);
+    }
+    print_message("%s: %lu runs with a fault; %d problems\n", mode, runs, problems);
+    assert_int_equal(problems, 0);
+}
+
+static void test_faults_rollback_journal(void **state)
+{
+    (void)state;
+    sweep("DELETE", ALL_CLASSES);
+}
+
+static void test_faults_wal(void **state)
+{
+    (void)state;
+    sweep("WAL", ALL_CLASSES);
+}
+
+/* A table larger than one chunk of the lazy load: reads and writes fail while the cache loads. */
+static void test_faults_during_lazy_load(void **state)
+{
+    (void)state;
+    table_rows = 9999;
+    unsigned long saved = runs_per_class;
+    runs_per_class = runs_per_class / 3;
+    sweep("WAL", 1u << FAULT_READ | 1u << FAULT_WRITE);
+    runs_per_class = saved;
+    table_rows = 400;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *s = getenv("FEOX_IOFAULT_SEED");
+    uint64_t seed = s ? strtoull(s, NULL, 10) : UINT64_C(20261204);
+    rng_state = seed;
+    fprintf(stderr, "test_ext_io_faults: seed %llu (FEOX_IOFAULT_SEED=%llu replays it)\n",
+            (unsigned long long)seed, (unsigned long long)seed);
+    const char *r = getenv("FEOX_IOFAULT_RUNS");
+    if (r)
+        runs_per_class = strtoul(r, NULL, 10);
+    snprintf(dir, sizeof dir, "/tmp/feox-iofaults-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(db_path, sizeof db_path, "%s/t.db", dir);
+    faulty_vfs_register();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    remove_db();
+    static const char *const modes[] = {"DELETE", "WAL"};
+    static const int sizes[] = {400, 9999};
+    for (size_t m = 0; m < 2; m++)
+        for (size_t z = 0; z < 2; z++) {
+            char p[340];
+            snprintf(p, sizeof p, "%s/template-%s-%d.db", dir, modes[m], sizes[z]);
+            unlink(p);
+        }
+    rmdir(dir);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_faults_rollback_journal),
+        cmocka_unit_test(test_faults_wal),
+        cmocka_unit_test(test_faults_during_lazy_load),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
