@@ -271,8 +271,8 @@ int feox_db_reopen(feox_vtab *vt)
     int rc = open_store(vt, s, vt->name, &err);
     if (rc != SQLITE_OK) {
         vt->entry = placeholder;
-        feox_vtab_set_error(vt, "%s", err != NULL ? err : sqlite3_errstr(rc));
-        sqlite3_free(err);
+        sqlite3_free(vt->base.zErrMsg);
+        vt->base.zErrMsg = err != NULL ? err : sqlite3_mprintf("%s", sqlite3_errstr(rc));
         return rc;
     }
     feox_registry_release(placeholder);
