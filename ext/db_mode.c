@@ -869,7 +869,7 @@ int feox_db_check_tables(feox_vtab *vt, char **report)
     t.table = vt->name;
     *report = NULL;
     feox_err e = feox_sqlite_storage_check_tables(&t, detail, sizeof detail);
-    if (e == FEOX_ERR_CORRUPT) {
+    if (e == FEOX_ERR_CORRUPT || (e == FEOX_ERR_FORMAT && detail[0] != '\0')) {
         *report = sqlite3_mprintf("%s", detail);
         return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
     }

@@ -175,7 +175,8 @@ const feox_storage_methods *feox_sqlite_storage(void);
 
 /* The backend's check() of t's shadow tables without a store (t as for feox_open, no backend
  * open on it): for a table whose cache could not be loaded. FEOX_ERR_CORRUPT with the problems in
- * detail, or the error of the SQL that failed (t->errcode). */
+ * detail, FEOX_ERR_FORMAT (said in detail too) for a layout this release does not know, or the
+ * error of the SQL that failed (t->errcode). */
 feox_err feox_sqlite_storage_check_tables(feox_sqlite_table *t, char *detail, size_t detail_len);
 
 /* The coherence check of a statement that reads the table (xFilter), where SQLite holds a

@@ -204,10 +204,15 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
     uint64_t cur = 0, min_seq = 0;
     feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
     if (err == FEOX_ERR_CORRUPT || err == FEOX_ERR_FORMAT) {
-        /* a damaged seq or a layout this release does not know: a finding, not a failure; the
-         * rows are still checked after a damaged seq (the checks below read it themselves) */
+        /* A damaged seq is a finding: the rows are still checked (the checks below read the seq
+         * themselves). A layout this release does not know is FEOX_ERR_FORMAT, said in detail
+         * too; nothing else is checked. */
         report(&r, "%s", message_of(b));
-        err = err == FEOX_ERR_CORRUPT ? FEOX_OK : FEOX_ERR_FORMAT;
+        if (err == FEOX_ERR_FORMAT) {
+            sqlite3_mutex_leave(sqlite3_db_mutex(b->db));
+            return err;
+        }
+        err = FEOX_OK;
     }
     if (err == FEOX_OK) {
         err = feox_sq_learn_encoding(b);
@@ -253,7 +258,7 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
                             s, t, s, t, s, t),
             NULL, "records written since min_seq without their feed row");
     }
-    if ((err == FEOX_OK || err == FEOX_ERR_FORMAT) && r.problems != 0) {
+    if (err == FEOX_OK && r.problems != 0) {
         if (r.problems > MAX_REPORTED && r.out != NULL && r.used + 1 < r.cap) {
             sqlite3_snprintf((int)(r.cap - r.used), r.out + r.used, "; and %u more",
                              r.problems - MAX_REPORTED);
