@@ -15,7 +15,7 @@ source "$repo/tests/packages/lib.sh"
 tgz=$(find_one "$build/node" 'feox-*.tgz')
 listing=$(tar tzf "$tgz")
 for f in package/package.json package/index.js package/feox.so; do
-    printf '%s\n' "$listing" | grep -qx "$f" || fail "no $f in $tgz"
+    grep -qx "$f" <<<"$listing" || fail "no $f in $tgz" # no pipe: grep -q may stop reading early
 done
 
 tmp=$(mktemp -d)

@@ -17,7 +17,10 @@ case "$(basename "$wheel")" in
 *-py3-none-linux_x86_64.whl | *-py3-none-linux_*.whl) ;;
 *) fail "wheel $(basename "$wheel") is not tagged py3-none-linux_<arch>" ;;
 esac
-/usr/bin/python3 -m zipfile -l "$wheel" | grep -q '^feox/feox.so ' || fail "no feox/feox.so in $wheel"
+# The listing first, then grep: `zipfile -l | grep -q` fails under pipefail whenever grep stops
+# reading before zipfile has printed everything (BrokenPipeError).
+listing=$(/usr/bin/python3 -m zipfile -l "$wheel")
+grep -q '^feox/feox.so ' <<<"$listing" || fail "no feox/feox.so in $wheel"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
