@@ -220,6 +220,26 @@ static void close_store(feox_vtab *vt)
     vt->dbs->table = NULL;
 }
 
+/* Connect the table without a cache: vt->entry becomes a private placeholder and why (owned)
+ * says why; every use reports it and opens the store again (vtab_store.c). A store the table
+ * has is closed only once the placeholder exists. false (why freed, nothing changed): out of
+ * memory. */
+static bool connect_without_cache(feox_vtab *vt, char *why)
+{
+    feox_entry_ref *placeholder = why != NULL ? feox_registry_placeholder() : NULL;
+    if (placeholder == NULL) {
+        sqlite3_free(why);
+        return false;
+    }
+    if (vt->entry != NULL) {
+        close_store(vt);
+    }
+    vt->entry = placeholder;
+    sqlite3_free(vt->open_error);
+    vt->open_error = why;
+    return true;
+}
+
 int feox_db_open(feox_vtab *vt, bool is_create, char **err)
 {
     feox_db_state *s = sqlite3_malloc(sizeof *s);
@@ -245,14 +265,12 @@ int feox_db_open(feox_vtab *vt, bool is_create, char **err)
     if (rc != SQLITE_OK && !is_create && damaged(rc)) {
         /* Connect without a cache, so that DROP TABLE and feox_check still work; every other
          * use says why, and tries again (the damage may have been repaired). */
-        vt->entry = feox_registry_placeholder();
-        if (vt->entry == NULL) {
-            rc = SQLITE_NOMEM;
-        } else {
-            vt->open_error = *err;
-            *err = NULL;
+        bool connected = connect_without_cache(vt, *err);
+        *err = NULL;
+        if (connected) {
             return SQLITE_OK;
         }
+        rc = SQLITE_NOMEM;
     }
     if (rc != SQLITE_OK) {
         vt->dbs = NULL;
@@ -400,15 +418,18 @@ int feox_db_refresh(feox_vtab *vt)
     return e == FEOX_OK ? feox_lclock_sync(vt) : db_error(vt, e);
 }
 
+/* The cache holds every row and is current: inside the statement's transaction one call says
+ * so (storage_sqlite.h). The logical clock and a cache still loading (rows_hint != 0) always
+ * take the whole refresh. */
+static bool complete_and_current(feox_vtab *vt)
+{
+    return vt->dbs != NULL && vt->lclock == NULL && vt->rows_hint == 0 &&
+           feox_sqlite_storage_current(&vt->dbs->t);
+}
+
 int feox_db_refresh_read(feox_vtab *vt)
 {
-    /* The statement's transaction makes the one-call check enough (storage_sqlite.h); the
-     * logical clock and a cache still loading take the whole refresh. */
-    if (vt->dbs != NULL && vt->lclock == NULL && vt->rows_hint == 0 &&
-        feox_sqlite_storage_current(&vt->dbs->t)) {
-        return SQLITE_OK;
-    }
-    return feox_db_refresh(vt);
+    return complete_and_current(vt) ? SQLITE_OK : feox_db_refresh(vt);
 }
 
 int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void *hi, size_t hi_len)
@@ -417,8 +438,8 @@ int feox_db_need_range(feox_vtab *vt, const void *lo, size_t lo_len, const void 
     if (store == NULL) {
         return SQLITE_OK;
     }
-    if (vt->lclock == NULL && vt->rows_hint == 0 && feox_sqlite_storage_current(&vt->dbs->t)) {
-        return SQLITE_OK; /* complete and current: xFilter's check just said so */
+    if (complete_and_current(vt)) {
+        return SQLITE_OK; /* xFilter's check just said so */
     }
     feox_err e = feox_sqlite_storage_want(&vt->dbs->t, lo, (uint32_t)lo_len, hi, (uint32_t)hi_len);
     if (e == FEOX_OK) {
@@ -498,17 +519,10 @@ static void drop_cache_loaded_in_txn(feox_vtab *vt)
     if (!s->loaded_in_txn) {
         return;
     }
-    feox_entry_ref *placeholder = feox_registry_placeholder();
     char *why = sqlite3_mprintf("feox: %s: the cache is loaded again after a rollback", vt->label);
-    if (placeholder == NULL || why == NULL) {
-        feox_registry_release(placeholder);
-        sqlite3_free(why);
+    if (!connect_without_cache(vt, why)) {
         return; /* out of memory: keep the cache (its keys' own writes are still undone) */
     }
-    close_store(vt);
-    vt->entry = placeholder;
-    sqlite3_free(vt->open_error);
-    vt->open_error = why;
     feox_journal_clear(&vt->journal);
     s->loaded_in_txn = false;
 }

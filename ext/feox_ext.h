@@ -373,7 +373,7 @@ int feox_vtab_check_store_to_read(feox_vtab *vt);
  * transaction next (a writing function in database mode: feox_db_fn_begin), whose xBegin makes
  * the check with the transaction open (the check here would cost a read of its own), or that
  * reads the shadow tables itself (feox_check). */
-int feox_vtab_check_store_to_enlist(feox_vtab *vt);
+int feox_vtab_check_store_no_refresh(feox_vtab *vt);
 /* Set "feox: <table>: <engine error>" and return the SQLite code. */
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err);
 

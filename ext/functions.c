@@ -265,7 +265,7 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
         } else if (vt == NULL) {
             fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
         } else if ((rc = (write || use == USE_CHECK) && vt->dbs != NULL
-                             ? feox_vtab_check_store_to_enlist(vt)
+                             ? feox_vtab_check_store_no_refresh(vt)
                              : feox_vtab_check_store(vt)) != SQLITE_OK &&
                    !(use == USE_CHECK && vt->dbs != NULL && vt->entry->store == NULL)) {
             /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot

@@ -79,7 +79,7 @@ int feox_vtab_check_store_to_read(feox_vtab *vt)
     return check_store(vt, REFRESH_READ);
 }
 
-int feox_vtab_check_store_to_enlist(feox_vtab *vt)
+int feox_vtab_check_store_no_refresh(feox_vtab *vt)
 {
     return check_store(vt, NO_REFRESH);
 }
