@@ -139,8 +139,7 @@ static inline feox_err feox_check_key(const void *key, size_t key_len)
 
 /* The current live version of an entry read by a lock-free reader (inside an epoch section):
  * NULL if deleted or expired at now_ns (now_ns is read lazily through *now when needed). */
-static inline feox_record *feox_entry_live(const feox_store *s, const feox_entry *e,
-                                           uint64_t *now)
+static inline feox_record *feox_entry_live(const feox_store *s, const feox_entry *e, uint64_t *now)
 {
     /* Acquire: pairs with the writer's release store in feox_publish_version (and in value
      * eviction), so the version's fields are seen fully built. */
@@ -200,7 +199,7 @@ typedef struct feox_apply {
      * never fail: what the backend sends (refresh, find) and what the host restored
      * (FEOX_WRITE_INDEX_ONLY) must reach the indexes. */
     bool make_room;
-    void *txn;       /* the caller's transaction context, for the backend */
+    void *txn; /* the caller's transaction context, for the backend */
     /* The version being replaced as the backend knows it: the live one, NULL if none. */
     const feox_record *replaced;
 } feox_apply;
@@ -208,9 +207,9 @@ typedef struct feox_apply {
 /* Publish new_version for key (steps 2-5 of store_write.c). *entry is the key's entry or NULL
  * (then one is created and returned). On success the version belongs to the index; on failure
  * the caller still owns it. *seq: what to pass to wait_durable. */
-feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **entry,
-                              const void *key, size_t key_len, uint64_t hash,
-                              feox_record *new_version, const feox_apply *how, uint64_t *seq);
+feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **entry, const void *key,
+                              size_t key_len, uint64_t hash, feox_record *new_version,
+                              const feox_apply *how, uint64_t *seq);
 /* Remove an entry from both indexes and retire it with its version. how NULL: the indexes
  * only; otherwise with how->to_storage the backend erases the key at ts_ns first. */
 feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e,
@@ -232,6 +231,28 @@ feox_err feox_store_attach_storage(feox_store *s);
 /* store_load.c: the store's first load from st, before the store is handed out (no other user:
  * no locks, the ordered index built in one pass at the end). */
 feox_err feox_store_first_load(feox_store *s, feox_storage *st);
+/* A new version of rec (location not set) and an entry for its key, made at once (rec's bytes
+ * are valid during the backend's call only): one allocation for a value of up to 256 bytes
+ * without max_memory, else two; the entry holds the version's index reference, current NULL.
+ * NULL if there is no memory. */
+feox_entry *feox_loaded_put_new(const feox_store *s, uint64_t hash, const feox_storage_record *rec,
+                                feox_record **v);
+/* store_load.c: a run of versions from the backend in strictly ascending key order, applied to a
+ * live store in batches of FEOX_PUT_RUN_MAX (every shard lock held for a batch; readers go on).
+ * Zero-initialize with .store set. add: hold rec (*taken), or (max_memory, an expired put, no
+ * memory for the run) apply what is held and leave rec to the caller's locked sink (*taken
+ * false); a key not above the last held one applies the run first. apply: apply what is held
+ * (each version owned by the store afterwards, also on error). finish: apply and free. */
+#define FEOX_PUT_RUN_MAX 1024
+typedef struct feox_put_run {
+    feox_store *store;
+    feox_entry **entries; /* held, ascending keys; each with the version at the same index */
+    feox_record **versions;
+    size_t count;
+} feox_put_run;
+feox_err feox_put_run_add(feox_put_run *run, const feox_storage_record *rec, bool *taken);
+feox_err feox_put_run_apply(feox_put_run *run);
+feox_err feox_put_run_finish(feox_put_run *run);
 /* A resident copy of version r of key: r itself (referenced) if resident, else a fresh
  * unindexed record read back from the backend. Called with a reference on r held. */
 feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len, feox_record *r,
