@@ -6,7 +6,8 @@
  *     -> ttl_sweeper.c (active expiry; called by store.c)
  *     -> store_storage.c (the store's side of feox_storage.h: open + load, find on a miss,
  *        refresh, reading cold values, the host calls), storage_registry.c (backends by name)
- *     -> store_load.c (the first load on open, in bulk: no locks, ordered index built at the end)
+ *     -> store_load.c (the first load on open, in bulk: no locks, ordered index built at the end;
+ *        and a run of versions in key order into a live store, in batches)
  *     -> store_apply.c (publishing a version, removing an entry, TTL bookkeeping)
  *     -> value_eviction.c, store_registry.c (open stores, fork, exit)
  * and the inline helpers below (clock, key check, live version, memory accounting).

@@ -1,5 +1,7 @@
 /*
- * store_load.c — a store's first load from its backend (feox_open), as one bulk pass.
+ * store_load.c — loading in bulk: a store's first load from its backend (feox_open), as one
+ * pass, and (at the end) a run of versions a backend sends in key order to a live store
+ * (feox_refresh's put_ordered), applied in batches.
  *
  * The store is not yet handed out while it loads (create_store returns it only afterwards; no
  * maintenance thread runs yet), so this thread is its only user. The load therefore:
@@ -27,8 +29,8 @@
  *     are complete before the helper starts; the helper is joined before the store is used);
  *   - adds the accounted memory once at the end, reads the clock only for records with an
  *     expiry, and pushes a TTL heap item only for those.
- * A refresh that asks for a full reload (feox_refresh) runs on a live store and goes through
- * store_storage.c's locked sink instead.
+ * A refresh (and the full reload it may ask for) runs on a live store: what it sends goes
+ * through store_storage.c's locked sink, or, for versions in key order, through the run below.
  */
 #include <pthread.h>
 #include <stdlib.h>
