@@ -4,9 +4,9 @@
  * the largest one the store holds (no hash lookup, the ordered index filled at its right edge),
  * keys the store already holds or that fall between its keys (per key, as the locked sink),
  * keys out of order, a del or plain put between ordered puts (applied in order), expired puts,
- * expiries, max_memory (the locked sink), the memory accounted (the same as the locked sink's),
- * and lock-free readers while a run is applied. The backend is scripted: each refresh calls the
- * test's script with the sink.
+ * expiries, max_memory (the locked sink), the full reload after a stale refresh, the memory
+ * accounted (the same as the locked sink's), and lock-free readers while a run is applied. The
+ * backend is scripted: each refresh calls the test's script with the sink.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +33,7 @@ typedef struct script_state {
     script_fn script;
     void *arg;
     bool use_plain_put; /* send put_ordered's records through put (the locked sink) */
+    bool stale;         /* refresh answers FEOX_ERR_STALE: the script runs in the full reload */
 } script_state;
 
 static script_state script;
@@ -54,12 +55,17 @@ static feox_err sc_open(const feox_storage_methods *methods, const feox_config *
     return FEOX_OK;
 }
 
+/* At open the store starts empty (refresh sends everything); the full reload after a stale
+ * refresh runs the script. */
 static feox_err sc_load(feox_storage *st, void *txn, const feox_storage_sink *sink)
 {
     (void)st;
     (void)txn;
-    (void)sink;
-    return FEOX_OK; /* the store starts empty; refresh sends everything */
+    if (!script.script)
+        return FEOX_OK;
+    script_fn fn = script.script;
+    script.script = NULL;
+    return fn(sink, script.arg);
 }
 
 static feox_err sc_write(feox_storage *st, void *txn, const feox_storage_record *rec,
@@ -111,6 +117,10 @@ static feox_err sc_refresh(feox_storage *st, void *txn, const feox_storage_sink 
 {
     (void)st;
     (void)txn;
+    if (script.stale) {
+        script.stale = false;
+        return FEOX_ERR_STALE;
+    }
     if (!script.script)
         return FEOX_OK;
     script_fn fn = script.script;
@@ -439,6 +449,25 @@ static void test_run_with_max_memory(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* A full reload (the refresh was stale): the store empties its indexes, and the reload's records,
+ * sent with put_ordered, are all it holds afterwards. */
+static void test_run_in_full_reload(void **state)
+{
+    (void)state;
+    feox_store *s = open_scripted(NULL, 0);
+    send_range before = {.from = 0, .to = 3000, .step = 1, .version = 1, .value_len = 80};
+    refresh_with(s, send_range_script, &before);
+    script.stale = true;
+    send_range reload = {.from = 1000, .to = 4000, .step = 1, .version = 2, .value_len = 80};
+    refresh_with(s, send_range_script, &reload);
+    assert_int_equal(feox_len(s, 0), 3000);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    assert_absent(s, 999);
+    for (uint32_t i = 1000; i < 4000; i += 3)
+        assert_key(s, i, 2, 80);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
 /* Lock-free readers while runs are applied: every key a reader finds has a version the backend
  * sent (never a torn or foreign one), a scan sees keys in strictly ascending order, and after
  * the refresh every key is there. */
@@ -540,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_run_with_del_and_put_between),
         cmocka_unit_test(test_run_expiry),
         cmocka_unit_test(test_run_with_max_memory),
+        cmocka_unit_test(test_run_in_full_reload),
         cmocka_unit_test(test_run_with_concurrent_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
