@@ -186,8 +186,9 @@ struct feox_storage_methods {
                           feox_file_info *out);
     feox_err (*remove_files)(const feox_storage_methods *methods, const char *path,
                              const char *owner, unsigned flags);
-    feox_err (*rename_files)(const feox_storage_methods *methods, const char *from, const char *to,
-                             const char *owner, const char *new_owner, unsigned flags);
+    feox_err (*rename_files)(const feox_storage_methods *methods, const char *from,
+                             const char *to, const char *owner, const char *new_owner,
+                             unsigned flags);
 };
 
 /* Register a backend under methods->name (methods must stay valid while the process runs).

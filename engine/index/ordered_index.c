@@ -676,13 +676,13 @@ static int lock_and_split(feox_ordered_index *idx, node *parent, uint64_t parent
 
 /* ---- insert ---------------------------------------------------------------------------------- */
 
-/* Insert sorted[0..n) (strictly ascending, keys absent) from sorted[0] on, as many as go into the
- * leaf sorted[0] goes to: one descent, then the following keys while they are below that leaf's
+/* Insert sorted[0..want) (strictly ascending, keys absent) from sorted[0] on, as many as go into
+ * the leaf sorted[0] goes to: one descent, then the following keys while they are below that leaf's
  * fence and it has room. *done: how many went in. The fence is the nearest separator above the
  * leaf on the path (NULL: the rightmost leaf); while the leaf is locked its key range can only
  * grow (a split needs its lock; an unlinked neighbour's range goes to a neighbour), so every key
  * below the fence still belongs to it. */
-static feox_err insert_in_section(feox_ordered_index *idx, feox_entry *const *sorted, size_t n,
+static feox_err insert_in_section(feox_ordered_index *idx, feox_entry *const *sorted, size_t want,
                                   size_t *done)
 {
     const uint8_t *key = sorted[0]->key;
@@ -691,59 +691,59 @@ static feox_err insert_in_section(feox_ordered_index *idx, feox_entry *const *so
 restart:
     if (restarts++)
         backoff(restarts);
-    node *nd = atomic_load_explicit(&idx->root, memory_order_acquire);
+    node *n = atomic_load_explicit(&idx->root, memory_order_acquire);
     uint64_t version, parent_version = 0;
     node *parent = NULL;
     const separator *fence = NULL;
-    if (!read_version(nd, &version) || nd != atomic_load_explicit(&idx->root, memory_order_acquire))
+    if (!read_version(n, &version) || n != atomic_load_explicit(&idx->root, memory_order_acquire))
         goto restart;
     for (;;) {
-        uint32_t count = atomic_load_explicit(&nd->count, memory_order_acquire);
+        uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
         if (count >= FEOX_OI_NODE_CAP) {
-            int r = lock_and_split(idx, parent, parent_version, nd, version, key, len);
+            int r = lock_and_split(idx, parent, parent_version, n, version, key, len);
             if (r != SPLIT_RESTART)
                 return (feox_err)r;
             goto restart;
         }
-        if (nd->is_leaf)
+        if (n->is_leaf)
             break;
-        uint32_t slot = node_search(nd, count, key, len, true);
-        node *child = atomic_load_explicit(&AS_INNER(nd)->children[slot], memory_order_acquire);
+        uint32_t slot = node_search(n, count, key, len, true);
+        node *child = atomic_load_explicit(&AS_INNER(n)->children[slot], memory_order_acquire);
         if (slot < count)
-            fence = atomic_load_explicit(&AS_INNER(nd)->seps[slot], memory_order_acquire);
+            fence = atomic_load_explicit(&AS_INNER(n)->seps[slot], memory_order_acquire);
         uint64_t child_version;
-        if (!child || (slot < count && !fence) || !validate(nd, version))
+        if (!child || (slot < count && !fence) || !validate(n, version))
             goto restart;
         if (parent && !validate(parent, parent_version))
             goto restart;
-        if (!read_version(child, &child_version) || !validate(nd, version))
+        if (!read_version(child, &child_version) || !validate(n, version))
             goto restart;
-        parent = nd;
+        parent = n;
         parent_version = version;
-        nd = child;
+        n = child;
         version = child_version;
     }
-    if (!upgrade_to_lock(nd, version))
+    if (!upgrade_to_lock(n, version))
         goto restart;
     /* The leaf is still the one the parent routes this key to (its version is unchanged, so it
      * was neither split nor unlinked since the parent was validated). */
-    uint32_t count = atomic_load_explicit(&nd->count, memory_order_relaxed);
+    uint32_t count = atomic_load_explicit(&n->count, memory_order_relaxed);
     size_t i = 0;
     do {
         const feox_entry *e = sorted[i];
         size_t last_len = 0;
         /* after the first key (just inserted, in cache): is this one past the leaf's last? */
-        const uint8_t *last = i && count ? slot_key(nd, count - 1, &last_len) : NULL;
+        const uint8_t *last = i && count ? slot_key(n, count - 1, &last_len) : NULL;
         uint32_t slot = last && feox_key_compare(e->key, e->key_len, last, last_len) > 0
                             ? count /* past the leaf's last key: a run appends */
-                            : node_search(nd, count, e->key, e->key_len, false);
-        leaf_insert_at(nd, slot, sorted[i]);
+                            : node_search(n, count, e->key, e->key_len, false);
+        leaf_insert_at(n, slot, sorted[i]);
         count++;
         i++;
-    } while (i < n && count < FEOX_OI_NODE_CAP &&
+    } while (i < want && count < FEOX_OI_NODE_CAP &&
              (!fence ||
               feox_key_compare(sorted[i]->key, sorted[i]->key_len, fence->key, fence->len) < 0));
-    unlock(nd);
+    unlock(n);
     count_add(idx, (int64_t)i);
     *done = i;
     return FEOX_OK;

@@ -140,7 +140,8 @@ static inline feox_err feox_check_key(const void *key, size_t key_len)
 
 /* The current live version of an entry read by a lock-free reader (inside an epoch section):
  * NULL if deleted or expired at now_ns (now_ns is read lazily through *now when needed). */
-static inline feox_record *feox_entry_live(const feox_store *s, const feox_entry *e, uint64_t *now)
+static inline feox_record *feox_entry_live(const feox_store *s, const feox_entry *e,
+                                           uint64_t *now)
 {
     /* Acquire: pairs with the writer's release store in feox_publish_version (and in value
      * eviction), so the version's fields are seen fully built. */
@@ -200,7 +201,7 @@ typedef struct feox_apply {
      * never fail: what the backend sends (refresh, find) and what the host restored
      * (FEOX_WRITE_INDEX_ONLY) must reach the indexes. */
     bool make_room;
-    void *txn; /* the caller's transaction context, for the backend */
+    void *txn;       /* the caller's transaction context, for the backend */
     /* The version being replaced as the backend knows it: the live one, NULL if none. */
     const feox_record *replaced;
 } feox_apply;
@@ -208,9 +209,9 @@ typedef struct feox_apply {
 /* Publish new_version for key (steps 2-5 of store_write.c). *entry is the key's entry or NULL
  * (then one is created and returned). On success the version belongs to the index; on failure
  * the caller still owns it. *seq: what to pass to wait_durable. */
-feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **entry, const void *key,
-                              size_t key_len, uint64_t hash, feox_record *new_version,
-                              const feox_apply *how, uint64_t *seq);
+feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **entry,
+                              const void *key, size_t key_len, uint64_t hash,
+                              feox_record *new_version, const feox_apply *how, uint64_t *seq);
 /* Remove an entry from both indexes and retire it with its version. how NULL: the indexes
  * only; otherwise with how->to_storage the backend erases the key at ts_ns first. */
 feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e,

@@ -383,8 +383,8 @@ static feox_err clear_indexes(feox_store *s)
         uint32_t len[LIVE_BATCH];
         keys.len = 0;
         feox_epoch_enter();
-        n = feox_ordered_index_scan(s->ordered, first ? FEOX_SCAN_FIRST : FEOX_SCAN_GT, bound.data,
-                                    bound.len, entries, LIVE_BATCH);
+        n = feox_ordered_index_scan(s->ordered, first ? FEOX_SCAN_FIRST : FEOX_SCAN_GT,
+                                    bound.data, bound.len, entries, LIVE_BATCH);
         for (size_t i = 0; i < n && !err; i++) {
             at[i] = keys.len;
             len[i] = entries[i]->key_len;
