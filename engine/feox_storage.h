@@ -94,6 +94,11 @@ typedef struct feox_storage_sink {
     feox_err (*put)(void *ctx, const feox_storage_record *rec);
     /* The key has no current version (deleted at ts_ns, or never existed for find()). */
     feox_err (*del)(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns);
+    /* May be NULL (then use put). put for versions sent in ascending key order (each key after
+     * the previous put_ordered's; one out of order is still applied, only slower): the store
+     * may hold them back and apply them together, before the backend's next put or del and
+     * before load or refresh returns; until then a for_each_live walk may not see them. */
+    feox_err (*put_ordered)(void *ctx, const feox_storage_record *rec);
 } feox_storage_sink;
 
 /* What a backend may ask of the store (implemented by the store, passed to open). */

@@ -52,11 +52,13 @@
  *     calls load(): partial again with no frontier, at the current seq.
  * A miss answered without SQL is therefore right at C, as a complete cache's would be.
  *
- * Cost. A chunk goes through the store's locked sink (per row: a shard lock, a hash insert, an
- * ordered-index insert at its right edge); the first one goes through the store's bulk first
- * load. Chunks are bounded by rows (chunk_rows, 8192 by default) and by time (CHUNK_NS, checked
- * every 256 rows), so no statement of a warming connection waits long; a scan that needs the
- * whole table loads what is left in one go.
+ * Cost. A chunk's rows go to the store's put_ordered (they come in key order): the store makes
+ * each row's version and entry at once (one allocation) and links them in batches, without a
+ * hash lookup for keys past the largest it holds and with one ordered-index descent per leaf
+ * (store_load.c's run); the first chunk at open goes through the store's bulk first load. Chunks
+ * are bounded by rows (chunk_rows, 8192 by default) and by time (CHUNK_NS, checked every 256 rows),
+ * so no statement of a warming connection waits long; a scan that needs the whole table loads what
+ * is left in one go.
  */
 #include <string.h>
 #include <time.h>
@@ -182,6 +184,9 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
     sqlite3_bind_int64(s, hi != NULL ? 3 : 2, max_rows != 0 ? (sqlite3_int64)max_rows : -1);
     uint64_t rows = 0, started = monotonic_ns();
     bool pending = b->in_txn && b->pending.n != 0;
+    /* The rows come in key order: the store may apply them in batches (put_ordered). */
+    feox_err (*put)(void *, const feox_storage_record *) =
+        sink->put_ordered != NULL ? sink->put_ordered : sink->put;
     int rc;
     last->len = 0;
     *exhausted = false;
@@ -200,7 +205,7 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
                 break;
             }
             keep_or_leave_cold(b, &rec);
-            err = sink->put(sink->ctx, &rec);
+            err = put(sink->ctx, &rec);
             if (err != FEOX_OK) {
                 break;
             }

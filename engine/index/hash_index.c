@@ -43,8 +43,15 @@ static unsigned long entry_hash(const void *object, unsigned long seed)
     return (unsigned long)feox_entry_hash(object);
 }
 
+/* The entry this thread is adding (feox_hash_insert), whose key is absent: ck_hs_put_unique still
+ * compares it with every entry its probe passes, and each comparison would read that entry (a
+ * cache miss in a large map); this answers "no match" without reading it. */
+static _Thread_local const void *inserting;
+
 static bool entry_matches(const void *stored, const void *wanted)
 {
+    if (wanted == inserting)
+        return false;
     FEOX_TSAN_ACQUIRE(stored);
     const feox_entry *e = stored;
     uint32_t mark;
@@ -167,7 +174,10 @@ feox_err feox_hash_insert(feox_hash_index *idx, feox_entry *e)
     feox_shard *s = feox_hash_shard(idx, hash);
     /* The entry is fully initialized before ck_hs publishes it (its store is a release). */
     FEOX_TSAN_RELEASE(e);
-    return ck_hs_put_unique(&s->set, (unsigned long)hash, e) ? FEOX_OK : FEOX_ERR_NOMEM;
+    inserting = e;
+    bool put = ck_hs_put_unique(&s->set, (unsigned long)hash, e);
+    inserting = NULL;
+    return put ? FEOX_OK : FEOX_ERR_NOMEM;
 }
 
 void feox_hash_remove(feox_hash_index *idx, feox_entry *e)

@@ -676,10 +676,17 @@ static int lock_and_split(feox_ordered_index *idx, node *parent, uint64_t parent
 
 /* ---- insert ---------------------------------------------------------------------------------- */
 
-static feox_err insert_in_section(feox_ordered_index *idx, feox_entry *e)
+/* Insert sorted[0..want) (strictly ascending, keys absent) from sorted[0] on, as many as go into
+ * the leaf sorted[0] goes to: one descent, then the following keys while they are below that leaf's
+ * fence and it has room. *done: how many went in. The fence is the nearest separator above the
+ * leaf on the path (NULL: the rightmost leaf); while the leaf is locked its key range can only
+ * grow (a split needs its lock; an unlinked neighbour's range goes to a neighbour), so every key
+ * below the fence still belongs to it. */
+static feox_err insert_in_section(feox_ordered_index *idx, feox_entry *const *sorted, size_t want,
+                                  size_t *done)
 {
-    const uint8_t *key = e->key;
-    size_t len = e->key_len;
+    const uint8_t *key = sorted[0]->key;
+    size_t len = sorted[0]->key_len;
     unsigned restarts = 0;
 restart:
     if (restarts++)
@@ -687,6 +694,7 @@ restart:
     node *n = atomic_load_explicit(&idx->root, memory_order_acquire);
     uint64_t version, parent_version = 0;
     node *parent = NULL;
+    const separator *fence = NULL;
     if (!read_version(n, &version) || n != atomic_load_explicit(&idx->root, memory_order_acquire))
         goto restart;
     for (;;) {
@@ -701,8 +709,10 @@ restart:
             break;
         uint32_t slot = node_search(n, count, key, len, true);
         node *child = atomic_load_explicit(&AS_INNER(n)->children[slot], memory_order_acquire);
+        if (slot < count)
+            fence = atomic_load_explicit(&AS_INNER(n)->seps[slot], memory_order_acquire);
         uint64_t child_version;
-        if (!child || !validate(n, version))
+        if (!child || (slot < count && !fence) || !validate(n, version))
             goto restart;
         if (parent && !validate(parent, parent_version))
             goto restart;
@@ -718,10 +728,24 @@ restart:
     /* The leaf is still the one the parent routes this key to (its version is unchanged, so it
      * was neither split nor unlinked since the parent was validated). */
     uint32_t count = atomic_load_explicit(&n->count, memory_order_relaxed);
-    uint32_t slot = node_search(n, count, key, len, false);
-    leaf_insert_at(n, slot, e);
+    size_t i = 0;
+    do {
+        const feox_entry *e = sorted[i];
+        size_t last_len = 0;
+        /* after the first key (just inserted, in cache): is this one past the leaf's last? */
+        const uint8_t *last = i && count ? slot_key(n, count - 1, &last_len) : NULL;
+        uint32_t slot = last && feox_key_compare(e->key, e->key_len, last, last_len) > 0
+                            ? count /* past the leaf's last key: a run appends */
+                            : node_search(n, count, e->key, e->key_len, false);
+        leaf_insert_at(n, slot, sorted[i]);
+        count++;
+        i++;
+    } while (i < want && count < FEOX_OI_NODE_CAP &&
+             (!fence ||
+              feox_key_compare(sorted[i]->key, sorted[i]->key_len, fence->key, fence->len) < 0));
     unlock(n);
-    count_add(idx, 1);
+    count_add(idx, (int64_t)i);
+    *done = i;
     return FEOX_OK;
 }
 
@@ -838,9 +862,26 @@ restart:
  * and must not be freed before they validate and find out. */
 feox_err feox_ordered_index_insert(feox_ordered_index *idx, feox_entry *e)
 {
+    size_t done;
     feox_epoch_enter();
-    feox_err err = insert_in_section(idx, e);
+    feox_err err = insert_in_section(idx, &e, 1, &done);
     feox_epoch_exit();
+    return err;
+}
+
+feox_err feox_ordered_index_insert_sorted(feox_ordered_index *idx, feox_entry *const *sorted,
+                                          size_t n, size_t *inserted)
+{
+    feox_err err = FEOX_OK;
+    size_t at = 0;
+    feox_epoch_enter();
+    while (at < n && !err) {
+        size_t done = 0;
+        err = insert_in_section(idx, sorted + at, n - at, &done);
+        at += done;
+    }
+    feox_epoch_exit();
+    *inserted = at;
     return err;
 }
 

@@ -42,6 +42,12 @@ feox_err feox_ordered_index_build(feox_ordered_index *idx, feox_entry *const *so
 
 /* Add an entry whose key is not in the index. Errors: NOMEM (index unchanged). */
 feox_err feox_ordered_index_insert(feox_ordered_index *idx, feox_entry *e);
+/* Add n entries in strictly ascending key order, none of whose keys is in the index: the same as
+ * n inserts, but one descent per leaf they go to (a run of keys past the largest one fills the
+ * rightmost leaf, which splits near its end, and so on). Errors: NOMEM, with the first
+ * *inserted entries in the index and the others not. */
+feox_err feox_ordered_index_insert_sorted(feox_ordered_index *idx, feox_entry *const *sorted,
+                                          size_t n, size_t *inserted);
 /* Remove an entry that is in the index. */
 void feox_ordered_index_remove(feox_ordered_index *idx, feox_entry *e);
 

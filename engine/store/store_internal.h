@@ -6,7 +6,8 @@
  *     -> ttl_sweeper.c (active expiry; called by store.c)
  *     -> store_storage.c (the store's side of feox_storage.h: open + load, find on a miss,
  *        refresh, reading cold values, the host calls), storage_registry.c (backends by name)
- *     -> store_load.c (the first load on open, in bulk: no locks, ordered index built at the end)
+ *     -> store_load.c (the first load on open, in bulk: no locks, ordered index built at the end;
+ *        and a run of versions in key order into a live store, in batches)
  *     -> store_apply.c (publishing a version, removing an entry, TTL bookkeeping)
  *     -> value_eviction.c, store_registry.c (open stores, fork, exit)
  * and the inline helpers below (clock, key check, live version, memory accounting).
@@ -232,6 +233,28 @@ feox_err feox_store_attach_storage(feox_store *s);
 /* store_load.c: the store's first load from st, before the store is handed out (no other user:
  * no locks, the ordered index built in one pass at the end). */
 feox_err feox_store_first_load(feox_store *s, feox_storage *st);
+/* A new version of rec (location not set) and an entry for its key, made at once (rec's bytes
+ * are valid during the backend's call only): one allocation for a value of up to 256 bytes
+ * without max_memory, else two; the entry holds the version's index reference, current NULL.
+ * NULL if there is no memory. */
+feox_entry *feox_loaded_put_new(const feox_store *s, uint64_t hash, const feox_storage_record *rec,
+                                feox_record **v);
+/* store_load.c: a run of versions from the backend in strictly ascending key order, applied to a
+ * live store in batches of FEOX_PUT_RUN_MAX (every shard lock held for a batch; readers go on).
+ * Zero-initialize with .store set. add: hold rec (*taken), or (max_memory, an expired put, no
+ * memory for the run) apply what is held and leave rec to the caller's locked sink (*taken
+ * false); a key not above the last held one applies the run first. apply: apply what is held
+ * (each version owned by the store afterwards, also on error). finish: apply and free. */
+#define FEOX_PUT_RUN_MAX 1024
+typedef struct feox_put_run {
+    feox_store *store;
+    feox_entry **entries; /* held, ascending keys; each with the version at the same index */
+    feox_record **versions;
+    size_t count;
+} feox_put_run;
+feox_err feox_put_run_add(feox_put_run *run, const feox_storage_record *rec, bool *taken);
+feox_err feox_put_run_apply(feox_put_run *run);
+feox_err feox_put_run_finish(feox_put_run *run);
 /* A resident copy of version r of key: r itself (referenced) if resident, else a fresh
  * unindexed record read back from the backend. Called with a reference on r held. */
 feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len, feox_record *r,

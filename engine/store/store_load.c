@@ -1,5 +1,7 @@
 /*
- * store_load.c — a store's first load from its backend (feox_open), as one bulk pass.
+ * store_load.c — loading in bulk: a store's first load from its backend (feox_open), as one
+ * pass, and (at the end) a run of versions a backend sends in key order to a live store
+ * (feox_refresh's put_ordered), applied in batches.
  *
  * The store is not yet handed out while it loads (create_store returns it only afterwards; no
  * maintenance thread runs yet), so this thread is its only user. The load therefore:
@@ -27,8 +29,8 @@
  *     are complete before the helper starts; the helper is joined before the store is used);
  *   - adds the accounted memory once at the end, reads the clock only for records with an
  *     expiry, and pushes a TTL heap item only for those.
- * A refresh that asks for a full reload (feox_refresh) runs on a live store and goes through
- * store_storage.c's locked sink instead.
+ * A refresh (and the full reload it may ask for) runs on a live store: what it sends goes
+ * through store_storage.c's locked sink, or, for versions in key order, through the run below.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -261,11 +263,10 @@ static feox_err track_expiry(load_state *ls, uint64_t hash, const feox_storage_r
     return FEOX_OK;
 }
 
-/* A new version and an entry for its key, made now (the record's bytes are valid during this
- * call only): one allocation if the value is small enough to share it (and max_memory, which
- * evicts values, is off), else two. NULL if there is no memory. */
-static feox_entry *new_put(const feox_store *s, uint64_t hash, const feox_storage_record *rec,
-                           feox_record **v)
+/* A new version and an entry for its key (store_internal.h): one allocation if the value is
+ * small enough to share it (and max_memory, which evicts values, is off), else two. */
+feox_entry *feox_loaded_put_new(const feox_store *s, uint64_t hash, const feox_storage_record *rec,
+                                feox_record **v)
 {
     if (!s->cfg.max_memory && rec->value_len <= EMBED_MAX_VALUE)
         return feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value, rec->value_len,
@@ -287,7 +288,7 @@ static feox_entry *new_put(const feox_store *s, uint64_t hash, const feox_storag
 static feox_err queue_put(load_state *ls, uint64_t hash, const feox_storage_record *rec)
 {
     feox_record *v;
-    feox_entry *e = new_put(ls->store, hash, rec, &v);
+    feox_entry *e = feox_loaded_put_new(ls->store, hash, rec, &v);
     if (!e)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     feox_record_set_location(v, rec->location);
@@ -597,5 +598,201 @@ feox_err feox_store_first_load(feox_store *s, feox_storage *st)
     feox_mem_free_large(ls.slots);
     feox_memory_reserve(s, ls.memory, false);
     feox_mem_free(ls.entries);
+    return err;
+}
+
+/* ---- a run of versions in ascending key order, into a live store ----
+ *
+ * The backend sends a chunk of its records in key order (put_ordered: feox_refresh's sink). The
+ * run makes each version with its entry at once (feox_loaded_put_new: one allocation for a small
+ * value, as the first load) and holds up to FEOX_PUT_RUN_MAX of them; then it applies them
+ * together with every shard lock held (in shard order, as feox_check), so no writer changes
+ * either index meanwhile while readers go on without a lock:
+ *   - a key above the ordered index's largest key is absent from both indexes (a writer links a
+ *     new entry into both under its shard lock, and none runs), so it takes no hash lookup; a
+ *     key at or below it is looked up, and an existing key gets the version through
+ *     feox_apply_put (as the locked sink: a standalone copy, the held entry freed);
+ *   - the absent keys are linked into the hash index (current NULL: absent to readers), then
+ *     into the ordered index in one pass (feox_ordered_index_insert_sorted: one descent per leaf,
+ *     the rightmost leaf for a run past the largest key), then published (release store);
+ *   - the memory they take is accounted once, and each expiry queued in its shard's heap.
+ * With max_memory (whose eviction must free a value's bytes on its own) and for a put already
+ * expired (it removes its key), the caller applies the record through the locked sink instead. */
+
+static int entry_compare(const feox_entry *a, const feox_entry *b)
+{
+    return feox_key_compare(a->key, a->key_len, b->key, b->key_len);
+}
+
+static void lock_all_shards(feox_store *s)
+{
+    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++)
+        pthread_mutex_lock(&s->hash.shards[i].lock);
+}
+
+static void unlock_all_shards(feox_store *s)
+{
+    for (unsigned i = feox_hash_shard_count(&s->hash); i-- > 0;)
+        pthread_mutex_unlock(&s->hash.shards[i].lock);
+}
+
+/* The ordered index's largest entry, or NULL (every shard lock held: nobody can remove it). */
+static feox_entry *largest_entry(feox_store *s)
+{
+    feox_entry *last = NULL;
+    feox_epoch_enter();
+    if (feox_ordered_index_scan(s->ordered, FEOX_SCAN_LAST, NULL, 0, &last, 1) == 0)
+        last = NULL;
+    feox_epoch_exit();
+    return last;
+}
+
+/* A held version for a key the store already has: applied as the locked sink would, from a
+ * standalone copy (the held entry, and the version sharing its allocation, are freed). */
+static feox_err apply_to_existing(feox_store *s, feox_entry *e, feox_record *v)
+{
+    feox_record *copy = feox_record_new((v->flags & FEOX_RECORD_COLD) ? NULL : v->value,
+                                        v->value_len, v->tag, v->ts_ns, v->expires_at_ns, v->flags);
+    feox_err err = FEOX_OK;
+    if (!copy) {
+        err = feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    } else {
+        feox_record_set_location(copy, feox_record_location(v));
+        uint64_t hash = feox_entry_hash(e);
+        err = feox_apply_put(s, feox_hash_shard(&s->hash, hash), hash, e->key, e->key_len, copy);
+    }
+    feox_record_unref(v);
+    feox_entry_free(e);
+    return err;
+}
+
+/* Link the absent keys' entries (ascending) into both indexes and publish them; on failure the
+ * ones not linked are freed (or retired, if readers may have seen them). */
+static feox_err link_absent(feox_store *s, feox_entry **entries, feox_record **versions, size_t n)
+{
+    feox_err err = FEOX_OK;
+    size_t hashed = 0;
+    for (; hashed < n; hashed++) {
+        feox_entry *e = entries[hashed];
+        const feox_record *v = versions[hashed];
+        feox_shard *shard = feox_hash_shard(&s->hash, feox_entry_hash(e));
+        if (v->expires_at_ns)
+            err = feox_ttl_heap_push(&shard->ttl, v->expires_at_ns, v->ts_ns, e->key, e->key_len);
+        if (!err)
+            err = feox_hash_insert(&s->hash, e);
+        if (err)
+            break;
+    }
+    size_t ordered = 0;
+    if (hashed) {
+        feox_err ordered_err =
+            feox_ordered_index_insert_sorted(s->ordered, entries, hashed, &ordered);
+        if (!err)
+            err = ordered_err;
+    }
+    int64_t memory = 0;
+    for (size_t i = 0; i < ordered; i++) {
+        feox_entry *e = entries[i];
+        feox_record *v = versions[i];
+        feox_shard *shard = feox_hash_shard(&s->hash, feox_entry_hash(e));
+        /* Release: a reader that loads this pointer (acquire) sees the fully built version. */
+        atomic_store_explicit(&e->current, v, memory_order_release);
+        feox_shard_count_add(&shard->keys, 1);
+        if (v->expires_at_ns)
+            feox_shard_count_add(&shard->ttl_keys, 1);
+        memory += (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY) +
+                  version_bytes(v);
+    }
+    feox_thread_write_count += ordered;
+    feox_memory_reserve(s, memory, false);
+    for (size_t i = ordered; i < n; i++) {
+        feox_record_unref(versions[i]);
+        if (i < hashed) { /* in the hash index with current NULL: readers may hold it */
+            feox_hash_remove(&s->hash, entries[i]);
+            feox_entry_retire(entries[i]);
+        } else {
+            feox_entry_free(entries[i]);
+        }
+    }
+    return err ? feox_fail(err, "allocation failed") : FEOX_OK;
+}
+
+feox_err feox_put_run_apply(feox_put_run *run)
+{
+    size_t n = run->count;
+    if (n == 0)
+        return FEOX_OK;
+    run->count = 0;
+    feox_store *s = run->store;
+    lock_all_shards(s);
+    const feox_entry *largest = largest_entry(s);
+    bool above = largest == NULL;
+    feox_err err = FEOX_OK;
+    size_t absent = 0; /* the held entries of absent keys, moved to the front, still ascending */
+    for (size_t i = 0; i < n; i++) {
+        feox_entry *e = run->entries[i];
+        feox_record *v = run->versions[i];
+        if (!above)
+            above = entry_compare(e, largest) > 0; /* and so are the keys after it */
+        if (above || !feox_hash_lookup(&s->hash, feox_entry_hash(e), e->key, e->key_len)) {
+            run->entries[absent] = e;
+            run->versions[absent++] = v;
+            continue;
+        }
+        feox_err put_err = apply_to_existing(s, e, v);
+        if (!err)
+            err = put_err;
+    }
+    feox_err link_err = link_absent(s, run->entries, run->versions, absent);
+    unlock_all_shards(s);
+    return err ? err : link_err;
+}
+
+feox_err feox_put_run_add(feox_put_run *run, const feox_storage_record *rec, bool *taken)
+{
+    feox_store *s = run->store;
+    *taken = false;
+    feox_err err = check_record(rec);
+    if (err)
+        return err;
+    if (s->cfg.max_memory || (rec->expires_at_ns && feox_store_now(s) > rec->expires_at_ns))
+        return feox_put_run_apply(run); /* the caller applies rec: in order after the run */
+    if (!run->entries) {
+        run->entries = feox_mem_alloc(FEOX_PUT_RUN_MAX * sizeof *run->entries);
+        run->versions = feox_mem_alloc(FEOX_PUT_RUN_MAX * sizeof *run->versions);
+        if (!run->entries || !run->versions) {
+            feox_mem_free(run->entries);
+            feox_mem_free(run->versions);
+            run->entries = NULL;
+            run->versions = NULL;
+            return FEOX_OK; /* the caller applies rec alone */
+        }
+    }
+    if (run->count == FEOX_PUT_RUN_MAX ||
+        (run->count && feox_key_compare(rec->key, rec->key_len, run->entries[run->count - 1]->key,
+                                        run->entries[run->count - 1]->key_len) <= 0)) {
+        err = feox_put_run_apply(run); /* full, or out of order: the run so far first */
+        if (err)
+            return err;
+    }
+    uint64_t hash = feox_hash_key(&s->hash, rec->key, rec->key_len);
+    feox_record *v;
+    feox_entry *e = feox_loaded_put_new(s, hash, rec, &v);
+    if (!e)
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+    feox_record_set_location(v, rec->location);
+    run->entries[run->count] = e;
+    run->versions[run->count++] = v;
+    *taken = true;
+    return FEOX_OK;
+}
+
+feox_err feox_put_run_finish(feox_put_run *run)
+{
+    feox_err err = feox_put_run_apply(run);
+    feox_mem_free(run->entries);
+    feox_mem_free(run->versions);
+    run->entries = NULL;
+    run->versions = NULL;
     return err;
 }

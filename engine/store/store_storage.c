@@ -63,6 +63,35 @@ static feox_err sink_del(void *ctx, const void *key, uint32_t key_len, uint64_t 
     return FEOX_OK;
 }
 
+/* refresh (and the full reload it may ask for): the same sink, plus put_ordered, whose versions
+ * a run (store_load.c) holds until a put or del comes, or the backend returns. */
+typedef struct refresh_sink {
+    feox_store *store;
+    feox_put_run run;
+} refresh_sink;
+
+static feox_err refresh_put_ordered(void *ctx, const feox_storage_record *rec)
+{
+    refresh_sink *r = ctx;
+    bool taken;
+    feox_err err = feox_put_run_add(&r->run, rec, &taken);
+    return err || taken ? err : sink_put(r->store, rec);
+}
+
+static feox_err refresh_put(void *ctx, const feox_storage_record *rec)
+{
+    refresh_sink *r = ctx;
+    feox_err err = feox_put_run_apply(&r->run);
+    return err ? err : sink_put(r->store, rec);
+}
+
+static feox_err refresh_del(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns)
+{
+    refresh_sink *r = ctx;
+    feox_err err = feox_put_run_apply(&r->run);
+    return err ? err : sink_del(r->store, key, key_len, ts_ns);
+}
+
 /* find: the key's shard lock is held by the caller; a version fills the index only where it
  * holds nothing for the key (the index is authoritative for what it holds). */
 typedef struct find_ctx {
@@ -392,11 +421,17 @@ feox_err feox_refresh(feox_store *s, void *txn)
         return feox_store_forked_error(s);
     if (!s->storage || !s->storage->methods->refresh)
         return FEOX_OK;
-    feox_storage_sink sink = {.ctx = s, .put = sink_put, .del = sink_del};
+    refresh_sink r = {.store = s, .run = {.store = s}};
+    feox_storage_sink sink = {
+        .ctx = &r, .put = refresh_put, .del = refresh_del, .put_ordered = refresh_put_ordered};
     feox_err err = s->storage->methods->refresh(s->storage, txn, &sink);
+    feox_err run_err = feox_put_run_finish(&r.run);
     if (err != FEOX_ERR_STALE)
-        return err;
+        return err ? err : run_err;
     feox_clear_error_detail();
     err = clear_indexes(s);
-    return err ? err : s->storage->methods->load(s->storage, txn, &sink);
+    if (!err)
+        err = s->storage->methods->load(s->storage, txn, &sink);
+    run_err = feox_put_run_finish(&r.run);
+    return err ? err : run_err;
 }

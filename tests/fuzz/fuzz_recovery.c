@@ -124,7 +124,7 @@ static feox_err replay_file(const char *path, tally *t, feox_stats *st)
     feox_err err = log->open(log, &cfg, &hooks, &b);
     if (err)
         return err;
-    feox_storage_sink sink = {t, count_put, count_del};
+    feox_storage_sink sink = {.ctx = t, .put = count_put, .del = count_del};
     err = b->methods->load(b, NULL, &sink);
     if (!err) {
         char detail[256];

@@ -144,7 +144,7 @@ static feox_err sink_del(void *ctx, const void *key, uint32_t key_len, uint64_t 
 static feox_storage_sink sink_of(test_sink *ts)
 {
     memset(ts, 0, sizeof *ts);
-    feox_storage_sink s = {ts, sink_put, sink_del};
+    feox_storage_sink s = {.ctx = ts, .put = sink_put, .del = sink_del};
     return s;
 }
 
@@ -1754,7 +1754,7 @@ static void test_larger_than_memory(void **state)
     /* A load keeps values in memory up to half of max_memory and sends the rest cold. */
     open_with_budget(&bk, db, 4000, &r);
     cold_count c = {0, 0};
-    feox_storage_sink counting = {&c, count_put, count_del};
+    feox_storage_sink counting = {.ctx = &c, .put = count_put, .del = count_del};
     assert_int_equal(bk.st->methods->load(bk.st, NULL, &counting), FEOX_OK);
     assert_int_equal(c.resident, 4);
     assert_int_equal(c.cold, 6);

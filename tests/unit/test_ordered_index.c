@@ -1,7 +1,7 @@
 /*
- * test_ordered_index.c — the ordered index (engine/index/ordered_index.c) against a sorted-array model:
- * random inserts/removes with scans in all six modes, long shared prefixes, keys from 1 byte to
- * 100 KiB, the empty index, queue-like workloads (memory must stay bounded), and allocation
+ * test_ordered_index.c — the ordered index (engine/index/ordered_index.c) against a sorted-array
+ * model: random inserts/removes with scans in all six modes, long shared prefixes, keys from 1 byte
+ * to 100 KiB, the empty index, queue-like workloads (memory must stay bounded), and allocation
  * failure (the index must be unchanged and still verify).
  */
 #include <setjmp.h>
@@ -570,6 +570,83 @@ static void test_build_from_sorted(void **state)
 }
 
 /* A build that runs out of memory at any allocation leaves the index empty and usable. */
+/* insert_sorted: batches of absent keys in ascending order (some between the index's keys,
+ * spread over many leaves, some past its largest key), then a long run past the largest key
+ * (the right edge), each batch checked against the model. */
+static int compare_entries(const void *a, const void *b)
+{
+    const feox_entry *x = *(feox_entry *const *)a, *y = *(feox_entry *const *)b;
+    return feox_key_compare(x->key, x->key_len, y->key, y->key_len);
+}
+
+static void insert_sorted_batches(key_shape shape, uint64_t seed)
+{
+    rng_state = seed;
+    feox_ordered_index *idx = NULL;
+    assert_int_equal(feox_ordered_index_create(&idx), FEOX_OK);
+    model m = {0};
+    uint8_t key[512];
+    feox_entry *batch[600];
+    for (int round = 0; round < 12; round++) {
+        size_t n = 0, want = 1 + rng_below(600);
+        while (n < want) {
+            size_t len = make_key(shape, key), at;
+            bool dup = model_contains(&m, key, len, &at);
+            for (size_t i = 0; i < n && !dup; i++)
+                dup = entry_cmp(batch[i], key, len) == 0;
+            if (dup)
+                continue;
+            batch[n] = feox_entry_new(key, len, 0);
+            assert_non_null(batch[n]);
+            n++;
+        }
+        qsort(batch, n, sizeof *batch, compare_entries);
+        size_t inserted = 0;
+        assert_int_equal(feox_ordered_index_insert_sorted(idx, batch, n, &inserted), FEOX_OK);
+        assert_int_equal(inserted, n);
+        for (size_t i = 0; i < n; i++) {
+            size_t at;
+            assert_false(model_contains(&m, batch[i]->key, batch[i]->key_len, &at));
+            model_insert_at(&m, at, batch[i]);
+        }
+        assert_verifies(idx);
+        assert_full_match(idx, &m);
+    }
+    /* past the largest key: 0xff-prefixed keys, ascending */
+    size_t n = 0;
+    for (uint32_t i = 0; i < 600; i++) {
+        uint8_t k[6] = {0xff,      0xff, (uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8),
+                        (uint8_t)i};
+        size_t at;
+        if (model_contains(&m, k, sizeof k, &at))
+            continue;
+        batch[n] = feox_entry_new(k, sizeof k, 0);
+        assert_non_null(batch[n]);
+        n++;
+    }
+    size_t inserted = 0;
+    assert_int_equal(feox_ordered_index_insert_sorted(idx, batch, n, &inserted), FEOX_OK);
+    assert_int_equal(inserted, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t at;
+        model_contains(&m, batch[i]->key, batch[i]->key_len, &at);
+        model_insert_at(&m, at, batch[i]);
+    }
+    assert_verifies(idx);
+    assert_full_match(idx, &m);
+    assert_int_equal(feox_ordered_index_count(idx), m.count);
+    feox_ordered_index_destroy(idx);
+    model_free_all(&m);
+}
+
+static void test_insert_sorted(void **state)
+{
+    (void)state;
+    insert_sorted_batches(KEYS_RANDOM16, 11);
+    insert_sorted_batches(KEYS_SHARED_PREFIX, 12);
+    insert_sorted_batches(KEYS_MIXED_LENGTH, 13);
+}
+
 static void test_build_nomem(void **state)
 {
     (void)state;
@@ -622,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_random_ops_small_space),
         cmocka_unit_test(test_random_ops_mixed_lengths),
         cmocka_unit_test(test_very_different_lengths),
+        cmocka_unit_test(test_insert_sorted),
         cmocka_unit_test(test_queue_workload_bounded),
         cmocka_unit_test(test_nomem_leaves_index_unchanged),
         cmocka_unit_test(test_create_nomem),

@@ -183,7 +183,7 @@ static void open_backend(backend *bk, sqlite3 *db, feox_sqlite_write_mode mode, 
         die("backend open", NULL);
     }
     uint64_t count = 0;
-    feox_storage_sink sink = {&count, null_put, null_del};
+    feox_storage_sink sink = {.ctx = &count, .put = null_put, .del = null_del};
     if (bk->st->methods->load(bk->st, NULL, &sink) != FEOX_OK) {
         die(bk->t.errmsg, NULL);
     }
@@ -279,7 +279,7 @@ static void run_autocommit(sqlite3 *db, uint64_t preload)
     open_backend(&buffered, db, FEOX_SQLITE_WRITE_BUFFERED, 0);
     open_backend(&through, db, FEOX_SQLITE_WRITE_THROUGH, 0); /* the same table, refreshed */
     uint64_t count = 0;
-    feox_storage_sink sink = {&count, null_put, null_del};
+    feox_storage_sink sink = {.ctx = &count, .put = null_put, .del = null_del};
     double t_native = 0, t_buffered = 0, t_through = 0;
     uint64_t next = preload;
     /* Checkpoints are taken between blocks, untimed: otherwise whichever block crosses the
@@ -342,7 +342,7 @@ static void run_refresh(sqlite3 *db, uint64_t n)
     backend_txn(&a, 0, n);
     sqlite3 *db2 = open_db();
     uint64_t count = 0;
-    feox_storage_sink sink = {&count, null_put, null_del};
+    feox_storage_sink sink = {.ctx = &count, .put = null_put, .del = null_del};
     double t0 = now_sec();
     open_backend(&b, db2, FEOX_SQLITE_WRITE_BUFFERED, 0); /* loads */
     double load = now_sec() - t0;

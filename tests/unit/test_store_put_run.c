@@ -1,0 +1,576 @@
+/*
+ * test_store_put_run.c — a backend's chunk of records in key order (the sink's put_ordered,
+ * which feox_refresh offers) applied to a live store in batches (store_load.c's run): keys past
+ * the largest one the store holds (no hash lookup, the ordered index filled at its right edge),
+ * keys the store already holds or that fall between its keys (per key, as the locked sink),
+ * keys out of order, a del or plain put between ordered puts (applied in order), expired puts,
+ * expiries, max_memory (the locked sink), the full reload after a stale refresh, the memory
+ * accounted (the same as the locked sink's), and lock-free readers while a run is applied. The
+ * backend is scripted: each refresh calls the test's script with the sink.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "feox.h"
+#include "feox_storage.h"
+#include "feox_test_support.h"
+
+/* What a refresh sends: the test's script, given the sink. */
+typedef feox_err (*script_fn)(const feox_storage_sink *sink, void *arg);
+
+typedef struct script_state {
+    script_fn script;
+    void *arg;
+    bool use_plain_put; /* send put_ordered's records through put (the locked sink) */
+    bool stale;         /* refresh answers FEOX_ERR_STALE: the script runs in the full reload */
+} script_state;
+
+static script_state script;
+
+typedef struct script_storage {
+    feox_storage base;
+} script_storage;
+
+static feox_err sc_open(const feox_storage_methods *methods, const feox_config *cfg,
+                        const feox_storage_host *host, feox_storage **out)
+{
+    (void)cfg;
+    (void)host;
+    script_storage *st = calloc(1, sizeof *st);
+    if (!st)
+        return FEOX_ERR_NOMEM;
+    st->base.methods = methods;
+    *out = &st->base;
+    return FEOX_OK;
+}
+
+/* At open the store starts empty (refresh sends everything); the full reload after a stale
+ * refresh runs the script. */
+static feox_err sc_load(feox_storage *st, void *txn, const feox_storage_sink *sink)
+{
+    (void)st;
+    (void)txn;
+    if (!script.script)
+        return FEOX_OK;
+    script_fn fn = script.script;
+    script.script = NULL;
+    return fn(sink, script.arg);
+}
+
+static feox_err sc_write(feox_storage *st, void *txn, const feox_storage_record *rec,
+                         const feox_storage_record *replaced, uint64_t *location, uint64_t *seq)
+{
+    (void)st;
+    (void)txn;
+    (void)rec;
+    (void)replaced;
+    *location = 0;
+    *seq = 0;
+    return FEOX_OK;
+}
+
+static feox_err sc_erase(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                         uint64_t ts_ns, const feox_storage_record *replaced, uint64_t *seq)
+{
+    (void)st;
+    (void)txn;
+    (void)key;
+    (void)key_len;
+    (void)ts_ns;
+    (void)replaced;
+    *seq = 0;
+    return FEOX_OK;
+}
+
+static feox_err sc_read_value(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                              uint64_t location, void *buf, uint32_t value_len)
+{
+    (void)st;
+    (void)txn;
+    (void)key;
+    (void)key_len;
+    (void)location;
+    (void)buf;
+    (void)value_len;
+    return FEOX_ERR_CORRUPT; /* every value sent is resident */
+}
+
+static const feox_storage_sink *real_sink;
+
+static feox_err plain_put(void *ctx, const feox_storage_record *rec)
+{
+    return real_sink->put(ctx, rec);
+}
+
+static feox_err sc_refresh(feox_storage *st, void *txn, const feox_storage_sink *sink)
+{
+    (void)st;
+    (void)txn;
+    if (script.stale) {
+        script.stale = false;
+        return FEOX_ERR_STALE;
+    }
+    if (!script.script)
+        return FEOX_OK;
+    script_fn fn = script.script;
+    script.script = NULL;
+    if (script.use_plain_put) {
+        real_sink = sink;
+        feox_storage_sink plain = {
+            .ctx = sink->ctx, .put = sink->put, .del = sink->del, .put_ordered = plain_put};
+        return fn(&plain, script.arg);
+    }
+    return fn(sink, script.arg);
+}
+
+static feox_err sc_check(feox_storage *st, char *detail, size_t detail_len)
+{
+    (void)st;
+    (void)detail;
+    (void)detail_len;
+    return FEOX_OK;
+}
+
+static void sc_get_stats(feox_storage *st, feox_stats *out)
+{
+    (void)st;
+    (void)out;
+}
+
+static feox_err sc_close(feox_storage *st)
+{
+    free(st);
+    return FEOX_OK;
+}
+
+static const feox_storage_methods scripted = {.version = FEOX_STORAGE_VERSION,
+                                              .name = "put-run-script",
+                                              .caps = 0,
+                                              .open = sc_open,
+                                              .load = sc_load,
+                                              .write = sc_write,
+                                              .erase = sc_erase,
+                                              .read_value = sc_read_value,
+                                              .refresh = sc_refresh,
+                                              .check = sc_check,
+                                              .get_stats = sc_get_stats,
+                                              .close = sc_close};
+
+static feox_store *open_scripted(ftest_clock *clock, uint64_t max_memory)
+{
+    assert_int_equal(feox_storage_register(&scripted), FEOX_OK);
+    feox_config cfg;
+    ftest_config(&cfg, clock);
+    cfg.storage = &scripted;
+    cfg.max_memory = max_memory;
+    memset(&script, 0, sizeof script);
+    return ftest_open(&cfg);
+}
+
+/* ---- keys and values ---- */
+
+#define KEY_LEN 8
+
+static void key_of(uint32_t i, char out[KEY_LEN + 1])
+{
+    snprintf(out, KEY_LEN + 1, "k%07u", (unsigned)i);
+}
+
+/* value of key i at version v: "v<v>-<i>" padded to len bytes (up to 300: past the 256 bytes an
+ * entry shares its allocation with) */
+static size_t value_of(uint32_t i, uint32_t v, size_t len, char *out)
+{
+    int n = snprintf(out, len + 1, "v%u-%u", (unsigned)v, (unsigned)i);
+    for (size_t j = (size_t)n; j < len; j++)
+        out[j] = (char)('a' + (i + j) % 26);
+    return len;
+}
+
+typedef struct send_range {
+    uint32_t from, to, step; /* keys from, from + step, ... below to (step may be negative) */
+    int32_t dir;
+    uint32_t version;
+    size_t value_len;
+    uint64_t expires_at_ns;
+    uint64_t ts_ns;
+} send_range;
+
+static feox_err send_keys(const feox_storage_sink *sink, const send_range *r)
+{
+    char key[KEY_LEN + 1], value[512];
+    uint32_t n = (r->to - r->from + r->step - 1) / r->step;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = r->dir < 0 ? r->to - 1 - k * r->step : r->from + k * r->step;
+        key_of(i, key);
+        size_t len = value_of(i, r->version, r->value_len, value);
+        feox_storage_record rec = {.key = key,
+                                   .key_len = KEY_LEN,
+                                   .value = value,
+                                   .value_len = (uint32_t)len,
+                                   .tag = i,
+                                   .ts_ns = r->ts_ns ? r->ts_ns : FTEST_EPOCH_NS,
+                                   .expires_at_ns = r->expires_at_ns,
+                                   .location = i + 1};
+        feox_err err = sink->put_ordered(sink->ctx, &rec);
+        if (err)
+            return err;
+    }
+    return FEOX_OK;
+}
+
+static feox_err send_range_script(const feox_storage_sink *sink, void *arg)
+{
+    return send_keys(sink, arg);
+}
+
+static void refresh_with(feox_store *s, script_fn fn, void *arg)
+{
+    script.script = fn;
+    script.arg = arg;
+    assert_int_equal(feox_refresh(s, NULL), FEOX_OK);
+}
+
+static void assert_key(feox_store *s, uint32_t i, uint32_t version, size_t value_len)
+{
+    char key[KEY_LEN + 1], want[512];
+    key_of(i, key);
+    size_t len = value_of(i, version, value_len, want);
+    feox_value *v = NULL;
+    assert_int_equal(feox_get_ref(s, key, KEY_LEN, &v), FEOX_OK);
+    assert_int_equal(feox_value_size(v), len);
+    assert_memory_equal(feox_value_data(v), want, len);
+    feox_value_release(v);
+}
+
+static void assert_absent(feox_store *s, uint32_t i)
+{
+    char key[KEY_LEN + 1];
+    key_of(i, key);
+    feox_value *v = NULL;
+    assert_int_equal(feox_get_ref(s, key, KEY_LEN, &v), FEOX_ERR_KEY_NOT_FOUND);
+}
+
+/* Every key of the store in order, as a cursor sees them: exactly `want` (ascending). */
+static void assert_keys_in_order(feox_store *s, const uint32_t *want, size_t n)
+{
+    feox_cursor *c = NULL;
+    assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
+    assert_int_equal(feox_cursor_seek(c, FEOX_SEEK_FIRST, NULL, 0), FEOX_OK);
+    size_t at = 0;
+    while (feox_cursor_valid(c)) {
+        size_t len = 0;
+        const void *key = feox_cursor_key(c, &len);
+        char expect[KEY_LEN + 1];
+        assert_true(at < n);
+        key_of(want[at], expect);
+        assert_int_equal(len, KEY_LEN);
+        assert_memory_equal(key, expect, KEY_LEN);
+        at++;
+        assert_int_equal(feox_cursor_next(c), FEOX_OK);
+    }
+    feox_cursor_close(c);
+    assert_int_equal(at, n);
+}
+
+/* ---- tests ---- */
+
+/* Keys past the largest one (the store empty, then a second chunk after the first), values
+ * shared with their entry (<= 256 bytes) and not (300 bytes), across several batches: every
+ * key reads back, in order, the indexes agree (feox_check), and the memory accounted is what the
+ * locked sink accounts for the same records. */
+static void test_run_past_the_largest_key(void **state)
+{
+    (void)state;
+    uint64_t memory[2];
+    for (int plain = 0; plain < 2; plain++) {
+        feox_store *s = open_scripted(NULL, 0);
+        script.use_plain_put = plain;
+        send_range first = {.from = 0, .to = 2500, .step = 1, .version = 1, .value_len = 100};
+        refresh_with(s, send_range_script, &first);
+        script.use_plain_put = plain;
+        send_range second = {.from = 2500, .to = 5000, .step = 1, .version = 1, .value_len = 300};
+        refresh_with(s, send_range_script, &second);
+        assert_int_equal(feox_len(s, 0), 5000);
+        assert_int_equal(feox_check(s), FEOX_OK);
+        for (uint32_t i = 0; i < 5000; i += 7)
+            assert_key(s, i, 1, i < 2500 ? 100 : 300);
+        uint32_t *all = malloc(5000 * sizeof *all);
+        assert_non_null(all);
+        for (uint32_t i = 0; i < 5000; i++)
+            all[i] = i;
+        assert_keys_in_order(s, all, 5000);
+        free(all);
+        memory[plain] = feox_memory_usage(s);
+        assert_int_equal(feox_close(s), FEOX_OK);
+    }
+    assert_int_equal(memory[0], memory[1]);
+}
+
+/* Keys the store already holds, and new keys between them (at or below its largest key): each
+ * gets the run's version; keys the run does not send keep theirs. */
+static void test_run_over_existing_keys(void **state)
+{
+    (void)state;
+    feox_store *s = open_scripted(NULL, 0);
+    send_range odd = {.from = 1, .to = 3001, .step = 2, .version = 1, .value_len = 50};
+    refresh_with(s, send_range_script, &odd); /* 1, 3, ..., 2999 */
+    send_range tail = {.from = 5000, .to = 5001, .step = 1, .version = 1, .value_len = 50};
+    refresh_with(s, send_range_script, &tail); /* and 5000, above what comes next */
+    send_range all = {.from = 0, .to = 4000, .step = 1, .version = 2, .value_len = 120};
+    refresh_with(s, send_range_script, &all);
+    assert_int_equal(feox_len(s, 0), 4001);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    for (uint32_t i = 0; i < 4000; i++)
+        assert_key(s, i, 2, 120);
+    assert_key(s, 5000, 1, 50);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* put_ordered with keys in descending order (each one out of order): still every key, right. */
+static void test_run_out_of_order(void **state)
+{
+    (void)state;
+    feox_store *s = open_scripted(NULL, 0);
+    send_range down = {.from = 0, .to = 1500, .step = 1, .dir = -1, .version = 3, .value_len = 40};
+    refresh_with(s, send_range_script, &down);
+    assert_int_equal(feox_len(s, 0), 1500);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    for (uint32_t i = 0; i < 1500; i++)
+        assert_key(s, i, 3, 40);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* A del and a plain put between ordered puts apply after the ordered puts sent before them. */
+static feox_err interleaved_script(const feox_storage_sink *sink, void *arg)
+{
+    (void)arg;
+    send_range a = {.from = 0, .to = 100, .step = 1, .version = 1, .value_len = 30};
+    feox_err err = send_keys(sink, &a);
+    char key[KEY_LEN + 1], value[64];
+    key_of(50, key);
+    if (!err)
+        err = sink->del(sink->ctx, key, KEY_LEN, FTEST_EPOCH_NS); /* 50 goes */
+    key_of(60, key);
+    size_t len = value_of(60, 9, 30, value);
+    feox_storage_record rec = {.key = key,
+                               .key_len = KEY_LEN,
+                               .value = value,
+                               .value_len = (uint32_t)len,
+                               .ts_ns = FTEST_EPOCH_NS,
+                               .location = 61};
+    if (!err)
+        err = sink->put(sink->ctx, &rec); /* 60 gets version 9 */
+    send_range b = {.from = 100, .to = 200, .step = 1, .version = 1, .value_len = 30};
+    if (!err)
+        err = send_keys(sink, &b);
+    return err;
+}
+
+static void test_run_with_del_and_put_between(void **state)
+{
+    (void)state;
+    feox_store *s = open_scripted(NULL, 0);
+    refresh_with(s, interleaved_script, NULL);
+    assert_int_equal(feox_len(s, 0), 199);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    assert_absent(s, 50);
+    assert_key(s, 60, 9, 30);
+    assert_key(s, 49, 1, 30);
+    assert_key(s, 199, 1, 30);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* An expired put removes its key (in order with the run); a put with a later expiry is live
+ * and expires with the clock (its TTL heap item is queued: the sweep removes it). */
+static void test_run_expiry(void **state)
+{
+    (void)state;
+    ftest_clock clock;
+    ftest_clock_init(&clock, FTEST_EPOCH_NS + 100 * FTEST_SEC);
+    feox_store *s = open_scripted(&clock, 0);
+    send_range live = {.from = 0, .to = 300, .step = 1, .version = 1, .value_len = 20};
+    refresh_with(s, send_range_script, &live);
+    send_range expired = {.from = 100,
+                          .to = 200,
+                          .step = 1,
+                          .version = 2,
+                          .value_len = 20,
+                          .expires_at_ns = FTEST_EPOCH_NS + 50 * FTEST_SEC};
+    refresh_with(s, send_range_script, &expired);
+    send_range later = {.from = 300,
+                        .to = 400,
+                        .step = 1,
+                        .version = 1,
+                        .value_len = 20,
+                        .expires_at_ns = FTEST_EPOCH_NS + 200 * FTEST_SEC};
+    refresh_with(s, send_range_script, &later);
+    assert_int_equal(feox_len(s, 0), 300);
+    assert_absent(s, 150);
+    assert_key(s, 99, 1, 20);
+    assert_key(s, 350, 1, 20);
+    uint64_t ttl = 0;
+    char key[KEY_LEN + 1];
+    key_of(350, key);
+    bool has_ttl = false;
+    assert_int_equal(feox_get_ttl(s, key, KEY_LEN, &ttl, &has_ttl), FEOX_OK);
+    assert_true(has_ttl);
+    assert_int_equal(ttl, 100);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    ftest_clock_advance(&clock, 150 * FTEST_SEC);
+    assert_absent(s, 350);
+    assert_int_equal(feox_len(s, 0), 200); /* the expired keys removed through their TTL items */
+    assert_int_equal(feox_check(s), FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* With max_memory the records go through the locked sink (values may leave memory): the same
+ * result. */
+static void test_run_with_max_memory(void **state)
+{
+    (void)state;
+    feox_store *s = open_scripted(NULL, 64u << 20);
+    send_range all = {.from = 0, .to = 2000, .step = 1, .version = 1, .value_len = 100};
+    refresh_with(s, send_range_script, &all);
+    assert_int_equal(feox_len(s, 0), 2000);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    for (uint32_t i = 0; i < 2000; i += 13)
+        assert_key(s, i, 1, 100);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* A full reload (the refresh was stale): the store empties its indexes, and the reload's records,
+ * sent with put_ordered, are all it holds afterwards. */
+static void test_run_in_full_reload(void **state)
+{
+    (void)state;
+    feox_store *s = open_scripted(NULL, 0);
+    send_range before = {.from = 0, .to = 3000, .step = 1, .version = 1, .value_len = 80};
+    refresh_with(s, send_range_script, &before);
+    script.stale = true;
+    send_range reload = {.from = 1000, .to = 4000, .step = 1, .version = 2, .value_len = 80};
+    refresh_with(s, send_range_script, &reload);
+    assert_int_equal(feox_len(s, 0), 3000);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    assert_absent(s, 999);
+    for (uint32_t i = 1000; i < 4000; i += 3)
+        assert_key(s, i, 2, 80);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* Lock-free readers while runs are applied: every key a reader finds has a version the backend
+ * sent (never a torn or foreign one), a scan sees keys in strictly ascending order, and after
+ * the refresh every key is there. */
+#define READERS 2
+#define CONCURRENT_KEYS 20000
+
+typedef struct reader_arg {
+    feox_store *s;
+    _Atomic bool *stop;
+    int bad;
+    unsigned long found;
+} reader_arg;
+
+static void *reader(void *p)
+{
+    reader_arg *a = p;
+    ftest_rng rng;
+    ftest_rng_seed(&rng, (uint64_t)(uintptr_t)a);
+    while (!atomic_load_explicit(a->stop, memory_order_acquire)) {
+        uint32_t i = (uint32_t)ftest_rng_below(&rng, CONCURRENT_KEYS);
+        char key[KEY_LEN + 1], want[512];
+        key_of(i, key);
+        feox_value *v = NULL;
+        feox_err err = feox_get_ref(a->s, key, KEY_LEN, &v);
+        if (err == FEOX_OK) {
+            size_t len = value_of(i, i % 2 ? 1 : 2, 60, want);
+            if (feox_value_size(v) != len || memcmp(feox_value_data(v), want, len) != 0)
+                a->bad++;
+            a->found++;
+            feox_value_release(v);
+        } else if (err != FEOX_ERR_KEY_NOT_FOUND) {
+            a->bad++;
+        }
+        feox_cursor *c = NULL;
+        if (feox_cursor_open(a->s, &c) != FEOX_OK) {
+            a->bad++;
+            continue;
+        }
+        char prev[KEY_LEN] = {0};
+        bool have_prev = false;
+        if (feox_cursor_seek(c, FEOX_SEEK_GE, key, KEY_LEN) == FEOX_OK) {
+            for (int n = 0; n < 64 && feox_cursor_valid(c); n++) {
+                size_t len = 0;
+                const void *k = feox_cursor_key(c, &len);
+                if (len != KEY_LEN || (have_prev && memcmp(prev, k, KEY_LEN) >= 0))
+                    a->bad++;
+                memcpy(prev, k, KEY_LEN);
+                have_prev = true;
+                if (feox_cursor_next(c) != FEOX_OK)
+                    break;
+            }
+        }
+        feox_cursor_close(c);
+    }
+    return NULL;
+}
+
+static void test_run_with_concurrent_readers(void **state)
+{
+    (void)state;
+    feox_store *s = open_scripted(NULL, 0);
+    /* odd keys first (version 1), then everything in one refresh: even keys new (version 2),
+     * odd keys sent again with version 1's bytes (the fallback path, under the readers) */
+    send_range odd = {.from = 1, .to = CONCURRENT_KEYS, .step = 2, .version = 1, .value_len = 60};
+    refresh_with(s, send_range_script, &odd);
+    _Atomic bool stop = false;
+    reader_arg args[READERS];
+    pthread_t threads[READERS];
+    for (int i = 0; i < READERS; i++) {
+        args[i] = (reader_arg){.s = s, .stop = &stop};
+        assert_int_equal(pthread_create(&threads[i], NULL, reader, &args[i]), 0);
+    }
+    for (int round = 0; round < 2; round++) {
+        send_range even = {.from = (uint32_t)round,
+                           .to = CONCURRENT_KEYS,
+                           .step = 2,
+                           .version = 2 - (uint32_t)round,
+                           .value_len = 60};
+        refresh_with(s, send_range_script, &even);
+    }
+    atomic_store_explicit(&stop, true, memory_order_release);
+    for (int i = 0; i < READERS; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(args[i].bad, 0);
+    }
+    assert_int_equal(feox_len(s, 0), CONCURRENT_KEYS);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    for (uint32_t i = 0; i < CONCURRENT_KEYS; i += 11)
+        assert_key(s, i, i % 2 ? 1 : 2, 60);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_past_the_largest_key),
+        cmocka_unit_test(test_run_over_existing_keys),
+        cmocka_unit_test(test_run_out_of_order),
+        cmocka_unit_test(test_run_with_del_and_put_between),
+        cmocka_unit_test(test_run_expiry),
+        cmocka_unit_test(test_run_with_max_memory),
+        cmocka_unit_test(test_run_in_full_reload),
+        cmocka_unit_test(test_run_with_concurrent_readers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
