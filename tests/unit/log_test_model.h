@@ -129,7 +129,7 @@ static inline feox_storage_host model_hooks(model *m)
 
 static inline feox_storage_sink model_sink(model *m)
 {
-    feox_storage_sink s = {m, model_put, model_del};
+    feox_storage_sink s = {.ctx = m, .put = model_put, .del = model_del};
     return s;
 }
 
