@@ -25,15 +25,19 @@
 #include "index/record.h"
 #include "index/ttl_index.h"
 
+/* The set, all a lookup reads of the shard, fills the first cache line alone: one line to load,
+ * and no writer's lock or counter in it (a lookup never waits for a line a writer just took). */
 typedef struct feox_shard {
-    pthread_mutex_t lock;
     ck_hs_t set;
+    _Alignas(64) pthread_mutex_t lock;
     feox_ttl_heap ttl; /* expiry queue of this shard's keys (see ttl_index.h) */
     /* Counts kept per shard so writers never share a counter's cache line: changed under the
      * lock, read by anyone with a relaxed load (feox_shard_count_*). */
     _Atomic uint64_t keys;     /* entries in the index, expired-unswept included */
     _Atomic uint64_t ttl_keys; /* current versions carrying an expiry */
 } __attribute__((aligned(64))) feox_shard;
+
+_Static_assert(sizeof(ck_hs_t) <= 64, "a shard's set fits one cache line");
 
 typedef struct feox_hash_index {
     feox_shard *shards;
