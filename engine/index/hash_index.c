@@ -38,9 +38,6 @@ typedef struct hash_probe {
 _Static_assert(offsetof(hash_probe, hash) == offsetof(feox_entry, hash), "probe layout");
 _Static_assert(offsetof(hash_probe, mark) == offsetof(feox_entry, len_word), "probe layout");
 
-/* The FEOX_TSAN_* annotations in this file stand for ck_hs's own publication of an entry (its
- * inline-asm store and loads, which TSan cannot see): the entry's fields, written before
- * feox_hash_insert, are read by lock-free probes. */
 #if FEOX_HASH_TAGGED
 /* The bits of a key's 32-bit hash a slot keeps, in place (the slot's top 16 bits). */
 static inline uintptr_t slot_tag(uint32_t hash)
@@ -60,6 +57,9 @@ static inline void *slot_object(feox_entry *e)
 #endif
 }
 
+/* The FEOX_TSAN_* annotations in this file stand for ck_hs's own publication of an entry (its
+ * inline-asm store and loads, which TSan cannot see): the entry's fields, written before
+ * feox_hash_insert, are read by lock-free probes. */
 static unsigned long entry_hash(const void *object, unsigned long seed)
 {
     (void)seed;
