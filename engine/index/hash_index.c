@@ -9,6 +9,11 @@
  * have (its key_len would be 2^17 - 1; keys are at most 100 KiB), and the real key follows.
  * An entry keeps 32 bits of hash: feox_hash_key keeps XXH3's low 32 bits and repeats them in
  * both halves, so the shard (top bits) and ck_hs's slot (low bits) come from the same 32 bits.
+ * Each slot also holds bits 10 to 25 of them above the entry's address (hash_index.h, slot_tag):
+ * a probe that passes another key's slot skips it on the slot's word alone, unless those bits
+ * agree, instead of reading that entry (a cache miss per collision). The shard takes bits 26 to
+ * 31 and a slot's position the low ones, so of two keys met in one probe sequence, the bits
+ * above log2(slots per shard) are unrelated: 11 bits at 2^15 slots a shard (1M keys).
  */
 #include "index/hash_index.h"
 
@@ -33,37 +38,81 @@ typedef struct hash_probe {
 _Static_assert(offsetof(hash_probe, hash) == offsetof(feox_entry, hash), "probe layout");
 _Static_assert(offsetof(hash_probe, mark) == offsetof(feox_entry, len_word), "probe layout");
 
+#if FEOX_HASH_TAGGED
+/* The bits of a key's 32-bit hash a slot keeps, in place (the slot's top 16 bits). */
+static inline uintptr_t slot_tag(uint32_t hash)
+{
+    return (uintptr_t)((hash >> 10) & 0xffff) << FEOX_HASH_TAG_SHIFT;
+}
+#define SLOT_TAG_MASK ((uintptr_t)0xffff << FEOX_HASH_TAG_SHIFT)
+#endif
+
+/* What a slot holds for e. */
+static inline void *slot_object(feox_entry *e)
+{
+#if FEOX_HASH_TAGGED
+    return (void *)((uintptr_t)e | slot_tag(e->hash));
+#else
+    return e;
+#endif
+}
+
 /* The FEOX_TSAN_* annotations in this file stand for ck_hs's own publication of an entry (its
  * inline-asm store and loads, which TSan cannot see): the entry's fields, written before
  * feox_hash_insert, are read by lock-free probes. */
 static unsigned long entry_hash(const void *object, unsigned long seed)
 {
     (void)seed;
-    FEOX_TSAN_ACQUIRE(object);
-    return (unsigned long)feox_entry_hash(object);
+    const feox_entry *e = feox_hash_object_entry((void *)object);
+    FEOX_TSAN_ACQUIRE(e);
+    return (unsigned long)feox_entry_hash(e);
 }
 
-/* The entry this thread is adding (feox_hash_insert), whose key is absent: ck_hs_put_unique still
- * compares it with every entry its probe passes, and each comparison would read that entry (a
- * cache miss in a large map); this answers "no match" without reading it. */
-static _Thread_local const void *inserting;
+/* Equal key bytes. Keys of 8 to 16 bytes (integer keys, UUIDs) are compared inline as two
+ * overlapping 8-byte words: no call into the C library's memcmp, whose code would be one more
+ * set of instruction-cache lines on every lookup. */
+static inline bool key_bytes_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a0, a1, b0, b1;
+        memcpy(&a0, a, 8);
+        memcpy(&b0, b, 8);
+        memcpy(&a1, a + n - 8, 8);
+        memcpy(&b1, b + n - 8, 8);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
+}
 
 static bool entry_matches(const void *stored, const void *wanted)
 {
-    if (wanted == inserting)
-        return false;
-    FEOX_TSAN_ACQUIRE(stored);
-    const feox_entry *e = stored;
+    const void *wanted_slot = wanted;
+    wanted = feox_hash_object_entry((void *)wanted);
+    const feox_entry *e = feox_hash_object_entry((void *)stored);
     uint32_t mark;
     memcpy(&mark, (const char *)wanted + offsetof(feox_entry, len_word), sizeof mark);
     if (mark == PROBE_MARK) {
         const hash_probe *p = wanted;
+#if FEOX_HASH_TAGGED
+        if (((uintptr_t)stored & SLOT_TAG_MASK) != slot_tag(p->hash))
+            return false; /* another key's slot: its entry stays unread */
+#endif
+        FEOX_TSAN_ACQUIRE(e);
         return e->hash == p->hash && e->key_len == p->key_len &&
-               memcmp(e->key, p->key, p->key_len) == 0;
+               key_bytes_equal(e->key, p->key, p->key_len);
     }
+    /* An entry being added (feox_hash_insert's ck_hs_put_unique, which compares it with every
+     * slot its probe passes although its key is absent): it comes as its slot word, tag and all. */
+#if FEOX_HASH_TAGGED
+    if ((((uintptr_t)stored ^ (uintptr_t)wanted_slot) & SLOT_TAG_MASK) != 0)
+        return false; /* another key's slot: its entry stays unread */
+#else
+    (void)wanted_slot;
+#endif
+    FEOX_TSAN_ACQUIRE(e);
     const feox_entry *other = wanted;
     return e->hash == other->hash && e->key_len == other->key_len &&
-           memcmp(e->key, other->key, e->key_len) == 0;
+           key_bytes_equal(e->key, other->key, e->key_len);
 }
 
 static void *map_malloc(size_t size)
@@ -162,7 +211,7 @@ feox_entry *feox_hash_lookup(const feox_hash_index *idx, uint64_t hash, const vo
                         .key_len = (uint32_t)key_len,
                         .key = key};
     feox_shard *s = feox_hash_shard(idx, hash);
-    feox_entry *e = ck_hs_get(&s->set, (unsigned long)hash, &probe);
+    feox_entry *e = feox_hash_object_entry(ck_hs_get(&s->set, (unsigned long)hash, &probe));
     if (e)
         FEOX_TSAN_ACQUIRE(e);
     return e;
@@ -172,12 +221,14 @@ feox_err feox_hash_insert(feox_hash_index *idx, feox_entry *e)
 {
     uint64_t hash = feox_entry_hash(e);
     feox_shard *s = feox_hash_shard(idx, hash);
+#if FEOX_HASH_TAGGED
+    if ((uintptr_t)e & SLOT_TAG_MASK)
+        return FEOX_ERR_NOMEM; /* an address a slot cannot hold with its tag (hash_index.h) */
+#endif
     /* The entry is fully initialized before ck_hs publishes it (its store is a release). */
     FEOX_TSAN_RELEASE(e);
-    inserting = e;
-    bool put = ck_hs_put_unique(&s->set, (unsigned long)hash, e);
-    inserting = NULL;
-    return put ? FEOX_OK : FEOX_ERR_NOMEM;
+    return ck_hs_put_unique(&s->set, (unsigned long)hash, slot_object(e)) ? FEOX_OK
+                                                                          : FEOX_ERR_NOMEM;
 }
 
 void feox_hash_remove(feox_hash_index *idx, feox_entry *e)

@@ -25,15 +25,19 @@
 #include "index/record.h"
 #include "index/ttl_index.h"
 
+/* The set, all a lookup reads of the shard, fills the first cache line alone: one line to load,
+ * and no writer's lock or counter in it (a lookup never waits for a line a writer just took). */
 typedef struct feox_shard {
-    pthread_mutex_t lock;
     ck_hs_t set;
-    feox_ttl_heap ttl;     /* expiry queue of this shard's keys (see ttl_index.h) */
+    _Alignas(64) pthread_mutex_t lock;
+    feox_ttl_heap ttl; /* expiry queue of this shard's keys (see ttl_index.h) */
     /* Counts kept per shard so writers never share a counter's cache line: changed under the
      * lock, read by anyone with a relaxed load (feox_shard_count_*). */
     _Atomic uint64_t keys;     /* entries in the index, expired-unswept included */
     _Atomic uint64_t ttl_keys; /* current versions carrying an expiry */
 } __attribute__((aligned(64))) feox_shard;
+
+_Static_assert(sizeof(ck_hs_t) <= 64, "a shard's set fits one cache line");
 
 typedef struct feox_hash_index {
     feox_shard *shards;
@@ -48,6 +52,26 @@ feox_err feox_hash_index_init(feox_hash_index *idx, uint64_t capacity_hint, uint
 feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count);
 /* Free the maps (no concurrent users; entries are not freed). */
 void feox_hash_index_destroy(feox_hash_index *idx);
+
+/* A slot of a shard's ck_hs holds an entry's address with, where ck_hs itself keeps no hash bits
+ * (its pointer packing disabled, as in Debian's build), 16 bits of the key's hash above bit 48
+ * (FEOX_HASH_TAG_SHIFT): a probe skips a slot whose bits differ without reading the entry
+ * (hash_index.c). User-space addresses on Linux stay below 2^48 unless a mapping asks for more;
+ * an entry above it is refused (feox_hash_insert). The entry of a slot's object: */
+#if defined(CK_MD_POINTER_PACK_DISABLE) && UINTPTR_MAX > UINT32_MAX
+#define FEOX_HASH_TAGGED 1
+#define FEOX_HASH_TAG_SHIFT 48
+static inline feox_entry *feox_hash_object_entry(void *object)
+{
+    return (feox_entry *)((uintptr_t)object & (((uintptr_t)1 << FEOX_HASH_TAG_SHIFT) - 1));
+}
+#else
+#define FEOX_HASH_TAGGED 0
+static inline feox_entry *feox_hash_object_entry(void *object)
+{
+    return object;
+}
+#endif
 
 /* The key's hash: the low 32 bits of XXH3 with the index's seed, repeated in both halves (an
  * entry stores the 32 bits; feox_entry_hash gives this value back). */

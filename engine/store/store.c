@@ -157,10 +157,11 @@ static void free_all_entries(feox_store *s)
         ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
         void *obj;
         while (ck_hs_next(&s->hash.shards[i].set, &it, &obj)) {
+            feox_entry *e = feox_hash_object_entry(obj);
             if (list && n < count)
-                list[n++] = obj;
+                list[n++] = e;
             else
-                release_entry(obj); /* no room to list it: released at once */
+                release_entry(e); /* no room to list it: released at once */
         }
     }
     sort_addresses((void **)list, n);

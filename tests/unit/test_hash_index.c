@@ -1,0 +1,157 @@
+/*
+ * test_hash_index.c — the hash index (engine/index/hash_index.c) where keys are hardest to tell
+ * apart: many keys whose slots carry the same 16 tag bits (a probe must then read their entries),
+ * pairs of keys with the same whole 32-bit hash, in one shard, among other keys; every lookup
+ * finds its own entry through inserts and removals, and a removed key is gone.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/epoch.h"
+#include "feox.h"
+#include "index/hash_index.h"
+#include "index/record.h"
+
+#define SEED 77
+#define SAME_TAG 16  /* keys sharing one tag and one shard */
+#define OTHERS 20000 /* keys around them */
+
+typedef struct test_key {
+    char bytes[16];
+    uint64_t hash;
+    feox_entry *e;
+} test_key;
+
+static void make_key(test_key *k, const feox_hash_index *idx, uint64_t i)
+{
+    snprintf(k->bytes, sizeof k->bytes, "k%014llu", (unsigned long long)i);
+    k->hash = feox_hash_key(idx, k->bytes, 15);
+    k->e = NULL;
+}
+
+/* The bits a slot keeps (hash_index.c: bits 10 to 25) and the shard's. */
+static uint32_t tag_of(uint64_t hash)
+{
+    return (uint32_t)((hash >> 10) & 0xffff);
+}
+
+static void insert(feox_hash_index *idx, test_key *k)
+{
+    k->e = feox_entry_new(k->bytes, 15, k->hash);
+    assert_non_null(k->e);
+    assert_int_equal(feox_hash_insert(idx, k->e), FEOX_OK);
+}
+
+static void check_all(const feox_hash_index *idx, test_key *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        feox_entry *found = feox_hash_lookup(idx, keys[i].hash, keys[i].bytes, 15);
+        assert_ptr_equal(found, keys[i].e); /* NULL when removed */
+    }
+}
+
+static void remove_key(feox_hash_index *idx, test_key *k)
+{
+    feox_hash_remove(idx, k->e);
+    feox_entry_free(k->e);
+    k->e = NULL;
+}
+
+static void test_keys_sharing_a_tag_and_a_hash(void **state)
+{
+    (void)state;
+    feox_hash_index idx;
+    assert_int_equal(feox_hash_index_init(&idx, 0, SEED), FEOX_OK);
+    size_t cap = SAME_TAG + OTHERS + 2;
+    test_key *keys = calloc(cap, sizeof *keys);
+    assert_non_null(keys);
+    size_t n = 0;
+
+    /* SAME_TAG keys of one shard with one tag, and OTHERS keys of any kind. */
+    test_key probe;
+    make_key(&probe, &idx, 0);
+    uint32_t tag = tag_of(probe.hash);
+    feox_shard *shard = feox_hash_shard(&idx, probe.hash);
+    size_t same = 0;
+    for (uint64_t i = 0; same < SAME_TAG; i++) {
+        test_key k;
+        make_key(&k, &idx, i);
+        if (tag_of(k.hash) == tag && feox_hash_shard(&idx, k.hash) == shard) {
+            keys[n++] = k;
+            same++;
+        }
+    }
+    for (uint64_t i = 0; i < OTHERS; i++) {
+        make_key(&keys[n++], &idx, 1000000000ull + i);
+    }
+    /* Two keys with the same 32-bit hash (a birthday search over 2^18 keys finds some). */
+    size_t table_size = 1u << 18;
+    uint64_t *seen = calloc(table_size * 2, sizeof *seen); /* (hash + 1, i) pairs */
+    assert_non_null(seen);
+    bool found_pair = false;
+    for (uint64_t i = 0; i < table_size && !found_pair; i++) {
+        test_key k;
+        make_key(&k, &idx, 5000000000ull + i);
+        size_t slot = (size_t)(k.hash & (table_size - 1));
+        while (seen[slot * 2] != 0 && seen[slot * 2] != k.hash + 1) {
+            slot = (slot + 1) & (table_size - 1);
+        }
+        if (seen[slot * 2] == k.hash + 1) {
+            make_key(&keys[n++], &idx, 5000000000ull + seen[slot * 2 + 1]);
+            keys[n++] = k;
+            found_pair = true;
+        } else {
+            seen[slot * 2] = k.hash + 1;
+            seen[slot * 2 + 1] = i;
+        }
+    }
+    free(seen);
+    assert_true(found_pair);
+    assert_true(keys[n - 1].hash == keys[n - 2].hash);
+
+    for (size_t i = 0; i < n; i++) {
+        insert(&idx, &keys[i]);
+    }
+    assert_int_equal(feox_hash_count(&idx), n);
+    check_all(&idx, keys, n);
+
+    /* Remove every other key of the same tag, one of the pair and some others; then add back. */
+    for (size_t i = 0; i < SAME_TAG; i += 2) {
+        remove_key(&idx, &keys[i]);
+    }
+    remove_key(&idx, &keys[n - 2]);
+    for (size_t i = SAME_TAG; i < SAME_TAG + OTHERS; i += 3) {
+        remove_key(&idx, &keys[i]);
+    }
+    check_all(&idx, keys, n);
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i].e == NULL) {
+            insert(&idx, &keys[i]);
+        }
+    }
+    check_all(&idx, keys, n);
+
+    for (size_t i = 0; i < n; i++) {
+        remove_key(&idx, &keys[i]);
+    }
+    assert_int_equal(feox_hash_count(&idx), 0);
+    check_all(&idx, keys, n);
+    free(keys);
+    feox_hash_index_destroy(&idx);
+    feox_epoch_reclaim();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys_sharing_a_tag_and_a_hash),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
