@@ -223,6 +223,13 @@ unsigned feox_sq_data_version(feox_sqlite_backend *b)
     return v;
 }
 
+const void *feox_sq_database_file(feox_sqlite_backend *b)
+{
+    sqlite3_file *f = NULL;
+    sqlite3_file_control(b->db, b->dv_schema, SQLITE_FCNTL_FILE_POINTER, &f);
+    return f;
+}
+
 uint64_t feox_sq_get_u64(const void *p)
 {
     int64_t v = 0;
