@@ -77,10 +77,10 @@ typedef struct feox_sqlite_backend {
     uint64_t cache_seq;    /* the table's seq the indexes reflect */
     unsigned last_dv;      /* SQLITE_FCNTL_DATA_VERSION when cache_seq was known current */
     uint64_t last_min_seq; /* the feed's min_seq then (valid with last_dv) */
-    /* The database file the indexes were loaded from (SQLITE_FCNTL_FILE_POINTER).
-     * sqlite3_deserialize puts another file under a table whose vtab stays connected (a cached
-     * statement keeps it while the schema cookie matches): its seq says nothing about this cache,
-     * and its data version may even be equal, so a different file means a reload. */
+    /* The database file the indexes were loaded from (feox_sq_database_file). sqlite3_deserialize
+     * puts an in-memory image under a table whose vtab stays connected (a cached statement
+     * keeps it while the schema cookie matches): the image's seq says nothing about this cache,
+     * and its data version may even be equal, so another file means a reload. */
     const void *loaded_file;
 
     /* The open transaction (begin .. commit/rollback). */
@@ -150,7 +150,7 @@ feox_err feox_sq_column_record(feox_sqlite_backend *b, sqlite3_stmt *s, int col,
                                uint32_t key_len, unsigned char num[8], feox_storage_record *rec);
 /* SQLITE_FCNTL_DATA_VERSION of the backend's schema. */
 unsigned feox_sq_data_version(feox_sqlite_backend *b);
-/* The schema's database file now (SQLITE_FCNTL_FILE_POINTER): compared with loaded_file. */
+/* The schema's database file now (the pager's name pointer): compared with loaded_file. */
 const void *feox_sq_database_file(feox_sqlite_backend *b);
 /* ---- expiry (storage_sqlite_expiry.c) ---- */
 

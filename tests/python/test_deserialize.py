@@ -5,7 +5,7 @@ one). When the image has the same schema cookie, SQLite keeps the virtual table 
 cached statement still refers to it), so nothing tells the table's cache that its rows came from
 another file: its seq said "the feed goes on from here" and it showed rows of the old file mixed
 with the new one's (and feox_check failed). Each case here failed that way before the cache
-learned to compare the database file it was loaded from (SQLITE_FCNTL_FILE_POINTER):
+learned to compare the database file it was loaded from (sqlite3_db_filename: the pager's name pointer):
 
   - an image of another table deserialized into main and into an attached schema, with
     the connection having written (its data version moved) or only read (data version 0, which
