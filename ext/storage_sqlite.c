@@ -272,6 +272,8 @@ static feox_err sq_load(feox_storage *st, void *txn, const feox_storage_sink *si
     feox_sq_clear_error(b);
     feox_sq_expiry_unknown(b);
     b->loaded_file = feox_sq_database_file(b);
+    b->in_memory_image = feox_sq_is_memory_image(b);
+    b->loaded_image = feox_sq_database_image(b);
     feox_err err = feox_sq_lazy_load(b, sink);
     unlock(b);
     return err;
@@ -510,7 +512,7 @@ static feox_err refresh_feed(feox_sqlite_backend *b, const feox_storage_sink *si
     if (!b->loaded) {
         return FEOX_ERR_STALE;
     }
-    if (feox_sq_database_file(b) != b->loaded_file) {
+    if (feox_sq_database_image(b) != b->loaded_image) {
         feox_sq_expiry_unknown(b);
         b->loaded = false; /* another database under the table (deserialized): reload */
         return FEOX_ERR_STALE;
@@ -564,7 +566,7 @@ bool feox_sqlite_storage_current(feox_sqlite_table *t)
     /* In a write transaction the cache is current since begin; else the caller's transaction
      * on the schema makes the version current (refresh_feed says why that is enough). */
     return (b->in_txn || feox_sq_data_version(b) == b->last_dv) &&
-           feox_sq_database_file(b) == b->loaded_file;
+           feox_sq_database_image(b) == b->loaded_image;
 }
 
 static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *sink)
@@ -940,6 +942,9 @@ void feox_sqlite_storage_commit(feox_sqlite_table *t)
          * moved yet, the next refresh would read the seq once and find it equal. No other
          * commit can be folded in: the pager learns of those only when a transaction starts. */
         b->last_dv = feox_sq_data_version(b);
+        if (feox_sq_database_file(b) == b->loaded_file) {
+            b->loaded_image = feox_sq_database_image(b); /* an image grown by this commit */
+        }
     }
     reset_txn(b);
     unlock(b);

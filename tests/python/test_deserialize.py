@@ -10,15 +10,18 @@ learned to compare the database file it was loaded from (sqlite3_db_filename: th
   - an image of another table deserialized into main and into an attached schema, with
     the connection having written (its data version moved) or only read (data version 0, which
     the fresh in-memory file also has);
+  - three images in a row, then writes that grow the last one (its buffer moves: the cache
+    reloads, and stays right);
   - an image deserialized inside BEGIN after writes: SQLite drops the transaction's changes with
     the old file, and the pending changes were committed into the new image. Now COMMIT fails
     with SQLITE_ABORT, and after ROLLBACK the table shows the image.
 
 Rows are compared with a native WITHOUT ROWID twin deserialized in the same image.
 
-Not covered (not detected): a second image deserialized into a schema that is already an
-in-memory image. SQLite keeps the same file object there, so only the seq and data version
-speak for the cache, and they can match by chance.
+A second image deserialized into a schema that is already an in-memory image may land in the
+same pager and file object (the same name pointer): there the image's buffer tells them apart.
+Not covered: such a swap inside an open transaction (the buffer also moves when the image grows,
+so it cannot refuse a commit).
 """
 import os
 import sqlite3
@@ -92,6 +95,24 @@ class DeserializeTest(TempDirTestCase):
                     for name in ("target.db", "aux.db"):
                         if os.path.exists(self.path(name)):
                             os.remove(self.path(name))
+
+    def test_images_in_a_row(self):
+        con = self.target("main", [("q", 1)], True)
+        first = [("a", 1), ("b", 2)]
+        second = [("x", 1), ("y", 2), ("z", 3)]
+        for name, pairs in (("first.db", first), ("second.db", second), ("third.db", first)):
+            con.deserialize(self.image(name, pairs))
+            self.check_same(con, "main", pairs)
+        grown = list(first)
+        for i in range(300):  # the image grows (and its buffer moves) under the cache
+            pair = (f"g{i:03d}", "v" * 500)
+            for table in ("kv", "nat"):
+                con.execute(f"INSERT INTO {table}(key, value) VALUES (?, ?)", pair)
+            grown.append(pair)
+            if i % 50 == 0:
+                self.assertEqual(con.execute("SELECT feox_incr('kv', 'a', 1)").fetchone()[0], 2)
+                con.execute("UPDATE kv SET value = 1 WHERE key = 'a'")
+        self.check_same(con, "main", sorted(grown))
 
     def test_a_transaction_open_across_the_swap_does_not_commit_into_the_image(self):
         con = self.target("main", [(f"x{i}", i) for i in range(5)], True)
