@@ -16,6 +16,11 @@ learned to compare the database file it was loaded from (sqlite3_db_filename: th
     the old file, and the pending changes were committed into the new image. Now COMMIT fails
     with SQLITE_ABORT, and after ROLLBACK the table shows the image.
 
+  - an in-memory image deserialized over another inside SAVEPOINT, after a feox_incr there: the
+    next feox_incr crashed the process (SQLite 3.40.1 prepared feox's "SELECT * FROM
+    pragma_query_only" again against the eponymous table's freed schema); feox no longer reads a
+    table to learn query_only. Run in a child process.
+
 Rows are compared with a native WITHOUT ROWID twin deserialized in the same image.
 
 A second image deserialized into a schema that is already an in-memory image may land in the
@@ -25,9 +30,12 @@ so it cannot refuse a commit).
 """
 import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import unittest
 
-from feoxtest import TempDirTestCase, connect
+from feoxtest import EXT, TempDirTestCase, connect
 
 
 def rows(con, table):
@@ -131,6 +139,39 @@ class DeserializeTest(TempDirTestCase):
         self.check_same(con, "main", [("a", 1), ("b", 2)])
         self.assertEqual(con.execute("SELECT key, seq FROM kv_data ORDER BY key").fetchall(),
                          [(b"a", 1), (b"b", 2)])
+
+
+SWAP_IN_A_SAVEPOINT = textwrap.dedent("""
+    import sqlite3, sys
+    def connect(path):
+        con = sqlite3.connect(path, isolation_level=None)
+        con.enable_load_extension(True)
+        con.load_extension(sys.argv[2])
+        return con
+    src = connect(sys.argv[1] + "/src.db")
+    src.execute("CREATE VIRTUAL TABLE kv USING feox")
+    src.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+    image = src.serialize()
+    con = connect(sys.argv[1] + "/dst.db")
+    con.execute("CREATE VIRTUAL TABLE kv USING feox")
+    con.execute("INSERT INTO kv(key, value) VALUES ('b', 1)")
+    con.deserialize(image)
+    print(con.execute("SELECT count(*) FROM kv").fetchone()[0])
+    con.execute("SAVEPOINT s")
+    print(con.execute("SELECT feox_incr('kv', 'b', 1)").fetchone()[0])
+    con.deserialize(image)
+    con.execute("RELEASE s")
+    print(con.execute("SELECT feox_incr('kv', 'a', 1)").fetchone()[0] >= 2)
+    print(con.execute("SELECT * FROM pragma_query_only").fetchone()[0])
+""")
+
+
+class SwapInASavepointTest(TempDirTestCase):
+    def test_no_crash(self):
+        proc = subprocess.run([sys.executable, "-c", SWAP_IN_A_SAVEPOINT, self.dir, EXT],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        self.assertEqual(proc.stdout.split(), ["1", "1", "True", "0"])
 
 
 if __name__ == "__main__":
