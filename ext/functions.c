@@ -111,16 +111,17 @@ static int query_only_uncached(sqlite3 *db, bool *on)
 
 /* Is PRAGMA query_only on? SQLite has no C API for it. A flag pragma sets its flag when it is
  * prepared, and when it runs it expires every prepared statement of the connection (OP_Expire;
- * SQLite 3.40.1, checked by tests/python/test_readonly.py). So each vtab keeps one statement
- * reading the flag, prepared on first use, and its answer, which holds until sqlite3_expired()
- * says the statement was expired: then stepping it prepares it again and reads the flag anew.
- * The statement is "SELECT * FROM pragma_query_only", not "PRAGMA query_only": a PRAGMA
- * statement bakes the value in when prepared and expires itself after every run, so it would
- * never stay valid. Cost: about 0.03 us per call instead of 1-2 us for a prepare and step per
- * statement run. The statement is finalized in xDisconnect, which SQLite runs before
- * sqlite3_close checks for unfinalized statements. (A "PRAGMA query_only = 1" prepared and never
- * run sets the flag without expiring anything: feox sees it once something expires the
- * statements; an INSERT is refused at once.) */
+ * SQLite 3.40.1, checked by tests/python/test_readonly.py). So each vtab keeps the answer of one
+ * "PRAGMA query_only" and a sentinel statement, "SELECT 1", prepared with it: the answer holds
+ * until sqlite3_expired() says the sentinel was expired, and then both are made again. (A PRAGMA
+ * statement bakes the value in when prepared and expires itself after every run, so it cannot
+ * be the sentinel. The sentinel reads no table: "SELECT * FROM pragma_query_only" did, and after
+ * sqlite3_deserialize SQLite 3.40.1 prepared it again against its eponymous table's freed
+ * schema, a crash: tests/python/test_deserialize.py.) Cost: about 0.03 us per call instead of
+ * 1-2 us for a prepare and step per statement run. The sentinel is finalized in xDisconnect,
+ * which SQLite runs before sqlite3_close checks for unfinalized statements. (A "PRAGMA
+ * query_only = 1" prepared and never run sets the flag without expiring anything: feox sees it
+ * once something expires the statements; an INSERT is refused at once.) */
 /* Can this host say whether a statement was expired? sqlite3_expired() is deprecated: a host built
  * with SQLITE_OMIT_DEPRECATED (better-sqlite3 is) leaves it out of the extension API table, and
  * calling it there jumps to NULL. Without it the flag is read again on every call (~1 us). */
@@ -141,19 +142,15 @@ static int query_only(feox_vtab *vt, sqlite3 *db, bool *on)
         return SQLITE_OK;
     }
     vt->query_only_known = false;
-    if (vt->query_only_stmt == NULL &&
-        sqlite3_prepare_v3(db, "SELECT * FROM pragma_query_only", -1, SQLITE_PREPARE_PERSISTENT,
-                           &vt->query_only_stmt, NULL) != SQLITE_OK) {
-        sqlite3_finalize(vt->query_only_stmt);
-        vt->query_only_stmt = NULL;
-        return query_only_uncached(db, on);
+    sqlite3_finalize(vt->query_only_stmt);
+    vt->query_only_stmt = NULL;
+    int rc = query_only_uncached(db, on);
+    if (rc == SQLITE_OK && can_tell_expired() &&
+        sqlite3_prepare_v3(db, "SELECT 1", -1, SQLITE_PREPARE_PERSISTENT, &vt->query_only_stmt,
+                           NULL) == SQLITE_OK) {
+        vt->query_only_known = true; /* else asked again next time */
+        vt->query_only_on = *on;
     }
-    int rc = sqlite3_step(vt->query_only_stmt); /* prepares an expired statement again */
-    *on = rc == SQLITE_ROW && sqlite3_column_int(vt->query_only_stmt, 0) != 0;
-    rc = rc == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(db);
-    sqlite3_reset(vt->query_only_stmt);
-    vt->query_only_known = rc == SQLITE_OK;
-    vt->query_only_on = *on;
     return rc;
 }
 

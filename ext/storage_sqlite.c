@@ -271,6 +271,9 @@ static feox_err sq_load(feox_storage *st, void *txn, const feox_storage_sink *si
     lock(b);
     feox_sq_clear_error(b);
     feox_sq_expiry_unknown(b);
+    b->loaded_file = feox_sq_database_file(b);
+    b->in_memory_image = feox_sq_is_memory_image(b);
+    b->loaded_image = feox_sq_database_image(b);
     feox_err err = feox_sq_lazy_load(b, sink);
     unlock(b);
     return err;
@@ -509,6 +512,11 @@ static feox_err refresh_feed(feox_sqlite_backend *b, const feox_storage_sink *si
     if (!b->loaded) {
         return FEOX_ERR_STALE;
     }
+    if (feox_sq_database_image(b) != b->loaded_image) {
+        feox_sq_expiry_unknown(b);
+        b->loaded = false; /* another database under the table (deserialized): reload */
+        return FEOX_ERR_STALE;
+    }
     unsigned dv = feox_sq_data_version(b);
     /* The version is current only while a transaction is open on the schema. */
     if (dv == b->last_dv && sqlite3_txn_state(b->db, b->schema) > SQLITE_TXN_NONE) {
@@ -557,7 +565,8 @@ bool feox_sqlite_storage_current(feox_sqlite_table *t)
     }
     /* In a write transaction the cache is current since begin; else the caller's transaction
      * on the schema makes the version current (refresh_feed says why that is enough). */
-    return b->in_txn || feox_sq_data_version(b) == b->last_dv;
+    return (b->in_txn || feox_sq_data_version(b) == b->last_dv) &&
+           feox_sq_database_image(b) == b->loaded_image;
 }
 
 static feox_err refresh_locked(feox_sqlite_backend *b, const feox_storage_sink *sink)
@@ -805,6 +814,23 @@ static feox_err sweep(feox_sqlite_backend *b, uint64_t limit, uint64_t *removed)
     return err;
 }
 
+/* sqlite3_deserialize put another database file under the table while its transaction was
+ * open: SQLite dropped what the transaction wrote with the old file, and what it still holds
+ * (pending changes, their seqs) would land in a database it never saw. Refused with
+ * SQLITE_ABORT (the user rolls back; the cache is reloaded), never written. */
+static feox_err refuse_if_file_replaced(feox_sqlite_backend *b)
+{
+    if ((b->pending.n == 0 && b->txn_changes == 0) || feox_sq_database_file(b) == b->loaded_file) {
+        return FEOX_OK;
+    }
+    b->loaded = false;
+    feox_err err = feox_sq_fail(b, FEOX_ERR_IO,
+                                "the database was replaced (sqlite3_deserialize) during the"
+                                " transaction: roll it back");
+    b->t->errcode = SQLITE_ABORT;
+    return err;
+}
+
 /* What is pending to the tables, then (commit) the bounded expiry sweep, then the feed's end
  * (after the sweep: its deletes are changes of the transaction like any other). *swept (if not
  * NULL): the rows the sweep removed. */
@@ -813,7 +839,8 @@ static feox_err sync_locked(feox_sqlite_backend *b, bool commit, uint64_t *swept
     feox_err err = FEOX_OK;
     uint64_t removed = 0;
     if (b->in_txn) {
-        err = flush_pending(b);
+        err = refuse_if_file_replaced(b);
+        err = err == FEOX_OK ? flush_pending(b) : err;
         /* Only a transaction that changed the table pays for the sweep, once (a COMMIT retried
          * after BUSY calls xSync again). */
         if (err == FEOX_OK && commit && !b->txn_swept && b->txn_changes != 0 &&
@@ -915,6 +942,9 @@ void feox_sqlite_storage_commit(feox_sqlite_table *t)
          * moved yet, the next refresh would read the seq once and find it equal. No other
          * commit can be folded in: the pager learns of those only when a transaction starts. */
         b->last_dv = feox_sq_data_version(b);
+        if (feox_sq_database_file(b) == b->loaded_file) {
+            b->loaded_image = feox_sq_database_image(b); /* an image grown by this commit */
+        }
     }
     reset_txn(b);
     unlock(b);
@@ -943,7 +973,8 @@ feox_err feox_sqlite_storage_savepoint(feox_sqlite_table *t, int level)
     feox_err err = FEOX_OK;
     if (b->in_txn) {
         /* Written now, before SQLite opens savepoint level, so it is outside of it. */
-        err = flush_pending(b);
+        err = refuse_if_file_replaced(b);
+        err = err == FEOX_OK ? flush_pending(b) : err;
         if (err == FEOX_OK && (size_t)level >= FEOX_SQ_MAX_MARKS) {
             err = feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT, "too many nested savepoints");
         }

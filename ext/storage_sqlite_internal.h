@@ -77,6 +77,14 @@ typedef struct feox_sqlite_backend {
     uint64_t cache_seq;    /* the table's seq the indexes reflect */
     unsigned last_dv;      /* SQLITE_FCNTL_DATA_VERSION when cache_seq was known current */
     uint64_t last_min_seq; /* the feed's min_seq then (valid with last_dv) */
+    /* What the indexes were loaded from (storage_sqlite_sql.c). sqlite3_deserialize puts an
+     * in-memory image under a table whose vtab stays connected (a cached statement keeps it
+     * while the schema cookie matches): the image's seq says nothing about this cache, and its
+     * data version may even be equal, so another file or image means a reload. loaded_file is
+     * the file (a transaction open across a swap is refused); loaded_image also tells one
+     * in-memory image from the next (its buffer, which moves when it grows: a reload then). */
+    const void *loaded_file, *loaded_image;
+    bool in_memory_image; /* at the load: the schema is an in-memory image (the memdb VFS) */
 
     /* The open transaction (begin .. commit/rollback). */
     bool in_txn;
@@ -145,6 +153,13 @@ feox_err feox_sq_column_record(feox_sqlite_backend *b, sqlite3_stmt *s, int col,
                                uint32_t key_len, unsigned char num[8], feox_storage_record *rec);
 /* SQLITE_FCNTL_DATA_VERSION of the backend's schema. */
 unsigned feox_sq_data_version(feox_sqlite_backend *b);
+/* The schema's database file now (the pager's name pointer): compared with loaded_file. */
+const void *feox_sq_database_file(feox_sqlite_backend *b);
+/* The file's name pointer, or for an in-memory image (in_memory_image) its buffer: compared
+ * with loaded_image. */
+const void *feox_sq_database_image(feox_sqlite_backend *b);
+/* Whether the schema is an in-memory image now (its VFS is "memdb"). */
+bool feox_sq_is_memory_image(feox_sqlite_backend *b);
 /* ---- expiry (storage_sqlite_expiry.c) ---- */
 
 #define FEOX_SQ_SWEEP_BATCH 256u

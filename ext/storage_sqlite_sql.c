@@ -223,6 +223,31 @@ unsigned feox_sq_data_version(feox_sqlite_backend *b)
     return v;
 }
 
+const void *feox_sq_database_file(feox_sqlite_backend *b)
+{
+    /* The pager's own copy of the name: a file swapped for an in-memory image has a new pager
+     * (named "x"). No mutex, no SQL: ~20 instructions, where SQLITE_FCNTL_FILE_POINTER (the
+     * same information) costs ~150. One image swapped for the next may keep the pager. */
+    return sqlite3_db_filename(b->db, b->dv_schema);
+}
+
+const void *feox_sq_database_image(feox_sqlite_backend *b)
+{
+    if (!b->in_memory_image) {
+        return sqlite3_db_filename(b->db, b->dv_schema);
+    }
+    /* An in-memory image: every one has the name "x", and SQLite may put the next one in the
+     * same pager and file object. Its buffer, without a copy and without SQL. */
+    return sqlite3_serialize(b->db, b->schema, NULL, SQLITE_SERIALIZE_NOCOPY);
+}
+
+bool feox_sq_is_memory_image(feox_sqlite_backend *b)
+{
+    sqlite3_vfs *vfs = NULL;
+    sqlite3_file_control(b->db, b->dv_schema, SQLITE_FCNTL_VFS_POINTER, &vfs);
+    return vfs != NULL && vfs->zName != NULL && strcmp(vfs->zName, "memdb") == 0;
+}
+
 uint64_t feox_sq_get_u64(const void *p)
 {
     int64_t v = 0;
