@@ -96,9 +96,15 @@ typedef struct feox_storage_sink {
     feox_err (*del)(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns);
     /* May be NULL (then use put). put for versions sent in ascending key order (each key after
      * the previous put_ordered's; one out of order is still applied, only slower): the store
-     * may hold them back and apply them together, before the backend's next put or del and
-     * before load or refresh returns; until then a for_each_live walk may not see them. */
+     * may hold them back and apply them together, before the backend's next put or del, at
+     * apply_ordered, and before load or refresh returns; until then a for_each_live walk may
+     * not see them. */
     feox_err (*put_ordered)(void *ctx, const feox_storage_record *rec);
+    /* NULL when put_ordered is. Apply now what put_ordered holds back; an error is theirs (some
+     * may be missing). A backend that records what it sent as held by the store (a frontier)
+     * calls it first: the store applies the rest only once the backend has returned, too late
+     * to fail the call that sent them. */
+    feox_err (*apply_ordered)(void *ctx);
 } feox_storage_sink;
 
 /* What a backend may ask of the store (implemented by the store, passed to open). */

@@ -157,9 +157,10 @@ static void keep_or_leave_cold(feox_sqlite_backend *b, feox_storage_record *rec)
 }
 
 /* A chunk: the rows with lo <= key (<= hi if hi), in key order, at most max_rows of them (0: no
- * limit) and, with a deadline, until it passes; each to sink->put, but for keys with a pending
- * change. lo_after: lo is exclusive (key > lo). *last: the last key read (len 0: none);
- * *exhausted: every row of the range was read. */
+ * limit) and, with a deadline, until it passes; each to sink->put_ordered (or put), but for keys
+ * with a pending change, and applied before the call returns. lo_after: lo is exclusive
+ * (key > lo). *last: the last key read (len 0: none); *exhausted: every row of the range was
+ * read. */
 static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
                           const feox_sq_key *lo, bool lo_after, const feox_sq_key *hi,
                           uint64_t max_rows, uint64_t deadline, feox_sq_key *last, bool *exhausted)
@@ -227,6 +228,12 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
         } else {
             err = feox_sq_sql_error(b, rc, "loading the records");
         }
+    }
+    if (sink->put_ordered != NULL && sink->apply_ordered != NULL) {
+        /* The rows the store holds back reach it now: before the caller counts them as loaded,
+         * and while the backend's lock still orders them before any later refresh's. */
+        feox_err applied = sink->apply_ordered(sink->ctx);
+        err = err != FEOX_OK ? err : applied;
     }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);

@@ -64,7 +64,7 @@ static feox_err sink_del(void *ctx, const void *key, uint32_t key_len, uint64_t 
 }
 
 /* refresh (and the full reload it may ask for): the same sink, plus put_ordered, whose versions
- * a run (store_load.c) holds until a put or del comes, or the backend returns. */
+ * a run (store_load.c) holds until a put or del comes, apply_ordered, or the backend returns. */
 typedef struct refresh_sink {
     feox_store *store;
     feox_put_run run;
@@ -76,6 +76,12 @@ static feox_err refresh_put_ordered(void *ctx, const feox_storage_record *rec)
     bool taken;
     feox_err err = feox_put_run_add(&r->run, rec, &taken);
     return err || taken ? err : sink_put(r->store, rec);
+}
+
+static feox_err refresh_apply_ordered(void *ctx)
+{
+    refresh_sink *r = ctx;
+    return feox_put_run_apply(&r->run);
 }
 
 static feox_err refresh_put(void *ctx, const feox_storage_record *rec)
@@ -422,8 +428,11 @@ feox_err feox_refresh(feox_store *s, void *txn)
     if (!s->storage || !s->storage->methods->refresh)
         return FEOX_OK;
     refresh_sink r = {.store = s, .run = {.store = s}};
-    feox_storage_sink sink = {
-        .ctx = &r, .put = refresh_put, .del = refresh_del, .put_ordered = refresh_put_ordered};
+    feox_storage_sink sink = {.ctx = &r,
+                              .put = refresh_put,
+                              .del = refresh_del,
+                              .put_ordered = refresh_put_ordered,
+                              .apply_ordered = refresh_apply_ordered};
     feox_err err = s->storage->methods->refresh(s->storage, txn, &sink);
     feox_err run_err = feox_put_run_finish(&r.run);
     if (err != FEOX_ERR_STALE)

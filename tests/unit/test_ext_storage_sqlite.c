@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "failing_alloc.h"
 #include "feox_ext.h"
 #include "storage_sqlite.h"
 
@@ -998,6 +999,92 @@ static void test_lazy_load(void **state)
     sqlite3_close(dbb);
 }
 
+/* A store over the backend on db, loading chunks of chunk_rows (the first one at open). */
+static feox_store *open_chunked_store(feox_sqlite_table *t, sqlite3 *db, uint64_t chunk_rows)
+{
+    memset(t, 0, sizeof *t);
+    t->db = db;
+    t->schema = "main";
+    t->table = "kv";
+    t->write_mode = FEOX_SQLITE_WRITE_BUFFERED;
+    t->load_chunk_rows = chunk_rows;
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.storage = feox_sqlite_storage();
+    cfg.storage_arg = t;
+    cfg.disable_ttl_sweeper = true;
+    cfg.disable_compaction = true;
+    feox_store *s = NULL;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    return s;
+}
+
+/* A chunk goes to the store's put_ordered, which may hold its rows back and apply them only
+ * after the backend's call returned. Each engine allocation of the refresh that loads the second
+ * chunk fails in turn: whatever the refresh says, every row of the table reads back afterwards
+ * (a row the store failed to apply must not count as loaded: a miss at or below the frontier is
+ * answered "not found" without SQL), and the next refresh brings every row into the cache. */
+static void test_lazy_chunk_failing_to_apply(void **state)
+{
+    (void)state;
+    enum { ROWS = 400, CHUNK = 150 };
+    sqlite3 *dba = open_db("lazy_nomem.db");
+    sqlite3 *dbb = open_db("lazy_nomem.db");
+    create_table(dba, "kv");
+    backend a;
+    test_sink ts;
+    open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&a, &ts);
+    txn_begin(&a);
+    char key[16];
+    for (int i = 0; i < ROWS; i++) {
+        snprintf(key, sizeof key, "k%04d", i);
+        assert_int_equal(put_text(&a, key, key), FEOX_OK);
+    }
+    txn_commit(&a);
+    close_backend(&a);
+
+    ftest_failing_alloc_install(false);
+    unsigned long n;
+    int failed = 0;
+    for (n = 1;; n++) {
+        feox_sqlite_table t;
+        feox_store *s = open_chunked_store(&t, dbb, CHUNK); /* k0000 .. k0149 */
+        ftest_fault.alloc_count = 0;
+        ftest_fault.fail_at = n;
+        ftest_fault.failure_injected = false;
+        ftest_fault.injecting = true;
+        feox_err err = feox_refresh(s, NULL); /* k0150 .. k0299 */
+        ftest_fault.injecting = false;
+        bool reached = ftest_fault.failure_injected;
+        assert_true(err == FEOX_OK || reached);
+        failed += err != FEOX_OK;
+        for (int pass = 0; pass < 2; pass++) {
+            for (int i = 0; i < ROWS; i++) {
+                snprintf(key, sizeof key, "k%04d", i);
+                void *value = NULL;
+                size_t len = 0;
+                feox_err got = feox_get(s, key, strlen(key), &value, &len, NULL);
+                if (got != FEOX_OK || len != strlen(key) || memcmp(value, key, len) != 0) {
+                    fail_msg("allocation %lu failed (refresh: %s), pass %d: %s: %s", n,
+                             feox_strerror(err), pass, key, feox_strerror(got));
+                }
+                feox_free(value);
+            }
+            assert_int_equal(feox_refresh(s, NULL), FEOX_OK);
+        }
+        assert_int_equal(feox_close(s), FEOX_OK);
+        if (!reached) {
+            break;
+        }
+    }
+    ftest_failing_alloc_remove();
+    assert_true(n > CHUNK);
+    assert_true(failed > 0);
+    sqlite3_close(dba);
+    sqlite3_close(dbb);
+}
+
 /* ---- check ------------------------------------------------------------------------------------
  */
 
@@ -1967,6 +2054,7 @@ int main(void)
         cmocka_unit_test(test_commit_sweeps_expired_rows),
         cmocka_unit_test(test_commit_sweep_skips_until_due),
         cmocka_unit_test(test_larger_than_memory),
+        cmocka_unit_test(test_lazy_chunk_failing_to_apply),
         cmocka_unit_test(test_sqlite_hooks_buffered),
         cmocka_unit_test(test_sqlite_hooks_write_through),
     };
