@@ -122,6 +122,26 @@ class DeserializeTest(TempDirTestCase):
                 con.execute("UPDATE kv SET value = 1 WHERE key = 'a'")
         self.check_same(con, "main", sorted(grown))
 
+    def test_an_image_in_the_buffer_of_an_earlier_one(self):
+        """Image 1 is read; image 2 replaces it unread; image 3, as large as image 1 and with as
+        many changes (the same seq), replaces image 2. Image 1's buffer was freed by the second
+        swap and is the size image 3 asks for: glibc hands it to image 3 (seen with a C driver on
+        SQLite 3.40.1), so the buffer the cache compares is the one it was loaded from. The table
+        still shows image 3's rows (SQLite connects it anew after two swaps: no cache is kept)."""
+        con = self.target("main", [("q", 1)], True)
+        first = [("a", 1), ("b", 2)]
+        third = [("x", 3), ("y", 4)]
+        images = [self.image(f"{name}.db", pairs)
+                  for name, pairs in (("first", first), ("second", [("m", 1)]),
+                                      ("third", third))]
+        self.assertEqual(len(images[0]), len(images[2]))
+        for _ in range(3):
+            con.deserialize(images[0])
+            self.check_same(con, "main", first)
+            con.deserialize(images[1])
+            con.deserialize(images[2])
+            self.check_same(con, "main", third)
+
     def test_a_transaction_open_across_the_swap_does_not_commit_into_the_image(self):
         con = self.target("main", [(f"x{i}", i) for i in range(5)], True)
         image = self.image("new.db", [("a", 1)])
