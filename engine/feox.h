@@ -279,9 +279,9 @@ feox_err feox_flush(feox_store *store);
  * No-op in memory mode. Errors: IO, DISK_FULL, DEGRADED, NOMEM. */
 feox_err feox_compact(feox_store *store);
 
-/* Check the store: index consistency (hash and ordered index agree, counts match) and, in
- * persistent mode, every record checksum in the file. Returns FEOX_OK or FEOX_ERR_CORRUPT with
- * the problems in feox_error_detail(). */
+/* Check the store: index consistency (hash and ordered index agree, counts match, the memory
+ * accounted for max_memory is what the keys take) and, in persistent mode, every record checksum
+ * in the file. Returns FEOX_OK or FEOX_ERR_CORRUPT with the problems in feox_error_detail(). */
 feox_err feox_check(feox_store *store);
 
 /* Bring the indexes up to date with a storage backend that others change too (one with a

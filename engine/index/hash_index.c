@@ -243,6 +243,20 @@ void feox_hash_remove(feox_hash_index *idx, feox_entry *e)
     (void)ck_hs_remove(&s->set, (unsigned long)hash, &probe);
 }
 
+feox_entry *feox_hash_replace(feox_hash_index *idx, feox_entry *fresh)
+{
+    uint64_t hash = feox_entry_hash(fresh);
+    feox_shard *s = feox_hash_shard(idx, hash);
+    /* fresh is fully initialized before the slot's store publishes it (ck_hs's store is a plain
+     * one: the fence orders it, as a release store would). */
+    atomic_thread_fence(memory_order_release);
+    FEOX_TSAN_RELEASE(fresh);
+    void *previous = NULL;
+    if (!ck_hs_fas(&s->set, (unsigned long)hash, slot_object(fresh), &previous))
+        return NULL;
+    return feox_hash_object_entry(previous);
+}
+
 uint64_t feox_hash_count(const feox_hash_index *idx)
 {
     uint64_t n = 0;

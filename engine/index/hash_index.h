@@ -18,6 +18,7 @@
 #include <ck_hs.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -105,6 +106,22 @@ feox_entry *feox_hash_lookup(const feox_hash_index *idx, uint64_t hash, const vo
 feox_err feox_hash_insert(feox_hash_index *idx, feox_entry *e);
 /* Remove an entry that is present (shard lock held). */
 void feox_hash_remove(feox_hash_index *idx, feox_entry *e);
+/* True if a slot can hold e (its address leaves room for the slot's tag bits); an entry that
+ * will replace another is checked before anything changes, as the replace cannot fail. */
+static inline bool feox_hash_slot_fits(const feox_entry *e)
+{
+#if FEOX_HASH_TAGGED
+    return ((uintptr_t)e >> FEOX_HASH_TAG_SHIFT) == 0;
+#else
+    (void)e;
+    return true;
+#endif
+}
+/* Put fresh, whose slot fits, in the place of the entry of its key, which is present (shard lock
+ * held); returns that entry (NULL, index unchanged, if the key is absent). One pointer store
+ * (ck_hs_fas, no allocation): a concurrent lookup finds one of the two, both valid until the
+ * caller retires the replaced one through the epoch. */
+feox_entry *feox_hash_replace(feox_hash_index *idx, feox_entry *fresh);
 /* Number of entries in all shards (exact when no writer runs). */
 uint64_t feox_hash_count(const feox_hash_index *idx);
 

@@ -39,7 +39,10 @@
  *     replaced by that child. Height changes only at the root, so all leaves stay at one depth.
  *     Nodes are never merged otherwise (a half-empty leaf stays; an empty one goes), which keeps
  *     every write to at most two levels of locks plus the unlinked chain.
- *   - Writers descend optimistically too, so insert and remove enter an epoch section themselves.
+ *   - A replace (one entry for another with the same key bytes) locks only the leaf and stores
+ *     one slot: the heads, the prefix and the shape stay.
+ *   - Writers descend optimistically too, so insert, remove and replace enter an epoch section
+ *     themselves.
  *   - Every shared node field is a C11 atomic. Pointers (children, separators, entries, the root)
  *     are stored with release and loaded with acquire, so whoever reaches an object through a
  *     pointer sees it initialized (this is also the edge ThreadSanitizer follows).
@@ -857,6 +860,66 @@ restart:
     count_add(idx, -1);
 }
 
+/* ---- replace --------------------------------------------------------------------------------- */
+
+/* The leaf holding key, descended to optimistically (inside an epoch section); false to restart. */
+static bool descend_to_leaf(feox_ordered_index *idx, const uint8_t *key, size_t len, node **leaf,
+                            uint64_t *leaf_version)
+{
+    node *n = atomic_load_explicit(&idx->root, memory_order_acquire);
+    uint64_t version;
+    if (!read_version(n, &version) || n != atomic_load_explicit(&idx->root, memory_order_acquire))
+        return false;
+    while (!n->is_leaf) {
+        uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
+        if (count > FEOX_OI_NODE_CAP)
+            return false;
+        uint32_t slot = node_search(n, count, key, len, true);
+        node *child = atomic_load_explicit(&AS_INNER(n)->children[slot], memory_order_acquire);
+        uint64_t child_version;
+        if (!child || !validate(n, version))
+            return false;
+        if (!read_version(child, &child_version) || !validate(n, version))
+            return false;
+        n = child;
+        version = child_version;
+    }
+    *leaf = n;
+    *leaf_version = version;
+    return true;
+}
+
+/* The slot stays where it is and so does every head and the prefix (the key bytes are the
+ * same): only the entry pointer changes, with the leaf locked like any edit, so a reader that
+ * read the slot either way fails validation or returns an entry that was there. */
+static bool replace_in_section(feox_ordered_index *idx, feox_entry *old, feox_entry *fresh)
+{
+    unsigned restarts = 0;
+    for (;;) {
+        if (restarts++)
+            backoff(restarts);
+        node *n;
+        uint64_t version;
+        if (!descend_to_leaf(idx, old->key, old->key_len, &n, &version))
+            continue;
+        uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
+        if (count > FEOX_OI_NODE_CAP)
+            continue;
+        uint32_t slot = node_search(n, count, old->key, old->key_len, false);
+        bool found = slot < count &&
+                     atomic_load_explicit(&AS_LEAF(n)->entries[slot], memory_order_acquire) == old;
+        if (!validate(n, version))
+            continue;
+        if (!found)
+            return false;
+        if (!upgrade_to_lock(n, version))
+            continue;
+        atomic_store_explicit(&AS_LEAF(n)->entries[slot], fresh, memory_order_release);
+        unlock(n);
+        return true;
+    }
+}
+
 /* Writers read nodes optimistically before locking them, exactly like readers, so they too stay
  * inside an epoch section: a node they hold a pointer to may be unlinked and retired meanwhile,
  * and must not be freed before they validate and find out. */
@@ -890,6 +953,14 @@ void feox_ordered_index_remove(feox_ordered_index *idx, feox_entry *e)
     feox_epoch_enter();
     remove_in_section(idx, e);
     feox_epoch_exit();
+}
+
+bool feox_ordered_index_replace(feox_ordered_index *idx, feox_entry *old, feox_entry *fresh)
+{
+    feox_epoch_enter();
+    bool replaced = replace_in_section(idx, old, fresh);
+    feox_epoch_exit();
+    return replaced;
 }
 
 /* ---- scan ------------------------------------------------------------------------------------ */

@@ -13,6 +13,7 @@
 #ifndef FEOX_ORDERED_INDEX_H
 #define FEOX_ORDERED_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,10 @@ feox_err feox_ordered_index_insert_sorted(feox_ordered_index *idx, feox_entry *c
                                           size_t n, size_t *inserted);
 /* Remove an entry that is in the index. */
 void feox_ordered_index_remove(feox_ordered_index *idx, feox_entry *e);
+/* Put fresh, an entry with the same key bytes, in the place of old, which is in the index: one
+ * slot of its leaf changes under the leaf's lock (no allocation, the tree's shape and keys stay).
+ * A concurrent scan returns one of the two. False (index unchanged) if old is not in it. */
+bool feox_ordered_index_replace(feox_ordered_index *idx, feox_entry *old, feox_entry *fresh);
 
 /* Copy into out[0..max) up to max entries in scan order starting at the bound; returns how many.
  * Keys come out strictly ascending (FIRST/GE/GT) or strictly descending (LAST/LE/LT). A batch is

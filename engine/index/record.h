@@ -9,7 +9,14 @@
  *               An entry made with its first version (feox_entry_new_with_record: one allocation
  *               per key when a store loads) holds a reference on that version, which sits at the
  *               start of their common allocation; the allocation is freed by whichever of the two
- *               goes last (the version's reference count covers both).
+ *               goes last (the version's reference count covers both). Such an entry never shows
+ *               another version: the write that replaces its first version puts a standalone
+ *               entry (current = that same first version) in its place in both indexes, under
+ *               the key's shard lock, retires it, and then publishes the new version in the
+ *               standalone entry (store_apply.c). The retired entry keeps pointing at its first
+ *               version, so a reader (or a scan) that took it from an index before the swap
+ *               sees that version, as the key was at the swap, an instant before the new
+ *               version was published: never NULL (which means deleted), never a torn state.
  *   feox_record one immutable version of a value: bytes, tag, timestamp, expiry, and in a store
  *               with a backend its location there (a word after the value). Copy-on-write: a
  *               write builds a new record and publishes it with a release store into
@@ -141,8 +148,7 @@ static inline size_t feox_record_footprint(size_t value_len, unsigned flags)
 }
 
 /* The version e shares its allocation with (its key's first version, when the key was loaded),
- * or NULL. Its bytes stay allocated until the entry goes, also once a later version replaced it:
- * memory accounting counts them until then. */
+ * or NULL. While e is in the indexes this is its current version (see feox_entry above). */
 static inline feox_record *feox_entry_shared_version(const feox_entry *e)
 {
     return e->embed_units ? (feox_record *)((char *)e - (size_t)e->embed_units * 8) : NULL;

@@ -12,9 +12,10 @@
  * feox_cursor_expect (else 8 rows, so a point-ish range does not pay for rows it will not read);
  * later batches grow fourfold up to CURSOR_MAX_BATCH. Expiry is judged with the clock read at
  * seek (only when a row carries an expiry). Freshness: rows ahead of the cursor are the versions
- * read when their batch was filled (each was live at that instant), except that a thread always
- * sees its own writes: if the calling thread wrote anything since the fill, the next step re-reads
- * the index past the current key.
+ * read when their batch was filled (each was live at an instant of the fill: a row read through
+ * a loaded key's entry that a write swapped out meanwhile shows the version live at the swap,
+ * record.h), except that a thread always sees its own writes: if the calling thread wrote
+ * anything since the fill, the next step re-reads the index past the current key.
  */
 #include <string.h>
 

@@ -436,6 +436,7 @@ feox_err feox_check(feox_store *s)
             (unsigned long long)in_hash, (unsigned long long)in_tree, (unsigned long long)counted);
         bad = 1;
     }
+    uint64_t footprints = 0; /* what the keys take, as max_memory counts it */
     if (!bad) {
         /* Every ordered entry must be the hash index's entry for its key, with a version. */
         feox_entry *batch[64];
@@ -447,14 +448,17 @@ feox_err feox_check(feox_store *s)
             size_t n = feox_ordered_index_scan(s->ordered, from, bound, bound_len, batch, 64);
             for (size_t i = 0; i < n && !bad; i++) {
                 feox_entry *e = batch[i];
-                /* Relaxed: only compared with NULL, never followed. */
-                if (feox_hash_lookup(&s->hash, feox_entry_hash(e), e->key, e->key_len) != e ||
-                    !atomic_load_explicit(&e->current, memory_order_relaxed)) {
+                /* Relaxed: every writer of current is stopped by the shard locks held. */
+                const feox_record *r = atomic_load_explicit(&e->current, memory_order_relaxed);
+                if (feox_hash_lookup(&s->hash, feox_entry_hash(e), e->key, e->key_len) != e || !r) {
                     snprintf(detail, sizeof detail,
                              "ordered index entry of %u-byte key missing from the hash index",
                              e->key_len);
                     bad = 1;
+                    break;
                 }
+                footprints += feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY +
+                              feox_record_footprint(r->value_len, r->flags);
             }
             if (bad || n < 64)
                 break;
@@ -463,6 +467,13 @@ feox_err feox_check(feox_store *s)
             bound_len = batch[n - 1]->key_len;
         }
         feox_epoch_exit();
+    }
+    uint64_t used = atomic_load_explicit(&s->memory_used, memory_order_relaxed);
+    if (!bad && used != footprints) {
+        snprintf(detail, sizeof detail,
+                 "memory accounted (%llu bytes) differs from what the keys take (%llu bytes)",
+                 (unsigned long long)used, (unsigned long long)footprints);
+        bad = 1;
     }
     for (unsigned i = shards; i-- > 0;)
         pthread_mutex_unlock(&s->hash.shards[i].lock);

@@ -10,7 +10,11 @@
  *   2. reserve memory (max_memory), create the entry if the key is new, queue the expiry;
  *   3. link a new entry into both indexes with current = NULL (readers treat it as absent);
  *   4. write the version to the backend (with one) — an error here undoes steps 2-3;
- *   5. publish: store-release entry->current = new version, retire the old version.
+ *   5. publish: store-release entry->current = new version, retire the old version. If the old
+ *      version is a loaded key's first one, sharing its entry's allocation, a standalone entry
+ *      showing that same version first takes the entry's place in both indexes (invisible to
+ *      readers) and the shared one is retired; the new version is published in the standalone
+ *      one (record.h says what a reader still holding the retired entry sees).
  * So a failure at any step leaves the store as it was, and a reader sees either the old version
  * or the new one, never a half-built one.
  * Orders: entry->current and record->location are read relaxed here, since every writer of
@@ -60,18 +64,50 @@ static feox_err ttl_track(feox_store *s, feox_shard *shard, const feox_entry *e,
                               e->key_len);
 }
 
-/* A replaced version's bytes are freed, except those of the version its entry shares its
- * allocation with: they stay, and stay counted, until the entry goes (feox_store_remove_entry). */
+/* Memory a version takes in place of another (none for a new key, which adds its entry). A
+ * replaced first version shared with its entry goes with that entry (swap_out_shared_entry),
+ * which a standalone entry of the same footprint replaces: the same sum as any other version. */
 static int64_t footprint_delta(const feox_record *new_version, const feox_record *old_version,
                                const feox_entry *e, size_t key_len)
 {
     int64_t delta = (int64_t)feox_record_footprint(new_version->value_len, new_version->flags);
-    if (old_version && old_version != feox_entry_shared_version(e))
+    if (old_version)
         delta -= (int64_t)feox_record_footprint(old_version->value_len, old_version->flags);
     bool new_entry = e == NULL;
     if (new_entry)
         delta += (int64_t)(feox_entry_footprint(key_len) + FEOX_INDEX_BYTES_PER_KEY);
     return delta;
+}
+
+/* A standalone entry for e's key, to take the place of e when its shared first version is
+ * replaced (NULL if e shares none, else on NOMEM; not yet published). */
+static feox_err standalone_entry_for(const feox_entry *e, feox_entry **out)
+{
+    *out = NULL;
+    if (!e || !feox_entry_shared_version(e))
+        return FEOX_OK;
+    feox_entry *fresh = feox_entry_new(e->key, e->key_len, feox_entry_hash(e));
+    if (fresh && !feox_hash_slot_fits(fresh)) {
+        feox_entry_free(fresh);
+        fresh = NULL;
+    }
+    if (!fresh)
+        return FEOX_ERR_NOMEM;
+    *out = fresh;
+    return FEOX_OK;
+}
+
+/* Put fresh in the place of e in both indexes, still showing e's version (so nothing a reader
+ * sees changes here: the publish that follows is the write's one visible step), and retire e.
+ * e keeps its version for the readers that still hold it: they see the key as it was when the
+ * swap took it out of the indexes, which is an instant before the publish (record.h). */
+static void swap_out_shared_entry(feox_store *s, feox_entry *e, feox_entry *fresh)
+{
+    feox_record *current = atomic_load_explicit(&e->current, memory_order_relaxed);
+    atomic_init(&fresh->current, current); /* unpublished: the swaps below publish it */
+    feox_hash_replace(&s->hash, fresh);
+    feox_ordered_index_replace(s->ordered, e, fresh);
+    feox_entry_retire(e);
 }
 
 static void unlink_unpublished_entry(feox_store *s, feox_entry *e, bool in_ordered)
@@ -138,7 +174,10 @@ feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **ent
         return feox_fail(FEOX_ERR_OUT_OF_MEMORY, "max_memory of %llu bytes reached",
                          (unsigned long long)s->cfg.max_memory);
     }
-    feox_err err = FEOX_OK;
+    feox_entry *fresh = NULL; /* takes e's place if e shares its allocation with old_version */
+    feox_err err = standalone_entry_for(e, &fresh);
+    if (err)
+        goto undo_memory;
     if (new_entry) {
         e = feox_entry_new(key, key_len, hash);
         if (!e) {
@@ -169,6 +208,11 @@ feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **ent
             goto undo_memory;
         }
     }
+    if (fresh) {
+        swap_out_shared_entry(s, e, fresh);
+        e = fresh;
+        fresh = NULL;
+    }
     /* Release: a reader that loads this pointer (acquire) sees the fully built version. */
     atomic_store_explicit(&e->current, new_version, memory_order_release);
     feox_thread_write_count++;
@@ -190,6 +234,8 @@ undo_entry:
     if (new_entry && e)
         feox_entry_free(e);
 undo_memory:
+    if (fresh)
+        feox_entry_free(fresh);
     feox_memory_reserve(s, -delta, false);
     if (err == FEOX_ERR_NOMEM)
         feox_set_error_detail("allocation failed");
@@ -215,10 +261,8 @@ feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e
     atomic_store_explicit(&e->current, NULL, memory_order_relaxed);
     feox_thread_write_count++;
     feox_shard_count_add(&shard->keys, -1);
+    /* An entry sharing its allocation with a version still holds it (record.h): counted below. */
     int64_t freed = (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
-    const feox_record *shared = feox_entry_shared_version(e);
-    if (shared && shared != old_version) /* replaced, but allocated with the entry until now */
-        freed += (int64_t)feox_record_footprint(shared->value_len, shared->flags);
     if (old_version) {
         if (old_version->expires_at_ns) {
             feox_shard_count_add(&shard->ttl_keys, -1);

@@ -187,12 +187,12 @@ static void end_version(load_state *ls, feox_entry *e)
 }
 
 /* A new key's first version shares one allocation with its entry up to this many value bytes.
- * The shared block is freed only when the key goes, so a later version leaves the first one's
- * bytes allocated until then: feox_entry_shared_version finds them, and the accounting counts
- * them until the entry goes (store_apply.c, end_version and finish_load here). Larger values
- * would keep too much memory behind an overwritten key. Measured at 500K records: sharing up
- * to 256 bytes made open 10-15% and close 35% faster (one allocation and one free per key
- * instead of two). Not with max_memory, whose eviction must free a value's bytes. */
+ * A write that replaces that version on a live store gives the key a standalone entry and
+ * retires the shared block (store_apply.c), so nothing stays behind an overwritten key; during
+ * the load a later version of the key replaces its whole entry (drop_owner). Measured at 500K
+ * records: sharing up to 256 bytes made open 10-15% and close 35% faster (one allocation and
+ * one free per key instead of two). Not with max_memory, whose eviction must free a value's
+ * bytes (and swaps a version, not an entry). */
 #define EMBED_MAX_VALUE 256
 _Static_assert((FEOX_RECORD_HEADER + EMBED_MAX_VALUE + 8 + 7) / 8 <= FEOX_ENTRY_MAX_EMBED_UNITS,
                "an entry reaches back to a shared first version");
@@ -732,9 +732,15 @@ feox_err feox_put_run_apply(feox_put_run *run)
     for (size_t i = 0; i < n; i++) {
         feox_entry *e = run->entries[i];
         feox_record *v = run->versions[i];
-        if (!above)
-            above = entry_compare(e, largest) > 0; /* and so are the keys after it */
-        if (above || !feox_hash_lookup(&s->hash, feox_entry_hash(e), e->key, e->key_len)) {
+        bool beyond = above; /* beyond the largest key: absent from both indexes */
+        if (!above) {
+            int c = entry_compare(e, largest);
+            beyond = c > 0;
+            /* Every later key is above largest: it is not read again, as the write of its own key
+             * (c == 0) may retire it (a loaded entry swapped out: store_apply.c). */
+            above = c >= 0;
+        }
+        if (beyond || !feox_hash_lookup(&s->hash, feox_entry_hash(e), e->key, e->key_len)) {
             run->entries[absent] = e;
             run->versions[absent++] = v;
             continue;

@@ -7,8 +7,9 @@
  * and split nodes under each other; ids there divisible by STABLE_EVERY are inserted first and
  * never removed, the rest are inserted and removed at random. The upper half is cut into blocks
  * owned round-robin; a writer fills one of its blocks and then empties it, so leaves empty out
- * and get unlinked while others work next to them. Removed entries are retired through the
- * epoch. Readers scan in all six modes inside epoch
+ * and get unlinked while others work next to them. Writers also replace their stable entries
+ * by fresh ones with the same key (feox_ordered_index_replace). Removed and replaced entries are
+ * retired through the epoch. Readers scan in all six modes inside epoch
  * sections and check: keys strictly ascending/descending, every key within the bound, and no
  * stable key in the covered range missing. One thread reclaims the epoch all along.
  *
@@ -142,11 +143,37 @@ static uint64_t next_block_id(writer_state *w)
     return w->block_start + w->block_pos++;
 }
 
+/* Replace one of this writer's stable entries by a fresh one with the same key (half the time
+ * in the hot leaves): a scan must still find the key, through one entry or the other. */
+static bool replace_stable(writer_state *w)
+{
+    uint64_t span = rng_next(&w->rng) % 2 ? HOT_IDS : HALF_IDS;
+    uint64_t period = (uint64_t)STABLE_EVERY * WRITERS; /* one stable id of each owner in it */
+    uint64_t id = rng_next(&w->rng) % (span / period) * period +
+                  STABLE_EVERY * (uint64_t)(2 * w->id % WRITERS); /* id % WRITERS == w->id */
+    feox_entry *old = present[id], *fresh = new_entry(id);
+    if (!fresh)
+        return false;
+    if (!feox_ordered_index_replace(idx, old, fresh)) {
+        fail("replace did not find the entry", id, 0);
+        return false;
+    }
+    present[id] = fresh;
+    feox_entry_retire(old);
+    atomic_fetch_add_explicit(&total_writes, 1, memory_order_relaxed);
+    return true;
+}
+
 static void *writer_main(void *arg)
 {
     writer_state *w = arg;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
         uint64_t id;
+        if (rng_next(&w->rng) % 6 == 0) {
+            if (!replace_stable(w))
+                break;
+            continue;
+        }
         uint64_t dice = rng_next(&w->rng) % 8;
         if (dice < 4) {
             /* A quarter of the toggles hit a few hot leaves, so writers collide on locks. */

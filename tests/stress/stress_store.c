@@ -21,6 +21,10 @@
  *   hot       one writer overwrites, deletes and re-inserts 8 keys while readers copy them with
  *             feox_get_into (full and short buffers) and feox_get_ref: one whole version of the
  *             right key every time.
+ *   loaded    a store file's keys (each loaded in one allocation with its entry) overwritten
+ *             once each by half the threads, some under a value handle, while the others scan
+ *             in both directions: every key exactly once, in order, with a whole value, and the
+ *             handles keep their bytes; over several reopens.
  *
  * Usage: stress_store [--quick]. --quick (~2-5 s; used under ASan and TSan) runs fewer ops.
  * Exit status 0 = every check held; failures are printed (the first few) and counted.
@@ -34,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "feox.h"
 #include "feox_test_support.h"
@@ -954,6 +959,106 @@ static void scenario_sweeper(int nthreads)
     feox_close(s);
 }
 
+/* ---- loaded keys overwritten under scans ---------------------------------------------------- */
+
+typedef struct loaded_shared {
+    atomic_int writers_left;
+    uint32_t keys;
+    uint8_t round;
+} loaded_shared;
+
+static size_t loaded_key(char *out, uint32_t i)
+{
+    return (size_t)sprintf(out, "l%06u", i);
+}
+
+/* Even threads overwrite their share of the keys once each (every key of the reopened store was
+ * loaded with its entry: each write swaps in a standalone entry), taking a handle on a loaded
+ * version now and then, which must keep its bytes through the overwrite; odd threads scan until
+ * the writers are done: every key exactly once, in order, with a whole value of that key. */
+static void *loaded_worker(void *arg)
+{
+    worker *w = arg;
+    loaded_shared *sh = w->shared;
+    feox_store *s = w->store;
+    char key[32];
+    uint8_t val[64];
+    int writers = (w->nthreads + 1) / 2;
+    if (w->id % 2 == 0) {
+        for (uint32_t i = (uint32_t)(w->id / 2); i < sh->keys; i += (uint32_t)writers) {
+            size_t kl = loaded_key(key, i);
+            feox_value *held = NULL;
+            if (i % 7 == 0)
+                REQUIRE_OK(feox_get_ref(s, key, kl, &held));
+            size_t vl = mixed_value(val, i, ftest_rng_next(&w->rng));
+            REQUIRE_OK(feox_insert(s, key, kl, val, vl, NULL, NULL));
+            if (held) {
+                REQUIRE(mixed_value_ok(feox_value_data(held), feox_value_size(held), i),
+                        "loaded: handle on %s lost its bytes", key);
+                feox_value_release(held);
+            }
+        }
+        atomic_fetch_sub(&sh->writers_left, 1);
+        return NULL;
+    }
+    int n = 0;
+    do {
+        scan_state st = {0};
+        bool desc = n % 2 == 1;
+        feox_cursor *c = NULL;
+        REQUIRE_OK(feox_cursor_open(s, &c));
+        if (!c)
+            break;
+        REQUIRE_OK(desc ? feox_cursor_seek(c, FEOX_SEEK_LAST, NULL, 0)
+                        : feox_cursor_seek(c, FEOX_SEEK_FIRST, NULL, 0));
+        while (feox_cursor_valid(c)) {
+            size_t kl = 0, vl = 0;
+            const void *k = feox_cursor_key(c, &kl);
+            const void *v = feox_cursor_value(c, &vl);
+            scan_see(&st, k, kl, desc);
+            REQUIRE(mixed_value_ok(v, vl, mixed_id(k, kl)), "loaded: bad value for %.*s", (int)kl,
+                    (const char *)k);
+            REQUIRE_OK(desc ? feox_cursor_prev(c) : feox_cursor_next(c));
+        }
+        feox_cursor_close(c);
+        REQUIRE(st.count == sh->keys, "loaded: scan %d (%s) saw %zu of %u keys", n,
+                desc ? "desc" : "asc", st.count, sh->keys);
+        n++;
+    } while (atomic_load(&sh->writers_left) > 0);
+    return NULL;
+}
+
+static void scenario_loaded(int nthreads)
+{
+    char dir[] = "/tmp/feox_stress_loaded_XXXXXX";
+    if (!mkdtemp(dir))
+        abort();
+    char path[sizeof dir + 16];
+    snprintf(path, sizeof path, "%s/store.feox", dir);
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    loaded_shared sh = {.keys = quick ? 1500 : 20000};
+    feox_store *s = ftest_open(&cfg);
+    char key[32];
+    uint8_t val[64];
+    for (uint32_t i = 0; i < sh.keys; i++) {
+        size_t kl = loaded_key(key, i);
+        size_t vl = mixed_value(val, i, i);
+        REQUIRE_OK(feox_insert(s, key, kl, val, vl, NULL, NULL));
+    }
+    feox_close(s);
+    for (int round = 0; round < (quick ? 2 : 4); round++) {
+        s = ftest_open(&cfg); /* every key loaded again */
+        atomic_init(&sh.writers_left, (nthreads + 1) / 2);
+        run_threads(nthreads, s, &sh, loaded_worker);
+        REQUIRE_OK(feox_check(s));
+        feox_close(s);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -972,7 +1077,7 @@ int main(int argc, char **argv)
     } scenarios[] = {
         {"mixed", scenario_mixed},     {"counters", scenario_counters}, {"scans", scenario_scans},
         {"growth", scenario_growth},   {"autots", scenario_autots},     {"budget", scenario_budget},
-        {"sweeper", scenario_sweeper}, {"hot", scenario_hot},
+        {"sweeper", scenario_sweeper}, {"hot", scenario_hot},           {"loaded", scenario_loaded},
     };
     const int thread_counts[] = {2, 8};
     double start = now_s();

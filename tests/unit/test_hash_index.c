@@ -2,7 +2,8 @@
  * test_hash_index.c — the hash index (engine/index/hash_index.c) where keys are hardest to tell
  * apart: many keys whose slots carry the same 16 tag bits (a probe must then read their entries),
  * pairs of keys with the same whole 32-bit hash, in one shard, among other keys; every lookup
- * finds its own entry through inserts and removals, and a removed key is gone.
+ * finds its own entry through inserts, removals and replacements (an entry swapped for a fresh
+ * one of its key), and a removed key is gone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -62,6 +63,29 @@ static void remove_key(feox_hash_index *idx, test_key *k)
     feox_hash_remove(idx, k->e);
     feox_entry_free(k->e);
     k->e = NULL;
+}
+
+/* Replace every present key's entry by a fresh one (the index then finds the fresh one, and
+ * counts the same); an absent key replaces nothing. Run after removals too, so that some keys
+ * move to a tombstone earlier in their probe sequence. */
+static void replace_all(feox_hash_index *idx, test_key *keys, size_t n)
+{
+    uint64_t count = feox_hash_count(idx);
+    for (size_t i = 0; i < n; i++) {
+        feox_entry *fresh = feox_entry_new(keys[i].bytes, 15, keys[i].hash);
+        assert_non_null(fresh);
+        assert_true(feox_hash_slot_fits(fresh));
+        feox_entry *old = feox_hash_replace(idx, fresh);
+        assert_ptr_equal(old, keys[i].e); /* NULL when the key is absent */
+        if (old) {
+            feox_entry_free(old);
+            keys[i].e = fresh;
+        } else {
+            feox_entry_free(fresh);
+        }
+    }
+    assert_int_equal(feox_hash_count(idx), count);
+    check_all(idx, keys, n);
 }
 
 static void test_keys_sharing_a_tag_and_a_hash(void **state)
@@ -131,12 +155,14 @@ static void test_keys_sharing_a_tag_and_a_hash(void **state)
         remove_key(&idx, &keys[i]);
     }
     check_all(&idx, keys, n);
+    replace_all(&idx, keys, n);
     for (size_t i = 0; i < n; i++) {
         if (keys[i].e == NULL) {
             insert(&idx, &keys[i]);
         }
     }
     check_all(&idx, keys, n);
+    replace_all(&idx, keys, n);
 
     for (size_t i = 0; i < n; i++) {
         remove_key(&idx, &keys[i]);

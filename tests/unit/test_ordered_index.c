@@ -1,8 +1,9 @@
 /*
  * test_ordered_index.c — the ordered index (engine/index/ordered_index.c) against a sorted-array
  * model: random inserts/removes with scans in all six modes, long shared prefixes, keys from 1 byte
- * to 100 KiB, the empty index, queue-like workloads (memory must stay bounded), and allocation
- * failure (the index must be unchanged and still verify).
+ * to 100 KiB, replacing an entry by another with its key, the empty index, queue-like workloads
+ * (memory must stay bounded), and allocation failure (the index must be unchanged and still
+ * verify).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -511,6 +512,67 @@ static void test_nomem_leaves_index_unchanged(void **state)
     feox_epoch_reclaim();
 }
 
+/* Replace: an entry swapped for a fresh one with the same key takes its place in every scan
+ * mode (the old one is gone), the count and the structure stay; an entry that is not in the
+ * index (even one with a key that is) replaces nothing. Mixed with inserts and removes. */
+static void run_replace_ops(key_shape shape, uint64_t seed, int ops)
+{
+    rng_state = seed;
+    feox_ordered_index *idx = NULL;
+    assert_int_equal(feox_ordered_index_create(&idx), FEOX_OK);
+    model m = {0};
+    uint8_t key[512];
+    for (int op = 1; op <= ops; op++) {
+        size_t len = make_key(shape, key), at;
+        if (model_contains(&m, key, len, &at)) {
+            feox_entry *old = m.items[at];
+            feox_entry *fresh = feox_entry_new(key, len, 0);
+            assert_non_null(fresh);
+            if (rng_below(8) == 0) { /* a stranger with the same key: not in the index */
+                feox_entry *other = feox_entry_new(key, len, 0);
+                assert_non_null(other);
+                assert_false(feox_ordered_index_replace(idx, other, fresh));
+                feox_entry_free(other);
+                feox_entry_free(fresh);
+            } else if (rng_below(4) == 0) {
+                feox_entry_free(fresh);
+                feox_ordered_index_remove(idx, model_remove_at(&m, at));
+                feox_entry_free(old);
+            } else {
+                assert_true(feox_ordered_index_replace(idx, old, fresh));
+                m.items[at] = fresh;
+                feox_entry_free(old); /* no reader here: no epoch needed */
+            }
+        } else {
+            feox_entry *e = feox_entry_new(key, len, 0);
+            assert_non_null(e);
+            assert_int_equal(feox_ordered_index_insert(idx, e), FEOX_OK);
+            model_insert_at(&m, at, e);
+        }
+        if (op % 400 == 0 && m.count) {
+            feox_entry *e = m.items[rng_below(m.count)];
+            for (int mode = 0; mode < 6; mode++)
+                assert_scan_matches(idx, &m, (feox_scan_from)mode, e->key, e->key_len,
+                                    1 + rng_below(70));
+        }
+        if (op % 5000 == 0)
+            assert_full_match(idx, &m);
+    }
+    assert_full_match(idx, &m);
+    feox_ordered_index_destroy(idx);
+    model_free_all(&m);
+    feox_epoch_reclaim();
+}
+
+static void test_replace(void **state)
+{
+    (void)state;
+    run_replace_ops(KEYS_RANDOM16, 31, 40000);
+    run_replace_ops(KEYS_SHARED_PREFIX, 32, 30000);
+    run_replace_ops(KEYS_SMALL_SPACE, 33, 5000);
+    run_replace_ops(KEYS_MIXED_LENGTH, 34, 8000);
+}
+
 /* A sorted array of n unique keys of one shape (entries from feox_entry_new) in m. */
 static void make_sorted(model *m, key_shape shape, size_t n)
 {
@@ -699,6 +761,7 @@ int main(void)
         cmocka_unit_test(test_random_ops_small_space),
         cmocka_unit_test(test_random_ops_mixed_lengths),
         cmocka_unit_test(test_very_different_lengths),
+        cmocka_unit_test(test_replace),
         cmocka_unit_test(test_insert_sorted),
         cmocka_unit_test(test_queue_workload_bounded),
         cmocka_unit_test(test_nomem_leaves_index_unchanged),

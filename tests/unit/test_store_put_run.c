@@ -337,6 +337,32 @@ static void test_run_over_existing_keys(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* A run that starts at the store's largest key, loaded with its entry: that key's write swaps
+ * its entry out (retired, not to be read again by the run) and the keys after it are linked as
+ * absent ones; under memory accounting the same as fresh keys. */
+static void test_run_from_the_largest_key(void **state)
+{
+    (void)state;
+    feox_store *s = open_scripted(NULL, 0);
+    send_range low = {.from = 0, .to = 100, .step = 1, .version = 1, .value_len = 50};
+    refresh_with(s, send_range_script, &low);
+    uint64_t hundred = feox_memory_usage(s);
+    for (int pass = 0; pass < 3; pass++) { /* the largest key is a loaded one each time */
+        uint32_t from = 99 + (uint32_t)pass * 999, to = from + 1000;
+        send_range run = {.from = from, .to = to, .step = 1, .version = 2, .value_len = 50};
+        refresh_with(s, send_range_script, &run);
+        assert_int_equal(feox_len(s, 0), to);
+        assert_int_equal(feox_check(s), FEOX_OK);
+        assert_key(s, from, 2, 50);
+        assert_key(s, to - 1, 2, 50);
+    }
+    for (uint32_t i = 0; i < 99; i++)
+        assert_key(s, i, 1, 50);
+    /* 3097 keys of one size, whichever way each came in: 3097 / 100 of the first hundred. */
+    assert_int_equal(feox_memory_usage(s) * 100, hundred * 3097);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
 /* put_ordered with keys in descending order (each one out of order): still every key, right. */
 static void test_run_out_of_order(void **state)
 {
@@ -565,6 +591,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_past_the_largest_key),
         cmocka_unit_test(test_run_over_existing_keys),
+        cmocka_unit_test(test_run_from_the_largest_key),
         cmocka_unit_test(test_run_out_of_order),
         cmocka_unit_test(test_run_with_del_and_put_between),
         cmocka_unit_test(test_run_expiry),

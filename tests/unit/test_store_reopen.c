@@ -363,55 +363,6 @@ static void test_large_reopen_builds_both_indexes(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
-/* A loaded key's first version (up to 256 value bytes) shares one allocation with its entry, so
- * a write that replaces it frees none of its bytes: feox_memory_usage counts them until the key
- * goes, and deleting every key brings the usage back to the empty store's. A key loaded twice
- * (an overwrite in the file) keeps only its last version, counted once. */
-static void test_replaced_loaded_versions_stay_counted(void **state)
-{
-    (void)state;
-    enum { KEYS = 200 };
-    unlink(path);
-    feox_store *s = open_store();
-    uint64_t empty = feox_memory_usage(s);
-    uint8_t value[100];
-    char key[16];
-    memset(value, 'a', sizeof value);
-    for (int i = 0; i < KEYS; i++) {
-        snprintf(key, sizeof key, "key%05d", i);
-        assert_int_equal(feox_insert(s, key, strlen(key), value, sizeof value, NULL, NULL),
-                         FEOX_OK);
-    }
-    memset(value, 'b', sizeof value);
-    for (int i = 0; i < KEYS; i += 2) { /* the file holds two versions of every other key */
-        snprintf(key, sizeof key, "key%05d", i);
-        assert_int_equal(feox_insert(s, key, strlen(key), value, sizeof value, NULL, NULL),
-                         FEOX_OK);
-    }
-    uint64_t written = feox_memory_usage(s);
-    assert_int_equal(feox_close(s), FEOX_OK);
-
-    s = open_store();
-    uint64_t loaded = feox_memory_usage(s);
-    assert_int_equal(loaded, written);
-    memset(value, 'c', sizeof value);
-    for (int i = 0; i < KEYS; i++) {
-        snprintf(key, sizeof key, "key%05d", i);
-        assert_int_equal(feox_insert(s, key, strlen(key), value, sizeof value, NULL, NULL),
-                         FEOX_OK);
-    }
-    /* Every key's loaded version stays allocated with its entry: the new ones come on top. */
-    uint64_t version = feox_memory_usage(s) - loaded;
-    assert_true(version >= (uint64_t)KEYS * (sizeof value + 36));
-    assert_int_equal(version % KEYS, 0);
-    for (int i = 0; i < KEYS; i++) {
-        snprintf(key, sizeof key, "key%05d", i);
-        assert_int_equal(feox_delete(s, key, strlen(key), NULL), FEOX_OK);
-    }
-    assert_int_equal(feox_memory_usage(s), empty);
-    assert_int_equal(feox_close(s), FEOX_OK);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,7 +370,6 @@ int main(void)
         cmocka_unit_test(test_handle_on_loaded_version_outlives_the_key),
         cmocka_unit_test(test_reopen_with_each_allocation_failing),
         cmocka_unit_test(test_large_reopen_builds_both_indexes),
-        cmocka_unit_test(test_replaced_loaded_versions_stay_counted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
