@@ -732,9 +732,16 @@ feox_err feox_put_run_apply(feox_put_run *run)
     for (size_t i = 0; i < n; i++) {
         feox_entry *e = run->entries[i];
         feox_record *v = run->versions[i];
-        if (!above)
-            above = entry_compare(e, largest) > 0; /* and so are the keys after it */
-        if (above || !feox_hash_lookup(&s->hash, feox_entry_hash(e), e->key, e->key_len)) {
+        bool key_absent = above;
+        if (!above) {
+            int order = entry_compare(e, largest);
+            /* The keys after this one are past the largest too; largest is not read again: an
+             * expired put of its own key, applied below, removes it. */
+            above = order >= 0;
+            key_absent =
+                order > 0 || !feox_hash_lookup(&s->hash, feox_entry_hash(e), e->key, e->key_len);
+        }
+        if (key_absent) {
             run->entries[absent] = e;
             run->versions[absent++] = v;
             continue;

@@ -4,7 +4,8 @@
  * the largest one the store holds (no hash lookup, the ordered index filled at its right edge),
  * keys the store already holds or that fall between its keys (per key, as the locked sink),
  * keys out of order, a del or plain put between ordered puts (applied in order), expired puts,
- * expiries, max_memory (the locked sink), the full reload after a stale refresh, the memory
+ * expiries (also a put of the largest key that expires before the run is applied), max_memory
+ * (the locked sink), the full reload after a stale refresh, the memory
  * accounted (the same as the locked sink's), and lock-free readers while a run is applied. The
  * backend is scripted: each refresh calls the test's script with the sink.
  */
@@ -22,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
+#include "base/epoch.h"
 #include "feox.h"
 #include "feox_storage.h"
 #include "feox_test_support.h"
@@ -434,6 +437,78 @@ static void test_run_expiry(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* The store's largest key sent again with an expiry that passes before the run is applied (the
+ * put expired meanwhile: applying it removes the key), then a key past it. Applying the first
+ * retires the largest key's entry; the run compared the next key with that entry, read after
+ * the entry could be freed. Here the retired bytes are brought to just under the epoch's inline
+ * reclaim threshold, so retiring the entry frees it at once (the version it shares an
+ * allocation with was retired just before): AddressSanitizer saw the read
+ * (heap-use-after-free). The result is right either way: key 9 gone, key 10 there. */
+#define INLINE_RECLAIM_BYTES (64u << 20) /* epoch.c's FEOX_EPOCH_INLINE_RECLAIM_BYTES */
+
+typedef struct expire_largest_arg {
+    ftest_clock *clock;
+    uint64_t version_bytes; /* what retiring key 9's version adds to the retired bytes */
+} expire_largest_arg;
+
+static feox_err put_one(const feox_storage_sink *sink, uint32_t i, uint64_t expires_at_ns)
+{
+    send_range one = {.from = i,
+                      .to = i + 1,
+                      .step = 1,
+                      .version = 2,
+                      .value_len = 100,
+                      .expires_at_ns = expires_at_ns};
+    return send_keys(sink, &one);
+}
+
+static feox_err expire_largest_script(const feox_storage_sink *sink, void *p)
+{
+    expire_largest_arg *a = p;
+    uint64_t now = ftest_clock_now(a->clock);
+    feox_err err = put_one(sink, 9, now + 10 * FTEST_SEC); /* live when sent */
+    ftest_clock_advance(a->clock, 20 * FTEST_SEC);          /* expired when applied */
+    if (!err)
+        err = put_one(sink, 10, 0);
+    /* retired bytes: INLINE_RECLAIM_BYTES - the version's - 8, so that retiring the version stays
+     * at or below the threshold and retiring the entry (more than 8 bytes) goes past it */
+    feox_epoch_reclaim();
+    uint64_t pending = feox_epoch_pending_bytes();
+    uint64_t pad = INLINE_RECLAIM_BYTES - a->version_bytes - 8 - pending;
+    void *filler = feox_mem_alloc(1);
+    assert_non_null(filler);
+    feox_epoch_retire_ptr(filler, pad);
+    assert_int_equal(feox_epoch_pending_bytes(), INLINE_RECLAIM_BYTES - a->version_bytes - 8);
+    return err;
+}
+
+static void test_run_expires_the_largest_key(void **state)
+{
+    (void)state;
+    ftest_clock clock;
+    ftest_clock_init(&clock, FTEST_EPOCH_NS + 100 * FTEST_SEC);
+    feox_store *s = open_scripted(&clock, 0);
+    send_range first = {.from = 0, .to = 10, .step = 1, .version = 1, .value_len = 100};
+    refresh_with(s, send_range_script, &first); /* 0..9: 9 is the largest */
+    /* the bytes a version of this shape adds when retired: key 8's, replaced */
+    char key[KEY_LEN + 1], value[128];
+    key_of(8, key);
+    size_t len = value_of(8, 1, 100, value);
+    feox_epoch_reclaim();
+    uint64_t before = feox_epoch_pending_bytes();
+    assert_int_equal(feox_insert(s, key, KEY_LEN, value, len, NULL, NULL), FEOX_OK);
+    expire_largest_arg arg = {.clock = &clock,
+                              .version_bytes = feox_epoch_pending_bytes() - before};
+    assert_true(arg.version_bytes > 0);
+    refresh_with(s, expire_largest_script, &arg);
+    assert_absent(s, 9);
+    assert_key(s, 10, 2, 100);
+    assert_int_equal(feox_len(s, 0), 10);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    feox_epoch_reclaim();
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
 /* With max_memory the records go through the locked sink (values may leave memory): the same
  * result. */
 static void test_run_with_max_memory(void **state)
@@ -568,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_run_out_of_order),
         cmocka_unit_test(test_run_with_del_and_put_between),
         cmocka_unit_test(test_run_expiry),
+        cmocka_unit_test(test_run_expires_the_largest_key),
         cmocka_unit_test(test_run_with_max_memory),
         cmocka_unit_test(test_run_in_full_reload),
         cmocka_unit_test(test_run_with_concurrent_readers),
