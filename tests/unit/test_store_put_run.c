@@ -27,6 +27,7 @@
 #include "base/epoch.h"
 #include "feox.h"
 #include "feox_storage.h"
+#include "failing_alloc.h"
 #include "feox_test_support.h"
 
 /* What a refresh sends: the test's script, given the sink. */
@@ -635,6 +636,131 @@ static void test_run_with_concurrent_readers(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* Allocation failures while a run is held and applied: the version and entry of a put, the run's
+ * arrays, a TTL heap item, a hash map that grows, an ordered-index node, a standalone copy for a
+ * key the store holds. For each allocation failing in turn (once, then from there on): the
+ * refresh fails with NOMEM or succeeds, the indexes agree, every key has the version it had or
+ * the one sent (none half applied), the count is right, and once every key is deleted the memory
+ * accounted is the empty store's (nothing counted twice or never). The refresh then succeeds. */
+#define FAULT_KEYS 1100 /* two runs: past FEOX_PUT_RUN_MAX (1024) */
+
+static bool check_after_fault(feox_store *s, unsigned long n, bool applied_all)
+{
+    char key[KEY_LEN + 1];
+    uint64_t present = 0;
+    bool ok = true;
+    for (uint32_t i = 0; i < FAULT_KEYS; i++) {
+        key_of(i, key);
+        char want1[512], want2[512];
+        size_t len1 = value_of(i, 1, 100, want1), len2 = value_of(i, 2, 100, want2);
+        feox_value *v = NULL;
+        feox_err err = feox_get_ref(s, key, KEY_LEN, &v);
+        if (err == FEOX_ERR_KEY_NOT_FOUND) {
+            if (i % 2 || applied_all) {
+                print_message("alloc %lu: key %u lost\n", n, (unsigned)i);
+                ok = false;
+            }
+            continue;
+        }
+        assert_int_equal(err, FEOX_OK);
+        present++;
+        bool old = i % 2 && feox_value_size(v) == len1 &&
+                   memcmp(feox_value_data(v), want1, len1) == 0;
+        bool sent = feox_value_size(v) == len2 && memcmp(feox_value_data(v), want2, len2) == 0;
+        if (!(sent || (old && !applied_all))) {
+            print_message("alloc %lu: key %u has a foreign version\n", n, (unsigned)i);
+            ok = false;
+        }
+        feox_value_release(v);
+    }
+    if (feox_len(s, 0) != present) {
+        print_message("alloc %lu: feox_len %llu, %llu keys found\n", n,
+                      (unsigned long long)feox_len(s, 0), (unsigned long long)present);
+        ok = false;
+    }
+    if (feox_check(s) != FEOX_OK) {
+        print_message("alloc %lu: feox_check: %s\n", n, feox_error_detail());
+        ok = false;
+    }
+    return ok;
+}
+
+/* Delete every key: what is accounted then is what an empty store accounts. */
+static uint64_t memory_when_emptied(feox_store *s)
+{
+    char key[KEY_LEN + 1];
+    for (uint32_t i = 0; i < FAULT_KEYS; i++) {
+        key_of(i, key);
+        feox_err err = feox_delete(s, key, KEY_LEN, NULL);
+        assert_true(err == FEOX_OK || err == FEOX_ERR_KEY_NOT_FOUND);
+    }
+    assert_int_equal(feox_len(s, 0), 0);
+    return feox_memory_usage(s);
+}
+
+/* One round with allocation n failing (0: none). Returns whether the failure was reached. */
+static bool run_with_failure_at(unsigned long n, uint64_t empty_memory, bool *ok)
+{
+    ftest_clock clock;
+    ftest_clock_init(&clock, FTEST_EPOCH_NS + 100 * FTEST_SEC);
+    feox_store *s = open_scripted(&clock, 0);
+    send_range odd = {.from = 1, .to = FAULT_KEYS, .step = 2, .version = 1, .value_len = 100};
+    refresh_with(s, send_range_script, &odd);
+    send_range all = {.from = 0,
+                      .to = FAULT_KEYS,
+                      .step = 1,
+                      .version = 2,
+                      .value_len = 100,
+                      .expires_at_ns = FTEST_EPOCH_NS + 1000 * FTEST_SEC};
+    script.script = send_range_script;
+    script.arg = &all;
+    ftest_fault.alloc_count = 0;
+    ftest_fault.fail_at = n;
+    ftest_fault.failure_injected = false;
+    ftest_fault.injecting = true;
+    feox_err err = feox_refresh(s, NULL);
+    ftest_fault.injecting = false;
+    bool reached = ftest_fault.failure_injected;
+    if (err != FEOX_OK && (!reached || err != FEOX_ERR_NOMEM)) {
+        print_message("alloc %lu: refresh returned %s (%s)\n", n, feox_strerror(err),
+                      feox_error_detail());
+        *ok = false;
+    }
+    *ok = check_after_fault(s, n, err == FEOX_OK) && *ok;
+    refresh_with(s, send_range_script, &all); /* no failure now: it must work */
+    *ok = check_after_fault(s, n, true) && *ok;
+    uint64_t memory = memory_when_emptied(s);
+    if (memory != empty_memory) {
+        print_message("alloc %lu: %llu bytes accounted once empty, not %llu\n", n,
+                      (unsigned long long)memory, (unsigned long long)empty_memory);
+        *ok = false;
+    }
+    assert_int_equal(feox_close(s), FEOX_OK);
+    return reached;
+}
+
+static void fault_loop(bool persistent)
+{
+    feox_store *empty = open_scripted(NULL, 0);
+    uint64_t empty_memory = feox_memory_usage(empty);
+    assert_int_equal(feox_close(empty), FEOX_OK);
+    ftest_failing_alloc_install(persistent);
+    bool ok = true;
+    unsigned long n = 0;
+    while (run_with_failure_at(++n, empty_memory, &ok))
+        ;
+    ftest_failing_alloc_remove();
+    assert_true(n > 20); /* the refresh really allocates */
+    assert_true(ok);
+}
+
+static void test_run_allocation_failures(void **state)
+{
+    (void)state;
+    fault_loop(false);
+    fault_loop(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +773,7 @@ int main(void)
         cmocka_unit_test(test_run_with_max_memory),
         cmocka_unit_test(test_run_in_full_reload),
         cmocka_unit_test(test_run_with_concurrent_readers),
+        cmocka_unit_test(test_run_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
