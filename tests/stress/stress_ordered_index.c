@@ -150,8 +150,8 @@ static bool insert_run(writer_state *w)
         ids[n++] = id;
     }
     size_t inserted = 0;
-    if (n && (feox_ordered_index_insert_sorted(idx, batch, n, &inserted) != FEOX_OK ||
-              inserted != n)) {
+    if (n &&
+        (feox_ordered_index_insert_sorted(idx, batch, n, &inserted) != FEOX_OK || inserted != n)) {
         fail("insert_sorted failed", n, inserted);
         return false;
     }

@@ -25,9 +25,9 @@
 
 #include "base/alloc.h"
 #include "base/epoch.h"
+#include "failing_alloc.h"
 #include "feox.h"
 #include "feox_storage.h"
-#include "failing_alloc.h"
 #include "feox_test_support.h"
 
 /* What a refresh sends: the test's script, given the sink. */
@@ -468,7 +468,7 @@ static feox_err expire_largest_script(const feox_storage_sink *sink, void *p)
     expire_largest_arg *a = p;
     uint64_t now = ftest_clock_now(a->clock);
     feox_err err = put_one(sink, 9, now + 10 * FTEST_SEC); /* live when sent */
-    ftest_clock_advance(a->clock, 20 * FTEST_SEC);          /* expired when applied */
+    ftest_clock_advance(a->clock, 20 * FTEST_SEC);         /* expired when applied */
     if (!err)
         err = put_one(sink, 10, 0);
     /* retired bytes: INLINE_RECLAIM_BYTES - the version's - 8, so that retiring the version stays
@@ -665,8 +665,8 @@ static bool check_after_fault(feox_store *s, unsigned long n, bool applied_all)
         }
         assert_int_equal(err, FEOX_OK);
         present++;
-        bool old = i % 2 && feox_value_size(v) == len1 &&
-                   memcmp(feox_value_data(v), want1, len1) == 0;
+        bool old =
+            i % 2 && feox_value_size(v) == len1 && memcmp(feox_value_data(v), want1, len1) == 0;
         bool sent = feox_value_size(v) == len2 && memcmp(feox_value_data(v), want2, len2) == 0;
         if (!(sent || (old && !applied_all))) {
             print_message("alloc %lu: key %u has a foreign version\n", n, (unsigned)i);
