@@ -737,7 +737,8 @@ feox_err feox_put_run_apply(feox_put_run *run)
             int c = entry_compare(e, largest);
             beyond = c > 0;
             /* Every later key is above largest: it is not read again, as the write of its own key
-             * (c == 0) may retire it (a loaded entry swapped out: store_apply.c). */
+             * (c == 0) may retire it (an expired put removes it;
+             * a loaded entry is swapped out: store_apply.c). */
             above = c >= 0;
         }
         if (beyond || !feox_hash_lookup(&s->hash, feox_entry_hash(e), e->key, e->key_len)) {

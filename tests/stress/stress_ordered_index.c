@@ -7,9 +7,11 @@
  * and split nodes under each other; ids there divisible by STABLE_EVERY are inserted first and
  * never removed, the rest are inserted and removed at random. The upper half is cut into blocks
  * owned round-robin; a writer fills one of its blocks and then empties it, so leaves empty out
- * and get unlinked while others work next to them. Writers also replace their stable entries
- * by fresh ones with the same key (feox_ordered_index_replace). Removed and replaced entries are
- * retired through the epoch. Readers scan in all six modes inside epoch
+ * and get unlinked while others work next to them. Some lower-half inserts come as sorted runs of
+ * up to MAX_SORTED_RUN of the writer's ids (feox_ordered_index_insert_sorted), into leaves the
+ * other writers split and empty meanwhile. Writers also replace their stable entries by fresh
+ * ones with the same key (feox_ordered_index_replace). Removed and replaced entries are retired
+ * through the epoch. Readers scan in all six modes inside epoch
  * sections and check: keys strictly ascending/descending, every key within the bound, and no
  * stable key in the covered range missing. One thread reclaims the epoch all along.
  *
@@ -37,6 +39,7 @@
 #define BLOCK_IDS 512
 #define HOT_IDS 600
 #define MAX_BATCH 300
+#define MAX_SORTED_RUN 48
 
 static feox_ordered_index *idx;
 static atomic_bool stop;
@@ -128,6 +131,37 @@ static bool toggle(uint64_t id)
     return true;
 }
 
+/* Insert a run of this writer's absent lower-half ids in ascending order with one
+ * feox_ordered_index_insert_sorted (one descent per leaf, bounded by the fence seen on the way
+ * down) while the other writers split and empty the same leaves; a third of the runs start in
+ * the hot ids. */
+static bool insert_run(writer_state *w)
+{
+    feox_entry *batch[MAX_SORTED_RUN];
+    uint64_t ids[MAX_SORTED_RUN];
+    size_t n = 0, want = 1 + rng_next(&w->rng) % MAX_SORTED_RUN;
+    uint64_t span = rng_next(&w->rng) % 3 == 0 ? HOT_IDS : HALF_IDS;
+    uint64_t id = rng_next(&w->rng) % (span / WRITERS) * WRITERS + (uint64_t)w->id;
+    for (; id < HALF_IDS && n < want; id += WRITERS) {
+        if (is_stable(id) || present[id])
+            continue;
+        batch[n] = new_entry(id);
+        if (!batch[n])
+            return false;
+        ids[n++] = id;
+    }
+    size_t inserted = 0;
+    if (n &&
+        (feox_ordered_index_insert_sorted(idx, batch, n, &inserted) != FEOX_OK || inserted != n)) {
+        fail("insert_sorted failed", n, inserted);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        present[ids[i]] = batch[i];
+    atomic_fetch_add_explicit(&total_writes, n, memory_order_relaxed);
+    return true;
+}
+
 /* The next step of the fill-then-empty sweep over this writer's upper-half blocks. */
 static uint64_t next_block_id(writer_state *w)
 {
@@ -174,7 +208,12 @@ static void *writer_main(void *arg)
                 break;
             continue;
         }
-        uint64_t dice = rng_next(&w->rng) % 8;
+        uint64_t dice = rng_next(&w->rng) % 9;
+        if (dice == 8) {
+            if (!insert_run(w))
+                break;
+            continue;
+        }
         if (dice < 4) {
             /* A quarter of the toggles hit a few hot leaves, so writers collide on locks. */
             uint64_t span = dice == 0 ? HOT_IDS : HALF_IDS;

@@ -4,7 +4,8 @@
  * the largest one the store holds (no hash lookup, the ordered index filled at its right edge),
  * keys the store already holds or that fall between its keys (per key, as the locked sink),
  * keys out of order, a del or plain put between ordered puts (applied in order), expired puts,
- * expiries, max_memory (the locked sink), the full reload after a stale refresh, the memory
+ * expiries (also a put of the largest key that expires before the run is applied), max_memory
+ * (the locked sink), the full reload after a stale refresh, the memory
  * accounted (the same as the locked sink's), and lock-free readers while a run is applied. The
  * backend is scripted: each refresh calls the test's script with the sink.
  */
@@ -22,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
+#include "base/epoch.h"
+#include "failing_alloc.h"
 #include "feox.h"
 #include "feox_storage.h"
 #include "feox_test_support.h"
@@ -460,6 +464,78 @@ static void test_run_expiry(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* The store's largest key sent again with an expiry that passes before the run is applied (the
+ * put expired meanwhile: applying it removes the key), then a key past it. Applying the first
+ * retires the largest key's entry; the run compared the next key with that entry, read after
+ * the entry could be freed. Here the retired bytes are brought to just under the epoch's inline
+ * reclaim threshold, so retiring the entry frees it at once (the version it shares an
+ * allocation with was retired just before): AddressSanitizer saw the read
+ * (heap-use-after-free). The result is right either way: key 9 gone, key 10 there. */
+#define INLINE_RECLAIM_BYTES (64u << 20) /* epoch.c's FEOX_EPOCH_INLINE_RECLAIM_BYTES */
+
+typedef struct expire_largest_arg {
+    ftest_clock *clock;
+    uint64_t version_bytes; /* what retiring key 9's version adds to the retired bytes */
+} expire_largest_arg;
+
+static feox_err put_one(const feox_storage_sink *sink, uint32_t i, uint64_t expires_at_ns)
+{
+    send_range one = {.from = i,
+                      .to = i + 1,
+                      .step = 1,
+                      .version = 2,
+                      .value_len = 100,
+                      .expires_at_ns = expires_at_ns};
+    return send_keys(sink, &one);
+}
+
+static feox_err expire_largest_script(const feox_storage_sink *sink, void *p)
+{
+    expire_largest_arg *a = p;
+    uint64_t now = ftest_clock_now(a->clock);
+    feox_err err = put_one(sink, 9, now + 10 * FTEST_SEC); /* live when sent */
+    ftest_clock_advance(a->clock, 20 * FTEST_SEC);         /* expired when applied */
+    if (!err)
+        err = put_one(sink, 10, 0);
+    /* retired bytes: INLINE_RECLAIM_BYTES - the version's - 8, so that retiring the version stays
+     * at or below the threshold and retiring the entry (more than 8 bytes) goes past it */
+    feox_epoch_reclaim();
+    uint64_t pending = feox_epoch_pending_bytes();
+    uint64_t pad = INLINE_RECLAIM_BYTES - a->version_bytes - 8 - pending;
+    void *filler = feox_mem_alloc(1);
+    assert_non_null(filler);
+    feox_epoch_retire_ptr(filler, pad);
+    assert_int_equal(feox_epoch_pending_bytes(), INLINE_RECLAIM_BYTES - a->version_bytes - 8);
+    return err;
+}
+
+static void test_run_expires_the_largest_key(void **state)
+{
+    (void)state;
+    ftest_clock clock;
+    ftest_clock_init(&clock, FTEST_EPOCH_NS + 100 * FTEST_SEC);
+    feox_store *s = open_scripted(&clock, 0);
+    send_range first = {.from = 0, .to = 10, .step = 1, .version = 1, .value_len = 100};
+    refresh_with(s, send_range_script, &first); /* 0..9: 9 is the largest */
+    /* the bytes a version of this shape adds when retired: key 8's, replaced */
+    char key[KEY_LEN + 1], value[128];
+    key_of(8, key);
+    size_t len = value_of(8, 1, 100, value);
+    feox_epoch_reclaim();
+    uint64_t before = feox_epoch_pending_bytes();
+    assert_int_equal(feox_insert(s, key, KEY_LEN, value, len, NULL, NULL), FEOX_OK);
+    expire_largest_arg arg = {.clock = &clock,
+                              .version_bytes = feox_epoch_pending_bytes() - before};
+    assert_true(arg.version_bytes > 0);
+    refresh_with(s, expire_largest_script, &arg);
+    assert_absent(s, 9);
+    assert_key(s, 10, 2, 100);
+    assert_int_equal(feox_len(s, 0), 10);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    feox_epoch_reclaim();
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
 /* With max_memory the records go through the locked sink (values may leave memory): the same
  * result. */
 static void test_run_with_max_memory(void **state)
@@ -586,6 +662,135 @@ static void test_run_with_concurrent_readers(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* Allocation failures while a run is held and applied: the version and entry of a put, the run's
+ * arrays, a TTL heap item, a hash map that grows, an ordered-index node, a standalone copy for a
+ * key the store holds. For each allocation failing in turn (once, then from there on; past the
+ * 256th, every 4th): the refresh fails with NOMEM or succeeds, the indexes agree, every key has
+ * the version it had or the one sent (none half applied), the count is right, and once every key
+ * is deleted the memory accounted is the empty store's (nothing counted twice or never). The
+ * refresh then succeeds. */
+#define FAULT_KEYS 1100 /* two runs: past FEOX_PUT_RUN_MAX (1024) */
+
+static bool check_after_fault(feox_store *s, unsigned long n, bool applied_all)
+{
+    char key[KEY_LEN + 1];
+    uint64_t present = 0;
+    bool ok = true;
+    for (uint32_t i = 0; i < FAULT_KEYS; i++) {
+        key_of(i, key);
+        char want1[512], want2[512];
+        size_t len1 = value_of(i, 1, 100, want1), len2 = value_of(i, 2, 100, want2);
+        feox_value *v = NULL;
+        feox_err err = feox_get_ref(s, key, KEY_LEN, &v);
+        if (err == FEOX_ERR_KEY_NOT_FOUND) {
+            if (i % 2 || applied_all) {
+                print_message("alloc %lu: key %u lost\n", n, (unsigned)i);
+                ok = false;
+            }
+            continue;
+        }
+        assert_int_equal(err, FEOX_OK);
+        present++;
+        bool old =
+            i % 2 && feox_value_size(v) == len1 && memcmp(feox_value_data(v), want1, len1) == 0;
+        bool sent = feox_value_size(v) == len2 && memcmp(feox_value_data(v), want2, len2) == 0;
+        if (!(sent || (old && !applied_all))) {
+            print_message("alloc %lu: key %u has a foreign version\n", n, (unsigned)i);
+            ok = false;
+        }
+        feox_value_release(v);
+    }
+    if (feox_len(s, 0) != present) {
+        print_message("alloc %lu: feox_len %llu, %llu keys found\n", n,
+                      (unsigned long long)feox_len(s, 0), (unsigned long long)present);
+        ok = false;
+    }
+    if (feox_check(s) != FEOX_OK) {
+        print_message("alloc %lu: feox_check: %s\n", n, feox_error_detail());
+        ok = false;
+    }
+    return ok;
+}
+
+/* Delete every key: what is accounted then is what an empty store accounts. */
+static uint64_t memory_when_emptied(feox_store *s)
+{
+    char key[KEY_LEN + 1];
+    for (uint32_t i = 0; i < FAULT_KEYS; i++) {
+        key_of(i, key);
+        feox_err err = feox_delete(s, key, KEY_LEN, NULL);
+        assert_true(err == FEOX_OK || err == FEOX_ERR_KEY_NOT_FOUND);
+    }
+    assert_int_equal(feox_len(s, 0), 0);
+    return feox_memory_usage(s);
+}
+
+/* One round with allocation n failing (0: none). Returns whether the failure was reached. */
+static bool run_with_failure_at(unsigned long n, uint64_t empty_memory, bool *ok)
+{
+    ftest_clock clock;
+    ftest_clock_init(&clock, FTEST_EPOCH_NS + 100 * FTEST_SEC);
+    feox_store *s = open_scripted(&clock, 0);
+    send_range odd = {.from = 1, .to = FAULT_KEYS, .step = 2, .version = 1, .value_len = 100};
+    refresh_with(s, send_range_script, &odd);
+    send_range all = {.from = 0,
+                      .to = FAULT_KEYS,
+                      .step = 1,
+                      .version = 2,
+                      .value_len = 100,
+                      .expires_at_ns = FTEST_EPOCH_NS + 1000 * FTEST_SEC};
+    script.script = send_range_script;
+    script.arg = &all;
+    ftest_fault.alloc_count = 0;
+    ftest_fault.fail_at = n;
+    ftest_fault.failure_injected = false;
+    ftest_fault.injecting = true;
+    feox_err err = feox_refresh(s, NULL);
+    ftest_fault.injecting = false;
+    bool reached = ftest_fault.failure_injected;
+    if (err != FEOX_OK && (!reached || err != FEOX_ERR_NOMEM)) {
+        print_message("alloc %lu: refresh returned %s (%s)\n", n, feox_strerror(err),
+                      feox_error_detail());
+        *ok = false;
+    }
+    *ok = check_after_fault(s, n, err == FEOX_OK) && *ok;
+    refresh_with(s, send_range_script, &all); /* no failure now: it must work */
+    *ok = check_after_fault(s, n, true) && *ok;
+    uint64_t memory = memory_when_emptied(s);
+    if (memory != empty_memory) {
+        print_message("alloc %lu: %llu bytes accounted once empty, not %llu\n", n,
+                      (unsigned long long)memory, (unsigned long long)empty_memory);
+        *ok = false;
+    }
+    assert_int_equal(feox_close(s), FEOX_OK);
+    return reached;
+}
+
+static void fault_loop(bool persistent)
+{
+    feox_store *empty = open_scripted(NULL, 0);
+    uint64_t empty_memory = feox_memory_usage(empty);
+    assert_int_equal(feox_close(empty), FEOX_OK);
+    ftest_failing_alloc_install(persistent);
+    bool ok = true;
+    unsigned long n = 1;
+    /* every allocation of the first runs' start, then every 4th (the cost of the loop is the
+     * number of rounds times the keys: a key's version, copy, heap item and node come round
+     * again and again) */
+    while (run_with_failure_at(n, empty_memory, &ok))
+        n += n < 256 ? 1 : 4;
+    ftest_failing_alloc_remove();
+    assert_true(n > 1000); /* the refresh really allocates (about two per key) */
+    assert_true(ok);
+}
+
+static void test_run_allocation_failures(void **state)
+{
+    (void)state;
+    fault_loop(false);
+    fault_loop(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,9 +800,11 @@ int main(void)
         cmocka_unit_test(test_run_out_of_order),
         cmocka_unit_test(test_run_with_del_and_put_between),
         cmocka_unit_test(test_run_expiry),
+        cmocka_unit_test(test_run_expires_the_largest_key),
         cmocka_unit_test(test_run_with_max_memory),
         cmocka_unit_test(test_run_in_full_reload),
         cmocka_unit_test(test_run_with_concurrent_readers),
+        cmocka_unit_test(test_run_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
