@@ -25,7 +25,10 @@ int sqlite3_enable_shared_cache(int on)
 /* Debian's shell links these session functions; it calls them only for its .session command. */
 #define UNAVAILABLE(name)                                                                          \
     int name(void);                                                                                \
-    int name(void) { return 1; }
+    int name(void)                                                                                 \
+    {                                                                                              \
+        return 1;                                                                                  \
+    }
 UNAVAILABLE(sqlite3session_attach)
 UNAVAILABLE(sqlite3session_changeset)
 UNAVAILABLE(sqlite3session_create)

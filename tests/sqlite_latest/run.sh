@@ -60,12 +60,14 @@ variant_defines() { # variant_defines VARIANT
 build_variant() { # build_variant VARIANT: $work/VARIANT/{libsqlite3.so.0,python3,sqlite3}
     local dir="$work/$1" extra=()
     mkdir -p "$dir"
-    [ "$1" = better-sqlite3 ] && extra=("$repo/tests/sqlite_latest/omitted_stubs.c")
-    if [ ! -f "$dir/libsqlite3.so.0" ] || [ "$work/src/sqlite3.c" -nt "$dir/libsqlite3.so.0" ]; then
+    local lib="$dir/libsqlite3.so.0" stubs="$repo/tests/sqlite_latest/omitted_stubs.c"
+    [ "$1" = better-sqlite3 ] && extra=("$stubs")
+    if [ ! -f "$lib" ] || [ "$work/src/sqlite3.c" -nt "$lib" ] ||
+        { [ ${#extra[@]} -gt 0 ] && [ "$stubs" -nt "$lib" ]; }; then
         echo "== building libsqlite3.so.0 ($1 options)"
         # shellcheck disable=SC2046 # one word per define
         ${CC:-cc} -O1 -g -fPIC -shared -w $(variant_defines "$1") -I"$work/src" \
-            -o "$dir/libsqlite3.so.0" -Wl,-soname,libsqlite3.so.0 "$work/src/sqlite3.c" \
+            -o "$lib" -Wl,-soname,libsqlite3.so.0 "$work/src/sqlite3.c" \
             "${extra[@]}" -lm -lpthread || return 1
     fi
     printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec /usr/bin/python3 "$@"\n' "$dir" >"$dir/python3"
@@ -86,6 +88,7 @@ mkdir -p "$work"
 fetch_amalgamation || { echo "run.sh: could not get the amalgamation from $pkg" >&2; exit 1; }
 build_sourceid_shim || exit 1
 if [ -z "${PYTESTS:-}" ]; then
+    # shellcheck disable=SC2012 # plain file names, as make python-tests lists them
     PYTESTS=$(cd "$repo/tests/python" && ls test_*.py | sed 's/\.py$//' | tr '\n' ' ')
 fi
 status=0
