@@ -17,11 +17,12 @@
 #   tests/packages/*                the Python wheel and npm package (bindings/python, bindings/node)
 #                                   installed and used by small apps; make package-tests
 #   tests/layers/                   make layers: the layer table (check_layers.py) and its self-test
+#   tests/sqlite_latest/            make test-sqlite-latest: Python and SQL tests on a newer SQLite
 #   tests/cluster/                  make cluster: a dqlite node host (feox_dqlite_node.c), a 3-node
 #                                   failover test and a Litestream backup/restore round trip
 #
 # Targets: all test layers demo tsan fuzz crash bench soak lint install uninstall deps clean format
-#          cluster
+#          cluster test-sqlite-latest
 
 # B: the build directory (give each concurrent build its own: make B=build-x ...)
 B ?= build
@@ -83,7 +84,7 @@ BENCH_DEPS := liblmdb-dev librocksdb-dev gnuplot-nox
 LINT_DEPS := cppcheck clang-tidy
 
 .PHONY: docs-tests all test layers demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench deps-lint \
-	clean format unit-tests asan-tests sql-tests python-tests stress-tests crash-tests \
+	clean format unit-tests asan-tests sql-tests python-tests stress-tests crash-tests test-sqlite-latest \
 	fuzz-smoke valgrind-tests lint
 
 all: $(B)/libfeox.a $(B)/libfeox.so $(B)/feox.so
@@ -237,6 +238,12 @@ python-tests: $(B)/feox.so
 
 docs-tests: $(B)/libfeox.a $(B)/feox.so
 	@BUILD=$(B) bash tests/docs/run.sh
+
+# test-sqlite-latest: the Python suite and the SQL goldens on the newer SQLite that better-sqlite3
+# bundles, built twice into $(B)/sqlite-latest (Debian's options, better-sqlite3's). Not part of
+# `make test`: the first run needs npm and compiles the amalgamation (tests/sqlite_latest/run.sh).
+test-sqlite-latest: $(B)/feox.so
+	@B=$(B) bash tests/sqlite_latest/run.sh
 
 valgrind-tests: $(B)/feox.so
 	@if [ -f tests/sql/valgrind.sh ]; then bash tests/sql/valgrind.sh; fi

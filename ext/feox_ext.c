@@ -36,7 +36,7 @@ __declspec(dllexport)
      * host only means the engine's lookup by name finds that one (db_mode.c uses ours directly). */
     (void)feox_storage_register(feox_sqlite_storage());
     feox_conn_retain(conn); /* the module's reference: released by conn_destroy, even on error */
-    rc = sqlite3_create_module_v2(db, "feox", &feox_module, conn, conn_destroy);
+    rc = sqlite3_create_module_v2(db, "feox", &feox_module.module, conn, conn_destroy);
     if (rc == SQLITE_OK) {
         rc = feox_register_functions(db, conn);
     }

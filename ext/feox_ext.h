@@ -377,7 +377,16 @@ int feox_vtab_check_store_no_refresh(feox_vtab *vt);
 /* Set "feox: <table>: <engine error>" and return the SQLite code. */
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err);
 
-extern sqlite3_module feox_module;
+/* The module (vtab.c): sqlite3_module, and after it xIntegrity when the headers predate SQLite
+ * 3.44, which added it (module version 4). Registered as &feox_module.module. */
+typedef struct feox_module_v4 {
+    sqlite3_module module;
+#if SQLITE_VERSION_NUMBER < 3044000
+    int (*xIntegrity)(sqlite3_vtab *tab, const char *schema, const char *name, int flags,
+                      char **problems);
+#endif
+} feox_module_v4;
+extern const feox_module_v4 feox_module;
 
 /* Methods implemented outside vtab.c. */
 int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info);

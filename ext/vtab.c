@@ -41,11 +41,16 @@
  * action is involved. The transaction methods call db_mode.c around the journal (see its header
  * for the hook order and the cache/feed/rollback rules).
  *
+ * PRAGMA integrity_check and quick_check (SQLite 3.44 and newer call xIntegrity, module version
+ * 4) report what feox_check(tab) reports: the engine's check (index consistency, record checksums
+ * of a store file) and, in database mode, the cache compared with <table>_data.
+ *
  * Transactions: xBegin starts an undo journal (txn_journal.c); xCommit forgets it; xRollback,
  * xRollbackTo apply it. Nothing is buffered: a change is in the store as soon as xUpdate returns.
  * If an undo cannot finish (the engine is out of memory), what is left stays in the journal and
  * the next use of the table through this connection finishes it first.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "feox_ext.h"
@@ -489,29 +494,92 @@ static int feox_vt_shadow_name(const char *suffix)
     return feox_db_shadow_name(suffix);
 }
 
-sqlite3_module feox_module = {
-    /* iVersion    */ FEOX_DB_MODE ? 3 : 2,
-    /* xCreate     */ feox_vt_create,
-    /* xConnect    */ feox_vt_connect,
-    /* xBestIndex  */ feox_vt_best_index,
-    /* xDisconnect */ feox_vt_disconnect,
-    /* xDestroy    */ feox_vt_destroy,
-    /* xOpen       */ feox_vt_open,
-    /* xClose      */ feox_vt_close,
-    /* xFilter     */ feox_vt_filter,
-    /* xNext       */ feox_vt_next,
-    /* xEof        */ feox_vt_eof,
-    /* xColumn     */ feox_vt_column,
-    /* xRowid      */ feox_vt_rowid,
-    /* xUpdate     */ feox_vt_update,
-    /* xBegin      */ feox_vt_begin,
-    /* xSync       */ feox_vt_sync,
-    /* xCommit     */ feox_vt_commit,
-    /* xRollback   */ feox_vt_rollback,
-    /* xFindMethod */ NULL,
-    /* xRename     */ feox_vt_rename,
-    /* xSavepoint  */ feox_vt_savepoint,
-    /* xRelease    */ feox_vt_release,
-    /* xRollbackTo */ feox_vt_rollback_to,
-    /* xShadowName */ FEOX_DB_MODE ? feox_vt_shadow_name : NULL,
+/* The problems the engine's check and (database mode) the comparison of the cache with the shadow
+ * tables find, as feox_check(tab) reports them; NULL in *report when there are none. */
+static int check_table(feox_vtab *vt, char **report)
+{
+    *report = NULL;
+    int rc = vt->dbs != NULL ? feox_vtab_check_store_no_refresh(vt) : feox_vtab_check_store(vt);
+    if (vt->dbs != NULL && vt->entry != NULL && vt->entry->store == NULL) {
+        return feox_db_check_tables(vt, report); /* damaged shadow tables: say what */
+    }
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    feox_err e = feox_check(vt->entry->store);
+    if (e == FEOX_ERR_CORRUPT) {
+        const char *detail = feox_error_detail();
+        *report = sqlite3_mprintf("%s", detail[0] ? detail : "corrupt");
+        return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
+    }
+    return e == FEOX_OK ? feox_db_check(vt, report) : feox_vtab_engine_error(vt, e);
+}
+
+/* xIntegrity (SQLite 3.44+, PRAGMA integrity_check / quick_check, both run the whole check): a
+ * problem, or a check that could not run, becomes one line of the pragma's output naming the
+ * table; only running out of memory fails the pragma. */
+static int feox_vt_integrity(sqlite3_vtab *tab, const char *schema, const char *name, int flags,
+                             char **problems)
+{
+    (void)flags;
+    feox_vtab *vt = (feox_vtab *)tab;
+    char *report = NULL;
+    int rc = check_table(vt, &report);
+    if (rc == SQLITE_NOMEM) {
+        return rc;
+    }
+    bool found = rc != SQLITE_OK || report != NULL;
+    if (rc != SQLITE_OK) {
+        *problems = sqlite3_mprintf("feox table %s.%s could not be checked: %s", schema, name,
+                                    vt->base.zErrMsg ? vt->base.zErrMsg : sqlite3_errstr(rc));
+    } else if (report != NULL) {
+        *problems = sqlite3_mprintf("feox table %s.%s: %s", schema, name, report);
+    }
+    sqlite3_free(report);
+    sqlite3_free(vt->base.zErrMsg); /* said in the pragma's output, not for a later statement */
+    vt->base.zErrMsg = NULL;
+    return found && *problems == NULL ? SQLITE_NOMEM : SQLITE_OK;
+}
+
+/* Module version 4 (SQLite 3.44) adds xIntegrity after xShadowName. Built against older headers,
+ * the module is their sqlite3_module followed by that method: the same layout. An older SQLite
+ * reads no further than the methods it knows. */
+#if SQLITE_VERSION_NUMBER < 3044000
+_Static_assert(offsetof(feox_module_v4, xIntegrity) == sizeof(sqlite3_module),
+               "xIntegrity must follow sqlite3_module's last method");
+#endif
+
+const feox_module_v4 feox_module = {
+    .module = {
+        /* iVersion    */ 4,
+        /* xCreate     */ feox_vt_create,
+        /* xConnect    */ feox_vt_connect,
+        /* xBestIndex  */ feox_vt_best_index,
+        /* xDisconnect */ feox_vt_disconnect,
+        /* xDestroy    */ feox_vt_destroy,
+        /* xOpen       */ feox_vt_open,
+        /* xClose      */ feox_vt_close,
+        /* xFilter     */ feox_vt_filter,
+        /* xNext       */ feox_vt_next,
+        /* xEof        */ feox_vt_eof,
+        /* xColumn     */ feox_vt_column,
+        /* xRowid      */ feox_vt_rowid,
+        /* xUpdate     */ feox_vt_update,
+        /* xBegin      */ feox_vt_begin,
+        /* xSync       */ feox_vt_sync,
+        /* xCommit     */ feox_vt_commit,
+        /* xRollback   */ feox_vt_rollback,
+        /* xFindMethod */ NULL,
+        /* xRename     */ feox_vt_rename,
+        /* xSavepoint  */ feox_vt_savepoint,
+        /* xRelease    */ feox_vt_release,
+        /* xRollbackTo */ feox_vt_rollback_to,
+        /* xShadowName */ FEOX_DB_MODE ? feox_vt_shadow_name : NULL,
+#if SQLITE_VERSION_NUMBER >= 3044000
+        /* xIntegrity  */ feox_vt_integrity,
+#endif
+    },
+#if SQLITE_VERSION_NUMBER < 3044000
+    .xIntegrity = feox_vt_integrity,
+#endif
 };

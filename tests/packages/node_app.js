@@ -21,10 +21,14 @@ const feox = require('feox');
 
 const WORKERS = 4;
 const ROUNDS = 500;
+// better-sqlite3 waits 5 s for a lock by default; four connections committing 1000 times each in
+// rollback-journal mode on a busy machine can starve one for longer (a native table as well), so
+// wait as long as the Python tests do.
+const BUSY_TIMEOUT_MS = 60000;
 
 // A worker: its own connection, ROUNDS shared increments; posts the values it got back.
 function workerMain() {
-  const db = new Database(workerData.db);
+  const db = new Database(workerData.db, { timeout: BUSY_TIMEOUT_MS });
   feox.load(db);
   const hit = db.prepare("SELECT feox_incr('kv', 'hits', 1) AS n");
   const mine = db.prepare("SELECT feox_incr('kv', ?, 1) AS n");
@@ -102,7 +106,7 @@ async function main() {
   assert.throws(() => feox.load({}), TypeError);
 
   const file = path.join(dir, 'app.db');
-  const db = new Database(file);
+  const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
   feox.load(db);
   singleConnection(db);
 

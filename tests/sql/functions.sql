@@ -50,7 +50,8 @@ SELECT feox_incr('kv', 'rhuge', 1);
 SELECT feox_incr('kv', 'rinf', 1);
 SELECT feox_incr('kv', 'nul', 1);
 SELECT feox_incr('kv', 'b7', 1);
-SELECT 'incr-unchanged', key, typeof(value), quote(value) FROM kv WHERE key IN ('t', 't5', 'r', 'rhuge', 'rinf', 'nul', 'b7') ORDER BY key;
+-- (Inf spelled out: quote() writes it as Inf up to 3.4x, as 9.0e+999 in newer SQLite)
+SELECT 'incr-unchanged', key, typeof(value), iif(value = 9e999, 'Inf', quote(value)) FROM kv WHERE key IN ('t', 't5', 'r', 'rhuge', 'rinf', 'nul', 'b7') ORDER BY key;
 -- keeps an existing TTL; a ttl argument sets it
 INSERT INTO kv(key, value, ttl) VALUES ('c', 10, 600);
 SELECT 'incr-keeps-ttl', feox_incr('kv', 'c', 1), (SELECT ttl BETWEEN 595 AND 600 FROM kv WHERE key = 'c');
@@ -118,11 +119,13 @@ SELECT 'stats-after-delete', json_extract(feox_stats('small'), '$.len');
 SELECT 'flush' FROM (SELECT feox_flush('kv'));
 
 -- a function writing into the table that is being scanned: every scanned row exactly once
--- (the new keys sort before the cursor), and a two-pass UPDATE calling a function
+-- (the new keys sort before the cursor), and a two-pass UPDATE calling a function. The outer
+-- query uses n: SQLite 3.53 no longer computes a subquery column nobody reads (so feox_incr
+-- would not run), 3.40.1 did.
 CREATE VIRTUAL TABLE sc USING feox;
 INSERT INTO sc(key, value) VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4), ('e', 5);
 SELECT 'scan-write', group_concat(key || ':' || n, ' ') FROM (SELECT key, feox_incr('sc', 'A' || key, 10) AS n FROM sc ORDER BY key);
-SELECT 'scan-write-desc', group_concat(key, ' ') FROM (SELECT key, feox_incr('sc', 'z' || key, 1) AS n FROM sc WHERE key < 'z' ORDER BY key DESC);
+SELECT 'scan-write-desc', group_concat(key, ' '), sum(n) FROM (SELECT key, feox_incr('sc', 'z' || key, 1) AS n FROM sc WHERE key < 'z' ORDER BY key DESC);
 SELECT 'scan-write-after', count(*) FROM sc;
 SELECT 'scan-cas', group_concat(key || ':' || swapped, ' ') FROM (SELECT key, feox_cas('sc', 'A' || key, 10, 11) AS swapped FROM sc WHERE key GLOB '[a-e]' ORDER BY key);
 DELETE FROM sc WHERE key GLOB 'z*';
