@@ -33,7 +33,9 @@
  * table recovers what a crash during a RENAME left (file_actions.c, "Crash safety").
  *
  * A table with a file is SQLITE_VTAB_DIRECTONLY: triggers and views (which may come from a schema
- * someone else wrote) cannot use it. A store inherited through fork() is never used: the first
+ * someone else wrote) cannot use it. Tables in the database and memory tables are
+ * SQLITE_VTAB_INNOCUOUS (their writes stay in the database or in memory), usable from triggers
+ * and views also with PRAGMA trusted_schema=OFF. A store inherited through fork() is never used: the first
  * use in the child opens the file again, or fails saying that the parent process holds it.
  *
  * Database mode (a table without path in a file database, db_mode.c): the records are in shadow
@@ -216,10 +218,13 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
         goto cleanup;
     }
     rc = sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
-    if (rc == SQLITE_OK && loc.kind == FEOX_LOC_FILE) {
+    if (rc == SQLITE_OK) {
         /* A table with a file may not be used from triggers and views: a schema someone else
-         * wrote could otherwise make this process write or create files (trusted_schema). */
-        rc = sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+         * wrote could otherwise make this process write or create files. A table in the
+         * database writes only its shadow tables, a memory table only memory: innocuous (as
+         * FTS5 is), so triggers and views may use them with trusted_schema=OFF. */
+        rc = sqlite3_vtab_config(db, loc.kind == FEOX_LOC_FILE ? SQLITE_VTAB_DIRECTONLY
+                                                               : SQLITE_VTAB_INNOCUOUS);
     }
     if (rc != SQLITE_OK) {
         goto cleanup;
