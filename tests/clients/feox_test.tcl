@@ -284,6 +284,33 @@ proc transactions {} {
     db eval {DELETE FROM kv WHERE key IN ('acct', 'moves')}
 }
 
+# A progress handler that stops the statement at its Nth callback (what a statement time limit
+# does), for N = 1, 2, ... until feox_incr completes: the connection is never left inside a
+# transaction, and another connection always sees what this one sees.
+proc tick {} {
+    if {$::budget > 0 && [incr ::budget -1] == 0} { return 1 }
+    return 0
+}
+proc interrupted_calls {dbfile ext} {
+    open_db other $dbfile $ext
+    db progress 1 tick
+    for {set n 1} {$n < 2000} {incr n} {
+        set ::budget $n
+        set rc [catch {db eval {SELECT feox_incr('kv', 'p', 1)}} msg]
+        set ::budget 0
+        if {$rc && [string first interrupted $msg] < 0} { fail "interrupted feox_incr: $msg" }
+        if {[catch {db eval {BEGIN; COMMIT}} msg]} { fail "left in a transaction after step $n: $msg" }
+        set mine [db eval {SELECT value FROM kv WHERE key = 'p'}]
+        expect "interrupted at $n" [other eval {SELECT value FROM kv WHERE key = 'p'}] $mine
+        if {!$rc} break
+    }
+    db progress 0 {}
+    if {$n < 10} { fail "feox_incr completed after $n progress callbacks" }
+    expect "check after interrupts" [db onecolumn {SELECT feox_check('kv')}] ok
+    other close
+    db eval {DELETE FROM kv WHERE key = 'p'}
+}
+
 proc concurrent_writers {dbfile ext} {
     set n 40
     set pipes {}
@@ -384,7 +411,7 @@ foreach mode {wal delete} {
     foreach step {types_round_trip writes_and_functions ttl_and_expiry ranges transactions} {
         $step
     }
-    foreach step {concurrent_writers exit_without_close read_only busy_timeout} {
+    foreach step {interrupted_calls concurrent_writers exit_without_close read_only busy_timeout} {
         $step $dbfile $EXT
     }
     expect "empty at the end" [db onecolumn {SELECT count(*) FROM kv}] 0
