@@ -14,6 +14,8 @@
 #   tests/sql/*.sql (+ .expected)   golden SQL through the sqlite3 shell (tests/sql/run.sh)
 #   tests/python/test_*.py          /usr/bin/python3 unittest files
 #   tests/docs/run.sh               the README's C, Python and Node examples, compiled and run
+#   tests/clients/                  feox through Tcl, Ruby and PHP's SQLite bindings (run.sh;
+#                                   make client-tests)
 #   tests/packages/*                the Python wheel and npm package (bindings/python, bindings/node)
 #                                   installed and used by small apps; make package-tests
 #   tests/layers/                   make layers: the layer table (check_layers.py) and its self-test
@@ -79,13 +81,15 @@ TSAN_STRESS_BIN := $(patsubst tests/stress/%.c,$(B)/tsan-tests/%,$(STRESS_SRC))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 
 BUILD_DEPS := libsqlite3-dev libcjson-dev libck-dev libxxhash-dev pkg-config sqlite3
-TEST_DEPS := libcmocka-dev python3 valgrind clang libclang-rt-14-dev
+# the client tests' interpreters and SQLite bindings: tcl, ruby, php (tests/clients)
+CLIENT_DEPS := tcl libsqlite3-tcl ruby ruby-sqlite3 php-cli php-sqlite3
+TEST_DEPS := libcmocka-dev python3 valgrind clang libclang-rt-14-dev $(CLIENT_DEPS)
 BENCH_DEPS := liblmdb-dev librocksdb-dev gnuplot-nox
 LINT_DEPS := cppcheck clang-tidy
 
 .PHONY: docs-tests all test layers demo tsan fuzz crash bench soak install uninstall deps deps-test deps-bench deps-lint \
-	clean format unit-tests asan-tests sql-tests python-tests stress-tests crash-tests test-sqlite-latest \
-	fuzz-smoke valgrind-tests lint
+	clean format unit-tests asan-tests sql-tests python-tests client-tests stress-tests crash-tests \
+	test-sqlite-latest fuzz-smoke valgrind-tests lint
 
 all: $(B)/libfeox.a $(B)/libfeox.so $(B)/feox.so
 
@@ -198,8 +202,8 @@ $(B)/tsan-tests/%: tests/stress/%.c $(B)/tsan/libfeox.a $(TSAN_EXT_CORE_OBJ) $(T
 
 # make test: everything, plain and under ASan+UBSan.
 test: deps-test all
-	@$(MAKE) --no-print-directory layers unit-tests asan-tests sql-tests python-tests stress-tests \
-	  crash-tests valgrind-tests docs-tests fuzz-smoke install-tests
+	@$(MAKE) --no-print-directory layers unit-tests asan-tests sql-tests python-tests client-tests \
+	  stress-tests crash-tests valgrind-tests docs-tests fuzz-smoke install-tests
 	@echo "all tests passed"
 
 # make layers: engine/ includes follow the layers (engine/README.md; the table is in
@@ -235,6 +239,10 @@ sql-tests: $(B)/feox.so
 python-tests: $(B)/feox.so
 	@if ls tests/python/test_*.py >/dev/null 2>&1; then \
 	  cd tests/python && FEOX_EXT=$(CURDIR)/$(B)/feox $(PYTHON) -m unittest -q $$(ls test_*.py | sed 's/\.py$$//'); fi
+
+# Tcl, Ruby and PHP scripts through Debian's bindings (each skipped, saying so, if not installed).
+client-tests: $(B)/feox.so
+	@FEOX_EXT=$(CURDIR)/$(B)/feox bash tests/clients/run.sh
 
 docs-tests: $(B)/libfeox.a $(B)/feox.so
 	@BUILD=$(B) bash tests/docs/run.sh

@@ -125,6 +125,7 @@ struct feox_db_state {
     /* the functions' statements (feox_db_fn_begin), prepared on first use */
     sqlite3_stmt *sp_open, *sp_release, *sp_undo;
     bool fn_savepoint; /* feox_db_fn_begin opened "SAVEPOINT feox_fn" (fn_end releases it) */
+    bool fn_own_txn;   /* ... in autocommit: the savepoint is the call's own transaction */
     /* The cache was loaded inside a transaction (BEGIN): the shadow tables may hold what the
      * transaction wrote to them by hand (a repair of damage, with writable_schema or defensive
      * off), which a rollback takes back, so a rollback drops the cache and the next use loads
@@ -608,6 +609,7 @@ static int refuse_own_commit_on_dqlite(feox_vtab *vt, char **err)
     feox_db_state *s = vt->dbs;
     (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn"); /* nothing done: no write */
     s->fn_savepoint = false;
+    s->fn_own_txn = false;
     *err = feox_table_message(
         vt->schema, vt->name,
         "a writing function needs an explicit transaction under dqlite (BEGIN; SELECT ...; "
@@ -615,6 +617,25 @@ static int refuse_own_commit_on_dqlite(feox_vtab *vt, char **err)
         "UPDATE %s SET value = value + ? WHERE key = ?",
         vt->name);
     return SQLITE_ERROR;
+}
+
+/* A function call failed with "SAVEPOINT feox_fn" open: roll the savepoint back and release it.
+ * If the call was its own transaction (opened in autocommit), make sure that transaction ends
+ * too: a commit that failed in xSync (SQLITE_INTERRUPT from a progress handler or
+ * sqlite3_interrupt, an I/O error, a full disk, while the shadow tables are written) leaves SQLite
+ * without the savepoint but with the transaction still open, and every later write of the
+ * connection would then go into a transaction nobody commits. ROLLBACK ends it (xRollback puts
+ * the cache back). */
+static void undo_fn_savepoint(feox_vtab *vt)
+{
+    feox_db_state *s = vt->dbs;
+    (void)run_cached(vt->db, &s->sp_undo, "ROLLBACK TO feox_fn");
+    (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
+    if (s->fn_own_txn && sqlite3_get_autocommit(vt->db) == 0) {
+        (void)sqlite3_exec(vt->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    s->fn_savepoint = false;
+    s->fn_own_txn = false;
 }
 
 int feox_db_fn_begin(feox_vtab *vt, char **err)
@@ -625,10 +646,19 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
     }
     bool autocommit = sqlite3_get_autocommit(vt->db) != 0;
     int rc = open_savepoint(vt, &s->fn_savepoint);
-    if (rc == SQLITE_OK && s->fn_savepoint && autocommit && on_dqlite(vt)) {
+    s->fn_own_txn = autocommit && s->fn_savepoint;
+    if (rc != SQLITE_OK) {
+        /* e.g. SQLITE_INTERRUPT from a progress handler, which may stop the statement after it
+         * opened the savepoint (and, in autocommit, the transaction): undo whatever it did */
+        *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
+        s->fn_own_txn = autocommit;
+        undo_fn_savepoint(vt);
+        return rc;
+    }
+    if (s->fn_savepoint && autocommit && on_dqlite(vt)) {
         return refuse_own_commit_on_dqlite(vt, err);
     }
-    if (rc == SQLITE_OK && !vt->in_txn) {
+    if (!vt->in_txn) {
         /* Not cached: a prepared statement that names the table holds its vtab, and SQLite then
          * never disconnects it (sqlite3_close fails with unfinalized statements). Once the
          * table is in the transaction, later calls need no enlistment (SQLite calls xSavepoint
@@ -651,12 +681,8 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
         }
         sqlite3_finalize(enlist);
         if (rc != SQLITE_OK && s->fn_savepoint) {
-            (void)run_cached(vt->db, &s->sp_undo, "ROLLBACK TO feox_fn");
-            (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
-            s->fn_savepoint = false;
+            undo_fn_savepoint(vt);
         }
-    } else if (rc != SQLITE_OK) {
-        *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
     }
     return rc;
 }
@@ -683,9 +709,9 @@ int feox_db_fn_end(feox_vtab *vt, char **err)
         /* e.g. BUSY taking the lock to commit in rollback-journal mode: the transaction stays
          * open; undo the call's changes (xRollbackTo puts the cache back) and end it */
         *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
-        (void)run_cached(vt->db, &s->sp_undo, "ROLLBACK TO feox_fn");
-        (void)run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
+        undo_fn_savepoint(vt);
     }
+    s->fn_own_txn = false;
     return rc;
 }
 

@@ -548,7 +548,9 @@ int feox_db_settle(feox_vtab *vt);
  * in it (a cached "UPDATE ... SET key=key WHERE 0": xBegin, the check, the backend's begin), so
  * the function's writes join the user's transaction (or form their own, in autocommit).
  * feox_db_fn_end releases it (in autocommit: commits); if that fails, it rolls the savepoint back
- * and returns SQLite's code with *err (mprintf'd). On error neither leaves the savepoint open. */
+ * and returns SQLite's code with *err (mprintf'd). On error neither leaves the savepoint open,
+ * nor, for a call made in autocommit, its transaction (a commit that failed in xSync, or a
+ * SAVEPOINT stopped by SQLITE_INTERRUPT after it opened, is rolled back). */
 int feox_db_fn_begin(feox_vtab *vt, char **err);
 int feox_db_fn_end(feox_vtab *vt, char **err);
 /* feox_sweep(tab): remove expired records inside the current write transaction (at most limit;

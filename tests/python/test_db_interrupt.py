@@ -1,0 +1,102 @@
+"""A statement on a table in the database interrupted at every step of its run.
+
+A progress handler (Python's set_progress_handler, Tcl's `db progress`, what statement timeouts
+are built on) that returns true makes SQLite stop the running statement with SQLITE_INTERRUPT,
+and it also runs inside the SQL feox runs for the statement: the savepoint of a writing function,
+the writes of the shadow tables and the change feed at commit. Each statement here is interrupted
+at its 1st, 2nd, 3rd, ... progress callback until it completes; after every interrupted call
+the connection must be back in autocommit (a call that began outside BEGIN never leaves a
+transaction open: the writes that follow would otherwise never commit), this connection and
+another one must show the same rows, either those before the statement or those it makes when
+it completes (SQLite calls the progress handler once more after an autocommit statement has
+committed, and reports SQLITE_INTERRUPT for it, native tables alike; and a writing function called
+by a SELECT outside BEGIN commits when it returns, as README says), and the next autocommit write
+must be seen by the other connection. Both journal modes.
+"""
+import sqlite3
+import unittest
+
+from feoxtest import TempDirTestCase, connect
+
+STATEMENTS = (
+    "SELECT feox_incr('kv', 'n', 1)",
+    "SELECT feox_incr('kv', 'fresh', 1, 60)",
+    "SELECT feox_cas('kv', 'n', (SELECT value FROM kv WHERE key = 'n'), 0)",
+    "SELECT feox_patch('kv', 'doc', '[{\"op\":\"add\",\"path\":\"/a\",\"value\":1}]')",
+    "SELECT feox_sweep('kv')",
+    "SELECT feox_incr('kv', key, 1) FROM kv WHERE key >= 'n'",  # one row: the SELECT reads kv
+    "INSERT OR REPLACE INTO kv(key, value) VALUES ('n', 5)",
+    "UPDATE kv SET value = value + 1 WHERE key >= 'n'",
+    "DELETE FROM kv WHERE key = 'doc'",
+)
+MAX_STEPS = 2000
+
+
+def rows(con):
+    return con.execute("SELECT key, value, ttl IS NOT NULL FROM kv ORDER BY key").fetchall()
+
+
+class InterruptTest(TempDirTestCase):
+    def run_interrupted(self, mode):
+        db = self.path(f"{mode}.db")
+        con = connect(db)
+        self.assertEqual(con.execute(f"PRAGMA journal_mode = {mode}").fetchone(), (mode,))
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        other = connect(db)
+        def reset():
+            con.execute("INSERT OR REPLACE INTO kv(key, value) VALUES ('n', 1), ('doc', '{}')")
+            con.execute("DELETE FROM kv WHERE key = 'fresh'")
+            return rows(other)
+
+        for sql in STATEMENTS:
+            before = reset()
+            con.execute(sql).fetchall()
+            after = rows(other)
+            interrupted = 0
+            for steps in range(1, MAX_STEPS + 1):
+                left = [steps]
+
+                def tick():
+                    left[0] -= 1
+                    return left[0] == 0
+
+                reset()
+                con.set_progress_handler(tick, 1)
+                try:
+                    con.execute(sql).fetchall()
+                    done = True
+                except sqlite3.Error as e:
+                    done = False
+                    self.assertIn("interrupted", str(e), (sql, steps))
+                finally:
+                    con.set_progress_handler(None, 1)
+                if done:
+                    break
+                interrupted += 1
+                where = f"{mode}: {sql} interrupted at step {steps}"
+                self.assertFalse(con.in_transaction, where)
+                self.assertIn(rows(other), (before, after), where)
+                self.assertEqual(rows(con), rows(other), where)
+                con.execute("INSERT INTO kv(key, value) VALUES ('probe', 1)")
+                self.assertEqual(other.execute("SELECT value FROM kv WHERE key = 'probe'").fetchone(),
+                                 (1,), where)
+                con.execute("DELETE FROM kv WHERE key = 'probe'")
+            else:
+                self.fail(f"{sql} did not complete in {MAX_STEPS} steps")
+            self.assertGreater(interrupted, 10, sql)
+            self.assertFalse(con.in_transaction, sql)
+            self.assertEqual(rows(other), after, sql)
+            self.assertEqual(rows(con), after, sql)
+            self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",), sql)
+        con.close()
+        other.close()
+
+    def test_wal(self):
+        self.run_interrupted("wal")
+
+    def test_rollback_journal(self):
+        self.run_interrupted("delete")
+
+
+if __name__ == "__main__":
+    unittest.main()
