@@ -852,9 +852,13 @@ static feox_err sync_locked(feox_sqlite_backend *b, bool commit, uint64_t *swept
             } else {
                 b->sweep_skips++; /* nothing in the index has expired yet */
             }
-            if (err != FEOX_OK && removed == 0) {
+            if (err != FEOX_OK && removed == 0 &&
+                sqlite3_txn_state(b->db, b->schema) == SQLITE_TXN_WRITE) {
                 /* Nothing removed yet (e.g. the expiry index could not be made): the user's
-                 * transaction commits without it; the next one tries again. */
+                 * transaction commits without it; the next one tries again. Not if the failure
+                 * ended the transaction (an I/O error, even in the seek's SELECT, or an interrupt
+                 * makes SQLite roll it all back): the commit must fail, or what follows would
+                 * run, and commit, in a transaction of its own. */
                 feox_sq_clear_error(b);
                 err = FEOX_OK;
             }

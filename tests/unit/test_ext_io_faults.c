@@ -588,6 +588,7 @@ static uint64_t rng_next(void)
 }
 
 #define ALL_CLASSES ((1u << FAULT_CLASSES) - 1)
+#define EARLY_READS 60
 static unsigned long runs_per_class = 60; /* FEOX_IOFAULT_RUNS=<n> explores more */
 #define RUNS_PER_CLASS runs_per_class
 
@@ -642,6 +643,23 @@ static void test_faults_during_lazy_load(void **state)
     table_rows = 400;
 }
 
+/* Every one of the first reads fails in turn (not a sample): they include the first write's
+ * commit, whose expiry sweep seeks the expiry index (the connection does not know yet when its
+ * rows expire). A read that fails there rolls the whole transaction back inside xSync; the commit
+ * must then fail, not go on and commit the rest in transactions of their own. */
+static void test_every_early_read_fault(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"DELETE", "WAL"};
+    for (size_t m = 0; m < 2; m++) {
+        problems = 0;
+        for (unsigned long n = 1; n <= EARLY_READS; n++)
+            if (!run(modes[m], FAULT_READ, n, false, false, NULL))
+                problem("%s, read fault %lu: not reached", modes[m], n);
+        assert_int_equal(problems, 0);
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -682,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_faults_rollback_journal),
         cmocka_unit_test(test_faults_wal),
         cmocka_unit_test(test_faults_during_lazy_load),
+        cmocka_unit_test(test_every_early_read_fault),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
