@@ -511,6 +511,9 @@ static int check_table(feox_vtab *vt, char **report)
     if (rc != SQLITE_OK) {
         return rc;
     }
+    if (vt->entry == NULL || vt->entry->store == NULL) {
+        return SQLITE_ERROR; /* not reached: a checked table has its store */
+    }
     feox_err e = feox_check(vt->entry->store);
     if (e == FEOX_ERR_CORRUPT) {
         const char *detail = feox_error_detail();
