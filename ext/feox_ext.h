@@ -371,9 +371,16 @@ int feox_vtab_check_store(feox_vtab *vt);
 int feox_vtab_check_store_to_read(feox_vtab *vt);
 /* The same without the coherence check, for a caller that enlists the table in a write
  * transaction next (a writing function in database mode: feox_db_fn_begin), whose xBegin makes
- * the check with the transaction open (the check here would cost a read of its own), or that
- * reads the shadow tables itself (feox_check). */
-int feox_vtab_check_store_no_refresh(feox_vtab *vt);
+ * the check with the transaction open (the check here would cost a read of its own). */
+int feox_vtab_check_store_without_refresh(feox_vtab *vt);
+/* The table's problems, as feox_check(tab) returns them and PRAGMA integrity_check prints them:
+ * the store check (without the coherence check: it reads the shadow tables itself), the engine's
+ * check of the store and, in database mode, the comparison of the cache with <t>_data; a
+ * database-mode table whose cache could not be opened gets the shadow tables' own check
+ * (feox_db_check_tables). *report: NULL when there are none, else what was found (mprintf'd).
+ * Returns SQLITE_OK, or the code of a check that could not run, with the table's error message
+ * set (SQLITE_NOMEM when the report could not be allocated). */
+int feox_vtab_check_table(feox_vtab *vt, char **report);
 /* Set "feox: <table>: <engine error>" and return the SQLite code. */
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err);
 

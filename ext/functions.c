@@ -201,8 +201,7 @@ static void unpin(feox_vtab *vt)
 typedef enum resolve_use {
     USE_READ,  /* reads the cache: brought up to date first (database mode) */
     USE_WRITE, /* changes the store: the table joins an open transaction */
-    USE_CHECK  /* feox_check: reads the shadow tables itself, so the cache is not brought up to
-                * date first (a damaged row would make that fail before the check can name it) */
+    USE_CHECK  /* feox_check: its store check is part of the check (feox_vtab_check_table) */
 } resolve_use;
 
 /* The feox table named by argv[0] in this connection, pinned (unpin it when done), or NULL after
@@ -261,10 +260,9 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
             }
         } else if (vt == NULL) {
             fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
-        } else if ((rc = (write || use == USE_CHECK) && vt->dbs != NULL
-                             ? feox_vtab_check_store_no_refresh(vt)
-                             : feox_vtab_check_store(vt)) != SQLITE_OK &&
-                   !(use == USE_CHECK && vt->dbs != NULL && vt->entry->store == NULL)) {
+        } else if (use != USE_CHECK &&
+                   (rc = write && vt->dbs != NULL ? feox_vtab_check_store_without_refresh(vt)
+                                                  : feox_vtab_check_store(vt)) != SQLITE_OK) {
             /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot
              * be opened again, or a rollback that still cannot finish */
             fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));
@@ -763,31 +761,15 @@ static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 static void check_body(sqlite3_context *ctx, feox_vtab *vt)
 {
-    if (vt->dbs != NULL && vt->entry->store == NULL) {
-        /* database mode, the cache could not be opened (damaged shadow tables): say what */
-        char *found = NULL;
-        if (feox_db_check_tables(vt, &found) != SQLITE_OK) {
-            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("%s", vt->base.zErrMsg));
-        } else {
-            sqlite3_result_text(ctx, found, -1, sqlite3_free);
-        }
-        return;
-    }
-    feox_err e = feox_check(vt->entry->store);
     char *report = NULL;
-    int rc = e == FEOX_OK ? feox_db_check(vt, &report) : SQLITE_OK; /* database mode */
+    int rc = feox_vtab_check_table(vt, &report);
     if (rc != SQLITE_OK) {
         fn_error(ctx, rc,
                  sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : sqlite3_errstr(rc)));
     } else if (report != NULL) {
         sqlite3_result_text(ctx, report, -1, sqlite3_free);
-    } else if (e == FEOX_OK) {
-        sqlite3_result_text(ctx, "ok", 2, SQLITE_STATIC);
-    } else if (e == FEOX_ERR_CORRUPT) {
-        const char *detail = feox_error_detail();
-        sqlite3_result_text(ctx, detail[0] ? detail : "corrupt", -1, SQLITE_TRANSIENT);
     } else {
-        fn_engine_error(ctx, vt, e);
+        sqlite3_result_text(ctx, "ok", 2, SQLITE_STATIC);
     }
 }
 

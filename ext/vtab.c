@@ -499,30 +499,6 @@ static int feox_vt_shadow_name(const char *suffix)
     return feox_db_shadow_name(suffix);
 }
 
-/* The problems the engine's check and (database mode) the comparison of the cache with the shadow
- * tables find, as feox_check(tab) reports them; NULL in *report when there are none. */
-static int check_table(feox_vtab *vt, char **report)
-{
-    *report = NULL;
-    int rc = vt->dbs != NULL ? feox_vtab_check_store_no_refresh(vt) : feox_vtab_check_store(vt);
-    if (vt->dbs != NULL && vt->entry != NULL && vt->entry->store == NULL) {
-        return feox_db_check_tables(vt, report); /* damaged shadow tables: say what */
-    }
-    if (rc != SQLITE_OK) {
-        return rc;
-    }
-    if (vt->entry == NULL || vt->entry->store == NULL) {
-        return SQLITE_ERROR; /* not reached: a checked table has its store */
-    }
-    feox_err e = feox_check(vt->entry->store);
-    if (e == FEOX_ERR_CORRUPT) {
-        const char *detail = feox_error_detail();
-        *report = sqlite3_mprintf("%s", detail[0] ? detail : "corrupt");
-        return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
-    }
-    return e == FEOX_OK ? feox_db_check(vt, report) : feox_vtab_engine_error(vt, e);
-}
-
 /* xIntegrity (SQLite 3.44+, PRAGMA integrity_check / quick_check, both run the whole check): a
  * problem, or a check that could not run, becomes one line of the pragma's output naming the
  * table; only running out of memory fails the pragma. */
@@ -532,7 +508,7 @@ static int feox_vt_integrity(sqlite3_vtab *tab, const char *schema, const char *
     (void)flags;
     feox_vtab *vt = (feox_vtab *)tab;
     char *report = NULL;
-    int rc = check_table(vt, &report);
+    int rc = feox_vtab_check_table(vt, &report);
     if (rc == SQLITE_NOMEM) {
         return rc;
     }

@@ -1,10 +1,11 @@
 /*
  * vtab_store.c — what every use of a table starts with, and how it reports an error:
  * feox_vtab_check_store (open again a store that was missing or inherited through fork(), finish
- * a rollback that could not finish, and in database mode bring the cache up to date) and the
- * table's error messages (feox_vtab_set_error, feox_vtab_engine_error). Below vtab.c (the module)
- * and the files of its methods (cursor.c, update.c) and of the SQL functions (functions.c), which
- * all call it.
+ * a rollback that could not finish, and in database mode bring the cache up to date), the
+ * report of a table's problems (feox_vtab_check_table: feox_check and PRAGMA integrity_check) and
+ * the table's error messages (feox_vtab_set_error, feox_vtab_engine_error). Below vtab.c (the
+ * module) and the files of its methods (cursor.c, update.c) and of the SQL functions
+ * (functions.c), which all call it.
  */
 #include <stdarg.h>
 
@@ -64,7 +65,7 @@ static int reopen_store(feox_vtab *vt)
 typedef enum check_refresh {
     REFRESH,      /* feox_db_refresh */
     REFRESH_READ, /* feox_db_refresh_read (xFilter) */
-    NO_REFRESH    /* none: the caller's xBegin makes it */
+    NO_REFRESH    /* none: the caller's xBegin makes it, or the caller reads the shadow tables */
 } check_refresh;
 
 static int check_store(feox_vtab *vt, check_refresh refresh);
@@ -79,7 +80,7 @@ int feox_vtab_check_store_to_read(feox_vtab *vt)
     return check_store(vt, REFRESH_READ);
 }
 
-int feox_vtab_check_store_no_refresh(feox_vtab *vt)
+int feox_vtab_check_store_without_refresh(feox_vtab *vt)
 {
     return check_store(vt, NO_REFRESH);
 }
@@ -124,6 +125,26 @@ static int check_store(feox_vtab *vt, check_refresh refresh)
                             vt->label);
     }
     return SQLITE_CANTOPEN;
+}
+
+int feox_vtab_check_table(feox_vtab *vt, char **report)
+{
+    *report = NULL;
+    /* no refresh: the check reads the shadow tables itself, and a damaged row would make the
+     * refresh fail before the check can name it (a no-op outside database mode) */
+    int rc = check_store(vt, NO_REFRESH);
+    if (rc != SQLITE_OK) {
+        bool no_cache = vt->dbs != NULL && vt->entry != NULL && vt->entry->store == NULL;
+        /* database mode, the cache could not be opened (damaged shadow tables): say what */
+        return no_cache ? feox_db_check_tables(vt, report) : rc;
+    }
+    feox_err e = feox_check(vt->entry->store);
+    if (e == FEOX_ERR_CORRUPT) {
+        const char *detail = feox_error_detail();
+        *report = sqlite3_mprintf("%s", detail[0] ? detail : "corrupt");
+        return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
+    }
+    return e == FEOX_OK ? feox_db_check(vt, report) : feox_vtab_engine_error(vt, e);
 }
 
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err)
