@@ -752,13 +752,70 @@ restart:
     return FEOX_OK;
 }
 
-/* ---- remove ---------------------------------------------------------------------------------- */
+/* ---- finding an entry (remove, replace) ------------------------------------------------------ */
 
 typedef struct path_step {
     node *n;
     uint64_t version;
     uint32_t child; /* slot taken to the next level */
 } path_step;
+
+/* Where an entry was found: its leaf as read (version), its slot, the leaf's count, and how many
+ * inner nodes lie above the leaf. */
+typedef struct entry_place {
+    node *leaf;
+    uint64_t version;
+    uint32_t slot;
+    uint32_t count;
+    int depth;
+} entry_place;
+
+typedef enum find_result { FIND_RESTART, FIND_ABSENT, FIND_FOUND } find_result;
+
+/* Descend optimistically (inside an epoch section) to the leaf slot holding e, recording each
+ * inner node on the way in path (remove unlinks from it; NULL: not kept). FIND_FOUND and
+ * FIND_ABSENT were validated against the leaf's version in *at; nothing is locked.
+ * FIND_RESTART: a node changed under the descent, start again from the root. */
+static find_result find_entry(feox_ordered_index *idx, const feox_entry *e, path_step *path,
+                              entry_place *at)
+{
+    const uint8_t *key = e->key;
+    size_t len = e->key_len;
+    int depth = 0;
+    node *n = atomic_load_explicit(&idx->root, memory_order_acquire);
+    uint64_t version;
+    if (!read_version(n, &version) || n != atomic_load_explicit(&idx->root, memory_order_acquire))
+        return FIND_RESTART;
+    while (!n->is_leaf) {
+        uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
+        if (count > FEOX_OI_NODE_CAP)
+            return FIND_RESTART;
+        uint32_t slot = node_search(n, count, key, len, true);
+        node *child = atomic_load_explicit(&AS_INNER(n)->children[slot], memory_order_acquire);
+        uint64_t child_version;
+        if (!child || !validate(n, version) || depth == FEOX_OI_MAX_DEPTH)
+            return FIND_RESTART;
+        if (!read_version(child, &child_version) || !validate(n, version))
+            return FIND_RESTART;
+        if (path)
+            path[depth] = (path_step){n, version, slot};
+        depth++;
+        n = child;
+        version = child_version;
+    }
+    uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
+    if (count > FEOX_OI_NODE_CAP)
+        return FIND_RESTART;
+    uint32_t slot = node_search(n, count, key, len, false);
+    bool found =
+        slot < count && atomic_load_explicit(&AS_LEAF(n)->entries[slot], memory_order_acquire) == e;
+    if (!validate(n, version))
+        return FIND_RESTART;
+    *at = (entry_place){n, version, slot, count, depth};
+    return found ? FIND_FOUND : FIND_ABSENT;
+}
+
+/* ---- remove ---------------------------------------------------------------------------------- */
 
 static void unlock_steps(path_step *path, int from, int to)
 {
@@ -785,48 +842,26 @@ static void collapse_or_unlock_keeper(feox_ordered_index *idx, node *keeper, boo
 
 static void remove_in_section(feox_ordered_index *idx, feox_entry *e)
 {
-    const uint8_t *key = e->key;
-    size_t len = e->key_len;
     path_step path[FEOX_OI_MAX_DEPTH];
     unsigned restarts = 0;
 restart:
     if (restarts++)
         backoff(restarts);
-    int depth = 0;
-    node *n = atomic_load_explicit(&idx->root, memory_order_acquire);
-    uint64_t version;
-    if (!read_version(n, &version) || n != atomic_load_explicit(&idx->root, memory_order_acquire))
+    entry_place at;
+    find_result where = find_entry(idx, e, path, &at);
+    if (where == FIND_RESTART)
         goto restart;
-    while (!n->is_leaf) {
-        uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
-        if (count > FEOX_OI_NODE_CAP)
-            goto restart;
-        uint32_t slot = node_search(n, count, key, len, true);
-        node *child = atomic_load_explicit(&AS_INNER(n)->children[slot], memory_order_acquire);
-        uint64_t child_version;
-        if (!child || !validate(n, version) || depth == FEOX_OI_MAX_DEPTH)
-            goto restart;
-        if (!read_version(child, &child_version) || !validate(n, version))
-            goto restart;
-        path[depth++] = (path_step){n, version, slot};
-        n = child;
-        version = child_version;
-    }
-    uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
-    if (count > FEOX_OI_NODE_CAP)
-        goto restart;
-    uint32_t slot = node_search(n, count, key, len, false);
-    bool found =
-        slot < count && atomic_load_explicit(&AS_LEAF(n)->entries[slot], memory_order_acquire) == e;
-    if (!validate(n, version))
-        goto restart;
-    if (!found)
+    if (where == FIND_ABSENT)
         return; /* not in the index: the caller broke the contract; nothing to do */
+    node *n = at.leaf;
+    uint64_t version = at.version;
+    uint32_t slot = at.slot;
+    int depth = at.depth;
 
     /* Emptying a leaf: unlink it with the chain of single-child ancestors above it, from the
      * nearest ancestor that keeps another child. */
     int keeper = -1;
-    if (count == 1) {
+    if (at.count == 1) {
         keeper = depth - 1;
         while (keeper >= 0 &&
                atomic_load_explicit(&path[keeper].n->count, memory_order_relaxed) == 0)
@@ -862,33 +897,6 @@ restart:
 
 /* ---- replace --------------------------------------------------------------------------------- */
 
-/* The leaf holding key, descended to optimistically (inside an epoch section); false to restart. */
-static bool descend_to_leaf(feox_ordered_index *idx, const uint8_t *key, size_t len, node **leaf,
-                            uint64_t *leaf_version)
-{
-    node *n = atomic_load_explicit(&idx->root, memory_order_acquire);
-    uint64_t version;
-    if (!read_version(n, &version) || n != atomic_load_explicit(&idx->root, memory_order_acquire))
-        return false;
-    while (!n->is_leaf) {
-        uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
-        if (count > FEOX_OI_NODE_CAP)
-            return false;
-        uint32_t slot = node_search(n, count, key, len, true);
-        node *child = atomic_load_explicit(&AS_INNER(n)->children[slot], memory_order_acquire);
-        uint64_t child_version;
-        if (!child || !validate(n, version))
-            return false;
-        if (!read_version(child, &child_version) || !validate(n, version))
-            return false;
-        n = child;
-        version = child_version;
-    }
-    *leaf = n;
-    *leaf_version = version;
-    return true;
-}
-
 /* The slot stays where it is and so does every head and the prefix (the key bytes are the
  * same): only the entry pointer changes, with the leaf locked like any edit, so a reader that
  * read the slot either way fails validation or returns an entry that was there. */
@@ -898,24 +906,16 @@ static bool replace_in_section(feox_ordered_index *idx, feox_entry *old, feox_en
     for (;;) {
         if (restarts++)
             backoff(restarts);
-        node *n;
-        uint64_t version;
-        if (!descend_to_leaf(idx, old->key, old->key_len, &n, &version))
+        entry_place at;
+        find_result where = find_entry(idx, old, NULL, &at);
+        if (where == FIND_RESTART)
             continue;
-        uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
-        if (count > FEOX_OI_NODE_CAP)
-            continue;
-        uint32_t slot = node_search(n, count, old->key, old->key_len, false);
-        bool found = slot < count &&
-                     atomic_load_explicit(&AS_LEAF(n)->entries[slot], memory_order_acquire) == old;
-        if (!validate(n, version))
-            continue;
-        if (!found)
+        if (where == FIND_ABSENT)
             return false;
-        if (!upgrade_to_lock(n, version))
+        if (!upgrade_to_lock(at.leaf, at.version))
             continue;
-        atomic_store_explicit(&AS_LEAF(n)->entries[slot], fresh, memory_order_release);
-        unlock(n);
+        atomic_store_explicit(&AS_LEAF(at.leaf)->entries[at.slot], fresh, memory_order_release);
+        unlock(at.leaf);
         return true;
     }
 }
