@@ -134,6 +134,17 @@ static feox_err lock_key(feox_store *s, const void *key, size_t key_len,
     return FEOX_OK;
 }
 
+/* Resident bytes of the live version (reads a cold value back from the backend). */
+static feox_err live_value(feox_store *s, const void *key, size_t key_len, feox_record *live,
+                           feox_record **resident)
+{
+    feox_record_ref(live);
+    feox_err err = feox_record_materialize(s, key, key_len, live, resident);
+    if (err || *resident != live)
+        feox_record_unref(live);
+    return err;
+}
+
 /* opts->replaced: a resident, referenced copy of the live version about to be replaced (read
  * back from the backend if cold), kept until the write succeeds (keep_replaced). */
 static feox_err hold_replaced(feox_store *s, const void *key, size_t key_len, key_state *k,
@@ -142,11 +153,7 @@ static feox_err hold_replaced(feox_store *s, const void *key, size_t key_len, ke
     *held = NULL;
     if (!k->replaced || !k->live)
         return FEOX_OK;
-    feox_record_ref(k->live);
-    feox_err err = feox_record_materialize(s, key, key_len, k->live, held);
-    if (err || *held != k->live)
-        feox_record_unref(k->live);
-    return err;
+    return live_value(s, key, key_len, k->live, held);
 }
 
 /* Hand the held version to the caller if the write succeeded, else drop it. */
@@ -203,17 +210,6 @@ static feox_err write_version(feox_store *s, key_state *k, const void *key, size
         feox_publish_version(s, k->shard, &k->entry, key, key_len, k->hash, r, &k->how, seq);
     if (err)
         feox_record_free(r);
-    return err;
-}
-
-/* Resident bytes of the live version (reads a cold value back from the backend). */
-static feox_err live_value(feox_store *s, const void *key, size_t key_len, feox_record *live,
-                           feox_record **resident)
-{
-    feox_record_ref(live);
-    feox_err err = feox_record_materialize(s, key, key_len, live, resident);
-    if (err || *resident != live)
-        feox_record_unref(live);
     return err;
 }
 
