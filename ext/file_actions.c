@@ -303,23 +303,34 @@ int feox_actions_add_rename(feox_conn *c, const char *schema, const char *table,
     return SQLITE_OK;
 }
 
-/* 1 if schema has a table named table (as SQLite compares names), 0 if not, -1 on error. */
-static int table_exists(sqlite3 *db, const char *schema, const char *table)
+/* Whether the query sql (mprintf'd, freed here; NULL: it could not be allocated) finds a row, with
+ * ?1 bound to param1 and ?2 to param2 (NULL: the query has no ?2): 1 if it does, 0 if not, -1 on
+ * error. */
+static int query_finds_row(sqlite3 *db, char *sql, const char *param1, const char *param2)
 {
     sqlite3_stmt *st = NULL;
-    char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_schema WHERE type = 'table' AND "
-                                "name = ?1 COLLATE NOCASE",
-                                schema);
     int rc = sql ? sqlite3_prepare_v2(db, sql, -1, &st, NULL) : SQLITE_NOMEM;
     sqlite3_free(sql);
     if (rc != SQLITE_OK) {
         sqlite3_finalize(st);
         return -1;
     }
-    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, param1, -1, SQLITE_STATIC);
+    if (param2 != NULL) {
+        sqlite3_bind_text(st, 2, param2, -1, SQLITE_STATIC);
+    }
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* 1 if schema has a table named table (as SQLite compares names), 0 if not, -1 on error. */
+static int table_exists(sqlite3 *db, const char *schema, const char *table)
+{
+    char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_schema WHERE type = 'table' AND "
+                                "name = ?1 COLLATE NOCASE",
+                                schema);
+    return query_finds_row(db, sql, table, NULL);
 }
 
 /* 1 if another table of schema (not `table`) has a CREATE statement that names base (the file's
@@ -328,22 +339,11 @@ static int other_table_names(sqlite3 *db, const char *schema, const char *table,
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    sqlite3_stmt *st = NULL;
     char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_schema WHERE type = 'table' AND "
                                 "name <> ?1 COLLATE NOCASE AND sql LIKE 'CREATE VIRTUAL TABLE%%' "
                                 "AND instr(sql, ?2) > 0",
                                 schema);
-    int rc = sql ? sqlite3_prepare_v2(db, sql, -1, &st, NULL) : SQLITE_NOMEM;
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return -1;
-    }
-    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, base, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    return query_finds_row(db, sql, table, base);
 }
 
 /* A read-only connection to db_file: it sees only committed data. NULL if it cannot be read. */
