@@ -104,14 +104,6 @@ static cJSON *array_element(const cJSON *array, size_t index)
     return c;
 }
 
-static size_t array_length(const cJSON *array)
-{
-    size_t length = 0;
-    for (const cJSON *c = array->child; c; c = c->next)
-        length++;
-    return length;
-}
-
 /* Follows pointer through run->root. For FOR_ADD the last token may name a member or position
  * that does not exist yet; everything before it must exist. */
 static feox_err resolve(patch_run *run, const char *what, const char *pointer, resolve_mode mode,
@@ -143,7 +135,7 @@ static feox_err resolve(patch_run *run, const char *what, const char *pointer, r
                             pointer, (int)token.len, token.text);
             loc->target = array_element(current, index);
             /* Past the end, only add may name the position right after the last element. */
-            size_t length = loc->target ? 0 : array_length(current);
+            size_t length = loc->target ? 0 : feox_json_tree_child_count(current);
             if (!loc->target && !(is_last && mode == FOR_ADD && index == length))
                 return fail(run, FEOX_ERR_JSON_PATCH,
                             "%s %s: array index %zu is out of bounds (length %zu)", what, pointer,

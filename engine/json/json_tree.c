@@ -60,7 +60,7 @@ cJSON *feox_json_tree_replace(cJSON *container, cJSON *old, cJSON *replacement)
     return old;
 }
 
-static size_t child_count(const cJSON *container)
+size_t feox_json_tree_child_count(const cJSON *container)
 {
     size_t count = 0;
     for (const cJSON *c = container->child; c; c = c->next)
@@ -111,8 +111,8 @@ bool feox_json_tree_equal(const cJSON *a, const cJSON *b)
     }
     case cJSON_Object:
         /* Both directions, so duplicate member names cannot make unequal objects look equal. */
-        return child_count(a) == child_count(b) && members_contained(a, b) &&
-               members_contained(b, a);
+        return feox_json_tree_child_count(a) == feox_json_tree_child_count(b) &&
+               members_contained(a, b) && members_contained(b, a);
     default: return false;
     }
 }

@@ -22,6 +22,9 @@ cJSON *feox_json_tree_unlink(cJSON *container, cJSON *child);
 /* Puts replacement (detached) where old is in container; old is detached and returned. */
 cJSON *feox_json_tree_replace(cJSON *container, cJSON *old, cJSON *replacement);
 
+/* How many children container (an array or an object) has. */
+size_t feox_json_tree_child_count(const cJSON *container);
+
 /* Deep JSON equality: numbers by value, object members regardless of order. */
 bool feox_json_tree_equal(const cJSON *a, const cJSON *b);
 
