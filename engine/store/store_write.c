@@ -213,6 +213,22 @@ static feox_err write_version(feox_store *s, key_state *k, const void *key, size
     return err;
 }
 
+/* Write value as key's next version for the writes that change a value (increment, compare and
+ * swap, patch): the timestamp opts asks for (or the clock's), opts' tag with FEOX_WRITE_TAG (else
+ * the live version's), and the expiry opts asks for (else the live version's TTL is kept). */
+static feox_err write_changed_value(feox_store *s, key_state *k, const void *key, size_t key_len,
+                                    const void *value, size_t value_len,
+                                    const feox_write_opts *opts, uint64_t *seq)
+{
+    uint64_t ts = 0;
+    feox_err err = choose_timestamp(s, opts, k->current, k->live, k->now_ns, &ts);
+    if (err)
+        return err;
+    uint32_t tag = opts && (opts->flags & FEOX_WRITE_TAG) ? opts->tag : k->live ? k->live->tag : 0;
+    return write_version(s, k, key, key_len, value, value_len, tag, ts,
+                         choose_expiry(opts, k->live, k->now_ns, true), seq);
+}
+
 feox_err feox_insert(feox_store *s, const void *key, size_t key_len, const void *value,
                      size_t value_len, const feox_write_opts *opts, bool *created)
 {
@@ -319,7 +335,7 @@ feox_err feox_atomic_increment(feox_store *s, const void *key, size_t key_len, i
     feox_err err = begin_write(s, key, key_len, opts, &k);
     if (err)
         return err;
-    uint64_t ts = 0, seq = 0;
+    uint64_t seq = 0;
     feox_record *held = NULL;
     int64_t value = delta;
     if (k.live) {
@@ -339,15 +355,10 @@ feox_err feox_atomic_increment(feox_store *s, const void *key, size_t key_len, i
             feox_record_unref(resident);
         value = feox_sat_add_i64((int64_t)u, delta);
     }
-    err = choose_timestamp(s, opts, k.current, k.live, k.now_ns, &ts);
-    if (err)
-        goto out;
     uint8_t le[8];
     feox_put_le64(le, (uint64_t)value);
-    uint32_t tag = opts && (opts->flags & FEOX_WRITE_TAG) ? opts->tag : k.live ? k.live->tag : 0;
     bool was_live = k.live != NULL;
-    err = write_version(s, &k, key, key_len, le, 8, tag, ts,
-                        choose_expiry(opts, k.live, k.now_ns, true), &seq);
+    err = write_changed_value(s, &k, key, key_len, le, 8, opts, &seq);
     if (!err) {
         feox_stat_inc(s->stats, FEOX_STAT_INCREMENTS);
         feox_stat_inc(s->stats, was_live ? FEOX_STAT_UPDATES : FEOX_STAT_INSERTS);
@@ -376,7 +387,7 @@ feox_err feox_compare_and_swap(feox_store *s, const void *key, size_t key_len, c
         err = begin_write(s, key, key_len, opts, &k);
     if (err)
         return err;
-    uint64_t ts = 0, seq = 0;
+    uint64_t seq = 0;
     feox_record *held = NULL;
     bool match = false;
     if (k.live && k.live->value_len == expected_len &&
@@ -395,12 +406,7 @@ feox_err feox_compare_and_swap(feox_store *s, const void *key, size_t key_len, c
         feox_stat_inc(s->stats, FEOX_STAT_CAS_FAILURE);
         goto out;
     }
-    err = choose_timestamp(s, opts, k.current, k.live, k.now_ns, &ts);
-    if (err)
-        goto out;
-    uint32_t tag = opts && (opts->flags & FEOX_WRITE_TAG) ? opts->tag : k.live->tag;
-    err = write_version(s, &k, key, key_len, new_value, new_len, tag, ts,
-                        choose_expiry(opts, k.live, k.now_ns, true), &seq);
+    err = write_changed_value(s, &k, key, key_len, new_value, new_len, opts, &seq);
     if (!err) {
         feox_stat_inc(s->stats, FEOX_STAT_CAS_SUCCESS);
         feox_stat_inc(s->stats, FEOX_STAT_UPDATES);
@@ -436,19 +442,14 @@ static feox_err publish_patched(feox_store *s, const void *key, size_t key_len,
     feox_err err = lock_key(s, key, key_len, opts, &k);
     if (err)
         return err;
-    uint64_t ts = 0, seq = 0;
+    uint64_t seq = 0;
     *raced = k.live != base;
     if (*raced) {
         if (!k.live)
             err = feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
         goto out;
     }
-    err = choose_timestamp(s, opts, k.current, k.live, k.now_ns, &ts);
-    if (err)
-        goto out;
-    uint32_t tag = opts && (opts->flags & FEOX_WRITE_TAG) ? opts->tag : k.live->tag;
-    err = write_version(s, &k, key, key_len, doc, doc_len, tag, ts,
-                        choose_expiry(opts, k.live, k.now_ns, true), &seq);
+    err = write_changed_value(s, &k, key, key_len, doc, doc_len, opts, &seq);
     if (!err)
         feox_stat_inc(s->stats, FEOX_STAT_UPDATES);
 out:
