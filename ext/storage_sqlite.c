@@ -710,6 +710,21 @@ static void reset_txn(feox_sqlite_backend *b)
     b->nmarks = 0;
 }
 
+feox_err feox_sqlite_storage_lock_for_write(feox_sqlite_table *t)
+{
+    feox_sqlite_backend *b = enter(t);
+    if (b == NULL) {
+        return FEOX_ERR_INVALID_ARGUMENT;
+    }
+    sqlite3_stmt *s;
+    feox_err err = feox_sq_stmt(b, FEOX_SQ_WRITE_LOCK, &s);
+    if (err == FEOX_OK) {
+        err = run(b, s, "taking the write lock");
+    }
+    unlock(b);
+    return err;
+}
+
 feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
 {
     feox_sqlite_backend *b = enter(t);

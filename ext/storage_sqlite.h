@@ -188,6 +188,12 @@ bool feox_sqlite_storage_current(feox_sqlite_table *t);
 
 /* ---- transactions: called from the vtab's transaction methods (see the top of this file) ----
  * Each returns FEOX_OK or the error of the SQL that failed (t->errcode says which). */
+/* Take the write lock of the table's database in the open transaction (a statement that writes
+ * nothing, run through SQLite's busy handler), as a write statement does before its xBegin: a
+ * caller that begins the table's transaction itself calls it before feox_sqlite_storage_begin
+ * so the coherence check runs under the lock (in WAL, reading first and writing later would
+ * fail with SQLITE_BUSY_SNAPSHOT whenever another connection committed in between). */
+feox_err feox_sqlite_storage_lock_for_write(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_begin(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_sync(feox_sqlite_table *t);
 /* After a write through the store returned (no engine lock held): write the pending map out if it

@@ -24,6 +24,7 @@ typedef enum feox_sq_id {
     FEOX_SQ_LOG_TRIM,       /* delete feed rows up to a seq */
     FEOX_SQ_SET_MIN,        /* set min_seq */
     FEOX_SQ_EXPIRED,        /* keys of expired rows, through the expiry index */
+    FEOX_SQ_WRITE_LOCK,     /* no-op DELETE on _meta: takes the database's write lock */
     FEOX_SQ_COUNT
 } feox_sq_id;
 

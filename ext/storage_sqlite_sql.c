@@ -30,6 +30,7 @@ static const char *const stmt_sql[FEOX_SQ_COUNT] = {
     [FEOX_SQ_LOG_DROP_AFTER] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq > ?1",
     [FEOX_SQ_LOG_TRIM] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq <= ?1",
     [FEOX_SQ_SET_MIN] = "UPDATE \"%w\".\"%w_meta\" SET value = ?1 WHERE name = 'min_seq'",
+    [FEOX_SQ_WRITE_LOCK] = "DELETE FROM \"%w\".\"%w_meta\" WHERE 0",
     /* FEOX_SQ_EXPIRED names the expiry index: prepared by storage_sqlite_expiry.c */
 };
 

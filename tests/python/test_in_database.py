@@ -801,5 +801,47 @@ class CommitSweepTest(InDatabaseTestCase):
         con.close()
 
 
+class OwnTransactionTest(InDatabaseTestCase):
+    """A writing function in autocommit is its own transaction, which the table runs itself."""
+
+    def traced(self, con, sql, *args):
+        seen = []
+        con.set_trace_callback(seen.append)
+        try:
+            row = con.execute(sql, args).fetchone()
+        finally:
+            con.set_trace_callback(None)
+        return row, seen
+
+    def test_an_autocommit_call_prepares_no_statement_naming_the_table(self):
+        con = connect(self.db)
+        con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()  # the backend's statements
+        row, seen = self.traced(con, "SELECT feox_incr('kv', 'n', 5)")
+        self.assertEqual(row, (6,))
+        self.assertEqual([s for s in seen if '"kv"' in s or "kv(" in s or s.endswith(" kv")],
+                         [], seen)
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+        self.assertCoherent(con)
+        # inside BEGIN the table still joins the user's transaction (a ROLLBACK undoes it)
+        con.execute("BEGIN")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone(), (7,))
+        con.execute("ROLLBACK")
+        self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'n'").fetchone(), (6,))
+        self.assertCoherent(con)
+        con.close()
+
+    def test_a_commit_by_another_connection_in_between_is_seen(self):
+        a, b = connect(self.db), connect(self.db)
+        for i in range(20):
+            self.assertEqual(a.execute("SELECT feox_incr('kv', 'n', 1)").fetchone(), (2 * i + 1,))
+            self.assertEqual(b.execute("SELECT feox_incr('kv', 'n', 1)").fetchone(), (2 * i + 2,))
+        a.execute("INSERT INTO kv(key, value) VALUES ('m', 1)")
+        self.assertEqual(b.execute("SELECT feox_incr('kv', 'm', 1)").fetchone(), (2,))
+        self.assertCoherent(a)
+        self.assertCoherent(b)
+        a.close()
+        b.close()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -286,6 +286,8 @@ static const step workload[] = {
     {"SELECT count(*) FROM kv WHERE key > 'k7000' AND key < 'k7100'", true},
     {"SELECT count(*) FROM kv WHERE key >= 'k0100'", true},
     {"INSERT INTO m VALUES ('a', 'alpha', 0)", true},
+    /* autocommit functions: their own transactions (a new version, the same value) */
+    {"SELECT feox_cas('kv', 'a', 'alpha', 'alpha')", true},
     {"BEGIN; INSERT INTO m VALUES ('b', 2, 0); INSERT INTO m VALUES ('c', 3.5, 1);"
      " INSERT INTO m VALUES ('d', x'00ff', 0); COMMIT",
      true},
@@ -296,6 +298,7 @@ static const step workload[] = {
     {"BEGIN; " OFF "SELECT feox_incr('kv', 'cnt', 5);"
      " INSERT INTO m VALUES ('cnt', 5, 0) ON CONFLICT(k) DO UPDATE SET v = v + 5; " ON "COMMIT",
      false},
+    {"SELECT feox_incr('kv', 'cnt', 0)", true},
     {"BEGIN; SAVEPOINT s; INSERT INTO m VALUES ('s1', 1, 0); ROLLBACK TO s;"
      " INSERT INTO m VALUES ('s2', 2, 1); RELEASE s; COMMIT",
      true},
