@@ -133,7 +133,8 @@ void feox_options_free(feox_options *o);
 #endif
 
 /* Where a table's data lives. kind FILE: file_path is the absolute store file. kind SHARED_MEMORY:
- * memory only, shared by this process's connections to one database file (share_key names it).
+ * memory only, shared by this process's connections to one database (share_key names it: the
+ * database file, or a memdb VFS database "/name", options.c).
  * kind PRIVATE_MEMORY: memory only, private to this connection. kind DATABASE: records in shadow
  * tables of the table's own database, cached per connection (db_mode.c); no share key. */
 typedef enum feox_location_kind {
@@ -160,6 +161,9 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
 /* Is schema of db a database file (not :memory:, a temporary database, or one deserialized into
  * memory)? */
 bool feox_is_file_database(sqlite3 *db, const char *schema);
+/* Is schema a memdb VFS database that other connections of the process open by its name
+ * (file:/name?vfs=memdb)? Its new tables keep their records in the database, as in a file. */
+bool feox_is_shared_memdb(sqlite3 *db, const char *schema);
 void feox_location_free(feox_location *loc);
 /* The default store file for (db file, table): "<dbfile>-<encoded table>.feox" (mprintf'd). */
 char *feox_default_store_path(const char *db_file, const char *table);

@@ -32,13 +32,15 @@
  *     encoded: see feox_default_store_path), so it never shows as empty with its data beside
  *     it; its file keeps the file-mode rules (owner check, RENAME moves it, DROP removes it);
  *   - no path, in-memory or temporary database — memory only (unless the database holds the
- *     table's shadow tables: a database file deserialized or restored into memory).
+ *     table's shadow tables: a database file deserialized or restored into memory, or a memdb
+ *     VFS database "/name", where CREATE puts them as in a file: vtab.c).
  * Once a table has been resolved, its vtab pins the kind (feox_options.pinned): a file appearing
  * later never moves a database-mode table, nor the other way round. Built with FEOX_DB_MODE=0,
  * every table without path in a file database uses its default store file (the old default).
  * A memory-only table in a file database is shared by the process's connections to that database
- * (registry key "memory:<db file>:<table>"); in an in-memory database it is private to the
- * connection. File stores are shared by absolute path.
+ * (registry key "memory:<db file>:<table>"), and so is one in a memdb VFS database "/name"
+ * ("memory:memdb:/name:<table>"); in any other in-memory or temporary database it is private to
+ * the connection. File stores are shared by absolute path.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -350,6 +352,16 @@ static char *absolute_path(const char *path, const char *base_dir)
     return sqlite3_mprintf("%s/%s", cwd, path);
 }
 
+/* Is schema in the memdb VFS (an image given to sqlite3_deserialize, or file:/name?vfs=memdb)? */
+static bool in_memdb_vfs(sqlite3 *db, const char *schema)
+{
+    char *vfs = NULL;
+    bool memdb = sqlite3_file_control(db, schema, SQLITE_FCNTL_VFSNAME, &vfs) == SQLITE_OK &&
+                 vfs != NULL && strstr(vfs, "memdb") != NULL;
+    sqlite3_free(vfs);
+    return memdb;
+}
+
 bool feox_is_file_database(sqlite3 *db, const char *schema)
 {
     const char *file = sqlite3_db_filename(db, schema);
@@ -358,11 +370,29 @@ bool feox_is_file_database(sqlite3 *db, const char *schema)
     }
     /* A database deserialized into memory (sqlite3_deserialize) has the file name "x" and lives
      * in the "memdb" VFS: it is memory, not a file. */
-    char *vfs = NULL;
-    bool memdb = sqlite3_file_control(db, schema, SQLITE_FCNTL_VFSNAME, &vfs) == SQLITE_OK &&
-                 vfs != NULL && strstr(vfs, "memdb") != NULL;
-    sqlite3_free(vfs);
-    return !memdb;
+    return !in_memdb_vfs(db, schema);
+}
+
+bool feox_is_shared_memdb(sqlite3 *db, const char *schema)
+{
+    const char *file = sqlite3_db_filename(db, schema);
+    return file != NULL && file[0] == '/' && in_memdb_vfs(db, schema);
+}
+
+/* What names the in-memory database schema among the process's databases, for the share key of
+ * its memory stores: *id (mprintf'd) and *shared. Only a memdb VFS database "/name" has a name
+ * that every connection opening it sees. Any other in-memory database is private to this
+ * connection as far as feox can tell (*shared false): a shared-cache one
+ * (file:name?mode=memory&cache=shared) shows no name, and the address of its pager is reused by
+ * a later database while a connection may still hold a store of the old one (README). */
+static int memory_database_id(sqlite3 *db, const char *schema, char **id, bool *shared)
+{
+    *id = NULL;
+    *shared = feox_is_shared_memdb(db, schema);
+    if (*shared) {
+        *id = sqlite3_mprintf("memdb:%s", sqlite3_db_filename(db, schema));
+    }
+    return *shared && *id == NULL ? SQLITE_NOMEM : SQLITE_OK;
 }
 
 /* Do the shadow tables of (schema, table) exist? ("<table>_data", the records; the backend's
@@ -423,6 +453,7 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
 {
     int rc = SQLITE_OK;
     char *base_dir = NULL;
+    char *memory_id = NULL;
     char *lower = sqlite3_mprintf("%s", table);
     const char *db_file = sqlite3_db_filename(db, schema);
     bool file_db = feox_is_file_database(db, schema);
@@ -449,19 +480,29 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
             goto cleanup;
         }
     }
+    bool shared = false;
+    if (!file_db) {
+        rc = memory_database_id(db, schema, &memory_id, &shared);
+        if (rc != SQLITE_OK) {
+            goto cleanup;
+        }
+    }
+    feox_location_kind memory_kind =
+        file_db || shared ? FEOX_LOC_SHARED_MEMORY : FEOX_LOC_PRIVATE_MEMORY;
     if (o->path != NULL && strcmp(o->path, ":memory:") == 0) {
-        out->kind = file_db ? FEOX_LOC_SHARED_MEMORY : FEOX_LOC_PRIVATE_MEMORY;
+        out->kind = memory_kind;
     } else if (o->path == NULL && in_database(db, schema, table, o)) {
         out->kind = FEOX_LOC_DATABASE; /* no share key: every connection has its own cache */
         rc = check_database_options(table, o, err);
         if (rc != SQLITE_OK) { /* *err says which option */
             feox_location_free(out);
+            sqlite3_free(memory_id);
             sqlite3_free(base_dir);
             sqlite3_free(lower);
             return rc;
         }
     } else if (o->path == NULL && !file_db) {
-        out->kind = FEOX_LOC_PRIVATE_MEMORY;
+        out->kind = memory_kind;
     } else {
         out->kind = FEOX_LOC_FILE;
         if (o->path == NULL) {
@@ -484,7 +525,7 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
         out->share_key = sqlite3_mprintf("file:%s", out->file_path);
     }
     if (out->kind == FEOX_LOC_SHARED_MEMORY) {
-        out->share_key = sqlite3_mprintf("memory:%s:%s", db_file, lower);
+        out->share_key = sqlite3_mprintf("memory:%s:%s", file_db ? db_file : memory_id, lower);
     }
     if ((out->kind == FEOX_LOC_FILE || out->kind == FEOX_LOC_SHARED_MEMORY) &&
         out->share_key == NULL) {
@@ -497,6 +538,7 @@ cleanup:
             *err = sqlite3_mprintf("feox: %s: cannot resolve the store location", table);
         }
     }
+    sqlite3_free(memory_id);
     sqlite3_free(base_dir);
     sqlite3_free(lower);
     return rc;

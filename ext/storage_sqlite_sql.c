@@ -244,9 +244,15 @@ const void *feox_sq_database_image(feox_sqlite_backend *b)
 
 bool feox_sq_is_memory_image(feox_sqlite_backend *b)
 {
+    /* A memdb database named "/name" (file:/name?vfs=memdb) is shared by the connections that
+     * open that name and is never replaced in place (sqlite3_deserialize makes a private image):
+     * its name tells it apart, as a file's does. sqlite3_serialize of one would run a statement
+     * of its own, inside the commit, whose read lock then outlives it. */
+    const char *name = sqlite3_db_filename(b->db, b->dv_schema);
     sqlite3_vfs *vfs = NULL;
     sqlite3_file_control(b->db, b->dv_schema, SQLITE_FCNTL_VFS_POINTER, &vfs);
-    return vfs != NULL && vfs->zName != NULL && strcmp(vfs->zName, "memdb") == 0;
+    return vfs != NULL && vfs->zName != NULL && strcmp(vfs->zName, "memdb") == 0 &&
+           (name == NULL || name[0] != '/');
 }
 
 uint64_t feox_sq_get_u64(const void *p)

@@ -100,6 +100,12 @@ static int attach_store(feox_vtab *vt, feox_conn *conn, const feox_location *loc
         feox_conn_detach_entry(conn, attached); /* fork(): this process opens its own */
         attached = NULL;
     }
+    if (attached != NULL && is_create && loc->kind == FEOX_LOC_PRIVATE_MEMORY) {
+        /* A new table starts empty: the store kept under its name belongs to an in-memory
+         * database detached before (another one is now attached under the same name). */
+        feox_conn_detach_entry(conn, attached);
+        attached = NULL;
+    }
     if (attached != NULL) {
         feox_registry_retain(attached);
         vt->entry = attached;
@@ -168,8 +174,10 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
-    if (is_create && feox_is_file_database(db, vt->schema)) {
-        /* a new table without path in a file database goes into the database (options.c) */
+    if (is_create &&
+        (feox_is_file_database(db, vt->schema) || feox_is_shared_memdb(db, vt->schema))) {
+        /* a new table without path in a file database, or in a memdb database that other
+         * connections open by its name, goes into the database (options.c) */
         vt->options.pinned = true;
         vt->options.pinned_kind = (int)FEOX_LOC_DATABASE;
     }
