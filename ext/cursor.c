@@ -8,7 +8,9 @@
  *
  * A point SELECT allocates nothing: the key buffers keep their capacity from one xFilter to the
  * next, a single EQ key is held in the cursor itself, and a closed cursor is kept by its table
- * for the next xOpen (one per table, freed with it). Nor does it copy the value: SQLite gets the
+ * for the next xOpen (one per table, freed with it). An IN list is read into one block (the
+ * key_buf array, then every key's bytes), the cursor's own for the list of candidates, so that
+ * `key IN (...)` allocates nothing either once the block is large enough. Nor does it copy the value: SQLite gets the
  * version's own TEXT/BLOB bytes with a handle that it releases when done with them. A range scan
  * tells the engine cursor how many rows LIMIT + OFFSET will read, so it descends the index once.
  *
@@ -42,14 +44,15 @@ typedef struct feox_vt_cursor {
     bool has_lo, lo_inclusive, has_hi, hi_inclusive;
     key_buf lo, hi;
     /* EQ / IN: candidate keys in the order they are visited, and other required sets */
-    key_buf *points; /* &eq_point, or an owned list (points_owned) */
+    key_buf *points; /* &eq_point, or in_block (an IN list of candidates) */
     size_t n_points, next_point;
-    bool points_owned;
-    key_buf eq_point;   /* the candidate of a single EQ: its buffer is kept across xFilter calls */
+    key_buf *in_block;    /* read_in_list's block for the candidates, kept across xFilter calls */
+    size_t in_block_size; /* bytes allocated at in_block */
+    key_buf eq_point;     /* the candidate of a single EQ: its buffer is kept across xFilter calls */
     bool points_set;    /* the first EQ/IN operand chose the candidates (possibly none) */
     key_buf *eq_checks; /* further EQ operands: the key must equal each */
     size_t n_eq_checks;
-    key_buf **in_checks; /* further IN lists (sorted): the key must be in each */
+    key_buf **in_checks; /* further IN lists (sorted; each one read_in_list block) */
     size_t *in_check_lens;
     size_t n_in_checks;
     /* LIMIT */
@@ -124,17 +127,13 @@ static void cursor_reset(feox_vt_cursor *c)
         c->point_value = NULL;
     }
     c->lo.len = c->hi.len = 0;
-    if (c->points_owned) {
-        key_list_free(c->points, c->n_points);
-    }
-    c->points_owned = false;
     /* Lists only a plan with several EQ/IN operands has: a plain point SELECT skips the frees. */
     if (c->eq_checks != NULL) {
         key_list_free(c->eq_checks, c->n_eq_checks);
     }
     if (c->in_checks != NULL && c->in_check_lens != NULL) {
         for (size_t i = 0; i < c->n_in_checks; i++) {
-            key_list_free(c->in_checks[i], c->in_check_lens[i]);
+            sqlite3_free(c->in_checks[i]);
         }
     }
     if (c->in_checks != NULL) {
@@ -161,6 +160,7 @@ static void cursor_free(feox_vt_cursor *c)
     sqlite3_free(c->lo.data);
     sqlite3_free(c->hi.data);
     sqlite3_free(c->eq_point.data);
+    sqlite3_free(c->in_block);
     sqlite3_free(c);
 }
 
@@ -294,54 +294,81 @@ static bool point_matches(const feox_vt_cursor *c, const key_buf *k)
     return true;
 }
 
-/* Read a whole IN list, canonicalised, sorted, de-duplicated; NULLs dropped (they match nothing).
- */
-static int read_in_list(feox_vtab *vt, sqlite3_value *list, key_buf **out, size_t *n_out)
+/* Count the keys of an IN list (NULLs match nothing: not counted) and their bytes. */
+static int measure_in_list(feox_vtab *vt, sqlite3_value *list, size_t *n_out, size_t *bytes_out)
 {
-    key_buf *keys = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, bytes = 0;
     sqlite3_value *v = NULL;
     int rc;
     for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v != NULL;
          rc = sqlite3_vtab_in_next(list, &v)) {
         const void *k;
         size_t len;
+        if (feox_key_from_value(vt->options.keytype, v, &k, &len)) {
+            n++;
+            bytes += len;
+        }
+    }
+    *n_out = n;
+    *bytes_out = bytes;
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Read a whole IN list, canonicalised, sorted, de-duplicated; NULLs dropped (they match nothing).
+ * One block holds it: the key_buf array, then the bytes of every key. *block is reused when
+ * *block_size is enough, else replaced (on NOMEM it is freed and NULL). */
+static int read_in_list(feox_vtab *vt, sqlite3_value *list, key_buf **block, size_t *block_size,
+                        size_t *n_out)
+{
+    size_t n = 0, bytes = 0;
+    int rc = measure_in_list(vt, list, &n, &bytes);
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    size_t need = n * sizeof(key_buf) + bytes;
+    if (*block == NULL || *block_size < need) {
+        sqlite3_free(*block);
+        *block_size = 0;
+        *block = sqlite3_malloc64(need > 0 ? need : 1);
+        if (*block == NULL) {
+            return SQLITE_NOMEM;
+        }
+        *block_size = need > 0 ? need : 1;
+    }
+    key_buf *keys = *block;
+    unsigned char *at = (unsigned char *)(keys + n);
+    size_t got = 0;
+    sqlite3_value *v = NULL;
+    for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v != NULL && got < n;
+         rc = sqlite3_vtab_in_next(list, &v)) {
+        const void *k;
+        size_t len;
         if (!feox_key_from_value(vt->options.keytype, v, &k, &len)) {
             continue;
         }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            key_buf *grown = sqlite3_realloc64(keys, cap * sizeof *grown);
-            if (grown == NULL) {
-                key_list_free(keys, n);
-                return SQLITE_NOMEM;
-            }
-            keys = grown;
+        if (len > bytes) {
+            return SQLITE_INTERNAL; /* the list changed between the two passes: never expected */
         }
-        keys[n].data = NULL;
-        if (key_buf_set(&keys[n], k, len) != SQLITE_OK) {
-            key_list_free(keys, n);
-            return SQLITE_NOMEM;
-        }
-        n++;
+        bytes -= len;
+        memcpy(at, k, len);
+        keys[got] = (key_buf){at, len, len};
+        at += len;
+        got++;
     }
     if (rc != SQLITE_OK && rc != SQLITE_DONE) {
-        key_list_free(keys, n);
         return rc;
     }
+    n = got;
     if (n > 1) {
         qsort(keys, n, sizeof *keys, key_buf_cmp);
         size_t w = 1;
         for (size_t r = 1; r < n; r++) {
-            if (key_buf_cmp(&keys[r], &keys[w - 1]) == 0) {
-                sqlite3_free(keys[r].data);
-            } else {
+            if (key_buf_cmp(&keys[r], &keys[w - 1]) != 0) {
                 keys[w++] = keys[r];
             }
         }
         n = w;
     }
-    *out = keys;
     *n_out = n;
     return SQLITE_OK;
 }
@@ -542,18 +569,23 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
             continue;
         }
         if (op == FEOX_OP_IN) {
-            key_buf *list = NULL;
             size_t n = 0;
-            rc = read_in_list(vt, argv[a], &list, &n);
-            if (rc != SQLITE_OK) {
-                goto cleanup;
-            }
             if (!c->points_set && c->kind == FEOX_PLAN_IN) {
-                c->points = list;
+                rc = read_in_list(vt, argv[a], &c->in_block, &c->in_block_size, &n);
+                if (rc != SQLITE_OK) {
+                    goto cleanup;
+                }
+                c->points = c->in_block;
                 c->n_points = n;
-                c->points_owned = true;
                 c->points_set = true;
             } else {
+                key_buf *list = NULL;
+                size_t size = 0;
+                rc = read_in_list(vt, argv[a], &list, &size, &n);
+                if (rc != SQLITE_OK) {
+                    sqlite3_free(list);
+                    goto cleanup;
+                }
                 key_buf **lists =
                     sqlite3_realloc64(c->in_checks, (c->n_in_checks + 1) * sizeof *lists);
                 size_t *lens =
@@ -565,7 +597,7 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
                     c->in_check_lens = lens;
                 }
                 if (lists == NULL || lens == NULL) {
-                    key_list_free(list, n);
+                    sqlite3_free(list);
                     rc = SQLITE_NOMEM;
                     goto cleanup;
                 }
