@@ -8,9 +8,10 @@
  *
  * A point SELECT allocates nothing: the key buffers keep their capacity from one xFilter to the
  * next, a single EQ key is held in the cursor itself, and a closed cursor is kept by its table
- * for the next xOpen (one per table, freed with it). An IN list is read into one block (the
- * key_buf array, then every key's bytes), the cursor's own for the list of candidates, so that
- * `key IN (...)` allocates nothing either once the block is large enough. Nor does it copy the value: SQLite gets the
+ * for the next xOpen (one per table, freed with it). An IN list of candidates is read in one pass
+ * into two buffers of the cursor's (the key_buf array, the keys' bytes) that keep their capacity
+ * too: `key IN (...)` allocates nothing once they are large enough (SQLite's sqlite3_vtab_in_next
+ * costs more than an allocation: the list is read once). Nor does it copy the value: SQLite gets the
  * version's own TEXT/BLOB bytes with a handle that it releases when done with them. A range scan
  * tells the engine cursor how many rows LIMIT + OFFSET will read, so it descends the index once.
  *
@@ -35,6 +36,14 @@ typedef struct key_buf {
     size_t cap; /* bytes allocated at data (meaningful only when data is not NULL) */
 } key_buf;
 
+/* What read_in_list reads an IN list into: both buffers keep their capacity for the next list. */
+typedef struct in_buffers {
+    key_buf *keys; /* the keys, pointing into bytes */
+    size_t keys_cap;
+    unsigned char *bytes;
+    size_t bytes_cap;
+} in_buffers;
+
 typedef struct feox_vt_cursor {
     sqlite3_vtab_cursor base;
     feox_plan_kind kind;
@@ -44,10 +53,9 @@ typedef struct feox_vt_cursor {
     bool has_lo, lo_inclusive, has_hi, hi_inclusive;
     key_buf lo, hi;
     /* EQ / IN: candidate keys in the order they are visited, and other required sets */
-    key_buf *points; /* &eq_point, or in_block (an IN list of candidates) */
+    key_buf *points; /* &eq_point, or in_points.keys (an IN list of candidates) */
     size_t n_points, next_point;
-    key_buf *in_block;    /* read_in_list's block for the candidates, kept across xFilter calls */
-    size_t in_block_size; /* bytes allocated at in_block */
+    in_buffers in_points; /* the IN list of candidates, kept across xFilter calls */
     key_buf eq_point;     /* the candidate of a single EQ: its buffer is kept across xFilter calls */
     bool points_set;    /* the first EQ/IN operand chose the candidates (possibly none) */
     key_buf *eq_checks; /* further EQ operands: the key must equal each */
@@ -160,7 +168,8 @@ static void cursor_free(feox_vt_cursor *c)
     sqlite3_free(c->lo.data);
     sqlite3_free(c->hi.data);
     sqlite3_free(c->eq_point.data);
-    sqlite3_free(c->in_block);
+    sqlite3_free(c->in_points.keys);
+    sqlite3_free(c->in_points.bytes);
     sqlite3_free(c);
 }
 
@@ -294,71 +303,65 @@ static bool point_matches(const feox_vt_cursor *c, const key_buf *k)
     return true;
 }
 
-/* Count the keys of an IN list (NULLs match nothing: not counted) and their bytes. */
-static int measure_in_list(feox_vtab *vt, sqlite3_value *list, size_t *n_out, size_t *bytes_out)
+/* Room in b for one more key of len bytes (used bytes taken). */
+static int in_buffers_reserve(in_buffers *b, size_t n, size_t used, size_t len)
 {
-    size_t n = 0, bytes = 0;
-    sqlite3_value *v = NULL;
-    int rc;
-    for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v != NULL;
-         rc = sqlite3_vtab_in_next(list, &v)) {
-        const void *k;
-        size_t len;
-        if (feox_key_from_value(vt->options.keytype, v, &k, &len)) {
-            n++;
-            bytes += len;
-        }
-    }
-    *n_out = n;
-    *bytes_out = bytes;
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-/* Read a whole IN list, canonicalised, sorted, de-duplicated; NULLs dropped (they match nothing).
- * One block holds it: the key_buf array, then the bytes of every key. *block is reused when
- * *block_size is enough, else replaced (on NOMEM it is freed and NULL). */
-static int read_in_list(feox_vtab *vt, sqlite3_value *list, key_buf **block, size_t *block_size,
-                        size_t *n_out)
-{
-    size_t n = 0, bytes = 0;
-    int rc = measure_in_list(vt, list, &n, &bytes);
-    if (rc != SQLITE_OK) {
-        return rc;
-    }
-    size_t need = n * sizeof(key_buf) + bytes;
-    if (*block == NULL || *block_size < need) {
-        sqlite3_free(*block);
-        *block_size = 0;
-        *block = sqlite3_malloc64(need > 0 ? need : 1);
-        if (*block == NULL) {
+    if (n == b->keys_cap) {
+        size_t cap = n ? n * 2 : 16;
+        key_buf *grown = sqlite3_realloc64(b->keys, cap * sizeof *grown);
+        if (grown == NULL) {
             return SQLITE_NOMEM;
         }
-        *block_size = need > 0 ? need : 1;
+        b->keys = grown;
+        b->keys_cap = cap;
     }
-    key_buf *keys = *block;
-    unsigned char *at = (unsigned char *)(keys + n);
-    size_t got = 0;
+    if (used + len > b->bytes_cap) {
+        size_t cap = b->bytes_cap ? b->bytes_cap * 2 : 256;
+        if (cap < used + len) {
+            cap = used + len;
+        }
+        unsigned char *grown = sqlite3_realloc64(b->bytes, cap);
+        if (grown == NULL) {
+            return SQLITE_NOMEM;
+        }
+        b->bytes = grown;
+        b->bytes_cap = cap;
+    }
+    return SQLITE_OK;
+}
+
+/* Read a whole IN list into b, canonicalised, sorted, de-duplicated; NULLs dropped (they match
+ * nothing). One pass: while it runs the bytes may move, so each key keeps its offset in cap;
+ * the pointers are set at the end. */
+static int read_in_list(feox_vtab *vt, sqlite3_value *list, in_buffers *b, size_t *n_out)
+{
+    size_t n = 0, used = 0;
     sqlite3_value *v = NULL;
-    for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v != NULL && got < n;
+    int rc;
+    *n_out = 0;
+    for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v != NULL;
          rc = sqlite3_vtab_in_next(list, &v)) {
         const void *k;
         size_t len;
         if (!feox_key_from_value(vt->options.keytype, v, &k, &len)) {
             continue;
         }
-        if (len > bytes) {
-            return SQLITE_INTERNAL; /* the list changed between the two passes: never expected */
+        int grown = in_buffers_reserve(b, n, used, len);
+        if (grown != SQLITE_OK) {
+            return grown;
         }
-        bytes -= len;
-        memcpy(at, k, len);
-        keys[got] = (key_buf){at, len, len};
-        at += len;
-        got++;
+        memcpy(b->bytes + used, k, len);
+        b->keys[n++] = (key_buf){NULL, len, used};
+        used += len;
     }
     if (rc != SQLITE_OK && rc != SQLITE_DONE) {
         return rc;
     }
-    n = got;
+    key_buf *keys = b->keys;
+    for (size_t i = 0; i < n; i++) {
+        keys[i].data = b->bytes + keys[i].cap;
+        keys[i].cap = keys[i].len;
+    }
     if (n > 1) {
         qsort(keys, n, sizeof *keys, key_buf_cmp);
         size_t w = 1;
@@ -371,6 +374,36 @@ static int read_in_list(feox_vtab *vt, sqlite3_value *list, key_buf **block, siz
     }
     *n_out = n;
     return SQLITE_OK;
+}
+
+/* A further IN list (a check, not the candidates) as one allocation: the key_buf array, then
+ * the keys' bytes (freed with sqlite3_free). */
+static int read_in_check(feox_vtab *vt, sqlite3_value *list, key_buf **out, size_t *n_out)
+{
+    in_buffers b = {NULL, 0, NULL, 0};
+    size_t n = 0;
+    int rc = read_in_list(vt, list, &b, &n);
+    size_t bytes = 0;
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+        bytes += b.keys[i].len;
+    }
+    key_buf *block = rc == SQLITE_OK ? sqlite3_malloc64(n * sizeof *block + bytes + 1) : NULL;
+    if (rc == SQLITE_OK && block == NULL) {
+        rc = SQLITE_NOMEM;
+    }
+    if (rc == SQLITE_OK) {
+        unsigned char *at = (unsigned char *)(block + n);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(at, b.keys[i].data, b.keys[i].len);
+            block[i] = (key_buf){at, b.keys[i].len, b.keys[i].len};
+            at += b.keys[i].len;
+        }
+        *out = block;
+        *n_out = n;
+    }
+    sqlite3_free(b.keys);
+    sqlite3_free(b.bytes);
+    return rc;
 }
 
 /* Step a point plan to the next candidate that exists and matches; eof when none is left. */
@@ -571,19 +604,17 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
         if (op == FEOX_OP_IN) {
             size_t n = 0;
             if (!c->points_set && c->kind == FEOX_PLAN_IN) {
-                rc = read_in_list(vt, argv[a], &c->in_block, &c->in_block_size, &n);
+                rc = read_in_list(vt, argv[a], &c->in_points, &n);
                 if (rc != SQLITE_OK) {
                     goto cleanup;
                 }
-                c->points = c->in_block;
+                c->points = c->in_points.keys;
                 c->n_points = n;
                 c->points_set = true;
             } else {
                 key_buf *list = NULL;
-                size_t size = 0;
-                rc = read_in_list(vt, argv[a], &list, &size, &n);
+                rc = read_in_check(vt, argv[a], &list, &n);
                 if (rc != SQLITE_OK) {
-                    sqlite3_free(list);
                     goto cleanup;
                 }
                 key_buf **lists =
