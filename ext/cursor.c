@@ -75,6 +75,7 @@ typedef struct feox_vt_cursor {
     feox_value *point_value;
     size_t point_index;
     bool is_reset; /* cursor_reset has nothing to undo (set by it, cleared by xFilter) */
+    bool one_key;  /* filter_one_key's plan: the candidate and its row are all there is to undo */
 } feox_vt_cursor;
 
 static feox_vtab *cursor_vtab(feox_vt_cursor *c)
@@ -129,6 +130,16 @@ static void cursor_reset(feox_vt_cursor *c)
 {
     if (c->is_reset) {
         return; /* xClose reset it, or an xFilter that failed before setting anything */
+    }
+    if (c->one_key) { /* a point SELECT: what filter_one_key and the row's columns set */
+        feox_value_release(c->point_value);
+        c->point_value = NULL;
+        c->points = NULL;
+        c->n_points = c->next_point = 0;
+        c->points_set = c->now_known = c->one_key = false;
+        c->eof = true;
+        c->is_reset = true;
+        return;
     }
     if (c->point_value != NULL) {
         feox_value_release(c->point_value);
@@ -535,13 +546,33 @@ static int key_list_push(key_buf **list, size_t *n, const void *key, size_t len)
 /* The plan of a point SELECT, `key = ?` and nothing else (plan.c's encoding). */
 #define PLAN_ONE_KEY (FEOX_PLAN_EQ | (FEOX_OP_EQ << FEOX_PLAN_OP_SHIFT))
 
-/* xFilter of PLAN_ONE_KEY: what the general decoding below does for it, without the loop. */
+/* Look the single candidate eq_point up (point_advance for one key and no other constraint). */
+static int point_get_one(feox_vt_cursor *c, feox_vtab *vt)
+{
+    c->next_point = 1;
+    feox_err e = feox_get_ref(vt->entry->store, c->eq_point.data, c->eq_point.len,
+                              &c->point_value);
+    if (e == FEOX_OK) {
+        c->point_index = 0;
+        c->eof = false;
+        return SQLITE_OK;
+    }
+    c->point_value = NULL;
+    if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
+        return SQLITE_OK; /* no row (eof since the reset) */
+    }
+    return feox_table_engine_error(vt, e);
+}
+
+/* xFilter of PLAN_ONE_KEY: what the general decoding below does for it, without the loop; the
+ * cursor is marked one_key, so that xNext and the next reset take their short paths too. */
 static int filter_one_key(feox_vt_cursor *c, feox_vtab *vt, sqlite3_value *operand)
 {
     const void *key;
     size_t len;
     c->kind = FEOX_PLAN_EQ;
     c->desc = false;
+    c->one_key = true;
     if (!feox_key_from_value(vt->options.keytype, operand, &key, &len)) {
         return SQLITE_OK; /* NULL operand: no row (eof since the reset) */
     }
@@ -550,7 +581,7 @@ static int filter_one_key(feox_vt_cursor *c, feox_vtab *vt, sqlite3_value *opera
         c->points = &c->eq_point;
         c->n_points = 1;
         c->points_set = true;
-        rc = point_advance(c);
+        rc = point_get_one(c, vt);
     }
     if (rc != SQLITE_OK) {
         c->eof = true;
@@ -688,6 +719,12 @@ int feox_vt_next(sqlite3_vtab_cursor *cur)
 {
     feox_vt_cursor *c = (feox_vt_cursor *)cur;
     if (c->eof) {
+        return SQLITE_OK;
+    }
+    if (c->one_key) { /* its one row was the last */
+        feox_value_release(c->point_value);
+        c->point_value = NULL;
+        c->eof = true;
         return SQLITE_OK;
     }
     if (c->has_limit && --c->limit_left <= 0) {
