@@ -11,9 +11,10 @@
  * for the next xOpen (one per table, freed with it). An IN list of candidates is read in one pass
  * into two buffers of the cursor's (the key_buf array, the keys' bytes) that keep their capacity
  * too: `key IN (...)` allocates nothing once they are large enough (SQLite's sqlite3_vtab_in_next
- * costs more than an allocation: the list is read once). Nor does it copy the value: SQLite gets the
- * version's own TEXT/BLOB bytes with a handle that it releases when done with them. A range scan
- * tells the engine cursor how many rows LIMIT + OFFSET will read, so it descends the index once.
+ * costs more than an allocation: the list is read once). Nor does it copy the value: SQLite gets
+ * the version's own TEXT/BLOB bytes with a handle that it releases when done with them. A range
+ * scan tells the engine cursor how many rows LIMIT + OFFSET will read, so it descends the index
+ * once.
  *
  * Point plans (EQ, IN) look keys up in the hash index with feox_get_ref and hold the reference of
  * the current row only. Range and full scans use the engine's feox_cursor, which holds no lock or
@@ -56,7 +57,7 @@ typedef struct feox_vt_cursor {
     key_buf *points; /* &eq_point, or in_points.keys (an IN list of candidates) */
     size_t n_points, next_point;
     in_buffers in_points; /* the IN list of candidates, kept across xFilter calls */
-    key_buf eq_point;     /* the candidate of a single EQ: its buffer is kept across xFilter calls */
+    key_buf eq_point;   /* the candidate of a single EQ: its buffer is kept across xFilter calls */
     bool points_set;    /* the first EQ/IN operand chose the candidates (possibly none) */
     key_buf *eq_checks; /* further EQ operands: the key must equal each */
     size_t n_eq_checks;
@@ -550,8 +551,7 @@ static int key_list_push(key_buf **list, size_t *n, const void *key, size_t len)
 static int point_get_one(feox_vt_cursor *c, feox_vtab *vt)
 {
     c->next_point = 1;
-    feox_err e = feox_get_ref(vt->entry->store, c->eq_point.data, c->eq_point.len,
-                              &c->point_value);
+    feox_err e = feox_get_ref(vt->entry->store, c->eq_point.data, c->eq_point.len, &c->point_value);
     if (e == FEOX_OK) {
         c->point_index = 0;
         c->eof = false;

@@ -159,7 +159,8 @@ static void test_in_lists(void **state)
            "SELECT group_concat(value) FROM kv WHERE key IN ('a', 'b', 'c', 7) "
            "AND key IN (7, 'c', 'zz', printf('%.*c', 300, 'x'))",
            "4,3");
-    expect(db, "SELECT group_concat(value) FROM kv WHERE key IN (SELECT key FROM kv WHERE key < 'b')",
+    expect(db,
+           "SELECT group_concat(value) FROM kv WHERE key IN (SELECT key FROM kv WHERE key < 'b')",
            "4,1");
     sqlite3_close(db);
 }
