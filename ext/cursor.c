@@ -193,6 +193,18 @@ void feox_vt_free_spare_cursor(feox_vtab *vt)
     }
 }
 
+/* A kept cursor keeps the buffers of an IN list up to this size; a larger list's are freed. */
+#define IN_BUFFERS_KEPT (64 * 1024)
+
+static void in_buffers_trim(in_buffers *b)
+{
+    if (b->keys_cap * sizeof *b->keys + b->bytes_cap > IN_BUFFERS_KEPT) {
+        sqlite3_free(b->keys);
+        sqlite3_free(b->bytes);
+        *b = (in_buffers){NULL, 0, NULL, 0};
+    }
+}
+
 /* xOpen: a new cursor over the table. */
 int feox_vt_open(sqlite3_vtab *tab, sqlite3_vtab_cursor **out)
 {
@@ -223,6 +235,7 @@ int feox_vt_close(sqlite3_vtab_cursor *cur)
     feox_cursor_close(c->scan);
     c->scan = NULL;
     c->scan_store = NULL;
+    in_buffers_trim(&c->in_points);
     if (vt->spare_cursor == NULL) {
         memset(&c->base, 0, sizeof c->base);
         vt->spare_cursor = c;

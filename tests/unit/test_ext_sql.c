@@ -162,6 +162,13 @@ static void test_in_lists(void **state)
     expect(db,
            "SELECT group_concat(value) FROM kv WHERE key IN (SELECT key FROM kv WHERE key < 'b')",
            "4,1");
+    /* a list larger than a kept cursor keeps (64 KiB), then a small one again */
+    expect(db,
+           "SELECT count(*), sum(value) FROM kv WHERE key IN (WITH RECURSIVE n(i) AS (SELECT 1 "
+           "UNION ALL SELECT i + 1 FROM n WHERE i < 5000) SELECT printf('%.*c', 40, 'z') || i "
+           "FROM n UNION ALL SELECT 'a' UNION ALL SELECT 'c')",
+           "2|4");
+    expect(db, "SELECT group_concat(value) FROM kv WHERE key IN ('b', 'c')", "2,3");
     sqlite3_close(db);
 }
 
