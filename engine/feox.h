@@ -389,6 +389,9 @@ typedef struct feox_value feox_value;
 feox_err feox_get_ref(feox_store *store, const void *key, size_t key_len, feox_value **out);
 const void *feox_value_data(const feox_value *v); /* never NULL, even for an empty value */
 size_t feox_value_size(const feox_value *v);
+/* The value's tag (feox_record_info.tag) alone: feox_value_info also reads the timestamp and the
+ * expiry, which may sit on another cache line than the tag, the length and the bytes. */
+uint32_t feox_value_tag(const feox_value *v);
 void feox_value_info(const feox_value *v, feox_record_info *info);
 void feox_value_release(feox_value *v); /* NULL is a no-op */
 /* Another handle on the same version (each is released with feox_value_release). */

@@ -8,9 +8,13 @@
  *
  * A point SELECT allocates nothing: the key buffers keep their capacity from one xFilter to the
  * next, a single EQ key is held in the cursor itself, and a closed cursor is kept by its table
- * for the next xOpen (one per table, freed with it). Nor does it copy the value: SQLite gets the
- * version's own TEXT/BLOB bytes with a handle that it releases when done with them. A range scan
- * tells the engine cursor how many rows LIMIT + OFFSET will read, so it descends the index once.
+ * for the next xOpen (one per table, freed with it). An IN list of candidates is read in one pass
+ * into two buffers of the cursor's (the key_buf array, the keys' bytes) that keep their capacity
+ * too: `key IN (...)` allocates nothing once they are large enough (SQLite's sqlite3_vtab_in_next
+ * costs more than an allocation: the list is read once). Nor does it copy the value: SQLite gets
+ * the version's own TEXT/BLOB bytes with a handle that it releases when done with them. A range
+ * scan tells the engine cursor how many rows LIMIT + OFFSET will read, so it descends the index
+ * once.
  *
  * Point plans (EQ, IN) look keys up in the hash index with feox_get_ref and hold the reference of
  * the current row only. Range and full scans use the engine's feox_cursor, which holds no lock or
@@ -33,6 +37,14 @@ typedef struct key_buf {
     size_t cap; /* bytes allocated at data (meaningful only when data is not NULL) */
 } key_buf;
 
+/* What read_in_list reads an IN list into: both buffers keep their capacity for the next list. */
+typedef struct in_buffers {
+    key_buf *keys; /* the keys, pointing into bytes */
+    size_t keys_cap;
+    unsigned char *bytes;
+    size_t bytes_cap;
+} in_buffers;
+
 typedef struct feox_vt_cursor {
     sqlite3_vtab_cursor base;
     feox_plan_kind kind;
@@ -42,14 +54,14 @@ typedef struct feox_vt_cursor {
     bool has_lo, lo_inclusive, has_hi, hi_inclusive;
     key_buf lo, hi;
     /* EQ / IN: candidate keys in the order they are visited, and other required sets */
-    key_buf *points; /* &eq_point, or an owned list (points_owned) */
+    key_buf *points; /* &eq_point, or in_points.keys (an IN list of candidates) */
     size_t n_points, next_point;
-    bool points_owned;
+    in_buffers in_points; /* the IN list of candidates, kept across xFilter calls */
     key_buf eq_point;   /* the candidate of a single EQ: its buffer is kept across xFilter calls */
     bool points_set;    /* the first EQ/IN operand chose the candidates (possibly none) */
     key_buf *eq_checks; /* further EQ operands: the key must equal each */
     size_t n_eq_checks;
-    key_buf **in_checks; /* further IN lists (sorted): the key must be in each */
+    key_buf **in_checks; /* further IN lists (sorted; each one read_in_list block) */
     size_t *in_check_lens;
     size_t n_in_checks;
     /* LIMIT */
@@ -64,6 +76,7 @@ typedef struct feox_vt_cursor {
     feox_value *point_value;
     size_t point_index;
     bool is_reset; /* cursor_reset has nothing to undo (set by it, cleared by xFilter) */
+    bool one_key;  /* filter_one_key's plan: the candidate and its row are all there is to undo */
 } feox_vt_cursor;
 
 static feox_vtab *cursor_vtab(feox_vt_cursor *c)
@@ -119,22 +132,28 @@ static void cursor_reset(feox_vt_cursor *c)
     if (c->is_reset) {
         return; /* xClose reset it, or an xFilter that failed before setting anything */
     }
+    if (c->one_key) { /* a point SELECT: what filter_one_key and the row's columns set */
+        feox_value_release(c->point_value);
+        c->point_value = NULL;
+        c->points = NULL;
+        c->n_points = c->next_point = 0;
+        c->points_set = c->now_known = c->one_key = false;
+        c->eof = true;
+        c->is_reset = true;
+        return;
+    }
     if (c->point_value != NULL) {
         feox_value_release(c->point_value);
         c->point_value = NULL;
     }
     c->lo.len = c->hi.len = 0;
-    if (c->points_owned) {
-        key_list_free(c->points, c->n_points);
-    }
-    c->points_owned = false;
     /* Lists only a plan with several EQ/IN operands has: a plain point SELECT skips the frees. */
     if (c->eq_checks != NULL) {
         key_list_free(c->eq_checks, c->n_eq_checks);
     }
     if (c->in_checks != NULL && c->in_check_lens != NULL) {
         for (size_t i = 0; i < c->n_in_checks; i++) {
-            key_list_free(c->in_checks[i], c->in_check_lens[i]);
+            sqlite3_free(c->in_checks[i]);
         }
     }
     if (c->in_checks != NULL) {
@@ -161,6 +180,8 @@ static void cursor_free(feox_vt_cursor *c)
     sqlite3_free(c->lo.data);
     sqlite3_free(c->hi.data);
     sqlite3_free(c->eq_point.data);
+    sqlite3_free(c->in_points.keys);
+    sqlite3_free(c->in_points.bytes);
     sqlite3_free(c);
 }
 
@@ -169,6 +190,18 @@ void feox_vt_free_spare_cursor(feox_vtab *vt)
     if (vt->spare_cursor != NULL) {
         cursor_free(vt->spare_cursor);
         vt->spare_cursor = NULL;
+    }
+}
+
+/* A kept cursor keeps the buffers of an IN list up to this size; a larger list's are freed. */
+#define IN_BUFFERS_KEPT (64 * 1024)
+
+static void in_buffers_trim(in_buffers *b)
+{
+    if (b->keys_cap * sizeof *b->keys + b->bytes_cap > IN_BUFFERS_KEPT) {
+        sqlite3_free(b->keys);
+        sqlite3_free(b->bytes);
+        *b = (in_buffers){NULL, 0, NULL, 0};
     }
 }
 
@@ -202,6 +235,7 @@ int feox_vt_close(sqlite3_vtab_cursor *cur)
     feox_cursor_close(c->scan);
     c->scan = NULL;
     c->scan_store = NULL;
+    in_buffers_trim(&c->in_points);
     if (vt->spare_cursor == NULL) {
         memset(&c->base, 0, sizeof c->base);
         vt->spare_cursor = c;
@@ -294,14 +328,42 @@ static bool point_matches(const feox_vt_cursor *c, const key_buf *k)
     return true;
 }
 
-/* Read a whole IN list, canonicalised, sorted, de-duplicated; NULLs dropped (they match nothing).
- */
-static int read_in_list(feox_vtab *vt, sqlite3_value *list, key_buf **out, size_t *n_out)
+/* Room in b for one more key of len bytes (used bytes taken). */
+static int in_buffers_reserve(in_buffers *b, size_t n, size_t used, size_t len)
 {
-    key_buf *keys = NULL;
-    size_t n = 0, cap = 0;
+    if (n == b->keys_cap) {
+        size_t cap = n ? n * 2 : 16;
+        key_buf *grown = sqlite3_realloc64(b->keys, cap * sizeof *grown);
+        if (grown == NULL) {
+            return SQLITE_NOMEM;
+        }
+        b->keys = grown;
+        b->keys_cap = cap;
+    }
+    if (used + len > b->bytes_cap) {
+        size_t cap = b->bytes_cap ? b->bytes_cap * 2 : 256;
+        if (cap < used + len) {
+            cap = used + len;
+        }
+        unsigned char *grown = sqlite3_realloc64(b->bytes, cap);
+        if (grown == NULL) {
+            return SQLITE_NOMEM;
+        }
+        b->bytes = grown;
+        b->bytes_cap = cap;
+    }
+    return SQLITE_OK;
+}
+
+/* Read a whole IN list into b, canonicalised, sorted, de-duplicated; NULLs dropped (they match
+ * nothing). One pass: while it runs the bytes may move, so each key keeps its offset in cap;
+ * the pointers are set at the end. */
+static int read_in_list(feox_vtab *vt, sqlite3_value *list, in_buffers *b, size_t *n_out)
+{
+    size_t n = 0, used = 0;
     sqlite3_value *v = NULL;
     int rc;
+    *n_out = 0;
     for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v != NULL;
          rc = sqlite3_vtab_in_next(list, &v)) {
         const void *k;
@@ -309,41 +371,64 @@ static int read_in_list(feox_vtab *vt, sqlite3_value *list, key_buf **out, size_
         if (!feox_key_from_value(vt->options.keytype, v, &k, &len)) {
             continue;
         }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            key_buf *grown = sqlite3_realloc64(keys, cap * sizeof *grown);
-            if (grown == NULL) {
-                key_list_free(keys, n);
-                return SQLITE_NOMEM;
-            }
-            keys = grown;
+        int grown = in_buffers_reserve(b, n, used, len);
+        if (grown != SQLITE_OK) {
+            return grown;
         }
-        keys[n].data = NULL;
-        if (key_buf_set(&keys[n], k, len) != SQLITE_OK) {
-            key_list_free(keys, n);
-            return SQLITE_NOMEM;
-        }
-        n++;
+        memcpy(b->bytes + used, k, len);
+        b->keys[n++] = (key_buf){NULL, len, used};
+        used += len;
     }
     if (rc != SQLITE_OK && rc != SQLITE_DONE) {
-        key_list_free(keys, n);
         return rc;
+    }
+    key_buf *keys = b->keys;
+    for (size_t i = 0; i < n; i++) {
+        keys[i].data = b->bytes + keys[i].cap;
+        keys[i].cap = keys[i].len;
     }
     if (n > 1) {
         qsort(keys, n, sizeof *keys, key_buf_cmp);
         size_t w = 1;
         for (size_t r = 1; r < n; r++) {
-            if (key_buf_cmp(&keys[r], &keys[w - 1]) == 0) {
-                sqlite3_free(keys[r].data);
-            } else {
+            if (key_buf_cmp(&keys[r], &keys[w - 1]) != 0) {
                 keys[w++] = keys[r];
             }
         }
         n = w;
     }
-    *out = keys;
     *n_out = n;
     return SQLITE_OK;
+}
+
+/* A further IN list (a check, not the candidates) as one allocation: the key_buf array, then
+ * the keys' bytes (freed with sqlite3_free). */
+static int read_in_check(feox_vtab *vt, sqlite3_value *list, key_buf **out, size_t *n_out)
+{
+    in_buffers b = {NULL, 0, NULL, 0};
+    size_t n = 0;
+    int rc = read_in_list(vt, list, &b, &n);
+    size_t bytes = 0;
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+        bytes += b.keys[i].len;
+    }
+    key_buf *block = rc == SQLITE_OK ? sqlite3_malloc64(n * sizeof *block + bytes + 1) : NULL;
+    if (rc == SQLITE_OK && block == NULL) {
+        rc = SQLITE_NOMEM;
+    }
+    if (rc == SQLITE_OK) {
+        unsigned char *at = (unsigned char *)(block + n);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(at, b.keys[i].data, b.keys[i].len);
+            block[i] = (key_buf){at, b.keys[i].len, b.keys[i].len};
+            at += b.keys[i].len;
+        }
+        *out = block;
+        *n_out = n;
+    }
+    sqlite3_free(b.keys);
+    sqlite3_free(b.bytes);
+    return rc;
 }
 
 /* Step a point plan to the next candidate that exists and matches; eof when none is left. */
@@ -475,13 +560,32 @@ static int key_list_push(key_buf **list, size_t *n, const void *key, size_t len)
 /* The plan of a point SELECT, `key = ?` and nothing else (plan.c's encoding). */
 #define PLAN_ONE_KEY (FEOX_PLAN_EQ | (FEOX_OP_EQ << FEOX_PLAN_OP_SHIFT))
 
-/* xFilter of PLAN_ONE_KEY: what the general decoding below does for it, without the loop. */
+/* Look the single candidate eq_point up (point_advance for one key and no other constraint). */
+static int point_get_one(feox_vt_cursor *c, feox_vtab *vt)
+{
+    c->next_point = 1;
+    feox_err e = feox_get_ref(vt->entry->store, c->eq_point.data, c->eq_point.len, &c->point_value);
+    if (e == FEOX_OK) {
+        c->point_index = 0;
+        c->eof = false;
+        return SQLITE_OK;
+    }
+    c->point_value = NULL;
+    if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
+        return SQLITE_OK; /* no row (eof since the reset) */
+    }
+    return feox_table_engine_error(vt, e);
+}
+
+/* xFilter of PLAN_ONE_KEY: what the general decoding below does for it, without the loop; the
+ * cursor is marked one_key, so that xNext and the next reset take their short paths too. */
 static int filter_one_key(feox_vt_cursor *c, feox_vtab *vt, sqlite3_value *operand)
 {
     const void *key;
     size_t len;
     c->kind = FEOX_PLAN_EQ;
     c->desc = false;
+    c->one_key = true;
     if (!feox_key_from_value(vt->options.keytype, operand, &key, &len)) {
         return SQLITE_OK; /* NULL operand: no row (eof since the reset) */
     }
@@ -490,7 +594,7 @@ static int filter_one_key(feox_vt_cursor *c, feox_vtab *vt, sqlite3_value *opera
         c->points = &c->eq_point;
         c->n_points = 1;
         c->points_set = true;
-        rc = point_advance(c);
+        rc = point_get_one(c, vt);
     }
     if (rc != SQLITE_OK) {
         c->eof = true;
@@ -542,18 +646,21 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
             continue;
         }
         if (op == FEOX_OP_IN) {
-            key_buf *list = NULL;
             size_t n = 0;
-            rc = read_in_list(vt, argv[a], &list, &n);
-            if (rc != SQLITE_OK) {
-                goto cleanup;
-            }
             if (!c->points_set && c->kind == FEOX_PLAN_IN) {
-                c->points = list;
+                rc = read_in_list(vt, argv[a], &c->in_points, &n);
+                if (rc != SQLITE_OK) {
+                    goto cleanup;
+                }
+                c->points = c->in_points.keys;
                 c->n_points = n;
-                c->points_owned = true;
                 c->points_set = true;
             } else {
+                key_buf *list = NULL;
+                rc = read_in_check(vt, argv[a], &list, &n);
+                if (rc != SQLITE_OK) {
+                    goto cleanup;
+                }
                 key_buf **lists =
                     sqlite3_realloc64(c->in_checks, (c->n_in_checks + 1) * sizeof *lists);
                 size_t *lens =
@@ -565,7 +672,7 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
                     c->in_check_lens = lens;
                 }
                 if (lists == NULL || lens == NULL) {
-                    key_list_free(list, n);
+                    sqlite3_free(list);
                     rc = SQLITE_NOMEM;
                     goto cleanup;
                 }
@@ -625,6 +732,12 @@ int feox_vt_next(sqlite3_vtab_cursor *cur)
 {
     feox_vt_cursor *c = (feox_vt_cursor *)cur;
     if (c->eof) {
+        return SQLITE_OK;
+    }
+    if (c->one_key) { /* its one row was the last */
+        feox_value_release(c->point_value);
+        c->point_value = NULL;
+        c->eof = true;
         return SQLITE_OK;
     }
     if (c->has_limit && --c->limit_left <= 0) {

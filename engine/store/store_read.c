@@ -116,6 +116,11 @@ size_t feox_value_size(const feox_value *v)
     return ((const feox_record *)v)->value_len;
 }
 
+uint32_t feox_value_tag(const feox_value *v)
+{
+    return ((const feox_record *)v)->tag;
+}
+
 void feox_value_info(const feox_value *v, feox_record_info *info)
 {
     fill_info((const feox_record *)v, info);

@@ -133,6 +133,45 @@ static void test_value_types(void **state)
     sqlite3_close(db);
 }
 
+/* IN lists: each is read into one block, the cursor's own for the candidates and reused from
+ * one statement to the next (a closed cursor is kept by its table): lists that grow, shrink, hold
+ * longer keys, duplicates, NULLs and numbers (text keys: converted), and a second IN list. */
+static void test_in_lists(void **state)
+{
+    (void)state;
+    sqlite3 *db = mem_db_with_kv();
+    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2), ('c', 3), ('7', 4), "
+                "(printf('%.*c', 300, 'x'), 5), (printf('%.*c', 301, 'y'), 6)");
+    expect(db, "SELECT group_concat(value) FROM kv WHERE key IN ('b', 'a')", "1,2");
+    expect(db, "SELECT group_concat(value) FROM kv WHERE key IN ('c')", "3");
+    expect(db,
+           "SELECT group_concat(value) FROM kv WHERE key IN (printf('%.*c', 301, 'y'), 'a', "
+           "printf('%.*c', 300, 'x'), 'zz', 'b', 'c', 7, 'q')",
+           "4,1,2,3,5,6");
+    expect(db, "SELECT group_concat(value) FROM kv WHERE key IN ('b')", "2");
+    expect(db, "SELECT group_concat(value) FROM kv WHERE key IN ('c', NULL, 'c', 'a', 'c')", "1,3");
+    expect(db, "SELECT count(*) FROM kv WHERE key IN (NULL, NULL)", "0");
+    expect(db,
+           "SELECT group_concat(value) FROM (SELECT value FROM kv WHERE key IN ('a', 'b', 'c') "
+           "ORDER BY key DESC)",
+           "3,2,1");
+    expect(db,
+           "SELECT group_concat(value) FROM kv WHERE key IN ('a', 'b', 'c', 7) "
+           "AND key IN (7, 'c', 'zz', printf('%.*c', 300, 'x'))",
+           "4,3");
+    expect(db,
+           "SELECT group_concat(value) FROM kv WHERE key IN (SELECT key FROM kv WHERE key < 'b')",
+           "4,1");
+    /* a list larger than a kept cursor keeps (64 KiB), then a small one again */
+    expect(db,
+           "SELECT count(*), sum(value) FROM kv WHERE key IN (WITH RECURSIVE n(i) AS (SELECT 1 "
+           "UNION ALL SELECT i + 1 FROM n WHERE i < 5000) SELECT printf('%.*c', 40, 'z') || i "
+           "FROM n UNION ALL SELECT 'a' UNION ALL SELECT 'c')",
+           "2|4");
+    expect(db, "SELECT group_concat(value) FROM kv WHERE key IN ('b', 'c')", "2,3");
+    sqlite3_close(db);
+}
+
 static void test_keys(void **state)
 {
     (void)state;
@@ -989,6 +1028,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_value_types),
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_in_lists),
         cmocka_unit_test(test_conflicts),
         cmocka_unit_test(test_ttl_rules),
         cmocka_unit_test(test_ts_rules),

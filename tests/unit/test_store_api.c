@@ -513,6 +513,7 @@ static void test_get_ref_survives_overwrite_and_delete(void **state)
     assert_int_equal(info.tag, 9);
     assert_int_equal(info.value_len, 5);
     assert_int_equal(info.timestamp_ns, FTEST_EPOCH_NS);
+    assert_int_equal(feox_value_tag(r1), 9);
 
     /* Overwrite with a longer value: r1 still sees the old version. */
     assert_int_equal(put(s, "k", "second-value"), FEOX_OK);
@@ -537,6 +538,8 @@ static void test_get_ref_survives_overwrite_and_delete(void **state)
     assert_memory_equal(feox_value_data(r1), "first", 5);
     feox_value_info(r1, &info);
     assert_int_equal(info.tag, 9);
+    assert_int_equal(feox_value_tag(r1), 9);
+    assert_int_equal(feox_value_tag(r2), 0); /* put() writes with the default tag */
     feox_value_release(r1);
     assert_memory_equal(feox_value_data(r2), "second-value", 12);
     feox_value_release(r2);
