@@ -247,6 +247,20 @@ static bool connect_without_cache(feox_vtab *vt, char *why)
     return true;
 }
 
+/* Is SQLite connecting the table inside BEGIN, while it prepares a statement, before that
+ * statement has touched the table's database? Reading the shadow tables now would open the
+ * transaction's read transaction ahead of the statement's own lock, and SQLite does not wait
+ * (busy_timeout) for a write lock that a transaction already reading asks for: the first write
+ * of `BEGIN; UPDATE kv ...` would fail with SQLITE_BUSY at once while another connection writes,
+ * where the same statement on a native table waits. Then the table connects without its cache,
+ * and the first use opens it (vtab_store.c), inside the statement's transaction: under the write
+ * lock for a write (xBegin comes first), under a read transaction for a read (xFilter). */
+static bool before_the_statements_lock(feox_vtab *vt)
+{
+    return !sqlite3_get_autocommit(vt->db) &&
+           sqlite3_txn_state(vt->db, vt->schema) == SQLITE_TXN_NONE;
+}
+
 int feox_db_open(feox_vtab *vt, bool is_create, char **err)
 {
     feox_db_state *s = sqlite3_malloc(sizeof *s);
@@ -268,6 +282,16 @@ int feox_db_open(feox_vtab *vt, bool is_create, char **err)
     }
     vt->dbs = s;
     vt->journal.undo_flags = FEOX_WRITE_INDEX_ONLY;
+    if (!is_create && before_the_statements_lock(vt)) {
+        char *why = sqlite3_mprintf("feox: %s: the cache opens at the table's first use",
+                                    vt->label);
+        if (why != NULL && connect_without_cache(vt, why)) {
+            return SQLITE_OK;
+        }
+        vt->dbs = NULL;
+        sqlite3_free(s);
+        return SQLITE_NOMEM;
+    }
     int rc = open_store(vt, s, vt->name, err);
     if (rc != SQLITE_OK && !is_create && damaged(rc)) {
         /* Connect without a cache, so that DROP TABLE and feox_check still work; every other

@@ -95,6 +95,26 @@ static int touch_table(sqlite3 *db, const char *schema, const char *table, bool 
     return rc;
 }
 
+/* Connect the table a call names (SQLite connects it while it prepares the touch). A write inside
+ * BEGIN touches it with a write, so that the transaction takes the write lock first, waiting
+ * out busy_timeout as a native write would: a read first would open the transaction's read
+ * transaction, and SQLite then refuses the write lock at once while another connection holds it
+ * (db_mode.c connects such a table without reading it). Where the write is refused (a read-only
+ * database, query_only), a read touch connects it and may_write says why, as for any write. */
+static int connect_table(sqlite3 *db, const char *schema, const char *table, bool write,
+                         char **err)
+{
+    if (write && !sqlite3_get_autocommit(db)) {
+        int rc = touch_table(db, schema, table, true, err);
+        if (rc != SQLITE_READONLY) {
+            return rc;
+        }
+        sqlite3_free(*err);
+        *err = NULL;
+    }
+    return touch_table(db, schema, table, false, err);
+}
+
 /* "PRAGMA query_only" run once, for when the cached statement below cannot be prepared. */
 static int query_only_uncached(sqlite3 *db, bool *on)
 {
@@ -236,7 +256,7 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
     for (int attempt = 1;; attempt++) {
         vt = find_pinned(conn, schema, table);
         if (vt == NULL) {
-            rc = touch_table(db, schema, table, false, &err);
+            rc = connect_table(db, schema, table, write, &err);
             vt = rc == SQLITE_OK ? find_pinned(conn, schema, table) : NULL;
         }
         if (vt != NULL && write && !may_write(ctx, db, vt)) {

@@ -17,6 +17,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import unittest
 
 from feoxtest import EXT, HERE, TempDirTestCase, connect
@@ -361,3 +362,60 @@ for i in range(300):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FirstWriteInsideBeginWaits(TempDirTestCase):
+    """A connection that has not used the table yet runs BEGIN and a write while another
+    connection holds the write lock and commits a moment later: with a busy timeout the write
+    waits and succeeds, as the same write on a native table does (Node's deferred
+    db.transaction() in several processes does exactly this). Before, opening the table's cache
+    read the shadow tables inside the transaction first, and SQLite then refused the write lock at
+    once with 'database is locked'."""
+
+    WRITES = ("UPDATE nt SET value = value + 1 WHERE key = 'hits'",
+              "SELECT feox_incr('kv', 'hits', 1)",
+              "UPDATE kv SET value = value + 1 WHERE key = 'hits'",
+              "INSERT OR REPLACE INTO kv(key, value) VALUES ('other', 1)",
+              "DELETE FROM kv WHERE key = 'gone'")
+
+    def check_waits(self, journal_mode):
+        path = os.path.join(self.dir, journal_mode + ".db")
+        setup = connect(path)
+        setup.execute(f"PRAGMA journal_mode = {journal_mode}")
+        setup.execute("CREATE VIRTUAL TABLE kv USING feox")
+        setup.execute(NATIVE)
+        setup.execute("INSERT INTO kv(key, value) VALUES ('hits', 0), ('gone', 1)")
+        setup.execute("INSERT INTO nt VALUES ('hits', 0)")
+        setup.close()
+        holder = connect(path)
+        self.addCleanup(holder.close)
+        for sql in self.WRITES:
+            with self.subTest(sql=sql):
+                con = connect(path, timeout=30.0)
+                con.execute("SELECT count(*) FROM sqlite_schema").fetchall()  # schema read
+                holder.execute("BEGIN IMMEDIATE")
+                holder.execute("INSERT OR REPLACE INTO nt VALUES ('holder', 1)")
+                release = threading.Timer(0.3, holder.execute, ("COMMIT",))
+                release.start()
+                try:
+                    con.execute("BEGIN")
+                    con.execute(sql).fetchall()
+                    con.execute("COMMIT")
+                finally:
+                    if con.in_transaction:  # first: a holder's COMMIT may wait for its lock
+                        con.execute("ROLLBACK")
+                    release.join()
+                    con.close()
+        check = connect(path)
+        self.addCleanup(check.close)
+        self.assertEqual(check.execute("SELECT value FROM kv WHERE key = 'hits'").fetchall(), [(2,)])
+        self.assertEqual(check.execute("SELECT value FROM nt WHERE key = 'hits'").fetchall(), [(1,)])
+        self.assertEqual(check.execute("SELECT key FROM kv ORDER BY key").fetchall(),
+                         [("hits",), ("other",)])
+        self.assertEqual(check.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+
+    def test_wal(self):
+        self.check_waits("wal")
+
+    def test_rollback_journal(self):
+        self.check_waits("delete")
