@@ -1,0 +1,129 @@
+"""Hostile input to tables in the database, each case a wrong answer found by the hostile-input
+review (store files and other damage: test_db_adversarial.py, test_files.py):
+
+  - a ttl so long that the expiry passes 2^63 ns (about the year 2262) is stored in
+    <t>_data.expires as a negative integer (u64 bits in an i64); the commit's expiry sweep took it
+    for long expired and deleted the row, while the writing connection's cache kept it: two
+    connections read different tables. The same in clock='log' mode and its 'sweep';
+  - <t>_log edited by hand to hold a key that is not a BLOB: a warm cache applying the feed looked
+    that key up as bytes, found no row, and dropped a live record;
+  - <t>_data edited by hand to hold a key that is not a BLOB: the load reads keys >= x'' (SQLite
+    sorts every other type first), so the row was silently missing from every read;
+  - <t>_meta's min_seq edited to a non-integer: reads went on, writes failed on a UNIQUE
+    constraint of <t>_log instead of naming the damage.
+Each: the statement fails with a message naming the damaged shadow table (or, for the TTL, the
+record stays), and the table works again once the row is repaired.
+"""
+import sqlite3
+import unittest
+
+from feoxtest import TempDirTestCase, connect
+
+HUGE_TTL = 9_000_000_000  # seconds: now + this passes 2^63 ns
+
+
+class LongTtlTest(TempDirTestCase):
+    def test_a_ttl_past_2262_keeps_the_row(self):
+        path = self.path("ttl.db")
+        a = connect(path)
+        a.execute("CREATE VIRTUAL TABLE kv USING feox")
+        a.execute("INSERT INTO kv(key, value, ttl) VALUES ('far', 1, ?)", (HUGE_TTL,))
+        a.execute("INSERT INTO kv(key, value, ttl) VALUES ('never', 2, 9223372036854775807)")
+        a.execute("INSERT INTO kv(key, value, ttl) VALUES ('soon', 3, 1000)")
+        a.execute("INSERT INTO kv(key, value) VALUES ('z', 4)")  # a later commit sweeps
+        b = connect(path)
+        for con in (a, b):
+            self.assertEqual(con.execute("SELECT key, value FROM kv ORDER BY key").fetchall(),
+                             [("far", 1), ("never", 2), ("soon", 3), ("z", 4)])
+        self.assertEqual(a.execute("SELECT count(*) FROM kv_data").fetchone(), (4,))
+        self.assertEqual(a.execute("SELECT feox_sweep('kv')").fetchone(), (0,))
+        self.assertEqual(b.execute("SELECT count(*) FROM kv").fetchone(), (4,))
+        self.assertEqual(a.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+
+    def test_a_ttl_past_2262_on_the_logical_clock(self):
+        path = self.path("clock.db")
+        a = connect(path)
+        a.execute("CREATE VIRTUAL TABLE kv USING feox(clock='log')")
+        a.execute("INSERT INTO kv(kv, ts) VALUES ('clock', 1000000000000000000)")
+        a.execute("INSERT INTO kv(key, value, ttl) VALUES ('far', 1, ?)", (HUGE_TTL,))
+        a.execute("INSERT INTO kv(key, value, ttl) VALUES ('soon', 2, 1)")
+        a.execute("INSERT INTO kv(kv, ts) VALUES ('clock', 1000000005000000000)")
+        a.execute("INSERT INTO kv(kv) VALUES ('sweep')")
+        self.assertEqual(a.execute("SELECT key FROM kv_data").fetchall(), [(b"far",)])
+        b = connect(path)
+        for con in (a, b):
+            self.assertEqual(con.execute("SELECT key, value FROM kv").fetchall(), [("far", 1)])
+
+
+class DamagedKeysAndSeqTest(TempDirTestCase):
+    def make(self, name):
+        path = self.path(name)
+        con = connect(path)
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.executemany("INSERT INTO kv(key, value) VALUES (?, ?)", [(f"k{i}", i) for i in range(5)])
+        return path, con
+
+    @staticmethod
+    def edit(path, sql):
+        ed = sqlite3.connect(path, isolation_level=None)  # defensive mode off
+        ed.execute(sql)
+        ed.close()
+
+    def assert_refused(self, con, said):
+        for sql in ["SELECT count(*) FROM kv", "SELECT value FROM kv WHERE key = 'k2'",
+                    "INSERT INTO kv(key, value) VALUES ('new', 1)"]:
+            with self.assertRaises(sqlite3.DatabaseError) as cm:
+                con.execute(sql).fetchall()
+            self.assertIn(f"feox: kv: {said}", str(cm.exception), sql)
+            self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_CORRUPT", sql)
+
+    def assert_works(self, con, rows=5):
+        self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'k2'").fetchall(), [(2,)])
+        self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone(), (rows,))
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
+
+    def test_a_feed_row_whose_key_is_not_a_blob(self):
+        for n, key in enumerate(["'k2'", "2", "2.5"]):
+            with self.subTest(key=key):
+                path, warm = self.make(f"feed{n}.db")
+                self.assert_works(warm)
+                self.edit(path, f"INSERT INTO kv_log VALUES (1000, {key}, NULL)")
+                self.assert_refused(warm, "a row of kv_log is damaged: a key that is not a BLOB")
+                self.edit(path, "UPDATE kv_log SET key = CAST('k2' AS BLOB) WHERE seq = 1000")
+                self.assert_works(warm)
+                warm.close()
+
+    def test_a_record_whose_key_is_not_a_blob(self):
+        for n, key in enumerate(["'k1'", "'zz'", "42", "4.5"]):
+            with self.subTest(key=key):
+                path, con = self.make(f"data{n}.db")
+                con.close()
+                self.edit(path, f"UPDATE kv_data SET key = {key} WHERE key = CAST('k1' AS BLOB)")
+                cold = connect(path)
+                self.assert_refused(cold, "a row of kv_data is damaged: a key that is not a BLOB")
+                self.assertIn("kv_data: a key is not a BLOB",
+                              cold.execute("SELECT feox_check('kv')").fetchone()[0])
+                cold.execute(f"UPDATE kv_data SET key = CAST('k1' AS BLOB) WHERE key = {key}")
+                self.assert_works(cold)
+                cold.close()
+
+    def test_a_min_seq_that_is_not_an_integer(self):
+        for n, value in enumerate(["'abc'", "3.5", "x'00'"]):
+            with self.subTest(value=value):
+                path, warm = self.make(f"min{n}.db")
+                warm.close()
+                self.edit(path, f"UPDATE kv_meta SET value = {value} WHERE name = 'min_seq'")
+                cold = connect(path)
+                self.assert_refused(cold, "the seq in kv_log or kv_meta is damaged")
+                self.assertIn("min_seq is not a non-negative integer",
+                              cold.execute("SELECT feox_check('kv')").fetchone()[0])
+                cold.execute("UPDATE kv_meta SET value = 0 WHERE name = 'min_seq'")
+                self.assert_works(cold)
+                cold.execute("INSERT INTO kv(key, value) VALUES ('new', 1)")
+                self.assert_works(cold, 6)
+                cold.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
