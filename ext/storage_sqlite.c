@@ -474,6 +474,14 @@ static feox_err apply_feed(feox_sqlite_backend *b, const feox_storage_sink *sink
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         sqlite3_int64 log_seq = sqlite3_column_int64(s, 0);
+        if (sqlite3_column_type(s, 1) != SQLITE_BLOB) {
+            /* Only a hand edit makes it: as bytes it would name another key (or none). */
+            char what[160];
+            sqlite3_snprintf((int)sizeof what, what,
+                             "a row of %s_log is damaged: a key that is not a BLOB", b->table);
+            err = feox_sq_fail(b, FEOX_ERR_CORRUPT, what);
+            break;
+        }
         const void *key = sqlite3_column_blob(s, 1);
         uint32_t key_len = (uint32_t)sqlite3_column_bytes(s, 1);
         if (key == NULL) {

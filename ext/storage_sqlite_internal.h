@@ -185,8 +185,8 @@ feox_err feox_sq_expired_keys(feox_sqlite_backend *b, uint64_t now, uint32_t wan
 /* A row with this expiry (0: none) may now be in the index: a later sweep must not skip it. */
 static inline void feox_sq_expiry_lower(feox_sqlite_backend *b, uint64_t expires_at_ns)
 {
-    int64_t e = (int64_t)expires_at_ns; /* as the column holds it */
-    if (expires_at_ns != 0 && e < b->next_expiry) {
+    int64_t e = (int64_t)expires_at_ns; /* as the column holds it (negative: never expires) */
+    if (expires_at_ns != 0 && e >= 0 && e < b->next_expiry) {
         b->next_expiry = e;
     }
 }

@@ -146,10 +146,13 @@ feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_s
         err = feox_sq_sql_error(b, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the seq");
     } else if (sqlite3_column_int64(s, 2) != FEOX_SQLITE_FORMAT) {
         err = feox_sq_fail(b, FEOX_ERR_FORMAT, "the shadow tables are not format 1");
-    } else if (sqlite3_column_int64(s, 0) < 0 || sqlite3_column_int64(s, 1) < 0 ||
+    } else if (sqlite3_column_type(s, 0) != SQLITE_INTEGER ||
+               sqlite3_column_type(s, 1) != SQLITE_INTEGER || sqlite3_column_int64(s, 0) < 0 ||
+               sqlite3_column_int64(s, 1) < 0 ||
                sqlite3_column_int64(s, 0) > INT64_MAX / 2) {
         /* Only a hand edit makes these (at a billion commits a second the seq needs a century to
-         * pass INT64_MAX / 2): refuse rather than let the next seq overflow. */
+         * pass INT64_MAX / 2): refuse rather than let the next seq overflow. A min_seq that is
+         * not an integer (max() then returns it too) would be read as another number. */
         char what[128];
         sqlite3_snprintf((int)sizeof what, what,
                          "the seq in %s_log or %s_meta is damaged (out of range)", b->table,

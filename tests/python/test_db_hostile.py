@@ -6,7 +6,8 @@ review (store files and other damage: test_db_adversarial.py, test_files.py):
     for long expired and deleted the row, while the writing connection's cache kept it: two
     connections read different tables. The same in clock='log' mode and its 'sweep';
   - <t>_log edited by hand to hold a key that is not a BLOB: a warm cache applying the feed looked
-    that key up as bytes, found no row, and dropped a live record;
+    that key up as bytes, found no row, and dropped a live record (now: the statement fails
+    naming kv_log, and the cache reloads from <t>_data);
   - <t>_data edited by hand to hold a key that is not a BLOB: the load reads keys >= x'' (SQLite
     sorts every other type first), so the row was silently missing from every read;
   - <t>_meta's min_seq edited to a non-integer: reads went on, writes failed on a UNIQUE
@@ -89,9 +90,22 @@ class DamagedKeysAndSeqTest(TempDirTestCase):
                 path, warm = self.make(f"feed{n}.db")
                 self.assert_works(warm)
                 self.edit(path, f"INSERT INTO kv_log VALUES (1000, {key}, NULL)")
-                self.assert_refused(warm, "a row of kv_log is damaged: a key that is not a BLOB")
+                with self.assertRaises(sqlite3.DatabaseError) as cm:
+                    warm.execute("SELECT value FROM kv WHERE key = 'k2'").fetchall()
+                self.assertIn("feox: kv: a row of kv_log is damaged: a key that is not a BLOB",
+                              str(cm.exception))
+                self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_CORRUPT")
+                # the cache was reloaded from kv_data (the feed cannot be followed past the
+                # damage): the record is there, and feox_check names the damaged row
+                self.assertEqual(warm.execute("SELECT value FROM kv WHERE key = 'k2'").fetchall(),
+                                 [(2,)])
+                self.assertEqual(warm.execute("SELECT count(*) FROM kv").fetchone(), (5,))
+                self.assertIn("feed rows not in the feed's format",
+                              warm.execute("SELECT feox_check('kv')").fetchone()[0])
                 self.edit(path, "UPDATE kv_log SET key = CAST('k2' AS BLOB) WHERE seq = 1000")
                 self.assert_works(warm)
+                warm.execute("INSERT INTO kv(key, value) VALUES ('new', 1)")
+                self.assert_works(warm, 6)
                 warm.close()
 
     def test_a_record_whose_key_is_not_a_blob(self):
