@@ -13,8 +13,12 @@ review (store files and other damage: test_db_adversarial.py, test_files.py):
   - <t>_meta's min_seq edited to a non-integer: reads went on, writes failed on a UNIQUE
     constraint of <t>_log instead of naming the damage.
 Each: the statement fails with a message naming the damaged shadow table (or, for the TTL, the
-record stays), and the table works again once the row is repaired.
+record stays), and the table works again once the row is repaired. And a shadow table dropped
+or replaced by a view: feox_check on a connection with the table loaded said "I/O error", and
+without <t>_data every use named only a store file that never existed (the table is then taken
+for a previous release's, kept in <db>-<t>.feox).
 """
+import os
 import sqlite3
 import unittest
 
@@ -137,6 +141,43 @@ class DamagedKeysAndSeqTest(TempDirTestCase):
                 cold.execute("INSERT INTO kv(key, value) VALUES ('new', 1)")
                 self.assert_works(cold, 6)
                 cold.close()
+
+
+class MissingShadowTableTest(TempDirTestCase):
+    """A shadow table dropped (or replaced by a view) by another connection: every statement and
+    feox_check name it, on a connection that had the table loaded and on a new one."""
+
+    EDITS = {
+        "log": (["DROP TABLE kv_log"], "no such table: main.kv_log"),
+        "meta": (["DROP TABLE kv_meta"], "no such table: main.kv_meta"),
+        "data": (["DROP TABLE kv_data"], "nor does the shadow table kv_data"),
+        "data view": (["CREATE TABLE saved AS SELECT * FROM kv_data", "DROP TABLE kv_data",
+                       "CREATE VIEW kv_data AS SELECT * FROM saved"],
+                      "nor does the shadow table kv_data"),
+    }
+
+    def test_every_use_names_the_missing_table(self):
+        for n, (name, (edits, said)) in enumerate(self.EDITS.items()):
+            with self.subTest(name=name):
+                path = self.path(f"m{n}.db")
+                warm = connect(path)
+                warm.execute("CREATE VIRTUAL TABLE kv USING feox")
+                warm.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+                self.assertEqual(warm.execute("SELECT count(*) FROM kv").fetchone(), (1,))
+                ed = sqlite3.connect(path, isolation_level=None)
+                for sql in edits:
+                    ed.execute(sql)
+                ed.close()
+                cold = connect(path)
+                for con in (warm, cold):
+                    for sql in ["SELECT count(*) FROM kv", "SELECT feox_check('kv')",
+                                "INSERT INTO kv(key, value) VALUES ('b', 2)"]:
+                        with self.assertRaises(sqlite3.DatabaseError) as cm:
+                            con.execute(sql).fetchall()
+                        self.assertIn("feox: kv: ", str(cm.exception), sql)
+                        self.assertIn(said, str(cm.exception), sql)
+                    con.close()
+                self.assertEqual([f for f in os.listdir(self.dir) if ".feox" in f], [])
 
 
 if __name__ == "__main__":
