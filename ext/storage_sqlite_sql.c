@@ -192,6 +192,36 @@ feox_err feox_sq_learn_encoding(feox_sqlite_backend *b)
     return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "reading the encoding");
 }
 
+/* What is wrong with the columns value, tag, ts, expires, seq (from col on) of a row, if anything
+ * no write makes (the layout: storage_sqlite.h). A BLOB value goes with any tag (the codec reads
+ * its bytes); the other SQL types each have their own. Read as they are, these would be wrong
+ * answers: a NULL for a tag 5 INTEGER, a ts of 0 for 'x', an expiry of 1 ns for 1.5. */
+static const char *row_columns_problem(sqlite3_stmt *s, int col)
+{
+    sqlite3_int64 tag = sqlite3_column_int64(s, col + 1);
+    int type = sqlite3_column_type(s, col), expires_type = sqlite3_column_type(s, col + 3);
+    if (sqlite3_column_type(s, col + 1) != SQLITE_INTEGER || tag < 0 || tag > UINT32_MAX) {
+        return "a tag that is not a 32-bit unsigned integer";
+    }
+    if ((type == SQLITE_INTEGER && tag != FEOX_TAG_INTEGER) ||
+        (type == SQLITE_FLOAT && tag != FEOX_TAG_REAL) ||
+        (type == SQLITE_TEXT && tag != FEOX_TAG_TEXT) ||
+        (type == SQLITE_NULL && tag != FEOX_TAG_NULL)) {
+        return "a value whose SQL type does not match its tag";
+    }
+    if (sqlite3_column_type(s, col + 2) != SQLITE_INTEGER) {
+        return "a ts that is not an integer";
+    }
+    if (expires_type != SQLITE_NULL &&
+        (expires_type != SQLITE_INTEGER || sqlite3_column_int64(s, col + 3) == 0)) {
+        return "an expires that is neither NULL nor a non-zero integer";
+    }
+    if (sqlite3_column_type(s, col + 4) != SQLITE_INTEGER || sqlite3_column_int64(s, col + 4) < 1) {
+        return "a seq that is not a positive integer";
+    }
+    return NULL;
+}
+
 feox_err feox_sq_column_record(feox_sqlite_backend *b, sqlite3_stmt *s, int col, const void *key,
                                uint32_t key_len, unsigned char num[8], feox_storage_record *rec)
 {
@@ -205,12 +235,15 @@ feox_err feox_sq_column_record(feox_sqlite_backend *b, sqlite3_stmt *s, int col,
     rec->location = (uint64_t)sqlite3_column_int64(s, col + 4);
     /* Only a hand edit of the shadow table makes these: say which row is damaged, and how. */
     char why[96];
+    const char *problem;
     if (key_len == 0 || key_len > FEOX_MAX_KEY_SIZE) {
         sqlite3_snprintf((int)sizeof why, why, "a key of %u bytes (1 to %u allowed)", key_len,
                          FEOX_MAX_KEY_SIZE);
     } else if (rec->value_len > FEOX_MAX_VALUE_SIZE) {
         sqlite3_snprintf((int)sizeof why, why, "a value of %u bytes (at most %u allowed)",
                          rec->value_len, FEOX_MAX_VALUE_SIZE);
+    } else if ((problem = row_columns_problem(s, col)) != NULL) {
+        sqlite3_snprintf((int)sizeof why, why, "%s", problem);
     } else {
         return FEOX_OK;
     }
