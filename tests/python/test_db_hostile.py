@@ -16,7 +16,8 @@ Each: the statement fails with a message naming the damaged shadow table (or, fo
 record stays), and the table works again once the row is repaired. And a shadow table dropped
 or replaced by a view: feox_check on a connection with the table loaded said "I/O error", and
 without <t>_data every use named only a store file that never existed (the table is then taken
-for a previous release's, kept in <db>-<t>.feox).
+for a previous release's, kept in <db>-<t>.feox). Last, option values with unbalanced quotes
+(path='a'b), which named files "'a'b".
 """
 import os
 import sqlite3
@@ -257,6 +258,31 @@ class MissingShadowTableTest(TempDirTestCase):
                         self.assertIn(said, str(cm.exception), sql)
                     con.close()
                 self.assertEqual([f for f in os.listdir(self.dir) if ".feox" in f], [])
+
+
+class OptionQuotingTest(TempDirTestCase):
+    """A quoted option value must be one quoted string: path='a'b and path='a' 'b' named the files
+    "'a'b" and "a' 'b" (the quotes were kept, or only the outer ones dropped)."""
+
+    def test_unbalanced_quotes_are_refused(self):
+        con = connect(self.path("q.db"))
+        for n, opts in enumerate(["path='a'b", "path='a'  'b'",
+                                  "max_memory='1'0", "'path'x='a.feox'"]):
+            with self.subTest(opts=opts):
+                with self.assertRaises(sqlite3.OperationalError) as cm:
+                    con.execute(f"CREATE VIRTUAL TABLE t{n} USING feox({opts})")
+                self.assertIn(f"feox: t{n}: option ", str(cm.exception))
+                self.assertIn("unbalanced quotes in its", str(cm.exception))
+        for n, (opts, name) in enumerate([("path='it''s.feox'", "it's.feox"),
+                                          ('path="d""q.feox"', 'd"q.feox'),
+                                          ("path=[b'r.feox]", "b'r.feox"),
+                                          ("path=plain.feox", "plain.feox")]):
+            with self.subTest(opts=opts):
+                con.execute(f"CREATE VIRTUAL TABLE ok{n} USING feox({opts})")
+                self.assertTrue(os.path.exists(self.path(name)), name)
+        self.assertEqual(sorted(f for f in os.listdir(self.dir) if not f.startswith("q.db")),
+                         sorted(["it's.feox", 'd"q.feox', "b'r.feox", "plain.feox"]))
+        con.close()
 
 
 if __name__ == "__main__":
