@@ -482,11 +482,8 @@ static feox_err apply_feed(feox_sqlite_backend *b, const feox_storage_sink *sink
             err = feox_sq_fail(b, FEOX_ERR_CORRUPT, what);
             break;
         }
-        const void *key = sqlite3_column_blob(s, 1);
-        uint32_t key_len = (uint32_t)sqlite3_column_bytes(s, 1);
-        if (key == NULL) {
-            key = "";
-        }
+        uint32_t key_len;
+        const void *key = feox_sq_column_key(s, 1, &key_len);
         b->feed_rows++;
         if (sqlite3_column_type(s, 7) == SQLITE_NULL) {
             err = sink->del(sink->ctx, key, key_len, (uint64_t)sqlite3_column_int64(s, 2));

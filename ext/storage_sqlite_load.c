@@ -222,11 +222,8 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
     last->len = 0;
     *exhausted = false;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const void *key = sqlite3_column_blob(s, 0);
-        uint32_t key_len = (uint32_t)sqlite3_column_bytes(s, 0);
-        if (key == NULL) {
-            key = "";
-        }
+        uint32_t key_len;
+        const void *key = feox_sq_column_key(s, 0, &key_len);
         rows++;
         if (!pending || feox_pending_get(&b->pending, key, key_len) == NULL) {
             unsigned char num[8];
@@ -363,18 +360,12 @@ static void resync_step(resync_state *r)
     }
 }
 
-static const void *row_key(sqlite3_stmt *s, uint32_t *len)
-{
-    const void *key = sqlite3_column_blob(s, 0);
-    *len = (uint32_t)sqlite3_column_bytes(s, 0);
-    return key != NULL ? key : "";
-}
 
 /* Send the current row, and step. */
 static void resync_send_row(resync_state *r)
 {
     uint32_t key_len;
-    const void *key = row_key(r->s, &key_len);
+    const void *key = feox_sq_column_key(r->s, 0, &key_len);
     unsigned char num[8];
     feox_storage_record rec;
     r->err = feox_sq_column_record(r->b, r->s, 1, key, key_len, num, &rec);
@@ -396,7 +387,7 @@ static int resync_visit(void *ctx, const feox_storage_record *rec)
     uint32_t key_len = 0;
     int c = 1;
     while (r->err == FEOX_OK && r->row) { /* rows before this key: the cache lacks them */
-        const void *key = row_key(r->s, &key_len);
+        const void *key = feox_sq_column_key(r->s, 0, &key_len);
         c = key_cmp(key, key_len, rec->key, rec->key_len);
         if (c >= 0) {
             break;
