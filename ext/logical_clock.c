@@ -238,7 +238,8 @@ static int advance(feox_vtab *vt, sqlite3_value *ts)
 static int sweep(feox_vtab *vt)
 {
     int rc = run_sql(vt,
-                     sqlite3_mprintf("DELETE FROM \"%w\".\"%w_data\" WHERE expires IS NOT NULL AND "
+                     /* expires >= 0: one past INT64_MAX ns is stored negative, never expires */
+                     sqlite3_mprintf("DELETE FROM \"%w\".\"%w_data\" WHERE expires >= 0 AND "
                                      "expires < ?1",
                                      vt->schema, vt->name),
                      true, (sqlite3_int64)logical_now(vt->lclock), NULL, "cannot sweep");

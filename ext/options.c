@@ -53,29 +53,38 @@
 
 SQLITE_EXTENSION_INIT3
 
-/* Copy of s without surrounding quotes ('..', "..", `..`, [..]); doubled quotes collapse. */
-static char *dequote(const char *s, size_t n)
+/* Copy of s without surrounding quotes ('..', "..", `..`, [..]); doubled quotes collapse. Sets
+ * *out (NULL: out of memory). False when s starts with a quote that does not enclose all of it
+ * (path='a'b, path='a' 'b': a lone closing quote inside, or none at the end), which would
+ * otherwise be taken as the file name "'a'b" or "a' 'b". */
+static bool dequote(const char *s, size_t n, char **out)
 {
-    char *out = sqlite3_malloc64(n + 1);
-    if (out == NULL) {
-        return NULL;
+    *out = sqlite3_malloc64(n + 1);
+    if (*out == NULL) {
+        return true;
     }
-    char q = n >= 2 ? s[0] : 0;
+    char q = n >= 1 ? s[0] : 0;
     char close = q == '[' ? ']' : q;
-    if ((q == '\'' || q == '"' || q == '`' || q == '[') && s[n - 1] == close) {
-        size_t j = 0;
-        for (size_t i = 1; i + 1 < n; i++) {
-            out[j++] = s[i];
-            if (s[i] == close && q != '[' && i + 2 < n && s[i + 1] == close) {
-                i++;
-            }
-        }
-        out[j] = '\0';
-    } else {
-        memcpy(out, s, n);
-        out[n] = '\0';
+    if (q != '\'' && q != '"' && q != '`' && q != '[') {
+        memcpy(*out, s, n);
+        (*out)[n] = '\0';
+        return true;
     }
-    return out;
+    if (n < 2 || s[n - 1] != close) {
+        return false;
+    }
+    size_t j = 0;
+    for (size_t i = 1; i + 1 < n; i++) {
+        if (s[i] == close) {
+            if (q == '[' || i + 2 >= n || s[i + 1] != close) {
+                return false; /* a closing quote before the end */
+            }
+            i++; /* a doubled quote: one of it */
+        }
+        (*out)[j++] = s[i];
+    }
+    (*out)[j] = '\0';
+    return true;
 }
 
 static void trim(const char **s, size_t *n)
@@ -251,7 +260,7 @@ int feox_options_parse(int argc, const char *const *argv, feox_options *out, cha
             const char *s = arg;
             size_t n = strlen(arg);
             trim(&s, &n);
-            name = dequote(s, n);
+            (void)dequote(s, n, &name); /* only named in the message */
             if (name == NULL) {
                 rc = SQLITE_NOMEM;
                 goto cleanup;
@@ -267,10 +276,17 @@ int feox_options_parse(int argc, const char *const *argv, feox_options *out, cha
         size_t vn = strlen(vs);
         trim(&ns, &nn);
         trim(&vs, &vn);
-        name = dequote(ns, nn);
-        value = dequote(vs, vn);
+        bool name_ok = dequote(ns, nn, &name);
+        bool value_ok = dequote(vs, vn, &value);
         if (name == NULL || value == NULL) {
             rc = SQLITE_NOMEM;
+            goto cleanup;
+        }
+        if (!name_ok || !value_ok) {
+            *err = sqlite3_mprintf("feox: %s: option %.*s: unbalanced quotes in %s %.*s",
+                                   argv[2], (int)nn, ns, name_ok ? "its value" : "its name",
+                                   (int)(name_ok ? vn : nn), name_ok ? vs : ns);
+            rc = SQLITE_ERROR;
             goto cleanup;
         }
         rc = apply_option(out, argv[2], name, value, &seen, err);

@@ -161,6 +161,24 @@ static char *open_error(const char *table, const char *path, feox_err e)
     return msg;
 }
 
+/* A table without path is in the database when its <table>_data exists, else a previous
+ * release's table kept in its default file: when neither is there (the shadow table dropped, or
+ * replaced by a view), *err says both rather than only that the file is missing. */
+static void missing_default_store(const char *path, const char *table, char **err)
+{
+    feox_file_info info;
+    if (*err == NULL || feox_store_file_info(path, &info) != FEOX_ERR_NOT_FOUND) {
+        return;
+    }
+    char *both = sqlite3_mprintf("%s, nor does the shadow table %s_data (a table without path "
+                                 "keeps its records in one or the other)",
+                                 *err, table);
+    if (both != NULL) {
+        sqlite3_free(*err);
+        *err = both;
+    }
+}
+
 static int open_store(const char *path, const char *share_key, const feox_options *o,
                       const char *table, const char *owner, bool create, feox_store **out,
                       char **err)
@@ -307,6 +325,8 @@ int feox_registry_acquire(const feox_location *loc, const feox_options *o, const
                                "(this process was forked after opening it; it can open the "
                                "store once the parent has closed it)",
                                table, path);
+    } else if (rc == SQLITE_CANTOPEN && !create && loc->default_path && path != NULL) {
+        missing_default_store(path, table, err);
     }
     registry_entry *open = rc == SQLITE_OK ? entry_of(store) : NULL;
     if (open != NULL) {

@@ -474,11 +474,16 @@ static feox_err apply_feed(feox_sqlite_backend *b, const feox_storage_sink *sink
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         sqlite3_int64 log_seq = sqlite3_column_int64(s, 0);
-        const void *key = sqlite3_column_blob(s, 1);
-        uint32_t key_len = (uint32_t)sqlite3_column_bytes(s, 1);
-        if (key == NULL) {
-            key = "";
+        if (sqlite3_column_type(s, 1) != SQLITE_BLOB) {
+            /* Only a hand edit makes it: as bytes it would name another key (or none). */
+            char what[160];
+            sqlite3_snprintf((int)sizeof what, what,
+                             "a row of %s_log is damaged: a key that is not a BLOB", b->table);
+            err = feox_sq_fail(b, FEOX_ERR_CORRUPT, what);
+            break;
         }
+        uint32_t key_len;
+        const void *key = feox_sq_column_key(s, 1, &key_len);
         b->feed_rows++;
         if (sqlite3_column_type(s, 7) == SQLITE_NULL) {
             err = sink->del(sink->ctx, key, key_len, (uint64_t)sqlite3_column_int64(s, 2));

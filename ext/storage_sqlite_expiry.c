@@ -65,9 +65,11 @@ static feox_err ensure_index(feox_sqlite_backend *b)
     }
     /* INDEXED BY: never a scan of the table (the prepare fails if the index is gone). Every
      * row in expiry order: the caller stops at the first one not expired (its expiry is the
-     * next one) or after LIMIT ?1 rows. */
+     * next one) or after LIMIT ?1 rows. expires >= 0: an expiry past INT64_MAX ns (a ttl
+     * beyond the year 2262) is stored as a negative i64 and never expires, so it is not listed
+     * (the comparison implies the index's "expires IS NOT NULL": SQLite uses it). */
     char *sql = sqlite3_mprintf("SELECT key, expires FROM \"%w\".\"%w_data\" INDEXED BY \"%w\""
-                                " WHERE expires IS NOT NULL ORDER BY expires LIMIT ?1",
+                                " WHERE expires >= 0 ORDER BY expires LIMIT ?1",
                                 b->schema, b->table, name);
     sqlite3_free(name);
     rc = sql == NULL ? SQLITE_NOMEM

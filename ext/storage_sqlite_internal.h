@@ -140,9 +140,11 @@ feox_err feox_sq_fail(feox_sqlite_backend *b, feox_err err, const char *what);
 void feox_sq_clear_error(feox_sqlite_backend *b);
 /* The table's current seq and min_seq (FORMAT if the meta table says another format). */
 feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_seq);
-/* The bytes a value column reads back as (num holds INTEGER/REAL); data never NULL. */
-void feox_sq_column_value(sqlite3_stmt *s, int col, unsigned char num[8], const void **data,
-                          uint32_t *len);
+/* The bytes a value column's value reads back as (num holds INTEGER/REAL); data never NULL. */
+void feox_sq_value_bytes(sqlite3_value *v, unsigned char num[8], const void **data, uint32_t *len);
+/* The key in column col of s's row (its bytes, never NULL: x'' for an empty or NULL key), with one
+ * sqlite3_column_* call (each takes the connection's mutex). */
+const void *feox_sq_column_key(sqlite3_stmt *s, int col, uint32_t *len);
 /* The little-endian u64 at p (8 bytes: an INTEGER or REAL record value). */
 uint64_t feox_sq_get_u64(const void *p);
 /* Learn once whether the database is UTF-8 (text_as_text). */
@@ -186,8 +188,8 @@ feox_err feox_sq_expired_keys(feox_sqlite_backend *b, uint64_t now, uint32_t wan
 /* A row with this expiry (0: none) may now be in the index: a later sweep must not skip it. */
 static inline void feox_sq_expiry_lower(feox_sqlite_backend *b, uint64_t expires_at_ns)
 {
-    int64_t e = (int64_t)expires_at_ns; /* as the column holds it */
-    if (expires_at_ns != 0 && e < b->next_expiry) {
+    int64_t e = (int64_t)expires_at_ns; /* as the column holds it (negative: never expires) */
+    if (expires_at_ns != 0 && e >= 0 && e < b->next_expiry) {
         b->next_expiry = e;
     }
 }

@@ -141,6 +141,36 @@ static feox_err prepare(feox_sqlite_backend *b, sqlite3_stmt **stmt, const char 
     return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "preparing a statement");
 }
 
+/* Every key of <t>_data is a BLOB, and the chunks read keys >= x'' only: SQLite sorts every other
+ * type (INTEGER, REAL, TEXT) before BLOBs, so a row a hand edit gave such a key would be missed
+ * by every read, silently. One seek of the primary key, at each (re)load and resync: such a row
+ * is refused as damaged, as an empty key is. */
+static feox_err refuse_keys_not_blobs(feox_sqlite_backend *b)
+{
+    char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w_data\" WHERE key < x'' LIMIT 1",
+                                b->schema, b->table);
+    if (sql == NULL) {
+        return feox_sq_sql_error(b, SQLITE_NOMEM, "loading the records");
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(b->db, sql, -1, &s, NULL);
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE) {
+        return FEOX_OK;
+    }
+    if (rc != SQLITE_ROW) {
+        return feox_sq_sql_error(b, rc, "loading the records");
+    }
+    char what[160];
+    sqlite3_snprintf((int)sizeof what, what, "a row of %s_data is damaged: a key that is not a BLOB",
+                     b->table);
+    return feox_sq_fail(b, FEOX_ERR_CORRUPT, what);
+}
+
 /* Larger than memory: once the values loaded pass resident_budget (max_memory / 2), the rest are
  * sent without their bytes (cold: the store reads them back by key when asked). Counted from
  * the start of each load, over its chunks, ranges and comparisons. */
@@ -192,11 +222,8 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
     last->len = 0;
     *exhausted = false;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const void *key = sqlite3_column_blob(s, 0);
-        uint32_t key_len = (uint32_t)sqlite3_column_bytes(s, 0);
-        if (key == NULL) {
-            key = "";
-        }
+        uint32_t key_len;
+        const void *key = feox_sq_column_key(s, 0, &key_len);
         rows++;
         if (!pending || feox_pending_get(&b->pending, key, key_len) == NULL) {
             unsigned char num[8];
@@ -333,18 +360,12 @@ static void resync_step(resync_state *r)
     }
 }
 
-static const void *row_key(sqlite3_stmt *s, uint32_t *len)
-{
-    const void *key = sqlite3_column_blob(s, 0);
-    *len = (uint32_t)sqlite3_column_bytes(s, 0);
-    return key != NULL ? key : "";
-}
 
 /* Send the current row, and step. */
 static void resync_send_row(resync_state *r)
 {
     uint32_t key_len;
-    const void *key = row_key(r->s, &key_len);
+    const void *key = feox_sq_column_key(r->s, 0, &key_len);
     unsigned char num[8];
     feox_storage_record rec;
     r->err = feox_sq_column_record(r->b, r->s, 1, key, key_len, num, &rec);
@@ -366,7 +387,7 @@ static int resync_visit(void *ctx, const feox_storage_record *rec)
     uint32_t key_len = 0;
     int c = 1;
     while (r->err == FEOX_OK && r->row) { /* rows before this key: the cache lacks them */
-        const void *key = row_key(r->s, &key_len);
+        const void *key = feox_sq_column_key(r->s, 0, &key_len);
         c = key_cmp(key, key_len, rec->key, rec->key_len);
         if (c >= 0) {
             break;
@@ -399,6 +420,10 @@ feox_err feox_sq_lazy_resync(feox_sqlite_backend *b, const feox_storage_sink *si
     }
     resync_state r = {b, sink, NULL, false, FEOX_OK};
     uint64_t started = monotonic_ns();
+    r.err = refuse_keys_not_blobs(b);
+    if (r.err != FEOX_OK) {
+        return r.err;
+    }
     if (z->complete || z->started) {
         r.err = z->complete ? prepare(b, &z->from_stmt, FROM_SQL)
                             : prepare(b, &z->range_stmt, RANGE_SQL);
@@ -465,6 +490,9 @@ feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink
     /* The version first, the seq next: a commit between them only costs a slow refresh later. */
     unsigned dv = feox_sq_data_version(b);
     feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
+    if (err == FEOX_OK) {
+        err = refuse_keys_not_blobs(b);
+    }
     if (err != FEOX_OK) {
         return err;
     }
