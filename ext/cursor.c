@@ -340,7 +340,7 @@ static int in_buffers_reserve(in_buffers *b, size_t n, size_t used, size_t len)
         b->keys = grown;
         b->keys_cap = cap;
     }
-    if (used + len > b->bytes_cap) {
+    if (b->bytes == NULL || used + len > b->bytes_cap) { /* never NULL: memcpy of an empty key */
         size_t cap = b->bytes_cap ? b->bytes_cap * 2 : 256;
         if (cap < used + len) {
             cap = used + len;
