@@ -14,13 +14,22 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t stripe_key;
 static atomic_int key_created;
 static _Thread_local unsigned thread_stripe = NO_STRIPE;
+static atomic_uint next_shared;
+
+/* A shared stripe for a thread that owns none (round robin). */
+static unsigned shared_stripe(void)
+{
+    return FEOX_STAT_SHARED_STRIPE +
+           atomic_fetch_add_explicit(&next_shared, 1, memory_order_relaxed) %
+               FEOX_STAT_SHARED_STRIPES;
+}
 
 /* Thread exit: count on the shared stripe from now on (a later exit handler may still count),
  * then give the stripe back; the release hands its counts to the next owner's acquire. */
 static void release_stripe(void *slot)
 {
     unsigned i = (unsigned)((uintptr_t)slot - 1);
-    thread_stripe = FEOX_STAT_SHARED_STRIPE;
+    thread_stripe = shared_stripe();
     atomic_store_explicit(&stripe_owned[i], 0, memory_order_release);
 }
 
@@ -43,7 +52,7 @@ __attribute__((noinline)) static unsigned claim_stripe(void)
 {
     pthread_once(&key_once, create_key);
     if (!atomic_load_explicit(&key_created, memory_order_acquire))
-        return FEOX_STAT_SHARED_STRIPE; /* could never give it back */
+        return shared_stripe(); /* could never give it back */
     for (unsigned i = 0; i < FEOX_STAT_OWNED_STRIPES; i++) {
         unsigned free_slot = 0;
         if (atomic_load_explicit(&stripe_owned[i], memory_order_relaxed) == 0 &&
@@ -55,7 +64,7 @@ __attribute__((noinline)) static unsigned claim_stripe(void)
             break;
         }
     }
-    return FEOX_STAT_SHARED_STRIPE;
+    return shared_stripe();
 }
 
 /* A thread's first count (it claims a stripe), or one on the shared stripe. */
@@ -63,11 +72,10 @@ __attribute__((noinline)) static void add_slow(feox_stat_counters *c, feox_stat_
 {
     if (thread_stripe == NO_STRIPE)
         thread_stripe = claim_stripe();
-    if (thread_stripe != FEOX_STAT_SHARED_STRIPE)
+    if (thread_stripe < FEOX_STAT_OWNED_STRIPES)
         feox_stat_add(c, id, n);
     else
-        atomic_fetch_add_explicit(&c->stripes[FEOX_STAT_SHARED_STRIPE].value[id], n,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->stripes[thread_stripe].value[id], n, memory_order_relaxed);
 }
 
 void feox_stat_add(feox_stat_counters *c, feox_stat_id id, uint64_t n)
