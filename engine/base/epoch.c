@@ -111,6 +111,11 @@ static ck_epoch_record_t *this_thread_record(void)
     return r;
 }
 
+/* The outermost enter costs one locked instruction (ck_epoch_begin's exchange on x86, a full fence
+ * elsewhere), and it cannot be a store-release: the store announcing the section must be visible
+ * before this reader loads any index pointer (store-load order), or a reclaimer's grace period
+ * could miss the section and free what the reader is about to use. Dropping it would take an
+ * asymmetric fence (membarrier) in ck_epoch_synchronize instead. */
 void feox_epoch_enter(void)
 {
     ck_epoch_record_t *r = this_thread_record();
