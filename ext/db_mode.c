@@ -649,14 +649,36 @@ static int refuse_own_commit_on_dqlite(feox_vtab *vt, char **err)
     return SQLITE_ERROR;
 }
 
+/* The call's own transaction is still open after its ROLLBACK failed too: the connection is
+ * interrupted (sqlite3_interrupt fails every statement it starts until the calling statement
+ * ends; a progress handler, as statement timeouts use, may keep returning nonzero). No SQL can
+ * end the transaction now, and for SQLITE_INTERRUPT SQLite leaves a read statement's transaction
+ * open when the statement stops; for SQLITE_IOERR it rolls it back then without running a
+ * statement (sqlite3VdbeHalt), so the call fails with that code (a progress handler still
+ * returning nonzero then reports SQLITE_INTERRUPT, after the rollback). SQLite does that only
+ * for a statement that reads a database (`SELECT feox_incr('kv', key, 1) FROM kv`, not a bare
+ * `SELECT feox_incr(...)`, README). */
+static int own_txn_left_open(feox_vtab *vt, char **err)
+{
+    const char *why = *err != NULL ? *err : "interrupted";
+    const char *tail = "; the call's own transaction is rolled back when the statement stops";
+    char *msg = strncmp(why, "feox: ", 6) == 0
+                    ? sqlite3_mprintf("%s%s", why, tail)
+                    : feox_table_message(vt->schema, vt->name, "%s%s", why, tail);
+    sqlite3_free(*err);
+    *err = msg;
+    return SQLITE_IOERR;
+}
+
 /* A function call failed with "SAVEPOINT feox_fn" open: roll the savepoint back and release it.
  * If the call was its own transaction (opened in autocommit), make sure that transaction ends
  * too: a commit that failed in xSync (SQLITE_INTERRUPT from a progress handler or
  * sqlite3_interrupt, an I/O error, a full disk, while the shadow tables are written) leaves SQLite
  * without the savepoint but with the transaction still open, and every later write of the
  * connection would then go into a transaction nobody commits. ROLLBACK ends it (xRollback puts
- * the cache back). */
-static void undo_fn_savepoint(feox_vtab *vt)
+ * the cache back). Returns the code the call fails with: rc, or SQLITE_IOERR if not even
+ * ROLLBACK could run (own_txn_left_open), with *err (the call's message) replaced. */
+static int undo_fn_savepoint(feox_vtab *vt, int rc, char **err)
 {
     feox_db_state *s = vt->dbs;
     (void)run_cached(vt->db, &s->sp_undo, "ROLLBACK TO feox_fn");
@@ -668,9 +690,11 @@ static void undo_fn_savepoint(feox_vtab *vt)
         /* SQLite rolled the shadow tables back without telling the table: undo the cache */
         (void)vt->base.pModule->xRollback(&vt->base);
     }
+    bool left_open = s->fn_own_txn && sqlite3_get_autocommit(vt->db) == 0;
     s->fn_savepoint = false;
     s->fn_own_txn = false;
     s->fn_by_hand = false;
+    return left_open ? own_txn_left_open(vt, err) : rc;
 }
 
 /* The message a transaction method of the table left (SQLite would have taken it from the vtab
@@ -696,8 +720,7 @@ static int begin_own_txn(feox_vtab *vt, char **err)
     int rc = e == FEOX_OK ? vt->base.pModule->xBegin(&vt->base) : db_error(vt, e);
     if (rc != SQLITE_OK) {
         *err = take_vtab_message(vt, rc);
-        undo_fn_savepoint(vt); /* xBegin failed: nothing to roll back in the table */
-        return rc;
+        return undo_fn_savepoint(vt, rc, err); /* xBegin failed: nothing to roll back in it */
     }
     vt->dbs->fn_by_hand = true;
     return SQLITE_OK;
@@ -712,14 +735,12 @@ static int end_own_txn(feox_vtab *vt, char **err)
     int rc = vt->base.pModule->xSync(&vt->base);
     if (rc != SQLITE_OK) {
         *err = take_vtab_message(vt, rc);
-        undo_fn_savepoint(vt);
-        return rc;
+        return undo_fn_savepoint(vt, rc, err);
     }
     rc = run_cached(vt->db, &s->sp_release, "RELEASE feox_fn");
     if (rc != SQLITE_OK) {
         *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
-        undo_fn_savepoint(vt);
-        return rc;
+        return undo_fn_savepoint(vt, rc, err);
     }
     s->fn_savepoint = false;
     s->fn_own_txn = false;
@@ -742,8 +763,7 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
          * opened the savepoint (and, in autocommit, the transaction): undo whatever it did */
         *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
         s->fn_own_txn = autocommit;
-        undo_fn_savepoint(vt);
-        return rc;
+        return undo_fn_savepoint(vt, rc, err);
     }
     if (s->fn_savepoint && autocommit && on_dqlite(vt)) {
         return refuse_own_commit_on_dqlite(vt, err);
@@ -774,7 +794,7 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
         }
         sqlite3_finalize(enlist);
         if (rc != SQLITE_OK && s->fn_savepoint) {
-            undo_fn_savepoint(vt);
+            rc = undo_fn_savepoint(vt, rc, err);
         }
     }
     return rc;
@@ -805,7 +825,7 @@ int feox_db_fn_end(feox_vtab *vt, char **err)
         /* e.g. BUSY taking the lock to commit in rollback-journal mode: the transaction stays
          * open; undo the call's changes (xRollbackTo puts the cache back) and end it */
         *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));
-        undo_fn_savepoint(vt);
+        rc = undo_fn_savepoint(vt, rc, err);
     }
     s->fn_own_txn = false;
     return rc;

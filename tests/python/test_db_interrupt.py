@@ -91,6 +91,62 @@ class InterruptTest(TempDirTestCase):
         con.close()
         other.close()
 
+    def run_stays_interrupted(self, mode, persistent_handler):
+        """Interrupted from the Nth progress callback on, as statement timeouts and
+        sqlite3_interrupt do (every later callback returns true; sqlite3_interrupt fails every
+        statement the connection starts until the interrupted one ends): the writing function
+        cannot run ROLLBACK either, and its own transaction must still end with the call. The
+        calls here are made by statements that read the table: SQLite ends a bare
+        `SELECT feox_incr(...)`'s transaction at no error (README)."""
+        db = self.path(f"stays-{mode}-{persistent_handler}.db")
+        con = connect(db)
+        self.assertEqual(con.execute(f"PRAGMA journal_mode = {mode}").fetchone(), (mode,))
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("INSERT INTO kv(key, value) VALUES ('n', 1), ('m', 1)")
+        other = connect(db)
+        for sql in ("SELECT feox_incr('kv', key, 1) FROM kv WHERE key = 'n'",
+                    "SELECT feox_incr('kv', key, 1) FROM kv",
+                    "SELECT feox_cas('kv', key, value, value + 1) FROM kv"):
+            for steps in range(1, MAX_STEPS + 1):
+                before = rows(other)
+                count = [0]
+
+                def tick():
+                    count[0] += 1
+                    if persistent_handler:
+                        return count[0] >= steps
+                    if count[0] == steps:
+                        con.interrupt()
+                    return False
+
+                con.set_progress_handler(tick, 1)
+                try:
+                    con.execute(sql).fetchall()
+                    done = True
+                except sqlite3.Error:
+                    done = False
+                finally:
+                    con.set_progress_handler(None, 1)
+                where = f"{mode}: {sql} interrupted from step {steps}"
+                self.assertFalse(con.in_transaction, where)
+                self.assertEqual(rows(con), rows(other), where)
+                self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",), where)
+                if done:
+                    self.assertNotEqual(rows(other), before, where)
+                    break
+            else:
+                self.fail(f"{sql} did not complete in {MAX_STEPS} steps")
+        con.close()
+        other.close()
+
+    def test_stays_interrupted_wal(self):
+        self.run_stays_interrupted("wal", True)
+        self.run_stays_interrupted("wal", False)
+
+    def test_stays_interrupted_rollback_journal(self):
+        self.run_stays_interrupted("delete", True)
+        self.run_stays_interrupted("delete", False)
+
     def test_wal(self):
         self.run_interrupted("wal")
 

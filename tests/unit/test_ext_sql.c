@@ -140,6 +140,10 @@ static void test_in_lists(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
+    /* empty keys match nothing, as `key = ''` does: first on a new cursor, whose IN buffers
+     * are not allocated yet, then as a further IN list */
+    expect(db, "SELECT count(*) FROM kv WHERE key IN ('', x'')", "0");
+    expect(db, "SELECT count(*) FROM kv WHERE key IN ('a', 'b') AND key IN ('')", "0");
     exec_ok(db, "INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2), ('c', 3), ('7', 4), "
                 "(printf('%.*c', 300, 'x'), 5), (printf('%.*c', 301, 'y'), 6)");
     expect(db, "SELECT group_concat(value) FROM kv WHERE key IN ('b', 'a')", "1,2");
