@@ -283,8 +283,8 @@ int feox_db_open(feox_vtab *vt, bool is_create, char **err)
     vt->dbs = s;
     vt->journal.undo_flags = FEOX_WRITE_INDEX_ONLY;
     if (!is_create && before_the_statements_lock(vt)) {
-        char *why = sqlite3_mprintf("feox: %s: the cache opens at the table's first use",
-                                    vt->label);
+        char *why =
+            sqlite3_mprintf("feox: %s: the cache opens at the table's first use", vt->label);
         if (why != NULL && connect_without_cache(vt, why)) {
             return SQLITE_OK;
         }

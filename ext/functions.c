@@ -101,8 +101,7 @@ static int touch_table(sqlite3 *db, const char *schema, const char *table, bool 
  * transaction, and SQLite then refuses the write lock at once while another connection holds it
  * (db_mode.c connects such a table without reading it). Where the write is refused (a read-only
  * database, query_only), a read touch connects it and may_write says why, as for any write. */
-static int connect_table(sqlite3 *db, const char *schema, const char *table, bool write,
-                         char **err)
+static int connect_table(sqlite3 *db, const char *schema, const char *table, bool write, char **err)
 {
     if (write && !sqlite3_get_autocommit(db)) {
         int rc = touch_table(db, schema, table, true, err);

@@ -166,8 +166,8 @@ static feox_err refuse_keys_not_blobs(feox_sqlite_backend *b)
         return feox_sq_sql_error(b, rc, "loading the records");
     }
     char what[160];
-    sqlite3_snprintf((int)sizeof what, what, "a row of %s_data is damaged: a key that is not a BLOB",
-                     b->table);
+    sqlite3_snprintf((int)sizeof what, what,
+                     "a row of %s_data is damaged: a key that is not a BLOB", b->table);
     return feox_sq_fail(b, FEOX_ERR_CORRUPT, what);
 }
 
@@ -359,7 +359,6 @@ static void resync_step(resync_state *r)
         r->err = feox_sq_sql_error(r->b, rc, "comparing the cache with the records");
     }
 }
-
 
 /* Send the current row, and step. */
 static void resync_send_row(resync_state *r)

@@ -156,8 +156,7 @@ feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_s
         err = feox_sq_fail(b, FEOX_ERR_FORMAT, "the shadow tables are not format 1");
     } else if (sqlite3_column_type(s, 0) != SQLITE_INTEGER ||
                sqlite3_column_type(s, 1) != SQLITE_INTEGER || sqlite3_column_int64(s, 0) < 0 ||
-               sqlite3_column_int64(s, 1) < 0 ||
-               sqlite3_column_int64(s, 0) > INT64_MAX / 2) {
+               sqlite3_column_int64(s, 1) < 0 || sqlite3_column_int64(s, 0) > INT64_MAX / 2) {
         /* Only a hand edit makes these (at a billion commits a second the seq needs a century to
          * pass INT64_MAX / 2): refuse rather than let the next seq overflow. A min_seq that is
          * not an integer (max() then returns it too) would be read as another number. */

@@ -8,8 +8,9 @@
  * it counts with a relaxed load and a relaxed store: no locked read-modify-write on the read
  * path. Threads beyond those stripes (and a thread counting after its exit handler ran) share
  * FEOX_STAT_SHARED_STRIPES more, spread round robin, where counting is an atomic add (64 cores
- * counting at once then share 4 lines among 48 threads, not one). A stripe's counters pass from an exited
- * owner to the next one through the release/acquire of the stripe's claim, so no count is lost.
+ * counting at once then share 4 lines among 48 threads, not one). A stripe's counters pass from an
+ * exited owner to the next one through the release/acquire of the stripe's claim, so no count is
+ * lost.
  */
 #ifndef FEOX_STATS_H
 #define FEOX_STATS_H
