@@ -23,14 +23,20 @@ if not os.path.exists(EXT + ".so"):
     raise RuntimeError(f"extension {EXT}.so not found: build it or set FEOX_EXT")
 
 
-def connect(path=":memory:", isolation_level=None, timeout=60.0):
-    """A connection with feox loaded. Autocommit (isolation_level=None) unless asked otherwise."""
+def connect(path=":memory:", isolation_level=None, timeout=60.0, uri=False):
+    """A connection with feox loaded. Autocommit (isolation_level=None) unless asked otherwise;
+    uri=True: path is a file: URI."""
     con = sqlite3.connect(path, isolation_level=isolation_level, timeout=timeout,
-                          check_same_thread=False)
+                          check_same_thread=False, uri=uri)
     con.enable_load_extension(True)
     con.load_extension(EXT)
     con.enable_load_extension(False)
     return con
+
+
+def connect_uri(uri, timeout=5.0):
+    """A connection to a file: URI with feox loaded (autocommit; Python's default busy timeout)."""
+    return connect(uri, timeout=timeout, uri=True)
 
 
 class TempDirTestCase(unittest.TestCase):

@@ -20,18 +20,9 @@ import sys
 import threading
 import unittest
 
-from feoxtest import EXT, HERE, TempDirTestCase, connect
+from feoxtest import HERE, TempDirTestCase, connect, connect_uri
 
 NATIVE = "CREATE TABLE nt(key TEXT PRIMARY KEY, value)"
-
-
-def connect_uri(uri):
-    """A connection to a URI with feox loaded (autocommit)."""
-    con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    con.enable_load_extension(True)
-    con.load_extension(EXT)
-    con.enable_load_extension(False)
-    return con
 
 
 def rows(con, table, schema="main"):

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import unittest
 
-from feoxtest import EXT, HERE, TempDirTestCase, connect
+from feoxtest import EXT, HERE, TempDirTestCase, connect, connect_uri
 
 SQLITE_READONLY = 8
 
@@ -59,14 +59,6 @@ for name, sql in t.WRITES:
 assert con.execute(t.ALLOWED.format(t="kv")).fetchone() == (1, "ok", 4)
 print("refused", refused)
 """
-
-
-def connect_uri(uri):
-    con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    con.enable_load_extension(True)
-    con.load_extension(EXT)
-    con.enable_load_extension(False)
-    return con
 
 
 def file_digest(path):
