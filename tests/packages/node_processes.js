@@ -2,16 +2,18 @@
 //
 // node_package.sh copies it into the scratch npm project next to node_app.js and runs
 // `node node_processes.js <dir>`. For each journal mode (WAL, rollback journal) and each kind of
-// transaction (deferred db.transaction(), .immediate()) on a fresh database file <dir>/<mode>.db:
+// transaction (deferred db.transaction(), .immediate()), on a new database file in <dir>, at once:
 //   - CHILDREN child processes and one worker_thread, each with its own connection and a busy
-//     timeout, run ROUNDS transactions that each add 1 to a feox counter (feox_incr) and to a
-//     native one (UPDATE ... RETURNING), one first in even rounds, the other in odd ones; inside
-//     every transaction both return the same value (the write lock orders them alike);
-//   - at the same time a child commits KILL_AFTER transactions, acknowledging each on a pipe after
-//     its commit, then stops inside one more (both counters written) and is killed with SIGKILL;
-//   - afterwards, on a new connection: both counters equal the acknowledged commits
-//     (CHILDREN * ROUNDS + ROUNDS + KILL_AFTER), feox_check says 'ok', and so does
-//     PRAGMA integrity_check.
+//     timeout, run ROUNDS transactions; each adds 1 to a shared counter and to the writer's own,
+//     both in a feox table (feox_incr) and in a native one (an upsert with RETURNING), feox first
+//     in even rounds and native first in odd ones; the feox and native values returned must agree;
+//   - a child acknowledges KILL_AFTER commits on a pipe, then stops inside one more transaction
+//     (its writes done) and is killed there with SIGKILL;
+//   - another child is killed with SIGKILL wherever it is once it has acknowledged KILL_AFTER
+//     commits (waiting for the lock, inside a transaction, committing, or before its ack).
+// Afterwards, on a new connection: the feox and native tables hold the same counters; each
+// writer's own counter equals the commits it acknowledged (the one killed at a random point: or
+// one more), the shared counter is their sum, and feox_check and PRAGMA integrity_check say 'ok'.
 'use strict';
 
 const assert = require('assert');
@@ -35,49 +37,59 @@ const HANG_LIMIT_MS = 120000;
 // Children still running, killed if the test fails so none outlives it.
 const running = new Set();
 
-// Opens a connection with feox loaded and the statements of one increment.
+// Opens a connection with feox loaded and the statements of one increment: the shared counter
+// 'hits' and the writer's own 'w:<name>', each in the feox table c and the native table n.
 function openCounters(file) {
   const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
   feox.load(db);
-  const feoxIncr = db.prepare("SELECT feox_incr('c', 'hits', 1)").pluck();
-  const nativeIncr = db.prepare("UPDATE n SET v = v + 1 WHERE k = 'hits' RETURNING v").pluck();
+  const feoxIncr = db.prepare('SELECT feox_incr(\'c\', ?, 1)').pluck();
+  const nativeIncr = db.prepare(
+    'INSERT INTO n(k, v) VALUES (?, 1) ON CONFLICT(k) DO UPDATE SET v = v + 1 RETURNING v').pluck();
   return { db, feoxIncr, nativeIncr };
 }
 
-// One transaction body: both counters up by 1, in the order the round number says.
-function incrementBoth(c, round) {
+// Adds 1 to a key in both tables, feox first or native first; both must return the same value.
+function incrementKey(c, key, feoxFirst) {
   let f;
   let n;
-  if (round % 2 === 0) {
-    f = c.feoxIncr.get();
-    n = c.nativeIncr.get();
+  if (feoxFirst) {
+    f = c.feoxIncr.get(key);
+    n = c.nativeIncr.get(key);
   } else {
-    n = c.nativeIncr.get();
-    f = c.feoxIncr.get();
+    n = c.nativeIncr.get(key);
+    f = c.feoxIncr.get(key);
   }
-  assert.strictEqual(f, n, `round ${round}: feox_incr gave ${f}, the native counter ${n}`);
+  assert.strictEqual(f, n, `${key}: feox_incr gave ${f}, the native counter ${n}`);
 }
 
-// Runs `rounds` transactions of the given kind; afterCommit(i) runs after each commit.
-function runRounds(file, kind, rounds, afterCommit) {
-  const c = openCounters(file);
-  const txn = c.db.transaction((round) => incrementBoth(c, round));
+// One transaction body: the shared and the writer's own counters up by 1 in both tables, feox
+// first in even rounds (its first use of the table may come first in a deferred transaction).
+function incrementAll(c, name, round) {
+  incrementKey(c, 'hits', round % 2 === 0);
+  incrementKey(c, `w:${name}`, round % 2 === 0);
+}
+
+// Runs `rounds` transactions of the given kind; afterCommit() runs after each commit.
+function runRounds(args, rounds, afterCommit) {
+  const c = openCounters(args.file);
+  const txn = c.db.transaction((round) => incrementAll(c, args.name, round));
   for (let i = 0; i < rounds; i++) {
-    if (kind === 'immediate') txn.immediate(i);
+    if (args.kind === 'immediate') txn.immediate(i);
     else txn(i);
-    afterCommit(i);
+    afterCommit();
   }
   return c;
 }
 
-// A child process: ROUNDS transactions, or with `kill` set KILL_AFTER acknowledged ones and then a
-// transaction that stops after both writes and waits to be killed.
+// A child process, acknowledging each commit on its stdout (a pipe) once it returned. role 'full':
+// ROUNDS transactions; 'cut': the same, killed by the parent wherever it is once KILL_AFTER are
+// acknowledged; 'hang': KILL_AFTER, then one that stops after its writes until it is killed.
 function childMain(args) {
-  const c = runRounds(args.file, args.kind, args.kill ? KILL_AFTER : ROUNDS,
-    () => fs.writeSync(1, ACK));
-  if (args.kill) {
+  const ack = () => fs.writeSync(1, ACK);
+  const c = runRounds(args, args.role === 'hang' ? KILL_AFTER : ROUNDS, ack);
+  if (args.role === 'hang') {
     const hang = c.db.transaction((round) => {
-      incrementBoth(c, round);
+      incrementAll(c, args.name, round);
       fs.writeSync(1, INSIDE);
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, HANG_LIMIT_MS); // until SIGKILL
     });
@@ -88,14 +100,20 @@ function childMain(args) {
   c.db.close();
 }
 
-// A worker_thread: the same ROUNDS transactions on its own connection.
+// A worker_thread: ROUNDS transactions on its own connection.
 function workerMain() {
-  runRounds(workerData.file, workerData.kind, ROUNDS, () => {}).db.close();
+  runRounds(workerData, ROUNDS, () => {}).db.close();
   parentPort.postMessage('done');
 }
 
-// Starts a child; resolves with the commits it acknowledged once it has exited (killing it with
-// SIGKILL when it says it is inside its last transaction), rejects on an unexpected exit.
+// Whether a child's output says it is time to kill it.
+function killNow(role, out) {
+  if (role === 'hang') return out.endsWith(INSIDE);
+  return role === 'cut' && out.split(ACK).length - 1 >= KILL_AFTER;
+}
+
+// Starts a child; resolves with the commits it acknowledged once it has exited (killed with
+// SIGKILL when killNow says so), rejects on an unexpected end.
 function runChild(args) {
   return new Promise((resolve, reject) => {
     const child = fork(__filename, ['--child', JSON.stringify(args)],
@@ -105,13 +123,17 @@ function runChild(args) {
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk) => {
       out += chunk;
-      if (args.kill && out.endsWith(INSIDE)) child.kill('SIGKILL');
+      if (killNow(args.role, out)) child.kill('SIGKILL');
     });
     child.on('error', reject);
     child.on('close', (code, signal) => {
       running.delete(child);
       const acked = out.split(ACK).length - 1;
-      const expected = args.kill ? signal === 'SIGKILL' && out.endsWith(INSIDE) : code === 0;
+      const expected = {
+        full: code === 0,
+        hang: signal === 'SIGKILL' && out.endsWith(INSIDE),
+        cut: signal === 'SIGKILL' || code === 0, // it may finish before the signal lands
+      }[args.role];
       if (expected) resolve(acked);
       else reject(new Error(`child ${JSON.stringify(args)} ended with ${code ?? signal}: ${out}`));
     });
@@ -132,7 +154,7 @@ function runWorker(args) {
   });
 }
 
-// A new database file in the given journal mode with both counters at 0.
+// A new database file in the given journal mode with the shared counters at 0.
 function createDatabase(file, journalMode) {
   assert.ok(!fs.existsSync(file), `${file} exists already`);
   const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
@@ -145,34 +167,48 @@ function createDatabase(file, journalMode) {
   db.close();
 }
 
-// Both counters, feox_check and integrity_check, read on a new connection.
-function checkTotals(file, expected, label) {
+// Reads every counter on a new connection: the feox and native tables hold the same keys and
+// values, feox_check and integrity_check say 'ok'; returns the counters as { key: value }.
+function readCounters(file, label) {
   const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
   feox.load(db);
-  const f = db.prepare("SELECT value FROM c WHERE key = 'hits'").pluck().get();
-  const n = db.prepare("SELECT v FROM n WHERE k = 'hits'").pluck().get();
-  assert.strictEqual(f, expected, `${label}: feox counter ${f}, expected ${expected}`);
-  assert.strictEqual(n, expected, `${label}: native counter ${n}, expected ${expected}`);
+  const f = db.prepare('SELECT key, value FROM c ORDER BY key').all();
+  const n = db.prepare('SELECT k AS key, v AS value FROM n ORDER BY k').all();
+  assert.deepStrictEqual(f, n, `${label}: the feox and the native counters differ`);
   const check = db.prepare("SELECT feox_check('c')").pluck().get();
   assert.strictEqual(check, 'ok', `${label}: feox_check`);
   const integrity = db.pragma('integrity_check', { simple: true });
   assert.strictEqual(integrity, 'ok', `${label}: integrity_check`);
   db.close();
+  return Object.fromEntries(f.map((r) => [r.key, r.value]));
 }
 
-// One journal mode and kind of transaction: all writers at once, then the totals.
+// One journal mode and kind of transaction: all writers at once, then the counters.
 async function runCase(dir, journalMode, kind) {
   const label = `${journalMode}/${kind}`;
   const file = path.join(dir, `${journalMode}-${kind}.db`);
   createDatabase(file, journalMode);
-  const writers = [];
-  for (let id = 0; id < CHILDREN; id++) writers.push(runChild({ file, kind, kill: false }));
-  writers.push(runWorker({ file, kind }));
-  writers.push(runChild({ file, kind, kill: true }));
-  const commits = await Promise.all(writers);
-  assert.deepStrictEqual(commits, [...Array(CHILDREN + 1).fill(ROUNDS), KILL_AFTER],
-    `${label}: acknowledged commits`);
-  checkTotals(file, CHILDREN * ROUNDS + ROUNDS + KILL_AFTER, label);
+  const children = [...Array(CHILDREN).keys()].map((id) => ({ name: `child${id}`, role: 'full' }));
+  children.push({ name: 'hang', role: 'hang' }, { name: 'cut', role: 'cut' });
+  const acked = await Promise.all([
+    runWorker({ file, kind, name: 'worker' }),
+    ...children.map((child) => runChild({ file, kind, ...child })),
+  ]);
+  const got = readCounters(file, label);
+  const names = ['worker', ...children.map((child) => child.name)];
+  names.forEach((name, i) => {
+    const committed = got[`w:${name}`];
+    if (name === 'cut') {
+      // Killed anywhere: after its last acknowledged commit, or between a commit and its ack.
+      assert.ok(committed === acked[i] || committed === acked[i] + 1,
+        `${label}: cut committed ${committed}, acknowledged ${acked[i]}`);
+    } else {
+      assert.strictEqual(committed, acked[i], `${label}: ${name}: committed != acknowledged`);
+      assert.strictEqual(acked[i], name === 'hang' ? KILL_AFTER : ROUNDS, `${label}: ${name}`);
+    }
+  });
+  const sum = names.reduce((total, name) => total + got[`w:${name}`], 0);
+  assert.strictEqual(got.hits, sum, `${label}: the shared counter is not the sum of the writers'`);
   return label;
 }
 
@@ -184,7 +220,7 @@ async function main() {
     for (const kind of ['deferred', 'immediate']) done.push(await runCase(dir, journalMode, kind));
   }
   console.log(`node processes: ok (${done.join(', ')}: ${CHILDREN} children + 1 worker x ` +
-    `${ROUNDS} transactions, 1 child killed inside one; ${Date.now() - started} ms)`);
+    `${ROUNDS} transactions, 2 children killed; ${Date.now() - started} ms)`);
 }
 
 if (!isMainThread) {
