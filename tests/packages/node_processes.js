@@ -100,10 +100,15 @@ function childMain(args) {
   c.db.close();
 }
 
-// A worker_thread: ROUNDS transactions on its own connection.
+// A worker_thread: ROUNDS transactions on its own connection; posts 'done' or the error's stack
+// (an SqliteError thrown out of a worker reaches the parent without its message).
 function workerMain() {
-  runRounds(workerData, ROUNDS, () => {}).db.close();
-  parentPort.postMessage('done');
+  try {
+    runRounds(workerData, ROUNDS, () => {}).db.close();
+    parentPort.postMessage('done');
+  } catch (e) {
+    parentPort.postMessage(String(e.stack));
+  }
 }
 
 // Whether a child's output says it is time to kill it.
@@ -140,16 +145,16 @@ function runChild(args) {
   });
 }
 
-// Runs a worker_thread to completion.
+// Runs a worker_thread to completion; resolves with the commits it made (ROUNDS).
 function runWorker(args) {
   return new Promise((resolve, reject) => {
     const w = new Worker(__filename, { workerData: args });
-    let done = false;
-    w.on('message', () => { done = true; });
+    let said = 'nothing';
+    w.on('message', (m) => { said = m; });
     w.on('error', reject);
     w.on('exit', (code) => {
-      if (code === 0 && done) resolve(ROUNDS);
-      else reject(new Error(`worker ${JSON.stringify(args)} exited with ${code}`));
+      if (code === 0 && said === 'done') resolve(ROUNDS);
+      else reject(new Error(`worker ${JSON.stringify(args)} exited with ${code}: ${said}`));
     });
   });
 }
