@@ -12,7 +12,8 @@
 //      ROUNDS;
 //   4. typed values round trip through better-sqlite3 with safeIntegers: BigInt (the 64-bit
 //      limits), Buffer (empty, with NUL bytes), null, REAL, TEXT (empty, with NUL and non-ASCII),
-//      each read back with its value and SQL type, on this connection and a new one;
+//      each read back with its value and SQL type, on this connection and a new one, and
+//      feox_incr on BigInts beyond 2^53 and at the 64-bit limit;
 //   5. feox.load() refuses an object without loadExtension with a TypeError.
 'use strict';
 
@@ -132,9 +133,18 @@ function typedValues(db, file) {
   const put = db.prepare('INSERT INTO kv(key, value) VALUES (?, ?)').safeIntegers();
   db.transaction(() => TYPED.forEach(([key, value]) => put.run(key, value)))();
   checkTypedValues(db);
+  // feox_incr with BigInt in and out: exact beyond 2^53, saturating at the 64-bit limit.
+  const incr = db.prepare('SELECT feox_incr(\'kv\', ?, ?)').pluck();
+  incr.safeIntegers();
+  assert.strictEqual(incr.get('t:big', 2n ** 53n), 2n ** 53n);
+  assert.strictEqual(incr.get('t:big', 1n), 2n ** 53n + 1n);
+  assert.strictEqual(incr.get('t:max', 1n), 2n ** 63n - 1n);
   const other = new Database(file, { timeout: BUSY_TIMEOUT_MS });
   feox.load(other);
   checkTypedValues(other);
+  const big = other.prepare("SELECT value FROM kv WHERE key = 't:big'").pluck();
+  big.safeIntegers();
+  assert.strictEqual(big.get(), 2n ** 53n + 1n);
   // Without safeIntegers an INTEGER reads as a JS number.
   assert.strictEqual(other.prepare("SELECT value FROM kv WHERE key = 't:zero'").pluck().get(), 0);
   other.close();

@@ -202,7 +202,7 @@ async function runCase(dir, journalMode, kind) {
   const got = readCounters(file, label);
   const names = ['worker', ...children.map((child) => child.name)];
   names.forEach((name, i) => {
-    const committed = got[`w:${name}`];
+    const committed = got[`w:${name}`] ?? 0;
     if (name === 'cut') {
       // Killed anywhere: after its last acknowledged commit, or between a commit and its ack.
       assert.ok(committed === acked[i] || committed === acked[i] + 1,
@@ -212,7 +212,7 @@ async function runCase(dir, journalMode, kind) {
       assert.strictEqual(acked[i], name === 'hang' ? KILL_AFTER : ROUNDS, `${label}: ${name}`);
     }
   });
-  const sum = names.reduce((total, name) => total + got[`w:${name}`], 0);
+  const sum = names.reduce((total, name) => total + (got[`w:${name}`] ?? 0), 0);
   assert.strictEqual(got.hits, sum, `${label}: the shared counter is not the sum of the writers'`);
   return label;
 }
