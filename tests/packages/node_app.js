@@ -10,7 +10,11 @@
 //      feox_incr('kv', 'hits', 1) ROUNDS times: all connections share the one store, so the
 //      returned values are exactly 1..WORKERS*ROUNDS, each once, and every per-worker key equals
 //      ROUNDS;
-//   4. feox.load() refuses an object without loadExtension with a TypeError.
+//   4. typed values round trip through better-sqlite3 with safeIntegers: BigInt (the 64-bit
+//      limits), Buffer (empty, with NUL bytes), null, REAL, TEXT (empty, with NUL and non-ASCII),
+//      each read back with its value and SQL type, on this connection and a new one, and
+//      feox_incr on BigInts beyond 2^53 and at the 64-bit limit;
+//   5. feox.load() refuses an object without loadExtension with a TypeError.
 'use strict';
 
 const assert = require('assert');
@@ -98,6 +102,54 @@ function singleConnection(db) {
     /not a 64-bit integer|whole number|fraction/);
 }
 
+// Typed values: each one stored through a bound parameter comes back equal, with its SQL type, on
+// the connection that wrote it (the cache) and on a new one (read from the shadow tables).
+const TYPED = [
+  ['t:max', 2n ** 63n - 1n, 'integer'],
+  ['t:min', -(2n ** 63n), 'integer'],
+  ['t:zero', 0n, 'integer'],
+  ['t:blob', Buffer.from([0, 1, 0, 255]), 'blob'],
+  ['t:empty-blob', Buffer.alloc(0), 'blob'],
+  ['t:null', null, 'null'],
+  ['t:real', 1.5, 'real'],
+  ['t:tiny', -5e-324, 'real'],
+  ['t:text', 'h\u00e9llo \u{1F30D}', 'text'],
+  ['t:nul-text', 'a\u0000b', 'text'],
+  ['t:empty-text', '', 'text'],
+];
+
+function checkTypedValues(db) {
+  const get = db.prepare('SELECT value, typeof(value) AS type FROM kv WHERE key = ?');
+  get.safeIntegers();
+  for (const [key, value, type] of TYPED) {
+    const row = get.get(key);
+    assert.ok(row, `${key}: no row`);
+    assert.strictEqual(row.type, type, `${key}: SQL type`);
+    assert.deepStrictEqual(row.value, value, `${key}: value`);
+  }
+}
+
+function typedValues(db, file) {
+  const put = db.prepare('INSERT INTO kv(key, value) VALUES (?, ?)').safeIntegers();
+  db.transaction(() => TYPED.forEach(([key, value]) => put.run(key, value)))();
+  checkTypedValues(db);
+  // feox_incr with BigInt in and out: exact beyond 2^53, saturating at the 64-bit limit.
+  const incr = db.prepare('SELECT feox_incr(\'kv\', ?, ?)').pluck();
+  incr.safeIntegers();
+  assert.strictEqual(incr.get('t:big', 2n ** 53n), 2n ** 53n);
+  assert.strictEqual(incr.get('t:big', 1n), 2n ** 53n + 1n);
+  assert.strictEqual(incr.get('t:max', 1n), 2n ** 63n - 1n);
+  const other = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+  feox.load(other);
+  checkTypedValues(other);
+  const big = other.prepare("SELECT value FROM kv WHERE key = 't:big'").pluck();
+  big.safeIntegers();
+  assert.strictEqual(big.get(), 2n ** 53n + 1n);
+  // Without safeIntegers an INTEGER reads as a JS number.
+  assert.strictEqual(other.prepare("SELECT value FROM kv WHERE key = 't:zero'").pluck().get(), 0);
+  other.close();
+}
+
 async function main() {
   const dir = process.argv[2];
   assert.ok(require.resolve('feox').startsWith(path.join(process.cwd(), 'node_modules')),
@@ -109,6 +161,7 @@ async function main() {
   const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
   feox.load(db);
   singleConnection(db);
+  typedValues(db, file);
 
   const ids = Array.from({ length: WORKERS }, (_, id) => id);
   const results = await Promise.all(ids.map((id) => runWorker(file, id)));
