@@ -61,28 +61,36 @@ class LongTtlTest(TempDirTestCase):
             self.assertEqual(con.execute("SELECT key, value FROM kv").fetchall(), [("far", 1)])
 
 
-class DamagedKeysAndSeqTest(TempDirTestCase):
+class DamageCase(TempDirTestCase):
+    """A database with a five-row table in WAL mode, edited by hand (defensive mode off)."""
+
     def make(self, name):
         path = self.path(name)
         con = connect(path)
         con.execute("PRAGMA journal_mode = WAL")
         con.execute("CREATE VIRTUAL TABLE kv USING feox")
         con.executemany("INSERT INTO kv(key, value) VALUES (?, ?)", [(f"k{i}", i) for i in range(5)])
+        self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone(), (5,))
         return path, con
 
     @staticmethod
-    def edit(path, sql):
+    def edit(path, *sql):
         ed = sqlite3.connect(path, isolation_level=None)  # defensive mode off
-        ed.execute(sql)
+        for statement in sql:
+            ed.execute(statement)
         ed.close()
 
-    def assert_refused(self, con, said):
-        for sql in ["SELECT count(*) FROM kv", "SELECT value FROM kv WHERE key = 'k2'",
-                    "INSERT INTO kv(key, value) VALUES ('new', 1)"]:
+    def assert_refused(self, con, said, sqls):
+        for sql in sqls:
             with self.assertRaises(sqlite3.DatabaseError) as cm:
                 con.execute(sql).fetchall()
             self.assertIn(f"feox: kv: {said}", str(cm.exception), sql)
             self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_CORRUPT", sql)
+
+
+class DamagedKeysAndSeqTest(DamageCase):
+    STATEMENTS = ["SELECT count(*) FROM kv", "SELECT value FROM kv WHERE key = 'k2'",
+                  "INSERT INTO kv(key, value) VALUES ('new', 1)"]
 
     def assert_works(self, con, rows=5):
         self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'k2'").fetchall(), [(2,)])
@@ -120,7 +128,8 @@ class DamagedKeysAndSeqTest(TempDirTestCase):
                 con.close()
                 self.edit(path, f"UPDATE kv_data SET key = {key} WHERE key = CAST('k1' AS BLOB)")
                 cold = connect(path)
-                self.assert_refused(cold, "a row of kv_data is damaged: a key that is not a BLOB")
+                self.assert_refused(cold, "a row of kv_data is damaged: a key that is not a BLOB",
+                                    self.STATEMENTS)
                 self.assertIn("kv_data: a key is not a BLOB",
                               cold.execute("SELECT feox_check('kv')").fetchone()[0])
                 cold.execute(f"UPDATE kv_data SET key = CAST('k1' AS BLOB) WHERE key = {key}")
@@ -134,7 +143,7 @@ class DamagedKeysAndSeqTest(TempDirTestCase):
                 warm.close()
                 self.edit(path, f"UPDATE kv_meta SET value = {value} WHERE name = 'min_seq'")
                 cold = connect(path)
-                self.assert_refused(cold, "the seq in kv_log or kv_meta is damaged")
+                self.assert_refused(cold, "the seq in kv_log or kv_meta is damaged", self.STATEMENTS)
                 self.assertIn("min_seq is not a non-negative integer",
                               cold.execute("SELECT feox_check('kv')").fetchone()[0])
                 cold.execute("UPDATE kv_meta SET value = 0 WHERE name = 'min_seq'")
@@ -144,7 +153,7 @@ class DamagedKeysAndSeqTest(TempDirTestCase):
                 cold.close()
 
 
-class DamagedColumnsTest(TempDirTestCase):
+class DamagedColumnsTest(DamageCase):
     """A row of kv_data whose columns no write makes (wrong SQL type, a tag that does not match the
     value's type): read as they are, they gave wrong answers (a tag 5 row read as NULL, an INTEGER
     with tag 3 as 8 bytes of text, a ts 'x' as 0). Refused as a damaged row, on a cold load and
@@ -173,30 +182,16 @@ class DamagedColumnsTest(TempDirTestCase):
         ("seq = -5", "a seq that is not a positive integer"),
     ]
 
-    def make(self, name):
-        path = self.path(name)
-        con = connect(path)
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute("CREATE VIRTUAL TABLE kv USING feox")
-        con.executemany("INSERT INTO kv(key, value) VALUES (?, ?)", [(f"k{i}", i) for i in range(5)])
-        self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone(), (5,))
-        return path, con
-
     def refused(self, con, said):
-        for sql in ["SELECT key, value FROM kv", "SELECT value FROM kv WHERE key = 'k1'"]:
-            with self.assertRaises(sqlite3.DatabaseError) as cm:
-                con.execute(sql).fetchall()
-            self.assertIn(f"feox: kv: a row of kv_data is damaged: {said}", str(cm.exception), sql)
-            self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_CORRUPT", sql)
+        self.assert_refused(con, f"a row of kv_data is damaged: {said}",
+                            ["SELECT key, value FROM kv", "SELECT value FROM kv WHERE key = 'k1'"])
 
     def test_cold_load(self):
         for n, (damage, said) in enumerate(self.EDITS):
             with self.subTest(damage=damage):
                 path, con = self.make(f"c{n}.db")
                 con.close()
-                ed = sqlite3.connect(path, isolation_level=None)
-                ed.execute(f"UPDATE kv_data SET {damage} WHERE key = {self.K1}")
-                ed.close()
+                self.edit(path, f"UPDATE kv_data SET {damage} WHERE key = {self.K1}")
                 con = connect(path)
                 self.refused(con, said)
                 self.assertNotEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",))
@@ -213,17 +208,14 @@ class DamagedColumnsTest(TempDirTestCase):
                 continue  # a feed row names the row's seq: damaging it is another case
             with self.subTest(damage=damage):
                 path, warm = self.make(f"w{n}.db")
-                ed = sqlite3.connect(path, isolation_level=None)
-                ed.execute("BEGIN")
-                ed.execute(f"UPDATE kv_data SET {damage}, seq = 100 WHERE key = {self.K1}")
-                ed.execute(f"INSERT INTO kv_log VALUES (100, {self.K1}, NULL)")
-                ed.execute("COMMIT")
-                ed.close()
+                self.edit(path, "BEGIN",
+                          f"UPDATE kv_data SET {damage}, seq = 100 WHERE key = {self.K1}",
+                          f"INSERT INTO kv_log VALUES (100, {self.K1}, NULL)", "COMMIT")
                 self.refused(warm, said)
                 warm.close()
 
 
-class MissingShadowTableTest(TempDirTestCase):
+class MissingShadowTableTest(DamageCase):
     """A shadow table dropped (or replaced by a view) by another connection: every statement and
     feox_check name it, on a connection that had the table loaded and on a new one."""
 
@@ -244,10 +236,7 @@ class MissingShadowTableTest(TempDirTestCase):
                 warm.execute("CREATE VIRTUAL TABLE kv USING feox")
                 warm.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
                 self.assertEqual(warm.execute("SELECT count(*) FROM kv").fetchone(), (1,))
-                ed = sqlite3.connect(path, isolation_level=None)
-                for sql in edits:
-                    ed.execute(sql)
-                ed.close()
+                self.edit(path, *edits)
                 cold = connect(path)
                 for con in (warm, cold):
                     for sql in ["SELECT count(*) FROM kv", "SELECT feox_check('kv')",
