@@ -3,12 +3,13 @@
  *
  * The process's one registry of open stores is the engine's (feox_open returns the open instance
  * of a path, or of a share key for the memory stores of a file database: "memory:<db
- * file>:<table>"); this file keeps none. What the extension needs with an instance is an entry,
- * kept in the instance's slot (feox_store_slot): the table options it was opened with, the
- * owners (feox_store_owner: database file and table) of every table that acquired it, the
- * references of this process's connections (the entry holds one engine reference), and the
- * dropped state. Private memory stores (in-memory databases) have no share key and belong to one
- * connection. The last release closes the store, which flushes it and releases its file lock.
+ * file>@<dev>.<inode>:<table>", options.c); this file keeps none. What the extension needs
+ * with an instance is an entry, kept in the instance's slot (feox_store_slot): the table
+ * options it was opened with, the owners (feox_store_owner: database file and table) of every
+ * table that acquired it, the references of this process's connections (the entry holds one engine
+ * reference), and the dropped state. Private memory stores (in-memory databases) have no share key
+ * and belong to one connection. The last release closes the store, which flushes it and releases
+ * its file lock.
  *
  * Two tables naming one store share it only if their options agree (sync, max_memory, keytype,
  * ttl_sweep_interval, flush_interval); otherwise the second one fails and the message names the
