@@ -775,6 +775,21 @@ bool feox_actions_path_moving(const char *path)
     return moving;
 }
 
+bool feox_actions_unnamed_elsewhere(feox_conn *c, const char *db_file, const char *table)
+{
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0 || db_file[0] == '\0') {
+        return false;
+    }
+    pthread_mutex_lock(&actions_mutex);
+    bool found = false;
+    for (action *a = actions_head; a != NULL && !found; a = a->next) {
+        found = (a->kind == ACTION_DROP || a->kind == ACTION_RENAME) && !is_own(a, c) &&
+                strcmp(a->db_file, db_file) == 0 && sqlite3_stricmp(a->table, table) == 0;
+    }
+    pthread_mutex_unlock(&actions_mutex);
+    return found;
+}
+
 static action *take_rename_to(feox_conn *c, const char *schema, const char *table)
 {
     if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {

@@ -210,6 +210,35 @@ class SchemaChangedElsewhere(TwinTestCase):
         self.assertEqual(rows(con, "kv_old"), rows(con, "nt_old"))
 
 
+class SchemaChangedElsewhereMemory(TwinTestCase):
+    """The same with a memory-only table (shared by this process's connections to the file)."""
+
+    KV_OPTIONS = "(path=':memory:')"
+
+    def test_a_call_never_writes_to_a_table_another_connection_dropped(self):
+        con, other = self.open(), self.open()
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()[0], 1)
+        other.execute("DROP TABLE kv")
+        with self.assertRaisesRegex(sqlite3.OperationalError, "^feox: no such table: kv$"):
+            con.execute("SELECT feox_incr('kv', 'n', 1)").fetchall()
+        with self.assertRaisesRegex(sqlite3.OperationalError, "no such table: kv"):
+            con.execute("SELECT * FROM kv").fetchall()
+
+    def test_a_call_after_drop_and_create_by_another_connection_uses_the_new_table(self):
+        con, other = self.open(), self.open()
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()[0], 1)
+        other.execute("DROP TABLE kv")
+        other.execute(f"CREATE VIRTUAL TABLE kv USING feox{self.KV_OPTIONS}")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 5)").fetchone()[0], 5)
+        self.assertEqual(other.execute("SELECT key, value FROM kv").fetchall(), [("n", 5)])
+
+
+class SchemaChangedElsewhereStoreFile(SchemaChangedElsewhereMemory):
+    KV_OPTIONS = "(path='kv.feox')"
+
+
 class HostileNames(TwinTestCase):
     NAMES = ['we"ird', "with space", "ünï©ødé ✓", "t" * 200, "it's", "[br]", "%s%n", "x;y"]
 
