@@ -5,6 +5,8 @@
  * for good). Above connection.c (the connection's state) and
  * file_actions.c, which uses that state.
  */
+#include <string.h>
+
 #include "feox_ext.h"
 
 SQLITE_EXTENSION_INIT3
@@ -26,29 +28,54 @@ void feox_conn_release(feox_conn *c)
  * database mode the call's own SQL on the shadow tables notices it: functions.c.) */
 static bool may_be_stale(feox_conn *c, feox_vtab *vt)
 {
-    if (vt->dbs != NULL) {
-        return false;
+    return vt->dbs == NULL && ((vt->entry != NULL && feox_registry_is_dropped(vt->entry)) ||
+                               feox_actions_unnamed_elsewhere(c, vt->db, vt->schema, vt->name));
+}
+
+/* Run "<prefix>SELECT 1 FROM schema.table WHERE 0" (NULL: it could not be prepared). */
+static sqlite3_stmt *prepare_on_table(sqlite3 *db, const char *prefix, const char *schema,
+                                      const char *table)
+{
+    char *sql = sqlite3_mprintf("%sSELECT 1 FROM \"%w\".\"%w\" WHERE 0", prefix, schema, table);
+    sqlite3_stmt *stmt = NULL;
+    if (sql != NULL && sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        stmt = NULL;
     }
-    const char *db_file = sqlite3_db_filename(vt->db, vt->schema);
-    return (vt->entry != NULL && feox_registry_is_dropped(vt->entry)) ||
-           (db_file != NULL && feox_actions_unnamed_elsewhere(c, db_file, vt->name));
+    sqlite3_free(sql);
+    return stmt;
+}
+
+/* Is vt the object SQLite now uses for its table? The plan of a scan names it: EXPLAIN shows
+ * the VOpen's argument as "vtab:<address>" (SQLite's printf, as sqlite3_mprintf's %p). */
+static bool in_use_by_sqlite(feox_vtab *vt)
+{
+    char *mine = sqlite3_mprintf("vtab:%p", (void *)&vt->base);
+    sqlite3_stmt *plan = prepare_on_table(vt->db, "EXPLAIN ", vt->schema, vt->name);
+    bool found = false;
+    while (mine != NULL && plan != NULL && !found && sqlite3_step(plan) == SQLITE_ROW) {
+        const char *p4 = (const char *)sqlite3_column_text(plan, 5); /* addr, opcode, p1-p3, p4 */
+        found = p4 != NULL && strcmp(p4, mine) == 0;
+    }
+    sqlite3_finalize(plan);
+    sqlite3_free(mine);
+    return found;
 }
 
 /* Let SQLite compare the schema this connection holds with the database's: a statement naming
- * the table does, and on a change reloads the schema (and connects a table of that name if one
- * exists again). True if the schema then shows the table. (The old vtab may stay on the
- * connection's list after the reload: a prepared statement that named it keeps it connected.) */
-static bool verify_schema(sqlite3 *db, const char *schema, const char *table)
+ * the table does, reloads the schema on a change and connects a table of that name if there is
+ * one again (the newest vtab then). The vtab to use after that, or NULL. The old vtab is not
+ * always gone from the connection's list: a prepared statement that named it keeps it connected
+ * after the reload, so it is used only if SQLite still uses it (the change was not committed,
+ * or this connection's read transaction does not see it). */
+static feox_vtab *verify_schema(feox_conn *c, feox_vtab *old, const char *schema, const char *table)
 {
-    char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\" WHERE 0", schema, table);
-    sqlite3_stmt *stmt = NULL;
-    if (sql != NULL && sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
+    sqlite3_stmt *stmt = prepare_on_table(old->db, "", old->schema, old->name);
+    if (stmt != NULL) {
         (void)sqlite3_step(stmt); /* no such table, BUSY...: the caller connects by name */
     }
     sqlite3_finalize(stmt);
-    sqlite3_free(sql);
-    return sqlite3_table_column_metadata(db, schema, table, NULL, NULL, NULL, NULL, NULL, NULL) ==
-           SQLITE_OK;
+    feox_vtab *vt = feox_conn_lookup_vtab(c, schema, table);
+    return vt != old || (vt != NULL && in_use_by_sqlite(vt)) ? vt : NULL;
 }
 
 feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table)
@@ -56,8 +83,7 @@ feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *tab
     feox_actions_settle(c); /* the SQL functions start here: a good moment to settle */
     feox_vtab *vt = feox_conn_lookup_vtab(c, schema, table);
     if (vt != NULL && may_be_stale(c, vt)) {
-        bool shown = verify_schema(vt->db, vt->schema, vt->name);
-        vt = shown ? feox_conn_lookup_vtab(c, schema, table) : NULL;
+        vt = verify_schema(c, vt, schema, table);
     }
     return vt;
 }

@@ -775,9 +775,14 @@ bool feox_actions_path_moving(const char *path)
     return moving;
 }
 
-bool feox_actions_unnamed_elsewhere(feox_conn *c, const char *db_file, const char *table)
+bool feox_actions_unnamed_elsewhere(feox_conn *c, sqlite3 *db, const char *schema,
+                                    const char *table)
 {
-    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0 || db_file[0] == '\0') {
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {
+        return false;
+    }
+    const char *db_file = sqlite3_db_filename(db, schema);
+    if (db_file == NULL || db_file[0] == '\0') {
         return false;
     }
     pthread_mutex_lock(&actions_mutex);

@@ -235,6 +235,29 @@ class SchemaChangedElsewhereMemory(TwinTestCase):
         self.assertEqual(other.execute("SELECT key, value FROM kv").fetchall(), [("n", 5)])
 
 
+    def test_a_call_after_a_native_table_took_the_name(self):
+        con, other = self.open(), self.open()
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")  # a cached statement holds kv
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()[0], 1)
+        other.execute("DROP TABLE kv")
+        other.execute("CREATE TABLE kv(key, value)")
+        for _ in range(2):
+            with self.assertRaisesRegex(sqlite3.OperationalError, "^feox: kv is not a feox table$"):
+                con.execute("SELECT feox_incr('kv', 'n', 1)").fetchall()
+        self.assertEqual(con.execute("SELECT * FROM kv").fetchall(), [])
+
+    def test_a_drop_not_committed_yet_changes_nothing_here(self):
+        con, other = self.open(), self.open()
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        other.execute("BEGIN")
+        other.execute("DROP TABLE kv")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()[0], 1)
+        other.execute("ROLLBACK")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()[0], 2)
+        self.assertEqual(other.execute("SELECT key, value FROM kv ORDER BY key").fetchall(),
+                         [("a", 1), ("n", 2)])
+
+
 class SchemaChangedElsewhereStoreFile(SchemaChangedElsewhereMemory):
     KV_OPTIONS = "(path='kv.feox')"
 
