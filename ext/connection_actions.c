@@ -2,9 +2,10 @@
  * connection_actions.c — where a connection meets its pending file actions: feox_conn_find_vtab
  * (the SQL functions start there: a good moment to settle them, and to notice a table that
  * another connection dropped or renamed) and feox_conn_release (the last reference settles them
- * for good). Above connection.c (the connection's state) and
- * file_actions.c, which uses that state.
+ * for good). Above connection.c (the connection's state) and file_actions.c, which uses that
+ * state.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "feox_ext.h"
@@ -69,13 +70,14 @@ static bool in_use_by_sqlite(feox_vtab *vt)
  * or this connection's read transaction does not see it). */
 static feox_vtab *verify_schema(feox_conn *c, feox_vtab *old, const char *schema, const char *table)
 {
+    uintptr_t old_address = (uintptr_t)old; /* old may be freed by the step (disconnected) */
     sqlite3_stmt *stmt = prepare_on_table(old->db, "", old->schema, old->name);
     if (stmt != NULL) {
         (void)sqlite3_step(stmt); /* no such table, BUSY...: the caller connects by name */
     }
     sqlite3_finalize(stmt);
     feox_vtab *vt = feox_conn_lookup_vtab(c, schema, table);
-    return vt != old || (vt != NULL && in_use_by_sqlite(vt)) ? vt : NULL;
+    return (uintptr_t)vt != old_address || (vt != NULL && in_use_by_sqlite(vt)) ? vt : NULL;
 }
 
 feox_vtab *feox_conn_find_vtab(feox_conn *c, const char *schema, const char *table)
