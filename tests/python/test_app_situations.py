@@ -135,6 +135,33 @@ class MaxPageCount(TwinTestCase):
             self.assertFalse(con.in_transaction, table)  # SQLite rolled it back
         self.assertAfterFull(con)
 
+    def test_a_native_statement_hitting_the_limit_inside_begin(self):
+        """A one-row INSERT that fails with SQLITE_FULL rolls the whole transaction back (kv's
+        rows and feox_incr with it); a multi-row one only itself (kv's rows stay and commit)."""
+        con = self.open()
+        con.execute("CREATE TABLE big(x)")
+        pages = con.execute("PRAGMA page_count").fetchone()[0]
+        con.execute(f"PRAGMA max_page_count = {pages + 2}")
+        failing = {False: "INSERT INTO big VALUES (zeroblob(50000))",
+                   True: "INSERT INTO big SELECT zeroblob(3000) FROM (SELECT 1 UNION ALL "
+                         "SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4)"}
+        for multi_row, stays_open in ((False, False), (True, True)):
+            con.execute("BEGIN")
+            for table in ("kv", "nt"):
+                con.execute(f"INSERT INTO {table}(key, value) VALUES (?, 1)", (f"a{multi_row}",))
+            con.execute("SELECT feox_incr('kv', 'c', 1)")
+            con.execute("INSERT OR REPLACE INTO nt(key, value) "
+                        "VALUES ('c', coalesce((SELECT value FROM nt WHERE key = 'c'), 0) + 1)")
+            with self.assertRaises(sqlite3.OperationalError) as cm:
+                con.execute(failing[multi_row])
+            self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_FULL")
+            self.assertEqual(con.in_transaction, stays_open)
+            if con.in_transaction:
+                con.execute("COMMIT")
+            self.assertTwins(con)
+            self.assertTwins(self.open())
+        self.assertEqual(rows(con, "kv"), [("aTrue", 1, "integer"), ("c", 1, "integer")])
+
     def test_feox_incr_and_a_delete_that_frees_nothing(self):
         con = self.open()
         self.fill_to_the_limit(con)
@@ -149,6 +176,10 @@ class MaxPageCount(TwinTestCase):
         self.assertEqual(self.both(con, "DELETE FROM {t} WHERE key = 'k001'"),
                          [("ok", False), ("ok", False)])
         self.assertAfterFull(con)
+
+
+class MaxPageCountRollbackJournal(MaxPageCount):
+    JOURNAL_MODE = "delete"
 
 
 class SchemaChangedElsewhere(TwinTestCase):
