@@ -142,30 +142,48 @@ void feox_conn_remove_vtab(feox_conn *c, feox_vtab *vt)
     }
 }
 
-feox_vtab *feox_conn_lookup_vtab(feox_conn *c, const char *schema, const char *table)
+/* A vtab whose store was dropped by another connection of this process: this connection's schema
+ * still shows the table until SQLite notices the change, which only a statement naming a table
+ * does (a SELECT feox_incr(...) names none). Never handed to a function: the call would change
+ * or read a table that no longer exists (or was replaced); the caller connects the table by name
+ * instead, and SQLite then reloads the schema (no such table, or the new table). */
+static bool is_stale(feox_vtab *vt)
 {
-    /* Unqualified names resolve as SQLite does: temp first, then main, then attached. */
-    static const char *const order[] = {"temp", "main", NULL};
-    if (schema != NULL) {
-        for (feox_vtab *vt = c->vtabs; vt != NULL; vt = vt->next_in_conn) {
-            if (sqlite3_stricmp(vt->schema, schema) == 0 && sqlite3_stricmp(vt->name, table) == 0) {
+    return vt->dbs == NULL && vt->entry != NULL && feox_registry_is_dropped(vt->entry);
+}
+
+/* The newest vtab named (schema, table), schema NULL: any schema. *stale: one was found that
+ * is stale and no newer one. */
+static feox_vtab *lookup_named(feox_conn *c, const char *schema, const char *table, bool *stale)
+{
+    for (feox_vtab *vt = c->vtabs; vt != NULL; vt = vt->next_in_conn) {
+        if ((schema == NULL || sqlite3_stricmp(vt->schema, schema) == 0) &&
+            sqlite3_stricmp(vt->name, table) == 0) {
+            if (!is_stale(vt)) {
                 return vt;
             }
-        }
-        return NULL;
-    }
-    for (int i = 0; order[i] != NULL; i++) {
-        feox_vtab *vt = feox_conn_lookup_vtab(c, order[i], table);
-        if (vt != NULL) {
-            return vt;
-        }
-    }
-    for (feox_vtab *vt = c->vtabs; vt != NULL; vt = vt->next_in_conn) {
-        if (sqlite3_stricmp(vt->name, table) == 0) {
-            return vt;
+            *stale = true;
         }
     }
     return NULL;
+}
+
+feox_vtab *feox_conn_lookup_vtab(feox_conn *c, const char *schema, const char *table)
+{
+    /* Unqualified names resolve as SQLite does: temp first, then main, then attached. A stale
+     * vtab ends the search: the table SQLite would find may not be connected yet. */
+    static const char *const order[] = {"temp", "main", NULL};
+    bool stale = false;
+    if (schema != NULL) {
+        return lookup_named(c, schema, table, &stale);
+    }
+    for (int i = 0; order[i] != NULL; i++) {
+        feox_vtab *vt = lookup_named(c, order[i], table, &stale);
+        if (vt != NULL || stale) {
+            return vt;
+        }
+    }
+    return lookup_named(c, NULL, table, &stale);
 }
 
 static feox_attachment **find_attachment(feox_conn *c, const char *schema, const char *table)

@@ -260,6 +260,11 @@ void feox_actions_forget_create(feox_conn *c, const char *schema, const char *ta
  * moved file). */
 int feox_actions_retarget_create(feox_conn *c, const char *schema, const char *table,
                                  const char *new_table, const feox_location *to, bool moved);
+/* True if a connection other than c has a DROP or RENAME of table in the database file of
+ * (db, schema) pending (made, maybe committed, not settled yet): c's schema may no longer show
+ * that table. */
+bool feox_actions_unnamed_elsewhere(feox_conn *c, sqlite3 *db, const char *schema,
+                                    const char *table);
 /* True if a pending RENAME of another connection moved path away (a reader must wait). */
 bool feox_actions_path_moving(const char *path);
 /* The owner the file of (schema, table) records while a RENAME to that name is pending on c (the

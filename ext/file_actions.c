@@ -775,6 +775,26 @@ bool feox_actions_path_moving(const char *path)
     return moving;
 }
 
+bool feox_actions_unnamed_elsewhere(feox_conn *c, sqlite3 *db, const char *schema,
+                                    const char *table)
+{
+    if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {
+        return false;
+    }
+    const char *db_file = sqlite3_db_filename(db, schema);
+    if (db_file == NULL || db_file[0] == '\0') {
+        return false;
+    }
+    pthread_mutex_lock(&actions_mutex);
+    bool found = false;
+    for (action *a = actions_head; a != NULL && !found; a = a->next) {
+        found = (a->kind == ACTION_DROP || a->kind == ACTION_RENAME) && !is_own(a, c) &&
+                strcmp(a->db_file, db_file) == 0 && sqlite3_stricmp(a->table, table) == 0;
+    }
+    pthread_mutex_unlock(&actions_mutex);
+    return found;
+}
+
 static action *take_rename_to(feox_conn *c, const char *schema, const char *table)
 {
     if (atomic_load_explicit(&actions_count, memory_order_relaxed) == 0) {

@@ -38,7 +38,8 @@
  * later never moves a database-mode table, nor the other way round. Built with FEOX_DB_MODE=0,
  * every table without path in a file database uses its default store file (the old default).
  * A memory-only table in a file database is shared by the process's connections to that database
- * (registry key "memory:<db file>:<table>"), and so is one in a memdb VFS database "/name"
+ * file (registry key "memory:<db file>@<dev>.<inode>:<table>": a copy, or a new file at the same
+ * path, is another database), and so is one in a memdb VFS database "/name"
  * ("memory:memdb:/name:<table>"); in any other in-memory or temporary database it is private to
  * the connection. File stores are shared by absolute path.
  */
@@ -47,6 +48,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "feox_ext.h"
@@ -442,6 +444,21 @@ static bool in_database(sqlite3 *db, const char *schema, const char *table, cons
     return shadow_tables_exist(db, schema, table);
 }
 
+/* The share key of a memory-only table in the database file db_file: the file's identity is in
+ * it as well as its name, so that a copy, or a new database made at the path of a deleted one
+ * while a connection to the old one is still open, never shows the old one's rows. (The open
+ * file cannot be removed from the disk while a connection holds it, so its inode is not reused
+ * while the store lives.) A file that cannot be stat'ed is named by its path alone. */
+static char *file_share_key(const char *db_file, const char *table)
+{
+    struct stat st;
+    if (stat(db_file, &st) != 0) {
+        return sqlite3_mprintf("memory:%s:%s", db_file, table);
+    }
+    return sqlite3_mprintf("memory:%s@%llx.%llx:%s", db_file, (unsigned long long)st.st_dev,
+                           (unsigned long long)st.st_ino, table);
+}
+
 /* A table in the database is as durable as the database and has no background thread: the
  * store-file options would do nothing, so they are refused rather than ignored. */
 static int check_database_options(const char *table, const feox_options *o, char **err)
@@ -541,7 +558,8 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
         out->share_key = sqlite3_mprintf("file:%s", out->file_path);
     }
     if (out->kind == FEOX_LOC_SHARED_MEMORY) {
-        out->share_key = sqlite3_mprintf("memory:%s:%s", file_db ? db_file : memory_id, lower);
+        out->share_key = file_db ? file_share_key(db_file, lower)
+                                 : sqlite3_mprintf("memory:%s:%s", memory_id, lower);
     }
     if ((out->kind == FEOX_LOC_FILE || out->kind == FEOX_LOC_SHARED_MEMORY) &&
         out->share_key == NULL) {

@@ -3,12 +3,13 @@
  *
  * The process's one registry of open stores is the engine's (feox_open returns the open instance
  * of a path, or of a share key for the memory stores of a file database: "memory:<db
- * file>:<table>"); this file keeps none. What the extension needs with an instance is an entry,
- * kept in the instance's slot (feox_store_slot): the table options it was opened with, the
- * owners (feox_store_owner: database file and table) of every table that acquired it, the
- * references of this process's connections (the entry holds one engine reference), and the
- * dropped state. Private memory stores (in-memory databases) have no share key and belong to one
- * connection. The last release closes the store, which flushes it and releases its file lock.
+ * file>@<dev>.<inode>:<table>", options.c); this file keeps none. What the extension needs
+ * with an instance is an entry, kept in the instance's slot (feox_store_slot): the table
+ * options it was opened with, the owners (feox_store_owner: database file and table) of every
+ * table that acquired it, the references of this process's connections (the entry holds one engine
+ * reference), and the dropped state. Private memory stores (in-memory databases) have no share key
+ * and belong to one connection. The last release closes the store, which flushes it and releases
+ * its file lock.
  *
  * Two tables naming one store share it only if their options agree (sync, max_memory, keytype,
  * ttl_sweep_interval, flush_interval); otherwise the second one fails and the message names the
@@ -39,6 +40,7 @@
  * Lock order: this mutex, then the engine's registry lock.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,8 +52,8 @@ SQLITE_EXTENSION_INIT3
 typedef struct registry_entry {
     feox_entry_ref ref; /* first: feox_entry_ref* and registry_entry* are interchangeable */
     int refs;
-    bool dropped;
-    bool shared_memory; /* named in the engine by a share key (feox_set_share_key renames it) */
+    atomic_bool dropped; /* written under the mutex, read without it (is_dropped) */
+    bool shared_memory;  /* named in the engine by a share key (feox_set_share_key renames it) */
     feox_options options;
     char **owners; /* distinct owners of the tables that acquired it */
     int n_owners;
@@ -246,6 +248,7 @@ static registry_entry *entry_new(const feox_location *loc, const feox_options *o
         return NULL;
     }
     memset(e, 0, sizeof *e);
+    atomic_init(&e->dropped, false);
     e->options = *o;
     e->options.path = NULL; /* not owned; the location says where the store is */
     e->shared_memory = loc->kind == FEOX_LOC_SHARED_MEMORY;
@@ -355,6 +358,7 @@ feox_entry_ref *feox_registry_placeholder(void)
         return NULL;
     }
     memset(e, 0, sizeof *e);
+    atomic_init(&e->dropped, false);
     e->refs = 1;
     return &e->ref;
 }
@@ -369,11 +373,10 @@ void feox_registry_retain(feox_entry_ref *ref)
 
 bool feox_registry_is_dropped(feox_entry_ref *ref)
 {
+    /* No lock: every SQL function call asks (connection_actions.c), and the answer is only a
+     * hint that this connection's schema may be out of date (SQLite's own check decides). */
     registry_entry *e = (registry_entry *)ref;
-    pthread_mutex_lock(&entries_mutex);
-    bool dropped = e->dropped;
-    pthread_mutex_unlock(&entries_mutex);
-    return dropped;
+    return atomic_load_explicit(&e->dropped, memory_order_acquire);
 }
 
 bool feox_registry_is_inherited(feox_entry_ref *ref)

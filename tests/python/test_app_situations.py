@@ -1,0 +1,584 @@
+"""Situations apps meet, each checked against a native twin table in the same database.
+
+The rule: a feox table does what SQLite does with a native table in the same place. Each test
+runs the same statements on a feox table (kv) and on a native twin (nt, same columns) and compares
+what the connections see, the error codes and whether the transaction is still open:
+- PRAGMA max_page_count reached (SQLITE_FULL) by an autocommit INSERT, by the rows of a BEGIN
+  written out at COMMIT, by feox_incr; a DELETE that frees nothing; writes after raising it;
+- another process or connection DROPs the table and CREATEs one with the same name (other rows,
+  other options), or RENAMEs it, also inside one transaction, while this connection has a warm
+  cache and prepared statements; a SQL function called first after that (memory and store-file
+  tables too: a call never writes to a dropped table's store);
+- hostile names: a table named like another one's shadow table, quotes, spaces, unicode, 200
+  characters, a schema attached as "we""ird", a table in the temp schema (memory only, private);
+- PRAGMA journal_mode switched by another connection and process while caches are warm, and
+  PRAGMA wal_checkpoint(TRUNCATE) from another process inside a read transaction here;
+- a copy of the database file (cp, VACUUM INTO) open in the same process as the original, and a
+  new database created at the path of a deleted one while a connection to the old one is open:
+  no rows ever cross between them (memory-only tables included);
+- the sqlite3 shell: .restore into a database another connection has a warm cache of, .backup,
+  .import of a CSV file, and a .mode insert dump reloaded.
+"""
+import os
+import shutil
+import sqlite3
+import subprocess
+import unittest
+
+from feoxtest import EXT, SQLITE3_SHELL, TempDirTestCase, connect
+
+NATIVE = "CREATE TABLE nt(key TEXT PRIMARY KEY, value, ttl, ts) WITHOUT ROWID"
+
+
+def rows(con, table):
+    return con.execute(f'SELECT key, value, typeof(value) FROM "{table}" ORDER BY key').fetchall()
+
+
+def quoted(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+def shell(db, script):
+    """Run script in the sqlite3 shell on db with feox loaded; returns its stdout (stops at the
+    first error, which fails the test)."""
+    proc = subprocess.run([SQLITE3_SHELL, "-bail", "-cmd", ".load " + EXT, db], input=script,
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise AssertionError(f"sqlite3 shell failed: {proc.stderr}")
+    return proc.stdout
+
+
+class TwinTestCase(TempDirTestCase):
+    """A database app.db with a feox table kv and its native twin nt."""
+
+    JOURNAL_MODE = "wal"
+    KV_OPTIONS = ""
+
+    def setUp(self):
+        super().setUp()
+        self.db = self.path("app.db")
+        con = connect(self.db)
+        con.execute(f"PRAGMA journal_mode = {self.JOURNAL_MODE}")
+        con.execute(f"CREATE VIRTUAL TABLE kv USING feox{self.KV_OPTIONS}")
+        con.execute(NATIVE)
+        con.close()
+
+    def open(self, path=None):
+        con = connect(path or self.db)
+        self.addCleanup(con.close)
+        return con
+
+    def both(self, con, sql, args=()):
+        """Run sql (naming the table {t}) on kv and on nt: a list of (result or error name,
+        transaction still open) for kv and nt."""
+        seen = []
+        for table in ("kv", "nt"):
+            try:
+                con.execute(sql.format(t=table), args).fetchall()
+                seen.append(("ok", con.in_transaction))
+            except sqlite3.Error as e:
+                seen.append((e.sqlite_errorname, con.in_transaction))
+        return seen
+
+    def assertTwins(self, con, msg=""):
+        self.assertEqual(rows(con, "kv"), rows(con, "nt"), msg)
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0], "ok", msg)
+
+
+class MaxPageCount(TwinTestCase):
+    """PRAGMA max_page_count reached: SQLITE_FULL, with the message naming the table, the
+    transaction rolled back as SQLite rolls back a native one, kv equal to nt on this and on a
+    second connection, and writes working again once the limit is raised."""
+
+    def fill_to_the_limit(self, con):
+        for table in ("kv", "nt"):
+            con.executemany(f"INSERT INTO {table}(key, value) VALUES (?, ?)",
+                            [(f"k{i:03}", "v" * 100) for i in range(40)])
+        pages = con.execute("PRAGMA page_count").fetchone()[0]
+        con.execute(f"PRAGMA max_page_count = {pages}")
+
+    def assertAfterFull(self, con):
+        self.assertTwins(con)
+        other = self.open()
+        self.assertTwins(other)
+        con.execute("PRAGMA max_page_count = 1000000")
+        self.assertEqual(self.both(con, "INSERT INTO {t}(key, value) VALUES ('after', 1)"),
+                         [("ok", False), ("ok", False)])
+        self.assertTwins(con)
+        self.assertTwins(other)
+
+    def test_autocommit_insert(self):
+        con = self.open()
+        self.fill_to_the_limit(con)
+        big = "INSERT INTO {t}(key, value) VALUES ('big', zeroblob(200000))"
+        self.assertEqual(self.both(con, big), [("SQLITE_FULL", False), ("SQLITE_FULL", False)])
+        with self.assertRaisesRegex(sqlite3.OperationalError, r"^feox: kv: .*full"):
+            con.execute(big.format(t="kv"))
+        self.assertAfterFull(con)
+
+    def test_rows_of_a_transaction_written_at_commit(self):
+        con = self.open()
+        self.fill_to_the_limit(con)
+        con.execute("INSERT INTO nt(key, value) VALUES ('twin', 1)")  # kv gets it below
+        for table in ("kv", "nt"):
+            con.execute("BEGIN")
+            if table == "kv":
+                con.execute("INSERT INTO kv(key, value) VALUES ('twin', 1)")
+                con.execute("COMMIT")
+                con.execute("BEGIN")
+            with self.assertRaises(sqlite3.OperationalError) as cm:
+                for i in range(2000):
+                    con.execute(f"INSERT INTO {table}(key, value) VALUES (?, ?)",
+                                (f"b{i:04}", "y" * 200))
+                con.execute("COMMIT")  # kv: its rows are written here (xSync)
+            self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_FULL", table)
+            self.assertFalse(con.in_transaction, table)  # SQLite rolled it back
+        self.assertAfterFull(con)
+
+    def test_a_native_statement_hitting_the_limit_inside_begin(self):
+        """A one-row INSERT that fails with SQLITE_FULL rolls the whole transaction back (kv's
+        rows and feox_incr with it); a multi-row one only itself (kv's rows stay and commit)."""
+        con = self.open()
+        con.execute("CREATE TABLE big(x)")
+        pages = con.execute("PRAGMA page_count").fetchone()[0]
+        con.execute(f"PRAGMA max_page_count = {pages + 2}")
+        failing = {False: "INSERT INTO big VALUES (zeroblob(50000))",
+                   True: "INSERT INTO big SELECT zeroblob(3000) FROM (SELECT 1 UNION ALL "
+                         "SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4)"}
+        for multi_row, stays_open in ((False, False), (True, True)):
+            con.execute("BEGIN")
+            for table in ("kv", "nt"):
+                con.execute(f"INSERT INTO {table}(key, value) VALUES (?, 1)", (f"a{multi_row}",))
+            con.execute("SELECT feox_incr('kv', 'c', 1)")
+            con.execute("INSERT OR REPLACE INTO nt(key, value) "
+                        "VALUES ('c', coalesce((SELECT value FROM nt WHERE key = 'c'), 0) + 1)")
+            with self.assertRaises(sqlite3.OperationalError) as cm:
+                con.execute(failing[multi_row])
+            self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_FULL")
+            self.assertEqual(con.in_transaction, stays_open)
+            if con.in_transaction:
+                con.execute("COMMIT")
+            self.assertTwins(con)
+            self.assertTwins(self.open())
+        self.assertEqual(rows(con, "kv"), [("aTrue", 1, "integer"), ("c", 1, "integer")])
+
+    def test_feox_incr_and_a_delete_that_frees_nothing(self):
+        con = self.open()
+        self.fill_to_the_limit(con)
+        con.execute("PRAGMA max_page_count = {}".format(
+            con.execute("PRAGMA page_count").fetchone()[0]))
+        with self.assertRaises(sqlite3.OperationalError) as cm:
+            con.execute("SELECT feox_incr('kv', zeroblob(90000) || 'x', 1)").fetchall()
+        self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_FULL")
+        self.assertFalse(con.in_transaction)
+        self.assertEqual(self.both(con, "DELETE FROM {t} WHERE key = 'absent'"),
+                         [("ok", False), ("ok", False)])
+        self.assertEqual(self.both(con, "DELETE FROM {t} WHERE key = 'k001'"),
+                         [("ok", False), ("ok", False)])
+        self.assertAfterFull(con)
+
+
+class MaxPageCountRollbackJournal(MaxPageCount):
+    JOURNAL_MODE = "delete"
+
+
+class SchemaChangedElsewhere(TwinTestCase):
+    """Another process or connection replaces or renames the table while this connection has a
+    warm cache and prepared statements on it: the next statement here shows the new table."""
+
+    def warm(self, con):
+        for table in ("kv", "nt"):
+            con.executemany(f"INSERT INTO {table}(key, value) VALUES (?, ?)",
+                            [(f"k{i}", i) for i in range(50)])
+        self.assertTwins(con)
+        con.execute("SELECT value FROM kv WHERE key = 'k5'").fetchall()  # cached statement
+
+    def replace_in_shell(self, in_one_transaction):
+        begin, commit = ("BEGIN;", "COMMIT;") if in_one_transaction else ("", "")
+        shell(self.db, f"""{begin}
+            DROP TABLE kv; CREATE VIRTUAL TABLE kv USING feox(max_memory='10MB');
+            INSERT INTO kv(key, value) VALUES ('n1', 1), ('k5', 'new');
+            DROP TABLE nt; {NATIVE};
+            INSERT INTO nt(key, value) VALUES ('n1', 1), ('k5', 'new');
+            {commit}""")
+
+    def check_replaced(self, con):
+        self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'k5'").fetchall(),
+                         [("new",)])
+        self.assertTwins(con)
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n1', 1)").fetchone()[0], 2)
+
+    def test_drop_and_create_by_another_process(self):
+        con = self.open()
+        self.warm(con)
+        self.replace_in_shell(False)
+        self.check_replaced(con)
+
+    def test_drop_and_create_in_one_transaction_of_another_process(self):
+        con = self.open()
+        self.warm(con)
+        self.replace_in_shell(True)
+        self.check_replaced(con)
+
+    def test_a_function_call_is_the_first_statement_after_the_replacement(self):
+        con = self.open()
+        self.warm(con)
+        self.replace_in_shell(False)
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n1', 1)").fetchone()[0], 2)
+        con.execute("UPDATE nt SET value = 2 WHERE key = 'n1'")
+        self.assertTwins(con)
+
+    def test_rename_by_another_connection(self):
+        con, other = self.open(), self.open()
+        self.warm(con)
+        for table in ("kv", "nt"):
+            other.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
+        other.execute("CREATE VIRTUAL TABLE kv USING feox")
+        other.execute(NATIVE)
+        self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone()[0], 0)
+        self.assertTwins(con)
+        self.assertEqual(con.execute("SELECT count(*) FROM kv_old").fetchone()[0], 50)
+        self.assertEqual(rows(con, "kv_old"), rows(con, "nt_old"))
+
+
+class SchemaChangedElsewhereMemory(TwinTestCase):
+    """The same with a memory-only table (shared by this process's connections to the file)."""
+
+    KV_OPTIONS = "(path=':memory:')"
+
+    def test_a_call_never_writes_to_a_table_another_connection_dropped(self):
+        con, other = self.open(), self.open()
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()[0], 1)
+        other.execute("DROP TABLE kv")
+        with self.assertRaisesRegex(sqlite3.OperationalError, "^feox: no such table: kv$"):
+            con.execute("SELECT feox_incr('kv', 'n', 1)").fetchall()
+        with self.assertRaisesRegex(sqlite3.OperationalError, "no such table: kv"):
+            con.execute("SELECT * FROM kv").fetchall()
+
+    def test_a_call_after_drop_and_create_by_another_connection_uses_the_new_table(self):
+        con, other = self.open(), self.open()
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()[0], 1)
+        other.execute("DROP TABLE kv")
+        other.execute(f"CREATE VIRTUAL TABLE kv USING feox{self.KV_OPTIONS}")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 5)").fetchone()[0], 5)
+        self.assertEqual(other.execute("SELECT key, value FROM kv").fetchall(), [("n", 5)])
+
+
+    def test_a_call_after_a_native_table_took_the_name(self):
+        con, other = self.open(), self.open()
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")  # a cached statement holds kv
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()[0], 1)
+        other.execute("DROP TABLE kv")
+        other.execute("CREATE TABLE kv(key, value)")
+        for _ in range(2):
+            with self.assertRaisesRegex(sqlite3.OperationalError, "^feox: kv is not a feox table$"):
+                con.execute("SELECT feox_incr('kv', 'n', 1)").fetchall()
+        self.assertEqual(con.execute("SELECT * FROM kv").fetchall(), [])
+
+    def test_a_drop_not_committed_yet_changes_nothing_here(self):
+        con, other = self.open(), self.open()
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+        other.execute("BEGIN")
+        other.execute("DROP TABLE kv")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()[0], 1)
+        other.execute("ROLLBACK")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'n', 1)").fetchone()[0], 2)
+        self.assertEqual(other.execute("SELECT key, value FROM kv ORDER BY key").fetchall(),
+                         [("a", 1), ("n", 2)])
+
+
+class SchemaChangedElsewhereStoreFile(SchemaChangedElsewhereMemory):
+    KV_OPTIONS = "(path='kv.feox')"
+
+
+class HostileNames(TwinTestCase):
+    NAMES = ['we"ird', "with space", "ünï©ødé ✓", "t" * 200, "it's", "[br]", "%s%n", "x;y"]
+
+    def test_names_work_for_statements_functions_rename_and_drop(self):
+        con = self.open()
+        for name in self.NAMES:
+            q = quoted(name)
+            con.execute(f"CREATE VIRTUAL TABLE {q} USING feox")
+            con.execute(f"INSERT INTO {q}(key, value) VALUES ('a', 1)")
+            self.assertEqual(con.execute("SELECT feox_incr(?, 'c', 2)", (name,)).fetchone()[0], 2)
+            self.assertEqual(con.execute("SELECT feox_check(?)", ("main." + name,)).fetchone()[0],
+                             "ok")
+            con.execute(f"ALTER TABLE {q} RENAME TO {quoted(name + '2')}")
+            self.assertEqual(con.execute(f"SELECT key, value FROM {quoted(name + '2')} "
+                                         "ORDER BY key").fetchall(), [("a", 1), ("c", 2)])
+            con.execute(f"DROP TABLE {quoted(name + '2')}")
+        self.assertEqual(con.execute("SELECT name FROM sqlite_schema WHERE name NOT IN "
+                                     "('kv', 'nt') AND name NOT LIKE 'kv\\_%' ESCAPE '\\'")
+                         .fetchall(), [])
+        self.assertEqual(sorted(os.listdir(self.dir)),
+                         sorted(f for f in os.listdir(self.dir) if f.startswith("app.db")))
+
+    def test_shadow_table_names_taken(self):
+        con = self.open()
+        with self.assertRaisesRegex(sqlite3.OperationalError, "table kv_data already exists"):
+            con.execute("CREATE VIRTUAL TABLE kv_data USING feox")
+        con.execute("CREATE TABLE y_data(a)")
+        con.execute("INSERT INTO y_data VALUES (1)")
+        with self.assertRaisesRegex(sqlite3.OperationalError, "^feox: y: .*y_data.*exists"):
+            con.execute("CREATE VIRTUAL TABLE y USING feox")
+        self.assertEqual(con.execute("SELECT * FROM y_data").fetchall(), [(1,)])
+        self.assertEqual(con.execute("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'y%'")
+                         .fetchone()[0], 1)
+
+    def test_schema_attached_under_a_quoted_name(self):
+        con = self.open()
+        con.execute('ATTACH ? AS "we""ird"', (self.path("b.db"),))
+        con.execute('CREATE VIRTUAL TABLE "we""ird".kv USING feox')
+        con.execute('INSERT INTO "we""ird".kv(key, value) VALUES (1, 2)')
+        self.assertEqual(con.execute("SELECT feox_incr('we\"ird.kv', 'c', 1)").fetchone()[0], 1)
+        self.assertEqual(con.execute('SELECT key, value FROM "we""ird".kv ORDER BY key')
+                         .fetchall(), [("1", 2), ("c", 1)])
+        con.execute('ALTER TABLE "we""ird".kv RENAME TO kv2')
+        self.assertEqual(con.execute('SELECT count(*) FROM "we""ird".kv2').fetchone()[0], 2)
+        self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone()[0], 0)
+
+    def test_temp_schema_table_is_memory_only_and_private(self):
+        con, other = self.open(), self.open()
+        for c in (con, other):
+            c.execute("CREATE VIRTUAL TABLE temp.kv USING feox")
+        con.execute("INSERT INTO temp.kv(key, value) VALUES ('t', 1)")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 't', 1)").fetchone()[0], 2)
+        stats = con.execute("SELECT feox_stats('temp.kv')").fetchone()[0]
+        self.assertIn('"persistent":false', stats)
+        self.assertEqual(other.execute("SELECT count(*) FROM temp.kv").fetchone()[0], 0)
+        self.assertEqual(con.execute("SELECT count(*) FROM main.kv").fetchone()[0], 0)
+        self.assertEqual(sorted(os.listdir(self.dir)),
+                         sorted(f for f in os.listdir(self.dir) if f.startswith("app.db")))
+
+
+class JournalModeAndCheckpoint(TwinTestCase):
+    JOURNAL_MODE = "delete"
+
+    def write_both(self, con, key):
+        for table in ("kv", "nt"):
+            con.execute(f"INSERT INTO {table}(key, value) VALUES (?, 1)", (key,))
+
+    def test_journal_mode_switched_by_others_while_caches_are_warm(self):
+        con, other = self.open(), self.open()
+        self.write_both(con, "a")
+        self.assertTwins(con)
+        self.assertEqual(other.execute("PRAGMA journal_mode = wal").fetchone()[0], "wal")
+        self.write_both(other, "b")
+        self.assertTwins(con)
+        self.write_both(con, "c")
+        self.assertTwins(other)
+        # SQLite refuses to leave WAL while another connection has the database open
+        with self.assertRaises(sqlite3.OperationalError):
+            other.execute("PRAGMA journal_mode = delete")
+        shell(self.db, "INSERT INTO kv(key, value) VALUES ('d', 1);"
+                       "INSERT INTO nt(key, value) VALUES ('d', 1);")
+        self.assertTwins(con)
+        self.assertTwins(other)
+
+    def test_checkpoint_truncate_inside_a_read_transaction(self):
+        con = self.open()
+        con.execute("PRAGMA journal_mode = wal")
+        self.write_both(con, "a")
+        for step in range(2):
+            con.execute("BEGIN")
+            if step == 0:
+                before = rows(con, "kv")
+            else:
+                before = rows(con, "nt")  # the snapshot starts on the native table
+            out = shell(self.db, f"INSERT INTO kv(key, value) VALUES ('x{step}', 1);"
+                                 f"INSERT INTO nt(key, value) VALUES ('x{step}', 1);"
+                                 "PRAGMA wal_checkpoint(TRUNCATE);")
+            self.assertTrue(out.startswith("1|"), out)  # busy: this reader holds its snapshot
+            self.assertEqual(rows(con, "kv"), before)
+            self.assertEqual(rows(con, "nt"), before)
+            con.execute("COMMIT")
+            self.assertTwins(con)
+        shell(self.db, "PRAGMA wal_checkpoint(TRUNCATE);")
+        self.assertEqual(os.path.getsize(self.db + "-wal"), 0)
+        self.write_both(con, "y")
+        self.assertTwins(con)
+        self.assertTwins(self.open())
+
+
+class CopiesOpenTogether(TwinTestCase):
+    """The original and its copies are different databases: nothing one writes shows in another,
+    whatever the table's mode."""
+
+    def fill(self):
+        con = connect(self.db)
+        for table in ("kv", "nt"):
+            con.executemany(f"INSERT INTO {table}(key, value) VALUES (?, ?)",
+                            [(f"k{i}", i) for i in range(10)])
+        con.close()
+
+    def test_cp_and_vacuum_into_open_beside_the_original(self):
+        self.fill()
+        shutil.copy(self.db, self.path("copy.db"))
+        original, copy = self.open(), self.open(self.path("copy.db"))
+        self.write_both(original, "only_original")
+        self.write_both(copy, "only_copy")
+        copy.execute("SELECT feox_incr('kv', 'k1', 100)")
+        copy.execute("UPDATE nt SET value = value + 100 WHERE key = 'k1'")
+        original.execute(f"VACUUM INTO '{self.path('vacuumed.db')}'")
+        vacuumed = self.open(self.path("vacuumed.db"))
+        self.write_both(vacuumed, "only_vacuumed")
+        self.write_both(original, "only_original_2")
+        for con in (original, copy, vacuumed):
+            self.assertTwins(con)
+        self.assertEqual([k for k, _, _ in rows(original, "kv") if k.startswith("only")],
+                         ["only_original", "only_original_2"])
+        self.assertEqual([k for k, _, _ in rows(copy, "kv") if k.startswith("only")],
+                         ["only_copy"])
+        self.assertEqual([k for k, _, _ in rows(vacuumed, "kv") if k.startswith("only")],
+                         ["only_original", "only_vacuumed"])
+
+    def write_both(self, con, key):
+        for table in ("kv", "nt"):
+            con.execute(f"INSERT INTO {table}(key, value) VALUES (?, 1)", (key,))
+
+    def test_a_new_database_at_the_path_of_a_deleted_one(self):
+        old = self.open()
+        self.write_both(old, "old")
+        for name in os.listdir(self.dir):
+            os.unlink(self.path(name))
+        new = self.open()
+        new.execute(f"PRAGMA journal_mode = {self.JOURNAL_MODE}")
+        new.execute(f"CREATE VIRTUAL TABLE kv USING feox{self.KV_OPTIONS}")
+        new.execute(NATIVE)
+        self.assertEqual(rows(new, "kv"), [])
+        self.write_both(new, "new")
+        self.assertTwins(new)
+        self.assertEqual([k for k, _, _ in rows(old, "kv")], ["old"])
+        self.assertTwins(old)
+        self.assertEqual(self.both(old, "INSERT INTO {t}(key, value) VALUES ('old2', 1)"),
+                         [("ok", False), ("ok", False)])  # WAL: the unlinked file takes it
+        self.assertEqual([k for k, _, _ in rows(new, "kv")], ["new"])
+        self.assertTwins(self.open())
+
+
+class CopiesOpenTogetherRollbackJournal(CopiesOpenTogether):
+    JOURNAL_MODE = "delete"
+
+    def test_a_new_database_at_the_path_of_a_deleted_one(self):
+        old = self.open()
+        self.write_both(old, "old")
+        for name in os.listdir(self.dir):
+            os.unlink(self.path(name))
+        new = self.open()
+        new.execute(f"CREATE VIRTUAL TABLE kv USING feox{self.KV_OPTIONS}")
+        new.execute(NATIVE)
+        self.assertEqual(rows(new, "kv"), [])
+        self.write_both(new, "new")
+        # SQLite refuses to write a database file that was unlinked (SQLITE_READONLY_DBMOVED)
+        self.assertEqual(self.both(old, "INSERT INTO {t}(key, value) VALUES ('old2', 1)"),
+                         [("SQLITE_READONLY_DBMOVED", False), ("SQLITE_READONLY_DBMOVED", False)])
+        self.assertEqual([k for k, _, _ in rows(old, "kv")], ["old"])
+        self.assertEqual([k for k, _, _ in rows(new, "kv")], ["new"])
+        self.assertTwins(self.open())
+
+
+class CopiesOpenTogetherMemoryTable(CopiesOpenTogether):
+    """A memory-only table in a file database is shared by the process's connections to that
+    database, and only to that one: not to a copy, not to a new file at the same path."""
+
+    KV_OPTIONS = "(path=':memory:')"
+
+    def fill(self):
+        pass  # a memory table's rows do not travel with the file
+
+    def assertTwins(self, con, msg=""):
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0], "ok", msg)
+
+    def test_cp_and_vacuum_into_open_beside_the_original(self):
+        first = self.open()
+        first.execute("INSERT INTO kv(key, value) VALUES ('before_copy', 1)")
+        shutil.copy(self.db, self.path("copy.db"))
+        first.execute(f"VACUUM INTO '{self.path('vacuumed.db')}'")
+        copy, vacuumed = self.open(self.path("copy.db")), self.open(self.path("vacuumed.db"))
+        for con in (copy, vacuumed):
+            self.assertEqual(rows(con, "kv"), [])
+            con.execute("SELECT feox_incr('kv', 'n', 1)")
+        first.execute("INSERT INTO kv(key, value) VALUES ('after_copy', 1)")
+        self.assertEqual([k for k, _, _ in rows(self.open(), "kv")], ["after_copy", "before_copy"])
+        for con in (copy, vacuumed):
+            self.assertEqual(rows(con, "kv"), [("n", 1, "integer")])
+
+    def test_a_new_database_at_the_path_of_a_deleted_one(self):
+        old = self.open()
+        self.write_both(old, "old")
+        for name in os.listdir(self.dir):
+            os.unlink(self.path(name))
+        new = self.open()
+        new.execute(f"CREATE VIRTUAL TABLE kv USING feox{self.KV_OPTIONS}")
+        self.assertEqual(rows(new, "kv"), [])
+        new.execute("INSERT INTO kv(key, value) VALUES ('new', 1)")
+        self.assertEqual([k for k, _, _ in rows(old, "kv")], ["old"])
+        self.assertEqual([k for k, _, _ in rows(new, "kv")], ["new"])
+        self.assertEqual([k for k, _, _ in rows(self.open(), "kv")], ["new"])
+
+
+class ShellCommands(TwinTestCase):
+    def fill(self, path, prefix, n):
+        con = connect(path)
+        con.execute(f"PRAGMA journal_mode = {self.JOURNAL_MODE}")
+        con.execute("CREATE VIRTUAL TABLE IF NOT EXISTS kv USING feox")
+        con.execute(NATIVE.replace("TABLE", "TABLE IF NOT EXISTS"))
+        for table in ("kv", "nt"):
+            con.executemany(f"INSERT INTO {table}(key, value) VALUES (?, ?)",
+                            [(f"{prefix}{i}", i) for i in range(n)])
+        con.close()
+
+    def test_restore_into_a_database_with_a_warm_cache(self):
+        source = self.path("source.db")
+        self.fill(source, "s", 20)
+        self.fill(self.db, "a", 50)
+        con = self.open()
+        self.assertTwins(con)
+        shell(self.db, f".restore {source}\n")
+        self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'a3'").fetchall(), [])
+        self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 's3'").fetchall(), [(3,)])
+        self.assertTwins(con)
+        self.assertEqual(self.both(con, "INSERT INTO {t}(key, value) VALUES ('after', 1)"),
+                         [("ok", False), ("ok", False)])
+        self.assertTwins(con)
+        shell(self.db, f".backup {self.path('backup.db')}\n")
+        self.assertTwins(self.open(self.path("backup.db")))
+
+    def test_restore_of_a_database_without_the_table(self):
+        source = self.path("source.db")
+        connect(source).execute("CREATE TABLE other(a)").connection.close()
+        self.fill(self.db, "a", 5)
+        con = self.open()
+        self.assertTwins(con)
+        shell(self.db, f".restore {source}\n")
+        for sql in ("SELECT * FROM kv", "SELECT * FROM nt"):
+            with self.assertRaisesRegex(sqlite3.OperationalError, "no such table"):
+                con.execute(sql).fetchall()
+
+    def test_import_csv(self):
+        csv = self.path("in.csv")
+        with open(csv, "w") as f:
+            f.write('key,value,ttl,ts\nc1,hello,,\nc2,42,,\nc3,3.5,,\n"c,4","multi\nline",,\n')
+        shell(self.db, f".import --csv --skip 1 {csv} kv\n.import --csv --skip 1 {csv} nt\n")
+        con = self.open()
+        self.assertTwins(con)
+        self.assertEqual(len(rows(con, "kv")), 4)
+
+    def test_mode_insert_dump_reloads(self):
+        self.fill(self.db, "a", 30)
+        con = self.open()
+        con.execute("INSERT INTO kv(key, value) VALUES ('blob', x'00ff'), ('real', 2.5), "
+                    "('null', NULL), ('quote', 'it''s')")
+        dump = shell(self.db, ".mode insert kv\nSELECT * FROM kv;\n")
+        fresh = self.path("fresh.db")
+        connect(fresh).execute("CREATE VIRTUAL TABLE kv USING feox").connection.close()
+        shell(fresh, dump)
+        again = self.open(fresh)
+        query = "SELECT key, value, typeof(value), ts FROM kv ORDER BY key"
+        self.assertEqual(again.execute(query).fetchall(), con.execute(query).fetchall())
+
+
+if __name__ == "__main__":
+    unittest.main()
