@@ -132,6 +132,10 @@ struct feox_db_state {
     /* ... and the table runs it itself (begin_own_txn): SQLite does not know the table is in
      * it, so fn_end calls xSync, xCommit or xRollback on it as SQLite would have */
     bool fn_by_hand;
+    /* on_dqlite's answer, once known: a schema's VFS is dqlite's from its open on (an ATTACH
+     * under the same name connects the table anew; sqlite3_deserialize can only move it to
+     * memdb, after which a cached "dqlite" refuses more than it must, never less) */
+    bool vfs_known, vfs_is_dqlite;
     /* The cache was loaded inside a transaction (BEGIN): the shadow tables may hold what the
      * transaction wrote to them by hand (a repair of damage, with writable_schema or defensive
      * off), which a rollback takes back, so a rollback drops the cache and the next use loads
@@ -511,7 +515,7 @@ int feox_db_begin(feox_vtab *vt)
     if (rc != SQLITE_OK) {
         return rc;
     }
-    feox_err e = feox_sqlite_storage_begin(&vt->dbs->t);
+    feox_err e = feox_sqlite_storage_begin_refreshed(&vt->dbs->t); /* right after the refresh */
     return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
 }
 
@@ -621,9 +625,15 @@ static int open_savepoint(feox_vtab *vt, bool *opened)
  * which uses it) registers one VFS per node named "dqlite-<n>" (src/config.c, 1.11 to 1.18). */
 static bool on_dqlite(feox_vtab *vt)
 {
-    sqlite3_vfs *vfs = NULL;
-    return sqlite3_file_control(vt->db, vt->schema, SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
-           vfs != NULL && vfs->zName != NULL && strncmp(vfs->zName, "dqlite", 6) == 0;
+    feox_db_state *s = vt->dbs;
+    if (!s->vfs_known) {
+        sqlite3_vfs *vfs = NULL;
+        int rc = sqlite3_file_control(vt->db, vt->schema, SQLITE_FCNTL_VFS_POINTER, &vfs);
+        s->vfs_is_dqlite = rc == SQLITE_OK && vfs != NULL && vfs->zName != NULL &&
+                           strncmp(vfs->zName, "dqlite", 6) == 0;
+        s->vfs_known = rc == SQLITE_OK;
+    }
+    return s->vfs_is_dqlite;
 }
 
 /* dqlite replicates a write only when its leader stepped the statement that committed it

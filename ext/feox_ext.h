@@ -294,9 +294,18 @@ typedef struct feox_journal_entry {
     uint64_t expires_at_ns;
 } feox_journal_entry;
 
+/* Bytes of key and old value the journal holds without an allocation (see feox_journal). */
+#define FEOX_JOURNAL_INLINE_BYTES 256
+
 typedef struct feox_journal {
+    /* Entry i is entries[i]; while entries is NULL the journal holds at most one entry, in
+     * first. One entry's bytes may sit in inline_bytes. So a transaction of one small write (an
+     * autocommit statement) allocates nothing (txn_journal.c). */
     feox_journal_entry *entries;
     size_t n, cap;
+    feox_journal_entry first;
+    bool inline_used;
+    unsigned char inline_bytes[FEOX_JOURNAL_INLINE_BYTES];
     size_t *marks; /* marks[i] = journal length when savepoint i began */
     int n_marks, cap_marks;
     /* Added to the flags of every undo write: FEOX_WRITE_INDEX_ONLY in database mode, where

@@ -18,8 +18,9 @@ SQLITE_EXTENSION_INIT3
 #define DEFAULT_SWEEP_LIMIT 64u
 #define MIN_PENDING_LIMIT (64u * 1024u)
 
-/* Step a statement that returns no row, then reset it. Its callers bind every parameter each
- * time, so the bindings are left as they are (clearing them costs a call per statement). */
+/* Step a statement that returns no row, then reset it. Its callers bind every parameter that
+ * changed (PUT and LOG skip what is still bound: storage_sqlite_internal.h), so the bindings are
+ * left as they are (clearing them costs a call per statement). */
 static feox_err run(feox_sqlite_backend *b, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
@@ -70,12 +71,16 @@ static feox_err write_row(feox_sqlite_backend *b, const void *key, uint32_t key_
     }
     sqlite3_bind_blob64(s, 1, key, key_len, SQLITE_STATIC);
     bind_value(s, 2, tag, value, value_len, b->text_as_text);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)tag);
+    if (!b->put_tag_known || b->put_tag != tag) { /* most writes repeat the last tag */
+        b->put_tag_known = sqlite3_bind_int64(s, 3, (sqlite3_int64)tag) == SQLITE_OK;
+        b->put_tag = tag;
+    }
     sqlite3_bind_int64(s, 4, (sqlite3_int64)ts_ns);
     if (expires_at_ns != 0) {
         sqlite3_bind_int64(s, 5, (sqlite3_int64)expires_at_ns);
-    } else {
-        sqlite3_bind_null(s, 5);
+        b->put_expires_set = true;
+    } else if (b->put_expires_set) {
+        b->put_expires_set = sqlite3_bind_null(s, 5) != SQLITE_OK;
     }
     sqlite3_bind_int64(s, 6, (sqlite3_int64)seq);
     feox_sq_expiry_lower(b, expires_at_ns);
@@ -134,8 +139,9 @@ static feox_err emit_change(feox_sqlite_backend *b, const void *key, uint32_t ke
             sqlite3_bind_blob64(s, 2, key, key_len, SQLITE_STATIC);
             if (is_delete) {
                 sqlite3_bind_int64(s, 3, (sqlite3_int64)ts_ns);
-            } else {
-                sqlite3_bind_null(s, 3);
+                b->log_ts_set = true;
+            } else if (b->log_ts_set) {
+                b->log_ts_set = sqlite3_bind_null(s, 3) != SQLITE_OK;
             }
             err = run(b, s, "writing the change feed");
         }
@@ -199,6 +205,7 @@ static feox_sqlite_backend *backend_of(feox_storage *st)
 static void lock(feox_sqlite_backend *b)
 {
     sqlite3_mutex_enter(sqlite3_db_mutex(b->db));
+    b->calls++;
 }
 
 static void unlock(feox_sqlite_backend *b)
@@ -525,6 +532,7 @@ static feox_err refresh_feed(feox_sqlite_backend *b, const feox_storage_sink *si
     unsigned dv = feox_sq_data_version(b);
     /* The version is current only while a transaction is open on the schema. */
     if (dv == b->last_dv && sqlite3_txn_state(b->db, b->schema) > SQLITE_TXN_NONE) {
+        b->current_at_call = b->calls;
         return FEOX_OK;
     }
     b->slow_refreshes++;
@@ -730,7 +738,9 @@ feox_err feox_sqlite_storage_lock_for_write(feox_sqlite_table *t)
     return err;
 }
 
-feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
+/* begin(), trusting a refresh that was the backend's previous call (see
+ * feox_sqlite_storage_begin_refreshed) if refreshed. */
+static feox_err begin_txn(feox_sqlite_table *t, bool refreshed)
 {
     feox_sqlite_backend *b = enter(t);
     if (b == NULL) {
@@ -742,8 +752,9 @@ feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
         err = feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT, "a transaction is already open");
     } else if (!b->loaded) {
         err = feox_sq_fail(b, FEOX_ERR_STALE, "the cache is not loaded");
-    } else if (sqlite3_txn_state(b->db, b->schema) > SQLITE_TXN_NONE &&
-               feox_sq_data_version(b) == b->last_dv) {
+    } else if ((refreshed && b->current_at_call != 0 && b->current_at_call + 1 == b->calls) ||
+               (sqlite3_txn_state(b->db, b->schema) > SQLITE_TXN_NONE &&
+                feox_sq_data_version(b) == b->last_dv)) {
         /* Nothing was committed since cache_seq was known current (the version is current:
          * a transaction is open), so the seq and min_seq are still what was seen then. */
         cur = b->cache_seq;
@@ -765,6 +776,16 @@ feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
     }
     unlock(b);
     return err;
+}
+
+feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
+{
+    return begin_txn(t, false);
+}
+
+feox_err feox_sqlite_storage_begin_refreshed(feox_sqlite_table *t)
+{
+    return begin_txn(t, true);
 }
 
 /* After the transaction's last change: make the feed say what it did, and keep it bounded. */
@@ -896,6 +917,9 @@ static feox_err sync_locked(feox_sqlite_backend *b, bool commit, uint64_t *swept
 
 feox_err feox_sqlite_storage_settle(feox_sqlite_table *t)
 {
+    if (t != NULL && t->backend != NULL && !t->backend->relocate) {
+        return FEOX_OK; /* write() wrote a full map out itself (relocate is set at open) */
+    }
     feox_sqlite_backend *b = enter(t);
     if (b == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;

@@ -195,6 +195,14 @@ bool feox_sqlite_storage_current(feox_sqlite_table *t);
  * fail with SQLITE_BUSY_SNAPSHOT whenever another connection committed in between). */
 feox_err feox_sqlite_storage_lock_for_write(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_begin(feox_sqlite_table *t);
+/* feox_sqlite_storage_begin for xBegin, which has just called feox_refresh() on the store, and
+ * where the statement's transaction stays open from that refresh to this call (SQLite holds it
+ * and the connection's mutex): if the refresh found the cache current inside that transaction
+ * and no other backend call came between, the version is not checked again (one
+ * sqlite3_txn_state and one SQLITE_FCNTL_DATA_VERSION less per write transaction). Only for
+ * that caller: after a refresh in a transaction that has since ended, another connection may
+ * have committed, which feox_sqlite_storage_begin finds and this would not. */
+feox_err feox_sqlite_storage_begin_refreshed(feox_sqlite_table *t);
 feox_err feox_sqlite_storage_sync(feox_sqlite_table *t);
 /* After a write through the store returned (no engine lock held): write the pending map out if it
  * holds more than pending_limit. With max_memory, write() leaves that to this call, since

@@ -72,12 +72,23 @@ typedef struct feox_sqlite_backend {
     feox_sqlite_write_mode mode;
     uint64_t pending_limit, feed_limit;
     bool encoding_known, text_as_text; /* TEXT values stored as TEXT: a UTF-8 database */
+    /* What PUT and LOG hold bound from their last run (run() keeps bindings), so an unchanged
+     * parameter is not bound again: forgotten when the statement is prepared (its parameters
+     * are all NULL then: feox_sq_stmt). */
+    bool put_tag_known; /* PUT's ?3 is put_tag */
+    uint32_t put_tag;
+    bool put_expires_set; /* PUT's ?5 holds an expiry (else NULL) */
+    bool log_ts_set;      /* LOG's ?3 holds a time (else NULL) */
 
     /* Coherence: what the store's indexes hold. */
     bool loaded;           /* false: only a load brings them up to date */
     uint64_t cache_seq;    /* the table's seq the indexes reflect */
     unsigned last_dv;      /* SQLITE_FCNTL_DATA_VERSION when cache_seq was known current */
     uint64_t last_min_seq; /* the feed's min_seq then (valid with last_dv) */
+    /* Backend calls so far (each lock() counts one), and the call at which a refresh last
+     * found the cache current inside an open transaction: a begin that is the very next call
+     * (xBegin refreshes, then begins, under the connection's mutex) need not check again. */
+    uint64_t calls, current_at_call;
     /* What the indexes were loaded from (storage_sqlite_sql.c). sqlite3_deserialize puts an
      * in-memory image under a table whose vtab stays connected (a cached statement keeps it
      * while the schema cookie matches): the image's seq says nothing about this cache, and its

@@ -58,6 +58,25 @@ static bool grow_slots(feox_pending *p)
     return true;
 }
 
+/* Room for an entry's key and value: the map's inline bytes if free and large enough. */
+static unsigned char *entry_bytes(feox_pending *p, uint64_t len)
+{
+    if (!p->inline_used && len <= sizeof p->inline_bytes) {
+        p->inline_used = true;
+        return p->inline_bytes;
+    }
+    return sqlite3_malloc64(len);
+}
+
+static void entry_bytes_free(feox_pending *p, unsigned char *bytes)
+{
+    if (bytes == p->inline_bytes) {
+        p->inline_used = false;
+    } else {
+        sqlite3_free(bytes);
+    }
+}
+
 bool feox_pending_put(feox_pending *p, const void *key, uint32_t key_len, const void *value,
                       uint32_t value_len, uint32_t tag, uint64_t ts_ns, uint64_t expires_at_ns,
                       bool is_delete)
@@ -65,28 +84,39 @@ bool feox_pending_put(feox_pending *p, const void *key, uint32_t key_len, const 
     if (is_delete) {
         value_len = 0;
     }
-    unsigned char *bytes = sqlite3_malloc64((uint64_t)key_len + value_len + 1);
-    if (bytes == NULL || !grow_slots(p)) {
-        sqlite3_free(bytes);
+    if (!grow_slots(p)) {
         return false;
     }
-    memcpy(bytes, key, key_len);
+    size_t i = find_slot(p, key, key_len);
+    uint64_t len = (uint64_t)key_len + value_len + 1;
+    unsigned char *bytes;
+    if (p->slots[i] != 0 && p->entries[p->slots[i] - 1].bytes == p->inline_bytes &&
+        len <= sizeof p->inline_bytes) {
+        bytes = p->inline_bytes; /* the key's change replaced in place */
+    } else {
+        bytes = entry_bytes(p, len);
+        if (bytes == NULL) {
+            return false;
+        }
+    }
+    memmove(bytes, key, key_len); /* memmove: the same bytes if replaced in place */
     if (value_len != 0) {
-        memcpy(bytes + key_len, value, value_len);
+        memmove(bytes + key_len, value, value_len);
     }
     feox_pending_entry fresh = {bytes, key_len, value_len, tag, is_delete, ts_ns, expires_at_ns};
-    size_t i = find_slot(p, key, key_len);
     if (p->slots[i] != 0) {
         feox_pending_entry *old = &p->entries[p->slots[i] - 1];
         p->bytes -= (uint64_t)old->key_len + old->value_len;
-        sqlite3_free(old->bytes);
+        if (old->bytes != bytes) {
+            entry_bytes_free(p, old->bytes);
+        }
         *old = fresh;
     } else {
         if (p->n == p->cap) {
             size_t cap = p->cap ? p->cap * 2 : 1024;
             feox_pending_entry *grown = sqlite3_realloc64(p->entries, cap * sizeof *grown);
             if (grown == NULL) {
-                sqlite3_free(bytes);
+                entry_bytes_free(p, bytes);
                 return false;
             }
             p->entries = grown;
@@ -190,7 +220,7 @@ void feox_pending_clear(feox_pending *p)
     }
     if (p->nslots > 65536) { /* a large transaction's map is not kept for the next one */
         for (size_t k = 0; k < p->n; k++) {
-            sqlite3_free(p->entries[k].bytes);
+            entry_bytes_free(p, p->entries[k].bytes);
         }
         sqlite3_free(p->entries);
         sqlite3_free(p->slots);
@@ -201,7 +231,7 @@ void feox_pending_clear(feox_pending *p)
     } else {
         clear_slots(p);
         for (size_t k = 0; k < p->n; k++) {
-            sqlite3_free(p->entries[k].bytes);
+            entry_bytes_free(p, p->entries[k].bytes);
         }
     }
     p->n = 0;

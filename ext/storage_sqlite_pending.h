@@ -27,6 +27,10 @@ typedef struct feox_pending {
     uint32_t *slots; /* open addressing: entry index + 1, 0 = empty; power of two */
     size_t nslots;
     uint64_t bytes; /* key and value bytes held */
+    /* One entry's bytes may sit here instead of in an allocation of their own: a transaction
+     * of one small change (an autocommit statement) allocates nothing. */
+    bool inline_used;
+    unsigned char inline_bytes[256];
 } feox_pending;
 
 /* Record a change of key (value NULL and is_delete for a delete). Returns false on out of memory

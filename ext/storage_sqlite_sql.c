@@ -99,6 +99,12 @@ feox_err feox_sq_stmt(feox_sqlite_backend *b, feox_sq_id id, sqlite3_stmt **out)
         if (rc != SQLITE_OK) {
             return feox_sq_sql_error(b, rc, "preparing a statement");
         }
+        if (id == FEOX_SQ_PUT) {
+            b->put_tag_known = false;
+            b->put_expires_set = false;
+        } else if (id == FEOX_SQ_LOG) {
+            b->log_ts_set = false;
+        }
     }
     *out = b->stmts[id];
     return FEOX_OK;

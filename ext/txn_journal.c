@@ -19,6 +19,10 @@
  * xRollbackTo, so the undo writes carry undo_flags = FEOX_WRITE_INDEX_ONLY: they put the cache
  * back to match, and write nothing to the backend.
  *
+ * Memory: the first entry, and one entry's key and old value of up to FEOX_JOURNAL_INLINE_BYTES,
+ * are held in the journal itself; so the journal of a one-row transaction (an autocommit write)
+ * allocates nothing (each allocation is a mutex, a status update and a free at commit).
+ *
  * Isolation (file and shared memory tables): other connections see changes before COMMIT (the store
  * is shared, not versioned), and a rollback restores the old state even if another connection wrote
  * the key meanwhile.
@@ -29,28 +33,62 @@
 
 SQLITE_EXTENSION_INIT3
 
-/* An entry's key and old value share one allocation (the value right after the key). */
-static void entry_free(feox_journal_entry *e)
+/* Entry i: the array once there is one, else the one held in the journal itself. */
+static feox_journal_entry *entry_at(feox_journal *j, size_t i)
 {
-    sqlite3_free(e->key);
+    return j->entries != NULL ? &j->entries[i] : &j->first;
+}
+
+/* Room for one more entry: the first goes in j->first, a second moves it into an array. */
+static bool reserve_entry(feox_journal *j)
+{
+    size_t cap = j->entries != NULL ? j->cap : 1;
+    if (j->n < cap) {
+        return true;
+    }
+    size_t grown_cap = j->entries != NULL ? j->cap * 2 : 16;
+    feox_journal_entry *grown = sqlite3_realloc64(j->entries, grown_cap * sizeof *grown);
+    if (grown == NULL) {
+        return false;
+    }
+    if (j->entries == NULL) {
+        grown[0] = j->first; /* n == 1 here */
+    }
+    j->entries = grown;
+    j->cap = grown_cap;
+    return true;
+}
+
+/* An entry's key and old value share one place (the value right after the key): the journal's
+ * inline bytes if they are free and large enough, else an allocation. */
+static unsigned char *entry_bytes(feox_journal *j, size_t held)
+{
+    if (!j->inline_used && held <= sizeof j->inline_bytes) {
+        j->inline_used = true;
+        return j->inline_bytes;
+    }
+    return sqlite3_malloc64(held ? held : 1);
+}
+
+static void entry_free(feox_journal *j, feox_journal_entry *e)
+{
+    if (e->key == j->inline_bytes) {
+        j->inline_used = false;
+    } else {
+        sqlite3_free(e->key);
+    }
+    e->key = NULL;
 }
 
 int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool existed,
                      const void *value, size_t value_len, const feox_record_info *info)
 {
-    if (j->n == j->cap) {
-        size_t cap = j->cap ? j->cap * 2 : 16;
-        feox_journal_entry *grown = sqlite3_realloc64(j->entries, cap * sizeof *grown);
-        if (grown == NULL) {
-            return SQLITE_NOMEM;
-        }
-        j->entries = grown;
-        j->cap = cap;
+    if (!reserve_entry(j)) {
+        return SQLITE_NOMEM;
     }
-    feox_journal_entry *e = &j->entries[j->n];
+    feox_journal_entry *e = entry_at(j, j->n);
     memset(e, 0, sizeof *e);
-    size_t held = key_len + (existed ? value_len : 0);
-    e->key = sqlite3_malloc64(held ? held : 1);
+    e->key = entry_bytes(j, key_len + (existed ? value_len : 0));
     if (e->key == NULL) {
         return SQLITE_NOMEM;
     }
@@ -74,7 +112,7 @@ int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool exis
 void feox_journal_truncate(feox_journal *j, size_t n)
 {
     while (j->n > n) {
-        entry_free(&j->entries[--j->n]);
+        entry_free(j, entry_at(j, --j->n));
     }
 }
 
@@ -121,7 +159,7 @@ int feox_journal_replaced(feox_journal *j, feox_store *store, const void *key, s
 feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n)
 {
     while (j->n > n) {
-        feox_journal_entry *e = &j->entries[j->n - 1];
+        feox_journal_entry *e = entry_at(j, j->n - 1);
         feox_err r = undo_entry(store, e, j->undo_flags);
         /* An allocation failure is usually transient; losing the old version is not. */
         for (int attempt = 0; attempt < 3 && r == FEOX_ERR_NOMEM; attempt++) {
@@ -130,7 +168,7 @@ feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n)
         if (r != FEOX_OK) {
             return r; /* keep this entry and the older ones: a later undo retries them */
         }
-        entry_free(e);
+        entry_free(j, e);
         j->n--;
     }
     return FEOX_OK;
@@ -185,10 +223,14 @@ feox_err feox_journal_rollback_to(feox_journal *j, feox_store *store, int level)
 
 void feox_journal_clear(feox_journal *j)
 {
-    unsigned undo_flags = j->undo_flags; /* a property of the table, not of the transaction */
     feox_journal_truncate(j, 0);
     sqlite3_free(j->entries);
     sqlite3_free(j->marks);
-    memset(j, 0, sizeof *j);
-    j->undo_flags = undo_flags;
+    /* The rest is empty already; undo_flags is a property of the table, not of the
+     * transaction. */
+    j->entries = NULL;
+    j->cap = 0;
+    j->marks = NULL;
+    j->n_marks = 0;
+    j->cap_marks = 0;
 }

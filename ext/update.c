@@ -316,7 +316,12 @@ int feox_vt_update(sqlite3_vtab *tab, int argc, sqlite3_value **argv, sqlite3_in
 {
     feox_vtab *vt = (feox_vtab *)tab;
     (void)rowid;
-    int rc = feox_vtab_check_store(vt); /* its own code: CANTOPEN, NOMEM, IOERR, CORRUPT... */
+    /* Its own code: CANTOPEN, NOMEM, IOERR, CORRUPT... In database mode xBegin brought the
+     * cache up to date for the whole write transaction (only this connection writes until it
+     * ends; a scan's range is loaded by its xFilter), so no refresh here; the logical clock
+     * (clock='log') still takes the full one. */
+    bool refreshed = vt->dbs != NULL && vt->in_txn && vt->lclock == NULL;
+    int rc = refreshed ? feox_vtab_check_store_without_refresh(vt) : feox_vtab_check_store(vt);
     if (rc != SQLITE_OK) {
         return rc;
     }

@@ -679,6 +679,114 @@ static void feed_between_connections(feox_sqlite_write_mode mode, const char *na
     sqlite3_close(dbb);
 }
 
+/* xBegin's begin (feox_sqlite_storage_begin_refreshed) trusts only a refresh that was the
+ * backend's previous call: after any other call, a commit by another connection since that
+ * refresh is still found (STALE), and right after a refresh inside the write transaction the
+ * begin sees the current seq. */
+static void test_begin_after_refresh(void **state)
+{
+    (void)state;
+    sqlite3 *dba = open_db("begin_refreshed.db");
+    sqlite3 *dbb = open_db("begin_refreshed.db");
+    create_table(dba, "kv");
+    backend a, b;
+    test_sink ts;
+    open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&a, &ts);
+    load(&b, &ts);
+
+    /* A refreshes inside a read transaction (found current), which then ends; B commits. */
+    exec_ok(dba, "BEGIN");
+    sqlite3_free(query(dba, "SELECT count(*) FROM kv_log"));
+    assert_int_equal(refresh(&a, &ts), FEOX_OK);
+    exec_ok(dba, "COMMIT");
+    txn_begin(&b);
+    assert_int_equal(put_text(&b, "k1", "from b"), FEOX_OK);
+    txn_commit(&b);
+    /* another backend call came between: the begin checks, and finds A behind */
+    exec_ok(dba, "BEGIN IMMEDIATE");
+    feox_stats stats;
+    memset(&stats, 0, sizeof stats);
+    a.st->methods->get_stats(a.st, &stats);
+    assert_int_equal(feox_sqlite_storage_begin_refreshed(&a.t), FEOX_ERR_STALE);
+    assert_int_equal(feox_sqlite_storage_begin(&a.t), FEOX_ERR_STALE);
+    /* as xBegin does it: refresh (applies B's change), then begin */
+    assert_int_equal(refresh(&a, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "+k1");
+    assert_int_equal(refresh(&a, &ts), FEOX_OK); /* current now: found without SQL */
+    assert_int_equal(feox_sqlite_storage_begin_refreshed(&a.t), FEOX_OK);
+    assert_int_equal(put_text(&a, "k2", "from a"), FEOX_OK);
+    txn_commit(&a);
+    /* A's write took the seq after B's: B hears it as the next change */
+    assert_int_equal(refresh(&b, &ts), FEOX_OK);
+    assert_string_equal(ts.events, "+k2");
+    char *seqs = query(dbb, "SELECT group_concat(seq) FROM kv_log");
+    assert_string_equal(seqs, "1,2");
+    sqlite3_free(seqs);
+
+    close_backend(&a);
+    close_backend(&b);
+    sqlite3_close(dba);
+    sqlite3_close(dbb);
+}
+
+/* One write per transaction, as autocommit statements do: each row and feed row holds exactly
+ * its own write's tag, expiry and time, whatever the previous write bound (PUT and LOG keep
+ * their bindings from one run to the next). */
+static void rows_hold_their_own_parameters(feox_sqlite_write_mode mode, const char *name)
+{
+    sqlite3 *db = open_db(name);
+    create_table(db, "kv");
+    backend a;
+    test_sink ts;
+    open_backend(&a, db, "kv", mode);
+    load(&a, &ts);
+    const uint64_t expiry = 4000000000000000000ull;
+    const unsigned char eight[8] = {7, 0, 0, 0, 0, 0, 0, 0};
+    struct {
+        const char *key;
+        uint32_t tag;
+        uint64_t expires;
+        bool erase;
+    } steps[] = {
+        {"k1", FEOX_TAG_TEXT, expiry, false}, {"k1", FEOX_TAG_TEXT, 0, false},
+        {"k2", FEOX_TAG_INTEGER, 0, false},   {"k2", FEOX_TAG_INTEGER, expiry, false},
+        {"k3", FEOX_TAG_TEXT, 0, false},      {"k3", 0, 0, true},
+        {"k4", FEOX_TAG_TEXT, 0, false},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        txn_begin(&a);
+        if (steps[i].erase) {
+            assert_int_equal(erase(&a, steps[i].key), FEOX_OK);
+        } else if (steps[i].tag == FEOX_TAG_INTEGER) {
+            assert_int_equal(
+                put_tagged(&a, steps[i].key, eight, 8, FEOX_TAG_INTEGER, 1000, steps[i].expires),
+                FEOX_OK);
+        } else {
+            assert_int_equal(
+                put_tagged(&a, steps[i].key, "text", 4, FEOX_TAG_TEXT, 1000, steps[i].expires),
+                FEOX_OK);
+        }
+        txn_commit(&a);
+    }
+    char *rows = query(db, "SELECT key, typeof(value), tag, expires FROM kv_data ORDER BY key");
+    assert_string_equal(rows, "k1|text|3|NULL,k2|integer|1|4000000000000000000,k4|text|3|NULL");
+    sqlite3_free(rows);
+    char *feed = query(db, "SELECT seq, key, ts IS NULL FROM kv_log ORDER BY seq");
+    assert_string_equal(feed, "1|k1|1,2|k1|1,3|k2|1,4|k2|1,5|k3|1,6|k3|0,7|k4|1");
+    sqlite3_free(feed);
+    close_backend(&a);
+    sqlite3_close(db);
+}
+
+static void test_rows_hold_their_own_parameters(void **state)
+{
+    (void)state;
+    rows_hold_their_own_parameters(FEOX_SQLITE_WRITE_BUFFERED, "own_params_buffered.db");
+    rows_hold_their_own_parameters(FEOX_SQLITE_WRITE_THROUGH, "own_params_through.db");
+}
+
 static void test_feed_buffered(void **state)
 {
     (void)state;
@@ -2040,6 +2148,8 @@ int main(void)
         cmocka_unit_test(test_savepoints_write_through),
         cmocka_unit_test(test_feed_buffered),
         cmocka_unit_test(test_feed_write_through),
+        cmocka_unit_test(test_begin_after_refresh),
+        cmocka_unit_test(test_rows_hold_their_own_parameters),
         cmocka_unit_test(test_stale_buffered),
         cmocka_unit_test(test_stale_write_through),
         cmocka_unit_test(test_utf16_database),
