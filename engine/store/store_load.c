@@ -54,6 +54,7 @@ typedef struct load_state {
     load_slot *slots; /* open addressing, linear probing, at most 3/4 full */
     size_t slot_mask;
     int64_t memory; /* accounted bytes, added to the store at the end */
+    feox_slab_filler slab; /* where new keys' blocks come from (parked in the store at the end) */
     /* Puts wait here for LOOKAHEAD more records, their table slot prefetched, and are applied
      * in file order (drain_queue). */
     struct queued_put {
@@ -205,7 +206,7 @@ static void drop_owner(load_state *ls, feox_entry *e)
     if (shared)
         ls->memory -= version_bytes(shared);
     end_version(ls, e); /* subtracts the current version unless it is the shared one */
-    feox_entry_free(e);
+    feox_entry_free_to(e, &ls->slab); /* a slab block nobody else saw is used again */
 }
 
 /* Apply a queued put: its entry becomes the key's. If the key has one already, the new entry
@@ -265,12 +266,12 @@ static feox_err track_expiry(load_state *ls, uint64_t hash, const feox_storage_r
 
 /* A new version and an entry for its key (store_internal.h): one allocation if the value is
  * small enough to share it (and max_memory, which evicts values, is off), else two. */
-feox_entry *feox_loaded_put_new(const feox_store *s, uint64_t hash, const feox_storage_record *rec,
-                                feox_record **v)
+feox_entry *feox_loaded_put_new(const feox_store *s, feox_slab_filler *slab, uint64_t hash,
+                                const feox_storage_record *rec, feox_record **v)
 {
     if (!s->cfg.max_memory && rec->value_len <= EMBED_MAX_VALUE)
-        return feox_entry_new_with_record(rec->key, rec->key_len, hash, rec->value, rec->value_len,
-                                          rec->tag, rec->ts_ns, rec->expires_at_ns,
+        return feox_entry_new_with_record(slab, rec->key, rec->key_len, hash, rec->value,
+                                          rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns,
                                           record_flags(rec), v);
     feox_entry *e = feox_entry_new(rec->key, rec->key_len, hash);
     *v = e ? feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns,
@@ -288,7 +289,7 @@ feox_entry *feox_loaded_put_new(const feox_store *s, uint64_t hash, const feox_s
 static feox_err queue_put(load_state *ls, uint64_t hash, const feox_storage_record *rec)
 {
     feox_record *v;
-    feox_entry *e = feox_loaded_put_new(ls->store, hash, rec, &v);
+    feox_entry *e = feox_loaded_put_new(ls->store, &ls->slab, hash, rec, &v);
     if (!e)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     feox_record_set_location(v, rec->location);
@@ -596,6 +597,8 @@ feox_err feox_store_first_load(feox_store *s, feox_storage *st)
     else
         drop_entries(&ls);
     feox_mem_free_large(ls.slots);
+    /* the store has no parked slab yet: the next bulk load (a refresh) goes on with this one */
+    atomic_store_explicit(&s->parked_slab, feox_slab_park(&ls.slab), memory_order_release);
     feox_memory_reserve(s, ls.memory, false);
     feox_mem_free(ls.entries);
     return err;
@@ -649,8 +652,9 @@ static feox_entry *largest_entry(feox_store *s)
 
 /* A held version for a key the store already has: applied as the locked sink would, from a
  * standalone copy (the held entry, and the version sharing its allocation, are freed). */
-static feox_err apply_to_existing(feox_store *s, feox_entry *e, feox_record *v)
+static feox_err apply_to_existing(feox_put_run *run, feox_entry *e, feox_record *v)
 {
+    feox_store *s = run->store;
     feox_record *copy = feox_record_new((v->flags & FEOX_RECORD_COLD) ? NULL : v->value,
                                         v->value_len, v->tag, v->ts_ns, v->expires_at_ns, v->flags);
     feox_err err = FEOX_OK;
@@ -662,7 +666,7 @@ static feox_err apply_to_existing(feox_store *s, feox_entry *e, feox_record *v)
         err = feox_apply_put(s, feox_hash_shard(&s->hash, hash), hash, e->key, e->key_len, copy);
     }
     feox_record_unref(v);
-    feox_entry_free(e);
+    feox_entry_free_to(e, &run->slab); /* never published: its block is used again */
     return err;
 }
 
@@ -746,7 +750,7 @@ feox_err feox_put_run_apply(feox_put_run *run)
             run->versions[absent++] = v;
             continue;
         }
-        feox_err put_err = apply_to_existing(s, e, v);
+        feox_err put_err = apply_to_existing(run, e, v);
         if (!err)
             err = put_err;
     }
@@ -783,8 +787,13 @@ feox_err feox_put_run_add(feox_put_run *run, const feox_storage_record *rec, boo
             return err;
     }
     uint64_t hash = feox_hash_key(&s->hash, rec->key, rec->key_len);
+    if (!run->slab_taken) { /* go on filling the slab the last bulk load parked, if any */
+        feox_slab_resume(&run->slab,
+                         atomic_exchange_explicit(&s->parked_slab, NULL, memory_order_acquire));
+        run->slab_taken = true;
+    }
     feox_record *v;
-    feox_entry *e = feox_loaded_put_new(s, hash, rec, &v);
+    feox_entry *e = feox_loaded_put_new(s, &run->slab, hash, rec, &v);
     if (!e)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     feox_record_set_location(v, rec->location);
@@ -801,5 +810,13 @@ feox_err feox_put_run_finish(feox_put_run *run)
     feox_mem_free(run->versions);
     run->entries = NULL;
     run->versions = NULL;
+    if (run->slab_taken) { /* park the slab for the next run (or seal it: one is parked) */
+        feox_slab *mine = feox_slab_park(&run->slab);
+        feox_slab *none = NULL;
+        if (!atomic_compare_exchange_strong_explicit(&run->store->parked_slab, &none, mine,
+                                                     memory_order_acq_rel, memory_order_relaxed))
+            feox_slab_seal_parked(mine);
+        run->slab_taken = false;
+    }
     return err;
 }
