@@ -5,8 +5,8 @@
  *              slab is then one allocation from it);
  *   handle     a value handle on a loaded version outlives the close: its slab stays mapped, the
  *              value reads back whole, and the release gives the slab back;
- *   overwrite  a file that holds every key many times loads into the slab space of one copy of
- *              each key (the load reuses the blocks of the versions it replaces);
+ *   overwrite  a file written with every key many times loads into the slab space of one copy
+ *              of each key (one slab);
  *   sealed     overwriting and deleting every loaded key on the open store frees the slabs the
  *              load sealed (once the epoch reclaims the blocks): only the one kept for the next
  *              bulk load stays mapped until close.
