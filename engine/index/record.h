@@ -9,7 +9,10 @@
  *               An entry made with its first version (feox_entry_new_with_record: one allocation
  *               per key when a store loads) holds a reference on that version, which sits at the
  *               start of their common allocation; the allocation is freed by whichever of the two
- *               goes last (the version's reference count covers both). Such an entry never shows
+ *               goes last (the version's reference count covers both). A bulk load takes that
+ *               block from a slab (base/slab.h; the version is then FEOX_RECORD_SLAB, and
+ *               freeing the block drops its slab's live count instead of calling free()).
+ *               Such an entry never shows
  *               another version: the write that replaces its first version puts a standalone
  *               entry (current = that same first version) in its place in both indexes, under
  *               the key's shard lock, retires it, and then publishes the new version in the

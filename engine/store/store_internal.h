@@ -238,7 +238,8 @@ feox_err feox_store_attach_storage(feox_store *s);
  * no locks, the ordered index built in one pass at the end). */
 feox_err feox_store_first_load(feox_store *s, feox_storage *st);
 /* A new version of rec (location not set) and an entry for its key, made at once (rec's bytes
- * are valid during the backend's call only): one allocation for a value of up to 256 bytes
+ * are valid during the backend's call only): one block, from slab (the bulk load's filler:
+ * base/slab.h), for a value of up to 256 bytes
  * without max_memory, else two; the entry holds the version's index reference, current NULL.
  * NULL if there is no memory. */
 feox_entry *feox_loaded_put_new(const feox_store *s, feox_slab_filler *slab, uint64_t hash,

@@ -27,6 +27,10 @@
  *     random inserts; with PARALLEL_MIN_KEYS keys or more, a helper thread sorts and builds the
  *     ordered index while this one fills the hash index (both only read the entries, which
  *     are complete before the helper starts; the helper is joined before the store is used);
+ *   - takes those blocks from slabs (base/slab.h: 2 MiB mappings with huge pages asked for,
+ *     bump-allocated, ~100 page faults for 1M keys instead of ~47,000), reuses at once the
+ *     block of an entry it drops (a replaced key, a tombstone), and parks its last slab in the
+ *     store for the next bulk load (a refresh's run) to go on filling;
  *   - adds the accounted memory once at the end, reads the clock only for records with an
  *     expiry, and pushes a TTL heap item only for those.
  * A refresh (and the full reload it may ask for) runs on a live store: what it sends goes
@@ -266,8 +270,8 @@ static feox_err track_expiry(load_state *ls, uint64_t hash, const feox_storage_r
     return FEOX_OK;
 }
 
-/* A new version and an entry for its key (store_internal.h): one allocation if the value is
- * small enough to share it (and max_memory, which evicts values, is off), else two. */
+/* A new version and an entry for its key (store_internal.h): one block of the load's slab if
+ * the value is small enough to share it (and max_memory, which evicts values, is off), else two. */
 feox_entry *feox_loaded_put_new(const feox_store *s, feox_slab_filler *slab, uint64_t hash,
                                 const feox_storage_record *rec, feox_record **v)
 {
