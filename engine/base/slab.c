@@ -14,9 +14,15 @@
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+/* Under ASan a slab comes from malloc too: LeakSanitizer scans malloc'd memory but not a
+ * mapping of ours, so pointers kept in slab blocks (the epoch's retire list runs through them)
+ * would otherwise leave what they point at looking leaked, and a slab never released would go
+ * unreported. */
+#define FROM_ALLOCATOR_ALWAYS 1
 #else
 #define POISON(p, n) ((void)(p), (void)(n))
 #define UNPOISON(p, n) ((void)(p), (void)(n))
+#define FROM_ALLOCATOR_ALWAYS 0
 #endif
 
 /* Carried by the live count while a filler fills the slab (or it is parked): the count cannot
@@ -40,6 +46,16 @@ static _Atomic size_t mapped_bytes;
 size_t feox_slab_mapped_bytes(void)
 {
     return atomic_load_explicit(&mapped_bytes, memory_order_relaxed);
+}
+
+static bool slabs_mapped(void)
+{
+    return feox_mem_is_default() && !FROM_ALLOCATOR_ALWAYS;
+}
+
+size_t feox_slab_bytes_each(void)
+{
+    return slabs_mapped() ? FEOX_SLAB_BYTES : 2 * FEOX_SLAB_BYTES;
 }
 
 static feox_slab *slab_of(const void *block)
@@ -67,11 +83,10 @@ static feox_slab *slab_new(void)
 {
     char *start;
     void *from_allocator = NULL;
-    size_t taken = FEOX_SLAB_BYTES;
-    if (feox_mem_is_default()) {
+    size_t taken = feox_slab_bytes_each();
+    if (slabs_mapped()) {
         start = map_aligned();
     } else {
-        taken = 2 * FEOX_SLAB_BYTES;
         from_allocator = feox_mem_alloc(taken);
         start = from_allocator ? (char *)(((uintptr_t)from_allocator + FEOX_SLAB_BYTES - 1) &
                                           ~(uintptr_t)(FEOX_SLAB_BYTES - 1))

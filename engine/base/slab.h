@@ -15,9 +15,11 @@
  *
  * With an allocator from feox_set_allocator, a slab is one allocation of 2 * FEOX_SLAB_BYTES
  * from it (aligned inside), so a test that fails the Nth allocation fails a slab too, and
- * LeakSanitizer sees a slab that is never released. Under AddressSanitizer, a slab's unused
- * bytes and freed blocks are poisoned: a use after free inside a slab is reported as it is for
- * malloc'd memory (and blocks are never reused, so there is no quarantine to outlive).
+ * LeakSanitizer sees a slab that is never released. Under AddressSanitizer, slabs always come
+ * from the allocator (LeakSanitizer scans them: the epoch's retire list runs through blocks),
+ * and a slab's unused bytes and freed blocks are poisoned: a use after free inside a slab is
+ * reported as it is for malloc'd memory (and blocks are never reused, so there is no quarantine
+ * to outlive).
  */
 #ifndef FEOX_SLAB_H
 #define FEOX_SLAB_H
@@ -69,7 +71,9 @@ void feox_slab_seal_parked(feox_slab *parked);
 void feox_slab_free(void *block, size_t size);
 void feox_slab_free_many(void *block, size_t n);
 
-/* Bytes that slabs map (or take from the allocator) in this process now. */
+/* Bytes that slabs map (or take from the allocator) in this process now, and what one new slab
+ * takes (FEOX_SLAB_BYTES mapped; twice that from an allocator, to align it). */
 size_t feox_slab_mapped_bytes(void);
+size_t feox_slab_bytes_each(void);
 
 #endif

@@ -98,7 +98,7 @@ static void test_close_gives_every_slab_back(void **state)
     write_file(path, 20000, 1); /* ~3.7 MB of blocks: two slabs */
     size_t before = feox_slab_mapped_bytes();
     feox_store *s = open_at(path);
-    assert_true(feox_slab_mapped_bytes() >= before + 2 * FEOX_SLAB_BYTES);
+    assert_true(feox_slab_mapped_bytes() >= before + 2 * feox_slab_bytes_each());
     expect_values(s, 20000, 0);
     assert_int_equal(feox_check(s), FEOX_OK);
     assert_int_equal(feox_close(s), FEOX_OK);
@@ -144,7 +144,7 @@ static void test_overwritten_versions_reuse_blocks(void **state)
     write_file(path, 5000, 20); /* 100,000 records: ~18 MB of blocks without reuse */
     size_t before = feox_slab_mapped_bytes();
     feox_store *s = open_at(path);
-    assert_int_equal(feox_slab_mapped_bytes(), before + FEOX_SLAB_BYTES); /* 5000 keys: one */
+    assert_int_equal(feox_slab_mapped_bytes(), before + feox_slab_bytes_each()); /* 5000 keys: one */
     expect_values(s, 5000, 19);
     assert_int_equal(feox_check(s), FEOX_OK);
     assert_int_equal(feox_close(s), FEOX_OK);
@@ -159,7 +159,7 @@ static void test_sealed_slabs_go_when_their_keys_do(void **state)
     write_file(path, 30000, 1); /* three slabs: two sealed, the last kept for the next load */
     size_t before = feox_slab_mapped_bytes();
     feox_store *s = open_at(path);
-    assert_int_equal(feox_slab_mapped_bytes(), before + 3 * FEOX_SLAB_BYTES);
+    assert_int_equal(feox_slab_mapped_bytes(), before + 3 * feox_slab_bytes_each());
     char key[32];
     uint8_t value[VALUE_LEN];
     for (int i = 0; i < 30000; i++) {
@@ -171,11 +171,11 @@ static void test_sealed_slabs_go_when_their_keys_do(void **state)
             assert_int_equal(feox_insert(s, key, len, value, VALUE_LEN, NULL, NULL), FEOX_OK);
         }
     }
-    for (int i = 0; i < 100 && feox_slab_mapped_bytes() != before + FEOX_SLAB_BYTES; i++) {
+    for (int i = 0; i < 100 && feox_slab_mapped_bytes() != before + feox_slab_bytes_each(); i++) {
         feox_epoch_reclaim();
         usleep(10000); /* the maintenance thread may be reclaiming too */
     }
-    assert_int_equal(feox_slab_mapped_bytes(), before + FEOX_SLAB_BYTES);
+    assert_int_equal(feox_slab_mapped_bytes(), before + feox_slab_bytes_each());
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_int_equal(feox_slab_mapped_bytes(), before);
 }
