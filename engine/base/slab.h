@@ -29,6 +29,10 @@
 #include <stdint.h>
 
 #define FEOX_SLAB_BYTES ((size_t)2 << 20)
+/* A store's bulk loads take blocks from slabs once they have made this many blocks (the earlier
+ * ones from malloc): a slab is 2 MiB of memory once its huge page is touched, which a store of a
+ * few keys (a small table's cache) should not pay. */
+#define FEOX_SLAB_MIN_BLOCKS 8192
 /* The largest block a slab holds; larger ones are the caller's to malloc. */
 #define FEOX_SLAB_MAX_BLOCK 1024
 

@@ -88,6 +88,7 @@ struct feox_store {
     /* The slab the last bulk load was filling (base/slab.h), for the next one to go on with;
      * taken and put back with an atomic exchange (store_load.c), sealed at close. */
     _Atomic(feox_slab *) parked_slab;
+    _Atomic uint64_t bulk_blocks; /* blocks its finished bulk loads made (FEOX_SLAB_MIN_BLOCKS) */
 };
 
 /* Process lifecycle (store_registry.c). feox_fork_generation is bumped by the atfork child
@@ -258,6 +259,7 @@ typedef struct feox_put_run {
     size_t count;
     feox_slab_filler slab; /* the blocks' slab, the store's parked one while the run lasts */
     bool slab_taken;
+    uint64_t made; /* blocks made by the run so far */
 } feox_put_run;
 feox_err feox_put_run_add(feox_put_run *run, const feox_storage_record *rec, bool *taken);
 feox_err feox_put_run_apply(feox_put_run *run);

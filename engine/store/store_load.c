@@ -27,8 +27,9 @@
  *     random inserts; with PARALLEL_MIN_KEYS keys or more, a helper thread sorts and builds the
  *     ordered index while this one fills the hash index (both only read the entries, which
  *     are complete before the helper starts; the helper is joined before the store is used);
- *   - takes those blocks from slabs (base/slab.h: 2 MiB mappings with huge pages asked for,
- *     bump-allocated, ~100 page faults for 1M keys instead of ~47,000), reuses at once the
+ *   - takes those blocks from slabs once the store's bulk loads have made FEOX_SLAB_MIN_BLOCKS
+ *     (base/slab.h: 2 MiB mappings with huge pages asked for, bump-allocated, ~100 page faults
+ *     for 1M keys instead of ~47,000; a small store's stay with malloc), reuses at once the
  *     block of an entry it drops (a replaced key, a tombstone), and parks its last slab in the
  *     store for the next bulk load (a refresh's run) to go on filling;
  *   - adds the accounted memory once at the end, reads the clock only for records with an
@@ -59,6 +60,7 @@ typedef struct load_state {
     size_t slot_mask;
     int64_t memory; /* accounted bytes, added to the store at the end */
     feox_slab_filler slab; /* where new keys' blocks come from (parked in the store at the end) */
+    uint64_t made;         /* blocks made so far (slabs from FEOX_SLAB_MIN_BLOCKS on) */
     /* Puts wait here for LOOKAHEAD more records, their table slot prefetched, and are applied
      * in file order (drain_queue). */
     struct queued_put {
@@ -290,12 +292,24 @@ feox_entry *feox_loaded_put_new(const feox_store *s, feox_slab_filler *slab, uin
     return e;
 }
 
+/* The filler to take a bulk load's next block from: slab once the store's bulk loads have made
+ * FEOX_SLAB_MIN_BLOCKS blocks, counting the `made` of the load under way; NULL (malloc) before. */
+static feox_slab_filler *slab_for(const feox_store *s, feox_slab_filler *slab, uint64_t *made)
+{
+    (*made)++;
+    if (slab->slab)
+        return slab;
+    uint64_t before = atomic_load_explicit(&s->bulk_blocks, memory_order_relaxed);
+    return before + *made > FEOX_SLAB_MIN_BLOCKS ? slab : NULL;
+}
+
 /* A put: its version and entry made now, its table slot prefetched, applied LOOKAHEAD records
  * later, when that slot is in cache (the entry goes unused if the key has one already). */
 static feox_err queue_put(load_state *ls, uint64_t hash, const feox_storage_record *rec)
 {
     feox_record *v;
-    feox_entry *e = feox_loaded_put_new(ls->store, &ls->slab, hash, rec, &v);
+    feox_entry *e =
+        feox_loaded_put_new(ls->store, slab_for(ls->store, &ls->slab, &ls->made), hash, rec, &v);
     if (!e)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     feox_record_set_location(v, rec->location);
@@ -608,6 +622,7 @@ feox_err feox_store_first_load(feox_store *s, feox_storage *st)
     feox_mem_free_large(ls.slots);
     /* the store has no parked slab yet: the next bulk load (a refresh) goes on with this one */
     atomic_store_explicit(&s->parked_slab, feox_slab_park(&ls.slab), memory_order_release);
+    atomic_fetch_add_explicit(&s->bulk_blocks, ls.made, memory_order_relaxed);
     feox_memory_reserve(s, ls.memory, false);
     feox_mem_free_large(ls.entries);
     return err;
@@ -802,7 +817,7 @@ feox_err feox_put_run_add(feox_put_run *run, const feox_storage_record *rec, boo
         run->slab_taken = true;
     }
     feox_record *v;
-    feox_entry *e = feox_loaded_put_new(s, &run->slab, hash, rec, &v);
+    feox_entry *e = feox_loaded_put_new(s, slab_for(s, &run->slab, &run->made), hash, rec, &v);
     if (!e)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     feox_record_set_location(v, rec->location);
@@ -819,6 +834,8 @@ feox_err feox_put_run_finish(feox_put_run *run)
     feox_mem_free(run->versions);
     run->entries = NULL;
     run->versions = NULL;
+    atomic_fetch_add_explicit(&run->store->bulk_blocks, run->made, memory_order_relaxed);
+    run->made = 0;
     if (run->slab_taken) { /* park the slab for the next run (or seal it: one is parked) */
         feox_slab *mine = feox_slab_park(&run->slab);
         feox_slab *none = NULL;

@@ -1,12 +1,15 @@
 /*
  * test_store_slab.c — loaded keys' blocks in slabs (engine/base/slab.h), seen from the store:
- *   close      opening a store file maps slabs for its keys; closing it gives every byte back
+ *   small      a store file of fewer than FEOX_SLAB_MIN_BLOCKS keys loads without a slab;
+ *   close      opening a larger one maps slabs for its keys; closing it gives every byte back
  *              (feox_slab_mapped_bytes as before the open), also with a custom allocator (the
  *              slab is then one allocation from it);
+ *   nomem      that allocator failing the slab: the open fails with NOMEM, nothing leaks, and
+ *              the file opens whole afterwards;
  *   handle     a value handle on a loaded version outlives the close: its slab stays mapped, the
  *              value reads back whole, and the release gives the slab back;
- *   overwrite  a file written with every key many times loads into the slab space of one copy
- *              of each key (one slab);
+ *   overwrite  a file written with every key five times loads into the slab space of one copy
+ *              of each key;
  *   sealed     overwriting and deleting every loaded key on the open store frees the slabs the
  *              load sealed (once the epoch reclaims the blocks): only the one kept for the next
  *              bulk load stays mapped until close.
@@ -30,6 +33,7 @@
 #include "feox_test_support.h"
 
 #define VALUE_LEN 100
+#define MIN FEOX_SLAB_MIN_BLOCKS /* keys loaded before slabs are used */
 
 static char dir[] = "/tmp/feox_slab_XXXXXX";
 
@@ -95,11 +99,11 @@ static void test_close_gives_every_slab_back(void **state)
     (void)state;
     char path[64];
     path_of(path, "close.feox");
-    write_file(path, 20000, 1); /* ~3.7 MB of blocks: two slabs */
+    write_file(path, MIN + 20000, 1); /* 20000 keys in slabs: ~3.7 MB, two slabs */
     size_t before = feox_slab_mapped_bytes();
     feox_store *s = open_at(path);
-    assert_true(feox_slab_mapped_bytes() >= before + 2 * feox_slab_bytes_each());
-    expect_values(s, 20000, 0);
+    assert_int_equal(feox_slab_mapped_bytes(), before + 2 * feox_slab_bytes_each());
+    expect_values(s, MIN + 20000, 0);
     assert_int_equal(feox_check(s), FEOX_OK);
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_int_equal(feox_slab_mapped_bytes(), before);
@@ -109,10 +113,58 @@ static void test_close_gives_every_slab_back(void **state)
     ftest_fault.alloc_count = 0;
     s = open_at(path);
     assert_true(feox_slab_mapped_bytes() > before);
-    expect_values(s, 20000, 0);
+    expect_values(s, MIN + 20000, 0);
     assert_int_equal(feox_close(s), FEOX_OK);
     ftest_failing_alloc_remove();
     assert_int_equal(feox_slab_mapped_bytes(), before);
+}
+
+static void test_small_store_takes_no_slab(void **state)
+{
+    (void)state;
+    char path[64];
+    path_of(path, "small.feox");
+    write_file(path, MIN, 1);
+    size_t before = feox_slab_mapped_bytes();
+    feox_store *s = open_at(path);
+    assert_int_equal(feox_slab_mapped_bytes(), before);
+    expect_values(s, MIN, 0);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* An allocator that refuses what a slab asks for (and counts the refusals). */
+static int slab_refusals;
+static void *refuse_slabs(size_t size)
+{
+    if (size == 2 * FEOX_SLAB_BYTES) {
+        slab_refusals++;
+        return NULL;
+    }
+    return malloc(size);
+}
+
+static void test_slab_allocation_failure_fails_the_open(void **state)
+{
+    (void)state;
+    char path[64];
+    path_of(path, "nomem.feox");
+    write_file(path, MIN + 100, 1);
+    size_t before = feox_slab_mapped_bytes();
+    feox_set_allocator(refuse_slabs, realloc, free);
+    feox_config cfg;
+    ftest_config(&cfg, NULL);
+    cfg.path = path;
+    cfg.disable_compaction = true;
+    feox_store *s = NULL;
+    feox_err err = feox_open(&cfg, &s);
+    feox_set_allocator(NULL, NULL, NULL);
+    assert_int_equal(err, FEOX_ERR_NOMEM);
+    assert_null(s);
+    assert_int_equal(slab_refusals, 1);
+    assert_int_equal(feox_slab_mapped_bytes(), before);
+    s = open_at(path); /* the file is whole */
+    expect_values(s, MIN + 100, 0);
+    assert_int_equal(feox_close(s), FEOX_OK);
 }
 
 static void test_handle_outlives_close(void **state)
@@ -120,16 +172,16 @@ static void test_handle_outlives_close(void **state)
     (void)state;
     char path[64];
     path_of(path, "handle.feox");
-    write_file(path, 1000, 1);
+    write_file(path, MIN + 1000, 1);
     size_t before = feox_slab_mapped_bytes();
     feox_store *s = open_at(path);
     char key[32];
     feox_value *v = NULL;
-    assert_int_equal(feox_get_ref(s, key, key_of(key, 7), &v), FEOX_OK);
+    assert_int_equal(feox_get_ref(s, key, key_of(key, MIN + 7), &v), FEOX_OK); /* in a slab */
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_true(feox_slab_mapped_bytes() > before); /* the handle's version keeps its slab */
     uint8_t want[VALUE_LEN];
-    value_of(want, 7, 0);
+    value_of(want, MIN + 7, 0);
     assert_int_equal(feox_value_size(v), VALUE_LEN);
     assert_memory_equal(feox_value_data(v), want, VALUE_LEN);
     feox_value_release(v);
@@ -141,11 +193,13 @@ static void test_overwritten_versions_reuse_blocks(void **state)
     (void)state;
     char path[64];
     path_of(path, "overwrite.feox");
-    write_file(path, 5000, 20); /* 100,000 records: ~18 MB of blocks without reuse */
+    write_file(path, MIN + 5000, 5);
     size_t before = feox_slab_mapped_bytes();
     feox_store *s = open_at(path);
-    assert_int_equal(feox_slab_mapped_bytes(), before + feox_slab_bytes_each()); /* 5000 keys: one */
-    expect_values(s, 5000, 19);
+    /* From the second round on every key's version comes from a slab: 13192 blocks, two slabs
+     * (the replaced ones are reused, or their slabs emptied and given back) */
+    assert_int_equal(feox_slab_mapped_bytes(), before + 2 * feox_slab_bytes_each());
+    expect_values(s, MIN + 5000, 4);
     assert_int_equal(feox_check(s), FEOX_OK);
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_int_equal(feox_slab_mapped_bytes(), before);
@@ -156,13 +210,13 @@ static void test_sealed_slabs_go_when_their_keys_do(void **state)
     (void)state;
     char path[64];
     path_of(path, "sealed.feox");
-    write_file(path, 30000, 1); /* three slabs: two sealed, the last kept for the next load */
+    write_file(path, MIN + 30000, 1); /* three slabs: two sealed, the last kept for the next load */
     size_t before = feox_slab_mapped_bytes();
     feox_store *s = open_at(path);
     assert_int_equal(feox_slab_mapped_bytes(), before + 3 * feox_slab_bytes_each());
     char key[32];
     uint8_t value[VALUE_LEN];
-    for (int i = 0; i < 30000; i++) {
+    for (int i = 0; i < MIN + 30000; i++) {
         size_t len = key_of(key, i);
         if (i % 2) {
             assert_int_equal(feox_delete(s, key, len, NULL), FEOX_OK);
@@ -189,7 +243,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    const char *names[] = {"close.feox", "handle.feox", "overwrite.feox", "sealed.feox"};
+    const char *names[] = {"small.feox", "close.feox", "nomem.feox",
+                           "handle.feox", "overwrite.feox", "sealed.feox"};
     char path[64], cmd[128];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         path_of(path, names[i]);
@@ -202,7 +257,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_small_store_takes_no_slab),
         cmocka_unit_test(test_close_gives_every_slab_back),
+        cmocka_unit_test(test_slab_allocation_failure_fails_the_open),
         cmocka_unit_test(test_handle_outlives_close),
         cmocka_unit_test(test_overwritten_versions_reuse_blocks),
         cmocka_unit_test(test_sealed_slabs_go_when_their_keys_do),
