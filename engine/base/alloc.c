@@ -23,6 +23,11 @@ void feox_set_allocator(void *(*m)(size_t), void *(*r)(void *, size_t), void (*f
     feox_alloc_init_cjson();
 }
 
+bool feox_mem_is_default(void)
+{
+    return alloc_fn == malloc;
+}
+
 void *feox_mem_alloc(size_t size)
 {
     return alloc_fn(size ? size : 1);
@@ -82,7 +87,7 @@ void *feox_mem_alloc_large(size_t size)
         return NULL;
     char *p;
     size_t mapped = 0;
-    if (alloc_fn == malloc && size >= FEOX_LARGE_MIN) {
+    if (feox_mem_is_default() && size >= FEOX_LARGE_MIN) {
         mapped = (size + LARGE_HEADER + 4095) & ~(size_t)4095;
         p = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)

@@ -6,6 +6,7 @@
 #ifndef FEOX_ALLOC_H
 #define FEOX_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void *feox_mem_alloc(size_t size);
@@ -15,6 +16,8 @@ void feox_mem_free(void *ptr);
 char *feox_mem_strndup(const char *s, size_t len);
 /* a followed by b in a new string (NULL if the allocation fails). */
 char *feox_mem_concat(const char *a, const char *b);
+/* True while no allocator from feox_set_allocator is in place (malloc and free are used). */
+bool feox_mem_is_default(void);
 
 /* Scratch arrays of many MiB that live for one operation (a store's load, its close). With the
  * default allocator, one of at least FEOX_LARGE_MIN bytes is its own mapping with transparent

@@ -50,21 +50,31 @@ static inline void init_record(feox_record *r, const void *value, size_t value_l
         memcpy(r->value, value, value_len);
 }
 
-feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t hash,
-                                       const void *value, size_t value_len, uint32_t tag,
-                                       uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags,
-                                       feox_record **version)
+/* Bytes from a version that shares its block with its entry to that entry. */
+static size_t embed_offset(size_t value_len, unsigned flags)
+{
+    return (feox_record_size(value_len, flags) + 7) & ~(size_t)7;
+}
+
+feox_entry *feox_entry_new_with_record(feox_slab_filler *slab, const void *key, size_t key_len,
+                                       uint64_t hash, const void *value, size_t value_len,
+                                       uint32_t tag, uint64_t ts_ns, uint64_t expires_at_ns,
+                                       unsigned flags, feox_record **version)
 {
     if (value_len > FEOX_RECORD_MAX_VALUE)
         return NULL;
-    size_t offset = (feox_record_size(value_len, flags) + 7) & ~(size_t)7;
+    size_t offset = embed_offset(value_len, flags);
     if (offset / 8 > FEOX_ENTRY_MAX_EMBED_UNITS)
         return NULL;
-    char *block = feox_mem_alloc(offset + sizeof(feox_entry) + key_len);
+    size_t bytes = offset + sizeof(feox_entry) + key_len;
+    bool in_slab = slab && bytes <= FEOX_SLAB_MAX_BLOCK;
+    char *block = in_slab ? feox_slab_alloc(slab, bytes) : feox_mem_alloc(bytes);
     if (!block)
         return NULL;
     feox_record *r = (feox_record *)block;
     init_record(r, value, value_len, tag, ts_ns, expires_at_ns, flags, 2);
+    if (in_slab)
+        r->flags |= FEOX_RECORD_SLAB;
     feox_entry *e = (feox_entry *)(block + offset);
     e->hash = (uint32_t)hash;
     atomic_init(&e->current, NULL);
@@ -76,17 +86,58 @@ feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t
     return e;
 }
 
-void *feox_entry_release(feox_entry *e)
+/* Bytes of the slab block r starts (a version that shares it with its entry). */
+static size_t slab_block_size(const feox_record *r)
 {
-    if (!e->embed_units)
-        return e;
-    feox_record *r = (feox_record *)((char *)e - (size_t)e->embed_units * 8);
-    return feox_record_unref_last(r) ? r : NULL;
+    size_t offset = embed_offset(r->value_len, r->flags);
+    const feox_entry *e = (const feox_entry *)((const char *)r + offset);
+    return offset + sizeof(feox_entry) + e->key_len;
+}
+
+void feox_record_free(feox_record *r)
+{
+    if (r && (r->flags & FEOX_RECORD_SLAB))
+        feox_slab_free(r, slab_block_size(r));
+    else
+        feox_mem_free(r);
+}
+
+/* The entry goes: its own allocation, or its hold on the version it shares a block with. */
+void feox_entry_free_to(feox_entry *e, feox_slab_filler *slab)
+{
+    if (!e->embed_units) {
+        feox_mem_free(e);
+        return;
+    }
+    feox_record *r = feox_entry_shared_version(e);
+    if (!feox_record_unref_last(r))
+        return;
+    if (slab && (r->flags & FEOX_RECORD_SLAB))
+        feox_slab_recycle(slab, r, slab_block_size(r));
+    else
+        feox_record_free(r);
 }
 
 void feox_entry_free(feox_entry *e)
 {
-    feox_mem_free(feox_entry_release(e));
+    feox_entry_free_to(e, NULL);
+}
+
+bool feox_entry_close(feox_entry *e)
+{
+    feox_record *r = atomic_load_explicit(&e->current, memory_order_relaxed);
+    feox_record *shared = feox_entry_shared_version(e);
+#ifndef FEOX_SLAB_POISON
+    if (r && r == shared && (r->flags & FEOX_RECORD_SLAB)) {
+        /* the index's reference and the entry's hold, dropped together */
+        return atomic_fetch_sub_explicit(&r->refs, 2, memory_order_acq_rel) == 2;
+    }
+#endif
+    (void)shared;
+    feox_entry_free(e); /* the entry first: a version loaded with it sits right before it */
+    if (r)
+        feox_record_unref(r);
+    return false;
 }
 
 #define ENTRY_OF(link) ((feox_entry *)((char *)(link)-offsetof(feox_entry, retire)))
@@ -121,11 +172,6 @@ feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, 
     return r;
 }
 
-void feox_record_free(feox_record *r)
-{
-    feox_mem_free(r);
-}
-
 void feox_record_ref(feox_record *r)
 {
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
@@ -135,7 +181,7 @@ void feox_record_unref(feox_record *r)
 {
     /* Release our accesses; the thread that drops the last reference acquires them all. */
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
-        feox_mem_free(r);
+        feox_record_free(r);
 }
 
 static void destroy_record(feox_retire_link *link)

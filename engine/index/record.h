@@ -9,7 +9,10 @@
  *               An entry made with its first version (feox_entry_new_with_record: one allocation
  *               per key when a store loads) holds a reference on that version, which sits at the
  *               start of their common allocation; the allocation is freed by whichever of the two
- *               goes last (the version's reference count covers both). Such an entry never shows
+ *               goes last (the version's reference count covers both). A bulk load takes that
+ *               block from a slab (base/slab.h; the version is then FEOX_RECORD_SLAB, and
+ *               freeing the block drops its slab's live count instead of calling free()).
+ *               Such an entry never shows
  *               another version: the write that replaces its first version puts a standalone
  *               entry (current = that same first version) in its place in both indexes, under
  *               the key's shard lock, retires it, and then publishes the new version in the
@@ -38,10 +41,13 @@
 #include <stdint.h>
 
 #include "base/epoch.h"
+#include "base/slab.h"
 
 enum feox_record_flags {
     FEOX_RECORD_COLD = 1u << 0,   /* value bytes not resident: read them from the backend */
-    FEOX_RECORD_LOCATED = 1u << 1 /* has a backend location word (a store with a backend) */
+    FEOX_RECORD_LOCATED = 1u << 1, /* has a backend location word (a store with a backend) */
+    /* the block of a version made with its entry lives in a slab (base/slab.h), not malloc */
+    FEOX_RECORD_SLAB = 1u << 2
 };
 
 /* The largest value_len a record holds (FEOX_MAX_VALUE_SIZE is below it). */
@@ -158,18 +164,26 @@ static inline feox_record *feox_entry_shared_version(const feox_entry *e)
 feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash);
 /* One allocation holding the key's first version (as feox_record_new: refs = 1 for the index,
  * plus one held by the entry) followed by the entry (current = NULL; the caller publishes the
- * version). *version gets the version. NULL on allocation failure, or if the version takes more
- * than FEOX_ENTRY_MAX_EMBED_UNITS * 8 bytes (for small values only). */
-feox_entry *feox_entry_new_with_record(const void *key, size_t key_len, uint64_t hash,
-                                       const void *value, size_t value_len, uint32_t tag,
-                                       uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags,
-                                       feox_record **version);
-/* The entry is going: free it, or drop its hold on the version it shares its allocation with
- * (whichever of the two goes last frees the allocation). Returns the pointer to free now, or
- * NULL if nothing is to be freed yet; for a batch of frees at close. */
-void *feox_entry_release(feox_entry *e);
-/* Free an entry that was never published. */
+ * version). *version gets the version. The block comes from the filler's slab if slab is not
+ * NULL and it is at most FEOX_SLAB_MAX_BLOCK bytes (the version is then FEOX_RECORD_SLAB),
+ * else from the allocator. NULL on allocation failure, or if the version takes more than
+ * FEOX_ENTRY_MAX_EMBED_UNITS * 8 bytes (for small values only). */
+feox_entry *feox_entry_new_with_record(feox_slab_filler *slab, const void *key, size_t key_len,
+                                       uint64_t hash, const void *value, size_t value_len,
+                                       uint32_t tag, uint64_t ts_ns, uint64_t expires_at_ns,
+                                       unsigned flags, feox_record **version);
+/* Free an entry that was never published, or whose last user is gone (with an entry made with
+ * its first version: drop its hold on that version; whichever of the two goes last frees their
+ * block). */
 void feox_entry_free(feox_entry *e);
+/* The same, but a slab block freed here (nobody else has seen it) goes back to slab, the filler
+ * that made it, for its next allocations. */
+void feox_entry_free_to(feox_entry *e, feox_slab_filler *slab);
+/* Close: e (in the indexes, nobody else using the store) goes with its version. An entry made
+ * with its first version, showing it, drops both references at once; if that frees their slab
+ * block, the block is left for the caller to count (true) and free in a batch with
+ * feox_slab_free_many (sanitizer builds: freed here, false). */
+bool feox_entry_close(feox_entry *e);
 /* Retire a published, now unlinked entry (freed after a grace period). */
 void feox_entry_retire(feox_entry *e);
 
@@ -179,7 +193,7 @@ void feox_entry_retire(feox_entry *e);
  * fill. */
 feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, uint64_t ts_ns,
                              uint64_t expires_at_ns, unsigned flags);
-/* Free a record that was never published. */
+/* Free a record that was never published (or whose last reference was dropped). */
 void feox_record_free(feox_record *r);
 /* Drop the index reference of an unpublished-now record after a grace period. */
 void feox_record_retire(feox_record *r);
@@ -188,7 +202,7 @@ void feox_record_retire(feox_record *r);
 void feox_record_ref(feox_record *r);
 void feox_record_unref(feox_record *r);
 /* Drop a reference without freeing: true if it was the last one (the caller then frees r with
- * feox_record_free, e.g. in a batch at close). */
+ * feox_record_free). */
 bool feox_record_unref_last(feox_record *r);
 
 /* Memcmp order of two keys, shorter prefix first. */

@@ -28,6 +28,7 @@
 
 #include "base/error.h"
 #include "base/helpers.h"
+#include "base/slab.h"
 #include "base/stats.h"
 #include "feox.h"
 #include "feox_storage.h"
@@ -84,6 +85,10 @@ struct feox_store {
     _Atomic uint64_t memory_used; /* bytes accounted against max_memory (written by inserts and
                                      deletes; key and TTL counts are kept per shard:
                                      hash_index.h) */
+    /* The slab the last bulk load was filling (base/slab.h), for the next one to go on with;
+     * taken and put back with an atomic exchange (store_load.c), sealed at close. */
+    _Atomic(feox_slab *) parked_slab;
+    _Atomic uint64_t bulk_blocks; /* blocks its finished bulk loads made (FEOX_SLAB_MIN_BLOCKS) */
 };
 
 /* Process lifecycle (store_registry.c). feox_fork_generation is bumped by the atfork child
@@ -234,11 +239,12 @@ feox_err feox_store_attach_storage(feox_store *s);
  * no locks, the ordered index built in one pass at the end). */
 feox_err feox_store_first_load(feox_store *s, feox_storage *st);
 /* A new version of rec (location not set) and an entry for its key, made at once (rec's bytes
- * are valid during the backend's call only): one allocation for a value of up to 256 bytes
+ * are valid during the backend's call only): one block, from slab (the bulk load's filler:
+ * base/slab.h), for a value of up to 256 bytes
  * without max_memory, else two; the entry holds the version's index reference, current NULL.
  * NULL if there is no memory. */
-feox_entry *feox_loaded_put_new(const feox_store *s, uint64_t hash, const feox_storage_record *rec,
-                                feox_record **v);
+feox_entry *feox_loaded_put_new(const feox_store *s, feox_slab_filler *slab, uint64_t hash,
+                                const feox_storage_record *rec, feox_record **v);
 /* store_load.c: a run of versions from the backend in strictly ascending key order, applied to a
  * live store in batches of FEOX_PUT_RUN_MAX (every shard lock held for a batch; readers go on).
  * Zero-initialize with .store set. add: hold rec (*taken), or (max_memory, an expired put, no
@@ -251,6 +257,9 @@ typedef struct feox_put_run {
     feox_entry **entries; /* held, ascending keys; each with the version at the same index */
     feox_record **versions;
     size_t count;
+    feox_slab_filler slab; /* the blocks' slab, the store's parked one while the run lasts */
+    bool slab_taken;
+    uint64_t made; /* blocks made by the run so far */
 } feox_put_run;
 feox_err feox_put_run_add(feox_put_run *run, const feox_storage_record *rec, bool *taken);
 feox_err feox_put_run_apply(feox_put_run *run);

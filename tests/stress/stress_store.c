@@ -21,10 +21,10 @@
  *   hot       one writer overwrites, deletes and re-inserts 8 keys while readers copy them with
  *             feox_get_into (full and short buffers) and feox_get_ref: one whole version of the
  *             right key every time.
- *   loaded    a store file's keys (each loaded in one allocation with its entry) overwritten
- *             once each by half the threads, some under a value handle, while the others scan
- *             in both directions: every key exactly once, in order, with a whole value, and the
- *             handles keep their bytes; over several reopens.
+ *   loaded    a store file's keys (each loaded in one block with its entry, from 8192 keys on in
+ *             a slab) overwritten once each by half the threads, some under a value handle,
+ *             while the others scan in both directions: every key exactly once, in order, with
+ *             a whole value, and the handles keep their bytes; over several reopens.
  *
  * Usage: stress_store [--quick]. --quick (~2-5 s; used under ASan and TSan) runs fewer ops.
  * Exit status 0 = every check held; failures are printed (the first few) and counted.
@@ -1038,7 +1038,8 @@ static void scenario_loaded(int nthreads)
     feox_config cfg;
     feox_config_init(&cfg);
     cfg.path = path;
-    loaded_shared sh = {.keys = quick ? 1500 : 20000};
+    /* past FEOX_SLAB_MIN_BLOCKS (8192) in both: the later keys load into slabs (base/slab.h) */
+    loaded_shared sh = {.keys = quick ? 9000 : 20000};
     feox_store *s = ftest_open(&cfg);
     char key[32];
     uint8_t val[64];
