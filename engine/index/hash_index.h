@@ -74,6 +74,16 @@ static inline feox_entry *feox_hash_object_entry(void *object)
 }
 #endif
 
+/* Bytes before an entry that a lookup prefetches as it reads the entry (hash_index.c): where the
+ * key's current version usually starts, so that the version arrives with the entry rather than
+ * one cache miss after it. A loaded key's first version and its entry are one allocation, the
+ * version first (record.h: 144 bytes for a 16-byte key and a 100-byte value, with its location
+ * word); a written key's version is allocated just before its entry (store_write.c, then
+ * store_apply.c), which glibc mostly places right below it (160 bytes apart in that example).
+ * Larger versions start further back: their first lines are then not prefetched, their last
+ * ones are. */
+#define FEOX_HASH_VERSION_PREFETCH 160
+
 /* The key's hash: the low 32 bits of XXH3 with the index's seed, repeated in both halves (an
  * entry stores the 32 bits; feox_entry_hash gives this value back). */
 uint64_t feox_hash_key(const feox_hash_index *idx, const void *key, size_t key_len);

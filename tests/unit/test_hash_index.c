@@ -3,7 +3,8 @@
  * apart: many keys whose slots carry the same 16 tag bits (a probe must then read their entries),
  * pairs of keys with the same whole 32-bit hash, in one shard, among other keys; every lookup
  * finds its own entry through inserts, removals and replacements (an entry swapped for a fresh
- * one of its key), and a removed key is gone.
+ * one of its key), and a removed key is gone; and the bytes a lookup prefetches before an entry
+ * (FEOX_HASH_VERSION_PREFETCH) hold the whole version of a loaded key with a small value.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "base/alloc.h"
 #include "base/epoch.h"
 #include "feox.h"
 #include "index/hash_index.h"
@@ -174,10 +176,41 @@ static void test_keys_sharing_a_tag_and_a_hash(void **state)
     feox_epoch_reclaim();
 }
 
+/* A loaded key (16-byte key, 100-byte value, in a store with a backend: the benchmarks' shape)
+ * keeps its first version in the FEOX_HASH_VERSION_PREFETCH bytes right before its entry, all of
+ * which a lookup prefetches with the entry; and the lookup still finds that entry. */
+static void test_prefetched_bytes_hold_a_loaded_version(void **state)
+{
+    (void)state;
+    feox_hash_index idx;
+    assert_int_equal(feox_hash_index_init(&idx, 16, SEED), FEOX_OK);
+    char key[16], value[100];
+    memset(key, 'k', sizeof key);
+    memset(value, 'v', sizeof value);
+    uint64_t hash = feox_hash_key(&idx, key, sizeof key);
+    feox_record *v = NULL;
+    feox_entry *e = feox_entry_new_with_record(key, sizeof key, hash, value, sizeof value, 3, 4, 0,
+                                               FEOX_RECORD_LOCATED, &v);
+    assert_non_null(e);
+    size_t version_bytes = feox_record_size(sizeof value, FEOX_RECORD_LOCATED);
+    assert_ptr_equal(feox_entry_shared_version(e), v);
+    assert_ptr_equal((char *)v + version_bytes, (char *)e); /* the version ends at the entry */
+    assert_true(version_bytes <= FEOX_HASH_VERSION_PREFETCH);
+    assert_int_equal(feox_hash_insert(&idx, e), FEOX_OK);
+    assert_ptr_equal(feox_hash_lookup(&idx, hash, key, sizeof key), e);
+    feox_hash_remove(&idx, e);
+    feox_record_unref(v);                       /* the index's reference */
+    assert_ptr_equal(feox_entry_release(e), v); /* the entry's, the last: free the block */
+    feox_mem_free(v);
+    feox_hash_index_destroy(&idx);
+    feox_epoch_reclaim();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_sharing_a_tag_and_a_hash),
+        cmocka_unit_test(test_prefetched_bytes_hold_a_loaded_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
