@@ -189,8 +189,8 @@ static void test_prefetched_bytes_hold_a_loaded_version(void **state)
     memset(value, 'v', sizeof value);
     uint64_t hash = feox_hash_key(&idx, key, sizeof key);
     feox_record *v = NULL;
-    feox_entry *e = feox_entry_new_with_record(key, sizeof key, hash, value, sizeof value, 3, 4, 0,
-                                               FEOX_RECORD_LOCATED, &v);
+    feox_entry *e = feox_entry_new_with_record(NULL, key, sizeof key, hash, value, sizeof value, 3,
+                                               4, 0, FEOX_RECORD_LOCATED, &v);
     assert_non_null(e);
     size_t version_bytes = feox_record_size(sizeof value, FEOX_RECORD_LOCATED);
     assert_ptr_equal(feox_entry_shared_version(e), v);
@@ -199,9 +199,8 @@ static void test_prefetched_bytes_hold_a_loaded_version(void **state)
     assert_int_equal(feox_hash_insert(&idx, e), FEOX_OK);
     assert_ptr_equal(feox_hash_lookup(&idx, hash, key, sizeof key), e);
     feox_hash_remove(&idx, e);
-    feox_record_unref(v);                       /* the index's reference */
-    assert_ptr_equal(feox_entry_release(e), v); /* the entry's, the last: free the block */
-    feox_mem_free(v);
+    feox_record_unref(v); /* the index's reference */
+    feox_entry_free(e);   /* the entry's, the last: frees the block */
     feox_hash_index_destroy(&idx);
     feox_epoch_reclaim();
 }
