@@ -302,8 +302,8 @@ class HostileNames(TwinTestCase):
             q = quoted(name)
             con.execute(f"CREATE VIRTUAL TABLE {q} USING feox")
             con.execute(f"INSERT INTO {q}(key, value) VALUES ('a', 1)")
-            self.assertEqual(con.execute("SELECT feox_incr(?, 'c', 2)", (name,)).fetchone()[0], 2)
-            self.assertEqual(con.execute("SELECT feox_check(?)", ("main." + name,)).fetchone()[0],
+            self.assertEqual(con.execute("SELECT feox_incr(?, 'c', 2)", (q,)).fetchone()[0], 2)
+            self.assertEqual(con.execute("SELECT feox_check(?)", ("main." + q,)).fetchone()[0],
                              "ok")
             con.execute(f"ALTER TABLE {q} RENAME TO {quoted(name + '2')}")
             self.assertEqual(con.execute(f"SELECT key, value FROM {quoted(name + '2')} "
@@ -653,6 +653,90 @@ class SelfReferencingStatementsMemoryTable(SelfReferencingStatements):
 class SelfReferencingStatementsMemoryTableRollbackJournal(SelfReferencingStatements):
     JOURNAL_MODE = "delete"
     KV_OPTIONS = "(path=':memory:')"
+
+
+class FunctionTableNames(TwinTestCase):
+    """The table argument of the functions reads as SQL names do: [schema.]table, each part bare
+    or quoted ("..", [..], `..`, a doubled quote inside). A bare part before a dot is a schema
+    only if the connection has a database of that name ('main.kv' means what it means in SQL,
+    whatever tables exist); otherwise the whole text is the table's name."""
+
+    def call(self, con, name):
+        return con.execute("SELECT feox_incr(?, 'n', 1)", (name,)).fetchone()[0]
+
+    def test_table_with_a_dot_in_its_name(self):
+        con = self.open()
+        con.execute('CREATE VIRTUAL TABLE "x.y" USING feox')
+        for i, name in enumerate(['x.y', '"x.y"', "main.x.y", 'main."x.y"', "[x.y]", "`x.y`",
+                                  "main.[x.y]", '"main"."x.y"'], start=1):
+            self.assertEqual(self.call(con, name), i, name)
+        self.assertEqual(con.execute('SELECT value FROM "x.y"').fetchall(), [(8,)])
+
+    def test_schema_with_a_dot_and_a_quote_in_its_name(self):
+        con = self.open()
+        con.execute('ATTACH ? AS "a.b"', (self.path("b.db"),))
+        con.execute('ATTACH ? AS "we""ird"', (self.path("c.db"),))
+        con.execute('CREATE VIRTUAL TABLE "a.b".kv USING feox')
+        con.execute('CREATE VIRTUAL TABLE "we""ird".kv USING feox')
+        for i, name in enumerate(['"a.b".kv', "a.b.kv", "[a.b].kv", '"a.b"."kv"'], start=1):
+            self.assertEqual(self.call(con, name), i, name)
+        for i, name in enumerate(['"we""ird".kv', 'we"ird.kv', '[we"ird].kv', '`we"ird`.kv',
+                                  '"we""ird"."kv"'], start=1):
+            self.assertEqual(self.call(con, name), i, name)
+        self.assertEqual(con.execute('SELECT value FROM "a.b".kv').fetchall(), [(4,)])
+        self.assertEqual(con.execute('SELECT value FROM "we""ird".kv').fetchall(), [(5,)])
+        self.assertEqual(con.execute("SELECT count(*) FROM main.kv").fetchone()[0], 0)
+
+    def test_a_schema_name_wins_over_a_table_named_with_its_dot(self):
+        """'aux.kv' is aux's kv even when main has a table named "aux.kv" (as in SQL); that one
+        is '"aux.kv"' or 'main."aux.kv"'."""
+        con = self.open()
+        con.execute("ATTACH ? AS aux", (self.path("b.db"),))
+        con.execute("CREATE VIRTUAL TABLE aux.kv USING feox")
+        con.execute('CREATE VIRTUAL TABLE "aux.kv" USING feox')
+        self.assertEqual(self.call(con, "aux.kv"), 1)
+        self.assertEqual(self.call(con, "AUX.kv"), 2)
+        self.assertEqual(self.call(con, '"aux.kv"'), 1)
+        self.assertEqual(self.call(con, 'main."aux.kv"'), 2)
+        self.assertEqual(con.execute("SELECT value FROM aux.kv").fetchall(), [(2,)])
+        self.assertEqual(con.execute('SELECT value FROM "aux.kv"').fetchall(), [(2,)])
+
+    def test_bracket_and_backquote_forms_and_errors(self):
+        con = self.open()
+        con.execute('CREATE VIRTUAL TABLE "[br]" USING feox')
+        con.execute('CREATE VIRTUAL TABLE "q`t" USING feox')
+        self.assertEqual(self.call(con, '"[br]"'), 1)
+        self.assertEqual(self.call(con, "`q``t`"), 1)
+        self.assertEqual(self.call(con, "[kv]"), 1)
+        for name in ['"kv', "[kv", "`kv", '"kv"x', '"main".', 'main."kv"x', '"main"x.kv',
+                     "main.", "[[br]]"]:  # no escapes inside [...]: as in SQL, "[br]" has no [...] form
+            with self.assertRaisesRegex(sqlite3.OperationalError,
+                                        "^feox: malformed table name: ", msg=name):
+                self.call(con, name)
+        for name, shown in [("nope", "nope"), ("main.nope", "main.nope"),
+                            ('"main"."no""pe"', 'main.no"pe'), ("zz.kv", "zz.kv"),
+                            ("[[br]", "[br")]:
+            with self.assertRaises(sqlite3.OperationalError, msg=name) as cm:
+                self.call(con, name)
+            self.assertEqual(str(cm.exception), "feox: no such table: " + shown)
+        self.assertEqual(self.call(con, "main.kv"), 2)
+        self.assertEqual(con.execute("SELECT value FROM kv").fetchall(), [(2,)])
+
+    def test_table_dropped_by_another_connection(self):
+        """A function on a table another connection dropped says what SQLite says of it (not
+        what the shadow tables' disappearance looked like from inside)."""
+        con = self.open()
+        con.execute("SELECT feox_incr('kv', 'n', 1)").fetchall()  # warm cache and statements
+        self.open().execute("DROP TABLE kv")
+        for call in ("feox_incr('kv', 'n', 1)", "feox_incr('main.kv', 'n', 1)",
+                     "feox_stats('kv')", "feox_cas('kv', 'n', 1, 2)"):
+            with self.assertRaises(sqlite3.OperationalError, msg=call) as cm:
+                con.execute("SELECT " + call).fetchall()
+            shown = "main.kv" if "main." in call else "kv"
+            self.assertEqual(str(cm.exception), "feox: no such table: " + shown, call)
+            self.assertFalse(con.in_transaction)
+        with self.assertRaisesRegex(sqlite3.OperationalError, "^no such table: kv$"):
+            con.execute("SELECT * FROM kv")
 
 
 if __name__ == "__main__":
