@@ -224,16 +224,18 @@ static void unpin(feox_vtab *vt)
  * dot ('a.b.kv' is schema "a.b" when there is no schema "a"); a bare table part runs to the end
  * ('main.x.y' is table "x.y" of main). */
 
-/* A name split into its parts (sqlite3_malloc'd; schema NULL when none was given). */
+/* A name split into its parts (schema NULL when none was given). A plain name ('kv', the common
+ * case) is the argument's own text: nothing is copied. */
 typedef struct table_name {
-    char *schema;
-    char *table;
+    char *schema;       /* sqlite3_malloc'd */
+    const char *table;  /* the argument's text, or owned_table */
+    char *owned_table;  /* sqlite3_malloc'd, or NULL */
 } table_name;
 
 static void table_name_free(table_name *n)
 {
     sqlite3_free(n->schema);
-    sqlite3_free(n->table);
+    sqlite3_free(n->owned_table);
 }
 
 static char closing_quote(char open)
@@ -306,11 +308,11 @@ static void split_bare(sqlite3 *db, const char *full, table_name *n, bool *bad)
     for (const char *dot = strchr(full, '.'); dot != NULL; dot = strchr(dot + 1, '.')) {
         if (is_schema(db, full, (size_t)(dot - full))) {
             n->schema = sqlite3_mprintf("%.*s", (int)(dot - full), full);
-            n->table = n->schema != NULL ? table_part(dot + 1, bad) : NULL;
+            n->table = n->owned_table = n->schema != NULL ? table_part(dot + 1, bad) : NULL;
             return;
         }
     }
-    n->table = sqlite3_mprintf("%s", full);
+    n->table = full;
 }
 
 /* Split the argument full into n. SQLITE_OK, SQLITE_ERROR for a malformed name (an unclosed
@@ -318,17 +320,18 @@ static void split_bare(sqlite3 *db, const char *full, table_name *n, bool *bad)
 static int parse_table_name(sqlite3 *db, const char *full, table_name *n)
 {
     bool bad = false;
-    n->schema = n->table = NULL;
+    n->schema = n->owned_table = NULL;
+    n->table = NULL;
     if (closing_quote(*full) == '\0') {
         split_bare(db, full, n, &bad);
     } else {
         const char *p = full;
         char *first = unquote_part(&p, &bad);
         if (first != NULL && *p == '\0') {
-            n->table = first;
+            n->table = n->owned_table = first;
         } else if (first != NULL && *p == '.') {
             n->schema = first;
-            n->table = table_part(p + 1, &bad);
+            n->table = n->owned_table = table_part(p + 1, &bad);
         } else {
             sqlite3_free(first);
             bad = bad || first != NULL;
@@ -336,30 +339,36 @@ static int parse_table_name(sqlite3 *db, const char *full, table_name *n)
     }
     if (n->table == NULL) {
         table_name_free(n);
-        n->schema = NULL;
+        n->schema = n->owned_table = NULL;
         return bad ? SQLITE_ERROR : SQLITE_NOMEM;
     }
     return SQLITE_OK;
 }
 
-/* The name as SQLite's messages show it: "table" or "schema.table", unquoted. */
-static char *shown_name(const table_name *n)
+/* The name as SQLite's messages show it, "table" or "schema.table" (unquoted), is printed with
+ * "%s%s%s" and these three arguments: shown_schema(n), shown_dot(n), n->table. */
+static const char *shown_schema(const table_name *n)
 {
-    return n->schema != NULL ? sqlite3_mprintf("%s.%s", n->schema, n->table)
-                             : sqlite3_mprintf("%s", n->table);
+    return n->schema != NULL ? n->schema : "";
+}
+
+static const char *shown_dot(const table_name *n)
+{
+    return n->schema != NULL ? "." : "";
 }
 
 /* A table in the database could not join the call's transaction (feox_db_fn_begin): say why. If
  * its shadow tables are gone because another connection dropped the table, SQLite's own words for
  * the table (checked only here, on the error path): "no such table: kv". */
-static void report_enlist_error(sqlite3_context *ctx, sqlite3 *db, const table_name *n,
-                                const char *full, int rc, const char *err)
+static void report_enlist_error(sqlite3_context *ctx, sqlite3 *db, const table_name *n, int rc,
+                                const char *err)
 {
     char *touch_err = NULL;
     if (rc == SQLITE_ERROR && err != NULL && strstr(err, "no such table") != NULL &&
         touch_table(db, n->schema, n->table, false, &touch_err) != SQLITE_OK &&
         touch_err != NULL && strncmp(touch_err, "no such table", 13) == 0) {
-        fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s", full));
+        fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s%s%s", shown_schema(n),
+                                                    shown_dot(n), n->table));
     } else {
         fn_error(ctx, rc, sqlite3_mprintf("%s", err ? err : sqlite3_errstr(rc)));
     }
@@ -398,12 +407,7 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
         return NULL;
     }
     const char *schema = parsed.schema, *table = parsed.table;
-    char *full = shown_name(&parsed);
-    if (full == NULL) {
-        table_name_free(&parsed);
-        sqlite3_result_error_nomem(ctx);
-        return NULL;
-    }
+    const char *shown_s = shown_schema(&parsed), *shown_d = shown_dot(&parsed);
     for (int attempt = 1;; attempt++) {
         vt = find_pinned(conn, schema, table);
         if (vt == NULL) {
@@ -422,15 +426,18 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
         }
         if (rc != SQLITE_OK) {
             if (err != NULL && strncmp(err, "no such table", 13) == 0) {
-                fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s", full));
+                fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s%s%s", shown_s,
+                                                            shown_d, table));
             } else {
                 bool named = err != NULL && strncmp(err, "feox: ", 6) == 0; /* said once */
                 fn_error(ctx, rc,
                          named ? sqlite3_mprintf("%s", err)
-                               : sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
+                               : sqlite3_mprintf("feox: %s%s%s: %s", shown_s, shown_d, table,
+                                                 err ? err : "error"));
             }
         } else if (vt == NULL) {
-            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
+            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s%s%s is not a feox table", shown_s,
+                                                        shown_d, table));
         } else if (use != USE_CHECK &&
                    (rc = write && vt->dbs != NULL ? feox_vtab_check_store_without_refresh(vt)
                                                   : feox_vtab_check_store(vt)) != SQLITE_OK) {
@@ -440,7 +447,7 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
             unpin(vt);
             vt = NULL;
         } else if (write && vt->dbs != NULL && (rc = feox_db_fn_begin(vt, &err)) != SQLITE_OK) {
-            report_enlist_error(ctx, db, &parsed, full, rc, err);
+            report_enlist_error(ctx, db, &parsed, rc, err);
             unpin(vt);
             vt = NULL; /* database mode: could not enlist (BUSY, LOCKED, READONLY...) */
         }
@@ -467,7 +474,6 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
         }
     }
     sqlite3_free(err);
-    sqlite3_free(full);
     table_name_free(&parsed);
     return vt;
 }
