@@ -19,6 +19,7 @@ what the connections see, the error codes and whether the transaction is still o
 - the sqlite3 shell: .restore into a database another connection has a warm cache of, .backup,
   .import of a CSV file, and a .mode insert dump reloaded.
 """
+import multiprocessing
 import os
 import shutil
 import sqlite3
@@ -737,6 +738,122 @@ class FunctionTableNames(TwinTestCase):
             self.assertFalse(con.in_transaction)
         with self.assertRaisesRegex(sqlite3.OperationalError, "^no such table: kv$"):
             con.execute("SELECT * FROM kv")
+
+
+def forked_child_writes(db, child, rounds):
+    """A forked child's work: its own new connection adds rounds to the counter 'hits' of kv (by
+    feox_incr) and of nt (by SQL), and inserts its row into both."""
+    con = connect(db)
+    for _ in range(rounds):
+        con.execute("SELECT feox_incr('kv', 'hits', 1)").fetchall()
+        con.execute("UPDATE nt SET value = value + 1 WHERE key = 'hits'")
+    for table in ("kv", "nt"):
+        con.execute(f"INSERT INTO {table}(key, value) VALUES (?, ?)", (f"child{child}", child))
+    con.close()
+
+
+@unittest.skipUnless(hasattr(os, "fork"), "no fork()")
+class ForkedChildren(TwinTestCase):
+    """A parent with a warm cache forks (multiprocessing's fork start method, os.fork): children
+    open connections of their own and write while the parent writes too; the totals are exact and
+    the parent's own connection sees every child's commit. A child that only closes the
+    connection it inherited (what SQLite allows) breaks nothing in the parent, also while the
+    parent has a transaction open."""
+
+    CHILDREN, ROUNDS = 4, 40
+
+    def warm_parent(self):
+        con = self.open()
+        con.execute("BEGIN")
+        for table in ("kv", "nt"):
+            con.executemany(f"INSERT INTO {table}(key, value) VALUES (?, ?)",
+                            [(f"k{i:04}", i) for i in range(500)])
+            con.execute(f"INSERT INTO {table}(key, value) VALUES ('hits', 0)")
+        con.execute("COMMIT")
+        self.assertTwins(con)  # every row in the parent's cache
+        return con
+
+    def parent_writes(self, con, rounds):
+        for _ in range(rounds):
+            con.execute("SELECT feox_incr('kv', 'hits', 1)").fetchall()
+            con.execute("UPDATE nt SET value = value + 1 WHERE key = 'hits'")
+
+    def assertHits(self, con, hits):
+        self.assertTwins(con)
+        self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'hits'").fetchone()[0],
+                         hits)
+
+    def test_multiprocessing_fork_children_write_through_new_connections(self):
+        con = self.warm_parent()
+        fork = multiprocessing.get_context("fork")
+        children = [fork.Process(target=forked_child_writes, args=(self.db, i, self.ROUNDS))
+                    for i in range(self.CHILDREN)]
+        for child in children:
+            child.start()
+        self.parent_writes(con, self.ROUNDS)
+        for child in children:
+            child.join()
+        self.assertEqual([child.exitcode for child in children], [0] * self.CHILDREN)
+        self.assertHits(con, (self.CHILDREN + 1) * self.ROUNDS)
+        self.assertEqual(len(rows(con, "kv")), 501 + self.CHILDREN)
+        self.parent_writes(con, 1)
+        self.assertHits(self.open(), (self.CHILDREN + 1) * self.ROUNDS + 1)
+
+    def test_os_fork_children_write_through_new_connections(self):
+        con = self.warm_parent()
+        pids = []
+        for i in range(self.CHILDREN):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    forked_child_writes(self.db, i, self.ROUNDS)
+                    code = 0
+                finally:
+                    os._exit(code)
+            pids.append(pid)
+        self.parent_writes(con, self.ROUNDS)
+        self.assertEqual([os.waitpid(pid, 0)[1] for pid in pids], [0] * self.CHILDREN)
+        self.assertHits(con, (self.CHILDREN + 1) * self.ROUNDS)
+        self.assertHits(self.open(), (self.CHILDREN + 1) * self.ROUNDS)
+
+    def close_in_child(self, con):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                con.close()
+                code = 0
+            finally:
+                os._exit(code)
+        self.assertEqual(os.waitpid(pid, 0)[1], 0)
+
+    def test_child_closes_the_inherited_connection(self):
+        con = self.warm_parent()
+        fork = multiprocessing.get_context("fork")
+        closer = fork.Process(target=con.close)
+        closer.start()
+        closer.join()
+        self.assertEqual(closer.exitcode, 0)
+        self.parent_writes(con, 3)
+        self.close_in_child(con)
+        self.parent_writes(con, 3)
+        self.assertHits(con, 6)
+        con.execute("BEGIN")
+        self.parent_writes(con, 3)
+        for table in ("kv", "nt"):
+            con.execute(f"INSERT INTO {table}(key, value) VALUES ('in-begin', 1)")
+        self.close_in_child(con)
+        self.parent_writes(con, 3)
+        con.execute("COMMIT")
+        self.assertHits(con, 12)
+        other = self.open()
+        self.assertHits(other, 12)
+        self.assertEqual(other.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
+
+
+class ForkedChildrenRollbackJournal(ForkedChildren):
+    JOURNAL_MODE = "delete"
 
 
 if __name__ == "__main__":
