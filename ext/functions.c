@@ -227,9 +227,9 @@ static void unpin(feox_vtab *vt)
 /* A name split into its parts (schema NULL when none was given). A plain name ('kv', the common
  * case) is the argument's own text: nothing is copied. */
 typedef struct table_name {
-    char *schema;       /* sqlite3_malloc'd */
-    const char *table;  /* the argument's text, or owned_table */
-    char *owned_table;  /* sqlite3_malloc'd, or NULL */
+    char *schema;      /* sqlite3_malloc'd */
+    const char *table; /* the argument's text, or owned_table */
+    char *owned_table; /* sqlite3_malloc'd, or NULL */
 } table_name;
 
 static void table_name_free(table_name *n)
@@ -365,10 +365,11 @@ static void report_enlist_error(sqlite3_context *ctx, sqlite3 *db, const table_n
 {
     char *touch_err = NULL;
     if (rc == SQLITE_ERROR && err != NULL && strstr(err, "no such table") != NULL &&
-        touch_table(db, n->schema, n->table, false, &touch_err) != SQLITE_OK &&
-        touch_err != NULL && strncmp(touch_err, "no such table", 13) == 0) {
-        fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s%s%s", shown_schema(n),
-                                                    shown_dot(n), n->table));
+        touch_table(db, n->schema, n->table, false, &touch_err) != SQLITE_OK && touch_err != NULL &&
+        strncmp(touch_err, "no such table", 13) == 0) {
+        fn_error(ctx, SQLITE_ERROR,
+                 sqlite3_mprintf("feox: no such table: %s%s%s", shown_schema(n), shown_dot(n),
+                                 n->table));
     } else {
         fn_error(ctx, rc, sqlite3_mprintf("%s", err ? err : sqlite3_errstr(rc)));
     }
@@ -403,7 +404,9 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
         return NULL;
     }
     if ((rc = parse_table_name(db, arg, &parsed)) != SQLITE_OK) {
-        fn_error(ctx, rc, sqlite3_mprintf("feox: malformed table name: %s", arg));
+        fn_error(ctx, rc,
+                 rc == SQLITE_NOMEM ? NULL
+                                    : sqlite3_mprintf("feox: malformed table name: %s", arg));
         return NULL;
     }
     const char *schema = parsed.schema, *table = parsed.table;
@@ -426,8 +429,8 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
         }
         if (rc != SQLITE_OK) {
             if (err != NULL && strncmp(err, "no such table", 13) == 0) {
-                fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s%s%s", shown_s,
-                                                            shown_d, table));
+                fn_error(ctx, SQLITE_ERROR,
+                         sqlite3_mprintf("feox: no such table: %s%s%s", shown_s, shown_d, table));
             } else {
                 bool named = err != NULL && strncmp(err, "feox: ", 6) == 0; /* said once */
                 fn_error(ctx, rc,
@@ -436,8 +439,8 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
                                                  err ? err : "error"));
             }
         } else if (vt == NULL) {
-            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s%s%s is not a feox table", shown_s,
-                                                        shown_d, table));
+            fn_error(ctx, SQLITE_ERROR,
+                     sqlite3_mprintf("feox: %s%s%s is not a feox table", shown_s, shown_d, table));
         } else if (use != USE_CHECK &&
                    (rc = write && vt->dbs != NULL ? feox_vtab_check_store_without_refresh(vt)
                                                   : feox_vtab_check_store(vt)) != SQLITE_OK) {
