@@ -12,7 +12,8 @@
  *   feox_compact(tab)                         -> 1 once the store file holds only live data
  *   feox_sweep(tab)                           -> how many expired records were removed
  *
- * tab names a feox table of this connection: 'kv' or 'schema.kv'. If the table was not used yet
+ * tab names a feox table of this connection: 'kv' or 'schema.kv', each part bare or quoted as in
+ * SQL ('"we""ird".kv', 'main.[x.y]'; see parse_table_name). If the table was not used yet
  * by this connection, a no-op "SELECT 1 FROM tab WHERE 0" makes SQLite connect it. If a
  * transaction is open and the table has not joined it, a writing function first runs the no-op
  * "UPDATE tab SET key=key WHERE 0", which makes SQLite call xBegin, so the function's changes are
@@ -213,6 +214,168 @@ static void unpin(feox_vtab *vt)
     }
 }
 
+/* ---- the table-name argument ------------------------------------------------------------------
+ * It reads as SQL names do: [schema.]table, each part bare or quoted ("...", [...] or `...`; a
+ * doubled " or ` inside stands for one). A bare part before the table is a schema only if the
+ * connection has a database of that name (sqlite3_txn_state knows it without running SQL): so
+ * 'main.kv' and 'aux.kv' keep meaning what they mean in SQL, whatever tables exist, and a table
+ * whose name has a dot is reached by its bare name when no schema has the name before the dot
+ * (always as '"x.y"' or 'main."x.y"'). Each dot is tried in turn, for a schema whose name has a
+ * dot ('a.b.kv' is schema "a.b" when there is no schema "a"); a bare table part runs to the end
+ * ('main.x.y' is table "x.y" of main). */
+
+/* A name split into its parts (schema NULL when none was given). A plain name ('kv', the common
+ * case) is the argument's own text: nothing is copied. */
+typedef struct table_name {
+    char *schema;      /* sqlite3_malloc'd */
+    const char *table; /* the argument's text, or owned_table */
+    char *owned_table; /* sqlite3_malloc'd, or NULL */
+} table_name;
+
+static void table_name_free(table_name *n)
+{
+    sqlite3_free(n->schema);
+    sqlite3_free(n->owned_table);
+}
+
+static char closing_quote(char open)
+{
+    return open == '"' ? '"' : open == '`' ? '`' : open == '[' ? ']' : '\0';
+}
+
+/* The quoted part at *p (which starts with a quote), unquoted; *p moves past it. NULL with *bad
+ * set if it has no closing quote, NULL alone when out of memory. */
+static char *unquote_part(const char **p, bool *bad)
+{
+    char close = closing_quote(**p);
+    const char *s = *p + 1;
+    char *out = sqlite3_malloc64(strlen(s) + 1);
+    size_t n = 0;
+    if (out == NULL) {
+        return NULL;
+    }
+    for (;; s++) {
+        if (*s == '\0') {
+            sqlite3_free(out);
+            *bad = true;
+            return NULL;
+        }
+        if (*s == close) {
+            if (close == ']' || s[1] != close) {
+                break;
+            }
+            s++; /* a doubled quote */
+        }
+        out[n++] = *s;
+    }
+    out[n] = '\0';
+    *p = s + 1;
+    return out;
+}
+
+/* The table part after a schema's dot at p, which must end the text: quoted, or bare to the end
+ * (not empty: "main." is no name). */
+static char *table_part(const char *p, bool *bad)
+{
+    if (*p == '\0') {
+        *bad = true;
+        return NULL;
+    }
+    if (closing_quote(*p) == '\0') {
+        return sqlite3_mprintf("%s", p);
+    }
+    char *part = unquote_part(&p, bad);
+    if (part != NULL && *p != '\0') {
+        sqlite3_free(part);
+        *bad = true;
+        return NULL;
+    }
+    return part;
+}
+
+/* Is there a database of this name in the connection (main, temp or attached)? */
+static bool is_schema(sqlite3 *db, const char *name, size_t len)
+{
+    char *schema = sqlite3_mprintf("%.*s", (int)len, name);
+    bool found = schema != NULL && sqlite3_txn_state(db, schema) >= 0;
+    sqlite3_free(schema);
+    return found;
+}
+
+/* A bare first part: the schema is the text before the first dot that ends a schema's name. */
+static void split_bare(sqlite3 *db, const char *full, table_name *n, bool *bad)
+{
+    for (const char *dot = strchr(full, '.'); dot != NULL; dot = strchr(dot + 1, '.')) {
+        if (is_schema(db, full, (size_t)(dot - full))) {
+            n->schema = sqlite3_mprintf("%.*s", (int)(dot - full), full);
+            n->table = n->owned_table = n->schema != NULL ? table_part(dot + 1, bad) : NULL;
+            return;
+        }
+    }
+    n->table = full;
+}
+
+/* Split the argument full into n. SQLITE_OK, SQLITE_ERROR for a malformed name (an unclosed
+ * quote, text after a quoted table) or SQLITE_NOMEM. */
+static int parse_table_name(sqlite3 *db, const char *full, table_name *n)
+{
+    bool bad = false;
+    n->schema = n->owned_table = NULL;
+    n->table = NULL;
+    if (closing_quote(*full) == '\0') {
+        split_bare(db, full, n, &bad);
+    } else {
+        const char *p = full;
+        char *first = unquote_part(&p, &bad);
+        if (first != NULL && *p == '\0') {
+            n->table = n->owned_table = first;
+        } else if (first != NULL && *p == '.') {
+            n->schema = first;
+            n->table = n->owned_table = table_part(p + 1, &bad);
+        } else {
+            sqlite3_free(first);
+            bad = bad || first != NULL;
+        }
+    }
+    if (n->table == NULL) {
+        table_name_free(n);
+        n->schema = n->owned_table = NULL;
+        return bad ? SQLITE_ERROR : SQLITE_NOMEM;
+    }
+    return SQLITE_OK;
+}
+
+/* The name as SQLite's messages show it, "table" or "schema.table" (unquoted), is printed with
+ * "%s%s%s" and these three arguments: shown_schema(n), shown_dot(n), n->table. */
+static const char *shown_schema(const table_name *n)
+{
+    return n->schema != NULL ? n->schema : "";
+}
+
+static const char *shown_dot(const table_name *n)
+{
+    return n->schema != NULL ? "." : "";
+}
+
+/* A table in the database could not join the call's transaction (feox_db_fn_begin): say why. If
+ * its shadow tables are gone because another connection dropped the table, SQLite's own words for
+ * the table (checked only here, on the error path): "no such table: kv". */
+static void report_enlist_error(sqlite3_context *ctx, sqlite3 *db, const table_name *n, int rc,
+                                const char *err)
+{
+    char *touch_err = NULL;
+    if (rc == SQLITE_ERROR && err != NULL && strstr(err, "no such table") != NULL &&
+        touch_table(db, n->schema, n->table, false, &touch_err) != SQLITE_OK && touch_err != NULL &&
+        strncmp(touch_err, "no such table", 13) == 0) {
+        fn_error(ctx, SQLITE_ERROR,
+                 sqlite3_mprintf("feox: no such table: %s%s%s", shown_schema(n), shown_dot(n),
+                                 n->table));
+    } else {
+        fn_error(ctx, rc, sqlite3_mprintf("%s", err ? err : sqlite3_errstr(rc)));
+    }
+    sqlite3_free(touch_err);
+}
+
 /* Attempts at resolving a table whose schema keeps being reloaded under the call. */
 #define RESOLVE_ATTEMPTS 3
 
@@ -230,28 +393,24 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
     bool write = use == USE_WRITE;
     feox_conn *conn = sqlite3_user_data(ctx);
     sqlite3 *db = sqlite3_context_db_handle(ctx);
-    const char *full = (const char *)sqlite3_value_text(name_arg);
-    char *schema = NULL;
-    const char *table;
+    const char *arg = (const char *)sqlite3_value_text(name_arg);
+    table_name parsed;
     feox_vtab *vt = NULL;
     char *err = NULL;
     int rc = SQLITE_OK;
 
-    if (full == NULL) {
+    if (arg == NULL) {
         fn_error(ctx, SQLITE_MISUSE, sqlite3_mprintf("feox: the table name may not be NULL"));
         return NULL;
     }
-    const char *dot = strchr(full, '.');
-    if (dot != NULL) {
-        schema = sqlite3_mprintf("%.*s", (int)(dot - full), full);
-        if (schema == NULL) {
-            sqlite3_result_error_nomem(ctx);
-            return NULL;
-        }
-        table = dot + 1;
-    } else {
-        table = full;
+    if ((rc = parse_table_name(db, arg, &parsed)) != SQLITE_OK) {
+        fn_error(ctx, rc,
+                 rc == SQLITE_NOMEM ? NULL
+                                    : sqlite3_mprintf("feox: malformed table name: %s", arg));
+        return NULL;
     }
+    const char *schema = parsed.schema, *table = parsed.table;
+    const char *shown_s = shown_schema(&parsed), *shown_d = shown_dot(&parsed);
     for (int attempt = 1;; attempt++) {
         vt = find_pinned(conn, schema, table);
         if (vt == NULL) {
@@ -260,8 +419,8 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
         }
         if (vt != NULL && write && !may_write(ctx, db, vt)) {
             unpin(vt);
-            sqlite3_free(schema);
-            return NULL;
+            vt = NULL;
+            break;
         }
         if (vt != NULL && write && vt->dbs == NULL && !sqlite3_get_autocommit(db) && !vt->in_txn) {
             unpin(vt);
@@ -270,15 +429,18 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
         }
         if (rc != SQLITE_OK) {
             if (err != NULL && strncmp(err, "no such table", 13) == 0) {
-                fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: no such table: %s", full));
+                fn_error(ctx, SQLITE_ERROR,
+                         sqlite3_mprintf("feox: no such table: %s%s%s", shown_s, shown_d, table));
             } else {
                 bool named = err != NULL && strncmp(err, "feox: ", 6) == 0; /* said once */
                 fn_error(ctx, rc,
                          named ? sqlite3_mprintf("%s", err)
-                               : sqlite3_mprintf("feox: %s: %s", full, err ? err : "error"));
+                               : sqlite3_mprintf("feox: %s%s%s: %s", shown_s, shown_d, table,
+                                                 err ? err : "error"));
             }
         } else if (vt == NULL) {
-            fn_error(ctx, SQLITE_ERROR, sqlite3_mprintf("feox: %s is not a feox table", full));
+            fn_error(ctx, SQLITE_ERROR,
+                     sqlite3_mprintf("feox: %s%s%s is not a feox table", shown_s, shown_d, table));
         } else if (use != USE_CHECK &&
                    (rc = write && vt->dbs != NULL ? feox_vtab_check_store_without_refresh(vt)
                                                   : feox_vtab_check_store(vt)) != SQLITE_OK) {
@@ -288,7 +450,7 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
             unpin(vt);
             vt = NULL;
         } else if (write && vt->dbs != NULL && (rc = feox_db_fn_begin(vt, &err)) != SQLITE_OK) {
-            fn_error(ctx, rc, sqlite3_mprintf("%s", err ? err : sqlite3_errstr(rc)));
+            report_enlist_error(ctx, db, &parsed, rc, err);
             unpin(vt);
             vt = NULL; /* database mode: could not enlist (BUSY, LOCKED, READONLY...) */
         }
@@ -315,7 +477,7 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
         }
     }
     sqlite3_free(err);
-    sqlite3_free(schema);
+    table_name_free(&parsed);
     return vt;
 }
 
