@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "base/slab.h"
 #include "feox.h"
 
 static void *(*alloc_fn)(size_t) = malloc;
@@ -76,6 +77,15 @@ char *feox_mem_concat(const char *a, const char *b)
     return p;
 }
 
+#ifdef FEOX_SLAB_POISON
+/* Under AddressSanitizer a large allocation comes from the allocator, as a slab does (slab.h):
+ * LeakSanitizer scans malloc'd memory, not a mapping of ours, and the hash index's maps, carved
+ * from one, hold the only pointers to some entries. */
+#define LARGE_MAPPED 0
+#else
+#define LARGE_MAPPED 1
+#endif
+
 /* Before the bytes of a large allocation: the length of its own mapping, 0 if it came from
  * alloc_fn. 64 bytes: an array in a mapping starts on a cache line; one from alloc_fn keeps
  * alloc_fn's alignment. */
@@ -87,7 +97,7 @@ void *feox_mem_alloc_large(size_t size)
         return NULL;
     char *p;
     size_t mapped = 0;
-    if (feox_mem_is_default() && size >= FEOX_LARGE_MIN) {
+    if (LARGE_MAPPED && feox_mem_is_default() && size >= FEOX_LARGE_MIN) {
         mapped = (size + LARGE_HEADER + 4095) & ~(size_t)4095;
         p = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
