@@ -20,11 +20,12 @@ char *feox_mem_concat(const char *a, const char *b);
 bool feox_mem_is_default(void);
 
 /* Scratch arrays of many MiB that live for one operation (a store's load, its close). With the
- * default allocator, one of at least FEOX_LARGE_MIN bytes is its own mapping with transparent
- * huge pages asked for (madvise): first-touch page faults are most of the cost of fresh memory
- * (about 10 us per 4 KiB page on a VM, 512 times fewer faults with 2 MiB pages) and a randomly
- * probed table misses the TLB far less. With an allocator from feox_set_allocator, or smaller,
- * it comes from feox_mem_alloc. Free with feox_mem_free_large only. */
+ * default allocator, one of at least FEOX_LARGE_MIN bytes is its own mapping, from a 2 MiB
+ * boundary, with transparent huge pages asked for (madvise): first-touch page faults are most of
+ * the cost of fresh memory (about 10 us per 4 KiB page on a VM, 512 times fewer faults with 2 MiB
+ * pages) and a randomly probed table misses the TLB far less. With an allocator from
+ * feox_set_allocator, under AddressSanitizer (LeakSanitizer scans it then), or smaller, it comes
+ * from feox_mem_alloc. Free with feox_mem_free_large only. */
 #define FEOX_LARGE_MIN ((size_t)4 << 20)
 void *feox_mem_alloc_large(size_t size);
 void feox_mem_free_large(void *ptr);

@@ -127,24 +127,112 @@ static bool entry_matches(const void *stored, const void *wanted)
            key_bytes_equal(e->key, other->key, e->key_len);
 }
 
-static void *map_malloc(size_t size)
+/* ---- the maps' memory ------------------------------------------------------------------------
+ * Every map ck_hs allocates starts MAP_HEADER bytes into its block; the header names the region it
+ * was carved from, or NULL for a block of its own from feox_mem_alloc. ck_malloc's callbacks take
+ * no context: feox_hash_index_reserve points `carving` (this thread's) at its region while it
+ * replaces the shards' maps, and every other map (init's, growth's) is a block of its own. */
+#define MAP_HEADER 16
+
+struct feox_hash_map_region {
+    feox_hash_map_region *next;
+    char *free, *end; /* the part not carved yet */
+};
+
+static _Thread_local feox_hash_map_region *carving;
+
+static void *map_with_header(char *block, feox_hash_map_region *region)
 {
-    return feox_mem_alloc(size);
+    memcpy(block, &region, sizeof region);
+    return block + MAP_HEADER;
 }
 
-static void *map_realloc(void *ptr, size_t old_size, size_t new_size, bool defer)
+static feox_hash_map_region *region_of_map(void *map)
 {
-    (void)old_size;
-    (void)defer; /* ck_hs only reallocates maps it has not published */
-    return feox_mem_realloc(ptr, new_size);
+    feox_hash_map_region *region;
+    memcpy(&region, (char *)map - MAP_HEADER, sizeof region);
+    return region;
+}
+
+/* size bytes (and the header) from the region, cache-line aligned; NULL if they do not fit. */
+static char *region_carve(feox_hash_map_region *region, size_t size)
+{
+    size_t bytes = (MAP_HEADER + size + 63) & ~(size_t)63;
+    if (!region || (size_t)(region->end - region->free) < bytes)
+        return NULL;
+    char *block = region->free;
+    region->free += bytes;
+    return block;
+}
+
+static void *map_malloc(size_t size)
+{
+    if (size > SIZE_MAX - 64 - MAP_HEADER)
+        return NULL;
+    char *block = region_carve(carving, size);
+    if (block)
+        return map_with_header(block, carving);
+    block = feox_mem_alloc(MAP_HEADER + size);
+    return block ? map_with_header(block, NULL) : NULL;
 }
 
 static void map_free(void *ptr, size_t size, bool defer)
 {
+    if (!ptr || region_of_map(ptr))
+        return; /* a carved map goes with its region, when the index is destroyed */
+    char *block = (char *)ptr - MAP_HEADER;
     if (defer)
-        feox_epoch_retire_ptr(ptr, size); /* readers may still probe the old map */
+        feox_epoch_retire_ptr(block, MAP_HEADER + size); /* readers may still probe it */
     else
-        feox_mem_free(ptr);
+        feox_mem_free(block);
+}
+
+static void *map_realloc(void *ptr, size_t old_size, size_t new_size, bool defer)
+{
+    (void)defer; /* ck_hs only reallocates maps it has not published */
+    if (!ptr)
+        return map_malloc(new_size);
+    if (!region_of_map(ptr)) {
+        if (new_size > SIZE_MAX - MAP_HEADER)
+            return NULL;
+        char *block = feox_mem_realloc((char *)ptr - MAP_HEADER, MAP_HEADER + new_size);
+        return block ? (char *)block + MAP_HEADER : NULL;
+    }
+    void *fresh = map_malloc(new_size);
+    if (fresh)
+        memcpy(fresh, ptr, old_size < new_size ? old_size : new_size);
+    return fresh;
+}
+
+/* A region for the maps of `shards` shards of `slots` slots each: what ck_hs asks for a map of
+ * n slots in delete mode (a pointer and a probe bound per slot, its header, a cache line of
+ * alignment), and some room over. NULL if it cannot be had (the maps then come one by one). */
+static feox_hash_map_region *region_new(unsigned shards, uint64_t slots)
+{
+    uint64_t n = 16;
+    while (n < slots)
+        n <<= 1;
+    uint64_t each = ((MAP_HEADER + 512 + n * (sizeof(void *) + sizeof(uint32_t))) + 63) & ~63ull;
+    if (each > (SIZE_MAX - 64) / shards)
+        return NULL;
+    size_t bytes = 64 + (size_t)each * shards;
+    char *p = feox_mem_alloc_large(bytes);
+    if (!p)
+        return NULL;
+    feox_hash_map_region *region = (feox_hash_map_region *)p;
+    region->next = NULL;
+    region->free = p + 64;
+    region->end = p + bytes;
+    return region;
+}
+
+static void regions_free(feox_hash_map_region *region)
+{
+    while (region) {
+        feox_hash_map_region *next = region->next;
+        feox_mem_free_large(region);
+        region = next;
+    }
 }
 
 static struct ck_malloc map_allocator = {
@@ -154,6 +242,7 @@ feox_err feox_hash_index_init(feox_hash_index *idx, uint64_t capacity_hint, uint
 {
     idx->shard_bits = FEOX_DEFAULT_SHARD_BITS;
     idx->seed = seed;
+    idx->regions = NULL;
     unsigned count = feox_hash_shard_count(idx);
     idx->shards = NULL;
     if (posix_memalign((void **)&idx->shards, 64, sizeof(feox_shard) * count) != 0)
@@ -187,12 +276,20 @@ feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count)
     uint64_t per_shard = count / shards + 1;
     if (per_shard < 16)
         per_shard = 16;
-    for (unsigned i = 0; i < shards; i++) {
+    feox_hash_map_region *region = region_new(shards, per_shard * 2);
+    if (region) {
+        region->next = idx->regions;
+        idx->regions = region;
+    }
+    carving = region;
+    feox_err err = FEOX_OK;
+    for (unsigned i = 0; i < shards && !err; i++) {
         /* At most 50% load, as in init; an empty map is replaced rather than grown. */
         if (!ck_hs_reset_size(&idx->shards[i].set, per_shard * 2))
-            return FEOX_ERR_NOMEM;
+            err = FEOX_ERR_NOMEM;
     }
-    return FEOX_OK;
+    carving = NULL;
+    return err;
 }
 
 void feox_hash_index_destroy(feox_hash_index *idx)
@@ -206,6 +303,8 @@ void feox_hash_index_destroy(feox_hash_index *idx)
     }
     free(idx->shards);
     idx->shards = NULL;
+    regions_free(idx->regions);
+    idx->regions = NULL;
 }
 
 uint64_t feox_hash_key(const feox_hash_index *idx, const void *key, size_t key_len)

@@ -40,16 +40,23 @@ typedef struct feox_shard {
 
 _Static_assert(sizeof(ck_hs_t) <= 64, "a shard's set fits one cache line");
 
+typedef struct feox_hash_map_region feox_hash_map_region;
+
 typedef struct feox_hash_index {
     feox_shard *shards;
     unsigned shard_bits;
     uint64_t seed;
+    /* Where feox_hash_index_reserve carved the shards' maps from (hash_index.c); freed with the
+     * index. */
+    feox_hash_map_region *regions;
 } feox_hash_index;
 
 feox_err feox_hash_index_init(feox_hash_index *idx, uint64_t capacity_hint, uint64_t seed);
 /* Size every shard's map for `count` keys in all (an empty index with no concurrent user: a
- * store's first load, which knows its key count before it fills the index). Errors: NOMEM (the
- * index keeps its maps). */
+ * store's first load, which knows its key count before it fills the index). The maps are carved
+ * from one region (feox_mem_alloc_large: huge pages for a big load) that lives as long as the
+ * index: a map that growth replaces later stays in it unused until the index is destroyed.
+ * Errors: NOMEM (the index keeps its maps). */
 feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count);
 /* Free the maps (no concurrent users; entries are not freed). */
 void feox_hash_index_destroy(feox_hash_index *idx);

@@ -3,7 +3,8 @@
  * pointers in memcmp key order, with Optimistic Lock Coupling (Leis et al., "The ART of Practical
  * Synchronization", DaMoN 2016) for writers and lock-free, validating readers.
  *
- * Node layout (one allocation per node, never reused in place; freed through the epoch)
+ * Node layout (one allocation or slab block per node, never reused in place; freed through the
+ * epoch; a bulk build and a bulk load take their nodes from slabs, slab.h)
  *   version      u64: bit 0 obsolete, bit 1 locked, bits 2.. a change counter. Every change to a
  *                node happens with the lock bit set and bumps the counter on unlock.
  *   count        leaf: entries; inner: separators (an inner node has count + 1 children).
@@ -57,6 +58,7 @@
 
 #include "base/alloc.h"
 #include "base/epoch.h"
+#include "base/slab.h"
 #include "index/ordered_index_node.h"
 
 /* ---- prefixes and search (key helpers and the layout are in ordered_index_node.h) ------------ */
@@ -201,20 +203,42 @@ static void backoff(unsigned restarts)
 
 /* ---- allocation and retirement --------------------------------------------------------------- */
 
-static node *node_new(bool leaf)
+_Static_assert(sizeof(inner_node) <= FEOX_SLAB_MAX_BLOCK &&
+                   sizeof(leaf_node) <= FEOX_SLAB_MAX_BLOCK,
+               "a node fits a slab block");
+
+/* A zeroed node, from slabs's slab if slabs is not NULL (a bulk build), else from the allocator. */
+static node *node_new_from(bool leaf, feox_slab_filler *slabs)
 {
     size_t bytes = leaf ? sizeof(leaf_node) : sizeof(inner_node);
-    node *n = feox_mem_calloc(1, bytes);
+    node *n = slabs ? feox_slab_alloc(slabs, bytes) : feox_mem_alloc(bytes);
     if (!n)
         return NULL;
+    memset(n, 0, bytes);
     n->is_leaf = leaf;
-    n->bytes = (uint32_t)bytes;
+    n->bytes = (uint16_t)bytes;
+    n->in_slab = slabs != NULL;
     return n;
+}
+
+static node *node_new(bool leaf)
+{
+    return node_new_from(leaf, NULL);
+}
+
+static void node_free(node *n)
+{
+    if (!n)
+        return;
+    if (n->in_slab)
+        feox_slab_free(n, n->bytes);
+    else
+        feox_mem_free(n);
 }
 
 static void destroy_node(feox_retire_link *link)
 {
-    feox_mem_free((char *)link - offsetof(node, retire));
+    node_free((node *)((char *)link - offsetof(node, retire)));
 }
 
 static size_t node_bytes(const feox_retire_link *link)
@@ -314,7 +338,7 @@ static void free_subtree(node *n)
         for (uint32_t i = 0; i <= count; i++)
             free_subtree(atomic_load_explicit(&AS_INNER(n)->children[i], memory_order_relaxed));
     }
-    feox_mem_free(n);
+    node_free(n);
 }
 
 void feox_ordered_index_destroy(feox_ordered_index *idx)
@@ -349,12 +373,12 @@ static void free_built(built *level, size_t count)
             free_subtree(level[i].n);
 }
 
-static size_t build_leaves(feox_entry *const *sorted, size_t n, built *out)
+static size_t build_leaves(feox_entry *const *sorted, size_t n, built *out, feox_slab_filler *slabs)
 {
     size_t parts = build_parts(n, BUILD_FILL), at = 0;
     for (size_t i = 0; i < parts; i++) {
         size_t take = n / parts + (i < n % parts);
-        node *leaf = node_new(true);
+        node *leaf = node_new_from(true, slabs);
         if (!leaf)
             return i;
         for (size_t j = 0; j < take; j++)
@@ -369,13 +393,13 @@ static size_t build_leaves(feox_entry *const *sorted, size_t n, built *out)
 
 /* One inner level over `count` nodes of the level below (moved into the new nodes). Returns the
  * number of new nodes, or 0 on allocation failure (then `below` still owns every node). */
-static size_t build_inner(built *below, size_t count, built *out)
+static size_t build_inner(built *below, size_t count, built *out, feox_slab_filler *slabs)
 {
     size_t parts = count <= FEOX_OI_NODE_CAP + 1 ? 1 : build_parts(count, BUILD_FILL + 1);
     size_t at = 0;
     for (size_t i = 0; i < parts; i++) {
         size_t take = count / parts + (i < count % parts);
-        node *inner = node_new(false);
+        node *inner = node_new_from(false, slabs);
         if (!inner)
             goto fail;
         out[i] = (built){inner, below[at].min, below[at + take - 1].max};
@@ -402,7 +426,7 @@ static size_t build_inner(built *below, size_t count, built *out)
     fail_with_current:
         for (uint32_t k = 0; k < atomic_load_explicit(&inner->count, memory_order_relaxed); k++)
             feox_mem_free(atomic_load_explicit(&AS_INNER(inner)->seps[k], memory_order_relaxed));
-        feox_mem_free(inner);
+        node_free(inner);
         out[i].n = NULL;
     fail:
         /* Take the nodes of the finished parents back apart: separators freed, children stay. */
@@ -411,7 +435,7 @@ static size_t build_inner(built *below, size_t count, built *out)
             uint32_t seps = atomic_load_explicit(&p->count, memory_order_relaxed);
             for (uint32_t m = 0; m < seps; m++)
                 feox_mem_free(atomic_load_explicit(&AS_INNER(p)->seps[m], memory_order_relaxed));
-            feox_mem_free(p);
+            node_free(p);
         }
         return 0;
     }
@@ -430,13 +454,20 @@ feox_err feox_ordered_index_build(feox_ordered_index *idx, feox_entry *const *so
         feox_mem_free(next);
         return FEOX_ERR_NOMEM;
     }
-    size_t count = build_leaves(sorted, n, level);
+    /* The nodes of a big build come from slabs (slab.h): no allocator header, a 2 MiB huge page
+     * per ~3,400 leaves instead of a first-touch fault per ~7 (1M keys: ~5,000 faults fewer).
+     * Later splits make nodes of their own; a slab goes when all of its nodes are retired. A
+     * small build keeps malloc: a slab would be mostly empty. */
+    feox_slab_filler slabs = {0};
+    bool from_slabs = leaves * sizeof(leaf_node) >= FEOX_SLAB_BYTES / 2;
+    feox_slab_filler *filler = from_slabs ? &slabs : NULL;
+    size_t count = build_leaves(sorted, n, level, filler);
     feox_err err = FEOX_OK;
     if (count < leaves) {
         err = FEOX_ERR_NOMEM;
     } else {
         while (count > 1) {
-            size_t parents = build_inner(level, count, next);
+            size_t parents = build_inner(level, count, next, filler);
             if (!parents) {
                 err = FEOX_ERR_NOMEM;
                 break;
@@ -451,10 +482,11 @@ feox_err feox_ordered_index_build(feox_ordered_index *idx, feox_entry *const *so
         free_built(level, count);
     } else {
         /* Nobody else uses the index yet: the empty root leaf goes at once. */
-        feox_mem_free(atomic_load_explicit(&idx->root, memory_order_relaxed));
+        node_free(atomic_load_explicit(&idx->root, memory_order_relaxed));
         atomic_store_explicit(&idx->root, level[0].n, memory_order_release);
         count_add(idx, (int64_t)n);
     }
+    feox_slab_filler_seal(&slabs); /* after free_built: a slab left empty goes now */
     feox_mem_free(level);
     feox_mem_free(next);
     return err;
@@ -579,7 +611,7 @@ static uint32_t child_slot(const node *parent, const node *child)
  * them. Everything is allocated before anything changes: NOMEM leaves the tree as it was.
  */
 static feox_err split_node(feox_ordered_index *idx, node *parent, node *n, const uint8_t *key,
-                           size_t len)
+                           size_t len, feox_slab_filler *slabs)
 {
     uint32_t count = atomic_load_explicit(&n->count, memory_order_relaxed);
     size_t flen, llen;
@@ -591,8 +623,8 @@ static feox_err split_node(feox_ordered_index *idx, node *parent, node *n, const
     else if (feox_key_compare(key, len, first, flen) < 0)
         mid = 1;
 
-    node *right = node_new(n->is_leaf);
-    node *new_root = parent ? NULL : node_new(false);
+    node *right = node_new_from(n->is_leaf, slabs);
+    node *new_root = parent ? NULL : node_new_from(false, slabs);
     separator *up = NULL;
     if (n->is_leaf) {
         size_t alen, blen;
@@ -603,8 +635,8 @@ static feox_err split_node(feox_ordered_index *idx, node *parent, node *n, const
         up = atomic_load_explicit(&AS_INNER(n)->seps[mid], memory_order_relaxed);
     }
     if (!right || (!parent && !new_root) || !up) {
-        feox_mem_free(right);
-        feox_mem_free(new_root);
+        node_free(right);
+        node_free(new_root);
         if (n->is_leaf)
             feox_mem_free(up);
         return FEOX_ERR_NOMEM;
@@ -657,7 +689,7 @@ static feox_err split_node(feox_ordered_index *idx, node *parent, node *n, const
  * was lost or the split is done (the caller restarts from the root either way), else the error. */
 #define SPLIT_RESTART (-1)
 static int lock_and_split(feox_ordered_index *idx, node *parent, uint64_t parent_version, node *n,
-                          uint64_t version, const uint8_t *key, size_t len)
+                          uint64_t version, const uint8_t *key, size_t len, feox_slab_filler *slabs)
 {
     if (parent && !upgrade_to_lock(parent, parent_version))
         return SPLIT_RESTART;
@@ -670,7 +702,7 @@ static int lock_and_split(feox_ordered_index *idx, node *parent, uint64_t parent
         unlock(n);
         return SPLIT_RESTART;
     }
-    feox_err err = split_node(idx, parent, n, key, len);
+    feox_err err = split_node(idx, parent, n, key, len, slabs);
     unlock(n);
     if (parent)
         unlock(parent);
@@ -686,7 +718,7 @@ static int lock_and_split(feox_ordered_index *idx, node *parent, uint64_t parent
  * grow (a split needs its lock; an unlinked neighbour's range goes to a neighbour), so every key
  * below the fence still belongs to it. */
 static feox_err insert_in_section(feox_ordered_index *idx, feox_entry *const *sorted, size_t want,
-                                  size_t *done)
+                                  size_t *done, feox_slab_filler *slabs)
 {
     const uint8_t *key = sorted[0]->key;
     size_t len = sorted[0]->key_len;
@@ -703,7 +735,7 @@ restart:
     for (;;) {
         uint32_t count = atomic_load_explicit(&n->count, memory_order_acquire);
         if (count >= FEOX_OI_NODE_CAP) {
-            int r = lock_and_split(idx, parent, parent_version, n, version, key, len);
+            int r = lock_and_split(idx, parent, parent_version, n, version, key, len, slabs);
             if (r != SPLIT_RESTART)
                 return (feox_err)r;
             goto restart;
@@ -927,7 +959,7 @@ feox_err feox_ordered_index_insert(feox_ordered_index *idx, feox_entry *e)
 {
     size_t done;
     feox_epoch_enter();
-    feox_err err = insert_in_section(idx, &e, 1, &done);
+    feox_err err = insert_in_section(idx, &e, 1, &done, NULL);
     feox_epoch_exit();
     return err;
 }
@@ -935,12 +967,18 @@ feox_err feox_ordered_index_insert(feox_ordered_index *idx, feox_entry *e)
 feox_err feox_ordered_index_insert_sorted(feox_ordered_index *idx, feox_entry *const *sorted,
                                           size_t n, size_t *inserted)
 {
+    return feox_ordered_index_insert_sorted_from(idx, sorted, n, inserted, NULL);
+}
+
+feox_err feox_ordered_index_insert_sorted_from(feox_ordered_index *idx, feox_entry *const *sorted,
+                                               size_t n, size_t *inserted, feox_slab_filler *slabs)
+{
     feox_err err = FEOX_OK;
     size_t at = 0;
     feox_epoch_enter();
     while (at < n && !err) {
         size_t done = 0;
-        err = insert_in_section(idx, sorted + at, n - at, &done);
+        err = insert_in_section(idx, sorted + at, n - at, &done, slabs);
         at += done;
     }
     feox_epoch_exit();

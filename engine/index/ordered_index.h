@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/slab.h"
 #include "feox.h"
 #include "index/record.h"
 
@@ -49,6 +50,10 @@ feox_err feox_ordered_index_insert(feox_ordered_index *idx, feox_entry *e);
  * *inserted entries in the index and the others not. */
 feox_err feox_ordered_index_insert_sorted(feox_ordered_index *idx, feox_entry *const *sorted,
                                           size_t n, size_t *inserted);
+/* The same, with the nodes its splits make taken from slabs's slab when slabs is not NULL (a bulk
+ * load's filler, used by this thread alone; slab.h): a node goes back to its slab when retired. */
+feox_err feox_ordered_index_insert_sorted_from(feox_ordered_index *idx, feox_entry *const *sorted,
+                                               size_t n, size_t *inserted, feox_slab_filler *slabs);
 /* Remove an entry that is in the index. */
 void feox_ordered_index_remove(feox_ordered_index *idx, feox_entry *e);
 /* Put fresh, an entry with the same key bytes, in the place of old, which is in the index: one

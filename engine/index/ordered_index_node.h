@@ -39,7 +39,8 @@ typedef struct node {
     _Atomic uint32_t prefix_len;
     _Atomic uint64_t prefix_words[FEOX_OI_PREFIX_WORDS];
     uint32_t is_leaf; /* immutable after publication */
-    uint32_t bytes;
+    uint16_t bytes;
+    uint16_t in_slab; /* a block of a slab (a bulk build's node), not a malloc'd one */
     feox_retire_link retire;
     _Atomic uint64_t heads[FEOX_OI_NODE_CAP];
 } node;

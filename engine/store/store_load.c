@@ -640,8 +640,9 @@ feox_err feox_store_first_load(feox_store *s, feox_storage *st)
  *     key at or below it is looked up, and an existing key gets the version through
  *     feox_apply_put (as the locked sink: a standalone copy, the held entry freed);
  *   - the absent keys are linked into the hash index (current NULL: absent to readers), then
- *     into the ordered index in one pass (feox_ordered_index_insert_sorted: one descent per leaf,
- *     the rightmost leaf for a run past the largest key), then published (release store);
+ *     into the ordered index in one pass (feox_ordered_index_insert_sorted_from: one descent
+ *     per leaf, the rightmost leaf for a run past the largest key; its new nodes from the run's
+ *     slab once its entries come from one), then published (release store);
  *   - the memory they take is accounted once, and each expiry queued in its shard's heap.
  * With max_memory (whose eviction must free a value's bytes on its own) and for a put already
  * expired (it removes its key), the caller applies the record through the locked sink instead. */
@@ -696,7 +697,8 @@ static feox_err apply_to_existing(feox_put_run *run, feox_entry *e, feox_record 
 
 /* Link the absent keys' entries (ascending) into both indexes and publish them; on failure the
  * ones not linked are freed (or retired, if readers may have seen them). */
-static feox_err link_absent(feox_store *s, feox_entry **entries, feox_record **versions, size_t n)
+static feox_err link_absent(feox_store *s, feox_entry **entries, feox_record **versions, size_t n,
+                            feox_slab_filler *slabs)
 {
     feox_err err = FEOX_OK;
     size_t hashed = 0;
@@ -714,7 +716,7 @@ static feox_err link_absent(feox_store *s, feox_entry **entries, feox_record **v
     size_t ordered = 0;
     if (hashed) {
         feox_err ordered_err =
-            feox_ordered_index_insert_sorted(s->ordered, entries, hashed, &ordered);
+            feox_ordered_index_insert_sorted_from(s->ordered, entries, hashed, &ordered, slabs);
         if (!err)
             err = ordered_err;
     }
@@ -778,7 +780,9 @@ feox_err feox_put_run_apply(feox_put_run *run)
         if (!err)
             err = put_err;
     }
-    feox_err link_err = link_absent(s, run->entries, run->versions, absent);
+    /* The ordered index's new nodes come from the run's slab once its entries do. */
+    feox_slab_filler *slabs = run->slab.slab ? &run->slab : NULL;
+    feox_err link_err = link_absent(s, run->entries, run->versions, absent, slabs);
     unlock_all_shards(s);
     return err ? err : link_err;
 }

@@ -1,8 +1,9 @@
 /*
  * test_alloc_large.c — the engine's large scratch arrays (base/alloc.h feox_mem_alloc_large):
- * usable and aligned as malloc's at every size, their own mapping with the default allocator (it never
- * sees them), and through the allocator from feox_set_allocator when there is one (so
- * allocation-failure tests reach them), freed by the one that made them.
+ * usable and aligned as malloc's at every size, their own mapping with the default allocator (it
+ * never sees them), and through the allocator from feox_set_allocator when there is one (so
+ * allocation-failure tests reach them), freed by the one that made them; a mapping starts on a
+ * 2 MiB boundary (huge pages from its first byte).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/slab.h"
 #include "feox.h"
 
 static int mallocs, frees;
@@ -84,12 +86,31 @@ static void test_default_allocator_maps_large_arrays(void **state)
     assert_int_equal(frees, 0);
 }
 
+/* A large array with the default allocator starts within the first 4 KiB of a 2 MiB huge page
+ * (its mapping from the boundary, then the header), at several sizes, while other mappings come
+ * and go in between. Under AddressSanitizer large arrays come from malloc: nothing to check. */
+static void test_large_arrays_start_on_a_huge_page(void **state)
+{
+    (void)state;
+#ifndef FEOX_SLAB_POISON
+    const size_t sizes[] = {FEOX_LARGE_MIN, FEOX_LARGE_MIN + 12345, 3 * FEOX_LARGE_MIN + 17};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint8_t *p = feox_mem_alloc_large(sizes[i]);
+        assert_non_null(p);
+        assert_true(((uintptr_t)p & (((uintptr_t)2 << 20) - 1)) < 4096);
+        memset(p, 1, sizes[i]);
+        feox_mem_free_large(p);
+    }
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_allocator_sizes),
         cmocka_unit_test(test_custom_allocator_sees_every_large_array),
         cmocka_unit_test(test_default_allocator_maps_large_arrays),
+        cmocka_unit_test(test_large_arrays_start_on_a_huge_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,8 @@
  * pairs of keys with the same whole 32-bit hash, in one shard, among other keys; every lookup
  * finds its own entry through inserts, removals and replacements (an entry swapped for a fresh
  * one of its key), and a removed key is gone; and the bytes a lookup prefetches before an entry
- * (FEOX_HASH_VERSION_PREFETCH) hold the whole version of a loaded key with a small value.
+ * (FEOX_HASH_VERSION_PREFETCH) hold the whole version of a loaded key with a small value; maps
+ * sized by feox_hash_index_reserve come from one region, and growth past them works.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -205,11 +206,45 @@ static void test_prefetched_bytes_hold_a_loaded_version(void **state)
     feox_epoch_reclaim();
 }
 
+/* feox_hash_index_reserve carves the maps from one region; inserts past what it was sized for
+ * grow the maps (the carved ones left in the region, the grown ones freed through the epoch), and
+ * every key is found, through removals, until the index and its region are freed. */
+static void test_reserved_maps_then_growth(void **state)
+{
+    (void)state;
+    enum { RESERVED = 20000, TOTAL = 90000 };
+    feox_hash_index idx;
+    assert_int_equal(feox_hash_index_init(&idx, 16, SEED), FEOX_OK);
+    assert_null(idx.regions);
+    assert_int_equal(feox_hash_index_reserve(&idx, RESERVED), FEOX_OK);
+    assert_non_null(idx.regions);
+    test_key *keys = calloc(TOTAL, sizeof *keys);
+    assert_non_null(keys);
+    for (uint64_t i = 0; i < TOTAL; i++) {
+        make_key(&keys[i], &idx, i);
+        insert(&idx, &keys[i]);
+        if (i == RESERVED - 1)
+            check_all(&idx, keys, RESERVED);
+    }
+    check_all(&idx, keys, TOTAL);
+    for (uint64_t i = 0; i < TOTAL; i += 2)
+        remove_key(&idx, &keys[i]);
+    check_all(&idx, keys, TOTAL);
+    assert_int_equal(feox_hash_count(&idx), TOTAL / 2);
+    for (uint64_t i = 1; i < TOTAL; i += 2)
+        remove_key(&idx, &keys[i]);
+    feox_hash_index_destroy(&idx);
+    assert_null(idx.regions);
+    feox_epoch_reclaim();
+    free(keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_sharing_a_tag_and_a_hash),
         cmocka_unit_test(test_prefetched_bytes_hold_a_loaded_version),
+        cmocka_unit_test(test_reserved_maps_then_growth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "base/epoch.h"
+#include "base/slab.h"
 #include "feox.h"
 #include "index/ordered_index.h"
 #include "index/record.h"
@@ -709,6 +710,118 @@ static void test_insert_sorted(void **state)
     insert_sorted_batches(KEYS_MIXED_LENGTH, 13);
 }
 
+/* n entries with 16-byte big-endian counter keys from first on, ascending. */
+static feox_entry **counter_entries(uint64_t first, size_t n)
+{
+    feox_entry **entries = calloc(n, sizeof *entries);
+    assert_non_null(entries);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t key[16] = {0};
+        uint64_t v = first + i;
+        for (int b = 0; b < 8; b++)
+            key[15 - b] = (uint8_t)(v >> (8 * b));
+        entries[i] = feox_entry_new(key, sizeof key, 0);
+        assert_non_null(entries[i]);
+    }
+    return entries;
+}
+
+static void free_entries(feox_entry **entries, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        feox_entry_free(entries[i]);
+    free(entries);
+}
+
+/* Every entry in order, once. */
+static void assert_holds(feox_ordered_index *idx, feox_entry **entries, size_t n)
+{
+    assert_int_equal(feox_ordered_index_count(idx), n);
+    feox_entry **got = calloc(n + 1, sizeof *got);
+    assert_non_null(got);
+    feox_epoch_enter();
+    assert_int_equal(feox_ordered_index_scan(idx, FEOX_SCAN_FIRST, NULL, 0, got, n + 1), n);
+    feox_epoch_exit();
+    for (size_t i = 0; i < n; i++)
+        assert_ptr_equal(got[i], entries[i]);
+    free(got);
+}
+
+/* A big build takes its nodes from slabs; writers then retire some of them (removals empty
+ * leaves) and split others (inserts); destroying the index gives every slab back. */
+static void test_big_build_nodes_from_slabs(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    size_t before = feox_slab_mapped_bytes();
+    feox_entry **entries = counter_entries(0, N);
+    feox_ordered_index *idx = NULL;
+    assert_int_equal(feox_ordered_index_create(&idx), FEOX_OK);
+    assert_int_equal(feox_ordered_index_build(idx, entries, N), FEOX_OK);
+    assert_true(feox_slab_mapped_bytes() > before);
+    assert_verifies(idx);
+    assert_holds(idx, entries, N);
+    for (size_t i = 0; i < N / 2; i++) /* the first half of the leaves empties */
+        feox_ordered_index_remove(idx, entries[i]);
+    feox_epoch_reclaim();
+    assert_verifies(idx);
+    assert_holds(idx, entries + N / 2, N - N / 2);
+    feox_entry **more = counter_entries((uint64_t)1 << 40, 5000); /* past the largest key */
+    for (size_t i = 0; i < 5000; i++)
+        assert_int_equal(feox_ordered_index_insert(idx, more[i]), FEOX_OK);
+    assert_verifies(idx);
+    feox_ordered_index_destroy(idx);
+    feox_epoch_reclaim();
+    assert_int_equal(feox_slab_mapped_bytes(), before);
+    free_entries(entries, N);
+    free_entries(more, 5000);
+}
+
+/* A small build keeps malloc: no slab for a few nodes. */
+static void test_small_build_takes_no_slab(void **state)
+{
+    (void)state;
+    size_t before = feox_slab_mapped_bytes();
+    feox_entry **entries = counter_entries(0, 5000);
+    feox_ordered_index *idx = NULL;
+    assert_int_equal(feox_ordered_index_create(&idx), FEOX_OK);
+    assert_int_equal(feox_ordered_index_build(idx, entries, 5000), FEOX_OK);
+    assert_int_equal(feox_slab_mapped_bytes(), before);
+    assert_holds(idx, entries, 5000);
+    feox_ordered_index_destroy(idx);
+    feox_epoch_reclaim();
+    free_entries(entries, 5000);
+}
+
+/* insert_sorted_from takes the nodes its splits make from the filler's slab; they go back to it
+ * when the index is destroyed, after the filler is sealed, and the slab with them. */
+static void test_insert_sorted_from_slab(void **state)
+{
+    (void)state;
+    enum { RUN = 1000, RUNS = 40 };
+    size_t before = feox_slab_mapped_bytes();
+    feox_entry **entries = counter_entries(0, RUN * RUNS);
+    feox_ordered_index *idx = NULL;
+    assert_int_equal(feox_ordered_index_create(&idx), FEOX_OK);
+    feox_slab_filler filler = {0};
+    for (size_t r = 0; r < RUNS; r++) {
+        size_t inserted = 0;
+        assert_int_equal(
+            feox_ordered_index_insert_sorted_from(idx, entries + r * RUN, RUN, &inserted, &filler),
+            FEOX_OK);
+        assert_int_equal(inserted, RUN);
+    }
+    assert_non_null(filler.slab);
+    assert_true(feox_slab_mapped_bytes() > before);
+    feox_slab_filler_seal(&filler);
+    assert_verifies(idx);
+    assert_holds(idx, entries, RUN * RUNS);
+    feox_ordered_index_destroy(idx);
+    feox_epoch_reclaim();
+    assert_int_equal(feox_slab_mapped_bytes(), before);
+    free_entries(entries, RUN * RUNS);
+}
+
 static void test_build_nomem(void **state)
 {
     (void)state;
@@ -763,6 +876,9 @@ int main(void)
         cmocka_unit_test(test_very_different_lengths),
         cmocka_unit_test(test_replace),
         cmocka_unit_test(test_insert_sorted),
+        cmocka_unit_test(test_big_build_nodes_from_slabs),
+        cmocka_unit_test(test_small_build_takes_no_slab),
+        cmocka_unit_test(test_insert_sorted_from_slab),
         cmocka_unit_test(test_queue_workload_bounded),
         cmocka_unit_test(test_nomem_leaves_index_unchanged),
         cmocka_unit_test(test_create_nomem),
