@@ -134,5 +134,35 @@ class TransactionTwin(TempDirTestCase):
             self.run_script(seed, "(path=':memory:')")
 
 
+class BindingsKeptAcrossSchemaChanges(TempDirTestCase):
+    """The backend's write statement keeps a parameter bound while it does not change (the tag,
+    the expiry's NULL): a statement SQLite prepares again after another connection's schema change
+    keeps its bindings, one prepared anew after a RENAME starts with none. An expiry must never
+    outlive the write that set it."""
+
+    def test_expiry_after_schema_changes(self):
+        db = self.path("binds.db")
+        a = connect(db)
+        a.execute("PRAGMA journal_mode = wal")
+        a.execute("CREATE VIRTUAL TABLE kv USING feox")
+        a.execute("INSERT INTO kv(key, value, ttl) VALUES ('x', 1, 600)")
+        a.execute("INSERT INTO kv(key, value) VALUES ('v', 0)")  # the expiry's NULL bound again
+        a.execute("INSERT INTO kv(key, value, ttl) VALUES ('u', 0, 600)")
+        b = connect(db)
+        b.execute("CREATE TABLE other(x)")  # a's statements are prepared again
+        a.execute("INSERT INTO kv(key, value) VALUES ('y', 2)")
+        a.execute("ALTER TABLE kv RENAME TO kv2")  # finalized, prepared anew
+        a.execute("INSERT INTO kv2(key, value, ttl) VALUES ('z', 3, 600)")
+        b.execute("DROP TABLE other")
+        a.execute("INSERT INTO kv2(key, value) VALUES ('w', 4)")
+        want = [("u", 0), ("v", 1), ("w", 1), ("x", 0), ("y", 1), ("z", 0)]
+        self.assertEqual(a.execute("SELECT key, ttl IS NULL FROM kv2 ORDER BY key").fetchall(), want)
+        self.assertEqual(a.execute("SELECT feox_check('kv2')").fetchone()[0], "ok")
+        c = connect(db)
+        self.assertEqual(c.execute("SELECT key, ttl IS NULL FROM kv2 ORDER BY key").fetchall(), want)
+        for con in (a, b, c):
+            con.close()
+
+
 if __name__ == "__main__":
     unittest.main()
