@@ -39,7 +39,8 @@
  * every table without path in a file database uses its default store file (the old default).
  * A memory-only table in a file database is shared by the process's connections to that database
  * file (registry key "memory:<db file>@<dev>.<inode>:<table>": a copy, or a new file at the same
- * path, is another database), and so is one in a memdb VFS database "/name"
+ * path, is another database; a connection whose file was deleted or moved before it connected
+ * the table keeps the table to itself), and so is one in a memdb VFS database "/name"
  * ("memory:memdb:/name:<table>"); in any other in-memory or temporary database it is private to
  * the connection. File stores are shared by absolute path.
  */
@@ -444,15 +445,30 @@ static bool in_database(sqlite3 *db, const char *schema, const char *table, cons
     return shadow_tables_exist(db, schema, table);
 }
 
+/* True if the file db has open for schema is no longer the one at its path (unlinked or
+ * renamed, maybe replaced by a new database): SQLite compares the two itself. */
+static bool file_moved(sqlite3 *db, const char *schema)
+{
+    int moved = 0;
+    return sqlite3_file_control(db, schema, SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved;
+}
+
 /* The share key of a memory-only table in the database file db_file: the file's identity is in
  * it as well as its name, so that a copy, or a new database made at the path of a deleted one
  * while a connection to the old one is still open, never shows the old one's rows. (The open
  * file cannot be removed from the disk while a connection holds it, so its inode is not reused
- * while the store lives.) A file that cannot be stat'ed is named by its path alone. */
-static char *file_share_key(const char *db_file, const char *table)
+ * while the store lives.) A file that cannot be stat'ed is named by its path alone. The path
+ * names the file db has open only if that file has not moved (asked after the stat: a move in
+ * between is seen too); a connection whose file moved before it connected the table cannot name
+ * its file, and keeps the table to itself (never another database's rows). */
+static char *file_share_key(sqlite3 *db, const char *schema, const char *db_file, const char *table)
 {
     struct stat st;
-    if (stat(db_file, &st) != 0) {
+    bool named = stat(db_file, &st) == 0;
+    if (file_moved(db, schema)) {
+        return sqlite3_mprintf("memory:%s@moved.%p:%s", db_file, (void *)db, table);
+    }
+    if (!named) {
         return sqlite3_mprintf("memory:%s:%s", db_file, table);
     }
     return sqlite3_mprintf("memory:%s@%llx.%llx:%s", db_file, (unsigned long long)st.st_dev,
@@ -558,7 +574,7 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
         out->share_key = sqlite3_mprintf("file:%s", out->file_path);
     }
     if (out->kind == FEOX_LOC_SHARED_MEMORY) {
-        out->share_key = file_db ? file_share_key(db_file, lower)
+        out->share_key = file_db ? file_share_key(db, schema, db_file, lower)
                                  : sqlite3_mprintf("memory:%s:%s", memory_id, lower);
     }
     if ((out->kind == FEOX_LOC_FILE || out->kind == FEOX_LOC_SHARED_MEMORY) &&

@@ -15,7 +15,8 @@ what the connections see, the error codes and whether the transaction is still o
   PRAGMA wal_checkpoint(TRUNCATE) from another process inside a read transaction here;
 - a copy of the database file (cp, VACUUM INTO) open in the same process as the original, and a
   new database created at the path of a deleted one while a connection to the old one is open:
-  no rows ever cross between them (memory-only tables included);
+  no rows ever cross between them (memory-only tables included, also for a connection to the
+  deleted file that first uses the table after the new one exists);
 - the sqlite3 shell: .restore into a database another connection has a warm cache of, .backup,
   .import of a CSV file, and a .mode insert dump reloaded;
 - statements that read the table they write (the Halloween problem): renames, copies, deletes by
@@ -526,6 +527,22 @@ class CopiesOpenTogetherMemoryTable(CopiesOpenTogether):
         self.assertEqual([k for k, _, _ in rows(old, "kv")], ["old"])
         self.assertEqual([k for k, _, _ in rows(new, "kv")], ["new"])
         self.assertEqual([k for k, _, _ in rows(self.open(), "kv")], ["new"])
+
+    def test_a_connection_to_the_deleted_one_that_connects_the_table_after(self):
+        old = self.open()
+        old.execute("INSERT INTO kv(key, value) VALUES ('old', 1)")
+        late = self.open()
+        late.execute("SELECT count(*) FROM nt").fetchall()  # the old file's schema, kv unused
+        for name in os.listdir(self.dir):
+            os.unlink(self.path(name))
+        new = self.open()
+        new.execute(f"CREATE VIRTUAL TABLE kv USING feox{self.KV_OPTIONS}")
+        new.execute("INSERT INTO kv(key, value) VALUES ('new', 1)")
+        # late's database is the deleted file: never the new database's rows
+        self.assertNotIn("new", [k for k, _, _ in rows(late, "kv")])
+        late.execute("INSERT INTO kv(key, value) VALUES ('late', 1)")
+        self.assertEqual([k for k, _, _ in rows(new, "kv")], ["new"])
+        self.assertEqual([k for k, _, _ in rows(old, "kv")], ["old"])
 
 
 class ShellCommands(TwinTestCase):

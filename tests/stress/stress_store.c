@@ -24,7 +24,8 @@
  *   loaded    a store file's keys (each loaded in one block with its entry, from 8192 keys on in
  *             a slab) overwritten once each by half the threads, some under a value handle,
  *             while the others scan in both directions: every key exactly once, in order, with
- *             a whole value, and the handles keep their bytes; over several reopens.
+ *             a whole value, and the handles keep their bytes; over several reopens. Then
+ *             one thread closes the store while the others release handles on every key.
  *
  * Usage: stress_store [--quick]. --quick (~2-5 s; used under ASan and TSan) runs fewer ops.
  * Exit status 0 = every check held; failures are printed (the first few) and counted.
@@ -1028,6 +1029,49 @@ static void *loaded_worker(void *arg)
     return NULL;
 }
 
+/* The store of the last round closed by thread 0 while the others release value handles on half
+ * its loaded versions (most in slabs), the other half released after the close: each handle
+ * still reads its whole value, and a slab's last block may be freed by a releasing thread or by
+ * the close, whichever comes last. */
+typedef struct close_shared {
+    feox_value **held;
+    uint32_t keys;
+} close_shared;
+
+static void release_checked(feox_value *v, uint32_t i)
+{
+    REQUIRE(mixed_value_ok(feox_value_data(v), feox_value_size(v), i),
+            "loaded: handle on key %u lost its bytes at close", i);
+    feox_value_release(v);
+}
+
+static void *close_worker(void *arg)
+{
+    worker *w = arg;
+    close_shared *sh = w->shared;
+    if (w->id == 0) {
+        REQUIRE_OK(feox_close(w->store));
+        return NULL;
+    }
+    for (uint32_t i = 2 * (uint32_t)(w->id - 1); i < sh->keys; i += 2 * (uint32_t)(w->nthreads - 1))
+        release_checked(sh->held[i], i);
+    return NULL;
+}
+
+static void close_under_handles(feox_store *s, uint32_t keys, int nthreads)
+{
+    close_shared sh = {.held = calloc(keys, sizeof(feox_value *)), .keys = keys};
+    if (!sh.held)
+        abort();
+    char key[32];
+    for (uint32_t i = 0; i < keys; i++)
+        REQUIRE_OK(feox_get_ref(s, key, loaded_key(key, i), &sh.held[i]));
+    run_threads(nthreads, s, &sh, close_worker);
+    for (uint32_t i = 1; i < keys; i += 2)
+        release_checked(sh.held[i], i);
+    free(sh.held);
+}
+
 static void scenario_loaded(int nthreads)
 {
     char dir[] = "/tmp/feox_stress_loaded_XXXXXX";
@@ -1056,6 +1100,7 @@ static void scenario_loaded(int nthreads)
         REQUIRE_OK(feox_check(s));
         feox_close(s);
     }
+    close_under_handles(ftest_open(&cfg), sh.keys, nthreads);
     unlink(path);
     rmdir(dir);
 }

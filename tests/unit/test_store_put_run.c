@@ -7,7 +7,8 @@
  * expiries (also a put of the largest key that expires before the run is applied), max_memory
  * (the locked sink), the full reload after a stale refresh, the memory
  * accounted (the same as the locked sink's), the slab blocks of re-sent keys used again, and
- * lock-free readers while a run is applied. The
+ * lock-free readers while a run is applied, and two threads refreshing at once (each run with its
+ * own slab filler, one parked slab between them) under readers holding value handles. The
  * backend is scripted: each refresh calls the test's script with the sink.
  */
 #include <setjmp.h>
@@ -40,6 +41,7 @@ typedef struct script_state {
     void *arg;
     bool use_plain_put; /* send put_ordered's records through put (the locked sink) */
     bool stale;         /* refresh answers FEOX_ERR_STALE: the script runs in the full reload */
+    bool keep;          /* every refresh runs the script (set before threads refresh at once) */
 } script_state;
 
 static script_state script;
@@ -70,7 +72,8 @@ static feox_err sc_load(feox_storage *st, void *txn, const feox_storage_sink *si
     if (!script.script)
         return FEOX_OK;
     script_fn fn = script.script;
-    script.script = NULL;
+    if (!script.keep)
+        script.script = NULL;
     return fn(sink, script.arg);
 }
 
@@ -130,7 +133,8 @@ static feox_err sc_refresh(feox_storage *st, void *txn, const feox_storage_sink 
     if (!script.script)
         return FEOX_OK;
     script_fn fn = script.script;
-    script.script = NULL;
+    if (!script.keep)
+        script.script = NULL;
     if (script.use_plain_put) {
         real_sink = sink;
         feox_storage_sink plain = {
@@ -703,6 +707,90 @@ static void test_run_with_concurrent_readers(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* Two threads refresh the same store at once, each run sending every key again (past
+ * FEOX_SLAB_MIN_BLOCKS: from slabs, the store's parked one taken by whichever run comes first),
+ * while a reader holds value handles across the runs: every handle keeps its bytes, the store
+ * is whole after, and its close gives every slab back. */
+#define TWIN_KEYS 9000
+#define TWIN_ROUNDS 6
+
+static feox_err send_all_script(const feox_storage_sink *sink, void *arg)
+{
+    (void)arg;
+    send_range all = {.from = 0, .to = TWIN_KEYS, .step = 1, .version = 1, .value_len = 60};
+    return send_keys(sink, &all);
+}
+
+static void *refresher(void *p)
+{
+    feox_store *s = p;
+    for (int round = 0; round < TWIN_ROUNDS; round++)
+        if (feox_refresh(s, NULL) != FEOX_OK)
+            return p; /* non-NULL: failed */
+    return NULL;
+}
+
+static void *handle_reader(void *p)
+{
+    reader_arg *a = p;
+    ftest_rng rng;
+    ftest_rng_seed(&rng, 7);
+    feox_value *held[16] = {0};
+    uint32_t held_key[16] = {0};
+    for (unsigned n = 0; !atomic_load_explicit(a->stop, memory_order_acquire); n++) {
+        unsigned slot = n % 16;
+        if (held[slot]) {
+            char want[512];
+            size_t len = value_of(held_key[slot], 1, 60, want);
+            if (feox_value_size(held[slot]) != len ||
+                memcmp(feox_value_data(held[slot]), want, len) != 0)
+                a->bad++;
+            feox_value_release(held[slot]);
+            held[slot] = NULL;
+        }
+        char key[KEY_LEN + 1];
+        held_key[slot] = (uint32_t)ftest_rng_below(&rng, TWIN_KEYS);
+        key_of(held_key[slot], key);
+        if (feox_get_ref(a->s, key, KEY_LEN, &held[slot]) != FEOX_OK)
+            a->bad++;
+    }
+    for (unsigned slot = 0; slot < 16; slot++)
+        if (held[slot])
+            feox_value_release(held[slot]);
+    return NULL;
+}
+
+static void test_two_threads_refresh_at_once(void **state)
+{
+    (void)state;
+    size_t before = feox_slab_mapped_bytes();
+    feox_store *s = open_scripted(NULL, 0);
+    refresh_with(s, send_all_script, NULL); /* the keys, and a slab parked */
+    script.script = send_all_script;
+    script.keep = true;
+    _Atomic bool stop = false;
+    reader_arg arg = {.s = s, .stop = &stop};
+    pthread_t reader_thread, refreshers[2];
+    assert_int_equal(pthread_create(&reader_thread, NULL, handle_reader, &arg), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&refreshers[i], NULL, refresher, s), 0);
+    for (int i = 0; i < 2; i++) {
+        void *failed = NULL;
+        assert_int_equal(pthread_join(refreshers[i], &failed), 0);
+        assert_null(failed);
+    }
+    atomic_store_explicit(&stop, true, memory_order_release);
+    assert_int_equal(pthread_join(reader_thread, NULL), 0);
+    assert_int_equal(arg.bad, 0);
+    script.keep = false;
+    assert_int_equal(feox_len(s, 0), TWIN_KEYS);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    for (uint32_t i = 0; i < TWIN_KEYS; i += 97)
+        assert_key(s, i, 1, 60);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_int_equal(feox_slab_mapped_bytes(), before);
+}
+
 /* Allocation failures while a run is held and applied: the version and entry of a put, the run's
  * arrays, a TTL heap item, a hash map that grows, an ordered-index node, a standalone copy for a
  * key the store holds. For each allocation failing in turn (once, then from there on; past the
@@ -846,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_run_in_full_reload),
         cmocka_unit_test(test_run_over_existing_keys_reuses_their_blocks),
         cmocka_unit_test(test_run_with_concurrent_readers),
+        cmocka_unit_test(test_two_threads_refresh_at_once),
         cmocka_unit_test(test_run_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,10 @@
  *   sealed     overwriting and deleting every loaded key on the open store frees the slabs the
  *              load sealed (once the epoch reclaims the blocks): only the one kept for the next
  *              bulk load stays mapped until close.
+ *   fork       a child of a process with a slab-loaded store open (and a handle on a loaded
+ *              version) reads the handle, gets FEOX_ERR_FORKED from the store, closes its copy
+ *              and releases the handle: no slab is given back in the child; the parent's store
+ *              and handle are untouched, and its close and release give every slab back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/epoch.h"
@@ -234,6 +239,52 @@ static void test_sealed_slabs_go_when_their_keys_do(void **state)
     assert_int_equal(feox_slab_mapped_bytes(), before);
 }
 
+/* The child's part of test_fork_child_with_a_slab_loaded_store: 0 if all went as it should. */
+static int child_of_fork(feox_store *inherited, feox_value *held)
+{
+    uint8_t want[VALUE_LEN];
+    value_of(want, MIN + 9, 0);
+    if (feox_value_size(held) != VALUE_LEN || memcmp(feox_value_data(held), want, VALUE_LEN))
+        return 1;
+    size_t before = feox_slab_mapped_bytes();
+    char key[32];
+    feox_value *v = NULL;
+    if (feox_get_ref(inherited, key, key_of(key, MIN + 9), &v) != FEOX_ERR_FORKED)
+        return 2;
+    (void)feox_close(inherited);
+    feox_value_release(held);
+    /* the inherited store's slabs are not the child's to give back (nor any block of them) */
+    return feox_slab_mapped_bytes() == before ? 0 : 3;
+}
+
+static void test_fork_child_with_a_slab_loaded_store(void **state)
+{
+    (void)state;
+    char path[64];
+    path_of(path, "fork.feox");
+    write_file(path, MIN + 3000, 1);
+    size_t before = feox_slab_mapped_bytes();
+    feox_store *s = open_at(path);
+    char key[32];
+    feox_value *held = NULL;
+    assert_int_equal(feox_get_ref(s, key, key_of(key, MIN + 9), &held), FEOX_OK); /* a slab's */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(child_of_fork(s, held));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    expect_values(s, MIN + 3000, 0);
+    uint8_t want[VALUE_LEN];
+    value_of(want, MIN + 9, 0);
+    assert_memory_equal(feox_value_data(held), want, VALUE_LEN);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    feox_value_release(held);
+    assert_int_equal(feox_slab_mapped_bytes(), before);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -243,8 +294,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    const char *names[] = {"small.feox", "close.feox", "nomem.feox",
-                           "handle.feox", "overwrite.feox", "sealed.feox"};
+    const char *names[] = {"small.feox",     "close.feox",  "nomem.feox", "handle.feox",
+                           "overwrite.feox", "sealed.feox", "fork.feox"};
     char path[64], cmd[128];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         path_of(path, names[i]);
@@ -263,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_handle_outlives_close),
         cmocka_unit_test(test_overwritten_versions_reuse_blocks),
         cmocka_unit_test(test_sealed_slabs_go_when_their_keys_do),
+        cmocka_unit_test(test_fork_child_with_a_slab_loaded_store),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
