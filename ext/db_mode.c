@@ -562,10 +562,22 @@ static void drop_cache_loaded_in_txn(feox_vtab *vt)
     s->loaded_in_txn = false;
 }
 
-void feox_db_rollback(feox_vtab *vt)
+bool feox_db_rollback(feox_vtab *vt)
+{
+    if (db_store(vt) == NULL) {
+        return true;
+    }
+    feox_sqlite_storage_rollback(&vt->dbs->t);
+    if (feox_sqlite_storage_in_engine_call(&vt->dbs->t)) {
+        return false; /* the engine holds the store: feox_db_finish_rollback at its next use */
+    }
+    drop_cache_loaded_in_txn(vt);
+    return true;
+}
+
+void feox_db_finish_rollback(feox_vtab *vt)
 {
     if (db_store(vt) != NULL) {
-        feox_sqlite_storage_rollback(&vt->dbs->t);
         drop_cache_loaded_in_txn(vt);
     }
 }
@@ -1118,7 +1130,12 @@ void feox_db_commit(feox_vtab *vt)
 {
     (void)vt;
 }
-void feox_db_rollback(feox_vtab *vt)
+bool feox_db_rollback(feox_vtab *vt)
+{
+    (void)vt;
+    return true;
+}
+void feox_db_finish_rollback(feox_vtab *vt)
 {
     (void)vt;
 }

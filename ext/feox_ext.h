@@ -564,7 +564,11 @@ void feox_db_stats(feox_vtab *vt, sqlite3_str *out);
 int feox_db_begin(feox_vtab *vt);
 int feox_db_sync(feox_vtab *vt);
 void feox_db_commit(feox_vtab *vt);
-void feox_db_rollback(feox_vtab *vt);
+/* false: the engine is inside a call to the table's backend (SQLite rolls back from inside one of
+ * its statements): the cache is left as it is, to be undone at the table's next use, and then
+ * feox_db_finish_rollback. */
+bool feox_db_rollback(feox_vtab *vt);
+void feox_db_finish_rollback(feox_vtab *vt);
 int feox_db_savepoint(feox_vtab *vt, int level);
 void feox_db_rollback_to(feox_vtab *vt, int level);
 /* After xUpdate's write (no engine lock held): let the backend write out a full pending map. */

@@ -213,6 +213,19 @@ static void unlock(feox_sqlite_backend *b)
     sqlite3_mutex_leave(sqlite3_db_mutex(b->db));
 }
 
+/* lock()/unlock() for a method: a call the engine makes. */
+static void method_enter(feox_sqlite_backend *b)
+{
+    lock(b);
+    b->engine_calls++;
+}
+
+static void method_leave(feox_sqlite_backend *b)
+{
+    b->engine_calls--;
+    unlock(b);
+}
+
 static feox_err sq_open(const feox_storage_methods *methods, const feox_config *cfg,
                         const feox_storage_host *host, feox_storage **out)
 {
@@ -275,14 +288,14 @@ static feox_err sq_load(feox_storage *st, void *txn, const feox_storage_sink *si
     if (sink == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;
     }
-    lock(b);
+    method_enter(b);
     feox_sq_clear_error(b);
     feox_sq_expiry_unknown(b);
     b->loaded_file = feox_sq_database_file(b);
     b->in_memory_image = feox_sq_is_memory_image(b);
     b->loaded_image = feox_sq_database_image(b);
     feox_err err = feox_sq_lazy_load(b, sink);
-    unlock(b);
+    method_leave(b);
     return err;
 }
 
@@ -325,11 +338,11 @@ static feox_err sq_write(feox_storage *st, void *txn, const feox_storage_record 
     if (rec == NULL || rec->key == NULL || rec->value == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;
     }
-    lock(b);
+    method_enter(b);
     feox_sq_clear_error(b);
     feox_err err = change(b, rec->key, rec->key_len, rec->value, rec->value_len, rec->tag,
                           rec->ts_ns, rec->expires_at_ns, false, location);
-    unlock(b);
+    method_leave(b);
     if (seq != NULL) {
         *seq = 0; /* durability is the host's commit */
     }
@@ -345,10 +358,10 @@ static feox_err sq_erase(feox_storage *st, void *txn, const void *key, uint32_t 
     if (key == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;
     }
-    lock(b);
+    method_enter(b);
     feox_sq_clear_error(b);
     feox_err err = change(b, key, key_len, NULL, 0, 0, ts_ns, 0, true, NULL);
-    unlock(b);
+    method_leave(b);
     if (seq != NULL) {
         *seq = 0;
     }
@@ -413,14 +426,14 @@ static feox_err sq_find(feox_storage *st, void *txn, const void *key, uint32_t k
     if (key == NULL || sink == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;
     }
-    lock(b);
+    method_enter(b);
     feox_sq_clear_error(b);
     if (feox_pending_get(&b->pending, key, key_len) == NULL &&
         feox_sq_lazy_covers(b, key, key_len)) {
         /* The store asks only for keys its cache does not hold, and the cache holds every row
          * of this key's range (storage_sqlite_load.c): not found, without SQL. */
         feox_err err = sink->del(sink->ctx, key, key_len, 0);
-        unlock(b);
+        method_leave(b);
         return err;
     }
     unsigned char num[8];
@@ -432,7 +445,7 @@ static feox_err sq_find(feox_storage *st, void *txn, const void *key, uint32_t k
         err = found ? sink->put(sink->ctx, &rec) : sink->del(sink->ctx, key, key_len, 0);
     }
     release_held(held);
-    unlock(b);
+    method_leave(b);
     return err;
 }
 
@@ -445,7 +458,7 @@ static feox_err sq_read_value(feox_storage *st, void *txn, const void *key, uint
     if (key == NULL || (buf == NULL && value_len != 0)) {
         return FEOX_ERR_INVALID_ARGUMENT;
     }
-    lock(b);
+    method_enter(b);
     feox_sq_clear_error(b);
     unsigned char num[8];
     feox_storage_record rec;
@@ -465,7 +478,7 @@ static feox_err sq_read_value(feox_storage *st, void *txn, const void *key, uint
         memcpy(buf, rec.value, value_len);
     }
     release_held(held);
-    unlock(b);
+    method_leave(b);
     return err;
 }
 
@@ -597,9 +610,9 @@ static feox_err sq_refresh(feox_storage *st, void *txn, const feox_storage_sink 
     if (sink == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;
     }
-    lock(b);
+    method_enter(b);
     feox_err err = refresh_locked(b, sink);
-    unlock(b);
+    method_leave(b);
     return err;
 }
 
@@ -609,7 +622,7 @@ static void sq_get_stats(feox_storage *st, feox_stats *out)
     if (out == NULL) {
         return;
     }
-    lock(b);
+    method_enter(b);
     out->disk_reads += b->rows_read;
     out->disk_bytes_read += b->bytes_read;
     out->disk_writes += b->rows_written;
@@ -618,7 +631,7 @@ static void sq_get_stats(feox_storage *st, feox_stats *out)
     out->recovered_records += b->loaded_rows;
     out->recovery_ns += b->load_ns;
     out->ttl_expired_active += b->swept_rows;
-    unlock(b);
+    method_leave(b);
 }
 
 static feox_err sq_close(feox_storage *st)
@@ -627,7 +640,7 @@ static feox_err sq_close(feox_storage *st)
     if (b == NULL) {
         return FEOX_OK;
     }
-    lock(b);
+    method_enter(b);
     for (int i = 0; i < FEOX_SQ_COUNT; i++) {
         sqlite3_finalize(b->stmts[i]);
     }
@@ -636,7 +649,7 @@ static feox_err sq_close(feox_storage *st)
     if (b->t->backend == b) {
         b->t->backend = NULL;
     }
-    unlock(b);
+    method_leave(b);
     sqlite3_free(b->schema);
     sqlite3_free(b->table);
     sqlite3_free(b);
@@ -721,6 +734,11 @@ static void reset_txn(feox_sqlite_backend *b)
     feox_pending_clear(&b->pending);
     b->in_txn = false;
     b->nmarks = 0;
+}
+
+bool feox_sqlite_storage_in_engine_call(const feox_sqlite_table *t)
+{
+    return t != NULL && t->backend != NULL && t->backend->engine_calls != 0;
 }
 
 feox_err feox_sqlite_storage_lock_for_write(feox_sqlite_table *t)

@@ -219,6 +219,11 @@ feox_err feox_sqlite_storage_sweep(feox_sqlite_table *t, uint64_t limit, uint64_
 void feox_sqlite_storage_sweep_counts(feox_sqlite_table *t, uint64_t *seeks, uint64_t *skips);
 void feox_sqlite_storage_commit(feox_sqlite_table *t);
 void feox_sqlite_storage_rollback(feox_sqlite_table *t);
+/* True while the engine is inside a call to t's backend (a find, a load, a refresh): the engine
+ * may hold its locks and the store is in use, so a rollback that SQLite runs from inside one of
+ * the backend's statements (an I/O error there rolls back everything) must leave the cache's
+ * undo for later. */
+bool feox_sqlite_storage_in_engine_call(const feox_sqlite_table *t);
 feox_err feox_sqlite_storage_savepoint(feox_sqlite_table *t, int level);
 void feox_sqlite_storage_rollback_to(feox_sqlite_table *t, int level);
 

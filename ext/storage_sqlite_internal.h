@@ -89,6 +89,12 @@ typedef struct feox_sqlite_backend {
      * found the cache current inside an open transaction: a begin that is the very next call
      * (xBegin refreshes, then begins, under the connection's mutex) need not check again. */
     uint64_t calls, current_at_call;
+    /* Depth of the engine's calls into this backend (its methods: find, load, refresh, ...).
+     * The engine may hold its own locks meanwhile (a find runs under the key's shard lock), and
+     * an I/O error in a statement a method runs makes SQLite roll the whole transaction back
+     * from inside that statement: the table's xRollback then defers what needs the engine
+     * (feox_sqlite_storage_in_engine_call). */
+    unsigned engine_calls;
     /* What the indexes were loaded from (storage_sqlite_sql.c). sqlite3_deserialize puts an
      * in-memory image under a table whose vtab stays connected (a cached statement keeps it
      * while the schema cookie matches): the image's seq says nothing about this cache, and its

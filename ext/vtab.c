@@ -447,13 +447,22 @@ static int feox_vt_commit(sqlite3_vtab *tab)
 static int feox_vt_rollback(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
-    feox_db_rollback(vt);
+    bool engine_free = feox_db_rollback(vt);
     feox_lclock_forget(vt); /* clock='log': read the restored clock again */
     if (vt->entry == NULL || vt->entry->store == NULL) {
         feox_journal_clear(&vt->journal);
         vt->in_txn = false;
         vt->undo_pending = false;
         return feox_vtab_check_store(vt);
+    }
+    if (!engine_free) {
+        /* SQLite rolls back from inside a statement the table's backend runs for the engine (an
+         * I/O error in a find under a key's shard lock): undoing now would wait for that lock
+         * forever. The engine call fails and returns; the table's next use undoes it all
+         * (feox_vtab_check_store), before anything reads the cache. */
+        vt->in_txn = false;
+        vt->undo_pending = true;
+        return SQLITE_OK;
     }
     /* The journal also holds whatever an earlier rollback left pending: undo it all. */
     feox_err e = feox_journal_undo_to(&vt->journal, vt->entry->store, 0);

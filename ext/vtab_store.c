@@ -109,6 +109,10 @@ static int check_store(feox_vtab *vt, check_refresh refresh)
             }
             feox_journal_clear(&vt->journal);
             vt->undo_pending = false;
+            feox_db_finish_rollback(vt); /* a cache loaded in the undone transaction goes */
+            if (vt->entry->store == NULL) {
+                return check_store(vt, refresh); /* and is loaded again */
+            }
         }
         /* Database mode: the coherence check (db_mode.c; a no-op in the other modes, and inside
          * this connection's own write transaction). */
