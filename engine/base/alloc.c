@@ -93,10 +93,7 @@ char *feox_mem_concat(const char *a, const char *b)
 
 #define HUGE_PAGE ((size_t)2 << 20)
 
-/* bytes (a multiple of 4 KiB) mapped from a 2 MiB boundary, huge pages asked for: a mapping
- * that starts mid huge page would take 4 KiB pages up to the first boundary (~256 faults on
- * average at each end instead of one). NULL if it cannot be had. */
-static char *map_huge_aligned(size_t bytes)
+char *feox_mem_map_huge(size_t bytes)
 {
     size_t span = bytes + HUGE_PAGE;
     char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -119,7 +116,7 @@ void *feox_mem_alloc_large(size_t size)
     size_t mapped = 0;
     if (LARGE_MAPPED && feox_mem_is_default() && size >= FEOX_LARGE_MIN) {
         mapped = (size + LARGE_HEADER + 4095) & ~(size_t)4095;
-        p = map_huge_aligned(mapped);
+        p = feox_mem_map_huge(mapped);
         if (!p)
             return NULL;
     } else {

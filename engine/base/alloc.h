@@ -28,6 +28,11 @@ bool feox_mem_is_default(void);
  * from feox_mem_alloc. Free with feox_mem_free_large only. */
 #define FEOX_LARGE_MIN ((size_t)4 << 20)
 void *feox_mem_alloc_large(size_t size);
+/* bytes (a multiple of 4 KiB) in a mapping of their own from a 2 MiB boundary, huge pages asked
+ * for (a mapping that starts mid huge page would take 4 KiB pages up to the first boundary, ~256
+ * faults on average at each end instead of one); munmap it. NULL if it cannot be had. Not
+ * through feox_set_allocator's functions: callers check feox_mem_is_default first. */
+char *feox_mem_map_huge(size_t bytes);
 void feox_mem_free_large(void *ptr);
 
 /* Point cJSON's hooks at the engine allocator (idempotent; called by json_patch). */

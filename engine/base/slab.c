@@ -40,6 +40,7 @@ struct feox_slab {
 
 #define HEADER_BYTES 64
 _Static_assert(sizeof(struct feox_slab) <= HEADER_BYTES, "the slab header fits its line");
+_Static_assert(FEOX_SLAB_BYTES == (size_t)2 << 20, "feox_mem_map_huge aligns to 2 MiB");
 
 static _Atomic size_t mapped_bytes;
 
@@ -63,29 +64,13 @@ static feox_slab *slab_of(const void *block)
     return (feox_slab *)((uintptr_t)block & ~(uintptr_t)(FEOX_SLAB_BYTES - 1));
 }
 
-/* FEOX_SLAB_BYTES aligned to their size, in a mapping of their own (huge pages asked for). */
-static char *map_aligned(void)
-{
-    size_t span = 2 * FEOX_SLAB_BYTES;
-    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    char *start = (char *)(((uintptr_t)p + FEOX_SLAB_BYTES - 1) & ~(uintptr_t)(FEOX_SLAB_BYTES - 1));
-    if (start > p)
-        munmap(p, (size_t)(start - p));
-    if (start + FEOX_SLAB_BYTES < p + span)
-        munmap(start + FEOX_SLAB_BYTES, (size_t)(p + span - (start + FEOX_SLAB_BYTES)));
-    (void)madvise(start, FEOX_SLAB_BYTES, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
-    return start;
-}
-
 static feox_slab *slab_new(void)
 {
     char *start;
     void *from_allocator = NULL;
     size_t taken = feox_slab_bytes_each();
     if (slabs_mapped()) {
-        start = map_aligned();
+        start = feox_mem_map_huge(FEOX_SLAB_BYTES); /* a slab's alignment is its size */
     } else {
         from_allocator = feox_mem_alloc(taken);
         start = from_allocator ? (char *)(((uintptr_t)from_allocator + FEOX_SLAB_BYTES - 1) &
