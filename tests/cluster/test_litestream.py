@@ -13,8 +13,9 @@ installs it under the build directory). Steps, all in one mktemp directory:
     sqlite3 + feox.so) commits transactions for a few seconds, each writing kv (rows of every
     type, some with ttl, a counter by UPDATE kv SET value = value + 1, deletes) and log in the
     same transaction; Litestream syncs and checkpoints meanwhile;
- 3. the writer ends and reports how many transactions it committed; Litestream is stopped with
-    SIGTERM (it syncs what is left before it exits);
+ 3. the writer ends and reports how many transactions it committed; once Litestream has shipped
+    the rest of the WAL (a sync interval passes with nothing new shipped), it is stopped with
+    SIGTERM;
  4. `litestream restore -o restored.db file://.../replica`; restored.db must hold exactly what
     those transactions committed (count and content of kv and log), pass PRAGMA
     integrity_check and feox_check('kv'), and equal app.db row for row.
@@ -140,6 +141,25 @@ def wait_for_line(path, text, timeout, proc):
     raise Failed("litestream did not log %r within %d s" % (text, timeout))
 
 
+def wait_until_shipped(path, proc, timeout=30):
+    """Litestream ships the WAL once a second (sync-interval). After the writer has stopped,
+    wait until a check finds no segment shipped since the one 2.5 s before: then everything
+    committed is in the replica. SIGTERM alone is not enough: Litestream 0.3.13 cancels a segment
+    write it is in the middle of when it shuts down ("monitor error ... no such file or
+    directory"), and the restore then lacks the last transactions."""
+    deadline = time.time() + timeout
+    last = -1
+    while time.time() < deadline:
+        check(proc.poll() is None, "litestream exited while shipping the WAL")
+        with open(path, errors="replace") as f:
+            shipped = f.read().count("wal segment written")
+        if shipped == last:
+            return
+        last = shipped
+        time.sleep(2.5)
+    raise Failed("litestream still shipped WAL segments %d s after the writer stopped" % timeout)
+
+
 def alarm(_sig, _frame):
     raise Failed("time limit of %d s reached" % TIME_LIMIT)
 
@@ -178,7 +198,8 @@ def main(argv):
         check(w.returncode == 0, "the writer failed (status %d)" % w.returncode)
         n = int(out.decode().strip())
         check(n > 100, "the writer committed only %d transactions" % n)
-        os.kill(ls.pid, signal.SIGTERM)  # Litestream syncs what is left, then exits
+        wait_until_shipped(ls_log, ls)
+        os.kill(ls.pid, signal.SIGTERM)
         ls.wait(timeout=30)
         with open(ls_log, errors="replace") as f:
             syncs = f.read().count("wal segment written")
