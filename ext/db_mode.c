@@ -925,7 +925,7 @@ static bool near_expiry(uint64_t expires, uint64_t now)
     return expires != 0 && expires <= now + 1000000000ull;
 }
 
-int feox_db_check(feox_vtab *vt, char **report)
+static int check_cache_against_table(feox_vtab *vt, char **report)
 {
     feox_store *store = db_store(vt);
     *report = NULL;
@@ -1033,6 +1033,21 @@ int feox_db_check(feox_vtab *vt, char **report)
         *report = text;
     } else {
         sqlite3_free(text);
+    }
+    return rc;
+}
+
+int feox_db_check(feox_vtab *vt, char **report)
+{
+    /* Every value is compared, one over a lowered SQLITE_LIMIT_LENGTH too, as the backend's own
+     * reads do (storage_sqlite_sql.c). */
+    int limit = sqlite3_limit(vt->db, SQLITE_LIMIT_LENGTH, -1);
+    if (limit < (int)FEOX_MAX_VALUE_SIZE) {
+        sqlite3_limit(vt->db, SQLITE_LIMIT_LENGTH, (int)FEOX_MAX_VALUE_SIZE);
+    }
+    int rc = check_cache_against_table(vt, report);
+    if (limit < (int)FEOX_MAX_VALUE_SIZE) {
+        sqlite3_limit(vt->db, SQLITE_LIMIT_LENGTH, limit);
     }
     return rc;
 }

@@ -440,11 +440,13 @@ static feox_err sq_find(feox_storage *st, void *txn, const void *key, uint32_t k
     feox_storage_record rec;
     bool found = false;
     sqlite3_stmt *held;
+    int limit = feox_sq_lift_length_limit(b);
     feox_err err = lookup(b, key, key_len, true, num, &rec, &found, &held);
     if (err == FEOX_OK) {
         err = found ? sink->put(sink->ctx, &rec) : sink->del(sink->ctx, key, key_len, 0);
     }
     release_held(held);
+    feox_sq_restore_length_limit(b, limit);
     method_leave(b);
     return err;
 }
@@ -469,6 +471,7 @@ static feox_err sq_read_value(feox_storage *st, void *txn, const void *key, uint
      * key has a newer pending change (a reader still holding the older version). Read inside
      * the caller's transaction: from xColumn the statement's read transaction is open and the
      * cache was brought to its snapshot at xFilter. */
+    int limit = feox_sq_lift_length_limit(b);
     feox_err err = lookup(b, key, key_len, !b->relocate, num, &rec, &found, &held);
     if (err == FEOX_OK && (!found || rec.value_len != value_len)) {
         err = feox_sq_fail(b, FEOX_ERR_CORRUPT,
@@ -478,6 +481,7 @@ static feox_err sq_read_value(feox_storage *st, void *txn, const void *key, uint
         memcpy(buf, rec.value, value_len);
     }
     release_held(held);
+    feox_sq_restore_length_limit(b, limit);
     method_leave(b);
     return err;
 }
@@ -491,7 +495,7 @@ static feox_err apply_feed(feox_sqlite_backend *b, const feox_storage_sink *sink
         return err;
     }
     sqlite3_bind_int64(s, 1, (sqlite3_int64)b->cache_seq);
-    int rc;
+    int rc, limit = feox_sq_lift_length_limit(b);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         sqlite3_int64 log_seq = sqlite3_column_int64(s, 0);
         if (sqlite3_column_type(s, 1) != SQLITE_BLOB) {
@@ -528,6 +532,7 @@ static feox_err apply_feed(feox_sqlite_backend *b, const feox_storage_sink *sink
     }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
+    feox_sq_restore_length_limit(b, limit);
     return err;
 }
 

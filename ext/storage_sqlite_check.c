@@ -234,11 +234,14 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
                         NULL, "min_seq is not a non-negative integer");
     }
     if (err == FEOX_OK) {
+        /* Every value is read, one over a lowered SQLITE_LIMIT_LENGTH too (storage_sqlite_sql.c) */
+        int limit = feox_sq_lift_length_limit(b);
         err = check_sql(b, &r,
                         sqlite3_mprintf("SELECT key, value, tag, ts, expires, seq, " CUR_SEQ
                                         " FROM \"%w\".\"%w_data\"",
                                         s, t, s, t, s, t),
                         check_data_row, NULL);
+        feox_sq_restore_length_limit(b, limit);
     }
     if (err == FEOX_OK) {
         err = check_sql(b, &r,

@@ -164,6 +164,16 @@ void feox_sq_value_bytes(sqlite3_value *v, unsigned char num[8], const void **da
 const void *feox_sq_column_key(sqlite3_stmt *s, int col, uint32_t *len);
 /* The little-endian u64 at p (8 bytes: an INTEGER or REAL record value). */
 uint64_t feox_sq_get_u64(const void *p);
+/* SQLITE_LIMIT_LENGTH lowered below a stored value (sqlite3_limit): a backend read of values (a
+ * chunk, the feed, a resync, a find, a cold value read back, check) lifts the limit to
+ * FEOX_MAX_VALUE_SIZE while it runs, so a value over the connection's own limit does not fail
+ * the statement, and with it every other row and every statement on the table. The cache holds
+ * such a value as any other: handing it to SQLite (xColumn's sqlite3_result_*) is what fails,
+ * with SQLITE_TOOBIG, as reading the native row does. feox_sq_lift_length_limit returns the
+ * connection's limit, which feox_sq_restore_length_limit puts back (a nested call finds it
+ * lifted and leaves it). */
+int feox_sq_lift_length_limit(feox_sqlite_backend *b);
+void feox_sq_restore_length_limit(feox_sqlite_backend *b, int limit);
 /* Learn once whether the database is UTF-8 (text_as_text). */
 feox_err feox_sq_learn_encoding(feox_sqlite_backend *b);
 /* rec from the columns value, tag, ts, expires, seq starting at col (key given).

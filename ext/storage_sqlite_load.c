@@ -218,7 +218,7 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
     /* The rows come in key order: the store may apply them in batches (put_ordered). */
     feox_err (*put)(void *, const feox_storage_record *) =
         sink->put_ordered != NULL ? sink->put_ordered : sink->put;
-    int rc;
+    int rc, limit = feox_sq_lift_length_limit(b); /* values over it load too */
     last->len = 0;
     *exhausted = false;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -264,6 +264,7 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
     }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
+    feox_sq_restore_length_limit(b, limit);
     z->rows += rows;
     b->loaded_rows += rows;
     b->load_ns += monotonic_ns() - started;
@@ -349,6 +350,7 @@ typedef struct resync_state {
     sqlite3_stmt *s; /* the rows of the range the cache holds, in key order (NULL: none) */
     bool row;        /* s is on a row */
     feox_err err;
+    int limit; /* the connection's SQLITE_LIMIT_LENGTH (lifted meanwhile) */
 } resync_state;
 
 static void resync_step(resync_state *r)
@@ -417,7 +419,7 @@ feox_err feox_sq_lazy_resync(feox_sqlite_backend *b, const feox_storage_sink *si
     if (b->host.for_each_live == NULL) {
         return FEOX_ERR_STALE; /* a host without the walk: reload */
     }
-    resync_state r = {b, sink, NULL, false, FEOX_OK};
+    resync_state r = {b, sink, NULL, false, FEOX_OK, 0};
     uint64_t started = monotonic_ns();
     r.err = refuse_keys_not_blobs(b);
     if (r.err != FEOX_OK) {
@@ -437,6 +439,7 @@ feox_err feox_sq_lazy_resync(feox_sqlite_backend *b, const feox_storage_sink *si
             sqlite3_bind_blob64(r.s, 2, z->frontier.data, z->frontier.len, SQLITE_STATIC);
             sqlite3_bind_int64(r.s, 3, -1);
         }
+        r.limit = feox_sq_lift_length_limit(b);
         resync_step(&r);
     }
     feox_err err = r.err;
@@ -453,6 +456,7 @@ feox_err feox_sq_lazy_resync(feox_sqlite_backend *b, const feox_storage_sink *si
     if (r.s != NULL) {
         sqlite3_reset(r.s);
         sqlite3_clear_bindings(r.s);
+        feox_sq_restore_length_limit(b, r.limit);
     }
     z->resyncs++;
     b->load_ns += monotonic_ns() - started;

@@ -2,8 +2,8 @@
  * storage_sqlite_sql.c — the "sqlite" backend's SQL plumbing, shared by its methods
  * (storage_sqlite.c), check() (storage_sqlite_check.c) and the lazy load (storage_sqlite_load.c):
  * the statement texts and their cache, errors (t->errcode / t->errmsg), reading a value column
- * (and a whole row) back as record bytes, the data version, the table's seq and the database's
- * text encoding.
+ * (and a whole row) back as record bytes, the data version, the table's seq, the database's
+ * text encoding, and SQLITE_LIMIT_LENGTH lifted for the backend's own reads.
  */
 #include <stdint.h>
 #include <string.h>
@@ -177,6 +177,24 @@ feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_s
     }
     sqlite3_reset(s);
     return err;
+}
+
+/* ---- a lowered SQLITE_LIMIT_LENGTH ---------------------------------------------------------- */
+
+int feox_sq_lift_length_limit(feox_sqlite_backend *b)
+{
+    int limit = sqlite3_limit(b->db, SQLITE_LIMIT_LENGTH, -1);
+    if (limit < (int)FEOX_MAX_VALUE_SIZE) {
+        sqlite3_limit(b->db, SQLITE_LIMIT_LENGTH, (int)FEOX_MAX_VALUE_SIZE);
+    }
+    return limit;
+}
+
+void feox_sq_restore_length_limit(feox_sqlite_backend *b, int limit)
+{
+    if (limit < (int)FEOX_MAX_VALUE_SIZE) {
+        sqlite3_limit(b->db, SQLITE_LIMIT_LENGTH, limit);
+    }
 }
 
 /* ---- writing a change to the tables ---------------------------------------------------------- */

@@ -83,7 +83,7 @@ static sqlite3 *open_db(const char *name)
  * ("+key" put, "-key" del, keys printed as text). */
 typedef struct copy {
     char key[32];
-    unsigned char value[64];
+    unsigned char value[512];
     uint32_t value_len, tag;
     uint64_t ts, expires;
     bool live;
@@ -197,7 +197,10 @@ static void close_backend(backend *bk)
 static void load(backend *bk, test_sink *ts)
 {
     feox_storage_sink s = sink_of(ts);
-    assert_int_equal(bk->st->methods->load(bk->st, NULL, &s), FEOX_OK);
+    feox_err err = bk->st->methods->load(bk->st, NULL, &s);
+    if (err != FEOX_OK) {
+        fail_msg("load: %s (%d)", bk->t.errmsg, (int)err);
+    }
 }
 
 static feox_err refresh(backend *bk, test_sink *ts)
@@ -1000,6 +1003,78 @@ static void test_find_and_read_value(void **state)
     assert_true(stats.disk_writes >= 3);
     close_backend(&bk);
     sqlite3_close(db);
+}
+
+/* SQLITE_LIMIT_LENGTH lowered below stored values on the reading connection: every read of the
+ * backend (load, the feed, find, read_value, check) still gets whole values, the connection's
+ * limit is what it was after each call, and its own SQL still fails on such a value. */
+static void assert_value(test_sink *ts, const char *key, const char *want)
+{
+    copy *c = slot(ts, key, (uint32_t)strlen(key));
+    assert_true(c->live);
+    assert_int_equal(c->value_len, strlen(want));
+    assert_memory_equal(c->value, want, strlen(want));
+}
+
+static void test_lowered_length_limit(void **state)
+{
+    (void)state;
+    char long_text[301];
+    memset(long_text, 'v', 300);
+    long_text[300] = '\0';
+    sqlite3 *dba = open_db("limit.db");
+    sqlite3 *dbb = open_db("limit.db");
+    create_table(dba, "kv");
+    backend a, b, fresh;
+    test_sink ta, tb;
+    memset(&ta, 0, sizeof ta);
+    memset(&tb, 0, sizeof tb);
+    open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&a, &ta);
+    txn_begin(&a);
+    assert_int_equal(put_text(&a, "big", long_text), FEOX_OK);
+    assert_int_equal(put_text(&a, "small", "s"), FEOX_OK);
+    txn_commit(&a);
+
+    /* the schema first: its CREATE statements are longer than the limit, for SQLite too (and
+     * with a limit much lower than 200 SQLite refuses the backend's statements' own text) */
+    expect(dbb, "SELECT count(*) FROM kv_data", "2");
+    sqlite3_limit(dbb, SQLITE_LIMIT_LENGTH, 200);
+    open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&b, &tb);
+    assert_value(&tb, "big", long_text);
+    assert_value(&tb, "small", "s");
+    txn_begin(&a);
+    assert_int_equal(put_text(&a, "fed", long_text), FEOX_OK);
+    txn_commit(&a);
+    assert_int_equal(refresh(&b, &tb), FEOX_OK);
+    assert_value(&tb, "fed", long_text);
+
+    test_sink tf;
+    memset(&tf, 0, sizeof tf);
+    open_backend(&fresh, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    feox_storage_sink s = sink_of(&tf);
+    assert_int_equal(fresh.st->methods->find(fresh.st, NULL, "big", 3, &s), FEOX_OK);
+    assert_value(&tf, "big", long_text);
+    close_backend(&fresh);
+    char buf[512];
+    uint32_t len = (uint32_t)strlen(long_text);
+    assert_int_equal(b.st->methods->read_value(b.st, NULL, "fed", 3, 1, buf, len), FEOX_OK);
+    assert_memory_equal(buf, long_text, len);
+    char detail[256];
+    assert_int_equal(b.st->methods->check(b.st, detail, sizeof detail), FEOX_OK);
+
+    assert_int_equal(sqlite3_limit(dbb, SQLITE_LIMIT_LENGTH, -1), 200);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(dbb, "SELECT value FROM kv_data WHERE key = x'626967'", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_TOOBIG);
+    sqlite3_finalize(st);
+    close_backend(&a);
+    close_backend(&b);
+    sqlite3_close(dba);
+    sqlite3_close(dbb);
 }
 
 /* ---- the lazy load (storage_sqlite_load.c) ------------------------------------------------- */
@@ -2155,6 +2230,7 @@ int main(void)
         cmocka_unit_test(test_utf16_database),
         cmocka_unit_test(test_fast_path_runs_no_sql),
         cmocka_unit_test(test_find_and_read_value),
+        cmocka_unit_test(test_lowered_length_limit),
         cmocka_unit_test(test_lazy_load),
         cmocka_unit_test(test_lazy_load_through_sql),
         cmocka_unit_test(test_check_finds_damage),
