@@ -13,9 +13,11 @@
  * feox_check('kv') is 'ok'; later steps work; and a reopen shows `kv` equal to `m`.
  * Some steps run on the second connection, so the faulty connection's next statement refreshes
  * its cache from the change feed under the fault; the first step loads the cache lazily.
- * FEOX_IOFAULT_SEED=<n> replays a seed (printed).
+ * FEOX_IOFAULT_SEED=<n> replays a seed (printed). Apart from the sweeps, one fault placed on
+ * purpose: a read of a find that rolls the transaction back from inside the engine's call.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -668,6 +672,125 @@ static void test_every_early_read_fault(void **state)
     }
 }
 
+/* ---- a rollback from inside a find ------------------------------------------------------------
+ * The case of commit 6196db2, made to happen every time. A write transaction has changed keys in
+ * every one of the engine's 64 shards (so undoing it takes every shard lock), then reads a key
+ * the lazy load has not reached: the engine looks it up in <t>_data (FIND) holding the key's
+ * shard lock, and the first file read of that statement fails. SQLite answers an I/O error in a
+ * read by rolling the whole transaction back there, from inside FIND: the table's xRollback runs
+ * while the engine holds that shard lock. Undoing the cache then waited for the lock forever;
+ * now the undo waits for the table's next use. xRollbackTo is not reached this way: SQLite rolls
+ * a statement back (not the transaction) only for a statement that writes, and FIND only reads.
+ * The scenario runs in a child process, so that a hang fails the test instead of blocking it. */
+
+#define FIND_HANG_SECONDS 120
+
+/* Each check of the child: its number is the child's exit status when it fails. */
+static int child_check(bool ok, int which, const char *what)
+{
+    if (!ok)
+        fprintf(stderr, "rollback inside a find: check %d failed: %s\n", which, what);
+    return ok ? 0 : which;
+}
+
+static int child_exec(sqlite3 *db, const char *sql)
+{
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* The rows of sql on db equal want. */
+static bool child_rows_are(sqlite3 *db, const char *sql, const char *want)
+{
+    char *err = NULL;
+    char *got = rows(db, sql, &err);
+    bool same = got != NULL && strcmp(got, want) == 0;
+    if (!same)
+        fprintf(stderr, "  %s\n  got: %s  want: %s", sql, got ? got : err, want);
+    sqlite3_free(got);
+    sqlite3_free(err);
+    return same;
+}
+
+static int rollback_inside_a_find_child(void)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != 0)
+        return 90;
+    char *err = NULL;
+    if (sqlite3_feox_init(db, &err, NULL) != SQLITE_OK ||
+        /* 30000 rows: past two chunks of the lazy load (8192 rows at most each) */
+        child_exec(db, "PRAGMA journal_mode=WAL; CREATE VIRTUAL TABLE kv USING feox;"
+                       " WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c"
+                       " WHERE i < 29999) INSERT INTO kv(key, value)"
+                       " SELECT printf('k%05d', i), i FROM c") != SQLITE_OK)
+        return 91;
+    sqlite3_close(db);
+    /* Another connection, through the faulty VFS: its page cache holds none of the table. */
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, "faulty") != SQLITE_OK ||
+        sqlite3_feox_init(db, &err, NULL) != SQLITE_OK)
+        return 92;
+    sqlite3_extended_result_codes(db, 1);
+    int bad = child_check(child_rows_are(db, "SELECT value FROM kv WHERE key = 'k00001'", "1\n"), 1,
+                          "the first chunk");
+    /* 4096 keys of the first chunk: every one of the 64 shards has a change to undo */
+    bad = bad ? bad
+              : child_check(child_exec(db, "BEGIN; UPDATE kv SET value = -value WHERE"
+                                           " key < 'k04096'") == SQLITE_OK,
+                            2, "the changes before the fault");
+    if (bad)
+        return bad;
+    fault = (fault_state){.armed = true, .kind = FAULT_READ, .fail_at = 1};
+    int rc = child_exec(db, "UPDATE kv SET value = 'x' WHERE key = 'k29999'");
+    fault.armed = false;
+    bad = child_check(fault.injected, 3, "the read fault was injected");
+    bad = bad ? bad : child_check((rc & 0xff) == SQLITE_IOERR, 4, "the write failed: I/O error");
+    bad = bad ? bad : child_check(sqlite3_get_autocommit(db), 5, "the transaction rolled back");
+    /* The next use undoes the cache: every change of the transaction is gone. */
+    static const struct {
+        const char *sql, *want;
+    } after[] = {
+        {"SELECT count(*), sum(value), min(value) FROM kv", "30000|449985000|0\n"},
+        {"SELECT value FROM kv WHERE key IN ('k00005', 'k29999') ORDER BY key", "5\n29999\n"},
+        {"SELECT feox_check('kv')", "ok\n"},
+    };
+    for (int i = 0; i < 3 && !bad; i++)
+        bad = child_check(child_rows_are(db, after[i].sql, after[i].want), 6 + i, after[i].sql);
+    bad = bad ? bad
+              : child_check(child_exec(db, "UPDATE kv SET value = 7 WHERE key = 'k29998'") == 0, 9,
+                            "a write after it");
+    bad = bad ? bad
+              : child_check(child_rows_are(db, "SELECT value FROM kv WHERE key = 'k29998'", "7\n"),
+                            10, "the write is there");
+    sqlite3_close(db);
+    return bad;
+}
+
+static void test_rollback_inside_a_find(void **state)
+{
+    (void)state;
+    remove_db();
+    fflush(NULL);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(rollback_inside_a_find_child());
+    int status = 0;
+    pid_t done = 0;
+    for (int tenths = 0; tenths < FIND_HANG_SECONDS * 10 && done == 0; tenths++) {
+        done = waitpid(child, &status, WNOHANG);
+        if (done == 0)
+            nanosleep(&(struct timespec){0, 100000000}, NULL);
+    }
+    if (done == 0) {
+        kill(child, SIGKILL);
+        waitpid(child, &status, 0);
+        fail_msg("the rollback inside a find hung (more than %d s)", FIND_HANG_SECONDS);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    remove_db();
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -709,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_faults_wal),
         cmocka_unit_test(test_faults_during_lazy_load),
         cmocka_unit_test(test_every_early_read_fault),
+        cmocka_unit_test(test_rollback_inside_a_find),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
