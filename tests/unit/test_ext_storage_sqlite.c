@@ -256,6 +256,35 @@ static void create_table(sqlite3 *db, const char *table)
     }
 }
 
+/* Two connections to the database name, its table kv, and a backend of it on each: A on *dba
+ * (mode_a, its feed_limit_a) and B on *dbb (mode_b). Opening runs no SQL. */
+static void open_pair_limits(const char *name, feox_sqlite_write_mode mode_a, uint64_t feed_limit_a,
+                             feox_sqlite_write_mode mode_b, sqlite3 **dba, sqlite3 **dbb,
+                             backend *a, backend *b)
+{
+    *dba = open_db(name);
+    *dbb = open_db(name);
+    create_table(*dba, "kv");
+    open_backend_limits(a, *dba, "kv", mode_a, 0, feed_limit_a);
+    open_backend(b, *dbb, "kv", mode_b);
+}
+
+static void open_pair(const char *name, feox_sqlite_write_mode mode, sqlite3 **dba, sqlite3 **dbb,
+                      backend *a, backend *b)
+{
+    open_pair_limits(name, mode, 0, mode, dba, dbb, a, b);
+}
+
+/* Close both backends, then their connections. */
+static void close_pair(backend *a, backend *b)
+{
+    sqlite3 *dba = a->t.db, *dbb = b->t.db;
+    close_backend(a);
+    close_backend(b);
+    sqlite3_close(dba);
+    sqlite3_close(dbb);
+}
+
 static int count_tables(sqlite3 *db, const char *glob)
 {
     char *sql = sqlite3_mprintf(
@@ -622,13 +651,10 @@ static void test_savepoints_write_through(void **state)
 
 static void feed_between_connections(feox_sqlite_write_mode mode, const char *name)
 {
-    sqlite3 *dba = open_db(name);
-    sqlite3 *dbb = open_db(name);
-    create_table(dba, "kv");
+    sqlite3 *dba, *dbb;
     backend a, b;
     test_sink ts;
-    open_backend(&a, dba, "kv", mode);
-    open_backend(&b, dbb, "kv", mode);
+    open_pair(name, mode, &dba, &dbb, &a, &b);
     load(&a, &ts);
     txn_begin(&a);
     assert_int_equal(put_text(&a, "k3", "old"), FEOX_OK);
@@ -676,10 +702,7 @@ static void feed_between_connections(feox_sqlite_write_mode mode, const char *na
     assert_int_equal(feox_sqlite_storage_begin(&a.t), FEOX_OK);
     txn_commit(&a);
 
-    close_backend(&a);
-    close_backend(&b);
-    sqlite3_close(dba);
-    sqlite3_close(dbb);
+    close_pair(&a, &b);
 }
 
 /* xBegin's begin (feox_sqlite_storage_begin_refreshed) trusts only a refresh that was the
@@ -689,13 +712,10 @@ static void feed_between_connections(feox_sqlite_write_mode mode, const char *na
 static void test_begin_after_refresh(void **state)
 {
     (void)state;
-    sqlite3 *dba = open_db("begin_refreshed.db");
-    sqlite3 *dbb = open_db("begin_refreshed.db");
-    create_table(dba, "kv");
+    sqlite3 *dba, *dbb;
     backend a, b;
     test_sink ts;
-    open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
-    open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    open_pair("begin_refreshed.db", FEOX_SQLITE_WRITE_BUFFERED, &dba, &dbb, &a, &b);
     load(&a, &ts);
     load(&b, &ts);
 
@@ -728,10 +748,7 @@ static void test_begin_after_refresh(void **state)
     assert_string_equal(seqs, "1,2");
     sqlite3_free(seqs);
 
-    close_backend(&a);
-    close_backend(&b);
-    sqlite3_close(dba);
-    sqlite3_close(dbb);
+    close_pair(&a, &b);
 }
 
 /* One write per transaction, as autocommit statements do: each row and feed row holds exactly
@@ -804,13 +821,10 @@ static void test_feed_write_through(void **state)
 
 static void stale_case(feox_sqlite_write_mode mode, const char *name)
 {
-    sqlite3 *dba = open_db(name);
-    sqlite3 *dbb = open_db(name);
-    create_table(dba, "kv");
+    sqlite3 *dba, *dbb;
     backend a, b;
     test_sink ts;
-    open_backend_limits(&a, dba, "kv", mode, 0, 4);
-    open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    open_pair_limits(name, mode, 4, FEOX_SQLITE_WRITE_BUFFERED, &dba, &dbb, &a, &b);
     load(&a, &ts);
     load(&b, &ts);
 
@@ -845,10 +859,7 @@ static void stale_case(feox_sqlite_write_mode mode, const char *name)
     char detail[256];
     assert_int_equal(a.st->methods->check(a.st, detail, sizeof detail), FEOX_OK);
 
-    close_backend(&a);
-    close_backend(&b);
-    sqlite3_close(dba);
-    sqlite3_close(dbb);
+    close_pair(&a, &b);
 }
 
 static void test_stale_buffered(void **state)
@@ -904,13 +915,10 @@ static int count_statements(unsigned type, void *ctx, void *p, void *x)
 static void test_fast_path_runs_no_sql(void **state)
 {
     (void)state;
-    sqlite3 *dba = open_db("fast.db");
-    sqlite3 *dbb = open_db("fast.db");
-    create_table(dba, "kv");
+    sqlite3 *dba, *dbb;
     backend a, b;
     test_sink ts;
-    open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
-    open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    open_pair("fast.db", FEOX_SQLITE_WRITE_BUFFERED, &dba, &dbb, &a, &b);
     load(&a, &ts);
     load(&b, &ts);
     int statements = 0;
@@ -947,10 +955,7 @@ static void test_fast_path_runs_no_sql(void **state)
     assert_true(statements > 0);
     sqlite3_trace_v2(dbb, 0, NULL, NULL);
 
-    close_backend(&a);
-    close_backend(&b);
-    sqlite3_close(dba);
-    sqlite3_close(dbb);
+    close_pair(&a, &b);
 }
 
 /* ---- find, read_value ------------------------------------------------------------------------ */
@@ -1022,14 +1027,12 @@ static void test_lowered_length_limit(void **state)
     char long_text[301];
     memset(long_text, 'v', 300);
     long_text[300] = '\0';
-    sqlite3 *dba = open_db("limit.db");
-    sqlite3 *dbb = open_db("limit.db");
-    create_table(dba, "kv");
+    sqlite3 *dba, *dbb;
     backend a, b, fresh;
     test_sink ta, tb;
     memset(&ta, 0, sizeof ta);
     memset(&tb, 0, sizeof tb);
-    open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    open_pair("limit.db", FEOX_SQLITE_WRITE_BUFFERED, &dba, &dbb, &a, &b);
     load(&a, &ta);
     txn_begin(&a);
     assert_int_equal(put_text(&a, "big", long_text), FEOX_OK);
@@ -1040,7 +1043,6 @@ static void test_lowered_length_limit(void **state)
      * with a limit much lower than 200 SQLite refuses the backend's statements' own text) */
     expect(dbb, "SELECT count(*) FROM kv_data", "2");
     sqlite3_limit(dbb, SQLITE_LIMIT_LENGTH, 200);
-    open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
     load(&b, &tb);
     assert_value(&tb, "big", long_text);
     assert_value(&tb, "small", "s");
@@ -1071,10 +1073,7 @@ static void test_lowered_length_limit(void **state)
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_TOOBIG);
     sqlite3_finalize(st);
-    close_backend(&a);
-    close_backend(&b);
-    sqlite3_close(dba);
-    sqlite3_close(dbb);
+    close_pair(&a, &b);
 }
 
 /* ---- the lazy load (storage_sqlite_load.c) ------------------------------------------------- */
@@ -1087,12 +1086,10 @@ static void load_info(backend *bk, feox_sqlite_load_info *info)
 static void test_lazy_load(void **state)
 {
     (void)state;
-    sqlite3 *dba = open_db("lazy.db");
-    sqlite3 *dbb = open_db("lazy.db");
-    create_table(dba, "kv");
+    sqlite3 *dba, *dbb;
     backend a, b;
     test_sink ts;
-    open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    open_pair("lazy.db", FEOX_SQLITE_WRITE_BUFFERED, &dba, &dbb, &a, &b);
     load(&a, &ts);
     txn_begin(&a);
     char key[16];
@@ -1103,8 +1100,6 @@ static void test_lazy_load(void **state)
     txn_commit(&a);
 
     /* Chunks of 3 rows: the load sends the first 3, in key order. */
-    memset(&b, 0, sizeof b);
-    open_backend(&b, dbb, "kv", FEOX_SQLITE_WRITE_BUFFERED);
     b.t.load_chunk_rows = 3;
     load(&b, &ts);
     assert_string_equal(ts.events, "+k0+k1+k2");
@@ -1176,10 +1171,7 @@ static void test_lazy_load(void **state)
     assert_false(info.complete);
     assert_int_equal(info.reloads, 1);
 
-    close_backend(&a);
-    close_backend(&b);
-    sqlite3_close(dba);
-    sqlite3_close(dbb);
+    close_pair(&a, &b);
 }
 
 /* A store over the backend on db, loading chunks of chunk_rows (the first one at open). */
