@@ -448,7 +448,13 @@ class CopiesOpenTogether(TwinTestCase):
         for table in ("kv", "nt"):
             con.execute(f"INSERT INTO {table}(key, value) VALUES (?, 1)", (key,))
 
+    # What a write through a connection to the deleted database gets, on kv and on nt (each: the
+    # result, and whether a transaction is still open). WAL: the unlinked file takes it.
+    WRITE_TO_THE_DELETED_ONE = ("ok", False)
+
     def test_a_new_database_at_the_path_of_a_deleted_one(self):
+        """Every variant (in the database, rollback journal, memory table): the connection to
+        the deleted file and the new database never see each other's rows."""
         old = self.open()
         self.write_both(old, "old")
         for name in os.listdir(self.dir):
@@ -463,30 +469,17 @@ class CopiesOpenTogether(TwinTestCase):
         self.assertEqual([k for k, _, _ in rows(old, "kv")], ["old"])
         self.assertTwins(old)
         self.assertEqual(self.both(old, "INSERT INTO {t}(key, value) VALUES ('old2', 1)"),
-                         [("ok", False), ("ok", False)])  # WAL: the unlinked file takes it
+                         [self.WRITE_TO_THE_DELETED_ONE] * 2)
         self.assertEqual([k for k, _, _ in rows(new, "kv")], ["new"])
-        self.assertTwins(self.open())
+        fresh = self.open()
+        self.assertEqual([k for k, _, _ in rows(fresh, "kv")], ["new"])
+        self.assertTwins(fresh)
 
 
 class CopiesOpenTogetherRollbackJournal(CopiesOpenTogether):
     JOURNAL_MODE = "delete"
-
-    def test_a_new_database_at_the_path_of_a_deleted_one(self):
-        old = self.open()
-        self.write_both(old, "old")
-        for name in os.listdir(self.dir):
-            os.unlink(self.path(name))
-        new = self.open()
-        new.execute(f"CREATE VIRTUAL TABLE kv USING feox{self.KV_OPTIONS}")
-        new.execute(NATIVE)
-        self.assertEqual(rows(new, "kv"), [])
-        self.write_both(new, "new")
-        # SQLite refuses to write a database file that was unlinked (SQLITE_READONLY_DBMOVED)
-        self.assertEqual(self.both(old, "INSERT INTO {t}(key, value) VALUES ('old2', 1)"),
-                         [("SQLITE_READONLY_DBMOVED", False), ("SQLITE_READONLY_DBMOVED", False)])
-        self.assertEqual([k for k, _, _ in rows(old, "kv")], ["old"])
-        self.assertEqual([k for k, _, _ in rows(new, "kv")], ["new"])
-        self.assertTwins(self.open())
+    # SQLite refuses to write a database file that was unlinked
+    WRITE_TO_THE_DELETED_ONE = ("SQLITE_READONLY_DBMOVED", False)
 
 
 class CopiesOpenTogetherMemoryTable(CopiesOpenTogether):
@@ -514,19 +507,6 @@ class CopiesOpenTogetherMemoryTable(CopiesOpenTogether):
         self.assertEqual([k for k, _, _ in rows(self.open(), "kv")], ["after_copy", "before_copy"])
         for con in (copy, vacuumed):
             self.assertEqual(rows(con, "kv"), [("n", 1, "integer")])
-
-    def test_a_new_database_at_the_path_of_a_deleted_one(self):
-        old = self.open()
-        self.write_both(old, "old")
-        for name in os.listdir(self.dir):
-            os.unlink(self.path(name))
-        new = self.open()
-        new.execute(f"CREATE VIRTUAL TABLE kv USING feox{self.KV_OPTIONS}")
-        self.assertEqual(rows(new, "kv"), [])
-        new.execute("INSERT INTO kv(key, value) VALUES ('new', 1)")
-        self.assertEqual([k for k, _, _ in rows(old, "kv")], ["old"])
-        self.assertEqual([k for k, _, _ in rows(new, "kv")], ["new"])
-        self.assertEqual([k for k, _, _ in rows(self.open(), "kv")], ["new"])
 
     def test_a_connection_to_the_deleted_one_that_connects_the_table_after(self):
         old = self.open()
