@@ -502,28 +502,42 @@ static feox_err fill_hash(feox_store *s, feox_entry **by_shard, size_t live, siz
 
 typedef struct ordered_job {
     feox_store *store;
-    sort_item *by_key;
-    feox_entry **sorted; /* out: the entries in key order */
+    feox_entry *const *entries; /* the live entries (only read: the other thread reads them too) */
+    sort_item *by_key;          /* room for live items; the entries in key order at the end */
     size_t live;
     feox_err err;
 } ordered_job;
 
+/* The live entries sorted by key and the ordered index built from them. The sorted pointers
+ * are packed into the front of by_key (pointer i over the first half of item i / 2, already
+ * read), so the entry list stays unchanged for the thread that fills the hash index meanwhile. */
 static void *build_ordered(void *arg)
 {
     ordered_job *job = arg;
+    for (size_t i = 0; i < job->live; i++) {
+        feox_entry *e = job->entries[i];
+        job->by_key[i] = (sort_item){head_of(e), e};
+    }
     job->err = sort_items(job->by_key, job->live);
     if (job->err)
         return NULL;
-    for (size_t i = 0; i < job->live; i++)
-        job->sorted[i] = job->by_key[i].e;
-    job->err = feox_ordered_index_build(job->store->ordered, job->sorted, job->live);
+    char *packed = (char *)job->by_key;
+    for (size_t i = 0; i < job->live; i++) {
+        feox_entry *e = job->by_key[i].e;
+        memcpy(packed + i * sizeof e, &e, sizeof e);
+    }
+    job->err =
+        feox_ordered_index_build(job->store->ordered, (feox_entry *const *)packed, job->live);
     return NULL;
 }
 
 /* Keep the live entries (tombstones freed), fill the hash index, build the ordered index. Both
- * sort orders are taken from the entries in creation order, which is their address order. On
- * failure, the entries the hash index holds stay with the store (which is then destroyed: the
- * ordered index is freed without reading its entries) and the others are freed here. */
+ * sort orders are taken from the entries in creation order, which is their address order; the
+ * ordered index's (heads read, sort, build) starts at once on a second thread for a large load,
+ * while this one groups the entries by shard and fills the hash index, so the two take about as
+ * long. On failure, the entries the hash index holds stay with the store (which is then
+ * destroyed: the ordered index is freed without reading its entries, store.c) and the others are
+ * freed here. */
 static feox_err finish_load(load_state *ls)
 {
     feox_store *s = ls->store;
@@ -542,30 +556,28 @@ static feox_err finish_load(load_state *ls)
         return FEOX_OK;
     uint64_t want = live > s->cfg.initial_capacity ? live : s->cfg.initial_capacity;
     sort_item *by_key = feox_mem_alloc_large(live * sizeof *by_key);
-    /* The key table is done with, and already in memory: its slots (at least 4/3 as many as
-     * keys, 8 bytes each) hold the entries grouped by shard. */
-    _Static_assert(sizeof(load_slot) == sizeof(feox_entry *), "a slot holds an entry pointer");
-    feox_entry **by_shard = (feox_entry **)ls->slots;
-    feox_err err = by_key ? feox_hash_index_reserve(&s->hash, want) : FEOX_ERR_NOMEM;
-    if (!err)
-        err = group_by_shard(s, ls->entries, live, by_shard);
-    if (err) {
+    if (!by_key) {
         drop_entries(ls);
-        feox_mem_free_large(by_key);
-        return feox_fail(err, "allocation failed");
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     }
-    for (size_t i = 0; i < live; i++) {
-        feox_entry *e = ls->entries[i];
-        by_key[i] = (sort_item){head_of(e), e};
-    }
-    ordered_job job = {.store = s, .by_key = by_key, .sorted = ls->entries, .live = live};
+    ordered_job job = {.store = s, .entries = ls->entries, .by_key = by_key, .live = live};
     pthread_t helper;
     bool parallel =
         live >= PARALLEL_MIN_KEYS && pthread_create(&helper, NULL, build_ordered, &job) == 0;
     if (!parallel)
         build_ordered(&job);
+    /* The key table is done with, and already in memory: its slots (at least 4/3 as many as
+     * keys, 8 bytes each) hold the entries grouped by shard. */
+    _Static_assert(sizeof(load_slot) == sizeof(feox_entry *), "a slot holds an entry pointer");
+    feox_entry **by_shard = (feox_entry **)ls->slots;
+    feox_err err = feox_hash_index_reserve(&s->hash, want);
+    if (!err)
+        err = group_by_shard(s, ls->entries, live, by_shard);
     size_t inserted = 0;
-    err = fill_hash(s, by_shard, live, &inserted);
+    if (!err)
+        err = fill_hash(s, by_shard, live, &inserted);
+    else
+        by_shard = ls->entries; /* none inserted: the list to free below */
     if (parallel)
         pthread_join(helper, NULL);
     if (!err)
