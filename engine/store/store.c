@@ -123,7 +123,8 @@ static void sort_addresses(void **ptrs, size_t n)
     if (n < 1024)
         return; /* a small store: not worth the passes */
     void **tmp = feox_mem_alloc_large(n * sizeof *tmp);
-    size_t *count = feox_mem_alloc(((size_t)1 << (SORT_HIGH_BIT - SORT_REGION_BITS)) * sizeof *count);
+    size_t *count =
+        feox_mem_alloc(((size_t)1 << (SORT_HIGH_BIT - SORT_REGION_BITS)) * sizeof *count);
     if (tmp && count) { /* else unsorted: it still frees everything, only slower */
         radix_pass(ptrs, tmp, n, SORT_LINE_BITS, SORT_REGION_BITS - SORT_LINE_BITS, count);
         radix_pass(tmp, ptrs, n, SORT_REGION_BITS, SORT_HIGH_BIT - SORT_REGION_BITS, count);

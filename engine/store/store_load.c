@@ -59,7 +59,7 @@ typedef struct load_state {
     size_t count, cap;
     load_slot *slots; /* open addressing, linear probing, at most 3/4 full */
     size_t slot_mask;
-    int64_t memory; /* accounted bytes, added to the store at the end */
+    int64_t memory;        /* accounted bytes, added to the store at the end */
     feox_slab_filler slab; /* where new keys' blocks come from (parked in the store at the end) */
     uint64_t made;         /* blocks made so far (slabs from FEOX_SLAB_MIN_BLOCKS on) */
     /* Puts wait here for LOOKAHEAD more records, their table slot prefetched, and are applied
