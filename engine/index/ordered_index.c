@@ -329,24 +329,39 @@ feox_err feox_ordered_index_create(feox_ordered_index **out)
     return FEOX_OK;
 }
 
-static void free_subtree(node *n)
+typedef struct entry_visitor {
+    void (*visit)(void *ctx, feox_entry *e); /* NULL: the entries are not read */
+    void *ctx;
+} entry_visitor;
+
+static void free_subtree(node *n, const entry_visitor *v)
 {
+    uint32_t count = atomic_load_explicit(&n->count, memory_order_relaxed);
     if (!n->is_leaf) {
-        uint32_t count = atomic_load_explicit(&n->count, memory_order_relaxed);
         for (uint32_t i = 0; i < count; i++)
             feox_mem_free(atomic_load_explicit(&AS_INNER(n)->seps[i], memory_order_relaxed));
         for (uint32_t i = 0; i <= count; i++)
-            free_subtree(atomic_load_explicit(&AS_INNER(n)->children[i], memory_order_relaxed));
+            free_subtree(atomic_load_explicit(&AS_INNER(n)->children[i], memory_order_relaxed), v);
+    } else if (v->visit) {
+        for (uint32_t i = 0; i < count; i++)
+            v->visit(v->ctx, atomic_load_explicit(&AS_LEAF(n)->entries[i], memory_order_relaxed));
     }
     node_free(n);
 }
 
-void feox_ordered_index_destroy(feox_ordered_index *idx)
+void feox_ordered_index_destroy_visiting(feox_ordered_index *idx,
+                                         void (*visit)(void *ctx, feox_entry *e), void *ctx)
 {
     if (!idx)
         return;
-    free_subtree(atomic_load_explicit(&idx->root, memory_order_acquire));
+    entry_visitor v = {visit, ctx};
+    free_subtree(atomic_load_explicit(&idx->root, memory_order_acquire), &v);
     feox_mem_free(idx);
+}
+
+void feox_ordered_index_destroy(feox_ordered_index *idx)
+{
+    feox_ordered_index_destroy_visiting(idx, NULL, NULL);
 }
 
 /* ---- bulk build ------------------------------------------------------------------------------ */
@@ -368,9 +383,10 @@ static size_t build_parts(size_t total, size_t fill)
 
 static void free_built(built *level, size_t count)
 {
+    const entry_visitor none = {NULL, NULL};
     for (size_t i = 0; i < count; i++)
         if (level[i].n)
-            free_subtree(level[i].n);
+            free_subtree(level[i].n, &none);
 }
 
 static size_t build_leaves(feox_entry *const *sorted, size_t n, built *out, feox_slab_filler *slabs)

@@ -35,6 +35,11 @@ typedef enum feox_scan_from {
 feox_err feox_ordered_index_create(feox_ordered_index **out);
 /* Free every node (no concurrent users allowed; entries are not freed). */
 void feox_ordered_index_destroy(feox_ordered_index *idx);
+/* The same, showing every entry to visit (in key order, a leaf's entries before its node goes):
+ * a walk of the entries that reads only the leaves, which a bulk build laid out one after
+ * another. */
+void feox_ordered_index_destroy_visiting(feox_ordered_index *idx,
+                                         void (*visit)(void *ctx, feox_entry *e), void *ctx);
 
 /* Build the index from n entries in strictly ascending key order, in one pass (leaves filled to
  * FEOX_OI_NODE_CAP - 4, then each inner level). The index must be empty and have no concurrent

@@ -93,37 +93,42 @@ static void *maintenance_main(void *arg)
     return NULL;
 }
 
-/* LSD radix sort of addresses, 16 bits a pass over the 48 bits a user-space address has. */
+/* One LSD radix pass over `bits` bits of the addresses from `shift` on, from `from` into `to`. */
+static void radix_pass(void *const *from, void **to, size_t n, int shift, int bits, size_t *count)
+{
+    size_t buckets = (size_t)1 << bits, mask = buckets - 1;
+    memset(count, 0, buckets * sizeof *count);
+    for (size_t i = 0; i < n; i++)
+        count[((uintptr_t)from[i] >> shift) & mask]++;
+    size_t sum = 0;
+    for (size_t v = 0; v < buckets; v++) {
+        size_t c = count[v];
+        count[v] = sum;
+        sum += c;
+    }
+    for (size_t i = 0; i < n; i++)
+        to[count[((uintptr_t)from[i] >> shift) & mask]++] = from[i];
+}
+
+/* Addresses sorted on bits [8, 37): 256-byte lines in order within any 128 GiB of address space
+ * (what a store's memory spans; an order that is off past it only costs time), in two LSD radix
+ * passes. The first, inside 2 MiB regions, has 8,192 buckets, whose write positions stay in
+ * cache (65,536 made each write a miss); the second orders the 2 MiB regions (a slab each for a
+ * loaded store: its 16 bits have few distinct values, so few write streams). */
+#define SORT_LINE_BITS 8
+#define SORT_REGION_BITS 21
+#define SORT_HIGH_BIT 37
 static void sort_addresses(void **ptrs, size_t n)
 {
     if (n < 1024)
         return; /* a small store: not worth the passes */
     void **tmp = feox_mem_alloc_large(n * sizeof *tmp);
-    size_t *count = feox_mem_alloc(65536 * sizeof *count);
-    if (!tmp || !count) {
-        feox_mem_free_large(tmp);
-        feox_mem_free(count);
-        return; /* unsorted still frees everything, only slower */
+    size_t *count =
+        feox_mem_alloc(((size_t)1 << (SORT_HIGH_BIT - SORT_REGION_BITS)) * sizeof *count);
+    if (tmp && count) { /* else unsorted: it still frees everything, only slower */
+        radix_pass(ptrs, tmp, n, SORT_LINE_BITS, SORT_REGION_BITS - SORT_LINE_BITS, count);
+        radix_pass(tmp, ptrs, n, SORT_REGION_BITS, SORT_HIGH_BIT - SORT_REGION_BITS, count);
     }
-    void **from = ptrs, **to = tmp;
-    for (int shift = 0; shift < 48; shift += 16) {
-        memset(count, 0, 65536 * sizeof *count);
-        for (size_t i = 0; i < n; i++)
-            count[((uintptr_t)from[i] >> shift) & 0xffff]++;
-        size_t sum = 0;
-        for (size_t v = 0; v < 65536; v++) {
-            size_t c = count[v];
-            count[v] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            to[count[((uintptr_t)from[i] >> shift) & 0xffff]++] = from[i];
-        void **swap = from;
-        from = to;
-        to = swap;
-    }
-    if (from != ptrs)
-        memcpy(ptrs, from, n * sizeof *ptrs);
     feox_mem_free_large(tmp);
     feox_mem_free(count);
 }
@@ -131,79 +136,112 @@ static void sort_addresses(void **ptrs, size_t n)
 #define PREFETCH_ENTRY 16  /* entries are prefetched this far ahead of the one freed */
 #define PREFETCH_VERSION 8 /* and their versions this far ahead (reading the entry) */
 
-/* Slab blocks freed at close, counted while the entries go in address order (so one slab's
- * blocks come together) and freed a slab at a time: one atomic per slab, not per key. */
-typedef struct slab_batch {
-    void *block; /* a block of the slab being counted */
-    size_t n;
-} slab_batch;
+/* Slab blocks freed at close, counted per slab and freed a slab at a time (one atomic per slab,
+ * not per key, in whatever order the entries come): a slab's count sits in the slot its address
+ * picks, which gives its count back when another slab takes the slot. */
+#define TALLY_SLOTS 64
 
-static void flush_slab_batch(slab_batch *b)
+typedef struct slab_tally {
+    void *block[TALLY_SLOTS]; /* a block of the slab counted in the slot */
+    size_t n[TALLY_SLOTS];
+} slab_tally;
+
+static void flush_tally_slot(slab_tally *t, size_t i)
 {
-    feox_slab_free_many(b->block, b->n);
-    b->n = 0;
+    feox_slab_free_many(t->block[i], t->n[i]);
+    t->n[i] = 0;
+}
+
+static void flush_tally(slab_tally *t)
+{
+    for (size_t i = 0; i < TALLY_SLOTS; i++)
+        flush_tally_slot(t, i);
 }
 
 /* An entry and the version it holds go (a version still referenced by a feox_value handle only
  * loses the index's reference). No other user is left. */
-static void release_entry(feox_entry *e, slab_batch *b)
+static void release_entry(feox_entry *e, slab_tally *t)
 {
     if (!feox_entry_close(e))
         return;
-    if (b->n && ((uintptr_t)b->block ^ (uintptr_t)e) >= FEOX_SLAB_BYTES)
-        flush_slab_batch(b);
-    b->block = e;
-    b->n++;
+    size_t i = ((uintptr_t)e / FEOX_SLAB_BYTES) % TALLY_SLOTS;
+    if (t->n[i] && ((uintptr_t)t->block[i] ^ (uintptr_t)e) >= FEOX_SLAB_BYTES)
+        flush_tally_slot(t, i);
+    t->block[i] = e;
+    t->n[i]++;
 }
 
-/* Every entry and the version it holds, released in the entries' address order: glibc then
- * merges each chunk with the one freed just before it (still in cache) instead of with a cold
- * neighbour, a version loaded with its entry shares its block, and the blocks of a slab come
- * together (they are freed a slab at a time; the last one unmaps it). Only the entries are
- * listed and sorted (8 bytes a key: fresh memory costs a page fault per 4 KiB), then released
- * in a pipeline: entry i + 16 is prefetched, then the version of entry i + 8, so the cache misses
- * of many entries overlap. */
-static void free_all_entries(feox_store *s)
+/* The entries listed at close (8 bytes a key: fresh memory costs a page fault per 4 KiB). */
+typedef struct entry_list {
+    feox_entry **at;
+    size_t n, cap;
+    slab_tally tally; /* for an entry there is no room to list: released at once */
+} entry_list;
+
+static void list_entry(void *ctx, feox_entry *e)
 {
-    uint64_t count = feox_hash_count(&s->hash);
-    feox_entry **list = count ? feox_mem_alloc_large(count * sizeof *list) : NULL;
-    size_t n = 0;
-    slab_batch batch = {NULL, 0};
+    entry_list *l = ctx;
+    if (l->n < l->cap)
+        l->at[l->n++] = e;
+    else
+        release_entry(e, &l->tally);
+}
+
+/* Every entry, listed from the ordered index's leaves as they go when it holds every entry of
+ * the hash index (a store that loaded or ran to the end: the leaves of a bulk build lie one
+ * after another, ~8 bytes a key, where the hash index's table is twice as large and sparse), else
+ * (a load failed half way) from the hash index's table. Both indexes are gone after it. */
+static void list_entries(feox_store *s, entry_list *l)
+{
+    if (s->ordered && s->hash.shards &&
+        feox_ordered_index_count(s->ordered) == feox_hash_count(&s->hash)) {
+        feox_ordered_index_destroy_visiting(s->ordered, list_entry, l);
+        s->ordered = NULL;
+        return;
+    }
+    if (s->ordered)
+        feox_ordered_index_destroy(s->ordered);
+    s->ordered = NULL;
     for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
         ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
         void *obj;
-        while (ck_hs_next(&s->hash.shards[i].set, &it, &obj)) {
-            feox_entry *e = feox_hash_object_entry(obj);
-            if (list && n < count) {
-                list[n++] = e;
-            } else { /* no room to list it: released at once */
-                slab_batch one = {NULL, 0};
-                release_entry(e, &one);
-                flush_slab_batch(&one);
-            }
-        }
+        while (ck_hs_next(&s->hash.shards[i].set, &it, &obj))
+            list_entry(l, feox_hash_object_entry(obj));
     }
-    sort_addresses((void **)list, n);
-    for (size_t i = 0; i < n; i++) {
-        if (i + PREFETCH_ENTRY < n)
-            __builtin_prefetch(list[i + PREFETCH_ENTRY]);
-        if (i + PREFETCH_VERSION < n)
+}
+
+/* Both indexes, every entry and the version it holds, the entries released in address order:
+ * a slab's blocks one after another (each slab's count given back at once, the last one
+ * unmapping it), a version loaded with its entry in the same block, and glibc merging each
+ * chunk with the one freed just before it (still in cache) instead of with a cold neighbour.
+ * The release is a pipeline: entry i + 16 is prefetched, then the version of entry
+ * i + 8, so the cache misses of many entries overlap. */
+static void free_indexes_and_entries(feox_store *s)
+{
+    uint64_t count = feox_hash_count(&s->hash);
+    entry_list l = {.at = count ? feox_mem_alloc_large(count * sizeof *l.at) : NULL};
+    l.cap = l.at ? count : 0;
+    list_entries(s, &l);
+    sort_addresses((void **)l.at, l.n);
+    for (size_t i = 0; i < l.n; i++) {
+        if (i + PREFETCH_ENTRY < l.n)
+            __builtin_prefetch(l.at[i + PREFETCH_ENTRY]);
+        if (i + PREFETCH_VERSION < l.n)
             __builtin_prefetch(
-                atomic_load_explicit(&list[i + PREFETCH_VERSION]->current, memory_order_relaxed));
-        release_entry(list[i], &batch);
+                atomic_load_explicit(&l.at[i + PREFETCH_VERSION]->current, memory_order_relaxed));
+        release_entry(l.at[i], &l.tally);
     }
-    flush_slab_batch(&batch);
-    feox_mem_free_large(list);
+    flush_tally(&l.tally);
+    feox_mem_free_large(l.at);
+    feox_hash_index_destroy(&s->hash);
 }
 
 static void destroy_store(feox_store *s)
 {
-    if (s->ordered)
+    if (s->hash.shards)
+        free_indexes_and_entries(s);
+    else if (s->ordered)
         feox_ordered_index_destroy(s->ordered);
-    if (s->hash.shards) {
-        free_all_entries(s);
-        feox_hash_index_destroy(&s->hash);
-    }
     /* Everything this store retired is self-contained; free it now rather than at the next
      * reclamation of some other store. */
     feox_epoch_reclaim();

@@ -55,10 +55,11 @@ typedef struct load_slot {
 typedef struct load_state {
     feox_store *store;
     feox_entry **entries; /* every key seen, in first-seen order (current NULL: not live) */
+    uint64_t *heads;      /* their keys' first 8 bytes (head_of), read when the key was hot */
     size_t count, cap;
     load_slot *slots; /* open addressing, linear probing, at most 3/4 full */
     size_t slot_mask;
-    int64_t memory; /* accounted bytes, added to the store at the end */
+    int64_t memory;        /* accounted bytes, added to the store at the end */
     feox_slab_filler slab; /* where new keys' blocks come from (parked in the store at the end) */
     uint64_t made;         /* blocks made so far (slabs from FEOX_SLAB_MIN_BLOCKS on) */
     /* Puts wait here for LOOKAHEAD more records, their table slot prefetched, and are applied
@@ -71,6 +72,16 @@ typedef struct load_state {
 } load_state;
 
 #define LOOKAHEAD 16
+
+/* The first 8 key bytes, big-endian, zero-padded: integer order = memcmp order. */
+static uint64_t head_of(const feox_entry *e)
+{
+    uint8_t bytes[8] = {0};
+    memcpy(bytes, e->key, e->key_len < 8 ? e->key_len : 8);
+    uint64_t w;
+    memcpy(&w, bytes, 8);
+    return __builtin_bswap64(w);
+}
 
 static feox_err check_record(const feox_storage_record *rec)
 {
@@ -158,11 +169,18 @@ static load_slot *claim_slot(load_state *ls, uint64_t hash, const void *key, uin
     if (ls->count == ls->cap) {
         size_t cap = ls->cap * 2;
         feox_entry **grown = feox_mem_alloc_large(cap * sizeof *grown);
-        if (!grown)
+        uint64_t *grown_heads = feox_mem_alloc_large(cap * sizeof *grown_heads);
+        if (!grown || !grown_heads) {
+            feox_mem_free_large(grown);
+            feox_mem_free_large(grown_heads);
             return NULL;
+        }
         memcpy(grown, ls->entries, ls->count * sizeof *grown);
+        memcpy(grown_heads, ls->heads, ls->count * sizeof *grown_heads);
         feox_mem_free_large(ls->entries);
+        feox_mem_free_large(ls->heads);
         ls->entries = grown;
+        ls->heads = grown_heads;
         ls->cap = cap;
     }
     return slot_of(ls, hash, key, key_len);
@@ -174,6 +192,7 @@ static void add_entry(load_state *ls, load_slot *slot, feox_entry *e)
     ls->memory += (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
     slot->hash = (uint32_t)(feox_entry_hash(e) >> 32);
     slot->item = (uint32_t)ls->count;
+    ls->heads[ls->count] = head_of(e);
     ls->entries[ls->count++] = e;
 }
 
@@ -376,18 +395,9 @@ static feox_err load_del(void *ctx, const void *key, uint32_t key_len, uint64_t 
 /* ---- sorting the loaded keys ---- */
 
 typedef struct sort_item {
-    uint64_t head; /* the first 8 key bytes, big-endian, zero-padded: integer order = memcmp */
+    uint64_t head; /* head_of the entry */
     feox_entry *e;
 } sort_item;
-
-static uint64_t head_of(const feox_entry *e)
-{
-    uint8_t bytes[8] = {0};
-    memcpy(bytes, e->key, e->key_len < 8 ? e->key_len : 8);
-    uint64_t w;
-    memcpy(&w, bytes, 8);
-    return __builtin_bswap64(w);
-}
 
 static int compare_items(const void *a, const void *b)
 {
@@ -502,28 +512,41 @@ static feox_err fill_hash(feox_store *s, feox_entry **by_shard, size_t live, siz
 
 typedef struct ordered_job {
     feox_store *store;
-    sort_item *by_key;
-    feox_entry **sorted; /* out: the entries in key order */
+    feox_entry *const *entries; /* the live entries (only read: the other thread reads them too) */
+    const uint64_t *heads;      /* and their heads */
+    sort_item *by_key;          /* room for live items; the entries in key order at the end */
     size_t live;
     feox_err err;
 } ordered_job;
 
+/* The live entries sorted by key and the ordered index built from them. The sorted pointers
+ * are packed into the front of by_key (pointer i over the first half of item i / 2, already
+ * read), so the entry list stays unchanged for the thread that fills the hash index meanwhile. */
 static void *build_ordered(void *arg)
 {
     ordered_job *job = arg;
+    for (size_t i = 0; i < job->live; i++)
+        job->by_key[i] = (sort_item){job->heads[i], job->entries[i]};
     job->err = sort_items(job->by_key, job->live);
     if (job->err)
         return NULL;
-    for (size_t i = 0; i < job->live; i++)
-        job->sorted[i] = job->by_key[i].e;
-    job->err = feox_ordered_index_build(job->store->ordered, job->sorted, job->live);
+    char *packed = (char *)job->by_key;
+    for (size_t i = 0; i < job->live; i++) {
+        feox_entry *e = job->by_key[i].e;
+        memcpy(packed + i * sizeof e, &e, sizeof e);
+    }
+    job->err =
+        feox_ordered_index_build(job->store->ordered, (feox_entry *const *)packed, job->live);
     return NULL;
 }
 
 /* Keep the live entries (tombstones freed), fill the hash index, build the ordered index. Both
- * sort orders are taken from the entries in creation order, which is their address order. On
- * failure, the entries the hash index holds stay with the store (which is then destroyed: the
- * ordered index is freed without reading its entries) and the others are freed here. */
+ * sort orders are taken from the entries in creation order, which is their address order; the
+ * ordered index's (heads read, sort, build) starts at once on a second thread for a large load,
+ * while this one groups the entries by shard and fills the hash index, so the two take about as
+ * long. On failure, the entries the hash index holds stay with the store (which is then
+ * destroyed: the ordered index is freed without reading its entries, store.c) and the others are
+ * freed here. */
 static feox_err finish_load(load_state *ls)
 {
     feox_store *s = ls->store;
@@ -531,6 +554,7 @@ static feox_err finish_load(load_state *ls)
     for (size_t i = 0; i < ls->count; i++) {
         feox_entry *e = ls->entries[i];
         if (current_of(e)) {
+            ls->heads[live] = ls->heads[i];
             ls->entries[live++] = e;
         } else {
             ls->memory -= (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
@@ -542,30 +566,29 @@ static feox_err finish_load(load_state *ls)
         return FEOX_OK;
     uint64_t want = live > s->cfg.initial_capacity ? live : s->cfg.initial_capacity;
     sort_item *by_key = feox_mem_alloc_large(live * sizeof *by_key);
-    /* The key table is done with, and already in memory: its slots (at least 4/3 as many as
-     * keys, 8 bytes each) hold the entries grouped by shard. */
-    _Static_assert(sizeof(load_slot) == sizeof(feox_entry *), "a slot holds an entry pointer");
-    feox_entry **by_shard = (feox_entry **)ls->slots;
-    feox_err err = by_key ? feox_hash_index_reserve(&s->hash, want) : FEOX_ERR_NOMEM;
-    if (!err)
-        err = group_by_shard(s, ls->entries, live, by_shard);
-    if (err) {
+    if (!by_key) {
         drop_entries(ls);
-        feox_mem_free_large(by_key);
-        return feox_fail(err, "allocation failed");
+        return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     }
-    for (size_t i = 0; i < live; i++) {
-        feox_entry *e = ls->entries[i];
-        by_key[i] = (sort_item){head_of(e), e};
-    }
-    ordered_job job = {.store = s, .by_key = by_key, .sorted = ls->entries, .live = live};
+    ordered_job job = {
+        .store = s, .entries = ls->entries, .heads = ls->heads, .by_key = by_key, .live = live};
     pthread_t helper;
     bool parallel =
         live >= PARALLEL_MIN_KEYS && pthread_create(&helper, NULL, build_ordered, &job) == 0;
     if (!parallel)
         build_ordered(&job);
+    /* The key table is done with, and already in memory: its slots (at least 4/3 as many as
+     * keys, 8 bytes each) hold the entries grouped by shard. */
+    _Static_assert(sizeof(load_slot) == sizeof(feox_entry *), "a slot holds an entry pointer");
+    feox_entry **by_shard = (feox_entry **)ls->slots;
+    feox_err err = feox_hash_index_reserve(&s->hash, want);
+    if (!err)
+        err = group_by_shard(s, ls->entries, live, by_shard);
     size_t inserted = 0;
-    err = fill_hash(s, by_shard, live, &inserted);
+    if (!err)
+        err = fill_hash(s, by_shard, live, &inserted);
+    else
+        by_shard = ls->entries; /* none inserted: the list to free below */
     if (parallel)
         pthread_join(helper, NULL);
     if (!err)
@@ -605,8 +628,10 @@ feox_err feox_store_first_load(feox_store *s, feox_storage *st)
     size_t slots = initial_slots(s);
     load_state ls = {.store = s, .cap = slots / 4 * 3};
     ls.entries = feox_mem_alloc_large(ls.cap * sizeof *ls.entries);
-    if (!ls.entries || !slots_resize(&ls, slots)) {
+    ls.heads = feox_mem_alloc_large(ls.cap * sizeof *ls.heads);
+    if (!ls.entries || !ls.heads || !slots_resize(&ls, slots)) {
         feox_mem_free_large(ls.entries);
+        feox_mem_free_large(ls.heads);
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     }
     feox_storage_sink sink = {.ctx = &ls, .put = load_put, .del = load_del};
@@ -625,6 +650,7 @@ feox_err feox_store_first_load(feox_store *s, feox_storage *st)
     atomic_fetch_add_explicit(&s->bulk_blocks, ls.made, memory_order_relaxed);
     feox_memory_reserve(s, ls.memory, false);
     feox_mem_free_large(ls.entries);
+    feox_mem_free_large(ls.heads);
     return err;
 }
 

@@ -8,7 +8,9 @@
  *              loaded keys (overwrite, delete, TTL) and a second reopen agree again.
  *   handles    a value handle on a loaded version (which shares its allocation with the key's
  *              entry) keeps its bytes while the key is overwritten and deleted.
- *   large      20000 keys: the ordered index built on the load's helper thread.
+ *   large      20000 keys: the ordered index built on the load's helper thread; then with each
+ *              of the open's last allocations failing (the end of the load fails while or
+ *              after the helper builds the ordered index).
  *   nomem      the reopen with allocation N failing, for every N: FEOX_ERR_NOMEM, no store, nothing
  *              leaked (ASan), and the next open loads everything.
  */
@@ -363,6 +365,65 @@ static void test_large_reopen_builds_both_indexes(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* The large load again, with each of the test thread's last allocations of the open failing
+ * (from then on: persistent): the end of the load (the sort array, the hash index's region,
+ * the grouping by shard) fails while the helper thread builds the ordered index, or after it
+ * built it; the store is then destroyed with an ordered index whose entries the hash index may
+ * not hold (store.c must not walk them). FEOX_ERR_NOMEM, no store, nothing leaked or read after
+ * free (ASan), and the next open loads every key. */
+static void test_large_reopen_failing_at_the_end(void **state)
+{
+    (void)state;
+    unlink(path);
+    enum { N = 20000, LAST = 24 };
+    feox_store *s = open_store();
+    for (uint64_t i = 0; i < N; i++) {
+        char key[24];
+        int klen = snprintf(key, sizeof key, "k%llu", (unsigned long long)(i * 7919 % N));
+        assert_int_equal(feox_insert(s, key, (size_t)klen, "v", 1, NULL, NULL), FEOX_OK);
+    }
+    assert_int_equal(feox_close(s), FEOX_OK);
+    ftest_failing_alloc_install(true);
+    feox_config cfg;
+    ftest_config(&cfg, &clock_);
+    cfg.path = path;
+    ftest_fault.alloc_count = 0;
+    ftest_fault.fail_at = 0;
+    ftest_fault.injecting = true;
+    s = NULL;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK); /* counts the open's allocations */
+    ftest_fault.injecting = false;
+    unsigned long total = ftest_fault.alloc_count;
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_true(total > LAST);
+    int failed = 0;
+    for (unsigned long n = total - LAST; n <= total; n++) {
+        ftest_fault.alloc_count = 0;
+        ftest_fault.fail_at = n;
+        ftest_fault.failure_injected = false;
+        ftest_fault.injecting = true;
+        s = NULL;
+        feox_err err = feox_open(&cfg, &s);
+        ftest_fault.injecting = false;
+        if (err == FEOX_OK) { /* not reached, or not needed */
+            assert_int_equal(feox_len(s, 0), N);
+            assert_int_equal(feox_close(s), FEOX_OK);
+            continue;
+        }
+        assert_true(ftest_fault.failure_injected);
+        assert_int_equal(err, FEOX_ERR_NOMEM);
+        assert_null(s);
+        failed++;
+    }
+    ftest_failing_alloc_remove();
+    assert_true(failed > 0);
+    s = open_store();
+    assert_int_equal(feox_len(s, 0), N);
+    if (feox_check(s) != FEOX_OK)
+        fail_msg("feox_check: %s", feox_error_detail());
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_handle_on_loaded_version_outlives_the_key),
         cmocka_unit_test(test_reopen_with_each_allocation_failing),
         cmocka_unit_test(test_large_reopen_builds_both_indexes),
+        cmocka_unit_test(test_large_reopen_failing_at_the_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
