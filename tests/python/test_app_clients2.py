@@ -4,8 +4,14 @@ The rule: a feox table does what SQLite does with a native table in the same pla
 - feox_patch on a value that is not TEXT: an INTEGER or REAL is the JSON number its text spells,
   as the DML form `UPDATE nt SET value = feox_json_patch(value, ?)` reads it (also when the 8 bytes
   feox keeps a number in happen to spell JSON: they are never patched as text); a NULL value is
-  an error naming it and changes nothing.
+  an error naming it and changes nothing;
+- a web-server pattern: workers forked after the parent opened the database keep using the
+  connection they inherited (SQLite says not to; feox refuses: README, Durability): every use of
+  the table there fails with SQLITE_MISUSE naming fork() (or SQLITE_BUSY when SQLite's own lock
+  is met first), inside BEGIN too, changing nothing;
+  the same worker's own new connection works, and the parent and the file are intact.
 """
+import os
 import sqlite3
 import unittest
 
@@ -106,6 +112,68 @@ class PatchOfNonTextValues(TempDirTestCase):
         with self.assertRaises(sqlite3.OperationalError) as cm:
             self.con.execute("SELECT feox_patch('kv', 'missing', '[]')")
         self.assertEqual(str(cm.exception), "feox: kv: key not found")
+
+
+class WorkersKeepTheInheritedConnection(TempDirTestCase):
+    JOURNAL_MODE = "wal"
+    WORKERS = 3
+    USES = ("SELECT count(*) FROM kv", "SELECT value FROM kv WHERE key = 'hits'",
+            "INSERT INTO kv(key, value) VALUES ('child', 1)", "UPDATE kv SET value = 0",
+            "SELECT feox_incr('kv', 'hits', 1)", "SELECT feox_stats('kv')")
+
+    def worker(self, inherited, n):
+        """In a forked child: 0 if every use of the inherited connection was refused as it
+        should be and the child's own connection then wrote its row."""
+        for sql in self.USES + ("BEGIN",) + self.USES + ("ROLLBACK",):
+            try:
+                inherited.execute(sql).fetchall()
+                refused = sql in ("BEGIN", "ROLLBACK")
+            except sqlite3.Error as e:
+                # A write may meet SQLite's own lock first (the parent and the other workers
+                # write too): SQLITE_BUSY, also a refusal. The rows checked at the end show that
+                # nothing the inherited connection tried was written.
+                refused = (e.sqlite_errorname == "SQLITE_MISUSE" and "before fork()" in str(e)
+                           or e.sqlite_errorname == "SQLITE_BUSY")
+                if not refused:
+                    os.write(2, f"worker {n}: {sql}: {e.sqlite_errorname} {e}\n".encode())
+            if not refused:
+                return 1
+        own = connect(self.db)
+        own.execute("SELECT feox_incr('kv', 'hits', 1)").fetchall()
+        own.execute("INSERT INTO kv(key, value) VALUES (?, ?)", (f"worker{n}", n))
+        own.close()
+        return 0
+
+    def test_the_inherited_connection_is_refused_and_nothing_breaks(self):
+        self.db = self.path("app.db")
+        con = connect(self.db)
+        self.addCleanup(con.close)
+        con.execute(f"PRAGMA journal_mode = {self.JOURNAL_MODE}")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("INSERT INTO kv(key, value) VALUES ('hits', 0)")
+        pids = []
+        for n in range(self.WORKERS):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    code = self.worker(con, n)
+                finally:
+                    os._exit(code)
+            pids.append(pid)
+        for _ in range(5):
+            con.execute("SELECT feox_incr('kv', 'hits', 1)").fetchall()
+        self.assertEqual([os.waitpid(pid, 0)[1] for pid in pids], [0] * self.WORKERS)
+        expected = [("hits", 5 + self.WORKERS)] + [(f"worker{n}", n) for n in range(self.WORKERS)]
+        for reader in (con, connect(self.db)):
+            self.assertEqual(reader.execute("SELECT key, value FROM kv ORDER BY key").fetchall(),
+                             expected)
+            self.assertEqual(reader.execute("SELECT feox_check('kv')").fetchone()[0], "ok")
+            self.assertEqual(reader.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
+
+
+class WorkersKeepTheInheritedConnectionRollbackJournal(WorkersKeepTheInheritedConnection):
+    JOURNAL_MODE = "delete"
 
 
 class PatchOfNonTextValuesMemoryTable(PatchOfNonTextValues):
