@@ -75,6 +75,8 @@ void feox_result_value(sqlite3_context *ctx, uint32_t tag, const void *data, siz
  * another handle on the version and releases it when it is done with the value. */
 void feox_result_value_handle(sqlite3_context *ctx, feox_value *v);
 bool feox_decode_i64(uint32_t tag, const void *data, size_t len, int64_t *out);
+/* The double held by the 8 bytes of a REAL value (FEOX_TAG_REAL, len 8). */
+double feox_decode_real(const void *data);
 void feox_put_i64(unsigned char out[8], int64_t v);
 
 /* Canonical key of v for the table's key type (text: numbers become their text; blob: bytes).

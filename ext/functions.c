@@ -32,7 +32,10 @@
  * limits. An INTEGER is incremented by the engine's atomic increment; a REAL or an 8-byte BLOB is
  * converted by compare-and-swap; a missing key is created with insert-if-absent (retrying if
  * another writer wins), so concurrent calls never lose an update. cas compares SQL type (record
- * tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5' and not REAL 5.0.
+ * tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5' and not REAL 5.0. patch reads a TEXT
+ * or BLOB value as the JSON document (the engine's feox_json_patch, which keeps the tag); an
+ * INTEGER or REAL is the JSON number its SQL text spells, patched here and swapped in as TEXT by
+ * compare-and-swap (as the DML form feox_json_patch(value, patch) would store it); NULL is an error.
  *
  * Read-only: incr, cas, patch and compact change the store, so on a connection that may not
  * write the table's database (mode=ro, a read-only file, PRAGMA query_only) they fail with
@@ -780,6 +783,112 @@ static void fn_cas(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     run_write(ctx, argc, argv, cas_body);
 }
 
+/* The JSON text of a stored INTEGER or REAL: the number's text as this SQLite spells it (SQLite
+ * converts it, so it is the text the DML form feox_json_patch(value, patch) reads); NULL for any
+ * other value or on failure (out of memory). */
+static char *number_json_text(sqlite3 *db, feox_value *v)
+{
+    sqlite3_stmt *stmt = NULL;
+    char *text = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT ?1", -1, &stmt, NULL) != SQLITE_OK) {
+        return NULL;
+    }
+    uint32_t tag = feox_value_tag(v);
+    const void *data = feox_value_data(v);
+    size_t len = feox_value_size(v);
+    int64_t i;
+    if (feox_shown_tag(tag, len) == FEOX_TAG_INTEGER && feox_decode_i64(tag, data, len, &i)) {
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)i);
+    } else if (feox_shown_tag(tag, len) == FEOX_TAG_REAL) {
+        sqlite3_bind_double(stmt, 1, feox_decode_real(data));
+    }
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
+        text = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    return text;
+}
+
+/* One try at patching a number: its JSON text patched, swapped in as TEXT if the record is still
+ * the number read (same tag and bytes). *done is false when another writer changed it first. */
+static void patch_number_once(sqlite3_context *ctx, feox_vtab *vt, const void *key, size_t len,
+                              const char *patch, size_t patch_len, feox_write_opts *opts,
+                              feox_value *cur, uint32_t tag, bool *done)
+{
+    char *text = number_json_text(vt->db, cur);
+    char *doc = NULL;
+    size_t doc_len = 0;
+    *done = true;
+    if (text == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    feox_err e = feox_json_patch_document(text, strlen(text), patch, patch_len, &doc, &doc_len);
+    sqlite3_free(text);
+    if (e == FEOX_OK && doc_len > FEOX_MAX_VALUE_SIZE) {
+        feox_free(doc);
+        fn_error(ctx, SQLITE_TOOBIG,
+                 feox_table_message(vt->schema, vt->name, "value is longer than %u bytes",
+                                    (unsigned)FEOX_MAX_VALUE_SIZE));
+        return;
+    }
+    if (e != FEOX_OK) {
+        fn_engine_error(ctx, vt, e);
+        return;
+    }
+    bool swapped = false;
+    feox_value *old = NULL;
+    opts->flags |= FEOX_WRITE_TAG | FEOX_WRITE_MATCH_TAG | FEOX_WRITE_TS_INT64;
+    opts->tag = FEOX_TAG_TEXT;
+    opts->expected_tag = tag;
+    opts->replaced = vt->in_txn ? &old : NULL;
+    e = feox_compare_and_swap(vt->entry->store, key, len, feox_value_data(cur),
+                              feox_value_size(cur), doc, doc_len, opts, &swapped);
+    if (e != FEOX_OK) {
+        fn_engine_error(ctx, vt, e);
+    } else if (!swapped) {
+        *done = false;
+    } else if (journal_write(ctx, vt, key, len, old)) {
+        sqlite3_result_text64(ctx, doc, doc_len, SQLITE_TRANSIENT, SQLITE_UTF8);
+    }
+    feox_free(doc);
+}
+
+/* feox_patch of a value that is not TEXT or BLOB. An INTEGER or REAL is the JSON number its text
+ * spells, as for the DML form (never its 8 stored bytes, which may happen to spell JSON); the
+ * result is TEXT. NULL is an error. *handled is false for TEXT and BLOB values, which the engine's
+ * feox_json_patch patches in place. */
+static void patch_non_text(sqlite3_context *ctx, feox_vtab *vt, const void *key, size_t len,
+                           const char *patch, size_t patch_len, feox_write_opts *opts,
+                           bool *handled)
+{
+    bool done = false;
+    *handled = true;
+    while (!done) {
+        feox_value *cur = NULL;
+        feox_err e = feox_get_ref(vt->entry->store, key, len, &cur);
+        if (e != FEOX_OK) {
+            fn_engine_error(ctx, vt, e);
+            return;
+        }
+        uint32_t tag = feox_value_tag(cur);
+        uint32_t shown = feox_shown_tag(tag, feox_value_size(cur));
+        if (shown == FEOX_TAG_NULL) {
+            fn_error(ctx, SQLITE_ERROR,
+                     feox_table_message(vt->schema, vt->name,
+                                        "JSON patch failed: the value is NULL, not a JSON "
+                                        "document"));
+            done = true;
+        } else if (shown == FEOX_TAG_INTEGER || shown == FEOX_TAG_REAL) {
+            patch_number_once(ctx, vt, key, len, patch, patch_len, opts, cur, tag, &done);
+        } else {
+            *handled = false;
+            done = true;
+        }
+        feox_value_release(cur);
+    }
+}
+
 /* feox_patch(tab, key, patch [, ttl]) */
 static void patch_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_value **argv)
 {
@@ -799,6 +908,11 @@ static void patch_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_va
     if (patch == NULL) {
         fn_error(ctx, SQLITE_MISMATCH,
                  feox_table_message(vt->schema, vt->name, "the patch may not be NULL"));
+        return;
+    }
+    bool handled = false;
+    patch_non_text(ctx, vt, key, len, patch, patch_len, &opts, &handled);
+    if (handled) {
         return;
     }
     feox_store *store = vt->entry->store;

@@ -99,13 +99,18 @@ static bool double_to_i64(double d, int64_t *out)
     return true;
 }
 
+double feox_decode_real(const void *data)
+{
+    uint64_t bits = get_u64_le(data);
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
 bool feox_decode_counter(uint32_t tag, const void *data, size_t len, int64_t *out)
 {
     if (tag == FEOX_TAG_REAL && len == 8) {
-        uint64_t bits = get_u64_le(data);
-        double d;
-        memcpy(&d, &bits, sizeof d);
-        return double_to_i64(d, out);
+        return double_to_i64(feox_decode_real(data), out);
     }
     return feox_decode_i64(tag, data, len, out);
 }

@@ -317,7 +317,7 @@ function transactions(SQLite3 $db): void
     try {
         $db->exec('BEGIN');
         call($db, "SELECT feox_incr('kv', 'moves', 1)");
-        call($db, "SELECT feox_patch('kv', 'acct', '[]')"); // 70 is not a JSON document
+        call($db, "SELECT feox_patch('kv', 'acct', '[{\"op\":\"add\",\"path\":\"/x\",\"value\":1}]')"); // 70 has no members: fails
         fail('feox_patch did not throw');
     } catch (Exception $e) {
         $db->exec('ROLLBACK');

@@ -225,7 +225,7 @@ def transactions(db)
   begin
     db.transaction do
       db.execute("SELECT feox_incr('kv', 'moves', 1)")
-      db.execute("SELECT feox_patch('kv', 'acct', '[]')") # 70 is not a JSON document
+      db.execute("SELECT feox_patch('kv', 'acct', '[{\"op\":\"add\",\"path\":\"/x\",\"value\":1}]')") # 70 has no members: fails
     end
     fail!('feox_patch did not raise')
   rescue SQLite3::Exception => e

@@ -252,7 +252,7 @@ proc transactions {} {
         db transaction {
             db eval {UPDATE kv SET value = value - 50 WHERE key = 'acct'}
             db eval {SELECT feox_incr('kv', 'moves', 1)}
-            db eval {SELECT feox_patch('kv', 'acct', '[]')} ;# not a JSON document: fails
+            db eval {SELECT feox_patch('kv', 'acct', '[{"op":"add","path":"/x","value":1}]')} ;# 70 has no members: fails
             db eval {UPDATE ledger SET n = n + 1 WHERE id = 1}
         }
     } msg]} { fail "the failing transaction did not fail" }
