@@ -284,11 +284,21 @@ void feox_table_error(feox_vtab *vt, const char *fmt, ...)
     vt->base.zErrMsg = msg;
 }
 
+/* A fork()ed child used a table through a connection its parent opened (SQLITE_MISUSE). */
+#define FORKED_MESSAGE                                                                         \
+    "the connection was opened by the parent process before fork(); open the database again " \
+    "in this process"
+
 char *feox_table_err_message(const char *schema, const char *table, feox_err err)
 {
     const char *detail = feox_error_detail();
     if (err == FEOX_ERR_OLDER_TIMESTAMP && detail != NULL && detail[0] != '\0') {
         return feox_table_message(schema, table, "%s", detail); /* says it all */
+    }
+    if (err == FEOX_ERR_FORKED) {
+        /* The engine's detail names the store ("':memory:'" for a table in the database, whose
+         * cache is a memory store): what the app has to do is about its connection. */
+        return feox_table_message(schema, table, "%s", FORKED_MESSAGE);
     }
     if (detail != NULL && detail[0] != '\0' && strcmp(detail, feox_strerror(err)) != 0) {
         return feox_table_message(schema, table, "%s: %s", feox_strerror(err), detail);
@@ -306,6 +316,9 @@ int feox_table_engine_error(feox_vtab *vt, feox_err err)
 char *feox_err_message(const char *table, feox_err err)
 {
     const char *detail = feox_error_detail();
+    if (err == FEOX_ERR_FORKED) {
+        return sqlite3_mprintf("feox: %s: %s", table, FORKED_MESSAGE);
+    }
     if (detail != NULL && detail[0] != '\0' && strcmp(detail, feox_strerror(err)) != 0) {
         return sqlite3_mprintf("feox: %s: %s: %s", table, feox_strerror(err), detail);
     }
