@@ -481,7 +481,8 @@ typedef int (*feox_range_fn)(void *ctx, const void *key, size_t key_len, const v
 /* Visit live records with start <= key <= end (both inclusive, memcmp order, ascending), at most
  * limit of them (0 = none, as in FeoxDB; use SIZE_MAX for all). start > end visits nothing.
  * *visited (may be NULL) = how many were passed to fn. Not a snapshot: each visited record was
- * live at some instant during the call. Errors: INVALID_ARGUMENT, INVALID_KEY, NOMEM, IO. */
+ * live at some instant during the call. Errors: INVALID_ARGUMENT, INVALID_KEY, NOMEM, IO, and
+ * a failed read-back of a value that left memory (feox_cursor_read_value). */
 feox_err feox_range_query(feox_store *store, const void *start, size_t start_len, const void *end,
                           size_t end_len, size_t limit, feox_range_fn fn, void *ctx,
                           size_t *visited);
@@ -527,9 +528,16 @@ feox_err feox_cursor_prev(feox_cursor *c);
 /* True if the cursor is on a record. */
 bool feox_cursor_valid(const feox_cursor *c);
 
-/* The current record (valid cursor only; pointers valid until the cursor moves or closes). */
+/* The current record (valid cursor only; pointers valid until the cursor moves or closes). Key
+ * and info never read the backend. A value that has left memory (max_memory) is read back only
+ * when asked for, once, by the location of the version the cursor saw (not the key's value
+ * now): feox_cursor_read_value says why a read-back failed (INVALID_ARGUMENT for an invalid
+ * cursor, NOMEM, IO, CORRUPT or the backend's error), feox_cursor_value returns NULL and
+ * *value_len 0 then (and for an invalid cursor). A failed read-back leaves the cursor where it is
+ * and may be retried. */
 const void *feox_cursor_key(const feox_cursor *c, size_t *key_len);
-const void *feox_cursor_value(const feox_cursor *c, size_t *value_len);
+feox_err feox_cursor_read_value(feox_cursor *c, const void **value, size_t *value_len);
+const void *feox_cursor_value(feox_cursor *c, size_t *value_len);
 void feox_cursor_info(const feox_cursor *c, feox_record_info *info);
 
 void feox_cursor_close(feox_cursor *c); /* NULL is a no-op */

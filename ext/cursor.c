@@ -452,7 +452,7 @@ static int point_advance(feox_vt_cursor *c)
         if (e != FEOX_OK) {
             c->point_value = NULL;
             c->eof = true;
-            return feox_table_engine_error(vt, e);
+            return feox_db_engine_error(vt, e);
         }
         c->point_index = i;
         c->eof = false;
@@ -483,7 +483,7 @@ static int advance(feox_vt_cursor *c)
     feox_err e = c->desc ? feox_cursor_prev(c->scan) : feox_cursor_next(c->scan);
     if (e != FEOX_OK) {
         c->eof = true;
-        return feox_table_engine_error(cursor_vtab(c), e);
+        return feox_db_engine_error(cursor_vtab(c), e);
     }
     scan_check(c);
     return SQLITE_OK;
@@ -501,7 +501,7 @@ static int scan_start(feox_vt_cursor *c, sqlite3_int64 offset)
         e = feox_cursor_open(vt->entry->store, &c->scan);
         if (e != FEOX_OK) {
             c->scan = NULL;
-            return feox_table_engine_error(vt, e);
+            return feox_db_engine_error(vt, e);
         }
         c->scan_store = vt->entry->store;
     }
@@ -535,7 +535,7 @@ static int scan_start(feox_vt_cursor *c, sqlite3_int64 offset)
     }
     if (e != FEOX_OK) {
         c->eof = true;
-        return feox_table_engine_error(vt, e);
+        return feox_db_engine_error(vt, e);
     }
     scan_check(c);
     return SQLITE_OK;
@@ -574,7 +574,7 @@ static int point_get_one(feox_vt_cursor *c, feox_vtab *vt)
     if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
         return SQLITE_OK; /* no row (eof since the reset) */
     }
-    return feox_table_engine_error(vt, e);
+    return feox_db_engine_error(vt, e);
 }
 
 /* xFilter of PLAN_ONE_KEY: what the general decoding below does for it, without the loop; the
@@ -753,21 +753,34 @@ int feox_vt_eof(sqlite3_vtab_cursor *cur)
     return ((feox_vt_cursor *)cur)->eof;
 }
 
-/* The current row's key, value and metadata. */
-static void current_row(feox_vt_cursor *c, const void **key, size_t *key_len, const void **value,
-                        size_t *value_len, feox_record_info *info)
+/* The current row's key and metadata (a scan's value is read by scan_value, when asked for). */
+static void current_row(feox_vt_cursor *c, const void **key, size_t *key_len,
+                        feox_record_info *info)
 {
     if (c->kind != FEOX_PLAN_EQ && c->kind != FEOX_PLAN_IN) {
         *key = feox_cursor_key(c->scan, key_len);
-        *value = feox_cursor_value(c->scan, value_len);
         feox_cursor_info(c->scan, info);
     } else {
         *key = c->points[c->point_index].data;
         *key_len = c->points[c->point_index].len;
-        *value = feox_value_data(c->point_value);
-        *value_len = feox_value_size(c->point_value);
         feox_value_info(c->point_value, info);
     }
+}
+
+/* xColumn of a scan's value: a value that left memory (max_memory) is read back here, so a
+ * statement that never asks for it (count(*), SELECT key) never reads it nor fails on it. */
+static int scan_value(feox_vt_cursor *c, sqlite3_context *ctx)
+{
+    const void *value;
+    size_t value_len;
+    feox_err e = feox_cursor_read_value(c->scan, &value, &value_len);
+    if (e != FEOX_OK) {
+        return feox_db_engine_error(cursor_vtab(c), e);
+    }
+    feox_record_info info;
+    feox_cursor_info(c->scan, &info);
+    feox_result_value(ctx, info.tag, value, value_len);
+    return SQLITE_OK;
 }
 
 /* xColumn: key, value (its original SQL type), ttl (remaining seconds or NULL), ts (ns). */
@@ -775,8 +788,8 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 {
     feox_vt_cursor *c = (feox_vt_cursor *)cur;
     feox_vtab *vt = cursor_vtab(c);
-    const void *key, *value;
-    size_t key_len, value_len;
+    const void *key;
+    size_t key_len;
     feox_record_info info;
     if (c->eof) {
         return SQLITE_OK;
@@ -790,7 +803,10 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
         feox_result_value_handle(ctx, c->point_value); /* no copy: see value_codec.c */
         return SQLITE_OK;
     }
-    current_row(c, &key, &key_len, &value, &value_len, &info);
+    if (col == FEOX_COL_VALUE) {
+        return scan_value(c, ctx);
+    }
+    current_row(c, &key, &key_len, &info);
     switch (col) {
     case FEOX_COL_KEY:
         if (vt->options.keytype == FEOX_KEYTYPE_BLOB) {
@@ -799,7 +815,6 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
             sqlite3_result_text64(ctx, key, key_len, SQLITE_TRANSIENT, SQLITE_UTF8);
         }
         break;
-    case FEOX_COL_VALUE: feox_result_value(ctx, info.tag, value, value_len); break;
     case FEOX_COL_TTL:
         if (info.expires_at_ns == 0) {
             sqlite3_result_null(ctx);

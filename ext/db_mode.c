@@ -157,6 +157,18 @@ static int db_error(feox_vtab *vt, feox_err e)
     return feox_err_to_sqlite(e);
 }
 
+int feox_db_engine_error(feox_vtab *vt, feox_err e)
+{
+    if (vt->dbs == NULL) {
+        return feox_table_engine_error(vt, e);
+    }
+    int rc = db_error(vt, e);
+    feox_sqlite_table *t = &vt->dbs->t;
+    t->errcode = SQLITE_OK; /* reported: a later engine error is not taken for this one */
+    t->errmsg[0] = '\0';
+    return rc;
+}
+
 static feox_store *db_store(feox_vtab *vt)
 {
     return vt->dbs != NULL && vt->entry != NULL ? vt->entry->store : NULL;
@@ -893,13 +905,19 @@ static const void *stored_value(sqlite3_stmt *stmt, int col, unsigned char num[8
     return num;
 }
 
-/* Compare one cache record with one row; append a line to out if they differ. */
-static void compare_record(sqlite3_str *out, feox_cursor *cur, sqlite3_stmt *stmt, int *problems)
+/* Compare one cache record with one row; append a line to out if they differ. Fails only if the
+ * record's value, out of memory (max_memory), cannot be read back. */
+static feox_err compare_record(sqlite3_str *out, feox_cursor *cur, sqlite3_stmt *stmt,
+                               int *problems)
 {
     size_t klen, vlen, slen;
     unsigned char num[8];
     const void *key = feox_cursor_key(cur, &klen);
-    const void *value = feox_cursor_value(cur, &vlen);
+    const void *value;
+    feox_err e = feox_cursor_read_value(cur, &value, &vlen);
+    if (e != FEOX_OK) {
+        return e;
+    }
     const void *stored = stored_value(stmt, 1, num, &slen);
     feox_record_info info;
     feox_cursor_info(cur, &info);
@@ -917,6 +935,7 @@ static void compare_record(sqlite3_str *out, feox_cursor *cur, sqlite3_stmt *stm
         sqlite3_str_appendf(out, "' (value, tag, ts or expiry)");
         (*problems)++;
     }
+    return FEOX_OK;
 }
 
 /* A record near its expiry may be hidden by one side and not yet by the other: skip it. */
@@ -988,7 +1007,7 @@ static int check_cache_against_table(feox_vtab *vt, char **report)
                 cmp = have_rec ? -1 : 1;
             }
             if (cmp == 0) {
-                compare_record(out, cur, stmt, &problems);
+                e = compare_record(out, cur, stmt, &problems);
             } else if (cmp < 0) {
                 feox_record_info info;
                 feox_cursor_info(cur, &info);
@@ -1007,10 +1026,10 @@ static int check_cache_against_table(feox_vtab *vt, char **report)
                     problems++;
                 }
             }
-            if (cmp <= 0) {
+            if (e == FEOX_OK && cmp <= 0) {
                 e = feox_cursor_next(cur);
             }
-            if (cmp >= 0) {
+            if (e == FEOX_OK && cmp >= 0) {
                 step = sqlite3_step(stmt);
                 if (step != SQLITE_ROW && step != SQLITE_DONE) {
                     rc = sqlite3_errcode(vt->db);
@@ -1083,6 +1102,10 @@ int feox_db_shadow_name(const char *suffix)
 }
 
 #else /* !FEOX_DB_MODE: no table is ever in database mode */
+int feox_db_engine_error(feox_vtab *vt, feox_err e)
+{
+    return feox_table_engine_error(vt, e);
+}
 
 int feox_db_open(feox_vtab *vt, bool is_create, char **err)
 {

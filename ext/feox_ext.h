@@ -542,6 +542,11 @@ int feox_lclock_auto_ts(feox_vtab *vt, const void *key, size_t len, uint64_t *ts
  * exec, inside the user's transaction); then a private store over them is opened for this vtab
  * (vt->entry, not shared, not attached) and vt->dbs set. On error *err (mprintf'd). */
 int feox_db_open(feox_vtab *vt, bool is_create, char **err);
+/* Set the vtab's error for engine error e and return the SQLite code: in database mode as the
+ * backend reported it if it failed (SQLite's code and its message naming the table:
+ * SQLITE_CORRUPT, SQLITE_IOERR_READ, ...; taken, so reported once), else as
+ * feox_table_engine_error. For the read paths (cursor.c) and the functions (functions.c). */
+int feox_db_engine_error(feox_vtab *vt, feox_err e);
 /* xConnect of a table whose shadow tables are damaged (SQLITE_CORRUPT, FORMAT, NOTADB) does not
  * fail: the table connects without a cache (vt->open_error says why), so that DROP TABLE and
  * feox_check work; feox_db_reopen (every other use, vtab_store.c) tries to open it again. */

@@ -5,16 +5,18 @@
  * (one descent: the index walks on from leaf to sibling leaf itself). A row's key and, when the
  * value is resident and at most CURSOR_COPY_MAX bytes, its value and metadata are copied into the
  * cursor's arena there, so a row costs one copy and no reference-count traffic; a larger or cold
- * value is referenced instead (and read back after the section). Moving inside the batch costs
- * nothing; moving past it re-seeks strictly after (or before) the last key returned. So a cursor
- * never holds a lock or an epoch section between calls, concurrent writers never block it, and it
- * can never return a key twice or out of order. The first batch is sized from the caller's
- * feox_cursor_expect (else 8 rows, so a point-ish range does not pay for rows it will not read);
- * later batches grow fourfold up to CURSOR_MAX_BATCH. Expiry is judged with the clock read at
- * seek (only when a row carries an expiry). Freshness: rows ahead of the cursor are the versions
- * read when their batch was filled (each was live at an instant of the fill: a row read through
- * a loaded key's entry that a write swapped out meanwhile shows the version live at the swap,
- * record.h), except that a thread always sees its own writes: if the calling thread wrote
+ * value is referenced instead. A cold value (in the backend only) is read back, by the location
+ * of the version the fill saw, only when the caller asks for it (feox_cursor_read_value), so a
+ * scan of keys or metadata reads no value from the backend and cannot fail on one. Moving inside
+ * the batch costs nothing; moving past it re-seeks strictly after (or before) the last key
+ * returned. So a cursor never holds a lock or an epoch section between calls, concurrent writers
+ * never block it, and it can never return a key twice or out of order. The first batch is sized
+ * from the caller's feox_cursor_expect (else 8 rows, so a point-ish range does not pay for rows it
+ * will not read); later batches grow fourfold up to CURSOR_MAX_BATCH. Expiry is judged with the
+ * clock read at seek (only when a row carries an expiry). Freshness: rows ahead of the cursor are
+ * the versions read when their batch was filled (each was live at an instant of the fill: a row
+ * read through a loaded key's entry that a write swapped out meanwhile shows the version live at
+ * the swap, record.h), except that a thread always sees its own writes: if the calling thread wrote
  * anything since the fill, the next step re-reads the index past the current key.
  */
 #include <string.h>
@@ -178,7 +180,6 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
     c->writes_at_fill = feox_thread_write_count;
     feox_entry *entries[CURSOR_MAX_BATCH];
     feox_err err = FEOX_OK;
-    bool any_cold = false;
     feox_epoch_enter();
     for (;;) {
         size_t n =
@@ -203,7 +204,6 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
                 err = FEOX_ERR_NOMEM;
                 break;
             }
-            any_cold |= (r->flags & FEOX_RECORD_COLD) != 0;
         }
         if (err || c->count || n < c->batch_size) {
             c->exhausted = n < c->batch_size;
@@ -217,22 +217,9 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
     }
     feox_epoch_exit();
     c->batch_size = c->batch_size * 4 < CURSOR_MAX_BATCH ? c->batch_size * 4 : CURSOR_MAX_BATCH;
-    /* Cold values are read back outside the epoch section (it may do I/O). */
-    for (size_t i = 0; !err && any_cold && i < c->count; i++) {
-        cursor_row *row = &c->rows[i];
-        if (!row->version || !(row->version->flags & FEOX_RECORD_COLD))
-            continue;
-        feox_record *resident;
-        err = feox_record_materialize(s, c->arena + row->key_offset, row->key_len, row->version,
-                                      &resident);
-        if (!err && resident != row->version) {
-            feox_record_unref(row->version);
-            row->version = resident;
-        }
-    }
     if (err) {
         release_rows(c);
-        return err == FEOX_ERR_NOMEM ? feox_fail(err, "allocation failed") : err;
+        return feox_fail(err, "allocation failed");
     }
     return FEOX_OK;
 }
@@ -339,17 +326,42 @@ const void *feox_cursor_key(const feox_cursor *c, size_t *key_len)
     return c->arena + row->key_offset;
 }
 
-const void *feox_cursor_value(const feox_cursor *c, size_t *value_len)
+feox_err feox_cursor_read_value(feox_cursor *c, const void **value, size_t *value_len)
 {
-    if (!feox_cursor_valid(c)) {
-        if (value_len)
-            *value_len = 0;
-        return NULL;
+    feox_clear_error_detail();
+    if (!value || !value_len)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "value or value_len is NULL");
+    *value = NULL;
+    *value_len = 0;
+    if (!feox_cursor_valid(c))
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "cursor is not on a record");
+    cursor_row *row = &c->rows[c->pos];
+    if (row->version && (row->version->flags & FEOX_RECORD_COLD)) {
+        if (feox_store_inherited(c->store))
+            return feox_store_forked_error(c->store);
+        /* The version the fill saw, by its location; the resident copy replaces it in the row,
+         * so the value is read once however often it is asked for. */
+        feox_record *resident;
+        feox_err err = feox_record_materialize(c->store, c->arena + row->key_offset, row->key_len,
+                                               row->version, &resident);
+        if (err)
+            return err;
+        feox_record_unref(row->version);
+        row->version = resident;
     }
-    const cursor_row *row = &c->rows[c->pos];
+    *value_len = row->value_len;
+    *value = row->version ? row->version->value : c->arena + row->value_offset;
+    return FEOX_OK;
+}
+
+const void *feox_cursor_value(feox_cursor *c, size_t *value_len)
+{
+    const void *value = NULL;
+    size_t len = 0;
+    feox_err err = feox_cursor_valid(c) ? feox_cursor_read_value(c, &value, &len) : FEOX_OK;
     if (value_len)
-        *value_len = row->value_len;
-    return row->version ? row->version->value : c->arena + row->value_offset;
+        *value_len = err ? 0 : len;
+    return err ? NULL : value;
 }
 
 void feox_cursor_info(const feox_cursor *c, feox_record_info *info)
@@ -397,7 +409,10 @@ feox_err feox_range_query(feox_store *s, const void *start, size_t start_len, co
         const void *key = feox_cursor_key(c, &key_len);
         if (feox_key_compare(key, key_len, end, end_len) > 0)
             break;
-        const void *value = feox_cursor_value(c, &value_len);
+        const void *value;
+        err = feox_cursor_read_value(c, &value, &value_len);
+        if (err)
+            break;
         feox_record_info info;
         feox_cursor_info(c, &info);
         n++;

@@ -6,8 +6,9 @@
  * that FEOX_WRITE_INDEX_ONLY makes no backend call (and, with max_memory and INDEX_CACHE, is
  * never refused for memory and may leave memory, read back by key), that an INDEX_CACHE store
  * asks find() on a miss, that feox_refresh applies a change feed and reloads on
- * FEOX_ERR_STALE, the register errors, and that a HOST_TXN store never calls its backend from a
- * thread of its own.
+ * FEOX_ERR_STALE, the register errors, that a cursor reads a value that left memory back only
+ * when asked for it (a failing read-back fails only that request), and that a HOST_TXN store never
+ * calls its backend from a thread of its own.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,6 +64,9 @@ typedef struct toy_state {
     bool walk_in_load;
     feox_err walk_err;
     int walk_visits;
+    /* read_value: fails with read_error for the key read_fails (NUL-terminated, "" none) */
+    char read_fails[32];
+    feox_err read_error;
     feox_storage_host host;
 } toy_state;
 
@@ -251,6 +255,8 @@ static feox_err toy_read_value(feox_storage *st, void *txn, const void *key, uin
     (void)location;
     toy_state *t = state_of(st);
     record_call(t, "read_value", txn, NULL);
+    if (key_len == strlen(t->read_fails) && memcmp(key, t->read_fails, key_len) == 0)
+        return t->read_error;
     toy_record *r = toy_find(t, key, key_len, false);
     if (!r || r->value_len != value_len)
         return FEOX_ERR_CORRUPT;
@@ -456,6 +462,158 @@ static void test_index_only_restores_within_max_memory(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* A store of 24 restored keys with half the memory they need: some values live only in the
+ * backend (cold). */
+static feox_store *open_half_cold(void)
+{
+    toy_reset();
+    assert_int_equal(feox_storage_register(&toy_cache), FEOX_OK);
+    feox_config cfg;
+    ftest_config(&cfg, NULL);
+    cfg.storage = &toy_cache;
+    cfg.storage_arg = &toy;
+    feox_store *s = ftest_open(&cfg);
+    uint64_t all_resident = restore_keys(s, 24);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    toy_reset();
+    cfg.max_memory = all_resident / 2;
+    s = ftest_open(&cfg);
+    restore_keys(s, 24);
+    return s;
+}
+
+/* A scan of keys and metadata, both ways, reads no value back from the backend. */
+static void test_cursor_scan_reads_no_cold_value(void **state)
+{
+    (void)state;
+    feox_store *s = open_half_cold();
+    feox_cursor *c = NULL;
+    assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
+    for (int desc = 0; desc < 2; desc++) {
+        int rows = 0;
+        assert_int_equal(feox_cursor_seek(c, desc ? FEOX_SEEK_LAST : FEOX_SEEK_FIRST, NULL, 0),
+                         FEOX_OK);
+        while (feox_cursor_valid(c)) {
+            size_t klen;
+            feox_record_info info;
+            assert_non_null(feox_cursor_key(c, &klen));
+            feox_cursor_info(c, &info);
+            assert_int_equal(info.value_len, 61); /* known without reading the value */
+            rows++;
+            assert_int_equal(desc ? feox_cursor_prev(c) : feox_cursor_next(c), FEOX_OK);
+        }
+        assert_int_equal(rows, 24);
+    }
+    assert_int_equal(count_calls("read_value"), 0);
+    /* asked for, every value is read back (the cold ones once each, however often asked) */
+    assert_int_equal(feox_cursor_seek(c, FEOX_SEEK_FIRST, NULL, 0), FEOX_OK);
+    for (int i = 0; feox_cursor_valid(c); i++) {
+        char value[80];
+        snprintf(value, sizeof value, "%02d-%058d", i, i);
+        for (int again = 0; again < 2; again++) {
+            const void *v;
+            size_t vlen;
+            assert_int_equal(feox_cursor_read_value(c, &v, &vlen), FEOX_OK);
+            assert_int_equal(vlen, strlen(value));
+            assert_memory_equal(v, value, vlen);
+        }
+        assert_int_equal(feox_cursor_next(c), FEOX_OK);
+    }
+    int reads = count_calls("read_value");
+    assert_true(reads > 0 && reads < 24);
+    feox_cursor_close(c);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* The first cold key of the store (its value is in the backend only). */
+static int first_cold_key(feox_store *s, char key[16])
+{
+    for (int i = 0; i < 24; i++) {
+        snprintf(key, 16, "k%02d", i);
+        int before = count_calls("read_value");
+        feox_value *v = NULL;
+        assert_int_equal(feox_get_ref(s, key, strlen(key), &v), FEOX_OK);
+        feox_value_release(v);
+        if (count_calls("read_value") > before)
+            return i;
+    }
+    fail_msg("no value left memory");
+    return -1;
+}
+
+/* A failing read-back fails only the request for that value, with the backend's error: the scan
+ * passes the row, the other values read, and asking again reads again. */
+static void test_cursor_failed_read_back_fails_only_that_value(void **state)
+{
+    (void)state;
+    feox_store *s = open_half_cold();
+    char bad[16];
+    int bad_index = first_cold_key(s, bad);
+    snprintf(toy.read_fails, sizeof toy.read_fails, "%s", bad);
+    toy.read_error = FEOX_ERR_IO;
+    feox_cursor *c = NULL;
+    assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
+    assert_int_equal(feox_cursor_seek(c, FEOX_SEEK_FIRST, NULL, 0), FEOX_OK);
+    int rows = 0, failed = 0;
+    for (; feox_cursor_valid(c); rows++) {
+        const void *v = NULL;
+        size_t vlen = 99;
+        feox_err err = feox_cursor_read_value(c, &v, &vlen);
+        if (rows == bad_index) {
+            assert_int_equal(err, FEOX_ERR_IO);
+            assert_null(v);
+            assert_int_equal(vlen, 0);
+            assert_null(feox_cursor_value(c, &vlen)); /* the pointer form says NULL */
+            size_t klen;
+            assert_memory_equal(feox_cursor_key(c, &klen), bad, strlen(bad)); /* stays */
+            failed++;
+        } else {
+            assert_int_equal(err, FEOX_OK);
+            assert_int_equal(vlen, 61);
+        }
+        assert_int_equal(feox_cursor_next(c), FEOX_OK);
+    }
+    assert_int_equal(rows, 24);
+    assert_int_equal(failed, 1);
+    /* the backend recovers: the same row reads now */
+    toy.read_fails[0] = '\0';
+    assert_int_equal(feox_cursor_seek(c, FEOX_SEEK_GE, bad, strlen(bad)), FEOX_OK);
+    size_t vlen;
+    assert_non_null(feox_cursor_value(c, &vlen));
+    assert_int_equal(vlen, 61);
+    feox_cursor_close(c);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* The cursor reads back the version it saw, not the key's value now: a newer version written
+ * meanwhile (resident) is not what a row the cursor already holds returns. */
+static void test_cursor_reads_back_the_version_it_saw(void **state)
+{
+    (void)state;
+    feox_store *s = open_half_cold();
+    char key[16], old[80];
+    int i = first_cold_key(s, key);
+    snprintf(old, sizeof old, "%02d-%058d", i, i);
+    feox_cursor *c = NULL;
+    assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
+    assert_int_equal(feox_cursor_seek(c, FEOX_SEEK_GE, KS(key)), FEOX_OK);
+    /* the host writes a new version (its backend still holds the old row for this reader) */
+    feox_write_opts restore = {.flags = FEOX_WRITE_INDEX_ONLY};
+    assert_int_equal(feox_insert(s, KS(key), KS("new"), &restore, NULL), FEOX_OK);
+    feox_value *now = NULL;
+    assert_int_equal(feox_get_ref(s, KS(key), &now), FEOX_OK);
+    assert_value(now, "new");
+    int before = count_calls("read_value");
+    size_t vlen;
+    const void *v = feox_cursor_value(c, &vlen);
+    assert_non_null(v);
+    assert_int_equal(vlen, strlen(old));
+    assert_memory_equal(v, old, vlen);
+    assert_int_equal(count_calls("read_value"), before + 1);
+    feox_cursor_close(c);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
 /* INDEX_CACHE: a key the index lacks is looked up with find() before "not found", once. */
 static void test_find_on_miss(void **state)
 {
@@ -649,6 +807,9 @@ int main(void)
         cmocka_unit_test(test_write_carries_txn_and_replaced),
         cmocka_unit_test(test_index_only_makes_no_call),
         cmocka_unit_test(test_index_only_restores_within_max_memory),
+        cmocka_unit_test(test_cursor_scan_reads_no_cold_value),
+        cmocka_unit_test(test_cursor_failed_read_back_fails_only_that_value),
+        cmocka_unit_test(test_cursor_reads_back_the_version_it_saw),
         cmocka_unit_test(test_find_on_miss),
         cmocka_unit_test(test_refresh_and_stale_reload),
         cmocka_unit_test(test_register_errors),
