@@ -68,6 +68,13 @@ static void fn_engine_error(sqlite3_context *ctx, feox_vtab *vt, feox_err e)
 {
     /* The functions never give an explicit ts: OLDER_TIMESTAMP means the record's ts is already
      * the largest an automatic one may take, an error rather than a conflict (as in xUpdate). */
+    if (vt->dbs != NULL && e != FEOX_ERR_OLDER_TIMESTAMP) {
+        /* the backend's own code and message; fn_error takes (frees) the message */
+        int rc = feox_db_engine_error(vt, e);
+        fn_error(ctx, rc, vt->base.zErrMsg);
+        vt->base.zErrMsg = NULL;
+        return;
+    }
     int rc = e == FEOX_ERR_OLDER_TIMESTAMP ? SQLITE_ERROR : feox_err_to_sqlite(e);
     fn_error(ctx, rc, feox_table_err_message(vt->schema, vt->name, e));
 }

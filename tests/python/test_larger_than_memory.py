@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import sqlite3
 import unittest
 
 from feoxtest import TempDirTestCase, connect
@@ -161,6 +162,78 @@ class LargerThanMemoryTest(TempDirTestCase):
         self.assertAllValues(fresh, expected, "a fresh connection")
         fresh.close()
         con.close()
+
+
+class ValuesReadOnlyWhenAskedTest(TempDirTestCase):
+    """A scan reads a value that left memory back from <t>_data only when the statement asks for
+    that value: count(*), SELECT key, key ranges and metadata read none (feox_stats' disk_reads,
+    the rows the backend looked up, stays put), and a value whose read-back fails fails only the
+    statements that ask for it, with the backend's own code and message naming the table."""
+
+    KEYS = 200
+
+    def setUp(self):
+        super().setUp()
+        self.db = self.path("cold.db")
+        con = connect(self.db)
+        con.execute("CREATE VIRTUAL TABLE kv USING feox(max_memory=200000)")
+        con.execute("BEGIN")
+        con.executemany("INSERT INTO kv(key, value) VALUES (?, ?)",
+                        [(f"k{i:04d}", bytes([i]) * 5000) for i in range(self.KEYS)])
+        con.execute("COMMIT")
+        con.close()
+        self.con = connect(self.db)  # its cache loads 1 MB of values within 200 KB: most cold
+        self.addCleanup(self.con.close)
+
+    def disk_reads(self):
+        return json.loads(self.con.execute("SELECT feox_stats('kv')").fetchone()[0])["disk_reads"]
+
+    KEY_ONLY = [("SELECT count(*) FROM kv", [(KEYS,)]),
+                ("SELECT count(*) FROM kv WHERE key < 'k0100'", [(100,)]),
+                ("SELECT key FROM kv WHERE key >= 'k0198'", [("k0198",), ("k0199",)]),
+                ("SELECT key FROM kv WHERE key > 'k0001' ORDER BY key DESC LIMIT 1", [("k0199",)]),
+                ("SELECT key, ts > 0, ttl FROM kv WHERE key BETWEEN 'k0150' AND 'k0150'",
+                 [("k0150", 1, None)])]
+
+    def assertKeyOnlyStatementsWork(self):
+        for sql, want in self.KEY_ONLY:
+            self.assertEqual(self.con.execute(sql).fetchall(), want, sql)
+        self.assertEqual(len(self.con.execute("SELECT key FROM kv").fetchall()), self.KEYS)
+
+    def test_statements_that_ask_no_value_read_none(self):
+        self.con.execute("SELECT count(*) FROM kv").fetchall()  # the cache is loaded
+        before = self.disk_reads()
+        self.assertKeyOnlyStatementsWork()
+        self.assertEqual(self.disk_reads(), before)
+        # asked for, the values are read back (exactly)
+        got = self.con.execute("SELECT key, value FROM kv ORDER BY key").fetchall()
+        self.assertEqual(got, [(f"k{i:04d}", bytes([i]) * 5000) for i in range(self.KEYS)])
+        self.assertGreater(self.disk_reads(), before + self.KEYS // 2)
+
+    def test_a_failing_read_back_fails_only_the_statements_asking_for_it(self):
+        self.con.execute("SELECT count(*) FROM kv").fetchall()
+        # a hand edit (no change feed row) shortens every stored value: reading one back fails
+        ed = sqlite3.connect(self.db, isolation_level=None)
+        ed.execute("UPDATE kv_data SET value = x'00'")
+        ed.close()
+        self.assertKeyOnlyStatementsWork()
+        for sql in ("SELECT key, value FROM kv", "SELECT length(value) FROM kv WHERE key >= 'k0000'",
+                    "SELECT value FROM kv ORDER BY key DESC"):
+            with self.assertRaises(sqlite3.DatabaseError) as cm:
+                self.con.execute(sql).fetchall()
+            self.assertEqual(cm.exception.sqlite_errorname, "SQLITE_CORRUPT", sql)
+            self.assertEqual(str(cm.exception),
+                             "feox: kv: a value's length differs from the cached record's", sql)
+        # point reads of a value that left memory say the same (k0150: past the resident half)
+        for sql in ("SELECT value FROM kv WHERE key = 'k0150'",
+                    "SELECT value FROM kv WHERE key IN ('k0150', 'k0151')",
+                    "SELECT feox_incr('kv', 'k0150', 1)", "SELECT feox_cas('kv', 'k0150', 1, 2)"):
+            with self.assertRaises(sqlite3.DatabaseError) as cm:
+                self.con.execute(sql).fetchall()
+            self.assertEqual((cm.exception.sqlite_errorname, str(cm.exception)),
+                             ("SQLITE_CORRUPT",
+                              "feox: kv: a value's length differs from the cached record's"), sql)
+        self.assertKeyOnlyStatementsWork()  # the failures left nothing behind
 
 
 if __name__ == "__main__":
