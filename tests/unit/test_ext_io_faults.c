@@ -13,8 +13,10 @@
  * feox_check('kv') is 'ok'; later steps work; and a reopen shows `kv` equal to `m`.
  * Some steps run on the second connection, so the faulty connection's next statement refreshes
  * its cache from the change feed under the fault; the first step loads the cache lazily.
- * FEOX_IOFAULT_SEED=<n> replays a seed (printed). Apart from the sweeps, one fault placed on
- * purpose: a read of a find that rolls the transaction back from inside the engine's call.
+ * FEOX_IOFAULT_SEED=<n> replays a seed (printed). Apart from the sweeps, faults placed on
+ * purpose: a read of a find that rolls the transaction back from inside the engine's call, and
+ * read faults while values that left memory (max_memory) are read back: only the statements
+ * asking for such a value fail, with SQLite's own code and message.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -791,6 +793,78 @@ static void test_rollback_inside_a_find(void **state)
     remove_db();
 }
 
+/* Step sql to its end; its result code (extended) and, on failure, its message in msg. */
+static int step_all(sqlite3 *db, const char *sql, char *msg, size_t msg_cap)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    while (rc == SQLITE_OK || rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(db);
+    snprintf(msg, msg_cap, "%s", rc == SQLITE_OK ? "" : sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Larger than memory: 1 MB of values in a 200 KB cache, so most values stay in kv_data and are
+ * read back by key. Inside one read transaction every later file read fails: statements that
+ * ask for no value still answer from the cache (no read), and those that read a value back fail
+ * with SQLite's own code and message (SQLITE_IOERR_READ, "disk I/O error") naming the table. */
+static void test_read_back_faults_fail_only_statements_asking_for_the_value(void **state)
+{
+    (void)state;
+    remove_db();
+    sqlite3 *db = open_db("faulty");
+    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox(max_memory=200000);"
+                "BEGIN;"
+                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199)"
+                " INSERT INTO kv(key, value) SELECT printf('k%04d', i), zeroblob(5000) FROM n;"
+                "COMMIT");
+    sqlite3_close(db);
+    db = open_db("faulty");
+    /* a page cache far smaller than kv_data: reading a value back reads the file */
+    exec_ok(db, "PRAGMA cache_size = 10; BEGIN; SELECT count(*) FROM kv"); /* loads the cache */
+    fault = (fault_state){.armed = true, .kind = FAULT_READ, .fail_at = 1, .persistent = true};
+    char msg[300];
+    static const char *const no_value[] = {
+        "SELECT count(*) FROM kv", "SELECT key FROM kv", "SELECT key FROM kv WHERE key < 'k0100'",
+        "SELECT key, ts, ttl FROM kv WHERE key >= 'k0150' ORDER BY key DESC"};
+    for (size_t i = 0; i < sizeof no_value / sizeof *no_value; i++) {
+        int rc = step_all(db, no_value[i], msg, sizeof msg);
+        if (rc != SQLITE_OK)
+            fail_msg("%s: %s (%d)", no_value[i], msg, rc);
+    }
+    assert_false(fault.injected);
+    /* each in a transaction of its own: after an I/O error SQLite fails the transaction's
+     * later statements itself */
+    static const char *const with_value[] = {"SELECT value FROM kv",
+                                             "SELECT length(value) FROM kv WHERE key >= 'k0100'",
+                                             "SELECT value FROM kv WHERE key = 'k0150'"};
+    for (size_t i = 0; i < sizeof with_value / sizeof *with_value; i++) {
+        fault.armed = false;
+        if (!sqlite3_get_autocommit(db)) /* an I/O error may have rolled it back */
+            exec_ok(db, "ROLLBACK");
+        exec_ok(db, "BEGIN; SELECT count(*) FROM kv");
+        fault = (fault_state){.armed = true, .kind = FAULT_READ, .fail_at = 1, .persistent = true};
+        int rc = step_all(db, with_value[i], msg, sizeof msg);
+        bool said = strstr(msg, "feox: kv: ") && strstr(msg, "disk I/O error");
+        if (rc != SQLITE_IOERR_READ || !said)
+            fail_msg("%s: %s (%d), want SQLITE_IOERR_READ", with_value[i], msg, rc);
+        assert_true(fault.injected);
+    }
+    fault.armed = false;
+    if (!sqlite3_get_autocommit(db))
+        exec_ok(db, "ROLLBACK");
+    char *err = NULL;
+    char *out = rows(db, "SELECT count(*), sum(length(value)) FROM kv", &err);
+    if (!out)
+        fail_msg("after the faults: %s", err);
+    assert_string_equal(out, "200|1000000\n");
+    sqlite3_free(out);
+    sqlite3_close(db);
+    remove_db();
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -833,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_faults_during_lazy_load),
         cmocka_unit_test(test_every_early_read_fault),
         cmocka_unit_test(test_rollback_inside_a_find),
+        cmocka_unit_test(test_read_back_faults_fail_only_statements_asking_for_the_value),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
