@@ -326,6 +326,32 @@ const void *feox_cursor_key(const feox_cursor *c, size_t *key_len)
     return c->arena + row->key_offset;
 }
 
+/* The row's value if it is in memory (in the arena or a referenced version), else NULL: it must
+ * be read back from the backend first. */
+static inline const void *resident_value(const feox_cursor *c, const cursor_row *row)
+{
+    if (!row->version)
+        return c->arena + row->value_offset;
+    return (row->version->flags & FEOX_RECORD_COLD) ? NULL : row->version->value;
+}
+
+/* Read the row's cold version back, by its location (the version the fill saw, not the key's
+ * value now), and keep the resident copy in its place: the value is read once however often it
+ * is asked for. */
+static feox_err read_back(feox_cursor *c, cursor_row *row)
+{
+    if (feox_store_inherited(c->store))
+        return feox_store_forked_error(c->store);
+    feox_record *resident;
+    feox_err err = feox_record_materialize(c->store, c->arena + row->key_offset, row->key_len,
+                                           row->version, &resident);
+    if (err)
+        return err;
+    feox_record_unref(row->version);
+    row->version = resident;
+    return FEOX_OK;
+}
+
 feox_err feox_cursor_read_value(feox_cursor *c, const void **value, size_t *value_len)
 {
     feox_clear_error_detail();
@@ -336,21 +362,15 @@ feox_err feox_cursor_read_value(feox_cursor *c, const void **value, size_t *valu
     if (!feox_cursor_valid(c))
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "cursor is not on a record");
     cursor_row *row = &c->rows[c->pos];
-    if (row->version && (row->version->flags & FEOX_RECORD_COLD)) {
-        if (feox_store_inherited(c->store))
-            return feox_store_forked_error(c->store);
-        /* The version the fill saw, by its location; the resident copy replaces it in the row,
-         * so the value is read once however often it is asked for. */
-        feox_record *resident;
-        feox_err err = feox_record_materialize(c->store, c->arena + row->key_offset, row->key_len,
-                                               row->version, &resident);
+    const void *v = resident_value(c, row);
+    if (!v) {
+        feox_err err = read_back(c, row);
         if (err)
             return err;
-        feox_record_unref(row->version);
-        row->version = resident;
+        v = row->version->value;
     }
+    *value = v;
     *value_len = row->value_len;
-    *value = row->version ? row->version->value : c->arena + row->value_offset;
     return FEOX_OK;
 }
 
@@ -358,10 +378,15 @@ const void *feox_cursor_value(feox_cursor *c, size_t *value_len)
 {
     const void *value = NULL;
     size_t len = 0;
-    feox_err err = feox_cursor_valid(c) ? feox_cursor_read_value(c, &value, &len) : FEOX_OK;
+    if (feox_cursor_valid(c)) {
+        value = resident_value(c, &c->rows[c->pos]); /* the common case: no read, no call */
+        len = c->rows[c->pos].value_len;
+        if (!value && feox_cursor_read_value(c, &value, &len) != FEOX_OK)
+            len = 0;
+    }
     if (value_len)
-        *value_len = err ? 0 : len;
-    return err ? NULL : value;
+        *value_len = len;
+    return value;
 }
 
 void feox_cursor_info(const feox_cursor *c, feox_record_info *info)
