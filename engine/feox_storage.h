@@ -105,6 +105,11 @@ typedef struct feox_storage_sink {
      * calls it first: the store applies the rest only once the backend has returned, too late
      * to fail the call that sent them. */
     feox_err (*apply_ordered)(void *ctx);
+    /* May be NULL. A hint, before a large batch of puts: about `records` more keys are coming
+     * (an estimate; too high costs index memory, too low only growth). The store may size its
+     * indexes for them at once instead of growing them as they come. Errors are the store's own
+     * (it ignores a failure to grow: the puts still work). */
+    void (*expect)(void *ctx, uint64_t records);
 } feox_storage_sink;
 
 /* What a backend may ask of the store (implemented by the store, passed to open). */

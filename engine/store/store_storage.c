@@ -84,6 +84,12 @@ static feox_err refresh_apply_ordered(void *ctx)
     return feox_put_run_apply(&r->run);
 }
 
+static void refresh_expect(void *ctx, uint64_t records)
+{
+    refresh_sink *r = ctx;
+    feox_put_run_expect(&r->run, records);
+}
+
 static feox_err refresh_put(void *ctx, const feox_storage_record *rec)
 {
     refresh_sink *r = ctx;
@@ -432,7 +438,8 @@ feox_err feox_refresh(feox_store *s, void *txn)
                               .put = refresh_put,
                               .del = refresh_del,
                               .put_ordered = refresh_put_ordered,
-                              .apply_ordered = refresh_apply_ordered};
+                              .apply_ordered = refresh_apply_ordered,
+                              .expect = refresh_expect};
     feox_err err = s->storage->methods->refresh(s->storage, txn, &sink);
     feox_err run_err = feox_put_run_finish(&r.run);
     if (err != FEOX_ERR_STALE)
