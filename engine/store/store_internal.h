@@ -56,6 +56,9 @@ struct feox_store {
      * threads get no walk of them (for_each_live fails; an empty or half-built index would
      * otherwise pass for the store's content, and a compaction would rewrite the file empty). */
     _Atomic bool indexes_complete;
+    /* The first load's live records and their key + value bytes (host.loaded_totals): set by
+     * the load before indexes_complete, then only read. */
+    uint64_t loaded_records, loaded_key_value_bytes;
     feox_stat_counters *stats;
     /* The fields above are set by open and then only read (by every operation). What writers
      * and the maintenance thread change comes below, memory_used last: 64+ bytes away from the

@@ -554,6 +554,7 @@ static feox_err finish_load(load_state *ls)
     for (size_t i = 0; i < ls->count; i++) {
         feox_entry *e = ls->entries[i];
         if (current_of(e)) {
+            s->loaded_key_value_bytes += e->key_len + current_of(e)->value_len;
             ls->heads[live] = ls->heads[i];
             ls->entries[live++] = e;
         } else {
@@ -562,6 +563,7 @@ static feox_err finish_load(load_state *ls)
         }
     }
     ls->count = live;
+    s->loaded_records = live;
     if (live == 0)
         return FEOX_OK;
     uint64_t want = live > s->cfg.initial_capacity ? live : s->cfg.initial_capacity;

@@ -351,6 +351,16 @@ static uint64_t host_now(void *ctx)
     return feox_store_now(ctx);
 }
 
+static feox_err loaded_totals(void *ctx, uint64_t *records, uint64_t *key_value_bytes)
+{
+    feox_store *s = ctx;
+    if (!atomic_load_explicit(&s->indexes_complete, memory_order_acquire))
+        return feox_fail(FEOX_ERR_STALE, "the store is still loading");
+    *records = s->loaded_records;
+    *key_value_bytes = s->loaded_key_value_bytes;
+    return FEOX_OK;
+}
+
 /* ---- open and load ---- */
 
 feox_err feox_store_attach_storage(feox_store *s)
@@ -361,8 +371,11 @@ feox_err feox_store_attach_storage(feox_store *s)
     if (!m || m->version < 1 || m->version > FEOX_STORAGE_VERSION || !m->open || !m->load)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "the storage backend '%s' cannot be used",
                          m && m->name ? m->name : "?");
-    feox_storage_host host = {
-        .ctx = s, .relocate = relocate, .for_each_live = for_each_live, .now_ns = host_now};
+    feox_storage_host host = {.ctx = s,
+                              .relocate = relocate,
+                              .for_each_live = for_each_live,
+                              .now_ns = host_now,
+                              .loaded_totals = loaded_totals};
     feox_storage *st = NULL;
     feox_err err = m->open(m, &s->cfg, &host, &st);
     if (err)
