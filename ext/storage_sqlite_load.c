@@ -247,6 +247,7 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
             if (err != FEOX_OK) {
                 break;
             }
+            z->load_bytes += key_len + (uint64_t)rec.value_len;
             keep_or_leave_cold(b, &rec);
             err = put(sink->ctx, &rec);
             if (err != FEOX_OK) {
@@ -288,11 +289,30 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
 
 /* ---- the frontier ---------------------------------------------------------------------------- */
 
+/* The database's size in bytes at this snapshot (0 if unknown). */
+static uint64_t database_bytes(const feox_sqlite_backend *b)
+{
+    char *sql = sqlite3_mprintf("SELECT page_count * page_size FROM pragma_page_count(%Q),"
+                                " pragma_page_size(%Q)",
+                                b->schema, b->schema);
+    sqlite3_stmt *s = NULL;
+    uint64_t bytes = 0;
+    if (sql != NULL && sqlite3_prepare_v2(b->db, sql, -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0) {
+        bytes = (uint64_t)sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    sqlite3_free(sql);
+    return bytes;
+}
+
 /* About how many rows follow the frontier, for the store to size its hash index at once (a
- * million rows grow it by doubling in ~15% of the load's time). The rows so far covered the key
- * space from the first key to the frontier: spread alike over the rest (hashes, UUIDs, random
- * ids) they say how many are left. Keys that are not (counters, a shared prefix) make that far
- * too high: the table's seq, one per committed change, bounds the rows it can hold. 0: no idea. */
+ * million rows grow it by doubling in ~15% of the load's time); too many costs 16 bytes of index
+ * a row, too few only the growth. The rows so far covered the key space from the first key to
+ * the frontier: spread alike over the rest (hashes, UUIDs, random ids) they say how many are
+ * left. Keys that are not (counters, a shared prefix) make that far too high, so two bounds: the
+ * table's seq (one per committed change: no more rows than that) and the database's size over
+ * half the bytes of a row so far. 0: no idea. */
 static uint64_t expected_rows(const feox_sqlite_backend *b)
 {
     const feox_sq_lazy *z = &b->lazy;
@@ -300,12 +320,15 @@ static uint64_t expected_rows(const feox_sqlite_backend *b)
         return 0;
     }
     uint64_t bound = b->cache_seq > z->load_rows ? b->cache_seq - z->load_rows : 0;
-    double covered = (double)(head_of(z->frontier.data, z->frontier.len) - z->first_head);
-    double left = (double)(UINT64_MAX - head_of(z->frontier.data, z->frontier.len));
+    uint64_t row_bytes = z->load_bytes / z->load_rows / 2 + 1;
+    uint64_t by_size = database_bytes(b) / row_bytes;
+    bound = by_size < bound ? by_size : bound;
+    uint64_t frontier = head_of(z->frontier.data, z->frontier.len);
+    double covered = (double)(frontier - z->first_head);
     if (covered < 1.0) {
         return bound;
     }
-    double guess = (double)z->load_rows * left / covered * 1.125; /* an eighth over */
+    double guess = (double)z->load_rows * (double)(UINT64_MAX - frontier) / covered * 1.125;
     return guess < (double)bound ? (uint64_t)guess : bound;
 }
 
@@ -548,7 +571,7 @@ feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink
     z->complete = false;
     z->started = false;
     z->resident = 0;
-    z->load_rows = 0;
+    z->load_rows = z->load_bytes = 0;
     b->cache_seq = b->in_txn ? b->txn_base : cur;
     b->last_dv = dv;
     b->last_min_seq = min_seq;

@@ -882,11 +882,10 @@ feox_err feox_put_run_finish(feox_put_run *run)
 void feox_put_run_expect(feox_put_run *run, uint64_t more)
 {
     feox_store *s = run->store;
-    uint64_t total = feox_hash_count(&s->hash) + more;
     for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
         feox_shard *shard = &s->hash.shards[i];
         pthread_mutex_lock(&shard->lock);
-        (void)feox_hash_shard_expect(&s->hash, shard, total); /* no memory: it grows as before */
+        (void)feox_hash_shard_expect(&s->hash, shard, more); /* no memory: it grows as before */
         pthread_mutex_unlock(&shard->lock);
     }
 }
