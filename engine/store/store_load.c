@@ -60,6 +60,7 @@ typedef struct load_state {
     load_slot *slots; /* open addressing, linear probing, at most 3/4 full */
     size_t slot_mask;
     int64_t memory;        /* accounted bytes, added to the store at the end */
+    uint64_t live_kv_bytes; /* key + value bytes of the current versions (host.loaded_totals) */
     feox_slab_filler slab; /* where new keys' blocks come from (parked in the store at the end) */
     uint64_t made;         /* blocks made so far (slabs from FEOX_SLAB_MIN_BLOCKS on) */
     /* Puts wait here for LOOKAHEAD more records, their table slot prefetched, and are applied
@@ -210,6 +211,7 @@ static void end_version(load_state *ls, feox_entry *e)
     }
     if (old != feox_entry_shared_version(e)) /* else allocated, and counted, until e goes */
         ls->memory -= version_bytes(old);
+    ls->live_kv_bytes -= e->key_len + old->value_len;
     set_current(e, NULL);
     feox_record_unref(old);
 }
@@ -255,6 +257,7 @@ static feox_err apply_queued(load_state *ls, feox_entry *e, feox_record *v)
         ls->entries[slot->item] = e;
     }
     ls->memory += version_bytes(v);
+    ls->live_kv_bytes += e->key_len + v->value_len;
     set_current(e, v);
     return FEOX_OK;
 }
@@ -554,7 +557,6 @@ static feox_err finish_load(load_state *ls)
     for (size_t i = 0; i < ls->count; i++) {
         feox_entry *e = ls->entries[i];
         if (current_of(e)) {
-            s->loaded_key_value_bytes += e->key_len + current_of(e)->value_len;
             ls->heads[live] = ls->heads[i];
             ls->entries[live++] = e;
         } else {
@@ -564,6 +566,7 @@ static feox_err finish_load(load_state *ls)
     }
     ls->count = live;
     s->loaded_records = live;
+    s->loaded_key_value_bytes = ls->live_kv_bytes;
     if (live == 0)
         return FEOX_OK;
     uint64_t want = live > s->cfg.initial_capacity ? live : s->cfg.initial_capacity;
