@@ -105,6 +105,11 @@ typedef struct feox_storage_sink {
      * calls it first: the store applies the rest only once the backend has returned, too late
      * to fail the call that sent them. */
     feox_err (*apply_ordered)(void *ctx);
+    /* May be NULL. A hint, before a large batch of puts: about `records` more keys are coming
+     * (an estimate; too high costs index memory, too low only growth). The store may size its
+     * indexes for them at once instead of growing them as they come. Errors are the store's own
+     * (it ignores a failure to grow: the puts still work). */
+    void (*expect)(void *ctx, uint64_t records);
 } feox_storage_sink;
 
 /* What a backend may ask of the store (implemented by the store, passed to open). */
@@ -125,6 +130,11 @@ typedef struct feox_storage_host {
                               void *fn_ctx);
     /* The store's clock (ns since the Unix epoch; feox_config.clock). */
     uint64_t (*now_ns)(void *ctx);
+    /* What the store's first load kept: its live records and their key and value bytes (a cold
+     * value's length too), as load() left them, so a backend need not walk the indexes to learn
+     * them. Constant time. Fails with FEOX_ERR_STALE until the first load has finished, as
+     * for_each_live. May be NULL (a backend then walks). */
+    feox_err (*loaded_totals)(void *ctx, uint64_t *records, uint64_t *key_value_bytes);
 } feox_storage_host;
 
 typedef struct feox_storage feox_storage;

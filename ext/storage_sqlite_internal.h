@@ -54,6 +54,10 @@ typedef struct feox_sq_lazy {
     feox_sq_key want_lo, want_hi;
     feox_sq_key scratch; /* the last key of a chunk */
     uint64_t resident;   /* value bytes sent in full since the load began (resident_budget) */
+    /* since the load began: rows read, their key and value bytes, and the first key's first 8
+     * bytes (expected_rows) */
+    uint64_t load_rows, load_bytes;
+    uint64_t first_head;
     sqlite3_stmt *from_stmt, *range_stmt; /* rows from a key on / in an interval, in key order */
     /* counters (feox_sqlite_storage_load_info) */
     uint64_t rows, chunks, ranges, reloads, loads, finds_sql, finds_local;

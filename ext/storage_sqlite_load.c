@@ -120,6 +120,18 @@ static int key_cmp(const void *a, uint32_t alen, const void *b, uint32_t blen)
 
 /* ---- reading rows ---------------------------------------------------------------------------- */
 
+/* A key's first 8 bytes, big-endian, zero-padded: integer order is the keys' order. */
+static uint64_t head_of(const void *key, uint32_t key_len)
+{
+    unsigned char b[8] = {0};
+    memcpy(b, key, key_len < 8 ? key_len : 8);
+    uint64_t h = 0;
+    for (int i = 0; i < 8; i++) {
+        h = h << 8 | b[i];
+    }
+    return h;
+}
+
 static const char *const FROM_SQL =
     "SELECT key, value, tag, ts, expires, seq FROM \"%w\".\"%w_data\""
     " WHERE key >= ?1 ORDER BY key LIMIT ?2";
@@ -224,6 +236,9 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         uint32_t key_len;
         const void *key = feox_sq_column_key(s, 0, &key_len);
+        if (z->load_rows++ == 0) {
+            z->first_head = head_of(key, key_len);
+        }
         rows++;
         if (!pending || feox_pending_get(&b->pending, key, key_len) == NULL) {
             unsigned char num[8];
@@ -232,6 +247,7 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
             if (err != FEOX_OK) {
                 break;
             }
+            z->load_bytes += key_len + (uint64_t)rec.value_len;
             keep_or_leave_cold(b, &rec);
             err = put(sink->ctx, &rec);
             if (err != FEOX_OK) {
@@ -273,12 +289,61 @@ static feox_err load_rows(feox_sqlite_backend *b, const feox_storage_sink *sink,
 
 /* ---- the frontier ---------------------------------------------------------------------------- */
 
+/* The database's size in bytes at this snapshot (0 if unknown). */
+static uint64_t database_bytes(const feox_sqlite_backend *b)
+{
+    char *sql = sqlite3_mprintf("SELECT page_count * page_size FROM pragma_page_count(%Q),"
+                                " pragma_page_size(%Q)",
+                                b->schema, b->schema);
+    sqlite3_stmt *s = NULL;
+    uint64_t bytes = 0;
+    if (sql != NULL && sqlite3_prepare_v2(b->db, sql, -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0) {
+        bytes = (uint64_t)sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    sqlite3_free(sql);
+    return bytes;
+}
+
+/* About how many rows follow the frontier, for the store to size its hash index at once (a
+ * million rows grow it by doubling in ~15% of the load's time); too many costs 16 bytes of index
+ * a row, too few only the growth. The rows so far covered the key space from the first key to
+ * the frontier: spread alike over the rest (hashes, UUIDs, random ids) they say how many are
+ * left. Keys that are not (counters, a shared prefix) make that far too high, so two bounds: the
+ * table's seq (one per committed change: no more rows than that) and the database's size over
+ * half the bytes of a row so far. 0: no idea. */
+static uint64_t expected_rows(const feox_sqlite_backend *b)
+{
+    const feox_sq_lazy *z = &b->lazy;
+    if (!z->started || z->load_rows == 0) {
+        return 0;
+    }
+    uint64_t bound = b->cache_seq > z->load_rows ? b->cache_seq - z->load_rows : 0;
+    uint64_t row_bytes = z->load_bytes / z->load_rows / 2 + 1;
+    uint64_t by_size = database_bytes(b) / row_bytes;
+    bound = by_size < bound ? by_size : bound;
+    uint64_t frontier = head_of(z->frontier.data, z->frontier.len);
+    double covered = (double)(frontier - z->first_head);
+    if (covered < 1.0) {
+        return bound;
+    }
+    double guess = (double)z->load_rows * (double)(UINT64_MAX - frontier) / covered * 1.125;
+    return guess < (double)bound ? (uint64_t)guess : bound;
+}
+
 /* Load up to max_rows rows after the frontier (0: all, through hi if given); move it. */
 static feox_err advance(feox_sqlite_backend *b, const feox_storage_sink *sink,
                         const feox_sq_key *hi, uint64_t max_rows, uint64_t deadline)
 {
     feox_sq_lazy *z = &b->lazy;
     bool exhausted = false;
+    if (hi == NULL && max_rows == 0 && sink->expect != NULL) {
+        uint64_t expected = expected_rows(b); /* the rest of the table comes now */
+        if (expected != 0) {
+            sink->expect(sink->ctx, expected);
+        }
+    }
     feox_err err = load_rows(b, sink, z->started ? &z->frontier : NULL, true, hi, max_rows,
                              deadline, &z->scratch, &exhausted);
     if (err != FEOX_OK) {
@@ -506,6 +571,7 @@ feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink
     z->complete = false;
     z->started = false;
     z->resident = 0;
+    z->load_rows = z->load_bytes = 0;
     b->cache_seq = b->in_txn ? b->txn_base : cur;
     b->last_dv = dv;
     b->last_min_seq = min_seq;

@@ -292,6 +292,15 @@ feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count)
     return err;
 }
 
+feox_err feox_hash_shard_expect(feox_hash_index *idx, feox_shard *shard, uint64_t more)
+{
+    uint64_t per_shard = ck_hs_count(&shard->set) + more / feox_hash_shard_count(idx) + 1;
+    if (per_shard > (uint64_t)1 << 40)
+        return FEOX_ERR_NOMEM;
+    /* At most 50% load, as in init; ck_hs_grow keeps a map already that large. */
+    return ck_hs_grow(&shard->set, (unsigned long)(per_shard * 2)) ? FEOX_OK : FEOX_ERR_NOMEM;
+}
+
 void feox_hash_index_destroy(feox_hash_index *idx)
 {
     if (!idx->shards)

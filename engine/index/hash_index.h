@@ -58,6 +58,11 @@ feox_err feox_hash_index_init(feox_hash_index *idx, uint64_t capacity_hint, uint
  * index: a map that growth replaces later stays in it unused until the index is destroyed.
  * Errors: NOMEM (the index keeps its maps). */
 feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count);
+/* Grow shard's map, if smaller, to hold its keys and its share (1/shards) of `more` new keys at
+ * the load init and growth keep, in one rehash instead of doubling as the keys come (a bulk load
+ * that knows about how many keys are coming). The caller holds the shard's lock; readers go on
+ * (ck_hs publishes the new map as its own growth does). Errors: NOMEM (the map stays). */
+feox_err feox_hash_shard_expect(feox_hash_index *idx, feox_shard *shard, uint64_t more);
 /* Free the maps (no concurrent users; entries are not freed). */
 void feox_hash_index_destroy(feox_hash_index *idx);
 

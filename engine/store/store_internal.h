@@ -56,6 +56,9 @@ struct feox_store {
      * threads get no walk of them (for_each_live fails; an empty or half-built index would
      * otherwise pass for the store's content, and a compaction would rewrite the file empty). */
     _Atomic bool indexes_complete;
+    /* The first load's live records and their key + value bytes (host.loaded_totals): set by
+     * the load before indexes_complete, then only read. */
+    uint64_t loaded_records, loaded_key_value_bytes;
     feox_stat_counters *stats;
     /* The fields above are set by open and then only read (by every operation). What writers
      * and the maintenance thread change comes below, memory_used last: 64+ bytes away from the
@@ -264,6 +267,9 @@ typedef struct feox_put_run {
 feox_err feox_put_run_add(feox_put_run *run, const feox_storage_record *rec, bool *taken);
 feox_err feox_put_run_apply(feox_put_run *run);
 feox_err feox_put_run_finish(feox_put_run *run);
+/* Size the hash index for about `more` keys beyond those it holds (sink->expect): each shard's
+ * map grown once, under its lock, instead of doubling as the run's keys come. Best effort. */
+void feox_put_run_expect(feox_put_run *run, uint64_t more);
 /* A resident copy of version r of key: r itself (referenced) if resident, else a fresh
  * unindexed record read back from the backend. Called with a reference on r held. */
 feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len, feox_record *r,

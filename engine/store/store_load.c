@@ -60,6 +60,7 @@ typedef struct load_state {
     load_slot *slots; /* open addressing, linear probing, at most 3/4 full */
     size_t slot_mask;
     int64_t memory;        /* accounted bytes, added to the store at the end */
+    uint64_t live_kv_bytes; /* key + value bytes of the current versions (host.loaded_totals) */
     feox_slab_filler slab; /* where new keys' blocks come from (parked in the store at the end) */
     uint64_t made;         /* blocks made so far (slabs from FEOX_SLAB_MIN_BLOCKS on) */
     /* Puts wait here for LOOKAHEAD more records, their table slot prefetched, and are applied
@@ -210,6 +211,7 @@ static void end_version(load_state *ls, feox_entry *e)
     }
     if (old != feox_entry_shared_version(e)) /* else allocated, and counted, until e goes */
         ls->memory -= version_bytes(old);
+    ls->live_kv_bytes -= e->key_len + old->value_len;
     set_current(e, NULL);
     feox_record_unref(old);
 }
@@ -255,6 +257,7 @@ static feox_err apply_queued(load_state *ls, feox_entry *e, feox_record *v)
         ls->entries[slot->item] = e;
     }
     ls->memory += version_bytes(v);
+    ls->live_kv_bytes += e->key_len + v->value_len;
     set_current(e, v);
     return FEOX_OK;
 }
@@ -562,6 +565,8 @@ static feox_err finish_load(load_state *ls)
         }
     }
     ls->count = live;
+    s->loaded_records = live;
+    s->loaded_key_value_bytes = ls->live_kv_bytes;
     if (live == 0)
         return FEOX_OK;
     uint64_t want = live > s->cfg.initial_capacity ? live : s->cfg.initial_capacity;
@@ -875,4 +880,15 @@ feox_err feox_put_run_finish(feox_put_run *run)
         run->slab_taken = false;
     }
     return err;
+}
+
+void feox_put_run_expect(feox_put_run *run, uint64_t more)
+{
+    feox_store *s = run->store;
+    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
+        feox_shard *shard = &s->hash.shards[i];
+        pthread_mutex_lock(&shard->lock);
+        (void)feox_hash_shard_expect(&s->hash, shard, more); /* no memory: it grows as before */
+        pthread_mutex_unlock(&shard->lock);
+    }
 }

@@ -84,6 +84,12 @@ static feox_err refresh_apply_ordered(void *ctx)
     return feox_put_run_apply(&r->run);
 }
 
+static void refresh_expect(void *ctx, uint64_t records)
+{
+    refresh_sink *r = ctx;
+    feox_put_run_expect(&r->run, records);
+}
+
 static feox_err refresh_put(void *ctx, const feox_storage_record *rec)
 {
     refresh_sink *r = ctx;
@@ -345,6 +351,16 @@ static uint64_t host_now(void *ctx)
     return feox_store_now(ctx);
 }
 
+static feox_err loaded_totals(void *ctx, uint64_t *records, uint64_t *key_value_bytes)
+{
+    feox_store *s = ctx;
+    if (!atomic_load_explicit(&s->indexes_complete, memory_order_acquire))
+        return feox_fail(FEOX_ERR_STALE, "the store is still loading");
+    *records = s->loaded_records;
+    *key_value_bytes = s->loaded_key_value_bytes;
+    return FEOX_OK;
+}
+
 /* ---- open and load ---- */
 
 feox_err feox_store_attach_storage(feox_store *s)
@@ -355,8 +371,11 @@ feox_err feox_store_attach_storage(feox_store *s)
     if (!m || m->version < 1 || m->version > FEOX_STORAGE_VERSION || !m->open || !m->load)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "the storage backend '%s' cannot be used",
                          m && m->name ? m->name : "?");
-    feox_storage_host host = {
-        .ctx = s, .relocate = relocate, .for_each_live = for_each_live, .now_ns = host_now};
+    feox_storage_host host = {.ctx = s,
+                              .relocate = relocate,
+                              .for_each_live = for_each_live,
+                              .now_ns = host_now,
+                              .loaded_totals = loaded_totals};
     feox_storage *st = NULL;
     feox_err err = m->open(m, &s->cfg, &host, &st);
     if (err)
@@ -432,7 +451,8 @@ feox_err feox_refresh(feox_store *s, void *txn)
                               .put = refresh_put,
                               .del = refresh_del,
                               .put_ordered = refresh_put_ordered,
-                              .apply_ordered = refresh_apply_ordered};
+                              .apply_ordered = refresh_apply_ordered,
+                              .expect = refresh_expect};
     feox_err err = s->storage->methods->refresh(s->storage, txn, &sink);
     feox_err run_err = feox_put_run_finish(&r.run);
     if (err != FEOX_ERR_STALE)

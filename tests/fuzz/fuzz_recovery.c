@@ -118,7 +118,7 @@ static feox_err replay_file(const char *path, tally *t, feox_stats *st)
     cfg.sync = FEOX_SYNC_OFF;
     cfg.disable_compaction = true;
     cfg.flush_interval_ms = 3600000;
-    feox_storage_host hooks = {NULL, no_relocate, no_live, zero_clock};
+    feox_storage_host hooks = {NULL, no_relocate, no_live, zero_clock, NULL};
     feox_storage *b;
     const feox_storage_methods *log = &feox_log_storage_methods;
     feox_err err = log->open(log, &cfg, &hooks, &b);

@@ -123,7 +123,7 @@ static inline uint64_t model_now(void *ctx)
 
 static inline feox_storage_host model_hooks(model *m)
 {
-    feox_storage_host h = {m, model_relocate, model_for_each_live, model_now};
+    feox_storage_host h = {m, model_relocate, model_for_each_live, model_now, NULL};
     return h;
 }
 

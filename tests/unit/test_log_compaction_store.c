@@ -272,6 +272,85 @@ static void test_generation_wraps(void **state)
     unlink(path);
 }
 
+/* The compactor's check right after a store opens takes the live bytes from the store's load
+ * (host.loaded_totals) instead of walking the whole index: a file that is all live (each key
+ * written once) is neither walked nor rewritten, and the load's figure is the file's exact live
+ * bytes; a file of three versions a key is still walked once and compacted. */
+enum { OPEN_KEYS = 3000, OPEN_VALUE = 400 };
+
+static void write_versions(const char *path, int versions)
+{
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.disable_compaction = true;
+    feox_store *s;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    char key[32], value[OPEN_VALUE];
+    for (int v = 0; v < versions; v++)
+        for (int i = 0; i < OPEN_KEYS; i++) {
+            snprintf(key, sizeof key, "open-%05d", i);
+            memset(value, 'a' + v, sizeof value);
+            assert_int_equal(feox_insert(s, key, strlen(key), value, sizeof value, NULL, NULL),
+                             FEOX_OK);
+        }
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* Open path (no background compactor), run one check, report walks and compactions. */
+static void check_after_open(const char *path, uint64_t *walks, uint64_t *compactions,
+                             uint64_t *live, uint64_t *file)
+{
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.disable_compaction = true;
+    feox_store *s;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    feox_log_backend *b = feox_log_of(s->storage);
+    feox_log_compact_if_worth(b);
+    pthread_mutex_lock(&b->mu);
+    *walks = b->live_walks;
+    *compactions = b->stats.compactions;
+    *live = b->live_bytes;
+    *file = b->append_off;
+    pthread_mutex_unlock(&b->mu);
+    for (int i = 0; i < OPEN_KEYS; i += 97) {
+        char key[32];
+        snprintf(key, sizeof key, "open-%05d", i);
+        void *v;
+        size_t len;
+        assert_int_equal(feox_get(s, key, strlen(key), &v, &len, NULL), FEOX_OK);
+        assert_int_equal(len, OPEN_VALUE);
+        feox_free(v);
+    }
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+static void test_check_after_open_takes_live_bytes_from_the_load(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/feox-test-open-check-%d.feox", (int)getpid());
+    uint64_t walks, compactions, live, file;
+
+    unlink(path);
+    write_versions(path, 1); /* ~1.3 MiB, all live: past the minimum, not worth a rewrite */
+    check_after_open(path, &walks, &compactions, &live, &file);
+    assert_true(file >= (1u << 20));
+    assert_int_equal(walks, 0);
+    assert_int_equal(compactions, 0);
+    assert_int_equal(live, file); /* the load's figure is exact: every record is live */
+
+    unlink(path);
+    write_versions(path, 3); /* three versions a key: worth a rewrite */
+    check_after_open(path, &walks, &compactions, &live, &file);
+    assert_int_equal(walks, 1);
+    assert_int_equal(compactions, 1);
+    assert_true(file * 2 < live * 3); /* the file is about its live bytes now */
+    unlink(path);
+}
+
 /* A compaction keeps only its new generation's entries in the value cache (a generation number
  * comes round again after 65535 compactions, and a stale entry would then answer for a record of
  * the new file): feox_value_cache_keep_only drops the rest, and the cache stays usable. */
@@ -430,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_generation_wraps),
         cmocka_unit_test(test_value_cache_keeps_one_generation),
         cmocka_unit_test(test_live_walk_reads_no_cold_value),
+        cmocka_unit_test(test_check_after_open_takes_live_bytes_from_the_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

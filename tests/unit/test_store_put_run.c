@@ -920,6 +920,47 @@ static void test_run_allocation_failures(void **state)
     fault_loop(true);
 }
 
+/* sink->expect before a large run sizes the hash index at once: the run's keys then grow no
+ * shard's map (counted as the engine's allocations while the keys are sent: without the hint each
+ * of the 64 shards doubles its map several times on the way to 20,000 keys). */
+enum { EXPECT_KEYS = 20000 };
+
+static feox_err expect_then_send_script(const feox_storage_sink *sink, void *arg)
+{
+    const bool *hint = arg;
+    if (*hint)
+        sink->expect(sink->ctx, EXPECT_KEYS);
+    ftest_fault.alloc_count = 0;
+    ftest_fault.injecting = true;
+    send_range all = {.from = 0, .to = EXPECT_KEYS, .step = 1, .version = 1, .value_len = 100};
+    feox_err err = send_keys(sink, &all);
+    if (!err)
+        err = sink->apply_ordered(sink->ctx);
+    ftest_fault.injecting = false;
+    return err;
+}
+
+static void test_run_after_expect_grows_no_map(void **state)
+{
+    (void)state;
+    unsigned long allocations[2];
+    ftest_failing_alloc_install(false);
+    ftest_fault.fail_at = 0; /* count only */
+    for (int hint = 0; hint < 2; hint++) {
+        feox_store *s = open_scripted(NULL, 0);
+        bool with_hint = hint;
+        refresh_with(s, expect_then_send_script, &with_hint);
+        allocations[hint] = ftest_fault.alloc_count;
+        assert_int_equal(feox_len(s, 0), EXPECT_KEYS);
+        assert_int_equal(feox_check(s), FEOX_OK);
+        for (uint32_t i = 0; i < EXPECT_KEYS; i += 97)
+            assert_key(s, i, 1, 100);
+        assert_int_equal(feox_close(s), FEOX_OK);
+    }
+    ftest_failing_alloc_remove();
+    assert_true(allocations[1] + 64 * 3 <= allocations[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -936,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_run_with_concurrent_readers),
         cmocka_unit_test(test_two_threads_refresh_at_once),
         cmocka_unit_test(test_run_allocation_failures),
+        cmocka_unit_test(test_run_after_expect_grows_no_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,6 +95,8 @@ typedef struct feox_log_backend {
     pthread_cond_t compactor_wake; /* [mu] */
     pthread_mutex_t compact_mu;    /* one compaction at a time */
     uint64_t live_bytes;           /* [mu] live bytes measured by the last compaction check */
+    bool live_bytes_known;         /* [mu] live_bytes was measured, or taken from the load */
+    uint64_t live_walks;           /* [mu] compaction checks that walked the index to measure */
 
     feox_log_counters stats; /* [mu] */
 } feox_log_backend;
@@ -152,6 +154,10 @@ feox_err feox_log_compactor_start(feox_log_backend *b);
 void feox_log_compactor_stop(feox_log_backend *b);
 /* The flusher tells the compactor the file grew (it decides whether to measure). */
 void feox_log_compactor_poke(feox_log_backend *b);
+/* The compactor's check (also for tests): rewrite the file if it is over twice the live bytes
+ * and past the minimum; the live bytes are taken from the store's load the first time (no walk),
+ * measured by a walk of the index only once the file has grown past twice the last figure. */
+void feox_log_compact_if_worth(feox_log_backend *b);
 
 /* log_owner.c: rewrite the file header with owner_hash (feox_set_owner). */
 feox_err feox_log_set_owner(feox_log_backend *b, uint64_t owner_hash);
