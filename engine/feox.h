@@ -531,7 +531,9 @@ bool feox_cursor_valid(const feox_cursor *c);
 /* The current record (valid cursor only; pointers valid until the cursor moves or closes). Key
  * and info never read the backend. A value that has left memory (max_memory) is read back only
  * when asked for, once, by the location of the version the cursor saw (not the key's value
- * now): feox_cursor_read_value says why a read-back failed (INVALID_ARGUMENT for an invalid
+ * now; if a write has replaced that version and a compaction has dropped its bytes since, the
+ * row shows the key's live version instead, value and info): feox_cursor_read_value says why
+ * a read-back failed (INVALID_ARGUMENT for an invalid
  * cursor, NOMEM, IO, CORRUPT or the backend's error), feox_cursor_value returns NULL and
  * *value_len 0 then (and for an invalid cursor). A failed read-back leaves the cursor where it is
  * and may be retried. */

@@ -335,6 +335,34 @@ static inline const void *resident_value(const feox_cursor *c, const cursor_row 
     return (row->version->flags & FEOX_RECORD_COLD) ? NULL : row->version->value;
 }
 
+/* The row's version could not be read back (CORRUPT): if a write has replaced it since the fill,
+ * a store file's compaction may have dropped its bytes (it moves live versions only), so the
+ * row shows the key's live version instead, as a fill after that write would have (a store
+ * file's isolation is none). Else err stands. */
+static feox_err read_back_superseded(feox_cursor *c, cursor_row *row, feox_err err)
+{
+    const void *key = c->arena + row->key_offset;
+    feox_record *live = feox_store_live_version(c->store, key, row->key_len);
+    if (!live || live == row->version) {
+        if (live)
+            feox_record_unref(live);
+        return err;
+    }
+    feox_record *resident; /* live itself, holding our reference, or a copy */
+    feox_err again = feox_record_materialize(c->store, key, row->key_len, live, &resident);
+    if (again || resident != live)
+        feox_record_unref(live);
+    if (again)
+        return again;
+    feox_record_unref(row->version);
+    row->version = resident;
+    row->value_len = resident->value_len;
+    row->tag = resident->tag;
+    row->ts_ns = resident->ts_ns;
+    row->expires_at_ns = resident->expires_at_ns;
+    return FEOX_OK;
+}
+
 /* Read the row's cold version back, by its location (the version the fill saw, not the key's
  * value now), and keep the resident copy in its place: the value is read once however often it
  * is asked for. */
@@ -342,9 +370,11 @@ static feox_err read_back(feox_cursor *c, cursor_row *row)
 {
     if (feox_store_inherited(c->store))
         return feox_store_forked_error(c->store);
+    const void *key = c->arena + row->key_offset;
     feox_record *resident;
-    feox_err err = feox_record_materialize(c->store, c->arena + row->key_offset, row->key_len,
-                                           row->version, &resident);
+    feox_err err = feox_record_materialize(c->store, key, row->key_len, row->version, &resident);
+    if (err == FEOX_ERR_CORRUPT)
+        return read_back_superseded(c, row, err);
     if (err)
         return err;
     feox_record_unref(row->version);

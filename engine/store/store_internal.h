@@ -270,6 +270,8 @@ feox_err feox_put_run_finish(feox_put_run *run);
 /* Size the hash index for about `more` keys beyond those it holds (sink->expect): each shard's
  * map grown once, under its lock, instead of doubling as the run's keys come. Best effort. */
 void feox_put_run_expect(feox_put_run *run, uint64_t more);
+/* The live version of key with a reference (lock-free), or NULL (absent or expired). */
+feox_record *feox_store_live_version(feox_store *s, const void *key, size_t key_len);
 /* A resident copy of version r of key: r itself (referenced) if resident, else a fresh
  * unindexed record read back from the backend. Called with a reference on r held. */
 feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len, feox_record *r,

@@ -160,6 +160,20 @@ feox_err feox_store_find(feox_store *s, void *txn, const void *key, size_t key_l
     return err;
 }
 
+/* ---- live versions ---- */
+
+feox_record *feox_store_live_version(feox_store *s, const void *key, size_t key_len)
+{
+    uint64_t hash = feox_hash_key(&s->hash, key, key_len), now = 0;
+    feox_epoch_enter();
+    feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);
+    feox_record *r = e ? feox_entry_live(s, e, &now) : NULL;
+    if (r)
+        feox_record_ref(r);
+    feox_epoch_exit();
+    return r;
+}
+
 /* ---- cold values ---- */
 
 feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len, feox_record *r,

@@ -419,19 +419,6 @@ out:
     return err;
 }
 
-/* Read the live version of key with a reference (lock-free). */
-static feox_record *read_live(feox_store *s, const void *key, size_t key_len)
-{
-    uint64_t hash = feox_hash_key(&s->hash, key, key_len), now = 0;
-    feox_epoch_enter();
-    feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);
-    feox_record *r = e ? feox_entry_live(s, e, &now) : NULL;
-    if (r)
-        feox_record_ref(r);
-    feox_epoch_exit();
-    return r;
-}
-
 /* Publish a patched document if the key still holds `base` (whose bytes are `resident`);
  * *raced = true if it changed. */
 static feox_err publish_patched(feox_store *s, const void *key, size_t key_len,
@@ -483,7 +470,7 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
     /* Optimistic: patch outside any lock, publish only if the value is still the one patched
      * (pointer identity is safe: the reference we hold keeps that version from being reused). */
     for (;;) {
-        feox_record *base = read_live(s, key, key_len);
+        feox_record *base = feox_store_live_version(s, key, key_len);
         if (!base) {
             feox_stat_inc(s->stats, FEOX_STAT_JSON_PATCH_FAILURES);
             return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");

@@ -1,7 +1,8 @@
 /*
  * test_log_cold_values.c — larger than memory: the CLOCK value cache (second chance, budget,
  * counters) and a store reopened with a max_memory smaller than its data, whose values beyond
- * the resident budget stay on disk and are read back on demand (also through compaction).
+ * the resident budget stay on disk and are read back on demand (also through compaction, and
+ * by a cursor whose row a write replaced and a compaction dropped).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -165,12 +166,69 @@ static void test_reopen_with_less_memory_than_data(void **state)
     unlink(path);
 }
 
+/* A cursor's row whose value left memory, replaced by a write and then dropped by a compaction
+ * (it moves live versions only) before the value is asked for: the row shows the key's live
+ * version, not a "stale location" error. */
+static void test_cursor_row_replaced_and_compacted(void **state)
+{
+    (void)state;
+    char path[128], key[32], value[VALUE_LEN], want[VALUE_LEN];
+    snprintf(path, sizeof path, "/tmp/feox-test-cold-cursor-%d.feox", (int)getpid());
+    unlink(path);
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.disable_compaction = true;
+    feox_store *s;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    for (int i = 0; i < KEYS; i++) {
+        snprintf(key, sizeof key, "key-%05d", i);
+        make_value(i, value);
+        assert_int_equal(feox_insert(s, key, strlen(key), value, VALUE_LEN, NULL, NULL), FEOX_OK);
+    }
+    assert_int_equal(feox_close(s), FEOX_OK);
+    cfg.max_memory = 1u << 20; /* the values alone are 2 MB: many stay on disk */
+    cfg.value_cache_bytes = 64u << 10;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    feox_cursor *c;
+    assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
+    /* The last keys written: the load keeps the values it meets first resident. */
+    snprintf(key, sizeof key, "key-%05d", KEYS - 40);
+    assert_int_equal(feox_cursor_seek(c, FEOX_SEEK_GE, key, strlen(key)), FEOX_OK);
+    int shown_new = 0;
+    for (int i = KEYS - 40; i < KEYS; i++) {
+        assert_true(feox_cursor_valid(c));
+        size_t key_len;
+        const char *k = feox_cursor_key(c, &key_len);
+        assert_int_equal(key_len, 9);
+        assert_memory_equal(k, "key-", 4);
+        make_value(i, want);
+        make_value(i + 1, value); /* the replacement differs from every original */
+        assert_int_equal(feox_insert(s, k, key_len, value, VALUE_LEN, NULL, NULL), FEOX_OK);
+        assert_int_equal(feox_compact(s), FEOX_OK);
+        const void *v;
+        size_t len;
+        assert_int_equal(feox_cursor_read_value(c, &v, &len), FEOX_OK);
+        assert_int_equal(len, VALUE_LEN);
+        if (memcmp(v, value, VALUE_LEN) == 0)
+            shown_new++; /* a cold row: its old bytes are gone, the live version shows */
+        else
+            assert_memory_equal(v, want, VALUE_LEN); /* a resident row keeps what it saw */
+        assert_int_equal(feox_cursor_next(c), FEOX_OK);
+    }
+    assert_true(shown_new > 0);
+    feox_cursor_close(c);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clock_cache_gives_a_second_chance),
         cmocka_unit_test(test_cache_random_workload),
         cmocka_unit_test(test_reopen_with_less_memory_than_data),
+        cmocka_unit_test(test_cursor_row_replaced_and_compacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
