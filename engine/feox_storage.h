@@ -49,8 +49,10 @@ extern "C" {
 #endif
 
 /* Version of feox_storage_methods this header describes. A backend sets methods->version to the
- * version it was written for; the engine accepts 1..FEOX_STORAGE_VERSION. */
-#define FEOX_STORAGE_VERSION 1
+ * version it was written for; the engine accepts 1..FEOX_STORAGE_VERSION. Version 2 added
+ * feox_storage_sink.expect and feox_storage_host.loaded_totals (a backend written for 1 never
+ * reads them; one written for 2 is refused by an engine that does not have them). */
+#define FEOX_STORAGE_VERSION 2
 
 /* What a backend is, said once in methods->caps. */
 enum feox_storage_caps {
