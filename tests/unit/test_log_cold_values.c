@@ -114,28 +114,38 @@ static void check_all(feox_store *s)
     }
 }
 
-static void test_reopen_with_less_memory_than_data(void **state)
+/* A store file of KEYS values written and closed, reopened with max_memory under the values'
+ * 2 MB (so many stay on disk) and a value cache of cache_bytes; path and cfg are left for the
+ * test's own reopen. */
+static feox_store *open_cold(char *path, size_t path_cap, const char *name, feox_config *cfg,
+                             size_t cache_bytes)
 {
-    (void)state;
-    char path[128], key[32], value[VALUE_LEN];
-    snprintf(path, sizeof path, "/tmp/feox-test-cold-%d.feox", (int)getpid());
+    char key[32], value[VALUE_LEN];
+    snprintf(path, path_cap, "/tmp/feox-test-%s-%d.feox", name, (int)getpid());
     unlink(path);
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    cfg.disable_compaction = true;
+    feox_config_init(cfg);
+    cfg->path = path;
+    cfg->disable_compaction = true;
     feox_store *s;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    assert_int_equal(feox_open(cfg, &s), FEOX_OK);
     for (int i = 0; i < KEYS; i++) {
         snprintf(key, sizeof key, "key-%05d", i);
         make_value(i, value);
         assert_int_equal(feox_insert(s, key, strlen(key), value, VALUE_LEN, NULL, NULL), FEOX_OK);
     }
     assert_int_equal(feox_close(s), FEOX_OK);
+    cfg->max_memory = 1u << 20;
+    cfg->value_cache_bytes = cache_bytes;
+    assert_int_equal(feox_open(cfg, &s), FEOX_OK);
+    return s;
+}
 
-    cfg.max_memory = 1u << 20; /* the values alone are 2 MB */
-    cfg.value_cache_bytes = 256u << 10;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+static void test_reopen_with_less_memory_than_data(void **state)
+{
+    (void)state;
+    char path[128], key[32];
+    feox_config cfg;
+    feox_store *s = open_cold(path, sizeof path, "cold", &cfg, 256u << 10);
     assert_true(feox_memory_usage(s) <= cfg.max_memory);
     check_all(s);
     feox_stats st;
@@ -173,23 +183,8 @@ static void test_cursor_row_replaced_and_compacted(void **state)
 {
     (void)state;
     char path[128], key[32], value[VALUE_LEN], want[VALUE_LEN];
-    snprintf(path, sizeof path, "/tmp/feox-test-cold-cursor-%d.feox", (int)getpid());
-    unlink(path);
     feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    cfg.disable_compaction = true;
-    feox_store *s;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
-    for (int i = 0; i < KEYS; i++) {
-        snprintf(key, sizeof key, "key-%05d", i);
-        make_value(i, value);
-        assert_int_equal(feox_insert(s, key, strlen(key), value, VALUE_LEN, NULL, NULL), FEOX_OK);
-    }
-    assert_int_equal(feox_close(s), FEOX_OK);
-    cfg.max_memory = 1u << 20; /* the values alone are 2 MB: many stay on disk */
-    cfg.value_cache_bytes = 64u << 10;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    feox_store *s = open_cold(path, sizeof path, "cold-cursor", &cfg, 64u << 10);
     feox_cursor *c;
     assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
     /* The last keys written: the load keeps the values it meets first resident. */
