@@ -430,9 +430,11 @@ static uint64_t restore_keys(feox_store *s, int n)
     return feox_memory_usage(s);
 }
 
-static void test_index_only_restores_within_max_memory(void **state)
+/* A store of 24 restored keys with half the memory they need: some values live only in the
+ * backend (cold). *all_resident (may be NULL): the memory the keys took with every value
+ * resident; *used: what they take now. */
+static feox_store *open_half_cold(uint64_t *all_resident, uint64_t *used)
 {
-    (void)state;
     toy_reset();
     assert_int_equal(feox_storage_register(&toy_cache), FEOX_OK);
     feox_config cfg;
@@ -440,13 +442,24 @@ static void test_index_only_restores_within_max_memory(void **state)
     cfg.storage = &toy_cache;
     cfg.storage_arg = &toy;
     feox_store *s = ftest_open(&cfg);
-    uint64_t all_resident = restore_keys(s, 24);
+    uint64_t resident = restore_keys(s, 24);
     assert_int_equal(feox_close(s), FEOX_OK);
-
     toy_reset();
-    cfg.max_memory = all_resident / 2; /* less than the keys need with their values */
+    cfg.max_memory = resident / 2; /* less than the keys need with their values */
     s = ftest_open(&cfg);
-    uint64_t used = restore_keys(s, 24); /* never OUT_OF_MEMORY */
+    uint64_t now = restore_keys(s, 24); /* never OUT_OF_MEMORY */
+    if (all_resident)
+        *all_resident = resident;
+    if (used)
+        *used = now;
+    return s;
+}
+
+static void test_index_only_restores_within_max_memory(void **state)
+{
+    (void)state;
+    uint64_t all_resident, used;
+    feox_store *s = open_half_cold(&all_resident, &used);
     assert_int_equal(count_calls("write"), 0);
     assert_true(used < all_resident); /* values left memory to make room */
     assert_int_equal(count_calls("read_value"), 0);
@@ -462,31 +475,11 @@ static void test_index_only_restores_within_max_memory(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
-/* A store of 24 restored keys with half the memory they need: some values live only in the
- * backend (cold). */
-static feox_store *open_half_cold(void)
-{
-    toy_reset();
-    assert_int_equal(feox_storage_register(&toy_cache), FEOX_OK);
-    feox_config cfg;
-    ftest_config(&cfg, NULL);
-    cfg.storage = &toy_cache;
-    cfg.storage_arg = &toy;
-    feox_store *s = ftest_open(&cfg);
-    uint64_t all_resident = restore_keys(s, 24);
-    assert_int_equal(feox_close(s), FEOX_OK);
-    toy_reset();
-    cfg.max_memory = all_resident / 2;
-    s = ftest_open(&cfg);
-    restore_keys(s, 24);
-    return s;
-}
-
 /* A scan of keys and metadata, both ways, reads no value back from the backend. */
 static void test_cursor_scan_reads_no_cold_value(void **state)
 {
     (void)state;
-    feox_store *s = open_half_cold();
+    feox_store *s = open_half_cold(NULL, NULL);
     feox_cursor *c = NULL;
     assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
     for (int desc = 0; desc < 2; desc++) {
@@ -546,7 +539,7 @@ static int first_cold_key(feox_store *s, char key[16])
 static void test_cursor_failed_read_back_fails_only_that_value(void **state)
 {
     (void)state;
-    feox_store *s = open_half_cold();
+    feox_store *s = open_half_cold(NULL, NULL);
     char bad[16];
     int bad_index = first_cold_key(s, bad);
     snprintf(toy.read_fails, sizeof toy.read_fails, "%s", bad);
@@ -590,7 +583,7 @@ static void test_cursor_failed_read_back_fails_only_that_value(void **state)
 static void test_cursor_reads_back_the_version_it_saw(void **state)
 {
     (void)state;
-    feox_store *s = open_half_cold();
+    feox_store *s = open_half_cold(NULL, NULL);
     char key[16], old[80];
     int i = first_cold_key(s, key);
     snprintf(old, sizeof old, "%02d-%058d", i, i);
