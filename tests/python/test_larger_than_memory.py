@@ -227,7 +227,10 @@ class ValuesReadOnlyWhenAskedTest(TempDirTestCase):
         # point reads of a value that left memory say the same (k0150: past the resident half)
         for sql in ("SELECT value FROM kv WHERE key = 'k0150'",
                     "SELECT value FROM kv WHERE key IN ('k0150', 'k0151')",
-                    "SELECT feox_incr('kv', 'k0150', 1)", "SELECT feox_cas('kv', 'k0150', 1, 2)"):
+                    "SELECT feox_incr('kv', 'k0150', 1)", "SELECT feox_cas('kv', 'k0150', 1, 2)",
+                    # writes that keep the value read it back too (and say the same)
+                    "UPDATE kv SET ttl = 100 WHERE key = 'k0150'",
+                    "UPDATE kv SET key = 'moved' WHERE key = 'k0150'"):
             with self.assertRaises(sqlite3.DatabaseError) as cm:
                 self.con.execute(sql).fetchall()
             self.assertEqual((cm.exception.sqlite_errorname, str(cm.exception)),
