@@ -35,7 +35,8 @@
  * tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5' and not REAL 5.0. patch reads a TEXT
  * or BLOB value as the JSON document (the engine's feox_json_patch, which keeps the tag); an
  * INTEGER or REAL is the JSON number its SQL text spells, patched here and swapped in as TEXT by
- * compare-and-swap (as the DML form feox_json_patch(value, patch) would store it); NULL is an error.
+ * compare-and-swap (as the DML form feox_json_patch(value, patch) would store it); NULL is an
+ * error.
  *
  * Read-only: incr, cas, patch and compact change the store, so on a connection that may not
  * write the table's database (mode=ro, a read-only file, PRAGMA query_only) they fail with
@@ -819,7 +820,7 @@ static char *number_json_text(sqlite3 *db, feox_value *v)
 /* One try at patching a number: its JSON text patched, swapped in as TEXT if the record is still
  * the number read (same tag and bytes). *done is false when another writer changed it first. */
 static void patch_number_once(sqlite3_context *ctx, feox_vtab *vt, const void *key, size_t len,
-                              const char *patch, size_t patch_len, feox_write_opts *opts,
+                              const char *patch, size_t patch_len, const feox_write_opts *opts,
                               feox_value *cur, uint32_t tag, bool *done)
 {
     char *text = number_json_text(vt->db, cur);
@@ -845,12 +846,13 @@ static void patch_number_once(sqlite3_context *ctx, feox_vtab *vt, const void *k
     }
     bool swapped = false;
     feox_value *old = NULL;
-    opts->flags |= FEOX_WRITE_TAG | FEOX_WRITE_MATCH_TAG | FEOX_WRITE_TS_INT64;
-    opts->tag = FEOX_TAG_TEXT;
-    opts->expected_tag = tag;
-    opts->replaced = vt->in_txn ? &old : NULL;
+    feox_write_opts swap = *opts; /* the caller's stay as they are for a TEXT/BLOB retry */
+    swap.flags |= FEOX_WRITE_TAG | FEOX_WRITE_MATCH_TAG | FEOX_WRITE_TS_INT64;
+    swap.tag = FEOX_TAG_TEXT;
+    swap.expected_tag = tag;
+    swap.replaced = vt->in_txn ? &old : NULL;
     e = feox_compare_and_swap(vt->entry->store, key, len, feox_value_data(cur),
-                              feox_value_size(cur), doc, doc_len, opts, &swapped);
+                              feox_value_size(cur), doc, doc_len, &swap, &swapped);
     if (e != FEOX_OK) {
         fn_engine_error(ctx, vt, e);
     } else if (!swapped) {
@@ -866,7 +868,7 @@ static void patch_number_once(sqlite3_context *ctx, feox_vtab *vt, const void *k
  * result is TEXT. NULL is an error. *handled is false for TEXT and BLOB values, which the engine's
  * feox_json_patch patches in place. */
 static void patch_non_text(sqlite3_context *ctx, feox_vtab *vt, const void *key, size_t len,
-                           const char *patch, size_t patch_len, feox_write_opts *opts,
+                           const char *patch, size_t patch_len, const feox_write_opts *opts,
                            bool *handled)
 {
     bool done = false;
