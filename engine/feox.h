@@ -238,12 +238,19 @@ feox_err feox_set_share_key(feox_store *store, const char *share_key);
 feox_err feox_open(const feox_config *cfg, feox_store **out);
 
 /* Close one reference to the store. The last reference stops the background threads, flushes
- * (persistent mode), releases the file lock and frees everything. NULL is a no-op.
+ * (persistent mode), releases the file lock and frees everything: a store of 65,536 keys or more
+ * is freed on a background thread of the process after feox_close returns (its file is closed
+ * and unlocked and the store is gone before that; feox_close_wait waits for the memory). NULL
+ * is a no-op.
  * Returns the error of the final flush, if any (the store is closed either way). On a store
  * inherited through fork() it only forgets the store and returns FEOX_OK: no flush, no write, no
  * unlock (the parent still owns all of it); its memory is not freed (its mutexes may be held by
  * threads that do not exist in the child). */
 feox_err feox_close(feox_store *store);
+
+/* Wait until the memory of every store whose last feox_close returned before this call has been
+ * given back (see feox_close). For a program that measures its memory, or about to exec. */
+void feox_close_wait(void);
 
 /* Process lifecycle
  *   fork()      a child never uses a store opened before the fork (see feox_store_is_inherited):
@@ -635,7 +642,8 @@ uint64_t feox_now_ns(feox_store *store);
  * ------------------------------------------------------------------------------------------- */
 
 /* Route every engine allocation (and cJSON's) through these functions. Call before opening any
- * store; passing NULLs restores malloc/realloc/free. Not thread-safe against open stores. */
+ * store; passing NULLs restores malloc/realloc/free. Not thread-safe against open stores, nor
+ * against closed ones still being freed (feox_close_wait first). */
 void feox_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                         void (*free_fn)(void *));
 

@@ -236,7 +236,7 @@ static void free_indexes_and_entries(feox_store *s)
     feox_hash_index_destroy(&s->hash);
 }
 
-static void destroy_store(feox_store *s)
+void feox_store_destroy(feox_store *s)
 {
     if (s->hash.shards)
         free_indexes_and_entries(s);
@@ -324,7 +324,7 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
 fail:
     if (s->storage)
         s->storage->methods->close(s->storage);
-    destroy_store(s);
+    feox_store_destroy(s);
     return err;
 }
 
@@ -394,7 +394,8 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
     return err;
 }
 
-/* Stop the maintenance thread, close the backend (final flush) and free everything. */
+/* Stop the maintenance thread, close the backend (final flush) and free everything (a large
+ * store on the reaper thread, after this returns). */
 static feox_err shut_down(feox_store *s)
 {
     if (s->maintenance_running) {
@@ -407,7 +408,9 @@ static feox_err shut_down(feox_store *s)
     feox_err err = FEOX_OK;
     if (s->storage)
         err = s->storage->methods->close(s->storage);
-    destroy_store(s);
+    /* A large store's memory goes back on the reaper thread (store_reaper.c). */
+    if (!feox_reaper_take(s, feox_store_destroy))
+        feox_store_destroy(s);
     return err;
 }
 

@@ -120,6 +120,19 @@ bool feox_registry_open_shared(const feox_config *cfg, const char *path, const c
 void feox_registry_add(feox_store *s);
 void feox_registry_remove(feox_store *s);
 
+/* Free everything of a closed store: both indexes, its entries and versions, its locks and
+ * itself (store.c). Nothing else references it any more. */
+void feox_store_destroy(feox_store *s);
+/* The background release of large closed stores (store_reaper.c). take: true if s (closed,
+ * unlisted, not inherited) was handed to the reaper thread, which will destroy_store it;
+ * false if it holds fewer than FEOX_REAP_MIN_KEYS keys or no thread could be started (the
+ * caller destroys it). The fork hooks run inside the registry's (store_registry.c). */
+#define FEOX_REAP_MIN_KEYS 65536
+bool feox_reaper_take(feox_store *s, void (*destroy_store)(feox_store *));
+void feox_reaper_fork_prepare(void);
+void feox_reaper_fork_parent(void);
+void feox_reaper_fork_child(void);
+
 /* Writes (publish or remove) made by the calling thread so far (store_write.c). */
 extern _Thread_local uint64_t feox_thread_write_count;
 

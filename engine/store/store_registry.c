@@ -38,7 +38,9 @@
  *              feox call (from a clock or allocator hook called under the registry lock, which
  *              would deadlock) nor from a signal handler (exit() is not async-signal-safe); the
  * same holds for fork(), whose prepare handler takes the registry lock. Lock order: registry lock,
- * then epoch reclamation (destroy_store under a last close), then a backend's own locks; the
+ * then the reaper's queue lock (store_reaper.c: a large closed store is freed on its thread,
+ * with no registry lock), then epoch reclamation (feox_store_destroy under a last close), then
+ * a backend's own locks; the
  * descriptor table's lock (store_files.c) is a leaf, held only around one open() or close().
  */
 #include <errno.h>
@@ -198,6 +200,7 @@ static int handshake[2] = {-1, -1};
 static void before_fork(void)
 {
     pthread_mutex_lock(&registry_lock);
+    feox_reaper_fork_prepare(); /* waits for a store being freed: before the epoch's lock */
     feox_epoch_fork_prepare();
     /* last: held only around an open() or close() */
     if (!feox_store_files_fork_prepare() || pipe2(handshake, O_CLOEXEC) != 0)
@@ -219,6 +222,7 @@ static void after_fork_parent(void)
     }
     feox_store_files_fork_parent();
     feox_epoch_fork_parent();
+    feox_reaper_fork_parent();
     pthread_mutex_unlock(&registry_lock);
     errno = saved;
 }
@@ -228,6 +232,7 @@ static void after_fork_child(void)
 {
     feox_fork_generation++;
     feox_store_files_fork_child();
+    feox_reaper_fork_child();
     feox_epoch_fork_child();
     for (feox_store *s = open_stores; s; s = s->next_open)
         if (s->storage && s->storage->methods->forget_after_fork)

@@ -35,6 +35,7 @@ int sqlite3_feox_init(sqlite3 *db, char **err, const sqlite3_api_routines *api)
  * slabs as mapped, their unused tail included), which mallinfo2 does not see. */
 static size_t heap_in_use(void)
 {
+    feox_close_wait(); /* a store closed before still being freed would count here */
     struct mallinfo2 m = mallinfo2();
     return m.uordblks + m.hblkhd + feox_slab_mapped_bytes();
 }

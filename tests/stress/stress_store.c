@@ -26,6 +26,10 @@
  *             while the others scan in both directions: every key exactly once, in order, with
  *             a whole value, and the handles keep their bytes; over several reopens. Then
  *             one thread closes the store while the others release handles on every key.
+ *   reaped    every thread fills a memory store of its own past the size whose memory a close
+ *             gives back on the reaper thread (engine/store/store_reaper.c), keeps handles on
+ *             some keys, closes it and reads and releases the handles while the reaper frees
+ *             the rest (and the other threads' stores); then feox_close_wait.
  *
  * Usage: stress_store [--quick]. --quick (~2-5 s; used under ASan and TSan) runs fewer ops.
  * Exit status 0 = every check held; failures are printed (the first few) and counted.
@@ -1105,6 +1109,36 @@ static void scenario_loaded(int nthreads)
     rmdir(dir);
 }
 
+#define REAPED_KEYS 66000 /* above FEOX_REAP_MIN_KEYS (engine/store/store_internal.h) */
+#define REAPED_HELD 64
+
+static void *reaped_worker(void *arg)
+{
+    worker *w = arg;
+    feox_config cfg;
+    feox_config_init(&cfg);
+    feox_store *s = ftest_open(&cfg);
+    char key[32];
+    uint8_t val[64];
+    for (uint32_t i = 0; i < REAPED_KEYS; i++)
+        REQUIRE_OK(feox_insert(s, key, loaded_key(key, i), val, mixed_value(val, i, i), NULL,
+                               NULL));
+    feox_value *held[REAPED_HELD];
+    for (uint32_t i = 0; i < REAPED_HELD; i++)
+        REQUIRE_OK(feox_get_ref(s, key, loaded_key(key, i * 1000), &held[i]));
+    REQUIRE_OK(feox_close(s));
+    for (uint32_t i = 0; i < REAPED_HELD; i++)
+        release_checked(held[i], i * 1000);
+    (void)w;
+    return NULL;
+}
+
+static void scenario_reaped(int nthreads)
+{
+    run_threads(quick ? 2 : nthreads, NULL, NULL, reaped_worker);
+    feox_close_wait();
+}
+
 /* ------------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1124,6 +1158,7 @@ int main(int argc, char **argv)
         {"mixed", scenario_mixed},     {"counters", scenario_counters}, {"scans", scenario_scans},
         {"growth", scenario_growth},   {"autots", scenario_autots},     {"budget", scenario_budget},
         {"sweeper", scenario_sweeper}, {"hot", scenario_hot},           {"loaded", scenario_loaded},
+        {"reaped", scenario_reaped},
     };
     const int thread_counts[] = {2, 8};
     double start = now_s();

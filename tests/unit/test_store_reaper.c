@@ -1,0 +1,205 @@
+/*
+ * test_store_reaper.c — a large store's memory given back on the reaper thread after its last
+ * feox_close (engine/store/store_reaper.c):
+ *   release    after feox_close_wait every allocation of the store is given back, and a value
+ *              handle taken before the close still reads its bytes until it is released;
+ *   reopen     the same store file opens again at once, with every key, while the old
+ *              instance may still be being freed;
+ *   fork       a child forked right after such a close (the reaper possibly busy) opens, fills,
+ *              closes and waits for stores of its own; the parent's release completes;
+ *   exit       a process that closes a large store and calls exit() at once exits cleanly
+ *              (the exit handler waits for the reaper and stops it; under LeakSanitizer nothing
+ *              is reported).
+ * Children report through their exit status: 0, or the line of the first failed check.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "feox.h"
+
+/* More than FEOX_REAP_MIN_KEYS (store_internal.h), so the close hands the store over. */
+#define LARGE 70000
+
+#define CHILD_CHECK(cond)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "child check failed at line %d: %s (detail: %s)\n", __LINE__, #cond,   \
+                    feox_error_detail());                                                          \
+            _exit(__LINE__ % 250 + 1);                                                             \
+        }                                                                                          \
+    } while (0)
+
+static atomic_long outstanding; /* allocations not yet freed, through the counting allocator */
+
+static void *counting_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p)
+        atomic_fetch_add(&outstanding, 1);
+    return p;
+}
+
+static void *counting_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (q && !p)
+        atomic_fetch_add(&outstanding, 1);
+    return q;
+}
+
+static void counting_free(void *p)
+{
+    if (p)
+        atomic_fetch_sub(&outstanding, 1);
+    free(p);
+}
+
+static void key_of(unsigned i, char *buf, size_t size)
+{
+    snprintf(buf, size, "key-%08u", i);
+}
+
+/* A store (memory when path is NULL) holding n keys "key-%08u" with the value "v<i>". */
+static feox_store *filled_store(const char *path, unsigned n)
+{
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    feox_store *s = NULL;
+    if (feox_open(&cfg, &s) != FEOX_OK)
+        return NULL;
+    for (unsigned i = 0; i < n; i++) {
+        char key[32], value[32];
+        key_of(i, key, sizeof key);
+        int len = snprintf(value, sizeof value, "v%u", i);
+        if (feox_insert(s, key, strlen(key), value, (size_t)len, NULL, NULL) != FEOX_OK) {
+            feox_close(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+static void test_release_and_a_handle_that_outlives_it(void **state)
+{
+    (void)state;
+    feox_set_allocator(counting_malloc, counting_realloc, counting_free);
+    long before = atomic_load(&outstanding);
+    feox_store *s = filled_store(NULL, LARGE);
+    assert_non_null(s);
+    assert_true(atomic_load(&outstanding) > before + LARGE);
+    feox_value *v = NULL;
+    assert_int_equal(feox_get_ref(s, "key-00000042", 12, &v), FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    feox_close_wait();
+    /* Everything of the store is back but the handle's version (and at most a few allocations
+     * of the reaper thread's own epoch record). */
+    assert_true(atomic_load(&outstanding) < before + 16);
+    assert_int_equal(feox_value_size(v), 3);
+    assert_memory_equal(feox_value_data(v), "v42", 3);
+    feox_value_release(v);
+    feox_close_wait();
+    feox_set_allocator(NULL, NULL, NULL);
+}
+
+static void test_reopen_at_once(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/feox-reaper-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/store.feox", dir);
+    feox_store *s = filled_store(path, LARGE);
+    assert_non_null(s);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    assert_int_equal(feox_len(s, 0), LARGE);
+    char value[32];
+    size_t len = 0;
+    assert_int_equal(feox_get_into(s, "key-00069999", 12, value, sizeof value, &len, NULL),
+                     FEOX_OK);
+    assert_int_equal(len, 6);
+    assert_memory_equal(value, "v69999", 6);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    feox_close_wait();
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* The child's part of the fork test: stores of its own, closed and waited for. */
+static void child_fills_and_closes(void)
+{
+    alarm(60); /* a deadlock fails the test instead of hanging it */
+    for (int round = 0; round < 2; round++) {
+        feox_store *s = filled_store(NULL, LARGE);
+        CHILD_CHECK(s != NULL);
+        CHILD_CHECK(feox_len(s, 0) == LARGE);
+        CHILD_CHECK(feox_close(s) == FEOX_OK);
+    }
+    feox_close_wait();
+    exit(0); /* through the exit handler: waits for and stops the child's own reaper */
+}
+
+static void test_fork_right_after_a_close(void **state)
+{
+    (void)state;
+    feox_store *big = filled_store(NULL, 4 * LARGE);
+    assert_non_null(big);
+    assert_int_equal(feox_close(big), FEOX_OK); /* the reaper is likely still freeing it */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        child_fills_and_closes();
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        fail_msg("the child was killed by signal %d", WTERMSIG(status));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    feox_close_wait();
+}
+
+static void test_exit_while_releasing(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(60);
+        feox_store *s = filled_store(NULL, 4 * LARGE);
+        CHILD_CHECK(s != NULL);
+        CHILD_CHECK(feox_close(s) == FEOX_OK);
+        exit(0); /* at once: the reaper is still freeing */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        fail_msg("the child was killed by signal %d", WTERMSIG(status));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_release_and_a_handle_that_outlives_it),
+        cmocka_unit_test(test_reopen_at_once),
+        cmocka_unit_test(test_fork_right_after_a_close),
+        cmocka_unit_test(test_exit_while_releasing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
