@@ -38,8 +38,8 @@
  * later never moves a database-mode table, nor the other way round. Built with FEOX_DB_MODE=0,
  * every table without path in a file database uses its default store file (the old default).
  * A memory-only table in a file database is shared by the process's connections to that database
- * file (registry key "memory:<db file>@<dev>.<inode>:<table>": a copy, or a new file at the same
- * path, is another database; a connection whose file was deleted or moved before it connected
+ * file (registry key "memory:@<dev>.<inode>:<table>": a hard link is the same database, a copy,
+ * or a new file at the same path, is another one; a connection whose file was deleted or moved before it connected
  * the table keeps the table to itself), and so is one in a memdb VFS database "/name"
  * ("memory:memdb:/name:<table>"); in any other in-memory or temporary database it is private to
  * the connection. File stores are shared by absolute path.
@@ -471,7 +471,8 @@ static char *file_share_key(sqlite3 *db, const char *schema, const char *db_file
     if (!named) {
         return sqlite3_mprintf("memory:%s:%s", db_file, table);
     }
-    return sqlite3_mprintf("memory:%s@%llx.%llx:%s", db_file, (unsigned long long)st.st_dev,
+    /* The file alone, not its name: a hard link is the same database (SQLite locks it as one). */
+    return sqlite3_mprintf("memory:@%llx.%llx:%s", (unsigned long long)st.st_dev,
                            (unsigned long long)st.st_ino, table);
 }
 

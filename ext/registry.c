@@ -2,8 +2,8 @@
  * registry.c — what the extension keeps with each open store, and the table operations on it.
  *
  * The process's one registry of open stores is the engine's (feox_open returns the open instance
- * of a path, or of a share key for the memory stores of a file database: "memory:<db
- * file>@<dev>.<inode>:<table>", options.c); this file keeps none. What the extension needs
+ * of a path, or of a share key for the memory stores of a file database: "memory:@<dev>.<inode>:<table>",
+ * options.c); this file keeps none. What the extension needs
  * with an instance is an entry, kept in the instance's slot (feox_store_slot): the table
  * options it was opened with, the owners (feox_store_owner: database file and table) of every
  * table that acquired it, the references of this process's connections (the entry holds one engine

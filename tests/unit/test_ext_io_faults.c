@@ -674,6 +674,168 @@ static void test_every_early_read_fault(void **state)
     }
 }
 
+/* ---- one writing statement, every fault position ----------------------------------------------
+ * Each writing form on its own (INSERT, UPDATE, DELETE, feox_incr on an existing and a new key,
+ * feox_cas, feox_patch, a multi-row UPDATE), in autocommit and inside BEGIN after a native write
+ * (ctl.on_ from 1 to 2), with the fault at every position of its class (spread over at most
+ * ONE_STATEMENT_RUNS of them): the statement is all or nothing. Each connection (the faulty one,
+ * the second one, and a new one after both closed) shows kv as before the statement with on_ = 1,
+ * or as after it with on_ = 2 (never one without the other); the two live connections agree;
+ * feox_check is ok; and the faulty connection writes again at once. */
+
+#define ONE_STATEMENT_RUNS 24
+
+static const char *const one_statements[] = {
+    "INSERT INTO kv(key, value) VALUES ('new', 'v')",
+    "UPDATE kv SET value = 'upd' WHERE key = 'k0003'",
+    "DELETE FROM kv WHERE key = 'k0004'",
+    "SELECT feox_incr('kv', 'k0008', 5)",
+    "SELECT feox_incr('kv', 'fresh', 1)",
+    "SELECT feox_cas('kv', 'k0001', 'v1', 'swapped')",
+    "SELECT feox_patch('kv', 'doc', '[{\"op\":\"replace\",\"path\":\"/n\",\"value\":2}]')",
+    "UPDATE kv SET value = 'many' WHERE key BETWEEN 'k0010' AND 'k0019'",
+};
+
+#define KV_STATE "SELECT (SELECT on_ FROM ctl), key, typeof(value), quote(value) FROM kv ORDER BY key"
+
+/* kv and ctl as one text on db, or NULL if the read failed (said as a problem). */
+static char *kv_state(sqlite3 *db, const char *where)
+{
+    char *err = NULL;
+    char *out = rows(db, KV_STATE, &err);
+    if (!out)
+        problem("%s: reading kv failed: %s", where, err);
+    sqlite3_free(err);
+    return out;
+}
+
+/* Is state one of the two the statement may leave? */
+static bool either(const char *state, const char *before, const char *after)
+{
+    return state && (!strcmp(state, before) || !strcmp(state, after));
+}
+
+/* One run of sql (inside BEGIN after the native write if in_txn; in autocommit the native write
+ * is committed first) with fault n of class k (0: none). Returns whether the fault was reached;
+ * *total counts the class's operations. A clean run (n = 0) stores the states before and after
+ * in *before and *after; a faulty one checks against them. */
+static bool one_statement_run(const char *mode, const char *sql, bool in_txn, enum fault_class k,
+                              unsigned long n, unsigned long *total, char **before, char **after)
+{
+    make_db(mode);
+    sqlite3 *one = open_db("faulty");
+    exec_ok(one, "PRAGMA cache_size = 4; INSERT INTO m VALUES ('doc', '{\"n\":1}', 0)");
+    sqlite3 *two = open_db(NULL);
+    char where[400];
+    snprintf(where, sizeof where, "%s, %s%s, %s fault %lu", mode, in_txn ? "in BEGIN: " : "", sql,
+             fault_names[k], n);
+    if (!in_txn)
+        exec_ok(one, "UPDATE ctl SET on_ = 2");
+    char *was = kv_state(one, where);
+    assert_non_null(was);
+    char *script = in_txn ? sqlite3_mprintf("BEGIN; UPDATE ctl SET on_ = 2; %s; COMMIT", sql)
+                          : sqlite3_mprintf("%s", sql);
+    fault = (fault_state){.kind = k, .fail_at = n, .armed = true};
+    char *err = NULL;
+    int rc = sqlite3_exec(one, script, NULL, NULL, &err);
+    fault.armed = false;
+    sqlite3_free(script);
+    if (rc != SQLITE_OK && !fault.injected)
+        problem("%s: failed without a fault: %s", where, err);
+    else if (rc != SQLITE_OK && !io_code(rc))
+        problem("%s: an I/O fault surfaced as %s (%s)", where, sqlite3_errstr(rc), err);
+    sqlite3_free(err);
+    err = NULL;
+    if (!sqlite3_get_autocommit(one))
+        (void)sqlite3_exec(one, "ROLLBACK", NULL, NULL, NULL);
+    char *a = kv_state(one, where);
+    char *b = kv_state(two, where);
+    if (n == 0) {
+        *before = was;
+        *after = a;
+        was = a = NULL;
+    } else {
+        if (a && strcmp(was, *before))
+            problem("%s: the run did not start from the clean run's state", where);
+        if (a && !either(a, *before, *after))
+            problem("%s: the faulty connection shows neither the state before nor after:\n%.400s",
+                    where, a);
+        if (a && b && strcmp(a, b))
+            problem("%s: the two connections differ:\n one: %.300s\n two: %.300s", where, a, b);
+    }
+    char *check = rows(one, "SELECT feox_check('kv')", &err);
+    if (!check || strcmp(check, "ok\n"))
+        problem("%s: feox_check: %s", where, check ? check : err);
+    sqlite3_free(check);
+    sqlite3_free(err);
+    err = NULL;
+    if (sqlite3_exec(one, "INSERT OR REPLACE INTO kv(key, value) VALUES ('zz', 1)", NULL, NULL,
+                     &err) != SQLITE_OK)
+        problem("%s: the next write failed: %s", where, err);
+    sqlite3_free(err);
+    bool reached = fault.injected;
+    if (total)
+        *total = fault.count;
+    char *live = kv_state(two, where); /* the write shows on the other connection... */
+    assert_int_equal(sqlite3_close(one), SQLITE_OK);
+    assert_int_equal(sqlite3_close(two), SQLITE_OK);
+    sqlite3 *again = open_db(NULL);
+    char *reopened = kv_state(again, where); /* ...and after a reopen */
+    if (live && reopened && (strcmp(live, reopened) || !strstr(live, "|zz|integer|1\n")))
+        problem("%s: after the next write, live and reopened differ:\n live: %.300s\n new: %.300s",
+                where, live, reopened);
+    assert_int_equal(sqlite3_close(again), SQLITE_OK);
+    sqlite3_free(live);
+    sqlite3_free(reopened);
+    sqlite3_free(was);
+    sqlite3_free(a);
+    sqlite3_free(b);
+    return reached;
+}
+
+static void test_every_fault_of_one_statement(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"DELETE", "WAL"};
+    static const enum fault_class classes[] = {FAULT_WRITE, FAULT_SYNC, FAULT_READ,
+                                               FAULT_TRUNCATE};
+    problems = 0;
+    unsigned long runs = 0;
+    for (size_t m = 0; m < 2; m++)
+        for (size_t q = 0; q < sizeof one_statements / sizeof one_statements[0]; q++)
+            for (int in_txn = 0; in_txn < 2; in_txn++) {
+                const char *sql = one_statements[q];
+                char *before = NULL, *after = NULL;
+                for (size_t c = 0; c < sizeof classes / sizeof classes[0]; c++) {
+                    unsigned long total = 0;
+                    if (c == 0)
+                        (void)one_statement_run(modes[m], sql, in_txn, classes[c], 0, &total,
+                                                &before, &after);
+                    else {
+                        char *b2 = NULL, *a2 = NULL;
+                        (void)one_statement_run(modes[m], sql, in_txn, classes[c], 0, &total, &b2,
+                                                &a2);
+                        sqlite3_free(b2);
+                        sqlite3_free(a2);
+                    }
+                    assert_non_null(after);
+                    unsigned long steps = total < ONE_STATEMENT_RUNS ? total : ONE_STATEMENT_RUNS;
+                    for (unsigned long i = 0; i < steps; i++) {
+                        unsigned long n = 1 + i * total / steps;
+                        if (!one_statement_run(modes[m], sql, in_txn, classes[c], n, NULL, &before,
+                                               &after))
+                            problem("%s, %s, %s fault %lu: not reached", modes[m], sql,
+                                    fault_names[classes[c]], n);
+                        runs++;
+                    }
+                }
+                sqlite3_free(before);
+                sqlite3_free(after);
+            }
+    print_message("one statement: %lu runs with a fault; %d problems\n", runs, problems);
+    assert_int_equal(problems, 0);
+}
+
 /* ---- a rollback from inside a find ------------------------------------------------------------
  * The case of commit 6196db2, made to happen every time. A write transaction has changed keys in
  * every one of the engine's 64 shards (so undoing it takes every shard lock), then reads a key
@@ -906,6 +1068,7 @@ int main(void)
         cmocka_unit_test(test_faults_wal),
         cmocka_unit_test(test_faults_during_lazy_load),
         cmocka_unit_test(test_every_early_read_fault),
+        cmocka_unit_test(test_every_fault_of_one_statement),
         cmocka_unit_test(test_rollback_inside_a_find),
         cmocka_unit_test(test_read_back_faults_fail_only_statements_asking_for_the_value),
     };

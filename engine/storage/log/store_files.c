@@ -9,12 +9,14 @@
  */
 #include "storage/log/store_files.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -129,6 +131,71 @@ void feox_store_files_fork_child(void)
     pthread_mutex_unlock(&held_mu);
 }
 
+/* A descriptor of this process open on the file st describes, or -1 (none, or /proc/self/fd
+ * cannot be read). */
+static int descriptor_open_on(const struct stat *st)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int found = -1;
+    struct dirent *e;
+    while (found < 0 && (e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        struct stat other;
+        if (end == e->d_name || *end || fd == dirfd(d) || fstat((int)fd, &other) != 0)
+            continue;
+        if (other.st_dev == st->st_dev && other.st_ino == st->st_ino)
+            found = (int)fd;
+    }
+    closedir(d);
+    return found;
+}
+
+/* The file st describes, which path names, judged before this process opens it again.
+ *
+ * Why: POSIX (fcntl) locks belong to the process, and closing any descriptor of a file drops
+ * every such lock the process holds on it. SQLite locks its databases (and their -shm files) so;
+ * opening one of them and closing it again, to find that it is not a feox store, would silently
+ * drop the locks of the process's own connections: another process could then write the
+ * database at the same time, or take itself for the last user of a WAL database and delete its
+ * WAL. So when the process already has the file open, its header is read through that descriptor
+ * (pread: no offset moves, no lock changes) and a file that is not a feox store is refused
+ * without being opened. A feox store, or a descriptor that cannot be read (O_PATH, write-only),
+ * takes the ordinary path. */
+static feox_err check_file_open_elsewhere(const char *path, const struct stat *st)
+{
+    for (int attempt = 0; attempt < 4; attempt++) {
+        int other = descriptor_open_on(st);
+        if (other < 0)
+            return FEOX_OK;
+        uint8_t header[FEOX_LOG_HEADER_SIZE];
+        size_t have = st->st_size < (off_t)sizeof header ? (size_t)st->st_size : sizeof header;
+        /* A plain pread, not feox_io's: this look is no I/O of the store (fault injection and
+         * crash tests count those). A 64-byte read at offset 0 of a regular file is not split. */
+        ssize_t got = have ? pread(other, header, have, 0) : 0;
+        if (got < 0)
+            return FEOX_OK;
+        have = (size_t)got;
+        struct stat now;
+        if (fstat(other, &now) != 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino)
+            continue; /* that descriptor was closed (and its number reused) meanwhile */
+        feox_log_header h;
+        feox_err err = feox_log_header_decode(header, have, path, &h);
+        if (err == FEOX_ERR_FORMAT && strstr(feox_error_detail(), "is not a feox store")) {
+            char why[PATH_MAX + 256];
+            snprintf(why, sizeof why, "%s", feox_error_detail());
+            return feox_fail(FEOX_ERR_FORMAT,
+                             "%s (this process has it open, an SQLite database?, so feox does "
+                             "not open it: closing it would drop the locks that open holds)",
+                             why);
+        }
+        return err;
+    }
+    return FEOX_OK;
+}
+
 feox_err feox_store_file_open_existing(const char *path, int access, int *fd_out)
 {
     struct stat st;
@@ -146,6 +213,9 @@ feox_err feox_store_file_open_existing(const char *path, int access, int *fd_out
     if (!S_ISREG(st.st_mode))
         return feox_fail(FEOX_ERR_FORMAT,
                          "'%s' exists and is not a feox store: it is not a regular file", path);
+    feox_err elsewhere = check_file_open_elsewhere(path, &st);
+    if (elsewhere)
+        return elsewhere;
     /* O_NONBLOCK: if a FIFO replaced the file since the stat, the open still returns. */
     int fd = open_held(path, access | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0);
     if (fd < 0) {
