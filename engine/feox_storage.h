@@ -109,8 +109,10 @@ typedef struct feox_storage_sink {
     feox_err (*apply_ordered)(void *ctx);
     /* May be NULL. A hint, before a large batch of puts: about `records` more keys are coming
      * (an estimate; too high costs index memory, too low only growth). The store may size its
-     * indexes for them at once instead of growing them as they come. Errors are the store's own
-     * (it ignores a failure to grow: the puts still work). */
+     * indexes for them at once instead of growing them as they come, and apply the put_ordered
+     * records that follow on a thread of its own while the backend reads on (it copies each
+     * record; that thread never calls the backend). Errors are the store's own (it ignores a
+     * failure to grow: the puts still work). */
     void (*expect)(void *ctx, uint64_t records);
 } feox_storage_sink;
 

@@ -58,7 +58,10 @@
  * (store_load.c's run); the first chunk at open goes through the store's bulk first load. Chunks
  * are bounded by rows (chunk_rows, 8192 by default) and by time (CHUNK_NS, checked every 256 rows),
  * so no statement of a warming connection waits long; a scan that needs the whole table loads what
- * is left in one go.
+ * is left in one go, announced with sink->expect: the store then builds and links the rows on a
+ * worker thread of its own while this thread steps SQLite (store_load_pipe.c; the connection is
+ * used by this thread only, the worker never calls the backend), and applies what it holds
+ * before apply_ordered returns, so the frontier moves only over rows the cache holds.
  */
 #include <string.h>
 #include <time.h>

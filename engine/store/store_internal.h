@@ -283,6 +283,20 @@ feox_err feox_put_run_finish(feox_put_run *run);
 /* Size the hash index for about `more` keys beyond those it holds (sink->expect): each shard's
  * map grown once, under its lock, instead of doubling as the run's keys come. Best effort. */
 void feox_put_run_expect(feox_put_run *run, uint64_t more);
+/* store_load_pipe.c: a run applied on a worker thread while the backend's thread reads on.
+ * start: the worker takes run over (NULL: no thread or no memory; apply on this thread). put:
+ * queue a copy of rec (put_ordered's contract; a record the run does not take goes to
+ * put(put_ctx, rec) on the worker); may return the worker's error. drain: return once every
+ * record queued is applied and the run too (the worker idle: run and store are the caller's
+ * until its next put); the worker's first error, every time after it (its detail set on this
+ * thread). stop: drain, end the worker (run is the caller's again), free; NULL: nothing. */
+typedef struct feox_load_pipe feox_load_pipe;
+feox_load_pipe *feox_load_pipe_start(feox_put_run *run,
+                                     feox_err (*put)(void *ctx, const feox_storage_record *rec),
+                                     void *put_ctx);
+feox_err feox_load_pipe_put(feox_load_pipe *p, const feox_storage_record *rec);
+feox_err feox_load_pipe_drain(feox_load_pipe *p);
+feox_err feox_load_pipe_stop(feox_load_pipe *p);
 /* The live version of key with a reference (lock-free), or NULL (absent or expired). */
 feox_record *feox_store_live_version(feox_store *s, const void *key, size_t key_len);
 /* A resident copy of version r of key: r itself (referenced) if resident, else a fresh

@@ -64,44 +64,65 @@ static feox_err sink_del(void *ctx, const void *key, uint32_t key_len, uint64_t 
 }
 
 /* refresh (and the full reload it may ask for): the same sink, plus put_ordered, whose versions
- * a run (store_load.c) holds until a put or del comes, apply_ordered, or the backend returns. */
+ * a run (store_load.c) holds until a put or del comes, apply_ordered, or the backend returns.
+ * Once the backend expects at least PIPE_MIN_RECORDS more (a whole table's rest coming), the run
+ * goes to a worker thread (store_load_pipe.c) that builds and links the versions while the
+ * backend reads its next ones; drained at the same points. Not with max_memory (the run takes
+ * nothing there). */
+#define PIPE_MIN_RECORDS 16384 /* ~10 ms of rows on one thread; a thread costs ~0.1 ms */
+
 typedef struct refresh_sink {
     feox_store *store;
     feox_put_run run;
+    feox_load_pipe *pipe; /* NULL: the run is applied on this thread */
 } refresh_sink;
+
+/* What the run holds (and the pipe, if any, has queued) applied now. */
+static feox_err refresh_apply_ordered(void *ctx)
+{
+    refresh_sink *r = ctx;
+    return r->pipe ? feox_load_pipe_drain(r->pipe) : feox_put_run_apply(&r->run);
+}
 
 static feox_err refresh_put_ordered(void *ctx, const feox_storage_record *rec)
 {
     refresh_sink *r = ctx;
+    if (r->pipe)
+        return feox_load_pipe_put(r->pipe, rec);
     bool taken;
     feox_err err = feox_put_run_add(&r->run, rec, &taken);
     return err || taken ? err : sink_put(r->store, rec);
-}
-
-static feox_err refresh_apply_ordered(void *ctx)
-{
-    refresh_sink *r = ctx;
-    return feox_put_run_apply(&r->run);
 }
 
 static void refresh_expect(void *ctx, uint64_t records)
 {
     refresh_sink *r = ctx;
     feox_put_run_expect(&r->run, records);
+    if (!r->pipe && records >= PIPE_MIN_RECORDS && !r->store->cfg.max_memory)
+        r->pipe = feox_load_pipe_start(&r->run, sink_put, r->store); /* NULL: stays here */
 }
 
 static feox_err refresh_put(void *ctx, const feox_storage_record *rec)
 {
     refresh_sink *r = ctx;
-    feox_err err = feox_put_run_apply(&r->run);
+    feox_err err = refresh_apply_ordered(r);
     return err ? err : sink_put(r->store, rec);
 }
 
 static feox_err refresh_del(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns)
 {
     refresh_sink *r = ctx;
-    feox_err err = feox_put_run_apply(&r->run);
+    feox_err err = refresh_apply_ordered(r);
     return err ? err : sink_del(r->store, key, key_len, ts_ns);
+}
+
+/* The backend returned: the pipe's worker ended, the run applied and freed. */
+static feox_err refresh_finish(refresh_sink *r)
+{
+    feox_err err = feox_load_pipe_stop(r->pipe);
+    r->pipe = NULL;
+    feox_err run_err = feox_put_run_finish(&r->run);
+    return err ? err : run_err;
 }
 
 /* find: the key's shard lock is held by the caller; a version fills the index only where it
@@ -468,13 +489,13 @@ feox_err feox_refresh(feox_store *s, void *txn)
                               .apply_ordered = refresh_apply_ordered,
                               .expect = refresh_expect};
     feox_err err = s->storage->methods->refresh(s->storage, txn, &sink);
-    feox_err run_err = feox_put_run_finish(&r.run);
+    feox_err run_err = refresh_finish(&r);
     if (err != FEOX_ERR_STALE)
         return err ? err : run_err;
     feox_clear_error_detail();
     err = clear_indexes(s);
     if (!err)
         err = s->storage->methods->load(s->storage, txn, &sink);
-    run_err = feox_put_run_finish(&r.run);
+    run_err = refresh_finish(&r);
     return err ? err : run_err;
 }

@@ -14,7 +14,8 @@ static pthread_t test_thread;
 
 static bool should_fail(void)
 {
-    if (!ftest_fault.injecting || !pthread_equal(pthread_self(), test_thread))
+    if (!ftest_fault.injecting ||
+        (pthread_equal(pthread_self(), test_thread) != 0) == ftest_fault.other_threads)
         return false;
     unsigned long n = ++ftest_fault.alloc_count, at = ftest_fault.fail_at;
     if (!at || (ftest_fault.persistent ? n < at : n != at))

@@ -3,7 +3,8 @@
  * directly through its methods on real SQLite databases, as the virtual table will drive it:
  * shadow-table DDL inside transactions that roll back, write/erase/load round trips of every
  * value type (and through `.dump`), the change feed between two connections, STALE, the
- * no-SQL fast path, savepoints, check() on damaged rows and BUSY.
+ * no-SQL fast path, savepoints, check() on damaged rows and BUSY, the lazy load (also on the
+ * store's worker thread, with its allocations failing).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1260,6 +1261,86 @@ static void test_lazy_chunk_failing_to_apply(void **state)
     sqlite3_close(dbb);
 }
 
+/* The rest of a large table loaded at once (a scan wants it all: the backend announces the rows
+ * with sink->expect) is applied on the store's worker thread (engine/store/store_load_pipe.c):
+ * its allocations are seen there. Each of several of the worker's allocations fails in turn
+ * (once, then from there on): the refresh works or fails; either way every row of the table
+ * reads back afterwards (rows the worker dropped do not count as loaded: a miss at or below the
+ * frontier would be answered "not found" without SQL), and the next refresh completes the
+ * cache. */
+static void check_every_row(feox_store *s, int rows, unsigned long n, feox_err refreshed)
+{
+    char key[16];
+    for (int i = 0; i < rows; i++) {
+        snprintf(key, sizeof key, "k%05d", i);
+        void *value = NULL;
+        size_t len = 0;
+        feox_err got = feox_get(s, key, strlen(key), &value, &len, NULL);
+        if (got != FEOX_OK || len != strlen(key) || memcmp(value, key, len) != 0) {
+            fail_msg("worker allocation %lu failed (refresh: %s): %s: %s", n,
+                     feox_strerror(refreshed), key, feox_strerror(got));
+        }
+        feox_free(value);
+    }
+}
+
+static void test_full_load_on_a_worker_failing(void **state)
+{
+    (void)state;
+    enum { ROWS = 40000, CHUNK = 1000 };
+    sqlite3 *dba = open_db("worker_nomem.db");
+    sqlite3 *dbb = open_db("worker_nomem.db");
+    create_table(dba, "kv");
+    backend a;
+    test_sink ts;
+    open_backend(&a, dba, "kv", FEOX_SQLITE_WRITE_BUFFERED);
+    load(&a, &ts);
+    txn_begin(&a);
+    char key[16];
+    for (int i = 0; i < ROWS; i++) {
+        snprintf(key, sizeof key, "k%05d", i);
+        assert_int_equal(put_text(&a, key, key), FEOX_OK);
+    }
+    txn_commit(&a);
+    close_backend(&a);
+
+    static const unsigned long at[] = {0, 1, 2, 3, 10, 100, 1000, 5000, 7000, 7500, 8000, 9000};
+    int failed = 0;
+    for (int persistent = 0; persistent < 2; persistent++) {
+        for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+            ftest_failing_alloc_install(persistent);
+            ftest_fault.other_threads = true;
+            feox_sqlite_table t;
+            feox_store *s = open_chunked_store(&t, dbb, CHUNK); /* k00000 .. k00999 */
+            assert_int_equal(feox_sqlite_storage_want(&t, NULL, 0, NULL, 0), FEOX_OK);
+            ftest_fault.alloc_count = 0;
+            ftest_fault.fail_at = at[i];
+            ftest_fault.failure_injected = false;
+            ftest_fault.injecting = true;
+            feox_err err = feox_refresh(s, NULL); /* the rest, on the worker */
+            ftest_fault.injecting = false;
+            assert_true(ftest_fault.alloc_count > 0); /* the worker ran */
+            assert_true(err == FEOX_OK || (ftest_fault.failure_injected && err == FEOX_ERR_NOMEM));
+            failed += err != FEOX_OK;
+            check_every_row(s, ROWS, at[i], err);
+            assert_int_equal(feox_refresh(s, NULL), FEOX_OK);
+            assert_int_equal(feox_sqlite_storage_want(&t, NULL, 0, NULL, 0), FEOX_OK);
+            assert_int_equal(feox_refresh(s, NULL), FEOX_OK);
+            feox_sqlite_load_info info;
+            feox_sqlite_storage_load_info(&t, &info);
+            assert_true(info.complete);
+            assert_int_equal(feox_len(s, 0), ROWS);
+            assert_int_equal(feox_check(s), FEOX_OK);
+            check_every_row(s, ROWS, at[i], err);
+            assert_int_equal(feox_close(s), FEOX_OK);
+            ftest_failing_alloc_remove();
+        }
+    }
+    assert_true(failed > 0);
+    sqlite3_close(dba);
+    sqlite3_close(dbb);
+}
+
 /* ---- check ------------------------------------------------------------------------------------
  */
 
@@ -2233,6 +2314,7 @@ int main(void)
         cmocka_unit_test(test_commit_sweep_skips_until_due),
         cmocka_unit_test(test_larger_than_memory),
         cmocka_unit_test(test_lazy_chunk_failing_to_apply),
+        cmocka_unit_test(test_full_load_on_a_worker_failing),
         cmocka_unit_test(test_sqlite_hooks_buffered),
         cmocka_unit_test(test_sqlite_hooks_write_through),
     };
