@@ -1861,9 +1861,10 @@ static void test_strerror(void **state)
         FEOX_ERR_NOT_OWNER,
         FEOX_ERR_FORKED,
         FEOX_ERR_STALE,
+        FEOX_ERR_TAG_MISMATCH,
     };
     const size_t n = sizeof(codes) / sizeof(codes[0]);
-    assert_int_equal(n, FEOX_ERR_STALE + 1);
+    assert_int_equal(n, FEOX_ERR_TAG_MISMATCH + 1);
     for (size_t i = 0; i < n; i++) {
         const char *a = feox_strerror(codes[i]);
         assert_non_null(a);
@@ -1976,6 +1977,48 @@ static void test_json_patch_through_store(void **state)
     feox_stats st = stats_of(s);
     assert_int_equal(st.json_patches, 3);
     assert_true(st.json_patch_failures >= 4);
+    feox_close(s);
+}
+
+/* FEOX_WRITE_MATCH_TAG on feox_json_patch: a value of another tag is not patched, even one whose
+ * bytes are a JSON document (8 bytes of a number stored with the number's tag, as a writer between
+ * the SQL feox_patch's look at the tag and its patch could leave), and nothing about it changes. */
+static void test_json_patch_match_tag(void **state)
+{
+    (void)state;
+    enum { TEXT_TAG = 3, NUMBER_TAG = 1, NEW_TAG = 5 };
+    feox_store *s = open_store();
+    const char *number_bytes = "{\"a\":1} "; /* 8 bytes */
+    feox_write_opts o = {0};
+    o.tag = NUMBER_TAG;
+    assert_int_equal(feox_insert(s, KS("n"), number_bytes, 8, &o, NULL), FEOX_OK);
+    feox_record_info before = check_value(s, KS("n"), number_bytes, 8);
+    const char *patch = "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":2}]";
+    feox_write_opts m = {0};
+    m.flags = FEOX_WRITE_MATCH_TAG;
+    m.expected_tag = TEXT_TAG;
+    char *out = (char *)&test_clock;
+    assert_int_equal(feox_json_patch(s, KS("n"), KS(patch), &m, &out, NULL),
+                     FEOX_ERR_TAG_MISMATCH);
+    assert_ptr_equal(out, (char *)&test_clock);
+    assert_string_equal(feox_error_detail(), "value's tag is 1, expected 3");
+    feox_record_info after = check_value(s, KS("n"), number_bytes, 8);
+    assert_int_equal(after.tag, NUMBER_TAG);
+    assert_int_equal(after.timestamp_ns, before.timestamp_ns);
+    assert_int_equal(stats_of(s).json_patches, 0);
+
+    /* The expected tag: patched, the tag kept, or set with FEOX_WRITE_TAG. */
+    o.tag = TEXT_TAG;
+    assert_int_equal(feox_insert(s, KS("t"), KS("{\"a\":1}"), &o, NULL), FEOX_OK);
+    assert_int_equal(feox_json_patch(s, KS("t"), KS(patch), &m, NULL, NULL), FEOX_OK);
+    assert_int_equal(check_value(s, KS("t"), KS("{\"a\":2}")).tag, TEXT_TAG);
+    m.flags |= FEOX_WRITE_TAG;
+    m.tag = NEW_TAG;
+    assert_int_equal(feox_json_patch(s, KS("t"), KS("[]"), &m, NULL, NULL), FEOX_OK);
+    assert_int_equal(check_value(s, KS("t"), KS("{\"a\":2}")).tag, NEW_TAG);
+    /* Without MATCH_TAG, expected_tag is not looked at. */
+    m.flags = 0;
+    assert_int_equal(feox_json_patch(s, KS("t"), KS("[]"), &m, NULL, NULL), FEOX_OK);
     feox_close(s);
 }
 
@@ -2125,6 +2168,7 @@ int main(void)
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_error_detail),
         cmocka_unit_test(test_json_patch_through_store),
+        cmocka_unit_test(test_json_patch_match_tag),
         cmocka_unit_test(test_seed_examples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
