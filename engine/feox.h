@@ -520,6 +520,13 @@ feox_err feox_cursor_open(feox_store *store, feox_cursor **out);
  * index once instead of in growing batches. Changes no result. NULL is a no-op. */
 void feox_cursor_expect(feox_cursor *c, size_t rows);
 
+/* Optional, for scans that never ask for a value (count(*), a list of keys or of metadata): with
+ * no_values true, the rows of later seeks and steps carry their key and metadata only: no value
+ * is copied or referenced, and the value's memory is not read. A value asked for on such a row
+ * anyway (feox_cursor_read_value, feox_cursor_value) is the key's live version, read then (the
+ * row's info becomes that version's; KEY_NOT_FOUND if the key is gone). NULL is a no-op. */
+void feox_cursor_no_values(feox_cursor *c, bool no_values);
+
 /* Position the cursor. Returns FEOX_OK whether or not a record was found; check
  * feox_cursor_valid. Errors: INVALID_ARGUMENT (bad mode, NULL key with a keyed mode),
  * INVALID_KEY (key longer than FEOX_MAX_KEY_SIZE; an empty key is allowed as a bound), NOMEM,

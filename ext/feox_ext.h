@@ -457,7 +457,9 @@ typedef enum feox_plan_op {
 #define FEOX_PLAN_DESC 0x4
 #define FEOX_PLAN_OP_SHIFT 3
 #define FEOX_PLAN_OP_BITS 4
-#define FEOX_PLAN_MAX_ARGS 7
+#define FEOX_PLAN_MAX_ARGS 6
+/* A scan (SCAN or RANGE) of a statement that uses no value column: rows without values. */
+#define FEOX_PLAN_NO_VALUE (1 << (FEOX_PLAN_OP_SHIFT + FEOX_PLAN_OP_BITS * FEOX_PLAN_MAX_ARGS))
 
 /* ---- per-connection state (connection.c) ----------------------------------------------------- */
 
