@@ -71,7 +71,8 @@ typedef enum feox_err {
     FEOX_ERR_NOT_FOUND,         /* the store file does not exist (no_create, remove, rename) */
     FEOX_ERR_NOT_OWNER,         /* the file is a feox store recorded as another owner's */
     FEOX_ERR_FORKED,            /* the store was opened by the parent of this fork()ed process */
-    FEOX_ERR_STALE              /* storage: the change feed no longer reaches the store's state */
+    FEOX_ERR_STALE,             /* storage: the change feed no longer reaches the store's state */
+    FEOX_ERR_TAG_MISMATCH       /* patch with FEOX_WRITE_MATCH_TAG: the stored tag is another */
 } feox_err;
 
 /* A short constant description of an error code, e.g. "key not found". Never NULL. */
@@ -308,7 +309,7 @@ enum feox_write_flags {
     FEOX_WRITE_EXPIRES_AT = 1u << 1, /* set expiry = expires_at_ns (absolute; 0 = no expiry) */
     FEOX_WRITE_KEEP_TTL = 1u << 2,   /* feox_insert: keep the existing record's expiry */
     FEOX_WRITE_TAG = 1u << 3,        /* incr/cas/patch: set the tag to opts->tag */
-    FEOX_WRITE_MATCH_TAG = 1u << 4,  /* cas: the stored tag must also equal expected_tag */
+    FEOX_WRITE_MATCH_TAG = 1u << 4,  /* cas, patch: the stored tag must equal expected_tag */
     FEOX_WRITE_IF_ABSENT = 1u << 5,  /* feox_insert: fail with KEY_EXISTS if the key is live */
     /* accept timestamp_ns even if not newer: restores an earlier version exactly (undo
      * journals); bypasses last-writer-wins */
@@ -460,9 +461,14 @@ feox_err feox_compare_and_swap(feox_store *store, const void *key, size_t key_le
  * all or nothing, retrying if another writer replaced the value meanwhile. Numbers the patch does
  * not touch keep their exact text. If result is non-NULL, the new document is returned in
  * *result / *result_len (release with feox_free). Keeps TTL and tag unless opts say otherwise.
+ * With FEOX_WRITE_MATCH_TAG only a value whose tag is opts->expected_tag is patched: the version
+ * whose tag was checked is the one read and replaced, so a caller that chose to patch by the tag
+ * it saw is not given another kind of value by a writer in between (TAG_MISMATCH, nothing
+ * changed: read the value again and decide again).
  * Errors: INVALID_ARGUMENT, INVALID_KEY, KEY_NOT_FOUND, JSON_PATCH (stored value not JSON, patch
  * not an array, or an operation failed: feox_error_detail names the operation index and why),
- * INVALID_VALUE (result too large), OLDER_TIMESTAMP, OUT_OF_MEMORY, NOMEM, IO. */
+ * TAG_MISMATCH (MATCH_TAG), INVALID_VALUE (result too large), OLDER_TIMESTAMP, OUT_OF_MEMORY,
+ * NOMEM, IO. */
 feox_err feox_json_patch(feox_store *store, const void *key, size_t key_len, const char *patch,
                          size_t patch_len, const feox_write_opts *opts, char **result,
                          size_t *result_len);
@@ -520,6 +526,13 @@ feox_err feox_cursor_open(feox_store *store, feox_cursor **out);
  * unknown). The first batch is sized to fit them (up to 128), so a scan of known length reads the
  * index once instead of in growing batches. Changes no result. NULL is a no-op. */
 void feox_cursor_expect(feox_cursor *c, size_t rows);
+
+/* Optional, for scans that never ask for a value (count(*), a list of keys or of metadata): with
+ * no_values true, the rows of later seeks and steps carry their key and metadata only: no value
+ * is copied or referenced, and the value's memory is not read. A value asked for on such a row
+ * anyway (feox_cursor_read_value, feox_cursor_value) is the key's live version, read then (the
+ * row's info becomes that version's; KEY_NOT_FOUND if the key is gone). NULL is a no-op. */
+void feox_cursor_no_values(feox_cursor *c, bool no_values);
 
 /* Position the cursor. Returns FEOX_OK whether or not a record was found; check
  * feox_cursor_valid. Errors: INVALID_ARGUMENT (bad mode, NULL key with a keyed mode),

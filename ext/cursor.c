@@ -14,7 +14,7 @@
  * costs more than an allocation: the list is read once). Nor does it copy the value: SQLite gets
  * the version's own TEXT/BLOB bytes with a handle that it releases when done with them. A range
  * scan tells the engine cursor how many rows LIMIT + OFFSET will read, so it descends the index
- * once.
+ * once, and, when the statement uses no value (count(*), SELECT key), that its rows need none.
  *
  * Point plans (EQ, IN) look keys up in the hash index with feox_get_ref and hold the reference of
  * the current row only. Range and full scans use the engine's feox_cursor, which holds no lock or
@@ -49,6 +49,7 @@ typedef struct feox_vt_cursor {
     sqlite3_vtab_cursor base;
     feox_plan_kind kind;
     bool desc;
+    bool no_value; /* FEOX_PLAN_NO_VALUE: the statement asks for no value */
     bool eof;
     /* bounds (the tightest of all given) */
     bool has_lo, lo_inclusive, has_hi, hi_inclusive;
@@ -82,6 +83,12 @@ typedef struct feox_vt_cursor {
 static feox_vtab *cursor_vtab(feox_vt_cursor *c)
 {
     return (feox_vtab *)c->base.pVtab;
+}
+
+/* EQ and IN look keys up (point_advance); SCAN and RANGE use the engine cursor. */
+static bool point_plan(const feox_vt_cursor *c)
+{
+    return c->kind == FEOX_PLAN_EQ || c->kind == FEOX_PLAN_IN;
 }
 
 static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
@@ -469,6 +476,10 @@ static void scan_check(feox_vt_cursor *c)
         c->eof = true;
         return;
     }
+    if (c->desc ? !c->has_lo : !c->has_hi) {
+        c->eof = false; /* no far bound: the key need not be read */
+        return;
+    }
     size_t len;
     const void *key = feox_cursor_key(c->scan, &len);
     c->eof = c->desc ? !above_lo(c, key, len) : !below_hi(c, key, len);
@@ -477,7 +488,7 @@ static void scan_check(feox_vt_cursor *c)
 /* Advance one row, ignoring LIMIT. */
 static int advance(feox_vt_cursor *c)
 {
-    if (c->kind == FEOX_PLAN_EQ || c->kind == FEOX_PLAN_IN) {
+    if (point_plan(c)) {
         return point_advance(c);
     }
     feox_err e = c->desc ? feox_cursor_prev(c->scan) : feox_cursor_next(c->scan);
@@ -510,6 +521,7 @@ static int scan_start(feox_vt_cursor *c, sqlite3_int64 offset)
                          : c->limit_hint ? c->limit_hint + offset
                                          : 0;
     feox_cursor_expect(c->scan, rows > 0 && rows < 1000000 ? (size_t)rows : 0);
+    feox_cursor_no_values(c->scan, c->no_value);
     if (c->has_lo && c->has_hi) {
         int r = key_cmp(c->lo.data, c->lo.len, c->hi.data, c->hi.len);
         if (r > 0 || (r == 0 && !(c->lo_inclusive && c->hi_inclusive))) {
@@ -624,6 +636,7 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
     }
     c->kind = (feox_plan_kind)(idx_num & FEOX_PLAN_KIND_MASK);
     c->desc = (idx_num & FEOX_PLAN_DESC) != 0;
+    c->no_value = (idx_num & FEOX_PLAN_NO_VALUE) != 0;
 
     for (int a = 0; a < argc && a < FEOX_PLAN_MAX_ARGS; a++) {
         feox_plan_op op =
@@ -711,7 +724,7 @@ int feox_vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, i
         c->eof = true;
         goto cleanup;
     }
-    if (c->kind == FEOX_PLAN_EQ || c->kind == FEOX_PLAN_IN) {
+    if (point_plan(c)) {
         rc = point_advance(c);
     } else {
         rc = scan_start(c, offset);
@@ -753,16 +766,22 @@ int feox_vt_eof(sqlite3_vtab_cursor *cur)
     return ((feox_vt_cursor *)cur)->eof;
 }
 
-/* The current row's key and metadata (a scan's value is read by scan_value, when asked for). */
-static void current_row(feox_vt_cursor *c, const void **key, size_t *key_len,
-                        feox_record_info *info)
+/* The current row's key. */
+static const void *current_key(feox_vt_cursor *c, size_t *key_len)
 {
-    if (c->kind != FEOX_PLAN_EQ && c->kind != FEOX_PLAN_IN) {
-        *key = feox_cursor_key(c->scan, key_len);
+    if (!point_plan(c)) {
+        return feox_cursor_key(c->scan, key_len);
+    }
+    *key_len = c->points[c->point_index].len;
+    return c->points[c->point_index].data;
+}
+
+/* The current row's metadata (a scan's value is read by scan_value, when asked for). */
+static void current_info(feox_vt_cursor *c, feox_record_info *info)
+{
+    if (!point_plan(c)) {
         feox_cursor_info(c->scan, info);
     } else {
-        *key = c->points[c->point_index].data;
-        *key_len = c->points[c->point_index].len;
         feox_value_info(c->point_value, info);
     }
 }
@@ -799,22 +818,24 @@ int feox_vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
     if (col != FEOX_COL_KEY && sqlite3_vtab_nochange(ctx)) {
         return SQLITE_OK;
     }
-    if (col == FEOX_COL_VALUE && (c->kind == FEOX_PLAN_EQ || c->kind == FEOX_PLAN_IN)) {
+    if (col == FEOX_COL_VALUE && point_plan(c)) {
         feox_result_value_handle(ctx, c->point_value); /* no copy: see value_codec.c */
         return SQLITE_OK;
     }
     if (col == FEOX_COL_VALUE) {
         return scan_value(c, ctx);
     }
-    current_row(c, &key, &key_len, &info);
-    switch (col) {
-    case FEOX_COL_KEY:
+    if (col == FEOX_COL_KEY) {
+        key = current_key(c, &key_len);
         if (vt->options.keytype == FEOX_KEYTYPE_BLOB) {
             sqlite3_result_blob64(ctx, key, key_len, SQLITE_TRANSIENT);
         } else {
             sqlite3_result_text64(ctx, key, key_len, SQLITE_TRANSIENT, SQLITE_UTF8);
         }
-        break;
+        return SQLITE_OK;
+    }
+    current_info(c, &info);
+    switch (col) {
     case FEOX_COL_TTL:
         if (info.expires_at_ns == 0) {
             sqlite3_result_null(ctx);

@@ -457,7 +457,9 @@ typedef enum feox_plan_op {
 #define FEOX_PLAN_DESC 0x4
 #define FEOX_PLAN_OP_SHIFT 3
 #define FEOX_PLAN_OP_BITS 4
-#define FEOX_PLAN_MAX_ARGS 7
+#define FEOX_PLAN_MAX_ARGS 6
+/* A scan (SCAN or RANGE) of a statement that uses no value column: rows without values. */
+#define FEOX_PLAN_NO_VALUE (1 << (FEOX_PLAN_OP_SHIFT + FEOX_PLAN_OP_BITS * FEOX_PLAN_MAX_ARGS))
 
 /* ---- per-connection state (connection.c) ----------------------------------------------------- */
 
@@ -529,9 +531,11 @@ void feox_lclock_committed(feox_vtab *vt);
 int feox_lclock_command(feox_vtab *vt, sqlite3_value **argv);
 /* clock='log': SQLITE_ERROR (and the vtab's error) if a ttl is given before the clock was set. */
 int feox_lclock_need_now(feox_vtab *vt);
-/* clock='log': the automatic ts of a write to key, max(clock, live record's ts + 1) (>= 1);
- * *ts = 0 in the default mode (the engine draws it). */
-int feox_lclock_auto_ts(feox_vtab *vt, const void *key, size_t len, uint64_t *ts);
+/* clock='log': the automatic ts of a write to a key whose live record has timestamp live_ts (0:
+ * none), max(clock, live_ts + 1) (>= 1); *ts = 0 in the default mode (the engine draws it). The
+ * caller reads the live record (update.c: its engine errors are reported as the backend's, by
+ * db_mode.c, which this file may not call: db_mode.c configures the store's clock from here). */
+int feox_lclock_auto_ts(feox_vtab *vt, uint64_t live_ts, uint64_t *ts);
 
 /* ---- database mode (db_mode.c) --------------------------------------------------------------
  * Every function is a no-op returning SQLITE_OK for a vtab that is not in database mode (dbs NULL),
@@ -545,7 +549,8 @@ int feox_db_open(feox_vtab *vt, bool is_create, char **err);
 /* Set the vtab's error for engine error e and return the SQLite code: in database mode as the
  * backend reported it if it failed (SQLite's code and its message naming the table:
  * SQLITE_CORRUPT, SQLITE_IOERR_READ, ...; taken, so reported once), else as
- * feox_table_engine_error. For the read paths (cursor.c) and the functions (functions.c). */
+ * feox_table_engine_error. For the read paths (cursor.c), the writes (update.c) and the functions
+ * (functions.c). */
 int feox_db_engine_error(feox_vtab *vt, feox_err e);
 /* xConnect of a table whose shadow tables are damaged (SQLITE_CORRUPT, FORMAT, NOTADB) does not
  * fail: the table connects without a cache (vt->open_error says why), so that DROP TABLE and

@@ -33,7 +33,8 @@
  * converted by compare-and-swap; a missing key is created with insert-if-absent (retrying if
  * another writer wins), so concurrent calls never lose an update. cas compares SQL type (record
  * tag) and bytes: INTEGER 5 matches INTEGER 5, not TEXT '5' and not REAL 5.0. patch reads a TEXT
- * or BLOB value as the JSON document (the engine's feox_json_patch, which keeps the tag); an
+ * or BLOB value as the JSON document (the engine's feox_json_patch, which keeps the tag, told to
+ * patch only a value of the tag looked at: a writer in between makes it look again); an
  * INTEGER or REAL is the JSON number its SQL text spells, patched here and swapped in as TEXT by
  * compare-and-swap (as the DML form feox_json_patch(value, patch) would store it); NULL is an
  * error.
@@ -863,39 +864,65 @@ static void patch_number_once(sqlite3_context *ctx, feox_vtab *vt, const void *k
     feox_free(doc);
 }
 
-/* feox_patch of a value that is not TEXT or BLOB. An INTEGER or REAL is the JSON number its text
- * spells, as for the DML form (never its 8 stored bytes, which may happen to spell JSON); the
- * result is TEXT. NULL is an error. *handled is false for TEXT and BLOB values, which the engine's
- * feox_json_patch patches in place. */
-static void patch_non_text(sqlite3_context *ctx, feox_vtab *vt, const void *key, size_t len,
-                           const char *patch, size_t patch_len, const feox_write_opts *opts,
-                           bool *handled)
+/* One try at patching a TEXT or BLOB value in place (the engine's feox_json_patch), only if its tag
+ * is still the one read: *done is false when another writer changed the tag first (a number's 8
+ * bytes must never be patched as a document). */
+static void patch_document_once(sqlite3_context *ctx, feox_vtab *vt, const void *key, size_t len,
+                                const char *patch, size_t patch_len, const feox_write_opts *opts,
+                                uint32_t tag, bool *done)
 {
-    bool done = false;
-    *handled = true;
-    while (!done) {
-        feox_value *cur = NULL;
-        feox_err e = feox_get_ref(vt->entry->store, key, len, &cur);
-        if (e != FEOX_OK) {
-            fn_engine_error(ctx, vt, e);
-            return;
-        }
-        uint32_t tag = feox_value_tag(cur);
-        uint32_t shown = feox_shown_tag(tag, feox_value_size(cur));
-        if (shown == FEOX_TAG_NULL) {
-            fn_error(ctx, SQLITE_ERROR,
-                     feox_table_message(vt->schema, vt->name,
-                                        "JSON patch failed: the value is NULL, not a JSON "
-                                        "document"));
-            done = true;
-        } else if (shown == FEOX_TAG_INTEGER || shown == FEOX_TAG_REAL) {
-            patch_number_once(ctx, vt, key, len, patch, patch_len, opts, cur, tag, &done);
-        } else {
-            *handled = false;
-            done = true;
-        }
-        feox_value_release(cur);
+    feox_value *old = NULL;
+    feox_write_opts match = *opts;
+    match.flags |= FEOX_WRITE_MATCH_TAG;
+    match.expected_tag = tag;
+    match.replaced = vt->in_txn ? &old : NULL;
+    char *doc = NULL;
+    size_t doc_len = 0;
+    feox_err e = feox_json_patch(vt->entry->store, key, len, patch, patch_len, &match, &doc,
+                                 &doc_len);
+    *done = e != FEOX_ERR_TAG_MISMATCH;
+    if (e == FEOX_ERR_TAG_MISMATCH) {
+        return;
     }
+    if (e != FEOX_OK) {
+        fn_engine_error(ctx, vt, e);
+        return;
+    }
+    if (journal_write(ctx, vt, key, len, old)) {
+        sqlite3_result_text64(ctx, doc, doc_len, SQLITE_TRANSIENT, SQLITE_UTF8);
+    }
+    feox_free(doc);
+}
+
+/* One try at feox_patch by the value's type: a TEXT or BLOB value is the JSON document, patched in
+ * place; an INTEGER or REAL is the JSON number its text spells, as for the DML form (never its 8
+ * stored bytes, which may happen to spell JSON), and the result is TEXT; NULL is an error. *done is
+ * false when another writer changed the value between the look and the write. */
+static void patch_once(sqlite3_context *ctx, feox_vtab *vt, const void *key, size_t len,
+                       const char *patch, size_t patch_len, const feox_write_opts *opts,
+                       bool *done)
+{
+    feox_value *cur = NULL;
+    feox_err e = feox_get_ref(vt->entry->store, key, len, &cur);
+    *done = true;
+    if (e != FEOX_OK) {
+        fn_engine_error(ctx, vt, e);
+        return;
+    }
+    uint32_t tag = feox_value_tag(cur);
+    uint32_t shown = feox_shown_tag(tag, feox_value_size(cur));
+    if (shown == FEOX_TAG_NULL) {
+        fn_error(ctx, SQLITE_ERROR,
+                 feox_table_message(vt->schema, vt->name,
+                                    "JSON patch failed: the value is NULL, not a JSON document"));
+    } else if (shown == FEOX_TAG_INTEGER || shown == FEOX_TAG_REAL) {
+        patch_number_once(ctx, vt, key, len, patch, patch_len, opts, cur, tag, done);
+    } else {
+        feox_value_release(cur);
+        cur = NULL;
+        patch_document_once(ctx, vt, key, len, patch, patch_len, opts, tag, done);
+    }
+    feox_value_release(cur);
 }
 
 /* feox_patch(tab, key, patch [, ttl]) */
@@ -919,27 +946,10 @@ static void patch_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_va
                  feox_table_message(vt->schema, vt->name, "the patch may not be NULL"));
         return;
     }
-    bool handled = false;
-    patch_non_text(ctx, vt, key, len, patch, patch_len, &opts, &handled);
-    if (handled) {
-        return;
+    bool done = false;
+    while (!done) {
+        patch_once(ctx, vt, key, len, patch, patch_len, &opts, &done);
     }
-    feox_store *store = vt->entry->store;
-    feox_value *old = NULL;
-    opts.replaced = vt->in_txn ? &old : NULL;
-    char *doc = NULL;
-    size_t doc_len = 0;
-    feox_err e = feox_json_patch(store, key, len, patch, patch_len, &opts, &doc, &doc_len);
-    if (e != FEOX_OK) {
-        fn_engine_error(ctx, vt, e);
-        return;
-    }
-    if (!journal_write(ctx, vt, key, len, old)) {
-        feox_free(doc);
-        return;
-    }
-    sqlite3_result_text64(ctx, doc, doc_len, SQLITE_TRANSIENT, SQLITE_UTF8);
-    feox_free(doc);
 }
 
 static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv)

@@ -288,7 +288,7 @@ int feox_lclock_need_now(feox_vtab *vt)
     return SQLITE_OK;
 }
 
-int feox_lclock_auto_ts(feox_vtab *vt, const void *key, size_t len, uint64_t *ts)
+int feox_lclock_auto_ts(feox_vtab *vt, uint64_t live_ts, uint64_t *ts)
 {
     *ts = 0;
     if (vt->lclock == NULL) {
@@ -298,24 +298,15 @@ int feox_lclock_auto_ts(feox_vtab *vt, const void *key, size_t len, uint64_t *ts
     if (next == 0) {
         next = 1; /* as the engine: ts 0 means "automatic" */
     }
-    feox_value *live = NULL;
-    feox_err e = feox_get_ref(vt->entry->store, key, len, &live);
-    if (e == FEOX_OK) {
-        feox_record_info info;
-        feox_value_info(live, &info);
-        feox_value_release(live);
-        if (info.timestamp_ns >= next) {
-            if (info.timestamp_ns >= (uint64_t)INT64_MAX) {
-                feox_table_error(vt,
-                                 "ts %lld is the largest timestamp; an automatic timestamp "
-                                 "cannot be newer",
-                                 (long long)feox_ts_for_sql(info.timestamp_ns));
-                return SQLITE_ERROR;
-            }
-            next = info.timestamp_ns + 1;
+    if (live_ts >= next) {
+        if (live_ts >= (uint64_t)INT64_MAX) {
+            feox_table_error(vt,
+                             "ts %lld is the largest timestamp; an automatic timestamp cannot "
+                             "be newer",
+                             (long long)feox_ts_for_sql(live_ts));
+            return SQLITE_ERROR;
         }
-    } else if (e != FEOX_ERR_KEY_NOT_FOUND && e != FEOX_ERR_INVALID_KEY) {
-        return feox_table_engine_error(vt, e);
+        next = live_ts + 1;
     }
     *ts = next;
     return SQLITE_OK;

@@ -17,13 +17,16 @@
  * a hint and OFFSET is left to SQLite.
  *
  * Encoding (idxNum), decoded by xFilter in the same order:
- *   bits 0-1  feox_plan_kind (SCAN, RANGE, EQ, IN)
- *   bit  2    FEOX_PLAN_DESC: return keys in descending order
- *   bits 3..  one feox_plan_op per argv entry, 4 bits each, in argv order (at most 7; 0 ends):
- *             EQ, IN, GT, GE, LT, LE (key operands), LIMIT, OFFSET, LIMIT_HINT (not enforced)
+ *   bits 0-1    feox_plan_kind (SCAN, RANGE, EQ, IN)
+ *   bit  2      FEOX_PLAN_DESC: return keys in descending order
+ *   bits 3-26   one feox_plan_op per argv entry, 4 bits each, in argv order (at most 6; 0 ends):
+ *               EQ, IN, GT, GE, LT, LE (key operands), LIMIT, OFFSET, LIMIT_HINT (not enforced)
+ *   bit  27     FEOX_PLAN_NO_VALUE: a scan whose statement uses no value (colUsed): count(*),
+ *               SELECT key, ts, ttl, DELETE; its rows carry no value (feox_cursor_no_values), so
+ *               a row costs its key and metadata only
  * Argv order: EQ operands, IN lists, bounds (each in constraint order), then LIMIT, OFFSET.
  * idxStr is for people (EXPLAIN QUERY PLAN), e.g. "hash lookup key=?",
- * "ordered scan key>=? AND key<? DESC LIMIT OFFSET", "full scan".
+ * "ordered scan key>=? AND key<? DESC LIMIT OFFSET", "full scan", "full scan, no values".
  */
 #include <string.h>
 
@@ -159,7 +162,9 @@ int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
         }
     }
 
-    int idx_num = (int)kind | (desc ? FEOX_PLAN_DESC : 0);
+    bool no_value = (kind == FEOX_PLAN_SCAN || kind == FEOX_PLAN_RANGE) &&
+                    !(info->colUsed & ((sqlite3_uint64)1 << FEOX_COL_VALUE));
+    int idx_num = (int)kind | (desc ? FEOX_PLAN_DESC : 0) | (no_value ? FEOX_PLAN_NO_VALUE : 0);
     for (int t = 0; t < n_terms; t++) {
         info->aConstraintUsage[terms[t].constraint].argvIndex = t + 1;
         info->aConstraintUsage[terms[t].constraint].omit = 1;
@@ -214,6 +219,9 @@ int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
         if (terms[t].op >= FEOX_OP_LIMIT) {
             sqlite3_str_appendf(s, " %s", op_text[terms[t].op]);
         }
+    }
+    if (no_value) {
+        sqlite3_str_appendall(s, ", no values");
     }
     info->idxStr = sqlite3_str_finish(s);
     info->needToFreeIdxStr = 1;

@@ -182,7 +182,7 @@ static int write_error(feox_vtab *vt, feox_err e, const row_input *in)
         feox_table_error(vt, "ts %llu is not newer than the record's timestamp",
                          (unsigned long long)in->ts_ns);
         return SQLITE_CONSTRAINT;
-    default: return feox_table_engine_error(vt, e);
+    default: return feox_db_engine_error(vt, e);
     }
 }
 
@@ -202,10 +202,32 @@ static int do_delete(feox_vtab *vt, sqlite3_value *old_key)
         if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
             return SQLITE_OK; /* already gone (expired or deleted by another connection) */
         }
-        return feox_table_engine_error(vt, e);
+        return feox_db_engine_error(vt, e);
     }
     return vt->in_txn ? feox_journal_replaced(&vt->journal, vt->entry->store, key, len, old)
                       : SQLITE_OK;
+}
+
+/* clock='log': the timestamp of key's live record (0: none), which an automatic ts must pass. */
+static int live_record_ts(feox_vtab *vt, const void *key, size_t len, uint64_t *ts)
+{
+    *ts = 0;
+    if (vt->lclock == NULL) {
+        return SQLITE_OK;
+    }
+    feox_value *live = NULL;
+    feox_err e = feox_get_ref(vt->entry->store, key, len, &live);
+    if (e == FEOX_ERR_KEY_NOT_FOUND || e == FEOX_ERR_INVALID_KEY) {
+        return SQLITE_OK;
+    }
+    if (e != FEOX_OK) {
+        return feox_db_engine_error(vt, e);
+    }
+    feox_record_info info;
+    feox_value_info(live, &info);
+    feox_value_release(live);
+    *ts = info.timestamp_ns;
+    return SQLITE_OK;
 }
 
 /* Write key -> new row. if_absent: fail on a live key (plain INSERT, key-changing UPDATE).
@@ -218,7 +240,11 @@ static int write_row(feox_vtab *vt, const void *key, size_t len, const row_input
     feox_value *old = NULL;
     uint64_t auto_ts = 0;
     if (in->ts_ns == 0) {
-        int rc = feox_lclock_auto_ts(vt, key, len, &auto_ts); /* clock='log' only */
+        uint64_t live_ts = 0;
+        int rc = live_record_ts(vt, key, len, &live_ts);
+        if (rc == SQLITE_OK) {
+            rc = feox_lclock_auto_ts(vt, live_ts, &auto_ts); /* clock='log' only */
+        }
         if (rc != SQLITE_OK) {
             return rc;
         }
@@ -278,7 +304,7 @@ static int do_update(feox_vtab *vt, sqlite3_value **argv)
         return SQLITE_OK; /* the row expired or was deleted meanwhile */
     }
     if (e != FEOX_OK) {
-        return feox_table_engine_error(vt, e);
+        return feox_db_engine_error(vt, e);
     }
     feox_value_info(old, &info);
     settle_passed_back(vt, &in, old, &info);
@@ -302,7 +328,7 @@ static int do_update(feox_vtab *vt, sqlite3_value **argv)
     opts.replaced = vt->in_txn ? &removed : NULL;
     e = feox_delete(vt->entry->store, old_key, old_len, &opts);
     if (e != FEOX_OK && e != FEOX_ERR_KEY_NOT_FOUND) {
-        rc = feox_table_engine_error(vt, e);
+        rc = feox_db_engine_error(vt, e);
     } else if (e == FEOX_OK && vt->in_txn) {
         rc = feox_journal_replaced(&vt->journal, vt->entry->store, old_key, old_len, removed);
     }

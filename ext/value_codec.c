@@ -240,7 +240,8 @@ int feox_err_to_sqlite(feox_err err)
     case FEOX_ERR_NOT_OWNER: return SQLITE_PERM;
     case FEOX_ERR_FORKED: return SQLITE_MISUSE;
     case FEOX_ERR_STALE: return SQLITE_SCHEMA;
-    case FEOX_ERR_INVALID_OPERATION: return SQLITE_MISMATCH;
+    case FEOX_ERR_INVALID_OPERATION:
+    case FEOX_ERR_TAG_MISMATCH: return SQLITE_MISMATCH;
     case FEOX_ERR_KEY_NOT_FOUND:
     case FEOX_ERR_JSON_PATCH:
     case FEOX_ERR_INVALID_ARGUMENT:

@@ -33,6 +33,7 @@ const char *feox_strerror(feox_err err)
     case FEOX_ERR_NOT_OWNER: return "store file belongs to another table or database";
     case FEOX_ERR_FORKED: return "store was opened by the parent process before fork()";
     case FEOX_ERR_STALE: return "storage change feed no longer reaches the store";
+    case FEOX_ERR_TAG_MISMATCH: return "value's tag is not the one expected";
     }
     return "unknown error";
 }

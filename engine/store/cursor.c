@@ -10,14 +10,17 @@
  * scan of keys or metadata reads no value from the backend and cannot fail on one. Moving inside
  * the batch costs nothing; moving past it re-seeks strictly after (or before) the last key
  * returned. So a cursor never holds a lock or an epoch section between calls, concurrent writers
- * never block it, and it can never return a key twice or out of order. The first batch is sized
- * from the caller's feox_cursor_expect (else 8 rows, so a point-ish range does not pay for rows it
- * will not read); later batches grow fourfold up to CURSOR_MAX_BATCH. Expiry is judged with the
- * clock read at seek (only when a row carries an expiry). Freshness: rows ahead of the cursor are
- * the versions read when their batch was filled (each was live at an instant of the fill: a row
- * read through a loaded key's entry that a write swapped out meanwhile shows the version live at
- * the swap, record.h), except that a thread always sees its own writes: if the calling thread wrote
- * anything since the fill, the next step re-reads the index past the current key.
+ * never block it, and it can never return a key twice or out of order. A cursor told it needs no
+ * values (feox_cursor_no_values: count(*), key lists) copies none and references none, and does
+ * not touch the value's memory; a value asked for anyway is the key's live one, looked up then.
+ * The first batch is sized from the caller's feox_cursor_expect (else 8 rows, so a point-ish range
+ * does not pay for rows it will not read); later batches grow fourfold up to CURSOR_MAX_BATCH.
+ * Expiry is judged with the clock read at seek (only when a row carries an expiry). Freshness:
+ * rows ahead of the cursor are the versions read when their batch was filled (each was live at an
+ * instant of the fill: a row read through a loaded key's entry that a write swapped out meanwhile
+ * shows the version live at the swap, record.h), except that a thread always sees its own writes:
+ * if the calling thread wrote anything since the fill, the next step re-reads the index past the
+ * current key.
  */
 #include <string.h>
 
@@ -34,7 +37,8 @@
 #define CURSOR_COPY_MAX 512
 
 typedef struct cursor_row {
-    feox_record *version; /* referenced and resident, or NULL: the value is in the arena */
+    /* referenced and resident, or NULL: the value is in the arena (or, no_values, nowhere) */
+    feox_record *version;
     size_t key_offset;    /* into the arena */
     size_t value_offset;  /* into the arena when version is NULL */
     uint32_t key_len;
@@ -48,7 +52,10 @@ struct feox_cursor {
     feox_store *store;
     bool descending;   /* direction the batch was filled in */
     bool exhausted;    /* the index had nothing beyond the batch when it was filled */
+    bool no_values;    /* feox_cursor_no_values: later fills carry keys and metadata only */
+    bool valueless;    /* no_values when the batch was filled: its rows have no value */
     size_t count, pos; /* rows[pos] is current while pos < count */
+    size_t referenced; /* rows holding a version (release_rows walks the rows only if any) */
     size_t batch_size;
     size_t expected; /* feox_cursor_expect: rows the caller means to read after a seek, 0 unknown */
     uint64_t now_ns;
@@ -62,27 +69,36 @@ struct feox_cursor {
 
 static void release_rows(feox_cursor *c)
 {
-    for (size_t i = 0; i < c->count; i++)
+    for (size_t i = 0; c->referenced && i < c->count; i++)
         if (c->rows[i].version)
             feox_record_unref(c->rows[i].version);
+    c->referenced = 0;
     c->count = c->pos = 0;
     c->arena_used = 0;
 }
 
-/* Room for more bytes at an 8-byte aligned offset of the arena; returns the offset or SIZE_MAX. */
-static size_t arena_take(feox_cursor *c, size_t more)
+/* Grow the arena to hold `end` bytes; false on NOMEM (the arena stays as it was). */
+static bool arena_grow(feox_cursor *c, size_t end)
+{
+    size_t cap = c->arena_cap ? c->arena_cap : 16384; /* 100 rows of 16 + 100 bytes */
+    while (cap < end)
+        cap *= 2;
+    uint8_t *arena = feox_mem_realloc(c->arena, cap);
+    if (!arena)
+        return false;
+    c->arena = arena;
+    c->arena_cap = cap;
+    return true;
+}
+
+/* Room for more bytes at an 8-byte aligned offset of the arena; returns the offset or SIZE_MAX.
+ * Inline: called once or twice a row. */
+static inline size_t arena_take(feox_cursor *c, size_t more)
 {
     size_t at = (c->arena_used + 7) & ~(size_t)7;
-    if (at + more > c->arena_cap || !c->arena) { /* never NULL once taken, even for 0 bytes */
-        size_t cap = c->arena_cap ? c->arena_cap : 16384; /* 100 rows of 16 + 100 bytes */
-        while (cap < at + more)
-            cap *= 2;
-        uint8_t *arena = feox_mem_realloc(c->arena, cap);
-        if (!arena)
-            return SIZE_MAX;
-        c->arena = arena;
-        c->arena_cap = cap;
-    }
+    /* never NULL once taken, even for 0 bytes */
+    if (__builtin_expect(at + more > c->arena_cap || !c->arena, 0) && !arena_grow(c, at + more))
+        return SIZE_MAX;
     c->arena_used = at + more;
     return at;
 }
@@ -112,6 +128,12 @@ void feox_cursor_expect(feox_cursor *c, size_t rows)
         c->expected = rows;
 }
 
+void feox_cursor_no_values(feox_cursor *c, bool no_values)
+{
+    if (c)
+        c->no_values = no_values;
+}
+
 void feox_cursor_close(feox_cursor *c)
 {
     if (!c)
@@ -128,10 +150,9 @@ static bool is_descending(feox_scan_from from)
 }
 
 /* Add one live row (inside the epoch section): copy its key, and its value when small and
- * resident, else take a reference. False on NOMEM (nothing added). */
+ * resident, else take a reference (neither with no_values). False on NOMEM (nothing added). */
 static bool add_row(feox_cursor *c, const feox_entry *e, feox_record *r)
 {
-    bool copy = !(r->flags & FEOX_RECORD_COLD) && r->value_len <= CURSOR_COPY_MAX;
     uint32_t key_len = e->key_len; /* a bitfield: read once, the memcpys would reload it */
     size_t key_at = arena_take(c, key_len);
     if (key_at == SIZE_MAX)
@@ -140,7 +161,10 @@ static bool add_row(feox_cursor *c, const feox_entry *e, feox_record *r)
     row->key_offset = key_at;
     row->key_len = key_len;
     memcpy(c->arena + key_at, e->key, key_len);
-    if (copy) {
+    if (c->valueless) {
+        row->value_offset = 0;
+        row->version = NULL;
+    } else if (!(r->flags & FEOX_RECORD_COLD) && r->value_len <= CURSOR_COPY_MAX) {
         size_t value_at = arena_take(c, r->value_len);
         if (value_at == SIZE_MAX)
             return false;
@@ -151,6 +175,7 @@ static bool add_row(feox_cursor *c, const feox_entry *e, feox_record *r)
         feox_record_ref(r);
         row->value_offset = 0;
         row->version = r;
+        c->referenced++;
     }
     row->value_len = r->value_len;
     row->tag = r->tag;
@@ -160,12 +185,15 @@ static bool add_row(feox_cursor *c, const feox_entry *e, feox_record *r)
     return true;
 }
 
-/* Ask for the version's header and the first lines of its value (copied next). */
-static inline void prefetch_version(const feox_entry *e)
+/* Ask for the version's header and, unless no values are wanted, the first lines of its value
+ * (copied next). */
+static inline void prefetch_version(const feox_entry *e, bool no_values)
 {
     /* Relaxed: only prefetched here; feox_entry_live reads it with acquire. */
     const char *version = (const char *)atomic_load_explicit(&e->current, memory_order_relaxed);
     __builtin_prefetch(version);
+    if (no_values)
+        return;
     __builtin_prefetch(version + 64);
     __builtin_prefetch(version + 128);
 }
@@ -175,6 +203,7 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
 {
     feox_store *s = c->store;
     release_rows(c);
+    c->valueless = c->no_values;
     c->descending = is_descending(from);
     c->exhausted = false;
     c->writes_at_fill = feox_thread_write_count;
@@ -191,12 +220,12 @@ static feox_err fill(feox_cursor *c, feox_scan_from from, const void *bound, siz
         for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
             __builtin_prefetch(entries[i]);
         for (size_t i = 0; i < n && i < PREFETCH_AHEAD / 2; i++)
-            prefetch_version(entries[i]);
+            prefetch_version(entries[i], c->valueless);
         for (size_t i = 0; i < n; i++) {
             if (i + PREFETCH_AHEAD < n)
                 __builtin_prefetch(entries[i + PREFETCH_AHEAD]);
             if (i + PREFETCH_AHEAD / 2 < n)
-                prefetch_version(entries[i + PREFETCH_AHEAD / 2]);
+                prefetch_version(entries[i + PREFETCH_AHEAD / 2], c->valueless);
             feox_record *r = feox_entry_live(s, entries[i], &c->now_ns);
             if (!r)
                 continue;
@@ -280,16 +309,16 @@ bool feox_cursor_valid(const feox_cursor *c)
 /* Step one row in the given direction, refilling past the current key when needed. */
 static feox_err step(feox_cursor *c, bool towards_descending)
 {
-    feox_clear_error_detail();
     if (!feox_cursor_valid(c))
         return FEOX_OK;
     if (feox_store_inherited(c->store))
         return feox_store_forked_error(c->store);
     bool batch_fresh = c->writes_at_fill == feox_thread_write_count;
     if (towards_descending == c->descending && c->pos + 1 < c->count && batch_fresh) {
-        c->pos++;
+        c->pos++; /* the common case: a step inside the batch cannot fail (no detail to clear) */
         return FEOX_OK;
     }
+    feox_clear_error_detail();
     if (towards_descending == c->descending && c->exhausted && batch_fresh) {
         release_rows(c);
         return FEOX_OK;
@@ -327,12 +356,35 @@ const void *feox_cursor_key(const feox_cursor *c, size_t *key_len)
 }
 
 /* The row's value if it is in memory (in the arena or a referenced version), else NULL: it must
- * be read back from the backend first. */
+ * be read back from the backend (or, no_values, looked up) first. */
 static inline const void *resident_value(const feox_cursor *c, const cursor_row *row)
 {
     if (!row->version)
-        return c->arena + row->value_offset;
+        return c->valueless ? NULL : c->arena + row->value_offset;
     return (row->version->flags & FEOX_RECORD_COLD) ? NULL : row->version->value;
+}
+
+/* The row shows live (a reference the caller hands over) from now on: its value, resident, and
+ * its info. */
+static feox_err show_live_version(feox_cursor *c, cursor_row *row, feox_record *live)
+{
+    const void *key = c->arena + row->key_offset;
+    feox_record *resident; /* live itself, holding the reference, or a copy */
+    feox_err err = feox_record_materialize(c->store, key, row->key_len, live, &resident);
+    if (err || resident != live)
+        feox_record_unref(live);
+    if (err)
+        return err;
+    if (row->version)
+        feox_record_unref(row->version);
+    else
+        c->referenced++;
+    row->version = resident;
+    row->value_len = resident->value_len;
+    row->tag = resident->tag;
+    row->ts_ns = resident->ts_ns;
+    row->expires_at_ns = resident->expires_at_ns;
+    return FEOX_OK;
 }
 
 /* The row's version could not be read back (CORRUPT): if a write has replaced it since the fill,
@@ -341,26 +393,22 @@ static inline const void *resident_value(const feox_cursor *c, const cursor_row 
  * file's isolation is none). Else err stands. */
 static feox_err read_back_superseded(feox_cursor *c, cursor_row *row, feox_err err)
 {
-    const void *key = c->arena + row->key_offset;
-    feox_record *live = feox_store_live_version(c->store, key, row->key_len);
+    feox_record *live = feox_store_live_version(c->store, c->arena + row->key_offset, row->key_len);
     if (!live || live == row->version) {
         if (live)
             feox_record_unref(live);
         return err;
     }
-    feox_record *resident; /* live itself, holding our reference, or a copy */
-    feox_err again = feox_record_materialize(c->store, key, row->key_len, live, &resident);
-    if (again || resident != live)
-        feox_record_unref(live);
-    if (again)
-        return again;
-    feox_record_unref(row->version);
-    row->version = resident;
-    row->value_len = resident->value_len;
-    row->tag = resident->tag;
-    row->ts_ns = resident->ts_ns;
-    row->expires_at_ns = resident->expires_at_ns;
-    return FEOX_OK;
+    return show_live_version(c, row, live);
+}
+
+/* A valueless row's value: the key's live version, which the row shows from now on. */
+static feox_err look_up_value(feox_cursor *c, cursor_row *row)
+{
+    feox_record *live = feox_store_live_version(c->store, c->arena + row->key_offset, row->key_len);
+    if (!live)
+        return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
+    return show_live_version(c, row, live);
 }
 
 /* Read the row's cold version back, by its location (the version the fill saw, not the key's
@@ -370,6 +418,8 @@ static feox_err read_back(feox_cursor *c, cursor_row *row)
 {
     if (feox_store_inherited(c->store))
         return feox_store_forked_error(c->store);
+    if (!row->version)
+        return look_up_value(c, row);
     const void *key = c->arena + row->key_offset;
     feox_record *resident;
     feox_err err = feox_record_materialize(c->store, key, row->key_len, row->version, &resident);

@@ -450,6 +450,16 @@ out:
     return err;
 }
 
+/* FEOX_WRITE_MATCH_TAG of a patch: the version about to be patched (and, as publish_patched
+ * replaces only that version, the one replaced) must have the expected tag. */
+static feox_err check_patched_tag(const feox_record *base, const feox_write_opts *opts)
+{
+    if (!opts || !(opts->flags & FEOX_WRITE_MATCH_TAG) || base->tag == opts->expected_tag)
+        return FEOX_OK;
+    return feox_fail(FEOX_ERR_TAG_MISMATCH, "value's tag is %u, expected %u", base->tag,
+                     opts->expected_tag);
+}
+
 feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const char *patch,
                          size_t patch_len, const feox_write_opts *opts, char **result,
                          size_t *result_len)
@@ -474,6 +484,12 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
         if (!base) {
             feox_stat_inc(s->stats, FEOX_STAT_JSON_PATCH_FAILURES);
             return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");
+        }
+        err = check_patched_tag(base, opts);
+        if (err) {
+            feox_record_unref(base);
+            feox_stat_inc(s->stats, FEOX_STAT_JSON_PATCH_FAILURES);
+            return err;
         }
         feox_record *resident;
         err = feox_record_materialize(s, key, key_len, base, &resident);

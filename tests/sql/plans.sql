@@ -28,3 +28,7 @@ EXPLAIN QUERY PLAN SELECT * FROM ids JOIN kv ON kv.key = ids.k;
 -- UPDATE and DELETE by key use the hash index too
 EXPLAIN QUERY PLAN UPDATE kv SET value = 3 WHERE key = 'a';
 EXPLAIN QUERY PLAN DELETE FROM kv WHERE key < 'b';
+-- a statement that uses no value scans rows without values
+EXPLAIN QUERY PLAN SELECT count(*) FROM kv;
+EXPLAIN QUERY PLAN SELECT key, ts, ttl FROM kv WHERE key > 'a' ORDER BY key DESC;
+EXPLAIN QUERY PLAN SELECT key FROM kv WHERE value > 1;

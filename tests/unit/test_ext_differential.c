@@ -7,7 +7,8 @@
  * prefixes (with and without case_sensitive_like), COLLATE NOCASE, <>, IS, IS NULL, NULL operands,
  * AND/OR nesting, ORDER BY key ASC/DESC or value, LIMIT/OFFSET, bound parameters and literals,
  * row values ((key, value) > (?, n)), numbers against text keys, keys that are prefixes of each
- * other, high bytes and LIKE/GLOB metacharacters. Results must agree exactly: in order when ORDER
+ * other, high bytes and LIKE/GLOB metacharacters; a third select the key alone (a scan without
+ * values unless a term needs the value). Results must agree exactly: in order when ORDER
  * BY makes the order unique, as multisets otherwise; with LIMIT but no ORDER BY, the rows must be a
  * subset of the full answer of the right size. A keytype=blob table is checked the same way against
  * a BLOB-keyed twin.
@@ -284,7 +285,9 @@ static void random_term(query *q, int depth)
 static void random_query(query *q)
 {
     memset(q, 0, sizeof *q);
-    appendf(q, "SELECT key, value FROM {T}");
+    /* A third select no value: their scans read rows without values (FEOX_PLAN_NO_VALUE) unless
+     * a term or ORDER BY asks for it. */
+    appendf(q, ftest_rng_below(&rng, 3) == 0 ? "SELECT key, 0 FROM {T}" : "SELECT key, value FROM {T}");
     int n_terms = (int)ftest_rng_below(&rng, 4);
     for (int i = 0; i < n_terms; i++) {
         appendf(q, i == 0 ? " WHERE " : (ftest_rng_below(&rng, 4) ? " AND " : " OR "));

@@ -16,7 +16,8 @@
  * FEOX_IOFAULT_SEED=<n> replays a seed (printed). Apart from the sweeps, faults placed on
  * purpose: a read of a find that rolls the transaction back from inside the engine's call, and
  * read faults while values that left memory (max_memory) are read back: only the statements
- * asking for such a value fail, with SQLite's own code and message.
+ * asking for such a value fail, with SQLite's own code and message; and a write whose engine call
+ * meets the fault (32 MiB of changes written out) fails with it too.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -1027,6 +1028,78 @@ static void test_read_back_faults_fail_only_statements_asking_for_the_value(void
     remove_db();
 }
 
+/* ---- a write's own backend error ---------------------------------------------------------------
+ * An INSERT whose engine write meets SQLite's error fails with that error, as a read does: the
+ * backend's extended code (SQLITE_IOERR_WRITE, SQLITE_FULL) and SQLite's message, naming the table
+ * once, not the engine's generic "I/O error" (SQLITE_IOERR). (A write's look-up of a key the lazy
+ * load has not reached is not met here: a write transaction loads the whole table first, and a
+ * read fault there fails it through db_mode.c already.) */
+
+/* "feox: kv: " exactly once in msg, and SQLite's text. */
+static void expect_said_once(const char *sql, int rc, const char *msg, int want_rc,
+                             const char *sqlite_text)
+{
+    const char *first = strstr(msg, "feox: kv: ");
+    bool once = first != NULL && strstr(first + 1, "feox: kv: ") == NULL;
+    if (rc != want_rc || !once || strstr(msg, sqlite_text) == NULL)
+        fail_msg("%s: '%s' (%d), want %d with '%s' naming kv once", sql, msg, rc, want_rc,
+                 sqlite_text);
+}
+
+/* More than the 32 MiB a transaction's changes wait in memory: the write that passes it (last)
+ * writes them to kv_data itself, and every file write fails from there (SQLITE_IOERR_WRITE, or
+ * SQLITE_FULL for a full disk). The transaction is rolled back: kv is what it was. */
+static void big_write_fails(const char *mode, bool full, const char *last)
+{
+    remove_db();
+    sqlite3 *db = open_db("faulty");
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "PRAGMA journal_mode=%s; PRAGMA cache_size = 50; PRAGMA temp_store = MEMORY;"
+             " CREATE VIRTUAL TABLE kv USING feox; INSERT INTO kv VALUES('a', 1, NULL, NULL)",
+             mode);
+    exec_ok(db, sql);
+    exec_ok(db, "BEGIN");
+    /* 4 MiB values: with the last one, key and value bytes pass 32 MiB */
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO kv(key, value)"
+                                        " VALUES(printf('b%d', ?1), zeroblob(4194304))",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < 7; i++) {
+        sqlite3_bind_int(st, 1, i);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    fault = (fault_state){
+        .armed = true, .kind = FAULT_WRITE, .fail_at = 1, .full = full, .persistent = true};
+    char msg[300];
+    int rc = step_all(db, last, msg, sizeof msg);
+    fault.armed = false;
+    assert_true(fault.injected);
+    expect_said_once(last, rc, msg, full ? SQLITE_FULL : SQLITE_IOERR_WRITE,
+                     full ? "database or disk is full" : "disk I/O error");
+    if (!sqlite3_get_autocommit(db))
+        exec_ok(db, "ROLLBACK");
+    char *err = NULL;
+    char *out = rows(db, "SELECT count(*), sum(length(value)), feox_check('kv') FROM kv", &err);
+    if (out == NULL)
+        fail_msg("after the fault: %s", err);
+    assert_string_equal(out, "1|1|ok\n");
+    sqlite3_free(out);
+    sqlite3_close(db);
+    remove_db();
+}
+
+static void test_big_write_fails_with_the_write_error(void **state)
+{
+    (void)state;
+    big_write_fails("WAL", false, "INSERT INTO kv(key, value) VALUES('b7', zeroblob(4194304))");
+    big_write_fails("DELETE", true, "UPDATE kv SET value = zeroblob(4194304) WHERE key = 'a'");
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1071,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_every_fault_of_one_statement),
         cmocka_unit_test(test_rollback_inside_a_find),
         cmocka_unit_test(test_read_back_faults_fail_only_statements_asking_for_the_value),
+        cmocka_unit_test(test_big_write_fails_with_the_write_error),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

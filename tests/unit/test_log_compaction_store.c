@@ -27,6 +27,43 @@ enum { WRITERS = 4, KEYS_PER_WRITER = 500, ROUNDS = 40 };
 
 static atomic_int writers_done;
 
+/* /tmp/feox-test-<name>-<pid>.feox in path, no file there. */
+static void temp_store_path(char *path, size_t cap, const char *name)
+{
+    snprintf(path, cap, "/tmp/feox-test-%s-%d.feox", name, (int)getpid());
+    unlink(path);
+}
+
+/* The store file at path, compacted only when the test calls feox_compact. */
+static feox_config own_compactions_at(const char *path)
+{
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.disable_compaction = true;
+    return cfg;
+}
+
+static feox_store *open_ok(const feox_config *cfg)
+{
+    feox_store *s = NULL;
+    assert_int_equal(feox_open(cfg, &s), FEOX_OK);
+    return s;
+}
+
+/* key holds exactly want (want_len bytes). */
+static void expect_stored(feox_store *s, const char *key, const void *want, size_t want_len)
+{
+    void *v;
+    size_t len;
+    feox_err err = feox_get(s, key, strlen(key), &v, &len, NULL);
+    if (err != FEOX_OK)
+        fail_msg("%s: %s (%s)", key, feox_strerror(err), feox_error_detail());
+    assert_int_equal(len, want_len);
+    assert_memory_equal(v, want, len);
+    feox_free(v);
+}
+
 typedef struct writer {
     feox_store *s;
     int id;
@@ -63,19 +100,16 @@ static void verify(feox_store *s, writer *w)
     for (int t = 0; t < WRITERS; t++)
         for (int i = 0; i < KEYS_PER_WRITER; i++) {
             snprintf(key, sizeof key, "w%d-key-%04d", t, i);
-            void *v;
-            size_t len;
-            feox_err err = feox_get(s, key, strlen(key), &v, &len, NULL);
             if (w[t].last_round[i] < 0) {
-                assert_int_equal(err, FEOX_ERR_KEY_NOT_FOUND);
+                void *v;
+                size_t len;
+                assert_int_equal(feox_get(s, key, strlen(key), &v, &len, NULL),
+                                 FEOX_ERR_KEY_NOT_FOUND);
                 continue;
             }
-            assert_int_equal(err, FEOX_OK);
             int n = snprintf(value, sizeof value, "round %d of key %d by writer %d %0100d",
                              w[t].last_round[i], i, t, w[t].last_round[i]);
-            assert_int_equal(len, (size_t)n);
-            assert_memory_equal(v, value, len);
-            feox_free(v);
+            expect_stored(s, key, value, (size_t)n);
         }
 }
 
@@ -83,14 +117,9 @@ static void test_compaction_during_writes_loses_nothing(void **state)
 {
     (void)state;
     char path[128];
-    snprintf(path, sizeof path, "/tmp/feox-test-compact-store-%d.feox", (int)getpid());
-    unlink(path);
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    cfg.disable_compaction = true; /* compactions below are the test's own, back to back */
-    feox_store *s;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    temp_store_path(path, sizeof path, "compact-store");
+    feox_config cfg = own_compactions_at(path); /* back to back, below */
+    feox_store *s = open_ok(&cfg);
     static writer w[WRITERS];
     pthread_t threads[WRITERS];
     atomic_store(&writers_done, 0);
@@ -134,7 +163,7 @@ static void test_compaction_during_writes_loses_nothing(void **state)
     assert_int_equal((uint64_t)fs.st_size, st.file_size);
     assert_int_equal(feox_close(s), FEOX_OK);
 
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    s = open_ok(&cfg);
     verify(s, w);
     assert_int_equal(feox_get_stats(s, &st), FEOX_OK);
     assert_int_equal(st.recovery_dropped_records, 0);
@@ -146,14 +175,12 @@ static void test_background_compaction_bounds_the_file(void **state)
 {
     (void)state;
     char path[128];
-    snprintf(path, sizeof path, "/tmp/feox-test-compact-bg-%d.feox", (int)getpid());
-    unlink(path);
+    temp_store_path(path, sizeof path, "compact-bg");
     feox_config cfg;
     feox_config_init(&cfg);
     cfg.path = path;
     cfg.flush_interval_ms = 10;
-    feox_store *s;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    feox_store *s = open_ok(&cfg);
     char key[32], value[200];
     memset(value, 'x', sizeof value);
     /* 100 keys x 200 bytes overwritten until ~8 MiB have been written. */
@@ -178,14 +205,9 @@ static void test_background_compaction_bounds_the_file(void **state)
     assert_true(st.compactions > 0);
     assert_true(st.file_size < 2u << 20); /* vs ~8.7 MB written */
     assert_int_equal(feox_close(s), FEOX_OK);
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    s = open_ok(&cfg);
     assert_int_equal(feox_len(s, 0), 100);
-    void *v;
-    size_t len;
-    assert_int_equal(feox_get(s, "key-042", 7, &v, &len, NULL), FEOX_OK);
-    assert_int_equal(len, sizeof value);
-    assert_int_equal(((char *)v)[0], 'a' + 399 % 26);
-    feox_free(v);
+    expect_stored(s, "key-042", value, sizeof value); /* the last round's */
     assert_int_equal(feox_close(s), FEOX_OK);
     unlink(path);
 }
@@ -205,16 +227,7 @@ static void verify_wrap(feox_store *s, const int *last_round)
     char key[32], value[WRAP_VALUE];
     for (int i = 0; i < WRAP_KEYS; i++) {
         snprintf(key, sizeof key, "wrap-%03d", i);
-        void *v;
-        size_t len;
-        feox_err err = feox_get(s, key, strlen(key), &v, &len, NULL);
-        if (err != FEOX_OK)
-            print_message("key %d: %s (%s)\n", i, feox_strerror(err), feox_error_detail());
-        assert_int_equal(err, FEOX_OK);
-        size_t want = wrap_value(last_round[i], i, value);
-        assert_int_equal(len, want);
-        assert_memory_equal(v, value, len);
-        feox_free(v);
+        expect_stored(s, key, value, wrap_value(last_round[i], i, value));
     }
 }
 
@@ -229,15 +242,10 @@ static void test_generation_wraps(void **state)
 {
     (void)state;
     char path[128];
-    snprintf(path, sizeof path, "/tmp/feox-test-compact-wrap-%d.feox", (int)getpid());
-    unlink(path);
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    cfg.disable_compaction = true;
+    temp_store_path(path, sizeof path, "compact-wrap");
+    feox_config cfg = own_compactions_at(path);
     cfg.max_memory = 96u << 10;
-    feox_store *s;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    feox_store *s = open_ok(&cfg);
     feox_log_backend *b = feox_log_of(s->storage);
     pthread_mutex_lock(&b->mu);
     assert_int_equal(b->append_off, FEOX_LOG_HEADER_SIZE); /* no location uses the old number */
@@ -266,7 +274,7 @@ static void test_generation_wraps(void **state)
     pthread_mutex_unlock(&b->mu);
     assert_int_equal(feox_check(s), FEOX_OK);
     assert_int_equal(feox_close(s), FEOX_OK);
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    s = open_ok(&cfg);
     verify_wrap(s, last_round);
     assert_int_equal(feox_close(s), FEOX_OK);
     unlink(path);
@@ -280,12 +288,8 @@ enum { OPEN_KEYS = 3000, OPEN_VALUE = 400 };
 
 static void write_versions(const char *path, int versions)
 {
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    cfg.disable_compaction = true;
-    feox_store *s;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    feox_config cfg = own_compactions_at(path);
+    feox_store *s = open_ok(&cfg);
     char key[32], value[OPEN_VALUE];
     for (int v = 0; v < versions; v++)
         for (int i = 0; i < OPEN_KEYS; i++) {
@@ -297,16 +301,13 @@ static void write_versions(const char *path, int versions)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
-/* Open path (no background compactor), run one check, report walks and compactions. */
-static void check_after_open(const char *path, uint64_t *walks, uint64_t *compactions,
-                             uint64_t *live, uint64_t *file)
+/* Open path (no background compactor), run one check, report walks and compactions; the keys hold
+ * the last of the versions written. */
+static void check_after_open(const char *path, int versions, uint64_t *walks,
+                             uint64_t *compactions, uint64_t *live, uint64_t *file)
 {
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    cfg.disable_compaction = true;
-    feox_store *s;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    feox_config cfg = own_compactions_at(path);
+    feox_store *s = open_ok(&cfg);
     feox_log_backend *b = feox_log_of(s->storage);
     feox_log_compact_if_worth(b);
     pthread_mutex_lock(&b->mu);
@@ -315,14 +316,12 @@ static void check_after_open(const char *path, uint64_t *walks, uint64_t *compac
     *live = b->live_bytes;
     *file = b->append_off;
     pthread_mutex_unlock(&b->mu);
+    char value[OPEN_VALUE];
+    memset(value, 'a' + versions - 1, sizeof value);
     for (int i = 0; i < OPEN_KEYS; i += 97) {
         char key[32];
         snprintf(key, sizeof key, "open-%05d", i);
-        void *v;
-        size_t len;
-        assert_int_equal(feox_get(s, key, strlen(key), &v, &len, NULL), FEOX_OK);
-        assert_int_equal(len, OPEN_VALUE);
-        feox_free(v);
+        expect_stored(s, key, value, sizeof value);
     }
     assert_int_equal(feox_close(s), FEOX_OK);
 }
@@ -331,12 +330,11 @@ static void test_check_after_open_takes_live_bytes_from_the_load(void **state)
 {
     (void)state;
     char path[128];
-    snprintf(path, sizeof path, "/tmp/feox-test-open-check-%d.feox", (int)getpid());
     uint64_t walks, compactions, live, file;
 
-    unlink(path);
+    temp_store_path(path, sizeof path, "open-check");
     write_versions(path, 1); /* ~1.3 MiB, all live: past the minimum, not worth a rewrite */
-    check_after_open(path, &walks, &compactions, &live, &file);
+    check_after_open(path, 1, &walks, &compactions, &live, &file);
     assert_true(file >= (1u << 20));
     assert_int_equal(walks, 0);
     assert_int_equal(compactions, 0);
@@ -344,7 +342,7 @@ static void test_check_after_open_takes_live_bytes_from_the_load(void **state)
 
     unlink(path);
     write_versions(path, 3); /* three versions a key: worth a rewrite */
-    check_after_open(path, &walks, &compactions, &live, &file);
+    check_after_open(path, 3, &walks, &compactions, &live, &file);
     assert_int_equal(walks, 1);
     assert_int_equal(compactions, 1);
     assert_true(file * 2 < live * 3); /* the file is about its live bytes now */
@@ -423,14 +421,9 @@ static void test_scan_waits_for_writes_in_flight(void **state)
 {
     (void)state;
     char path[128];
-    snprintf(path, sizeof path, "/tmp/feox-test-compact-inflight-%d.feox", (int)getpid());
-    unlink(path);
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    cfg.disable_compaction = true;
-    feox_store *s;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    temp_store_path(path, sizeof path, "compact-inflight");
+    feox_config cfg = own_compactions_at(path);
+    feox_store *s = open_ok(&cfg);
     assert_int_equal(feox_insert(s, "k", 1, "v", 1, NULL, NULL), FEOX_OK);
     static in_flight_writer w;
     w.s = s;
@@ -468,15 +461,10 @@ static void test_live_walk_reads_no_cold_value(void **state)
 {
     (void)state;
     char path[128];
-    snprintf(path, sizeof path, "/tmp/feox-test-compact-walk-%d.feox", (int)getpid());
-    unlink(path);
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    cfg.disable_compaction = true;
+    temp_store_path(path, sizeof path, "compact-walk");
+    feox_config cfg = own_compactions_at(path);
     cfg.max_memory = 96u << 10;
-    feox_store *s;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    feox_store *s = open_ok(&cfg);
     char key[32], value[1024];
     memset(value, 'v', sizeof value);
     for (int i = 0; i < 300; i++) {

@@ -1360,25 +1360,49 @@ static size_t batch_value(size_t i, uint8_t *out)
     return len;
 }
 
-static void expect_batch_row(feox_cursor *c, size_t i)
+/* Batch row i's key and metadata. */
+static void expect_batch_key_and_info(feox_cursor *c, size_t i)
 {
     char key[16];
     uint8_t value[2048];
-    size_t kl = batch_key(i, key), vl = batch_value(i, value), got_kl = 0, got_vl = 0;
+    size_t kl = batch_key(i, key), vl = batch_value(i, value), got_kl = 0;
     assert_true(feox_cursor_valid(c));
     const void *k = feox_cursor_key(c, &got_kl);
-    const void *v = feox_cursor_value(c, &got_vl);
     assert_int_equal(got_kl, kl);
     assert_memory_equal(k, key, kl);
-    assert_int_equal(got_vl, vl);
-    if (vl)
-        assert_memory_equal(v, value, vl);
     feox_record_info info;
     feox_cursor_info(c, &info);
     assert_int_equal(info.value_len, vl);
     assert_int_equal(info.tag, (uint32_t)i);
     assert_int_equal(info.timestamp_ns, FTEST_EPOCH_NS + i);
     assert_int_equal(info.expires_at_ns, i % 7 == 0 ? FTEST_EPOCH_NS + 1000 * FTEST_SEC : 0);
+}
+
+static void expect_batch_row(feox_cursor *c, size_t i)
+{
+    uint8_t value[2048];
+    size_t vl = batch_value(i, value), got_vl = 0;
+    expect_batch_key_and_info(c, i);
+    const void *v = feox_cursor_value(c, &got_vl);
+    assert_int_equal(got_vl, vl);
+    if (vl)
+        assert_memory_equal(v, value, vl);
+}
+
+/* Rows 0..rows-1 of the batch tests; those of i % 7 == 0 expire in 1000 s. */
+static void insert_batch_rows(feox_store *s, size_t rows)
+{
+    char key[16];
+    uint8_t value[2048];
+    for (size_t i = 0; i < rows; i++) {
+        feox_write_opts o = {.timestamp_ns = FTEST_EPOCH_NS + i, .tag = (uint32_t)i};
+        if (i % 7 == 0) {
+            o.flags = FEOX_WRITE_EXPIRES_AT;
+            o.expires_at_ns = FTEST_EPOCH_NS + 1000 * FTEST_SEC;
+        }
+        size_t kl = batch_key(i, key), vl = batch_value(i, value);
+        assert_int_equal(feox_insert(s, key, kl, value, vl, &o, NULL), FEOX_OK);
+    }
 }
 
 /* Batches of every size (the feox_cursor_expect hint, growth past it) return every row once, in
@@ -1396,16 +1420,7 @@ static void test_cursor_batches(void **state)
     cfg.clock_ctx = &clock;
     feox_store *s = ftest_open(&cfg);
     char key[16];
-    uint8_t value[2048];
-    for (size_t i = 0; i < ROWS; i++) {
-        feox_write_opts o = {.timestamp_ns = FTEST_EPOCH_NS + i, .tag = (uint32_t)i};
-        if (i % 7 == 0) {
-            o.flags = FEOX_WRITE_EXPIRES_AT;
-            o.expires_at_ns = FTEST_EPOCH_NS + 1000 * FTEST_SEC;
-        }
-        size_t kl = batch_key(i, key), vl = batch_value(i, value);
-        assert_int_equal(feox_insert(s, key, kl, value, vl, &o, NULL), FEOX_OK);
-    }
+    insert_batch_rows(s, ROWS);
     feox_cursor *c = NULL;
     assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
     feox_cursor_expect(NULL, 5); /* a no-op */
@@ -1452,6 +1467,67 @@ static void test_cursor_batches(void **state)
         assert_int_equal(feox_cursor_next(c), FEOX_OK);
     assert_int_equal(clock.reads, 0);
     feox_cursor_close(c);
+    feox_close(s);
+}
+
+/* A cursor that needs no values: every row's key and info in both directions, copied values and
+ * referenced ones alike; a value asked for anyway is the key's live one (and the row's info
+ * becomes its), none for a key deleted since; a batch keeps the mode it was filled in. */
+static void test_cursor_without_values(void **state)
+{
+    (void)state;
+    enum { ROWS = 300 };
+    feox_store *s = open_store();
+    insert_batch_rows(s, ROWS);
+    feox_cursor_no_values(NULL, true); /* a no-op */
+    feox_cursor *c = NULL;
+    assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
+    feox_cursor_no_values(c, true);
+    seek(c, FEOX_SEEK_FIRST, NULL, 0);
+    for (size_t i = 0; i < ROWS; i++) {
+        expect_batch_key_and_info(c, i);
+        assert_int_equal(feox_cursor_next(c), FEOX_OK);
+    }
+    assert_false(feox_cursor_valid(c));
+    seek(c, FEOX_SEEK_LE, "b0250", 5);
+    for (size_t i = 251; i-- > 0;) {
+        expect_batch_key_and_info(c, i);
+        assert_int_equal(feox_cursor_prev(c), FEOX_OK);
+    }
+    /* Asked for anyway: the key's live value, here one written after the row was read. */
+    seek(c, FEOX_SEEK_GE, "b0003", 5);
+    feox_write_opts o = {.timestamp_ns = FTEST_EPOCH_NS + 5000, .tag = 77};
+    assert_int_equal(feox_insert(s, KS("b0003"), KS("new three"), &o, NULL), FEOX_OK);
+    size_t vl = 0;
+    const void *v = feox_cursor_value(c, &vl);
+    assert_int_equal(vl, 9);
+    assert_memory_equal(v, "new three", 9);
+    feox_record_info info;
+    feox_cursor_info(c, &info);
+    assert_int_equal(info.tag, 77);
+    assert_int_equal(info.value_len, 9);
+    assert_int_equal(info.timestamp_ns, FTEST_EPOCH_NS + 5000);
+    /* Deleted since the row was read: no value, and the row stays as it was. */
+    seek(c, FEOX_SEEK_GE, "b0004", 5);
+    assert_int_equal(feox_delete(s, KS("b0004"), NULL), FEOX_OK);
+    v = &vl;
+    vl = 5;
+    assert_int_equal(feox_cursor_read_value(c, &v, &vl), FEOX_ERR_KEY_NOT_FOUND);
+    assert_null(v);
+    assert_int_equal(vl, 0);
+    assert_null(feox_cursor_value(c, &vl));
+    expect_batch_key_and_info(c, 4);
+    /* Values wanted again: the batch read without them answers with the live value; the next
+     * batches copy and reference values again. */
+    seek(c, FEOX_SEEK_GE, "b0006", 5);
+    feox_cursor_no_values(c, false);
+    for (size_t i = 6; i < ROWS; i++) {
+        expect_batch_row(c, i);
+        assert_int_equal(feox_cursor_next(c), FEOX_OK);
+    }
+    assert_false(feox_cursor_valid(c));
+    feox_cursor_close(c);
+    assert_int_equal(feox_check(s), FEOX_OK);
     feox_close(s);
 }
 
@@ -1861,9 +1937,10 @@ static void test_strerror(void **state)
         FEOX_ERR_NOT_OWNER,
         FEOX_ERR_FORKED,
         FEOX_ERR_STALE,
+        FEOX_ERR_TAG_MISMATCH,
     };
     const size_t n = sizeof(codes) / sizeof(codes[0]);
-    assert_int_equal(n, FEOX_ERR_STALE + 1);
+    assert_int_equal(n, FEOX_ERR_TAG_MISMATCH + 1);
     for (size_t i = 0; i < n; i++) {
         const char *a = feox_strerror(codes[i]);
         assert_non_null(a);
@@ -1976,6 +2053,48 @@ static void test_json_patch_through_store(void **state)
     feox_stats st = stats_of(s);
     assert_int_equal(st.json_patches, 3);
     assert_true(st.json_patch_failures >= 4);
+    feox_close(s);
+}
+
+/* FEOX_WRITE_MATCH_TAG on feox_json_patch: a value of another tag is not patched, even one whose
+ * bytes are a JSON document (8 bytes of a number stored with the number's tag, as a writer between
+ * the SQL feox_patch's look at the tag and its patch could leave), and nothing about it changes. */
+static void test_json_patch_match_tag(void **state)
+{
+    (void)state;
+    enum { TEXT_TAG = 3, NUMBER_TAG = 1, NEW_TAG = 5 };
+    feox_store *s = open_store();
+    const char *number_bytes = "{\"a\":1} "; /* 8 bytes */
+    feox_write_opts o = {0};
+    o.tag = NUMBER_TAG;
+    assert_int_equal(feox_insert(s, KS("n"), number_bytes, 8, &o, NULL), FEOX_OK);
+    feox_record_info before = check_value(s, KS("n"), number_bytes, 8);
+    const char *patch = "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":2}]";
+    feox_write_opts m = {0};
+    m.flags = FEOX_WRITE_MATCH_TAG;
+    m.expected_tag = TEXT_TAG;
+    char *out = (char *)&test_clock;
+    assert_int_equal(feox_json_patch(s, KS("n"), KS(patch), &m, &out, NULL),
+                     FEOX_ERR_TAG_MISMATCH);
+    assert_ptr_equal(out, (char *)&test_clock);
+    assert_string_equal(feox_error_detail(), "value's tag is 1, expected 3");
+    feox_record_info after = check_value(s, KS("n"), number_bytes, 8);
+    assert_int_equal(after.tag, NUMBER_TAG);
+    assert_int_equal(after.timestamp_ns, before.timestamp_ns);
+    assert_int_equal(stats_of(s).json_patches, 0);
+
+    /* The expected tag: patched, the tag kept, or set with FEOX_WRITE_TAG. */
+    o.tag = TEXT_TAG;
+    assert_int_equal(feox_insert(s, KS("t"), KS("{\"a\":1}"), &o, NULL), FEOX_OK);
+    assert_int_equal(feox_json_patch(s, KS("t"), KS(patch), &m, NULL, NULL), FEOX_OK);
+    assert_int_equal(check_value(s, KS("t"), KS("{\"a\":2}")).tag, TEXT_TAG);
+    m.flags |= FEOX_WRITE_TAG;
+    m.tag = NEW_TAG;
+    assert_int_equal(feox_json_patch(s, KS("t"), KS("[]"), &m, NULL, NULL), FEOX_OK);
+    assert_int_equal(check_value(s, KS("t"), KS("{\"a\":2}")).tag, NEW_TAG);
+    /* Without MATCH_TAG, expected_tag is not looked at. */
+    m.flags = 0;
+    assert_int_equal(feox_json_patch(s, KS("t"), KS("[]"), &m, NULL, NULL), FEOX_OK);
     feox_close(s);
 }
 
@@ -2117,6 +2236,7 @@ int main(void)
         cmocka_unit_test(test_cursor),
         cmocka_unit_test(test_cursor_survives_delete_and_overwrite),
         cmocka_unit_test(test_cursor_batches),
+        cmocka_unit_test(test_cursor_without_values),
         cmocka_unit_test(test_cursor_sees_other_threads_writes),
         cmocka_unit_test(test_len_and_memory_usage),
         cmocka_unit_test(test_max_memory),
@@ -2125,6 +2245,7 @@ int main(void)
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_error_detail),
         cmocka_unit_test(test_json_patch_through_store),
+        cmocka_unit_test(test_json_patch_match_tag),
         cmocka_unit_test(test_seed_examples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -90,6 +90,23 @@ static feox_store *open_store(void)
     return ftest_open(&cfg);
 }
 
+/* Open the store file with the test thread's allocation number fail_at failing (0: none; either
+ * way ftest_fault.alloc_count counts the open's allocations); *s is the store, or NULL. */
+static feox_err open_failing_at(unsigned long fail_at, feox_store **s)
+{
+    feox_config cfg;
+    ftest_config(&cfg, &clock_);
+    cfg.path = path;
+    ftest_fault.alloc_count = 0;
+    ftest_fault.fail_at = fail_at;
+    ftest_fault.failure_injected = false;
+    ftest_fault.injecting = true;
+    *s = NULL;
+    feox_err err = feox_open(&cfg, s);
+    ftest_fault.injecting = false;
+    return err;
+}
+
 static void put(feox_store *s, model_key *k, ftest_rng *r, uint64_t expires_at)
 {
     static const size_t sizes[] = {0, 7, 100, 256, 257, 3000};
@@ -276,16 +293,7 @@ static void test_reopen_with_each_allocation_failing(void **state)
         ftest_failing_alloc_install(persistent);
         unsigned long n;
         for (n = 1;; n++) {
-            feox_config cfg;
-            ftest_config(&cfg, &clock_);
-            cfg.path = path;
-            ftest_fault.alloc_count = 0;
-            ftest_fault.fail_at = n;
-            ftest_fault.failure_injected = false;
-            ftest_fault.injecting = true;
-            s = NULL;
-            feox_err err = feox_open(&cfg, &s);
-            ftest_fault.injecting = false;
+            feox_err err = open_failing_at(n, &s);
             if (!ftest_fault.failure_injected) {
                 assert_int_equal(err, FEOX_OK);
                 break;
@@ -384,27 +392,13 @@ static void test_large_reopen_failing_at_the_end(void **state)
     }
     assert_int_equal(feox_close(s), FEOX_OK);
     ftest_failing_alloc_install(true);
-    feox_config cfg;
-    ftest_config(&cfg, &clock_);
-    cfg.path = path;
-    ftest_fault.alloc_count = 0;
-    ftest_fault.fail_at = 0;
-    ftest_fault.injecting = true;
-    s = NULL;
-    assert_int_equal(feox_open(&cfg, &s), FEOX_OK); /* counts the open's allocations */
-    ftest_fault.injecting = false;
+    assert_int_equal(open_failing_at(0, &s), FEOX_OK); /* counts the open's allocations */
     unsigned long total = ftest_fault.alloc_count;
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_true(total > LAST);
     int failed = 0;
     for (unsigned long n = total - LAST; n <= total; n++) {
-        ftest_fault.alloc_count = 0;
-        ftest_fault.fail_at = n;
-        ftest_fault.failure_injected = false;
-        ftest_fault.injecting = true;
-        s = NULL;
-        feox_err err = feox_open(&cfg, &s);
-        ftest_fault.injecting = false;
+        feox_err err = open_failing_at(n, &s);
         if (err == FEOX_OK) { /* not reached, or not needed */
             assert_int_equal(feox_len(s, 0), N);
             assert_int_equal(feox_close(s), FEOX_OK);
