@@ -18,6 +18,8 @@
  *   nomem       each allocation of the background load failing in turn: the next waiting call
  *               returns NOMEM naming the store, close frees everything (ASan), and the snapshot
  *               stays for the next open, which loads.
+ *   eio         every read of the background load failing: FEOX_ERR_IO for every later call,
+ *               naming the store; close frees everything; the snapshot stays.
  *   close       close while the load is held back: cancelled, joined, nothing leaked, the
  *               snapshot kept (the next open uses it).
  *   fork        fork() while the load is held back: the child gets FORKED from every call and
@@ -30,6 +32,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -42,6 +45,7 @@
 #include <unistd.h>
 
 #include "base/helpers.h"
+#include "base/io.h"
 #include "failing_alloc.h"
 #include "feox.h"
 #include "feox_test_support.h"
@@ -604,6 +608,36 @@ static void test_allocation_failure_in_the_background_load(void **state)
     model_clear();
 }
 
+/* Every read of the background load fails (EIO): the next waiting call and every later one,
+ * point reads too, get FEOX_ERR_IO naming the store; the snapshot stays for the next open. */
+static void test_read_error_in_the_background_load(void **state)
+{
+    (void)state;
+    uint64_t snap = make_closed_file(path, 'a');
+    reset_hooks();
+    feox_store *s = open_at(path);
+    assert_true(loading(s));
+    check_point_reads(s, false); /* before the fault: served */
+    feox_io_inject(FEOX_IO_PREAD, 1, EIO, false, true);
+    feox_stats st;
+    assert_int_equal(feox_get_stats(s, &st), FEOX_ERR_IO); /* waits: the load fails */
+    assert_non_null(strstr(feox_error_detail(), path));
+    feox_io_inject_reset();
+    void *v;
+    size_t len;
+    assert_int_equal(feox_get(s, model[1].key, model[1].key_len, &v, &len, NULL), FEOX_ERR_IO);
+    assert_int_equal(feox_insert(s, "k", 1, "v", 1, NULL, NULL), FEOX_ERR_IO);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_int_equal(snapshot_offset(path), snap);
+    reset_hooks();
+    s = open_at(path);
+    open_gate();
+    check_point_reads(s, false);
+    check_scan(s, false);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    model_clear();
+}
+
 static void test_close_while_loading(void **state)
 {
     (void)state;
@@ -692,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_damaged_snapshot_loads_normally),
         cmocka_unit_test(test_snapshot_of_another_file_is_not_used),
         cmocka_unit_test(test_allocation_failure_in_the_background_load),
+        cmocka_unit_test(test_read_error_in_the_background_load),
         cmocka_unit_test(test_close_while_loading),
         cmocka_unit_test(test_fork_while_loading),
     };
