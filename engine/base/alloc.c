@@ -128,6 +128,17 @@ void *feox_mem_alloc_large(size_t size)
     return p + LARGE_HEADER;
 }
 
+void *feox_mem_calloc_large(size_t size)
+{
+    void *p = feox_mem_alloc_large(size);
+    size_t mapped = 0;
+    if (p)
+        memcpy(&mapped, (char *)p - LARGE_HEADER, sizeof mapped);
+    if (p && !mapped) /* a fresh mapping is zero already: not one page touched here */
+        memset(p, 0, size);
+    return p;
+}
+
 void feox_mem_free_large(void *ptr)
 {
     if (!ptr)

@@ -33,6 +33,8 @@ void *feox_mem_alloc_large(size_t size);
  * faults on average at each end instead of one); munmap it. NULL if it cannot be had. Not
  * through feox_set_allocator's functions: callers check feox_mem_is_default first. */
 char *feox_mem_map_huge(size_t bytes);
+/* The same, zero-filled (a fresh mapping already is). */
+void *feox_mem_calloc_large(size_t size);
 void feox_mem_free_large(void *ptr);
 
 /* Point cJSON's hooks at the engine allocator (idempotent; called by json_patch). */

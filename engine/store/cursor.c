@@ -110,6 +110,9 @@ feox_err feox_cursor_open(feox_store *s, feox_cursor **out)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or output pointer is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
+    feox_err loaded = feox_store_loaded(s); /* a cursor exists only once the store has loaded */
+    if (loaded)
+        return loaded;
     feox_cursor *c = feox_mem_alloc(sizeof *c);
     if (!c)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
@@ -494,6 +497,9 @@ feox_err feox_range_query(feox_store *s, const void *start, size_t start_len, co
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store, callback or bound is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
+    feox_err loaded = feox_store_loaded(s); /* a cursor exists only once the store has loaded */
+    if (loaded)
+        return loaded;
     if (start_len > FEOX_MAX_KEY_SIZE || end_len > FEOX_MAX_KEY_SIZE)
         return feox_fail(FEOX_ERR_INVALID_KEY, "range bound exceeds %u bytes", FEOX_MAX_KEY_SIZE);
     if (!start)

@@ -15,6 +15,8 @@
 
 #include "base/alloc.h"
 #include "base/helpers.h"
+#include "storage/log/log_snapshot.h"
+#include "storage/log/log_storage.h"
 #include "store/store_internal.h"
 
 #define DEFAULT_FLUSH_INTERVAL_MS 100
@@ -82,7 +84,9 @@ static void *maintenance_main(void *arg)
             break;
         pthread_mutex_unlock(&s->maintenance_lock);
         since_sweep_ms += RECLAIM_INTERVAL_MS;
-        if (!s->cfg.disable_ttl_sweeper && since_sweep_ms >= sweep_ms) {
+        /* Not while the first load fills the indexes (without locks) in the background. */
+        if (!s->cfg.disable_ttl_sweeper && since_sweep_ms >= sweep_ms &&
+            atomic_load_explicit(&s->load_state, memory_order_acquire) == FEOX_LOAD_DONE) {
             since_sweep_ms = 0;
             feox_ttl_sweep(s, SWEEP_BUDGET_PER_SHARD);
         }
@@ -135,6 +139,7 @@ static void sort_addresses(void **ptrs, size_t n)
 
 #define PREFETCH_ENTRY 16  /* entries are prefetched this far ahead of the one freed */
 #define PREFETCH_VERSION 8 /* and their versions this far ahead (reading the entry) */
+#define PREFETCH_LOCATION 4 /* and (for the index snapshot) the versions' location words */
 
 /* Slab blocks freed at close, counted per slab and freed a slab at a time (one atomic per slab,
  * not per key, in whatever order the entries come): a slab's count sits in the slot its address
@@ -176,7 +181,21 @@ typedef struct entry_list {
     feox_entry **at;
     size_t n, cap;
     slab_tally tally; /* for an entry there is no room to list: released at once */
+    /* The store file's index snapshot, filled with every entry's hash and location as the
+     * entries go (NULL: none is written). */
+    feox_log_snapshot_writer *snapshot;
 } entry_list;
+
+/* An entry goes, after the snapshot (if any) got its key's hash and its version's location. */
+static void release_listed(entry_list *l, feox_entry *e)
+{
+    if (l->snapshot) {
+        const feox_record *r = atomic_load_explicit(&e->current, memory_order_relaxed);
+        if (r)
+            feox_log_snapshot_writer_add(l->snapshot, e->hash, feox_record_location(r));
+    }
+    release_entry(e, &l->tally);
+}
 
 static void list_entry(void *ctx, feox_entry *e)
 {
@@ -184,7 +203,7 @@ static void list_entry(void *ctx, feox_entry *e)
     if (l->n < l->cap)
         l->at[l->n++] = e;
     else
-        release_entry(e, &l->tally);
+        release_listed(l, e);
 }
 
 /* Every entry, listed from the ordered index's leaves as they go when it holds every entry of
@@ -216,30 +235,42 @@ static void list_entries(feox_store *s, entry_list *l)
  * chunk with the one freed just before it (still in cache) instead of with a cold neighbour.
  * The release is a pipeline: entry i + 16 is prefetched, then the version of entry
  * i + 8, so the cache misses of many entries overlap. */
-static void free_indexes_and_entries(feox_store *s)
+static void free_indexes_and_entries(feox_store *s, feox_log_snapshot_writer *snapshot)
 {
     uint64_t count = feox_hash_count(&s->hash);
-    entry_list l = {.at = count ? feox_mem_alloc_large(count * sizeof *l.at) : NULL};
+    entry_list l = {.at = count ? feox_mem_alloc_large(count * sizeof *l.at) : NULL,
+                    .snapshot = snapshot};
     l.cap = l.at ? count : 0;
     list_entries(s, &l);
     sort_addresses((void **)l.at, l.n);
     for (size_t i = 0; i < l.n; i++) {
         if (i + PREFETCH_ENTRY < l.n)
             __builtin_prefetch(l.at[i + PREFETCH_ENTRY]);
-        if (i + PREFETCH_VERSION < l.n)
-            __builtin_prefetch(
-                atomic_load_explicit(&l.at[i + PREFETCH_VERSION]->current, memory_order_relaxed));
-        release_entry(l.at[i], &l.tally);
+        if (i + PREFETCH_VERSION < l.n) {
+            const feox_entry *ahead = l.at[i + PREFETCH_VERSION];
+            __builtin_prefetch(atomic_load_explicit(&ahead->current, memory_order_relaxed));
+            if (snapshot)
+                feox_log_snapshot_writer_prefetch(snapshot, ahead->hash);
+        }
+        if (snapshot && i + PREFETCH_LOCATION < l.n) {
+            /* the version's header is in cache by now: its location word (past the value) */
+            feox_record *r =
+                atomic_load_explicit(&l.at[i + PREFETCH_LOCATION]->current, memory_order_relaxed);
+            if (r)
+                __builtin_prefetch(feox_record_location_word(r));
+        }
+        release_listed(&l, l.at[i]);
     }
     flush_tally(&l.tally);
     feox_mem_free_large(l.at);
     feox_hash_index_destroy(&s->hash);
 }
 
+/* Everything of a store but its backend (closed before). */
 void feox_store_destroy(feox_store *s)
 {
     if (s->hash.shards)
-        free_indexes_and_entries(s);
+        free_indexes_and_entries(s, NULL);
     else if (s->ordered)
         feox_ordered_index_destroy(s->ordered);
     /* Everything this store retired is self-contained; free it now rather than at the next
@@ -249,6 +280,9 @@ void feox_store_destroy(feox_store *s)
     pthread_mutex_destroy(&s->maintenance_lock);
     pthread_cond_destroy(&s->maintenance_wake);
     pthread_mutex_destroy(&s->evict_lock);
+    pthread_mutex_destroy(&s->load_lock);
+    pthread_cond_destroy(&s->load_done);
+    pthread_rwlock_destroy(&s->snapshot_lock);
     feox_mem_free(s->evict_hand);
     free(s->stats);
     feox_mem_free(s->share_key);
@@ -289,6 +323,15 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
     pthread_cond_init(&s->maintenance_wake, &wake_attr);
     pthread_condattr_destroy(&wake_attr);
     pthread_mutex_init(&s->evict_lock, NULL);
+    pthread_mutex_init(&s->load_lock, NULL);
+    pthread_cond_init(&s->load_done, NULL);
+    /* Writer first: the load's end takes it once, and must not starve behind a stream of point
+     * reads (glibc's default prefers readers). */
+    pthread_rwlockattr_t snapshot_attr;
+    pthread_rwlockattr_init(&snapshot_attr);
+    pthread_rwlockattr_setkind_np(&snapshot_attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->snapshot_lock, &snapshot_attr);
+    pthread_rwlockattr_destroy(&snapshot_attr);
     s->open_count = 1;
     s->fork_generation = feox_fork_generation;
     s->opener_pid = getpid();
@@ -322,6 +365,7 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
     *out = s;
     return FEOX_OK;
 fail:
+    feox_store_stop_load(s); /* the maintenance thread did not start: no store handed out */
     if (s->storage)
         s->storage->methods->close(s->storage);
     feox_store_destroy(s);
@@ -394,6 +438,43 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
     return err;
 }
 
+/* Whether the hash index's key hash is the snapshot's (FORMAT.md): the snapshot then takes each
+ * entry's hash as it is, and names the hash index's seed. Checked on keys of several lengths, so
+ * that a change to either function stops snapshots (and fails test_store_snapshot) instead of
+ * writing one the next open would misread. */
+static bool hash_is_snapshot_hash(const feox_store *s)
+{
+    static const char *const probes[] = {"k", "feox-16-byte-key",
+                                         "a longer key of forty-one bytes, or so!!"};
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        size_t len = strlen(probes[i]);
+        if ((uint32_t)feox_hash_key(&s->hash, probes[i], len) !=
+            feox_log_snapshot_hash(probes[i], len, s->hash.seed))
+            return false;
+    }
+    return true;
+}
+
+/* A clean close of a loaded store file: the backend's threads stopped and every record durable
+ * (feox_log_close_prepare), then a writer for the index snapshot the entries fill as they go
+ * (true), written before the backend closes. False: no snapshot (another backend, a load that
+ * did not finish, a failed flush, a file mid-switch, no memory). */
+static bool start_snapshot(feox_store *s, feox_log_snapshot_writer *w)
+{
+    if (s->storage->methods != &feox_log_storage_methods || !s->hash.shards ||
+        atomic_load_explicit(&s->load_state, memory_order_acquire) != FEOX_LOAD_DONE ||
+        !atomic_load_explicit(&s->indexes_complete, memory_order_acquire) ||
+        !hash_is_snapshot_hash(s))
+        return false;
+    bool may = false;
+    (void)feox_log_close_prepare(s->storage, &may); /* close() reports a failed flush again */
+    if (may && feox_log_snapshot_writer_init(s->storage, w, feox_hash_count(&s->hash),
+                                             s->hash.seed) == FEOX_OK)
+        return true;
+    feox_clear_error_detail();
+    return false;
+}
+
 /* Stop the maintenance thread, close the backend (final flush) and free everything (a large
  * store on the reaper thread, after this returns). */
 static feox_err shut_down(feox_store *s)
@@ -405,7 +486,14 @@ static feox_err shut_down(feox_store *s)
         pthread_mutex_unlock(&s->maintenance_lock);
         pthread_join(s->maintenance_thread, NULL);
     }
+    feox_store_stop_load(s);
     feox_err err = FEOX_OK;
+    feox_log_snapshot_writer snapshot;
+    if (s->storage && start_snapshot(s, &snapshot)) {
+        if (s->hash.shards)
+            free_indexes_and_entries(s, &snapshot);
+        feox_log_snapshot_write(s->storage, &snapshot);
+    }
     if (s->storage)
         err = s->storage->methods->close(s->storage);
     /* A large store's memory goes back on the reaper thread (store_reaper.c). */
@@ -440,6 +528,9 @@ feox_err feox_flush(feox_store *s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
+    feox_err loaded = feox_store_loaded(s);
+    if (loaded)
+        return loaded;
     return s->storage && s->storage->methods->flush ? s->storage->methods->flush(s->storage)
                                                     : FEOX_OK;
 }
@@ -451,6 +542,9 @@ feox_err feox_compact(feox_store *s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
+    feox_err loaded = feox_store_loaded(s);
+    if (loaded)
+        return loaded;
     if (!s->storage || !s->storage->methods->compact ||
         (s->storage_caps & FEOX_STORAGE_SELF_COMPACT))
         return FEOX_OK;
@@ -464,6 +558,9 @@ feox_err feox_set_owner(feox_store *s, const char *owner)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
+    feox_err loaded = feox_store_loaded(s);
+    if (loaded)
+        return loaded;
     if (!s->storage || !s->storage->methods->set_owner)
         return FEOX_OK;
     return s->storage->methods->set_owner(s->storage, owner);
@@ -483,6 +580,9 @@ feox_err feox_check(feox_store *s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
+    feox_err loaded = feox_store_loaded(s);
+    if (loaded)
+        return loaded;
     char detail[400] = "";
     /* Lock every shard: writers stop, so the two indexes must agree exactly. */
     unsigned shards = feox_hash_shard_count(&s->hash);
@@ -556,6 +656,9 @@ feox_err feox_get_stats(feox_store *s, feox_stats *out)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or output pointer is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
+    feox_err loaded = feox_store_loaded(s);
+    if (loaded)
+        return loaded;
     memset(out, 0, sizeof *out);
     /* feox_len first: while keys have a TTL it takes every shard lock, so the expiries counted
      * under those locks (ttl_sweeper.c) before it are all in the counters read next. */
@@ -575,6 +678,11 @@ uint64_t feox_len(feox_store *s, unsigned flags)
 {
     if (!s || feox_store_inherited(s) || (flags & ~(unsigned)FEOX_LEN_ESTIMATE))
         return 0;
+    if ((flags & FEOX_LEN_ESTIMATE) &&
+        atomic_load_explicit(&s->load_state, memory_order_acquire) != FEOX_LOAD_DONE)
+        return s->snapshot_keys; /* a query plan's estimate does not wait for the load */
+    if (feox_store_loaded(s) != FEOX_OK)
+        return 0;
     if (flags & FEOX_LEN_ESTIMATE)
         return feox_hash_sum_keys(&s->hash);
     /* Exact: expired keys the sweeper has not reached yet are removed first. */
@@ -585,14 +693,15 @@ uint64_t feox_len(feox_store *s, unsigned flags)
 
 bool feox_is_empty(feox_store *s)
 {
-    if (s && feox_store_inherited(s))
-        return false; /* unknown here: the store belongs to the parent of a fork() */
+    if (s && (feox_store_inherited(s) || feox_store_loaded(s) != FEOX_OK))
+        return false; /* unknown here: the store belongs to the parent of a fork(), or its
+                         load failed */
     return feox_len(s, 0) == 0;
 }
 
 uint64_t feox_memory_usage(feox_store *s)
 {
-    return s && !feox_store_inherited(s)
+    return s && !feox_store_inherited(s) && feox_store_loaded(s) == FEOX_OK
                ? atomic_load_explicit(&s->memory_used, memory_order_relaxed)
                : 0;
 }

@@ -48,6 +48,10 @@ struct feox_store {
     /* feox_fork_generation when opened (store_registry.c); next to the hash index, which every
      * call reads anyway, so the fork check touches no extra cache line. */
     unsigned fork_generation;
+    /* FEOX_LOAD_DONE, or while the first load runs on a background thread (a store file that
+     * ended in an index snapshot: store_load.c) FEOX_LOAD_RUNNING, then DONE or FAILED; changes
+     * once, read by every call (feox_store_loaded). */
+    _Atomic int load_state;
     feox_hash_index hash;
     feox_ordered_index *ordered;
     feox_storage *storage; /* the backend (feox_storage.h); NULL in memory mode */
@@ -92,7 +96,49 @@ struct feox_store {
      * taken and put back with an atomic exchange (store_load.c), sealed at close. */
     _Atomic(feox_slab *) parked_slab;
     _Atomic uint64_t bulk_blocks; /* blocks its finished bulk loads made (FEOX_SLAB_MIN_BLOCKS) */
+
+    /* The background load (store_load.c). load_lock guards load_err/load_detail and the wait on
+     * load_done; snapshot_lock is read-held by a point read served from the snapshot and
+     * write-held once to end that (snapshot_active false), before the snapshot is freed. */
+    pthread_mutex_t load_lock;
+    pthread_cond_t load_done;
+    pthread_rwlock_t snapshot_lock;
+    bool snapshot_active; /* [snapshot_lock] */
+    bool load_thread_started;
+    pthread_t load_thread;
+    _Atomic bool load_cancel;        /* close: stop the load at its next record */
+    feox_err load_err;               /* [load_lock] FAILED: what the load returned */
+    char load_detail[256];           /* [load_lock] and its detail */
+    uint64_t snapshot_keys;          /* keys in the snapshot (feox_len's estimate while loading) */
+    _Atomic uint64_t snapshot_reads; /* point reads the snapshot answered (tests) */
 };
+
+/* ---- the first load on a background thread (store_load.c) ---- */
+enum { FEOX_LOAD_DONE = 0, FEOX_LOAD_RUNNING = 1, FEOX_LOAD_FAILED = 2 };
+/* Wait until the background load is over: FEOX_OK, or its error (every call after a failed one
+ * gets it again, naming the store). */
+feox_err feox_store_wait_load(feox_store *s);
+/* Every call but a point read starts with this (after the fork check): one load and a branch
+ * once the store has loaded. */
+static inline feox_err feox_store_loaded(feox_store *s)
+{
+    if (__builtin_expect(
+            atomic_load_explicit(&s->load_state, memory_order_acquire) == FEOX_LOAD_DONE, 1))
+        return FEOX_OK;
+    return feox_store_wait_load(s);
+}
+/* A point read while the store loads (load_state not DONE): answer key from the index snapshot.
+ * *served: the answer is in *out (inside an epoch section the caller ends, as the index's: the
+ * live version, NULL if absent or expired); else the load was over or the snapshot could not
+ * answer (then this waited for the load: read the indexes). Errors: the failed load's, NOMEM. */
+feox_err feox_store_snapshot_find(feox_store *s, const void *key, size_t key_len, feox_record **out,
+                                  bool *served);
+/* Close: stop a background load still running (cancel, join). */
+void feox_store_stop_load(feox_store *s);
+/* Tests: called by the background load's thread before it starts (to hold it back), and by a
+ * call about to wait for a load that is still running (to see which calls wait). */
+extern void (*feox_background_load_hook)(feox_store *s);
+extern void (*feox_load_wait_hook)(feox_store *s);
 
 /* Process lifecycle (store_registry.c). feox_fork_generation is bumped by the atfork child
  * handler only, while the child has a single thread: a plain load is enough. */

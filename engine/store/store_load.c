@@ -38,11 +38,14 @@
  * through store_storage.c's locked sink, or, for versions in key order, through the run below.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "base/alloc.h"
+#include "storage/log/log_snapshot.h"
+#include "storage/log/log_storage.h"
 #include "store/store_internal.h"
 
 #define SLOT_EMPTY UINT32_MAX
@@ -365,6 +368,8 @@ static feox_err load_put(void *ctx, const feox_storage_record *rec)
     feox_err err = check_record(rec);
     if (err)
         return err;
+    if (__builtin_expect(atomic_load_explicit(&s->load_cancel, memory_order_relaxed), 0))
+        return feox_fail(FEOX_ERR_CLOSED, "store '%s' was closed while it loaded", s->path);
     uint64_t hash = feox_hash_key(&s->hash, rec->key, rec->key_len);
     bool expired = rec->expires_at_ns && feox_store_now(s) > rec->expires_at_ns;
     if (!expired)
@@ -626,7 +631,7 @@ static size_t initial_slots(const feox_store *s)
     return slots;
 }
 
-feox_err feox_store_first_load(feox_store *s, feox_storage *st)
+static feox_err load_now(feox_store *s, feox_storage *st)
 {
     /* The entry list is as large as the key table holds at 3/4 full (the same guess): with huge
      * pages (feox_mem_alloc_large), not ~2,000 page faults for 8 MB at 1M keys. */
@@ -657,6 +662,165 @@ feox_err feox_store_first_load(feox_store *s, feox_storage *st)
     feox_mem_free_large(ls.entries);
     feox_mem_free_large(ls.heads);
     return err;
+}
+
+/* ---- the first load, on a background thread when an index snapshot answers meanwhile ----
+ *
+ * A store file that ends in an index snapshot (storage/log/log_snapshot.h) opens at once: the
+ * load below runs on a thread of its own, and until it is over
+ *   - a point read (store_read.c) is answered from the snapshot (feox_store_snapshot_find):
+ *     nothing can have changed since it was written, since every write waits for the load;
+ *   - every other call waits for it (feox_store_loaded: writes, cursors, len, stats, check,
+ *     flush, compaction; the TTL sweeper and eviction, which only writes trigger, too), and
+ *     after a failed load gets its error, naming the store;
+ *   - the backend's threads get no walk of the indexes (indexes_complete is set at the end);
+ *   - close cancels it (the sink fails at its next record) and joins it; the snapshot then stays
+ *     in the file for the next open.
+ * At the end, with every point read of the snapshot finished (snapshot_lock write-held), the
+ * snapshot is freed and, if the load succeeded, cut off the file; then load_state is set.
+ * A fork() child never waits for or touches it: every call of an inherited store fails first. */
+
+void (*feox_background_load_hook)(feox_store *s);
+void (*feox_load_wait_hook)(feox_store *s);
+
+/* The load's end: no point read uses the snapshot from here on. */
+static feox_err end_snapshot(feox_store *s, feox_err err)
+{
+    pthread_rwlock_wrlock(&s->snapshot_lock);
+    s->snapshot_active = false;
+    pthread_rwlock_unlock(&s->snapshot_lock);
+    feox_err cut = feox_log_snapshot_release(s->storage, err == FEOX_OK);
+    if (!err && cut)
+        err = cut;
+    if (!err) /* the backend's threads may walk the indexes from now on */
+        atomic_store_explicit(&s->indexes_complete, true, memory_order_release);
+    return err;
+}
+
+static void *background_load(void *arg)
+{
+    feox_store *s = arg;
+    if (feox_background_load_hook)
+        feox_background_load_hook(s);
+    feox_clear_error_detail();
+    feox_err err = load_now(s, s->storage);
+    err = end_snapshot(s, err);
+    pthread_mutex_lock(&s->load_lock);
+    if (err) {
+        s->load_err = err;
+        snprintf(s->load_detail, sizeof s->load_detail, "%s", feox_error_detail());
+    }
+    atomic_store_explicit(&s->load_state, err ? FEOX_LOAD_FAILED : FEOX_LOAD_DONE,
+                          memory_order_release);
+    pthread_cond_broadcast(&s->load_done);
+    pthread_mutex_unlock(&s->load_lock);
+    return NULL;
+}
+
+feox_err feox_store_first_load(feox_store *s, feox_storage *st)
+{
+    if (st->methods != &feox_log_storage_methods || !feox_log_snapshot_open(st)) {
+        feox_err err = load_now(s, st);
+        if (!err)
+            atomic_store_explicit(&s->indexes_complete, true, memory_order_release);
+        return err;
+    }
+    s->snapshot_keys = feox_log_snapshot_keys(st);
+    s->snapshot_active = true;
+    atomic_store_explicit(&s->load_state, FEOX_LOAD_RUNNING, memory_order_relaxed);
+    /* The store is handed out only after this returns: the thread's start publishes it. */
+    if (pthread_create(&s->load_thread, NULL, background_load, s) == 0) {
+        s->load_thread_started = true;
+        return FEOX_OK;
+    }
+    atomic_store_explicit(&s->load_state, FEOX_LOAD_DONE, memory_order_relaxed);
+    return end_snapshot(s, load_now(s, st)); /* no thread: load here, as without a snapshot */
+}
+
+feox_err feox_store_wait_load(feox_store *s)
+{
+    if (feox_load_wait_hook &&
+        atomic_load_explicit(&s->load_state, memory_order_acquire) == FEOX_LOAD_RUNNING)
+        feox_load_wait_hook(s);
+    pthread_mutex_lock(&s->load_lock);
+    while (atomic_load_explicit(&s->load_state, memory_order_acquire) == FEOX_LOAD_RUNNING)
+        pthread_cond_wait(&s->load_done, &s->load_lock);
+    feox_err err = s->load_err;
+    pthread_mutex_unlock(&s->load_lock);
+    if (err)
+        return feox_fail(err, "store '%s' could not be loaded: %s", s->path, s->load_detail);
+    return FEOX_OK;
+}
+
+void feox_store_stop_load(feox_store *s)
+{
+    if (!s->load_thread_started)
+        return;
+    atomic_store_explicit(&s->load_cancel, true, memory_order_relaxed);
+    if (feox_load_wait_hook &&
+        atomic_load_explicit(&s->load_state, memory_order_acquire) == FEOX_LOAD_RUNNING)
+        feox_load_wait_hook(s);
+    pthread_join(s->load_thread, NULL);
+    s->load_thread_started = false;
+}
+
+/* What the snapshot answered for one key: a fresh resident version, or none. */
+typedef struct snapshot_answer {
+    feox_record *version;
+} snapshot_answer;
+
+static feox_err answer_put(void *ctx, const feox_storage_record *rec)
+{
+    snapshot_answer *a = ctx;
+    a->version =
+        feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns, 0);
+    return a->version ? FEOX_OK : feox_fail(FEOX_ERR_NOMEM, "allocation failed");
+}
+
+static feox_err answer_del(void *ctx, const void *key, uint32_t key_len, uint64_t ts_ns)
+{
+    (void)ctx;
+    (void)key;
+    (void)key_len;
+    (void)ts_ns;
+    return FEOX_OK;
+}
+
+feox_err feox_store_snapshot_find(feox_store *s, const void *key, size_t key_len, feox_record **out,
+                                  bool *served)
+{
+    *served = false;
+    snapshot_answer a = {NULL};
+    feox_storage_sink sink = {.ctx = &a, .put = answer_put, .del = answer_del};
+    feox_err err = FEOX_ERR_STALE;
+    pthread_rwlock_rdlock(&s->snapshot_lock);
+    if (s->snapshot_active)
+        err = feox_log_snapshot_find(s->storage, key, (uint32_t)key_len, &sink);
+    pthread_rwlock_unlock(&s->snapshot_lock);
+    if (err == FEOX_ERR_STALE) { /* over, or the snapshot cannot answer: the indexes will */
+        feox_clear_error_detail();
+        return feox_store_wait_load(s);
+    }
+    if (err)
+        return err;
+    feox_record *r = a.version;
+    if (r && r->expires_at_ns && feox_store_now(s) > r->expires_at_ns) {
+        feox_stat_inc(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY);
+        feox_record_free(r);
+        r = NULL;
+    }
+    feox_stat_inc(s->stats, FEOX_STAT_GETS);
+    if (!r)
+        feox_stat_inc(s->stats, FEOX_STAT_GET_MISSES);
+    atomic_fetch_add_explicit(&s->snapshot_reads, 1, memory_order_relaxed);
+    /* As a version the index held: valid until the caller's section ends (retired in it), and a
+     * handle (get_ref) takes its own reference. */
+    feox_epoch_enter();
+    if (r)
+        feox_record_retire(r);
+    *out = r;
+    *served = true;
+    return FEOX_OK;
 }
 
 /* ---- a run of versions in ascending key order, into a live store ----

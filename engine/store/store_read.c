@@ -1,7 +1,9 @@
 /*
  * store_read.c — the lock-free point reads: get, get_into (copy into the caller's buffer), get_ref
  * (zero-copy handles), get_size, contains, get_ttl. With an INDEX_CACHE backend a key the index
- * does not hold is first looked up in the backend (feox_store_find, store_storage.c).
+ * does not hold is first looked up in the backend (feox_store_find, store_storage.c). While a
+ * store file's first load runs in the background, the file's index snapshot answers instead
+ * (feox_store_snapshot_find, store_load.c): the only calls that do not wait for the load.
  *
  * A read hashes the key, enters an epoch section, probes the hash index (once, unless an
  * INDEX_CACHE backend must be asked for a key it does not hold), loads entry->current with
@@ -23,6 +25,14 @@
  * no section is open. */
 static feox_err enter_find_live(feox_store *s, const void *key, size_t key_len, feox_record **out)
 {
+    if (__builtin_expect(
+            atomic_load_explicit(&s->load_state, memory_order_acquire) != FEOX_LOAD_DONE, 0)) {
+        /* Still loading: the index snapshot answers (store_load.c), or this waited. */
+        bool served;
+        feox_err err = feox_store_snapshot_find(s, key, key_len, out, &served);
+        if (err || served)
+            return err;
+    }
     uint64_t hash = feox_hash_key(&s->hash, key, key_len), now = 0;
     feox_epoch_enter();
     feox_entry *e = feox_hash_lookup(&s->hash, hash, key, key_len);

@@ -417,9 +417,9 @@ feox_err feox_store_attach_storage(feox_store *s)
         return err;
     s->storage = st;
     s->storage_caps = m->caps;
-    err = feox_store_first_load(s, st); /* store_load.c: nobody else uses the store yet */
-    if (!err)
-        atomic_store_explicit(&s->indexes_complete, true, memory_order_release);
+    /* store_load.c: nobody else uses the store yet; it sets indexes_complete once they are (on
+     * a background thread when the file's index snapshot answers point reads meanwhile). */
+    err = feox_store_first_load(s, st);
     if (err) {
         m->close(st);
         s->storage = NULL;

@@ -175,7 +175,9 @@ static feox_err begin_write(feox_store *s, const void *key, size_t key_len,
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
-    feox_err err = feox_check_key(key, key_len);
+    feox_err err = feox_store_loaded(s);
+    if (!err)
+        err = feox_check_key(key, key_len);
     if (err)
         return err;
     return lock_key(s, key, key_len, opts, k);
@@ -469,7 +471,9 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or patch is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
-    feox_err err = feox_check_key(key, key_len);
+    feox_err err = feox_store_loaded(s);
+    if (!err)
+        err = feox_check_key(key, key_len);
     if (err)
         return err;
     if (s->storage_caps & FEOX_STORAGE_INDEX_CACHE) {

@@ -1068,6 +1068,9 @@ static void close_under_handles(feox_store *s, uint32_t keys, int nthreads)
     if (!sh.held)
         abort();
     char key[32];
+    /* Handles on the loaded versions, not on the copies the file's index snapshot answers with
+     * while the load runs: wait for it first (feox_len does). */
+    REQUIRE(feox_len(s, 0) == keys, "loaded: %u keys expected", keys);
     for (uint32_t i = 0; i < keys; i++)
         REQUIRE_OK(feox_get_ref(s, key, loaded_key(key, i), &sh.held[i]));
     run_threads(nthreads, s, &sh, close_worker);

@@ -47,6 +47,11 @@ void ftest_failing_alloc_install(bool persistent)
     feox_set_allocator(failing_malloc, failing_realloc, free);
 }
 
+void ftest_failing_alloc_count_this_thread(void)
+{
+    test_thread = pthread_self();
+}
+
 void ftest_failing_alloc_remove(void)
 {
     feox_set_allocator(NULL, NULL, NULL);

@@ -26,6 +26,9 @@ extern ftest_alloc_fault ftest_fault;
 
 /* Route engine allocations through the failing allocator, counting the calling thread's. */
 void ftest_failing_alloc_install(bool persistent);
+/* Count (and fail) the calling thread's allocations instead of the installing thread's (a test
+ * hook on an engine thread: the background load's). */
+void ftest_failing_alloc_count_this_thread(void);
 /* Back to malloc/realloc/free. */
 void ftest_failing_alloc_remove(void);
 

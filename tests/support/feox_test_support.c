@@ -1,10 +1,13 @@
 /* feox_test_support.c — see feox_test_support.h. */
 #include "feox_test_support.h"
 
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void ftest_clock_init(ftest_clock *c, uint64_t now_ns)
 {
@@ -51,6 +54,28 @@ feox_store *ftest_open(const feox_config *cfg)
         abort();
     }
     return s;
+}
+
+void ftest_drop_index_snapshot(const char *path)
+{
+    /* The footer: a 56-byte record (magic "FXR1", op 4) whose 8-byte key at offset 40 is the
+     * snapshot's offset; both end the file. */
+    enum { FOOTER = 56 };
+    uint8_t footer[FOOTER];
+    struct stat st;
+    int fd = open(path, O_RDWR);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0 && st.st_size >= 64 + FOOTER &&
+        pread(fd, footer, FOOTER, st.st_size - FOOTER) == FOOTER &&
+        memcmp(footer, "FXR1", 4) == 0 && footer[4] == 4) {
+        uint64_t at = 0;
+        for (int i = 7; i >= 0; i--)
+            at = at << 8 | footer[40 + i];
+        if (at >= 64 && at < (uint64_t)st.st_size && ftruncate(fd, (off_t)at) != 0)
+            abort();
+    }
+    close(fd);
 }
 
 void ftest_rng_seed(ftest_rng *r, uint64_t seed)

@@ -35,6 +35,11 @@ void ftest_config(feox_config *cfg, ftest_clock *clock);
 /* Opens a store or aborts the test program with a message (a test cannot proceed without it). */
 feox_store *ftest_open(const feox_config *cfg);
 
+/* Cut the index snapshot a clean close appends (engine/storage/log/FORMAT.md) off the closed
+ * store file at path, if it ends in one: the next open then loads the whole file before it
+ * returns, as it does a file from before snapshots (tests of that load and of its failures). */
+void ftest_drop_index_snapshot(const char *path);
+
 /* splitmix64: tiny, fast, deterministic. */
 typedef struct ftest_rng {
     uint64_t state;

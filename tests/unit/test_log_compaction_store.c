@@ -308,6 +308,9 @@ static void check_after_open(const char *path, int versions, uint64_t *walks,
 {
     feox_config cfg = own_compactions_at(path);
     feox_store *s = open_ok(&cfg);
+    /* A file closed cleanly loads in the background (its index snapshot answers point reads
+     * meanwhile): the check below is about the state the load leaves, so wait for it. */
+    assert_true(feox_len(s, 0) > 0);
     feox_log_backend *b = feox_log_of(s->storage);
     feox_log_compact_if_worth(b);
     pthread_mutex_lock(&b->mu);

@@ -91,12 +91,15 @@ static feox_store *open_store(void)
 }
 
 /* Open the store file with the test thread's allocation number fail_at failing (0: none; either
- * way ftest_fault.alloc_count counts the open's allocations); *s is the store, or NULL. */
+ * way ftest_fault.alloc_count counts the open's allocations); *s is the store, or NULL. The index
+ * snapshot is dropped first, so the whole load runs in the open, on this thread
+ * (test_store_snapshot sweeps the failures of the background load a snapshot allows). */
 static feox_err open_failing_at(unsigned long fail_at, feox_store **s)
 {
     feox_config cfg;
     ftest_config(&cfg, &clock_);
     cfg.path = path;
+    ftest_drop_index_snapshot(path);
     ftest_fault.alloc_count = 0;
     ftest_fault.fail_at = fail_at;
     ftest_fault.failure_injected = false;

@@ -268,6 +268,7 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
     b->file_id = rw->file_id;
     b->generation = rw->generation;
     b->append_off = b->write_off = rw->out_off;
+    b->snapshot_tail = false; /* the old file's index snapshot goes with it */
     b->written_seq = b->durable_seq = b->append_seq; /* the new file is fsynced and holds all */
     b->write_error = FEOX_OK;
     /* Not the new size: during a storm the copied tail is mostly superseded versions, and

@@ -228,7 +228,7 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
-static void stop_threads(feox_log_backend *b)
+void feox_log_stop_threads(feox_log_backend *b)
 {
     pthread_mutex_lock(&b->mu);
     b->stopping = true;
@@ -252,6 +252,7 @@ static void free_backend(feox_log_backend *b)
     pthread_cond_destroy(&b->compactor_wake);
     pthread_rwlock_destroy(&b->fd_lock);
     feox_value_cache_free(b->cache);
+    feox_mem_free_large(b->snapshot); /* a load that failed or was cancelled left it */
     feox_mem_free(b->active.data);
     feox_mem_free(b->pending.data);
     feox_mem_free(b->path);
@@ -262,7 +263,7 @@ static void free_backend(feox_log_backend *b)
 static feox_err log_close(feox_storage *st)
 {
     feox_log_backend *b = feox_log_of(st);
-    stop_threads(b);
+    feox_log_stop_threads(b);
     feox_err err = FEOX_OK;
     pthread_mutex_lock(&b->mu);
     uint64_t seq = b->append_seq;
@@ -385,7 +386,7 @@ static feox_err log_load(feox_storage *st, void *txn, const feox_storage_sink *s
     if (err == FEOX_OK && b->compaction_enabled)
         err = feox_log_compactor_start(b);
     if (err != FEOX_OK)
-        stop_threads(b); /* the caller closes the backend next */
+        feox_log_stop_threads(b); /* the caller closes the backend next */
     return err;
 }
 

@@ -6,8 +6,10 @@
  *   recovery.c   (scan, replay, check)      log_owner.c (set_owner)
  *   log_read.c   (read a value back)        log_sync.c  (write/fsync the buffers: group commit)
  *   log_buffer.c (growable buffers)         file_lock.c, store_files.c, value_cache.c, log_format.c
+ *   log_snapshot.c (the index snapshot a clean close appends and the next open serves reads from;
+ *                its functions, log_snapshot.h, are the one door the store has besides the seam)
  * Nothing outside them (and their tests) includes it; the store reaches the backend only through
- * feox_storage.h (feox_log_storage_methods, in log_storage.h).
+ * feox_storage.h (feox_log_storage_methods, in log_storage.h) and log_snapshot.h.
  *
  * Locking
  *   mu        protects every field below marked [mu]. Appenders hold it only to memcpy a record
@@ -99,6 +101,15 @@ typedef struct feox_log_backend {
     uint64_t live_walks;           /* [mu] compaction checks that walked the index to measure */
 
     feox_log_counters stats; /* [mu] */
+
+    /* The index snapshot found at open (log_snapshot.c): its record read into memory, used
+     * (read only, by any thread) until the store's load is over; then freed and cut off. */
+    uint8_t *snapshot;
+    uint64_t snapshot_off; /* where it starts in the file (the replay's end); 0 = none */
+    /* [mu+io_busy] The file still ends in the snapshot the open used, past write_off: kept
+     * while nothing is written (a close then leaves the file as it was); the first write cuts
+     * it off before it writes (log_sync.c), a compaction's new file has none. */
+    bool snapshot_tail;
 } feox_log_backend;
 
 static inline feox_log_backend *feox_log_of(feox_storage *b)
@@ -130,7 +141,8 @@ feox_err feox_log_open_locked(const char *path, const uint8_t *new_header, int *
 /* recovery.c */
 typedef struct feox_log_scan_result {
     uint64_t records;         /* valid records visited */
-    uint64_t valid_end;       /* end of the last valid record (where appends may start) */
+    uint64_t valid_end;       /* end of the last valid record or skipped snapshot */
+    uint64_t data_end;        /* end of the last valid put or delete (where appends start) */
     uint64_t dropped_records; /* damaged records or garbage runs skipped */
     uint64_t dropped_bytes;
     uint64_t first_damage; /* offset of the first damage, 0 = none */
@@ -158,6 +170,9 @@ void feox_log_compactor_poke(feox_log_backend *b);
  * and past the minimum; the live bytes are taken from the store's load the first time (no walk),
  * measured by a walk of the index only once the file has grown past twice the last figure. */
 void feox_log_compact_if_worth(feox_log_backend *b);
+
+/* log_backend.c: stop the flusher and the compactor (idempotent). */
+void feox_log_stop_threads(feox_log_backend *b);
 
 /* log_owner.c: rewrite the file header with owner_hash (feox_set_owner). */
 feox_err feox_log_set_owner(feox_log_backend *b, uint64_t owner_hash);

@@ -63,10 +63,9 @@ uint64_t feox_owner_hash(const char *owner)
     return h ? h : 1;
 }
 
-void feox_log_record_encode(uint8_t *out, uint64_t file_id, uint64_t offset, uint8_t op,
-                            const void *key, uint32_t key_len, const void *value,
-                            uint32_t value_len, uint32_t tag, uint64_t ts_ns,
-                            uint64_t expires_at_ns)
+void feox_log_record_seal(uint8_t *out, uint64_t file_id, uint64_t offset, uint8_t op,
+                          uint32_t key_len, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
+                          uint64_t expires_at_ns)
 {
     uint64_t seed = record_seed(file_id, offset);
     feox_put_le32(out, FEOX_LOG_RECORD_MAGIC);
@@ -78,11 +77,43 @@ void feox_log_record_encode(uint8_t *out, uint64_t file_id, uint64_t offset, uin
     feox_put_le32(out + 20, (uint32_t)XXH3_64bits_withSeed(out, 20, seed));
     feox_put_le64(out + 24, ts_ns);
     feox_put_le64(out + 32, expires_at_ns);
+    size_t body = FEOX_LOG_RECORD_FIXED + (size_t)key_len + value_len;
+    feox_put_le64(out + body, XXH3_64bits_withSeed(out, body, seed));
+}
+
+void feox_log_record_encode(uint8_t *out, uint64_t file_id, uint64_t offset, uint8_t op,
+                            const void *key, uint32_t key_len, const void *value,
+                            uint32_t value_len, uint32_t tag, uint64_t ts_ns,
+                            uint64_t expires_at_ns)
+{
     memcpy(out + FEOX_LOG_RECORD_FIXED, key, key_len);
     if (value_len)
         memcpy(out + FEOX_LOG_RECORD_FIXED + key_len, value, value_len);
-    size_t body = FEOX_LOG_RECORD_FIXED + (size_t)key_len + value_len;
-    feox_put_le64(out + body, XXH3_64bits_withSeed(out, body, seed));
+    feox_log_record_seal(out, file_id, offset, op, key_len, value_len, tag, ts_ns, expires_at_ns);
+}
+
+/* Lengths an op allows: a put's and a delete's key and value limits, a snapshot's 8-byte key and
+ * table of whole slots, a footer's 8-byte key and no value. */
+static bool lengths_valid(uint8_t op, uint32_t key_len, uint32_t value_len)
+{
+    switch (op) {
+    case FEOX_LOG_PUT:
+        return key_len != 0 && key_len <= FEOX_MAX_KEY_SIZE && value_len <= FEOX_MAX_VALUE_SIZE;
+    case FEOX_LOG_DELETE: return key_len != 0 && key_len <= FEOX_MAX_KEY_SIZE && value_len == 0;
+    case FEOX_LOG_SNAPSHOT: {
+        uint64_t slots_bytes = (uint64_t)value_len - FEOX_LOG_SNAPSHOT_HEADER;
+        return key_len == FEOX_LOG_SNAPSHOT_KEY &&
+               value_len >= FEOX_LOG_SNAPSHOT_HEADER + FEOX_LOG_SNAPSHOT_MIN_SLOTS * 8u &&
+               slots_bytes % 8 == 0 && slots_bytes / 8 <= FEOX_LOG_SNAPSHOT_MAX_SLOTS;
+    }
+    case FEOX_LOG_SNAPSHOT_FOOTER: return key_len == FEOX_LOG_SNAPSHOT_KEY && value_len == 0;
+    default: return false;
+    }
+}
+
+uint32_t feox_log_snapshot_hash(const void *key, size_t key_len, uint64_t seed)
+{
+    return (uint32_t)XXH3_64bits_withSeed(key, key_len, seed);
 }
 
 bool feox_log_record_header_valid(const uint8_t *in, uint64_t file_id, uint64_t offset,
@@ -92,9 +123,7 @@ bool feox_log_record_header_valid(const uint8_t *in, uint64_t file_id, uint64_t 
         return false;
     uint8_t op = in[4];
     uint32_t key_len = feox_get_le32(in + 8), value_len = feox_get_le32(in + 12);
-    if ((op != FEOX_LOG_PUT && op != FEOX_LOG_DELETE) || key_len == 0 ||
-        key_len > FEOX_MAX_KEY_SIZE || value_len > FEOX_MAX_VALUE_SIZE ||
-        (op == FEOX_LOG_DELETE && value_len != 0))
+    if (!lengths_valid(op, key_len, value_len))
         return false;
     if (feox_get_le32(in + 20) !=
         (uint32_t)XXH3_64bits_withSeed(in, 20, record_seed(file_id, offset)))

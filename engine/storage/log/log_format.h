@@ -17,7 +17,42 @@
 #define FEOX_LOG_RECORD_FIXED 40u
 #define FEOX_LOG_RECORD_MAGIC 0x31525846u /* "FXR1" little-endian */
 
-enum feox_log_op { FEOX_LOG_PUT = 1, FEOX_LOG_DELETE = 2 };
+/* Ops 3 and 4 (FORMAT.md, "Index snapshot") are written only at a clean close, as the file's last
+ * two records; the scanner skips them by their header's length (their bodies are checked only by
+ * the open that uses them). */
+enum feox_log_op {
+    FEOX_LOG_PUT = 1,
+    FEOX_LOG_DELETE = 2,
+    FEOX_LOG_SNAPSHOT = 3,
+    FEOX_LOG_SNAPSHOT_FOOTER = 4
+};
+
+/* The snapshot's key (8 bytes: its own offset, which it covers up to) and its value: a 64-byte
+ * table header, then slot_count 8-byte slots (FORMAT.md). */
+#define FEOX_LOG_SNAPSHOT_KEY 8u
+#define FEOX_LOG_SNAPSHOT_HEADER 64u
+#define FEOX_LOG_SNAPSHOT_MAGIC 0x58495846u /* "FXIX" little-endian */
+#define FEOX_LOG_SNAPSHOT_VERSION 1u
+#define FEOX_LOG_SNAPSHOT_MIN_SLOTS 16u
+#define FEOX_LOG_SNAPSHOT_MAX_SLOTS ((1u << 29) - 16) /* the value length fits 32 bits */
+#define FEOX_LOG_SNAPSHOT_FOOTER_SIZE (FEOX_LOG_RECORD_OVERHEAD + FEOX_LOG_SNAPSHOT_KEY)
+#define FEOX_LOG_SNAPSHOT_TAG_BITS 16
+
+/* The snapshot's hash of a key: XXH3-64's low 32 bits with the table's seed (FORMAT.md). A
+ * key's first slot is hash × slots / 2^32 (its high bits), its tag the low 16 bits. */
+uint32_t feox_log_snapshot_hash(const void *key, size_t key_len, uint64_t seed);
+static inline uint64_t feox_log_snapshot_home(uint32_t hash, uint64_t slots)
+{
+    return (uint64_t)hash * slots >> 32;
+}
+static inline uint64_t feox_log_snapshot_tag(uint32_t hash)
+{
+    return hash & ((1u << FEOX_LOG_SNAPSHOT_TAG_BITS) - 1);
+}
+static inline uint64_t feox_log_snapshot_slot(uint64_t offset, uint32_t hash)
+{
+    return offset << FEOX_LOG_SNAPSHOT_TAG_BITS | feox_log_snapshot_tag(hash);
+}
 
 /* A decoded record; key and value point into the buffer it was decoded from. */
 typedef struct feox_log_record {
@@ -55,6 +90,12 @@ void feox_log_record_encode(uint8_t *out, uint64_t file_id, uint64_t offset, uin
                             const void *key, uint32_t key_len, const void *value,
                             uint32_t value_len, uint32_t tag, uint64_t ts_ns,
                             uint64_t expires_at_ns);
+
+/* The same for a record whose key and value are already in place at out + 40: writes the fixed
+ * header and the trailing checksum around them (a large snapshot is built where it is written). */
+void feox_log_record_seal(uint8_t *out, uint64_t file_id, uint64_t offset, uint8_t op,
+                          uint32_t key_len, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
+                          uint64_t expires_at_ns);
 
 /* Check the fixed header at in (FEOX_LOG_RECORD_FIXED bytes available): magic, reserved bytes,
  * op, lengths within limits and the header check. On success *size is the whole record's size. */

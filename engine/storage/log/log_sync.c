@@ -54,10 +54,15 @@ feox_err feox_log_sync_upto(feox_log_backend *b, uint64_t seq, bool durable)
         size_t len = b->pending.len;
         uint64_t offset = b->write_off;
         uint64_t batch_seq = b->pending_seq;
+        bool cut_snapshot = len && b->snapshot_tail;
         pthread_mutex_unlock(&b->mu);
 
         int write_errno = 0, sync_errno = 0;
-        if (len && feox_io_pwrite_all(fd, data, len, offset) != 0)
+        /* The first write after an open that used the file's index snapshot: cut it off first,
+         * so the file ends with what is written (no fsync needed: FORMAT.md). */
+        if (cut_snapshot && feox_io_ftruncate(fd, (off_t)offset) != 0)
+            write_errno = errno ? errno : EIO;
+        if (!write_errno && len && feox_io_pwrite_all(fd, data, len, offset) != 0)
             write_errno = errno ? errno : EIO;
         if (!write_errno && durable && feox_io_fsync(fd) != 0)
             sync_errno = errno ? errno : EIO;
@@ -72,6 +77,8 @@ feox_err feox_log_sync_upto(feox_log_backend *b, uint64_t seq, bool durable)
             pthread_mutex_unlock(&b->mu);
             return err;
         }
+        if (cut_snapshot)
+            b->snapshot_tail = false;
         if (len) {
             b->stats.disk_writes++;
             b->stats.disk_bytes_written += len;

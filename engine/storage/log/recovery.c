@@ -69,11 +69,14 @@ typedef enum record_status {
     RECORD_VALID,
     RECORD_DAMAGED,
     RECORD_TORN,
-    RECORD_UNPARSABLE
+    RECORD_UNPARSABLE,
+    RECORD_SNAPSHOT
 } record_status;
 
 /* Classify the bytes at pos: a valid record (decoded into *rec), a damaged one whose header (and
- * so length, *size) is trustworthy, one running past end, or an unparsable header. */
+ * so length, *size) is trustworthy, one running past end, an unparsable header, or an index
+ * snapshot or its footer (FORMAT.md): whole by its header, not read (the open that uses one
+ * checks it; anyone else skips it, and it is no data). */
 static record_status classify(scan_reader *r, uint64_t file_id, uint64_t pos, uint64_t *size,
                               feox_log_record *rec)
 {
@@ -86,6 +89,8 @@ static record_status classify(scan_reader *r, uint64_t file_id, uint64_t pos, ui
         return RECORD_UNPARSABLE;
     if (*size > r->end - pos)
         return RECORD_TORN;
+    if (head[4] == FEOX_LOG_SNAPSHOT || head[4] == FEOX_LOG_SNAPSHOT_FOOTER)
+        return RECORD_SNAPSHOT;
     const uint8_t *whole = reader_get(r, pos, (size_t)*size);
     if (!whole)
         return RECORD_UNPARSABLE;
@@ -115,6 +120,7 @@ static feox_err scan(scan_reader *r, uint64_t file_id, uint64_t start, feox_log_
                      void *ctx, feox_log_scan_result *out)
 {
     memset(out, 0, sizeof *out);
+    out->data_end = start;
     uint64_t pos = start, valid_end = start;
     uint64_t unconfirmed_records = 0, unconfirmed_bytes = 0; /* damage not yet followed by data */
     while (pos < r->end) {
@@ -130,11 +136,20 @@ static feox_err scan(scan_reader *r, uint64_t file_id, uint64_t start, feox_log_
                     return err;
             }
             out->records++;
+            out->data_end = pos + size;
             out->dropped_records += unconfirmed_records;
             out->dropped_bytes += unconfirmed_bytes;
             unconfirmed_records = unconfirmed_bytes = 0;
             pos += size;
             valid_end = pos;
+            continue;
+        }
+        if (status == RECORD_SNAPSHOT) {
+            /* No data of the store: skipped, not damage, and it does not confirm damage before
+             * it either (that stays part of a tail). */
+            pos += size;
+            if (!unconfirmed_records)
+                valid_end = pos;
             continue;
         }
         if (!out->first_damage)
@@ -222,19 +237,24 @@ feox_err feox_log_replay(feox_log_backend *b, const feox_storage_sink *sink)
         return feox_log_io_error(b, "cannot stat", errno);
     replay_ctx rc = {
         .sink = sink, .generation = b->generation, .resident_budget = b->resident_budget};
+    /* With an index snapshot in use (log_snapshot.c) the replay ends where it starts; what
+     * becomes of the snapshot is decided when the store's load is over (release). */
+    uint64_t end = b->snapshot_off ? b->snapshot_off : (uint64_t)st.st_size;
     feox_log_scan_result result;
-    feox_err err = feox_log_scan(b->fd, b->file_id, FEOX_LOG_HEADER_SIZE, (uint64_t)st.st_size,
-                                 replay_visit, &rc, &result);
+    feox_err err =
+        feox_log_scan(b->fd, b->file_id, FEOX_LOG_HEADER_SIZE, end, replay_visit, &rc, &result);
     if (err)
         return err;
     /* Cut the torn tail now, so new records follow the last valid one and a later crash cannot
      * glue old garbage to them. */
-    if (result.valid_end < (uint64_t)st.st_size) {
-        if (feox_io_ftruncate(b->fd, (off_t)result.valid_end) != 0 || feox_io_fsync(b->fd) != 0)
+    if (!b->snapshot_off && result.data_end < (uint64_t)st.st_size) {
+        /* A snapshot (and its footer) that ends the file but was not used goes too: appends
+         * follow the last record, as they do when a used snapshot is cut. */
+        if (feox_io_ftruncate(b->fd, (off_t)result.data_end) != 0 || feox_io_fsync(b->fd) != 0)
             return feox_log_io_error(b, "cannot cut the torn tail of", errno);
     }
     pthread_mutex_lock(&b->mu);
-    b->append_off = b->write_off = result.valid_end;
+    b->append_off = b->write_off = result.data_end;
     b->stats.recovered_records += result.records;
     b->stats.recovery_dropped_records += result.dropped_records;
     b->stats.recovery_dropped_bytes += result.dropped_bytes;

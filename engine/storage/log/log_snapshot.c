@@ -1,0 +1,335 @@
+/*
+ * log_snapshot.c — the index snapshot (format in FORMAT.md, "Index snapshot"; the store's side
+ * of it in log_snapshot.h): found and checked at open, read from by point reads while the store
+ * loads, cut off when the load is over; built and appended at a clean close.
+ *
+ * Why a snapshot is never wrong. It is used only if the file's last 56 bytes are a footer record
+ * valid at that offset (checksum bound to the file id and the offset) naming a snapshot record
+ * that ends exactly where the footer starts, whose whole-record checksum (also bound to file id
+ * and offset) matches and whose key (the offset it covers up to) is its own offset. A close
+ * writes both after its final flush and nothing after them; anything appended later (by any
+ * build) or cut off (an older build drops them as a torn tail) leaves no valid footer at the
+ * end. So the snapshot describes every record before it, and nothing was written after it.
+ * Reads served from it then see what the indexes would: each slot names the record of a key's
+ * live version at close; a deleted key has no slot; expiry is checked by the store at read time.
+ *
+ * Durability: the snapshot is not fsynced. The records before it were (the close's final flush,
+ * or earlier), and a torn or half-persisted snapshot or footer fails its checksum at the next
+ * open, which then loads normally; the scanner skips a whole-by-header snapshot and drops a
+ * torn one with the tail.
+ */
+#include "storage/log/log_snapshot.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/helpers.h"
+#include "base/io.h"
+#include "storage/log/log_backend.h"
+
+/* Where the parts of a snapshot record are, from its start. */
+#define SNAP_KEY_AT FEOX_LOG_RECORD_FIXED
+#define SNAP_TABLE_AT (SNAP_KEY_AT + FEOX_LOG_SNAPSHOT_KEY)
+#define SNAP_SLOTS_AT (SNAP_TABLE_AT + FEOX_LOG_SNAPSHOT_HEADER)
+_Static_assert(SNAP_SLOTS_AT % 8 == 0, "slots are 8-byte aligned in a page-aligned buffer");
+
+/* A point read's first pread: most records fit, a larger one is read again whole. */
+#define FIRST_READ 4096u
+
+/* Table header fields (offsets inside the 64-byte table header). */
+#define T_MAGIC 0
+#define T_VERSION 4
+#define T_SLOTS 8
+#define T_KEYS 16
+#define T_SEED 24
+
+static const uint64_t *slots_of(const uint8_t *snap)
+{
+    return (const uint64_t *)(snap + SNAP_SLOTS_AT);
+}
+
+/* ---- open ---- */
+
+/* The footer at size - 56, if it is a valid one: the offset of the snapshot it names. */
+static bool read_footer(feox_log_backend *b, uint64_t size, uint64_t *snap_off)
+{
+    uint8_t footer[FEOX_LOG_SNAPSHOT_FOOTER_SIZE];
+    uint64_t at = size - sizeof footer, record_size;
+    feox_log_record rec;
+    size_t done;
+    if (feox_io_pread_all(b->fd, footer, sizeof footer, at, &done) != 0 ||
+        !feox_log_record_header_valid(footer, b->file_id, at, &record_size) ||
+        footer[4] != FEOX_LOG_SNAPSHOT_FOOTER || record_size != sizeof footer ||
+        !feox_log_record_decode(footer, record_size, b->file_id, at, &rec))
+        return false;
+    *snap_off = feox_get_le64(rec.key);
+    return *snap_off >= FEOX_LOG_HEADER_SIZE && *snap_off < at;
+}
+
+/* The snapshot record at snap_off, ending at footer_at, read whole and checked; NULL if not. */
+static uint8_t *read_snapshot(feox_log_backend *b, uint64_t snap_off, uint64_t footer_at)
+{
+    uint8_t head[FEOX_LOG_RECORD_FIXED];
+    uint64_t record_size;
+    size_t done;
+    if (footer_at - snap_off < sizeof head ||
+        feox_io_pread_all(b->fd, head, sizeof head, snap_off, &done) != 0 ||
+        !feox_log_record_header_valid(head, b->file_id, snap_off, &record_size) ||
+        head[4] != FEOX_LOG_SNAPSHOT || record_size != footer_at - snap_off)
+        return NULL;
+    uint8_t *snap = feox_mem_alloc_large((size_t)record_size);
+    feox_log_record rec;
+    if (!snap || feox_io_pread_all(b->fd, snap, (size_t)record_size, snap_off, &done) != 0 ||
+        !feox_log_record_decode(snap, record_size, b->file_id, snap_off, &rec) ||
+        feox_get_le64(rec.key) != snap_off) {
+        feox_mem_free_large(snap);
+        return NULL;
+    }
+    const uint8_t *t = snap + SNAP_TABLE_AT;
+    uint64_t slots = feox_get_le64(t + T_SLOTS), keys = feox_get_le64(t + T_KEYS);
+    if (feox_get_le32(t + T_MAGIC) != FEOX_LOG_SNAPSHOT_MAGIC ||
+        feox_get_le32(t + T_VERSION) != FEOX_LOG_SNAPSHOT_VERSION ||
+        slots * 8 != rec.value_len - FEOX_LOG_SNAPSHOT_HEADER || keys >= slots) {
+        feox_mem_free_large(snap);
+        return NULL;
+    }
+    return snap;
+}
+
+bool feox_log_snapshot_open(feox_storage *st)
+{
+    feox_log_backend *b = feox_log_of(st);
+    struct stat sb;
+    if (b->snapshot || fstat(b->fd, &sb) != 0 ||
+        (uint64_t)sb.st_size < FEOX_LOG_HEADER_SIZE + FEOX_LOG_SNAPSHOT_FOOTER_SIZE)
+        return false;
+    uint64_t size = (uint64_t)sb.st_size, snap_off;
+    if (!read_footer(b, size, &snap_off))
+        return false;
+    uint8_t *snap = read_snapshot(b, snap_off, size - FEOX_LOG_SNAPSHOT_FOOTER_SIZE);
+    if (!snap)
+        return false;
+    b->snapshot = snap;
+    b->snapshot_off = snap_off;
+    return true;
+}
+
+uint64_t feox_log_snapshot_keys(feox_storage *st)
+{
+    const uint8_t *snap = feox_log_of(st)->snapshot;
+    return snap ? feox_get_le64(snap + SNAP_TABLE_AT + T_KEYS) : 0;
+}
+
+/* ---- a point read ---- */
+
+/* The record at offset, if it is a valid put or delete of key: 1 and the record in *rec (its
+ * bytes in *buf or *big, which the caller frees), 0 if it is another key's, -1 if it does not
+ * check out or cannot be read (STALE), -2 for no memory. */
+static int read_named(feox_log_backend *b, uint64_t offset, const void *key, uint32_t key_len,
+                      uint8_t buf[FIRST_READ], uint8_t **big, feox_log_record *rec)
+{
+    if (offset < FEOX_LOG_HEADER_SIZE || offset >= b->snapshot_off)
+        return -1;
+    uint64_t room = b->snapshot_off - offset, size;
+    size_t want = room < FIRST_READ ? (size_t)room : FIRST_READ, done;
+    if (want < FEOX_LOG_RECORD_OVERHEAD || feox_io_pread_all(b->fd, buf, want, offset, &done) != 0)
+        return -1;
+    if (!feox_log_record_header_valid(buf, b->file_id, offset, &size) || size > room ||
+        (buf[4] != FEOX_LOG_PUT && buf[4] != FEOX_LOG_DELETE))
+        return -1;
+    const uint8_t *whole = buf;
+    if (size > want) {
+        *big = feox_mem_alloc((size_t)size);
+        if (!*big)
+            return -2;
+        if (feox_io_pread_all(b->fd, *big, (size_t)size, offset, &done) != 0)
+            return -1;
+        whole = *big;
+    }
+    if (!feox_log_record_decode(whole, size, b->file_id, offset, rec))
+        return -1;
+    return rec->key_len == key_len && memcmp(rec->key, key, key_len) == 0 ? 1 : 0;
+}
+
+feox_err feox_log_snapshot_find(feox_storage *st, const void *key, uint32_t key_len,
+                                const feox_storage_sink *sink)
+{
+    feox_log_backend *b = feox_log_of(st);
+    const uint8_t *snap = b->snapshot;
+    if (!snap)
+        return feox_fail(FEOX_ERR_STALE, "%s has no index snapshot", b->path);
+    const uint64_t *slots = slots_of(snap);
+    const uint8_t *t = snap + SNAP_TABLE_AT;
+    uint64_t count = feox_get_le64(t + T_SLOTS);
+    uint32_t hash = feox_log_snapshot_hash(key, key_len, feox_get_le64(t + T_SEED));
+    uint64_t tag = feox_log_snapshot_tag(hash), i = feox_log_snapshot_home(hash, count);
+    for (uint64_t probes = 0; probes < count; probes++, i = i + 1 < count ? i + 1 : 0) {
+        uint64_t slot = feox_get_le64((const uint8_t *)(slots + i));
+        if (slot == 0)
+            break;
+        if (feox_log_snapshot_tag((uint32_t)slot) != tag)
+            continue;
+        uint8_t buf[FIRST_READ], *big = NULL;
+        feox_log_record rec;
+        int found =
+            read_named(b, slot >> FEOX_LOG_SNAPSHOT_TAG_BITS, key, key_len, buf, &big, &rec);
+        feox_err err = FEOX_OK;
+        if (found == 1 && rec.op == FEOX_LOG_PUT) {
+            feox_storage_record out = {.key = rec.key,
+                                       .key_len = rec.key_len,
+                                       .value = rec.value,
+                                       .value_len = rec.value_len,
+                                       .tag = rec.tag,
+                                       .ts_ns = rec.ts_ns,
+                                       .expires_at_ns = rec.expires_at_ns,
+                                       .location = feox_log_location(b->generation, rec.offset)};
+            err = sink->put(sink->ctx, &out);
+        } else if (found == 1) {
+            err = sink->del(sink->ctx, key, key_len, rec.ts_ns);
+        } else if (found == -1) {
+            err = feox_fail(FEOX_ERR_STALE,
+                            "%s: the record at offset %llu named by the index snapshot does not "
+                            "check out",
+                            b->path, (unsigned long long)(slot >> FEOX_LOG_SNAPSHOT_TAG_BITS));
+        } else if (found == -2) {
+            err = feox_fail(FEOX_ERR_NOMEM, "cannot allocate a read buffer");
+        }
+        feox_mem_free(big);
+        if (found != 0)
+            return err;
+    }
+    return sink->del(sink->ctx, key, key_len, 0);
+}
+
+feox_err feox_log_snapshot_release(feox_storage *st, bool cut)
+{
+    feox_log_backend *b = feox_log_of(st);
+    feox_mem_free_large(b->snapshot);
+    b->snapshot = NULL;
+    if (!b->snapshot_off)
+        return FEOX_OK;
+    pthread_mutex_lock(&b->mu);
+    uint64_t end = b->append_off; /* the replay's valid end; nothing is appended yet */
+    bool damaged_tail = end < b->snapshot_off;
+    pthread_mutex_unlock(&b->mu);
+    b->snapshot_off = 0;
+    if (!cut)
+        return FEOX_OK;
+    if (!damaged_tail) {
+        /* Kept, still the file's end and exact, while nothing is written: the first write cuts
+         * it (log_sync.c), and a close with nothing written leaves the file as it is. */
+        pthread_mutex_lock(&b->mu);
+        b->snapshot_tail = true;
+        pthread_mutex_unlock(&b->mu);
+        return FEOX_OK;
+    }
+    /* Damage before it: cut with it now, as a torn tail is (fsynced). */
+    if (feox_io_ftruncate(b->fd, (off_t)end) != 0 || feox_io_fsync(b->fd) != 0)
+        return feox_log_io_error(b, "cannot cut the index snapshot off", errno);
+    return FEOX_OK;
+}
+
+/* ---- close ---- */
+
+feox_err feox_log_close_prepare(feox_storage *st, bool *may_snapshot)
+{
+    feox_log_backend *b = feox_log_of(st);
+    feox_log_stop_threads(b);
+    pthread_mutex_lock(&b->mu);
+    uint64_t seq = b->append_seq;
+    bool dirty = b->durable_seq < seq || b->durable_seq < b->written_seq || b->degraded;
+    pthread_mutex_unlock(&b->mu);
+    feox_err err = dirty ? feox_log_sync_upto(b, seq, true) : FEOX_OK;
+    pthread_mutex_lock(&b->mu);
+    /* snapshot_tail: the file still ends in the snapshot it was opened with (nothing written
+     * since), which is exact: it stays, and no other is written. */
+    *may_snapshot = !err && b->loaded && !b->degraded && !b->write_error && !b->snapshot_off &&
+                    !b->snapshot_tail && b->durable_seq == b->append_seq &&
+                    b->write_off == b->append_off && b->active.len == 0 && b->pending.len == 0 &&
+                    b->old_fd < 0 && b->fd >= 0;
+    pthread_mutex_unlock(&b->mu);
+    return err;
+}
+
+feox_err feox_log_snapshot_writer_init(feox_storage *st, feox_log_snapshot_writer *w, uint64_t keys,
+                                       uint64_t seed)
+{
+    feox_log_backend *b = feox_log_of(st);
+    memset(w, 0, sizeof *w);
+    uint64_t slots = keys + keys / 3 + FEOX_LOG_SNAPSHOT_MIN_SLOTS; /* at most 3/4 full */
+    if (slots > FEOX_LOG_SNAPSHOT_MAX_SLOTS)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "too many keys for an index snapshot");
+    uint64_t record =
+        feox_log_record_size(FEOX_LOG_SNAPSHOT_KEY, FEOX_LOG_SNAPSHOT_HEADER + slots * 8);
+    w->buf_size = (size_t)(record + FEOX_LOG_SNAPSHOT_FOOTER_SIZE);
+    w->buf = feox_mem_calloc_large(w->buf_size);
+    if (!w->buf)
+        return feox_fail(FEOX_ERR_NOMEM, "cannot allocate an index snapshot");
+    w->slots = (uint64_t *)(w->buf + SNAP_SLOTS_AT);
+    w->count = slots;
+    w->key_limit = slots - slots / 4;
+    uint8_t *t = w->buf + SNAP_TABLE_AT;
+    memset(t, 0, FEOX_LOG_SNAPSHOT_HEADER);
+    feox_put_le32(t + T_MAGIC, FEOX_LOG_SNAPSHOT_MAGIC);
+    feox_put_le32(t + T_VERSION, FEOX_LOG_SNAPSHOT_VERSION);
+    feox_put_le64(t + T_SLOTS, slots);
+    feox_put_le64(t + T_SEED, seed);
+    pthread_mutex_lock(&b->mu);
+    w->generation = b->generation;
+    pthread_mutex_unlock(&b->mu);
+    return FEOX_OK;
+}
+
+void feox_log_snapshot_writer_add(feox_log_snapshot_writer *w, uint32_t hash, uint64_t location)
+{
+    uint64_t offset = location & FEOX_LOG_OFFSET_MASK;
+    if (w->bad || (uint32_t)(location >> FEOX_LOG_OFFSET_BITS) != w->generation ||
+        offset < FEOX_LOG_HEADER_SIZE || w->keys >= w->key_limit) {
+        w->bad = true;
+        return;
+    }
+    uint64_t i = feox_log_snapshot_home(hash, w->count);
+    while (w->slots[i]) /* a slot is 0 (empty) in either byte order */
+        i = i + 1 < w->count ? i + 1 : 0;
+    feox_put_le64((uint8_t *)(w->slots + i), feox_log_snapshot_slot(offset, hash));
+    w->keys++;
+}
+
+void feox_log_snapshot_writer_free(feox_log_snapshot_writer *w)
+{
+    feox_mem_free_large(w->buf);
+    w->buf = NULL;
+}
+
+void feox_log_snapshot_write(feox_storage *st, feox_log_snapshot_writer *w)
+{
+    feox_log_backend *b = feox_log_of(st);
+    if (w->bad) {
+        feox_log_snapshot_writer_free(w);
+        return;
+    }
+    pthread_mutex_lock(&b->mu);
+    uint64_t at = b->append_off, file_id = b->file_id;
+    int fd = b->fd;
+    pthread_mutex_unlock(&b->mu);
+    feox_put_le64(w->buf + SNAP_TABLE_AT + T_KEYS, w->keys);
+    feox_put_le64(w->buf + SNAP_KEY_AT, at);
+    uint32_t value_len = (uint32_t)(FEOX_LOG_SNAPSHOT_HEADER + w->count * 8);
+    feox_log_record_seal(w->buf, file_id, at, FEOX_LOG_SNAPSHOT, FEOX_LOG_SNAPSHOT_KEY, value_len,
+                         0, 0, 0);
+    uint64_t footer_at = at + feox_log_record_size(FEOX_LOG_SNAPSHOT_KEY, value_len);
+    uint8_t *footer = w->buf + (footer_at - at);
+    feox_put_le64(footer + FEOX_LOG_RECORD_FIXED, at);
+    feox_log_record_seal(footer, file_id, footer_at, FEOX_LOG_SNAPSHOT_FOOTER,
+                         FEOX_LOG_SNAPSHOT_KEY, 0, 0, 0, 0);
+    if (feox_io_pwrite_all(fd, w->buf, w->buf_size, at) != 0) {
+        /* Nothing is lost: remove what may have been written (else the next open drops it as
+         * a torn tail). */
+        (void)feox_io_ftruncate(fd, (off_t)at);
+    }
+    feox_clear_error_detail();
+    feox_log_snapshot_writer_free(w);
+}

@@ -1,0 +1,79 @@
+/*
+ * log_snapshot.h — the store file's index snapshot (FORMAT.md, "Index snapshot"): a hash table of
+ * (key hash, record offset) slots that a clean close appends after its final flush, and that the
+ * next open reads back so the store can answer point reads while its indexes load on a
+ * background thread. The store's one door into the log backend besides the seam (feox_storage.h):
+ * the store calls these only for a backend whose methods are feox_log_storage_methods.
+ *
+ * Open:   feox_log_snapshot_open before load(): a snapshot that ends the file and checks out is
+ *         read into memory, and load() then replays only the records before it.
+ *         feox_log_snapshot_find answers a key from it (any thread, until released);
+ *         feox_log_snapshot_release frees it once the store's load is over, and cuts it off the
+ *         file if the load succeeded (so appends follow the last record, as without one).
+ * Close:  feox_log_close_prepare (threads stopped, every record durable), then a writer filled
+ *         with every live key's hash and location, then feox_log_snapshot_write; then close().
+ */
+#ifndef FEOX_LOG_SNAPSHOT_H
+#define FEOX_LOG_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "feox_storage.h"
+#include "storage/log/log_format.h"
+
+/* True if the file ends in a valid index snapshot, now read into memory: load() will replay only
+ * the records before it. False (a normal load follows) when there is none, or it is torn,
+ * stale (anything after it), damaged, of another file, or cannot be read (no error is raised:
+ * the error detail is left as it was). */
+bool feox_log_snapshot_open(feox_storage *st);
+/* The keys the snapshot holds (live at the close that wrote it; some may have expired since). */
+uint64_t feox_log_snapshot_keys(feox_storage *st);
+/* Answer key from the snapshot: sink->put with its record at close (the bytes valid during the
+ * call), or sink->del if the snapshot does not hold it. FEOX_ERR_STALE when it cannot answer (a
+ * record it names does not check out, or cannot be read: the caller waits for the full load,
+ * which has its own rules for damage); NOMEM, or sink's error. Any thread, until released. */
+feox_err feox_log_snapshot_find(feox_storage *st, const void *key, uint32_t key_len,
+                                const feox_storage_sink *sink);
+/* The store's load is over (no find() runs, none will): free the snapshot, and with cut (the
+ * load succeeded) cut it and whatever follows the last valid record off the file (ftruncate;
+ * no fsync: FORMAT.md says why none is needed). Errors: IO (the file then keeps it: the next
+ * open finds it stale or valid, never wrong). */
+feox_err feox_log_snapshot_release(feox_storage *st, bool cut);
+
+/* The first half of close: stop the backend's threads and make every record appended durable
+ * (the final flush's error is returned, and close() returns it again). *may_snapshot: the file
+ * may get a snapshot (healthy, every record written and fsynced, one file generation, loaded). */
+feox_err feox_log_close_prepare(feox_storage *st, bool *may_snapshot);
+
+/* A snapshot being built at close. */
+typedef struct feox_log_snapshot_writer {
+    uint8_t *buf; /* snapshot record then footer, built in place */
+    size_t buf_size;
+    uint64_t *slots; /* inside buf, 8-byte aligned */
+    uint64_t count;  /* slots */
+    uint64_t keys, key_limit;
+    uint32_t generation; /* the locations of the file's records carry it */
+    bool bad;            /* a location the snapshot cannot name: nothing is written */
+} feox_log_snapshot_writer;
+
+/* Room for about keys keys, hashed with seed (feox_log_snapshot_hash: the store passes its hash
+ * index's seed when its own key hash is that function, so it hashes nothing). NOMEM. */
+feox_err feox_log_snapshot_writer_init(feox_storage *st, feox_log_snapshot_writer *w, uint64_t keys,
+                                       uint64_t seed);
+/* Start loading the slot a key of this hash goes to (the caller adds it a few keys later). */
+static inline void feox_log_snapshot_writer_prefetch(const feox_log_snapshot_writer *w,
+                                                     uint32_t hash)
+{
+    __builtin_prefetch(w->slots + feox_log_snapshot_home(hash, w->count), 1, 1);
+}
+/* Add a live key's version (location as the backend handed it to the store). */
+void feox_log_snapshot_writer_add(feox_log_snapshot_writer *w, uint32_t hash, uint64_t location);
+/* Append the snapshot and its footer after the last record (no fsync) and free the writer. A
+ * failure writes nothing useful (a partial write is a torn tail to the next open) and is not an
+ * error of the close: nothing the store holds is lost. */
+void feox_log_snapshot_write(feox_storage *st, feox_log_snapshot_writer *w);
+/* Free a writer without writing. */
+void feox_log_snapshot_writer_free(feox_log_snapshot_writer *w);
+
+#endif

@@ -1,0 +1,734 @@
+/*
+ * test_store_snapshot.c — a store file's index snapshot (engine/storage/log/log_snapshot.c,
+ * FORMAT.md "Index snapshot") and the background load it allows (engine/store/store_load.c):
+ *   served      a clean close appends a snapshot; the next open returns with the load held
+ *               back (a test hook, no sleeps) and every point read (get, get_into, get_ref,
+ *               get_size, contains, get_ttl) agrees with the model: overwritten keys show their
+ *               last value, deleted keys are absent, values larger than one read come whole;
+ *               none of them waits; then every other call waits (a second hook sees which),
+ *               and the file is as it was before the snapshot was appended.
+ *   ttl         a key whose TTL passes between close and open is absent from the snapshot's
+ *               answers (expiry is checked at read time).
+ *   torn        the file cut at points inside the snapshot and its footer (a crash while they
+ *               were appended): a normal load, the same answers, the rest cut off.
+ *   stale       a valid record appended after the footer: a normal load, the record wins.
+ *   damaged     a byte flipped in the table, the snapshot's key or header, or the footer: a
+ *               normal load.
+ *   foreign     the snapshot of another file (same offsets, another file id) glued on: not used.
+ *   nomem       each allocation of the background load failing in turn: the next waiting call
+ *               returns NOMEM naming the store, close frees everything (ASan), and the snapshot
+ *               stays for the next open, which loads.
+ *   eio         every read of the background load failing: FEOX_ERR_IO for every later call,
+ *               naming the store; close frees everything; the snapshot stays.
+ *   close       close while the load is held back: cancelled, joined, nothing leaked, the
+ *               snapshot kept (the next open uses it).
+ *   fork        fork() while the load is held back: the child gets FORKED from every call and
+ *               closes without touching the parent's half-built state; the parent goes on.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/helpers.h"
+#include "base/io.h"
+#include "failing_alloc.h"
+#include "feox.h"
+#include "feox_test_support.h"
+#include "storage/log/log_format.h"
+#include "store/store_internal.h"
+
+#define KEYS 400
+#define BIG_VALUE 9000 /* more than the snapshot reader's first pread */
+
+static ftest_clock clock_;
+static char dir[] = "/tmp/feox_snapshot_XXXXXX";
+static char path[sizeof dir + 32];
+static char other[sizeof dir + 32];
+static char copy_path[sizeof dir + 32];
+
+/* ---- the model: what every key should read as ---- */
+
+typedef struct model_key {
+    char key[16];
+    size_t key_len;
+    char *value; /* NULL: absent */
+    size_t value_len;
+    bool ttl; /* expires 100 s after the writes */
+} model_key;
+
+static model_key model[KEYS];
+
+static void model_set(int i, const char *text, size_t len)
+{
+    free(model[i].value);
+    model[i].value = malloc(len + 1);
+    assert_non_null(model[i].value);
+    memset(model[i].value, 'a' + i % 26, len);
+    memcpy(model[i].value, text, strlen(text) < len ? strlen(text) : len);
+    model[i].value[len] = 0;
+    model[i].value_len = len;
+}
+
+static void model_clear(void)
+{
+    for (int i = 0; i < KEYS; i++) {
+        free(model[i].value);
+        memset(&model[i], 0, sizeof model[i]);
+    }
+}
+
+static feox_store *open_at(const char *at)
+{
+    feox_config cfg;
+    ftest_config(&cfg, &clock_);
+    cfg.path = at;
+    return ftest_open(&cfg);
+}
+
+/* Inserts, overwrites (every 3rd key), deletes (every 5th), TTLs (every 7th), big values (every
+ * 11th); variant changes one byte of every value (same lengths: the same offsets). */
+static void write_model(feox_store *s, char variant)
+{
+    for (int i = 0; i < KEYS; i++) {
+        model[i].key_len = (size_t)snprintf(model[i].key, sizeof model[i].key, "key:%05d", i);
+        char text[32];
+        snprintf(text, sizeof text, "%c-v1-%d", variant, i);
+        model_set(i, text, i % 11 == 0 ? BIG_VALUE : 20 + (size_t)(i % 50));
+        feox_write_opts o = {0};
+        if (i % 7 == 0) {
+            o.flags = FEOX_WRITE_TTL;
+            o.ttl_secs = 100;
+            model[i].ttl = true;
+        }
+        assert_int_equal(feox_insert(s, model[i].key, model[i].key_len, model[i].value,
+                                     model[i].value_len, &o, NULL),
+                         FEOX_OK);
+    }
+    for (int i = 0; i < KEYS; i += 3) {
+        char text[32];
+        snprintf(text, sizeof text, "%c-v2-%d", variant, i);
+        model_set(i, text, 30);
+        model[i].ttl = false;
+        assert_int_equal(feox_insert(s, model[i].key, model[i].key_len, model[i].value,
+                                     model[i].value_len, NULL, NULL),
+                         FEOX_OK);
+    }
+    for (int i = 0; i < KEYS; i += 5) {
+        assert_int_equal(feox_delete(s, model[i].key, model[i].key_len, NULL), FEOX_OK);
+        free(model[i].value);
+        model[i].value = NULL;
+    }
+}
+
+static bool model_live(int i, bool ttl_passed)
+{
+    return model[i].value && !(ttl_passed && model[i].ttl);
+}
+
+/* Every point read of every key agrees with the model. */
+static void check_point_reads(feox_store *s, bool ttl_passed)
+{
+    char *buf = malloc(BIG_VALUE + 1);
+    assert_non_null(buf);
+    for (int i = 0; i < KEYS; i++) {
+        const model_key *m = &model[i];
+        bool live = model_live(i, ttl_passed);
+        void *v = NULL;
+        size_t len = 0;
+        feox_err err = feox_get(s, m->key, m->key_len, &v, &len, NULL);
+        if (!live) {
+            assert_int_equal(err, FEOX_ERR_KEY_NOT_FOUND);
+            assert_false(feox_contains(s, m->key, m->key_len));
+            continue;
+        }
+        assert_int_equal(err, FEOX_OK);
+        assert_int_equal(len, m->value_len);
+        assert_memory_equal(v, m->value, len);
+        feox_free(v);
+        assert_true(feox_contains(s, m->key, m->key_len));
+        size_t size = 0;
+        assert_int_equal(feox_get_size(s, m->key, m->key_len, &size), FEOX_OK);
+        assert_int_equal(size, m->value_len);
+        size_t got = 0;
+        assert_int_equal(feox_get_into(s, m->key, m->key_len, buf, BIG_VALUE + 1, &got, NULL),
+                         FEOX_OK);
+        assert_int_equal(got, m->value_len);
+        assert_memory_equal(buf, m->value, got);
+        feox_value *ref = NULL;
+        assert_int_equal(feox_get_ref(s, m->key, m->key_len, &ref), FEOX_OK);
+        assert_int_equal(feox_value_size(ref), m->value_len);
+        assert_memory_equal(feox_value_data(ref), m->value, m->value_len);
+        feox_value_release(ref);
+        uint64_t ttl = 0;
+        bool has_ttl = false;
+        assert_int_equal(feox_get_ttl(s, m->key, m->key_len, &ttl, &has_ttl), FEOX_OK);
+        assert_int_equal(has_ttl, m->ttl);
+    }
+    void *v = NULL;
+    size_t len = 0;
+    assert_int_equal(feox_get(s, "never", 5, &v, &len, NULL), FEOX_ERR_KEY_NOT_FOUND);
+    free(buf);
+}
+
+static uint64_t model_count(bool ttl_passed)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < KEYS; i++)
+        n += model_live(i, ttl_passed);
+    return n;
+}
+
+/* The scan in key order agrees with the model too (the full load's indexes). */
+static void check_scan(feox_store *s, bool ttl_passed)
+{
+    feox_cursor *c = NULL;
+    assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
+    assert_int_equal(feox_cursor_seek(c, FEOX_SEEK_FIRST, NULL, 0), FEOX_OK);
+    uint64_t rows = 0;
+    for (int i = 0; i < KEYS; i++) {
+        if (!model_live(i, ttl_passed))
+            continue;
+        assert_true(feox_cursor_valid(c));
+        size_t klen;
+        const void *key = feox_cursor_key(c, &klen);
+        assert_int_equal(klen, model[i].key_len);
+        assert_memory_equal(key, model[i].key, klen);
+        rows++;
+        assert_int_equal(feox_cursor_next(c), FEOX_OK);
+    }
+    assert_false(feox_cursor_valid(c));
+    feox_cursor_close(c);
+    assert_int_equal(rows, model_count(ttl_passed));
+}
+
+/* ---- hooks: hold the background load back; see which calls wait ---- */
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+static int loads_started; /* background loads that reached the hook */
+static int waits;         /* calls that waited for a running load */
+
+static void open_gate(void)
+{
+    pthread_mutex_lock(&gate_lock);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+static void hold_load(feox_store *s)
+{
+    (void)s;
+    pthread_mutex_lock(&gate_lock);
+    loads_started++;
+    while (!gate_open)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+/* A call is about to wait for the load: count it and let the load go (or it would wait for
+ * ever). */
+static void saw_wait(feox_store *s)
+{
+    (void)s;
+    pthread_mutex_lock(&gate_lock);
+    waits++;
+    pthread_mutex_unlock(&gate_lock);
+    open_gate();
+}
+
+static void reset_hooks(void)
+{
+    pthread_mutex_lock(&gate_lock);
+    gate_open = false;
+    loads_started = waits = 0;
+    pthread_mutex_unlock(&gate_lock);
+    feox_background_load_hook = hold_load;
+    feox_load_wait_hook = saw_wait;
+}
+
+static int counted(const int *n)
+{
+    pthread_mutex_lock(&gate_lock);
+    int v = *n;
+    pthread_mutex_unlock(&gate_lock);
+    return v;
+}
+
+static bool loading(feox_store *s)
+{
+    return atomic_load_explicit(&s->load_state, memory_order_acquire) == FEOX_LOAD_RUNNING;
+}
+
+/* ---- the file ---- */
+
+static uint64_t file_size(const char *at)
+{
+    struct stat st;
+    assert_int_equal(stat(at, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+/* The offset of the snapshot the file's footer names, 0 if the file does not end in a footer. */
+static uint64_t snapshot_offset(const char *at)
+{
+    uint64_t size = file_size(at);
+    if (size < FEOX_LOG_HEADER_SIZE + FEOX_LOG_SNAPSHOT_FOOTER_SIZE)
+        return 0;
+    uint8_t footer[FEOX_LOG_SNAPSHOT_FOOTER_SIZE];
+    int fd = open(at, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, footer, sizeof footer, (off_t)(size - sizeof footer)),
+                     (ssize_t)sizeof footer);
+    close(fd);
+    if (feox_get_le32(footer) != FEOX_LOG_RECORD_MAGIC || footer[4] != FEOX_LOG_SNAPSHOT_FOOTER)
+        return 0;
+    return feox_get_le64(footer + FEOX_LOG_RECORD_FIXED);
+}
+
+static uint8_t *read_file(const char *at, uint64_t *size)
+{
+    *size = file_size(at);
+    uint8_t *bytes = malloc(*size);
+    assert_non_null(bytes);
+    int fd = open(at, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, bytes, *size, 0), (ssize_t)*size);
+    close(fd);
+    return bytes;
+}
+
+static void write_file(const char *at, const uint8_t *bytes, uint64_t size)
+{
+    unlink(at);
+    int fd = open(at, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, bytes, size, 0), (ssize_t)size);
+    close(fd);
+}
+
+/* A store file with the model written and closed cleanly: returns where its snapshot starts. */
+static uint64_t make_closed_file(const char *at, char variant)
+{
+    unlink(at);
+    feox_background_load_hook = NULL;
+    feox_store *s = open_at(at);
+    write_model(s, variant);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    uint64_t snap = snapshot_offset(at);
+    assert_true(snap > FEOX_LOG_HEADER_SIZE);
+    return snap;
+}
+
+/* Open a file that must load normally (no snapshot used) and check it against the model. */
+static void expect_normal_load(const char *at, uint64_t data_end)
+{
+    reset_hooks();
+    feox_store *s = open_at(at);
+    assert_false(loading(s));
+    assert_int_equal(counted(&loads_started), 0);
+    assert_int_equal(file_size(at), data_end); /* whatever followed the records was cut */
+    check_point_reads(s, false);
+    assert_int_equal(atomic_load(&s->snapshot_reads), 0);
+    check_scan(s, false);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* ---- tests ---- */
+
+static void test_point_reads_are_served_while_the_load_waits(void **state)
+{
+    (void)state;
+    uint64_t snap = make_closed_file(path, 'a');
+    reset_hooks();
+    feox_store *s = open_at(path);
+    assert_true(loading(s));
+    check_point_reads(s, false);
+    assert_true(loading(s)); /* not one of them waited */
+    assert_int_equal(counted(&waits), 0);
+    assert_true(atomic_load(&s->snapshot_reads) >= KEYS);
+    assert_int_equal(feox_len(s, FEOX_LEN_ESTIMATE), model_count(false)); /* no wait either */
+    assert_int_equal(counted(&waits), 0);
+    /* Everything else waits for the load. */
+    assert_int_equal(feox_len(s, 0), model_count(false));
+    assert_int_equal(counted(&waits), 1);
+    assert_false(loading(s));
+    uint64_t size = file_size(path);
+    assert_int_equal(snapshot_offset(path), snap); /* kept while nothing is written */
+    check_point_reads(s, false);
+    check_scan(s, false);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    /* A close with nothing written leaves the file as it was. */
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_int_equal(file_size(path), size);
+    assert_int_equal(snapshot_offset(path), snap);
+    /* A write cuts the snapshot off before it is written; the close appends one that has it. */
+    s = open_at(path);
+    assert_int_equal(feox_insert(s, "key:00001", 9, "after", 5, NULL, NULL), FEOX_OK);
+    model_set(1, "after", 5);
+    model[1].ttl = false;
+    assert_int_equal(feox_flush(s), FEOX_OK);
+    assert_int_equal(snapshot_offset(path), 0);
+    assert_int_equal(file_size(path), snap + feox_log_record_size(9, 5));
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_int_equal(snapshot_offset(path), snap + feox_log_record_size(9, 5));
+    reset_hooks();
+    s = open_at(path);
+    assert_true(loading(s));
+    check_point_reads(s, false);
+    open_gate();
+    assert_int_equal(feox_close(s), FEOX_OK);
+    model_clear();
+}
+
+/* Each call other than a point read waits for the load. */
+static void test_every_other_call_waits(void **state)
+{
+    (void)state;
+    make_closed_file(path, 'a');
+    enum { CALLS = 11 };
+    for (int call = 0; call < CALLS; call++) {
+        reset_hooks();
+        feox_store *s = open_at(path);
+        assert_true(loading(s));
+        feox_cursor *c = NULL;
+        feox_stats st;
+        switch (call) {
+        case 0: assert_int_equal(feox_insert(s, "new", 3, "v", 1, NULL, NULL), FEOX_OK); break;
+        case 1:
+            assert_int_equal(feox_delete(s, model[1].key, model[1].key_len, NULL), FEOX_OK);
+            break;
+        case 2:
+            assert_int_equal(feox_cursor_open(s, &c), FEOX_OK);
+            feox_cursor_close(c);
+            break;
+        case 3:
+            assert_int_equal(feox_get_stats(s, &st), FEOX_OK);
+            assert_int_equal(st.len, model_count(false));
+            break;
+        case 4: assert_int_equal(feox_check(s), FEOX_OK); break;
+        case 5: assert_int_equal(feox_flush(s), FEOX_OK); break;
+        case 6: assert_int_equal(feox_compact(s), FEOX_OK); break;
+        case 7: assert_false(feox_is_empty(s)); break;
+        case 8: assert_true(feox_memory_usage(s) > 0); break;
+        case 9:
+            assert_int_equal(feox_update_ttl(s, model[2].key, model[2].key_len, 50, NULL), FEOX_OK);
+            break;
+        default: assert_int_equal(feox_set_owner(s, NULL), FEOX_OK); break;
+        }
+        assert_int_equal(counted(&waits), 1);
+        assert_false(loading(s));
+        assert_int_equal(feox_close(s), FEOX_OK);
+        make_closed_file(path, 'a'); /* the next call starts from the same file */
+    }
+    model_clear();
+}
+
+static void test_ttl_passed_between_close_and_open(void **state)
+{
+    (void)state;
+    make_closed_file(path, 'a');
+    ftest_clock_advance(&clock_, 200 * FTEST_SEC);
+    reset_hooks();
+    feox_store *s = open_at(path);
+    assert_true(loading(s));
+    check_point_reads(s, true);
+    assert_true(loading(s));
+    assert_int_equal(feox_len(s, 0), model_count(true));
+    check_point_reads(s, true);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    model_clear();
+}
+
+static void test_torn_snapshot_loads_normally(void **state)
+{
+    (void)state;
+    uint64_t snap = make_closed_file(path, 'a');
+    uint64_t size;
+    uint8_t *bytes = read_file(path, &size);
+    uint64_t cuts[] = {snap,
+                       snap + 1,
+                       snap + 39,
+                       snap + 40,
+                       snap + 200,
+                       snap + (size - snap) / 2,
+                       size - FEOX_LOG_SNAPSHOT_FOOTER_SIZE - 8,
+                       size - FEOX_LOG_SNAPSHOT_FOOTER_SIZE,
+                       size - FEOX_LOG_SNAPSHOT_FOOTER_SIZE + 20,
+                       size - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        write_file(copy_path, bytes, cuts[i]);
+        expect_normal_load(copy_path, snap);
+    }
+    free(bytes);
+    model_clear();
+}
+
+static void test_record_after_snapshot_makes_it_stale(void **state)
+{
+    (void)state;
+    uint64_t snap = make_closed_file(path, 'a');
+    (void)snap;
+    uint64_t size;
+    uint8_t *bytes = read_file(path, &size);
+    uint64_t file_id = feox_get_le64(bytes + 16);
+    const char *value = "appended after the snapshot";
+    size_t vlen = strlen(value);
+    uint64_t rec_size = feox_log_record_size(model[1].key_len, vlen);
+    bytes = realloc(bytes, size + rec_size);
+    assert_non_null(bytes);
+    feox_log_record_encode(bytes + size, file_id, size, FEOX_LOG_PUT, model[1].key,
+                           (uint32_t)model[1].key_len, value, (uint32_t)vlen, 0,
+                           FTEST_EPOCH_NS + 999 * FTEST_SEC, 0);
+    write_file(copy_path, bytes, size + rec_size);
+    model_set(1, value, vlen);
+    model[1].ttl = false;
+    /* The stale snapshot stays where it is (skipped: no damage), the record after it counts. */
+    expect_normal_load(copy_path, size + rec_size);
+    free(bytes);
+    model_clear();
+}
+
+static void test_damaged_snapshot_loads_normally(void **state)
+{
+    (void)state;
+    uint64_t snap = make_closed_file(path, 'a');
+    uint64_t size;
+    uint8_t *bytes = read_file(path, &size);
+    uint64_t footer = size - FEOX_LOG_SNAPSHOT_FOOTER_SIZE;
+    uint64_t flips[] = {snap + 4,               /* op */
+                        snap + 30,              /* timestamp: header check passes, checksum not */
+                        snap + 42,              /* its key: the offset it covers */
+                        snap + 48 + 2,          /* table magic */
+                        snap + 48 + 64 + 8 * 3, /* a slot */
+                        (snap + footer) / 2,    /* a slot further on */
+                        footer - 3,             /* its checksum */
+                        footer + 4,             /* the footer's op */
+                        footer + 41,            /* the offset the footer names */
+                        size - 1};              /* the footer's checksum */
+    for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+        bytes[flips[i]] ^= 0x10;
+        write_file(copy_path, bytes, size);
+        bytes[flips[i]] ^= 0x10;
+        expect_normal_load(copy_path, snap);
+    }
+    free(bytes);
+    model_clear();
+}
+
+static void test_snapshot_of_another_file_is_not_used(void **state)
+{
+    (void)state;
+    uint64_t snap_b = make_closed_file(other, 'b');
+    uint64_t snap_a = make_closed_file(path, 'a'); /* the model is a's */
+    assert_int_equal(snap_a, snap_b); /* same lengths, same offsets: only the file id differs */
+    uint64_t size_a, size_b;
+    uint8_t *a = read_file(path, &size_a);
+    uint8_t *b = read_file(other, &size_b);
+    assert_int_equal(size_a, size_b);
+    memcpy(a + snap_a, b + snap_b, size_b - snap_b); /* a's records, b's snapshot */
+    write_file(copy_path, a, size_a);
+    expect_normal_load(copy_path, snap_a);
+    free(a);
+    free(b);
+    model_clear();
+}
+
+/* The background load's thread counts (and fails) its own allocations from here on. */
+static unsigned long fail_at;
+static void fail_in_load(feox_store *s)
+{
+    (void)s;
+    ftest_failing_alloc_count_this_thread();
+    ftest_fault.alloc_count = 0;
+    ftest_fault.failure_injected = false;
+    ftest_fault.fail_at = fail_at;
+    ftest_fault.injecting = true;
+}
+
+static void test_allocation_failure_in_the_background_load(void **state)
+{
+    (void)state;
+    make_closed_file(path, 'a');
+    feox_load_wait_hook = NULL;
+    ftest_failing_alloc_install(false);
+    bool failed_once = false;
+    for (fail_at = 1; fail_at < 100000; fail_at++) {
+        feox_background_load_hook = fail_in_load;
+        feox_store *s = open_at(path);
+        feox_stats st;
+        feox_err err = feox_get_stats(s, &st); /* waits for the load */
+        ftest_fault.injecting = false;
+        if (err == FEOX_OK) { /* nothing failed, or the failed allocation was not needed */
+            assert_int_equal(st.len, model_count(false));
+            assert_int_equal(feox_close(s), FEOX_OK);
+            if (!ftest_fault.failure_injected)
+                break;
+            continue;
+        }
+        failed_once = true;
+        assert_int_equal(err, FEOX_ERR_NOMEM);
+        assert_non_null(strstr(feox_error_detail(), path));
+        /* Every later call that waits fails the same way; point reads too. */
+        assert_int_equal(feox_insert(s, "k", 1, "v", 1, NULL, NULL), FEOX_ERR_NOMEM);
+        void *v;
+        size_t len;
+        assert_int_equal(feox_get(s, model[1].key, model[1].key_len, &v, &len, NULL),
+                         FEOX_ERR_NOMEM);
+        assert_int_equal(feox_close(s), FEOX_OK);
+        assert_true(snapshot_offset(path) > 0); /* kept for the next open */
+    }
+    ftest_failing_alloc_remove();
+    assert_true(failed_once);
+    reset_hooks();
+    feox_store *s = open_at(path);
+    assert_true(loading(s));
+    check_point_reads(s, false);
+    open_gate();
+    check_scan(s, false);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    model_clear();
+}
+
+/* Every read of the background load fails (EIO): the next waiting call and every later one,
+ * point reads too, get FEOX_ERR_IO naming the store; the snapshot stays for the next open. */
+static void test_read_error_in_the_background_load(void **state)
+{
+    (void)state;
+    uint64_t snap = make_closed_file(path, 'a');
+    reset_hooks();
+    feox_store *s = open_at(path);
+    assert_true(loading(s));
+    check_point_reads(s, false); /* before the fault: served */
+    feox_io_inject(FEOX_IO_PREAD, 1, EIO, false, true);
+    feox_stats st;
+    assert_int_equal(feox_get_stats(s, &st), FEOX_ERR_IO); /* waits: the load fails */
+    assert_non_null(strstr(feox_error_detail(), path));
+    feox_io_inject_reset();
+    void *v;
+    size_t len;
+    assert_int_equal(feox_get(s, model[1].key, model[1].key_len, &v, &len, NULL), FEOX_ERR_IO);
+    assert_int_equal(feox_insert(s, "k", 1, "v", 1, NULL, NULL), FEOX_ERR_IO);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_int_equal(snapshot_offset(path), snap);
+    reset_hooks();
+    s = open_at(path);
+    open_gate();
+    check_point_reads(s, false);
+    check_scan(s, false);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    model_clear();
+}
+
+static void test_close_while_loading(void **state)
+{
+    (void)state;
+    uint64_t snap = make_closed_file(path, 'a');
+    reset_hooks();
+    feox_store *s = open_at(path);
+    assert_true(loading(s));
+    check_point_reads(s, false);
+    assert_int_equal(feox_close(s), FEOX_OK); /* cancels the load, which then meets a record */
+    assert_int_equal(counted(&waits), 1);
+    assert_int_equal(snapshot_offset(path), snap); /* kept, no other written */
+    reset_hooks();
+    s = open_at(path);
+    assert_true(loading(s));
+    open_gate();
+    check_point_reads(s, false);
+    check_scan(s, false);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    model_clear();
+}
+
+static void test_fork_while_loading(void **state)
+{
+    (void)state;
+    make_closed_file(path, 'a');
+    reset_hooks();
+    feox_store *s = open_at(path);
+    assert_true(loading(s));
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        /* The parent's store: every call fails, nothing waits, close forgets it. */
+        void *v;
+        size_t len;
+        int bad = feox_get(s, model[1].key, model[1].key_len, &v, &len, NULL) != FEOX_ERR_FORKED;
+        bad |= feox_insert(s, "k", 1, "v", 1, NULL, NULL) != FEOX_ERR_FORKED;
+        feox_stats st;
+        bad |= feox_get_stats(s, &st) != FEOX_ERR_FORKED;
+        bad |= feox_close(s) != FEOX_OK;
+        _exit(bad);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(loading(s));
+    check_point_reads(s, false);
+    open_gate();
+    check_scan(s, false);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    model_clear();
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/store.feox", dir);
+    snprintf(other, sizeof other, "%s/other.feox", dir);
+    snprintf(copy_path, sizeof copy_path, "%s/copy.feox", dir);
+    ftest_clock_init(&clock_, FTEST_EPOCH_NS);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    feox_background_load_hook = NULL;
+    feox_load_wait_hook = NULL;
+    unlink(path);
+    unlink(other);
+    unlink(copy_path);
+    rmdir(dir);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_point_reads_are_served_while_the_load_waits),
+        cmocka_unit_test(test_every_other_call_waits),
+        cmocka_unit_test(test_ttl_passed_between_close_and_open),
+        cmocka_unit_test(test_torn_snapshot_loads_normally),
+        cmocka_unit_test(test_record_after_snapshot_makes_it_stale),
+        cmocka_unit_test(test_damaged_snapshot_loads_normally),
+        cmocka_unit_test(test_snapshot_of_another_file_is_not_used),
+        cmocka_unit_test(test_allocation_failure_in_the_background_load),
+        cmocka_unit_test(test_read_error_in_the_background_load),
+        cmocka_unit_test(test_close_while_loading),
+        cmocka_unit_test(test_fork_while_loading),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
