@@ -34,6 +34,9 @@ void *feox_mem_alloc_large(size_t size);
  * through feox_set_allocator's functions: callers check feox_mem_is_default first. */
 char *feox_mem_map_huge(size_t bytes);
 void feox_mem_free_large(void *ptr);
+/* Bytes of the large allocations that are mappings of their own now (the allocator's statistics,
+ * mallinfo2, do not see them; memory measurements add them). */
+size_t feox_mem_large_mapped(void);
 
 /* Point cJSON's hooks at the engine allocator (idempotent; called by json_patch). */
 void feox_alloc_init_cjson(void);
