@@ -11,9 +11,12 @@
  *   prefix_len / prefix_words
  *                a byte prefix (at most FEOX_OI_PREFIX_MAX bytes, packed big-endian into words)
  *                shared by every key in the node; it may be shorter than the true common prefix.
- *   heads[i]     the 8 key bytes after the prefix, big-endian and zero-padded, so comparing two
+ *   heads[i]     the 4 key bytes after the prefix, big-endian and zero-padded, so comparing two
  *                heads as integers is memcmp order on those bytes. A search compares heads only and
- *                dereferences a key (entry or separator) only when the heads are equal.
+ *                dereferences a key (entry or separator) only when the heads are equal. Four bytes,
+ *                not eight: a leaf is 432 bytes instead of 560 (memory per key, issue 15), and
+ *                the prefix (up to 16 bytes) already takes the bytes a node's keys share, so the
+ *                next four tell a node's keys apart unless they share more than the prefix holds.
  *   leaf:  entries[i]   the caller's entries, ascending.
  *   inner: seps[i]      separator keys, each its own immutable allocation (a copy, never a pointer
  *                       into an entry that may be freed): child i holds keys k with
@@ -113,11 +116,11 @@ static uint32_t node_search(const node *n, uint32_t count, const uint8_t *key, s
         return 0;
     if (c > 0)
         return count;
-    uint64_t head = key_head(key, len, plen);
+    uint32_t head = key_head(key, len, plen);
     uint32_t lo = 0, hi = count;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        uint64_t slot_head = atomic_load_explicit(&n->heads[mid], memory_order_relaxed);
+        uint32_t slot_head = atomic_load_explicit(&n->heads[mid], memory_order_relaxed);
         int cmp;
         if (head != slot_head) {
             cmp = head < slot_head ? -1 : 1;
