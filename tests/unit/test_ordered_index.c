@@ -595,7 +595,8 @@ static void make_sorted(model *m, key_shape shape, size_t n)
 static void test_build_from_sorted(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {0, 1, 2, 27, 28, 29, 56, 57, 812, 813, 5000, 30000};
+    static const size_t sizes[] = {0,  1,  2,  27,  28,  29,  31,  32,   33,   56,
+                                   57, 64, 65, 812, 813, 928, 929, 5000, 30000};
     static const key_shape shapes[] = {KEYS_RANDOM16, KEYS_SHARED_PREFIX, KEYS_MIXED_LENGTH};
     for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
         for (size_t hi = 0; hi < 3; hi++) {
@@ -955,6 +956,20 @@ static void test_create_nomem(void **state)
     feox_set_allocator(NULL, NULL, NULL);
 }
 
+/* A bulk build fills its leaves: 32 keys in a 432-byte leaf, 13.5 bytes per key, about 15 with the
+ * inner nodes and separators (leaves of 28 keys took about 17.5). */
+static void test_memory_per_key_built(void **state)
+{
+    (void)state;
+    enum { N = 30000 }; /* below the size whose nodes come from slabs: every node is counted */
+    feox_entry **entries = bench_shaped_entries(N);
+    qsort(entries, N, sizeof *entries, compare_entries);
+    double per_key = index_bytes_per_key(entries, N, true);
+    print_message("ordered index, built: %.1f bytes per key\n", per_key);
+    assert_true(per_key < 16.5);
+    free_entries(entries, N);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -975,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_build_from_sorted),
         cmocka_unit_test(test_build_nomem),
         cmocka_unit_test(test_memory_per_key_random_inserts),
+        cmocka_unit_test(test_memory_per_key_built),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
