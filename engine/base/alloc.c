@@ -4,6 +4,7 @@
 #include "base/alloc.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,14 @@ char *feox_mem_concat(const char *a, const char *b)
 
 #define HUGE_PAGE ((size_t)2 << 20)
 
+/* Bytes of the large allocations that are mappings of their own now (feox_mem_large_mapped). */
+static _Atomic size_t large_mapped_bytes;
+
+size_t feox_mem_large_mapped(void)
+{
+    return atomic_load_explicit(&large_mapped_bytes, memory_order_relaxed);
+}
+
 char *feox_mem_map_huge(size_t bytes)
 {
     size_t span = bytes + HUGE_PAGE;
@@ -119,6 +128,7 @@ void *feox_mem_alloc_large(size_t size)
         p = feox_mem_map_huge(mapped);
         if (!p)
             return NULL;
+        atomic_fetch_add_explicit(&large_mapped_bytes, mapped, memory_order_relaxed);
     } else {
         p = alloc_fn(size + LARGE_HEADER);
         if (!p)
@@ -146,10 +156,12 @@ void feox_mem_free_large(void *ptr)
     char *p = (char *)ptr - LARGE_HEADER;
     size_t mapped;
     memcpy(&mapped, p, sizeof mapped);
-    if (mapped)
+    if (mapped) {
+        atomic_fetch_sub_explicit(&large_mapped_bytes, mapped, memory_order_relaxed);
         munmap(p, mapped);
-    else
+    } else {
         free_fn(p);
+    }
 }
 
 static void *cjson_malloc(size_t size)

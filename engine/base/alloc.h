@@ -36,6 +36,9 @@ char *feox_mem_map_huge(size_t bytes);
 /* The same, zero-filled (a fresh mapping already is). */
 void *feox_mem_calloc_large(size_t size);
 void feox_mem_free_large(void *ptr);
+/* Bytes of the large allocations that are mappings of their own now (the allocator's statistics,
+ * mallinfo2, do not see them; memory measurements add them). */
+size_t feox_mem_large_mapped(void);
 
 /* Point cJSON's hooks at the engine allocator (idempotent; called by json_patch). */
 void feox_alloc_init_cjson(void);

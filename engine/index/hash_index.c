@@ -141,6 +141,10 @@ struct feox_hash_map_region {
 
 static _Thread_local feox_hash_map_region *carving;
 
+/* Set while feox_hash_index_reserve asks ck_hs what a map of the size it wants takes: map_malloc
+ * notes the size and fails, so ck_hs_reset_size leaves the set as it was. */
+static _Thread_local size_t *measuring;
+
 static void *map_with_header(char *block, feox_hash_map_region *region)
 {
     memcpy(block, &region, sizeof region);
@@ -167,6 +171,10 @@ static char *region_carve(feox_hash_map_region *region, size_t size)
 
 static void *map_malloc(size_t size)
 {
+    if (measuring) {
+        *measuring = size;
+        return NULL;
+    }
     if (size > SIZE_MAX - 64 - MAP_HEADER)
         return NULL;
     char *block = region_carve(carving, size);
@@ -204,18 +212,26 @@ static void *map_realloc(void *ptr, size_t old_size, size_t new_size, bool defer
     return fresh;
 }
 
-/* A region for the maps of `shards` shards of `slots` slots each: what ck_hs asks for a map of
- * n slots in delete mode (a pointer and a probe bound per slot, its header, a cache line of
- * alignment), and some room over. NULL if it cannot be had (the maps then come one by one). */
-static feox_hash_map_region *region_new(unsigned shards, uint64_t slots)
+/* Bytes ck_hs asks for a map of `slots` slots (its header, a pointer and, in delete mode, a probe
+ * bound per slot, rounded up to a power of two of slots), or 0 if it asked for none. */
+static size_t map_bytes(ck_hs_t *set, uint64_t slots)
 {
-    uint64_t n = 16;
-    while (n < slots)
-        n <<= 1;
-    uint64_t each = ((MAP_HEADER + 512 + n * (sizeof(void *) + sizeof(uint32_t))) + 63) & ~63ull;
+    size_t size = 0;
+    measuring = &size;
+    bool made = ck_hs_reset_size(set, (unsigned long)slots);
+    measuring = NULL;
+    return made ? 0 : size;
+}
+
+/* A region for the maps of `shards` shards of `each` bytes (what map_bytes said): as many bytes as
+ * carving them takes, and no more (a mapping's untouched tail still counts as mapped memory). NULL
+ * if it cannot be had (the maps then come one by one). */
+static feox_hash_map_region *region_new(unsigned shards, size_t each)
+{
+    each = (MAP_HEADER + each + 63) & ~(size_t)63; /* as region_carve takes it */
     if (each > (SIZE_MAX - 64) / shards)
         return NULL;
-    size_t bytes = 64 + (size_t)each * shards;
+    size_t bytes = 64 + each * shards;
     char *p = feox_mem_alloc_large(bytes);
     if (!p)
         return NULL;
@@ -276,7 +292,8 @@ feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count)
     uint64_t per_shard = count / shards + 1;
     if (per_shard < 16)
         per_shard = 16;
-    feox_hash_map_region *region = region_new(shards, per_shard * 2);
+    size_t each = map_bytes(&idx->shards[0].set, per_shard * 2);
+    feox_hash_map_region *region = each ? region_new(shards, each) : NULL;
     if (region) {
         region->next = idx->regions;
         idx->regions = region;

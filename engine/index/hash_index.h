@@ -89,8 +89,8 @@ static inline feox_entry *feox_hash_object_entry(void *object)
 /* Bytes before an entry that a lookup prefetches as it reads the entry (hash_index.c): where the
  * key's current version usually starts, so that the version arrives with the entry rather than
  * one cache miss after it. A loaded key's first version and its entry are one allocation, the
- * version first (record.h: 144 bytes for a 16-byte key and a 100-byte value, with its location
- * word); a written key's version is allocated just before its entry (store_write.c, then
+ * version first (record.h: 136 bytes for a 100-byte value with its location word and no
+ * expiry); a written key's version is allocated just before its entry (store_write.c, then
  * store_apply.c), which glibc mostly places right below it (160 bytes apart in that example).
  * Larger versions start further back: their first lines are then not prefetched, their last
  * ones are. */

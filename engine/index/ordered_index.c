@@ -11,9 +11,12 @@
  *   prefix_len / prefix_words
  *                a byte prefix (at most FEOX_OI_PREFIX_MAX bytes, packed big-endian into words)
  *                shared by every key in the node; it may be shorter than the true common prefix.
- *   heads[i]     the 8 key bytes after the prefix, big-endian and zero-padded, so comparing two
+ *   heads[i]     the 4 key bytes after the prefix, big-endian and zero-padded, so comparing two
  *                heads as integers is memcmp order on those bytes. A search compares heads only and
- *                dereferences a key (entry or separator) only when the heads are equal.
+ *                dereferences a key (entry or separator) only when the heads are equal. Four bytes,
+ *                not eight: a leaf is 432 bytes instead of 560 (memory per key, issue 15), and
+ *                the prefix (up to 16 bytes) already takes the bytes a node's keys share, so the
+ *                next four tell a node's keys apart unless they share more than the prefix holds.
  *   leaf:  entries[i]   the caller's entries, ascending.
  *   inner: seps[i]      separator keys, each its own immutable allocation (a copy, never a pointer
  *                       into an entry that may be freed): child i holds keys k with
@@ -113,11 +116,11 @@ static uint32_t node_search(const node *n, uint32_t count, const uint8_t *key, s
         return 0;
     if (c > 0)
         return count;
-    uint64_t head = key_head(key, len, plen);
+    uint32_t head = key_head(key, len, plen);
     uint32_t lo = 0, hi = count;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        uint64_t slot_head = atomic_load_explicit(&n->heads[mid], memory_order_relaxed);
+        uint32_t slot_head = atomic_load_explicit(&n->heads[mid], memory_order_relaxed);
         int cmp;
         if (head != slot_head) {
             cmp = head < slot_head ? -1 : 1;
@@ -366,7 +369,12 @@ void feox_ordered_index_destroy(feox_ordered_index *idx)
 
 /* ---- bulk build ------------------------------------------------------------------------------ */
 
-#define BUILD_FILL (FEOX_OI_NODE_CAP - 4) /* room for a few inserts before the first splits */
+/* Leaves are built full: a loaded store's keys take the fewest leaves (at 16-byte keys, 13.5 bytes
+ * a key instead of 15.4 at 28 a leaf), and a leaf that later takes a key splits once into two half
+ * full ones, as it would after a few more keys. Inner nodes keep room for those splits, so the
+ * first writes after a load split leaves and not their parents. */
+#define LEAF_BUILD_FILL FEOX_OI_NODE_CAP
+#define INNER_BUILD_FILL (FEOX_OI_NODE_CAP - 4)
 
 /* One node of the level being built, with the smallest and largest key below it. */
 typedef struct built {
@@ -391,7 +399,7 @@ static void free_built(built *level, size_t count)
 
 static size_t build_leaves(feox_entry *const *sorted, size_t n, built *out, feox_slab_filler *slabs)
 {
-    size_t parts = build_parts(n, BUILD_FILL), at = 0;
+    size_t parts = build_parts(n, LEAF_BUILD_FILL), at = 0;
     for (size_t i = 0; i < parts; i++) {
         size_t take = n / parts + (i < n % parts);
         node *leaf = node_new_from(true, slabs);
@@ -411,7 +419,7 @@ static size_t build_leaves(feox_entry *const *sorted, size_t n, built *out, feox
  * number of new nodes, or 0 on allocation failure (then `below` still owns every node). */
 static size_t build_inner(built *below, size_t count, built *out, feox_slab_filler *slabs)
 {
-    size_t parts = count <= FEOX_OI_NODE_CAP + 1 ? 1 : build_parts(count, BUILD_FILL + 1);
+    size_t parts = count <= FEOX_OI_NODE_CAP + 1 ? 1 : build_parts(count, INNER_BUILD_FILL + 1);
     size_t at = 0;
     for (size_t i = 0; i < parts; i++) {
         size_t take = count / parts + (i < count % parts);
@@ -462,7 +470,7 @@ feox_err feox_ordered_index_build(feox_ordered_index *idx, feox_entry *const *so
 {
     if (n == 0)
         return FEOX_OK;
-    size_t leaves = build_parts(n, BUILD_FILL);
+    size_t leaves = build_parts(n, LEAF_BUILD_FILL);
     built *level = feox_mem_calloc(leaves, sizeof *level);
     built *next = feox_mem_calloc(leaves, sizeof *next);
     if (!level || !next) {

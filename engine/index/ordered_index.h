@@ -41,10 +41,10 @@ void feox_ordered_index_destroy(feox_ordered_index *idx);
 void feox_ordered_index_destroy_visiting(feox_ordered_index *idx,
                                          void (*visit)(void *ctx, feox_entry *e), void *ctx);
 
-/* Build the index from n entries in strictly ascending key order, in one pass (leaves filled to
- * FEOX_OI_NODE_CAP - 4, then each inner level). The index must be empty and have no concurrent
- * user (a store's first load, before the store is handed out). Errors: NOMEM (index unchanged,
- * still empty). */
+/* Build the index from n entries in strictly ascending key order, in one pass (leaves filled
+ * full, then each inner level, filled to FEOX_OI_NODE_CAP - 4). The index must be empty and have no
+ * concurrent user (a store's first load, before the store is handed out). Errors: NOMEM (index
+ * unchanged, still empty). */
 feox_err feox_ordered_index_build(feox_ordered_index *idx, feox_entry *const *sorted, size_t n);
 
 /* Add an entry whose key is not in the index. Errors: NOMEM (index unchanged). */

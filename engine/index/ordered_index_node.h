@@ -15,8 +15,8 @@
 #include "index/ordered_index.h"
 #include "index/record.h"
 
-/* Slots per node: 32 keys, so leaves of ~600 B and inner nodes of ~860 B (perf-reliability
- * A.5). */
+/* Slots per node: 32 keys, so leaves of 432 B and inner nodes of 696 B (perf-reliability A.5;
+ * 4-byte heads). */
 #define FEOX_OI_NODE_CAP 32
 #define FEOX_OI_PREFIX_MAX 16
 #define FEOX_OI_PREFIX_WORDS (FEOX_OI_PREFIX_MAX / 8)
@@ -42,7 +42,7 @@ typedef struct node {
     uint16_t bytes;
     uint16_t in_slab; /* a block of a slab (a bulk build's node), not a malloc'd one */
     feox_retire_link retire;
-    _Atomic uint64_t heads[FEOX_OI_NODE_CAP];
+    _Atomic uint32_t heads[FEOX_OI_NODE_CAP];
 } node;
 
 typedef struct leaf_node {
@@ -68,22 +68,24 @@ struct feox_ordered_index {
     count_stripe counts[FEOX_OI_COUNT_STRIPES];
 };
 
+_Static_assert(sizeof(leaf_node) == 432 && sizeof(inner_node) == 696, "the sizes said above");
+
 #define AS_LEAF(n) ((leaf_node *)(n))
 #define AS_INNER(n) ((inner_node *)(n))
 
 /* ---- keys and heads -------------------------------------------------------------------------- */
 
-/* The 8 bytes of key at offset, big-endian, zero-padded past the end. */
-static inline uint64_t key_head(const uint8_t *key, size_t len, size_t offset)
+/* The 4 bytes of key at offset, big-endian, zero-padded past the end. */
+static inline uint32_t key_head(const uint8_t *key, size_t len, size_t offset)
 {
-    if (offset + 8 <= len) {
-        uint64_t w;
-        memcpy(&w, key + offset, 8);
-        return __builtin_bswap64(w);
+    if (offset + 4 <= len) {
+        uint32_t w;
+        memcpy(&w, key + offset, 4);
+        return __builtin_bswap32(w);
     }
-    uint64_t h = 0;
-    for (size_t i = 0; i < 8; i++)
-        h = (h << 8) | (offset + i < len ? key[offset + i] : 0);
+    uint32_t h = 0;
+    for (size_t i = 0; i < 4; i++)
+        h = (h << 8) | (offset + i < len ? key[offset + i] : 0u);
     return h;
 }
 

@@ -32,6 +32,15 @@ feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
     return e;
 }
 
+/* The flags a version is made with: the caller's cold and location bits, and an expiry word if it
+ * has an expiry. */
+static inline unsigned version_flags(unsigned flags, uint64_t expires_at_ns)
+{
+    return (flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED)) |
+           (expires_at_ns ? FEOX_RECORD_EXPIRES : 0);
+}
+
+/* flags: as version_flags gave them. */
 static inline void init_record(feox_record *r, const void *value, size_t value_len, uint32_t tag,
                                uint64_t ts_ns, uint64_t expires_at_ns, unsigned flags,
                                uint32_t refs)
@@ -39,13 +48,16 @@ static inline void init_record(feox_record *r, const void *value, size_t value_l
     atomic_init(&r->refs, refs);
     r->tag = tag;
     r->ts_ns = ts_ns;
-    r->expires_at_ns = expires_at_ns;
     r->value_len = (uint32_t)value_len & FEOX_RECORD_MAX_VALUE;
-    r->flags = flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED);
+    r->flags = flags;
     /* From the arguments, not the fields: the memcpy would make the compiler read them back. */
+    size_t trailer = feox_record_trailer_offset(value_len, flags);
+    if (flags & FEOX_RECORD_EXPIRES) {
+        memcpy((char *)r + trailer, &expires_at_ns, sizeof expires_at_ns);
+        trailer += sizeof expires_at_ns;
+    }
     if (flags & FEOX_RECORD_LOCATED)
-        atomic_init((_Atomic uint64_t *)((char *)r + feox_record_location_offset(value_len, flags)),
-                    0);
+        atomic_init((_Atomic uint64_t *)((char *)r + trailer), 0);
     if (!(flags & FEOX_RECORD_COLD) && value_len && value)
         memcpy(r->value, value, value_len);
 }
@@ -63,6 +75,7 @@ feox_entry *feox_entry_new_with_record(feox_slab_filler *slab, const void *key, 
 {
     if (value_len > FEOX_RECORD_MAX_VALUE)
         return NULL;
+    flags = version_flags(flags, expires_at_ns);
     size_t offset = embed_offset(value_len, flags);
     if (offset / 8 > FEOX_ENTRY_MAX_EMBED_UNITS)
         return NULL;
@@ -165,6 +178,7 @@ feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, 
 {
     if (value_len > FEOX_RECORD_MAX_VALUE)
         return NULL;
+    flags = version_flags(flags, expires_at_ns);
     feox_record *r = feox_mem_alloc(feox_record_size(value_len, flags));
     if (!r)
         return NULL;

@@ -20,8 +20,9 @@
  *               version, so a reader (or a scan) that took it from an index before the swap
  *               sees that version, as the key was at the swap, an instant before the new
  *               version was published: never NULL (which means deleted), never a torn state.
- *   feox_record one immutable version of a value: bytes, tag, timestamp, expiry, and in a store
- *               with a backend its location there (a word after the value). Copy-on-write: a
+ *   feox_record one immutable version of a value: bytes, tag, timestamp, an expiry if it has one,
+ *               and in a store with a backend its location there (words after the value: a
+ *               version without a TTL has no expiry word, 8 bytes a key). Copy-on-write: a
  *               write builds a new record and publishes it with a release store into
  *               entry->current; the old one is retired. Reference counted so a zero-copy value
  *               handle (feox_value) can outlive its retirement: the index holds one reference,
@@ -39,26 +40,30 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/epoch.h"
 #include "base/slab.h"
 
 enum feox_record_flags {
-    FEOX_RECORD_COLD = 1u << 0,   /* value bytes not resident: read them from the backend */
+    FEOX_RECORD_COLD = 1u << 0,    /* value bytes not resident: read them from the backend */
     FEOX_RECORD_LOCATED = 1u << 1, /* has a backend location word (a store with a backend) */
     /* the block of a version made with its entry lives in a slab (base/slab.h), not malloc */
-    FEOX_RECORD_SLAB = 1u << 2
+    FEOX_RECORD_SLAB = 1u << 2,
+    /* has an expiry word (a version with a TTL; set by feox_record_new from expires_at_ns) */
+    FEOX_RECORD_EXPIRES = 1u << 3
 };
 
 /* The largest value_len a record holds (FEOX_MAX_VALUE_SIZE is below it). */
 #define FEOX_RECORD_MAX_VALUE ((1u << 24) - 1)
 
-/* 36 bytes of header, then the value, then (FEOX_RECORD_LOCATED) the backend location word at
- * the next multiple of 8: a memory-only store's versions carry no location at all. */
+/* 28 bytes of header, then the value, then at the next multiple of 8 the words only some versions
+ * have, in this order: the expiry (FEOX_RECORD_EXPIRES: most versions have no TTL and carry no
+ * expiry at all) and the backend location (FEOX_RECORD_LOCATED: a memory-only store's versions
+ * carry none). */
 typedef struct feox_record {
     feox_retire_link retire;
     uint64_t ts_ns;
-    uint64_t expires_at_ns; /* 0 = no expiry */
     _Atomic uint32_t refs;  /* index reference + one per feox_value handle */
     uint32_t tag;
     uint32_t value_len : 24; /* value_len bytes follow unless FEOX_RECORD_COLD */
@@ -68,10 +73,26 @@ typedef struct feox_record {
 
 #define FEOX_RECORD_HEADER offsetof(feox_record, value)
 
+/* Offset of the first word after the value (from the start of the record). */
+static inline size_t feox_record_trailer_offset(size_t value_len, unsigned flags)
+{
+    return (FEOX_RECORD_HEADER + ((flags & FEOX_RECORD_COLD) ? 0 : value_len) + 7) & ~(size_t)7;
+}
+
 /* Offset of the location word in a located record (from the start of the record). */
 static inline size_t feox_record_location_offset(size_t value_len, unsigned flags)
 {
-    return (FEOX_RECORD_HEADER + ((flags & FEOX_RECORD_COLD) ? 0 : value_len) + 7) & ~(size_t)7;
+    return feox_record_trailer_offset(value_len, flags) + ((flags & FEOX_RECORD_EXPIRES) ? 8 : 0);
+}
+
+/* When the version expires (ns since the epoch), 0 = never. Immutable after publication. */
+static inline uint64_t feox_record_expires_at(const feox_record *r)
+{
+    if (!(r->flags & FEOX_RECORD_EXPIRES))
+        return 0;
+    uint64_t at;
+    memcpy(&at, (const char *)r + feox_record_trailer_offset(r->value_len, r->flags), sizeof at);
+    return at;
 }
 
 /* The backend location word, or NULL for a record of a memory-only store. Moved (relocate)
@@ -136,13 +157,15 @@ static inline size_t feox_allocation_footprint(size_t bytes)
     return ((bytes + 8 + 15) & ~(size_t)15);
 }
 
-/* Bytes of a record's allocation (flags: feox_record_flags). */
+/* Bytes of a record's allocation (flags: feox_record_flags, FEOX_RECORD_EXPIRES included for a
+ * version with an expiry). */
 static inline size_t feox_record_size(size_t value_len, unsigned flags)
 {
-    size_t size = FEOX_RECORD_HEADER + ((flags & FEOX_RECORD_COLD) ? 0 : value_len);
-    if (flags & FEOX_RECORD_LOCATED)
-        size = ((size + 7) & ~(size_t)7) + sizeof(uint64_t);
-    return size;
+    size_t words =
+        ((flags & FEOX_RECORD_EXPIRES) ? 1 : 0) + ((flags & FEOX_RECORD_LOCATED) ? 1 : 0);
+    if (!words)
+        return FEOX_RECORD_HEADER + ((flags & FEOX_RECORD_COLD) ? 0 : value_len);
+    return feox_record_trailer_offset(value_len, flags) + words * sizeof(uint64_t);
 }
 
 /* Accounted bytes of an entry / record (what max_memory counts): the allocation plus allocator
@@ -189,7 +212,8 @@ void feox_entry_retire(feox_entry *e);
 
 /* Allocate a record with refs = 1 copying value (value_len at most FEOX_RECORD_MAX_VALUE).
  * flags: FEOX_RECORD_COLD for no room for the bytes, FEOX_RECORD_LOCATED for a location word
- * (initially 0). value NULL and not cold: room for value_len bytes, left for the caller to
+ * (initially 0); an expiry word comes with a nonzero expires_at_ns (FEOX_RECORD_EXPIRES, which
+ * flags need not say). value NULL and not cold: room for value_len bytes, left for the caller to
  * fill. */
 feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, uint64_t ts_ns,
                              uint64_t expires_at_ns, unsigned flags);
@@ -208,7 +232,6 @@ bool feox_record_unref_last(feox_record *r);
 /* Memcmp order of two keys, shorter prefix first. */
 static inline int feox_key_compare(const void *a, size_t alen, const void *b, size_t blen);
 
-#include <string.h>
 static inline int feox_key_compare(const void *a, size_t alen, const void *b, size_t blen)
 {
     size_t n = alen < blen ? alen : blen;

@@ -183,7 +183,7 @@ static bool add_row(feox_cursor *c, const feox_entry *e, feox_record *r)
     row->value_len = r->value_len;
     row->tag = r->tag;
     row->ts_ns = r->ts_ns;
-    row->expires_at_ns = r->expires_at_ns;
+    row->expires_at_ns = feox_record_expires_at(r);
     c->count++;
     return true;
 }
@@ -386,7 +386,7 @@ static feox_err show_live_version(feox_cursor *c, cursor_row *row, feox_record *
     row->value_len = resident->value_len;
     row->tag = resident->tag;
     row->ts_ns = resident->ts_ns;
-    row->expires_at_ns = resident->expires_at_ns;
+    row->expires_at_ns = feox_record_expires_at(resident);
     return FEOX_OK;
 }
 

@@ -42,7 +42,7 @@ feox_entry *feox_ttl_item_owner(feox_store *s, const feox_ttl_item *item)
     if (!e)
         return NULL;
     const feox_record *r = atomic_load_explicit(&e->current, memory_order_relaxed);
-    if (!r || r->expires_at_ns != item->expires_at_ns || r->ts_ns != item->ts_ns)
+    if (!r || feox_record_expires_at(r) != item->expires_at_ns || r->ts_ns != item->ts_ns)
         return NULL;
     return e;
 }
@@ -56,12 +56,12 @@ static bool item_is_current(void *ctx, const feox_ttl_item *item)
 static feox_err ttl_track(feox_store *s, feox_shard *shard, const feox_entry *e,
                           const feox_record *new_version)
 {
-    if (!new_version->expires_at_ns)
+    if (!feox_record_expires_at(new_version))
         return FEOX_OK;
     if (shard->ttl.len > TTL_PRUNE_FACTOR * shard->ttl_keys + TTL_PRUNE_SLACK)
         feox_ttl_heap_prune(&shard->ttl, item_is_current, s);
-    return feox_ttl_heap_push(&shard->ttl, new_version->expires_at_ns, new_version->ts_ns, e->key,
-                              e->key_len);
+    return feox_ttl_heap_push(&shard->ttl, feox_record_expires_at(new_version), new_version->ts_ns,
+                              e->key, e->key_len);
 }
 
 /* Memory a version takes in place of another (none for a new key, which adds its entry). A
@@ -130,7 +130,7 @@ static void storage_record_of(const void *key, size_t key_len, const feox_record
                                  .value_len = r->value_len,
                                  .tag = r->tag,
                                  .ts_ns = r->ts_ns,
-                                 .expires_at_ns = r->expires_at_ns,
+                                 .expires_at_ns = feox_record_expires_at(r),
                                  .location = location};
 }
 
@@ -218,11 +218,11 @@ feox_err feox_publish_version(feox_store *s, feox_shard *shard, feox_entry **ent
     feox_thread_write_count++;
     if (new_entry)
         feox_shard_count_add(&shard->keys, 1);
-    if (new_version->expires_at_ns) {
+    if (feox_record_expires_at(new_version)) {
         feox_shard_count_add(&shard->ttl_keys, 1);
     }
     if (old_version) {
-        if (old_version->expires_at_ns) {
+        if (feox_record_expires_at(old_version)) {
             feox_shard_count_add(&shard->ttl_keys, -1);
         }
         feox_record_retire(old_version);
@@ -264,7 +264,7 @@ feox_err feox_store_remove_entry(feox_store *s, feox_shard *shard, feox_entry *e
     /* An entry sharing its allocation with a version still holds it (record.h): counted below. */
     int64_t freed = (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY);
     if (old_version) {
-        if (old_version->expires_at_ns) {
+        if (feox_record_expires_at(old_version)) {
             feox_shard_count_add(&shard->ttl_keys, -1);
         }
         freed += (int64_t)feox_record_footprint(old_version->value_len, old_version->flags);

@@ -189,7 +189,8 @@ static inline uint64_t feox_store_now(const feox_store *s)
 }
 static inline bool feox_record_expired(const feox_record *r, uint64_t now_ns)
 {
-    return r->expires_at_ns != 0 && now_ns > r->expires_at_ns;
+    uint64_t expires_at = feox_record_expires_at(r);
+    return expires_at != 0 && now_ns > expires_at;
 }
 
 /* Argument checks shared by every entry point. */
@@ -215,10 +216,11 @@ static inline feox_record *feox_entry_live(const feox_store *s, const feox_entry
     feox_record *r = atomic_load_explicit(&e->current, memory_order_acquire);
     if (!r)
         return NULL;
-    if (r->expires_at_ns) {
+    uint64_t expires_at = feox_record_expires_at(r);
+    if (expires_at) {
         if (!*now)
             *now = feox_store_now(s);
-        if (*now > r->expires_at_ns)
+        if (*now > expires_at)
             return NULL;
     }
     return r;

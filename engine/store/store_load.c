@@ -208,7 +208,7 @@ static void end_version(load_state *ls, feox_entry *e)
     feox_record *old = current_of(e);
     if (!old)
         return;
-    if (old->expires_at_ns) {
+    if (feox_record_expires_at(old)) {
         feox_shard *shard = feox_hash_shard(&ls->store->hash, feox_entry_hash(e));
         feox_shard_count_add(&shard->ttl_keys, -1);
     }
@@ -227,7 +227,7 @@ static void end_version(load_state *ls, feox_entry *e)
  * one free per key instead of two). Not with max_memory, whose eviction must free a value's
  * bytes (and swaps a version, not an entry). */
 #define EMBED_MAX_VALUE 256
-_Static_assert((FEOX_RECORD_HEADER + EMBED_MAX_VALUE + 8 + 7) / 8 <= FEOX_ENTRY_MAX_EMBED_UNITS,
+_Static_assert((FEOX_RECORD_HEADER + EMBED_MAX_VALUE + 7 + 16) / 8 <= FEOX_ENTRY_MAX_EMBED_UNITS,
                "an entry reaches back to a shared first version");
 
 /* Free an entry the load replaces, with its version and the first version it shares its
@@ -804,7 +804,7 @@ feox_err feox_store_snapshot_find(feox_store *s, const void *key, size_t key_len
     if (err)
         return err;
     feox_record *r = a.version;
-    if (r && r->expires_at_ns && feox_store_now(s) > r->expires_at_ns) {
+    if (r && feox_record_expires_at(r) && feox_store_now(s) > feox_record_expires_at(r)) {
         feox_stat_inc(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY);
         feox_record_free(r);
         r = NULL;
@@ -875,8 +875,9 @@ static feox_entry *largest_entry(feox_store *s)
 static feox_err apply_to_existing(feox_put_run *run, feox_entry *e, feox_record *v)
 {
     feox_store *s = run->store;
-    feox_record *copy = feox_record_new((v->flags & FEOX_RECORD_COLD) ? NULL : v->value,
-                                        v->value_len, v->tag, v->ts_ns, v->expires_at_ns, v->flags);
+    feox_record *copy =
+        feox_record_new((v->flags & FEOX_RECORD_COLD) ? NULL : v->value, v->value_len, v->tag,
+                        v->ts_ns, feox_record_expires_at(v), v->flags);
     feox_err err = FEOX_OK;
     if (!copy) {
         err = feox_fail(FEOX_ERR_NOMEM, "allocation failed");
@@ -901,8 +902,9 @@ static feox_err link_absent(feox_store *s, feox_entry **entries, feox_record **v
         feox_entry *e = entries[hashed];
         const feox_record *v = versions[hashed];
         feox_shard *shard = feox_hash_shard(&s->hash, feox_entry_hash(e));
-        if (v->expires_at_ns)
-            err = feox_ttl_heap_push(&shard->ttl, v->expires_at_ns, v->ts_ns, e->key, e->key_len);
+        if (feox_record_expires_at(v))
+            err = feox_ttl_heap_push(&shard->ttl, feox_record_expires_at(v), v->ts_ns, e->key,
+                                     e->key_len);
         if (!err)
             err = feox_hash_insert(&s->hash, e);
         if (err)
@@ -923,7 +925,7 @@ static feox_err link_absent(feox_store *s, feox_entry **entries, feox_record **v
         /* Release: a reader that loads this pointer (acquire) sees the fully built version. */
         atomic_store_explicit(&e->current, v, memory_order_release);
         feox_shard_count_add(&shard->keys, 1);
-        if (v->expires_at_ns)
+        if (feox_record_expires_at(v))
             feox_shard_count_add(&shard->ttl_keys, 1);
         memory += (int64_t)(feox_entry_footprint(e->key_len) + FEOX_INDEX_BYTES_PER_KEY) +
                   version_bytes(v);

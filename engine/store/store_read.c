@@ -69,7 +69,7 @@ static void fill_info(const feox_record *r, feox_record_info *info)
     info->value_len = r->value_len;
     info->tag = r->tag;
     info->timestamp_ns = r->ts_ns;
-    info->expires_at_ns = r->expires_at_ns;
+    info->expires_at_ns = feox_record_expires_at(r);
 }
 
 /* A zero-copy handle's holder reads the value later (SQLite copies it out of the handle after
@@ -272,7 +272,7 @@ feox_err feox_get_ttl(feox_store *s, const void *key, size_t key_len, uint64_t *
     err = enter_find_live(s, key, key_len, &r);
     if (err)
         return err;
-    uint64_t expires_at = r ? r->expires_at_ns : 0;
+    uint64_t expires_at = r ? feox_record_expires_at(r) : 0;
     feox_epoch_exit();
     if (!r)
         return feox_fail(FEOX_ERR_KEY_NOT_FOUND, "key not found");

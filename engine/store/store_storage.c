@@ -207,8 +207,8 @@ feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len,
     if (!s->storage)
         return feox_fail(FEOX_ERR_CORRUPT, "cold value in a memory-only store");
     /* A resident, unindexed copy; value NULL leaves the bytes for read_value to fill. */
-    feox_record *copy = feox_record_new(NULL, r->value_len, r->tag, r->ts_ns, r->expires_at_ns,
-                                        FEOX_RECORD_LOCATED);
+    feox_record *copy = feox_record_new(NULL, r->value_len, r->tag, r->ts_ns,
+                                        feox_record_expires_at(r), FEOX_RECORD_LOCATED);
     if (!copy)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     const feox_storage_methods *m = s->storage->methods;
@@ -369,7 +369,7 @@ static feox_err for_each_live(void *ctx, int (*fn)(void *fn_ctx, const feox_stor
                                            .value_len = r->value_len,
                                            .tag = r->tag,
                                            .ts_ns = r->ts_ns,
-                                           .expires_at_ns = r->expires_at_ns,
+                                           .expires_at_ns = feox_record_expires_at(r),
                                            .location = feox_record_location(r)};
                 stop = fn(fn_ctx, &rec) != 0;
             }

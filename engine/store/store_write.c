@@ -69,7 +69,7 @@ static uint64_t choose_expiry(const feox_write_opts *opts, const feox_record *li
                                                              : opts->ttl_secs * NS_PER_SEC)
                               : 0;
     if ((flags & FEOX_WRITE_KEEP_TTL) || keep_by_default)
-        return live ? live->expires_at_ns : 0;
+        return live ? feox_record_expires_at(live) : 0;
     return 0;
 }
 

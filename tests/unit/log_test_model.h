@@ -150,7 +150,7 @@ static inline feox_err model_append_put(feox_storage *b, const void *key, uint32
                                .value_len = r->value_len,
                                .tag = r->tag,
                                .ts_ns = r->ts_ns,
-                               .expires_at_ns = r->expires_at_ns};
+                               .expires_at_ns = feox_record_expires_at(r)};
     return b->methods->write(b, NULL, &rec, NULL, location, seq);
 }
 

@@ -7,6 +7,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <malloc.h>
 
 #include "base/epoch.h"
 #include "base/slab.h"
@@ -593,7 +595,8 @@ static void make_sorted(model *m, key_shape shape, size_t n)
 static void test_build_from_sorted(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {0, 1, 2, 27, 28, 29, 56, 57, 812, 813, 5000, 30000};
+    static const size_t sizes[] = {0,  1,  2,  27,  28,  29,  31,  32,   33,   56,
+                                   57, 64, 65, 812, 813, 928, 929, 5000, 30000};
     static const key_shape shapes[] = {KEYS_RANDOM16, KEYS_SHARED_PREFIX, KEYS_MIXED_LENGTH};
     for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
         for (size_t hi = 0; hi < 3; hi++) {
@@ -851,6 +854,94 @@ static void test_build_nomem(void **state)
     model_free_all(&m);
 }
 
+/* ---- memory per key (issue 15) ------------------------------------------------------------ */
+
+/* Bytes of the blocks the engine holds from the allocator (malloc_usable_size: what glibc gives a
+ * request, headers aside; plain malloc and free underneath, so any block may go either way). */
+static size_t live_bytes;
+static void *sized_malloc(size_t size)
+{
+    void *p = malloc(size);
+    if (p)
+        live_bytes += malloc_usable_size(p);
+    return p;
+}
+static void *sized_realloc(void *p, size_t size)
+{
+    size_t old = p ? malloc_usable_size(p) : 0;
+    void *q = realloc(p, size);
+    if (q) {
+        live_bytes -= old;
+        live_bytes += malloc_usable_size(q);
+    }
+    return q;
+}
+static void sized_free(void *p)
+{
+    if (p)
+        live_bytes -= malloc_usable_size(p);
+    free(p);
+}
+
+/* n entries with the benchmark's 16-byte keys (a random 8-byte head, then the counter), in the
+ * order made (random key order). */
+static feox_entry **bench_shaped_entries(size_t n)
+{
+    feox_entry **entries = calloc(n, sizeof *entries);
+    assert_non_null(entries);
+    rng_state = 4242;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t key[16];
+        uint64_t head = rng_next();
+        for (int b = 0; b < 8; b++) {
+            key[7 - b] = (uint8_t)(head >> (8 * b));
+            key[15 - b] = (uint8_t)(i >> (8 * b));
+        }
+        entries[i] = feox_entry_new(key, sizeof key, 0);
+        assert_non_null(entries[i]);
+    }
+    return entries;
+}
+
+/* Bytes per key of the nodes and separators an index of n keys holds: after inserting them one
+ * by one in the given order (sorted = false), or built from them sorted. */
+static double index_bytes_per_key(feox_entry **entries, size_t n, bool sorted)
+{
+    feox_epoch_enter(); /* this thread's epoch record exists before the count starts */
+    feox_epoch_exit();
+    feox_set_allocator(sized_malloc, sized_realloc, sized_free);
+    feox_ordered_index *idx = NULL;
+    assert_int_equal(feox_ordered_index_create(&idx), FEOX_OK);
+    size_t before = live_bytes;
+    if (sorted) {
+        assert_int_equal(feox_ordered_index_build(idx, entries, n), FEOX_OK);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(feox_ordered_index_insert(idx, entries[i]), FEOX_OK);
+    }
+    double per_key = (double)(live_bytes - before) / (double)n;
+    assert_verifies(idx);
+    assert_int_equal(feox_ordered_index_count(idx), n);
+    feox_ordered_index_destroy(idx);
+    feox_epoch_reclaim();
+    feox_set_allocator(NULL, NULL, NULL);
+    return per_key;
+}
+
+/* Random inserts leave leaves about 70% full: 22 keys of 16 bytes in a 432-byte leaf (4-byte
+ * heads) come to about 21 bytes per key with the inner nodes and separators; 8-byte heads (a
+ * 560-byte leaf) took about 27. */
+static void test_memory_per_key_random_inserts(void **state)
+{
+    (void)state;
+    enum { N = 50000 };
+    feox_entry **entries = bench_shaped_entries(N);
+    double per_key = index_bytes_per_key(entries, N, false);
+    print_message("ordered index, random inserts: %.1f bytes per key\n", per_key);
+    assert_true(per_key < 25.0);
+    free_entries(entries, N);
+}
+
 /* create itself fails cleanly when memory does. */
 static void test_create_nomem(void **state)
 {
@@ -863,6 +954,20 @@ static void test_create_nomem(void **state)
     }
     fail_after = -1;
     feox_set_allocator(NULL, NULL, NULL);
+}
+
+/* A bulk build fills its leaves: 32 keys in a 432-byte leaf, 13.5 bytes per key, about 15 with the
+ * inner nodes and separators (leaves of 28 keys took about 17.5). */
+static void test_memory_per_key_built(void **state)
+{
+    (void)state;
+    enum { N = 30000 }; /* below the size whose nodes come from slabs: every node is counted */
+    feox_entry **entries = bench_shaped_entries(N);
+    qsort(entries, N, sizeof *entries, compare_entries);
+    double per_key = index_bytes_per_key(entries, N, true);
+    print_message("ordered index, built: %.1f bytes per key\n", per_key);
+    assert_true(per_key < 16.5);
+    free_entries(entries, N);
 }
 
 int main(void)
@@ -884,6 +989,8 @@ int main(void)
         cmocka_unit_test(test_create_nomem),
         cmocka_unit_test(test_build_from_sorted),
         cmocka_unit_test(test_build_nomem),
+        cmocka_unit_test(test_memory_per_key_random_inserts),
+        cmocka_unit_test(test_memory_per_key_built),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
