@@ -481,8 +481,9 @@ class DamagedStoreFileTest(TempDirTestCase):
                 continue
             if op == 1:
                 state[key.decode()] = value.decode()
-            else:
+            elif op == 2:
                 state.pop(key.decode(), None)
+            # ops 3 and 4: the index snapshot a clean close appends and its footer (FORMAT.md)
         return sorted(state.items())
 
     def open_damaged(self, data):
