@@ -231,7 +231,11 @@ feox_err feox_set_share_key(feox_store *store, const char *share_key);
  * feox store (a torn or corrupt tail is dropped and counted in stats), and locked against other
  * processes. Opening the same path (or, in memory mode, share_key) twice in one process returns
  * the same instance (reference counted; each open needs its own feox_close): the registry of open
- * stores, one per process.
+ * stores, one per process. A store file closed cleanly ends with an index snapshot (FORMAT.md):
+ * its open returns once the snapshot is checked and the indexes load on a background thread;
+ * until they have, point reads (feox_get, _into, _ref, _size, feox_contains, feox_get_ttl) are
+ * answered from the snapshot and every other call waits for the load (a load that failed is
+ * then that call's error, and every later call's). feox_len(FEOX_LEN_ESTIMATE) does not wait.
  * Errors: INVALID_ARGUMENT (out NULL, bad sync mode), NOMEM, IO, DISK_FULL (creating the file),
  * NOT_FOUND (no_create and no file; open_existing and no open instance), FORMAT (not a feox
  * store, or unknown version), CORRUPT (header checksum), LOCKED (another process holds the file),
