@@ -32,9 +32,9 @@
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work = PTHREAD_COND_INITIALIZER; /* a store was queued, or stop */
 static pthread_cond_t done = PTHREAD_COND_INITIALIZER; /* a store was freed */
-static feox_store *queue;                               /* [queue_lock] linked by next_open */
-static feox_store *inherited; /* a fork child's copies of its parent's queue: never freed */
-static bool running, stopping, busy;                    /* [queue_lock] */
+static feox_store *queue;                              /* [queue_lock] linked by next_open */
+static feox_store *inherited;        /* a fork child's copies of its parent's queue: never freed */
+static bool running, stopping, busy; /* [queue_lock] */
 static pthread_t reaper;
 static void (*destroy)(feox_store *); /* [queue_lock] what frees a store (store.c) */
 static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;

@@ -1,12 +1,14 @@
 /* feox_test_support.c — see feox_test_support.h. */
 #include "feox_test_support.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 void ftest_clock_init(ftest_clock *c, uint64_t now_ns)
@@ -125,4 +127,17 @@ int64_t ftest_read_counter(feox_store *s, const char *key)
     int64_t r = ftest_get_i64(v);
     feox_free(v);
     return r;
+}
+
+int ftest_wait_child(int pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "child %d was killed by signal %d\n", pid, WTERMSIG(status));
+        return 1000 + WTERMSIG(status);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

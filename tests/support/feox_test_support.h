@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "feox.h"
 
@@ -31,6 +33,21 @@ void ftest_clock_advance(ftest_clock *c, uint64_t delta_ns);
 /* Memory-mode config driven by clock (may be NULL = real clock); the TTL sweeper is disabled so
  * expiry is only judged lazily, deterministically. */
 void ftest_config(feox_config *cfg, ftest_clock *clock);
+
+/* In a forked child: on failure, say why (with feox's error detail) and exit with the line
+ * number as the status (never returns to the test framework). */
+#define FTEST_CHILD_CHECK(cond)                                                                    \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "child check failed at line %d: %s (detail: %s)\n", __LINE__, #cond,   \
+                    feox_error_detail());                                                          \
+            _exit(__LINE__ % 250 + 1);                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* Wait for the child pid: its exit status (0 = every check held), or 1000 + the signal that
+ * killed it (said on stderr). */
+int ftest_wait_child(int pid);
 
 /* Opens a store or aborts the test program with a message (a test cannot proceed without it). */
 feox_store *ftest_open(const feox_config *cfg);

@@ -41,22 +41,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "feox.h"
 #include "base/io.h"
+#include "feox.h"
+#include "feox_test_support.h"
 #include "storage/log/store_files.h"
 
 #define KS(str) (str), strlen(str)
-
-/* In a child: on failure, say why and exit with the line number (never returns to cmocka). */
-#define CHILD_CHECK(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "child check failed at line %d: %s (detail: %s)\n", __LINE__, #cond,   \
-                    feox_error_detail());                                                          \
-            _exit(__LINE__ % 250 + 1);                                                             \
-        }                                                                                          \
-    } while (0)
-
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -142,44 +132,44 @@ static bool detail_says_forked(const char *path)
 /* Every entry point on an inherited store fails with FORKED (or answers false / 0). */
 static void child_check_every_call_refused(feox_store *s, const char *path)
 {
-    CHILD_CHECK(feox_store_is_inherited(s));
-    CHILD_CHECK(feox_insert(s, KS("child"), KS("x"), NULL, NULL) == FEOX_ERR_FORKED);
-    CHILD_CHECK(detail_says_forked(path));
+    FTEST_CHILD_CHECK(feox_store_is_inherited(s));
+    FTEST_CHILD_CHECK(feox_insert(s, KS("child"), KS("x"), NULL, NULL) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(detail_says_forked(path));
     bool done = true;
     const feox_write_opts ia = {.flags = FEOX_WRITE_IF_ABSENT};
-    CHILD_CHECK(feox_insert(s, KS("child"), KS("x"), &ia, &done) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_atomic_increment(s, KS("hits"), 1, NULL, NULL) == FEOX_ERR_FORKED);
-    CHILD_CHECK(detail_says_forked(path));
-    CHILD_CHECK(feox_compare_and_swap(s, KS("hits"), NULL, 0, KS("y"), NULL, &done) ==
-                FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_json_patch(s, KS("doc"), KS("[]"), NULL, NULL, NULL) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_delete(s, KS("hits"), NULL) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_update_ttl(s, KS("hits"), 10, NULL) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_update_ttl(s, KS("hits"), 0, NULL) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_insert(s, KS("child"), KS("x"), &ia, &done) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_atomic_increment(s, KS("hits"), 1, NULL, NULL) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(detail_says_forked(path));
+    FTEST_CHILD_CHECK(feox_compare_and_swap(s, KS("hits"), NULL, 0, KS("y"), NULL, &done) ==
+                      FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_json_patch(s, KS("doc"), KS("[]"), NULL, NULL, NULL) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_delete(s, KS("hits"), NULL) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_update_ttl(s, KS("hits"), 10, NULL) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_update_ttl(s, KS("hits"), 0, NULL) == FEOX_ERR_FORKED);
     void *v = NULL;
     size_t n = 0;
-    CHILD_CHECK(feox_get(s, KS("hits"), &v, &n, NULL) == FEOX_ERR_FORKED && v == NULL);
+    FTEST_CHILD_CHECK(feox_get(s, KS("hits"), &v, &n, NULL) == FEOX_ERR_FORKED && v == NULL);
     feox_value *ref = NULL;
-    CHILD_CHECK(feox_get_ref(s, KS("hits"), &ref) == FEOX_ERR_FORKED && ref == NULL);
-    CHILD_CHECK(feox_get_size(s, KS("hits"), &n) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_get_ref(s, KS("hits"), &ref) == FEOX_ERR_FORKED && ref == NULL);
+    FTEST_CHILD_CHECK(feox_get_size(s, KS("hits"), &n) == FEOX_ERR_FORKED);
     uint64_t ttl = 0;
     bool has_ttl = false;
-    CHILD_CHECK(feox_get_ttl(s, KS("hits"), &ttl, &has_ttl) == FEOX_ERR_FORKED);
-    CHILD_CHECK(!feox_contains(s, KS("hits")));
-    CHILD_CHECK(feox_len(s, 0) == 0);
-    CHILD_CHECK(!feox_is_empty(s));
-    CHILD_CHECK(feox_memory_usage(s) == 0);
+    FTEST_CHILD_CHECK(feox_get_ttl(s, KS("hits"), &ttl, &has_ttl) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(!feox_contains(s, KS("hits")));
+    FTEST_CHILD_CHECK(feox_len(s, 0) == 0);
+    FTEST_CHILD_CHECK(!feox_is_empty(s));
+    FTEST_CHILD_CHECK(feox_memory_usage(s) == 0);
     feox_stats st;
-    CHILD_CHECK(feox_get_stats(s, &st) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_flush(s) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_compact(s) == FEOX_ERR_FORKED);
-    CHILD_CHECK(feox_check(s) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_get_stats(s, &st) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_flush(s) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_compact(s) == FEOX_ERR_FORKED);
+    FTEST_CHILD_CHECK(feox_check(s) == FEOX_ERR_FORKED);
     size_t visited = 7;
-    CHILD_CHECK(feox_range_query(s, KS("a"), KS("z"), SIZE_MAX, ignore_row, NULL, &visited) ==
-                    FEOX_ERR_FORKED &&
-                visited == 0);
+    FTEST_CHILD_CHECK(feox_range_query(s, KS("a"), KS("z"), SIZE_MAX, ignore_row, NULL, &visited) ==
+                          FEOX_ERR_FORKED &&
+                      visited == 0);
     feox_cursor *c = NULL;
-    CHILD_CHECK(feox_cursor_open(s, &c) == FEOX_ERR_FORKED && c == NULL);
+    FTEST_CHILD_CHECK(feox_cursor_open(s, &c) == FEOX_ERR_FORKED && c == NULL);
 }
 
 static void test_fork_child_is_refused_parent_unaffected(void **state)
@@ -201,17 +191,18 @@ static void test_fork_child_is_refused_parent_unaffected(void **state)
     if (pid == 0) {
         child_check_every_call_refused(s, path);
         /* A cursor opened before the fork cannot move or seek either. */
-        CHILD_CHECK(feox_cursor_next(parent_cursor) == FEOX_ERR_FORKED);
-        CHILD_CHECK(feox_cursor_seek(parent_cursor, FEOX_SEEK_LAST, NULL, 0) == FEOX_ERR_FORKED);
+        FTEST_CHILD_CHECK(feox_cursor_next(parent_cursor) == FEOX_ERR_FORKED);
+        FTEST_CHILD_CHECK(feox_cursor_seek(parent_cursor, FEOX_SEEK_LAST, NULL, 0) ==
+                          FEOX_ERR_FORKED);
         /* The same path opens anew, and the parent holds it. */
         feox_config cfg;
         feox_config_init(&cfg);
         cfg.path = path;
         feox_store *again = NULL;
-        CHILD_CHECK(feox_open(&cfg, &again) == FEOX_ERR_LOCKED && again == NULL);
+        FTEST_CHILD_CHECK(feox_open(&cfg, &again) == FEOX_ERR_LOCKED && again == NULL);
         /* Closing an inherited store only forgets it, as often as it is called. */
-        CHILD_CHECK(feox_close(s) == FEOX_OK);
-        CHILD_CHECK(feox_close(s) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_close(s) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_close(s) == FEOX_OK);
         _exit(0);
     }
     expect_child_ok(pid);
@@ -275,19 +266,19 @@ static void test_fork_child_opens_after_parent_closes(void **state)
         feox_config_init(&cfg);
         cfg.path = path;
         feox_store *mine = NULL;
-        CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_ERR_LOCKED);
+        FTEST_CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_ERR_LOCKED);
         write_byte(to_parent[1]);
         read_byte(to_child[0]); /* the parent has closed its store */
-        CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_OK);
-        CHILD_CHECK(mine != s && !feox_store_is_inherited(mine));
+        FTEST_CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_OK);
+        FTEST_CHILD_CHECK(mine != s && !feox_store_is_inherited(mine));
         void *v = NULL;
         size_t n = 0;
-        CHILD_CHECK(feox_get(mine, KS("k"), &v, &n, NULL) == FEOX_OK && n == 6 &&
-                    memcmp(v, "parent", 6) == 0);
+        FTEST_CHILD_CHECK(feox_get(mine, KS("k"), &v, &n, NULL) == FEOX_OK && n == 6 &&
+                          memcmp(v, "parent", 6) == 0);
         feox_free(v);
-        CHILD_CHECK(feox_insert(mine, KS("c"), KS("child"), NULL, NULL) == FEOX_OK);
-        CHILD_CHECK(feox_close(mine) == FEOX_OK);
-        CHILD_CHECK(feox_insert(s, KS("late"), KS("x"), NULL, NULL) == FEOX_ERR_FORKED);
+        FTEST_CHILD_CHECK(feox_insert(mine, KS("c"), KS("child"), NULL, NULL) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_close(mine) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_insert(s, KS("late"), KS("x"), NULL, NULL) == FEOX_ERR_FORKED);
         _exit(0);
     }
     close(to_parent[1]), close(to_child[0]); /* a child that dies early ends the read below */
@@ -353,18 +344,18 @@ static void test_fork_memory_store(void **state)
     if (pid == 0) {
         alarm(60);
         child_check_every_call_refused(s, NULL);
-        CHILD_CHECK(feox_close(s) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_close(s) == FEOX_OK);
         /* Stores of the child's own work as usual, memory and persistent. */
         feox_store *mine = NULL;
-        CHILD_CHECK(feox_open(NULL, &mine) == FEOX_OK && !feox_store_is_inherited(mine));
-        CHILD_CHECK(feox_atomic_increment(mine, KS("hits"), 1, NULL, NULL) == FEOX_OK);
-        CHILD_CHECK(feox_close(mine) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_open(NULL, &mine) == FEOX_OK && !feox_store_is_inherited(mine));
+        FTEST_CHILD_CHECK(feox_atomic_increment(mine, KS("hits"), 1, NULL, NULL) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_close(mine) == FEOX_OK);
         feox_config cfg;
         feox_config_init(&cfg);
         cfg.path = path;
-        CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_OK);
-        CHILD_CHECK(feox_insert(mine, KS("k"), KS("v"), NULL, NULL) == FEOX_OK);
-        CHILD_CHECK(feox_close(mine) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_insert(mine, KS("k"), KS("v"), NULL, NULL) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_close(mine) == FEOX_OK);
         _exit(0);
     }
     expect_child_ok(pid);
@@ -478,17 +469,17 @@ static void test_fork_lookup_says_forked(void **state)
         look.path = path;
         look.open_existing = true;
         feox_store *found = NULL;
-        CHILD_CHECK(feox_open(&look, &found) == FEOX_ERR_FORKED);
-        CHILD_CHECK(strstr(feox_error_detail(), "parent") != NULL);
-        CHILD_CHECK(feox_close(s) == FEOX_OK);
-        CHILD_CHECK(feox_open(&look, &found) == FEOX_ERR_FORKED); /* `again` still held */
-        CHILD_CHECK(feox_close(again) == FEOX_OK);
-        CHILD_CHECK(feox_close(again) == FEOX_OK); /* only forgets, as often as called */
-        CHILD_CHECK(feox_open(&look, &found) == FEOX_ERR_NOT_FOUND);
+        FTEST_CHILD_CHECK(feox_open(&look, &found) == FEOX_ERR_FORKED);
+        FTEST_CHILD_CHECK(strstr(feox_error_detail(), "parent") != NULL);
+        FTEST_CHILD_CHECK(feox_close(s) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_open(&look, &found) == FEOX_ERR_FORKED); /* `again` still held */
+        FTEST_CHILD_CHECK(feox_close(again) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_close(again) == FEOX_OK); /* only forgets, as often as called */
+        FTEST_CHILD_CHECK(feox_open(&look, &found) == FEOX_ERR_NOT_FOUND);
         feox_store *mine = NULL;
-        CHILD_CHECK(feox_open(&mem, &mine) == FEOX_OK && mine != m);
-        CHILD_CHECK(!feox_store_is_inherited(mine) && !feox_contains(mine, KS("p")));
-        CHILD_CHECK(feox_close(mine) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_open(&mem, &mine) == FEOX_OK && mine != m);
+        FTEST_CHILD_CHECK(!feox_store_is_inherited(mine) && !feox_contains(mine, KS("p")));
+        FTEST_CHILD_CHECK(feox_close(mine) == FEOX_OK);
         _exit(0);
     }
     assert_int_equal(feox_insert(m, KS("p"), KS("v"), NULL, NULL), FEOX_OK);
@@ -543,12 +534,13 @@ static void test_fork_while_threads_are_busy(void **state)
         pid_t pid = fork();
         if (pid == 0) {
             alarm(30); /* a child stuck on a lock or a grace period dies of SIGALRM */
-            CHILD_CHECK(feox_contains(s, KS("k0-0")) == false);
+            FTEST_CHILD_CHECK(feox_contains(s, KS("k0-0")) == false);
             feox_store *mine = NULL;
-            CHILD_CHECK(feox_open(NULL, &mine) == FEOX_OK);
+            FTEST_CHILD_CHECK(feox_open(NULL, &mine) == FEOX_OK);
             for (int i = 0; i < 2000; i++)
-                CHILD_CHECK(feox_insert(mine, KS("same"), &i, sizeof i, NULL, NULL) == FEOX_OK);
-            CHILD_CHECK(feox_close(mine) == FEOX_OK);
+                FTEST_CHILD_CHECK(feox_insert(mine, KS("same"), &i, sizeof i, NULL, NULL) ==
+                                  FEOX_OK);
+            FTEST_CHILD_CHECK(feox_close(mine) == FEOX_OK);
             _exit(0);
         }
         int status = -1;
@@ -582,11 +574,11 @@ static void exit_without_close(feox_sync_mode sync, const char *name)
         cfg.sync = sync;
         cfg.flush_interval_ms = 600000; /* the background flusher never runs before the exit */
         feox_store *mine = NULL;
-        CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_OK);
+        FTEST_CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_OK);
         for (int i = 0; i < N; i++) {
             char key[32];
             snprintf(key, sizeof key, "key-%d", i);
-            CHILD_CHECK(feox_insert(mine, KS(key), &i, sizeof i, NULL, NULL) == FEOX_OK);
+            FTEST_CHILD_CHECK(feox_insert(mine, KS(key), &i, sizeof i, NULL, NULL) == FEOX_OK);
         }
         exit(0);
     }
@@ -662,13 +654,13 @@ static void test_exit_while_another_store_closes(void **state)
             cfg.path = path;
             cfg.flush_interval_ms = 600000;
             feox_store *mine = NULL;
-            CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_OK);
+            FTEST_CHILD_CHECK(feox_open(&cfg, &mine) == FEOX_OK);
             pthread_t thread;
-            CHILD_CHECK(pthread_create(&thread, NULL, open_close_forever, &c) == 0);
+            FTEST_CHILD_CHECK(pthread_create(&thread, NULL, open_close_forever, &c) == 0);
             for (int i = 0; i < 200; i++) {
                 char key[32];
                 snprintf(key, sizeof key, "key-%d", i);
-                CHILD_CHECK(feox_insert(mine, KS(key), &i, sizeof i, NULL, NULL) == FEOX_OK);
+                FTEST_CHILD_CHECK(feox_insert(mine, KS(key), &i, sizeof i, NULL, NULL) == FEOX_OK);
             }
             while (!c.started)
                 sched_yield();

@@ -23,22 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "feox.h"
+#include "feox_test_support.h"
 
 /* More than FEOX_REAP_MIN_KEYS (store_internal.h), so the close hands the store over. */
 #define LARGE 70000
-
-#define CHILD_CHECK(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "child check failed at line %d: %s (detail: %s)\n", __LINE__, #cond,   \
-                    feox_error_detail());                                                          \
-            _exit(__LINE__ % 250 + 1);                                                             \
-        }                                                                                          \
-    } while (0)
 
 static atomic_long outstanding; /* allocations not yet freed, through the counting allocator */
 
@@ -146,9 +137,9 @@ static void child_fills_and_closes(void)
     alarm(60); /* a deadlock fails the test instead of hanging it */
     for (int round = 0; round < 2; round++) {
         feox_store *s = filled_store(NULL, LARGE);
-        CHILD_CHECK(s != NULL);
-        CHILD_CHECK(feox_len(s, 0) == LARGE);
-        CHILD_CHECK(feox_close(s) == FEOX_OK);
+        FTEST_CHILD_CHECK(s != NULL);
+        FTEST_CHILD_CHECK(feox_len(s, 0) == LARGE);
+        FTEST_CHILD_CHECK(feox_close(s) == FEOX_OK);
     }
     feox_close_wait();
     exit(0); /* through the exit handler: waits for and stops the child's own reaper */
@@ -164,12 +155,7 @@ static void test_fork_right_after_a_close(void **state)
     assert_true(pid >= 0);
     if (pid == 0)
         child_fills_and_closes();
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (WIFSIGNALED(status))
-        fail_msg("the child was killed by signal %d", WTERMSIG(status));
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(ftest_wait_child(pid), 0);
     feox_close_wait();
 }
 
@@ -181,16 +167,11 @@ static void test_exit_while_releasing(void **state)
     if (pid == 0) {
         alarm(60);
         feox_store *s = filled_store(NULL, 4 * LARGE);
-        CHILD_CHECK(s != NULL);
-        CHILD_CHECK(feox_close(s) == FEOX_OK);
+        FTEST_CHILD_CHECK(s != NULL);
+        FTEST_CHILD_CHECK(feox_close(s) == FEOX_OK);
         exit(0); /* at once: the reaper is still freeing */
     }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (WIFSIGNALED(status))
-        fail_msg("the child was killed by signal %d", WTERMSIG(status));
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(ftest_wait_child(pid), 0);
 }
 
 int main(void)
