@@ -141,3 +141,64 @@ int ftest_wait_child(int pid)
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+feox_err ftest_storage_write_nothing(feox_storage *st, void *txn, const feox_storage_record *rec,
+                                     const feox_storage_record *replaced, uint64_t *location,
+                                     uint64_t *seq)
+{
+    (void)st;
+    (void)txn;
+    (void)rec;
+    (void)replaced;
+    *location = 0;
+    *seq = 0;
+    return FEOX_OK;
+}
+
+feox_err ftest_storage_erase_nothing(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                                     uint64_t ts_ns, const feox_storage_record *replaced,
+                                     uint64_t *seq)
+{
+    (void)st;
+    (void)txn;
+    (void)key;
+    (void)key_len;
+    (void)ts_ns;
+    (void)replaced;
+    *seq = 0;
+    return FEOX_OK;
+}
+
+feox_err ftest_storage_read_value_corrupt(feox_storage *st, void *txn, const void *key,
+                                          uint32_t key_len, uint64_t location, void *buf,
+                                          uint32_t value_len)
+{
+    (void)st;
+    (void)txn;
+    (void)key;
+    (void)key_len;
+    (void)location;
+    (void)buf;
+    (void)value_len;
+    return FEOX_ERR_CORRUPT;
+}
+
+feox_err ftest_storage_check_ok(feox_storage *st, char *detail, size_t detail_len)
+{
+    (void)st;
+    (void)detail;
+    (void)detail_len;
+    return FEOX_OK;
+}
+
+void ftest_storage_no_stats(feox_storage *st, feox_stats *out)
+{
+    (void)st;
+    (void)out;
+}
+
+feox_err ftest_storage_close_free(feox_storage *st)
+{
+    free(st);
+    return FEOX_OK;
+}

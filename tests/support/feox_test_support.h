@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "feox.h"
+#include "feox_storage.h"
 
 /* A settable clock for feox_config.clock / clock_ctx. Safe to read from the sweeper thread while
  * the test thread moves it (the reading is atomic). */
@@ -48,6 +49,23 @@ void ftest_config(feox_config *cfg, ftest_clock *clock);
 /* Wait for the child pid: its exit status (0 = every check held), or 1000 + the signal that
  * killed it (said on stderr). */
 int ftest_wait_child(int pid);
+
+/* The methods of a storage backend that keeps nothing, for scripted fake backends whose only
+ * work is in load/refresh (feox_storage.h): write and erase accept and locate nothing,
+ * read_value says CORRUPT (every value such a backend sends is resident), check is ok, stats add
+ * nothing, close frees the feox_storage (malloc'd by the fake's open). */
+feox_err ftest_storage_write_nothing(feox_storage *st, void *txn, const feox_storage_record *rec,
+                                     const feox_storage_record *replaced, uint64_t *location,
+                                     uint64_t *seq);
+feox_err ftest_storage_erase_nothing(feox_storage *st, void *txn, const void *key, uint32_t key_len,
+                                     uint64_t ts_ns, const feox_storage_record *replaced,
+                                     uint64_t *seq);
+feox_err ftest_storage_read_value_corrupt(feox_storage *st, void *txn, const void *key,
+                                          uint32_t key_len, uint64_t location, void *buf,
+                                          uint32_t value_len);
+feox_err ftest_storage_check_ok(feox_storage *st, char *detail, size_t detail_len);
+void ftest_storage_no_stats(feox_storage *st, feox_stats *out);
+feox_err ftest_storage_close_free(feox_storage *st);
 
 /* Opens a store or aborts the test program with a message (a test cannot proceed without it). */
 feox_store *ftest_open(const feox_config *cfg);

@@ -77,44 +77,6 @@ static feox_err sc_load(feox_storage *st, void *txn, const feox_storage_sink *si
     return fn(sink, script.arg);
 }
 
-static feox_err sc_write(feox_storage *st, void *txn, const feox_storage_record *rec,
-                         const feox_storage_record *replaced, uint64_t *location, uint64_t *seq)
-{
-    (void)st;
-    (void)txn;
-    (void)rec;
-    (void)replaced;
-    *location = 0;
-    *seq = 0;
-    return FEOX_OK;
-}
-
-static feox_err sc_erase(feox_storage *st, void *txn, const void *key, uint32_t key_len,
-                         uint64_t ts_ns, const feox_storage_record *replaced, uint64_t *seq)
-{
-    (void)st;
-    (void)txn;
-    (void)key;
-    (void)key_len;
-    (void)ts_ns;
-    (void)replaced;
-    *seq = 0;
-    return FEOX_OK;
-}
-
-static feox_err sc_read_value(feox_storage *st, void *txn, const void *key, uint32_t key_len,
-                              uint64_t location, void *buf, uint32_t value_len)
-{
-    (void)st;
-    (void)txn;
-    (void)key;
-    (void)key_len;
-    (void)location;
-    (void)buf;
-    (void)value_len;
-    return FEOX_ERR_CORRUPT; /* every value sent is resident */
-}
-
 static const feox_storage_sink *real_sink;
 
 static feox_err plain_put(void *ctx, const feox_storage_record *rec)
@@ -144,38 +106,18 @@ static feox_err sc_refresh(feox_storage *st, void *txn, const feox_storage_sink 
     return fn(sink, script.arg);
 }
 
-static feox_err sc_check(feox_storage *st, char *detail, size_t detail_len)
-{
-    (void)st;
-    (void)detail;
-    (void)detail_len;
-    return FEOX_OK;
-}
-
-static void sc_get_stats(feox_storage *st, feox_stats *out)
-{
-    (void)st;
-    (void)out;
-}
-
-static feox_err sc_close(feox_storage *st)
-{
-    free(st);
-    return FEOX_OK;
-}
-
 static const feox_storage_methods scripted = {.version = FEOX_STORAGE_VERSION,
                                               .name = "put-run-script",
                                               .caps = 0,
                                               .open = sc_open,
                                               .load = sc_load,
-                                              .write = sc_write,
-                                              .erase = sc_erase,
-                                              .read_value = sc_read_value,
+                                              .write = ftest_storage_write_nothing,
+                                              .erase = ftest_storage_erase_nothing,
+                                              .read_value = ftest_storage_read_value_corrupt,
                                               .refresh = sc_refresh,
-                                              .check = sc_check,
-                                              .get_stats = sc_get_stats,
-                                              .close = sc_close};
+                                              .check = ftest_storage_check_ok,
+                                              .get_stats = ftest_storage_no_stats,
+                                              .close = ftest_storage_close_free};
 
 static feox_store *open_scripted(ftest_clock *clock, uint64_t max_memory)
 {
