@@ -34,8 +34,7 @@ static bool same_key(const feox_durable_wait *a, const feox_durable_wait *b)
 }
 
 void feox_durable_wait_begin(feox_shard *shard, feox_durable_wait *w, const void *key,
-                             size_t key_len, uint64_t hash, feox_record *before,
-                             feox_entry *entry)
+                             size_t key_len, uint64_t hash, feox_record *before, feox_entry *entry)
 {
     feox_record *after = entry ? atomic_load_explicit(&entry->current, memory_order_relaxed) : NULL;
     if (after)
@@ -82,9 +81,9 @@ static bool still_shows(const feox_record *current, const feox_record *after)
 {
     if (!after)
         return current == NULL;
-    return current && (current == after || (current->ts_ns == after->ts_ns &&
-                                             feox_record_location(current) ==
-                                                 feox_record_location(after)));
+    return current &&
+           (current == after || (current->ts_ns == after->ts_ns &&
+                                 feox_record_location(current) == feox_record_location(after)));
 }
 
 /* Put before back as the key's version (NULL: remove the key), in memory only: the backend
@@ -103,9 +102,9 @@ static void put_back(feox_store *s, feox_shard *shard, const feox_durable_wait *
     }
     const feox_record *b = w->before;
     bool cold = b->flags & FEOX_RECORD_COLD;
-    feox_record *copy =
-        feox_record_new(cold ? NULL : b->value, b->value_len, b->tag, b->ts_ns,
-                        feox_record_expires_at(b), b->flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED));
+    feox_record *copy = feox_record_new(cold ? NULL : b->value, b->value_len, b->tag, b->ts_ns,
+                                        feox_record_expires_at(b),
+                                        b->flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED));
     if (!copy)
         return;
     feox_record_set_location(copy, feox_record_location(b));

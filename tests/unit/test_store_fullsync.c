@@ -78,9 +78,12 @@ static int real_open(const char *p, int flags, mode_t mode)
     return open(p, flags, mode);
 }
 
-static const feox_io_methods staged_io = {
-    .open = real_open, .pread = pread, .pwrite = staged_pwrite, .fsync = fsync,
-    .ftruncate = ftruncate, .rename = rename};
+static const feox_io_methods staged_io = {.open = real_open,
+                                          .pread = pread,
+                                          .pwrite = staged_pwrite,
+                                          .fsync = fsync,
+                                          .ftruncate = ftruncate,
+                                          .rename = rename};
 
 static void arm(const step *plan, int len)
 {
@@ -196,7 +199,7 @@ typedef enum op_kind { OP_PUT, OP_DELETE, OP_INCR, OP_CAS, OP_PATCH } op_kind;
 typedef struct op {
     op_kind kind;
     const char *key;
-    const char *value; /* OP_PUT: the value; OP_CAS: the new value; OP_PATCH: the patch */
+    const char *value;    /* OP_PUT: the value; OP_CAS: the new value; OP_PATCH: the patch */
     const char *expected; /* OP_CAS */
     /* What shows once the op has appended and published (NULL for a delete: absent). */
     const char *shows;
@@ -217,8 +220,8 @@ static void *run_op(void *arg)
     case OP_INCR: o->err = feox_atomic_increment(o->s, o->key, kl, 5, NULL, NULL); break;
     case OP_CAS: {
         bool swapped = false;
-        o->err = feox_compare_and_swap(o->s, o->key, kl, o->expected, strlen(o->expected),
-                                       o->value, strlen(o->value), NULL, &swapped);
+        o->err = feox_compare_and_swap(o->s, o->key, kl, o->expected, strlen(o->expected), o->value,
+                                       strlen(o->value), NULL, &swapped);
         if (o->err == FEOX_OK && !swapped)
             o->err = FEOX_ERR_INVALID_OPERATION; /* the test set it up to swap */
         break;
