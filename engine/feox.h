@@ -281,7 +281,11 @@ void feox_close_wait(void);
  *               failed (ENOSPC, EFBIG, EDQUOT: FEOX_ERR_DISK_FULL; others: FEOX_ERR_IO), every
  *               later write first retries it and fails with its error, changing nothing, until
  *               a write succeeds; so what is acknowledged and not in the file never exceeds what
- *               was buffered when the disk filled. A failed fsync is FEOX_ERR_DEGRADED for good. */
+ *               was buffered when the disk filled. Under sync=full a write whose group commit
+ *               fails returns that error and has no effect, nor have the writes that shared
+ *               the group commit: each is undone in memory (other threads may have read it
+ *               meanwhile) and its record is cancelled in the file, so it does not come back
+ *               once space is freed. A failed fsync is FEOX_ERR_DEGRADED for good. */
 
 /* Make everything acknowledged before this call durable (write + fsync). No-op in memory mode.
  * Errors: IO, DISK_FULL, DEGRADED (an fsync failed earlier: nothing is assumed durable). */

@@ -181,7 +181,12 @@ struct feox_storage_methods {
      * underneath the store). Return FEOX_ERR_STALE when the changes are no longer known (the
      * store then clears its indexes and calls load). */
     feox_err (*refresh)(feox_storage *st, void *txn, const feox_storage_sink *sink);
-    /* sync=full: return once everything up to seq is durable (group commit). May be NULL. */
+    /* sync=full: return once everything up to seq is durable (group commit). May be NULL.
+     * FEOX_ERR_DISK_FULL or FEOX_ERR_IO mean the record of seq was cancelled: the backend will
+     * never store it, nor let it come back after a reopen; the store then undoes the write in
+     * memory (putting the key's previous version back) before it returns the error. Any other
+     * error (FEOX_ERR_DEGRADED) means it may be stored. Called exactly once for each seq a
+     * write()/erase() returned, by the writer, after it has published the version. */
     feox_err (*wait_durable)(feox_storage *st, uint64_t seq);
     /* Make everything written so far durable. May be NULL (HOST_TXN: the host's commit does). */
     feox_err (*flush)(feox_storage *st);

@@ -36,6 +36,9 @@ typedef struct feox_shard {
      * lock, read by anyone with a relaxed load (feox_shard_count_*). */
     _Atomic uint64_t keys;     /* entries in the index, expired-unswept included */
     _Atomic uint64_t ttl_keys; /* current versions carrying an expiry */
+    /* The store's (engine/store/store_undo.c), under lock: its sync=full writes of this shard's
+     * keys that wait for their fsync (NULL: none). */
+    void *durable_waits;
 } __attribute__((aligned(64))) feox_shard;
 
 _Static_assert(sizeof(ck_hs_t) <= 64, "a shard's set fits one cache line");

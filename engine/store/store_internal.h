@@ -295,6 +295,35 @@ void feox_apply_delete(feox_store *s, feox_shard *shard, uint64_t hash, const vo
 /* The entry whose current version a TTL heap item describes, or NULL. */
 feox_entry *feox_ttl_item_owner(feox_store *s, const feox_ttl_item *item);
 
+/* ---- store_undo.c: undoing a sync=full write whose record the backend cancelled ---- */
+
+/* A sync=full write from its publish until wait_durable has answered: on the writer's stack,
+ * listed in its key's shard (shard->durable_waits, under the shard lock). */
+typedef struct feox_durable_wait {
+    struct feox_durable_wait *next;
+    const void *key; /* the caller's key bytes (valid while the write call runs) */
+    size_t key_len;
+    uint64_t hash;
+    feox_record *before; /* the version to put back if the write is cancelled (referenced) */
+    feox_record *after;  /* the version the write published (referenced); NULL for a delete */
+    /* A later write of the key that also waits: it decides what the key holds if this one is
+     * cancelled (NULL: this is the key's latest write). */
+    struct feox_durable_wait *superseded_by;
+    bool superseded_durably; /* a later write of the key has been answered with success */
+} feox_durable_wait;
+
+/* Whether the store's writes wait for durability (sync=full with a backend that waits). */
+bool feox_store_waits_durable(const feox_store *s);
+/* With the key's shard lock held, right after a write published: list w (before is the
+ * referenced version the write replaced, or NULL; entry the key's entry, or NULL). */
+void feox_durable_wait_begin(feox_shard *shard, feox_durable_wait *w, const void *key,
+                             size_t key_len, uint64_t hash, feox_record *before,
+                             feox_entry *entry);
+/* After wait_durable answered err (takes the shard lock): unlist w; if err says the backend
+ * cancelled the record (DISK_FULL, IO), undo the write: the key gets back the last version no
+ * cancelled write made, unless something else has changed it since. */
+void feox_durable_wait_end(feox_store *s, feox_shard *shard, feox_durable_wait *w, feox_err err);
+
 /* ---- store_storage.c: the store's side of feox_storage.h ---- */
 
 /* Open the backend cfg asks for (or "log" for a path) and load it into the indexes. */

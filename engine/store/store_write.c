@@ -7,7 +7,9 @@
  * write, publish) are feox_publish_version in store_apply.c. With an INDEX_CACHE backend a key
  * the index does not hold is first looked up in the backend (find), under the same lock.
  * opts->txn goes to the backend; opts->replaced receives the live version the write replaced;
- * FEOX_WRITE_INDEX_ONLY changes the indexes without calling the backend.
+ * FEOX_WRITE_INDEX_ONLY changes the indexes without calling the backend. With sync=full a write
+ * waits for its fsync after releasing the lock (unlock_key); a write the backend cancelled is
+ * undone before it returns its error (store_undo.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +96,11 @@ typedef struct key_state {
     uint64_t now_ns;
     feox_apply how;       /* how the change reaches the backend */
     feox_value **replaced; /* opts->replaced */
+    const void *key;
+    size_t key_len;
+    /* sync=full: current, referenced, to put back if the backend cancels the write (NULL:
+     * none, or no wait); unlock_key consumes it. */
+    feox_record *before;
 } key_state;
 
 /* Lock key and read its state (asking an INDEX_CACHE backend first if the index lacks it). On
@@ -131,6 +138,14 @@ static feox_err lock_key(feox_store *s, const void *key, size_t key_len,
     if (k->current && !k->live)
         feox_stat_inc(s->stats, FEOX_STAT_TTL_EXPIRED_LAZY);
     k->how.replaced = k->live;
+    k->key = key;
+    k->key_len = key_len;
+    /* Referenced before the write retires it (store_undo.c puts it back if need be). */
+    k->before = NULL;
+    if (k->current && k->how.to_storage && feox_store_waits_durable(s)) {
+        feox_record_ref(k->current);
+        k->before = k->current;
+    }
     return FEOX_OK;
 }
 
@@ -184,13 +199,21 @@ static feox_err begin_write(feox_store *s, const void *key, size_t key_len,
 }
 
 /* Unlock, then wait for durability in sync=full mode (never while holding the lock, so
- * concurrent writers can join the same group commit). */
+ * concurrent writers can join the same group commit). A write whose record the backend
+ * cancelled (its group commit failed) is undone before its error is returned (store_undo.c). */
 static feox_err unlock_key(feox_store *s, key_state *k, feox_err err, uint64_t seq)
 {
+    if (err || !seq || !feox_store_waits_durable(s)) {
+        pthread_mutex_unlock(&k->shard->lock);
+        if (k->before)
+            feox_record_unref(k->before);
+        return err;
+    }
+    feox_durable_wait wait;
+    feox_durable_wait_begin(k->shard, &wait, k->key, k->key_len, k->hash, k->before, k->entry);
     pthread_mutex_unlock(&k->shard->lock);
-    if (!err && seq && s->storage && s->storage->methods->wait_durable &&
-        s->cfg.sync == FEOX_SYNC_FULL)
-        err = s->storage->methods->wait_durable(s->storage, seq);
+    err = s->storage->methods->wait_durable(s->storage, seq);
+    feox_durable_wait_end(s, k->shard, &wait, err);
     return err;
 }
 
@@ -286,8 +309,10 @@ feox_err feox_delete(feox_store *s, const void *key, size_t key_len, const feox_
         err = hold_replaced(s, key, key_len, &k, &held);
     if (!err)
         err = feox_store_remove_entry(s, k.shard, k.entry, &k.how, ts, &seq);
-    if (!err)
+    if (!err) {
+        k.entry = NULL; /* retired: the key is absent now */
         feox_stat_inc(s->stats, FEOX_STAT_DELETES);
+    }
 out:
     err = unlock_key(s, &k, err, seq);
     keep_replaced(&k, err, held);

@@ -681,11 +681,11 @@ class FullDiskTest(TempDirTestCase):
         self.assertEqual(keys, acknowledged)
         self.assertEqual(shown, 0)
 
-    @unittest.expectedFailure
     def test_a_store_file_with_sync_full_keeps_no_failed_write(self):
-        """Known problem: with sync='full' a write whose fsync-wait fails with "disk full" was
-        already published in memory and stays in the write-behind buffer: the failed INSERT's
-        row shows at once and is written once space is freed (a native table has nothing)."""
+        """With sync='full' the INSERT whose group commit fails with "disk full" has no effect,
+        as in a native table: its row does not show, and it is not written once space is freed
+        (its record is cancelled in place; the engine's tests/unit/test_store_fullsync.c covers
+        the writers that share or follow the failed group commit)."""
         error, acknowledged, keys, failed, shown = self.fill_a_store_file("full")
         self.assertEqual(error.sqlite_errorname, "SQLITE_FULL")
         self.assertEqual(shown, 0, f"{failed} failed with {error} but shows")

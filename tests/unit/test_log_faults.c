@@ -1,7 +1,8 @@
 /*
  * test_log_faults.c — I/O faults injected through engine/base/io.h give errors, never corruption:
  * ENOSPC and EIO on writes (reported by flush, retried once the fault clears), short writes,
- * fsync EIO (DEGRADED for good, never retried), failures during compaction (old file intact)
+ * fsync EIO (DEGRADED for good, never retried), sync=full's failed group commit cancelled in
+ * place, failures during compaction (old file intact)
  * and read errors during recovery.
  */
 #include <setjmp.h>
@@ -228,6 +229,57 @@ static void test_sync_full_fsync_failure_fails_the_write(void **state)
     unlink(path);
 }
 
+/* sync=full: the records of a failed group commit are cancelled in place (op 5): their waits
+ * answer DISK_FULL, a record appended behind them keeps its offset and is written, replay and
+ * feox_check skip the cancelled ones as no data (not damage), a compaction waits until every
+ * cancelled write has had its answer and then leaves them out. */
+static void test_sync_full_failed_group_commit_is_cancelled(void **state)
+{
+    (void)state;
+    char path[128];
+    model_temp_path(path, sizeof path, "cancel");
+    feox_storage *b;
+    assert_int_equal(model_open(path, FEOX_SYNC_FULL, &m1, &b), FEOX_OK);
+    model local;
+    memset(&local, 0, sizeof local);
+    write_keys(b, &local, "a", 10, 1);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
+    feox_record *r = feox_record_new("failed", 6, 0, 100, 0, false);
+    uint64_t loc1, seq1, loc2, seq2, seq3;
+    assert_int_equal(model_append_put(b, "a-1", 3, r, &loc1, &seq1), FEOX_OK);
+    assert_int_equal(model_append_put(b, "x", 1, r, &loc2, &seq2), FEOX_OK);
+    assert_int_equal(model_append_delete(b, "a-2", 3, 101, &seq3), FEOX_OK);
+    feox_record_free(r);
+    /* The group commit fails (ENOSPC), so does the overwrite of the cancelled bytes. */
+    feox_io_inject(FEOX_IO_PWRITE, 1, ENOSPC, false, true);
+    assert_int_equal(b->methods->flush(b), FEOX_ERR_DISK_FULL);
+    feox_io_inject_reset(); /* the disk recovers */
+    assert_int_equal(b->methods->compact(b), FEOX_ERR_IO); /* three writes still unanswered */
+    assert_non_null(strstr(feox_error_detail(), "is being undone"));
+    assert_int_equal(b->methods->wait_durable(b, seq1), FEOX_ERR_DISK_FULL);
+    assert_non_null(strstr(feox_error_detail(), "No space left on device"));
+    assert_int_equal(b->methods->wait_durable(b, seq3), FEOX_ERR_DISK_FULL);
+    assert_int_equal(model_write(b, &local, "after", "the failure", 200), FEOX_OK);
+    assert_int_equal(b->methods->flush(b), FEOX_OK);
+    /* Answered even after the retry wrote the cancelled records. */
+    assert_int_equal(b->methods->wait_durable(b, seq2), FEOX_ERR_DISK_FULL);
+    char detail[256];
+    assert_int_equal(b->methods->check(b, detail, sizeof detail), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
+    assert_reopens_as(path, &local); /* no a-1 "failed", no x, a-2 kept; nothing dropped */
+
+    /* Compaction of a file holding cancelled records drops them. */
+    struct stat before, after;
+    assert_int_equal(stat(path, &before), 0);
+    assert_int_equal(model_open(path, FEOX_SYNC_FULL, &m1, &b), FEOX_OK);
+    assert_int_equal(b->methods->compact(b), FEOX_OK);
+    assert_int_equal(b->methods->close(b), FEOX_OK);
+    assert_int_equal(stat(path, &after), 0);
+    assert_true(after.st_size < before.st_size);
+    assert_reopens_as(path, &local);
+    unlink(path);
+}
+
 /* The store's for_each_live, with one write appended while the rewrite is under way: the
  * compaction must carry it over from the old file's tail. */
 static feox_storage *append_during_rewrite;
@@ -331,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_short_writes_are_completed),
         cmocka_unit_test(test_fsync_eio_degrades_for_good),
         cmocka_unit_test(test_sync_full_fsync_failure_fails_the_write),
+        cmocka_unit_test(test_sync_full_failed_group_commit_is_cancelled),
         cmocka_unit_test(test_compaction_faults_leave_a_complete_file),
         cmocka_unit_test(test_read_error_during_recovery_fails_open_cleanly),
     };

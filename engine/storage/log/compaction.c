@@ -19,6 +19,11 @@
  * for the writes that have appended to publish, see feox_storage.h), so every later version of that
  * key (or its delete) is in the tail, which is replayed after it. A key deleted before `start`
  * has no version in the new file at all, so no tombstone is needed.
+ * Cancelled records (sync=full writes that failed, FORMAT.md) are no data: never copied. The
+ * store undoes such a write in memory after its wait_durable returns, putting back a version that
+ * was not current when step 2 visited the key, so a compaction does not begin while a cancelled
+ * write is unanswered, gives up if step 2 meets a version in a cancelled record (answered, not yet
+ * undone), and gives up before the switch if a write is cancelled while it runs.
  * If the directory fsync fails after the rename, the backend goes DEGRADED: which file a crash
  * would leave is unknown, so nothing written later can be promised durable.
  */
@@ -61,6 +66,11 @@ typedef struct rewrite {
     size_t moves_len, moves_cap;
     feox_log_buffer keys;
     uint64_t live_bytes; /* header + the live records taken from the store */
+    /* sync=full: the cancelled records of the old file when the compaction began (a copy), and
+     * the backend's count of cancellations then (one more before the switch: give up). */
+    feox_log_cancelled *cancelled;
+    size_t cancelled_len;
+    uint64_t cancellations;
     feox_err err;
 } rewrite;
 
@@ -120,6 +130,25 @@ static feox_err emit(rewrite *rw, uint8_t op, const void *key, uint32_t key_len,
     return rw->out.len >= OUT_CHUNK ? flush_out(rw) : FEOX_OK;
 }
 
+/* Why a compaction gives up when a sync=full write failed: the store undoes such a write in
+ * memory after its wait_durable returned, restoring a version the rewrite would lack. */
+static feox_err cancelled_meanwhile(feox_log_backend *b)
+{
+    return feox_fail(FEOX_ERR_IO,
+                     "compaction of %s gave up: a write failed and is being undone (it is "
+                     "retried later)",
+                     b->path);
+}
+
+/* Whether offset (in the old file) lies in a cancelled record. */
+static bool cancelled_offset(const rewrite *rw, uint64_t offset)
+{
+    for (size_t i = 0; i < rw->cancelled_len; i++)
+        if (offset >= rw->cancelled[i].start && offset < rw->cancelled[i].end)
+            return true;
+    return false;
+}
+
 /* for_each_live callback: copy a live version that lies before the tail (a cold one's value is
  * read back from this backend). */
 static int copy_live(void *ctx, const feox_storage_record *r)
@@ -129,6 +158,12 @@ static int copy_live(void *ctx, const feox_storage_record *r)
     uint64_t offset = location & FEOX_LOG_OFFSET_MASK;
     if ((uint32_t)(location >> FEOX_LOG_OFFSET_BITS) != rw->old_generation || offset >= rw->start)
         return 0; /* in the tail (copied later) or not in this file */
+    if (rw->cancelled_len && cancelled_offset(rw, offset)) {
+        /* A failed write the store has not undone yet: its previous version is not current,
+         * so the rewrite would lack it. */
+        rw->err = cancelled_meanwhile(rw->b);
+        return 1;
+    }
     const void *value = r->value;
     uint8_t *cold = NULL;
     if (!value && r->value_len) {
@@ -245,7 +280,13 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
         pthread_cond_wait(&b->changed, &b->mu);
     b->io_busy = true; /* keep the flusher off the old file while it is replaced */
     uint64_t end = b->write_off;
+    /* A cancellation needs io_busy: none can happen from here to the switch. */
+    bool cancelled = b->cancellations != rw->cancellations;
     pthread_mutex_unlock(&b->mu);
+    if (cancelled) {
+        end_switch(b, true);
+        return cancelled_meanwhile(b);
+    }
 
     err = copy_tail_range(rw, old_fd, old_file_id, mid, end);
     if (!err && feox_io_fsync(rw->fd) != 0)
@@ -271,6 +312,7 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
     b->snapshot_tail = false; /* the old file's index snapshot goes with it */
     b->written_seq = b->durable_seq = b->append_seq; /* the new file is fsynced and holds all */
     b->write_error = FEOX_OK;
+    b->cancelled_len = 0; /* records of the old file, whose writers all have their answer */
     /* Not the new size: during a storm the copied tail is mostly superseded versions, and
      * counting it as live would hold off the next compaction. */
     b->live_bytes = rw->live_bytes;
@@ -330,6 +372,23 @@ static void remove_rewrite(feox_log_backend *b, int fd)
         feox_io_unlink(b->compact_path);
 }
 
+/* sync=full (mu held): a compaction waits until every cancelled write has its answer, and copies
+ * the cancelled records' places for copy_live. */
+static feox_err take_cancelled(feox_log_backend *b, rewrite *rw)
+{
+    rw->cancellations = b->cancellations;
+    if (!b->cancelled_len)
+        return FEOX_OK;
+    if (feox_log_cancellations_unanswered(b))
+        return cancelled_meanwhile(b);
+    rw->cancelled = feox_mem_alloc(b->cancelled_len * sizeof *rw->cancelled);
+    if (!rw->cancelled)
+        return feox_fail(FEOX_ERR_NOMEM, "compaction: cannot copy the cancelled records' list");
+    memcpy(rw->cancelled, b->cancelled, b->cancelled_len * sizeof *rw->cancelled);
+    rw->cancelled_len = b->cancelled_len;
+    return FEOX_OK;
+}
+
 feox_err feox_log_compact(feox_log_backend *b)
 {
     pthread_mutex_lock(&b->compact_mu);
@@ -350,6 +409,12 @@ feox_err feox_log_compact(feox_log_backend *b)
 
     rewrite rw = {.b = b, .fd = -1};
     pthread_mutex_lock(&b->mu);
+    err = take_cancelled(b, &rw);
+    if (err) {
+        pthread_mutex_unlock(&b->mu);
+        pthread_mutex_unlock(&b->compact_mu);
+        return err;
+    }
     rw.start = b->write_off;
     rw.old_generation = b->generation;
     rw.generation = next_generation(b->generation);
@@ -389,6 +454,7 @@ feox_err feox_log_compact(feox_log_backend *b)
     feox_mem_free(rw.out.data);
     feox_mem_free(rw.keys.data);
     feox_mem_free(rw.moves);
+    feox_mem_free(rw.cancelled);
     pthread_mutex_unlock(&b->compact_mu);
     return err;
 }

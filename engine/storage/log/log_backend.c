@@ -22,7 +22,12 @@
  * write is overwritten, and a crash leaves it as a torn tail). Until a write succeeds again, every
  * append first retries it and fails with its error (DISK_FULL for ENOSPC/EFBIG/EDQUOT) if it
  * still fails: a disk that filled up under write-behind does not go on acknowledging writes that
- * only the buffer holds. A failed fsync is never retried:
+ * only the buffer holds. With sync=full nothing it carried was acknowledged, so its records are
+ * cancelled instead (log_sync.c, FORMAT.md "Cancelled records"): re-sealed in place as records
+ * replay skips (the offsets of later records, handed out as locations, stay right), written over
+ * whatever part of them reached the file, and each of their writers' wait_durable returns the
+ * error (the store then undoes the write in memory); the records appended behind them are
+ * written by the next group commit as usual. A failed fsync is never retried:
  * the kernel may have dropped the dirty pages, so the backend becomes DEGRADED for good and every
  * later append, flush and wait_durable fails.
  */
@@ -130,7 +135,7 @@ static feox_err log_erase(feox_storage *st, void *txn, const void *key, uint32_t
 
 static feox_err log_wait_durable(feox_storage *st, uint64_t seq)
 {
-    return feox_log_sync_upto(feox_log_of(st), seq, true);
+    return feox_log_wait_durable(feox_log_of(st), seq);
 }
 
 static feox_err log_flush(feox_storage *st)
@@ -255,6 +260,7 @@ static void free_backend(feox_log_backend *b)
     feox_mem_free_large(b->snapshot); /* a load that failed or was cancelled left it */
     feox_mem_free(b->active.data);
     feox_mem_free(b->pending.data);
+    feox_mem_free(b->cancelled);
     feox_mem_free(b->path);
     feox_mem_free(b->compact_path);
     feox_mem_free(b);

@@ -53,6 +53,17 @@ typedef struct feox_log_counters {
     uint64_t recovered_records, recovery_dropped_records, recovery_dropped_bytes, recovery_ns;
 } feox_log_counters;
 
+/* sync=full: the records one failure (or a run of failures back to back) cancelled (FORMAT.md,
+ * "Cancelled records"; log_sync.c). Their seqs are answered with the error by wait_durable, and
+ * compaction keeps off their versions until the store has undone them. */
+typedef struct feox_log_cancelled {
+    uint64_t first_seq, last_seq; /* the cancelled records' sequence numbers */
+    uint64_t start, end;          /* their bytes, in the file of `generation` */
+    uint32_t generation;
+    uint64_t unanswered; /* seqs whose wait_durable has not yet returned the error */
+    int write_errno;     /* errno of the write that failed (ENOSPC: DISK_FULL, else IO) */
+} feox_log_cancelled;
+
 typedef struct feox_log_backend {
     feox_storage base; /* first, so a feox_storage * is a feox_log_backend * */
     feox_storage_host host;
@@ -89,6 +100,13 @@ typedef struct feox_log_backend {
     uint64_t durable_seq;    /* [mu] everything up to it is fsynced */
     bool io_busy, degraded, switching, loaded, stopping;
     feox_err write_error; /* [mu] error of the last failed write (cleared by a good one) */
+    /* [mu] sync=full: the cancelled records not yet gone with a compaction, in seq order;
+     * cancelled_through is the last cancelled seq (records up to it after written_seq are all
+     * cancelled, and still to be written so the offsets after them stay right); cancellations
+     * counts failures that cancelled something (compaction gives up if one happens meanwhile). */
+    feox_log_cancelled *cancelled;
+    size_t cancelled_len, cancelled_cap;
+    uint64_t cancelled_through, cancellations;
 
     pthread_t flusher;
     bool flusher_started;
@@ -124,6 +142,12 @@ static inline uint64_t feox_log_location(uint32_t generation, uint64_t offset)
 
 /* log_sync.c: write (and with durable, fsync) everything appended up to seq. */
 feox_err feox_log_sync_upto(feox_log_backend *b, uint64_t seq, bool durable);
+/* log_sync.c: wait_durable (sync=full): FEOX_OK once the record of seq is fsynced; the error of
+ * the failed write (DISK_FULL or IO) if it was cancelled; DEGRADED after a failed fsync. */
+feox_err feox_log_wait_durable(feox_log_backend *b, uint64_t seq);
+/* log_sync.c, with mu held: whether a cancelled seq's wait_durable has not yet returned (its
+ * version is still published: compaction waits until none is). */
+bool feox_log_cancellations_unanswered(const feox_log_backend *b);
 /* log_sync.c: map an errno from a failed write to DISK_FULL or IO, with a detail. */
 feox_err feox_log_io_error(feox_log_backend *b, const char *what, int err);
 

@@ -98,6 +98,7 @@ static bool lengths_valid(uint8_t op, uint32_t key_len, uint32_t value_len)
 {
     switch (op) {
     case FEOX_LOG_PUT:
+    case FEOX_LOG_CANCELLED: /* a cancelled put or delete keeps its lengths */
         return key_len != 0 && key_len <= FEOX_MAX_KEY_SIZE && value_len <= FEOX_MAX_VALUE_SIZE;
     case FEOX_LOG_DELETE: return key_len != 0 && key_len <= FEOX_MAX_KEY_SIZE && value_len == 0;
     case FEOX_LOG_SNAPSHOT: {
@@ -109,6 +110,14 @@ static bool lengths_valid(uint8_t op, uint32_t key_len, uint32_t value_len)
     case FEOX_LOG_SNAPSHOT_FOOTER: return key_len == FEOX_LOG_SNAPSHOT_KEY && value_len == 0;
     default: return false;
     }
+}
+
+uint64_t feox_log_record_cancel(uint8_t *rec, uint64_t file_id, uint64_t offset)
+{
+    uint32_t key_len = feox_get_le32(rec + 8), value_len = feox_get_le32(rec + 12);
+    feox_log_record_seal(rec, file_id, offset, FEOX_LOG_CANCELLED, key_len, value_len,
+                         feox_get_le32(rec + 16), feox_get_le64(rec + 24), feox_get_le64(rec + 32));
+    return feox_log_record_size(key_len, value_len);
 }
 
 uint32_t feox_log_snapshot_hash(const void *key, size_t key_len, uint64_t seed)

@@ -19,12 +19,14 @@
 
 /* Ops 3 and 4 (FORMAT.md, "Index snapshot") are written only at a clean close, as the file's last
  * two records; the scanner skips them by their header's length (their bodies are checked only by
- * the open that uses them). */
+ * the open that uses them). Op 5 (FORMAT.md, "Cancelled records") is a put or delete of a
+ * sync=full write whose group commit failed, re-sealed in place: no data, skipped the same way. */
 enum feox_log_op {
     FEOX_LOG_PUT = 1,
     FEOX_LOG_DELETE = 2,
     FEOX_LOG_SNAPSHOT = 3,
-    FEOX_LOG_SNAPSHOT_FOOTER = 4
+    FEOX_LOG_SNAPSHOT_FOOTER = 4,
+    FEOX_LOG_CANCELLED = 5
 };
 
 /* The snapshot's key (8 bytes: its own offset, which it covers up to) and its value: a 64-byte
@@ -96,6 +98,10 @@ void feox_log_record_encode(uint8_t *out, uint64_t file_id, uint64_t offset, uin
 void feox_log_record_seal(uint8_t *out, uint64_t file_id, uint64_t offset, uint8_t op,
                           uint32_t key_len, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
                           uint64_t expires_at_ns);
+
+/* Re-seal the put or delete encoded at rec (for file file_id at offset) as a cancelled record
+ * (op 5): same length, key, value and fields, new header check and checksum. Returns its size. */
+uint64_t feox_log_record_cancel(uint8_t *rec, uint64_t file_id, uint64_t offset);
 
 /* Check the fixed header at in (FEOX_LOG_RECORD_FIXED bytes available): magic, reserved bytes,
  * op, lengths within limits and the header check. On success *size is the whole record's size. */

@@ -70,13 +70,13 @@ typedef enum record_status {
     RECORD_DAMAGED,
     RECORD_TORN,
     RECORD_UNPARSABLE,
-    RECORD_SNAPSHOT
+    RECORD_NO_DATA
 } record_status;
 
 /* Classify the bytes at pos: a valid record (decoded into *rec), a damaged one whose header (and
- * so length, *size) is trustworthy, one running past end, an unparsable header, or an index
- * snapshot or its footer (FORMAT.md): whole by its header, not read (the open that uses one
- * checks it; anyone else skips it, and it is no data). */
+ * so length, *size) is trustworthy, one running past end, an unparsable header, or no data: an
+ * index snapshot or its footer, or a cancelled record (FORMAT.md): whole by its header, not read
+ * (the open that uses a snapshot checks it; anyone else skips it). */
 static record_status classify(scan_reader *r, uint64_t file_id, uint64_t pos, uint64_t *size,
                               feox_log_record *rec)
 {
@@ -89,8 +89,9 @@ static record_status classify(scan_reader *r, uint64_t file_id, uint64_t pos, ui
         return RECORD_UNPARSABLE;
     if (*size > r->end - pos)
         return RECORD_TORN;
-    if (head[4] == FEOX_LOG_SNAPSHOT || head[4] == FEOX_LOG_SNAPSHOT_FOOTER)
-        return RECORD_SNAPSHOT;
+    if (head[4] == FEOX_LOG_SNAPSHOT || head[4] == FEOX_LOG_SNAPSHOT_FOOTER ||
+        head[4] == FEOX_LOG_CANCELLED)
+        return RECORD_NO_DATA;
     const uint8_t *whole = reader_get(r, pos, (size_t)*size);
     if (!whole)
         return RECORD_UNPARSABLE;
@@ -144,7 +145,7 @@ static feox_err scan(scan_reader *r, uint64_t file_id, uint64_t start, feox_log_
             valid_end = pos;
             continue;
         }
-        if (status == RECORD_SNAPSHOT) {
+        if (status == RECORD_NO_DATA) {
             /* No data of the store: skipped, not damage, and it does not confirm damage before
              * it either (that stays part of a tail). */
             pos += size;
