@@ -86,8 +86,8 @@ static bool remember_cancelled(feox_log_backend *b, uint64_t first, uint64_t las
         prev->write_errno = write_errno;
         return true;
     }
-    if (b->cancelled_len == b->cancelled_cap) {
-        size_t cap = b->cancelled_cap ? b->cancelled_cap * 2 : 4;
+    if (!b->cancelled || b->cancelled_len == b->cancelled_cap) {
+        size_t cap = b->cancelled ? b->cancelled_cap * 2 : 4;
         feox_log_cancelled *grown = feox_mem_realloc(b->cancelled, cap * sizeof *grown);
         if (!grown)
             return false;
