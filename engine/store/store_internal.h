@@ -169,6 +169,11 @@ void feox_registry_remove(feox_store *s);
 /* Free everything of a closed store: both indexes, its entries and versions, its locks and
  * itself (store.c). Nothing else references it any more. */
 void feox_store_destroy(feox_store *s);
+/* The first part of the last close of a store file whose threads are stopped
+ * (store_close_snapshot.c): every record made durable and, if the file may get one, its index
+ * snapshot appended, read from the hash index (nothing is freed or changed in memory). Does
+ * nothing for another backend or a store that did not load; never fails the close. */
+void feox_store_write_snapshot(feox_store *s);
 /* The background release of large closed stores (store_reaper.c). take: true if s (closed,
  * unlisted, not inherited) was handed to the reaper thread, which will destroy_store it;
  * false if it holds fewer than FEOX_REAP_MIN_KEYS keys or no thread could be started (the
