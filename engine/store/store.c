@@ -15,6 +15,7 @@
 
 #include "base/alloc.h"
 #include "base/helpers.h"
+#include "storage/log/log_snapshot.h"
 #include "store/store_internal.h"
 
 #define DEFAULT_FLUSH_INTERVAL_MS 100
@@ -217,14 +218,22 @@ static void list_entries(feox_store *s, entry_list *l)
  * unmapping it), a version loaded with its entry in the same block, and glibc merging each
  * chunk with the one freed just before it (still in cache) instead of with a cold neighbour.
  * The release is a pipeline: entry i + 16 is prefetched, then the version of entry
- * i + 8, so the cache misses of many entries overlap. */
+ * i + 8, so the cache misses of many entries overlap. A close that wrote an index snapshot
+ * listed and sorted the entries already (list_closing_entries): that order is taken as it is. */
 static void free_indexes_and_entries(feox_store *s)
 {
-    uint64_t count = feox_hash_count(&s->hash);
-    entry_list l = {.at = count ? feox_mem_alloc_large(count * sizeof *l.at) : NULL};
-    l.cap = l.at ? count : 0;
-    list_entries(s, &l);
-    sort_addresses((void **)l.at, l.n);
+    entry_list l = {.at = s->closing_entries, .n = s->closing_count};
+    s->closing_entries = NULL;
+    if (l.at) { /* listed and sorted by the close (list_closing_entries) */
+        feox_ordered_index_destroy(s->ordered);
+        s->ordered = NULL;
+    } else {
+        uint64_t count = feox_hash_count(&s->hash);
+        l.at = count ? feox_mem_alloc_large(count * sizeof *l.at) : NULL;
+        l.cap = l.at ? count : 0;
+        list_entries(s, &l);
+        sort_addresses((void **)l.at, l.n);
+    }
     for (size_t i = 0; i < l.n; i++) {
         if (i + PREFETCH_ENTRY < l.n)
             __builtin_prefetch(l.at[i + PREFETCH_ENTRY]);
@@ -237,6 +246,28 @@ static void free_indexes_and_entries(feox_store *s)
     flush_tally(&l.tally);
     feox_mem_free_large(l.at);
     feox_hash_index_destroy(&s->hash);
+}
+
+/* Every entry of a store being closed, listed from the hash index's maps (nothing freed) and
+ * sorted by address (closing_entries): the index snapshot reads them in that order, and
+ * free_indexes_and_entries frees them in it. False: no memory for the list. */
+static bool list_closing_entries(feox_store *s)
+{
+    uint64_t count = feox_hash_count(&s->hash); /* exact: every writer is stopped */
+    feox_entry **at = count ? feox_mem_alloc_large(count * sizeof *at) : NULL;
+    if (count && !at)
+        return false;
+    size_t n = 0;
+    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
+        ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+        void *obj;
+        while (n < count && ck_hs_next(&s->hash.shards[i].set, &it, &obj))
+            at[n++] = feox_hash_object_entry(obj);
+    }
+    sort_addresses((void **)at, n);
+    s->closing_entries = at;
+    s->closing_count = n;
+    return true;
 }
 
 /* Everything of a store but its backend (closed before). */
@@ -425,7 +456,13 @@ static feox_err shut_down(feox_store *s)
     }
     feox_store_stop_load(s);
     feox_err err = FEOX_OK;
-    feox_store_write_snapshot(s); /* reads the indexes, frees nothing */
+    feox_log_snapshot_writer snapshot;
+    if (feox_store_start_snapshot(s, &snapshot)) {
+        if (list_closing_entries(s)) /* reads the entries, frees nothing */
+            feox_store_write_snapshot(s, &snapshot, s->closing_entries, s->closing_count);
+        else
+            feox_log_snapshot_writer_free(&snapshot);
+    }
     if (s->storage)
         err = s->storage->methods->close(s->storage);
     /* A large store's memory goes back on the reaper thread (store_reaper.c). */

@@ -153,8 +153,7 @@ static bool ends_in_snapshot(const char *path)
     assert_int_equal(pread(fd, footer, sizeof footer, st.st_size - (off_t)sizeof footer),
                      (ssize_t)sizeof footer);
     close(fd);
-    return feox_get_le32(footer) == FEOX_LOG_RECORD_MAGIC &&
-           footer[4] == FEOX_LOG_SNAPSHOT_FOOTER;
+    return feox_get_le32(footer) == FEOX_LOG_RECORD_MAGIC && footer[4] == FEOX_LOG_SNAPSHOT_FOOTER;
 }
 
 static void test_close_after_writes_writes_the_snapshot_then_hands_over(void **state)

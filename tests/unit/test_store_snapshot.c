@@ -418,9 +418,8 @@ static void test_many_keys_are_served_from_the_snapshot(void **state)
     char key[32], value[32];
     for (int i = 0; i < MANY_KEYS; i++) {
         int len = snprintf(value, sizeof value, "value-%d", i);
-        assert_int_equal(feox_insert(s, key, (size_t)many_key(i, key), value, (size_t)len, NULL,
-                                     NULL),
-                         FEOX_OK);
+        assert_int_equal(
+            feox_insert(s, key, (size_t)many_key(i, key), value, (size_t)len, NULL, NULL), FEOX_OK);
     }
     for (int i = 0; i < MANY_KEYS; i += 4)
         assert_int_equal(feox_delete(s, key, (size_t)many_key(i, key), NULL), FEOX_OK);
