@@ -248,9 +248,12 @@ static void free_indexes_and_entries(feox_store *s)
     feox_hash_index_destroy(&s->hash);
 }
 
-/* Every entry of a store being closed, listed from the hash index's maps (nothing freed) and
- * sorted by address (closing_entries): the index snapshot reads them in that order, and
- * free_indexes_and_entries frees them in it. False: no memory for the list. */
+/* Every entry of a store being closed, listed (nothing freed) and sorted by address
+ * (closing_entries): the index snapshot reads them in that order, and free_indexes_and_entries
+ * frees them in it. Listed from the ordered index's leaves when it holds every entry (as
+ * list_entries: a loaded store's leaves lie one after another; 1M loaded keys: ~7 ms against ~15
+ * from the hash index's maps, about the same for keys written through the API), else from the
+ * hash index's maps. False: no memory for the list. */
 static bool list_closing_entries(feox_store *s)
 {
     uint64_t count = feox_hash_count(&s->hash); /* exact: every writer is stopped */
@@ -258,11 +261,19 @@ static bool list_closing_entries(feox_store *s)
     if (count && !at)
         return false;
     size_t n = 0;
-    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
-        ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
-        void *obj;
-        while (n < count && ck_hs_next(&s->hash.shards[i].set, &it, &obj))
-            at[n++] = feox_hash_object_entry(obj);
+    if (s->ordered && feox_ordered_index_count(s->ordered) == count) {
+        feox_epoch_enter();
+        n = feox_ordered_index_scan(s->ordered, FEOX_SCAN_FIRST, NULL, 0, at, count);
+        feox_epoch_exit();
+    }
+    if (n != count) { /* (the snapshot must name every key: never short of one) */
+        n = 0;
+        for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
+            ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+            void *obj;
+            while (n < count && ck_hs_next(&s->hash.shards[i].set, &it, &obj))
+                at[n++] = feox_hash_object_entry(obj);
+        }
     }
     sort_addresses((void **)at, n);
     s->closing_entries = at;
