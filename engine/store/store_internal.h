@@ -96,6 +96,10 @@ struct feox_store {
      * taken and put back with an atomic exchange (store_load.c), sealed at close. */
     _Atomic(feox_slab *) parked_slab;
     _Atomic uint64_t bulk_blocks; /* blocks its finished bulk loads made (FEOX_SLAB_MIN_BLOCKS) */
+    /* Every entry in address order, listed by a close that wrote an index snapshot from them
+     * (store.c), then freed in that order by feox_store_destroy (NULL: it lists them itself). */
+    feox_entry **closing_entries;
+    size_t closing_count;
 
     /* The background load (store_load.c). load_lock guards load_err/load_detail and the wait on
      * load_done; snapshot_lock is read-held by a point read served from the snapshot and
@@ -169,6 +173,16 @@ void feox_registry_remove(feox_store *s);
 /* Free everything of a closed store: both indexes, its entries and versions, its locks and
  * itself (store.c). Nothing else references it any more. */
 void feox_store_destroy(feox_store *s);
+/* The index snapshot of the last close of a store file whose threads are stopped
+ * (store_close_snapshot.c). start: every record made durable and, if the file may get a
+ * snapshot, a writer for it (true); false for another backend, a store that did not load, or no
+ * memory (no snapshot: the close goes on). write: the snapshot filled from every entry of the
+ * store (the n of entries, in address order: read as they lie in memory; nothing is freed or
+ * changed) and appended to the file; never fails the close. */
+struct feox_log_snapshot_writer;
+bool feox_store_start_snapshot(feox_store *s, struct feox_log_snapshot_writer *w);
+void feox_store_write_snapshot(feox_store *s, struct feox_log_snapshot_writer *w,
+                               feox_entry *const *entries, size_t n);
 /* The background release of large closed stores (store_reaper.c). take: true if s (closed,
  * unlisted, not inherited) was handed to the reaper thread, which will destroy_store it;
  * false if it holds fewer than FEOX_REAP_MIN_KEYS keys or no thread could be started (the

@@ -98,7 +98,7 @@ static void install_exit_hook(void)
 
 bool feox_reaper_take(feox_store *s, void (*destroy_store)(feox_store *))
 {
-    /* (no hash index: never built, or already freed by a close that wrote an index snapshot) */
+    /* (no hash index: never built) */
     if (!s->hash.shards || feox_hash_count(&s->hash) < FEOX_REAP_MIN_KEYS)
         return false;
     pthread_once(&exit_hook_once, install_exit_hook);

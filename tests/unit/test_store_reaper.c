@@ -5,6 +5,8 @@
  *              handle taken before the close still reads its bytes until it is released;
  *   reopen     the same store file opens again at once, with every key, while the old
  *              instance may still be being freed;
+ *   snapshot   a store file closed after writes gets its index snapshot, and is then handed
+ *              over as any other: the closing thread frees none of its keys;
  *   fork       a child forked right after such a close (the reaper possibly busy) opens, fills,
  *              closes and waits for stores of its own; the parent's release completes;
  *   exit       a process that closes a large store and calls exit() at once exits cleanly
@@ -19,19 +21,25 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/helpers.h"
 #include "feox.h"
 #include "feox_test_support.h"
+#include "storage/log/log_format.h"
 
 /* More than FEOX_REAP_MIN_KEYS (store_internal.h), so the close hands the store over. */
 #define LARGE 70000
 
 static atomic_long outstanding; /* allocations not yet freed, through the counting allocator */
+static _Thread_local long freed_here; /* frees through it made by this thread */
 
 static void *counting_malloc(size_t n)
 {
@@ -51,8 +59,10 @@ static void *counting_realloc(void *p, size_t n)
 
 static void counting_free(void *p)
 {
-    if (p)
+    if (p) {
         atomic_fetch_sub(&outstanding, 1);
+        freed_here++;
+    }
     free(p);
 }
 
@@ -131,6 +141,64 @@ static void test_reopen_at_once(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* Whether the file ends in an index snapshot's footer (FORMAT.md). */
+static bool ends_in_snapshot(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true((uint64_t)st.st_size > FEOX_LOG_HEADER_SIZE + FEOX_LOG_SNAPSHOT_FOOTER_SIZE);
+    uint8_t footer[FEOX_LOG_SNAPSHOT_FOOTER_SIZE];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, footer, sizeof footer, st.st_size - (off_t)sizeof footer),
+                     (ssize_t)sizeof footer);
+    close(fd);
+    return feox_get_le32(footer) == FEOX_LOG_RECORD_MAGIC && footer[4] == FEOX_LOG_SNAPSHOT_FOOTER;
+}
+
+static void test_close_after_writes_writes_the_snapshot_then_hands_over(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/feox-reaper-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/store.feox", dir);
+    feox_set_allocator(counting_malloc, counting_realloc, counting_free);
+    long before = atomic_load(&outstanding);
+    feox_store *s = filled_store(path, LARGE);
+    assert_non_null(s);
+    long freed_before_close = freed_here;
+    assert_int_equal(feox_close(s), FEOX_OK);
+    /* Both indexes, the entries and their versions (2 allocations a key or more) are the
+     * reaper's: the closing thread freed only what closing the file took. */
+    assert_true(freed_here - freed_before_close < LARGE / 10);
+    assert_true(ends_in_snapshot(path));
+    feox_close_wait();
+    assert_true(atomic_load(&outstanding) < before + 16);
+    feox_set_allocator(NULL, NULL, NULL);
+    /* The snapshot names every key: each one reads back (the first ones from the snapshot). */
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    assert_int_equal(feox_open(&cfg, &s), FEOX_OK);
+    for (unsigned i = 0; i < LARGE; i += 7) {
+        char key[32], value[32], expected[32];
+        key_of(i, key, sizeof key);
+        int expected_len = snprintf(expected, sizeof expected, "v%u", i);
+        size_t len = 0;
+        assert_int_equal(feox_get_into(s, key, strlen(key), value, sizeof value, &len, NULL),
+                         FEOX_OK);
+        assert_int_equal(len, (size_t)expected_len);
+        assert_memory_equal(value, expected, len);
+    }
+    assert_int_equal(feox_len(s, 0), LARGE);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_true(ends_in_snapshot(path)); /* nothing written: the file as it was */
+    feox_close_wait();
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 /* The child's part of the fork test: stores of its own, closed and waited for. */
 static void child_fills_and_closes(void)
 {
@@ -179,6 +247,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_release_and_a_handle_that_outlives_it),
         cmocka_unit_test(test_reopen_at_once),
+        cmocka_unit_test(test_close_after_writes_writes_the_snapshot_then_hands_over),
         cmocka_unit_test(test_fork_right_after_a_close),
         cmocka_unit_test(test_exit_while_releasing),
     };
