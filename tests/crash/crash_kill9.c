@@ -3,11 +3,11 @@
  *
  * Each iteration forks a child that opens the store file (sync mode chosen at random), then runs
  * puts, deletes, flushes, the odd compaction and the odd close and reopen (kills land in the
- * index snapshot's write at close and in the background load behind it) over 64 keys. Before each op it sends the op's
- * intent (sequence number, kind, key) through a pipe; after each flush() returns it sends
- * FLUSHED with the last sequence number acknowledged before the flush. The parent kills the child
- * at a random moment (sometimes while it is still recovering), drains the pipe, reopens the file
- * in-process and checks:
+ * index snapshot's write at close and in the background load behind it) over 64 keys. Before each
+ * op it sends the op's intent (sequence number, kind, key) through a pipe; after each flush()
+ * returns it sends FLUSHED with the last sequence number acknowledged before the flush. The parent
+ * kills the child at a random moment (sometimes while it is still recovering), drains the pipe,
+ * reopens the file in-process and checks:
  *   1. it opens (and feox_check passes);
  *   2. every key holds a value it really held, or is absent only if an absence was possible;
  *   3. everything acknowledged before the last completed flush is present (or a later value);

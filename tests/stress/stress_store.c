@@ -1150,8 +1150,8 @@ static void *snapshot_worker(void *arg)
         switch (n % 4) {
         case 0: {
             feox_err err = feox_get_into(s, key, kl, buf, sizeof buf, &got, NULL);
-            REQUIRE(err == (present ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND), "snapshot: get_into %s: %s",
-                    key, feox_strerror(err));
+            REQUIRE(err == (present ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND),
+                    "snapshot: get_into %s: %s", key, feox_strerror(err));
             if (!err)
                 REQUIRE(mixed_value_ok(buf, got, i), "snapshot: get_into %s: wrong value", key);
             break;
@@ -1167,9 +1167,7 @@ static void *snapshot_worker(void *arg)
             }
             break;
         }
-        case 2:
-            REQUIRE(feox_contains(s, key, kl) == present, "snapshot: contains %s", key);
-            break;
+        case 2: REQUIRE(feox_contains(s, key, kl) == present, "snapshot: contains %s", key); break;
         default: {
             feox_err err = feox_get_ttl(s, key, kl, &ttl, &has_ttl);
             REQUIRE(err == (present ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND), "snapshot: get_ttl %s: %s",
@@ -1179,7 +1177,8 @@ static void *snapshot_worker(void *arg)
         }
         }
     }
-    if (atomic_fetch_add(&sh->written, 1) == 0) { /* the first one done: a write waits for the load */
+    if (atomic_fetch_add(&sh->written, 1) ==
+        0) { /* the first one done: a write waits for the load */
         size_t kl = loaded_key(key, 0);
         size_t vl = snapshot_value(buf, 0, sh->round + 1);
         REQUIRE_OK(feox_insert(s, key, kl, buf, vl, NULL, NULL));
@@ -1202,8 +1201,8 @@ static void scenario_snapshot(int nthreads)
     char key[32];
     uint8_t val[64];
     for (uint32_t i = 0; i < sh.keys; i++)
-        REQUIRE_OK(feox_insert(s, key, loaded_key(key, i), val, snapshot_value(val, i, 0), NULL,
-                               NULL));
+        REQUIRE_OK(
+            feox_insert(s, key, loaded_key(key, i), val, snapshot_value(val, i, 0), NULL, NULL));
     REQUIRE_OK(feox_close(s));
     for (uint32_t round = 0; round < (quick ? 3u : 6u); round++) {
         s = ftest_open(&cfg); /* answers from the snapshot while its indexes load */
@@ -1270,10 +1269,12 @@ int main(int argc, char **argv)
         const char *name;
         void (*fn)(int);
     } scenarios[] = {
-        {"mixed", scenario_mixed},     {"counters", scenario_counters}, {"scans", scenario_scans},
-        {"growth", scenario_growth},   {"autots", scenario_autots},     {"budget", scenario_budget},
-        {"sweeper", scenario_sweeper}, {"hot", scenario_hot},           {"loaded", scenario_loaded},
-        {"snapshot", scenario_snapshot}, {"reaped", scenario_reaped},
+        {"mixed", scenario_mixed},     {"counters", scenario_counters},
+        {"scans", scenario_scans},     {"growth", scenario_growth},
+        {"autots", scenario_autots},   {"budget", scenario_budget},
+        {"sweeper", scenario_sweeper}, {"hot", scenario_hot},
+        {"loaded", scenario_loaded},   {"snapshot", scenario_snapshot},
+        {"reaped", scenario_reaped},
     };
     const int thread_counts[] = {2, 8};
     double start = now_s();

@@ -784,8 +784,7 @@ static void write_forms(feox_store *s, uint64_t now)
     form_key(key, 3);
     assert_int_equal(feox_insert(s, key, 6, "old", 3, &ttl, NULL), FEOX_OK);
     bool swapped = false;
-    assert_int_equal(feox_compare_and_swap(s, key, 6, "old", 3, "new", 3, NULL, &swapped),
-                     FEOX_OK);
+    assert_int_equal(feox_compare_and_swap(s, key, 6, "old", 3, "new", 3, NULL, &swapped), FEOX_OK);
     assert_true(swapped);
     /* 4: a TTL kept by a JSON patch */
     form_key(key, 4);
@@ -909,8 +908,8 @@ static void test_the_remaining_calls_wait(void **state)
             break;
         case 1:
             assert_int_equal(feox_compare_and_swap(s, model[1].key, model[1].key_len,
-                                                   model[1].value, model[1].value_len, "x", 1,
-                                                   NULL, &swapped),
+                                                   model[1].value, model[1].value_len, "x", 1, NULL,
+                                                   &swapped),
                              FEOX_OK);
             assert_true(swapped);
             break;
@@ -919,9 +918,9 @@ static void test_the_remaining_calls_wait(void **state)
             assert_int_equal(feox_json_patch(s, "doc", 3, patch, 2, NULL, NULL, NULL), FEOX_OK);
             break;
         case 3:
-            assert_int_equal(feox_range_query(s, "key:", 4, "key:\xff", 5, SIZE_MAX, count_row,
-                                              &rows, NULL),
-                             FEOX_OK);
+            assert_int_equal(
+                feox_range_query(s, "key:", 4, "key:\xff", 5, SIZE_MAX, count_row, &rows, NULL),
+                FEOX_OK);
             assert_int_equal(rows, model_count(false));
             break;
         default: assert_int_equal(feox_len(s, 0), model_count(false)); break;
