@@ -963,6 +963,142 @@ static void test_values_beyond_max_memory(void **state)
     model_clear();
 }
 
+/* Random writes (inserts with and without a TTL, absolute expiries some already past, deletes,
+ * increments, TTL updates, the clock moving) between clean closes, 25 rounds: after each reopen
+ * every key's get, contains and get_ttl answered from the snapshot equal a model, and equal it
+ * again once the indexes have loaded. */
+enum { RANDOM_KEYS = 150, RANDOM_ROUNDS = 25, RANDOM_OPS = 200 };
+
+typedef struct random_model {
+    bool live;
+    uint8_t value[24];
+    size_t len;
+    uint64_t expires_at; /* 0: none */
+} random_model;
+
+static bool random_live(const random_model *m, uint64_t now)
+{
+    return m->live && (!m->expires_at || now <= m->expires_at);
+}
+
+static void random_write(feox_store *s, random_model *models, ftest_rng *rng, uint64_t now)
+{
+    int i = (int)ftest_rng_below(rng, RANDOM_KEYS);
+    random_model *m = &models[i];
+    char key[16];
+    size_t klen = (size_t)snprintf(key, sizeof key, "r%03d", i);
+    switch (ftest_rng_below(rng, 6)) {
+    case 0:
+    case 1: {
+        feox_write_opts o = {0};
+        m->expires_at = 0;
+        uint64_t kind = ftest_rng_below(rng, 4);
+        if (kind == 1) {
+            o.flags = FEOX_WRITE_TTL;
+            o.ttl_secs = 1 + ftest_rng_below(rng, 30);
+            m->expires_at = now + o.ttl_secs * FTEST_SEC;
+        } else if (kind == 2) { /* absolute, within 20 s either side of now */
+            o.flags = FEOX_WRITE_EXPIRES_AT;
+            o.expires_at_ns = now - 20 * FTEST_SEC + ftest_rng_below(rng, 40 * FTEST_SEC);
+            m->expires_at = o.expires_at_ns;
+        }
+        m->len = 1 + ftest_rng_below(rng, sizeof m->value - 1);
+        for (size_t b = 0; b < m->len; b++)
+            m->value[b] = (uint8_t)ftest_rng_next(rng);
+        if (m->len == 8)
+            m->len = 9; /* never a counter */
+        assert_int_equal(feox_insert(s, key, klen, m->value, m->len, &o, NULL), FEOX_OK);
+        m->live = true;
+        break;
+    }
+    case 2: {
+        feox_err err = feox_delete(s, key, klen, NULL);
+        assert_int_equal(err, random_live(m, now) ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
+        m->live = false;
+        break;
+    }
+    case 3: { /* a counter: created, or incremented (the TTL kept) */
+        if (random_live(m, now) && m->len != 8)
+            break;
+        int64_t result = 0;
+        assert_int_equal(feox_atomic_increment(s, key, klen, 3, NULL, &result), FEOX_OK);
+        if (!random_live(m, now)) {
+            m->expires_at = 0;
+            m->len = 8;
+            memset(m->value, 0, 8);
+        }
+        uint64_t counter = feox_get_le64(m->value) + 3;
+        feox_put_le64(m->value, counter);
+        m->live = true;
+        assert_int_equal(result, counter);
+        break;
+    }
+    case 4: {
+        uint64_t ttl = ftest_rng_below(rng, 3) == 0 ? 0 : 1 + ftest_rng_below(rng, 30);
+        feox_err err = feox_update_ttl(s, key, klen, ttl, NULL);
+        assert_int_equal(err, random_live(m, now) ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
+        if (!err)
+            m->expires_at = ttl ? now + ttl * FTEST_SEC : 0;
+        break;
+    }
+    default: ftest_clock_advance(&clock_, ftest_rng_below(rng, 3 * FTEST_SEC)); break;
+    }
+}
+
+static void random_check(feox_store *s, const random_model *models, uint64_t now)
+{
+    for (int i = 0; i < RANDOM_KEYS; i++) {
+        const random_model *m = &models[i];
+        char key[16];
+        size_t klen = (size_t)snprintf(key, sizeof key, "r%03d", i);
+        uint8_t got[32];
+        size_t len = 0;
+        uint64_t ttl = 0;
+        bool has_ttl = false;
+        bool live = random_live(m, now);
+        feox_err err = feox_get_into(s, key, klen, got, sizeof got, &len, NULL);
+        assert_int_equal(err, live ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
+        assert_int_equal(feox_contains(s, key, klen), live);
+        feox_err ttl_err = feox_get_ttl(s, key, klen, &ttl, &has_ttl);
+        assert_int_equal(ttl_err, err);
+        if (!live)
+            continue;
+        assert_int_equal(len, m->len);
+        assert_memory_equal(got, m->value, len);
+        assert_int_equal(has_ttl, m->expires_at != 0);
+        if (has_ttl)
+            assert_int_equal(ttl, (m->expires_at - now) / FTEST_SEC);
+    }
+}
+
+static void test_random_rounds_agree_with_a_model(void **state)
+{
+    (void)state;
+    unlink(path);
+    ftest_clock_init(&clock_, FTEST_EPOCH_NS);
+    feox_background_load_hook = NULL;
+    feox_load_wait_hook = NULL;
+    random_model models[RANDOM_KEYS];
+    memset(models, 0, sizeof models);
+    ftest_rng rng;
+    ftest_rng_seed(&rng, 0x5a5a);
+    feox_store *s = open_at(path);
+    for (int round = 0; round < RANDOM_ROUNDS; round++) {
+        for (int op = 0; op < RANDOM_OPS; op++)
+            random_write(s, models, &rng, ftest_clock_read(&clock_));
+        assert_int_equal(feox_close(s), FEOX_OK);
+        ftest_clock_advance(&clock_, ftest_rng_below(&rng, 5 * FTEST_SEC));
+        reset_hooks();
+        s = open_at(path);
+        assert_true(loading(s));
+        random_check(s, models, ftest_clock_read(&clock_));
+        assert_true(loading(s));
+        assert_int_equal(feox_check(s), FEOX_OK); /* waits for the load */
+        random_check(s, models, ftest_clock_read(&clock_));
+    }
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1004,6 +1140,7 @@ int main(void)
         cmocka_unit_test(test_ttl_forms_answer_as_the_indexes_do),
         cmocka_unit_test(test_the_remaining_calls_wait),
         cmocka_unit_test(test_values_beyond_max_memory),
+        cmocka_unit_test(test_random_rounds_agree_with_a_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
