@@ -15,10 +15,11 @@
  * common. An input whose first byte is 0xf0 or more runs with long keys instead: one of eight
  * prefixes ("", 3, 4, 15, 16, 17 and 20 bytes of 'p', 16 of 'p' then four 0x00) before 0..3
  * such bytes, so the ordered index's nodes share prefixes up to and past the 16 bytes a node
- * keeps, their 4-byte heads are equal or zero-padded, and keys are prefixes of one another. Random values use bytes 'g'..'j' (never JSON); JSON values come only from the canned
- * documents and from patch results, and the patch oracle (cJSON, applying the few canned patches
- * by hand) is consulted only for values the model knows to be JSON or knows not to be.
- * Seeds: tests/fuzz/corpus/fuzz_ops/.
+ * keeps, their 4-byte heads are equal or zero-padded, and keys are prefixes of one another. Random
+ * values use bytes 'g'..'j' (never JSON); JSON values come only from the canned documents and from
+ * patch results, and the patch oracle (cJSON, applying the few canned patches by hand) is consulted
+ * only for values the model knows to be JSON or knows not to be. Seeds:
+ * tests/fuzz/corpus/fuzz_ops/.
  */
 #include <cjson/cJSON.h>
 #include <stdarg.h>
