@@ -1099,6 +1099,41 @@ static void test_random_rounds_agree_with_a_model(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* A store opened from its snapshot and, before any write, compacted or given a new owner: the
+ * file still answers every key (the next open from a snapshot again, the one the close then
+ * appends or the one kept), and the answers agree with the model. */
+static void test_compaction_and_owner_before_any_write(void **state)
+{
+    (void)state;
+    for (int what = 0; what < 2; what++) {
+        make_closed_file(path, 'a');
+        reset_hooks();
+        feox_store *s = open_at(path);
+        assert_true(loading(s));
+        if (what == 0)
+            assert_int_equal(feox_compact(s), FEOX_OK); /* waits for the load */
+        else
+            assert_int_equal(feox_set_owner(s, "someone"), FEOX_OK);
+        check_point_reads(s, false);
+        assert_int_equal(feox_close(s), FEOX_OK);
+        assert_true(snapshot_offset(path) > 0);
+        reset_hooks();
+        s = open_at(path);
+        assert_true(loading(s));
+        check_point_reads(s, false);
+        open_gate();
+        check_scan(s, false);
+        assert_int_equal(feox_check(s), FEOX_OK);
+        assert_int_equal(feox_close(s), FEOX_OK);
+        if (what == 1) { /* back to no owner for the next tests */
+            s = open_at(path);
+            assert_int_equal(feox_set_owner(s, NULL), FEOX_OK);
+            assert_int_equal(feox_close(s), FEOX_OK);
+        }
+    }
+    model_clear();
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1141,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_the_remaining_calls_wait),
         cmocka_unit_test(test_values_beyond_max_memory),
         cmocka_unit_test(test_random_rounds_agree_with_a_model),
+        cmocka_unit_test(test_compaction_and_owner_before_any_write),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
