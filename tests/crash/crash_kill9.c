@@ -2,11 +2,12 @@
  * crash_kill9.c — kill -9 loop over the public API (issue 4 item 7, perf-reliability.md §D.2).
  *
  * Each iteration forks a child that opens the store file (sync mode chosen at random), then runs
- * puts, deletes, flushes and the odd compaction over 64 keys. Before each op it sends the op's
- * intent (sequence number, kind, key) through a pipe; after each flush() returns it sends
- * FLUSHED with the last sequence number acknowledged before the flush. The parent kills the child
- * at a random moment (sometimes while it is still recovering), drains the pipe, reopens the file
- * in-process and checks:
+ * puts, deletes, flushes, the odd compaction and the odd close and reopen (kills land in the
+ * index snapshot's write at close and in the background load behind it) over 64 keys. Before each
+ * op it sends the op's intent (sequence number, kind, key) through a pipe; after each flush()
+ * returns it sends FLUSHED with the last sequence number acknowledged before the flush. The parent
+ * kills the child at a random moment (sometimes while it is still recovering), drains the pipe,
+ * reopens the file in-process and checks:
  *   1. it opens (and feox_check passes);
  *   2. every key holds a value it really held, or is absent only if an absence was possible;
  *   3. everything acknowledged before the last completed flush is present (or a later value);
@@ -126,6 +127,21 @@ static void child_main(const char *path, int out_fd, uint64_t first_seq, uint64_
             feox_compact(s);
             continue;
         }
+        if (dice < 6) {
+            /* Close (its final flush, then the index snapshot it appends) and open again (the
+             * snapshot answers reads while the indexes load in the background): kills land in
+             * the snapshot's write and in the background load. A clean close wrote everything. */
+            uint64_t acked = seq - 1;
+            seq--;
+            if (feox_close(s) != FEOX_OK || feox_open(&cfg, &s) != FEOX_OK) {
+                fprintf(stderr, "child: close and reopen failed: %s\n", feox_error_detail());
+                _exit(3);
+            }
+            message done = {.seq = acked, .kind = FLUSHED};
+            if (write(out_fd, &done, sizeof done) != (ssize_t)sizeof done)
+                _exit(4);
+            continue;
+        }
         m.kind = dice < 800 ? INTENT_PUT : INTENT_DELETE;
         if (write(out_fd, &m, sizeof m) != (ssize_t)sizeof m)
             _exit(4);
@@ -227,6 +243,11 @@ static void verify(const char *path, crash_facts *facts, int iteration, uint64_t
     uint64_t flushed_upto = facts->sync == FEOX_SYNC_FULL && facts->last_seq ? facts->last_seq - 1
                                                                              : facts->flushed_upto;
     feox_store *s = open_store(path, iteration);
+    /* Read first: a file that ends in an index snapshot (killed after a close, or while the
+     * store opened after it loaded) answers these from the snapshot while the load runs. */
+    uint64_t state[KEYS];
+    for (uint32_t k = 0; k < KEYS; k++)
+        state[k] = read_key(s, k, iteration);
     if (feox_check(s) != FEOX_OK) {
         fprintf(stderr, "check: %s\n", feox_error_detail());
         fail("feox_check failed after recovery", iteration);
@@ -234,10 +255,10 @@ static void verify(const char *path, crash_facts *facts, int iteration, uint64_t
     feox_stats st;
     feox_get_stats(s, &st);
     *dropped += st.recovery_dropped_records;
-    uint64_t state[KEYS];
     uint64_t present = 0;
     for (uint32_t k = 0; k < KEYS; k++) {
-        state[k] = read_key(s, k, iteration);
+        if (read_key(s, k, iteration) != state[k])
+            fail("a read after the load differs from the one before it", iteration);
         present += state[k] != 0;
         key_history *h = &history[k];
         /* The floor: the last op acknowledged before the last completed flush. */

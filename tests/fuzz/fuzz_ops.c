@@ -12,10 +12,14 @@
  * Any divergence prints what differed and aborts, which is how libFuzzer reports a finding.
  *
  * Keys are 1..3 bytes over the alphabet {'a', 'b', 0x00, 0xff}, so prefixes and high bytes are
- * common. Random values use bytes 'g'..'j' (never JSON); JSON values come only from the canned
- * documents and from patch results, and the patch oracle (cJSON, applying the few canned patches
- * by hand) is consulted only for values the model knows to be JSON or knows not to be.
- * Seeds: tests/fuzz/corpus/fuzz_ops/.
+ * common. An input whose first byte is 0xf0 or more runs with long keys instead: one of eight
+ * prefixes ("", 3, 4, 15, 16, 17 and 20 bytes of 'p', 16 of 'p' then four 0x00) before 0..3
+ * such bytes, so the ordered index's nodes share prefixes up to and past the 16 bytes a node
+ * keeps, their 4-byte heads are equal or zero-padded, and keys are prefixes of one another. Random
+ * values use bytes 'g'..'j' (never JSON); JSON values come only from the canned documents and from
+ * patch results, and the patch oracle (cJSON, applying the few canned patches by hand) is consulted
+ * only for values the model knows to be JSON or knows not to be. Seeds:
+ * tests/fuzz/corpus/fuzz_ops/.
  */
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -32,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NS_PER_SEC UINT64_C(1000000000)
 #define START_NS UINT64_C(1704067200000000000) /* 2024-01-01T00:00:00Z */
 #define MAX_OPS 4000
-#define MAX_MODEL 128
+#define MAX_MODEL 1024
+#define MAX_KEY 24
 #define FULL_CHECK_EVERY 16
 
 /* ---- failure reporting ------------------------------------------------------------------- */
@@ -77,17 +82,42 @@ static uint64_t next_u16(input *in)
 }
 
 typedef struct key_buf {
-    unsigned char bytes[3];
+    unsigned char bytes[MAX_KEY];
     size_t len;
 } key_buf;
+
+static bool long_keys; /* the input's first byte is 0xf0 or more (see the top of the file) */
+
+static const char *const key_prefixes[8] = {
+    "",
+    "ppp",
+    "pppp",
+    "ppppppppppppppp",
+    "pppppppppppppppp",
+    "ppppppppppppppppp",
+    "pppppppppppppppppppp",
+    "pppppppppppppppp\0\0\0\0",
+};
+static const size_t key_prefix_len[8] = {0, 3, 4, 15, 16, 17, 20, 20};
 
 static key_buf next_key(input *in)
 {
     static const unsigned char alphabet[4] = {'a', 'b', 0x00, 0xff};
     uint8_t b = next_byte(in);
     key_buf k = {.len = 1 + (size_t)(b % 3)};
-    for (size_t i = 0; i < k.len; i++)
-        k.bytes[i] = alphabet[(b >> (2 + 2 * i)) & 3];
+    if (!long_keys) {
+        for (size_t i = 0; i < k.len; i++)
+            k.bytes[i] = alphabet[(b >> (2 + 2 * i)) & 3];
+        return k;
+    }
+    uint8_t p = next_byte(in);
+    size_t plen = key_prefix_len[p % 8], tail = (size_t)(p >> 3) % 4;
+    if (plen == 0 && tail == 0)
+        tail = 1; /* the empty key is invalid (op_invalid_key tries it) */
+    memcpy(k.bytes, key_prefixes[p % 8], plen);
+    for (size_t i = 0; i < tail; i++)
+        k.bytes[plen + i] = alphabet[(b >> (2 * i)) & 3];
+    k.len = plen + tail;
     return k;
 }
 
@@ -148,7 +178,7 @@ static value_buf next_value(input *in)
 /* ---- the reference model --------------------------------------------------------------------- */
 
 typedef struct model_rec {
-    unsigned char key[3];
+    unsigned char key[MAX_KEY];
     size_t key_len;
     unsigned char *value;
     size_t value_len;
@@ -366,7 +396,8 @@ static void check_range(feox_store *s, const key_buf *start, const key_buf *end,
 
 static void check_everything(feox_store *s)
 {
-    key_buf lo = {.bytes = {0}, .len = 1}, hi = {.bytes = {0xff, 0xff, 0xff}, .len = 3};
+    key_buf lo = {.bytes = {0}, .len = 1}, hi = {.len = MAX_KEY};
+    memset(hi.bytes, 0xff, sizeof hi.bytes);
     check_range(s, &lo, &hi, SIZE_MAX);
     check_len(s);
     expect_err(feox_check(s), FEOX_OK, "feox_check");
@@ -944,6 +975,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     input in = {.data = data, .size = size};
     trace = getenv("FUZZ_OPS_TRACE") != NULL;
+    long_keys = size > 0 && data[0] >= 0xf0;
+    if (long_keys)
+        in.pos = 1;
     fake_now_ns = START_NS;
     feox_config cfg;
     feox_config_init(&cfg);

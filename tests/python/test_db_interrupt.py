@@ -147,6 +147,56 @@ class InterruptTest(TempDirTestCase):
         self.run_stays_interrupted("delete", True)
         self.run_stays_interrupted("delete", False)
 
+    def test_full_load_through_the_worker_interrupted(self):
+        """A connection's first scan loads the whole table (40,000 rows: past the 16,384 from
+        which a worker thread builds the cache while SQLite steps, engine/store/store_load_pipe.c);
+        interrupted at points from its first step to past its end, the statement fails or
+        completes, and afterwards the same connection (its cache holds what the worker applied
+        before the interrupt) sees every row, each with its value, and feox_check agrees; a write
+        in the transaction of the next full load is seen by it and undone by ROLLBACK."""
+        db = self.path("pipe.db")
+        writer = connect(db)
+        writer.execute("CREATE VIRTUAL TABLE kv USING feox")
+        total = 40000
+        writer.execute("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE "
+                       f"i < {total - 1}) INSERT INTO kv(key, value) "
+                       "SELECT printf('k%06d', i), printf('v%d', i) FROM n")
+        writer.close()
+        interrupted = 0
+        for steps in (1, 30, 1000, 10000, 30000, 100000, 200000, 400000, 800000, 3000000):
+            con = connect(db)
+            count = [0]
+
+            def tick():
+                count[0] += 1
+                return count[0] >= steps
+
+            con.set_progress_handler(tick, 1)
+            try:
+                con.execute("SELECT count(*) FROM kv WHERE value IS NOT NULL").fetchall()
+            except sqlite3.OperationalError as e:
+                self.assertIn("interrupt", str(e))
+                interrupted += 1
+            finally:
+                con.set_progress_handler(None, 1)
+            where = f"interrupted at step {steps}"
+            self.assertEqual(con.execute("SELECT count(*), count(DISTINCT value) FROM kv").fetchone(),
+                             (total, total), where)
+            self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'k039999'").fetchone(),
+                             ("v39999",), where)
+            self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(), ("ok",), where)
+            con.close()
+        self.assertGreaterEqual(interrupted, 4)
+        con = connect(db)
+        con.execute("BEGIN")
+        con.execute("UPDATE kv SET value = 'mine' WHERE key = 'k000005'")
+        self.assertEqual(con.execute("SELECT count(*), sum(value = 'mine') FROM kv").fetchone(),
+                         (total, 1))
+        con.execute("ROLLBACK")
+        self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'k000005'").fetchone(),
+                         ("v5",))
+        con.close()
+
     def test_wal(self):
         self.run_interrupted("wal")
 

@@ -5,6 +5,10 @@
 - The sqlite3 shell stopping on a later SQL error (-bail) leaves every committed row.
 - After os.fork(), a child's feox_incr on what it inherited is never acknowledged and lost: it
   fails (or, if it succeeds, it lands in the file), and the parent's counter stays exact.
+- A process that loads and unloads the extension again and again (sqlite3_close unloads what the
+  connection loaded), each time closing tables large enough that their memory goes back on the
+  engine's background thread (engine/store/store_reaper.c) and whose store file reopens from its
+  index snapshot, ends cleanly and keeps every row.
 """
 import ctypes
 import os
@@ -44,6 +48,55 @@ ENDINGS = {
     "leaked, sys.exit": LEAK + "; sys.exit(0)",
     "leaked, uncaught exception": LEAK + "; raise RuntimeError('the script fails')",
 }
+
+
+# Three rounds of: load feox, fill a memory table and a store file past 65,536 keys, close the
+# connection (the library is unloaded while the store's memory is being freed); then a fourth
+# connection reads the file (from its index snapshot) and exits with a table still open.
+UNLOADER = textwrap.dedent("""
+    import sqlite3, sys
+    db, ext, store = sys.argv[1], sys.argv[2], sys.argv[3]
+    FILL = ("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 69999) "
+            "INSERT OR REPLACE INTO {table}(key, value) SELECT printf('k%07d', i), i + {round} FROM n")
+    def connect():
+        con = sqlite3.connect(db, isolation_level=None)
+        con.enable_load_extension(True)
+        con.load_extension(ext)
+        return con
+    for round in range(3):
+        con = connect()
+        con.execute("CREATE VIRTUAL TABLE temp.m USING feox")
+        con.execute(FILL.format(table="temp.m", round=round))
+        con.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS f USING feox(path='{store}')")
+        con.execute(FILL.format(table="f", round=round))
+        assert con.execute("SELECT count(*), sum(value) FROM temp.m").fetchone() == (70000, 2449965000 + 70000 * round)
+        assert con.execute("SELECT value FROM f WHERE key = 'k0000042'").fetchone() == (42 + round,)
+        con.close()
+    con = connect()
+    assert con.execute("SELECT value FROM f WHERE key = 'k0069999'").fetchone() == (69999 + 2,)
+    assert con.execute("SELECT count(*) FROM f").fetchone() == (70000,)
+    con.execute("CREATE VIRTUAL TABLE temp.m USING feox")
+    con.execute(FILL.format(table="temp.m", round=0))
+    print("done")
+""")
+
+
+class UnloadTest(TempDirTestCase):
+    def test_unload_while_large_stores_are_freed(self):
+        for run in range(2):
+            with self.subTest(run=run):
+                db = self.path(f"unload-{run}.db")
+                proc = subprocess.run([sys.executable, "-c", UNLOADER, db, EXT,
+                                       self.path(f"unload-{run}.feox")],
+                                      capture_output=True, text=True, timeout=300)
+                self.assertEqual(proc.returncode, 0, proc.stderr)
+                self.assertEqual(proc.stdout.strip(), "done")
+                con = connect(db)
+                try:
+                    self.assertEqual(con.execute("SELECT count(*), sum(value) FROM f").fetchone(),
+                                     (70000, 2449965000 + 2 * 70000))
+                finally:
+                    con.close()
 
 
 class ExitWithoutCloseTest(TempDirTestCase):

@@ -26,6 +26,11 @@
  *             while the others scan in both directions: every key exactly once, in order, with
  *             a whole value, and the handles keep their bytes; over several reopens. Then
  *             one thread closes the store while the others release handles on every key.
+ *   snapshot  a store file closed cleanly (an index snapshot) is opened again and again; every
+ *             thread at once reads random keys (get, get_into, get_ref, contains, get_ttl, half
+ *             of them never written) while the load runs on its thread and ends: each answer
+ *             is the key's whole value or its absence, across the switch from the snapshot to
+ *             the indexes; the first thread to finish writes (waits for the load) a new value.
  *   reaped    every thread fills a memory store of its own past the size whose memory a close
  *             gives back on the reaper thread (engine/store/store_reaper.c), keeps handles on
  *             some keys, closes it and reads and releases the handles while the reaper frees
@@ -1112,6 +1117,112 @@ static void scenario_loaded(int nthreads)
     rmdir(dir);
 }
 
+/* ---- snapshot ------------------------------------------------------------------------------ */
+
+typedef struct snapshot_shared {
+    uint32_t keys;
+    uint32_t round; /* the value of key 0 written in this round (key 0 changes every round) */
+    atomic_int written;
+} snapshot_shared;
+
+/* Key i's value in a round: mixed_value of i salted with the round for key 0, else with 0. */
+static size_t snapshot_value(uint8_t *out, uint32_t i, uint32_t round)
+{
+    return mixed_value(out, i, i == 0 ? round : 0);
+}
+
+static void *snapshot_worker(void *arg)
+{
+    worker *w = arg;
+    snapshot_shared *sh = w->shared;
+    feox_store *s = w->store;
+    char key[32];
+    uint8_t buf[64];
+    int reads = quick ? 2000 : 20000;
+    for (int n = 0; n < reads; n++) {
+        uint32_t i = (uint32_t)(ftest_rng_next(&w->rng) % (2 * sh->keys)); /* half never written */
+        size_t kl = loaded_key(key, i);
+        bool present = i < sh->keys;
+        size_t got = 0;
+        feox_value *v = NULL;
+        uint64_t ttl = 0;
+        bool has_ttl = true;
+        switch (n % 4) {
+        case 0: {
+            feox_err err = feox_get_into(s, key, kl, buf, sizeof buf, &got, NULL);
+            REQUIRE(err == (present ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND),
+                    "snapshot: get_into %s: %s", key, feox_strerror(err));
+            if (!err)
+                REQUIRE(mixed_value_ok(buf, got, i), "snapshot: get_into %s: wrong value", key);
+            break;
+        }
+        case 1: {
+            feox_err err = feox_get_ref(s, key, kl, &v);
+            REQUIRE(err == (present ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND), "snapshot: get_ref %s: %s",
+                    key, feox_strerror(err));
+            if (!err) {
+                REQUIRE(mixed_value_ok(feox_value_data(v), feox_value_size(v), i),
+                        "snapshot: get_ref %s: wrong value", key);
+                feox_value_release(v);
+            }
+            break;
+        }
+        case 2: REQUIRE(feox_contains(s, key, kl) == present, "snapshot: contains %s", key); break;
+        default: {
+            feox_err err = feox_get_ttl(s, key, kl, &ttl, &has_ttl);
+            REQUIRE(err == (present ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND), "snapshot: get_ttl %s: %s",
+                    key, feox_strerror(err));
+            REQUIRE(err || !has_ttl, "snapshot: get_ttl %s: a TTL nobody set", key);
+            break;
+        }
+        }
+    }
+    if (atomic_fetch_add(&sh->written, 1) ==
+        0) { /* the first one done: a write waits for the load */
+        size_t kl = loaded_key(key, 0);
+        size_t vl = snapshot_value(buf, 0, sh->round + 1);
+        REQUIRE_OK(feox_insert(s, key, kl, buf, vl, NULL, NULL));
+    }
+    return NULL;
+}
+
+static void scenario_snapshot(int nthreads)
+{
+    char dir[] = "/tmp/feox_stress_snapshot_XXXXXX";
+    if (!mkdtemp(dir))
+        abort();
+    char path[sizeof dir + 16];
+    snprintf(path, sizeof path, "%s/store.feox", dir);
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    snapshot_shared sh = {.keys = quick ? 20000 : 100000};
+    feox_store *s = ftest_open(&cfg);
+    char key[32];
+    uint8_t val[64];
+    for (uint32_t i = 0; i < sh.keys; i++)
+        REQUIRE_OK(
+            feox_insert(s, key, loaded_key(key, i), val, snapshot_value(val, i, 0), NULL, NULL));
+    REQUIRE_OK(feox_close(s));
+    for (uint32_t round = 0; round < (quick ? 3u : 6u); round++) {
+        s = ftest_open(&cfg); /* answers from the snapshot while its indexes load */
+        sh.round = round;
+        atomic_init(&sh.written, 0);
+        run_threads(nthreads, s, &sh, snapshot_worker);
+        REQUIRE(feox_len(s, 0) == sh.keys, "snapshot: %u keys expected", sh.keys);
+        size_t got = 0;
+        REQUIRE_OK(feox_get_into(s, key, loaded_key(key, 0), val, sizeof val, &got, NULL));
+        uint8_t want[64];
+        size_t wl = snapshot_value(want, 0, round + 1);
+        REQUIRE(got == wl && memcmp(val, want, wl) == 0, "snapshot: key 0 lost its new value");
+        REQUIRE_OK(feox_check(s));
+        REQUIRE_OK(feox_close(s)); /* a write was made: a new snapshot */
+    }
+    feox_close_wait();
+    unlink(path);
+    rmdir(dir);
+}
+
 #define REAPED_KEYS 66000 /* above FEOX_REAP_MIN_KEYS (engine/store/store_internal.h) */
 #define REAPED_HELD 64
 
@@ -1158,9 +1269,11 @@ int main(int argc, char **argv)
         const char *name;
         void (*fn)(int);
     } scenarios[] = {
-        {"mixed", scenario_mixed},     {"counters", scenario_counters}, {"scans", scenario_scans},
-        {"growth", scenario_growth},   {"autots", scenario_autots},     {"budget", scenario_budget},
-        {"sweeper", scenario_sweeper}, {"hot", scenario_hot},           {"loaded", scenario_loaded},
+        {"mixed", scenario_mixed},     {"counters", scenario_counters},
+        {"scans", scenario_scans},     {"growth", scenario_growth},
+        {"autots", scenario_autots},   {"budget", scenario_budget},
+        {"sweeper", scenario_sweeper}, {"hot", scenario_hot},
+        {"loaded", scenario_loaded},   {"snapshot", scenario_snapshot},
         {"reaped", scenario_reaped},
     };
     const int thread_counts[] = {2, 8};

@@ -742,6 +742,448 @@ static void test_fork_while_loading(void **state)
     model_clear();
 }
 
+/* ---- hunt7: more shapes of what a snapshot answers ---- */
+
+#define MANY 70000 /* 16-bit tags: thousands of keys share their slot's tag with another key */
+
+static int many_key(char *buf, int i)
+{
+    return snprintf(buf, 24, "many:%07d", i);
+}
+
+/* 70,000 keys (every 9th deleted before the close): every present key answers its value, and
+ * 70,000 keys never written answer not found, while the load is held back. Probes meet slots
+ * whose 16-bit tag is another key's: the record they name is read and its key compared. The
+ * close also writes the snapshot of a store the reaper would otherwise free. */
+static void test_many_keys_with_colliding_tags(void **state)
+{
+    (void)state;
+    unlink(path);
+    feox_background_load_hook = NULL;
+    feox_store *s = open_at(path);
+    char key[24], value[32];
+    for (int i = 0; i < MANY; i++) {
+        int klen = many_key(key, i);
+        int vlen = snprintf(value, sizeof value, "value-%d", i * 7);
+        assert_int_equal(feox_insert(s, key, (size_t)klen, value, (size_t)vlen, NULL, NULL),
+                         FEOX_OK);
+    }
+    for (int i = 0; i < MANY; i += 9) {
+        int klen = many_key(key, i);
+        assert_int_equal(feox_delete(s, key, (size_t)klen, NULL), FEOX_OK);
+    }
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_true(snapshot_offset(path) > 0);
+    reset_hooks();
+    s = open_at(path);
+    assert_true(loading(s));
+    for (int i = 0; i < MANY; i++) {
+        int klen = many_key(key, i);
+        char got[32];
+        size_t len = 0;
+        feox_err err = feox_get_into(s, key, (size_t)klen, got, sizeof got, &len, NULL);
+        if (i % 9 == 0) {
+            assert_int_equal(err, FEOX_ERR_KEY_NOT_FOUND);
+            continue;
+        }
+        assert_int_equal(err, FEOX_OK);
+        int vlen = snprintf(value, sizeof value, "value-%d", i * 7);
+        assert_int_equal(len, (size_t)vlen);
+        assert_memory_equal(got, value, len);
+    }
+    for (int i = 0; i < MANY; i++) {
+        int klen = snprintf(key, sizeof key, "absent:%07d", i);
+        assert_false(feox_contains(s, key, (size_t)klen));
+    }
+    assert_true(loading(s)); /* none of them waited */
+    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(feox_len(s, 0), MANY - (MANY + 8) / 9);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    feox_close_wait();
+}
+
+/* The expiry forms a version can have (TTL, TTL cleared by an overwrite, kept by incr, cas and
+ * patch, set and cleared by update_ttl, an absolute expiry exactly now): what the snapshot
+ * answers for each (get_ttl's seconds included) is what the loaded indexes answer. */
+enum { FORMS = 8 };
+
+static void form_key(char *buf, int form)
+{
+    snprintf(buf, 16, "form:%d", form);
+}
+
+static void write_forms(feox_store *s, uint64_t now)
+{
+    char key[16];
+    feox_write_opts ttl = {.flags = FEOX_WRITE_TTL, .ttl_secs = 100};
+    uint8_t counter[8] = {1};
+    /* 0: a TTL */
+    form_key(key, 0);
+    assert_int_equal(feox_insert(s, key, 6, "ttl", 3, &ttl, NULL), FEOX_OK);
+    /* 1: a TTL, then an overwrite without one (no expiry word any more) */
+    form_key(key, 1);
+    assert_int_equal(feox_insert(s, key, 6, "ttl", 3, &ttl, NULL), FEOX_OK);
+    assert_int_equal(feox_insert(s, key, 6, "plain", 5, NULL, NULL), FEOX_OK);
+    /* 2: a counter with a TTL, incremented (keeps it) */
+    form_key(key, 2);
+    assert_int_equal(feox_insert(s, key, 6, counter, 8, &ttl, NULL), FEOX_OK);
+    int64_t result = 0;
+    assert_int_equal(feox_atomic_increment(s, key, 6, 41, NULL, &result), FEOX_OK);
+    assert_int_equal(result, 42);
+    /* 3: a TTL kept by compare-and-swap */
+    form_key(key, 3);
+    assert_int_equal(feox_insert(s, key, 6, "old", 3, &ttl, NULL), FEOX_OK);
+    bool swapped = false;
+    assert_int_equal(feox_compare_and_swap(s, key, 6, "old", 3, "new", 3, NULL, &swapped), FEOX_OK);
+    assert_true(swapped);
+    /* 4: a TTL kept by a JSON patch */
+    form_key(key, 4);
+    assert_int_equal(feox_insert(s, key, 6, "{\"a\":1}", 7, &ttl, NULL), FEOX_OK);
+    const char *patch = "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":2}]";
+    assert_int_equal(feox_json_patch(s, key, 6, patch, strlen(patch), NULL, NULL, NULL), FEOX_OK);
+    /* 5: no TTL, then one set by update_ttl */
+    form_key(key, 5);
+    assert_int_equal(feox_insert(s, key, 6, "later", 5, NULL, NULL), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, key, 6, 50, NULL), FEOX_OK);
+    /* 6: a TTL, then cleared by update_ttl(0) */
+    form_key(key, 6);
+    assert_int_equal(feox_insert(s, key, 6, "cleared", 7, &ttl, NULL), FEOX_OK);
+    assert_int_equal(feox_update_ttl(s, key, 6, 0, NULL), FEOX_OK);
+    /* 7: an absolute expiry 10 s ahead (the test reads it exactly then: still live) */
+    form_key(key, 7);
+    feox_write_opts at = {.flags = FEOX_WRITE_EXPIRES_AT, .expires_at_ns = now + 10 * FTEST_SEC};
+    assert_int_equal(feox_insert(s, key, 6, "edge", 4, &at, NULL), FEOX_OK);
+}
+
+typedef struct form_answer {
+    feox_err get, ttl;
+    char value[32];
+    size_t len;
+    uint64_t ttl_secs;
+    bool has_ttl;
+} form_answer;
+
+static void read_forms(feox_store *s, form_answer out[FORMS])
+{
+    char key[16];
+    for (int f = 0; f < FORMS; f++) {
+        form_key(key, f);
+        form_answer *a = &out[f];
+        memset(a, 0, sizeof *a);
+        a->get = feox_get_into(s, key, 6, a->value, sizeof a->value, &a->len, NULL);
+        a->ttl = feox_get_ttl(s, key, 6, &a->ttl_secs, &a->has_ttl);
+    }
+}
+
+static void test_ttl_forms_answer_as_the_indexes_do(void **state)
+{
+    (void)state;
+    unlink(path);
+    ftest_clock_init(&clock_, FTEST_EPOCH_NS);
+    feox_background_load_hook = NULL;
+    feox_store *s = open_at(path);
+    write_forms(s, FTEST_EPOCH_NS);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    ftest_clock_advance(&clock_, 10 * FTEST_SEC); /* form 7 expires exactly now */
+    reset_hooks();
+    s = open_at(path);
+    assert_true(loading(s));
+    form_answer served[FORMS], loaded[FORMS];
+    read_forms(s, served);
+    assert_true(loading(s));
+    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(feox_check(s), FEOX_OK); /* waits for the load */
+    read_forms(s, loaded);
+    for (int f = 0; f < FORMS; f++) {
+        assert_int_equal(served[f].get, FEOX_OK);
+        assert_int_equal(served[f].get, loaded[f].get);
+        assert_int_equal(served[f].len, loaded[f].len);
+        assert_memory_equal(served[f].value, loaded[f].value, served[f].len);
+        assert_int_equal(served[f].ttl, loaded[f].ttl);
+        assert_int_equal(served[f].has_ttl, loaded[f].has_ttl);
+        assert_int_equal(served[f].ttl_secs, loaded[f].ttl_secs);
+    }
+    bool has[FORMS] = {true, false, true, true, true, true, false, true};
+    uint64_t secs[FORMS] = {90, 0, 90, 90, 90, 40, 0, 0};
+    for (int f = 0; f < FORMS; f++) {
+        assert_int_equal(served[f].has_ttl, has[f]);
+        assert_int_equal(served[f].ttl_secs, secs[f]);
+    }
+    assert_int_equal(served[2].len, 8);
+    assert_int_equal(served[2].value[0], 42);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    /* One nanosecond later form 7 is gone, whichever answers. */
+    ftest_clock_advance(&clock_, 1);
+    reset_hooks();
+    s = open_at(path);
+    assert_true(loading(s));
+    read_forms(s, served);
+    open_gate();
+    assert_int_equal(feox_check(s), FEOX_OK);
+    read_forms(s, loaded);
+    assert_int_equal(served[7].get, FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(loaded[7].get, FEOX_ERR_KEY_NOT_FOUND);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+static int count_row(void *ctx, const void *key, size_t key_len, const void *value,
+                     size_t value_len, const feox_record_info *info)
+{
+    (void)key;
+    (void)key_len;
+    (void)value;
+    (void)value_len;
+    (void)info;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* The calls test_every_other_call_waits does not make wait too: increment, compare-and-swap,
+ * JSON patch, range query, and the exact feox_len. */
+static void test_the_remaining_calls_wait(void **state)
+{
+    (void)state;
+    make_closed_file(path, 'a');
+    enum { CALLS = 5 };
+    for (int call = 0; call < CALLS; call++) {
+        reset_hooks();
+        feox_store *s = open_at(path);
+        assert_true(loading(s));
+        int rows = 0;
+        bool swapped = false;
+        const char *patch = "[]";
+        switch (call) {
+        case 0:
+            assert_int_equal(feox_atomic_increment(s, "counter", 7, 1, NULL, NULL), FEOX_OK);
+            break;
+        case 1:
+            assert_int_equal(feox_compare_and_swap(s, model[1].key, model[1].key_len,
+                                                   model[1].value, model[1].value_len, "x", 1, NULL,
+                                                   &swapped),
+                             FEOX_OK);
+            assert_true(swapped);
+            break;
+        case 2:
+            assert_int_equal(feox_insert(s, "doc", 3, "{}", 2, NULL, NULL), FEOX_OK);
+            assert_int_equal(feox_json_patch(s, "doc", 3, patch, 2, NULL, NULL, NULL), FEOX_OK);
+            break;
+        case 3:
+            assert_int_equal(
+                feox_range_query(s, "key:", 4, "key:\xff", 5, SIZE_MAX, count_row, &rows, NULL),
+                FEOX_OK);
+            assert_int_equal(rows, model_count(false));
+            break;
+        default: assert_int_equal(feox_len(s, 0), model_count(false)); break;
+        }
+        assert_int_equal(counted(&waits), 1);
+        assert_false(loading(s));
+        assert_int_equal(feox_close(s), FEOX_OK);
+        make_closed_file(path, 'a');
+    }
+    model_clear();
+}
+
+/* A store reopened with max_memory under its values: the snapshot reads each value from the file
+ * (it never was resident), and after the load the values beyond the budget are cold and read
+ * back; both agree with the model. */
+static void test_values_beyond_max_memory(void **state)
+{
+    (void)state;
+    make_closed_file(path, 'a');
+    reset_hooks();
+    feox_config cfg;
+    ftest_config(&cfg, &clock_);
+    cfg.path = path;
+    cfg.max_memory = 64 << 10;
+    feox_store *s = ftest_open(&cfg);
+    assert_true(loading(s));
+    check_point_reads(s, false);
+    assert_true(loading(s));
+    open_gate();
+    assert_int_equal(feox_check(s), FEOX_OK);
+    check_point_reads(s, false);
+    check_scan(s, false);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    reset_hooks();
+    s = ftest_open(&cfg);
+    check_point_reads(s, false);
+    open_gate();
+    check_point_reads(s, false);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    model_clear();
+}
+
+/* Random writes (inserts with and without a TTL, absolute expiries some already past, deletes,
+ * increments, TTL updates, the clock moving) between clean closes, 25 rounds: after each reopen
+ * every key's get, contains and get_ttl answered from the snapshot equal a model, and equal it
+ * again once the indexes have loaded. */
+enum { RANDOM_KEYS = 150, RANDOM_ROUNDS = 25, RANDOM_OPS = 200 };
+
+typedef struct random_model {
+    bool live;
+    uint8_t value[24];
+    size_t len;
+    uint64_t expires_at; /* 0: none */
+} random_model;
+
+static bool random_live(const random_model *m, uint64_t now)
+{
+    return m->live && (!m->expires_at || now <= m->expires_at);
+}
+
+static void random_write(feox_store *s, random_model *models, ftest_rng *rng, uint64_t now)
+{
+    int i = (int)ftest_rng_below(rng, RANDOM_KEYS);
+    random_model *m = &models[i];
+    char key[16];
+    size_t klen = (size_t)snprintf(key, sizeof key, "r%03d", i);
+    switch (ftest_rng_below(rng, 6)) {
+    case 0:
+    case 1: {
+        feox_write_opts o = {0};
+        m->expires_at = 0;
+        uint64_t kind = ftest_rng_below(rng, 4);
+        if (kind == 1) {
+            o.flags = FEOX_WRITE_TTL;
+            o.ttl_secs = 1 + ftest_rng_below(rng, 30);
+            m->expires_at = now + o.ttl_secs * FTEST_SEC;
+        } else if (kind == 2) { /* absolute, within 20 s either side of now */
+            o.flags = FEOX_WRITE_EXPIRES_AT;
+            o.expires_at_ns = now - 20 * FTEST_SEC + ftest_rng_below(rng, 40 * FTEST_SEC);
+            m->expires_at = o.expires_at_ns;
+        }
+        m->len = 1 + ftest_rng_below(rng, sizeof m->value - 1);
+        for (size_t b = 0; b < m->len; b++)
+            m->value[b] = (uint8_t)ftest_rng_next(rng);
+        if (m->len == 8)
+            m->len = 9; /* never a counter */
+        assert_int_equal(feox_insert(s, key, klen, m->value, m->len, &o, NULL), FEOX_OK);
+        m->live = true;
+        break;
+    }
+    case 2: {
+        feox_err err = feox_delete(s, key, klen, NULL);
+        assert_int_equal(err, random_live(m, now) ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
+        m->live = false;
+        break;
+    }
+    case 3: { /* a counter: created, or incremented (the TTL kept) */
+        if (random_live(m, now) && m->len != 8)
+            break;
+        int64_t result = 0;
+        assert_int_equal(feox_atomic_increment(s, key, klen, 3, NULL, &result), FEOX_OK);
+        if (!random_live(m, now)) {
+            m->expires_at = 0;
+            m->len = 8;
+            memset(m->value, 0, 8);
+        }
+        uint64_t counter = feox_get_le64(m->value) + 3;
+        feox_put_le64(m->value, counter);
+        m->live = true;
+        assert_int_equal(result, counter);
+        break;
+    }
+    case 4: {
+        uint64_t ttl = ftest_rng_below(rng, 3) == 0 ? 0 : 1 + ftest_rng_below(rng, 30);
+        feox_err err = feox_update_ttl(s, key, klen, ttl, NULL);
+        assert_int_equal(err, random_live(m, now) ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
+        if (!err)
+            m->expires_at = ttl ? now + ttl * FTEST_SEC : 0;
+        break;
+    }
+    default: ftest_clock_advance(&clock_, ftest_rng_below(rng, 3 * FTEST_SEC)); break;
+    }
+}
+
+static void random_check(feox_store *s, const random_model *models, uint64_t now)
+{
+    for (int i = 0; i < RANDOM_KEYS; i++) {
+        const random_model *m = &models[i];
+        char key[16];
+        size_t klen = (size_t)snprintf(key, sizeof key, "r%03d", i);
+        uint8_t got[32];
+        size_t len = 0;
+        uint64_t ttl = 0;
+        bool has_ttl = false;
+        bool live = random_live(m, now);
+        feox_err err = feox_get_into(s, key, klen, got, sizeof got, &len, NULL);
+        assert_int_equal(err, live ? FEOX_OK : FEOX_ERR_KEY_NOT_FOUND);
+        assert_int_equal(feox_contains(s, key, klen), live);
+        feox_err ttl_err = feox_get_ttl(s, key, klen, &ttl, &has_ttl);
+        assert_int_equal(ttl_err, err);
+        if (!live)
+            continue;
+        assert_int_equal(len, m->len);
+        assert_memory_equal(got, m->value, len);
+        assert_int_equal(has_ttl, m->expires_at != 0);
+        if (has_ttl)
+            assert_int_equal(ttl, (m->expires_at - now) / FTEST_SEC);
+    }
+}
+
+static void test_random_rounds_agree_with_a_model(void **state)
+{
+    (void)state;
+    unlink(path);
+    ftest_clock_init(&clock_, FTEST_EPOCH_NS);
+    feox_background_load_hook = NULL;
+    feox_load_wait_hook = NULL;
+    random_model models[RANDOM_KEYS];
+    memset(models, 0, sizeof models);
+    ftest_rng rng;
+    ftest_rng_seed(&rng, 0x5a5a);
+    feox_store *s = open_at(path);
+    for (int round = 0; round < RANDOM_ROUNDS; round++) {
+        for (int op = 0; op < RANDOM_OPS; op++)
+            random_write(s, models, &rng, ftest_clock_read(&clock_));
+        assert_int_equal(feox_close(s), FEOX_OK);
+        ftest_clock_advance(&clock_, ftest_rng_below(&rng, 5 * FTEST_SEC));
+        reset_hooks();
+        s = open_at(path);
+        assert_true(loading(s));
+        random_check(s, models, ftest_clock_read(&clock_));
+        assert_true(loading(s));
+        assert_int_equal(feox_check(s), FEOX_OK); /* waits for the load */
+        random_check(s, models, ftest_clock_read(&clock_));
+    }
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* A store opened from its snapshot and, before any write, compacted or given a new owner: the
+ * file still answers every key (the next open from a snapshot again, the one the close then
+ * appends or the one kept), and the answers agree with the model. */
+static void test_compaction_and_owner_before_any_write(void **state)
+{
+    (void)state;
+    for (int what = 0; what < 2; what++) {
+        make_closed_file(path, 'a');
+        reset_hooks();
+        feox_store *s = open_at(path);
+        assert_true(loading(s));
+        if (what == 0)
+            assert_int_equal(feox_compact(s), FEOX_OK); /* waits for the load */
+        else
+            assert_int_equal(feox_set_owner(s, "someone"), FEOX_OK);
+        check_point_reads(s, false);
+        assert_int_equal(feox_close(s), FEOX_OK);
+        assert_true(snapshot_offset(path) > 0);
+        reset_hooks();
+        s = open_at(path);
+        assert_true(loading(s));
+        check_point_reads(s, false);
+        open_gate();
+        check_scan(s, false);
+        assert_int_equal(feox_check(s), FEOX_OK);
+        assert_int_equal(feox_close(s), FEOX_OK);
+        if (what == 1) { /* back to no owner for the next tests */
+            s = open_at(path);
+            assert_int_equal(feox_set_owner(s, NULL), FEOX_OK);
+            assert_int_equal(feox_close(s), FEOX_OK);
+        }
+    }
+    model_clear();
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -780,6 +1222,12 @@ int main(void)
         cmocka_unit_test(test_read_error_in_the_background_load),
         cmocka_unit_test(test_close_while_loading),
         cmocka_unit_test(test_fork_while_loading),
+        cmocka_unit_test(test_many_keys_with_colliding_tags),
+        cmocka_unit_test(test_ttl_forms_answer_as_the_indexes_do),
+        cmocka_unit_test(test_the_remaining_calls_wait),
+        cmocka_unit_test(test_values_beyond_max_memory),
+        cmocka_unit_test(test_random_rounds_agree_with_a_model),
+        cmocka_unit_test(test_compaction_and_owner_before_any_write),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
