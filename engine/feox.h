@@ -245,10 +245,8 @@ feox_err feox_open(const feox_config *cfg, feox_store **out);
 /* Close one reference to the store. The last reference stops the background threads, flushes
  * (persistent mode), releases the file lock and frees everything: a store of 65,536 keys or more
  * is freed on a background thread of the process after feox_close returns (its file is closed
- * and unlocked and the store is gone before that; feox_close_wait waits for the memory), except
- * when the close writes an index snapshot (a store file, unless it still ends in the snapshot
- * its open used: nothing written since), whose walk of every key frees the store on the closing
- * thread as it goes. NULL is a no-op.
+ * and unlocked and the store is gone before that, its index snapshot written if it has one;
+ * feox_close_wait waits for the memory). NULL is a no-op.
  * Returns the error of the final flush, if any (the store is closed either way). On a store
  * inherited through fork() it only forgets the store and returns FEOX_OK: no flush, no write, no
  * unlock (the parent still owns all of it); its memory is not freed (its mutexes may be held by

@@ -222,9 +222,11 @@ static void list_entries(feox_store *s, entry_list *l)
  * listed and sorted the entries already (list_closing_entries): that order is taken as it is. */
 static void free_indexes_and_entries(feox_store *s)
 {
-    entry_list l = {.at = s->closing_entries, .n = s->closing_count};
-    s->closing_entries = NULL;
-    if (l.at) { /* listed and sorted by the close (list_closing_entries) */
+    entry_list l = {0};
+    if (s->closing_entries) { /* listed and sorted by the close (list_closing_entries) */
+        l.at = s->closing_entries;
+        l.n = s->closing_count;
+        s->closing_entries = NULL;
         feox_ordered_index_destroy(s->ordered);
         s->ordered = NULL;
     } else {

@@ -402,53 +402,6 @@ static void test_point_reads_are_served_while_the_load_waits(void **state)
     model_clear();
 }
 
-#define MANY_KEYS 20000
-
-static int many_key(int i, char key[32])
-{
-    return snprintf(key, 32, "many:%06d", i);
-}
-
-static void test_many_keys_are_served_from_the_snapshot(void **state)
-{
-    (void)state;
-    unlink(path);
-    feox_background_load_hook = NULL;
-    feox_store *s = open_at(path);
-    char key[32], value[32];
-    for (int i = 0; i < MANY_KEYS; i++) {
-        int len = snprintf(value, sizeof value, "value-%d", i);
-        assert_int_equal(
-            feox_insert(s, key, (size_t)many_key(i, key), value, (size_t)len, NULL, NULL), FEOX_OK);
-    }
-    for (int i = 0; i < MANY_KEYS; i += 4)
-        assert_int_equal(feox_delete(s, key, (size_t)many_key(i, key), NULL), FEOX_OK);
-    assert_int_equal(feox_close(s), FEOX_OK);
-    assert_true(snapshot_offset(path) > FEOX_LOG_HEADER_SIZE);
-    reset_hooks();
-    s = open_at(path);
-    assert_true(loading(s));
-    enum { NEVER_WRITTEN = 500 };
-    for (int i = 0; i < MANY_KEYS + NEVER_WRITTEN; i++) {
-        char got[32];
-        size_t len = 0;
-        feox_err err = feox_get_into(s, key, (size_t)many_key(i, key), got, sizeof got, &len, NULL);
-        if (i >= MANY_KEYS || i % 4 == 0) {
-            assert_int_equal(err, FEOX_ERR_KEY_NOT_FOUND);
-            continue;
-        }
-        assert_int_equal(err, FEOX_OK);
-        assert_int_equal(len, (size_t)snprintf(value, sizeof value, "value-%d", i));
-        assert_memory_equal(got, value, len);
-    }
-    assert_true(loading(s)); /* not one of them waited */
-    assert_int_equal(counted(&waits), 0);
-    assert_int_equal(atomic_load(&s->snapshot_reads), MANY_KEYS + NEVER_WRITTEN);
-    open_gate();
-    assert_int_equal(feox_len(s, 0), MANY_KEYS - MANY_KEYS / 4);
-    assert_int_equal(feox_close(s), FEOX_OK);
-}
-
 /* Each call other than a point read waits for the load. */
 static void test_every_other_call_waits(void **state)
 {
@@ -1212,7 +1165,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_point_reads_are_served_while_the_load_waits),
         cmocka_unit_test(test_every_other_call_waits),
-        cmocka_unit_test(test_many_keys_are_served_from_the_snapshot),
         cmocka_unit_test(test_ttl_passed_between_close_and_open),
         cmocka_unit_test(test_torn_snapshot_loads_normally),
         cmocka_unit_test(test_record_after_snapshot_makes_it_stale),
