@@ -3,16 +3,17 @@
  * built by several threads at once: the closing thread and up to MAX_HELPERS helpers (one per
  * online CPU, one per MIN_ENTRIES_PER_THREAD entries), started by the close and joined before it
  * goes on (so no helper runs once the close hands the store to the reaper, or returns). The
- * flusher and compactor are stopped by then: the other cores are idle.
+ * store's own threads (flusher, compactor, maintenance, load) are stopped by then.
  *
  * The work of the one-thread close, split in steps a barrier apart:
- *   list   each thread lists the entries of a range of the hash index's shards, each shard into
- *          its own place of the list (the shards' exact counts, ck_hs_count, give the places);
+ *   list   the threads claim the hash index's shards one at a time and list each into its own
+ *          place of the list (the shards' exact counts, ck_hs_count, give the places);
  *   sort   the list by address (the same two LSD radix passes as store.c's sort_addresses), each
  *          pass split over the threads: each counts its part's digits, then scatters its part to
  *          the places the counts of all give it (stable: the parts go in their order);
- *   fill   each thread adds its part of the sorted list to the snapshot's table, claiming slots
- *          with a compare-and-swap (feox_log_snapshot_writer_add_shared).
+ *   fill   the threads claim chunks of the sorted list and add them to the snapshot's table,
+ *          claiming slots with a compare-and-swap (feox_log_snapshot_writer_add_shared).
+ * The claims (list, fill) let a thread the machine runs late leave its share to the others.
  * The list is left sorted, as the one-thread close leaves it, for the free that follows.
  */
 #include <pthread.h>
@@ -24,9 +25,10 @@
 #include "storage/log/log_snapshot.h"
 #include "store/store_internal.h"
 
-#define MAX_HELPERS 7 /* at most 8 threads: the pass counters are 512 KiB each */
-#define MIN_ENTRIES_PER_THREAD                                                                     \
-    16384u /* fewer: thread starts and barriers cost more than they save */
+/* At most 8 threads (the pass counters are 1 MiB a thread); a thread for each 16,384 entries
+ * (fewer: the thread starts and barriers cost more than they save). */
+#define MAX_HELPERS 7
+#define MIN_ENTRIES_PER_THREAD 16384u
 
 /* The address bits sorted on: as store.c's sort_addresses (its comment says why). */
 #define SORT_LINE_BITS 8
@@ -39,6 +41,9 @@
 #define AHEAD_ENTRY 16
 #define AHEAD_VERSION 8
 #define AHEAD_LOCATION 4
+
+/* Entries a thread adds to the snapshot per claim (the list's 64 KiB). */
+#define FILL_CHUNK 8192u
 
 typedef struct close_job close_job;
 
@@ -62,7 +67,9 @@ struct close_job {
     pthread_cond_t gate;
     bool gate_open; /* [gate_lock] */
     pthread_barrier_t step;
-    _Atomic bool miscounted; /* a shard listed other than its count: the job is dropped */
+    _Atomic unsigned next_shard; /* the next shard to list */
+    _Atomic size_t next_fill;    /* the first entry of the next chunk to add to the snapshot */
+    _Atomic bool miscounted;     /* a shard listed other than its count: the job is dropped */
     close_worker worker[MAX_HELPERS + 1];
 };
 
@@ -83,15 +90,13 @@ static size_t part_start(size_t n, unsigned index, unsigned threads)
     return n / threads * index + n % threads * index / threads;
 }
 
-/* The entries of this thread's shards, each shard to its place; false if one held other than
- * its count. */
-static bool list_shards(close_worker *me)
+/* Shards claimed one at a time, each listed to its place, until none is left; false if one held
+ * other than its count. */
+static bool list_shards(close_job *job)
 {
-    close_job *job = me->job;
     feox_hash_index *hash = &job->s->hash;
-    unsigned shards = feox_hash_shard_count(hash);
-    unsigned from = shards * me->index / job->threads, to = shards * (me->index + 1) / job->threads;
-    for (unsigned k = from; k < to; k++) {
+    unsigned shards = feox_hash_shard_count(hash), k;
+    while ((k = atomic_fetch_add_explicit(&job->next_shard, 1, memory_order_relaxed)) < shards) {
         size_t at = job->shard_start[k], end = job->shard_start[k + 1];
         ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
         void *obj;
@@ -142,15 +147,13 @@ static feox_record *current_of(const feox_entry *e)
     return atomic_load_explicit(&e->current, memory_order_relaxed);
 }
 
-/* This thread's part of the sorted list into the snapshot, read in a pipeline as
+/* Entries [first, end) of the sorted list into the snapshot, read in a pipeline as
  * store_close_snapshot.c reads the whole list. */
-static void fill_part(close_worker *me)
+static void fill_chunk(close_job *job, feox_log_snapshot_share *share, size_t first, size_t end)
 {
-    close_job *job = me->job;
     feox_log_snapshot_writer *w = job->w;
-    size_t first = part_start(job->n, me->index, job->threads);
-    size_t n = part_start(job->n, me->index + 1, job->threads) - first;
     feox_entry *const *entries = job->at + first;
+    size_t n = end - first;
     for (size_t i = 0; i < n; i++) {
         if (i + AHEAD_ENTRY < n)
             __builtin_prefetch(entries[i + AHEAD_ENTRY]);
@@ -166,9 +169,21 @@ static void fill_part(close_worker *me)
         }
         const feox_record *r = current_of(entries[i]);
         if (r) /* (an indexed entry always has one) */
-            feox_log_snapshot_writer_add_shared(w, &me->share, entries[i]->hash,
+            feox_log_snapshot_writer_add_shared(w, share, entries[i]->hash,
                                                 feox_record_location(r));
     }
+}
+
+/* Chunks of the sorted list claimed one at a time and added to the snapshot, until none is left
+ * (a thread the machine runs late leaves the rest to the others). */
+static void fill_chunks(close_worker *me)
+{
+    close_job *job = me->job;
+    size_t first;
+    while ((first = atomic_fetch_add_explicit(&job->next_fill, FILL_CHUNK, memory_order_relaxed)) <
+           job->n)
+        fill_chunk(job, &me->share, first,
+                   first + FILL_CHUNK < job->n ? first + FILL_CHUNK : job->n);
 }
 
 static void *work(void *arg)
@@ -181,14 +196,14 @@ static void *work(void *arg)
     pthread_mutex_unlock(&job->gate_lock);
     if (!job->threads)
         return NULL; /* no barrier: the close goes on without the helpers */
-    if (!list_shards(me))
+    if (!list_shards(job))
         atomic_store_explicit(&job->miscounted, true, memory_order_relaxed);
     pthread_barrier_wait(&job->step); /* every shard listed */
     if (atomic_load_explicit(&job->miscounted, memory_order_relaxed))
         return NULL; /* (every thread sees it: set before the barrier) */
     radix_pass(me, job->at, job->tmp, SORT_LINE_BITS, SORT_REGION_BITS - SORT_LINE_BITS);
     radix_pass(me, job->tmp, job->at, SORT_REGION_BITS, SORT_HIGH_BIT - SORT_REGION_BITS);
-    fill_part(me);
+    fill_chunks(me);
     return NULL;
 }
 
