@@ -6,8 +6,10 @@
  * store's own threads (flusher, compactor, maintenance, load) are stopped by then.
  *
  * The work of the one-thread close, split in steps a barrier apart:
- *   list   the threads claim the hash index's shards one at a time and list each into its own
- *          place of the list (the shards' exact counts, ck_hs_count, give the places);
+ *   list   the closing thread lists the ordered index's leaves if it holds every entry (as the
+ *          one-thread close: list_in_key_order says why), else the threads claim the hash
+ *          index's shards one at a time and list each into its own place of the list (the
+ *          shards' exact counts, ck_hs_count, give the places);
  *   sort   the list by address (the same two LSD radix passes as store.c's sort_addresses), each
  *          pass split over the threads: each counts its part's digits, then scatters its part to
  *          the places the counts of all give it (stable: the parts go in their order);
@@ -67,6 +69,7 @@ struct close_job {
     pthread_cond_t gate;
     bool gate_open; /* [gate_lock] */
     pthread_barrier_t step;
+    bool listed_in_order;        /* listed from the ordered index before the helpers start */
     _Atomic unsigned next_shard; /* the next shard to list */
     _Atomic size_t next_fill;    /* the first entry of the next chunk to add to the snapshot */
     _Atomic bool miscounted;     /* a shard listed other than its count: the job is dropped */
@@ -88,6 +91,24 @@ static unsigned threads_for(size_t n)
 static size_t part_start(size_t n, unsigned index, unsigned threads)
 {
     return n / threads * index + n % threads * index / threads;
+}
+
+/* The list from the ordered index's leaves, by the closing thread alone, when the index holds
+ * every entry and most entries were made by bulk loads (a store that loaded: its leaves lie one
+ * after another, as its entries in slabs). Measured on 1M keys (notes closesnap2-tools): loaded,
+ * 29 ms of the closing thread's CPU and 52 in all, against 40 and 84 listing the hash index's
+ * maps on two threads; written through the API, the maps on two threads are the faster (38 and
+ * 77, against 56 and 98). */
+static bool list_in_key_order(close_job *job)
+{
+    feox_store *s = job->s;
+    if (!s->ordered || feox_ordered_index_count(s->ordered) != job->n ||
+        atomic_load_explicit(&s->bulk_blocks, memory_order_relaxed) < job->n / 2)
+        return false;
+    feox_epoch_enter();
+    size_t n = feox_ordered_index_scan(s->ordered, FEOX_SCAN_FIRST, NULL, 0, job->at, job->n);
+    feox_epoch_exit();
+    return n == job->n; /* else the shards are listed (over what this wrote) */
 }
 
 /* Shards claimed one at a time, each listed to its place, until none is left; false if one held
@@ -196,7 +217,7 @@ static void *work(void *arg)
     pthread_mutex_unlock(&job->gate_lock);
     if (!job->threads)
         return NULL; /* no barrier: the close goes on without the helpers */
-    if (!list_shards(job))
+    if (!job->listed_in_order && !list_shards(job))
         atomic_store_explicit(&job->miscounted, true, memory_order_relaxed);
     pthread_barrier_wait(&job->step); /* every shard listed */
     if (atomic_load_explicit(&job->miscounted, memory_order_relaxed))
@@ -291,6 +312,7 @@ bool feox_store_write_snapshot_threaded(feox_store *s, feox_log_snapshot_writer 
         return false;
     bool done = false;
     if (alloc_job(job, s, w, wanted)) {
+        job->listed_in_order = list_in_key_order(job);
         unsigned started = start_helpers(job, wanted);
         if (job->threads)
             work(&job->worker[0]);
