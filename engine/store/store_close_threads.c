@@ -1,9 +1,9 @@
 /*
  * store_close_threads.c — the index snapshot of a large store's close (store_close_snapshot.c)
  * built by several threads at once: the closing thread and up to MAX_HELPERS helpers (one per
- * online CPU, one per MIN_ENTRIES_PER_THREAD entries), started by the close and joined before it
- * goes on (so no helper runs once the close hands the store to the reaper, or returns). The
- * store's own threads (flusher, compactor, maintenance, load) are stopped by then.
+ * CPU the process may run on, one per MIN_ENTRIES_PER_THREAD entries), started by the close and
+ * joined before it goes on (so no helper runs once the close hands the store to the reaper, or
+ * returns). The store's own threads (flusher, compactor, maintenance, load) are stopped by then.
  *
  * The work of the one-thread close, split in steps a barrier apart:
  *   list   the closing thread lists the ordered index's leaves if it holds every entry (as the
@@ -19,6 +19,7 @@
  * The list is left sorted, as the one-thread close leaves it, for the free that follows.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -76,9 +77,19 @@ struct close_job {
     close_worker worker[MAX_HELPERS + 1];
 };
 
+/* The CPUs this process may run on (its affinity mask: taskset, a container's cpuset), else the
+ * online ones. */
+static long usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+    return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 static unsigned threads_for(size_t n)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cpus = usable_cpus();
     size_t want = n / MIN_ENTRIES_PER_THREAD;
     if (cpus > 0 && want > (size_t)cpus)
         want = (size_t)cpus;
