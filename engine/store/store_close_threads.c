@@ -55,6 +55,7 @@ typedef struct close_worker {
     unsigned index;
     size_t *count; /* the digits of this thread's part in the pass under way (MAX_BUCKETS) */
     size_t *place; /* where this thread's next entry of each digit goes (MAX_BUCKETS) */
+    uintptr_t low, high; /* the lowest and highest address of its part (the first pass's count) */
     feox_log_snapshot_share share;
     pthread_t thread;
 } close_worker;
@@ -116,6 +117,7 @@ static bool list_in_key_order(close_job *job)
     if (!s->ordered || feox_ordered_index_count(s->ordered) != job->n ||
         atomic_load_explicit(&s->bulk_blocks, memory_order_relaxed) < job->n / 2)
         return false;
+    (void)feox_mem_prefault_large(job->at, 0, job->n * sizeof *job->at); /* see prefault_part */
     feox_epoch_enter();
     size_t n = feox_ordered_index_scan(s->ordered, FEOX_SCAN_FIRST, NULL, 0, job->at, job->n);
     feox_epoch_exit();
@@ -143,22 +145,58 @@ static bool list_shards(close_job *job)
     return true;
 }
 
-static size_t digit_of(const feox_entry *e, int shift, size_t mask)
+/* What a radix pass sorts on: bits [shift, shift + bits) of an address's distance from base. */
+typedef struct radix_digits {
+    uintptr_t base;
+    int shift;
+    size_t mask; /* (1 << bits) - 1 */
+} radix_digits;
+
+static size_t digit_of(const feox_entry *e, const radix_digits *d)
 {
-    return ((uintptr_t)e >> shift) & mask;
+    return (((uintptr_t)e - d->base) >> d->shift) & d->mask;
 }
 
-/* One LSD radix pass of this thread's part of from into to, in step with the other threads. */
-static void radix_pass(close_worker *me, feox_entry *const *from, feox_entry **to, int shift,
-                       int bits)
+/* The digits of the second pass: the 2 MiB regions from the lowest address of all parts to the
+ * highest (a store's memory spans a few hundred: as many buckets to clear, sum and fault in,
+ * not MAX_BUCKETS; past MAX_BUCKETS regions, the order past them is off, as sort_addresses'). */
+static radix_digits region_digits(const close_job *job)
+{
+    uintptr_t low = UINTPTR_MAX, high = 0;
+    for (unsigned t = 0; t < job->threads; t++) {
+        low = job->worker[t].low < low ? job->worker[t].low : low;
+        high = job->worker[t].high > high ? job->worker[t].high : high;
+    }
+    radix_digits d = {.base = low & ~(((uintptr_t)1 << SORT_REGION_BITS) - 1),
+                      .shift = SORT_REGION_BITS};
+    uintptr_t regions = high > d.base ? (high - d.base) >> SORT_REGION_BITS : 0;
+    int bits = 0;
+    while (bits < SORT_HIGH_BIT - SORT_REGION_BITS && (regions >> bits) != 0)
+        bits++;
+    d.mask = ((size_t)1 << bits) - 1;
+    return d;
+}
+
+/* One LSD radix pass of this thread's part of from into to, in step with the other threads;
+ * note_range: the part's lowest and highest address noted (for region_digits). */
+static void radix_pass(close_worker *me, feox_entry *const *from, feox_entry **to,
+                       const radix_digits *d, bool note_range)
 {
     close_job *job = me->job;
-    size_t buckets = (size_t)1 << bits, mask = buckets - 1;
+    size_t buckets = d->mask + 1;
     size_t first = part_start(job->n, me->index, job->threads);
     size_t end = part_start(job->n, me->index + 1, job->threads);
     memset(me->count, 0, buckets * sizeof *me->count);
-    for (size_t i = first; i < end; i++)
-        me->count[digit_of(from[i], shift, mask)]++;
+    uintptr_t low = UINTPTR_MAX, high = 0;
+    for (size_t i = first; i < end; i++) {
+        me->count[digit_of(from[i], d)]++;
+        low = (uintptr_t)from[i] < low ? (uintptr_t)from[i] : low;
+        high = (uintptr_t)from[i] > high ? (uintptr_t)from[i] : high;
+    }
+    if (note_range) {
+        me->low = low;
+        me->high = high;
+    }
     pthread_barrier_wait(&job->step); /* every part counted */
     size_t sum = 0;
     for (size_t v = 0; v < buckets; v++) {
@@ -169,8 +207,23 @@ static void radix_pass(close_worker *me, feox_entry *const *from, feox_entry **t
         }
     }
     for (size_t i = first; i < end; i++)
-        to[me->place[digit_of(from[i], shift, mask)]++] = from[i];
+        to[me->place[digit_of(from[i], d)]++] = from[i];
     pthread_barrier_wait(&job->step); /* every part scattered (and the counts read) */
+}
+
+/* The list sorted by address: on bits [8, 37) as store.c's sort_addresses, the second pass on the
+ * regions the list spans. */
+static void sort_list(close_worker *me)
+{
+    close_job *job = me->job;
+    const radix_digits lines = {
+        .base = 0,
+        .shift = SORT_LINE_BITS,
+        .mask = ((size_t)1 << (SORT_REGION_BITS - SORT_LINE_BITS)) - 1,
+    };
+    radix_pass(me, job->at, job->tmp, &lines, true);
+    const radix_digits regions = region_digits(job); /* (every part's range noted before) */
+    radix_pass(me, job->tmp, job->at, &regions, false);
 }
 
 static feox_record *current_of(const feox_entry *e)
@@ -218,6 +271,20 @@ static void fill_chunks(close_worker *me)
                    first + FILL_CHUNK < job->n ? first + FILL_CHUNK : job->n);
 }
 
+/* This thread's part of the list and of the radix passes' other half (of the list too if
+ * it is still to be listed), faulted in by one call each: both are written whole, and first
+ * touches would fault them in page by page (~10 us each on a VM; 1M keys: 8 MiB each, up to
+ * 2,048 faults where a 2 MiB range takes 4 KiB pages). */
+static void prefault_part(close_worker *me)
+{
+    close_job *job = me->job;
+    size_t from = part_start(job->n, me->index, job->threads) * sizeof *job->at;
+    size_t to = part_start(job->n, me->index + 1, job->threads) * sizeof *job->at;
+    if (!job->listed_in_order)
+        (void)feox_mem_prefault_large(job->at, from, to);
+    (void)feox_mem_prefault_large(job->tmp, from, to);
+}
+
 static void *work(void *arg)
 {
     close_worker *me = arg;
@@ -228,13 +295,13 @@ static void *work(void *arg)
     pthread_mutex_unlock(&job->gate_lock);
     if (!job->threads)
         return NULL; /* no barrier: the close goes on without the helpers */
+    prefault_part(me);
     if (!job->listed_in_order && !list_shards(job))
         atomic_store_explicit(&job->miscounted, true, memory_order_relaxed);
     pthread_barrier_wait(&job->step); /* every shard listed */
     if (atomic_load_explicit(&job->miscounted, memory_order_relaxed))
         return NULL; /* (every thread sees it: set before the barrier) */
-    radix_pass(me, job->at, job->tmp, SORT_LINE_BITS, SORT_REGION_BITS - SORT_LINE_BITS);
-    radix_pass(me, job->tmp, job->at, SORT_REGION_BITS, SORT_HIGH_BIT - SORT_REGION_BITS);
+    sort_list(me);
     fill_chunks(me);
     return NULL;
 }
