@@ -291,6 +291,23 @@ static bool offset_of(const feox_log_snapshot_writer *w, uint64_t location, uint
            *offset >= FEOX_LOG_HEADER_SIZE;
 }
 
+/* A slot's value as FORMAT.md lays it out (little-endian), as the native word whose bytes those
+ * are: written with one store or compare-and-swap. (On a little-endian machine the value itself:
+ * the byte-by-byte way took ~60 instructions and a stalled load per key, a fifth of a fill.) */
+static uint64_t slot_word(uint64_t offset, uint32_t hash)
+{
+    uint64_t slot = feox_log_snapshot_slot(offset, hash);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return slot;
+#else
+    uint8_t bytes[8];
+    uint64_t word;
+    feox_put_le64(bytes, slot);
+    memcpy(&word, bytes, sizeof word);
+    return word;
+#endif
+}
+
 void feox_log_snapshot_writer_add(feox_log_snapshot_writer *w, uint32_t hash, uint64_t location)
 {
     uint64_t offset;
@@ -301,18 +318,8 @@ void feox_log_snapshot_writer_add(feox_log_snapshot_writer *w, uint32_t hash, ui
     uint64_t i = feox_log_snapshot_home(hash, w->count);
     while (w->slots[i]) /* a slot is 0 (empty) in either byte order */
         i = i + 1 < w->count ? i + 1 : 0;
-    feox_put_le64((uint8_t *)(w->slots + i), feox_log_snapshot_slot(offset, hash));
+    w->slots[i] = slot_word(offset, hash);
     w->keys++;
-}
-
-/* A slot's value as feox_put_le64 lays it out, read as a native word (to compare and swap). */
-static uint64_t slot_word(uint64_t offset, uint32_t hash)
-{
-    uint8_t bytes[8];
-    uint64_t word;
-    feox_put_le64(bytes, feox_log_snapshot_slot(offset, hash));
-    memcpy(&word, bytes, sizeof word);
-    return word;
 }
 
 void feox_log_snapshot_writer_add_shared(const feox_log_snapshot_writer *w,
