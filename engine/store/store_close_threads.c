@@ -53,8 +53,8 @@ typedef struct close_job close_job;
 typedef struct close_worker {
     close_job *job;
     unsigned index;
-    size_t *count; /* the digits of this thread's part in the pass under way (MAX_BUCKETS) */
-    size_t *place; /* where this thread's next entry of each digit goes (MAX_BUCKETS) */
+    size_t *count;       /* the digits of this thread's part in the pass under way (MAX_BUCKETS) */
+    size_t *place;       /* where this thread's next entry of each digit goes (MAX_BUCKETS) */
     uintptr_t low, high; /* the lowest and highest address of its part (the first pass's count) */
     feox_log_snapshot_share share;
     pthread_t thread;
