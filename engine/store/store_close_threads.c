@@ -10,12 +10,15 @@
  *          one-thread close: list_in_key_order says why), else the threads claim the hash
  *          index's shards one at a time and list each into its own place of the list (the
  *          shards' exact counts, ck_hs_count, give the places);
- *   sort   the list by address (the same two LSD radix passes as store.c's sort_addresses), each
- *          pass split over the threads: each counts its part's digits, then scatters its part to
- *          the places the counts of all give it (stable: the parts go in their order);
+ *   sort   the list by address (the two LSD radix passes of store.c's sort_addresses, the
+ *          second on the 2 MiB regions the list spans), each pass split over the threads: each
+ *          counts its part's digits, then scatters its part to the places the counts of all
+ *          give it (stable: the parts go in their order);
  *   fill   the threads claim chunks of the sorted list and add them to the snapshot's table,
  *          claiming slots with a compare-and-swap (feox_log_snapshot_writer_add_shared).
- * The claims (list, fill) let a thread the machine runs late leave its share to the others.
+ * Before listing, each thread faults in its part of the list and of the sort's other half with
+ * one call (prefault_part). The claims (list, fill) let a thread the machine runs late leave its
+ * share to the others.
  * The list is left sorted, as the one-thread close leaves it, for the free that follows.
  */
 #include <pthread.h>
