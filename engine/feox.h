@@ -246,7 +246,9 @@ feox_err feox_open(const feox_config *cfg, feox_store **out);
  * (persistent mode), releases the file lock and frees everything: a store of 65,536 keys or more
  * is freed on a background thread of the process after feox_close returns (its file is closed
  * and unlocked and the store is gone before that, its index snapshot written if it has one;
- * feox_close_wait waits for the memory). NULL is a no-op.
+ * feox_close_wait waits for the memory). A close after writes of 32,768 keys or more builds the
+ * index snapshot on up to 8 threads (as many as the process may run on), started and joined
+ * inside feox_close. NULL is a no-op.
  * Returns the error of the final flush, if any (the store is closed either way). On a store
  * inherited through fork() it only forgets the store and returns FEOX_OK: no flush, no write, no
  * unlock (the parent still owns all of it); its memory is not freed (its mutexes may be held by

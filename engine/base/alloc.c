@@ -149,6 +149,27 @@ void *feox_mem_calloc_large(size_t size)
     return p;
 }
 
+bool feox_mem_prefault_large(void *ptr, size_t from, size_t to)
+{
+#ifdef MADV_POPULATE_WRITE
+    if (!ptr || from >= to)
+        return false;
+    char *p = (char *)ptr - LARGE_HEADER;
+    size_t mapped;
+    memcpy(&mapped, p, sizeof mapped);
+    if (!mapped || to > mapped - LARGE_HEADER)
+        return false; /* from the allocator (or past the end) */
+    size_t first = (LARGE_HEADER + from) & ~(size_t)4095;
+    size_t end = (LARGE_HEADER + to + 4095) & ~(size_t)4095; /* (mapped is whole pages) */
+    return madvise(p + first, end - first, MADV_POPULATE_WRITE) == 0;
+#else
+    (void)ptr;
+    (void)from;
+    (void)to;
+    return false;
+#endif
+}
+
 void feox_mem_free_large(void *ptr)
 {
     if (!ptr)

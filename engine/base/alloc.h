@@ -36,6 +36,13 @@ char *feox_mem_map_huge(size_t bytes);
 /* The same, zero-filled (a fresh mapping already is). */
 void *feox_mem_calloc_large(size_t size);
 void feox_mem_free_large(void *ptr);
+/* Fault in bytes [from, to) of a large allocation now (the pages they touch), in one call
+ * (MADV_POPULATE_WRITE, Linux 5.14 on), for an array about to be written whole: its first
+ * touches would otherwise fault page by page (~10 us each on a VM), and a 2 MiB range whose page
+ * table is left from an earlier mapping takes 4 KiB pages, 512 faults. Threads may fault in parts
+ * of one array at once. False if nothing was done (memory from feox_mem_alloc, a range past the
+ * end, or a kernel that does not know the call): the first touches fault the pages in. */
+bool feox_mem_prefault_large(void *ptr, size_t from, size_t to);
 /* Bytes of the large allocations that are mappings of their own now (the allocator's statistics,
  * mallinfo2, do not see them; memory measurements add them). */
 size_t feox_mem_large_mapped(void);

@@ -470,7 +470,9 @@ static feox_err shut_down(feox_store *s)
     feox_store_stop_load(s);
     feox_err err = FEOX_OK;
     feox_log_snapshot_writer snapshot;
-    if (feox_store_start_snapshot(s, &snapshot)) {
+    /* (threaded: listed, sorted, filled and written by several threads, else by this one) */
+    if (feox_store_start_snapshot(s, &snapshot) &&
+        !feox_store_write_snapshot_threaded(s, &snapshot)) {
         if (list_closing_entries(s)) /* reads the entries, frees nothing */
             feox_store_write_snapshot(s, &snapshot, s->closing_entries, s->closing_count);
         else

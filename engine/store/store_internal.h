@@ -183,6 +183,11 @@ struct feox_log_snapshot_writer;
 bool feox_store_start_snapshot(feox_store *s, struct feox_log_snapshot_writer *w);
 void feox_store_write_snapshot(feox_store *s, struct feox_log_snapshot_writer *w,
                                feox_entry *const *entries, size_t n);
+/* The same for a large store on a machine of several cores, from start to end (entries listed
+ * and sorted into closing_entries, the snapshot filled and written) by the closing thread and
+ * helpers it starts and joins (store_close_threads.c); false if it did not (one core, few keys,
+ * no memory, a shard miscounted): nothing is written, the writer is as it was. */
+bool feox_store_write_snapshot_threaded(feox_store *s, struct feox_log_snapshot_writer *w);
 /* The background release of large closed stores (store_reaper.c). take: true if s (closed,
  * unlisted, not inherited) was handed to the reaper thread, which will destroy_store it;
  * false if it holds fewer than FEOX_REAP_MIN_KEYS keys or no thread could be started (the

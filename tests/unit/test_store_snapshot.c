@@ -755,6 +755,70 @@ static void test_many_keys_with_colliding_tags(void **state)
     feox_close_wait();
 }
 
+/* What a key of the loaded-store test holds after its second round: NULL if deleted. */
+static const char *loaded_round_value(int i, char *value, size_t size)
+{
+    if (i < MANY && i % 11 == 0)
+        return NULL;
+    snprintf(value, size, i < MANY && i % 5 == 0 ? "again-%d" : "value-%d", i * 7);
+    return value;
+}
+
+/* A store that loaded its 70,000 keys from the file (its entries made by a bulk load), then had
+ * keys overwritten, deleted and added: its close writes a snapshot naming every key's last
+ * version (a large store's close lists such a store from its ordered index: the other way than
+ * the store written through the API above), which the next open answers from, load held back. */
+static void test_loaded_store_closed_after_writes(void **state)
+{
+    (void)state;
+    unlink(path);
+    feox_background_load_hook = NULL;
+    feox_load_wait_hook = NULL;
+    feox_store *s = open_at(path);
+    char key[24], value[32];
+    for (int i = 0; i < MANY; i++) {
+        int klen = many_key(key, i);
+        int vlen = snprintf(value, sizeof value, "value-%d", i * 7);
+        assert_int_equal(feox_insert(s, key, (size_t)klen, value, (size_t)vlen, NULL, NULL),
+                         FEOX_OK);
+    }
+    assert_int_equal(feox_close(s), FEOX_OK);
+    s = open_at(path);
+    assert_int_equal(feox_check(s), FEOX_OK); /* (waits for the load) */
+    assert_false(loading(s));
+    for (int i = 0; i < MANY + MANY / 10; i++) {
+        int klen = many_key(key, i);
+        const char *v = loaded_round_value(i, value, sizeof value);
+        if (!v)
+            assert_int_equal(feox_delete(s, key, (size_t)klen, NULL), FEOX_OK);
+        else if (i >= MANY || i % 5 == 0)
+            assert_int_equal(feox_insert(s, key, (size_t)klen, v, strlen(v), NULL, NULL), FEOX_OK);
+    }
+    assert_int_equal(feox_close(s), FEOX_OK);
+    assert_true(snapshot_offset(path) > 0);
+    reset_hooks();
+    s = open_at(path);
+    assert_true(loading(s));
+    for (int i = 0; i < MANY + MANY / 10; i++) {
+        int klen = many_key(key, i);
+        char got[32];
+        size_t len = 0;
+        feox_err err = feox_get_into(s, key, (size_t)klen, got, sizeof got, &len, NULL);
+        const char *v = loaded_round_value(i, value, sizeof value);
+        if (!v) {
+            assert_int_equal(err, FEOX_ERR_KEY_NOT_FOUND);
+            continue;
+        }
+        assert_int_equal(err, FEOX_OK);
+        assert_int_equal(len, strlen(v));
+        assert_memory_equal(got, v, len);
+    }
+    assert_true(loading(s)); /* none of them waited */
+    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    feox_close_wait();
+}
+
 /* The expiry forms a version can have (TTL, TTL cleared by an overwrite, kept by incr, cas and
  * patch, set and cleared by update_ttl, an absolute expiry exactly now): what the snapshot
  * answers for each (get_ttl's seconds included) is what the loaded indexes answer. */
@@ -1175,6 +1239,7 @@ int main(void)
         cmocka_unit_test(test_close_while_loading),
         cmocka_unit_test(test_fork_while_loading),
         cmocka_unit_test(test_many_keys_with_colliding_tags),
+        cmocka_unit_test(test_loaded_store_closed_after_writes),
         cmocka_unit_test(test_ttl_forms_answer_as_the_indexes_do),
         cmocka_unit_test(test_the_remaining_calls_wait),
         cmocka_unit_test(test_values_beyond_max_memory),

@@ -69,6 +69,22 @@ static inline void feox_log_snapshot_writer_prefetch(const feox_log_snapshot_wri
 }
 /* Add a live key's version (location as the backend handed it to the store). */
 void feox_log_snapshot_writer_add(feox_log_snapshot_writer *w, uint32_t hash, uint64_t location);
+/* What one of several threads filling a writer at once added (feox_log_snapshot_writer_add_shared);
+ * starts zeroed, merged into the writer once every thread is done (and joined). */
+typedef struct feox_log_snapshot_share {
+    uint64_t keys;
+    bool bad;
+} feox_log_snapshot_share;
+/* feox_log_snapshot_writer_add for several threads at once, each with its own share: a slot is
+ * claimed with an atomic compare-and-swap, so the table holds the same keys under the same lookup
+ * rule (each key at the first slot from its home that was free when it came), only their order
+ * along a probe run may differ. No feox_log_snapshot_writer_add meanwhile. */
+void feox_log_snapshot_writer_add_shared(const feox_log_snapshot_writer *w,
+                                         feox_log_snapshot_share *share, uint32_t hash,
+                                         uint64_t location);
+/* The shares' keys and failures into the writer, once no thread adds any more. */
+void feox_log_snapshot_writer_merge(feox_log_snapshot_writer *w,
+                                    const feox_log_snapshot_share *share);
 /* Append the snapshot and its footer after the last record (no fsync) and free the writer. A
  * failure writes nothing useful (a partial write is a torn tail to the next open) and is not an
  * error of the close: nothing the store holds is lost. */
