@@ -10,6 +10,10 @@
  * /proc/self/task/<tid>/status, so a thread that would take a signal is seen without waiting for
  * one); then the main thread blocks SIGUSR1 and sends it to the whole process (kill): no handler
  * runs and the signal is pending; unblocked, it runs once, on the main thread.
+ *   start       feox_thread_start itself (every other engine thread, the ordered-index builder
+ *               and the load pipe worker too, starts through it): the new thread's own mask is
+ *               the one above whatever its creator's (none blocked, or SIGSEGV blocked too), and
+ *               the creator's mask is unchanged.
  * The main thread leaves every signal unblocked while the engine starts its threads, as an
  * application that never thought about masks does.
  */
@@ -32,6 +36,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/thread.h"
 #include "feox.h"
 #include "feox_test_support.h"
 #include "store/store_internal.h"
@@ -334,6 +339,49 @@ static void test_reaper_freeing_a_large_store(void **state)
     expect_signals_kept_from_engine_threads(1); /* the reaper */
 }
 
+/* feox_thread_start: the started thread reads its own mask. */
+static void *read_own_mask(void *arg)
+{
+    pthread_sigmask(SIG_BLOCK, NULL, (sigset_t *)arg);
+    return NULL;
+}
+
+static void expect_engine_mask(const sigset_t *mask)
+{
+    for (size_t i = 0; i < sizeof application_signals / sizeof *application_signals; i++)
+        assert_true(sigismember(mask, application_signals[i]));
+    for (size_t i = 0; i < sizeof synchronous_signals / sizeof *synchronous_signals; i++)
+        assert_false(sigismember(mask, synchronous_signals[i]));
+}
+
+static void expect_started_thread_masked(const sigset_t *creator_mask)
+{
+    sigset_t before, after, started;
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, creator_mask, &before), 0);
+    pthread_t thread;
+    sigemptyset(&started);
+    int err = feox_thread_start(&thread, read_own_mask, &started);
+    pthread_sigmask(SIG_SETMASK, NULL, &after);
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    assert_int_equal(err, 0);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    expect_engine_mask(&started);
+    for (int sig = 1; sig < 32; sig++)
+        assert_int_equal(sigismember(&after, sig), sigismember(creator_mask, sig));
+}
+
+static void test_thread_start(void **state)
+{
+    (void)state;
+    sigset_t none, segv;
+    sigemptyset(&none);
+    expect_started_thread_masked(&none);
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    sigaddset(&segv, SIGUSR2);
+    expect_started_thread_masked(&segv);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -369,6 +417,7 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_thread_start),
         cmocka_unit_test_teardown(test_memory_store, release_everything),
         cmocka_unit_test_teardown(test_store_file, release_everything),
         cmocka_unit_test_teardown(test_background_load, release_everything),
