@@ -28,6 +28,11 @@
  *   - Every function is thread-safe. Point reads, range queries and cursors never take a lock
  *     (an exact feox_len does: see there). Every error leaves the store unchanged. A failing call
  *     may leave a human-readable detail in feox_error_detail().
+ *   - The threads the engine starts (a store's maintenance thread, a store file's flusher and
+ *     compactor, the background load, the reaper of closed stores) block every signal but
+ *     SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS, whatever the mask of the thread that
+ *     caused them to start: a signal sent to the process is taken by one of the application's
+ *     threads, never by the engine's.
  */
 #ifndef FEOX_H
 #define FEOX_H

@@ -15,6 +15,7 @@
 
 #include "base/alloc.h"
 #include "base/helpers.h"
+#include "base/thread.h"
 #include "storage/log/log_snapshot.h"
 #include "store/store_internal.h"
 
@@ -374,7 +375,7 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
         if (err)
             goto fail;
     }
-    if (pthread_create(&s->maintenance_thread, NULL, maintenance_main, s) != 0) {
+    if (feox_thread_start(&s->maintenance_thread, maintenance_main, s) != 0) {
         err = feox_fail(FEOX_ERR_NOMEM, "cannot start the maintenance thread");
         goto fail;
     }

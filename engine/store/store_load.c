@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 
 #include "base/alloc.h"
+#include "base/thread.h"
 #include "storage/log/log_snapshot.h"
 #include "storage/log/log_storage.h"
 #include "store/store_internal.h"
@@ -584,7 +585,7 @@ static feox_err finish_load(load_state *ls)
         .store = s, .entries = ls->entries, .heads = ls->heads, .by_key = by_key, .live = live};
     pthread_t helper;
     bool parallel =
-        live >= PARALLEL_MIN_KEYS && pthread_create(&helper, NULL, build_ordered, &job) == 0;
+        live >= PARALLEL_MIN_KEYS && feox_thread_start(&helper, build_ordered, &job) == 0;
     if (!parallel)
         build_ordered(&job);
     /* The key table is done with, and already in memory: its slots (at least 4/3 as many as
@@ -729,7 +730,7 @@ feox_err feox_store_first_load(feox_store *s, feox_storage *st)
     s->snapshot_active = true;
     atomic_store_explicit(&s->load_state, FEOX_LOAD_RUNNING, memory_order_relaxed);
     /* The store is handed out only after this returns: the thread's start publishes it. */
-    if (pthread_create(&s->load_thread, NULL, background_load, s) == 0) {
+    if (feox_thread_start(&s->load_thread, background_load, s) == 0) {
         s->load_thread_started = true;
         return FEOX_OK;
     }

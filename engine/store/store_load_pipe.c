@@ -32,12 +32,12 @@
  * drain): a cursor of that thread sees the index changed under it, as after its own writes.
  */
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/thread.h"
 #include "store/store_internal.h"
 
 #define PIPE_BATCHES 4
@@ -236,13 +236,8 @@ feox_load_pipe *feox_load_pipe_start(feox_put_run *run,
         return NULL;
     }
     /* The run passes to the worker here (thread creation orders the caller's writes to it). The
-     * worker blocks every signal: the application's go to its own threads, as without it. */
-    sigset_t all, before;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &before);
-    int created = pthread_create(&p->thread, NULL, worker, p);
-    pthread_sigmask(SIG_SETMASK, &before, NULL);
-    if (created != 0) {
+     * worker blocks the application's signals (base/thread.h). */
+    if (feox_thread_start(&p->thread, worker, p) != 0) {
         pthread_cond_destroy(&p->room);
         pthread_cond_destroy(&p->work);
         pthread_mutex_destroy(&p->lock);

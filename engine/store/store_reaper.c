@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "base/thread.h"
 #include "store/store_internal.h"
 
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -103,7 +104,7 @@ bool feox_reaper_take(feox_store *s, void (*destroy_store)(feox_store *))
         return false;
     pthread_once(&exit_hook_once, install_exit_hook);
     pthread_mutex_lock(&queue_lock);
-    bool taken = running || pthread_create(&reaper, NULL, reaper_main, NULL) == 0;
+    bool taken = running || feox_thread_start(&reaper, reaper_main, NULL) == 0;
     if (taken) {
         running = true;
         destroy = destroy_store;

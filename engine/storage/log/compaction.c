@@ -40,6 +40,7 @@
 #include "base/error.h"
 #include "base/helpers.h"
 #include "base/io.h"
+#include "base/thread.h"
 #include "storage/log/log_backend.h"
 #include "storage/log/store_files.h"
 
@@ -534,7 +535,7 @@ static void *compactor_main(void *arg)
 
 feox_err feox_log_compactor_start(feox_log_backend *b)
 {
-    if (pthread_create(&b->compactor, NULL, compactor_main, b) != 0)
+    if (feox_thread_start(&b->compactor, compactor_main, b) != 0)
         return feox_fail(FEOX_ERR_NOMEM, "cannot start the compaction thread");
     pthread_mutex_lock(&b->mu);
     b->compactor_started = true;

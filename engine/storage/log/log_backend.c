@@ -43,6 +43,7 @@
 #include "base/error.h"
 #include "base/helpers.h"
 #include "base/io.h"
+#include "base/thread.h"
 #include "storage/log/log_backend.h"
 #include "storage/log/log_storage.h"
 #include "storage/log/store_files.h"
@@ -384,7 +385,7 @@ static feox_err log_load(feox_storage *st, void *txn, const feox_storage_sink *s
     feox_log_backend *b = feox_log_of(st);
     feox_err err = feox_log_replay(b, sink);
     if (err == FEOX_OK) {
-        if (pthread_create(&b->flusher, NULL, flusher_main, b) != 0)
+        if (feox_thread_start(&b->flusher, flusher_main, b) != 0)
             err = feox_fail(FEOX_ERR_NOMEM, "cannot start the flusher thread");
         else
             b->flusher_started = true;
