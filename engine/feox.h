@@ -30,7 +30,7 @@
  *     may leave a human-readable detail in feox_error_detail().
  *   - The threads the engine starts (a store's maintenance thread, a store file's flusher and
  *     compactor, the background load, the reaper of closed stores) block every signal but
- *     SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS, whatever the mask of the thread that
+ *     SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS and SIGPROF, whatever the mask of the thread that
  *     caused them to start: a signal sent to the process is taken by one of the application's
  *     threads, never by the engine's.
  */

@@ -7,15 +7,17 @@
 #include <signal.h>
 #include <stddef.h>
 
-/* Signals the kernel sends to the thread that caused them: left deliverable, so a fault in an
- * engine thread still ends the process (or reaches a sanitizer's or debugger's handler). */
-static const int synchronous_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+/* Left deliverable: the signals the kernel sends to the thread that caused them, so a fault in
+ * an engine thread still ends the process (or reaches a sanitizer's or debugger's handler), and
+ * SIGPROF, so a profiler sampling with ITIMER_PROF charges the engine threads' CPU to them. */
+static const int deliverable_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+                                          SIGTRAP, SIGSYS, SIGPROF};
 
 static void engine_thread_mask(sigset_t *mask)
 {
     sigfillset(mask);
-    for (size_t i = 0; i < sizeof synchronous_signals / sizeof *synchronous_signals; i++)
-        sigdelset(mask, synchronous_signals[i]);
+    for (size_t i = 0; i < sizeof deliverable_signals / sizeof *deliverable_signals; i++)
+        sigdelset(mask, deliverable_signals[i]);
 }
 
 int feox_thread_start(pthread_t *thread, void *(*start)(void *), void *arg)

@@ -10,7 +10,8 @@
  * thread of its own) would not come. So every engine thread blocks every signal but the
  * synchronous ones the kernel sends to the faulting thread itself (SIGSEGV, SIGBUS, SIGFPE,
  * SIGILL, SIGTRAP, SIGSYS): a crash in an engine thread still crashes, and sanitizers and
- * debuggers still see it.
+ * debuggers still see it; and SIGPROF, so a profiler's samples (ITIMER_PROF) land on the engine
+ * thread that spent the CPU.
  */
 #ifndef FEOX_THREAD_H
 #define FEOX_THREAD_H

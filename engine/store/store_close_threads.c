@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/thread.h"
 #include "storage/log/log_snapshot.h"
 #include "store/store_internal.h"
 
@@ -374,7 +375,7 @@ static unsigned start_helpers(close_job *job, unsigned wanted)
     unsigned started = 1;
     pthread_mutex_lock(&job->gate_lock);
     while (started < wanted &&
-           pthread_create(&job->worker[started].thread, NULL, work, &job->worker[started]) == 0)
+           feox_thread_start(&job->worker[started].thread, work, &job->worker[started]) == 0)
         started++;
     job->threads = pthread_barrier_init(&job->step, NULL, started) == 0 ? started : 0;
     job->gate_open = true;
