@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "base/alloc.h"
 #include "base/thread.h"
 #include "store/store_internal.h"
 
@@ -54,7 +55,9 @@ static void *reaper_main(void *arg)
         busy = true;
         void (*free_store)(feox_store *) = destroy;
         pthread_mutex_unlock(&queue_lock);
+        feox_mem_settle_begin(); /* the next allocation elsewhere does not merge 1M blocks */
         free_store(s);
+        feox_mem_settle_end();
         pthread_mutex_lock(&queue_lock);
         busy = false;
         pthread_cond_broadcast(&done);
