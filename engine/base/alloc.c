@@ -84,7 +84,9 @@ static void *settle(void *ptr)
     if (!feox_mem_is_default())
         return ptr; /* not malloc's block: the allocator's own business */
     void *moved = realloc(ptr, SETTLE_BYTES);
-    return moved ? moved : ptr;
+    if (!moved)
+        return ptr; /* ptr's block as it was: freed as it is */
+    return moved;
 }
 
 void feox_mem_free(void *ptr)
