@@ -51,10 +51,51 @@ void *feox_mem_realloc(void *ptr, size_t size)
     return realloc_fn(ptr, size ? size : 1);
 }
 
+/* Settling (alloc.h). The global count keeps the check off other threads' frees: one relaxed
+ * load of a word that only changes when a settling thread starts or stops. */
+#define SETTLE_BYTES 1024 /* past glibc's small bins: a request that merges the fast bins first */
+static _Atomic unsigned settling_threads;
+static _Thread_local unsigned settle_countdown; /* frees to the next settle; 0: not settling */
+
+void feox_mem_settle_begin(void)
+{
+    if (settle_countdown)
+        return;
+    settle_countdown = FEOX_SETTLE_EVERY;
+    atomic_fetch_add_explicit(&settling_threads, 1, memory_order_relaxed);
+}
+
+void feox_mem_settle_end(void)
+{
+    if (!settle_countdown)
+        return;
+    settle_countdown = 0;
+    atomic_fetch_sub_explicit(&settling_threads, 1, memory_order_relaxed);
+}
+
+/* The block to free in place of ptr: every FEOX_SETTLE_EVERY frees of a settling thread, ptr
+ * moved by realloc to a request glibc serves only after merging its arena's fast bins (ptr's own
+ * arena: realloc works in the arena of the block). A realloc that fails leaves ptr as it was. */
+static void *settle(void *ptr)
+{
+    if (--settle_countdown)
+        return ptr;
+    settle_countdown = FEOX_SETTLE_EVERY;
+    if (!feox_mem_is_default())
+        return ptr; /* not malloc's block: the allocator's own business */
+    void *moved = realloc(ptr, SETTLE_BYTES);
+    if (!moved)
+        return ptr; /* ptr's block as it was: freed as it is */
+    return moved;
+}
+
 void feox_mem_free(void *ptr)
 {
-    if (ptr)
-        free_fn(ptr);
+    if (!ptr)
+        return;
+    if (atomic_load_explicit(&settling_threads, memory_order_relaxed) && settle_countdown)
+        ptr = settle(ptr);
+    free_fn(ptr);
 }
 
 char *feox_mem_strndup(const char *s, size_t len)

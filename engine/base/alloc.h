@@ -19,6 +19,21 @@ char *feox_mem_concat(const char *a, const char *b);
 /* True while no allocator from feox_set_allocator is in place (malloc and free are used). */
 bool feox_mem_is_default(void);
 
+/* Settling: a thread that frees much memory other threads allocated (the reaper, giving back a
+ * closed store's million small blocks) makes the allocator finish that work as it goes, so the
+ * next thread to allocate there does not pay for all of it at once. glibc keeps freed blocks of
+ * up to 128 bytes in per-arena fast bins without merging them; the first request of 1 KiB or
+ * more in that arena (a store's open) merges every one of them under the arena's lock: ~50 ms of
+ * the allocating thread's CPU for 1M keys written through the API. While settling, one free in
+ * FEOX_SETTLE_EVERY first moves its block to a 1 KiB-class request in the block's own arena
+ * (realloc: a thread's malloc would serve its own arena), which merges the fast blocks freed
+ * since the last time while they are still in cache, holding the arena's lock for a short while
+ * each time. Standard calls only: with another malloc (LD_PRELOAD) it is one realloc per
+ * FEOX_SETTLE_EVERY frees; with an allocator from feox_set_allocator, nothing. */
+#define FEOX_SETTLE_EVERY 1024
+void feox_mem_settle_begin(void); /* this thread settles its frees from now on */
+void feox_mem_settle_end(void);
+
 /* Scratch arrays of many MiB that live for one operation (a store's load, its close). With the
  * default allocator, one of at least FEOX_LARGE_MIN bytes is its own mapping, from a 2 MiB
  * boundary, with transparent huge pages asked for (madvise): first-touch page faults are most of
