@@ -3,7 +3,8 @@
  * appended during a rewrite is lost, every key keeps its newest value across a reopen, the scan
  * of live records waits for writes caught between their append and their publish (issue 11 item
  * 12), after an overwrite storm the file is at most twice the live data once compaction has run,
- * and compactions keep working when the file generation runs past what a location can hold.
+ * and compactions keep working when the file generation runs past what a location can hold,
+ * and a compaction or a walk under way gives up when the store closes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -491,12 +492,62 @@ static void test_live_walk_reads_no_cold_value(void **state)
     unlink(path);
 }
 
+/* A close tells the compactor to quit: a rewrite under way gives up at its next live record
+ * (the old file stays the store, nothing lost), and so does a walk measuring the live bytes,
+ * which leaves no partial measurement; a close does not wait for a whole pass over the keys. */
+static void test_compaction_gives_up_when_the_store_closes(void **state)
+{
+    (void)state;
+    char path[128];
+    temp_store_path(path, sizeof path, "compact-quit");
+    feox_config cfg = own_compactions_at(path);
+    feox_store *s = open_ok(&cfg);
+    char key[32], value[200];
+    memset(value, 'x', sizeof value);
+    for (int round = 0; round < 50; round++)
+        for (int i = 0; i < 100; i++) {
+            snprintf(key, sizeof key, "key-%03d", i);
+            value[0] = (char)('a' + round % 26);
+            assert_int_equal(feox_insert(s, key, strlen(key), value, sizeof value, NULL, NULL),
+                             FEOX_OK);
+        }
+    assert_int_equal(feox_flush(s), FEOX_OK);
+    feox_log_backend *b = feox_log_of(s->storage);
+    feox_stats before, after;
+    assert_int_equal(feox_get_stats(s, &before), FEOX_OK);
+
+    atomic_store(&b->compactor_quit, true); /* as feox_log_stop_threads sets it */
+    assert_int_equal(feox_compact(s), FEOX_ERR_STALE);
+    feox_log_compact_if_worth(b);
+    pthread_mutex_lock(&b->mu);
+    uint64_t walks = b->live_walks;
+    pthread_mutex_unlock(&b->mu);
+    assert_int_equal(walks, 0);
+    assert_int_equal(feox_get_stats(s, &after), FEOX_OK);
+    assert_int_equal(after.compactions, before.compactions);
+    assert_int_equal(after.file_size, before.file_size);
+    assert_int_equal(after.io_errors, before.io_errors);
+    expect_stored(s, "key-042", value, sizeof value);
+
+    atomic_store(&b->compactor_quit, false);
+    assert_int_equal(feox_compact(s), FEOX_OK);
+    assert_int_equal(feox_get_stats(s, &after), FEOX_OK);
+    assert_true(after.file_size < before.file_size / 10);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    s = open_ok(&cfg);
+    assert_int_equal(feox_len(s, 0), 100);
+    expect_stored(s, "key-042", value, sizeof value);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compaction_during_writes_loses_nothing),
         cmocka_unit_test(test_scan_waits_for_writes_in_flight),
         cmocka_unit_test(test_background_compaction_bounds_the_file),
+        cmocka_unit_test(test_compaction_gives_up_when_the_store_closes),
         cmocka_unit_test(test_generation_wraps),
         cmocka_unit_test(test_value_cache_keeps_one_generation),
         cmocka_unit_test(test_live_walk_reads_no_cold_value),

@@ -155,6 +155,11 @@ static bool cancelled_offset(const rewrite *rw, uint64_t offset)
 static int copy_live(void *ctx, const feox_storage_record *r)
 {
     rewrite *rw = ctx;
+    if (atomic_load_explicit(&rw->b->compactor_quit, memory_order_relaxed)) {
+        rw->err = feox_fail(FEOX_ERR_STALE, "compaction of %s given up: the store is closing",
+                            rw->b->path);
+        return 1; /* the rewrite is removed; the old file stays the store */
+    }
     uint64_t location = r->location;
     uint64_t offset = location & FEOX_LOG_OFFSET_MASK;
     if ((uint32_t)(location >> FEOX_LOG_OFFSET_BITS) != rw->old_generation || offset >= rw->start)
@@ -461,14 +466,16 @@ feox_err feox_log_compact(feox_log_backend *b)
 }
 
 typedef struct live_sum {
+    const feox_log_backend *b;
     uint64_t bytes;
 } live_sum;
 
+/* for_each_live callback: sum the live bytes; stop when the store closes. */
 static int add_live(void *ctx, const feox_storage_record *r)
 {
     live_sum *sum = ctx;
     sum->bytes += feox_log_record_size(r->key_len, r->value_len);
-    return 0;
+    return atomic_load_explicit(&sum->b->compactor_quit, memory_order_relaxed);
 }
 
 /* The live bytes right after the store's load, from its totals (no walk: at 1M keys a walk is
@@ -503,9 +510,10 @@ void feox_log_compact_if_worth(feox_log_backend *b)
     pthread_mutex_unlock(&b->mu);
     if (!candidate)
         return;
-    live_sum sum = {FEOX_LOG_HEADER_SIZE};
-    if (b->host.for_each_live(b->host.ctx, add_live, &sum) != FEOX_OK)
-        return;
+    live_sum sum = {b, FEOX_LOG_HEADER_SIZE};
+    if (b->host.for_each_live(b->host.ctx, add_live, &sum) != FEOX_OK ||
+        atomic_load_explicit(&b->compactor_quit, memory_order_relaxed))
+        return; /* a partial sum is no measurement */
     pthread_mutex_lock(&b->mu);
     b->live_bytes = sum.bytes;
     b->live_bytes_known = true;

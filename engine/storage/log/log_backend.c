@@ -236,6 +236,7 @@ static void *flusher_main(void *arg)
 
 void feox_log_stop_threads(feox_log_backend *b)
 {
+    atomic_store_explicit(&b->compactor_quit, true, memory_order_relaxed);
     pthread_mutex_lock(&b->mu);
     b->stopping = true;
     pthread_cond_broadcast(&b->flusher_wake);

@@ -27,6 +27,7 @@
 #define FEOX_LOG_BACKEND_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -114,6 +115,9 @@ typedef struct feox_log_backend {
     bool compactor_started;
     pthread_cond_t compactor_wake; /* [mu] */
     pthread_mutex_t compact_mu;    /* one compaction at a time */
+    /* Set once the backend stops its threads (a close): a walk of the live records or a rewrite
+     * under way gives up at its next record instead of running to its end. */
+    _Atomic bool compactor_quit;
     uint64_t live_bytes;           /* [mu] live bytes measured by the last compaction check */
     bool live_bytes_known;         /* [mu] live_bytes was measured, or taken from the load */
     uint64_t live_walks;           /* [mu] compaction checks that walked the index to measure */
