@@ -20,11 +20,7 @@
 #include "storage/log/log_snapshot.h"
 #include "storage/log/log_storage.h"
 #include "store/store_internal.h"
-
-/* How far ahead of the key being added each read of the pipeline starts. */
-#define AHEAD_ENTRY 16   /* the entry (its hash and current version) */
-#define AHEAD_VERSION 8  /* the version's header (value length and flags), the snapshot's slot */
-#define AHEAD_LOCATION 4 /* the version's location word */
+#include "store/store_snapshot_pipeline.h"
 
 /* Whether the hash index's key hash is the snapshot's (FORMAT.md): the snapshot then takes each
  * entry's hash as it is, and names the hash index's seed. Checked on keys of several lengths, so
@@ -59,29 +55,11 @@ bool feox_store_start_snapshot(feox_store *s, feox_log_snapshot_writer *w)
     return false;
 }
 
-static feox_record *current_of(const feox_entry *e)
-{
-    /* Relaxed: the store is quiesced (every thread that wrote it stopped and joined). */
-    return atomic_load_explicit(&e->current, memory_order_relaxed);
-}
-
 void feox_store_write_snapshot(feox_store *s, feox_log_snapshot_writer *w,
                                feox_entry *const *entries, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (i + AHEAD_ENTRY < n)
-            __builtin_prefetch(entries[i + AHEAD_ENTRY]);
-        if (i + AHEAD_VERSION < n) {
-            const feox_entry *ahead = entries[i + AHEAD_VERSION];
-            __builtin_prefetch(current_of(ahead));
-            feox_log_snapshot_writer_prefetch(w, ahead->hash);
-        }
-        if (i + AHEAD_LOCATION < n) {
-            feox_record *r = current_of(entries[i + AHEAD_LOCATION]);
-            if (r)
-                __builtin_prefetch(feox_record_location_word(r));
-        }
-        const feox_record *r = current_of(entries[i]);
+        const feox_record *r = feox_snapshot_pipeline(w, entries, i, n);
         if (r) /* (an indexed entry always has one) */
             feox_log_snapshot_writer_add(w, entries[i]->hash, feox_record_location(r));
     }

@@ -31,6 +31,7 @@
 #include "base/thread.h"
 #include "storage/log/log_snapshot.h"
 #include "store/store_internal.h"
+#include "store/store_snapshot_pipeline.h"
 
 /* At most 8 threads (the pass counters are 1 MiB a thread); a thread for each 16,384 entries
  * (fewer: the thread starts and barriers cost more than they save). */
@@ -42,12 +43,6 @@
 #define SORT_REGION_BITS 21
 #define SORT_HIGH_BIT 37
 #define MAX_BUCKETS ((size_t)1 << (SORT_HIGH_BIT - SORT_REGION_BITS))
-
-/* How far ahead of the key being added each read of the fill's pipeline starts (as
- * store_close_snapshot.c). */
-#define AHEAD_ENTRY 16
-#define AHEAD_VERSION 8
-#define AHEAD_LOCATION 4
 
 /* Entries a thread adds to the snapshot per claim (the list's 64 KiB). */
 #define FILL_CHUNK 8192u
@@ -230,12 +225,6 @@ static void sort_list(close_worker *me)
     radix_pass(me, job->tmp, job->at, &regions, false);
 }
 
-static feox_record *current_of(const feox_entry *e)
-{
-    /* Relaxed: the store is quiesced (every thread that wrote it stopped and joined). */
-    return atomic_load_explicit(&e->current, memory_order_relaxed);
-}
-
 /* Entries [first, end) of the sorted list into the snapshot, read in a pipeline as
  * store_close_snapshot.c reads the whole list. */
 static void fill_chunk(close_job *job, feox_log_snapshot_share *share, size_t first, size_t end)
@@ -244,19 +233,7 @@ static void fill_chunk(close_job *job, feox_log_snapshot_share *share, size_t fi
     feox_entry *const *entries = job->at + first;
     size_t n = end - first;
     for (size_t i = 0; i < n; i++) {
-        if (i + AHEAD_ENTRY < n)
-            __builtin_prefetch(entries[i + AHEAD_ENTRY]);
-        if (i + AHEAD_VERSION < n) {
-            const feox_entry *ahead = entries[i + AHEAD_VERSION];
-            __builtin_prefetch(current_of(ahead));
-            feox_log_snapshot_writer_prefetch(w, ahead->hash);
-        }
-        if (i + AHEAD_LOCATION < n) {
-            feox_record *r = current_of(entries[i + AHEAD_LOCATION]);
-            if (r)
-                __builtin_prefetch(feox_record_location_word(r));
-        }
-        const feox_record *r = current_of(entries[i]);
+        const feox_record *r = feox_snapshot_pipeline(w, entries, i, n);
         if (r) /* (an indexed entry always has one) */
             feox_log_snapshot_writer_add_shared(w, share, entries[i]->hash,
                                                 feox_record_location(r));
