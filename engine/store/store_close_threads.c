@@ -106,10 +106,10 @@ static size_t part_start(size_t n, unsigned index, unsigned threads)
 
 /* The list from the ordered index's leaves, by the closing thread alone, when the index holds
  * every entry and most entries were made by bulk loads (a store that loaded: its leaves lie one
- * after another, as its entries in slabs). Measured on 1M keys (notes closesnap2-tools): loaded,
- * 29 ms of the closing thread's CPU and 52 in all, against 40 and 84 listing the hash index's
- * maps on two threads; written through the API, the maps on two threads are the faster (38 and
- * 77, against 56 and 98). */
+ * after another, as its entries in slabs). Measured on 1M keys (2-vCPU development machine):
+ * loaded, 29 ms of the closing thread's CPU and 52 in all, against 40 and 84 listing the hash
+ * index's maps on two threads; written through the API, the maps on two threads are the faster
+ * (38 and 77, against 56 and 98). */
 static bool list_in_key_order(close_job *job)
 {
     feox_store *s = job->s;
