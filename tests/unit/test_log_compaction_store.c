@@ -172,6 +172,23 @@ static void test_compaction_during_writes_loses_nothing(void **state)
     unlink(path);
 }
 
+enum { OVERWRITE_KEYS = 100, OVERWRITE_VALUE = 200 };
+
+/* OVERWRITE_KEYS keys "key-000".. of OVERWRITE_VALUE bytes written rounds times; value ends as
+ * the last round's (what every key holds). */
+static void overwrite_rounds(feox_store *s, int rounds, char value[OVERWRITE_VALUE])
+{
+    char key[32];
+    memset(value, 'x', OVERWRITE_VALUE);
+    for (int round = 0; round < rounds; round++)
+        for (int i = 0; i < OVERWRITE_KEYS; i++) {
+            snprintf(key, sizeof key, "key-%03d", i);
+            value[0] = (char)('a' + round % 26);
+            assert_int_equal(feox_insert(s, key, strlen(key), value, OVERWRITE_VALUE, NULL, NULL),
+                             FEOX_OK);
+        }
+}
+
 static void test_background_compaction_bounds_the_file(void **state)
 {
     (void)state;
@@ -182,16 +199,8 @@ static void test_background_compaction_bounds_the_file(void **state)
     cfg.path = path;
     cfg.flush_interval_ms = 10;
     feox_store *s = open_ok(&cfg);
-    char key[32], value[200];
-    memset(value, 'x', sizeof value);
-    /* 100 keys x 200 bytes overwritten until ~8 MiB have been written. */
-    for (int round = 0; round < 400; round++)
-        for (int i = 0; i < 100; i++) {
-            snprintf(key, sizeof key, "key-%03d", i);
-            value[0] = (char)('a' + round % 26);
-            assert_int_equal(feox_insert(s, key, strlen(key), value, sizeof value, NULL, NULL),
-                             FEOX_OK);
-        }
+    char value[OVERWRITE_VALUE];
+    overwrite_rounds(s, 400, value); /* ~8 MiB written */
     feox_stats st;
     for (int i = 0; i < 500; i++) { /* the compactor checks every second, or when poked */
         assert_int_equal(feox_get_stats(s, &st), FEOX_OK);
@@ -502,15 +511,8 @@ static void test_compaction_gives_up_when_the_store_closes(void **state)
     temp_store_path(path, sizeof path, "compact-quit");
     feox_config cfg = own_compactions_at(path);
     feox_store *s = open_ok(&cfg);
-    char key[32], value[200];
-    memset(value, 'x', sizeof value);
-    for (int round = 0; round < 50; round++)
-        for (int i = 0; i < 100; i++) {
-            snprintf(key, sizeof key, "key-%03d", i);
-            value[0] = (char)('a' + round % 26);
-            assert_int_equal(feox_insert(s, key, strlen(key), value, sizeof value, NULL, NULL),
-                             FEOX_OK);
-        }
+    char value[OVERWRITE_VALUE];
+    overwrite_rounds(s, 50, value);
     assert_int_equal(feox_flush(s), FEOX_OK);
     feox_log_backend *b = feox_log_of(s->storage);
     feox_stats before, after;
