@@ -704,6 +704,18 @@ static int many_key(char *buf, int i)
     return snprintf(buf, 24, "many:%07d", i);
 }
 
+/* The MANY keys, key i holding "value-<7i>". */
+static void write_many(feox_store *s)
+{
+    char key[24], value[32];
+    for (int i = 0; i < MANY; i++) {
+        int klen = many_key(key, i);
+        int vlen = snprintf(value, sizeof value, "value-%d", i * 7);
+        assert_int_equal(feox_insert(s, key, (size_t)klen, value, (size_t)vlen, NULL, NULL),
+                         FEOX_OK);
+    }
+}
+
 /* 70,000 keys (every 9th deleted before the close): every present key answers its value, and
  * 70,000 keys never written answer not found, while the load is held back. Probes meet slots
  * whose 16-bit tag is another key's: the record they name is read and its key compared. The
@@ -714,13 +726,8 @@ static void test_many_keys_with_colliding_tags(void **state)
     unlink(path);
     feox_background_load_hook = NULL;
     feox_store *s = open_at(path);
+    write_many(s);
     char key[24], value[32];
-    for (int i = 0; i < MANY; i++) {
-        int klen = many_key(key, i);
-        int vlen = snprintf(value, sizeof value, "value-%d", i * 7);
-        assert_int_equal(feox_insert(s, key, (size_t)klen, value, (size_t)vlen, NULL, NULL),
-                         FEOX_OK);
-    }
     for (int i = 0; i < MANY; i += 9) {
         int klen = many_key(key, i);
         assert_int_equal(feox_delete(s, key, (size_t)klen, NULL), FEOX_OK);
@@ -775,13 +782,8 @@ static void test_loaded_store_closed_after_writes(void **state)
     feox_background_load_hook = NULL;
     feox_load_wait_hook = NULL;
     feox_store *s = open_at(path);
+    write_many(s);
     char key[24], value[32];
-    for (int i = 0; i < MANY; i++) {
-        int klen = many_key(key, i);
-        int vlen = snprintf(value, sizeof value, "value-%d", i * 7);
-        assert_int_equal(feox_insert(s, key, (size_t)klen, value, (size_t)vlen, NULL, NULL),
-                         FEOX_OK);
-    }
     assert_int_equal(feox_close(s), FEOX_OK);
     s = open_at(path);
     assert_int_equal(feox_check(s), FEOX_OK); /* (waits for the load) */
