@@ -17,49 +17,16 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sqlite3.h>
 
 #include "feox_ext.h"
-#include "store/store_internal.h"
+#include "load_gate.h"
 
 #define ROWS 1000
 
 static char dir[] = "/tmp/feox_ext_snapshot_XXXXXX";
 static char db_path[sizeof dir + 16];
 static char store_path[sizeof dir + 16];
-
-static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
-static bool gate_open;
-static int waits;
-
-static void hold_load(feox_store *s)
-{
-    (void)s;
-    pthread_mutex_lock(&gate_lock);
-    while (!gate_open)
-        pthread_cond_wait(&gate_cond, &gate_lock);
-    pthread_mutex_unlock(&gate_lock);
-}
-
-static void saw_wait(feox_store *s)
-{
-    (void)s;
-    pthread_mutex_lock(&gate_lock);
-    waits++;
-    gate_open = true;
-    pthread_cond_broadcast(&gate_cond);
-    pthread_mutex_unlock(&gate_lock);
-}
-
-static int counted(const int *n)
-{
-    pthread_mutex_lock(&gate_lock);
-    int v = *n;
-    pthread_mutex_unlock(&gate_lock);
-    return v;
-}
 
 /* The store file's last record is an index snapshot's footer (FORMAT.md: op 4 at size - 56). */
 static bool ends_in_snapshot(void)
@@ -108,8 +75,7 @@ static void test_first_point_select_does_not_wait(void **state)
     assert_int_equal(sqlite3_close(db), SQLITE_OK); /* the last user: the store closes */
     assert_true(ends_in_snapshot());
 
-    feox_background_load_hook = hold_load;
-    feox_load_wait_hook = saw_wait;
+    ftest_load_gate_arm();
     db = open_db();
     sqlite3_stmt *q = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM t WHERE key = ?", -1, &q, NULL),
@@ -124,14 +90,14 @@ static void test_first_point_select_does_not_wait(void **state)
     /* The load cannot have finished (held back), so the snapshot is still the file's end, and
      * connect, plan and both lookups waited for nothing. */
     assert_true(ends_in_snapshot());
-    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(ftest_load_gate_waits(), 0);
     sqlite3_finalize(q);
 
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(q, 0), ROWS - 1);
     sqlite3_finalize(q);
-    assert_int_equal(counted(&waits), 1); /* the scan waited for the load */
+    assert_int_equal(ftest_load_gate_waits(), 1); /* the scan waited for the load */
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
@@ -147,8 +113,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    feox_background_load_hook = NULL;
-    feox_load_wait_hook = NULL;
+    ftest_load_gate_disarm();
     unlink(db_path);
     unlink(store_path);
     rmdir(dir);

@@ -52,6 +52,7 @@
 #include "failing_alloc.h"
 #include "feox.h"
 #include "feox_test_support.h"
+#include "load_gate.h"
 #include "storage/log/log_format.h"
 #include "store/store_internal.h"
 
@@ -219,60 +220,6 @@ static void check_scan(feox_store *s, bool ttl_passed)
     assert_int_equal(rows, model_count(ttl_passed));
 }
 
-/* ---- hooks: hold the background load back; see which calls wait ---- */
-
-static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
-static bool gate_open;
-static int loads_started; /* background loads that reached the hook */
-static int waits;         /* calls that waited for a running load */
-
-static void open_gate(void)
-{
-    pthread_mutex_lock(&gate_lock);
-    gate_open = true;
-    pthread_cond_broadcast(&gate_cond);
-    pthread_mutex_unlock(&gate_lock);
-}
-
-static void hold_load(feox_store *s)
-{
-    (void)s;
-    pthread_mutex_lock(&gate_lock);
-    loads_started++;
-    while (!gate_open)
-        pthread_cond_wait(&gate_cond, &gate_lock);
-    pthread_mutex_unlock(&gate_lock);
-}
-
-/* A call is about to wait for the load: count it and let the load go (or it would wait for
- * ever). */
-static void saw_wait(feox_store *s)
-{
-    (void)s;
-    pthread_mutex_lock(&gate_lock);
-    waits++;
-    pthread_mutex_unlock(&gate_lock);
-    open_gate();
-}
-
-static void reset_hooks(void)
-{
-    pthread_mutex_lock(&gate_lock);
-    gate_open = false;
-    loads_started = waits = 0;
-    pthread_mutex_unlock(&gate_lock);
-    feox_background_load_hook = hold_load;
-    feox_load_wait_hook = saw_wait;
-}
-
-static int counted(const int *n)
-{
-    pthread_mutex_lock(&gate_lock);
-    int v = *n;
-    pthread_mutex_unlock(&gate_lock);
-    return v;
-}
 
 static bool loading(feox_store *s)
 {
@@ -330,7 +277,7 @@ static void write_file(const char *at, const uint8_t *bytes, uint64_t size)
 static uint64_t make_closed_file(const char *at, char variant)
 {
     unlink(at);
-    feox_background_load_hook = NULL;
+    ftest_load_gate_disarm();
     feox_store *s = open_at(at);
     write_model(s, variant);
     assert_int_equal(feox_close(s), FEOX_OK);
@@ -342,16 +289,16 @@ static uint64_t make_closed_file(const char *at, char variant)
 /* Open a file that must load normally (no snapshot used) and check it against the model. */
 static void expect_normal_load(const char *at, uint64_t data_end)
 {
-    reset_hooks();
+    ftest_load_gate_arm();
     feox_store *s = open_at(at);
     assert_false(loading(s));
-    assert_int_equal(counted(&loads_started), 0);
+    assert_int_equal(ftest_load_gate_loads(), 0);
     assert_int_equal(file_size(at), data_end); /* whatever followed the records was cut */
     check_point_reads(s, false);
     assert_int_equal(atomic_load(&s->snapshot_reads), 0);
     check_scan(s, false);
     assert_int_equal(feox_check(s), FEOX_OK);
-    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(ftest_load_gate_waits(), 0);
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
@@ -361,18 +308,18 @@ static void test_point_reads_are_served_while_the_load_waits(void **state)
 {
     (void)state;
     uint64_t snap = make_closed_file(path, 'a');
-    reset_hooks();
+    ftest_load_gate_arm();
     feox_store *s = open_at(path);
     assert_true(loading(s));
     check_point_reads(s, false);
     assert_true(loading(s)); /* not one of them waited */
-    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(ftest_load_gate_waits(), 0);
     assert_true(atomic_load(&s->snapshot_reads) >= KEYS);
     assert_int_equal(feox_len(s, FEOX_LEN_ESTIMATE), model_count(false)); /* no wait either */
-    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(ftest_load_gate_waits(), 0);
     /* Everything else waits for the load. */
     assert_int_equal(feox_len(s, 0), model_count(false));
-    assert_int_equal(counted(&waits), 1);
+    assert_int_equal(ftest_load_gate_waits(), 1);
     assert_false(loading(s));
     uint64_t size = file_size(path);
     assert_int_equal(snapshot_offset(path), snap); /* kept while nothing is written */
@@ -393,11 +340,11 @@ static void test_point_reads_are_served_while_the_load_waits(void **state)
     assert_int_equal(file_size(path), snap + feox_log_record_size(9, 5));
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_int_equal(snapshot_offset(path), snap + feox_log_record_size(9, 5));
-    reset_hooks();
+    ftest_load_gate_arm();
     s = open_at(path);
     assert_true(loading(s));
     check_point_reads(s, false);
-    open_gate();
+    ftest_load_gate_open();
     assert_int_equal(feox_close(s), FEOX_OK);
     model_clear();
 }
@@ -409,7 +356,7 @@ static void test_every_other_call_waits(void **state)
     make_closed_file(path, 'a');
     enum { CALLS = 11 };
     for (int call = 0; call < CALLS; call++) {
-        reset_hooks();
+        ftest_load_gate_arm();
         feox_store *s = open_at(path);
         assert_true(loading(s));
         feox_cursor *c = NULL;
@@ -437,7 +384,7 @@ static void test_every_other_call_waits(void **state)
             break;
         default: assert_int_equal(feox_set_owner(s, NULL), FEOX_OK); break;
         }
-        assert_int_equal(counted(&waits), 1);
+        assert_int_equal(ftest_load_gate_waits(), 1);
         assert_false(loading(s));
         assert_int_equal(feox_close(s), FEOX_OK);
         make_closed_file(path, 'a'); /* the next call starts from the same file */
@@ -450,7 +397,7 @@ static void test_ttl_passed_between_close_and_open(void **state)
     (void)state;
     make_closed_file(path, 'a');
     ftest_clock_advance(&clock_, 200 * FTEST_SEC);
-    reset_hooks();
+    ftest_load_gate_arm();
     feox_store *s = open_at(path);
     assert_true(loading(s));
     check_point_reads(s, true);
@@ -601,11 +548,11 @@ static void test_allocation_failure_in_the_background_load(void **state)
     }
     ftest_failing_alloc_remove();
     assert_true(failed_once);
-    reset_hooks();
+    ftest_load_gate_arm();
     feox_store *s = open_at(path);
     assert_true(loading(s));
     check_point_reads(s, false);
-    open_gate();
+    ftest_load_gate_open();
     check_scan(s, false);
     assert_int_equal(feox_close(s), FEOX_OK);
     model_clear();
@@ -617,7 +564,7 @@ static void test_read_error_in_the_background_load(void **state)
 {
     (void)state;
     uint64_t snap = make_closed_file(path, 'a');
-    reset_hooks();
+    ftest_load_gate_arm();
     feox_store *s = open_at(path);
     assert_true(loading(s));
     check_point_reads(s, false); /* before the fault: served */
@@ -632,9 +579,9 @@ static void test_read_error_in_the_background_load(void **state)
     assert_int_equal(feox_insert(s, "k", 1, "v", 1, NULL, NULL), FEOX_ERR_IO);
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_int_equal(snapshot_offset(path), snap);
-    reset_hooks();
+    ftest_load_gate_arm();
     s = open_at(path);
-    open_gate();
+    ftest_load_gate_open();
     check_point_reads(s, false);
     check_scan(s, false);
     assert_int_equal(feox_close(s), FEOX_OK);
@@ -645,17 +592,17 @@ static void test_close_while_loading(void **state)
 {
     (void)state;
     uint64_t snap = make_closed_file(path, 'a');
-    reset_hooks();
+    ftest_load_gate_arm();
     feox_store *s = open_at(path);
     assert_true(loading(s));
     check_point_reads(s, false);
     assert_int_equal(feox_close(s), FEOX_OK); /* cancels the load, which then meets a record */
-    assert_int_equal(counted(&waits), 1);
+    assert_int_equal(ftest_load_gate_waits(), 1);
     assert_int_equal(snapshot_offset(path), snap); /* kept, no other written */
-    reset_hooks();
+    ftest_load_gate_arm();
     s = open_at(path);
     assert_true(loading(s));
-    open_gate();
+    ftest_load_gate_open();
     check_point_reads(s, false);
     check_scan(s, false);
     assert_int_equal(feox_close(s), FEOX_OK);
@@ -666,7 +613,7 @@ static void test_fork_while_loading(void **state)
 {
     (void)state;
     make_closed_file(path, 'a');
-    reset_hooks();
+    ftest_load_gate_arm();
     feox_store *s = open_at(path);
     assert_true(loading(s));
     pid_t child = fork();
@@ -688,7 +635,7 @@ static void test_fork_while_loading(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_true(loading(s));
     check_point_reads(s, false);
-    open_gate();
+    ftest_load_gate_open();
     check_scan(s, false);
     assert_int_equal(feox_check(s), FEOX_OK);
     assert_int_equal(feox_close(s), FEOX_OK);
@@ -724,7 +671,7 @@ static void test_many_keys_with_colliding_tags(void **state)
 {
     (void)state;
     unlink(path);
-    feox_background_load_hook = NULL;
+    ftest_load_gate_disarm();
     feox_store *s = open_at(path);
     write_many(s);
     char key[24], value[32];
@@ -734,7 +681,7 @@ static void test_many_keys_with_colliding_tags(void **state)
     }
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_true(snapshot_offset(path) > 0);
-    reset_hooks();
+    ftest_load_gate_arm();
     s = open_at(path);
     assert_true(loading(s));
     for (int i = 0; i < MANY; i++) {
@@ -756,7 +703,7 @@ static void test_many_keys_with_colliding_tags(void **state)
         assert_false(feox_contains(s, key, (size_t)klen));
     }
     assert_true(loading(s)); /* none of them waited */
-    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(ftest_load_gate_waits(), 0);
     assert_int_equal(feox_len(s, 0), MANY - (MANY + 8) / 9);
     assert_int_equal(feox_close(s), FEOX_OK);
     feox_close_wait();
@@ -779,8 +726,7 @@ static void test_loaded_store_closed_after_writes(void **state)
 {
     (void)state;
     unlink(path);
-    feox_background_load_hook = NULL;
-    feox_load_wait_hook = NULL;
+    ftest_load_gate_disarm();
     feox_store *s = open_at(path);
     write_many(s);
     char key[24], value[32];
@@ -798,7 +744,7 @@ static void test_loaded_store_closed_after_writes(void **state)
     }
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_true(snapshot_offset(path) > 0);
-    reset_hooks();
+    ftest_load_gate_arm();
     s = open_at(path);
     assert_true(loading(s));
     for (int i = 0; i < MANY + MANY / 10; i++) {
@@ -816,7 +762,7 @@ static void test_loaded_store_closed_after_writes(void **state)
         assert_memory_equal(got, v, len);
     }
     assert_true(loading(s)); /* none of them waited */
-    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(ftest_load_gate_waits(), 0);
     assert_int_equal(feox_close(s), FEOX_OK);
     feox_close_wait();
 }
@@ -899,18 +845,18 @@ static void test_ttl_forms_answer_as_the_indexes_do(void **state)
     (void)state;
     unlink(path);
     ftest_clock_init(&clock_, FTEST_EPOCH_NS);
-    feox_background_load_hook = NULL;
+    ftest_load_gate_disarm();
     feox_store *s = open_at(path);
     write_forms(s, FTEST_EPOCH_NS);
     assert_int_equal(feox_close(s), FEOX_OK);
     ftest_clock_advance(&clock_, 10 * FTEST_SEC); /* form 7 expires exactly now */
-    reset_hooks();
+    ftest_load_gate_arm();
     s = open_at(path);
     assert_true(loading(s));
     form_answer served[FORMS], loaded[FORMS];
     read_forms(s, served);
     assert_true(loading(s));
-    assert_int_equal(counted(&waits), 0);
+    assert_int_equal(ftest_load_gate_waits(), 0);
     assert_int_equal(feox_check(s), FEOX_OK); /* waits for the load */
     read_forms(s, loaded);
     for (int f = 0; f < FORMS; f++) {
@@ -933,11 +879,11 @@ static void test_ttl_forms_answer_as_the_indexes_do(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
     /* One nanosecond later form 7 is gone, whichever answers. */
     ftest_clock_advance(&clock_, 1);
-    reset_hooks();
+    ftest_load_gate_arm();
     s = open_at(path);
     assert_true(loading(s));
     read_forms(s, served);
-    open_gate();
+    ftest_load_gate_open();
     assert_int_equal(feox_check(s), FEOX_OK);
     read_forms(s, loaded);
     assert_int_equal(served[7].get, FEOX_ERR_KEY_NOT_FOUND);
@@ -965,7 +911,7 @@ static void test_the_remaining_calls_wait(void **state)
     make_closed_file(path, 'a');
     enum { CALLS = 5 };
     for (int call = 0; call < CALLS; call++) {
-        reset_hooks();
+        ftest_load_gate_arm();
         feox_store *s = open_at(path);
         assert_true(loading(s));
         int rows = 0;
@@ -994,7 +940,7 @@ static void test_the_remaining_calls_wait(void **state)
             break;
         default: assert_int_equal(feox_len(s, 0), model_count(false)); break;
         }
-        assert_int_equal(counted(&waits), 1);
+        assert_int_equal(ftest_load_gate_waits(), 1);
         assert_false(loading(s));
         assert_int_equal(feox_close(s), FEOX_OK);
         make_closed_file(path, 'a');
@@ -1009,7 +955,7 @@ static void test_values_beyond_max_memory(void **state)
 {
     (void)state;
     make_closed_file(path, 'a');
-    reset_hooks();
+    ftest_load_gate_arm();
     feox_config cfg;
     ftest_config(&cfg, &clock_);
     cfg.path = path;
@@ -1018,15 +964,15 @@ static void test_values_beyond_max_memory(void **state)
     assert_true(loading(s));
     check_point_reads(s, false);
     assert_true(loading(s));
-    open_gate();
+    ftest_load_gate_open();
     assert_int_equal(feox_check(s), FEOX_OK);
     check_point_reads(s, false);
     check_scan(s, false);
     assert_int_equal(feox_close(s), FEOX_OK);
-    reset_hooks();
+    ftest_load_gate_arm();
     s = ftest_open(&cfg);
     check_point_reads(s, false);
-    open_gate();
+    ftest_load_gate_open();
     check_point_reads(s, false);
     assert_int_equal(feox_close(s), FEOX_OK);
     model_clear();
@@ -1145,8 +1091,7 @@ static void test_random_rounds_agree_with_a_model(void **state)
     (void)state;
     unlink(path);
     ftest_clock_init(&clock_, FTEST_EPOCH_NS);
-    feox_background_load_hook = NULL;
-    feox_load_wait_hook = NULL;
+    ftest_load_gate_disarm();
     random_model models[RANDOM_KEYS];
     memset(models, 0, sizeof models);
     ftest_rng rng;
@@ -1157,7 +1102,7 @@ static void test_random_rounds_agree_with_a_model(void **state)
             random_write(s, models, &rng, ftest_clock_read(&clock_));
         assert_int_equal(feox_close(s), FEOX_OK);
         ftest_clock_advance(&clock_, ftest_rng_below(&rng, 5 * FTEST_SEC));
-        reset_hooks();
+        ftest_load_gate_arm();
         s = open_at(path);
         assert_true(loading(s));
         random_check(s, models, ftest_clock_read(&clock_));
@@ -1176,7 +1121,7 @@ static void test_compaction_and_owner_before_any_write(void **state)
     (void)state;
     for (int what = 0; what < 2; what++) {
         make_closed_file(path, 'a');
-        reset_hooks();
+        ftest_load_gate_arm();
         feox_store *s = open_at(path);
         assert_true(loading(s));
         if (what == 0)
@@ -1186,11 +1131,11 @@ static void test_compaction_and_owner_before_any_write(void **state)
         check_point_reads(s, false);
         assert_int_equal(feox_close(s), FEOX_OK);
         assert_true(snapshot_offset(path) > 0);
-        reset_hooks();
+        ftest_load_gate_arm();
         s = open_at(path);
         assert_true(loading(s));
         check_point_reads(s, false);
-        open_gate();
+        ftest_load_gate_open();
         check_scan(s, false);
         assert_int_equal(feox_check(s), FEOX_OK);
         assert_int_equal(feox_close(s), FEOX_OK);
@@ -1217,8 +1162,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    feox_background_load_hook = NULL;
-    feox_load_wait_hook = NULL;
+    ftest_load_gate_disarm();
     unlink(path);
     unlink(other);
     unlink(copy_path);

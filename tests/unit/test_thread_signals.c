@@ -40,6 +40,7 @@
 #include "base/thread.h"
 #include "feox.h"
 #include "feox_test_support.h"
+#include "load_gate.h"
 #include "store/store_internal.h"
 
 /* More than FEOX_REAP_MIN_KEYS, so the close hands the store to the reaper. */
@@ -222,28 +223,6 @@ static void test_store_file(void **state)
     close_store();
 }
 
-/* The background load, held at its start until the gate opens. */
-static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
-static bool gate_open;
-
-static void open_gate(void)
-{
-    pthread_mutex_lock(&gate_lock);
-    gate_open = true;
-    pthread_cond_broadcast(&gate_cond);
-    pthread_mutex_unlock(&gate_lock);
-}
-
-static void hold_load(feox_store *s)
-{
-    (void)s;
-    pthread_mutex_lock(&gate_lock);
-    while (!gate_open)
-        pthread_cond_wait(&gate_cond, &gate_lock);
-    pthread_mutex_unlock(&gate_lock);
-}
-
 static void test_background_load(void **state)
 {
     (void)state;
@@ -251,12 +230,11 @@ static void test_background_load(void **state)
     open_store(path);
     insert_keys(store, 100);
     close_store(); /* appends the index snapshot */
-    gate_open = false;
-    feox_background_load_hook = hold_load;
+    ftest_load_gate_arm();
     open_store(path);
     assert_int_equal(atomic_load(&store->load_state), FEOX_LOAD_RUNNING);
     expect_signals_kept_from_engine_threads(2); /* the load, maintenance */
-    open_gate();
+    ftest_load_gate_open();
     assert_int_equal(feox_len(store, 0), 100);  /* waits for the load */
     expect_signals_kept_from_engine_threads(3); /* maintenance, flusher, compactor */
     close_store();
@@ -397,8 +375,7 @@ static int setup(void **state)
 static int release_everything(void **state)
 {
     (void)state;
-    open_gate();
-    feox_background_load_hook = NULL;
+    ftest_load_gate_disarm();
     set_reaper_hold(false);
     if (store)
         feox_close(store);
