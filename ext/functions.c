@@ -749,34 +749,17 @@ static void cas_body(sqlite3_context *ctx, feox_vtab *vt, int argc, sqlite3_valu
                                     (unsigned)FEOX_MAX_VALUE_SIZE));
         return;
     }
+    /* The engine compares type (the tag) and bytes under the key's lock, and counts the
+     * outcome (cas_success / cas_failure in feox_stats): a missing or different value is 0. */
     feox_store *store = vt->entry->store;
-    feox_value *cur = NULL;
-    feox_err e = feox_get_ref(store, key, len, &cur);
-    if (e == FEOX_ERR_KEY_NOT_FOUND) {
-        sqlite3_result_int(ctx, 0);
-        return;
-    }
-    if (e != FEOX_OK) {
-        fn_engine_error(ctx, vt, e);
-        return;
-    }
-    feox_record_info info;
-    feox_value_info(cur, &info);
-    bool same = info.tag == expected.tag && feox_value_size(cur) == expected.len &&
-                memcmp(feox_value_data(cur), expected.data, expected.len) == 0;
-    feox_value_release(cur);
-    if (!same) {
-        sqlite3_result_int(ctx, 0); /* it did not match when read: linearizable as a failure */
-        return;
-    }
     bool swapped = false;
     feox_value *old = NULL;
     opts.flags |= FEOX_WRITE_TAG | FEOX_WRITE_MATCH_TAG | FEOX_WRITE_TS_INT64;
     opts.tag = replacement.tag;
     opts.expected_tag = expected.tag;
     opts.replaced = vt->in_txn ? &old : NULL;
-    e = feox_compare_and_swap(store, key, len, expected.data, expected.len, replacement.data,
-                              replacement.len, &opts, &swapped);
+    feox_err e = feox_compare_and_swap(store, key, len, expected.data, expected.len,
+                                       replacement.data, replacement.len, &opts, &swapped);
     if (e != FEOX_OK) {
         fn_engine_error(ctx, vt, e);
         return;
