@@ -227,7 +227,10 @@ class ValuesReadOnlyWhenAskedTest(TempDirTestCase):
         # point reads of a value that left memory say the same (k0150: past the resident half)
         for sql in ("SELECT value FROM kv WHERE key = 'k0150'",
                     "SELECT value FROM kv WHERE key IN ('k0150', 'k0151')",
-                    "SELECT feox_incr('kv', 'k0150', 1)", "SELECT feox_cas('kv', 'k0150', 1, 2)",
+                    "SELECT feox_incr('kv', 'k0150', 1)",
+                    # a compare-and-swap whose expected value has the stored type and length
+                    # (one of another type or length fails without reading the value back)
+                    "SELECT feox_cas('kv', 'k0150', zeroblob(5000), 2)",
                     # writes that keep the value read it back too (and say the same)
                     "UPDATE kv SET ttl = 100 WHERE key = 'k0150'",
                     "UPDATE kv SET key = 'moved' WHERE key = 'k0150'"):
@@ -236,6 +239,9 @@ class ValuesReadOnlyWhenAskedTest(TempDirTestCase):
             self.assertEqual((cm.exception.sqlite_errorname, str(cm.exception)),
                              ("SQLITE_CORRUPT",
                               "feox: kv: a value's length differs from the cached record's"), sql)
+        # an expected value of another type cannot match: answered without reading the value
+        self.assertEqual(self.con.execute("SELECT feox_cas('kv', 'k0150', 1, 2)").fetchall(),
+                         [(0,)])
         self.assertKeyOnlyStatementsWork()  # the failures left nothing behind
 
 
