@@ -303,9 +303,9 @@ static size_t place_shards(feox_hash_index *hash, size_t *shard_start)
 
 /* The job's memory (job zeroed); false for none. All of it is scratch out of the malloc heap
  * (base/alloc.h feox_mem_alloc_scratch): after many writes, the first requests there would sort
- * the blocks the writes freed first (measured in the bench's close: ~20 ms of the closing
- * thread, before any helper starts). A thread's count and place arrays (1 MiB) take 4 KiB pages:
- * a pass touches only their first 64 KiB or less (its digits). */
+ * the blocks the writes freed first (the bench's close of 1M keys: 16 ms of the closing thread's
+ * CPU, median of 3, before any helper starts). A thread's count and place arrays (1 MiB) take
+ * 4 KiB pages: a pass touches only their first 64 KiB or less (its digits). */
 static bool alloc_job(close_job *job, feox_store *s, feox_log_snapshot_writer *w, unsigned threads)
 {
     job->s = s;

@@ -32,7 +32,7 @@
 #include "storage/log/log_snapshot.h"
 #include "store/store_internal.h"
 
-#define KEYS 40000      /* past the threaded close's 2 x 16,384 entries */
+#define KEYS 40000       /* past the threaded close's 2 x 16,384 entries */
 #define FAST_BLOCKS 6000 /* small blocks freed to the fast bins */
 #define FAST_SLACK 200   /* fast blocks the step's own small requests may take */
 
@@ -135,8 +135,7 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_snapshot_step_leaves_the_heap_alone, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_step_leaves_the_heap_alone, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
