@@ -158,15 +158,24 @@ char *feox_mem_map_huge(size_t bytes)
     return start;
 }
 
-void *feox_mem_alloc_large(size_t size)
+/* A mapping of bytes (a multiple of 4 KiB) with 4 KiB pages: only the pages touched are faulted
+ * in (and zeroed), where a huge page zeroes 2 MiB at its first touch. */
+static char *map_plain(size_t bytes)
+{
+    char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* A large allocation (see alloc.h); a mapping of its own from min bytes on. */
+static void *alloc_large_from(size_t size, size_t min)
 {
     if (size > SIZE_MAX - LARGE_HEADER - FEOX_LARGE_MIN - HUGE_PAGE)
         return NULL;
     char *p;
     size_t mapped = 0;
-    if (LARGE_MAPPED && feox_mem_is_default() && size >= FEOX_LARGE_MIN) {
+    if (LARGE_MAPPED && feox_mem_is_default() && size >= min) {
         mapped = (size + LARGE_HEADER + 4095) & ~(size_t)4095;
-        p = feox_mem_map_huge(mapped);
+        p = size >= FEOX_LARGE_MIN ? feox_mem_map_huge(mapped) : map_plain(mapped);
         if (!p)
             return NULL;
         atomic_fetch_add_explicit(&large_mapped_bytes, mapped, memory_order_relaxed);
@@ -179,15 +188,35 @@ void *feox_mem_alloc_large(size_t size)
     return p + LARGE_HEADER;
 }
 
-void *feox_mem_calloc_large(size_t size)
+void *feox_mem_alloc_large(size_t size)
 {
-    void *p = feox_mem_alloc_large(size);
+    return alloc_large_from(size, FEOX_LARGE_MIN);
+}
+
+/* p (from alloc_large_from) zero-filled. */
+static void *zeroed(void *p, size_t size)
+{
     size_t mapped = 0;
     if (p)
         memcpy(&mapped, (char *)p - LARGE_HEADER, sizeof mapped);
     if (p && !mapped) /* a fresh mapping is zero already: not one page touched here */
         memset(p, 0, size);
     return p;
+}
+
+void *feox_mem_calloc_large(size_t size)
+{
+    return zeroed(alloc_large_from(size, FEOX_LARGE_MIN), size);
+}
+
+void *feox_mem_alloc_scratch(size_t size)
+{
+    return alloc_large_from(size, 0);
+}
+
+void *feox_mem_calloc_scratch(size_t size)
+{
+    return zeroed(alloc_large_from(size, 0), size);
 }
 
 bool feox_mem_prefault_large(void *ptr, size_t from, size_t to)

@@ -51,6 +51,15 @@ char *feox_mem_map_huge(size_t bytes);
 /* The same, zero-filled (a fresh mapping already is). */
 void *feox_mem_calloc_large(size_t size);
 void feox_mem_free_large(void *ptr);
+/* Scratch that an operation must keep out of the malloc heap, whatever its size (a close after
+ * many writes: glibc's first requests of 1 KiB or more after many small frees merge its fast
+ * bins and sort up to 10,000 freed blocks each before they are served, 16 ms of the closing
+ * thread's CPU in the bench's close of 1M keys; a free that leaves 64 KiB or more free merges
+ * too): as feox_mem_alloc_large, a mapping of its own at any size with the default allocator,
+ * with 4 KiB pages below FEOX_LARGE_MIN (only the pages touched are faulted in). Free with
+ * feox_mem_free_large; feox_mem_prefault_large works on it. */
+void *feox_mem_alloc_scratch(size_t size);
+void *feox_mem_calloc_scratch(size_t size); /* zero-filled */
 /* Fault in bytes [from, to) of a large allocation now (the pages they touch), in one call
  * (MADV_POPULATE_WRITE, Linux 5.14 on), for an array about to be written whole: its first
  * touches would otherwise fault page by page (~10 us each on a VM), and a 2 MiB range whose page

@@ -126,15 +126,16 @@ static void sort_addresses(void **ptrs, size_t n)
 {
     if (n < 1024)
         return; /* a small store: not worth the passes */
-    void **tmp = feox_mem_alloc_large(n * sizeof *tmp);
+    /* (scratch, not from the malloc heap: a close sorts here, see list_closing_entries) */
+    void **tmp = feox_mem_alloc_scratch(n * sizeof *tmp);
     size_t *count =
-        feox_mem_alloc(((size_t)1 << (SORT_HIGH_BIT - SORT_REGION_BITS)) * sizeof *count);
+        feox_mem_alloc_scratch(((size_t)1 << (SORT_HIGH_BIT - SORT_REGION_BITS)) * sizeof *count);
     if (tmp && count) { /* else unsorted: it still frees everything, only slower */
         radix_pass(ptrs, tmp, n, SORT_LINE_BITS, SORT_REGION_BITS - SORT_LINE_BITS, count);
         radix_pass(tmp, ptrs, n, SORT_REGION_BITS, SORT_HIGH_BIT - SORT_REGION_BITS, count);
     }
     feox_mem_free_large(tmp);
-    feox_mem_free(count);
+    feox_mem_free_large(count);
 }
 
 #define PREFETCH_ENTRY 16  /* entries are prefetched this far ahead of the one freed */
@@ -256,11 +257,13 @@ static void free_indexes_and_entries(feox_store *s)
  * frees them in it. Listed from the ordered index's leaves when it holds every entry (as
  * list_entries: a loaded store's leaves lie one after another; 1M loaded keys: ~7 ms against ~15
  * from the hash index's maps, about the same for keys written through the API), else from the
- * hash index's maps. False: no memory for the list. */
+ * hash index's maps. The list and the sort's arrays are scratch out of the malloc heap
+ * (base/alloc.h feox_mem_alloc_scratch: after many writes, the heap's first requests sort the
+ * blocks the writes freed first). False: no memory for the list. */
 static bool list_closing_entries(feox_store *s)
 {
     uint64_t count = feox_hash_count(&s->hash); /* exact: every writer is stopped */
-    feox_entry **at = count ? feox_mem_alloc_large(count * sizeof *at) : NULL;
+    feox_entry **at = count ? feox_mem_alloc_scratch(count * sizeof *at) : NULL;
     if (count && !at)
         return false;
     size_t n = 0;

@@ -4,7 +4,10 @@
  * never sees them), and through the allocator from feox_set_allocator when there is one (so
  * allocation-failure tests reach them), freed by the one that made them; a mapping starts on a
  * 2 MiB boundary (huge pages from its first byte); a range of one faulted in by one call is then
- * written without page faults.
+ * written without page faults. Scratch (feox_mem_alloc_scratch, feox_mem_calloc_scratch) is the
+ * same at any size: with the default allocator a mapping of its own (the malloc heap never sees
+ * it: its in-use bytes do not move), zero-filled by calloc, through the allocator from
+ * feox_set_allocator when there is one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -157,6 +161,54 @@ static void test_prefaulted_range_is_written_without_faults(void **state)
     feox_mem_free_large(p);
 }
 
+/* Scratch of any size with the default allocator: usable, aligned, zero from calloc, and a
+ * mapping of its own (counted by feox_mem_large_mapped while it lives, not one byte more in use
+ * in the malloc heap). Under AddressSanitizer it comes from malloc: only usable and zero. */
+static void test_scratch_is_mapped_at_any_size(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {1, 100, 4096, 512 << 10, FEOX_LARGE_MIN - 1, FEOX_LARGE_MIN + 5};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t mapped = feox_mem_large_mapped(), in_use = mallinfo2().uordblks;
+        uint8_t *p = feox_mem_calloc_scratch(sizes[i]);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % _Alignof(max_align_t), 0);
+#ifndef FEOX_SLAB_POISON
+        assert_int_equal(mallinfo2().uordblks, in_use);
+        assert_true(feox_mem_large_mapped() >= mapped + sizes[i]);
+#else
+        (void)in_use;
+#endif
+        for (size_t b = 0; b < sizes[i]; b += 997)
+            assert_int_equal(p[b], 0);
+        assert_int_equal(p[sizes[i] - 1], 0);
+        memset(p, 0xa5, sizes[i]);
+        feox_mem_free_large(p);
+        assert_int_equal(feox_mem_large_mapped(), mapped);
+        uint8_t *q = feox_mem_alloc_scratch(sizes[i]);
+        assert_non_null(q);
+        q[sizes[i] - 1] = 1;
+        feox_mem_free_large(q);
+    }
+}
+
+/* With an allocator from feox_set_allocator, scratch comes from it (allocation-failure tests
+ * reach it) and goes back to it. */
+static void test_custom_allocator_sees_scratch(void **state)
+{
+    (void)state;
+    feox_set_allocator(counting_malloc, counting_realloc, counting_free);
+    mallocs = frees = 0;
+    uint8_t *p = feox_mem_calloc_scratch(3000);
+    assert_non_null(p);
+    assert_int_equal(p[2999], 0);
+    feox_mem_free_large(p);
+    feox_mem_free_large(feox_mem_alloc_scratch(10));
+    feox_set_allocator(NULL, NULL, NULL);
+    assert_int_equal(mallocs, 2);
+    assert_int_equal(frees, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +218,8 @@ int main(void)
         cmocka_unit_test(test_large_arrays_start_on_a_huge_page),
         cmocka_unit_test(test_large_mapped_bytes_are_counted),
         cmocka_unit_test(test_prefaulted_range_is_written_without_faults),
+        cmocka_unit_test(test_scratch_is_mapped_at_any_size),
+        cmocka_unit_test(test_custom_allocator_sees_scratch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -265,7 +265,7 @@ feox_err feox_log_snapshot_writer_init(feox_storage *st, feox_log_snapshot_write
     uint64_t record =
         feox_log_record_size(FEOX_LOG_SNAPSHOT_KEY, FEOX_LOG_SNAPSHOT_HEADER + slots * 8);
     w->buf_size = (size_t)(record + FEOX_LOG_SNAPSHOT_FOOTER_SIZE);
-    w->buf = feox_mem_calloc_large(w->buf_size);
+    w->buf = feox_mem_calloc_scratch(w->buf_size); /* (not from the malloc heap: see alloc.h) */
     if (!w->buf)
         return feox_fail(FEOX_ERR_NOMEM, "cannot allocate an index snapshot");
     w->slots = (uint64_t *)(w->buf + SNAP_SLOTS_AT);
