@@ -113,7 +113,8 @@ static feox_err append_record(feox_log_backend *b, uint8_t op, const void *key, 
     b->active.len += size;
     b->append_off += size;
     /* A delete record is no live data; the version it ends is dead from now on. */
-    b->live_change += (op == FEOX_LOG_PUT ? (int64_t)size : 0) - (int64_t)replaced_bytes(b, replaced);
+    b->live_change +=
+        (op == FEOX_LOG_PUT ? (int64_t)size : 0) - (int64_t)replaced_bytes(b, replaced);
     uint64_t my_seq = ++b->append_seq;
     if (b->active.len >= BUFFER_KICK)
         pthread_cond_signal(&b->flusher_wake);

@@ -120,13 +120,13 @@ typedef struct feox_log_backend {
     _Atomic bool compactor_quit;
     uint64_t live_bytes;           /* [mu] live bytes measured by the last compaction check */
     bool live_bytes_known;         /* [mu] live_bytes was measured, or taken from the load */
-    /* [mu] What the appends since that figure changed (feox_stats.file_live_bytes is the sum;
+    uint64_t live_walks;           /* [mu] compaction checks that walked the index to measure */
+    /* [mu] What the appends since live_bytes changed (feox_stats.file_live_bytes is the sum;
      * the compaction trigger uses live_bytes alone): a put adds its record, a put or delete
      * subtracts the version it replaced if that lies in the current file. Set to 0 with
      * live_bytes by a measurement or a compaction; kept when live_bytes is taken from the load
      * (the load's figure is as of its end, and no append comes before). */
     int64_t live_change;
-    uint64_t live_walks;           /* [mu] compaction checks that walked the index to measure */
 
     feox_log_counters stats; /* [mu] */
 
