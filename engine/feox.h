@@ -642,12 +642,20 @@ uint64_t feox_memory_usage(feox_store *store);
     VALUE(fsyncs)                   /* fsync calls */                                              \
     VALUE(io_errors)                /* failed reads, writes and syncs */                           \
     VALUE(file_size)                /* size of the store file in bytes */                          \
-    VALUE(file_live_bytes)          /* bytes of the file that still hold live records */           \
+    VALUE(file_live_bytes)          /* bytes of the file that still hold live records (*) */       \
     VALUE(compactions)              /* completed compactions */                                    \
     VALUE(recovered_records)        /* records applied when the file was opened */                 \
     VALUE(recovery_dropped_records) /* corrupt or torn records skipped on open */                  \
     VALUE(recovery_dropped_bytes)   /* bytes of those records */                                   \
     VALUE(recovery_ns)              /* time the replay took */
+
+/* (*) file_live_bytes: the header plus every live version's record, as of the store's load (or
+ * the last compaction, or the last time the compaction check measured it) moved by every write
+ * since: a put adds its record, an overwrite or a delete takes away the version it replaced (a
+ * delete record counts as dead). Exact while the keys do not expire; records that expired stay
+ * counted until the next measurement or compaction, as do the writes a failed sync=full write
+ * undid and the writes made while a compaction ran. Kept between 0 and file_size. 0 for
+ * storage backends other than the store file (the SQLite extension's in-database tables). */
 
 /* Expand a FEOX_STATS_FIELDS entry to its struct member. */
 #define FEOX_STATS_COUNTER_MEMBER_(name, ID) uint64_t name;

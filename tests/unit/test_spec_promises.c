@@ -22,6 +22,7 @@
 
 #include "feox.h"
 #include "feox_test_support.h"
+#include "storage/log/log_format.h"
 #include "store/store_internal.h"
 
 static void temp_path(char *path, size_t cap, const char *name)
@@ -306,8 +307,7 @@ static void test_store_file_statistics_move(void **state)
     st = stats_of(s);
     assert_int_equal(st.compactions, 1);
     assert_true(st.file_size < size_before);
-    /* file_live_bytes is the compaction check's last measurement (0 before the first: see the
-     * report of branch hunt9); right after a compaction the whole file is live. */
+    /* Right after a compaction the whole file is live. */
     assert_int_equal(st.file_live_bytes, st.file_size);
     assert_true(st.file_live_bytes >= (uint64_t)STAT_KEYS * STAT_VALUE);
     assert_int_equal(feox_close(s), FEOX_OK);
@@ -340,6 +340,84 @@ static void test_store_file_statistics_move(void **state)
     unlink(path);
 }
 
+/* One record of write_stat_keys in the file (keys "key-NNNN"). */
+static uint64_t stat_record_bytes(void)
+{
+    return feox_log_record_size(strlen("key-0000"), STAT_VALUE);
+}
+
+static void erase_stat_keys(feox_store *s, int first, int count)
+{
+    char key[32];
+    for (int i = first; i < first + count; i++) {
+        snprintf(key, sizeof key, "key-%04d", i);
+        assert_int_equal(feox_delete(s, key, strlen(key), NULL), FEOX_OK);
+    }
+}
+
+static uint64_t live_bytes_of(feox_store *s)
+{
+    return stats_of(s).file_live_bytes;
+}
+
+/* file_live_bytes follows every write at once (hunt9: it was only the compaction check's last
+ * measurement, 0 in a new file until the check ran, and for good with compaction disabled): the
+ * header, plus a record per put, minus the version an overwrite or a delete ends. With and
+ * without the background compaction (the file stays under the size it ever rewrites). */
+static void check_live_bytes_follow_writes(bool disable_compaction)
+{
+    char path[128];
+    temp_path(path, sizeof path, "live");
+    feox_config cfg;
+    feox_config_init(&cfg);
+    cfg.path = path;
+    cfg.disable_compaction = disable_compaction;
+    feox_store *s = ftest_open(&cfg);
+    const uint64_t record = stat_record_bytes();
+    assert_int_equal(live_bytes_of(s), FEOX_LOG_HEADER_SIZE);
+    write_stat_keys(s, 0, STAT_KEYS, 1);
+    assert_int_equal(live_bytes_of(s), FEOX_LOG_HEADER_SIZE + STAT_KEYS * record);
+    write_stat_keys(s, 0, STAT_KEYS, 2); /* same sizes: nothing more is live */
+    assert_int_equal(live_bytes_of(s), FEOX_LOG_HEADER_SIZE + STAT_KEYS * record);
+    erase_stat_keys(s, 0, STAT_KEYS / 2);
+    const uint64_t half = FEOX_LOG_HEADER_SIZE + STAT_KEYS / 2 * record;
+    assert_int_equal(live_bytes_of(s), half);
+    feox_stats st = stats_of(s);
+    assert_true(st.file_size > 2 * half);
+    assert_int_equal(feox_compact(s), FEOX_OK);
+    st = stats_of(s);
+    assert_int_equal(st.file_live_bytes, half);
+    assert_int_equal(st.file_live_bytes, st.file_size);
+    write_stat_keys(s, 0, STAT_KEYS / 4, 3); /* after the compaction: in its new file */
+    erase_stat_keys(s, STAT_KEYS / 2, 1);
+    const uint64_t at_close = half + (STAT_KEYS / 4 - 1) * record;
+    assert_int_equal(live_bytes_of(s), at_close);
+    assert_int_equal(feox_close(s), FEOX_OK);
+
+    s = ftest_open(&cfg); /* with the index snapshot the close wrote: loads in the background */
+    assert_int_equal(live_bytes_of(s), at_close);
+    write_stat_keys(s, STAT_KEYS - 1, 1, 4); /* an overwrite of a replayed record */
+    assert_int_equal(live_bytes_of(s), at_close);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    ftest_drop_index_snapshot(path);
+    s = ftest_open(&cfg); /* replayed from the log alone */
+    assert_int_equal(live_bytes_of(s), at_close);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    unlink(path);
+}
+
+static void test_file_live_bytes_follow_every_write(void **state)
+{
+    (void)state;
+    check_live_bytes_follow_writes(true);
+}
+
+static void test_file_live_bytes_follow_every_write_with_compaction_on(void **state)
+{
+    (void)state;
+    check_live_bytes_follow_writes(false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +426,8 @@ int main(void)
         cmocka_unit_test(test_sweeper_starts_by_default_and_walks_only_keys_with_ttl),
         cmocka_unit_test(test_store_file_grows_without_a_block_per_record),
         cmocka_unit_test(test_store_file_statistics_move),
+        cmocka_unit_test(test_file_live_bytes_follow_every_write),
+        cmocka_unit_test(test_file_live_bytes_follow_every_write_with_compaction_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -323,6 +323,7 @@ static feox_err write_new_file(rewrite *rw, int old_fd, uint64_t old_file_id, bo
      * counting it as live would hold off the next compaction. */
     b->live_bytes = rw->live_bytes;
     b->live_bytes_known = true;
+    b->live_change = 0;
     b->stats.compactions++;
     b->stats.fsyncs += 3;
     if (!dir_synced) {
@@ -480,11 +481,17 @@ static int add_live(void *ctx, const feox_storage_record *r)
 
 /* The live bytes right after the store's load, from its totals (no walk: at 1M keys a walk is
  * ~100 ms of CPU, and the file of a store just opened is rarely worth rewriting). A store still
- * loading (STALE) or a host without the call leaves them unknown: the check walks as before. */
-static void take_live_bytes_from_load(feox_log_backend *b)
+ * loading (STALE) or a host without the call leaves them unknown: the check walks as before.
+ * Taken by the first compaction check or the first feox_get_stats, whichever comes first; the
+ * appends since the load stay counted in live_change. */
+void feox_log_take_live_bytes_from_load(feox_log_backend *b)
 {
+    pthread_mutex_lock(&b->mu);
+    bool known = b->live_bytes_known;
+    pthread_mutex_unlock(&b->mu);
     uint64_t records, bytes;
-    if (!b->host.loaded_totals || b->host.loaded_totals(b->host.ctx, &records, &bytes) != FEOX_OK)
+    if (known || !b->host.loaded_totals ||
+        b->host.loaded_totals(b->host.ctx, &records, &bytes) != FEOX_OK)
         return;
     pthread_mutex_lock(&b->mu);
     if (!b->live_bytes_known) {
@@ -499,14 +506,11 @@ static void take_live_bytes_from_load(feox_log_backend *b)
  * last measurement (or the load's figure), so the cost is amortised over the growth. */
 void feox_log_compact_if_worth(feox_log_backend *b)
 {
-    pthread_mutex_lock(&b->mu);
-    bool known = b->live_bytes_known;
-    pthread_mutex_unlock(&b->mu);
-    if (!known)
-        take_live_bytes_from_load(b);
+    feox_log_take_live_bytes_from_load(b);
     pthread_mutex_lock(&b->mu);
     bool candidate = !b->degraded && !b->stopping &&
                      b->append_off >= MIN_COMPACT_BYTES && b->append_off > 2 * b->live_bytes;
+    int64_t change_before_walk = b->live_change; /* in the walk's sum */
     pthread_mutex_unlock(&b->mu);
     if (!candidate)
         return;
@@ -517,6 +521,8 @@ void feox_log_compact_if_worth(feox_log_backend *b)
     pthread_mutex_lock(&b->mu);
     b->live_bytes = sum.bytes;
     b->live_bytes_known = true;
+    /* What writes changed during the walk stays (the walk may have seen part of it). */
+    b->live_change -= change_before_walk;
     b->live_walks++;
     bool worth = b->append_off > 2 * sum.bytes;
     pthread_mutex_unlock(&b->mu);

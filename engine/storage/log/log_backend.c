@@ -53,9 +53,19 @@
 #define DEFAULT_FLUSH_INTERVAL_MS 100u
 #define DEFAULT_VALUE_CACHE_BYTES (64u << 20)
 
+/* (mu held) The bytes of the current file the version `replaced` held (0: none, or a version
+ * of an older file, which the last compaction's figure does not count as this file's). */
+static uint64_t replaced_bytes(const feox_log_backend *b, const feox_storage_record *replaced)
+{
+    if (!replaced || (uint32_t)(replaced->location >> FEOX_LOG_OFFSET_BITS) != b->generation)
+        return 0;
+    return feox_log_record_size(replaced->key_len, replaced->value_len);
+}
+
 static feox_err append_record(feox_log_backend *b, uint8_t op, const void *key, uint32_t key_len,
                               const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
-                              uint64_t expires_at_ns, uint64_t *location, uint64_t *seq)
+                              uint64_t expires_at_ns, const feox_storage_record *replaced,
+                              uint64_t *location, uint64_t *seq)
 {
     if (!key || key_len == 0 || key_len > FEOX_MAX_KEY_SIZE || value_len > FEOX_MAX_VALUE_SIZE ||
         (value_len && !value))
@@ -102,6 +112,9 @@ static feox_err append_record(feox_log_backend *b, uint8_t op, const void *key, 
                            value, value_len, tag, ts_ns, expires_at_ns);
     b->active.len += size;
     b->append_off += size;
+    /* A delete record is no live data; the version it ends is dead from now on. */
+    b->live_change +=
+        (op == FEOX_LOG_PUT ? (int64_t)size : 0) - (int64_t)replaced_bytes(b, replaced);
     uint64_t my_seq = ++b->append_seq;
     if (b->active.len >= BUFFER_KICK)
         pthread_cond_signal(&b->flusher_wake);
@@ -118,20 +131,19 @@ static feox_err log_write(feox_storage *st, void *txn, const feox_storage_record
                           const feox_storage_record *replaced, uint64_t *location, uint64_t *seq)
 {
     (void)txn;
-    (void)replaced;
     if (!rec || (!rec->value && rec->value_len))
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "append of a record without its bytes");
     return append_record(feox_log_of(st), FEOX_LOG_PUT, rec->key, rec->key_len, rec->value,
-                         rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns, location, seq);
+                         rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns, replaced,
+                         location, seq);
 }
 
 static feox_err log_erase(feox_storage *st, void *txn, const void *key, uint32_t key_len,
                           uint64_t ts_ns, const feox_storage_record *replaced, uint64_t *seq)
 {
     (void)txn;
-    (void)replaced;
     return append_record(feox_log_of(st), FEOX_LOG_DELETE, key, key_len, NULL, 0, 0, ts_ns, 0,
-                         NULL, seq);
+                         replaced, NULL, seq);
 }
 
 static feox_err log_wait_durable(feox_storage *st, uint64_t seq)
@@ -173,9 +185,22 @@ static feox_err log_set_owner(feox_storage *st, const char *owner)
     return feox_log_set_owner(feox_log_of(st), feox_owner_hash(owner));
 }
 
+/* (mu held) The live bytes of the file now: the last figure and what appends changed since,
+ * kept within the file (a write the store undid, or records that expired, can move the sum
+ * past what is there until the next measurement). */
+static uint64_t live_bytes_now(const feox_log_backend *b)
+{
+    int64_t live = (int64_t)b->live_bytes + b->live_change;
+    if (live < 0)
+        return 0;
+    return (uint64_t)live < b->append_off ? (uint64_t)live : b->append_off;
+}
+
 static void log_get_stats(feox_storage *st, feox_stats *out)
 {
     feox_log_backend *b = feox_log_of(st);
+    /* The store's stats wait for its load, so its figure is there (no lock held here). */
+    feox_log_take_live_bytes_from_load(b);
     pthread_mutex_lock(&b->mu);
     const feox_log_counters *c = &b->stats;
     out->disk_writes += c->disk_writes;
@@ -191,7 +216,7 @@ static void log_get_stats(feox_storage *st, feox_stats *out)
     out->recovery_dropped_bytes += c->recovery_dropped_bytes;
     out->recovery_ns += c->recovery_ns;
     out->file_size += b->append_off;
-    out->file_live_bytes += b->live_bytes;
+    out->file_live_bytes += live_bytes_now(b);
     pthread_mutex_unlock(&b->mu);
     feox_value_cache_stats(b->cache, out);
 }

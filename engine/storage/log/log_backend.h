@@ -121,6 +121,12 @@ typedef struct feox_log_backend {
     uint64_t live_bytes;           /* [mu] live bytes measured by the last compaction check */
     bool live_bytes_known;         /* [mu] live_bytes was measured, or taken from the load */
     uint64_t live_walks;           /* [mu] compaction checks that walked the index to measure */
+    /* [mu] What the appends since live_bytes changed (feox_stats.file_live_bytes is the sum;
+     * the compaction trigger uses live_bytes alone): a put adds its record, a put or delete
+     * subtracts the version it replaced if that lies in the current file. Set to 0 with
+     * live_bytes by a measurement or a compaction; kept when live_bytes is taken from the load
+     * (the load's figure is as of its end, and no append comes before). */
+    int64_t live_change;
 
     feox_log_counters stats; /* [mu] */
 
@@ -198,6 +204,10 @@ void feox_log_compactor_poke(feox_log_backend *b);
  * and past the minimum; the live bytes are taken from the store's load the first time (no walk),
  * measured by a walk of the index only once the file has grown past twice the last figure. */
 void feox_log_compact_if_worth(feox_log_backend *b);
+
+/* compaction.c: if live_bytes is not known yet, take it from the store's load (host
+ * loaded_totals; nothing if the store is still loading). Takes mu: call it with no lock held. */
+void feox_log_take_live_bytes_from_load(feox_log_backend *b);
 
 /* log_backend.c: stop the flusher and the compactor (idempotent). */
 void feox_log_stop_threads(feox_log_backend *b);
