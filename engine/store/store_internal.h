@@ -194,6 +194,17 @@ bool feox_store_write_snapshot_threaded(feox_store *s, struct feox_log_snapshot_
  * caller destroys it). The fork hooks run inside the registry's (store_registry.c). */
 #define FEOX_REAP_MIN_KEYS 65536
 bool feox_reaper_take(feox_store *s, void (*destroy_store)(feox_store *));
+/* Opens first: feox_open counts itself in (begin) and out (end, when it returns); the reaper,
+ * called by the destroy function between two batches of entries (step_aside: a no-op on any
+ * other thread; never with a lock held or inside an epoch section), waits while an open is in
+ * progress, unless a fork or exit waits for it. Tests: step_hook runs on the reaper thread at
+ * each step_aside, pause_hook when it is about to wait for an open. */
+#define FEOX_REAP_STEP 1024 /* entries freed between two step_aside calls */
+void feox_reaper_open_begin(void);
+void feox_reaper_open_end(void);
+void feox_reaper_step_aside(void);
+extern void (*feox_reaper_step_hook)(void);
+extern void (*feox_reaper_pause_hook)(void);
 void feox_reaper_fork_prepare(void);
 void feox_reaper_fork_parent(void);
 void feox_reaper_fork_child(void);

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
 #include "feox.h"
 #include "feox_test_support.h"
 #include "storage/log/log_format.h"
+#include "store/store_internal.h"
 
 /* More than FEOX_REAP_MIN_KEYS (store_internal.h), so the close hands the store over. */
 #define LARGE 70000
@@ -242,6 +244,133 @@ static void test_exit_while_releasing(void **state)
     assert_int_equal(ftest_wait_child(pid), 0);
 }
 
+/* The reaper's steps and pauses, seen through the test hooks of store_internal.h. */
+static pthread_mutex_t step_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t step_cond = PTHREAD_COND_INITIALIZER;
+static int steps, pauses;
+static bool hold_first_step, first_step_released;
+
+static void count_step(void)
+{
+    pthread_mutex_lock(&step_lock);
+    steps++;
+    pthread_cond_broadcast(&step_cond);
+    while (hold_first_step && !first_step_released)
+        pthread_cond_wait(&step_cond, &step_lock);
+    pthread_mutex_unlock(&step_lock);
+}
+
+static void count_pause(void)
+{
+    pthread_mutex_lock(&step_lock);
+    pauses++;
+    pthread_cond_broadcast(&step_cond);
+    pthread_mutex_unlock(&step_lock);
+}
+
+static void wait_until_at_least(const int *count, int n)
+{
+    pthread_mutex_lock(&step_lock);
+    while (*count < n)
+        pthread_cond_wait(&step_cond, &step_lock);
+    pthread_mutex_unlock(&step_lock);
+}
+
+static int counted(const int *count)
+{
+    pthread_mutex_lock(&step_lock);
+    int n = *count;
+    pthread_mutex_unlock(&step_lock);
+    return n;
+}
+
+/* The gate: the first allocation of the armed thread lets the held reaper go and waits until it
+ * pauses (a feox_open that does not count itself in would wait here for ever: alarm). */
+static _Thread_local bool gate_armed;
+static long outstanding_at_pause;
+
+static void *gated_malloc(size_t n)
+{
+    if (gate_armed) {
+        gate_armed = false;
+        pthread_mutex_lock(&step_lock);
+        first_step_released = true;
+        pthread_cond_broadcast(&step_cond);
+        while (!pauses)
+            pthread_cond_wait(&step_cond, &step_lock);
+        outstanding_at_pause = atomic_load(&outstanding);
+        pthread_mutex_unlock(&step_lock);
+    }
+    return counting_malloc(n);
+}
+
+static void child_opens_while_the_reaper_frees(void)
+{
+    alarm(60);
+    feox_reaper_step_hook = count_step;
+    feox_reaper_pause_hook = count_pause;
+    hold_first_step = true;
+    feox_set_allocator(gated_malloc, counting_realloc, counting_free);
+    long before = atomic_load(&outstanding);
+    feox_store *big = filled_store(NULL, LARGE);
+    FTEST_CHILD_CHECK(big != NULL);
+    FTEST_CHILD_CHECK(feox_close(big) == FEOX_OK);
+    wait_until_at_least(&steps, 1); /* the reaper is held before it frees an entry */
+    gate_armed = true;
+    feox_store *s = NULL;
+    FTEST_CHILD_CHECK(feox_open(NULL, &s) == FEOX_OK); /* the gate ran in it: the reaper paused */
+    FTEST_CHILD_CHECK(counted(&pauses) == 1);
+    /* Paused before freeing an entry: the big store's allocations were all there. */
+    FTEST_CHILD_CHECK(outstanding_at_pause > before + LARGE);
+    FTEST_CHILD_CHECK(feox_insert(s, "k", 1, "v", 1, NULL, NULL) == FEOX_OK);
+    FTEST_CHILD_CHECK(feox_close(s) == FEOX_OK);
+    feox_close_wait(); /* the reaper resumed once the open returned, and finished */
+    FTEST_CHILD_CHECK(counted(&steps) > LARGE / FEOX_REAP_STEP);
+    FTEST_CHILD_CHECK(counted(&pauses) == 1);
+    FTEST_CHILD_CHECK(atomic_load(&outstanding) < before + 16);
+    exit(0);
+}
+
+static void test_an_open_goes_first(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        child_opens_while_the_reaper_frees();
+    assert_int_equal(ftest_wait_child(pid), 0);
+}
+
+static void child_forks_while_the_reaper_is_paused(void)
+{
+    alarm(60);
+    feox_reaper_step_hook = count_step;
+    feox_reaper_pause_hook = count_pause;
+    feox_store *big = filled_store(NULL, LARGE);
+    FTEST_CHILD_CHECK(big != NULL);
+    feox_reaper_open_begin(); /* an open in progress (in another thread, say) */
+    FTEST_CHILD_CHECK(feox_close(big) == FEOX_OK);
+    wait_until_at_least(&pauses, 1);
+    pid_t pid = fork(); /* the reaper goes on: the fork waits for the store, not for the open */
+    FTEST_CHILD_CHECK(pid >= 0);
+    if (pid == 0)
+        child_fills_and_closes(); /* its reaper frees its stores: no open in progress there */
+    FTEST_CHILD_CHECK(ftest_wait_child(pid) == 0);
+    feox_close_wait(); /* the store was freed before the fork, the open still in progress */
+    feox_reaper_open_end();
+    exit(0);
+}
+
+static void test_fork_while_the_reaper_is_paused(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        child_forks_while_the_reaper_is_paused();
+    assert_int_equal(ftest_wait_child(pid), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +379,8 @@ int main(void)
         cmocka_unit_test(test_close_after_writes_writes_the_snapshot_then_hands_over),
         cmocka_unit_test(test_fork_right_after_a_close),
         cmocka_unit_test(test_exit_while_releasing),
+        cmocka_unit_test(test_an_open_goes_first),
+        cmocka_unit_test(test_fork_while_the_reaper_is_paused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
