@@ -200,6 +200,7 @@ bool feox_reaper_take(feox_store *s, void (*destroy_store)(feox_store *));
  * progress, unless a fork or exit waits for it. Tests: step_hook runs on the reaper thread at
  * each step_aside, pause_hook when it is about to wait for an open. */
 #define FEOX_REAP_STEP 1024 /* entries freed between two step_aside calls */
+#define FEOX_REAP_PAUSE_MAX_MS 100 /* a store's freeing waits for opens this long at most */
 void feox_reaper_open_begin(void);
 void feox_reaper_open_end(void);
 void feox_reaper_step_aside(void);

@@ -30,18 +30,24 @@
  *             the allocator's arena lock to itself (bench open_first_read at 1M keys, 2 busy
  *             cores: ~9 ms, against 27-55 with the reaper beside it). It does not wait for a fork
  *             (an open may be blocked on the registry lock the fork holds), nor at exit.
- *             The open's background load does not make it wait: it may run for seconds.
+ *             The open's background load does not make it wait: it may run for seconds. It
+ *             steps aside for at most FEOX_REAP_PAUSE_MAX_MS in all per store, so opens that
+ *             follow one another without a gap cannot keep a closed store's memory.
  *   settle    the thread settles its frees (base/alloc.h): glibc merges the store's small
  *             blocks as they go, not all at once in the next large malloc of the thread that
  *             allocated them (a reopen on it: ~60 ms of its CPU for 1M keys written through the
  *             API, against ~3 ms). The merging costs the reaper about as much, off that thread.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "base/alloc.h"
+#include "base/helpers.h"
 #include "base/thread.h"
 #include "store/store_internal.h"
 
@@ -55,6 +61,10 @@ static bool running, stopping, busy; /* [queue_lock] */
 static bool forking;                 /* [queue_lock] a fork waits for the store being freed */
 static atomic_uint opens_in_progress; /* feox_open calls under way in the process */
 static _Thread_local bool on_reaper_thread;
+/* [reaper thread] how long it may still step aside for the store it frees: opens that follow
+ * one another without a gap (connections opened per request on many threads) must not keep a
+ * closed store's memory for ever. */
+static uint64_t pause_left_ns;
 static pthread_t reaper;
 static void (*destroy)(feox_store *); /* [queue_lock] what frees a store (store.c) */
 static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;
@@ -89,14 +99,19 @@ void feox_reaper_step_aside(void)
         return; /* a small store freed by its closing thread, or a failed open's */
     if (feox_reaper_step_hook)
         feox_reaper_step_hook();
-    if (!atomic_load_explicit(&opens_in_progress, memory_order_relaxed))
+    if (!atomic_load_explicit(&opens_in_progress, memory_order_relaxed) || !pause_left_ns)
         return;
     if (feox_reaper_pause_hook)
         feox_reaper_pause_hook();
+    uint64_t started = feox_monotonic_ns();
+    struct timespec deadline = feox_timespec_of_ns(started + pause_left_ns);
     pthread_mutex_lock(&queue_lock);
-    while (must_wait())
-        pthread_cond_wait(&resume, &queue_lock);
+    while (must_wait() &&
+           pthread_cond_clockwait(&resume, &queue_lock, CLOCK_MONOTONIC, &deadline) != ETIMEDOUT)
+        ;
     pthread_mutex_unlock(&queue_lock);
+    uint64_t paused = feox_monotonic_ns() - started;
+    pause_left_ns = paused < pause_left_ns ? pause_left_ns - paused : 0;
 }
 
 static void *reaper_main(void *arg)
@@ -114,6 +129,7 @@ static void *reaper_main(void *arg)
         busy = true;
         void (*free_store)(feox_store *) = destroy;
         pthread_mutex_unlock(&queue_lock);
+        pause_left_ns = FEOX_REAP_PAUSE_MAX_MS * FEOX_NS_PER_MS;
         feox_mem_settle_begin(); /* the next allocation elsewhere does not merge 1M blocks */
         free_store(s);
         feox_mem_settle_end();

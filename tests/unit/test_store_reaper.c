@@ -371,6 +371,36 @@ static void test_fork_while_the_reaper_is_paused(void **state)
     assert_int_equal(ftest_wait_child(pid), 0);
 }
 
+/* An open that never ends (opens following one another without a gap, in many threads) makes the
+ * reaper step aside for a bounded time per store only: it still frees the store. */
+static void child_closes_while_an_open_never_ends(void)
+{
+    alarm(60);
+    feox_reaper_step_hook = count_step;
+    feox_reaper_pause_hook = count_pause;
+    feox_set_allocator(counting_malloc, counting_realloc, counting_free);
+    long before = atomic_load(&outstanding);
+    feox_store *big = filled_store(NULL, LARGE);
+    FTEST_CHILD_CHECK(big != NULL);
+    feox_reaper_open_begin(); /* never ended */
+    FTEST_CHILD_CHECK(feox_close(big) == FEOX_OK);
+    feox_close_wait(); /* waited for ever before the bound */
+    FTEST_CHILD_CHECK(counted(&pauses) >= 1);
+    FTEST_CHILD_CHECK(atomic_load(&outstanding) < before + 16);
+    feox_reaper_open_end();
+    exit(0);
+}
+
+static void test_opens_without_a_gap_do_not_keep_the_memory(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        child_closes_while_an_open_never_ends();
+    assert_int_equal(ftest_wait_child(pid), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_exit_while_releasing),
         cmocka_unit_test(test_an_open_goes_first),
         cmocka_unit_test(test_fork_while_the_reaper_is_paused),
+        cmocka_unit_test(test_opens_without_a_gap_do_not_keep_the_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
