@@ -940,6 +940,11 @@ static void test_delete_with_timestamp(void **state)
     /* Deleting a missing key with a timestamp is still KEY_NOT_FOUND. */
     o.timestamp_ns = 10000;
     assert_int_equal(feox_delete(s, KS("k"), &o), FEOX_ERR_KEY_NOT_FOUND);
+    /* No tombstones (FeoxDB's test_delete_with_timestamp): a delete leaves no timestamp floor,
+     * so an insert older than the delete (and than the deleted version) is accepted. */
+    assert_int_equal(put_ts(s, "k", "after", 150), FEOX_OK);
+    info = check_value(s, KS("k"), "after", 5);
+    assert_int_equal(info.timestamp_ns, 150);
     feox_close(s);
 }
 
