@@ -502,6 +502,8 @@ static const target targets[] = {
      "native", false, false, 1.2},
     {"in-database feox_incr <= 0.8x native upsert (WAL)", "sql_incr", "feox", "sql_incr", "native",
      false, false, 0.8},
+    {"in-database feox_incr <= 0.8x native UPDATE v = v + 1 (WAL)", "sql_incr", "feox",
+     "sql_incr_update", "native", false, false, 0.8},
     {"in-database open to first point SELECT <= 50 ms (N = 1M)", "sql_open_first_select", "feox",
      NULL, NULL, false, false, 50},
     {"in-database full load <= 500 ms per 1M rows (2M rows/s)", "sql_full_load", "feox", NULL, NULL,

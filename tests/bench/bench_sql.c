@@ -192,7 +192,8 @@ static const sqlite3_module null_module = {
 typedef struct sql_table {
     const char *name; /* report column */
     sqlite3 *db;
-    sqlite3_stmt *point, *in16, *scan, *insert, *upsert, *del, *count, *incr, *begin, *commit;
+    sqlite3_stmt *point, *in16, *scan, *insert, *upsert, *del, *count, *incr, *incr_update, *begin,
+        *commit;
     uint64_t errors;
 } sql_table;
 
@@ -228,6 +229,8 @@ static void prepare_statements(sql_table *t, bool is_feox, bool is_native)
     else if (is_native)
         t->incr = prepare(t->db, "INSERT INTO kv(key, value) VALUES (?1, 1) ON CONFLICT(key) "
                                  "DO UPDATE SET value = value + 1 RETURNING value");
+    if (is_native) /* issue 13's own peer for feox_incr: an UPDATE of an existing counter */
+        t->incr_update = prepare(t->db, "UPDATE kv SET value = value + 1 WHERE key = ?1");
     t->begin = prepare(t->db, "BEGIN");
     t->commit = prepare(t->db, "COMMIT");
 }
@@ -309,8 +312,8 @@ static void open_null_table(sql_table *t, const sql_setting *s, const char *dir)
 
 static void close_table(sql_table *t)
 {
-    sqlite3_stmt *stmts[] = {t->point, t->in16,  t->scan, t->insert, t->upsert,
-                             t->del,   t->count, t->incr, t->begin,  t->commit};
+    sqlite3_stmt *stmts[] = {t->point,       t->in16,  t->scan,  t->insert, t->upsert, t->del,
+                             t->count,       t->incr,  t->begin, t->commit, t->incr_update};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         sqlite3_finalize(stmts[i]);
     sqlite3_close(t->db);
@@ -441,6 +444,14 @@ static void op_incr(sql_op_state *st, uint64_t i)
     bench_miss_key(0x1000 + i % 1024, st->key); /* 1024 counters, apart from the loaded keys */
     sqlite3_bind_blob(st->table->incr, 1, st->key, BENCH_KEY_SIZE, SQLITE_STATIC);
     drain(st, st->table->incr);
+}
+
+/* The same counters through native's UPDATE (they exist: op_incr's UPSERT made them). */
+static void op_incr_update(sql_op_state *st, uint64_t i)
+{
+    bench_miss_key(0x1000 + i % 1024, st->key);
+    sqlite3_bind_blob(st->table->incr_update, 1, st->key, BENCH_KEY_SIZE, SQLITE_STATIC);
+    drain(st, st->table->incr_update);
 }
 
 /* Time `ops` ops (after a 1/20 warm-up) or until the phase budget ends and record ns per op (per
@@ -585,6 +596,9 @@ static void run_setting(const sql_setting *s, int rep)
             time_sql(&tables[t], tables[t].incr, op_incr, writes, 0, seed, false, true, NULL,
                      named(name, sizeof name, "sql_incr", s));
         for (int t = 0; t < count; t++)
+            time_sql(&tables[t], tables[t].incr_update, op_incr_update, writes, 0, seed, false, true,
+                     NULL, named(name, sizeof name, "sql_incr_update", s));
+        for (int t = 0; t < count; t++)
             time_sql(&tables[t], tables[t].count, op_count, 3, 0, seed, true, false, NULL,
                      named(name, sizeof name, "sql_count_row", s));
     }
@@ -608,6 +622,8 @@ static void run_setting(const sql_setting *s, int rep)
     bench_note(named(name, sizeof name, "sql_insert_txn", s), "1000 inserts per BEGIN..COMMIT");
     bench_note(named(name, sizeof name, "sql_incr", s),
                "feox_incr vs native INSERT..ON CONFLICT DO UPDATE..RETURNING");
+    bench_note(named(name, sizeof name, "sql_incr_update", s),
+               "native UPDATE kv SET value = value + 1 WHERE key = ? (existing counters)");
 }
 
 void bench_run_sql_workloads(int rep)
