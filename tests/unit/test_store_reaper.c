@@ -36,6 +36,7 @@
 #include "feox_test_support.h"
 #include "storage/log/log_format.h"
 #include "store/store_internal.h"
+#include "temp_store_dir.h"
 
 /* More than FEOX_REAP_MIN_KEYS (store_internal.h), so the close hands the store over. */
 #define LARGE 70000
@@ -119,10 +120,8 @@ static void test_release_and_a_handle_that_outlives_it(void **state)
 static void test_reopen_at_once(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/feox-reaper-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof path, "%s/store.feox", dir);
+    char dir[] = "/tmp/feox-reaper-XXXXXX", path[128];
+    assert_int_equal(ftest_temp_store_make(dir, path, sizeof path), 0);
     feox_store *s = filled_store(path, LARGE);
     assert_non_null(s);
     assert_int_equal(feox_close(s), FEOX_OK);
@@ -139,8 +138,7 @@ static void test_reopen_at_once(void **state)
     assert_memory_equal(value, "v69999", 6);
     assert_int_equal(feox_close(s), FEOX_OK);
     feox_close_wait();
-    assert_int_equal(unlink(path), 0);
-    assert_int_equal(rmdir(dir), 0);
+    assert_int_equal(ftest_temp_store_remove(dir, path), 0);
 }
 
 /* Whether the file ends in an index snapshot's footer (FORMAT.md). */
@@ -161,10 +159,8 @@ static bool ends_in_snapshot(const char *path)
 static void test_close_after_writes_writes_the_snapshot_then_hands_over(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/feox-reaper-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof path, "%s/store.feox", dir);
+    char dir[] = "/tmp/feox-reaper-XXXXXX", path[128];
+    assert_int_equal(ftest_temp_store_make(dir, path, sizeof path), 0);
     feox_set_allocator(counting_malloc, counting_realloc, counting_free);
     long before = atomic_load(&outstanding);
     feox_store *s = filled_store(path, LARGE);
@@ -197,8 +193,7 @@ static void test_close_after_writes_writes_the_snapshot_then_hands_over(void **s
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_true(ends_in_snapshot(path)); /* nothing written: the file as it was */
     feox_close_wait();
-    assert_int_equal(unlink(path), 0);
-    assert_int_equal(rmdir(dir), 0);
+    assert_int_equal(ftest_temp_store_remove(dir, path), 0);
 }
 
 /* The child's part of the fork test: stores of its own, closed and waited for. */
