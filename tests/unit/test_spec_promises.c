@@ -399,7 +399,8 @@ static void check_live_bytes_follow_writes(bool disable_compaction)
     assert_int_equal(live_bytes_of(s), at_close);
     assert_int_equal(feox_close(s), FEOX_OK);
 
-    s = open_store_file(path, disable_compaction); /* with the index snapshot the close wrote: loads in the background */
+    /* With the index snapshot the close wrote: loads in the background. */
+    s = open_store_file(path, disable_compaction);
     assert_int_equal(live_bytes_of(s), at_close);
     write_stat_keys(s, STAT_KEYS - 1, 1, 4); /* an overwrite of a replayed record */
     assert_int_equal(live_bytes_of(s), at_close);
