@@ -34,21 +34,13 @@
 #include <sqlite3.h>
 
 #include "feox_ext.h"
+#include "feox_test_support.h"
 
 #define N_THREADS 8
 
 /* Under AddressSanitizer freed memory sits in a quarantine of up to 256 MiB, so RSS says nothing
  * about the store: the bound is checked only in plain builds. */
-#if defined(__SANITIZE_ADDRESS__)
-#define RSS_CHECKED 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RSS_CHECKED 0
-#endif
-#endif
-#ifndef RSS_CHECKED
-#define RSS_CHECKED 1
-#endif
+#define RSS_CHECKED (!FTEST_UNDER_ASAN)
 #define KEYS_PER_THREAD 200
 #define EPHEMERAL_PER_THREAD 32
 #define N_COUNTERS 4

@@ -15,6 +15,20 @@
 #include "feox.h"
 #include "feox_storage.h"
 
+/* FTEST_UNDER_ASAN: 1 in a build with AddressSanitizer (gcc's __SANITIZE_ADDRESS__, clang's
+ * __has_feature), else 0. Its allocator and quarantine make heap and RSS figures meaningless, and
+ * gcc's ASan cannot fork a threaded process safely: the tests that depend on either skip. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FTEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FTEST_UNDER_ASAN 1
+#endif
+#endif
+#ifndef FTEST_UNDER_ASAN
+#define FTEST_UNDER_ASAN 0
+#endif
+
 /* A settable clock for feox_config.clock / clock_ctx. Safe to read from the sweeper thread while
  * the test thread moves it (the reading is atomic). */
 typedef struct ftest_clock {

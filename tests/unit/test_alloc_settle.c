@@ -26,16 +26,9 @@
 #define HAVE_MALLINFO2 1
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 #include "base/alloc.h"
 #include "feox.h"
+#include "feox_test_support.h"
 
 /* Pairs as a store written through the API holds them: a small block (an entry: a fast-bin
  * size) next to a larger one (its version, past the fast bins). */
@@ -84,7 +77,7 @@ static void free_on_another_thread(blocks *b, bool settle)
 static void test_settling_leaves_few_fast_blocks(void **state)
 {
     (void)state;
-#if defined(HAVE_MALLINFO2) && !defined(UNDER_ASAN)
+#if defined(HAVE_MALLINFO2) && !FTEST_UNDER_ASAN
     blocks *b = malloc(sizeof *b);
     assert_non_null(b);
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "feox.h"
+#include "temp_store_dir.h"
 
 #define HEADER_BYTES 64
 
@@ -124,17 +125,13 @@ static void test_foreign_and_damaged_files_are_refused(void **state)
 static int setup(void **state)
 {
     (void)state;
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(path, sizeof path, "%s/store.feox", dir);
-    return 0;
+    return ftest_temp_store_make(dir, path, sizeof path);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    unlink(path);
-    rmdir(dir);
+    ftest_temp_store_remove(dir, path);
     return 0;
 }
 

@@ -31,6 +31,23 @@ static void temp_path(char *path, size_t cap, const char *name)
     unlink(path);
 }
 
+/* The configuration of these tests' store files: the file at path, compaction on or off, every
+ * other setting its default. */
+static void store_file_config(feox_config *cfg, const char *path, bool disable_compaction)
+{
+    feox_config_init(cfg);
+    cfg->path = path;
+    cfg->disable_compaction = disable_compaction;
+}
+
+/* Open that store file (ftest_open: the test program aborts if it cannot). */
+static feox_store *open_store_file(const char *path, bool disable_compaction)
+{
+    feox_config cfg;
+    store_file_config(&cfg, path, disable_compaction);
+    return ftest_open(&cfg);
+}
+
 static unsigned char *patterned(size_t len, unsigned seed)
 {
     unsigned char *p = malloc(len);
@@ -74,10 +91,7 @@ static void test_largest_key_and_value_in_a_store_file(void **state)
     unsigned char *key = patterned(klen, 7), *key2 = patterned(klen, 7);
     unsigned char *value = patterned(vlen, 13);
     key2[klen - 1] ^= 0x5a;
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    feox_store *s = ftest_open(&cfg);
+    feox_store *s = open_store_file(path, false);
     bool created = false;
     /* The record's tag and expiry are persisted with it (SPEC §1 "record tag"). */
     const feox_write_opts o = {.tag = 0xfeedbeefu,
@@ -96,7 +110,7 @@ static void test_largest_key_and_value_in_a_store_file(void **state)
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1)
             ftest_drop_index_snapshot(path); /* the next open replays the log itself */
-        s = ftest_open(&cfg);
+        s = open_store_file(path, false);
         assert_int_equal(feox_len(s, 0), 3);
         check_value(s, key, klen, value, vlen);
         check_value(s, key2, klen, "small", 5);
@@ -232,10 +246,7 @@ static void test_store_file_grows_without_a_block_per_record(void **state)
     enum { RECORDS = 20000, MAX_BYTES_PER_RECORD = 100 };
     char path[128], key[16];
     temp_path(path, sizeof path, "grow");
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    feox_store *s = ftest_open(&cfg);
+    feox_store *s = open_store_file(path, false);
     const uint64_t empty_size = stats_of(s).file_size;
     assert_true(empty_size < 4096);
     for (int i = 0; i < RECORDS; i++) {
@@ -247,7 +258,7 @@ static void test_store_file_grows_without_a_block_per_record(void **state)
     assert_true(full_size > empty_size + (uint64_t)RECORDS * 16);
     assert_true(full_size < (uint64_t)RECORDS * MAX_BYTES_PER_RECORD);
     assert_int_equal(feox_close(s), FEOX_OK);
-    s = ftest_open(&cfg);
+    s = open_store_file(path, false);
     assert_int_equal(feox_len(s, 0), RECORDS);
     assert_int_equal(feox_close(s), FEOX_OK);
     unlink(path);
@@ -287,11 +298,7 @@ static void test_store_file_statistics_move(void **state)
     (void)state;
     char path[128];
     temp_path(path, sizeof path, "stats");
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    cfg.disable_compaction = true;
-    feox_store *s = ftest_open(&cfg);
+    feox_store *s = open_store_file(path, true);
     write_stat_keys(s, 0, STAT_KEYS, 1);
     write_stat_keys(s, 0, STAT_KEYS / 2, 2); /* half overwritten: dead bytes in the file */
     assert_int_equal(feox_flush(s), FEOX_OK);
@@ -315,6 +322,8 @@ static void test_store_file_statistics_move(void **state)
     /* Replayed without the snapshot, values mostly left on disk (max_memory far under the
      * 200 KB of values), read back through a 16 KiB cache. */
     ftest_drop_index_snapshot(path);
+    feox_config cfg;
+    store_file_config(&cfg, path, true);
     cfg.max_memory = 100 * 1024;
     cfg.value_cache_bytes = 16 * 1024;
     s = ftest_open(&cfg);
@@ -368,11 +377,7 @@ static void check_live_bytes_follow_writes(bool disable_compaction)
 {
     char path[128];
     temp_path(path, sizeof path, "live");
-    feox_config cfg;
-    feox_config_init(&cfg);
-    cfg.path = path;
-    cfg.disable_compaction = disable_compaction;
-    feox_store *s = ftest_open(&cfg);
+    feox_store *s = open_store_file(path, disable_compaction);
     const uint64_t record = stat_record_bytes();
     assert_int_equal(live_bytes_of(s), FEOX_LOG_HEADER_SIZE);
     write_stat_keys(s, 0, STAT_KEYS, 1);
@@ -394,13 +399,14 @@ static void check_live_bytes_follow_writes(bool disable_compaction)
     assert_int_equal(live_bytes_of(s), at_close);
     assert_int_equal(feox_close(s), FEOX_OK);
 
-    s = ftest_open(&cfg); /* with the index snapshot the close wrote: loads in the background */
+    /* With the index snapshot the close wrote: loads in the background. */
+    s = open_store_file(path, disable_compaction);
     assert_int_equal(live_bytes_of(s), at_close);
     write_stat_keys(s, STAT_KEYS - 1, 1, 4); /* an overwrite of a replayed record */
     assert_int_equal(live_bytes_of(s), at_close);
     assert_int_equal(feox_close(s), FEOX_OK);
     ftest_drop_index_snapshot(path);
-    s = ftest_open(&cfg); /* replayed from the log alone */
+    s = open_store_file(path, disable_compaction); /* replayed from the log alone */
     assert_int_equal(live_bytes_of(s), at_close);
     assert_int_equal(feox_close(s), FEOX_OK);
     unlink(path);

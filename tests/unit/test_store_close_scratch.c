@@ -31,6 +31,7 @@
 #include "feox_test_support.h"
 #include "storage/log/log_snapshot.h"
 #include "store/store_internal.h"
+#include "temp_store_dir.h"
 
 #define KEYS 40000       /* past the threaded close's 2 x 16,384 entries */
 #define FAST_BLOCKS 6000 /* small blocks freed to the fast bins */
@@ -118,17 +119,13 @@ static void test_snapshot_step_leaves_the_heap_alone(void **state)
 static int setup(void **state)
 {
     (void)state;
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(path, sizeof path, "%s/store.feox", dir);
-    return 0;
+    return ftest_temp_store_make(dir, path, sizeof path);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    unlink(path);
-    rmdir(dir);
+    ftest_temp_store_remove(dir, path);
     return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "feox.h"
+#include "temp_store_dir.h"
 
 #define KEYS 20000
 #define VALUE_BYTES 1000
@@ -74,8 +75,7 @@ static void test_values_leave_memory_and_come_back(void **state)
 {
     (void)state;
     char dir[] = "/tmp/feox-evict-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/store.feox", dir);
+    assert_int_equal(ftest_temp_store_make(dir, path, sizeof path), 0);
     feox_store *s = open_at(path);
     char key[32], value[VALUE_BYTES];
     for (int i = 0; i < KEYS; i++) {
@@ -111,8 +111,7 @@ static void test_values_leave_memory_and_come_back(void **state)
     assert_memory_equal(v, value, VALUE_BYTES);
     feox_free(v);
     assert_int_equal(feox_close(s), FEOX_OK);
-    unlink(path);
-    rmdir(dir);
+    ftest_temp_store_remove(dir, path);
 }
 
 static void test_memory_mode_refuses_instead(void **state)
@@ -142,8 +141,7 @@ static void test_a_growing_key_never_evicts_its_own_version(void **state)
 {
     (void)state;
     char dir[] = "/tmp/feox-evict-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/store.feox", dir);
+    assert_int_equal(ftest_temp_store_make(dir, path, sizeof path), 0);
     feox_config cfg;
     feox_config_init(&cfg);
     cfg.path = path;
@@ -174,8 +172,7 @@ static void test_a_growing_key_never_evicts_its_own_version(void **state)
     }
     assert_int_equal(feox_check(s), FEOX_OK);
     assert_int_equal(feox_close(s), FEOX_OK);
-    unlink(path);
-    rmdir(dir);
+    ftest_temp_store_remove(dir, path);
 }
 
 int main(void)

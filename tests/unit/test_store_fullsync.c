@@ -34,6 +34,7 @@
 
 #include "base/io.h"
 #include "feox.h"
+#include "temp_store_dir.h"
 
 static char dir[] = "/tmp/feox_fullsync_XXXXXX";
 static char path[sizeof dir + 16];
@@ -296,16 +297,13 @@ static feox_store *reopen(feox_store *s)
 static int setup(void **state)
 {
     (void)state;
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/store.feox", dir);
-    return 0;
+    return ftest_temp_store_make(dir, path, sizeof path);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    unlink(path);
-    rmdir(dir);
+    ftest_temp_store_remove(dir, path);
     return 0;
 }
 

@@ -48,19 +48,11 @@
 
 #define KS(str) (str), strlen(str)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 /* Fork tests run in the plain and clang builds, not under ASan: gcc 12's ASan allocator has no
  * fork handler, so a child can hang on an allocator lock that one of the parent's threads (the
  * store's own background threads included) held at the fork, whatever the engine does (seen
  * about once in 100 runs). */
-#ifdef UNDER_ASAN
+#if FTEST_UNDER_ASAN
 #define SKIP_FORK_UNDER_ASAN() skip()
 #else
 #define SKIP_FORK_UNDER_ASAN() ((void)0)

@@ -34,17 +34,6 @@
 #include "feox.h"
 #include "feox_test_support.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define MODEL_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MODEL_UNDER_ASAN 1
-#endif
-#endif
-#ifndef MODEL_UNDER_ASAN
-#define MODEL_UNDER_ASAN 0
-#endif
-
 #define N_KEYS 2000
 /* feox_len is compared after every LEN_CHECK_MASK + 1 ops (and in every full dump); 0 = every
  * op. Raise it if feox_len ever gets expensive with the sweeper off. */
@@ -792,7 +781,7 @@ static uint64_t ops_per_seed(void)
     const char *env = getenv("FEOX_MODEL_OPS");
     if (env && *env)
         return strtoull(env, NULL, 10);
-    return MODEL_UNDER_ASAN ? 250000 : 1000000;
+    return FTEST_UNDER_ASAN ? 250000 : 1000000;
 }
 
 static void run_model(uint64_t seed)

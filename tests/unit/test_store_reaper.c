@@ -36,6 +36,7 @@
 #include "feox_test_support.h"
 #include "storage/log/log_format.h"
 #include "store/store_internal.h"
+#include "temp_store_dir.h"
 
 /* More than FEOX_REAP_MIN_KEYS (store_internal.h), so the close hands the store over. */
 #define LARGE 70000
@@ -119,10 +120,8 @@ static void test_release_and_a_handle_that_outlives_it(void **state)
 static void test_reopen_at_once(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/feox-reaper-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof path, "%s/store.feox", dir);
+    char dir[] = "/tmp/feox-reaper-XXXXXX", path[128];
+    assert_int_equal(ftest_temp_store_make(dir, path, sizeof path), 0);
     feox_store *s = filled_store(path, LARGE);
     assert_non_null(s);
     assert_int_equal(feox_close(s), FEOX_OK);
@@ -139,8 +138,7 @@ static void test_reopen_at_once(void **state)
     assert_memory_equal(value, "v69999", 6);
     assert_int_equal(feox_close(s), FEOX_OK);
     feox_close_wait();
-    assert_int_equal(unlink(path), 0);
-    assert_int_equal(rmdir(dir), 0);
+    assert_int_equal(ftest_temp_store_remove(dir, path), 0);
 }
 
 /* Whether the file ends in an index snapshot's footer (FORMAT.md). */
@@ -161,10 +159,8 @@ static bool ends_in_snapshot(const char *path)
 static void test_close_after_writes_writes_the_snapshot_then_hands_over(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/feox-reaper-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof path, "%s/store.feox", dir);
+    char dir[] = "/tmp/feox-reaper-XXXXXX", path[128];
+    assert_int_equal(ftest_temp_store_make(dir, path, sizeof path), 0);
     feox_set_allocator(counting_malloc, counting_realloc, counting_free);
     long before = atomic_load(&outstanding);
     feox_store *s = filled_store(path, LARGE);
@@ -197,12 +193,24 @@ static void test_close_after_writes_writes_the_snapshot_then_hands_over(void **s
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_true(ends_in_snapshot(path)); /* nothing written: the file as it was */
     feox_close_wait();
-    assert_int_equal(unlink(path), 0);
-    assert_int_equal(rmdir(dir), 0);
+    assert_int_equal(ftest_temp_store_remove(dir, path), 0);
+}
+
+/* Fork; the child runs child() and exits with what it returns (0 = every check held) through
+ * exit(), so that the exit handler waits for and stops the child's own reaper. The child's
+ * status (ftest_wait_child), or -1 if the fork failed. */
+static int run_in_child(int (*child)(void))
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0)
+        exit(child());
+    return ftest_wait_child(pid);
 }
 
 /* The child's part of the fork test: stores of its own, closed and waited for. */
-static void child_fills_and_closes(void)
+static int child_fills_and_closes(void)
 {
     alarm(60); /* a deadlock fails the test instead of hanging it */
     for (int round = 0; round < 2; round++) {
@@ -212,7 +220,7 @@ static void child_fills_and_closes(void)
         FTEST_CHILD_CHECK(feox_close(s) == FEOX_OK);
     }
     feox_close_wait();
-    exit(0); /* through the exit handler: waits for and stops the child's own reaper */
+    return 0; /* exit() through the exit handler: waits for and stops the child's own reaper */
 }
 
 static void test_fork_right_after_a_close(void **state)
@@ -221,27 +229,23 @@ static void test_fork_right_after_a_close(void **state)
     feox_store *big = filled_store(NULL, 4 * LARGE);
     assert_non_null(big);
     assert_int_equal(feox_close(big), FEOX_OK); /* the reaper is likely still freeing it */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        child_fills_and_closes();
-    assert_int_equal(ftest_wait_child(pid), 0);
+    assert_int_equal(run_in_child(child_fills_and_closes), 0);
     feox_close_wait();
+}
+
+static int child_closes_and_exits(void)
+{
+    alarm(60);
+    feox_store *s = filled_store(NULL, 4 * LARGE);
+    FTEST_CHILD_CHECK(s != NULL);
+    FTEST_CHILD_CHECK(feox_close(s) == FEOX_OK);
+    return 0; /* exit() at once: the reaper is still freeing */
 }
 
 static void test_exit_while_releasing(void **state)
 {
     (void)state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        alarm(60);
-        feox_store *s = filled_store(NULL, 4 * LARGE);
-        FTEST_CHILD_CHECK(s != NULL);
-        FTEST_CHILD_CHECK(feox_close(s) == FEOX_OK);
-        exit(0); /* at once: the reaper is still freeing */
-    }
-    assert_int_equal(ftest_wait_child(pid), 0);
+    assert_int_equal(run_in_child(child_closes_and_exits), 0);
 }
 
 /* The reaper's steps and pauses, seen through the test hooks of store_internal.h. */
@@ -304,7 +308,7 @@ static void *gated_malloc(size_t n)
     return counting_malloc(n);
 }
 
-static void child_opens_while_the_reaper_frees(void)
+static int child_opens_while_the_reaper_frees(void)
 {
     alarm(60);
     feox_reaper_step_hook = count_step;
@@ -328,20 +332,16 @@ static void child_opens_while_the_reaper_frees(void)
     FTEST_CHILD_CHECK(counted(&steps) > LARGE / FEOX_REAP_STEP);
     FTEST_CHILD_CHECK(counted(&pauses) == 1);
     FTEST_CHILD_CHECK(atomic_load(&outstanding) < before + 16);
-    exit(0);
+    return 0;
 }
 
 static void test_an_open_goes_first(void **state)
 {
     (void)state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        child_opens_while_the_reaper_frees();
-    assert_int_equal(ftest_wait_child(pid), 0);
+    assert_int_equal(run_in_child(child_opens_while_the_reaper_frees), 0);
 }
 
-static void child_forks_while_the_reaper_is_paused(void)
+static int child_forks_while_the_reaper_is_paused(void)
 {
     alarm(60);
     feox_reaper_step_hook = count_step;
@@ -351,29 +351,23 @@ static void child_forks_while_the_reaper_is_paused(void)
     feox_reaper_open_begin(); /* an open in progress (in another thread, say) */
     FTEST_CHILD_CHECK(feox_close(big) == FEOX_OK);
     wait_until_at_least(&pauses, 1);
-    pid_t pid = fork(); /* the reaper goes on: the fork waits for the store, not for the open */
-    FTEST_CHILD_CHECK(pid >= 0);
-    if (pid == 0)
-        child_fills_and_closes(); /* its reaper frees its stores: no open in progress there */
-    FTEST_CHILD_CHECK(ftest_wait_child(pid) == 0);
+    /* The reaper goes on: the fork waits for the store, not for the open. The grandchild's
+     * reaper frees its stores: no open in progress there. */
+    FTEST_CHILD_CHECK(run_in_child(child_fills_and_closes) == 0);
     feox_close_wait(); /* the store was freed before the fork, the open still in progress */
     feox_reaper_open_end();
-    exit(0);
+    return 0;
 }
 
 static void test_fork_while_the_reaper_is_paused(void **state)
 {
     (void)state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        child_forks_while_the_reaper_is_paused();
-    assert_int_equal(ftest_wait_child(pid), 0);
+    assert_int_equal(run_in_child(child_forks_while_the_reaper_is_paused), 0);
 }
 
 /* An open that never ends (opens following one another without a gap, in many threads) makes the
  * reaper step aside for a bounded time per store only: it still frees the store. */
-static void child_closes_while_an_open_never_ends(void)
+static int child_closes_while_an_open_never_ends(void)
 {
     alarm(60);
     feox_reaper_step_hook = count_step;
@@ -388,17 +382,13 @@ static void child_closes_while_an_open_never_ends(void)
     FTEST_CHILD_CHECK(counted(&pauses) >= 1);
     FTEST_CHILD_CHECK(atomic_load(&outstanding) < before + 16);
     feox_reaper_open_end();
-    exit(0);
+    return 0;
 }
 
 static void test_opens_without_a_gap_do_not_keep_the_memory(void **state)
 {
     (void)state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        child_closes_while_an_open_never_ends();
-    assert_int_equal(ftest_wait_child(pid), 0);
+    assert_int_equal(run_in_child(child_closes_while_an_open_never_ends), 0);
 }
 
 int main(void)

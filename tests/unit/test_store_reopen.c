@@ -30,6 +30,7 @@
 #include "failing_alloc.h"
 #include "feox.h"
 #include "feox_test_support.h"
+#include "temp_store_dir.h"
 
 #define POOL 1500
 #define KEY_MAX 48
@@ -203,8 +204,7 @@ static void assert_matches_model(feox_store *s)
 static int setup(void **state)
 {
     (void)state;
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/store.feox", dir);
+    assert_int_equal(ftest_temp_store_make(dir, path, sizeof path), 0);
     make_pool();
     ftest_clock_init(&clock_, FTEST_EPOCH_NS);
     return 0;
@@ -215,8 +215,7 @@ static int teardown(void **state)
     (void)state;
     for (int i = 0; i < POOL; i++)
         free(pool[i].value);
-    unlink(path);
-    rmdir(dir);
+    ftest_temp_store_remove(dir, path);
     return 0;
 }
 

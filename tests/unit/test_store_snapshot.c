@@ -55,6 +55,7 @@
 #include "load_gate.h"
 #include "storage/log/log_format.h"
 #include "store/store_internal.h"
+#include "temp_store_dir.h"
 
 #define KEYS 400
 #define BIG_VALUE 9000 /* more than the snapshot reader's first pread */
@@ -1151,8 +1152,7 @@ static void test_compaction_and_owner_before_any_write(void **state)
 static int setup(void **state)
 {
     (void)state;
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/store.feox", dir);
+    assert_int_equal(ftest_temp_store_make(dir, path, sizeof path), 0);
     snprintf(other, sizeof other, "%s/other.feox", dir);
     snprintf(copy_path, sizeof copy_path, "%s/copy.feox", dir);
     ftest_clock_init(&clock_, FTEST_EPOCH_NS);
@@ -1163,10 +1163,9 @@ static int teardown(void **state)
 {
     (void)state;
     ftest_load_gate_disarm();
-    unlink(path);
     unlink(other);
     unlink(copy_path);
-    rmdir(dir);
+    ftest_temp_store_remove(dir, path);
     return 0;
 }
 

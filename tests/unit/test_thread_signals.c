@@ -42,6 +42,7 @@
 #include "feox_test_support.h"
 #include "load_gate.h"
 #include "store/store_internal.h"
+#include "temp_store_dir.h"
 
 /* More than FEOX_REAP_MIN_KEYS, so the close hands the store to the reaper. */
 #define LARGE 70000
@@ -366,8 +367,7 @@ static int setup(void **state)
 {
     (void)state;
     main_thread = pthread_self();
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/store.feox", dir);
+    assert_int_equal(ftest_temp_store_make(dir, path, sizeof path), 0);
     return 0;
 }
 
