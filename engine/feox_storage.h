@@ -67,7 +67,14 @@ enum feox_storage_caps {
      * store put back with FEOX_WRITE_INDEX_ONLY has location FEOX_STORAGE_LOCATION_BY_KEY. */
     FEOX_STORAGE_INDEX_CACHE = 1u << 1,
     /* The backend reclaims its own space (or its host does): the store never asks compact(). */
-    FEOX_STORAGE_SELF_COMPACT = 1u << 2
+    FEOX_STORAGE_SELF_COMPACT = 1u << 2,
+    /* With FEOX_STORAGE_INDEX_CACHE: the backend needs no location back but to know whether it
+     * was 0, as long as the store has no max_memory. Such a store keeps one bit per version, not
+     * an 8-byte word: a location it reports (replaced, for_each_live) is
+     * FEOX_STORAGE_LOCATION_BY_KEY if the backend gave a nonzero one, else 0, and relocate()
+     * returns false. With max_memory (value eviction, which relocate() feeds) every version
+     * keeps the location the backend gave it, as without this flag. */
+    FEOX_STORAGE_VALUES_BY_KEY = 1u << 3
 };
 
 /* The location of a version the store did not get from the backend but knows it holds

@@ -664,7 +664,11 @@ static feox_err sq_close(feox_storage *st)
 static const feox_storage_methods sqlite_methods = {
     .version = FEOX_STORAGE_VERSION,
     .name = "sqlite",
-    .caps = FEOX_STORAGE_HOST_TXN | FEOX_STORAGE_SELF_COMPACT | FEOX_STORAGE_INDEX_CACHE,
+    /* VALUES_BY_KEY: rows are read by key; a version's seq (its location) is kept only with
+     * max_memory, to relocate written-out pending versions (storage_sqlite_load.c compares the
+     * other versions by their contents). */
+    .caps = FEOX_STORAGE_HOST_TXN | FEOX_STORAGE_SELF_COMPACT | FEOX_STORAGE_INDEX_CACHE |
+            FEOX_STORAGE_VALUES_BY_KEY,
     .open = sq_open,
     .load = sq_load,
     .write = sq_write,

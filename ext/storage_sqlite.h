@@ -105,6 +105,8 @@
  * runs under such a lock): the vtab calls feox_sqlite_storage_settle() after each write
  * instead. load() sends values in full up to max_memory / 2 and the rest cold (value NULL, by
  * key), and pending_limit defaults to max_memory / 4 (at least 64 KiB, at most 32 MiB).
+ * Without max_memory nothing needs a version's seq back: the backend says
+ * FEOX_STORAGE_VALUES_BY_KEY, and the store keeps no location word (8 bytes a cached key).
  *
  * Coherence (refresh): SQLITE_FCNTL_DATA_VERSION compared with the value seen at the last load,
  * refresh or commit (no SQL when it is unchanged and a read or write transaction is open); else

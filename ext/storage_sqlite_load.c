@@ -401,16 +401,20 @@ static feox_err load_wanted(feox_sqlite_backend *b, const feox_storage_sink *sin
  * than feed_limit in one transaction, or so many that the oldest were trimmed), the store would
  * empty the cache and load the table again. Instead the cache's records (host.for_each_live, in
  * key order) are compared with the rows of the range the cache holds for sure (all of them once
- * complete, those <= F while partial), at the snapshot just read: a row whose seq differs from the
- * cached version's location (the seq of the row it was loaded from) is sent, a cached key with no
- * row is deleted, a row the cache lacks is sent, and a cached key above F (found or fed earlier,
- * unverified now) is dropped (find() reads it again when asked). Every change has its own seq,
+ * complete, those <= F while partial), at the snapshot just read: a row that differs from the
+ * cached version is sent, a cached key with no row is deleted, a row the cache lacks is sent, and
+ * a cached key above F (found or fed earlier, unverified now) is dropped (find() reads it again
+ * when asked). "Differs": with max_memory the store keeps each version's location, the seq of the
+ * row it was loaded from, and a row whose seq differs is sent. Every change has its own seq,
  * never reused within the table's history (a table that went back, cur < cache_seq, still
  * reloads), so an equal seq is the same version; a version this connection wrote carries
  * txn_base + 1 or its own seq as location, which no other version of the key can have, and a
- * version restored by a rollback carries 0, never a seq: at worst a row is sent again. Only what
- * differs is allocated: at 1M rows this is a scan of the table and of the cache. The snapshot
- * argument of the top of this file holds as for a chunk. */
+ * version restored by a rollback carries 0, never a seq: at worst a row is sent again. Without
+ * max_memory the store keeps no location (FEOX_STORAGE_VALUES_BY_KEY: 8 bytes a key), so a row
+ * is compared by what a version is: its value bytes, tag, ts and expiry; equal in all of them, the
+ * cached version is the row's, whatever seq wrote it (a cold version, never compared, is sent).
+ * Only what differs is allocated: at 1M rows this is a scan of the table and of the cache. The
+ * snapshot argument of the top of this file holds as for a chunk. */
 
 typedef struct resync_state {
     feox_sqlite_backend *b;
@@ -428,6 +432,27 @@ static void resync_step(resync_state *r)
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         r->err = feox_sq_sql_error(r->b, rc, "comparing the cache with the records");
     }
+}
+
+/* Is the current row the version rec is (see above)? */
+static bool resync_same_version(resync_state *r, const feox_storage_record *rec)
+{
+    if (r->b->relocate) { /* max_memory: locations are seqs */
+        return (uint64_t)sqlite3_column_int64(r->s, 5) == rec->location;
+    }
+    if (rec->value == NULL) {
+        return false;
+    }
+    uint32_t key_len;
+    const void *key = feox_sq_column_key(r->s, 0, &key_len);
+    unsigned char num[8];
+    feox_storage_record row;
+    if (feox_sq_column_record(r->b, r->s, 1, key, key_len, num, &row) != FEOX_OK) {
+        return false; /* resync_send_row reports the damaged row */
+    }
+    return row.value_len == rec->value_len && row.tag == rec->tag && row.ts_ns == rec->ts_ns &&
+           row.expires_at_ns == rec->expires_at_ns &&
+           (rec->value_len == 0 || memcmp(row.value, rec->value, rec->value_len) == 0);
 }
 
 /* Send the current row, and step. */
@@ -468,7 +493,7 @@ static int resync_visit(void *ctx, const feox_storage_record *rec)
     }
     bool held_for_sure = z->complete || below_frontier(z, rec->key, rec->key_len);
     if (held_for_sure && r->row && c == 0) {
-        if ((uint64_t)sqlite3_column_int64(r->s, 5) != rec->location) {
+        if (!resync_same_version(r, rec)) {
             resync_send_row(r); /* changed */
         } else {
             resync_step(r); /* the same version */

@@ -93,10 +93,10 @@ static inline feox_entry *feox_hash_object_entry(void *object)
  * key's current version usually starts, so that the version arrives with the entry rather than
  * one cache miss after it. A loaded key's first version and its entry are one allocation, the
  * version first (record.h: 136 bytes for a 100-byte value with its location word and no
- * expiry); a written key's version is allocated just before its entry (store_write.c, then
- * store_apply.c), which glibc mostly places right below it (160 bytes apart in that example).
- * Larger versions start further back: their first lines are then not prefetched, their last
- * ones are. */
+ * expiry, 128 without the word, as in a table's cache); a written key's version is allocated just
+ * before its entry (store_write.c, then store_apply.c), which glibc mostly places right below it
+ * (160 bytes apart in that example). Larger versions start further back: their first lines are then
+ * not prefetched, their last ones are. */
 #define FEOX_HASH_VERSION_PREFETCH 160
 
 /* The key's hash: the low 32 bits of XXH3 with the index's seed, repeated in both halves (an

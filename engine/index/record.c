@@ -36,7 +36,7 @@ feox_entry *feox_entry_new(const void *key, size_t key_len, uint64_t hash)
  * has an expiry. */
 static inline unsigned version_flags(unsigned flags, uint64_t expires_at_ns)
 {
-    return (flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED)) |
+    return (flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED | FEOX_RECORD_STORED)) |
            (expires_at_ns ? FEOX_RECORD_EXPIRES : 0);
 }
 

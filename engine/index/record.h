@@ -22,7 +22,9 @@
  *               version was published: never NULL (which means deleted), never a torn state.
  *   feox_record one immutable version of a value: bytes, tag, timestamp, an expiry if it has one,
  *               and in a store with a backend its location there (words after the value: a
- *               version without a TTL has no expiry word, 8 bytes a key). Copy-on-write: a
+ *               version without a TTL has no expiry word, 8 bytes a key; nor has a version of a
+ *               store whose backend finds values by key a location word: one flag says whether
+ *               the backend holds it). Copy-on-write: a
  *               write builds a new record and publishes it with a release store into
  *               entry->current; the old one is retired. Reference counted so a zero-copy value
  *               handle (feox_value) can outlive its retirement: the index holds one reference,
@@ -51,8 +53,15 @@ enum feox_record_flags {
     /* the block of a version made with its entry lives in a slab (base/slab.h), not malloc */
     FEOX_RECORD_SLAB = 1u << 2,
     /* has an expiry word (a version with a TTL; set by feox_record_new from expires_at_ns) */
-    FEOX_RECORD_EXPIRES = 1u << 3
+    FEOX_RECORD_EXPIRES = 1u << 3,
+    /* no location word, but the backend holds this version: its location reads
+     * FEOX_RECORD_LOCATION_STORED (a store whose backend finds values by key keeps one bit
+     * instead of a word: 8 bytes a key; feox_storage.h, FEOX_STORAGE_VALUES_BY_KEY) */
+    FEOX_RECORD_STORED = 1u << 4
 };
+
+/* The location of a version with FEOX_RECORD_STORED (FEOX_STORAGE_LOCATION_BY_KEY). */
+#define FEOX_RECORD_LOCATION_STORED 1u
 
 /* The largest value_len a record holds (FEOX_MAX_VALUE_SIZE is below it). */
 #define FEOX_RECORD_MAX_VALUE ((1u << 24) - 1)
@@ -104,19 +113,28 @@ static inline _Atomic uint64_t *feox_record_location_word(feox_record *r)
     return (_Atomic uint64_t *)((char *)r + feox_record_location_offset(r->value_len, r->flags));
 }
 
-/* Backend location of this version, 0 = none (always 0 without a location word). */
+/* Backend location of this version, 0 = none. Without a location word: whether the backend
+ * holds it (FEOX_RECORD_STORED: FEOX_RECORD_LOCATION_STORED), else 0. */
 static inline uint64_t feox_record_location(const feox_record *r)
 {
     _Atomic uint64_t *w = feox_record_location_word((feox_record *)r);
-    return w ? atomic_load_explicit(w, memory_order_relaxed) : 0;
+    if (w)
+        return atomic_load_explicit(w, memory_order_relaxed);
+    return (r->flags & FEOX_RECORD_STORED) ? FEOX_RECORD_LOCATION_STORED : 0;
 }
 
-/* Set the location of a located record (no-op on one without a location word). */
+/* Set the location of a located record. On a record without a location word (nothing at all in
+ * a memory-only store's), whether it is nonzero (FEOX_RECORD_STORED): a change of flags, so only
+ * on a record not published yet (relocation, which moves published versions, needs the word). */
 static inline void feox_record_set_location(feox_record *r, uint64_t location)
 {
     _Atomic uint64_t *w = feox_record_location_word(r);
     if (w)
         atomic_store_explicit(w, location, memory_order_relaxed);
+    else if (location != 0)
+        r->flags |= FEOX_RECORD_STORED;
+    else
+        r->flags &= ~FEOX_RECORD_STORED;
 }
 
 /* Longest key an entry holds (FEOX_MAX_KEY_SIZE is below it), and the largest distance, in
@@ -212,9 +230,9 @@ void feox_entry_retire(feox_entry *e);
 
 /* Allocate a record with refs = 1 copying value (value_len at most FEOX_RECORD_MAX_VALUE).
  * flags: FEOX_RECORD_COLD for no room for the bytes, FEOX_RECORD_LOCATED for a location word
- * (initially 0); an expiry word comes with a nonzero expires_at_ns (FEOX_RECORD_EXPIRES, which
- * flags need not say). value NULL and not cold: room for value_len bytes, left for the caller to
- * fill. */
+ * (initially 0), FEOX_RECORD_STORED (kept); an expiry word comes with a nonzero expires_at_ns
+ * (FEOX_RECORD_EXPIRES, which flags need not say). value NULL and not cold: room for value_len
+ * bytes, left for the caller to fill. */
 feox_record *feox_record_new(const void *value, size_t value_len, uint32_t tag, uint64_t ts_ns,
                              uint64_t expires_at_ns, unsigned flags);
 /* Free a record that was never published (or whose last reference was dropped). */

@@ -56,6 +56,10 @@ struct feox_store {
     feox_ordered_index *ordered;
     feox_storage *storage; /* the backend (feox_storage.h); NULL in memory mode */
     unsigned storage_caps; /* its methods->caps */
+    /* The flag a version made for the backend gets: FEOX_RECORD_LOCATED (a location word), or 0
+     * (memory only; or a backend with FEOX_STORAGE_VALUES_BY_KEY and no max_memory: whether the
+     * backend holds it is FEOX_RECORD_STORED, set through feox_record_set_location). */
+    unsigned location_flag;
     /* Set (release) once the first load has built both indexes: until then the backend's
      * threads get no walk of them (for_each_live fails; an empty or half-built index would
      * otherwise pass for the store's content, and a compaction would rewrite the file empty). */

@@ -109,10 +109,11 @@ static void set_current(feox_entry *e, feox_record *r)
     atomic_store_explicit(&e->current, r, memory_order_relaxed);
 }
 
-/* A loaded version has a location word (it comes from the backend); cold if no bytes came. */
-static unsigned record_flags(const feox_storage_record *rec)
+/* A loaded version has a location (it comes from the backend: a word, or FEOX_RECORD_STORED set
+ * with it); cold if no bytes came. */
+static unsigned record_flags(const feox_store *s, const feox_storage_record *rec)
 {
-    return FEOX_RECORD_LOCATED | (rec->value == NULL ? FEOX_RECORD_COLD : 0);
+    return s->location_flag | (rec->value == NULL ? FEOX_RECORD_COLD : 0);
 }
 
 static int64_t version_bytes(const feox_record *r)
@@ -306,10 +307,10 @@ feox_entry *feox_loaded_put_new(const feox_store *s, feox_slab_filler *slab, uin
     if (!s->cfg.max_memory && rec->value_len <= EMBED_MAX_VALUE)
         return feox_entry_new_with_record(slab, rec->key, rec->key_len, hash, rec->value,
                                           rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns,
-                                          record_flags(rec), v);
+                                          record_flags(s, rec), v);
     feox_entry *e = feox_entry_new(rec->key, rec->key_len, hash);
     *v = e ? feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns,
-                             record_flags(rec))
+                             record_flags(s, rec))
            : NULL;
     if (!*v && e) {
         feox_entry_free(e);

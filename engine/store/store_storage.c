@@ -13,11 +13,11 @@
 
 /* ---- applying what the backend sends ---- */
 
-static feox_record *record_of(const feox_storage_record *rec)
+static feox_record *record_of(const feox_store *s, const feox_storage_record *rec)
 {
     feox_record *r =
         feox_record_new(rec->value, rec->value_len, rec->tag, rec->ts_ns, rec->expires_at_ns,
-                        FEOX_RECORD_LOCATED | (rec->value == NULL ? FEOX_RECORD_COLD : 0));
+                        s->location_flag | (rec->value == NULL ? FEOX_RECORD_COLD : 0));
     if (r) /* not published yet: the publish's release store carries it */
         feox_record_set_location(r, rec->location);
     return r;
@@ -38,7 +38,7 @@ static feox_err sink_put(void *ctx, const feox_storage_record *rec)
     feox_err err = check_record(rec);
     if (err)
         return err;
-    feox_record *r = record_of(rec);
+    feox_record *r = record_of(s, rec);
     if (!r)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     uint64_t hash = feox_hash_key(&s->hash, rec->key, rec->key_len);
@@ -145,7 +145,7 @@ static feox_err find_put(void *ctx, const feox_storage_record *rec)
         return feox_fail(FEOX_ERR_CORRUPT, "find() sent a record of another key");
     if (feox_hash_lookup(&f->store->hash, f->hash, f->key, f->key_len))
         return FEOX_OK;
-    feox_record *r = record_of(rec);
+    feox_record *r = record_of(f->store, rec);
     if (!r)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     return feox_apply_put(f->store, f->shard, f->hash, f->key, f->key_len, r);
@@ -208,7 +208,7 @@ feox_err feox_record_materialize(feox_store *s, const void *key, size_t key_len,
         return feox_fail(FEOX_ERR_CORRUPT, "cold value in a memory-only store");
     /* A resident, unindexed copy; value NULL leaves the bytes for read_value to fill. */
     feox_record *copy = feox_record_new(NULL, r->value_len, r->tag, r->ts_ns,
-                                        feox_record_expires_at(r), FEOX_RECORD_LOCATED);
+                                        feox_record_expires_at(r), s->location_flag);
     if (!copy)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     const feox_storage_methods *m = s->storage->methods;
@@ -417,6 +417,9 @@ feox_err feox_store_attach_storage(feox_store *s)
         return err;
     s->storage = st;
     s->storage_caps = m->caps;
+    /* A backend that finds values by key needs the word only to relocate for value eviction. */
+    bool by_key = (m->caps & FEOX_STORAGE_INDEX_CACHE) && (m->caps & FEOX_STORAGE_VALUES_BY_KEY);
+    s->location_flag = by_key && !s->cfg.max_memory ? 0 : FEOX_RECORD_LOCATED;
     /* store_load.c: nobody else uses the store yet; it sets indexes_complete once they are (on
      * a background thread when the file's index snapshot answers point reads meanwhile). */
     err = feox_store_first_load(s, st);

@@ -102,9 +102,9 @@ static void put_back(feox_store *s, feox_shard *shard, const feox_durable_wait *
     }
     const feox_record *b = w->before;
     bool cold = b->flags & FEOX_RECORD_COLD;
-    feox_record *copy = feox_record_new(cold ? NULL : b->value, b->value_len, b->tag, b->ts_ns,
-                                        feox_record_expires_at(b),
-                                        b->flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED));
+    feox_record *copy = feox_record_new(
+        cold ? NULL : b->value, b->value_len, b->tag, b->ts_ns, feox_record_expires_at(b),
+        b->flags & (FEOX_RECORD_COLD | FEOX_RECORD_LOCATED | FEOX_RECORD_STORED));
     if (!copy)
         return;
     feox_record_set_location(copy, feox_record_location(b));

@@ -222,8 +222,7 @@ static feox_err write_version(feox_store *s, key_state *k, const void *key, size
                               const void *value, size_t value_len, uint32_t tag, uint64_t ts_ns,
                               uint64_t expires_at_ns, uint64_t *seq)
 {
-    feox_record *r = feox_record_new(value, value_len, tag, ts_ns, expires_at_ns,
-                                     s->storage ? FEOX_RECORD_LOCATED : 0);
+    feox_record *r = feox_record_new(value, value_len, tag, ts_ns, expires_at_ns, s->location_flag);
     if (!r)
         return feox_fail(FEOX_ERR_NOMEM, "allocation failed");
     /* INDEX_ONLY with an INDEX_CACHE backend: the host restored this version in the backend,

@@ -80,7 +80,7 @@ static uint64_t evict_one(feox_store *s, const void *key, uint32_t key_len, feox
         r->value_len >= EVICT_MIN_VALUE_BYTES) {
         feox_record *cold =
             feox_record_new(NULL, r->value_len, r->tag, r->ts_ns, feox_record_expires_at(r),
-                            FEOX_RECORD_COLD | FEOX_RECORD_LOCATED);
+                            FEOX_RECORD_COLD | s->location_flag);
         if (cold) {
             feox_record_set_location(cold, location);
             freed = feox_record_footprint(r->value_len, r->flags) -

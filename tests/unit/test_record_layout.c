@@ -127,9 +127,16 @@ static void test_location_word_follows_the_value(void **state)
         feox_record *m = feox_record_new(value, len, 0, 0, 0, 0);
         assert_non_null(m);
         assert_null(feox_record_location_word(m));
-        assert_int_equal(m->flags, 0);  /* no expiry: no word for it */
-        feox_record_set_location(m, 5); /* no word: nothing to set */
+        assert_int_equal(m->flags, 0); /* no expiry: no word for it */
         assert_int_equal(feox_record_location(m), 0);
+        /* no word: only whether it is stored (one flag, no byte more) */
+        feox_record_set_location(m, 5);
+        assert_int_equal(feox_record_location(m), FEOX_RECORD_LOCATION_STORED);
+        assert_int_equal(m->flags, FEOX_RECORD_STORED);
+        assert_int_equal(feox_record_size(len, m->flags), feox_record_size(len, 0));
+        feox_record_set_location(m, 0);
+        assert_int_equal(feox_record_location(m), 0);
+        assert_int_equal(m->flags, 0);
         assert_int_equal(feox_record_expires_at(m), 0);
         assert_memory_equal(m->value, value, len);
         feox_record_free(m);

@@ -7,8 +7,9 @@
  * never refused for memory and may leave memory, read back by key), that an INDEX_CACHE store
  * asks find() on a miss, that feox_refresh applies a change feed and reloads on
  * FEOX_ERR_STALE, the register errors, that a cursor reads a value that left memory back only
- * when asked for it (a failing read-back fails only that request), and that a HOST_TXN store never
- * calls its backend from a thread of its own.
+ * when asked for it (a failing read-back fails only that request), that a HOST_TXN store never
+ * calls its backend from a thread of its own, and that a VALUES_BY_KEY backend gets back only
+ * whether a version has a location unless the store has max_memory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -793,6 +794,74 @@ static void test_walk_refused_until_loaded(void **state)
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
+/* ---- FEOX_STORAGE_VALUES_BY_KEY ---- */
+
+static const feox_storage_methods toy_by_key = TOY_METHODS(
+    "toy-by-key", FEOX_STORAGE_INDEX_CACHE | FEOX_STORAGE_HOST_TXN | FEOX_STORAGE_VALUES_BY_KEY);
+
+typedef struct seen_locations {
+    uint64_t at[TOY_KEYS];
+    int n;
+} seen_locations;
+
+static int note_location(void *ctx, const feox_storage_record *rec)
+{
+    seen_locations *seen = ctx;
+    seen->at[seen->n++] = rec->location;
+    return 0;
+}
+
+static void assert_locations(const uint64_t *want, int n)
+{
+    seen_locations seen = {.n = 0};
+    assert_int_equal(toy.host.for_each_live(toy.host.ctx, note_location, &seen), FEOX_OK);
+    assert_int_equal(seen.n, n);
+    for (int i = 0; i < n; i++)
+        assert_true(seen.at[i] == want[i]);
+}
+
+/* A backend that finds values by key gets back, without max_memory, only whether a version has
+ * a location (the store keeps a bit, not a word: 8 bytes a key): FEOX_STORAGE_LOCATION_BY_KEY for
+ * written, found and restored versions alike, and relocate() moves nothing. With max_memory
+ * every version keeps the location the backend gave it, and relocate() moves it. Every value
+ * reads back either way. */
+static void test_values_by_key_keep_no_location(void **state)
+{
+    (void)state;
+    assert_int_equal(feox_storage_register(&toy_by_key), FEOX_OK);
+    for (int budget = 0; budget < 2; budget++) {
+        toy_reset();
+        toy_set(&toy.records[5], "d", "vd"); /* only in the backend: find() brings it (at 6) */
+        feox_config cfg;
+        ftest_config(&cfg, NULL);
+        cfg.storage = &toy_by_key;
+        cfg.storage_arg = &toy;
+        cfg.max_memory = budget ? 1u << 20 : 0;
+        feox_store *s = ftest_open(&cfg);
+        const char *keys[] = {"a", "b", "c"};
+        for (int i = 0; i < 3; i++) /* the toy puts them at 1, 2, 3 */
+            assert_int_equal(feox_insert(s, KS(keys[i]), "v", 1, NULL, NULL), FEOX_OK);
+        feox_value *v = NULL;
+        assert_int_equal(feox_get_ref(s, KS("d"), &v), FEOX_OK);
+        assert_value(v, "vd");
+        uint64_t own[] = {1, 2, 3, 6}, by_key[] = {1, 1, 1, 1};
+        assert_locations(budget ? own : by_key, 4);
+        assert_int_equal(toy.host.relocate(toy.host.ctx, KS("c"), 3, 9), budget != 0);
+        uint64_t moved[] = {1, 2, 9, 6};
+        assert_locations(budget ? moved : by_key, 4);
+        /* restored by the host (INDEX_ONLY): found by key in both */
+        feox_write_opts restore = {.flags = FEOX_WRITE_INDEX_ONLY};
+        assert_int_equal(feox_insert(s, KS("e"), "ve", 2, &restore, NULL), FEOX_OK);
+        uint64_t restored[] = {1, 2, 9, 6, FEOX_STORAGE_LOCATION_BY_KEY};
+        uint64_t restored_by_key[] = {1, 1, 1, 1, 1};
+        assert_locations(budget ? restored : restored_by_key, 5);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(feox_get_ref(s, KS(keys[i]), &v), FEOX_OK);
+            assert_value(v, "v");
+        }
+        assert_int_equal(feox_close(s), FEOX_OK);
+    }
+}
 
 int main(void)
 {
@@ -807,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_refresh_and_stale_reload),
         cmocka_unit_test(test_register_errors),
         cmocka_unit_test(test_walk_refused_until_loaded),
+        cmocka_unit_test(test_values_by_key_keep_no_location),
         cmocka_unit_test(test_host_txn_store_has_no_background_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
