@@ -41,6 +41,8 @@
 
 _Static_assert(FEOX_MAX_VALUE_SIZE <= FEOX_RECORD_MAX_VALUE, "a record holds every value length");
 _Static_assert(FEOX_MAX_KEY_SIZE <= FEOX_ENTRY_MAX_KEY, "an entry holds every key length");
+_Static_assert(FEOX_RECORD_LOCATION_STORED == FEOX_STORAGE_LOCATION_BY_KEY,
+               "a version without a location word reports the by-key location");
 
 struct feox_store {
     feox_config cfg; /* copy; cfg.path points at path below */
