@@ -2,6 +2,7 @@
  * test_store_put_run.c — a backend's chunk of records in key order (the sink's put_ordered,
  * which feox_refresh offers) applied to a live store in batches (store_load.c's run): keys past
  * the largest one the store holds (no hash lookup, the ordered index filled at its right edge),
+ * keys between a few the store holds (found above a lazy load's frontier),
  * keys the store already holds or that fall between its keys (per key, as the locked sink),
  * keys out of order, a del or plain put between ordered puts (applied in order), expired puts,
  * expiries (also a put of the largest key that expires before the run is applied), max_memory
@@ -286,6 +287,39 @@ static void test_run_over_existing_keys(void **state)
     for (uint32_t i = 0; i < 4000; i++)
         assert_key(s, i, 2, 120);
     assert_key(s, 5000, 1, 50);
+    assert_int_equal(feox_close(s), FEOX_OK);
+}
+
+/* A lazy load's case: the store holds the keys below a frontier (0..99) and a few keys found
+ * far above it (700, 1500, 1501, 3999: point reads); the rest comes in runs: the keys between
+ * the found ones are new, the found ones get the run's version (two found keys in a row, and one
+ * that is a run's last key), the keys below the frontier keep theirs. */
+static void test_run_between_keys_found_above(void **state)
+{
+    (void)state;
+    feox_store *s = open_scripted(NULL, 0);
+    send_range low = {.from = 0, .to = 100, .step = 1, .version = 1, .value_len = 50};
+    refresh_with(s, send_range_script, &low);
+    static const uint32_t found[] = {700, 1500, 1501, 3999};
+    for (size_t i = 0; i < sizeof found / sizeof found[0]; i++) {
+        send_range one = {.from = found[i], .to = found[i] + 1, .step = 1, .version = 1,
+                          .value_len = 50};
+        refresh_with(s, send_range_script, &one);
+    }
+    send_range rest = {.from = 100, .to = 4000, .step = 1, .version = 2, .value_len = 120};
+    refresh_with(s, send_range_script, &rest);
+    assert_int_equal(feox_len(s, 0), 4000);
+    assert_int_equal(feox_check(s), FEOX_OK);
+    for (uint32_t i = 0; i < 100; i++)
+        assert_key(s, i, 1, 50);
+    for (uint32_t i = 100; i < 4000; i++)
+        assert_key(s, i, 2, 120);
+    uint32_t *all = malloc(4000 * sizeof *all);
+    assert_non_null(all);
+    for (uint32_t i = 0; i < 4000; i++)
+        all[i] = i;
+    assert_keys_in_order(s, all, 4000);
+    free(all);
     assert_int_equal(feox_close(s), FEOX_OK);
 }
 
@@ -920,6 +954,7 @@ int main(void)
         cmocka_unit_test(test_two_threads_refresh_at_once),
         cmocka_unit_test(test_run_allocation_failures),
         cmocka_unit_test(test_run_after_expect_grows_no_map),
+        cmocka_unit_test(test_run_between_keys_found_above),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
