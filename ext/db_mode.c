@@ -520,7 +520,14 @@ void feox_db_stats(feox_vtab *vt, sqlite3_str *out)
 
 int feox_db_begin(feox_vtab *vt)
 {
-    if (db_store(vt) == NULL) {
+    feox_store *store = db_store(vt);
+    if (store == NULL) {
+        return SQLITE_OK;
+    }
+    /* Nothing changed since the cache was last current (one data version check, storage_sqlite.h);
+     * the logical clock, a cache still loading and a fork()ed child take the whole refresh. */
+    if (vt->lclock == NULL && vt->rows_hint == 0 && !feox_store_is_inherited(store) &&
+        feox_sqlite_storage_begin_if_current(&vt->dbs->t)) {
         return SQLITE_OK;
     }
     int rc = feox_db_refresh(vt);

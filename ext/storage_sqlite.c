@@ -765,6 +765,18 @@ feox_err feox_sqlite_storage_lock_for_write(feox_sqlite_table *t)
     return err;
 }
 
+/* The transaction's state at begin: the table is at seq cur, its feed keeps changes > min_seq. */
+static void start_txn(feox_sqlite_backend *b, uint64_t cur, uint64_t min_seq)
+{
+    b->in_txn = true;
+    b->txn_base = b->txn_last = cur;
+    b->txn_min_seq = min_seq;
+    b->txn_changes = 0;
+    b->txn_logging = true;
+    b->nmarks = 0;
+    b->txn_swept = false;
+}
+
 /* begin(), trusting a refresh that was the backend's previous call (see
  * feox_sqlite_storage_begin_refreshed) if refreshed. */
 static feox_err begin_txn(feox_sqlite_table *t, bool refreshed)
@@ -793,16 +805,29 @@ static feox_err begin_txn(feox_sqlite_table *t, bool refreshed)
         }
     }
     if (err == FEOX_OK) {
-        b->in_txn = true;
-        b->txn_base = b->txn_last = cur;
-        b->txn_min_seq = min_seq;
-        b->txn_changes = 0;
-        b->txn_logging = true;
-        b->nmarks = 0;
-        b->txn_swept = false;
+        start_txn(b, cur, min_seq);
     }
     unlock(b);
     return err;
+}
+
+bool feox_sqlite_storage_begin_if_current(feox_sqlite_table *t)
+{
+    feox_sqlite_backend *b = t != NULL ? t->backend : NULL;
+    if (b == NULL) {
+        return false;
+    }
+    lock(b);
+    /* What refresh_feed and begin_txn check, less sqlite3_txn_state (see the header) */
+    bool current = !b->in_txn && b->loaded && b->lazy.complete && !b->lazy.want &&
+                   feox_sq_data_version(b) == b->last_dv &&
+                   feox_sq_database_image(b) == b->loaded_image;
+    if (current) {
+        feox_sq_clear_error(b);
+        start_txn(b, b->cache_seq, b->last_min_seq);
+    }
+    unlock(b);
+    return current;
 }
 
 feox_err feox_sqlite_storage_begin(feox_sqlite_table *t)
