@@ -57,35 +57,60 @@ static int bind_value(sqlite3_stmt *s, int i, uint32_t tag, const void *value, u
 
 /* ---- the table's seq and data version -------------------------------------------------------- */
 
+/* Bind ?1 key, ?2 value, ?3 tag (unless *tag_known says it is bound), ?4 ts and ?6 seq of PUT
+ * or OVERWRITE. */
+static void bind_row(feox_sqlite_backend *b, sqlite3_stmt *s, bool *tag_known, uint32_t *bound_tag,
+                     const void *key, uint32_t key_len, const void *value, uint32_t value_len,
+                     uint32_t tag, uint64_t ts_ns, uint64_t seq)
+{
+    sqlite3_bind_blob64(s, 1, key, key_len, SQLITE_STATIC);
+    bind_value(s, 2, tag, value, value_len, b->text_as_text);
+    if (!*tag_known || *bound_tag != tag) { /* most writes repeat the last tag */
+        *tag_known = sqlite3_bind_int64(s, 3, (sqlite3_int64)tag) == SQLITE_OK;
+        *bound_tag = tag;
+    }
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)ts_ns);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)seq);
+}
+
+/* Write a row: an UPDATE in place where the row is expected (had_row: see feox_pending_entry)
+ * and neither it nor the new version has an expiry; else, or if that found no such row, INSERT
+ * OR REPLACE. The hint decides only which statement runs first: either way the row is right. */
 static feox_err write_row(feox_sqlite_backend *b, const void *key, uint32_t key_len,
                           const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
-                          uint64_t expires_at_ns, uint64_t seq)
+                          uint64_t expires_at_ns, uint64_t seq, bool had_row)
 {
     sqlite3_stmt *s;
     feox_err err = feox_sq_learn_encoding(b);
-    if (err == FEOX_OK) {
-        err = feox_sq_stmt(b, FEOX_SQ_PUT, &s);
-    }
     if (err != FEOX_OK) {
         return err;
     }
-    sqlite3_bind_blob64(s, 1, key, key_len, SQLITE_STATIC);
-    bind_value(s, 2, tag, value, value_len, b->text_as_text);
-    if (!b->put_tag_known || b->put_tag != tag) { /* most writes repeat the last tag */
-        b->put_tag_known = sqlite3_bind_int64(s, 3, (sqlite3_int64)tag) == SQLITE_OK;
-        b->put_tag = tag;
+    feox_sq_expiry_lower(b, expires_at_ns);
+    b->rows_written++;
+    b->bytes_written += key_len + value_len;
+    if (had_row && expires_at_ns == 0) {
+        err = feox_sq_stmt(b, FEOX_SQ_OVERWRITE, &s);
+        if (err != FEOX_OK) {
+            return err;
+        }
+        bind_row(b, s, &b->overwrite_tag_known, &b->overwrite_tag, key, key_len, value,
+                 value_len, tag, ts_ns, seq);
+        err = run(b, s, "writing a record");
+        if (err != FEOX_OK || sqlite3_changes(b->db) != 0) {
+            return err;
+        }
     }
-    sqlite3_bind_int64(s, 4, (sqlite3_int64)ts_ns);
+    err = feox_sq_stmt(b, FEOX_SQ_PUT, &s);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    bind_row(b, s, &b->put_tag_known, &b->put_tag, key, key_len, value, value_len, tag, ts_ns, seq);
     if (expires_at_ns != 0) {
         sqlite3_bind_int64(s, 5, (sqlite3_int64)expires_at_ns);
         b->put_expires_set = true;
     } else if (b->put_expires_set) {
         b->put_expires_set = sqlite3_bind_null(s, 5) != SQLITE_OK;
     }
-    sqlite3_bind_int64(s, 6, (sqlite3_int64)seq);
-    feox_sq_expiry_lower(b, expires_at_ns);
-    b->rows_written++;
-    b->bytes_written += key_len + value_len;
     return run(b, s, "writing a record");
 }
 
@@ -122,15 +147,16 @@ static feox_err stop_logging(feox_sqlite_backend *b)
     return err;
 }
 
-/* One change (a write, or a delete with value NULL) at the transaction's next seq. */
+/* One change (a write, or a delete with value NULL) at the transaction's next seq (had_row: see
+ * write_row). */
 static feox_err emit_change(feox_sqlite_backend *b, const void *key, uint32_t key_len,
                             const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
-                            uint64_t expires_at_ns, bool is_delete)
+                            uint64_t expires_at_ns, bool is_delete, bool had_row)
 {
     uint64_t seq = b->txn_last + 1;
-    feox_err err =
-        is_delete ? delete_row(b, key, key_len)
-                  : write_row(b, key, key_len, value, value_len, tag, ts_ns, expires_at_ns, seq);
+    feox_err err = is_delete ? delete_row(b, key, key_len)
+                             : write_row(b, key, key_len, value, value_len, tag, ts_ns,
+                                         expires_at_ns, seq, had_row);
     if (err == FEOX_OK && b->txn_logging) {
         sqlite3_stmt *s;
         err = feox_sq_stmt(b, FEOX_SQ_LOG, &s);
@@ -178,7 +204,7 @@ static feox_err flush_pending(feox_sqlite_backend *b)
     for (size_t i = 0; i < p->n && err == FEOX_OK; i++) {
         const feox_pending_entry *e = order[i];
         err = emit_change(b, e->bytes, e->key_len, e->bytes + e->key_len, e->value_len, e->tag,
-                          e->ts_ns, e->expires_at_ns, e->is_delete);
+                          e->ts_ns, e->expires_at_ns, e->is_delete, e->had_row);
         if (err == FEOX_OK && b->relocate && !e->is_delete) {
             /* In the table now: the store may drop its bytes (no engine lock is held here:
              * change() leaves the flush to feox_sqlite_storage_settle when relocating). */
@@ -299,25 +325,28 @@ static feox_err sq_load(feox_storage *st, void *txn, const feox_storage_sink *si
     return err;
 }
 
-/* A write or delete: into the pending map (buffered) or the tables (write-through). */
+/* A write or delete: into the pending map (buffered) or the tables (write-through). replaced:
+ * the key's version the store replaced (NULL: none), for the hint of write_row. */
 static feox_err change(feox_sqlite_backend *b, const void *key, uint32_t key_len, const void *value,
                        uint32_t value_len, uint32_t tag, uint64_t ts_ns, uint64_t expires_at_ns,
-                       bool is_delete, uint64_t *location)
+                       bool is_delete, const feox_storage_record *replaced, uint64_t *location)
 {
+    bool had_row = replaced != NULL && replaced->expires_at_ns == 0;
     if (!b->in_txn) {
         return feox_sq_fail(b, FEOX_ERR_INVALID_ARGUMENT,
                             "write outside a transaction (feox_sqlite_storage_begin)");
     }
     feox_err err;
     if (b->mode == FEOX_SQLITE_WRITE_THROUGH) {
-        err = emit_change(b, key, key_len, value, value_len, tag, ts_ns, expires_at_ns, is_delete);
+        err = emit_change(b, key, key_len, value, value_len, tag, ts_ns, expires_at_ns, is_delete,
+                          had_row);
         if (location != NULL) {
             *location = b->txn_last;
         }
         return err;
     }
     if (!feox_pending_put(&b->pending, key, key_len, value, value_len, tag, ts_ns, expires_at_ns,
-                          is_delete)) {
+                          is_delete, had_row)) {
         return feox_sq_sql_error(b, SQLITE_NOMEM, "keeping a pending record");
     }
     if (location != NULL) {
@@ -333,7 +362,6 @@ static feox_err sq_write(feox_storage *st, void *txn, const feox_storage_record 
                          const feox_storage_record *replaced, uint64_t *location, uint64_t *seq)
 {
     (void)txn;
-    (void)replaced;
     feox_sqlite_backend *b = backend_of(st);
     if (rec == NULL || rec->key == NULL || rec->value == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;
@@ -341,7 +369,7 @@ static feox_err sq_write(feox_storage *st, void *txn, const feox_storage_record 
     method_enter(b);
     feox_sq_clear_error(b);
     feox_err err = change(b, rec->key, rec->key_len, rec->value, rec->value_len, rec->tag,
-                          rec->ts_ns, rec->expires_at_ns, false, location);
+                          rec->ts_ns, rec->expires_at_ns, false, replaced, location);
     method_leave(b);
     if (seq != NULL) {
         *seq = 0; /* durability is the host's commit */
@@ -353,14 +381,13 @@ static feox_err sq_erase(feox_storage *st, void *txn, const void *key, uint32_t 
                          uint64_t ts_ns, const feox_storage_record *replaced, uint64_t *seq)
 {
     (void)txn;
-    (void)replaced;
     feox_sqlite_backend *b = backend_of(st);
     if (key == NULL) {
         return FEOX_ERR_INVALID_ARGUMENT;
     }
     method_enter(b);
     feox_sq_clear_error(b);
-    feox_err err = change(b, key, key_len, NULL, 0, 0, ts_ns, 0, true, NULL);
+    feox_err err = change(b, key, key_len, NULL, 0, 0, ts_ns, 0, true, replaced, NULL);
     method_leave(b);
     if (seq != NULL) {
         *seq = 0;
@@ -888,7 +915,7 @@ static feox_err sweep(feox_sqlite_backend *b, uint64_t limit, uint64_t *removed)
         /* listed first, deleted after: never while the statement reads the table */
         err = feox_sq_expired_keys(b, now, want, &k, &next);
         for (size_t i = 0; i < k.n && err == FEOX_OK; i++) {
-            err = emit_change(b, k.bytes + k.at[i], k.len[i], NULL, 0, 0, now, 0, true);
+            err = emit_change(b, k.bytes + k.at[i], k.len[i], NULL, 0, 0, now, 0, true, false);
             if (err == FEOX_OK) {
                 (*removed)++;
                 b->swept_rows++;

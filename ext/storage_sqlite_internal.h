@@ -17,6 +17,7 @@ typedef enum feox_sq_id {
     FEOX_SQ_SEQ,            /* current seq, min_seq, format */
     FEOX_SQ_FIND,           /* one row of _data by key */
     FEOX_SQ_PUT,            /* INSERT OR REPLACE into _data */
+    FEOX_SQ_OVERWRITE,      /* UPDATE of a _data row without an expiry, to one without */
     FEOX_SQ_DEL,            /* DELETE from _data by key */
     FEOX_SQ_LOG,            /* append a feed row */
     FEOX_SQ_FEED,           /* feed rows after a seq, joined with _data */
@@ -81,6 +82,8 @@ typedef struct feox_sqlite_backend {
      * are all NULL then: feox_sq_stmt). */
     bool put_tag_known; /* PUT's ?3 is put_tag */
     uint32_t put_tag;
+    bool overwrite_tag_known; /* OVERWRITE's ?3 is overwrite_tag */
+    uint32_t overwrite_tag;
     bool put_expires_set; /* PUT's ?5 holds an expiry (else NULL) */
     bool log_ts_set;      /* LOG's ?3 holds a time (else NULL) */
 

@@ -79,7 +79,7 @@ static void entry_bytes_free(feox_pending *p, unsigned char *bytes)
 
 bool feox_pending_put(feox_pending *p, const void *key, uint32_t key_len, const void *value,
                       uint32_t value_len, uint32_t tag, uint64_t ts_ns, uint64_t expires_at_ns,
-                      bool is_delete)
+                      bool is_delete, bool had_row)
 {
     if (is_delete) {
         value_len = 0;
@@ -103,9 +103,11 @@ bool feox_pending_put(feox_pending *p, const void *key, uint32_t key_len, const 
     if (value_len != 0) {
         memmove(bytes + key_len, value, value_len);
     }
-    feox_pending_entry fresh = {bytes, key_len, value_len, tag, is_delete, ts_ns, expires_at_ns};
+    feox_pending_entry fresh = {bytes,    key_len, value_len, tag, is_delete,
+                                had_row,  ts_ns,   expires_at_ns};
     if (p->slots[i] != 0) {
         feox_pending_entry *old = &p->entries[p->slots[i] - 1];
+        fresh.had_row = old->had_row; /* the tables have not changed since the first change */
         p->bytes -= (uint64_t)old->key_len + old->value_len;
         if (old->bytes != bytes) {
             entry_bytes_free(p, old->bytes);

@@ -17,6 +17,11 @@ typedef struct feox_pending_entry {
     uint32_t value_len;
     uint32_t tag;
     bool is_delete;
+    /* When the key's first change since the map was last written out was made, the key had a
+     * live version without an expiry (so <t>_data most likely has its row, expires NULL): a hint
+     * for writing a write out (storage_sqlite.c write_row), kept when a later change of the key
+     * replaces the entry. */
+    bool had_row;
     uint64_t ts_ns;
     uint64_t expires_at_ns;
 } feox_pending_entry;
@@ -33,11 +38,12 @@ typedef struct feox_pending {
     unsigned char inline_bytes[256];
 } feox_pending;
 
-/* Record a change of key (value NULL and is_delete for a delete). Returns false on out of memory
- * (the map is unchanged). */
+/* Record a change of key (value NULL and is_delete for a delete); had_row: the entry's hint (kept
+ * from the first change if the key has an entry). Returns false on out of memory (the map is
+ * unchanged). */
 bool feox_pending_put(feox_pending *p, const void *key, uint32_t key_len, const void *value,
                       uint32_t value_len, uint32_t tag, uint64_t ts_ns, uint64_t expires_at_ns,
-                      bool is_delete);
+                      bool is_delete, bool had_row);
 /* The entry for key, or NULL. */
 const feox_pending_entry *feox_pending_get(const feox_pending *p, const void *key,
                                            uint32_t key_len);

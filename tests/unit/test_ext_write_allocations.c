@@ -141,20 +141,20 @@ static void test_pending_one_small_change_allocates_nothing(void **state)
     fill(value2, sizeof value2, 10);
     fill(value3, sizeof value3, 11);
     /* the first transaction makes the map's arrays */
-    assert_true(feox_pending_put(&p, key1, 16, value1, 100, 4, 1, 0, false));
+    assert_true(feox_pending_put(&p, key1, 16, value1, 100, 4, 1, 0, false, false));
     feox_pending_clear(&p);
 
     sqlite3_int64 base = outstanding();
-    assert_true(feox_pending_put(&p, key1, 16, value1, 100, 4, 2, 0, false));
+    assert_true(feox_pending_put(&p, key1, 16, value1, 100, 4, 2, 0, false, false));
     assert_int_equal(outstanding(), base);
     assert_pending(&p, key1, 16, value1, 100);
     /* the same key again replaces it in place */
-    assert_true(feox_pending_put(&p, key1, 16, value3, 100, 4, 3, 0, false));
+    assert_true(feox_pending_put(&p, key1, 16, value3, 100, 4, 3, 0, false, false));
     assert_int_equal(outstanding(), base);
     assert_pending(&p, key1, 16, value3, 100);
     assert_int_equal(p.bytes, 116);
     /* another key: its own block; both readable, in key order when sorted */
-    assert_true(feox_pending_put(&p, key2, 16, value2, 100, 4, 4, 0, false));
+    assert_true(feox_pending_put(&p, key2, 16, value2, 100, 4, 4, 0, false, false));
     assert_int_equal(outstanding(), base + 1);
     assert_pending(&p, key1, 16, value3, 100);
     assert_pending(&p, key2, 16, value2, 100);
