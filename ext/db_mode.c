@@ -32,8 +32,10 @@
  *                SQLITE_FCNTL_DATA_VERSION with what it saw last, ~30-60 ns when nothing
  *                changed; else it applies the change feed, compares the cache with the table
  *                when the feed no longer reaches back far enough, or asks for a full reload
- *                with FEOX_ERR_STALE when the table's seq went back), then the backend's begin.
- *                The undo journal starts empty.
+ *                with FEOX_ERR_STALE when the table's seq went back), then the backend's begin;
+ *                when the cache is complete and the data version unchanged, only the backend's
+ *                begin with that one check (feox_sqlite_storage_begin_if_current: no engine
+ *                call). The undo journal starts empty.
  *   xUpdate      the engine writes the cache and calls the backend's write/erase, which keeps
  *                the change pending (buffered) or writes it through; the journal records the
  *                old state first (update.c). Then feox_db_settle: a pending map grown past its

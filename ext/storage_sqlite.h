@@ -77,8 +77,9 @@
  * Transactions (the host's: FEOX_STORAGE_HOST_TXN). The virtual table calls, on the connection
  * the backend was opened with:
  *   xBegin       feox_refresh(store, ...) first (brings the cache to the table's current seq),
- *                then feox_sqlite_storage_begin(t). Writes (write/erase) are refused outside
- *                begin..commit/rollback.
+ *                then feox_sqlite_storage_begin(t); or, when the cache is complete and nothing
+ *                changed, feox_sqlite_storage_begin_if_current(t) alone. Writes (write/erase)
+ *                are refused outside begin..commit/rollback.
  *   xSync        feox_sqlite_storage_sync_commit(t): writes what is still pending, removes up to
  *                sweep_limit expired rows (storage_sqlite_expiry.c; skipped while nothing can
  *                have expired), trims the feed.
