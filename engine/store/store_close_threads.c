@@ -19,7 +19,8 @@
  *   fill   the threads claim chunks of the sorted list and add them to the snapshot's table,
  *          claiming slots with a compare-and-swap (feox_log_snapshot_writer_add_shared).
  * Before listing, each thread faults in its part of the list and of the snapshot's buffer with
- * one call (prefault_part). The claims (list, fill) let a thread the machine runs late leave its
+ * one call (prefault_part); the closing thread first makes the final flush (an fsync: the helpers
+ * list the shards meanwhile, and nothing is written before it succeeded, log_snapshot.h). The claims (list, fill) let a thread the machine runs late leave its
  * share to the others. Memory new to the process is most of a close's cost on a virtual machine
  * (~0.6-1.6 ms a MiB the first time it is touched, where the host backs it lazily: the bench's
  * close of 1M keys spent a quarter of its CPU zeroing fresh huge pages): the table doubling as
@@ -393,6 +394,9 @@ bool feox_store_write_snapshot_threaded(feox_store *s, feox_log_snapshot_writer 
     if (alloc_job(job, s, w, wanted)) {
         job->listed_in_order = list_in_key_order(job);
         unsigned started = start_helpers(job, wanted);
+        /* The final flush (its fsync) while the helpers list the entries: a thread that joins
+         * late leaves the shards to the others. */
+        (void)feox_log_snapshot_writer_flush(s->storage, w);
         if (job->threads)
             work(&job->worker[0]);
         for (unsigned t = 1; t < started; t++)

@@ -234,24 +234,49 @@ feox_err feox_log_snapshot_release(feox_storage *st, bool cut)
 
 /* ---- close ---- */
 
-feox_err feox_log_close_prepare(feox_storage *st, bool *may_snapshot)
+/* What a snapshot needs besides the final flush's success [b->mu]. snapshot_tail: the file
+ * still ends in the snapshot it was opened with (nothing written since), which is exact: it
+ * stays, and no other is written. */
+static bool may_snapshot_locked(const feox_log_backend *b)
+{
+    return b->loaded && !b->degraded && !b->write_error && !b->snapshot_off && !b->snapshot_tail &&
+           b->old_fd < 0 && b->fd >= 0;
+}
+
+bool feox_log_close_begin(feox_storage *st)
 {
     feox_log_backend *b = feox_log_of(st);
     feox_log_stop_threads(b);
+    pthread_mutex_lock(&b->mu);
+    /* (a snapshot still ending the file goes with the flush's first write, if it has bytes to
+     * write: log_sync.c cuts it first) */
+    bool unwritten = b->active.len || b->pending.len;
+    bool may = b->loaded && !b->degraded && !b->write_error && !b->snapshot_off &&
+               (!b->snapshot_tail || unwritten) && b->old_fd < 0 && b->fd >= 0;
+    pthread_mutex_unlock(&b->mu);
+    return may;
+}
+
+bool feox_log_snapshot_writer_flush(feox_storage *st, feox_log_snapshot_writer *w)
+{
+    if (w->flushed)
+        return !w->bad;
+    feox_log_backend *b = feox_log_of(st);
     pthread_mutex_lock(&b->mu);
     uint64_t seq = b->append_seq;
     bool dirty = b->durable_seq < seq || b->durable_seq < b->written_seq || b->degraded;
     pthread_mutex_unlock(&b->mu);
     feox_err err = dirty ? feox_log_sync_upto(b, seq, true) : FEOX_OK;
     pthread_mutex_lock(&b->mu);
-    /* snapshot_tail: the file still ends in the snapshot it was opened with (nothing written
-     * since), which is exact: it stays, and no other is written. */
-    *may_snapshot = !err && b->loaded && !b->degraded && !b->write_error && !b->snapshot_off &&
-                    !b->snapshot_tail && b->durable_seq == b->append_seq &&
-                    b->write_off == b->append_off && b->active.len == 0 && b->pending.len == 0 &&
-                    b->old_fd < 0 && b->fd >= 0;
+    bool may = !err && may_snapshot_locked(b) && b->durable_seq == b->append_seq &&
+               b->write_off == b->append_off && b->active.len == 0 && b->pending.len == 0;
     pthread_mutex_unlock(&b->mu);
-    return err;
+    if (err)
+        feox_clear_error_detail(); /* close() reports the failed flush again */
+    w->flushed = true;
+    if (!may)
+        w->bad = true;
+    return may;
 }
 
 feox_err feox_log_snapshot_writer_init(feox_storage *st, feox_log_snapshot_writer *w, uint64_t keys,
@@ -383,6 +408,7 @@ static int write_giving_back(int fd, uint8_t *buf, size_t size, uint64_t offset)
 void feox_log_snapshot_write(feox_storage *st, feox_log_snapshot_writer *w)
 {
     feox_log_backend *b = feox_log_of(st);
+    (void)feox_log_snapshot_writer_flush(st, w); /* (bad if it failed) */
     if (w->bad) {
         feox_log_snapshot_writer_free(w);
         return;
