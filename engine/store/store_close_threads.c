@@ -19,13 +19,14 @@
  *   fill   the threads claim chunks of the sorted list and add them to the snapshot's table,
  *          claiming slots with a compare-and-swap (feox_log_snapshot_writer_add_shared).
  * Before listing, each thread faults in its part of the list and of the snapshot's buffer with
- * one call (prefault_part); the closing thread first makes the final flush (an fsync: the helpers
- * list the shards meanwhile, and nothing is written before it succeeded, log_snapshot.h). The claims (list, fill) let a thread the machine runs late leave its
- * share to the others. Memory new to the process is most of a close's cost on a virtual machine
- * (~0.6-1.6 ms a MiB the first time it is touched, where the host backs it lazily: the bench's
- * close of 1M keys spent a quarter of its CPU zeroing fresh huge pages): the table doubling as
- * the sort's other half saves 8 bytes a key of it, and the write gives the table back as it
- * goes, so the file's page cache takes those pages again (log_snapshot.c).
+ * one call (prefault_part); the closing thread first makes the final flush (an fsync: the
+ * helpers list the shards meanwhile, and nothing is written before it succeeded, log_snapshot.h).
+ * The claims (list, fill) let a thread the machine runs late leave its share to the others.
+ * Memory new to the process is much of a close's cost on a virtual machine (~0.6-1.6 ms a MiB
+ * the first time it is touched, where the host backs it lazily: the bench's close of 1M keys
+ * spent a quarter of its CPU zeroing fresh huge pages, perf): the table doubling as the sort's
+ * other half saves 8 bytes a key of it, and the write gives the table back as it goes, so the
+ * file's page cache takes those pages again (log_snapshot.c).
  * The list is left sorted, as the one-thread close leaves it, for the free that follows.
  */
 #include <pthread.h>

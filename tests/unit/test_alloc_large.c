@@ -135,6 +135,7 @@ static void test_large_mapped_bytes_are_counted(void **state)
     assert_int_equal(feox_mem_large_mapped(), before);
 }
 
+#ifndef FEOX_SLAB_POISON
 /* Whether the page holding p is in memory (mincore). */
 static bool resident(const void *p)
 {
@@ -143,6 +144,7 @@ static bool resident(const void *p)
     assert_int_equal(mincore((void *)page, 4096, &vec), 0);
     return vec & 1;
 }
+#endif
 
 /* Allocating a huge-page array (scratch or not, zeroed or not) faults in none of its bytes: the
  * first huge page is zeroed by whichever thread first writes it (or faults its part in), not by
