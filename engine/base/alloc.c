@@ -128,10 +128,23 @@ char *feox_mem_concat(const char *a, const char *b)
 #define LARGE_MAPPED 1
 #endif
 
-/* Before the bytes of a large allocation: the length of its own mapping, 0 if it came from
- * alloc_fn. 64 bytes: an array in a mapping starts on a cache line; one from alloc_fn keeps
- * alloc_fn's alignment. */
+/* Before the bytes of a large allocation: the length of its own mapping (0 if it came from
+ * alloc_fn), then how far before the bytes the mapping starts. 64 bytes: an array in a mapping
+ * starts on a cache line; one from alloc_fn keeps alloc_fn's alignment. */
 #define LARGE_HEADER 64
+
+typedef struct large_header {
+    size_t mapped; /* bytes of the mapping; 0: from alloc_fn */
+    size_t lead;   /* from the mapping's start to the array's first byte */
+} large_header;
+_Static_assert(sizeof(large_header) <= LARGE_HEADER, "the header fits");
+
+/* A huge-page array's header page: the 4 KiB page before its first 2 MiB boundary, a small page
+ * of its own (the range below the boundary is less than a huge page), so writing the header
+ * faults in 4 KiB, not the array's first huge page (2 MiB zeroed on the allocating thread, ~3 ms
+ * for memory new to this virtual machine, before the threads that fault the array in parallel,
+ * or write it, start). */
+#define HEADER_PAGE ((size_t)4096)
 
 #define HUGE_PAGE ((size_t)2 << 20)
 
@@ -143,19 +156,26 @@ size_t feox_mem_large_mapped(void)
     return atomic_load_explicit(&large_mapped_bytes, memory_order_relaxed);
 }
 
-char *feox_mem_map_huge(size_t bytes)
+/* lead + bytes mapped so that lead bytes come before a 2 MiB boundary and bytes from it, huge
+ * pages asked for on those; the boundary, or NULL. */
+static char *map_huge_after(size_t lead, size_t bytes)
 {
-    size_t span = bytes + HUGE_PAGE;
+    size_t span = lead + bytes + HUGE_PAGE;
     char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-    char *start = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-    if (start > p)
-        munmap(p, (size_t)(start - p));
+    char *start = (char *)(((uintptr_t)p + lead + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (start - lead > p)
+        munmap(p, (size_t)(start - lead - p));
     if (start + bytes < p + span)
         munmap(start + bytes, (size_t)(p + span - (start + bytes)));
     (void)madvise(start, bytes, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
     return start;
+}
+
+char *feox_mem_map_huge(size_t bytes)
+{
+    return map_huge_after(0, bytes);
 }
 
 /* A mapping of bytes (a multiple of 4 KiB) with 4 KiB pages: only the pages touched are faulted
@@ -166,26 +186,45 @@ static char *map_plain(size_t bytes)
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* A large allocation (see alloc.h); a mapping of its own from min bytes on. */
+/* A large allocation (see alloc.h); a mapping of its own from min bytes on: from FEOX_LARGE_MIN
+ * on, its bytes from a 2 MiB boundary with the header page before it, else the header then its
+ * bytes in 4 KiB pages. */
 static void *alloc_large_from(size_t size, size_t min)
 {
-    if (size > SIZE_MAX - LARGE_HEADER - FEOX_LARGE_MIN - HUGE_PAGE)
+    if (size > SIZE_MAX - LARGE_HEADER - FEOX_LARGE_MIN - HUGE_PAGE - HEADER_PAGE)
         return NULL;
     char *p;
-    size_t mapped = 0;
+    large_header h = {0, LARGE_HEADER};
     if (LARGE_MAPPED && feox_mem_is_default() && size >= min) {
-        mapped = (size + LARGE_HEADER + 4095) & ~(size_t)4095;
-        p = size >= FEOX_LARGE_MIN ? feox_mem_map_huge(mapped) : map_plain(mapped);
-        if (!p)
-            return NULL;
-        atomic_fetch_add_explicit(&large_mapped_bytes, mapped, memory_order_relaxed);
+        if (size >= FEOX_LARGE_MIN) {
+            size_t bytes = (size + 4095) & ~(size_t)4095;
+            char *start = map_huge_after(HEADER_PAGE, bytes);
+            if (!start)
+                return NULL;
+            h = (large_header){HEADER_PAGE + bytes, HEADER_PAGE};
+            p = start - LARGE_HEADER;
+        } else {
+            h.mapped = (size + LARGE_HEADER + 4095) & ~(size_t)4095;
+            p = map_plain(h.mapped);
+            if (!p)
+                return NULL;
+        }
+        atomic_fetch_add_explicit(&large_mapped_bytes, h.mapped, memory_order_relaxed);
     } else {
         p = alloc_fn(size + LARGE_HEADER);
         if (!p)
             return NULL;
     }
-    memcpy(p, &mapped, sizeof mapped);
+    memcpy(p, &h, sizeof h);
     return p + LARGE_HEADER;
+}
+
+/* ptr's header (ptr from alloc_large_from). */
+static large_header header_of(const void *ptr)
+{
+    large_header h;
+    memcpy(&h, (const char *)ptr - LARGE_HEADER, sizeof h);
+    return h;
 }
 
 void *feox_mem_alloc_large(size_t size)
@@ -196,10 +235,7 @@ void *feox_mem_alloc_large(size_t size)
 /* p (from alloc_large_from) zero-filled. */
 static void *zeroed(void *p, size_t size)
 {
-    size_t mapped = 0;
-    if (p)
-        memcpy(&mapped, (char *)p - LARGE_HEADER, sizeof mapped);
-    if (p && !mapped) /* a fresh mapping is zero already: not one page touched here */
+    if (p && !header_of(p).mapped) /* a fresh mapping is zero already: not one page touched */
         memset(p, 0, size);
     return p;
 }
@@ -224,14 +260,13 @@ bool feox_mem_prefault_large(void *ptr, size_t from, size_t to)
 #ifdef MADV_POPULATE_WRITE
     if (!ptr || from >= to)
         return false;
-    char *p = (char *)ptr - LARGE_HEADER;
-    size_t mapped;
-    memcpy(&mapped, p, sizeof mapped);
-    if (!mapped || to > mapped - LARGE_HEADER)
+    large_header h = header_of(ptr);
+    if (!h.mapped || to > h.mapped - h.lead)
         return false; /* from the allocator (or past the end) */
-    size_t first = (LARGE_HEADER + from) & ~(size_t)4095;
-    size_t end = (LARGE_HEADER + to + 4095) & ~(size_t)4095; /* (mapped is whole pages) */
-    return madvise(p + first, end - first, MADV_POPULATE_WRITE) == 0;
+    char *base = (char *)ptr - h.lead;
+    size_t first = (h.lead + from) & ~(size_t)4095;
+    size_t end = (h.lead + to + 4095) & ~(size_t)4095; /* (mapped is whole pages) */
+    return madvise(base + first, end - first, MADV_POPULATE_WRITE) == 0;
 #else
     (void)ptr;
     (void)from;
@@ -240,18 +275,31 @@ bool feox_mem_prefault_large(void *ptr, size_t from, size_t to)
 #endif
 }
 
+bool feox_mem_release_large(void *ptr, size_t from, size_t to)
+{
+    if (!ptr || from >= to)
+        return false;
+    large_header h = header_of(ptr);
+    if (!h.mapped || to > h.mapped - h.lead)
+        return false; /* from the allocator (or past the end) */
+    char *base = (char *)ptr - h.lead;
+    size_t first = (h.lead + from + 4095) & ~(size_t)4095;
+    size_t end = (h.lead + to) & ~(size_t)4095;
+    if (first < HEADER_PAGE && h.lead == LARGE_HEADER)
+        first = HEADER_PAGE; /* (a small array's header is in its first page) */
+    return first < end && madvise(base + first, end - first, MADV_DONTNEED) == 0;
+}
+
 void feox_mem_free_large(void *ptr)
 {
     if (!ptr)
         return;
-    char *p = (char *)ptr - LARGE_HEADER;
-    size_t mapped;
-    memcpy(&mapped, p, sizeof mapped);
-    if (mapped) {
-        atomic_fetch_sub_explicit(&large_mapped_bytes, mapped, memory_order_relaxed);
-        munmap(p, mapped);
+    large_header h = header_of(ptr);
+    if (h.mapped) {
+        atomic_fetch_sub_explicit(&large_mapped_bytes, h.mapped, memory_order_relaxed);
+        munmap((char *)ptr - h.lead, h.mapped);
     } else {
-        free_fn(p);
+        free_fn((char *)ptr - LARGE_HEADER);
     }
 }
 

@@ -35,8 +35,10 @@ void feox_mem_settle_begin(void); /* this thread settles its frees from now on *
 void feox_mem_settle_end(void);
 
 /* Scratch arrays of many MiB that live for one operation (a store's load, its close). With the
- * default allocator, one of at least FEOX_LARGE_MIN bytes is its own mapping, from a 2 MiB
- * boundary, with transparent huge pages asked for (madvise): first-touch page faults are most of
+ * default allocator, one of at least FEOX_LARGE_MIN bytes is its own mapping, its bytes from a
+ * 2 MiB boundary (its header in a 4 KiB page of its own just before it: writing the header does
+ * not fault in and zero the array's first huge page), with transparent huge pages asked for
+ * (madvise): first-touch page faults are most of
  * the cost of fresh memory (about 10 us per 4 KiB page on a VM, 512 times fewer faults with 2 MiB
  * pages) and a randomly probed table misses the TLB far less. With an allocator from
  * feox_set_allocator, under AddressSanitizer (LeakSanitizer scans it then), or smaller, it comes
@@ -67,6 +69,13 @@ void *feox_mem_calloc_scratch(size_t size); /* zero-filled */
  * of one array at once. False if nothing was done (memory from feox_mem_alloc, a range past the
  * end, or a kernel that does not know the call): the first touches fault the pages in. */
 bool feox_mem_prefault_large(void *ptr, size_t from, size_t to);
+/* Give back now the pages wholly inside bytes [from, to) of a large allocation (madvise
+ * MADV_DONTNEED; they read as zero afterwards), for an array done with part by part: the kernel
+ * hands the next pages anyone asks for (the page cache of a write that follows) from the pages
+ * freed last, and on this virtual machine memory it just gave back costs ~0.05 ms per MiB to
+ * hand out again against ~0.6-1.6 ms for memory new to it (the host backs that lazily). True if
+ * pages were given back; false for memory from feox_mem_alloc or a range past the end. */
+bool feox_mem_release_large(void *ptr, size_t from, size_t to);
 /* Bytes of the large allocations that are mappings of their own now (the allocator's statistics,
  * mallinfo2, do not see them; memory measurements add them). */
 size_t feox_mem_large_mapped(void);

@@ -46,10 +46,10 @@ bool feox_store_start_snapshot(feox_store *s, feox_log_snapshot_writer *w)
         !atomic_load_explicit(&s->indexes_complete, memory_order_acquire) ||
         !hash_is_snapshot_hash(s))
         return false;
-    bool may = false;
-    (void)feox_log_close_prepare(s->storage, &may); /* close() reports a failed flush again */
-    if (may && feox_log_snapshot_writer_init(s->storage, w, feox_hash_count(&s->hash),
-                                             s->hash.seed) == FEOX_OK)
+    /* (the final flush comes later: feox_log_snapshot_writer_flush, as the entries are listed) */
+    if (feox_log_close_begin(s->storage) &&
+        feox_log_snapshot_writer_init(s->storage, w, feox_hash_count(&s->hash), s->hash.seed) ==
+            FEOX_OK)
         return true;
     feox_clear_error_detail();
     return false;

@@ -13,12 +13,20 @@
  *   sort   the list by address (the two LSD radix passes of store.c's sort_addresses, the
  *          second on the 2 MiB regions the list spans), each pass split over the threads: each
  *          counts its part's digits, then scatters its part to the places the counts of all
- *          give it (stable: the parts go in their order);
+ *          give it (stable: the parts go in their order). The passes' other half is the
+ *          snapshot's table (4/3 slot of 8 bytes a key: room for the list), which each thread
+ *          zeroes again where it read the second pass from;
  *   fill   the threads claim chunks of the sorted list and add them to the snapshot's table,
  *          claiming slots with a compare-and-swap (feox_log_snapshot_writer_add_shared).
- * Before listing, each thread faults in its part of the list and of the sort's other half with
- * one call (prefault_part). The claims (list, fill) let a thread the machine runs late leave its
- * share to the others.
+ * Before listing, each thread faults in its part of the list and of the snapshot's buffer with
+ * one call (prefault_part); the closing thread first makes the final flush (an fsync: the
+ * helpers list the shards meanwhile, and nothing is written before it succeeded, log_snapshot.h).
+ * The claims (list, fill) let a thread the machine runs late leave its share to the others.
+ * Memory new to the process is much of a close's cost on a virtual machine (~0.6-1.6 ms a MiB
+ * the first time it is touched, where the host backs it lazily: the bench's close of 1M keys
+ * spent a quarter of its CPU zeroing fresh huge pages, perf): the table doubling as the sort's
+ * other half saves 8 bytes a key of it, and the write gives the table back as it goes, so the
+ * file's page cache takes those pages again (log_snapshot.c).
  * The list is left sorted, as the one-thread close leaves it, for the free that follows.
  */
 #include <pthread.h>
@@ -63,7 +71,8 @@ typedef struct close_worker {
 struct close_job {
     feox_store *s;
     feox_log_snapshot_writer *w;
-    feox_entry **at, **tmp; /* the list, and the radix passes' other half */
+    feox_entry **at;  /* the list */
+    feox_entry **tmp; /* the radix passes' other half: the snapshot's table (w->slots) */
     size_t n;
     size_t *shard_start; /* where each shard's entries go in the list (shards + 1 of them) */
     unsigned threads;    /* taking part; set (with the barrier made) before the gate opens */
@@ -212,7 +221,8 @@ static void radix_pass(close_worker *me, feox_entry *const *from, feox_entry **t
 }
 
 /* The list sorted by address: on bits [8, 37) as store.c's sort_addresses, the second pass on the
- * regions the list spans. */
+ * regions the list spans; then the part of the other half (the snapshot's table) this thread
+ * read zeroed again, and every part of it zero before any thread adds to it. */
 static void sort_list(close_worker *me)
 {
     close_job *job = me->job;
@@ -224,6 +234,10 @@ static void sort_list(close_worker *me)
     radix_pass(me, job->at, job->tmp, &lines, true);
     const radix_digits regions = region_digits(job); /* (every part's range noted before) */
     radix_pass(me, job->tmp, job->at, &regions, false);
+    size_t first = part_start(job->n, me->index, job->threads);
+    size_t end = part_start(job->n, me->index + 1, job->threads);
+    memset(job->tmp + first, 0, (end - first) * sizeof *job->tmp);
+    pthread_barrier_wait(&job->step); /* the table zero again */
 }
 
 /* Entries [first, end) of the sorted list into the snapshot, read in a pipeline as
@@ -253,18 +267,21 @@ static void fill_chunks(close_worker *me)
                    first + FILL_CHUNK < job->n ? first + FILL_CHUNK : job->n);
 }
 
-/* This thread's part of the list and of the radix passes' other half (of the list too if
- * it is still to be listed), faulted in by one call each: both are written whole, and first
- * touches would fault them in page by page (~10 us each on a VM; 1M keys: 8 MiB each, up to
- * 2,048 faults where a 2 MiB range takes 4 KiB pages). */
+/* This thread's part of the list (if it is still to be listed) and of the snapshot's buffer
+ * (the radix passes' other half, then the table), faulted in by one call each: both are written
+ * whole, and first touches would fault them in page by page (~10 us each on a VM; 1M keys: 8 and
+ * 10.7 MiB, up to 4,800 faults where a 2 MiB range takes 4 KiB pages). */
 static void prefault_part(close_worker *me)
 {
     close_job *job = me->job;
-    size_t from = part_start(job->n, me->index, job->threads) * sizeof *job->at;
-    size_t to = part_start(job->n, me->index + 1, job->threads) * sizeof *job->at;
-    if (!job->listed_in_order)
+    if (!job->listed_in_order) {
+        size_t from = part_start(job->n, me->index, job->threads) * sizeof *job->at;
+        size_t to = part_start(job->n, me->index + 1, job->threads) * sizeof *job->at;
         (void)feox_mem_prefault_large(job->at, from, to);
-    (void)feox_mem_prefault_large(job->tmp, from, to);
+    }
+    size_t bytes = job->w->buf_size;
+    (void)feox_mem_prefault_large(job->w->buf, part_start(bytes, me->index, job->threads),
+                                  part_start(bytes, me->index + 1, job->threads));
 }
 
 static void *work(void *arg)
@@ -319,7 +336,9 @@ static bool alloc_job(close_job *job, feox_store *s, feox_log_snapshot_writer *w
         return false;
     job->n = place_shards(&s->hash, job->shard_start);
     job->at = n ? feox_mem_alloc_scratch(n * sizeof *job->at) : NULL;
-    job->tmp = n ? feox_mem_alloc_scratch(n * sizeof *job->tmp) : NULL;
+    /* (the table has 4/3 slot a key: room for the list; a failed job never wrote it) */
+    job->tmp = w->count >= n ? (feox_entry **)w->slots : NULL;
+    _Static_assert(sizeof *w->slots == sizeof *job->tmp, "a slot holds an entry's address");
     if (job->n != n || !job->at || !job->tmp)
         return false;
     for (unsigned t = 0; t < threads; t++) {
@@ -341,7 +360,6 @@ static void free_job(close_job *job, bool keep_list)
     pthread_cond_destroy(&job->gate);
     for (unsigned t = 0; t < MAX_HELPERS + 1; t++)
         feox_mem_free_large(job->worker[t].count); /* (place is in it) */
-    feox_mem_free_large(job->tmp);
     if (!keep_list)
         feox_mem_free_large(job->at);
     feox_mem_free_large(job->shard_start);
@@ -377,6 +395,9 @@ bool feox_store_write_snapshot_threaded(feox_store *s, feox_log_snapshot_writer 
     if (alloc_job(job, s, w, wanted)) {
         job->listed_in_order = list_in_key_order(job);
         unsigned started = start_helpers(job, wanted);
+        /* The final flush (its fsync) while the helpers list the entries: a thread that joins
+         * late leaves the shards to the others. */
+        (void)feox_log_snapshot_writer_flush(s->storage, w);
         if (job->threads)
             work(&job->worker[0]);
         for (unsigned t = 1; t < started; t++)

@@ -180,11 +180,13 @@ void feox_registry_remove(feox_store *s);
  * itself (store.c). Nothing else references it any more. */
 void feox_store_destroy(feox_store *s);
 /* The index snapshot of the last close of a store file whose threads are stopped
- * (store_close_snapshot.c). start: every record made durable and, if the file may get a
+ * (store_close_snapshot.c). start: the backend's threads stopped and, if the file may get a
  * snapshot, a writer for it (true); false for another backend, a store that did not load, or no
- * memory (no snapshot: the close goes on). write: the snapshot filled from every entry of the
- * store (the n of entries, in address order: read as they lie in memory; nothing is freed or
- * changed) and appended to the file; never fails the close. */
+ * memory (no snapshot: the close goes on). The final flush is the writer's
+ * (feox_log_snapshot_writer_flush: by the closing thread while helpers list the entries, else
+ * at the write). write: the snapshot filled from every entry of the store (the n of entries, in
+ * address order: read as they lie in memory; nothing is freed or changed) and appended to the
+ * file once every record is durable; never fails the close. */
 struct feox_log_snapshot_writer;
 bool feox_store_start_snapshot(feox_store *s, struct feox_log_snapshot_writer *w);
 void feox_store_write_snapshot(feox_store *s, struct feox_log_snapshot_writer *w,

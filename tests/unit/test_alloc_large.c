@@ -7,7 +7,9 @@
  * written without page faults. Scratch (feox_mem_alloc_scratch, feox_mem_calloc_scratch) is the
  * same at any size: with the default allocator a mapping of its own (the malloc heap never sees
  * it: its in-use bytes do not move), zero-filled by calloc, through the allocator from
- * feox_set_allocator when there is one.
+ * feox_set_allocator when there is one. A huge-page array's allocation touches none of its
+ * pages (its header has a page of its own); feox_mem_release_large gives back the whole pages of
+ * a range, which then read as zero, and leaves the rest and the header as they were.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "base/alloc.h"
@@ -132,6 +135,80 @@ static void test_large_mapped_bytes_are_counted(void **state)
     assert_int_equal(feox_mem_large_mapped(), before);
 }
 
+#ifndef FEOX_SLAB_POISON
+/* Whether the page holding p is in memory (mincore). */
+static bool resident(const void *p)
+{
+    unsigned char vec = 0;
+    uintptr_t page = (uintptr_t)p & ~(uintptr_t)4095;
+    assert_int_equal(mincore((void *)page, 4096, &vec), 0);
+    return vec & 1;
+}
+#endif
+
+/* Allocating a huge-page array (scratch or not, zeroed or not) faults in none of its bytes: the
+ * first huge page is zeroed by whichever thread first writes it (or faults its part in), not by
+ * the allocating one. */
+static void test_allocation_touches_no_huge_page(void **state)
+{
+    (void)state;
+#ifndef FEOX_SLAB_POISON
+    uint8_t *a = feox_mem_alloc_large(2 * FEOX_LARGE_MIN);
+    uint8_t *b = feox_mem_calloc_scratch(FEOX_LARGE_MIN + 100);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_false(resident(a));
+    assert_false(resident(b));
+    assert_int_equal(b[0], 0);
+    a[0] = 1;
+    assert_true(resident(a));
+    feox_mem_free_large(a);
+    feox_mem_free_large(b);
+#endif
+}
+
+/* feox_mem_release_large gives back the whole pages of a range of a mapped array (they read as
+ * zero), keeps the bytes around them and the header (the array still frees, and is counted
+ * until then); refused for an empty range, one past the end, or an array from the allocator. */
+static void test_released_range_is_given_back(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {3 * FEOX_LARGE_MIN + 17, 512 << 10};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t size = sizes[i], from = size / 3 + 5, to = 2 * (size / 3);
+        size_t mapped = feox_mem_large_mapped();
+        uint8_t *p = feox_mem_alloc_scratch(size);
+        assert_non_null(p);
+        memset(p, 0x77, size);
+        assert_false(feox_mem_release_large(p, from, from));
+        assert_false(feox_mem_release_large(p, 0, size + 8192));
+#ifndef FEOX_SLAB_POISON
+        assert_true(feox_mem_release_large(p, from, to));
+        /* (bytes a page inside the range: in a page wholly inside it wherever pages start) */
+        assert_false(resident(p + from + 4096));
+        assert_int_equal(p[from + 4096], 0);
+        assert_int_equal(p[to - 4097], 0);
+        assert_int_equal(p[from], 0x77); /* (its page is only partly in the range) */
+        assert_int_equal(p[to], 0x77);
+        assert_int_equal(p[0], 0x77);
+        assert_int_equal(p[size - 1], 0x77);
+        /* the whole array: a small one keeps its header's page */
+        assert_true(feox_mem_release_large(p, 0, size));
+        assert_true(feox_mem_large_mapped() >= mapped + size);
+#else
+        assert_false(feox_mem_release_large(p, from, to));
+#endif
+        feox_mem_free_large(p);
+        assert_int_equal(feox_mem_large_mapped(), mapped);
+    }
+    feox_set_allocator(counting_malloc, counting_realloc, counting_free);
+    uint8_t *q = feox_mem_alloc_scratch(2 * FEOX_LARGE_MIN);
+    assert_non_null(q);
+    assert_false(feox_mem_release_large(q, 0, 2 * FEOX_LARGE_MIN));
+    feox_mem_free_large(q);
+    feox_set_allocator(NULL, NULL, NULL);
+}
+
 static long minor_faults(void)
 {
     struct rusage r;
@@ -220,6 +297,8 @@ int main(void)
         cmocka_unit_test(test_prefaulted_range_is_written_without_faults),
         cmocka_unit_test(test_scratch_is_mapped_at_any_size),
         cmocka_unit_test(test_custom_allocator_sees_scratch),
+        cmocka_unit_test(test_allocation_touches_no_huge_page),
+        cmocka_unit_test(test_released_range_is_given_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,8 +10,12 @@
  *         feox_log_snapshot_find answers a key from it (any thread, until released);
  *         feox_log_snapshot_release frees it once the store's load is over, and cuts it off the
  *         file if the load succeeded (so appends follow the last record, as without one).
- * Close:  feox_log_close_prepare (threads stopped, every record durable), then a writer filled
- *         with every live key's hash and location, then feox_log_snapshot_write; then close().
+ * Close:  feox_log_close_begin (threads stopped), then a writer filled with every live key's
+ *         hash and location while feox_log_snapshot_writer_flush makes every record durable
+ *         (the final flush: an fsync the fill need not wait for, on the closing thread while
+ *         helpers list the entries), then feox_log_snapshot_write (which flushes first if that
+ *         was not done: no snapshot is written before every record it names is durable); then
+ *         close().
  */
 #ifndef FEOX_LOG_SNAPSHOT_H
 #define FEOX_LOG_SNAPSHOT_H
@@ -41,10 +45,10 @@ feox_err feox_log_snapshot_find(feox_storage *st, const void *key, uint32_t key_
  * open finds it stale or valid, never wrong). */
 feox_err feox_log_snapshot_release(feox_storage *st, bool cut);
 
-/* The first half of close: stop the backend's threads and make every record appended durable
- * (the final flush's error is returned, and close() returns it again). *may_snapshot: the file
- * may get a snapshot (healthy, every record written and fsynced, one file generation, loaded). */
-feox_err feox_log_close_prepare(feox_storage *st, bool *may_snapshot);
+/* The first half of close: stop the backend's threads (flusher, compactor). True if the file may
+ * get a snapshot once its final flush succeeds (healthy, loaded, one file generation, no snapshot
+ * from the open still ending it: what the flush cannot change). */
+bool feox_log_close_begin(feox_storage *st);
 
 /* A snapshot being built at close. */
 typedef struct feox_log_snapshot_writer {
@@ -55,6 +59,7 @@ typedef struct feox_log_snapshot_writer {
     uint64_t keys, key_limit;
     uint32_t generation; /* the locations of the file's records carry it */
     bool bad;            /* a location the snapshot cannot name: nothing is written */
+    bool flushed;        /* feox_log_snapshot_writer_flush done (bad if it failed) */
 } feox_log_snapshot_writer;
 
 /* Room for about keys keys, hashed with seed (feox_log_snapshot_hash: the store passes its hash
@@ -67,6 +72,12 @@ static inline void feox_log_snapshot_writer_prefetch(const feox_log_snapshot_wri
 {
     __builtin_prefetch(w->slots + feox_log_snapshot_home(hash, w->count), 1, 1);
 }
+/* The final flush (after feox_log_close_begin): every record appended made durable, and whether
+ * the file may still get the snapshot (the flush succeeded, every record written and fsynced);
+ * if not, the writer is bad (nothing is written). Once; then it returns what it found. The
+ * flush's error is not reported here (close() returns it again; the error detail is cleared).
+ * Only the closing thread; the threads filling the writer may run meanwhile. */
+bool feox_log_snapshot_writer_flush(feox_storage *st, feox_log_snapshot_writer *w);
 /* Add a live key's version (location as the backend handed it to the store). */
 void feox_log_snapshot_writer_add(feox_log_snapshot_writer *w, uint32_t hash, uint64_t location);
 /* What one of several threads filling a writer at once added (feox_log_snapshot_writer_add_shared);
@@ -85,7 +96,8 @@ void feox_log_snapshot_writer_add_shared(const feox_log_snapshot_writer *w,
 /* The shares' keys and failures into the writer, once no thread adds any more. */
 void feox_log_snapshot_writer_merge(feox_log_snapshot_writer *w,
                                     const feox_log_snapshot_share *share);
-/* Append the snapshot and its footer after the last record (no fsync) and free the writer. A
+/* Append the snapshot and its footer after the last record (no fsync; after
+ * feox_log_snapshot_writer_flush, which it calls first if it was not) and free the writer. A
  * failure writes nothing useful (a partial write is a torn tail to the next open) and is not an
  * error of the close: nothing the store holds is lost. */
 void feox_log_snapshot_write(feox_storage *st, feox_log_snapshot_writer *w);
