@@ -255,14 +255,22 @@ void *feox_mem_calloc_scratch(size_t size)
     return zeroed(alloc_large_from(size, 0), size);
 }
 
+/* Whether bytes [from, to) of ptr (from alloc_large_from) lie in a mapping of its own (*h: its
+ * header); false for an empty range, memory from alloc_fn, or a range past the end. */
+static bool mapped_range(const void *ptr, size_t from, size_t to, large_header *h)
+{
+    if (!ptr || from >= to)
+        return false;
+    *h = header_of(ptr);
+    return h->mapped && to <= h->mapped - h->lead;
+}
+
 bool feox_mem_prefault_large(void *ptr, size_t from, size_t to)
 {
 #ifdef MADV_POPULATE_WRITE
-    if (!ptr || from >= to)
+    large_header h;
+    if (!mapped_range(ptr, from, to, &h))
         return false;
-    large_header h = header_of(ptr);
-    if (!h.mapped || to > h.mapped - h.lead)
-        return false; /* from the allocator (or past the end) */
     char *base = (char *)ptr - h.lead;
     size_t first = (h.lead + from) & ~(size_t)4095;
     size_t end = (h.lead + to + 4095) & ~(size_t)4095; /* (mapped is whole pages) */
@@ -277,11 +285,9 @@ bool feox_mem_prefault_large(void *ptr, size_t from, size_t to)
 
 bool feox_mem_release_large(void *ptr, size_t from, size_t to)
 {
-    if (!ptr || from >= to)
+    large_header h;
+    if (!mapped_range(ptr, from, to, &h))
         return false;
-    large_header h = header_of(ptr);
-    if (!h.mapped || to > h.mapped - h.lead)
-        return false; /* from the allocator (or past the end) */
     char *base = (char *)ptr - h.lead;
     size_t first = (h.lead + from + 4095) & ~(size_t)4095;
     size_t end = (h.lead + to) & ~(size_t)4095;
