@@ -227,8 +227,11 @@ static void run_scans(void)
     for (int i = 0; i < N_SCANNERS; i++) {
         pthread_create(&s[i], NULL, scanner_thread, (void *)(uintptr_t)(i + 100));
     }
-    double end = now_s() + (quick ? 1.0 : 5.0);
-    while (now_s() < end && failures == 0) {
+    /* Run for the time given, and on until both kinds of thread have made progress: on a loaded
+     * machine a thread may not have been scheduled yet when the time is up (120 s: a hang). */
+    double start = now_s(), end = start + (quick ? 1.0 : 5.0);
+    while ((now_s() < end || scans_done == 0 || writes_done == 0) && now_s() < start + 120 &&
+           failures == 0) {
         usleep(20000);
     }
     stop_writers = true;
