@@ -460,9 +460,10 @@ static void test_normal_mode_flusher_makes_writes_durable(void **state)
     feox_storage_sink sink = model_sink(&m1);
     assert_int_equal(b->methods->load(b, NULL, &sink), FEOX_OK);
     assert_int_equal(model_write(b, &m1, "k", "v", 1), FEOX_OK);
-    /* No flush() call: the background flusher writes and fsyncs on its own. */
+    /* No flush() call: the background flusher writes and fsyncs on its own. Waited for up to
+     * 60 s: its fsync on a busy disk, or its thread on a loaded machine, may take seconds. */
     feox_stats st = {0};
-    for (int i = 0; i < 500 && st.fsyncs == 0; i++) {
+    for (int i = 0; i < 6000 && st.fsyncs == 0; i++) {
         usleep(10000);
         memset(&st, 0, sizeof st);
         b->methods->get_stats(b, &st);
