@@ -655,10 +655,10 @@ class ExpiryTest(InDatabaseTestCase):
 
 
 TTL_WRITER = CHILD_PRELUDE + textwrap.dedent("""
-    db, n = sys.argv[1], int(sys.argv[2])
+    db, n, ttl = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     con = connect(db)
-    con.executemany("INSERT INTO kv(key, value, ttl) VALUES (?, ?, 1)",
-                    [(f"t{i}", i) for i in range(n)])
+    con.executemany("INSERT INTO kv(key, value, ttl) VALUES (?, ?, ?)",
+                    [(f"t{i}", i, ttl) for i in range(n)])
     con.close()
 """)
 
@@ -672,12 +672,15 @@ class CommitSweepSkipTest(InDatabaseTestCase):
         con = connect(self.db)
         con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")  # seeks: nothing has a TTL
         con.execute("INSERT INTO kv(key, value) VALUES ('b', 1)")  # skips
-        child = subprocess.run([PY, "-c", TTL_WRITER, self.db, "5"])
+        # Their TTL: the commit below must come before they expire, after the child's exit,
+        # which on a loaded machine may take a second or more (a TTL of 1 s failed there).
+        ttl = 3
+        child = subprocess.run([PY, "-c", TTL_WRITER, self.db, "5", str(ttl)])
         self.assertEqual(child.returncode, 0)
         ttl_rows = "SELECT count(*) FROM kv_data WHERE expires IS NOT NULL"
         con.execute("INSERT OR REPLACE INTO kv(key, value) VALUES ('c', 1)")
         self.assertEqual(con.execute(ttl_rows).fetchone(), (5,))  # not expired yet
-        time.sleep(2.2)  # they expire 1 s after the child's insert
+        time.sleep(ttl + 0.2)  # they expire ttl s after the child's insert
         con.execute("INSERT OR REPLACE INTO kv(key, value) VALUES ('d', 1)")
         self.assertEqual(con.execute(ttl_rows).fetchone(), (0,))
         self.assertEqual(con.execute("SELECT key FROM kv ORDER BY key").fetchall(),
