@@ -475,16 +475,51 @@ static void test_normal_mode_flusher_makes_writes_durable(void **state)
     unlink(path);
 }
 
-/* Threads of this process (entries of /proc/self/task). */
-static int thread_count(void)
+/* The ids of this process's threads (entries of /proc/self/task). */
+typedef struct thread_ids {
+    long id[64];
+    int n;
+} thread_ids;
+
+static thread_ids threads_now(void)
 {
+    thread_ids t = {.n = 0};
     DIR *d = opendir("/proc/self/task");
     assert_non_null(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        n += e->d_name[0] != '.';
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        assert_true(t.n < (int)(sizeof t.id / sizeof t.id[0]));
+        t.id[t.n++] = atol(e->d_name);
+    }
     closedir(d);
+    return t;
+}
+
+/* Threads of now that are not in before. */
+static int threads_new(const thread_ids *before, const thread_ids *now)
+{
+    int n = 0;
+    for (int i = 0; i < now->n; i++) {
+        bool old = false;
+        for (int j = 0; j < before->n && !old; j++)
+            old = now->id[i] == before->id[j];
+        n += !old;
+    }
     return n;
+}
+
+/* Threads of now that are not in before, once those of them that are ending have gone (up to
+ * 10 s): the kernel lists a thread for a moment after pthread_join has returned, until its exit
+ * is done; a thread of an earlier test may be ending too, so the count is of new ids. */
+static int threads_new_settled(const thread_ids *before)
+{
+    thread_ids now = threads_now();
+    for (int i = 0; i < 1000 && threads_new(before, &now) > 0; i++) {
+        usleep(10000);
+        now = threads_now();
+    }
+    return threads_new(before, &now);
 }
 
 /* The flusher and the compactor start once load has replayed the file, not at open. */
@@ -498,20 +533,22 @@ static void test_threads_start_after_load(void **state)
     feox_config cfg = model_config(path, FEOX_SYNC_NORMAL);
     cfg.disable_compaction = false;
     feox_storage_host host = model_hooks(&m);
-    int before = thread_count();
+    thread_ids before = threads_now();
     feox_storage *b;
     assert_int_equal(model_backend_open(&cfg, &host, &b), FEOX_OK);
-    assert_int_equal(thread_count(), before);
+    thread_ids now = threads_now();
+    assert_int_equal(threads_new(&before, &now), 0);
     uint64_t loc, seq;
     feox_record *r = feox_record_new("v", 1, 0, 1, 0, false);
     assert_int_equal(model_append_put(b, "k", 1, r, &loc, &seq), FEOX_ERR_INVALID_ARGUMENT);
     feox_storage_sink sink = model_sink(&m);
     assert_int_equal(b->methods->load(b, NULL, &sink), FEOX_OK);
-    assert_int_equal(thread_count(), before + 2);
+    now = threads_now();
+    assert_int_equal(threads_new(&before, &now), 2);
     assert_int_equal(model_append_put(b, "k", 1, r, &loc, &seq), FEOX_OK);
     feox_record_free(r);
     assert_int_equal(b->methods->close(b), FEOX_OK);
-    assert_int_equal(thread_count(), before);
+    assert_int_equal(threads_new_settled(&before), 0);
     unlink(path);
 }
 
