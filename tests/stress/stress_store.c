@@ -684,7 +684,9 @@ static void *hot_worker(void *arg)
         return NULL;
     }
     long long reads = 0, found = 0;
-    while (!atomic_load(&sh->done)) {
+    /* (and a few reads after the writer is done: on a loaded machine a reader may first run then,
+     * and "found nothing" would be a scheduling accident) */
+    while (!atomic_load(&sh->done) || reads < 64) {
         uint32_t id = (uint32_t)ftest_rng_below(&w->rng, HOT_KEYS);
         size_t kl = mixed_key(key, id), len = 0;
         feox_err err;
