@@ -659,8 +659,10 @@ class ExpiryTest(InDatabaseTestCase):
 
 
 TTL_WRITER = CHILD_PRELUDE + textwrap.dedent("""
+    import time
     db, n, ttl = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     con = connect(db)
+    print(time.time(), flush=True)  # the wall clock before the first insert
     con.executemany("INSERT INTO kv(key, value, ttl) VALUES (?, ?, ?)",
                     [(f"t{i}", i, ttl) for i in range(n)])
     con.close()
@@ -674,9 +676,10 @@ class CommitSweepSkipTest(InDatabaseTestCase):
 
     def test_rows_another_process_writes_with_a_ttl_are_swept_by_this_connections_commits(self):
         # The commit right after the child's must come before the rows expire (ttl s after their
-        # inserts, which follow `start`): it does if it ended less than ttl s after `start`. On a
-        # machine too slow for that (no fixed ttl is long enough: 1 s and 3 s both failed on a
-        # loaded one), the attempt shows nothing and is made again on a new database.
+        # inserts, which follow `start`, the child's wall clock before its first one): it does if
+        # it ended less than ttl s after `start`. On a machine too slow for that (no fixed ttl is
+        # long enough: 1 s and 3 s both failed on a loaded one), the attempt shows nothing and is
+        # made again on a new database.
         ttl = 3
         for attempt in range(5):
             if attempt:
@@ -684,10 +687,11 @@ class CommitSweepSkipTest(InDatabaseTestCase):
             con = connect(self.db)
             con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")  # seeks: nothing has a TTL
             con.execute("INSERT INTO kv(key, value) VALUES ('b', 1)")  # skips
-            start = time.time()
-            child = subprocess.run([PY, "-c", TTL_WRITER, self.db, "5", str(ttl)])
+            child = subprocess.run([PY, "-c", TTL_WRITER, self.db, "5", str(ttl)],
+                                   capture_output=True, text=True)
             end = time.time()
-            self.assertEqual(child.returncode, 0)
+            self.assertEqual(child.returncode, 0, child.stderr)
+            start = float(child.stdout)
             ttl_rows = "SELECT count(*) FROM kv_data WHERE expires IS NOT NULL"
             con.execute("INSERT OR REPLACE INTO kv(key, value) VALUES ('c', 1)")
             if time.time() - start >= ttl:
