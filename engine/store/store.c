@@ -17,6 +17,7 @@
 #include "base/helpers.h"
 #include "base/thread.h"
 #include "storage/log/log_snapshot.h"
+#include "storage/log/log_storage.h"
 #include "store/store_internal.h"
 
 #define DEFAULT_FLUSH_INTERVAL_MS 100
@@ -320,6 +321,8 @@ void feox_store_destroy(feox_store *s)
     pthread_cond_destroy(&s->load_done);
     pthread_rwlock_destroy(&s->snapshot_lock);
     feox_mem_free(s->evict_hand);
+    feox_mem_free(s->closing_buffers[0]);
+    feox_mem_free(s->closing_buffers[1]);
     free(s->stats);
     feox_mem_free(s->share_key);
     feox_mem_free(s->path);
@@ -484,7 +487,7 @@ feox_err feox_open(const feox_config *cfg, feox_store **out)
 
 /* Stop the maintenance thread, write the index snapshot of a store file, close the backend
  * (final flush; the file unlocked) and free everything (a large store on the reaper thread,
- * after this returns). */
+ * after this returns; the backend's write buffers with it). */
 static feox_err shut_down(feox_store *s)
 {
     if (s->maintenance_running) {
@@ -505,6 +508,9 @@ static feox_err shut_down(feox_store *s)
         else
             feox_log_snapshot_writer_free(&snapshot);
     }
+    /* The backend's empty write buffers are freed with the store's memory, not by close(). */
+    if (s->storage && s->storage->methods == &feox_log_storage_methods)
+        feox_log_close_take_buffers(s->storage, s->closing_buffers);
     if (s->storage)
         err = s->storage->methods->close(s->storage);
     /* A large store's memory goes back on the reaper thread (store_reaper.c). */

@@ -106,6 +106,9 @@ struct feox_store {
      * (store.c), then freed in that order by feox_store_destroy (NULL: it lists them itself). */
     feox_entry **closing_entries;
     size_t closing_count;
+    /* The store file's write buffers, taken from the backend by the close (empty, their bytes
+     * written: feox_log_close_take_buffers), freed by feox_store_destroy. */
+    void *closing_buffers[2];
 
     /* The background load (store_load.c). load_lock guards load_err/load_detail and the wait on
      * load_done; snapshot_lock is read-held by a point read served from the snapshot and

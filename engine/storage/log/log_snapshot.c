@@ -385,6 +385,26 @@ void feox_log_snapshot_writer_free(feox_log_snapshot_writer *w)
     w->buf = NULL;
 }
 
+/* A buffer holding nothing, taken (its memory the caller's); NULL if it holds bytes or none. */
+static void *take_if_empty(feox_log_buffer *buf)
+{
+    if (buf->len)
+        return NULL;
+    void *data = buf->data;
+    *buf = (feox_log_buffer){0};
+    return data;
+}
+
+void feox_log_close_take_buffers(feox_storage *st, void *out[2])
+{
+    feox_log_backend *b = feox_log_of(st);
+    feox_log_stop_threads(b); /* (no flusher swaps them from now on) */
+    pthread_mutex_lock(&b->mu);
+    out[0] = take_if_empty(&b->active);
+    out[1] = take_if_empty(&b->pending);
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* The snapshot's bytes written at offset in pieces of WRITE_PIECE, each piece's pages given back
  * once it is written (feox_mem_release_large): the page cache the next piece takes is then the
  * pages just given back, not memory new to the machine (on a virtual machine whose host backs
