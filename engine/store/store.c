@@ -239,7 +239,9 @@ static void list_entries(feox_store *s, entry_list *l)
 static void free_indexes_and_entries(feox_store *s)
 {
     entry_list l = {0};
+    bool borrowed = false; /* the list is in a buffer freed afterwards (closing_buffers) */
     if (s->closing_entries) { /* listed and sorted by the close (list_closing_entries) */
+        borrowed = s->closing_entries_borrowed;
         l.at = s->closing_entries;
         l.n = s->closing_count;
         s->closing_entries = NULL;
@@ -264,7 +266,8 @@ static void free_indexes_and_entries(feox_store *s)
         release_entry(l.at[i], &l.tally);
     }
     flush_tally(&l.tally);
-    feox_mem_free_large(l.at);
+    if (!borrowed)
+        feox_mem_free_large(l.at);
     feox_hash_index_destroy(&s->hash);
 }
 
@@ -321,8 +324,8 @@ void feox_store_destroy(feox_store *s)
     pthread_cond_destroy(&s->load_done);
     pthread_rwlock_destroy(&s->snapshot_lock);
     feox_mem_free(s->evict_hand);
-    feox_mem_free(s->closing_buffers[0]);
-    feox_mem_free(s->closing_buffers[1]);
+    for (size_t i = 0; i < sizeof s->closing_buffers / sizeof s->closing_buffers[0]; i++)
+        feox_mem_free(s->closing_buffers[i]);
     free(s->stats);
     feox_mem_free(s->share_key);
     feox_mem_free(s->path);

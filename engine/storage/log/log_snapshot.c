@@ -395,6 +395,18 @@ static void *take_if_empty(feox_log_buffer *buf)
     return data;
 }
 
+void *feox_log_close_take_spare(feox_storage *st, size_t *cap)
+{
+    feox_log_backend *b = feox_log_of(st);
+    pthread_mutex_lock(&b->mu);
+    /* (a flush swaps the buffers only while pending is empty: taken, it swaps in nothing) */
+    feox_log_buffer *spare = b->pending.len == 0 ? &b->pending : &b->active;
+    *cap = spare->len == 0 && spare->data ? spare->cap : 0;
+    void *data = take_if_empty(spare);
+    pthread_mutex_unlock(&b->mu);
+    return data;
+}
+
 void feox_log_close_take_buffers(feox_storage *st, void *out[2])
 {
     feox_log_backend *b = feox_log_of(st);

@@ -106,6 +106,13 @@ void feox_log_snapshot_write(feox_storage *st, feox_log_snapshot_writer *w);
 /* Free a writer without writing. */
 void feox_log_snapshot_writer_free(feox_log_snapshot_writer *w);
 
+/* After feox_log_close_begin: the write buffer the final flush does not need (the one holding
+ * nothing; the flush writes from the other), handed to the caller with its size in *cap (NULL
+ * and 0 if both hold records, or it was never allocated), who may use it as scratch and frees it
+ * with feox_mem_free after close(): memory the writes touched already, where fresh memory costs
+ * its first touch (a close's list of entries: 8 bytes a key). */
+void *feox_log_close_take_spare(feox_storage *st, size_t *cap);
+
 /* Just before close(): the threads stopped (as feox_log_close_begin), each of the backend's two
  * write buffers that holds nothing (both, once a final flush succeeded) handed to the caller in
  * out[0] and out[1] (NULL for none), who frees them with feox_mem_free after close(); a buffer
