@@ -129,7 +129,9 @@ static bool list_in_key_order(close_job *job)
     if (!s->ordered || feox_ordered_index_count(s->ordered) != job->n ||
         atomic_load_explicit(&s->bulk_blocks, memory_order_relaxed) < job->n / 2)
         return false;
-    if (!job->at_borrowed) /* (see prefault_part) */
+    if (job->at_borrowed) /* (see prefault_part) */
+        (void)feox_mem_prefault(job->at, job->n * sizeof *job->at);
+    else
         (void)feox_mem_prefault_large(job->at, 0, job->n * sizeof *job->at);
     feox_epoch_enter();
     size_t n = feox_ordered_index_scan(s->ordered, FEOX_SCAN_FIRST, NULL, 0, job->at, job->n);
@@ -278,10 +280,15 @@ static void fill_chunks(close_worker *me)
 static void prefault_part(close_worker *me)
 {
     close_job *job = me->job;
-    if (!job->listed_in_order && !job->at_borrowed) {
+    if (!job->listed_in_order) {
         size_t from = part_start(job->n, me->index, job->threads) * sizeof *job->at;
         size_t to = part_start(job->n, me->index + 1, job->threads) * sizeof *job->at;
-        (void)feox_mem_prefault_large(job->at, from, to);
+        /* (the spare write buffer: its pages past what the writes reached, about 4 MiB as the
+         * flusher writes from there on, were never touched) */
+        if (job->at_borrowed)
+            (void)feox_mem_prefault((char *)job->at + from, to - from);
+        else
+            (void)feox_mem_prefault_large(job->at, from, to);
     }
     size_t bytes = job->w->buf_size;
     (void)feox_mem_prefault_large(job->w->buf, part_start(bytes, me->index, job->threads),
