@@ -20,7 +20,8 @@ char *feox_mem_concat(const char *a, const char *b);
 bool feox_mem_is_default(void);
 
 /* Settling: a thread that frees much memory other threads allocated (the reaper, giving back a
- * closed store's million small blocks) makes the allocator finish that work as it goes, so the
+ * closed store's million small blocks; a store's maintenance thread, reclaiming what writers
+ * deleted or replaced) makes the allocator finish that work as it goes, so the
  * next thread to allocate there does not pay for all of it at once. glibc keeps freed blocks of
  * up to 128 bytes in per-arena fast bins without merging them; the first request of 1 KiB or
  * more in that arena (a store's open) merges every one of them under the arena's lock: ~50 ms of
