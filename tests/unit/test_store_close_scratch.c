@@ -9,6 +9,10 @@
  *              are still there after the snapshot step, which wrote its snapshot: the next open
  *              answers every key from it (glibc's malloc only: mallinfo2; under
  *              AddressSanitizer the heap is ASan's: skipped);
+ *   untouched  making the snapshot's writer touches no byte of its buffer, fresh memory the
+ *              close's threads fault in side by side: a page written before they start would
+ *              be faulted in (a huge page: 2 MiB zeroed) by the closing thread alone (mincore;
+ *              under AddressSanitizer the buffer is malloc's: skipped);
  *   spare      the list of entries lies in the backend's spare write buffer (log_snapshot.h
  *              feox_log_close_take_spare: memory the writes touched already, no fresh scratch)
  *              when it holds the list, and the close still writes a snapshot that answers
@@ -26,6 +30,7 @@
 #include <malloc.h>
 #include <sched.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -146,6 +151,39 @@ static void test_snapshot_step_leaves_the_heap_alone(void **state)
     close_and_check_every_key(s);
 }
 
+/* Keys a snapshot of which has a buffer of huge pages (FEOX_LARGE_MIN or more: its bytes from a
+ * 2 MiB boundary; a smaller one shares its first page with the allocation's header). */
+#define HUGE_SNAPSHOT_KEYS 500000
+
+static void test_start_touches_no_byte_of_the_snapshot_buffer(void **state)
+{
+    (void)state;
+    if (FTEST_UNDER_ASAN)
+        skip();
+    feox_store *s = open_file();
+    insert_keys(s);
+    assert_int_equal(feox_flush(s), FEOX_OK);
+
+    /* (the writer only: sized for more keys than the store holds, it is not written) */
+    feox_log_snapshot_writer w;
+    assert_int_equal(feox_log_snapshot_writer_init(s->storage, &w, HUGE_SNAPSHOT_KEYS, 1), FEOX_OK);
+    assert_true(w.buf_size >= FEOX_LARGE_MIN);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    assert_true((uintptr_t)w.buf % page == 0);
+    size_t pages = (w.buf_size + page - 1) / page;
+    unsigned char *resident = malloc(pages);
+    assert_non_null(resident);
+    assert_int_equal(mincore(w.buf, pages * page, resident), 0);
+    size_t touched = 0;
+    for (size_t i = 0; i < pages; i++)
+        touched += resident[i] & 1;
+    free(resident);
+    feox_log_snapshot_writer_free(&w);
+    assert_int_equal(touched, 0);
+    assert_int_equal(feox_close(s), FEOX_OK);
+    feox_close_wait();
+}
+
 static void test_the_list_lies_in_the_spare_write_buffer(void **state)
 {
     (void)state;
@@ -188,6 +226,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_snapshot_step_leaves_the_heap_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_touches_no_byte_of_the_snapshot_buffer, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_the_list_lies_in_the_spare_write_buffer, setup,
                                         teardown),
     };

@@ -296,12 +296,12 @@ feox_err feox_log_snapshot_writer_init(feox_storage *st, feox_log_snapshot_write
     w->slots = (uint64_t *)(w->buf + SNAP_SLOTS_AT);
     w->count = slots;
     w->key_limit = slots - slots / 4;
-    uint8_t *t = w->buf + SNAP_TABLE_AT;
-    memset(t, 0, FEOX_LOG_SNAPSHOT_HEADER);
-    feox_put_le32(t + T_MAGIC, FEOX_LOG_SNAPSHOT_MAGIC);
-    feox_put_le32(t + T_VERSION, FEOX_LOG_SNAPSHOT_VERSION);
-    feox_put_le64(t + T_SLOTS, slots);
-    feox_put_le64(t + T_SEED, seed);
+    /* The table's header is written with the record (feox_log_snapshot_write): not one byte of
+     * the buffer is touched here. It is fresh memory (a huge-page mapping, zero): a byte written
+     * now would fault in and zero its first 2 MiB on the closing thread (~2-4 ms on a VM, the
+     * bench's 1M keys), before the close's threads fault in the whole buffer side by side
+     * (store_close_threads.c prefault_part). */
+    w->seed = seed;
     pthread_mutex_lock(&b->mu);
     w->generation = b->generation;
     pthread_mutex_unlock(&b->mu);
@@ -449,7 +449,13 @@ void feox_log_snapshot_write(feox_storage *st, feox_log_snapshot_writer *w)
     uint64_t at = b->append_off, file_id = b->file_id;
     int fd = b->fd;
     pthread_mutex_unlock(&b->mu);
-    feox_put_le64(w->buf + SNAP_TABLE_AT + T_KEYS, w->keys);
+    uint8_t *t = w->buf + SNAP_TABLE_AT;
+    memset(t, 0, FEOX_LOG_SNAPSHOT_HEADER);
+    feox_put_le32(t + T_MAGIC, FEOX_LOG_SNAPSHOT_MAGIC);
+    feox_put_le32(t + T_VERSION, FEOX_LOG_SNAPSHOT_VERSION);
+    feox_put_le64(t + T_SLOTS, w->count);
+    feox_put_le64(t + T_KEYS, w->keys);
+    feox_put_le64(t + T_SEED, w->seed);
     feox_put_le64(w->buf + SNAP_KEY_AT, at);
     uint32_t value_len = (uint32_t)(FEOX_LOG_SNAPSHOT_HEADER + w->count * 8);
     feox_log_record_seal(w->buf, file_id, at, FEOX_LOG_SNAPSHOT, FEOX_LOG_SNAPSHOT_KEY, value_len,

@@ -59,6 +59,7 @@ typedef struct feox_log_snapshot_writer {
     uint64_t *slots; /* inside buf, 8-byte aligned */
     uint64_t count;  /* slots */
     uint64_t keys, key_limit;
+    uint64_t seed;       /* the key hash's (the table's header, written with the record) */
     uint32_t generation; /* the locations of the file's records carry it */
     bool bad;            /* a location the snapshot cannot name: nothing is written */
     bool flushed;        /* feox_log_snapshot_writer_flush done (bad if it failed) */
