@@ -283,6 +283,21 @@ bool feox_mem_prefault_large(void *ptr, size_t from, size_t to)
 #endif
 }
 
+bool feox_mem_prefault(void *ptr, size_t bytes)
+{
+#ifdef MADV_POPULATE_WRITE
+    if (!ptr || !bytes)
+        return false;
+    uintptr_t first = (uintptr_t)ptr & ~(uintptr_t)4095;
+    uintptr_t end = ((uintptr_t)ptr + bytes + 4095) & ~(uintptr_t)4095;
+    return madvise((void *)first, end - first, MADV_POPULATE_WRITE) == 0;
+#else
+    (void)ptr;
+    (void)bytes;
+    return false;
+#endif
+}
+
 bool feox_mem_release_large(void *ptr, size_t from, size_t to)
 {
     large_header h;

@@ -20,7 +20,8 @@ char *feox_mem_concat(const char *a, const char *b);
 bool feox_mem_is_default(void);
 
 /* Settling: a thread that frees much memory other threads allocated (the reaper, giving back a
- * closed store's million small blocks) makes the allocator finish that work as it goes, so the
+ * closed store's million small blocks; a store's maintenance thread, reclaiming what writers
+ * deleted or replaced) makes the allocator finish that work as it goes, so the
  * next thread to allocate there does not pay for all of it at once. glibc keeps freed blocks of
  * up to 128 bytes in per-arena fast bins without merging them; the first request of 1 KiB or
  * more in that arena (a store's open) merges every one of them under the arena's lock: ~50 ms of
@@ -69,6 +70,11 @@ void *feox_mem_calloc_scratch(size_t size); /* zero-filled */
  * of one array at once. False if nothing was done (memory from feox_mem_alloc, a range past the
  * end, or a kernel that does not know the call): the first touches fault the pages in. */
 bool feox_mem_prefault_large(void *ptr, size_t from, size_t to);
+/* The same for bytes [ptr, ptr + bytes) of any writable memory (a block of feox_mem_alloc: the
+ * pages it lies on are faulted in, their bytes left as they are, its neighbours' too): for a
+ * block that may have pages never touched yet (a buffer grown by realloc, written only in
+ * part). False if nothing was done. */
+bool feox_mem_prefault(void *ptr, size_t bytes);
 /* Give back now the pages wholly inside bytes [from, to) of a large allocation (madvise
  * MADV_DONTNEED; they read as zero afterwards), for an array done with part by part: the kernel
  * hands the next pages anyone asks for (the page cache of a write that follows) from the pages

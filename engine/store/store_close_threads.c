@@ -25,8 +25,10 @@
  * Memory new to the process is much of a close's cost on a virtual machine (~0.6-1.6 ms a MiB
  * the first time it is touched, where the host backs it lazily: the bench's close of 1M keys
  * spent a quarter of its CPU zeroing fresh huge pages, perf): the table doubling as the sort's
- * other half saves 8 bytes a key of it, and the write gives the table back as it goes, so the
- * file's page cache takes those pages again (log_snapshot.c).
+ * other half saves 8 bytes a key of it, the list lies in the backend's spare write buffer when
+ * that holds it (feox_log_close_take_spare: 8 MiB after many writes, 1M entries; the store frees
+ * it with the rest), and the write gives the table back as it goes, so the file's page cache
+ * takes those pages again (log_snapshot.c).
  * The list is left sorted, as the one-thread close leaves it, for the free that follows.
  */
 #include <pthread.h>
@@ -72,6 +74,7 @@ struct close_job {
     feox_store *s;
     feox_log_snapshot_writer *w;
     feox_entry **at;  /* the list */
+    bool at_borrowed; /* at is the backend's spare write buffer (the store's to free) */
     feox_entry **tmp; /* the radix passes' other half: the snapshot's table (w->slots) */
     size_t n;
     size_t *shard_start; /* where each shard's entries go in the list (shards + 1 of them) */
@@ -126,7 +129,10 @@ static bool list_in_key_order(close_job *job)
     if (!s->ordered || feox_ordered_index_count(s->ordered) != job->n ||
         atomic_load_explicit(&s->bulk_blocks, memory_order_relaxed) < job->n / 2)
         return false;
-    (void)feox_mem_prefault_large(job->at, 0, job->n * sizeof *job->at); /* see prefault_part */
+    if (job->at_borrowed) /* (see prefault_part) */
+        (void)feox_mem_prefault(job->at, job->n * sizeof *job->at);
+    else
+        (void)feox_mem_prefault_large(job->at, 0, job->n * sizeof *job->at);
     feox_epoch_enter();
     size_t n = feox_ordered_index_scan(s->ordered, FEOX_SCAN_FIRST, NULL, 0, job->at, job->n);
     feox_epoch_exit();
@@ -277,7 +283,12 @@ static void prefault_part(close_worker *me)
     if (!job->listed_in_order) {
         size_t from = part_start(job->n, me->index, job->threads) * sizeof *job->at;
         size_t to = part_start(job->n, me->index + 1, job->threads) * sizeof *job->at;
-        (void)feox_mem_prefault_large(job->at, from, to);
+        /* (the spare write buffer: its pages past what the writes reached, about 4 MiB as the
+         * flusher writes from there on, were never touched) */
+        if (job->at_borrowed)
+            (void)feox_mem_prefault((char *)job->at + from, to - from);
+        else
+            (void)feox_mem_prefault_large(job->at, from, to);
     }
     size_t bytes = job->w->buf_size;
     (void)feox_mem_prefault_large(job->w->buf, part_start(bytes, me->index, job->threads),
@@ -335,7 +346,16 @@ static bool alloc_job(close_job *job, feox_store *s, feox_log_snapshot_writer *w
     if (!job->shard_start)
         return false;
     job->n = place_shards(&s->hash, job->shard_start);
-    job->at = n ? feox_mem_alloc_scratch(n * sizeof *job->at) : NULL;
+    /* The list in the backend's spare write buffer if it holds it (the store frees the buffer,
+     * at destroy: store_internal.h closing_buffers), else in fresh scratch. */
+    size_t spare_cap = 0;
+    if (!s->closing_buffers[2])
+        s->closing_buffers[2] = feox_log_close_take_spare(s->storage, &spare_cap);
+    job->at_borrowed = n && spare_cap / sizeof *job->at >= n;
+    if (job->at_borrowed)
+        job->at = s->closing_buffers[2];
+    else
+        job->at = n ? feox_mem_alloc_scratch(n * sizeof *job->at) : NULL;
     /* (the table has 4/3 slot a key: room for the list; a failed job never wrote it) */
     job->tmp = w->count >= n ? (feox_entry **)w->slots : NULL;
     _Static_assert(sizeof *w->slots == sizeof *job->tmp, "a slot holds an entry's address");
@@ -360,7 +380,7 @@ static void free_job(close_job *job, bool keep_list)
     pthread_cond_destroy(&job->gate);
     for (unsigned t = 0; t < MAX_HELPERS + 1; t++)
         feox_mem_free_large(job->worker[t].count); /* (place is in it) */
-    if (!keep_list)
+    if (!keep_list && !job->at_borrowed)
         feox_mem_free_large(job->at);
     feox_mem_free_large(job->shard_start);
     feox_mem_free_large(job);
@@ -413,6 +433,7 @@ bool feox_store_write_snapshot_threaded(feox_store *s, feox_log_snapshot_writer 
         feox_log_snapshot_write(s->storage, w);
         s->closing_entries = job->at;
         s->closing_count = job->n;
+        s->closing_entries_borrowed = job->at_borrowed;
     }
     free_job(job, done);
     return done;

@@ -106,6 +106,11 @@ struct feox_store {
      * (store.c), then freed in that order by feox_store_destroy (NULL: it lists them itself). */
     feox_entry **closing_entries;
     size_t closing_count;
+    bool closing_entries_borrowed; /* the list lies in closing_buffers[2]: not freed alone */
+    /* The store file's write buffers, taken from the backend by the close (empty, their bytes
+     * written: feox_log_close_take_buffers; [2] the spare one, feox_log_close_take_spare),
+     * freed by feox_store_destroy. */
+    void *closing_buffers[3];
 
     /* The background load (store_load.c). load_lock guards load_err/load_detail and the wait on
      * load_done; snapshot_lock is read-held by a point read served from the snapshot and

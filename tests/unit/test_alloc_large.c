@@ -10,6 +10,8 @@
  * feox_set_allocator when there is one. A huge-page array's allocation touches none of its
  * pages (its header has a page of its own); feox_mem_release_large gives back the whole pages of
  * a range, which then read as zero, and leaves the rest and the header as they were.
+ * feox_mem_prefault does the same for any writable range (a buffer from malloc): written then
+ * without page faults, its bytes and its neighbours' as they were.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -238,6 +240,35 @@ static void test_prefaulted_range_is_written_without_faults(void **state)
     feox_mem_free_large(p);
 }
 
+/* feox_mem_prefault on a block of malloc (grown by realloc, as a log buffer, written only in
+ * part): the rest is then written without page faults, and what was written stays. */
+static void test_prefault_of_any_range(void **state)
+{
+    (void)state;
+    size_t size = (size_t)8 << 20, written = size / 2 + 3;
+    uint8_t *p = feox_mem_realloc(NULL, size);
+    assert_non_null(p);
+    memset(p, 0xa5, written);
+    assert_false(feox_mem_prefault(NULL, size));
+    assert_false(feox_mem_prefault(p, 0));
+    if (!feox_mem_prefault(p + 1, size - 1)) {
+        feox_mem_free(p);
+        skip();
+    }
+    assert_int_equal(p[0], 0xa5);
+    assert_int_equal(p[written - 1], 0xa5);
+    long before = minor_faults();
+    memset(p + written, 0x5a, size - written);
+#ifndef FEOX_SLAB_POISON /* (under AddressSanitizer the write faults in its shadow memory) */
+    assert_true(minor_faults() - before <= 1);
+#else
+    (void)before;
+#endif
+    assert_int_equal(p[written - 1], 0xa5);
+    assert_int_equal(p[size - 1], 0x5a);
+    feox_mem_free(p);
+}
+
 /* Scratch of any size with the default allocator: usable, aligned, zero from calloc, and a
  * mapping of its own (counted by feox_mem_large_mapped while it lives, not one byte more in use
  * in the malloc heap). Under AddressSanitizer it comes from malloc: only usable and zero. */
@@ -295,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_large_arrays_start_on_a_huge_page),
         cmocka_unit_test(test_large_mapped_bytes_are_counted),
         cmocka_unit_test(test_prefaulted_range_is_written_without_faults),
+        cmocka_unit_test(test_prefault_of_any_range),
         cmocka_unit_test(test_scratch_is_mapped_at_any_size),
         cmocka_unit_test(test_custom_allocator_sees_scratch),
         cmocka_unit_test(test_allocation_touches_no_huge_page),

@@ -7,6 +7,9 @@
  *              instance may still be being freed;
  *   snapshot   a store file closed after writes gets its index snapshot, and is then handed
  *              over as any other: the closing thread frees none of its keys;
+ *   buffers    nor the store file's write buffers (64 KiB to 8 MiB each, grown by realloc:
+ *              log_buffer.c): the reaper frees them with the rest (log_snapshot.h
+ *              feox_log_close_take_buffers), all of them by feox_close_wait;
  *   fork       a child forked right after such a close (the reaper possibly busy) opens, fills,
  *              closes and waits for stores of its own; the parent's release completes;
  *   exit       a process that closes a large store and calls exit() at once exits cleanly
@@ -193,6 +196,97 @@ static void test_close_after_writes_writes_the_snapshot_then_hands_over(void **s
     assert_int_equal(feox_close(s), FEOX_OK);
     assert_true(ends_in_snapshot(path)); /* nothing written: the file as it was */
     feox_close_wait();
+    assert_int_equal(ftest_temp_store_remove(dir, path), 0);
+}
+
+/* An allocator that notes the blocks of 64 KiB or more realloc made: the write buffers of the
+ * log backend in these tests (log_buffer.c grows them by realloc, from 64 KiB). Plain malloc
+ * underneath, so blocks pass freely between it and the default allocator. */
+#define BUFFER_MIN ((size_t)64 << 10)
+#define MAX_BUFFERS 64
+static pthread_mutex_t buffers_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *buffers[MAX_BUFFERS]; /* [buffers_lock] live ones; NULL: a free place */
+static bool buffers_overflowed;    /* [buffers_lock] more than MAX_BUFFERS at once */
+static _Thread_local bool closing; /* this thread is in the feox_close tested */
+static _Thread_local long buffers_freed_closing; /* buffers it freed meanwhile */
+
+/* [buffers_lock] p's place among the buffers, or -1. */
+static int place_of(const void *p)
+{
+    for (int i = 0; p && i < MAX_BUFFERS; i++)
+        if (buffers[i] == p)
+            return i;
+    return -1;
+}
+
+static int live_buffers(void)
+{
+    pthread_mutex_lock(&buffers_lock);
+    int n = 0;
+    for (int i = 0; i < MAX_BUFFERS; i++)
+        n += buffers[i] != NULL;
+    pthread_mutex_unlock(&buffers_lock);
+    return n;
+}
+
+/* (not malloc itself: with it, the engine would count as on the default allocator, and
+ * settling, base/alloc.h, would move a block with realloc behind noting_realloc's back) */
+static void *plain_malloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void *noting_realloc(void *p, size_t n)
+{
+    pthread_mutex_lock(&buffers_lock); /* (held across: p's address is not reused meanwhile) */
+    int was = place_of(p);
+    void *q = realloc(p, n);
+    if (q && was >= 0)
+        buffers[was] = NULL;
+    if (q && n >= BUFFER_MIN) {
+        int i = 0;
+        while (i < MAX_BUFFERS && buffers[i])
+            i++;
+        if (i == MAX_BUFFERS)
+            buffers_overflowed = true;
+        else
+            buffers[i] = q;
+    }
+    pthread_mutex_unlock(&buffers_lock);
+    return q;
+}
+
+static void noting_free(void *p)
+{
+    pthread_mutex_lock(&buffers_lock);
+    int was = place_of(p);
+    if (was >= 0) {
+        buffers[was] = NULL;
+        if (closing)
+            buffers_freed_closing++;
+    }
+    free(p);
+    pthread_mutex_unlock(&buffers_lock);
+}
+
+static void test_close_leaves_the_write_buffers_to_the_reaper(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/feox-reaper-XXXXXX", path[128];
+    assert_int_equal(ftest_temp_store_make(dir, path, sizeof path), 0);
+    feox_set_allocator(plain_malloc, noting_realloc, noting_free);
+    feox_store *s = filled_store(path, LARGE);
+    assert_non_null(s);
+    assert_true(live_buffers() >= 1); /* (the one the last writes went to) */
+    closing = true;
+    assert_int_equal(feox_close(s), FEOX_OK);
+    closing = false;
+    assert_int_equal(buffers_freed_closing, 0);
+    assert_true(ends_in_snapshot(path));
+    feox_close_wait();
+    assert_int_equal(live_buffers(), 0);
+    assert_false(buffers_overflowed);
+    feox_set_allocator(NULL, NULL, NULL);
     assert_int_equal(ftest_temp_store_remove(dir, path), 0);
 }
 
@@ -397,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_release_and_a_handle_that_outlives_it),
         cmocka_unit_test(test_reopen_at_once),
         cmocka_unit_test(test_close_after_writes_writes_the_snapshot_then_hands_over),
+        cmocka_unit_test(test_close_leaves_the_write_buffers_to_the_reaper),
         cmocka_unit_test(test_fork_right_after_a_close),
         cmocka_unit_test(test_exit_while_releasing),
         cmocka_unit_test(test_an_open_goes_first),

@@ -296,12 +296,12 @@ feox_err feox_log_snapshot_writer_init(feox_storage *st, feox_log_snapshot_write
     w->slots = (uint64_t *)(w->buf + SNAP_SLOTS_AT);
     w->count = slots;
     w->key_limit = slots - slots / 4;
-    uint8_t *t = w->buf + SNAP_TABLE_AT;
-    memset(t, 0, FEOX_LOG_SNAPSHOT_HEADER);
-    feox_put_le32(t + T_MAGIC, FEOX_LOG_SNAPSHOT_MAGIC);
-    feox_put_le32(t + T_VERSION, FEOX_LOG_SNAPSHOT_VERSION);
-    feox_put_le64(t + T_SLOTS, slots);
-    feox_put_le64(t + T_SEED, seed);
+    /* The table's header is written with the record (feox_log_snapshot_write): not one byte of
+     * the buffer is touched here. It is fresh memory (a huge-page mapping, zero): a byte written
+     * now would fault in and zero its first 2 MiB on the closing thread (~2-4 ms on a VM, the
+     * bench's 1M keys), before the close's threads fault in the whole buffer side by side
+     * (store_close_threads.c prefault_part). */
+    w->seed = seed;
     pthread_mutex_lock(&b->mu);
     w->generation = b->generation;
     pthread_mutex_unlock(&b->mu);
@@ -385,6 +385,38 @@ void feox_log_snapshot_writer_free(feox_log_snapshot_writer *w)
     w->buf = NULL;
 }
 
+/* A buffer holding nothing, taken (its memory the caller's); NULL if it holds bytes or none. */
+static void *take_if_empty(feox_log_buffer *buf)
+{
+    if (buf->len)
+        return NULL;
+    void *data = buf->data;
+    *buf = (feox_log_buffer){0};
+    return data;
+}
+
+void *feox_log_close_take_spare(feox_storage *st, size_t *cap)
+{
+    feox_log_backend *b = feox_log_of(st);
+    pthread_mutex_lock(&b->mu);
+    /* (a flush swaps the buffers only while pending is empty: taken, it swaps in nothing) */
+    feox_log_buffer *spare = b->pending.len == 0 ? &b->pending : &b->active;
+    *cap = spare->len == 0 && spare->data ? spare->cap : 0;
+    void *data = take_if_empty(spare);
+    pthread_mutex_unlock(&b->mu);
+    return data;
+}
+
+void feox_log_close_take_buffers(feox_storage *st, void *out[2])
+{
+    feox_log_backend *b = feox_log_of(st);
+    feox_log_stop_threads(b); /* (no flusher swaps them from now on) */
+    pthread_mutex_lock(&b->mu);
+    out[0] = take_if_empty(&b->active);
+    out[1] = take_if_empty(&b->pending);
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* The snapshot's bytes written at offset in pieces of WRITE_PIECE, each piece's pages given back
  * once it is written (feox_mem_release_large): the page cache the next piece takes is then the
  * pages just given back, not memory new to the machine (on a virtual machine whose host backs
@@ -417,7 +449,13 @@ void feox_log_snapshot_write(feox_storage *st, feox_log_snapshot_writer *w)
     uint64_t at = b->append_off, file_id = b->file_id;
     int fd = b->fd;
     pthread_mutex_unlock(&b->mu);
-    feox_put_le64(w->buf + SNAP_TABLE_AT + T_KEYS, w->keys);
+    uint8_t *t = w->buf + SNAP_TABLE_AT;
+    memset(t, 0, FEOX_LOG_SNAPSHOT_HEADER);
+    feox_put_le32(t + T_MAGIC, FEOX_LOG_SNAPSHOT_MAGIC);
+    feox_put_le32(t + T_VERSION, FEOX_LOG_SNAPSHOT_VERSION);
+    feox_put_le64(t + T_SLOTS, w->count);
+    feox_put_le64(t + T_KEYS, w->keys);
+    feox_put_le64(t + T_SEED, w->seed);
     feox_put_le64(w->buf + SNAP_KEY_AT, at);
     uint32_t value_len = (uint32_t)(FEOX_LOG_SNAPSHOT_HEADER + w->count * 8);
     feox_log_record_seal(w->buf, file_id, at, FEOX_LOG_SNAPSHOT, FEOX_LOG_SNAPSHOT_KEY, value_len,
