@@ -311,7 +311,7 @@ typedef struct feox_journal {
     bool inline_used;
     unsigned char inline_bytes[FEOX_JOURNAL_INLINE_BYTES];
     feox_arena arena; /* the other entries' keys and old values, kept between transactions */
-    size_t *marks; /* marks[i] = journal length when savepoint i began */
+    size_t *marks;    /* marks[i] = journal length when savepoint i began */
     int n_marks, cap_marks;
     /* Added to the flags of every undo write: FEOX_WRITE_INDEX_ONLY in database mode, where
      * SQLite has already restored the records and only the cache is put back. */

@@ -123,8 +123,8 @@ bool feox_pending_put(feox_pending *p, const void *key, uint32_t key_len, const 
     if (value_len != 0) {
         memmove(bytes + key_len, value, value_len);
     }
-    feox_pending_entry fresh = {bytes,   key_len, value_len,     tag,       is_delete,
-                                had_row, owns_bytes, ts_ns, expires_at_ns};
+    feox_pending_entry fresh = {bytes,   key_len,    value_len, tag,          is_delete,
+                                had_row, owns_bytes, ts_ns,     expires_at_ns};
     if (old != NULL) {
         fresh.had_row = old->had_row; /* the tables have not changed since the first change */
         p->bytes -= (uint64_t)old->key_len + old->value_len;

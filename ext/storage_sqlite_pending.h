@@ -36,7 +36,7 @@ typedef struct feox_pending {
     size_t n, cap;
     uint32_t *slots; /* open addressing: entry index + 1, 0 = empty; power of two */
     size_t nslots;
-    uint64_t bytes; /* key and value bytes held */
+    uint64_t bytes;   /* key and value bytes held */
     feox_arena arena; /* the bytes of keys' first changes; emptied with the map */
     /* One entry's bytes may sit here instead of in an allocation of their own: a transaction
      * of one small change (an autocommit statement) allocates nothing. */

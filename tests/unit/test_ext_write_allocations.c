@@ -279,8 +279,8 @@ static void test_pending_batch_allocates_nothing_per_row(void **state)
     fill(grown, sizeof grown, 9);
     batch_key(key, 3, 8);
     for (size_t len = 101; len <= sizeof grown; len++) {
-        assert_true(feox_pending_put(&p, key, 16, grown, (uint32_t)len, 4, 5000 + len, 0, false,
-                                     false));
+        assert_true(
+            feox_pending_put(&p, key, 16, grown, (uint32_t)len, 4, 5000 + len, 0, false, false));
         assert_true(outstanding() <= kept + 1);
     }
     assert_pending(&p, key, 16, grown, sizeof grown);
