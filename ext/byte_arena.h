@@ -18,10 +18,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Bytes of a block (a larger request gets a block of its own size) and of blocks kept by a
- * reset: enough for a transaction of a few thousand small rows, small enough per connection. */
+/* Bytes of a block (a larger request gets a block of its own size) and at most the bytes of
+ * blocks a reset keeps: a transaction of a thousand rows of ~100 bytes fits, and a connection
+ * that wrote such a transaction holds no more than this per table and arena until it closes. */
 #define FEOX_ARENA_BLOCK_BYTES 65536
-#define FEOX_ARENA_KEEP_BYTES (4 * FEOX_ARENA_BLOCK_BYTES)
+#define FEOX_ARENA_KEEP_BYTES (2 * FEOX_ARENA_BLOCK_BYTES)
 
 typedef struct feox_arena_block feox_arena_block;
 
@@ -34,7 +35,7 @@ typedef struct feox_arena {
 void *feox_arena_alloc(feox_arena *a, size_t len);
 /* Give back p, which feox_arena_alloc returned, and everything allocated after it. */
 void feox_arena_rewind(feox_arena *a, const void *p);
-/* Give back everything; keep the first blocks, up to FEOX_ARENA_KEEP_BYTES, for reuse. */
+/* Give back everything; keep blocks, first ones first, up to FEOX_ARENA_KEEP_BYTES, for reuse. */
 void feox_arena_reset(feox_arena *a);
 /* Free every block. */
 void feox_arena_free(feox_arena *a);
