@@ -5,6 +5,7 @@
  * files depend on each other (make layers checks it):
  *   ext_api.c      the one definition of sqlite3_api (SQLITE_EXTENSION_INIT1)
  *   value_codec.c  SQL value <-> engine bytes + record tag; key canonicalisation; error mapping
+ *   byte_arena.c   the bytes a transaction holds until it ends (journal, pending map)
  *   options.c      CREATE VIRTUAL TABLE options, and where a table's data lives
  *   storage_sqlite*.c  the "sqlite" storage backend: records in shadow tables (storage_sqlite.h)
  *   plan.c         xBestIndex and the plan encoding that xFilter decodes
@@ -38,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "byte_arena.h"
 #include "feox.h"
 
 /* ---- value tags (value_codec.c) ---------------------------------------------------------------
@@ -308,7 +310,8 @@ typedef struct feox_journal {
     feox_journal_entry first;
     bool inline_used;
     unsigned char inline_bytes[FEOX_JOURNAL_INLINE_BYTES];
-    size_t *marks; /* marks[i] = journal length when savepoint i began */
+    feox_arena arena; /* the other entries' keys and old values, kept between transactions */
+    size_t *marks;    /* marks[i] = journal length when savepoint i began */
     int n_marks, cap_marks;
     /* Added to the flags of every undo write: FEOX_WRITE_INDEX_ONLY in database mode, where
      * SQLite has already restored the records and only the cache is put back. */
@@ -331,7 +334,11 @@ feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n);
 void feox_journal_savepoint(feox_journal *j, int level);
 void feox_journal_release(feox_journal *j, int level);
 feox_err feox_journal_rollback_to(feox_journal *j, feox_store *store, int level);
+/* Forget every entry and savepoint (the end of a transaction); a small entry array, the savepoint
+ * marks and some arena blocks are kept for the next one. */
 void feox_journal_clear(feox_journal *j);
+/* Forget everything and free it all (the vtab goes). */
+void feox_journal_free(feox_journal *j);
 
 /* ---- the virtual table object (vtab.c) ------------------------------------------------------- */
 

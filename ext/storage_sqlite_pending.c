@@ -1,7 +1,9 @@
 /*
  * storage_sqlite_pending.c — the pending map of the "sqlite" backend (buffered mode): an array of
  * entries in first-change order, a hash of key -> entry for replacing and finding, and a sort by
- * key for writing them out. Allocations go through sqlite3_malloc, like the rest of ext/.
+ * key for writing them out. Allocations go through sqlite3_malloc, like the rest of ext/; a key's
+ * first change is copied into the map's arena (byte_arena.h says why), a larger later change of
+ * the same key into a block of its own.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,22 +60,33 @@ static bool grow_slots(feox_pending *p)
     return true;
 }
 
-/* Room for an entry's key and value: the map's inline bytes if free and large enough. */
-static unsigned char *entry_bytes(feox_pending *p, uint64_t len)
+/* Room for a key's first change: the map's inline bytes if free and large enough, else the
+ * arena (given back all at once when the map is emptied). */
+static unsigned char *first_change_bytes(feox_pending *p, uint64_t len)
 {
     if (!p->inline_used && len <= sizeof p->inline_bytes) {
         p->inline_used = true;
         return p->inline_bytes;
     }
-    return sqlite3_malloc64(len);
+    return feox_arena_alloc(&p->arena, (size_t)len);
 }
 
-static void entry_bytes_free(feox_pending *p, unsigned char *bytes)
+/* Bytes an entry's block can take: its key and value as first written (a shorter later change
+ * keeps the block), or the whole inline buffer. */
+static uint64_t entry_room(const feox_pending *p, const feox_pending_entry *e)
 {
-    if (bytes == p->inline_bytes) {
+    return e->bytes == p->inline_bytes ? sizeof p->inline_bytes
+                                       : (uint64_t)e->key_len + e->value_len + 1;
+}
+
+/* Give back an entry's block: the inline bytes or its own allocation (arena bytes go back when
+ * the map is emptied). */
+static void entry_bytes_free(feox_pending *p, const feox_pending_entry *e)
+{
+    if (e->bytes == p->inline_bytes) {
         p->inline_used = false;
-    } else {
-        sqlite3_free(bytes);
+    } else if (e->owns_bytes) {
+        sqlite3_free(e->bytes);
     }
 }
 
@@ -88,29 +101,35 @@ bool feox_pending_put(feox_pending *p, const void *key, uint32_t key_len, const 
         return false;
     }
     size_t i = find_slot(p, key, key_len);
+    feox_pending_entry *old = p->slots[i] != 0 ? &p->entries[p->slots[i] - 1] : NULL;
     uint64_t len = (uint64_t)key_len + value_len + 1;
     unsigned char *bytes;
-    if (p->slots[i] != 0 && p->entries[p->slots[i] - 1].bytes == p->inline_bytes &&
-        len <= sizeof p->inline_bytes) {
-        bytes = p->inline_bytes; /* the key's change replaced in place */
+    bool owns_bytes = false;
+    if (old != NULL && len <= entry_room(p, old)) {
+        bytes = old->bytes; /* the key's change replaced in place */
+        owns_bytes = old->owns_bytes;
+    } else if (old != NULL) {
+        /* A larger change of a key already changed: a block of its own, freed when replaced
+         * again, so that a key growing change after change holds one block, not many. */
+        bytes = sqlite3_malloc64(len);
+        owns_bytes = true;
     } else {
-        bytes = entry_bytes(p, len);
-        if (bytes == NULL) {
-            return false;
-        }
+        bytes = first_change_bytes(p, len);
+    }
+    if (bytes == NULL) {
+        return false;
     }
     memmove(bytes, key, key_len); /* memmove: the same bytes if replaced in place */
     if (value_len != 0) {
         memmove(bytes + key_len, value, value_len);
     }
-    feox_pending_entry fresh = {bytes,    key_len, value_len, tag, is_delete,
-                                had_row,  ts_ns,   expires_at_ns};
-    if (p->slots[i] != 0) {
-        feox_pending_entry *old = &p->entries[p->slots[i] - 1];
+    feox_pending_entry fresh = {bytes,   key_len,    value_len, tag,          is_delete,
+                                had_row, owns_bytes, ts_ns,     expires_at_ns};
+    if (old != NULL) {
         fresh.had_row = old->had_row; /* the tables have not changed since the first change */
         p->bytes -= (uint64_t)old->key_len + old->value_len;
         if (old->bytes != bytes) {
-            entry_bytes_free(p, old->bytes);
+            entry_bytes_free(p, old);
         }
         *old = fresh;
     } else {
@@ -118,7 +137,8 @@ bool feox_pending_put(feox_pending *p, const void *key, uint32_t key_len, const 
             size_t cap = p->cap ? p->cap * 2 : 1024;
             feox_pending_entry *grown = sqlite3_realloc64(p->entries, cap * sizeof *grown);
             if (grown == NULL) {
-                entry_bytes_free(p, bytes);
+                /* the arena's bytes stay until the map is emptied; the inline ones are free */
+                entry_bytes_free(p, &fresh);
                 return false;
             }
             p->entries = grown;
@@ -222,7 +242,7 @@ void feox_pending_clear(feox_pending *p)
     }
     if (p->nslots > 65536) { /* a large transaction's map is not kept for the next one */
         for (size_t k = 0; k < p->n; k++) {
-            entry_bytes_free(p, p->entries[k].bytes);
+            entry_bytes_free(p, &p->entries[k]);
         }
         sqlite3_free(p->entries);
         sqlite3_free(p->slots);
@@ -233,9 +253,10 @@ void feox_pending_clear(feox_pending *p)
     } else {
         clear_slots(p);
         for (size_t k = 0; k < p->n; k++) {
-            entry_bytes_free(p, p->entries[k].bytes);
+            entry_bytes_free(p, &p->entries[k]);
         }
     }
+    feox_arena_reset(&p->arena);
     p->n = 0;
     p->bytes = 0;
 }
@@ -245,5 +266,6 @@ void feox_pending_free(feox_pending *p)
     feox_pending_clear(p);
     sqlite3_free(p->entries);
     sqlite3_free(p->slots);
+    feox_arena_free(&p->arena);
     memset(p, 0, sizeof *p);
 }

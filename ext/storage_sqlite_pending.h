@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "byte_arena.h"
+
 typedef struct feox_pending_entry {
-    unsigned char *bytes; /* key_len key bytes, then value_len value bytes (one allocation) */
+    unsigned char *bytes; /* key_len key bytes, then value_len value bytes (one block) */
     uint32_t key_len;
     uint32_t value_len;
     uint32_t tag;
@@ -22,6 +24,9 @@ typedef struct feox_pending_entry {
      * for writing a write out (storage_sqlite.c write_row), kept when a later change of the key
      * replaces the entry. */
     bool had_row;
+    /* bytes is a block of its own (a change that outgrew the key's earlier one), not the
+     * map's arena or inline bytes */
+    bool owns_bytes;
     uint64_t ts_ns;
     uint64_t expires_at_ns;
 } feox_pending_entry;
@@ -31,7 +36,8 @@ typedef struct feox_pending {
     size_t n, cap;
     uint32_t *slots; /* open addressing: entry index + 1, 0 = empty; power of two */
     size_t nslots;
-    uint64_t bytes; /* key and value bytes held */
+    uint64_t bytes;   /* key and value bytes held */
+    feox_arena arena; /* the bytes of keys' first changes; emptied with the map */
     /* One entry's bytes may sit here instead of in an allocation of their own: a transaction
      * of one small change (an autocommit statement) allocates nothing. */
     bool inline_used;

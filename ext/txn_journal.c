@@ -21,7 +21,10 @@
  *
  * Memory: the first entry, and one entry's key and old value of up to FEOX_JOURNAL_INLINE_BYTES,
  * are held in the journal itself; so the journal of a one-row transaction (an autocommit write)
- * allocates nothing (each allocation is a mutex, a status update and a free at commit).
+ * allocates nothing (each allocation is a mutex, a status update and a free at commit). The other
+ * entries' keys and old values go in the journal's arena (byte_arena.h), whose blocks are kept
+ * from one transaction to the next, like a small entry array: a transaction of many rows allocates
+ * nothing per row, and one of as many rows as the last allocates nothing at all.
  *
  * Isolation (file and shared memory tables): other connections see changes before COMMIT (the store
  * is shared, not versioned), and a rollback restores the old state even if another connection wrote
@@ -32,6 +35,9 @@
 #include "feox_ext.h"
 
 SQLITE_EXTENSION_INIT3
+
+/* Entries of an array kept from one transaction to the next (64 bytes each). */
+#define JOURNAL_KEEP_ENTRIES 1024
 
 /* Entry i: the array once there is one, else the one held in the journal itself. */
 static feox_journal_entry *entry_at(feox_journal *j, size_t i)
@@ -60,24 +66,33 @@ static bool reserve_entry(feox_journal *j)
 }
 
 /* An entry's key and old value share one place (the value right after the key): the journal's
- * inline bytes if they are free and large enough, else an allocation. */
+ * inline bytes if they are free and large enough, else the journal's arena. */
 static unsigned char *entry_bytes(feox_journal *j, size_t held)
 {
     if (!j->inline_used && held <= sizeof j->inline_bytes) {
         j->inline_used = true;
         return j->inline_bytes;
     }
-    return sqlite3_malloc64(held ? held : 1);
+    return feox_arena_alloc(&j->arena, held);
 }
 
-static void entry_free(feox_journal *j, feox_journal_entry *e)
+/* Forget the newest entry. Its arena bytes are given back by the caller's rewind (give_back):
+ * entries leave newest first, so the oldest one forgotten marks where the arena goes back to. */
+static void entry_free(feox_journal *j, feox_journal_entry *e, unsigned char **give_back)
 {
     if (e->key == j->inline_bytes) {
         j->inline_used = false;
     } else {
-        sqlite3_free(e->key);
+        *give_back = e->key;
     }
     e->key = NULL;
+}
+
+static void arena_rewind(feox_journal *j, unsigned char *give_back)
+{
+    if (give_back != NULL) {
+        feox_arena_rewind(&j->arena, give_back);
+    }
 }
 
 int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool existed,
@@ -111,9 +126,11 @@ int feox_journal_add(feox_journal *j, const void *key, size_t key_len, bool exis
 
 void feox_journal_truncate(feox_journal *j, size_t n)
 {
+    unsigned char *give_back = NULL;
     while (j->n > n) {
-        entry_free(j, entry_at(j, --j->n));
+        entry_free(j, entry_at(j, --j->n), &give_back);
     }
+    arena_rewind(j, give_back);
 }
 
 /* Put one entry's state back (flags: the journal's undo_flags, e.g. FEOX_WRITE_INDEX_ONLY). */
@@ -158,6 +175,7 @@ int feox_journal_replaced(feox_journal *j, feox_store *store, const void *key, s
 
 feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n)
 {
+    unsigned char *give_back = NULL;
     while (j->n > n) {
         feox_journal_entry *e = entry_at(j, j->n - 1);
         feox_err r = undo_entry(store, e, j->undo_flags);
@@ -166,11 +184,13 @@ feox_err feox_journal_undo_to(feox_journal *j, feox_store *store, size_t n)
             r = undo_entry(store, e, j->undo_flags);
         }
         if (r != FEOX_OK) {
+            arena_rewind(j, give_back);
             return r; /* keep this entry and the older ones: a later undo retries them */
         }
-        entry_free(j, e);
+        entry_free(j, e, &give_back);
         j->n--;
     }
+    arena_rewind(j, give_back);
     return FEOX_OK;
 }
 
@@ -224,10 +244,24 @@ feox_err feox_journal_rollback_to(feox_journal *j, feox_store *store, int level)
 void feox_journal_clear(feox_journal *j)
 {
     feox_journal_truncate(j, 0);
+    feox_arena_reset(&j->arena);
+    /* A small array is kept for the next transaction (no realloc chain and free per
+     * transaction); a large one goes. The rest is empty already; undo_flags is a property of the
+     * table, not of the transaction. */
+    if (j->cap > JOURNAL_KEEP_ENTRIES) {
+        sqlite3_free(j->entries);
+        j->entries = NULL;
+        j->cap = 0;
+    }
+    j->n_marks = 0;
+}
+
+void feox_journal_free(feox_journal *j)
+{
+    feox_journal_truncate(j, 0);
+    feox_arena_free(&j->arena);
     sqlite3_free(j->entries);
     sqlite3_free(j->marks);
-    /* The rest is empty already; undo_flags is a property of the table, not of the
-     * transaction. */
     j->entries = NULL;
     j->cap = 0;
     j->marks = NULL;

@@ -65,7 +65,7 @@ static void vtab_free(feox_vtab *vt)
         return;
     }
     feox_vt_free_spare_cursor(vt);
-    feox_journal_clear(&vt->journal);
+    feox_journal_free(&vt->journal);
     sqlite3_finalize(vt->query_only_stmt);
     feox_db_close(vt); /* database mode: closes the private store (vt->entry) */
     feox_lclock_close(vt);
