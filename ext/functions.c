@@ -39,7 +39,7 @@
  * compare-and-swap (as the DML form feox_json_patch(value, patch) would store it); NULL is an
  * error.
  *
- * Read-only: incr, cas, patch and compact change the store, so on a connection that may not
+ * Read-only: incr, cas, patch, sweep and compact change the store, so on a connection that may not
  * write the table's database (mode=ro, a read-only file, PRAGMA query_only) they fail with
  * SQLITE_READONLY and SQLite's own "attempt to write a readonly database", as an INSERT does,
  * before touching anything. stats, flush and check stay allowed.

@@ -8,7 +8,8 @@
  *   CREATE VIRTUAL TABLE kv USING feox(path='data.feox', max_memory='512MB', keytype=blob);
  *
  * The schema SQLite sees:
- *   CREATE TABLE x(key TEXT PRIMARY KEY, value, ttl INTEGER, ts INTEGER) WITHOUT ROWID
+ *   CREATE TABLE x(key TEXT PRIMARY KEY NOT NULL, value, ttl INTEGER, ts INTEGER)
+ *   WITHOUT ROWID
  *   (key BLOB with keytype=blob; clock='log' adds a HIDDEN command column named like the
  *   table: logical_clock.c)
  *     key    the record's key, TEXT or BLOB per keytype; other types are converted; NULL = error
@@ -35,8 +36,9 @@
  * A table with a file is SQLITE_VTAB_DIRECTONLY: triggers and views (which may come from a schema
  * someone else wrote) cannot use it. Tables in the database and memory tables are
  * SQLITE_VTAB_INNOCUOUS (their writes stay in the database or in memory), usable from triggers
- * and views also with PRAGMA trusted_schema=OFF. A store inherited through fork() is never used: the first
- * use in the child opens the file again, or fails saying that the parent process holds it.
+ * and views also with PRAGMA trusted_schema=OFF. A store inherited through fork() is never used:
+ * the first use in the child opens the file again, or fails saying that the parent process holds
+ * it.
  *
  * Database mode (a table without path in a file database, db_mode.c): the records are in shadow
  * tables, created, dropped and renamed inside the user's transaction; no file and no pending file

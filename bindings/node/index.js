@@ -6,8 +6,8 @@
 //   feox.load(db);                 // every connection that uses a feox table loads it
 //   db.exec('CREATE VIRTUAL TABLE kv USING feox');
 //
-// The package bundles feox.so (it needs the shared libraries it was linked with, today Debian's
-// libck0 and libxxhash0). load() takes any database object with a loadExtension(path) method.
+// The package bundles feox.so (it needs the shared libraries it was linked with: Debian's libck0,
+// libcjson1 and libxxhash0). load() takes any database object with a loadExtension(path) method.
 'use strict';
 
 const fs = require('fs');

@@ -117,6 +117,19 @@ static size_t part_start(size_t n, unsigned index, unsigned threads)
     return n / threads * index + n % threads * index / threads;
 }
 
+/* Entries [first, end) of the list faulted in with one call: the list is written whole, and
+ * first touches would fault it in page by page (prefault_part). In the spare write buffer, its
+ * pages past what the writes reached (about 4 MiB, as the flusher writes from there on) were
+ * never touched. */
+static void prefault_list(const close_job *job, size_t first, size_t end)
+{
+    size_t from = first * sizeof *job->at, to = end * sizeof *job->at;
+    if (job->at_borrowed)
+        (void)feox_mem_prefault((char *)job->at + from, to - from);
+    else
+        (void)feox_mem_prefault_large(job->at, from, to);
+}
+
 /* The list from the ordered index's leaves, by the closing thread alone, when the index holds
  * every entry and most entries were made by bulk loads (a store that loaded: its leaves lie one
  * after another, as its entries in slabs). Measured on 1M keys (2-vCPU development machine):
@@ -129,10 +142,7 @@ static bool list_in_key_order(close_job *job)
     if (!s->ordered || feox_ordered_index_count(s->ordered) != job->n ||
         atomic_load_explicit(&s->bulk_blocks, memory_order_relaxed) < job->n / 2)
         return false;
-    if (job->at_borrowed) /* (see prefault_part) */
-        (void)feox_mem_prefault(job->at, job->n * sizeof *job->at);
-    else
-        (void)feox_mem_prefault_large(job->at, 0, job->n * sizeof *job->at);
+    prefault_list(job, 0, job->n);
     feox_epoch_enter();
     size_t n = feox_ordered_index_scan(s->ordered, FEOX_SCAN_FIRST, NULL, 0, job->at, job->n);
     feox_epoch_exit();
@@ -280,16 +290,9 @@ static void fill_chunks(close_worker *me)
 static void prefault_part(close_worker *me)
 {
     close_job *job = me->job;
-    if (!job->listed_in_order) {
-        size_t from = part_start(job->n, me->index, job->threads) * sizeof *job->at;
-        size_t to = part_start(job->n, me->index + 1, job->threads) * sizeof *job->at;
-        /* (the spare write buffer: its pages past what the writes reached, about 4 MiB as the
-         * flusher writes from there on, were never touched) */
-        if (job->at_borrowed)
-            (void)feox_mem_prefault((char *)job->at + from, to - from);
-        else
-            (void)feox_mem_prefault_large(job->at, from, to);
-    }
+    if (!job->listed_in_order)
+        prefault_list(job, part_start(job->n, me->index, job->threads),
+                      part_start(job->n, me->index + 1, job->threads));
     size_t bytes = job->w->buf_size;
     (void)feox_mem_prefault_large(job->w->buf, part_start(bytes, me->index, job->threads),
                                   part_start(bytes, me->index + 1, job->threads));

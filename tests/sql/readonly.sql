@@ -15,6 +15,7 @@ INSERT INTO kv(key, value, ttl, ts) VALUES ('n', 1, NULL, 1000), ('c', 'v1', NUL
 .shell "$SQLITE3" -readonly -cmd ".load $FEOX_EXT" test.db "SELECT feox_cas('kv', 'c', 'other', 'v2')" 2>&1 || true
 .shell "$SQLITE3" -readonly -cmd ".load $FEOX_EXT" test.db "SELECT feox_patch('kv', 'doc', json_array(json_object('op', 'add', 'path', '/b', 'value', 2)))" 2>&1 || true
 .shell "$SQLITE3" -readonly -cmd ".load $FEOX_EXT" test.db "SELECT feox_compact('kv')" 2>&1 || true
+.shell "$SQLITE3" -readonly -cmd ".load $FEOX_EXT" test.db "SELECT feox_sweep('kv')" 2>&1 || true
 .shell "$SQLITE3" -readonly -cmd ".load $FEOX_EXT" test.db "BEGIN; SELECT feox_incr('kv', 'n', 1); COMMIT" 2>&1 || true
 .shell "$SQLITE3" -readonly -cmd ".load $FEOX_EXT" test.db "INSERT INTO kv(key, value) VALUES ('x', 1)" 2>&1 || true
 .shell "$SQLITE3" -readonly -cmd ".load $FEOX_EXT" test.db "SELECT 'ro-allowed', feox_flush('kv'), feox_check('kv'), length(feox_stats('kv')) > 0" 2>&1 || true
