@@ -187,11 +187,14 @@ static void update_rows_hint(feox_vtab *vt)
 }
 
 /* An open that failed because of what the shadow tables hold (a damaged row, a layout this
- * release does not know, a damaged database page), not because of the moment (BUSY, NOMEM). */
+ * release does not know, a damaged database page) or of what the schema holds in their place (a
+ * shadow table dropped or recreated with other columns by hand: SQLITE_ERROR, "no such table"),
+ * not because of the moment (BUSY, NOMEM). */
 static bool damaged(int rc)
 {
     int primary = rc & 0xff;
-    return primary == SQLITE_CORRUPT || primary == SQLITE_FORMAT || primary == SQLITE_NOTADB;
+    return primary == SQLITE_CORRUPT || primary == SQLITE_FORMAT || primary == SQLITE_NOTADB ||
+           primary == SQLITE_ERROR;
 }
 
 /* Open the private store over the shadow tables of vt->schema.table_name (load included). */

@@ -248,6 +248,33 @@ class MissingShadowTableTest(DamageCase):
                     con.close()
                 self.assertEqual([f for f in os.listdir(self.dir) if ".feox" in f], [])
 
+    def test_a_new_connection_can_drop_the_table(self):
+        """xConnect failed with SQLITE_ERROR ("no such table: main.kv_log", "no such column:
+        seq") where a damaged row connects without a cache, so DROP TABLE kv was refused on
+        every new connection: the table could not be removed without PRAGMA writable_schema."""
+        edits = {
+            "log": ["DROP TABLE kv_log"],
+            "meta": ["DROP TABLE kv_meta"],
+            "log columns": ["DROP TABLE kv_log", "CREATE TABLE kv_log(a, b, c, d)"],
+            "data columns": ["DROP TABLE kv_data", "CREATE TABLE kv_data(x)"],
+        }
+        for n, (name, sql) in enumerate(edits.items()):
+            with self.subTest(name=name):
+                path = self.path(f"d{n}.db")
+                con = connect(path)
+                con.execute("CREATE VIRTUAL TABLE kv USING feox")
+                con.execute("INSERT INTO kv(key, value) VALUES ('a', 1)")
+                con.close()
+                self.edit(path, *sql)
+                cold = connect(path)
+                cold.execute("DROP TABLE kv")
+                left = cold.execute("SELECT name FROM sqlite_schema WHERE name LIKE 'kv%'"
+                                    " AND type = 'table'").fetchall()
+                self.assertEqual(left, [])
+                cold.execute("CREATE VIRTUAL TABLE kv USING feox")
+                cold.close()
+                self.assertEqual([f for f in os.listdir(self.dir) if ".feox" in f], [])
+
 
 class OptionQuotingTest(TempDirTestCase):
     """A quoted option value must be one quoted string: path='a'b and path='a' 'b' named the files
