@@ -132,9 +132,11 @@ static int attach_store(feox_vtab *vt, feox_conn *conn, const feox_location *loc
     bool missing = file && rc == SQLITE_CANTOPEN &&
                    feox_store_file_info(loc->file_path, &info) == FEOX_ERR_NOT_FOUND;
     bool conflict = file && rc == SQLITE_ERROR && feox_registry_find_file(loc->file_path) != NULL;
-    if (missing || conflict) {
+    bool damaged = file && ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB);
+    if (missing || conflict || damaged) {
         /* Connect without a store, so that DROP TABLE still works; every use says why, and
-         * tries again (the file may be back, the other table gone). Never attached. */
+         * tries again (the file may be back or repaired, the other table gone). Never
+         * attached. */
         vt->entry = feox_registry_placeholder();
         vt->open_error = *err;
         *err = NULL;
