@@ -311,6 +311,13 @@ static int feox_vt_destroy(sqlite3_vtab *tab)
     }
     int rc = feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &loc, &err);
     sqlite3_free(err);
+    if (rc == SQLITE_OK && loc.kind == FEOX_LOC_FILE && loc.default_path) {
+        rc = feox_db_drop_leftovers(vt); /* <t>_data dropped by hand: its <t>_log, <t>_meta */
+        if (rc != SQLITE_OK) {
+            feox_location_free(&loc);
+            return rc;
+        }
+    }
     if (rc == SQLITE_OK) {
         feox_entry_ref *held = loc.kind == FEOX_LOC_FILE ? NULL : vt->entry;
         feox_actions_forget_create(vt->conn, vt->schema, vt->name);
