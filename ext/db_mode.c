@@ -880,7 +880,7 @@ int feox_db_fn_begin(feox_vtab *vt, char **err)
         sqlite3_free(sql);
         if (rc == SQLITE_OK) {
             rc = sqlite3_step(enlist);
-            rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->db);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(vt->db);
         }
         if (rc != SQLITE_OK) {
             *err = sqlite3_mprintf("%s", sqlite3_errmsg(vt->db));

@@ -641,6 +641,33 @@ class ReadOnlyAndBusyTest(InDatabaseTestCase):
         other.close()
 
 
+    def test_a_stale_snapshot_gets_busy_snapshot_as_a_native_write_does(self):
+        """WAL: a transaction that read before another connection committed, then writes, gets
+        SQLITE_BUSY_SNAPSHOT (517) from SQLite for a native table; a feox write, through the
+        table or a function, reports that same extended code (not a plain SQLITE_BUSY)."""
+        con = connect(self.db)
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("CREATE TABLE nat(v)")
+        con.execute("INSERT INTO nat VALUES (1)")
+        con.execute("INSERT INTO kv(key, value) VALUES ('k', 1)")
+        writes = ("UPDATE nat SET v = v + 1", "UPDATE kv SET value = value + 1 WHERE key = 'k'",
+                  "SELECT feox_incr('kv', 'k', 1)", "SELECT feox_cas('kv', 'k', 1, 5)")
+        for sql in writes:
+            with self.subTest(sql=sql):
+                reader = connect(self.db, timeout=0)
+                reader.execute("BEGIN")
+                reader.execute("SELECT (SELECT v FROM nat), (SELECT value FROM kv)").fetchall()
+                con.execute("UPDATE nat SET v = v + 1")
+                con.execute("SELECT feox_incr('kv', 'k', 1)").fetchall()
+                with self.assertRaises(sqlite3.OperationalError) as cm:
+                    reader.execute(sql).fetchall()
+                self.assertEqual(cm.exception.sqlite_errorcode, 517)  # SQLITE_BUSY_SNAPSHOT
+                reader.execute("ROLLBACK")
+                reader.close()
+        self.assertCoherent(con)
+        con.close()
+
+
 class ExpiryTest(InDatabaseTestCase):
     def test_expired_rows_are_hidden_and_swept_inside_a_transaction(self):
         con = connect(self.db)
