@@ -187,11 +187,14 @@ static void update_rows_hint(feox_vtab *vt)
 }
 
 /* An open that failed because of what the shadow tables hold (a damaged row, a layout this
- * release does not know, a damaged database page), not because of the moment (BUSY, NOMEM). */
+ * release does not know, a damaged database page) or of what the schema holds in their place (a
+ * shadow table dropped or recreated with other columns by hand: SQLITE_ERROR, "no such table"),
+ * not because of the moment (BUSY, NOMEM). */
 static bool damaged(int rc)
 {
     int primary = rc & 0xff;
-    return primary == SQLITE_CORRUPT || primary == SQLITE_FORMAT || primary == SQLITE_NOTADB;
+    return primary == SQLITE_CORRUPT || primary == SQLITE_FORMAT || primary == SQLITE_NOTADB ||
+           primary == SQLITE_ERROR;
 }
 
 /* Open the private store over the shadow tables of vt->schema.table_name (load included). */
@@ -400,6 +403,53 @@ int feox_db_destroy(feox_vtab *vt)
         return rc;
     }
     return SQLITE_OK;
+}
+
+int feox_db_drop_leftovers(feox_vtab *vt)
+{
+    char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_schema WHERE type = 'table' AND"
+                                " name = '%q_meta'",
+                                vt->schema, vt->name);
+    if (sql == NULL) {
+        return SQLITE_NOMEM;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(vt->db, sql, -1, &s, NULL);
+    sqlite3_free(sql);
+    bool exists = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    if (!exists) {
+        return rc;
+    }
+    sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w_meta\" WHERE name = 'format'", vt->schema,
+                          vt->name);
+    if (sql == NULL) {
+        return SQLITE_NOMEM;
+    }
+    s = NULL;
+    bool ours =
+        sqlite3_prepare_v2(vt->db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    sqlite3_free(sql);
+    if (!ours) {
+        return SQLITE_OK; /* not feox's: left as it is */
+    }
+    sql = sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w_log\";"
+                          "DROP TABLE IF EXISTS \"%w\".\"%w_meta\";",
+                          vt->schema, vt->name, vt->schema, vt->name);
+    if (sql == NULL) {
+        return SQLITE_NOMEM;
+    }
+    char *msg = NULL;
+    rc = sqlite3_exec(vt->db, sql, NULL, NULL, &msg);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+        sqlite3_free(vt->base.zErrMsg);
+        vt->base.zErrMsg = sqlite3_mprintf("feox: %s: dropping the shadow tables: %s", vt->label,
+                                           msg != NULL ? msg : sqlite3_errstr(rc));
+    }
+    sqlite3_free(msg);
+    return rc;
 }
 
 int feox_db_rename(feox_vtab *vt, const char *new_name)
@@ -1129,6 +1179,11 @@ void feox_db_close(feox_vtab *vt)
     (void)vt;
 }
 int feox_db_destroy(feox_vtab *vt)
+{
+    (void)vt;
+    return SQLITE_OK;
+}
+int feox_db_drop_leftovers(feox_vtab *vt)
 {
     (void)vt;
     return SQLITE_OK;

@@ -559,14 +559,18 @@ int feox_db_open(feox_vtab *vt, bool is_create, char **err);
  * feox_table_engine_error. For the read paths (cursor.c), the writes (update.c) and the functions
  * (functions.c). */
 int feox_db_engine_error(feox_vtab *vt, feox_err e);
-/* xConnect of a table whose shadow tables are damaged (SQLITE_CORRUPT, FORMAT, NOTADB) does not
- * fail: the table connects without a cache (vt->open_error says why), so that DROP TABLE and
+/* xConnect of a table whose shadow tables are damaged (SQLITE_CORRUPT, FORMAT, NOTADB; ERROR: one
+ * dropped or recreated with other columns by hand) does not fail: the table connects without a cache (vt->open_error says why), so that DROP TABLE and
  * feox_check work; feox_db_reopen (every other use, vtab_store.c) tries to open it again. */
 int feox_db_reopen(feox_vtab *vt);
 /* Close the private store (xDisconnect; the shadow tables stay). */
 void feox_db_close(feox_vtab *vt);
 /* xDestroy: drop the shadow tables (inside the user's transaction) and close the store. */
 int feox_db_destroy(feox_vtab *vt);
+/* xDestroy of a table without path taken for a previous release's (no <t>_data): drop the
+ * <t>_log and <t>_meta a table in the database left if its <t>_data was dropped by hand (only
+ * when <t>_meta holds feox's format row: CREATE makes the two together or not at all). */
+int feox_db_drop_leftovers(feox_vtab *vt);
 /* xRename: rename the shadow tables to new_name's and reopen the store under that name. */
 int feox_db_rename(feox_vtab *vt, const char *new_name);
 /* The coherence check (xFilter, functions): bring the cache up to what the database holds. */

@@ -137,8 +137,8 @@ static void check_data_row(sqlite3_stmt *s, check_report *r, const char *table)
     } else if ((problem = value_format_problem(s, 1, tag, r->text_as_text)) != NULL) {
     } else if ((uint64_t)sqlite3_column_bytes(s, 1) > FEOX_MAX_VALUE_SIZE) {
         problem = "value longer than the largest feox value";
-    } else if (sqlite3_column_type(s, 3) != SQLITE_INTEGER) {
-        problem = "ts is not an integer";
+    } else if (sqlite3_column_type(s, 3) != SQLITE_INTEGER || sqlite3_column_int64(s, 3) < 0) {
+        problem = "ts is not a non-negative integer";
     } else if (sqlite3_column_type(s, 4) != SQLITE_NULL &&
                (sqlite3_column_type(s, 4) != SQLITE_INTEGER || sqlite3_column_int64(s, 4) == 0)) {
         problem = "expires is neither NULL nor a non-zero integer";

@@ -248,8 +248,8 @@ static const char *row_columns_problem(sqlite3_value *const cols[5])
         (type == SQLITE_NULL && tag != FEOX_TAG_NULL)) {
         return "a value whose SQL type does not match its tag";
     }
-    if (sqlite3_value_type(cols[2]) != SQLITE_INTEGER) {
-        return "a ts that is not an integer";
+    if (sqlite3_value_type(cols[2]) != SQLITE_INTEGER || sqlite3_value_int64(cols[2]) < 0) {
+        return "a ts that is not a non-negative integer"; /* no write makes one above INT64_MAX */
     }
     if (expires_type != SQLITE_NULL &&
         (expires_type != SQLITE_INTEGER || sqlite3_value_int64(cols[3]) == 0)) {

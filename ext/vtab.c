@@ -134,9 +134,11 @@ static int attach_store(feox_vtab *vt, feox_conn *conn, const feox_location *loc
     bool missing = file && rc == SQLITE_CANTOPEN &&
                    feox_store_file_info(loc->file_path, &info) == FEOX_ERR_NOT_FOUND;
     bool conflict = file && rc == SQLITE_ERROR && feox_registry_find_file(loc->file_path) != NULL;
-    if (missing || conflict) {
+    bool damaged = file && ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB);
+    if (missing || conflict || damaged) {
         /* Connect without a store, so that DROP TABLE still works; every use says why, and
-         * tries again (the file may be back, the other table gone). Never attached. */
+         * tries again (the file may be back or repaired, the other table gone). Never
+         * attached. */
         vt->entry = feox_registry_placeholder();
         vt->open_error = *err;
         *err = NULL;
@@ -311,6 +313,13 @@ static int feox_vt_destroy(sqlite3_vtab *tab)
     }
     int rc = feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &loc, &err);
     sqlite3_free(err);
+    if (rc == SQLITE_OK && loc.kind == FEOX_LOC_FILE && loc.default_path) {
+        rc = feox_db_drop_leftovers(vt); /* <t>_data dropped by hand: its <t>_log, <t>_meta */
+        if (rc != SQLITE_OK) {
+            feox_location_free(&loc);
+            return rc;
+        }
+    }
     if (rc == SQLITE_OK) {
         feox_entry_ref *held = loc.kind == FEOX_LOC_FILE ? NULL : vt->entry;
         feox_actions_forget_create(vt->conn, vt->schema, vt->name);

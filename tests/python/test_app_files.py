@@ -556,6 +556,24 @@ class DamagedStoreFileTest(TempDirTestCase):
         self.assert_refused_untouched(bytes(newer), "feox file format version 2, this build "
                                                     "reads version 1")
 
+    def test_a_table_whose_file_is_refused_can_be_dropped(self):
+        """A store whose header is damaged (SQLITE_CORRUPT) or that is not a feox store
+        (SQLITE_NOTADB) failed xConnect, so DROP TABLE kv was refused too: the table could not
+        be removed. Now it drops, and the file is left as it is."""
+        for at in (0, 16, 33):
+            with self.subTest(at=at):
+                data = self.flipped(at)
+                con = self.open_damaged(data)
+                con.execute("DROP TABLE kv")
+                con.close()
+                with open(self.store, "rb") as f:
+                    self.assertEqual(f.read(), data)
+                con = connect(self.db)
+                self.assertEqual(con.execute("SELECT count(*) FROM sqlite_schema").fetchone(),
+                                 (0,))
+                con.close()
+                self.setUp()  # a fresh directory and table for the next case
+
 
 def can_mount_tmpfs():
     if os.geteuid() != 0 or not shutil.which("mount"):
