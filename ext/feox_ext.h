@@ -560,8 +560,9 @@ int feox_db_open(feox_vtab *vt, bool is_create, char **err);
  * (functions.c). */
 int feox_db_engine_error(feox_vtab *vt, feox_err e);
 /* xConnect of a table whose shadow tables are damaged (SQLITE_CORRUPT, FORMAT, NOTADB; ERROR: one
- * dropped or recreated with other columns by hand) does not fail: the table connects without a cache (vt->open_error says why), so that DROP TABLE and
- * feox_check work; feox_db_reopen (every other use, vtab_store.c) tries to open it again. */
+ * dropped or recreated with other columns by hand) does not fail: the table connects without a
+ * cache (vt->open_error says why), so that DROP TABLE and feox_check work; feox_db_reopen (every
+ * other use, vtab_store.c) tries to open it again. */
 int feox_db_reopen(feox_vtab *vt);
 /* Close the private store (xDisconnect; the shadow tables stay). */
 void feox_db_close(feox_vtab *vt);

@@ -12,6 +12,12 @@ REPLACE INTO kv(key, value) VALUES ('a', 4), ('b', 5);
 SELECT 'replace', key, value FROM kv ORDER BY key;
 INSERT OR IGNORE INTO kv(key, value) VALUES ('a', 99), ('c', 6);
 SELECT 'or-ignore', key, value FROM kv ORDER BY key;
+-- RETURNING also lists a row OR IGNORE skipped (SQLite runs a virtual table's RETURNING for every
+-- row it hands to xUpdate; README "Statements"): 'a' keeps 4, changes() counts only 'd'
+INSERT OR IGNORE INTO kv(key, value) VALUES ('a', 98), ('d', 7) RETURNING 'returning', key, value;
+SELECT 'returning-changes', changes();
+SELECT 'returning-kept', key, value FROM kv WHERE key IN ('a', 'd') ORDER BY key;
+DELETE FROM kv WHERE key = 'd';
 -- REPLACE without a ttl clears the existing one; with a ttl sets it
 INSERT INTO kv(key, value, ttl) VALUES ('e', 1, 100);
 INSERT OR REPLACE INTO kv(key, value) VALUES ('e', 2);
