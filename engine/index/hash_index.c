@@ -130,8 +130,9 @@ static bool entry_matches(const void *stored, const void *wanted)
 /* ---- the maps' memory ------------------------------------------------------------------------
  * Every map ck_hs allocates starts MAP_HEADER bytes into its block; the header names the region it
  * was carved from, or NULL for a block of its own from feox_mem_alloc. ck_malloc's callbacks take
- * no context: feox_hash_index_reserve points `carving` (this thread's) at its region while it
- * replaces the shards' maps, and every other map (init's, growth's) is a block of its own. */
+ * no context: feox_hash_index_reserve and feox_hash_index_expect point `carving` (this thread's)
+ * at their region while they replace or grow the shards' maps, and every other map (init's,
+ * growth's) is a block of its own. */
 #define MAP_HEADER 16
 
 struct feox_hash_map_region {
@@ -309,13 +310,44 @@ feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count)
     return err;
 }
 
-feox_err feox_hash_shard_expect(feox_hash_index *idx, feox_shard *shard, uint64_t more)
+/* Slots shard's map needs for its keys and its share of `more` new ones (0: too many). */
+static uint64_t expected_slots(const feox_hash_index *idx, feox_shard *shard, uint64_t more)
 {
     uint64_t per_shard = ck_hs_count(&shard->set) + more / feox_hash_shard_count(idx) + 1;
-    if (per_shard > (uint64_t)1 << 40)
-        return FEOX_ERR_NOMEM;
-    /* At most 50% load, as in init; ck_hs_grow keeps a map already that large. */
-    return ck_hs_grow(&shard->set, (unsigned long)(per_shard * 2)) ? FEOX_OK : FEOX_ERR_NOMEM;
+    /* At most 50% load, as in init. */
+    return per_shard > (uint64_t)1 << 40 ? 0 : per_shard * 2;
+}
+
+feox_err feox_hash_index_expect(feox_hash_index *idx, uint64_t more)
+{
+    unsigned shards = feox_hash_shard_count(idx);
+    size_t each = 0; /* the largest map a shard will want: the shards hold about as many keys */
+    for (unsigned i = 0; i < shards; i++) {
+        uint64_t slots = expected_slots(idx, &idx->shards[i], more);
+        if (!slots)
+            return FEOX_ERR_NOMEM;
+        size_t bytes = map_bytes(&idx->shards[i].set, slots);
+        each = bytes > each ? bytes : each;
+    }
+    feox_hash_map_region *region = each ? region_new(shards, each) : NULL;
+    if (region) {
+        region->next = idx->regions;
+        idx->regions = region;
+    }
+    feox_err err = FEOX_OK;
+    for (unsigned i = 0; i < shards; i++) {
+        feox_shard *shard = &idx->shards[i];
+        pthread_mutex_lock(&shard->lock);
+        uint64_t slots = expected_slots(idx, shard, more);
+        carving = region;
+        /* ck_hs_grow keeps a map already that large, and publishes a new one as its own growth
+         * does: readers go on. */
+        if (!slots || !ck_hs_grow(&shard->set, (unsigned long)slots))
+            err = FEOX_ERR_NOMEM;
+        carving = NULL;
+        pthread_mutex_unlock(&shard->lock);
+    }
+    return err;
 }
 
 void feox_hash_index_destroy(feox_hash_index *idx)

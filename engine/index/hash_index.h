@@ -49,8 +49,8 @@ typedef struct feox_hash_index {
     feox_shard *shards;
     unsigned shard_bits;
     uint64_t seed;
-    /* Where feox_hash_index_reserve carved the shards' maps from (hash_index.c); freed with the
-     * index. */
+    /* Where feox_hash_index_reserve and _expect carved the shards' maps from (hash_index.c);
+     * freed with the index. */
     feox_hash_map_region *regions;
 } feox_hash_index;
 
@@ -61,11 +61,14 @@ feox_err feox_hash_index_init(feox_hash_index *idx, uint64_t capacity_hint, uint
  * index: a map that growth replaces later stays in it unused until the index is destroyed.
  * Errors: NOMEM (the index keeps its maps). */
 feox_err feox_hash_index_reserve(feox_hash_index *idx, uint64_t count);
-/* Grow shard's map, if smaller, to hold its keys and its share (1/shards) of `more` new keys at
- * the load init and growth keep, in one rehash instead of doubling as the keys come (a bulk load
- * that knows about how many keys are coming). The caller holds the shard's lock; readers go on
- * (ck_hs publishes the new map as its own growth does). Errors: NOMEM (the map stays). */
-feox_err feox_hash_shard_expect(feox_hash_index *idx, feox_shard *shard, uint64_t more);
+/* Grow every shard's map, if smaller, to hold its keys and its share (1/shards) of `more` new keys
+ * at the load init and growth keep, in one rehash instead of doubling as the keys come (a bulk
+ * load that knows about how many keys are coming). The grown maps are carved from one region, as
+ * feox_hash_index_reserve's are (huge pages for a big load instead of a page fault per 4 KiB of
+ * each map), that lives as long as the index. Takes each shard's lock in turn; readers go on
+ * (ck_hs publishes the new map as its own growth does); one caller at a time per index (the
+ * store's refresh). Errors: NOMEM (the maps not grown stay as they were). */
+feox_err feox_hash_index_expect(feox_hash_index *idx, uint64_t more);
 /* Free the maps (no concurrent users; entries are not freed). */
 void feox_hash_index_destroy(feox_hash_index *idx);
 

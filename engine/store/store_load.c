@@ -1052,11 +1052,5 @@ feox_err feox_put_run_finish(feox_put_run *run)
 
 void feox_put_run_expect(feox_put_run *run, uint64_t more)
 {
-    feox_store *s = run->store;
-    for (unsigned i = 0; i < feox_hash_shard_count(&s->hash); i++) {
-        feox_shard *shard = &s->hash.shards[i];
-        pthread_mutex_lock(&shard->lock);
-        (void)feox_hash_shard_expect(&s->hash, shard, more); /* no memory: it grows as before */
-        pthread_mutex_unlock(&shard->lock);
-    }
+    (void)feox_hash_index_expect(&run->store->hash, more); /* no memory: they grow as before */
 }
