@@ -169,7 +169,7 @@ void feox_store_set_forked_detail(const feox_store *s);
 #define feox_store_forked_error(s) (feox_store_set_forked_detail(s), FEOX_ERR_FORKED)
 /* FEOX_ERR_READ_ONLY for a write to a store opened read_only (store_write.c), naming its file. */
 #define feox_store_read_only_error(s)                                                            \
-    feox_fail(FEOX_ERR_READ_ONLY, "the store file '%s' is open read-only", (s)->path)
+    feox_fail(FEOX_ERR_READ_ONLY, "the store file '%s' is read-only", (s)->path)
 /* Register the fork and exit handlers (once per process; called by feox_open). */
 void feox_registry_install_hooks(void);
 /* The registry of open stores: open_shared, add and remove are called with the registry lock

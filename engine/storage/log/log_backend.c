@@ -67,7 +67,7 @@ static uint64_t replaced_bytes(const feox_log_backend *b, const feox_storage_rec
 /* The error of anything that would write a read-only store's file. */
 static feox_err read_only_error(const feox_log_backend *b)
 {
-    return feox_fail(FEOX_ERR_READ_ONLY, "the store file '%s' is open read-only", b->path);
+    return feox_fail(FEOX_ERR_READ_ONLY, "the store file '%s' is read-only", b->path);
 }
 
 static feox_err append_record(feox_log_backend *b, uint8_t op, const void *key, uint32_t key_len,
