@@ -258,9 +258,10 @@ feox_err feox_set_share_key(feox_store *store, const char *share_key);
 /* Open a store. cfg may be NULL (memory only, defaults). In persistent mode the file is created if
  * nothing exists at the path (unless cfg->no_create; see "Store files" above), replayed if it is a
  * feox store (a torn or corrupt tail is dropped and counted in stats, and cut off the file unless
- * read_only), and locked against other processes. Opening the same path (or, in memory mode, share_key) twice in one process returns
- * the same instance (reference counted; each open needs its own feox_close): the registry of open
- * stores, one per process. A store file closed cleanly ends with an index snapshot (FORMAT.md):
+ * read_only), and locked against other processes. Opening the same path (or, in memory mode,
+ * share_key) twice in one process returns the same instance (reference counted; each open needs
+ * its own feox_close): the registry of open stores, one per process. A store file closed
+ * cleanly ends with an index snapshot (FORMAT.md):
  * its open returns once the snapshot is checked and the indexes load on a background thread;
  * until they have, point reads (feox_get, _into, _ref, _size, feox_contains, feox_get_ttl) are
  * answered from the snapshot and every other call waits for the load (a load that failed is

@@ -61,8 +61,7 @@ static feox_store *open_mode(bool read_only, ftest_clock *clock)
     feox_store *s = NULL;
     feox_err err = feox_open(&cfg, &s);
     if (err)
-        fail_msg("open (read_only %d): %s: %s", read_only, feox_strerror(err),
-                 feox_error_detail());
+        fail_msg("open (read_only %d): %s: %s", read_only, feox_strerror(err), feox_error_detail());
     return s;
 }
 
@@ -172,8 +171,8 @@ static void assert_same_file(const file_state *a, const file_state *b)
 /* Calls that change files, as the I/O table counts them (a read-only store makes none). */
 static uint64_t changing_calls(void)
 {
-    static const feox_io_op ops[] = {FEOX_IO_PWRITE, FEOX_IO_FSYNC,  FEOX_IO_FTRUNCATE,
-                                     FEOX_IO_RENAME, FEOX_IO_UNLINK, FEOX_IO_LINK_TMPFILE,
+    static const feox_io_op ops[] = {FEOX_IO_PWRITE,          FEOX_IO_FSYNC,  FEOX_IO_FTRUNCATE,
+                                     FEOX_IO_RENAME,          FEOX_IO_UNLINK, FEOX_IO_LINK_TMPFILE,
                                      FEOX_IO_RENAME_NOREPLACE};
     uint64_t n = 0;
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -339,11 +338,11 @@ static void test_every_write_fails_with_read_only(void **state)
     assert_refused(feox_update_ttl(s, KS("key:00001"), 5, NULL));
     assert_refused(feox_atomic_increment(s, KS("counter"), 1, NULL, &result));
     assert_refused(feox_atomic_increment(s, KS("new-counter"), 1, NULL, &result));
-    assert_refused(feox_compare_and_swap(s, KS("key:00001"), KS("value of 1"), KS("x"), NULL,
-                                         &swapped));
+    assert_refused(
+        feox_compare_and_swap(s, KS("key:00001"), KS("value of 1"), KS("x"), NULL, &swapped));
     assert_false(swapped);
-    assert_refused(feox_json_patch(s, KS("doc"), KS("[{\"op\":\"add\",\"path\":\"/b\",\"value\":2}]"),
-                                   NULL, NULL, NULL));
+    assert_refused(feox_json_patch(
+        s, KS("doc"), KS("[{\"op\":\"add\",\"path\":\"/b\",\"value\":2}]"), NULL, NULL, NULL));
     assert_refused(feox_compact(s));
     assert_refused(feox_set_owner(s, "someone"));
     assert_true(created);

@@ -239,8 +239,8 @@ feox_err feox_log_snapshot_release(feox_storage *st, bool cut)
  * stays, and no other is written. A read-only store writes none. */
 static bool may_snapshot_locked(const feox_log_backend *b)
 {
-    return !b->read_only && b->loaded && !b->degraded && !b->write_error && !b->snapshot_off && !b->snapshot_tail &&
-           b->old_fd < 0 && b->fd >= 0;
+    return !b->read_only && b->loaded && !b->degraded && !b->write_error && !b->snapshot_off &&
+           !b->snapshot_tail && b->old_fd < 0 && b->fd >= 0;
 }
 
 bool feox_log_close_begin(feox_storage *st)
@@ -251,8 +251,8 @@ bool feox_log_close_begin(feox_storage *st)
     /* (a snapshot still ending the file goes with the flush's first write, if it has bytes to
      * write: log_sync.c cuts it first) */
     bool unwritten = b->active.len || b->pending.len;
-    bool may = !b->read_only && b->loaded && !b->degraded && !b->write_error &&
-               !b->snapshot_off && (!b->snapshot_tail || unwritten) && b->old_fd < 0 && b->fd >= 0;
+    bool may = !b->read_only && b->loaded && !b->degraded && !b->write_error && !b->snapshot_off &&
+               (!b->snapshot_tail || unwritten) && b->old_fd < 0 && b->fd >= 0;
     pthread_mutex_unlock(&b->mu);
     return may;
 }
