@@ -77,7 +77,9 @@ typedef enum feox_err {
     FEOX_ERR_NOT_OWNER,         /* the file is a feox store recorded as another owner's */
     FEOX_ERR_FORKED,            /* the store was opened by the parent of this fork()ed process */
     FEOX_ERR_STALE,             /* storage: the change feed no longer reaches the store's state */
-    FEOX_ERR_TAG_MISMATCH       /* patch with FEOX_WRITE_MATCH_TAG: the stored tag is another */
+    FEOX_ERR_TAG_MISMATCH,      /* patch with FEOX_WRITE_MATCH_TAG: the stored tag is another */
+    FEOX_ERR_READ_ONLY          /* a write to a store opened read_only, or a read-write open of a
+                                 * store file this process may not write (see read_only) */
 } feox_err;
 
 /* A short constant description of an error code, e.g. "key not found". Never NULL. */
@@ -147,10 +149,30 @@ typedef struct feox_config {
      * connection and table for "sqlite"). */
     const struct feox_storage_methods *storage;
     void *storage_arg;
+    /* Persistent mode: open the existing store file for reading only (INVALID_ARGUMENT in memory
+     * mode, and with cfg->storage). The file is opened O_RDONLY, never created (NOT_FOUND if
+     * missing), verified as a feox store and held with a shared flock: it conflicts with a
+     * read-write open's exclusive lock in either order (LOCKED), not with other read-only opens.
+     * The log is replayed (and an index snapshot ending the file used) without writing anything:
+     * a torn or damaged tail is skipped in memory, never cut. No flusher, no compaction, no TTL
+     * sweeper thread (reads hide expired records anyway), no index snapshot at close, no
+     * compaction leftover removed. Every write (insert, delete, update_ttl, incr, cas, patch),
+     * feox_compact and feox_set_owner fail with FEOX_ERR_READ_ONLY, changing nothing;
+     * feox_flush is a no-op (FEOX_OK); reads, cursors, stats and feox_check work as usual and
+     * cost the same. A read-write open of a path open read-only in this process fails with
+     * READ_ONLY (the instance cannot be shared with a writer: close it first); a read-only open
+     * of a path open read-write in this process fails with LOCKED, as it would in another
+     * process (open_existing returns the open instance whatever its mode:
+     * feox_store_read_only tells). Default false. */
+    bool read_only;
 } feox_config;
 
 /* Fill *cfg with the defaults documented above (all zero / NULL). */
 void feox_config_init(feox_config *cfg);
+
+/* True if store was opened with read_only (every write fails with FEOX_ERR_READ_ONLY). False for
+ * NULL. */
+bool feox_store_read_only(const feox_store *store);
 
 /* ---------------------------------------------------------------------------------------------
  * Store files: the engine touches only files it created
@@ -171,7 +193,7 @@ void feox_config_init(feox_config *cfg);
 uint64_t feox_owner_hash(const char *owner);
 
 /* What a store file's header says, read without opening the store. in_use: an open (in this
- * process or another) holds the file's lock.
+ * process or another, a read_only one included) holds the file's lock.
  * Errors: NOT_FOUND, FORMAT (exists and is not a feox store), CORRUPT (header checksum), IO. */
 typedef struct feox_file_info {
     uint64_t file_id;
@@ -198,7 +220,8 @@ feox_err feox_remove_store_file(const char *path, const char *owner, unsigned fl
  * feox_remove_store_file. The header is rewritten (and fsynced) before the rename, so a crash
  * leaves a valid header under either name; if the rename fails the old owner is written back.
  * A compaction leftover <from>.compact is removed as by feox_remove_store_file.
- * Errors: as feox_remove_store_file (INVALID_ARGUMENT also for to NULL or empty), DISK_FULL. */
+ * Errors: as feox_remove_store_file (INVALID_ARGUMENT also for to NULL or empty), DISK_FULL,
+ * READ_ONLY (this process may not open the file for writing: EACCES, EPERM, EROFS). */
 feox_err feox_rename_store_file(const char *from, const char *to, const char *owner,
                                 const char *new_owner, unsigned flags);
 
@@ -208,7 +231,8 @@ feox_err feox_rename_store_file(const char *from, const char *to, const char *ow
  * feox_remove_store_file / feox_rename_store_file then act for owner only. A crash leaves the
  * old or the new owner. No-op in memory mode.
  * Errors: INVALID_ARGUMENT (store NULL), FORKED, IO, DISK_FULL (the old header is written back),
- * DEGRADED (the fsync failed, or failed earlier), CORRUPT (the header no longer verifies). */
+ * DEGRADED (the fsync failed, or failed earlier), CORRUPT (the header no longer verifies),
+ * READ_ONLY (a read_only store: nothing is written). */
 feox_err feox_set_owner(feox_store *store, const char *owner);
 
 /* True if store was opened by another process: this one is a fork() child that inherited it.
@@ -233,18 +257,23 @@ feox_err feox_set_share_key(feox_store *store, const char *share_key);
 
 /* Open a store. cfg may be NULL (memory only, defaults). In persistent mode the file is created if
  * nothing exists at the path (unless cfg->no_create; see "Store files" above), replayed if it is a
- * feox store (a torn or corrupt tail is dropped and counted in stats), and locked against other
- * processes. Opening the same path (or, in memory mode, share_key) twice in one process returns
- * the same instance (reference counted; each open needs its own feox_close): the registry of open
- * stores, one per process. A store file closed cleanly ends with an index snapshot (FORMAT.md):
+ * feox store (a torn or corrupt tail is dropped and counted in stats, and cut off the file unless
+ * read_only), and locked against other processes. Opening the same path (or, in memory mode,
+ * share_key) twice in one process returns the same instance (reference counted; each open needs
+ * its own feox_close): the registry of open stores, one per process. A store file closed
+ * cleanly ends with an index snapshot (FORMAT.md):
  * its open returns once the snapshot is checked and the indexes load on a background thread;
  * until they have, point reads (feox_get, _into, _ref, _size, feox_contains, feox_get_ttl) are
  * answered from the snapshot and every other call waits for the load (a load that failed is
  * then that call's error, and every later call's). feox_len(FEOX_LEN_ESTIMATE) does not wait.
- * Errors: INVALID_ARGUMENT (out NULL, bad sync mode), NOMEM, IO, DISK_FULL (creating the file),
- * NOT_FOUND (no_create and no file; open_existing and no open instance), FORMAT (not a feox
- * store, or unknown version), CORRUPT (header checksum), LOCKED (another process holds the file),
- * FORKED (open_existing, and the only instance was inherited through fork()). */
+ * Errors: INVALID_ARGUMENT (out NULL, bad sync mode, read_only in memory mode), NOMEM, IO,
+ * DISK_FULL (creating the file), NOT_FOUND (no_create or read_only and no file; open_existing and
+ * no open instance), FORMAT (not a feox store, or unknown version), CORRUPT (header checksum),
+ * LOCKED (another process holds the file: a writer, or for a read-write open a read-only open
+ * too; a read-only open of a path open read-write here), FORKED (open_existing, and the only
+ * instance was inherited through fork()), READ_ONLY (a read-write open of an existing feox store
+ * this process may not open for writing: EACCES, EPERM or EROFS, named in the detail, so a
+ * read_only open would read it; or of a path open read-only in this process). */
 feox_err feox_open(const feox_config *cfg, feox_store **out);
 
 /* Close one reference to the store. The last reference stops the background threads, flushes
@@ -294,12 +323,13 @@ void feox_close_wait(void);
  *               meanwhile) and its record is cancelled in the file, so it does not come back
  *               once space is freed. A failed fsync is FEOX_ERR_DEGRADED for good. */
 
-/* Make everything acknowledged before this call durable (write + fsync). No-op in memory mode.
+/* Make everything acknowledged before this call durable (write + fsync). No-op in memory mode
+ * and for a read_only store (nothing to write).
  * Errors: IO, DISK_FULL, DEGRADED (an fsync failed earlier: nothing is assumed durable). */
 feox_err feox_flush(feox_store *store);
 
 /* Rewrite the store file to hold only live records, now (normally done in the background).
- * No-op in memory mode. Errors: IO, DISK_FULL, DEGRADED, NOMEM. */
+ * No-op in memory mode. Errors: IO, DISK_FULL, DEGRADED, NOMEM, READ_ONLY (read_only store). */
 feox_err feox_compact(feox_store *store);
 
 /* Check the store: index consistency (hash and ordered index agree, counts match, the memory
@@ -339,7 +369,10 @@ enum feox_write_flags {
     FEOX_WRITE_INDEX_ONLY = 1u << 8
 };
 
-/* NULL options mean: automatic timestamp; feox_insert clears any TTL and sets tag 0;
+/* Every write below (insert, delete, update_ttl, incr, cas, patch) fails with FEOX_ERR_READ_ONLY
+ * on a read_only store, changing nothing; checked before the key and value are (after a NULL
+ * store and FORKED).
+ * NULL options mean: automatic timestamp; feox_insert clears any TTL and sets tag 0;
  * incr / cas / patch keep the record's TTL and tag (a new counter gets tag 0, no TTL).
  * Every write (insert, delete, update_ttl, incr, cas, patch) takes them, and uses txn, replaced
  * and FEOX_WRITE_INDEX_ONLY alike. With a storage backend whose index is a cache

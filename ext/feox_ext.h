@@ -410,6 +410,10 @@ int feox_vtab_check_store_without_refresh(feox_vtab *vt);
 int feox_vtab_check_table(feox_vtab *vt, char **report);
 /* Set "feox: <table>: <engine error>" and return the SQLite code. */
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err);
+/* A write to a table whose store file this process may only read (registry.c opened it
+ * read_only): SQLITE_READONLY, the message naming the table and the file (FEOX_READ_ONLY_CAUSE).
+ * what: "" for a write, else what was refused and why ("cannot drop the table: "). */
+int feox_vtab_read_only_error(feox_vtab *vt, const char *what);
 
 /* The module (vtab.c): sqlite3_module, and after it xIntegrity when the headers predate SQLite
  * 3.44, which added it (module version 4). Registered as &feox_module.module. */
@@ -655,6 +659,10 @@ char *feox_table_message(const char *schema, const char *table, const char *fmt,
 void feox_table_error(feox_vtab *vt, const char *fmt, ...);
 /* feox_err_message naming the schema; an OLDER_TIMESTAMP says its cause once (the detail). */
 char *feox_table_err_message(const char *schema, const char *table, feox_err err);
+/* What follows "the store file '<path>' is read-only" in the message of a refused write
+ * (FEOX_ERR_READ_ONLY: registry.c opens a store read-only only when this process may not write
+ * its file). */
+#define FEOX_READ_ONLY_CAUSE "(this process may not write it): the table can be read, not written"
 /* Set feox_table_err_message as the vtab's error and return the SQLite code. */
 int feox_table_engine_error(feox_vtab *vt, feox_err err);
 

@@ -16,6 +16,9 @@
  * option. The owners let a DROP tell "another table shows this data" from "the same table, seen
  * by another connection".
  *
+ * A store file this process may not write is opened read-only (open_store): its tables read, and
+ * refuse every write (vtab.c).
+ *
  * Files are never touched here except through the engine: a store file is created by feox_open
  * only in xCreate (no_create otherwise), removed only by feox_remove_store_file and renamed only
  * by feox_rename_store_file, both of which verify that the file is a feox store of the given owner
@@ -181,6 +184,11 @@ static void missing_default_store(const char *path, const char *table, char **er
     }
 }
 
+/* Open the store as the table's options say. A store file this process may not write (the
+ * engine says READ_ONLY: its permissions, a read-only mount; or this process has it open
+ * read-only already) is opened read-only instead, never created: its table reads, and every
+ * write says why it cannot (feox_vtab_read_only_error). A file the process may write is opened
+ * as before. */
 static int open_store(const char *path, const char *share_key, const feox_options *o,
                       const char *table, const char *owner, bool create, feox_store **out,
                       char **err)
@@ -191,6 +199,11 @@ static int open_store(const char *path, const char *share_key, const feox_option
     cfg.owner = owner;
     cfg.no_create = !create;
     feox_err e = feox_open(&cfg, out);
+    if (e == FEOX_ERR_READ_ONLY && path != NULL) {
+        cfg.read_only = true;
+        cfg.no_create = true;
+        e = feox_open(&cfg, out);
+    }
     if (e == FEOX_OK) {
         return SQLITE_OK;
     }

@@ -240,6 +240,7 @@ int feox_err_to_sqlite(feox_err err)
     case FEOX_ERR_NOT_OWNER: return SQLITE_PERM;
     case FEOX_ERR_FORKED: return SQLITE_MISUSE;
     case FEOX_ERR_STALE: return SQLITE_SCHEMA;
+    case FEOX_ERR_READ_ONLY: return SQLITE_READONLY;
     case FEOX_ERR_INVALID_OPERATION:
     case FEOX_ERR_TAG_MISMATCH: return SQLITE_MISMATCH;
     case FEOX_ERR_KEY_NOT_FOUND:
@@ -300,6 +301,10 @@ char *feox_table_err_message(const char *schema, const char *table, feox_err err
         /* The engine's detail names the store ("':memory:'" for a table in the database, whose
          * cache is a memory store): what the app has to do is about its connection. */
         return feox_table_message(schema, table, "%s", FORKED_MESSAGE);
+    }
+    if (err == FEOX_ERR_READ_ONLY && detail != NULL && detail[0] != '\0') {
+        /* "the store file '<path>' is read-only": the engine names the file */
+        return feox_table_message(schema, table, "%s %s", detail, FEOX_READ_ONLY_CAUSE);
     }
     if (detail != NULL && detail[0] != '\0' && strcmp(detail, feox_strerror(err)) != 0) {
         return feox_table_message(schema, table, "%s: %s", feox_strerror(err), detail);

@@ -49,6 +49,11 @@
  * 4) report what feox_check(tab) reports: the engine's check (index consistency, record checksums
  * of a store file) and, in database mode, the cache compared with <table>_data.
  *
+ * A store file this process may not write (its permissions, a read-only mount) is opened
+ * read-only (registry.c): the table reads; xBegin refuses every write statement and xDestroy the
+ * DROP with SQLITE_READONLY, naming the file; the functions that write get the engine's
+ * FEOX_ERR_READ_ONLY, reported the same way.
+ *
  * Transactions: xBegin starts an undo journal (txn_journal.c); xCommit forgets it; xRollback,
  * xRollbackTo apply it. Nothing is buffered: a change is in the store as soon as xUpdate returns.
  * If an undo cannot finish (the engine is out of memory), what is left stays in the journal and
@@ -296,14 +301,25 @@ static int feox_vt_disconnect(sqlite3_vtab *tab)
     return SQLITE_OK;
 }
 
+/* True if vt's store is a file this process may only read (registry.c opened it read-only). */
+static bool store_read_only(const feox_vtab *vt)
+{
+    return vt->dbs == NULL && vt->entry != NULL && feox_store_read_only(vt->entry->store);
+}
+
 /* xDestroy: DROP TABLE, inside SQLite's transaction. The store is only released here (a memory
  * store is kept by the pending action); its file goes once the DROP is known to be committed
- * (file_actions.c). */
+ * (file_actions.c). A table whose store file this process may only read cannot be dropped (its
+ * file could not be removed): SQLITE_READONLY, and SQLite undoes the schema change, as it
+ * refuses DROP TABLE in a read-only database. */
 static int feox_vt_destroy(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
     feox_location loc;
     char *err = NULL;
+    if (store_read_only(vt)) {
+        return feox_vtab_read_only_error(vt, "cannot drop the table: ");
+    }
     if (vt->dbs != NULL) {
         int rc = feox_db_destroy(vt); /* drops the shadow tables in the user's transaction */
         if (rc == SQLITE_OK) {
@@ -414,11 +430,16 @@ renamed:
     return rc;
 }
 
-/* xBegin: a write transaction starts; start an empty undo journal. */
+/* xBegin: a write transaction starts; start an empty undo journal. A table whose store file this
+ * process may only read refuses it, as SQLite refuses a write to a read-only database: the
+ * statement fails before it changes anything (SQLITE_READONLY). */
 static int feox_vt_begin(sqlite3_vtab *tab)
 {
     feox_vtab *vt = (feox_vtab *)tab;
     feox_actions_settle(vt->conn);
+    if (store_read_only(vt)) {
+        return feox_vtab_read_only_error(vt, "");
+    }
     if (vt->undo_pending) {
         int rc = feox_vtab_check_store(vt);
         if (rc != SQLITE_OK) {

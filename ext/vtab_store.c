@@ -3,7 +3,8 @@
  * feox_vtab_check_store (open again a store that was missing or inherited through fork(), finish
  * a rollback that could not finish, and in database mode bring the cache up to date), the
  * report of a table's problems (feox_vtab_check_table: feox_check and PRAGMA integrity_check) and
- * the table's error messages (feox_vtab_set_error, feox_vtab_engine_error). Below vtab.c (the
+ * the table's error messages (feox_vtab_set_error, feox_vtab_engine_error,
+ * feox_vtab_read_only_error). Below vtab.c (the
  * module) and the files of its methods (cursor.c, update.c) and of the SQL functions
  * (functions.c), which all call it.
  */
@@ -155,6 +156,14 @@ int feox_vtab_check_table(feox_vtab *vt, char **report)
         return feox_db_check_tables(vt, report);
     }
     return e == FEOX_OK ? feox_db_check(vt, report) : feox_vtab_engine_error(vt, e);
+}
+
+int feox_vtab_read_only_error(feox_vtab *vt, const char *what)
+{
+    const char *file = vt->entry != NULL ? vt->entry->file_path : NULL;
+    feox_table_error(vt, "%sthe store file '%s' is read-only %s", what, file ? file : "?",
+                     FEOX_READ_ONLY_CAUSE);
+    return SQLITE_READONLY;
 }
 
 int feox_vtab_engine_error(feox_vtab *vt, feox_err err)

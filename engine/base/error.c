@@ -34,6 +34,7 @@ const char *feox_strerror(feox_err err)
     case FEOX_ERR_FORKED: return "store was opened by the parent process before fork()";
     case FEOX_ERR_STALE: return "storage change feed no longer reaches the store";
     case FEOX_ERR_TAG_MISMATCH: return "value's tag is not the one expected";
+    case FEOX_ERR_READ_ONLY: return "store is read-only";
     }
     return "unknown error";
 }

@@ -37,6 +37,11 @@ uint64_t feox_now_ns(feox_store *s)
     return s ? feox_store_now(s) : 0;
 }
 
+bool feox_store_read_only(const feox_store *s)
+{
+    return s && s->cfg.read_only;
+}
+
 static bool is_memory_path(const char *path)
 {
     return path == NULL || path[0] == '\0' || strcmp(path, ":memory:") == 0;
@@ -348,6 +353,9 @@ static feox_err validate_config(const feox_config *cfg)
     if (cfg->sync != FEOX_SYNC_NORMAL && cfg->sync != FEOX_SYNC_OFF && cfg->sync != FEOX_SYNC_FULL)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "sync mode %d is not off, normal or full",
                          (int)cfg->sync);
+    if (cfg->read_only && (is_memory_path(cfg->path) || cfg->storage))
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT,
+                         "read_only needs a store file (a path, and no other storage backend)");
     return FEOX_OK;
 }
 
@@ -367,6 +375,8 @@ static feox_err create_store(const feox_config *cfg, char *path, feox_store **ou
         s->cfg.ttl_sweep_interval_ms = DEFAULT_SWEEP_INTERVAL_MS;
     if (!s->cfg.initial_capacity)
         s->cfg.initial_capacity = DEFAULT_CAPACITY;
+    if (s->cfg.read_only) /* reads hide expired records; removing them is a write's business */
+        s->cfg.disable_ttl_sweeper = true;
     pthread_mutex_init(&s->maintenance_lock, NULL);
     /* The maintenance thread sleeps until a CLOCK_MONOTONIC deadline: the condition variable must
      * use that clock too (the default, CLOCK_REALTIME, would make every wait return at once). */

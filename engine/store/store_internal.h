@@ -167,13 +167,18 @@ static inline bool feox_store_inherited(const feox_store *s)
  * that static analysis sees the code returned). */
 void feox_store_set_forked_detail(const feox_store *s);
 #define feox_store_forked_error(s) (feox_store_set_forked_detail(s), FEOX_ERR_FORKED)
+/* FEOX_ERR_READ_ONLY for a write to a store opened read_only (store_write.c), naming its file. */
+#define feox_store_read_only_error(s)                                                              \
+    feox_fail(FEOX_ERR_READ_ONLY, "the store file '%s' is read-only", (s)->path)
 /* Register the fork and exit handlers (once per process; called by feox_open). */
 void feox_registry_install_hooks(void);
 /* The registry of open stores: open_shared, add and remove are called with the registry lock
  * held. open_shared: true if the open is decided without creating a store: the instance listed
  * under path (persistent) or share_key (memory, path NULL) and not inherited through fork() is
  * returned, counted, or cfg->open_existing fails (*err NOT_FOUND, or FORKED if only an inherited
- * one is listed). add: list s (open_count 1), under s->path or s->share_key. remove: unlist. */
+ * one is listed), or the instance is in the other mode (read_only; *err READ_ONLY for a writer,
+ * LOCKED for a reader; open_existing takes either). add: list s (open_count 1), under s->path
+ * or s->share_key. remove: unlist. */
 void feox_registry_lock(void);
 void feox_registry_unlock(void);
 bool feox_registry_open_shared(const feox_config *cfg, const char *path, const char *share_key,

@@ -5,7 +5,10 @@
  *
  *   same name  feox_open of a path (or, in memory mode, a share_key) already open in this
  *              process returns that instance (store.c looks it up here, under the registry lock,
- *              which a last feox_close also holds until the store is closed). A memory store's
+ *              which a last feox_close also holds until the store is closed), if it was opened
+ *              in the same mode (read_only or not; open_existing takes either): a read-write
+ *              open of a read-only instance fails with READ_ONLY, a read-only open of a
+ *              read-write one with LOCKED (as a second process's would). A memory store's
  *              name can change or go (feox_set_share_key); its opens are still counted.
  *   fork()     the child inherits every store's memory, descriptors and flock, but not its
  *              threads, and its mutexes may be held by threads that do not exist in the child.
@@ -107,13 +110,30 @@ static feox_store *registry_find(const char *path, const char *share_key, bool *
     return NULL;
 }
 
+/* A store file open here in one mode and asked for in the other: never shared (a writer never
+ * gets a read-only instance, nor a reader one that writes). */
+static feox_err mode_conflict(const feox_store *open)
+{
+    if (open->cfg.read_only)
+        return feox_fail(FEOX_ERR_READ_ONLY,
+                         "store file '%s' is open read-only in this process: it cannot be opened "
+                         "for writing until every read-only open of it is closed",
+                         open->path);
+    return feox_fail(FEOX_ERR_LOCKED,
+                     "store file '%s' is open for writing in this process (a read-only open is "
+                     "refused, as in another process; open it without read_only to share it)",
+                     open->path);
+}
+
 bool feox_registry_open_shared(const feox_config *cfg, const char *path, const char *share_key,
                                feox_store **out, feox_err *err)
 {
     bool inherited;
     feox_store *open = registry_find(path, share_key, &inherited);
     *err = FEOX_OK;
-    if (open) {
+    if (open && !cfg->open_existing && open->cfg.read_only != cfg->read_only) {
+        *err = mode_conflict(open);
+    } else if (open) {
         open->open_count++;
         *out = open;
     } else if (cfg->open_existing) {

@@ -9,7 +9,8 @@
  * opts->txn goes to the backend; opts->replaced receives the live version the write replaced;
  * FEOX_WRITE_INDEX_ONLY changes the indexes without calling the backend. With sync=full a write
  * waits for its fsync after releasing the lock (unlock_key); a write the backend cancelled is
- * undone before it returns its error (store_undo.c).
+ * undone before it returns its error (store_undo.c). A store opened read_only refuses every
+ * write first (writable), whatever its arguments.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -182,15 +183,27 @@ static void keep_replaced(key_state *k, feox_err err, feox_record *held)
         feox_record_unref(held);
 }
 
-/* The common start of every write: argument checks, then the key's lock and its state. */
-static feox_err begin_write(feox_store *s, const void *key, size_t key_len,
-                            const feox_write_opts *opts, key_state *k)
+/* Whether s takes writes at all: not NULL, not inherited through fork(), not read_only. Checked
+ * first by every write, before its arguments. */
+static feox_err writable(const feox_store *s)
 {
     if (!s)
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store is NULL");
     if (feox_store_inherited(s))
         return feox_store_forked_error(s);
-    feox_err err = feox_store_loaded(s);
+    if (s->cfg.read_only)
+        return feox_store_read_only_error(s);
+    return FEOX_OK;
+}
+
+/* The common start of every write: argument checks, then the key's lock and its state. */
+static feox_err begin_write(feox_store *s, const void *key, size_t key_len,
+                            const feox_write_opts *opts, key_state *k)
+{
+    feox_err err = writable(s);
+    if (err)
+        return err;
+    err = feox_store_loaded(s);
     if (!err)
         err = feox_check_key(key, key_len);
     if (err)
@@ -258,7 +271,9 @@ feox_err feox_insert(feox_store *s, const void *key, size_t key_len, const void 
 {
     feox_clear_error_detail();
     key_state k;
-    feox_err err = check_value(value, value_len);
+    feox_err err = writable(s);
+    if (!err)
+        err = check_value(value, value_len);
     if (!err)
         err = begin_write(s, key, key_len, opts, &k);
     if (err)
@@ -405,7 +420,9 @@ feox_err feox_compare_and_swap(feox_store *s, const void *key, size_t key_len, c
     if (swapped)
         *swapped = false;
     key_state k;
-    feox_err err = check_value(new_value, new_len);
+    feox_err err = writable(s);
+    if (!err)
+        err = check_value(new_value, new_len);
     if (!err && !expected && expected_len)
         err = feox_fail(FEOX_ERR_INVALID_ARGUMENT, "expected is NULL but expected_len is %zu",
                         expected_len);
@@ -491,11 +508,12 @@ feox_err feox_json_patch(feox_store *s, const void *key, size_t key_len, const c
                          size_t *result_len)
 {
     feox_clear_error_detail();
-    if (!s || !patch)
-        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "store or patch is NULL");
-    if (feox_store_inherited(s))
-        return feox_store_forked_error(s);
-    feox_err err = feox_store_loaded(s);
+    feox_err err = writable(s);
+    if (err)
+        return err;
+    if (!patch)
+        return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "patch is NULL");
+    err = feox_store_loaded(s);
     if (!err)
         err = feox_check_key(key, key_len);
     if (err)

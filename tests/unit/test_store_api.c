@@ -1943,9 +1943,10 @@ static void test_strerror(void **state)
         FEOX_ERR_FORKED,
         FEOX_ERR_STALE,
         FEOX_ERR_TAG_MISMATCH,
+        FEOX_ERR_READ_ONLY,
     };
     const size_t n = sizeof(codes) / sizeof(codes[0]);
-    assert_int_equal(n, FEOX_ERR_TAG_MISMATCH + 1);
+    assert_int_equal(n, FEOX_ERR_READ_ONLY + 1);
     for (size_t i = 0; i < n; i++) {
         const char *a = feox_strerror(codes[i]);
         assert_non_null(a);

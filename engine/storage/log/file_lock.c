@@ -1,6 +1,7 @@
 /*
  * file_lock.c — one owner per store file: open it (creating it only where nothing exists) and
- * hold an exclusive flock on it.
+ * hold an exclusive flock on it; or, for a read-only open, open it O_RDONLY (never creating it)
+ * and hold a shared flock, which read-only opens share and a writer's exclusive one excludes.
  *
  * flock, not fcntl: fcntl locks belong to the process and vanish when any descriptor of the file
  * is closed, and they do not conflict within one process. flock locks belong to the open file
@@ -19,9 +20,39 @@
 #include "storage/log/log_backend.h"
 #include "storage/log/store_files.h"
 
-/* Open the existing file at path for writing, verified as a feox store before the read-write
- * descriptor exists, and locked. *retry: path was renamed or replaced meanwhile. */
-static feox_err open_existing_locked(const char *path, int *fd_out, bool *retry)
+/* Take the store's flock without waiting: exclusive for a read-write open, shared for a
+ * read-only one. LOCKED while another open description holds a lock that conflicts: a writer's
+ * (either), or a reader's (for an exclusive lock). */
+static feox_err lock_store(int fd, const char *path, bool shared)
+{
+    if (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0)
+        return FEOX_OK;
+    int e = errno;
+    if (e == EWOULDBLOCK && shared)
+        return feox_fail(FEOX_ERR_LOCKED,
+                         "store file %s is locked by another process that has it open for "
+                         "writing (or by such an open in this process)",
+                         path);
+    if (e == EWOULDBLOCK)
+        return feox_fail(FEOX_ERR_LOCKED,
+                         "store file %s is locked by another process (or another open "
+                         "of it in this process)",
+                         path);
+    return feox_fail(FEOX_ERR_IO, "cannot lock store file %s: %s", path, strerror(e));
+}
+
+/* True if fd and path name the same inode. */
+static bool same_file(int fd, const char *path)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* Open the existing file at path, verified as a feox store before any other descriptor exists:
+ * for writing (a second, read-write descriptor on the same inode), or with read_only the
+ * verified read-only one itself; then locked. *retry: path was renamed or replaced meanwhile. */
+static feox_err open_existing_locked(const char *path, bool read_only, int *fd_out, bool *retry)
 {
     int ro, fd;
     feox_err err = feox_store_file_open_existing(path, O_RDONLY, &ro);
@@ -29,36 +60,35 @@ static feox_err open_existing_locked(const char *path, int *fd_out, bool *retry)
         return err;
     feox_log_header h;
     err = feox_store_file_read_header(ro, path, &h);
-    if (!err)
+    if (!err && read_only) {
+        fd = ro;
+        ro = -1;
+    } else if (!err) {
         err = feox_store_file_open_existing(path, O_RDWR, &fd);
+    }
     if (err) {
         feox_store_file_close(ro);
         return err;
     }
-    struct stat a, b;
-    bool same =
-        fstat(ro, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-    feox_store_file_close(ro);
-    if (!same) {
-        feox_store_file_close(fd);
-        *retry = true;
-        return FEOX_OK;
+    if (ro >= 0) {
+        struct stat a, b;
+        bool same = fstat(ro, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
+                    a.st_ino == b.st_ino;
+        feox_store_file_close(ro);
+        if (!same) {
+            feox_store_file_close(fd);
+            *retry = true;
+            return FEOX_OK;
+        }
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
+    err = lock_store(fd, path, read_only);
+    if (err) {
         feox_store_file_close(fd);
-        if (e == EWOULDBLOCK)
-            return feox_fail(FEOX_ERR_LOCKED,
-                             "store file %s is locked by another process (or another open "
-                             "of it in this process)",
-                             path);
-        return feox_fail(FEOX_ERR_IO, "cannot lock store file %s: %s", path, strerror(e));
+        return err;
     }
     /* A compaction in the owning process renames a new file over path and then closes the old
      * one; a process that opened the old inode can win its lock afterwards. */
-    struct stat by_path;
-    if (fstat(fd, &b) != 0 || stat(path, &by_path) != 0 || b.st_dev != by_path.st_dev ||
-        b.st_ino != by_path.st_ino) {
+    if (!same_file(fd, path)) {
         feox_store_file_close(fd);
         *retry = true;
         return FEOX_OK;
@@ -67,13 +97,15 @@ static feox_err open_existing_locked(const char *path, int *fd_out, bool *retry)
     return FEOX_OK;
 }
 
-feox_err feox_log_open_locked(const char *path, const uint8_t *new_header, int *fd_out,
-                              bool *created)
+feox_err feox_log_open_locked(const char *path, const uint8_t *new_header, bool read_only,
+                              int *fd_out, bool *created)
 {
     *created = false;
+    if (read_only)
+        new_header = NULL; /* a read-only open never creates */
     for (int attempt = 0; attempt < 16; attempt++) {
         bool retry = false;
-        feox_err err = open_existing_locked(path, fd_out, &retry);
+        feox_err err = open_existing_locked(path, read_only, fd_out, &retry);
         if (err == FEOX_ERR_NOT_FOUND && new_header) {
             bool existed;
             err = feox_store_file_create(path, new_header, fd_out, &existed);

@@ -3,7 +3,9 @@
  * write/erase as appends into the write-behind buffer, the background flusher, flush, stats,
  * close, and the file actions), built on the helpers of log_backend.h (log_sync.c writes and
  * fsyncs, log_read.c reads back, recovery.c loads, compaction.c rewrites). The flusher and the
- * compactor start once load has replayed the file.
+ * compactor start once load has replayed the file. A read-only backend (feox_config.read_only:
+ * O_RDONLY, shared flock) starts neither and writes nothing: appends, compact and set_owner fail
+ * with FEOX_ERR_READ_ONLY, flush and close have nothing to do.
  *
  * Write path. An append takes `mu`, encodes the record straight into the active buffer (its file
  * offset is known: append_off) and returns; it never does I/O. Records for one key arrive under
@@ -62,11 +64,19 @@ static uint64_t replaced_bytes(const feox_log_backend *b, const feox_storage_rec
     return feox_log_record_size(replaced->key_len, replaced->value_len);
 }
 
+/* The error of anything that would write a read-only store's file. */
+static feox_err read_only_error(const feox_log_backend *b)
+{
+    return feox_fail(FEOX_ERR_READ_ONLY, "the store file '%s' is read-only", b->path);
+}
+
 static feox_err append_record(feox_log_backend *b, uint8_t op, const void *key, uint32_t key_len,
                               const void *value, uint32_t value_len, uint32_t tag, uint64_t ts_ns,
                               uint64_t expires_at_ns, const feox_storage_record *replaced,
                               uint64_t *location, uint64_t *seq)
 {
+    if (b->read_only) /* (the store refuses writes first: this is the backend's own guard) */
+        return read_only_error(b);
     if (!key || key_len == 0 || key_len > FEOX_MAX_KEY_SIZE || value_len > FEOX_MAX_VALUE_SIZE ||
         (value_len && !value))
         return feox_fail(FEOX_ERR_INVALID_ARGUMENT, "bad record for the store file");
@@ -154,6 +164,8 @@ static feox_err log_wait_durable(feox_storage *st, uint64_t seq)
 static feox_err log_flush(feox_storage *st)
 {
     feox_log_backend *b = feox_log_of(st);
+    if (b->read_only)
+        return FEOX_OK; /* nothing was written: nothing to make durable */
     pthread_mutex_lock(&b->mu);
     b->stats.flushes++;
     uint64_t seq = b->append_seq;
@@ -172,7 +184,8 @@ static feox_err log_read_value(feox_storage *st, void *txn, const void *key, uin
 
 static feox_err log_compact(feox_storage *st)
 {
-    return feox_log_compact(feox_log_of(st));
+    feox_log_backend *b = feox_log_of(st);
+    return b->read_only ? read_only_error(b) : feox_log_compact(b);
 }
 
 static feox_err log_check(feox_storage *st, char *detail, size_t detail_len)
@@ -182,7 +195,8 @@ static feox_err log_check(feox_storage *st, char *detail, size_t detail_len)
 
 static feox_err log_set_owner(feox_storage *st, const char *owner)
 {
-    return feox_log_set_owner(feox_log_of(st), feox_owner_hash(owner));
+    feox_log_backend *b = feox_log_of(st);
+    return b->read_only ? read_only_error(b) : feox_log_set_owner(b, feox_owner_hash(owner));
 }
 
 /* (mu held) The live bytes of the file now: the last figure and what appends changed since,
@@ -300,8 +314,10 @@ static feox_err log_close(feox_storage *st)
     feox_err err = FEOX_OK;
     pthread_mutex_lock(&b->mu);
     uint64_t seq = b->append_seq;
-    /* A degraded backend reports it again here: nothing since the failed fsync is durable. */
-    bool dirty = b->durable_seq < seq || b->durable_seq < b->written_seq || b->degraded;
+    /* A degraded backend reports it again here: nothing since the failed fsync is durable. A
+     * read-only one has nothing to flush (nor may it fsync a file it may not write). */
+    bool dirty =
+        !b->read_only && (b->durable_seq < seq || b->durable_seq < b->written_seq || b->degraded);
     pthread_mutex_unlock(&b->mu);
     if (dirty)
         err = feox_log_sync_upto(b, seq, true);
@@ -368,7 +384,8 @@ static feox_err log_open(const feox_storage_methods *methods, const feox_config 
     b->sync = cfg->sync;
     b->flush_interval_ms =
         cfg->flush_interval_ms ? cfg->flush_interval_ms : DEFAULT_FLUSH_INTERVAL_MS;
-    b->compaction_enabled = !cfg->disable_compaction;
+    b->read_only = cfg->read_only;
+    b->compaction_enabled = !cfg->disable_compaction && !cfg->read_only;
     b->generation = 1;
     b->resident_budget = cfg->max_memory / 2;
     b->cache = feox_value_cache_new(cfg->value_cache_bytes ? cfg->value_cache_bytes
@@ -385,10 +402,12 @@ static feox_err log_open(const feox_storage_methods *methods, const feox_config 
     uint8_t header[FEOX_LOG_HEADER_SIZE];
     new_header(header, feox_owner_hash(cfg->owner));
     bool created;
-    feox_err err = feox_log_open_locked(b->path, cfg->no_create ? NULL : header, &b->fd, &created);
+    feox_err err = feox_log_open_locked(b->path, cfg->no_create ? NULL : header, b->read_only,
+                                        &b->fd, &created);
     if (err == FEOX_OK)
         err = read_header(b);
-    if (err == FEOX_OK && feox_store_file_remove_leftover(b->compact_path, b->owner_hash)) {
+    if (err == FEOX_OK && !b->read_only &&
+        feox_store_file_remove_leftover(b->compact_path, b->owner_hash)) {
         /* A leftover rewrite from a compaction that crashed before its rename is garbage (the
          * store file is complete) and removed if it is ours; anything else stays, and
          * compaction reports it. */
@@ -404,13 +423,13 @@ static feox_err log_open(const feox_storage_methods *methods, const feox_config 
 }
 
 /* Replay the file into sink, then start the background threads (before, they would have nothing
- * to do: no append is accepted until the file is loaded). */
+ * to do: no append is accepted until the file is loaded); a read-only store starts none. */
 static feox_err log_load(feox_storage *st, void *txn, const feox_storage_sink *sink)
 {
     (void)txn;
     feox_log_backend *b = feox_log_of(st);
     feox_err err = feox_log_replay(b, sink);
-    if (err == FEOX_OK) {
+    if (err == FEOX_OK && !b->read_only) {
         if (feox_thread_start(&b->flusher, flusher_main, b) != 0)
             err = feox_fail(FEOX_ERR_NOMEM, "cannot start the flusher thread");
         else

@@ -73,6 +73,9 @@ typedef struct feox_log_backend {
     feox_sync_mode sync;
     uint32_t flush_interval_ms;
     bool compaction_enabled;
+    /* feox_config.read_only: fd is O_RDONLY with a shared flock; nothing is ever written (no
+     * append, flush, compaction, owner rewrite, tail cut or snapshot), no thread is started. */
+    bool read_only;
     /* Replay keeps values resident up to this many bytes (max_memory / 2; 0 = all), and leaves
      * the rest cold on disk, read back through `cache`. */
     uint64_t resident_budget;
@@ -168,9 +171,11 @@ feox_err feox_log_read_value(feox_log_backend *b, uint64_t location, void *buf,
 /* file_lock.c: open the feox store at path (verified before any write), or, if nothing is there
  * and new_header is not NULL, create it holding new_header (*created = true); take an exclusive
  * flock and make sure the locked inode is still the one named path (a compaction in another
- * process may have renamed over it). Errors: NOT_FOUND, FORMAT, CORRUPT, LOCKED, IO, DISK_FULL. */
-feox_err feox_log_open_locked(const char *path, const uint8_t *new_header, int *fd_out,
-                              bool *created);
+ * process may have renamed over it). With read_only: open it O_RDONLY, never create it, and take
+ * a shared flock. Errors: NOT_FOUND, FORMAT, CORRUPT, LOCKED, IO, DISK_FULL, READ_ONLY (the
+ * read-write descriptor refused: EACCES, EPERM, EROFS). */
+feox_err feox_log_open_locked(const char *path, const uint8_t *new_header, bool read_only,
+                              int *fd_out, bool *created);
 
 /* recovery.c */
 typedef struct feox_log_scan_result {

@@ -216,7 +216,7 @@ feox_err feox_log_snapshot_release(feox_storage *st, bool cut)
     bool damaged_tail = end < b->snapshot_off;
     pthread_mutex_unlock(&b->mu);
     b->snapshot_off = 0;
-    if (!cut)
+    if (!cut || b->read_only) /* a read-only store leaves the file as it is */
         return FEOX_OK;
     if (!damaged_tail) {
         /* Kept, still the file's end and exact, while nothing is written: the first write cuts
@@ -236,11 +236,11 @@ feox_err feox_log_snapshot_release(feox_storage *st, bool cut)
 
 /* What a snapshot needs besides the final flush's success [b->mu]. snapshot_tail: the file
  * still ends in the snapshot it was opened with (nothing written since), which is exact: it
- * stays, and no other is written. */
+ * stays, and no other is written. A read-only store writes none. */
 static bool may_snapshot_locked(const feox_log_backend *b)
 {
-    return b->loaded && !b->degraded && !b->write_error && !b->snapshot_off && !b->snapshot_tail &&
-           b->old_fd < 0 && b->fd >= 0;
+    return !b->read_only && b->loaded && !b->degraded && !b->write_error && !b->snapshot_off &&
+           !b->snapshot_tail && b->old_fd < 0 && b->fd >= 0;
 }
 
 bool feox_log_close_begin(feox_storage *st)
@@ -251,7 +251,7 @@ bool feox_log_close_begin(feox_storage *st)
     /* (a snapshot still ending the file goes with the flush's first write, if it has bytes to
      * write: log_sync.c cuts it first) */
     bool unwritten = b->active.len || b->pending.len;
-    bool may = b->loaded && !b->degraded && !b->write_error && !b->snapshot_off &&
+    bool may = !b->read_only && b->loaded && !b->degraded && !b->write_error && !b->snapshot_off &&
                (!b->snapshot_tail || unwritten) && b->old_fd < 0 && b->fd >= 0;
     pthread_mutex_unlock(&b->mu);
     return may;

@@ -1,7 +1,7 @@
 /*
  * recovery.c — reading the log back: the scanner (large sequential reads, damage skipped by the
- * resynchronisation rule of FORMAT.md), replay into the store on open (with torn-tail truncation)
- * and check() (every checksum verified).
+ * resynchronisation rule of FORMAT.md), replay into the store on open (with torn-tail truncation,
+ * except for a read-only store) and check() (every checksum verified).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -247,8 +247,9 @@ feox_err feox_log_replay(feox_log_backend *b, const feox_storage_sink *sink)
     if (err)
         return err;
     /* Cut the torn tail now, so new records follow the last valid one and a later crash cannot
-     * glue old garbage to them. */
-    if (!b->snapshot_off && result.data_end < (uint64_t)st.st_size) {
+     * glue old garbage to them. A read-only store appends nothing: the tail stays in the file,
+     * skipped (its writer cuts it when it next opens the file). */
+    if (!b->snapshot_off && !b->read_only && result.data_end < (uint64_t)st.st_size) {
         /* A snapshot (and its footer) that ends the file but was not used goes too: appends
          * follow the last record, as they do when a used snapshot is cut. */
         if (feox_io_ftruncate(b->fd, (off_t)result.data_end) != 0 || feox_io_fsync(b->fd) != 0)

@@ -222,6 +222,11 @@ feox_err feox_store_file_open_existing(const char *path, int access, int *fd_out
         int err = errno;
         if (err == ENOENT)
             return feox_fail(FEOX_ERR_NOT_FOUND, "store file '%s' does not exist", path);
+        if (access == O_RDWR && (err == EACCES || err == EPERM || err == EROFS))
+            return feox_fail(FEOX_ERR_READ_ONLY,
+                             "store file '%s' cannot be opened for writing: %s (a read-only "
+                             "open can read it)",
+                             path, strerror(err));
         return feox_fail(err == ENOMEM ? FEOX_ERR_NOMEM : FEOX_ERR_IO,
                          "cannot open store file '%s': %s", path, strerror(err));
     }
@@ -438,8 +443,9 @@ feox_err feox_log_file_info(const char *path, feox_file_info *out)
     feox_log_header h;
     err = feox_store_file_read_header(fd, path, &h);
     if (!err) {
-        /* A shared lock conflicts with an open's exclusive one, not with another info call. */
-        bool in_use = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        /* An exclusive probe: it conflicts with a read-write open's exclusive lock and with a
+         * read-only open's shared one (and, for that instant, with another info call's). */
+        bool in_use = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
         *out = (feox_file_info){.file_id = h.file_id, .owner_hash = h.owner_hash, .in_use = in_use};
     }
     feox_store_file_close(fd);

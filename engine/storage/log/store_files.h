@@ -37,7 +37,8 @@ void feox_store_files_fork_child(void);
 
 /* Open an existing store file without creating or truncating anything: a non-regular file is
  * refused after stat() and before any open (a FIFO open cannot block). access is O_RDONLY or
- * O_RDWR. Errors: NOT_FOUND, FORMAT (not a regular file, a dangling symbolic link), IO. */
+ * O_RDWR. Errors: NOT_FOUND, FORMAT (not a regular file, a dangling symbolic link), IO,
+ * READ_ONLY (O_RDWR refused with EACCES, EPERM or EROFS: the process may not write the file). */
 feox_err feox_store_file_open_existing(const char *path, int access, int *fd_out);
 
 /* Read and verify the header of the open file fd (named path in messages).
