@@ -186,9 +186,10 @@ static void missing_default_store(const char *path, const char *table, char **er
 
 /* Open the store as the table's options say. A store file this process may not write (the
  * engine says READ_ONLY: its permissions, a read-only mount; or this process has it open
- * read-only already) is opened read-only instead, never created: its table reads, and every
- * write says why it cannot (feox_vtab_read_only_error). A file the process may write is opened
- * as before. */
+ * read-only already) is opened read-only instead when an existing table connects, never created:
+ * its table reads, and every write says why it cannot (feox_vtab_read_only_error). CREATE VIRTUAL
+ * TABLE over such a file fails (SQLITE_CANTOPEN, as for a file it cannot open at all): it would
+ * make a table this process could not DROP. A file the process may write is opened as before. */
 static int open_store(const char *path, const char *share_key, const feox_options *o,
                       const char *table, const char *owner, bool create, feox_store **out,
                       char **err)
@@ -199,7 +200,7 @@ static int open_store(const char *path, const char *share_key, const feox_option
     cfg.owner = owner;
     cfg.no_create = !create;
     feox_err e = feox_open(&cfg, out);
-    if (e == FEOX_ERR_READ_ONLY && path != NULL) {
+    if (e == FEOX_ERR_READ_ONLY && path != NULL && !create) {
         cfg.read_only = true;
         cfg.no_create = true;
         e = feox_open(&cfg, out);
@@ -208,7 +209,8 @@ static int open_store(const char *path, const char *share_key, const feox_option
         return SQLITE_OK;
     }
     *err = open_error(table, path, e);
-    if (e == FEOX_ERR_LOCKED || e == FEOX_ERR_IO || e == FEOX_ERR_NOT_FOUND) {
+    if (e == FEOX_ERR_LOCKED || e == FEOX_ERR_IO || e == FEOX_ERR_NOT_FOUND ||
+        e == FEOX_ERR_READ_ONLY) {
         return SQLITE_CANTOPEN;
     }
     return feox_err_to_sqlite(e);
