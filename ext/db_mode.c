@@ -1155,6 +1155,22 @@ int feox_db_check_tables(feox_vtab *vt, char **report)
     return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
 }
 
+int feox_db_check_failed(feox_vtab *vt, feox_err e, char **report)
+{
+    int code = vt->dbs->t.errcode;
+    if (code != SQLITE_OK && !damaged(code)) {
+        /* the check's own SQL failed for the moment (a full disk met by a page-cache spill, an
+         * I/O error, an interrupt): that error, as a native table's read gets it (SQLite may
+         * have rolled the transaction back), not the tables' check run after it */
+        *report = NULL;
+        return feox_db_engine_error(vt, e);
+    }
+    /* the cache could not catch up (a shadow table dropped or damaged since it loaded): the
+     * tables' own check names the table and the cause, as for a cache never opened, where the
+     * engine's error would only say "I/O error" */
+    return feox_db_check_tables(vt, report);
+}
+
 int feox_db_shadow_name(const char *suffix)
 {
     return feox_sqlite_storage_shadow_name(suffix);
@@ -1292,6 +1308,11 @@ int feox_db_check_tables(feox_vtab *vt, char **report)
     (void)vt;
     *report = NULL;
     return SQLITE_OK;
+}
+int feox_db_check_failed(feox_vtab *vt, feox_err e, char **report)
+{
+    *report = NULL;
+    return feox_table_engine_error(vt, e);
 }
 int feox_db_shadow_name(const char *suffix)
 {

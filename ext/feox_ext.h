@@ -620,6 +620,10 @@ int feox_db_check(feox_vtab *vt, char **report);
 /* feox_check of a table connected without a cache: the shadow tables' own check. *report: what
  * it found, or else why the cache could not be opened (mprintf'd). */
 int feox_db_check_tables(feox_vtab *vt, char **report);
+/* feox_check of a database-mode table whose engine check failed with e: the error of the check's
+ * own SQL when it failed for the moment (SQLITE_FULL, an I/O error, ...), else the shadow
+ * tables' own check (feox_db_check_tables). */
+int feox_db_check_failed(feox_vtab *vt, feox_err e, char **report);
 /* xShadowName. */
 int feox_db_shadow_name(const char *suffix);
 

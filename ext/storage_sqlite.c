@@ -583,9 +583,18 @@ static feox_err refresh_feed(feox_sqlite_backend *b, const feox_storage_sink *si
     b->slow_refreshes++;
     feox_sq_clear_error(b);
     uint64_t cur, min_seq;
+    int cookie = b->loaded_cookie;
     feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
+    if (err == FEOX_OK) {
+        err = feox_sq_read_cookie(b, &cookie); /* after the seq: a change between is seen */
+    }
     if (err != FEOX_OK) {
         return err;
+    }
+    if (cookie != b->loaded_cookie) {
+        feox_sq_expiry_unknown(b);
+        b->loaded = false; /* the schema changed: the shadow tables may be another table's */
+        return FEOX_ERR_STALE;
     }
     if (cur != b->cache_seq) {
         if (cur < b->cache_seq) {

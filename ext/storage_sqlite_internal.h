@@ -26,6 +26,7 @@ typedef enum feox_sq_id {
     FEOX_SQ_SET_MIN,        /* set min_seq */
     FEOX_SQ_EXPIRED,        /* keys of expired rows, through the expiry index */
     FEOX_SQ_WRITE_LOCK,     /* no-op DELETE on _meta: takes the database's write lock */
+    FEOX_SQ_COOKIE,         /* the schema's schema_version (its schema cookie) */
     FEOX_SQ_COUNT
 } feox_sq_id;
 
@@ -109,6 +110,11 @@ typedef struct feox_sqlite_backend {
      * the file (a transaction open across a swap is refused); loaded_image also tells one
      * in-memory image from the next (its buffer, which moves when it grows: a reload then). */
     const void *loaded_file, *loaded_image;
+    /* The schema cookie read before the load. A prepared statement keeps a vtab connected after
+     * another connection dropped its table, or dropped it and created another of that name: the
+     * backend's statements are prepared again for the new shadow tables, whose seq may equal the
+     * cache's. Another cookie at a refresh means a reload (or "no such table"). */
+    int loaded_cookie;
     bool in_memory_image; /* at the load: the schema is an in-memory image (the memdb VFS) */
 
     /* The open transaction (begin .. commit/rollback). */
@@ -164,6 +170,8 @@ feox_err feox_sq_fail(feox_sqlite_backend *b, feox_err err, const char *what);
 void feox_sq_clear_error(feox_sqlite_backend *b);
 /* The table's current seq and min_seq (FORMAT if the meta table says another format). */
 feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_seq);
+/* The schema's schema cookie (PRAGMA schema_version). */
+feox_err feox_sq_read_cookie(feox_sqlite_backend *b, int *cookie);
 /* The bytes a value column's value reads back as (num holds INTEGER/REAL); data never NULL. */
 void feox_sq_value_bytes(sqlite3_value *v, unsigned char num[8], const void **data, uint32_t *len);
 /* The key in column col of s's row (its bytes, never NULL: x'' for an empty or NULL key), with one

@@ -591,9 +591,13 @@ feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink
 {
     feox_sq_lazy *z = &b->lazy;
     uint64_t cur, min_seq;
-    /* The version first, the seq next: a commit between them only costs a slow refresh later. */
+    /* The version and the cookie first, the seq next: a commit between them only costs a slow
+     * refresh (a reload) later. */
     unsigned dv = feox_sq_data_version(b);
-    feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
+    feox_err err = feox_sq_read_cookie(b, &b->loaded_cookie);
+    if (err == FEOX_OK) {
+        err = feox_sq_read_seq(b, &cur, &min_seq);
+    }
     if (err == FEOX_OK) {
         err = refuse_keys_not_blobs(b);
     }

@@ -37,6 +37,7 @@ static const char *const stmt_sql[FEOX_SQ_COUNT] = {
     [FEOX_SQ_LOG_TRIM] = "DELETE FROM \"%w\".\"%w_log\" WHERE seq <= ?1",
     [FEOX_SQ_SET_MIN] = "UPDATE \"%w\".\"%w_meta\" SET value = ?1 WHERE name = 'min_seq'",
     [FEOX_SQ_WRITE_LOCK] = "DELETE FROM \"%w\".\"%w_meta\" WHERE 0",
+    [FEOX_SQ_COOKIE] = "PRAGMA \"%w\".schema_version",
     /* FEOX_SQ_EXPIRED names the expiry index: prepared by storage_sqlite_expiry.c */
 };
 
@@ -182,6 +183,23 @@ feox_err feox_sq_read_seq(feox_sqlite_backend *b, uint64_t *cur, uint64_t *min_s
     } else {
         *cur = (uint64_t)sqlite3_column_int64(s, 0);
         *min_seq = (uint64_t)sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return err;
+}
+
+feox_err feox_sq_read_cookie(feox_sqlite_backend *b, int *cookie)
+{
+    sqlite3_stmt *s;
+    feox_err err = feox_sq_stmt(b, FEOX_SQ_COOKIE, &s);
+    if (err != FEOX_OK) {
+        return err;
+    }
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *cookie = sqlite3_column_int(s, 0);
+    } else {
+        err = feox_sq_sql_error(b, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the schema");
     }
     sqlite3_reset(s);
     return err;

@@ -150,10 +150,7 @@ int feox_vtab_check_table(feox_vtab *vt, char **report)
         return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
     }
     if (e != FEOX_OK && vt->dbs != NULL) {
-        /* the cache could not catch up (a shadow table dropped or damaged since it loaded): the
-         * tables' own check names the table and the cause, as for a cache never opened, where
-         * the engine's error would only say "I/O error" */
-        return feox_db_check_tables(vt, report);
+        return feox_db_check_failed(vt, e, report);
     }
     return e == FEOX_OK ? feox_db_check(vt, report) : feox_vtab_engine_error(vt, e);
 }

@@ -657,6 +657,63 @@ class FullDiskTest(TempDirTestCase):
         self.assertEqual(con.execute("PRAGMA integrity_check").fetchone()[0], "ok")
         con.close()
 
+    def fill_the_disk(self):
+        try:
+            with open(os.path.join(self.mnt, "filler"), "wb") as f:
+                while True:
+                    f.write(bytes(4096))
+                    f.flush()
+        except OSError:
+            pass
+
+    def spill_onto_the_full_disk(self, name, check):
+        """In a rollback-journal (PERSIST: the journal keeps its space) database on a full disk,
+        a transaction with a cache of 10 pages and more dirty pages than fit: a statement that
+        reads other pages makes SQLite spill the cache into the database file, which cannot
+        grow. Returns what `check` raised or returned and whether the transaction survived."""
+        con = connect(os.path.join(self.mnt, name))
+        con.execute("PRAGMA journal_mode = persist")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("CREATE TABLE nt(k INTEGER PRIMARY KEY, v)")
+        con.execute("BEGIN")
+        for i in range(300):
+            con.execute("INSERT INTO kv VALUES (?, randomblob(500), NULL, NULL)", (f"k{i:04d}",))
+        con.execute("COMMIT")
+        con.execute("UPDATE kv SET value = randomblob(500)")  # a journal as large as the table
+        con.execute("PRAGMA cache_size = 10")
+        if os.path.exists(self.ballast):
+            os.unlink(self.ballast)
+        self.fill_the_disk()
+        con.execute("BEGIN")
+        con.execute("INSERT INTO nt(v) VALUES (randomblob(30000))")  # new pages, dirty
+        try:
+            answer = con.execute(check).fetchall()
+        except sqlite3.Error as e:
+            answer = e
+        survived = con.in_transaction
+        if survived:
+            con.execute("ROLLBACK")
+        os.unlink(os.path.join(self.mnt, "filler"))
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0], "ok")
+        self.assertEqual(con.execute("SELECT count(*) FROM kv").fetchone()[0], 300)
+        self.assertEqual(con.execute("SELECT count(*) FROM nt").fetchone()[0], 0)
+        con.close()
+        return answer, survived
+
+    def test_feox_check_when_a_page_cache_spill_meets_the_full_disk(self):
+        """feox_check reads the shadow tables with SQL; a spill failing under it is SQLITE_FULL,
+        as for a native read (PRAGMA integrity_check) in the same place: SQLite rolls the
+        transaction back. It answered 'not open' and hid the error (and the rollback)."""
+        native, native_survived = self.spill_onto_the_full_disk("native.db",
+                                                                  "PRAGMA integrity_check")
+        self.assertIsInstance(native, sqlite3.Error)
+        self.assertEqual(native.sqlite_errorname, "SQLITE_FULL")
+        answer, survived = self.spill_onto_the_full_disk("app.db", "SELECT feox_check('kv')")
+        self.assertIsInstance(answer, sqlite3.Error, f"feox_check answered {answer}")
+        self.assertEqual(answer.sqlite_errorname, "SQLITE_FULL")
+        self.assertRegex(str(answer), "^feox: kv: .*database or disk is full$")
+        self.assertEqual(survived, native_survived)
+
     def fill_a_store_file(self, sync):
         """Writes to a store file on the full disk until one fails; then frees space and writes
         again. Returns (the error, the keys acknowledged, the keys the table shows after a

@@ -62,5 +62,48 @@ class SchemaReloadTest(TempDirTestCase):
         self.run_child("(path=':memory:')")
 
 
+class ReplacedUnderAHeldStatementTest(TempDirTestCase):
+    """Another connection drops a table in the database and creates another of that name while
+    this connection holds a prepared statement on the old one (Python's statement cache does):
+    SQLite then keeps the old vtab connected, and the backend's statements, prepared again, read
+    the new shadow tables, whose seq may equal or pass the old cache's. The functions and reads
+    must see the new table, as for a native table dropped and created again: feox_incr added to
+    the dropped table's value (2, written into the new table) and feox_check reported damage."""
+
+    def replace(self, new_rows, journal_mode):
+        con, other = connect(self.path("r.db")), connect(self.path("r.db"))
+        con.execute(f"PRAGMA journal_mode = {journal_mode}")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("CREATE TABLE nt(key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+        for t in ("kv", "nt"):
+            con.execute(f"INSERT INTO {t}(key, value) VALUES ('a', 1)")
+            self.assertEqual(con.execute(f"SELECT key, value FROM {t}").fetchall(), [("a", 1)])
+        other.execute("BEGIN")
+        other.execute("DROP TABLE kv")
+        other.execute("DROP TABLE nt")
+        other.execute("CREATE VIRTUAL TABLE kv USING feox")
+        other.execute("CREATE TABLE nt(key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+        for i in range(new_rows):
+            for t in ("kv", "nt"):
+                other.execute(f"INSERT INTO {t}(key, value) VALUES (?, 0)", (f"new{i}",))
+        other.execute("COMMIT")
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0], "ok")
+        self.assertEqual(con.execute("SELECT feox_incr('kv', 'a', 1)").fetchone()[0], 1)
+        con.execute("INSERT OR REPLACE INTO nt VALUES"
+                    " ('a', coalesce((SELECT value + 1 FROM nt WHERE key = 'a'), 1))")
+        want = con.execute("SELECT key, value FROM nt ORDER BY key").fetchall()
+        self.assertEqual(con.execute("SELECT key, value FROM kv ORDER BY key").fetchall(), want)
+        self.assertEqual(other.execute("SELECT key, value FROM kv ORDER BY key").fetchall(), want)
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0], "ok")
+        con.close()
+        other.close()
+
+    def test_the_new_table_at_the_same_seq(self):
+        self.replace(1, "wal")
+
+    def test_the_new_table_past_the_old_seq(self):
+        self.replace(3, "delete")
+
+
 if __name__ == "__main__":
     unittest.main()
