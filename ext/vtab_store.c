@@ -140,7 +140,7 @@ int feox_vtab_check_table(feox_vtab *vt, char **report)
     if (rc != SQLITE_OK) {
         bool no_cache = vt->dbs != NULL && vt->entry != NULL && vt->entry->store == NULL;
         /* database mode, the cache could not be opened (damaged shadow tables): say what */
-        return no_cache ? feox_db_check_tables(vt, report) : rc;
+        return no_cache ? feox_db_check_tables(vt, rc, report) : rc;
     }
     feox_err e = feox_check(vt->entry->store);
     if (e == FEOX_ERR_CORRUPT) {
@@ -151,8 +151,8 @@ int feox_vtab_check_table(feox_vtab *vt, char **report)
     if (e != FEOX_OK && vt->dbs != NULL) {
         /* the cache could not catch up (a shadow table dropped or damaged since it loaded): the
          * tables' own check names the table and the cause, as for a cache never opened, where
-         * the engine's error would only say "I/O error" */
-        return feox_db_check_tables(vt, report);
+         * the engine's error would only say "I/O error"; an I/O error itself is the answer */
+        return feox_db_check_tables(vt, feox_db_engine_error(vt, e), report);
     }
     return e == FEOX_OK ? feox_db_check(vt, report) : feox_vtab_engine_error(vt, e);
 }
