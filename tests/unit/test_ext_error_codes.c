@@ -374,6 +374,8 @@ static void test_native_statements_report_the_vfs_code(void **state)
         "UPDATE nat SET v = v + 5 WHERE k = 'k0008'",
         "SELECT count(*), sum(v) FROM nat",
         "PRAGMA integrity_check",
+        "CREATE TABLE nat2(k PRIMARY KEY, v) WITHOUT ROWID",
+        "DROP TABLE nat",
     };
     sweep_all(sqls, sizeof sqls / sizeof sqls[0]);
 }
@@ -391,6 +393,8 @@ static void test_feox_statements_report_the_vfs_code(void **state)
         "INSERT INTO ck(ck, ts) VALUES('clock', 5000)",
         "INSERT INTO ck(ck) VALUES('sweep')",
         "SELECT count(*), sum(value) FROM kv",
+        "CREATE VIRTUAL TABLE kv2 USING feox",
+        "DROP TABLE kv",
     };
     sweep_all(sqls, sizeof sqls / sizeof sqls[0]);
 }
