@@ -28,10 +28,13 @@ def error_code(con, sql):
 
 
 class ErrorCodeCase(TempDirTestCase):
+    made = 0
+
     def make_db(self, journal_mode):
-        """A database with a native table nat and feox tables kv (in the database), ck
+        """A new database self.db with a native table nat and feox tables kv (in the database), ck
         (clock='log') and fkv (a store file), one row each."""
-        self.db = self.path("app.db")
+        self.made += 1
+        self.db = self.path(f"app{self.made}.db")
         con = connect(self.db)
         con.execute(f"PRAGMA journal_mode = {journal_mode}")
         con.execute("CREATE TABLE nat(k PRIMARY KEY, v) WITHOUT ROWID")
@@ -41,7 +44,7 @@ class ErrorCodeCase(TempDirTestCase):
         con.execute("CREATE VIRTUAL TABLE ck USING feox(clock='log')")
         con.execute("INSERT INTO ck(ck, ts) VALUES ('clock', 1000)")
         con.execute("INSERT INTO ck(key, value) VALUES ('k', 1)")
-        con.execute(f"CREATE VIRTUAL TABLE fkv USING feox(path='{self.path('f.feox')}')")
+        con.execute(f"CREATE VIRTUAL TABLE fkv USING feox(path='{self.db}.f.feox')")
         con.execute("INSERT INTO fkv(key, value) VALUES ('k', 1)")
         return con
 
@@ -93,10 +96,9 @@ class MovedDatabaseTest(ErrorCodeCase):
                         os.rename(self.db, self.db + ".moved")
                     else:
                         os.unlink(self.db)
-                    self.assertEqual(error_code(con, sql), SQLITE_READONLY_DBMOVED)
+                    code = error_code(con, sql)
                     con.close()
-                    for name in os.listdir(self.dir):
-                        os.unlink(self.path(name))
+                    self.assertEqual(code, SQLITE_READONLY_DBMOVED)
 
 
 class ReadOnlyConnectionTest(ErrorCodeCase):
