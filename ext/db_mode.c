@@ -419,7 +419,7 @@ int feox_db_drop_leftovers(feox_vtab *vt)
     bool exists = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
     sqlite3_finalize(s);
     if (!exists) {
-        return rc;
+        return rc == SQLITE_OK ? SQLITE_OK : feox_sqlite_failure(vt->db, rc);
     }
     sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w_meta\" WHERE name = 'format'", vt->schema,
                           vt->name);
@@ -444,6 +444,7 @@ int feox_db_drop_leftovers(feox_vtab *vt)
     rc = sqlite3_exec(vt->db, sql, NULL, NULL, &msg);
     sqlite3_free(sql);
     if (rc != SQLITE_OK) {
+        rc = feox_sqlite_failure(vt->db, rc);
         sqlite3_free(vt->base.zErrMsg);
         vt->base.zErrMsg = sqlite3_mprintf("feox: %s: dropping the shadow tables: %s", vt->label,
                                            msg != NULL ? msg : sqlite3_errstr(rc));
