@@ -14,6 +14,7 @@ import unittest
 from feoxtest import TempDirTestCase, connect, connect_uri
 
 SQLITE_READONLY = 8
+SQLITE_LOCKED_SHAREDCACHE = 262
 SQLITE_BUSY_SNAPSHOT = 517
 SQLITE_READONLY_DBMOVED = 1032
 
@@ -99,6 +100,32 @@ class MovedDatabaseTest(ErrorCodeCase):
                     code = error_code(con, sql)
                     con.close()
                     self.assertEqual(code, SQLITE_READONLY_DBMOVED)
+
+
+class SharedCacheTest(ErrorCodeCase):
+    """Shared cache: while one connection's transaction writes, another connection's writes (and
+    its reads of what is being written) fail with SQLITE_LOCKED_SHAREDCACHE."""
+
+    def test_a_write_while_another_connection_of_the_cache_writes(self):
+        for journal_mode in ("DELETE", "WAL"):
+            self.make_db(journal_mode).close()
+            uri = f"file:{self.db}?cache=shared"
+            for sql in ["UPDATE nat SET v = v + 1", "UPDATE kv SET value = 2 WHERE key = 'k'",
+                        "SELECT feox_incr('kv', 'k', 1)", "SELECT feox_cas('kv', 'k', 1, 5)",
+                        "INSERT INTO ck(ck, ts) VALUES ('clock', 5000)"]:
+                for opening in ("", "BEGIN"):
+                    with self.subTest(journal_mode=journal_mode, sql=sql, opening=opening):
+                        writer = connect_uri(uri, timeout=0)
+                        other = connect_uri(uri, timeout=0)
+                        writer.execute("BEGIN")
+                        writer.execute("UPDATE kv SET value = value + 1 WHERE key = 'k'")
+                        writer.execute("SAVEPOINT s")  # kv's change reaches kv_data
+                        if opening:
+                            other.execute(opening)
+                        code = error_code(other, sql)
+                        other.close()
+                        writer.close()
+                        self.assertEqual(code, SQLITE_LOCKED_SHAREDCACHE)
 
 
 class ReadOnlyConnectionTest(ErrorCodeCase):
