@@ -1008,6 +1008,15 @@ static bool near_expiry(uint64_t expires, uint64_t now)
     return expires != 0 && expires <= now + 1000000000ull;
 }
 
+/* The read of <t>_data that feox_check compares the cache with failed (step): SQLite's code and
+ * message (an I/O error is not a difference to report). */
+static int scan_failed(feox_vtab *vt, int step)
+{
+    int rc = feox_sqlite_failure(vt->db, step);
+    feox_table_error(vt, "checking: %s", sqlite3_errmsg(vt->db));
+    return rc;
+}
+
 static int check_cache_against_table(feox_vtab *vt, char **report)
 {
     feox_store *store = db_store(vt);
@@ -1034,10 +1043,11 @@ static int check_cache_against_table(feox_vtab *vt, char **report)
     int problems = 0;
     if (rc == SQLITE_OK) {
         rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &stmt, NULL);
+        rc = rc == SQLITE_OK || sql == NULL ? rc : scan_failed(vt, rc);
     }
     int step = rc == SQLITE_OK ? sqlite3_step(stmt) : SQLITE_ERROR;
     if (rc == SQLITE_OK && step != SQLITE_ROW && step != SQLITE_DONE) {
-        rc = feox_sqlite_failure(vt->db, step);
+        rc = scan_failed(vt, step);
     }
     if (rc == SQLITE_OK) {
         /* the read transaction is open now: the check below sees what this snapshot holds
@@ -1096,7 +1106,7 @@ static int check_cache_against_table(feox_vtab *vt, char **report)
             if (e == FEOX_OK && cmp >= 0) {
                 step = sqlite3_step(stmt);
                 if (step != SQLITE_ROW && step != SQLITE_DONE) {
-                    rc = feox_sqlite_failure(vt->db, step);
+                    rc = scan_failed(vt, step);
                     break;
                 }
             }

@@ -3,10 +3,10 @@
  * what storage_sqlite.h says they hold. First that each is there, a table with the columns the
  * backend reads (one dropped, replaced by a view or recreated with other columns by hand is
  * reported, and nothing else is checked: every other check reads them); then SQLite's own
- * integrity_check of each shadow table, the
- * meta rows, every _data row (key a BLOB of 1..FEOX_MAX_KEY_SIZE bytes, tag a u32, value stored
- * in the SQL type its tag and bytes call for, ts an integer, expires NULL or a non-zero integer,
- * 1 <= seq <= the table's seq) and the feed (each row written since min_seq has its feed row).
+ * integrity_check of each shadow table, the meta rows, every _data row (key a BLOB of
+ * 1..FEOX_MAX_KEY_SIZE bytes, tag a u32, value stored in the SQL type its tag and bytes call for,
+ * ts an integer, expires NULL or a non-zero integer, 1 <= seq <= the table's seq) and the feed
+ * (each row written since min_seq has its feed row).
  * Each statement reads the table's seq itself, so every comparison is within one snapshot.
  */
 #include <math.h>
