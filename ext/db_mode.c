@@ -419,7 +419,7 @@ int feox_db_drop_leftovers(feox_vtab *vt)
     bool exists = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
     sqlite3_finalize(s);
     if (!exists) {
-        return rc;
+        return rc == SQLITE_OK ? SQLITE_OK : feox_sqlite_failure(vt->db, rc);
     }
     sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w_meta\" WHERE name = 'format'", vt->schema,
                           vt->name);
@@ -444,6 +444,7 @@ int feox_db_drop_leftovers(feox_vtab *vt)
     rc = sqlite3_exec(vt->db, sql, NULL, NULL, &msg);
     sqlite3_free(sql);
     if (rc != SQLITE_OK) {
+        rc = feox_sqlite_failure(vt->db, rc);
         sqlite3_free(vt->base.zErrMsg);
         vt->base.zErrMsg = sqlite3_mprintf("feox: %s: dropping the shadow tables: %s", vt->label,
                                            msg != NULL ? msg : sqlite3_errstr(rc));
@@ -679,24 +680,28 @@ int feox_db_settle(feox_vtab *vt)
     return e == FEOX_OK ? SQLITE_OK : db_error(vt, e);
 }
 
-/* Step a cached statement (prepared on first use) to its end. */
+/* Step a cached statement (prepared on first use) to its end. A failure is SQLite's extended code:
+ * a RELEASE that commits fails as a native COMMIT does (SQLITE_IOERR_FSYNC, not SQLITE_IOERR). */
 static int run_cached(sqlite3 *db, sqlite3_stmt **stmt, const char *sql)
 {
     if (*stmt == NULL) {
         int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL);
         if (rc != SQLITE_OK) {
-            return rc;
+            return feox_sqlite_failure(db, rc);
         }
     }
     int rc = sqlite3_step(*stmt);
+    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : feox_sqlite_failure(db, rc);
     sqlite3_reset(*stmt);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(db);
+    return rc;
 }
 
 /* Open "SAVEPOINT feox_fn". SQLite refuses a savepoint while a write statement is running
  * (SQLITE_BUSY, "cannot open savepoint - SQL statements in progress"): a function called by
  * an INSERT, UPDATE or DELETE. That statement has its write transaction open already, and the
- * function's changes belong to it: then no savepoint is opened (*opened false) and SQLITE_OK. */
+ * function's changes belong to it: then no savepoint is opened (*opened false) and SQLITE_OK.
+ * Only that plain SQLITE_BUSY: an extended one (BUSY_SNAPSHOT, BUSY_RECOVERY) is another
+ * situation, and the call fails with it. */
 static int open_savepoint(feox_vtab *vt, bool *opened)
 {
     int rc = run_cached(vt->db, &vt->dbs->sp_open, "SAVEPOINT feox_fn");
@@ -1003,6 +1008,15 @@ static bool near_expiry(uint64_t expires, uint64_t now)
     return expires != 0 && expires <= now + 1000000000ull;
 }
 
+/* The read of <t>_data that feox_check compares the cache with failed (step): SQLite's code and
+ * message (an I/O error is not a difference to report). */
+static int scan_failed(feox_vtab *vt, int step)
+{
+    int rc = feox_sqlite_failure(vt->db, step);
+    feox_table_error(vt, "checking: %s", sqlite3_errmsg(vt->db));
+    return rc;
+}
+
 static int check_cache_against_table(feox_vtab *vt, char **report)
 {
     feox_store *store = db_store(vt);
@@ -1029,10 +1043,11 @@ static int check_cache_against_table(feox_vtab *vt, char **report)
     int problems = 0;
     if (rc == SQLITE_OK) {
         rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(vt->db, sql, -1, &stmt, NULL);
+        rc = rc == SQLITE_OK || sql == NULL ? rc : scan_failed(vt, rc);
     }
     int step = rc == SQLITE_OK ? sqlite3_step(stmt) : SQLITE_ERROR;
     if (rc == SQLITE_OK && step != SQLITE_ROW && step != SQLITE_DONE) {
-        rc = sqlite3_errcode(vt->db);
+        rc = scan_failed(vt, step);
     }
     if (rc == SQLITE_OK) {
         /* the read transaction is open now: the check below sees what this snapshot holds
@@ -1091,7 +1106,7 @@ static int check_cache_against_table(feox_vtab *vt, char **report)
             if (e == FEOX_OK && cmp >= 0) {
                 step = sqlite3_step(stmt);
                 if (step != SQLITE_ROW && step != SQLITE_DONE) {
-                    rc = sqlite3_errcode(vt->db);
+                    rc = scan_failed(vt, step);
                     break;
                 }
             }
@@ -1130,7 +1145,7 @@ int feox_db_check(feox_vtab *vt, char **report)
     return rc;
 }
 
-int feox_db_check_tables(feox_vtab *vt, char **report)
+int feox_db_check_tables(feox_vtab *vt, int why, char **report)
 {
     char detail[1024];
     feox_sqlite_table t;
@@ -1139,36 +1154,32 @@ int feox_db_check_tables(feox_vtab *vt, char **report)
     t.schema = vt->schema;
     t.table = vt->name;
     *report = NULL;
+    if (!damaged(why)) {
+        return why; /* the moment, not the tables (an I/O error rolled SQLite's transaction back) */
+    }
+    char *said = vt->base.zErrMsg != NULL ? sqlite3_mprintf("%s", vt->base.zErrMsg)
+                                          : sqlite3_mprintf("%s", vt->open_error != NULL
+                                                                      ? vt->open_error
+                                                                      : sqlite3_errstr(why));
+    if (said == NULL) {
+        return SQLITE_NOMEM;
+    }
     feox_err e = feox_sqlite_storage_check_tables(&t, detail, sizeof detail);
     if (e == FEOX_ERR_CORRUPT || (e == FEOX_ERR_FORMAT && detail[0] != '\0')) {
+        sqlite3_free(said);
         *report = sqlite3_mprintf("%s", detail);
         return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
     }
     if (e != FEOX_OK) {
+        sqlite3_free(said);
         sqlite3_free(vt->base.zErrMsg);
         vt->base.zErrMsg = t.errcode != SQLITE_OK ? sqlite3_mprintf("%s", t.errmsg)
                                                   : feox_table_err_message(vt->schema, vt->name, e);
         return t.errcode != SQLITE_OK ? t.errcode : feox_err_to_sqlite(e);
     }
     /* the tables pass their own check: what stopped the cache is the problem to report */
-    *report = sqlite3_mprintf("%s", vt->open_error != NULL ? vt->open_error : "not open");
-    return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
-}
-
-int feox_db_check_failed(feox_vtab *vt, feox_err e, char **report)
-{
-    int code = vt->dbs->t.errcode;
-    if (code != SQLITE_OK && !damaged(code)) {
-        /* the check's own SQL failed for the moment (a full disk met by a page-cache spill, an
-         * I/O error, an interrupt): that error, as a native table's read gets it (SQLite may
-         * have rolled the transaction back), not the tables' check run after it */
-        *report = NULL;
-        return feox_db_engine_error(vt, e);
-    }
-    /* the cache could not catch up (a shadow table dropped or damaged since it loaded): the
-     * tables' own check names the table and the cause, as for a cache never opened, where the
-     * engine's error would only say "I/O error" */
-    return feox_db_check_tables(vt, report);
+    *report = said;
+    return SQLITE_OK;
 }
 
 int feox_db_shadow_name(const char *suffix)
@@ -1303,16 +1314,11 @@ int feox_db_reopen(feox_vtab *vt)
     (void)vt;
     return SQLITE_OK;
 }
-int feox_db_check_tables(feox_vtab *vt, char **report)
+int feox_db_check_tables(feox_vtab *vt, int why, char **report)
 {
     (void)vt;
     *report = NULL;
-    return SQLITE_OK;
-}
-int feox_db_check_failed(feox_vtab *vt, feox_err e, char **report)
-{
-    *report = NULL;
-    return feox_table_engine_error(vt, e);
+    return why;
 }
 int feox_db_shadow_name(const char *suffix)
 {

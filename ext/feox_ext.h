@@ -90,6 +90,12 @@ bool feox_whole_number(sqlite3_value *v, sqlite3_int64 *out);
 
 /* The SQLite result code for an engine error. */
 int feox_err_to_sqlite(feox_err err);
+/* The code a failed SQLite call on db reports, rc being what the call returned: with its extended
+ * part (SQLITE_BUSY_SNAPSHOT, SQLITE_IOERR_FSYNC, SQLITE_READONLY_DBMOVED...), which
+ * sqlite3_step, sqlite3_prepare, sqlite3_exec and sqlite3_errcode leave out unless the host turned
+ * extended result codes on; rc itself when the connection's code is another call's (rc from
+ * elsewhere: SQLITE_NOMEM of a failed mprintf). Compare the result with (rc & 0xff) == X. */
+int feox_sqlite_failure(sqlite3 *db, int rc);
 /* "feox: <table>: <cause>[: <detail>]" (sqlite3_mprintf'd; NULL on OOM). Call right after the
  * failing engine call (the detail is per thread and per call). */
 char *feox_err_message(const char *table, feox_err err);
@@ -617,13 +623,12 @@ int feox_db_sweep(feox_vtab *vt, uint64_t limit, uint64_t *removed);
  * <t>_data (compared in one read transaction, after the coherence check). *report: NULL when
  * they agree, else the differences (mprintf'd, at most 10). */
 int feox_db_check(feox_vtab *vt, char **report);
-/* feox_check of a table connected without a cache: the shadow tables' own check. *report: what
- * it found, or else why the cache could not be opened (mprintf'd). */
-int feox_db_check_tables(feox_vtab *vt, char **report);
-/* feox_check of a database-mode table whose engine check failed with e: the error of the check's
- * own SQL when it failed for the moment (SQLITE_FULL, an I/O error, ...), else the shadow
- * tables' own check (feox_db_check_tables). */
-int feox_db_check_failed(feox_vtab *vt, feox_err e, char **report);
+/* feox_check of a table whose cache could not be opened or could not catch up: the shadow
+ * tables' own check. why is the code that stopped the cache (its message the vtab's error). A
+ * code that says nothing of what the tables hold (SQLITE_BUSY, an I/O error, SQLITE_NOMEM: the
+ * check could not run either) is returned as it is; else *report is what the check found, or
+ * else why's message (mprintf'd). */
+int feox_db_check_tables(feox_vtab *vt, int why, char **report);
 /* xShadowName. */
 int feox_db_shadow_name(const char *suffix);
 

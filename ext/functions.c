@@ -98,9 +98,10 @@ static int touch_table(sqlite3 *db, const char *schema, const char *table, bool 
     rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(stmt);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
     }
     if (rc != SQLITE_OK) {
+        rc = feox_sqlite_failure(db, rc); /* SQLITE_BUSY_SNAPSHOT as a native write says */
         *err = sqlite3_mprintf("%s", sqlite3_errmsg(db));
     }
     sqlite3_finalize(stmt);
@@ -118,7 +119,7 @@ static int connect_table(sqlite3 *db, const char *schema, const char *table, boo
 {
     if (write && !sqlite3_get_autocommit(db)) {
         int rc = touch_table(db, schema, table, true, err);
-        if (rc != SQLITE_READONLY) {
+        if ((rc & 0xff) != SQLITE_READONLY) {
             return rc;
         }
         sqlite3_free(*err);
@@ -135,7 +136,7 @@ static int query_only_uncached(sqlite3 *db, bool *on)
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(stmt);
         *on = rc == SQLITE_ROW && sqlite3_column_int(stmt, 0) != 0;
-        rc = rc == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(db);
+        rc = rc == SQLITE_ROW ? SQLITE_OK : feox_sqlite_failure(db, rc);
     }
     sqlite3_finalize(stmt);
     return rc;

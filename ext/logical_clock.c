@@ -151,9 +151,10 @@ static int run_sql(feox_vtab *vt, char *sql, bool has_arg, sqlite3_int64 arg, sq
         if (rc == SQLITE_ROW && out != NULL) {
             *out = sqlite3_column_int64(stmt, 0);
         }
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->db);
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
     }
     if (rc != SQLITE_OK) {
+        rc = feox_sqlite_failure(vt->db, rc); /* SQLITE_READONLY_DBMOVED as a native write */
         feox_table_error(vt, "%s: %s", what, sqlite3_errmsg(vt->db));
     }
     sqlite3_finalize(stmt);

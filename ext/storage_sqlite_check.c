@@ -1,9 +1,12 @@
 /*
  * storage_sqlite_check.c — check() of the "sqlite" backend: verifies that the shadow tables hold
- * what storage_sqlite.h says they hold. SQLite's own integrity_check of each shadow table, the
- * meta rows, every _data row (key a BLOB of 1..FEOX_MAX_KEY_SIZE bytes, tag a u32, value stored
- * in the SQL type its tag and bytes call for, ts an integer, expires NULL or a non-zero integer,
- * 1 <= seq <= the table's seq) and the feed (each row written since min_seq has its feed row).
+ * what storage_sqlite.h says they hold. First that each is there, a table with the columns the
+ * backend reads (one dropped, replaced by a view or recreated with other columns by hand is
+ * reported, and nothing else is checked: every other check reads them); then SQLite's own
+ * integrity_check of each shadow table, the meta rows, every _data row (key a BLOB of
+ * 1..FEOX_MAX_KEY_SIZE bytes, tag a u32, value stored in the SQL type its tag and bytes call for,
+ * ts an integer, expires NULL or a non-zero integer, 1 <= seq <= the table's seq) and the feed
+ * (each row written since min_seq has its feed row).
  * Each statement reads the table's seq itself, so every comparison is within one snapshot.
  */
 #include <math.h>
@@ -186,6 +189,68 @@ static feox_err check_sql(feox_sqlite_backend *b, check_report *r, char *sql,
     return err;
 }
 
+/* The columns of each shadow table that the backend reads (the layout: storage_sqlite.h). */
+static const char *const suffixes[] = {"data", "log", "meta"};
+static const char *const layout_columns[] = {"key, value, tag, ts, expires, seq", "seq, key, ts",
+                                             "name, value"};
+
+/* The schema's object named <table>_<suffix>: "table", "view", or NULL for none (*rc: SQLITE_OK,
+ * or the failure's code). */
+static const char *shadow_kind(feox_sqlite_backend *b, const char *suffix, int *rc)
+{
+    char *sql = sqlite3_mprintf("SELECT type FROM \"%w\".sqlite_schema WHERE type IN ('table', "
+                                "'view') AND name = '%q_%q' COLLATE NOCASE",
+                                b->schema, b->table, suffix);
+    sqlite3_stmt *s = NULL;
+    *rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(b->db, sql, -1, &s, NULL);
+    sqlite3_free(sql);
+    const char *kind = NULL;
+    if (*rc == SQLITE_OK) {
+        int step = sqlite3_step(s);
+        if (step == SQLITE_ROW) {
+            kind = strcmp((const char *)sqlite3_column_text(s, 0), "view") == 0 ? "view" : "table";
+        } else if (step != SQLITE_DONE) {
+            *rc = step;
+        }
+    }
+    sqlite3_finalize(s);
+    return kind;
+}
+
+/* Each shadow table is there, a table with the layout's columns: what is not is reported
+ * (*whole false: the other checks cannot run). A statement naming the columns prepares only if
+ * they are there; SQLite's SQLITE_ERROR then says what is missing ("no such column: seq"). */
+static feox_err check_layout(feox_sqlite_backend *b, check_report *r, bool *whole)
+{
+    *whole = true;
+    for (int i = 0; i < 3; i++) {
+        int rc = SQLITE_OK;
+        const char *kind = shadow_kind(b, suffixes[i], &rc);
+        if (rc != SQLITE_OK) {
+            return feox_sq_sql_error(b, rc, "checking");
+        }
+        if (kind == NULL || strcmp(kind, "view") == 0) {
+            report(r, "%s_%s: %s", b->table, suffixes[i],
+                   kind == NULL ? "the shadow table does not exist" : "is a view, not a table");
+            *whole = false;
+            continue;
+        }
+        char *sql = sqlite3_mprintf("SELECT %s FROM \"%w\".\"%w_%s\" WHERE 0", layout_columns[i],
+                                    b->schema, b->table, suffixes[i]);
+        sqlite3_stmt *s = NULL;
+        rc = sql == NULL ? SQLITE_NOMEM : sqlite3_prepare_v2(b->db, sql, -1, &s, NULL);
+        sqlite3_free(sql);
+        sqlite3_finalize(s);
+        if ((rc & 0xff) == SQLITE_ERROR) {
+            report(r, "%s_%s: %s", b->table, suffixes[i], sqlite3_errmsg(b->db));
+            *whole = false;
+        } else if (rc != SQLITE_OK) {
+            return feox_sq_sql_error(b, rc, "checking");
+        }
+    }
+    return FEOX_OK;
+}
+
 #define CUR_SEQ                                                                                    \
     "max(coalesce((SELECT max(seq) FROM \"%w\".\"%w_log\"), 0),"                                   \
     " coalesce((SELECT value FROM \"%w\".\"%w_meta\" WHERE name = 'min_seq'), 0))"
@@ -201,8 +266,14 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
     }
     sqlite3_mutex_enter(sqlite3_db_mutex(b->db));
     feox_sq_clear_error(b);
+    bool whole = true;
+    feox_err err = check_layout(b, &r, &whole);
+    if (err != FEOX_OK || !whole) {
+        sqlite3_mutex_leave(sqlite3_db_mutex(b->db));
+        return err != FEOX_OK ? err : FEOX_ERR_CORRUPT;
+    }
     uint64_t cur = 0, min_seq = 0;
-    feox_err err = feox_sq_read_seq(b, &cur, &min_seq);
+    err = feox_sq_read_seq(b, &cur, &min_seq);
     if (err == FEOX_ERR_CORRUPT || err == FEOX_ERR_FORMAT) {
         /* A damaged seq is a finding: the rows are still checked (the checks below read the seq
          * themselves). A layout this release does not know is FEOX_ERR_FORMAT, said in detail
@@ -218,7 +289,6 @@ feox_err feox_sq_check(feox_storage *st, char *detail, size_t detail_len)
         err = feox_sq_learn_encoding(b);
         r.text_as_text = b->text_as_text;
     }
-    static const char *const suffixes[] = {"data", "log", "meta"};
     for (int i = 0; i < 3 && err == FEOX_OK; i++) {
         char what[64];
         sqlite3_snprintf((int)sizeof what, what, "%s_%s", t, suffixes[i]);

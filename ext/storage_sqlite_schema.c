@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "feox_ext.h"
 #include "storage_sqlite.h"
 
 SQLITE_EXTENSION_INIT3
@@ -26,7 +27,7 @@ int feox_sqlite_storage_shadow_name(const char *suffix)
 }
 
 /* Run sql (freed here; NULL = out of memory) and report a failure as "feox: <table>: <what>:
- * <sqlite's message>". */
+ * <sqlite's message>", with SQLite's extended code (SQLITE_IOERR_WRITE, not SQLITE_IOERR). */
 static int exec_owned(sqlite3 *db, char *sql, const char *table, const char *what, char **errmsg)
 {
     if (errmsg != NULL) {
@@ -38,6 +39,9 @@ static int exec_owned(sqlite3 *db, char *sql, const char *table, const char *wha
     char *cause = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &cause);
     sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+        rc = feox_sqlite_failure(db, rc);
+    }
     if (rc != SQLITE_OK && errmsg != NULL) {
         *errmsg = sqlite3_mprintf("feox: %s: %s: %s", table, what,
                                   cause != NULL ? cause : sqlite3_errstr(rc));
@@ -72,7 +76,7 @@ static char *free_index_name(sqlite3 *db, const char *schema, const char *table,
         }
         sqlite3_free(name);
         name = NULL;
-        *rc = step == SQLITE_ROW ? SQLITE_OK : step;
+        *rc = step == SQLITE_ROW ? SQLITE_OK : feox_sqlite_failure(db, step);
     }
     sqlite3_finalize(s);
     if (name == NULL && *rc == SQLITE_OK) {
@@ -109,6 +113,9 @@ int feox_sqlite_storage_expiry_index(sqlite3 *db, const char *schema, const char
         } else if (rc == SQLITE_DONE) {
             rc = SQLITE_OK;
         }
+    }
+    if (rc != SQLITE_OK) {
+        rc = feox_sqlite_failure(db, rc);
     }
     sqlite3_finalize(s);
     if (rc == SQLITE_OK && *name == NULL && create) {

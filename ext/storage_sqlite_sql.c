@@ -71,11 +71,7 @@ feox_err feox_sq_fail(feox_sqlite_backend *b, feox_err err, const char *what)
 
 feox_err feox_sq_sql_error(feox_sqlite_backend *b, int rc, const char *what)
 {
-    int ext = sqlite3_extended_errcode(b->db);
-    if ((ext & 0xff) != (rc & 0xff)) {
-        ext = rc; /* the connection's code belongs to another call */
-    }
-    b->t->errcode = ext;
+    b->t->errcode = feox_sqlite_failure(b->db, rc);
     set_message(b, what, rc == SQLITE_NOMEM ? sqlite3_errstr(rc) : sqlite3_errmsg(b->db));
     switch (rc & 0xff) {
     case SQLITE_BUSY:

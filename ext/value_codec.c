@@ -220,6 +220,12 @@ sqlite3_int64 feox_ts_for_sql(uint64_t ts_ns)
     return ts_ns > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)ts_ns;
 }
 
+int feox_sqlite_failure(sqlite3 *db, int rc)
+{
+    int ext = sqlite3_extended_errcode(db);
+    return (ext & 0xff) == (rc & 0xff) ? ext : rc;
+}
+
 int feox_err_to_sqlite(feox_err err)
 {
     switch (err) {

@@ -9,6 +9,7 @@
  * (functions.c), which all call it.
  */
 #include <stdarg.h>
+#include <string.h>
 
 #include "feox_ext.h"
 
@@ -132,6 +133,24 @@ static int check_store(feox_vtab *vt, check_refresh refresh)
     return SQLITE_CANTOPEN;
 }
 
+/* Does the store file of vt, a table with a store file and no store, not exist? (Removed or moved
+ * outside feox; for a table without path, also its shadow table <t>_data dropped.) */
+static bool store_file_missing(feox_vtab *vt)
+{
+    feox_location loc;
+    feox_file_info info;
+    char *err = NULL;
+    memset(&loc, 0, sizeof loc);
+    bool missing = vt->dbs == NULL && vt->entry != NULL && vt->entry->store == NULL &&
+                   feox_location_resolve(vt->db, vt->schema, vt->name, &vt->options, &loc,
+                                         &err) == SQLITE_OK &&
+                   loc.kind == FEOX_LOC_FILE &&
+                   feox_store_file_info(loc.file_path, &info) == FEOX_ERR_NOT_FOUND;
+    sqlite3_free(err);
+    feox_location_free(&loc);
+    return missing;
+}
+
 int feox_vtab_check_table(feox_vtab *vt, char **report)
 {
     *report = NULL;
@@ -141,7 +160,16 @@ int feox_vtab_check_table(feox_vtab *vt, char **report)
     if (rc != SQLITE_OK) {
         bool no_cache = vt->dbs != NULL && vt->entry != NULL && vt->entry->store == NULL;
         /* database mode, the cache could not be opened (damaged shadow tables): say what */
-        return no_cache ? feox_db_check_tables(vt, report) : rc;
+        if (no_cache) {
+            return feox_db_check_tables(vt, rc, report);
+        }
+        if (rc == SQLITE_CANTOPEN && store_file_missing(vt)) {
+            /* what is missing is the finding (check_store said which file) */
+            *report = sqlite3_mprintf("%s", vt->base.zErrMsg != NULL ? vt->base.zErrMsg
+                                                                     : sqlite3_errstr(rc));
+            return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
+        }
+        return rc;
     }
     feox_err e = feox_check(vt->entry->store);
     if (e == FEOX_ERR_CORRUPT) {
@@ -150,7 +178,10 @@ int feox_vtab_check_table(feox_vtab *vt, char **report)
         return *report != NULL ? SQLITE_OK : SQLITE_NOMEM;
     }
     if (e != FEOX_OK && vt->dbs != NULL) {
-        return feox_db_check_failed(vt, e, report);
+        /* the cache could not catch up (a shadow table dropped or damaged since it loaded): the
+         * tables' own check names the table and the cause, as for a cache never opened, where
+         * the engine's error would only say "I/O error"; an I/O error itself is the answer */
+        return feox_db_check_tables(vt, feox_db_engine_error(vt, e), report);
     }
     return e == FEOX_OK ? feox_db_check(vt, report) : feox_vtab_engine_error(vt, e);
 }

@@ -14,7 +14,8 @@ review (store files and other damage: test_db_adversarial.py, test_files.py):
     constraint of <t>_log instead of naming the damage.
 Each: the statement fails with a message naming the damaged shadow table (or, for the TTL, the
 record stays), and the table works again once the row is repaired. And a shadow table dropped
-or replaced by a view: feox_check on a connection with the table loaded said "I/O error", and
+or replaced by a view: feox_check on a connection with the table loaded said "I/O error" (then
+failed with "no such table": now it reports what is missing, as an integrity check does), and
 without <t>_data every use named only a store file that never existed (the table is then taken
 for a previous release's, kept in <db>-<t>.feox). Last, option values with unbalanced quotes
 (path='a'b), which named files "'a'b".
@@ -216,20 +217,37 @@ class DamagedColumnsTest(DamageCase):
 
 
 class MissingShadowTableTest(DamageCase):
-    """A shadow table dropped (or replaced by a view) by another connection: every statement and
-    feox_check name it, on a connection that had the table loaded and on a new one."""
+    """A shadow table dropped (or replaced by a view, or recreated with other columns) by another
+    connection: every statement fails naming it, and feox_check reports it (an integrity check
+    reports damage; it said "no such table" as an error), on a connection that had the table
+    loaded (warm) and on a new one (cold). Without kv_data a new connection takes the table for a
+    previous release's, kept in its store file: its report says that neither is there."""
 
+    NEITHER = ("feox: kv: store file '{db}-kv.feox' does not exist, nor does the shadow table "
+               "kv_data (a table without path keeps its records in one or the other)")
+    # name: (edits, what statements say, what feox_check reports on the warm connection, cold)
     EDITS = {
-        "log": (["DROP TABLE kv_log"], "no such table: main.kv_log"),
-        "meta": (["DROP TABLE kv_meta"], "no such table: main.kv_meta"),
-        "data": (["DROP TABLE kv_data"], "nor does the shadow table kv_data"),
+        "log": (["DROP TABLE kv_log"], "no such table: main.kv_log",
+                "kv_log: the shadow table does not exist", None),
+        "meta": (["DROP TABLE kv_meta"], "no such table: main.kv_meta",
+                 "kv_meta: the shadow table does not exist", None),
+        "data": (["DROP TABLE kv_data"], "nor does the shadow table kv_data",
+                 "kv_data: the shadow table does not exist", NEITHER),
         "data view": (["CREATE TABLE saved AS SELECT * FROM kv_data", "DROP TABLE kv_data",
                        "CREATE VIEW kv_data AS SELECT * FROM saved"],
-                      "nor does the shadow table kv_data"),
+                      "nor does the shadow table kv_data", "kv_data: is a view, not a table",
+                      NEITHER),
+        "log and meta": (["DROP TABLE kv_log", "DROP TABLE kv_meta"], "no such table: main.kv_",
+                         "kv_log: the shadow table does not exist; kv_meta: the shadow table "
+                         "does not exist", None),
+        "log columns": (["DROP TABLE kv_log", "CREATE TABLE kv_log(a, b, c, d)"],
+                        "no such column: seq", "kv_log: no such column: seq", None),
+        "meta columns": (["DROP TABLE kv_meta", "CREATE TABLE kv_meta(x)"],
+                         "no such column", "kv_meta: no such column: name", None),
     }
 
     def test_every_use_names_the_missing_table(self):
-        for n, (name, (edits, said)) in enumerate(self.EDITS.items()):
+        for n, (name, (edits, said, warm_report, cold_report)) in enumerate(self.EDITS.items()):
             with self.subTest(name=name):
                 path = self.path(f"m{n}.db")
                 warm = connect(path)
@@ -238,15 +256,34 @@ class MissingShadowTableTest(DamageCase):
                 self.assertEqual(warm.execute("SELECT count(*) FROM kv").fetchone(), (1,))
                 self.edit(path, *edits)
                 cold = connect(path)
-                for con in (warm, cold):
-                    for sql in ["SELECT count(*) FROM kv", "SELECT feox_check('kv')",
+                for con, report in ((warm, warm_report), (cold, cold_report or warm_report)):
+                    self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone(),
+                                     (report.format(db=path),))
+                    for sql in ["SELECT count(*) FROM kv",
                                 "INSERT INTO kv(key, value) VALUES ('b', 2)"]:
                         with self.assertRaises(sqlite3.DatabaseError) as cm:
                             con.execute(sql).fetchall()
                         self.assertIn("feox: kv: ", str(cm.exception), sql)
                         self.assertIn(said, str(cm.exception), sql)
+                    # the failed statements may have reconnected the warm table as a new one
+                    self.assertIn(con.execute("SELECT feox_check('kv')").fetchone()[0],
+                                  [report.format(db=path), (cold_report or report).format(db=path)])
                     con.close()
                 self.assertEqual([f for f in os.listdir(self.dir) if ".feox" in f], [])
+
+    def test_misuse_is_still_an_error(self):
+        """feox_check of something that is not a feox table, or with a wrong argument, fails."""
+        path, con = self.make("misuse.db")
+        con.execute("CREATE TABLE plain(a)")
+        for sql, said in [("SELECT feox_check('nope')", "feox: no such table: nope"),
+                          ("SELECT feox_check('plain')", "feox: plain is not a feox table"),
+                          ("SELECT feox_check(NULL)", "the table name may not be NULL"),
+                          ("SELECT feox_check('kv', 1)", "wrong number of arguments")]:
+            with self.subTest(sql=sql):
+                with self.assertRaises(sqlite3.Error) as cm:
+                    con.execute(sql).fetchall()
+                self.assertIn(said, str(cm.exception))
+        con.close()
 
     def test_a_new_connection_can_drop_the_table(self):
         """xConnect failed with SQLITE_ERROR ("no such table: main.kv_log", "no such column:
