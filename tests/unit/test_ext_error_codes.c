@@ -5,12 +5,13 @@
  * sqlite3_prepare and sqlite3_errcode give only the primary code, so every place that turns an
  * SQLite failure into the statement's code must read sqlite3_extended_errcode.
  *
- * A wrapper VFS ("coded", over the default one) fails the Nth read, write, fsync or truncate with
+ * A wrapper VFS ("coded", tests/support/fault_vfs.c) fails the Nth read, write, fsync or truncate with
  * SQLITE_IOERR_READ, _WRITE, _FSYNC or _TRUNCATE. Each statement runs with the fault at every
  * position of each class (rollback journal and WAL, autocommit and inside BEGIN ... COMMIT), and
  * whenever it fails, the code the application reads (sqlite3_extended_errcode) must be the code
- * the VFS returned, and its message SQLite's ("disk I/O error"). The native statements run first, under the same sweep: they are the oracle
- * (SQLite passes the VFS's code through), and a feox statement must do as they do.
+ * the VFS returned, and its message SQLite's ("disk I/O error"). The native statements run first,
+ * under the same sweep: they are the oracle (SQLite passes the VFS's code through), and a feox
+ * statement must do as they do.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "fault_vfs.h"
 #include "feox_ext.h"
 
 /* ---- the VFS ------------------------------------------------------------------------------- */
@@ -51,176 +53,16 @@ static bool fault_now(enum fault_class k)
     return true;
 }
 
-typedef struct coded_file {
-    sqlite3_file base;
-    sqlite3_file *real; /* follows this struct */
-} coded_file;
-
-static sqlite3_vfs *real_vfs;
-static sqlite3_vfs coded_vfs;
-#define REAL(f) (((coded_file *)(f))->real)
-
-static int cf_close(sqlite3_file *f)
+/* fault_vfs.c asks this before each operation: the code the Nth of the armed class fails with. */
+static int coded_op(feox_fault_op op)
 {
-    return REAL(f)->pMethods->xClose(REAL(f));
-}
-static int cf_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
-{
-    return fault_now(FAULT_READ) ? SQLITE_IOERR_READ : REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
-}
-static int cf_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
-{
-    return fault_now(FAULT_WRITE) ? SQLITE_IOERR_WRITE
-                                  : REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
-}
-static int cf_truncate(sqlite3_file *f, sqlite3_int64 size)
-{
-    return fault_now(FAULT_TRUNCATE) ? SQLITE_IOERR_TRUNCATE
-                                     : REAL(f)->pMethods->xTruncate(REAL(f), size);
-}
-static int cf_sync(sqlite3_file *f, int flags)
-{
-    (void)f;
-    (void)flags; /* no power loss here: the real fsync would only slow the sweep */
-    return fault_now(FAULT_SYNC) ? SQLITE_IOERR_FSYNC : SQLITE_OK;
-}
-static int cf_file_size(sqlite3_file *f, sqlite3_int64 *size)
-{
-    return REAL(f)->pMethods->xFileSize(REAL(f), size);
-}
-static int cf_lock(sqlite3_file *f, int level)
-{
-    return REAL(f)->pMethods->xLock(REAL(f), level);
-}
-static int cf_unlock(sqlite3_file *f, int level)
-{
-    return REAL(f)->pMethods->xUnlock(REAL(f), level);
-}
-static int cf_check_reserved_lock(sqlite3_file *f, int *out)
-{
-    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
-}
-static int cf_file_control(sqlite3_file *f, int op, void *arg)
-{
-    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
-}
-static int cf_sector_size(sqlite3_file *f)
-{
-    return REAL(f)->pMethods->xSectorSize(REAL(f));
-}
-static int cf_device_characteristics(sqlite3_file *f)
-{
-    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
-}
-static int cf_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **out)
-{
-    return REAL(f)->pMethods->xShmMap(REAL(f), region, size, extend, out);
-}
-static int cf_shm_lock(sqlite3_file *f, int offset, int n, int flags)
-{
-    return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
-}
-static void cf_shm_barrier(sqlite3_file *f)
-{
-    REAL(f)->pMethods->xShmBarrier(REAL(f));
-}
-static int cf_shm_unmap(sqlite3_file *f, int delete_flag)
-{
-    return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
-}
-
-static const sqlite3_io_methods coded_io = {
-    .iVersion = 2,
-    .xClose = cf_close,
-    .xRead = cf_read,
-    .xWrite = cf_write,
-    .xTruncate = cf_truncate,
-    .xSync = cf_sync,
-    .xFileSize = cf_file_size,
-    .xLock = cf_lock,
-    .xUnlock = cf_unlock,
-    .xCheckReservedLock = cf_check_reserved_lock,
-    .xFileControl = cf_file_control,
-    .xSectorSize = cf_sector_size,
-    .xDeviceCharacteristics = cf_device_characteristics,
-    .xShmMap = cf_shm_map,
-    .xShmLock = cf_shm_lock,
-    .xShmBarrier = cf_shm_barrier,
-    .xShmUnmap = cf_shm_unmap,
-};
-
-static int cv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out)
-{
-    (void)vfs;
-    coded_file *f = (coded_file *)file;
-    f->base.pMethods = NULL;
-    f->real = (sqlite3_file *)(f + 1);
-    int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out);
-    if (f->real->pMethods)
-        f->base.pMethods = &coded_io;
-    return rc;
-}
-static int cv_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
-{
-    (void)vfs;
-    return real_vfs->xDelete(real_vfs, name, sync_dir);
-}
-static int cv_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
-{
-    (void)vfs;
-    return real_vfs->xAccess(real_vfs, name, flags, out);
-}
-static int cv_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
-{
-    (void)vfs;
-    return real_vfs->xFullPathname(real_vfs, name, n, out);
-}
-static int cv_randomness(sqlite3_vfs *vfs, int n, char *out)
-{
-    (void)vfs;
-    return real_vfs->xRandomness(real_vfs, n, out);
-}
-static int cv_sleep(sqlite3_vfs *vfs, int us)
-{
-    (void)vfs;
-    return real_vfs->xSleep(real_vfs, us);
-}
-static int cv_current_time(sqlite3_vfs *vfs, double *out)
-{
-    (void)vfs;
-    return real_vfs->xCurrentTime(real_vfs, out);
-}
-static int cv_get_last_error(sqlite3_vfs *vfs, int n, char *out)
-{
-    (void)vfs;
-    return real_vfs->xGetLastError(real_vfs, n, out);
-}
-static int cv_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out)
-{
-    (void)vfs;
-    return real_vfs->xCurrentTimeInt64(real_vfs, out);
-}
-
-static void coded_vfs_register(void)
-{
-    real_vfs = sqlite3_vfs_find(NULL);
-    assert_non_null(real_vfs);
-    coded_vfs = (sqlite3_vfs){
-        .iVersion = 2,
-        .szOsFile = (int)sizeof(coded_file) + real_vfs->szOsFile,
-        .mxPathname = real_vfs->mxPathname,
-        .zName = "coded",
-        .xOpen = cv_open,
-        .xDelete = cv_delete,
-        .xAccess = cv_access,
-        .xFullPathname = cv_full_pathname,
-        .xRandomness = cv_randomness,
-        .xSleep = cv_sleep,
-        .xCurrentTime = cv_current_time,
-        .xGetLastError = cv_get_last_error,
-        .xCurrentTimeInt64 = cv_current_time_int64,
-    };
-    assert_int_equal(sqlite3_vfs_register(&coded_vfs, 0), SQLITE_OK);
+    switch (op) {
+    case FEOX_FAULT_READ: return fault_now(FAULT_READ) ? fault_codes[FAULT_READ] : 0;
+    case FEOX_FAULT_WRITE: return fault_now(FAULT_WRITE) ? fault_codes[FAULT_WRITE] : 0;
+    case FEOX_FAULT_SYNC: return fault_now(FAULT_SYNC) ? fault_codes[FAULT_SYNC] : 0;
+    case FEOX_FAULT_TRUNCATE: return fault_now(FAULT_TRUNCATE) ? fault_codes[FAULT_TRUNCATE] : 0;
+    default: return 0;
+    }
 }
 
 /* ---- the sweep ----------------------------------------------------------------------------- */
@@ -405,7 +247,7 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/feox-errcodes-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(db_path, sizeof db_path, "%s/t.db", dir);
-    coded_vfs_register();
+    feox_fault_vfs_register("coded", coded_op);
     return 0;
 }
 

@@ -1,6 +1,6 @@
 /*
  * test_ext_io_faults.c — injected I/O faults under the in-database mode (records in shadow
- * tables). A wrapper VFS ("faulty", over the default one) fails the Nth file operation of one
+ * tables). A wrapper VFS ("faulty", tests/support/fault_vfs.c) fails the Nth file operation of one
  * class (xWrite, xSync, xTruncate, xRead, xFileSize, shm map/lock, xDelete, xOpen) with SQLite's
  * own error code, for N swept over a seeded workload, in rollback-journal and WAL mode.
  *
@@ -35,6 +35,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "fault_vfs.h"
 #include "feox_ext.h"
 
 /* ---- the faulty VFS ----------------------------------------------------------------------------
@@ -78,195 +79,22 @@ static bool fault_now(enum fault_class k)
     return true;
 }
 
-typedef struct faulty_file {
-    sqlite3_file base;
-    sqlite3_file *real; /* follows this struct */
-} faulty_file;
-
-static sqlite3_vfs *real_vfs;
-static sqlite3_vfs faulty_vfs;
-#define REAL(f) (((faulty_file *)(f))->real)
-
-static int ff_close(sqlite3_file *f)
+/* fault_vfs.c asks this before each operation: the code the Nth of the armed class fails with. */
+static int faulty_op(feox_fault_op op)
 {
-    return REAL(f)->pMethods->xClose(REAL(f));
-}
-static int ff_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
-{
-    if (fault_now(FAULT_READ))
-        return SQLITE_IOERR_READ;
-    return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
-}
-static int ff_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
-{
-    if (fault_now(FAULT_WRITE))
-        return fault.full ? SQLITE_FULL : SQLITE_IOERR_WRITE;
-    return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
-}
-static int ff_truncate(sqlite3_file *f, sqlite3_int64 size)
-{
-    if (fault_now(FAULT_TRUNCATE))
-        return SQLITE_IOERR_TRUNCATE;
-    return REAL(f)->pMethods->xTruncate(REAL(f), size);
-}
-static int ff_sync(sqlite3_file *f, int flags)
-{
-    if (fault_now(FAULT_SYNC))
-        return SQLITE_IOERR_FSYNC;
-    (void)f;
-    (void)flags; /* no power loss here: skipping the real fsync keeps the sweep fast */
-    return SQLITE_OK;
-}
-static int ff_file_size(sqlite3_file *f, sqlite3_int64 *size)
-{
-    if (fault_now(FAULT_FILESIZE))
-        return SQLITE_IOERR_FSTAT;
-    return REAL(f)->pMethods->xFileSize(REAL(f), size);
-}
-static int ff_lock(sqlite3_file *f, int level)
-{
-    return REAL(f)->pMethods->xLock(REAL(f), level);
-}
-static int ff_unlock(sqlite3_file *f, int level)
-{
-    return REAL(f)->pMethods->xUnlock(REAL(f), level);
-}
-static int ff_check_reserved_lock(sqlite3_file *f, int *out)
-{
-    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
-}
-static int ff_file_control(sqlite3_file *f, int op, void *arg)
-{
-    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
-}
-static int ff_sector_size(sqlite3_file *f)
-{
-    return REAL(f)->pMethods->xSectorSize(REAL(f));
-}
-static int ff_device_characteristics(sqlite3_file *f)
-{
-    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
-}
-static int ff_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **out)
-{
-    if (fault_now(FAULT_SHM))
-        return SQLITE_IOERR_SHMMAP;
-    return REAL(f)->pMethods->xShmMap(REAL(f), region, size, extend, out);
-}
-static int ff_shm_lock(sqlite3_file *f, int offset, int n, int flags)
-{
-    /* Only taking a lock fails: an unlock that fails would leave the lock held. */
-    if ((flags & SQLITE_SHM_LOCK) && fault_now(FAULT_SHM))
-        return SQLITE_IOERR_SHMLOCK;
-    return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
-}
-static void ff_shm_barrier(sqlite3_file *f)
-{
-    REAL(f)->pMethods->xShmBarrier(REAL(f));
-}
-static int ff_shm_unmap(sqlite3_file *f, int delete_flag)
-{
-    return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
-}
-
-static const sqlite3_io_methods faulty_io = {
-    .iVersion = 2,
-    .xClose = ff_close,
-    .xRead = ff_read,
-    .xWrite = ff_write,
-    .xTruncate = ff_truncate,
-    .xSync = ff_sync,
-    .xFileSize = ff_file_size,
-    .xLock = ff_lock,
-    .xUnlock = ff_unlock,
-    .xCheckReservedLock = ff_check_reserved_lock,
-    .xFileControl = ff_file_control,
-    .xSectorSize = ff_sector_size,
-    .xDeviceCharacteristics = ff_device_characteristics,
-    .xShmMap = ff_shm_map,
-    .xShmLock = ff_shm_lock,
-    .xShmBarrier = ff_shm_barrier,
-    .xShmUnmap = ff_shm_unmap,
-};
-
-static int fv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out)
-{
-    (void)vfs;
-    faulty_file *f = (faulty_file *)file;
-    f->base.pMethods = NULL;
-    if (fault_now(FAULT_OPEN))
-        return SQLITE_CANTOPEN;
-    f->real = (sqlite3_file *)(f + 1);
-    int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out);
-    if (f->real->pMethods)
-        f->base.pMethods = &faulty_io;
-    return rc;
-}
-static int fv_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
-{
-    (void)vfs;
-    if (fault_now(FAULT_DELETE))
-        return SQLITE_IOERR_DELETE;
-    return real_vfs->xDelete(real_vfs, name, sync_dir);
-}
-static int fv_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
-{
-    (void)vfs;
-    return real_vfs->xAccess(real_vfs, name, flags, out);
-}
-static int fv_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
-{
-    (void)vfs;
-    return real_vfs->xFullPathname(real_vfs, name, n, out);
-}
-static int fv_randomness(sqlite3_vfs *vfs, int n, char *out)
-{
-    (void)vfs;
-    return real_vfs->xRandomness(real_vfs, n, out);
-}
-static int fv_sleep(sqlite3_vfs *vfs, int us)
-{
-    (void)vfs;
-    return real_vfs->xSleep(real_vfs, us);
-}
-static int fv_current_time(sqlite3_vfs *vfs, double *out)
-{
-    (void)vfs;
-    return real_vfs->xCurrentTime(real_vfs, out);
-}
-static int fv_get_last_error(sqlite3_vfs *vfs, int n, char *out)
-{
-    (void)vfs;
-    return real_vfs->xGetLastError(real_vfs, n, out);
-}
-static int fv_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out)
-{
-    (void)vfs;
-    return real_vfs->xCurrentTimeInt64(real_vfs, out);
-}
-
-static void faulty_vfs_register(void)
-{
-    if (real_vfs)
-        return;
-    real_vfs = sqlite3_vfs_find(NULL);
-    assert_non_null(real_vfs);
-    faulty_vfs = (sqlite3_vfs){
-        .iVersion = 2,
-        .szOsFile = (int)sizeof(faulty_file) + real_vfs->szOsFile,
-        .mxPathname = real_vfs->mxPathname,
-        .zName = "faulty",
-        .xOpen = fv_open,
-        .xDelete = fv_delete,
-        .xAccess = fv_access,
-        .xFullPathname = fv_full_pathname,
-        .xRandomness = fv_randomness,
-        .xSleep = fv_sleep,
-        .xCurrentTime = fv_current_time,
-        .xGetLastError = fv_get_last_error,
-        .xCurrentTimeInt64 = fv_current_time_int64,
-    };
-    assert_int_equal(sqlite3_vfs_register(&faulty_vfs, 0), SQLITE_OK);
+    switch (op) {
+    case FEOX_FAULT_READ: return fault_now(FAULT_READ) ? SQLITE_IOERR_READ : 0;
+    case FEOX_FAULT_WRITE:
+        return fault_now(FAULT_WRITE) ? (fault.full ? SQLITE_FULL : SQLITE_IOERR_WRITE) : 0;
+    case FEOX_FAULT_TRUNCATE: return fault_now(FAULT_TRUNCATE) ? SQLITE_IOERR_TRUNCATE : 0;
+    case FEOX_FAULT_SYNC: return fault_now(FAULT_SYNC) ? SQLITE_IOERR_FSYNC : 0;
+    case FEOX_FAULT_FILESIZE: return fault_now(FAULT_FILESIZE) ? SQLITE_IOERR_FSTAT : 0;
+    case FEOX_FAULT_SHM_MAP: return fault_now(FAULT_SHM) ? SQLITE_IOERR_SHMMAP : 0;
+    case FEOX_FAULT_SHM_LOCK: return fault_now(FAULT_SHM) ? SQLITE_IOERR_SHMLOCK : 0;
+    case FEOX_FAULT_DELETE: return fault_now(FAULT_DELETE) ? SQLITE_IOERR_DELETE : 0;
+    case FEOX_FAULT_OPEN: return fault_now(FAULT_OPEN) ? SQLITE_CANTOPEN : 0;
+    }
+    return 0;
 }
 
 /* ---- the workload ------------------------------------------------------------------------------
@@ -1114,7 +942,7 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/feox-iofaults-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(db_path, sizeof db_path, "%s/t.db", dir);
-    faulty_vfs_register();
+    feox_fault_vfs_register("faulty", faulty_op);
     return 0;
 }
 
