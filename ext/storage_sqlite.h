@@ -248,6 +248,10 @@ void feox_sqlite_storage_rollback_to(feox_sqlite_table *t, int level);
  * unbounded; both inclusive) makes the next feox_refresh() load every row of it. */
 feox_err feox_sqlite_storage_want(feox_sqlite_table *t, const void *lo, uint32_t lo_len,
                                   const void *hi, uint32_t hi_len);
+/* A chunk's time budget in ns (3 ms; a chunk also stops at load_chunk_rows). For tests that count
+ * the load's I/O operations: UINT64_MAX leaves chunks bounded by rows only, so every run reads the
+ * same pages (under load, or ASan, a 3 ms chunk holds fewer rows). Set before any load. */
+extern uint64_t feox_sq_chunk_ns;
 
 typedef struct feox_sqlite_load_info {
     bool complete;        /* every row is in the cache */

@@ -90,6 +90,15 @@ static uint64_t monotonic_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t feox_sq_chunk_ns = CHUNK_NS;
+
+/* When a chunk starting now must stop (never, with feox_sq_chunk_ns at UINT64_MAX). */
+static uint64_t chunk_deadline(void)
+{
+    uint64_t now = monotonic_ns();
+    return feox_sq_chunk_ns > UINT64_MAX - now ? UINT64_MAX : now + feox_sq_chunk_ns;
+}
+
 static uint64_t chunk_rows_of(const feox_sqlite_backend *b)
 {
     return b->t->load_chunk_rows != 0 ? b->t->load_chunk_rows : DEFAULT_CHUNK_ROWS;
@@ -616,7 +625,7 @@ feox_err feox_sq_lazy_load(feox_sqlite_backend *b, const feox_storage_sink *sink
     b->last_dv = dv;
     b->last_min_seq = min_seq;
     /* The first chunk: the load at open goes through the store's bulk path. */
-    err = advance(b, sink, NULL, chunk_rows_of(b), monotonic_ns() + CHUNK_NS);
+    err = advance(b, sink, NULL, chunk_rows_of(b), chunk_deadline());
     if (err == FEOX_OK && z->want) {
         err = load_wanted(b, sink);
     }
@@ -641,7 +650,7 @@ feox_err feox_sq_lazy_step(feox_sqlite_backend *b, const feox_storage_sink *sink
     if (z->want) {
         err = load_wanted(b, sink);
     } else if (!b->in_txn) {
-        err = advance(b, sink, NULL, chunk_rows_of(b), monotonic_ns() + CHUNK_NS);
+        err = advance(b, sink, NULL, chunk_rows_of(b), chunk_deadline());
     }
     if (err != FEOX_OK) {
         /* rows of the chunk may be in the cache beyond what the seq says: only a reload is
