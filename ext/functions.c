@@ -370,11 +370,12 @@ static const char *shown_dot(const table_name *n)
     return n->schema != NULL ? "." : "";
 }
 
-/* A table in the database could not join the call's transaction (feox_db_fn_begin): say why. If
- * its shadow tables are gone because another connection dropped the table, SQLite's own words for
- * the table (checked only here, on the error path): "no such table: kv". */
-static void report_enlist_error(sqlite3_context *ctx, sqlite3 *db, const table_name *n, int rc,
-                                const char *err)
+/* A table in the database could not be brought up to date (feox_vtab_check_store) or join the
+ * call's transaction (feox_db_fn_begin): say why. If its shadow tables are gone because another
+ * connection dropped the table, SQLite's own words for the table (checked only here, on the error
+ * path): "no such table: kv", not the shadow table the failing statement named. */
+static void report_table_error(sqlite3_context *ctx, sqlite3 *db, const table_name *n, int rc,
+                               const char *err)
 {
     char *touch_err = NULL;
     if (rc == SQLITE_ERROR && err != NULL && strstr(err, "no such table") != NULL &&
@@ -429,6 +430,15 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
         if (vt == NULL) {
             rc = connect_table(db, schema, table, write, &err);
             vt = rc == SQLITE_OK ? find_pinned(conn, schema, table) : NULL;
+        } else if (use == USE_CHECK && vt->dbs != NULL) {
+            /* feox_check reports shadow tables that are gone: first make sure the table itself
+             * is still there (another connection may have dropped or replaced it; the touch
+             * reloads this connection's schema, and opens no cursor: nothing is read) */
+            rc = touch_table(db, schema, table, false, &err);
+            if (rc != SQLITE_OK) {
+                unpin(vt);
+                vt = NULL;
+            }
         }
         if (vt != NULL && write && !may_write(ctx, db, vt)) {
             unpin(vt);
@@ -458,12 +468,16 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
                    (rc = write && vt->dbs != NULL ? feox_vtab_check_store_without_refresh(vt)
                                                   : feox_vtab_check_store(vt)) != SQLITE_OK) {
             /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot
-             * be opened again, or a rollback that still cannot finish */
-            fn_error(ctx, rc, sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error"));
+             * be opened again, a rollback that still cannot finish, or a table in the database
+             * that another connection dropped. A copy of the message: the check's statement
+             * plans the table, and SQLite frees vt's message after xBestIndex. */
+            char *msg = sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error");
+            report_table_error(ctx, db, &parsed, msg != NULL ? rc : SQLITE_NOMEM, msg);
+            sqlite3_free(msg);
             unpin(vt);
             vt = NULL;
         } else if (write && vt->dbs != NULL && (rc = feox_db_fn_begin(vt, &err)) != SQLITE_OK) {
-            report_enlist_error(ctx, db, &parsed, rc, err);
+            report_table_error(ctx, db, &parsed, rc, err);
             unpin(vt);
             vt = NULL; /* database mode: could not enlist (BUSY, LOCKED, READONLY...) */
         }

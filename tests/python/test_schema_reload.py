@@ -4,6 +4,7 @@ reload the schema, which disconnects the feox table the call had already found. 
 must keep working on the table as it is now (feox_incr after a CREATE TABLE elsewhere was a
 use-after-free: a segfault)."""
 import os
+import sqlite3
 import subprocess
 import sys
 import unittest
@@ -103,6 +104,78 @@ class ReplacedUnderAHeldStatementTest(TempDirTestCase):
 
     def test_the_new_table_past_the_old_seq(self):
         self.replace(3, "delete")
+
+
+class DroppedByAnotherConnectionTest(TempDirTestCase):
+    """Another connection drops the table this connection has used: every function then says what
+    a native statement says, "no such table", naming the table the call named (feox_check
+    reported the table's shadow tables as missing, and feox_stats and feox_flush failed with
+    "reading the seq: no such table: main.kv_meta"). A name given with its schema keeps it."""
+
+    FUNCTIONS = ["feox_check({t})", "feox_stats({t})", "feox_flush({t})",
+                 "feox_incr({t}, 'a', 1)", "feox_cas({t}, 'a', '1', '2')",
+                 "feox_patch({t}, 'a', '[]')", "feox_sweep({t})", "feox_compact({t})"]
+
+    def drop_elsewhere(self, journal_mode, name):
+        con, other = connect(self.path("d.db")), connect(self.path("d.db"))
+        con.execute(f"PRAGMA journal_mode = {journal_mode}")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', '1')")
+        for f in self.FUNCTIONS[:3]:
+            con.execute("SELECT " + f.format(t=f"'{name}'")).fetchone()
+        other.execute("DROP TABLE kv")
+        for f in self.FUNCTIONS:
+            with self.subTest(journal_mode=journal_mode, call=f, name=name):
+                with self.assertRaises(sqlite3.OperationalError) as e:
+                    con.execute("SELECT " + f.format(t=f"'{name}'")).fetchone()
+                self.assertEqual(str(e.exception), f"feox: no such table: {name}")
+        with self.assertRaises(sqlite3.OperationalError) as e:
+            con.execute("SELECT * FROM kv")
+        self.assertEqual(str(e.exception), "no such table: kv")
+        con.close()
+        other.close()
+
+    def test_rollback_journal(self):
+        self.drop_elsewhere("delete", "kv")
+
+    def test_wal(self):
+        self.drop_elsewhere("wal", "kv")
+
+    def test_named_with_its_schema(self):
+        self.drop_elsewhere("wal", "main.kv")
+
+    def test_a_shadow_table_dropped_by_hand(self):
+        """The table is still there: the message names the shadow table that is not (the
+        existence check plans the table, and SQLite frees the message feox had set on it)."""
+        con, other = connect(self.path("h.db")), connect(self.path("h.db"))
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', '1')")
+        con.execute("SELECT feox_stats('kv')").fetchone()
+        other.execute("DROP TABLE kv_meta")
+        for f in self.FUNCTIONS[1:3]:
+            with self.assertRaises(sqlite3.OperationalError) as e:
+                con.execute("SELECT " + f.format(t="'kv'")).fetchone()
+            self.assertRegex(str(e.exception), r"^feox: kv: [a-z ]+: no such table: main\.kv_meta$")
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0],
+                         "kv_meta: the shadow table does not exist")
+        con.close()
+        other.close()
+
+    def test_check_of_a_table_created_again(self):
+        """Dropped and created again elsewhere: feox_check checks the new table."""
+        con, other = connect(self.path("c.db")), connect(self.path("c.db"))
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.execute("INSERT INTO kv(key, value) VALUES ('a', '1')")
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0], "ok")
+        other.execute("DROP TABLE kv")
+        other.execute("CREATE VIRTUAL TABLE kv USING feox")
+        other.execute("INSERT INTO kv(key, value) VALUES ('b', '2'), ('c', '3')")
+        self.assertEqual(con.execute("SELECT feox_check('kv')").fetchone()[0], "ok")
+        self.assertIn('"len":2,', con.execute("SELECT feox_stats('kv')").fetchone()[0])
+        self.assertEqual(con.execute("SELECT key FROM kv ORDER BY key").fetchall(),
+                         [("b",), ("c",)])
+        con.close()
+        other.close()
 
 
 if __name__ == "__main__":
