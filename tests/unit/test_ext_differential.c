@@ -28,6 +28,7 @@
 
 #include "feox_ext.h"
 #include "feox_test_support.h"
+#include "sql_exec.h"
 
 #define MAX_PARAMS 16
 
@@ -100,16 +101,6 @@ static void make_keys(void)
         }
         add_key(k, len);
     }
-}
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-    if (rc != SQLITE_OK) {
-        fail_msg("%s: %s", sql, err ? err : "?");
-    }
-    sqlite3_free(err);
 }
 
 static void bind_key(sqlite3_stmt *st, int idx, int k)
@@ -287,7 +278,8 @@ static void random_query(query *q)
     memset(q, 0, sizeof *q);
     /* A third select no value: their scans read rows without values (FEOX_PLAN_NO_VALUE) unless
      * a term or ORDER BY asks for it. */
-    appendf(q, ftest_rng_below(&rng, 3) == 0 ? "SELECT key, 0 FROM {T}" : "SELECT key, value FROM {T}");
+    appendf(q, ftest_rng_below(&rng, 3) == 0 ? "SELECT key, 0 FROM {T}"
+                                             : "SELECT key, value FROM {T}");
     int n_terms = (int)ftest_rng_below(&rng, 4);
     for (int i = 0; i < n_terms; i++) {
         appendf(q, i == 0 ? " WHERE " : (ftest_rng_below(&rng, 4) ? " AND " : " OR "));
@@ -500,17 +492,17 @@ static void run_differential(bool blob)
     make_keys();
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
     assert_int_equal(sqlite3_feox_init(db, &err, NULL), SQLITE_OK);
-    exec_ok(db, blob ? "CREATE VIRTUAL TABLE kv USING feox(keytype=blob)"
-                     : "CREATE VIRTUAL TABLE kv USING feox");
-    exec_ok(db, blob ? "CREATE TABLE nat(key BLOB PRIMARY KEY, value) WITHOUT ROWID"
-                     : "CREATE TABLE nat(key TEXT PRIMARY KEY, value) WITHOUT ROWID");
+    ftest_exec_ok(db, blob ? "CREATE VIRTUAL TABLE kv USING feox(keytype=blob)"
+                           : "CREATE VIRTUAL TABLE kv USING feox");
+    ftest_exec_ok(db, blob ? "CREATE TABLE nat(key BLOB PRIMARY KEY, value) WITHOUT ROWID"
+                           : "CREATE TABLE nat(key TEXT PRIMARY KEY, value) WITHOUT ROWID");
     fill(db, "kv");
     fill(db, "nat");
     for (int i = 0; i < n_queries && failures < 5; i++) {
         query q;
         if (i % 500 == 0) {
-            exec_ok(db, (i / 500) % 2 ? "PRAGMA case_sensitive_like = ON"
-                                      : "PRAGMA case_sensitive_like = OFF");
+            ftest_exec_ok(db, (i / 500) % 2 ? "PRAGMA case_sensitive_like = ON"
+                                            : "PRAGMA case_sensitive_like = OFF");
         }
         random_query(&q);
         if (!check_query(db, &q)) {
@@ -541,11 +533,11 @@ static void test_join_uses_hash_lookup(void **state)
     (void)state;
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
     assert_int_equal(sqlite3_feox_init(db, NULL, NULL), SQLITE_OK);
-    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox");
-    exec_ok(db, "CREATE TABLE ids(k TEXT)");
-    exec_ok(db, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<2000) "
-                "INSERT INTO kv(key, value) SELECT 'k' || i, i FROM c");
-    exec_ok(db, "INSERT INTO ids VALUES ('k5'), ('k77'), ('nope'), ('k1999')");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox");
+    ftest_exec_ok(db, "CREATE TABLE ids(k TEXT)");
+    ftest_exec_ok(db, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<2000) "
+                      "INSERT INTO kv(key, value) SELECT 'k' || i, i FROM c");
+    ftest_exec_ok(db, "INSERT INTO ids VALUES ('k5'), ('k77'), ('nope'), ('k1999')");
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "EXPLAIN QUERY PLAN SELECT sum(kv.value) FROM ids "
                                         "JOIN kv ON kv.key = ids.k",

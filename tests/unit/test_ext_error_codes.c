@@ -5,8 +5,8 @@
  * sqlite3_prepare and sqlite3_errcode give only the primary code, so every place that turns an
  * SQLite failure into the statement's code must read sqlite3_extended_errcode.
  *
- * A wrapper VFS ("coded", tests/support/fault_vfs.c) fails the Nth read, write, fsync or truncate with
- * SQLITE_IOERR_READ, _WRITE, _FSYNC or _TRUNCATE. Each statement runs with the fault at every
+ * A wrapper VFS ("coded", tests/support/fault_vfs.c) fails the Nth read, write, fsync or truncate
+ * with SQLITE_IOERR_READ, _WRITE, _FSYNC or _TRUNCATE. Each statement runs with the fault at every
  * position of each class (rollback journal and WAL, autocommit and inside BEGIN ... COMMIT), and
  * whenever it fails, the code the application reads (sqlite3_extended_errcode) must be the code
  * the VFS returned, and its message SQLite's ("disk I/O error"). The native statements run first,
@@ -28,6 +28,7 @@
 
 #include "fault_vfs.h"
 #include "feox_ext.h"
+#include "sql_exec.h"
 
 /* ---- the VFS ------------------------------------------------------------------------------- */
 
@@ -82,14 +83,6 @@ static void problem(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-        fail_msg("%s\n  -> %s", sql, err ? err : "?");
-    sqlite3_free(err);
-}
-
 static void remove_db(void)
 {
     static const char *const suffixes[] = {"", "-journal", "-wal", "-shm"};
@@ -111,8 +104,8 @@ static sqlite3 *open_db(const char *vfs)
     return db;
 }
 
-/* A new database in journal mode `mode`: a native table nat and feox tables kv and ck (clock='log'),
- * 200 rows each. */
+/* A new database in journal mode `mode`: a native table nat and feox tables kv and ck
+ * (clock='log'), 200 rows each. */
 static void make_db(const char *mode)
 {
     remove_db();
@@ -128,7 +121,7 @@ static void make_db(const char *mode)
         "INSERT INTO kv(key, value) SELECT k, v FROM nat;"
         "INSERT INTO ck(key, value) SELECT k, v FROM nat;",
         mode);
-    exec_ok(db, sql);
+    ftest_exec_ok(db, sql);
     sqlite3_free(sql);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
@@ -160,15 +153,15 @@ static bool run_one(const char *mode, const char *sql, bool in_txn, enum fault_c
 {
     make_db(mode);
     sqlite3 *db = open_db("coded");
-    exec_ok(db, "PRAGMA cache_size = 2; SELECT count(*) FROM kv; SELECT count(*) FROM ck");
+    ftest_exec_ok(db, "PRAGMA cache_size = 2; SELECT count(*) FROM kv; SELECT count(*) FROM ck");
     char *script = in_txn ? sqlite3_mprintf("BEGIN; %s; COMMIT", sql) : sqlite3_mprintf("%s", sql);
     fault = (fault_state){.kind = k, .fail_at = n, .armed = true};
     int rc = run_script(db, script);
     fault.armed = false;
     sqlite3_free(script);
     if (rc != SQLITE_OK && !fault.injected)
-        problem("%s, %s%s: failed without a fault: %s (%d)", mode, in_txn ? "in BEGIN: " : "",
-                sql, sqlite3_errmsg(db), rc);
+        problem("%s, %s%s: failed without a fault: %s (%d)", mode, in_txn ? "in BEGIN: " : "", sql,
+                sqlite3_errmsg(db), rc);
     else if (rc != SQLITE_OK && (rc != fault_codes[k] || !strstr(sqlite3_errmsg(db), "I/O error")))
         problem("%s, %s%s, %s fault %lu: reported %s (%d: %s), SQLite's code was %d", mode,
                 in_txn ? "in BEGIN: " : "", sql, fault_names[k], n, sqlite3_errstr(rc), rc,
@@ -194,8 +187,8 @@ static void sweep_statement(const char *sql)
                 (void)run_one(modes[m], sql, in_txn, (enum fault_class)k, 0, &total);
                 unsigned long runs = total < MAX_RUNS ? total : MAX_RUNS;
                 for (unsigned long i = 0; i < runs; i++)
-                    (void)run_one(modes[m], sql, in_txn, (enum fault_class)k,
-                                  1 + i * total / runs, NULL);
+                    (void)run_one(modes[m], sql, in_txn, (enum fault_class)k, 1 + i * total / runs,
+                                  NULL);
             }
 }
 

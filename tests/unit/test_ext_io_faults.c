@@ -39,6 +39,7 @@
 
 #include "fault_vfs.h"
 #include "feox_ext.h"
+#include "sql_exec.h"
 #include "storage_sqlite.h"
 
 /* ---- the faulty VFS ----------------------------------------------------------------------------
@@ -217,14 +218,6 @@ static sqlite3 *open_db(const char *vfs)
     return db;
 }
 
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-        fail_msg("%s\n  -> %s", sql, err ? err : "?");
-    sqlite3_free(err);
-}
-
 /* The rows of a query as text, or NULL (with *err) if it failed. Never meets a fault. */
 static char *rows(sqlite3 *db, const char *sql, char **err)
 {
@@ -324,12 +317,12 @@ static void make_db(const char *mode)
     remove_db();
     if (access(template_path, F_OK) != 0) {
         sqlite3 *db = open_db(NULL);
-        exec_ok(db, "PRAGMA synchronous = OFF");
+        ftest_exec_ok(db, "PRAGMA synchronous = OFF");
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
-        exec_ok(db, sql);
+        ftest_exec_ok(db, sql);
         char *sql_rows = sqlite3_mprintf(schema, table_rows);
-        exec_ok(db, sql_rows);
+        ftest_exec_ok(db, sql_rows);
         sqlite3_free(sql_rows);
         assert_int_equal(sqlite3_close(db), SQLITE_OK);
         copy_file(db_path, template_path);
@@ -350,9 +343,9 @@ static bool run(const char *mode, enum fault_class k, unsigned long n, bool full
 {
     make_db(mode);
     sqlite3 *one = open_db("faulty");
-    exec_ok(one, "PRAGMA cache_size = 4"); /* pages are read again, so reads can fail */
+    ftest_exec_ok(one, "PRAGMA cache_size = 4"); /* pages are read again, so reads can fail */
     sqlite3 *two = open_db(NULL);
-    exec_ok(two, "PRAGMA synchronous = OFF"); /* its fsyncs would only slow the sweep */
+    ftest_exec_ok(two, "PRAGMA synchronous = OFF"); /* its fsyncs would only slow the sweep */
     char where[160];
     fault = (fault_state){.kind = k, .fail_at = n, .full = full, .persistent = persistent};
     char how[32];
@@ -528,7 +521,8 @@ static const char *const one_statements[] = {
     "UPDATE kv SET value = 'many' WHERE key BETWEEN 'k0010' AND 'k0019'",
 };
 
-#define KV_STATE "SELECT (SELECT on_ FROM ctl), key, typeof(value), quote(value) FROM kv ORDER BY key"
+#define KV_STATE                                                                                   \
+    "SELECT (SELECT on_ FROM ctl), key, typeof(value), quote(value) FROM kv ORDER BY key"
 
 /* kv and ctl as one text on db, or NULL if the read failed (said as a problem). */
 static char *kv_state(sqlite3 *db, const char *where)
@@ -556,13 +550,13 @@ static bool one_statement_run(const char *mode, const char *sql, bool in_txn, en
 {
     make_db(mode);
     sqlite3 *one = open_db("faulty");
-    exec_ok(one, "PRAGMA cache_size = 4; INSERT INTO m VALUES ('doc', '{\"n\":1}', 0)");
+    ftest_exec_ok(one, "PRAGMA cache_size = 4; INSERT INTO m VALUES ('doc', '{\"n\":1}', 0)");
     sqlite3 *two = open_db(NULL);
     char where[400];
     snprintf(where, sizeof where, "%s, %s%s, %s fault %lu", mode, in_txn ? "in BEGIN: " : "", sql,
              fault_names[k], n);
     if (!in_txn)
-        exec_ok(one, "UPDATE ctl SET on_ = 2");
+        ftest_exec_ok(one, "UPDATE ctl SET on_ = 2");
     char *was = kv_state(one, where);
     assert_non_null(was);
     char *script = in_txn ? sqlite3_mprintf("BEGIN; UPDATE ctl SET on_ = 2; %s; COMMIT", sql)
@@ -629,8 +623,7 @@ static void test_every_fault_of_one_statement(void **state)
 {
     (void)state;
     static const char *const modes[] = {"DELETE", "WAL"};
-    static const enum fault_class classes[] = {FAULT_WRITE, FAULT_SYNC, FAULT_READ,
-                                               FAULT_TRUNCATE};
+    static const enum fault_class classes[] = {FAULT_WRITE, FAULT_SYNC, FAULT_READ, FAULT_TRUNCATE};
     problems = 0;
     unsigned long runs = 0;
     for (size_t m = 0; m < 2; m++)
@@ -809,15 +802,17 @@ static void test_read_back_faults_fail_only_statements_asking_for_the_value(void
     (void)state;
     remove_db();
     sqlite3 *db = open_db("faulty");
-    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox(max_memory=200000);"
-                "BEGIN;"
-                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199)"
-                " INSERT INTO kv(key, value) SELECT printf('k%04d', i), zeroblob(5000) FROM n;"
-                "COMMIT");
+    ftest_exec_ok(db,
+                  "CREATE VIRTUAL TABLE kv USING feox(max_memory=200000);"
+                  "BEGIN;"
+                  "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199)"
+                  " INSERT INTO kv(key, value) SELECT printf('k%04d', i), zeroblob(5000) FROM n;"
+                  "COMMIT");
     sqlite3_close(db);
     db = open_db("faulty");
     /* a page cache far smaller than kv_data: reading a value back reads the file */
-    exec_ok(db, "PRAGMA cache_size = 10; BEGIN; SELECT count(*) FROM kv"); /* loads the cache */
+    ftest_exec_ok(db,
+                  "PRAGMA cache_size = 10; BEGIN; SELECT count(*) FROM kv"); /* loads the cache */
     fault = (fault_state){.armed = true, .kind = FAULT_READ, .fail_at = 1, .persistent = true};
     char msg[300];
     static const char *const no_value[] = {
@@ -837,8 +832,8 @@ static void test_read_back_faults_fail_only_statements_asking_for_the_value(void
     for (size_t i = 0; i < sizeof with_value / sizeof *with_value; i++) {
         fault.armed = false;
         if (!sqlite3_get_autocommit(db)) /* an I/O error may have rolled it back */
-            exec_ok(db, "ROLLBACK");
-        exec_ok(db, "BEGIN; SELECT count(*) FROM kv");
+            ftest_exec_ok(db, "ROLLBACK");
+        ftest_exec_ok(db, "BEGIN; SELECT count(*) FROM kv");
         fault = (fault_state){.armed = true, .kind = FAULT_READ, .fail_at = 1, .persistent = true};
         int rc = step_all(db, with_value[i], msg, sizeof msg);
         bool said = strstr(msg, "feox: kv: ") && strstr(msg, "disk I/O error");
@@ -848,7 +843,7 @@ static void test_read_back_faults_fail_only_statements_asking_for_the_value(void
     }
     fault.armed = false;
     if (!sqlite3_get_autocommit(db))
-        exec_ok(db, "ROLLBACK");
+        ftest_exec_ok(db, "ROLLBACK");
     char *err = NULL;
     char *out = rows(db, "SELECT count(*), sum(length(value)) FROM kv", &err);
     if (!out)
@@ -889,8 +884,8 @@ static void big_write_fails(const char *mode, bool full, const char *last)
              "PRAGMA journal_mode=%s; PRAGMA cache_size = 50; PRAGMA temp_store = MEMORY;"
              " CREATE VIRTUAL TABLE kv USING feox; INSERT INTO kv VALUES('a', 1, NULL, NULL)",
              mode);
-    exec_ok(db, sql);
-    exec_ok(db, "BEGIN");
+    ftest_exec_ok(db, sql);
+    ftest_exec_ok(db, "BEGIN");
     /* 4 MiB values: with the last one, key and value bytes pass 32 MiB */
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db,
@@ -913,7 +908,7 @@ static void big_write_fails(const char *mode, bool full, const char *last)
     expect_said_once(last, rc, msg, full ? SQLITE_FULL : SQLITE_IOERR_WRITE,
                      full ? "database or disk is full" : "disk I/O error");
     if (!sqlite3_get_autocommit(db))
-        exec_ok(db, "ROLLBACK");
+        ftest_exec_ok(db, "ROLLBACK");
     char *err = NULL;
     char *out = rows(db, "SELECT count(*), sum(length(value)), feox_check('kv') FROM kv", &err);
     if (out == NULL)

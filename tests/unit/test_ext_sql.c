@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "feox_ext.h"
+#include "sql_exec.h"
 
 static char tmpdir[256];
 
@@ -29,16 +30,6 @@ static sqlite3 *open_db(const char *path)
     assert_int_equal(sqlite3_feox_init(db, &err, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     return db;
-}
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-    if (rc != SQLITE_OK) {
-        fail_msg("%s\n  -> %s", sql, err ? err : "?");
-    }
-    sqlite3_free(err);
 }
 
 /* Run sql, expect failure with rc (primary code) and a message equal to msg. */
@@ -109,7 +100,7 @@ static bool file_exists(const char *path)
 static sqlite3 *mem_db_with_kv(void)
 {
     sqlite3 *db = open_db(":memory:");
-    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox");
     return db;
 }
 
@@ -117,8 +108,8 @@ static void test_value_types(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db,
-            "INSERT INTO kv(key, value) VALUES ('i', 42), ('r', 2.5), ('t', 'hello'), "
+    ftest_exec_ok(
+        db, "INSERT INTO kv(key, value) VALUES ('i', 42), ('r', 2.5), ('t', 'hello'), "
             "('b', x'00ff'), ('n', NULL), ('et', ''), ('eb', x''), ('big', 9223372036854775807),"
             "('neg', -7), ('j', '{\"a\":{\"b\":3}}')");
     expect(db, "SELECT key, typeof(value), quote(value) FROM kv ORDER BY key",
@@ -144,8 +135,8 @@ static void test_in_lists(void **state)
      * are not allocated yet, then as a further IN list */
     expect(db, "SELECT count(*) FROM kv WHERE key IN ('', x'')", "0");
     expect(db, "SELECT count(*) FROM kv WHERE key IN ('a', 'b') AND key IN ('')", "0");
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2), ('c', 3), ('7', 4), "
-                "(printf('%.*c', 300, 'x'), 5), (printf('%.*c', 301, 'y'), 6)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2), ('c', 3), ('7', 4), "
+                      "(printf('%.*c', 300, 'x'), 5), (printf('%.*c', 301, 'y'), 6)");
     expect(db, "SELECT group_concat(value) FROM kv WHERE key IN ('b', 'a')", "1,2");
     expect(db, "SELECT group_concat(value) FROM kv WHERE key IN ('c')", "3");
     expect(db,
@@ -180,7 +171,7 @@ static void test_keys(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES (5, 'five'), (1.5, 'x')");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES (5, 'five'), (1.5, 'x')");
     expect(db, "SELECT key, typeof(key) FROM kv ORDER BY key", "1.5|text,5|text");
     expect(db, "SELECT value FROM kv WHERE key = 5", "five");
     expect(db, "SELECT value FROM kv WHERE key IN (5, 7)", "five");
@@ -190,7 +181,7 @@ static void test_keys(void **state)
                "feox: kv: key may not be empty");
     exec_fails(db, "INSERT INTO kv(key, value) VALUES (zeroblob(102401), 1)", SQLITE_TOOBIG,
                "feox: kv: key is longer than 102400 bytes");
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES (printf('%.*c', 102400, 'k'), 'max')");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES (printf('%.*c', 102400, 'k'), 'max')");
     expect(db, "SELECT value FROM kv WHERE key = printf('%.*c', 102400, 'k')", "max");
     expect(db, "SELECT count(*) FROM kv WHERE key > printf('%.*c', 102401, 'k')", "0");
     expect(db, "SELECT count(*) FROM kv WHERE key < printf('%.*c', 102401, 'k')", "3");
@@ -198,8 +189,8 @@ static void test_keys(void **state)
     expect(db, "SELECT count(*) FROM kv WHERE key = NULL", "0");
     expect(db, "SELECT count(*) FROM kv WHERE key > NULL", "0");
     expect(db, "SELECT count(*) FROM kv WHERE key IN (NULL, 5)", "1");
-    exec_ok(db, "CREATE VIRTUAL TABLE kb USING feox(keytype=blob)");
-    exec_ok(db, "INSERT INTO kb(key, value) VALUES ('abc', 1), (x'00', 2), (7, 3)");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE kb USING feox(keytype=blob)");
+    ftest_exec_ok(db, "INSERT INTO kb(key, value) VALUES ('abc', 1), (x'00', 2), (7, 3)");
     expect(db, "SELECT hex(key), typeof(key) FROM kb ORDER BY key", "00|blob,37|blob,616263|blob");
     expect(db, "SELECT value FROM kb WHERE key = x'616263'", "1");
     sqlite3_close(db);
@@ -209,24 +200,24 @@ static void test_conflicts(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 2)");
     exec_fails(db, "INSERT INTO kv(key, value) VALUES ('a', 9)", SQLITE_CONSTRAINT,
                "UNIQUE constraint failed: kv.key");
-    exec_ok(db, "INSERT OR REPLACE INTO kv VALUES ('a', 10, NULL, NULL)");
-    exec_ok(db, "REPLACE INTO kv(key, value) VALUES ('b', 20)");
-    exec_ok(db, "INSERT OR IGNORE INTO kv(key, value) VALUES ('a', 99), ('c', 3)");
+    ftest_exec_ok(db, "INSERT OR REPLACE INTO kv VALUES ('a', 10, NULL, NULL)");
+    ftest_exec_ok(db, "REPLACE INTO kv(key, value) VALUES ('b', 20)");
+    ftest_exec_ok(db, "INSERT OR IGNORE INTO kv(key, value) VALUES ('a', 99), ('c', 3)");
     expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "a=10,b=20,c=3");
     /* a failing multi-row INSERT leaves nothing, in autocommit and inside BEGIN */
     exec_fails(db, "INSERT INTO kv(key, value) VALUES ('m1', 1), ('a', 2), ('m2', 3)",
                SQLITE_CONSTRAINT, "UNIQUE constraint failed: kv.key");
-    exec_ok(db, "BEGIN");
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('t1', 1)");
+    ftest_exec_ok(db, "BEGIN");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('t1', 1)");
     exec_fails(db, "INSERT INTO kv(key, value) VALUES ('m1', 1), ('a', 2), ('m2', 3)",
                SQLITE_CONSTRAINT, "UNIQUE constraint failed: kv.key");
-    exec_ok(db, "COMMIT");
+    ftest_exec_ok(db, "COMMIT");
     expect(db, "SELECT group_concat(key) FROM kv", "a,b,c,t1");
     /* OR REPLACE over a live key inside a rolled-back transaction restores it */
-    exec_ok(db, "BEGIN; REPLACE INTO kv(key, value) VALUES ('a', 'new'); ROLLBACK");
+    ftest_exec_ok(db, "BEGIN; REPLACE INTO kv(key, value) VALUES ('a', 'new'); ROLLBACK");
     expect(db, "SELECT value, typeof(value) FROM kv WHERE key = 'a'", "10|integer");
     sqlite3_close(db);
 }
@@ -235,8 +226,8 @@ static void test_ttl_rules(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('s', 'x', 60), ('p', 'y', NULL), "
-                "('z', 'z', 0), ('t', 't', '100')");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('s', 'x', 60), ('p', 'y', NULL), "
+                      "('z', 'z', 0), ('t', 't', '100')");
     expect(db, "SELECT ttl BETWEEN 58 AND 60 FROM kv WHERE key = 's'", "1");
     expect(db, "SELECT ttl FROM kv WHERE key IN ('p', 'z') ORDER BY key", "NULL,NULL");
     expect(db, "SELECT ttl BETWEEN 98 AND 100 FROM kv WHERE key = 't'", "1");
@@ -249,19 +240,19 @@ static void test_ttl_rules(void **state)
     /* an UPDATE that does not assign ttl keeps the exact expiry instant */
     sqlite3_int64 ts0 = query_int(db, "SELECT ts FROM kv WHERE key = 's'");
     (void)ts0;
-    exec_ok(db, "UPDATE kv SET ttl = 3600 WHERE key = 's'");
+    ftest_exec_ok(db, "UPDATE kv SET ttl = 3600 WHERE key = 's'");
     expect(db, "SELECT ttl BETWEEN 3598 AND 3600 FROM kv WHERE key = 's'", "1");
     for (int i = 0; i < 5; i++) {
-        exec_ok(db, "UPDATE kv SET value = value || '!' WHERE key = 's'");
+        ftest_exec_ok(db, "UPDATE kv SET value = value || '!' WHERE key = 's'");
     }
     expect(db, "SELECT value, ttl BETWEEN 3598 AND 3600 FROM kv WHERE key = 's'", "x!!!!!|1");
-    exec_ok(db, "UPDATE kv SET ttl = NULL WHERE key = 's'");
+    ftest_exec_ok(db, "UPDATE kv SET ttl = NULL WHERE key = 's'");
     expect(db, "SELECT ttl FROM kv WHERE key = 's'", "NULL");
-    exec_ok(db, "UPDATE kv SET ttl = 50 WHERE key = 's'");
-    exec_ok(db, "INSERT OR REPLACE INTO kv(key, value) VALUES ('s', 'again')");
+    ftest_exec_ok(db, "UPDATE kv SET ttl = 50 WHERE key = 's'");
+    ftest_exec_ok(db, "INSERT OR REPLACE INTO kv(key, value) VALUES ('s', 'again')");
     expect(db, "SELECT ttl FROM kv WHERE key = 's'", "NULL");
     /* expired rows never appear: scans, lookups, IN, count, functions */
-    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('gone', 1, 1), ('gone2', 2, 1)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('gone', 1, 1), ('gone2', 2, 1)");
     expect(db, "SELECT count(*) FROM kv WHERE key LIKE 'gone%'", "2");
     usleep(2100 * 1000);
     expect(db, "SELECT count(*) FROM kv WHERE key LIKE 'gone%'", "0");
@@ -269,7 +260,7 @@ static void test_ttl_rules(void **state)
     expect(db, "SELECT count(*) FROM kv WHERE key IN ('gone', 'gone2')", "0");
     expect(db, "SELECT count(*) FROM kv WHERE key >= 'gone' AND key < 'gonf'", "0");
     expect(db, "SELECT feox_cas('kv', 'gone', 1, 2)", "0");
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('gone', 'back')"); /* no UNIQUE error */
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('gone', 'back')"); /* no UNIQUE error */
     expect(db, "SELECT value FROM kv WHERE key = 'gone'", "back");
     sqlite3_close(db);
 }
@@ -278,23 +269,23 @@ static void test_ts_rules(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('k', 1, 1000)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('k', 1, 1000)");
     expect(db, "SELECT ts FROM kv WHERE key = 'k'", "1000");
     exec_fails(db, "UPDATE kv SET value = 2, ts = 999 WHERE key = 'k'", SQLITE_CONSTRAINT,
                "feox: kv: ts 999 is not newer than the record's timestamp");
     exec_fails(db, "UPDATE kv SET value = 2, ts = 1000 WHERE key = 'k'", SQLITE_CONSTRAINT,
                "feox: kv: ts 1000 is not newer than the record's timestamp");
-    exec_ok(db, "UPDATE OR IGNORE kv SET value = 2, ts = 5 WHERE key = 'k'");
+    ftest_exec_ok(db, "UPDATE OR IGNORE kv SET value = 2, ts = 5 WHERE key = 'k'");
     expect(db, "SELECT value, ts FROM kv WHERE key = 'k'", "1|1000");
-    exec_ok(db, "UPDATE kv SET value = 3, ts = 2000 WHERE key = 'k'");
+    ftest_exec_ok(db, "UPDATE kv SET value = 3, ts = 2000 WHERE key = 'k'");
     expect(db, "SELECT value, ts FROM kv WHERE key = 'k'", "3|2000");
     exec_fails(db, "INSERT OR REPLACE INTO kv VALUES ('k', 4, NULL, 1500)", SQLITE_CONSTRAINT,
                "feox: kv: ts 1500 is not newer than the record's timestamp");
     /* a future explicit ts, then plain writes still succeed with newer automatic ts */
-    exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('f', 1, 4000000000000000000)");
-    exec_ok(db, "UPDATE kv SET value = 2 WHERE key = 'f'");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('f', 1, 4000000000000000000)");
+    ftest_exec_ok(db, "UPDATE kv SET value = 2 WHERE key = 'f'");
     expect(db, "SELECT value, ts > 4000000000000000000 FROM kv WHERE key = 'f'", "2|1");
-    exec_ok(db, "INSERT OR REPLACE INTO kv(key, value) VALUES ('f', 3)");
+    ftest_exec_ok(db, "INSERT OR REPLACE INTO kv(key, value) VALUES ('f', 3)");
     expect(db, "SELECT value FROM kv WHERE key = 'f'", "3");
     exec_fails(db, "INSERT INTO kv(key, value, ts) VALUES ('x', 1, -1)", SQLITE_MISMATCH,
                "feox: kv: ts must be a non-negative integer (ns)");
@@ -307,7 +298,7 @@ static void test_ts_limit(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('max', 1, 9223372036854775807)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('max', 1, 9223372036854775807)");
     exec_fails(db, "UPDATE kv SET value = 2 WHERE key = 'max'", SQLITE_ERROR,
                "feox: kv: ts 9223372036854775807 is the largest timestamp; an automatic "
                "timestamp cannot be newer");
@@ -328,7 +319,7 @@ static void test_ts_limit(void **state)
     exec_fails(db, "UPDATE kv SET value = 8 WHERE key = 'big'", SQLITE_ERROR,
                "feox: kv: ts 9223372036854775812 is the largest timestamp; an automatic "
                "timestamp cannot be newer");
-    exec_ok(db, "CREATE VIRTUAL TABLE kv2 USING feox; INSERT INTO kv2 SELECT * FROM kv");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE kv2 USING feox; INSERT INTO kv2 SELECT * FROM kv");
     expect(db, "SELECT key, value, ts FROM kv2 ORDER BY key",
            "big|7|9223372036854775807,max|1|9223372036854775807");
     sqlite3_close(db);
@@ -340,14 +331,14 @@ static void test_update_from_passes_back(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('k', 1, 1000)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ts) VALUES ('k', 1, 1000)");
     feox_conn *conn = feox_conn_get(db);
     feox_vtab *vt = feox_conn_find_vtab(conn, "main", "kv");
     assert_non_null(vt);
     feox_write_opts o = {.tag = FEOX_TAG_RAW};
     assert_int_equal(feox_insert(vt->entry->store, "raw", 3, "bytes", 5, &o, NULL), FEOX_OK);
-    exec_ok(db, "CREATE TABLE o(k TEXT); INSERT INTO o VALUES ('k'), ('raw')");
-    exec_ok(db, "UPDATE kv SET ttl = 300 FROM o WHERE kv.key = o.k");
+    ftest_exec_ok(db, "CREATE TABLE o(k TEXT); INSERT INTO o VALUES ('k'), ('raw')");
+    ftest_exec_ok(db, "UPDATE kv SET ttl = 300 FROM o WHERE kv.key = o.k");
     expect(db, "SELECT key, quote(value), ttl BETWEEN 298 AND 300, ts > 1000 FROM kv ORDER BY key",
            "k|1|1|1,raw|X'6279746573'|1|1");
     feox_value *v = NULL;
@@ -364,25 +355,25 @@ static void test_update_and_delete(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('a', 1, 100), ('b', 2, NULL), "
-                "('c', 3, NULL), ('d', 4, NULL)");
-    exec_ok(db, "UPDATE kv SET key = 'a2' WHERE key = 'a'");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('a', 1, 100), ('b', 2, NULL), "
+                      "('c', 3, NULL), ('d', 4, NULL)");
+    ftest_exec_ok(db, "UPDATE kv SET key = 'a2' WHERE key = 'a'");
     expect(db, "SELECT key, value, ttl BETWEEN 98 AND 100 FROM kv WHERE key LIKE 'a%'", "a2|1|1");
     exec_fails(db, "UPDATE kv SET key = 'b' WHERE key = 'c'", SQLITE_CONSTRAINT,
                "UNIQUE constraint failed: kv.key");
     expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "a2=1,b=2,c=3,d=4");
-    exec_ok(db, "UPDATE OR REPLACE kv SET key = 'b' WHERE key = 'c'");
+    ftest_exec_ok(db, "UPDATE OR REPLACE kv SET key = 'b' WHERE key = 'c'");
     expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "a2=1,b=3,d=4");
     exec_fails(db, "UPDATE kv SET key = NULL WHERE key = 'b'", SQLITE_CONSTRAINT,
                "feox: kv: key may not be NULL");
     /* multi-row UPDATE (two-pass) touches every row once */
-    exec_ok(db, "UPDATE kv SET value = value * 10");
+    ftest_exec_ok(db, "UPDATE kv SET value = value * 10");
     expect(db, "SELECT group_concat(value) FROM kv", "10,30,40");
-    exec_ok(db, "UPDATE kv SET key = key || '_x' WHERE key >= 'b'");
+    ftest_exec_ok(db, "UPDATE kv SET key = key || '_x' WHERE key >= 'b'");
     expect(db, "SELECT group_concat(key) FROM kv", "a2,b_x,d_x");
-    exec_ok(db, "DELETE FROM kv WHERE key < 'c'");
+    ftest_exec_ok(db, "DELETE FROM kv WHERE key < 'c'");
     expect(db, "SELECT group_concat(key) FROM kv", "d_x");
-    exec_ok(db, "DELETE FROM kv");
+    ftest_exec_ok(db, "DELETE FROM kv");
     expect(db, "SELECT count(*) FROM kv", "0");
     sqlite3_close(db);
 }
@@ -397,9 +388,9 @@ static void test_functions(void **state)
            "1|2|42");
     expect(db, "SELECT value, typeof(value) FROM kv WHERE key = 'visits'", "42|integer");
     expect(db, "SELECT feox_incr('kv', 'visits', 9223372036854775807)", "9223372036854775807");
-    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('c', 10, 500), ('blob8', "
-                "x'0500000000000000', NULL), ('txt', 'abcdefgh', NULL), ('r', 1.0, NULL), "
-                "('rf', 1.5, NULL)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('c', 10, 500), ('blob8', "
+                      "x'0500000000000000', NULL), ('txt', 'abcdefgh', NULL), ('r', 1.0, NULL), "
+                      "('rf', 1.5, NULL)");
     expect(db, "SELECT feox_incr('kv', 'c', -3)", "7");
     expect(db, "SELECT ttl BETWEEN 498 AND 500 FROM kv WHERE key = 'c'", "1");
     expect(db, "SELECT feox_incr('kv', 'c', 1, 0)", "8");
@@ -416,11 +407,11 @@ static void test_functions(void **state)
     exec_fails(db, "SELECT feox_incr('kv', 'r', 0.5)", SQLITE_MISMATCH,
                "feox: kv: delta must be an integer");
     exec_fails(db, "SELECT feox_incr('nope', 'x', 1)", SQLITE_ERROR, "feox: no such table: nope");
-    exec_ok(db, "CREATE TABLE plain(key, value)");
+    ftest_exec_ok(db, "CREATE TABLE plain(key, value)");
     exec_fails(db, "SELECT feox_incr('plain', 'x', 1)", SQLITE_ERROR,
                "feox: plain is not a feox table");
     /* cas compares SQL type and bytes */
-    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('cfg', 5, 300)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('cfg', 5, 300)");
     expect(db, "SELECT feox_cas('kv', 'cfg', '5', 'v2')", "0");
     expect(db, "SELECT feox_cas('kv', 'cfg', 5.0, 'v2')", "0");
     expect(db, "SELECT feox_cas('kv', 'cfg', 5, 'v2')", "1");
@@ -430,8 +421,8 @@ static void test_functions(void **state)
     expect(db, "SELECT typeof(value), ttl BETWEEN 8 AND 10 FROM kv WHERE key = 'cfg'", "null|1");
     expect(db, "SELECT feox_cas('kv', 'missing', NULL, 1)", "0");
     /* patch */
-    exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('user:1', "
-                "'{\"name\":\"Ada\",\"age\":36,\"id\":9007199254740993}', 900)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ttl) VALUES ('user:1', "
+                      "'{\"name\":\"Ada\",\"age\":36,\"id\":9007199254740993}', 900)");
     expect(db,
            "SELECT feox_patch('kv', 'user:1', "
            "'[{\"op\":\"replace\",\"path\":\"/age\",\"value\":38}]')",
@@ -460,54 +451,54 @@ static void test_functions_in_transactions(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('n', 1), ('j', '{\"a\":1}'), ('c', 'x')");
-    exec_ok(db, "BEGIN");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('n', 1), ('j', '{\"a\":1}'), ('c', 'x')");
+    ftest_exec_ok(db, "BEGIN");
     expect(db,
            "SELECT feox_incr('kv', 'n', 5), feox_incr('kv', 'new', 1), "
            "feox_cas('kv', 'c', 'x', 'y'), "
            "feox_patch('kv', 'j', '[{\"op\":\"add\",\"path\":\"/b\",\"value\":2}]')",
            "6|1|1|{\"a\":1,\"b\":2}");
-    exec_ok(db, "ROLLBACK");
+    ftest_exec_ok(db, "ROLLBACK");
     expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "c=x,j={\"a\":1},n=1");
     /* savepoints */
-    exec_ok(db, "BEGIN");
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('s0', 0)");
-    exec_ok(db, "SAVEPOINT a");
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('s1', 1)");
-    exec_ok(db, "SELECT feox_incr('kv', 'n', 100)");
-    exec_ok(db, "SAVEPOINT b");
-    exec_ok(db, "DELETE FROM kv WHERE key = 'c'");
-    exec_ok(db, "ROLLBACK TO b");
+    ftest_exec_ok(db, "BEGIN");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('s0', 0)");
+    ftest_exec_ok(db, "SAVEPOINT a");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('s1', 1)");
+    ftest_exec_ok(db, "SELECT feox_incr('kv', 'n', 100)");
+    ftest_exec_ok(db, "SAVEPOINT b");
+    ftest_exec_ok(db, "DELETE FROM kv WHERE key = 'c'");
+    ftest_exec_ok(db, "ROLLBACK TO b");
     expect(db, "SELECT group_concat(key) FROM kv", "c,j,n,s0,s1");
-    exec_ok(db, "ROLLBACK TO a");
+    ftest_exec_ok(db, "ROLLBACK TO a");
     expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "c=x,j={\"a\":1},n=1,s0=0");
-    exec_ok(db, "RELEASE a");
-    exec_ok(db, "COMMIT");
+    ftest_exec_ok(db, "RELEASE a");
+    ftest_exec_ok(db, "COMMIT");
     expect(db, "SELECT group_concat(key) FROM kv", "c,j,n,s0");
     /* a savepoint that opened the transaction: SQLite calls xRollbackTo(-1) */
-    exec_ok(db, "SAVEPOINT outer_sp");
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('gone', 1)");
-    exec_ok(db, "UPDATE kv SET value = 'changed' WHERE key = 'c'");
-    exec_ok(db, "ROLLBACK TO outer_sp");
-    exec_ok(db, "RELEASE outer_sp");
+    ftest_exec_ok(db, "SAVEPOINT outer_sp");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('gone', 1)");
+    ftest_exec_ok(db, "UPDATE kv SET value = 'changed' WHERE key = 'c'");
+    ftest_exec_ok(db, "ROLLBACK TO outer_sp");
+    ftest_exec_ok(db, "RELEASE outer_sp");
     expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "c=x,j={\"a\":1},n=1,s0=0");
     /* a failing statement inside BEGIN undoes only itself */
-    exec_ok(db, "BEGIN");
-    exec_ok(db, "UPDATE kv SET value = 2 WHERE key = 'n'");
+    ftest_exec_ok(db, "BEGIN");
+    ftest_exec_ok(db, "UPDATE kv SET value = 2 WHERE key = 'n'");
     exec_fails(db, "UPDATE kv SET key = 'n' WHERE key = 'c'", SQLITE_CONSTRAINT,
                "UNIQUE constraint failed: kv.key");
-    exec_ok(db, "COMMIT");
+    ftest_exec_ok(db, "COMMIT");
     expect(db, "SELECT group_concat(key || '=' || value) FROM kv", "c=x,j={\"a\":1},n=2,s0=0");
     /* a rollback restores the exact version: value, type, timestamp and expiry instant */
-    exec_ok(db, "INSERT INTO kv(key, value, ttl, ts) VALUES ('w', 7, 500, 1000)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value, ttl, ts) VALUES ('w', 7, 500, 1000)");
     sqlite3_int64 ttl_before = query_int(db, "SELECT ttl FROM kv WHERE key = 'w'");
-    exec_ok(db, "BEGIN");
-    exec_ok(db, "UPDATE kv SET value = 'v2', ts = 5000, ttl = NULL WHERE key = 'w'");
-    exec_ok(db, "DELETE FROM kv WHERE key = 'w'");
-    exec_ok(db, "ROLLBACK");
+    ftest_exec_ok(db, "BEGIN");
+    ftest_exec_ok(db, "UPDATE kv SET value = 'v2', ts = 5000, ttl = NULL WHERE key = 'w'");
+    ftest_exec_ok(db, "DELETE FROM kv WHERE key = 'w'");
+    ftest_exec_ok(db, "ROLLBACK");
     expect(db, "SELECT value, typeof(value), ts FROM kv WHERE key = 'w'", "7|integer|1000");
     assert_true(query_int(db, "SELECT ttl FROM kv WHERE key = 'w'") >= ttl_before - 1);
-    exec_ok(db, "UPDATE kv SET value = 8, ts = 2000 WHERE key = 'w'");
+    ftest_exec_ok(db, "UPDATE kv SET value = 8, ts = 2000 WHERE key = 'w'");
     expect(db, "SELECT value, ts FROM kv WHERE key = 'w'", "8|2000");
     sqlite3_close(db);
 }
@@ -532,12 +523,12 @@ static void test_options(void **state)
                "feox: t: option 'sync' given twice");
     exec_fails(db, "CREATE VIRTUAL TABLE t USING feox(path)", SQLITE_ERROR,
                "feox: t: option 'path' needs a value (name=value)");
-    exec_ok(db, "CREATE VIRTUAL TABLE m1 USING feox(max_memory='512MB')");
-    exec_ok(db, "CREATE VIRTUAL TABLE m2 USING feox(max_memory=\"512MiB\", sync=off)");
-    exec_ok(db, "CREATE VIRTUAL TABLE m3 USING feox(max_memory=4096, ttl_sweep_interval=0, "
-                "keytype='BLOB', flush_interval=10)");
-    exec_ok(db, "CREATE VIRTUAL TABLE m4 USING feox(max_memory='1GiB', sync='full', "
-                "ttl_sweep_interval=20, path=':memory:')");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE m1 USING feox(max_memory='512MB')");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE m2 USING feox(max_memory=\"512MiB\", sync=off)");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE m3 USING feox(max_memory=4096, ttl_sweep_interval=0, "
+                      "keytype='BLOB', flush_interval=10)");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE m4 USING feox(max_memory='1GiB', sync='full', "
+                      "ttl_sweep_interval=20, path=':memory:')");
     expect(db,
            "SELECT json_extract(feox_stats('m1'), '$.max_memory'), "
            "json_extract(feox_stats('m2'), '$.max_memory'), "
@@ -560,7 +551,7 @@ static void create_previous_release(sqlite3 *db, const char *schema, const char 
     char sql[1400];
     snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE \"%s\".\"%s\" USING feox(path='%s-%s.feox')",
              schema, table, sqlite3_db_filename(db, schema), table);
-    exec_ok(db, sql);
+    ftest_exec_ok(db, sql);
     snprintf(sql, sizeof sql, "PRAGMA \"%s\".schema_version", schema);
     char *version = query(db, sql);
     snprintf(sql, sizeof sql,
@@ -569,7 +560,7 @@ static void create_previous_release(sqlite3 *db, const char *schema, const char 
              "PRAGMA writable_schema = OFF; PRAGMA \"%s\".schema_version = %lld",
              schema, table, table, schema, atoll(version) + 1);
     sqlite3_free(version);
-    exec_ok(db, sql);
+    ftest_exec_ok(db, sql);
 }
 
 static void test_files_and_sharing(void **state)
@@ -583,19 +574,19 @@ static void test_files_and_sharing(void **state)
 
     sqlite3 *a = open_db(dbpath);
     create_previous_release(a, "main", "kv"); /* a table in its default file */
-    exec_ok(a, "CREATE VIRTUAL TABLE mem USING feox(path=':memory:')");
-    exec_ok(a, "CREATE VIRTUAL TABLE rel USING feox(path='sub.feox', sync=full)");
+    ftest_exec_ok(a, "CREATE VIRTUAL TABLE mem USING feox(path=':memory:')");
+    ftest_exec_ok(a, "CREATE VIRTUAL TABLE rel USING feox(path='sub.feox', sync=full)");
     assert_true(file_exists(store));
     assert_true(file_exists(rel));
-    exec_ok(a, "INSERT INTO kv(key, value) VALUES ('k', 'persisted')");
-    exec_ok(a, "INSERT INTO mem(key, value) VALUES ('m', 1)");
-    exec_ok(a, "INSERT INTO rel(key, value) VALUES ('r', 1)");
+    ftest_exec_ok(a, "INSERT INTO kv(key, value) VALUES ('k', 'persisted')");
+    ftest_exec_ok(a, "INSERT INTO mem(key, value) VALUES ('m', 1)");
+    ftest_exec_ok(a, "INSERT INTO rel(key, value) VALUES ('r', 1)");
 
     /* a second connection of this process shares every store, memory ones included */
     sqlite3 *b = open_db(dbpath);
     expect(b, "SELECT value FROM kv WHERE key = 'k'", "persisted");
     expect(b, "SELECT count(*) FROM mem", "1");
-    exec_ok(b, "INSERT INTO mem(key, value) VALUES ('m2', 2)");
+    ftest_exec_ok(b, "INSERT INTO mem(key, value) VALUES ('m2', 2)");
     expect(a, "SELECT count(*) FROM mem", "2");
     /* functions find a table the connection has not touched yet */
     sqlite3 *c = open_db(dbpath);
@@ -611,11 +602,11 @@ static void test_files_and_sharing(void **state)
     expect(a, "SELECT count(*) FROM mem", "0");
     expect(a, "SELECT group_concat(key) FROM rel", "n,r");
     /* RENAME moves the default file with the table */
-    exec_ok(a, "ALTER TABLE kv RENAME TO kv2");
+    ftest_exec_ok(a, "ALTER TABLE kv RENAME TO kv2");
     assert_false(file_exists(store));
     assert_true(file_exists(renamed));
     expect(a, "SELECT value FROM kv2 WHERE key = 'k'", "persisted");
-    exec_ok(a, "INSERT INTO kv2(key, value) VALUES ('after', 1)");
+    ftest_exec_ok(a, "INSERT INTO kv2(key, value) VALUES ('after', 1)");
     sqlite3_close(a);
     a = open_db(dbpath);
     expect(a, "SELECT group_concat(key) FROM kv2", "after,k");
@@ -624,32 +615,32 @@ static void test_files_and_sharing(void **state)
      * file goes with the last connection */
     sqlite3 *b2 = open_db(dbpath);
     expect(b2, "SELECT count(*) FROM kv2", "2");
-    exec_ok(a, "DROP TABLE kv2");
+    ftest_exec_ok(a, "DROP TABLE kv2");
     exec_fails(b2, "SELECT count(*) FROM kv2", SQLITE_ERROR, "no such table: kv2");
-    exec_ok(a, "CREATE VIRTUAL TABLE gone USING feox");
+    ftest_exec_ok(a, "CREATE VIRTUAL TABLE gone USING feox");
     expect(b2, "SELECT count(*) FROM gone", "0");
-    exec_ok(a, "DROP TABLE gone");
+    ftest_exec_ok(a, "DROP TABLE gone");
     snprintf(sql, sizeof sql, "%s/app.db-gone.feox", tmpdir);
     sqlite3_close(b2); /* b2 held the dropped store: its files go now */
     /* a DROP's file goes once it is known committed: at the connection's next use of feox */
     expect(a, "SELECT group_concat(key) FROM rel", "n,r");
     assert_false(file_exists(sql));
     b2 = open_db(dbpath);
-    exec_ok(a, "CREATE VIRTUAL TABLE kv2 USING feox");
+    ftest_exec_ok(a, "CREATE VIRTUAL TABLE kv2 USING feox");
     expect(b2, "SELECT count(*) FROM kv2", "0");
-    exec_ok(b2, "INSERT INTO kv2(key, value) VALUES ('x', 1)");
+    ftest_exec_ok(b2, "INSERT INTO kv2(key, value) VALUES ('x', 1)");
     sqlite3_close(b2);
     expect(a, "SELECT group_concat(key) FROM kv2", "x");
     /* DROP removes the store files */
-    exec_ok(a, "DROP TABLE kv2");
-    exec_ok(a, "DROP TABLE rel");
+    ftest_exec_ok(a, "DROP TABLE kv2");
+    ftest_exec_ok(a, "DROP TABLE rel");
     expect(a, "SELECT count(*) FROM mem", "0"); /* the next use of feox settles the DROPs */
     assert_false(file_exists(renamed));
     assert_false(file_exists(rel));
-    exec_ok(a, "CREATE VIRTUAL TABLE kv2 USING feox");
+    ftest_exec_ok(a, "CREATE VIRTUAL TABLE kv2 USING feox");
     expect(a, "SELECT count(*) FROM kv2", "0");
-    exec_ok(a, "DROP TABLE kv2");
-    exec_ok(a, "DROP TABLE mem");
+    ftest_exec_ok(a, "DROP TABLE kv2");
+    ftest_exec_ok(a, "DROP TABLE mem");
     sqlite3_close(a);
     snprintf(sql, sizeof sql, "%s-journal", dbpath);
     unlink(sql);
@@ -665,11 +656,11 @@ static void test_schemas(void **state)
     snprintf(aux_store, sizeof aux_store, "%s/aux.db-t.feox", tmpdir);
     sqlite3 *db = open_db(main_db);
     snprintf(sql, sizeof sql, "ATTACH '%s' AS aux", aux_db);
-    exec_ok(db, sql);
+    ftest_exec_ok(db, sql);
     create_previous_release(db, "aux", "t"); /* a table in its default file */
     assert_true(file_exists(aux_store));
-    exec_ok(db, "CREATE VIRTUAL TABLE main.t USING feox(path=':memory:')");
-    exec_ok(db, "CREATE VIRTUAL TABLE temp.t USING feox");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE main.t USING feox(path=':memory:')");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE temp.t USING feox");
     /* unqualified names resolve as SQLite does: temp first */
     expect(db,
            "SELECT feox_incr('t', 'n', 1), feox_incr('main.t', 'n', 10), "
@@ -680,10 +671,10 @@ static void test_schemas(void **state)
            "(SELECT value FROM aux.t)",
            "1|10|100");
     exec_fails(db, "SELECT feox_incr('nosuch.t', 'n', 1)", SQLITE_ERROR, NULL);
-    exec_ok(db, "DROP TABLE aux.t");
+    ftest_exec_ok(db, "DROP TABLE aux.t");
     expect(db, "SELECT count(*) FROM main.t", "1"); /* the next use of feox settles the DROP */
     assert_false(file_exists(aux_store));
-    exec_ok(db, "DROP TABLE main.t");
+    ftest_exec_ok(db, "DROP TABLE main.t");
     sqlite3_close(db);
 }
 
@@ -728,11 +719,11 @@ static void test_query_plans(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         expect_plan(db, cases[i].where, cases[i].plan);
     }
-    exec_ok(db, "PRAGMA case_sensitive_like = ON");
+    ftest_exec_ok(db, "PRAGMA case_sensitive_like = ON");
     expect_plan(db, "WHERE key LIKE 'user:%'", "ordered scan key>=? AND key<?");
     /* LIMIT/OFFSET next to a row value, which SQLite re-checks after the vtab: still exact */
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 1), ('c', 5), ('d', 5), "
-                "('e', 5)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('a', 1), ('b', 1), ('c', 5), ('d', 5), "
+                      "('e', 5)");
     expect(db, "SELECT key FROM kv WHERE (key, value) > ('b', 2) ORDER BY key LIMIT 2", "c,d");
     expect(db, "SELECT key FROM kv WHERE (key, value) >= ('a', 2) LIMIT 2 OFFSET 1", "c,d");
     expect(db, "SELECT key FROM kv WHERE key >= 'b' ORDER BY key DESC LIMIT 2 OFFSET 1", "d,c");
@@ -754,7 +745,7 @@ static void test_planning_changes_nothing(void **state)
     snprintf(dbpath, sizeof dbpath, "%s/plan.db", tmpdir);
     snprintf(store, sizeof store, "%s/plan.feox", tmpdir);
     sqlite3 *db = open_db(dbpath);
-    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox(path='plan.feox', ttl_sweep_interval=0)");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox(path='plan.feox', ttl_sweep_interval=0)");
     feox_config cfg;
     feox_config_init(&cfg);
     cfg.path = store;
@@ -791,7 +782,7 @@ static void test_store_error_codes(void **state)
     snprintf(store, sizeof store, "%s/codes.db-kv.feox", tmpdir);
     sqlite3 *db = open_db(dbpath);
     create_previous_release(db, "main", "kv"); /* a table in its default file */
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('k', 1)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('k', 1)");
     sqlite3_close(db);
     unsigned char head[64];
     FILE *f = fopen(store, "rb");
@@ -816,8 +807,9 @@ static void test_writes_during_scans(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 500) "
-                "INSERT INTO kv(key, value) SELECT printf('k%04d', i), i FROM c");
+    ftest_exec_ok(db,
+                  "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 500) "
+                  "INSERT INTO kv(key, value) SELECT printf('k%04d', i), i FROM c");
     /* a function writing every row of the table it scans: each row exactly once */
     expect(db, "SELECT count(*), sum(x) FROM (SELECT feox_incr('kv', key, 1) AS x FROM kv)",
            "500|125750");
@@ -828,7 +820,7 @@ static void test_writes_during_scans(void **state)
            "AND key NOT LIKE '%z')",
            "99|99|99");
     expect(db, "SELECT count(*) FROM kv WHERE key GLOB '*z'", "99");
-    exec_ok(db, "UPDATE kv SET value = value + 1 WHERE key >= 'k0400'");
+    ftest_exec_ok(db, "UPDATE kv SET value = value + 1 WHERE key >= 'k0400'");
     expect(db, "SELECT sum(value) FROM kv WHERE key >= 'k0400' AND key < 'k0500'", "45150");
     /* the same scan descending */
     expect(db,
@@ -886,8 +878,9 @@ static void test_cursor_reuse(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300) "
-                "INSERT INTO kv(key, value) SELECT printf('k%04d', i), i FROM c");
+    ftest_exec_ok(db,
+                  "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300) "
+                  "INSERT INTO kv(key, value) SELECT printf('k%04d', i), i FROM c");
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM kv WHERE key = ?1", -1, &st, NULL),
                      SQLITE_OK);
@@ -952,8 +945,8 @@ static void test_point_values_not_copied(void **state)
 {
     (void)state;
     sqlite3 *db = mem_db_with_kv();
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('b', zeroblob(100) || x'01'), "
-                "('t', printf('%.100c', 'x')), ('i', 7)");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('b', zeroblob(100) || x'01'), "
+                      "('t', printf('%.100c', 'x')), ('i', 7)");
     sqlite3_stmt *first = NULL, *second = NULL;
     const char *sql = "SELECT value FROM kv WHERE key = ?1";
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &first, NULL), SQLITE_OK);
@@ -971,14 +964,14 @@ static void test_point_values_not_copied(void **state)
         memcpy(before, a, (size_t)(101 - k));
         sqlite3_reset(second);
         char *update = sqlite3_mprintf("UPDATE kv SET value = 'new' WHERE key = '%s'", keys[k]);
-        exec_ok(db, update);
+        ftest_exec_ok(db, update);
         sqlite3_free(update);
         expect(db,
                k == 0 ? "SELECT value FROM kv WHERE key = 'b'"
                       : "SELECT value FROM kv WHERE key = 't'",
                "new");
         char *del = sqlite3_mprintf("DELETE FROM kv WHERE key = '%s'", keys[k]);
-        exec_ok(db, del);
+        ftest_exec_ok(db, del);
         sqlite3_free(del);
         assert_ptr_equal(sqlite3_column_blob(first, 0), a);
         assert_memory_equal(a, before, (size_t)(101 - k));
@@ -987,8 +980,9 @@ static void test_point_values_not_copied(void **state)
     }
     sqlite3_finalize(first);
     sqlite3_finalize(second);
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('b', zeroblob(100)), ('t', printf('%.100c', "
-                "'x'))");
+    ftest_exec_ok(db,
+                  "INSERT INTO kv(key, value) VALUES ('b', zeroblob(100)), ('t', printf('%.100c', "
+                  "'x'))");
     /* No allocation for the value either: SQLite's own cursor record is the only one. */
     sqlite3_stmt *point = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &point, NULL), SQLITE_OK);
@@ -1004,9 +998,9 @@ static void test_point_values_not_copied(void **state)
     sqlite3_close(db);
 
     db = open_db(":memory:");
-    exec_ok(db, "PRAGMA encoding = 'UTF-16le'");
-    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox");
-    exec_ok(db, "INSERT INTO kv(key, value) VALUES ('t', 'h\xc3\xa9llo')");
+    ftest_exec_ok(db, "PRAGMA encoding = 'UTF-16le'");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox");
+    ftest_exec_ok(db, "INSERT INTO kv(key, value) VALUES ('t', 'h\xc3\xa9llo')");
     expect(db, "SELECT value, length(value) FROM kv WHERE key = 't'", "h\xc3\xa9llo|5");
     sqlite3_close(db);
 }

@@ -19,20 +19,12 @@
 
 #include "failing_alloc.h"
 #include "feox_ext.h"
+#include "sql_exec.h"
 #include "storage_sqlite.h"
 
 static char tmpdir[256];
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        fail_msg("%s\n  -> %s", sql, err ? err : "?");
-    }
-    sqlite3_free(err);
-}
 
 static char *query(sqlite3 *db, const char *sql)
 {
@@ -76,7 +68,7 @@ static sqlite3 *open_db(const char *name)
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
+    ftest_exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
     return db;
 }
 
@@ -236,7 +228,7 @@ static feox_err erase(backend *bk, const char *key)
 /* A write transaction as the vtab runs one: BEGIN IMMEDIATE (xBegin sees a write txn) .. */
 static void txn_begin(backend *bk)
 {
-    exec_ok(bk->t.db, "BEGIN IMMEDIATE");
+    ftest_exec_ok(bk->t.db, "BEGIN IMMEDIATE");
     assert_int_equal(feox_sqlite_storage_begin(&bk->t), FEOX_OK);
 }
 
@@ -244,7 +236,7 @@ static void txn_begin(backend *bk)
 static void txn_commit(backend *bk)
 {
     assert_int_equal(feox_sqlite_storage_sync(&bk->t), FEOX_OK);
-    exec_ok(bk->t.db, "COMMIT");
+    ftest_exec_ok(bk->t.db, "COMMIT");
     feox_sqlite_storage_commit(&bk->t);
 }
 
@@ -319,27 +311,27 @@ static void test_ddl_inside_transactions(void **state)
 {
     (void)state;
     sqlite3 *db = open_db("ddl.db");
-    exec_ok(db, "BEGIN");
+    ftest_exec_ok(db, "BEGIN");
     create_table(db, "kv");
     assert_int_equal(count_tables(db, "kv_*"), 3);
-    exec_ok(db, "ROLLBACK");
+    ftest_exec_ok(db, "ROLLBACK");
     assert_int_equal(count_tables(db, "kv_*"), 0);
 
     create_table(db, "kv");
     expect(db, "SELECT name, value FROM kv_meta ORDER BY name", "format|1,min_seq|0");
-    exec_ok(db, "INSERT INTO kv_data VALUES(x'01', 'v', 3, 1, NULL, 1)");
+    ftest_exec_ok(db, "INSERT INTO kv_data VALUES(x'01', 'v', 3, 1, NULL, 1)");
     char *err = NULL;
-    exec_ok(db, "BEGIN");
+    ftest_exec_ok(db, "BEGIN");
     assert_int_equal(feox_sqlite_storage_drop(db, "main", "kv", &err), SQLITE_OK);
     assert_int_equal(count_tables(db, "kv_*"), 0);
-    exec_ok(db, "ROLLBACK");
+    ftest_exec_ok(db, "ROLLBACK");
     expect(db, "SELECT hex(key), value FROM kv_data", "01|v");
 
-    exec_ok(db, "BEGIN");
+    ftest_exec_ok(db, "BEGIN");
     assert_int_equal(feox_sqlite_storage_rename(db, "main", "kv", "kv2", &err), SQLITE_OK);
     assert_int_equal(count_tables(db, "kv2_*"), 3);
     assert_int_equal(count_tables(db, "kv_*"), 0);
-    exec_ok(db, "ROLLBACK");
+    ftest_exec_ok(db, "ROLLBACK");
     assert_int_equal(count_tables(db, "kv2_*"), 0);
     expect(db, "SELECT hex(key), value FROM kv_data", "01|v");
 
@@ -358,7 +350,7 @@ static void test_ddl_inside_transactions(void **state)
     assert_string_equal(index, "kv_data_expires");
     sqlite3_free(index);
     /* A table of the first layout has none; asked to, it gets one. */
-    exec_ok(db, "DROP INDEX kv_data_expires_2");
+    ftest_exec_ok(db, "DROP INDEX kv_data_expires_2");
     assert_int_equal(feox_sqlite_storage_expiry_index(db, "main", "kv", false, &index, &err),
                      SQLITE_OK);
     assert_null(index);
@@ -578,7 +570,7 @@ static void test_rollback_and_savepoints(feox_sqlite_write_mode mode, uint64_t p
     txn_begin(&bk);
     assert_int_equal(put_text(&bk, "x", "1"), FEOX_OK);
     assert_int_equal(feox_sqlite_storage_sync(&bk.t), FEOX_OK);
-    exec_ok(db, "ROLLBACK");
+    ftest_exec_ok(db, "ROLLBACK");
     feox_sqlite_storage_rollback(&bk.t);
     expect(db, "SELECT count(*) FROM kv_data", "0");
 
@@ -586,13 +578,13 @@ static void test_rollback_and_savepoints(feox_sqlite_write_mode mode, uint64_t p
     txn_begin(&bk);
     assert_int_equal(put_text(&bk, "a", "1"), FEOX_OK);
     assert_int_equal(feox_sqlite_storage_savepoint(&bk.t, 0), FEOX_OK);
-    exec_ok(db, "SAVEPOINT s0");
+    ftest_exec_ok(db, "SAVEPOINT s0");
     assert_int_equal(put_text(&bk, "b", "2"), FEOX_OK);
     assert_int_equal(feox_sqlite_storage_savepoint(&bk.t, 1), FEOX_OK);
-    exec_ok(db, "SAVEPOINT s1");
+    ftest_exec_ok(db, "SAVEPOINT s1");
     assert_int_equal(put_text(&bk, "c", "3"), FEOX_OK);
     assert_int_equal(put_text(&bk, "a", "overwritten after s0"), FEOX_OK);
-    exec_ok(db, "ROLLBACK TO s0"); /* SQLite restores first, then calls xRollbackTo */
+    ftest_exec_ok(db, "ROLLBACK TO s0"); /* SQLite restores first, then calls xRollbackTo */
     feox_sqlite_storage_rollback_to(&bk.t, 0);
     assert_int_equal(put_text(&bk, "d", "4"), FEOX_OK);
     txn_commit(&bk);
@@ -617,7 +609,7 @@ static void test_rollback_and_savepoints(feox_sqlite_write_mode mode, uint64_t p
     txn_begin(&bk);
     assert_int_equal(put_text(&bk, "e", "5"), FEOX_OK);
     assert_int_equal(feox_sqlite_storage_savepoint(&bk.t, 0), FEOX_OK);
-    exec_ok(db, "ROLLBACK");
+    ftest_exec_ok(db, "ROLLBACK");
     feox_sqlite_storage_rollback_to(&bk.t, -1);
     feox_sqlite_storage_rollback(&bk.t);
     txn_begin(&bk);
@@ -696,7 +688,7 @@ static void feed_between_connections(feox_sqlite_write_mode mode, const char *na
     txn_begin(&b);
     assert_int_equal(put_text(&b, "k6", "from b"), FEOX_OK);
     txn_commit(&b);
-    exec_ok(dba, "BEGIN IMMEDIATE");
+    ftest_exec_ok(dba, "BEGIN IMMEDIATE");
     assert_int_equal(feox_sqlite_storage_begin(&a.t), FEOX_ERR_STALE);
     assert_int_equal(refresh(&a, &ts), FEOX_OK);
     assert_string_equal(ts.events, "+k6");
@@ -721,15 +713,15 @@ static void test_begin_after_refresh(void **state)
     load(&b, &ts);
 
     /* A refreshes inside a read transaction (found current), which then ends; B commits. */
-    exec_ok(dba, "BEGIN");
+    ftest_exec_ok(dba, "BEGIN");
     sqlite3_free(query(dba, "SELECT count(*) FROM kv_log"));
     assert_int_equal(refresh(&a, &ts), FEOX_OK);
-    exec_ok(dba, "COMMIT");
+    ftest_exec_ok(dba, "COMMIT");
     txn_begin(&b);
     assert_int_equal(put_text(&b, "k1", "from b"), FEOX_OK);
     txn_commit(&b);
     /* another backend call came between: the begin checks, and finds A behind */
-    exec_ok(dba, "BEGIN IMMEDIATE");
+    ftest_exec_ok(dba, "BEGIN IMMEDIATE");
     feox_stats stats;
     memset(&stats, 0, sizeof stats);
     a.st->methods->get_stats(a.st, &stats);
@@ -883,7 +875,7 @@ static void test_utf16_database(void **state)
     snprintf(path, sizeof path, "%s/utf16.db", tmpdir);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    exec_ok(db, "PRAGMA encoding = 'UTF-16le'");
+    ftest_exec_ok(db, "PRAGMA encoding = 'UTF-16le'");
     create_table(db, "kv");
     backend bk;
     test_sink ts;
@@ -927,20 +919,20 @@ static void test_fast_path_runs_no_sql(void **state)
 
     /* A read transaction open (as in xOpen/xFilter): the first refresh may read the seq once;
      * from then on, nothing changed means no SQL at all. */
-    exec_ok(dbb, "BEGIN; SELECT count(*) FROM sqlite_schema");
+    ftest_exec_ok(dbb, "BEGIN; SELECT count(*) FROM sqlite_schema");
     assert_int_equal(refresh(&b, &ts), FEOX_OK);
     statements = 0;
     for (int i = 0; i < 100; i++) {
         assert_int_equal(refresh(&b, &ts), FEOX_OK);
     }
     assert_int_equal(statements, 0);
-    exec_ok(dbb, "COMMIT");
+    ftest_exec_ok(dbb, "COMMIT");
 
     /* After A commits, B's next read transaction sees the new version and reads the feed. */
     txn_begin(&a);
     assert_int_equal(put_text(&a, "k", "v"), FEOX_OK);
     txn_commit(&a);
-    exec_ok(dbb, "BEGIN; SELECT count(*) FROM sqlite_schema");
+    ftest_exec_ok(dbb, "BEGIN; SELECT count(*) FROM sqlite_schema");
     statements = 0;
     assert_int_equal(refresh(&b, &ts), FEOX_OK);
     assert_true(statements > 0);
@@ -948,7 +940,7 @@ static void test_fast_path_runs_no_sql(void **state)
     statements = 0;
     assert_int_equal(refresh(&b, &ts), FEOX_OK);
     assert_int_equal(statements, 0);
-    exec_ok(dbb, "COMMIT");
+    ftest_exec_ok(dbb, "COMMIT");
 
     /* With no transaction open the version may be old: the seq is read every time. */
     statements = 0;
@@ -1348,12 +1340,12 @@ static void expect_damage(sqlite3 *db, backend *bk, const char *damage, const ch
                           const char *want)
 {
     char detail[512];
-    exec_ok(db, damage);
+    ftest_exec_ok(db, damage);
     assert_int_equal(bk->st->methods->check(bk->st, detail, sizeof detail), FEOX_ERR_CORRUPT);
     if (strstr(detail, want) == NULL) {
         fail_msg("after %s\n  detail: %s\n  want:   %s", damage, detail, want);
     }
-    exec_ok(db, undo);
+    ftest_exec_ok(db, undo);
     if (bk->st->methods->check(bk->st, detail, sizeof detail) != FEOX_OK) {
         fail_msg("after %s\n  still: %s", undo, detail);
     }
@@ -1403,7 +1395,7 @@ static void test_check_finds_damage(void **state)
                   "UPDATE kv_meta SET value = 0 WHERE name = 'min_seq'",
                   "min_seq is not a non-negative integer");
     /* Another format is refused by every reader. */
-    exec_ok(db, "UPDATE kv_meta SET value = 2 WHERE name = 'format'");
+    ftest_exec_ok(db, "UPDATE kv_meta SET value = 2 WHERE name = 'format'");
     assert_int_equal(bk.st->methods->check(bk.st, detail, sizeof detail), FEOX_ERR_FORMAT);
     assert_non_null(strstr(bk.t.errmsg, "feox: kv: the shadow tables are not format 1"));
     feox_storage_sink s = sink_of(&ts);
@@ -1426,8 +1418,8 @@ static void busy_case(feox_sqlite_write_mode mode, const char *name)
     load(&b, &ts);
     sqlite3_busy_timeout(dbb, 0);
 
-    exec_ok(dba, "BEGIN IMMEDIATE"); /* A holds the write lock */
-    exec_ok(dbb, "BEGIN");           /* B reads (WAL: not blocked) .. */
+    ftest_exec_ok(dba, "BEGIN IMMEDIATE"); /* A holds the write lock */
+    ftest_exec_ok(dbb, "BEGIN");           /* B reads (WAL: not blocked) .. */
     assert_int_equal(feox_sqlite_storage_begin(&b.t), FEOX_OK);
     feox_err err = put_text(&b, "k", "v"); /* .. and writes: now, or at sync */
     if (mode == FEOX_SQLITE_WRITE_BUFFERED) {
@@ -1437,9 +1429,9 @@ static void busy_case(feox_sqlite_write_mode mode, const char *name)
     assert_int_equal(err, FEOX_ERR_LOCKED);
     assert_int_equal(b.t.errcode & 0xff, SQLITE_BUSY);
     assert_non_null(strstr(b.t.errmsg, "feox: kv: writing a record: database is locked"));
-    exec_ok(dbb, "ROLLBACK");
+    ftest_exec_ok(dbb, "ROLLBACK");
     feox_sqlite_storage_rollback(&b.t);
-    exec_ok(dba, "ROLLBACK");
+    ftest_exec_ok(dba, "ROLLBACK");
 
     /* Once A is gone, B writes. */
     txn_begin(&b);
@@ -1774,11 +1766,12 @@ static void test_commit_sweeps_expired_rows(void **state)
     create_table(db, "kv");
     /* e1..e9 expired long ago (expires = 1 ns), one row that expires far away, one without a
      * TTL; seqs 1..11, so the transactions below go on from 11. */
-    exec_ok(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9)"
-                " INSERT INTO kv_data SELECT CAST('e' || i AS BLOB), i, 1, 1, 1, i FROM n;"
-                "INSERT INTO kv_data VALUES(CAST('future' AS BLOB), 1, 1, 1, 9000000000000000000,"
-                " 10), (CAST('plain' AS BLOB), 2, 1, 1, NULL, 11);"
-                "UPDATE kv_meta SET value = 11 WHERE name = 'min_seq'");
+    ftest_exec_ok(db,
+                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 9)"
+                  " INSERT INTO kv_data SELECT CAST('e' || i AS BLOB), i, 1, 1, 1, i FROM n;"
+                  "INSERT INTO kv_data VALUES(CAST('future' AS BLOB), 1, 1, 1, 9000000000000000000,"
+                  " 10), (CAST('plain' AS BLOB), 2, 1, 1, NULL, 11);"
+                  "UPDATE kv_meta SET value = 11 WHERE name = 'min_seq'");
     backend bk, other;
     test_sink ts, heard;
     memset(&bk, 0, sizeof bk);
@@ -1799,7 +1792,7 @@ static void test_commit_sweeps_expired_rows(void **state)
     /* A transaction that changed nothing sweeps nothing. */
     txn_begin(&bk);
     assert_int_equal(sync_commit(&bk), 0);
-    exec_ok(db, "COMMIT");
+    ftest_exec_ok(db, "COMMIT");
     feox_sqlite_storage_commit(&bk.t);
     expect(db, "SELECT count(*) FROM kv_data", "11");
 
@@ -1808,7 +1801,7 @@ static void test_commit_sweeps_expired_rows(void **state)
     assert_int_equal(put_text(&bk, "w", "1"), FEOX_OK);
     assert_int_equal(sync_commit(&bk), 4);
     assert_int_equal(sync_commit(&bk), 0); /* once per transaction (a retried COMMIT) */
-    exec_ok(db, "COMMIT");
+    ftest_exec_ok(db, "COMMIT");
     feox_sqlite_storage_commit(&bk.t);
     expect(db, EXPIRED_KEYS, "e5 e6 e7 e8 e9");
     expect(db, "SELECT count(*) FROM kv_log WHERE ts IS NOT NULL", "4");
@@ -1820,7 +1813,7 @@ static void test_commit_sweeps_expired_rows(void **state)
     assert_int_equal(put_text(&bk, "x", "1"), FEOX_OK);
     assert_int_equal(sync_commit(&bk), 4);
     expect(db, EXPIRED_KEYS, "e9");
-    exec_ok(db, "ROLLBACK");
+    ftest_exec_ok(db, "ROLLBACK");
     feox_sqlite_storage_rollback(&bk.t);
     expect(db, EXPIRED_KEYS, "e5 e6 e7 e8 e9");
     assert_int_equal(refresh(&other, &heard), FEOX_OK);
@@ -1846,14 +1839,14 @@ static void test_commit_sweeps_expired_rows(void **state)
     assert_int_equal(bk.st->methods->check(bk.st, detail, sizeof detail), FEOX_OK);
 
     /* A table of the first layout (no expiry index) gets it from its first sweep. */
-    exec_ok(db, "DROP INDEX kv_data_expires");
+    ftest_exec_ok(db, "DROP INDEX kv_data_expires");
     close_backend(&bk);
     open_backend(&bk, db, "kv", FEOX_SQLITE_WRITE_BUFFERED);
     load(&bk, &ts);
     txn_begin(&bk);
     assert_int_equal(put_text(&bk, "y", "1"), FEOX_OK);
     assert_int_equal(sync_commit(&bk), 0);
-    exec_ok(db, "COMMIT");
+    ftest_exec_ok(db, "COMMIT");
     feox_sqlite_storage_commit(&bk.t);
     expect(db, "SELECT name FROM sqlite_schema WHERE type = 'index'", "kv_data_expires");
     close_backend(&bk);
@@ -1900,7 +1893,7 @@ static uint64_t commit_one(backend *bk, const char *key, uint64_t expires)
     txn_begin(bk);
     assert_int_equal(put_tagged(bk, key, "v", 1, FEOX_TAG_TEXT, 1000, expires), FEOX_OK);
     uint64_t swept = sync_commit(bk);
-    exec_ok(bk->t.db, "COMMIT");
+    ftest_exec_ok(bk->t.db, "COMMIT");
     feox_sqlite_storage_commit(&bk->t);
     return swept;
 }
@@ -1961,7 +1954,7 @@ static void test_commit_sweep_skips_until_due(void **state)
     txn_begin(&bk);
     assert_int_equal(put_text(&bk, "h", "1"), FEOX_OK);
     assert_int_equal(sync_commit(&bk), 1);
-    exec_ok(db, "ROLLBACK");
+    ftest_exec_ok(db, "ROLLBACK");
     feox_sqlite_storage_rollback(&bk.t);
     expect(db, "SELECT count(*) FROM kv_data WHERE key = CAST('u' AS BLOB)", "1");
     assert_int_equal(commit_one(&bk, "i", 0), 1);
@@ -2090,7 +2083,7 @@ static void test_larger_than_memory(void **state)
     assert_int_equal(bk.st->methods->read_value(bk.st, NULL, "a", 1, 1, buf, 500), FEOX_OK);
     assert_int_equal(buf[0], 'a');
     assert_int_equal(buf[499], 'a');
-    exec_ok(db, "ROLLBACK");
+    ftest_exec_ok(db, "ROLLBACK");
     feox_sqlite_storage_rollback(&bk.t);
     close_backend(&bk);
 
@@ -2114,31 +2107,31 @@ static void through_sqlite_hooks(const char *mode, const char *name)
     int on = 1;
     assert_int_equal(sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on), SQLITE_OK);
     char *sql = sqlite3_mprintf("CREATE VIRTUAL TABLE t USING sqvt(%s)", mode);
-    exec_ok(db, sql);
+    ftest_exec_ok(db, sql);
     sqlite3_free(sql);
     assert_int_equal(count_tables(db, "t_*"), 3);
 #define KEYS "SELECT group_concat(CAST(key AS TEXT), '') FROM (SELECT key FROM t_data ORDER BY key)"
 
-    exec_ok(db, "INSERT INTO t VALUES('a', '1')");
+    ftest_exec_ok(db, "INSERT INTO t VALUES('a', '1')");
     expect(db, KEYS, "a");
     /* BEGIN; b; SAVEPOINT s; c; ROLLBACK TO s; d; COMMIT */
-    exec_ok(db,
-            "BEGIN; INSERT INTO t VALUES('b', '2'); SAVEPOINT s; INSERT INTO t VALUES('c', '3');"
+    ftest_exec_ok(
+        db, "BEGIN; INSERT INTO t VALUES('b', '2'); SAVEPOINT s; INSERT INTO t VALUES('c', '3');"
             " ROLLBACK TO s; INSERT INTO t VALUES('d', '4'); COMMIT");
     expect(db, KEYS, "abd");
     /* nested savepoints, the inner one released */
-    exec_ok(db, "BEGIN; SAVEPOINT s1; INSERT INTO t VALUES('e', '5'); SAVEPOINT s2;"
-                " INSERT INTO t VALUES('f', '6'); RELEASE s2; ROLLBACK TO s1;"
-                " INSERT INTO t VALUES('g', '7'); COMMIT");
+    ftest_exec_ok(db, "BEGIN; SAVEPOINT s1; INSERT INTO t VALUES('e', '5'); SAVEPOINT s2;"
+                      " INSERT INTO t VALUES('f', '6'); RELEASE s2; ROLLBACK TO s1;"
+                      " INSERT INTO t VALUES('g', '7'); COMMIT");
     expect(db, KEYS, "abdg");
     /* a failing multi-row statement inside BEGIN: its statement savepoint drops 'h' only */
-    exec_ok(db, "BEGIN; INSERT INTO t VALUES('i', '9')");
+    ftest_exec_ok(db, "BEGIN; INSERT INTO t VALUES('i', '9')");
     exec_fails(db, "INSERT INTO t VALUES('h', '8'), (NULL, 'x')", "NULL key");
-    exec_ok(db, "INSERT INTO t VALUES('j', '10'); COMMIT");
+    ftest_exec_ok(db, "INSERT INTO t VALUES('j', '10'); COMMIT");
     expect(db, KEYS, "abdgij");
     /* ... and in autocommit, and a ROLLBACK */
     exec_fails(db, "INSERT INTO t VALUES('k', '11'), (NULL, 'x')", "NULL key");
-    exec_ok(db, "BEGIN; INSERT INTO t VALUES('l', '12'); ROLLBACK");
+    ftest_exec_ok(db, "BEGIN; INSERT INTO t VALUES('l', '12'); ROLLBACK");
     expect(db, KEYS, "abdgij");
     /* DEFENSIVE: the shadow tables are read-only to SQL */
     exec_fails(db, "DELETE FROM t_data", "may not be modified");
@@ -2153,21 +2146,21 @@ static void through_sqlite_hooks(const char *mode, const char *name)
     char detail[256];
     assert_int_equal(other.st->methods->check(other.st, detail, sizeof detail), FEOX_OK);
     /* and hears the next commit through the feed */
-    exec_ok(db, "INSERT INTO t VALUES('m', '13')");
+    ftest_exec_ok(db, "INSERT INTO t VALUES('m', '13')");
     assert_int_equal(refresh(&other, &ts), FEOX_OK);
     assert_string_equal(ts.events, "+m");
     close_backend(&other);
     sqlite3_close(db2);
 
-    exec_ok(db, "BEGIN; ALTER TABLE t RENAME TO u; ROLLBACK");
+    ftest_exec_ok(db, "BEGIN; ALTER TABLE t RENAME TO u; ROLLBACK");
     assert_int_equal(count_tables(db, "u_*"), 0);
-    exec_ok(db, "ALTER TABLE t RENAME TO u");
+    ftest_exec_ok(db, "ALTER TABLE t RENAME TO u");
     assert_int_equal(count_tables(db, "t_*"), 0);
-    exec_ok(db, "INSERT INTO u VALUES('n', '14')");
+    ftest_exec_ok(db, "INSERT INTO u VALUES('n', '14')");
     expect(db, "SELECT count(*) FROM u_data", "8");
-    exec_ok(db, "BEGIN; DROP TABLE u; ROLLBACK");
+    ftest_exec_ok(db, "BEGIN; DROP TABLE u; ROLLBACK");
     assert_int_equal(count_tables(db, "u_*"), 3);
-    exec_ok(db, "DROP TABLE u");
+    ftest_exec_ok(db, "DROP TABLE u");
     assert_int_equal(count_tables(db, "u_*"), 0);
 #undef KEYS
     sqlite3_close(db);
@@ -2219,11 +2212,12 @@ static void test_lazy_load_through_sql(void **state)
     char *err = NULL;
     assert_int_equal(sqlite3_feox_init(a, &err, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_feox_init(b, &err, NULL), SQLITE_OK);
-    exec_ok(a, "CREATE VIRTUAL TABLE kv USING feox;"
-               "CREATE TABLE nat(key TEXT PRIMARY KEY, value) WITHOUT ROWID; BEGIN;"
-               "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 79999)"
-               " INSERT INTO kv(key, value) SELECT printf('k%06d', 2 * i), i FROM c;"
-               "INSERT INTO nat SELECT key, value FROM kv; COMMIT");
+    ftest_exec_ok(a,
+                  "CREATE VIRTUAL TABLE kv USING feox;"
+                  "CREATE TABLE nat(key TEXT PRIMARY KEY, value) WITHOUT ROWID; BEGIN;"
+                  "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 79999)"
+                  " INSERT INTO kv(key, value) SELECT printf('k%06d', 2 * i), i FROM c;"
+                  "INSERT INTO nat SELECT key, value FROM kv; COMMIT");
 
     /* b's first statement: a key at the end, then misses below and beyond what is loaded */
     expect(b, "SELECT value FROM kv WHERE key = 'k159998'", "79999");
@@ -2234,25 +2228,26 @@ static void test_lazy_load_through_sql(void **state)
     assert_false(cache_complete(b));
 
     /* a scan inside a transaction with pending changes, then ROLLBACK */
-    exec_ok(b, "BEGIN; INSERT INTO kv VALUES('k000003', 'x', NULL, NULL);"
-               "INSERT INTO nat VALUES('k000003', 'x'); DELETE FROM kv WHERE key = 'k050000';"
-               "DELETE FROM nat WHERE key = 'k050000'");
+    ftest_exec_ok(b, "BEGIN; INSERT INTO kv VALUES('k000003', 'x', NULL, NULL);"
+                     "INSERT INTO nat VALUES('k000003', 'x'); DELETE FROM kv WHERE key = 'k050000';"
+                     "DELETE FROM nat WHERE key = 'k050000'");
     expect_same(b, "SELECT count(*), min(key), max(key) FROM %s WHERE key > 'k045000'");
     expect_same(b, "SELECT count(*) FROM %s");
-    exec_ok(b, "ROLLBACK");
+    ftest_exec_ok(b, "ROLLBACK");
     expect_same(b, "SELECT count(*), sum(value) FROM %s");
     assert_true(cache_complete(b));
 
     /* a's transaction outgrows the feed (65536 changes): b compares instead of reloading */
-    exec_ok(a, "BEGIN;"
-               "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 69999)"
-               " INSERT INTO kv(key, value) SELECT printf('k%06d', 2 * i + 1), -i FROM c;"
-               "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 69999)"
-               " INSERT INTO nat SELECT printf('k%06d', 2 * i + 1), -i FROM c;"
-               "UPDATE kv SET value = 'u' WHERE key = 'k000100';"
-               "UPDATE nat SET value = 'u' WHERE key = 'k000100';"
-               "DELETE FROM kv WHERE key = 'k000200'; DELETE FROM nat WHERE key = 'k000200';"
-               "COMMIT");
+    ftest_exec_ok(a,
+                  "BEGIN;"
+                  "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 69999)"
+                  " INSERT INTO kv(key, value) SELECT printf('k%06d', 2 * i + 1), -i FROM c;"
+                  "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 69999)"
+                  " INSERT INTO nat SELECT printf('k%06d', 2 * i + 1), -i FROM c;"
+                  "UPDATE kv SET value = 'u' WHERE key = 'k000100';"
+                  "UPDATE nat SET value = 'u' WHERE key = 'k000100';"
+                  "DELETE FROM kv WHERE key = 'k000200'; DELETE FROM nat WHERE key = 'k000200';"
+                  "COMMIT");
     expect_same(b, "SELECT key, value FROM %s WHERE key IN ('k000100', 'k000200', 'k000201')");
     char *stats = query(b, "SELECT feox_stats('kv')");
     assert_non_null(strstr(stats, "\"cache_resyncs\":1,"));

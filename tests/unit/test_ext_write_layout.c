@@ -22,6 +22,7 @@
 #include "feox_ext.h"
 #include "index/hash_index.h"
 #include "index/record.h"
+#include "sql_exec.h"
 #include "store/store_internal.h"
 #include "temp_store_dir.h"
 
@@ -46,15 +47,6 @@ static void test_written_versions_lie_before_their_entries(void **state)
     skip();
 }
 #else
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        fail_msg("%s\n  -> %s", sql, err ? err : "?");
-    }
-    sqlite3_free(err);
-}
-
 static void key_of(size_t i, unsigned char key[16])
 {
     uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull;
@@ -73,8 +65,8 @@ static void test_written_versions_lie_before_their_entries(void **state)
     char *err = NULL;
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_feox_init(db, &err, NULL), SQLITE_OK);
-    exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
-    exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox(keytype=blob)");
+    ftest_exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
+    ftest_exec_ok(db, "CREATE VIRTUAL TABLE kv USING feox(keytype=blob)");
     sqlite3_stmt *ins = NULL;
     assert_int_equal(
         sqlite3_prepare_v2(db, "INSERT INTO kv(key, value) VALUES(?1, ?2)", -1, &ins, NULL),
@@ -83,7 +75,7 @@ static void test_written_versions_lie_before_their_entries(void **state)
     memset(value, 7, sizeof value);
     for (size_t i = 0; i < ROWS; i++) {
         if (i % ROWS_PER_TXN == 0) {
-            exec_ok(db, "BEGIN");
+            ftest_exec_ok(db, "BEGIN");
         }
         key_of(i, key);
         sqlite3_bind_blob(ins, 1, key, sizeof key, SQLITE_STATIC);
@@ -91,7 +83,7 @@ static void test_written_versions_lie_before_their_entries(void **state)
         assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
         sqlite3_reset(ins);
         if (i % ROWS_PER_TXN == ROWS_PER_TXN - 1) {
-            exec_ok(db, "COMMIT");
+            ftest_exec_ok(db, "COMMIT");
         }
     }
     sqlite3_finalize(ins);
