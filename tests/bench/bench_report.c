@@ -504,8 +504,8 @@ static const target targets[] = {
      false, false, 0.8},
     {"in-database feox_incr <= 0.8x native UPDATE v = v + 1 (WAL)", "sql_incr", "feox",
      "sql_incr_update", "native", false, false, 0.8},
-    {"in-database open to first point SELECT <= 50 ms (N = 1M)", "sql_open_first_select", "feox",
-     NULL, NULL, false, false, 50},
+    {"in-database open to first point SELECT <= 50 ms", "sql_open_first_select", "feox", NULL, NULL,
+     false, false, 50},
     {"in-database full load <= 500 ms per 1M rows (2M rows/s)", "sql_full_load", "feox", NULL, NULL,
      false, false, 500},
     {"in-database next SELECT after 1 change <= 0.215 ms", "sql_feed_k1", "feox", NULL, NULL, false,
@@ -518,9 +518,9 @@ static const target targets[] = {
      1.8},
     {"YCSB-C 2 threads >= 1.8x one, each with a free core", "ycsb_c_2t.free", "feox",
      "ycsb_c_1t.free", "feox", true, true, 1.8},
-    {"open to first read <= 50 ms (at N = 1M)", "open_first_read", "feox_persist", NULL, NULL,
-     false, false, 50},
-    {"close <= 50 ms (at N = 1M)", "close", "feox_persist", NULL, NULL, false, false, 50},
+    {"open to first read <= 50 ms", "open_first_read", "feox_persist", NULL, NULL, false, false,
+     50},
+    {"close <= 50 ms", "close", "feox_persist", NULL, NULL, false, false, 50},
     {"memory per key <= 1.0x native :memory: table", "memory_per_key", "feox", "memory_per_key",
      "sqlite_mem", false, false, 1.0},
     {"in-database cache memory <= 1.2x native :memory:", "memory_per_key.db", "feox",
@@ -529,10 +529,18 @@ static const target targets[] = {
      "cjson_parse_print", false, false, 1.5},
 };
 
+/* The issues set their targets at N = 1M records: at another N a status is shown in
+ * parentheses, for reference, not as a verdict. */
+#define TARGETS_N 1000000
+
 void bench_print_targets(void)
 {
-    printf("\n%-50s %22s %8s  %s\n", "target (issues 6, 13, 15)", "median [min-max]", "limit",
+    bool at_target_n = bench_cfg.n == TARGETS_N;
+    printf("\n%-60s %22s %8s  %s\n", "target (issues 6, 13, 15)", "median [min-max]", "limit",
            "status");
+    if (!at_target_n)
+        printf("(the targets are set at N = 1M; at N = %llu the statuses are for reference)\n",
+               (unsigned long long)bench_cfg.n);
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         const target *t = &targets[i];
         workload_result *w = find_workload(t->workload, false);
@@ -550,15 +558,17 @@ void bench_print_targets(void)
             r.median = column_median(a) / 1e6, r.min /= 1e6, r.max /= 1e6, r.reps = a->count;
         }
         if (r.reps == 0) {
-            printf("%-50s %22s %8.2f  not measured\n", t->label, "-", t->limit);
+            printf("%-60s %22s %8.2f  not measured\n", t->label, "-", t->limit);
             continue;
         }
         bool met = t->at_least ? r.median >= t->limit : r.median <= t->limit;
-        const char *status = t->limit == 0 ? "reported" : met ? "met" : "MISSED";
+        const char *status = t->limit == 0 ? "reported"
+                             : at_target_n ? (met ? "met" : "MISSED")
+                                           : (met ? "(met)" : "(missed)");
         char measured[64];
         snprintf(measured, sizeof measured, "%.2f%s [%.2f-%.2f]", r.median,
                  t->peer_workload ? "x" : "ms", r.min, r.max);
-        printf("%-50s %22s %7.2f%s  %s\n", t->label, measured, t->limit,
+        printf("%-60s %22s %7.2f%s  %s\n", t->label, measured, t->limit,
                t->peer_workload ? "x" : "ms", status);
     }
     printf("(informational: median of per-repetition ratios; nothing fails on a miss)\n");
