@@ -469,8 +469,8 @@ static feox_vtab *resolve_table(sqlite3_context *ctx, sqlite3_value *name_arg, r
                                                   : feox_vtab_check_store(vt)) != SQLITE_OK) {
             /* no store (a missing file, a failed RENAME), one inherited through fork() that cannot
              * be opened again, a rollback that still cannot finish, or a table in the database
-             * that another connection dropped. A copy of the message: the check's statement
-             * plans the table, and SQLite frees vt's message after xBestIndex. */
+             * that another connection dropped. A copy of the message: report_table_error's
+             * touch plans the table, and SQLite frees vt's message after xBestIndex. */
             char *msg = sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "error");
             report_table_error(ctx, db, &parsed, msg != NULL ? rc : SQLITE_NOMEM, msg);
             sqlite3_free(msg);
