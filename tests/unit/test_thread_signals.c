@@ -9,7 +9,9 @@
  *   reaper      the reaper held inside the freeing of a large closed store.
  * In each: every thread of the process but the main one has the mask above (read from
  * /proc/self/task/<tid>/status, so a thread that would take a signal is seen without waiting for
- * one); then the main thread blocks SIGUSR1 and sends it to the whole process (kill): no handler
+ * one), except a thread that is exiting (a close's threads just joined, a finished load's): the
+ * kernel picks none of those for a process-directed signal, and its mask is being taken down;
+ * then the main thread blocks SIGUSR1 and sends it to the whole process (kill): no handler
  * runs and the signal is pending; unblocked, it runs once, on the main thread.
  *   start       feox_thread_start itself (every other engine thread, the ordered-index builder
  *               and the load pipe worker too, starts through it): the new thread's own mask is
@@ -64,10 +66,10 @@ static bool in_mask(unsigned long long mask, int sig)
 }
 
 /* The SigBlk line of /proc/self/task/<tid>/status into *mask; false if the thread has exited. */
-static bool read_blocked_mask(const char *tid, unsigned long long *mask)
+static bool read_blocked_mask(long tid, unsigned long long *mask)
 {
-    char file[300];
-    snprintf(file, sizeof file, "/proc/self/task/%s/status", tid);
+    char file[64];
+    snprintf(file, sizeof file, "/proc/self/task/%ld/status", tid);
     FILE *f = fopen(file, "r");
     if (!f)
         return false;
@@ -83,7 +85,7 @@ static bool read_blocked_mask(const char *tid, unsigned long long *mask)
  * in a thread from its clone until it sets the thread's mask, and again while the thread exits:
  * such a mask is read again until the thread has its own or is gone (a thread that keeps it for
  * a million reads is taken at its word, and fails the check of the synchronous signals). */
-static bool blocked_mask_of(const char *tid, unsigned long long *mask)
+static bool blocked_mask_of(long tid, unsigned long long *mask)
 {
     for (int reads = 0; reads < 1000000; reads++) {
         if (!read_blocked_mask(tid, mask))
@@ -98,34 +100,91 @@ static bool blocked_mask_of(const char *tid, unsigned long long *mask)
     return true;
 }
 
-/* Every thread but the main one blocks the application's signals and none of the synchronous
- * ones; there are at least at_least of them. */
-static void expect_engine_threads_masked(int at_least)
+/* PF_EXITING of the kernel's task flags (include/linux/sched.h; field 9 of /proc/<tid>/stat): the
+ * thread is exiting, and the kernel no longer picks it for a process-directed signal. */
+#define TASK_EXITING 0x4u
+
+/* Whether the thread is exiting (or already gone). Read after its mask: the flag, once set, stays,
+ * so a mask read while the thread was exiting is always recognised. */
+static bool is_exiting(long tid)
+{
+    char file[64], line[1024];
+    snprintf(file, sizeof file, "/proc/self/task/%ld/stat", tid);
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return true;
+    bool read = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    const char *after_name = read ? strrchr(line, ')') : NULL; /* the name may hold spaces */
+    unsigned flags = 0;
+    if (!after_name || sscanf(after_name + 1, " %*c %*d %*d %*d %*d %*d %u", &flags) != 1)
+        return true;
+    return (flags & TASK_EXITING) != 0;
+}
+
+/* The threads of the process (their kernel ids, in the order listed), at most 64. A thread that
+ * exits while /proc/self/task is read can end the listing early, so it is read until two readings
+ * in a row agree. */
+typedef struct thread_list {
+    long tid[64];
+    size_t count;
+} thread_list;
+
+static void read_thread_list(thread_list *out)
 {
     DIR *tasks = opendir("/proc/self/task");
     assert_non_null(tasks);
-    char main_tid[32];
-    snprintf(main_tid, sizeof main_tid, "%ld", (long)getpid());
-    int others = 0;
+    out->count = 0;
     struct dirent *d;
     while ((d = readdir(tasks)) != NULL) {
+        if (d->d_name[0] == '.')
+            continue;
+        assert_true(out->count < sizeof out->tid / sizeof *out->tid);
+        out->tid[out->count++] = atol(d->d_name);
+    }
+    closedir(tasks);
+}
+
+static bool same_threads(const thread_list *a, const thread_list *b)
+{
+    if (a->count != b->count)
+        return false;
+    return memcmp(a->tid, b->tid, a->count * sizeof *a->tid) == 0;
+}
+
+static void list_threads(thread_list *out)
+{
+    static thread_list again;
+    read_thread_list(out);
+    for (read_thread_list(&again); !same_threads(out, &again); read_thread_list(&again))
+        *out = again;
+}
+
+/* Every thread but the main one and those exiting (a close's threads just joined, a load's thread
+ * that has finished) blocks the application's signals and none of the synchronous ones; there are
+ * at least at_least of them. */
+static void expect_engine_threads_masked(int at_least)
+{
+    static thread_list threads;
+    list_threads(&threads);
+    int others = 0;
+    for (size_t t = 0; t < threads.count; t++) {
+        long tid = threads.tid[t];
         unsigned long long mask = 0;
-        if (d->d_name[0] == '.' || strcmp(d->d_name, main_tid) == 0 ||
-            !blocked_mask_of(d->d_name, &mask))
+        if (tid == (long)getpid() || !blocked_mask_of(tid, &mask) || is_exiting(tid))
             continue;
         others++;
         for (size_t i = 0; i < sizeof application_signals / sizeof *application_signals; i++) {
             if (!in_mask(mask, application_signals[i]))
-                fail_msg("thread %s takes signal %d (SigBlk %llx)", d->d_name,
-                         application_signals[i], mask);
+                fail_msg("thread %ld takes signal %d (SigBlk %llx)", tid, application_signals[i],
+                         mask);
         }
         for (size_t i = 0; i < sizeof deliverable_signals / sizeof *deliverable_signals; i++) {
             if (in_mask(mask, deliverable_signals[i]))
-                fail_msg("thread %s blocks deliverable signal %d (SigBlk %llx)", d->d_name,
+                fail_msg("thread %ld blocks deliverable signal %d (SigBlk %llx)", tid,
                          deliverable_signals[i], mask);
         }
     }
-    closedir(tasks);
     assert_true(others >= at_least);
 }
 
