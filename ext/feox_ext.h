@@ -172,7 +172,9 @@ int feox_location_resolve(sqlite3 *db, const char *schema, const char *table, co
  * memory)? */
 bool feox_is_file_database(sqlite3 *db, const char *schema);
 /* Is schema a memdb VFS database that other connections of the process open by its name
- * (file:/name?vfs=memdb)? Its new tables keep their records in the database, as in a file. */
+ * (file:/name?vfs=memdb), rather than an image given to sqlite3_deserialize? Its new tables keep
+ * their records in the database, as in a file. With SQLite newer than 3.40, which names no memdb
+ * database, it may run a statement of its own (options.c says which). */
 bool feox_is_shared_memdb(sqlite3 *db, const char *schema);
 void feox_location_free(feox_location *loc);
 /* The default store file for (db file, table): "<dbfile>-<encoded table>.feox" (mprintf'd). */

@@ -392,22 +392,37 @@ bool feox_is_file_database(sqlite3 *db, const char *schema)
     return !in_memdb_vfs(db, schema);
 }
 
+/* SQLite 3.40 names a memdb database opened by name "/name" and an image given to
+ * sqlite3_deserialize "x" (sqlite3_db_filename); newer releases (3.53 here) name no memdb
+ * database ("" for each). Unnamed, only an image is what sqlite3_serialize hands out without a
+ * copy: for a database opened by name it returns NULL, after a "PRAGMA page_count" of its own.
+ * Every caller asks with the table's schema row written, so the page count is never 0 (where
+ * sqlite3_serialize would also try "BEGIN IMMEDIATE; COMMIT", which fails harmlessly inside the
+ * caller's transaction). An image of no bytes yet has no buffer either and counts as named. */
 bool feox_is_shared_memdb(sqlite3 *db, const char *schema)
 {
+    if (!in_memdb_vfs(db, schema)) {
+        return false;
+    }
     const char *file = sqlite3_db_filename(db, schema);
-    return file != NULL && file[0] == '/' && in_memdb_vfs(db, schema);
+    if (file != NULL && file[0] != '\0') {
+        return file[0] == '/';
+    }
+    return sqlite3_serialize(db, schema, NULL, SQLITE_SERIALIZE_NOCOPY) == NULL;
 }
 
 /* What names the in-memory database schema among the process's databases, for the share key of
  * its memory stores: *id (mprintf'd) and *shared. Only a memdb VFS database "/name" has a name
- * that every connection opening it sees. Any other in-memory database is private to this
- * connection as far as feox can tell (*shared false): a shared-cache one
+ * that every connection opening it sees, and only where SQLite tells it (3.40 does; newer
+ * releases name no memdb database: feox_is_shared_memdb). Any other in-memory database is
+ * private to this connection as far as feox can tell (*shared false): a shared-cache one
  * (file:name?mode=memory&cache=shared) shows no name, and the address of its pager is reused by
  * a later database while a connection may still hold a store of the old one (README). */
 static int memory_database_id(sqlite3 *db, const char *schema, char **id, bool *shared)
 {
     *id = NULL;
-    *shared = feox_is_shared_memdb(db, schema);
+    const char *file = sqlite3_db_filename(db, schema);
+    *shared = file != NULL && file[0] == '/' && in_memdb_vfs(db, schema);
     if (*shared) {
         *id = sqlite3_mprintf("memdb:%s", sqlite3_db_filename(db, schema));
     }

@@ -323,14 +323,22 @@ const void *feox_sq_database_file(feox_sqlite_backend *b)
 {
     /* The pager's own copy of the name: a file swapped for an in-memory image has a new pager
      * (named "x"). No mutex, no SQL: ~20 instructions, where SQLITE_FCNTL_FILE_POINTER (the
-     * same information) costs ~150. One image swapped for the next may keep the pager. */
-    return sqlite3_db_filename(b->db, b->dv_schema);
+     * same information) costs ~150. One image swapped for the next may keep the pager.
+     * A database with no name (":memory:", and in SQLite newer than 3.40 every memdb database:
+     * each gets the same static "") is told apart by its pager's file object instead. */
+    const char *name = sqlite3_db_filename(b->db, b->dv_schema);
+    if (name != NULL && name[0] != '\0') {
+        return name;
+    }
+    sqlite3_file *file = NULL;
+    sqlite3_file_control(b->db, b->dv_schema, SQLITE_FCNTL_FILE_POINTER, &file);
+    return file;
 }
 
 const void *feox_sq_database_image(feox_sqlite_backend *b)
 {
     if (!b->in_memory_image) {
-        return sqlite3_db_filename(b->db, b->dv_schema);
+        return feox_sq_database_file(b);
     }
     /* An in-memory image: every one has the name "x", and SQLite may put the next one in the
      * same pager and file object. Its buffer, without a copy and without SQL. */
@@ -341,13 +349,13 @@ bool feox_sq_is_memory_image(feox_sqlite_backend *b)
 {
     /* A memdb database named "/name" (file:/name?vfs=memdb) is shared by the connections that
      * open that name and is never replaced in place (sqlite3_deserialize makes a private image):
-     * its name tells it apart, as a file's does. sqlite3_serialize of one would run a statement
-     * of its own, inside the commit, whose read lock then outlives it. */
-    const char *name = sqlite3_db_filename(b->db, b->dv_schema);
+     * its name or its pager tells it apart, as a file's does. sqlite3_serialize of one would run
+     * a statement of its own, inside the commit, whose read lock then outlives it. Asked at the
+     * load, which reads the shadow tables anyway (feox_is_shared_memdb may run that statement). */
     sqlite3_vfs *vfs = NULL;
     sqlite3_file_control(b->db, b->dv_schema, SQLITE_FCNTL_VFS_POINTER, &vfs);
     return vfs != NULL && vfs->zName != NULL && strcmp(vfs->zName, "memdb") == 0 &&
-           (name == NULL || name[0] != '/');
+           !feox_is_shared_memdb(b->db, b->dv_schema);
 }
 
 uint64_t feox_sq_get_u64(const void *p)

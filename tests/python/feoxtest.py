@@ -23,6 +23,26 @@ if not os.path.exists(EXT + ".so"):
     raise RuntimeError(f"extension {EXT}.so not found: build it or set FEOX_EXT")
 
 
+def _compile_options():
+    con = sqlite3.connect(":memory:")
+    try:
+        return {row[0] for row in con.execute("PRAGMA compile_options")}
+    finally:
+        con.close()
+
+
+# What the SQLite under test was built with: make test-sqlite-latest also runs the suite on
+# better-sqlite3's build, which omits some of what the tests exercise (the progress callback,
+# shared cache) and is built for one thread per connection (THREADSAFE=2).
+COMPILE_OPTIONS = _compile_options()
+
+
+def skip_unless_built_with(feature, absent_when):
+    """Skip the test (or class) when COMPILE_OPTIONS holds absent_when (e.g. OMIT_SHARED_CACHE)."""
+    return unittest.skipIf(absent_when in COMPILE_OPTIONS,
+                           f"this SQLite is built without {feature} ({absent_when})")
+
+
 def connect(path=":memory:", isolation_level=None, timeout=60.0, uri=False):
     """A connection with feox loaded. Autocommit (isolation_level=None) unless asked otherwise;
     uri=True: path is a file: URI."""

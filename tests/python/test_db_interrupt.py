@@ -16,7 +16,7 @@ must be seen by the other connection. Both journal modes.
 import sqlite3
 import unittest
 
-from feoxtest import TempDirTestCase, connect
+from feoxtest import TempDirTestCase, connect, skip_unless_built_with
 
 STATEMENTS = (
     "SELECT feox_incr('kv', 'n', 1)",
@@ -36,6 +36,7 @@ def rows(con):
     return con.execute("SELECT key, value, ttl IS NOT NULL FROM kv ORDER BY key").fetchall()
 
 
+@skip_unless_built_with("the progress callback", "OMIT_PROGRESS_CALLBACK")
 class InterruptTest(TempDirTestCase):
     def run_interrupted(self, mode):
         db = self.path(f"{mode}.db")

@@ -123,6 +123,9 @@ class DeserializeTest(TempDirTestCase):
                 con.execute("UPDATE kv SET value = 1 WHERE key = 'a'")
         self.check_same(con, "main", sorted(grown))
 
+    @unittest.skipIf(sqlite3.sqlite_version_info > (3, 40, 1),
+                     "not detected where SQLite keeps the table connected across the swaps "
+                     "(3.53; README, Transactions and isolation)")
     def test_an_image_in_the_buffer_of_an_earlier_one(self):
         """Image 1 is read; image 2 replaces it unread; image 3, as large as image 1 and with as
         many changes (the same seq), replaces image 2. Image 1's buffer was freed by the second

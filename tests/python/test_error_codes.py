@@ -11,7 +11,7 @@ import os
 import sqlite3
 import unittest
 
-from feoxtest import TempDirTestCase, connect, connect_uri
+from feoxtest import TempDirTestCase, connect, connect_uri, skip_unless_built_with
 
 SQLITE_READONLY = 8
 SQLITE_LOCKED_SHAREDCACHE = 262
@@ -102,6 +102,7 @@ class MovedDatabaseTest(ErrorCodeCase):
                     self.assertEqual(code, SQLITE_READONLY_DBMOVED)
 
 
+@skip_unless_built_with("shared cache", "OMIT_SHARED_CACHE")
 class SharedCacheTest(ErrorCodeCase):
     """Shared cache: while one connection's transaction writes, another connection's writes (and
     its reads of what is being written) fail with SQLITE_LOCKED_SHAREDCACHE."""
