@@ -176,6 +176,10 @@ bool feox_is_file_database(sqlite3 *db, const char *schema);
  * their records in the database, as in a file. With SQLite newer than 3.40, which names no memdb
  * database, it may run a statement of its own (options.c says which). */
 bool feox_is_shared_memdb(sqlite3 *db, const char *schema);
+/* Is schema an in-memory image of its own: a memdb VFS database given to sqlite3_deserialize (or
+ * restored into memory), not one opened by name? Its tables' caches check, statement by
+ * statement, that it is still the image they loaded. */
+bool feox_is_memory_image(sqlite3 *db, const char *schema);
 void feox_location_free(feox_location *loc);
 /* The default store file for (db file, table): "<dbfile>-<encoded table>.feox" (mprintf'd). */
 char *feox_default_store_path(const char *db_file, const char *table);

@@ -392,23 +392,32 @@ bool feox_is_file_database(sqlite3 *db, const char *schema)
     return !in_memdb_vfs(db, schema);
 }
 
-/* SQLite 3.40 names a memdb database opened by name "/name" and an image given to
- * sqlite3_deserialize "x" (sqlite3_db_filename); newer releases (3.53 here) name no memdb
- * database ("" for each). Unnamed, only an image is what sqlite3_serialize hands out without a
- * copy: for a database opened by name it returns NULL, after a "PRAGMA page_count" of its own.
- * Every caller asks with the table's schema row written, so the page count is never 0 (where
- * sqlite3_serialize would also try "BEGIN IMMEDIATE; COMMIT", which fails harmlessly inside the
- * caller's transaction). An image of no bytes yet has no buffer either and counts as named. */
-bool feox_is_shared_memdb(sqlite3 *db, const char *schema)
+/* Of a memdb VFS database: was it opened by name ("/name", shared by the connections that open
+ * that name) rather than given to sqlite3_deserialize as an image of its own? SQLite 3.40 names
+ * the first "/name" and the second "x" (sqlite3_db_filename); newer releases (3.53 here) name no
+ * memdb database ("" for each). Unnamed, only an image is what sqlite3_serialize hands out
+ * without a copy: for a database opened by name it returns NULL, after a "PRAGMA page_count" of
+ * its own. Every caller asks with the table's schema row written, so the page count is never 0
+ * (where sqlite3_serialize would also try "BEGIN IMMEDIATE; COMMIT", which fails harmlessly
+ * inside the caller's transaction). An image of no bytes yet has no buffer either and counts as
+ * opened by name. */
+static bool memdb_opened_by_name(sqlite3 *db, const char *schema)
 {
-    if (!in_memdb_vfs(db, schema)) {
-        return false;
-    }
     const char *file = sqlite3_db_filename(db, schema);
     if (file != NULL && file[0] != '\0') {
         return file[0] == '/';
     }
     return sqlite3_serialize(db, schema, NULL, SQLITE_SERIALIZE_NOCOPY) == NULL;
+}
+
+bool feox_is_shared_memdb(sqlite3 *db, const char *schema)
+{
+    return in_memdb_vfs(db, schema) && memdb_opened_by_name(db, schema);
+}
+
+bool feox_is_memory_image(sqlite3 *db, const char *schema)
+{
+    return in_memdb_vfs(db, schema) && !memdb_opened_by_name(db, schema);
 }
 
 /* What names the in-memory database schema among the process's databases, for the share key of
@@ -424,7 +433,7 @@ static int memory_database_id(sqlite3 *db, const char *schema, char **id, bool *
     const char *file = sqlite3_db_filename(db, schema);
     *shared = file != NULL && file[0] == '/' && in_memdb_vfs(db, schema);
     if (*shared) {
-        *id = sqlite3_mprintf("memdb:%s", sqlite3_db_filename(db, schema));
+        *id = sqlite3_mprintf("memdb:%s", file);
     }
     return *shared && *id == NULL ? SQLITE_NOMEM : SQLITE_OK;
 }

@@ -351,11 +351,8 @@ bool feox_sq_is_memory_image(feox_sqlite_backend *b)
      * open that name and is never replaced in place (sqlite3_deserialize makes a private image):
      * its name or its pager tells it apart, as a file's does. sqlite3_serialize of one would run
      * a statement of its own, inside the commit, whose read lock then outlives it. Asked at the
-     * load, which reads the shadow tables anyway (feox_is_shared_memdb may run that statement). */
-    sqlite3_vfs *vfs = NULL;
-    sqlite3_file_control(b->db, b->dv_schema, SQLITE_FCNTL_VFS_POINTER, &vfs);
-    return vfs != NULL && vfs->zName != NULL && strcmp(vfs->zName, "memdb") == 0 &&
-           !feox_is_shared_memdb(b->db, b->dv_schema);
+     * load, which reads the shadow tables anyway (feox_is_memory_image may run that statement). */
+    return feox_is_memory_image(b->db, b->dv_schema);
 }
 
 uint64_t feox_sq_get_u64(const void *p)
