@@ -619,11 +619,19 @@ void feox_db_commit(feox_vtab *vt)
 }
 
 /* After a rollback: a cache loaded inside the transaction goes; the table stays connected
- * without one until its next use opens it again (the journal's entries were for it). */
+ * without one until its next use opens it again (the journal's entries were for it). A rollback
+ * in autocommit ends one statement's own transaction (or a function call's), which held no hand
+ * edit of the shadow tables: a cache loaded in an earlier transaction stays (a transaction that
+ * only read the table ended without an xCommit to clear the flag), its writes undone by the
+ * journal. */
 static void drop_cache_loaded_in_txn(feox_vtab *vt)
 {
     feox_db_state *s = vt->dbs;
     if (!s->loaded_in_txn) {
+        return;
+    }
+    if (sqlite3_get_autocommit(vt->db)) {
+        s->loaded_in_txn = false;
         return;
     }
     char *why = sqlite3_mprintf("feox: %s: the cache is loaded again after a rollback", vt->label);

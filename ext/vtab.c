@@ -485,7 +485,12 @@ static int feox_vt_rollback(sqlite3_vtab *tab)
         feox_journal_clear(&vt->journal);
         vt->in_txn = false;
         vt->undo_pending = false;
-        return feox_vtab_check_store(vt);
+        /* Database mode without a cache (feox_db_rollback may just have dropped it): the next
+         * use loads it, inside its statement's transaction. Not here: SQLite has ended the
+         * transaction, so reading the shadow tables would open a read transaction that nothing
+         * ends, and the connection's next statements would read that snapshot and fail a write
+         * with SQLITE_BUSY at once. */
+        return vt->dbs != NULL ? SQLITE_OK : feox_vtab_check_store(vt);
     }
     if (!engine_free) {
         /* SQLite rolls back from inside a statement the table's backend runs for the engine (an

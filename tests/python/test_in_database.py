@@ -27,6 +27,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import unittest
 
@@ -298,6 +299,45 @@ class RollbackTest(InDatabaseTestCase):
         self.assertEqual(con.execute("SELECT key, value FROM kv").fetchall(), [("a", 2)])
         self.assertCoherent(con, "rolled back write statement")
         con.close()
+
+    def test_a_rollback_leaves_no_snapshot_behind(self):
+        # A connection that first uses the table inside BEGIN loads its cache there; a rollback
+        # after that drops the cache. Loading it again inside xRollback (after SQLite ended the
+        # transaction) left a read transaction open: the connection's next statements read that
+        # old snapshot, and its next write failed with SQLITE_BUSY at once instead of waiting.
+        other = connect(self.db)
+        other.execute("INSERT INTO kv(key, value) VALUES ('k', 1)")
+        con = connect(self.db, timeout=30)
+        for rollback in ("a failing statement in autocommit", "ROLLBACK", "ROLLBACK TO"):
+            con.execute("BEGIN")  # the table's first use in this transaction loads the cache
+            self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'k'").fetchone(), (1,))
+            if rollback == "ROLLBACK":
+                con.execute("INSERT INTO kv(key, value) VALUES ('gone', 1)")
+                con.execute("ROLLBACK")
+            elif rollback == "ROLLBACK TO":
+                con.execute("SAVEPOINT s")
+                con.execute("INSERT INTO kv(key, value) VALUES ('gone', 1)")
+                con.execute("ROLLBACK TO s")
+                con.execute("COMMIT")
+            else:
+                con.execute("COMMIT")  # it only read the table: SQLite calls no xCommit
+                with self.assertRaises(sqlite3.IntegrityError):
+                    con.execute("INSERT INTO kv(key, value) VALUES ('k', 2)")
+            self.assertFalse(con.in_transaction, rollback)
+            other.execute("INSERT INTO orders(note) VALUES (?)", (rollback,))
+            self.assertEqual(con.execute("SELECT note FROM orders ORDER BY id DESC LIMIT 1")
+                             .fetchone(), (rollback,), f"{rollback}: a stale snapshot")
+            # another connection holds the write lock for a moment: a write waits for it
+            other.execute("BEGIN IMMEDIATE")
+            timer = threading.Timer(0.3, other.execute, ("COMMIT",))
+            timer.start()
+            con.execute("INSERT OR REPLACE INTO kv(key, value) VALUES ('after', ?)", (rollback,))
+            timer.join()
+            self.assertEqual(con.execute("SELECT value FROM kv WHERE key = 'gone'").fetchone(),
+                             None, rollback)
+            self.assertCoherent(con, rollback)
+        con.close()
+        other.close()
 
 
 WRITER = CHILD_PRELUDE + textwrap.dedent("""
