@@ -69,6 +69,35 @@ class ConcurrencyTest(TempDirTestCase):
         self.assertEqual(self.keeper.execute("SELECT value FROM kv WHERE key = 'cas'").fetchone(),
                          (THREADS * 200,))
 
+    def test_a_rollback_in_a_store_that_is_not_isolated_undoes_what_others_built_on(self):
+        # README "Transactions and isolation": in a store file or memory table another
+        # connection sees a change before COMMIT and may build on it; a ROLLBACK puts back the
+        # version the key had before the transaction's change, so a change another connection
+        # made to that key in between goes too. In the database (kv) the second connection
+        # waits for the first's COMMIT or ROLLBACK instead, and nothing is lost.
+        self.keeper.execute(f"CREATE VIRTUAL TABLE file USING feox(path='{self.path('file.feox')}')")
+        for table, lost in (("file", True), ("mem", True), ("kv", False)):
+            with self.subTest(table=table):
+                self.keeper.execute(f"INSERT OR REPLACE INTO {table}(key, value) VALUES ('n', 10)")
+                first, second = connect(self.db, timeout=0.2), connect(self.db)
+                first.execute("BEGIN")
+                first.execute(f"SELECT feox_incr('{table}', 'n', 3)").fetchall()
+                if lost:
+                    second.execute(f"SELECT feox_incr('{table}', 'n', 2)").fetchall()
+                    self.assertEqual(second.execute(f"SELECT value FROM {table} WHERE key = 'n'")
+                                     .fetchone(), (15,))
+                else:
+                    timer = threading.Timer(0.3, first.execute, ("ROLLBACK",))
+                    timer.start()
+                    second.execute(f"SELECT feox_incr('{table}', 'n', 2)").fetchall()
+                    timer.join()
+                if first.in_transaction:
+                    first.execute("ROLLBACK")
+                self.assertEqual(second.execute(f"SELECT value FROM {table} WHERE key = 'n'")
+                                 .fetchone(), (10 if lost else 12,))
+                first.close()
+                second.close()
+
     def test_concurrent_inserts_and_scans(self):
         # writers insert and delete their own keys; a scanner checks every scan is strictly
         # ascending (or descending) with no duplicates while they run.
