@@ -75,7 +75,8 @@ class ConcurrencyTest(TempDirTestCase):
         # version the key had before the transaction's change, so a change another connection
         # made to that key in between goes too. In the database (kv) the second connection
         # waits for the first's COMMIT or ROLLBACK instead, and nothing is lost.
-        self.keeper.execute(f"CREATE VIRTUAL TABLE file USING feox(path='{self.path('file.feox')}')")
+        store = self.path("file.feox")
+        self.keeper.execute(f"CREATE VIRTUAL TABLE file USING feox(path='{store}')")
         for table, lost in (("file", True), ("mem", True), ("kv", False)):
             with self.subTest(table=table):
                 self.keeper.execute(f"INSERT OR REPLACE INTO {table}(key, value) VALUES ('n', 10)")
