@@ -11,6 +11,11 @@ SELECT 'eq-int', value FROM kv WHERE key = 5;
 SELECT 'eq-text', value FROM kv WHERE key = '5';
 SELECT 'eq-real', value FROM kv WHERE key = 2.5;
 SELECT 'eq-blob', value FROM kv WHERE key = x'6162';
+-- ... but only where the table answers the comparison: one SQLite evaluates itself follows
+-- SQLite's rule (a text never equals a blob); numbers convert alike in both (TEXT affinity)
+SELECT 'eq-blob-or', count(*) FROM kv WHERE key = x'6162' OR value = 'none';
+SELECT 'eq-blob-expr', key = x'6162' FROM kv WHERE key = 'ab';
+SELECT 'eq-int-or', value FROM kv WHERE key = 5 OR value = 'none';
 SELECT 'in-mixed', value FROM kv WHERE key IN (5, 'ab', 7) ORDER BY value;
 SELECT 'in-one', value FROM kv WHERE key IN (5);
 -- the integer 5 and the text '5' are the same key
