@@ -16,6 +16,16 @@ SELECT 'eq-blob', value FROM kv WHERE key = x'6162';
 SELECT 'eq-blob-or', count(*) FROM kv WHERE key = x'6162' OR value = 'none';
 SELECT 'eq-blob-expr', key = x'6162' FROM kv WHERE key = 'ab';
 SELECT 'eq-int-or', value FROM kv WHERE key = 5 OR value = 'none';
+-- an operand of numeric affinity (a CAST to a number, an INTEGER column): SQLite compares as
+-- numbers, the table compares the key with the number's text; canonical keys are found alike
+CREATE TABLE num(n INTEGER);
+INSERT INTO num VALUES (5);
+INSERT INTO kv(key, value) VALUES ('05', 'zero five');
+SELECT 'numeric-cast', group_concat(value, ', ') FROM kv WHERE key = CAST('5' AS INTEGER);
+SELECT 'numeric-join', group_concat(value, ', ') FROM num JOIN kv ON kv.key = num.n;
+SELECT 'numeric-by-sqlite', group_concat(value, ', ') FROM (SELECT value FROM kv CROSS JOIN num ON kv.key = num.n ORDER BY value);
+DELETE FROM kv WHERE key = '05';
+DROP TABLE num;
 SELECT 'in-mixed', value FROM kv WHERE key IN (5, 'ab', 7) ORDER BY value;
 SELECT 'in-one', value FROM kv WHERE key IN (5);
 -- the integer 5 and the text '5' are the same key
