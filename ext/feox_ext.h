@@ -85,6 +85,10 @@ void feox_put_i64(unsigned char out[8], int64_t v);
  * Returns false for NULL. The pointer is valid while v is unchanged; never NULL. */
 bool feox_key_from_value(feox_keytype keytype, sqlite3_value *v, const void **key, size_t *len);
 
+/* Whether db's text encoding is UTF-8, so that SQLite's BINARY order of TEXT is the memcmp order
+ * of the UTF-8 keys the table holds (false for UTF-16, and when it cannot be asked). */
+bool feox_text_is_utf8(sqlite3 *db);
+
 /* A whole number from an INTEGER, an integral REAL or numeric TEXT (ttl, ts, delta). */
 bool feox_whole_number(sqlite3_value *v, sqlite3_int64 *out);
 
@@ -365,6 +369,9 @@ typedef struct feox_vtab {
     char *name;
     char *label; /* how messages name the table: "kv", or "aux.kv" outside the main schema */
     feox_options options;
+    /* Text keys in a UTF-16 database: SQLite orders them by their UTF-16 bytes, the table's
+     * indexes by their UTF-8 bytes, so plans leave ranges and ORDER BY key to SQLite (plan.c). */
+    bool key_order_differs;
     feox_entry_ref *entry; /* the store is entry->store (it changes when RENAME moves a file) */
     bool in_txn;           /* between xBegin and xCommit/xRollback */
     feox_journal journal;

@@ -11,6 +11,9 @@
  * The plan is the best of: EQ (one hash lookup) < IN (a few lookups) < RANGE (ordered scan between
  * bounds) < SCAN (whole ordered index). With EQ or IN, bounds filter the looked-up keys.
  * ORDER BY key [ASC|DESC] (first term; the key is unique) is consumed by every plan.
+ * Text keys in a UTF-16 database (feox_vtab.key_order_differs) take EQ and IN only: SQLite's
+ * BINARY order is then that of the UTF-16 bytes, not the indexes' UTF-8 order, so bounds and
+ * ORDER BY key are left to SQLite (which scans and sorts; equality does not depend on it).
  * LIMIT and OFFSET are consumed only when every other constraint is consumed and either there is
  * no ORDER BY or it was consumed; otherwise SQLite would apply them to rows it later filters.
  * With a >= or <= bound (possibly half of a row-value comparison SQLite re-checks) LIMIT is only
@@ -106,6 +109,9 @@ int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
                 case SQLITE_INDEX_CONSTRAINT_LE: op = FEOX_OP_LE; break;
                 default: break;
                 }
+                if (vt->key_order_differs && op != FEOX_OP_EQ && op != FEOX_OP_IN) {
+                    op = FEOX_OP_END; /* a bound in the indexes' order is not one in SQLite's */
+                }
             }
             int want_pass = op == FEOX_OP_EQ ? 0 : op == FEOX_OP_IN ? 1 : 2;
             if (op == FEOX_OP_END) {
@@ -142,7 +148,8 @@ int feox_vt_best_index(sqlite3_vtab *tab, sqlite3_index_info *info)
                                            : FEOX_PLAN_SCAN;
     bool desc = false;
     bool order_consumed = false;
-    if (info->nOrderBy > 0 && info->aOrderBy[0].iColumn == FEOX_COL_KEY) {
+    if (info->nOrderBy > 0 && info->aOrderBy[0].iColumn == FEOX_COL_KEY &&
+        !vt->key_order_differs) {
         order_consumed = true;
         desc = info->aOrderBy[0].desc != 0;
     }

@@ -9,7 +9,9 @@
  * Keys: a table has one key type. keytype=text: TEXT as is, INTEGER/REAL as their SQL text
  * (what TEXT affinity would produce), BLOB bytes taken as text bytes. keytype=blob: BLOB as is,
  * anything else as its text bytes. NULL is never a key. Returned keys are always of the table's
- * type, so memcmp order is SQLite's BINARY order and the planner may omit what it enforces.
+ * type, so memcmp order is SQLite's BINARY order and the planner may omit what it enforces, with
+ * one exception: in a database whose text encoding is UTF-16, SQLite's BINARY collation compares
+ * a text's UTF-16 bytes, whose order is not the order of its UTF-8 bytes (feox_text_is_utf8).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -191,6 +193,22 @@ bool feox_key_from_value(feox_keytype keytype, sqlite3_value *v, const void **ke
     *len = (size_t)sqlite3_value_bytes(v);
     *key = p != NULL ? p : "";
     return true;
+}
+
+bool feox_text_is_utf8(sqlite3 *db)
+{
+    /* Every attached database has the main database's encoding, so the connection has one.
+     * PRAGMA encoding reads no page. If it cannot be asked (no memory), "not UTF-8" is the answer
+     * that keeps results right: plans then leave the order of text keys to SQLite. */
+    sqlite3_stmt *s = NULL;
+    bool utf8 = false;
+    if (sqlite3_prepare_v2(db, "PRAGMA encoding", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        utf8 = name != NULL && sqlite3_stricmp(name, "UTF-8") == 0;
+    }
+    sqlite3_finalize(s);
+    return utf8;
 }
 
 bool feox_whole_number(sqlite3_value *v, sqlite3_int64 *out)

@@ -13,7 +13,8 @@ import unittest
 
 from feoxtest import connect
 
-ALPHABET = ["a", "b", "c", "A", "B", "_", "%", ":", "0", "1", "9", "é", "z", "~"]
+# Ā, € and 😀 sort differently in UTF-16 (SQLite's BINARY order there) than in UTF-8
+ALPHABET = ["a", "b", "c", "A", "B", "_", "%", ":", "0", "1", "9", "é", "z", "~", "Ā", "€", "😀"]
 SEEDS = (1, 2, 3)
 QUERIES_PER_SEED = 700
 MIRROR = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -144,13 +145,16 @@ class DifferentialTest(unittest.TestCase):
             got, want = sorted(got, key=repr), sorted(want, key=repr)
         self.assertEqual(got, want, f"\n  {sql}\n  params={params!r}")
 
-    def random_queries(self, path=":memory:", seeds=SEEDS, queries=QUERIES_PER_SEED):
+    def random_queries(self, path=":memory:", seeds=SEEDS, queries=QUERIES_PER_SEED,
+                       encoding=None):
         """With path a file database, the table is in the database (shadow tables) and a second
         connection makes the changes, so every query also checks that the querying
         connection's cache caught up with them."""
         for seed in seeds:
             rng = random.Random(seed)
             con = connect(path)
+            if encoding:  # before the database has a table
+                con.execute(f"PRAGMA encoding = '{encoding}'")
             con.execute("CREATE VIRTUAL TABLE kv USING feox")
             con.execute("CREATE TABLE nat(key TEXT PRIMARY KEY, value, ttl, ts) WITHOUT ROWID")
             writer = connect(path) if path != ":memory:" else con
@@ -199,6 +203,31 @@ class DifferentialTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, d, True)
         path = os.path.join(d, "diff.db")
         self.random_queries(path, seeds=SEEDS[:2], queries=QUERIES_PER_SEED // 2)
+
+    def test_random_queries_in_utf16_databases(self):
+        """SQLite orders TEXT by its UTF-16 bytes there, the table's indexes by UTF-8: ranges and
+        ORDER BY key are left to SQLite, equality still goes to the hash index."""
+        d = tempfile.mkdtemp(prefix="feox-pytest-")
+        self.addCleanup(shutil.rmtree, d, True)
+        for encoding in ("UTF-16le", "UTF-16be"):
+            self.random_queries(seeds=SEEDS[:1], queries=QUERIES_PER_SEED // 2, encoding=encoding)
+        self.random_queries(os.path.join(d, "utf16.db"), seeds=SEEDS[:1],
+                            queries=QUERIES_PER_SEED // 2, encoding="UTF-16le")
+        con = connect()
+        con.execute("PRAGMA encoding = 'UTF-16le'")
+        con.execute("CREATE VIRTUAL TABLE kv USING feox")
+        con.executemany("INSERT INTO kv(key, value) VALUES (?, 1)", [("a",), ("Ā",), ("€",)])
+        plan = lambda sql: " ".join(r[-1] for r in con.execute("EXPLAIN QUERY PLAN " + sql))
+        self.assertIn("hash lookup key=?", plan("SELECT * FROM kv WHERE key = 'a'"))
+        self.assertIn("hash lookup key IN(...)", plan("SELECT * FROM kv WHERE key IN ('a', 'b')"))
+        self.assertIn("full scan", plan("SELECT * FROM kv WHERE key > 'a' ORDER BY key"))
+        self.assertIn("TEMP B-TREE FOR ORDER BY", plan("SELECT * FROM kv ORDER BY key"))
+        self.assertEqual(con.execute("SELECT key FROM kv WHERE key > 'a' ORDER BY key").fetchall(),
+                         [("€",)])  # UTF-16LE bytes: Ā (00 01) < a (61 00) < € (AC 20)
+        # the same table with blob keys keeps its ordered plans: bytes order alike everywhere
+        con.execute("CREATE VIRTUAL TABLE kb USING feox(keytype='blob')")
+        self.assertIn("ordered scan", plan("SELECT * FROM kb WHERE key > x'00' ORDER BY key"))
+        con.close()
 
     def test_blob_keys_against_native(self):
         rng = random.Random(7)
