@@ -198,8 +198,9 @@ bool feox_key_from_value(feox_keytype keytype, sqlite3_value *v, const void **ke
 bool feox_text_is_utf8(sqlite3 *db)
 {
     /* Every attached database has the main database's encoding, so the connection has one.
-     * PRAGMA encoding reads no page. If it cannot be asked (no memory), "not UTF-8" is the answer
-     * that keeps results right: plans then leave the order of text keys to SQLite. */
+     * PRAGMA encoding reads no page. If it cannot be asked (no memory, an authorizer that denies
+     * it), "not UTF-8" is the answer that keeps results right: plans then leave the order of text
+     * keys to SQLite. */
     sqlite3_stmt *s = NULL;
     bool utf8 = false;
     if (sqlite3_prepare_v2(db, "PRAGMA encoding", -1, &s, NULL) == SQLITE_OK &&
