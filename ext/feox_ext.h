@@ -85,9 +85,10 @@ void feox_put_i64(unsigned char out[8], int64_t v);
  * Returns false for NULL. The pointer is valid while v is unchanged; never NULL. */
 bool feox_key_from_value(feox_keytype keytype, sqlite3_value *v, const void **key, size_t *len);
 
-/* Whether db's text encoding is UTF-8, so that SQLite's BINARY order of TEXT is the memcmp order
- * of the UTF-8 keys the table holds (false for UTF-16, and when it cannot be asked). */
-bool feox_text_is_utf8(sqlite3 *db);
+/* *utf8: whether the text encoding of db's schema is UTF-8, so that SQLite's BINARY order of TEXT
+ * is the memcmp order of UTF-8 bytes and TEXT keeps its bytes when stored. SQLite's code of a
+ * failed PRAGMA encoding (*utf8 false then). */
+int feox_text_is_utf8(sqlite3 *db, const char *schema, bool *utf8);
 
 /* A whole number from an INTEGER, an integral REAL or numeric TEXT (ttl, ts, delta). */
 bool feox_whole_number(sqlite3_value *v, sqlite3_int64 *out);

@@ -228,21 +228,14 @@ feox_err feox_sq_learn_encoding(feox_sqlite_backend *b)
     if (b->encoding_known) {
         return FEOX_OK;
     }
-    char *sql = sqlite3_mprintf("PRAGMA \"%w\".encoding", b->schema);
-    if (sql == NULL) {
-        return feox_sq_sql_error(b, SQLITE_NOMEM, "reading the encoding");
+    bool utf8;
+    int rc = feox_text_is_utf8(b->db, b->schema, &utf8);
+    if (rc != SQLITE_OK) {
+        return feox_sq_sql_error(b, rc, "reading the encoding");
     }
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(b->db, sql, -1, &s, NULL);
-    sqlite3_free(sql);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *enc = (const char *)sqlite3_column_text(s, 0);
-        b->text_as_text = enc != NULL && sqlite3_stricmp(enc, "UTF-8") == 0;
-        b->encoding_known = true;
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_OK ? FEOX_OK : feox_sq_sql_error(b, rc, "reading the encoding");
+    b->text_as_text = utf8;
+    b->encoding_known = true;
+    return FEOX_OK;
 }
 
 /* What is wrong with the columns value, tag, ts, expires, seq of a row (their values: cols), if

@@ -195,21 +195,24 @@ bool feox_key_from_value(feox_keytype keytype, sqlite3_value *v, const void **ke
     return true;
 }
 
-bool feox_text_is_utf8(sqlite3 *db)
+int feox_text_is_utf8(sqlite3 *db, const char *schema, bool *utf8)
 {
-    /* Every attached database has the main database's encoding, so the connection has one.
-     * PRAGMA encoding reads no page. If it cannot be asked (no memory, an authorizer that denies
-     * it), "not UTF-8" is the answer that keeps results right: plans then leave the order of text
-     * keys to SQLite. */
+    /* PRAGMA encoding reads no page (every attached database has the main database's). */
+    *utf8 = false;
+    char *sql = sqlite3_mprintf("PRAGMA \"%w\".encoding", schema);
+    if (sql == NULL) {
+        return SQLITE_NOMEM;
+    }
     sqlite3_stmt *s = NULL;
-    bool utf8 = false;
-    if (sqlite3_prepare_v2(db, "PRAGMA encoding", -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW) {
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(s, 0);
-        utf8 = name != NULL && sqlite3_stricmp(name, "UTF-8") == 0;
+        *utf8 = name != NULL && sqlite3_stricmp(name, "UTF-8") == 0;
+        rc = SQLITE_OK;
     }
     sqlite3_finalize(s);
-    return utf8;
+    return rc;
 }
 
 bool feox_whole_number(sqlite3_value *v, sqlite3_int64 *out)

@@ -183,7 +183,12 @@ static int feox_init_vtab(sqlite3 *db, void *aux, int argc, const char *const *a
     if (rc != SQLITE_OK) {
         goto cleanup;
     }
-    vt->key_order_differs = vt->options.keytype == FEOX_KEYTYPE_TEXT && !feox_text_is_utf8(db);
+    if (vt->options.keytype == FEOX_KEYTYPE_TEXT) {
+        /* if the encoding cannot be asked (no memory, an authorizer that denies the PRAGMA),
+         * "it differs" is the answer that keeps results right: slower plans, the same rows */
+        bool utf8;
+        vt->key_order_differs = feox_text_is_utf8(db, vt->schema, &utf8) != SQLITE_OK || !utf8;
+    }
     if (is_create &&
         (feox_is_file_database(db, vt->schema) || feox_is_shared_memdb(db, vt->schema))) {
         /* a new table without path in a file database, or in a memdb database that other
